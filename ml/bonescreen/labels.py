@@ -1,0 +1,39 @@
+"""Names and ids shared by every part of BoneScreen (see DESIGN.md)."""
+
+from __future__ import annotations
+
+#: Bone-condition classes, in this order everywhere (network outputs, tables, JSON).
+CLASS_NAMES: tuple[str, ...] = ("normal", "low_bone_mass", "osteoporosis")
+
+#: Human-readable class names for figures and GUIs.
+CLASS_TITLES: dict[str, str] = {
+    "normal": "Normal bone mass",
+    "low_bone_mass": "Low bone mass",
+    "osteoporosis": "Osteoporosis",
+}
+
+#: Level ids on label maps: 0 is background, 1..5 are L1..L5.
+LEVEL_NAMES: dict[int, str] = {1: "L1", 2: "L2", 3: "L3", 4: "L4", 5: "L5"}
+
+#: Display colours (RGB, 0-255) for L1..L5, the same in napari and Slicer.
+LEVEL_COLORS: dict[int, tuple[int, int, int]] = {
+    1: (230, 25, 75),
+    2: (60, 180, 75),
+    3: (255, 225, 25),
+    4: (0, 130, 200),
+    5: (245, 130, 48),
+}
+
+
+def class_index(name: str) -> int:
+    """Return the index of a class name in :data:`CLASS_NAMES`.
+
+    Parameters
+    ----------
+    name : str
+        One of ``normal``, ``low_bone_mass``, ``osteoporosis``.
+    """
+    try:
+        return CLASS_NAMES.index(name)
+    except ValueError:
+        raise ValueError(f"unknown class {name!r}; expected one of {', '.join(CLASS_NAMES)}") from None

@@ -1,0 +1,119 @@
+"""MS-Net: the paper's pix2pix-style U-Net that maps a CT slice to a mark image."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: Encoder channels of the paper's MS-Net at full width (9 convs, 4x4, stride 2).
+PAPER_ENCODER_CHANNELS = (64, 128, 256, 512, 512, 512, 512, 512, 512)
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(4, round(channels * width))
+
+
+class MSNet(nn.Module):
+    """U-Net segmenter of the paper (section 2.1), with a width multiplier.
+
+    The encoder has ``depth`` convolutions (4x4, stride 2, LeakyReLU 0.2) with
+    64, 128, 256 and then 512 channels; the decoder mirrors it with transposed
+    convolutions (4x4, stride 2, ReLU) and skip connections, and a last
+    transposed convolution gives the one-channel mark image in [0, 1].
+
+    Parameters
+    ----------
+    width : float
+        Channel multiplier; 1.0 is the paper's network (about 67 M parameters).
+    depth : int
+        Number of stride-2 encoder convolutions; 9 for 512x512 input.
+    in_channels : int
+        Input channels (1 for CT).
+    norm : {"batch", "instance", "none"}
+        Normalization after each inner convolution, as in pix2pix.
+    """
+
+    def __init__(self, width: float = 1.0, depth: int = 9, in_channels: int = 1, norm: str = "batch") -> None:
+        super().__init__()
+        if width <= 0:
+            raise ValueError(f"width must be positive, got {width}")
+        if depth < 2:
+            raise ValueError(f"depth must be at least 2, got {depth}")
+        if norm not in ("batch", "instance", "none"):
+            raise ValueError(f"norm must be 'batch', 'instance' or 'none', got {norm!r}")
+        self.width = float(width)
+        self.depth = int(depth)
+        self.in_channels = int(in_channels)
+        self.norm = norm
+        base = list(PAPER_ENCODER_CHANNELS[:3]) + [512] * max(0, depth - 3)
+        chans = [_scaled(c, width) for c in base[:depth]]
+        self.channels = tuple(chans)
+
+        def norm_layer(c: int) -> nn.Module:
+            if norm == "batch":
+                return nn.BatchNorm2d(c)
+            if norm == "instance":
+                return nn.InstanceNorm2d(c, affine=True)
+            return nn.Identity()
+
+        self.down = nn.ModuleList()
+        prev = in_channels
+        for i, c in enumerate(chans):
+            layers: list[nn.Module] = [
+                nn.Conv2d(prev, c, 4, stride=2, padding=1, bias=(i == 0 or i == depth - 1 or norm == "none"))
+            ]
+            # pix2pix: no normalization on the first and innermost encoder layers
+            if 0 < i < depth - 1:
+                layers.append(norm_layer(c))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            self.down.append(nn.Sequential(*layers))
+            prev = c
+
+        self.up = nn.ModuleList()
+        for i in range(depth - 1, 0, -1):
+            # input: innermost features, or the previous decoder output concatenated with a skip
+            cin = chans[i] if i == depth - 1 else chans[i] * 2
+            cout = chans[i - 1]
+            self.up.append(
+                nn.Sequential(
+                    nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=norm == "none"),
+                    norm_layer(cout),
+                    nn.ReLU(inplace=True),
+                )
+            )
+        self.head = nn.ConvTranspose2d(chans[0] * 2, 1, 4, stride=2, padding=1)
+
+    @property
+    def multiple(self) -> int:
+        """Input height and width must be multiples of this (2**depth)."""
+        return 2**self.depth
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ValueError unless ``x`` is (N, in_channels, H, W) with H, W multiples of 2**depth."""
+        m = self.multiple
+        if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[2] % m or x.shape[3] % m or x.shape[2] == 0:
+            raise ValueError(
+                f"MS-Net (depth {self.depth}) expects input of shape (N, {self.in_channels}, H, W) "
+                f"with H and W multiples of {m} (e.g. {m}x{m}), got {tuple(x.shape)}"
+            )
+
+    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Mark-image logits (before the sigmoid), shape (N, 1, H, W)."""
+        self.check_input(x)
+        skips = []
+        for layer in self.down:
+            x = layer(x)
+            skips.append(x)
+        x = skips.pop()
+        for layer in self.up:
+            x = layer(x)
+            x = torch.cat([x, skips.pop()], dim=1)
+        return self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mark image in [0, 1], shape (N, 1, H, W)."""
+        return torch.sigmoid(self.forward_logits(x))
+
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this network."""
+        return {"width": self.width, "depth": self.depth, "in_channels": self.in_channels, "norm": self.norm}
