@@ -1,0 +1,124 @@
+"""The CT volume type shared by all of BoneScreen, and its orientation convention."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
+
+#: Axis codes (nibabel, RAS world) of the array in (x, y, z) index order after loading:
+#: x (columns) runs patient right -> left, y (rows) anterior -> posterior, z inferior -> superior.
+TARGET_AXCODES = ("L", "P", "S")
+
+#: Lowest HU kept: outside-FOV padding (-3024, -2048) and anything below air becomes air.
+AIR_HU = -1024.0
+
+
+@dataclass
+class CTVolume:
+    """A CT volume in BoneScreen's convention (DESIGN.md).
+
+    Attributes
+    ----------
+    hu : ndarray
+        float32 (z, y, x) Hounsfield units; axial slices with rows anterior ->
+        posterior and columns patient right -> left; z inferior -> superior.
+    spacing : tuple of float
+        (dz, dy, dx) in mm.
+    affine : ndarray
+        4x4 matrix from (x, y, z) voxel indices (column, row, slice) to RAS mm,
+        as in NIfTI.
+    source : SourceGrid
+        What is needed to write labels back onto the file's own grid.
+    """
+
+    hu: np.ndarray
+    spacing: tuple[float, float, float]
+    affine: np.ndarray
+    source: SourceGrid
+    description: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(z, y, x) shape."""
+        return tuple(self.hu.shape)
+
+    def to_source(self, labels: np.ndarray) -> np.ndarray:
+        """Bring a (z, y, x) label map back to the source array's (i, j, k) order."""
+        return self.source.to_source(labels)
+
+    def from_source(self, labels_ijk: np.ndarray) -> np.ndarray:
+        """Bring an (i, j, k) array on the source grid into this volume's (z, y, x) order."""
+        return self.source.from_source(labels_ijk)
+
+
+@dataclass
+class SourceGrid:
+    """The file's own voxel grid and the flips/permutation that led to :class:`CTVolume`.
+
+    Attributes
+    ----------
+    kind : str
+        ``dicom`` or ``nifti``.
+    path : Path
+        The file or folder read.
+    shape : tuple of int
+        Source array shape in (i, j, k) order (for DICOM: column, row, slice
+        sorted along the slice normal).
+    affine : ndarray
+        Source (i, j, k) -> RAS mm.
+    transform : ndarray
+        nibabel orientation transform from the source array to (x, y, z) in
+        :data:`TARGET_AXCODES`.
+    dicom_files : list of Path
+        DICOM only: the instance files in source slice order (k).
+    dicom : dict
+        DICOM only: study/series/frame-of-reference UIDs and series number.
+    """
+
+    kind: str
+    path: Path
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    transform: np.ndarray
+    dicom_files: list[Path] = field(default_factory=list)
+    dicom: dict = field(default_factory=dict)
+
+    def to_source(self, zyx: np.ndarray) -> np.ndarray:
+        """(z, y, x) array -> source (i, j, k) array."""
+        xyz = np.asarray(zyx).transpose(2, 1, 0)
+        back = ornt_transform(axcodes2ornt(TARGET_AXCODES), io_orientation(self.affine))
+        return apply_orientation(xyz, back)
+
+    def from_source(self, ijk: np.ndarray) -> np.ndarray:
+        """Source (i, j, k) array -> (z, y, x) array."""
+        return np.ascontiguousarray(apply_orientation(np.asarray(ijk), self.transform).transpose(2, 1, 0))
+
+
+def reorient(data_ijk: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reorient an (i, j, k) array to BoneScreen's convention.
+
+    Returns
+    -------
+    (ndarray, ndarray, ndarray)
+        The (z, y, x) array, the new (x, y, z) -> RAS affine, and the
+        orientation transform applied (for :class:`SourceGrid`).
+    """
+    transform = ornt_transform(io_orientation(affine), axcodes2ornt(TARGET_AXCODES))
+    xyz = apply_orientation(data_ijk, transform)
+    new_affine = affine @ inv_ornt_aff(transform, data_ijk.shape)
+    return np.ascontiguousarray(xyz.transpose(2, 1, 0)), new_affine, transform
+
+
+def spacing_from_affine(affine: np.ndarray) -> tuple[float, float, float]:
+    """(dz, dy, dx) voxel size from an (x, y, z) -> RAS affine."""
+    dx, dy, dz = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    return float(dz), float(dy), float(dx)
+
+
+def clip_padding(hu: np.ndarray) -> np.ndarray:
+    """Set outside-FOV padding (for example -3024 or -2048 HU) and sub-air values to air, in place."""
+    np.maximum(hu, AIR_HU, out=hu)
+    return hu

@@ -1,0 +1,211 @@
+"""Write level labels back onto the source grid: NIfTI and DICOM SEG, through temporary files.
+
+Identifying tags: a NIfTI label file carries none. A DICOM SEG must repeat the
+source study's patient and study identifiers to stay attached to it (see
+:data:`SEG_IDENTIFYING_TAGS`); :func:`write_dicom_seg` returns the ones it carries.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import highdicom as hd
+import nibabel as nib
+import numpy as np
+import pydicom
+
+from .. import __version__
+from ..atomic import atomic_path
+from ..errors import BoneScreenError
+from ..labels import LEVEL_COLORS, LEVEL_NAMES
+from ..labels_terminology import LEVEL_CATEGORY, LEVEL_CODES
+from .volume import CTVolume
+
+#: Patient and study tags that a DICOM SEG copies from its source images.
+SEG_IDENTIFYING_TAGS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
+
+
+def _check_labels(volume: CTVolume, labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != volume.shape:
+        raise ValueError(f"labels shape {labels.shape} differs from the volume's {volume.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() > max(LEVEL_NAMES)):
+        raise ValueError(f"label values must be 0..{max(LEVEL_NAMES)}, got {labels.min()}..{labels.max()}")
+    return labels.astype(np.uint8)
+
+
+def write_labels_nifti(volume: CTVolume, labels: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write a (z, y, x) label map as NIfTI on the volume's source grid (same shape and affine as the source).
+
+    Parameters
+    ----------
+    volume : CTVolume
+        The CT the labels belong to.
+    labels : ndarray
+        uint8 (z, y, x), 0 background, 1..5 L1..L5.
+    path : str or PathLike
+        Output ``.nii.gz`` (or ``.nii``).
+    """
+    labels = _check_labels(volume, labels)
+    ijk = volume.to_source(labels)
+    img = nib.Nifti1Image(np.ascontiguousarray(ijk, dtype=np.uint8), volume.source.affine)
+    img.header.set_xyzt_units("mm")
+    img.header["descrip"] = b"BoneScreen levels: 1..5 = L1..L5"
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        nib.save(img, tmp)
+    return path
+
+
+def read_labels_nifti(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
+    """Read a label NIfTI written on the volume's source grid back into (z, y, x) order."""
+    path = Path(path)
+    try:
+        img = nib.load(path)
+        ijk = np.asarray(img.dataobj)
+    except Exception as exc:
+        raise BoneScreenError(f"unreadable label NIfTI ({type(exc).__name__})", path) from None
+    if ijk.shape != tuple(volume.source.shape):
+        raise BoneScreenError(f"label grid {ijk.shape} differs from the CT's {tuple(volume.source.shape)}", path)
+    # the label file may be stored in another orientation of the same grid
+    from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
+
+    to_src = ornt_transform(io_orientation(img.affine), io_orientation(volume.source.affine))
+    ijk = apply_orientation(ijk, to_src)
+    if ijk.shape != tuple(volume.source.shape):
+        raise BoneScreenError("label grid does not match the CT grid", path)
+    return volume.from_source(np.rint(ijk).astype(np.uint8))
+
+
+def write_dicom_seg(
+    volume: CTVolume, labels: np.ndarray, path: str | os.PathLike, series_number: int = 9901
+) -> list[str]:
+    """Write a DICOM SEG (one segment per level present) that references the source series.
+
+    Returns
+    -------
+    list of str
+        The identifying tags (patient, study) the SEG carries, copied from the
+        source so that it stays attached to the study.
+    """
+    if volume.source.kind != "dicom":
+        raise BoneScreenError("a DICOM SEG needs a DICOM source series", volume.source.path)
+    labels = _check_labels(volume, labels)
+    present = [int(v) for v in np.unique(labels) if v > 0]
+    if not present:
+        raise BoneScreenError("the label map is empty: nothing to write to DICOM SEG", volume.source.path)
+    sources = [_with_uids(pydicom.dcmread(p, stop_before_pixels=True)) for p in volume.source.dicom_files]
+    for ds in sources:
+        if not ds.get("SliceThickness"):
+            # without it the SEG's pixel measures are incomplete and readers refuse the file
+            ds.SliceThickness = volume.spacing[0]
+    ijk = volume.to_source(labels)  # (column, row, slice) on the source grid
+    frames = np.ascontiguousarray(ijk.transpose(2, 1, 0))  # (slice, row, column), slice order = dicom_files
+    # renumber to consecutive segment numbers 1..n as DICOM requires
+    lut = np.zeros(256, np.uint8)
+    for n, lv in enumerate(present, start=1):
+        lut[lv] = n
+    frames = lut[frames]
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=n,
+            segment_label=LEVEL_NAMES[lv],
+            segmented_property_category=LEVEL_CATEGORY,
+            segmented_property_type=LEVEL_CODES[lv],
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+            algorithm_identification=hd.AlgorithmIdentificationSequence(
+                name="BoneScreen", version=__version__, family=pydicom.sr.codedict.codes.cid7162.ArtificialIntelligence
+            ),
+            display_color=hd.color.CIELabColor(*_rgb_to_lab(LEVEL_COLORS[lv])),
+        )
+        for n, lv in enumerate(present, start=1)
+    ]
+    try:
+        # highdicom warns about unusual patient names; the warning would print the name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            seg = hd.seg.Segmentation(
+                source_images=sources,
+                pixel_array=frames,
+                segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+                segment_descriptions=descriptions,
+                series_instance_uid=hd.UID(),
+                series_number=series_number,
+                sop_instance_uid=hd.UID(),
+                instance_number=1,
+                manufacturer="BoneScreen",
+                manufacturer_model_name="bonescreen",
+                software_versions=__version__,
+                device_serial_number="0",
+                series_description="BoneScreen lumbar levels",
+                omit_empty_frames=True,
+            )
+    except Exception as exc:
+        raise BoneScreenError(
+            f"cannot build a DICOM SEG for this series ({type(exc).__name__}: {exc})", volume.source.path
+        ) from None
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        seg.save_as(tmp)
+    return [t for t in SEG_IDENTIFYING_TAGS if str(seg.get(t, "") or "")]
+
+
+def _with_uids(ds: pydicom.Dataset) -> pydicom.Dataset:
+    """Repair what anonymizers blank and highdicom needs: SOP UIDs (from the file meta), empty character set."""
+    meta = getattr(ds, "file_meta", None)
+    for keyword, meta_keyword in (
+        ("SOPClassUID", "MediaStorageSOPClassUID"),
+        ("SOPInstanceUID", "MediaStorageSOPInstanceUID"),
+    ):
+        if not str(ds.get(keyword, "") or "") and meta is not None and meta.get(meta_keyword):
+            setattr(ds, keyword, meta.get(meta_keyword))
+    if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
+        del ds.SpecificCharacterSet
+    return ds
+
+
+def read_dicom_seg(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
+    """Read a DICOM SEG written for ``volume``'s series back into a (z, y, x) level map."""
+    path = Path(path)
+    try:
+        seg = hd.seg.segread(path)
+    except Exception as exc:
+        raise BoneScreenError(f"not a readable DICOM SEG ({type(exc).__name__})", path) from None
+    uids = [
+        str(_with_uids(pydicom.dcmread(p, stop_before_pixels=True)).SOPInstanceUID) for p in volume.source.dicom_files
+    ]
+    number_to_level = {}
+    for desc in seg.SegmentSequence:
+        label = str(desc.SegmentLabel)
+        level = next((k for k, v in LEVEL_NAMES.items() if v == label), None)
+        if level is None:
+            raise BoneScreenError(f"segment {desc.SegmentNumber} has label {label!r}, not a lumbar level", path)
+        number_to_level[int(desc.SegmentNumber)] = level
+    frames = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=uids, combine_segments=True, skip_overlap_checks=True, ignore_spatial_locations=True
+    )
+    lut = np.zeros(max(number_to_level) + 1, np.uint8)
+    for n, lv in number_to_level.items():
+        lut[n] = lv
+    ijk = lut[np.asarray(frames)].transpose(2, 1, 0)  # (slice,row,col) -> (col,row,slice)
+    return volume.from_source(ijk)
+
+
+def _rgb_to_lab(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(np.array(rgb, dtype=float).reshape(1, 1, 3) / 255.0)[0, 0]
+    return float(lab[0]), float(lab[1]), float(lab[2])
