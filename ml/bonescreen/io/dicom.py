@@ -181,7 +181,8 @@ def _check_series(slices: list[_Slice]) -> tuple[list[_Slice], np.ndarray]:
     for s in slices[1:]:
         if (s.rows, s.cols) != (first.rows, first.cols):
             raise BoneScreenError(
-                f"mixed image sizes in the series: {s.rows}x{s.cols} here, {first.rows}x{first.cols} in {first.path.name}",
+                f"mixed image sizes in the series: {s.rows}x{s.cols} here, "
+                f"{first.rows}x{first.cols} in {first.path.name}",
                 s.path,
             )
         if not (np.allclose(s.row_cos, first.row_cos, atol=1e-3) and np.allclose(s.col_cos, first.col_cos, atol=1e-3)):
@@ -203,7 +204,8 @@ def _check_series(slices: list[_Slice]) -> tuple[list[_Slice], np.ndarray]:
     if np.any(steps < 1e-3):
         i = int(np.argmin(steps))
         raise BoneScreenError(
-            f"two images at the same position ({slices[i].path.name}, {slices[i + 1].path.name}); the folder may mix series",
+            f"two images at the same position ({slices[i].path.name}, {slices[i + 1].path.name}); "
+            "the folder may mix series",
             slices[i].path.parent,
         )
     mean_step = float(np.median(steps))
