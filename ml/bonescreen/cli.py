@@ -1,0 +1,246 @@
+"""The ``bonescreen`` command line (also ``python -m bonescreen``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import BoneScreenError
+
+
+def _bar(desc: str, total: int | None = None):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="", leave=True, dynamic_ncols=True, file=sys.stderr)
+
+
+def _loader_progress(desc: str):
+    bars = {}
+
+    def report(done: int, total: int) -> None:
+        if desc not in bars:
+            bars[desc] = _bar(desc, total)
+        bars[desc].n = done
+        bars[desc].refresh()
+        if done >= total:
+            bars.pop(desc).close()
+
+    return report
+
+
+def _class_weights(text: str | None):
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("class weights are three numbers, e.g. 1,1,2") from None
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError("class weights are three numbers, e.g. 1,1,2")
+    return values
+
+
+def cmd_phantom(args: argparse.Namespace) -> int:
+    from .phantom import PhantomConfig
+    from .phantom.write import write_phantom_set
+
+    config = PhantomConfig(
+        class_weights=args.class_weights,
+        contrast_probability=args.contrast_probability,
+        thickness=args.thickness,
+        include_t12=not args.no_t12,
+        include_sacrum=not args.no_sacrum,
+    )
+    bar = _bar("phantom cases", args.cases)
+    table = write_phantom_set(args.out, args.cases, args.seed, args.format, config, lambda d, t: bar.update(1))
+    bar.close()
+    print(f"wrote {args.cases} cases and {table}")
+    return 0
+
+
+def _train(args: argparse.Namespace, task: str) -> int:
+    from .data import ClassificationCrops, SegmentationSlices, load_case_set, split_by_case
+    from .preprocess import CROP_SIZE, preprocessing_config
+    from .train import TrainConfig, train
+
+    records = load_case_set(args.data)
+    train_cases, val_cases = split_by_case(records, args.val_fraction, args.seed)
+    if task == "segmentation":
+        model_kwargs = {"width": args.width} if args.width else {}
+        make = lambda recs, aug, name: SegmentationSlices(  # noqa: E731
+            recs, args.slices_per_case, augment=aug, seed=args.seed, progress=_loader_progress(name)
+        )
+        name, input_size = args.model, 512
+    else:
+        model_kwargs = {}
+        make = lambda recs, aug, name: ClassificationCrops(  # noqa: E731
+            recs, args.crops_per_case, augment=aug, seed=args.seed, progress=_loader_progress(name)
+        )
+        name, input_size = args.arch, CROP_SIZE
+    train_set = make(train_cases, True, "loading training cases")
+    val_set = make(val_cases, False, "loading validation cases") if val_cases else None
+    meta = {
+        "input_size": input_size,
+        "preprocessing": preprocessing_config()[task],
+        "data": {
+            "root": str(Path(args.data).resolve()),
+            "train_cases": len(train_cases),
+            "val_cases": len(val_cases),
+            "val_case_ids": [r.case_id for r in val_cases],
+            "train_samples_per_epoch": len(train_set),
+            "split": f"by case, stratified by class, val fraction {args.val_fraction}, seed {args.seed}",
+        },
+        "command": "bonescreen " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bonescreen") else None,
+    }
+    config = TrainConfig(
+        name, model_kwargs, args.epochs, args.batch_size, args.lr, args.seed, args.device, workers=args.workers
+    )
+    bar = None
+    for event in train(config, train_set, args.out, val_set=val_set, resume=args.resume, meta=meta):
+        if event.kind == "step":
+            if bar is None:
+                bar = _bar(f"epoch {event.epoch + 1}/{event.epochs}", event.steps_per_epoch)
+            bar.update(1)
+            bar.set_postfix(loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}")
+        elif event.kind == "epoch":
+            if bar is not None:
+                bar.close()
+                bar = None
+            figures = ", ".join(f"{k} {v:.4f}" for k, v in event.metrics.items() if isinstance(v, float))
+            print(f"epoch {event.epoch + 1}/{event.epochs}: {figures}", file=sys.stderr)
+        elif event.kind == "done":
+            print(f"weights written to {event.checkpoint}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .checkpoint import load_model
+    from .data import load_case_set
+    from .device import resolve_device
+    from .evaluate import evaluate_classification, evaluate_segmentation, write_evaluation
+
+    if not args.seg_weights and not args.cls_weights:
+        raise BoneScreenError("give --seg-weights and/or --cls-weights to evaluate")
+    records = load_case_set(args.data)
+    device = resolve_device(args.device)
+    result: dict = {"data": str(Path(args.data).resolve()), "cases": len(records), "device": str(device), "models": {}}
+    if args.seg_weights:
+        model, meta = load_model(args.seg_weights, device)
+        result["models"]["segmentation"] = {"name": meta["model"], "sha256": meta["sha256"]}
+        result["segmentation"] = evaluate_segmentation(
+            model,
+            records,
+            device,
+            args.slices_per_case,
+            progress=lambda s, d, t: _loader_progress("segmentation cases")(d, t),
+        )
+    if args.cls_weights:
+        model, meta = load_model(args.cls_weights, device)
+        result["models"]["classification"] = {"name": meta["model"], "sha256": meta["sha256"]}
+        result["classification"] = evaluate_classification(
+            model,
+            records,
+            device,
+            args.crops_per_case,
+            seed=args.seed,
+            progress=lambda s, d, t: _loader_progress("classification cases")(d, t),
+        )
+    path = write_evaluation(result, args.out)
+    if "segmentation" in result:
+        pi = result["segmentation"]["per_image"]
+        print(
+            f"segmentation: Dice {pi['dice']['mean']:.4f}, IoU {pi['iou']['mean']:.4f}, PA {pi['pa']['mean']:.4f} "
+            f"over {pi['dice']['n']} slices with vertebra"
+        )
+    if "classification" in result:
+        pc = result["classification"]["per_crop"]
+        print(f"classification: accuracy {pc['accuracy']:.4f}, macro AUC {pc['macro_auc']:.4f} over {pc['n']} crops")
+    print(f"metrics written to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    from .nets import model_names
+
+    p = argparse.ArgumentParser(prog="bonescreen", description="Osteoporosis screening on routine lumbar CT.")
+    p.add_argument("--version", action="version", version=f"bonescreen {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ph = sub.add_parser("phantom", help="write synthetic lumbar CT cases with ground truth")
+    ph.add_argument("out", type=Path)
+    ph.add_argument("--cases", type=int, required=True)
+    ph.add_argument("--seed", type=int, default=0)
+    ph.add_argument("--format", choices=("nifti", "dicom"), default="nifti")
+    ph.add_argument(
+        "--class-weights", type=_class_weights, default=None, help="normal,low,osteoporosis (default balanced)"
+    )
+    ph.add_argument("--contrast-probability", type=float, default=0.3)
+    ph.add_argument("--thickness", type=float, default=None, help="slice thickness in mm (default drawn 1-3)")
+    ph.add_argument("--no-t12", action="store_true", help="start the volume just above L1")
+    ph.add_argument("--no-sacrum", action="store_true", help="end the volume just below L5")
+    ph.set_defaults(func=cmd_phantom)
+
+    def common_training(q: argparse.ArgumentParser, epochs: int) -> None:
+        q.add_argument("data", type=Path, help="labelled case set (cases.csv + case folders)")
+        q.add_argument("--out", type=Path, required=True, help="weights folder")
+        q.add_argument("--epochs", type=int, default=epochs)
+        q.add_argument("--batch-size", type=int, default=64)
+        q.add_argument("--lr", type=float, default=None, help="base learning rate (default: the paper's)")
+        q.add_argument("--val-fraction", type=float, default=0.2)
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--device", default="auto")
+        q.add_argument("--workers", type=int, default=0)
+        q.add_argument("--resume", action="store_true", help="continue from the training state in --out")
+
+    ts = sub.add_parser("train-seg", help="train MS-Net (Adam 0.002, constant 2/3 of epochs, then linear to 0)")
+    common_training(ts, 150)
+    ts.add_argument("--model", choices=model_names("segmentation"), default="msnet-small")
+    ts.add_argument("--width", type=float, default=None, help="channel multiplier (msnet: 1.0)")
+    ts.add_argument("--slices-per-case", type=int, default=12)
+    ts.set_defaults(func=lambda a: _train(a, "segmentation"))
+
+    tc = sub.add_parser("train-cls", help="train BCC-Net or an ablation (SGD 0.01, inverse-power decay)")
+    common_training(tc, 30)
+    tc.add_argument("--arch", choices=model_names("classification"), default="bccnet")
+    tc.add_argument("--crops-per-case", type=int, default=144)
+    tc.set_defaults(func=lambda a: _train(a, "classification"))
+
+    ev = sub.add_parser("evaluate", help="segmentation and classification metrics on a labelled set")
+    ev.add_argument("data", type=Path)
+    ev.add_argument("--out", type=Path, required=True)
+    ev.add_argument("--seg-weights", type=Path, default=None)
+    ev.add_argument("--cls-weights", type=Path, default=None)
+    ev.add_argument("--slices-per-case", type=int, default=12)
+    ev.add_argument("--crops-per-case", type=int, default=24)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", default="auto")
+    ev.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except BoneScreenError as exc:
+        print(f"bonescreen: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"bonescreen: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bonescreen: cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

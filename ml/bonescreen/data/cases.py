@@ -1,0 +1,105 @@
+"""Labelled case sets on disk (phantom folders and the like), and the split by case."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from ..errors import BoneScreenError
+from ..io import CTVolume, load_ct
+from ..io.writers import read_labels_nifti
+from ..labels import CLASS_NAMES
+
+
+@dataclass
+class CaseRecord:
+    """One labelled case: its folder, class and files."""
+
+    case_id: str
+    label: str
+    folder: Path
+    row: dict
+
+    @property
+    def ct_path(self) -> Path:
+        """``ct.nii.gz``, else the ``dicom/`` folder."""
+        nifti = self.folder / "ct.nii.gz"
+        return nifti if nifti.exists() else self.folder / "dicom"
+
+    def load(self) -> tuple[CTVolume, dict[str, np.ndarray]]:
+        """Read the CT and every label map present (``levels``, ``body``, ``spine``) in (z, y, x)."""
+        volume = load_ct(self.ct_path)
+        labels = {}
+        for name in ("levels", "body", "spine"):
+            path = self.folder / f"{name}.nii.gz"
+            if path.exists():
+                labels[name] = _read_labels(volume, path)
+        if "levels" not in labels:
+            raise BoneScreenError("levels.nii.gz is missing", self.folder)
+        return volume, labels
+
+
+def _read_labels(volume: CTVolume, path: Path) -> np.ndarray:
+    if volume.source.kind == "nifti":
+        return read_labels_nifti(volume, path)
+    # a DICOM case's labels are stored on the same grid in NIfTI: reorient by their own affine
+    from ..io.volume import reorient
+
+    img = nib.load(path)
+    zyx, _, _ = reorient(np.asarray(img.dataobj), img.affine)
+    if zyx.shape != volume.shape:
+        raise BoneScreenError(f"label grid {zyx.shape} differs from the CT's {volume.shape}", path)
+    return zyx.astype(np.uint8)
+
+
+def load_case_set(root: str | os.PathLike) -> list[CaseRecord]:
+    """Read ``cases.csv`` of a labelled set (columns ``case_id`` and ``class`` at least).
+
+    Raises
+    ------
+    BoneScreenError
+        If the file is missing, a column is missing, a class is unknown or a case folder is absent.
+    """
+    root = Path(root)
+    table = root / "cases.csv"
+    if not table.is_file():
+        raise BoneScreenError("no cases.csv: not a labelled case set (make one with `bonescreen phantom`)", root)
+    with open(table, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    records = []
+    for i, row in enumerate(rows, start=2):
+        if "case_id" not in row or "class" not in row:
+            raise BoneScreenError("cases.csv needs the columns case_id and class", table)
+        if row["class"] not in CLASS_NAMES:
+            raise BoneScreenError(
+                f"line {i}: unknown class {row['class']!r} (expected {', '.join(CLASS_NAMES)})", table
+            )
+        folder = root / row["case_id"]
+        if not folder.is_dir():
+            raise BoneScreenError(f"line {i}: case folder {row['case_id']} is missing", root)
+        records.append(CaseRecord(row["case_id"], row["class"], folder, row))
+    if not records:
+        raise BoneScreenError("cases.csv lists no cases", table)
+    return records
+
+
+def split_by_case(
+    records: list[CaseRecord], test_fraction: float, seed: int = 0
+) -> tuple[list[CaseRecord], list[CaseRecord]]:
+    """Split cases into train and test, stratified by class; no case is in both (the paper's protocol)."""
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError("test_fraction must be in [0, 1)")
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for cls in CLASS_NAMES:
+        group = [r for r in records if r.label == cls]
+        order = rng.permutation(len(group))
+        n_test = int(round(len(group) * test_fraction))
+        test += [group[i] for i in order[:n_test]]
+        train += [group[i] for i in order[n_test:]]
+    return train, test

@@ -1,0 +1,182 @@
+"""Training samples made on the fly from labelled cases, with the paper's augmentations.
+
+Only the slices a dataset draws from are kept in memory (uint8 for MS-Net,
+small ROI patches for BCC-Net); augmented samples are produced in
+``__getitem__``, so 21,600 crops need no 21,600 files. Augmentation depends
+only on (seed, epoch, index): runs repeat exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch.utils.data import Dataset
+
+from ..labels import class_index
+from ..preprocess import CROP_SIZE, roi_crop, seg_input
+from .cases import CaseRecord
+
+Progress = Callable[[int, int], None] | None
+
+
+class _Augmented(Dataset):
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new augmentations for ``epoch``."""
+        self.epoch = epoch
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+
+class SegmentationSlices(_Augmented):
+    """(CT slice, mark image) pairs for MS-Net.
+
+    Parameters
+    ----------
+    records : list of CaseRecord
+        Cases to draw from.
+    slices_per_case : int
+        Slices kept per case, spread evenly over its height (paper: 12).
+    augment : bool
+        Random rotation (+-10 degrees) and translation (+-8% of the side).
+    seed : int
+        Seed of the augmentation.
+    mark : str
+        Label map giving the mark image: ``spine`` (all vertebral bone, if the
+        set has it) or ``levels``.
+    progress : callable, optional
+        Called with (cases done, total) while loading.
+    """
+
+    def __init__(
+        self,
+        records: list[CaseRecord],
+        slices_per_case: int = 12,
+        augment: bool = True,
+        seed: int = 0,
+        mark: str = "spine",
+        progress: Progress = None,
+    ) -> None:
+        super().__init__(seed)
+        self.augment = augment
+        images, marks, self.index = [], [], []
+        for n, rec in enumerate(records):
+            volume, labels = rec.load()
+            truth = labels.get(mark, labels["levels"]) > 0
+            nz = volume.shape[0]
+            picks = np.unique(np.linspace(0, nz - 1, min(slices_per_case, nz)).round().astype(int))
+            for k in picks:
+                images.append(np.round(seg_input(volume.hu[k]) * 255).astype(np.uint8))
+                marks.append(truth[k].astype(np.uint8))
+                self.index.append((rec.case_id, int(k)))
+            if progress:
+                progress(n + 1, len(records))
+        self.images = np.stack(images)
+        self.marks = np.stack(marks)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img = self.images[i].astype(np.float32) / 255.0
+        mark = self.marks[i].astype(np.float32)
+        if self.augment:
+            rng = self._rng(i)
+            angle = np.radians(rng.uniform(-10, 10))
+            shift = rng.uniform(-0.08, 0.08, 2) * img.shape[0]
+            c = (np.array(img.shape) - 1) / 2
+            rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+            offset = c - rot @ c - shift
+            img = ndimage.affine_transform(img, rot, offset=offset, order=1, mode="constant", cval=0.0)
+            mark = ndimage.affine_transform(mark, rot, offset=offset, order=0, mode="constant", cval=0.0)
+        return torch.from_numpy(img[None]), torch.from_numpy(mark[None])
+
+
+class ClassificationCrops(_Augmented):
+    """Masked, cropped, 224x224 ROI images of each level's slices, labelled with the case's class.
+
+    Parameters
+    ----------
+    records : list of CaseRecord
+        Cases to draw from.
+    crops_per_case : int
+        Samples per case and epoch (paper: 21,600 / 150 = 144); the level
+        slices are cycled through.
+    augment : bool
+        Rotation (+-15 degrees), translation (+-5%) and scaling 0.8-1.0; without
+        it, scale 0.9 and no motion, as at inference.
+    seed : int
+        Seed of the augmentation.
+    mask : str
+        Label map cropped by: ``levels`` (whole vertebra, the mark image).
+    slice_source : str
+        Label map choosing the slices: ``body`` (slices through the vertebral body).
+    """
+
+    def __init__(
+        self,
+        records: list[CaseRecord],
+        crops_per_case: int = 144,
+        augment: bool = True,
+        seed: int = 0,
+        mask: str = "levels",
+        slice_source: str = "body",
+        progress: Progress = None,
+    ) -> None:
+        super().__init__(seed)
+        self.augment = augment
+        self.patches: list[tuple[np.ndarray, np.ndarray]] = []
+        self.labels: list[int] = []
+        self.keys: list[tuple[str, int, int]] = []
+        per_case: list[list[int]] = []
+        for n, rec in enumerate(records):
+            volume, labels = rec.load()
+            roi_map = labels.get(mask, labels["levels"])
+            slice_map = labels.get(slice_source, roi_map)
+            mine = []
+            for level in range(1, 6):
+                ks = np.nonzero((slice_map == level).any(axis=(1, 2)))[0]
+                for k in ks:
+                    m = roi_map[k] == level
+                    if not m.any():
+                        continue
+                    rows, cols = np.nonzero(m)
+                    pad = int(0.4 * max(np.ptp(rows) + 1, np.ptp(cols) + 1))
+                    r0, r1 = max(rows.min() - pad, 0), rows.max() + pad + 1
+                    c0, c1 = max(cols.min() - pad, 0), cols.max() + pad + 1
+                    mine.append(len(self.patches))
+                    self.patches.append((volume.hu[k, r0:r1, c0:c1].astype(np.int16), m[r0:r1, c0:c1].copy()))
+                    self.labels.append(class_index(rec.label))
+                    self.keys.append((rec.case_id, level, int(k)))
+            per_case.append(mine)
+            if progress:
+                progress(n + 1, len(records))
+        # sample i of case c uses patch per_case[c][i % len]
+        self.items = [p[i % len(p)] for p in per_case if p for i in range(crops_per_case)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        p = self.items[i]
+        hu, m = self.patches[p]
+        if self.augment:
+            rng = self._rng(i)
+            crop = roi_crop(
+                hu,
+                m,
+                CROP_SIZE,
+                scale=rng.uniform(0.8, 1.0),
+                angle_deg=rng.uniform(-15, 15),
+                shift=tuple(rng.uniform(-0.05, 0.05, 2)),
+            )
+        else:
+            crop = roi_crop(hu, m, CROP_SIZE)
+        return torch.from_numpy(crop[None].astype(np.float32)), self.labels[p]

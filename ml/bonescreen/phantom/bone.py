@@ -1,0 +1,53 @@
+"""Bone-density model of the phantom: class ranges, vBMD draws, and the HU that vBMD gives."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..labels import CLASS_NAMES
+
+#: vBMD ranges (mg/cm3) drawn for each class; ACR QCT: normal > 120, low bone mass 80-120, osteoporosis < 80.
+#: A small margin is kept from the class boundaries so that every level stays in its case's class.
+VBMD_RANGES: dict[str, tuple[float, float]] = {
+    "normal": (125.0, 220.0),
+    "low_bone_mass": (83.0, 117.0),
+    "osteoporosis": (35.0, 77.0),
+}
+
+#: Trabecular attenuation (non-contrast) from vBMD: HU = A * vBMD + B. With these values 80 mg/cm3 gives
+#: about 112 HU and 120 mg/cm3 about 158 HU, in line with the opportunistic-CT thresholds (110 / 160 HU).
+HU_PER_VBMD = 1.15
+HU_AT_ZERO_VBMD = 20.0
+
+
+def vbmd_class(vbmd: float) -> str:
+    """ACR QCT category of a trabecular vBMD in mg/cm3."""
+    if vbmd > 120.0:
+        return "normal"
+    if vbmd >= 80.0:
+        return "low_bone_mass"
+    return "osteoporosis"
+
+
+def trabecular_hu(vbmd: float, contrast_offset: float = 0.0) -> float:
+    """Mean trabecular HU of the phantom for a vBMD, plus a contrast-phase offset."""
+    return HU_PER_VBMD * vbmd + HU_AT_ZERO_VBMD + contrast_offset
+
+
+def draw_class(rng: np.random.Generator, index: int, seed: int, weights: tuple[float, float, float] | None) -> str:
+    """Class of case ``index``: balanced in every block of three cases when ``weights`` is None, else drawn."""
+    if weights is None:
+        block = np.random.default_rng([seed, 7919, index // 3]).permutation(3)
+        return CLASS_NAMES[int(block[index % 3])]
+    p = np.asarray(weights, dtype=float)
+    if p.shape != (3,) or np.any(p < 0) or p.sum() <= 0:
+        raise ValueError(f"class weights must be three non-negative numbers, got {weights}")
+    return CLASS_NAMES[int(rng.choice(3, p=p / p.sum()))]
+
+
+def draw_level_vbmd(rng: np.random.Generator, cls: str, n_levels: int) -> tuple[float, np.ndarray]:
+    """A case vBMD in the class range and per-level values around it (same class)."""
+    lo, hi = VBMD_RANGES[cls]
+    case = float(rng.uniform(lo, hi))
+    levels = case + rng.normal(0.0, 0.04 * case, n_levels)
+    return case, np.clip(levels, lo, hi)

@@ -1,0 +1,168 @@
+"""Write phantom cases: NIfTI or a DICOM series, label maps, and ``cases.csv``."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from .. import __version__
+from ..atomic import atomic_path
+from ..labels import LEVEL_NAMES
+from .generate import PhantomCase, PhantomConfig, make_case
+
+#: Columns of cases.csv.
+CSV_COLUMNS = (
+    ["case_id", "class", "case_vbmd", "contrast", "slices", "slice_thickness_mm", "pixel_spacing_mm"]
+    + [f"vbmd_{n}" for n in LEVEL_NAMES.values()]
+    + [f"trabecular_hu_{n}" for n in LEVEL_NAMES.values()]
+)
+
+
+def _save_nifti(array_zyx: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    img = nib.Nifti1Image(np.ascontiguousarray(array_zyx.transpose(2, 1, 0)), affine)
+    img.header.set_xyzt_units("mm")
+    with atomic_path(path) as tmp:
+        nib.save(img, tmp)
+
+
+def write_dicom_series(case: PhantomCase, folder: str | os.PathLike) -> list[Path]:
+    """Write the case's CT as an axial DICOM series (one file per slice, signed 16-bit, intercept -1024).
+
+    The patient is called ``BoneScreen^Phantom`` with the case id as patient id:
+    nothing here identifies a person.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    dz, dy, dx = case.spacing
+    nz, ny, nx = case.hu.shape
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
+    # LPS position of voxel (x=0, y=0) of each slice; x toward left, y toward posterior
+    x0, y0 = -(nx - 1) / 2 * dx, -(ny - 1) / 2 * dy
+    today = _dt.date.today().strftime("%Y%m%d")
+    paths = []
+    for k in range(nz):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = pydicom.Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = CTImageStorage
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.Modality = "CT"
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.PatientName = "BoneScreen^Phantom"
+        ds.PatientID = case.case_id
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.StudyDate = ds.SeriesDate = today
+        ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", 2, k + 1
+        ds.SeriesDescription = "BoneScreen phantom"
+        ds.Manufacturer = "BoneScreen phantom " + __version__
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [round(x0, 4), round(y0, 4), round(k * dz, 4)]
+        ds.SliceLocation = round(k * dz, 4)
+        ds.PixelSpacing = [round(dy, 6), round(dx, 6)]
+        ds.SliceThickness = dz
+        ds.KVP = 120
+        ds.Rows, ds.Columns = ny, nx
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
+        ds.WindowCenter, ds.WindowWidth = 400, 1800
+        ds.PixelData = (case.hu[k].astype(np.int32) + 1024).astype(np.int16).tobytes()
+        path = folder / f"slice{k + 1:04d}.dcm"
+        with atomic_path(path) as tmp:
+            ds.save_as(tmp, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def write_case(case: PhantomCase, folder: str | os.PathLike, fmt: str = "nifti") -> Path:
+    """Write one case: ``ct.nii.gz`` (or ``dicom/``), ``levels.nii.gz``, ``body.nii.gz``, ``spine.nii.gz``.
+
+    ``spine.nii.gz`` is the phantom's extra truth: all vertebral bone, 1..5 for
+    L1..L5, 6 for T12 and 7 for the sacrum.
+    """
+    if fmt not in ("nifti", "dicom"):
+        raise ValueError(f"format must be 'nifti' or 'dicom', got {fmt!r}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "nifti":
+        _save_nifti(case.hu, case.affine, folder / "ct.nii.gz")
+    else:
+        write_dicom_series(case, folder / "dicom")
+    _save_nifti(case.levels, case.affine, folder / "levels.nii.gz")
+    _save_nifti(case.body, case.affine, folder / "body.nii.gz")
+    _save_nifti(case.spine, case.affine, folder / "spine.nii.gz")
+    return folder
+
+
+def case_row(case: PhantomCase) -> dict:
+    """The case's row of ``cases.csv``."""
+    row = {
+        "case_id": case.case_id,
+        "class": case.label,
+        "case_vbmd": case.meta["case_vbmd"],
+        "contrast": int(case.meta["contrast"]),
+        "slices": case.hu.shape[0],
+        "slice_thickness_mm": case.spacing[0],
+        "pixel_spacing_mm": round(case.spacing[1], 4),
+    }
+    for name in LEVEL_NAMES.values():
+        row[f"vbmd_{name}"] = case.vbmd.get(name, "")
+        row[f"trabecular_hu_{name}"] = case.trabecular_hu.get(name, "")
+    return row
+
+
+def write_phantom_set(
+    out: str | os.PathLike,
+    cases: int,
+    seed: int = 0,
+    fmt: str = "nifti",
+    config: PhantomConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write ``cases`` phantom cases under ``out`` with ``cases.csv``.
+
+    Parameters
+    ----------
+    out : str or PathLike
+        Output folder; one sub-folder per case.
+    cases : int
+        Number of cases.
+    seed : int
+        Set seed: the same seed gives the same cases.
+    fmt : {"nifti", "dicom"}
+        Format of the CT.
+    config : PhantomConfig, optional
+        Kind of cases.
+    progress : callable, optional
+        Called with (done, total) after each case.
+    """
+    if cases < 1:
+        raise ValueError("cases must be at least 1")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(cases):
+        case = make_case(seed, i, config)
+        write_case(case, out / case.case_id, fmt)
+        rows.append(case_row(case))
+        if progress:
+            progress(i + 1, cases)
+    with atomic_path(out / "cases.csv") as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    return out / "cases.csv"

@@ -1,0 +1,92 @@
+"""How CT becomes network input; the same functions serve training and inference.
+
+MS-Net: grey values standardized to 0-255 (as the paper) over the HU window
+:data:`SEG_WINDOW`, then divided by 255. BCC-Net: the CT masked by the mark
+image over :data:`CLS_WINDOW` (0 outside the mask), the ROI's bounding box
+cropped square and resized to 224x224.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+#: HU window mapped to 0-255 for MS-Net.
+SEG_WINDOW = (-250.0, 1250.0)
+#: HU window mapped to 0-1 for BCC-Net's masked crops.
+CLS_WINDOW = (-200.0, 1200.0)
+#: Side of BCC-Net's input.
+CROP_SIZE = 224
+
+
+def preprocessing_config() -> dict:
+    """The preprocessing, as recorded in weights JSON files."""
+    return {
+        "segmentation": {"window_hu": list(SEG_WINDOW), "standardize": "0-255 over the window, then /255"},
+        "classification": {
+            "window_hu": list(CLS_WINDOW),
+            "mask": "CT masked by the mark image (0 outside)",
+            "crop": "square around the ROI's bounding box, ROI side / crop side = scale (0.8-1.0 augmented, 0.9 at inference)",
+            "size": CROP_SIZE,
+        },
+    }
+
+
+def window(hu: np.ndarray, win: tuple[float, float]) -> np.ndarray:
+    """Map HU linearly from ``win`` to [0, 1], clipped; float32."""
+    lo, hi = win
+    out = (np.asarray(hu, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def seg_input(hu: np.ndarray) -> np.ndarray:
+    """MS-Net input from HU: 0-255 standardized over :data:`SEG_WINDOW`, as float32 in [0, 1]."""
+    return np.round(window(hu, SEG_WINDOW) * 255.0) / np.float32(255.0)
+
+
+def roi_crop(
+    hu_slice: np.ndarray,
+    mask: np.ndarray,
+    size: int = CROP_SIZE,
+    scale: float = 0.9,
+    angle_deg: float = 0.0,
+    shift: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
+    """BCC-Net input from one slice: the CT inside ``mask``, cropped around the ROI and resized.
+
+    Parameters
+    ----------
+    hu_slice : ndarray
+        (rows, cols) HU.
+    mask : ndarray
+        (rows, cols) boolean mark image of the ROI.
+    size : int
+        Output side (224).
+    scale : float
+        ROI side over crop side (paper's augmentation: 0.8-1.0).
+    angle_deg : float
+        Rotation about the ROI centre.
+    shift : (float, float)
+        Translation of the ROI centre, as a fraction of the crop side.
+
+    Returns
+    -------
+    ndarray
+        float32 (size, size) in [0, 1]; 0 outside the mask.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        raise ValueError("the ROI mask is empty")
+    masked = np.where(mask, window(hu_slice, CLS_WINDOW), np.float32(0.0))
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    side = max(r1 - r0, c1 - c0) / scale
+    centre = np.array([(r0 + r1 - 1) / 2, (c0 + c1 - 1) / 2]) - np.array(shift) * side
+    zoom = side / size
+    a = np.radians(angle_deg)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    matrix = rot * zoom
+    offset = centre - matrix @ np.array([(size - 1) / 2, (size - 1) / 2])
+    return ndimage.affine_transform(
+        masked, matrix, offset=offset, output_shape=(size, size), order=1, mode="constant", cval=0.0
+    )
