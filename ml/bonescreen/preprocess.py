@@ -26,7 +26,7 @@ def preprocessing_config() -> dict:
         "classification": {
             "window_hu": list(CLS_WINDOW),
             "mask": "CT masked by the mark image (0 outside)",
-            "crop": "square around the ROI's bounding box, ROI side / crop side = scale (0.8-1.0 augmented, 0.9 at inference)",
+            "crop": "square around the ROI bounding box; ROI side / crop side = 0.8-1.0 augmented, 0.9 at inference",
             "size": CROP_SIZE,
         },
     }

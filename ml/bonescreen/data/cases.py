@@ -95,11 +95,11 @@ def split_by_case(
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError("test_fraction must be in [0, 1)")
     rng = np.random.default_rng(seed)
-    train, test = [], []
-    for cls in CLASS_NAMES:
-        group = [r for r in records if r.label == cls]
-        order = rng.permutation(len(group))
-        n_test = int(round(len(group) * test_fraction))
-        test += [group[i] for i in order[:n_test]]
-        train += [group[i] for i in order[n_test:]]
+    # shuffle within each class, then deal the classes in turn: the first cases dealt form the test set,
+    # so even a tiny set gets round(n * test_fraction) test cases spread over the classes
+    groups = [[r for r in records if r.label == cls] for cls in CLASS_NAMES]
+    groups = [[g[i] for i in rng.permutation(len(g))] for g in groups]
+    dealt = [g[i] for i in range(max(map(len, groups), default=0)) for g in groups if i < len(g)]
+    n_test = round(len(records) * test_fraction)
+    test, train = dealt[:n_test], dealt[n_test:]
     return train, test

@@ -124,7 +124,10 @@ def _collect(folder: Path) -> list[_Slice]:
             except Exception as exc:
                 log.warning("skipping %s: %s", path.name, _short(exc))
                 continue
-            slices.append(_Slice(path, ds))
+            try:
+                slices.append(_Slice(path, ds))
+            except Exception as exc:
+                log.warning("skipping %s: %s", path.name, _short(exc))
     return slices
 
 
@@ -239,9 +242,19 @@ def _slice_thickness(ds: Dataset) -> float:
 
 
 def _pixels_hu(path: Path) -> tuple[np.ndarray, Dataset]:
+    try:
+        return _decode_hu(path)
+    except BoneScreenError:
+        raise
+    except Exception as exc:  # pydicom parses lazily: a damaged element raises on first access
+        raise BoneScreenError(f"cannot read the image ({_short(exc)})", path) from None
+
+
+def _decode_hu(path: Path) -> tuple[np.ndarray, Dataset]:
     ds = _read(path, headers_only=False)
     if "PixelData" not in ds:
-        raise BoneScreenError("no pixel data", path)
+        raise BoneScreenError("no pixel data (or the file is truncated before it)", path)
+    _check_pixel_length(ds, path)
     try:
         raw = ds.pixel_array
     except Exception as exc:
@@ -260,6 +273,19 @@ def _pixels_hu(path: Path) -> tuple[np.ndarray, Dataset]:
     return hu, ds
 
 
+def _check_pixel_length(ds: Dataset, path: Path) -> None:
+    """Name truncation plainly for uncompressed pixel data."""
+    syntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID", None)
+    if syntax is None or syntax.is_compressed:
+        return
+    try:
+        expected = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * int(ds.BitsAllocated) // 8
+    except Exception:
+        raise BoneScreenError("missing Rows, Columns or BitsAllocated", path) from None
+    if len(ds.PixelData) < expected:
+        raise BoneScreenError(f"pixel data is truncated ({len(ds.PixelData)} of {expected} bytes)", path)
+
+
 def load_dicom(path: str | os.PathLike) -> CTVolume:
     """Read a DICOM folder (any depth) or a single DICOM file as a :class:`CTVolume`.
 
@@ -269,7 +295,15 @@ def load_dicom(path: str | os.PathLike) -> CTVolume:
         Naming the file and the problem: not DICOM, not CT, no pixel data, no
         DICOM in the folder, truncated file, mixed sizes, uneven spacing, tilt.
     """
-    path = Path(path)
+    try:
+        return _load_dicom(Path(path))
+    except BoneScreenError:
+        raise
+    except Exception as exc:  # a damaged header element raises on first access, wherever that is
+        raise BoneScreenError(f"damaged DICOM data ({_short(exc)})", path) from None
+
+
+def _load_dicom(path: Path) -> CTVolume:
     if path.is_dir():
         found = _collect(path)
         if not found:
@@ -277,9 +311,14 @@ def load_dicom(path: str | os.PathLike) -> CTVolume:
         slices = _choose_series(path, found)
     else:
         ds = _read(path, headers_only=True)
-        s = _Slice(path, ds)
+        try:
+            s = _Slice(path, ds)
+        except Exception as exc:
+            raise BoneScreenError(f"damaged DICOM header ({_short(exc)})", path) from None
+        if not s.modality:
+            raise BoneScreenError("no Modality: not a CT image, or the file is truncated", path)
         if s.modality != "CT":
-            raise BoneScreenError(f"not a CT image (Modality is {s.modality or 'missing'})", path)
+            raise BoneScreenError(f"not a CT image (Modality is {s.modality})", path)
         slices = [s]
     slices, lps = _check_series(slices)
     rows, cols = slices[0].rows, slices[0].cols

@@ -107,7 +107,7 @@ def write_dicom_seg(
     present = [int(v) for v in np.unique(labels) if v > 0]
     if not present:
         raise BoneScreenError("the label map is empty: nothing to write to DICOM SEG", volume.source.path)
-    sources = [_with_uids(pydicom.dcmread(p, stop_before_pixels=True)) for p in volume.source.dicom_files]
+    sources = [_as_source(pydicom.dcmread(p, stop_before_pixels=True)) for p in volume.source.dicom_files]
     for ds in sources:
         if not ds.get("SliceThickness"):
             # without it the SEG's pixel measures are incomplete and readers refuse the file
@@ -163,8 +163,9 @@ def write_dicom_seg(
     return [t for t in SEG_IDENTIFYING_TAGS if str(seg.get(t, "") or "")]
 
 
-def _with_uids(ds: pydicom.Dataset) -> pydicom.Dataset:
-    """Repair what anonymizers blank and highdicom needs: SOP UIDs (from the file meta), empty character set."""
+def _as_source(ds: pydicom.Dataset) -> pydicom.Dataset:
+    """Repair what anonymizers blank and highdicom needs: SOP UIDs (from the file meta), empty character set,
+    and the patient/study attributes that DICOM requires to be present (even if empty)."""
     meta = getattr(ds, "file_meta", None)
     for keyword, meta_keyword in (
         ("SOPClassUID", "MediaStorageSOPClassUID"),
@@ -174,6 +175,9 @@ def _with_uids(ds: pydicom.Dataset) -> pydicom.Dataset:
             setattr(ds, keyword, meta.get(meta_keyword))
     if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
         del ds.SpecificCharacterSet
+    for keyword in SEG_IDENTIFYING_TAGS:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
     return ds
 
 
@@ -185,7 +189,7 @@ def read_dicom_seg(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
     except Exception as exc:
         raise BoneScreenError(f"not a readable DICOM SEG ({type(exc).__name__})", path) from None
     uids = [
-        str(_with_uids(pydicom.dcmread(p, stop_before_pixels=True)).SOPInstanceUID) for p in volume.source.dicom_files
+        str(_as_source(pydicom.dcmread(p, stop_before_pixels=True)).SOPInstanceUID) for p in volume.source.dicom_files
     ]
     number_to_level = {}
     for desc in seg.SegmentSequence:

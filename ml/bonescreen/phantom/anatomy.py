@@ -222,7 +222,7 @@ def paint_slice(
     y_table = a.ay + 6 + 0.0012 * x**2
     for y0, thick, value in ((0.0, 1.5, 250.0), (1.5, 7.0, -850.0), (8.5, 1.5, 250.0)):
         rows = ((y_table + y0) / canvas.spacing + (canvas.n - 1) / 2).astype(int)
-        for k in range(max(1, int(round(thick / canvas.spacing)))):
+        for k in range(max(1, round(thick / canvas.spacing))):
             r = np.clip(rows + k, 0, canvas.n - 1)
             img[r, np.arange(canvas.n)] = value
     paint(img, canvas.ellipse(0, 0, a.ax, a.ay), hu["fat"])
@@ -319,14 +319,18 @@ def _paint_vertebra(a, canvas, v: Vertebra, z, cx, cy, img, spine, body, core) -
             bone(canvas.ellipse(cx + s * (rx + 28), cy + ry * 0.5, 30, 15, s * 0.3), post * 0.8)
         bone(canvas.segment((cx, cy + ry + 16), (cx, cy + ry + 16 + v.spinous * 0.6), 3.5), post)
     else:
+        # a connected arch: pedicles (upper part) join the body to the laminae, which run the whole
+        # height and carry the spinous process, the transverse and the articular processes
         ped_x = rx * 0.55
         base_y = cy + ry + a.canal[1] * 2 + 4
-        if 0.42 <= u <= 0.95:
+        lamina_start = (cx, cy + ry + 9)
+        if 0.42 <= u <= 0.97:
             for s in (-1, 1):
                 bone(canvas.segment((cx + s * ped_x, cy + ry * 0.6), (cx + s * ped_x * 1.05, cy + ry + 10), 4.5), post)
-        if 0.2 <= u <= 0.95:
+        if u <= 0.97:
             for s in (-1, 1):
-                bone(canvas.segment((cx + s * ped_x * 1.05, cy + ry + 9), (cx, base_y), 3.0), post)
+                start = (lamina_start[0] + s * ped_x * 1.05, lamina_start[1])
+                bone(canvas.segment(start, (cx, base_y), 3.0), post)
         if 0.05 <= u <= 0.75:
             bone(canvas.segment((cx, base_y), (cx, base_y + v.spinous), 3.2), post)
         if 0.5 <= u <= 0.82:
@@ -335,19 +339,19 @@ def _paint_vertebra(a, canvas, v: Vertebra, z, cx, cy, img, spine, body, core) -
                     canvas.segment((cx + s * ped_x, cy + ry + 8), (cx + s * (rx + v.transverse), cy + ry + 3), 3.5),
                     post,
                 )
-        if u >= 0.75:  # superior articular processes
+        if 0.7 <= u <= 0.97:  # superior articular processes, on the pedicle-lamina junction
             for s in (-1, 1):
-                bone(canvas.ellipse(cx + s * (ped_x + 5), cy + ry + 17, 5, 6), post)
-        if u <= 0.25:  # inferior articular processes
+                bone(canvas.ellipse(cx + s * (ped_x * 1.05 + 3), cy + ry + 12, 5, 6), post)
+        if u <= 0.3:  # inferior articular processes, under the laminae
             for s in (-1, 1):
-                bone(canvas.ellipse(cx + s * (ped_x + 1), cy + ry + 22, 4.5, 5.5), post)
+                bone(canvas.ellipse(cx + s * (ped_x * 0.8), cy + ry + 15, 4.5, 5.5), post)
         if v.vid == T12_ID and 0.35 <= u <= 0.9:  # 12th ribs
             for s in (-1, 1):
                 rib = canvas.ring(cx, cy + 5, rx + 38, ry + 30, 7.0, y_min=cy - 5)
                 (rs, cs), m = rib
                 xs = canvas.coords[cs][None, :]
                 rib = ((rs, cs), m & (s * (xs - cx) > rx + 8))
-                bone(rib, post * 0.9)
+                paint(img, rib, post * 0.9)  # ribs are bone but not vertebra: not on the label maps
     # vertebral body: cortex, endplates, trabecular core; posterior border concave
     region = canvas.ellipse(cx, cy, rx, ry)
     (rs, cs), m = region

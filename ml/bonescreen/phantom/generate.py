@@ -125,10 +125,11 @@ def make_case(seed: int, index: int = 0, config: PhantomConfig | None = None) ->
     noise *= np.float32(noise_sd / (noise.std() + 1e-6))
     hu += noise
     del noise
+    hu_i16 = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)  # scanners store nothing below -1024
+    del hu
     r = canvas.coords
     outside = (r[None, :] ** 2 + r[:, None] ** 2) > (n / 2 * spacing_xy) ** 2
-    hu[:, outside] = FOV_PADDING_HU
-    hu_i16 = np.clip(np.rint(hu), -3024, 3071).astype(np.int16)
+    hu_i16[:, outside] = FOV_PADDING_HU
 
     levels = np.where(spine <= 5, spine, 0).astype(np.uint8)
     names = {vid: LEVEL_NAMES.get(vid, {T12_ID: "T12", SACRUM_ID: "S1"}.get(vid)) for vid in by_id}

@@ -62,8 +62,10 @@ def write_dicom_series(case: PhantomCase, folder: str | os.PathLike) -> list[Pat
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         ds.PatientName = "BoneScreen^Phantom"
         ds.PatientID = case.case_id
+        ds.PatientBirthDate, ds.PatientSex, ds.ReferringPhysicianName, ds.AccessionNumber = "", "O", "", ""
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
         ds.StudyDate = ds.SeriesDate = today
+        ds.StudyTime = ds.SeriesTime = "120000"
         ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", 2, k + 1
         ds.SeriesDescription = "BoneScreen phantom"
         ds.Manufacturer = "BoneScreen phantom " + __version__

@@ -1,0 +1,121 @@
+"""Trabecular attenuation per level and its HU category (opportunistic CT).
+
+The ROI of a level is its vertebral body eroded in-plane (by ``erosion_mm``,
+to leave the cortical shell out) on the middle ``keep_fraction`` of the
+body's slices (to leave the endplates out). Posterior elements are not part of
+the body map, so they never enter the ROI.
+
+Default thresholds follow Pickhardt et al. 2013 for L1 trabecular attenuation:
+<= 110 HU is called osteoporosis (over 90% specific), > 160 HU normal (90%
+sensitive threshold), in between low bone mass. Contrast-enhanced scans read
+higher (about +15 to +20 HU portal venous or arterial): ``contrast_offset_hu`` is
+subtracted before the thresholds apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .labels import LEVEL_NAMES
+
+
+@dataclass(frozen=True)
+class HUThresholds:
+    """HU cut-offs for the trabecular category.
+
+    Parameters
+    ----------
+    osteoporosis_max : float
+        At or below this (after the contrast offset): osteoporosis.
+    normal_min : float
+        Above this: normal bone mass.
+    contrast_offset_hu : float
+        Subtracted from the measurement first (for example 15 for portal venous phase).
+    """
+
+    osteoporosis_max: float = 110.0
+    normal_min: float = 160.0
+    contrast_offset_hu: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.osteoporosis_max >= self.normal_min:
+            raise ValueError(
+                f"osteoporosis threshold ({self.osteoporosis_max}) must be below "
+                f"the normal threshold ({self.normal_min})"
+            )
+
+    def as_dict(self) -> dict:
+        """Plain dict, for JSON."""
+        return asdict(self)
+
+
+def hu_category(hu: float, thresholds: HUThresholds = HUThresholds()) -> str:
+    """Class name of a trabecular HU value under ``thresholds``."""
+    value = hu - thresholds.contrast_offset_hu
+    if value <= thresholds.osteoporosis_max:
+        return "osteoporosis"
+    if value > thresholds.normal_min:
+        return "normal"
+    return "low_bone_mass"
+
+
+def _disk(radius_px: float) -> np.ndarray:
+    r = max(int(np.floor(radius_px)), 0)
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    return (yy**2 + xx**2) <= radius_px**2 + 1e-6
+
+
+def trabecular_roi(
+    body: np.ndarray,
+    level: int,
+    spacing: tuple[float, float, float],
+    erosion_mm: float = 3.0,
+    keep_fraction: float = 0.6,
+) -> np.ndarray:
+    """Boolean (z, y, x) ROI of one level's trabecular bone (eroded body, middle slices)."""
+    m = body == level
+    ks = np.nonzero(m.any(axis=(1, 2)))[0]
+    roi = np.zeros_like(m)
+    if ks.size == 0:
+        return roi
+    n = ks.max() - ks.min() + 1
+    drop = int(np.floor(n * (1 - keep_fraction) / 2))
+    keep = range(ks.min() + drop, ks.max() - drop + 1)
+    disk = _disk(erosion_mm / min(spacing[1], spacing[2]))
+    for k in keep:
+        if m[k].any():
+            roi[k] = ndimage.binary_erosion(m[k], structure=disk)
+    return roi
+
+
+def trabecular_hu(
+    hu: np.ndarray,
+    body: np.ndarray,
+    spacing: tuple[float, float, float],
+    erosion_mm: float = 3.0,
+    keep_fraction: float = 0.6,
+    min_voxels: int = 30,
+) -> dict[int, dict]:
+    """Mean trabecular HU of each level present in ``body``.
+
+    Returns
+    -------
+    dict
+        level id -> ``{"name", "mean_hu", "sd_hu", "voxels"}``; ``mean_hu`` is
+        None when fewer than ``min_voxels`` voxels remain after erosion.
+    """
+    out = {}
+    for level in sorted(int(v) for v in np.unique(body) if v in LEVEL_NAMES):
+        roi = trabecular_roi(body, level, spacing, erosion_mm, keep_fraction)
+        values = hu[roi]
+        ok = values.size >= min_voxels
+        out[level] = {
+            "name": LEVEL_NAMES[level],
+            "mean_hu": float(values.mean()) if ok else None,
+            "sd_hu": float(values.std()) if ok else None,
+            "voxels": int(values.size),
+        }
+    return out

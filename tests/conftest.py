@@ -1,0 +1,47 @@
+"""Shared fixtures: paths to the real CT in ../shared/data and small phantom cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"the real CT data folder {SHARED_DATA} is missing (it ships beside the project as ../shared)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def small_case():
+    """One phantom case with 3 mm slices (about 80 slices)."""
+    from bonescreen.phantom import PhantomConfig, make_case
+
+    return make_case(seed=123, index=0, config=PhantomConfig(thickness=3.0))
+
+
+@pytest.fixture(scope="session")
+def small_case_files(tmp_path_factory, small_case):
+    """``small_case`` written both as NIfTI and as a DICOM series."""
+    from bonescreen.phantom.write import write_case
+
+    root = tmp_path_factory.mktemp("phantom_case")
+    write_case(small_case, root / "nifti", "nifti")
+    write_case(small_case, root / "dicom", "dicom")
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_set(tmp_path_factory):
+    """A labelled phantom set of three cases (one per class) with 3 mm slices."""
+    from bonescreen.phantom import PhantomConfig
+    from bonescreen.phantom.write import write_phantom_set
+
+    root = tmp_path_factory.mktemp("phantom_set")
+    write_phantom_set(root, 3, seed=7, config=PhantomConfig(thickness=3.0))
+    return root

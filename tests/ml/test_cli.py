@@ -1,0 +1,154 @@
+"""The bonescreen command line: phantom, train-seg, train-cls, evaluate; clear one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import pytest
+
+from bonescreen.checkpoint import load_model
+from bonescreen.cli import main
+
+
+def test_phantom_command(tmp_path, capsys):
+    assert (
+        main(["phantom", str(tmp_path / "p"), "--cases", "2", "--seed", "4", "--thickness", "3", "--format", "dicom"])
+        == 0
+    )
+    table = (tmp_path / "p" / "cases.csv").read_text().splitlines()
+    assert table[0].startswith("case_id,class,") and len(table) == 3
+    case = tmp_path / "p" / table[1].split(",")[0]
+    assert (case / "dicom").is_dir() and (case / "levels.nii.gz").is_file() and (case / "body.nii.gz").is_file()
+    assert nib.load(case / "levels.nii.gz").shape[:2] == (512, 512)
+
+
+@pytest.fixture(scope="module")
+def trained(small_set, tmp_path_factory):
+    out = tmp_path_factory.mktemp("weights")
+    assert (
+        main(
+            [
+                "train-seg",
+                str(small_set),
+                "--out",
+                str(out / "seg"),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "2",
+                "--slices-per-case",
+                "2",
+                "--val-fraction",
+                "0.34",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train-cls",
+                str(small_set),
+                "--out",
+                str(out / "cls"),
+                "--epochs",
+                "2",
+                "--batch-size",
+                "8",
+                "--crops-per-case",
+                "8",
+                "--val-fraction",
+                "0.34",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+def test_train_commands_write_checkpoints(trained):
+    _seg, meta = load_model(trained / "seg")
+    assert meta["model"] == "msnet-small" and meta["input_size"] == 512
+    assert meta["preprocessing"]["window_hu"] == [-250.0, 1250.0]
+    assert meta["data"]["train_cases"] == 2 and meta["data"]["val_cases"] == 1
+    assert "val_dice" in meta["metrics"]
+    _cls, meta = load_model(trained / "cls")
+    assert meta["model"] == "bccnet" and meta["epoch"] == 1 and "val_accuracy" in meta["metrics"]
+    assert meta["training"]["optimizer"] == "SGD"
+
+
+def test_resume(small_set, trained, tmp_path):
+    import shutil
+
+    shutil.copytree(trained / "cls", tmp_path / "cls")
+    assert (
+        main(
+            [
+                "train-cls",
+                str(small_set),
+                "--out",
+                str(tmp_path / "cls"),
+                "--epochs",
+                "3",
+                "--batch-size",
+                "8",
+                "--crops-per-case",
+                "8",
+                "--val-fraction",
+                "0.34",
+                "--device",
+                "cpu",
+                "--resume",
+            ]
+        )
+        == 0
+    )
+    _, meta = load_model(tmp_path / "cls")
+    assert meta["epoch"] == 2
+
+
+def test_evaluate_command(small_set, trained, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "evaluate",
+                str(small_set),
+                "--out",
+                str(tmp_path / "ev"),
+                "--seg-weights",
+                str(trained / "seg"),
+                "--cls-weights",
+                str(trained / "cls"),
+                "--slices-per-case",
+                "3",
+                "--crops-per-case",
+                "6",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert set(metrics["segmentation"]["per_image"]) == {"dice", "iou", "pa"}
+    pc = metrics["classification"]["per_crop"]
+    assert pc["n"] == 18 and len(pc["confusion_matrix"]) == 3 and len(pc["accuracy_ci95"]) == 2
+    for name in ("roc.png", "confusion_matrix.png", "segmentation_distribution.png"):
+        assert (tmp_path / "ev" / name).stat().st_size > 1000
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path), "--out", str(tmp_path / "o"), "--cls-weights", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bonescreen: error:") and "cases.csv" in err and "\n" not in err
+
+
+def test_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "bonescreen", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("bonescreen ")

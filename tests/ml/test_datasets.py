@@ -1,0 +1,71 @@
+"""Training samples from labelled sets: split by case, on-the-fly augmentation, paper-style crops."""
+
+import numpy as np
+import pytest
+import torch
+
+from bonescreen.data import ClassificationCrops, SegmentationSlices, load_case_set, split_by_case
+from bonescreen.errors import BoneScreenError
+from bonescreen.labels import class_index
+from bonescreen.preprocess import roi_crop
+
+
+def test_load_and_split(small_set):
+    records = load_case_set(small_set)
+    assert sorted(r.label for r in records) == ["low_bone_mass", "normal", "osteoporosis"]
+    train, test = split_by_case(records * 4, 0.25, seed=0)
+    assert len(test) == 3 and len(train) == 9
+    records = load_case_set(small_set)
+    tr, te = split_by_case(records, 0.34, seed=1)
+    assert not {r.case_id for r in tr} & {r.case_id for r in te}
+
+
+def test_bad_sets(tmp_path):
+    with pytest.raises(BoneScreenError, match=r"no cases\.csv"):
+        load_case_set(tmp_path)
+    (tmp_path / "cases.csv").write_text("case_id,class\nc1,weird\n")
+    with pytest.raises(BoneScreenError, match="unknown class 'weird'"):
+        load_case_set(tmp_path)
+
+
+def test_segmentation_slices(small_set):
+    records = load_case_set(small_set)[:1]
+    ds = SegmentationSlices(records, slices_per_case=6, augment=True, seed=3)
+    assert len(ds) == 6
+    x, y = ds[2]
+    assert x.shape == (1, 512, 512) and y.shape == (1, 512, 512)
+    assert 0 <= float(x.min()) and float(x.max()) <= 1 and set(torch.unique(y).tolist()) <= {0.0, 1.0}
+    x2, _ = ds[2]
+    assert torch.equal(x, x2)  # same epoch, same sample
+    ds.set_epoch(1)
+    x3, _ = ds[2]
+    assert not torch.equal(x, x3)  # new epoch, new augmentation
+    plain = SegmentationSlices(records, slices_per_case=6, augment=False)
+    assert plain.marks.any(axis=(1, 2)).sum() >= 4  # most slices show vertebra
+
+
+def test_classification_crops(small_set):
+    records = load_case_set(small_set)
+    ds = ClassificationCrops(records, crops_per_case=20, augment=True, seed=0)
+    assert len(ds) == 60
+    labels = [ds[i][1] for i in range(len(ds))]
+    assert labels == [class_index(r.label) for r in records for _ in range(20)]
+    x, _ = ds[0]
+    assert x.shape == (1, 224, 224)
+    assert float(x[0, 0, 0]) == 0.0 and float(x.max()) > 0.2  # masked: background is 0
+    levels = {key[1] for key in ds.keys}
+    assert levels == {1, 2, 3, 4, 5}
+
+
+def test_roi_crop_fills_the_frame():
+    hu = np.full((100, 100), 300.0)
+    mask = np.zeros((100, 100), bool)
+    mask[30:70, 20:60] = True
+    crop = roi_crop(hu, mask, 224, scale=1.0)
+    inside = crop > 0
+    rows, cols = np.nonzero(inside)
+    assert rows.min() <= 2 and rows.max() >= 221 and cols.min() <= 2 and cols.max() >= 221
+    smaller = roi_crop(hu, mask, 224, scale=0.8)
+    assert (smaller > 0.5 * smaller.max()).mean() == pytest.approx(0.64, abs=0.02)
+    with pytest.raises(ValueError, match="empty"):
+        roi_crop(hu, np.zeros_like(mask))

@@ -1,0 +1,182 @@
+"""Every bad input raises BoneScreenError naming the file and the problem; fuzzed DICOM bytes raise nothing else."""
+
+import shutil
+
+import numpy as np
+import pydicom
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydicom.data import get_testdata_file
+
+from bonescreen.errors import BoneScreenError
+from bonescreen.io import load_ct
+
+
+@pytest.fixture
+def series(small_case_files, tmp_path):
+    """A writable copy of the phantom DICOM series."""
+    dst = tmp_path / "series"
+    shutil.copytree(small_case_files / "dicom" / "dicom", dst)
+    return dst
+
+
+def expect_error(path, pattern):
+    with pytest.raises(BoneScreenError, match=pattern) as info:
+        load_ct(path)
+    assert info.value.path is not None
+    return info.value
+
+
+def test_missing_path(tmp_path):
+    expect_error(tmp_path / "nope", "no such file")
+
+
+def test_not_ct(series):
+    f = sorted(series.iterdir())[0]
+    ds = pydicom.dcmread(f)
+    ds.Modality = "MR"
+    ds.save_as(f)
+    err = expect_error(f, "not a CT image .Modality is MR")
+    assert str(f) in str(err)
+
+
+def test_folder_without_ct(series):
+    for f in series.iterdir():
+        ds = pydicom.dcmread(f)
+        ds.Modality = "MR"
+        ds.save_as(f)
+    expect_error(series, "no CT images in the folder .modality MR")
+
+
+def test_no_pixel_data(series):
+    f = sorted(series.iterdir())[3]
+    ds = pydicom.dcmread(f)
+    del ds.PixelData
+    ds.save_as(f)
+    err = expect_error(series, "no pixel data")
+    assert f.name in str(err)
+
+
+def test_no_dicom_in_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    expect_error(tmp_path, "no DICOM files in the folder")
+
+
+def test_truncated_file(series):
+    f = sorted(series.iterdir())[5]
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) - 20000])
+    err = expect_error(series, "pixel data is truncated")
+    assert f.name in str(err)
+
+
+def test_truncated_header(tmp_path):
+    src = get_testdata_file("CT_small.dcm")
+    f = tmp_path / "cut.dcm"
+    f.write_bytes(open(src, "rb").read()[:400])
+    expect_error(f, "truncated")
+
+
+def test_mixed_image_sizes(series):
+    f = sorted(series.iterdir())[2]
+    ds = pydicom.dcmread(f)
+    small = ds.pixel_array[::2, ::2].copy()
+    ds.Rows, ds.Columns = small.shape
+    ds.PixelData = small.tobytes()
+    ds.save_as(f)
+    expect_error(series, "mixed image sizes")
+
+
+def test_missing_slice_gives_uneven_spacing(series):
+    sorted(series.iterdir())[10].unlink()
+    expect_error(series, "uneven slice spacing")
+
+
+def test_gantry_tilt(series):
+    for f in series.iterdir():
+        ds = pydicom.dcmread(f)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, y + 0.2 * z, z]  # about 11 degrees
+        ds.save_as(f)
+    expect_error(series, "gantry tilt of 11.3 degrees")
+
+
+def test_two_series_with_same_length(series, tmp_path):
+    folder = tmp_path / "two"
+    shutil.copytree(series, folder / "a")
+    uid = pydicom.uid.generate_uid()
+    (folder / "b").mkdir()
+    for f in series.iterdir():
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID, ds.SeriesNumber = uid, 7
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(folder / "b" / f.name)
+    err = expect_error(folder, "several axial CT series")
+    assert "series 2 'BoneScreen phantom'" in str(err) and "series 7" in str(err)
+
+
+def test_unreadable_nifti(tmp_path):
+    f = tmp_path / "bad.nii.gz"
+    f.write_bytes(b"\x1f\x8b" + b"garbage" * 20)
+    expect_error(f, "unreadable NIfTI")
+    g = tmp_path / "empty.nii"
+    g.write_bytes(b"")
+    expect_error(g, "unreadable NIfTI")
+
+
+def test_nifti_not_3d(tmp_path):
+    import nibabel as nib
+
+    f = tmp_path / "2d.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((10, 10), np.int16), np.eye(4)), f)
+    expect_error(f, "expected a 3-D volume")
+
+
+def test_not_dicom_nor_nifti(tmp_path):
+    f = tmp_path / "image.png"
+    f.write_bytes(b"\x89PNG....")
+    expect_error(f, "not a DICOM file")
+
+
+FUZZ_SOURCES = {
+    "ct_small": open(get_testdata_file("CT_small.dcm"), "rb").read(),
+}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    source=st.sampled_from(sorted(FUZZ_SOURCES)),
+    edits=st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 255)), min_size=1, max_size=12),
+    cut=st.one_of(st.none(), st.integers(0, 40000)),
+)
+def test_fuzzed_dicom_raises_only_our_error(tmp_path_factory, source, edits, cut):
+    data = bytearray(FUZZ_SOURCES[source])
+    for pos, value in edits:
+        if pos < len(data):
+            data[pos] = value
+    if cut is not None:
+        data = data[:cut]
+    f = tmp_path_factory.mktemp("fuzz") / "x.dcm"
+    f.write_bytes(bytes(data))
+    try:
+        volume = load_ct(f)
+    except BoneScreenError:
+        return
+    assert volume.hu.dtype == np.float32 and volume.hu.ndim == 3
+
+
+def test_fuzzed_real_jpeg2000_header(shared_data, tmp_path):
+    """Byte flips in the header of the real JPEG 2000 slice (seeded, not hypothesis, to keep it quick)."""
+    src = (shared_data / "pancreasct-slice" / "explicit_VR-UN.dcm").read_bytes()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        data = bytearray(src)
+        for pos in rng.integers(128, 3000, size=4):
+            data[pos] = rng.integers(0, 256)
+        f = tmp_path / f"j{i}.dcm"
+        f.write_bytes(bytes(data))
+        try:
+            load_ct(f)
+        except BoneScreenError:
+            pass
