@@ -59,6 +59,7 @@ def save_checkpoint(
     meta: dict | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     training_state: dict | None = None,
+    storage_dtype: torch.dtype | None = None,
 ) -> Path:
     """Write ``model`` as safetensors + JSON, each through a temporary file.
 
@@ -74,6 +75,9 @@ def save_checkpoint(
         Saved with ``training_state`` so that training can resume.
     training_state : dict, optional
         JSON-serializable loop state (epoch, step, seed).
+    storage_dtype : torch.dtype, optional
+        Store floating-point tensors in this type (``torch.float16`` halves the
+        file); they are cast back to the model's type on loading.
 
     Returns
     -------
@@ -85,6 +89,8 @@ def save_checkpoint(
     if name not in model_names():
         raise ValueError("save_checkpoint needs a model built by create_model (it has no known model_name)")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if storage_dtype is not None:
+        tensors = {k: v.to(storage_dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     with atomic_path(st_path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT, "model": name})
     doc = {
@@ -95,6 +101,8 @@ def save_checkpoint(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **(meta or {}),
     }
+    if storage_dtype is not None:
+        doc["storage_dtype"] = str(storage_dtype).removeprefix("torch.")
     write_text_atomic(json_path, json.dumps(doc, indent=2, default=_json_default) + "\n")
     if optimizer is not None:
         _save_training_state(st_path, optimizer, training_state or {})

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import BoneScreenError
+from .hu import HUThresholds
+from .pipeline.progress import Cancelled
 
 
 def _bar(desc: str, total: int | None = None):
@@ -123,9 +125,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .device import resolve_device
     from .evaluate import evaluate_classification, evaluate_segmentation, write_evaluation
 
-    if not args.seg_weights and not args.cls_weights:
-        raise BoneScreenError("give --seg-weights and/or --cls-weights to evaluate")
     records = load_case_set(args.data)
+    if args.pipeline:
+        return _evaluate_pipeline(args, records)
+    if not args.seg_weights and not args.cls_weights:
+        raise BoneScreenError("give --seg-weights and/or --cls-weights to evaluate (or --pipeline)")
     device = resolve_device(args.device)
     result: dict = {"data": str(Path(args.data).resolve()), "cases": len(records), "device": str(device), "models": {}}
     if args.seg_weights:
@@ -161,6 +165,94 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"classification: accuracy {pc['accuracy']:.4f}, macro AUC {pc['macro_auc']:.4f} over {pc['n']} crops")
     print(f"metrics written to {path}")
     return 0
+
+
+def cmd_screen(args: argparse.Namespace) -> int:
+    from .screen import screen_file
+
+    bar = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in bar:
+            for other in list(bar.values()):
+                other.close()
+            bar.clear()
+            bar[stage] = _bar(stage, total)
+        bar[stage].n = done
+        bar[stage].refresh()
+
+    thresholds = HUThresholds(args.osteoporosis_hu, args.normal_hu, args.contrast_offset)
+    result = screen_file(
+        args.input,
+        args.out,
+        device=args.device,
+        seg_weights=args.seg_weights,
+        cls_weights=args.cls_weights,
+        labels_path=args.labels,
+        thresholds=thresholds,
+        progress=progress,
+    )
+    for b in bar.values():
+        b.close()
+    for lv in result["levels"]:
+        hu = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
+        print(
+            f"{lv['name']}: {lv['prediction']} (p={max(lv['probabilities'].values()):.2f}), {hu}"
+            f"{' UNCERTAIN' if lv['uncertain'] else ''}"
+        )
+    o = result["overall"]
+    if o["probabilities"] is None:
+        print("overall: no lumbar level classified")
+    else:
+        probs = " ".join(f"{k}={v:.2f}" for k, v in o["probabilities"].items())
+        flag = " UNCERTAIN" if o["uncertain"] else ""
+        print(f"overall ({'+'.join(o['levels_used'])}): {o['prediction']} {probs}{flag}")
+    for reason in o["reasons"]:
+        print(f"  - {reason}")
+    print(f"results written to {args.out}")
+    return 0
+
+
+def _evaluate_pipeline(args: argparse.Namespace, records) -> int:
+    import json
+
+    from .atomic import write_text_atomic
+    from .evaluate import evaluate_pipeline
+    from .figures import confusion_figure, roc_figure, save_figure
+    from .pipeline import Screener
+
+    screener = Screener(args.seg_weights, args.cls_weights, args.device)
+    bar = _bar("cases", len(records))
+    result = evaluate_pipeline(screener, records, lambda s, d, t: bar.update(1))
+    bar.close()
+    result["models"] = screener.models()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for block in ("per_level", "per_case"):
+        if result[block]:
+            save_figure(roc_figure(result[block].pop("_roc")), out / f"roc_{block}.png")
+            save_figure(confusion_figure(result[block]["bccnet"]["confusion_matrix"]), out / f"confusion_{block}.png")
+    write_text_atomic(out / "pipeline_metrics.json", json.dumps(result, indent=2, default=float) + "\n")
+    seg = result["segmentation"]
+    print(
+        f"segmentation (lumbar vertebrae, 3-D): Dice {seg['dice']['mean']:.4f} (min {seg['dice']['min']:.4f}), "
+        f"levels named correctly {seg['levels_named_correctly']}/{seg['levels_total']}"
+    )
+    for block in ("per_level", "per_case"):
+        if result[block]:
+            net, base = result[block]["bccnet"], result[block]["hu_threshold"]
+            print(
+                f"{block}: BCC-Net accuracy {net['accuracy']:.4f}, macro AUC {net['macro_auc']:.4f}; "
+                f"HU thresholds accuracy {base['accuracy']:.4f}, macro AUC {base.get('macro_auc', float('nan')):.4f}"
+            )
+    print(f"metrics written to {out / 'pipeline_metrics.json'}")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import run_cli
+
+    return run_cli(args.out, args.quick, args.device, args.seg_weights, args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,6 +303,28 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--crops-per-case", type=int, default=144)
     tc.set_defaults(func=lambda a: _train(a, "classification"))
 
+    sc = sub.add_parser("screen", help="screen one CT: result.json, levels.nii.gz, seg.dcm (DICOM input), report.png")
+    sc.add_argument("input", type=Path, help="DICOM folder, DICOM file or NIfTI")
+    sc.add_argument("--out", type=Path, required=True)
+    sc.add_argument("--device", default="auto")
+    sc.add_argument("--seg-weights", type=Path, default=None, help="default: the bundled MS-Net")
+    sc.add_argument("--cls-weights", type=Path, default=None, help="default: the bundled BCC-Net")
+    sc.add_argument(
+        "--labels", type=Path, default=None, help="corrected level labels (NIfTI on the CT grid): skip segmentation"
+    )
+    sc.add_argument("--osteoporosis-hu", type=float, default=110.0, help="trabecular HU at or below: osteoporosis")
+    sc.add_argument("--normal-hu", type=float, default=160.0, help="trabecular HU above: normal")
+    sc.add_argument("--contrast-offset", type=float, default=0.0, help="HU subtracted first (e.g. 15 portal venous)")
+    sc.set_defaults(func=cmd_screen)
+
+    rp = sub.add_parser("reproduce", help="the paper's tables and figures on the synthetic benchmark")
+    rp.add_argument("out", type=Path)
+    rp.add_argument("--quick", action="store_true", help="CI-sized run (a few cases, one epoch)")
+    rp.add_argument("--device", default="auto")
+    rp.add_argument("--seg-weights", type=Path, default=None, help="MS-Net weights (default: bundled)")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.set_defaults(func=cmd_reproduce)
+
     ev = sub.add_parser("evaluate", help="segmentation and classification metrics on a labelled set")
     ev.add_argument("data", type=Path)
     ev.add_argument("--out", type=Path, required=True)
@@ -220,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--crops-per-case", type=int, default=24)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--device", default="auto")
+    ev.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="score the whole pipeline in 3-D (segment, name levels, classify); bundled weights by default",
+    )
     ev.set_defaults(func=cmd_evaluate)
     return p
 
@@ -237,6 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"bonescreen: error: {exc}", file=sys.stderr)
         return 2
+    except Cancelled:
+        print("bonescreen: cancelled", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("bonescreen: cancelled", file=sys.stderr)
         return 130

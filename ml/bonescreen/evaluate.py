@@ -63,11 +63,16 @@ def evaluate_classification(
     batch: int = 32,
     seed: int = 0,
     progress: Progress = None,
+    mask: str = "levels",
 ) -> dict:
-    """BCC-Net on crops of each case's level slices; per crop and per case (mean probability)."""
+    """BCC-Net on crops of each case's level slices; per crop and per case (mean probability).
+
+    ``mask`` names the level map that cuts the crops (``pred_levels`` for MS-Net's masks).
+    """
     data = ClassificationCrops(
         records,
         crops_per_case,
+        mask=mask,
         augment=augment,
         seed=seed,
         progress=(lambda d, t: progress("loading", d, t)) if progress else None,
@@ -116,3 +121,111 @@ def _nan_safe(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(type(obj).__name__)
+
+
+def evaluate_pipeline(screener, records: list[CaseRecord], progress: Progress = None) -> dict:
+    """The whole pipeline on each case: 3-D segmentation, level naming, per-level and per-case classification.
+
+    Segmentation is scored on the lumbar vertebrae (foreground: the truth levels L1-L5 against the
+    predicted L1-L5, whatever their names) and per level. A vertebra counts as named correctly when
+    most of its predicted voxels carry its true level id. Classification is scored per level and per
+    case (overall), for BCC-Net and for the HU-threshold baseline.
+    """
+    from .metrics import segmentation_metrics
+
+    seg_rows, level_rows, case_rows = [], [], []
+    for n, rec in enumerate(records):
+        volume, truth = rec.load()
+        seg = screener.segment(volume)
+        m = segmentation_metrics(seg.labels, truth["levels"])
+        named = []
+        for lv in range(1, 6):
+            t = truth["levels"] == lv
+            if not t.any():
+                continue
+            pred = seg.labels[t]
+            pred = pred[pred > 0]
+            named.append(bool(pred.size) and int(np.bincount(pred).argmax()) == lv)
+        seg_rows.append(
+            {
+                "case_id": rec.case_id,
+                "dice": m["vertebra"]["dice"],
+                "iou": m["vertebra"]["iou"],
+                "pa": m["vertebra"]["pa"],
+                "levels_named": int(sum(named)),
+                "levels_true": len(named),
+                "per_level_dice": {lv: v["dice"] for lv, v in m["levels"].items()},
+                "rule": seg.rule,
+            }
+        )
+        cls_idx = CLASS_NAMES.index(rec.label)
+        if seg.labels.any():
+            result = screener.classify(volume, seg.labels, names_certain=seg.certain)
+            for lv in result["levels"]:
+                level_rows.append(
+                    {
+                        "case_id": rec.case_id,
+                        "level": lv["name"],
+                        "y": cls_idx,
+                        "proba": [lv["probabilities"][c] for c in CLASS_NAMES],
+                        "hu": lv["trabecular_hu"],
+                        "hu_category": lv["hu_category"],
+                    }
+                )
+            o = result["overall"]
+            case_rows.append(
+                {
+                    "case_id": rec.case_id,
+                    "y": cls_idx,
+                    "proba": [o["probabilities"][c] for c in CLASS_NAMES],
+                    "hu": o["trabecular_hu"],
+                    "hu_category": o["hu_category"],
+                    "uncertain": o["uncertain"],
+                }
+            )
+        if progress:
+            progress("cases", n + 1, len(records))
+
+    def cls_block(rows: list[dict]) -> dict:
+        if not rows:
+            return {}
+        y = np.array([r["y"] for r in rows])
+        proba = np.array([r["proba"] for r in rows])
+        hu_pred = np.array([CLASS_NAMES.index(r["hu_category"]) if r["hu_category"] else -1 for r in rows])
+        net = classification_metrics(y, proba)
+        acc_ci = bootstrap_ci(lambda a, p: float(np.mean(a == p.argmax(1))), y, proba)
+        net["accuracy_ci95"] = list(acc_ci[1:])
+        # the baseline as scores for one-vs-rest AUC: HU for normal, -HU for osteoporosis, and for low bone mass
+        # the closeness to the middle of its HU band (135 HU, between the 110 and 160 thresholds)
+        hu = np.array([r["hu"] if r["hu"] is not None else np.nan for r in rows], dtype=float)
+        baseline = {"accuracy": float(np.mean(hu_pred == y)), "n": len(y)}
+        ok = np.isfinite(hu)
+        if ok.sum() > 2 and len(set(y[ok])) == 3:
+            from sklearn.metrics import roc_auc_score
+
+            aucs = {
+                "normal": roc_auc_score(y[ok] == 0, hu[ok]),
+                "low_bone_mass": roc_auc_score(y[ok] == 1, -np.abs(hu[ok] - 135.0)),
+                "osteoporosis": roc_auc_score(y[ok] == 2, -hu[ok]),
+            }
+            baseline["auc"] = {k: float(v) for k, v in aucs.items()}
+            baseline["macro_auc"] = float(np.mean(list(aucs.values())))
+        return {"bccnet": net, "hu_threshold": baseline, "_roc": roc_curves(y, proba)}
+
+    dice = np.array([r["dice"] for r in seg_rows], dtype=float)
+    named = sum(r["levels_named"] for r in seg_rows)
+    total = sum(r["levels_true"] for r in seg_rows)
+    return {
+        "cases": len(records),
+        "segmentation": {
+            "dice": summarize(dice),
+            "iou": summarize(np.array([r["iou"] for r in seg_rows], dtype=float)),
+            "pa": summarize(np.array([r["pa"] for r in seg_rows], dtype=float)),
+            "levels_named_correctly": named,
+            "levels_total": total,
+            "naming_accuracy": named / total if total else float("nan"),
+            "per_case": seg_rows,
+        },
+        "per_level": cls_block(level_rows),
+        "per_case": cls_block(case_rows),
+    }

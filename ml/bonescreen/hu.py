@@ -119,3 +119,24 @@ def trabecular_hu(
             "voxels": int(values.size),
         }
     return out
+
+
+def body_from_levels(labels: np.ndarray, spacing: tuple[float, float, float], opening_mm: float = 6.0) -> np.ndarray:
+    """Vertebral bodies from whole-vertebra level labels (the user's mask has no separate body).
+
+    On each slice, an opening with a disc of ``opening_mm`` radius removes the
+    thin posterior elements (pedicles, laminae, processes); the piece holding
+    the thickest point of the vertebra is its body.
+    """
+    body = np.zeros_like(labels, dtype=np.uint8)
+    disk = _disk(opening_mm / min(spacing[1], spacing[2]))
+    for level in (int(v) for v in np.unique(labels) if v in LEVEL_NAMES):
+        for k in np.nonzero((labels == level).any(axis=(1, 2)))[0]:
+            m = labels[k] == level
+            opened = ndimage.binary_opening(m, structure=disk)
+            if not opened.any():
+                continue
+            comps, _ = ndimage.label(opened)
+            edt = ndimage.distance_transform_edt(opened)
+            body[k][comps == comps.flat[np.argmax(edt)]] = level
+    return body

@@ -16,6 +16,7 @@ from scipy import ndimage
 from torch.utils.data import Dataset
 
 from ..labels import class_index
+from ..pipeline.classify import body_slices
 from ..preprocess import CROP_SIZE, roi_crop, seg_input
 from .cases import CaseRecord
 
@@ -115,9 +116,10 @@ class ClassificationCrops(_Augmented):
     seed : int
         Seed of the augmentation.
     mask : str
-        Label map cropped by: ``levels`` (whole vertebra, the mark image).
-    slice_source : str
-        Label map choosing the slices: ``body`` (slices through the vertebral body).
+        Label map cropped by: ``levels`` (whole vertebra, the mark image), or
+        another level map stored beside it (``pred_levels`` for MS-Net's masks).
+        The slices are those through each level's body, chosen as at inference
+        (:func:`~bonescreen.pipeline.classify.body_slices`).
     """
 
     def __init__(
@@ -127,7 +129,6 @@ class ClassificationCrops(_Augmented):
         augment: bool = True,
         seed: int = 0,
         mask: str = "levels",
-        slice_source: str = "body",
         progress: Progress = None,
     ) -> None:
         super().__init__(seed)
@@ -137,13 +138,13 @@ class ClassificationCrops(_Augmented):
         self.keys: list[tuple[str, int, int]] = []
         per_case: list[list[int]] = []
         for n, rec in enumerate(records):
-            volume, labels = rec.load()
+            volume, labels = rec.load(extra=(mask,) if mask not in ("levels", "body", "spine") else ())
             roi_map = labels.get(mask, labels["levels"])
-            slice_map = labels.get(slice_source, roi_map)
             mine = []
             for level in range(1, 6):
-                ks = np.nonzero((slice_map == level).any(axis=(1, 2)))[0]
-                for k in ks:
+                if not (roi_map == level).any():
+                    continue
+                for k in body_slices(roi_map, level, volume.spacing):
                     m = roi_map[k] == level
                     if not m.any():
                         continue

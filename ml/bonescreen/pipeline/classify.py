@@ -1,0 +1,137 @@
+"""Per-level bone condition: BCC-Net probabilities, trabecular HU, and the uncertainty flag.
+
+Aggregation (documented choices):
+
+- A level's probabilities are the mean of BCC-Net's over the slices through its
+  vertebral body (the paper classifies single crops; we average the crops of a level).
+- The overall result averages the levels L1 and L2 when both are present (QCT
+  practice reports the mean of two levels), else all lumbar levels found.
+- ``uncertain`` is set, with its reasons, when the top two probabilities are
+  within :data:`MARGIN` of each other, when the HU category and the network
+  disagree, or when the level names could not be confirmed by a landmark.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..hu import HUThresholds, body_from_levels, hu_category, trabecular_hu
+from ..labels import CLASS_NAMES, LEVEL_NAMES
+from ..preprocess import roi_crop
+from .levels import BODY_RADIUS_MM, inscribed_radius
+from .progress import ProgressCallback, report
+
+#: Top-two probability margin under which a call is flagged uncertain.
+MARGIN = 0.15
+#: Levels averaged for the overall result when present.
+OVERALL_LEVELS = (1, 2)
+
+
+def _probs(p: np.ndarray) -> dict[str, float]:
+    return {name: round(float(v), 4) for name, v in zip(CLASS_NAMES, p, strict=True)}
+
+
+def _close_call(p: np.ndarray) -> str | None:
+    order = np.argsort(p)[::-1]
+    if p[order[0]] - p[order[1]] < MARGIN:
+        first, second = order[0], order[1]
+        return f"close call between {CLASS_NAMES[first]} ({p[first]:.2f}) and {CLASS_NAMES[second]} ({p[second]:.2f})"
+    return None
+
+
+def body_slices(labels: np.ndarray, level: int, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Slices through the level's vertebral body (all of its slices if none is thick enough)."""
+    m = labels == level
+    radius = inscribed_radius(m, spacing)
+    ks = np.nonzero(radius > BODY_RADIUS_MM)[0]
+    return ks if ks.size else np.nonzero(m.any(axis=(1, 2)))[0]
+
+
+@torch.inference_mode()
+def classify_levels(
+    model: torch.nn.Module,
+    hu: np.ndarray,
+    labels: np.ndarray,
+    spacing: tuple[float, float, float],
+    device: torch.device,
+    thresholds: HUThresholds = HUThresholds(),
+    names_certain: bool = True,
+    batch: int = 32,
+    progress: ProgressCallback | None = None,
+) -> dict:
+    """Classify each level on ``labels`` and the whole scan.
+
+    Returns
+    -------
+    dict
+        ``{"levels": [...], "overall": {...}}`` as in result.json.
+    """
+    present = [lv for lv in LEVEL_NAMES if (labels == lv).any()]
+    if not present:
+        raise ValueError("the mask has no lumbar level (labels 1-5): nothing to classify")
+    body = body_from_levels(labels, spacing)
+    hu_by_level = trabecular_hu(hu, body, spacing)
+    level_probs: dict[int, np.ndarray] = {}
+    results = []
+    for i, lv in enumerate(present):
+        ks = body_slices(labels, lv, spacing)
+        crops = np.stack([roi_crop(hu[k], labels[k] == lv) for k in ks])[:, None]
+        probs = []
+        for start in range(0, len(crops), batch):
+            x = torch.from_numpy(crops[start : start + batch].astype(np.float32)).to(device)
+            probs.append(model.predict_proba(x).float().cpu().numpy())
+        p = np.concatenate(probs).mean(axis=0)
+        level_probs[lv] = p
+        prediction = CLASS_NAMES[int(np.argmax(p))]
+        measured = hu_by_level.get(lv, {}).get("mean_hu")
+        category = hu_category(measured, thresholds) if measured is not None else None
+        reasons = [r for r in (_close_call(p),) if r]
+        if category is not None and category != prediction:
+            reasons.append(f"HU category {category} disagrees with the network ({prediction})")
+        all_slices = np.nonzero((labels == lv).any(axis=(1, 2)))[0]
+        results.append(
+            {
+                "name": LEVEL_NAMES[lv],
+                "slices": [int(all_slices.min()), int(all_slices.max())],
+                "body_slices": [int(ks.min()), int(ks.max())],
+                "crops": len(ks),
+                "probabilities": _probs(p),
+                "prediction": prediction,
+                "trabecular_hu": None if measured is None else round(measured, 1),
+                "hu_category": category,
+                "uncertain": bool(reasons),
+                "reasons": reasons,
+            }
+        )
+        report(progress, "classify", i + 1, len(present))
+    chosen = (
+        [lv for lv in OVERALL_LEVELS if lv in level_probs]
+        if all(lv in level_probs for lv in OVERALL_LEVELS)
+        else present
+    )
+    p = np.mean([level_probs[lv] for lv in chosen], axis=0)
+    prediction = CLASS_NAMES[int(np.argmax(p))]
+    hus = [hu_by_level[lv]["mean_hu"] for lv in chosen if hu_by_level.get(lv, {}).get("mean_hu") is not None]
+    mean_hu = float(np.mean(hus)) if hus else None
+    category = hu_category(mean_hu, thresholds) if mean_hu is not None else None
+    reasons = [r for r in (_close_call(p),) if r]
+    if category is not None and category != prediction:
+        reasons.append(f"HU category {category} ({mean_hu:.0f} HU) disagrees with the network ({prediction})")
+    if not names_certain:
+        reasons.append("level names could not be confirmed (no sacrum or ribs in view)")
+    if len(chosen) < 2:
+        reasons.append("only one level was classified")
+    return {
+        "levels": results,
+        "overall": {
+            "levels_used": [LEVEL_NAMES[lv] for lv in chosen],
+            "probabilities": _probs(p),
+            "prediction": prediction,
+            "trabecular_hu": None if mean_hu is None else round(mean_hu, 1),
+            "hu_category": category,
+            "uncertain": bool(reasons),
+            "reasons": reasons,
+        },
+        "hu_thresholds": thresholds.as_dict(),
+    }

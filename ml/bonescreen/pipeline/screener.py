@@ -1,0 +1,207 @@
+"""The screening pipeline: segment the lumbar vertebrae, name them, classify each level."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import load_model
+from ..device import resolve_device
+from ..errors import BoneScreenError
+from ..hu import HUThresholds
+from ..io import CTVolume
+from ..labels import LEVEL_NAMES
+from ..weights import default_weights
+from .classify import classify_levels
+from .levels import split_levels
+from .progress import ProgressCallback
+from .segment import mark_volume
+
+
+@dataclass
+class Segmentation:
+    """What :meth:`Screener.segment` found.
+
+    Attributes
+    ----------
+    labels : ndarray
+        uint8 (z, y, x) on the volume grid: 0 background, 1..5 = L1..L5.
+    mark : ndarray
+        Boolean mark image of all vertebral bone (also T12, sacrum).
+    vertebrae : list
+        Every vertebra found, bottom to top, with its name (``S1``, ``L5``, ``T12`` ...).
+    rule : str
+        How the levels were named.
+    certain : bool
+        False when no landmark confirmed the names.
+    notes : list of str
+        Warnings for the user.
+    """
+
+    labels: np.ndarray
+    mark: np.ndarray
+    vertebrae: list
+    rule: str
+    certain: bool
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def level_names(self) -> list[str]:
+        """Names of the lumbar levels present, top to bottom."""
+        return [LEVEL_NAMES[lv] for lv in sorted(LEVEL_NAMES) if (self.labels == lv).any()]
+
+
+def no_lumbar_result(thresholds: HUThresholds, notes: list[str]) -> dict:
+    """The ``levels``/``overall`` part of result.json when no lumbar level is in the mask."""
+    reason = "no lumbar vertebra (L1-L5) in the mask: nothing was classified"
+    return {
+        "levels": [],
+        "overall": {
+            "levels_used": [],
+            "probabilities": None,
+            "prediction": None,
+            "trabecular_hu": None,
+            "hu_category": None,
+            "uncertain": True,
+            "reasons": [reason, *notes],
+        },
+        "hu_thresholds": thresholds.as_dict(),
+    }
+
+
+class Screener:
+    """MS-Net + BCC-Net screening of a CT volume.
+
+    Parameters
+    ----------
+    seg_weights, cls_weights : str or PathLike, optional
+        Weights folders or ``.safetensors`` files; the bundled defaults if None.
+    device : str
+        ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+    thresholds : HUThresholds
+        Trabecular HU cut-offs and contrast offset.
+    """
+
+    def __init__(
+        self,
+        seg_weights: str | os.PathLike | None = None,
+        cls_weights: str | os.PathLike | None = None,
+        device: str = "auto",
+        thresholds: HUThresholds = HUThresholds(),
+    ) -> None:
+        self.device = resolve_device(device)
+        self.thresholds = thresholds
+        self._seg_path = Path(seg_weights) if seg_weights else default_weights("segmentation")
+        self._cls_path = Path(cls_weights) if cls_weights else default_weights("classification")
+        self._seg = self._cls = None
+        self.seg_meta: dict = {}
+        self.cls_meta: dict = {}
+
+    def _model(self, task: str):
+        if task == "segmentation":
+            if self._seg is None:
+                self._seg, self.seg_meta = load_model(self._seg_path, self.device)
+                if self.seg_meta.get("task", "segmentation") != "segmentation":
+                    raise BoneScreenError("these weights are not a segmentation model", self._seg_path)
+            return self._seg
+        if self._cls is None:
+            self._cls, self.cls_meta = load_model(self._cls_path, self.device)
+            if self.cls_meta.get("task", "classification") != "classification":
+                raise BoneScreenError("these weights are not a classification model", self._cls_path)
+        return self._cls
+
+    def models(self) -> dict:
+        """Name and SHA-256 of the weights in use, for result.json."""
+        self._model("segmentation")
+        self._model("classification")
+        return {
+            "segmentation": {"name": self.seg_meta["model"], "sha256": self.seg_meta["sha256"]},
+            "classification": {"name": self.cls_meta["model"], "sha256": self.cls_meta["sha256"]},
+        }
+
+    def segment(
+        self, volume: CTVolume, progress: ProgressCallback | None = None, top_level: int | None = None
+    ) -> Segmentation:
+        """Segment and name the lumbar vertebrae of ``volume``.
+
+        ``progress("segment", done, total)`` is called between batches of
+        slices; returning False cancels (raises :class:`~.progress.Cancelled`).
+        """
+        t0 = time.perf_counter()
+        model = self._model("segmentation")
+        mark = mark_volume(model, volume.hu, volume.spacing, self.device, progress=progress)
+        split = split_levels(mark, volume.spacing, volume.hu, top_level=top_level)
+        notes = list(split.notes)
+        if not split.labels.any():
+            notes.append("no lumbar vertebra (L1-L5) found")
+        return Segmentation(
+            split.labels, mark, split.vertebrae, split.rule, split.certain, notes, time.perf_counter() - t0
+        )
+
+    def classify(
+        self, volume: CTVolume, labels: np.ndarray, progress: ProgressCallback | None = None, names_certain: bool = True
+    ) -> dict:
+        """Classify each lumbar level on ``labels`` (the user's corrected labels or :meth:`segment`'s).
+
+        Returns the ``levels`` and ``overall`` parts of result.json.
+
+        Raises
+        ------
+        BoneScreenError
+            If ``labels`` does not fit the volume or holds no lumbar level.
+        """
+        labels = np.asarray(labels)
+        if labels.shape != volume.shape:
+            raise BoneScreenError(f"labels of shape {labels.shape} do not fit the CT of shape {volume.shape}")
+        if not np.isin(labels, list(range(6))).all():
+            raise BoneScreenError("labels must hold 0 (background) and 1..5 (L1..L5) only")
+        model = self._model("classification")
+        try:
+            return classify_levels(
+                model,
+                volume.hu,
+                labels.astype(np.uint8),
+                volume.spacing,
+                self.device,
+                self.thresholds,
+                names_certain,
+                progress=progress,
+            )
+        except ValueError as exc:
+            raise BoneScreenError(str(exc)) from None
+
+    def screen(
+        self, volume: CTVolume, progress: ProgressCallback | None = None, labels: np.ndarray | None = None
+    ) -> tuple[dict, np.ndarray]:
+        """Segment (unless ``labels`` are given) and classify; returns (result.json dict, labels)."""
+        timings = {}
+        notes: list[str] = []
+        certain = True
+        seg = None
+        if labels is None:
+            seg = self.segment(volume, progress)
+            labels, certain, notes = seg.labels, seg.certain, seg.notes
+            timings["segment"] = round(seg.seconds, 3)
+        t0 = time.perf_counter()
+        if np.isin(labels, list(LEVEL_NAMES)).any():
+            result = self.classify(volume, labels, progress, names_certain=certain)
+        else:
+            result = no_lumbar_result(self.thresholds, notes)
+        timings["classify"] = round(time.perf_counter() - t0, 3)
+        result = {
+            "device": str(self.device),
+            **result,
+            "segmentation": {
+                "source": "bonescreen" if seg is not None else "user",
+                "naming_rule": seg.rule if seg is not None else "given by the user",
+                "vertebrae": [v.name for v in seg.vertebrae] if seg is not None else None,
+                "notes": notes,
+            },
+            "models": self.models(),
+            "timings_s": timings,
+        }
+        return result, labels

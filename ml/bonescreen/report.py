@@ -1,0 +1,107 @@
+"""``report.png``: per level an axial slice with the mask, a sagittal overview, HU per level, the pie charts."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from matplotlib.colors import ListedColormap
+
+from .figures import CLASS_COLORS, pie_axes, plt, save_figure
+from .hu import HUThresholds
+from .labels import CLASS_TITLES, LEVEL_COLORS, LEVEL_NAMES
+
+_LEVEL_CMAP = ListedColormap([(0, 0, 0, 0)] + [(*(c / 255 for c in LEVEL_COLORS[k]), 0.45) for k in range(1, 6)])
+_BONE = {"cmap": "gray", "vmin": -250, "vmax": 1250}
+
+
+def _level_id(name: str) -> int:
+    return next(k for k, v in LEVEL_NAMES.items() if v == name)
+
+
+def render_report(
+    hu: np.ndarray,
+    labels: np.ndarray,
+    spacing: tuple[float, float, float],
+    result: dict,
+    path: str | os.PathLike,
+    title: str = "BoneScreen",
+) -> None:
+    """Draw and save the report figure for one screened CT."""
+    levels = result["levels"]
+    n = max(len(levels), 1)
+    fig = plt.figure(figsize=(max(3.0 * n, 12), 8.6))
+    grid = fig.add_gridspec(2, max(n, 4), height_ratios=[1.15, 1.0])
+    dz, dy, _ = spacing
+    # sagittal overview through the spine's midline, cropped around the spine
+    ax = fig.add_subplot(grid[0, 0])
+    cols = np.nonzero(labels.any(axis=(0, 1)))[0]
+    x = int(np.median(cols)) if cols.size else hu.shape[2] // 2
+    rows = np.nonzero(labels.any(axis=(0, 2)))[0]
+    y0, y1 = 0, hu.shape[1]
+    if rows.size:
+        half = int(70 / dy)
+        y0, y1 = max(int(rows.mean()) - half, 0), min(int(rows.mean()) + half, hu.shape[1])
+    ax.imshow(hu[::-1, y0:y1, x], aspect=dz / dy, **_BONE)
+    ax.imshow(labels[::-1, y0:y1, x], aspect=dz / dy, cmap=_LEVEL_CMAP, vmin=0, vmax=5, interpolation="nearest")
+    for lv in levels:
+        z0, z1 = lv["slices"]
+        ax.text((y1 - y0) * 0.04, hu.shape[0] - 1 - (z0 + z1) / 2, lv["name"], color="yellow", fontsize=9, va="center")
+    ax.set_title("sagittal overview", fontsize=9)
+    ax.axis("off")
+    # HU per level with the thresholds
+    ax = fig.add_subplot(grid[0, 1])
+    th = HUThresholds(**result.get("hu_thresholds", {}))
+    names = [lv["name"] for lv in levels]
+    values = [lv["trabecular_hu"] if lv["trabecular_hu"] is not None else np.nan for lv in levels]
+    colors = [
+        CLASS_COLORS[["normal", "low_bone_mass", "osteoporosis"].index(lv["hu_category"])]
+        if lv["hu_category"]
+        else "0.6"
+        for lv in levels
+    ]
+    ax.bar(names, values, color=colors)
+    for value, label in ((th.normal_min, "normal above"), (th.osteoporosis_max, "osteoporosis at/below")):
+        ax.axhline(value + th.contrast_offset_hu, color="0.3", ls="--", lw=0.8)
+        ax.text(len(names) - 0.5, value + th.contrast_offset_hu + 3, f"{label} {value:.0f}", fontsize=7, ha="right")
+    ax.set_ylabel("trabecular HU")
+    ax.set_title("trabecular attenuation", fontsize=9)
+    # overall pie chart (the paper's Figure 9)
+    overall = result["overall"]
+    ax = fig.add_subplot(grid[0, 2])
+    if overall["probabilities"] is not None:
+        used = ", ".join(overall["levels_used"])
+        pie_axes(ax, overall["probabilities"], f"overall ({used}): {CLASS_TITLES[overall['prediction']]}")
+    else:
+        ax.axis("off")
+    ax = fig.add_subplot(grid[0, 3])
+    ax.axis("off")
+    verdict = CLASS_TITLES[overall["prediction"]] if overall["prediction"] else "none (no lumbar level)"
+    lines = [title, "", f"prediction: {verdict}"]
+    if overall.get("trabecular_hu") is not None:
+        lines.append(f"trabecular HU: {overall['trabecular_hu']:.0f} ({overall['hu_category']})")
+    lines.append("UNCERTAIN" if overall["uncertain"] else "no uncertainty flag")
+    lines += [f"- {r}" for r in overall["reasons"]]
+    lines += [f"note: {t}" for t in result.get("segmentation", {}).get("notes", [])]
+    ax.text(0, 1, "\n".join(lines), va="top", fontsize=8, wrap=True)
+    # per level: mid-body axial slice with the mask
+    for i, lv in enumerate(levels):
+        ax = fig.add_subplot(grid[1, i])
+        k = (lv["body_slices"][0] + lv["body_slices"][1]) // 2
+        lid = _level_id(lv["name"])
+        ax.imshow(hu[k], **_BONE)
+        ax.imshow(np.where(labels[k] == lid, lid, 0), cmap=_LEVEL_CMAP, vmin=0, vmax=5, interpolation="nearest")
+        rows, cols_ = np.nonzero(labels[k] == lid)
+        if rows.size:
+            pad = 40
+            ax.set_xlim(max(cols_.min() - pad, 0), min(cols_.max() + pad, hu.shape[2] - 1))
+            ax.set_ylim(min(rows.max() + pad, hu.shape[1] - 1), max(rows.min() - pad, 0))
+        hu_text = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
+        flag = " (!)" if lv["uncertain"] else ""
+        ax.set_title(
+            f"{lv['name']} slice {k}: {CLASS_TITLES[lv['prediction']]}{flag}\n{hu_text}, "
+            f"p={max(lv['probabilities'].values()):.2f}",
+            fontsize=8,
+        )
+        ax.axis("off")
+    save_figure(fig, path)

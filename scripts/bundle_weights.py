@@ -1,0 +1,38 @@
+"""Copy trained weights into the package (fp16 storage) with their evaluation on held-out phantoms.
+
+Run: .venv/bin/python scripts/bundle_weights.py SRC NAME [--eval METRICS.json]
+(NAME is msnet-small or bccnet; writes ml/bonescreen/weights/NAME.safetensors and NAME.json)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from bonescreen.checkpoint import load_model, save_checkpoint
+from bonescreen.weights import WEIGHTS_DIR
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("src", type=Path)
+    p.add_argument("name")
+    p.add_argument("--eval", type=Path, default=None, help="metrics JSON on held-out phantoms to record")
+    args = p.parse_args()
+    model, meta = load_model(args.src)
+    keep = {
+        k: v
+        for k, v in meta.items()
+        if k not in ("format", "format_version", "model", "config", "created", "sha256", "path")
+    }
+    if args.eval:
+        keep["held_out_evaluation"] = json.loads(args.eval.read_text())
+    path = save_checkpoint(WEIGHTS_DIR / f"{args.name}.safetensors", model, keep, storage_dtype=torch.float16)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Level splitting and naming on phantom masks, resampling to the network grid, cancelling."""
+
+import numpy as np
+import pytest
+
+from bonescreen.phantom import PhantomConfig, make_case
+from bonescreen.pipeline.grid import NetGrid
+from bonescreen.pipeline.levels import split_levels
+from bonescreen.pipeline.progress import Cancelled, report
+
+
+@pytest.mark.parametrize(
+    ("t12", "sacrum", "rule"),
+    [(True, True, "sacrum"), (False, True, "sacrum"), (True, False, "T12"), (False, False, "top vertebra")],
+)
+@pytest.mark.parametrize("thickness", [1.5, 5.0])
+def test_levels_named_from_the_truth_mask(t12, sacrum, rule, thickness):
+    case = make_case(41, 3, PhantomConfig(thickness=thickness, include_t12=t12, include_sacrum=sacrum))
+    split = split_levels(case.spine > 0, case.spacing, case.hu.astype(np.float32))
+    assert rule in split.rule
+    np.testing.assert_array_equal(split.labels, case.levels)
+    names = [v.name for v in split.vertebrae]
+    assert names[-1] == ("T12" if t12 else "L1") and names[0] == ("S1" if sacrum else "L5")
+    assert split.certain == (t12 or sacrum)
+
+
+def test_top_level_hint():
+    case = make_case(41, 4, PhantomConfig(thickness=3.0, include_t12=False, include_sacrum=False))
+    top2 = np.where(case.levels == 5, 0, case.levels)  # pretend only L1..L4 are in view
+    split = split_levels(top2 > 0, case.spacing, case.hu.astype(np.float32), top_level=2)
+    assert [v.name for v in split.vertebrae] == ["L5", "L4", "L3", "L2"] and split.certain
+
+
+def test_empty_mask():
+    split = split_levels(np.zeros((5, 64, 64), bool), (2.0, 0.7, 0.7))
+    assert not split.labels.any() and split.notes
+
+
+@pytest.mark.parametrize(
+    ("shape", "spacing"),
+    [((512, 512), (0.7, 0.7)), ((256, 256), (1.5, 1.5)), ((600, 700), (0.5, 0.5)), ((512, 512), (1.0, 1.0))],
+)
+def test_net_grid_round_trip(shape, spacing):
+    grid = NetGrid.for_slices(shape, spacing)
+    rng = np.random.default_rng(0)
+    img = np.zeros((2, *shape), np.float32)
+    r, c = shape[0] // 2, shape[1] // 2
+    img[:, r - 40 : r + 40, c - 30 : c + 30] = 1.0
+    net = grid.to_net(img + rng.normal(0, 0.01, img.shape).astype(np.float32), fill=0.0)
+    assert net.shape == (2, 512, 512)
+    assert 0.6 - 1e-6 <= grid.spacing <= 0.9 + 1e-6
+    back = grid.from_net(net) > 0.5
+    assert back.shape == img.shape
+    overlap = (back & (img > 0.5)).sum() / (img > 0.5).sum()
+    assert overlap > 0.95 and back.sum() < 1.1 * (img > 0.5).sum()
+    if shape == (512, 512) and spacing == (0.7, 0.7):
+        assert grid.identity
+
+
+def test_progress_cancels():
+    report(None, "x", 1, 2)
+    report(lambda s, d, t: None, "x", 1, 2)
+    with pytest.raises(Cancelled, match="segment"):
+        report(lambda s, d, t: False, "segment", 3, 10)

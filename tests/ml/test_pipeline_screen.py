@@ -1,0 +1,170 @@
+"""The screening pipeline with the bundled weights: phantoms the training never saw, real CT, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bonescreen.checkpoint import file_sha256
+from bonescreen.cli import main
+from bonescreen.errors import BoneScreenError
+from bonescreen.io import load_ct
+from bonescreen.labels import CLASS_NAMES
+from bonescreen.metrics import dice_score
+from bonescreen.phantom import PhantomConfig, make_case
+from bonescreen.phantom.write import write_case
+from bonescreen.pipeline import Cancelled, Screener
+from bonescreen.weights import default_weights
+
+UNSEEN_SEED = 5150  # training used seeds 1000 (train) and 2000 (held-out test)
+
+
+@pytest.fixture(scope="module")
+def screener():
+    return Screener(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def unseen(tmp_path_factory):
+    case = make_case(UNSEEN_SEED, 0, PhantomConfig(thickness=2.5))
+    root = tmp_path_factory.mktemp("unseen")
+    write_case(case, root, "dicom")
+    return case, root
+
+
+def test_segment_unseen_phantom(screener, unseen):
+    case, root = unseen
+    volume = load_ct(root / "dicom")
+    seg = screener.segment(volume)
+    assert seg.labels.shape == volume.shape and seg.labels.dtype == np.uint8
+    assert dice_score(seg.labels > 0, case.levels > 0) > 0.9
+    for lv in range(1, 6):
+        assert dice_score(seg.labels == lv, case.levels == lv) > 0.85, f"L{lv}"
+    assert "sacrum" in seg.rule and seg.certain
+    assert seg.level_names() == ["L1", "L2", "L3", "L4", "L5"]
+
+
+def test_classify_takes_the_users_labels(screener, unseen):
+    case, root = unseen
+    volume = load_ct(root / "dicom")
+    result = screener.classify(volume, case.levels)
+    assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L3", "L4", "L5"]
+    for lv in result["levels"]:
+        assert sum(lv["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+        assert lv["prediction"] in CLASS_NAMES
+        assert lv["trabecular_hu"] == pytest.approx(case.trabecular_hu[lv["name"]], abs=20)
+    assert result["overall"]["levels_used"] == ["L1", "L2"]
+    # an edit changes what is classified: erase L1, and cut L2 down to its body's left half
+    edited = case.levels.copy()
+    edited[edited == 1] = 0
+    cols = np.nonzero((edited == 2).any(axis=(0, 1)))[0]
+    edited[:, :, cols.mean().astype(int) :][edited[:, :, cols.mean().astype(int) :] == 2] = 0
+    changed = screener.classify(volume, edited)
+    assert [lv["name"] for lv in changed["levels"]] == ["L2", "L3", "L4", "L5"]
+    l2_before = next(lv for lv in result["levels"] if lv["name"] == "L2")["probabilities"]
+    l2_after = changed["levels"][0]["probabilities"]
+    assert l2_before != l2_after
+    assert changed["overall"]["levels_used"] == ["L2", "L3", "L4", "L5"]
+
+
+def test_bad_labels(screener, unseen):
+    case, root = unseen
+    volume = load_ct(root / "dicom")
+    with pytest.raises(BoneScreenError, match="do not fit"):
+        screener.classify(volume, case.levels[:-1])
+    with pytest.raises(BoneScreenError, match=r"0 .background. and 1\.\.5"):
+        screener.classify(volume, case.levels * 9)
+
+
+def test_cancel_between_batches(screener, unseen):
+    _, root = unseen
+    volume = load_ct(root / "dicom")
+    calls = []
+
+    def progress(stage, done, total):
+        calls.append(done)
+        return done == 0  # let the first report pass, cancel at the next
+
+    with pytest.raises(Cancelled):
+        screener.segment(volume, progress)
+    assert calls == [0, 8]
+
+
+def test_other_grids(screener, tmp_path):
+    """A 256x256 slice at 1.5 mm and 5 mm slices: resampled for the networks, labels back on the input grid."""
+    import nibabel as nib
+    from scipy import ndimage
+
+    case = make_case(UNSEEN_SEED, 1, PhantomConfig(thickness=5.0, contrast_probability=0))
+    hu = ndimage.zoom(case.hu.astype(np.float32), (1, 0.5, 0.5), order=1)
+    truth = case.levels[:, ::2, ::2]
+    affine = np.diag([-case.spacing[2] * 2, -case.spacing[1] * 2, case.spacing[0], 1.0])
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(hu.transpose(2, 1, 0)), affine), tmp_path / "low.nii.gz")
+    volume = load_ct(tmp_path / "low.nii.gz")
+    assert volume.shape == truth.shape
+    seg = screener.segment(volume)
+    assert seg.labels.shape == truth.shape
+    assert dice_score(seg.labels > 0, truth > 0) > 0.8
+    assert {"L1", "L3", "L5"} <= set(seg.level_names())
+
+
+def test_screen_command_outputs(unseen, tmp_path, capsys):
+    _, root = unseen
+    out = tmp_path / "out"
+    assert main(["screen", str(root / "dicom"), "--out", str(out), "--device", "cpu"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert {"input", "device", "levels", "overall", "models", "timings_s"} <= set(result)
+    lv = result["levels"][0]
+    assert {"name", "slices", "probabilities", "prediction", "trabecular_hu", "hu_category"} <= set(lv)
+    assert list(lv["probabilities"]) == list(CLASS_NAMES)
+    assert {"probabilities", "prediction", "uncertain"} <= set(result["overall"])
+    assert result["models"]["segmentation"]["sha256"] == file_sha256(default_weights("segmentation"))
+    assert {"load", "segment", "classify"} <= set(result["timings_s"])
+    assert "PatientID" in result["identifying_tags"]["seg.dcm"]
+    for name in ("levels.nii.gz", "seg.dcm", "report.png"):
+        assert (out / name).stat().st_size > 1000
+    printed = capsys.readouterr().out
+    assert "L3:" in printed and "overall" in printed
+    assert "BoneScreen^Phantom" not in printed and "case5150" not in printed  # no patient name or id printed
+
+
+def test_screen_corrected_labels(unseen, tmp_path):
+    _case, root = unseen
+    out = tmp_path / "o1"
+    assert (
+        main(
+            [
+                "screen",
+                str(root / "dicom"),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--labels",
+                str(root / "levels.nii.gz"),
+            ]
+        )
+        == 0
+    )
+    result = json.loads((out / "result.json").read_text())
+    assert result["segmentation"]["source"] == "user" and len(result["levels"]) == 5
+
+
+def test_screen_bad_input(tmp_path, capsys):
+    bad = tmp_path / "scan.dcm"
+    bad.write_bytes(b"not dicom at all")
+    assert main(["screen", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bonescreen: error:") and "scan.dcm" in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name", ["totalseg-t11t12-dicom", "pancreasct-slice/explicit_VR-UN.dcm", "dcmqi-ct3slice"])
+def test_screen_real_ct_runs_to_the_end(shared_data, tmp_path, name):
+    out = tmp_path / "real"
+    assert main(["screen", str(shared_data / name), "--out", str(out), "--device", "cpu"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert (out / "report.png").is_file() and (out / "levels.nii.gz").is_file()
+    for lv in result["levels"]:
+        if lv["trabecular_hu"] is not None:
+            assert 0 < lv["trabecular_hu"] < 500  # plausible trabecular bone
