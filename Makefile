@@ -1,21 +1,28 @@
-# BoneScreen: `make demo` runs the main job on bundled data, `make test` runs the tests.
-# Both create .venv and install what they need on first use.
+# BoneScreen: `make demo` runs the main job on sample data, `make test` runs the tests.
+# Both create .venv and install what they need on first use (the napari tests also need
+# Xvfb and Qt's X libraries: `make system-deps` installs them on Debian/Ubuntu, as root).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+APT_DEPS := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 libxcb-randr0 \
+	libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0 libgl1 libegl1 \
+	libdbus-1-3 libfontconfig1
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint system-deps clean
 
 $(STAMP): ml/pyproject.toml pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU build of torch; an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e "ml[dev]"
+	$(BIN)/python -m pip install -q -e "ml[dev]" -e ".[testing]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+system-deps:
+	@command -v xvfb-run >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_DEPS))
 
 demo: install
 	bash scripts/demo.sh
@@ -24,7 +31,9 @@ lint: install
 	$(BIN)/ruff check .
 
 test: install lint
-	$(BIN)/python -m pytest tests
+	@if [ -n "$$DISPLAY" ]; then $(BIN)/python -m pytest tests; \
+	elif command -v xvfb-run >/dev/null; then xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python -m pytest tests; \
+	else echo "xvfb-run is missing: run 'make system-deps' (as root) for the napari tests"; exit 2; fi
 
 clean:
-	rm -rf $(VENV) demo-out
+	rm -rf $(VENV) demo-out bench-out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from ..weights import default_weights
 from .classify import classify_levels
 from .levels import split_levels
 from .progress import ProgressCallback
-from .segment import mark_volume
+from .segment import drive, iter_mark_volume
 
 
 @dataclass
@@ -123,24 +124,35 @@ class Screener:
             "classification": {"name": self.cls_meta["model"], "sha256": self.cls_meta["sha256"]},
         }
 
-    def segment(
-        self, volume: CTVolume, progress: ProgressCallback | None = None, top_level: int | None = None
-    ) -> Segmentation:
-        """Segment and name the lumbar vertebrae of ``volume``.
+    def iter_segment(
+        self, volume: CTVolume, top_level: int | None = None, slices: np.ndarray | None = None
+    ) -> Generator[tuple[str, int, int], None, Segmentation]:
+        """:meth:`segment` as a generator: yields ``(stage, done, total)`` between batches, returns the result.
 
-        ``progress("segment", done, total)`` is called between batches of
-        slices; returning False cancels (raises :class:`~.progress.Cancelled`).
+        Closing the generator between yields cancels the run (GUIs run it in a worker).
         """
         t0 = time.perf_counter()
         model = self._model("segmentation")
-        mark = mark_volume(model, volume.hu, volume.spacing, self.device, progress=progress)
+        mark = yield from iter_mark_volume(model, volume.hu, volume.spacing, self.device, slices=slices)
+        yield "name levels", 0, 1
         split = split_levels(mark, volume.spacing, volume.hu, top_level=top_level)
+        yield "name levels", 1, 1
         notes = list(split.notes)
         if not split.labels.any():
             notes.append("no lumbar vertebra (L1-L5) found")
         return Segmentation(
             split.labels, mark, split.vertebrae, split.rule, split.certain, notes, time.perf_counter() - t0
         )
+
+    def segment(
+        self, volume: CTVolume, progress: ProgressCallback | None = None, top_level: int | None = None
+    ) -> Segmentation:
+        """Segment and name the lumbar vertebrae of ``volume``.
+
+        ``progress(stage, done, total)`` is called between batches of slices;
+        returning False cancels (raises :class:`~.progress.Cancelled`).
+        """
+        return drive(self.iter_segment(volume, top_level), progress)
 
     def classify(
         self, volume: CTVolume, labels: np.ndarray, progress: ProgressCallback | None = None, names_certain: bool = True

@@ -116,6 +116,38 @@ def _loss(task: str, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
     return F.cross_entropy(out, y.long())
 
 
+def _has_dropout_and_batchnorm(model: nn.Module) -> bool:
+    mods = list(model.modules())
+    return any(isinstance(m, nn.Dropout) and m.p > 0 for m in mods) and any(isinstance(m, nn.BatchNorm2d) for m in mods)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, loader, device: torch.device, max_batches: int = 50) -> None:
+    """Re-estimate BatchNorm statistics with dropout off.
+
+    With dropout after every convolution (BCC-Net, as the paper), the running
+    variance that BatchNorm gathers in training includes dropout's noise, which
+    is absent at inference ("variance shift"): eval-mode outputs drift, up to one
+    class for every input. A pass over training batches in train mode for
+    BatchNorm and eval mode for dropout, with a cumulative average, fixes the statistics.
+    """
+    was_training = model.training
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [m.momentum for m in bns]
+    model.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over the pass
+        m.train()
+    for i, (x, _) in enumerate(loader):
+        if i >= max_batches:
+            break
+        model(x.to(device))
+    for m, momentum in zip(bns, momenta, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
+
+
 @torch.inference_mode()
 def evaluate_model(task: str, model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 16) -> dict:
     """Validation figures: mean foreground Dice (segmentation) or accuracy (classification)."""
@@ -259,6 +291,9 @@ def train(
             running += loss_value * len(x)
             seen += len(x)
             yield TrainEvent("step", epoch, config.epochs, step, steps_per_epoch, loss_value, lr)
+        if _has_dropout_and_batchnorm(model):
+            stats_loader = _loader(train_set, config.batch_size, True, epoch_seed + 7, config.workers, sampler)
+            recalibrate_batchnorm(model, stats_loader, device)
         metrics = {"train_loss": running / max(seen, 1)}
         if val_set is not None and rank == 0:
             metrics.update(evaluate_model(task, model, val_set, device))

@@ -1,0 +1,55 @@
+"""Reader contribution: DICOM folders and files, NIfTI -> an image layer in HU."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bonescreen.errors import BoneScreenError
+from bonescreen.io import load_ct
+from bonescreen.io.dicom import is_dicom_file
+from bonescreen.io.nifti import is_nifti_path
+
+from ._convert import image_layer_data
+
+
+def _handles(path: Path) -> bool:
+    if path.is_dir():
+        try:
+            return any(is_dicom_file(p) for p in _first_files(path))
+        except OSError:
+            return False
+    return is_nifti_path(path) or (path.is_file() and is_dicom_file(path))
+
+
+def _first_files(folder: Path, limit: int = 200):
+    n = 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            yield Path(root) / name
+            n += 1
+            if n >= limit:
+                return
+
+
+def get_reader(path: str | list[str]):
+    """Return a reader for a DICOM folder, DICOM file or NIfTI file; None for anything else."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    return read_ct if _handles(Path(path)) else None
+
+
+def read_ct(path: str | list[str]) -> list[tuple]:
+    """Read the CT as one image layer; a bad file gives a notification, not a traceback."""
+    if isinstance(path, list):
+        path = path[0]
+    try:
+        return [image_layer_data(load_ct(path))]
+    except BoneScreenError as exc:
+        from napari.utils.notifications import show_error
+
+        show_error(f"BoneScreen could not open the CT: {exc}")
+        return [(None,)]  # napari's "nothing to add" sentinel

@@ -1,0 +1,52 @@
+"""Sample data: a lumbar CT phantom of each class (made in seconds), and a real CT slice shipped with pydicom."""
+
+from __future__ import annotations
+
+from bonescreen.io import CTVolume, SourceGrid
+from bonescreen.labels import CLASS_TITLES
+from bonescreen.sample import sample_case
+
+from ._convert import image_layer_data
+
+
+def _phantom(label: str) -> list[tuple]:
+    import numpy as np
+
+    case = sample_case(label)
+    hu = np.maximum(case.hu.astype(np.float32), -1024.0)
+    source = SourceGrid(
+        kind="phantom",
+        path=None,
+        shape=hu.shape[::-1],
+        affine=case.affine,
+        transform=np.array([[0, 1.0], [1, 1.0], [2, 1.0]]),
+    )
+    volume = CTVolume(
+        hu=hu, spacing=case.spacing, affine=case.affine, source=source, description=f"phantom ({CLASS_TITLES[label]})"
+    )
+    return [image_layer_data(volume)]
+
+
+def phantom_normal() -> list[tuple]:
+    """Lumbar CT phantom with normal bone mass."""
+    return _phantom("normal")
+
+
+def phantom_low_bone_mass() -> list[tuple]:
+    """Lumbar CT phantom with low bone mass."""
+    return _phantom("low_bone_mass")
+
+
+def phantom_osteoporosis() -> list[tuple]:
+    """Lumbar CT phantom with osteoporosis."""
+    return _phantom("osteoporosis")
+
+
+def real_ct_slice() -> list[tuple]:
+    """A real CT slice around a thoracic vertebra (``CT_small.dcm``, shipped with pydicom)."""
+    from pydicom.data import get_testdata_file
+
+    from bonescreen.io import load_ct
+
+    volume = load_ct(get_testdata_file("CT_small.dcm"))
+    return [image_layer_data(volume, "real CT slice (pydicom CT_small)")]

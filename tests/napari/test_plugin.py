@@ -1,0 +1,164 @@
+"""The napari plugin in a real viewer: manifest, reader, samples, the whole segment -> edit -> classify flow."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bonescreen.labels import CLASS_NAMES
+
+PLUGIN = "napari-bonescreen"
+
+
+def wait_for(qtbot, widget, timeout=120_000):
+    qtbot.waitUntil(lambda: widget.worker is None or not widget.worker.is_running, timeout=timeout)
+    qtbot.wait(50)
+
+
+def test_manifest_validates():
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_distribution(PLUGIN)
+    manifest.validate_imports()
+    assert {w.display_name for w in manifest.contributions.widgets} == {"Segment vertebrae", "Classify bone condition"}
+    assert len(manifest.contributions.sample_data) == 4
+
+
+@pytest.mark.parametrize(
+    ("rel", "shape", "spacing"),
+    [
+        ("pancreasct-slice/explicit_VR-UN.dcm", (1, 512, 512), (1.0, 0.859375, 0.859375)),
+        ("totalseg-t11t12-dicom", (20, 512, 512), (2.0, 0.9765625, 0.9765625)),
+        ("dcmqi-ct3slice", (3, 512, 512), (1.0, 0.810547, 0.810547)),
+    ],
+)
+def test_reader_opens_real_data(make_napari_viewer, shared_data, rel, shape, spacing):
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(shared_data / rel), plugin=PLUGIN)
+    assert len(layers) == 1
+    layer = layers[0]
+    assert layer.data.shape == shape
+    np.testing.assert_allclose(layer.scale, spacing, rtol=1e-4)
+    assert layer.contrast_limits == [-250.0, 1250.0]
+    # anterior up: bone (the spine) sits in the lower (posterior) half of each slice
+    rows = np.nonzero((np.asarray(layer.data) > 300).any(axis=(0, 2)))[0]
+    spine_rows = np.nonzero((np.asarray(layer.data)[:, :, 200:312] > 300).any(axis=(0, 2)))[0]
+    assert np.median(spine_rows) > 256 and rows.size
+
+
+def test_reader_declines_and_reports(make_napari_viewer, tmp_path):
+    from napari_bonescreen._reader import get_reader
+
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    assert get_reader(str(text)) is None
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00" * 10)
+    reader = get_reader(str(broken))
+    assert reader is not None
+    assert reader(str(broken)) == [(None,)]  # a notification, no traceback, no layer
+
+
+def test_full_flow(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_osteoporosis")
+    image = viewer.layers[0]
+    assert image.metadata["bonescreen"]["spacing"][0] == 2.5
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    assert seg.image.value is image
+
+    seg.run()
+    wait_for(qtbot, seg)
+    labels = seg.last_layer
+    assert labels is not None and labels.name == f"{image.name} levels"
+    assert set(np.unique(labels.data)) >= {1, 2, 3, 4, 5}
+    np.testing.assert_allclose(labels.scale, image.scale)
+    assert labels.features["level"].tolist()[1:] == ["L1", "L2", "L3", "L4", "L5"]
+
+    cls.labels.value = labels
+    cls.run()
+    wait_for(qtbot, cls)
+    first = cls.result
+    assert [lv["name"] for lv in first["levels"]] == ["L1", "L2", "L3", "L4", "L5"]
+    for lv in first["levels"]:
+        assert sum(lv["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert cls.table.rowCount() == 6 and cls.table.item(5, 0).text() == "overall"
+
+    # edit: erase L1 entirely, paint L2 over part of L3's slices
+    data = labels.data
+    data[data == 1] = 0
+    ks = np.nonzero((data == 3).any(axis=(1, 2)))[0]
+    data[ks[: len(ks) // 2]][data[ks[: len(ks) // 2]] == 3] = 2
+    labels.data = data
+    cls.run()
+    wait_for(qtbot, cls)
+    second = cls.result
+    assert [lv["name"] for lv in second["levels"]] == ["L2", "L3", "L4", "L5"]
+    assert second["overall"]["probabilities"] != first["overall"]["probabilities"]
+
+    # select a level: the viewer moves to its slices
+    cls.table.selectRow(1)
+    level = second["levels"][1]
+    z = viewer.dims.point[0] / image.scale[0]
+    assert level["body_slices"][0] <= z <= level["body_slices"][1]
+
+    cls.save_result(str(tmp_path / "result.json"))
+    cls.save_report(str(tmp_path / "report.png"))
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert list(saved["overall"]["probabilities"]) == list(CLASS_NAMES)
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+    # a second run never overwrites the edited layer
+    seg.run()
+    wait_for(qtbot, seg)
+    assert seg.last_layer is not labels and np.array_equal(labels.data, data)
+
+
+def test_cancel_adds_nothing(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_normal")
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.run()
+    qtbot.waitUntil(lambda: seg.bar.value() > 0, timeout=60_000)
+    seg.cancel()
+    wait_for(qtbot, seg)
+    assert len(viewer.layers) == 1
+    assert "Cancelled" in seg.status.text()
+
+
+def test_errors_are_notifications(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    seg.run()  # no image layer
+    assert "no image layer" in seg.status.text()
+    viewer.add_image(np.random.default_rng(0).random((4, 32, 32)), name="not ct")
+    seg.image.reset_choices()
+    seg.run()
+    assert "does not look like CT" in seg.status.text()
+    viewer.add_labels(np.zeros((4, 32, 32), np.uint8), name="empty")
+    cls.image.reset_choices()
+    cls.labels.reset_choices()
+    cls.image.value = viewer.layers["not ct"]
+    cls.run()
+    assert "Error" in cls.status.text()
+
+
+def test_writer_round_trip(make_napari_viewer, shared_data, tmp_path):
+    from bonescreen.io import load_ct
+    from bonescreen.io.writers import read_dicom_seg, read_labels_nifti
+    from napari_bonescreen._convert import labels_layer_data
+
+    viewer = make_napari_viewer()
+    image = viewer.open(str(shared_data / "totalseg-t11t12-dicom"), plugin=PLUGIN)[0]
+    labels = np.zeros(image.data.shape, np.uint8)
+    labels[5:9, 300:340, 230:280] = 1
+    data, meta, _ = labels_layer_data(labels, image, "levels")
+    layer = viewer.add_labels(data, **meta)
+    written = layer.save(str(tmp_path / "levels.nii.gz"), plugin=PLUGIN)
+    assert written
+    volume = load_ct(shared_data / "totalseg-t11t12-dicom")
+    np.testing.assert_array_equal(read_labels_nifti(volume, tmp_path / "levels.nii.gz"), labels)
+    assert layer.save(str(tmp_path / "seg.dcm"), plugin=PLUGIN)
+    np.testing.assert_array_equal(read_dicom_seg(volume, tmp_path / "seg.dcm"), labels)
