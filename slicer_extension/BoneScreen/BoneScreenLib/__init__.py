@@ -1,0 +1,1 @@
+"""GUI-free helpers of the BoneScreen Slicer module (MRML nodes <-> the ``bonescreen`` core)."""

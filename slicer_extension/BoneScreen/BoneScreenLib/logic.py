@@ -1,0 +1,318 @@
+"""BoneScreen logic on MRML nodes, without GUI: it runs in Slicer and headless with PyPI's slicer-core.
+
+Conversions:
+
+- scalar volume node -> :class:`bonescreen.io.CTVolume` (IJK-to-RAS kept, HU in BoneScreen's orientation);
+- level labels -> segmentation node with segments L1..L5 (names, colours, SNOMED CT terminology);
+- segmentation node (after the user's edits) -> level labels on the volume grid;
+- results -> table node (one row per level and an overall row) and a plot chart node.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import slicer
+import vtk
+
+#: Tag on each segment holding its level id (1..5).
+LEVEL_TAG = "BoneScreen.Level"
+_REGISTERED = []
+
+
+def register_segmentation_converters() -> None:
+    """Register the labelmap <-> closed-surface rules (Slicer does this at start-up; headless we must)."""
+    if _REGISTERED:
+        return
+    factory = slicer.vtkSegmentationConverterFactory.GetInstance()
+    factory.RegisterConverterRule(slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule())
+    factory.RegisterConverterRule(slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule())
+    _REGISTERED.append(True)
+
+
+def _matrix_to_numpy(m: vtk.vtkMatrix4x4) -> np.ndarray:
+    return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def _numpy_to_matrix(a: np.ndarray) -> vtk.vtkMatrix4x4:
+    m = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            m.SetElement(r, c, float(a[r, c]))
+    return m
+
+
+def ijk_to_ras(volume_node) -> np.ndarray:
+    """The node's 4x4 IJK-to-RAS matrix as an array."""
+    m = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(m)
+    return _matrix_to_numpy(m)
+
+
+def volume_node_to_ct(volume_node):
+    """A :class:`bonescreen.io.CTVolume` of a scalar volume node (values taken as HU).
+
+    The node's own IJK-to-RAS matrix is used (a parent transform is not applied:
+    harden it first).
+    """
+    from bonescreen.errors import BoneScreenError
+    from bonescreen.io import CTVolume, SourceGrid
+    from bonescreen.io.volume import clip_padding, reorient, spacing_from_affine
+
+    if volume_node is None or volume_node.GetImageData() is None:
+        raise BoneScreenError("select a CT volume first")
+    kji = slicer.util.arrayFromVolume(volume_node)
+    if kji.ndim != 3:
+        raise BoneScreenError(f"volume '{volume_node.GetName()}' is not a 3-D scalar volume")
+    data_ijk = np.ascontiguousarray(kji.transpose(2, 1, 0)).astype(np.float32)
+    affine = ijk_to_ras(volume_node)
+    hu, new_affine, transform = reorient(data_ijk, affine)
+    clip_padding(hu)
+    source = SourceGrid(kind="slicer", path=None, shape=data_ijk.shape, affine=affine, transform=transform)
+    return CTVolume(
+        hu=hu,
+        spacing=spacing_from_affine(new_affine),
+        affine=new_affine,
+        source=source,
+        description=volume_node.GetName(),
+    )
+
+
+def _terminology(level: int) -> str:
+    from bonescreen.labels_terminology import LEVEL_CATEGORY, LEVEL_CODES
+
+    cat, typ = LEVEL_CATEGORY, LEVEL_CODES[level]
+    return (
+        "Segmentation category and type - 3D Slicer General Anatomy list"
+        f"~{cat.scheme_designator}^{cat.value}^{cat.meaning}~{typ.scheme_designator}^{typ.value}^{typ.meaning}~^^"
+        "~Anatomic codes - DICOM master list~^^~^^"
+    )
+
+
+def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
+    """Put level labels (z, y, x on ``volume``) into a segmentation node, one segment per level.
+
+    A new node is made unless ``segmentation_node`` is given; a given node's
+    segments are replaced.
+    """
+    from bonescreen.labels import LEVEL_COLORS, LEVEL_NAMES
+
+    register_segmentation_converters()
+    scene = volume_node.GetScene()
+    ijk = volume.to_source(np.asarray(labels, dtype=np.uint8))
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "BoneScreen temporary labels")
+    try:
+        labelmap.SetIJKToRASMatrix(_numpy_to_matrix(ijk_to_ras(volume_node)))
+        slicer.util.updateVolumeFromArray(labelmap, np.ascontiguousarray(ijk.transpose(2, 1, 0)))
+        if segmentation_node is None:
+            segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{volume_node.GetName()} levels")
+        segmentation = segmentation_node.GetSegmentation()
+        segmentation.RemoveAllSegments()
+        segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
+        if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation_node):
+            raise RuntimeError("Slicer could not import the labels into the segmentation")
+    finally:
+        scene.RemoveNode(labelmap)
+    for i in range(segmentation.GetNumberOfSegments()):
+        segment = segmentation.GetNthSegment(i)
+        match = re.search(r"(\d+)$", segment.GetName())
+        level = int(match.group(1)) if match else i + 1
+        segment.SetName(LEVEL_NAMES[level])
+        segment.SetColor(*(c / 255 for c in LEVEL_COLORS[level]))
+        segment.SetTag(LEVEL_TAG, str(level))
+        segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), _terminology(level))
+    return segmentation_node
+
+
+def _segment_level(segment) -> int | None:
+    from bonescreen.labels import LEVEL_NAMES
+
+    tag = vtk.mutable("") if hasattr(vtk, "mutable") else None
+    if tag is not None and segment.GetTag(LEVEL_TAG, tag) and str(tag).isdigit():
+        return int(str(tag))
+    return next((k for k, v in LEVEL_NAMES.items() if v == segment.GetName()), None)
+
+
+def segmentation_to_labels(segmentation_node, volume_node, volume) -> np.ndarray:
+    """The level labels (z, y, x on ``volume``) of a segmentation node as the user left it.
+
+    Segments are matched to levels by their BoneScreen tag, else by name (L1..L5);
+    other segments are ignored. Where segments overlap, the higher level wins.
+    """
+    register_segmentation_converters()
+    scene = volume_node.GetScene()
+    segmentation = segmentation_node.GetSegmentation()
+    ids = vtk.vtkStringArray()
+    levels = []
+    for i in range(segmentation.GetNumberOfSegments()):
+        level = _segment_level(segmentation.GetNthSegment(i))
+        if level is not None:
+            ids.InsertNextValue(segmentation.GetNthSegmentID(i))
+            levels.append(level)
+    labels = np.zeros(volume.shape, np.uint8)
+    if not levels:
+        return labels
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "BoneScreen temporary export")
+    try:
+        ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+            segmentation_node, ids, labelmap, volume_node
+        )
+        if not ok:
+            raise RuntimeError("Slicer could not export the segments")
+        values = slicer.util.arrayFromVolume(labelmap)  # 1..n in the order of ids
+    finally:
+        scene.RemoveNode(labelmap)
+    lut = np.zeros(len(levels) + 1, np.uint8)
+    lut[1:] = levels
+    ijk = lut[np.asarray(values)].transpose(2, 1, 0)
+    return volume.from_source(ijk)
+
+
+TABLE_COLUMNS = (
+    "level",
+    "p_normal",
+    "p_low_bone_mass",
+    "p_osteoporosis",
+    "prediction",
+    "trabecular_hu",
+    "hu_category",
+    "uncertain",
+    "reasons",
+)
+
+
+def results_to_table(result: dict, table_node):
+    """Fill a table node: one row per level and an ``overall`` row, columns :data:`TABLE_COLUMNS`."""
+    table_node.RemoveAllColumns()
+    rows = [*result["levels"], {"name": "overall", **result["overall"]}]
+    string_cols = {"level", "prediction", "hu_category", "reasons"}
+    columns = {}
+    for name in TABLE_COLUMNS:
+        arr = (
+            vtk.vtkStringArray()
+            if name in string_cols
+            else (vtk.vtkIntArray() if name == "uncertain" else vtk.vtkDoubleArray())
+        )
+        arr.SetName(name)
+        columns[name] = arr
+    for row in rows:
+        p = row["probabilities"] or {}
+        columns["level"].InsertNextValue(row["name"])
+        for cls in ("normal", "low_bone_mass", "osteoporosis"):
+            columns[f"p_{cls}"].InsertNextValue(float(p.get(cls, np.nan)))
+        columns["prediction"].InsertNextValue(row["prediction"] or "")
+        hu = row.get("trabecular_hu")
+        columns["trabecular_hu"].InsertNextValue(float("nan") if hu is None else float(hu))
+        columns["hu_category"].InsertNextValue(row.get("hu_category") or "")
+        columns["uncertain"].InsertNextValue(int(bool(row["uncertain"])))
+        columns["reasons"].InsertNextValue("; ".join(row.get("reasons", [])))
+    for name in TABLE_COLUMNS:
+        table_node.AddColumn(columns[name])
+    table_node.Modified()
+    return table_node
+
+
+def results_to_chart(table_node, chart_node=None):
+    """A bar chart of the class probabilities per level (one series per class) from :func:`results_to_table`."""
+    scene = table_node.GetScene()
+    if chart_node is None:
+        chart_node = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", "BoneScreen probabilities")
+    chart_node.RemoveAllPlotSeriesNodeIDs()
+    colors = {"normal": (0.30, 0.69, 0.29), "low_bone_mass": (1.0, 0.5, 0.0), "osteoporosis": (0.89, 0.10, 0.11)}
+    for cls, color in colors.items():
+        series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", f"p({cls})")
+        series.SetAndObserveTableNodeID(table_node.GetID())
+        series.SetXColumnName("level")
+        series.SetYColumnName(f"p_{cls}")
+        series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeBar)
+        series.SetLabelColumnName("level")
+        series.SetColor(*color)
+        chart_node.AddAndObservePlotSeriesNodeID(series.GetID())
+    chart_node.SetTitle("BoneScreen: class probabilities per level")
+    chart_node.SetXAxisTitle("level")
+    chart_node.SetYAxisTitle("probability")
+    return chart_node
+
+
+class BoneScreenLogic:
+    """Segment and classify MRML volumes with the ``bonescreen`` core (no GUI).
+
+    Parameters
+    ----------
+    device : str
+        ``auto``, ``cpu``, ``cuda`` ...
+    seg_weights, cls_weights : str, optional
+        Weights of your own; the bundled ones by default.
+    """
+
+    def __init__(self, device: str = "auto", seg_weights: str | None = None, cls_weights: str | None = None) -> None:
+        self.device, self.seg_weights, self.cls_weights = device, seg_weights, cls_weights
+        self._screener = None
+        self.last_result: dict | None = None
+
+    @property
+    def screener(self):
+        """The core's screener, made on first use."""
+        if self._screener is None:
+            from bonescreen.pipeline import Screener
+
+            self._screener = Screener(self.seg_weights, self.cls_weights, self.device)
+        return self._screener
+
+    def iter_segment(self, volume_node, segmentation_node=None):
+        """Generator: yields ``(stage, done, total)`` between batches, returns the segmentation node.
+
+        The module's widget steps it from a timer, so Slicer stays responsive and Cancel works between batches.
+        """
+        volume = volume_node_to_ct(volume_node)
+        seg = yield from self.screener.iter_segment(volume)
+        node = labels_to_segmentation(seg.labels, volume, volume_node, segmentation_node)
+        node.SetAttribute("BoneScreen.NamingRule", seg.rule)
+        node.SetAttribute("BoneScreen.NamesCertain", "1" if seg.certain else "0")
+        return node
+
+    def segment(self, volume_node, segmentation_node=None):
+        """Segment ``volume_node`` into a segmentation node with segments L1..L5."""
+        from bonescreen.pipeline.segment import drive
+
+        return drive(self.iter_segment(volume_node, segmentation_node), None)
+
+    def classify(self, volume_node, segmentation_node, table_node=None, chart_node=None):
+        """Classify the levels of the (corrected) segmentation; results into a table and a chart node.
+
+        Returns
+        -------
+        (dict, table node, chart node)
+        """
+        volume = volume_node_to_ct(volume_node)
+        labels = segmentation_to_labels(segmentation_node, volume_node, volume)
+        certain = segmentation_node.GetAttribute("BoneScreen.NamesCertain") != "0"
+        result = self.screener.classify(volume, labels, names_certain=certain)
+        scene = volume_node.GetScene()
+        if table_node is None:
+            table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} BoneScreen results")
+        results_to_table(result, table_node)
+        chart_node = results_to_chart(table_node, chart_node)
+        self.last_result = {"input": volume_node.GetName(), **result, "models": self.screener.models()}
+        self._last = (volume, labels)
+        return self.last_result, table_node, chart_node
+
+    def export(self, folder: str) -> list[str]:
+        """Write result.json and report.png of the last classification into ``folder``."""
+        import json
+        from pathlib import Path
+
+        from bonescreen.atomic import write_text_atomic
+        from bonescreen.report import render_report
+
+        if self.last_result is None:
+            raise RuntimeError("classify first")
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "result.json", json.dumps(self.last_result, indent=2) + "\n")
+        volume, labels = self._last
+        render_report(
+            volume.hu, labels, volume.spacing, self.last_result, out / "report.png", title=self.last_result["input"]
+        )
+        return [str(out / "result.json"), str(out / "report.png")]

@@ -1,0 +1,113 @@
+"""BoneScreenLib.logic against real MRML nodes from slicer-core: volumes, segmentations, tables, plots."""
+
+import numpy as np
+import pytest
+import slicer
+import vtk
+from BoneScreenLib.logic import (
+    LEVEL_TAG,
+    TABLE_COLUMNS,
+    BoneScreenLogic,
+    labels_to_segmentation,
+    segmentation_to_labels,
+    volume_node_to_ct,
+)
+
+from bonescreen.phantom import PhantomConfig, make_case
+from bonescreen.pipeline import Screener
+
+
+@pytest.fixture(scope="module")
+def case():
+    return make_case(5151, 0, PhantomConfig(thickness=3.0, contrast_probability=0))
+
+
+def add_volume(scene, case):
+    """The phantom as a scalar volume node with a non-identity IJK-to-RAS (LPS axes, offset origin)."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phantom CT")
+    dz, dy, dx = case.spacing
+    node.SetSpacing(dx, dy, dz)
+    node.SetOrigin(123.0, -45.0, 678.0)
+    m = vtk.vtkMatrix4x4()
+    m.SetElement(0, 0, -1)
+    m.SetElement(1, 1, -1)
+    node.SetIJKToRASDirectionMatrix(m)
+    slicer.util.updateVolumeFromArray(node, np.maximum(case.hu, -1024).astype(np.int16))  # (k, j, i) = (z, y, x)
+    return node
+
+
+def test_volume_node_to_ct_keeps_geometry(scene, case):
+    node = add_volume(scene, case)
+    volume = volume_node_to_ct(node)
+    # IJK axes are L, P, S: already BoneScreen's orientation, so the array is unchanged
+    np.testing.assert_array_equal(volume.hu, np.maximum(case.hu, -1024))
+    assert volume.spacing == pytest.approx(case.spacing)
+    m = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(m)
+    np.testing.assert_allclose(volume.affine[:3, 3], [123.0, -45.0, 678.0])
+    # flip the node's axes (RAS-aligned IJK): the CT must come out the same way round
+    flipped = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "flipped")
+    flipped.SetSpacing(*node.GetSpacing())
+    slicer.util.updateVolumeFromArray(
+        flipped, np.ascontiguousarray(np.maximum(case.hu, -1024)[:, ::-1, ::-1]).astype(np.int16)
+    )
+    np.testing.assert_array_equal(volume_node_to_ct(flipped).hu, volume.hu)
+
+
+def test_labels_segmentation_round_trip(scene, case):
+    node = add_volume(scene, case)
+    volume = volume_node_to_ct(node)
+    seg = labels_to_segmentation(case.levels, volume, node)
+    segmentation = seg.GetSegmentation()
+    assert [segmentation.GetNthSegment(i).GetName() for i in range(5)] == ["L1", "L2", "L3", "L4", "L5"]
+    tag = vtk.mutable("")
+    assert segmentation.GetNthSegment(2).GetTag(LEVEL_TAG, tag) and str(tag) == "3"
+    assert segmentation.GetNthSegment(0).GetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), tag)
+    assert "66794005" in str(tag)  # SNOMED CT: L1 vertebra
+    np.testing.assert_array_equal(segmentation_to_labels(seg, node, volume), case.levels)
+
+
+def test_segment_classify_edit(scene, case):
+    node = add_volume(scene, case)
+    logic = BoneScreenLogic("cpu")
+    seg = logic.segment(node)
+    volume = volume_node_to_ct(node)
+    expected = Screener(device="cpu").segment(volume).labels
+    # the segment labelmaps match the core's labels voxel for voxel
+    np.testing.assert_array_equal(segmentation_to_labels(seg, node, volume), expected)
+    assert seg.GetSegmentation().GetNumberOfSegments() == len(np.unique(expected)) - 1
+    result, table, chart = logic.classify(node, seg)
+    assert table.GetNumberOfColumns() == len(TABLE_COLUMNS)
+    assert [table.GetColumnName(i) for i in range(len(TABLE_COLUMNS))] == list(TABLE_COLUMNS)
+    assert table.GetNumberOfRows() == len(result["levels"]) + 1
+    assert table.GetCellText(table.GetNumberOfRows() - 1, 0) == "overall"
+    assert chart.GetNumberOfPlotSeriesNodes() == 3
+    series = scene.GetNodeByID(chart.GetNthPlotSeriesNodeID(0))
+    assert series.GetTableNodeID() == table.GetID() and series.GetYColumnName() == "p_normal"
+    # the user removes L1 in the segmentation and shrinks L2: what is classified changes
+    segmentation = seg.GetSegmentation()
+    segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName("L1"))
+    edited_before = [lv["name"] for lv in result["levels"]]
+    result2, table2, _ = logic.classify(node, seg, table)
+    assert "L1" in edited_before and [lv["name"] for lv in result2["levels"]] == [n for n in edited_before if n != "L1"]
+    assert result2["overall"]["probabilities"] != result["overall"]["probabilities"]
+    assert table2 is table and table.GetNumberOfRows() == len(result2["levels"]) + 1
+
+
+def test_existing_segmentation_is_reused_when_asked(scene, case):
+    node = add_volume(scene, case)
+    volume = volume_node_to_ct(node)
+    first = labels_to_segmentation(case.levels, volume, node)
+    fewer = np.where(case.levels > 3, 0, case.levels)
+    again = labels_to_segmentation(fewer, volume, node, first)
+    assert again is first and first.GetSegmentation().GetNumberOfSegments() == 3
+
+
+def test_export(scene, case, tmp_path):
+    node = add_volume(scene, case)
+    logic = BoneScreenLogic("cpu")
+    volume = volume_node_to_ct(node)
+    seg = labels_to_segmentation(case.levels, volume, node)
+    logic.classify(node, seg)
+    written = logic.export(str(tmp_path))
+    assert [p.split("/")[-1] for p in written] == ["result.json", "report.png"]
