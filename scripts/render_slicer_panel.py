@@ -18,41 +18,45 @@ ROOT = Path(__file__).resolve().parents[1]
 UI = ROOT / "slicer_extension" / "BoneScreen" / "Resources" / "UI" / "BoneScreen.ui"
 
 
-class qMRMLNodeComboBox(QtWidgets.QComboBox):  # noqa: N801 - Slicer's class name
-    def setMRMLScene(self, scene):  # noqa: N802
+class qMRMLNodeComboBox(QtWidgets.QComboBox):
+    def setMRMLScene(self, scene):
         pass
 
-    def setNodeTypes(self, types):  # noqa: N802
+    def setNodeTypes(self, types):
         pass
 
-    def setAddEnabled(self, value):  # noqa: N802
+    def setAddEnabled(self, value):
         pass
 
-    def setRemoveEnabled(self, value):  # noqa: N802
+    def setRemoveEnabled(self, value):
         pass
 
-    def setNoneEnabled(self, value):  # noqa: N802
+    def setNoneEnabled(self, value):
         pass
 
 
-class ctkCollapsibleButton(QtWidgets.QGroupBox):  # noqa: N801
-    def setText(self, text):  # noqa: N802
+class ctkCollapsibleButton(QtWidgets.QGroupBox):
+    def setText(self, text):
         self.setTitle(text)
 
     def text(self):
         return self.title()
 
 
-class ctkPathLineEdit(QtWidgets.QLineEdit):  # noqa: N801
+class ctkPathLineEdit(QtWidgets.QLineEdit):
     pass
 
 
-class qMRMLWidget(QtWidgets.QWidget):  # noqa: N801
+class qMRMLWidget(QtWidgets.QWidget):
     pass
 
 
-for name, cls in {"qMRMLNodeComboBox": qMRMLNodeComboBox, "ctkCollapsibleButton": ctkCollapsibleButton,
-                  "ctkPathLineEdit": ctkPathLineEdit, "qMRMLWidget": qMRMLWidget}.items():
+for name, cls in {
+    "qMRMLNodeComboBox": qMRMLNodeComboBox,
+    "ctkCollapsibleButton": ctkCollapsibleButton,
+    "ctkPathLineEdit": ctkPathLineEdit,
+    "qMRMLWidget": qMRMLWidget,
+}.items():
     module = types.ModuleType(name)
     setattr(module, name, cls)
     sys.modules[name] = module
@@ -72,8 +76,10 @@ def main() -> None:
     w.deviceComboBox.addItems(["auto", "cpu", "cuda"])
     w.weightsPathLineEdit.setPlaceholderText("(bundled weights)")
     w.progressBar.setValue(100)
-    w.statusLabel.setText("Overall (L1, L2): low_bone_mass; UNCERTAIN: HU category osteoporosis (104 HU) "
-                          "disagrees with the network (low_bone_mass)")
+    w.statusLabel.setText(
+        "Overall (L1, L2): low_bone_mass; UNCERTAIN: HU category osteoporosis (104 HU) "
+        "disagrees with the network (low_bone_mass)"
+    )
     w.resize(440, 560)
     w.show()
     app.processEvents()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -98,11 +99,45 @@ def _train(args: argparse.Namespace, task: str) -> int:
         },
         "command": "bonescreen " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bonescreen") else None,
     }
+    distributed, device, rank = _init_distributed(args.device)
     config = TrainConfig(
-        name, model_kwargs, args.epochs, args.batch_size, args.lr, args.seed, args.device, workers=args.workers
+        name, model_kwargs, args.epochs, args.batch_size, args.lr, args.seed, device, workers=args.workers
     )
+    events = train(config, train_set, args.out, val_set=val_set, resume=args.resume, meta=meta, distributed=distributed)
+    try:
+        _show_training(events, quiet=rank != 0)
+    finally:
+        if distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    return 0
+
+
+def _init_distributed(device: str) -> tuple[bool, str, int]:
+    """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on CUDA, else gloo); pick this rank's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return False, device, 0
+    import torch
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    elif device == "auto":
+        device = "cpu"
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return True, device, dist.get_rank()
+
+
+def _show_training(events, quiet: bool = False) -> None:
     bar = None
-    for event in train(config, train_set, args.out, val_set=val_set, resume=args.resume, meta=meta):
+    for event in events:
+        if quiet:
+            continue
         if event.kind == "step":
             if bar is None:
                 bar = _bar(f"epoch {event.epoch + 1}/{event.epochs}", event.steps_per_epoch)
@@ -116,7 +151,6 @@ def _train(args: argparse.Namespace, task: str) -> int:
             print(f"epoch {event.epoch + 1}/{event.epochs}: {figures}", file=sys.stderr)
         elif event.kind == "done":
             print(f"weights written to {event.checkpoint}")
-    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -249,6 +283,26 @@ def _evaluate_pipeline(args: argparse.Namespace, records) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    manifest = run_batch(
+        args.input_root,
+        args.out,
+        args.scheduler,
+        args.workers,
+        args.device,
+        str(args.seg_weights) if args.seg_weights else None,
+        str(args.cls_weights) if args.cls_weights else None,
+    )
+    c = manifest["counts"]
+    print(
+        f"{manifest['studies']} studies: {c['done']} screened, {c['skipped']} already done, {c['error']} failed "
+        f"({manifest['workers']} workers); see {Path(args.out) / 'summary.csv'}"
+    )
+    return 0 if manifest["complete"] else 1
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import run_cli
 
@@ -316,6 +370,16 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--normal-hu", type=float, default=160.0, help="trabecular HU above: normal")
     sc.add_argument("--contrast-offset", type=float, default=0.0, help="HU subtracted first (e.g. 15 portal venous)")
     sc.set_defaults(func=cmd_screen)
+
+    bt = sub.add_parser("batch", help="screen every CT series under a folder on Dask (summary.csv, manifest.json)")
+    bt.add_argument("input_root", type=Path)
+    bt.add_argument("--out", type=Path, required=True)
+    bt.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (default: a LocalCluster)")
+    bt.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: per GPU, else cores/2)")
+    bt.add_argument("--device", default="auto")
+    bt.add_argument("--seg-weights", type=Path, default=None)
+    bt.add_argument("--cls-weights", type=Path, default=None)
+    bt.set_defaults(func=cmd_batch)
 
     rp = sub.add_parser("reproduce", help="the paper's tables and figures on the synthetic benchmark")
     rp.add_argument("out", type=Path)

@@ -1,0 +1,239 @@
+"""``bonescreen batch``: screen every CT series under a folder as Dask tasks on dask.distributed.
+
+- Studies: every NIfTI file, and every folder that directly holds DICOM files.
+- Keys: ``study-`` + the first 12 hex digits of the SHA-256 of the study's path relative to the input
+  root. Keys and output folder names never carry names or IDs; ``inputs.csv`` maps keys back to
+  the input paths (which may carry identifiers: keep it where the data are).
+- One screener per worker process, loaded on its first study (:func:`worker_screener`).
+- Each study's outputs are written into a temporary folder and renamed into place when complete;
+  a rerun skips studies whose folder holds ``result.json``.
+- A failing study is recorded with its error; the batch goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from functools import lru_cache
+from pathlib import Path
+
+from . import __version__
+from .atomic import atomic_path, write_text_atomic
+from .io.dicom import is_dicom_file
+from .io.nifti import is_nifti_path
+from .labels import CLASS_NAMES
+
+SUMMARY_COLUMNS = [
+    "study",
+    "status",
+    "levels",
+    "prediction",
+    *(f"p_{c}" for c in CLASS_NAMES),
+    "trabecular_hu",
+    "hu_category",
+    "uncertain",
+    "reasons",
+    "error",
+]
+
+
+def find_studies(root: str | os.PathLike) -> dict[str, Path]:
+    """Every CT series under ``root``: key -> path (NIfTI file or folder directly holding DICOM files)."""
+    root = Path(root)
+    found: dict[str, Path] = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(folder)
+        dicom_here = False
+        for name in sorted(files):
+            path = here / name
+            if name.startswith("."):
+                continue
+            if is_nifti_path(path):
+                found[study_key(root, path)] = path
+            elif not dicom_here and is_dicom_file(path):
+                dicom_here = True
+        if dicom_here:
+            found[study_key(root, here)] = here
+    return dict(sorted(found.items()))
+
+
+def study_key(root: Path, path: Path) -> str:
+    """A key that identifies the study without naming it."""
+    rel = path.relative_to(root).as_posix() or "."
+    return "study-" + hashlib.sha256(rel.encode("utf-8")).hexdigest()[:12]
+
+
+@lru_cache(maxsize=2)
+def worker_screener(seg_weights: str | None, cls_weights: str | None, device: str):
+    """The screener of this worker process: the models load once per worker, not once per study."""
+    from .pipeline import Screener
+
+    return Screener(seg_weights, cls_weights, device)
+
+
+def screen_study(key: str, path: str, out: str, seg_weights: str | None, cls_weights: str | None, device: str) -> dict:
+    """Screen one study into ``out/key`` (written under a temporary name first); never raises."""
+    from .errors import BoneScreenError
+    from .screen import screen_file
+
+    final = Path(out) / key
+    if (final / "result.json").is_file():
+        return {"study": key, "status": "skipped", "result": json.loads((final / "result.json").read_text())}
+    tmp = Path(out) / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
+    t0 = time.perf_counter()
+    try:
+        result = screen_file(path, tmp, screener=worker_screener(seg_weights, cls_weights, device))
+        result["input"] = key  # result.json must not carry the input path (it may hold names)
+        write_text_atomic(tmp / "result.json", json.dumps(result, indent=2) + "\n")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        return {"study": key, "status": "done", "result": result, "seconds": time.perf_counter() - t0}
+    except (BoneScreenError, ValueError, OSError, RuntimeError) as exc:
+        return {
+            "study": key,
+            "status": "error",
+            "error": str(exc).replace(str(path), "<input>")[:500],
+            "seconds": time.perf_counter() - t0,
+        }
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _row(outcome: dict) -> dict:
+    row = dict.fromkeys(SUMMARY_COLUMNS, "")
+    row["study"], row["status"] = outcome["study"], outcome["status"]
+    if outcome["status"] == "error":
+        row["error"] = outcome["error"]
+        return row
+    r = outcome["result"]
+    o = r["overall"]
+    row["levels"] = " ".join(lv["name"] for lv in r["levels"])
+    row["prediction"] = o["prediction"] or ""
+    for c in CLASS_NAMES:
+        row[f"p_{c}"] = "" if o["probabilities"] is None else o["probabilities"][c]
+    row["trabecular_hu"] = "" if o["trabecular_hu"] is None else o["trabecular_hu"]
+    row["hu_category"] = o["hu_category"] or ""
+    row["uncertain"] = int(bool(o["uncertain"]))
+    row["reasons"] = "; ".join(o["reasons"])
+    return row
+
+
+def run_batch(
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    device: str = "auto",
+    seg_weights: str | None = None,
+    cls_weights: str | None = None,
+    progress: bool = True,
+    limit: int | None = None,
+) -> dict:
+    """Screen every study under ``root`` on a Dask cluster; write ``summary.csv``, ``manifest.json``, ``inputs.csv``.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running dask.distributed scheduler; a LocalCluster when None.
+    workers : int, optional
+        LocalCluster worker processes (default: one per GPU, else one per 2 cores).
+    limit : int, optional
+        Stop after this many studies are finished in this run (to test interrupted runs).
+    """
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    root, out = Path(root), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    studies = find_studies(root)
+    started = _dt.datetime.now(_dt.timezone.utc)
+    with atomic_path(out / "inputs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["study", "input (relative to the input root; may carry identifiers)"])
+        for key, path in studies.items():
+            w.writerow([key, path.relative_to(root).as_posix()])
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        import torch
+
+        n = workers or (torch.cuda.device_count() or max(1, (os.cpu_count() or 2) // 2))
+        threads = max(1, (os.cpu_count() or 2) // n)
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={"OMP_NUM_THREADS": str(threads)},
+        )
+        client = Client(cluster)
+    outcomes = []
+    try:
+        futures = [
+            client.submit(
+                screen_study,
+                key,
+                str(path),
+                str(out),
+                seg_weights,
+                cls_weights,
+                device,
+                key=f"screen-{key}",
+                pure=False,
+            )
+            for key, path in studies.items()
+        ]
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(futures), desc="studies", unit="study", file=sys.stderr)
+        for future in as_completed(futures):
+            outcome = future.result()
+            outcomes.append(outcome)
+            if bar is not None:
+                errors = sum(o["status"] == "error" for o in outcomes)
+                bar.set_postfix(errors=errors)
+                bar.update(1)
+            if limit is not None and sum(o["status"] == "done" for o in outcomes) >= limit:
+                for f in futures:
+                    f.cancel()
+                break
+        if bar is not None:
+            bar.close()
+        info = client.scheduler_info()
+        n_workers = len(info.get("workers", {}))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    rows = sorted((_row(o) for o in outcomes), key=lambda r: r["study"])
+    with atomic_path(out / "summary.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    models = next((o["result"].get("models") for o in outcomes if o["status"] != "error"), None)
+    manifest = {
+        "bonescreen": __version__,
+        "models": models,
+        "device": device,
+        "scheduler": scheduler or "LocalCluster",
+        "workers": n_workers,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "studies": len(studies),
+        "counts": {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "error")},
+        "complete": len(outcomes) == len(studies),
+    }
+    write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return manifest

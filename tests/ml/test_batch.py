@@ -1,0 +1,94 @@
+"""Batch screening on a dask.distributed LocalCluster, and training on 2 processes (gloo)."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from bonescreen.batch import find_studies, run_batch
+from bonescreen.checkpoint import load_model
+from bonescreen.phantom import PhantomConfig, make_case
+from bonescreen.phantom.write import write_case
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    """6 studies: 3 NIfTI, 2 DICOM series in patient-named folders, 1 corrupt DICOM series."""
+    root = tmp_path_factory.mktemp("archive")
+    for i in range(5):
+        case = make_case(6060, i, PhantomConfig(thickness=5.0, contrast_probability=0))
+        if i < 3:
+            write_case(case, root / f"nifti_{i}", "nifti")
+            for extra in ("levels", "body", "spine"):
+                (root / f"nifti_{i}" / f"{extra}.nii.gz").unlink()
+        else:
+            write_case(case, root / f"DOE^JOHN_{i}", "dicom")
+            for extra in ("levels", "body", "spine"):
+                (root / f"DOE^JOHN_{i}" / f"{extra}.nii.gz").unlink()
+    bad = make_case(6060, 9, PhantomConfig(thickness=5.0))
+    files = write_case(bad, root / "corrupt", "dicom") / "dicom"
+    for extra in ("levels", "body", "spine"):
+        (root / "corrupt" / f"{extra}.nii.gz").unlink()
+    victim = sorted(files.iterdir())[4]
+    victim.write_bytes(victim.read_bytes()[:3000])
+    return root
+
+
+def test_find_studies(archive):
+    studies = find_studies(archive)
+    assert len(studies) == 6
+    assert all(k.startswith("study-") and "DOE" not in k for k in studies)
+
+
+def test_batch_on_local_cluster_resumes(archive, tmp_path):
+    out = tmp_path / "out"
+    partial = run_batch(archive, out, workers=2, device="cpu", progress=False, limit=2)
+    assert not partial["complete"] and partial["workers"] == 2
+    done_first = {p.name for p in out.iterdir() if p.is_dir() and (p / "result.json").is_file()}
+    assert len(done_first) >= 2
+    manifest = run_batch(archive, out, workers=2, device="cpu", progress=False)
+    assert manifest["complete"] and manifest["studies"] == 6
+    assert manifest["counts"]["error"] == 1
+    assert manifest["counts"]["skipped"] >= len(done_first)  # finished studies were not redone
+    assert manifest["counts"]["done"] + manifest["counts"]["skipped"] == 5
+    with open(out / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6
+    errors = [r for r in rows if r["status"] == "error"]
+    assert len(errors) == 1 and errors[0]["error"]
+    for r in rows:
+        if r["status"] != "error":
+            assert r["prediction"] and float(r["p_normal"]) + float(r["p_low_bone_mass"]) + float(r["p_osteoporosis"]) \
+                == pytest.approx(1.0, abs=1e-3)
+    # no patient name in keys, folder names, summary or results; no half-written folders left
+    text = (out / "summary.csv").read_text() + (out / "manifest.json").read_text()
+    for p in out.iterdir():
+        assert "DOE" not in p.name and not p.name.endswith(".tmp")
+        if p.is_dir():
+            text += (p / "result.json").read_text()
+    assert "DOE" not in text and "JOHN" not in text
+    assert manifest["models"]["segmentation"]["sha256"]
+    assert json.loads((out / "manifest.json").read_text())["counts"] == manifest["counts"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_distributed_training_two_processes(small_set, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={_free_port()}",
+           "-m", "bonescreen", "train-cls", str(small_set), "--out", str(out), "--epochs", "1", "--batch-size", "8",
+           "--crops-per-case", "8", "--val-fraction", "0.34", "--device", "cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, meta = load_model(out)
+    assert meta["training"]["world_size"] == 2 and meta["epoch"] == 0
+    assert (out / "training.safetensors").is_file()
