@@ -17,7 +17,7 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 
-from bonescreen.io import CTVolume, SourceGrid
+from bonescreen.io.volume import volume_from_ijk
 from bonescreen.phantom import PhantomConfig, make_case
 from napari_bonescreen._convert import image_layer_data
 
@@ -25,8 +25,7 @@ from napari_bonescreen._convert import image_layer_data
 def main() -> None:
     case = make_case(777, 0, PhantomConfig(thickness=1.5))
     hu = np.maximum(case.hu[:120].astype(np.float32), -1024)
-    source = SourceGrid("phantom", None, hu.shape[::-1], case.affine, np.array([[0, 1.0], [1, 1.0], [2, 1.0]]))
-    volume = CTVolume(hu, case.spacing, case.affine, source, "120-slice phantom")
+    volume = volume_from_ijk(hu.transpose(2, 1, 0), case.affine, "phantom", None, "120-slice phantom")
     viewer = napari.Viewer(show=True)
     data, meta, _ = image_layer_data(volume)
     viewer.add_image(data, **meta)

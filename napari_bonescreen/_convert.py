@@ -7,6 +7,7 @@ import pandas as pd
 
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import CTVolume, SourceGrid
+from bonescreen.io.volume import volume_from_ijk
 from bonescreen.labels import LEVEL_COLORS, LEVEL_NAMES
 
 #: Key of the layer metadata where BoneScreen keeps the CT's geometry.
@@ -64,15 +65,8 @@ def volume_from_layer(layer) -> CTVolume:
         )
     scale = tuple(float(s) for s in layer.scale[-3:]) if len(layer.scale) >= 3 else (1.0, *layer.scale[-2:])
     dz, dy, dx = scale
-    affine = np.diag([-dx, -dy, dz, 1.0])
-    source = SourceGrid(
-        kind="napari",
-        path=None,
-        shape=hu.shape[::-1],
-        affine=affine,
-        transform=np.array([[0, 1.0], [1, 1.0], [2, 1.0]]),
-    )
-    return CTVolume(hu=hu, spacing=(dz, dy, dx), affine=affine, source=source, description=layer.name)
+    # a plain layer is taken as already in BoneScreen's orientation: x to the left, y posterior, z superior
+    return volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-dx, -dy, dz, 1.0]), "napari", None, layer.name)
 
 
 def _zyx_shape(source: SourceGrid) -> tuple[int, int, int]:

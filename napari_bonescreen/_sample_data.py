@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bonescreen.io import CTVolume, SourceGrid
+from bonescreen.io.volume import volume_from_ijk
 from bonescreen.labels import CLASS_TITLES
 from bonescreen.sample import sample_case
 
@@ -10,19 +10,9 @@ from ._convert import image_layer_data
 
 
 def _phantom(label: str) -> list[tuple]:
-    import numpy as np
-
     case = sample_case(label)
-    hu = np.maximum(case.hu.astype(np.float32), -1024.0)
-    source = SourceGrid(
-        kind="phantom",
-        path=None,
-        shape=hu.shape[::-1],
-        affine=case.affine,
-        transform=np.array([[0, 1.0], [1, 1.0], [2, 1.0]]),
-    )
-    volume = CTVolume(
-        hu=hu, spacing=case.spacing, affine=case.affine, source=source, description=f"phantom ({CLASS_TITLES[label]})"
+    volume = volume_from_ijk(
+        case.hu.transpose(2, 1, 0), case.affine, "phantom", None, f"phantom ({CLASS_TITLES[label]})"
     )
     return [image_layer_data(volume)]
 

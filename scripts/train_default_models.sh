@@ -16,3 +16,8 @@ OMP_NUM_THREADS=1 $BS train-cls "$W/train" --out "$W/bccnet" --arch bccnet --epo
     --batch-size 64 --crops-per-case 144 --val-fraction 0.2 --seed 0 --device cpu &
 wait
 $BS evaluate "$W/test" --out "$W/eval" --seg-weights "$W/msnet-small" --cls-weights "$W/bccnet" --device cpu
+# the whole pipeline in 3-D on the held-out phantoms (segmentation Dice, level naming, per-level and per-case calls)
+$BS evaluate "$W/test" --out "$W/eval-pipeline" --pipeline --seg-weights "$W/msnet-small" --cls-weights "$W/bccnet" --device cpu
+# copy into the package with fp16 storage and the held-out figures
+python scripts/bundle_weights.py "$W/msnet-small" msnet-small --eval "$W/eval-pipeline/pipeline_metrics.json"
+python scripts/bundle_weights.py "$W/bccnet" bccnet --eval "$W/eval-pipeline/pipeline_metrics.json"

@@ -62,8 +62,9 @@ def test_batch_on_local_cluster_resumes(archive, tmp_path):
     assert len(errors) == 1 and errors[0]["error"]
     for r in rows:
         if r["status"] != "error":
-            assert r["prediction"] and float(r["p_normal"]) + float(r["p_low_bone_mass"]) + float(r["p_osteoporosis"]) \
-                == pytest.approx(1.0, abs=1e-3)
+            assert r["prediction"] and float(r["p_normal"]) + float(r["p_low_bone_mass"]) + float(
+                r["p_osteoporosis"]
+            ) == pytest.approx(1.0, abs=1e-3)
     # no patient name in keys, folder names, summary or results; no half-written folders left
     text = (out / "summary.csv").read_text() + (out / "manifest.json").read_text()
     for p in out.iterdir():
@@ -84,9 +85,29 @@ def _free_port() -> int:
 def test_distributed_training_two_processes(small_set, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={_free_port()}",
-           "-m", "bonescreen", "train-cls", str(small_set), "--out", str(out), "--epochs", "1", "--batch-size", "8",
-           "--crops-per-case", "8", "--val-fraction", "0.34", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node=2",
+        f"--master-port={_free_port()}",
+        "-m",
+        "bonescreen",
+        "train-cls",
+        str(small_set),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--crops-per-case",
+        "8",
+        "--val-fraction",
+        "0.34",
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, meta = load_model(out)

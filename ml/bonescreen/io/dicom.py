@@ -26,7 +26,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from ..errors import BoneScreenError
-from .volume import CTVolume, SourceGrid, clip_padding, reorient, spacing_from_affine
+from .volume import CTVolume, volume_from_ijk
 
 log = logging.getLogger(__name__)
 
@@ -329,23 +329,20 @@ def _load_dicom(path: Path) -> CTVolume:
             raise BoneScreenError(f"pixel data is {hu.shape[0]}x{hu.shape[1]}, header says {rows}x{cols}", s.path)
         data[:, :, k] = hu.T
     ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
-    hu_zyx, affine, transform = reorient(data, ras)
-    clip_padding(hu_zyx)
     first = slices[0].ds
-    source = SourceGrid(
-        kind="dicom",
-        path=path,
-        shape=data.shape,
-        affine=ras,
-        transform=transform,
+    number = first.get("SeriesNumber", None)
+    desc = f"DICOM series{'' if number is None else ' ' + str(number)} ({len(slices)} slices)"
+    return volume_from_ijk(
+        data,
+        ras,
+        "dicom",
+        path,
+        desc,
         dicom_files=[s.path for s in slices],
         dicom={
             "StudyInstanceUID": str(first.get("StudyInstanceUID", "")),
             "SeriesInstanceUID": str(first.get("SeriesInstanceUID", "")),
             "FrameOfReferenceUID": str(first.get("FrameOfReferenceUID", "")),
-            "SeriesNumber": first.get("SeriesNumber", None),
+            "SeriesNumber": number,
         },
     )
-    number = first.get("SeriesNumber", None)
-    desc = f"DICOM series{'' if number is None else ' ' + str(number)} ({len(slices)} slices)"
-    return CTVolume(hu=hu_zyx, spacing=spacing_from_affine(affine), affine=affine, source=source, description=desc)

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 
 from ..errors import BoneScreenError
-from .volume import CTVolume, SourceGrid, clip_padding, reorient, spacing_from_affine
+from .volume import CTVolume, volume_from_ijk
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -44,13 +44,4 @@ def load_nifti(path: str | os.PathLike) -> CTVolume:
         raise BoneScreenError("the NIfTI affine is degenerate (zero or non-finite voxel size)", path)
     if not np.all(np.isfinite(data)):
         raise BoneScreenError("the volume holds NaN or infinite values", path)
-    hu, new_affine, transform = reorient(data, affine)
-    clip_padding(hu)
-    source = SourceGrid(kind="nifti", path=path, shape=data.shape, affine=affine, transform=transform)
-    return CTVolume(
-        hu=hu,
-        spacing=spacing_from_affine(new_affine),
-        affine=new_affine,
-        source=source,
-        description=f"NIfTI {path.name}",
-    )
+    return volume_from_ijk(data, affine, "nifti", path, f"NIfTI {path.name}")

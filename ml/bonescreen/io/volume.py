@@ -122,3 +122,21 @@ def clip_padding(hu: np.ndarray) -> np.ndarray:
     """Set outside-FOV padding (for example -3024 or -2048 HU) and sub-air values to air, in place."""
     np.maximum(hu, AIR_HU, out=hu)
     return hu
+
+
+def volume_from_ijk(
+    data_ijk: np.ndarray, affine: np.ndarray, kind: str, path: Path | None, description: str, **source_fields
+) -> CTVolume:
+    """Make a :class:`CTVolume` from an (i, j, k) array of HU and its (i, j, k) -> RAS affine.
+
+    The array is reoriented to BoneScreen's convention and padding is set to air;
+    the source grid keeps what is needed to write labels back (``source_fields``
+    go to :class:`SourceGrid`, e.g. ``dicom_files``).
+    """
+    data_ijk = np.asarray(data_ijk, dtype=np.float32)
+    hu, new_affine, transform = reorient(data_ijk, affine)
+    clip_padding(hu)
+    source = SourceGrid(kind=kind, path=path, shape=data_ijk.shape, affine=affine, transform=transform, **source_fields)
+    return CTVolume(
+        hu=hu, spacing=spacing_from_affine(new_affine), affine=new_affine, source=source, description=description
+    )

@@ -57,26 +57,14 @@ def volume_node_to_ct(volume_node):
     harden it first).
     """
     from bonescreen.errors import BoneScreenError
-    from bonescreen.io import CTVolume, SourceGrid
-    from bonescreen.io.volume import clip_padding, reorient, spacing_from_affine
+    from bonescreen.io.volume import volume_from_ijk
 
     if volume_node is None or volume_node.GetImageData() is None:
         raise BoneScreenError("select a CT volume first")
     kji = slicer.util.arrayFromVolume(volume_node)
     if kji.ndim != 3:
         raise BoneScreenError(f"volume '{volume_node.GetName()}' is not a 3-D scalar volume")
-    data_ijk = np.ascontiguousarray(kji.transpose(2, 1, 0)).astype(np.float32)
-    affine = ijk_to_ras(volume_node)
-    hu, new_affine, transform = reorient(data_ijk, affine)
-    clip_padding(hu)
-    source = SourceGrid(kind="slicer", path=None, shape=data_ijk.shape, affine=affine, transform=transform)
-    return CTVolume(
-        hu=hu,
-        spacing=spacing_from_affine(new_affine),
-        affine=new_affine,
-        source=source,
-        description=volume_node.GetName(),
-    )
+    return volume_from_ijk(kji.transpose(2, 1, 0), ijk_to_ras(volume_node), "slicer", None, volume_node.GetName())
 
 
 def _terminology(level: int) -> str:
