@@ -13,6 +13,8 @@ Aggregation (documented choices):
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -59,6 +61,7 @@ def classify_levels(
     names_certain: bool = True,
     batch: int = 32,
     progress: ProgressCallback | None = None,
+    stats: dict | None = None,
 ) -> dict:
     """Classify each level on ``labels`` and the whole scan.
 
@@ -80,7 +83,10 @@ def classify_levels(
         probs = []
         for start in range(0, len(crops), batch):
             x = torch.from_numpy(crops[start : start + batch].astype(np.float32)).to(device)
+            t0 = time.perf_counter()
             probs.append(model.predict_proba(x).float().cpu().numpy())
+            if stats is not None:
+                stats["network_s"] = stats.get("network_s", 0.0) + time.perf_counter() - t0
         p = np.concatenate(probs).mean(axis=0)
         level_probs[lv] = p
         prediction = CLASS_NAMES[int(np.argmax(p))]

@@ -18,6 +18,7 @@ from ..io import CTVolume
 from ..labels import LEVEL_NAMES
 from ..weights import default_weights
 from .classify import classify_levels
+from .inference import InferenceSettings
 from .levels import split_levels
 from .progress import ProgressCallback
 from .segment import drive, iter_mark_volume
@@ -93,9 +94,13 @@ class Screener:
         cls_weights: str | os.PathLike | None = None,
         device: str = "auto",
         thresholds: HUThresholds = HUThresholds(),
+        settings: InferenceSettings = InferenceSettings(),
     ) -> None:
         self.device = resolve_device(device)
         self.thresholds = thresholds
+        self.settings = settings
+        #: Seconds spent in the networks since the screener was made (``network_s``), for benchmarks.
+        self.stats: dict = {}
         self._seg_path = Path(seg_weights) if seg_weights else default_weights("segmentation")
         self._cls_path = Path(cls_weights) if cls_weights else default_weights("classification")
         self._seg = self._cls = None
@@ -105,14 +110,16 @@ class Screener:
     def _model(self, task: str):
         if task == "segmentation":
             if self._seg is None:
-                self._seg, self.seg_meta = load_model(self._seg_path, self.device)
+                model, self.seg_meta = load_model(self._seg_path, self.device)
                 if self.seg_meta.get("task", "segmentation") != "segmentation":
                     raise BoneScreenError("these weights are not a segmentation model", self._seg_path)
+                self._seg = self.settings.prepare(model)
             return self._seg
         if self._cls is None:
-            self._cls, self.cls_meta = load_model(self._cls_path, self.device)
+            model, self.cls_meta = load_model(self._cls_path, self.device)
             if self.cls_meta.get("task", "classification") != "classification":
                 raise BoneScreenError("these weights are not a classification model", self._cls_path)
+            self._cls = self.settings.prepare(model)
         return self._cls
 
     def models(self) -> dict:
@@ -133,7 +140,17 @@ class Screener:
         """
         t0 = time.perf_counter()
         model = self._model("segmentation")
-        mark = yield from iter_mark_volume(model, volume.hu, volume.spacing, self.device, slices=slices)
+        stats = self.stats
+        mark = yield from iter_mark_volume(
+            model,
+            volume.hu,
+            volume.spacing,
+            self.device,
+            self.settings.batch,
+            slices=slices,
+            settings=self.settings,
+            stats=stats,
+        )
         yield "name levels", 0, 1
         split = split_levels(mark, volume.spacing, volume.hu, top_level=top_level)
         yield "name levels", 1, 1
@@ -173,16 +190,18 @@ class Screener:
             raise BoneScreenError("labels must hold 0 (background) and 1..5 (L1..L5) only")
         model = self._model("classification")
         try:
-            return classify_levels(
-                model,
-                volume.hu,
-                labels.astype(np.uint8),
-                volume.spacing,
-                self.device,
-                self.thresholds,
-                names_certain,
-                progress=progress,
-            )
+            with self.settings.autocast(self.device):
+                return classify_levels(
+                    model,
+                    volume.hu,
+                    labels.astype(np.uint8),
+                    volume.spacing,
+                    self.device,
+                    self.thresholds,
+                    names_certain,
+                    progress=progress,
+                    stats=self.stats,
+                )
         except ValueError as exc:
             raise BoneScreenError(str(exc)) from None
 
@@ -194,6 +213,7 @@ class Screener:
         notes: list[str] = []
         certain = True
         seg = None
+        network0 = self.stats.get("network_s", 0.0)
         if labels is None:
             seg = self.segment(volume, progress)
             labels, certain, notes = seg.labels, seg.certain, seg.notes
@@ -204,6 +224,7 @@ class Screener:
         else:
             result = no_lumbar_result(self.thresholds, notes)
         timings["classify"] = round(time.perf_counter() - t0, 3)
+        timings["network"] = round(self.stats.get("network_s", 0.0) - network0, 3)
         result = {
             "device": str(self.device),
             **result,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 from ..preprocess import seg_input
 from .grid import NetGrid
+from .inference import InferenceSettings
 from .progress import ProgressCallback, report
 
 #: A slice holds bone when at least this many pixels are above :data:`BONE_HU`.
@@ -30,6 +33,8 @@ def iter_mark_volume(
     batch: int = 8,
     threshold: float = 0.5,
     slices: np.ndarray | None = None,
+    settings: InferenceSettings = InferenceSettings(),
+    stats: dict | None = None,
 ) -> Generator[tuple[str, int, int], None, np.ndarray]:
     """Boolean (z, y, x) mark of vertebral bone on the input grid, as a generator of progress.
 
@@ -38,21 +43,35 @@ def iter_mark_volume(
     yields cancels the run. Slices without bone are skipped (``slices`` limits
     the run to some slices); the rest go through MS-Net in batches on the
     network grid (:mod:`.grid`) and the probabilities come back to the input
-    grid before thresholding.
+    grid before thresholding. The next batch is prepared in a second thread
+    while the network runs on the current one. ``stats["network_s"]`` (if
+    given) accumulates the time spent in the network.
     """
     grid = NetGrid.for_slices(hu.shape[1:], spacing[1:])
     todo = slices_with_bone(hu)
     if slices is not None:
         todo = np.intersect1d(todo, np.asarray(slices))
     mark = np.zeros(hu.shape, dtype=bool)
+    batches = [todo[s : s + batch] for s in range(0, len(todo), batch)]
+
+    def prepare(ks: np.ndarray) -> torch.Tensor:
+        return settings.input(torch.from_numpy(seg_input(grid.to_net(hu[ks], fill=-1024.0))[:, None]))
+
     yield "segment", 0, len(todo)
-    for start in range(0, len(todo), batch):
-        ks = todo[start : start + batch]
-        x = seg_input(grid.to_net(hu[ks], fill=-1024.0))
-        with torch.inference_mode():
-            prob = model(torch.from_numpy(x[:, None]).to(device)).float().cpu().numpy()[:, 0]
-        mark[ks] = grid.from_net(prob) > threshold
-        yield "segment", min(start + batch, len(todo)), len(todo)
+    done = 0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(prepare, batches[0]) if batches else None
+        for i, ks in enumerate(batches):
+            x = pending.result()
+            pending = pool.submit(prepare, batches[i + 1]) if i + 1 < len(batches) else None
+            t0 = time.perf_counter()
+            with torch.inference_mode(), settings.autocast(device):
+                prob = model(x.to(device, non_blocking=True)).float().cpu().numpy()[:, 0]
+            if stats is not None:
+                stats["network_s"] = stats.get("network_s", 0.0) + time.perf_counter() - t0
+            mark[ks] = grid.from_net(prob) > threshold
+            done += len(ks)
+            yield "segment", done, len(todo)
     return mark
 
 
@@ -68,16 +87,3 @@ def drive(gen: Generator, progress: ProgressCallback | None):
         except Exception:
             gen.close()
             raise
-
-
-def mark_volume(
-    model: torch.nn.Module,
-    hu: np.ndarray,
-    spacing: tuple[float, float, float],
-    device: torch.device,
-    batch: int = 8,
-    threshold: float = 0.5,
-    progress: ProgressCallback | None = None,
-) -> np.ndarray:
-    """:func:`iter_mark_volume` with a ``progress(stage, done, total)`` callback that may cancel."""
-    return drive(iter_mark_volume(model, hu, spacing, device, batch, threshold), progress)

@@ -1,0 +1,86 @@
+"""How the networks run at inference: precision, memory format, compilation.
+
+``precision="auto"`` uses bf16 autocast on CUDA GPUs that support it (else fp16)
+and on CPUs with native bf16 instructions (AVX512-BF16 or AMX), fp32 elsewhere.
+The labels of the bf16 path are checked against fp32 by
+``benchmarks/inference_speed.py`` and ``tests/ml/test_inference.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from dataclasses import dataclass
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU has bf16 instructions (AVX512-BF16 or AMX-BF16)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """Settings of the inference path.
+
+    Parameters
+    ----------
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Autocast type; ``auto`` as described in the module docstring.
+    channels_last : bool
+        NHWC memory format (faster convolutions on CPU and tensor cores).
+    compile : bool
+        ``torch.compile`` the networks (slow first call; for long batch runs).
+    batch : int
+        Slices per MS-Net forward pass.
+    """
+
+    precision: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    batch: int = 8
+
+    def dtype(self, device: torch.device) -> torch.dtype | None:
+        """The autocast type on ``device``, or None for plain fp32."""
+        if self.precision == "fp32":
+            return None
+        if self.precision == "bf16":
+            return torch.bfloat16
+        if self.precision == "fp16":
+            return torch.float16
+        if self.precision != "auto":
+            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cpu" and cpu_has_native_bf16():
+            return torch.bfloat16
+        return None
+
+    def autocast(self, device: torch.device):
+        """A context that runs the enclosed forward passes in :meth:`dtype`."""
+        dtype = self.dtype(device)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Put a loaded (eval-mode) model in the chosen memory format, compiled if asked."""
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self.compile:
+            model = torch.compile(model)
+        return model
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch in the chosen memory format."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
