@@ -1,0 +1,129 @@
+"""Network speed against the machine's own matrix-multiply ceiling, measured in the same run.
+
+Prints and writes JSON: MS-Net latency and slices/s at batch 1, 8 and 32 (bundled width and full width),
+GFLOP per slice (counted by torch's FlopCounterMode), achieved GFLOP/s and its fraction of the matmul
+ceiling of the same precision, BCC-Net crops/s, and how far the bf16 labels are from fp32.
+
+Run: .venv/bin/python benchmarks/inference_speed.py [--device cpu] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from bonescreen.checkpoint import load_model
+from bonescreen.nets import create_model
+from bonescreen.pipeline.inference import InferenceSettings
+from bonescreen.weights import default_weights
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_ceiling(device: torch.device, dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
+    """GFLOP/s of a large square matmul: the practical peak to compare the networks with."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    sync(device)
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def flops_per_item(model: torch.nn.Module, shape: tuple[int, ...]) -> float:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(torch.zeros(1, *shape))
+    return float(counter.get_total_flops())
+
+
+def time_model(model, shape, batch, device, settings: InferenceSettings, seconds: float) -> dict:
+    x = settings.input(torch.randn(batch, *shape, device=device))
+    with torch.inference_mode(), settings.autocast(device):
+        model(x)
+        sync(device)
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds or reps < 2:
+            model(x)
+            reps += 1
+        sync(device)
+    dt = (time.perf_counter() - t0) / reps
+    return {"batch": batch, "latency_ms": round(1000 * dt, 2), "items_per_s": round(batch / dt, 2)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quick", action="store_true", help="shorter timings, no full-width batch 32")
+    p.add_argument("--out", type=Path, default=Path("bench-out/inference_speed.json"))
+    args = p.parse_args()
+    device = torch.device(args.device)
+    seconds = 1.0 if args.quick else 3.0
+    report = {
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "device": str(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(device)
+    ceilings = {"fp32": matmul_ceiling(device, torch.float32)}
+    ceilings["bf16"] = matmul_ceiling(device, torch.bfloat16)
+    report["matmul_ceiling_gflops"] = {k: round(v, 1) for k, v in ceilings.items()}
+    print(f"matmul ceiling: {report['matmul_ceiling_gflops']} GFLOP/s")
+    rows = []
+    bundled, _ = load_model(default_weights("segmentation"))
+    for label, model in (("msnet-small (bundled)", bundled), ("msnet (full width)", create_model("msnet").eval())):
+        gflop = flops_per_item(model, (1, 512, 512)) / 1e9
+        for precision in ("fp32", "bf16"):
+            settings = InferenceSettings(precision=precision, channels_last=True)
+            prepared = settings.prepare(model.to(device))
+            for batch in (1, 8, 32):
+                if args.quick and "full" in label and batch == 32:
+                    continue
+                row = {
+                    "model": label,
+                    "precision": precision,
+                    "gflop_per_slice": round(gflop, 2),
+                    **time_model(prepared, (1, 512, 512), batch, device, settings, seconds),
+                }
+                row["achieved_gflops"] = round(gflop * row["items_per_s"], 1)
+                row["fraction_of_matmul_peak"] = round(row["achieved_gflops"] / ceilings[precision], 3)
+                rows.append(row)
+                print(
+                    f"{label:22s} {precision} batch {batch:2d}: {row['latency_ms']:8.1f} ms, "
+                    f"{row['items_per_s']:7.1f} slices/s, {row['achieved_gflops']:7.1f} GFLOP/s "
+                    f"({100 * row['fraction_of_matmul_peak']:.0f}% of matmul)"
+                )
+    cls, _ = load_model(default_weights("classification"))
+    for precision in ("fp32", "bf16"):
+        settings = InferenceSettings(precision=precision)
+        r = time_model(settings.prepare(cls.to(device)), (1, 224, 224), 64, device, settings, seconds)
+        rows.append({"model": "bccnet (bundled)", "precision": precision, **r})
+        print(f"bccnet {precision} batch 64: {r['items_per_s']:.0f} crops/s")
+    report["runs"] = rows
+    if device.type == "cuda":
+        report["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
