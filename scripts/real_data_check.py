@@ -42,7 +42,8 @@ def main() -> None:
         truth = truth_fn(volume)
         print(
             f"{name}: Dice {dice_score(seg.mark, truth):.3f} (MS-Net mark vs given vertebra labels), "
-            f"mean HU under the mark {volume.hu[seg.mark].mean():.0f}, vertebrae named {[v.name for v in seg.vertebrae]}"
+            f"mean HU under the mark {volume.hu[seg.mark].mean():.0f}, "
+            f"vertebrae named {[v.name for v in seg.vertebrae]}"
         )
     volume = load_ct(REAL / "pancreasct-slice" / "explicit_VR-UN.dcm")
     seg = screener.segment(volume)
