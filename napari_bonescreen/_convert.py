@@ -71,10 +71,10 @@ def volume_from_layer(layer) -> CTVolume:
 
 def _zyx_shape(source: SourceGrid) -> tuple[int, int, int]:
     """(z, y, x) shape of the volume a source grid was read into."""
-    from nibabel.orientations import apply_orientation
-
-    dummy = np.empty(source.shape, dtype=np.uint8)
-    return tuple(apply_orientation(dummy, source.transform).shape[::-1])
+    xyz = [0, 0, 0]
+    for axis, (target, _) in enumerate(np.asarray(source.transform, dtype=int)):
+        xyz[target] = source.shape[axis]
+    return tuple(xyz[::-1])
 
 
 def level_colormap() -> dict:

@@ -21,7 +21,7 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
     labels = np.asarray(data)
     target = Path(path)
     try:
-        if geometry is None or geometry.get("source") is None or geometry["source"].path is None:
+        if geometry is None or geometry.get("source") is None:
             raise BoneScreenError("this labels layer was not made on a CT opened by BoneScreen: its grid is unknown")
         # the writers need the grid only: a zero-strided stand-in for the HU array gives the volume its shape
         volume = CTVolume(

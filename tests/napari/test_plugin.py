@@ -162,3 +162,23 @@ def test_writer_round_trip(make_napari_viewer, shared_data, tmp_path):
     np.testing.assert_array_equal(read_labels_nifti(volume, tmp_path / "levels.nii.gz"), labels)
     assert layer.save(str(tmp_path / "seg.dcm"), plugin=PLUGIN)
     np.testing.assert_array_equal(read_dicom_seg(volume, tmp_path / "seg.dcm"), labels)
+
+
+def test_writer_on_sample_layer(make_napari_viewer, tmp_path):
+    import nibabel as nib
+
+    from napari_bonescreen._convert import labels_layer_data
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_normal")
+    image = viewer.layers[0]
+    labels = np.zeros(image.data.shape, np.uint8)
+    labels[10:12, 300:310, 250:260] = 4
+    data, meta, _ = labels_layer_data(labels, image, "levels")
+    layer = viewer.add_labels(data, **meta)
+    assert layer.save(str(tmp_path / "levels.nii.gz"), plugin=PLUGIN)
+    saved = np.asarray(nib.load(tmp_path / "levels.nii.gz").dataobj)
+    assert saved.shape == labels.shape[::-1] and saved.sum() == labels.sum()
+    # DICOM SEG needs a DICOM source: a plain message, nothing written
+    assert not layer.save(str(tmp_path / "levels.dcm"), plugin=PLUGIN)
+    assert not (tmp_path / "levels.dcm").exists()
