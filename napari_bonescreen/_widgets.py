@@ -268,10 +268,14 @@ class ClassifyWidget(_Base):
         self.worker = create_worker(screener.classify, volume, labels, names_certain=certain)
         self.worker.returned.connect(self._on_done)
         self.worker.errored.connect(self._fail)
-        self.worker.finished.connect(lambda: setattr(self.run_button, "enabled", True))
+        self.worker.finished.connect(self._on_finished)
         self.run_button.enabled = False
         self.status.setText("Classifying...")
         self.worker.start()
+
+    def _on_finished(self) -> None:
+        self.run_button.enabled = True
+        self.worker = None
 
     def _on_done(self, result: dict) -> None:
         self.result = result

@@ -79,3 +79,14 @@ def test_foreign_config_and_mismatch(saved):
 def test_missing_files(tmp_path):
     with pytest.raises(BoneScreenError, match="not found"):
         load_model(tmp_path / "nothing")
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    import os
+
+    from bonescreen.atomic import write_text_atomic
+
+    write_text_atomic(tmp_path / "a.txt", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -11,7 +11,8 @@ PLUGIN = "napari-bonescreen"
 
 
 def wait_for(qtbot, widget, timeout=120_000):
-    qtbot.waitUntil(lambda: widget.worker is None or not widget.worker.is_running, timeout=timeout)
+    """Wait until the widget's worker has finished (the widget clears it then)."""
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
     qtbot.wait(50)
 
 
