@@ -95,6 +95,7 @@ class SegmentWidget(_Base):
             label="range",
             choices=["all slices", "current slice"],
             value="all slices",
+            orientation="horizontal",
             tooltip="Segment the whole volume, or only the slice on screen",
         )
         self.run_button = PushButton(text="Segment")
@@ -220,11 +221,14 @@ class ClassifyWidget(_Base):
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.itemSelectionChanged.connect(self._go_to_level)
+        self.table.setMinimumHeight(200)
+        self.table.verticalHeader().setVisible(False)
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
-        self.figure = Figure(figsize=(3.2, 2.6))
+        self.figure = Figure(figsize=(3.2, 3.0))
         self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(240)
         self.flag = QLabel("")
         self.flag.setWordWrap(True)
         self.export_json = QPushButton("Export result.json")
@@ -309,6 +313,7 @@ class ClassifyWidget(_Base):
         self.figure.clear()
         ax = self.figure.add_subplot(111)
         pie_axes(ax, overall["probabilities"], f"overall ({', '.join(overall['levels_used'])})")
+        self.figure.subplots_adjust(top=0.9, bottom=0.27)  # room for the legend
         self.canvas.draw_idle()
 
     def _go_to_level(self) -> None:

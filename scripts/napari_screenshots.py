@@ -31,7 +31,11 @@ def wait(widget) -> None:
 
 def shot(viewer, name: str) -> None:
     from imageio.v3 import imwrite
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
 
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):  # napari's own pop-ups
+        toast.close()
+    settle(200)
     imwrite(DOCS / name, viewer.screenshot(canvas_only=False, flash=False))
     print(f"wrote docs/{name}")
 
@@ -62,7 +66,7 @@ def main() -> None:
     labels.refresh()
     settle()
     shot(viewer, "napari_3_edited.png")
-    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition", tabify=True)
     cls.labels.value = labels
     cls.run()
     wait(cls)

@@ -66,17 +66,30 @@ def distribution_figure(values: Mapping[str, np.ndarray], title: str = "Segmenta
 
 
 def pie_axes(ax: plt.Axes, probabilities: Mapping[str, float], title: str = "") -> None:
-    """Draw the class-probability pie chart of the paper's Figure 9 on ``ax``."""
+    """Draw the class-probability pie chart of the paper's Figure 9 on ``ax``.
+
+    Wedges under 4% are not labelled on the pie (their labels would collide); the legend names all three.
+    """
     values = [max(float(probabilities[n]), 0.0) for n in CLASS_NAMES]
-    labels = [f"{CLASS_TITLES[n]}\n{100 * v:.1f}%" for n, v in zip(CLASS_NAMES, values, strict=True)]
-    ax.pie(
+    labels = [f"{100 * v:.0f}%" if v >= 0.04 else "" for v in values]
+    wedges, _ = ax.pie(
         values,
         labels=labels,
         colors=CLASS_COLORS,
         startangle=90,
         counterclock=False,
+        labeldistance=0.6,
         wedgeprops={"linewidth": 1, "edgecolor": "white"},
-        textprops={"fontsize": 7},
+        textprops={"fontsize": 8, "color": "white", "weight": "bold"},
+    )
+    ax.legend(
+        wedges,
+        [f"{CLASS_TITLES[n]} {100 * v:.1f}%" for n, v in zip(CLASS_NAMES, values, strict=True)],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.02),
+        fontsize=7,
+        frameon=False,
+        ncol=1,
     )
     ax.set_title(title, fontsize=9)
     ax.axis("equal")
