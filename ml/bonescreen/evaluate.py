@@ -170,6 +170,7 @@ def evaluate_pipeline(screener, records: list[CaseRecord], progress: Progress = 
                         "proba": [lv["probabilities"][c] for c in CLASS_NAMES],
                         "hu": lv["trabecular_hu"],
                         "hu_category": lv["hu_category"],
+                        "true_hu": _float_or_none(rec.row.get(f"trabecular_hu_{lv['name']}")),
                     }
                 )
             o = result["overall"]
@@ -212,6 +213,9 @@ def evaluate_pipeline(screener, records: list[CaseRecord], progress: Progress = 
             baseline["macro_auc"] = float(np.mean(list(aucs.values())))
         return {"bccnet": net, "hu_threshold": baseline, "_roc": roc_curves(y, proba)}
 
+    hu_errors = np.array(
+        [r["hu"] - r["true_hu"] for r in level_rows if r["hu"] is not None and r["true_hu"] is not None], dtype=float
+    )
     dice = np.array([r["dice"] for r in seg_rows], dtype=float)
     named = sum(r["levels_named"] for r in seg_rows)
     total = sum(r["levels_true"] for r in seg_rows)
@@ -226,6 +230,18 @@ def evaluate_pipeline(screener, records: list[CaseRecord], progress: Progress = 
             "naming_accuracy": named / total if total else float("nan"),
             "per_case": seg_rows,
         },
+        "trabecular_hu_error": {
+            "bias": float(hu_errors.mean()) if hu_errors.size else float("nan"),
+            "mae": float(np.abs(hu_errors).mean()) if hu_errors.size else float("nan"),
+            "levels": int(hu_errors.size),
+        },
         "per_level": cls_block(level_rows),
         "per_case": cls_block(case_rows),
     }
+
+
+def _float_or_none(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -31,7 +31,7 @@ def render_report(
     levels = result["levels"]
     n = max(len(levels), 1)
     fig = plt.figure(figsize=(max(3.0 * n, 12), 8.6))
-    grid = fig.add_gridspec(2, max(n, 4), height_ratios=[1.15, 1.0])
+    grid = fig.add_gridspec(2, max(n, 4), height_ratios=[1.15, 1.0], hspace=0.45)
     dz, dy, _ = spacing
     # sagittal overview through the spine's midline, cropped around the spine
     ax = fig.add_subplot(grid[0, 0])
