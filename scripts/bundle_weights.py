@@ -29,7 +29,9 @@ def main() -> None:
         if k not in ("format", "format_version", "model", "config", "created", "sha256", "path")
     }
     if args.eval:
-        keep["held_out_evaluation"] = json.loads(args.eval.read_text())
+        evaluation = json.loads(args.eval.read_text())
+        evaluation.pop("models", None)  # the hashes of the files evaluated; the tensors are these
+        keep["held_out_evaluation"] = evaluation
     path = save_checkpoint(WEIGHTS_DIR / f"{args.name}.safetensors", model, keep, storage_dtype=torch.float16)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 

@@ -92,7 +92,8 @@ def save_checkpoint(
     if storage_dtype is not None:
         tensors = {k: v.to(storage_dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     with atomic_path(st_path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "model": name})
+        # one metadata key: safetensors writes several in varying order, which would change the file's hash
+        save_file(tensors, str(tmp), metadata={"format": f"{FORMAT}/{name}"})
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -90,3 +90,12 @@ def test_atomic_files_get_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_same_weights_same_file(tmp_path):
+    from bonescreen.checkpoint import file_sha256
+
+    torch.manual_seed(0)
+    model = create_model("bccnet")
+    hashes = {file_sha256(save_checkpoint(tmp_path / f"w{i}.safetensors", model)) for i in range(4)}
+    assert len(hashes) == 1
