@@ -27,7 +27,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "archive"
         for i in range(args.studies):
-            write_case(make_case(8080, i, PhantomConfig(thickness=3.0)), root / f"s{i}", "nifti")
+            folder = write_case(make_case(8080, i, PhantomConfig(thickness=3.0)), root / f"s{i}", "nifti")
+            for truth in ("levels", "body", "spine"):  # an archive holds CT only
+                (folder / f"{truth}.nii.gz").unlink()
         for workers in args.workers:
             out = Path(tmp) / f"out{workers}"
             t0 = time.perf_counter()
