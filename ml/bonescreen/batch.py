@@ -7,7 +7,8 @@
 - One screener per worker process, loaded on its first study (:func:`worker_screener`).
 - Each study's outputs are written into a temporary folder and renamed into place when complete;
   a rerun skips studies whose folder holds ``result.json``.
-- A failing study is recorded with its error; the batch goes on.
+- A failing study is recorded with its error; the batch goes on. Temporary folders of studies cut off
+  by a stop are removed when the run ends and when the next run starts.
 """
 
 from __future__ import annotations
@@ -109,6 +110,14 @@ def screen_study(key: str, path: str, out: str, seg_weights: str | None, cls_wei
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def remove_temporaries(out: Path) -> int:
+    """Delete the temporary folders of studies that were interrupted (a stopped batch, a killed worker)."""
+    stale = list(out.glob(".study-*.tmp"))
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(stale)
+
+
 def _row(outcome: dict) -> dict:
     row = dict.fromkeys(SUMMARY_COLUMNS, "")
     row["study"], row["status"] = outcome["study"], outcome["status"]
@@ -154,6 +163,7 @@ def run_batch(
 
     root, out = Path(root), Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_temporaries(out)
     studies = find_studies(root)
     started = _dt.datetime.now(_dt.timezone.utc)
     with atomic_path(out / "inputs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -217,6 +227,7 @@ def run_batch(
         client.close()
         if cluster is not None:
             cluster.close()
+        remove_temporaries(out)  # studies cut off when the run stopped
     rows = sorted((_row(o) for o in outcomes), key=lambda r: r["study"])
     with atomic_path(out / "summary.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)

@@ -142,7 +142,7 @@ def reproduce(
 
     # segmentation (Table 3, Figure 5): the bundled MS-Net unless other weights are given
     screener = Screener(seg_weights=seg_weights, device=str(dev))
-    seg_model = screener._model("segmentation")
+    seg_model = screener.model("segmentation")
     log("scoring MS-Net on the test slices")
     seg = evaluate_segmentation(seg_model, test_records, dev, plan.seg_slices_per_case)
     save_figure(
@@ -237,9 +237,7 @@ def reproduce(
     ]
 
     # Figure 9: pie charts of one test case per class
-    bcc_model, _ = load_model(out / "weights" / "bccnet", dev)
-    screener._cls = bcc_model
-    screener.cls_meta = {"model": "bccnet", "sha256": ""}
+    screener = Screener(seg_weights=seg_weights, cls_weights=str(out / "weights" / "bccnet"), device=str(dev))
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     for ax, name in zip(axes, CLASS_NAMES, strict=True):
         rec = next((r for r in test_records if r.label == name), None)

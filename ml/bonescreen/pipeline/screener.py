@@ -86,6 +86,8 @@ class Screener:
         ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
     thresholds : HUThresholds
         Trabecular HU cut-offs and contrast offset.
+    settings : InferenceSettings
+        Precision (bf16 autocast where the hardware has it), memory format, compilation, batch size.
     """
 
     def __init__(
@@ -101,35 +103,29 @@ class Screener:
         self.settings = settings
         #: Seconds spent in the networks since the screener was made (``network_s``), for benchmarks.
         self.stats: dict = {}
-        self._seg_path = Path(seg_weights) if seg_weights else default_weights("segmentation")
-        self._cls_path = Path(cls_weights) if cls_weights else default_weights("classification")
-        self._seg = self._cls = None
-        self.seg_meta: dict = {}
-        self.cls_meta: dict = {}
+        self._paths = {
+            "segmentation": Path(seg_weights) if seg_weights else default_weights("segmentation"),
+            "classification": Path(cls_weights) if cls_weights else default_weights("classification"),
+        }
+        self._models: dict = {}
+        self._meta: dict = {}
 
-    def _model(self, task: str):
-        if task == "segmentation":
-            if self._seg is None:
-                model, self.seg_meta = load_model(self._seg_path, self.device)
-                if self.seg_meta.get("task", "segmentation") != "segmentation":
-                    raise BoneScreenError("these weights are not a segmentation model", self._seg_path)
-                self._seg = self.settings.prepare(model)
-            return self._seg
-        if self._cls is None:
-            model, self.cls_meta = load_model(self._cls_path, self.device)
-            if self.cls_meta.get("task", "classification") != "classification":
-                raise BoneScreenError("these weights are not a classification model", self._cls_path)
-            self._cls = self.settings.prepare(model)
-        return self._cls
+    def model(self, task: str):
+        """The network for ``segmentation`` or ``classification``, loaded and prepared on first use."""
+        if task not in self._models:
+            model, meta = load_model(self._paths[task], self.device)
+            if meta.get("task", task) != task:
+                raise BoneScreenError(f"these weights are not a {task} model", self._paths[task])
+            self._models[task], self._meta[task] = self.settings.prepare(model), meta
+        return self._models[task]
 
     def models(self) -> dict:
         """Name and SHA-256 of the weights in use, for result.json."""
-        self._model("segmentation")
-        self._model("classification")
-        return {
-            "segmentation": {"name": self.seg_meta["model"], "sha256": self.seg_meta["sha256"]},
-            "classification": {"name": self.cls_meta["model"], "sha256": self.cls_meta["sha256"]},
-        }
+        out = {}
+        for task in self._paths:
+            self.model(task)
+            out[task] = {"name": self._meta[task]["model"], "sha256": self._meta[task]["sha256"]}
+        return out
 
     def iter_segment(
         self, volume: CTVolume, top_level: int | None = None, slices: np.ndarray | None = None
@@ -139,7 +135,7 @@ class Screener:
         Closing the generator between yields cancels the run (GUIs run it in a worker).
         """
         t0 = time.perf_counter()
-        model = self._model("segmentation")
+        model = self.model("segmentation")
         stats = self.stats
         mark = yield from iter_mark_volume(
             model,
@@ -188,7 +184,7 @@ class Screener:
             raise BoneScreenError(f"labels of shape {labels.shape} do not fit the CT of shape {volume.shape}")
         if not np.isin(labels, list(range(6))).all():
             raise BoneScreenError("labels must hold 0 (background) and 1..5 (L1..L5) only")
-        model = self._model("classification")
+        model = self.model("classification")
         try:
             with self.settings.autocast(self.device):
                 return classify_levels(
