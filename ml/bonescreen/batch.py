@@ -1,6 +1,7 @@
 """``bonescreen batch``: screen every CT series under a folder as Dask tasks on dask.distributed.
 
-- Studies: every NIfTI file, and every folder that directly holds DICOM files.
+- Studies: every NIfTI file but label maps (stored as uint8: no room for HU), and every folder that
+  directly holds DICOM files.
 - Keys: ``study-`` + the first 12 hex digits of the SHA-256 of the study's path relative to the input
   root. Keys and output folder names never carry names or IDs; ``inputs.csv`` maps keys back to
   the input paths (which may carry identifiers: keep it where the data are).
@@ -58,12 +59,25 @@ def find_studies(root: str | os.PathLike) -> dict[str, Path]:
             if name.startswith("."):
                 continue
             if is_nifti_path(path):
-                found[study_key(root, path)] = path
+                if not _is_label_nifti(path):
+                    found[study_key(root, path)] = path
             elif not dicom_here and is_dicom_file(path):
                 dicom_here = True
         if dicom_here:
             found[study_key(root, here)] = here
     return dict(sorted(found.items()))
+
+
+def _is_label_nifti(path: Path) -> bool:
+    """True for a NIfTI stored as unsigned 8-bit or bool: a label map, never CT in HU (from the header alone)."""
+    import nibabel as nib
+    import numpy as np
+
+    try:
+        dtype = nib.load(path).get_data_dtype()
+    except Exception:
+        return False  # unreadable: let the screening report it
+    return np.dtype(dtype).kind in "ub" and np.dtype(dtype).itemsize == 1
 
 
 def study_key(root: Path, path: Path) -> str:

@@ -23,7 +23,7 @@ def archive(tmp_path_factory):
         case = make_case(6060, i, PhantomConfig(thickness=5.0, contrast_probability=0))
         if i < 3:
             write_case(case, root / f"nifti_{i}", "nifti")
-            for extra in ("levels", "body", "spine"):
+            for extra in ("body", "spine"):  # levels.nii.gz stays: a label map is not a study
                 (root / f"nifti_{i}" / f"{extra}.nii.gz").unlink()
         else:
             write_case(case, root / f"DOE^JOHN_{i}", "dicom")
