@@ -50,7 +50,7 @@ def volume_from_layer(layer) -> CTVolume:
         data = data[None]
     hu = data.astype(np.float32, copy=False)
     meta = layer.metadata.get(META_KEY)
-    if meta is not None and tuple(meta["source"].shape) and hu.shape == _zyx_shape(meta["source"]):
+    if meta is not None and hu.shape == _zyx_shape(meta["source"]):
         return CTVolume(
             hu=hu,
             spacing=tuple(meta["spacing"]),

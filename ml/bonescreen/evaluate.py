@@ -135,7 +135,7 @@ def evaluate_pipeline(screener, records: list[CaseRecord], progress: Progress = 
 
     seg_rows, level_rows, case_rows = [], [], []
     for n, rec in enumerate(records):
-        volume, truth = rec.load()
+        volume, truth = rec.load(("levels",))
         seg = screener.segment(volume)
         m = segmentation_metrics(seg.labels, truth["levels"])
         named = []
@@ -192,25 +192,12 @@ def evaluate_pipeline(screener, records: list[CaseRecord], progress: Progress = 
             return {}
         y = np.array([r["y"] for r in rows])
         proba = np.array([r["proba"] for r in rows])
-        hu_pred = np.array([CLASS_NAMES.index(r["hu_category"]) if r["hu_category"] else -1 for r in rows])
         net = classification_metrics(y, proba)
         acc_ci = bootstrap_ci(lambda a, p: float(np.mean(a == p.argmax(1))), y, proba)
         net["accuracy_ci95"] = list(acc_ci[1:])
-        # the baseline as scores for one-vs-rest AUC: HU for normal, -HU for osteoporosis, and for low bone mass
-        # the closeness to the middle of its HU band (135 HU, between the 110 and 160 thresholds)
         hu = np.array([r["hu"] if r["hu"] is not None else np.nan for r in rows], dtype=float)
-        baseline = {"accuracy": float(np.mean(hu_pred == y)), "n": len(y)}
-        ok = np.isfinite(hu)
-        if ok.sum() > 2 and len(set(y[ok])) == 3:
-            from sklearn.metrics import roc_auc_score
-
-            aucs = {
-                "normal": roc_auc_score(y[ok] == 0, hu[ok]),
-                "low_bone_mass": roc_auc_score(y[ok] == 1, -np.abs(hu[ok] - 135.0)),
-                "osteoporosis": roc_auc_score(y[ok] == 2, -hu[ok]),
-            }
-            baseline["auc"] = {k: float(v) for k, v in aucs.items()}
-            baseline["macro_auc"] = float(np.mean(list(aucs.values())))
+        calls = np.array([CLASS_NAMES.index(r["hu_category"]) if r["hu_category"] else -1 for r in rows])
+        baseline = hu_baseline_metrics(y, hu, calls)
         return {"bccnet": net, "hu_threshold": baseline, "_roc": roc_curves(y, proba)}
 
     hu_errors = np.array(
@@ -245,3 +232,31 @@ def _float_or_none(value) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def hu_baseline_metrics(y: np.ndarray, hu: np.ndarray, calls: np.ndarray) -> dict:
+    """Accuracy, per-class precision and one-vs-rest AUC of the HU-threshold call.
+
+    ``calls`` are the class indices the thresholds gave (-1 where there was no measurement).
+    The AUC scores are the HU for normal, minus the HU for osteoporosis, and for low bone mass the
+    closeness to the middle of its band (135 HU, between the 110 and 160 HU thresholds).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y, hu, calls = np.asarray(y), np.asarray(hu, dtype=float), np.asarray(calls)
+    ok = np.isfinite(hu)
+    scores = {"normal": hu, "low_bone_mass": -np.abs(hu - 135.0), "osteoporosis": -hu}
+    per_class = {}
+    for i, name in enumerate(CLASS_NAMES):
+        positives = y[ok] == i
+        said = calls == i
+        precision = float(np.sum(said & (y == i)) / said.sum()) if said.any() else float("nan")
+        auc = float(roc_auc_score(positives, scores[name][ok])) if 0 < positives.sum() < ok.sum() else float("nan")
+        per_class[name] = {"precision": precision, "auc": auc}
+    aucs = [v["auc"] for v in per_class.values() if np.isfinite(v["auc"])]
+    return {
+        "n": len(y),
+        "accuracy": float(np.mean(calls == y)) if len(y) else float("nan"),
+        "per_class": per_class,
+        "macro_auc": float(np.mean(aucs)) if aucs else float("nan"),
+    }

@@ -37,3 +37,8 @@ def class_index(name: str) -> int:
         return CLASS_NAMES.index(name)
     except ValueError:
         raise ValueError(f"unknown class {name!r}; expected one of {', '.join(CLASS_NAMES)}") from None
+
+
+def level_id(name: str) -> int | None:
+    """Level id (1..5) of a level name such as ``L3``; None for any other name (``T12``, ``S1``)."""
+    return next((k for k, v in LEVEL_NAMES.items() if v == name), None)

@@ -9,14 +9,10 @@ from matplotlib.colors import ListedColormap
 
 from .figures import CLASS_COLORS, pie_axes, plt, save_figure
 from .hu import HUThresholds
-from .labels import CLASS_TITLES, LEVEL_COLORS, LEVEL_NAMES
+from .labels import CLASS_TITLES, LEVEL_COLORS, level_id
 
 _LEVEL_CMAP = ListedColormap([(0, 0, 0, 0)] + [(*(c / 255 for c in LEVEL_COLORS[k]), 0.45) for k in range(1, 6)])
 _BONE = {"cmap": "gray", "vmin": -250, "vmax": 1250}
-
-
-def _level_id(name: str) -> int:
-    return next(k for k, v in LEVEL_NAMES.items() if v == name)
 
 
 def render_report(
@@ -88,7 +84,7 @@ def render_report(
     for i, lv in enumerate(levels):
         ax = fig.add_subplot(grid[1, i])
         k = (lv["body_slices"][0] + lv["body_slices"][1]) // 2
-        lid = _level_id(lv["name"])
+        lid = level_id(lv["name"])
         ax.imshow(hu[k], **_BONE)
         ax.imshow(np.where(labels[k] == lid, lid, 0), cmap=_LEVEL_CMAP, vmin=0, vmax=5, interpolation="nearest")
         rows, cols_ = np.nonzero(labels[k] == lid)

@@ -26,7 +26,7 @@ from .atomic import atomic_path, write_text_atomic
 from .checkpoint import load_model
 from .data import ClassificationCrops, load_case_set
 from .device import resolve_device
-from .evaluate import evaluate_classification, evaluate_segmentation
+from .evaluate import evaluate_classification, evaluate_segmentation, hu_baseline_metrics
 from .figures import confusion_figure, distribution_figure, pie_axes, plt, roc_figure, save_figure
 from .hu import HUThresholds, hu_category, trabecular_hu
 from .io.writers import write_labels_nifti
@@ -90,13 +90,11 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 def _hu_baseline(records, pred: str, thresholds: HUThresholds) -> dict:
     """The HU-threshold call on each level of the test cases, with MS-Net's masks."""
-    from sklearn.metrics import roc_auc_score
-
     from .hu import body_from_levels
 
     y, calls, hus = [], [], []
     for rec in records:
-        volume, labels = rec.load(extra=(pred,))
+        volume, labels = rec.load(("levels", pred))
         body = body_from_levels(labels[pred], volume.spacing)
         for m in trabecular_hu(volume.hu, body, volume.spacing).values():
             if m["mean_hu"] is None:
@@ -104,20 +102,7 @@ def _hu_baseline(records, pred: str, thresholds: HUThresholds) -> dict:
             y.append(CLASS_NAMES.index(rec.label))
             calls.append(CLASS_NAMES.index(hu_category(m["mean_hu"], thresholds)))
             hus.append(m["mean_hu"])
-    y, calls, hus = np.array(y), np.array(calls), np.array(hus)
-    out = {"levels": len(y), "accuracy": float(np.mean(calls == y)) if len(y) else float("nan")}
-    per_class = {}
-    scores = {"normal": hus, "low_bone_mass": -np.abs(hus - 135.0), "osteoporosis": -hus}
-    for i, name in enumerate(CLASS_NAMES):
-        positives = y == i
-        tp = int(np.sum((calls == i) & positives))
-        precision = tp / max(int(np.sum(calls == i)), 1)
-        auc = float(roc_auc_score(positives, scores[name])) if 0 < positives.sum() < len(y) else float("nan")
-        per_class[name] = {"precision": precision, "auc": auc}
-    out["per_class"] = per_class
-    aucs = [v["auc"] for v in per_class.values() if np.isfinite(v["auc"])]
-    out["macro_auc"] = float(np.mean(aucs)) if aucs else float("nan")
-    return out
+    return hu_baseline_metrics(np.array(y), np.array(hus), np.array(calls))
 
 
 def reproduce(
@@ -154,7 +139,7 @@ def reproduce(
     for rec in test_records:
         path = rec.folder / "pred_levels.nii.gz"
         if not path.is_file():
-            volume, _ = rec.load()
+            volume, _ = rec.load(("levels",))
             write_labels_nifti(volume, screener.segment(volume).labels, path)
 
     # classification (Tables 4 and 5, Figures 6 and 7)
@@ -244,7 +229,7 @@ def reproduce(
         if rec is None:
             ax.axis("off")
             continue
-        volume, labels = rec.load(extra=("pred_levels",))
+        volume, labels = rec.load(("levels", "pred_levels"))
         result = screener.classify(volume, labels["pred_levels"]) if labels["pred_levels"].any() else None
         if result:
             pie_axes(ax, result["overall"]["probabilities"], f"{rec.case_id}: truth {CLASS_TITLES[name]}")
@@ -329,7 +314,7 @@ def _markdown(plan: Plan, table3, table4, table5, baseline, quick: bool) -> str:
         )
     lines += [
         "",
-        f"HU baseline: {baseline['levels']} levels, thresholds 110 / 160 HU (Pickhardt 2013).",
+        f"HU baseline: {baseline['n']} levels, thresholds 110 / 160 HU (Pickhardt 2013).",
         "",
         "Figures: figure5_segmentation.png, figure6_roc.png, figure7_confusion.png, figure9_pies.png.",
         "",

@@ -31,11 +31,11 @@ class CaseRecord:
         nifti = self.folder / "ct.nii.gz"
         return nifti if nifti.exists() else self.folder / "dicom"
 
-    def load(self, extra: tuple[str, ...] = ()) -> tuple[CTVolume, dict[str, np.ndarray]]:
-        """Read the CT and every label map present (``levels``, ``body``, ``spine`` and ``extra``) in (z, y, x)."""
+    def load(self, names: tuple[str, ...] = ("levels", "body", "spine")) -> tuple[CTVolume, dict[str, np.ndarray]]:
+        """Read the CT and the label maps ``names`` that are present, in (z, y, x); ``levels`` is required."""
         volume = load_ct(self.ct_path)
         labels = {}
-        for name in ("levels", "body", "spine", *extra):
+        for name in dict.fromkeys(("levels", *names)):
             path = self.folder / f"{name}.nii.gz"
             if path.exists():
                 labels[name] = _read_labels(volume, path)

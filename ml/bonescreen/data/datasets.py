@@ -69,7 +69,7 @@ class SegmentationSlices(_Augmented):
         self.augment = augment
         images, marks, self.index = [], [], []
         for n, rec in enumerate(records):
-            volume, labels = rec.load()
+            volume, labels = rec.load(("levels", mark))
             truth = labels.get(mark, labels["levels"]) > 0
             nz = volume.shape[0]
             picks = np.unique(np.linspace(0, nz - 1, min(slices_per_case, nz)).round().astype(int))
@@ -138,7 +138,7 @@ class ClassificationCrops(_Augmented):
         self.keys: list[tuple[str, int, int]] = []
         per_case: list[list[int]] = []
         for n, rec in enumerate(records):
-            volume, labels = rec.load(extra=(mask,) if mask not in ("levels", "body", "spine") else ())
+            volume, labels = rec.load(("levels", mask))
             roi_map = labels.get(mask, labels["levels"])
             mine = []
             for level in range(1, 6):

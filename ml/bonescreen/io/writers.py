@@ -19,7 +19,7 @@ import pydicom
 from .. import __version__
 from ..atomic import atomic_path
 from ..errors import BoneScreenError
-from ..labels import LEVEL_COLORS, LEVEL_NAMES
+from ..labels import LEVEL_COLORS, LEVEL_NAMES, level_id
 from ..labels_terminology import LEVEL_CATEGORY, LEVEL_CODES
 from .volume import CTVolume
 
@@ -194,7 +194,7 @@ def read_dicom_seg(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
     number_to_level = {}
     for desc in seg.SegmentSequence:
         label = str(desc.SegmentLabel)
-        level = next((k for k, v in LEVEL_NAMES.items() if v == label), None)
+        level = level_id(label)
         if level is None:
             raise BoneScreenError(f"segment {desc.SegmentNumber} has label {label!r}, not a lumbar level", path)
         number_to_level[int(desc.SegmentNumber)] = level

@@ -11,6 +11,7 @@ from ..labels import LEVEL_NAMES
 from .anatomy import SACRUM_ID, T12_ID, draw_anatomy, paint_slice
 from .bone import draw_class, draw_level_vbmd, trabecular_hu
 from .canvas import Canvas
+from .texture import fill_trabecular
 
 #: Slice thicknesses drawn (mm), as reconstructed clinically.
 THICKNESSES = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
@@ -114,7 +115,7 @@ def make_case(seed: int, index: int = 0, config: PhantomConfig | None = None) ->
     targets = {vid: trabecular_hu(v.vbmd, offset) for vid, v in by_id.items()}
     vbmd = {vid: v.vbmd for vid, v in by_id.items()}
     marrow = {vid: anat.hu["marrow"] - 0.3 * max(0.0, 120.0 - v.vbmd) for vid, v in by_id.items()}
-    realized = _fill_bone(hu, core, targets, vbmd, marrow, rng, (dz, spacing_xy, spacing_xy))
+    realized = fill_trabecular(hu, core, targets, vbmd, marrow, rng, (dz, spacing_xy, spacing_xy))
 
     # scanner: reconstruction-kernel blur, slice profile, correlated noise, reconstruction circle
     kernel_mm = rng.uniform(0.35, 0.85)
@@ -160,9 +161,3 @@ def make_case(seed: int, index: int = 0, config: PhantomConfig | None = None) ->
             "include_sacrum": config.include_sacrum,
         },
     )
-
-
-def _fill_bone(hu, core, targets, vbmd, marrow, rng, spacing) -> dict[int, float]:
-    from .texture import fill_trabecular
-
-    return fill_trabecular(hu, core, targets, vbmd, marrow, rng, spacing)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from ..labels import LEVEL_NAMES
+from ..labels import level_id
 
 #: In-plane radius (mm) of the largest inscribed disc above which a slice goes through a vertebral body.
 BODY_RADIUS_MM = 7.0
@@ -200,7 +200,7 @@ def split_levels(
             names[i] = f"L{level}" if level <= 5 else "S?"
     for v in vertebrae:
         v.name = names[v.index]
-        level = next((k for k, name in LEVEL_NAMES.items() if name == v.name), 0)
+        level = level_id(v.name)
         if level:
             z0, z1 = v.slices
             labels[z0 : z1 + 1][mask[z0 : z1 + 1]] = level

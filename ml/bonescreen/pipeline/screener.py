@@ -20,8 +20,8 @@ from ..weights import default_weights
 from .classify import classify_levels
 from .inference import InferenceSettings
 from .levels import split_levels
-from .progress import ProgressCallback
-from .segment import drive, iter_mark_volume
+from .progress import ProgressCallback, drive
+from .segment import iter_mark_volume
 
 
 @dataclass

@@ -12,7 +12,6 @@ import torch
 from ..preprocess import seg_input
 from .grid import NetGrid
 from .inference import InferenceSettings
-from .progress import ProgressCallback, report
 
 #: A slice holds bone when at least this many pixels are above :data:`BONE_HU`.
 BONE_PIXELS = 40
@@ -73,17 +72,3 @@ def iter_mark_volume(
             done += len(ks)
             yield "segment", done, len(todo)
     return mark
-
-
-def drive(gen: Generator, progress: ProgressCallback | None):
-    """Run a progress generator to its end, reporting to ``progress`` (which may cancel); return its value."""
-    while True:
-        try:
-            stage, done, total = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        try:
-            report(progress, stage, done, total)
-        except Exception:
-            gen.close()
-            raise

@@ -114,12 +114,12 @@ def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
 
 
 def _segment_level(segment) -> int | None:
-    from bonescreen.labels import LEVEL_NAMES
+    from bonescreen.labels import level_id
 
     tag = vtk.mutable("") if hasattr(vtk, "mutable") else None
     if tag is not None and segment.GetTag(LEVEL_TAG, tag) and str(tag).isdigit():
         return int(str(tag))
-    return next((k for k, v in LEVEL_NAMES.items() if v == segment.GetName()), None)
+    return level_id(segment.GetName())
 
 
 def segmentation_to_labels(segmentation_node, volume_node, volume) -> np.ndarray:
@@ -262,7 +262,7 @@ class BoneScreenLogic:
 
     def segment(self, volume_node, segmentation_node=None):
         """Segment ``volume_node`` into a segmentation node with segments L1..L5."""
-        from bonescreen.pipeline.segment import drive
+        from bonescreen.pipeline.progress import drive
 
         return drive(self.iter_segment(volume_node, segmentation_node), None)
 
