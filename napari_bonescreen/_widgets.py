@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
 from bonescreen.atomic import write_text_atomic
 from bonescreen.device import available_devices
 from bonescreen.errors import BoneScreenError
-from bonescreen.labels import CLASS_NAMES, CLASS_TITLES, LEVEL_NAMES
+from bonescreen.labels import CLASS_NAMES, CLASS_TITLES, levels_present
 
 from ._convert import labels_from_layer, labels_layer_data, volume_from_layer
 from ._screener_cache import get_screener
@@ -261,7 +261,7 @@ class ClassifyWidget(_Base):
         try:
             volume = volume_from_layer(image)
             labels = labels_from_layer(labels_layer, volume).copy()  # the user may keep editing meanwhile
-            if not np.isin(labels, list(LEVEL_NAMES)).any():
+            if not levels_present(labels):
                 raise BoneScreenError(f"the labels layer '{labels_layer.name}' is empty: no level 1-5 to classify")
             screener = get_screener(None, None, self.device.value)
         except (BoneScreenError, ValueError) as exc:

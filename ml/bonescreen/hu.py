@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import ndimage
 
-from .labels import LEVEL_NAMES
+from . import inplane
+from .labels import LEVEL_NAMES, levels_present
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,6 @@ def hu_category(hu: float, thresholds: HUThresholds = HUThresholds()) -> str:
     return "low_bone_mass"
 
 
-def _disk(radius_px: float) -> np.ndarray:
-    r = max(int(np.floor(radius_px)), 0)
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    return (yy**2 + xx**2) <= radius_px**2 + 1e-6
-
-
 def trabecular_roi(
     body: np.ndarray,
     level: int,
@@ -78,17 +72,13 @@ def trabecular_roi(
     """Boolean (z, y, x) ROI of one level's trabecular bone (eroded body, middle slices)."""
     m = body == level
     ks = np.nonzero(m.any(axis=(1, 2)))[0]
-    roi = np.zeros_like(m)
     if ks.size == 0:
-        return roi
+        return np.zeros_like(m)
     n = ks.max() - ks.min() + 1
     drop = int(np.floor(n * (1 - keep_fraction) / 2))
-    keep = range(ks.min() + drop, ks.max() - drop + 1)
-    disk = _disk(erosion_mm / min(spacing[1], spacing[2]))
-    for k in keep:
-        if m[k].any():
-            roi[k] = ndimage.binary_erosion(m[k], structure=disk)
-    return roi
+    m[: ks.min() + drop] = False
+    m[ks.max() - drop + 1 :] = False
+    return inplane.erode(m, erosion_mm, spacing[1:])
 
 
 def trabecular_hu(
@@ -108,7 +98,7 @@ def trabecular_hu(
         None when fewer than ``min_voxels`` voxels remain after erosion.
     """
     out = {}
-    for level in sorted(int(v) for v in np.unique(body) if v in LEVEL_NAMES):
+    for level in levels_present(body):
         roi = trabecular_roi(body, level, spacing, erosion_mm, keep_fraction)
         values = hu[roi]
         ok = values.size >= min_voxels
@@ -129,14 +119,7 @@ def body_from_levels(labels: np.ndarray, spacing: tuple[float, float, float], op
     the thickest point of the vertebra is its body.
     """
     body = np.zeros_like(labels, dtype=np.uint8)
-    disk = _disk(opening_mm / min(spacing[1], spacing[2]))
-    for level in (int(v) for v in np.unique(labels) if v in LEVEL_NAMES):
-        for k in np.nonzero((labels == level).any(axis=(1, 2)))[0]:
-            m = labels[k] == level
-            opened = ndimage.binary_opening(m, structure=disk)
-            if not opened.any():
-                continue
-            comps, _ = ndimage.label(opened)
-            edt = ndimage.distance_transform_edt(opened)
-            body[k][comps == comps.flat[np.argmax(edt)]] = level
+    for level in levels_present(labels):
+        opened = inplane.open_(labels == level, opening_mm, spacing[1:])
+        body[inplane.thickest_piece(opened, spacing[1:])] = level
     return body

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 #: Bone-condition classes, in this order everywhere (network outputs, tables, JSON).
 CLASS_NAMES: tuple[str, ...] = ("normal", "low_bone_mass", "osteoporosis")
 
@@ -42,3 +44,19 @@ def class_index(name: str) -> int:
 def level_id(name: str) -> int | None:
     """Level id (1..5) of a level name such as ``L3``; None for any other name (``T12``, ``S1``)."""
     return next((k for k, v in LEVEL_NAMES.items() if v == name), None)
+
+
+def levels_present(labels) -> list[int]:
+    """Level ids (1..5) that occur in a (z, ...) label map, in order.
+
+    Only the run of slices that holds labels is searched (one fast max per slice first).
+    """
+    values = np.asarray(labels)
+    if values.size == 0:
+        return []
+    flat = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(1, -1)
+    used = np.flatnonzero(flat.max(axis=1) > 0)
+    if used.size == 0:
+        return []
+    run = flat[used[0] : used[-1] + 1]
+    return [lv for lv in LEVEL_NAMES if (run == lv).any()]

@@ -27,7 +27,7 @@ def render_report(
     levels = result["levels"]
     n = max(len(levels), 1)
     fig = plt.figure(figsize=(max(3.0 * n, 12), 8.6))
-    grid = fig.add_gridspec(2, max(n, 4), height_ratios=[1.15, 1.0], hspace=0.45)
+    grid = fig.add_gridspec(2, max(n, 4), height_ratios=[1.15, 1.0], hspace=0.45, wspace=0.35)
     dz, dy, _ = spacing
     # sagittal overview through the spine's midline, cropped around the spine
     ax = fig.add_subplot(grid[0, 0])
@@ -85,13 +85,19 @@ def render_report(
         ax = fig.add_subplot(grid[1, i])
         k = (lv["body_slices"][0] + lv["body_slices"][1]) // 2
         lid = level_id(lv["name"])
-        ax.imshow(hu[k], **_BONE)
-        ax.imshow(np.where(labels[k] == lid, lid, 0), cmap=_LEVEL_CMAP, vmin=0, vmax=5, interpolation="nearest")
-        rows, cols_ = np.nonzero(labels[k] == lid)
-        if rows.size:
-            pad = 40
-            ax.set_xlim(max(cols_.min() - pad, 0), min(cols_.max() + pad, hu.shape[2] - 1))
-            ax.set_ylim(min(rows.max() + pad, hu.shape[1] - 1), max(rows.min() - pad, 0))
+        level_k = labels[k] == lid
+        rows, cols_ = np.nonzero(level_k)
+        pad = 40
+        crop = (
+            (
+                slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
+                slice(max(cols_.min() - pad, 0), cols_.max() + pad + 1),
+            )
+            if rows.size
+            else (slice(None), slice(None))
+        )
+        ax.imshow(hu[k][crop], **_BONE)
+        ax.imshow(np.where(level_k, lid, 0)[crop], cmap=_LEVEL_CMAP, vmin=0, vmax=5, interpolation="nearest")
         hu_text = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         flag = " (!)" if lv["uncertain"] else ""
         ax.set_title(

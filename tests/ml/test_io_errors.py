@@ -180,3 +180,23 @@ def test_fuzzed_real_jpeg2000_header(shared_data, tmp_path):
             load_ct(f)
         except BoneScreenError:
             pass
+
+
+def test_gz_nifti_written_here_reads_in_nibabel_and_back(tmp_path):
+    """save_nifti/read_nifti (ISA-L) produce and read ordinary gzip NIfTI, NIfTI-1 and NIfTI-2."""
+    import nibabel as nib
+
+    from bonescreen.io.nifti import read_nifti, save_nifti
+
+    data = np.random.default_rng(0).integers(-1024, 2000, size=(9, 7, 5)).astype(np.int16)
+    affine = np.diag([0.7, 0.8, 2.5, 1.0])
+    for klass in (nib.Nifti1Image, nib.Nifti2Image):
+        path = save_nifti(klass(data, affine), tmp_path / f"{klass.__name__}.nii.gz")
+        theirs, ours = nib.load(path), read_nifti(path)
+        assert type(ours) is klass
+        np.testing.assert_array_equal(np.asarray(theirs.dataobj), data)
+        np.testing.assert_array_equal(np.asarray(ours.dataobj), data)
+        np.testing.assert_allclose(ours.affine, affine)
+    plain = save_nifti(nib.Nifti1Image(data, affine), tmp_path / "plain.nii")
+    np.testing.assert_array_equal(np.asarray(read_nifti(plain).dataobj), data)
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind

@@ -7,11 +7,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from ..errors import BoneScreenError
 from ..io import CTVolume, load_ct
+from ..io.nifti import read_nifti
 from ..io.writers import read_labels_nifti
 from ..labels import CLASS_NAMES
 
@@ -50,7 +50,7 @@ def _read_labels(volume: CTVolume, path: Path) -> np.ndarray:
     # a DICOM case's labels are stored on the same grid in NIfTI: reorient by their own affine
     from ..io.volume import reorient
 
-    img = nib.load(path)
+    img = read_nifti(path)
     zyx, _, _ = reorient(np.asarray(img.dataobj), img.affine)
     if zyx.shape != volume.shape:
         raise BoneScreenError(f"label grid {zyx.shape} differs from the CT's {volume.shape}", path)

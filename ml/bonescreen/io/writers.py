@@ -21,6 +21,7 @@ from ..atomic import atomic_path
 from ..errors import BoneScreenError
 from ..labels import LEVEL_COLORS, LEVEL_NAMES, level_id
 from ..labels_terminology import LEVEL_CATEGORY, LEVEL_CODES
+from .nifti import read_nifti, save_nifti
 from .volume import CTVolume
 
 #: Patient and study tags that a DICOM SEG copies from its source images.
@@ -61,20 +62,17 @@ def write_labels_nifti(volume: CTVolume, labels: np.ndarray, path: str | os.Path
     """
     labels = _check_labels(volume, labels)
     ijk = volume.to_source(labels)
-    img = nib.Nifti1Image(np.ascontiguousarray(ijk, dtype=np.uint8), volume.source.affine)
+    img = nib.Nifti1Image(np.asarray(ijk, dtype=np.uint8), volume.source.affine)  # F-ordered view: no transposing copy
     img.header.set_xyzt_units("mm")
     img.header["descrip"] = b"BoneScreen levels: 1..5 = L1..L5"
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        nib.save(img, tmp)
-    return path
+    return save_nifti(img, path)
 
 
 def read_labels_nifti(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
     """Read a label NIfTI written on the volume's source grid back into (z, y, x) order."""
     path = Path(path)
     try:
-        img = nib.load(path)
+        img = read_nifti(path)
         ijk = np.asarray(img.dataobj)
     except Exception as exc:
         raise BoneScreenError(f"unreadable label NIfTI ({type(exc).__name__})", path) from None
@@ -87,7 +85,9 @@ def read_labels_nifti(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
     ijk = apply_orientation(ijk, to_src)
     if ijk.shape != tuple(volume.source.shape):
         raise BoneScreenError("label grid does not match the CT grid", path)
-    return volume.from_source(np.rint(ijk).astype(np.uint8))
+    if ijk.dtype.kind == "f":
+        ijk = np.rint(ijk)
+    return volume.from_source(ijk.astype(np.uint8, copy=False))
 
 
 def write_dicom_seg(

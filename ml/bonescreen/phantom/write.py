@@ -16,6 +16,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from .. import __version__
 from ..atomic import atomic_path
+from ..io.nifti import save_nifti
 from ..labels import LEVEL_NAMES
 from .generate import PhantomCase, PhantomConfig, make_case
 
@@ -30,8 +31,7 @@ CSV_COLUMNS = (
 def _save_nifti(array_zyx: np.ndarray, affine: np.ndarray, path: Path) -> None:
     img = nib.Nifti1Image(np.ascontiguousarray(array_zyx.transpose(2, 1, 0)), affine)
     img.header.set_xyzt_units("mm")
-    with atomic_path(path) as tmp:
-        nib.save(img, tmp)
+    save_nifti(img, path)
 
 
 def write_dicom_series(case: PhantomCase, folder: str | os.PathLike) -> list[Path]:

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from ..hu import HUThresholds, body_from_levels, hu_category, trabecular_hu
-from ..labels import CLASS_NAMES, LEVEL_NAMES
+from ..inplane import bounding_box, inscribed_radius
+from ..labels import CLASS_NAMES, LEVEL_NAMES, levels_present
 from ..preprocess import roi_crop
-from .levels import BODY_RADIUS_MM, inscribed_radius
+from .levels import BODY_RADIUS_MM
 from .progress import ProgressCallback, report
 
 #: Top-two probability margin under which a call is flagged uncertain.
@@ -45,7 +46,7 @@ def _close_call(p: np.ndarray) -> str | None:
 def body_slices(labels: np.ndarray, level: int, spacing: tuple[float, float, float]) -> np.ndarray:
     """Slices through the level's vertebral body (all of its slices if none is thick enough)."""
     m = labels == level
-    radius = inscribed_radius(m, spacing)
+    radius = inscribed_radius(m, spacing[1:])
     ks = np.nonzero(radius > BODY_RADIUS_MM)[0]
     return ks if ks.size else np.nonzero(m.any(axis=(1, 2)))[0]
 
@@ -70,9 +71,12 @@ def classify_levels(
     dict
         ``{"levels": [...], "overall": {...}}`` as in result.json.
     """
-    present = [lv for lv in LEVEL_NAMES if (labels == lv).any()]
+    # everything below works on the labels' bounding box (2 pixels of margin keep the crops' interpolation exact)
+    box = bounding_box(labels, margin=2)
+    present = levels_present(labels[box]) if box is not None else []
     if not present:
         raise ValueError("the mask has no lumbar level (labels 1-5): nothing to classify")
+    hu, labels, z0 = hu[box], labels[box], box[0].start
     body = body_from_levels(labels, spacing)
     hu_by_level = trabecular_hu(hu, body, spacing)
     level_probs: dict[int, np.ndarray] = {}
@@ -99,8 +103,8 @@ def classify_levels(
         results.append(
             {
                 "name": LEVEL_NAMES[lv],
-                "slices": [int(all_slices.min()), int(all_slices.max())],
-                "body_slices": [int(ks.min()), int(ks.max())],
+                "slices": [z0 + int(all_slices.min()), z0 + int(all_slices.max())],
+                "body_slices": [z0 + int(ks.min()), z0 + int(ks.max())],
                 "crops": len(ks),
                 "probabilities": _probs(p),
                 "prediction": prediction,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from ..inplane import bounding_box, inplane_edt
 from ..labels import level_id
 
 #: In-plane radius (mm) of the largest inscribed disc above which a slice goes through a vertebral body.
@@ -63,16 +64,6 @@ class LevelSplit:
     notes: list[str] = field(default_factory=list)
 
 
-def inscribed_radius(mask: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-    """Per slice, the radius in mm of the largest disc that fits inside the mask."""
-    out = np.zeros(mask.shape[0], dtype=float)
-    for k in np.nonzero(mask.any(axis=(1, 2)))[0]:
-        sl = ndimage.find_objects(mask[k].astype(np.uint8))[0]
-        sub = np.pad(mask[k][sl], 1)
-        out[k] = ndimage.distance_transform_edt(sub, sampling=spacing[1:]).max()
-    return out
-
-
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     runs, start = [], None
     for k, f in enumerate(flags):
@@ -88,37 +79,56 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 def _clean(mask: np.ndarray, spacing: tuple[float, float, float], min_volume_mm3: float = 500.0) -> np.ndarray:
     """Drop specks: connected pieces smaller than ``min_volume_mm3``."""
-    comps, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 3))
-    if n == 0:
+    box = bounding_box(mask)
+    if box is None:
         return mask
-    sizes = ndimage.sum(np.ones_like(comps, dtype=np.float32), comps, range(1, n + 1)) * float(np.prod(spacing))
-    keep = np.zeros(n + 1, bool)
-    keep[1:] = sizes >= min_volume_mm3
-    return keep[comps]
+    comps, n = ndimage.label(mask[box], structure=ndimage.generate_binary_structure(3, 3))
+    sizes = np.bincount(comps.ravel(), minlength=n + 1) * float(np.prod(spacing))
+    keep = sizes >= min_volume_mm3
+    keep[0] = False
+    out = np.zeros_like(mask)
+    out[box] = keep[comps]
+    return out
 
 
-def _has_ribs(hu: np.ndarray, mask: np.ndarray, run: tuple[int, int], spacing) -> bool:
-    """Bone beside the vertebral body (not in the mask) on enough of the vertebra's slices."""
+def _bone_area_mm2(hu: np.ndarray, mask: np.ndarray, rows: slice, cols: slice, spacing_yx) -> float:
+    """Area of bone (HU above :data:`RIB_MIN_HU`) in a window of one slice, not within 2 pixels of the mask."""
+    ny, nx = mask.shape
+    r0, r1 = max(rows.start, 0), min(rows.stop, ny)
+    c0, c1 = max(cols.start, 0), min(cols.stop, nx)
+    if r1 <= r0 or c1 <= c0:
+        return 0.0
+    # the 2-pixel dilation of the mask needs 2 pixels of context around the window
+    R0, C0 = max(r0 - 2, 0), max(c0 - 2, 0)
+    near = ndimage.binary_dilation(mask[R0 : r1 + 2, C0 : c1 + 2], iterations=2)
+    near = near[r0 - R0 : r0 - R0 + r1 - r0, c0 - C0 : c0 - C0 + c1 - c0]
+    bone = (hu[r0:r1, c0:c1] > RIB_MIN_HU) & ~near
+    return float(bone.sum()) * spacing_yx[0] * spacing_yx[1]
+
+
+def _has_ribs(
+    hu: np.ndarray, mask: np.ndarray, run: tuple[int, int], centres: np.ndarray, half_widths: np.ndarray, spacing
+) -> bool:
+    """Bone beside the vertebral body (not in the mask) on enough of the vertebra's slices.
+
+    ``centres[k]`` is the (row, col) of the deepest mask pixel of slice ``k`` and
+    ``half_widths[k]`` its depth in mm (the body's half width).
+    """
     dy, dx = spacing[1], spacing[2]
     hits = 0
     ks = range(run[0], run[1] + 1)
     for k in ks:
-        m = mask[k]
-        if not m.any():
+        if half_widths[k] <= 0:
             continue
-        edt = ndimage.distance_transform_edt(m, sampling=(dy, dx))
-        cy, cx = np.unravel_index(np.argmax(edt), m.shape)
-        half_width = edt.max()
-        body_half = max(half_width, 1.0)
-        bone = (hu[k] > RIB_MIN_HU) & ~ndimage.binary_dilation(m, iterations=2)
+        cy, cx = centres[k]
+        body_half = max(half_widths[k], 1.0)
         rows = slice(max(int(cy - 20 / dy), 0), int(cy + 60 / dy))
         found = False
         for side in (-1, 1):
             x0 = cx + side * (body_half + RIB_SEARCH_MM[0]) / dx
             x1 = cx + side * (body_half + RIB_SEARCH_MM[1]) / dx
             lo, hi = int(min(x0, x1)), int(max(x0, x1))
-            region = bone[rows, max(lo, 0) : max(hi, 0)]
-            if region.sum() * dy * dx > 25.0:  # at least 25 mm2 of bone
+            if _bone_area_mm2(hu[k], mask[k], rows, slice(max(lo, 0), max(hi, 0)), (dy, dx)) > 25.0:
                 found = True
         hits += found
     return hits >= max(1, 0.3 * len(ks))
@@ -148,7 +158,16 @@ def split_levels(
     """
     mask = _clean(np.asarray(mask, dtype=bool), spacing)
     labels = np.zeros(mask.shape, np.uint8)
-    radius = inscribed_radius(mask, spacing)
+    radius = np.zeros(mask.shape[0])
+    centres = np.zeros((mask.shape[0], 2), dtype=int)
+    box = bounding_box(mask)
+    if box is not None:
+        depth = inplane_edt(mask[box], spacing[1:])
+        flat = depth.reshape(depth.shape[0], -1)
+        deepest = flat.argmax(axis=1)
+        radius[box[0]] = flat[np.arange(flat.shape[0]), deepest]
+        rows, cols = np.unravel_index(deepest, depth.shape[1:])
+        centres[box[0]] = np.stack([rows + box[1].start, cols + box[2].start], axis=1)
     runs = [
         r
         for r in _runs(radius > BODY_RADIUS_MM)
@@ -165,7 +184,7 @@ def split_levels(
         width = (xs.max() - xs.min() + 1) * spacing[2] if xs.size else 0.0
         v = Vertebra(i, run, (z0, z1 - 1), width)
         if hu is not None:
-            v.ribs = _has_ribs(hu, mask, run, spacing)
+            v.ribs = _has_ribs(hu, mask, run, centres, radius, spacing)
         vertebrae.append(v)
     notes: list[str] = []
     n = len(vertebrae)

@@ -15,7 +15,7 @@ from ..device import resolve_device
 from ..errors import BoneScreenError
 from ..hu import HUThresholds
 from ..io import CTVolume
-from ..labels import LEVEL_NAMES
+from ..labels import LEVEL_NAMES, levels_present
 from ..weights import default_weights
 from .classify import classify_levels
 from .inference import InferenceSettings
@@ -54,7 +54,7 @@ class Segmentation:
 
     def level_names(self) -> list[str]:
         """Names of the lumbar levels present, top to bottom."""
-        return [LEVEL_NAMES[lv] for lv in sorted(LEVEL_NAMES) if (self.labels == lv).any()]
+        return [LEVEL_NAMES[lv] for lv in levels_present(self.labels)]
 
 
 def no_lumbar_result(thresholds: HUThresholds, notes: list[str]) -> dict:
@@ -182,7 +182,8 @@ class Screener:
         labels = np.asarray(labels)
         if labels.shape != volume.shape:
             raise BoneScreenError(f"labels of shape {labels.shape} do not fit the CT of shape {volume.shape}")
-        if not np.isin(labels, list(range(6))).all():
+        fractional = labels.dtype.kind == "f" and bool((labels != np.round(labels)).any())
+        if fractional or (labels.size and (labels.min() < 0 or labels.max() > max(LEVEL_NAMES))):
             raise BoneScreenError("labels must hold 0 (background) and 1..5 (L1..L5) only")
         model = self.model("classification")
         try:
@@ -190,7 +191,7 @@ class Screener:
                 return classify_levels(
                     model,
                     volume.hu,
-                    labels.astype(np.uint8),
+                    labels.astype(np.uint8, copy=False),
                     volume.spacing,
                     self.device,
                     self.thresholds,
@@ -215,7 +216,7 @@ class Screener:
             labels, certain, notes = seg.labels, seg.certain, seg.notes
             timings["segment"] = round(seg.seconds, 3)
         t0 = time.perf_counter()
-        if np.isin(labels, list(LEVEL_NAMES)).any():
+        if levels_present(labels):
             result = self.classify(volume, labels, progress, names_certain=certain)
         else:
             result = no_lumbar_result(self.thresholds, notes)

@@ -1,0 +1,80 @@
+"""In-plane morphology by distance transforms equals scipy's per-slice binary morphology."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from bonescreen import inplane
+from bonescreen.labels import levels_present
+
+
+def blobs(seed: int, shape=(5, 64, 72)) -> np.ndarray:
+    """Random smooth blobs, some touching the array's edge, one empty slice."""
+    rng = np.random.default_rng(seed)
+    field = ndimage.gaussian_filter(rng.normal(size=shape), sigma=(0, 4, 4))
+    mask = field > np.quantile(field, 0.6)
+    mask[2] = False
+    return mask
+
+
+def ellipse(radius_mm: float, spacing_yx) -> np.ndarray:
+    """Structuring element: pixels (i, j) with (i dy)^2 + (j dx)^2 <= r^2 (the reference disc)."""
+    ry, rx = int(radius_mm // spacing_yx[0]), int(radius_mm // spacing_yx[1])
+    yy, xx = np.mgrid[-ry : ry + 1, -rx : rx + 1]
+    return (yy * spacing_yx[0]) ** 2 + (xx * spacing_yx[1]) ** 2 <= radius_mm**2 + 1e-9
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("spacing_yx", [(1.0, 1.0), (0.7, 0.7), (0.5, 0.9)])
+@pytest.mark.parametrize("radius", [2.0, 3.5, 6.0])
+def test_erode_and_open_equal_scipy(seed, spacing_yx, radius):
+    mask = blobs(seed)
+    disc = ellipse(radius, spacing_yx)
+    want_eroded = np.stack([ndimage.binary_erosion(s, structure=disc) for s in mask])
+    want_opened = np.stack([ndimage.binary_opening(s, structure=disc) for s in mask])
+    np.testing.assert_array_equal(inplane.erode(mask, radius, spacing_yx), want_eroded)
+    np.testing.assert_array_equal(inplane.open_(mask, radius, spacing_yx), want_opened)
+    assert want_opened.any() and want_eroded.sum() < mask.sum()  # the cases are not trivial
+
+
+def test_inscribed_radius_and_edt():
+    mask = blobs(3)
+    spacing = (0.8, 0.6)
+    padded = np.pad(mask, ((0, 0), (1, 1), (1, 1)))
+    want = np.stack([ndimage.distance_transform_edt(s, sampling=spacing) for s in padded])[:, 1:-1, 1:-1]
+    np.testing.assert_allclose(inplane.inplane_edt(mask, spacing), want)
+    np.testing.assert_allclose(inplane.inscribed_radius(mask, spacing), want.max(axis=(1, 2)))
+    assert inplane.inscribed_radius(mask, spacing)[2] == 0  # the empty slice
+    assert not inplane.inscribed_radius(np.zeros((3, 8, 8), bool), spacing).any()
+
+
+def test_thickest_piece_keeps_the_deepest_blob_per_slice():
+    mask = np.zeros((2, 60, 60), bool)
+    yy, xx = np.mgrid[:60, :60]
+    big = (yy - 20) ** 2 + (xx - 20) ** 2 <= 10**2
+    small = (yy - 45) ** 2 + (xx - 45) ** 2 <= 6**2
+    mask[0] = big | small
+    mask[1] = small  # alone on its slice: kept
+    got = inplane.thickest_piece(mask, (1.0, 1.0))
+    np.testing.assert_array_equal(got[0], big)
+    np.testing.assert_array_equal(got[1], small)
+
+
+def test_bounding_box():
+    mask = np.zeros((4, 10, 12), np.uint8)
+    assert inplane.bounding_box(mask) is None
+    mask[1:3, 0:2, 5:9] = 3
+    assert inplane.bounding_box(mask) == (slice(1, 3), slice(0, 2), slice(5, 9))
+    assert inplane.bounding_box(mask, margin=4) == (slice(1, 3), slice(0, 6), slice(1, 12))
+
+
+def test_levels_present():
+    labels = np.zeros((6, 20, 20), np.uint8)
+    assert levels_present(labels) == []
+    labels[1, 3, 3] = 4
+    labels[4, 10:12, 10:12] = 2
+    assert levels_present(labels) == [2, 4]
+    assert levels_present(labels.astype(np.int32)) == [2, 4]
+    assert levels_present(np.array([[0, 5], [1, 0]])) == [1, 5]
