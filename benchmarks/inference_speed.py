@@ -89,6 +89,37 @@ def time_model(model, shape, batch, device, settings: InferenceSettings, seconds
     return {"batch": batch, "latency_ms": round(1000 * dt, 2), "items_per_s": round(batch / dt, 2)}
 
 
+def precision_check(device: torch.device) -> dict:
+    """How far the fast path's labels and probabilities are from plain fp32 on one phantom (1.5 mm slices)."""
+
+    from bonescreen.io.volume import volume_from_ijk
+    from bonescreen.metrics import dice_score
+    from bonescreen.phantom import PhantomConfig, make_case
+    from bonescreen.pipeline import Screener
+
+    case = make_case(7272, 1, PhantomConfig(thickness=1.5))
+    volume = volume_from_ijk(case.hu.transpose(2, 1, 0), case.affine, "phantom", None, "phantom")
+    plain = Screener(device=str(device), settings=InferenceSettings(precision="fp32", channels_last=False, batch=1))
+    fast = Screener(device=str(device))  # the default: autocast where the hardware has it, channels_last, batch 8
+    a, b = plain.segment(volume), fast.segment(volume)
+    ra, rb = plain.classify(volume, a.labels), fast.classify(volume, a.labels)
+    diffs = [
+        abs(la["probabilities"][k] - lb["probabilities"][k])
+        for la, lb in zip(ra["levels"], rb["levels"], strict=True)
+        for k in la["probabilities"]
+    ]
+    return {
+        "fast_precision": str(fast.settings.dtype(fast.device)),
+        "slices": int(volume.shape[0]),
+        "mark_dice_vs_fp32": round(float(dice_score(a.mark, b.mark)), 5),
+        "voxels_with_other_label": int((a.labels != b.labels).sum()),
+        "fraction_of_labelled_voxels": round(float((a.labels != b.labels).sum() / max((a.labels > 0).sum(), 1)), 6),
+        "level_names_equal": [v.name for v in a.vertebrae] == [v.name for v in b.vertebrae],
+        "max_probability_difference": round(max(diffs), 4),
+        "predictions_equal": [lv["prediction"] for lv in ra["levels"]] == [lv["prediction"] for lv in rb["levels"]],
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cpu")
@@ -142,6 +173,8 @@ def main() -> None:
         rows.append({"model": "bccnet (bundled)", "precision": precision, **r})
         print(f"bccnet {precision} batch 64: {r['items_per_s']:.0f} crops/s")
     report["runs"] = rows
+    report["fast_path_vs_fp32"] = precision_check(device)
+    print(f"fast path vs fp32: {report['fast_path_vs_fp32']}")
     if device.type == "cuda":
         report["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
