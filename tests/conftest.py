@@ -45,3 +45,28 @@ def small_set(tmp_path_factory):
     root = tmp_path_factory.mktemp("phantom_set")
     write_phantom_set(root, 3, seed=7, config=PhantomConfig(thickness=3.0))
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_train_cls():
+    """``(data, out, epochs) -> list``: the arguments of a ``train-cls`` run small enough for the CPU tests."""
+
+    def args(data, out, epochs: int) -> list[str]:
+        return [
+            "train-cls",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            str(epochs),
+            "--batch-size",
+            "8",
+            "--crops-per-case",
+            "8",
+            "--val-fraction",
+            "0.34",
+            "--device",
+            "cpu",
+        ]
+
+    return args

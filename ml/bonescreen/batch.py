@@ -105,9 +105,8 @@ def screen_study(key: str, path: str, out: str, seg_weights: str | None, cls_wei
     tmp = Path(out) / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     t0 = time.perf_counter()
     try:
-        result = screen_file(path, tmp, screener=worker_screener(seg_weights, cls_weights, device))
-        result["input"] = key  # result.json must not carry the input path (it may hold names)
-        write_text_atomic(tmp / "result.json", json.dumps(result, indent=2) + "\n")
+        # result.json must not carry the input path (it may hold names): it names the study by its key
+        result = screen_file(path, tmp, screener=worker_screener(seg_weights, cls_weights, device), input_name=key)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -21,18 +21,28 @@ def _bar(desc: str, total: int | None = None):
     return tqdm(total=total, desc=desc, unit="", leave=True, dynamic_ncols=True, file=sys.stderr)
 
 
-def _loader_progress(desc: str):
+def _stage_bars():
+    """A progress callback ``(stage, done, total)`` drawing one bar per stage; a new stage closes the last bar."""
     bars = {}
 
-    def report(done: int, total: int) -> None:
-        if desc not in bars:
-            bars[desc] = _bar(desc, total)
-        bars[desc].n = done
-        bars[desc].refresh()
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            for other in bars.values():
+                other.close()
+            bars.clear()
+            bars[stage] = _bar(stage, total)
+        bars[stage].n = done
+        bars[stage].refresh()
         if done >= total:
-            bars.pop(desc).close()
+            bars.pop(stage).close()
 
     return report
+
+
+def _loader_progress(desc: str):
+    """A ``(done, total)`` callback drawing one bar called ``desc``."""
+    report = _stage_bars()
+    return lambda done, total: report(desc, done, total)
 
 
 def _class_weights(text: str | None):
@@ -166,27 +176,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise BoneScreenError("give --seg-weights and/or --cls-weights to evaluate (or --pipeline)")
     device = resolve_device(args.device)
     result: dict = {"data": str(Path(args.data).resolve()), "cases": len(records), "device": str(device), "models": {}}
-    if args.seg_weights:
-        model, meta = load_model(args.seg_weights, device)
-        result["models"]["segmentation"] = {"name": meta["model"], "sha256": meta["sha256"]}
-        result["segmentation"] = evaluate_segmentation(
-            model,
-            records,
-            device,
-            args.slices_per_case,
-            progress=lambda s, d, t: _loader_progress("segmentation cases")(d, t),
-        )
-    if args.cls_weights:
-        model, meta = load_model(args.cls_weights, device)
-        result["models"]["classification"] = {"name": meta["model"], "sha256": meta["sha256"]}
-        result["classification"] = evaluate_classification(
-            model,
-            records,
-            device,
-            args.crops_per_case,
-            seed=args.seed,
-            progress=lambda s, d, t: _loader_progress("classification cases")(d, t),
-        )
+    runs = {
+        "segmentation": (
+            args.seg_weights,
+            lambda model, bar: evaluate_segmentation(model, records, device, args.slices_per_case, progress=bar),
+        ),
+        "classification": (
+            args.cls_weights,
+            lambda model, bar: evaluate_classification(
+                model, records, device, args.crops_per_case, seed=args.seed, progress=bar
+            ),
+        ),
+    }
+    bars = _stage_bars()
+    for task, (weights, evaluate) in runs.items():
+        if not weights:
+            continue
+        model, meta = load_model(weights, device)
+        result["models"][task] = {"name": meta["model"], "sha256": meta["sha256"]}
+        result[task] = evaluate(model, lambda s, d, t, name=f"{task} cases": bars(name, d, t))
     path = write_evaluation(result, args.out)
     if "segmentation" in result:
         pi = result["segmentation"]["per_image"]
@@ -204,17 +212,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_screen(args: argparse.Namespace) -> int:
     from .screen import screen_file
 
-    bar = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in bar:
-            for other in list(bar.values()):
-                other.close()
-            bar.clear()
-            bar[stage] = _bar(stage, total)
-        bar[stage].n = done
-        bar[stage].refresh()
-
     thresholds = HUThresholds(args.osteoporosis_hu, args.normal_hu, args.contrast_offset)
     result = screen_file(
         args.input,
@@ -224,10 +221,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
         cls_weights=args.cls_weights,
         labels_path=args.labels,
         thresholds=thresholds,
-        progress=progress,
+        progress=_stage_bars(),
     )
-    for b in bar.values():
-        b.close()
     for lv in result["levels"]:
         hu = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         print(

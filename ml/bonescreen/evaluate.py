@@ -10,14 +10,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn import metrics as skm
 from torch.utils.data import DataLoader
 
 from .atomic import write_text_atomic
 from .data import ClassificationCrops, SegmentationSlices
 from .data.cases import CaseRecord
 from .figures import confusion_figure, distribution_figure, roc_figure, save_figure
-from .labels import CLASS_NAMES
-from .metrics import bootstrap_ci, classification_metrics, per_image_scores, pooled_scores, roc_curves, summarize
+from .labels import CLASS_NAMES, class_index, levels_present
+from .metrics import (
+    accuracy,
+    bootstrap_ci,
+    classification_metrics,
+    per_image_scores,
+    pooled_scores,
+    roc_curves,
+    segmentation_metrics,
+    summarize,
+)
 
 Progress = Callable[[str, int, int], None] | None
 
@@ -80,7 +90,7 @@ def evaluate_classification(
     proba = np.concatenate(_predict(model, data, device, batch, lambda m, x: m.predict_proba(x)))
     y = np.array([data.labels[p] for p in data.items])
     per_crop = classification_metrics(y, proba)
-    acc = bootstrap_ci(lambda a, p: float(np.mean(a == p.argmax(1))), y, proba, seed=seed)
+    acc = bootstrap_ci(accuracy, y, proba, seed=seed)
     auc = bootstrap_ci(lambda a, p: classification_metrics(a, p)["macro_auc"], y, proba, n_boot=200, seed=seed)
     by_case: dict[str, list[np.ndarray]] = defaultdict(list)
     case_label = {}
@@ -131,19 +141,14 @@ def evaluate_pipeline(screener, records: list[CaseRecord], progress: Progress = 
     most of its predicted voxels carry its true level id. Classification is scored per level and per
     case (overall), for BCC-Net and for the HU-threshold baseline.
     """
-    from .metrics import segmentation_metrics
-
     seg_rows, level_rows, case_rows = [], [], []
     for n, rec in enumerate(records):
         volume, truth = rec.load(("levels",))
         seg = screener.segment(volume)
         m = segmentation_metrics(seg.labels, truth["levels"])
         named = []
-        for lv in range(1, 6):
-            t = truth["levels"] == lv
-            if not t.any():
-                continue
-            pred = seg.labels[t]
+        for lv in levels_present(truth["levels"]):
+            pred = seg.labels[truth["levels"] == lv]
             pred = pred[pred > 0]
             named.append(bool(pred.size) and int(np.bincount(pred).argmax()) == lv)
         seg_rows.append(
@@ -158,7 +163,7 @@ def evaluate_pipeline(screener, records: list[CaseRecord], progress: Progress = 
                 "rule": seg.rule,
             }
         )
-        cls_idx = CLASS_NAMES.index(rec.label)
+        cls_idx = class_index(rec.label)
         if seg.labels.any():
             result = screener.classify(volume, seg.labels, names_certain=seg.certain)
             for lv in result["levels"]:
@@ -193,10 +198,10 @@ def evaluate_pipeline(screener, records: list[CaseRecord], progress: Progress = 
         y = np.array([r["y"] for r in rows])
         proba = np.array([r["proba"] for r in rows])
         net = classification_metrics(y, proba)
-        acc_ci = bootstrap_ci(lambda a, p: float(np.mean(a == p.argmax(1))), y, proba)
+        acc_ci = bootstrap_ci(accuracy, y, proba)
         net["accuracy_ci95"] = list(acc_ci[1:])
         hu = np.array([r["hu"] if r["hu"] is not None else np.nan for r in rows], dtype=float)
-        calls = np.array([CLASS_NAMES.index(r["hu_category"]) if r["hu_category"] else -1 for r in rows])
+        calls = np.array([class_index(r["hu_category"]) if r["hu_category"] else -1 for r in rows])
         baseline = hu_baseline_metrics(y, hu, calls)
         return {"bccnet": net, "hu_threshold": baseline, "_roc": roc_curves(y, proba)}
 
@@ -241,8 +246,6 @@ def hu_baseline_metrics(y: np.ndarray, hu: np.ndarray, calls: np.ndarray) -> dic
     The AUC scores are the HU for normal, minus the HU for osteoporosis, and for low bone mass the
     closeness to the middle of its band (135 HU, between the 110 and 160 HU thresholds).
     """
-    from sklearn.metrics import roc_auc_score
-
     y, hu, calls = np.asarray(y), np.asarray(hu, dtype=float), np.asarray(calls)
     ok = np.isfinite(hu)
     scores = {"normal": hu, "low_bone_mass": -np.abs(hu - 135.0), "osteoporosis": -hu}
@@ -251,7 +254,7 @@ def hu_baseline_metrics(y: np.ndarray, hu: np.ndarray, calls: np.ndarray) -> dic
         positives = y[ok] == i
         said = calls == i
         precision = float(np.sum(said & (y == i)) / said.sum()) if said.any() else float("nan")
-        auc = float(roc_auc_score(positives, scores[name][ok])) if 0 < positives.sum() < ok.sum() else float("nan")
+        auc = float(skm.roc_auc_score(positives, scores[name][ok])) if 0 < positives.sum() < ok.sum() else float("nan")
         per_class[name] = {"precision": precision, "auc": auc}
     aucs = [v["auc"] for v in per_class.values() if np.isfinite(v["auc"])]
     return {

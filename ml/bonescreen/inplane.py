@@ -55,14 +55,34 @@ def inplane_edt(mask: np.ndarray, spacing_yx: tuple[float, float] = (1.0, 1.0)) 
     return _slice_edt(padded, spacing_yx)[:, 1:-1, 1:-1]
 
 
+def deepest_points(mask: np.ndarray, spacing_yx: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice, the largest disc inside ``mask``: its radius in mm and its centre (row, col).
+
+    Returns
+    -------
+    radius : ndarray
+        (z,) radii; 0 for empty slices.
+    centres : ndarray
+        (z, 2) integer row and column of the deepest pixel (the first in raster order on ties);
+        (0, 0) for empty slices.
+    """
+    radius = np.zeros(mask.shape[0])
+    centres = np.zeros((mask.shape[0], 2), dtype=int)
+    box = bounding_box(mask)
+    if box is None:
+        return radius, centres
+    depth = inplane_edt(mask[box], spacing_yx)
+    flat = depth.reshape(depth.shape[0], -1)
+    deepest = flat.argmax(axis=1)
+    radius[box[0]] = flat[np.arange(flat.shape[0]), deepest]
+    rows, cols = np.unravel_index(deepest, depth.shape[1:])
+    centres[box[0]] = np.stack([rows + box[1].start, cols + box[2].start], axis=1)
+    return radius, centres
+
+
 def inscribed_radius(mask: np.ndarray, spacing_yx: tuple[float, float]) -> np.ndarray:
     """Per slice, the radius in mm of the largest disc inside ``mask`` (0 for empty slices)."""
-    box = bounding_box(mask)
-    out = np.zeros(mask.shape[0])
-    if box is None:
-        return out
-    out[box[0]] = inplane_edt(mask[box], spacing_yx).max(axis=(1, 2))
-    return out
+    return deepest_points(mask, spacing_yx)[0]
 
 
 def erode(mask: np.ndarray, radius_mm: float, spacing_yx: tuple[float, float]) -> np.ndarray:
@@ -92,12 +112,10 @@ def thickest_piece(mask: np.ndarray, spacing_yx: tuple[float, float]) -> np.ndar
     box = bounding_box(mask)
     if box is None:
         return out
-    sub = mask[box]
     structure = np.zeros((3, 3, 3), dtype=bool)
     structure[1] = True  # connectivity within a slice only
-    pieces, _ = ndimage.label(sub, structure=structure)
-    depth = inplane_edt(sub, spacing_yx).reshape(sub.shape[0], -1)
-    deepest = depth.argmax(axis=1)
-    chosen = pieces.reshape(sub.shape[0], -1)[np.arange(sub.shape[0]), deepest]
-    out[box] = np.isin(pieces, chosen[chosen > 0])
+    pieces, _ = ndimage.label(mask[box], structure=structure)
+    radius, centres = deepest_points(mask[box], spacing_yx)
+    ks = np.flatnonzero(radius > 0)
+    out[box] = np.isin(pieces, pieces[ks, centres[ks, 0], centres[ks, 1]])
     return out

@@ -119,6 +119,11 @@ def summarize(values: np.ndarray) -> dict[str, float]:
     }
 
 
+def accuracy(y_true: Sequence[int], proba: np.ndarray) -> float:
+    """Fraction of rows whose most probable class is the true one."""
+    return float(np.mean(np.asarray(y_true) == np.asarray(proba).argmax(1)))
+
+
 def classification_metrics(y_true: Sequence[int], proba: np.ndarray, class_names: Sequence[str] = CLASS_NAMES) -> dict:
     """Accuracy, per-class precision, sensitivity, specificity and one-vs-rest AUC, macro AUC, confusion matrix.
 

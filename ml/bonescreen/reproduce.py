@@ -30,7 +30,7 @@ from .evaluate import evaluate_classification, evaluate_segmentation, hu_baselin
 from .figures import confusion_figure, distribution_figure, pie_axes, plt, roc_figure, save_figure
 from .hu import HUThresholds, hu_category, trabecular_hu
 from .io.writers import write_labels_nifti
-from .labels import CLASS_NAMES, CLASS_TITLES
+from .labels import CLASS_NAMES, CLASS_TITLES, class_index
 from .phantom import PhantomConfig
 from .phantom.write import write_phantom_set
 from .pipeline import Screener
@@ -99,8 +99,8 @@ def _hu_baseline(records, pred: str, thresholds: HUThresholds) -> dict:
         for m in trabecular_hu(volume.hu, body, volume.spacing).values():
             if m["mean_hu"] is None:
                 continue
-            y.append(CLASS_NAMES.index(rec.label))
-            calls.append(CLASS_NAMES.index(hu_category(m["mean_hu"], thresholds)))
+            y.append(class_index(rec.label))
+            calls.append(class_index(hu_category(m["mean_hu"], thresholds)))
             hus.append(m["mean_hu"])
     return hu_baseline_metrics(np.array(y), np.array(hus), np.array(calls))
 

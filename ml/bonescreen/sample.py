@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from .labels import CLASS_NAMES
+from .labels import CLASS_NAMES, class_index
 from .phantom import PhantomCase, PhantomConfig, make_case
 from .phantom.write import write_case
 
@@ -22,12 +22,11 @@ SAMPLE_THICKNESS = 2.5
 
 def sample_case(label: str = "low_bone_mass") -> PhantomCase:
     """The sample phantom of class ``label`` (the same every time)."""
-    if label not in CLASS_NAMES:
-        raise ValueError(f"class must be one of {', '.join(CLASS_NAMES)}")
+    index = class_index(label)  # ValueError naming the classes for any other name
     weights = tuple(1.0 if c == label else 0.0 for c in CLASS_NAMES)
     return make_case(
         SAMPLE_SEED,
-        CLASS_NAMES.index(label),
+        index,
         PhantomConfig(class_weights=weights, thickness=SAMPLE_THICKNESS, contrast_probability=0.0),
     )
 

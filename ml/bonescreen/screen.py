@@ -26,6 +26,7 @@ def screen_file(
     thresholds: HUThresholds = HUThresholds(),
     progress: ProgressCallback | None = None,
     screener: Screener | None = None,
+    input_name: str | None = None,
 ) -> dict:
     """Run the main job on one CT and write its outputs.
 
@@ -41,6 +42,8 @@ def screen_file(
         Corrected level labels (NIfTI on the CT's grid); segmentation is skipped.
     screener : Screener, optional
         A loaded screener to reuse (batch runs); else one is made from the other arguments.
+    input_name : str, optional
+        What result.json calls the input; the input path by default (batch runs give a key that names nobody).
 
     Returns
     -------
@@ -65,7 +68,7 @@ def screen_file(
     t1 = time.perf_counter()
     render_report(volume.hu, labels, volume.spacing, result, out / "report.png", title=volume.description)
     result = {
-        "input": str(Path(input_path)),
+        "input": input_name or str(Path(input_path)),
         **result,
         "outputs": outputs,
         "identifying_tags": {name: tags for name, tags in exports.items()},

@@ -82,7 +82,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_distributed_training_two_processes(small_set, tmp_path):
+def test_distributed_training_two_processes(small_set, tmp_path, tiny_train_cls):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
@@ -93,20 +93,7 @@ def test_distributed_training_two_processes(small_set, tmp_path):
         f"--master-port={_free_port()}",
         "-m",
         "bonescreen",
-        "train-cls",
-        str(small_set),
-        "--out",
-        str(out),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--crops-per-case",
-        "8",
-        "--val-fraction",
-        "0.34",
-        "--device",
-        "cpu",
+        *tiny_train_cls(small_set, out, 1),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

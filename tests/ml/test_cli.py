@@ -24,7 +24,7 @@ def test_phantom_command(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def trained(small_set, tmp_path_factory):
+def trained(small_set, tmp_path_factory, tiny_train_cls):
     out = tmp_path_factory.mktemp("weights")
     assert (
         main(
@@ -47,27 +47,7 @@ def trained(small_set, tmp_path_factory):
         )
         == 0
     )
-    assert (
-        main(
-            [
-                "train-cls",
-                str(small_set),
-                "--out",
-                str(out / "cls"),
-                "--epochs",
-                "2",
-                "--batch-size",
-                "8",
-                "--crops-per-case",
-                "8",
-                "--val-fraction",
-                "0.34",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    assert main(tiny_train_cls(small_set, out / "cls", 2)) == 0
     return out
 
 
@@ -82,32 +62,11 @@ def test_train_commands_write_checkpoints(trained):
     assert meta["training"]["optimizer"] == "SGD"
 
 
-def test_resume(small_set, trained, tmp_path):
+def test_resume(small_set, trained, tmp_path, tiny_train_cls):
     import shutil
 
     shutil.copytree(trained / "cls", tmp_path / "cls")
-    assert (
-        main(
-            [
-                "train-cls",
-                str(small_set),
-                "--out",
-                str(tmp_path / "cls"),
-                "--epochs",
-                "3",
-                "--batch-size",
-                "8",
-                "--crops-per-case",
-                "8",
-                "--val-fraction",
-                "0.34",
-                "--device",
-                "cpu",
-                "--resume",
-            ]
-        )
-        == 0
-    )
+    assert main([*tiny_train_cls(small_set, tmp_path / "cls", 3), "--resume"]) == 0
     _, meta = load_model(tmp_path / "cls")
     assert meta["epoch"] == 2
 

@@ -15,7 +15,7 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-from ..labels import class_index
+from ..labels import class_index, levels_present
 from ..pipeline.classify import body_slices
 from ..preprocess import CROP_SIZE, roi_crop, seg_input
 from .cases import CaseRecord
@@ -141,9 +141,7 @@ class ClassificationCrops(_Augmented):
             volume, labels = rec.load(("levels", mask))
             roi_map = labels.get(mask, labels["levels"])
             mine = []
-            for level in range(1, 6):
-                if not (roi_map == level).any():
-                    continue
+            for level in levels_present(roi_map):
                 for k in body_slices(roi_map, level, volume.spacing):
                     m = roi_map[k] == level
                     if not m.any():

@@ -26,7 +26,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from ..errors import BoneScreenError
-from .volume import CTVolume, volume_from_ijk
+from .volume import AIR_HU, CTVolume, volume_from_ijk
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ def _slice_thickness(ds: Dataset) -> float:
     return 1.0
 
 
-def _pixels_hu(path: Path) -> tuple[np.ndarray, Dataset]:
+def _pixels_hu(path: Path) -> np.ndarray:
     try:
         return _decode_hu(path)
     except BoneScreenError:
@@ -250,7 +250,7 @@ def _pixels_hu(path: Path) -> tuple[np.ndarray, Dataset]:
         raise BoneScreenError(f"cannot read the image ({_short(exc)})", path) from None
 
 
-def _decode_hu(path: Path) -> tuple[np.ndarray, Dataset]:
+def _decode_hu(path: Path) -> np.ndarray:
     ds = _read(path, headers_only=False)
     if "PixelData" not in ds:
         raise BoneScreenError("no pixel data (or the file is truncated before it)", path)
@@ -269,8 +269,8 @@ def _decode_hu(path: Path) -> tuple[np.ndarray, Dataset]:
     hu = raw.astype(np.float32) * np.float32(slope) + np.float32(intercept)
     padding = ds.get("PixelPaddingValue")
     if isinstance(padding, int):
-        hu[raw == padding] = -1024.0
-    return hu, ds
+        hu[raw == padding] = AIR_HU
+    return hu
 
 
 def _check_pixel_length(ds: Dataset, path: Path) -> None:
@@ -322,12 +322,13 @@ def _load_dicom(path: Path) -> CTVolume:
         slices = [s]
     slices, lps = _check_series(slices)
     rows, cols = slices[0].rows, slices[0].cols
-    data = np.empty((cols, rows, len(slices)), dtype=np.float32)  # (i=column, j=row, k=slice)
+    stack = np.empty((len(slices), rows, cols), dtype=np.float32)
     for k, s in enumerate(slices):
-        hu, _ = _pixels_hu(s.path)
+        hu = _pixels_hu(s.path)
         if hu.shape != (rows, cols):
             raise BoneScreenError(f"pixel data is {hu.shape[0]}x{hu.shape[1]}, header says {rows}x{cols}", s.path)
-        data[:, :, k] = hu.T
+        stack[k] = hu
+    data = stack.transpose(2, 1, 0)  # (i=column, j=row, k=slice), a view: no copy
     ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
     first = slices[0].ds
     number = first.get("SeriesNumber", None)

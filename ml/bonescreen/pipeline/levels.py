@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from ..inplane import bounding_box, inplane_edt
+from ..inplane import bounding_box, deepest_points
 from ..labels import level_id
 
 #: In-plane radius (mm) of the largest inscribed disc above which a slice goes through a vertebral body.
@@ -123,13 +123,12 @@ def _has_ribs(
         cy, cx = centres[k]
         body_half = max(half_widths[k], 1.0)
         rows = slice(max(int(cy - 20 / dy), 0), int(cy + 60 / dy))
-        found = False
+        windows = []
         for side in (-1, 1):
             x0 = cx + side * (body_half + RIB_SEARCH_MM[0]) / dx
             x1 = cx + side * (body_half + RIB_SEARCH_MM[1]) / dx
-            lo, hi = int(min(x0, x1)), int(max(x0, x1))
-            if _bone_area_mm2(hu[k], mask[k], rows, slice(max(lo, 0), max(hi, 0)), (dy, dx)) > 25.0:
-                found = True
+            windows.append(slice(max(int(min(x0, x1)), 0), max(int(max(x0, x1)), 0)))
+        found = any(_bone_area_mm2(hu[k], mask[k], rows, cols, (dy, dx)) > 25.0 for cols in windows)
         hits += found
     return hits >= max(1, 0.3 * len(ks))
 
@@ -158,16 +157,7 @@ def split_levels(
     """
     mask = _clean(np.asarray(mask, dtype=bool), spacing)
     labels = np.zeros(mask.shape, np.uint8)
-    radius = np.zeros(mask.shape[0])
-    centres = np.zeros((mask.shape[0], 2), dtype=int)
-    box = bounding_box(mask)
-    if box is not None:
-        depth = inplane_edt(mask[box], spacing[1:])
-        flat = depth.reshape(depth.shape[0], -1)
-        deepest = flat.argmax(axis=1)
-        radius[box[0]] = flat[np.arange(flat.shape[0]), deepest]
-        rows, cols = np.unravel_index(deepest, depth.shape[1:])
-        centres[box[0]] = np.stack([rows + box[1].start, cols + box[2].start], axis=1)
+    radius, centres = deepest_points(mask, spacing[1:])
     runs = [
         r
         for r in _runs(radius > BODY_RADIUS_MM)
