@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .errors import BoneScreenError
@@ -423,5 +425,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def entry() -> NoReturn:
+    """The ``bonescreen`` executable: :func:`main`, then exit without the interpreter's teardown.
+
+    With torch and the networks loaded, Python's final clean-up of every module and
+    object takes about half a second. The command's work is done and written by
+    then, so after the ``atexit`` handlers have run (they close logs, temporary
+    folders and worker pools) and the output is flushed, the process ends at once.
+    """
+    code = main()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

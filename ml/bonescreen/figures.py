@@ -18,10 +18,14 @@ from .labels import CLASS_NAMES, CLASS_TITLES
 CLASS_COLORS = ("#4daf4a", "#ff7f00", "#e41a1c")
 
 
-def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 110) -> None:
-    """Save through a temporary file and close the figure."""
+def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 110, tight: bool = True) -> None:
+    """Save through a temporary file and close the figure.
+
+    ``tight`` trims the margins to the drawn content, at the cost of drawing the figure twice;
+    figures laid out with explicit margins pass False.
+    """
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight" if tight else None, format="png")
     plt.close(fig)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import inplane
 from .labels import LEVEL_NAMES, levels_present
+from .threads import thread_map
 
 
 @dataclass(frozen=True)
@@ -97,18 +98,19 @@ def trabecular_hu(
         level id -> ``{"name", "mean_hu", "sd_hu", "voxels"}``; ``mean_hu`` is
         None when fewer than ``min_voxels`` voxels remain after erosion.
     """
-    out = {}
-    for level in levels_present(body):
-        roi = trabecular_roi(body, level, spacing, erosion_mm, keep_fraction)
-        values = hu[roi]
+
+    def measure(level: int) -> dict:
+        values = hu[trabecular_roi(body, level, spacing, erosion_mm, keep_fraction)]
         ok = values.size >= min_voxels
-        out[level] = {
+        return {
             "name": LEVEL_NAMES[level],
             "mean_hu": float(values.mean()) if ok else None,
             "sd_hu": float(values.std()) if ok else None,
             "voxels": int(values.size),
         }
-    return out
+
+    present = levels_present(body)
+    return dict(zip(present, thread_map(measure, present), strict=True))
 
 
 def body_from_levels(labels: np.ndarray, spacing: tuple[float, float, float], opening_mm: float = 6.0) -> np.ndarray:
@@ -118,8 +120,12 @@ def body_from_levels(labels: np.ndarray, spacing: tuple[float, float, float], op
     thin posterior elements (pedicles, laminae, processes); the piece holding
     the thickest point of the vertebra is its body.
     """
+
+    def level_body(level: int) -> np.ndarray:
+        return inplane.thickest_piece(inplane.open_(labels == level, opening_mm, spacing[1:]), spacing[1:])
+
     body = np.zeros_like(labels, dtype=np.uint8)
-    for level in levels_present(labels):
-        opened = inplane.open_(labels == level, opening_mm, spacing[1:])
-        body[inplane.thickest_piece(opened, spacing[1:])] = level
+    present = levels_present(labels)
+    for level, piece in zip(present, thread_map(level_body, present), strict=True):
+        body[piece] = level
     return body

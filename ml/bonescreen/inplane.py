@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .threads import split_range, thread_map
+
 
 def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice] | None:
     """Slices of the smallest (z, y, x) box holding the non-zero voxels of ``mask``, or None if there are none.
@@ -40,9 +42,15 @@ def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice
 def _slice_edt(background_is_zero: np.ndarray, spacing_yx: tuple[float, float]) -> np.ndarray:
     """Per-slice distance (mm) to the nearest zero of the same slice; inf where a slice has none."""
     dist = np.full(background_is_zero.shape, np.inf)
-    for k, plane in enumerate(background_is_zero):
-        if not plane.all():
-            dist[k] = ndimage.distance_transform_edt(plane, sampling=spacing_yx)
+
+    def run(part: slice) -> None:
+        for k in range(part.start, part.stop):
+            plane = background_is_zero[k]
+            if not plane.all():
+                dist[k] = ndimage.distance_transform_edt(plane, sampling=spacing_yx)
+
+    # scipy's transform releases the GIL: contiguous runs of slices go to the cores in parallel
+    thread_map(run, split_range(len(background_is_zero)))
     return dist
 
 

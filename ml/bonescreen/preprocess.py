@@ -87,6 +87,13 @@ def roi_crop(
     rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     matrix = rot * zoom
     offset = centre - matrix @ np.array([(size - 1) / 2, (size - 1) / 2])
+    # unrotated (inference), the matrix is diagonal: scipy's separable zoom path is about twice as fast
     return ndimage.affine_transform(
-        masked, matrix, offset=offset, output_shape=(size, size), order=1, mode="constant", cval=0.0
+        masked,
+        np.diag(matrix) if angle_deg == 0 else matrix,
+        offset=offset,
+        output_shape=(size, size),
+        order=1,
+        mode="constant",
+        cval=0.0,
     )

@@ -13,6 +13,8 @@ from .labels import CLASS_TITLES, LEVEL_COLORS, level_id
 
 _LEVEL_CMAP = ListedColormap([(0, 0, 0, 0)] + [(*(c / 255 for c in LEVEL_COLORS[k]), 0.45) for k in range(1, 6)])
 _BONE = {"cmap": "gray", "vmin": -250, "vmax": 1250}
+#: Fixed figure margins (a tight bounding box would draw the figure twice).
+_MARGINS = {"left": 0.04, "right": 0.98, "top": 0.93, "bottom": 0.03}
 
 
 def render_report(
@@ -27,7 +29,7 @@ def render_report(
     levels = result["levels"]
     n = max(len(levels), 1)
     fig = plt.figure(figsize=(max(3.0 * n, 12), 8.6))
-    grid = fig.add_gridspec(2, max(n, 4), height_ratios=[1.15, 1.0], hspace=0.45, wspace=0.35)
+    grid = fig.add_gridspec(2, max(n, 4), height_ratios=[1.15, 1.0], hspace=0.45, wspace=0.35, **_MARGINS)
     dz, dy, _ = spacing
     # sagittal overview through the spine's midline, cropped around the spine
     ax = fig.add_subplot(grid[0, 0])
@@ -106,4 +108,4 @@ def render_report(
             fontsize=8,
         )
         ax.axis("off")
-    save_figure(fig, path)
+    save_figure(fig, path, tight=False)

@@ -1,6 +1,8 @@
 """The screening pipeline with the bundled weights: phantoms the training never saw, real CT, bad input."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -148,6 +150,27 @@ def test_screen_corrected_labels(unseen, tmp_path):
     )
     result = json.loads((out / "result.json").read_text())
     assert result["segmentation"]["source"] == "user" and len(result["levels"]) == 5
+
+
+def test_screen_executable(unseen, tmp_path):
+    """The installed entry point ends the process without Python's teardown: output must still be complete."""
+    _, root = unseen
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "bonescreen", "screen", str(root / "dicom"), "--out", str(out), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.rstrip().endswith(f"results written to {out}")  # stdout is a pipe: block-buffered
+    assert json.loads((out / "result.json").read_text())["levels"]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+    bad = subprocess.run(
+        [sys.executable, "-m", "bonescreen", "screen", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "missing" in bad.stderr and "no such file" in bad.stderr
 
 
 def test_screen_bad_input(tmp_path, capsys):

@@ -22,6 +22,7 @@ from ..hu import HUThresholds, body_from_levels, hu_category, trabecular_hu
 from ..inplane import bounding_box, inscribed_radius
 from ..labels import CLASS_NAMES, LEVEL_NAMES, levels_present
 from ..preprocess import roi_crop
+from ..threads import thread_map
 from .levels import BODY_RADIUS_MM
 from .progress import ProgressCallback, report
 
@@ -79,19 +80,28 @@ def classify_levels(
     hu, labels, z0 = hu[box], labels[box], box[0].start
     body = body_from_levels(labels, spacing)
     hu_by_level = trabecular_hu(hu, body, spacing)
+
+    def level_crops(lv: int) -> tuple[np.ndarray, np.ndarray]:
+        ks = body_slices(labels, lv, spacing)
+        return ks, np.stack([roi_crop(hu[k], labels[k] == lv) for k in ks])
+
+    # the levels' crops are cut in parallel, then BCC-Net sees all of them in full batches
+    prepared = thread_map(level_crops, present)
+    crops = np.concatenate([c for _, c in prepared])[:, None].astype(np.float32, copy=False)
+    report(progress, "classify", 0, len(crops))
+    probs = []
+    for start in range(0, len(crops), batch):
+        x = torch.from_numpy(crops[start : start + batch]).to(device)
+        t0 = time.perf_counter()
+        probs.append(model.predict_proba(x).float().cpu().numpy())
+        if stats is not None:
+            stats["network_s"] = stats.get("network_s", 0.0) + time.perf_counter() - t0
+        report(progress, "classify", min(start + batch, len(crops)), len(crops))
+    per_level = np.split(np.concatenate(probs), np.cumsum([len(ks) for ks, _ in prepared])[:-1])
     level_probs: dict[int, np.ndarray] = {}
     results = []
-    for i, lv in enumerate(present):
-        ks = body_slices(labels, lv, spacing)
-        crops = np.stack([roi_crop(hu[k], labels[k] == lv) for k in ks])[:, None]
-        probs = []
-        for start in range(0, len(crops), batch):
-            x = torch.from_numpy(crops[start : start + batch].astype(np.float32)).to(device)
-            t0 = time.perf_counter()
-            probs.append(model.predict_proba(x).float().cpu().numpy())
-            if stats is not None:
-                stats["network_s"] = stats.get("network_s", 0.0) + time.perf_counter() - t0
-        p = np.concatenate(probs).mean(axis=0)
+    for lv, (ks, _), level_p in zip(present, prepared, per_level, strict=True):
+        p = level_p.mean(axis=0)
         level_probs[lv] = p
         prediction = CLASS_NAMES[int(np.argmax(p))]
         measured = hu_by_level.get(lv, {}).get("mean_hu")
@@ -114,7 +124,6 @@ def classify_levels(
                 "reasons": reasons,
             }
         )
-        report(progress, "classify", i + 1, len(present))
     chosen = (
         [lv for lv in OVERALL_LEVELS if lv in level_probs]
         if all(lv in level_probs for lv in OVERALL_LEVELS)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..allocator import tune_cpu_allocator
 from ..checkpoint import load_model
 from ..device import resolve_device
 from ..errors import BoneScreenError
@@ -99,6 +100,8 @@ class Screener:
         settings: InferenceSettings = InferenceSettings(),
     ) -> None:
         self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            tune_cpu_allocator()
         self.thresholds = thresholds
         self.settings = settings
         #: Seconds spent in the networks since the screener was made (``network_s``), for benchmarks.

@@ -65,10 +65,13 @@ def iter_mark_volume(
             pending = pool.submit(prepare, batches[i + 1]) if i + 1 < len(batches) else None
             t0 = time.perf_counter()
             with torch.inference_mode(), settings.autocast(device):
-                prob = model(x.to(device, non_blocking=True)).float().cpu().numpy()[:, 0]
+                prob = model(x.to(device, non_blocking=True))[:, 0]
+                # on the network grid the threshold is taken on the device: a quarter of the bytes come back
+                out = (prob > threshold) if grid.identity else prob.float()
+                out = out.cpu().numpy()
             if stats is not None:
                 stats["network_s"] = stats.get("network_s", 0.0) + time.perf_counter() - t0
-            mark[ks] = grid.from_net(prob) > threshold
+            mark[ks] = out if grid.identity else grid.from_net(out) > threshold
             done += len(ks)
             yield "segment", done, len(todo)
     return mark

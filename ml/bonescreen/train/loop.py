@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..allocator import tune_cpu_allocator
 from ..checkpoint import load_training_state, save_checkpoint, weights_paths
 from ..device import autocast_dtype, resolve_device
 from ..metrics import dice_score
@@ -212,6 +213,8 @@ def train(
     """
     task = model_task(config.model)
     device = resolve_device(config.device)
+    if device.type == "cpu":
+        tune_cpu_allocator()
     seed_everything(config.seed)
     model = create_model(config.model, **config.model_kwargs).to(device)
     if task == "segmentation":
