@@ -104,7 +104,7 @@ def precision_check(device: torch.device) -> dict:
     case = make_case(7272, 1, PhantomConfig(thickness=1.5))
     volume = volume_from_ijk(case.hu.transpose(2, 1, 0), case.affine, "phantom", None, "phantom")
     plain = Screener(device=str(device), settings=InferenceSettings(precision="fp32", channels_last=False, batch=1))
-    fast = Screener(device=str(device))  # the default: autocast where the hardware has it, channels_last, batch 8
+    fast = Screener(device=str(device))  # the default: autocast where the hardware has it, channels_last, batch 4
     a, b = plain.segment(volume), fast.segment(volume)
     ra, rb = plain.classify(volume, a.labels), fast.classify(volume, a.labels)
     diffs = [

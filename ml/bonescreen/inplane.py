@@ -79,12 +79,15 @@ def deepest_points(mask: np.ndarray, spacing_yx: tuple[float, float]) -> tuple[n
     box = bounding_box(mask)
     if box is None:
         return radius, centres
-    depth = inplane_edt(mask[box], spacing_yx)
-    flat = depth.reshape(depth.shape[0], -1)
+    # the transform of the padded box, searched as it is (its zero border never wins): no copy of a strided view
+    padded = np.pad(np.asarray(mask[box], dtype=bool), ((0, 0), (1, 1), (1, 1)))
+    flat = _slice_edt(padded, spacing_yx).reshape(padded.shape[0], -1)
     deepest = flat.argmax(axis=1)
-    radius[box[0]] = flat[np.arange(flat.shape[0]), deepest]
-    rows, cols = np.unravel_index(deepest, depth.shape[1:])
-    centres[box[0]] = np.stack([rows + box[1].start, cols + box[2].start], axis=1)
+    depth = flat[np.arange(flat.shape[0]), deepest]
+    rows, cols = np.unravel_index(deepest, padded.shape[1:])
+    found = np.stack([rows - 1 + box[1].start, cols - 1 + box[2].start], axis=1)
+    radius[box[0]] = depth
+    centres[box[0]] = np.where((depth > 0)[:, None], found, 0)
     return radius, centres
 
 

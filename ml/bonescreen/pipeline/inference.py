@@ -29,6 +29,13 @@ def cpu_has_native_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+#: MS-Net batch on the CPU: the bundled network runs fastest at 4 slices per pass on the 2-core CPU in fp32
+#: and bf16 alike (``benchmarks/RESULTS.md``); larger batches spill its activations out of the caches.
+CPU_BATCH = 4
+#: MS-Net batch on GPUs.
+GPU_BATCH = 8
+
+
 @dataclass(frozen=True)
 class InferenceSettings:
     """Settings of the inference path.
@@ -41,14 +48,19 @@ class InferenceSettings:
         NHWC memory format (faster convolutions on CPU and tensor cores).
     compile : bool
         ``torch.compile`` the networks (slow first call; for long batch runs).
-    batch : int
-        Slices per MS-Net forward pass.
+    batch : int, optional
+        Slices per MS-Net forward pass; None picks :data:`CPU_BATCH` on the CPU and
+        :data:`GPU_BATCH` on GPUs (:meth:`batch_size`).
     """
 
     precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
-    batch: int = 8
+    batch: int | None = None
+
+    def batch_size(self, device: torch.device) -> int:
+        """Slices per MS-Net pass on ``device``: :attr:`batch`, or the default for the device."""
+        return self.batch or (CPU_BATCH if device.type == "cpu" else GPU_BATCH)
 
     def dtype(self, device: torch.device) -> torch.dtype | None:
         """The autocast type on ``device``, or None for plain fp32."""

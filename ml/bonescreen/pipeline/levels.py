@@ -85,6 +85,8 @@ def _clean(mask: np.ndarray, spacing: tuple[float, float, float], min_volume_mm3
     comps, n = ndimage.label(mask[box], structure=ndimage.generate_binary_structure(3, 3))
     sizes = np.bincount(comps.ravel(), minlength=n + 1) * float(np.prod(spacing))
     keep = sizes >= min_volume_mm3
+    if keep[1:].all():
+        return mask  # no specks (the usual case)
     keep[0] = False
     out = np.zeros_like(mask)
     out[box] = keep[comps]

@@ -145,7 +145,7 @@ class Screener:
             volume.hu,
             volume.spacing,
             self.device,
-            self.settings.batch,
+            self.settings.batch_size(self.device),
             slices=slices,
             settings=self.settings,
             stats=stats,
