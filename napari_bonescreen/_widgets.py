@@ -153,7 +153,7 @@ class SegmentWidget(_Base):
 
         self.worker = create_worker(work)
         self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(lambda seg: self._on_done(seg, layer, slices))
+        self.worker.returned.connect(lambda seg: self._on_done(seg, layer, slices, screener.device_note))
         self.worker.errored.connect(self._fail)
         self.worker.aborted.connect(self._on_cancelled)
         self.worker.finished.connect(self._on_finished)
@@ -181,7 +181,7 @@ class SegmentWidget(_Base):
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.worker = None
 
-    def _on_done(self, seg, image_layer, slices) -> None:
+    def _on_done(self, seg, image_layer, slices, device_note: str | None = None) -> None:
         labels = seg.labels
         if slices is not None and not labels.any() and seg.mark.any():
             labels = seg.mark.astype(np.uint8)  # one slice cannot be named: mark it L1, the user sets the level
@@ -195,7 +195,8 @@ class SegmentWidget(_Base):
         )
         self.last_layer = self.viewer.add_labels(data, **meta)  # always a new layer: edits elsewhere are kept
         found = ", ".join(seg.level_names()) or "no lumbar level"
-        self.status.setText(f"Found {found} ({seg.rule}). Correct the mask with the brush and eraser, then classify.")
+        done = f"Found {found} ({seg.rule}). Correct the mask with the brush and eraser, then classify."
+        self.status.setText(f"{done} ({device_note})" if device_note else done)
         for note in seg.notes:
             show_warning(f"BoneScreen: {note}")
 

@@ -23,11 +23,17 @@ def _bar(desc: str, total: int | None = None):
     return tqdm(total=total, desc=desc, unit="", leave=True, dynamic_ncols=True, file=sys.stderr)
 
 
-def _stage_bars():
-    """A progress callback ``(stage, done, total)`` drawing one bar per stage; a new stage closes the last bar."""
+def _stage_bars(preface: str | None = None):
+    """A progress callback ``(stage, done, total)`` drawing one bar per stage; a new stage closes the last bar.
+
+    ``preface`` is printed (to stderr) before the first bar, once the work has started.
+    """
     bars = {}
+    pending = [preface] if preface else []
 
     def report(stage: str, done: int, total: int) -> None:
+        while pending:
+            print(f"bonescreen: {pending.pop()}", file=sys.stderr)
         if stage not in bars:
             for other in bars.values():
                 other.close()
@@ -212,19 +218,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_screen(args: argparse.Namespace) -> int:
+    from .pipeline import Screener
     from .screen import screen_file
 
     thresholds = HUThresholds(args.osteoporosis_hu, args.normal_hu, args.contrast_offset)
-    result = screen_file(
-        args.input,
-        args.out,
-        device=args.device,
-        seg_weights=args.seg_weights,
-        cls_weights=args.cls_weights,
-        labels_path=args.labels,
-        thresholds=thresholds,
-        progress=_stage_bars(),
-    )
+    screener = Screener(args.seg_weights, args.cls_weights, args.device, thresholds)
+    bars = _stage_bars(preface=screener.device_note)  # said once the CT is read and the networks start
+    result = screen_file(args.input, args.out, labels_path=args.labels, progress=bars, screener=screener)
     for lv in result["levels"]:
         hu = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         print(
@@ -282,7 +282,11 @@ def _evaluate_pipeline(args: argparse.Namespace, records) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from .batch import run_batch
+    from .device import fallback_note, resolve_device
 
+    note = fallback_note(args.device, resolve_device(args.device))
+    if note:
+        print(f"bonescreen: {note}", file=sys.stderr)
     manifest = run_batch(
         args.input_root,
         args.out,

@@ -9,6 +9,15 @@ import torch
 log = logging.getLogger(__name__)
 
 
+#: What users are told when ``auto`` finds no GPU.
+CPU_FALLBACK = "no GPU found (CUDA or MPS): running on the CPU"
+
+
+def fallback_note(requested: str | torch.device, device: torch.device) -> str | None:
+    """:data:`CPU_FALLBACK` when ``auto`` was asked for and gave the CPU, else None."""
+    return CPU_FALLBACK if str(requested).strip().lower() == "auto" and device.type == "cpu" else None
+
+
 def available_devices() -> list[str]:
     """Return the device names usable here, ``auto`` first."""
     names = ["auto"]
@@ -42,7 +51,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
-        log.info("No GPU found (CUDA or MPS); running on the CPU.")
+        log.info(CPU_FALLBACK)
         return torch.device("cpu")
     try:
         device = torch.device(name)

@@ -160,8 +160,10 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._finish()
             node = stop.value
             self._parameterNode.outputSegmentation = node
+            note = self.core.screener.device_note
             self.ui.statusLabel.text = (
                 f"Segmented ({node.GetAttribute('BoneScreen.NamingRule')}). Correct, then classify."
+                + (f" ({note})" if note else "")
             )
         except Exception as exc:
             self._finish()

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..allocator import tune_cpu_allocator
 from ..checkpoint import load_model
-from ..device import resolve_device
+from ..device import fallback_note, resolve_device
 from ..errors import BoneScreenError
 from ..hu import HUThresholds
 from ..io import CTVolume
@@ -100,6 +100,8 @@ class Screener:
         settings: InferenceSettings = InferenceSettings(),
     ) -> None:
         self.device = resolve_device(device)
+        #: Set when ``auto`` found no GPU: a line to show the user (the CLI and the GUIs do).
+        self.device_note = fallback_note(device, self.device)
         if self.device.type == "cpu":
             tune_cpu_allocator()
         self.thresholds = thresholds

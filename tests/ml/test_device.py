@@ -1,0 +1,45 @@
+"""Device choice: auto-detection, clear errors for devices that are not there, and the CPU fallback message."""
+
+import pytest
+import torch
+
+from bonescreen.cli import main
+from bonescreen.device import CPU_FALLBACK, available_devices, fallback_note, resolve_device
+from bonescreen.pipeline import Screener
+
+HAS_GPU = torch.cuda.is_available() or (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def test_named_and_auto_devices():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(" CPU ") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert resolve_device("auto").type in (("cuda", "mps") if HAS_GPU else ("cpu",))
+    names = available_devices()
+    assert names[0] == "auto" and names[-1] == "cpu"
+
+
+def test_missing_devices_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU is available"):
+            resolve_device("cuda")
+    else:
+        with pytest.raises(ValueError, match="does not exist"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_fallback_note():
+    cpu = torch.device("cpu")
+    assert fallback_note("auto", cpu) == CPU_FALLBACK
+    assert fallback_note("cpu", cpu) is None  # asked for: nothing to explain
+    assert fallback_note("auto", torch.device("cuda")) is None
+    assert Screener(device="cpu").device_note is None
+    assert Screener(device="auto").device_note == (None if HAS_GPU else CPU_FALLBACK)
+
+
+@pytest.mark.skipif(HAS_GPU, reason="this machine has a GPU: auto does not fall back")
+def test_screen_says_it_runs_on_the_cpu(shared_data, tmp_path, capsys):
+    assert main(["screen", str(shared_data / "pancreasct-slice/explicit_VR-UN.dcm"), "--out", str(tmp_path / "o")]) == 0
+    assert f"bonescreen: {CPU_FALLBACK}" in capsys.readouterr().err
