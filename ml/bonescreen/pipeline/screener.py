@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..allocator import tune_cpu_allocator
 from ..checkpoint import load_model
@@ -104,6 +105,8 @@ class Screener:
         self.device_note = fallback_note(device, self.device)
         if self.device.type == "cpu":
             tune_cpu_allocator()
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # always 512x512 slices: cuDNN picks its fastest kernels once
         self.thresholds = thresholds
         self.settings = settings
         #: Seconds spent in the networks since the screener was made (``network_s``), for benchmarks.

@@ -54,7 +54,8 @@ def iter_mark_volume(
     batches = [todo[s : s + batch] for s in range(0, len(todo), batch)]
 
     def prepare(ks: np.ndarray) -> torch.Tensor:
-        return settings.input(torch.from_numpy(seg_input(grid.to_net(hu[ks], fill=-1024.0))[:, None]))
+        x = settings.input(torch.from_numpy(seg_input(grid.to_net(hu[ks], fill=-1024.0))[:, None]))
+        return x.pin_memory() if device.type == "cuda" else x  # pinned: the copy to the GPU runs asynchronously
 
     yield "segment", 0, len(todo)
     done = 0
