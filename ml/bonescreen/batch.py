@@ -87,15 +87,27 @@ def study_key(root: Path, path: Path) -> str:
 
 
 @lru_cache(maxsize=2)
-def worker_screener(seg_weights: str | None, cls_weights: str | None, device: str):
+def worker_screener(seg_weights: str | None, cls_weights: str | None, device: str, settings=None):
     """The screener of this worker process: the models load once per worker, not once per study."""
     from .pipeline import Screener
+    from .pipeline.inference import InferenceSettings
 
-    return Screener(seg_weights, cls_weights, device)
+    return Screener(seg_weights, cls_weights, device, settings=settings or InferenceSettings())
 
 
-def screen_study(key: str, path: str, out: str, seg_weights: str | None, cls_weights: str | None, device: str) -> dict:
-    """Screen one study into ``out/key`` (written under a temporary name first); never raises."""
+def screen_study(
+    key: str,
+    path: str,
+    out: str,
+    seg_weights: str | None,
+    cls_weights: str | None,
+    device: str,
+    settings=None,
+) -> dict:
+    """Screen one study into ``out/key`` (written under a temporary name first); never raises.
+
+    ``settings`` is the :class:`~bonescreen.pipeline.inference.InferenceSettings` (the default when None).
+    """
     from .errors import BoneScreenError
     from .screen import screen_file
 
@@ -106,7 +118,8 @@ def screen_study(key: str, path: str, out: str, seg_weights: str | None, cls_wei
     t0 = time.perf_counter()
     try:
         # result.json must not carry the input path (it may hold names): it names the study by its key
-        result = screen_file(path, tmp, screener=worker_screener(seg_weights, cls_weights, device), input_name=key)
+        screener = worker_screener(seg_weights, cls_weights, device, settings)
+        result = screen_file(path, tmp, screener=screener, input_name=key)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -160,6 +173,7 @@ def run_batch(
     cls_weights: str | None = None,
     progress: bool = True,
     limit: int | None = None,
+    settings=None,
 ) -> dict:
     """Screen every study under ``root`` on a Dask cluster; write ``summary.csv``, ``manifest.json``, ``inputs.csv``.
 
@@ -171,6 +185,8 @@ def run_batch(
         LocalCluster worker processes (default: one per GPU, else one per 2 cores).
     limit : int, optional
         Stop after this many studies are finished in this run (to test interrupted runs).
+    settings : InferenceSettings, optional
+        Precision, batch size, compilation of the workers' networks (the defaults when None).
     """
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -211,6 +227,7 @@ def run_batch(
                 seg_weights,
                 cls_weights,
                 device,
+                settings,
                 key=f"screen-{key}",
                 pure=False,
             )

@@ -217,12 +217,43 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _add_inference_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("inference")
+    g.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="autocast type (auto: bf16 on GPUs, fp16 where they lack it, bf16 on CPUs with bf16 instructions, "
+        "else fp32)",
+    )
+    g.add_argument(
+        "--batch-size", type=_positive_int, default=None, help="slices per MS-Net pass (default: 4 on CPU, 8 on GPU)"
+    )
+    g.add_argument("--compile", action="store_true", help="torch.compile the networks (slow first pass; long runs)")
+
+
+def _inference_settings(args: argparse.Namespace):
+    from .pipeline.inference import InferenceSettings
+
+    return InferenceSettings(precision=args.precision, batch=args.batch_size, compile=args.compile)
+
+
 def cmd_screen(args: argparse.Namespace) -> int:
     from .pipeline import Screener
     from .screen import screen_file
 
     thresholds = HUThresholds(args.osteoporosis_hu, args.normal_hu, args.contrast_offset)
-    screener = Screener(args.seg_weights, args.cls_weights, args.device, thresholds)
+    screener = Screener(args.seg_weights, args.cls_weights, args.device, thresholds, _inference_settings(args))
     bars = _stage_bars(preface=screener.device_note)  # said once the CT is read and the networks start
     result = screen_file(args.input, args.out, labels_path=args.labels, progress=bars, screener=screener)
     for lv in result["levels"]:
@@ -295,6 +326,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         args.device,
         str(args.seg_weights) if args.seg_weights else None,
         str(args.cls_weights) if args.cls_weights else None,
+        settings=_inference_settings(args),
     )
     c = manifest["counts"]
     print(
@@ -370,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--osteoporosis-hu", type=float, default=110.0, help="trabecular HU at or below: osteoporosis")
     sc.add_argument("--normal-hu", type=float, default=160.0, help="trabecular HU above: normal")
     sc.add_argument("--contrast-offset", type=float, default=0.0, help="HU subtracted first (e.g. 15 portal venous)")
+    _add_inference_options(sc)
     sc.set_defaults(func=cmd_screen)
 
     bt = sub.add_parser("batch", help="screen every CT series under a folder on Dask (summary.csv, manifest.json)")
@@ -380,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--device", default="auto")
     bt.add_argument("--seg-weights", type=Path, default=None)
     bt.add_argument("--cls-weights", type=Path, default=None)
+    _add_inference_options(bt)
     bt.set_defaults(func=cmd_batch)
 
     rp = sub.add_parser("reproduce", help="the paper's tables and figures on the synthetic benchmark")

@@ -1,4 +1,7 @@
-"""Device choice: auto-detection, clear errors for devices that are not there, and the CPU fallback message."""
+"""Device and inference options: auto-detection, clear errors for devices that are not there, the CPU fallback
+message, precision and batch size on the command line and in result.json."""
+
+import json
 
 import pytest
 import torch
@@ -43,3 +46,20 @@ def test_fallback_note():
 def test_screen_says_it_runs_on_the_cpu(shared_data, tmp_path, capsys):
     assert main(["screen", str(shared_data / "pancreasct-slice/explicit_VR-UN.dcm"), "--out", str(tmp_path / "o")]) == 0
     assert f"bonescreen: {CPU_FALLBACK}" in capsys.readouterr().err
+
+
+def test_screen_inference_options(shared_data, tmp_path):
+    out = tmp_path / "o"
+    ct = str(shared_data / "pancreasct-slice/explicit_VR-UN.dcm")
+    argv = ["screen", ct, "--out", str(out), "--device", "cpu", "--precision", "fp32", "--batch-size", "2"]
+    assert main(argv) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["device"] == "cpu"
+    assert result["inference"] == {"precision": "fp32", "batch_size": 2, "compiled": False}
+
+
+@pytest.mark.parametrize("bad", [["--batch-size", "0"], ["--batch-size", "four"], ["--precision", "int8"]])
+def test_bad_inference_options(bad, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["screen", str(tmp_path), "--out", str(tmp_path / "o"), *bad])
+    assert stop.value.code == 2 and bad[0] in capsys.readouterr().err

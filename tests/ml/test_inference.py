@@ -1,5 +1,7 @@
 """The fast inference path (bf16 autocast, channels_last, prefetching) gives the labels of plain fp32."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -41,3 +43,19 @@ def test_fast_path_matches_fp32(volume):
     for la, lb in zip(ra["levels"], rb["levels"], strict=True):
         for k in la["probabilities"]:
             assert abs(la["probabilities"][k] - lb["probabilities"][k]) < 0.05
+
+
+@pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None, reason="torch.compile on the CPU needs a C++ compiler"
+)
+def test_compiled_path_matches_eager(volume):
+    """The optional torch.compile path (``--compile``) gives eager's labels and probabilities (first pass: ~20 s)."""
+    eager = Screener(device="cpu", settings=InferenceSettings(precision="fp32"))
+    compiled = Screener(device="cpu", settings=InferenceSettings(precision="fp32", compile=True))
+    assert type(compiled.model("segmentation")).__name__ == "OptimizedModule"  # really compiled
+    a, b = eager.segment(volume), compiled.segment(volume)
+    assert dice_score(a.mark, b.mark) > 0.999
+    ra, rb = eager.classify(volume, a.labels), compiled.classify(volume, a.labels)
+    for la, lb in zip(ra["levels"], rb["levels"], strict=True):
+        for k in la["probabilities"]:
+            assert abs(la["probabilities"][k] - lb["probabilities"][k]) < 0.01

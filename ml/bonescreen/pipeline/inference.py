@@ -58,6 +58,12 @@ class InferenceSettings:
     compile: bool = False
     batch: int | None = None
 
+    def describe(self, device: torch.device) -> dict:
+        """What ran on ``device``, for result.json: precision, MS-Net batch, compilation."""
+        dtype = self.dtype(device)
+        precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+        return {"precision": precision, "batch_size": self.batch_size(device), "compiled": self.compile}
+
     def batch_size(self, device: torch.device) -> int:
         """Slices per MS-Net pass on ``device``: :attr:`batch`, or the default for the device."""
         return self.batch or (CPU_BATCH if device.type == "cpu" else GPU_BATCH)

@@ -232,6 +232,7 @@ class Screener:
         timings["network"] = round(self.stats.get("network_s", 0.0) - network0, 3)
         result = {
             "device": str(self.device),
+            "inference": self.settings.describe(self.device),
             **result,
             "segmentation": {
                 "source": "bonescreen" if seg is not None else "user",
