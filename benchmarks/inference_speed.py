@@ -4,7 +4,8 @@ Prints and writes JSON: MS-Net latency and slices/s at batch 1, 8 and 32 (bundle
 GFLOP per slice (counted by torch's FlopCounterMode), achieved GFLOP/s and its fraction of the matmul
 ceiling of the same precision, BCC-Net crops/s, and how far the bf16 labels are from fp32.
 
-On the CPU, glibc's malloc thresholds are raised as the Screener raises them (``bonescreen.allocator``);
+Host memory is set up as the Screener sets it up (``bonescreen.allocator``: glibc's malloc thresholds,
+no huge-page requests from numpy);
 ``--default-allocator`` leaves them alone, to measure what that gives.
 
 Run: .venv/bin/python benchmarks/inference_speed.py [--device cpu] [--quick] [--default-allocator]
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bonescreen.allocator import tune_cpu_allocator
+from bonescreen.allocator import tune_host_memory
 from bonescreen.checkpoint import load_model
 from bonescreen.nets import create_model
 from bonescreen.pipeline.inference import InferenceSettings
@@ -130,11 +131,13 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="shorter timings, no full-width batch 32")
     p.add_argument("--out", type=Path, default=Path("bench-out/inference_speed.json"))
     p.add_argument(
-        "--default-allocator", action="store_true", help="leave glibc's malloc thresholds as they are (for comparison)"
+        "--default-allocator",
+        action="store_true",
+        help="leave glibc's malloc thresholds and numpy's huge pages as they are (for comparison)",
     )
     args = p.parse_args()
     device = torch.device(args.device)
-    tuned = device.type == "cpu" and not args.default_allocator and tune_cpu_allocator()  # as the Screener does
+    tuned = not args.default_allocator and tune_host_memory()  # as the Screener does
     seconds = 1.0 if args.quick else 3.0
     report = {
         "machine": platform.processor() or platform.machine(),

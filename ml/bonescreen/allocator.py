@@ -1,12 +1,18 @@
-"""Keep glibc's allocator from handing the networks' activation memory back to the OS after every pass.
+"""Host memory settings for screening: keep activation memory mapped, and no huge-page compaction stalls.
 
-By default glibc returns freed memory at the top of the heap to the OS as soon as
-more than a few MB are free there, and serves blocks over 32 MB straight from
-``mmap``. A CPU forward pass of MS-Net frees and reallocates hundreds of MB of
-activations, so every pass page-faults all of it in again (zeroed by the kernel):
-about a quarter of the forward time of the bundled MS-Net on a 2-core CPU
-(``benchmarks/inference_speed.py`` measures it). Raising the two thresholds keeps
-that memory in the process between passes; peak memory does not change.
+1. By default glibc returns freed memory at the top of the heap to the OS as soon as
+   more than a few MB are free there, and serves blocks over 32 MB straight from
+   ``mmap``. A CPU forward pass of MS-Net frees and reallocates hundreds of MB of
+   activations, so every pass page-faults them in again (zeroed by the kernel).
+   Raising glibc's two thresholds keeps that memory in the process between passes
+   (up to 25% faster passes; ``benchmarks/inference_speed.py --default-allocator``);
+   peak memory does not change.
+2. numpy asks the kernel for transparent huge pages on every array over 4 MB. Where
+   the kernel defragments on request (``/sys/kernel/mm/transparent_hugepage/defrag``
+   = ``madvise``, common on workstations), the first touch of such an array can
+   stall on memory compaction: a quarter of a second of system time in the level
+   split of a 300-slice volume right after the network ran. Screening turns the
+   request off.
 """
 
 from __future__ import annotations
@@ -27,6 +33,23 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024**2
 #: Free memory kept at the top of the heap before it is returned to the OS.
 TRIM_THRESHOLD = 128 * 1024**2
+
+
+@functools.lru_cache(maxsize=1)
+def tune_host_memory() -> bool:
+    """Both settings of the module docstring, once per process; True when glibc's thresholds were raised."""
+    _no_numpy_hugepages()
+    return tune_cpu_allocator()
+
+
+def _no_numpy_hugepages() -> None:
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:  # the user's choice
+        return
+    import numpy as np
+
+    setter = getattr(getattr(np, "_core", np).multiarray, "_set_madvise_hugepage", None)
+    if setter is not None:
+        setter(False)
 
 
 @functools.lru_cache(maxsize=1)

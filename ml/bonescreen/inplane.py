@@ -14,6 +14,8 @@ element of that radius (pixels inside the disc ``dy**2 + dx**2 <= r**2``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage
 
@@ -39,19 +41,30 @@ def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice
     )
 
 
-def _slice_edt(background_is_zero: np.ndarray, spacing_yx: tuple[float, float]) -> np.ndarray:
-    """Per-slice distance (mm) to the nearest zero of the same slice; inf where a slice has none."""
-    dist = np.full(background_is_zero.shape, np.inf)
+def _each_slice_edt(
+    background_is_zero: np.ndarray, spacing_yx: tuple[float, float], use: Callable[[int, np.ndarray], None]
+) -> None:
+    """Call ``use(k, distance)`` with each slice's distance (mm) to the nearest zero of that slice.
+
+    ``distance`` is inf everywhere on a slice without zeros. Contiguous runs of slices go to the cores
+    in parallel (scipy's transform releases the GIL); ``use`` keeps what it needs of each transform,
+    so no float volume is held (allocating one costs more than the transforms on large masks).
+    """
 
     def run(part: slice) -> None:
         for k in range(part.start, part.stop):
             plane = background_is_zero[k]
-            if not plane.all():
-                dist[k] = ndimage.distance_transform_edt(plane, sampling=spacing_yx)
+            if plane.all():
+                use(k, np.full(plane.shape, np.inf))
+            else:
+                use(k, ndimage.distance_transform_edt(plane, sampling=spacing_yx))
 
-    # scipy's transform releases the GIL: contiguous runs of slices go to the cores in parallel
     thread_map(run, split_range(len(background_is_zero)))
-    return dist
+
+
+def _padded(mask: np.ndarray) -> np.ndarray:
+    """``mask`` as bool with one pixel of background around each slice (the array's edge is outside)."""
+    return np.pad(np.asarray(mask, dtype=bool), ((0, 0), (1, 1), (1, 1)))
 
 
 def inplane_edt(mask: np.ndarray, spacing_yx: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
@@ -59,8 +72,13 @@ def inplane_edt(mask: np.ndarray, spacing_yx: tuple[float, float] = (1.0, 1.0)) 
 
     Pixels beyond the array's edge count as outside the mask.
     """
-    padded = np.pad(np.asarray(mask, dtype=bool), ((0, 0), (1, 1), (1, 1)))
-    return _slice_edt(padded, spacing_yx)[:, 1:-1, 1:-1]
+    out = np.empty(mask.shape)
+
+    def keep(k: int, dist: np.ndarray) -> None:
+        out[k] = dist[1:-1, 1:-1]
+
+    _each_slice_edt(_padded(mask), spacing_yx, keep)
+    return out
 
 
 def deepest_points(mask: np.ndarray, spacing_yx: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -79,15 +97,16 @@ def deepest_points(mask: np.ndarray, spacing_yx: tuple[float, float]) -> tuple[n
     box = bounding_box(mask)
     if box is None:
         return radius, centres
-    # the transform of the padded box, searched as it is (its zero border never wins): no copy of a strided view
-    padded = np.pad(np.asarray(mask[box], dtype=bool), ((0, 0), (1, 1), (1, 1)))
-    flat = _slice_edt(padded, spacing_yx).reshape(padded.shape[0], -1)
-    deepest = flat.argmax(axis=1)
-    depth = flat[np.arange(flat.shape[0]), deepest]
-    rows, cols = np.unravel_index(deepest, padded.shape[1:])
-    found = np.stack([rows - 1 + box[1].start, cols - 1 + box[2].start], axis=1)
-    radius[box[0]] = depth
-    centres[box[0]] = np.where((depth > 0)[:, None], found, 0)
+    z0, r0, c0 = box[0].start, box[1].start - 1, box[2].start - 1  # -1: the padding
+
+    def deepest(k: int, dist: np.ndarray) -> None:
+        i = int(dist.argmax())  # the zero border never wins, and raster order is the unpadded one's
+        if dist.flat[i] > 0:
+            radius[z0 + k] = dist.flat[i]
+            row, col = divmod(i, dist.shape[1])
+            centres[z0 + k] = (row + r0, col + c0)
+
+    _each_slice_edt(_padded(mask[box]), spacing_yx, deepest)
     return radius, centres
 
 
@@ -101,7 +120,17 @@ def erode(mask: np.ndarray, radius_mm: float, spacing_yx: tuple[float, float]) -
     out = np.zeros(mask.shape, dtype=bool)
     box = bounding_box(mask)
     if box is not None:
-        out[box] = inplane_edt(mask[box], spacing_yx) > radius_mm
+        out[box] = _eroded(mask[box], radius_mm, spacing_yx)
+    return out
+
+
+def _eroded(mask: np.ndarray, radius_mm: float, spacing_yx: tuple[float, float]) -> np.ndarray:
+    out = np.empty(mask.shape, dtype=bool)
+
+    def threshold(k: int, dist: np.ndarray) -> None:
+        out[k] = dist[1:-1, 1:-1] > radius_mm
+
+    _each_slice_edt(_padded(mask), spacing_yx, threshold)
     return out
 
 
@@ -111,9 +140,14 @@ def open_(mask: np.ndarray, radius_mm: float, spacing_yx: tuple[float, float]) -
     box = bounding_box(mask)
     if box is None:
         return out
-    eroded = inplane_edt(mask[box], spacing_yx) > radius_mm
+    eroded = _eroded(mask[box], radius_mm, spacing_yx)
     if eroded.any():
-        out[box] = _slice_edt(~eroded, spacing_yx) <= radius_mm
+        opened = out[box]  # a view: filled slice by slice
+
+        def dilate(k: int, dist: np.ndarray) -> None:
+            opened[k] = dist <= radius_mm
+
+        _each_slice_edt(~eroded, spacing_yx, dilate)
     return out
 
 

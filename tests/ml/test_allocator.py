@@ -1,4 +1,4 @@
-"""glibc allocator thresholds: blocks of activation size, freed and allocated again, stay mapped.
+"""Host memory settings: glibc keeps freed activation-sized blocks mapped; numpy asks for no huge pages.
 
 A forward pass allocates blocks of tens of MB and frees them at its end; with glibc's defaults the freed
 memory goes back to the OS and the next pass faults it in again. The pattern below is that one, kept
@@ -47,3 +47,22 @@ def test_tuned_allocator_keeps_freed_blocks_mapped():
     # after the first pass: nothing to fault in when tuned; glibc's defaults fault the blocks in every pass
     assert min(default_faults[1:]) > 100, default_faults
     assert max(faults[1:]) * 10 < min(default_faults[1:]), (faults, default_faults)
+
+
+HUGEPAGE_CHILD = textwrap.dedent(
+    """
+    import numpy as np
+    from bonescreen.allocator import tune_host_memory
+    tune_host_memory()
+    print(np._core.multiarray._set_madvise_hugepage(False))  # returns the setting it replaces
+    """
+)
+
+
+@pytest.mark.parametrize(("env", "expected"), [({}, "False"), ({"NUMPY_MADVISE_HUGEPAGE": "1"}, "True")])
+def test_numpy_huge_page_requests_off_unless_the_user_chose(env, expected):
+    base = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    out = subprocess.run(
+        [sys.executable, "-c", HUGEPAGE_CHILD], capture_output=True, text=True, env={**base, **env}, check=True
+    )
+    assert out.stdout.strip() == expected

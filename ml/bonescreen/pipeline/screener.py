@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..allocator import tune_cpu_allocator
+from ..allocator import tune_host_memory
 from ..checkpoint import load_model
 from ..device import fallback_note, resolve_device
 from ..errors import BoneScreenError
@@ -103,8 +103,7 @@ class Screener:
         self.device = resolve_device(device)
         #: Set when ``auto`` found no GPU: a line to show the user (the CLI and the GUIs do).
         self.device_note = fallback_note(device, self.device)
-        if self.device.type == "cpu":
-            tune_cpu_allocator()
+        tune_host_memory()
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # always 512x512 slices: cuDNN picks its fastest kernels once
         self.thresholds = thresholds

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..allocator import tune_cpu_allocator
+from ..allocator import tune_host_memory
 from ..checkpoint import load_training_state, save_checkpoint, weights_paths
 from ..device import autocast_dtype, resolve_device
 from ..metrics import dice_score
@@ -213,8 +213,7 @@ def train(
     """
     task = model_task(config.model)
     device = resolve_device(config.device)
-    if device.type == "cpu":
-        tune_cpu_allocator()
+    tune_host_memory()
     seed_everything(config.seed)
     model = create_model(config.model, **config.model_kwargs).to(device)
     if task == "segmentation":
