@@ -1,8 +1,8 @@
 """Network speed against the machine's own matrix-multiply ceiling, measured in the same run.
 
-Prints and writes JSON: MS-Net latency and slices/s at batch 1, 8 and 32 (bundled width and full width),
-GFLOP per slice (counted by torch's FlopCounterMode), achieved GFLOP/s and its fraction of the matmul
-ceiling of the same precision, BCC-Net crops/s, and how far the bf16 labels are from fp32.
+Prints and writes JSON: MS-Net latency and slices/s at batch 1, 4 (the CPU default), 8 and 32 (bundled
+width and full width), GFLOP per slice (counted by torch's FlopCounterMode), achieved GFLOP/s and its
+fraction of the matmul ceiling of the same precision, BCC-Net crops/s, and how far the bf16 labels are from fp32.
 
 Host memory is set up as the Screener sets it up (``bonescreen.allocator``: glibc's malloc thresholds,
 no huge-page requests from numpy);
@@ -161,7 +161,7 @@ def main() -> None:
         for precision in ("fp32", "bf16"):
             settings = InferenceSettings(precision=precision, channels_last=True)
             prepared = settings.prepare(model.to(device))
-            for batch in (1, 8, 32):
+            for batch in (1, 4, 8, 32):
                 if args.quick and "full" in label and batch == 32:
                     continue
                 row = {

@@ -52,6 +52,21 @@ def save_nifti(img: nib.Nifti1Image, path: str | os.PathLike, compresslevel: int
     return path
 
 
+def _hu_float32(img: nib.Nifti1Image) -> np.ndarray:
+    """The image's values (slope and intercept applied) as float32, in one pass for stored integers."""
+    proxy = img.dataobj
+    if not hasattr(proxy, "get_unscaled"):
+        return np.asarray(proxy, dtype=np.float32)
+    data = np.asarray(proxy.get_unscaled()).astype(np.float32)  # keeps nibabel's Fortran order: no transpose
+    slope = 1.0 if proxy.slope is None or not np.isfinite(proxy.slope) or proxy.slope == 0 else float(proxy.slope)
+    inter = 0.0 if proxy.inter is None or not np.isfinite(proxy.inter) else float(proxy.inter)
+    if slope != 1.0:
+        data *= np.float32(slope)
+    if inter != 0.0:
+        data += np.float32(inter)
+    return data
+
+
 def load_nifti(path: str | os.PathLike) -> CTVolume:
     """Read a 3-D NIfTI CT (values in HU) as a :class:`CTVolume`.
 
@@ -63,7 +78,7 @@ def load_nifti(path: str | os.PathLike) -> CTVolume:
     path = Path(path)
     try:
         img = read_nifti(path)
-        data = np.asarray(img.dataobj, dtype=np.float32)
+        data = _hu_float32(img)
         affine = np.asarray(img.affine, dtype=float)
     except Exception as exc:  # nibabel raises several types for damaged files
         raise BoneScreenError(
@@ -75,6 +90,6 @@ def load_nifti(path: str | os.PathLike) -> CTVolume:
         raise BoneScreenError(f"expected a 3-D volume, got shape {data.shape}", path)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-6:
         raise BoneScreenError("the NIfTI affine is degenerate (zero or non-finite voxel size)", path)
-    if not np.all(np.isfinite(data)):
+    if img.get_data_dtype().kind == "f" and not np.all(np.isfinite(data)):
         raise BoneScreenError("the volume holds NaN or infinite values", path)
     return volume_from_ijk(data, affine, "nifti", path, f"NIfTI {path.name}")
