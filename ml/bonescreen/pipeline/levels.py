@@ -169,13 +169,13 @@ def split_levels(
         return LevelSplit(labels, [], "none", False, ["no vertebral body found in the mask"])
     # the in-plane box of the mask: the per-vertebra work below needs no more of each slice
     _, rows, cols = bounding_box(mask)
-    inplane = mask[:, rows, cols]
+    boxed = mask[:, rows, cols]
     # split planes halfway between consecutive body runs (at the discs)
     bounds = [0] + [(a[1] + b[0] + 1) // 2 for a, b in itertools.pairwise(runs)] + [mask.shape[0]]
     vertebrae = []
     for i, run in enumerate(runs):
         z0, z1 = bounds[i], bounds[i + 1]
-        xs = np.nonzero(inplane[run[0] : run[1] + 1].any(axis=(0, 1)))[0]
+        xs = np.nonzero(boxed[run[0] : run[1] + 1].any(axis=(0, 1)))[0]
         width = (xs.max() - xs.min() + 1) * spacing[2] if xs.size else 0.0
         v = Vertebra(i, run, (z0, z1 - 1), width)
         if hu is not None:
@@ -217,7 +217,7 @@ def split_levels(
         level = level_id(v.name)
         if level:
             z0, z1 = v.slices
-            labels[z0 : z1 + 1, rows, cols][inplane[z0 : z1 + 1]] = level
+            labels[z0 : z1 + 1, rows, cols][boxed[z0 : z1 + 1]] = level
     if sacrum and rib_bearing and names.get(min(rib_bearing)) not in ("T12", "T11", "T10"):
         notes.append(f"ribs seen beside {names[min(rib_bearing)]}: check the level names (transitional anatomy?)")
     return LevelSplit(labels, vertebrae, rule, certain, notes)
