@@ -10,7 +10,7 @@ log = logging.getLogger(__name__)
 
 
 #: What users are told when ``auto`` finds no GPU.
-CPU_FALLBACK = "no GPU found (CUDA or MPS): running on the CPU"
+CPU_FALLBACK = "no GPU (CUDA or MPS) found, running on the CPU"
 
 
 def fallback_note(requested: str | torch.device, device: torch.device) -> str | None:
