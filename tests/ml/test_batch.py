@@ -13,6 +13,7 @@ from bonescreen.batch import find_studies, run_batch
 from bonescreen.checkpoint import load_model
 from bonescreen.phantom import PhantomConfig, make_case
 from bonescreen.phantom.write import write_case
+from bonescreen.pipeline.inference import InferenceSettings
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +47,14 @@ def test_find_studies(archive):
 
 def test_batch_on_local_cluster_resumes(archive, tmp_path):
     out = tmp_path / "out"
-    partial = run_batch(archive, out, workers=2, device="cpu", progress=False, limit=2)
+    settings = InferenceSettings(precision="fp32", batch=2)  # travels to the worker processes
+    partial = run_batch(archive, out, workers=2, device="cpu", progress=False, limit=2, settings=settings)
     assert not partial["complete"] and partial["workers"] == 2
     done_first = {p.name for p in out.iterdir() if p.is_dir() and (p / "result.json").is_file()}
     assert len(done_first) >= 2
+    for name in done_first:
+        inference = json.loads((out / name / "result.json").read_text())["inference"]
+        assert inference == {"precision": "fp32", "batch_size": 2, "compiled": False}
     manifest = run_batch(archive, out, workers=2, device="cpu", progress=False)
     assert manifest["complete"] and manifest["studies"] == 6
     assert manifest["counts"]["error"] == 1
