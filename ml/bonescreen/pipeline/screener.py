@@ -223,7 +223,7 @@ class Screener:
             labels, certain, notes = seg.labels, seg.certain, seg.notes
             timings["segment"] = round(seg.seconds, 3)
         t0 = time.perf_counter()
-        if levels_present(labels):
+        if np.asarray(labels).any():  # anything but 0; classify checks that it is 1..5
             result = self.classify(volume, labels, progress, names_certain=certain)
         else:
             result = no_lumbar_result(self.thresholds, notes)
