@@ -196,7 +196,7 @@ class SegmentWidget(_Base):
         self.last_layer = self.viewer.add_labels(data, **meta)  # always a new layer: edits elsewhere are kept
         found = ", ".join(seg.level_names()) or "no lumbar level"
         done = f"Found {found} ({seg.rule}). Correct the mask with the brush and eraser, then classify."
-        self.status.setText(f"{done}\n{device_note[0].upper()}{device_note[1:]}." if device_note else done)
+        self.status.setText(f"{done}\n{device_note}" if device_note else done)
         for note in seg.notes:
             show_warning(f"BoneScreen: {note}")
 

@@ -9,8 +9,8 @@ import torch
 log = logging.getLogger(__name__)
 
 
-#: What users are told when ``auto`` finds no GPU.
-CPU_FALLBACK = "no GPU (CUDA or MPS) found, running on the CPU"
+#: What users are told when ``auto`` finds no GPU (a sentence: the CLI and the GUIs show it as it is).
+CPU_FALLBACK = "No GPU (CUDA or MPS) found: running on the CPU."
 
 
 def fallback_note(requested: str | torch.device, device: torch.device) -> str | None:

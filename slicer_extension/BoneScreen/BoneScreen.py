@@ -163,7 +163,7 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             note = self.core.screener.device_note
             self.ui.statusLabel.text = (
                 f"Segmented ({node.GetAttribute('BoneScreen.NamingRule')}). Correct, then classify."
-                + (f"\n{note[0].upper()}{note[1:]}." if note else "")
+                + (f"\n{note}" if note else "")
             )
         except Exception as exc:
             self._finish()

@@ -58,12 +58,11 @@ def _hu_float32(img: nib.Nifti1Image) -> np.ndarray:
     if not hasattr(proxy, "get_unscaled"):
         return np.asarray(proxy, dtype=np.float32)
     data = np.asarray(proxy.get_unscaled()).astype(np.float32)  # keeps nibabel's Fortran order: no transpose
-    slope = 1.0 if proxy.slope is None or not np.isfinite(proxy.slope) or proxy.slope == 0 else float(proxy.slope)
-    inter = 0.0 if proxy.inter is None or not np.isfinite(proxy.inter) else float(proxy.inter)
-    if slope != 1.0:
-        data *= np.float32(slope)
-    if inter != 0.0:
-        data += np.float32(inter)
+    # nibabel has already turned a missing, zero or non-finite slope into 1 and intercept into 0
+    if proxy.slope != 1.0:
+        data *= np.float32(proxy.slope)
+    if proxy.inter != 0.0:
+        data += np.float32(proxy.inter)
     return data
 
 

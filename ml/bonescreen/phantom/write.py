@@ -29,7 +29,7 @@ CSV_COLUMNS = (
 
 
 def _save_nifti(array_zyx: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    img = nib.Nifti1Image(np.ascontiguousarray(array_zyx.transpose(2, 1, 0)), affine)
+    img = nib.Nifti1Image(array_zyx.transpose(2, 1, 0), affine)  # an F-ordered view: nibabel writes it without a copy
     img.header.set_xyzt_units("mm")
     save_nifti(img, path)
 
