@@ -83,8 +83,23 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth_slices(args: argparse.Namespace) -> int:
+    from .phantom.slices import write_slice_shards
+
+    bar = _bar("realistic slices (shards)", -(-args.scenes // args.scenes_per_shard))
+    paths = write_slice_shards(
+        args.out, args.scenes, args.seed, args.per_scene, args.scenes_per_shard, args.workers,
+        lambda d, t: bar.update(1),
+    )
+    bar.close()
+    print(f"{len(paths)} shards of {args.per_scene * args.scenes_per_shard} slices in {args.out}")
+    return 0
+
+
 def _train(args: argparse.Namespace, task: str) -> int:
-    from .data import ClassificationCrops, SegmentationSlices, load_case_set, split_by_case
+    from torch.utils.data import ConcatDataset
+
+    from .data import ClassificationCrops, SegmentationSlices, SliceShards, load_case_set, split_by_case
     from .preprocess import CROP_SIZE, preprocessing_config
     from .train import TrainConfig, train
 
@@ -92,9 +107,16 @@ def _train(args: argparse.Namespace, task: str) -> int:
     train_cases, val_cases = split_by_case(records, args.val_fraction, args.seed)
     if task == "segmentation":
         model_kwargs = {"width": args.width} if args.width else {}
-        make = lambda recs, aug, name: SegmentationSlices(  # noqa: E731
-            recs, args.slices_per_case, augment=aug, seed=args.seed, progress=_loader_progress(name)
-        )
+
+        def make(recs, aug, name):
+            cases = SegmentationSlices(
+                recs, args.slices_per_case, augment=aug, seed=args.seed, progress=_loader_progress(name)
+            )
+            if not aug or not args.slices:
+                return cases
+            # the realistic phantom's slices beside the case set's (validation stays on the case set)
+            return ConcatDataset([cases, SliceShards(args.slices, augment=True, seed=args.seed)])
+
         name, input_size = args.model, 512
     else:
         model_kwargs = {}
@@ -113,13 +135,15 @@ def _train(args: argparse.Namespace, task: str) -> int:
             "val_cases": len(val_cases),
             "val_case_ids": [r.case_id for r in val_cases],
             "train_samples_per_epoch": len(train_set),
+            "realistic_slices": [str(Path(p).resolve()) for p in getattr(args, "slices", None) or []],
             "split": f"by case, stratified by class, val fraction {args.val_fraction}, seed {args.seed}",
         },
         "command": "bonescreen " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bonescreen") else None,
     }
     distributed, device, rank = _init_distributed(args.device)
     config = TrainConfig(
-        name, model_kwargs, args.epochs, args.batch_size, args.lr, args.seed, device, workers=args.workers
+        name, model_kwargs, args.epochs, args.batch_size, args.lr, args.seed, device, workers=args.workers,
+        init_weights=str(args.init_weights) if getattr(args, "init_weights", None) else None,
     )
     events = train(config, train_set, args.out, val_set=val_set, resume=args.resume, meta=meta, distributed=distributed)
     try:
@@ -365,6 +389,17 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--no-sacrum", action="store_true", help="end the volume just below L5")
     ph.set_defaults(func=cmd_phantom)
 
+    sy = sub.add_parser(
+        "synth-slices", help="write MS-Net training slices of the realistic phantom (real bone shapes, pelvis, ribs)"
+    )
+    sy.add_argument("out", type=Path, help="folder for slices_*.npz shards (existing shards are kept: resumable)")
+    sy.add_argument("--scenes", type=int, required=True, help="synthetic patients drawn")
+    sy.add_argument("--per-scene", type=int, default=6, help="slices per patient")
+    sy.add_argument("--scenes-per-shard", type=int, default=20)
+    sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("--workers", type=int, default=1, help="processes")
+    sy.set_defaults(func=cmd_synth_slices)
+
     def common_training(q: argparse.ArgumentParser, epochs: int) -> None:
         q.add_argument("data", type=Path, help="labelled case set (cases.csv + case folders)")
         q.add_argument("--out", type=Path, required=True, help="weights folder")
@@ -382,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--model", choices=model_names("segmentation"), default="msnet-small")
     ts.add_argument("--width", type=float, default=None, help="channel multiplier (msnet: 1.0)")
     ts.add_argument("--slices-per-case", type=int, default=12)
+    ts.add_argument("--slices", type=Path, action="append", default=[],
+                    help="folder of realistic-phantom slice shards (bonescreen synth-slices) to train on too; repeatable")
+    ts.add_argument("--init-weights", type=Path, default=None, help="start from these weights (fine-tuning)")
     ts.set_defaults(func=lambda a: _train(a, "segmentation"))
 
     tc = sub.add_parser("train-cls", help="train BCC-Net or an ablation (SGD 0.01, inverse-power decay)")

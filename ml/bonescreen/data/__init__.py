@@ -1,6 +1,6 @@
 """Labelled case sets and the datasets that train MS-Net and BCC-Net."""
 
 from .cases import CaseRecord, load_case_set, split_by_case
-from .datasets import ClassificationCrops, SegmentationSlices
+from .datasets import ClassificationCrops, SegmentationSlices, SliceShards
 
-__all__ = ["CaseRecord", "ClassificationCrops", "SegmentationSlices", "load_case_set", "split_by_case"]
+__all__ = ["CaseRecord", "ClassificationCrops", "SegmentationSlices", "SliceShards", "load_case_set", "split_by_case"]

@@ -9,12 +9,14 @@ only on (seed, epoch, index): runs repeat exactly.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
+from ..errors import BoneScreenError
 from ..labels import class_index, levels_present
 from ..pipeline.classify import body_slices
 from ..preprocess import CROP_SIZE, roi_crop, seg_input
@@ -86,18 +88,67 @@ class SegmentationSlices(_Augmented):
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img = self.images[i].astype(np.float32) / 255.0
-        mark = self.marks[i].astype(np.float32)
-        if self.augment:
-            rng = self._rng(i)
-            angle = np.radians(rng.uniform(-10, 10))
-            shift = rng.uniform(-0.08, 0.08, 2) * img.shape[0]
-            c = (np.array(img.shape) - 1) / 2
-            rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-            offset = c - rot @ c - shift
-            img = ndimage.affine_transform(img, rot, offset=offset, order=1, mode="constant", cval=0.0)
-            mark = ndimage.affine_transform(mark, rot, offset=offset, order=0, mode="constant", cval=0.0)
-        return torch.from_numpy(img[None]), torch.from_numpy(mark[None])
+        return _slice_pair(self.images[i], self.marks[i], self._rng(i) if self.augment else None)
+
+
+def _slice_pair(image: np.ndarray, mark: np.ndarray, rng: np.random.Generator | None):
+    """uint8 MS-Net input and mark -> float tensors (1, H, W); with ``rng``, the paper's rotation
+    (+-10 degrees) and translation (+-8% of the side)."""
+    img = image.astype(np.float32) / 255.0
+    mark = mark.astype(np.float32)
+    if rng is not None:
+        angle = np.radians(rng.uniform(-10, 10))
+        shift = rng.uniform(-0.08, 0.08, 2) * img.shape[0]
+        c = (np.array(img.shape) - 1) / 2
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        offset = c - rot @ c - shift
+        img = ndimage.affine_transform(img, rot, offset=offset, order=1, mode="constant", cval=0.0)
+        mark = ndimage.affine_transform(mark, rot, offset=offset, order=0, mode="constant", cval=0.0)
+    return torch.from_numpy(img[None]), torch.from_numpy(mark[None])
+
+
+class SliceShards(_Augmented):
+    """(CT slice, mark image) pairs read from shards of the realistic phantom (:mod:`bonescreen.phantom.slices`).
+
+    Parameters
+    ----------
+    folders : list of path
+        Folders holding ``slices_*.npz`` shards (already on MS-Net's 512x512 grid).
+    augment : bool
+        The paper's rotation and translation, as :class:`SegmentationSlices`.
+    seed : int
+        Seed of the augmentation.
+    limit : int, optional
+        Use at most this many slices (the first shards first).
+
+    Raises
+    ------
+    BoneScreenError
+        If a folder holds no shard.
+    """
+
+    def __init__(self, folders, augment: bool = True, seed: int = 0, limit: int | None = None) -> None:
+        super().__init__(seed)
+        self.augment = augment
+        images, marks, self.sources = [], [], []
+        for folder in folders:
+            shards = sorted(Path(folder).glob("slices_*.npz"))
+            shards = [p for p in shards if not p.name.endswith(".tmp.npz")]
+            if not shards:
+                raise BoneScreenError("no slices_*.npz shards (make them with `bonescreen synth-slices`)", folder)
+            for path in shards:
+                with np.load(path) as z:
+                    images.append(z["images"])
+                    marks.append(z["marks"])
+                self.sources.append(str(path))
+        self.images = np.concatenate(images)[:limit]
+        self.marks = np.concatenate(marks)[:limit]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return _slice_pair(self.images[i], self.marks[i], self._rng(i) if self.augment else None)
 
 
 class ClassificationCrops(_Augmented):

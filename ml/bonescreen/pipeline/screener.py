@@ -237,6 +237,8 @@ class Screener:
                 "source": "bonescreen" if seg is not None else "user",
                 "naming_rule": seg.rule if seg is not None else "given by the user",
                 "vertebrae": [v.name for v in seg.vertebrae] if seg is not None else None,
+                "naming_certain": bool(certain),
+                "evidence": [v.evidence(volume.spacing) for v in seg.vertebrae] if seg is not None else None,
                 "notes": notes,
             },
             "models": self.models(),

@@ -22,8 +22,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..allocator import tune_host_memory
-from ..checkpoint import load_training_state, save_checkpoint, weights_paths
+from ..checkpoint import load_model, load_training_state, save_checkpoint, weights_paths
 from ..device import autocast_dtype, resolve_device
+from ..errors import BoneScreenError
 from ..metrics import dice_score
 from ..nets.registry import create_model, model_task
 from .schedules import CLS_BASE_LR, CLS_WEIGHT_DECAY, SEG_BASE_LR, classification_lr, segmentation_lr
@@ -53,6 +54,9 @@ class TrainConfig:
         Mixed precision on CUDA (bf16 where supported, else fp16).
     workers : int
         DataLoader worker processes.
+    init_weights : str, optional
+        Weights (folder or .safetensors) to start from instead of a random start (fine-tuning);
+        ignored when resuming.
     """
 
     model: str = "bccnet"
@@ -64,6 +68,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     workers: int = 0
+    init_weights: str | None = None
 
 
 @dataclass
@@ -224,6 +229,14 @@ def train(
         optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=0.9, weight_decay=CLS_WEIGHT_DECAY)
 
     start_epoch, step = 0, 0
+    if config.init_weights and not resume:
+        start, start_meta = load_model(config.init_weights, device)
+        if start_meta["model"] != config.model or start_meta.get("config", {}) != getattr(model, "config", dict)():
+            raise BoneScreenError(
+                f"weights are a {start_meta['model']} {start_meta.get('config')}, not the {config.model} being trained",
+                config.init_weights,
+            )
+        model.load_state_dict(start.state_dict())
     if resume:
         state = load_training_state(out, model, optimizer)
         start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
@@ -256,6 +269,7 @@ def train(
             else "paper: base*(1+0.006*iter)^-0.98",
             "device": str(device),
             "world_size": world,
+            "init_weights": str(config.init_weights) if config.init_weights else None,
         },
         **(meta or {}),
     }

@@ -1,0 +1,157 @@
+"""BoneScreen on real CT with vertebra labels: Dice of the mark, levels found and named, trabecular HU, time.
+
+Runs the pipeline (MS-Net mark, split at the discs, naming, trabecular HU) on every labelled
+real image in ../shared/data, or on a folder of your own labelled CT, and prints per image:
+Dice of the mark against the given vertebra labels (all vertebrae), the vertebrae found and
+their names against the given ones, the trabecular HU of each vertebra found, and the time.
+
+    .venv/bin/python benchmarks/real_ct.py [--seg-weights W] [--json OUT.json] [--figure docs/real_ct.png]
+    .venv/bin/python benchmarks/real_ct.py --folder /data/verse --layout verse      # your own labelled CT
+
+Layouts of a folder (see :mod:`bonescreen.data.labelled`): ``verse`` (VerSe 2020 rawdata/derivatives,
+ids 1-24 = C1-L5, 25 = L6, 26 = sacrum), ``totalseg`` (TotalSegmentator v2 ``ct.nii.gz`` with
+``segmentations/vertebrae_*.nii.gz`` or a combined ``total`` map), ``nnunet`` (imagesTr/ + labelsTr/,
+with ``--label-scheme verse|totalseg``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bonescreen.data.labelled import LabelledCT, builtin_real_cases, find_labelled
+from bonescreen.hu import body_from_levels, trabecular_hu
+from bonescreen.metrics import dice_score
+from bonescreen.pipeline import Screener
+
+
+def vertebra_hu(volume, seg, vertebra) -> float | None:
+    """Mean trabecular HU of one vertebra found by the split (its body, eroded, middle slices)."""
+    z0, z1 = vertebra.slices
+    one = np.zeros(seg.mark.shape, np.uint8)
+    one[z0 : z1 + 1][seg.mark[z0 : z1 + 1]] = 1
+    body = body_from_levels(one, volume.spacing)
+    m = trabecular_hu(volume.hu, body, volume.spacing).get(1)
+    return None if m is None or m["mean_hu"] is None else round(m["mean_hu"], 1)
+
+
+def run_case(screener: Screener, case: LabelledCT) -> dict:
+    """Screen one labelled CT; the figures of one row."""
+    volume = case.load_volume()
+    truth = case.load_labels(volume)  # DESIGN.md ids on the CT grid
+    t0 = time.perf_counter()
+    seg = screener.segment(volume)
+    seconds = time.perf_counter() - t0
+    given = sorted({case.name_of(v) for v in np.unique(truth) if v})
+    found = []
+    for v in seg.vertebrae:
+        z0, z1 = v.slices
+        ids, counts = np.unique(truth[z0 : z1 + 1][seg.mark[z0 : z1 + 1]], return_counts=True)
+        counts = counts[ids > 0]
+        ids = ids[ids > 0]
+        match = case.name_of(int(ids[np.argmax(counts)])) if ids.size else None
+        found.append(
+            {
+                "name": v.name,
+                "truth": match,
+                "slices": [int(z0), int(z1)],
+                "ribs": v.ribs,
+                "trabecular_hu": vertebra_hu(volume, seg, v),
+            }
+        )
+    return {
+        "case": case.name,
+        "shape_zyx": list(volume.hu.shape),
+        "spacing_mm": [round(s, 3) for s in volume.spacing],
+        "dice": round(float(dice_score(seg.mark, truth > 0)), 4),
+        "given": given,
+        "found": found,
+        "named_right": sum(f["name"] == f["truth"] for f in found),
+        "rule": seg.rule,
+        "certain": seg.certain,
+        "notes": seg.notes,
+        "seconds": round(seconds, 2),
+        "_volume": volume,
+        "_mark": seg.mark,
+        "_truth": truth,
+    }
+
+
+def figure(rows: list[dict], path: Path) -> None:
+    """One column per image: an axial slice and (volumes) a sagittal slice, mark in red, labels in green."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(rows), figsize=(4.2 * len(rows), 8.4), squeeze=False)
+    for col, row in enumerate(rows):
+        hu, mark, truth = row["_volume"].hu, row["_mark"], row["_truth"] > 0
+        dz, dy, dx = row["_volume"].spacing
+        k = int(np.argmax(truth.sum(axis=(1, 2))))
+        ax = axes[0, col]
+        ax.imshow(hu[k], cmap="gray", vmin=-250, vmax=1250, aspect=dy / dx)
+        ax.contour(truth[k], [0.5], colors="lime", linewidths=1.0)
+        ax.contour(mark[k], [0.5], colors="red", linewidths=0.8)
+        ax.set_title(f"{row['case']}\naxial {k}: Dice {row['dice']:.3f}", fontsize=9)
+        ax.axis("off")
+        ax = axes[1, col]
+        if hu.shape[0] >= 8:
+            x = int(np.argmax(truth.sum(axis=(0, 1))))
+            ax.imshow(hu[::-1, :, x], cmap="gray", vmin=-250, vmax=1250, aspect=dz / dy)
+            ax.contour(truth[::-1, :, x], [0.5], colors="lime", linewidths=1.0)
+            ax.contour(mark[::-1, :, x], [0.5], colors="red", linewidths=0.8)
+            names = ", ".join(
+                f"{f['name']}" + (f" (given {f['truth']})" if f["truth"] != f["name"] else "") for f in row["found"]
+            )
+            ax.set_title(f"sagittal: {names or 'nothing found'}", fontsize=8)
+        else:
+            ax.text(0.5, 0.5, f"{hu.shape[0]} slices: no sagittal view", ha="center", va="center")
+        ax.axis("off")
+    fig.suptitle("BoneScreen mark (red) against the given vertebra labels (green)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seg-weights", type=Path, default=None, help="MS-Net weights (default: the bundled ones)")
+    ap.add_argument("--folder", type=Path, default=None, help="your own labelled CT (default: ../shared/data)")
+    ap.add_argument("--layout", choices=["verse", "totalseg", "nnunet"], default=None)
+    ap.add_argument("--label-scheme", choices=["verse", "totalseg"], default="verse", help="nnU-Net label ids")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", type=Path, default=Path("bench-out/real_ct.json"))
+    ap.add_argument("--figure", type=Path, default=None, help="PNG of the marks (docs/real_ct.png)")
+    args = ap.parse_args()
+    cases = find_labelled(args.folder, args.layout, args.label_scheme) if args.folder else builtin_real_cases()
+    screener = Screener(seg_weights=args.seg_weights, device=args.device)
+    rows = []
+    for case in cases:
+        row = run_case(screener, case)
+        rows.append(row)
+        named = ", ".join(f"{f['name']}={f['truth']}" for f in row["found"])
+        hus = ", ".join(f"{f['name']} {f['trabecular_hu']}" for f in row["found"])
+        print(
+            f"{row['case']}: Dice {row['dice']:.3f}; given {row['given']}; found [{named}] "
+            f"({row['named_right']}/{len(row['found'])} named right, {row['rule']}); HU [{hus}]; "
+            f"{row['seconds']:.1f} s"
+        )
+    if rows:
+        print(f"mean Dice {np.mean([r['dice'] for r in rows]):.3f} over {len(rows)} images")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    meta = screener.models()
+    args.json.write_text(json.dumps({"weights": meta, "cases": clean}, indent=1, default=str), encoding="utf-8")
+    print(f"wrote {args.json}")
+    if args.figure and rows:
+        figure(rows, args.figure)
+        print(f"wrote {args.figure}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""Real CT with vertebra label maps, in the common layouts, mapped to BoneScreen's vertebra ids.
+
+BoneScreen's ids (DESIGN.md): 1..5 = L1..L5, 6 = T12, 7 = sacrum, 8 = T11, 9 = T10,
+10 = L6, 11..19 = T9..T1, 21, 22, ... = vertebrae without a name here (cervical).
+Label maps from other tools are mapped by a named scheme:
+
+- ``verse``: VerSe 2019/2020 (Sekuboyina et al., Med Image Anal 2021): 1-7 C1-C7,
+  8-19 T1-T12, 20-24 L1-L5, 25 L6, 26 sacrum, 28 T13 (taken as T12's neighbour, unnamed).
+- ``totalseg``: TotalSegmentator v2 ``total`` task (Wasserthal et al., Radiol AI 2023):
+  25 sacrum, 26 S1 (sacrum), 27-31 L5-L1, 32-43 T12-T1, 44-50 C7-C1.
+
+Layouts of a folder (:func:`find_labelled`):
+
+- ``verse``: ``**/sub-*_ct.nii.gz`` with ``**/sub-*_seg-vert_msk.nii.gz`` of the same subject.
+- ``totalseg``: one folder per subject with ``ct.nii.gz`` and either ``segmentations/vertebrae_*.nii.gz``
+  (one mask per vertebra) or a combined map ``*.nii.gz`` beside it.
+- ``nnunet``: nnU-Net raw ``imagesTr/<case>_0000.nii.gz`` and ``labelsTr/<case>.nii.gz``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from ..errors import BoneScreenError
+from ..io import load_ct
+from ..io.volume import CTVolume, reorient
+
+#: BoneScreen vertebra id -> name.
+VERTEBRA_NAMES: dict[int, str] = {
+    1: "L1",
+    2: "L2",
+    3: "L3",
+    4: "L4",
+    5: "L5",
+    6: "T12",
+    7: "S1",
+    8: "T11",
+    9: "T10",
+    10: "L6",
+    **{11 + i: f"T{9 - i}" for i in range(9)},
+}
+
+
+def _verse() -> dict[int, int]:
+    m = {20 + i: 1 + i for i in range(5)}  # L1..L5
+    m.update({19: 6, 26: 7, 18: 8, 17: 9, 25: 10})
+    m.update({16 - i: 11 + i for i in range(8)})  # T9..T2 -> 11..18
+    m[8] = 19  # T1
+    m.update({1 + i: 21 + i for i in range(7)})  # cervical: no BoneScreen name
+    m[28] = 28  # T13
+    return m
+
+
+def _totalseg() -> dict[int, int]:
+    m = {31 - i: 1 + i for i in range(5)}  # 31 = L1 ... 27 = L5
+    m.update({32: 6, 25: 7, 26: 7, 33: 8, 34: 9})
+    m.update({35 + i: 11 + i for i in range(9)})  # T9 .. T1
+    m.update({44 + i: 21 + i for i in range(7)})  # C7 .. C1
+    return m
+
+
+#: Label-id schemes: foreign id -> BoneScreen id (ids not listed are not vertebrae: ribs, organs).
+SCHEMES: dict[str, dict[int, int]] = {"verse": _verse(), "totalseg": _totalseg()}
+
+
+def map_labels(labels: np.ndarray, scheme: str | dict[int, int]) -> np.ndarray:
+    """Foreign vertebra label map -> BoneScreen ids (uint8); ids outside the scheme become 0.
+
+    Raises
+    ------
+    ValueError
+        If ``scheme`` is an unknown name.
+    """
+    table = SCHEMES[scheme] if isinstance(scheme, str) else scheme
+    values = np.asarray(labels)
+    if values.dtype.kind == "f":
+        values = np.rint(values)
+    values = values.astype(np.int64)
+    lut = np.zeros(max(int(values.max(initial=0)), max(table)) + 1, np.uint8)
+    for src, dst in table.items():
+        lut[src] = dst
+    return lut[np.clip(values, 0, len(lut) - 1)]
+
+
+def read_label_grid(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """A label map (NIfTI or NRRD) as an (i, j, k) array and its (x, y, z) -> RAS affine."""
+    path = Path(path)
+    if path.suffix == ".nrrd":
+        import nrrd
+
+        data, header = nrrd.read(str(path))
+        a = np.eye(4)
+        a[:3, :3] = np.asarray(header["space directions"], float).T
+        a[:3, 3] = header["space origin"]
+        space = str(header.get("space", "left-posterior-superior"))
+        if space.startswith("left-posterior") or space == "LPS":
+            a = np.diag([-1.0, -1.0, 1.0, 1.0]) @ a  # LPS -> RAS
+        return data, a
+    img = nib.load(str(path))
+    return np.asarray(img.dataobj), img.affine
+
+
+@dataclass
+class LabelledCT:
+    """A real CT and its vertebra labels, with the scheme that maps them to BoneScreen ids."""
+
+    name: str
+    image: Path
+    labels: list[Path]
+    scheme: str | dict[int, int]
+    label_ids: list[int] | None = None  # per-vertebra mask files: the foreign id of each file
+
+    def load_volume(self) -> CTVolume:
+        """The CT, read as ``bonescreen screen`` reads it."""
+        return load_ct(self.image)
+
+    def load_labels(self, volume: CTVolume) -> np.ndarray:
+        """BoneScreen vertebra ids (uint8, z, y, x) on the volume's grid.
+
+        Raises
+        ------
+        BoneScreenError
+            If the label grid does not match the CT.
+        """
+        out = None
+        for i, path in enumerate(self.labels):
+            data, affine = read_label_grid(path)
+            if self.label_ids is not None:
+                data = (np.asarray(data) > 0) * self.label_ids[i]
+            zyx, _, _ = reorient(np.asarray(data), affine)
+            if zyx.shape != volume.hu.shape:
+                raise BoneScreenError(f"label grid {zyx.shape} does not match the CT {volume.hu.shape}", path)
+            mapped = map_labels(zyx, self.scheme)
+            out = mapped if out is None else np.where(mapped > 0, mapped, out)
+        return out
+
+    def name_of(self, vid: int) -> str:
+        """Name of a BoneScreen vertebra id; ``?`` for ids without a name."""
+        return VERTEBRA_NAMES.get(int(vid), "?")
+
+
+def builtin_real_cases(root: str | os.PathLike | None = None) -> list[LabelledCT]:
+    """The labelled real CT of ../shared/data (see its README): T11-T12 series, 3-slice series, L2-L4 crop.
+
+    Parameters
+    ----------
+    root : path, optional
+        The ``shared/data/real`` folder; default beside the repository.
+    """
+    here = Path(__file__).resolve()
+    real = (
+        Path(root)
+        if root
+        else next(
+            (p / "shared" / "data" / "real" for p in here.parents if (p / "shared" / "data" / "real").is_dir()), None
+        )
+    )
+    if real is None or not real.is_dir():
+        return []
+    return [
+        # TotalSegmentator's ribs are not vertebrae: only its ids 32-33 count
+        LabelledCT(
+            "totalseg-t11t12-dicom",
+            real / "totalseg-t11t12-dicom",
+            [real / "totalseg-t11t12-dicom-labels.nii.gz"],
+            {32: 6, 33: 8},
+        ),
+        # dcmqi's label 2 is the whole vertebra (about T10-T11: no name given)
+        LabelledCT("dcmqi-ct3slice", real / "dcmqi-ct3slice", [real / "dcmqi-ct3slice" / "spine_seg.nrrd"], {2: 21}),
+        LabelledCT(
+            "tptbox-l3-crop",
+            real / "tptbox-l3-crop" / "sub-ct_label-22_ct.nii.gz",
+            [real / "tptbox-l3-crop" / "sub-ct_seg-vert_label-22_msk.nii.gz"],
+            "verse",
+        ),
+    ]
+
+
+def _verse_cases(root: Path, scheme: str) -> list[LabelledCT]:
+    cases = []
+    for ct in sorted(root.rglob("sub-*_ct.nii.gz")):
+        subject = ct.name.split("_")[0]
+        masks = sorted(root.rglob(f"{subject}*_seg-vert_msk.nii.gz"))
+        if masks:
+            cases.append(LabelledCT(subject, ct, [masks[0]], "verse"))
+    return cases
+
+
+def _totalseg_cases(root: Path, scheme: str) -> list[LabelledCT]:
+    cases = []
+    for ct in sorted(root.rglob("ct.nii.gz")):
+        seg = ct.parent / "segmentations"
+        singles = sorted(seg.glob("vertebrae_*.nii.gz")) if seg.is_dir() else []
+        if singles:
+            inverse = {f"vertebrae_{n}": i for i, n in _totalseg_names().items()}
+            ids = [inverse.get(p.name[: -len(".nii.gz")]) for p in singles]
+            keep = [(p, i) for p, i in zip(singles, ids, strict=True) if i is not None]
+            cases.append(LabelledCT(ct.parent.name, ct, [p for p, _ in keep], "totalseg", [i for _, i in keep]))
+            continue
+        maps = [p for p in ct.parent.glob("*.nii.gz") if p.name != "ct.nii.gz"]
+        if maps:
+            cases.append(LabelledCT(ct.parent.name, ct, [sorted(maps)[0]], "totalseg"))
+    return cases
+
+
+def _totalseg_names() -> dict[int, str]:
+    names = {25: "sacrum", 26: "S1"}
+    names.update({27 + i: f"L{5 - i}" for i in range(5)})
+    names.update({32 + i: f"T{12 - i}" for i in range(12)})
+    names.update({44 + i: f"C{7 - i}" for i in range(7)})
+    return names
+
+
+def _nnunet_cases(root: Path, scheme: str) -> list[LabelledCT]:
+    cases = []
+    for lab in sorted((root / "labelsTr").glob("*.nii.gz")):
+        case = lab.name[: -len(".nii.gz")]
+        image = root / "imagesTr" / f"{case}_0000.nii.gz"
+        if image.is_file():
+            cases.append(LabelledCT(case, image, [lab], scheme))
+    return cases
+
+
+LAYOUTS: dict[str, Callable[[Path, str], list[LabelledCT]]] = {
+    "verse": _verse_cases,
+    "totalseg": _totalseg_cases,
+    "nnunet": _nnunet_cases,
+}
+
+
+def find_labelled(root: str | os.PathLike, layout: str | None = None, scheme: str = "verse") -> list[LabelledCT]:
+    """Labelled CT in a folder of one of :data:`LAYOUTS` (tried in turn when ``layout`` is None).
+
+    Parameters
+    ----------
+    root : path
+        The folder.
+    layout : {"verse", "totalseg", "nnunet"}, optional
+        Its layout.
+    scheme : {"verse", "totalseg"}
+        Label ids of an nnU-Net folder (the other layouts have their own).
+
+    Raises
+    ------
+    BoneScreenError
+        If no labelled CT is found, or the layout or scheme is unknown.
+    """
+    root = Path(root)
+    if scheme not in SCHEMES:
+        raise BoneScreenError(f"unknown label scheme {scheme!r} (expected {', '.join(SCHEMES)})", root)
+    if layout is not None and layout not in LAYOUTS:
+        raise BoneScreenError(f"unknown layout {layout!r} (expected {', '.join(LAYOUTS)})", root)
+    for name in [layout] if layout else list(LAYOUTS):
+        cases = LAYOUTS[name](root, scheme)
+        if cases:
+            return cases
+    raise BoneScreenError(
+        "no labelled CT found (layouts: VerSe sub-*_ct.nii.gz + *_seg-vert_msk.nii.gz; TotalSegmentator "
+        "ct.nii.gz + segmentations/; nnU-Net imagesTr/ + labelsTr/)",
+        root,
+    )

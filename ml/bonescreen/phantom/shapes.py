@@ -1,0 +1,60 @@
+"""The realistic phantom's bone templates: signed distance maps of real bones, and sampling them.
+
+Made by ``scripts/build_shape_templates.py`` from meshes of the Male Visible Human's
+lumbosacral spine and pelvis (BSD-3-Clause, see ``shapes/LICENSE-*``). Template
+frame: millimetres, x anterior, y lateral, z superior; the bones sit in their
+real relation to each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+TEMPLATE_FILE = Path(__file__).with_name("shapes") / "templates.npz"
+#: Storage unit of the signed distances (mm per int8 step).
+SDF_UNIT_MM = 0.25
+#: Distance (mm) returned far from a template: outside.
+FAR_MM = 15.0
+
+
+@dataclass(frozen=True)
+class Template:
+    """One bone: signed distance (mm, negative inside) on a 1 mm grid starting at ``origin``."""
+
+    name: str
+    sdf: np.ndarray  # float32 (x, y, z) in the template frame
+    origin: np.ndarray  # (3,) mm
+
+    @property
+    def extent(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest template-frame coordinates (mm) of the grid."""
+        return self.origin, self.origin + np.array(self.sdf.shape, float) - 1.0
+
+    def sample(self, points: np.ndarray) -> np.ndarray:
+        """Signed distance (mm) at template-frame points of shape (3, ...); :data:`FAR_MM` off the grid."""
+        idx = points - self.origin.reshape((3,) + (1,) * (points.ndim - 1))
+        return ndimage.map_coordinates(self.sdf, idx, order=1, mode="constant", cval=FAR_MM, prefilter=False)
+
+
+@lru_cache(maxsize=1)
+def load_templates() -> dict[str, Template]:
+    """All bone templates by name (L1..L5, L1_body..L5_body, S1, S1_body, Pelvis).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the package was installed without ``phantom/shapes/templates.npz``.
+    """
+    if not TEMPLATE_FILE.is_file():
+        raise FileNotFoundError(f"{TEMPLATE_FILE}: bone templates missing; run scripts/build_shape_templates.py")
+    with np.load(TEMPLATE_FILE) as z:
+        names = sorted({k[: -len("_sdf")] for k in z.files if k.endswith("_sdf")})
+        return {
+            n: Template(n, z[f"{n}_sdf"].astype(np.float32) * np.float32(SDF_UNIT_MM), z[f"{n}_origin"].astype(float))
+            for n in names
+        }
