@@ -88,7 +88,12 @@ def cmd_synth_slices(args: argparse.Namespace) -> int:
 
     bar = _bar("realistic slices (shards)", -(-args.scenes // args.scenes_per_shard))
     paths = write_slice_shards(
-        args.out, args.scenes, args.seed, args.per_scene, args.scenes_per_shard, args.workers,
+        args.out,
+        args.scenes,
+        args.seed,
+        args.per_scene,
+        args.scenes_per_shard,
+        args.workers,
         lambda d, t: bar.update(1),
     )
     bar.close()
@@ -99,7 +104,15 @@ def cmd_synth_slices(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, task: str) -> int:
     from torch.utils.data import ConcatDataset
 
-    from .data import ClassificationCrops, SegmentationSlices, SliceShards, load_case_set, split_by_case
+    from .data import (
+        ClassificationCrops,
+        LabelledSlices,
+        SegmentationSlices,
+        SliceShards,
+        load_case_set,
+        split_by_case,
+    )
+    from .data.labelled import find_labelled
     from .preprocess import CROP_SIZE, preprocessing_config
     from .train import TrainConfig, train
 
@@ -112,10 +125,17 @@ def _train(args: argparse.Namespace, task: str) -> int:
             cases = SegmentationSlices(
                 recs, args.slices_per_case, augment=aug, seed=args.seed, progress=_loader_progress(name)
             )
-            if not aug or not args.slices:
+            if not aug or not (args.slices or args.labelled):
                 return cases
-            # the realistic phantom's slices beside the case set's (validation stays on the case set)
-            return ConcatDataset([cases, SliceShards(args.slices, augment=True, seed=args.seed)])
+            # the realistic phantom's slices and the user's labelled CT beside the case set's
+            # (validation stays on the case set)
+            parts = [cases]
+            if args.slices:
+                parts.append(SliceShards(args.slices, augment=True, seed=args.seed))
+            for folder in args.labelled:
+                found = find_labelled(folder, args.layout, args.label_scheme)
+                parts.append(LabelledSlices(found, args.slices_per_case * 2, augment=True, seed=args.seed))
+            return ConcatDataset(parts)
 
         name, input_size = args.model, 512
     else:
@@ -136,13 +156,21 @@ def _train(args: argparse.Namespace, task: str) -> int:
             "val_case_ids": [r.case_id for r in val_cases],
             "train_samples_per_epoch": len(train_set),
             "realistic_slices": [str(Path(p).resolve()) for p in getattr(args, "slices", None) or []],
+            "labelled_ct": [str(Path(p).resolve()) for p in getattr(args, "labelled", None) or []],
             "split": f"by case, stratified by class, val fraction {args.val_fraction}, seed {args.seed}",
         },
         "command": "bonescreen " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bonescreen") else None,
     }
     distributed, device, rank = _init_distributed(args.device)
     config = TrainConfig(
-        name, model_kwargs, args.epochs, args.batch_size, args.lr, args.seed, device, workers=args.workers,
+        name,
+        model_kwargs,
+        args.epochs,
+        args.batch_size,
+        args.lr,
+        args.seed,
+        device,
+        workers=args.workers,
         init_weights=str(args.init_weights) if getattr(args, "init_weights", None) else None,
     )
     events = train(config, train_set, args.out, val_set=val_set, resume=args.resume, meta=meta, distributed=distributed)
@@ -417,9 +445,23 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--model", choices=model_names("segmentation"), default="msnet-small")
     ts.add_argument("--width", type=float, default=None, help="channel multiplier (msnet: 1.0)")
     ts.add_argument("--slices-per-case", type=int, default=12)
-    ts.add_argument("--slices", type=Path, action="append", default=[],
-                    help="folder of realistic-phantom slice shards (bonescreen synth-slices) to train on too; repeatable")
+    ts.add_argument(
+        "--slices",
+        type=Path,
+        action="append",
+        default=[],
+        help="folder of realistic-phantom slice shards (bonescreen synth-slices) to train on too; repeatable",
+    )
     ts.add_argument("--init-weights", type=Path, default=None, help="start from these weights (fine-tuning)")
+    ts.add_argument(
+        "--labelled",
+        type=Path,
+        action="append",
+        default=[],
+        help="folder of your own CT with vertebra labels (VerSe, TotalSegmentator or nnU-Net layout); repeatable",
+    )
+    ts.add_argument("--layout", choices=["verse", "totalseg", "nnunet"], default=None, help="layout of --labelled")
+    ts.add_argument("--label-scheme", choices=["verse", "totalseg"], default="verse", help="nnU-Net label ids")
     ts.set_defaults(func=lambda a: _train(a, "segmentation"))
 
     tc = sub.add_parser("train-cls", help="train BCC-Net or an ablation (SGD 0.01, inverse-power decay)")

@@ -107,6 +107,56 @@ def _slice_pair(image: np.ndarray, mark: np.ndarray, rng: np.random.Generator | 
     return torch.from_numpy(img[None]), torch.from_numpy(mark[None])
 
 
+class LabelledSlices(_Augmented):
+    """(CT slice, mark image) pairs from real CT with vertebra label maps (:mod:`bonescreen.data.labelled`).
+
+    Each volume is read as ``bonescreen screen`` reads it, its labels are mapped to BoneScreen's
+    vertebra ids, and ``slices_per_case`` slices holding vertebrae go to MS-Net's grid
+    (:class:`~bonescreen.pipeline.grid.NetGrid`), so users fine-tune on their own scans.
+
+    Parameters
+    ----------
+    cases : list of LabelledCT
+        From :func:`~bonescreen.data.labelled.find_labelled`.
+    slices_per_case : int
+        Slices kept per volume, spread over those with vertebrae.
+    augment : bool
+        The paper's rotation and translation.
+    seed : int
+        Seed of the augmentation.
+    """
+
+    def __init__(self, cases, slices_per_case: int = 24, augment: bool = True, seed: int = 0) -> None:
+        from ..pipeline.grid import NetGrid
+
+        super().__init__(seed)
+        self.augment = augment
+        images, marks, self.index = [], [], []
+        for case in cases:
+            volume = case.load_volume()
+            truth = case.load_labels(volume) > 0
+            ks = np.nonzero(truth.any(axis=(1, 2)))[0]
+            if ks.size == 0:
+                continue
+            picks = np.unique(ks[np.linspace(0, ks.size - 1, min(slices_per_case, ks.size)).round().astype(int)])
+            grid = NetGrid.for_slices(volume.hu.shape[1:], volume.spacing[1:])
+            hu = grid.to_net(volume.hu[picks], fill=-1024.0)
+            mark = grid.to_net(truth[picks].astype(np.float32), fill=0.0) > 0.5
+            images.append(np.round(seg_input(hu) * 255).astype(np.uint8))
+            marks.append(mark.astype(np.uint8))
+            self.index += [(case.name, int(k)) for k in picks]
+        if not images:
+            raise BoneScreenError("none of the labelled volumes holds a vertebra label")
+        self.images = np.concatenate(images)
+        self.marks = np.concatenate(marks)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return _slice_pair(self.images[i], self.marks[i], self._rng(i) if self.augment else None)
+
+
 class SliceShards(_Augmented):
     """(CT slice, mark image) pairs read from shards of the realistic phantom (:mod:`bonescreen.phantom.slices`).
 

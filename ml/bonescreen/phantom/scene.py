@@ -149,8 +149,9 @@ def draw_scene(rng: np.random.Generator) -> Scene:
     spine_x = rng.normal(0, 6)
     body_a, body_b = rng.uniform(120, 215), rng.uniform(90, 160)
     body_b = min(body_b, body_a * 1.05)
-    behind = rng.uniform(35, 110)  # posterior skin behind the spinous tips
-    spine_y = body_b - behind - 70 * gscale  # L3 body centre, from the posterior skin (body centred at y = 0)
+    behind = rng.uniform(30, 85)  # posterior skin behind the spinous tips
+    # L3 body centre, from the posterior skin (body centred at y = 0); the spine stays in the back half
+    spine_y = float(np.clip(body_b - behind - 70 * gscale, -0.05 * body_b, 0.5 * body_b))
     anchor_t = np.array([14.0, 0.0, 106.0])  # L3 body centre in the template
     anchor_w = np.array([spine_x, spine_y, 0.0])
     trab = rng.uniform(40, 260) if rng.random() < 0.85 else rng.uniform(15, 330)
@@ -161,7 +162,7 @@ def draw_scene(rng: np.random.Generator) -> Scene:
     lumbar_ids = {1: "L1", 2: "L2", 3: "L3", 4: "L4", 5: "L5"}
     scol = rng.normal(0, 5)  # lateral bow (mm) of the lumbar spine
     # discs: narrowed, normal or tall; each vertebra's shift is the sum of the changes below it
-    disc_change = rng.uniform(-3.0, 2.5, 6)
+    disc_change = rng.uniform(-1.0, 3.0, 6)  # the meshes' discs are narrow already (L1-L2 about 1 mm at the rim)
     for level, name in lumbar_ids.items():
         shift_z = disc_change[level:].sum() * gscale  # changes of the discs below this level
         frac = (5 - level) / 4
@@ -195,7 +196,7 @@ def draw_scene(rng: np.random.Generator) -> Scene:
     sac = PlacedBone(T["S1"], m, b, SACRUM_ID, trab + rng.normal(0, 15), cortex, cortex_mm, T["S1_body"])
     bones.append(sac)
     levels_z[SACRUM_ID] = float(sac.centre_world(np.array([-10.0, 0.0, -5.0]))[2])
-    pel_scale = gscale * rng.uniform(0.92, 1.08, 3) * np.array([1.0, rng.uniform(0.92, 1.1), 1.0])
+    pel_scale = sac_scale * np.array([1.0, rng.uniform(0.95, 1.08), 1.0])  # wider or narrower hips, joints closed
     m, b = _place(T["Pelvis"], pel_scale, tilt, anchor_t, anchor_w)
     pelvis = PlacedBone(T["Pelvis"], m, b, 0, trab + rng.normal(10, 20), cortex, cortex_mm)
     bones.append(pelvis)
@@ -214,30 +215,41 @@ def draw_scene(rng: np.random.Generator) -> Scene:
         tubes.append(Tube(np.array([head, troch]), r * 0.65, fem_trab, cortex, cortex_mm))
         tubes.append(Tube(np.array([troch, troch + 1e-3]), r * 0.8, fem_trab, cortex, cortex_mm))
         tubes.append(Tube(np.array([troch, knee]), r * 0.58, fem_trab * 0.3, cortex, max(cortex_mm, 3.0)))
-    # ribs on the thoracic vertebrae: from the costovertebral joint round the body wall, sloping down
+    # ribs on the thoracic vertebrae: head at the costovertebral joint beside the body, neck in front of the
+    # transverse process, tubercle at its tip, angle behind it, then round the chest wall, sloping down
+    fat_mm, wall_mm = rng.uniform(4, 55), rng.uniform(6, 16)
     for sid in THORACIC_IDS:
         bone = next(x for x in bones if x.spine_id == sid)
         c = bone.centre_world(l1_centre_t)
         k = THORACIC_IDS.index(sid)
-        reach = [0.35, 0.55, 0.8, 0.95, 1.0][k] * rng.uniform(0.8, 1.15)  # T12's ribs are short
+        f = gscale * 0.95 ** (k + 1)
+        reach = [0.3, 0.5, 0.75, 0.9, 1.0][k] * rng.uniform(0.8, 1.15)  # T12's ribs are short
         for side in (-1, 1):
-            pts = []
-            n = 14
-            for i in range(n):
-                u = i / (n - 1)
-                ang = np.pi * (0.12 + 1.1 * u * reach)  # angle round the body, from posterior
-                if i == 0:
-                    p = c + np.array([side * 17 * gscale, 14 * gscale, 6.0])
-                elif i == 1:
-                    p = c + np.array([side * 38 * gscale, 32 * gscale, 2.0])
-                else:
-                    ax, by = body_a - rng.uniform(12, 25), body_b - rng.uniform(10, 20)
-                    p = np.array(
-                        [spine_x + side * ax * np.sin(ang), by * np.cos(ang) * 0.9 + 10, c[2] - 130 * u * reach]
-                    )
-                pts.append(p)
+            start = [
+                c + np.array([side * (23 * f + rng.uniform(1, 3)), 6 * f, 5.0]),
+                c + np.array([side * 36 * f, 17 * f, 2.0]),
+                c + np.array([side * 47 * f, 28 * f, 0.0]),
+                c + np.array([side * 68 * f, 42 * f, -6.0]),
+            ]
+            ax = max(body_a - fat_mm - wall_mm - 8, 80.0)
+            back, front = c[1] + 45 * f, -body_b + fat_mm + wall_mm + 8
+            yc = 0.5 * (back + front)
+            ay = 0.5 * (back - front)
+            ang0 = np.arcsin(np.clip(70 * f / ax, 0, 0.95))
+            arc = []
+            for u in np.linspace(0, 1, 10)[1:]:
+                ang = ang0 + (np.pi * reach - ang0) * u
+                arc.append(
+                    np.array([spine_x + side * ax * np.sin(ang), yc + ay * np.cos(ang), c[2] - 6 - 110 * u * reach])
+                )
             tubes.append(
-                Tube(np.array(pts), rng.uniform(4.0, 6.0), trab + rng.normal(30, 20), cortex * 0.9, min(cortex_mm, 1.5))
+                Tube(
+                    np.array(start + arc),
+                    rng.uniform(4.0, 6.0),
+                    trab + rng.normal(30, 20),
+                    cortex * 0.9,
+                    min(cortex_mm, 1.5),
+                )
             )
     organs = _draw_organs(rng, body_a, body_b, spine_x, spine_y, levels_z)
     phase = rng.choice(["none", "arterial", "portal", "delayed"], p=[0.35, 0.15, 0.35, 0.15])
@@ -273,6 +285,7 @@ def draw_scene(rng: np.random.Generator) -> Scene:
         "x": spine_x + rng.uniform(8, 25),
         "ivc_x": spine_x - rng.uniform(18, 32),
         "r": rng.uniform(8, 15) * gscale,
+        "front": rng.uniform(14, 26) * gscale,
         "ivc_r": rng.uniform(9, 14),
         "bifurcation_z": levels_z[4] + rng.uniform(-10, 15),
         "calc": calc,
@@ -637,9 +650,12 @@ def _paint_soft_tissue(scene: Scene, img, X, Y, z: float, rng) -> None:
             img[psoas] = hu["muscle"]
     # aorta and IVC, dividing into the iliac vessels below the bifurcation
     ao = scene.aorta
-    vy = sy - 38
+    # the aorta lies against the front of the vertebral bodies, moving to their left side up the chest
+    vy = sy - ao["front"] - ao["r"]
     if z > ao["bifurcation_z"]:
-        vessels = [(ao["x"], vy, ao["r"], hu["aorta"], True), (ao["ivc_x"], vy + 2, ao["ivc_r"], hu["ivc"], False)]
+        up = float(np.clip((z - scene.levels_z[1]) / 80.0, 0.0, 1.0))
+        ax_, ay_ = ao["x"] + up * 12.0, vy + up * (ao["r"] + 4.0)
+        vessels = [(ax_, ay_, ao["r"], hu["aorta"], True), (ao["ivc_x"], vy + 2, ao["ivc_r"], hu["ivc"], False)]
     else:
         d = (ao["bifurcation_z"] - z) * 0.45
         vessels = [(sx + s * (10 + d), vy + 0.2 * d, ao["r"] * 0.65, hu["aorta"], True) for s in (-1, 1)]

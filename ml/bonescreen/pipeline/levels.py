@@ -43,22 +43,44 @@ MIN_CORE_FRACTION = 0.2
 #: under ``WAIST_RATIO`` of the largest area above and below it.
 MERGED_HEIGHT_RATIO = 1.5
 WAIST_RATIO = 0.6
+#: The sacrum is searched among this many lowest pieces (S1, lower sacral segments, coccyx).
+SACRAL_PIECES = 4
+#: In-plane pixel size (mm) the split works at: finer slices are subsampled.
+SPLIT_PIXEL_MM = 1.0
+#: Cores whose slice ranges overlap by more than this share of the shorter are one vertebra.
+SAME_LEVEL_OVERLAP = 0.6
 #: A core whose centre lies this far (mm) to the side of the spine's axis is no vertebral body.
-OFF_AXIS_MM = 40.0
+OFF_AXIS_MM = 55.0
 #: The lowest vertebra is the sacrum when it is this much wider than the median of the others.
 SACRUM_WIDTH_RATIO = 1.4
 #: Ribs are searched this far (mm) lateral to the body's edge, and no further than this from the vertebra.
 RIB_SEARCH_MM = (2.0, 45.0)
-RIB_NEAR_MM = 10.0
+RIB_NEAR_MM = 40.0
 #: Ribs are cortical bone: above enhanced kidney or vessels (150-250 HU).
 RIB_MIN_HU = 300.0
 #: Bone area (mm2) on one side that a rib's cross-section (about 8 x 12 mm, neck and head up to
 #: about 3 cm2 beside the transverse process) gives in the rib window.
-RIB_AREA_MM2 = (40.0, 450.0)
-#: The pelvis is searched this far (mm) lateral to the body's edge; an iliac wing's cross-section
-#: (a plate of 5-15 mm over 60-150 mm) gives more than this area (mm2) on one side.
+RIB_AREA_MM2 = (30.0, 450.0)
+#: Share of a body's slices with a rib beside it that makes it rib-bearing (a rib's head and neck
+#: span 10-15 mm of a 20-25 mm thoracic body).
+RIB_FRACTION = 0.15
+#: Iliac wings flank the sacrum and L5 on both sides: plates of cortex (300-1200 HU) round trabecular
+#: bone, 60-150 mm long in an axial slice. Bone above ``ILIAC_MIN_HU`` up to ``ILIAC_SEARCH_MM`` to the
+#: side of the body, of more than ``ILIAC_AREA_MM2`` on each side, on half of a body's slices.
 ILIAC_SEARCH_MM = 130.0
-ILIAC_AREA_MM2 = 600.0
+ILIAC_MIN_HU = 250.0
+ILIAC_AREA_MM2 = 500.0
+#: Sacroiliac joints: bone above ``SI_MIN_HU`` (trabecular bone too) within ``SI_NEAR_MM`` of the mask
+#: (the joint space is 2-4 mm wide), behind the front of the body, over ``SI_AREA_MM2`` on each side, on
+#: ``SI_FRACTION`` of the body's slices. Iliac crests beside L5 stay further out (the iliolumbar ligament lies between).
+SI_NEAR_MM = 12.0
+SI_MIN_HU = 150.0
+SI_AREA_MM2 = 120.0
+SI_FRACTION = 0.3
+#: Cut by the field of view, the lowest vertebra is taken for the sacrum for certain only when it is
+#: this much wider than the median of the others (lumbar transverse processes reach 1.4 times the width
+#: of thoracic vertebrae).
+SACRUM_CUT_WIDTH_RATIO = 1.6
 #: The lowest vertebra is also the sacrum when it is this much wider than the median of the others
 #: and its body this much taller (S1-S3 are fused: 50-60 mm against 25-30 mm for a lumbar body).
 SACRUM_TALL_WIDTH_RATIO = 1.15
@@ -75,8 +97,10 @@ class Vertebra:
     width_mm: float
     ribs: bool = False
     iliac: bool = False
+    sacroiliac: bool = False
     name: str = "?"
     core_id: int = 0
+    joined: list[int] = field(default_factory=list)  # cores of lower sacral segments and the coccyx
 
     def evidence(self, spacing: tuple[float, float, float]) -> dict:
         """What the naming saw of this vertebra (for result.json)."""
@@ -87,6 +111,7 @@ class Vertebra:
             "width_mm": round(float(self.width_mm), 1),
             "ribs": bool(self.ribs),
             "iliac_bone_beside": bool(self.iliac),
+            "sacroiliac_joints": bool(self.sacroiliac),
         }
 
 
@@ -118,12 +143,19 @@ def _clean(mask: np.ndarray, spacing: tuple[float, float, float], min_volume_mm3
 
 
 def _bone_area_mm2(
-    hu: np.ndarray, mask: np.ndarray, rows: slice, cols: slice, spacing_yx, within_mm: float | None = None
+    hu: np.ndarray,
+    mask: np.ndarray,
+    rows: slice,
+    cols: slice,
+    spacing_yx,
+    within_mm: float | None = None,
+    min_hu: float = RIB_MIN_HU,
 ) -> float:
-    """Area of bone (HU above :data:`RIB_MIN_HU`) in a window of one slice, not within 2 pixels of the mask.
+    """Area of bone (HU above ``min_hu``) in a window of one slice, not within 2 pixels of the mask.
 
     With ``within_mm``, only bone at most that far from the mask counts (a rib meets its vertebra
-    at the costovertebral and costotransverse joints; contrast in a kidney or bowel lies further out).
+    at the costovertebral and costotransverse joints, the ilium meets the sacrum at the sacroiliac
+    joint; contrast in a kidney or bowel lies further out).
     """
     ny, nx = mask.shape
     r0, r1 = max(rows.start, 0), min(rows.stop, ny)
@@ -136,7 +168,7 @@ def _bone_area_mm2(
     context = mask[R0 : r1 + pad, C0 : c1 + pad]
     inner = (slice(r0 - R0, r1 - R0), slice(c0 - C0, c1 - C0))
     near = ndimage.binary_dilation(context, iterations=2)[inner]
-    bone = (hu[r0:r1, c0:c1] > RIB_MIN_HU) & ~near
+    bone = (hu[r0:r1, c0:c1] > min_hu) & ~near
     if within_mm is not None and bone.any():
         if not context.any():
             return 0.0
@@ -146,7 +178,7 @@ def _bone_area_mm2(
 
 def _lateral_bone(
     hu: np.ndarray, mask: np.ndarray, run: tuple[int, int], centres: np.ndarray, half_widths: np.ndarray, spacing
-) -> tuple[bool, bool]:
+) -> tuple[bool, bool, bool]:
     """Ribs, and iliac bone, beside a vertebral body (bone not in the mask) on enough of its slices.
 
     ``centres[k]`` is the (row, col) of the deepest mask pixel of slice ``k`` and
@@ -156,13 +188,17 @@ def _lateral_bone(
     counts for the pelvis, never for ribs, so iliac wings beside L5 or the sacrum
     are not taken for ribs.
 
+    The sacroiliac joints are told apart from iliac crests beside L5: the ilium lies within
+    :data:`SI_NEAR_MM` of the sacrum's mask, behind the front of the body, on both sides.
+
     Returns
     -------
-    (bool, bool)
-        Ribs on at least 30% of the body's slices; iliac bone on both sides on at least half.
+    (bool, bool, bool)
+        Ribs on :data:`RIB_FRACTION` of the body's slices; iliac bone on both sides on at least half;
+        sacroiliac joints on both sides on :data:`SI_FRACTION` of them.
     """
     dy, dx = spacing[1], spacing[2]
-    rib_hits = iliac_hits = 0
+    rib_hits = iliac_hits = joint_hits = 0
     ks = range(run[0], run[1] + 1)
     for k in ks:
         if half_widths[k] <= 0:
@@ -172,21 +208,28 @@ def _lateral_bone(
         # ribs lie beside and behind the body (rows: anterior -> posterior), iliac wings beside and behind too
         rows = slice(max(int(cy - 5 / dy), 0), int(cy + 50 / dy))
         wide_rows = slice(max(int(cy - 50 / dy), 0), int(cy + 80 / dy))
+        back_rows = slice(max(int(cy - 10 / dy), 0), int(cy + 80 / dy))
         rib = False
-        iliac = []
+        iliac, joint = [], []
         for side in (-1, 1):
             near = [cx + side * (body_half + RIB_SEARCH_MM[0]) / dx, cx + side * (body_half + RIB_SEARCH_MM[1]) / dx]
             far = [near[0], cx + side * (body_half + ILIAC_SEARCH_MM) / dx]
             near_cols = slice(max(int(min(near)), 0), max(int(max(near)), 0))
             far_cols = slice(max(int(min(far)), 0), max(int(max(far)), 0))
-            iliac.append(_bone_area_mm2(hu[k], mask[k], wide_rows, far_cols, (dy, dx)) > ILIAC_AREA_MM2)
+            iliac.append(
+                _bone_area_mm2(hu[k], mask[k], wide_rows, far_cols, (dy, dx), min_hu=ILIAC_MIN_HU) > ILIAC_AREA_MM2
+            )
             area = _bone_area_mm2(hu[k], mask[k], rows, near_cols, (dy, dx), within_mm=RIB_NEAR_MM)
             rib |= RIB_AREA_MM2[0] < area < RIB_AREA_MM2[1]
+            joint.append(
+                _bone_area_mm2(hu[k], mask[k], back_rows, far_cols, (dy, dx), SI_NEAR_MM, SI_MIN_HU) > SI_AREA_MM2
+            )
         iliac_hits += all(iliac)  # the pelvis is on both sides
+        joint_hits += all(joint)
         rib_hits += rib and not any(iliac)
-    ribs = rib_hits >= max(1, 0.3 * len(ks))
+    ribs = rib_hits >= max(1, RIB_FRACTION * len(ks))
     pelvis = iliac_hits >= max(1, 0.5 * len(ks))
-    return ribs and not pelvis, pelvis
+    return ribs and not pelvis, pelvis, joint_hits >= max(1, SI_FRACTION * len(ks))
 
 
 def _top_rib_run(ribs: list[bool]) -> list[int]:
@@ -249,11 +292,15 @@ def _split_merged(comps: np.ndarray, n: int, spacing) -> tuple[np.ndarray, int]:
                 continue
             sub = comps[o] == i + 1
             area = sub.sum(axis=(1, 2)).astype(float)
-            lo, hi = int(0.2 * len(area)), int(np.ceil(0.8 * len(area)))
+            lo, hi = max(int(0.2 * len(area)), 1), min(int(np.ceil(0.8 * len(area))), len(area) - 1)
             if hi - lo < 1:
                 continue
-            k = lo + int(np.argmin(area[lo:hi]))
-            if area[k] < WAIST_RATIO * min(area[:k].max(initial=0), area[k + 1 :].max(initial=0)):
+            # the deepest waist: smallest area relative to the largest areas below and above it
+            below = np.maximum.accumulate(area)[lo - 1 : hi - 1]
+            above = np.maximum.accumulate(area[::-1])[::-1][lo + 1 : hi + 1]
+            ratio = area[lo:hi] / np.maximum(np.minimum(below, above), 1.0)
+            k = lo + int(np.argmin(ratio))
+            if ratio[k - lo] < WAIST_RATIO:
                 view = comps[o]
                 view[k][sub[k]] = 0  # the waist slice joins neither core; the watershed gives it out
                 upper = np.zeros_like(sub)
@@ -264,6 +311,38 @@ def _split_merged(comps: np.ndarray, n: int, spacing) -> tuple[np.ndarray, int]:
         if not split:
             break
     return comps, n
+
+
+def _merge_same_level(cores: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """Cores side by side at one level (the sacrum's alae beside its body) are one vertebra.
+
+    Two cores whose slice ranges overlap by more than :data:`SAME_LEVEL_OVERLAP` of the shorter one
+    are merged; neighbouring vertebrae, even tilted as L5 on S1, overlap far less.
+    """
+    objs = ndimage.find_objects(cores)
+    ranges = [(o[0].start, o[0].stop) if o is not None else None for o in objs]
+    parent = list(range(n + 1))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(1, n + 1):
+        for j in range(i + 1, n + 1):
+            a, b = ranges[i - 1], ranges[j - 1]
+            if a is None or b is None:
+                continue
+            overlap = min(a[1], b[1]) - max(a[0], b[0])
+            if overlap > SAME_LEVEL_OVERLAP * min(a[1] - a[0], b[1] - b[0]):
+                parent[root(j)] = root(i)
+    roots = np.array([root(i) for i in range(n + 1)])
+    if (roots == np.arange(n + 1)).all():
+        return cores, n
+    keep = roots == np.arange(n + 1)
+    lut = np.zeros(n + 1, np.int32)
+    lut[keep] = np.arange(int(keep.sum()))
+    return lut[roots][cores], int(keep.sum()) - 1
 
 
 def _off_axis(cores: np.ndarray, n: int, spacing) -> set[int]:
@@ -277,6 +356,32 @@ def _off_axis(cores: np.ndarray, n: int, spacing) -> set[int]:
 
 
 def split_levels(
+    mask: np.ndarray, spacing: tuple[float, float, float], hu: np.ndarray | None = None, top_level: int | None = None
+) -> LevelSplit:
+    """Split a boolean vertebra mask (z, y, x) into vertebrae and label L1..L5 (see :func:`_split`).
+
+    Fine pixels (dedicated spine CT, under :data:`SPLIT_PIXEL_MM`) are subsampled in-plane for the
+    split, which needs no more than about 1 mm; the labels come back to every voxel of the mask.
+    """
+    f = int(SPLIT_PIXEL_MM // min(spacing[1], spacing[2]))
+    if f < 2:
+        return _split(mask, spacing, hu, top_level)
+    mask = np.asarray(mask, dtype=bool)
+    coarse = _split(
+        mask[:, ::f, ::f],
+        (spacing[0], spacing[1] * f, spacing[2] * f),
+        None if hu is None else hu[:, ::f, ::f],
+        top_level,
+    )
+    up = np.repeat(np.repeat(coarse.labels, f, axis=1), f, axis=2)[:, : mask.shape[1], : mask.shape[2]]
+    gaps = mask & (up == 0)
+    if gaps.any():  # mask voxels whose block was sampled outside the mask: the label of a neighbouring block
+        up = np.where(gaps, ndimage.grey_dilation(up, size=(1, f + 1, f + 1)), up)
+    coarse.labels = np.where(mask, up, 0).astype(np.uint8)
+    return coarse
+
+
+def _split(
     mask: np.ndarray, spacing: tuple[float, float, float], hu: np.ndarray | None = None, top_level: int | None = None
 ) -> LevelSplit:
     """Split a boolean vertebra mask (z, y, x) into vertebrae and label L1..L5.
@@ -325,9 +430,11 @@ def split_levels(
             cores[cores == i] = 0
     if not cores.any():
         return LevelSplit(labels, [], "none", False, ["no vertebral body found in the mask"])
+    cores, n_cores = _relabel(cores, np.bincount(cores.ravel(), minlength=n_cores + 1) > 0)
+    cores, n_cores = _merge_same_level(cores, n_cores)
     parts = watershed(-depth, markers=cores, mask=m)
     # order the vertebrae from the lowest: by the centre of their cores
-    ids = [i for i in range(1, n_cores + 1) if i not in dropped]
+    ids = list(range(1, n_cores + 1))
     zc = ndimage.center_of_mass(cores > 0, cores, ids)
     order = [ids[j] for j in np.argsort([c[0] for c in zc])]
     radius, centres = deepest_points(mask, spacing[1:])
@@ -345,53 +452,113 @@ def split_levels(
         v = Vertebra(index, run, (zs.start + z_off, zs.stop - 1 + z_off), width)
         v.core_id = cid
         if hu is not None:
-            v.ribs, v.iliac = _lateral_bone(hu, mask, run, centres, radius, spacing)
+            v.ribs, v.iliac, v.sacroiliac = _lateral_bone(hu, mask, run, centres, radius, spacing)
         vertebrae.append(v)
-    n = len(vertebrae)
-    names: dict[int, str] = {}
-    widths = np.array([v.width_mm for v in vertebrae])
-    heights = np.array([v.body_slices[1] - v.body_slices[0] + 1 for v in vertebrae], float)
-    # rule 1: the sacrum is the lowest vertebra, much wider (alae), or wider and much taller (S1-S3 fused)
-    sacrum = n >= 2 and (
-        widths[0] > SACRUM_WIDTH_RATIO * np.median(widths[1:])
-        or (
-            widths[0] > SACRUM_TALL_WIDTH_RATIO * np.median(widths[1:])
-            and heights[0] > SACRUM_HEIGHT_RATIO * np.median(heights[1:])
-        )
-    )
-    # rule 2: ribs come in a run of consecutive vertebrae from the top; a lone hit lower down
-    # (an iliac crest, contrast in a kidney) is not a rib
-    rib_bearing = _top_rib_run([v.ribs and not v.iliac for v in vertebrae])
-    if sacrum:
-        rule, certain = "counted up from the sacrum (lowest, widest vertebra)", True
-        names[0] = "S1"
-        for i in range(1, n):
-            level = 6 - i
-            names[i] = f"L{level}" if level >= 1 else f"T{12 + level}"
-    elif rib_bearing:
-        t12 = min(rib_bearing)
-        rule, certain = "counted down from T12 (lowest vertebra of the run with ribs)", True
-        for i in range(n):
-            offset = t12 - i  # 1 below T12 is L1
-            names[i] = (
-                f"L{offset}"
-                if 1 <= offset <= 5
-                else ("T12" if offset == 0 else (f"T{12 + offset}" if offset < 0 else "S?"))
-            )
-    else:
-        top = top_level or 1
-        rule = f"top vertebra in view taken as L{top} (no sacrum or ribs to count from)"
-        certain = top_level is not None
-        if not certain:
-            notes.append("level names are uncertain: neither the sacrum nor ribs are in view")
-        for i in range(n):
-            level = top + (n - 1 - i)
-            names[i] = f"L{level}" if level <= 5 else "S?"
+    vertebrae = _join_sacrum(vertebrae)
+    names, rule, certain, name_notes = _name(vertebrae, top_level)
+    notes += name_notes
     lut = np.zeros(n_cores + 1, np.uint8)
     for v in vertebrae:
         v.name = names[v.index]
-        lut[v.core_id] = level_id(v.name) or 0
+        lut[[v.core_id, *v.joined]] = level_id(v.name) or 0
     labels[box] = lut[parts]
-    if sacrum and rib_bearing and names.get(min(rib_bearing)) not in ("T12", "T11", "T10"):
-        notes.append(f"ribs seen beside {names[min(rib_bearing)]}: check the level names (transitional anatomy?)")
     return LevelSplit(labels, vertebrae, rule, certain, notes)
+
+
+def _join_sacrum(vertebrae: list[Vertebra]) -> list[Vertebra]:
+    """One sacrum: the highest of the lowest vertebrae with sacroiliac joints is S1, and the pieces
+    below it (lower sacral segments, split at their fused discs, and the coccyx) join it."""
+    if len(vertebrae) < 2:
+        return vertebrae
+    median = float(np.median([v.width_mm for v in vertebrae]))
+    # a sacral piece has sacroiliac joints and the iliac wings beside it, or is wider than the rest
+    low = [
+        v.index
+        for v in vertebrae[:SACRAL_PIECES]
+        if v.sacroiliac and (v.iliac or v.width_mm > SACRUM_TALL_WIDTH_RATIO * median)
+    ]
+    if not low or max(low) == 0:
+        return vertebrae
+    k = max(low)
+    s1, below = vertebrae[k], vertebrae[:k]
+    s1.slices = (min(v.slices[0] for v in vertebrae[: k + 1]), s1.slices[1])
+    s1.width_mm = max(v.width_mm for v in vertebrae[: k + 1])
+    s1.iliac = True
+    s1.joined = [v.core_id for v in below] + [c for v in below for c in v.joined]
+    rest = vertebrae[k:]
+    for i, v in enumerate(rest):
+        v.index = i
+    return rest
+
+
+def _count_up(n: int) -> dict[int, str]:
+    """Names with the lowest vertebra the sacrum: S1, L5, L4, ..., T12, T11, ..."""
+    return {i: "S1" if i == 0 else (f"L{6 - i}" if i <= 5 else f"T{18 - i}") for i in range(n)}
+
+
+def _count_down(n: int, t12: int) -> dict[int, str]:
+    """Names with vertebra ``t12`` (from the lowest) T12: L1 below it, T11 above it."""
+    names = {}
+    for i in range(n):
+        offset = t12 - i  # 1 below T12 is L1
+        names[i] = f"L{offset}" if 1 <= offset <= 5 else (f"T{12 + offset}" if offset <= 0 else "S?")
+    return names
+
+
+def _name(vertebrae: list[Vertebra], top_level: int | None) -> tuple[dict[int, str], str, bool, list[str]]:
+    """Names of the vertebrae (lowest first) by the module's rules; (names, rule, certain, notes)."""
+    n = len(vertebrae)
+    notes: list[str] = []
+    widths = np.array([v.width_mm for v in vertebrae])
+    heights = np.array([v.body_slices[1] - v.body_slices[0] + 1 for v in vertebrae], float)
+    lowest = vertebrae[0]
+    cut = lowest.slices[0] == 0  # the field of view ends in the lowest vertebra
+    wide = tall = pelvis = False
+    ratio = 0.0
+    if n >= 2:
+        ratio = widths[0] / max(float(np.median(widths[1:])), 1e-6)
+        wide = ratio > SACRUM_WIDTH_RATIO
+        tall = ratio > SACRUM_TALL_WIDTH_RATIO and heights[0] > SACRUM_HEIGHT_RATIO * np.median(heights[1:])
+        pelvis = lowest.iliac and ratio > SACRUM_TALL_WIDTH_RATIO
+    strong_sacrum = n >= 2 and (
+        lowest.sacroiliac or pelvis or ((wide or tall) and not cut) or ratio > SACRUM_CUT_WIDTH_RATIO
+    )
+    weak_sacrum = n >= 2 and wide and not strong_sacrum
+    # ribs come in a run of consecutive vertebrae that reaches the top of the view; a lone hit lower
+    # down (an iliac crest, contrast in a kidney) is not a rib
+    run = _top_rib_run([v.ribs and not v.iliac for v in vertebrae])
+    ribs_ok = bool(run) and max(run) >= n - 2
+    t12 = min(run) if ribs_ok else None
+    if strong_sacrum:
+        names = _count_up(n)
+        rule = "counted up from the sacrum (lowest vertebra: " + (
+            "sacroiliac joints)"
+            if lowest.sacroiliac
+            else "iliac bone beside it)"
+            if pelvis
+            else "widest and tallest)"
+            if tall
+            else "widest)"
+        )
+        if t12 is not None and names[t12] not in ("T12", "T11"):
+            notes.append(f"ribs end at the vertebra named {names[t12]}: check the level names (transitional anatomy?)")
+        return names, rule, True, notes
+    if t12 is not None:
+        names = _count_down(n, t12)
+        rule = "counted down from T12 (lowest vertebra of the run with ribs)"
+        certain = True
+        if weak_sacrum and _count_up(n) != names:
+            certain = False
+            notes.append("the lowest vertebra is as wide as a sacrum but the ribs count otherwise: check the names")
+        return names, rule, certain, notes
+    if weak_sacrum:
+        notes.append("the sacrum is only partly in view: check the level names")
+        rule = "counted up from the sacrum (lowest vertebra, widest; cut by the field of view)"
+        return _count_up(n), rule, False, notes
+    top = top_level or 1
+    rule = f"top vertebra in view taken as L{top} (no sacrum or ribs to count from)"
+    certain = top_level is not None
+    if not certain:
+        notes.append("level names are uncertain: neither the sacrum nor ribs are in view")
+    names = {i: (f"L{top + (n - 1 - i)}" if top + (n - 1 - i) <= 5 else "S?") for i in range(n)}
+    return names, rule, certain, notes

@@ -1,0 +1,95 @@
+"""Real CT with vertebra labels in the common layouts: id schemes, folders, training slices, fine-tuning."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from bonescreen.cli import main
+from bonescreen.data import LabelledSlices
+from bonescreen.data.labelled import builtin_real_cases, find_labelled, map_labels
+from bonescreen.errors import BoneScreenError
+from bonescreen.weights import default_weights
+
+
+def test_schemes_map_to_bonescreen_ids():
+    verse = np.array([0, 20, 24, 19, 18, 26, 25, 8, 3])  # L1, L5, T12, T11, sacrum, L6, T1, C3
+    assert map_labels(verse, "verse").tolist() == [0, 1, 5, 6, 8, 7, 10, 19, 23]
+    total = np.array([0, 31, 27, 32, 33, 25, 26, 12, 90])  # L1, L5, T12, T11, sacrum, S1, a rib-free organ id
+    assert map_labels(total, "totalseg").tolist() == [0, 1, 5, 6, 8, 7, 7, 0, 0]
+    assert map_labels(np.array([2.0, 259.0]), {2: 21}).tolist() == [21, 0]  # floats, ids beyond the table
+
+
+def _nnunet_folder(root, case):
+    """nnU-Net raw layout with one phantom case; labels in VerSe numbering (L1 = 20 ... L5 = 24)."""
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    ct = np.ascontiguousarray(case.hu.transpose(2, 1, 0))
+    verse = np.where(case.levels > 0, case.levels + 19, 0).astype(np.uint8).transpose(2, 1, 0)
+    nib.save(nib.Nifti1Image(ct, case.affine), root / "imagesTr" / "spine_001_0000.nii.gz")
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(verse), case.affine), root / "labelsTr" / "spine_001.nii.gz")
+
+
+def test_nnunet_folder_gives_slices_with_marks(tmp_path, small_case):
+    _nnunet_folder(tmp_path, small_case)
+    cases = find_labelled(tmp_path, "nnunet", "verse")
+    assert [c.name for c in cases] == ["spine_001"]
+    volume = cases[0].load_volume()
+    labels = cases[0].load_labels(volume)
+    np.testing.assert_array_equal(labels, small_case.levels)
+    ds = LabelledSlices(cases, slices_per_case=4, augment=False)
+    assert len(ds) == 4
+    x, y = ds[0]
+    assert x.shape == (1, 512, 512) and float(y.sum()) > 100
+
+
+def test_missing_layout_named(tmp_path):
+    with pytest.raises(BoneScreenError, match="no labelled CT found"):
+        find_labelled(tmp_path)
+    with pytest.raises(BoneScreenError, match="unknown layout"):
+        find_labelled(tmp_path, "mylayout")
+
+
+def test_builtin_real_cases_load(shared_data):
+    cases = {c.name: c for c in builtin_real_cases(shared_data)}
+    assert set(cases) == {"totalseg-t11t12-dicom", "dcmqi-ct3slice", "tptbox-l3-crop"}
+    crop = cases["tptbox-l3-crop"]
+    labels = crop.load_labels(crop.load_volume())
+    assert set(np.unique(labels)) == {0, 2, 3, 4}  # L2 (partial), L3, L4 (partial)
+    t = cases["totalseg-t11t12-dicom"]
+    assert set(np.unique(t.load_labels(t.load_volume()))) == {0, 6, 8}  # vertebrae only, no ribs
+
+
+def test_train_seg_fine_tunes_on_labelled_ct(tmp_path, small_set, small_case):
+    """One short epoch from the bundled weights on a case set plus a labelled nnU-Net folder."""
+    _nnunet_folder(tmp_path / "mine", small_case)
+    out = tmp_path / "w"
+    code = main(
+        [
+            "train-seg",
+            str(small_set),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--slices-per-case",
+            "2",
+            "--val-fraction",
+            "0.34",
+            "--device",
+            "cpu",
+            "--init-weights",
+            str(default_weights("segmentation")),
+            "--labelled",
+            str(tmp_path / "mine"),
+            "--layout",
+            "nnunet",
+        ]
+    )
+    assert code == 0
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["training"]["init_weights"] and meta["data"]["labelled_ct"]
+    assert meta["data"]["train_samples_per_epoch"] == 2 * 2 + 4  # two phantom cases x 2, labelled x 4

@@ -1,0 +1,92 @@
+"""The realistic phantom: real bone shapes from meshes, a pelvis, ribs and femurs, and training slices from it."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bonescreen.phantom.meshes import read_obj, signed_distance, voxelize
+from bonescreen.phantom.realistic import RealisticConfig, make_realistic_case
+from bonescreen.phantom.scene import Acquisition, draw_scene, render_slice
+from bonescreen.phantom.shapes import load_templates
+from bonescreen.phantom.slices import make_scene_slices, write_slice_shards
+from bonescreen.pipeline.grid import NET_SIZE
+
+
+def _cube_obj(path, side=10.0):
+    """A closed cube of ``side`` mm as an OBJ file with quad faces (fanned into triangles on reading)."""
+    v = [(x, y, z) for x in (0, side) for y in (0, side) for z in (0, side)]
+    quads = [(1, 2, 4, 3), (5, 7, 8, 6), (1, 5, 6, 2), (3, 4, 8, 7), (1, 3, 7, 5), (2, 6, 8, 4)]
+    path.write_text(
+        "".join(f"v {a} {b} {c}\n" for a, b, c in v) + "".join(f"f {' '.join(map(str, q))}\n" for q in quads)
+    )
+
+
+def test_voxelized_cube_has_its_volume_and_signed_distance(tmp_path):
+    path = tmp_path / "cube.obj"
+    _cube_obj(path, 10.0)
+    vertices, triangles = read_obj(path)
+    assert triangles.shape == (12, 3)
+    inside = voxelize(vertices, triangles, origin=np.array([-5.0, -5.0, -5.0]), shape=(21, 21, 21))
+    assert inside.sum() == 10**3  # voxel centres at integers: 0.., 9 inside [0, 10)
+    sdf = signed_distance(inside)
+    assert sdf[10, 10, 10] < -4 and sdf[0, 0, 0] > 4
+
+
+def test_obj_without_faces_is_refused(tmp_path):
+    path = tmp_path / "empty.obj"
+    path.write_text("v 0 0 0\n")
+    with pytest.raises(ValueError, match=r"empty\.obj"):
+        read_obj(path)
+
+
+def test_templates_hold_the_real_bones():
+    templates = load_templates()
+    assert {f"L{i}" for i in range(1, 6)} | {"S1", "Pelvis"} <= set(templates)
+    # volumes of the Visible Human's bones (cm3): lumbar vertebrae 60-100, the hip bones several hundred
+    for name in ("L1", "L3", "L5"):
+        assert 60 < (templates[name].sdf < 0).sum() / 1000 < 100
+    assert (templates["Pelvis"].sdf < 0).sum() / 1000 > 500
+
+
+def test_slices_label_vertebrae_and_not_pelvis_ribs_or_femurs():
+    rng = np.random.default_rng(5)
+    scene = draw_scene(rng)
+    acq = Acquisition(2.0, (200, 200), (0.0, 0.0), 2.0, 0.5, 0.0, 10.0, -1024.0)
+    # through the femoral heads: bright bone, no vertebra but the lowest sacrum at most
+    femur_z = scene.tubes[0].points[0, 2]
+    hu, spine = render_slice(scene, acq, float(femur_z), rng)
+    assert (hu > 400).sum() > 100
+    assert set(np.unique(spine)) <= {0, 7}
+    # through L3: a vertebra labelled 3 with bone HU, and the label holds its trabecular interior
+    hu, spine = render_slice(scene, acq, scene.levels_z[3], rng)
+    assert (spine == 3).sum() * 4.0 > 1000  # mm2
+    # through T11: its ribs are bright bone outside the label
+    hu, spine = render_slice(scene, acq, scene.levels_z[8], rng)
+    assert (spine == 8).any() and ((hu > 300) & (spine == 0)).sum() > 20
+
+
+def test_training_slices_on_the_network_grid(tmp_path):
+    images, marks, info = make_scene_slices(11, 0, count=2)
+    assert images.shape == marks.shape == (2, NET_SIZE, NET_SIZE) and images.dtype == np.uint8
+    assert len(info) == 2 and {"z_mm", "spacing_mm", "thickness_mm", "fov_mm", "ids"} <= set(info[0])
+    paths = write_slice_shards(tmp_path, scenes=2, seed=11, per_scene=1, scenes_per_shard=1)
+    assert len(paths) == 2
+    with np.load(paths[0]) as z:
+        assert z["images"].shape == (1, NET_SIZE, NET_SIZE) and len(json.loads(str(z["info"]))) == 1
+    # resumable: existing shards are kept, not rewritten
+    mtime = next(iter(tmp_path.glob("slices_*.npz"))).stat().st_mtime
+    write_slice_shards(tmp_path, scenes=2, seed=11, per_scene=1, scenes_per_shard=1)
+    assert next(iter(tmp_path.glob("slices_*.npz"))).stat().st_mtime == mtime
+
+
+def test_realistic_case_has_ground_truth_and_class():
+    case = make_realistic_case(3, 1, RealisticConfig(extent="lumbar", slice_mm=4.0, pixel_mm=3.0))
+    assert case.hu.dtype == np.int16 and case.hu.shape == case.spine.shape == case.levels.shape
+    assert set(np.unique(case.levels)) == {0, 1, 2, 3, 4, 5}
+    assert 7 in case.meta["spine_ids"]  # the sacrum is in view
+    assert (case.body > 0).sum() < (case.levels > 0).sum()
+    for name, hu in case.trabecular_hu.items():
+        assert 20 < hu < 330, name
+    with pytest.raises(ValueError, match="extent"):
+        RealisticConfig(extent="whole-body")
