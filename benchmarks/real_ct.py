@@ -102,9 +102,12 @@ def figure(rows: list[dict], path: Path) -> None:
         ax = axes[1, col]
         if hu.shape[0] >= 8:
             x = int(np.argmax(truth.sum(axis=(0, 1))))
-            ax.imshow(hu[::-1, :, x], cmap="gray", vmin=-250, vmax=1250, aspect=dz / dy)
-            ax.contour(truth[::-1, :, x], [0.5], colors="lime", linewidths=1.0)
-            ax.contour(mark[::-1, :, x], [0.5], colors="red", linewidths=0.8)
+            rows = np.nonzero(truth.any(axis=(0, 2)))[0]
+            pad = int(40 / dy)
+            ys = slice(max(rows.min() - pad, 0), rows.max() + pad + 1)  # the spine and 4 cm around it
+            ax.imshow(hu[::-1, ys, x], cmap="gray", vmin=-250, vmax=1250, aspect=dz / dy)
+            ax.contour(truth[::-1, ys, x], [0.5], colors="lime", linewidths=1.0)
+            ax.contour(mark[::-1, ys, x], [0.5], colors="red", linewidths=0.8)
             names = ", ".join(
                 f"{f['name']}" + (f" (given {f['truth']})" if f["truth"] != f["name"] else "") for f in row["found"]
             )

@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Retrain the bundled MS-Net (width 1/4) on the realistic phantom plus the first phantom, on this CPU.
-# Resumable: shards already written are kept, and a rerun with RESUME=1 continues from the last epoch.
+# Retrain the bundled MS-Net (width 1/4) for real CT on this CPU: the realistic phantom's slices plus the
+# first phantom's cases, fine-tuning the first-phantom weights (the stages of ml/bonescreen/weights/README.md).
+# Resumable: shards already written are kept; rerun a stage with RESUME=1 to continue from its last epoch.
 #   bash scripts/train_realistic_msnet.sh [DATA_DIR]        (default /work/data)
+# The bundled weights' shards came from the generator of commit b3f0f81 (seeds 1, 2) and bc3f494 (seed 3,
+# stopped after 8 of 15 shards); this script makes them with the generator checked out now.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-/work/data}
 BS=.venv/bin/bonescreen
 OMP_NUM_THREADS=1 $BS synth-slices "$DATA/synth-train" --scenes 400 --seed 1 --workers 2
 OMP_NUM_THREADS=1 $BS synth-slices "$DATA/synth-train2" --scenes 300 --seed 2 --workers 2
+OMP_NUM_THREADS=1 $BS synth-slices "$DATA/synth-train3" --scenes 160 --seed 3 --workers 2
 $BS phantom "$DATA/train-old" --cases 24 --seed 1000
-OMP_NUM_THREADS=2 $BS train-seg "$DATA/train-old" --slices "$DATA/synth-train" \
-    --slices "$DATA/synth-train2" --init-weights ml/bonescreen/weights/msnet-small.safetensors --out "$DATA/msnet-real" --model msnet-small \
+# stage 1: two epochs from the first-phantom weights
+OMP_NUM_THREADS=2 $BS train-seg "$DATA/train-old" --slices "$DATA/synth-train" --slices "$DATA/synth-train2" \
+    --init-weights ml/bonescreen/weights/msnet-small.safetensors --out "$DATA/msnet-real" --model msnet-small \
     --epochs 2 --batch-size 8 --lr 0.0003 --slices-per-case 12 --val-fraction 0.2 --seed 0 --device cpu \
     ${RESUME:+--resume}
+# stage 2: one epoch at a lower rate, newer shards, three times the first phantom's slices
+OMP_NUM_THREADS=2 $BS train-seg "$DATA/train-old" --slices "$DATA/synth-train3" --slices "$DATA/synth-train2" \
+    --init-weights "$DATA/msnet-real" --out "$DATA/msnet-real3" --model msnet-small \
+    --epochs 1 --batch-size 8 --lr 0.0001 --slices-per-case 36 --val-fraction 0.2 --seed 0 --device cpu \
+    ${RESUME:+--resume}
+.venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-real3" --json "$DATA/real_ct.json"

@@ -67,15 +67,21 @@ def _class_weights(text: str | None):
 
 def cmd_phantom(args: argparse.Namespace) -> int:
     from .phantom import PhantomConfig
+    from .phantom.realistic import RealisticConfig
     from .phantom.write import write_phantom_set
 
-    config = PhantomConfig(
-        class_weights=args.class_weights,
-        contrast_probability=args.contrast_probability,
-        thickness=args.thickness,
-        include_t12=not args.no_t12,
-        include_sacrum=not args.no_sacrum,
-    )
+    if args.realistic:
+        config = RealisticConfig(
+            extent=args.extent, slice_mm=args.thickness or 3.0, pixel_mm=args.pixel, class_weights=args.class_weights
+        )
+    else:
+        config = PhantomConfig(
+            class_weights=args.class_weights,
+            contrast_probability=args.contrast_probability,
+            thickness=args.thickness,
+            include_t12=not args.no_t12,
+            include_sacrum=not args.no_sacrum,
+        )
     bar = _bar("phantom cases", args.cases)
     table = write_phantom_set(args.out, args.cases, args.seed, args.format, config, lambda d, t: bar.update(1))
     bar.close()
@@ -415,6 +421,18 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--thickness", type=float, default=None, help="slice thickness in mm (default drawn 1-3)")
     ph.add_argument("--no-t12", action="store_true", help="start the volume just above L1")
     ph.add_argument("--no-sacrum", action="store_true", help="end the volume just below L5")
+    ph.add_argument(
+        "--realistic",
+        action="store_true",
+        help="the realistic phantom: real bone shapes, pelvis, femurs, ribs, packed organs (3 mm slices by default)",
+    )
+    ph.add_argument(
+        "--extent",
+        choices=("abdomen-pelvis", "lumbar", "thoracolumbar", "spine-crop"),
+        default="abdomen-pelvis",
+        help="field of view of --realistic cases",
+    )
+    ph.add_argument("--pixel", type=float, default=None, help="pixel size (mm) of --realistic cases")
     ph.set_defaults(func=cmd_phantom)
 
     sy = sub.add_parser(

@@ -19,6 +19,7 @@ from ..atomic import atomic_path
 from ..io.nifti import save_nifti
 from ..labels import LEVEL_NAMES
 from .generate import PhantomCase, PhantomConfig, make_case
+from .realistic import RealisticConfig, make_realistic_case
 
 #: Columns of cases.csv.
 CSV_COLUMNS = (
@@ -131,7 +132,7 @@ def write_phantom_set(
     cases: int,
     seed: int = 0,
     fmt: str = "nifti",
-    config: PhantomConfig | None = None,
+    config: PhantomConfig | RealisticConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write ``cases`` phantom cases under ``out`` with ``cases.csv``.
@@ -146,8 +147,8 @@ def write_phantom_set(
         Set seed: the same seed gives the same cases.
     fmt : {"nifti", "dicom"}
         Format of the CT.
-    config : PhantomConfig, optional
-        Kind of cases.
+    config : PhantomConfig or RealisticConfig, optional
+        Kind of cases (a RealisticConfig makes realistic-phantom cases).
     progress : callable, optional
         Called with (done, total) after each case.
     """
@@ -157,7 +158,9 @@ def write_phantom_set(
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(cases):
-        case = make_case(seed, i, config)
+        case = (
+            make_realistic_case(seed, i, config) if isinstance(config, RealisticConfig) else make_case(seed, i, config)
+        )
         write_case(case, out / case.case_id, fmt)
         rows.append(case_row(case))
         if progress:

@@ -7,9 +7,12 @@ the depth, so posterior elements stay with their own vertebra.
 
 Naming (documented rule, first that applies):
 
-1. Sacrum in view: the lowest vertebra is the sacrum when it is much wider
-   than the others (its alae), or somewhat wider and much taller (S1-S3 fused).
-   The vertebra above it is L5; count up.
+1. Sacrum in view: the lowest vertebra is the sacrum when the sacroiliac joints
+   are beside it (the pieces below it, lower sacral segments and the coccyx, join
+   it), or the iliac wings, or when it is much wider than the others (its alae),
+   or somewhat wider and much taller (S1-S3 fused). The vertebra above it is L5;
+   count up. A sacrum cut by the field of view and only somewhat wider is used
+   only when no ribs count otherwise, and flagged.
 2. Ribs in view: ribs are small pieces of bone outside the mask, beside and
    behind the body and near the vertebra, with no iliac plate beside it; they
    come in a run of vertebrae from the top. The lowest vertebra of that run is
@@ -53,7 +56,8 @@ SAME_LEVEL_OVERLAP = 0.6
 OFF_AXIS_MM = 55.0
 #: The lowest vertebra is the sacrum when it is this much wider than the median of the others.
 SACRUM_WIDTH_RATIO = 1.4
-#: Ribs are searched this far (mm) lateral to the body's edge, and no further than this from the vertebra.
+#: Ribs are searched this far (mm) lateral to the body's edge, no further than ``RIB_NEAR_MM`` from the
+#: vertebra (a rib's head and neck meet the body and the transverse process).
 RIB_SEARCH_MM = (2.0, 45.0)
 RIB_NEAR_MM = 40.0
 #: Ribs are cortical bone: above enhanced kidney or vessels (150-250 HU).
@@ -72,7 +76,8 @@ ILIAC_MIN_HU = 250.0
 ILIAC_AREA_MM2 = 500.0
 #: Sacroiliac joints: bone above ``SI_MIN_HU`` (trabecular bone too) within ``SI_NEAR_MM`` of the mask
 #: (the joint space is 2-4 mm wide), behind the front of the body, over ``SI_AREA_MM2`` on each side, on
-#: ``SI_FRACTION`` of the body's slices. Iliac crests beside L5 stay further out (the iliolumbar ligament lies between).
+#: ``SI_FRACTION`` of the body's slices. Iliac crests beside L5 stay further out (the iliolumbar
+#: ligament lies between).
 SI_NEAR_MM = 12.0
 SI_MIN_HU = 150.0
 SI_AREA_MM2 = 120.0
