@@ -24,17 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from bonescreen.data.labelled import LabelledCT, builtin_real_cases, find_labelled
+from bonescreen.errors import BoneScreenError
 from bonescreen.hu import body_from_levels, trabecular_hu
 from bonescreen.metrics import dice_score
 from bonescreen.pipeline import Screener
 
 
-def vertebra_hu(volume, seg, vertebra) -> float | None:
-    """Mean trabecular HU of one vertebra found by the split (its body, eroded, middle slices)."""
-    z0, z1 = vertebra.slices
-    one = np.zeros(seg.mark.shape, np.uint8)
-    one[z0 : z1 + 1][seg.mark[z0 : z1 + 1]] = 1
-    body = body_from_levels(one, volume.spacing)
+def vertebra_hu(volume, own: np.ndarray) -> float | None:
+    """Mean trabecular HU of one vertebra found by the split (its body, eroded, middle slices), as ``screen``."""
+    body = body_from_levels(own.astype(np.uint8), volume.spacing)
     m = trabecular_hu(volume.hu, body, volume.spacing).get(1)
     return None if m is None or m["mean_hu"] is None else round(m["mean_hu"], 1)
 
@@ -49,8 +47,8 @@ def run_case(screener: Screener, case: LabelledCT) -> dict:
     given = sorted({case.name_of(v) for v in np.unique(truth) if v})
     found = []
     for v in seg.vertebrae:
-        z0, z1 = v.slices
-        ids, counts = np.unique(truth[z0 : z1 + 1][seg.mark[z0 : z1 + 1]], return_counts=True)
+        own = seg.vertebra_map == v.index + 1  # this vertebra's own voxels
+        ids, counts = np.unique(truth[own], return_counts=True)
         counts = counts[ids > 0]
         ids = ids[ids > 0]
         match = case.name_of(int(ids[np.argmax(counts)])) if ids.size else None
@@ -58,9 +56,9 @@ def run_case(screener: Screener, case: LabelledCT) -> dict:
             {
                 "name": v.name,
                 "truth": match,
-                "slices": [int(z0), int(z1)],
+                "slices": [int(v.slices[0]), int(v.slices[1])],
                 "ribs": v.ribs,
-                "trabecular_hu": vertebra_hu(volume, seg, v),
+                "trabecular_hu": vertebra_hu(volume, own),
             }
         )
     return {
@@ -71,6 +69,7 @@ def run_case(screener: Screener, case: LabelledCT) -> dict:
         "given": given,
         "found": found,
         "named_right": sum(f["name"] == f["truth"] for f in found),
+        "given_found": len({f["truth"] for f in found if f["truth"]}),
         "rule": seg.rule,
         "certain": seg.certain,
         "notes": seg.notes,
@@ -131,7 +130,12 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=Path("bench-out/real_ct.json"))
     ap.add_argument("--figure", type=Path, default=None, help="PNG of the marks (docs/real_ct.png)")
     args = ap.parse_args()
-    cases = find_labelled(args.folder, args.layout, args.label_scheme) if args.folder else builtin_real_cases()
+    try:
+        cases = find_labelled(args.folder, args.layout, args.label_scheme) if args.folder else builtin_real_cases()
+    except BoneScreenError as exc:
+        raise SystemExit(f"real_ct.py: {exc}") from None
+    if args.folder is None and not cases:
+        raise SystemExit("real_ct.py: ../shared/data/real is missing: give --folder with your own labelled CT")
     screener = Screener(seg_weights=args.seg_weights, device=args.device)
     rows = []
     for case in cases:
@@ -141,7 +145,8 @@ def main() -> None:
         hus = ", ".join(f"{f['name']} {f['trabecular_hu']}" for f in row["found"])
         print(
             f"{row['case']}: Dice {row['dice']:.3f}; given {row['given']}; found [{named}] "
-            f"({row['named_right']}/{len(row['found'])} named right, {row['rule']}); HU [{hus}]; "
+            f"({row['named_right']}/{len(row['found'])} named right, {row['given_found']}/{len(row['given'])} given "
+            f"found apart, {row['rule']}, certain {row['certain']}); HU [{hus}]; "
             f"{row['seconds']:.1f} s"
         )
     if rows:

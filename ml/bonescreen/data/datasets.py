@@ -38,7 +38,21 @@ class _Augmented(Dataset):
         return np.random.default_rng([self.seed, self.epoch, index])
 
 
-class SegmentationSlices(_Augmented):
+class _SlicePairs(_Augmented):
+    """uint8 MS-Net inputs ``images`` and marks ``marks`` (n, 512, 512), augmented on the fly."""
+
+    images: np.ndarray
+    marks: np.ndarray
+    augment: bool
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return _slice_pair(self.images[i], self.marks[i], self._rng(i) if self.augment else None)
+
+
+class SegmentationSlices(_SlicePairs):
     """(CT slice, mark image) pairs for MS-Net.
 
     Parameters
@@ -84,12 +98,6 @@ class SegmentationSlices(_Augmented):
         self.images = np.stack(images)
         self.marks = np.stack(marks)
 
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return _slice_pair(self.images[i], self.marks[i], self._rng(i) if self.augment else None)
-
 
 def _slice_pair(image: np.ndarray, mark: np.ndarray, rng: np.random.Generator | None):
     """uint8 MS-Net input and mark -> float tensors (1, H, W); with ``rng``, the paper's rotation
@@ -107,7 +115,7 @@ def _slice_pair(image: np.ndarray, mark: np.ndarray, rng: np.random.Generator | 
     return torch.from_numpy(img[None]), torch.from_numpy(mark[None])
 
 
-class LabelledSlices(_Augmented):
+class LabelledSlices(_SlicePairs):
     """(CT slice, mark image) pairs from real CT with vertebra label maps (:mod:`bonescreen.data.labelled`).
 
     Each volume is read as ``bonescreen screen`` reads it, its labels are mapped to BoneScreen's
@@ -150,14 +158,8 @@ class LabelledSlices(_Augmented):
         self.images = np.concatenate(images)
         self.marks = np.concatenate(marks)
 
-    def __len__(self) -> int:
-        return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return _slice_pair(self.images[i], self.marks[i], self._rng(i) if self.augment else None)
-
-
-class SliceShards(_Augmented):
+class SliceShards(_SlicePairs):
     """(CT slice, mark image) pairs read from shards of the realistic phantom (:mod:`bonescreen.phantom.slices`).
 
     Parameters
@@ -193,12 +195,6 @@ class SliceShards(_Augmented):
                 self.sources.append(str(path))
         self.images = np.concatenate(images)[:limit]
         self.marks = np.concatenate(marks)[:limit]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return _slice_pair(self.images[i], self.marks[i], self._rng(i) if self.augment else None)
 
 
 class ClassificationCrops(_Augmented):

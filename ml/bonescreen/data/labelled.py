@@ -252,6 +252,8 @@ def find_labelled(root: str | os.PathLike, layout: str | None = None, scheme: st
         If no labelled CT is found, or the layout or scheme is unknown.
     """
     root = Path(root)
+    if not root.is_dir():
+        raise BoneScreenError("no such folder", root)
     if scheme not in SCHEMES:
         raise BoneScreenError(f"unknown label scheme {scheme!r} (expected {', '.join(SCHEMES)})", root)
     if layout is not None and layout not in LAYOUTS:

@@ -46,6 +46,12 @@ MIN_CORE_FRACTION = 0.2
 #: under ``WAIST_RATIO`` of the largest area above and below it.
 MERGED_HEIGHT_RATIO = 1.5
 WAIST_RATIO = 0.6
+#: Tallest vertebral body (mm, the axial extent of its core and 6 mm either side) and tallest whole
+#: vertebra (mm) of one level: lumbar bodies are 23.5-32.4 mm (Clouthier et al. 2023), up to about 50 mm
+#: of axial extent when tilted as L5; two bodies joined across a disc make 60 or more. The Visible Human's
+#: L1, spinous process included, spans 62 mm.
+MAX_BODY_MM = 60.0
+MAX_VERTEBRA_MM = 80.0
 #: The sacrum is searched among this many lowest pieces (S1, lower sacral segments, coccyx).
 SACRAL_PIECES = 4
 #: In-plane pixel size (mm) the split works at: finer slices are subsampled.
@@ -129,6 +135,8 @@ class LevelSplit:
     rule: str
     certain: bool
     notes: list[str] = field(default_factory=list)
+    #: uint8 (z, y, x): 1 + the index (from the lowest) of the vertebra of each mask voxel, 0 elsewhere
+    vertebra_map: np.ndarray | None = None
 
 
 def _clean(mask: np.ndarray, spacing: tuple[float, float, float], min_volume_mm3: float = 500.0) -> np.ndarray:
@@ -378,11 +386,17 @@ def split_levels(
         None if hu is None else hu[:, ::f, ::f],
         top_level,
     )
-    up = np.repeat(np.repeat(coarse.labels, f, axis=1), f, axis=2)[:, : mask.shape[1], : mask.shape[2]]
-    gaps = mask & (up == 0)
-    if gaps.any():  # mask voxels whose block was sampled outside the mask: the label of a neighbouring block
-        up = np.where(gaps, ndimage.grey_dilation(up, size=(1, f + 1, f + 1)), up)
-    coarse.labels = np.where(mask, up, 0).astype(np.uint8)
+
+    def full(small: np.ndarray) -> np.ndarray:
+        up = np.repeat(np.repeat(small, f, axis=1), f, axis=2)[:, : mask.shape[1], : mask.shape[2]]
+        gaps = mask & (up == 0)
+        if gaps.any():  # mask voxels whose block was sampled outside the mask: the label of a neighbouring block
+            up = np.where(gaps, ndimage.grey_dilation(up, size=(1, f + 1, f + 1)), up)
+        return np.where(mask, up, 0).astype(np.uint8)
+
+    coarse.labels = full(coarse.labels)
+    if coarse.vertebra_map is not None:
+        coarse.vertebra_map = full(coarse.vertebra_map)
     return coarse
 
 
@@ -460,14 +474,18 @@ def _split(
             v.ribs, v.iliac, v.sacroiliac = _lateral_bone(hu, mask, run, centres, radius, spacing)
         vertebrae.append(v)
     vertebrae = _join_sacrum(vertebrae)
-    names, rule, certain, name_notes = _name(vertebrae, top_level)
+    names, rule, certain, name_notes = _name(vertebrae, top_level, spacing[0])
     notes += name_notes
     lut = np.zeros(n_cores + 1, np.uint8)
+    which = np.zeros(n_cores + 1, np.uint8)
     for v in vertebrae:
         v.name = names[v.index]
         lut[[v.core_id, *v.joined]] = level_id(v.name) or 0
+        which[[v.core_id, *v.joined]] = min(v.index + 1, 255)
     labels[box] = lut[parts]
-    return LevelSplit(labels, vertebrae, rule, certain, notes)
+    vertebra_map = np.zeros(mask.shape, np.uint8)
+    vertebra_map[box] = which[parts]
+    return LevelSplit(labels, vertebrae, rule, certain, notes, vertebra_map)
 
 
 def _join_sacrum(vertebrae: list[Vertebra]) -> list[Vertebra]:
@@ -510,7 +528,29 @@ def _count_down(n: int, t12: int) -> dict[int, str]:
     return names
 
 
-def _name(vertebrae: list[Vertebra], top_level: int | None) -> tuple[dict[int, str], str, bool, list[str]]:
+def _name(vertebrae: list[Vertebra], top_level: int | None, dz: float) -> tuple[dict[int, str], str, bool, list[str]]:
+    """Names of the vertebrae (lowest first); (names, rule, certain, notes).
+
+    A body taller than any single vertebra's (:data:`MAX_BODY_MM`), or a vertebra spanning far more
+    than one level (:data:`MAX_VERTEBRA_MM`), is two vertebrae joined or a bad mask: whatever the rule,
+    the count is then in doubt and the names are flagged.
+    """
+    names, rule, certain, notes = _name_by_rules(vertebrae, top_level)
+    for i, v in enumerate(vertebrae):
+        if names[i] == "S1":
+            continue
+        body = (v.body_slices[1] - v.body_slices[0] + 1) * dz
+        whole = (v.slices[1] - v.slices[0] + 1) * dz
+        if body > MAX_BODY_MM or whole > MAX_VERTEBRA_MM:
+            certain = False
+            notes.append(
+                f"the vertebra named {names[i]} is {max(body, whole):.0f} mm tall: two vertebrae may be joined "
+                "or the mask is wrong; check the names"
+            )
+    return names, rule, certain, notes
+
+
+def _name_by_rules(vertebrae: list[Vertebra], top_level: int | None) -> tuple[dict[int, str], str, bool, list[str]]:
     """Names of the vertebrae (lowest first) by the module's rules; (names, rule, certain, notes)."""
     n = len(vertebrae)
     notes: list[str] = []
@@ -532,6 +572,7 @@ def _name(vertebrae: list[Vertebra], top_level: int | None) -> tuple[dict[int, s
     # ribs come in a run of consecutive vertebrae that reaches the top of the view; a lone hit lower
     # down (an iliac crest, contrast in a kidney) is not a rib
     run = _top_rib_run([v.ribs and not v.iliac for v in vertebrae])
+
     ribs_ok = bool(run) and max(run) >= n - 2
     t12 = min(run) if ribs_ok else None
     if strong_sacrum:
@@ -552,6 +593,9 @@ def _name(vertebrae: list[Vertebra], top_level: int | None) -> tuple[dict[int, s
         names = _count_down(n, t12)
         rule = "counted down from T12 (lowest vertebra of the run with ribs)"
         certain = True
+        if t12 == 0:  # no vertebra without ribs below the run: the run may end above T12
+            certain = False
+            notes.append("the lowest vertebra in view has ribs: it may be T12 or one above it; check the names")
         if weak_sacrum and _count_up(n) != names:
             certain = False
             notes.append("the lowest vertebra is as wide as a sacrum but the ribs count otherwise: check the names")

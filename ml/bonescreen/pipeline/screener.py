@@ -44,6 +44,8 @@ class Segmentation:
         False when no landmark confirmed the names.
     notes : list of str
         Warnings for the user.
+    vertebra_map : ndarray, optional
+        uint8 (z, y, x): 1 + the index in ``vertebrae`` of each marked voxel's vertebra.
     """
 
     labels: np.ndarray
@@ -53,6 +55,7 @@ class Segmentation:
     certain: bool
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    vertebra_map: np.ndarray | None = None
 
     def level_names(self) -> list[str]:
         """Names of the lumbar levels present, top to bottom."""
@@ -161,7 +164,14 @@ class Screener:
         if not split.labels.any():
             notes.append("no lumbar vertebra (L1-L5) found")
         return Segmentation(
-            split.labels, mark, split.vertebrae, split.rule, split.certain, notes, time.perf_counter() - t0
+            split.labels,
+            mark,
+            split.vertebrae,
+            split.rule,
+            split.certain,
+            notes,
+            time.perf_counter() - t0,
+            split.vertebra_map,
         )
 
     def segment(
