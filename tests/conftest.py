@@ -70,3 +70,29 @@ def tiny_train_cls():
         ]
 
     return args
+
+
+@pytest.fixture(scope="session")
+def tiny_train_seg():
+    """``(data, out, *extra) -> list``: the arguments of a one-epoch ``train-seg`` run for the CPU tests."""
+
+    def args(data, out, *extra: str) -> list[str]:
+        return [
+            "train-seg",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--slices-per-case",
+            "2",
+            "--val-fraction",
+            "0.34",
+            "--device",
+            "cpu",
+            *extra,
+        ]
+
+    return args

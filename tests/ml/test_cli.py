@@ -24,29 +24,9 @@ def test_phantom_command(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def trained(small_set, tmp_path_factory, tiny_train_cls):
+def trained(small_set, tmp_path_factory, tiny_train_cls, tiny_train_seg):
     out = tmp_path_factory.mktemp("weights")
-    assert (
-        main(
-            [
-                "train-seg",
-                str(small_set),
-                "--out",
-                str(out / "seg"),
-                "--epochs",
-                "1",
-                "--batch-size",
-                "2",
-                "--slices-per-case",
-                "2",
-                "--val-fraction",
-                "0.34",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    assert main(tiny_train_seg(small_set, out / "seg")) == 0
     assert main(tiny_train_cls(small_set, out / "cls", 2)) == 0
     return out
 

@@ -61,34 +61,12 @@ def test_builtin_real_cases_load(shared_data):
     assert set(np.unique(t.load_labels(t.load_volume()))) == {0, 6, 8}  # vertebrae only, no ribs
 
 
-def test_train_seg_fine_tunes_on_labelled_ct(tmp_path, small_set, small_case):
+def test_train_seg_fine_tunes_on_labelled_ct(tmp_path, small_set, small_case, tiny_train_seg):
     """One short epoch from the bundled weights on a case set plus a labelled nnU-Net folder."""
     _nnunet_folder(tmp_path / "mine", small_case)
     out = tmp_path / "w"
-    code = main(
-        [
-            "train-seg",
-            str(small_set),
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--slices-per-case",
-            "2",
-            "--val-fraction",
-            "0.34",
-            "--device",
-            "cpu",
-            "--init-weights",
-            str(default_weights("segmentation")),
-            "--labelled",
-            str(tmp_path / "mine"),
-            "--layout",
-            "nnunet",
-        ]
-    )
+    extra = ("--init-weights", str(default_weights("segmentation")), "--labelled", str(tmp_path / "mine"))
+    code = main(tiny_train_seg(small_set, out, *extra, "--layout", "nnunet"))
     assert code == 0
     meta = json.loads((out / "model.json").read_text())
     assert meta["training"]["init_weights"] and meta["data"]["labelled_ct"]
