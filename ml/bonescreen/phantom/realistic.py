@@ -84,7 +84,7 @@ def make_realistic_case(seed: int, index: int = 0, config: RealisticConfig | Non
     label = draw_class(rng, index, seed, config.class_weights)
     case_vbmd, level_vbmd = draw_level_vbmd(rng, label, 5)
     scene = draw_scene(rng)
-    phase = str(scene.hu["phase"])
+    phase = scene.phase
     rise = float(rng.uniform(*CONTRAST_RISE_HU[phase]))
     truth_hu = {}
     for bone in scene.bones:

@@ -122,6 +122,7 @@ class Scene:
     levels_z: dict[int, float]  # spine id -> body centre z
     z_extent: tuple[float, float]
     hu: dict[str, float] = field(default_factory=dict)
+    phase: str = "none"  # contrast phase: none, arterial, portal or delayed
     aorta: dict = field(default_factory=dict)
     arms: list[tuple[float, float, float, float]] = field(default_factory=list)  # x, y, soft radius, bone radius
     table_y: float = 0.0
@@ -206,10 +207,9 @@ def draw_scene(rng: np.random.Generator) -> Scene:
     for side, acet in zip((1, -1), ACETABULA, strict=True):
         head = pelvis.centre_world(np.array(acet))
         r = rng.uniform(20, 25) * gscale
-        lateral = np.array([0, 0, 0.0])
-        lateral[0] = np.sign(head[0] - spine_x) or side
-        troch = head + np.array([lateral[0] * rng.uniform(40, 55), rng.uniform(-5, 10), -rng.uniform(20, 35)]) * gscale
-        knee = troch + np.array([-lateral[0] * 25, rng.uniform(-20, 0), -300.0])
+        lateral = np.sign(head[0] - spine_x) or side
+        troch = head + np.array([lateral * rng.uniform(40, 55), rng.uniform(-5, 10), -rng.uniform(20, 35)]) * gscale
+        knee = troch + np.array([-lateral * 25, rng.uniform(-20, 0), -300.0])
         fem_trab = trab + rng.normal(20, 20)
         tubes.append(Tube(np.array([head, head + 1e-3]), r, fem_trab, cortex, cortex_mm))
         tubes.append(Tube(np.array([head, troch]), r * 0.65, fem_trab, cortex, cortex_mm))
@@ -273,7 +273,6 @@ def draw_scene(rng: np.random.Generator) -> Scene:
         }[phase],
         "table": rng.uniform(-300, 300),
     }
-    hu["phase"] = phase  # type: ignore[assignment]
     if rng.random() < 0.12:  # SynthSeg-style: soft tissue intensities the network must not rely on
         for key in ("fat", "muscle", "disc", "csf"):
             hu[key] = rng.uniform(-200, 200)
@@ -314,6 +313,7 @@ def draw_scene(rng: np.random.Generator) -> Scene:
         levels_z=levels_z,
         z_extent=(-330.0 * gscale, top_z + 20),
         hu=hu,
+        phase=str(phase),
         aorta=aorta,
         arms=arms,
         table_y=body_b + rng.uniform(0, 12),
@@ -514,11 +514,11 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
         body_sdf = None
         if bone.body is not None and (bone.osteophyte_mm or bone.sclerosis_hu or not labels_only or want_labels):
             body_sdf = bone.body.sample(tp)
-        if bone.osteophyte_mm and body_sdf is not None:
+        if body_sdf is not None:
             lo, hi = bone.body.extent
-            zt = tp[2]
-            bz = bone.body.origin[2] + 6, bone.body.origin[2] + bone.body.sdf.shape[2] - 7
-            near_end = (np.abs(zt - bz[0]) < 4) | (np.abs(zt - bz[1]) < 4)
+            ends = (lo[2] + 6, hi[2] - 6)  # endplate heights in the template (its grid has a margin)
+        if bone.osteophyte_mm and body_sdf is not None:
+            near_end = (np.abs(tp[2] - ends[0]) < 4) | (np.abs(tp[2] - ends[1]) < 4)
             inside |= near_end & (body_sdf < bone.osteophyte_mm) & (body_sdf > -2)
         if labels is not None and bone.spine_id:
             sub = labels[rs, cs]
@@ -530,7 +530,6 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
             continue
         if body_sdf is not None:
             # disc: the body's outline carried past its endplates into the gap to the next vertebra
-            lo, hi = bone.body.extent
             clamped = tp.copy()
             clamped[2] = np.clip(tp[2], lo[2] + 7, hi[2] - 7)
             disc = (bone.body.sample(clamped) < 0) & ~inside & (np.abs(tp[2] - clamped[2]) < 9)
@@ -538,8 +537,7 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
             sub[disc & ~bone_any[rs, cs]] = scene.hu["disc"]
         val = np.where(sdf > -bone.cortex_mm, bone.cortex_hu, bone.trabecular_hu).astype(np.float32)
         if bone.sclerosis_hu and body_sdf is not None:
-            bz = bone.body.origin[2] + 6, bone.body.origin[2] + bone.body.sdf.shape[2] - 7
-            val += np.float32(bone.sclerosis_hu) * ((np.abs(tp[2] - bz[0]) < 3) | (np.abs(tp[2] - bz[1]) < 3))
+            val += np.float32(bone.sclerosis_hu) * ((np.abs(tp[2] - ends[0]) < 3) | (np.abs(tp[2] - ends[1]) < 3))
         tex = _texture(rng, val.shape, 25 + 0.25 * bone.trabecular_hu)
         sub = img[rs, cs]
         sub[inside] = (val + tex)[inside]
