@@ -72,7 +72,11 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
     if args.realistic:
         config = RealisticConfig(
-            extent=args.extent, slice_mm=args.thickness or 3.0, pixel_mm=args.pixel, class_weights=args.class_weights
+            extent=args.extent,
+            slice_mm=args.thickness or 3.0,
+            pixel_mm=args.pixel,
+            class_weights=args.class_weights,
+            findings=args.findings,
         )
     else:
         config = PhantomConfig(
@@ -403,6 +407,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     from .nets import model_names
+    from .phantom.findings import FINDINGS_MODES
 
     p = argparse.ArgumentParser(prog="bonescreen", description="Osteoporosis screening on routine lumbar CT.")
     p.add_argument("--version", action="version", version=f"bonescreen {__version__}")
@@ -433,6 +438,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="field of view of --realistic cases",
     )
     ph.add_argument("--pixel", type=float, default=None, help="pixel size (mm) of --realistic cases")
+    ph.add_argument(
+        "--findings",
+        choices=FINDINGS_MODES,
+        default="random",
+        help="--realistic cases: fractures, cement, screws and transitional anatomy drawn at random (default), "
+        "none, or drawn with normal anatomy (five lumbar vertebrae, twelve pairs of ribs)",
+    )
     ph.set_defaults(func=cmd_phantom)
 
     sy = sub.add_parser(

@@ -17,6 +17,21 @@ CLASS_TITLES: dict[str, str] = {
 #: Level ids on label maps: 0 is background, 1..5 are L1..L5.
 LEVEL_NAMES: dict[int, str] = {1: "L1", 2: "L2", 3: "L3", 4: "L4", 5: "L5"}
 
+#: Vertebra ids of the all-vertebrae maps (spine.nii.gz, the editable layer) -> names (DESIGN.md).
+VERTEBRA_NAMES: dict[int, str] = {
+    1: "L1",
+    2: "L2",
+    3: "L3",
+    4: "L4",
+    5: "L5",
+    6: "T12",
+    7: "S1",
+    8: "T11",
+    9: "T10",
+    10: "L6",
+    **{11 + i: f"T{9 - i}" for i in range(9)},
+}
+
 #: Display colours (RGB, 0-255) for L1..L5, the same in napari and Slicer.
 LEVEL_COLORS: dict[int, tuple[int, int, int]] = {
     1: (230, 25, 75),

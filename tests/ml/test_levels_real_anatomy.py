@@ -14,7 +14,9 @@ from bonescreen.pipeline.levels import split_levels
 @pytest.fixture(scope="module")
 def pelvis_case():
     """T11 to below the femoral heads, 3 mm slices, 2 mm pixels."""
-    return make_realistic_case(21, 0, RealisticConfig(extent="abdomen-pelvis", slice_mm=3.0, pixel_mm=2.0))
+    return make_realistic_case(
+        21, 0, RealisticConfig(extent="abdomen-pelvis", slice_mm=3.0, pixel_mm=2.0, findings="none")
+    )
 
 
 def _dice(a, b):
@@ -54,3 +56,27 @@ def test_spine_only_crop_without_landmarks_is_flagged():
     assert any("uncertain" in n or "check" in n for n in split.notes)
     ev = split.vertebrae[0].evidence(case.spacing)
     assert {"name", "slices", "body_height_mm", "width_mm", "ribs", "iliac_bone_beside"} <= set(ev)
+
+
+def test_enhanced_vessels_against_the_spine_are_not_ribs_or_sacroiliac_joints(pelvis_case):
+    """The aorta (arterial phase, 450 HU) and the IVC (250 HU) against the front and sides of every
+    lumbar body, as on contrast-enhanced CT: no ribs beside L1-L5, no sacroiliac joints above S1."""
+    case = pelvis_case
+    hu = case.hu.astype(np.float32).copy()
+    dz, dy, dx = case.spacing
+    rows, cols = np.indices(hu.shape[1:])
+    for k in np.nonzero((case.levels > 0).any(axis=(1, 2)))[0]:
+        body = case.body[k] > 0
+        if not body.any():
+            continue
+        r, c = np.nonzero(body)
+        cy, cx, half = r.mean(), c.mean(), (c.max() - c.min()) / 2
+        for side, value in ((1, 450.0), (-1, 250.0)):  # aorta on the left, IVC on the right
+            vy, vx = cy - 8 / dy, cx + side * (half + 10 / dx)
+            vessel = ((rows - vy) * dy) ** 2 + ((cols - vx) * dx) ** 2 < 12.0**2
+            hu[k][vessel & (case.spine[k] == 0)] = value
+    split = split_levels(case.spine > 0, case.spacing, hu)
+    by_name = {v.name: v for v in split.vertebrae}
+    assert [v.name for v in split.vertebrae][:6] == ["S1", "L5", "L4", "L3", "L2", "L1"]
+    assert not any(by_name[f"L{i}"].ribs for i in range(1, 6))
+    assert not any(by_name[f"L{i}"].sacroiliac for i in range(1, 5))

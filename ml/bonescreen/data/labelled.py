@@ -30,21 +30,7 @@ import numpy as np
 from ..errors import BoneScreenError
 from ..io import load_ct
 from ..io.volume import CTVolume, reorient
-
-#: BoneScreen vertebra id -> name.
-VERTEBRA_NAMES: dict[int, str] = {
-    1: "L1",
-    2: "L2",
-    3: "L3",
-    4: "L4",
-    5: "L5",
-    6: "T12",
-    7: "S1",
-    8: "T11",
-    9: "T10",
-    10: "L6",
-    **{11 + i: f"T{9 - i}" for i in range(9)},
-}
+from ..labels import VERTEBRA_NAMES
 
 
 def _verse() -> dict[int, int]:

@@ -1,9 +1,10 @@
 """Whole CT volumes of the realistic phantom (:mod:`.scene`), with ground truth, for testing and evaluation.
 
 A case is a patient of :func:`~.scene.draw_scene` with a bone condition drawn as in the
-first phantom (class, per-level vBMD in the ACR QCT range of the class; lumbar trabecular
-HU = :func:`~.bone.trabecular_hu` of the level's vBMD plus the contrast phase's rise),
-scanned with one acquisition over a field of view of one of the kinds users bring:
+first phantom (class, per-level vBMD in the ACR QCT range of the class); each level's
+trabecular HU is that vBMD's bone with the patient's marrow and contrast under the scan's
+tube spectrum (:mod:`.materials`: so the same vBMD reads higher at 80 kVp than at 140 kVp).
+The case is scanned with one acquisition over a field of view of one of the kinds users bring:
 
 - ``abdomen-pelvis``: T11 to below the femoral heads, whole-body field of view;
 - ``lumbar``: T12 to the sacrum;
@@ -18,13 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..labels import LEVEL_NAMES
-from .bone import draw_class, draw_level_vbmd, trabecular_hu
+from .bone import draw_class, draw_level_vbmd
+from .findings import FINDINGS_MODES, Findings, resolve_findings
 from .generate import PhantomCase
-from .scene import THORACIC_IDS, Acquisition, draw_scene, render_slice
+from .scene import THORACIC_IDS, Acquisition, bone_hu, draw_scene, render_slice
 
 EXTENTS = ("abdomen-pelvis", "lumbar", "thoracolumbar", "spine-crop")
-#: Trabecular HU rise of the contrast phases (Pickhardt et al., AJR 2011: about +11 to +20 HU portal venous).
-CONTRAST_RISE_HU = {"none": (0.0, 0.0), "arterial": (5.0, 15.0), "portal": (10.0, 20.0), "delayed": (8.0, 18.0)}
 
 
 @dataclass
@@ -43,6 +43,9 @@ class RealisticConfig:
         Relative frequency of normal, low bone mass, osteoporosis; None: balanced.
     noise_hu : float, optional
         Noise SD (HU); default drawn 8-25 HU.
+    findings : Findings or str
+        Fractures, cement, screws, transitional anatomy (:mod:`.findings`), or a mode of
+        :data:`~.findings.FINDINGS_MODES` (``random``, ``none``, ``normal-anatomy``).
     """
 
     extent: str = "abdomen-pelvis"
@@ -50,12 +53,15 @@ class RealisticConfig:
     pixel_mm: float | None = None
     class_weights: tuple[float, float, float] | None = None
     noise_hu: float | None = None
+    findings: Findings | str = "random"
 
     def __post_init__(self) -> None:
         if self.extent not in EXTENTS:
             raise ValueError(f"extent must be one of {', '.join(EXTENTS)}, got {self.extent!r}")
         if self.slice_mm <= 0 or (self.pixel_mm is not None and self.pixel_mm <= 0):
             raise ValueError("slice and pixel sizes must be positive")
+        if isinstance(self.findings, str) and self.findings not in FINDINGS_MODES:
+            raise ValueError(f"findings must be one of {', '.join(FINDINGS_MODES)}, got {self.findings!r}")
 
 
 def _z_range(scene, extent: str) -> tuple[float, float]:
@@ -83,16 +89,17 @@ def make_realistic_case(seed: int, index: int = 0, config: RealisticConfig | Non
     rng = np.random.default_rng([seed, index, 17])
     label = draw_class(rng, index, seed, config.class_weights)
     case_vbmd, level_vbmd = draw_level_vbmd(rng, label, 5)
-    scene = draw_scene(rng)
+    scene = draw_scene(rng, resolve_findings(rng, config.findings), randomize=False)  # tissue HU as CT shows them
     phase = scene.phase
-    rise = float(rng.uniform(*CONTRAST_RISE_HU[phase]))
     truth_hu = {}
     for bone in scene.bones:
         if 1 <= bone.spine_id <= 5:
-            bone.trabecular_hu = trabecular_hu(float(level_vbmd[bone.spine_id - 1]), rise)
+            bone.trabecular_hu = scene.trabecular_hu(float(level_vbmd[bone.spine_id - 1]))
             truth_hu[LEVEL_NAMES[bone.spine_id]] = round(bone.trabecular_hu, 2)
         elif bone.spine_id:
-            bone.trabecular_hu = trabecular_hu(case_vbmd, rise)
+            bone.trabecular_hu = scene.trabecular_hu(case_vbmd)
+    # the contrast phase's rise of trabecular HU: the marrow's iodine (Pickhardt et al., AJR 2011: +11 to +20 HU)
+    rise = scene.trabecular_hu(case_vbmd) - bone_hu(case_vbmd, scene.marrow_fat, 0.0, scene.spectrum)
     z0, z1 = _z_range(scene, config.extent)
     if config.extent == "spine-crop":
         fov, pixel = 120.0, config.pixel_mm or 0.3
@@ -149,6 +156,12 @@ def make_realistic_case(seed: int, index: int = 0, config: RealisticConfig | Non
             "contrast": phase != "none",
             "phase": phase,
             "trabecular_contrast_offset_hu": round(rise, 2),
+            "kvp": scene.spectrum.kvp,
+            "mean_energy_kev": round(scene.spectrum.mean_energy_kev(), 1),
+            "water_equivalent_diameter_mm": round(scene.spectrum.water_mm, 1),
+            "marrow_fat_fraction": round(scene.marrow_fat, 3),
+            "marrow_iodine_mg_ml": round(scene.marrow_iodine, 3),
+            "findings": scene.findings.summary(),
             "noise_sd_hu": round(acq.noise_hu, 2),
             "kernel_sigma_mm": round(acq.kernel_mm, 3),
             "slices": slices,

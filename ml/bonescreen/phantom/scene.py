@@ -7,11 +7,14 @@ Male Visible Human, scaled, tilted and deformed per case), adds the thoracic spi
 above L1 (T12 up to T8, from L1's shape scaled down) with ribs, femoral heads and
 shafts in the acetabula, packed abdominal organs, vessels with calcification and
 contrast, arms and the table, and draws an acquisition (pixel size, field of view,
-slice thickness, kernel, noise) per slice. What the network should not rely on is
-randomized in the manner of SynthSeg (Billot et al., Med Image Anal 2023): soft-tissue
-intensities, body habitus, fields of view, resolution; bone keeps HU within the ranges
-real bone shows (trabecular about 20-320 HU, cortex 300-1200 HU; Pickhardt et al.,
-AJR 2013 and Schreiber et al., AJR 2011 for trabecular L1 attenuation in adults).
+slice thickness, kernel, noise) per slice. HU are not drawn: each patient's tissues
+(densities, compositions, marrow fat, bone mineral density, iodine of the contrast phase)
+and the scan's tube spectrum (80-140 kVp, filtration, beam hardening through the body)
+are, and :mod:`.materials` gives the HU, so one vBMD reads differently at different
+voltages as on real scanners (trabecular bone about 20-330 HU, the cortical shell
+500-1900 HU). What the network should not rely on is randomized in the manner of
+SynthSeg (Billot et al., Med Image Anal 2023): soft-tissue intensities on some patients,
+body habitus, fields of view, resolution.
 
 Coordinates are millimetres in the world frame of :mod:`.anatomy`: x toward the
 patient's left, y toward posterior, z toward superior; the L3 body centre is near
@@ -27,6 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from .findings import Findings, Fracture, draw_findings, fracture_warp, metal_streaks
+from .materials import Mixture, Spectrum, enhanced, hounsfield, tissue, trabecular_bone
 from .shapes import Template, load_templates
 
 #: Template frame (x anterior, y lateral, z superior) from world (x left, y posterior, z superior).
@@ -36,6 +41,7 @@ ACETABULA = ((12.0, 80.0, -100.0), (12.0, -80.0, -100.0))
 #: Spine ids of the thoracic vertebrae above L1 (T12, T11, T10, T9, T8).
 THORACIC_IDS = (6, 8, 9, 11, 12)
 SACRUM_ID = 7
+L6_ID = 10
 
 
 def _rot(rx: float, ry: float, rz: float) -> np.ndarray:
@@ -61,6 +67,10 @@ class PlacedBone:
     body: Template | None = None  # vertebral body template (same frame), for discs and sclerosis
     osteophyte_mm: float = 0.0
     sclerosis_hu: float = 0.0
+    disc_gas_hu: float = 0.0  # vacuum phenomenon in the disc below the body (0: none)
+    fracture: Fracture | None = None
+    cement_hu: float = 0.0  # vertebroplasty cement in the body (0: none)
+    cement_radii: tuple[float, float, float] = (0.6, 0.55, 0.6)  # of the body's half extents
     z_range: tuple[float, float] = (0.0, 0.0)
     box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # world x0, x1, y0, y1
 
@@ -127,6 +137,52 @@ class Scene:
     arms: list[tuple[float, float, float, float]] = field(default_factory=list)  # x, y, soft radius, bone radius
     table_y: float = 0.0
     table_mm: float = 0.0
+    spectrum: Spectrum = field(default_factory=Spectrum)
+    metal: list[Tube] = field(default_factory=list)  # screws and rods (painted over bone, with streaks)
+    findings: Findings = field(default_factory=Findings)
+    marrow_fat: float = 0.5  # marrow fat volume fraction (0-1)
+    marrow_iodine: float = 0.0  # iodine in the marrow (mg/ml) in this contrast phase
+
+    def trabecular_hu(self, vbmd: float) -> float:
+        """Trabecular HU of this patient's bone at ``vbmd`` (mg/cm3) under the scan's spectrum."""
+        return bone_hu(vbmd, self.marrow_fat, self.marrow_iodine, self.spectrum)
+
+
+def bone_hu(vbmd: float, marrow_fat: float, iodine_mg_ml: float, spectrum: Spectrum) -> float:
+    """HU of bone of mineral density ``vbmd`` (mg/cm3) with its marrow, under ``spectrum`` (:mod:`.materials`)."""
+    return hounsfield(trabecular_bone(vbmd, marrow_fat, iodine_mg_ml), spectrum)
+
+
+#: Iodine (mg/ml) in the aorta, the IVC, organ parenchyma and bone marrow by contrast phase: ranges after
+#: Bae, Radiology 2010 (aortic peak 10-20 mg/ml, portal venous 4-8 mg/ml) and the enhancement of liver,
+#: spleen, kidney and marrow in the phases (about 25 HU per mg/ml at 120 kVp).
+IODINE_MG_ML = {
+    "none": {"aorta": (0, 0), "ivc": (0, 0), "liver": (0, 0), "spleen": (0, 0), "kidney": (0, 0), "marrow": (0, 0)},
+    "arterial": {
+        "aorta": (9, 19),
+        "ivc": (1, 5),
+        "liver": (0.3, 1.2),
+        "spleen": (1.5, 3.5),
+        "kidney": (4, 8),
+        "marrow": (0.2, 0.6),
+    },
+    "portal": {
+        "aorta": (5, 9),
+        "ivc": (5, 8),
+        "liver": (1.8, 2.8),
+        "spleen": (1.8, 3.0),
+        "kidney": (5, 7.5),
+        "marrow": (0.4, 0.8),
+    },
+    "delayed": {
+        "aorta": (3, 5),
+        "ivc": (3, 5),
+        "liver": (1.2, 2.0),
+        "spleen": (1.2, 2.0),
+        "kidney": (3, 5),
+        "marrow": (0.3, 0.7),
+    },
+}
 
 
 def _place(t: Template, scale: np.ndarray, rot: np.ndarray, anchor_t: np.ndarray, anchor_w: np.ndarray):
@@ -136,15 +192,23 @@ def _place(t: Template, scale: np.ndarray, rot: np.ndarray, anchor_t: np.ndarray
     return m, b
 
 
-def draw_scene(rng: np.random.Generator) -> Scene:
-    """Draw one patient: anatomy, pathology, contrast phase and tissue HU.
+def draw_scene(rng: np.random.Generator, findings: Findings | None = None, randomize: bool = True) -> Scene:
+    """Draw one patient: anatomy, pathology, contrast phase, the scan's spectrum and tissue HU.
 
     Parameters
     ----------
     rng : numpy Generator
         The case's generator; the same state gives the same scene.
+    findings : Findings, optional
+        Fractures, cement, screws and transitional anatomy to draw (:mod:`.findings`); drawn at
+        random (most patients have none) when None.
+    randomize : bool
+        Give 12 % of patients soft-tissue HU that CT never shows (SynthSeg-style domain randomization,
+        for training); False for volumes that must read like CT (evaluation, tests of HU-based rules).
     """
     T = load_templates()
+    findings = findings if findings is not None else draw_findings(rng)
+    phase = str(rng.choice(["none", "arterial", "portal", "delayed"], p=[0.35, 0.15, 0.35, 0.15]))
     gscale = rng.uniform(0.86, 1.14)
     tilt = _rot(rng.normal(0, 0.04), rng.normal(0, 0.10), rng.normal(0, 0.04))  # roll, pelvic tilt, yaw
     spine_x = rng.normal(0, 6)
@@ -155,15 +219,30 @@ def draw_scene(rng: np.random.Generator) -> Scene:
     spine_y = float(np.clip(body_b - behind - 70 * gscale, -0.05 * body_b, 0.5 * body_b))
     anchor_t = np.array([14.0, 0.0, 106.0])  # L3 body centre in the template
     anchor_w = np.array([spine_x, spine_y, 0.0])
-    trab = rng.uniform(40, 260) if rng.random() < 0.85 else rng.uniform(15, 330)
-    cortex = rng.uniform(350, 1100)
+    # the scan's spectrum, and what this patient's bone is made of (HU from :mod:`.materials`)
+    spectrum = Spectrum(
+        kvp=float(rng.choice([80.0, 100.0, 120.0, 140.0], p=[0.1, 0.25, 0.5, 0.15])),
+        aluminium_mm=rng.uniform(3.0, 8.0),
+        water_mm=2.0 * np.sqrt(body_a * body_b) * rng.uniform(0.9, 1.0),
+    )
+    marrow_fat = rng.uniform(0.25, 0.85)
+    iodine = {k: rng.uniform(*v) for k, v in IODINE_MG_ML[phase].items()}
+
+    def bone_at(vbmd: float, fat: float = marrow_fat) -> float:
+        return bone_hu(max(vbmd, 0.0), fat, iodine["marrow"], spectrum)
+
+    vbmd = rng.uniform(30, 230) if rng.random() < 0.85 else rng.uniform(10, 300)
+    cortex = bone_at(rng.uniform(450, 1250))  # the vertebral shell: porous cortical bone
     cortex_mm = rng.uniform(0.8, 2.2)
     bones: list[PlacedBone] = []
     levels_z: dict[int, float] = {}
     lumbar_ids = {1: "L1", 2: "L2", 3: "L3", 4: "L4", 5: "L5"}
+    centres: dict[int, np.ndarray] = {}
     scol = rng.normal(0, 5)  # lateral bow (mm) of the lumbar spine
-    # discs: narrowed, normal or tall; each vertebra's shift is the sum of the changes below it
-    disc_change = rng.uniform(-1.0, 3.0, 6)  # the meshes' discs are narrow already (L1-L2 about 1 mm at the rim)
+    # discs: each vertebra's shift is the sum of the changes below it. The meshes' discs are narrow (L1-L2 about
+    # 1 mm at the rim, 3-5 mm in the middle); adult lumbar discs are 8-12 mm in the middle (Pfirrmann et al.,
+    # Spine 2006), so most discs open by 2-7 mm and a fifth stay narrow (degenerated)
+    disc_change = np.where(rng.random(6) < 0.2, rng.uniform(-1.0, 1.0, 6), rng.uniform(2.0, 7.0, 6))
     for level, name in lumbar_ids.items():
         shift_z = disc_change[level:].sum() * gscale  # changes of the discs below this level
         frac = (5 - level) / 4
@@ -174,8 +253,19 @@ def draw_scene(rng: np.random.Generator) -> Scene:
         centre_w = tilt @ (np.linalg.inv(_WORLD_TO_TEMPLATE) @ (centre_t - anchor_t)) * gscale + anchor_w
         centre_w += np.array([scol * np.sin(np.pi * frac), rng.normal(0, 1.5), shift_z])
         m, b = _place(T[name], scale, tilt @ local, centre_t, centre_w)
-        bones.append(_vertebra(rng, T[name], m, b, level, trab, cortex, cortex_mm, body_t))
+        sid = SACRUM_ID if level == 5 and findings.lumbar_count == 4 else level  # L5 sacralized: fused to S1
+        bones.append(_vertebra(rng, T[name], m, b, sid, bone_at(vbmd + rng.normal(0, 10)), cortex, cortex_mm, body_t))
         levels_z[level] = float(centre_w[2])
+        centres[level] = centre_w
+    # six lumbar vertebrae: an L6 of L5's shape one step below, the sacrum and pelvis one step down
+    below = np.zeros(3)
+    if findings.lumbar_count == 6:
+        below = (centres[5] - centres[4]) * np.array([0.3, 0.6, 1.0])
+        body_t = T["L5_body"]
+        centre_t = body_t.origin + np.array(body_t.sdf.shape) / 2
+        m, b = _place(T["L5"], gscale * rng.uniform(0.94, 1.06, 3), tilt, centre_t, centres[5] + below)
+        bones.append(_vertebra(rng, T["L5"], m, b, L6_ID, bone_at(vbmd + rng.normal(0, 10)), cortex, cortex_mm, body_t))
+        levels_z[L6_ID] = float((centres[5] + below)[2])
     # thoracic vertebrae above L1: L1's shape, smaller at each level, with kyphosis starting
     l1 = T["L1_body"]
     l1_centre_t = l1.origin + np.array(l1.sdf.shape) / 2
@@ -189,17 +279,17 @@ def draw_scene(rng: np.random.Generator) -> Scene:
         local = _rot(rng.normal(0, 0.03), rng.normal(-0.05 * k, 0.04), rng.normal(0, 0.03))
         scale = gscale * f * rng.uniform(0.95, 1.05, 3)
         m, b = _place(T["L1"], scale, tilt @ local, l1_centre_t, prev_centre)
-        bones.append(_vertebra(rng, T["L1"], m, b, sid, trab, cortex, cortex_mm, l1))
+        bones.append(_vertebra(rng, T["L1"], m, b, sid, bone_at(vbmd + rng.normal(5, 10)), cortex, cortex_mm, l1))
         levels_z[sid] = float(prev_centre[2])
     # sacrum (with coccyx) and pelvis keep their real relation to L5
     sac_scale = gscale * rng.uniform(0.95, 1.05, 3)
-    m, b = _place(T["S1"], sac_scale, tilt, anchor_t, anchor_w + np.array([0, 0, disc_change.sum() * 0]))
-    sac = PlacedBone(T["S1"], m, b, SACRUM_ID, trab + rng.normal(0, 15), cortex, cortex_mm, T["S1_body"])
+    m, b = _place(T["S1"], sac_scale, tilt, anchor_t, anchor_w + below)
+    sac = PlacedBone(T["S1"], m, b, SACRUM_ID, bone_at(vbmd + rng.normal(0, 12)), cortex, cortex_mm, T["S1_body"])
     bones.append(sac)
     levels_z[SACRUM_ID] = float(sac.centre_world(np.array([-10.0, 0.0, -5.0]))[2])
     pel_scale = sac_scale * np.array([1.0, rng.uniform(0.95, 1.08), 1.0])  # wider or narrower hips, joints closed
-    m, b = _place(T["Pelvis"], pel_scale, tilt, anchor_t, anchor_w)
-    pelvis = PlacedBone(T["Pelvis"], m, b, 0, trab + rng.normal(10, 20), cortex, cortex_mm)
+    m, b = _place(T["Pelvis"], pel_scale, tilt, anchor_t, anchor_w + below)
+    pelvis = PlacedBone(T["Pelvis"], m, b, 0, bone_at(vbmd + rng.normal(8, 16)), cortex, cortex_mm)
     bones.append(pelvis)
 
     tubes: list[Tube] = []
@@ -210,20 +300,25 @@ def draw_scene(rng: np.random.Generator) -> Scene:
         lateral = np.sign(head[0] - spine_x) or side
         troch = head + np.array([lateral * rng.uniform(40, 55), rng.uniform(-5, 10), -rng.uniform(20, 35)]) * gscale
         knee = troch + np.array([-lateral * 25, rng.uniform(-20, 0), -300.0])
-        fem_trab = trab + rng.normal(20, 20)
+        fem_trab = bone_at(vbmd + rng.normal(16, 16))
         tubes.append(Tube(np.array([head, head + 1e-3]), r, fem_trab, cortex, cortex_mm))
         tubes.append(Tube(np.array([head, troch]), r * 0.65, fem_trab, cortex, cortex_mm))
         tubes.append(Tube(np.array([troch, troch + 1e-3]), r * 0.8, fem_trab, cortex, cortex_mm))
-        tubes.append(Tube(np.array([troch, knee]), r * 0.58, fem_trab * 0.3, cortex, max(cortex_mm, 3.0)))
+        shaft = bone_at(0.15 * vbmd, fat=0.95)  # fatty marrow of the shaft
+        tubes.append(Tube(np.array([troch, knee]), r * 0.58, shaft, cortex, max(cortex_mm, 3.0)))
     # ribs on the thoracic vertebrae: head at the costovertebral joint beside the body, neck in front of the
     # transverse process, tubercle at its tip, angle behind it, then round the chest wall, sloping down
     fat_mm, wall_mm = rng.uniform(4, 55), rng.uniform(6, 16)
-    for sid in THORACIC_IDS:
+    rib_levels = [(sid, k, [0.3, 0.5, 0.75, 0.9, 1.0][k]) for k, sid in enumerate(THORACIC_IDS)]  # T12's are short
+    if findings.ribs == "no_t12_ribs":
+        rib_levels = rib_levels[1:]
+    elif findings.ribs == "l1_ribs":  # a 13th pair, on L1: short, like T12's
+        rib_levels.insert(0, (1, -1, 0.2))
+    for sid, k, rib_reach in rib_levels:
         bone = next(x for x in bones if x.spine_id == sid)
         c = bone.centre_world(l1_centre_t)
-        k = THORACIC_IDS.index(sid)
         f = gscale * 0.95 ** (k + 1)
-        reach = [0.3, 0.5, 0.75, 0.9, 1.0][k] * rng.uniform(0.8, 1.15)  # T12's ribs are short
+        reach = rib_reach * rng.uniform(0.8, 1.15)
         for side in (-1, 1):
             start = [
                 c + np.array([side * (23 * f + rng.uniform(1, 3)), 6 * f, 5.0]),
@@ -246,38 +341,34 @@ def draw_scene(rng: np.random.Generator) -> Scene:
                 Tube(
                     np.array(start + arc),
                     rng.uniform(4.0, 6.0),
-                    trab + rng.normal(30, 20),
-                    cortex * 0.9,
+                    bone_at(vbmd + rng.normal(25, 16)),
+                    bone_at(rng.uniform(400, 1100)),
                     min(cortex_mm, 1.5),
                 )
             )
     organs = _draw_organs(rng, body_a, body_b, spine_x, spine_y, levels_z)
-    phase = rng.choice(["none", "arterial", "portal", "delayed"], p=[0.35, 0.15, 0.35, 0.15])
+
+    def hu_of(mix: Mixture) -> float:
+        return hounsfield(mix, spectrum)
+
+    # soft tissue: densities vary a little from patient to patient (hydration, lipid content)
+    adipose = tissue("adipose", rng.uniform(0.98, 1.02))
+    blood = tissue("blood", rng.uniform(0.99, 1.01))
     hu = {
-        "air": rng.uniform(-1010, -980),
-        "fat": rng.uniform(-125, -70),
-        "muscle": rng.uniform(30, 65),
-        "disc": rng.uniform(60, 120),
-        "csf": rng.uniform(0, 35),
-        "aorta": {
-            "none": rng.uniform(30, 55),
-            "arterial": rng.uniform(230, 480),
-            "portal": rng.uniform(140, 230),
-            "delayed": rng.uniform(90, 130),
-        }[phase],
-        "ivc": {
-            "none": rng.uniform(30, 55),
-            "arterial": rng.uniform(60, 140),
-            "portal": rng.uniform(130, 210),
-            "delayed": rng.uniform(90, 130),
-        }[phase],
-        "table": rng.uniform(-300, 300),
+        "air": hu_of(tissue("air", rng.uniform(0.9, 1.1))),
+        "fat": hu_of(adipose),
+        "muscle": hu_of(tissue("muscle", rng.uniform(0.985, 1.01))),
+        "disc": hu_of(tissue("cartilage", rng.uniform(0.97, 1.02))),  # degenerated discs lose water
+        "csf": hu_of(tissue("csf", rng.uniform(0.995, 1.01))),
+        "aorta": hu_of(enhanced(blood, iodine["aorta"])),
+        "ivc": hu_of(enhanced(blood, iodine["ivc"])),
+        "table": rng.uniform(-300, 300),  # carbon fibre and foam: not a tissue
     }
-    if rng.random() < 0.12:  # SynthSeg-style: soft tissue intensities the network must not rely on
+    if rng.random() < 0.12 and randomize:  # SynthSeg-style: soft tissue intensities the network must not rely on
         for key in ("fat", "muscle", "disc", "csf"):
             hu[key] = rng.uniform(-200, 200)
     for o in organs:
-        o.hu = _organ_hu(rng, o.kind, phase)
+        o.hu = _organ_hu(rng, o.kind, phase, iodine, hu_of)
         o.wall_hu = rng.uniform(20, 80) if o.kind.startswith("bowel") else o.hu
     calc = rng.uniform(0, 1) ** 2 * 0.6  # share of the aortic wall calcified
     aorta = {
@@ -288,7 +379,7 @@ def draw_scene(rng: np.random.Generator) -> Scene:
         "ivc_r": rng.uniform(9, 14),
         "bifurcation_z": levels_z[4] + rng.uniform(-10, 15),
         "calc": calc,
-        "calc_hu": rng.uniform(300, 1300),
+        "calc_hu": hu_of(trabecular_bone(rng.uniform(250, 1100), 0.0)),  # calcified plaque: mineral in the wall
         "calc_seed": int(rng.integers(1 << 30)),
     }
     arms = []
@@ -306,19 +397,60 @@ def draw_scene(rng: np.random.Generator) -> Scene:
         body_b=body_b,
         body_yc=0.0,
         harmonics=rng.normal(0, 0.03, (4, 2)),
-        fat_mm=rng.uniform(4, 55),
-        wall_mm=rng.uniform(6, 16),
+        fat_mm=fat_mm,
+        wall_mm=wall_mm,
         spine_x=spine_x,
         spine_y=spine_y,
         levels_z=levels_z,
         z_extent=(-330.0 * gscale, top_z + 20),
         hu=hu,
-        phase=str(phase),
+        phase=phase,
         aorta=aorta,
         arms=arms,
         table_y=body_b + rng.uniform(0, 12),
         table_mm=rng.uniform(8, 40),
+        spectrum=spectrum,
+        metal=_place_findings(rng, findings, bones, hu_of),
+        findings=findings,
+        marrow_fat=float(marrow_fat),
+        marrow_iodine=float(iodine["marrow"]),
     )
+
+
+def _place_findings(rng, findings: Findings, bones: list[PlacedBone], hu_of) -> list[Tube]:
+    """Put the fractures and cement into their vertebrae; return the screws and rods (titanium tubes)."""
+    by_id = {b.spine_id: b for b in bones if b.spine_id}
+    for sid, fracture in findings.fractures.items():
+        if sid in by_id:
+            by_id[sid].fracture = fracture
+    for sid in findings.cement:
+        if sid in by_id:
+            by_id[sid].cement_hu = hu_of(tissue("bone_cement", rng.uniform(0.9, 1.1)))
+            by_id[sid].cement_radii = tuple(rng.uniform(0.45, 0.75, 3))
+    metal_hu = hu_of(tissue("titanium_alloy"))
+    heads: dict[int, list[np.ndarray]] = {-1: [], 1: []}
+    metal = []
+    for sid in findings.screws:
+        bone = by_id.get(sid)
+        if bone is None or bone.body is None:
+            continue
+        lo, hi = (np.asarray(e, float) for e in bone.body.extent)
+        c = (lo + hi) / 2
+        post = lo[0] + 6.0  # the body's posterior wall (template x is anterior)
+        inv = np.linalg.inv(bone.m)
+        for side in (-1, 1):
+            # through the pedicle: in at the facet, converging about 15 degrees toward the body's middle
+            entry = np.array([post - 28.0, side * rng.uniform(20, 25), c[2]])
+            tip = np.array([c[0] + 0.45 * (hi[0] - lo[0] - 12) / 2, side * rng.uniform(3, 8), c[2]])
+            head = entry + np.array([-8.0, 0.0, 0.0])
+            to_world = [inv @ (p - bone.b) for p in (head, entry, tip)]
+            metal.append(Tube(np.array(to_world[1:]), rng.uniform(2.8, 3.5), metal_hu, metal_hu))
+            metal.append(Tube(np.array([to_world[0], to_world[1]]), rng.uniform(5.0, 6.5), metal_hu, metal_hu))
+            heads[side].append(to_world[0])
+    for side in (-1, 1):  # rods joining the screw heads of adjacent instrumented levels
+        if len(heads[side]) > 1:
+            metal.append(Tube(np.array(heads[side]), 2.75, metal_hu, metal_hu))
+    return metal
 
 
 def _vertebra(rng, t, m, b, sid, trab, cortex, cortex_mm, body) -> PlacedBone:
@@ -327,12 +459,13 @@ def _vertebra(rng, t, m, b, sid, trab, cortex, cortex_mm, body) -> PlacedBone:
         m,
         b,
         sid,
-        float(np.clip(trab + rng.normal(0, 12), 10, 400)),
+        float(trab),
         cortex,
         cortex_mm,
         body,
         osteophyte_mm=rng.uniform(1.5, 6.0) if rng.random() < 0.25 else 0.0,
         sclerosis_hu=rng.uniform(150, 450) if rng.random() < 0.2 else 0.0,
+        disc_gas_hu=rng.uniform(-900, -300) if rng.random() < 0.07 else 0.0,
     )
 
 
@@ -366,24 +499,23 @@ def _draw_organs(rng, a, b, sx, sy, levels_z) -> list[Organ]:
     return organs
 
 
-def _organ_hu(rng, kind: str, phase: str) -> float:
-    enh = {"none": 0.0, "arterial": 0.6, "portal": 1.0, "delayed": 0.7}[phase]
-    if kind == "liver":
-        return rng.uniform(40, 70) + enh * rng.uniform(30, 60)
-    if kind == "spleen":
-        return rng.uniform(35, 55) + enh * rng.uniform(40, 80)
-    if kind == "kidney":
-        base = rng.uniform(25, 40) + enh * rng.uniform(100, 180)
-        return base + (rng.uniform(200, 900) if phase == "delayed" and rng.random() < 0.5 else 0.0)
+def _organ_hu(rng, kind: str, phase: str, iodine: dict, hu_of) -> float:
+    """HU of an organ from its tissue, the phase's iodine and the scan's spectrum (``hu_of``: Mixture -> HU)."""
+    if kind in ("liver", "spleen", "kidney"):
+        base = tissue(kind, rng.uniform(0.98, 1.02))
+        extra = rng.uniform(5, 30) if kind == "kidney" and phase == "delayed" and rng.random() < 0.5 else 0.0
+        return hu_of(enhanced(base, iodine[kind] * rng.uniform(0.85, 1.15) + extra))  # extra: excreted into the pelvis
     if kind == "bladder":
-        return rng.uniform(0, 20) + (rng.uniform(100, 800) if phase == "delayed" and rng.random() < 0.4 else 0.0)
+        excreted = rng.uniform(4, 30) if phase == "delayed" and rng.random() < 0.4 else 0.0
+        return hu_of(enhanced(tissue("urine", rng.uniform(0.99, 1.01)), excreted))
     if kind == "bowel_gas":
-        return rng.uniform(-1000, -800)
-    if kind == "bowel_contrast":
-        return rng.uniform(150, 800)
-    if kind == "bowel_feces":
-        return rng.uniform(-300, 60)
-    return rng.uniform(0, 40)
+        return hu_of(tissue("air", rng.uniform(1.0, 120.0)))  # gas with some fluid and wall in the voxel
+    if kind == "bowel_contrast":  # positive oral contrast
+        return hu_of(enhanced(tissue("water"), rng.uniform(5, 30)))
+    if kind == "bowel_feces":  # stool: water, fat and gas
+        gas = rng.uniform(0, 0.4)
+        return hu_of(Mixture((("water", 1.0 - gas - 0.2), ("adipose", 0.19), ("air", 0.0012 * gas))))
+    return hu_of(tissue("muscle", rng.uniform(0.95, 1.0)))  # bowel fluid and wall
 
 
 @dataclass(frozen=True)
@@ -469,14 +601,20 @@ def render_slice(scene: Scene, acq: Acquisition, z: float, rng: np.random.Genera
     offsets = (np.arange(n_sub) - (n_sub - 1) / 2) * (acq.thickness / n_sub)
     hu = np.zeros((ny, nx), np.float32)
     spine = body = None
+    metal = np.zeros((ny, nx), bool)
     for dz in offsets:
-        img, (lab, bod) = _render_plane(scene, xs, ys, float(z + dz), rng, want_labels=spine is None and abs(dz) < 1e-6)
+        img, (lab, bod, met) = _render_plane(
+            scene, xs, ys, float(z + dz), rng, want_labels=spine is None and abs(dz) < 1e-6
+        )
         hu += img
+        metal |= met
         if lab is not None:
             spine, body = lab, bod
     hu /= n_sub
+    if metal.any():  # streaks round screws and rods
+        hu += metal_streaks(metal, acq.spacing, rng)
     if spine is None:
-        _, (spine, body) = _render_plane(scene, xs, ys, float(z), rng, want_labels=True, labels_only=True)
+        _, (spine, body, _) = _render_plane(scene, xs, ys, float(z), rng, want_labels=True, labels_only=True)
     # reconstruction kernel, sharp-kernel overshoot, correlated noise, reconstruction circle
     sig = acq.kernel_mm / acq.spacing
     blurred = ndimage.gaussian_filter(hu, sig, truncate=3.0) if sig > 0.15 else hu
@@ -509,6 +647,8 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
             continue
         pts = np.stack([X[rs, cs], Y[rs, cs], np.full(X[rs, cs].shape, z, np.float32)])
         tp = np.tensordot(bone.m, pts, axes=1) + bone.b[:, None, None]
+        if bone.fracture is not None and bone.body is not None:
+            tp = fracture_warp(tp, bone.fracture, *bone.body.extent)
         sdf = bone.template.sample(tp)
         inside = sdf < 0
         body_sdf = None
@@ -535,10 +675,19 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
             disc = (bone.body.sample(clamped) < 0) & ~inside & (np.abs(tp[2] - clamped[2]) < 9)
             sub = img[rs, cs]
             sub[disc & ~bone_any[rs, cs]] = scene.hu["disc"]
+            if bone.disc_gas_hu:  # vacuum disc: a gas cleft in the middle of the disc below the body
+                below = tp[2] - clamped[2]
+                cleft = disc & (below < -1.5) & (below > -4.0) & (bone.body.sample(clamped) < -6)
+                sub[cleft & ~bone_any[rs, cs]] = bone.disc_gas_hu
         val = np.where(sdf > -bone.cortex_mm, bone.cortex_hu, bone.trabecular_hu).astype(np.float32)
         if bone.sclerosis_hu and body_sdf is not None:
             val += np.float32(bone.sclerosis_hu) * ((np.abs(tp[2] - ends[0]) < 3) | (np.abs(tp[2] - ends[1]) < 3))
         tex = _texture(rng, val.shape, 25 + 0.25 * bone.trabecular_hu)
+        if bone.cement_hu and body_sdf is not None:
+            c, half = (np.asarray(lo) + np.asarray(hi)) / 2, (np.asarray(hi) - np.asarray(lo)) / 2 - 6
+            r2 = sum(((tp[i] - c[i]) / (half[i] * bone.cement_radii[i])) ** 2 for i in range(3))
+            blob = (r2 < 1) & (body_sdf < -1.0)
+            val[blob], tex[blob] = bone.cement_hu, 0.0
         sub = img[rs, cs]
         sub[inside] = (val + tex)[inside]
         bone_any[rs, cs] |= inside
@@ -557,7 +706,16 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
         sub = img[rs, cs]
         free = inside & ~bone_any[rs, cs]
         sub[free] = (val + _texture(rng, val.shape, 30))[free]
-    return img, (labels, bodies)
+    metal = np.zeros((ny, nx), bool)
+    for tube in scene.metal if not labels_only else ():
+        d = _tube_distance(tube, X, Y, z)
+        if d is None:
+            continue
+        (rs, cs), dist = d
+        inside = dist < tube.radius
+        img[rs, cs][inside] = tube.trabecular_hu
+        metal[rs, cs] |= inside
+    return img, (labels, bodies, metal)
 
 
 def _window(xs, ys, box):

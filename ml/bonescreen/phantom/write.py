@@ -17,7 +17,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from .. import __version__
 from ..atomic import atomic_path
 from ..io.nifti import save_nifti
-from ..labels import LEVEL_NAMES
+from ..labels import LEVEL_NAMES, VERTEBRA_NAMES
 from .generate import PhantomCase, PhantomConfig, make_case
 from .realistic import RealisticConfig, make_realistic_case
 
@@ -26,6 +26,11 @@ CSV_COLUMNS = (
     ["case_id", "class", "case_vbmd", "contrast", "slices", "slice_thickness_mm", "pixel_spacing_mm"]
     + [f"vbmd_{n}" for n in LEVEL_NAMES.values()]
     + [f"trabecular_hu_{n}" for n in LEVEL_NAMES.values()]
+    # realistic phantom only (empty for the first): scan, findings (:mod:`.findings`), transitional anatomy
+    + ["kvp", "phase"]
+    + [f"genant_grade_{n}" for n in LEVEL_NAMES.values()]
+    + [f"fracture_shape_{n}" for n in LEVEL_NAMES.values()]
+    + ["cement_levels", "screw_levels", "lumbar_count", "ribs"]
 )
 
 
@@ -124,6 +129,17 @@ def case_row(case: PhantomCase) -> dict:
     for name in LEVEL_NAMES.values():
         row[f"vbmd_{name}"] = case.vbmd.get(name, "")
         row[f"trabecular_hu_{name}"] = case.trabecular_hu.get(name, "")
+    findings = case.meta.get("findings")
+    if findings is not None:
+        row["kvp"], row["phase"] = case.meta["kvp"], case.meta["phase"]
+        for vid, name in LEVEL_NAMES.items():
+            if case.meta["slices"].get(name):
+                fracture = findings["fractures"].get(str(vid))
+                row[f"genant_grade_{name}"] = fracture["grade"] if fracture else 0
+                row[f"fracture_shape_{name}"] = fracture["shape"] if fracture else ""
+        row["cement_levels"] = " ".join(VERTEBRA_NAMES[v] for v in findings["cement"])
+        row["screw_levels"] = " ".join(VERTEBRA_NAMES[v] for v in findings["screws"])
+        row["lumbar_count"], row["ribs"] = findings["lumbar_count"], findings["ribs"]
     return row
 
 

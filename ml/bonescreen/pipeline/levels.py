@@ -49,9 +49,10 @@ WAIST_RATIO = 0.6
 #: Tallest vertebral body (mm, the axial extent of its core and 6 mm either side) and tallest whole
 #: vertebra (mm) of one level: lumbar bodies are 23.5-32.4 mm (Clouthier et al. 2023), up to about 50 mm
 #: of axial extent when tilted as L5; two bodies joined across a disc make 60 or more. The Visible Human's
-#: L1, spinous process included, spans 62 mm.
+#: L1, spinous process included, spans 62 mm (71 mm scaled to a large adult); the split may give a vertebra
+#: the inferior articular processes of the one above, which reach down beside it (about 20 mm more).
 MAX_BODY_MM = 60.0
-MAX_VERTEBRA_MM = 80.0
+MAX_VERTEBRA_MM = 95.0
 #: The sacrum is searched among this many lowest pieces (S1, lower sacral segments, coccyx).
 SACRAL_PIECES = 4
 #: In-plane pixel size (mm) the split works at: finer slices are subsampled.
@@ -163,12 +164,18 @@ def _bone_area_mm2(
     spacing_yx,
     within_mm: float | None = None,
     min_hu: float = RIB_MIN_HU,
+    behind_row: float | None = None,
+    near_to: np.ndarray | None = None,
 ) -> float:
     """Area of bone (HU above ``min_hu``) in a window of one slice, not within 2 pixels of the mask.
 
     With ``within_mm``, only bone at most that far from the mask counts (a rib meets its vertebra
     at the costovertebral and costotransverse joints, the ilium meets the sacrum at the sacroiliac
-    joint; contrast in a kidney or bowel lies further out).
+    joint; contrast in a kidney or bowel lies further out). With ``behind_row``, only pieces whose
+    centre lies behind that row count: rib heads and necks and the sacroiliac joints lie behind the
+    middle of the vertebral body, while the aorta, the IVC and the iliac vessels, which lie against
+    the spine and enhance to bone-like HU, lie beside and in front of it (Gray's Anatomy, 42nd ed.).
+    ``near_to`` (same shape as ``mask``) is what ``within_mm`` is measured from, when not the whole mask.
     """
     ny, nx = mask.shape
     r0, r1 = max(rows.start, 0), min(rows.stop, ny)
@@ -181,16 +188,28 @@ def _bone_area_mm2(
     context = mask[R0 : r1 + pad, C0 : c1 + pad]
     inner = (slice(r0 - R0, r1 - R0), slice(c0 - C0, c1 - C0))
     near = ndimage.binary_dilation(context, iterations=2)[inner]
+    if near_to is not None:
+        context = near_to[R0 : r1 + pad, C0 : c1 + pad]
     bone = (hu[r0:r1, c0:c1] > min_hu) & ~near
     if within_mm is not None and bone.any():
         if not context.any():
             return 0.0
         bone &= ndimage.distance_transform_edt(~context, sampling=spacing_yx)[inner] <= within_mm
+    if behind_row is not None and bone.any():
+        pieces, n = ndimage.label(bone)
+        rows = np.asarray(ndimage.center_of_mass(bone, pieces, range(1, n + 1)))[:, 0] + r0
+        bone = np.isin(pieces, 1 + np.nonzero(rows > behind_row)[0])
     return float(bone.sum()) * spacing_yx[0] * spacing_yx[1]
 
 
 def _lateral_bone(
-    hu: np.ndarray, mask: np.ndarray, run: tuple[int, int], centres: np.ndarray, half_widths: np.ndarray, spacing
+    hu: np.ndarray,
+    mask: np.ndarray,
+    run: tuple[int, int],
+    centres: np.ndarray,
+    half_widths: np.ndarray,
+    spacing,
+    own: np.ndarray | None = None,
 ) -> tuple[bool, bool, bool]:
     """Ribs, and iliac bone, beside a vertebral body (bone not in the mask) on enough of its slices.
 
@@ -202,7 +221,10 @@ def _lateral_bone(
     are not taken for ribs.
 
     The sacroiliac joints are told apart from iliac crests beside L5: the ilium lies within
-    :data:`SI_NEAR_MM` of the sacrum's mask, behind the front of the body, on both sides.
+    :data:`SI_NEAR_MM` of the vertebra's own part of the mask (``own``, slices ``run``; the whole
+    mask when None), behind the middle of the body, on both sides. L5's lower slices cut the top
+    of the sacrum (the lumbosacral angle): the ilium beside the sacral alae is near the sacrum there,
+    not near L5.
 
     Returns
     -------
@@ -232,10 +254,21 @@ def _lateral_bone(
             iliac.append(
                 _bone_area_mm2(hu[k], mask[k], wide_rows, far_cols, (dy, dx), min_hu=ILIAC_MIN_HU) > ILIAC_AREA_MM2
             )
-            area = _bone_area_mm2(hu[k], mask[k], rows, near_cols, (dy, dx), within_mm=RIB_NEAR_MM)
+            area = _bone_area_mm2(hu[k], mask[k], rows, near_cols, (dy, dx), within_mm=RIB_NEAR_MM, behind_row=cy)
             rib |= RIB_AREA_MM2[0] < area < RIB_AREA_MM2[1]
             joint.append(
-                _bone_area_mm2(hu[k], mask[k], back_rows, far_cols, (dy, dx), SI_NEAR_MM, SI_MIN_HU) > SI_AREA_MM2
+                _bone_area_mm2(
+                    hu[k],
+                    mask[k],
+                    back_rows,
+                    far_cols,
+                    (dy, dx),
+                    SI_NEAR_MM,
+                    SI_MIN_HU,
+                    cy,
+                    None if own is None else own[k - run[0]],
+                )
+                > SI_AREA_MM2
             )
         iliac_hits += all(iliac)  # the pelvis is on both sides
         joint_hits += all(joint)
@@ -471,7 +504,9 @@ def _split(
         v = Vertebra(index, run, (zs.start + z_off, zs.stop - 1 + z_off), width)
         v.core_id = cid
         if hu is not None:
-            v.ribs, v.iliac, v.sacroiliac = _lateral_bone(hu, mask, run, centres, radius, spacing)
+            own_part = np.zeros((run[1] - run[0] + 1, *mask.shape[1:]), bool)
+            own_part[:, box[1], box[2]] = parts[run[0] - z_off : run[1] - z_off + 1] == cid
+            v.ribs, v.iliac, v.sacroiliac = _lateral_bone(hu, mask, run, centres, radius, spacing, own_part)
         vertebrae.append(v)
     vertebrae = _join_sacrum(vertebrae)
     names, rule, certain, name_notes = _name(vertebrae, top_level, spacing[0])

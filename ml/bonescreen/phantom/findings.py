@@ -1,0 +1,205 @@
+"""What a radiologist reports beyond bone density, drawn into the realistic phantom with known truth.
+
+- Vertebral fractures of a given Genant grade and shape (Genant et al., J Bone Miner Res 1993:
+  grade 1 mild 20-25 %, grade 2 moderate 25-40 %, grade 3 severe > 40 % height reduction;
+  wedge = anterior height lost, biconcave = middle height lost, crush = the whole body).
+- Vertebroplasty cement (PMMA with barium sulphate) in a vertebral body.
+- Pedicle screws and rods (titanium alloy), with the streaks metal leaves in CT.
+- Transitional anatomy: six lumbar vertebrae (L6), four (L5 sacralized: fused to the sacrum and
+  labelled with it), no ribs on T12, or ribs on L1.
+
+:func:`draw_findings` draws them at random for training; a test or a benchmark passes its own
+:class:`Findings` to :func:`~.scene.draw_scene` to get exactly the case it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+#: Fracture shapes (Genant): which part of the body loses height.
+FRACTURE_SHAPES = ("wedge", "biconcave", "crush")
+#: Height reduction drawn for each Genant grade, inside the grade's band (Genant et al. 1993) with a margin.
+GRADE_LOSS = {1: (0.21, 0.24), 2: (0.27, 0.38), 3: (0.42, 0.58)}
+#: How :class:`~.realistic.RealisticConfig` gets a case's findings: drawn at random, none, or drawn with
+#: normal anatomy (five lumbar vertebrae, twelve pairs of ribs).
+FINDINGS_MODES = ("random", "none", "normal-anatomy")
+#: Rib variants: ``normal`` (ribs down to T12), ``no_t12_ribs`` (11 pairs), ``l1_ribs`` (a 13th pair on L1).
+RIB_VARIANTS = ("normal", "no_t12_ribs", "l1_ribs")
+
+
+def genant_grade(loss: float) -> int:
+    """Genant semi-quantitative grade (0-3) of a height reduction ``loss`` (fraction 0-1; Genant et al. 1993)."""
+    if loss >= 0.40:
+        return 3
+    if loss >= 0.25:
+        return 2
+    if loss >= 0.20:
+        return 1
+    return 0
+
+
+@dataclass(frozen=True)
+class Fracture:
+    """A vertebral body fracture: Genant ``grade`` (1-3), ``shape`` (:data:`FRACTURE_SHAPES`), ``loss`` (fraction)."""
+
+    grade: int
+    shape: str
+    loss: float
+
+    def __post_init__(self) -> None:
+        if self.shape not in FRACTURE_SHAPES:
+            raise ValueError(f"fracture shape must be one of {', '.join(FRACTURE_SHAPES)}, got {self.shape!r}")
+        if genant_grade(self.loss) != self.grade:
+            grade = genant_grade(self.loss)
+            raise ValueError(f"a height loss of {self.loss:.2f} is Genant grade {grade}, not {self.grade}")
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, grade: int | None = None, shape: str | None = None) -> Fracture:
+        """A fracture of ``grade`` and ``shape`` (drawn when None) with a loss inside the grade's band."""
+        grade = int(grade if grade is not None else rng.choice([1, 2, 3], p=[0.35, 0.4, 0.25]))
+        shape = str(shape if shape is not None else rng.choice(FRACTURE_SHAPES, p=[0.5, 0.3, 0.2]))
+        return cls(grade, shape, float(rng.uniform(*GRADE_LOSS[grade])))
+
+
+@dataclass
+class Findings:
+    """Findings of one phantom patient (spine ids of DESIGN.md: 1..5 = L1..L5, 6 = T12, 10 = L6).
+
+    Parameters
+    ----------
+    fractures : dict
+        Spine id -> :class:`Fracture`.
+    cement : tuple of int
+        Spine ids with vertebroplasty cement in the body.
+    screws : tuple of int
+        Spine ids with bilateral pedicle screws (joined by rods when adjacent).
+    lumbar_count : int
+        4 (L5 sacralized), 5, or 6 (an L6).
+    ribs : str
+        One of :data:`RIB_VARIANTS`.
+    """
+
+    fractures: dict[int, Fracture] = field(default_factory=dict)
+    cement: tuple[int, ...] = ()
+    screws: tuple[int, ...] = ()
+    lumbar_count: int = 5
+    ribs: str = "normal"
+
+    def __post_init__(self) -> None:
+        if self.lumbar_count not in (4, 5, 6):
+            raise ValueError(f"lumbar_count must be 4, 5 or 6, got {self.lumbar_count}")
+        if self.ribs not in RIB_VARIANTS:
+            raise ValueError(f"ribs must be one of {', '.join(RIB_VARIANTS)}, got {self.ribs!r}")
+
+    def summary(self) -> dict:
+        """JSON-ready truth: fractures (grade, shape, loss), cement and screw levels, lumbar count, ribs."""
+        return {
+            "fractures": {
+                str(k): {"grade": f.grade, "shape": f.shape, "loss": round(f.loss, 3)}
+                for k, f in self.fractures.items()
+            },
+            "cement": list(self.cement),
+            "screws": list(self.screws),
+            "lumbar_count": self.lumbar_count,
+            "ribs": self.ribs,
+        }
+
+
+def draw_findings(rng: np.random.Generator) -> Findings:
+    """Random findings for a training patient: most have none.
+
+    Rates: a fracture on 15 % of patients (one or two of T12-L5), cement in a fractured level on a
+    quarter of those, pedicle screws on 5 % (two or three adjacent levels of L2-L5), six lumbar
+    vertebrae on 4 %, four on 3 %, a rib variant on 8 %.
+    """
+    fractures: dict[int, Fracture] = {}
+    cement: tuple[int, ...] = ()
+    screws: tuple[int, ...] = ()
+    if rng.random() < 0.15:
+        for sid in rng.choice([6, 1, 2, 3, 4, 5], size=int(rng.integers(1, 3)), replace=False):
+            fractures[int(sid)] = Fracture.draw(rng)
+        if rng.random() < 0.25:
+            cement = (int(next(iter(fractures))),)
+    if rng.random() < 0.05:
+        first = int(rng.integers(2, 5))
+        screws = tuple(range(first, min(first + int(rng.integers(2, 4)), 6)))
+    u = rng.random()
+    lumbar_count = 6 if u < 0.04 else 4 if u < 0.07 else 5
+    ribs = str(rng.choice(RIB_VARIANTS, p=[0.92, 0.05, 0.03]))
+    return Findings(fractures, cement, screws, lumbar_count, ribs)
+
+
+def resolve_findings(rng: np.random.Generator, findings: Findings | str) -> Findings:
+    """``findings`` itself, or findings made as a mode of :data:`FINDINGS_MODES` says.
+
+    Raises
+    ------
+    ValueError
+        For a mode not in :data:`FINDINGS_MODES`.
+    """
+    if isinstance(findings, Findings):
+        return findings
+    if findings not in FINDINGS_MODES:
+        raise ValueError(f"findings must be one of {', '.join(FINDINGS_MODES)}, got {findings!r}")
+    if findings == "none":
+        return Findings()
+    drawn = draw_findings(rng)
+    if findings == "normal-anatomy":
+        drawn.lumbar_count, drawn.ribs = 5, "normal"
+    return drawn
+
+
+def fracture_warp(tp: np.ndarray, fracture: Fracture, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Template points of a fractured vertebra: the body's height shrunk toward its centre by the fracture.
+
+    ``tp`` (3, ...) are template-frame points (x anterior, y lateral, z superior; mm); ``lo``, ``hi``
+    the body's extent in the template (with its 6 mm margin). The returned points are where the
+    unfractured template is sampled: points beyond the collapsed endplates map outside the body.
+    """
+    lo, hi = np.asarray(lo, float) + 6.0, np.asarray(hi, float) - 6.0
+    c, half = (lo + hi) / 2, (hi - lo) / 2
+    u = (tp[0] - lo[0]) / (2 * half[0])  # 0 at the posterior wall, 1 at the anterior
+    if fracture.shape == "wedge":  # full loss over the front third, none at the posterior wall
+        loss = fracture.loss * np.clip((u - 0.1) / 0.6, 0.0, 1.0)
+    elif fracture.shape == "biconcave":
+        r2 = ((tp[0] - c[0]) / half[0]) ** 2 + ((tp[1] - c[1]) / half[1]) ** 2
+        loss = fracture.loss * np.clip(1.0 - r2, 0.0, 1.0)
+    else:  # crush: the whole body, a little more in front
+        loss = fracture.loss * (0.85 + 0.15 * np.clip(u, 0.0, 1.0))
+    loss = np.where(tp[0] > lo[0] - 2.0, loss, 0.0)  # posterior elements keep their height
+    out = tp.copy()
+    out[2] = c[2] + (tp[2] - c[2]) / (1.0 - loss)
+    return out
+
+
+def metal_streaks(metal: np.ndarray, spacing: float, rng: np.random.Generator) -> np.ndarray:
+    """HU added round metal in one slice: radial streaks from each piece and dark bands between pieces.
+
+    A visual model of photon starvation and beam hardening (Barrett and Keat, RadioGraphics 2004):
+    alternating bright and dark rays from each metal object, fading with distance, and a dark band
+    along the line joining two objects. ``metal`` is the (rows, cols) mask; ``spacing`` the pixel (mm).
+    """
+    out = np.zeros(metal.shape, np.float32)
+    comps, n = ndimage.label(metal)
+    if n == 0:
+        return out
+    rows, cols = np.indices(metal.shape, dtype=np.float32)
+    centres = ndimage.center_of_mass(metal, comps, range(1, n + 1))
+    sizes = ndimage.sum_labels(metal, comps, range(1, n + 1)) * spacing**2  # mm2
+    for (r, c), area in zip(centres, sizes, strict=True):
+        dist = np.hypot(rows - r, cols - c) * spacing
+        angle = np.arctan2(rows - r, cols - c)
+        rays = sum(np.cos(k * angle + rng.uniform(0, 2 * np.pi)) for k in rng.integers(8, 40, 3)) / 3
+        out += np.float32(rng.uniform(150, 450) * min(np.sqrt(area) / 6, 2.0)) * rays * np.exp(-dist / 60.0)
+    for i in range(n):
+        for j in range(i + 1, n):
+            (r0, c0), (r1, c1) = centres[i], centres[j]
+            v = np.array([r1 - r0, c1 - c0], np.float32)
+            length = float(np.hypot(*v)) or 1.0
+            t = np.clip(((rows - r0) * v[0] + (cols - c0) * v[1]) / length**2, 0, 1)
+            d = np.hypot(rows - r0 - t * v[0], cols - c0 - t * v[1]) * spacing
+            out -= np.float32(rng.uniform(150, 400)) * np.exp(-((d / 4.0) ** 2))
+    return out

@@ -1,0 +1,137 @@
+"""The realistic phantom's physics and findings: HU from materials over a tube spectrum, fractures of known
+Genant grade, cement, screws with streaks, transitional anatomy (issue "Real CT", part 7)."""
+
+import numpy as np
+import pytest
+
+from bonescreen.phantom.findings import Findings, Fracture, genant_grade
+from bonescreen.phantom.materials import Spectrum, enhanced, hounsfield, tissue, trabecular_bone
+from bonescreen.phantom.realistic import RealisticConfig, make_realistic_case
+from bonescreen.phantom.scene import L6_ID, SACRUM_ID, Acquisition, draw_scene, render_slice
+from bonescreen.phantom.write import case_row
+
+
+def test_tissue_hu_match_what_ct_shows_at_120_kvp():
+    s = Spectrum(120.0, 6.0, 300.0)
+    assert hounsfield(tissue("water"), s) == pytest.approx(0.0, abs=1e-9)
+    assert hounsfield(tissue("air"), s) == pytest.approx(-1000.0, abs=2.0)
+    assert -130 < hounsfield(tissue("adipose"), s) < -70  # subcutaneous fat
+    assert 30 < hounsfield(tissue("muscle"), s) < 60
+    assert 40 < hounsfield(tissue("blood"), s) < 65
+    # about 25 HU per mg/ml of iodine at 120 kVp (Bae, Radiology 2010)
+    rise = hounsfield(enhanced(tissue("blood"), 10.0), s) - hounsfield(tissue("blood"), s)
+    assert 200 < rise < 320
+
+
+def test_same_vbmd_reads_higher_at_low_kvp_and_rises_with_density():
+    low, high = Spectrum(80.0, 6.0, 300.0), Spectrum(140.0, 6.0, 300.0)
+    for vbmd in (60.0, 120.0, 180.0):
+        assert hounsfield(trabecular_bone(vbmd, 0.5), low) > hounsfield(trabecular_bone(vbmd, 0.5), high) + 15
+    hu = [hounsfield(trabecular_bone(v, 0.5), Spectrum()) for v in (40.0, 80.0, 120.0, 200.0)]
+    assert np.all(np.diff(hu) > 0) and 20 < hu[1] < 200
+    # beam hardening: a larger patient lowers bone HU at the same voltage
+    small, large = Spectrum(120.0, 6.0, 220.0), Spectrum(120.0, 6.0, 400.0)
+    assert hounsfield(trabecular_bone(150.0, 0.5), small) > hounsfield(trabecular_bone(150.0, 0.5), large)
+
+
+def test_genant_grades_and_fracture_validation():
+    assert [genant_grade(x) for x in (0.1, 0.22, 0.3, 0.45)] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="grade"):
+        Fracture(1, "wedge", 0.35)
+    with pytest.raises(ValueError, match="shape"):
+        Fracture(2, "burst", 0.3)
+    with pytest.raises(ValueError, match="lumbar_count"):
+        Findings(lumbar_count=7)
+    rng = np.random.default_rng(0)
+    for grade in (1, 2, 3):
+        assert Fracture.draw(rng, grade).grade == grade
+
+
+def _heights(body: np.ndarray, level: int, spacing) -> tuple[float, float]:
+    """Anterior and posterior heights (mm) of a body in the mid-sagittal column plane of a label volume."""
+    m = body == level
+    x = int(np.median(np.nonzero(m)[2]))
+    sag = m[:, :, x]  # (z, y): y grows toward posterior
+    rows = np.nonzero(sag.any(axis=0))[0]
+    front, back = rows.min() + 0.15 * (rows.max() - rows.min()), rows.max() - 0.15 * (rows.max() - rows.min())
+    return sag[:, int(front)].sum() * spacing[0], sag[:, int(back)].sum() * spacing[0]
+
+
+@pytest.fixture(scope="module")
+def findings_case():
+    """L2 wedge grade 3, L4 crush grade 2, cement in L4, screws in L3, six lumbar vertebrae, ribs on L1."""
+    findings = Findings(
+        fractures={2: Fracture(3, "wedge", 0.45), 4: Fracture(2, "crush", 0.33)},
+        cement=(4,),
+        screws=(3,),
+        lumbar_count=6,
+        ribs="l1_ribs",
+    )
+    config = RealisticConfig(extent="lumbar", slice_mm=2.0, pixel_mm=1.5, findings=findings, noise_hu=5.0)
+    return make_realistic_case(5, 0, config)
+
+
+def test_wedge_fracture_loses_anterior_height_crush_loses_all(findings_case):
+    case = findings_case
+    front2, back2 = _heights(case.body, 2, case.spacing)
+    assert 0.35 < 1 - front2 / back2 < 0.6  # drawn loss 0.45 at the front, none at the back
+    front3, back3 = _heights(case.body, 3, case.spacing)
+    assert abs(1 - front3 / back3) < 0.2  # L3 is not fractured
+    _, back4 = _heights(case.body, 4, case.spacing)
+    assert back4 < 0.8 * back3  # a crush fracture shortens the posterior wall too
+
+
+def test_cement_and_screws_are_drawn_and_recorded(findings_case):
+    case = findings_case
+    assert np.percentile(case.hu[case.body == 4], 90) > 2000  # cement (PMMA with BaSO4) in L4's body
+    assert (case.hu[case.spine == 3] >= 3000).sum() > 20  # titanium screws inside L3
+    assert (case.hu[case.spine == 5] >= 3000).sum() == 0
+    row = case_row(case)
+    assert row["genant_grade_L2"] == 3 and row["fracture_shape_L2"] == "wedge" and row["genant_grade_L3"] == 0
+    assert row["cement_levels"] == "L4" and row["screw_levels"] == "L3" and row["lumbar_count"] == 6
+    assert row["kvp"] in (80.0, 100.0, 120.0, 140.0)
+
+
+def test_six_lumbar_vertebrae_put_an_l6_between_l5_and_the_sacrum(findings_case):
+    spine = findings_case.spine
+
+    def centre_z(v):
+        return np.nonzero((spine == v).any(axis=(1, 2)))[0].mean()
+
+    assert L6_ID in np.unique(spine)
+    # z grows toward the head in BoneScreen volumes: L5 above L6 above the sacrum
+    assert centre_z(5) > centre_z(L6_ID) > centre_z(SACRUM_ID)
+
+
+def _bone_beside(findings: Findings, sid: int) -> int:
+    """Pixels of bone 25-60 mm beside vertebra ``sid`` and behind its centre, at its centre height, outside any
+    vertebra: rib heads and necks (the aorta, kidneys and bowel lie in front)."""
+    rng = np.random.default_rng(3)
+    scene = draw_scene(rng, findings)
+    acq = Acquisition(1.0, (300, 300), (0.0, 0.0), 1.0, 0.4, 0.0, 3.0, -1024.0)
+    hu, spine = render_slice(scene, acq, scene.levels_z[sid], rng)
+    rows, cols = np.nonzero(spine == sid)
+    dx = np.abs(np.arange(300) - cols.mean())
+    behind = (np.arange(300) > rows.mean())[:, None]
+    return int(((hu > 300) & (spine == 0) & behind & ((dx > 25) & (dx < 60))[None, :]).sum())
+
+
+def test_four_lumbar_vertebrae_fuse_l5_to_the_sacrum_and_rib_variants():
+    scene = draw_scene(np.random.default_rng(3), Findings(lumbar_count=4))
+    ids = {b.spine_id for b in scene.bones}
+    assert 5 not in ids and {1, 2, 3, 4, SACRUM_ID} <= ids
+    with_ribs, without = _bone_beside(Findings(), 6), _bone_beside(Findings(ribs="no_t12_ribs"), 6)
+    assert with_ribs > 20 and without < with_ribs / 4  # T12's ribs, then none
+    assert _bone_beside(Findings(), 1) < 20 < _bone_beside(Findings(ribs="l1_ribs"), 1)  # a 13th pair on L1
+
+
+def test_findings_modes_are_checked():
+    with pytest.raises(ValueError, match="findings must be one of"):
+        RealisticConfig(findings="some")
+    from bonescreen.phantom.findings import resolve_findings
+
+    rng = np.random.default_rng(0)
+    assert resolve_findings(rng, "none") == Findings()
+    for _ in range(20):
+        drawn = resolve_findings(rng, "normal-anatomy")
+        assert drawn.lumbar_count == 5 and drawn.ribs == "normal"
