@@ -63,7 +63,7 @@ def test_enhanced_vessels_against_the_spine_are_not_ribs_or_sacroiliac_joints(pe
     lumbar body, as on contrast-enhanced CT: no ribs beside L1-L5, no sacroiliac joints above S1."""
     case = pelvis_case
     hu = case.hu.astype(np.float32).copy()
-    dz, dy, dx = case.spacing
+    _, dy, dx = case.spacing
     rows, cols = np.indices(hu.shape[1:])
     for k in np.nonzero((case.levels > 0).any(axis=(1, 2)))[0]:
         body = case.body[k] > 0
