@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from . import inplane
 from .labels import LEVEL_NAMES, levels_present
@@ -113,16 +114,31 @@ def trabecular_hu(
     return dict(zip(present, thread_map(measure, present), strict=True))
 
 
-def body_from_levels(labels: np.ndarray, spacing: tuple[float, float, float], opening_mm: float = 6.0) -> np.ndarray:
-    """Vertebral bodies from whole-vertebra level labels (the user's mask has no separate body).
+#: A slice belongs to a body when the body's cross-section there is at least this share of its largest:
+#: slices through a tilted endplate's rim, or through the articular processes of a vertebra whose posterior
+#: elements reach above or below its body, hold no trabecular centre to measure.
+BODY_SLICE_AREA_FRACTION = 0.5
 
-    On each slice, an opening with a disc of ``opening_mm`` radius removes the
-    thin posterior elements (pedicles, laminae, processes); the piece holding
-    the thickest point of the vertebra is its body.
+
+def body_from_levels(labels: np.ndarray, spacing: tuple[float, float, float], opening_mm: float = 6.0) -> np.ndarray:
+    """Vertebral bodies (z, y, x; level ids) from whole-vertebra level labels (the user's mask has no separate body).
+
+    On each slice, an opening with a disc of ``opening_mm`` radius removes the thin posterior
+    elements (pedicles, laminae, processes) and the piece holding the thickest point is kept;
+    of those pieces, the largest 3-D connected one is the body (an articular process on a slice
+    above or below the body survives the opening but no longer touches the body once the pedicles
+    are gone), and slices where its cross-section is under :data:`BODY_SLICE_AREA_FRACTION` of the
+    largest are left out.
     """
 
     def level_body(level: int) -> np.ndarray:
-        return inplane.thickest_piece(inplane.open_(labels == level, opening_mm, spacing[1:]), spacing[1:])
+        pieces = inplane.thickest_piece(inplane.open_(labels == level, opening_mm, spacing[1:]), spacing[1:])
+        comps, n = ndimage.label(pieces)
+        if n > 1:
+            pieces = comps == 1 + int(np.argmax(np.bincount(comps.ravel())[1:]))
+        area = pieces.sum(axis=(1, 2))
+        pieces[area < BODY_SLICE_AREA_FRACTION * area.max(initial=0)] = False
+        return pieces
 
     body = np.zeros_like(labels, dtype=np.uint8)
     present = levels_present(labels)

@@ -60,7 +60,9 @@ def voxelize(
     A ray along axis 0 through each (j, k) grid line crosses the surface an even
     number of times; voxels after an odd number of crossings are inside. Rays
     with an odd total (a hole in the mesh, a grazing hit) are left empty, and
-    the slices are then closed by filling holes.
+    the gaps they leave are closed by filling holes in each slice of the last axis,
+    on those rays only: holes that the shape really has (a vertebra's foramen,
+    the sacral canal) stay open.
 
     Parameters
     ----------
@@ -108,8 +110,8 @@ def voxelize(
     parity = np.cumsum(counts, axis=0)[:-1] % 2 == 1
     odd_rays = counts.sum(axis=0) % 2 == 1
     parity[:, odd_rays] = False
-    for i in range(shape[2]):
-        parity[:, :, i] = ndimage.binary_fill_holes(parity[:, :, i])
+    for i in np.nonzero(odd_rays.any(axis=0))[0]:
+        parity[:, :, i] |= ndimage.binary_fill_holes(parity[:, :, i]) & odd_rays[None, :, i]
     return parity
 
 

@@ -1,0 +1,28 @@
+"""Vertebral bodies from whole-vertebra labels, as trabecular HU is measured on a user's mask."""
+
+import numpy as np
+
+from bonescreen.hu import body_from_levels, trabecular_hu
+
+
+def _vertebra(shape=(40, 120, 120), spacing=(1.0, 1.0, 1.0)):
+    """A body (cylinder, radius 18 mm, slices 10-29), a pedicle and lamina ring behind it on the body's
+    slices, and a thick articular process (16 x 16 mm) on slices 30-37, above the body, joined to the ring."""
+    z, y, x = np.indices(shape)
+    labels = np.zeros(shape, np.uint8)
+    body = ((y - 50) ** 2 + (x - 60) ** 2 < 18**2) & (z >= 10) & (z < 30)
+    ring = (((y - 80) ** 2 + (x - 60) ** 2) < 16**2) & (((y - 80) ** 2 + (x - 60) ** 2) > 11**2) & (z >= 12) & (z < 32)
+    process = (np.abs(y - 90) < 8) & (np.abs(x - 60) < 8) & (z >= 28) & (z < 38)
+    labels[body | ring | process] = 3
+    return labels, body, spacing
+
+
+def test_body_leaves_out_processes_above_and_below_it():
+    labels, body, spacing = _vertebra()
+    found = body_from_levels(labels, spacing) == 3
+    dice = 2 * (found & body).sum() / (found.sum() + body.sum())
+    assert dice > 0.9
+    assert not found[30:].any()  # the articular process above the body is not body
+    # trabecular HU from it: the body's 150 HU, not the 900 HU cortex of the process
+    hu = np.where(body, 150.0, np.where(labels > 0, 900.0, 0.0)).astype(np.float32)
+    assert abs(trabecular_hu(hu, found.astype(np.uint8) * 3, spacing)[3]["mean_hu"] - 150.0) < 1.0
