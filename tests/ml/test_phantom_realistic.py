@@ -33,6 +33,27 @@ def test_voxelized_cube_has_its_volume_and_signed_distance(tmp_path):
     assert sdf[10, 10, 10] < -4 and sdf[0, 0, 0] > 4
 
 
+def test_a_hole_through_the_shape_stays_open(tmp_path):
+    """A square ring (20 mm outside, an 8 mm hole along the slices' axis, 10 mm tall), like a vertebra
+    round its foramen: the voxelizer must not fill the hole."""
+    outer = [(x, y, z) for z in (0, 10) for (x, y) in ((0, 0), (20, 0), (20, 20), (0, 20))]
+    inner = [(x, y, z) for z in (0, 10) for (x, y) in ((6, 6), (14, 6), (14, 14), (6, 14))]
+    faces = []
+    for i in range(4):  # sides, outer and inner; top and bottom rings
+        j = (i + 1) % 4
+        faces += [(1 + i, 1 + j, 5 + j, 5 + i), (9 + i, 13 + i, 13 + j, 9 + j)]
+        faces += [(5 + i, 5 + j, 13 + j, 13 + i), (1 + i, 9 + i, 9 + j, 1 + j)]
+    path = tmp_path / "ring.obj"
+    path.write_text(
+        "".join(f"v {x} {y} {z}\n" for x, y, z in outer + inner) + "".join(f"f {a} {b} {c} {d}\n" for a, b, c, d in faces)
+    )
+    vertices, triangles = read_obj(path)
+    inside = voxelize(vertices, triangles, origin=np.array([-2.0, -2.0, -2.0]), shape=(25, 25, 15))
+    assert not inside[12, 12, 7]  # the hole (x = y = 10 mm)
+    assert inside[4, 4, 7] and inside[19, 12, 7]  # the ring
+    assert abs(inside.sum() - (400 - 64) * 10) < 0.05 * (400 - 64) * 10
+
+
 def test_obj_without_faces_is_refused(tmp_path):
     path = tmp_path / "empty.obj"
     path.write_text("v 0 0 0\n")
