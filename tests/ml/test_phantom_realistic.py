@@ -45,7 +45,8 @@ def test_a_hole_through_the_shape_stays_open(tmp_path):
         faces += [(5 + i, 5 + j, 13 + j, 13 + i), (1 + i, 9 + i, 9 + j, 1 + j)]
     path = tmp_path / "ring.obj"
     path.write_text(
-        "".join(f"v {x} {y} {z}\n" for x, y, z in outer + inner) + "".join(f"f {a} {b} {c} {d}\n" for a, b, c, d in faces)
+        "".join(f"v {x} {y} {z}\n" for x, y, z in outer + inner)
+        + "".join(f"f {a} {b} {c} {d}\n" for a, b, c, d in faces)
     )
     vertices, triangles = read_obj(path)
     inside = voxelize(vertices, triangles, origin=np.array([-2.0, -2.0, -2.0]), shape=(25, 25, 15))
