@@ -93,6 +93,17 @@ class Findings:
             raise ValueError(f"lumbar_count must be 4, 5 or 6, got {self.lumbar_count}")
         if self.ribs not in RIB_VARIANTS:
             raise ValueError(f"ribs must be one of {', '.join(RIB_VARIANTS)}, got {self.ribs!r}")
+        levels = self.levels()
+        for what, ids in (("fractures", self.fractures), ("cement", self.cement), ("screws", self.screws)):
+            wrong = sorted(set(ids) - set(levels))
+            if wrong:
+                n = self.lumbar_count
+                raise ValueError(f"{what} on spine ids {wrong}: with {n} lumbar vertebrae, use {levels}")
+
+    def levels(self) -> list[int]:
+        """Spine ids that can hold a finding, head to tail: T12 and the lumbar vertebrae there are (L5 sacralized
+        with four); rods join screws of neighbours in this list."""
+        return [6, 1, 2, 3, 4] + ([5] if self.lumbar_count >= 5 else []) + ([10] if self.lumbar_count == 6 else [])
 
     def summary(self) -> dict:
         """JSON-ready truth: fractures (grade, shape, loss), cement and screw levels, lumbar count, ribs."""
@@ -111,24 +122,25 @@ class Findings:
 def draw_findings(rng: np.random.Generator) -> Findings:
     """Random findings for a training patient: most have none.
 
-    Rates: a fracture on 15 % of patients (one or two of T12-L5), cement in a fractured level on a
-    quarter of those, pedicle screws on 5 % (two or three adjacent levels of L2-L5), six lumbar
-    vertebrae on 4 %, four on 3 %, a rib variant on 8 %.
+    Rates: six lumbar vertebrae on 4 %, four on 3 %, a rib variant on 8 %; a fracture on 15 % of
+    patients (one or two of the lumbar vertebrae, whose grades ``cases.csv`` records), cement in a
+    fractured level on a quarter of those, pedicle screws on 5 % (two or three adjacent levels from L2).
     """
+    u = rng.random()
+    lumbar_count = 6 if u < 0.04 else 4 if u < 0.07 else 5
+    ribs = str(rng.choice(RIB_VARIANTS, p=[0.92, 0.05, 0.03]))
+    lumbar = list(range(1, 6 if lumbar_count >= 5 else 5))
     fractures: dict[int, Fracture] = {}
     cement: tuple[int, ...] = ()
     screws: tuple[int, ...] = ()
     if rng.random() < 0.15:
-        for sid in rng.choice([6, 1, 2, 3, 4, 5], size=int(rng.integers(1, 3)), replace=False):
+        for sid in rng.choice(lumbar, size=int(rng.integers(1, 3)), replace=False):
             fractures[int(sid)] = Fracture.draw(rng)
         if rng.random() < 0.25:
             cement = (int(next(iter(fractures))),)
     if rng.random() < 0.05:
-        first = int(rng.integers(2, 5))
-        screws = tuple(range(first, min(first + int(rng.integers(2, 4)), 6)))
-    u = rng.random()
-    lumbar_count = 6 if u < 0.04 else 4 if u < 0.07 else 5
-    ribs = str(rng.choice(RIB_VARIANTS, p=[0.92, 0.05, 0.03]))
+        first = int(rng.integers(2, lumbar[-1]))
+        screws = tuple(range(first, min(first + int(rng.integers(2, 4)), lumbar[-1] + 1)))
     return Findings(fractures, cement, screws, lumbar_count, ribs)
 
 
@@ -144,9 +156,9 @@ def resolve_findings(rng: np.random.Generator, findings: Findings | str) -> Find
         return findings
     if findings not in FINDINGS_MODES:
         raise ValueError(f"findings must be one of {', '.join(FINDINGS_MODES)}, got {findings!r}")
+    drawn = draw_findings(rng)  # drawn in every mode, so one seed gives the same patient whatever the mode
     if findings == "none":
         return Findings()
-    drawn = draw_findings(rng)
     if findings == "normal-anatomy":
         drawn.lumbar_count, drawn.ribs = 5, "normal"
     return drawn
@@ -167,8 +179,8 @@ def fracture_warp(tp: np.ndarray, fracture: Fracture, lo: np.ndarray, hi: np.nda
     elif fracture.shape == "biconcave":
         r2 = ((tp[0] - c[0]) / half[0]) ** 2 + ((tp[1] - c[1]) / half[1]) ** 2
         loss = fracture.loss * np.clip(1.0 - r2, 0.0, 1.0)
-    else:  # crush: the whole body, a little more in front
-        loss = fracture.loss * (0.85 + 0.15 * np.clip(u, 0.0, 1.0))
+    else:  # crush: the whole body, front, middle and back alike
+        loss = np.full(tp.shape[1:], fracture.loss)
     loss = np.where(tp[0] > lo[0] - 2.0, loss, 0.0)  # posterior elements keep their height
     out = tp.copy()
     out[2] = c[2] + (tp[2] - c[2]) / (1.0 - loss)

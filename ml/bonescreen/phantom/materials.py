@@ -69,7 +69,7 @@ TISSUES: dict[str, tuple[dict[str, float], float]] = {
     "hydroxyapatite": ({"Ca": 39.89, "P": 18.50, "O": 41.41, "H": 0.20}, 3.16),
     "iodine": ({"I": 100.0}, 4.93),
     # vertebroplasty cement: PMMA (C5H8O2) with 30 % barium sulphate radiopacifier (e.g. Kyphon HV-R)
-    "bone_cement": ({"C": 42.0, "H": 5.6, "O": 38.4, "Ba": 17.7, "S": 4.1}, 1.45),
+    "bone_cement": ({"C": 42.0, "H": 5.6, "O": 30.6, "Ba": 17.7, "S": 4.1}, 1.45),
     # pedicle screws and rods: Ti-6Al-4V (ASTM F136)
     "titanium_alloy": ({"Ti": 90.0, "Al": 6.0, "V": 4.0}, 4.43),
     # hip prostheses: cobalt-chromium-molybdenum (ASTM F75)
@@ -180,7 +180,7 @@ def trabecular_bone(vbmd_mg_cm3: float, fat_fraction: float, iodine_mg_ml: float
     fat_fraction : float
         Marrow fat fraction (0-1).
     iodine_mg_ml : float
-        Iodine in the marrow's blood (mg/ml of marrow); about 0.3-0.8 in the portal venous phase.
+        Iodine in the marrow (mg per ml of marrow); about 0.3-0.8 in the portal venous phase.
 
     Notes
     -----
@@ -195,5 +195,5 @@ def trabecular_bone(vbmd_mg_cm3: float, fat_fraction: float, iodine_mg_ml: float
     parts = [("hydroxyapatite", mineral), ("collagen", v_collagen * TISSUES["collagen"][1])]
     parts += [(m, rho * rest) for m, rho in marrow(fat_fraction).parts]
     if iodine_mg_ml:
-        parts.append(("iodine", iodine_mg_ml / 1000.0))
+        parts.append(("iodine", iodine_mg_ml / 1000.0 * rest))  # in the marrow's share of the voxel
     return Mixture(tuple(parts))

@@ -42,6 +42,9 @@ ACETABULA = ((12.0, 80.0, -100.0), (12.0, -80.0, -100.0))
 THORACIC_IDS = (6, 8, 9, 11, 12)
 SACRUM_ID = 7
 L6_ID = 10
+#: Each body paints the disc this far (mm) from its endplates, so two neighbours fill gaps up to twice it
+#: (adult lumbar discs are 8-12 mm tall in the middle).
+DISC_REACH_MM = 7.0
 
 
 def _rot(rx: float, ry: float, rz: float) -> np.ndarray:
@@ -239,10 +242,10 @@ def draw_scene(rng: np.random.Generator, findings: Findings | None = None, rando
     lumbar_ids = {1: "L1", 2: "L2", 3: "L3", 4: "L4", 5: "L5"}
     centres: dict[int, np.ndarray] = {}
     scol = rng.normal(0, 5)  # lateral bow (mm) of the lumbar spine
-    # discs: each vertebra's shift is the sum of the changes below it. The meshes' discs are narrow (L1-L2 about
-    # 1 mm at the rim, 3-5 mm in the middle); adult lumbar discs are 8-12 mm in the middle (Pfirrmann et al.,
-    # Spine 2006), so most discs open by 2-7 mm and a fifth stay narrow (degenerated)
-    disc_change = np.where(rng.random(6) < 0.2, rng.uniform(-1.0, 1.0, 6), rng.uniform(2.0, 7.0, 6))
+    # discs: each vertebra's shift is the sum of the changes below it. The meshes' discs are 1-2 mm at the rim
+    # and 8-10 mm in the middle between the concave endplates; adult lumbar discs are 8-12 mm in the middle
+    # (Pfirrmann et al., Spine 2006): most open by up to 3 mm, a fifth narrow (degenerated)
+    disc_change = np.where(rng.random(6) < 0.2, rng.uniform(-2.0, 0.0, 6), rng.uniform(0.0, 3.0, 6))
     for level, name in lumbar_ids.items():
         shift_z = disc_change[level:].sum() * gscale  # changes of the discs below this level
         frac = (5 - level) / 4
@@ -428,7 +431,7 @@ def _place_findings(rng, findings: Findings, bones: list[PlacedBone], hu_of) -> 
             by_id[sid].cement_hu = hu_of(tissue("bone_cement", rng.uniform(0.9, 1.1)))
             by_id[sid].cement_radii = tuple(rng.uniform(0.45, 0.75, 3))
     metal_hu = hu_of(tissue("titanium_alloy"))
-    heads: dict[int, list[np.ndarray]] = {-1: [], 1: []}
+    heads: dict[int, list[tuple[int, np.ndarray]]] = {-1: [], 1: []}  # (spine id, head) per side
     metal = []
     for sid in findings.screws:
         bone = by_id.get(sid)
@@ -446,10 +449,13 @@ def _place_findings(rng, findings: Findings, bones: list[PlacedBone], hu_of) -> 
             to_world = [inv @ (p - bone.b) for p in (head, entry, tip)]
             metal.append(Tube(np.array(to_world[1:]), rng.uniform(2.8, 3.5), metal_hu, metal_hu))
             metal.append(Tube(np.array([to_world[0], to_world[1]]), rng.uniform(5.0, 6.5), metal_hu, metal_hu))
-            heads[side].append(to_world[0])
+            heads[side].append((sid, to_world[0]))
     for side in (-1, 1):  # rods joining the screw heads of adjacent instrumented levels
-        if len(heads[side]) > 1:
-            metal.append(Tube(np.array(heads[side]), 2.75, metal_hu, metal_hu))
+        order = findings.levels()  # head to tail
+        ranked = sorted((order.index(sid), head) for sid, head in heads[side])
+        for (a, pa), (b, pb) in itertools.pairwise(ranked):
+            if b - a == 1:
+                metal.append(Tube(np.array([pa, pb]), 2.75, metal_hu, metal_hu))
     return metal
 
 
@@ -640,7 +646,8 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
         _paint_soft_tissue(scene, img, X, Y, z, rng)
     bone_any = np.zeros((ny, nx), bool)
     for bone in scene.bones:
-        if not (bone.z_range[0] <= z <= bone.z_range[1]):
+        reach = 0.0 if bone.body is None else 2.5 * DISC_REACH_MM  # its discs reach past the template's grid
+        if not (bone.z_range[0] - reach <= z <= bone.z_range[1] + reach):
             continue
         rs, cs = _window(xs, ys, bone.box)
         if rs is None:
@@ -669,16 +676,23 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
         if labels_only:
             continue
         if body_sdf is not None:
-            # disc: the body's outline carried past its endplates into the gap to the next vertebra
-            clamped = tp.copy()
-            clamped[2] = np.clip(tp[2], lo[2] + 7, hi[2] - 7)
-            disc = (bone.body.sample(clamped) < 0) & ~inside & (np.abs(tp[2] - clamped[2]) < 9)
+            # discs: over the body's outline, from each endplate half way (DISC_REACH_MM) to the next body;
+            # the annulus a little denser than the nucleus; a fractured body's collapse is filled by disc
+            low, high, outline = bone.body.endplates
+            reach = DISC_REACH_MM
+            if bone.fracture is not None:  # the collapse opens the gap by up to loss x half the body's height
+                half_height = (hi[2] - lo[2]) / 2 - 6.0
+                reach = (DISC_REACH_MM + bone.fracture.loss * half_height) / (1.0 - bone.fracture.loss)
+            below = bone.body.sample_plane(low, tp) - tp[2]
+            above = tp[2] - bone.body.sample_plane(high, tp)
+            depth = bone.body.sample_plane(outline, tp, outside=-1.0)
+            disc = (depth > 0) & ~inside & (((below > 0) & (below < reach)) | ((above > 0) & (above < reach)))
             sub = img[rs, cs]
-            sub[disc & ~bone_any[rs, cs]] = scene.hu["disc"]
+            free = disc & ~bone_any[rs, cs]
+            sub[free] = (scene.hu["disc"] + np.where(depth < 6.0, 20.0, 0.0))[free]
             if bone.disc_gas_hu:  # vacuum disc: a gas cleft in the middle of the disc below the body
-                below = tp[2] - clamped[2]
-                cleft = disc & (below < -1.5) & (below > -4.0) & (bone.body.sample(clamped) < -6)
-                sub[cleft & ~bone_any[rs, cs]] = bone.disc_gas_hu
+                cleft = free & (below > 1.5) & (below < 4.0) & (depth > 8.0)
+                sub[cleft] = bone.disc_gas_hu
         val = np.where(sdf > -bone.cortex_mm, bone.cortex_hu, bone.trabecular_hu).astype(np.float32)
         if bone.sclerosis_hu and body_sdf is not None:
             val += np.float32(bone.sclerosis_hu) * ((np.abs(tp[2] - ends[0]) < 3) | (np.abs(tp[2] - ends[1]) < 3))

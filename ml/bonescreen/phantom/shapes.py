@@ -9,7 +9,7 @@ real relation to each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ SDF_UNIT_MM = 0.25
 FAR_MM = 15.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Template:
     """One bone: signed distance (mm, negative inside) on a 1 mm grid starting at ``origin``."""
 
@@ -34,6 +34,26 @@ class Template:
     def extent(self) -> tuple[np.ndarray, np.ndarray]:
         """Lowest and highest template-frame coordinates (mm) of the grid."""
         return self.origin, self.origin + np.array(self.sdf.shape, float) - 1.0
+
+    @cached_property
+    def endplates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Maps over the template's (x, y) grid of a vertebral body: heights (mm, template z) of its lower
+        and upper endplate, and the depth (mm) inside the body's outline seen from above (<= 0 outside).
+
+        A disc lies between one body's upper endplate and the next one's lower endplate, over their outlines.
+        """
+        inside = self.sdf < 0
+        any_z = inside.any(axis=2)
+        z = self.origin[2] + np.arange(self.sdf.shape[2], dtype=np.float32)
+        low = np.where(any_z, z[np.argmax(inside, axis=2)], np.nan).astype(np.float32)
+        high = np.where(any_z, z[self.sdf.shape[2] - 1 - np.argmax(inside[:, :, ::-1], axis=2)], np.nan)
+        depth = ndimage.distance_transform_edt(any_z) - ndimage.distance_transform_edt(~any_z)
+        return low, high.astype(np.float32), depth.astype(np.float32)
+
+    def sample_plane(self, maps: np.ndarray, points: np.ndarray, outside: float = np.nan) -> np.ndarray:
+        """Values of an (x, y) map of this template (:attr:`endplates`) at template-frame points (3, ...)."""
+        idx = points[:2] - self.origin[:2].reshape((2,) + (1,) * (points.ndim - 1))
+        return ndimage.map_coordinates(maps, idx, order=0, mode="constant", cval=outside, prefilter=False)
 
     def sample(self, points: np.ndarray) -> np.ndarray:
         """Signed distance (mm) at template-frame points of shape (3, ...); :data:`FAR_MM` off the grid."""
