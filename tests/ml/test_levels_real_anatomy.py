@@ -80,3 +80,18 @@ def test_enhanced_vessels_against_the_spine_are_not_ribs_or_sacroiliac_joints(pe
     assert [v.name for v in split.vertebrae][:6] == ["S1", "L5", "L4", "L3", "L2", "L1"]
     assert not any(by_name[f"L{i}"].ribs for i in range(1, 6))
     assert not any(by_name[f"L{i}"].sacroiliac for i in range(1, 5))
+
+
+def test_a_vertebra_flattened_by_a_grade_3_fracture_keeps_its_name():
+    """L3 crushed to half its height holds no body core 6 mm deep: it must still be found, not given to
+    a neighbour (which would shift every name above it)."""
+    from bonescreen.phantom.findings import Findings, Fracture
+
+    findings = Findings(fractures={3: Fracture(3, "crush", 0.55)})
+    case = make_realistic_case(4, 0, RealisticConfig(extent="lumbar", slice_mm=3.0, pixel_mm=2.0, findings=findings))
+    split = split_levels(case.spine > 0, case.spacing, case.hu.astype(np.float32))
+    assert [v.name for v in split.vertebrae][:6] == ["S1", "L5", "L4", "L3", "L2", "L1"]
+    for level in (1, 2, 4, 5):
+        assert _dice(split.labels == level, case.levels == level) > 0.85, level
+    ids, counts = np.unique(case.levels[split.labels == 3], return_counts=True)
+    assert ids[np.argmax(counts)] == 3

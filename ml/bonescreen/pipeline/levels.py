@@ -45,6 +45,10 @@ MIN_CORE_FRACTION = 0.2
 #: A core this much taller than the median is two bodies joined if it has a waist: an axial area
 #: under ``WAIST_RATIO`` of the largest area above and below it.
 MERGED_HEIGHT_RATIO = 1.5
+#: A body flattened by a fracture is searched for as a part of the mask this deep (mm), holding no core,
+#: on the spine's axis (within this many mm of the line through the neighbouring cores).
+FLAT_CORE_DEPTH_MM = 3.0
+FLAT_AXIS_MM = 12.0
 WAIST_RATIO = 0.6
 #: Tallest vertebral body (mm, the axial extent of its core and 6 mm either side) and tallest whole
 #: vertebra (mm) of one level: lumbar bodies are 23.5-32.4 mm (Clouthier et al. 2023), up to about 50 mm
@@ -52,6 +56,7 @@ WAIST_RATIO = 0.6
 #: L1, spinous process included, spans 62 mm (71 mm scaled to a large adult); the split may give a vertebra
 #: the inferior articular processes of the one above, which reach down beside it (about 20 mm more).
 MAX_BODY_MM = 60.0
+TALL_BODY_RATIO = 1.4
 MAX_VERTEBRA_MM = 95.0
 #: The sacrum is searched among this many lowest pieces (S1, lower sacral segments, coccyx).
 SACRAL_PIECES = 4
@@ -86,6 +91,10 @@ ILIAC_AREA_MM2 = 500.0
 #: ``SI_FRACTION`` of the body's slices. Iliac crests beside L5 stay further out (the iliolumbar
 #: ligament lies between).
 SI_NEAR_MM = 12.0
+#: Rib heads and necks and the sacroiliac joints lie at least this far (mm) behind the body's middle (the
+#: costovertebral joints are at its back corners); the aorta and the IVC against the spine, seen through
+#: a search window that cuts them, centre no further back.
+BEHIND_MM = 4.0
 SI_MIN_HU = 150.0
 SI_AREA_MM2 = 120.0
 SI_FRACTION = 0.3
@@ -166,6 +175,7 @@ def _bone_area_mm2(
     min_hu: float = RIB_MIN_HU,
     behind_row: float | None = None,
     near_to: np.ndarray | None = None,
+    largest: bool = False,
 ) -> float:
     """Area of bone (HU above ``min_hu``) in a window of one slice, not within 2 pixels of the mask.
 
@@ -176,6 +186,8 @@ def _bone_area_mm2(
     middle of the vertebral body, while the aorta, the IVC and the iliac vessels, which lie against
     the spine and enhance to bone-like HU, lie beside and in front of it (Gray's Anatomy, 42nd ed.).
     ``near_to`` (same shape as ``mask``) is what ``within_mm`` is measured from, when not the whole mask.
+    With ``largest``, the area of the largest connected piece only (an iliac wing is one plate; the
+    lower ribs crossing a slice beside T11 or T12 are several small pieces).
     """
     ny, nx = mask.shape
     r0, r1 = max(rows.start, 0), min(rows.stop, ny)
@@ -199,6 +211,9 @@ def _bone_area_mm2(
         pieces, n = ndimage.label(bone)
         rows = np.asarray(ndimage.center_of_mass(bone, pieces, range(1, n + 1)))[:, 0] + r0
         bone = np.isin(pieces, 1 + np.nonzero(rows > behind_row)[0])
+    if largest and bone.any():
+        pieces, _ = ndimage.label(bone)
+        return float(np.bincount(pieces.ravel())[1:].max()) * spacing_yx[0] * spacing_yx[1]
     return float(bone.sum()) * spacing_yx[0] * spacing_yx[1]
 
 
@@ -252,9 +267,12 @@ def _lateral_bone(
             near_cols = slice(max(int(min(near)), 0), max(int(max(near)), 0))
             far_cols = slice(max(int(min(far)), 0), max(int(max(far)), 0))
             iliac.append(
-                _bone_area_mm2(hu[k], mask[k], wide_rows, far_cols, (dy, dx), min_hu=ILIAC_MIN_HU) > ILIAC_AREA_MM2
+                _bone_area_mm2(hu[k], mask[k], wide_rows, far_cols, (dy, dx), min_hu=ILIAC_MIN_HU, largest=True)
+                > ILIAC_AREA_MM2
             )
-            area = _bone_area_mm2(hu[k], mask[k], rows, near_cols, (dy, dx), within_mm=RIB_NEAR_MM, behind_row=cy)
+            area = _bone_area_mm2(
+                hu[k], mask[k], rows, near_cols, (dy, dx), within_mm=RIB_NEAR_MM, behind_row=cy + BEHIND_MM / dy
+            )
             rib |= RIB_AREA_MM2[0] < area < RIB_AREA_MM2[1]
             joint.append(
                 _bone_area_mm2(
@@ -265,7 +283,7 @@ def _lateral_bone(
                     (dy, dx),
                     SI_NEAR_MM,
                     SI_MIN_HU,
-                    cy,
+                    cy + BEHIND_MM / dy,
                     None if own is None else own[k - run[0]],
                 )
                 > SI_AREA_MM2
@@ -357,6 +375,47 @@ def _split_merged(comps: np.ndarray, n: int, spacing) -> tuple[np.ndarray, int]:
         if not split:
             break
     return comps, n
+
+
+def _flattened_bodies(depth: np.ndarray, spacing, cores: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """Cores for vertebral bodies too flat to hold one (a grade 3 fracture: 12-15 mm of body left).
+
+    Such a body has no voxel :data:`CORE_DEPTH_MM` deep, so without this its vertebra would go to a
+    neighbour and every name above it would shift. Along the spine's axis (the line through the cores,
+    within :data:`FLAT_AXIS_MM`; facet joints and processes lie further back), a run of slices without a
+    core where the mask is deeper than :data:`FLAT_CORE_DEPTH_MM`, apart from both neighbouring cores
+    (shallower slices, the discs, on either side), is such a body: its deep voxels there become a core.
+    """
+    if n < 2:
+        return cores, n
+    centres = np.array(ndimage.center_of_mass(cores > 0, cores, range(1, n + 1)))
+    centres = centres[np.argsort(centres[:, 0])]
+    ks = np.arange(int(np.ceil(centres[0, 0])), int(centres[-1, 0]) + 1)
+    if ks.size == 0:
+        return cores, n
+    rows, cols = np.indices(depth.shape[1:])
+    has_core = cores.any(axis=(1, 2))
+    axis = {}
+    profile = np.zeros(depth.shape[0], np.float32)
+    for k in ks:
+        y, x = np.interp(k, centres[:, 0], centres[:, 1]), np.interp(k, centres[:, 0], centres[:, 2])
+        axis[k] = ((rows - y) * spacing[1]) ** 2 + ((cols - x) * spacing[2]) ** 2 < FLAT_AXIS_MM**2
+        profile[k] = depth[k][axis[k]].max(initial=0.0)
+    deep = (profile > FLAT_CORE_DEPTH_MM) & ~has_core
+    k = ks[0]
+    while k <= ks[-1]:
+        if not deep[k]:
+            k += 1
+            continue
+        start = k
+        while k <= ks[-1] and deep[k]:
+            k += 1
+        # a separate body: shallow slices (not a core's shell) on both sides of the run
+        if not has_core[start - 1] and k <= ks[-1] and not has_core[k]:
+            n += 1
+            for z in range(start, k):
+                cores[z][axis[z] & (depth[z] > FLAT_CORE_DEPTH_MM) & (cores[z] == 0)] = n
+    return cores, n
 
 
 def _merge_same_level(cores: np.ndarray, n: int) -> tuple[np.ndarray, int]:
@@ -483,6 +542,7 @@ def _split(
     if not cores.any():
         return LevelSplit(labels, [], "none", False, ["no vertebral body found in the mask"])
     cores, n_cores = _relabel(cores, np.bincount(cores.ravel(), minlength=n_cores + 1) > 0)
+    cores, n_cores = _flattened_bodies(depth, spacing, cores, n_cores)
     cores, n_cores = _merge_same_level(cores, n_cores)
     parts = watershed(-depth, markers=cores, mask=m)
     # order the vertebrae from the lowest: by the centre of their cores
@@ -566,17 +626,20 @@ def _count_down(n: int, t12: int) -> dict[int, str]:
 def _name(vertebrae: list[Vertebra], top_level: int | None, dz: float) -> tuple[dict[int, str], str, bool, list[str]]:
     """Names of the vertebrae (lowest first); (names, rule, certain, notes).
 
-    A body taller than any single vertebra's (:data:`MAX_BODY_MM`), or a vertebra spanning far more
-    than one level (:data:`MAX_VERTEBRA_MM`), is two vertebrae joined or a bad mask: whatever the rule,
-    the count is then in doubt and the names are flagged.
+    A body taller than any single vertebra's (:data:`MAX_BODY_MM`) and than :data:`TALL_BODY_RATIO` times
+    the median of the others (a tilted L5 reaches the first, not the second), or a vertebra spanning far
+    more than one level (:data:`MAX_VERTEBRA_MM`), is two vertebrae joined or a bad mask: whatever the
+    rule, the count is then in doubt and the names are flagged.
     """
     names, rule, certain, notes = _name_by_rules(vertebrae, top_level)
+    bodies = [(v.body_slices[1] - v.body_slices[0] + 1) * dz for i, v in enumerate(vertebrae) if names[i] != "S1"]
+    typical = float(np.median(bodies)) if len(bodies) >= 3 else 0.0
     for i, v in enumerate(vertebrae):
         if names[i] == "S1":
             continue
         body = (v.body_slices[1] - v.body_slices[0] + 1) * dz
         whole = (v.slices[1] - v.slices[0] + 1) * dz
-        if body > MAX_BODY_MM or whole > MAX_VERTEBRA_MM:
+        if (body > MAX_BODY_MM and body > TALL_BODY_RATIO * typical) or whole > MAX_VERTEBRA_MM:
             certain = False
             notes.append(
                 f"the vertebra named {names[i]} is {max(body, whole):.0f} mm tall: two vertebrae may be joined "
