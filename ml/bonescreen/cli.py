@@ -408,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     from .nets import model_names
     from .phantom.findings import FINDINGS_MODES
+    from .phantom.realistic import EXTENTS
 
     p = argparse.ArgumentParser(prog="bonescreen", description="Osteoporosis screening on routine lumbar CT.")
     p.add_argument("--version", action="version", version=f"bonescreen {__version__}")
@@ -433,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ph.add_argument(
         "--extent",
-        choices=("abdomen-pelvis", "lumbar", "thoracolumbar", "spine-crop"),
+        choices=EXTENTS,
         default="abdomen-pelvis",
         help="field of view of --realistic cases",
     )

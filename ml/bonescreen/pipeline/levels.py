@@ -395,26 +395,18 @@ def _flattened_bodies(depth: np.ndarray, spacing, cores: np.ndarray, n: int) -> 
         return cores, n
     rows, cols = np.indices(depth.shape[1:])
     has_core = cores.any(axis=(1, 2))
-    axis = {}
-    profile = np.zeros(depth.shape[0], np.float32)
+    near_axis = np.zeros(depth.shape, bool)
     for k in ks:
         y, x = np.interp(k, centres[:, 0], centres[:, 1]), np.interp(k, centres[:, 0], centres[:, 2])
-        axis[k] = ((rows - y) * spacing[1]) ** 2 + ((cols - x) * spacing[2]) ** 2 < FLAT_AXIS_MM**2
-        profile[k] = depth[k][axis[k]].max(initial=0.0)
-    deep = (profile > FLAT_CORE_DEPTH_MM) & ~has_core
-    k = ks[0]
-    while k <= ks[-1]:
-        if not deep[k]:
-            k += 1
-            continue
-        start = k
-        while k <= ks[-1] and deep[k]:
-            k += 1
+        near_axis[k] = ((rows - y) * spacing[1]) ** 2 + ((cols - x) * spacing[2]) ** 2 < FLAT_AXIS_MM**2
+    deep_voxels = near_axis & (depth > FLAT_CORE_DEPTH_MM)
+    runs, _ = ndimage.label(deep_voxels.any(axis=(1, 2)) & ~has_core)
+    for run in ndimage.find_objects(runs):
+        start, stop = run[0].start, run[0].stop
         # a separate body: shallow slices (not a core's shell) on both sides of the run
-        if not has_core[start - 1] and k <= ks[-1] and not has_core[k]:
+        if start > ks[0] and stop <= ks[-1] and not has_core[start - 1] and not has_core[stop]:
             n += 1
-            for z in range(start, k):
-                cores[z][axis[z] & (depth[z] > FLAT_CORE_DEPTH_MM) & (cores[z] == 0)] = n
+            cores[start:stop][deep_voxels[start:stop] & (cores[start:stop] == 0)] = n
     return cores, n
 
 
@@ -565,7 +557,7 @@ def _split(
         v.core_id = cid
         if hu is not None:
             own_part = np.zeros((run[1] - run[0] + 1, *mask.shape[1:]), bool)
-            own_part[:, box[1], box[2]] = parts[run[0] - z_off : run[1] - z_off + 1] == cid
+            own_part[:, box[1], box[2]] = own
             v.ribs, v.iliac, v.sacroiliac = _lateral_bone(hu, mask, run, centres, radius, spacing, own_part)
         vertebrae.append(v)
     vertebrae = _join_sacrum(vertebrae)
@@ -632,12 +624,10 @@ def _name(vertebrae: list[Vertebra], top_level: int | None, dz: float) -> tuple[
     rule, the count is then in doubt and the names are flagged.
     """
     names, rule, certain, notes = _name_by_rules(vertebrae, top_level)
-    bodies = [(v.body_slices[1] - v.body_slices[0] + 1) * dz for i, v in enumerate(vertebrae) if names[i] != "S1"]
-    typical = float(np.median(bodies)) if len(bodies) >= 3 else 0.0
-    for i, v in enumerate(vertebrae):
-        if names[i] == "S1":
-            continue
-        body = (v.body_slices[1] - v.body_slices[0] + 1) * dz
+    bodies = {i: (v.body_slices[1] - v.body_slices[0] + 1) * dz for i, v in enumerate(vertebrae) if names[i] != "S1"}
+    typical = float(np.median(list(bodies.values()))) if len(bodies) >= 3 else 0.0
+    for i, body in bodies.items():
+        v = vertebrae[i]
         whole = (v.slices[1] - v.slices[0] + 1) * dz
         if (body > MAX_BODY_MM and body > TALL_BODY_RATIO * typical) or whole > MAX_VERTEBRA_MM:
             certain = False
