@@ -70,13 +70,17 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     from .phantom.realistic import RealisticConfig
     from .phantom.write import write_phantom_set
 
+    realistic_only = {"--extent": args.extent, "--pixel": args.pixel, "--findings": args.findings}
+    given = [name for name, value in realistic_only.items() if value is not None]
+    if given and not args.realistic:
+        raise BoneScreenError(f"{', '.join(given)} apply to --realistic cases only")
     if args.realistic:
         config = RealisticConfig(
-            extent=args.extent,
+            extent=args.extent or "abdomen-pelvis",
             slice_mm=args.thickness or 3.0,
             pixel_mm=args.pixel,
             class_weights=args.class_weights,
-            findings=args.findings,
+            findings=args.findings or "random",
         )
     else:
         config = PhantomConfig(
@@ -435,14 +439,14 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument(
         "--extent",
         choices=EXTENTS,
-        default="abdomen-pelvis",
-        help="field of view of --realistic cases",
+        default=None,
+        help="field of view of --realistic cases (default abdomen-pelvis)",
     )
     ph.add_argument("--pixel", type=float, default=None, help="pixel size (mm) of --realistic cases")
     ph.add_argument(
         "--findings",
         choices=FINDINGS_MODES,
-        default="random",
+        default=None,
         help="--realistic cases: fractures, cement, screws and transitional anatomy drawn at random (default), "
         "none, or drawn with normal anatomy (five lumbar vertebrae, twelve pairs of ribs)",
     )

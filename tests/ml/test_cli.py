@@ -91,3 +91,13 @@ def test_errors_are_one_line(tmp_path, capsys):
 def test_python_dash_m():
     out = subprocess.run([sys.executable, "-m", "bonescreen", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("bonescreen ")
+
+
+def test_phantom_refuses_a_file_as_folder_and_realistic_options_without_realistic(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["phantom", str(afile), "--cases", "1"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["phantom", str(tmp_path / "set"), "--cases", "1", "--pixel", "3", "--findings", "none"]) == 2
+    assert "--pixel, --findings apply to --realistic cases only" in capsys.readouterr().err
+    assert not (tmp_path / "set").exists()

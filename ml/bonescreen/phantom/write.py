@@ -16,6 +16,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from .. import __version__
 from ..atomic import atomic_path
+from ..errors import BoneScreenError
 from ..io.nifti import save_nifti
 from ..labels import LEVEL_NAMES, VERTEBRA_NAMES
 from .generate import PhantomCase, PhantomConfig, make_case
@@ -171,6 +172,8 @@ def write_phantom_set(
     if cases < 1:
         raise ValueError("cases must be at least 1")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BoneScreenError("is a file, not a folder for the phantom cases", out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(cases):
