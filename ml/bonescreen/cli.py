@@ -109,6 +109,7 @@ def cmd_synth_slices(args: argparse.Namespace) -> int:
         args.scenes_per_shard,
         args.workers,
         lambda d, t: bar.update(1),
+        context=args.context,
     )
     bar.close()
     print(f"{len(paths)} shards of {args.per_scene * args.scenes_per_shard} slices in {args.out}")
@@ -134,10 +135,17 @@ def _train(args: argparse.Namespace, task: str) -> int:
     train_cases, val_cases = split_by_case(records, args.val_fraction, args.seed)
     if task == "segmentation":
         model_kwargs = {"width": args.width} if args.width else {}
+        if args.context:
+            model_kwargs["in_channels"] = 3
 
         def make(recs, aug, name):
             cases = SegmentationSlices(
-                recs, args.slices_per_case, augment=aug, seed=args.seed, progress=_loader_progress(name)
+                recs,
+                args.slices_per_case,
+                augment=aug,
+                seed=args.seed,
+                progress=_loader_progress(name),
+                context=args.context,
             )
             if not aug or not (args.slices or args.labelled):
                 return cases
@@ -145,10 +153,12 @@ def _train(args: argparse.Namespace, task: str) -> int:
             # (validation stays on the case set)
             parts = [cases]
             if args.slices:
-                parts.append(SliceShards(args.slices, augment=True, seed=args.seed))
+                parts.append(SliceShards(args.slices, augment=True, seed=args.seed, context=args.context))
             for folder in args.labelled:
                 found = find_labelled(folder, args.layout, args.label_scheme)
-                parts.append(LabelledSlices(found, args.slices_per_case * 2, augment=True, seed=args.seed))
+                parts.append(
+                    LabelledSlices(found, args.slices_per_case * 2, augment=True, seed=args.seed, context=args.context)
+                )
             return ConcatDataset(parts)
 
         name, input_size = args.model, 512
@@ -461,6 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--scenes-per-shard", type=int, default=20)
     sy.add_argument("--seed", type=int, default=0)
     sy.add_argument("--workers", type=int, default=1, help="processes")
+    sy.add_argument(
+        "--context",
+        action="store_true",
+        help="also the slices about 4 mm below and above each one, for the 2.5-D MS-Net (train-seg --context)",
+    )
     sy.set_defaults(func=cmd_synth_slices)
 
     def common_training(q: argparse.ArgumentParser, epochs: int) -> None:
@@ -480,6 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--model", choices=model_names("segmentation"), default="msnet-small")
     ts.add_argument("--width", type=float, default=None, help="channel multiplier (msnet: 1.0)")
     ts.add_argument("--slices-per-case", type=int, default=12)
+    ts.add_argument(
+        "--context",
+        action="store_true",
+        help="2.5-D MS-Net: three input channels, each slice between the CT 4 mm below and above it; "
+        "one-channel --init-weights are widened (the neighbours start with zero weights)",
+    )
     ts.add_argument(
         "--slices",
         type=Path,

@@ -50,7 +50,11 @@ def evaluate_segmentation(
 ) -> dict:
     """MS-Net mark images against the truth on evenly spread slices of each case (no augmentation)."""
     data = SegmentationSlices(
-        records, slices_per_case, augment=False, progress=(lambda d, t: progress("loading", d, t)) if progress else None
+        records,
+        slices_per_case,
+        augment=False,
+        progress=(lambda d, t: progress("loading", d, t)) if progress else None,
+        context=getattr(model, "in_channels", 1) == 3,
     )
     preds = np.concatenate(_predict(model, data, device, batch, lambda m, x: m(x)))[:, 0] > 0.5
     truths = data.marks.astype(bool)

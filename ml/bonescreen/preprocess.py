@@ -17,6 +17,11 @@ SEG_WINDOW = (-250.0, 1250.0)
 CLS_WINDOW = (-200.0, 1200.0)
 #: Side of BCC-Net's input.
 CROP_SIZE = 224
+#: MS-Net with three input channels (2.5-D) sees, beside the slice it marks, the CT this far below and
+#: above it (mm). On one slice an intervertebral disc (80-120 HU inside a ring of annulus) and the body of
+#: a vertebra of low density look alike; 4 mm away, a disc 8-12 mm tall has bone on both sides and a body
+#: 25-30 mm tall has bone on at least one side. The paper's MS-Net is 2-D (one channel).
+SEG_CONTEXT_MM = 4.0
 
 
 def preprocessing_config() -> dict:
@@ -42,6 +47,46 @@ def window(hu: np.ndarray, win: tuple[float, float]) -> np.ndarray:
 def seg_input(hu: np.ndarray) -> np.ndarray:
     """MS-Net input from HU: 0-255 standardized over :data:`SEG_WINDOW`, as float32 in [0, 1]."""
     return np.round(window(hu, SEG_WINDOW) * 255.0) / np.float32(255.0)
+
+
+def context_positions(n_slices: int, dz: float, ks, offset_mm: float = SEG_CONTEXT_MM) -> np.ndarray:
+    """Fractional slice positions of MS-Net's 2.5-D input: (len(ks), 3) = (below, the slice, above).
+
+    Parameters
+    ----------
+    n_slices : int
+        Slices in the volume (axis 0, inferior -> superior).
+    dz : float
+        Slice spacing (mm).
+    ks : array of int
+        Slices to be marked.
+    offset_mm : float
+        Distance of the neighbours (mm), :data:`SEG_CONTEXT_MM`.
+
+    Returns
+    -------
+    ndarray
+        float64 positions, clipped to the volume: at its first and last slices (and for a single
+        slice) a neighbour outside the volume is the slice itself.
+    """
+    ks = np.asarray(ks, dtype=np.float64)
+    step = offset_mm / dz if dz > 0 else 0.0
+    pos = np.stack([ks - step, ks, ks + step], axis=1)
+    return np.clip(pos, 0, max(n_slices - 1, 0))
+
+
+def context_stack(volume: np.ndarray, dz: float, ks, offset_mm: float = SEG_CONTEXT_MM) -> np.ndarray:
+    """The slices ``ks`` of ``volume`` with their neighbours ``offset_mm`` below and above: (len(ks), 3, rows, cols).
+
+    The neighbours are interpolated linearly between the two nearest slices
+    (:func:`context_positions`); float32 in the volume's units (HU, or 0/1 for a mask).
+    """
+    pos = context_positions(len(volume), dz, ks, offset_mm)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, len(volume) - 1)
+    w = (pos - lo).astype(np.float32)[..., None, None]
+    a = volume[lo].astype(np.float32)
+    return np.where(w > 0, a * (1 - w) + volume[hi].astype(np.float32) * w, a)
 
 
 def roi_crop(

@@ -112,3 +112,24 @@ def test_realistic_case_has_ground_truth_and_class():
         assert 20 < hu < 330, name
     with pytest.raises(ValueError, match="extent"):
         RealisticConfig(extent="whole-body")
+
+
+def test_context_slices_for_the_2p5d_msnet(tmp_path):
+    from bonescreen.data import SliceShards
+    from bonescreen.errors import BoneScreenError
+    from bonescreen.phantom.slices import CONTEXT_RANGE_MM
+
+    images, _, info, around = make_scene_slices(11, 0, count=1, context=True)
+    assert around.shape == (1, 2, NET_SIZE, NET_SIZE) and around.dtype == np.uint8
+    assert CONTEXT_RANGE_MM[0] <= info[0]["context_mm"] <= CONTEXT_RANGE_MM[1]
+    # the neighbours are other slices of the same patient and acquisition: alike, not equal
+    for side in around[0]:
+        assert 0 < np.abs(side.astype(int) - images[0]).mean() < 40
+    # a shard made with context gives three-channel samples; one made without it is refused by name
+    write_slice_shards(tmp_path / "ctx", scenes=1, seed=11, per_scene=1, context=True)
+    x, y = SliceShards([tmp_path / "ctx"], augment=True, context=True)[0]
+    assert x.shape == (3, NET_SIZE, NET_SIZE) and y.shape == (1, NET_SIZE, NET_SIZE)
+    write_slice_shards(tmp_path / "flat", scenes=1, seed=11, per_scene=1)
+    with pytest.raises(BoneScreenError, match="--context") as err:
+        SliceShards([tmp_path / "flat"], context=True)
+    assert "slices_11_00000.npz" in str(err.value)

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from ..errors import BoneScreenError
 from ..labels import class_index, levels_present
 from ..pipeline.classify import body_slices
-from ..preprocess import CROP_SIZE, roi_crop, seg_input
+from ..preprocess import CROP_SIZE, context_stack, roi_crop, seg_input
 from .cases import CaseRecord
 
 Progress = Callable[[int, int], None] | None
@@ -38,8 +38,14 @@ class _Augmented(Dataset):
         return np.random.default_rng([self.seed, self.epoch, index])
 
 
+def _uint8_input(hu: np.ndarray) -> np.ndarray:
+    """MS-Net input (:func:`~bonescreen.preprocess.seg_input`) x 255 as uint8, any shape."""
+    return np.round(seg_input(hu) * 255).astype(np.uint8)
+
+
 class _SlicePairs(_Augmented):
-    """uint8 MS-Net inputs ``images`` and marks ``marks`` (n, 512, 512), augmented on the fly."""
+    """uint8 MS-Net inputs ``images`` ((n, 512, 512), or (n, 3, 512, 512) with 2.5-D context) and marks
+    ``marks`` (n, 512, 512), augmented on the fly."""
 
     images: np.ndarray
     marks: np.ndarray
@@ -70,6 +76,9 @@ class SegmentationSlices(_SlicePairs):
         set has it) or ``levels``.
     progress : callable, optional
         Called with (cases done, total) while loading.
+    context : bool
+        Three channels: each slice between its neighbours
+        :data:`~bonescreen.preprocess.SEG_CONTEXT_MM` below and above (2.5-D MS-Net).
     """
 
     def __init__(
@@ -80,6 +89,7 @@ class SegmentationSlices(_SlicePairs):
         seed: int = 0,
         mark: str = "spine",
         progress: Progress = None,
+        context: bool = False,
     ) -> None:
         super().__init__(seed)
         self.augment = augment
@@ -89,30 +99,42 @@ class SegmentationSlices(_SlicePairs):
             truth = labels.get(mark, labels["levels"]) > 0
             nz = volume.shape[0]
             picks = np.unique(np.linspace(0, nz - 1, min(slices_per_case, nz)).round().astype(int))
-            for k in picks:
-                images.append(np.round(seg_input(volume.hu[k]) * 255).astype(np.uint8))
-                marks.append(truth[k].astype(np.uint8))
-                self.index.append((rec.case_id, int(k)))
+            hu = context_stack(volume.hu, volume.spacing[0], picks) if context else volume.hu[picks]
+            images.extend(_uint8_input(hu))
+            marks.extend(truth[picks].astype(np.uint8))
+            self.index += [(rec.case_id, int(k)) for k in picks]
             if progress:
                 progress(n + 1, len(records))
         self.images = np.stack(images)
         self.marks = np.stack(marks)
 
 
+#: Chance that a neighbour of a 2.5-D sample is replaced by the slice itself, as at the first and
+#: last slices of a volume and for a single slice (:func:`~bonescreen.preprocess.context_positions`).
+EDGE_CONTEXT_P = 0.1
+
+
 def _slice_pair(image: np.ndarray, mark: np.ndarray, rng: np.random.Generator | None):
-    """uint8 MS-Net input and mark -> float tensors (1, H, W); with ``rng``, the paper's rotation
-    (+-10 degrees) and translation (+-8% of the side)."""
-    img = image.astype(np.float32) / 255.0
+    """uint8 MS-Net input ((H, W) or (C, H, W)) and mark (H, W) -> float tensors (C, H, W), (1, H, W);
+    with ``rng``, the paper's rotation (+-10 degrees) and translation (+-8% of the side), and for a
+    2.5-D input a neighbour dropped (:data:`EDGE_CONTEXT_P`)."""
+    img = (image if image.ndim == 3 else image[None]).astype(np.float32) / 255.0
     mark = mark.astype(np.float32)
     if rng is not None:
         angle = np.radians(rng.uniform(-10, 10))
-        shift = rng.uniform(-0.08, 0.08, 2) * img.shape[0]
-        c = (np.array(img.shape) - 1) / 2
+        shift = rng.uniform(-0.08, 0.08, 2) * mark.shape[0]
+        c = (np.array(mark.shape) - 1) / 2
         rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
         offset = c - rot @ c - shift
-        img = ndimage.affine_transform(img, rot, offset=offset, order=1, mode="constant", cval=0.0)
+        img = np.stack(
+            [ndimage.affine_transform(ch, rot, offset=offset, order=1, mode="constant", cval=0.0) for ch in img]
+        )
         mark = ndimage.affine_transform(mark, rot, offset=offset, order=0, mode="constant", cval=0.0)
-    return torch.from_numpy(img[None]), torch.from_numpy(mark[None])
+        if len(img) == 3:
+            for side in (0, 2):
+                if rng.random() < EDGE_CONTEXT_P:
+                    img[side] = img[1]
+    return torch.from_numpy(img), torch.from_numpy(mark[None])
 
 
 class LabelledSlices(_SlicePairs):
@@ -132,10 +154,14 @@ class LabelledSlices(_SlicePairs):
         The paper's rotation and translation.
     seed : int
         Seed of the augmentation.
+    context : bool
+        2.5-D input, as :class:`SegmentationSlices`.
     """
 
-    def __init__(self, cases, slices_per_case: int = 24, augment: bool = True, seed: int = 0) -> None:
-        from ..pipeline.grid import NetGrid
+    def __init__(
+        self, cases, slices_per_case: int = 24, augment: bool = True, seed: int = 0, context: bool = False
+    ) -> None:
+        from ..pipeline.grid import NET_SIZE, NetGrid
 
         super().__init__(seed)
         self.augment = augment
@@ -148,9 +174,13 @@ class LabelledSlices(_SlicePairs):
                 continue
             picks = np.unique(ks[np.linspace(0, ks.size - 1, min(slices_per_case, ks.size)).round().astype(int)])
             grid = NetGrid.for_slices(volume.hu.shape[1:], volume.spacing[1:])
-            hu = grid.to_net(volume.hu[picks], fill=-1024.0)
+            if context:
+                stack = context_stack(volume.hu, volume.spacing[0], picks)
+                hu = grid.to_net(stack.reshape(-1, *stack.shape[2:]), fill=-1024.0).reshape(len(picks), 3, -1, NET_SIZE)
+            else:
+                hu = grid.to_net(volume.hu[picks], fill=-1024.0)
             mark = grid.to_net(truth[picks].astype(np.float32), fill=0.0) > 0.5
-            images.append(np.round(seg_input(hu) * 255).astype(np.uint8))
+            images.append(_uint8_input(hu))
             marks.append(mark.astype(np.uint8))
             self.index += [(case.name, int(k)) for k in picks]
         if not images:
@@ -172,14 +202,18 @@ class SliceShards(_SlicePairs):
         Seed of the augmentation.
     limit : int, optional
         Use at most this many slices (the first shards first).
+    context : bool
+        2.5-D input: the shards' ``context`` (the slices below and above each one).
 
     Raises
     ------
     BoneScreenError
-        If a folder holds no shard.
+        If a folder holds no shard, or ``context`` is asked of shards made without it.
     """
 
-    def __init__(self, folders, augment: bool = True, seed: int = 0, limit: int | None = None) -> None:
+    def __init__(
+        self, folders, augment: bool = True, seed: int = 0, limit: int | None = None, context: bool = False
+    ) -> None:
         super().__init__(seed)
         self.augment = augment
         images, marks, self.sources = [], [], []
@@ -190,7 +224,17 @@ class SliceShards(_SlicePairs):
                 raise BoneScreenError("no slices_*.npz shards (make them with `bonescreen synth-slices`)", folder)
             for path in shards:
                 with np.load(path) as z:
-                    images.append(z["images"])
+                    if context and "context" not in z:
+                        raise BoneScreenError(
+                            "shard made without the slices around each one (2.5-D MS-Net); make it again with "
+                            "`bonescreen synth-slices --context`",
+                            path,
+                        )
+                    images.append(
+                        np.stack([z["context"][:, 0], z["images"], z["context"][:, 1]], axis=1)
+                        if context
+                        else z["images"]
+                    )
                     marks.append(z["marks"])
                 self.sources.append(str(path))
         self.images = np.concatenate(images)[:limit]

@@ -5,9 +5,11 @@ MS-Net's 512x512 grid exactly as inference does (:class:`~bonescreen.pipeline.gr
 with the mark image of all vertebrae (thoracic, lumbar, sacrum; never ribs, pelvis,
 femurs, vessels, arms or the table). Samples are written in shards
 (``slices_0000.npz``: ``images`` uint8 (n, 512, 512) = MS-Net input x 255, ``marks``
-uint8 (n, 512, 512), ``spine`` uint8 ids at the vertebra level of the slice) so a
-training run reads them without regenerating, and more can be added in the
-background; a sample depends only on (seed, index).
+uint8 (n, 512, 512), ``spine`` uint8 ids at the vertebra level of the slice; with
+``context``, ``context`` uint8 (n, 2, 512, 512): the same patient and acquisition
+about :data:`~bonescreen.preprocess.SEG_CONTEXT_MM` below and above, for the 2.5-D
+MS-Net) so a training run reads them without regenerating, and more can be added in
+the background; a sample depends only on (seed, index).
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from ..pipeline.grid import NET_SIZE, NetGrid
-from ..preprocess import seg_input
+from ..preprocess import SEG_CONTEXT_MM, seg_input
 from .scene import THORACIC_IDS, draw_acquisition, draw_scene, render_slice
 
 #: Slices drawn from one scene before a new patient is drawn.
 SLICES_PER_SCENE = 6
+#: Distances of a 2.5-D sample's neighbours (mm), drawn around :data:`~bonescreen.preprocess.SEG_CONTEXT_MM`:
+#: at inference the neighbours of thick slices are interpolated between slices farther apart.
+CONTEXT_RANGE_MM = (SEG_CONTEXT_MM - 1.0, SEG_CONTEXT_MM + 1.0)
 
 
 def draw_z(rng: np.random.Generator, levels_z: dict[int, float]) -> float:
@@ -35,8 +40,8 @@ def draw_z(rng: np.random.Generator, levels_z: dict[int, float]) -> float:
     return float(rng.uniform(lo, hi))
 
 
-def make_scene_slices(seed: int, scene_index: int, count: int = SLICES_PER_SCENE):
-    """``count`` training samples from one drawn patient: (images, marks, spine ids, info).
+def make_scene_slices(seed: int, scene_index: int, count: int = SLICES_PER_SCENE, context: bool = False):
+    """``count`` training samples from one drawn patient: (images, marks, info[, context]).
 
     Returns
     -------
@@ -45,23 +50,28 @@ def make_scene_slices(seed: int, scene_index: int, count: int = SLICES_PER_SCENE
     marks : ndarray
         uint8 (count, 512, 512): 1 on vertebral bone.
     info : list of dict
-        Per sample: z (mm), pixel spacing, thickness, field of view, spine ids present.
+        Per sample: z (mm), pixel spacing, thickness, field of view, spine ids present
+        (and the neighbours' distance).
+    context : ndarray
+        Only with ``context``: uint8 (count, 2, 512, 512), the slices below and above
+        (:data:`CONTEXT_RANGE_MM`) with the same acquisition.
     """
     rng = np.random.default_rng([seed, scene_index])
     scene = draw_scene(rng)
     images = np.empty((count, NET_SIZE, NET_SIZE), np.uint8)
     marks = np.empty((count, NET_SIZE, NET_SIZE), np.uint8)
+    around = np.empty((count, 2, NET_SIZE, NET_SIZE), np.uint8) if context else None
     info = []
     for i in range(count):
         z = draw_z(rng, scene.levels_z)
         acq = draw_acquisition(rng, scene, z)
         hu, spine = render_slice(scene, acq, z, rng)
-        if rng.random() < 0.5:  # left-right mirror: the mark must not depend on the side of the aorta or liver
+        mirror = rng.random() < 0.5  # the mark must not depend on the side of the aorta or liver
+        if mirror:
             hu, spine = hu[:, ::-1], spine[:, ::-1]
         grid = NetGrid.for_slices(hu.shape, (acq.spacing, acq.spacing))
-        net_hu = grid.to_net(hu[None], fill=-1024.0)[0]
         net_mark = grid.to_net((spine[None] > 0).astype(np.float32), fill=0.0)[0] > 0.5
-        images[i] = np.round(seg_input(net_hu) * 255).astype(np.uint8)
+        images[i] = _net_input(grid, hu)
         marks[i] = net_mark
         info.append(
             {
@@ -72,21 +82,36 @@ def make_scene_slices(seed: int, scene_index: int, count: int = SLICES_PER_SCENE
                 "ids": sorted(int(v) for v in np.unique(spine) if v),
             }
         )
+        if around is not None:
+            step = float(rng.uniform(*CONTEXT_RANGE_MM))
+            for side, dz in enumerate((-step, step)):
+                near = render_slice(scene, acq, z + dz, rng)[0]
+                around[i, side] = _net_input(grid, near[:, ::-1] if mirror else near)
+            info[-1]["context_mm"] = round(step, 2)
+    if around is not None:
+        return images, marks, info, around
     return images, marks, info
 
 
+def _net_input(grid: NetGrid, hu: np.ndarray) -> np.ndarray:
+    """One HU slice on MS-Net's grid as uint8 input (0-255 over the window)."""
+    return np.round(seg_input(grid.to_net(hu[None], fill=-1024.0)[0]) * 255).astype(np.uint8)
+
+
 def _shard(args) -> str:
-    out, seed, first, scenes, per_scene = args
+    out, seed, first, scenes, per_scene, context = args
     path = Path(out) / f"slices_{seed}_{first:05d}.npz"
     if path.exists():
         return str(path)
-    parts = [make_scene_slices(seed, s, per_scene) for s in range(first, first + scenes)]
+    parts = [make_scene_slices(seed, s, per_scene, context) for s in range(first, first + scenes)]
     tmp = path.with_suffix(".tmp.npz")
+    extra = {"context": np.concatenate([p[3] for p in parts])} if context else {}
     np.savez_compressed(
         tmp,
         images=np.concatenate([p[0] for p in parts]),
         marks=np.concatenate([p[1] for p in parts]),
         info=np.array(json.dumps([i for p in parts for i in p[2]])),
+        **extra,
     )
     os.replace(tmp, path)
     return str(path)
@@ -100,6 +125,7 @@ def write_slice_shards(
     scenes_per_shard: int = 20,
     workers: int = 1,
     progress=None,
+    context: bool = False,
 ) -> list[str]:
     """Write ``scenes * per_scene`` training slices as shards under ``out``; existing shards are kept (resume).
 
@@ -119,10 +145,13 @@ def write_slice_shards(
         Processes.
     progress : callable, optional
         Called with (shards done, total).
+    context : bool
+        Also the slices around each one (2.5-D MS-Net; three times the rendering).
     """
     Path(out).mkdir(parents=True, exist_ok=True)
     jobs = [
-        (str(out), seed, f, min(scenes_per_shard, scenes - f), per_scene) for f in range(0, scenes, scenes_per_shard)
+        (str(out), seed, f, min(scenes_per_shard, scenes - f), per_scene, context)
+        for f in range(0, scenes, scenes_per_shard)
     ]
     done: list[str] = []
     if workers <= 1:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from ..preprocess import seg_input
+from ..preprocess import context_stack, seg_input
 from ..threads import split_range, thread_map
 from .grid import NetGrid
 from .inference import InferenceSettings
@@ -30,6 +30,25 @@ def slices_with_bone(hu: np.ndarray) -> np.ndarray:
 
     thread_map(count, split_range(len(hu)))  # numpy releases the GIL: one run of slices per core
     return np.nonzero(counts >= BONE_PIXELS)[0]
+
+
+def seg_stack(
+    hu: np.ndarray, spacing: tuple[float, float, float], ks: np.ndarray, grid: NetGrid, channels: int = 1
+) -> np.ndarray:
+    """MS-Net input for the slices ``ks`` of a (z, y, x) HU volume: float32 (len(ks), channels, 512, 512).
+
+    One channel: the slice (the paper). Three: the slice between its neighbours
+    :data:`~bonescreen.preprocess.SEG_CONTEXT_MM` below and above (2.5-D,
+    :func:`~bonescreen.preprocess.context_stack`).
+    """
+    if channels == 1:
+        return seg_input(grid.to_net(hu[ks], fill=-1024.0))[:, None]
+    if channels != 3:
+        raise ValueError(f"MS-Net input has 1 or 3 channels, not {channels}")
+    stack = context_stack(hu, spacing[0], ks)
+    n, c, rows, cols = stack.shape
+    net = grid.to_net(stack.reshape(n * c, rows, cols), fill=-1024.0)
+    return seg_input(net).reshape(n, c, *net.shape[1:])
 
 
 def iter_mark_volume(
@@ -61,8 +80,10 @@ def iter_mark_volume(
     mark = np.zeros(hu.shape, dtype=bool)
     batches = [todo[s : s + batch] for s in range(0, len(todo), batch)]
 
+    channels = getattr(model, "in_channels", 1)
+
     def prepare(ks: np.ndarray) -> torch.Tensor:
-        x = settings.input(torch.from_numpy(seg_input(grid.to_net(hu[ks], fill=-1024.0))[:, None]))
+        x = settings.input(torch.from_numpy(seg_stack(hu, spacing, ks, grid, channels)))
         return x.pin_memory() if device.type == "cuda" else x  # pinned: the copy to the GPU runs asynchronously
 
     yield "segment", 0, len(todo)

@@ -71,6 +71,22 @@ class TrainConfig:
     init_weights: str | None = None
 
 
+def widen_input(one_channel: dict, target: dict) -> dict:
+    """Weights of a one-channel MS-Net for its three-channel (2.5-D) twin.
+
+    The first convolution's kernel goes to the middle channel (the slice itself) and the
+    neighbours' kernels start at zero, so the widened network marks exactly as the
+    one-channel one did until training teaches it to use the slices around.
+    """
+    out = dict(one_channel)
+    for key, value in target.items():
+        if key in one_channel and one_channel[key].shape != value.shape and value.ndim == 4:
+            w = torch.zeros_like(value)
+            w[:, 1:2] = one_channel[key]
+            out[key] = w
+    return out
+
+
 @dataclass
 class TrainEvent:
     """One progress report: ``kind`` is ``step``, ``epoch`` or ``done``."""
@@ -231,12 +247,15 @@ def train(
     start_epoch, step = 0, 0
     if config.init_weights and not resume:
         start, start_meta = load_model(config.init_weights, device)
-        if start_meta["model"] != config.model or start_meta.get("config", {}) != getattr(model, "config", dict)():
+        wanted = getattr(model, "config", dict)()
+        given = start_meta.get("config", {})
+        widened = given == {**wanted, "in_channels": 1} and wanted.get("in_channels") == 3
+        if start_meta["model"] != config.model or (given != wanted and not widened):
             raise BoneScreenError(
                 f"weights are a {start_meta['model']} {start_meta.get('config')}, not the {config.model} being trained",
                 config.init_weights,
             )
-        model.load_state_dict(start.state_dict())
+        model.load_state_dict(widen_input(start.state_dict(), model.state_dict()) if widened else start.state_dict())
     if resume:
         state = load_training_state(out, model, optimizer)
         start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
