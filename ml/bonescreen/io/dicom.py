@@ -2,28 +2,43 @@
 
 Rules:
 
+- Every file is judged on its own. Files that are not axial CT images of a series
+  (localizers, secondary captures, dose reports and other non-image objects, other
+  modalities, images of another orientation) are skipped and named in
+  :attr:`CTVolume.notes`; the series is never judged by its first file.
+- ACR-NEMA style files (no 128-byte preamble and 'DICM' prefix, often implicit VR
+  without a file meta header) are read when they start with a DICOM group 0008 or
+  0002 element.
+- Multi-frame CT (Enhanced CT, Legacy Converted Enhanced CT): positions,
+  orientation, pixel spacing and rescale come from the per-frame and shared
+  functional groups (DICOM PS3.3 C.7.6.16); a file is one series.
 - Slices are sorted by ImagePositionPatient projected on the slice normal
   (ImageOrientationPatient row x column), never by InstanceNumber or file name.
+  Where ImagePositionPatient is missing, SliceLocation (the position along the
+  normal, PS3.3 C.7.6.2.1.2) places the slice and the volume is flagged; where
+  ImageOrientationPatient is missing on some images, the orientation of the
+  others is taken (flagged); on all of them, the series is refused naming the tag.
 - HU = stored value * RescaleSlope + RescaleIntercept; outside-FOV padding
   becomes air (-1024 HU).
 - Slice spacing comes from the positions. Spacing that varies by more than 10%
   (a missing slice) and gantry tilt over 1 degree are refused with a message.
-- A folder with several series: the candidates are the CT series that are axial
-  (slice normal within 30 degrees of the body axis) and not localizers. The one
-  with the most slices is taken, and its number and description are logged; if
-  two candidates tie, the error lists the series to choose from.
+- A folder with several series: the candidates are the axial CT image sets; the
+  one with the most slices is taken, and its number and description are logged;
+  if two candidates tie, the error lists the series to choose from.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
 from ..errors import BoneScreenError
 from .volume import AIR_HU, CTVolume, volume_from_ijk
@@ -33,23 +48,62 @@ log = logging.getLogger(__name__)
 _SPACING_TOLERANCE = 0.10
 _MAX_TILT_DEG = 1.0
 _AXIAL_MAX_DEG = 30.0
+#: SOP classes of multi-frame CT read through their functional groups.
+MULTIFRAME_CT = {
+    "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT",
+    "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT",
+}
+_SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+#: Named skipped files in a note; the rest are counted.
+_NAMED_SKIPS = 5
 
 
-def is_dicom_file(path: Path) -> bool:
-    """True if ``path`` starts like a DICOM Part 10 file (preamble and 'DICM')."""
+def dicom_kind(path: Path) -> str | None:
+    """``part10`` (preamble and 'DICM'), ``raw`` (ACR-NEMA style: starts with a group 0002/0008 element) or None."""
     try:
         with open(path, "rb") as f:
             head = f.read(132)
     except OSError:
-        return False
-    return len(head) == 132 and head[128:] == b"DICM"
+        return None
+    if len(head) == 132 and head[128:] == b"DICM":
+        return "part10"
+    # a dataset without preamble starts with its first element: group 0x0008 (or the file meta's 0x0002),
+    # little endian, followed by an element number, then a VR (explicit) or a 4-byte length (implicit)
+    if len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x02\x00") and head[3] == 0:
+        return "raw"
+    return None
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True if ``path`` looks like a DICOM file, with the Part 10 header or without it (ACR-NEMA style)."""
+    return dicom_kind(Path(path)) is not None
 
 
 def _read(path: Path, headers_only: bool) -> Dataset:
     try:
-        return pydicom.dcmread(path, stop_before_pixels=headers_only, force=False)
+        ds = pydicom.dcmread(path, stop_before_pixels=headers_only, force=dicom_kind(path) == "raw")
     except Exception as exc:  # pydicom raises many types for damaged files
         raise BoneScreenError(f"not a readable DICOM file ({_short(exc)})", path) from None
+    _add_transfer_syntax(ds)
+    return ds
+
+
+def _add_transfer_syntax(ds: Dataset) -> None:
+    """A file without a file meta header: record the encoding pydicom read it with, so pixels decode."""
+    meta = ds.file_meta if hasattr(ds, "file_meta") else None
+    if meta is not None and meta.get("TransferSyntaxUID"):
+        return
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if implicit is None:
+        implicit = True
+    syntax = (
+        pydicom.uid.ImplicitVRLittleEndian
+        if implicit
+        else (pydicom.uid.ExplicitVRLittleEndian if little is not False else pydicom.uid.ExplicitVRBigEndian)
+    )
+    if meta is None:
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = syntax
 
 
 def _short(exc: BaseException) -> str:
@@ -57,62 +111,145 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:200]
 
 
-def _floats(ds: Dataset, keyword: str, n: int, path: Path) -> np.ndarray:
+def _floats(ds: Dataset, keyword: str, n: int) -> np.ndarray | None:
+    """``n`` finite numbers from ``keyword``, or None if absent or malformed."""
     try:
         value = ds.get(keyword)
         arr = np.array([float(v) for v in value], dtype=float) if value is not None else None
     except Exception:
-        arr = None
+        return None
     if arr is None or arr.shape != (n,) or not np.all(np.isfinite(arr)):
-        raise BoneScreenError(f"missing or malformed {keyword} (need {n} numbers)", path)
+        return None
     return arr
 
 
-class _Slice:
-    """Header facts of one instance."""
+def _float(ds: Dataset, keyword: str) -> float | None:
+    try:
+        value = float(ds.get(keyword))
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _image_types(ds: Dataset) -> list[str]:
+    value = ds.get("ImageType", []) or []
+    if isinstance(value, str):
+        value = value.split("\\")
+    return [str(t).upper() for t in value]
+
+
+@dataclass
+class _Frame:
+    """One image plane: a single-frame file, or one frame of a multi-frame file."""
+
+    path: Path
+    ds: Dataset
+    frame: int | None  # index in a multi-frame file's pixel data; None for a single-frame file
+    orientation: np.ndarray | None  # ImageOrientationPatient (6)
+    position: np.ndarray | None  # ImagePositionPatient (3)
+    slice_location: float | None
+    pixel_spacing: np.ndarray | None
+    rows: int
+    cols: int
+    slope: float = 1.0
+    intercept: float = 0.0
+
+    @property
+    def row_cos(self) -> np.ndarray:
+        return self.orientation[:3]
+
+    @property
+    def col_cos(self) -> np.ndarray:
+        return self.orientation[3:]
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.cross(self.row_cos, self.col_cos)
+
+    @property
+    def distance(self) -> float:
+        return float(self.position @ self.normal)
+
+
+def _orientation_problem(iop: np.ndarray) -> str | None:
+    for v in (iop[:3], iop[3:]):
+        if abs(np.linalg.norm(v) - 1) > 0.05:
+            return "ImageOrientationPatient does not hold unit vectors"
+    if np.linalg.norm(np.cross(iop[:3], iop[3:])) < 0.9:
+        return "ImageOrientationPatient row and column directions are not perpendicular"
+    return None
+
+
+def _is_axial(iop: np.ndarray) -> bool:
+    return abs(np.cross(iop[:3], iop[3:])[2]) >= np.cos(np.radians(_AXIAL_MAX_DEG))
+
+
+def _plane_name(iop: np.ndarray) -> str:
+    axis = int(np.argmax(np.abs(np.cross(iop[:3], iop[3:]))))
+    return ("sagittal", "coronal", "axial")[axis]
+
+
+class _Instance:
+    """Header facts of one file, and why it is not an axial CT image (``skip``) if it is not."""
 
     def __init__(self, path: Path, ds: Dataset) -> None:
         self.path = path
+        self.ds = ds
         self.modality = str(ds.get("Modality", "") or "")
         self.series_uid = str(ds.get("SeriesInstanceUID", "") or "")
         self.series_number = ds.get("SeriesNumber", "")
         self.description = str(ds.get("SeriesDescription", "") or "")
-        image_type = ds.get("ImageType", []) or []
-        self.localizer = "LOCALIZER" in [
-            str(t).upper()
-            for t in (
-                image_type if isinstance(image_type, list | tuple | pydicom.multival.MultiValue) else [image_type]
-            )
-        ]
-        self.ds = ds
-
-    def geometry(self) -> None:
-        ds, path = self.ds, self.path
-        iop = _floats(ds, "ImageOrientationPatient", 6, path)
-        self.row_cos, self.col_cos = iop[:3], iop[3:]
-        for v in (self.row_cos, self.col_cos):
-            if abs(np.linalg.norm(v) - 1) > 0.05:
-                raise BoneScreenError("ImageOrientationPatient does not hold unit vectors", path)
-        self.normal = np.cross(self.row_cos, self.col_cos)
-        if np.linalg.norm(self.normal) < 0.9:
-            raise BoneScreenError("ImageOrientationPatient row and column directions are not perpendicular", path)
-        self.position = _floats(ds, "ImagePositionPatient", 3, path)
-        self.pixel_spacing = _floats(ds, "PixelSpacing", 2, path)
-        if np.any(self.pixel_spacing <= 0):
-            raise BoneScreenError(f"PixelSpacing {self.pixel_spacing.tolist()} is not positive", path)
+        self.sop_class = str(
+            ds.get("SOPClassUID", "") or getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", "")
+        )
         try:
-            self.rows, self.cols = int(ds.Rows), int(ds.Columns)
+            self.frames = int(ds.get("NumberOfFrames", 1) or 1)
+        except (TypeError, ValueError):
+            self.frames = 1
+        self.multiframe = self.sop_class in MULTIFRAME_CT or self.frames > 1
+        self.skip = self._why_not()
+
+    def _why_not(self) -> str | None:
+        ds = self.ds
+        if "Rows" not in ds or "Columns" not in ds:
+            name = UID(self.sop_class).name if self.sop_class else "no SOP class"
+            return f"not an image ({name})"
+        if self.sop_class.startswith(_SECONDARY_CAPTURE):
+            return "secondary capture"
+        if self.modality != "CT":
+            return f"modality {self.modality or 'missing'}"
+        if "LOCALIZER" in _image_types(ds):
+            return "localizer"
+        if self.multiframe and self.sop_class not in MULTIFRAME_CT and "PerFrameFunctionalGroupsSequence" not in ds:
+            return f"multi-frame image without functional groups ({self.frames} frames)"
+        iop = _floats(ds, "ImageOrientationPatient", 6)
+        if iop is not None and _orientation_problem(iop) is None and not _is_axial(iop):
+            return f"{_plane_name(iop)} image"
+        return None
+
+    def frame(self) -> _Frame:
+        """The single frame of this file (ImagePositionPatient and orientation may be None)."""
+        ds = self.ds
+        try:
+            rows, cols = int(ds.Rows), int(ds.Columns)
         except Exception:
-            raise BoneScreenError("missing Rows/Columns", path) from None
-        self.distance = float(self.position @ self.normal)
+            raise BoneScreenError("missing or malformed Rows/Columns", self.path) from None
+        return _Frame(
+            self.path,
+            ds,
+            None,
+            _floats(ds, "ImageOrientationPatient", 6),
+            _floats(ds, "ImagePositionPatient", 3),
+            _float(ds, "SliceLocation"),
+            _floats(ds, "PixelSpacing", 2),
+            rows,
+            cols,
+        )
 
-    @property
-    def axial(self) -> bool:
-        return abs(self.normal[2]) >= np.cos(np.radians(_AXIAL_MAX_DEG))
 
-
-def _collect(folder: Path) -> list[_Slice]:
-    slices = []
+def _collect(folder: Path) -> tuple[list[_Instance], list[str]]:
+    """Every DICOM file under ``folder`` (headers only), and the names of files that could not be read."""
+    found, unreadable = [], []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
@@ -120,154 +257,327 @@ def _collect(folder: Path) -> list[_Slice]:
             if name.startswith(".") or name.upper() == "DICOMDIR" or not is_dicom_file(path):
                 continue
             try:
-                ds = pydicom.dcmread(path, stop_before_pixels=True)
+                found.append(_Instance(path, _read(path, headers_only=True)))
             except Exception as exc:
                 log.warning("skipping %s: %s", path.name, _short(exc))
-                continue
-            try:
-                slices.append(_Slice(path, ds))
-            except Exception as exc:
-                log.warning("skipping %s: %s", path.name, _short(exc))
-    return slices
+                unreadable.append(path.name)
+    return found, unreadable
 
 
-def _series_label(group: list[_Slice]) -> str:
-    s = group[0]
-    desc = f" '{s.description}'" if s.description else ""
-    return f"series {s.series_number}{desc} ({s.modality or 'no modality'}, {len(group)} images)"
+def _skip_note(skipped: list[tuple[str, str]]) -> str | None:
+    """One line naming the skipped files by reason: ``skipped 2 files that are not axial CT images: ...``."""
+    if not skipped:
+        return None
+    by_reason: dict[str, list[str]] = defaultdict(list)
+    for name, reason in skipped:
+        by_reason[reason].append(name)
+    parts = []
+    for reason, names in by_reason.items():
+        shown = ", ".join(names[:_NAMED_SKIPS]) + (
+            f" and {len(names) - _NAMED_SKIPS} more" if len(names) > _NAMED_SKIPS else ""
+        )
+        parts.append(f"{reason}: {shown}")
+    n = len(skipped)
+    files = f"{n} files that are" if n > 1 else "1 file that is"
+    return f"skipped {files} not part of the axial CT series ({'; '.join(parts)})"
 
 
-def _choose_series(folder: Path, slices: list[_Slice]) -> list[_Slice]:
-    groups: dict[str, list[_Slice]] = defaultdict(list)
-    for s in slices:
-        groups[s.series_uid].append(s)
-    candidates = []
-    for group in groups.values():
-        if group[0].modality != "CT" or all(s.localizer for s in group):
-            continue
+@dataclass
+class _Series:
+    """Frames chosen for one volume, with what the reader had to assume."""
+
+    frames: list[_Frame]
+    label: str
+    notes: list[str]
+    flags: list[str]
+
+
+def _series_label(inst: _Instance, n: int) -> str:
+    desc = f" '{inst.description}'" if inst.description else ""
+    return f"series {inst.series_number}{desc} ({inst.modality or 'no modality'}, {n} images)"
+
+
+def _place_frames(group: list[_Instance], where: Path) -> _Series | str:
+    """Frames of one series' single-frame CT images, with orientation and positions repaired where the
+    standard allows; a string says why the group cannot be a volume."""
+    frames, skipped, flags = [], [], []
+    for inst in group:
         try:
-            group[0].geometry()
-        except BoneScreenError:
+            frames.append(inst.frame())
+        except BoneScreenError as exc:
+            skipped.append((inst.path.name, exc.problem))
+    if not frames:
+        return "no readable image"
+    # orientation: the one most images share; images without it take it (flagged)
+    known = [f for f in frames if f.orientation is not None and _orientation_problem(f.orientation) is None]
+    if not known:
+        bad = [f for f in frames if f.orientation is not None]
+        if bad:
+            raise BoneScreenError(_orientation_problem(bad[0].orientation), bad[0].path)
+        raise BoneScreenError(
+            f"ImageOrientationPatient is missing in all {len(frames)} images of the series, so the orientation "
+            "of the slices is unknown",
+            frames[0].path,
+        )
+    counts = Counter(tuple(np.round(f.orientation, 3)) for f in known)
+    majority = np.array(counts.most_common(1)[0][0])
+    reference = next(f for f in known if np.allclose(f.orientation, majority, atol=1e-3))
+    kept, borrowed = [], []
+    for f in frames:
+        if f.orientation is None or _orientation_problem(f.orientation) is not None:
+            f.orientation = reference.orientation
+            borrowed.append(f.path.name)
+        elif not np.allclose(f.orientation, reference.orientation, atol=1e-3):
+            skipped.append((f.path.name, "orientation differs from the rest of the series"))
             continue
-        if group[0].axial:
-            candidates.append([s for s in group if not s.localizer])
-    listing = "; ".join(_series_label(g) for g in groups.values())
+        kept.append(f)
+    frames = kept
+    if borrowed:
+        flags.append(
+            f"ImageOrientationPatient missing or malformed in {len(borrowed)} image(s) (first: {borrowed[0]}); "
+            "the orientation of the other images of the series was taken"
+        )
+    # positions: ImagePositionPatient, else SliceLocation along the normal (flagged), else the image is skipped
+    missing = [f for f in frames if f.position is None]
+    if missing:
+        located = [f for f in missing if f.slice_location is not None]
+        if not located:
+            if len(missing) == len(frames):
+                raise BoneScreenError(
+                    "ImagePositionPatient and SliceLocation are missing in all images of the series, "
+                    "so the order and spacing of the slices are unknown",
+                    missing[0].path,
+                )
+        with_position = [f for f in frames if f.position is not None]
+        if with_position and located:
+            # mixing two position references would misplace slices: use SliceLocation for all, or skip the rest
+            if all(f.slice_location is not None for f in frames):
+                located = frames
+            else:
+                located = []
+        origin = with_position[0].position if with_position else np.zeros(3)
+        for f in located:
+            n = f.normal
+            f.position = origin - (origin @ n) * n + f.slice_location * n
+        for f in missing:
+            if f.position is None:
+                skipped.append((f.path.name, "no ImagePositionPatient nor SliceLocation"))
+        frames = [f for f in frames if f.position is not None]
+        if located:
+            flags.append(
+                f"ImagePositionPatient missing in {len(missing)} image(s) (first: {missing[0].path.name}); the slices "
+                "were placed by SliceLocation along the slice normal: check the slice order and spacing"
+            )
+    if not frames:
+        return "no image with a known position"
+    if not _is_axial(frames[0].orientation):
+        return f"{_plane_name(frames[0].orientation)} images"
+    note = _skip_note(skipped)
+    return _Series(frames, _series_label(group[0], len(frames)), [note] if note else [], flags)
+
+
+def _multiframe_frames(path: Path, ds: Dataset) -> list[_Frame]:
+    """The frames of an Enhanced CT or Legacy Converted Enhanced CT file, from its functional groups."""
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared[0] if shared else Dataset()
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    try:
+        n = int(ds.get("NumberOfFrames", 0) or 0)
+        rows, cols = int(ds.Rows), int(ds.Columns)
+    except Exception:
+        raise BoneScreenError("missing or malformed NumberOfFrames, Rows or Columns", path) from None
+    if n < 1 or len(per_frame) != n:
+        raise BoneScreenError(
+            f"PerFrameFunctionalGroupsSequence has {len(per_frame)} items for {n} frames (NumberOfFrames)", path
+        )
+
+    def item(fg: Dataset, keyword: str) -> Dataset | None:
+        for source in (fg, shared):
+            seq = source.get(keyword)
+            if seq:
+                return seq[0]
+        return None
+
+    frames = []
+    for i, fg in enumerate(per_frame):
+        pos, ori = item(fg, "PlanePositionSequence"), item(fg, "PlaneOrientationSequence")
+        measures, rescale = item(fg, "PixelMeasuresSequence"), item(fg, "PixelValueTransformationSequence")
+        frame = _Frame(
+            path,
+            ds,
+            i,
+            _floats(ori, "ImageOrientationPatient", 6) if ori is not None else None,
+            _floats(pos, "ImagePositionPatient", 3) if pos is not None else None,
+            None,
+            _floats(measures, "PixelSpacing", 2) if measures is not None else None,
+            rows,
+            cols,
+        )
+        if rescale is not None:
+            frame.slope = _float(rescale, "RescaleSlope") or 1.0
+            frame.intercept = _float(rescale, "RescaleIntercept") or 0.0
+        for keyword, value in (
+            ("ImageOrientationPatient", frame.orientation),
+            ("ImagePositionPatient", frame.position),
+        ):
+            if value is None:
+                raise BoneScreenError(
+                    f"frame {i + 1}: {keyword} missing from the per-frame and shared functional groups", path
+                )
+        if frame.pixel_spacing is None:
+            raise BoneScreenError(f"frame {i + 1}: PixelSpacing missing from the functional groups", path)
+        frames.append(frame)
+    return frames
+
+
+def _multiframe_series(inst: _Instance) -> _Series:
+    frames = _multiframe_frames(inst.path, inst.ds)
+    kind = MULTIFRAME_CT.get(inst.sop_class, "multi-frame CT")
+    return _Series(
+        frames, f"{kind} {_series_label(inst, len(frames))}", [f"read a {kind} file of {len(frames)} frames"], []
+    )
+
+
+def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str]) -> _Series:
+    skipped = [(i.path.name, i.skip) for i in found if i.skip]
+    skipped += [(name, "unreadable") for name in unreadable]
+    images = [i for i in found if not i.skip]
+    groups: dict[str, list[_Instance]] = defaultdict(list)
+    candidates: list[_Series] = []
+    rejected: list[str] = []
+    for inst in images:
+        if inst.multiframe:
+            try:
+                candidates.append(_multiframe_series(inst))
+            except BoneScreenError as exc:
+                rejected.append(f"{inst.path.name}: {exc.problem}")
+        else:
+            groups[inst.series_uid].append(inst)
+    for group in groups.values():
+        placed = _place_frames(group, folder)
+        if isinstance(placed, str):
+            rejected.append(f"{_series_label(group[0], len(group))}: {placed}")
+        else:
+            candidates.append(placed)
     if not candidates:
-        modalities = sorted({s.modality or "none" for s in slices})
+        modalities = sorted({i.modality or "none" for i in found})
+        listing = "; ".join(rejected + [f"{name} ({why})" for name, why in skipped[:_NAMED_SKIPS]])
         if "CT" not in modalities:
             raise BoneScreenError(
                 f"no CT images in the folder (modality {', '.join(modalities)}); found {listing}", folder
             )
         raise BoneScreenError(f"no axial CT series in the folder; found {listing}", folder)
-    candidates.sort(key=len, reverse=True)
-    if len(candidates) > 1 and len(candidates[0]) == len(candidates[1]):
+    candidates.sort(key=lambda s: len(s.frames), reverse=True)
+    if len(candidates) > 1 and len(candidates[0].frames) == len(candidates[1].frames):
         raise BoneScreenError(
             "several axial CT series with the same number of slices; pass one series folder: "
-            + "; ".join(_series_label(g) for g in candidates),
+            + "; ".join(s.label for s in candidates),
             folder,
         )
-    if len(groups) > 1:
-        log.info(
-            "%s holds %d series; using the axial CT series with most slices: %s",
-            folder.name,
-            len(groups),
-            _series_label(candidates[0]),
+    chosen = candidates[0]
+    others = [s.label for s in candidates[1:]] + rejected
+    if others:
+        chosen.notes.append(
+            f"used the axial CT series with most slices, {chosen.label}; also in the folder: {'; '.join(others)}"
         )
-    return candidates[0]
+        log.info("%s: using the axial CT series with most slices, %s", folder.name, chosen.label)
+    note = _skip_note(skipped)
+    if note:
+        chosen.notes.append(note)
+    return chosen
 
 
-def _check_series(slices: list[_Slice]) -> tuple[list[_Slice], np.ndarray]:
-    """Sort along the normal and check sizes, orientation, spacing and tilt; return slices and the 4x4 LPS affine."""
-    for s in slices:
-        s.geometry()
-    first = slices[0]
-    for s in slices[1:]:
-        if (s.rows, s.cols) != (first.rows, first.cols):
+def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray]:
+    """Sort along the normal and check sizes, orientation, spacing and tilt; return frames and the 4x4 LPS affine."""
+    first = frames[0]
+    for f in frames:
+        if f.pixel_spacing is None:
+            raise BoneScreenError("missing or malformed PixelSpacing (need 2 numbers)", f.path)
+        if np.any(f.pixel_spacing <= 0):
+            raise BoneScreenError(f"PixelSpacing {f.pixel_spacing.tolist()} is not positive", f.path)
+    for f in frames[1:]:
+        if (f.rows, f.cols) != (first.rows, first.cols):
             raise BoneScreenError(
-                f"mixed image sizes in the series: {s.rows}x{s.cols} here, "
+                f"mixed image sizes in the series: {f.rows}x{f.cols} here, "
                 f"{first.rows}x{first.cols} in {first.path.name}",
-                s.path,
+                f.path,
             )
-        if not (np.allclose(s.row_cos, first.row_cos, atol=1e-3) and np.allclose(s.col_cos, first.col_cos, atol=1e-3)):
-            raise BoneScreenError(f"image orientation differs from {first.path.name} in the same series", s.path)
-        if not np.allclose(s.pixel_spacing, first.pixel_spacing, rtol=1e-3):
-            raise BoneScreenError(f"pixel spacing differs from {first.path.name} in the same series", s.path)
-    slices = sorted(slices, key=lambda s: s.distance)
-    dist = np.array([s.distance for s in slices])
+        if not np.allclose(f.orientation, first.orientation, atol=1e-3):
+            raise BoneScreenError(f"image orientation differs from {first.path.name} in the same series", f.path)
+        if not np.allclose(f.pixel_spacing, first.pixel_spacing, rtol=1e-3):
+            raise BoneScreenError(f"pixel spacing differs from {first.path.name} in the same series", f.path)
+    frames = sorted(frames, key=lambda f: f.distance)
+    dist = np.array([f.distance for f in frames])
     dr, dc = first.pixel_spacing  # row spacing, column spacing
     affine = np.eye(4)
     affine[:3, 0] = first.row_cos * dc
     affine[:3, 1] = first.col_cos * dr
-    affine[:3, 3] = slices[0].position
-    if len(slices) == 1:
-        thickness = _slice_thickness(first.ds)
-        affine[:3, 2] = first.normal * thickness
-        return slices, affine
+    affine[:3, 3] = frames[0].position
+    if len(frames) == 1:
+        affine[:3, 2] = first.normal * _slice_thickness(first.ds)
+        return frames, affine
     steps = np.diff(dist)
     if np.any(steps < 1e-3):
         i = int(np.argmin(steps))
-        raise BoneScreenError(
-            f"two images at the same position ({slices[i].path.name}, {slices[i + 1].path.name}); "
-            "the folder may mix series",
-            slices[i].path.parent,
-        )
+        a, b = frames[i], frames[i + 1]
+        names = f"frames {a.frame + 1} and {b.frame + 1}" if a.frame is not None else f"{a.path.name}, {b.path.name}"
+        raise BoneScreenError(f"two images at the same position ({names}); the folder may mix series", a.path.parent)
     mean_step = float(np.median(steps))
     if np.max(np.abs(steps - mean_step)) > _SPACING_TOLERANCE * mean_step:
         i = int(np.argmax(np.abs(steps - mean_step)))
+        a, b = frames[i], frames[i + 1]
+        names = f"frames {a.frame + 1} and {b.frame + 1}" if a.frame is not None else f"{a.path.name} and {b.path.name}"
         raise BoneScreenError(
-            f"uneven slice spacing: {steps[i]:.2f} mm between {slices[i].path.name} and {slices[i + 1].path.name}, "
-            f"{mean_step:.2f} mm elsewhere (missing slices?)",
-            slices[0].path.parent,
+            f"uneven slice spacing: {steps[i]:.2f} mm between {names}, {mean_step:.2f} mm elsewhere (missing slices?)",
+            a.path.parent if a.frame is None else a.path,
         )
-    span = slices[-1].position - slices[0].position
+    span = frames[-1].position - frames[0].position
     tilt = np.degrees(np.arccos(np.clip(abs(span @ first.normal) / np.linalg.norm(span), -1, 1)))
     if tilt > _MAX_TILT_DEG:
         raise BoneScreenError(
             f"gantry tilt of {tilt:.1f} degrees is not supported; resample the series to untilted slices first",
-            slices[0].path.parent,
+            frames[0].path.parent,
         )
-    affine[:3, 2] = span / (len(slices) - 1)
-    return slices, affine
+    affine[:3, 2] = span / (len(frames) - 1)
+    return frames, affine
 
 
 def _slice_thickness(ds: Dataset) -> float:
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
-        try:
-            value = float(ds.get(keyword))
-            if value > 0:
-                return value
-        except (TypeError, ValueError):
-            continue
+        value = _float(ds, keyword)
+        if value is not None and value > 0:
+            return value
     return 1.0
 
 
-def _pixels_hu(path: Path) -> np.ndarray:
+def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
+    """The dataset and its decoded pixel array, with BoneScreenError for every way this fails."""
     try:
-        return _decode_hu(path)
+        ds = _read(path, headers_only=False)
+        if "PixelData" not in ds:
+            raise BoneScreenError("no pixel data (or the file is truncated before it)", path)
+        _check_pixel_length(ds, path)
+        try:
+            return ds, ds.pixel_array
+        except Exception as exc:
+            raise BoneScreenError(f"cannot decode the pixel data ({_short(exc)})", path) from None
     except BoneScreenError:
         raise
     except Exception as exc:  # pydicom parses lazily: a damaged element raises on first access
         raise BoneScreenError(f"cannot read the image ({_short(exc)})", path) from None
 
 
-def _decode_hu(path: Path) -> np.ndarray:
-    ds = _read(path, headers_only=False)
-    if "PixelData" not in ds:
-        raise BoneScreenError("no pixel data (or the file is truncated before it)", path)
-    _check_pixel_length(ds, path)
-    try:
-        raw = ds.pixel_array
-    except Exception as exc:
-        raise BoneScreenError(f"cannot decode the pixel data ({_short(exc)})", path) from None
-    if raw.ndim != 2:
-        raise BoneScreenError(f"expected one 2-D frame per file, got pixel array of shape {raw.shape}", path)
+def _rescale(ds: Dataset, path: Path) -> tuple[float, float]:
     try:
         slope = float(ds.get("RescaleSlope", 1) or 1)
         intercept = float(ds.get("RescaleIntercept", 0) or 0)
     except (TypeError, ValueError):
         raise BoneScreenError("malformed RescaleSlope/RescaleIntercept", path) from None
+    return slope, intercept
+
+
+def _to_hu(raw: np.ndarray, slope: float, intercept: float, padding) -> np.ndarray:
     hu = raw.astype(np.float32) * np.float32(slope) + np.float32(intercept)
-    padding = ds.get("PixelPaddingValue")
     if isinstance(padding, int):
         hu[raw == padding] = AIR_HU
     return hu
@@ -279,11 +589,39 @@ def _check_pixel_length(ds: Dataset, path: Path) -> None:
     if syntax is None or syntax.is_compressed:
         return
     try:
-        expected = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * int(ds.BitsAllocated) // 8
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        expected = (
+            frames * int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * int(ds.BitsAllocated) // 8
+        )
     except Exception:
         raise BoneScreenError("missing Rows, Columns or BitsAllocated", path) from None
     if len(ds.PixelData) < expected:
         raise BoneScreenError(f"pixel data is truncated ({len(ds.PixelData)} of {expected} bytes)", path)
+
+
+def _stack(frames: list[_Frame]) -> np.ndarray:
+    """HU of the sorted frames as float32 (slice, row, column)."""
+    rows, cols = frames[0].rows, frames[0].cols
+    stack = np.empty((len(frames), rows, cols), dtype=np.float32)
+    if frames[0].frame is not None:  # one multi-frame file
+        ds, raw = _pixels(frames[0].path)
+        raw = raw[None] if raw.ndim == 2 else raw
+        if raw.shape != (len(frames), rows, cols):
+            raise BoneScreenError(
+                f"pixel data is {raw.shape}, header says {len(frames)} frames of {rows}x{cols}", frames[0].path
+            )
+        padding = ds.get("PixelPaddingValue")
+        for k, f in enumerate(frames):
+            stack[k] = _to_hu(raw[f.frame], f.slope, f.intercept, padding)
+        return stack
+    for k, f in enumerate(frames):
+        ds, raw = _pixels(f.path)
+        if raw.ndim != 2:
+            raise BoneScreenError(f"expected one 2-D frame per file, got pixel array of shape {raw.shape}", f.path)
+        if raw.shape != (rows, cols):
+            raise BoneScreenError(f"pixel data is {raw.shape[0]}x{raw.shape[1]}, header says {rows}x{cols}", f.path)
+        stack[k] = _to_hu(raw, *_rescale(ds, f.path), ds.get("PixelPaddingValue"))
+    return stack
 
 
 def load_dicom(path: str | os.PathLike) -> CTVolume:
@@ -293,7 +631,8 @@ def load_dicom(path: str | os.PathLike) -> CTVolume:
     ------
     BoneScreenError
         Naming the file and the problem: not DICOM, not CT, no pixel data, no
-        DICOM in the folder, truncated file, mixed sizes, uneven spacing, tilt.
+        DICOM in the folder, truncated file, a tag needed for the geometry
+        missing in every image, mixed sizes, uneven spacing, tilt.
     """
     try:
         return _load_dicom(Path(path))
@@ -303,47 +642,56 @@ def load_dicom(path: str | os.PathLike) -> CTVolume:
         raise BoneScreenError(f"damaged DICOM data ({_short(exc)})", path) from None
 
 
+def _single_file(path: Path) -> _Series:
+    ds = _read(path, headers_only=True)
+    try:
+        inst = _Instance(path, ds)
+    except Exception as exc:
+        raise BoneScreenError(f"damaged DICOM header ({_short(exc)})", path) from None
+    if not inst.modality and inst.skip:
+        raise BoneScreenError(f"no Modality: not a CT image, or the file is truncated ({inst.skip})", path)
+    if inst.modality and inst.modality != "CT":
+        raise BoneScreenError(f"not a CT image (Modality is {inst.modality})", path)
+    if inst.skip:
+        raise BoneScreenError(f"not an axial CT image ({inst.skip})", path)
+    if inst.multiframe:
+        return _multiframe_series(inst)
+    placed = _place_frames([inst], path)
+    if isinstance(placed, str):
+        raise BoneScreenError(f"not an axial CT image ({placed})", path)
+    return placed
+
+
 def _load_dicom(path: Path) -> CTVolume:
     if path.is_dir():
-        found = _collect(path)
+        found, unreadable = _collect(path)
         if not found:
             raise BoneScreenError("no DICOM files in the folder", path)
-        slices = _choose_series(path, found)
+        series = _choose_series(path, found, unreadable)
     else:
-        ds = _read(path, headers_only=True)
-        try:
-            s = _Slice(path, ds)
-        except Exception as exc:
-            raise BoneScreenError(f"damaged DICOM header ({_short(exc)})", path) from None
-        if not s.modality:
-            raise BoneScreenError("no Modality: not a CT image, or the file is truncated", path)
-        if s.modality != "CT":
-            raise BoneScreenError(f"not a CT image (Modality is {s.modality})", path)
-        slices = [s]
-    slices, lps = _check_series(slices)
-    rows, cols = slices[0].rows, slices[0].cols
-    stack = np.empty((len(slices), rows, cols), dtype=np.float32)
-    for k, s in enumerate(slices):
-        hu = _pixels_hu(s.path)
-        if hu.shape != (rows, cols):
-            raise BoneScreenError(f"pixel data is {hu.shape[0]}x{hu.shape[1]}, header says {rows}x{cols}", s.path)
-        stack[k] = hu
-    data = stack.transpose(2, 1, 0)  # (i=column, j=row, k=slice), a view: no copy
+        series = _single_file(path)
+    frames, lps = _check_series(series.frames)
+    data = _stack(frames).transpose(2, 1, 0)  # (i=column, j=row, k=slice), a view: no copy
     ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
-    first = slices[0].ds
+    first = frames[0].ds
     number = first.get("SeriesNumber", None)
-    desc = f"DICOM series{'' if number is None else ' ' + str(number)} ({len(slices)} slices)"
-    return volume_from_ijk(
+    multiframe = frames[0].frame is not None
+    desc = f"DICOM series{'' if number is None else ' ' + str(number)} ({len(frames)} slices)"
+    volume = volume_from_ijk(
         data,
         ras,
         "dicom",
         path,
         desc,
-        dicom_files=[s.path for s in slices],
+        dicom_files=[frames[0].path] if multiframe else [f.path for f in frames],
         dicom={
             "StudyInstanceUID": str(first.get("StudyInstanceUID", "")),
             "SeriesInstanceUID": str(first.get("SeriesInstanceUID", "")),
             "FrameOfReferenceUID": str(first.get("FrameOfReferenceUID", "")),
             "SeriesNumber": number,
+            **({"frame_order": [f.frame for f in frames]} if multiframe else {}),
         },
     )
+    volume.notes.extend(series.notes)
+    volume.flags.extend(series.flags)
+    return volume

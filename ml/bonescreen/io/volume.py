@@ -39,6 +39,11 @@ class CTVolume:
     affine: np.ndarray
     source: SourceGrid
     description: str = ""
+    #: What the reader did that the user should know (images skipped, tags repaired); shown, not doubts.
+    notes: list[str] = field(default_factory=list)
+    #: Doubts about the input that may make the result wrong (orientation unknown, positions from
+    #: SliceLocation, HU corrected); every one marks the result uncertain with its reason.
+    flags: list[str] = field(default_factory=list)
 
     @property
     def shape(self) -> tuple[int, int, int]:

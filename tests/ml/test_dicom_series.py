@@ -1,0 +1,204 @@
+"""Real-world DICOM folders (issue "Real-world inputs", kinds 1, 2 and 9): series judged image by image,
+multi-frame CT, files without the Part 10 header. Each input is built here from the phantom's DICOM series
+(written with pydicom) by editing tags or adding objects, as scanners, PACS exports and converters do."""
+
+import io
+import shutil
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+
+from bonescreen.errors import BoneScreenError
+from bonescreen.io import load_ct
+
+
+@pytest.fixture(scope="module")
+def reference(small_case_files):
+    """The phantom series as read from its untouched folder."""
+    return load_ct(small_case_files / "dicom" / "dicom")
+
+
+@pytest.fixture
+def series(small_case_files, tmp_path):
+    dst = tmp_path / "series"
+    shutil.copytree(small_case_files / "dicom" / "dicom", dst)
+    return dst
+
+
+def edit_all(folder, change):
+    for f in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(f)
+        change(ds)
+        ds.save_as(f)
+
+
+def test_a_coronal_localizer_inside_the_series_is_skipped_and_named(series, reference):
+    first = sorted(series.iterdir())[0]
+    ds = pydicom.dcmread(first)
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]  # coronal
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.save_as(series / "000_scout.dcm")  # sorts first, same SeriesInstanceUID
+    tagged = pydicom.dcmread(first)
+    tagged.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    tagged.SOPInstanceUID = pydicom.uid.generate_uid()
+    tagged.save_as(series / "001_topogram.dcm")
+    volume = load_ct(series)
+    assert volume.shape == reference.shape
+    np.testing.assert_array_equal(volume.hu, reference.hu)
+    note = " ".join(volume.notes)
+    assert "000_scout.dcm" in note and "coronal" in note
+    assert "001_topogram.dcm" in note and "localizer" in note
+    assert not volume.flags
+
+
+def test_non_image_objects_in_the_folder_are_skipped_and_named(series, reference):
+    sr = Dataset()
+    sr.file_meta = FileMetaDataset()
+    sr.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.67"  # X-Ray Radiation Dose SR
+    sr.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    sr.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    sr.SOPClassUID = sr.file_meta.MediaStorageSOPClassUID
+    sr.SOPInstanceUID = sr.file_meta.MediaStorageSOPInstanceUID
+    sr.Modality = "SR"
+    sr.SeriesInstanceUID = pydicom.uid.generate_uid()
+    sr.save_as(series / "0000_dose.dcm", enforce_file_format=True)
+    capture = pydicom.dcmread(sorted(series.glob("*.dcm"))[-1])
+    capture.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
+    capture.SOPInstanceUID = pydicom.uid.generate_uid()
+    capture.save_as(series / "0001_capture.dcm")
+    volume = load_ct(series)
+    np.testing.assert_array_equal(volume.hu, reference.hu)
+    note = " ".join(volume.notes)
+    assert "0000_dose.dcm" in note and "X-Ray Radiation Dose SR" in note
+    assert "0001_capture.dcm" in note and "secondary capture" in note
+
+
+def test_positions_from_slice_location_when_image_position_is_missing(series, reference):
+    def drop_position(ds):
+        ds.SliceLocation = float(ds.ImagePositionPatient[2])
+        del ds.ImagePositionPatient
+
+    edit_all(series, drop_position)
+    names = sorted(p.name for p in series.iterdir())
+    for i, name in enumerate(names):  # shuffled file names: the order must come from SliceLocation
+        (series / name).rename(series / f"x{(i * 37) % len(names):03d}")
+    volume = load_ct(series)
+    np.testing.assert_array_equal(volume.hu, reference.hu)
+    np.testing.assert_allclose(volume.spacing, reference.spacing, rtol=1e-4)
+    assert any("SliceLocation" in f for f in volume.flags)
+
+
+def test_without_image_position_nor_slice_location_the_tag_and_file_are_named(series):
+    def drop(ds):
+        del ds.ImagePositionPatient
+        if "SliceLocation" in ds:
+            del ds.SliceLocation
+
+    edit_all(series, drop)
+    with pytest.raises(BoneScreenError, match="ImagePositionPatient and SliceLocation are missing") as err:
+        load_ct(series)
+    assert err.value.path.endswith(".dcm")
+
+
+def test_orientation_missing_in_some_images_is_taken_from_the_others(series, reference):
+    victims = sorted(series.iterdir())[:3]
+    for f in victims:
+        ds = pydicom.dcmread(f)
+        del ds.ImageOrientationPatient
+        ds.save_as(f)
+    volume = load_ct(series)
+    np.testing.assert_array_equal(volume.hu, reference.hu)
+    assert any("ImageOrientationPatient missing" in f and victims[0].name in f for f in volume.flags)
+
+
+def test_orientation_missing_in_every_image_is_refused_by_name(series):
+    edit_all(series, lambda ds: delattr(ds, "ImageOrientationPatient"))
+    with pytest.raises(BoneScreenError, match="ImageOrientationPatient is missing in all"):
+        load_ct(series)
+
+
+def _multiframe(folder, sop_class=None):
+    datasets = [pydicom.dcmread(f) for f in sorted(folder.iterdir())]
+    mf = hd.legacy.LegacyConvertedEnhancedCTImage(
+        legacy_datasets=datasets,
+        series_instance_uid=hd.UID(),
+        series_number=7,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+    )
+    if sop_class:
+        mf.SOPClassUID = sop_class
+        mf.file_meta.MediaStorageSOPClassUID = sop_class
+    return mf
+
+
+@pytest.mark.parametrize("sop_class", [None, "1.2.840.10008.5.1.4.1.1.2.1"], ids=["legacy-converted", "enhanced"])
+def test_multiframe_ct_reads_as_the_series_it_came_from(series, reference, tmp_path, sop_class):
+    mf = _multiframe(series, sop_class)
+    single = tmp_path / "enhanced.dcm"
+    mf.save_as(single)
+    for path in (single, _folder_with(single, tmp_path / "folder")):
+        volume = load_ct(path)
+        np.testing.assert_array_equal(volume.hu, reference.hu)
+        np.testing.assert_allclose(volume.affine, reference.affine, atol=1e-4)
+        assert any("frames" in n for n in volume.notes)
+
+
+def _folder_with(file, folder):
+    folder.mkdir()
+    shutil.copy(file, folder / file.name)
+    return folder
+
+
+def test_multiframe_without_positions_is_refused_by_name(series, tmp_path):
+    mf = _multiframe(series)
+    for fg in mf.PerFrameFunctionalGroupsSequence:
+        del fg.PlanePositionSequence
+    if "PlanePositionSequence" in mf.SharedFunctionalGroupsSequence[0]:
+        del mf.SharedFunctionalGroupsSequence[0].PlanePositionSequence
+    f = tmp_path / "mf.dcm"
+    mf.save_as(f)
+    with pytest.raises(BoneScreenError, match="frame 1: ImagePositionPatient missing"):
+        load_ct(f)
+
+
+def _acr_nema(ds) -> bytes:
+    """The dataset as an old archive writes it: no preamble, no 'DICM', no file meta, implicit VR."""
+    ds = pydicom.dcmread(io.BytesIO(_part10(ds)))
+    del ds.file_meta
+    ds.preamble = None
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=False, implicit_vr=True, little_endian=True)
+    return buf.getvalue()
+
+
+def _part10(ds) -> bytes:
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    return buf.getvalue()
+
+
+def test_files_without_the_part10_header_are_read(series, reference, tmp_path):
+    old = tmp_path / "acr-nema"
+    old.mkdir()
+    for f in sorted(series.iterdir()):
+        data = _acr_nema(pydicom.dcmread(f))
+        assert data[128:132] != b"DICM"
+        (old / f.stem).write_bytes(data)  # no extension either
+    volume = load_ct(old)
+    np.testing.assert_array_equal(volume.hu, reference.hu)
+    one = load_ct(sorted(old.iterdir())[10])
+    assert one.shape[0] == 1
+
+
+def test_an_old_file_without_orientation_says_so(series, tmp_path):
+    ds = pydicom.dcmread(sorted(series.iterdir())[0])
+    del ds.ImageOrientationPatient
+    f = tmp_path / "IM0001"
+    f.write_bytes(_acr_nema(ds))
+    with pytest.raises(BoneScreenError, match="ImageOrientationPatient is missing") as err:
+        load_ct(f)
+    assert err.value.path == str(f)
