@@ -318,6 +318,17 @@ def _add_inference_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--compile", action="store_true", help="torch.compile the networks (slow first pass; long runs)")
 
 
+def _axis_codes(text: str) -> str:
+    """argparse type: three NIfTI axis codes, one of R/L, A/P, S/I each."""
+    from .io.nifti import affine_from_codes
+
+    try:
+        affine_from_codes(text, (1, 1, 1))
+    except BoneScreenError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
+    return text.upper()
+
+
 def _inference_settings(args: argparse.Namespace):
     from .pipeline.inference import InferenceSettings
 
@@ -325,13 +336,23 @@ def _inference_settings(args: argparse.Namespace):
 
 
 def cmd_screen(args: argparse.Namespace) -> int:
+    from .messages import user_messages
     from .pipeline import Screener
-    from .screen import screen_file
+    from .screen import check_output_folder, screen_file
 
+    check_output_folder(args.out)  # before the networks load: a bad --out costs nothing
     thresholds = HUThresholds(args.osteoporosis_hu, args.normal_hu, args.contrast_offset)
     screener = Screener(args.seg_weights, args.cls_weights, args.device, thresholds, _inference_settings(args))
     bars = _stage_bars(preface=screener.device_note)  # said once the CT is read and the networks start
-    result = screen_file(args.input, args.out, labels_path=args.labels, progress=bars, screener=screener)
+    result = screen_file(
+        args.input,
+        args.out,
+        labels_path=args.labels,
+        progress=bars,
+        screener=screener,
+        hu_offset=args.hu_offset,
+        orientation=args.orientation,
+    )
     for lv in result["levels"]:
         hu = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         print(
@@ -345,10 +366,10 @@ def cmd_screen(args: argparse.Namespace) -> int:
         probs = " ".join(f"{k}={v:.2f}" for k, v in o["probabilities"].items())
         flag = " UNCERTAIN" if o["uncertain"] else ""
         print(f"overall ({'+'.join(o['levels_used'])}): {o['prediction']} {probs}{flag}")
-    for reason in o["reasons"]:
-        print(f"  - {reason}")
+    for line in user_messages(result):
+        print(f"  - {line}")
     print(f"results written to {args.out}")
-    return 0
+    return 1 if result.get("output_errors") else 0  # what failed is among the lines above
 
 
 def _evaluate_pipeline(args: argparse.Namespace, records) -> int:
@@ -538,6 +559,18 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--osteoporosis-hu", type=float, default=110.0, help="trabecular HU at or below: osteoporosis")
     sc.add_argument("--normal-hu", type=float, default=160.0, help="trabecular HU above: normal")
     sc.add_argument("--contrast-offset", type=float, default=0.0, help="HU subtracted first (e.g. 15 portal venous)")
+    sc.add_argument(
+        "--hu-offset",
+        type=float,
+        default=None,
+        help="added to every value as read, for stored values without their rescale (e.g. -1024)",
+    )
+    sc.add_argument(
+        "--orientation",
+        type=_axis_codes,
+        default=None,
+        help="axis codes of a NIfTI without qform/sform (e.g. LPS, RAS: where each array axis runs towards)",
+    )
     _add_inference_options(sc)
     sc.set_defaults(func=cmd_screen)
 

@@ -23,6 +23,24 @@ from . import inplane
 from .labels import LEVEL_NAMES, levels_present
 from .threads import thread_map
 
+#: Trabecular attenuation an adult lumbar body can show (HU). Normative L1 values in over 20,000 adults
+#: (Jang et al., Radiology 2019;291:360-367) have means of about 100-260 HU across ages and sexes with
+#: standard deviations near 45-50 HU; contrast adds about 15-20 HU (Pickhardt et al. 2011). Beyond
+#: these bounds (more than 3 SD outside the youngest and oldest groups) the ROI holds something else:
+#: cortex, sclerosis, cement or metal above, fat or air (a mask off the body) below.
+ADULT_TRABECULAR_HU = (-50.0, 400.0)
+
+
+def implausible_trabecular_hu(hu: float | None) -> str | None:
+    """Why a level's trabecular HU is not what adult trabecular bone shows (:data:`ADULT_TRABECULAR_HU`), or None."""
+    lo, hi = ADULT_TRABECULAR_HU
+    if hu is None or lo <= hu <= hi:
+        return None
+    what = (
+        "cortex, sclerosis, cement or metal in the ROI?" if hu > hi else "fat or air in the ROI: a mask off the body?"
+    )
+    return f"trabecular HU {hu:.0f} lies outside what adult trabecular bone shows ({lo:.0f} to {hi:.0f} HU): {what}"
+
 
 @dataclass(frozen=True)
 class HUThresholds:

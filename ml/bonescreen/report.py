@@ -10,6 +10,7 @@ from matplotlib.colors import ListedColormap
 from .figures import CLASS_COLORS, pie_axes, plt, save_figure
 from .hu import HUThresholds
 from .labels import CLASS_TITLES, LEVEL_COLORS, level_id
+from .messages import user_messages
 
 _LEVEL_CMAP = ListedColormap([(0, 0, 0, 0)] + [(*(c / 255 for c in LEVEL_COLORS[k]), 0.45) for k in range(1, 6)])
 _BONE = {"cmap": "gray", "vmin": -250, "vmax": 1250}
@@ -79,8 +80,7 @@ def render_report(
     if overall.get("trabecular_hu") is not None:
         lines.append(f"trabecular HU: {overall['trabecular_hu']:.0f} ({overall['hu_category']})")
     lines.append("UNCERTAIN" if overall["uncertain"] else "no uncertainty flag")
-    lines += [f"- {r}" for r in overall["reasons"]]
-    lines += [f"note: {t}" for t in result.get("segmentation", {}).get("notes", [])]
+    lines += [f"- {m}" for m in user_messages(result)]
     ax.text(0, 1, "\n".join(lines), va="top", fontsize=8, wrap=True)
     # per level: mid-body axial slice with the mask
     for i, lv in enumerate(levels):

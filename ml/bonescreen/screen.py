@@ -8,12 +8,33 @@ import time
 from pathlib import Path
 
 from .atomic import write_text_atomic
+from .errors import BoneScreenError
 from .hu import HUThresholds
 from .io import load_ct
 from .io.writers import SEG_IDENTIFYING_TAGS, read_labels_nifti, write_dicom_seg, write_labels_nifti
 from .pipeline import Screener
 from .pipeline.progress import ProgressCallback
 from .report import render_report
+
+
+def check_output_folder(out: str | os.PathLike) -> None:
+    """Refuse an output folder that is a file or cannot be written, before any work starts.
+
+    Raises
+    ------
+    BoneScreenError
+        Naming the path and the problem.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BoneScreenError("the output folder is a file", out)
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BoneScreenError(f"cannot create the output folder: {parent} is a file", out)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BoneScreenError(f"the output folder cannot be written ({parent} is not writable)", out)
 
 
 def screen_file(
@@ -27,10 +48,14 @@ def screen_file(
     progress: ProgressCallback | None = None,
     screener: Screener | None = None,
     input_name: str | None = None,
+    hu_offset: float | None = None,
+    orientation: str | None = None,
 ) -> dict:
     """Run the main job on one CT and write its outputs.
 
-    Writes ``result.json``, ``levels.nii.gz``, ``seg.dcm`` (DICOM input) and ``report.png``.
+    Writes ``result.json``, ``levels.nii.gz``, ``seg.dcm`` (DICOM input) and ``report.png``. The output
+    folder is checked before any work; each output is written on its own, and one that fails is
+    recorded in result.json (``output_errors``) while the others are still written.
 
     Parameters
     ----------
@@ -44,33 +69,68 @@ def screen_file(
         A loaded screener to reuse (batch runs); else one is made from the other arguments.
     input_name : str, optional
         What result.json calls the input; the input path by default (batch runs give a key that names nobody).
+    hu_offset, orientation : optional
+        The user's corrections of the input (:func:`~bonescreen.io.load_ct`).
 
     Returns
     -------
     dict
         The content of result.json.
+
+    Raises
+    ------
+    BoneScreenError
+        If the input cannot be read or is not CT in HU, or ``out`` is not a writable folder.
     """
     out = Path(out)
+    check_output_folder(out)
     t0 = time.perf_counter()
-    volume = load_ct(input_path)
+    volume = load_ct(input_path, hu_offset=hu_offset, orientation=orientation)
     load_s = time.perf_counter() - t0
     screener = screener or Screener(seg_weights, cls_weights, device, thresholds)
     labels = read_labels_nifti(volume, labels_path) if labels_path else None
     result, labels = screener.screen(volume, progress, labels)
     out.mkdir(parents=True, exist_ok=True)
-    outputs = {"levels": "levels.nii.gz", "report": "report.png"}
-    write_labels_nifti(volume, labels, out / "levels.nii.gz")
-    exports = {"levels.nii.gz": []}
+    outputs: dict[str, str] = {}
+    exports: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
+    output_notes: list[str] = []
+
+    def attempt(key: str, name: str, write) -> None:
+        """Write one output; a failure is recorded with its reason and the others are still written."""
+        try:
+            tags = write(out / name)
+        except BoneScreenError as exc:
+            errors[name] = exc.problem
+        except Exception as exc:  # an output must never take the others down: record and go on
+            errors[name] = f"{type(exc).__name__}: {exc}"
+        else:
+            outputs[key] = name
+            if tags is not None:
+                exports[name] = tags
+
+    attempt("levels", "levels.nii.gz", lambda p: write_labels_nifti(volume, labels, p) and [])
     if volume.source.kind == "dicom" and labels.any():
-        tags = write_dicom_seg(volume, labels, out / "seg.dcm")
-        outputs["seg"] = "seg.dcm"
-        exports["seg.dcm"] = tags
+        attempt("seg", "seg.dcm", lambda p: write_dicom_seg(volume, labels, p, notes=output_notes))
     t1 = time.perf_counter()
-    render_report(volume.hu, labels, volume.spacing, result, out / "report.png", title=volume.description)
+    attempt(
+        "report",
+        "report.png",
+        lambda p: render_report(
+            volume.hu,
+            labels,
+            volume.spacing,
+            {**result, "output_errors": dict(errors), "output_notes": output_notes},
+            p,
+            title=volume.description,
+        ),
+    )
     result = {
         "input": input_name or str(Path(input_path)),
         **result,
         "outputs": outputs,
+        "output_errors": errors,
+        "output_notes": output_notes,
         "identifying_tags": {name: tags for name, tags in exports.items()},
         "identifying_tags_note": "a DICOM SEG repeats the source's patient and study tags so that it stays attached "
         f"to the study ({', '.join(SEG_IDENTIFYING_TAGS)} where present); "

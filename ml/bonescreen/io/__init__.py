@@ -5,20 +5,31 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import BoneScreenError
 from .dicom import is_dicom_file, load_dicom
+from .hu_scale import hu_scale_problem
 from .nifti import is_nifti_path, load_nifti
-from .volume import CTVolume, SourceGrid
+from .volume import CTVolume, SourceGrid, clip_padding
 
 
-def load_ct(path: str | os.PathLike) -> CTVolume:
-    """Read a CT from a DICOM folder, a single DICOM file or a NIfTI file.
+def load_ct(path: str | os.PathLike, hu_offset: float | None = None, orientation: str | None = None) -> CTVolume:
+    """Read a CT from a DICOM folder, a single DICOM file or a NIfTI file, and check that it holds HU.
 
     Parameters
     ----------
     path : str or PathLike
         Folder of DICOM files (searched recursively), one DICOM file, or
         ``.nii`` / ``.nii.gz``.
+    hu_offset : float, optional
+        Added to every value before the check, for stored values read without their
+        rescale (the user's correction; recorded in :attr:`CTVolume.notes`).
+    orientation : str, optional
+        Axis codes of the file's array axes (i, j, k), such as ``LPS`` or ``RAS``
+        (each letter: the direction the axis runs towards), for a NIfTI without
+        qform and sform. Without it such a file is read with nibabel's default
+        axes and flagged.
 
     Returns
     -------
@@ -28,18 +39,28 @@ def load_ct(path: str | os.PathLike) -> CTVolume:
     Raises
     ------
     BoneScreenError
-        Naming the file and the problem.
+        Naming the file and the problem, also when the values are not Hounsfield
+        units (:func:`~.hu_scale.hu_scale_problem`).
     """
     path = Path(path)
     if not path.exists():
         raise BoneScreenError("no such file or folder", path)
-    if path.is_dir():
-        return load_dicom(path)
-    if is_nifti_path(path):
-        return load_nifti(path)
-    if is_dicom_file(path):
-        return load_dicom(path)
-    raise BoneScreenError("not a DICOM file (no 'DICM' header) nor a NIfTI file (.nii/.nii.gz)", path)
+    if orientation is not None and not is_nifti_path(path):
+        raise BoneScreenError("an orientation can be given for a NIfTI file only (DICOM states its own)", path)
+    if path.is_dir() or (not is_nifti_path(path) and is_dicom_file(path)):
+        volume = load_dicom(path)
+    elif is_nifti_path(path):
+        volume = load_nifti(path, orientation)
+    else:
+        raise BoneScreenError("not a DICOM file nor a NIfTI file (.nii/.nii.gz)", path)
+    if hu_offset:
+        volume.hu += np.float32(hu_offset)
+        clip_padding(volume.hu)
+        volume.notes.append(f"{hu_offset:+g} added to every value (given by the user)")
+    problem = hu_scale_problem(volume.hu)
+    if problem:
+        raise BoneScreenError(problem, path)
+    return volume
 
 
 __all__ = ["BoneScreenError", "CTVolume", "SourceGrid", "load_ct"]

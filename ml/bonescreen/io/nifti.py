@@ -66,8 +66,34 @@ def _hu_float32(img: nib.Nifti1Image) -> np.ndarray:
     return data
 
 
-def load_nifti(path: str | os.PathLike) -> CTVolume:
+def affine_from_codes(codes: str, zooms) -> np.ndarray:
+    """(i, j, k) -> RAS affine for array axes running towards ``codes`` (e.g. ``LPS``) with voxel sizes ``zooms``.
+
+    Raises
+    ------
+    BoneScreenError
+        If ``codes`` is not three letters naming each of the axes R/L, A/P, S/I once.
+    """
+    codes = str(codes).upper()
+    pairs = {"R": (0, 1.0), "L": (0, -1.0), "A": (1, 1.0), "P": (1, -1.0), "S": (2, 1.0), "I": (2, -1.0)}
+    if len(codes) != 3 or any(c not in pairs for c in codes) or len({pairs[c][0] for c in codes}) != 3:
+        raise BoneScreenError(
+            f"orientation {codes!r} is not three axis codes, one of R/L, A/P and S/I each (for example LPS or RAS)"
+        )
+    affine = np.eye(4)
+    affine[:3, :3] = 0
+    for i, c in enumerate(codes):
+        axis, sign = pairs[c]
+        affine[axis, i] = sign * float(zooms[i])
+    return affine
+
+
+def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVolume:
     """Read a 3-D NIfTI CT (values in HU) as a :class:`CTVolume`.
+
+    A file whose qform and sform codes are both 0 says nothing about its orientation:
+    it is read with ``orientation`` (axis codes of i, j, k, e.g. ``LPS``) when the user
+    gives one, else with nibabel's default axes and a flag in :attr:`CTVolume.flags`.
 
     Raises
     ------
@@ -79,6 +105,8 @@ def load_nifti(path: str | os.PathLike) -> CTVolume:
         img = read_nifti(path)
         data = _hu_float32(img)
         affine = np.asarray(img.affine, dtype=float)
+        unknown = int(img.header["qform_code"]) == 0 and int(img.header["sform_code"]) == 0
+        zooms = img.header.get_zooms()[:3]
     except Exception as exc:  # nibabel raises several types for damaged files
         raise BoneScreenError(
             f"unreadable NIfTI ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", path
@@ -91,4 +119,20 @@ def load_nifti(path: str | os.PathLike) -> CTVolume:
         raise BoneScreenError("the NIfTI affine is degenerate (zero or non-finite voxel size)", path)
     if img.get_data_dtype().kind == "f" and not np.all(np.isfinite(data)):
         raise BoneScreenError("the volume holds NaN or infinite values", path)
-    return volume_from_ijk(data, affine, "nifti", path, f"NIfTI {path.name}")
+    given = None
+    if unknown and orientation:
+        affine = affine_from_codes(orientation, zooms)
+        given = f"orientation {orientation.upper()} given by the user (the file has no qform or sform)"
+    volume = volume_from_ijk(data, affine, "nifti", path, f"NIfTI {path.name}")
+    if given:
+        volume.notes.append(given)
+    elif unknown:
+        axes = "".join(nib.orientations.aff2axcodes(affine))
+        volume.flags.append(
+            "orientation unknown: the NIfTI has neither qform nor sform (both codes 0), so it was read with "
+            f"nibabel's default axes ({axes}); if the spine is upside down or mirrored the level names are wrong. "
+            "State the orientation (for example --orientation LPS)"
+        )
+    elif orientation:
+        volume.notes.append(f"orientation {orientation.upper()} ignored: the file states its own")
+    return volume

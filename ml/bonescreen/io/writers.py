@@ -89,15 +89,29 @@ def read_labels_nifti(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
 
 
 def write_dicom_seg(
-    volume: CTVolume, labels: np.ndarray, path: str | os.PathLike, series_number: int = 9901
+    volume: CTVolume,
+    labels: np.ndarray,
+    path: str | os.PathLike,
+    series_number: int = 9901,
+    notes: list[str] | None = None,
 ) -> list[str]:
     """Write a DICOM SEG (one segment per level present) that references the source series.
+
+    A SEG has one frame of reference and one study: where an anonymizer gave the
+    source images different FrameOfReferenceUID (or StudyInstanceUID) values, the
+    first image's is used for all of them in the SEG (the source files are not
+    touched) and ``notes`` says so. A multi-frame source is referenced frame by frame.
 
     Returns
     -------
     list of str
         The identifying tags (patient, study) the SEG carries, copied from the
         source so that it stays attached to the study.
+
+    Raises
+    ------
+    BoneScreenError
+        If the volume has no DICOM source, the labels are empty, or highdicom refuses the SEG.
     """
     # here, not at the top: highdicom and pydicom's code dictionary take 0.25 s to import, which NIfTI inputs skip
     import highdicom as hd
@@ -110,13 +124,28 @@ def write_dicom_seg(
     present = levels_present(labels)
     if not present:
         raise BoneScreenError("the label map is empty: nothing to write to DICOM SEG", volume.source.path)
-    sources = [_as_source(pydicom.dcmread(p, stop_before_pixels=True)) for p in volume.source.dicom_files]
+    sources = [_as_source(pydicom.dcmread(p, stop_before_pixels=True, force=True)) for p in volume.source.dicom_files]
     for ds in sources:
-        if not ds.get("SliceThickness"):
+        if not ds.get("SliceThickness") and "PerFrameFunctionalGroupsSequence" not in ds:
             # without it the SEG's pixel measures are incomplete and readers refuse the file
             ds.SliceThickness = volume.spacing[0]
+    for keyword in ("FrameOfReferenceUID", "StudyInstanceUID"):
+        values = {str(ds.get(keyword, "")) for ds in sources}
+        if len(values) > 1:
+            for ds in sources[1:]:
+                setattr(ds, keyword, sources[0].get(keyword))
+            if notes is not None:
+                notes.append(
+                    f"seg.dcm: the source images had {len(values)} different {keyword} values (an anonymizer's "
+                    "doing?); the SEG uses the first image's for all"
+                )
     ijk = volume.to_source(labels)  # (column, row, slice) on the source grid
     frames = np.ascontiguousarray(ijk.transpose(2, 1, 0))  # (slice, row, column), slice order = dicom_files
+    order = volume.source.dicom.get("frame_order")
+    if order is not None:  # one multi-frame file: its frames in the file's order
+        in_file = np.empty_like(frames)
+        in_file[np.asarray(order)] = frames
+        frames = in_file
     # renumber to consecutive segment numbers 1..n as DICOM requires
     lut = np.zeros(256, np.uint8)
     for n, lv in enumerate(present, start=1):
@@ -194,7 +223,8 @@ def read_dicom_seg(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
     except Exception as exc:
         raise BoneScreenError(f"not a readable DICOM SEG ({type(exc).__name__})", path) from None
     uids = [
-        str(_as_source(pydicom.dcmread(p, stop_before_pixels=True)).SOPInstanceUID) for p in volume.source.dicom_files
+        str(_as_source(pydicom.dcmread(p, stop_before_pixels=True, force=True)).SOPInstanceUID)
+        for p in volume.source.dicom_files
     ]
     number_to_level = {}
     for desc in seg.SegmentSequence:
@@ -203,9 +233,22 @@ def read_dicom_seg(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
         if level is None:
             raise BoneScreenError(f"segment {desc.SegmentNumber} has label {label!r}, not a lumbar level", path)
         number_to_level[int(desc.SegmentNumber)] = level
-    frames = seg.get_pixels_by_source_instance(
-        source_sop_instance_uids=uids, combine_segments=True, skip_overlap_checks=True, ignore_spatial_locations=True
-    )
+    order = volume.source.dicom.get("frame_order")
+    if order is not None:
+        frames = seg.get_pixels_by_source_frame(
+            source_sop_instance_uid=uids[0],
+            source_frame_numbers=[f + 1 for f in order],
+            combine_segments=True,
+            skip_overlap_checks=True,
+            ignore_spatial_locations=True,
+        )
+    else:
+        frames = seg.get_pixels_by_source_instance(
+            source_sop_instance_uids=uids,
+            combine_segments=True,
+            skip_overlap_checks=True,
+            ignore_spatial_locations=True,
+        )
     lut = np.zeros(max(number_to_level) + 1, np.uint8)
     for n, lv in number_to_level.items():
         lut[n] = lv

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from ..hu import HUThresholds, body_from_levels, hu_category, trabecular_hu
+from ..hu import HUThresholds, body_from_levels, hu_category, implausible_trabecular_hu, trabecular_hu
 from ..inplane import bounding_box, inscribed_radius
 from ..labels import CLASS_NAMES, LEVEL_NAMES, levels_present
 from ..preprocess import roi_crop
@@ -106,7 +106,7 @@ def classify_levels(
         prediction = CLASS_NAMES[int(np.argmax(p))]
         measured = hu_by_level.get(lv, {}).get("mean_hu")
         category = hu_category(measured, thresholds) if measured is not None else None
-        reasons = [r for r in (_close_call(p),) if r]
+        reasons = [r for r in (_close_call(p), implausible_trabecular_hu(measured)) if r]
         if category is not None and category != prediction:
             reasons.append(f"HU category {category} disagrees with the network ({prediction})")
         all_slices = np.nonzero((labels == lv).any(axis=(1, 2)))[0]
@@ -131,10 +131,15 @@ def classify_levels(
     )
     p = np.mean([level_probs[lv] for lv in chosen], axis=0)
     prediction = CLASS_NAMES[int(np.argmax(p))]
-    hus = [hu_by_level[lv]["mean_hu"] for lv in chosen if hu_by_level.get(lv, {}).get("mean_hu") is not None]
+
+    def measured_hu(lv: int) -> float | None:
+        return hu_by_level.get(lv, {}).get("mean_hu")
+
+    hus = [measured_hu(lv) for lv in chosen if measured_hu(lv) is not None]
     mean_hu = float(np.mean(hus)) if hus else None
     category = hu_category(mean_hu, thresholds) if mean_hu is not None else None
     reasons = [r for r in (_close_call(p),) if r]
+    reasons += [f"{LEVEL_NAMES[lv]}: {r}" for lv in chosen if (r := implausible_trabecular_hu(measured_hu(lv)))]
     if category is not None and category != prediction:
         reasons.append(f"HU category {category} ({mean_hu:.0f} HU) disagrees with the network ({prediction})")
     if not names_certain:

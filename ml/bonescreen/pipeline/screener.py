@@ -18,6 +18,7 @@ from ..errors import BoneScreenError
 from ..hu import HUThresholds
 from ..io import CTVolume
 from ..labels import LEVEL_NAMES, levels_present
+from ..messages import add_input_messages
 from ..weights import default_weights
 from .classify import classify_levels
 from .inference import InferenceSettings
@@ -189,7 +190,8 @@ class Screener:
     ) -> dict:
         """Classify each lumbar level on ``labels`` (the user's corrected labels or :meth:`segment`'s).
 
-        Returns the ``levels`` and ``overall`` parts of result.json.
+        Returns the ``levels`` and ``overall`` parts of result.json, with the volume's
+        reading notes and flags (:func:`~bonescreen.messages.add_input_messages`).
 
         Raises
         ------
@@ -205,7 +207,7 @@ class Screener:
         model = self.model("classification")
         try:
             with self.settings.autocast(self.device):
-                return classify_levels(
+                result = classify_levels(
                     model,
                     volume.hu,
                     labels.astype(np.uint8, copy=False),
@@ -218,6 +220,7 @@ class Screener:
                 )
         except ValueError as exc:
             raise BoneScreenError(str(exc)) from None
+        return add_input_messages(result, volume.notes, volume.flags)
 
     def screen(
         self, volume: CTVolume, progress: ProgressCallback | None = None, labels: np.ndarray | None = None
@@ -236,7 +239,7 @@ class Screener:
         if np.asarray(labels).any():  # anything but 0; classify checks that it is 1..5
             result = self.classify(volume, labels, progress, names_certain=certain)
         else:
-            result = no_lumbar_result(self.thresholds, notes)
+            result = add_input_messages(no_lumbar_result(self.thresholds, notes), volume.notes, volume.flags)
         timings["classify"] = round(time.perf_counter() - t0, 3)
         timings["network"] = round(self.stats.get("network_s", 0.0) - network0, 3)
         result = {

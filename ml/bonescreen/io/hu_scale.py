@@ -1,0 +1,61 @@
+"""Is a volume in Hounsfield units? Fat tells.
+
+Every CT of a patient holds fat (subcutaneous, retroperitoneal, paraspinal, marrow),
+at -190 to -30 HU (ICRU 46 adipose tissue; the same window as body-composition CT
+studies, e.g. Zopfs et al. 2020, Eur Radiol 30:3269), also a spine-only field of
+view where no air is in view. A volume whose stored values were never rescaled has
+its fat at about +900 (offset -1024, the usual RescaleIntercept of unsigned
+storage) and no value below zero; a volume of zeros has no fat at all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Fat window (HU).
+FAT_HU = (-190.0, -30.0)
+#: Share of the voxels in the fat window under which the values are taken not to be HU.
+MIN_FAT_FRACTION = 0.003
+#: Offsets tried when the values are not HU: the RescaleIntercepts of unsigned storage.
+CANDIDATE_OFFSETS = (-1024.0, -1000.0, -2048.0, -32768.0)
+#: Voxels looked at per axis step (a strided sample: the check stays fast on any size).
+_MAX_SAMPLES = 2_000_000
+
+
+def _fat_fraction(values: np.ndarray, offset: float) -> float:
+    lo, hi = FAT_HU
+    return float(np.count_nonzero((values + offset > lo) & (values + offset < hi))) / max(values.size, 1)
+
+
+def hu_scale_problem(hu: np.ndarray) -> str | None:
+    """Why the values of a (z, y, x) volume are not Hounsfield units, or None if they look like HU.
+
+    Parameters
+    ----------
+    hu : ndarray
+        The volume as read (stored values times RescaleSlope plus RescaleIntercept).
+
+    Returns
+    -------
+    str or None
+        The problem in plain words, naming the likely offset when adding one puts
+        fat where fat belongs (:data:`FAT_HU`).
+    """
+    step = max(1, int(np.ceil((hu.size / _MAX_SAMPLES) ** (1 / 3))))
+    sample = np.asarray(hu[::step, ::step, ::step], dtype=np.float32)
+    lo, hi = float(sample.min()), float(sample.max())
+    if hi - lo < 1.0:
+        return f"every voxel holds {lo:g}: no air, fat or bone, so this is not a CT image"
+    if _fat_fraction(sample, 0.0) >= MIN_FAT_FRACTION:
+        return None
+    best = max(CANDIDATE_OFFSETS, key=lambda o: _fat_fraction(sample, o))
+    if _fat_fraction(sample, best) >= MIN_FAT_FRACTION:
+        return (
+            f"the values are not Hounsfield units: nothing reads as fat ({FAT_HU[0]:g} to {FAT_HU[1]:g} HU) and the "
+            f"values run from {lo:g} to {hi:g}; they look like stored values without their rescale (likely offset "
+            f"{best:+g}: RescaleIntercept missing?). Give the correction with --hu-offset {best:g}"
+        )
+    return (
+        f"the values do not look like CT in Hounsfield units: nothing reads as fat ({FAT_HU[0]:g} to {FAT_HU[1]:g} HU),"
+        f" values run from {lo:g} to {hi:g}"
+    )

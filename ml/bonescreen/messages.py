@@ -1,0 +1,66 @@
+"""Every flag and note of a result, in one list, so that the CLI, napari, Slicer and report.png show the same.
+
+A *flag* is a doubt that may make the result wrong (it marks the result uncertain);
+a *note* is something the user should know (what the reader skipped, how a level
+was named). Where they live in result.json:
+
+- ``overall.reasons``: the flags of the overall call (input flags included);
+- ``levels[i].reasons``: the flags of one level;
+- ``segmentation.notes``: notes and flags of the level naming;
+- ``input_notes``, ``input_flags``: what reading the CT found (:attr:`CTVolume.notes`, ``flags``);
+- ``output_errors``: outputs that could not be written, with why; ``output_notes``: what writing them changed.
+"""
+
+from __future__ import annotations
+
+
+def add_input_messages(result: dict, notes: list[str], flags: list[str]) -> dict:
+    """Record the reader's notes and flags in ``result``; a flag makes the overall call uncertain.
+
+    Parameters
+    ----------
+    result : dict
+        result.json content with ``overall`` (changed in place and returned).
+    notes, flags : list of str
+        :attr:`~bonescreen.io.CTVolume.notes` and ``flags``.
+    """
+    result["input_notes"] = list(notes)
+    result["input_flags"] = list(flags)
+    overall = result.get("overall")
+    if overall is not None and flags:
+        overall["reasons"] = [*overall.get("reasons", []), *[f for f in flags if f not in overall.get("reasons", [])]]
+        overall["uncertain"] = True
+    return result
+
+
+def user_messages(result: dict) -> list[str]:
+    """All flags and notes of ``result`` as lines for the user, without repeats, most important first.
+
+    Lines start with ``UNCERTAIN:`` (overall flags), the level name (level flags),
+    ``note:`` or ``output failed:``.
+    """
+    lines: list[str] = []
+
+    def add(line: str) -> None:
+        if line not in lines:
+            lines.append(line)
+
+    overall = result.get("overall") or {}
+    shown = set()
+    for reason in overall.get("reasons", []):
+        add(f"UNCERTAIN: {reason}")
+        shown.add(reason)
+    for level in result.get("levels", []):
+        for reason in level.get("reasons", []):
+            add(f"{level['name']}: {reason}")
+    for name, why in (result.get("output_errors") or {}).items():
+        add(f"output failed: {name}: {why}")
+    notes = [
+        *(result.get("segmentation") or {}).get("notes", []),
+        *result.get("input_notes", []),
+        *result.get("output_notes", []),
+    ]
+    for text in notes:
+        if text not in shown:
+            add(f"note: {text}")
+    return lines

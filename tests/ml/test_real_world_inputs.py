@@ -1,0 +1,162 @@
+"""Real-world inputs (issue "Real-world inputs", kinds 3, 4, 8, 10 and 11): values that are not HU, NIfTI
+without orientation, an output that fails, a bad output folder, and every note reaching the user.
+Inputs are built here from the phantom (written with pydicom / nibabel) and one real file."""
+
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from bonescreen.cli import main
+from bonescreen.errors import BoneScreenError
+from bonescreen.hu import implausible_trabecular_hu
+from bonescreen.io import load_ct
+from bonescreen.io.hu_scale import hu_scale_problem
+from bonescreen.messages import add_input_messages, user_messages
+
+CROP_CT = "sub-ct_label-22_ct.nii.gz"
+
+
+@pytest.fixture
+def series(small_case_files, tmp_path):
+    dst = tmp_path / "series"
+    shutil.copytree(small_case_files / "dicom" / "dicom", dst)
+    return dst
+
+
+def run_cli(args, capsys):
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse refuses a value where it parses it
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# kind 3: HU that are not HU
+
+
+def test_stored_values_without_rescale_are_refused_naming_the_offset(series, small_case_files, capsys, tmp_path):
+    reference = load_ct(small_case_files / "dicom" / "dicom")
+    for f in series.iterdir():
+        ds = pydicom.dcmread(f)
+        intercept = float(ds.RescaleIntercept)
+        del ds.RescaleIntercept, ds.RescaleSlope
+        ds.save_as(f)
+    assert intercept == -1024  # the phantom stores unsigned values, as many scanners do
+    code, _, err = run_cli(["screen", str(series), "--out", str(tmp_path / "o"), "--device", "cpu"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "not Hounsfield units" in err and "--hu-offset -1024" in err and str(series) in err
+    corrected = load_ct(series, hu_offset=-1024)
+    np.testing.assert_array_equal(corrected.hu, reference.hu)
+    assert any("-1024 added" in n for n in corrected.notes)
+
+
+def test_a_spine_only_crop_without_air_is_hu(small_case_files, tmp_path, shared_data):
+    volume = load_ct(small_case_files / "nifti" / "ct.nii.gz")
+    _, y, x = np.nonzero(volume.hu > 300)
+    cy, cx = int(np.median(y)), int(np.median(x))
+    crop = volume.hu[:, cy - 40 : cy + 40, cx - 40 : cx + 40]
+    assert crop.min() > -900  # no air in view
+    assert hu_scale_problem(crop) is None
+    assert "offset -1024" in hu_scale_problem(crop + 1024)
+    # the real spine-only crop in ../shared/data passes too
+    real = load_ct(shared_data / "tptbox-l3-crop" / CROP_CT)
+    assert (real.hu < -900).mean() < 0.001
+
+
+def test_a_level_whose_trabecular_hu_is_not_bone_is_flagged():
+    for hu in (549.0, 733.0, -120.0):
+        assert "outside what adult trabecular bone shows" in implausible_trabecular_hu(hu)
+    for hu in (35.0, 160.0, 310.0):
+        assert implausible_trabecular_hu(hu) is None
+
+
+def test_level_hu_flag_reaches_the_level_and_the_overall_call(small_case):
+    from bonescreen.io.volume import volume_from_ijk
+    from bonescreen.pipeline import Screener
+
+    hu = small_case.hu.astype(np.float32).copy()
+    hu[small_case.body == 1] = 733.0  # L1 filled with something far denser than bone (cement?)
+    volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-0.7, -0.7, 3.0, 1.0]), "nifti", None, "test")
+    result = Screener(device="cpu").classify(volume, small_case.levels)
+    l1 = next(lv for lv in result["levels"] if lv["name"] == "L1")
+    assert l1["uncertain"] and any("outside what adult trabecular bone shows" in r for r in l1["reasons"])
+    assert any(r.startswith("L1: trabecular HU") for r in result["overall"]["reasons"])
+
+
+# kind 4: orientation unknown
+
+
+def test_nifti_without_qform_and_sform_is_flagged_and_the_user_can_state_it(small_case_files, tmp_path, capsys):
+    src = nib.load(small_case_files / "nifti" / "ct.nii.gz")
+    reference = load_ct(small_case_files / "nifti" / "ct.nii.gz")
+    codes = "".join(nib.aff2axcodes(src.affine))
+    bare = nib.Nifti1Image(np.asarray(src.dataobj), None)
+    bare.header.set_zooms(src.header.get_zooms())
+    bare.header.set_qform(None, code=0)
+    bare.header.set_sform(None, code=0)
+    path = tmp_path / "bare.nii.gz"
+    nib.save(bare, path)
+    unknown = load_ct(path)
+    assert any("orientation unknown" in f for f in unknown.flags)
+    stated = load_ct(path, orientation=codes)
+    assert not stated.flags and any("given by the user" in n for n in stated.notes)
+    np.testing.assert_array_equal(stated.hu, reference.hu)
+    # the flag makes the result uncertain, with its reason, wherever it is shown
+    result = add_input_messages({"overall": {"uncertain": False, "reasons": []}}, unknown.notes, unknown.flags)
+    assert result["overall"]["uncertain"] and any("orientation unknown" in m for m in user_messages(result))
+    code, _, err = run_cli(["screen", str(path), "--out", str(tmp_path / "o"), "--orientation", "LPQ"], capsys)
+    assert code == 2 and "orientation" in err and "Traceback" not in err
+
+
+# kinds 8, 10, 11: outputs, the output folder, every note reaching the user
+
+
+def test_bad_output_folder_is_refused_before_any_work(small_case_files, tmp_path, capsys):
+    ct = small_case_files / "nifti" / "ct.nii.gz"
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    for out in (a_file, a_file / "below"):
+        code, _, err = run_cli(["screen", str(ct), "--out", str(out), "--device", "cpu"], capsys)
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and str(out) in err
+    assert a_file.read_text() == "x"
+
+
+def test_a_volume_of_zeros_is_not_ct(tmp_path, capsys):
+    path = tmp_path / "zeros.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((20, 20, 10), np.int16), np.eye(4)), path)
+    code, _, err = run_cli(["screen", str(path), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "not a CT image" in err and str(path) in err
+    with pytest.raises(BoneScreenError, match="no air, fat or bone"):
+        load_ct(path)
+
+
+def test_one_failing_output_keeps_the_others_and_every_note_is_printed(series, small_case_files, tmp_path, capsys):
+    # an anonymizer gave each slice its own FrameOfReferenceUID; a coronal localizer sits in the series
+    for f in series.iterdir():
+        ds = pydicom.dcmread(f)
+        ds.FrameOfReferenceUID = pydicom.uid.generate_uid()
+        ds.save_as(f)
+    scout = pydicom.dcmread(sorted(series.iterdir())[0])
+    scout.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+    scout.SOPInstanceUID = pydicom.uid.generate_uid()
+    scout.save_as(series / "000_scout.dcm")
+    out = tmp_path / "out"
+    (out / "report.png").mkdir(parents=True)  # the report cannot be written there
+    labels = small_case_files / "dicom" / "levels.nii.gz"
+    args = ["screen", str(series), "--out", str(out), "--device", "cpu", "--labels", str(labels)]
+    code, stdout, _ = run_cli(args, capsys)
+    assert code == 1
+    result = json.loads((out / "result.json").read_text())
+    assert set(result["outputs"]) == {"levels", "seg"} and (out / "seg.dcm").is_file()
+    assert (out / "levels.nii.gz").is_file() and "report.png" in result["output_errors"]
+    assert any("FrameOfReferenceUID" in n for n in result["output_notes"])
+    assert pydicom.dcmread(out / "seg.dcm").FrameOfReferenceUID
+    # every message in result.json is printed
+    for line in user_messages(result):
+        assert line in stdout
+    assert "000_scout.dcm" in stdout and "output failed: report.png" in stdout
