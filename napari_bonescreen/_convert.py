@@ -8,7 +8,7 @@ import pandas as pd
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import CTVolume, SourceGrid
 from bonescreen.io.volume import volume_from_ijk
-from bonescreen.labels import LEVEL_COLORS, LEVEL_NAMES
+from bonescreen.labels import LEVEL_COLORS, LEVEL_NAMES, as_level_labels
 
 #: Key of the layer metadata where BoneScreen keeps the CT's geometry.
 META_KEY = "bonescreen"
@@ -109,6 +109,4 @@ def labels_from_layer(layer, volume: CTVolume) -> np.ndarray:
         data = data[None]
     if data.shape != volume.shape:
         raise BoneScreenError(f"labels layer '{layer.name}' has shape {data.shape}, the CT has {volume.shape}")
-    if data.size and (data.min() < 0 or data.max() > 5):
-        raise BoneScreenError(f"labels layer '{layer.name}' holds values outside 0..5 (0 background, 1..5 = L1..L5)")
-    return data.astype(np.uint8)
+    return as_level_labels(data, f"labels layer '{layer.name}'")

@@ -160,3 +160,41 @@ def test_one_failing_output_keeps_the_others_and_every_note_is_printed(series, s
     for line in user_messages(result):
         assert line in stdout
     assert "000_scout.dcm" in stdout and "output failed: report.png" in stdout
+
+
+# kind 5: label maps handed back by users
+
+
+@pytest.mark.parametrize(
+    ("dtype", "values", "message"),
+    [
+        (np.uint16, (256, 259), "label values 256, 259 are not level ids"),
+        (np.int16, (-1,), "label values -1 are not level ids"),
+        (np.float32, (2.5,), "whole numbers, found 2.5"),
+        (np.int32, (7,), "label values 7 are not level ids"),
+    ],
+)
+def test_user_labels_are_checked_before_any_cast(small_case_files, tmp_path, capsys, dtype, values, message):
+    src = nib.load(small_case_files / "dicom" / "levels.nii.gz")
+    data = np.asarray(src.dataobj).astype(dtype)
+    where = np.argwhere(data == 3)[:50]
+    for n, v in enumerate(values):
+        data[tuple(where[n :: len(values)].T)] = v
+    path = tmp_path / f"labels_{np.dtype(dtype).name}.nii.gz"
+    nib.save(nib.Nifti1Image(data, src.affine), path)
+    ct = small_case_files / "dicom" / "dicom"
+    args = ["screen", str(ct), "--out", str(tmp_path / "o"), "--device", "cpu", "--labels", str(path)]
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and message in err and str(path) in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "result.json").exists()
+
+
+def test_stray_specks_of_a_level_are_flagged(small_case):
+    from bonescreen.labels import stray_specks
+
+    labels = small_case.levels.copy()
+    assert stray_specks(labels, small_case.spacing) == []
+    z = np.nonzero((labels == 1).any(axis=(1, 2)))[0].min() - 20  # far below L1's own slices
+    labels[z, 10:12, 10:12] = 1
+    specks = stray_specks(labels, small_case.spacing)
+    assert len(specks) == 1 and specks[0].startswith("L1 has a stray piece of 4 voxels")

@@ -18,7 +18,7 @@ import pydicom
 from .. import __version__
 from ..atomic import atomic_path
 from ..errors import BoneScreenError
-from ..labels import LEVEL_COLORS, LEVEL_NAMES, level_id, levels_present
+from ..labels import LEVEL_COLORS, LEVEL_NAMES, as_level_labels, level_id, levels_present
 from .nifti import read_nifti, save_nifti
 from .volume import CTVolume
 
@@ -41,9 +41,7 @@ def _check_labels(volume: CTVolume, labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.shape != volume.shape:
         raise ValueError(f"labels shape {labels.shape} differs from the volume's {volume.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() > max(LEVEL_NAMES)):
-        raise ValueError(f"label values must be 0..{max(LEVEL_NAMES)}, got {labels.min()}..{labels.max()}")
-    return labels.astype(np.uint8)
+    return as_level_labels(labels)
 
 
 def write_labels_nifti(volume: CTVolume, labels: np.ndarray, path: str | os.PathLike) -> Path:
@@ -83,9 +81,7 @@ def read_labels_nifti(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
     ijk = apply_orientation(ijk, to_src)
     if ijk.shape != tuple(volume.source.shape):
         raise BoneScreenError("label grid does not match the CT grid", path)
-    if ijk.dtype.kind == "f":
-        ijk = np.rint(ijk)
-    return volume.from_source(ijk.astype(np.uint8, copy=False))
+    return volume.from_source(as_level_labels(ijk, str(path)))
 
 
 def write_dicom_seg(

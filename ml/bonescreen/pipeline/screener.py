@@ -17,7 +17,7 @@ from ..device import fallback_note, resolve_device
 from ..errors import BoneScreenError
 from ..hu import HUThresholds
 from ..io import CTVolume
-from ..labels import LEVEL_NAMES, levels_present
+from ..labels import LEVEL_NAMES, as_level_labels, levels_present, stray_specks
 from ..messages import add_input_messages
 from ..weights import default_weights
 from .classify import classify_levels
@@ -201,16 +201,14 @@ class Screener:
         labels = np.asarray(labels)
         if labels.shape != volume.shape:
             raise BoneScreenError(f"labels of shape {labels.shape} do not fit the CT of shape {volume.shape}")
-        fractional = labels.dtype.kind == "f" and bool((labels != np.round(labels)).any())
-        if fractional or (labels.size and (labels.min() < 0 or labels.max() > max(LEVEL_NAMES))):
-            raise BoneScreenError("labels must hold 0 (background) and 1..5 (L1..L5) only")
+        labels = as_level_labels(labels)
         model = self.model("classification")
         try:
             with self.settings.autocast(self.device):
                 result = classify_levels(
                     model,
                     volume.hu,
-                    labels.astype(np.uint8, copy=False),
+                    labels,
                     volume.spacing,
                     self.device,
                     self.thresholds,
@@ -220,7 +218,7 @@ class Screener:
                 )
         except ValueError as exc:
             raise BoneScreenError(str(exc)) from None
-        return add_input_messages(result, volume.notes, volume.flags)
+        return add_input_messages(result, volume.notes, [*volume.flags, *stray_specks(labels, volume.spacing)])
 
     def screen(
         self, volume: CTVolume, progress: ProgressCallback | None = None, labels: np.ndarray | None = None
