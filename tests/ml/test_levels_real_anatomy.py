@@ -7,6 +7,7 @@ whose truth is known, with the pelvis, the femoral heads and ribs in view.
 import numpy as np
 import pytest
 
+from bonescreen.phantom.findings import Findings
 from bonescreen.phantom.realistic import RealisticConfig, make_realistic_case
 from bonescreen.pipeline.levels import split_levels
 
@@ -95,3 +96,36 @@ def test_a_vertebra_flattened_by_a_grade_3_fracture_keeps_its_name():
         assert _dice(split.labels == level, case.levels == level) > 0.85, level
     ids, counts = np.unique(case.levels[split.labels == 3], return_counts=True)
     assert ids[np.argmax(counts)] == 3
+
+
+@pytest.mark.parametrize(
+    "findings",
+    [
+        Findings(lumbar_count=6),
+        Findings(ribs="l1_ribs"),
+        Findings(ribs="no_t12_ribs"),
+    ],
+    ids=["six-lumbar", "ribs-on-L1", "no-ribs-on-T12"],
+)
+def test_transitional_anatomy_leaves_the_names_uncertain_with_the_reason(findings):
+    """The sacrum and the ribs count differently: the names are flagged, whichever count is right."""
+    case = make_realistic_case(
+        21, 0, RealisticConfig(extent="abdomen-pelvis", slice_mm=3.0, pixel_mm=2.0, findings=findings)
+    )
+    split = split_levels(case.spine > 0, case.spacing, case.hu.astype(np.float32))
+    assert not split.certain, [v.name + ("r" if v.ribs else "") for v in split.vertebrae]
+    assert any("count differently" in n or "no ribs found" in n for n in split.notes), split.notes
+
+
+def test_a_sacralized_l5_keeps_the_name_l5_and_l1_to_l4_are_right():
+    """The phantom's four-lumbar patient has L5 fused to the sacrum (labelled sacrum in its truth). Clinically
+    it is still L5 (a transitional, sacralized L5), and counted from the ribs and from the sacrum alike it is
+    named L5; L1-L4 keep their names."""
+    case = make_realistic_case(
+        21, 0, RealisticConfig(extent="abdomen-pelvis", slice_mm=3.0, pixel_mm=2.0, findings=Findings(lumbar_count=4))
+    )
+    split = split_levels(case.spine > 0, case.spacing, case.hu.astype(np.float32))
+    for level in range(1, 5):
+        assert _dice(split.labels == level, case.levels == level) > 0.9, level
+    l5 = split.labels == 5
+    assert l5.any() and (case.spine[l5] == 7).mean() > 0.9  # the fused vertebra, which the truth calls sacrum

@@ -13,7 +13,7 @@ from ..errors import BoneScreenError
 from ..io import CTVolume, load_ct
 from ..io.nifti import read_nifti
 from ..io.writers import read_labels_nifti
-from ..labels import CLASS_NAMES
+from ..labels import CLASS_NAMES, as_level_labels
 
 
 @dataclass
@@ -44,9 +44,13 @@ class CaseRecord:
         return volume, labels
 
 
+#: Ids a case set's label maps may hold (levels, bodies, all vertebrae, predictions): any uint8, never wrapped.
+_ANY_ID = tuple(range(256))
+
+
 def _read_labels(volume: CTVolume, path: Path) -> np.ndarray:
     if volume.source.kind == "nifti":
-        return read_labels_nifti(volume, path)
+        return read_labels_nifti(volume, path, _ANY_ID)
     # a DICOM case's labels are stored on the same grid in NIfTI: reorient by their own affine
     from ..io.volume import reorient
 
@@ -54,7 +58,7 @@ def _read_labels(volume: CTVolume, path: Path) -> np.ndarray:
     zyx, _, _ = reorient(np.asarray(img.dataobj), img.affine)
     if zyx.shape != volume.shape:
         raise BoneScreenError(f"label grid {zyx.shape} differs from the CT's {volume.shape}", path)
-    return zyx.astype(np.uint8)
+    return as_level_labels(zyx, str(path), _ANY_ID)
 
 
 def load_case_set(root: str | os.PathLike) -> list[CaseRecord]:

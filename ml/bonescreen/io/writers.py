@@ -64,8 +64,13 @@ def write_labels_nifti(volume: CTVolume, labels: np.ndarray, path: str | os.Path
     return save_nifti(img, path)
 
 
-def read_labels_nifti(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
-    """Read a label NIfTI written on the volume's source grid back into (z, y, x) order."""
+def read_labels_nifti(volume: CTVolume, path: str | os.PathLike, allowed: tuple[int, ...] | None = None) -> np.ndarray:
+    """Read a label NIfTI written on the volume's source grid back into (z, y, x) order.
+
+    ``allowed`` are the ids that may occur (default: 0 and the lumbar levels 1..5 of
+    ``levels.nii.gz``); other values are refused by name before any cast
+    (:func:`~bonescreen.labels.as_level_labels`).
+    """
     path = Path(path)
     try:
         img = read_nifti(path)
@@ -81,7 +86,9 @@ def read_labels_nifti(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
     ijk = apply_orientation(ijk, to_src)
     if ijk.shape != tuple(volume.source.shape):
         raise BoneScreenError("label grid does not match the CT grid", path)
-    return volume.from_source(as_level_labels(ijk, str(path)))
+    if allowed is None:
+        return volume.from_source(as_level_labels(ijk, str(path)))
+    return volume.from_source(as_level_labels(ijk, str(path), allowed))
 
 
 def write_dicom_seg(
