@@ -129,3 +129,38 @@ def test_a_sacralized_l5_keeps_the_name_l5_and_l1_to_l4_are_right():
         assert _dice(split.labels == level, case.levels == level) > 0.9, level
     l5 = split.labels == 5
     assert l5.any() and (case.spine[l5] == 7).mean() > 0.9  # the fused vertebra, which the truth calls sacrum
+
+
+def test_screws_and_rods_change_neither_the_names_nor_the_hu_and_are_flagged():
+    """Pedicle screws through L2 and L3 joined by rods, marked as bone (as a network may): the split takes
+    the metal out, the names hold, and the levels' HU and crops leave the metal out, with a flag."""
+    from bonescreen.io.volume import volume_from_ijk
+    from bonescreen.metal import METAL_HU, metal_mask
+    from bonescreen.pipeline import Screener
+
+    config = dict(extent="abdomen-pelvis", slice_mm=3.0, pixel_mm=1.0)
+    case = make_realistic_case(23, 0, RealisticConfig(**config, findings=Findings(screws=(2, 3))))
+    plain = make_realistic_case(23, 0, RealisticConfig(**config, findings=Findings()))
+    hu = case.hu.astype(np.float32)
+    metal = hu > METAL_HU
+    assert metal.sum() > 100
+    split = split_levels((case.spine > 0) | metal, case.spacing, hu)
+    assert split.certain and "sacrum" in split.rule
+    keep = ~metal_mask(hu, case.spacing)  # the metal and its streaked margin are left out by design
+    for level in range(1, 6):
+        assert _dice((split.labels == level) & keep, (case.levels == level) & keep) > 0.9, level
+    assert not (split.labels > 0)[metal].any()
+    # classified on labels that hold the screws (a user painted them): metal stays out of HU and crops
+    volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-1.0, -1.0, 3.0, 1.0]), "nifti", None, "screws")
+    labels = np.where(metal & (np.abs(case.levels.astype(int) - 2) <= 1), 2, case.levels).astype(np.uint8)
+    screener = Screener(device="cpu")
+    result = {lv["name"]: lv for lv in screener.classify(volume, labels)["levels"]}
+    plain_volume = volume_from_ijk(
+        plain.hu.astype(np.float32).transpose(2, 1, 0), np.diag([-1.0, -1.0, 3.0, 1.0]), "nifti", None, "plain"
+    )
+    reference = {lv["name"]: lv for lv in screener.classify(plain_volume, plain.levels)["levels"]}
+    for name in ("L2", "L3"):  # their HU is left to the flag: the streaks cross the whole body
+        assert any("metal" in r for r in result[name]["reasons"]), result[name]["reasons"]
+    assert not any("metal" in r for r in result["L5"]["reasons"])
+    for name in ("L1", "L5"):  # the names held, so the levels around keep their own HU
+        assert abs(result[name]["trabecular_hu"] - reference[name]["trabecular_hu"]) < 20

@@ -17,10 +17,12 @@ import time
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from ..hu import HUThresholds, body_from_levels, hu_category, implausible_trabecular_hu, trabecular_hu
 from ..inplane import bounding_box, inscribed_radius
 from ..labels import CLASS_NAMES, LEVEL_NAMES, levels_present
+from ..metal import METAL_HU, metal_mask
 from ..preprocess import roi_crop
 from ..threads import thread_map
 from .levels import BODY_RADIUS_MM
@@ -78,6 +80,13 @@ def classify_levels(
     if not present:
         raise ValueError("the mask has no lumbar level (labels 1-5): nothing to classify")
     hu, labels, z0 = hu[box], labels[box], box[0].start
+    metal = metal_mask(hu, spacing)
+    metal_voxels: dict[int, int] = {}
+    if metal.any():  # metal and its streaked margin are no bone: out of the HU ROI and out of the crops
+        near = ndimage.grey_dilation(labels, size=(3, 3, 3))
+        metal_voxels = {lv: int(np.count_nonzero(metal & (near == lv))) for lv in present}
+        labels = np.where(metal, 0, labels).astype(np.uint8)
+        present = [lv for lv in present if (labels == lv).any()]
     body = body_from_levels(labels, spacing)
     hu_by_level = trabecular_hu(hu, body, spacing)
 
@@ -107,6 +116,11 @@ def classify_levels(
         measured = hu_by_level.get(lv, {}).get("mean_hu")
         category = hu_category(measured, thresholds) if measured is not None else None
         reasons = [r for r in (_close_call(p), implausible_trabecular_hu(measured)) if r]
+        if metal_voxels.get(lv):
+            reasons.append(
+                f"metal beside or in this vertebra ({metal_voxels[lv]} voxels above {METAL_HU:.0f} HU: screws or "
+                "rods?): left out of the HU and the crops, but its streaks may bias both"
+            )
         if category is not None and category != prediction:
             reasons.append(f"HU category {category} disagrees with the network ({prediction})")
         all_slices = np.nonzero((labels == lv).any(axis=(1, 2)))[0]
@@ -140,6 +154,7 @@ def classify_levels(
     category = hu_category(mean_hu, thresholds) if mean_hu is not None else None
     reasons = [r for r in (_close_call(p),) if r]
     reasons += [f"{LEVEL_NAMES[lv]}: {r}" for lv in chosen if (r := implausible_trabecular_hu(measured_hu(lv)))]
+    reasons += [f"{LEVEL_NAMES[lv]}: metal beside or in the vertebra" for lv in chosen if metal_voxels.get(lv)]
     if category is not None and category != prediction:
         reasons.append(f"HU category {category} ({mean_hu:.0f} HU) disagrees with the network ({prediction})")
     if not names_certain:

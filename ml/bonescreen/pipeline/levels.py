@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from ..inplane import bounding_box, deepest_points
 from ..labels import level_id
+from ..metal import metal_mask, without_metal
 
 #: In-plane radius (mm) of the largest inscribed disc above which a slice goes through a vertebral body.
 BODY_RADIUS_MM = 7.0
@@ -467,7 +468,25 @@ def split_levels(
 
     Fine pixels (dedicated spine CT, under :data:`SPLIT_PIXEL_MM`) are subsampled in-plane for the
     split, which needs no more than about 1 mm; the labels come back to every voxel of the mask.
+
+    Metal (screws, rods; :func:`~bonescreen.metal.metal_mask`) changes neither the split nor the
+    names: it is read as soft tissue where ribs and the pelvis are looked for (a rod beside the
+    spine is no rib), and the labels hold no metal voxel (nor its streaked margin).
     """
+    metal = metal_mask(hu, spacing) if hu is not None else None
+    if metal is None or not metal.any():
+        return _split_fine_or_coarse(mask, spacing, hu, top_level)
+    # the mask keeps the metal while it is split (taking it out would cut pedicles from their bodies)
+    split = _split_fine_or_coarse(mask, spacing, without_metal(hu, metal), top_level)
+    split.labels[metal] = 0
+    if split.vertebra_map is not None:
+        split.vertebra_map[metal] = 0
+    return split
+
+
+def _split_fine_or_coarse(
+    mask: np.ndarray, spacing: tuple[float, float, float], hu: np.ndarray | None, top_level: int | None
+) -> LevelSplit:
     f = int(SPLIT_PIXEL_MM // min(spacing[1], spacing[2]))
     if f < 2:
         return _split(mask, spacing, hu, top_level)
