@@ -7,6 +7,7 @@ import pandas as pd
 
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import CTVolume, SourceGrid
+from bonescreen.io.hu_scale import hu_scale_problem
 from bonescreen.io.volume import volume_from_ijk
 from bonescreen.labels import LEVEL_COLORS, LEVEL_NAMES, as_level_labels
 
@@ -29,6 +30,8 @@ def image_layer_data(volume: CTVolume, name: str | None = None) -> tuple:
                 "affine": volume.affine,
                 "source": volume.source,
                 "description": volume.description,
+                "notes": list(volume.notes),
+                "flags": list(volume.flags),
             }
         },
     }
@@ -57,12 +60,12 @@ def volume_from_layer(layer) -> CTVolume:
             affine=meta["affine"],
             source=meta["source"],
             description=meta.get("description", layer.name),
+            notes=list(meta.get("notes", [])),
+            flags=list(meta.get("flags", [])),
         )
-    if float(np.percentile(hu, 1)) > -300 or float(hu.max()) < 200:
-        raise BoneScreenError(
-            f"layer '{layer.name}' does not look like CT in Hounsfield units (no air below -300 HU or no bone above "
-            "200 HU); open the CT with the BoneScreen reader"
-        )
+    problem = hu_scale_problem(hu)
+    if problem:
+        raise BoneScreenError(f"layer '{layer.name}': {problem}; open the CT with the BoneScreen reader")
     scale = tuple(float(s) for s in layer.scale[-3:]) if len(layer.scale) >= 3 else (1.0, *layer.scale[-2:])
     dz, dy, dx = scale
     # a plain layer is taken as already in BoneScreen's orientation: x to the left, y posterior, z superior

@@ -32,8 +32,9 @@ from bonescreen.atomic import write_text_atomic
 from bonescreen.device import available_devices
 from bonescreen.errors import BoneScreenError
 from bonescreen.labels import CLASS_NAMES, CLASS_TITLES, levels_present
+from bonescreen.messages import user_messages
 
-from ._convert import labels_from_layer, labels_layer_data, volume_from_layer
+from ._convert import META_KEY, labels_from_layer, labels_layer_data, volume_from_layer
 from ._screener_cache import get_screener
 
 BUNDLED = "bundled"
@@ -191,14 +192,22 @@ class SegmentWidget(_Base):
             labels,
             image_layer,
             name,
-            {"rule": seg.rule, "certain": seg.certain, "vertebrae": [v.name for v in seg.vertebrae]},
+            {
+                "rule": seg.rule,
+                "certain": seg.certain,
+                "vertebrae": [v.name for v in seg.vertebrae],
+                "notes": list(seg.notes),
+            },
         )
         self.last_layer = self.viewer.add_labels(data, **meta)  # always a new layer: edits elsewhere are kept
         found = ", ".join(seg.level_names()) or "no lumbar level"
         done = f"Found {found} ({seg.rule}). Correct the mask with the brush and eraser, then classify."
-        self.status.setText(f"{done}\n{device_note}" if device_note else done)
-        for note in seg.notes:
-            show_warning(f"BoneScreen: {note}")
+        source = image_layer.metadata.get(META_KEY, {})
+        messages = [*source.get("flags", []), *seg.notes, *source.get("notes", [])]
+        lines = [done, *(f"- {m}" for m in messages), *([device_note] if device_note else [])]
+        self.status.setText("\n".join(lines))
+        for message in messages:
+            show_warning(f"BoneScreen: {message}")
 
 
 class ClassifyWidget(_Base):
@@ -268,10 +277,14 @@ class ClassifyWidget(_Base):
         except (BoneScreenError, ValueError) as exc:
             self._fail(exc)
             return
-        certain = labels_layer.metadata.get("bonescreen", {}).get("certain", True)
+        made = labels_layer.metadata.get("bonescreen", {})
+        certain = made.get("certain", True)
         self._inputs = (volume, labels, image)
         self.worker = create_worker(screener.classify, volume, labels, names_certain=certain)
-        self.worker.returned.connect(self._on_done)
+        # the naming's notes travel with the labels layer; the result shows them with its own flags
+        self.worker.returned.connect(
+            lambda result: self._on_done({**result, "segmentation": {"notes": list(made.get("notes", []))}})
+        )
         self.worker.errored.connect(self._fail)
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled = False
@@ -303,8 +316,8 @@ class ClassifyWidget(_Base):
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
         self._draw_pie(result["overall"])
-        reasons = result["overall"]["reasons"]
-        self.flag.setText(("UNCERTAIN: " + "; ".join(reasons)) if reasons else "No uncertainty flag.")
+        messages = user_messages(result)
+        self.flag.setText("\n".join(messages) if messages else "No uncertainty flag and no notes.")
         self.export_json.setEnabled(True)
         self.export_report.setEnabled(True)
 

@@ -209,9 +209,12 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.modules.plots.logic().ShowChartInLayout(chart)
         slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
         slicer.app.applicationLogic().PropagateTableSelection()
+        from bonescreen.messages import user_messages
+
         o = result["overall"]
-        flag = ("UNCERTAIN: " + "; ".join(o["reasons"])) if o["uncertain"] else "no uncertainty flag"
-        self.ui.statusLabel.text = f"Overall ({', '.join(o['levels_used'])}): {o['prediction']}; {flag}"
+        messages = user_messages(result)
+        flag = "\n".join(messages) if messages else "no uncertainty flag and no notes"
+        self.ui.statusLabel.text = f"Overall ({', '.join(o['levels_used'])}): {o['prediction']}\n{flag}"
 
     def onExport(self) -> None:
         if getattr(self, "core", None) is None or self.core.last_result is None:

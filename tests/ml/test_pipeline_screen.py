@@ -74,7 +74,7 @@ def test_bad_labels(screener, unseen):
     volume = load_ct(root / "dicom")
     with pytest.raises(BoneScreenError, match="do not fit"):
         screener.classify(volume, case.levels[:-1])
-    with pytest.raises(BoneScreenError, match=r"label values 9, 18, 27, 36, 45 are not level ids .allowed: 0 = background"):
+    with pytest.raises(BoneScreenError, match=r"values 9, 18, 27, 36, 45 are not level ids .allowed: 0 = backg"):
         screener.classify(volume, case.levels * 9)
 
 

@@ -141,7 +141,7 @@ def test_errors_are_notifications(make_napari_viewer, qtbot):
     viewer.add_image(np.random.default_rng(0).random((4, 32, 32)), name="not ct")
     seg.image.reset_choices()
     seg.run()
-    assert "does not look like CT" in seg.status.text()
+    assert "not a CT image" in seg.status.text()
     viewer.add_labels(np.zeros((4, 32, 32), np.uint8), name="empty")
     cls.image.reset_choices()
     cls.labels.reset_choices()
@@ -187,3 +187,34 @@ def test_writer_on_sample_layer(make_napari_viewer, tmp_path):
     # DICOM SEG needs a DICOM source: a plain message, nothing written
     assert not layer.save(str(tmp_path / "levels.dcm"), plugin=PLUGIN)
     assert not (tmp_path / "levels.dcm").exists()
+
+
+def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_case_files, tmp_path):
+    """A NIfTI without qform and sform: the reader's flag travels with the layer and the Classify dock shows it."""
+    import nibabel as nib
+
+    from bonescreen.io import load_ct
+    from bonescreen.io.writers import read_labels_nifti
+    from napari_bonescreen._convert import labels_layer_data
+
+    paths = {}
+    for name in ("ct", "levels"):
+        src = nib.load(small_case_files / "nifti" / f"{name}.nii.gz")
+        bare = nib.Nifti1Image(np.asarray(src.dataobj), None)
+        bare.header.set_zooms(src.header.get_zooms())
+        bare.header.set_qform(None, code=0)
+        bare.header.set_sform(None, code=0)
+        paths[name] = tmp_path / f"{name}.nii.gz"
+        nib.save(bare, paths[name])
+    viewer = make_napari_viewer()
+    image = viewer.open(str(paths["ct"]), plugin=PLUGIN)[0]
+    assert any("orientation unknown" in f for f in image.metadata["bonescreen"]["flags"])
+    levels = read_labels_nifti(load_ct(paths["ct"]), paths["levels"])
+    data, meta, _ = labels_layer_data(levels, image, "levels")
+    labels = viewer.add_labels(data, **meta)
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    cls.image.value, cls.labels.value = image, labels
+    cls.run()
+    wait_for(qtbot, cls)
+    assert cls.result["overall"]["uncertain"]
+    assert "orientation unknown" in cls.flag.text()

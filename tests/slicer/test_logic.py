@@ -13,6 +13,7 @@ from BoneScreenLib.logic import (
     volume_node_to_ct,
 )
 
+from bonescreen.messages import user_messages
 from bonescreen.phantom import PhantomConfig, make_case
 from bonescreen.pipeline import Screener
 
@@ -76,7 +77,13 @@ def test_segment_classify_edit(scene, case):
     # the segment labelmaps match the core's labels voxel for voxel
     np.testing.assert_array_equal(segmentation_to_labels(seg, node, volume), expected)
     assert seg.GetSegmentation().GetNumberOfSegments() == len(np.unique(expected)) - 1
+    assert seg.GetAttribute("BoneScreen.Notes") == "\n".join(Screener(device="cpu").segment(volume).notes)
+    seg.SetAttribute("BoneScreen.Notes", "the naming's note")  # as the naming leaves one where it doubts
     result, table, chart = logic.classify(node, seg)
+    # every flag and note of the result reaches the table's overall row
+    overall_reasons = table.GetCellText(table.GetNumberOfRows() - 1, TABLE_COLUMNS.index("reasons"))
+    assert "note: the naming's note" in overall_reasons
+    assert overall_reasons == "; ".join(user_messages(result))
     assert table.GetNumberOfColumns() == len(TABLE_COLUMNS)
     assert [table.GetColumnName(i) for i in range(len(TABLE_COLUMNS))] == list(TABLE_COLUMNS)
     assert table.GetNumberOfRows() == len(result["levels"]) + 1

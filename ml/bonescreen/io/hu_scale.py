@@ -45,7 +45,8 @@ def hu_scale_problem(hu: np.ndarray) -> str | None:
     sample = np.asarray(hu[::step, ::step, ::step], dtype=np.float32)
     lo, hi = float(sample.min()), float(sample.max())
     if hi - lo < 1.0:
-        return f"every voxel holds {lo:g}: no air, fat or bone, so this is not a CT image"
+        held = f"every voxel holds {lo:g}" if hi == lo else f"the values span only {lo:g} to {hi:g}"
+        return f"{held}: no air, fat or bone, so this is not a CT image"
     if _fat_fraction(sample, 0.0) >= MIN_FAT_FRACTION:
         return None
     best = max(CANDIDATE_OFFSETS, key=lambda o: _fat_fraction(sample, o))

@@ -171,7 +171,13 @@ TABLE_COLUMNS = (
 
 
 def results_to_table(result: dict, table_node):
-    """Fill a table node: one row per level and an ``overall`` row, columns :data:`TABLE_COLUMNS`."""
+    """Fill a table node: one row per level and an ``overall`` row, columns :data:`TABLE_COLUMNS`.
+
+    A level's ``reasons`` are its flags; the overall row's are every flag and note of the result
+    (:func:`bonescreen.messages.user_messages`).
+    """
+    from bonescreen.messages import user_messages
+
     table_node.RemoveAllColumns()
     rows = [*result["levels"], {"name": "overall", **result["overall"]}]
     string_cols = {"level", "prediction", "hu_category", "reasons"}
@@ -194,7 +200,9 @@ def results_to_table(result: dict, table_node):
         columns["trabecular_hu"].InsertNextValue(float("nan") if hu is None else float(hu))
         columns["hu_category"].InsertNextValue(row.get("hu_category") or "")
         columns["uncertain"].InsertNextValue(int(bool(row["uncertain"])))
-        columns["reasons"].InsertNextValue("; ".join(row.get("reasons", [])))
+        # the overall row carries every flag and note of the result (naming, input), as the CLI prints them
+        reasons = user_messages(result) if row["name"] == "overall" else row.get("reasons", [])
+        columns["reasons"].InsertNextValue("; ".join(reasons))
     for name in TABLE_COLUMNS:
         table_node.AddColumn(columns[name])
     table_node.Modified()
@@ -258,6 +266,7 @@ class BoneScreenLogic:
         node = labels_to_segmentation(seg.labels, volume, volume_node, segmentation_node)
         node.SetAttribute("BoneScreen.NamingRule", seg.rule)
         node.SetAttribute("BoneScreen.NamesCertain", "1" if seg.certain else "0")
+        node.SetAttribute("BoneScreen.Notes", "\n".join(seg.notes))
         return node
 
     def segment(self, volume_node, segmentation_node=None):
@@ -277,6 +286,8 @@ class BoneScreenLogic:
         labels = segmentation_to_labels(segmentation_node, volume_node, volume)
         certain = segmentation_node.GetAttribute("BoneScreen.NamesCertain") != "0"
         result = self.screener.classify(volume, labels, names_certain=certain)
+        notes = segmentation_node.GetAttribute("BoneScreen.Notes") or ""
+        result["segmentation"] = {"notes": [n for n in notes.split("\n") if n]}
         scene = volume_node.GetScene()
         if table_node is None:
             table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} BoneScreen results")
