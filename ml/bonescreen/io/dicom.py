@@ -153,6 +153,7 @@ class _Frame:
     cols: int
     slope: float = 1.0
     intercept: float = 0.0
+    rescale_given: bool = True
 
     @property
     def row_cos(self) -> np.ndarray:
@@ -234,7 +235,7 @@ class _Instance:
             rows, cols = int(ds.Rows), int(ds.Columns)
         except Exception:
             raise BoneScreenError("missing or malformed Rows/Columns", self.path) from None
-        return _Frame(
+        frame = _Frame(
             self.path,
             ds,
             None,
@@ -245,6 +246,9 @@ class _Instance:
             rows,
             cols,
         )
+        frame.slope, frame.intercept = _rescale(ds, self.path)
+        frame.rescale_given = "RescaleIntercept" in ds
+        return frame
 
 
 def _collect(folder: Path) -> tuple[list[_Instance], list[str]]:
@@ -370,6 +374,23 @@ def _place_frames(group: list[_Instance], where: Path) -> _Series | str:
             )
     if not frames:
         return "no image with a known position"
+    bare = [f for f in frames if not f.rescale_given]
+    given = {(f.slope, f.intercept) for f in frames if f.rescale_given}
+    if bare and len(given) == 1:
+        # the scanner's rescale is one per series in practice: a file without it takes the others' (flagged)
+        slope, intercept = next(iter(given))
+        for f in bare:
+            f.slope, f.intercept = slope, intercept
+        flags.append(
+            f"RescaleSlope/RescaleIntercept missing in {len(bare)} image(s) (first: {bare[0].path.name}); "
+            f"the rest of the series' values ({slope:g}, {intercept:g}) were used"
+        )
+    elif bare and given:
+        raise BoneScreenError(
+            "RescaleIntercept is missing here while the other images of the series give different values, "
+            "so this image's HU are unknown",
+            bare[0].path,
+        )
     if not _is_axial(frames[0].orientation):
         return f"{_plane_name(frames[0].orientation)} images"
     note = _skip_note(skipped)
@@ -620,7 +641,7 @@ def _stack(frames: list[_Frame]) -> np.ndarray:
             raise BoneScreenError(f"expected one 2-D frame per file, got pixel array of shape {raw.shape}", f.path)
         if raw.shape != (rows, cols):
             raise BoneScreenError(f"pixel data is {raw.shape[0]}x{raw.shape[1]}, header says {rows}x{cols}", f.path)
-        stack[k] = _to_hu(raw, *_rescale(ds, f.path), ds.get("PixelPaddingValue"))
+        stack[k] = _to_hu(raw, f.slope, f.intercept, ds.get("PixelPaddingValue"))
     return stack
 
 
