@@ -31,13 +31,16 @@ from qtpy.QtWidgets import (
 from bonescreen.atomic import write_text_atomic
 from bonescreen.device import available_devices
 from bonescreen.errors import BoneScreenError
+from bonescreen.io import load_ct
 from bonescreen.labels import CLASS_NAMES, CLASS_TITLES, levels_present
 from bonescreen.messages import user_messages
 
-from ._convert import META_KEY, labels_from_layer, labels_layer_data, volume_from_layer
+from ._convert import META_KEY, image_layer_data, labels_from_layer, labels_layer_data, volume_from_layer
 from ._screener_cache import get_screener
 
 BUNDLED = "bundled"
+#: Orientations offered for a NIfTI without one (axis codes of i, j, k): the usual ones of CT files.
+ORIENTATIONS = ("LPS", "RAS", "LAS", "RPS", "LPI", "RAI", "LAI", "RPI")
 
 
 def _layers_of(viewer, kind) -> list:
@@ -103,9 +106,22 @@ class SegmentWidget(_Base):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
+        # a NIfTI without qform and sform says nothing of its orientation: the user states it here
+        self.orientation = ComboBox(
+            label="file orientation",
+            choices=list(ORIENTATIONS),
+            value=ORIENTATIONS[0],
+            visible=False,
+            tooltip="Axis codes of the file's array (where each axis runs towards), as --orientation",
+        )
+        self.reread_button = PushButton(text="Read again with this orientation", visible=False)
+        self.reread_button.changed.connect(self.reread)
+        self.image.changed.connect(self._show_orientation)
         form = Container(
             widgets=[
                 self.image,
+                self.orientation,
+                self.reread_button,
                 self.device,
                 self.weights,
                 self.weights_file,
@@ -123,6 +139,33 @@ class SegmentWidget(_Base):
         self._form = form
         self._follow_layers(self.image)
         self.last_layer: Labels | None = None
+        self._show_orientation()
+
+    def _orientation_unknown(self, layer) -> bool:
+        meta = layer.metadata.get(META_KEY, {}) if layer is not None else {}
+        return any(f.startswith("orientation unknown") for f in meta.get("flags", []))
+
+    def _show_orientation(self, *_) -> None:
+        unknown = self._orientation_unknown(self.image.value)
+        self.orientation.visible = self.reread_button.visible = unknown
+
+    def reread(self) -> None:
+        """Read the image layer's NIfTI again with the orientation the user chose; the layer is updated."""
+        layer = self.image.value
+        if layer is None or not self._orientation_unknown(layer):
+            return
+        source = layer.metadata[META_KEY]["source"]
+        try:
+            volume = load_ct(source.path, orientation=self.orientation.value)
+        except BoneScreenError as exc:
+            self._fail(exc)
+            return
+        data, meta, _ = image_layer_data(volume, layer.name)
+        layer.data = data
+        layer.scale = meta["scale"]
+        layer.metadata = meta["metadata"]
+        self._show_orientation()
+        self.status.setText(f"Read again as {self.orientation.value}: " + "; ".join(volume.notes))
 
     def _seg_weights(self) -> str | None:
         if self.weights.value == BUNDLED:

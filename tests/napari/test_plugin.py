@@ -218,3 +218,13 @@ def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_
     wait_for(qtbot, cls)
     assert cls.result["overall"]["uncertain"]
     assert "orientation unknown" in cls.flag.text()
+    # the user states the orientation in the Segment dock: the layer is read again, without the flag
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.image.value = image
+    shown = lambda w: not w.native.isHidden()  # noqa: E731 (the test viewer's window is not on screen)
+    assert shown(seg.orientation) and shown(seg.reread_button)
+    codes = "".join(nib.aff2axcodes(nib.load(small_case_files / "nifti" / "ct.nii.gz").affine))
+    seg.orientation.value = codes
+    seg.reread()
+    assert not image.metadata["bonescreen"]["flags"] and not shown(seg.orientation)
+    np.testing.assert_array_equal(image.data, load_ct(small_case_files / "nifti" / "ct.nii.gz").hu)
