@@ -35,3 +35,13 @@ if [ -n "${STAGE4:-}" ]; then
         ${RESUME:+--resume}
     .venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-real8" --json "$DATA/real_ct_stage4.json"
 fi
+# stage 5 (an attempt, not bundled: model card): the 2.5-D MS-Net (each slice between the CT 4 mm below and
+# above it), widened from stage 2, two epochs on context shards of the corrected generator. Run with STAGE5=1.
+if [ -n "${STAGE5:-}" ]; then
+    OMP_NUM_THREADS=1 $BS synth-slices "$DATA/synth-ctx9" --scenes 400 --seed 9 --workers 2 --context
+    OMP_NUM_THREADS=2 $BS train-seg "$DATA/train-old" --slices "$DATA/synth-ctx9" --context \
+        --init-weights ml/bonescreen/weights/msnet-small.safetensors --out "$DATA/msnet-ctx" --model msnet-small \
+        --epochs 2 --batch-size 8 --lr 0.00015 --slices-per-case 36 --val-fraction 0.2 --seed 0 --device cpu \
+        ${RESUME:+--resume}
+    .venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-ctx" --json "$DATA/real_ct_stage5.json"
+fi

@@ -42,6 +42,8 @@ def user_messages(result: dict) -> list[str]:
     lines: list[str] = []
 
     def add(line: str) -> None:
+        # file names that are not UTF-8 reach Python as surrogate escapes, which no font or JSON reader takes
+        line = line.encode("utf-8", "replace").decode("utf-8")
         if line not in lines:
             lines.append(line)
 

@@ -26,6 +26,8 @@ def check_output_folder(out: str | os.PathLike) -> None:
         Naming the path and the problem.
     """
     out = Path(out)
+    if out.is_symlink() and not out.exists():
+        raise BoneScreenError("the output folder is a link to nothing (a broken symbolic link)", out)
     if out.exists() and not out.is_dir():
         raise BoneScreenError("the output folder is a file", out)
     parent = out
@@ -143,5 +145,9 @@ def screen_file(
         **result["timings_s"],
         "report": round(time.perf_counter() - t1, 3),
     }
-    write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
+    try:
+        write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
+    except OSError as exc:
+        written = ", ".join(outputs.values()) or "nothing else"
+        raise BoneScreenError(f"cannot write result.json ({exc.strerror or exc}); written: {written}", out) from None
     return result

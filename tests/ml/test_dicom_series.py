@@ -202,3 +202,50 @@ def test_an_old_file_without_orientation_says_so(series, tmp_path):
     with pytest.raises(BoneScreenError, match="ImageOrientationPatient is missing") as err:
         load_ct(f)
     assert err.value.path == str(f)
+
+
+def test_a_broken_side_series_does_not_reject_the_folder(series, reference):
+    """A few images of another series (a dose screen saved as CT) without orientation: that series is left
+    out and named, the good one is read."""
+    for i, f in enumerate(sorted(series.iterdir())[:3]):
+        ds = pydicom.dcmread(f)
+        del ds.ImageOrientationPatient
+        ds.SeriesInstanceUID, ds.SeriesNumber, ds.SeriesDescription = "1.2.3.99", 99, "Dose Info"
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(series / f"dose{i}.dcm")
+    volume = load_ct(series)
+    np.testing.assert_array_equal(volume.hu, reference.hu)
+    assert any("Dose Info" in n and "ImageOrientationPatient" in n for n in volume.notes)
+
+
+def test_an_image_that_cannot_be_placed_is_named(series):
+    f = sorted(series.iterdir())[5]
+    ds = pydicom.dcmread(f)
+    ds.ImagePositionPatient = [1.0, 2.0]  # malformed, and no SliceLocation to fall back on
+    if "SliceLocation" in ds:
+        del ds.SliceLocation
+    ds.save_as(f)
+    with pytest.raises(BoneScreenError, match="ImagePositionPatient is missing") as err:
+        load_ct(series)
+    assert err.value.path == str(f)
+
+
+def test_a_sagittal_multiframe_file_is_not_taken_for_axial(series, tmp_path):
+    mf = _multiframe(series)
+    for fg in mf.PerFrameFunctionalGroupsSequence:
+        if "PlaneOrientationSequence" in fg:
+            fg.PlaneOrientationSequence[0].ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
+    mf.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
+    f = tmp_path / "sagittal.dcm"
+    mf.save_as(f)
+    with pytest.raises(BoneScreenError, match="sagittal images, not axial"):
+        load_ct(f)
+
+
+def test_a_rescale_slope_of_zero_is_refused(series):
+    f = sorted(series.iterdir())[0]
+    ds = pydicom.dcmread(f)
+    ds.RescaleSlope = 0
+    ds.save_as(f)
+    with pytest.raises(BoneScreenError, match="RescaleSlope 0 cannot turn stored values into HU"):
+        load_ct(series)

@@ -198,3 +198,41 @@ def test_stray_specks_of_a_level_are_flagged(small_case):
     labels[z, 10:12, 10:12] = 1
     specks = stray_specks(labels, small_case.spacing)
     assert len(specks) == 1 and specks[0].startswith("L1 has a stray piece of 4 voxels")
+
+
+def test_labels_that_do_not_lie_on_the_ct_grid_are_refused(small_case_files, tmp_path, capsys):
+    src = nib.load(small_case_files / "dicom" / "levels.nii.gz")
+    data = np.asarray(src.dataobj)
+    shifted = src.affine.copy()
+    shifted[:3, 3] += 150.0
+    bare = nib.Nifti1Image(data, None)
+    bare.header.set_qform(None, code=0)
+    bare.header.set_sform(None, code=0)
+    cases = {
+        "identity": (nib.Nifti1Image(data, np.eye(4)), "does not lie on the CT's grid"),
+        "shifted": (nib.Nifti1Image(data, shifted), "does not lie on the CT's grid"),
+        "bare": (bare, "neither qform nor sform"),
+    }
+    ct = small_case_files / "dicom" / "dicom"
+    for name, (img, message) in cases.items():
+        path = tmp_path / f"{name}.nii.gz"
+        nib.save(img, path)
+        args = ["screen", str(ct), "--out", str(tmp_path / name), "--device", "cpu", "--labels", str(path)]
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and message in err and str(path) in err, (name, err)
+
+
+def test_values_read_with_the_wrong_sign_are_refused_and_offsets_are_totals(small_case_files, tmp_path):
+    hu = load_ct(small_case_files / "nifti" / "ct.nii.gz").hu
+    wrapped = np.where(hu < -1000, 62512.0, hu)  # signed padding read as unsigned
+    assert "PixelRepresentation" in hu_scale_problem(wrapped)
+    # an offset given wrongly: the message gives the total offset to use, not a further one
+    assert "--hu-offset 0" in hu_scale_problem(hu + 1024, given_offset=1024)
+    assert "--hu-offset -1024" in hu_scale_problem(hu + 1024)
+
+
+def test_a_broken_link_as_output_folder_is_refused(small_case_files, tmp_path, capsys):
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "gone")
+    code, _, err = run_cli(["screen", str(small_case_files / "nifti" / "ct.nii.gz"), "--out", str(link)], capsys)
+    assert code == 2 and "broken symbolic link" in err and "Traceback" not in err

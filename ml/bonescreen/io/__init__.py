@@ -57,7 +57,7 @@ def load_ct(path: str | os.PathLike, hu_offset: float | None = None, orientation
         volume.hu += np.float32(hu_offset)
         clip_padding(volume.hu)
         volume.notes.append(f"{hu_offset:+g} added to every value (given by the user)")
-    problem = hu_scale_problem(volume.hu)
+    problem = hu_scale_problem(volume.hu, hu_offset or 0.0)
     if problem:
         raise BoneScreenError(problem, path)
     return volume

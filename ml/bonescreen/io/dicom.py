@@ -304,14 +304,8 @@ def _series_label(inst: _Instance, n: int) -> str:
 def _place_frames(group: list[_Instance], where: Path) -> _Series | str:
     """Frames of one series' single-frame CT images, with orientation and positions repaired where the
     standard allows; a string says why the group cannot be a volume."""
-    frames, skipped, flags = [], [], []
-    for inst in group:
-        try:
-            frames.append(inst.frame())
-        except BoneScreenError as exc:
-            skipped.append((inst.path.name, exc.problem))
-    if not frames:
-        return "no readable image"
+    frames = [inst.frame() for inst in group]  # a broken image of the series is refused by name, never dropped
+    skipped, flags = [], []
     # orientation: the one most images share; images without it take it (flagged)
     known = [f for f in frames if f.orientation is not None and _orientation_problem(f.orientation) is None]
     if not known:
@@ -365,8 +359,11 @@ def _place_frames(group: list[_Instance], where: Path) -> _Series | str:
             f.position = origin - (origin @ n) * n + f.slice_location * n
         for f in missing:
             if f.position is None:
-                skipped.append((f.path.name, "no ImagePositionPatient nor SliceLocation"))
-        frames = [f for f in frames if f.position is not None]
+                raise BoneScreenError(
+                    "ImagePositionPatient is missing (and SliceLocation too): the image cannot be placed in its "
+                    "series (missing or malformed: it needs 3 numbers)",
+                    f.path,
+                )
         if located:
             flags.append(
                 f"ImagePositionPatient missing in {len(missing)} image(s) (first: {missing[0].path.name}); the slices "
@@ -435,8 +432,7 @@ def _multiframe_frames(path: Path, ds: Dataset) -> list[_Frame]:
             cols,
         )
         if rescale is not None:
-            frame.slope = _float(rescale, "RescaleSlope") or 1.0
-            frame.intercept = _float(rescale, "RescaleIntercept") or 0.0
+            frame.slope, frame.intercept = _rescale(rescale, path)
         for keyword, value in (
             ("ImageOrientationPatient", frame.orientation),
             ("ImagePositionPatient", frame.position),
@@ -453,6 +449,12 @@ def _multiframe_frames(path: Path, ds: Dataset) -> list[_Frame]:
 
 def _multiframe_series(inst: _Instance) -> _Series:
     frames = _multiframe_frames(inst.path, inst.ds)
+    for f in frames:
+        problem = _orientation_problem(f.orientation)
+        if problem:
+            raise BoneScreenError(f"frame {f.frame + 1}: {problem}", inst.path)
+        if not _is_axial(f.orientation):
+            raise BoneScreenError(f"the frames are {_plane_name(f.orientation)} images, not axial", inst.path)
     kind = MULTIFRAME_CT.get(inst.sop_class, "multi-frame CT")
     return _Series(
         frames, f"{kind} {_series_label(inst, len(frames))}", [f"read a {kind} file of {len(frames)} frames"], []
@@ -474,12 +476,19 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str]) 
                 rejected.append(f"{inst.path.name}: {exc.problem}")
         else:
             groups[inst.series_uid].append(inst)
+    errors: list[BoneScreenError] = []
     for group in groups.values():
-        placed = _place_frames(group, folder)
+        try:
+            placed = _place_frames(group, folder)
+        except BoneScreenError as exc:  # this series cannot be read; another one may
+            errors.append(exc)
+            placed = f"{exc.problem} ({Path(exc.path).name})" if exc.path else exc.problem
         if isinstance(placed, str):
             rejected.append(f"{_series_label(group[0], len(group))}: {placed}")
         else:
             candidates.append(placed)
+    if not candidates and len(errors) == 1 and len(rejected) == 1:
+        raise errors[0]  # the folder's one series, refused for a reason that names its file
     if not candidates:
         modalities = sorted({i.modality or "none" for i in found})
         listing = "; ".join(rejected + [f"{name} ({why})" for name, why in skipped[:_NAMED_SKIPS]])
@@ -590,10 +599,12 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
 
 def _rescale(ds: Dataset, path: Path) -> tuple[float, float]:
     try:
-        slope = float(ds.get("RescaleSlope", 1) or 1)
+        slope = float(ds.get("RescaleSlope", 1) if ds.get("RescaleSlope") is not None else 1)
         intercept = float(ds.get("RescaleIntercept", 0) or 0)
     except (TypeError, ValueError):
         raise BoneScreenError("malformed RescaleSlope/RescaleIntercept", path) from None
+    if not (np.isfinite(slope) and np.isfinite(intercept)) or slope <= 0:
+        raise BoneScreenError(f"RescaleSlope {slope:g} cannot turn stored values into HU (it must be positive)", path)
     return slope, intercept
 
 

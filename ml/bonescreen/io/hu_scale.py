@@ -27,13 +27,22 @@ def _fat_fraction(values: np.ndarray, offset: float) -> float:
     return float(np.count_nonzero((values + offset > lo) & (values + offset < hi))) / max(values.size, 1)
 
 
-def hu_scale_problem(hu: np.ndarray) -> str | None:
+#: No patient tissue reads above this (HU) on more than :data:`MAX_DENSE_FRACTION` of the voxels: metal reaches
+#: 3071 (12-bit scanners) or more on extended scales, but only in small parts of a volume; stored values read
+#: with the wrong sign (PixelRepresentation) or scale put the padding or the air there.
+MAX_TISSUE_HU = 4000.0
+MAX_DENSE_FRACTION = 0.01
+
+
+def hu_scale_problem(hu: np.ndarray, given_offset: float = 0.0) -> str | None:
     """Why the values of a (z, y, x) volume are not Hounsfield units, or None if they look like HU.
 
     Parameters
     ----------
     hu : ndarray
         The volume as read (stored values times RescaleSlope plus RescaleIntercept).
+    given_offset : float
+        The offset the user already added (``--hu-offset``): a suggested offset is the total to give.
 
     Returns
     -------
@@ -47,14 +56,21 @@ def hu_scale_problem(hu: np.ndarray) -> str | None:
     if hi - lo < 1.0:
         held = f"every voxel holds {lo:g}" if hi == lo else f"the values span only {lo:g} to {hi:g}"
         return f"{held}: no air, fat or bone, so this is not a CT image"
+    dense = float(np.count_nonzero(sample > MAX_TISSUE_HU)) / sample.size
+    if dense > MAX_DENSE_FRACTION:
+        return (
+            f"{100 * dense:.0f}% of the voxels read above {MAX_TISSUE_HU:g} HU (up to {hi:g}), which no tissue does: "
+            "stored values read with the wrong sign or scale (PixelRepresentation, RescaleSlope)?"
+        )
     if _fat_fraction(sample, 0.0) >= MIN_FAT_FRACTION:
         return None
     best = max(CANDIDATE_OFFSETS, key=lambda o: _fat_fraction(sample, o))
     if _fat_fraction(sample, best) >= MIN_FAT_FRACTION:
+        total = best + given_offset
         return (
             f"the values are not Hounsfield units: nothing reads as fat ({FAT_HU[0]:g} to {FAT_HU[1]:g} HU) and the "
             f"values run from {lo:g} to {hi:g}; they look like stored values without their rescale (likely offset "
-            f"{best:+g}: RescaleIntercept missing?). Give the correction with --hu-offset {best:g}"
+            f"{best:+g}: RescaleIntercept missing?). Give the correction with --hu-offset {total:g}"
         )
     return (
         f"the values do not look like CT in Hounsfield units: nothing reads as fat ({FAT_HU[0]:g} to {FAT_HU[1]:g} HU),"

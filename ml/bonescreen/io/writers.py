@@ -72,13 +72,30 @@ def read_labels_nifti(volume: CTVolume, path: str | os.PathLike, allowed: tuple[
     (:func:`~bonescreen.labels.as_level_labels`).
     """
     path = Path(path)
+    if not path.is_file():
+        raise BoneScreenError("no such label file", path)
     try:
         img = read_nifti(path)
         ijk = np.asarray(img.dataobj)
     except Exception as exc:
         raise BoneScreenError(f"unreadable label NIfTI ({type(exc).__name__})", path) from None
-    if ijk.shape != tuple(volume.source.shape):
+    while ijk.ndim > 3 and ijk.shape[-1] == 1:
+        ijk = ijk[..., 0]
+    if ijk.ndim != 3 or sorted(ijk.shape) != sorted(volume.source.shape):
         raise BoneScreenError(f"label grid {ijk.shape} differs from the CT's {tuple(volume.source.shape)}", path)
+    if int(img.header["qform_code"]) == 0 and int(img.header["sform_code"]) == 0:
+        raise BoneScreenError(
+            "the label map has neither qform nor sform, so it cannot be checked to lie on the CT's grid; save it "
+            "with the CT's geometry (as levels.nii.gz is written)",
+            path,
+        )
+    gap = _corner_gap(img.affine, ijk.shape, volume.source.affine, volume.source.shape)
+    if gap > max(0.1, 0.25 * min(volume.spacing)):
+        raise BoneScreenError(
+            f"the label map does not lie on the CT's grid: its corners are up to {gap:.1f} mm from the CT's "
+            "(another origin, voxel size or orientation)",
+            path,
+        )
     # the label file may be stored in another orientation of the same grid
     from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 
@@ -89,6 +106,18 @@ def read_labels_nifti(volume: CTVolume, path: str | os.PathLike, allowed: tuple[
     if allowed is None:
         return volume.from_source(as_level_labels(ijk, str(path)))
     return volume.from_source(as_level_labels(ijk, str(path), allowed))
+
+
+def _corner_gap(affine_a: np.ndarray, shape_a, affine_b: np.ndarray, shape_b) -> float:
+    """Largest distance (mm) from a corner voxel centre of grid A to the nearest corner of grid B."""
+    import itertools
+
+    def corners(affine, shape):
+        idx = np.array(list(itertools.product(*[(0, n - 1) for n in shape[:3]])), dtype=float)
+        return idx @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
+
+    a, b = corners(affine_a, shape_a), corners(affine_b, shape_b)
+    return float(np.linalg.norm(a[:, None] - b[None], axis=2).min(axis=1).max())
 
 
 def write_dicom_seg(

@@ -70,11 +70,14 @@ OFF_AXIS_MM = 55.0
 #: The lowest vertebra is the sacrum when it is this much wider than the median of the others.
 SACRUM_WIDTH_RATIO = 1.4
 #: Ribs are searched this far (mm) lateral to the body's edge, no further than ``RIB_NEAR_MM`` from the
-#: vertebra (a rib's head and neck meet the body and the transverse process), on both sides of a slice:
-#: the tip of a twelfth rib reaching down beside L1, a calcified vessel or a transverse process seen on
-#: one side only made L1 or L2 "rib-bearing" on 1 in 6 phantom patients with normal anatomy.
+#: vertebra (a rib's head and neck meet the body and the transverse process), on both sides (see
+#: :data:`RIB_SIDE_FRACTION`): the tip of a twelfth rib reaching down beside L1, a calcified vessel or a
+#: transverse process seen on one side only made L1 or L2 "rib-bearing" on 1 in 6 phantom patients with
+#: normal anatomy.
 RIB_SEARCH_MM = (2.0, 45.0)
 RIB_NEAR_MM = 40.0
+#: Share of a body's slices with a rib on each side, separately (the pair need not run level).
+RIB_SIDE_FRACTION = 0.075
 #: Ribs are cortical bone: above enhanced kidney or vessels (150-250 HU).
 RIB_MIN_HU = 300.0
 #: Bone area (mm2) on one side that a rib's cross-section (about 8 x 12 mm, neck and head up to
@@ -252,6 +255,7 @@ def _lateral_bone(
     """
     dy, dx = spacing[1], spacing[2]
     rib_hits = iliac_hits = joint_hits = 0
+    side_hits = np.zeros(2, int)
     ks = range(run[0], run[1] + 1)
     for k in ks:
         if half_widths[k] <= 0:
@@ -299,8 +303,11 @@ def _lateral_bone(
             )
         iliac_hits += all(iliac)  # the pelvis is on both sides
         joint_hits += all(joint)
-        rib_hits += all(rib) and not any(iliac)  # ribs come in pairs; a one-sided hit is a rib tip or a vessel
-    ribs = rib_hits >= max(1, RIB_FRACTION * len(ks))
+        if not any(iliac):
+            rib_hits += any(rib)
+            side_hits += np.array(rib, dtype=int)
+    # ribs come in pairs: a rib on each side, on some of the slices each (the two seldom run level)
+    ribs = rib_hits >= max(1, RIB_FRACTION * len(ks)) and bool(np.all(side_hits >= max(1, RIB_SIDE_FRACTION * len(ks))))
     pelvis = iliac_hits >= max(1, 0.5 * len(ks))
     return ribs and not pelvis, pelvis, joint_hits >= max(1, SI_FRACTION * len(ks))
 
