@@ -109,8 +109,31 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.editButton.connect("clicked(bool)", self.onEdit)
         self.ui.classifyButton.connect("clicked(bool)", self.onClassify)
         self.ui.exportButton.connect("clicked(bool)", self.onExport)
+        # a CT whose file had no orientation (NIfTI without qform/sform): the user states it, as in napari
+        from BoneScreenLib.logic import ORIENTATIONS
+
+        row = qt.QHBoxLayout()
+        self.orientationBox = qt.QComboBox()
+        self.orientationBox.addItems(list(ORIENTATIONS))
+        self.orientationBox.toolTip = "Axis codes of the CT's array (where i, j, k run), for a file without orientation"
+        orientationButton = qt.QPushButton("Set the CT's orientation")
+        orientationButton.connect("clicked(bool)", self.onOrientation)
+        row.addWidget(qt.QLabel("File orientation:"))
+        row.addWidget(self.orientationBox)
+        row.addWidget(orientationButton)
+        self.layout.addLayout(row)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.initializeParameterNode()
+
+    def onOrientation(self) -> None:
+        volume = self._parameterNode.inputVolume
+        if volume is None:
+            slicer.util.errorDisplay("Select the CT first.")
+            return
+        from BoneScreenLib.logic import set_volume_orientation
+
+        set_volume_orientation(volume, self.orientationBox.currentText)
+        self.ui.statusLabel.text = f"Orientation of {volume.GetName()} set to {self.orientationBox.currentText}"
 
     def cleanup(self) -> None:
         self.removeObservers()

@@ -118,3 +118,16 @@ def test_export(scene, case, tmp_path):
     logic.classify(node, seg)
     written = logic.export(str(tmp_path))
     assert [p.split("/")[-1] for p in written] == ["result.json", "report.png"]
+
+
+def test_the_user_states_the_orientation_of_a_volume_without_one(scene, case):
+    """A NIfTI without qform and sform loads with some direction; the user sets LPS as with --orientation."""
+    from BoneScreenLib.logic import set_volume_orientation
+
+    node = add_volume(scene, case)
+    reference = volume_node_to_ct(node)
+    node.SetIJKToRASDirectionMatrix(vtk.vtkMatrix4x4())  # identity: RAS, as a reader may assume
+    assert not np.array_equal(volume_node_to_ct(node).hu, reference.hu)
+    set_volume_orientation(node, "lps")
+    np.testing.assert_array_equal(volume_node_to_ct(node).hu, reference.hu)
+    assert node.GetAttribute("BoneScreen.Orientation") == "LPS"

@@ -50,6 +50,30 @@ def ijk_to_ras(volume_node) -> np.ndarray:
     return _matrix_to_numpy(m)
 
 
+#: Orientations a user can state for a volume whose file had none (axis codes of i, j, k), as napari offers.
+ORIENTATIONS = ("LPS", "RAS", "LAS", "RPS", "LPI", "RAI", "LAI", "RPI")
+
+
+def set_volume_orientation(volume_node, codes: str) -> None:
+    """State the orientation of a volume whose file had none (a NIfTI without qform and sform).
+
+    The IJK-to-RAS directions become those of the axis codes (``LPS``: i runs to the patient's
+    left, j posterior, k superior), as ``bonescreen screen --orientation`` does; spacing and origin
+    are kept.
+
+    Raises
+    ------
+    BoneScreenError
+        If ``codes`` are not three axis codes.
+    """
+    from bonescreen.io.nifti import affine_from_codes
+
+    direction = affine_from_codes(codes, (1.0, 1.0, 1.0))
+    volume_node.SetIJKToRASDirectionMatrix(_numpy_to_matrix(direction))
+    volume_node.SetAttribute("BoneScreen.Orientation", str(codes).upper())
+    volume_node.Modified()
+
+
 def volume_node_to_ct(volume_node):
     """A :class:`bonescreen.io.CTVolume` of a scalar volume node (values taken as HU).
 
