@@ -146,8 +146,12 @@ class SegmentWidget(_Base):
         return any(f.startswith("orientation unknown") for f in meta.get("flags", []))
 
     def _show_orientation(self, *_) -> None:
-        unknown = self._orientation_unknown(self.image.value)
+        layer = self.image.value
+        unknown = self._orientation_unknown(layer)
         self.orientation.visible = self.reread_button.visible = unknown
+        if unknown:  # say why the choice appears, before anything is run
+            flags = layer.metadata[META_KEY]["flags"]
+            self.status.setText(next(f for f in flags if f.startswith("orientation unknown")))
 
     def reread(self) -> None:
         """Read the image layer's NIfTI again with the orientation the user chose; the layer is updated."""
