@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -62,6 +63,8 @@ class _Base(QWidget):
         )
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        # a long message wraps to the dock's width instead of widening the dock over the canvas
+        self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
 
     def _follow_layers(self, *combos: ComboBox) -> None:
         for event in (

@@ -131,7 +131,8 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
         volume.flags.append(
             "orientation unknown: the NIfTI has neither qform nor sform (both codes 0), so it was read with "
             f"nibabel's default axes ({axes}); if the spine is upside down or mirrored the level names are wrong. "
-            "State the orientation (for example --orientation LPS)"
+            "State the orientation: --orientation LPS (for example) on the command line, 'file orientation' in the "
+            "napari Segment dock or the Slicer module"
         )
     elif orientation:
         volume.notes.append(f"orientation {orientation.upper()} ignored: the file states its own")
