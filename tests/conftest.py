@@ -96,3 +96,13 @@ def tiny_train_seg():
         ]
 
     return args
+
+
+@pytest.fixture
+def series(small_case_files, tmp_path):
+    """A writable copy of ``small_case``'s DICOM series (tests edit its tags or add objects to it)."""
+    import shutil
+
+    dst = tmp_path / "series"
+    shutil.copytree(small_case_files / "dicom" / "dicom", dst)
+    return dst

@@ -111,7 +111,11 @@ def screen_file(
             if tags is not None:
                 exports[name] = tags
 
-    attempt("levels", "levels.nii.gz", lambda p: write_labels_nifti(volume, labels, p) and [])
+    def write_levels(path: Path) -> list[str]:
+        write_labels_nifti(volume, labels, path)
+        return []  # levels.nii.gz carries no identifying tag
+
+    attempt("levels", "levels.nii.gz", write_levels)
     if volume.source.kind == "dicom" and labels.any():
         attempt("seg", "seg.dcm", lambda p: write_dicom_seg(volume, labels, p, notes=output_notes))
     t1 = time.perf_counter()

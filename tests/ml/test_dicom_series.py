@@ -21,13 +21,6 @@ def reference(small_case_files):
     return load_ct(small_case_files / "dicom" / "dicom")
 
 
-@pytest.fixture
-def series(small_case_files, tmp_path):
-    dst = tmp_path / "series"
-    shutil.copytree(small_case_files / "dicom" / "dicom", dst)
-    return dst
-
-
 def edit_all(folder, change):
     for f in sorted(folder.iterdir()):
         ds = pydicom.dcmread(f)

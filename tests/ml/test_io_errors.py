@@ -13,14 +13,6 @@ from bonescreen.errors import BoneScreenError
 from bonescreen.io import load_ct
 
 
-@pytest.fixture
-def series(small_case_files, tmp_path):
-    """A writable copy of the phantom DICOM series."""
-    dst = tmp_path / "series"
-    shutil.copytree(small_case_files / "dicom" / "dicom", dst)
-    return dst
-
-
 def expect_error(path, pattern):
     with pytest.raises(BoneScreenError, match=pattern) as info:
         load_ct(path)

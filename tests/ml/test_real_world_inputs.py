@@ -3,7 +3,6 @@ without orientation, an output that fails, a bad output folder, and every note r
 Inputs are built here from the phantom (written with pydicom / nibabel) and one real file."""
 
 import json
-import shutil
 
 import nibabel as nib
 import numpy as np
@@ -18,13 +17,6 @@ from bonescreen.io.hu_scale import hu_scale_problem
 from bonescreen.messages import add_input_messages, user_messages
 
 CROP_CT = "sub-ct_label-22_ct.nii.gz"
-
-
-@pytest.fixture
-def series(small_case_files, tmp_path):
-    dst = tmp_path / "series"
-    shutil.copytree(small_case_files / "dicom" / "dicom", dst)
-    return dst
 
 
 def run_cli(args, capsys):

@@ -301,7 +301,7 @@ def _series_label(inst: _Instance, n: int) -> str:
     return f"series {inst.series_number}{desc} ({inst.modality or 'no modality'}, {n} images)"
 
 
-def _place_frames(group: list[_Instance], where: Path) -> _Series | str:
+def _place_frames(group: list[_Instance]) -> _Series | str:
     """Frames of one series' single-frame CT images, with orientation and positions repaired where the
     standard allows; a string says why the group cannot be a volume."""
     frames = [inst.frame() for inst in group]  # a broken image of the series is refused by name, never dropped
@@ -335,42 +335,32 @@ def _place_frames(group: list[_Instance], where: Path) -> _Series | str:
             f"ImageOrientationPatient missing or malformed in {len(borrowed)} image(s) (first: {borrowed[0]}); "
             "the orientation of the other images of the series was taken"
         )
-    # positions: ImagePositionPatient, else SliceLocation along the normal (flagged), else the image is skipped
+    # positions: ImagePositionPatient; where one is missing, SliceLocation for every image (two position
+    # references mixed would misplace slices), flagged; else refused naming the image
     missing = [f for f in frames if f.position is None]
     if missing:
-        located = [f for f in missing if f.slice_location is not None]
-        if not located:
-            if len(missing) == len(frames):
-                raise BoneScreenError(
-                    "ImagePositionPatient and SliceLocation are missing in all images of the series, "
-                    "so the order and spacing of the slices are unknown",
-                    missing[0].path,
-                )
-        with_position = [f for f in frames if f.position is not None]
-        if with_position and located:
-            # mixing two position references would misplace slices: use SliceLocation for all, or skip the rest
-            if all(f.slice_location is not None for f in frames):
-                located = frames
-            else:
-                located = []
-        origin = with_position[0].position if with_position else np.zeros(3)
-        for f in located:
-            n = f.normal
-            f.position = origin - (origin @ n) * n + f.slice_location * n
-        for f in missing:
-            if f.position is None:
-                raise BoneScreenError(
-                    "ImagePositionPatient is missing (and SliceLocation too): the image cannot be placed in its "
-                    "series (missing or malformed: it needs 3 numbers)",
-                    f.path,
-                )
-        if located:
+        if all(f.slice_location is not None for f in frames):
+            origin = next((f.position for f in frames if f.position is not None), np.zeros(3))
+            for f in frames:
+                n = f.normal
+                f.position = origin - (origin @ n) * n + f.slice_location * n
             flags.append(
                 f"ImagePositionPatient missing in {len(missing)} image(s) (first: {missing[0].path.name}); the slices "
                 "were placed by SliceLocation along the slice normal: check the slice order and spacing"
             )
-    if not frames:
-        return "no image with a known position"
+        elif len(missing) == len(frames) and all(f.slice_location is None for f in frames):
+            raise BoneScreenError(
+                "ImagePositionPatient and SliceLocation are missing in all images of the series, "
+                "so the order and spacing of the slices are unknown",
+                missing[0].path,
+            )
+        else:
+            unplaced = next((f for f in missing if f.slice_location is None), missing[0])
+            raise BoneScreenError(
+                "ImagePositionPatient is missing (or malformed: it needs 3 numbers) and SliceLocation cannot place "
+                "the image (it is missing here or on other images of the series)",
+                unplaced.path,
+            )
     bare = [f for f in frames if not f.rescale_given]
     given = {(f.slope, f.intercept) for f in frames if f.rescale_given}
     if bare and len(given) == 1:
@@ -479,7 +469,7 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str]) 
     errors: list[BoneScreenError] = []
     for group in groups.values():
         try:
-            placed = _place_frames(group, folder)
+            placed = _place_frames(group)
         except BoneScreenError as exc:  # this series cannot be read; another one may
             errors.append(exc)
             placed = f"{exc.problem} ({Path(exc.path).name})" if exc.path else exc.problem
@@ -688,7 +678,7 @@ def _single_file(path: Path) -> _Series:
         raise BoneScreenError(f"not an axial CT image ({inst.skip})", path)
     if inst.multiframe:
         return _multiframe_series(inst)
-    placed = _place_frames([inst], path)
+    placed = _place_frames([inst])
     if isinstance(placed, str):
         raise BoneScreenError(f"not an axial CT image ({placed})", path)
     return placed
