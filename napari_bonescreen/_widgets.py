@@ -33,6 +33,7 @@ from bonescreen.atomic import write_text_atomic
 from bonescreen.device import available_devices
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import load_ct
+from bonescreen.io.nifti import AXIS_CODES
 from bonescreen.labels import CLASS_NAMES, CLASS_TITLES, levels_present
 from bonescreen.messages import user_messages
 
@@ -40,8 +41,6 @@ from ._convert import META_KEY, image_layer_data, labels_from_layer, labels_laye
 from ._screener_cache import get_screener
 
 BUNDLED = "bundled"
-#: Orientations offered for a NIfTI without one (axis codes of i, j, k): the usual ones of CT files.
-ORIENTATIONS = ("LPS", "RAS", "LAS", "RPS", "LPI", "RAI", "LAI", "RPI")
 
 
 def _layers_of(viewer, kind) -> list:
@@ -112,8 +111,8 @@ class SegmentWidget(_Base):
         # a NIfTI without qform and sform says nothing of its orientation: the user states it here
         self.orientation = ComboBox(
             label="file orientation",
-            choices=list(ORIENTATIONS),
-            value=ORIENTATIONS[0],
+            choices=list(AXIS_CODES),
+            value=AXIS_CODES[0],
             visible=False,
             tooltip="Axis codes of the file's array (where each axis runs towards), as --orientation",
         )

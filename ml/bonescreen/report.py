@@ -79,7 +79,12 @@ def render_report(
     lines = [title, "", f"prediction: {verdict}"]
     if overall.get("trabecular_hu") is not None:
         lines.append(f"trabecular HU: {overall['trabecular_hu']:.0f} ({overall['hu_category']})")
-    lines.append("UNCERTAIN" if overall["uncertain"] else "no uncertainty flag")
+    flagged = [lv["name"] for lv in result.get("levels", []) if lv.get("uncertain")]
+    lines.append(
+        "overall: UNCERTAIN"
+        if overall["uncertain"]
+        else "overall: not flagged" + (f" (levels flagged: {', '.join(flagged)})" if flagged else "")
+    )
     lines += [f"- {m}" for m in user_messages(result)]
     ax.text(0, 1, "\n".join(lines), va="top", fontsize=8, wrap=True)
     # per level: mid-body axial slice with the mask

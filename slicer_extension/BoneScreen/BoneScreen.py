@@ -110,11 +110,10 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.classifyButton.connect("clicked(bool)", self.onClassify)
         self.ui.exportButton.connect("clicked(bool)", self.onExport)
         # a CT whose file had no orientation (NIfTI without qform/sform): the user states it, as in napari
-        from BoneScreenLib.logic import ORIENTATIONS
-
         row = qt.QHBoxLayout()
         self.orientationBox = qt.QComboBox()
-        self.orientationBox.addItems(list(ORIENTATIONS))
+        self.orientationBox.editable = True  # any of the 48 axis codes (e.g. PIR); the usual ones listed
+        self.orientationBox.addItems(["LPS", "RAS", "LAS", "RPS", "LPI", "RAI", "LAI", "RPI"])
         self.orientationBox.toolTip = "Axis codes of the CT's array (where i, j, k run), for a file without orientation"
         orientationButton = qt.QPushButton("Set the CT's orientation")
         orientationButton.connect("clicked(bool)", self.onOrientation)
@@ -132,7 +131,11 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         from BoneScreenLib.logic import set_volume_orientation
 
-        set_volume_orientation(volume, self.orientationBox.currentText)
+        try:
+            set_volume_orientation(volume, self.orientationBox.currentText)
+        except Exception as exc:  # an invalid code typed by the user: say which
+            slicer.util.errorDisplay(f"BoneScreen: {exc}")
+            return
         self.ui.statusLabel.text = f"Orientation of {volume.GetName()} set to {self.orientationBox.currentText}"
 
     def cleanup(self) -> None:

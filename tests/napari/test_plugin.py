@@ -224,6 +224,7 @@ def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_
     shown = lambda w: not w.native.isHidden()  # noqa: E731 (the test viewer's window is not on screen)
     assert shown(seg.orientation) and shown(seg.reread_button)
     assert seg.status.text().startswith("orientation unknown")
+    assert len(seg.orientation.choices) == 48 and "PIR" in seg.orientation.choices  # every axis order
     codes = "".join(nib.aff2axcodes(nib.load(small_case_files / "nifti" / "ct.nii.gz").affine))
     seg.orientation.value = codes
     seg.reread()

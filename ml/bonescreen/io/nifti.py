@@ -66,6 +66,19 @@ def _hu_float32(img: nib.Nifti1Image) -> np.ndarray:
     return data
 
 
+def _all_axis_codes() -> tuple[str, ...]:
+    """The 48 orientations of a 3-D array (each axis one of R/L, A/P, S/I once), the usual ones of CT first."""
+    from itertools import permutations, product
+
+    common = ("LPS", "RAS", "LAS", "RPS", "LPI", "RAI", "LAI", "RPI")
+    every = ("".join(p) for axes in permutations(("RL", "AP", "SI")) for p in product(*axes))
+    return common + tuple(c for c in every if c not in common)
+
+
+#: Orientations a user can state for a volume whose file had none (``--orientation``, the napari dock).
+AXIS_CODES = _all_axis_codes()
+
+
 def affine_from_codes(codes: str, zooms) -> np.ndarray:
     """(i, j, k) -> RAS affine for array axes running towards ``codes`` (e.g. ``LPS``) with voxel sizes ``zooms``.
 

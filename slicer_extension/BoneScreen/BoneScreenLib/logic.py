@@ -50,10 +50,6 @@ def ijk_to_ras(volume_node) -> np.ndarray:
     return _matrix_to_numpy(m)
 
 
-#: Orientations a user can state for a volume whose file had none (axis codes of i, j, k), as napari offers.
-ORIENTATIONS = ("LPS", "RAS", "LAS", "RPS", "LPI", "RAI", "LAI", "RPI")
-
-
 def set_volume_orientation(volume_node, codes: str) -> None:
     """State the orientation of a volume whose file had none (a NIfTI without qform and sform).
 
