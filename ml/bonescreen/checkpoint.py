@@ -24,7 +24,9 @@ from .errors import BoneScreenError
 from .nets.registry import create_model, model_names
 
 FORMAT = "bonescreen-weights"
-FORMAT_VERSION = 1
+#: 2: tensors named by the networks' named sub-modules (``encoder.down2.norm.weight``); 1: by position in
+#: lists (``down.1.1.weight``), read through the network's ``legacy_names``.
+FORMAT_VERSION = 2
 
 
 def weights_paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -191,6 +193,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
         model = create_model(meta["model"], **meta.get("config", {}))
     except (TypeError, ValueError) as exc:
         raise BoneScreenError(f"weights config does not describe a valid network: {exc}", json_path) from None
+    if meta.get("format_version", 1) < 2:
+        tensors = rename_legacy_tensors(model, tensors)
     missing, unexpected = _key_mismatch(model, tensors)
     if missing or unexpected:
         raise BoneScreenError(
@@ -206,6 +210,29 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     return model.to(device).eval(), meta
 
 
+def rename_legacy_tensors(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors of a format-1 checkpoint (layers named by position) under the names ``model`` uses today.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network the tensors are for; its ``legacy_names()`` maps old module names to new.
+    tensors : dict
+        Format-1 state dict.
+
+    Returns
+    -------
+    dict
+        The same tensors, renamed; names the map does not hold (``head``, ``classifier``) are kept.
+    """
+    names = model.legacy_names()
+    out = {}
+    for key, value in tensors.items():
+        module, _, leaf = key.rpartition(".")
+        out[f"{names.get(module, module)}.{leaf}"] = value
+    return out
+
+
 def _key_mismatch(model: nn.Module, tensors: dict) -> tuple[list[str], list[str]]:
     expected = set(model.state_dict())
     return sorted(expected - set(tensors)), sorted(set(tensors) - expected)
@@ -218,6 +245,8 @@ def load_training_state(path: str | os.PathLike, model: nn.Module, optimizer: to
     """
     st_path, _ = weights_paths(path)
     tensors = _read_tensors(st_path)
+    if read_meta(path).get("format_version", 1) < 2:
+        tensors = rename_legacy_tensors(model, tensors)
     model.load_state_dict(tensors, strict=True)
     tr_st, tr_json = _training_paths(st_path)
     if not tr_json.is_file():

@@ -2,13 +2,17 @@
 
 import json
 import pickle
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from bonescreen.checkpoint import load_model, save_checkpoint
 from bonescreen.errors import BoneScreenError
 from bonescreen.nets import create_model
+from bonescreen.weights import default_weights
 
 
 @pytest.fixture
@@ -99,3 +103,68 @@ def test_same_weights_same_file(tmp_path):
     model = create_model("bccnet")
     hashes = {file_sha256(save_checkpoint(tmp_path / f"w{i}.safetensors", model)) for i in range(4)}
     assert len(hashes) == 1
+
+
+LEGACY_OUTPUTS = Path(__file__).parent / "data" / "legacy_outputs.npz"
+
+
+def test_format1_bundled_weights_give_the_outputs_they_gave_before_the_rename():
+    """The bundled weights are format 1 (layers named by position, ``down.1.1.weight``).
+
+    tests/ml/data/legacy_outputs.npz holds their outputs computed with the positional networks
+    before the layers were named (made by the same seeded input on an AVX2 CPU, where the renamed
+    networks reproduce them bit for bit); other CPUs may differ in the last float32 bits.
+    """
+    ref = np.load(LEGACY_OUTPUTS)
+    rng = np.random.default_rng(17)
+    x_seg = torch.from_numpy(rng.standard_normal((1, 1, 512, 512), dtype=np.float32))
+    x_cls = torch.from_numpy(rng.standard_normal((2, 1, 224, 224), dtype=np.float32))
+    seg, seg_meta = load_model(default_weights("segmentation"))
+    cls, cls_meta = load_model(default_weights("classification"))
+    assert seg_meta["format_version"] == cls_meta["format_version"] == 1
+    assert "encoder.down2.norm.weight" in seg.state_dict()
+    assert "features.denseblock1.denselayer1.layers.conv1.weight" in cls.state_dict()
+    with torch.inference_mode():
+        np.testing.assert_allclose(seg.forward_logits(x_seg)[0, 0, ::4, ::4], ref["segmentation"], rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(cls(x_cls), ref["classification"], rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("msnet", {"width": 0.0625, "norm": "batch"}),
+        ("msnet", {"width": 0.0625, "norm": "instance", "in_channels": 3}),
+        ("msnet", {"width": 0.0625, "norm": "none", "depth": 5}),
+        ("bccnet", {}),
+        ("densenet-2", {}),
+    ],
+)
+def test_format1_checkpoint_of_any_configuration_loads_with_identical_outputs(tmp_path, name, kwargs):
+    """A format-1 file written for each kind of network (every tensor under its positional name)."""
+    torch.manual_seed(1)
+    model = create_model(name, **kwargs).eval()
+    for m in model.modules():  # running statistics that are not the defaults, so a misplaced buffer shows
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    old_name = {new: old for old, new in model.legacy_names().items()}
+    legacy = {}
+    for key, value in model.state_dict().items():
+        module, _, leaf = key.rpartition(".")
+        legacy[f"{old_name.get(module, module)}.{leaf}"] = value.contiguous()
+    assert not any(k.startswith(("encoder.", "decoder.")) or ".denseblock" in k for k in legacy)
+    save_file(legacy, str(tmp_path / "model.safetensors"))
+    doc = {"format": "bonescreen-weights", "format_version": 1, "model": name, "config": model.config()}
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    loaded, _ = load_model(tmp_path)
+    size = 224 if name != "msnet" else 512 // 2 ** (9 - model.depth)
+    x = torch.randn(2, model.config().get("in_channels", 1), size, size)
+    with torch.inference_mode():
+        assert torch.equal(model(x), loaded(x))
+
+
+def test_new_checkpoints_are_format2_with_named_layers(saved):
+    _, path = saved
+    doc = json.loads((path / "model.json").read_text())
+    assert doc["format_version"] == 2
+    assert "features.transition1.conv.weight" in load_file(str(path / "model.safetensors"))

@@ -13,7 +13,8 @@ def n_params(model: torch.nn.Module) -> int:
 def test_msnet_paper_size_and_shape():
     model = create_model("msnet").eval()
     assert 66e6 <= n_params(model) <= 68e6
-    assert len(model.down) == 9 and len(model.up) == 8  # 9 encoder convs, 8 decoder + head
+    assert len(model.encoder) == 9 and len(model.decoder) == 8  # 9 encoder convs, 8 decoder + head
+    assert list(model.encoder)[:2] == ["down1", "down2"] and list(model.decoder)[-1] == "up1"
     assert model.channels == (64, 128, 256, 512, 512, 512, 512, 512, 512)
     with torch.inference_mode():
         y = model(torch.randn(1, 1, 512, 512))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -9,13 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _conv_bn_relu(cin: int, cout: int, kernel: int, stride: int = 1) -> list[nn.Module]:
+def _conv_bn_relu(cin: int, cout: int, kernel: int, stride: int = 1, suffix: str = "") -> dict[str, nn.Module]:
     # The paper's "conv" is the sequence conv-bn-relu (Table 1 caption).
-    return [
-        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    ]
+    return {
+        f"conv{suffix}": nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
+        f"norm{suffix}": nn.BatchNorm2d(cout),
+        f"relu{suffix}": nn.ReLU(inplace=True),
+    }
 
 
 class _DenseLayer(nn.Module):
@@ -24,15 +25,17 @@ class _DenseLayer(nn.Module):
     def __init__(self, cin: int, growth: int, bn_size: int, drop_rate: float) -> None:
         super().__init__()
         mid = bn_size * growth
-        self.body = nn.Sequential(
-            *_conv_bn_relu(cin, mid, 1),
-            nn.Dropout(drop_rate),
-            *_conv_bn_relu(mid, growth, 3),
-            nn.Dropout(drop_rate),
+        self.layers = nn.Sequential(
+            OrderedDict(
+                **_conv_bn_relu(cin, mid, 1, suffix="1"),
+                drop1=nn.Dropout(drop_rate),
+                **_conv_bn_relu(mid, growth, 3, suffix="2"),
+                drop2=nn.Dropout(drop_rate),
+            )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x, self.body(x)], dim=1)
+        return torch.cat([x, self.layers(x)], dim=1)
 
 
 class DenseNet(nn.Module):
@@ -103,18 +106,25 @@ class DenseNet(nn.Module):
             "input_size": int(input_size),
             "compression": float(compression),
         }
-        layers: list[nn.Module] = [*_conv_bn_relu(in_channels, num_init_features, 7, stride=2)]
-        layers.append(nn.MaxPool2d(3, stride=2, padding=1))
+        # named as in torchvision's and MONAI's DenseNets: conv0 ... denseblock1.denselayer1 ... transition1
+        features: dict[str, nn.Module] = {
+            **_conv_bn_relu(in_channels, num_init_features, 7, stride=2, suffix="0"),
+            "pool0": nn.MaxPool2d(3, stride=2, padding=1),
+        }
         c = num_init_features
         for b, n in enumerate(block_config):
-            for _ in range(n):
-                layers.append(_DenseLayer(c, growth_rate, bn_size, drop_rate))
+            block = nn.Sequential()
+            for i in range(n):
+                block.add_module(f"denselayer{i + 1}", _DenseLayer(c, growth_rate, bn_size, drop_rate))
                 c += growth_rate
+            features[f"denseblock{b + 1}"] = block
             if b < len(block_config) - 1:
                 cout = max(1, int(c * compression))
-                layers += [*_conv_bn_relu(c, cout, 1), nn.Dropout(drop_rate), nn.AvgPool2d(2, stride=2)]
+                features[f"transition{b + 1}"] = nn.Sequential(
+                    OrderedDict(**_conv_bn_relu(c, cout, 1), drop=nn.Dropout(drop_rate), pool=nn.AvgPool2d(2, stride=2))
+                )
                 c = cout
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(OrderedDict(features))
         self.classifier = nn.Linear(c, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -142,3 +152,26 @@ class DenseNet(nn.Module):
     def config(self) -> dict:
         """Constructor arguments that rebuild this network."""
         return dict(self.hparams)
+
+    def legacy_names(self) -> dict[str, str]:
+        """Module names of weights format 1 (positions in one ``features`` list) -> today's.
+
+        Format 1 numbered every layer of ``features`` in order (stem conv, norm, relu, pool; one
+        entry per dense layer, whose ``body`` numbered conv, norm, relu, dropout, conv, norm;
+        five per transition). Read by :func:`bonescreen.checkpoint.load_model`.
+        """
+        names = {"features.0": "features.conv0", "features.1": "features.norm0"}
+        position = 4
+        for b, n in enumerate(self.hparams["block_config"]):
+            for i in range(n):
+                new = f"features.denseblock{b + 1}.denselayer{i + 1}.layers"
+                names[f"features.{position}.body.0"] = f"{new}.conv1"
+                names[f"features.{position}.body.1"] = f"{new}.norm1"
+                names[f"features.{position}.body.4"] = f"{new}.conv2"
+                names[f"features.{position}.body.5"] = f"{new}.norm2"
+                position += 1
+            if b < len(self.hparams["block_config"]) - 1:
+                names[f"features.{position}"] = f"features.transition{b + 1}.conv"
+                names[f"features.{position + 1}"] = f"features.transition{b + 1}.norm"
+                position += 5
+        return names

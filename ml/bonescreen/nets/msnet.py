@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
@@ -56,32 +58,49 @@ class MSNet(nn.Module):
                 return nn.InstanceNorm2d(c, affine=True)
             return nn.Identity()
 
-        self.down = nn.ModuleList()
+        self.encoder = nn.ModuleDict()
         prev = in_channels
         for i, c in enumerate(chans):
-            layers: list[nn.Module] = [
-                nn.Conv2d(prev, c, 4, stride=2, padding=1, bias=(i == 0 or i == depth - 1 or norm == "none"))
-            ]
+            block: dict[str, nn.Module] = {
+                "conv": nn.Conv2d(prev, c, 4, stride=2, padding=1, bias=(i == 0 or i == depth - 1 or norm == "none"))
+            }
             # pix2pix: no normalization on the first and innermost encoder layers
             if 0 < i < depth - 1:
-                layers.append(norm_layer(c))
-            layers.append(nn.LeakyReLU(0.2, inplace=True))
-            self.down.append(nn.Sequential(*layers))
+                block["norm"] = norm_layer(c)
+            block["act"] = nn.LeakyReLU(0.2, inplace=True)
+            self.encoder[f"down{i + 1}"] = nn.Sequential(OrderedDict(block))
             prev = c
 
-        self.up = nn.ModuleList()
+        self.decoder = nn.ModuleDict()
         for i in range(depth - 1, 0, -1):
             # input: innermost features, or the previous decoder output concatenated with a skip
             cin = chans[i] if i == depth - 1 else chans[i] * 2
             cout = chans[i - 1]
-            self.up.append(
-                nn.Sequential(
-                    nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=norm == "none"),
-                    norm_layer(cout),
-                    nn.ReLU(inplace=True),
+            # "up{i}" brings the features of encoder block i + 1 back to the size of block i's output
+            self.decoder[f"up{i}"] = nn.Sequential(
+                OrderedDict(
+                    deconv=nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=norm == "none"),
+                    norm=norm_layer(cout),
+                    act=nn.ReLU(inplace=True),
                 )
             )
         self.head = nn.ConvTranspose2d(chans[0] * 2, 1, 4, stride=2, padding=1)
+
+    def legacy_names(self) -> dict[str, str]:
+        """Module names of weights format 1 (positions in lists, ``down.3.1``) -> today's (``encoder.down4.norm``).
+
+        Format-1 checkpoints (the weights bundled in November 2026) are read through this map
+        by :func:`bonescreen.checkpoint.load_model`.
+        """
+        names = {}
+        for k, key in enumerate(self.encoder):
+            names[f"down.{k}.0"] = f"encoder.{key}.conv"
+            if hasattr(self.encoder[key], "norm"):
+                names[f"down.{k}.1"] = f"encoder.{key}.norm"
+        for k, key in enumerate(self.decoder):
+            names[f"up.{k}.0"] = f"decoder.{key}.deconv"
+            names[f"up.{k}.1"] = f"decoder.{key}.norm"
+        return names
 
     @property
     def multiple(self) -> int:
@@ -101,12 +120,12 @@ class MSNet(nn.Module):
         """Mark-image logits (before the sigmoid), shape (N, 1, H, W)."""
         self.check_input(x)
         skips = []
-        for layer in self.down:
-            x = layer(x)
+        for block in self.encoder.values():
+            x = block(x)
             skips.append(x)
         x = skips.pop()
-        for layer in self.up:
-            x = layer(x)
+        for block in self.decoder.values():
+            x = block(x)
             x = torch.cat([x, skips.pop()], dim=1)
         return self.head(x)
 
