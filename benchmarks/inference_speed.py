@@ -82,7 +82,7 @@ def flops_per_item(model: torch.nn.Module, shape: tuple[int, ...]) -> float:
 
 def time_model(model, shape, batch, device, settings: InferenceSettings, seconds: float) -> dict:
     x = settings.input(torch.randn(batch, *shape, device=device))
-    with torch.inference_mode(), settings.autocast(device):
+    with torch.inference_mode(), settings.forward_context(device):
         model(x)
         sync(device)
         reps, t0 = 0, time.perf_counter()
@@ -137,7 +137,7 @@ def main() -> None:
     )
     args = p.parse_args()
     device = torch.device(args.device)
-    tuned = not args.default_allocator and tune_host_memory()  # as the Screener does
+    tuned = not args.default_allocator and tune_host_memory()  # as the CLI and batch workers do
     seconds = 1.0 if args.quick else 3.0
     report = {
         "machine": platform.processor() or platform.machine(),

@@ -190,7 +190,7 @@ class SegmentWidget(_Base):
         try:
             volume = volume_from_layer(layer)
             screener = get_screener(self._seg_weights(), None, self.device.value)
-        except (BoneScreenError, ValueError) as exc:
+        except BoneScreenError as exc:
             self._fail(exc)
             return
         slices = None
@@ -323,7 +323,7 @@ class ClassifyWidget(_Base):
             if not levels_present(labels):
                 raise BoneScreenError(f"the labels layer '{labels_layer.name}' is empty: no level 1-5 to classify")
             screener = get_screener(None, None, self.device.value)
-        except (BoneScreenError, ValueError) as exc:
+        except BoneScreenError as exc:
             self._fail(exc)
             return
         made = labels_layer.metadata.get("bonescreen", {})

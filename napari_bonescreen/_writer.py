@@ -37,7 +37,7 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
             if not str(target).lower().endswith((".nii", ".nii.gz")):
                 target = target.with_name(target.name + ".nii.gz")
             write_labels_nifti(volume, labels, target)
-    except (BoneScreenError, ValueError) as exc:
+    except BoneScreenError as exc:
         show_error(f"BoneScreen could not save the levels: {exc}")
         return []
     return [str(target)]

@@ -1,5 +1,9 @@
 """Host memory settings for screening: keep activation memory mapped, and no huge-page compaction stalls.
 
+These settings are process-wide and glibc's cannot be read back or undone, so only processes that
+are BoneScreen's own apply them: the ``bonescreen`` command line and the batch workers. The library
+(``Screener``, ``train``) never does, so napari's, Slicer's or a user's Python is left as it was.
+
 1. By default glibc returns freed memory at the top of the heap to the OS as soon as
    more than a few MB are free there, and serves blocks over 32 MB straight from
    ``mmap``. A CPU forward pass of MS-Net frees and reallocates hundreds of MB of

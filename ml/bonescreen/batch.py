@@ -88,10 +88,16 @@ def study_key(root: Path, path: Path) -> str:
 
 @lru_cache(maxsize=2)
 def worker_screener(seg_weights: str | None, cls_weights: str | None, device: str, settings=None):
-    """The screener of this worker process: the models load once per worker, not once per study."""
+    """The screener of this worker process: the models load once per worker, not once per study.
+
+    The worker process is BoneScreen's own, so its host memory settings are tuned
+    (:func:`~bonescreen.allocator.tune_host_memory`).
+    """
+    from .allocator import tune_host_memory
     from .pipeline import Screener
     from .pipeline.inference import InferenceSettings
 
+    tune_host_memory()
     return Screener(seg_weights, cls_weights, device, settings=settings or InferenceSettings())
 
 
@@ -124,11 +130,20 @@ def screen_study(
             shutil.rmtree(final)
         os.replace(tmp, final)
         return {"study": key, "status": "done", "result": result, "seconds": time.perf_counter() - t0}
-    except (BoneScreenError, ValueError, OSError, RuntimeError) as exc:
+    except (BoneScreenError, OSError) as exc:  # the study's input, or its files
         return {
             "study": key,
             "status": "error",
             "error": str(exc).replace(str(path), "<input>")[:500],
+            "seconds": time.perf_counter() - t0,
+        }
+    except Exception as exc:  # a bug met on this study: recorded as one, and the other studies go on
+        return {
+            "study": key,
+            "status": "error",
+            "error": f"internal error (a bug, please report it): {type(exc).__name__}: {exc}".replace(
+                str(path), "<input>"
+            )[:500],
             "seconds": time.perf_counter() - t0,
         }
     finally:

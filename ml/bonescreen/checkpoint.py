@@ -89,7 +89,7 @@ def save_checkpoint(
     st_path, json_path = weights_paths(path)
     name = getattr(model, "model_name", None)
     if name not in model_names():
-        raise ValueError("save_checkpoint needs a model built by create_model (it has no known model_name)")
+        raise BoneScreenError("save_checkpoint needs a model built by create_model (it has no known model_name)")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     if storage_dtype is not None:
         tensors = {k: v.to(storage_dtype) if v.is_floating_point() else v for k, v in tensors.items()}
@@ -191,7 +191,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     tensors = _read_tensors(st_path)
     try:
         model = create_model(meta["model"], **meta.get("config", {}))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, BoneScreenError) as exc:  # TypeError: a keyword the builder does not take
         raise BoneScreenError(f"weights config does not describe a valid network: {exc}", json_path) from None
     if meta.get("format_version", 1) < 2:
         tensors = rename_legacy_tensors(model, tensors)

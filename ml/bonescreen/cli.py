@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
+from .allocator import tune_host_memory
 from .errors import BoneScreenError
 from .hu import HUThresholds
 from .pipeline.progress import Cancelled
@@ -293,14 +294,61 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(minimum: int):
+    """argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {text!r}")
+        return value
+
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
+
+
+_positive_int = _whole_number(1)
+_non_negative_int = _whole_number(0)
+
+
+def _number(low: float, high: float = float("inf"), *, with_low: bool = False, with_high: bool = False):
+    """argparse type: a number between ``low`` and ``high``, each bound included when ``with_low``/``with_high``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        above = value >= low if with_low else value > low
+        below = value <= high if with_high else value < high
+        if not (above and below):  # NaN fails both
+            lower = f"{'at least' if with_low else 'above'} {low:g}"
+            upper = "" if high == float("inf") else f" and {'at most' if with_high else 'below'} {high:g}"
+            raise argparse.ArgumentTypeError(f"expected a number {lower}{upper}, got {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+_positive_float = _number(0.0)
+_probability = _number(0.0, 1.0, with_low=True, with_high=True)
+
+
+def _device(text: str) -> str:
+    """argparse type: a device this machine has (``auto``, ``cpu``, ``cuda:N``, ``mps``)."""
+    if text.strip().lower() == "auto":  # always valid; torch is not imported to parse it
+        return text
+    from .device import resolve_device
+
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
+        resolve_device(text)
+    except BoneScreenError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
+    return text
 
 
 def _add_inference_options(p: argparse.ArgumentParser) -> None:
@@ -452,14 +500,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ph = sub.add_parser("phantom", help="write synthetic lumbar CT cases with ground truth")
     ph.add_argument("out", type=Path)
-    ph.add_argument("--cases", type=int, required=True)
+    ph.add_argument("--cases", type=_positive_int, required=True)
     ph.add_argument("--seed", type=int, default=0)
     ph.add_argument("--format", choices=("nifti", "dicom"), default="nifti")
     ph.add_argument(
         "--class-weights", type=_class_weights, default=None, help="normal,low,osteoporosis (default balanced)"
     )
-    ph.add_argument("--contrast-probability", type=float, default=0.3)
-    ph.add_argument("--thickness", type=float, default=None, help="slice thickness in mm (default drawn 1-3)")
+    ph.add_argument("--contrast-probability", type=_probability, default=0.3)
+    ph.add_argument("--thickness", type=_positive_float, default=None, help="slice thickness in mm (default drawn 1-3)")
     ph.add_argument("--no-t12", action="store_true", help="start the volume just above L1")
     ph.add_argument("--no-sacrum", action="store_true", help="end the volume just below L5")
     ph.add_argument(
@@ -473,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="field of view of --realistic cases (default abdomen-pelvis)",
     )
-    ph.add_argument("--pixel", type=float, default=None, help="pixel size (mm) of --realistic cases")
+    ph.add_argument("--pixel", type=_positive_float, default=None, help="pixel size (mm) of --realistic cases")
     ph.add_argument(
         "--findings",
         choices=FINDINGS_MODES,
@@ -487,11 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
         "synth-slices", help="write MS-Net training slices of the realistic phantom (real bone shapes, pelvis, ribs)"
     )
     sy.add_argument("out", type=Path, help="folder for slices_*.npz shards (existing shards are kept: resumable)")
-    sy.add_argument("--scenes", type=int, required=True, help="synthetic patients drawn")
-    sy.add_argument("--per-scene", type=int, default=6, help="slices per patient")
-    sy.add_argument("--scenes-per-shard", type=int, default=20)
+    sy.add_argument("--scenes", type=_positive_int, required=True, help="synthetic patients drawn")
+    sy.add_argument("--per-scene", type=_positive_int, default=6, help="slices per patient")
+    sy.add_argument("--scenes-per-shard", type=_positive_int, default=20)
     sy.add_argument("--seed", type=int, default=0)
-    sy.add_argument("--workers", type=int, default=1, help="processes")
+    sy.add_argument("--workers", type=_positive_int, default=1, help="processes")
     sy.add_argument(
         "--context",
         action="store_true",
@@ -502,20 +550,20 @@ def build_parser() -> argparse.ArgumentParser:
     def common_training(q: argparse.ArgumentParser, epochs: int) -> None:
         q.add_argument("data", type=Path, help="labelled case set (cases.csv + case folders)")
         q.add_argument("--out", type=Path, required=True, help="weights folder")
-        q.add_argument("--epochs", type=int, default=epochs)
-        q.add_argument("--batch-size", type=int, default=64)
-        q.add_argument("--lr", type=float, default=None, help="base learning rate (default: the paper's)")
-        q.add_argument("--val-fraction", type=float, default=0.2)
+        q.add_argument("--epochs", type=_positive_int, default=epochs)
+        q.add_argument("--batch-size", type=_positive_int, default=64)
+        q.add_argument("--lr", type=_positive_float, default=None, help="base learning rate (default: the paper's)")
+        q.add_argument("--val-fraction", type=_number(0.0, 1.0, with_low=True), default=0.2)
         q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--device", default="auto")
-        q.add_argument("--workers", type=int, default=0)
+        q.add_argument("--device", type=_device, default="auto")
+        q.add_argument("--workers", type=_non_negative_int, default=0)
         q.add_argument("--resume", action="store_true", help="continue from the training state in --out")
 
     ts = sub.add_parser("train-seg", help="train MS-Net (Adam 0.002, constant 2/3 of epochs, then linear to 0)")
     common_training(ts, 150)
     ts.add_argument("--model", choices=model_names("segmentation"), default="msnet-small")
-    ts.add_argument("--width", type=float, default=None, help="channel multiplier (msnet: 1.0)")
-    ts.add_argument("--slices-per-case", type=int, default=12)
+    ts.add_argument("--width", type=_positive_float, default=None, help="channel multiplier (msnet: 1.0)")
+    ts.add_argument("--slices-per-case", type=_positive_int, default=12)
     ts.add_argument(
         "--context",
         action="store_true",
@@ -544,13 +592,13 @@ def build_parser() -> argparse.ArgumentParser:
     tc = sub.add_parser("train-cls", help="train BCC-Net or an ablation (SGD 0.01, inverse-power decay)")
     common_training(tc, 30)
     tc.add_argument("--arch", choices=model_names("classification"), default="bccnet")
-    tc.add_argument("--crops-per-case", type=int, default=144)
+    tc.add_argument("--crops-per-case", type=_positive_int, default=144)
     tc.set_defaults(func=lambda a: _train(a, "classification"))
 
     sc = sub.add_parser("screen", help="screen one CT: result.json, levels.nii.gz, seg.dcm (DICOM input), report.png")
     sc.add_argument("input", type=Path, help="DICOM folder, DICOM file or NIfTI")
     sc.add_argument("--out", type=Path, required=True)
-    sc.add_argument("--device", default="auto")
+    sc.add_argument("--device", type=_device, default="auto")
     sc.add_argument("--seg-weights", type=Path, default=None, help="default: the bundled MS-Net")
     sc.add_argument("--cls-weights", type=Path, default=None, help="default: the bundled BCC-Net")
     sc.add_argument(
@@ -578,8 +626,10 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("input_root", type=Path)
     bt.add_argument("--out", type=Path, required=True)
     bt.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (default: a LocalCluster)")
-    bt.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: per GPU, else cores/2)")
-    bt.add_argument("--device", default="auto")
+    bt.add_argument(
+        "--workers", type=_positive_int, default=None, help="LocalCluster workers (default: per GPU, else cores/2)"
+    )
+    bt.add_argument("--device", type=_device, default="auto")
     bt.add_argument("--seg-weights", type=Path, default=None)
     bt.add_argument("--cls-weights", type=Path, default=None)
     _add_inference_options(bt)
@@ -588,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("reproduce", help="the paper's tables and figures on the synthetic benchmark")
     rp.add_argument("out", type=Path)
     rp.add_argument("--quick", action="store_true", help="CI-sized run (a few cases, one epoch)")
-    rp.add_argument("--device", default="auto")
+    rp.add_argument("--device", type=_device, default="auto")
     rp.add_argument("--seg-weights", type=Path, default=None, help="MS-Net weights (default: bundled)")
     rp.add_argument("--seed", type=int, default=0)
     rp.set_defaults(func=cmd_reproduce)
@@ -598,10 +648,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, required=True)
     ev.add_argument("--seg-weights", type=Path, default=None)
     ev.add_argument("--cls-weights", type=Path, default=None)
-    ev.add_argument("--slices-per-case", type=int, default=12)
-    ev.add_argument("--crops-per-case", type=int, default=24)
+    ev.add_argument("--slices-per-case", type=_positive_int, default=12)
+    ev.add_argument("--crops-per-case", type=_positive_int, default=24)
     ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--device", default="auto")
+    ev.add_argument("--device", type=_device, default="auto")
     ev.add_argument(
         "--pipeline",
         action="store_true",
@@ -616,12 +666,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    tune_host_memory()  # the process is ours: the library itself leaves a GUI's or a script's settings alone
     try:
         return int(args.func(args) or 0)
-    except BoneScreenError as exc:
-        print(f"bonescreen: error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
+    except BoneScreenError as exc:  # the user's input or arguments; anything else is a bug and surfaces as one
         print(f"bonescreen: error: {exc}", file=sys.stderr)
         return 2
     except Cancelled:

@@ -6,6 +6,8 @@ import logging
 
 import torch
 
+from .errors import BoneScreenError
+
 log = logging.getLogger(__name__)
 
 
@@ -56,13 +58,13 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use one of {', '.join(available_devices())}") from None
+        raise BoneScreenError(f"unknown device {name!r}; use one of {', '.join(available_devices())}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but no CUDA GPU is available here")
+        raise BoneScreenError(f"device {name!r} was asked for but no CUDA GPU is available here")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"device {name!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
+        raise BoneScreenError(f"device {name!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' was asked for but Apple MPS is not available here")
+        raise BoneScreenError("device 'mps' was asked for but Apple MPS is not available here")
     return device
 
 

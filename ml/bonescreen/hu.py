@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import inplane
+from .errors import BoneScreenError
 from .labels import LEVEL_NAMES, levels_present
 from .threads import thread_map
 
@@ -62,7 +63,7 @@ class HUThresholds:
 
     def __post_init__(self) -> None:
         if self.osteoporosis_max >= self.normal_min:
-            raise ValueError(
+            raise BoneScreenError(
                 f"osteoporosis threshold ({self.osteoporosis_max}) must be below "
                 f"the normal threshold ({self.normal_min})"
             )

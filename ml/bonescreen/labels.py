@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import BoneScreenError
+
 #: Bone-condition classes, in this order everywhere (network outputs, tables, JSON).
 CLASS_NAMES: tuple[str, ...] = ("normal", "low_bone_mass", "osteoporosis")
 
@@ -53,7 +55,7 @@ def class_index(name: str) -> int:
     try:
         return CLASS_NAMES.index(name)
     except ValueError:
-        raise ValueError(f"unknown class {name!r}; expected one of {', '.join(CLASS_NAMES)}") from None
+        raise BoneScreenError(f"unknown class {name!r}; expected one of {', '.join(CLASS_NAMES)}") from None
 
 
 def level_id(name: str) -> int | None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from sklearn import metrics as skm
 
+from .errors import BoneScreenError
 from .labels import CLASS_NAMES
 
 
@@ -28,7 +29,7 @@ def segmentation_counts(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int, 
     pred = np.asarray(pred, dtype=bool)
     truth = np.asarray(truth, dtype=bool)
     if pred.shape != truth.shape:
-        raise ValueError(f"prediction shape {pred.shape} differs from truth shape {truth.shape}")
+        raise BoneScreenError(f"prediction shape {pred.shape} differs from truth shape {truth.shape}")
     tp = int(np.count_nonzero(pred & truth))
     fp = int(np.count_nonzero(pred)) - tp
     fn = int(np.count_nonzero(truth)) - tp
@@ -140,7 +141,7 @@ def classification_metrics(y_true: Sequence[int], proba: np.ndarray, class_names
     proba = np.asarray(proba, dtype=float)
     k = len(class_names)
     if proba.ndim != 2 or proba.shape != (len(y_true), k):
-        raise ValueError(f"proba must have shape ({len(y_true)}, {k}), got {proba.shape}")
+        raise BoneScreenError(f"proba must have shape ({len(y_true)}, {k}), got {proba.shape}")
     y_pred = proba.argmax(1)
     labels = list(range(k))
     cm = skm.confusion_matrix(y_true, y_pred, labels=labels)
@@ -217,7 +218,7 @@ def bootstrap_ci(
     arrays = tuple(np.asarray(a) for a in arrays)
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
-        raise ValueError("bootstrap arrays must have the same length")
+        raise BoneScreenError("bootstrap arrays must have the same length")
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(n_boot):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .errors import BoneScreenError
+
 #: HU window mapped to 0-255 for MS-Net.
 SEG_WINDOW = (-250.0, 1250.0)
 #: HU window mapped to 0-1 for BCC-Net's masked crops.
@@ -122,7 +124,7 @@ def roi_crop(
     mask = np.asarray(mask, dtype=bool)
     rows, cols = np.nonzero(mask)
     if rows.size == 0:
-        raise ValueError("the ROI mask is empty")
+        raise BoneScreenError("the ROI mask is empty")
     masked = np.where(mask, window(hu_slice, CLS_WINDOW), np.float32(0.0))
     r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
     side = max(r1 - r0, c1 - c0) / scale

@@ -14,20 +14,27 @@ import textwrap
 import pytest
 
 # A child process, so that the thresholds (process-wide) are set, or not, from a clean start.
-CHILD = textwrap.dedent(
+FAULT_PROBE = textwrap.dedent(
     """
     import resource
     import numpy as np
-    from bonescreen.allocator import tune_cpu_allocator
-    tuned = tune_cpu_allocator()
     faults = []
     for _ in range(5):  # three 30 MB blocks per "pass", all freed at its end
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         blocks = [np.ones(30 * 2**20 // 4, np.float32) for _ in range(3)]
         del blocks
-        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-    print(tuned, *faults)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
     """
+)
+CHILD = (
+    textwrap.dedent(
+        """
+    from bonescreen.allocator import tune_cpu_allocator
+    tuned = tune_cpu_allocator()
+    """
+    )
+    + FAULT_PROBE
+    + "print(tuned, *faults)\n"
 )
 
 
@@ -66,3 +73,52 @@ def test_numpy_huge_page_requests_off_unless_the_user_chose(env, expected):
         [sys.executable, "-c", HUGEPAGE_CHILD], capture_output=True, text=True, env={**base, **env}, check=True
     )
     assert out.stdout.strip() == expected
+
+
+# A GUI's Python (napari, Slicer) or a user's script: BoneScreen's library must leave its process settings alone.
+LIBRARY_CHILD = (
+    textwrap.dedent(
+        """
+    import numpy as np
+    import torch
+    from bonescreen.io.volume import CTVolume, SourceGrid
+    from bonescreen.phantom import PhantomConfig, make_case
+    from bonescreen.pipeline import Screener
+
+    torch.backends.cudnn.benchmark = {benchmark}
+    hugepage = np._core.multiarray._set_madvise_hugepage
+    before = hugepage(True)
+    hugepage(before)
+
+    case = make_case(seed=5, index=0, config=PhantomConfig(thickness=3.0))
+    z = np.nonzero((case.levels == 3).any(axis=(1, 2)))[0]
+    k = slice(int(z[0]), int(z[-1]) + 1)
+    volume = CTVolume(case.hu[k].astype(np.float32), case.spacing, np.diag([*case.spacing[::-1], 1.0]), None)
+    screener = Screener(device="cpu")
+    screener.segment(volume)
+    screener.classify(volume, case.levels[k])
+
+    after = hugepage(before)
+    print(torch.backends.cudnn.benchmark, before == after)
+    """
+    )
+    + FAULT_PROBE
+    + "print(*faults)\n"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt exists on Linux only")
+@pytest.mark.parametrize("benchmark", [False, True])
+def test_a_screener_in_a_gui_process_leaves_its_settings_as_they_were(benchmark):
+    """Screening through the library (as napari and Slicer do) changes no process-wide setting.
+
+    glibc's malloc thresholds cannot be read back, so their effect is measured: after screening,
+    freed 30 MB blocks are still faulted in again on every pass, as with glibc's defaults (raised
+    thresholds would keep them mapped, see the test above).
+    """
+    code = LIBRARY_CHILD.replace("{benchmark}", str(benchmark))
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES" and not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    flags, faults = out.stdout.strip().splitlines()[-2:]
+    assert flags.split() == [str(benchmark), "True"]  # cuDNN's benchmark flag and numpy's huge pages unchanged
+    assert min(int(f) for f in faults.split()[1:]) > 100, faults  # glibc's default thresholds still in force

@@ -67,5 +67,5 @@ def test_roi_crop_fills_the_frame():
     assert rows.min() <= 2 and rows.max() >= 221 and cols.min() <= 2 and cols.max() >= 221
     smaller = roi_crop(hu, mask, 224, scale=0.8)
     assert (smaller > 0.5 * smaller.max()).mean() == pytest.approx(0.64, abs=0.02)
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(BoneScreenError, match="empty"):
         roi_crop(hu, np.zeros_like(mask))

@@ -8,6 +8,7 @@ import torch
 
 from bonescreen.cli import main
 from bonescreen.device import CPU_FALLBACK, available_devices, fallback_note, resolve_device
+from bonescreen.errors import BoneScreenError
 from bonescreen.pipeline import Screener
 
 HAS_GPU = torch.cuda.is_available() or (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
@@ -23,13 +24,13 @@ def test_named_and_auto_devices():
 
 
 def test_missing_devices_are_clear_errors():
-    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+    with pytest.raises(BoneScreenError, match="unknown device 'tpu'"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA GPU is available"):
+        with pytest.raises(BoneScreenError, match="no CUDA GPU is available"):
             resolve_device("cuda")
     else:
-        with pytest.raises(ValueError, match="does not exist"):
+        with pytest.raises(BoneScreenError, match="does not exist"):
             resolve_device(f"cuda:{torch.cuda.device_count()}")
 
 

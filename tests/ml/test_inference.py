@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from bonescreen.errors import BoneScreenError
 from bonescreen.io.volume import volume_from_ijk
 from bonescreen.metrics import dice_score
 from bonescreen.phantom import PhantomConfig, make_case
@@ -25,7 +26,7 @@ def volume():
 def test_settings():
     assert InferenceSettings(precision="fp32").dtype(torch.device("cpu")) is None
     assert InferenceSettings(precision="bf16").dtype(torch.device("cpu")) == torch.bfloat16
-    with pytest.raises(ValueError, match="precision"):
+    with pytest.raises(BoneScreenError, match="precision"):
         InferenceSettings(precision="int4").dtype(torch.device("cpu"))
 
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from bonescreen.errors import BoneScreenError
 from bonescreen.nets import BCCNet, DenseNet, MSNet, create_model, model_names
 
 
@@ -32,7 +33,7 @@ def test_msnet_width_variant_keeps_depth():
 @pytest.mark.parametrize("shape", [(1, 1, 500, 512), (1, 1, 256, 256), (1, 3, 512, 512), (1, 512, 512)])
 def test_msnet_rejects_wrong_input(shape):
     model = MSNet(width=0.125)
-    with pytest.raises(ValueError, match="multiples of 512"):
+    with pytest.raises(BoneScreenError, match="multiples of 512"):
         model(torch.randn(*shape))
 
 
@@ -58,7 +59,7 @@ def test_bccnet_layout_follows_table1():
 
 @pytest.mark.parametrize("shape", [(1, 1, 256, 256), (1, 3, 224, 224), (224, 224)])
 def test_bccnet_rejects_wrong_input(shape):
-    with pytest.raises(ValueError, match=r"\(N, 1, 224, 224\)"):
+    with pytest.raises(BoneScreenError, match=r"\(N, 1, 224, 224\)"):
         create_model("bccnet")(torch.randn(*shape))
 
 
@@ -76,14 +77,14 @@ def test_ablation_networks(name, blocks, growth):
 
 def test_registry():
     assert {"msnet", "msnet-small", "bccnet", "densenet121", "densenet-1", "densenet-2"} <= set(model_names())
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(BoneScreenError, match="unknown model"):
         create_model("resnet50")
 
 
 def test_builder_argument_checks():
-    with pytest.raises(ValueError, match="width"):
+    with pytest.raises(BoneScreenError, match="width"):
         MSNet(width=0)
-    with pytest.raises(ValueError, match="block_config"):
+    with pytest.raises(BoneScreenError, match="block_config"):
         DenseNet(block_config=())
-    with pytest.raises(ValueError, match="drop_rate"):
+    with pytest.raises(BoneScreenError, match="drop_rate"):
         DenseNet(drop_rate=1.5)

@@ -4,6 +4,7 @@ Genant grade, cement, screws with streaks, transitional anatomy (issue "Real CT"
 import numpy as np
 import pytest
 
+from bonescreen.errors import BoneScreenError
 from bonescreen.phantom.findings import Findings, Fracture, draw_findings, fracture_warp, genant_grade
 from bonescreen.phantom.materials import Spectrum, enhanced, hounsfield, tissue, trabecular_bone
 from bonescreen.phantom.realistic import RealisticConfig, make_realistic_case
@@ -36,11 +37,11 @@ def test_same_vbmd_reads_higher_at_low_kvp_and_rises_with_density():
 
 def test_genant_grades_and_fracture_validation():
     assert [genant_grade(x) for x in (0.1, 0.22, 0.3, 0.45)] == [0, 1, 2, 3]
-    with pytest.raises(ValueError, match="grade"):
+    with pytest.raises(BoneScreenError, match="grade"):
         Fracture(1, "wedge", 0.35)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(BoneScreenError, match="shape"):
         Fracture(2, "burst", 0.3)
-    with pytest.raises(ValueError, match="lumbar_count"):
+    with pytest.raises(BoneScreenError, match="lumbar_count"):
         Findings(lumbar_count=7)
     rng = np.random.default_rng(0)
     for grade in (1, 2, 3):
@@ -126,7 +127,7 @@ def test_four_lumbar_vertebrae_fuse_l5_to_the_sacrum_and_rib_variants():
 
 
 def test_findings_modes_are_checked():
-    with pytest.raises(ValueError, match="findings must be one of"):
+    with pytest.raises(BoneScreenError, match="findings must be one of"):
         RealisticConfig(findings="some")
     from bonescreen.phantom.findings import resolve_findings
 
@@ -138,9 +139,9 @@ def test_findings_modes_are_checked():
 
 
 def test_findings_only_on_vertebrae_that_exist_and_crush_loses_its_grade_everywhere():
-    with pytest.raises(ValueError, match="spine ids"):
+    with pytest.raises(BoneScreenError, match="spine ids"):
         Findings(fractures={5: Fracture(2, "wedge", 0.3)}, lumbar_count=4)  # L5 is fused to the sacrum
-    with pytest.raises(ValueError, match="spine ids"):
+    with pytest.raises(BoneScreenError, match="spine ids"):
         Findings(screws=(10,))  # no L6 with five lumbar vertebrae
     rng = np.random.default_rng(1)
     for _ in range(300):

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from bonescreen.errors import BoneScreenError
 from bonescreen.phantom.meshes import read_obj, signed_distance, voxelize
 from bonescreen.phantom.realistic import RealisticConfig, make_realistic_case
 from bonescreen.phantom.scene import Acquisition, draw_scene, render_slice
@@ -58,7 +59,7 @@ def test_a_hole_through_the_shape_stays_open(tmp_path):
 def test_obj_without_faces_is_refused(tmp_path):
     path = tmp_path / "empty.obj"
     path.write_text("v 0 0 0\n")
-    with pytest.raises(ValueError, match=r"empty\.obj"):
+    with pytest.raises(BoneScreenError, match=r"empty\.obj"):
         read_obj(path)
 
 
@@ -110,7 +111,7 @@ def test_realistic_case_has_ground_truth_and_class():
     assert (case.body > 0).sum() < (case.levels > 0).sum()
     for name, hu in case.trabecular_hu.items():
         assert 20 < hu < 330, name
-    with pytest.raises(ValueError, match="extent"):
+    with pytest.raises(BoneScreenError, match="extent"):
         RealisticConfig(extent="whole-body")
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from bonescreen.phantom import PhantomConfig, make_case
 from bonescreen.pipeline.grid import NetGrid
+from bonescreen.pipeline.level_settings import LevelSettings
 from bonescreen.pipeline.levels import split_levels
 from bonescreen.pipeline.progress import Cancelled, report
 
@@ -33,6 +34,26 @@ def test_top_level_hint():
     top2 = np.where(case.levels == 5, 0, case.levels)  # pretend only L1..L4 are in view
     split = split_levels(top2 > 0, case.spacing, case.hu.astype(np.float32), top_level=2)
     assert [v.name for v in split.vertebrae] == ["L5", "L4", "L3", "L2"] and split.certain
+
+
+def test_level_settings_reach_the_split_and_the_naming():
+    """The constants are the settings passed, not import-time globals: each change shows in the result."""
+    case = make_case(41, 3, PhantomConfig(thickness=3.0))
+    mask, hu = case.spine > 0, case.hu.astype(np.float32)
+    assert [v.name for v in split_levels(mask, case.spacing, hu).vertebrae][-1] == "T12"
+    # bodies must be 40 mm deep: no vertebra has a core
+    assert not split_levels(mask, case.spacing, hu, settings=LevelSettings(core_depth_mm=40.0)).vertebrae
+    # no sacrum (alae must be 5 times wider) and no ribs (cortex above 3000 HU): the top vertebra becomes L1
+    blind = LevelSettings(
+        sacrum_width_ratio=5.0,
+        sacrum_cut_width_ratio=6.0,
+        sacrum_tall_width_ratio=5.0,
+        si_min_hu=3000.0,
+        iliac_min_hu=3000.0,
+        rib_min_hu=3000.0,
+    )
+    split = split_levels(mask, case.spacing, hu, settings=blind)
+    assert "top vertebra" in split.rule and not split.certain
 
 
 def test_empty_mask():

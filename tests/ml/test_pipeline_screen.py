@@ -124,6 +124,9 @@ def test_screen_command_outputs(unseen, tmp_path, capsys):
     assert {"probabilities", "prediction", "uncertain"} <= set(result["overall"])
     assert result["models"]["segmentation"]["sha256"] == file_sha256(default_weights("segmentation"))
     assert {"load", "segment", "classify"} <= set(result["timings_s"])
+    recorded = result["segmentation"]["level_settings"]  # the split's constants in force, each with its source
+    assert recorded["core_depth_mm"]["value"] == 6.0 and "Clouthier" in recorded["core_depth_mm"]["source"]
+    assert recorded["rib_search_mm"]["value"] == [2.0, 45.0]
     assert "PatientID" in result["identifying_tags"]["seg.dcm"]
     for name in ("levels.nii.gz", "seg.dcm", "report.png"):
         assert (out / name).stat().st_size > 1000

@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 
+from bonescreen.errors import BoneScreenError
 from bonescreen.train import classification_lr, segmentation_lr
 
 
@@ -21,7 +22,7 @@ def test_segmentation_schedule_paper():
 def test_segmentation_schedule_scaled():
     assert segmentation_lr(1, 3) == 0.002 and segmentation_lr(2, 3) == pytest.approx(0.002)
     assert segmentation_lr(4, 6) == pytest.approx(0.002) and segmentation_lr(5, 6) == pytest.approx(0.001)
-    with pytest.raises(ValueError):
+    with pytest.raises(BoneScreenError):
         segmentation_lr(150, 150)
 
 

@@ -97,7 +97,7 @@ def split_by_case(
 ) -> tuple[list[CaseRecord], list[CaseRecord]]:
     """Split cases into train and test, stratified by class; no case is in both (the paper's protocol)."""
     if not 0.0 <= test_fraction < 1.0:
-        raise ValueError("test_fraction must be in [0, 1)")
+        raise BoneScreenError("test_fraction must be in [0, 1)")
     rng = np.random.default_rng(seed)
     # shuffle within each class, then deal the classes in turn: the first cases dealt form the test set,
     # so even a tiny set gets round(n * test_fraction) test cases spread over the classes

@@ -16,7 +16,7 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-from ..errors import BoneScreenError
+from ..errors import BoneScreenError, check_number
 from ..labels import class_index, levels_present
 from ..pipeline.classify import body_slices
 from ..preprocess import CROP_SIZE, context_stack, roi_crop, seg_input
@@ -92,6 +92,9 @@ class SegmentationSlices(_SlicePairs):
         context: bool = False,
     ) -> None:
         super().__init__(seed)
+        check_number("slices_per_case", slices_per_case, 1, whole=True)
+        if not records:
+            raise BoneScreenError("no cases to take slices from")
         self.augment = augment
         images, marks, self.index = [], [], []
         for n, rec in enumerate(records):
@@ -273,6 +276,9 @@ class ClassificationCrops(_Augmented):
         progress: Progress = None,
     ) -> None:
         super().__init__(seed)
+        check_number("crops_per_case", crops_per_case, 1, whole=True)
+        if not records:
+            raise BoneScreenError("no cases to take crops from")
         self.augment = augment
         self.patches: list[tuple[np.ndarray, np.ndarray]] = []
         self.labels: list[int] = []

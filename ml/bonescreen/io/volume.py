@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
 
+from ..errors import BoneScreenError, check_number
+
 #: Axis codes (nibabel, RAS world) of the array in (x, y, z) index order after loading:
 #: x (columns) runs patient right -> left, y (rows) anterior -> posterior, z inferior -> superior.
 TARGET_AXCODES = ("L", "P", "S")
@@ -44,6 +46,16 @@ class CTVolume:
     #: Doubts about the input that may make the result wrong (orientation unknown, positions from
     #: SliceLocation, HU corrected); every one marks the result uncertain with its reason.
     flags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if np.ndim(self.hu) != 3:
+            raise BoneScreenError(f"a CT volume is 3-D (z, y, x), got an array of shape {np.shape(self.hu)}")
+        if len(self.spacing) != 3:
+            raise BoneScreenError(f"spacing is (dz, dy, dx) in mm, got {self.spacing!r}")
+        for name, value in zip(("dz", "dy", "dx"), self.spacing, strict=True):
+            check_number(f"spacing {name} (mm)", float(value), 0.0, low_open=True)
+        if np.shape(self.affine) != (4, 4):
+            raise BoneScreenError(f"the affine is a 4x4 matrix, got shape {np.shape(self.affine)}")
 
     @property
     def shape(self) -> tuple[int, int, int]:

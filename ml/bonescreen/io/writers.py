@@ -40,7 +40,7 @@ SEG_IDENTIFYING_TAGS = (
 def _check_labels(volume: CTVolume, labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.shape != volume.shape:
-        raise ValueError(f"labels shape {labels.shape} differs from the volume's {volume.shape}")
+        raise BoneScreenError(f"labels shape {labels.shape} differs from the volume's {volume.shape}")
     return as_level_labels(labels)
 
 

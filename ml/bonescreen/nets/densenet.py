@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import BoneScreenError
+
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int, stride: int = 1, suffix: str = "") -> dict[str, nn.Module]:
     # The paper's "conv" is the sequence conv-bn-relu (Table 1 caption).
@@ -83,16 +85,19 @@ class DenseNet(nn.Module):
         super().__init__()
         block_config = tuple(int(b) for b in block_config)
         if not block_config or min(block_config) < 1:
-            raise ValueError(f"block_config needs at least one block of at least one layer, got {block_config}")
-        if growth_rate < 1 or bn_size < 1 or num_classes < 2:
-            raise ValueError("growth_rate and bn_size must be >= 1 and num_classes >= 2")
+            raise BoneScreenError(f"block_config needs at least one block of at least one layer, got {block_config}")
+        if growth_rate < 1 or bn_size < 1 or in_channels < 1 or num_classes < 2:
+            raise BoneScreenError(
+                f"growth_rate, bn_size and in_channels must be >= 1 and num_classes >= 2, got {growth_rate}, "
+                f"{bn_size}, {in_channels} and {num_classes}"
+            )
         if not 0.0 <= drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+            raise BoneScreenError(f"drop_rate must be in [0, 1), got {drop_rate}")
         if not 0.0 < compression <= 1.0:
-            raise ValueError(f"compression must be in (0, 1], got {compression}")
+            raise BoneScreenError(f"compression must be in (0, 1], got {compression}")
         reduction = 4 * 2 ** (len(block_config) - 1)
         if input_size < reduction:
-            raise ValueError(f"input_size {input_size} is too small for {len(block_config)} dense blocks")
+            raise BoneScreenError(f"input_size {input_size} is too small for {len(block_config)} dense blocks")
         if num_init_features is None:
             num_init_features = 2 * growth_rate
         self.hparams = {
@@ -136,7 +141,7 @@ class DenseNet(nn.Module):
         """Raise ValueError unless ``x`` is (N, in_channels, input_size, input_size)."""
         s, c = self.hparams["input_size"], self.hparams["in_channels"]
         if x.ndim != 4 or tuple(x.shape[1:]) != (c, s, s):
-            raise ValueError(f"this DenseNet expects input of shape (N, {c}, {s}, {s}), got {tuple(x.shape)}")
+            raise BoneScreenError(f"this DenseNet expects input of shape (N, {c}, {s}, {s}), got {tuple(x.shape)}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits, shape (N, num_classes)."""

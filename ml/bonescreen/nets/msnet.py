@@ -7,6 +7,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from ..errors import BoneScreenError
+
 #: Encoder channels of the paper's MS-Net at full width (9 convs, 4x4, stride 2).
 PAPER_ENCODER_CHANNELS = (64, 128, 256, 512, 512, 512, 512, 512, 512)
 
@@ -38,11 +40,13 @@ class MSNet(nn.Module):
     def __init__(self, width: float = 1.0, depth: int = 9, in_channels: int = 1, norm: str = "batch") -> None:
         super().__init__()
         if width <= 0:
-            raise ValueError(f"width must be positive, got {width}")
+            raise BoneScreenError(f"width must be positive, got {width}")
+        if in_channels < 1:
+            raise BoneScreenError(f"in_channels must be at least 1, got {in_channels}")
         if depth < 2:
-            raise ValueError(f"depth must be at least 2, got {depth}")
+            raise BoneScreenError(f"depth must be at least 2, got {depth}")
         if norm not in ("batch", "instance", "none"):
-            raise ValueError(f"norm must be 'batch', 'instance' or 'none', got {norm!r}")
+            raise BoneScreenError(f"norm must be 'batch', 'instance' or 'none', got {norm!r}")
         self.width = float(width)
         self.depth = int(depth)
         self.in_channels = int(in_channels)
@@ -111,7 +115,7 @@ class MSNet(nn.Module):
         """Raise ValueError unless ``x`` is (N, in_channels, H, W) with H, W multiples of 2**depth."""
         m = self.multiple
         if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[2] % m or x.shape[3] % m or x.shape[2] == 0:
-            raise ValueError(
+            raise BoneScreenError(
                 f"MS-Net (depth {self.depth}) expects input of shape (N, {self.in_channels}, H, W) "
                 f"with H and W multiples of {m} (e.g. {m}x{m}), got {tuple(x.shape)}"
             )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from torch import nn
 
+from ..errors import BoneScreenError, check_choice
 from .densenet import DenseNet
 from .msnet import MSNet
 
@@ -26,6 +28,8 @@ _MODELS: dict[str, tuple[str, Callable[..., nn.Module], dict]] = {
 
 def model_names(task: str | None = None) -> list[str]:
     """Names accepted by :func:`create_model`, optionally only those of one task."""
+    if task is not None:
+        check_choice("task", task, ("segmentation", "classification"))
     return [n for n, (t, _, _) in _MODELS.items() if task is None or t == task]
 
 
@@ -38,7 +42,7 @@ def _lookup(name: str) -> tuple[str, Callable[..., nn.Module], dict]:
     try:
         return _MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(_MODELS)}") from None
+        raise BoneScreenError(f"unknown model {name!r}; expected one of {', '.join(_MODELS)}") from None
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
@@ -53,6 +57,10 @@ def create_model(name: str, **kwargs) -> nn.Module:
         Override the builder's defaults (for example ``width=0.5``).
     """
     _, builder, defaults = _lookup(name)
+    allowed = inspect.signature(builder).parameters
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise BoneScreenError(f"{name} takes no argument {', '.join(unknown)}; it takes {', '.join(allowed)}")
     model = builder(**{**defaults, **kwargs})
     model.model_name = name
     return model

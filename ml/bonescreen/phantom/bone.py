@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import BoneScreenError, check_number
 from ..labels import CLASS_NAMES
 
 #: vBMD ranges (mg/cm3) drawn for each class; ACR QCT: normal > 120, low bone mass 80-120, osteoporosis < 80.
@@ -21,7 +22,14 @@ HU_AT_ZERO_VBMD = 20.0
 
 
 def vbmd_class(vbmd: float) -> str:
-    """ACR QCT category of a trabecular vBMD in mg/cm3."""
+    """ACR QCT category of a trabecular vBMD in mg/cm3 (ACR-SPR-SSR practice parameter for QCT, 2018).
+
+    Raises
+    ------
+    BoneScreenError
+        If ``vbmd`` is negative or not finite.
+    """
+    check_number("vbmd", vbmd, 0.0)
     if vbmd > 120.0:
         return "normal"
     if vbmd >= 80.0:
@@ -30,7 +38,15 @@ def vbmd_class(vbmd: float) -> str:
 
 
 def trabecular_hu(vbmd: float, contrast_offset: float = 0.0) -> float:
-    """Mean trabecular HU of the phantom for a vBMD, plus a contrast-phase offset."""
+    """Mean trabecular HU of the phantom for a vBMD (mg/cm3), plus a contrast-phase offset (HU).
+
+    Raises
+    ------
+    BoneScreenError
+        If ``vbmd`` is negative or either value is not finite.
+    """
+    check_number("vbmd", vbmd, 0.0)
+    check_number("contrast_offset", contrast_offset)
     return HU_PER_VBMD * vbmd + HU_AT_ZERO_VBMD + contrast_offset
 
 
@@ -41,7 +57,7 @@ def draw_class(rng: np.random.Generator, index: int, seed: int, weights: tuple[f
         return CLASS_NAMES[int(block[index % 3])]
     p = np.asarray(weights, dtype=float)
     if p.shape != (3,) or np.any(p < 0) or p.sum() <= 0:
-        raise ValueError(f"class weights must be three non-negative numbers, got {weights}")
+        raise BoneScreenError(f"class weights must be three non-negative numbers, got {weights}")
     return CLASS_NAMES[int(rng.choice(3, p=p / p.sum()))]
 
 

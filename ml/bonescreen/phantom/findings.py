@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from ..errors import BoneScreenError
+
 #: Fracture shapes (Genant): which part of the body loses height.
 FRACTURE_SHAPES = ("wedge", "biconcave", "crush")
 #: Height reduction drawn for each Genant grade, inside the grade's band (Genant et al. 1993) with a margin.
@@ -51,10 +53,10 @@ class Fracture:
 
     def __post_init__(self) -> None:
         if self.shape not in FRACTURE_SHAPES:
-            raise ValueError(f"fracture shape must be one of {', '.join(FRACTURE_SHAPES)}, got {self.shape!r}")
+            raise BoneScreenError(f"fracture shape must be one of {', '.join(FRACTURE_SHAPES)}, got {self.shape!r}")
         if genant_grade(self.loss) != self.grade:
             grade = genant_grade(self.loss)
-            raise ValueError(f"a height loss of {self.loss:.2f} is Genant grade {grade}, not {self.grade}")
+            raise BoneScreenError(f"a height loss of {self.loss:.2f} is Genant grade {grade}, not {self.grade}")
 
     @classmethod
     def draw(cls, rng: np.random.Generator, grade: int | None = None, shape: str | None = None) -> Fracture:
@@ -90,15 +92,15 @@ class Findings:
 
     def __post_init__(self) -> None:
         if self.lumbar_count not in (4, 5, 6):
-            raise ValueError(f"lumbar_count must be 4, 5 or 6, got {self.lumbar_count}")
+            raise BoneScreenError(f"lumbar_count must be 4, 5 or 6, got {self.lumbar_count}")
         if self.ribs not in RIB_VARIANTS:
-            raise ValueError(f"ribs must be one of {', '.join(RIB_VARIANTS)}, got {self.ribs!r}")
+            raise BoneScreenError(f"ribs must be one of {', '.join(RIB_VARIANTS)}, got {self.ribs!r}")
         levels = self.levels()
         for what, ids in (("fractures", self.fractures), ("cement", self.cement), ("screws", self.screws)):
             wrong = sorted(set(ids) - set(levels))
             if wrong:
                 n = self.lumbar_count
-                raise ValueError(f"{what} on spine ids {wrong}: with {n} lumbar vertebrae, use {levels}")
+                raise BoneScreenError(f"{what} on spine ids {wrong}: with {n} lumbar vertebrae, use {levels}")
 
     def levels(self) -> list[int]:
         """Spine ids that can hold a finding, head to tail: T12 and the lumbar vertebrae there are (L5 sacralized
@@ -155,7 +157,7 @@ def resolve_findings(rng: np.random.Generator, findings: Findings | str) -> Find
     if isinstance(findings, Findings):
         return findings
     if findings not in FINDINGS_MODES:
-        raise ValueError(f"findings must be one of {', '.join(FINDINGS_MODES)}, got {findings!r}")
+        raise BoneScreenError(f"findings must be one of {', '.join(FINDINGS_MODES)}, got {findings!r}")
     drawn = draw_findings(rng)  # drawn in every mode, so one seed gives the same patient whatever the mode
     if findings == "none":
         return Findings()

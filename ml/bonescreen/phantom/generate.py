@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from ..errors import check_number
 from ..labels import LEVEL_NAMES
 from .anatomy import SACRUM_ID, T12_ID, draw_anatomy, paint_slice
 from .bone import draw_class, draw_level_vbmd, trabecular_hu
@@ -44,6 +45,12 @@ class PhantomConfig:
     thickness: float | None = None
     include_t12: bool = True
     include_sacrum: bool = True
+
+    def __post_init__(self) -> None:
+        check_number("size", self.size, 128, whole=True)
+        check_number("contrast_probability", self.contrast_probability, 0.0, 1.0)
+        if self.thickness is not None:
+            check_number("thickness", self.thickness, 0.0, low_open=True)
 
 
 @dataclass
@@ -84,6 +91,8 @@ def make_case(seed: int, index: int = 0, config: PhantomConfig | None = None) ->
     config : PhantomConfig, optional
         Kind of cases; default balanced classes, 512x512, T12 to sacrum.
     """
+    check_number("seed", seed, 0, whole=True)
+    check_number("index", index, 0, whole=True)
     config = config or PhantomConfig()
     rng = np.random.default_rng([seed, index])
     label = draw_class(rng, index, seed, config.class_weights)

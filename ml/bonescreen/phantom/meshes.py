@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from ..errors import BoneScreenError
+
 
 def read_obj(path: str | Path, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Vertices and triangles of a Wavefront OBJ file.
@@ -45,7 +47,7 @@ def read_obj(path: str | Path, scale: float = 1.0) -> tuple[np.ndarray, np.ndarr
                 idx = [int(t.split("/")[0]) for t in line.split()[1:]]
                 faces.extend([idx[0], idx[i], idx[i + 1]] for i in range(1, len(idx) - 1))
     if not vertices or not faces:
-        raise ValueError(f"{path}: no vertices or faces in this OBJ file")
+        raise BoneScreenError("no vertices or faces in this OBJ file", path)
     v = np.asarray(vertices, dtype=np.float64) * scale
     f = np.asarray(faces, dtype=np.int64)
     f = np.where(f > 0, f - 1, len(v) + f)  # OBJ indices are 1-based; negative ones count from the end

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import BoneScreenError
 from ..labels import LEVEL_NAMES
 from .bone import draw_class, draw_level_vbmd
 from .findings import FINDINGS_MODES, Findings, resolve_findings
@@ -57,11 +58,11 @@ class RealisticConfig:
 
     def __post_init__(self) -> None:
         if self.extent not in EXTENTS:
-            raise ValueError(f"extent must be one of {', '.join(EXTENTS)}, got {self.extent!r}")
+            raise BoneScreenError(f"extent must be one of {', '.join(EXTENTS)}, got {self.extent!r}")
         if self.slice_mm <= 0 or (self.pixel_mm is not None and self.pixel_mm <= 0):
-            raise ValueError("slice and pixel sizes must be positive")
+            raise BoneScreenError("slice and pixel sizes must be positive")
         if isinstance(self.findings, str) and self.findings not in FINDINGS_MODES:
-            raise ValueError(f"findings must be one of {', '.join(FINDINGS_MODES)}, got {self.findings!r}")
+            raise BoneScreenError(f"findings must be one of {', '.join(FINDINGS_MODES)}, got {self.findings!r}")
 
 
 def _z_range(scene, extent: str) -> tuple[float, float]:

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from ..errors import BoneScreenError
+
 TEMPLATE_FILE = Path(__file__).with_name("shapes") / "templates.npz"
 #: Storage unit of the signed distances (mm per int8 step).
 SDF_UNIT_MM = 0.25
@@ -67,11 +69,11 @@ def load_templates() -> dict[str, Template]:
 
     Raises
     ------
-    FileNotFoundError
+    BoneScreenError
         If the package was installed without ``phantom/shapes/templates.npz``.
     """
     if not TEMPLATE_FILE.is_file():
-        raise FileNotFoundError(f"{TEMPLATE_FILE}: bone templates missing; run scripts/build_shape_templates.py")
+        raise BoneScreenError("bone templates missing; run scripts/build_shape_templates.py", TEMPLATE_FILE)
     with np.load(TEMPLATE_FILE) as z:
         names = sorted({k[: -len("_sdf")] for k in z.files if k.endswith("_sdf")})
         return {

@@ -103,7 +103,7 @@ def write_case(case: PhantomCase, folder: str | os.PathLike, fmt: str = "nifti")
     L1..L5, 6 for T12 and 7 for the sacrum.
     """
     if fmt not in ("nifti", "dicom"):
-        raise ValueError(f"format must be 'nifti' or 'dicom', got {fmt!r}")
+        raise BoneScreenError(f"format must be 'nifti' or 'dicom', got {fmt!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if fmt == "nifti":
@@ -170,7 +170,7 @@ def write_phantom_set(
         Called with (done, total) after each case.
     """
     if cases < 1:
-        raise ValueError("cases must be at least 1")
+        raise BoneScreenError("cases must be at least 1")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BoneScreenError("is a file, not a folder for the phantom cases", out)

@@ -19,13 +19,14 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from ..errors import BoneScreenError
 from ..hu import HUThresholds, body_from_levels, hu_category, implausible_trabecular_hu, trabecular_hu
 from ..inplane import bounding_box, inscribed_radius
 from ..labels import CLASS_NAMES, LEVEL_NAMES, levels_present
 from ..metal import METAL_HU, metal_mask
 from ..preprocess import roi_crop
 from ..threads import thread_map
-from .levels import BODY_RADIUS_MM
+from .level_settings import LevelSettings
 from .progress import ProgressCallback, report
 
 #: Top-two probability margin under which a call is flagged uncertain.
@@ -46,11 +47,17 @@ def _close_call(p: np.ndarray) -> str | None:
     return None
 
 
-def body_slices(labels: np.ndarray, level: int, spacing: tuple[float, float, float]) -> np.ndarray:
-    """Slices through the level's vertebral body (all of its slices if none is thick enough)."""
+def body_slices(
+    labels: np.ndarray, level: int, spacing: tuple[float, float, float], body_radius_mm: float | None = None
+) -> np.ndarray:
+    """Slices through the level's vertebral body (all of its slices if none is thick enough).
+
+    A slice goes through the body when its largest inscribed disc is wider than ``body_radius_mm``
+    (default :attr:`LevelSettings.body_radius_mm <bonescreen.pipeline.level_settings.LevelSettings>`).
+    """
     m = labels == level
     radius = inscribed_radius(m, spacing[1:])
-    ks = np.nonzero(radius > BODY_RADIUS_MM)[0]
+    ks = np.nonzero(radius > (body_radius_mm or LevelSettings().body_radius_mm))[0]
     return ks if ks.size else np.nonzero(m.any(axis=(1, 2)))[0]
 
 
@@ -66,8 +73,11 @@ def classify_levels(
     batch: int = 32,
     progress: ProgressCallback | None = None,
     stats: dict | None = None,
+    body_radius_mm: float | None = None,
 ) -> dict:
     """Classify each level on ``labels`` and the whole scan.
+
+    ``body_radius_mm`` chooses the slices through each body (:func:`body_slices`).
 
     Returns
     -------
@@ -78,7 +88,7 @@ def classify_levels(
     box = bounding_box(labels, margin=2)
     present = levels_present(labels[box]) if box is not None else []
     if not present:
-        raise ValueError("the mask has no lumbar level (labels 1-5): nothing to classify")
+        raise BoneScreenError("the mask has no lumbar level (labels 1-5): nothing to classify")
     hu, labels, z0 = hu[box], labels[box], box[0].start
     metal = metal_mask(hu, spacing)
     metal_voxels: dict[int, int] = {}
@@ -91,7 +101,7 @@ def classify_levels(
     hu_by_level = trabecular_hu(hu, body, spacing)
 
     def level_crops(lv: int) -> tuple[np.ndarray, np.ndarray]:
-        ks = body_slices(labels, lv, spacing)
+        ks = body_slices(labels, lv, spacing, body_radius_mm)
         return ks, np.stack([roi_crop(hu[k], labels[k] == lv) for k in ks])
 
     # the levels' crops are cut in parallel, then BCC-Net sees all of them in full batches

@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+
+from ..errors import check_choice, check_number
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,11 @@ class InferenceSettings:
     compile: bool = False
     batch: int | None = None
 
+    def __post_init__(self) -> None:
+        check_choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
+        if self.batch is not None:
+            check_number("batch", self.batch, 1, whole=True)
+
     def describe(self, device: torch.device) -> dict:
         """What ran on ``device``, for result.json: precision, MS-Net batch, compilation."""
         dtype = self.dtype(device)
@@ -76,20 +84,30 @@ class InferenceSettings:
             return torch.bfloat16
         if self.precision == "fp16":
             return torch.float16
-        if self.precision != "auto":
-            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if device.type == "cpu" and cpu_has_native_bf16():
             return torch.bfloat16
         return None
 
-    def autocast(self, device: torch.device):
-        """A context that runs the enclosed forward passes in :meth:`dtype`."""
+    @contextlib.contextmanager
+    def forward_context(self, device: torch.device) -> Iterator[None]:
+        """A context for the enclosed forward passes: autocast to :meth:`dtype`, and cuDNN's benchmark mode on CUDA.
+
+        cuDNN picks its fastest kernels once for the fixed 512x512 slices. The process-wide
+        ``torch.backends.cudnn.benchmark`` is set back to what it was on exit, so a GUI's or a
+        script's own setting is kept outside BoneScreen's passes.
+        """
         dtype = self.dtype(device)
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=dtype)
+        cast = contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
+        benchmark = torch.backends.cudnn.benchmark
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        try:
+            with cast:
+                yield
+        finally:
+            torch.backends.cudnn.benchmark = benchmark
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         """Put a loaded (eval-mode) model in the chosen memory format, compiled if asked."""

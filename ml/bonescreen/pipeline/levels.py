@@ -1,7 +1,10 @@
 """Split a vertebra mask into vertebrae at the discs and name the lumbar ones L1-L5.
 
+The constants named below in double quotes (``core_depth_mm`` ...) are fields of
+:class:`~bonescreen.pipeline.level_settings.LevelSettings`, each with its source.
+
 Splitting: the vertebral bodies are the thick parts of the mask (3-D cores deeper
-than :data:`CORE_DEPTH_MM`), which the discs keep apart even where they are
+than ``core_depth_mm``), which the discs keep apart even where they are
 inclined (L5-S1) or narrowed; every mask voxel goes to a body by a watershed on
 the depth, so posterior elements stay with their own vertebra.
 
@@ -30,88 +33,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from ..errors import check_number
 from ..inplane import bounding_box, deepest_points
 from ..labels import level_id
 from ..metal import metal_mask, without_metal
-
-#: In-plane radius (mm) of the largest inscribed disc above which a slice goes through a vertebral body.
-BODY_RADIUS_MM = 7.0
-#: Depth (mm, 3-D distance to the mask's edge) above which a voxel is in a vertebral body's core:
-#: bodies are 25-45 mm across and 20-30 mm tall (Clouthier et al., J Biomech 2023: body height 23.5-32.4 mm),
-#: posterior elements are under 12 mm thick.
-CORE_DEPTH_MM = 6.0
-#: Smallest core (mm3) that counts as a vertebral body, and smallest share of the median core.
-MIN_CORE_MM3 = 300.0
-MIN_CORE_FRACTION = 0.2
-#: A core this much taller than the median is two bodies joined if it has a waist: an axial area
-#: under ``WAIST_RATIO`` of the largest area above and below it.
-MERGED_HEIGHT_RATIO = 1.5
-#: A body flattened by a fracture is searched for as a part of the mask this deep (mm), holding no core,
-#: on the spine's axis (within this many mm of the line through the neighbouring cores).
-FLAT_CORE_DEPTH_MM = 3.0
-FLAT_AXIS_MM = 12.0
-WAIST_RATIO = 0.6
-#: Tallest vertebral body (mm, the axial extent of its core and 6 mm either side) and tallest whole
-#: vertebra (mm) of one level: lumbar bodies are 23.5-32.4 mm (Clouthier et al. 2023), up to about 50 mm
-#: of axial extent when tilted as L5; two bodies joined across a disc make 60 or more. The Visible Human's
-#: L1, spinous process included, spans 62 mm (71 mm scaled to a large adult); the split may give a vertebra
-#: the inferior articular processes of the one above, which reach down beside it (about 20 mm more).
-MAX_BODY_MM = 60.0
-TALL_BODY_RATIO = 1.4
-MAX_VERTEBRA_MM = 95.0
-#: The sacrum is searched among this many lowest pieces (S1, lower sacral segments, coccyx).
-SACRAL_PIECES = 4
-#: In-plane pixel size (mm) the split works at: finer slices are subsampled.
-SPLIT_PIXEL_MM = 1.0
-#: Cores whose slice ranges overlap by more than this share of the shorter are one vertebra.
-SAME_LEVEL_OVERLAP = 0.6
-#: A core whose centre lies this far (mm) to the side of the spine's axis is no vertebral body.
-OFF_AXIS_MM = 55.0
-#: The lowest vertebra is the sacrum when it is this much wider than the median of the others.
-SACRUM_WIDTH_RATIO = 1.4
-#: Ribs are searched this far (mm) lateral to the body's edge, no further than ``RIB_NEAR_MM`` from the
-#: vertebra (a rib's head and neck meet the body and the transverse process), on both sides (see
-#: :data:`RIB_SIDE_FRACTION`): the tip of a twelfth rib reaching down beside L1, a calcified vessel or a
-#: transverse process seen on one side only made L1 or L2 "rib-bearing" on 1 in 6 phantom patients with
-#: normal anatomy.
-RIB_SEARCH_MM = (2.0, 45.0)
-RIB_NEAR_MM = 40.0
-#: Share of a body's slices with a rib on each side, separately (the pair need not run level).
-RIB_SIDE_FRACTION = 0.075
-#: Ribs are cortical bone: above enhanced kidney or vessels (150-250 HU).
-RIB_MIN_HU = 300.0
-#: Bone area (mm2) on one side that a rib's cross-section (about 8 x 12 mm, neck and head up to
-#: about 3 cm2 beside the transverse process) gives in the rib window.
-RIB_AREA_MM2 = (30.0, 450.0)
-#: Share of a body's slices with a rib beside it that makes it rib-bearing (a rib's head and neck
-#: span 10-15 mm of a 20-25 mm thoracic body).
-RIB_FRACTION = 0.15
-#: Iliac wings flank the sacrum and L5 on both sides: plates of cortex (300-1200 HU) round trabecular
-#: bone, 60-150 mm long in an axial slice. Bone above ``ILIAC_MIN_HU`` up to ``ILIAC_SEARCH_MM`` to the
-#: side of the body, of more than ``ILIAC_AREA_MM2`` on each side, on half of a body's slices.
-ILIAC_SEARCH_MM = 130.0
-ILIAC_MIN_HU = 250.0
-ILIAC_AREA_MM2 = 500.0
-#: Sacroiliac joints: bone above ``SI_MIN_HU`` (trabecular bone too) within ``SI_NEAR_MM`` of the mask
-#: (the joint space is 2-4 mm wide), behind the front of the body, over ``SI_AREA_MM2`` on each side, on
-#: ``SI_FRACTION`` of the body's slices. Iliac crests beside L5 stay further out (the iliolumbar
-#: ligament lies between).
-SI_NEAR_MM = 12.0
-#: Rib heads and necks and the sacroiliac joints lie at least this far (mm) behind the body's middle (the
-#: costovertebral joints are at its back corners); the aorta and the IVC against the spine, seen through
-#: a search window that cuts them, centre no further back.
-BEHIND_MM = 4.0
-SI_MIN_HU = 150.0
-SI_AREA_MM2 = 120.0
-SI_FRACTION = 0.3
-#: Cut by the field of view, the lowest vertebra is taken for the sacrum for certain only when it is
-#: this much wider than the median of the others (lumbar transverse processes reach 1.4 times the width
-#: of thoracic vertebrae).
-SACRUM_CUT_WIDTH_RATIO = 1.6
-#: The lowest vertebra is also the sacrum when it is this much wider than the median of the others
-#: and its body this much taller (S1-S3 are fused: 50-60 mm against 25-30 mm for a lumbar body).
-SACRUM_TALL_WIDTH_RATIO = 1.15
-SACRUM_HEIGHT_RATIO = 1.5
+from .level_settings import LevelSettings
 
 
 @dataclass
@@ -155,7 +81,7 @@ class LevelSplit:
     vertebra_map: np.ndarray | None = None
 
 
-def _clean(mask: np.ndarray, spacing: tuple[float, float, float], min_volume_mm3: float = 500.0) -> np.ndarray:
+def _clean(mask: np.ndarray, spacing: tuple[float, float, float], min_volume_mm3: float) -> np.ndarray:
     """Drop specks: connected pieces smaller than ``min_volume_mm3``."""
     box = bounding_box(mask)
     if box is None:
@@ -177,8 +103,9 @@ def _bone_area_mm2(
     rows: slice,
     cols: slice,
     spacing_yx,
+    *,
+    min_hu: float,
     within_mm: float | None = None,
-    min_hu: float = RIB_MIN_HU,
     behind_row: float | None = None,
     near_to: np.ndarray | None = None,
     largest: bool = False,
@@ -230,19 +157,20 @@ def _lateral_bone(
     centres: np.ndarray,
     half_widths: np.ndarray,
     spacing,
+    s: LevelSettings,
     own: np.ndarray | None = None,
 ) -> tuple[bool, bool, bool]:
     """Ribs, and iliac bone, beside a vertebral body (bone not in the mask) on enough of its slices.
 
     ``centres[k]`` is the (row, col) of the deepest mask pixel of slice ``k`` and
     ``half_widths[k]`` its depth in mm (the body's half width). A rib is a small
-    cross-section (:data:`RIB_AREA_MM2`) close beside the body; an iliac wing is a
-    large plate (:data:`ILIAC_AREA_MM2`) further out. A slice with iliac bone
+    cross-section (``rib_area_mm2``) close beside the body; an iliac wing is a
+    large plate (``iliac_area_mm2``) further out. A slice with iliac bone
     counts for the pelvis, never for ribs, so iliac wings beside L5 or the sacrum
     are not taken for ribs.
 
     The sacroiliac joints are told apart from iliac crests beside L5: the ilium lies within
-    :data:`SI_NEAR_MM` of the vertebra's own part of the mask (``own``, slices ``run``; the whole
+    ``si_near_mm`` of the vertebra's own part of the mask (``own``, slices ``run``; the whole
     mask when None), behind the middle of the body, on both sides. L5's lower slices cut the top
     of the sacrum (the lumbosacral angle): the ilium beside the sacral alae is near the sacrum there,
     not near L5.
@@ -250,8 +178,8 @@ def _lateral_bone(
     Returns
     -------
     (bool, bool, bool)
-        Ribs on :data:`RIB_FRACTION` of the body's slices; iliac bone on both sides on at least half;
-        sacroiliac joints on both sides on :data:`SI_FRACTION` of them.
+        Ribs on ``rib_fraction`` of the body's slices; iliac bone on both sides on at least half;
+        sacroiliac joints on both sides on ``si_fraction`` of them.
     """
     dy, dx = spacing[1], spacing[2]
     rib_hits = iliac_hits = joint_hits = 0
@@ -263,19 +191,20 @@ def _lateral_bone(
         cy, cx = centres[k]
         body_half = max(half_widths[k], 1.0)
         # ribs lie beside and behind the body (rows: anterior -> posterior), iliac wings beside and behind too
-        rows = slice(max(int(cy - 5 / dy), 0), int(cy + 50 / dy))
-        wide_rows = slice(max(int(cy - 50 / dy), 0), int(cy + 80 / dy))
-        back_rows = slice(max(int(cy - 10 / dy), 0), int(cy + 80 / dy))
+        rows, wide_rows, back_rows = (
+            slice(max(int(cy + front / dy), 0), int(cy + back / dy))
+            for front, back in (s.rib_rows_mm, s.iliac_rows_mm, s.si_rows_mm)
+        )
         rib = []
         iliac, joint = [], []
         for side in (-1, 1):
-            near = [cx + side * (body_half + RIB_SEARCH_MM[0]) / dx, cx + side * (body_half + RIB_SEARCH_MM[1]) / dx]
-            far = [near[0], cx + side * (body_half + ILIAC_SEARCH_MM) / dx]
+            near = [cx + side * (body_half + d) / dx for d in s.rib_search_mm]
+            far = [near[0], cx + side * (body_half + s.iliac_search_mm) / dx]
             near_cols = slice(max(int(min(near)), 0), max(int(max(near)), 0))
             far_cols = slice(max(int(min(far)), 0), max(int(max(far)), 0))
             iliac.append(
-                _bone_area_mm2(hu[k], mask[k], wide_rows, far_cols, (dy, dx), min_hu=ILIAC_MIN_HU, largest=True)
-                > ILIAC_AREA_MM2
+                _bone_area_mm2(hu[k], mask[k], wide_rows, far_cols, (dy, dx), min_hu=s.iliac_min_hu, largest=True)
+                > s.iliac_area_mm2
             )
             area = _bone_area_mm2(
                 hu[k],
@@ -283,10 +212,11 @@ def _lateral_bone(
                 rows,
                 near_cols,
                 (dy, dx),
-                within_mm=RIB_NEAR_MM,
-                behind_row=cy + BEHIND_MM / dy,
+                min_hu=s.rib_min_hu,
+                within_mm=s.rib_near_mm,
+                behind_row=cy + s.behind_mm / dy,
             )
-            rib.append(RIB_AREA_MM2[0] < area < RIB_AREA_MM2[1])
+            rib.append(s.rib_area_mm2[0] < area < s.rib_area_mm2[1])
             joint.append(
                 _bone_area_mm2(
                     hu[k],
@@ -294,12 +224,12 @@ def _lateral_bone(
                     back_rows,
                     far_cols,
                     (dy, dx),
-                    SI_NEAR_MM,
-                    SI_MIN_HU,
-                    cy + BEHIND_MM / dy,
-                    None if own is None else own[k - run[0]],
+                    min_hu=s.si_min_hu,
+                    within_mm=s.si_near_mm,
+                    behind_row=cy + s.behind_mm / dy,
+                    near_to=None if own is None else own[k - run[0]],
                 )
-                > SI_AREA_MM2
+                > s.si_area_mm2
             )
         iliac_hits += all(iliac)  # the pelvis is on both sides
         joint_hits += all(joint)
@@ -307,46 +237,47 @@ def _lateral_bone(
             rib_hits += any(rib)
             side_hits += np.array(rib, dtype=int)
     # ribs come in pairs: a rib on each side, on some of the slices each (the two seldom run level)
-    ribs = rib_hits >= max(1, RIB_FRACTION * len(ks)) and bool(np.all(side_hits >= max(1, RIB_SIDE_FRACTION * len(ks))))
-    pelvis = iliac_hits >= max(1, 0.5 * len(ks))
-    return ribs and not pelvis, pelvis, joint_hits >= max(1, SI_FRACTION * len(ks))
+    each_side = bool(np.all(side_hits >= max(1, s.rib_side_fraction * len(ks))))
+    ribs = rib_hits >= max(1, s.rib_fraction * len(ks)) and each_side
+    pelvis = iliac_hits >= max(1, s.iliac_fraction * len(ks))
+    return ribs and not pelvis, pelvis, joint_hits >= max(1, s.si_fraction * len(ks))
 
 
-def _top_rib_run(ribs: list[bool]) -> list[int]:
+def _top_rib_run(ribs: list[bool], gap: int) -> list[int]:
     """Indices (from the lowest vertebra) of the run of rib-bearing vertebrae that holds the highest one.
 
-    One vertebra without a rib hit inside the run is allowed (a short twelfth rib, a missed slice).
+    Hits up to ``gap`` vertebrae apart are one run (a short twelfth rib, a missed slice).
     """
     hits = [i for i, r in enumerate(ribs) if r]
     if not hits:
         return []
     run = [hits[-1]]
     for i in reversed(hits[:-1]):
-        if run[-1] - i > 2:
+        if run[-1] - i > gap:
             break
         run.append(i)
     return sorted(run)
 
 
-def _cores(m: np.ndarray, spacing, depth: np.ndarray) -> tuple[np.ndarray, int]:
-    """Vertebral-body cores: mask voxels deeper than :data:`CORE_DEPTH_MM`, as 3-D components.
+def _cores(m: np.ndarray, spacing, depth: np.ndarray, s: LevelSettings) -> tuple[np.ndarray, int]:
+    """Vertebral-body cores: mask voxels deeper than ``core_depth_mm``, as 3-D components.
 
     Components much smaller than the median (a thick spot of a process, an osteophyte)
     are dropped unless they touch the top or bottom of the volume (a vertebra cut by the
     field of view); components much taller than the median are split at their narrowest
     slice when it is a real waist (two bodies joined across a narrowed disc).
     """
-    comps, n = ndimage.label(depth > CORE_DEPTH_MM)
+    comps, n = ndimage.label(depth > s.core_depth_mm)
     voxel = float(np.prod(spacing))
-    comps, n = _relabel(comps, np.bincount(comps.ravel(), minlength=n + 1) * voxel >= MIN_CORE_MM3)
+    comps, n = _relabel(comps, np.bincount(comps.ravel(), minlength=n + 1) * voxel >= s.min_core_mm3)
     if n == 0:
         return comps, 0
-    comps, n = _split_merged(comps, n, spacing)
+    comps, n = _split_merged(comps, n, spacing, s)
     sizes = np.bincount(comps.ravel(), minlength=n + 1) * voxel
     objs = ndimage.find_objects(comps)
     edge = np.array([False] + [o is not None and (o[0].start == 0 or o[0].stop == m.shape[0]) for o in objs])
-    floor = max(MIN_CORE_MM3, MIN_CORE_FRACTION * float(np.median(sizes[1:])))
-    return _relabel(comps, (sizes >= floor) | (edge & (sizes >= MIN_CORE_MM3)))
+    floor = max(s.min_core_mm3, s.min_core_fraction * float(np.median(sizes[1:])))
+    return _relabel(comps, (sizes >= floor) | (edge & (sizes >= s.min_core_mm3)))
 
 
 def _relabel(comps: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, int]:
@@ -358,21 +289,22 @@ def _relabel(comps: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, int]:
     return lut[comps], int(keep.sum())
 
 
-def _split_merged(comps: np.ndarray, n: int, spacing) -> tuple[np.ndarray, int]:
-    """Split cores far taller than the median at a waist (axial area under :data:`WAIST_RATIO` of both sides)."""
+def _split_merged(comps: np.ndarray, n: int, spacing, s: LevelSettings) -> tuple[np.ndarray, int]:
+    """Split cores far taller than the median at a waist (axial area under ``waist_ratio`` of both sides)."""
     for _ in range(4):
         objs = ndimage.find_objects(comps)
         heights = np.array([(o[0].stop - o[0].start) * spacing[0] if o is not None else 0.0 for o in objs])
-        if n < 3:
+        if n < s.min_for_median:
             return comps, n
         median = float(np.median(heights[heights > 0]))
         split = False
         for i, o in enumerate(objs):
-            if o is None or heights[i] < MERGED_HEIGHT_RATIO * median:
+            if o is None or heights[i] < s.merged_height_ratio * median:
                 continue
             sub = comps[o] == i + 1
             area = sub.sum(axis=(1, 2)).astype(float)
-            lo, hi = max(int(0.2 * len(area)), 1), min(int(np.ceil(0.8 * len(area))), len(area) - 1)
+            lo = max(int(s.waist_search[0] * len(area)), 1)
+            hi = min(int(np.ceil(s.waist_search[1] * len(area))), len(area) - 1)
             if hi - lo < 1:
                 continue
             # the deepest waist: smallest area relative to the largest areas below and above it
@@ -380,7 +312,7 @@ def _split_merged(comps: np.ndarray, n: int, spacing) -> tuple[np.ndarray, int]:
             above = np.maximum.accumulate(area[::-1])[::-1][lo + 1 : hi + 1]
             ratio = area[lo:hi] / np.maximum(np.minimum(below, above), 1.0)
             k = lo + int(np.argmin(ratio))
-            if ratio[k - lo] < WAIST_RATIO:
+            if ratio[k - lo] < s.waist_ratio:
                 view = comps[o]
                 view[k][sub[k]] = 0  # the waist slice joins neither core; the watershed gives it out
                 upper = np.zeros_like(sub)
@@ -393,13 +325,15 @@ def _split_merged(comps: np.ndarray, n: int, spacing) -> tuple[np.ndarray, int]:
     return comps, n
 
 
-def _flattened_bodies(depth: np.ndarray, spacing, cores: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+def _flattened_bodies(
+    depth: np.ndarray, spacing, cores: np.ndarray, n: int, s: LevelSettings
+) -> tuple[np.ndarray, int]:
     """Cores for vertebral bodies too flat to hold one (a grade 3 fracture: 12-15 mm of body left).
 
-    Such a body has no voxel :data:`CORE_DEPTH_MM` deep, so without this its vertebra would go to a
+    Such a body has no voxel ``core_depth_mm`` deep, so without this its vertebra would go to a
     neighbour and every name above it would shift. Along the spine's axis (the line through the cores,
-    within :data:`FLAT_AXIS_MM`; facet joints and processes lie further back), a run of slices without a
-    core where the mask is deeper than :data:`FLAT_CORE_DEPTH_MM`, apart from both neighbouring cores
+    within ``flat_axis_mm``; facet joints and processes lie further back), a run of slices without a
+    core where the mask is deeper than ``flat_core_depth_mm``, apart from both neighbouring cores
     (shallower slices, the discs, on either side), is such a body: its deep voxels there become a core.
     """
     if n < 2:
@@ -414,8 +348,8 @@ def _flattened_bodies(depth: np.ndarray, spacing, cores: np.ndarray, n: int) -> 
     near_axis = np.zeros(depth.shape, bool)
     for k in ks:
         y, x = np.interp(k, centres[:, 0], centres[:, 1]), np.interp(k, centres[:, 0], centres[:, 2])
-        near_axis[k] = ((rows - y) * spacing[1]) ** 2 + ((cols - x) * spacing[2]) ** 2 < FLAT_AXIS_MM**2
-    deep_voxels = near_axis & (depth > FLAT_CORE_DEPTH_MM)
+        near_axis[k] = ((rows - y) * spacing[1]) ** 2 + ((cols - x) * spacing[2]) ** 2 < s.flat_axis_mm**2
+    deep_voxels = near_axis & (depth > s.flat_core_depth_mm)
     runs, _ = ndimage.label(deep_voxels.any(axis=(1, 2)) & ~has_core)
     for run in ndimage.find_objects(runs):
         start, stop = run[0].start, run[0].stop
@@ -426,10 +360,10 @@ def _flattened_bodies(depth: np.ndarray, spacing, cores: np.ndarray, n: int) -> 
     return cores, n
 
 
-def _merge_same_level(cores: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+def _merge_same_level(cores: np.ndarray, n: int, s: LevelSettings) -> tuple[np.ndarray, int]:
     """Cores side by side at one level (the sacrum's alae beside its body) are one vertebra.
 
-    Two cores whose slice ranges overlap by more than :data:`SAME_LEVEL_OVERLAP` of the shorter one
+    Two cores whose slice ranges overlap by more than ``same_level_overlap`` of the shorter one
     are merged; neighbouring vertebrae, even tilted as L5 on S1, overlap far less.
     """
     objs = ndimage.find_objects(cores)
@@ -447,7 +381,7 @@ def _merge_same_level(cores: np.ndarray, n: int) -> tuple[np.ndarray, int]:
             if a is None or b is None:
                 continue
             overlap = min(a[1], b[1]) - max(a[0], b[0])
-            if overlap > SAME_LEVEL_OVERLAP * min(a[1] - a[0], b[1] - b[0]):
+            if overlap > s.same_level_overlap * min(a[1] - a[0], b[1] - b[0]):
                 parent[root(j)] = root(i)
     roots = np.array([root(i) for i in range(n + 1)])
     if (roots == np.arange(n + 1)).all():
@@ -458,33 +392,48 @@ def _merge_same_level(cores: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     return lut[roots][cores], int(keep.sum()) - 1
 
 
-def _off_axis(cores: np.ndarray, n: int, spacing) -> set[int]:
+def _off_axis(cores: np.ndarray, n: int, spacing, s: LevelSettings) -> set[int]:
     """Cores too far from the spine's axis to be vertebral bodies (a femoral head, an iliac crest)."""
-    if n < 3:
+    if n < s.min_for_median:
         return set()
     centres = np.array(ndimage.center_of_mass(cores > 0, cores, range(1, n + 1)))
     lateral = centres[:, 2] * spacing[2]
     axis = np.median(lateral)
-    return {i + 1 for i in range(n) if abs(lateral[i] - axis) > OFF_AXIS_MM}
+    return {i + 1 for i in range(n) if abs(lateral[i] - axis) > s.off_axis_mm}
 
 
 def split_levels(
-    mask: np.ndarray, spacing: tuple[float, float, float], hu: np.ndarray | None = None, top_level: int | None = None
+    mask: np.ndarray,
+    spacing: tuple[float, float, float],
+    hu: np.ndarray | None = None,
+    top_level: int | None = None,
+    settings: LevelSettings | None = None,
 ) -> LevelSplit:
     """Split a boolean vertebra mask (z, y, x) into vertebrae and label L1..L5 (see :func:`_split`).
 
-    Fine pixels (dedicated spine CT, under :data:`SPLIT_PIXEL_MM`) are subsampled in-plane for the
+    Fine pixels (dedicated spine CT, under ``split_pixel_mm``) are subsampled in-plane for the
     split, which needs no more than about 1 mm; the labels come back to every voxel of the mask.
 
     Metal (screws, rods; :func:`~bonescreen.metal.metal_mask`) changes neither the split nor the
     names: it is read as soft tissue where ribs and the pelvis are looked for (a rod beside the
     spine is no rib), and the labels hold no metal voxel (nor its streaked margin).
+
+    ``settings`` are the split's and the naming's constants (:class:`LevelSettings`, the documented
+    defaults when None).
+
+    Raises
+    ------
+    BoneScreenError
+        If ``top_level`` is not a level id 1..5.
     """
+    if top_level is not None:
+        check_number("top_level", top_level, 1, 5, whole=True)
+    s = settings or LevelSettings()
     metal = metal_mask(hu, spacing) if hu is not None else None
     if metal is None or not metal.any():
-        return _split_fine_or_coarse(mask, spacing, hu, top_level)
+        return _split_fine_or_coarse(mask, spacing, hu, top_level, s)
     # the mask keeps the metal while it is split (taking it out would cut pedicles from their bodies)
-    split = _split_fine_or_coarse(mask, spacing, without_metal(hu, metal), top_level)
+    split = _split_fine_or_coarse(mask, spacing, without_metal(hu, metal), top_level, s)
     split.labels[metal] = 0
     if split.vertebra_map is not None:
         split.vertebra_map[metal] = 0
@@ -492,17 +441,22 @@ def split_levels(
 
 
 def _split_fine_or_coarse(
-    mask: np.ndarray, spacing: tuple[float, float, float], hu: np.ndarray | None, top_level: int | None
+    mask: np.ndarray,
+    spacing: tuple[float, float, float],
+    hu: np.ndarray | None,
+    top_level: int | None,
+    s: LevelSettings,
 ) -> LevelSplit:
-    f = int(SPLIT_PIXEL_MM // min(spacing[1], spacing[2]))
+    f = int(s.split_pixel_mm // min(spacing[1], spacing[2]))
     if f < 2:
-        return _split(mask, spacing, hu, top_level)
+        return _split(mask, spacing, hu, top_level, s)
     mask = np.asarray(mask, dtype=bool)
     coarse = _split(
         mask[:, ::f, ::f],
         (spacing[0], spacing[1] * f, spacing[2] * f),
         None if hu is None else hu[:, ::f, ::f],
         top_level,
+        s,
     )
 
     def full(small: np.ndarray) -> np.ndarray:
@@ -519,12 +473,16 @@ def _split_fine_or_coarse(
 
 
 def _split(
-    mask: np.ndarray, spacing: tuple[float, float, float], hu: np.ndarray | None = None, top_level: int | None = None
+    mask: np.ndarray,
+    spacing: tuple[float, float, float],
+    hu: np.ndarray | None,
+    top_level: int | None,
+    s: LevelSettings,
 ) -> LevelSplit:
     """Split a boolean vertebra mask (z, y, x) into vertebrae and label L1..L5.
 
     Vertebral bodies are found in 3-D as the parts of the mask deeper than
-    :data:`CORE_DEPTH_MM` (from a distance transform in mm): the discs between
+    ``core_depth_mm`` (from a distance transform in mm): the discs between
     bodies, inclined as at L5-S1 or narrowed, leave the cores apart, while thin
     posterior elements have none. Every mask voxel then goes to a core by a
     watershed on the depth (scikit-image), so each vertebra keeps its own
@@ -542,6 +500,8 @@ def _split(
     top_level : int, optional
         Level id (1..5) of the top vertebra in view, when the user knows it;
         used only when neither sacrum nor ribs name the levels.
+    s : LevelSettings
+        The split's and the naming's constants.
 
     Returns
     -------
@@ -550,7 +510,7 @@ def _split(
     """
     from skimage.segmentation import watershed
 
-    mask = _clean(np.asarray(mask, dtype=bool), spacing)
+    mask = _clean(np.asarray(mask, dtype=bool), spacing, s.min_piece_mm3)
     labels = np.zeros(mask.shape, np.uint8)
     box = bounding_box(mask)
     if box is None:
@@ -558,9 +518,9 @@ def _split(
     m = mask[box]
     z_off = box[0].start
     depth = ndimage.distance_transform_edt(m, sampling=spacing).astype(np.float32)
-    cores, n_cores = _cores(m, spacing, depth)
+    cores, n_cores = _cores(m, spacing, depth, s)
     notes: list[str] = []
-    dropped = _off_axis(cores, n_cores, spacing)
+    dropped = _off_axis(cores, n_cores, spacing, s)
     if dropped:
         notes.append(f"{len(dropped)} thick piece(s) of the mask far from the spine's axis left out (not vertebrae)")
         for i in dropped:
@@ -568,8 +528,8 @@ def _split(
     if not cores.any():
         return LevelSplit(labels, [], "none", False, ["no vertebral body found in the mask"])
     cores, n_cores = _relabel(cores, np.bincount(cores.ravel(), minlength=n_cores + 1) > 0)
-    cores, n_cores = _flattened_bodies(depth, spacing, cores, n_cores)
-    cores, n_cores = _merge_same_level(cores, n_cores)
+    cores, n_cores = _flattened_bodies(depth, spacing, cores, n_cores, s)
+    cores, n_cores = _merge_same_level(cores, n_cores, s)
     parts = watershed(-depth, markers=cores, mask=m)
     # order the vertebrae from the lowest: by the centre of their cores
     ids = list(range(1, n_cores + 1))
@@ -582,7 +542,7 @@ def _split(
     for index, cid in enumerate(order):
         zs, _ys, _xs = objs[cid - 1]
         czs = core_objs[cid - 1][0]
-        pad = round(CORE_DEPTH_MM / spacing[0])
+        pad = round(s.core_depth_mm / spacing[0])
         run = (max(czs.start - pad, 0) + z_off, min(czs.stop - 1 + pad, m.shape[0] - 1) + z_off)
         own = parts[run[0] - z_off : run[1] - z_off + 1] == cid
         cols = np.nonzero(own.any(axis=(0, 1)))[0]
@@ -592,10 +552,10 @@ def _split(
         if hu is not None:
             own_part = np.zeros((run[1] - run[0] + 1, *mask.shape[1:]), bool)
             own_part[:, box[1], box[2]] = own
-            v.ribs, v.iliac, v.sacroiliac = _lateral_bone(hu, mask, run, centres, radius, spacing, own_part)
+            v.ribs, v.iliac, v.sacroiliac = _lateral_bone(hu, mask, run, centres, radius, spacing, s, own_part)
         vertebrae.append(v)
-    vertebrae = _join_sacrum(vertebrae)
-    names, rule, certain, name_notes = _name(vertebrae, top_level, spacing[0], mask.shape[0])
+    vertebrae = _join_sacrum(vertebrae, s)
+    names, rule, certain, name_notes = _name(vertebrae, top_level, spacing[0], mask.shape[0], s)
     notes += name_notes
     lut = np.zeros(n_cores + 1, np.uint8)
     which = np.zeros(n_cores + 1, np.uint8)
@@ -609,7 +569,7 @@ def _split(
     return LevelSplit(labels, vertebrae, rule, certain, notes, vertebra_map)
 
 
-def _join_sacrum(vertebrae: list[Vertebra]) -> list[Vertebra]:
+def _join_sacrum(vertebrae: list[Vertebra], s: LevelSettings) -> list[Vertebra]:
     """One sacrum: the highest of the lowest vertebrae with sacroiliac joints is S1, and the pieces
     below it (lower sacral segments, split at their fused discs, and the coccyx) join it."""
     if len(vertebrae) < 2:
@@ -618,8 +578,8 @@ def _join_sacrum(vertebrae: list[Vertebra]) -> list[Vertebra]:
     # a sacral piece has sacroiliac joints and the iliac wings beside it, or is wider than the rest
     low = [
         v.index
-        for v in vertebrae[:SACRAL_PIECES]
-        if v.sacroiliac and (v.iliac or v.width_mm > SACRUM_TALL_WIDTH_RATIO * median)
+        for v in vertebrae[: s.sacral_pieces]
+        if v.sacroiliac and (v.iliac or v.width_mm > s.sacrum_tall_width_ratio * median)
     ]
     if not low or max(low) == 0:
         return vertebrae
@@ -650,22 +610,22 @@ def _count_down(n: int, t12: int) -> dict[int, str]:
 
 
 def _name(
-    vertebrae: list[Vertebra], top_level: int | None, dz: float, nz: int
+    vertebrae: list[Vertebra], top_level: int | None, dz: float, nz: int, s: LevelSettings
 ) -> tuple[dict[int, str], str, bool, list[str]]:
     """Names of the vertebrae (lowest first); (names, rule, certain, notes).
 
-    A body taller than any single vertebra's (:data:`MAX_BODY_MM`) and than :data:`TALL_BODY_RATIO` times
+    A body taller than any single vertebra's (``max_body_mm``) and than ``tall_body_ratio`` times
     the median of the others (a tilted L5 reaches the first, not the second), or a vertebra spanning far
-    more than one level (:data:`MAX_VERTEBRA_MM`), is two vertebrae joined or a bad mask: whatever the
+    more than one level (``max_vertebra_mm``), is two vertebrae joined or a bad mask: whatever the
     rule, the count is then in doubt and the names are flagged.
     """
-    names, rule, certain, notes = _name_by_rules(vertebrae, top_level, nz)
+    names, rule, certain, notes = _name_by_rules(vertebrae, top_level, nz, s)
     bodies = {i: (v.body_slices[1] - v.body_slices[0] + 1) * dz for i, v in enumerate(vertebrae) if names[i] != "S1"}
-    typical = float(np.median(list(bodies.values()))) if len(bodies) >= 3 else 0.0
+    typical = float(np.median(list(bodies.values()))) if len(bodies) >= s.min_for_median else 0.0
     for i, body in bodies.items():
         v = vertebrae[i]
         whole = (v.slices[1] - v.slices[0] + 1) * dz
-        if (body > MAX_BODY_MM and body > TALL_BODY_RATIO * typical) or whole > MAX_VERTEBRA_MM:
+        if (body > s.max_body_mm and body > s.tall_body_ratio * typical) or whole > s.max_vertebra_mm:
             certain = False
             notes.append(
                 f"the vertebra named {names[i]} is {max(body, whole):.0f} mm tall: two vertebrae may be joined "
@@ -675,7 +635,7 @@ def _name(
 
 
 def _name_by_rules(
-    vertebrae: list[Vertebra], top_level: int | None, nz: int
+    vertebrae: list[Vertebra], top_level: int | None, nz: int, s: LevelSettings
 ) -> tuple[dict[int, str], str, bool, list[str]]:
     """Names of the vertebrae (lowest first) by the module's rules; (names, rule, certain, notes).
 
@@ -693,18 +653,18 @@ def _name_by_rules(
     ratio = 0.0
     if n >= 2:
         ratio = widths[0] / max(float(np.median(widths[1:])), 1e-6)
-        wide = ratio > SACRUM_WIDTH_RATIO
-        tall = ratio > SACRUM_TALL_WIDTH_RATIO and heights[0] > SACRUM_HEIGHT_RATIO * np.median(heights[1:])
-        pelvis = lowest.iliac and ratio > SACRUM_TALL_WIDTH_RATIO
+        wide = ratio > s.sacrum_width_ratio
+        tall = ratio > s.sacrum_tall_width_ratio and heights[0] > s.sacrum_height_ratio * np.median(heights[1:])
+        pelvis = lowest.iliac and ratio > s.sacrum_tall_width_ratio
     strong_sacrum = n >= 2 and (
-        lowest.sacroiliac or pelvis or ((wide or tall) and not cut) or ratio > SACRUM_CUT_WIDTH_RATIO
+        lowest.sacroiliac or pelvis or ((wide or tall) and not cut) or ratio > s.sacrum_cut_width_ratio
     )
     weak_sacrum = n >= 2 and wide and not strong_sacrum
     # ribs come in a run of consecutive vertebrae that reaches the top of the view; a lone hit lower
     # down (an iliac crest, contrast in a kidney) is not a rib
-    run = _top_rib_run([v.ribs and not v.iliac for v in vertebrae])
+    run = _top_rib_run([v.ribs and not v.iliac for v in vertebrae], s.rib_run_gap)
 
-    ribs_ok = bool(run) and max(run) >= n - 2
+    ribs_ok = bool(run) and max(run) >= n - 1 - s.rib_run_below_top
     t12 = min(run) if ribs_ok else None
     if strong_sacrum:
         names = _count_up(n)

@@ -9,12 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..allocator import tune_host_memory
 from ..checkpoint import load_model
 from ..device import fallback_note, resolve_device
-from ..errors import BoneScreenError
+from ..errors import BoneScreenError, check_number
 from ..hu import HUThresholds
 from ..io import CTVolume
 from ..labels import LEVEL_NAMES, as_level_labels, levels_present, stray_specks
@@ -22,6 +20,7 @@ from ..messages import add_input_messages
 from ..weights import default_weights
 from .classify import classify_levels
 from .inference import InferenceSettings
+from .level_settings import LevelSettings
 from .levels import split_levels
 from .progress import ProgressCallback, drive
 from .segment import iter_mark_volume
@@ -94,6 +93,16 @@ class Screener:
         Trabecular HU cut-offs and contrast offset.
     settings : InferenceSettings
         Precision (bf16 autocast where the hardware has it), memory format, compilation, batch size.
+    level_settings : LevelSettings
+        Constants of the level split and naming, each with its source; recorded in result.json.
+
+    Creating a screener changes no setting of the host process (allocator, numpy, cuDNN): the
+    ``bonescreen`` command line and the batch workers tune their own processes.
+
+    Raises
+    ------
+    BoneScreenError
+        If the device is not present here.
     """
 
     def __init__(
@@ -103,15 +112,14 @@ class Screener:
         device: str = "auto",
         thresholds: HUThresholds = HUThresholds(),
         settings: InferenceSettings = InferenceSettings(),
+        level_settings: LevelSettings = LevelSettings(),
     ) -> None:
         self.device = resolve_device(device)
         #: Set when ``auto`` found no GPU: a line to show the user (the CLI and the GUIs do).
         self.device_note = fallback_note(device, self.device)
-        tune_host_memory()
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # always 512x512 slices: cuDNN picks its fastest kernels once
         self.thresholds = thresholds
         self.settings = settings
+        self.level_settings = level_settings
         #: Seconds spent in the networks since the screener was made (``network_s``), for benchmarks.
         self.stats: dict = {}
         self._paths = {
@@ -145,6 +153,8 @@ class Screener:
 
         Closing the generator between yields cancels the run (GUIs run it in a worker).
         """
+        if top_level is not None:
+            check_number("top_level", top_level, 1, 5, whole=True)
         t0 = time.perf_counter()
         model = self.model("segmentation")
         stats = self.stats
@@ -159,7 +169,7 @@ class Screener:
             stats=stats,
         )
         yield "name levels", 0, 1
-        split = split_levels(mark, volume.spacing, volume.hu, top_level=top_level)
+        split = split_levels(mark, volume.spacing, volume.hu, top_level=top_level, settings=self.level_settings)
         yield "name levels", 1, 1
         notes = list(split.notes)
         if not split.labels.any():
@@ -203,21 +213,19 @@ class Screener:
             raise BoneScreenError(f"labels of shape {labels.shape} do not fit the CT of shape {volume.shape}")
         labels = as_level_labels(labels)
         model = self.model("classification")
-        try:
-            with self.settings.autocast(self.device):
-                result = classify_levels(
-                    model,
-                    volume.hu,
-                    labels,
-                    volume.spacing,
-                    self.device,
-                    self.thresholds,
-                    names_certain,
-                    progress=progress,
-                    stats=self.stats,
-                )
-        except ValueError as exc:
-            raise BoneScreenError(str(exc)) from None
+        with self.settings.forward_context(self.device):
+            result = classify_levels(
+                model,
+                volume.hu,
+                labels,
+                volume.spacing,
+                self.device,
+                self.thresholds,
+                names_certain,
+                progress=progress,
+                stats=self.stats,
+                body_radius_mm=self.level_settings.body_radius_mm,
+            )
         return add_input_messages(result, volume.notes, [*volume.flags, *stray_specks(labels, volume.spacing)])
 
     def screen(
@@ -251,6 +259,7 @@ class Screener:
                 "naming_certain": bool(certain),
                 "evidence": [v.evidence(volume.spacing) for v in seg.vertebrae] if seg is not None else None,
                 "notes": notes,
+                "level_settings": self.level_settings.as_dict(),
             },
             "models": self.models(),
             "timings_s": timings,

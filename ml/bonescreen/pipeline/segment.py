@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from ..errors import BoneScreenError
 from ..preprocess import context_stack, seg_input
 from ..threads import split_range, thread_map
 from .grid import NetGrid
@@ -44,7 +45,7 @@ def seg_stack(
     if channels == 1:
         return seg_input(grid.to_net(hu[ks], fill=-1024.0))[:, None]
     if channels != 3:
-        raise ValueError(f"MS-Net input has 1 or 3 channels, not {channels}")
+        raise BoneScreenError(f"MS-Net input has 1 or 3 channels, not {channels}")
     stack = context_stack(hu, spacing[0], ks)
     n, c, rows, cols = stack.shape
     net = grid.to_net(stack.reshape(n * c, rows, cols), fill=-1024.0)
@@ -94,7 +95,7 @@ def iter_mark_volume(
             x = pending.result()
             pending = pool.submit(prepare, batches[i + 1]) if i + 1 < len(batches) else None
             t0 = time.perf_counter()
-            with torch.inference_mode(), settings.autocast(device):
+            with torch.inference_mode(), settings.forward_context(device):
                 prob = model(x.to(device, non_blocking=True))[:, 0]
                 # on the network grid the threshold is taken on the device: a quarter of the bytes come back
                 out = (prob > threshold) if grid.identity else prob.float()

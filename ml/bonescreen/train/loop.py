@@ -21,12 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..allocator import tune_host_memory
 from ..checkpoint import load_model, load_training_state, save_checkpoint, weights_paths
 from ..device import autocast_dtype, resolve_device
-from ..errors import BoneScreenError
+from ..errors import BoneScreenError, check_choice, check_number
 from ..metrics import dice_score
-from ..nets.registry import create_model, model_task
+from ..nets.registry import create_model, model_names, model_task
 from .schedules import CLS_BASE_LR, CLS_WEIGHT_DECAY, SEG_BASE_LR, classification_lr, segmentation_lr
 
 
@@ -69,6 +68,15 @@ class TrainConfig:
     amp: bool = True
     workers: int = 0
     init_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("model", self.model, model_names())
+        check_number("epochs", self.epochs, 1, whole=True)
+        check_number("batch_size", self.batch_size, 1, whole=True)
+        if self.lr is not None:
+            check_number("lr", self.lr, 0.0, low_open=True)
+        check_number("workers", self.workers, 0, whole=True)
+        resolve_device(self.device)  # a device this machine has
 
 
 def widen_input(one_channel: dict, target: dict) -> dict:
@@ -174,7 +182,14 @@ def recalibrate_batchnorm(model: nn.Module, loader, device: torch.device, max_ba
 
 @torch.inference_mode()
 def evaluate_model(task: str, model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 16) -> dict:
-    """Validation figures: mean foreground Dice (segmentation) or accuracy (classification)."""
+    """Validation figures: mean foreground Dice (segmentation) or accuracy (classification).
+
+    Raises
+    ------
+    BoneScreenError
+        If ``task`` is neither ``segmentation`` nor ``classification``.
+    """
+    check_choice("task", task, ("segmentation", "classification"))
     was_training = model.training
     model.eval()
     scores: list[float] = []
@@ -234,7 +249,6 @@ def train(
     """
     task = model_task(config.model)
     device = resolve_device(config.device)
-    tune_host_memory()
     seed_everything(config.seed)
     model = create_model(config.model, **config.model_kwargs).to(device)
     if task == "segmentation":

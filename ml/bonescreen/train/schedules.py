@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import BoneScreenError
+
 #: MS-Net: Adam, lr 0.002 for the first 100 of 150 epochs, then linear decay to 0.
 SEG_BASE_LR = 0.002
 #: BCC-Net: SGD momentum 0.9, lr = 0.01 * (1 + 0.006 * iter) ** -0.98, weight decay 0.005.
@@ -20,7 +22,7 @@ def segmentation_lr(epoch: int, epochs: int, base_lr: float = SEG_BASE_LR, const
     ``base_lr / 50``.
     """
     if epochs < 1 or not 0 <= epoch < epochs:
-        raise ValueError(f"epoch must be in [0, {epochs}), got {epoch}")
+        raise BoneScreenError(f"epoch must be in [0, {epochs}), got {epoch}")
     constant = round(epochs * constant_fraction)
     if epoch < constant:
         return base_lr
@@ -32,5 +34,5 @@ def classification_lr(
 ) -> float:
     """Learning rate of BCC-Net at ``iteration`` (0-based): ``base * (1 + gamma * iter) ** -power``."""
     if iteration < 0:
-        raise ValueError(f"iteration must be >= 0, got {iteration}")
+        raise BoneScreenError(f"iteration must be >= 0, got {iteration}")
     return base_lr * (1.0 + gamma * iteration) ** (-power)

@@ -17,7 +17,7 @@ def default_weights(task: str) -> Path:
     try:
         path = WEIGHTS_DIR / DEFAULT_WEIGHTS[task]
     except KeyError:
-        raise ValueError(f"task must be 'segmentation' or 'classification', got {task!r}") from None
+        raise BoneScreenError(f"task must be 'segmentation' or 'classification', got {task!r}") from None
     if not path.is_file():
         raise BoneScreenError("the bundled weights are missing from this installation", path)
     return path

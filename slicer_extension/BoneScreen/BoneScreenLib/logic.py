@@ -1,5 +1,7 @@
 """BoneScreen logic on MRML nodes, without GUI: it runs in Slicer and headless with PyPI's slicer-core.
 
+Imported only once the ``bonescreen`` core is installed (the module's widget imports it lazily).
+
 Conversions:
 
 - scalar volume node -> :class:`bonescreen.io.CTVolume` (IJK-to-RAS kept, HU in BoneScreen's orientation);
@@ -15,6 +17,8 @@ import re
 import numpy as np
 import slicer
 import vtk
+
+from bonescreen.errors import BoneScreenError
 
 #: Tag on each segment holding its level id (1..5).
 LEVEL_TAG = "BoneScreen.Level"
@@ -76,7 +80,6 @@ def volume_node_to_ct(volume_node):
     The node's own IJK-to-RAS matrix is used (a parent transform is not applied:
     harden it first).
     """
-    from bonescreen.errors import BoneScreenError
     from bonescreen.io.volume import volume_from_ijk
 
     if volume_node is None or volume_node.GetImageData() is None:
@@ -119,7 +122,7 @@ def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
         segmentation.RemoveAllSegments()
         segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
         if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation_node):
-            raise RuntimeError("Slicer could not import the labels into the segmentation")
+            raise BoneScreenError(f"Slicer could not import the labels of {volume_node.GetName()} into a segmentation")
     finally:
         scene.RemoveNode(labelmap)
     for i in range(segmentation.GetNumberOfSegments()):
@@ -167,7 +170,7 @@ def segmentation_to_labels(segmentation_node, volume_node, volume) -> np.ndarray
             segmentation_node, ids, labelmap, volume_node
         )
         if not ok:
-            raise RuntimeError("Slicer could not export the segments")
+            raise BoneScreenError(f"Slicer could not export the segments of {segmentation_node.GetName()} as labels")
         values = slicer.util.arrayFromVolume(labelmap)  # 1..n in the order of ids
     finally:
         scene.RemoveNode(labelmap)
@@ -326,7 +329,7 @@ class BoneScreenLogic:
         from bonescreen.report import render_report
 
         if self.last_result is None:
-            raise RuntimeError("classify first")
+            raise BoneScreenError("classify first")
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "result.json", json.dumps(self.last_result, indent=2) + "\n")

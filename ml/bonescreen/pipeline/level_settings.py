@@ -1,0 +1,172 @@
+"""The anatomical constants of the level split and naming, as one frozen settings object.
+
+Each value carries its source: an anatomical measurement from the literature, or the phantom or real-CT
+measurement that set it. :class:`LevelSettings` is passed through :class:`~bonescreen.pipeline.Screener`
+to :func:`~bonescreen.pipeline.levels.split_levels`, and the values in force, with their sources, are
+recorded in result.json (``segmentation.level_settings``). References:
+
+- Clouthier et al., J Biomech 2023: lumbar vertebral body heights 23.5-32.4 mm.
+- Gray's Anatomy, 42nd ed.: costovertebral joints, sacroiliac joints, the aorta and the IVC against the spine.
+- The Visible Human male's lumbar vertebrae (../shared/data/shapes): L1 spans 62 mm with its spinous process.
+- "phantom": the realistic phantom's held-out normal-anatomy cases (seed 3000), where the value was tuned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from ..errors import BoneScreenError, check_number
+
+
+def _setting(value, source: str):
+    return field(default=value, metadata={"source": source})
+
+
+@dataclass(frozen=True)
+class LevelSettings:
+    """Constants of the level split (cores, watershed) and of the naming (sacrum, ribs, pelvis).
+
+    Lengths in mm, areas in mm2, volumes in mm3, HU in Hounsfield units; ratios and shares are
+    unitless. The defaults are the documented ones; change one only to study its effect.
+
+    Raises
+    ------
+    BoneScreenError
+        If a value is not a positive finite number (a share above 1, a pair out of order).
+    """
+
+    body_radius_mm: float = _setting(
+        7.0,
+        "in-plane radius of the largest inscribed disc above which a slice goes through a vertebral body: "
+        "lumbar bodies are 35-50 mm wide, pedicles and laminae under 12 mm thick (Visible Human)",
+    )
+    core_depth_mm: float = _setting(
+        6.0,
+        "3-D depth (distance to the mask's edge) of a vertebral body's core: bodies are 25-45 mm across and "
+        "23.5-32.4 mm tall (Clouthier 2023), posterior elements under 12 mm thick",
+    )
+    min_core_mm3: float = _setting(300.0, "smallest core that counts as a body (phantom: osteophytes stay below)")
+    min_core_fraction: float = _setting(0.2, "smallest core as a share of the median core (phantom)")
+    min_piece_mm3: float = _setting(500.0, "pieces of the mask smaller than this are specks, dropped (phantom)")
+    merged_height_ratio: float = _setting(
+        1.5, "a core this much taller than the median may be two bodies joined across a narrowed disc (phantom)"
+    )
+    waist_ratio: float = _setting(
+        0.6, "a waist (axial area under this share of the largest above and below) splits such a core (phantom)"
+    )
+    waist_search: tuple[float, float] = _setting(
+        (0.2, 0.8), "the waist is searched between these shares of the core's height: not at its ends (phantom)"
+    )
+    flat_core_depth_mm: float = _setting(
+        3.0, "a body flattened by a grade 3 fracture (12-15 mm of body left) is searched this deep (phantom)"
+    )
+    flat_axis_mm: float = _setting(
+        12.0, "...within this distance of the spine's axis; facet joints lie further back (Visible Human)"
+    )
+    max_body_mm: float = _setting(
+        60.0,
+        "tallest body of one level: 23.5-32.4 mm (Clouthier 2023), about 50 mm of axial extent tilted as L5; "
+        "two bodies joined make 60 or more",
+    )
+    tall_body_ratio: float = _setting(1.4, "...and this much taller than the median of the others (phantom)")
+    max_vertebra_mm: float = _setting(
+        95.0,
+        "tallest whole vertebra: the Visible Human's L1 spans 62 mm (71 mm scaled to a large adult), plus the "
+        "inferior articular processes of the one above (about 20 mm)",
+    )
+    same_level_overlap: float = _setting(
+        0.6, "cores overlapping by more than this share of the shorter are one vertebra (sacral alae; phantom)"
+    )
+    off_axis_mm: float = _setting(
+        55.0, "a core this far to the side of the spine's axis is no body (femoral heads, iliac crests; phantom)"
+    )
+    min_for_median: int = _setting(3, "fewest vertebrae whose median height or width is compared against")
+    sacral_pieces: int = _setting(
+        4, "the sacrum is searched among this many lowest pieces (S1-S3 fused, S4-S5, coccyx)"
+    )
+    sacrum_width_ratio: float = _setting(
+        1.4, "the lowest vertebra is the sacrum when this much wider than the median of the others (its alae)"
+    )
+    sacrum_cut_width_ratio: float = _setting(
+        1.6,
+        "cut by the field of view, only when this much wider: lumbar transverse processes reach 1.4 times the "
+        "width of thoracic vertebrae (Visible Human)",
+    )
+    sacrum_tall_width_ratio: float = _setting(1.15, "...or this much wider and much taller (S1-S3 fused)")
+    sacrum_height_ratio: float = _setting(
+        1.5, "...this much taller: S1-S3 fused span 50-60 mm against 25-30 mm for a lumbar body (Clouthier 2023)"
+    )
+    rib_search_mm: tuple[float, float] = _setting(
+        (2.0, 45.0), "ribs are searched this far lateral to the body's edge (rib heads and necks; Gray's Anatomy)"
+    )
+    rib_near_mm: float = _setting(
+        40.0, "...and no further than this from the vertebra: a rib meets the body and the transverse process"
+    )
+    rib_rows_mm: tuple[float, float] = _setting(
+        (-5.0, 50.0), "rows searched for ribs, mm in front of (-) and behind the body's deepest point (Gray's Anatomy)"
+    )
+    rib_min_hu: float = _setting(300.0, "ribs are cortical bone, above enhanced kidney and vessels (150-250 HU)")
+    rib_area_mm2: tuple[float, float] = _setting(
+        (30.0, 450.0), "bone area on one side that a rib's cross-section gives (about 8 x 12 mm; head and neck 3 cm2)"
+    )
+    rib_fraction: float = _setting(
+        0.15, "share of a body's slices with a rib beside it: a rib's head and neck span 10-15 mm of a 20-25 mm body"
+    )
+    rib_side_fraction: float = _setting(
+        0.075,
+        "share of a body's slices with a rib on each side, separately: one side alone (a twelfth rib's tip, a "
+        "calcified vessel) made L1 or L2 rib-bearing on 1 in 6 normal-anatomy phantom patients",
+    )
+    rib_run_gap: int = _setting(
+        2, "vertebrae of a rib-bearing run may be this many apart (a short twelfth rib, a missed slice)"
+    )
+    rib_run_below_top: int = _setting(
+        1, "the run of rib-bearing vertebrae starts at most this many vertebrae below the top of the view"
+    )
+    behind_mm: float = _setting(
+        4.0,
+        "rib heads and the sacroiliac joints lie this far behind the body's middle (costovertebral joints at its "
+        "back corners); the aorta and the IVC against the spine lie beside and in front (Gray's Anatomy)",
+    )
+    iliac_search_mm: float = _setting(
+        130.0, "iliac wings, 60-150 mm long in an axial slice, are searched this far to the side of the body"
+    )
+    iliac_rows_mm: tuple[float, float] = _setting((-50.0, 80.0), "rows searched for iliac wings (mm, as rib_rows_mm)")
+    iliac_min_hu: float = _setting(250.0, "iliac wings: cortex 300-1200 HU round trabecular bone")
+    iliac_area_mm2: float = _setting(500.0, "bone area of one iliac wing in a slice, on each side (phantom)")
+    iliac_fraction: float = _setting(0.5, "share of a body's slices with iliac bone on both sides: the pelvis")
+    si_near_mm: float = _setting(
+        12.0, "sacroiliac joints: ilium this close to the sacrum (the joint space is 2-4 mm; Gray's Anatomy)"
+    )
+    si_rows_mm: tuple[float, float] = _setting((-10.0, 80.0), "rows searched for the joints (mm, as rib_rows_mm)")
+    si_min_hu: float = _setting(150.0, "bone of the joints, trabecular bone included")
+    si_area_mm2: float = _setting(120.0, "bone area beside the sacrum on each side (phantom)")
+    si_fraction: float = _setting(0.3, "share of the body's slices with the joints on both sides (phantom)")
+    split_pixel_mm: float = _setting(1.0, "in-plane pixel size the split works at; finer slices are subsampled")
+
+    def __post_init__(self) -> None:
+        shares = {"min_core_fraction", "waist_ratio", "same_level_overlap", "rib_fraction", "rib_side_fraction"}
+        shares |= {"iliac_fraction", "si_fraction"}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                for v in value:
+                    check_number(f.name, v)
+                if len(value) != 2 or value[0] >= value[1]:
+                    raise BoneScreenError(f"{f.name} is a pair (low, high) with low below high, got {value!r}")
+                continue
+            whole = f.name in {"min_for_median", "sacral_pieces", "rib_run_gap", "rib_run_below_top"}
+            low = 0 if f.name == "rib_run_below_top" else 1 if whole else 0.0
+            check_number(f.name, value, low, 1.0 if f.name in shares else None, low_open=not whole, whole=whole)
+
+    def as_dict(self) -> dict:
+        """``{name: {"value": ..., "source": ...}}`` for result.json."""
+        return {
+            f.name: {
+                "value": list(getattr(self, f.name))
+                if isinstance(getattr(self, f.name), tuple)
+                else getattr(self, f.name),
+                "source": f.metadata["source"],
+            }
+            for f in fields(self)
+        }
