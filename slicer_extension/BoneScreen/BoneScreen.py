@@ -8,8 +8,6 @@ torch comes from the SlicerPyTorch extension.
 
 from __future__ import annotations
 
-import logging
-
 import qt
 import slicer
 import vtk
@@ -84,17 +82,23 @@ class _busy:
 
 
 class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """The module panel."""
+    """The module panel, on the lifecycle of Slicer's scripted-module template.
+
+    State and long work live in ``BoneScreenLib.controller.PanelController`` (GUI-free, tested on
+    MRML); this class connects Slicer's events and widgets to it. Segment and Classify run on a
+    worker thread that a timer polls, so Slicer stays responsive and Cancel stops them.
+    """
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
+        self.controller = None
         self._parameterNode = None
-        self._run = None
+        self._parameterNodeGuiTag = None
         self._timer = qt.QTimer()
-        self._timer.setInterval(0)
-        self._timer.timeout.connect(self._step)
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self._poll)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -102,7 +106,7 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.layout.addWidget(ui_widget)
         self.ui = slicer.util.childWidgetVariables(ui_widget)
         ui_widget.setMRMLScene(slicer.mrmlScene)
-        self.ui.deviceComboBox.addItems(["auto", "cpu", "cuda", "mps"])
+        self.ui.deviceComboBox.addItems(["auto"])  # the machine's devices are listed by the core once it is loaded
         self.logic = BoneScreenModuleLogic()
         self.ui.segmentButton.connect("clicked(bool)", self.onSegment)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
@@ -122,90 +126,140 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         row.addWidget(orientationButton)
         self.layout.addLayout(row)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
+
+    def _ensure_controller(self) -> bool:
+        """The controller needs the core; until it is installed the panel only offers to install it."""
+        if self.controller is None:
+            if not ensure_core():
+                return False
+            from BoneScreenLib.controller import PanelController
+
+            self.controller = PanelController(slicer.mrmlScene, lambda: self._parameterNode)
+            self.ui.deviceComboBox.clear()
+            self.ui.deviceComboBox.addItems(self.controller.devices())  # the devices this machine has
+            self.controller.enter()
+        return True
+
+    def cleanup(self) -> None:
+        self._timer.stop()
+        if self.controller is not None:
+            self.controller.scene_start_close()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        # the panel stops following the parameter node; a run goes on and is shown again on return
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self._timer.stop()
+        if self.controller is not None:
+            self.controller.scene_start_close()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(BoneScreenParameterNode(self.logic.getParameterNode()))
+        if not self._parameterNode.inputVolume:
+            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+        if self.controller is not None:
+            self.controller.enter()
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._updateButtons()
+
+    def _updateButtons(self, caller=None, event=None) -> None:
+        """Buttons enabled from the inputs and the run: the controller decides, the panel shows."""
+        p = self._parameterNode
+        if self.controller is None:  # the core is not installed yet: Segment offers to install it
+            ready = p is not None and p.inputVolume is not None
+            self.ui.segmentButton.enabled = ready
+            for button in (self.ui.classifyButton, self.ui.exportButton, self.ui.cancelButton):
+                button.enabled = False
+            return
+        state = self.controller.state()
+        self.ui.segmentButton.enabled = state.can_segment
+        self.ui.editButton.enabled = p is not None and p.outputSegmentation is not None
+        self.ui.classifyButton.enabled = state.can_classify
+        self.ui.exportButton.enabled = state.can_export
+        self.ui.cancelButton.enabled = state.can_cancel
+        self.ui.segmentButton.toolTip = state.why_not or "Segment the vertebrae with MS-Net"
+        self.ui.progressBar.setMaximum(state.progress[1])
+        self.ui.progressBar.setValue(state.progress[0])
+        if state.status:
+            self.ui.statusLabel.text = state.status
 
     def onOrientation(self) -> None:
         volume = self._parameterNode.inputVolume
         if volume is None:
             slicer.util.errorDisplay("Select the CT first.")
             return
-        from BoneScreenLib.logic import set_volume_orientation
-
-        try:
-            set_volume_orientation(volume, self.orientationBox.currentText)
-        except Exception as exc:  # an invalid code typed by the user: say which
-            slicer.util.errorDisplay(f"BoneScreen: {exc}")
+        if not self._ensure_controller():
             return
-        self.ui.statusLabel.text = f"Orientation of {volume.GetName()} set to {self.orientationBox.currentText}"
+        with slicer.util.tryWithErrorDisplay("BoneScreen could not set the orientation.", waitCursor=True):
+            from BoneScreenLib.logic import set_volume_orientation
 
-    def cleanup(self) -> None:
-        self.removeObservers()
-        self._timer.stop()
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.onCancel()
-
-    def initializeParameterNode(self) -> None:
-        self._parameterNode = BoneScreenParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.inputVolume:
-            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-        self._parameterNode.connectGui(self.ui)
-
-    def _core_logic(self):
-        from BoneScreenLib.logic import BoneScreenLogic
-
-        folder = self._parameterNode.weightsFolder or None
-        return BoneScreenLogic(self._parameterNode.device, seg_weights=folder)
+            set_volume_orientation(volume, self.orientationBox.currentText)
+            self.ui.statusLabel.text = f"Orientation of {volume.GetName()} set to {self.orientationBox.currentText}"
 
     def onSegment(self) -> None:
-        volume = self._parameterNode.inputVolume
-        if volume is None:
-            slicer.util.errorDisplay("Select a CT volume first.")
+        if not self._ensure_controller():
             return
-        if not ensure_core():
-            return
-        target = None if self._parameterNode.newSegmentationEachRun else self._parameterNode.outputSegmentation
-        try:
-            self.core = self._core_logic()
-            self._run = self.core.iter_segment(volume, target)
-        except Exception as exc:  # shown to the user, not as a traceback
-            slicer.util.errorDisplay(f"BoneScreen could not start: {exc}")
-            return
-        self.ui.progressBar.setValue(0)
-        self.ui.segmentButton.enabled, self.ui.cancelButton.enabled = False, True
-        self._timer.start()
+        with slicer.util.tryWithErrorDisplay("BoneScreen could not start segmenting.", waitCursor=True):
+            self.controller.start_segment()
+            self._timer.start()
+        self._updateButtons()
 
-    def _step(self) -> None:
-        """One batch per timer tick: Slicer stays responsive and Cancel acts between batches."""
-        try:
-            stage, done, total = next(self._run)
-            self.ui.progressBar.setMaximum(max(total, 1))
-            self.ui.progressBar.setValue(done)
-            self.ui.statusLabel.text = f"{stage}: {done} of {total}"
-        except StopIteration as stop:
-            self._finish()
-            node = stop.value
-            self._parameterNode.outputSegmentation = node
-            note = self.core.screener.device_note
-            self.ui.statusLabel.text = (
-                f"Segmented ({node.GetAttribute('BoneScreen.NamingRule')}). Correct, then classify."
-                + (f"\n{note}" if note else "")
-            )
-        except Exception as exc:
-            self._finish()
-            logging.exception("BoneScreen segmentation failed")
-            slicer.util.errorDisplay(f"BoneScreen: {exc}")
+    def onClassify(self) -> None:
+        if not self._ensure_controller():
+            return
+        with slicer.util.tryWithErrorDisplay("BoneScreen could not start classifying.", waitCursor=True):
+            self.controller.start_classify()
+            self._timer.start()
+        self._updateButtons()
 
-    def _finish(self) -> None:
-        self._timer.stop()
-        self._run = None
-        self.ui.segmentButton.enabled, self.ui.cancelButton.enabled = True, False
+    def _poll(self) -> None:
+        """Timer tick (GUI thread): progress, and the result into MRML nodes when the worker has ended."""
+        running = True
+        with slicer.util.tryWithErrorDisplay("BoneScreen failed.", waitCursor=False):
+            try:
+                running = self.controller.poll()
+            finally:
+                if not self.controller.run:
+                    self._timer.stop()
+        if not running and self.controller.chart is not None:
+            self._show_results()
+        self._updateButtons()
+
+    def _show_results(self) -> None:
+        slicer.modules.plots.logic().ShowChartInLayout(self.controller.chart)
+        table = self._parameterNode.resultsTable
+        if table is not None:
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
+        self.controller.chart = None
 
     def onCancel(self) -> None:
-        if self._run is not None:
-            self._run.close()
-            self._finish()
-            self.ui.statusLabel.text = "Cancelled: nothing was changed."
+        if self.controller is not None:
+            self.controller.cancel()
+        self._updateButtons()
 
     def onEdit(self) -> None:
         node = self._parameterNode.outputSegmentation
@@ -217,39 +271,12 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         editor.setSegmentationNode(node)
         editor.setSourceVolumeNode(self._parameterNode.inputVolume)
 
-    def onClassify(self) -> None:
-        volume, seg = self._parameterNode.inputVolume, self._parameterNode.outputSegmentation
-        if volume is None or seg is None:
-            slicer.util.errorDisplay("Select the CT and its segmentation (segment first).")
-            return
-        if not ensure_core():
-            return
-        try:
-            with _busy():
-                self.core = getattr(self, "core", None) or self._core_logic()
-                result, table, chart = self.core.classify(volume, seg, self._parameterNode.resultsTable)
-        except Exception as exc:
-            slicer.util.errorDisplay(f"BoneScreen: {exc}")
-            return
-        self._parameterNode.resultsTable = table
-        slicer.modules.plots.logic().ShowChartInLayout(chart)
-        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
-        slicer.app.applicationLogic().PropagateTableSelection()
-        from bonescreen.messages import user_messages
-
-        o = result["overall"]
-        messages = user_messages(result)
-        flag = "\n".join(messages) if messages else "no uncertainty flag and no notes"
-        self.ui.statusLabel.text = f"Overall ({', '.join(o['levels_used'])}): {o['prediction']}\n{flag}"
-
     def onExport(self) -> None:
-        if getattr(self, "core", None) is None or self.core.last_result is None:
-            slicer.util.errorDisplay("Classify first.")
-            return
-        folder = qt.QFileDialog.getExistingDirectory(None, "Export BoneScreen results")
-        if folder:
-            written = self.core.export(folder)
-            slicer.util.infoDisplay("Written:\n" + "\n".join(written))
+        with slicer.util.tryWithErrorDisplay("BoneScreen could not export the results.", waitCursor=True):
+            folder = qt.QFileDialog.getExistingDirectory(None, "Export BoneScreen results")
+            if folder:
+                written = self.controller.export(folder)
+                slicer.util.infoDisplay("Written:\n" + "\n".join(written))
 
 
 class BoneScreenModuleLogic(ScriptedLoadableModuleLogic):

@@ -23,21 +23,7 @@ def case():
     return make_case(5151, 0, PhantomConfig(thickness=3.0, contrast_probability=0))
 
 
-def add_volume(scene, case):
-    """The phantom as a scalar volume node with a non-identity IJK-to-RAS (LPS axes, offset origin)."""
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phantom CT")
-    dz, dy, dx = case.spacing
-    node.SetSpacing(dx, dy, dz)
-    node.SetOrigin(123.0, -45.0, 678.0)
-    m = vtk.vtkMatrix4x4()
-    m.SetElement(0, 0, -1)
-    m.SetElement(1, 1, -1)
-    node.SetIJKToRASDirectionMatrix(m)
-    slicer.util.updateVolumeFromArray(node, np.maximum(case.hu, -1024).astype(np.int16))  # (k, j, i) = (z, y, x)
-    return node
-
-
-def test_volume_node_to_ct_keeps_geometry(scene, case):
+def test_volume_node_to_ct_keeps_geometry(scene, case, add_volume):
     node = add_volume(scene, case)
     volume = volume_node_to_ct(node)
     # IJK axes are L, P, S: already BoneScreen's orientation, so the array is unchanged
@@ -55,7 +41,7 @@ def test_volume_node_to_ct_keeps_geometry(scene, case):
     np.testing.assert_array_equal(volume_node_to_ct(flipped).hu, volume.hu)
 
 
-def test_labels_segmentation_round_trip(scene, case):
+def test_labels_segmentation_round_trip(scene, case, add_volume):
     node = add_volume(scene, case)
     volume = volume_node_to_ct(node)
     seg = labels_to_segmentation(case.levels, volume, node)
@@ -68,7 +54,7 @@ def test_labels_segmentation_round_trip(scene, case):
     np.testing.assert_array_equal(segmentation_to_labels(seg, node, volume), case.levels)
 
 
-def test_segment_classify_edit(scene, case):
+def test_segment_classify_edit(scene, case, add_volume):
     node = add_volume(scene, case)
     logic = BoneScreenLogic("cpu")
     seg = logic.segment(node)
@@ -101,7 +87,7 @@ def test_segment_classify_edit(scene, case):
     assert table2 is table and table.GetNumberOfRows() == len(result2["levels"]) + 1
 
 
-def test_existing_segmentation_is_reused_when_asked(scene, case):
+def test_existing_segmentation_is_reused_when_asked(scene, case, add_volume):
     node = add_volume(scene, case)
     volume = volume_node_to_ct(node)
     first = labels_to_segmentation(case.levels, volume, node)
@@ -110,7 +96,7 @@ def test_existing_segmentation_is_reused_when_asked(scene, case):
     assert again is first and first.GetSegmentation().GetNumberOfSegments() == 3
 
 
-def test_export(scene, case, tmp_path):
+def test_export(scene, case, tmp_path, add_volume):
     node = add_volume(scene, case)
     logic = BoneScreenLogic("cpu")
     volume = volume_node_to_ct(node)
@@ -120,7 +106,7 @@ def test_export(scene, case, tmp_path):
     assert [p.split("/")[-1] for p in written] == ["result.json", "report.png"]
 
 
-def test_the_user_states_the_orientation_of_a_volume_without_one(scene, case):
+def test_the_user_states_the_orientation_of_a_volume_without_one(scene, case, add_volume):
     """A NIfTI without qform and sform loads with some direction; the user sets LPS as with --orientation."""
     from BoneScreenLib.logic import set_volume_orientation
 

@@ -13,6 +13,7 @@ Conversions:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import slicer
@@ -254,6 +255,16 @@ def results_to_chart(table_node, chart_node=None):
     return chart_node
 
 
+@dataclass
+class ClassifyInputs:
+    """What classification reads from MRML before the network runs."""
+
+    volume: object  # bonescreen.io.CTVolume
+    labels: np.ndarray
+    certain: bool
+    notes: list[str]
+
+
 class BoneScreenLogic:
     """Segment and classify MRML volumes with the ``bonescreen`` core (no GUI).
 
@@ -279,46 +290,59 @@ class BoneScreenLogic:
             self._screener = Screener(self.seg_weights, self.cls_weights, self.device)
         return self._screener
 
-    def iter_segment(self, volume_node, segmentation_node=None):
-        """Generator: yields ``(stage, done, total)`` between batches, returns the segmentation node.
-
-        The module's widget steps it from a timer, so Slicer stays responsive and Cancel works between batches.
-        """
-        volume = volume_node_to_ct(volume_node)
-        seg = yield from self.screener.iter_segment(volume)
+    def segmentation_node(self, seg, volume, volume_node, segmentation_node=None):
+        """Put a :class:`bonescreen.pipeline.Segmentation` of ``volume`` into a segmentation node (GUI thread)."""
         node = labels_to_segmentation(seg.labels, volume, volume_node, segmentation_node)
         node.SetAttribute("BoneScreen.NamingRule", seg.rule)
         node.SetAttribute("BoneScreen.NamesCertain", "1" if seg.certain else "0")
         node.SetAttribute("BoneScreen.Notes", "\n".join(seg.notes))
         return node
 
-    def segment(self, volume_node, segmentation_node=None):
-        """Segment ``volume_node`` into a segmentation node with segments L1..L5."""
-        from bonescreen.pipeline.progress import drive
+    def segment(self, volume_node, segmentation_node=None, progress=None):
+        """Segment ``volume_node`` into a segmentation node with segments L1..L5.
 
-        return drive(self.iter_segment(volume_node, segmentation_node), None)
+        The module's panel runs the same steps with the network on a worker thread
+        (:class:`BoneScreenLib.controller.PanelController`).
+        """
+        volume = volume_node_to_ct(volume_node)
+        seg = self.screener.segment(volume, progress)
+        return self.segmentation_node(seg, volume, volume_node, segmentation_node)
 
-    def classify(self, volume_node, segmentation_node, table_node=None, chart_node=None):
-        """Classify the levels of the (corrected) segmentation; results into a table and a chart node.
+    def classify_inputs(self, volume_node, segmentation_node) -> ClassifyInputs:
+        """The CT, the level labels of the segmentation as the user left it, and its naming flag (GUI thread)."""
+        volume = volume_node_to_ct(volume_node)
+        labels = segmentation_to_labels(segmentation_node, volume_node, volume)
+        certain = segmentation_node.GetAttribute("BoneScreen.NamesCertain") != "0"
+        notes = segmentation_node.GetAttribute("BoneScreen.Notes") or ""
+        return ClassifyInputs(volume, labels, certain, [n for n in notes.split("\n") if n])
+
+    def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
+        """Results of :meth:`Screener.classify <bonescreen.pipeline.Screener.classify>` into a table and a chart.
 
         Returns
         -------
         (dict, table node, chart node)
         """
-        volume = volume_node_to_ct(volume_node)
-        labels = segmentation_to_labels(segmentation_node, volume_node, volume)
-        certain = segmentation_node.GetAttribute("BoneScreen.NamesCertain") != "0"
-        result = self.screener.classify(volume, labels, names_certain=certain)
-        notes = segmentation_node.GetAttribute("BoneScreen.Notes") or ""
-        result["segmentation"] = {"notes": [n for n in notes.split("\n") if n]}
+        result["segmentation"] = {"notes": inputs.notes}
         scene = volume_node.GetScene()
         if table_node is None:
             table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} BoneScreen results")
         results_to_table(result, table_node)
         chart_node = results_to_chart(table_node, chart_node)
         self.last_result = {"input": volume_node.GetName(), **result, "models": self.screener.models()}
-        self._last = (volume, labels)
+        self._last = (inputs.volume, inputs.labels)
         return self.last_result, table_node, chart_node
+
+    def classify(self, volume_node, segmentation_node, table_node=None, chart_node=None, progress=None):
+        """Classify the levels of the (corrected) segmentation; results into a table and a chart node.
+
+        Returns
+        -------
+        (dict, table node, chart node)
+        """
+        inputs = self.classify_inputs(volume_node, segmentation_node)
+        result = self.screener.classify(inputs.volume, inputs.labels, progress, names_certain=inputs.certain)
+        return self.classify_outputs(result, inputs, volume_node, table_node, chart_node)
 
     def export(self, folder: str) -> list[str]:
         """Write result.json and report.png of the last classification into ``folder``."""

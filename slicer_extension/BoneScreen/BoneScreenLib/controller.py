@@ -1,0 +1,305 @@
+"""The module panel's state and long work, without Qt: what the widget shows is decided here.
+
+The widget (BoneScreen.py) forwards Slicer's events (enter, exit, scene close) and button clicks
+to :class:`PanelController` and polls it from a timer. Long work (MS-Net, the level split,
+BCC-Net) runs on a worker thread (:class:`BackgroundRun`); MRML nodes are read before and written
+after it, on the GUI thread, since MRML is not thread-safe. Tested headless on slicer-core's real
+MRML nodes (tests/slicer/test_controller.py).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+#: What the panel needs from its parameter node (the widget's parameterNodeWrapper has these fields).
+PARAMETERS = ("inputVolume", "outputSegmentation", "resultsTable", "device", "weightsFolder", "newSegmentationEachRun")
+
+
+class BackgroundRun:
+    """``work(progress)`` on a worker thread; the GUI thread polls it and may cancel it.
+
+    ``progress(stage, done, total)`` is called by the work between batches; after :meth:`cancel`
+    it returns False, and the core then stops with :class:`bonescreen.pipeline.Cancelled`.
+    """
+
+    def __init__(self, work: Callable[[Callable[[str, int, int], bool]], Any]) -> None:
+        self._work = work
+        self._events: queue.Queue = queue.Queue()
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bonescreen-run", daemon=True)
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+
+    def start(self) -> BackgroundRun:
+        self._thread.start()
+        return self
+
+    def _progress(self, stage: str, done: int, total: int) -> bool:
+        self._events.put((stage, done, total))
+        return not self._cancel.is_set()
+
+    def _run(self) -> None:
+        from bonescreen.pipeline import Cancelled
+
+        try:
+            self.result = self._work(self._progress)
+        except Cancelled:
+            self.cancelled = True
+        except BaseException as exc:  # handed to the GUI thread, which shows it
+            self.error = exc
+
+    def cancel(self) -> None:
+        """Ask the work to stop at its next progress report."""
+        self._cancel.set()
+
+    @property
+    def cancelling(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def progress(self) -> list[tuple[str, int, int]]:
+        """The progress reports since the last call (GUI thread)."""
+        out = []
+        while True:
+            try:
+                out.append(self._events.get_nowait())
+            except queue.Empty:
+                return out
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the worker to end; True when it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+@dataclass
+class PanelState:
+    """What the widget shows: button states, progress and the status line."""
+
+    can_segment: bool
+    can_classify: bool
+    can_export: bool
+    can_cancel: bool
+    why_not: str
+    status: str
+    progress: tuple[int, int]
+
+
+class PanelController:
+    """The BoneScreen panel without its widgets.
+
+    Parameters
+    ----------
+    scene : vtkMRMLScene
+        The application's scene.
+    make_parameters : callable
+        Returns the module's parameter node wrapper (fields :data:`PARAMETERS`) for the scene,
+        creating the node when needed (Slicer's ``ScriptedLoadableModuleLogic.getParameterNode``).
+    """
+
+    def __init__(self, scene, make_parameters: Callable[[], Any]) -> None:
+        self.scene = scene
+        self._make_parameters = make_parameters
+        self.params = None
+        self._logic = None
+        self._logic_key: tuple | None = None
+        self.run: BackgroundRun | None = None
+        self._finish: Callable[[Any], str] | None = None
+        self.status = ""
+        self._progress = (0, 1)
+        #: The plot chart node of the last classification (the widget shows it in the layout).
+        self.chart = None
+
+    # lifecycle -----------------------------------------------------------------------------------
+    def enter(self) -> None:
+        """The module is shown: take (or make) the scene's parameter node and choose a CT if none is."""
+        self.params = self._make_parameters()
+        if self.params.inputVolume is None:
+            self.params.inputVolume = self.scene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+
+    def exit(self) -> None:
+        """The module is left: the parameter node stays in the scene; a run goes on in the background."""
+
+    def scene_start_close(self) -> None:
+        """The scene is being closed: stop any run (its nodes go) and forget the parameter node."""
+        self.cancel()
+        if self.run is not None:
+            self.run.wait(30.0)
+        self.run, self._finish = None, None
+        self.params = None
+        self.status = ""
+        if self._logic is not None:
+            self._logic.last_result = None
+
+    def scene_end_close(self, shown: bool) -> None:
+        """The scene was closed: a shown module takes the new scene's parameter node at once."""
+        if shown:
+            self.enter()
+
+    # the core, rebuilt when its settings change --------------------------------------------------
+    @staticmethod
+    def devices() -> list[str]:
+        """The devices of this machine, from the core (``auto`` first)."""
+        from bonescreen.device import available_devices
+
+        return available_devices()
+
+    def logic(self):
+        """The :class:`~BoneScreenLib.logic.BoneScreenLogic` for the current device and weights."""
+        from BoneScreenLib.logic import BoneScreenLogic
+
+        key = (self.params.device or "auto", self.params.weightsFolder or None)
+        if self._logic is None or key != self._logic_key:
+            self._logic = BoneScreenLogic(key[0], seg_weights=key[1])  # results of the old settings are not kept
+            self._logic_key = key
+        return self._logic
+
+    # what the panel shows ------------------------------------------------------------------------
+    def state(self) -> PanelState:
+        p = self.params
+        busy = self.run is not None
+        why = ""
+        if p is None:
+            why = "no scene"
+        elif p.inputVolume is None:
+            why = "Select a CT volume."
+        can_segment = not busy and not why
+        can_classify = can_segment and p.outputSegmentation is not None
+        if can_segment and not can_classify:
+            why = "Segment first, or pick a segmentation."
+        can_export = not busy and self._logic is not None and self._logic.last_result is not None
+        return PanelState(can_segment, can_classify, can_export, busy, why, self.status, self._progress)
+
+    # actions -------------------------------------------------------------------------------------
+    def start_segment(self) -> None:
+        """Segment the input CT on a worker thread; :meth:`poll` puts the result into a segmentation node.
+
+        Raises
+        ------
+        BoneScreenError
+            If the inputs are missing or unreadable, or the weights or device are wrong.
+        """
+        from bonescreen.errors import BoneScreenError
+        from BoneScreenLib.logic import volume_node_to_ct
+
+        self._require_idle()
+        volume_node = self.params.inputVolume
+        if volume_node is None:
+            raise BoneScreenError("select a CT volume first")
+        target = None if self.params.newSegmentationEachRun else self.params.outputSegmentation
+        logic = self.logic()
+        screener = logic.screener  # made here: a wrong device or weights folder is reported now
+        screener.model("segmentation")
+        volume = volume_node_to_ct(volume_node)
+
+        def finish(seg) -> str:
+            node = logic.segmentation_node(seg, volume, volume_node, target)
+            self.params.outputSegmentation = node
+            note = screener.device_note
+            return f"Segmented ({seg.rule}). Correct, then classify." + (f"\n{note}" if note else "")
+
+        self._start(lambda progress: screener.segment(volume, progress), finish)
+
+    def start_classify(self) -> None:
+        """Classify the (corrected) segmentation on a worker thread; :meth:`poll` fills the table and chart.
+
+        Raises
+        ------
+        BoneScreenError
+            If the CT or the segmentation is missing or holds no lumbar level.
+        """
+        from bonescreen.errors import BoneScreenError
+        from bonescreen.messages import user_messages
+
+        self._require_idle()
+        volume_node, seg_node = self.params.inputVolume, self.params.outputSegmentation
+        if volume_node is None or seg_node is None:
+            raise BoneScreenError("select the CT and its segmentation (segment first)")
+        logic = self.logic()
+        inputs = logic.classify_inputs(volume_node, seg_node)
+        screener = logic.screener
+
+        def work(progress):
+            return screener.classify(inputs.volume, inputs.labels, progress, names_certain=inputs.certain)
+
+        def finish(result) -> str:
+            result, table, chart = logic.classify_outputs(result, inputs, volume_node, self.params.resultsTable)
+            self.params.resultsTable = table
+            self.chart = chart
+            o = result["overall"]
+            messages = user_messages(result)
+            flag = "\n".join(messages) if messages else "no uncertainty flag and no notes"
+            return f"Overall ({', '.join(o['levels_used'])}): {o['prediction']}\n{flag}"
+
+        self._start(work, finish)
+
+    def _require_idle(self) -> None:
+        from bonescreen.errors import BoneScreenError
+
+        if self.run is not None:
+            raise BoneScreenError("BoneScreen is already running: wait, or cancel it")
+        if self.params is None:
+            raise BoneScreenError("the module has no parameter node: open the module first")
+
+    def _start(self, work, finish) -> None:
+        self._finish = finish
+        self._progress = (0, 1)
+        self.status = "Starting..."
+        self.run = BackgroundRun(work).start()
+
+    def cancel(self) -> None:
+        """Stop the run at its next batch; the scene is left as it was."""
+        if self.run is not None:
+            self.run.cancel()
+            self.status = "Cancelling..."
+
+    def poll(self) -> bool:
+        """Take the worker's progress, and its result once it has ended (GUI thread); True while running.
+
+        Raises
+        ------
+        BaseException
+            What the work raised (the widget shows it with its traceback).
+        """
+        run = self.run
+        if run is None:
+            return False
+        alive = run.running  # read first: the reports drained below include every one made before the end
+        for stage, done, total in run.progress():
+            self._progress = (done, max(total, 1))
+            if not run.cancelling:
+                self.status = f"{stage}: {done} of {total}"
+        if alive:
+            return True
+        self.run, finish = None, self._finish
+        self._finish = None
+        if run.cancelled:
+            self.status = "Cancelled: nothing was changed."
+        elif run.error is not None:
+            self.status = f"Failed: {run.error}"
+            raise run.error
+        else:
+            self.status = finish(run.result)
+        return False
+
+    def export(self, folder: str) -> list[str]:
+        """Write result.json and report.png of the last classification.
+
+        Raises
+        ------
+        BoneScreenError
+            If nothing was classified yet.
+        """
+        from bonescreen.errors import BoneScreenError
+
+        if self._logic is None or self._logic.last_result is None:
+            raise BoneScreenError("classify first")
+        return self._logic.export(folder)

@@ -1,0 +1,190 @@
+"""The panel's controller on slicer-core's real MRML: lifecycle, inputs that enable the buttons, the core rebuilt
+when settings change, and Segment/Classify on a worker thread that can be cancelled.
+
+slicer-core has no ``slicer.parameterNodeWrapper`` (it comes with the Slicer application), so a dataclass with
+the wrapper's fields stands in for the module's parameter node; the scene and every node in it are real.
+Where an event loop is needed, Qt's own (qtpy's QCoreApplication with a QTimer, as Slicer's panel polls)
+stands in for Slicer's.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from BoneScreenLib.controller import PARAMETERS, PanelController
+
+from bonescreen.errors import BoneScreenError
+from bonescreen.phantom import PhantomConfig, make_case
+from bonescreen.weights import default_weights
+
+
+@dataclass
+class Parameters:
+    """Stands in for the module's parameterNodeWrapper (same fields)."""
+
+    inputVolume: object = None
+    outputSegmentation: object = None
+    resultsTable: object = None
+    device: str = "cpu"
+    weightsFolder: str = ""
+    newSegmentationEachRun: bool = True
+
+
+class SceneParameters:
+    """The scene's one parameter node, as ScriptedLoadableModuleLogic.getParameterNode gives it."""
+
+    def __init__(self) -> None:
+        self.node: Parameters | None = None
+
+    def __call__(self) -> Parameters:
+        if self.node is None:
+            self.node = Parameters()
+        return self.node
+
+    def scene_cleared(self) -> None:
+        self.node = None
+
+
+@pytest.fixture(scope="module")
+def case():
+    return make_case(5151, 0, PhantomConfig(thickness=3.0, contrast_probability=0))
+
+
+@pytest.fixture
+def panel(scene):
+    params = SceneParameters()
+    return PanelController(scene, params), params
+
+
+def run_to_end(controller: PanelController, timeout: float = 300.0) -> None:
+    end = time.monotonic() + timeout
+    while controller.poll():
+        assert time.monotonic() < end, "the background run did not end"
+        time.sleep(0.02)
+
+
+def test_parameter_fields_match_the_module():
+    assert set(PARAMETERS) == set(Parameters.__dataclass_fields__)
+
+
+def test_enter_picks_the_ct_and_the_buttons_follow_the_inputs(panel, case, add_volume):
+    controller, params = panel
+    controller.enter()
+    state = controller.state()
+    assert not state.can_segment and "CT" in state.why_not  # empty scene
+    node = add_volume(controller.scene, case)
+    controller.exit()
+    controller.enter()  # module re-entry: the same parameter node, now with the CT chosen
+    assert controller.params is params.node and params.node.inputVolume is node
+    state = controller.state()
+    assert state.can_segment and not state.can_classify and not state.can_export and not state.can_cancel
+    assert "Segment first" in state.why_not
+
+
+def test_segment_and_classify_run_off_the_gui_thread(panel, case, tmp_path, add_volume):
+    controller, params = panel
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    controller.start_segment()
+    assert controller.state().can_cancel and not controller.state().can_segment  # busy: one run at a time
+    with pytest.raises(BoneScreenError, match="already running"):
+        controller.start_classify()
+    run_to_end(controller)
+    seg = params.node.outputSegmentation
+    assert seg is not None and seg.GetSegmentation().GetNumberOfSegments() == 5
+    assert "Segmented" in controller.state().status and controller.state().progress[0] > 0
+    controller.start_classify()
+    run_to_end(controller)
+    assert params.node.resultsTable.GetNumberOfRows() == 6 and controller.chart is not None
+    assert controller.state().can_export
+    written = controller.export(str(tmp_path / "out"))
+    assert {p.rsplit("/", 1)[-1] for p in written} == {"result.json", "report.png"}
+    assert node.GetScene() is controller.scene
+
+
+def test_cancel_stops_the_run_and_changes_nothing(panel, case, add_volume):
+    controller, params = panel
+    add_volume(controller.scene, case)
+    controller.enter()
+    before = controller.scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")
+    controller.start_segment()
+    while not controller.run.progress() and controller.run.running:
+        time.sleep(0.01)  # the first batch has been reported
+    controller.cancel()
+    t0 = time.monotonic()
+    run_to_end(controller)
+    assert time.monotonic() - t0 < 30  # stops at the next batch, not at the end of the volume
+    assert controller.state().status == "Cancelled: nothing was changed."
+    assert params.node.outputSegmentation is None
+    assert controller.scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == before
+    assert controller.state().can_segment
+
+
+def test_scene_close_stops_the_run_and_a_shown_module_takes_the_new_parameter_node(panel, case, add_volume):
+    controller, params = panel
+    add_volume(controller.scene, case)
+    controller.enter()
+    old = controller.params
+    controller.start_segment()
+    controller.scene_start_close()
+    assert controller.run is None and controller.params is None
+    controller.scene.Clear(0)
+    params.scene_cleared()
+    controller.scene_end_close(shown=True)
+    assert controller.params is not None and controller.params is not old
+    assert controller.params.inputVolume is None and not controller.state().can_segment
+    assert controller.poll() is False  # nothing left running
+
+
+def test_a_settings_change_reaches_the_core(panel, case, tmp_path, add_volume):
+    controller, params = panel
+    add_volume(controller.scene, case)
+    controller.enter()
+    first = controller.logic()
+    assert controller.logic() is first  # unchanged settings: the loaded networks are kept
+    folder = tmp_path / "my-weights"
+    folder.mkdir()
+    src = default_weights("segmentation")
+    shutil.copy(src, folder / "model.safetensors")
+    shutil.copy(src.with_suffix(".json"), folder / "model.json")
+    params.node.weightsFolder = str(folder)
+    second = controller.logic()
+    assert second is not first and str(second.screener._paths["segmentation"]) == str(folder)
+    params.node.device = "auto"
+    assert controller.logic() is not second and controller.logic().screener.device.type == "cpu"
+    params.node.weightsFolder = str(tmp_path / "missing")
+    with pytest.raises(BoneScreenError, match="missing"):
+        controller.start_segment()  # reported when the run starts, not on the worker thread
+    assert controller.run is None and controller.state().can_segment
+    assert "cpu" in controller.devices() and controller.devices()[0] == "auto"
+
+
+def test_runs_to_the_end_under_a_qt_event_loop(panel, case, add_volume):
+    """As in Slicer: a QTimer polls the controller while the worker segments; the loop keeps ticking."""
+    from qtpy.QtCore import QCoreApplication, QTimer
+
+    app = QCoreApplication.instance() or QCoreApplication([])
+    controller, params = panel
+    slab = make_case(5151, 1, PhantomConfig(thickness=5.0, contrast_probability=0))
+    add_volume(controller.scene, slab)
+    controller.enter()
+    ticks: list[float] = []
+
+    def tick() -> None:
+        ticks.append(time.perf_counter())
+        if not controller.poll():
+            timer.stop()
+            app.quit()
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    controller.start_segment()
+    timer.start()
+    app.exec_()
+    assert params.node.outputSegmentation is not None
+    assert len(ticks) > 10 and np.all(np.diff(ticks) >= 0)  # the GUI thread ran its loop throughout
