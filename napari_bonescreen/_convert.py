@@ -9,7 +9,7 @@ from bonescreen.errors import BoneScreenError
 from bonescreen.io import CTVolume, SourceGrid
 from bonescreen.io.hu_scale import hu_scale_problem
 from bonescreen.io.volume import volume_from_ijk
-from bonescreen.labels import LEVEL_COLORS, LEVEL_NAMES, as_level_labels
+from bonescreen.labels import ALL_VERTEBRA_IDS, VERTEBRA_NAMES, as_level_labels, vertebra_color, vertebra_name
 
 #: Key of the layer metadata where BoneScreen keeps the CT's geometry.
 META_KEY = "bonescreen"
@@ -80,25 +80,37 @@ def _zyx_shape(source: SourceGrid) -> tuple[int, int, int]:
     return tuple(xyz[::-1])
 
 
-def level_colormap() -> dict:
-    """Label value -> RGBA for L1..L5 (the same colours as the report and Slicer)."""
+def vertebra_colormap(ids) -> dict:
+    """Label value -> RGBA for the vertebra ids ``ids`` (L1..L5 in the colours of the report and Slicer)."""
     colors = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
-    for k, rgb in LEVEL_COLORS.items():
-        colors[k] = (*(c / 255 for c in rgb), 1.0)
+    for k in ids:
+        colors[int(k)] = (*(c / 255 for c in vertebra_color(k)), 1.0)
     return colors
 
 
+def vertebra_features(ids) -> pd.DataFrame:
+    """napari features: one row per label value (``index``) with its vertebra ``name``."""
+    ids = sorted({0, *(int(k) for k in ids)})
+    return pd.DataFrame({"index": ids, "name": ["background" if k == 0 else vertebra_name(k) for k in ids]})
+
+
 def labels_layer_data(labels: np.ndarray, image_layer, name: str, extra_meta: dict | None = None) -> tuple:
-    """napari LayerData of level labels on the image's grid, with names (features) and colours."""
+    """napari LayerData of a vertebra map on the image's grid, with names (features) and colours.
+
+    ``labels`` holds the ids of DESIGN.md: level labels (1..5) or every vertebra found (T12 6,
+    sacrum 7, ..., unnamed 21+). Every named vertebra has a colour and a name in the layer, so a
+    user who paints or relabels with another id sees what it means.
+    """
     from napari.utils.colormaps import DirectLabelColormap
 
-    features = pd.DataFrame({"index": range(6), "level": ["background", *LEVEL_NAMES.values()]})
+    present = [int(k) for k in np.unique(labels) if k]
+    ids = sorted({*VERTEBRA_NAMES, *present})
     meta = {
         "name": name,
         "scale": tuple(image_layer.scale),
         "translate": tuple(image_layer.translate),
-        "colormap": DirectLabelColormap(color_dict=level_colormap()),
-        "features": features,
+        "colormap": DirectLabelColormap(color_dict=vertebra_colormap(ids)),
+        "features": vertebra_features(ids),
         "opacity": 0.5,
         "metadata": {META_KEY: {**image_layer.metadata.get(META_KEY, {}), **(extra_meta or {})}},
     }
@@ -106,10 +118,10 @@ def labels_layer_data(labels: np.ndarray, image_layer, name: str, extra_meta: di
 
 
 def labels_from_layer(layer, volume: CTVolume) -> np.ndarray:
-    """The level map of a labels layer, checked against the CT's grid."""
+    """The vertebra map of a labels layer (ids of DESIGN.md), checked against the CT's grid."""
     data = np.asarray(layer.data)
     if data.ndim == 2:
         data = data[None]
     if data.shape != volume.shape:
         raise BoneScreenError(f"labels layer '{layer.name}' has shape {data.shape}, the CT has {volume.shape}")
-    return as_level_labels(data, f"labels layer '{layer.name}'")
+    return as_level_labels(data, f"labels layer '{layer.name}'", ALL_VERTEBRA_IDS)

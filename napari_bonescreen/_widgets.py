@@ -34,13 +34,32 @@ from bonescreen.device import available_devices
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import load_ct
 from bonescreen.io.nifti import AXIS_CODES
-from bonescreen.labels import CLASS_NAMES, CLASS_TITLES, levels_present
+from bonescreen.labels import (
+    CLASS_NAMES,
+    CLASS_TITLES,
+    LEVEL_NAMES,
+    SPINE_ORDER,
+    UNNAMED_FIRST,
+    VERTEBRA_NAMES,
+    levels_present,
+    lumbar_levels,
+    rename_vertebra,
+    shift_names,
+    vertebra_name,
+)
 from bonescreen.messages import user_messages
 
 from ._convert import META_KEY, image_layer_data, labels_from_layer, labels_layer_data, volume_from_layer
 from ._screener_cache import get_screener
 
 BUNDLED = "bundled"
+
+
+def _spine_rank(name: str) -> int:
+    """Sort key: T1 first down to S1, then L6, then the unnamed vertebrae."""
+    if name in SPINE_ORDER:
+        return SPINE_ORDER.index(name)
+    return len(SPINE_ORDER) + (0 if name == "L6" else 1 + int(name.rsplit(" ", 1)[-1]))
 
 
 def _layers_of(viewer, kind) -> list:
@@ -76,7 +95,7 @@ class _Base(QWidget):
             c.reset_choices()
 
     def _fail(self, exc: BaseException) -> None:
-        message = str(exc) if isinstance(exc, BoneScreenError | ValueError) else f"{type(exc).__name__}: {exc}"
+        message = str(exc) if isinstance(exc, BoneScreenError) else f"{type(exc).__name__}: {exc}"
         self.status.setText(f"Error: {message}")
         show_error(f"BoneScreen: {message}")
 
@@ -232,11 +251,15 @@ class SegmentWidget(_Base):
         self.worker = None
 
     def _on_done(self, seg, image_layer, slices, device_note: str | None = None) -> None:
-        labels = seg.labels
-        if slices is not None and not labels.any() and seg.mark.any():
-            labels = seg.mark.astype(np.uint8)  # one slice cannot be named: mark it L1, the user sets the level
-            show_warning("BoneScreen: one slice cannot be named; it is marked L1. Set the level with the label value.")
-        name = f"{image_layer.name} levels"
+        labels = seg.vertebra_labels()  # every vertebra found, named or not: the user corrects all of them
+        notes = list(seg.notes)
+        if not labels.any() and seg.mark.any():  # e.g. one slice: bone marked, no vertebra could be split out
+            labels = np.where(seg.mark, np.uint8(UNNAMED_FIRST), 0).astype(np.uint8)
+            notes.append(
+                "the marked bone could not be split into named vertebrae: it is 'unnamed 1'; "
+                "rename it in the Classify dock (vertebra > new name > Rename) before classifying"
+            )
+        name = f"{image_layer.name} vertebrae"
         data, meta, _ = labels_layer_data(
             labels,
             image_layer,
@@ -245,14 +268,21 @@ class SegmentWidget(_Base):
                 "rule": seg.rule,
                 "certain": seg.certain,
                 "vertebrae": [v.name for v in seg.vertebrae],
-                "notes": list(seg.notes),
+                "notes": notes,
             },
         )
         self.last_layer = self.viewer.add_labels(data, **meta)  # always a new layer: edits elsewhere are kept
-        found = ", ".join(seg.level_names()) or "no lumbar level"
-        done = f"Found {found} ({seg.rule}). Correct the mask with the brush and eraser, then classify."
+        present = [vertebra_name(k) for k in np.unique(labels) if k]
+        lumbar = [n for n in present if n in LEVEL_NAMES.values()]
+        found = f"{len(present)} vertebra(e) ({', '.join(present)}); lumbar: {', '.join(lumbar) or 'none'}"
+        if not present:
+            found = "no vertebra"
+        done = (
+            f"Found {found} ({seg.rule}). Correct the mask (brush, eraser) and the names (Classify dock), "
+            "then classify."
+        )
         source = image_layer.metadata.get(META_KEY, {})
-        messages = [*source.get("flags", []), *seg.notes, *source.get("notes", [])]
+        messages = [*source.get("flags", []), *notes, *source.get("notes", [])]
         lines = [done, *(f"- {m}" for m in messages), *([device_note] if device_note else [])]
         self.status.setText("\n".join(lines))
         for message in messages:
@@ -270,9 +300,29 @@ class ClassifyWidget(_Base):
             choices=lambda _: _layers_of(self.viewer, Labels),
             tooltip="Level labels (1-5 = L1-L5), as corrected by you",
         )
+        # names: the user corrects what the naming got wrong (one vertebra, or the whole count shifted by one)
+        self.vertebra = ComboBox(label="vertebra", choices=self._vertebrae_in_layer, tooltip="A vertebra of the layer")
+        self.new_name = ComboBox(
+            label="new name",
+            choices=[(n, k) for k, n in sorted(VERTEBRA_NAMES.items(), key=lambda kv: _spine_rank(kv[1]))],
+            tooltip="Its right name (the label value changes to that name's id)",
+        )
+        self.rename_button = PushButton(text="Rename")
+        self.rename_button.changed.connect(self.rename)
+        self.shift_up = PushButton(text="All names one up (L1 -> T12)")
+        self.shift_down = PushButton(text="All names one down (T12 -> L1)")
+        self.shift_up.changed.connect(lambda: self.shift(-1))
+        self.shift_down.changed.connect(lambda: self.shift(1))
+        self.labels.changed.connect(lambda *_: self.vertebra.reset_choices())
+        self.labels.changed.connect(lambda *_: self._clear_result("another labels layer was picked"))
+        self.image.changed.connect(lambda *_: self._clear_result("another image was picked"))
         self.run_button = PushButton(text="Classify")
         self.run_button.changed.connect(self.run)
-        form = Container(widgets=[self.image, self.labels, self.device, self.run_button])
+        names = Container(
+            widgets=[self.vertebra, self.new_name, self.rename_button, self.shift_up, self.shift_down],
+            label="names",
+        )
+        form = Container(widgets=[self.image, self.labels, names, self.device, self.run_button])
         self.table = QTableWidget(0, 8)
         self.table.setHorizontalHeaderLabels(
             ["level", "normal", "low bone mass", "osteoporosis", "prediction", "HU", "HU category", "flag"]
@@ -311,6 +361,57 @@ class ClassifyWidget(_Base):
         self.result: dict | None = None
         self._inputs = None
 
+    def _clear_result(self, why: str) -> None:
+        """Take down the last result (table, pie, flags, exports): it no longer belongs to the inputs."""
+        if getattr(self, "result", None) is None:
+            return
+        self.result = None
+        self.table.setRowCount(0)
+        self.figure.clear()
+        self.canvas.draw_idle()
+        self.flag.setText(f"(previous result cleared: {why})")
+        self.export_json.setEnabled(False)
+        self.export_report.setEnabled(False)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._clear_result("the last run failed")
+        super()._fail(exc)
+
+    def _vertebrae_in_layer(self, _=None) -> list[tuple[str, int]]:
+        layer = self.labels.value if hasattr(self, "labels") else None
+        if layer is None:
+            return []
+        ids = [int(k) for k in np.unique(np.asarray(layer.data)) if 0 < k < 256]
+        return [(vertebra_name(k), k) for k in sorted(ids, key=lambda k: _spine_rank(vertebra_name(k)))]
+
+    def _relabel(self, change) -> None:
+        """Apply ``change(map) -> map`` to the chosen labels layer; its names become the user's."""
+        layer = self.labels.value
+        if layer is None:
+            self._fail(BoneScreenError("pick the labels layer whose names to change"))
+            return
+        try:
+            layer.data = change(np.asarray(layer.data))
+        except BoneScreenError as exc:
+            self._fail(exc)
+            return
+        layer.metadata.setdefault(META_KEY, {})["renamed"] = True  # names given by the user: taken as certain
+        self._clear_result("names changed: classify again")
+        self.vertebra.reset_choices()
+        self.status.setText(f"Names now: {', '.join(n for n, _ in self._vertebrae_in_layer())}. Classify again.")
+
+    def rename(self) -> None:
+        """Give the chosen vertebra the chosen name (its label value becomes that name's id)."""
+        old, new = self.vertebra.value, self.new_name.value
+        if old is None:
+            self._fail(BoneScreenError("the labels layer holds no vertebra to rename"))
+            return
+        self._relabel(lambda data: rename_vertebra(data, old, new))
+
+    def shift(self, steps: int) -> None:
+        """Move every named vertebra ``steps`` places along the spine (-1: L1 becomes T12)."""
+        self._relabel(lambda data: shift_names(data, steps))
+
     def run(self) -> None:
         """Classify in a worker thread with the labels as they are now."""
         image, labels_layer = self.image.value, self.labels.value
@@ -320,14 +421,18 @@ class ClassifyWidget(_Base):
         try:
             volume = volume_from_layer(image)
             labels = labels_from_layer(labels_layer, volume).copy()  # the user may keep editing meanwhile
-            if not levels_present(labels):
-                raise BoneScreenError(f"the labels layer '{labels_layer.name}' is empty: no level 1-5 to classify")
+            if not levels_present(lumbar_levels(labels)):
+                present = ", ".join(n for n, _ in self._vertebrae_in_layer()) or "nothing"
+                raise BoneScreenError(
+                    f"the labels layer '{labels_layer.name}' holds no lumbar vertebra (it holds {present}): "
+                    "name them first (vertebra > new name > Rename, or shift all names)"
+                )
             screener = get_screener(None, None, self.device.value)
         except BoneScreenError as exc:
             self._fail(exc)
             return
-        made = labels_layer.metadata.get("bonescreen", {})
-        certain = made.get("certain", True)
+        made = labels_layer.metadata.get(META_KEY, {})
+        certain = made.get("certain", True) or made.get("renamed", False)
         self._inputs = (volume, labels, image)
         self.worker = create_worker(screener.classify, volume, labels, names_certain=certain)
         # the naming's notes travel with the labels layer; the result shows them with its own flags
@@ -402,6 +507,7 @@ class ClassifyWidget(_Base):
         """Write the report figure of the last result."""
         from bonescreen.report import render_report
 
-        volume, labels, image = self._inputs
-        render_report(volume.hu, labels, volume.spacing, self.result, path, title=image.name)
+        volume, vertebrae, image = self._inputs
+        levels = lumbar_levels(vertebrae)
+        render_report(volume.hu, levels, volume.spacing, self.result, path, title=image.name, vertebrae=vertebrae)
         show_info(f"BoneScreen: report written to {path}")

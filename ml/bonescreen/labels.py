@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import BoneScreenError
+from .errors import BoneScreenError, check_number
 
 #: Bone-condition classes, in this order everywhere (network outputs, tables, JSON).
 CLASS_NAMES: tuple[str, ...] = ("normal", "low_bone_mass", "osteoporosis")
@@ -34,6 +34,13 @@ VERTEBRA_NAMES: dict[int, str] = {
     **{11 + i: f"T{9 - i}" for i in range(9)},
 }
 
+#: First id of the vertebrae the naming could not name, counted from the lowest (DESIGN.md).
+UNNAMED_FIRST = 21
+#: Every id an all-vertebrae map may hold: background, the named vertebrae and the unnamed ones.
+ALL_VERTEBRA_IDS: tuple[int, ...] = (0, *VERTEBRA_NAMES, *range(UNNAMED_FIRST, 256))
+#: Anatomical order from the top, along which "shift the names by one" moves every named vertebra.
+SPINE_ORDER: tuple[str, ...] = (*(f"T{i}" for i in range(1, 13)), "L1", "L2", "L3", "L4", "L5", "S1")
+
 #: Display colours (RGB, 0-255) for L1..L5, the same in napari and Slicer.
 LEVEL_COLORS: dict[int, tuple[int, int, int]] = {
     1: (230, 25, 75),
@@ -42,6 +49,18 @@ LEVEL_COLORS: dict[int, tuple[int, int, int]] = {
     4: (0, 130, 200),
     5: (245, 130, 48),
 }
+
+
+def vertebra_color(vid: int) -> tuple[int, int, int]:
+    """Display colour (RGB, 0-255) of an all-vertebrae id: L1..L5 as :data:`LEVEL_COLORS`, thoracic
+    vertebrae in alternating blues, the sacrum purple, L6 brown, unnamed vertebrae grey (napari and Slicer)."""
+    vid = int(vid)
+    if vid in LEVEL_COLORS:
+        return LEVEL_COLORS[vid]
+    name = VERTEBRA_NAMES.get(vid, "")
+    if name.startswith("T"):
+        return (70, 140, 220) if int(name[1:]) % 2 == 0 else (150, 200, 240)
+    return {"S1": (145, 30, 180), "L6": (170, 110, 40)}.get(name, (160, 160, 160))
 
 
 def class_index(name: str) -> int:
@@ -61,6 +80,96 @@ def class_index(name: str) -> int:
 def level_id(name: str) -> int | None:
     """Level id (1..5) of a level name such as ``L3``; None for any other name (``T12``, ``S1``)."""
     return next((k for k, v in LEVEL_NAMES.items() if v == name), None)
+
+
+def vertebra_id(name: str) -> int | None:
+    """Id of a vertebra name in the all-vertebrae maps (``L1`` 1, ``T12`` 6, ``S1`` 7, ...); None if unknown.
+
+    ``sacrum`` is S1's id (7). See DESIGN.md for the table.
+    """
+    name = str(name).strip()
+    if name.lower() == "sacrum":
+        name = "S1"
+    return next((k for k, v in VERTEBRA_NAMES.items() if v.lower() == name.lower()), None)
+
+
+def vertebra_name(vid: int) -> str:
+    """Name of an all-vertebrae id: ``L1`` ... ``S1``, ``T1`` ... ``T12``, ``L6``, or ``unnamed N`` (id 20 + N)."""
+    vid = int(vid)
+    if vid in VERTEBRA_NAMES:
+        return VERTEBRA_NAMES[vid]
+    if UNNAMED_FIRST <= vid <= 255:
+        return f"unnamed {vid - UNNAMED_FIRST + 1}"
+    raise BoneScreenError(f"{vid} is not a vertebra id (DESIGN.md: 1..19 named, 21..255 unnamed)")
+
+
+def vertebra_ids(names: list[str]) -> list[int]:
+    """Ids for vertebrae named ``names`` (lowest first): a known name keeps its id, the rest are unnamed.
+
+    A name that is not a vertebra (``S?``) or that a lower vertebra already holds gets the next
+    unnamed id (21, 22, ...), counted from the lowest.
+    """
+    out, used, unnamed = [], set(), UNNAMED_FIRST
+    for name in names:
+        vid = vertebra_id(name)
+        if vid is None or vid in used:
+            vid, unnamed = unnamed, min(unnamed + 1, 255)
+        used.add(vid)
+        out.append(vid)
+    return out
+
+
+def lumbar_levels(vertebrae: np.ndarray) -> np.ndarray:
+    """The level labels (0, 1..5 = L1..L5) of an all-vertebrae map: every other vertebra becomes 0."""
+    vertebrae = np.asarray(vertebrae)
+    return np.where(vertebrae <= 5, vertebrae, 0).astype(np.uint8)
+
+
+def rename_vertebra(vertebrae: np.ndarray, old: int, new: int) -> np.ndarray:
+    """An all-vertebrae map with vertebra ``old`` given the id ``new`` (the user's correction of its name).
+
+    Raises
+    ------
+    BoneScreenError
+        If ``old`` is not in the map, ``new`` is not a vertebra id, or another vertebra holds ``new``.
+    """
+    vertebrae = np.asarray(vertebrae)
+    vertebra_name(new)  # a valid id
+    if old == new:
+        return vertebrae.copy()
+    present = set(np.unique(vertebrae).tolist())
+    if old not in present:
+        raise BoneScreenError(f"no vertebra {vertebra_name(old)} (id {old}) in the labels")
+    if new in present:
+        raise BoneScreenError(
+            f"another vertebra is already {vertebra_name(new)}: rename that one first (or shift all names)"
+        )
+    return np.where(vertebrae == old, np.uint8(new), vertebrae).astype(np.uint8)
+
+
+def shift_names(vertebrae: np.ndarray, steps: int) -> np.ndarray:
+    """Every named vertebra moved ``steps`` places along :data:`SPINE_ORDER` (+1: one lower, L1 -> L2).
+
+    For a count that was off by one (T12 taken for L1: shift by -1). L6 and unnamed vertebrae keep
+    their ids.
+
+    Raises
+    ------
+    BoneScreenError
+        If a vertebra would leave T1..S1.
+    """
+    vertebrae = np.asarray(vertebrae)
+    check_number("steps", steps, whole=True)
+    lut = np.arange(256, dtype=np.uint8)
+    for vid in np.unique(vertebrae).tolist():
+        name = VERTEBRA_NAMES.get(vid)
+        if name not in SPINE_ORDER:
+            continue
+        k = SPINE_ORDER.index(name) + steps
+        if not 0 <= k < len(SPINE_ORDER):
+            raise BoneScreenError(f"{name} shifted by {steps} is beyond T1..S1")
+        lut[vid] = vertebra_id(SPINE_ORDER[k])
+    return lut[vertebrae]
 
 
 def levels_present(labels) -> list[int]:
@@ -102,7 +211,6 @@ def as_level_labels(values, what: str = "labels", allowed: tuple[int, ...] = (0,
         If values are not whole numbers or not among ``allowed``, naming the values found
         (a cast to uint8 would wrap 256 to 0 and 259 to 3, silently merging levels).
     """
-    from .errors import BoneScreenError
 
     values = np.asarray(values)
     if values.dtype.kind not in "biuf":

@@ -15,3 +15,14 @@ LEVEL_CODES = {
 
 #: Segmented property category of every level: anatomical structure
 LEVEL_CATEGORY = codes.SCT.AnatomicalStructure
+
+
+def vertebra_code(vid: int):
+    """SNOMED CT code of an all-vertebrae id (DESIGN.md): ``T12 vertebra``, ``Sacrum`` ...; ``Vertebra`` for
+    L6 and the unnamed vertebrae, which have no code of their own."""
+    from .labels import VERTEBRA_NAMES
+
+    name = VERTEBRA_NAMES.get(int(vid), "")
+    if name == "S1":
+        return codes.SCT.Sacrum
+    return getattr(codes.SCT, f"{name}Vertebra", None) or codes.SCT.Vertebra

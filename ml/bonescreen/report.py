@@ -1,4 +1,4 @@
-"""``report.png``: per level an axial slice with the mask, a sagittal overview, HU per level, the pie charts."""
+"""``report.png``: the mask in a sagittal view and an axial slice per level, HU per level, the pie chart, the flags."""
 
 from __future__ import annotations
 
@@ -9,13 +9,52 @@ from matplotlib.colors import ListedColormap
 
 from .figures import CLASS_COLORS, pie_axes, plt, save_figure
 from .hu import HUThresholds
-from .labels import CLASS_TITLES, LEVEL_COLORS, level_id
+from .labels import CLASS_TITLES, level_id, vertebra_color, vertebra_name
 from .messages import user_messages
 
-_LEVEL_CMAP = ListedColormap([(0, 0, 0, 0)] + [(*(c / 255 for c in LEVEL_COLORS[k]), 0.45) for k in range(1, 6)])
+#: Every vertebra id (DESIGN.md) in its colour, half transparent; 0 clear.
+_VERTEBRA_CMAP = ListedColormap([(0, 0, 0, 0)] + [(*(c / 255 for c in vertebra_color(k)), 0.45) for k in range(1, 256)])
 _BONE = {"cmap": "gray", "vmin": -250, "vmax": 1250}
 #: Fixed figure margins (a tight bounding box would draw the figure twice).
 _MARGINS = {"left": 0.04, "right": 0.98, "top": 0.93, "bottom": 0.03}
+
+
+def _sagittal(ax, hu, shown, spacing, names) -> None:
+    """Sagittal view through the spine's midline with every vertebra shown and named."""
+    dz, dy, _ = spacing
+    cols = np.nonzero(shown.any(axis=(0, 1)))[0]
+    x = int(np.median(cols)) if cols.size else hu.shape[2] // 2
+    rows = np.nonzero(shown.any(axis=(0, 2)))[0]
+    y0, y1 = 0, hu.shape[1]
+    if rows.size:
+        half = int(70 / dy)
+        y0, y1 = max(int(rows.mean()) - half, 0), min(int(rows.mean()) + half, hu.shape[1])
+    ax.imshow(hu[::-1, y0:y1, x], aspect=dz / dy, **_BONE)
+    ax.imshow(shown[::-1, y0:y1, x], aspect=dz / dy, cmap=_VERTEBRA_CMAP, vmin=0, vmax=255, interpolation="nearest")
+    for vid in names:
+        ks = np.nonzero((shown == vid).any(axis=(1, 2)))[0]
+        if ks.size:
+            z = hu.shape[0] - 1 - (ks[0] + ks[-1]) / 2
+            ax.text((y1 - y0) * 0.04, z, vertebra_name(vid), color="yellow", fontsize=8, va="center")
+    ax.set_title("sagittal view: every vertebra found", fontsize=9)
+    ax.axis("off")
+
+
+def _axial(ax, hu_k, shown_k, title: str, ids=None) -> None:
+    """An axial slice with the mask (``ids`` only, when given), cropped round it."""
+    mask = shown_k > 0 if ids is None else np.isin(shown_k, ids)
+    rows, cols = np.nonzero(mask)
+    pad = 40
+    crop = (slice(None), slice(None))
+    if rows.size:
+        crop = (
+            slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
+            slice(max(cols.min() - pad, 0), cols.max() + pad + 1),
+        )
+    ax.imshow(hu_k[crop], **_BONE)
+    ax.imshow(np.where(mask, shown_k, 0)[crop], cmap=_VERTEBRA_CMAP, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
 
 
 def render_report(
@@ -25,92 +64,113 @@ def render_report(
     result: dict,
     path: str | os.PathLike,
     title: str = "BoneScreen",
+    vertebrae: np.ndarray | None = None,
 ) -> None:
-    """Draw and save the report figure for one screened CT."""
+    """Draw the report figure (:func:`report_figure`) and save it to ``path`` (a PNG, written atomically)."""
+    save_figure(report_figure(hu, labels, spacing, result, title, vertebrae), path, tight=False)
+
+
+def report_figure(
+    hu: np.ndarray,
+    labels: np.ndarray,
+    spacing: tuple[float, float, float],
+    result: dict,
+    title: str = "BoneScreen",
+    vertebrae: np.ndarray | None = None,
+):
+    """The report figure for one screened CT (a matplotlib Figure).
+
+    The mask is always shown: a sagittal view of every vertebra found (``vertebrae``, the map with the
+    ids of DESIGN.md; the level ``labels`` when None) and an axial slice per classified level, or,
+    when no lumbar level was found, an axial slice through what was found. A single slice gets the
+    axial view only. Panels with nothing to show (HU, pie) are left out.
+
+    Parameters
+    ----------
+    hu : ndarray
+        float (z, y, x) CT in HU.
+    labels : ndarray
+        uint8 (z, y, x) level labels (0, 1..5).
+    spacing : tuple of float
+        (dz, dy, dx) in mm.
+    result : dict
+        result.json's content.
+    title : str
+        First line of the text panel.
+    vertebrae : ndarray, optional
+        uint8 (z, y, x) map of every vertebra found.
+    """
+    shown = labels if vertebrae is None else vertebrae
+    present = [int(k) for k in np.unique(shown) if k]
     levels = result["levels"]
-    n = max(len(levels), 1)
-    fig = plt.figure(figsize=(max(3.0 * n, 12), 8.6))
-    grid = fig.add_gridspec(2, max(n, 4), height_ratios=[1.15, 1.0], hspace=0.45, wspace=0.35, **_MARGINS)
-    dz, dy, _ = spacing
-    # sagittal overview through the spine's midline, cropped around the spine
-    ax = fig.add_subplot(grid[0, 0])
-    cols = np.nonzero(labels.any(axis=(0, 1)))[0]
-    x = int(np.median(cols)) if cols.size else hu.shape[2] // 2
-    rows = np.nonzero(labels.any(axis=(0, 2)))[0]
-    y0, y1 = 0, hu.shape[1]
-    if rows.size:
-        half = int(70 / dy)
-        y0, y1 = max(int(rows.mean()) - half, 0), min(int(rows.mean()) + half, hu.shape[1])
-    ax.imshow(hu[::-1, y0:y1, x], aspect=dz / dy, **_BONE)
-    ax.imshow(labels[::-1, y0:y1, x], aspect=dz / dy, cmap=_LEVEL_CMAP, vmin=0, vmax=5, interpolation="nearest")
-    for lv in levels:
-        z0, z1 = lv["slices"]
-        ax.text((y1 - y0) * 0.04, hu.shape[0] - 1 - (z0 + z1) / 2, lv["name"], color="yellow", fontsize=9, va="center")
-    ax.set_title("sagittal overview", fontsize=9)
-    ax.axis("off")
-    # HU per level with the thresholds
-    ax = fig.add_subplot(grid[0, 1])
-    th = HUThresholds(**result.get("hu_thresholds", {}))
-    names = [lv["name"] for lv in levels]
-    values = [lv["trabecular_hu"] if lv["trabecular_hu"] is not None else np.nan for lv in levels]
-    colors = [
-        CLASS_COLORS[["normal", "low_bone_mass", "osteoporosis"].index(lv["hu_category"])]
-        if lv["hu_category"]
-        else "0.6"
-        for lv in levels
-    ]
-    ax.bar(names, values, color=colors)
-    for value, label in ((th.normal_min, "normal above"), (th.osteoporosis_max, "osteoporosis at/below")):
-        ax.axhline(value + th.contrast_offset_hu, color="0.3", ls="--", lw=0.8)
-        ax.text(len(names) - 0.5, value + th.contrast_offset_hu + 3, f"{label} {value:.0f}", fontsize=7, ha="right")
-    ax.set_ylabel("trabecular HU")
-    ax.set_title("trabecular attenuation", fontsize=9)
-    # overall pie chart (the paper's Figure 9)
     overall = result["overall"]
-    ax = fig.add_subplot(grid[0, 2])
+    single = hu.shape[0] == 1
+    top = [] if single else ["sagittal"]
+    if levels:
+        top.append("hu")
     if overall["probabilities"] is not None:
+        top.append("pie")
+    top.append("text")
+    bottom = max(len(levels), 1)
+    ncols = max(len(top), bottom)
+    fig = plt.figure(figsize=(max(3.0 * ncols, 9), 8.6))
+    grid = fig.add_gridspec(2, ncols, height_ratios=[1.15, 1.0], hspace=0.45, wspace=0.35, **_MARGINS)
+    panels = {name: fig.add_subplot(grid[0, i]) for i, name in enumerate(top)}
+    if "sagittal" in panels:
+        _sagittal(panels["sagittal"], hu, shown, spacing, present)
+    if "hu" in panels:
+        ax = panels["hu"]
+        th = HUThresholds(**result.get("hu_thresholds", {}))
+        names = [lv["name"] for lv in levels]
+        values = [lv["trabecular_hu"] if lv["trabecular_hu"] is not None else np.nan for lv in levels]
+        colors = [
+            CLASS_COLORS[["normal", "low_bone_mass", "osteoporosis"].index(lv["hu_category"])]
+            if lv["hu_category"]
+            else "0.6"
+            for lv in levels
+        ]
+        ax.bar(names, values, color=colors)
+        for value, label in ((th.normal_min, "normal above"), (th.osteoporosis_max, "osteoporosis at/below")):
+            ax.axhline(value + th.contrast_offset_hu, color="0.3", ls="--", lw=0.8)
+            ax.text(len(names) - 0.5, value + th.contrast_offset_hu + 3, f"{label} {value:.0f}", fontsize=7, ha="right")
+        ax.set_ylabel("trabecular HU")
+        ax.set_title("trabecular attenuation", fontsize=9)
+    if "pie" in panels:  # the paper's Figure 9
         used = ", ".join(overall["levels_used"])
-        pie_axes(ax, overall["probabilities"], f"overall ({used}): {CLASS_TITLES[overall['prediction']]}")
-    else:
-        ax.axis("off")
-    ax = fig.add_subplot(grid[0, 3])
+        pie_axes(panels["pie"], overall["probabilities"], f"overall ({used}): {CLASS_TITLES[overall['prediction']]}")
+    ax = panels["text"]
     ax.axis("off")
     verdict = CLASS_TITLES[overall["prediction"]] if overall["prediction"] else "none (no lumbar level)"
     lines = [title, "", f"prediction: {verdict}"]
     if overall.get("trabecular_hu") is not None:
         lines.append(f"trabecular HU: {overall['trabecular_hu']:.0f} ({overall['hu_category']})")
-    flagged = [lv["name"] for lv in result.get("levels", []) if lv.get("uncertain")]
+    flagged = [lv["name"] for lv in levels if lv.get("uncertain")]
     lines.append(
         "overall: UNCERTAIN"
         if overall["uncertain"]
         else "overall: not flagged" + (f" (levels flagged: {', '.join(flagged)})" if flagged else "")
     )
+    if not levels:
+        found = ", ".join(vertebra_name(k) for k in present) or "no vertebra"
+        lines.append(f"found: {found}")
     lines += [f"- {m}" for m in user_messages(result)]
     ax.text(0, 1, "\n".join(lines), va="top", fontsize=8, wrap=True)
     # per level: mid-body axial slice with the mask
     for i, lv in enumerate(levels):
-        ax = fig.add_subplot(grid[1, i])
         k = (lv["body_slices"][0] + lv["body_slices"][1]) // 2
         lid = level_id(lv["name"])
-        level_k = labels[k] == lid
-        rows, cols_ = np.nonzero(level_k)
-        pad = 40
-        crop = (
-            (
-                slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
-                slice(max(cols_.min() - pad, 0), cols_.max() + pad + 1),
-            )
-            if rows.size
-            else (slice(None), slice(None))
-        )
-        ax.imshow(hu[k][crop], **_BONE)
-        ax.imshow(np.where(level_k, lid, 0)[crop], cmap=_LEVEL_CMAP, vmin=0, vmax=5, interpolation="nearest")
         hu_text = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         flag = " (!)" if lv["uncertain"] else ""
-        ax.set_title(
+        _axial(
+            fig.add_subplot(grid[1, i]),
+            hu[k],
+            labels[k],
             f"{lv['name']} slice {k}: {CLASS_TITLES[lv['prediction']]}{flag}\n{hu_text}, "
             f"p={max(lv['probabilities'].values()):.2f}",
-            fontsize=8,
+            ids=[lid],
         )
-        ax.axis("off")
-    save_figure(fig, path, tight=False)
+    if not levels:  # what was found, through its largest slice
+        k = int(np.argmax((shown > 0).sum(axis=(1, 2)))) if present else hu.shape[0] // 2
+        what = ", ".join(vertebra_name(v) for v in np.unique(shown[k]) if v) or "nothing marked"
+        _axial(fig.add_subplot(grid[1, 0]), hu[k], shown[k], f"slice {k}: {what}\n(no lumbar level classified)")
+    return fig

@@ -12,6 +12,7 @@ from .errors import BoneScreenError
 from .hu import HUThresholds
 from .io import load_ct
 from .io.writers import SEG_IDENTIFYING_TAGS, read_labels_nifti, write_dicom_seg, write_labels_nifti
+from .labels import ALL_VERTEBRA_IDS
 from .pipeline import Screener
 from .pipeline.progress import ProgressCallback
 from .report import render_report
@@ -66,7 +67,8 @@ def screen_file(
     out : str or PathLike
         Output folder (created).
     labels_path : str or PathLike, optional
-        Corrected level labels (NIfTI on the CT's grid); segmentation is skipped.
+        Corrected level labels or an all-vertebrae map (NIfTI on the CT's grid, ids of DESIGN.md, taken
+        as the names); segmentation is skipped.
     screener : Screener, optional
         A loaded screener to reuse (batch runs); else one is made from the other arguments.
     input_name : str, optional
@@ -90,8 +92,8 @@ def screen_file(
     volume = load_ct(input_path, hu_offset=hu_offset, orientation=orientation)
     load_s = time.perf_counter() - t0
     screener = screener or Screener(seg_weights, cls_weights, device, thresholds)
-    labels = read_labels_nifti(volume, labels_path) if labels_path else None
-    result, labels = screener.screen(volume, progress, labels)
+    labels = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS) if labels_path else None
+    result, labels, vertebrae = screener.screen(volume, progress, labels)
     out.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, str] = {}
     exports: dict[str, list[str]] = {}
@@ -129,6 +131,7 @@ def screen_file(
             {**result, "output_errors": dict(errors), "output_notes": output_notes},
             p,
             title=volume.description,
+            vertebrae=vertebrae,
         ),
     )
     result = {

@@ -1,7 +1,8 @@
 """BoneScreen: opportunistic osteoporosis screening on lumbar CT (3D Slicer scripted module).
 
-Segment L1-L5 with MS-Net into a segmentation node, correct it in the Segment
-Editor, classify each level with BCC-Net beside its trabecular HU, and read the
+Segment every vertebra in view with MS-Net into a segmentation node (named T12,
+L1..L5, S1 ...), correct the masks and the names in the Segment Editor, classify
+each lumbar level with BCC-Net beside its trabecular HU, and read the
 results in a table and a chart. The work is done by the ``bonescreen`` core;
 torch comes from the SlicerPyTorch extension.
 """
@@ -125,6 +126,16 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         row.addWidget(self.orientationBox)
         row.addWidget(orientationButton)
         self.layout.addLayout(row)
+        # the naming was off by one (T12 taken for L1, a sixth lumbar vertebra): move every name at once;
+        # one segment is renamed in the Segment Editor (double-click its name: L1, T12, S1 ...)
+        names = qt.QHBoxLayout()
+        self.shiftUpButton = qt.QPushButton("All names one up (L1 -> T12)")
+        self.shiftDownButton = qt.QPushButton("All names one down (T12 -> L1)")
+        self.shiftUpButton.connect("clicked(bool)", lambda: self.onShift(-1))
+        self.shiftDownButton.connect("clicked(bool)", lambda: self.onShift(1))
+        names.addWidget(self.shiftUpButton)
+        names.addWidget(self.shiftDownButton)
+        self.layout.addLayout(names)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
@@ -191,7 +202,8 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.controller is None:  # the core is not installed yet: Segment offers to install it
             ready = p is not None and p.inputVolume is not None
             self.ui.segmentButton.enabled = ready
-            for button in (self.ui.classifyButton, self.ui.exportButton, self.ui.cancelButton):
+            idle = (self.ui.classifyButton, self.ui.exportButton, self.ui.cancelButton)
+            for button in (*idle, self.shiftUpButton, self.shiftDownButton):
                 button.enabled = False
             return
         state = self.controller.state()
@@ -199,6 +211,8 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.editButton.enabled = p is not None and p.outputSegmentation is not None
         self.ui.classifyButton.enabled = state.can_classify
         self.ui.exportButton.enabled = state.can_export
+        for button in (self.shiftUpButton, self.shiftDownButton):
+            button.enabled = state.can_classify
         self.ui.cancelButton.enabled = state.can_cancel
         self.ui.segmentButton.toolTip = state.why_not or "Segment the vertebrae with MS-Net"
         self.ui.progressBar.setMaximum(state.progress[1])
@@ -255,6 +269,13 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
         self.controller.chart = None
+
+    def onShift(self, steps: int) -> None:
+        if not self._ensure_controller():
+            return
+        with slicer.util.tryWithErrorDisplay("BoneScreen could not shift the names.", waitCursor=True):
+            self.controller.shift_names(steps)
+        self._updateButtons()
 
     def onCancel(self) -> None:
         if self.controller is not None:
@@ -316,7 +337,9 @@ class BoneScreenTest(ScriptedLoadableModuleTest):
         slicer.util.updateVolumeFromArray(volume, np.maximum(case.hu, -1024).astype(np.int16))
         logic = BoneScreenLogic("cpu")
         seg = logic.segment(volume)
-        self.assertEqual(seg.GetSegmentation().GetNumberOfSegments(), 5)
+        segmentation = seg.GetSegmentation()
+        names = {segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())}
+        self.assertTrue({"L1", "L2", "L3", "L4", "L5"} <= names)
         result, table, _chart = logic.classify(volume, seg)
         self.assertEqual([lv["name"] for lv in result["levels"]], ["L1", "L2", "L3", "L4", "L5"])
         self.assertEqual(table.GetNumberOfRows(), 6)

@@ -76,10 +76,12 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     status = seg.status.text().lower()
     assert seg.device.value == "auto" and (note.lower() in status if note else "gpu" not in status)
     labels = seg.last_layer
-    assert labels is not None and labels.name == f"{image.name} levels"
-    assert set(np.unique(labels.data)) >= {1, 2, 3, 4, 5}
+    assert labels is not None and labels.name == f"{image.name} vertebrae"
+    assert set(np.unique(labels.data)) >= {1, 2, 3, 4, 5, 6, 7}  # every vertebra found: T12 and the sacrum too
     np.testing.assert_allclose(labels.scale, image.scale)
-    assert labels.features["level"].tolist()[1:] == ["L1", "L2", "L3", "L4", "L5"]
+    names = dict(zip(labels.features["index"], labels.features["name"], strict=True))
+    assert [names[k] for k in range(1, 8)] == ["L1", "L2", "L3", "L4", "L5", "T12", "S1"]
+    assert "T12" in seg.status.text() and "S1" in seg.status.text()
 
     cls.labels.value = labels
     cls.run()
@@ -230,3 +232,48 @@ def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_
     seg.reread()
     assert not image.metadata["bonescreen"]["flags"] and not shown(seg.orientation)
     np.testing.assert_array_equal(image.data, load_ct(small_case_files / "nifti" / "ct.nii.gz").hu)
+
+
+def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_names_them(make_napari_viewer, qtbot):
+    """No sacrum and no ribs in view: counted from the top, the lowest vertebra gets no name.
+
+    The layer still holds every vertebra (the lowest as 'unnamed 1'); the user moves all names one
+    up (the top one was T12) and names the unnamed one L5; classification then runs on L1-L5.
+    """
+    from bonescreen.io.volume import volume_from_ijk
+    from bonescreen.labels import UNNAMED_FIRST
+    from bonescreen.phantom import PhantomConfig, make_case
+
+    case = make_case(4242, 0, PhantomConfig(thickness=3.0, contrast_probability=0, include_sacrum=False))
+    hu = case.hu.copy()
+    hu[(hu > 200) & (case.spine == 0)] = 40  # no ribs: soft tissue where they were
+    viewer = make_napari_viewer()
+    from napari_bonescreen._convert import image_layer_data
+
+    volume = volume_from_ijk(hu.astype(np.float32).transpose(2, 1, 0), case.affine, "phantom", None, "no landmarks")
+    data, meta, _ = image_layer_data(volume)
+    image = viewer.add_image(data, **meta)
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    seg.image.value = image
+    seg.run()
+    wait_for(qtbot, seg)
+    labels = seg.last_layer
+    ids = set(np.unique(labels.data)) - {0}
+    assert ids == {1, 2, 3, 4, 5, UNNAMED_FIRST}, ids  # T12 taken for L1 ... L4 for L5, the real L5 unnamed
+    assert "unnamed 1" in seg.status.text() and "uncertain" in seg.status.text()
+
+    cls.labels.value = labels
+    cls.shift(-1)  # "All names one up": L1 -> T12 ... L5 -> L4
+    assert set(np.unique(labels.data)) - {0} == {6, 1, 2, 3, 4, UNNAMED_FIRST}
+    cls.vertebra.value = UNNAMED_FIRST
+    cls.new_name.value = 5
+    cls.rename()
+    assert set(np.unique(labels.data)) - {0} == {6, 1, 2, 3, 4, 5}
+    truth_l5 = case.levels == 5
+    assert ((labels.data == 5) & truth_l5).sum() > 0.9 * truth_l5.sum()  # the name went to the right vertebra
+
+    cls.run()
+    wait_for(qtbot, cls)
+    assert [lv["name"] for lv in cls.result["levels"]] == ["L1", "L2", "L3", "L4", "L5"]
+    assert not any("could not be confirmed" in r for r in cls.result["overall"]["reasons"])  # the user named them

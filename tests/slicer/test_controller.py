@@ -95,7 +95,7 @@ def test_segment_and_classify_run_off_the_gui_thread(panel, case, tmp_path, add_
         controller.start_classify()
     run_to_end(controller)
     seg = params.node.outputSegmentation
-    assert seg is not None and seg.GetSegmentation().GetNumberOfSegments() == 5
+    assert seg is not None and seg.GetSegmentation().GetNumberOfSegments() == 7  # T12, L1-L5, S1
     assert "Segmented" in controller.state().status and controller.state().progress[0] > 0
     controller.start_classify()
     run_to_end(controller)

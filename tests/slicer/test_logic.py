@@ -59,10 +59,12 @@ def test_segment_classify_edit(scene, case, add_volume):
     logic = BoneScreenLogic("cpu")
     seg = logic.segment(node)
     volume = volume_node_to_ct(node)
-    expected = Screener(device="cpu").segment(volume).labels
-    # the segment labelmaps match the core's labels voxel for voxel
+    expected = Screener(device="cpu").segment(volume).vertebra_labels()
+    # every vertebra found is a segment, named; the labelmaps match the core's map voxel for voxel
     np.testing.assert_array_equal(segmentation_to_labels(seg, node, volume), expected)
     assert seg.GetSegmentation().GetNumberOfSegments() == len(np.unique(expected)) - 1
+    names = [seg.GetSegmentation().GetNthSegment(i).GetName() for i in range(7)]
+    assert sorted(names) == sorted(["L1", "L2", "L3", "L4", "L5", "T12", "S1"])
     assert seg.GetAttribute("BoneScreen.Notes") == "\n".join(Screener(device="cpu").segment(volume).notes)
     seg.SetAttribute("BoneScreen.Notes", "the naming's note")  # as the naming leaves one where it doubts
     result, table, chart = logic.classify(node, seg)
@@ -117,3 +119,36 @@ def test_the_user_states_the_orientation_of_a_volume_without_one(scene, case, ad
     set_volume_orientation(node, "lps")
     np.testing.assert_array_equal(volume_node_to_ct(node).hu, reference.hu)
     assert node.GetAttribute("BoneScreen.Orientation") == "LPS"
+
+
+def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):
+    """A segment renamed in the Segment Editor, or all names shifted by one, is classified under its new name."""
+    from BoneScreenLib.logic import shift_segment_names
+
+    from bonescreen.errors import BoneScreenError
+
+    node = add_volume(scene, case)
+    logic = BoneScreenLogic("cpu")
+    volume = volume_node_to_ct(node)
+    # the naming was one off: what it called L1..L5 are T12..L4 (here: the truth shifted down by one)
+    levels = case.levels.astype(np.int16)
+    shifted = np.where(levels == 1, 6, np.where(levels > 1, levels - 1, 0)).astype(np.uint8)
+    seg = labels_to_segmentation(shifted, volume, node)
+    seg.SetAttribute("BoneScreen.NamesCertain", "0")
+    segmentation = seg.GetSegmentation()
+    result, _, _ = logic.classify(node, seg)
+    assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L3", "L4"]
+    assert any("could not be confirmed" in r for r in result["overall"]["reasons"])
+    shift_segment_names(seg, 1)  # "All names one down": T12 -> L1 ... L4 -> L5
+    names = sorted(segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments()))
+    assert names == ["L1", "L2", "L3", "L4", "L5"]
+    np.testing.assert_array_equal(segmentation_to_labels(seg, node, volume), case.levels)
+    result, _, _ = logic.classify(node, seg)
+    assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L3", "L4", "L5"]
+    assert not any("could not be confirmed" in r for r in result["overall"]["reasons"])  # the user's names
+    # one segment renamed by hand (double-click in the Segment Editor): L5 -> S1
+    segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L5")).SetName("S1")
+    result, _, _ = logic.classify(node, seg)
+    assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L3", "L4"]
+    with pytest.raises(BoneScreenError, match="beyond"):
+        shift_segment_names(seg, 1)  # S1 has no vertebra below it

@@ -15,7 +15,15 @@ from ..device import fallback_note, resolve_device
 from ..errors import BoneScreenError, check_number
 from ..hu import HUThresholds
 from ..io import CTVolume
-from ..labels import LEVEL_NAMES, as_level_labels, levels_present, stray_specks
+from ..labels import (
+    ALL_VERTEBRA_IDS,
+    LEVEL_NAMES,
+    as_level_labels,
+    levels_present,
+    lumbar_levels,
+    stray_specks,
+    vertebra_ids,
+)
 from ..messages import add_input_messages
 from ..weights import default_weights
 from .classify import classify_levels
@@ -60,6 +68,20 @@ class Segmentation:
     def level_names(self) -> list[str]:
         """Names of the lumbar levels present, top to bottom."""
         return [LEVEL_NAMES[lv] for lv in levels_present(self.labels)]
+
+    def vertebra_labels(self) -> np.ndarray:
+        """uint8 (z, y, x) map of every vertebra found, with the ids of DESIGN.md.
+
+        1..5 = L1..L5, 6 = T12, 7 = sacrum, 8 = T11 ...; vertebrae the rule could not name
+        (``S?``) are 21, 22, ... from the lowest. This is the map users correct (napari layer,
+        Slicer segments); :meth:`Screener.classify` takes it as it is given.
+        """
+        if self.vertebra_map is None:
+            return self.labels.copy()
+        ids = vertebra_ids([v.name for v in self.vertebrae])
+        lut = np.zeros(256, np.uint8)
+        lut[1 : len(ids) + 1] = ids[:255]
+        return lut[self.vertebra_map]
 
 
 def no_lumbar_result(thresholds: HUThresholds, notes: list[str]) -> dict:
@@ -173,7 +195,8 @@ class Screener:
         yield "name levels", 1, 1
         notes = list(split.notes)
         if not split.labels.any():
-            notes.append("no lumbar vertebra (L1-L5) found")
+            found = ", ".join(v.name for v in split.vertebrae)
+            notes.append(f"vertebrae found: {found} (none lumbar)" if found else "no vertebra found in the mark")
         return Segmentation(
             split.labels,
             mark,
@@ -200,6 +223,10 @@ class Screener:
     ) -> dict:
         """Classify each lumbar level on ``labels`` (the user's corrected labels or :meth:`segment`'s).
 
+        ``labels`` may be level labels (1..5) or an all-vertebrae map with the ids of DESIGN.md
+        (:meth:`Segmentation.vertebra_labels`, as the user corrected and renamed it): its ids are
+        taken as the names, and L1..L5 are classified.
+
         Returns the ``levels`` and ``overall`` parts of result.json, with the volume's
         reading notes and flags (:func:`~bonescreen.messages.add_input_messages`).
 
@@ -211,7 +238,7 @@ class Screener:
         labels = np.asarray(labels)
         if labels.shape != volume.shape:
             raise BoneScreenError(f"labels of shape {labels.shape} do not fit the CT of shape {volume.shape}")
-        labels = as_level_labels(labels)
+        labels = lumbar_levels(as_level_labels(labels, allowed=ALL_VERTEBRA_IDS))
         model = self.model("classification")
         with self.settings.forward_context(self.device):
             result = classify_levels(
@@ -230,8 +257,15 @@ class Screener:
 
     def screen(
         self, volume: CTVolume, progress: ProgressCallback | None = None, labels: np.ndarray | None = None
-    ) -> tuple[dict, np.ndarray]:
-        """Segment (unless ``labels`` are given) and classify; returns (result.json dict, labels)."""
+    ) -> tuple[dict, np.ndarray, np.ndarray]:
+        """Segment (unless ``labels`` are given) and classify.
+
+        Returns
+        -------
+        (dict, ndarray, ndarray)
+            result.json's content, the level labels (0, 1..5 = L1..L5) and the map of every vertebra
+            found or given (ids of DESIGN.md), all uint8 (z, y, x) on the volume's grid.
+        """
         timings = {}
         notes: list[str] = []
         certain = True
@@ -240,9 +274,13 @@ class Screener:
         if labels is None:
             seg = self.segment(volume, progress)
             labels, certain, notes = seg.labels, seg.certain, seg.notes
+            vertebrae = seg.vertebra_labels()
             timings["segment"] = round(seg.seconds, 3)
+        else:  # the user's level labels, or an all-vertebrae map whose ids are taken as the names
+            vertebrae = as_level_labels(labels, allowed=ALL_VERTEBRA_IDS)
+            labels = lumbar_levels(vertebrae)
         t0 = time.perf_counter()
-        if np.asarray(labels).any():  # anything but 0; classify checks that it is 1..5
+        if labels.any():
             result = self.classify(volume, labels, progress, names_certain=certain)
         else:
             result = add_input_messages(no_lumbar_result(self.thresholds, notes), volume.notes, volume.flags)
@@ -264,4 +302,4 @@ class Screener:
             "models": self.models(),
             "timings_s": timings,
         }
-        return result, labels
+        return result, labels, vertebrae

@@ -241,6 +241,26 @@ class PanelController:
 
         self._start(work, finish)
 
+    def shift_names(self, steps: int) -> None:
+        """Move every vertebra segment's name ``steps`` places along the spine (-1: L1 becomes T12).
+
+        Raises
+        ------
+        BoneScreenError
+            If there is no segmentation, a run is going on, or a name would leave T1..S1.
+        """
+        from bonescreen.errors import BoneScreenError
+        from BoneScreenLib.logic import shift_segment_names
+
+        self._require_idle()
+        node = self.params.outputSegmentation
+        if node is None:
+            raise BoneScreenError("segment first, or pick a segmentation")
+        shift_segment_names(node, steps)
+        self.status = "Names shifted: classify again."
+        if self._logic is not None:
+            self._logic.last_result = None  # the results were for the old names
+
     def _require_idle(self) -> None:
         from bonescreen.errors import BoneScreenError
 

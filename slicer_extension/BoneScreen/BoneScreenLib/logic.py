@@ -20,6 +20,7 @@ import slicer
 import vtk
 
 from bonescreen.errors import BoneScreenError
+from bonescreen.labels import lumbar_levels
 
 #: Tag on each segment holding its level id (1..5).
 LEVEL_TAG = "BoneScreen.Level"
@@ -92,9 +93,9 @@ def volume_node_to_ct(volume_node):
 
 
 def _terminology(level: int) -> str:
-    from bonescreen.labels_terminology import LEVEL_CATEGORY, LEVEL_CODES
+    from bonescreen.labels_terminology import LEVEL_CATEGORY, vertebra_code
 
-    cat, typ = LEVEL_CATEGORY, LEVEL_CODES[level]
+    cat, typ = LEVEL_CATEGORY, vertebra_code(level)
     return (
         "Segmentation category and type - 3D Slicer General Anatomy list"
         f"~{cat.scheme_designator}^{cat.value}^{cat.meaning}~{typ.scheme_designator}^{typ.value}^{typ.meaning}~^^"
@@ -103,12 +104,13 @@ def _terminology(level: int) -> str:
 
 
 def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
-    """Put level labels (z, y, x on ``volume``) into a segmentation node, one segment per level.
+    """Put a vertebra map (z, y, x on ``volume``; ids of DESIGN.md) into a segmentation node, one segment each.
 
-    A new node is made unless ``segmentation_node`` is given; a given node's
-    segments are replaced.
+    Segments are named ``L1``, ``T12``, ``S1``, ``unnamed 1`` ... with their colour, standard
+    terminology and the id in the ``BoneScreen.Level`` tag. A new node is made unless
+    ``segmentation_node`` is given; a given node's segments are replaced.
     """
-    from bonescreen.labels import LEVEL_COLORS, LEVEL_NAMES
+    from bonescreen.labels import vertebra_color, vertebra_name
 
     register_segmentation_converters()
     scene = volume_node.GetScene()
@@ -118,7 +120,7 @@ def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
         labelmap.SetIJKToRASMatrix(_numpy_to_matrix(ijk_to_ras(volume_node)))
         slicer.util.updateVolumeFromArray(labelmap, np.ascontiguousarray(ijk.transpose(2, 1, 0)))
         if segmentation_node is None:
-            segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{volume_node.GetName()} levels")
+            segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{volume_node.GetName()} vertebrae")
         segmentation = segmentation_node.GetSegmentation()
         segmentation.RemoveAllSegments()
         segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
@@ -130,27 +132,71 @@ def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
         segment = segmentation.GetNthSegment(i)
         match = re.search(r"(\d+)$", segment.GetName())
         level = int(match.group(1)) if match else i + 1
-        segment.SetName(LEVEL_NAMES[level])
-        segment.SetColor(*(c / 255 for c in LEVEL_COLORS[level]))
+        segment.SetName(vertebra_name(level))
+        segment.SetColor(*(c / 255 for c in vertebra_color(level)))
         segment.SetTag(LEVEL_TAG, str(level))
         segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), _terminology(level))
     return segmentation_node
 
 
 def _segment_level(segment) -> int | None:
-    from bonescreen.labels import level_id
+    """The vertebra id of a segment: from its name when that is a vertebra's (the user may have renamed it
+    in the Segment Editor), else from the BoneScreen tag (a name the user decorated, ``L2 edited``)."""
+    from bonescreen.labels import UNNAMED_FIRST, vertebra_id
 
+    name = segment.GetName().strip()
+    vid = vertebra_id(name)
+    if vid is not None:
+        return vid
+    match = re.fullmatch(r"unnamed (\d+)", name)
+    if match and 0 < int(match.group(1)) <= 255 - UNNAMED_FIRST + 1:
+        return UNNAMED_FIRST + int(match.group(1)) - 1
     tag = vtk.mutable("") if hasattr(vtk, "mutable") else None
     if tag is not None and segment.GetTag(LEVEL_TAG, tag) and str(tag).isdigit():
         return int(str(tag))
-    return level_id(segment.GetName())
+    return None
+
+
+def _names_of(segmentation_node) -> str:
+    """The segments' vertebra ids, in order, as text (to tell whether the user renamed any)."""
+    segmentation = segmentation_node.GetSegmentation()
+    return ",".join(
+        str(_segment_level(segmentation.GetNthSegment(i))) for i in range(segmentation.GetNumberOfSegments())
+    )
+
+
+def shift_segment_names(segmentation_node, steps: int) -> None:
+    """Move the name of every vertebra segment ``steps`` places along the spine (-1: L1 becomes T12).
+
+    For a count that was off by one; the names become the user's (taken as certain at Classify).
+
+    Raises
+    ------
+    BoneScreenError
+        If a vertebra would leave T1..S1.
+    """
+    from bonescreen.labels import shift_names, vertebra_color, vertebra_name
+
+    segmentation = segmentation_node.GetSegmentation()
+    segments = [segmentation.GetNthSegment(i) for i in range(segmentation.GetNumberOfSegments())]
+    ids = [_segment_level(s) for s in segments]
+    new = shift_names(np.array([0 if i is None else i for i in ids], np.uint8), steps)
+    for segment, old, vid in zip(segments, ids, new.tolist(), strict=True):
+        if old is None or old == vid:
+            continue
+        segment.SetName(vertebra_name(vid))
+        segment.SetColor(*(c / 255 for c in vertebra_color(vid)))
+        segment.SetTag(LEVEL_TAG, str(vid))
+        segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), _terminology(vid))
+    segmentation_node.SetAttribute("BoneScreen.NamesCertain", "1")
+    segmentation_node.Modified()
 
 
 def segmentation_to_labels(segmentation_node, volume_node, volume) -> np.ndarray:
-    """The level labels (z, y, x on ``volume``) of a segmentation node as the user left it.
+    """The vertebra map (z, y, x on ``volume``; ids of DESIGN.md) of a segmentation node as the user left it.
 
-    Segments are matched to levels by their BoneScreen tag, else by name (L1..L5);
-    other segments are ignored. Where segments overlap, the higher level wins.
+    Each segment's id comes from its name (``L1``, ``T12``, ``S1``, ``unnamed 2``), else from its
+    BoneScreen tag; other segments are ignored. Where segments overlap, the later segment wins.
     """
     register_segmentation_converters()
     scene = volume_node.GetScene()
@@ -292,7 +338,8 @@ class BoneScreenLogic:
 
     def segmentation_node(self, seg, volume, volume_node, segmentation_node=None):
         """Put a :class:`bonescreen.pipeline.Segmentation` of ``volume`` into a segmentation node (GUI thread)."""
-        node = labels_to_segmentation(seg.labels, volume, volume_node, segmentation_node)
+        node = labels_to_segmentation(seg.vertebra_labels(), volume, volume_node, segmentation_node)
+        node.SetAttribute("BoneScreen.NamesGiven", _names_of(node))
         node.SetAttribute("BoneScreen.NamingRule", seg.rule)
         node.SetAttribute("BoneScreen.NamesCertain", "1" if seg.certain else "0")
         node.SetAttribute("BoneScreen.Notes", "\n".join(seg.notes))
@@ -312,7 +359,9 @@ class BoneScreenLogic:
         """The CT, the level labels of the segmentation as the user left it, and its naming flag (GUI thread)."""
         volume = volume_node_to_ct(volume_node)
         labels = segmentation_to_labels(segmentation_node, volume_node, volume)
-        certain = segmentation_node.GetAttribute("BoneScreen.NamesCertain") != "0"
+        # names the user changed (Segment Editor, shift) are the user's: taken as certain
+        renamed = segmentation_node.GetAttribute("BoneScreen.NamesGiven") not in (None, _names_of(segmentation_node))
+        certain = renamed or segmentation_node.GetAttribute("BoneScreen.NamesCertain") != "0"
         notes = segmentation_node.GetAttribute("BoneScreen.Notes") or ""
         return ClassifyInputs(volume, labels, certain, [n for n in notes.split("\n") if n])
 
@@ -357,8 +406,14 @@ class BoneScreenLogic:
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "result.json", json.dumps(self.last_result, indent=2) + "\n")
-        volume, labels = self._last
+        volume, vertebrae = self._last
         render_report(
-            volume.hu, labels, volume.spacing, self.last_result, out / "report.png", title=self.last_result["input"]
+            volume.hu,
+            lumbar_levels(vertebrae),
+            volume.spacing,
+            self.last_result,
+            out / "report.png",
+            title=self.last_result["input"],
+            vertebrae=vertebrae,
         )
         return [str(out / "result.json"), str(out / "report.png")]
