@@ -14,8 +14,9 @@ APT_DEPS := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-ima
 $(STAMP): ml/pyproject.toml pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# the CPU build of torch; an unpinned torch would pull a multi-GB CUDA build
-	$(BIN)/python -m pip install -q "torch==2.13.0"
+	# torch from pip's configured index (a CPU build on the development machines; the public PyPI serves
+	# the multi-GB CUDA build): TORCH_INDEX=https://download.pytorch.org/whl/cpu takes PyTorch's CPU wheels
+	$(BIN)/python -m pip install -q "torch==2.13.0" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e "ml[dev]" -e ".[testing]"
 	touch $(STAMP)
 

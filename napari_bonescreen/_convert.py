@@ -38,6 +38,13 @@ def image_layer_data(volume: CTVolume, name: str | None = None) -> tuple:
     return volume.hu, meta, "image"
 
 
+#: The flag of a layer whose scale is napari's default (1, 1, 1): its voxel size is unknown, not 1 mm.
+DEFAULT_SCALE_FLAG = (
+    "voxel size unknown: layer '{name}' has napari's default scale (1, 1, 1), taken as 1 mm; open the CT with "
+    "the BoneScreen reader, or set its spacing (dz, dy, dx in mm) in the Segment dock"
+)
+
+
 def volume_from_layer(layer) -> CTVolume:
     """The CTVolume behind an image layer (ours, or any 3-D layer in HU with scale in mm).
 
@@ -69,7 +76,10 @@ def volume_from_layer(layer) -> CTVolume:
     scale = tuple(float(s) for s in layer.scale[-3:]) if len(layer.scale) >= 3 else (1.0, *layer.scale[-2:])
     dz, dy, dx = scale
     # a plain layer is taken as already in BoneScreen's orientation: x to the left, y posterior, z superior
-    return volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-dx, -dy, dz, 1.0]), "napari", None, layer.name)
+    volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-dx, -dy, dz, 1.0]), "napari", None, layer.name)
+    if scale == (1.0, 1.0, 1.0):
+        volume.flags.append(DEFAULT_SCALE_FLAG.format(name=layer.name))
+    return volume
 
 
 def _zyx_shape(source: SourceGrid) -> tuple[int, int, int]:

@@ -10,18 +10,22 @@ import json
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, PushButton, RadioButtons
+from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton, RadioButtons
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
+    QDockWidget,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
+    QMainWindow,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
@@ -34,7 +38,10 @@ from bonescreen.device import available_devices
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import load_ct
 from bonescreen.io.nifti import AXIS_CODES
+from bonescreen.io.writers import read_labels_nifti
+from bonescreen.label_schemes import SCHEME_NAMES
 from bonescreen.labels import (
+    ALL_VERTEBRA_IDS,
     CLASS_NAMES,
     CLASS_TITLES,
     LEVEL_NAMES,
@@ -48,11 +55,33 @@ from bonescreen.labels import (
     vertebra_name,
 )
 from bonescreen.messages import user_messages
+from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
 
-from ._convert import META_KEY, image_layer_data, labels_from_layer, labels_layer_data, volume_from_layer
+from ._convert import (
+    DEFAULT_SCALE_FLAG,
+    META_KEY,
+    image_layer_data,
+    labels_from_layer,
+    labels_layer_data,
+    volume_from_layer,
+)
 from ._screener_cache import get_screener
 
 BUNDLED = "bundled"
+
+
+#: The Classify table's columns: short title, and the full meaning as the header's tooltip.
+TABLE_HEADERS = (
+    ("level", "vertebral level"),
+    ("normal", "probability of normal bone mass (calibrated BCC-Net)"),
+    ("low", "probability of low bone mass"),
+    ("osteo.", "probability of osteoporosis"),
+    ("call", "the network's class"),
+    ("HU", "trabecular attenuation (Hounsfield units)"),
+    ("HU call", "class by the HU thresholds"),
+    ("flag", "uncertain: the reasons are in the rows' tooltips and below the pie"),
+)
+SHORT_CLASS = {"normal": "normal", "low_bone_mass": "low", "osteoporosis": "osteo.", "": ""}
 
 
 def _spine_rank(name: str) -> int:
@@ -84,6 +113,48 @@ class _Base(QWidget):
         # a long message wraps to the dock's width instead of widening the dock over the canvas
         self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
 
+    #: Share of the dock column's height this dock takes when both BoneScreen docks are open (see showEvent).
+    HEIGHT_SHARE = 1
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self._share_dock_height)
+
+    def _share_dock_height(self) -> None:
+        """With both BoneScreen docks in one column, give each its share of the height (the Segment dock's
+        form is short, the Classify dock holds the table and the pie), instead of Qt's split by content."""
+        window = self.window()
+        if not isinstance(window, QMainWindow):
+            return
+        ours = [w for w in window.findChildren(QWidget) if isinstance(w, _Base) and w.isVisible()]
+        docks = []
+        for widget in ours:
+            dock = widget.parent()
+            while dock is not None and not isinstance(dock, QDockWidget):
+                dock = dock.parent()
+            if dock is not None and not dock.isFloating() and all(dock is not d for d, _ in docks):
+                docks.append((dock, widget.HEIGHT_SHARE))
+        if len(docks) < 2 or len({window.dockWidgetArea(d) for d, _ in docks}) != 1:
+            return
+        total = sum(d.height() for d, _ in docks)
+        weight = sum(w for _, w in docks)
+        window.resizeDocks([d for d, _ in docks], [int(total * w / weight) for _, w in docks], Qt.Vertical)
+
+    def _scrolling_layout(self) -> QVBoxLayout:
+        """The dock's layout, inside a vertical scroll area: with both docks open on a small screen each
+        dock scrolls instead of squashing its rows to nothing or making the window taller than the screen."""
+        inner = QWidget()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        scroll.setWidget(inner)
+        self._scroll = scroll
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        return QVBoxLayout(inner)
+
     def _follow_layers(self, *combos: ComboBox) -> None:
         for event in (
             self.viewer.layers.events.inserted,
@@ -101,7 +172,9 @@ class _Base(QWidget):
 
 
 class SegmentWidget(_Base):
-    """Segment the lumbar vertebrae with MS-Net into a new, editable Labels layer (L1-L5)."""
+    """Segment every vertebra in view with MS-Net into a new, editable Labels layer (named vertebrae)."""
+
+    HEIGHT_SHARE = 2
 
     def __init__(self, napari_viewer) -> None:
         super().__init__(napari_viewer)
@@ -137,12 +210,30 @@ class SegmentWidget(_Base):
         )
         self.reread_button = PushButton(text="Read again with this orientation", visible=False)
         self.reread_button.changed.connect(self.reread)
+        # a layer that napari's own reader opened has no voxel size (scale 1, 1, 1): the user gives it
+        self.spacing = LineEdit(
+            label="spacing (mm)", value="", visible=False, tooltip="dz, dy, dx in mm, e.g. 2.5, 0.78, 0.78"
+        )
+        self.spacing_button = PushButton(text="Set the layer's spacing", visible=False)
+        self.spacing_button.changed.connect(self.set_spacing)
         self.image.changed.connect(self._show_orientation)
+        # bring your own segmentation: another tool's vertebra map opens as the editable layer
+        self.label_file = FileEdit(label="label map", filter="*.nii *.nii.gz", tooltip="A vertebra label NIfTI")
+        self.label_scheme = ComboBox(
+            label="its ids",
+            choices=list(SCHEME_NAMES),
+            value="bonescreen",
+            tooltip="bonescreen (DESIGN.md), verse (VerSe) or totalseg (TotalSegmentator's total task)",
+        )
+        self.open_labels_button = PushButton(text="Open as the editable vertebrae")
+        self.open_labels_button.changed.connect(self.open_label_map)
         form = Container(
             widgets=[
                 self.image,
                 self.orientation,
                 self.reread_button,
+                self.spacing,
+                self.spacing_button,
                 self.device,
                 self.weights,
                 self.weights_file,
@@ -151,8 +242,10 @@ class SegmentWidget(_Base):
                 self.cancel_button,
             ]
         )
+        own = Container(widgets=[self.label_file, self.label_scheme, self.open_labels_button], label="or")
+        form.append(own)
         self.bar = QProgressBar()
-        layout = QVBoxLayout(self)
+        layout = self._scrolling_layout()
         layout.addWidget(form.native)
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
@@ -168,11 +261,58 @@ class SegmentWidget(_Base):
 
     def _show_orientation(self, *_) -> None:
         layer = self.image.value
+        plain = layer is not None and META_KEY not in layer.metadata
+        self.spacing.visible = self.spacing_button.visible = plain
+        if plain:
+            self.spacing.value = ", ".join(f"{s:g}" for s in tuple(layer.scale)[-3:])
+            if tuple(layer.scale)[-3:] == (1.0, 1.0, 1.0):
+                self.status.setText(DEFAULT_SCALE_FLAG.format(name=layer.name))
         unknown = self._orientation_unknown(layer)
         self.orientation.visible = self.reread_button.visible = unknown
         if unknown:  # say why the choice appears, before anything is run
             flags = layer.metadata[META_KEY]["flags"]
             self.status.setText(next(f for f in flags if f.startswith("orientation unknown")))
+
+    def set_spacing(self) -> None:
+        """Give a plain image layer its voxel size (dz, dy, dx in mm), typed by the user."""
+        layer = self.image.value
+        try:
+            values = [float(v) for v in str(self.spacing.value).replace(";", ",").split(",")]
+        except ValueError:
+            values = []
+        if len(values) != 3 or not all(np.isfinite(v) and v > 0 for v in values):
+            self._fail(
+                BoneScreenError(f"spacing is three positive numbers dz, dy, dx in mm, got {self.spacing.value!r}")
+            )
+            return
+        layer.scale = (*tuple(layer.scale)[:-3], *values)
+        self.status.setText(f"Spacing of '{layer.name}' set to {', '.join(f'{v:g}' for v in values)} mm.")
+
+    def open_label_map(self) -> None:
+        """Open a vertebra label NIfTI (this tool's, TotalSegmentator's, VerSe's) as the editable vertebrae layer."""
+        layer = self.image.value
+        path = str(self.label_file.value or "")
+        if layer is None or not path or path == ".":
+            self._fail(BoneScreenError("pick the CT image and the label map file first"))
+            return
+        try:
+            volume = volume_from_layer(layer)
+            if volume.source.path is None or volume.source.kind == "napari":
+                raise BoneScreenError(
+                    f"layer '{layer.name}' was not read by BoneScreen, so its grid is unknown: open the CT with the "
+                    "BoneScreen reader first"
+                )
+            vertebrae = read_labels_nifti(volume, path, allowed=ALL_VERTEBRA_IDS, scheme=self.label_scheme.value)
+        except BoneScreenError as exc:
+            self._fail(exc)
+            return
+        name = f"{layer.name} vertebrae ({Path(path).name})"
+        data, meta, _ = labels_layer_data(vertebrae, layer, name, {"rule": "given by the user", "certain": True})
+        self.last_layer = self.viewer.add_labels(data, **meta)
+        present = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k) or "no vertebra"
+        self.status.setText(
+            f"Opened {Path(path).name} ({self.label_scheme.value} ids): {present}. Correct, then classify."
+        )
 
     def reread(self) -> None:
         """Read the image layer's NIfTI again with the orientation the user chose; the layer is updated."""
@@ -292,6 +432,8 @@ class SegmentWidget(_Base):
 class ClassifyWidget(_Base):
     """Classify each lumbar level on the (corrected) labels: BCC-Net probabilities, trabecular HU, flags."""
 
+    HEIGHT_SHARE = 3
+
     def __init__(self, napari_viewer) -> None:
         super().__init__(napari_viewer)
         self.image = ComboBox(label="image", choices=lambda _: _layers_of(self.viewer, Image))
@@ -323,21 +465,25 @@ class ClassifyWidget(_Base):
             label="names",
         )
         form = Container(widgets=[self.image, self.labels, names, self.device, self.run_button])
-        self.table = QTableWidget(0, 8)
-        self.table.setHorizontalHeaderLabels(
-            ["level", "normal", "low bone mass", "osteoporosis", "prediction", "HU", "HU category", "flag"]
-        )
+        # compact, so that every column shows in a narrow dock: short headers, full names as tooltips
+        self.table = QTableWidget(0, len(TABLE_HEADERS))
+        for c, (title, tip) in enumerate(TABLE_HEADERS):
+            item = QTableWidgetItem(title)
+            item.setToolTip(tip)
+            self.table.setHorizontalHeaderItem(c, item)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.itemSelectionChanged.connect(self._go_to_level)
-        self.table.setMinimumHeight(200)
+        self.table.setMinimumHeight(150)
         self.table.verticalHeader().setVisible(False)
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
         self.figure = Figure(figsize=(3.2, 3.0))
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(240)
+        self.canvas.setMinimumHeight(220)
         self.flag = QLabel("")
         self.flag.setWordWrap(True)
         self.export_json = QPushButton("Export result.json")
@@ -349,7 +495,7 @@ class ClassifyWidget(_Base):
         buttons = QHBoxLayout()
         buttons.addWidget(self.export_json)
         buttons.addWidget(self.export_report)
-        layout = QVBoxLayout(self)
+        layout = self._scrolling_layout()
         layout.addWidget(form.native)
         layout.addWidget(self.status)
         layout.addWidget(self.table)
@@ -459,21 +605,22 @@ class ClassifyWidget(_Base):
             cells = [
                 row["name"],
                 *(f"{p[c]:.2f}" for c in CLASS_NAMES),
-                CLASS_TITLES[row["prediction"]],
+                SHORT_CLASS[row["prediction"]],
                 "" if row.get("trabecular_hu") is None else f"{row['trabecular_hu']:.0f}",
-                row.get("hu_category") or "",
-                "uncertain" if row["uncertain"] else "",
+                SHORT_CLASS.get(row.get("hu_category") or "", ""),
+                "yes" if row["uncertain"] else "",
             ]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignCenter)
+                item.setToolTip("; ".join(row.get("reasons", [])) or CLASS_TITLES[row["prediction"]])
                 self.table.setItem(r, c, item)
-        self.table.resizeColumnsToContents()
         self._draw_pie(result["overall"])
         messages = user_messages(result)
         self.flag.setText("\n".join(messages) if messages else "No uncertainty flag and no notes.")
         self.export_json.setEnabled(True)
         self.export_report.setEnabled(True)
+        QTimer.singleShot(0, lambda: self._scroll.ensureWidgetVisible(self.table, 0, 0))  # the results in view
 
     def _draw_pie(self, overall: dict) -> None:
         from bonescreen.figures import pie_axes
@@ -481,7 +628,9 @@ class ClassifyWidget(_Base):
         self.figure.clear()
         ax = self.figure.add_subplot(111)
         pie_axes(ax, overall["probabilities"], f"overall ({', '.join(overall['levels_used'])})")
-        self.figure.subplots_adjust(top=0.9, bottom=0.27)  # room for the legend
+        if overall["uncertain"]:  # the flag beside the pie, the reasons in the lines below it
+            ax.set_title(f"{ax.get_title()}\nUNCERTAIN: see the reasons below", color="#c62828", fontsize=9)
+        self.figure.subplots_adjust(top=0.86, bottom=0.27)  # room for the title and the legend
         self.canvas.draw_idle()
 
     def _go_to_level(self) -> None:
@@ -500,7 +649,8 @@ class ClassifyWidget(_Base):
 
     def save_result(self, path: str) -> None:
         """Write the last result as result.json."""
-        write_text_atomic(path, json.dumps({"input": self._inputs[2].name, **self.result}, indent=2) + "\n")
+        doc = {"schema_version": RESULT_SCHEMA_VERSION, "input": self._inputs[2].name, **self.result}
+        write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
         show_info(f"BoneScreen: result written to {path}")
 
     def save_report(self, path: str) -> None:

@@ -38,6 +38,6 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
                 target = target.with_name(target.name + ".nii.gz")
             write_labels_nifti(volume, labels, target)
     except BoneScreenError as exc:
-        show_error(f"BoneScreen could not save the levels: {exc}")
+        show_error(f"BoneScreen could not save the vertebrae: {exc}")
         return []
     return [str(target)]

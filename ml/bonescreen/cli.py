@@ -15,6 +15,7 @@ from . import __version__
 from .allocator import tune_host_memory
 from .errors import BoneScreenError
 from .hu import HUThresholds
+from .label_schemes import SCHEME_NAMES
 from .pipeline.progress import Cancelled
 
 
@@ -396,6 +397,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
         args.input,
         args.out,
         labels_path=args.labels,
+        label_scheme=args.label_scheme,
         progress=bars,
         screener=screener,
         hu_offset=args.hu_offset,
@@ -602,7 +604,16 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--seg-weights", type=Path, default=None, help="default: the bundled MS-Net")
     sc.add_argument("--cls-weights", type=Path, default=None, help="default: the bundled BCC-Net")
     sc.add_argument(
-        "--labels", type=Path, default=None, help="corrected level labels (NIfTI on the CT grid): skip segmentation"
+        "--labels",
+        type=Path,
+        default=None,
+        help="vertebra labels (NIfTI on the CT grid: corrected levels.nii.gz, another tool's map): skip segmenting",
+    )
+    sc.add_argument(
+        "--label-scheme",
+        choices=SCHEME_NAMES,
+        default="bonescreen",
+        help="ids of --labels: bonescreen (DESIGN.md), verse (VerSe) or totalseg (TotalSegmentator's total task)",
     )
     sc.add_argument("--osteoporosis-hu", type=float, default=110.0, help="trabecular HU at or below: osteoporosis")
     sc.add_argument("--normal-hu", type=float, default=160.0, help="trabecular HU above: normal")

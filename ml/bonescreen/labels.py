@@ -85,11 +85,14 @@ def level_id(name: str) -> int | None:
 def vertebra_id(name: str) -> int | None:
     """Id of a vertebra name in the all-vertebrae maps (``L1`` 1, ``T12`` 6, ``S1`` 7, ...); None if unknown.
 
-    ``sacrum`` is S1's id (7). See DESIGN.md for the table.
+    ``sacrum`` is S1's id (7); ``unnamed N`` is 20 + N (:func:`vertebra_name`'s inverse). See DESIGN.md.
     """
     name = str(name).strip()
     if name.lower() == "sacrum":
         name = "S1"
+    number = name[8:] if name.lower().startswith("unnamed ") else ""
+    if number.isdigit() and UNNAMED_FIRST + int(number) - 1 <= 255 and int(number) >= 1:
+        return UNNAMED_FIRST + int(number) - 1
     return next((k for k, v in VERTEBRA_NAMES.items() if v.lower() == name.lower()), None)
 
 
@@ -226,7 +229,10 @@ def as_level_labels(values, what: str = "labels", allowed: tuple[int, ...] = (0,
     bad = [v for v in found.tolist() if int(v) not in allowed or v != int(v)]
     if bad:
         shown = ", ".join(f"{v:g}" for v in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
-        names = ", ".join(f"{k} = {LEVEL_NAMES.get(k, VERTEBRA_NAMES.get(k, 'background'))}" for k in allowed)
+        if set(allowed) == set(ALL_VERTEBRA_IDS):
+            names = "0 = background, 1-19 = named vertebrae (1-5 = L1-L5, 6 = T12, 7 = sacrum ...), 21-255 = unnamed"
+        else:
+            names = ", ".join(f"{k} = {LEVEL_NAMES.get(k, VERTEBRA_NAMES.get(k, 'background'))}" for k in allowed)
         raise BoneScreenError(f"{what}: label values {shown} are not level ids (allowed: {names})")
     return values.astype(np.uint8)
 

@@ -125,6 +125,46 @@ def accuracy(y_true: Sequence[int], proba: np.ndarray) -> float:
     return float(np.mean(np.asarray(y_true) == np.asarray(proba).argmax(1)))
 
 
+def expected_calibration_error(y_true: Sequence[int], proba: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of class probabilities (Guo et al., ICML 2017, eq. 3).
+
+    The top-class confidence of each sample is put in one of ``bins`` equal-width bins over (0, 1];
+    ECE is the mean over bins of |accuracy - mean confidence|, weighted by the share of samples.
+
+    Parameters
+    ----------
+    y_true : sequence of int
+        True class indices, shape (n,).
+    proba : ndarray
+        Class probabilities, shape (n, k); rows sum to 1.
+    bins : int
+        Number of equal-width confidence bins (10 as in Guo et al.).
+
+    Returns
+    -------
+    float
+        ECE in [0, 1].
+
+    Raises
+    ------
+    BoneScreenError
+        If the shapes do not match or there are no samples.
+    """
+    proba = np.asarray(proba, dtype=float)
+    y = np.asarray(y_true)
+    if proba.ndim != 2 or len(proba) != len(y) or len(y) == 0:
+        raise BoneScreenError(f"proba must have shape ({len(y)}, k) with n > 0, got {proba.shape}")
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(ece)
+
+
 def classification_metrics(y_true: Sequence[int], proba: np.ndarray, class_names: Sequence[str] = CLASS_NAMES) -> dict:
     """Accuracy, per-class precision, sensitivity, specificity and one-vs-rest AUC, macro AUC, confusion matrix.
 

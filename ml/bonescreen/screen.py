@@ -53,6 +53,7 @@ def screen_file(
     input_name: str | None = None,
     hu_offset: float | None = None,
     orientation: str | None = None,
+    label_scheme: str = "bonescreen",
 ) -> dict:
     """Run the main job on one CT and write its outputs.
 
@@ -69,6 +70,9 @@ def screen_file(
     labels_path : str or PathLike, optional
         Corrected level labels or an all-vertebrae map (NIfTI on the CT's grid, ids of DESIGN.md, taken
         as the names); segmentation is skipped.
+    label_scheme : str
+        Ids of ``labels_path``: ``bonescreen`` (DESIGN.md), ``verse`` or ``totalseg``
+        (:mod:`bonescreen.label_schemes`).
     screener : Screener, optional
         A loaded screener to reuse (batch runs); else one is made from the other arguments.
     input_name : str, optional
@@ -92,7 +96,9 @@ def screen_file(
     volume = load_ct(input_path, hu_offset=hu_offset, orientation=orientation)
     load_s = time.perf_counter() - t0
     screener = screener or Screener(seg_weights, cls_weights, device, thresholds)
-    labels = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS) if labels_path else None
+    labels = None
+    if labels_path:
+        labels = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS, scheme=label_scheme)
     result, labels, vertebrae = screener.screen(volume, progress, labels)
     out.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, str] = {}
@@ -135,6 +141,7 @@ def screen_file(
         ),
     )
     result = {
+        "schema_version": result["schema_version"],
         "input": input_name or str(Path(input_path)),
         **result,
         "outputs": outputs,

@@ -74,8 +74,12 @@ def test_bad_labels(screener, unseen):
     volume = load_ct(root / "dicom")
     with pytest.raises(BoneScreenError, match="do not fit"):
         screener.classify(volume, case.levels[:-1])
-    with pytest.raises(BoneScreenError, match=r"values 9, 18, 27, 36, 45 are not level ids .allowed: 0 = backg"):
-        screener.classify(volume, case.levels * 9)
+    with pytest.raises(BoneScreenError, match=r"values 20, 300 are not level ids .allowed: 0 = background, 1-19"):
+        levels = case.levels.astype(np.int32)
+        screener.classify(volume, np.select([levels == 1, levels == 2], [20, 300], levels))
+    # T12, the sacrum, unnamed vertebrae: taken as named, and L1-L5 are classified; none lumbar: said so
+    with pytest.raises(BoneScreenError, match="no lumbar level"):
+        screener.classify(volume, np.where(case.levels > 0, 6, 0))
 
 
 def test_cancel_between_batches(screener, unseen):

@@ -277,3 +277,72 @@ def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_n
     wait_for(qtbot, cls)
     assert [lv["name"] for lv in cls.result["levels"]] == ["L1", "L2", "L3", "L4", "L5"]
     assert not any("could not be confirmed" in r for r in cls.result["overall"]["reasons"])  # the user named them
+
+
+def test_another_tools_vertebra_map_opens_as_the_editable_layer(make_napari_viewer, small_case, small_case_files):
+    """Bring your own segmentation: a TotalSegmentator map of the CT becomes the vertebrae layer, named."""
+    import nibabel as nib
+
+    from bonescreen.io import load_ct
+
+    viewer = make_napari_viewer()
+    image = viewer.open(str(small_case_files / "dicom" / "dicom"), plugin=PLUGIN)[0]
+    volume = load_ct(small_case_files / "dicom" / "dicom")
+    theirs = np.zeros(small_case.spine.shape, np.uint16)
+    for ours, total in {1: 31, 2: 30, 3: 29, 4: 28, 5: 27, 6: 32, 7: 25}.items():
+        theirs[small_case.spine == ours] = total
+    path = small_case_files / "totalseg.nii.gz"
+    nib.save(nib.Nifti1Image(volume.to_source(theirs), volume.source.affine), path)
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.image.value = image
+    seg.label_file.value = str(path)
+    seg.label_scheme.value = "totalseg"
+    seg.open_label_map()
+    layer = seg.last_layer
+    np.testing.assert_array_equal(layer.data, small_case.spine)
+    assert "T12" in seg.status.text() and "L5" in seg.status.text()
+    seg.label_scheme.value = "verse"  # the wrong scheme for these ids: what it maps is said, nothing breaks
+    seg.label_file.value = str(small_case_files / "missing.nii.gz")
+    seg.open_label_map()
+    assert "Error" in seg.status.text() and "missing.nii.gz" in seg.status.text()
+
+
+def test_a_layer_without_voxel_size_is_flagged_and_can_be_given_one(make_napari_viewer, small_case):
+    """napari's own reader gives scale (1, 1, 1): the dock says so, the user types the spacing, the flag goes."""
+    from napari_bonescreen._convert import volume_from_layer
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.asarray(small_case.hu[30:40], np.float32), name="plain")
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.image.value = image
+    assert not seg.spacing.native.isHidden() and "voxel size unknown" in seg.status.text()  # (the viewer is not shown)
+    assert any("voxel size unknown" in f for f in volume_from_layer(image).flags)
+    seg.spacing.value = "3, 0.7, 0.7"
+    seg.set_spacing()
+    assert tuple(image.scale) == (3.0, 0.7, 0.7)
+    assert volume_from_layer(image).spacing == (3.0, 0.7, 0.7) and not volume_from_layer(image).flags
+    seg.spacing.value = "3, -1"
+    seg.set_spacing()
+    assert "three positive numbers" in seg.status.text()
+
+
+def test_a_failed_run_clears_the_previous_result(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_normal")
+    image = viewer.layers[0]
+    from napari_bonescreen._convert import labels_layer_data
+
+    levels = np.zeros(image.data.shape, np.uint8)
+    z = image.data.shape[0] // 2
+    levels[z - 3 : z + 3, 300:340, 236:276] = 3
+    data, meta, _ = labels_layer_data(levels, image, "vertebrae")
+    layer = viewer.add_labels(data, **meta)
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    cls.image.value, cls.labels.value = image, layer
+    cls.run()
+    wait_for(qtbot, cls)
+    assert cls.result is not None and cls.table.rowCount() == 2 and cls.export_json.isEnabled()
+    layer.data = np.where(layer.data > 0, 6, 0).astype(np.uint8)  # now only "T12": nothing lumbar
+    cls.run()
+    assert cls.result is None and cls.table.rowCount() == 0 and not cls.export_json.isEnabled()
+    assert "no lumbar vertebra" in cls.status.text() and "T12" in cls.status.text()

@@ -17,8 +17,15 @@ import pydicom
 
 from .. import __version__
 from ..atomic import atomic_path
-from ..errors import BoneScreenError
-from ..labels import LEVEL_COLORS, LEVEL_NAMES, as_level_labels, level_id, levels_present
+from ..errors import BoneScreenError, check_choice
+from ..label_schemes import SCHEME_NAMES, map_labels
+from ..labels import (
+    ALL_VERTEBRA_IDS,
+    as_level_labels,
+    vertebra_color,
+    vertebra_id,
+    vertebra_name,
+)
 from .nifti import read_nifti, save_nifti
 from .volume import CTVolume
 
@@ -41,7 +48,7 @@ def _check_labels(volume: CTVolume, labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.shape != volume.shape:
         raise BoneScreenError(f"labels shape {labels.shape} differs from the volume's {volume.shape}")
-    return as_level_labels(labels)
+    return as_level_labels(labels, allowed=ALL_VERTEBRA_IDS)
 
 
 def write_labels_nifti(volume: CTVolume, labels: np.ndarray, path: str | os.PathLike) -> Path:
@@ -52,7 +59,8 @@ def write_labels_nifti(volume: CTVolume, labels: np.ndarray, path: str | os.Path
     volume : CTVolume
         The CT the labels belong to.
     labels : ndarray
-        uint8 (z, y, x), 0 background, 1..5 L1..L5.
+        uint8 (z, y, x), 0 background, 1..5 L1..L5 (``levels.nii.gz``), or every vertebra with the
+        ids of DESIGN.md (6 = T12, 7 = sacrum, ...; the napari layer saved as it is).
     path : str or PathLike
         Output ``.nii.gz`` (or ``.nii``).
     """
@@ -60,17 +68,27 @@ def write_labels_nifti(volume: CTVolume, labels: np.ndarray, path: str | os.Path
     ijk = volume.to_source(labels)
     img = nib.Nifti1Image(np.asarray(ijk, dtype=np.uint8), volume.source.affine)  # F-ordered view: no transposing copy
     img.header.set_xyzt_units("mm")
-    img.header["descrip"] = b"BoneScreen levels: 1..5 = L1..L5"
+    img.header["descrip"] = b"BoneScreen vertebrae: 1..5 = L1..L5, 6 = T12, 7 = sacrum (DESIGN.md)"
     return save_nifti(img, path)
 
 
-def read_labels_nifti(volume: CTVolume, path: str | os.PathLike, allowed: tuple[int, ...] | None = None) -> np.ndarray:
+def read_labels_nifti(
+    volume: CTVolume, path: str | os.PathLike, allowed: tuple[int, ...] | None = None, scheme: str = "bonescreen"
+) -> np.ndarray:
     """Read a label NIfTI written on the volume's source grid back into (z, y, x) order.
 
     ``allowed`` are the ids that may occur (default: 0 and the lumbar levels 1..5 of
     ``levels.nii.gz``); other values are refused by name before any cast
-    (:func:`~bonescreen.labels.as_level_labels`).
+    (:func:`~bonescreen.labels.as_level_labels`). A map of another tool (``scheme`` ``verse`` or
+    ``totalseg``, :mod:`bonescreen.label_schemes`) is mapped to BoneScreen's vertebra ids; its ids
+    that are no vertebrae (ribs, organs) become 0.
+
+    Raises
+    ------
+    BoneScreenError
+        If the file is missing or unreadable, not on the CT's grid, or holds values it may not.
     """
+    check_choice("label scheme", scheme, SCHEME_NAMES)
     path = Path(path)
     if not path.is_file():
         raise BoneScreenError("no such label file", path)
@@ -104,6 +122,11 @@ def read_labels_nifti(volume: CTVolume, path: str | os.PathLike, allowed: tuple[
     ijk = apply_orientation(ijk, to_src)
     if ijk.shape != tuple(volume.source.shape):
         raise BoneScreenError("label grid does not match the CT grid", path)
+    if scheme != "bonescreen":
+        try:
+            return volume.from_source(map_labels(ijk, scheme))
+        except BoneScreenError as exc:
+            raise BoneScreenError(exc.problem, path) from None
     if allowed is None:
         return volume.from_source(as_level_labels(ijk, str(path)))
     return volume.from_source(as_level_labels(ijk, str(path), allowed))
@@ -128,7 +151,7 @@ def write_dicom_seg(
     series_number: int = 9901,
     notes: list[str] | None = None,
 ) -> list[str]:
-    """Write a DICOM SEG (one segment per level present) that references the source series.
+    """Write a DICOM SEG (one segment per vertebra present, named and coded) that references the source series.
 
     A SEG has one frame of reference and one study: where an anonymizer gave the
     source images different FrameOfReferenceUID (or StudyInstanceUID) values, the
@@ -149,12 +172,12 @@ def write_dicom_seg(
     # here, not at the top: highdicom and pydicom's code dictionary take 0.25 s to import, which NIfTI inputs skip
     import highdicom as hd
 
-    from ..labels_terminology import LEVEL_CATEGORY, LEVEL_CODES
+    from ..labels_terminology import LEVEL_CATEGORY, vertebra_code
 
     if volume.source.kind != "dicom":
         raise BoneScreenError("a DICOM SEG needs a DICOM source series", volume.source.path)
     labels = _check_labels(volume, labels)
-    present = levels_present(labels)
+    present = [int(v) for v in np.unique(labels) if v]
     if not present:
         raise BoneScreenError("the label map is empty: nothing to write to DICOM SEG", volume.source.path)
     sources = [_as_source(pydicom.dcmread(p, stop_before_pixels=True, force=True)) for p in volume.source.dicom_files]
@@ -187,14 +210,14 @@ def write_dicom_seg(
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=n,
-            segment_label=LEVEL_NAMES[lv],
+            segment_label=vertebra_name(lv),
             segmented_property_category=LEVEL_CATEGORY,
-            segmented_property_type=LEVEL_CODES[lv],
+            segmented_property_type=vertebra_code(lv),
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
             algorithm_identification=hd.AlgorithmIdentificationSequence(
                 name="BoneScreen", version=__version__, family=pydicom.sr.codedict.codes.cid7162.ArtificialIntelligence
             ),
-            display_color=hd.color.CIELabColor(*_rgb_to_lab(LEVEL_COLORS[lv])),
+            display_color=hd.color.CIELabColor(*_rgb_to_lab(vertebra_color(lv))),
         )
         for n, lv in enumerate(present, start=1)
     ]
@@ -262,9 +285,9 @@ def read_dicom_seg(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
     number_to_level = {}
     for desc in seg.SegmentSequence:
         label = str(desc.SegmentLabel)
-        level = level_id(label)
+        level = vertebra_id(label)
         if level is None:
-            raise BoneScreenError(f"segment {desc.SegmentNumber} has label {label!r}, not a lumbar level", path)
+            raise BoneScreenError(f"segment {desc.SegmentNumber} has label {label!r}, not a vertebra's name", path)
         number_to_level[int(desc.SegmentNumber)] = level
     order = volume.source.dicom.get("frame_order")
     if order is not None:

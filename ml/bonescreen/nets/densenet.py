@@ -143,16 +143,22 @@ class DenseNet(nn.Module):
         if x.ndim != 4 or tuple(x.shape[1:]) != (c, s, s):
             raise BoneScreenError(f"this DenseNet expects input of shape (N, {c}, {s}, {s}), got {tuple(x.shape)}")
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Globally pooled features before the classifier, shape (N, features): what the linear layer sees."""
+        self.check_input(x)
+        return F.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits, shape (N, num_classes)."""
-        self.check_input(x)
-        x = self.features(x)
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        return self.classifier(x)
+        return self.classifier(self.embed(x))
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Softmax class probabilities, shape (N, num_classes); rows sum to 1."""
-        return torch.softmax(self.forward(x).float(), dim=1)
+    def predict_proba(self, x: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """Softmax class probabilities of ``logits / temperature``, shape (N, num_classes); rows sum to 1.
+
+        ``temperature`` > 1 softens over-confident probabilities (temperature scaling, Guo et al., ICML
+        2017); the bundled BCC-Net's is fitted on its validation split and stored in its JSON.
+        """
+        return torch.softmax(self.forward(x).float() / float(temperature), dim=1)
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this network."""

@@ -24,6 +24,7 @@ from ..hu import HUThresholds, body_from_levels, hu_category, implausible_trabec
 from ..inplane import bounding_box, inscribed_radius
 from ..labels import CLASS_NAMES, LEVEL_NAMES, levels_present
 from ..metal import METAL_HU, metal_mask
+from ..ood import FeatureDensity
 from ..preprocess import roi_crop
 from ..threads import thread_map
 from .level_settings import LevelSettings
@@ -61,6 +62,32 @@ def body_slices(
     return ks if ks.size else np.nonzero(m.any(axis=(1, 2)))[0]
 
 
+def crops_by_level(
+    hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float, float], levels, body_radius_mm: float | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """BCC-Net's input per level: (slices through its body, float32 crops (n, 224, 224)), cut in parallel.
+
+    Parameters
+    ----------
+    hu : ndarray
+        float (z, y, x) CT in HU.
+    labels : ndarray
+        uint8 (z, y, x) level labels.
+    spacing : tuple of float
+        (dz, dy, dx) in mm.
+    levels : sequence of int
+        The level ids to crop, in order.
+    body_radius_mm : float, optional
+        See :func:`body_slices`.
+    """
+
+    def level_crops(lv: int) -> tuple[np.ndarray, np.ndarray]:
+        ks = body_slices(labels, lv, spacing, body_radius_mm)
+        return ks, np.stack([roi_crop(hu[k], labels[k] == lv) for k in ks])
+
+    return thread_map(level_crops, list(levels))
+
+
 @torch.inference_mode()
 def classify_levels(
     model: torch.nn.Module,
@@ -74,10 +101,14 @@ def classify_levels(
     progress: ProgressCallback | None = None,
     stats: dict | None = None,
     body_radius_mm: float | None = None,
+    temperature: float = 1.0,
+    density: FeatureDensity | None = None,
 ) -> dict:
     """Classify each level on ``labels`` and the whole scan.
 
-    ``body_radius_mm`` chooses the slices through each body (:func:`body_slices`).
+    ``body_radius_mm`` chooses the slices through each body (:func:`body_slices`); ``temperature``
+    calibrates the probabilities (:meth:`~bonescreen.nets.DenseNet.predict_proba`); with ``density``
+    (:mod:`bonescreen.ood`), a level whose crops are unlike the training data is flagged.
 
     Returns
     -------
@@ -100,32 +131,36 @@ def classify_levels(
     body = body_from_levels(labels, spacing)
     hu_by_level = trabecular_hu(hu, body, spacing)
 
-    def level_crops(lv: int) -> tuple[np.ndarray, np.ndarray]:
-        ks = body_slices(labels, lv, spacing, body_radius_mm)
-        return ks, np.stack([roi_crop(hu[k], labels[k] == lv) for k in ks])
-
-    # the levels' crops are cut in parallel, then BCC-Net sees all of them in full batches
-    prepared = thread_map(level_crops, present)
+    prepared = crops_by_level(hu, labels, spacing, present, body_radius_mm)
     crops = np.concatenate([c for _, c in prepared])[:, None].astype(np.float32, copy=False)
     report(progress, "classify", 0, len(crops))
-    probs = []
+    probs, features = [], []
     for start in range(0, len(crops), batch):
         x = torch.from_numpy(crops[start : start + batch]).to(device)
         t0 = time.perf_counter()
-        probs.append(model.predict_proba(x).float().cpu().numpy())
+        f = model.embed(x)  # the features the classifier sees: also scored against the training data
+        probs.append(torch.softmax(model.classifier(f).float() / temperature, dim=1).cpu().numpy())
+        features.append(f.float().cpu().numpy())
         if stats is not None:
             stats["network_s"] = stats.get("network_s", 0.0) + time.perf_counter() - t0
         report(progress, "classify", min(start + batch, len(crops)), len(crops))
-    per_level = np.split(np.concatenate(probs), np.cumsum([len(ks) for ks, _ in prepared])[:-1])
+    cuts = np.cumsum([len(ks) for ks, _ in prepared])[:-1]
+    per_level = np.split(np.concatenate(probs), cuts)
+    level_features = np.split(np.concatenate(features), cuts)
     level_probs: dict[int, np.ndarray] = {}
+    unlike_training: dict[int, float] = {}
     results = []
-    for lv, (ks, _), level_p in zip(present, prepared, per_level, strict=True):
+    for lv, (ks, _), level_p, level_f in zip(present, prepared, per_level, level_features, strict=True):
         p = level_p.mean(axis=0)
+        distance = None if density is None else density.level_score(level_f)
         level_probs[lv] = p
         prediction = CLASS_NAMES[int(np.argmax(p))]
         measured = hu_by_level.get(lv, {}).get("mean_hu")
         category = hu_category(measured, thresholds) if measured is not None else None
-        reasons = [r for r in (_close_call(p), implausible_trabecular_hu(measured)) if r]
+        unlike = None if distance is None else density.reason(distance)
+        if unlike:
+            unlike_training[lv] = distance
+        reasons = [r for r in (unlike, _close_call(p), implausible_trabecular_hu(measured)) if r]
         if metal_voxels.get(lv):
             reasons.append(
                 f"metal beside or in this vertebra ({metal_voxels[lv]} voxels above {METAL_HU:.0f} HU: screws or "
@@ -141,6 +176,7 @@ def classify_levels(
                 "body_slices": [z0 + int(ks.min()), z0 + int(ks.max())],
                 "crops": len(ks),
                 "probabilities": _probs(p),
+                "feature_distance": None if distance is None else round(distance, 1),
                 "prediction": prediction,
                 "trabecular_hu": None if measured is None else round(measured, 1),
                 "hu_category": category,
@@ -165,6 +201,11 @@ def classify_levels(
     reasons = [r for r in (_close_call(p),) if r]
     reasons += [f"{LEVEL_NAMES[lv]}: {r}" for lv in chosen if (r := implausible_trabecular_hu(measured_hu(lv)))]
     reasons += [f"{LEVEL_NAMES[lv]}: metal beside or in the vertebra" for lv in chosen if metal_voxels.get(lv)]
+    reasons += [
+        f"{LEVEL_NAMES[lv]}: crops unlike BCC-Net's training data: the probabilities may not hold"
+        for lv in chosen
+        if lv in unlike_training
+    ]
     if category is not None and category != prediction:
         reasons.append(f"HU category {category} ({mean_hu:.0f} HU) disagrees with the network ({prediction})")
     if not names_certain:

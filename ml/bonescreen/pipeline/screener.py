@@ -23,8 +23,10 @@ from ..labels import (
     lumbar_levels,
     stray_specks,
     vertebra_ids,
+    vertebra_name,
 )
 from ..messages import add_input_messages
+from ..ood import FeatureDensity, load_feature_density
 from ..weights import default_weights
 from .classify import classify_levels
 from .inference import InferenceSettings
@@ -32,6 +34,10 @@ from .level_settings import LevelSettings
 from .levels import split_levels
 from .progress import ProgressCallback, drive
 from .segment import iter_mark_volume
+
+#: Version of result.json's layout (README, "result.json"): the minor number grows with added fields,
+#: the major number when a field changes meaning or goes.
+RESULT_SCHEMA_VERSION = "1.0"
 
 
 @dataclass
@@ -160,12 +166,27 @@ class Screener:
             self._models[task], self._meta[task] = self.settings.prepare(model), meta
         return self._models[task]
 
+    @property
+    def density(self) -> FeatureDensity | None:
+        """BCC-Net's training-feature density (:mod:`bonescreen.ood`), when its weights have one."""
+        self.model("classification")
+        if not hasattr(self, "_density"):
+            self._density = load_feature_density(self._paths["classification"], self._meta["classification"])
+        return self._density
+
+    @property
+    def temperature(self) -> float:
+        """BCC-Net's calibration temperature (its JSON's ``calibration.temperature``; 1 when it has none)."""
+        self.model("classification")
+        return float(self._meta["classification"].get("calibration", {}).get("temperature", 1.0))
+
     def models(self) -> dict:
         """Name and SHA-256 of the weights in use, for result.json."""
         out = {}
         for task in self._paths:
             self.model(task)
             out[task] = {"name": self._meta[task]["model"], "sha256": self._meta[task]["sha256"]}
+        out["classification"]["temperature"] = self.temperature
         return out
 
     def iter_segment(
@@ -252,6 +273,8 @@ class Screener:
                 progress=progress,
                 stats=self.stats,
                 body_radius_mm=self.level_settings.body_radius_mm,
+                temperature=self.temperature,
+                density=self.density,
             )
         return add_input_messages(result, volume.notes, [*volume.flags, *stray_specks(labels, volume.spacing)])
 
@@ -279,6 +302,9 @@ class Screener:
         else:  # the user's level labels, or an all-vertebrae map whose ids are taken as the names
             vertebrae = as_level_labels(labels, allowed=ALL_VERTEBRA_IDS)
             labels = lumbar_levels(vertebrae)
+            if not labels.any():
+                given = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k)
+                notes = [f"vertebrae given: {given} (none lumbar)" if given else "the labels given are empty"]
         t0 = time.perf_counter()
         if labels.any():
             result = self.classify(volume, labels, progress, names_certain=certain)
@@ -287,6 +313,7 @@ class Screener:
         timings["classify"] = round(time.perf_counter() - t0, 3)
         timings["network"] = round(self.stats.get("network_s", 0.0) - network0, 3)
         result = {
+            "schema_version": RESULT_SCHEMA_VERSION,
             "device": str(self.device),
             "inference": self.settings.describe(self.device),
             **result,

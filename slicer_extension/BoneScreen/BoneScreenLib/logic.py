@@ -142,15 +142,11 @@ def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
 def _segment_level(segment) -> int | None:
     """The vertebra id of a segment: from its name when that is a vertebra's (the user may have renamed it
     in the Segment Editor), else from the BoneScreen tag (a name the user decorated, ``L2 edited``)."""
-    from bonescreen.labels import UNNAMED_FIRST, vertebra_id
+    from bonescreen.labels import vertebra_id
 
-    name = segment.GetName().strip()
-    vid = vertebra_id(name)
+    vid = vertebra_id(segment.GetName())
     if vid is not None:
         return vid
-    match = re.fullmatch(r"unnamed (\d+)", name)
-    if match and 0 < int(match.group(1)) <= 255 - UNNAMED_FIRST + 1:
-        return UNNAMED_FIRST + int(match.group(1)) - 1
     tag = vtk.mutable("") if hasattr(vtk, "mutable") else None
     if tag is not None and segment.GetTag(LEVEL_TAG, tag) and str(tag).isdigit():
         return int(str(tag))
@@ -378,7 +374,14 @@ class BoneScreenLogic:
             table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} BoneScreen results")
         results_to_table(result, table_node)
         chart_node = results_to_chart(table_node, chart_node)
-        self.last_result = {"input": volume_node.GetName(), **result, "models": self.screener.models()}
+        from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
+
+        self.last_result = {
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "input": volume_node.GetName(),
+            **result,
+            "models": self.screener.models(),
+        }
         self._last = (inputs.volume, inputs.labels)
         return self.last_result, table_node, chart_node
 

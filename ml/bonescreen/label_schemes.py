@@ -1,0 +1,66 @@
+"""Label-id schemes of other tools, mapped to BoneScreen's vertebra ids (DESIGN.md).
+
+- ``bonescreen``: the ids of DESIGN.md as they are (1..5 = L1..L5, 6 = T12, 7 = sacrum, ...).
+- ``verse``: VerSe 2019/2020 (Sekuboyina et al., Med Image Anal 2021): 1-7 C1-C7,
+  8-19 T1-T12, 20-24 L1-L5, 25 L6, 26 sacrum, 28 T13 (taken as T12's neighbour, unnamed).
+- ``totalseg``: TotalSegmentator v2 ``total`` task (Wasserthal et al., Radiol AI 2023):
+  25 sacrum, 26 S1 (sacrum), 27-31 L5-L1, 32-43 T12-T1, 44-50 C7-C1; its other ids
+  (ribs, organs, vessels) are no vertebrae and become 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import BoneScreenError, check_choice
+
+
+def _verse() -> dict[int, int]:
+    m = {20 + i: 1 + i for i in range(5)}  # L1..L5
+    m.update({19: 6, 26: 7, 18: 8, 17: 9, 25: 10})
+    m.update({16 - i: 11 + i for i in range(8)})  # T9..T2 -> 11..18
+    m[8] = 19  # T1
+    m.update({1 + i: 21 + i for i in range(7)})  # cervical: no BoneScreen name
+    m[28] = 28  # T13
+    return m
+
+
+def _totalseg() -> dict[int, int]:
+    m = {31 - i: 1 + i for i in range(5)}  # 31 = L1 ... 27 = L5
+    m.update({32: 6, 25: 7, 26: 7, 33: 8, 34: 9})
+    m.update({35 + i: 11 + i for i in range(9)})  # T9 .. T1
+    m.update({44 + i: 21 + i for i in range(7)})  # C7 .. C1
+    return m
+
+
+#: Label-id schemes: foreign id -> BoneScreen id (ids not listed are not vertebrae: ribs, organs).
+SCHEMES: dict[str, dict[int, int]] = {"verse": _verse(), "totalseg": _totalseg()}
+#: Every scheme a user may name: BoneScreen's own ids, and the foreign ones.
+SCHEME_NAMES: tuple[str, ...] = ("bonescreen", *SCHEMES)
+
+
+def map_labels(labels: np.ndarray, scheme: str | dict[int, int]) -> np.ndarray:
+    """Foreign vertebra label map -> BoneScreen ids (uint8); ids outside the scheme become 0.
+
+    Raises
+    ------
+    BoneScreenError
+        If ``scheme`` is an unknown name, or the values are not whole non-negative numbers.
+    """
+    if isinstance(scheme, str):
+        check_choice("label scheme", scheme, SCHEMES)
+    table = SCHEMES[scheme] if isinstance(scheme, str) else scheme
+    values = np.asarray(labels)
+    if values.dtype.kind not in "biuf":
+        raise BoneScreenError(f"label values of type {values.dtype} are not numbers")
+    if values.size and (not np.all(np.isfinite(values)) or values.min() < 0):
+        raise BoneScreenError("label values must be finite and non-negative")
+    if values.dtype.kind == "f":
+        if np.any(values != np.round(values)):
+            raise BoneScreenError("label values must be whole numbers")
+        values = np.rint(values)
+    values = values.astype(np.int64)
+    lut = np.zeros(max(int(values.max(initial=0)), max(table)) + 1, np.uint8)
+    for src, dst in table.items():
+        lut[src] = dst
+    return lut[np.clip(values, 0, len(lut) - 1)]

@@ -1,0 +1,68 @@
+"""Bring your own segmentation: a TotalSegmentator or VerSe vertebra map is accepted by `screen --labels` through a
+named label scheme; its other structures (ribs, organs) are ignored; bad values and unknown schemes are refused."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from bonescreen.cli import main
+from bonescreen.errors import BoneScreenError
+from bonescreen.io import load_ct
+from bonescreen.io.writers import read_labels_nifti
+from bonescreen.label_schemes import SCHEMES
+
+#: BoneScreen id -> the other tool's id (the inverse of the schemes for the vertebrae the phantom has)
+TO_FOREIGN = {
+    "totalseg": {1: 31, 2: 30, 3: 29, 4: 28, 5: 27, 6: 32, 7: 25},
+    "verse": {1: 20, 2: 21, 3: 22, 4: 23, 5: 24, 6: 19, 7: 26},
+}
+OTHER_STRUCTURE = {"totalseg": 92, "verse": 0}  # TotalSegmentator: a rib (its id 92); VerSe has none
+
+
+def _foreign_map(case, volume, scheme: str, path) -> None:
+    spine = case.spine  # 1..5 lumbar, 6 T12, 7 sacrum
+    foreign = np.zeros(spine.shape, np.uint16)
+    for ours, theirs in TO_FOREIGN[scheme].items():
+        assert SCHEMES[scheme][theirs] == ours
+        foreign[spine == ours] = theirs
+    # a structure that is no vertebra, beside the spine: must be left out
+    z, y, x = np.nonzero(spine == 1)
+    foreign[z.min() : z.max(), y.min() : y.min() + 5, max(x.min() - 30, 0) : max(x.min() - 20, 1)] = OTHER_STRUCTURE[
+        scheme
+    ]
+    nib.save(nib.Nifti1Image(volume.to_source(foreign), volume.source.affine), path)
+
+
+@pytest.mark.parametrize("scheme", ["totalseg", "verse"])
+def test_screen_takes_another_tools_vertebra_map(small_case, small_case_files, tmp_path, scheme):
+    ct = small_case_files / "nifti" / "ct.nii.gz"
+    volume = load_ct(ct)
+    _foreign_map(small_case, volume, scheme, tmp_path / "theirs.nii.gz")
+    mapped = read_labels_nifti(volume, tmp_path / "theirs.nii.gz", allowed=None, scheme=scheme)
+    np.testing.assert_array_equal(mapped, small_case.spine)  # rib -> 0, vertebrae -> DESIGN.md ids
+    out = tmp_path / "out"
+    argv = ["screen", str(ct), "--out", str(out), "--device", "cpu", "--labels", str(tmp_path / "theirs.nii.gz")]
+    assert main([*argv, "--label-scheme", scheme]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L3", "L4", "L5"]
+    assert result["segmentation"]["source"] == "user"
+    written = nib.load(out / "levels.nii.gz").get_fdata()
+    assert set(np.unique(written)) == {0, 1, 2, 3, 4, 5}  # levels.nii.gz holds the lumbar levels only
+
+
+def test_unknown_scheme_and_bad_values_are_refused(small_case_files, tmp_path, capsys):
+    ct = small_case_files / "nifti" / "ct.nii.gz"
+    volume = load_ct(ct)
+    bad = np.full(volume.source.shape, -3, np.int16)
+    nib.save(nib.Nifti1Image(bad, volume.source.affine), tmp_path / "bad.nii.gz")
+    with pytest.raises(BoneScreenError, match=r"bad\.nii\.gz: label values must be finite and non-negative"):
+        read_labels_nifti(volume, tmp_path / "bad.nii.gz", scheme="totalseg")
+    with pytest.raises(BoneScreenError, match="label scheme must be one of bonescreen, verse, totalseg"):
+        read_labels_nifti(volume, tmp_path / "bad.nii.gz", scheme="nnunet")
+    with pytest.raises(SystemExit):
+        main(["screen", str(ct), "--out", str(tmp_path / "o"), "--labels", "x.nii.gz", "--label-scheme", "amos"])
+    assert "argument --label-scheme" in capsys.readouterr().err
