@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_DEPS := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 libxcb-randr0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0 libgl1 libegl1 \
-	libdbus-1-3 libfontconfig1
+	libdbus-1-3 libfontconfig1 libxcb-cursor0
 
 .PHONY: install demo test lint system-deps clean
 

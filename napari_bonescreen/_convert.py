@@ -76,7 +76,8 @@ def volume_from_layer(layer) -> CTVolume:
     scale = tuple(float(s) for s in layer.scale[-3:]) if len(layer.scale) >= 3 else (1.0, *layer.scale[-2:])
     dz, dy, dx = scale
     # a plain layer is taken as already in BoneScreen's orientation: x to the left, y posterior, z superior
-    volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-dx, -dy, dz, 1.0]), "napari", None, layer.name)
+    # a copy: the volume's padding is clipped in place, which must not change the user's layer
+    volume = volume_from_ijk(hu.transpose(2, 1, 0).copy(), np.diag([-dx, -dy, dz, 1.0]), "napari", None, layer.name)
     if scale == (1.0, 1.0, 1.0):
         volume.flags.append(DEFAULT_SCALE_FLAG.format(name=layer.name))
     return volume

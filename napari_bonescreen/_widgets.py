@@ -81,7 +81,7 @@ TABLE_HEADERS = (
     ("HU call", "class by the HU thresholds"),
     ("flag", "uncertain: the reasons are in the rows' tooltips and below the pie"),
 )
-SHORT_CLASS = {"normal": "normal", "low_bone_mass": "low", "osteoporosis": "osteo.", "": ""}
+SHORT_CLASS = {"normal": "norm.", "low_bone_mass": "low", "osteoporosis": "osteo.", "": ""}
 
 
 def _spine_rank(name: str) -> int:
@@ -264,7 +264,7 @@ class SegmentWidget(_Base):
         plain = layer is not None and META_KEY not in layer.metadata
         self.spacing.visible = self.spacing_button.visible = plain
         if plain:
-            self.spacing.value = ", ".join(f"{s:g}" for s in tuple(layer.scale)[-3:])
+            self.spacing.value = ", ".join(f"{s:g}" for s in tuple(layer.scale)[-min(layer.ndim, 3) :])
             if tuple(layer.scale)[-3:] == (1.0, 1.0, 1.0):
                 self.status.setText(DEFAULT_SCALE_FLAG.format(name=layer.name))
         unknown = self._orientation_unknown(layer)
@@ -280,12 +280,12 @@ class SegmentWidget(_Base):
             values = [float(v) for v in str(self.spacing.value).replace(";", ",").split(",")]
         except ValueError:
             values = []
-        if len(values) != 3 or not all(np.isfinite(v) and v > 0 for v in values):
-            self._fail(
-                BoneScreenError(f"spacing is three positive numbers dz, dy, dx in mm, got {self.spacing.value!r}")
-            )
+        need = min(layer.ndim, 3)  # dz, dy, dx; dy, dx for one slice
+        if len(values) != need or not all(np.isfinite(v) and v > 0 for v in values):
+            given, names = self.spacing.value, "dz, dy, dx" if need == 3 else "dy, dx"
+            self._fail(BoneScreenError(f"spacing is {need} positive numbers {names} in mm, got {given!r}"))
             return
-        layer.scale = (*tuple(layer.scale)[:-3], *values)
+        layer.scale = (*tuple(layer.scale)[:-need], *values)
         self.status.setText(f"Spacing of '{layer.name}' set to {', '.join(f'{v:g}' for v in values)} mm.")
 
     def open_label_map(self) -> None:
@@ -527,7 +527,7 @@ class ClassifyWidget(_Base):
         layer = self.labels.value if hasattr(self, "labels") else None
         if layer is None:
             return []
-        ids = [int(k) for k in np.unique(np.asarray(layer.data)) if 0 < k < 256]
+        ids = [int(k) for k in np.unique(np.asarray(layer.data)) if k in ALL_VERTEBRA_IDS and k]
         return [(vertebra_name(k), k) for k in sorted(ids, key=lambda k: _spine_rank(vertebra_name(k)))]
 
     def _relabel(self, change) -> None:
@@ -615,6 +615,10 @@ class ClassifyWidget(_Base):
                 item.setTextAlignment(Qt.AlignCenter)
                 item.setToolTip("; ".join(row.get("reasons", [])) or CLASS_TITLES[row["prediction"]])
                 self.table.setItem(r, c, item)
+        # every row shown: the table is as tall as its rows, and the dock scrolls instead
+        self.table.resizeRowsToContents()
+        height = self.table.horizontalHeader().height() + 2 * self.table.frameWidth()
+        self.table.setFixedHeight(height + sum(self.table.rowHeight(r) for r in range(len(rows))))
         self._draw_pie(result["overall"])
         messages = user_messages(result)
         self.flag.setText("\n".join(messages) if messages else "No uncertainty flag and no notes.")

@@ -12,7 +12,7 @@ import sys
 import types
 from pathlib import Path
 
-from PyQt5 import QtWidgets, uic
+from PyQt5 import QtWidgets, uic  # PyQt6.uic cannot load this .ui (its spacers): `pip install PyQt5` to re-render
 
 ROOT = Path(__file__).resolve().parents[1]
 UI = ROOT / "slicer_extension" / "BoneScreen" / "Resources" / "UI" / "BoneScreen.ui"

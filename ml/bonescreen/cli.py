@@ -503,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     ph = sub.add_parser("phantom", help="write synthetic lumbar CT cases with ground truth")
     ph.add_argument("out", type=Path)
     ph.add_argument("--cases", type=_positive_int, required=True)
-    ph.add_argument("--seed", type=int, default=0)
+    ph.add_argument("--seed", type=_non_negative_int, default=0)
     ph.add_argument("--format", choices=("nifti", "dicom"), default="nifti")
     ph.add_argument(
         "--class-weights", type=_class_weights, default=None, help="normal,low,osteoporosis (default balanced)"
@@ -540,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--scenes", type=_positive_int, required=True, help="synthetic patients drawn")
     sy.add_argument("--per-scene", type=_positive_int, default=6, help="slices per patient")
     sy.add_argument("--scenes-per-shard", type=_positive_int, default=20)
-    sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("--seed", type=_non_negative_int, default=0)
     sy.add_argument("--workers", type=_positive_int, default=1, help="processes")
     sy.add_argument(
         "--context",
@@ -556,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--batch-size", type=_positive_int, default=64)
         q.add_argument("--lr", type=_positive_float, default=None, help="base learning rate (default: the paper's)")
         q.add_argument("--val-fraction", type=_number(0.0, 1.0, with_low=True), default=0.2)
-        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--seed", type=_non_negative_int, default=0)
         q.add_argument("--device", type=_device, default="auto")
         q.add_argument("--workers", type=_non_negative_int, default=0)
         q.add_argument("--resume", action="store_true", help="continue from the training state in --out")
@@ -651,7 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--quick", action="store_true", help="CI-sized run (a few cases, one epoch)")
     rp.add_argument("--device", type=_device, default="auto")
     rp.add_argument("--seg-weights", type=Path, default=None, help="MS-Net weights (default: bundled)")
-    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--seed", type=_non_negative_int, default=0)
     rp.set_defaults(func=cmd_reproduce)
 
     ev = sub.add_parser("evaluate", help="segmentation and classification metrics on a labelled set")
@@ -661,7 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--cls-weights", type=Path, default=None)
     ev.add_argument("--slices-per-case", type=_positive_int, default=12)
     ev.add_argument("--crops-per-case", type=_positive_int, default=24)
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=_non_negative_int, default=0)
     ev.add_argument("--device", type=_device, default="auto")
     ev.add_argument(
         "--pipeline",

@@ -42,8 +42,8 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
     Raises
     ------
-    ValueError
-        If a named device is not present on this machine.
+    BoneScreenError
+        If a named device is not one of ``cpu``, ``cuda[:N]``, ``mps``, or not present on this machine.
     """
     if isinstance(name, torch.device):
         return name
@@ -58,7 +58,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise BoneScreenError(f"unknown device {name!r}; use one of {', '.join(available_devices())}") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):  # torch knows more types than BoneScreen runs on
+        raise BoneScreenError(f"unknown device {name!r}; use one of {', '.join(available_devices())}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BoneScreenError(f"device {name!r} was asked for but no CUDA GPU is available here")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

@@ -60,7 +60,7 @@ def map_labels(labels: np.ndarray, scheme: str | dict[int, int]) -> np.ndarray:
             raise BoneScreenError("label values must be whole numbers")
         values = np.rint(values)
     values = values.astype(np.int64)
-    lut = np.zeros(max(int(values.max(initial=0)), max(table)) + 1, np.uint8)
+    lut = np.zeros(max(table) + 2, np.uint8)  # the last entry (0) takes every id beyond the table
     for src, dst in table.items():
         lut[src] = dst
     return lut[np.clip(values, 0, len(lut) - 1)]

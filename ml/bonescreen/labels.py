@@ -136,7 +136,7 @@ def rename_vertebra(vertebrae: np.ndarray, old: int, new: int) -> np.ndarray:
     BoneScreenError
         If ``old`` is not in the map, ``new`` is not a vertebra id, or another vertebra holds ``new``.
     """
-    vertebrae = np.asarray(vertebrae)
+    vertebrae = as_level_labels(vertebrae, "labels", ALL_VERTEBRA_IDS)
     vertebra_name(new)  # a valid id
     if old == new:
         return vertebrae.copy()
@@ -161,7 +161,7 @@ def shift_names(vertebrae: np.ndarray, steps: int) -> np.ndarray:
     BoneScreenError
         If a vertebra would leave T1..S1.
     """
-    vertebrae = np.asarray(vertebrae)
+    vertebrae = as_level_labels(vertebrae, "labels", ALL_VERTEBRA_IDS)
     check_number("steps", steps, whole=True)
     lut = np.arange(256, dtype=np.uint8)
     for vid in np.unique(vertebrae).tolist():

@@ -65,11 +65,13 @@ class FeatureDensity:
 
 
 def density_path(weights: str | os.PathLike) -> Path:
-    """``NAME.ood.safetensors`` beside ``NAME.safetensors`` (or ``model.ood.safetensors`` in a folder)."""
-    weights = Path(weights)
-    if weights.suffix != ".safetensors":
-        weights = weights / "model.safetensors"
-    return weights.with_suffix(".ood.safetensors")
+    """``NAME.ood.safetensors`` beside ``NAME.safetensors`` (or ``model.ood.safetensors`` in a folder).
+
+    ``weights`` is any form :func:`~bonescreen.checkpoint.weights_paths` takes (folder, ``.safetensors``, ``.json``).
+    """
+    from .checkpoint import weights_paths
+
+    return weights_paths(weights)[0].with_suffix(".ood.safetensors")
 
 
 def fit_feature_density(features: np.ndarray, threshold: float = np.inf) -> FeatureDensity:

@@ -22,7 +22,7 @@ SAMPLE_THICKNESS = 2.5
 
 def sample_case(label: str = "low_bone_mass") -> PhantomCase:
     """The sample phantom of class ``label`` (the same every time)."""
-    index = class_index(label)  # ValueError naming the classes for any other name
+    index = class_index(label)  # BoneScreenError naming the classes for any other name
     weights = tuple(1.0 if c == label else 0.0 for c in CLASS_NAMES)
     return make_case(
         SAMPLE_SEED,

@@ -136,6 +136,17 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         names.addWidget(self.shiftUpButton)
         names.addWidget(self.shiftDownButton)
         self.layout.addLayout(names)
+        # bring your own segmentation: another tool's vertebra map of this CT as the editable segments
+        own = qt.QHBoxLayout()
+        self.schemeBox = qt.QComboBox()
+        self.schemeBox.addItems(["bonescreen", "verse", "totalseg"])
+        self.schemeBox.toolTip = "Ids of the map: bonescreen (DESIGN.md), verse (VerSe), totalseg (TotalSegmentator)"
+        importButton = qt.QPushButton("Open a vertebra label map...")
+        importButton.connect("clicked(bool)", self.onImportLabels)
+        own.addWidget(qt.QLabel("Label map ids:"))
+        own.addWidget(self.schemeBox)
+        own.addWidget(importButton)
+        self.layout.addLayout(own)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
@@ -269,6 +280,16 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
         self.controller.chart = None
+
+    def onImportLabels(self) -> None:
+        if not self._ensure_controller():
+            return
+        path = qt.QFileDialog.getOpenFileName(None, "Vertebra label map", "", "NIfTI (*.nii *.nii.gz)")
+        if not path:
+            return
+        with slicer.util.tryWithErrorDisplay("BoneScreen could not open the label map.", waitCursor=True):
+            self.controller.import_label_map(path, self.schemeBox.currentText)
+        self._updateButtons()
 
     def onShift(self, steps: int) -> None:
         if not self._ensure_controller():

@@ -70,7 +70,8 @@ def _bad_calls():
     from bonescreen.hu import HUThresholds
     from bonescreen.io import load_ct
     from bonescreen.io.volume import CTVolume
-    from bonescreen.labels import as_level_labels, class_index
+    from bonescreen.label_schemes import map_labels
+    from bonescreen.labels import as_level_labels, class_index, rename_vertebra, shift_names
     from bonescreen.metrics import dice_score
     from bonescreen.nets import DenseNet, MSNet, create_model, model_names, model_task
     from bonescreen.phantom import PhantomConfig, make_case, trabecular_hu, vbmd_class
@@ -82,6 +83,10 @@ def _bad_calls():
 
     return [
         ("device", lambda: resolve_device("tpu"), "tpu"),
+        ("device type torch knows", lambda: resolve_device("meta"), "meta"),
+        ("shift names", lambda: shift_names(np.full((2, 2), 300), 1), "300"),
+        ("rename", lambda: rename_vertebra(np.ones((2, 2), np.uint8), 1, 20), "20"),
+        ("label scheme", lambda: map_labels(np.ones(3), "amos"), "amos"),
         ("Screener device", lambda: Screener(device="gpu7"), "gpu7"),
         ("Screener weights", lambda: Screener(seg_weights="/nonexistent/w").model("segmentation"), "not found"),
         ("Screener classify shape", lambda: Screener(device="cpu").classify(_volume(), np.zeros((2, 2, 2))), "shape"),
@@ -141,6 +146,8 @@ def test_each_bad_argument_raises_bonescreen_error_naming_it(what, call, words):
         (["screen", "ct.nii.gz", "--out", "o", "--batch-size", "0"], "--batch-size"),
         (["screen", "ct.nii.gz", "--out", "o", "--orientation", "XYZ"], "--orientation"),
         (["phantom", "o", "--cases", "0"], "--cases"),
+        (["phantom", "o", "--cases", "1", "--seed", "-1"], "--seed"),
+        (["screen", "ct.nii.gz", "--out", "o", "--device", "xpu"], "--device"),
         (["phantom", "o", "--cases", "2", "--contrast-probability", "1.5"], "--contrast-probability"),
         (["phantom", "o", "--cases", "2", "--thickness", "-3"], "--thickness"),
         (["train-seg", "d", "--out", "o", "--epochs", "0"], "--epochs"),

@@ -323,7 +323,7 @@ def test_a_layer_without_voxel_size_is_flagged_and_can_be_given_one(make_napari_
     assert volume_from_layer(image).spacing == (3.0, 0.7, 0.7) and not volume_from_layer(image).flags
     seg.spacing.value = "3, -1"
     seg.set_spacing()
-    assert "three positive numbers" in seg.status.text()
+    assert "3 positive numbers dz, dy, dx" in seg.status.text()
 
 
 def test_a_failed_run_clears_the_previous_result(make_napari_viewer, qtbot):

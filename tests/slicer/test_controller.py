@@ -188,3 +188,25 @@ def test_runs_to_the_end_under_a_qt_event_loop(panel, case, add_volume):
     app.exec_()
     assert params.node.outputSegmentation is not None
     assert len(ticks) > 10 and np.all(np.diff(ticks) >= 0)  # the GUI thread ran its loop throughout
+
+
+def test_another_tools_vertebra_map_opens_as_segments(panel, case, add_volume, tmp_path):
+    """Bring your own segmentation in Slicer: a TotalSegmentator map of the CT becomes named segments."""
+    import nibabel as nib
+    from BoneScreenLib.logic import segmentation_to_labels, volume_node_to_ct
+
+    controller, params = panel
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    volume = volume_node_to_ct(node)
+    theirs = np.zeros(case.spine.shape, np.uint16)
+    for ours, total in {1: 31, 2: 30, 3: 29, 4: 28, 5: 27, 6: 32, 7: 25}.items():
+        theirs[case.spine == ours] = total
+    theirs[0, :3, :3] = 92  # a rib id of TotalSegmentator (a corner of the first slice): no vertebra
+    nib.save(nib.Nifti1Image(volume.to_source(theirs), volume.source.affine), tmp_path / "total.nii.gz")
+    controller.import_label_map(str(tmp_path / "total.nii.gz"), "totalseg")
+    seg = params.node.outputSegmentation
+    np.testing.assert_array_equal(segmentation_to_labels(seg, node, volume), case.spine)
+    assert "T12" in controller.state().status and controller.state().can_classify
+    with pytest.raises(BoneScreenError, match="label scheme must be one of"):
+        controller.import_label_map(str(tmp_path / "total.nii.gz"), "amos")

@@ -65,7 +65,7 @@ class DenseNet(nn.Module):
     in_channels : int
         Input channels.
     input_size : int
-        Expected square input size (224); other sizes give a ValueError.
+        Expected square input size (224); other sizes give a BoneScreenError.
     compression : float
         Fraction of maps kept by each transition.
     """
@@ -138,7 +138,7 @@ class DenseNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ValueError unless ``x`` is (N, in_channels, input_size, input_size)."""
+        """Raise BoneScreenError unless ``x`` is (N, in_channels, input_size, input_size)."""
         s, c = self.hparams["input_size"], self.hparams["in_channels"]
         if x.ndim != 4 or tuple(x.shape[1:]) != (c, s, s):
             raise BoneScreenError(f"this DenseNet expects input of shape (N, {c}, {s}, {s}), got {tuple(x.shape)}")

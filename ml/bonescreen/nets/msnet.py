@@ -112,7 +112,7 @@ class MSNet(nn.Module):
         return 2**self.depth
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ValueError unless ``x`` is (N, in_channels, H, W) with H, W multiples of 2**depth."""
+        """Raise BoneScreenError unless ``x`` is (N, in_channels, H, W) with H, W multiples of 2**depth."""
         m = self.multiple
         if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[2] % m or x.shape[3] % m or x.shape[2] == 0:
             raise BoneScreenError(

@@ -151,7 +151,7 @@ def resolve_findings(rng: np.random.Generator, findings: Findings | str) -> Find
 
     Raises
     ------
-    ValueError
+    BoneScreenError
         For a mode not in :data:`FINDINGS_MODES`.
     """
     if isinstance(findings, Findings):

@@ -35,7 +35,7 @@ def read_obj(path: str | Path, scale: float = 1.0) -> tuple[np.ndarray, np.ndarr
 
     Raises
     ------
-    ValueError
+    BoneScreenError
         If the file holds no vertices or no faces.
     """
     vertices, faces = [], []

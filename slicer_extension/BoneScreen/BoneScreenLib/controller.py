@@ -203,6 +203,7 @@ class PanelController:
         def finish(seg) -> str:
             node = logic.segmentation_node(seg, volume, volume_node, target)
             self.params.outputSegmentation = node
+            logic.last_result = None  # the last result was for another segmentation
             note = screener.device_note
             return f"Segmented ({seg.rule}). Correct, then classify." + (f"\n{note}" if note else "")
 
@@ -216,7 +217,10 @@ class PanelController:
         BoneScreenError
             If the CT or the segmentation is missing or holds no lumbar level.
         """
+        import numpy as np
+
         from bonescreen.errors import BoneScreenError
+        from bonescreen.labels import lumbar_levels, vertebra_name
         from bonescreen.messages import user_messages
 
         self._require_idle()
@@ -225,6 +229,12 @@ class PanelController:
             raise BoneScreenError("select the CT and its segmentation (segment first)")
         logic = self.logic()
         inputs = logic.classify_inputs(volume_node, seg_node)
+        if not inputs.labels.any() or not lumbar_levels(inputs.labels).any():
+            found = ", ".join(sorted({vertebra_name(k) for k in np.unique(inputs.labels) if k})) or "no segment"
+            raise BoneScreenError(
+                f"the segmentation holds no lumbar vertebra (it holds {found}): rename them in the Segment Editor "
+                "or shift all names, then classify"
+            )
         screener = logic.screener
 
         def work(progress):
@@ -240,6 +250,28 @@ class PanelController:
             return f"Overall ({', '.join(o['levels_used'])}): {o['prediction']}\n{flag}"
 
         self._start(work, finish)
+
+    def import_label_map(self, path: str, scheme: str) -> None:
+        """Open a vertebra label map of the input CT (``bonescreen``, ``verse`` or ``totalseg`` ids) as segments.
+
+        Raises
+        ------
+        BoneScreenError
+            If there is no CT, a run is going on, or the map does not fit the CT or the scheme.
+        """
+        from bonescreen.errors import BoneScreenError
+        from BoneScreenLib.logic import import_label_map
+
+        self._require_idle()
+        if self.params.inputVolume is None:
+            raise BoneScreenError("select the CT the label map belongs to")
+        node = import_label_map(path, scheme, self.params.inputVolume)
+        self.params.outputSegmentation = node
+        if self._logic is not None:
+            self._logic.last_result = None  # the last result was for another segmentation
+        segmentation = node.GetSegmentation()
+        names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+        self.status = f"Opened ({scheme} ids): {', '.join(names) or 'no vertebra'}. Correct, then classify."
 
     def shift_names(self, steps: int) -> None:
         """Move every vertebra segment's name ``steps`` places along the spine (-1: L1 becomes T12).

@@ -5,8 +5,9 @@ Imported only once the ``bonescreen`` core is installed (the module's widget imp
 Conversions:
 
 - scalar volume node -> :class:`bonescreen.io.CTVolume` (IJK-to-RAS kept, HU in BoneScreen's orientation);
-- level labels -> segmentation node with segments L1..L5 (names, colours, SNOMED CT terminology);
-- segmentation node (after the user's edits) -> level labels on the volume grid;
+- vertebra map (DESIGN.md ids) -> segmentation node with one segment per vertebra (T12, L1..L5, S1 ...;
+  names, colours, SNOMED CT terminology);
+- segmentation node (after the user's edits and renamings) -> vertebra map on the volume grid;
 - results -> table node (one row per level and an overall row) and a plot chart node.
 """
 
@@ -22,7 +23,7 @@ import vtk
 from bonescreen.errors import BoneScreenError
 from bonescreen.labels import lumbar_levels
 
-#: Tag on each segment holding its level id (1..5).
+#: Tag on each segment holding its vertebra id (DESIGN.md: 1..5 = L1..L5, 6 = T12, 7 = sacrum, ...).
 LEVEL_TAG = "BoneScreen.Level"
 _REGISTERED = []
 
@@ -86,7 +87,7 @@ def volume_node_to_ct(volume_node):
 
     if volume_node is None or volume_node.GetImageData() is None:
         raise BoneScreenError("select a CT volume first")
-    kji = slicer.util.arrayFromVolume(volume_node)
+    kji = slicer.util.arrayFromVolume(volume_node).copy()  # the worker thread must not share the node's memory
     if kji.ndim != 3:
         raise BoneScreenError(f"volume '{volume_node.GetName()}' is not a 3-D scalar volume")
     return volume_from_ijk(kji.transpose(2, 1, 0), ijk_to_ras(volume_node), "slicer", None, volume_node.GetName())
@@ -153,12 +154,52 @@ def _segment_level(segment) -> int | None:
     return None
 
 
+def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None):
+    """A vertebra label NIfTI on the CT's grid (this tool's ids, VerSe's or TotalSegmentator's) as segments.
+
+    The map's ids go through the named scheme (:mod:`bonescreen.label_schemes`); its structures that are
+    no vertebrae (ribs, organs) are left out. The names are the user's: taken as certain at Classify.
+
+    Raises
+    ------
+    BoneScreenError
+        If the file is unreadable, not on the CT's grid, or holds values the scheme does not allow.
+    """
+    from bonescreen.io.writers import read_labels_nifti
+    from bonescreen.labels import ALL_VERTEBRA_IDS
+
+    volume = volume_node_to_ct(volume_node)
+    vertebrae = read_labels_nifti(volume, path, allowed=ALL_VERTEBRA_IDS, scheme=scheme)
+    node = labels_to_segmentation(vertebrae, volume, volume_node, segmentation_node)
+    node.SetAttribute("BoneScreen.NamesGiven", _names_of(node))
+    node.SetAttribute("BoneScreen.NamingRule", f"given by the user ({scheme} ids)")
+    node.SetAttribute("BoneScreen.NamesCertain", "1")
+    node.SetAttribute("BoneScreen.Notes", "")
+    return node
+
+
 def _names_of(segmentation_node) -> str:
-    """The segments' vertebra ids, in order, as text (to tell whether the user renamed any)."""
+    """Each segment's vertebra id by segment ID, as JSON (to tell whether the user renamed one)."""
+    import json
+
     segmentation = segmentation_node.GetSegmentation()
-    return ",".join(
-        str(_segment_level(segmentation.GetNthSegment(i))) for i in range(segmentation.GetNumberOfSegments())
+    return json.dumps(
+        {
+            segmentation.GetNthSegmentID(i): _segment_level(segmentation.GetNthSegment(i))
+            for i in range(segmentation.GetNumberOfSegments())
+        }
     )
+
+
+def _renamed(segmentation_node) -> bool:
+    """True when a segment BoneScreen made now has another vertebra's name (deleting or adding one is no renaming)."""
+    import json
+
+    given = segmentation_node.GetAttribute("BoneScreen.NamesGiven")
+    if not given:
+        return False
+    now = json.loads(_names_of(segmentation_node))
+    return any(sid in now and now[sid] != vid for sid, vid in json.loads(given).items())
 
 
 def shift_segment_names(segmentation_node, steps: int) -> None:
@@ -342,7 +383,7 @@ class BoneScreenLogic:
         return node
 
     def segment(self, volume_node, segmentation_node=None, progress=None):
-        """Segment ``volume_node`` into a segmentation node with segments L1..L5.
+        """Segment ``volume_node`` into a segmentation node with a segment per vertebra (T12, L1..L5, S1 ...).
 
         The module's panel runs the same steps with the network on a worker thread
         (:class:`BoneScreenLib.controller.PanelController`).
@@ -356,8 +397,7 @@ class BoneScreenLogic:
         volume = volume_node_to_ct(volume_node)
         labels = segmentation_to_labels(segmentation_node, volume_node, volume)
         # names the user changed (Segment Editor, shift) are the user's: taken as certain
-        renamed = segmentation_node.GetAttribute("BoneScreen.NamesGiven") not in (None, _names_of(segmentation_node))
-        certain = renamed or segmentation_node.GetAttribute("BoneScreen.NamesCertain") != "0"
+        certain = _renamed(segmentation_node) or segmentation_node.GetAttribute("BoneScreen.NamesCertain") != "0"
         notes = segmentation_node.GetAttribute("BoneScreen.Notes") or ""
         return ClassifyInputs(volume, labels, certain, [n for n in notes.split("\n") if n])
 
