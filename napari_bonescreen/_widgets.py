@@ -440,7 +440,7 @@ class ClassifyWidget(_Base):
         self.labels = ComboBox(
             label="labels",
             choices=lambda _: _layers_of(self.viewer, Labels),
-            tooltip="Level labels (1-5 = L1-L5), as corrected by you",
+            tooltip="The vertebrae (1-5 = L1-L5, 6 = T12, 7 = sacrum ...), as corrected and named by you",
         )
         # names: the user corrects what the naming got wrong (one vertebra, or the whole count shifted by one)
         self.vertebra = ComboBox(label="vertebra", choices=self._vertebrae_in_layer, tooltip="A vertebra of the layer")

@@ -21,7 +21,8 @@ from torch import nn
 
 from .atomic import atomic_path, write_text_atomic
 from .errors import BoneScreenError
-from .nets.registry import create_model, model_names
+from .nets.names import model_names
+from .nets.registry import create_model
 
 FORMAT = "bonescreen-weights"
 #: 2: tensors named by the networks' named sub-modules (``encoder.down2.norm.weight``); 1: by position in

@@ -491,7 +491,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    from .nets import model_names
+    from .nets.names import model_names  # no torch: parsing stays fast
     from .phantom.findings import FINDINGS_MODES
     from .phantom.realistic import EXTENTS
 

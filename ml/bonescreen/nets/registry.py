@@ -7,42 +7,40 @@ from collections.abc import Callable
 
 from torch import nn
 
-from ..errors import BoneScreenError, check_choice
+from ..errors import BoneScreenError
 from .densenet import DenseNet
 from .msnet import MSNet
+from .names import MODEL_TASKS
 
-#: name -> (task, builder, default keyword arguments)
-_MODELS: dict[str, tuple[str, Callable[..., nn.Module], dict]] = {
-    "msnet": ("segmentation", MSNet, {"width": 1.0}),
-    "msnet-small": ("segmentation", MSNet, {"width": 0.25}),
-    "bccnet": ("classification", DenseNet, {"block_config": (1, 2, 4, 2), "growth_rate": 12}),
-    "densenet-1": ("classification", DenseNet, {"block_config": (1, 1, 2, 1), "growth_rate": 12}),
-    "densenet-2": ("classification", DenseNet, {"block_config": (2, 4, 6, 4), "growth_rate": 12}),
-    "densenet121": (
-        "classification",
-        DenseNet,
-        {"block_config": (6, 12, 24, 16), "growth_rate": 32, "num_init_features": 64},
-    ),
+#: name -> (builder, default keyword arguments); the tasks are in :data:`.names.MODEL_TASKS`
+_BUILDERS: dict[str, tuple[Callable[..., nn.Module], dict]] = {
+    "msnet": (MSNet, {"width": 1.0}),
+    "msnet-small": (MSNet, {"width": 0.25}),
+    "bccnet": (DenseNet, {"block_config": (1, 2, 4, 2), "growth_rate": 12}),
+    "densenet-1": (DenseNet, {"block_config": (1, 1, 2, 1), "growth_rate": 12}),
+    "densenet-2": (DenseNet, {"block_config": (2, 4, 6, 4), "growth_rate": 12}),
+    "densenet121": (DenseNet, {"block_config": (6, 12, 24, 16), "growth_rate": 32, "num_init_features": 64}),
 }
-
-
-def model_names(task: str | None = None) -> list[str]:
-    """Names accepted by :func:`create_model`, optionally only those of one task."""
-    if task is not None:
-        check_choice("task", task, ("segmentation", "classification"))
-    return [n for n, (t, _, _) in _MODELS.items() if task is None or t == task]
+assert set(_BUILDERS) == set(MODEL_TASKS), "every named network has a builder and a task"
 
 
 def model_task(name: str) -> str:
-    """``segmentation`` or ``classification`` for a model name."""
-    return _lookup(name)[0]
+    """``segmentation`` or ``classification`` for a model name.
+
+    Raises
+    ------
+    BoneScreenError
+        If ``name`` is not a known network.
+    """
+    _lookup(name)
+    return MODEL_TASKS[name]
 
 
-def _lookup(name: str) -> tuple[str, Callable[..., nn.Module], dict]:
+def _lookup(name: str) -> tuple[Callable[..., nn.Module], dict]:
     try:
-        return _MODELS[name]
+        return _BUILDERS[name]
     except KeyError:
-        raise BoneScreenError(f"unknown model {name!r}; expected one of {', '.join(_MODELS)}") from None
+        raise BoneScreenError(f"unknown model {name!r}; expected one of {', '.join(_BUILDERS)}") from None
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
@@ -56,7 +54,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
     **kwargs
         Override the builder's defaults (for example ``width=0.5``).
     """
-    _, builder, defaults = _lookup(name)
+    builder, defaults = _lookup(name)
     allowed = inspect.signature(builder).parameters
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:

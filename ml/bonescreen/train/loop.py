@@ -25,7 +25,8 @@ from ..checkpoint import load_model, load_training_state, save_checkpoint, weigh
 from ..device import autocast_dtype, resolve_device
 from ..errors import BoneScreenError, check_choice, check_number
 from ..metrics import dice_score
-from ..nets.registry import create_model, model_names, model_task
+from ..nets.names import model_names
+from ..nets.registry import create_model, model_task
 from .schedules import CLS_BASE_LR, CLS_WEIGHT_DECAY, SEG_BASE_LR, classification_lr, segmentation_lr
 
 
