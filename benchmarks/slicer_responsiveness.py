@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import slicer
-import vtk
 from qtpy.QtCore import QCoreApplication, QTimer
 
 from bonescreen.phantom import PhantomConfig, make_case
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "slicer_extension" / "BoneScreen"))
 from BoneScreenLib.controller import PanelController
+from BoneScreenLib.logic import add_ct_volume_node
 
 
 class Parameters:
@@ -36,16 +36,9 @@ class Parameters:
 
 def main() -> None:
     case = make_case(777, 0, PhantomConfig(thickness=1.5))
-    hu = np.maximum(case.hu[:120], -1024).astype(np.int16)
+    hu = case.hu[:120]
     scene = slicer.vtkMRMLScene()
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "120-slice phantom")
-    dz, dy, dx = case.spacing
-    node.SetSpacing(dx, dy, dz)
-    m = vtk.vtkMatrix4x4()
-    m.SetElement(0, 0, -1)
-    m.SetElement(1, 1, -1)
-    node.SetIJKToRASDirectionMatrix(m)
-    slicer.util.updateVolumeFromArray(node, hu)
+    add_ct_volume_node(scene, hu, case.spacing, "120-slice phantom")
     params = Parameters()
     controller = PanelController(scene, lambda: params)
     controller.enter()

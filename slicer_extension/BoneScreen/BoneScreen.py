@@ -115,41 +115,39 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.classifyButton.connect("clicked(bool)", self.onClassify)
         self.ui.exportButton.connect("clicked(bool)", self.onExport)
         # a CT whose file had no orientation (NIfTI without qform/sform): the user states it, as in napari
-        row = qt.QHBoxLayout()
         self.orientationBox = qt.QComboBox()
         self.orientationBox.editable = True  # any of the 48 axis codes (e.g. PIR); the usual ones listed
         self.orientationBox.addItems(["LPS", "RAS", "LAS", "RPS", "LPI", "RAI", "LAI", "RPI"])
         self.orientationBox.toolTip = "Axis codes of the CT's array (where i, j, k run), for a file without orientation"
-        orientationButton = qt.QPushButton("Set the CT's orientation")
-        orientationButton.connect("clicked(bool)", self.onOrientation)
-        row.addWidget(qt.QLabel("File orientation:"))
-        row.addWidget(self.orientationBox)
-        row.addWidget(orientationButton)
-        self.layout.addLayout(row)
+        self._row(
+            "File orientation:", self.orientationBox, self._button("Set the CT's orientation", self.onOrientation)
+        )
         # the naming was off by one (T12 taken for L1, a sixth lumbar vertebra): move every name at once;
         # one segment is renamed in the Segment Editor (double-click its name: L1, T12, S1 ...)
-        names = qt.QHBoxLayout()
-        self.shiftUpButton = qt.QPushButton("All names one up (L1 -> T12)")
-        self.shiftDownButton = qt.QPushButton("All names one down (T12 -> L1)")
-        self.shiftUpButton.connect("clicked(bool)", lambda: self.onShift(-1))
-        self.shiftDownButton.connect("clicked(bool)", lambda: self.onShift(1))
-        names.addWidget(self.shiftUpButton)
-        names.addWidget(self.shiftDownButton)
-        self.layout.addLayout(names)
+        self.shiftUpButton = self._button("All names one up (L1 -> T12)", lambda: self.onShift(-1))
+        self.shiftDownButton = self._button("All names one down (T12 -> L1)", lambda: self.onShift(1))
+        self._row(None, self.shiftUpButton, self.shiftDownButton)
         # bring your own segmentation: another tool's vertebra map of this CT as the editable segments
-        own = qt.QHBoxLayout()
         self.schemeBox = qt.QComboBox()
-        self.schemeBox.addItems(["bonescreen", "verse", "totalseg"])
+        self.schemeBox.addItems(["bonescreen"])  # the other schemes are listed by the core once it is loaded
         self.schemeBox.toolTip = "Ids of the map: bonescreen (DESIGN.md), verse (VerSe), totalseg (TotalSegmentator)"
-        importButton = qt.QPushButton("Open a vertebra label map...")
-        importButton.connect("clicked(bool)", self.onImportLabels)
-        own.addWidget(qt.QLabel("Label map ids:"))
-        own.addWidget(self.schemeBox)
-        own.addWidget(importButton)
-        self.layout.addLayout(own)
+        self._row("Label map ids:", self.schemeBox, self._button("Open a vertebra label map...", self.onImportLabels))
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
+
+    @staticmethod
+    def _button(text: str, slot) -> qt.QPushButton:
+        button = qt.QPushButton(text)
+        button.connect("clicked(bool)", slot)
+        return button
+
+    def _row(self, label: str | None, *widgets) -> None:
+        """A row of widgets under the .ui's panel, after an optional label."""
+        row = qt.QHBoxLayout()
+        for widget in ([qt.QLabel(label)] if label else []) + list(widgets):
+            row.addWidget(widget)
+        self.layout.addLayout(row)
 
     def _ensure_controller(self) -> bool:
         """The controller needs the core; until it is installed the panel only offers to install it."""
@@ -161,6 +159,10 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.controller = PanelController(slicer.mrmlScene, lambda: self._parameterNode)
             self.ui.deviceComboBox.clear()
             self.ui.deviceComboBox.addItems(self.controller.devices())  # the devices this machine has
+            from bonescreen.label_schemes import SCHEME_NAMES
+
+            self.schemeBox.clear()
+            self.schemeBox.addItems(list(SCHEME_NAMES))
             self.controller.enter()
         return True
 
@@ -339,23 +341,15 @@ class BoneScreenTest(ScriptedLoadableModuleTest):
         self.test_phantom_flow()
 
     def test_phantom_flow(self):
-        import numpy as np
 
         if not ensure_core():
             self.skipTest("the bonescreen core is not installed")
-        from BoneScreenLib.logic import BoneScreenLogic
+        from BoneScreenLib.logic import BoneScreenLogic, add_ct_volume_node
 
         from bonescreen.sample import sample_case
 
         case = sample_case("osteoporosis")
-        volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phantom")
-        dz, dy, dx = case.spacing
-        volume.SetSpacing(dx, dy, dz)
-        m = vtk.vtkMatrix4x4()
-        m.SetElement(0, 0, -1)
-        m.SetElement(1, 1, -1)
-        volume.SetIJKToRASDirectionMatrix(m)
-        slicer.util.updateVolumeFromArray(volume, np.maximum(case.hu, -1024).astype(np.int16))
+        volume = add_ct_volume_node(slicer.mrmlScene, case.hu, case.spacing, "phantom")
         logic = BoneScreenLogic("cpu")
         seg = logic.segment(volume)
         segmentation = seg.GetSegmentation()

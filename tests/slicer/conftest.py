@@ -18,20 +18,9 @@ def scene():
 
 def _add_volume(scene, case):
     """The phantom as a scalar volume node with a non-identity IJK-to-RAS (LPS axes, offset origin)."""
-    import numpy as np
-    import slicer
-    import vtk
+    from BoneScreenLib.logic import add_ct_volume_node
 
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phantom CT")
-    dz, dy, dx = case.spacing
-    node.SetSpacing(dx, dy, dz)
-    node.SetOrigin(123.0, -45.0, 678.0)
-    m = vtk.vtkMatrix4x4()
-    m.SetElement(0, 0, -1)
-    m.SetElement(1, 1, -1)
-    node.SetIJKToRASDirectionMatrix(m)
-    slicer.util.updateVolumeFromArray(node, np.maximum(case.hu, -1024).astype(np.int16))  # (k, j, i) = (z, y, x)
-    return node
+    return add_ct_volume_node(scene, case.hu, case.spacing, "phantom CT", origin=(123.0, -45.0, 678.0))
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ def body_slices(
     """
     m = labels == level
     radius = inscribed_radius(m, spacing[1:])
-    ks = np.nonzero(radius > (body_radius_mm or LevelSettings().body_radius_mm))[0]
+    ks = np.nonzero(radius > (body_radius_mm or LevelSettings.body_radius_mm))[0]  # the field's default
     return ks if ks.size else np.nonzero(m.any(axis=(1, 2)))[0]
 
 

@@ -229,7 +229,7 @@ class PanelController:
             raise BoneScreenError("select the CT and its segmentation (segment first)")
         logic = self.logic()
         inputs = logic.classify_inputs(volume_node, seg_node)
-        if not inputs.labels.any() or not lumbar_levels(inputs.labels).any():
+        if not lumbar_levels(inputs.labels).any():
             found = ", ".join(sorted({vertebra_name(k) for k in np.unique(inputs.labels) if k})) or "no segment"
             raise BoneScreenError(
                 f"the segmentation holds no lumbar vertebra (it holds {found}): rename them in the Segment Editor "

@@ -57,6 +57,21 @@ def ijk_to_ras(volume_node) -> np.ndarray:
     return _matrix_to_numpy(m)
 
 
+def add_ct_volume_node(scene, hu: np.ndarray, spacing, name: str, origin=(0.0, 0.0, 0.0)):
+    """A scalar volume node of a CT in BoneScreen's orientation: ``hu`` (z, y, x) in HU, ``spacing`` (dz, dy, dx) mm.
+
+    The IJK axes are L, P, S (x to the patient's left, y posterior, z superior), as the phantom and
+    :class:`bonescreen.io.CTVolume` have them; values are stored as int16, air (-1024) at the lowest.
+    """
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    dz, dy, dx = spacing
+    node.SetSpacing(dx, dy, dz)
+    node.SetOrigin(*origin)
+    node.SetIJKToRASDirectionMatrix(_numpy_to_matrix(np.diag([-1.0, -1.0, 1.0, 1.0])))
+    slicer.util.updateVolumeFromArray(node, np.maximum(hu, -1024).astype(np.int16))  # (k, j, i) = (z, y, x)
+    return node
+
+
 def set_volume_orientation(volume_node, codes: str) -> None:
     """State the orientation of a volume whose file had none (a NIfTI without qform and sform).
 
