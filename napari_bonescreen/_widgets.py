@@ -544,7 +544,8 @@ class ClassifyWidget(_Base):
         layer.metadata.setdefault(META_KEY, {})["renamed"] = True  # names given by the user: taken as certain
         self._clear_result("names changed: classify again")
         self.vertebra.reset_choices()
-        self.status.setText(f"Names now: {', '.join(n for n, _ in self._vertebrae_in_layer())}. Classify again.")
+        names = ", ".join(self.vertebra.native.itemText(i) for i in range(self.vertebra.native.count()))
+        self.status.setText(f"Names now: {names}. Classify again.")  # the list just read, not a second pass
 
     def rename(self) -> None:
         """Give the chosen vertebra the chosen name (its label value becomes that name's id)."""
