@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_DEPS := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 libxcb-randr0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0 libgl1 libegl1 \
-	libdbus-1-3 libfontconfig1 libxcb-cursor0
+	libdbus-1-3 libfontconfig1 libxcb-cursor0 libglib2.0-0 python3-venv
 
 .PHONY: install demo test lint system-deps clean
 
@@ -22,8 +22,10 @@ $(STAMP): ml/pyproject.toml pyproject.toml
 
 install: $(STAMP)
 
+# installs whichever of APT_DEPS is missing (a machine may have Xvfb but not Qt 6's libxcb-cursor0)
 system-deps:
-	@command -v xvfb-run >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_DEPS))
+	@missing=$$(for p in $(APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 
 demo: install
 	bash scripts/demo.sh

@@ -447,6 +447,7 @@ class ClassifyWidget(_Base):
         self.new_name = ComboBox(
             label="new name",
             choices=[(n, k) for k, n in sorted(VERTEBRA_NAMES.items(), key=lambda kv: _spine_rank(kv[1]))],
+            value=1,  # L1
             tooltip="Its right name (the label value changes to that name's id)",
         )
         self.rename_button = PushButton(text="Rename")

@@ -15,6 +15,8 @@ from .messages import user_messages
 #: Every vertebra id (DESIGN.md) in its colour, half transparent; 0 clear.
 _VERTEBRA_CMAP = ListedColormap([(0, 0, 0, 0)] + [(*(c / 255 for c in vertebra_color(k)), 0.45) for k in range(1, 256)])
 _BONE = {"cmap": "gray", "vmin": -250, "vmax": 1250}
+#: Least z extent (mm) that gets a sagittal view: a lumbar body's height is 23.5-32.4 mm (Clouthier et al. 2023).
+SAGITTAL_MIN_MM = 20.0
 #: Fixed figure margins (a tight bounding box would draw the figure twice).
 _MARGINS = {"left": 0.04, "right": 0.98, "top": 0.93, "bottom": 0.03}
 
@@ -82,8 +84,9 @@ def report_figure(
 
     The mask is always shown: a sagittal view of every vertebra found (``vertebrae``, the map with the
     ids of DESIGN.md; the level ``labels`` when None) and an axial slice per classified level, or,
-    when no lumbar level was found, an axial slice through what was found. A single slice gets the
-    axial view only. Panels with nothing to show (HU, pie) are left out.
+    when no lumbar level was found, an axial slice through what was found. A volume less than
+    :data:`SAGITTAL_MIN_MM` tall (one slice, a few) gets the axial views only. Panels with nothing to
+    show (HU, pie) are left out.
 
     Parameters
     ----------
@@ -104,8 +107,9 @@ def report_figure(
     present = [int(k) for k in np.unique(shown) if k]
     levels = result["levels"]
     overall = result["overall"]
-    single = hu.shape[0] == 1
-    top = [] if single else ["sagittal"]
+    # a sagittal view needs the height of a vertebral body at least (20 mm); fewer slices: axial views only
+    thin = hu.shape[0] * spacing[0] < SAGITTAL_MIN_MM
+    top = [] if thin else ["sagittal"]
     if levels:
         top.append("hu")
     if overall["probabilities"] is not None:
