@@ -38,7 +38,7 @@ from bonescreen.device import available_devices
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import load_ct
 from bonescreen.io.nifti import AXIS_CODES
-from bonescreen.io.writers import read_labels_nifti
+from bonescreen.io.writers import read_labels_nifti, write_dicom_seg
 from bonescreen.label_schemes import SCHEME_NAMES
 from bonescreen.labels import (
     ALL_VERTEBRA_IDS,
@@ -79,9 +79,22 @@ TABLE_HEADERS = (
     ("call", "the network's class"),
     ("HU", "trabecular attenuation (Hounsfield units)"),
     ("HU call", "class by the HU thresholds"),
+    ("vBMD", "volumetric bone mineral density (mg/cm3), internal calibration; the overall row: L1-L4 unfractured"),
+    ("ACR", "ACR QCT category of vBMD (normal > 120, low 80-120, osteoporosis < 80 mg/cm3)"),
+    ("grade", "Genant fracture grade (0-3) and shape; the overall row: the bone status"),
     ("flag", "uncertain: the reasons are in the rows' tooltips and below the pie"),
 )
 SHORT_CLASS = {"normal": "norm.", "low_bone_mass": "low", "osteoporosis": "osteo.", "": ""}
+
+
+def _grade_cell(row: dict) -> str:
+    """The grade column: a level's Genant grade (and shape), the overall row's bone status."""
+    if row.get("bone_status"):
+        return SHORT_CLASS[row["bone_status"]["class"]] + (" (fx)" if "fracture" in row["bone_status"]["basis"] else "")
+    fracture = row.get("fracture")
+    if not fracture:
+        return ""
+    return str(fracture["genant_grade"]) + (f" {fracture['shape']}" if fracture["shape"] else "")
 
 
 def _spine_rank(name: str) -> int:
@@ -489,13 +502,19 @@ class ClassifyWidget(_Base):
         self.flag.setWordWrap(True)
         self.export_json = QPushButton("Export result.json")
         self.export_report = QPushButton("Export report.png")
-        for b in (self.export_json, self.export_report):
+        self.export_sr = QPushButton("Export DICOM SR")
+        self.export_sr.setToolTip(
+            "a TID 1500 measurement report (sr.dcm) and the SEG it references (sr_seg.dcm); DICOM CT only"
+        )
+        for b in (self.export_json, self.export_report, self.export_sr):
             b.setEnabled(False)
         self.export_json.clicked.connect(lambda: self._ask_and_save("result.json", self.save_result))
         self.export_report.clicked.connect(lambda: self._ask_and_save("report.png", self.save_report))
+        self.export_sr.clicked.connect(lambda: self._ask_and_save("sr.dcm", self.save_sr))
         buttons = QHBoxLayout()
         buttons.addWidget(self.export_json)
         buttons.addWidget(self.export_report)
+        buttons.addWidget(self.export_sr)
         layout = self._scrolling_layout()
         layout.addWidget(form.native)
         layout.addWidget(self.status)
@@ -519,6 +538,7 @@ class ClassifyWidget(_Base):
         self.flag.setText(f"(previous result cleared: {why})")
         self.export_json.setEnabled(False)
         self.export_report.setEnabled(False)
+        self.export_sr.setEnabled(False)
 
     def _fail(self, exc: BaseException) -> None:
         self._clear_result("the last run failed")
@@ -610,6 +630,9 @@ class ClassifyWidget(_Base):
                 SHORT_CLASS[row["prediction"]],
                 "" if row.get("trabecular_hu") is None else f"{row['trabecular_hu']:.0f}",
                 SHORT_CLASS.get(row.get("hu_category") or "", ""),
+                "" if row.get("vbmd_mg_cm3") is None else f"{row['vbmd_mg_cm3']:.0f}",
+                SHORT_CLASS.get(row.get("acr_category") or "", ""),
+                _grade_cell(row),
                 "yes" if row["uncertain"] else "",
             ]
             for c, text in enumerate(cells):
@@ -626,6 +649,7 @@ class ClassifyWidget(_Base):
         self.flag.setText("\n".join(messages) if messages else "No uncertainty flag and no notes.")
         self.export_json.setEnabled(True)
         self.export_report.setEnabled(True)
+        self.export_sr.setEnabled(self._inputs[0].source.kind == "dicom" and bool(result["levels"]))
         QTimer.singleShot(0, lambda: self._scroll.ensureWidgetVisible(self.table, 0, 0))  # the results in view
 
     def _draw_pie(self, overall: dict) -> None:
@@ -658,6 +682,24 @@ class ClassifyWidget(_Base):
         doc = {"schema_version": RESULT_SCHEMA_VERSION, "input": self._inputs[2].name, **self.result}
         write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
         show_info(f"BoneScreen: result written to {path}")
+
+    def save_sr(self, path: str) -> None:
+        """Write the last result as a DICOM SR (TID 1500) and, beside it, the DICOM SEG it references."""
+        from bonescreen.io.sr import write_dicom_sr
+
+        volume, vertebrae, _ = self._inputs
+        target = Path(path)
+        seg_path = target.with_name(target.stem + "_seg.dcm")
+        try:
+            write_dicom_seg(volume, lumbar_levels(vertebrae), seg_path)
+            tags = write_dicom_sr(volume, seg_path, self.result, target)
+        except BoneScreenError as exc:
+            show_error(f"BoneScreen could not write the DICOM SR: {exc}")
+            return
+        show_info(
+            f"BoneScreen: {target.name} and {seg_path.name} written; they carry these identifying tags of the "
+            f"study: {', '.join(tags)}"
+        )
 
     def save_report(self, path: str) -> None:
         """Write the report figure of the last result."""

@@ -40,6 +40,10 @@ SUMMARY_COLUMNS = [
     *(f"p_{c}" for c in CLASS_NAMES),
     "trabecular_hu",
     "hu_category",
+    "vbmd_mg_cm3",
+    "acr_category",
+    "fractured_levels",
+    "bone_status",
     "uncertain",
     "reasons",
     "error",
@@ -173,6 +177,14 @@ def _row(outcome: dict) -> dict:
         row[f"p_{c}"] = "" if o["probabilities"] is None else o["probabilities"][c]
     row["trabecular_hu"] = "" if o["trabecular_hu"] is None else o["trabecular_hu"]
     row["hu_category"] = o["hu_category"] or ""
+    row["vbmd_mg_cm3"] = "" if o.get("vbmd_mg_cm3") is None else o["vbmd_mg_cm3"]
+    row["acr_category"] = o.get("acr_category") or ""
+    row["fractured_levels"] = " ".join(
+        f"{lv['name']}:{lv['fracture']['genant_grade']}"
+        for lv in r["levels"]
+        if (lv.get("fracture") or {}).get("genant_grade")
+    )
+    row["bone_status"] = (o.get("bone_status") or {}).get("class", "")
     row["uncertain"] = int(bool(o["uncertain"]))
     row["reasons"] = "; ".join(o["reasons"])
     return row

@@ -405,6 +405,11 @@ def cmd_screen(args: argparse.Namespace) -> int:
     )
     for lv in result["levels"]:
         hu = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
+        if lv.get("vbmd_mg_cm3") is not None:
+            hu += f", {lv['vbmd_mg_cm3']:.0f} +- {lv['vbmd_sd_mg_cm3']:.0f} mg/cm3 ({lv['acr_category']})"
+        fracture = lv.get("fracture") or {}
+        if fracture.get("genant_grade"):
+            hu += f", Genant grade {fracture['genant_grade']} {fracture['shape']}"
         print(
             f"{lv['name']}: {lv['prediction']} (p={max(lv['probabilities'].values()):.2f}), {hu}"
             f"{' UNCERTAIN' if lv['uncertain'] else ''}"
@@ -416,6 +421,13 @@ def cmd_screen(args: argparse.Namespace) -> int:
         probs = " ".join(f"{k}={v:.2f}" for k, v in o["probabilities"].items())
         flag = " UNCERTAIN" if o["uncertain"] else ""
         print(f"overall ({'+'.join(o['levels_used'])}): {o['prediction']} {probs}{flag}")
+        if o.get("vbmd_mg_cm3") is not None:
+            print(
+                f"vBMD ({'+'.join(o['vbmd_levels_used'])}): {o['vbmd_mg_cm3']:.0f} +- {o['vbmd_sd_mg_cm3']:.0f} "
+                f"mg/cm3, {o['acr_category']} (ACR)"
+            )
+        if o.get("bone_status"):
+            print(f"bone status: {o['bone_status']['class']} ({o['bone_status']['basis']})")
     for line in user_messages(result):
         print(f"  - {line}")
     print(f"results written to {args.out}")
@@ -529,7 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=FINDINGS_MODES,
         default=None,
         help="--realistic cases: fractures, cement, screws and transitional anatomy drawn at random (default), "
-        "none, or drawn with normal anatomy (five lumbar vertebrae, twelve pairs of ribs)",
+        "none, drawn with normal anatomy (five lumbar vertebrae, twelve pairs of ribs), or fractures (one or two "
+        "fractured lumbar levels on every case, a test set for fracture grading)",
     )
     ph.set_defaults(func=cmd_phantom)
 

@@ -3,7 +3,8 @@
 The ROI of a level is its vertebral body eroded in-plane (by ``erosion_mm``,
 to leave the cortical shell out) on the middle ``keep_fraction`` of the
 body's slices (to leave the endplates out). Posterior elements are not part of
-the body map, so they never enter the ROI.
+the body map, so they never enter the ROI. The level's value is the mean of the
+ROI without its outliers (:func:`outliers`: sclerotic islands, cortex, streaks).
 
 Default thresholds follow Pickhardt et al. 2013 for L1 trabecular attenuation:
 <= 110 HU is called osteoporosis (over 90% specific), > 160 HU normal (90%
@@ -102,6 +103,48 @@ def trabecular_roi(
     return inplane.erode(m, erosion_mm, spacing[1:])
 
 
+#: A voxel of the ROI further than this many robust SDs (1.4826 x the median absolute deviation) from the
+#: ROI's median is not trabecular bone: a sclerotic island, an endplate or cortex caught by the ROI, a
+#: metal streak, the basivertebral vein. On the realistic phantom (30 cases, 138 unfractured levels
+#: without cement or metal, true bodies, 3 mm slices) leaving them out takes the mean's error from
+#: +11.8 +- 18.0 HU to +3.3 +- 4.7 HU; on the first phantom, whose fine trabecular texture has a long
+#: bright tail, 7 SDs keep that tail (error +0.1 +- 6.5 HU, was +0.5 +- 6.3; 3.5 SDs would give -5.7).
+OUTLIER_ROBUST_SD = 7.0
+
+
+#: HU above which a voxel of the trabecular ROI is no trabecular bone: vertebroplasty cement (PMMA with
+#: barium, 1,500-3,000 HU), metal, or dense sclerosis (adult trabecular bone reads up to about 400 HU, and
+#: the cortex a mask may hold at its edge up to about 1,000 HU at 120 kVp).
+DENSE_HU = 1200.0
+#: Share of the ROI above :data:`DENSE_HU` from which a body is called dense (cement, sclerosis, metal).
+DENSE_FRACTION = 0.10
+
+
+def dense_body(measurement: dict) -> str | None:
+    """Why a level's body is too dense to measure (cement, sclerosis, metal), or None.
+
+    ``measurement`` is one level's entry of :func:`trabecular_hu`. Its outliers are left out of
+    the mean, so cement filling a third of the body would leave a normal-looking mean: the dense
+    share is tested on its own.
+    """
+    share = measurement.get("dense_fraction", 0.0)
+    if share < DENSE_FRACTION:
+        return None
+    return (
+        f"{100 * share:.0f}% of the trabecular ROI reads above {DENSE_HU:.0f} HU: vertebroplasty cement, "
+        "sclerosis or metal; left out of the density average"
+    )
+
+
+def outliers(values: np.ndarray, robust_sd: float = OUTLIER_ROBUST_SD) -> np.ndarray:
+    """Boolean mask of the values further than ``robust_sd`` robust SDs (1.4826 MAD) from their median."""
+    if values.size == 0:
+        return np.zeros(0, dtype=bool)
+    median = np.median(values)
+    mad = 1.4826 * np.median(np.abs(values - median))
+    return np.abs(values - median) > robust_sd * max(float(mad), 1e-6)
+
+
 def trabecular_hu(
     hu: np.ndarray,
     body: np.ndarray,
@@ -115,18 +158,23 @@ def trabecular_hu(
     Returns
     -------
     dict
-        level id -> ``{"name", "mean_hu", "sd_hu", "voxels"}``; ``mean_hu`` is
-        None when fewer than ``min_voxels`` voxels remain after erosion.
+        level id -> ``{"name", "mean_hu", "sd_hu", "voxels", "outliers", "dense_fraction"}``: mean and
+        SD of the ROI's voxels without its :func:`outliers` (``outliers`` counts them; ``mean_hu`` is
+        None when fewer than ``min_voxels`` voxels remain), and the share of the ROI above
+        :data:`DENSE_HU` (:func:`dense_body`).
     """
 
     def measure(level: int) -> dict:
         values = hu[trabecular_roi(body, level, spacing, erosion_mm, keep_fraction)]
-        ok = values.size >= min_voxels
+        inliers = values[~outliers(values)]
+        ok = inliers.size >= min_voxels
         return {
             "name": LEVEL_NAMES[level],
-            "mean_hu": float(values.mean()) if ok else None,
-            "sd_hu": float(values.std()) if ok else None,
-            "voxels": int(values.size),
+            "mean_hu": float(inliers.mean()) if ok else None,
+            "sd_hu": float(inliers.std()) if ok else None,
+            "voxels": int(inliers.size),
+            "outliers": int(values.size - inliers.size),
+            "dense_fraction": float((values > DENSE_HU).mean()) if values.size else 0.0,
         }
 
     present = levels_present(body)

@@ -1,12 +1,15 @@
-"""``report.png``: the mask in a sagittal view and an axial slice per level, HU per level, the pie chart, the flags."""
+"""``report.png``: the mask in a sagittal view with body heights, an axial slice per level, HU and vBMD per level
+(with the ACR bands), the pie chart, the bone status and the flags."""
 
 from __future__ import annotations
 
 import os
+import textwrap
 
 import numpy as np
 from matplotlib.colors import ListedColormap
 
+from .density import ACR_LOW_BONE_MASS_BELOW, ACR_OSTEOPOROSIS_BELOW
 from .figures import CLASS_COLORS, pie_axes, plt, save_figure
 from .hu import HUThresholds
 from .labels import CLASS_TITLES, level_id, vertebra_color, vertebra_name
@@ -21,8 +24,13 @@ SAGITTAL_MIN_MM = 20.0
 _MARGINS = {"left": 0.04, "right": 0.98, "top": 0.93, "bottom": 0.03}
 
 
-def _sagittal(ax, hu, shown, spacing, names) -> None:
-    """Sagittal view through the spine's midline with every vertebra shown and named."""
+def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = None) -> None:
+    """Sagittal view through the spine's midline with every vertebra shown and named.
+
+    ``heights``: level name -> its ``fracture`` entry of result.json; each measured level gets its
+    anterior/middle/posterior heights (mm) and, when graded, its Genant grade and shape.
+    """
+    heights = heights or {}
     dz, dy, _ = spacing
     cols = np.nonzero(shown.any(axis=(0, 1)))[0]
     x = int(np.median(cols)) if cols.size else hu.shape[2] // 2
@@ -37,9 +45,42 @@ def _sagittal(ax, hu, shown, spacing, names) -> None:
         ks = np.nonzero((shown == vid).any(axis=(1, 2)))[0]
         if ks.size:
             z = hu.shape[0] - 1 - (ks[0] + ks[-1]) / 2
-            ax.text((y1 - y0) * 0.04, z, vertebra_name(vid), color="yellow", fontsize=8, va="center")
-    ax.set_title("sagittal view: every vertebra found", fontsize=9)
+            name = vertebra_name(vid)
+            ax.text((y1 - y0) * 0.04, z, name, color="yellow", fontsize=8, va="center")
+            f = heights.get(name)
+            if f:
+                text = f"{f['height_anterior_mm']:.0f}/{f['height_middle_mm']:.0f}/{f['height_posterior_mm']:.0f} mm"
+                if f["genant_grade"]:
+                    text += f"\ngrade {f['genant_grade']} {f['shape']}"
+                color = "red" if f["genant_grade"] >= 2 else "orange" if f["genant_grade"] else "cyan"
+                ax.text((y1 - y0) * 0.97, z, text, color=color, fontsize=6, va="center", ha="right")
+    title = "sagittal view: every vertebra found"
+    ax.set_title(title + ("\nbody heights anterior/middle/posterior" if heights else ""), fontsize=9)
     ax.axis("off")
+
+
+def _vbmd(ax, levels: list[dict], overall: dict) -> None:
+    """vBMD per level with its 1-SD uncertainty over the ACR bands; levels left out of the mean hatched."""
+    names = [lv["name"] for lv in levels]
+    values = [lv["vbmd_mg_cm3"] if lv.get("vbmd_mg_cm3") is not None else np.nan for lv in levels]
+    errors = [lv.get("vbmd_sd_mg_cm3") or 0.0 for lv in levels]
+    top = max(200.0, np.nanmax(values) + 30.0 if np.isfinite(values).any() else 200.0)
+    for (lo, hi), cls in (
+        ((0, ACR_OSTEOPOROSIS_BELOW), "osteoporosis"),
+        ((ACR_OSTEOPOROSIS_BELOW, ACR_LOW_BONE_MASS_BELOW), "low_bone_mass"),
+        ((ACR_LOW_BONE_MASS_BELOW, top), "normal"),
+    ):
+        ax.axhspan(lo, hi, color=CLASS_COLORS[["normal", "low_bone_mass", "osteoporosis"].index(cls)], alpha=0.18)
+        ax.text(-0.45, (lo + hi) / 2, CLASS_TITLES[cls], fontsize=6, va="center", color="0.3")
+    left_out = overall.get("left_out") or {}
+    bars = ax.bar(names, values, yerr=errors, color="0.45", capsize=3)
+    for bar, name in zip(bars, names, strict=True):
+        if name in left_out:
+            bar.set_hatch("//")
+            bar.set_facecolor("0.85")
+    ax.set_ylim(0, top)
+    ax.set_ylabel("vBMD (mg/cm3)")
+    ax.set_title("vBMD, ACR bands (hatched: left out)", fontsize=9)
 
 
 def _axial(ax, hu_k, shown_k, title: str, ids=None) -> None:
@@ -112,16 +153,30 @@ def report_figure(
     top = [] if thin else ["sagittal"]
     if levels:
         top.append("hu")
+    if any(lv.get("vbmd_mg_cm3") is not None for lv in levels):
+        top.append("vbmd")
     if overall["probabilities"] is not None:
         top.append("pie")
     top.append("text")
     bottom = max(len(levels), 1)
     ncols = max(len(top), bottom)
-    fig = plt.figure(figsize=(max(3.0 * ncols, 9), 8.6))
-    grid = fig.add_gridspec(2, ncols, height_ratios=[1.15, 1.0], hspace=0.45, wspace=0.35, **_MARGINS)
+    width = max(3.0 * ncols, 9)
+    # the flags and notes go below the images across the whole width, wrapped, one line per ~1.6 inch of text
+    chars = int(width * 15)
+    messages = [
+        wrapped for m in user_messages(result) for wrapped in textwrap.wrap(f"- {m}", chars, subsequent_indent="  ")
+    ]
+    notes_in = 0.16 * (len(messages) + 1)
+    fig = plt.figure(figsize=(width, 8.6 + notes_in))
+    grid = fig.add_gridspec(
+        3, ncols, height_ratios=[1.15, 1.0, max(notes_in, 0.05) / 3.9], hspace=0.3, wspace=0.35, **_MARGINS
+    )
     panels = {name: fig.add_subplot(grid[0, i]) for i, name in enumerate(top)}
     if "sagittal" in panels:
-        _sagittal(panels["sagittal"], hu, shown, spacing, present)
+        heights = {lv["name"]: lv["fracture"] for lv in levels if lv.get("fracture")}
+        _sagittal(panels["sagittal"], hu, shown, spacing, present, heights)
+    if "vbmd" in panels:
+        _vbmd(panels["vbmd"], levels, overall)
     if "hu" in panels:
         ax = panels["hu"]
         th = HUThresholds(**result.get("hu_thresholds", {}))
@@ -145,7 +200,18 @@ def report_figure(
     ax = panels["text"]
     ax.axis("off")
     verdict = CLASS_TITLES[overall["prediction"]] if overall["prediction"] else "none (no lumbar level)"
-    lines = [title, "", f"prediction: {verdict}"]
+    lines = [title, ""]
+    if overall.get("bone_status"):
+        lines.append(
+            f"bone status: {CLASS_TITLES[overall['bone_status']['class']]} ({overall['bone_status']['basis']})"
+        )
+    lines.append(f"BCC-Net prediction: {verdict}")
+    if overall.get("vbmd_mg_cm3") is not None:
+        used = "+".join(overall["vbmd_levels_used"])
+        lines.append(
+            f"vBMD ({used}): {overall['vbmd_mg_cm3']:.0f} +- {overall['vbmd_sd_mg_cm3']:.0f} mg/cm3 "
+            f"({CLASS_TITLES[overall['acr_category']]}, ACR)"
+        )
     if overall.get("trabecular_hu") is not None:
         lines.append(f"trabecular HU: {overall['trabecular_hu']:.0f} ({overall['hu_category']})")
     flagged = [lv["name"] for lv in levels if lv.get("uncertain")]
@@ -157,13 +223,18 @@ def report_figure(
     if not levels:
         found = ", ".join(vertebra_name(k) for k in present) or "no vertebra"
         lines.append(f"found: {found}")
-    lines += [f"- {m}" for m in user_messages(result)]
-    ax.text(0, 1, "\n".join(lines), va="top", fontsize=8, wrap=True)
+    lines = [w for line in lines for w in (textwrap.wrap(line, 44, subsequent_indent="  ") or [""])]
+    ax.text(0, 1, "\n".join(lines), va="top", fontsize=8)
+    notes = fig.add_subplot(grid[2, :])
+    notes.axis("off")
+    notes.text(0, 1, "\n".join(messages), va="top", fontsize=8, family="monospace")
     # per level: mid-body axial slice with the mask
     for i, lv in enumerate(levels):
         k = (lv["body_slices"][0] + lv["body_slices"][1]) // 2
         lid = level_id(lv["name"])
         hu_text = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
+        if lv.get("vbmd_mg_cm3") is not None:
+            hu_text += f", {lv['vbmd_mg_cm3']:.0f} mg/cm3"
         flag = " (!)" if lv["uncertain"] else ""
         _axial(
             fig.add_subplot(grid[1, i]),

@@ -11,6 +11,7 @@ from .atomic import write_text_atomic
 from .errors import BoneScreenError
 from .hu import HUThresholds
 from .io import load_ct
+from .io.sr import write_dicom_sr
 from .io.writers import SEG_IDENTIFYING_TAGS, read_labels_nifti, write_dicom_seg, write_labels_nifti
 from .labels import ALL_VERTEBRA_IDS
 from .pipeline import Screener
@@ -57,7 +58,8 @@ def screen_file(
 ) -> dict:
     """Run the main job on one CT and write its outputs.
 
-    Writes ``result.json``, ``levels.nii.gz``, ``seg.dcm`` (DICOM input) and ``report.png``. The output
+    Writes ``result.json``, ``levels.nii.gz``, ``seg.dcm`` and ``sr.dcm`` (DICOM input: the SEG and a TID 1500
+    Measurement Report, :mod:`bonescreen.io.sr`) and ``report.png``. The output
     folder is checked before any work; each output is written on its own, and one that fails is
     recorded in result.json (``output_errors``) while the others are still written.
 
@@ -126,6 +128,8 @@ def screen_file(
     attempt("levels", "levels.nii.gz", write_levels)
     if volume.source.kind == "dicom" and labels.any():
         attempt("seg", "seg.dcm", lambda p: write_dicom_seg(volume, labels, p, notes=output_notes))
+        if "seg" in outputs and result["levels"]:  # the SR's measurements point at the SEG's segments
+            attempt("sr", "sr.dcm", lambda p: write_dicom_sr(volume, out / "seg.dcm", result, p))
     t1 = time.perf_counter()
     attempt(
         "report",
@@ -148,8 +152,8 @@ def screen_file(
         "output_errors": errors,
         "output_notes": output_notes,
         "identifying_tags": {name: tags for name, tags in exports.items()},
-        "identifying_tags_note": "a DICOM SEG repeats the source's patient and study tags so that it stays attached "
-        f"to the study ({', '.join(SEG_IDENTIFYING_TAGS)} where present); "
+        "identifying_tags_note": "a DICOM SEG and SR repeat the source's patient and study tags so that they stay "
+        f"attached to the study ({', '.join(SEG_IDENTIFYING_TAGS)} where present); "
         "levels.nii.gz, report.png and result.json carry none",
         "spacing_mm": [round(s, 4) for s in volume.spacing],
         "shape": list(volume.shape),

@@ -346,3 +346,34 @@ def test_a_failed_run_clears_the_previous_result(make_napari_viewer, qtbot):
     cls.run()
     assert cls.result is None and cls.table.rowCount() == 0 and not cls.export_json.isEnabled()
     assert "no lumbar vertebra" in cls.status.text() and "T12" in cls.status.text()
+
+
+def test_dicom_sr_export_holds_the_table_numbers(make_napari_viewer, qtbot, small_case, small_case_files, tmp_path):
+    """Classify a DICOM CT with its true levels: the table shows vBMD, ACR category and grade, and the DICOM SR
+    exported from the dock (with the SEG it references) reads back with the same numbers."""
+    from bonescreen.io.sr import read_sr_levels
+    from napari_bonescreen._convert import labels_layer_data
+
+    viewer = make_napari_viewer()
+    image = viewer.open(str(small_case_files / "dicom" / "dicom"), plugin=PLUGIN)[0]
+    data, meta, _ = labels_layer_data(small_case.levels, image, "levels")
+    labels = viewer.add_labels(data, **meta)
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    cls.image.value, cls.labels.value = image, labels
+    cls.run()
+    wait_for(qtbot, cls)
+    headers = [cls.table.horizontalHeaderItem(c).text() for c in range(cls.table.columnCount())]
+    assert {"vBMD", "ACR", "grade"} <= set(headers)
+    first = cls.result["levels"][0]
+    assert first["vbmd_mg_cm3"] is not None and first["fracture"] is not None
+    assert cls.table.item(0, headers.index("vBMD")).text() == f"{first['vbmd_mg_cm3']:.0f}"
+    assert cls.export_sr.isEnabled()
+    cls.save_sr(str(tmp_path / "sr.dcm"))
+    groups = read_sr_levels(tmp_path / "sr.dcm")
+    for lv in cls.result["levels"]:
+        g = groups[lv["name"]]["measurements"]
+        assert g["Mean Attenuation Coefficient"] == pytest.approx(lv["trabecular_hu"])
+        assert g["Volumetric bone mineral density (hydroxyapatite)"] == pytest.approx(lv["vbmd_mg_cm3"])
+        assert g["Height Posterior"] == pytest.approx(lv["fracture"]["height_posterior_mm"])
+        assert g["Probability of osteoporosis (BCC-Net)"] == pytest.approx(lv["probabilities"]["osteoporosis"])
+    assert (tmp_path / "sr_seg.dcm").is_file()

@@ -152,3 +152,41 @@ def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):
     assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L3", "L4"]
     with pytest.raises(BoneScreenError, match="beyond"):
         shift_segment_names(seg, 1)  # S1 has no vertebra below it
+
+
+def test_export_writes_seg_and_sr_for_a_ct_from_the_dicom_database(scene, small_case, small_case_files, tmp_path):
+    """A CT loaded by Slicer's DICOM module carries its SOP Instance UIDs; export then writes seg.dcm and a
+    TID 1500 sr.dcm whose numbers are the result's. Slicer's DICOM database (a CTK SQLite database of the
+    application) cannot exist under slicer-core: a stand-in answers ``fileForInstance`` from the series on disk."""
+    import pydicom
+    from BoneScreenLib.logic import add_ct_volume_node
+
+    from bonescreen.io import load_ct
+    from bonescreen.io.sr import read_sr_levels
+
+    folder = small_case_files / "dicom" / "dicom"
+    volume = load_ct(folder)
+    files = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID): str(p) for p in folder.iterdir()}
+
+    class DatabaseStandIn:
+        def fileForInstance(self, uid):  # CTK's name
+            return files.get(uid, "")
+
+    node = add_ct_volume_node(scene, volume.hu, volume.spacing, "DICOM CT", origin=tuple(volume.affine[:3, 3]))
+    node.SetAttribute("DICOM.instanceUIDs", " ".join(files))
+    logic = BoneScreenLogic("cpu")
+    seg = labels_to_segmentation(small_case.levels, volume_node_to_ct(node), node)
+    result, _, _ = logic.classify(node, seg)
+    slicer.dicomDatabase = DatabaseStandIn()
+    try:
+        written = logic.export(str(tmp_path), node)
+    finally:
+        del slicer.dicomDatabase
+    assert [p.split("/")[-1] for p in written] == ["result.json", "report.png", "seg.dcm", "sr.dcm"]
+    groups = read_sr_levels(tmp_path / "sr.dcm")
+    for lv in result["levels"]:
+        assert (
+            groups[lv["name"]]["measurements"]["Volumetric bone mineral density (hydroxyapatite)"] == lv["vbmd_mg_cm3"]
+        )
+    # without the database (a volume from a file) only result.json and report.png
+    assert len(logic.export(str(tmp_path / "plain"), node)) == 2

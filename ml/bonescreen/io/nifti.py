@@ -7,6 +7,7 @@ label maps; nibabel parses and builds the images.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -149,4 +150,39 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
         )
     elif orientation:
         volume.notes.append(f"orientation {orientation.upper()} ignored: the file states its own")
+    volume.acquisition = read_sidecar(path, volume.notes)
     return volume
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON sidecar dcm2niix and BIDS put beside a NIfTI: ``ct.nii.gz`` -> ``ct.json``."""
+    path = Path(path)
+    stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
+    return path.with_name(stem + ".json")
+
+
+def read_sidecar(path: str | os.PathLike, notes: list[str]) -> dict:
+    """``KVP`` and ``ContrastBolusAgent`` from a NIfTI's JSON sidecar (dcm2niix's keys: DICOM keywords).
+
+    A missing sidecar gives ``{}``; an unreadable one, or values of the wrong type, give ``{}`` and a
+    line in ``notes`` naming the file (the scan is still read: the sidecar is optional).
+    """
+    side = sidecar_path(path)
+    if not side.is_file():
+        return {}
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise TypeError("not a JSON object")
+        out = {}
+        if meta.get("KVP") is not None:
+            kvp = float(meta["KVP"])
+            if kvp > 0:
+                out["KVP"] = kvp
+        agent = meta.get("ContrastBolusAgent")
+        if isinstance(agent, str) and agent.strip():
+            out["ContrastBolusAgent"] = agent.strip()
+        return out
+    except (OSError, ValueError, TypeError) as exc:
+        notes.append(f"{side.name}: sidecar not read ({type(exc).__name__}: {exc}); tube voltage unknown")
+        return {}

@@ -46,6 +46,10 @@ class CTVolume:
     #: Doubts about the input that may make the result wrong (orientation unknown, positions from
     #: SliceLocation, HU corrected); every one marks the result uncertain with its reason.
     flags: list[str] = field(default_factory=list)
+    #: What the header says of the acquisition, under DICOM attribute keywords: ``KVP`` (tube voltage, kV)
+    #: and ``ContrastBolusAgent`` when the DICOM series or a NIfTI's JSON sidecar (dcm2niix, BIDS) gives
+    #: them; the internal density calibration (:mod:`bonescreen.density`) reads them.
+    acquisition: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if np.ndim(self.hu) != 3:

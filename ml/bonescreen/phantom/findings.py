@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import BoneScreenError
+from ..fracture import genant_grade
 
 #: Fracture shapes (Genant): which part of the body loses height.
 FRACTURE_SHAPES = ("wedge", "biconcave", "crush")
@@ -27,20 +28,9 @@ FRACTURE_SHAPES = ("wedge", "biconcave", "crush")
 GRADE_LOSS = {1: (0.21, 0.24), 2: (0.27, 0.38), 3: (0.42, 0.58)}
 #: How :class:`~.realistic.RealisticConfig` gets a case's findings: drawn at random, none, or drawn with
 #: normal anatomy (five lumbar vertebrae, twelve pairs of ribs).
-FINDINGS_MODES = ("random", "none", "normal-anatomy")
+FINDINGS_MODES = ("random", "none", "normal-anatomy", "fractures")
 #: Rib variants: ``normal`` (ribs down to T12), ``no_t12_ribs`` (11 pairs), ``l1_ribs`` (a 13th pair on L1).
 RIB_VARIANTS = ("normal", "no_t12_ribs", "l1_ribs")
-
-
-def genant_grade(loss: float) -> int:
-    """Genant semi-quantitative grade (0-3) of a height reduction ``loss`` (fraction 0-1; Genant et al. 1993)."""
-    if loss >= 0.40:
-        return 3
-    if loss >= 0.25:
-        return 2
-    if loss >= 0.20:
-        return 1
-    return 0
 
 
 @dataclass(frozen=True)
@@ -161,8 +151,14 @@ def resolve_findings(rng: np.random.Generator, findings: Findings | str) -> Find
     drawn = draw_findings(rng)  # drawn in every mode, so one seed gives the same patient whatever the mode
     if findings == "none":
         return Findings()
-    if findings == "normal-anatomy":
+    if findings in ("normal-anatomy", "fractures"):
         drawn.lumbar_count, drawn.ribs = 5, "normal"
+    if findings == "fractures":  # a test set for fracture grading: one or two fractured lumbar levels, no metal
+        child = rng.spawn(1)[0]  # its own stream: the patient's other draws stay those of the other modes
+        levels = child.choice([1, 2, 3, 4, 5], size=int(child.integers(1, 3)), replace=False)
+        drawn.fractures = {int(v): drawn.fractures.get(int(v)) or Fracture.draw(child) for v in sorted(levels)}
+        drawn.cement = tuple(v for v in drawn.cement if v in drawn.fractures)
+        drawn.screws = ()
     return drawn
 
 

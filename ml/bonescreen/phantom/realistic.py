@@ -23,7 +23,7 @@ from ..labels import LEVEL_NAMES
 from .bone import draw_class, draw_level_vbmd
 from .findings import FINDINGS_MODES, Findings, resolve_findings
 from .generate import PhantomCase
-from .scene import THORACIC_IDS, Acquisition, bone_hu, draw_scene, render_slice
+from .scene import THORACIC_IDS, Acquisition, bone_hu, draw_scene, render_slice, true_body_heights
 
 EXTENTS = ("abdomen-pelvis", "lumbar", "thoracolumbar", "spine-crop")
 
@@ -90,11 +90,15 @@ def make_realistic_case(seed: int, index: int = 0, config: RealisticConfig | Non
     rng = np.random.default_rng([seed, index, 17])
     label = draw_class(rng, index, seed, config.class_weights)
     case_vbmd, level_vbmd = draw_level_vbmd(rng, label, 5)
-    scene = draw_scene(rng, resolve_findings(rng, config.findings), randomize=False)  # tissue HU as CT shows them
+    # tissue HU as CT shows them; the marrow fat follows the patient's vBMD
+    scene = draw_scene(rng, resolve_findings(rng, config.findings), randomize=False, patient_vbmd=case_vbmd)
     phase = scene.phase
-    truth_hu = {}
+    truth_hu, heights = {}, {}
     for bone in scene.bones:
         if 1 <= bone.spine_id <= 5:
+            h = true_body_heights(bone)
+            if h is not None:
+                heights[LEVEL_NAMES[bone.spine_id]] = {k: round(v, 2) for k, v in h.items()}
             bone.trabecular_hu = scene.trabecular_hu(float(level_vbmd[bone.spine_id - 1]))
             truth_hu[LEVEL_NAMES[bone.spine_id]] = round(bone.trabecular_hu, 2)
         elif bone.spine_id:
@@ -163,6 +167,7 @@ def make_realistic_case(seed: int, index: int = 0, config: RealisticConfig | Non
             "marrow_fat_fraction": round(scene.marrow_fat, 3),
             "marrow_iodine_mg_ml": round(scene.marrow_iodine, 3),
             "findings": scene.findings.summary(),
+            "body_heights_mm": {k: v for k, v in heights.items() if slices[k]},
             "noise_sd_hu": round(acq.noise_hu, 2),
             "kernel_sigma_mm": round(acq.kernel_mm, 3),
             "slices": slices,

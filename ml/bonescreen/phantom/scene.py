@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from ..attenuation import Mixture, Spectrum, enhanced, hounsfield, mean_marrow_fat, tissue, trabecular_bone
+from ..fracture import HEIGHT_BANDS
 from .findings import Findings, Fracture, draw_findings, fracture_warp, metal_streaks
-from .materials import Mixture, Spectrum, enhanced, hounsfield, tissue, trabecular_bone
 from .shapes import Template, load_templates
 
 #: Template frame (x anterior, y lateral, z superior) from world (x left, y posterior, z superior).
@@ -151,6 +152,41 @@ class Scene:
         return bone_hu(vbmd, self.marrow_fat, self.marrow_iodine, self.spectrum)
 
 
+def true_body_heights(bone: PlacedBone, step_mm: float = 0.25) -> dict[str, float] | None:
+    """Anterior, middle and posterior heights (mm) of a placed vertebral body, fracture included.
+
+    The bands of the body's depth are :data:`bonescreen.fracture.HEIGHT_BANDS`, which measures volumes.
+
+    Read in the body's own frame, as the median over sagittal planes within 4 mm of the midline, from
+    the body template as the renderer samples it (:func:`~.findings.fracture_warp`), scaled as the
+    bone was placed; None for a bone without a body template.
+    """
+    if bone.body is None:
+        return None
+    t = bone.body
+    lo, hi = t.extent
+    scale = 1.0 / np.linalg.norm(bone.m, axis=1)  # template axis i is scaled by scale[i] into the world
+    inside_xy = (t.sdf < 0).any(axis=2)
+    yc = float(lo[1] + np.nonzero(inside_xy.any(axis=0))[0].mean())
+    xs = np.arange(lo[0], hi[0] + 1e-6, 0.5)
+    ys = yc + np.arange(-4.0, 4.01, 1.0)  # +-4 mm about the midline: the meshes have a seam there
+    zs = np.arange(lo[2], hi[2] + 1e-6, step_mm)
+    tp = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"))
+    if bone.fracture is not None:
+        tp = fracture_warp(tp, bone.fracture, lo, hi)
+    heights = np.median((t.sample(tp) < 0).sum(axis=2), axis=1) * step_mm * scale[2]
+    cols = np.nonzero(heights > 0)[0]
+    if cols.size < 3:
+        return None
+    depth = xs[cols[-1]] - xs[cols[0]]
+    u = (xs - xs[cols[0]]) / depth  # 0 at the posterior wall (template x runs anterior)
+    out = {}
+    for name, (a, b) in HEIGHT_BANDS.items():
+        band = heights[(u >= a) & (u <= b)]
+        out[name] = float(band.min() if name == "middle" else band.max())
+    return out
+
+
 def bone_hu(vbmd: float, marrow_fat: float, iodine_mg_ml: float, spectrum: Spectrum) -> float:
     """HU of bone of mineral density ``vbmd`` (mg/cm3) with its marrow, under ``spectrum`` (:mod:`.materials`)."""
     return hounsfield(trabecular_bone(vbmd, marrow_fat, iodine_mg_ml), spectrum)
@@ -195,7 +231,12 @@ def _place(t: Template, scale: np.ndarray, rot: np.ndarray, anchor_t: np.ndarray
     return m, b
 
 
-def draw_scene(rng: np.random.Generator, findings: Findings | None = None, randomize: bool = True) -> Scene:
+def draw_scene(
+    rng: np.random.Generator,
+    findings: Findings | None = None,
+    randomize: bool = True,
+    patient_vbmd: float | None = None,
+) -> Scene:
     """Draw one patient: anatomy, pathology, contrast phase, the scan's spectrum and tissue HU.
 
     Parameters
@@ -208,6 +249,14 @@ def draw_scene(rng: np.random.Generator, findings: Findings | None = None, rando
     randomize : bool
         Give 12 % of patients soft-tissue HU that CT never shows (SynthSeg-style domain randomization,
         for training); False for volumes that must read like CT (evaluation, tests of HU-based rules).
+    patient_vbmd : float, optional
+        The patient's lumbar vBMD (mg/cm3) when the caller has drawn it (the marrow fat follows it,
+        :func:`~bonescreen.attenuation.mean_marrow_fat`); else the scene's own draw.
+
+    Notes
+    -----
+    Marrow fat volume fraction: :func:`~bonescreen.attenuation.mean_marrow_fat` of the vBMD plus a
+    uniform spread of +-0.12 (SD 0.07; Griffith et al. report SDs of 6-9 %), within 0.2-0.9.
     """
     T = load_templates()
     findings = findings if findings is not None else draw_findings(rng)
@@ -222,19 +271,22 @@ def draw_scene(rng: np.random.Generator, findings: Findings | None = None, rando
     spine_y = float(np.clip(body_b - behind - 70 * gscale, -0.05 * body_b, 0.5 * body_b))
     anchor_t = np.array([14.0, 0.0, 106.0])  # L3 body centre in the template
     anchor_w = np.array([spine_x, spine_y, 0.0])
-    # the scan's spectrum, and what this patient's bone is made of (HU from :mod:`.materials`)
+    # the scan's spectrum, and what this patient's bone is made of (HU from :mod:`bonescreen.attenuation`)
     spectrum = Spectrum(
         kvp=float(rng.choice([80.0, 100.0, 120.0, 140.0], p=[0.1, 0.25, 0.5, 0.15])),
         aluminium_mm=rng.uniform(3.0, 8.0),
         water_mm=2.0 * np.sqrt(body_a * body_b) * rng.uniform(0.9, 1.0),
     )
-    marrow_fat = rng.uniform(0.25, 0.85)
+    fat_draw = rng.uniform(-1.0, 1.0)  # where this patient's marrow fat lies in the spread about the mean
     iodine = {k: rng.uniform(*v) for k, v in IODINE_MG_ML[phase].items()}
+    vbmd = rng.uniform(30, 230) if rng.random() < 0.85 else rng.uniform(10, 300)
+    marrow_fat = float(
+        np.clip(mean_marrow_fat(vbmd if patient_vbmd is None else patient_vbmd) + 0.12 * fat_draw, 0.2, 0.9)
+    )
 
     def bone_at(vbmd: float, fat: float = marrow_fat) -> float:
         return bone_hu(max(vbmd, 0.0), fat, iodine["marrow"], spectrum)
 
-    vbmd = rng.uniform(30, 230) if rng.random() < 0.85 else rng.uniform(10, 300)
     cortex = bone_at(rng.uniform(450, 1250))  # the vertebral shell: porous cortical bone
     cortex_mm = rng.uniform(0.8, 2.2)
     bones: list[PlacedBone] = []

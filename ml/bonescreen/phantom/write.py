@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,7 @@ CSV_COLUMNS = (
     + ["kvp", "phase"]
     + [f"genant_grade_{n}" for n in LEVEL_NAMES.values()]
     + [f"fracture_shape_{n}" for n in LEVEL_NAMES.values()]
+    + [f"height_{w}_mm_{n}" for n in LEVEL_NAMES.values() for w in ("anterior", "middle", "posterior")]
     + ["cement_levels", "screw_levels", "lumbar_count", "ribs"]
 )
 
@@ -81,7 +83,9 @@ def write_dicom_series(case: PhantomCase, folder: str | os.PathLike) -> list[Pat
         ds.SliceLocation = round(k * dz, 4)
         ds.PixelSpacing = [round(dy, 6), round(dx, 6)]
         ds.SliceThickness = dz
-        ds.KVP = 120
+        ds.KVP = case.meta.get("kvp", 120)
+        if case.meta.get("contrast"):
+            ds.ContrastBolusAgent = "iodinated contrast"
         ds.Rows, ds.Columns = ny, nx
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"
@@ -99,6 +103,8 @@ def write_dicom_series(case: PhantomCase, folder: str | os.PathLike) -> list[Pat
 def write_case(case: PhantomCase, folder: str | os.PathLike, fmt: str = "nifti") -> Path:
     """Write one case: ``ct.nii.gz`` (or ``dicom/``), ``levels.nii.gz``, ``body.nii.gz``, ``spine.nii.gz``.
 
+    A realistic case's ``ct.nii.gz`` gets a dcm2niix-style sidecar ``ct.json`` with its ``KVP``.
+
     ``spine.nii.gz`` is the phantom's extra truth: all vertebral bone, 1..5 for
     L1..L5, 6 for T12 and 7 for the sacrum.
     """
@@ -108,6 +114,9 @@ def write_case(case: PhantomCase, folder: str | os.PathLike, fmt: str = "nifti")
     folder.mkdir(parents=True, exist_ok=True)
     if fmt == "nifti":
         _save_nifti(case.hu, case.affine, folder / "ct.nii.gz")
+        if "kvp" in case.meta:  # the tube voltage, as dcm2niix's sidecar gives it (the phase is the image's to tell)
+            with atomic_path(folder / "ct.json") as tmp:
+                tmp.write_text(json.dumps({"Modality": "CT", "KVP": case.meta["kvp"]}, indent=1) + "\n")
     else:
         write_dicom_series(case, folder / "dicom")
     _save_nifti(case.levels, case.affine, folder / "levels.nii.gz")
@@ -138,6 +147,10 @@ def case_row(case: PhantomCase) -> dict:
                 fracture = findings["fractures"].get(str(vid))
                 row[f"genant_grade_{name}"] = fracture["grade"] if fracture else 0
                 row[f"fracture_shape_{name}"] = fracture["shape"] if fracture else ""
+        heights = case.meta.get("body_heights_mm", {})
+        for name in LEVEL_NAMES.values():
+            for where in ("anterior", "middle", "posterior"):
+                row[f"height_{where}_mm_{name}"] = heights.get(name, {}).get(where, "")
         row["cement_levels"] = " ".join(VERTEBRA_NAMES[v] for v in findings["cement"])
         row["screw_levels"] = " ".join(VERTEBRA_NAMES[v] for v in findings["screws"])
         row["lumbar_count"], row["ribs"] = findings["lumbar_count"], findings["ribs"]

@@ -4,8 +4,9 @@ Aggregation (documented choices):
 
 - A level's probabilities are the mean of BCC-Net's over the slices through its
   vertebral body (the paper classifies single crops; we average the crops of a level).
-- The overall result averages the levels L1 and L2 when both are present (QCT
-  practice reports the mean of two levels), else all lumbar levels found.
+- The overall result averages the levels L1 and L2 when both are usable (QCT
+  practice reports the mean of two levels), else all usable lumbar levels found
+  (a level with a grade 2-3 fracture or a dense body is not usable).
 - ``uncertain`` is set, with its reasons, when the top two probabilities are
   within :data:`MARGIN` of each other, when the HU category and the network
   disagree, or when the level names could not be confirmed by a landmark.
@@ -20,13 +21,14 @@ import torch
 from scipy import ndimage
 
 from ..errors import BoneScreenError
-from ..hu import HUThresholds, body_from_levels, hu_category, implausible_trabecular_hu, trabecular_hu
+from ..hu import HUThresholds, body_from_levels, dense_body, hu_category, implausible_trabecular_hu, trabecular_hu
 from ..inplane import bounding_box, inscribed_radius
 from ..labels import CLASS_NAMES, LEVEL_NAMES, levels_present
 from ..metal import METAL_HU, metal_mask
 from ..ood import FeatureDensity
 from ..preprocess import roi_crop
 from ..threads import thread_map
+from .bone_health import bone_status, exclusions, level_density, level_fractures, overall_density, scan_calibration
 from .level_settings import LevelSettings
 from .progress import ProgressCallback, report
 
@@ -34,6 +36,12 @@ from .progress import ProgressCallback, report
 MARGIN = 0.15
 #: Levels averaged for the overall result when present.
 OVERALL_LEVELS = (1, 2)
+
+
+def overall_levels(usable: list[int]) -> list[int]:
+    """The levels the overall result averages: L1 and L2 when both are usable, else every usable level
+    (a level with a grade 2-3 fracture or a dense body is not usable)."""
+    return list(OVERALL_LEVELS) if all(lv in usable for lv in OVERALL_LEVELS) else sorted(usable)
 
 
 def _probs(p: np.ndarray) -> dict[str, float]:
@@ -103,12 +111,19 @@ def classify_levels(
     body_radius_mm: float | None = None,
     temperature: float = 1.0,
     density: FeatureDensity | None = None,
+    acquisition: dict | None = None,
+    bone: np.ndarray | None = None,
 ) -> dict:
     """Classify each level on ``labels`` and the whole scan.
 
     ``body_radius_mm`` chooses the slices through each body (:func:`body_slices`); ``temperature``
     calibrates the probabilities (:meth:`~bonescreen.nets.DenseNet.predict_proba`); with ``density``
-    (:mod:`bonescreen.ood`), a level whose crops are unlike the training data is flagged.
+    (:mod:`bonescreen.ood`), a level whose crops are unlike the training data is flagged. Beside the
+    network (:mod:`.bone_health`): each level's vBMD from the scan's internal calibration
+    (``acquisition``: the volume's header, :attr:`~bonescreen.io.volume.CTVolume.acquisition`; ``bone``:
+    all vertebral bone on the scan's grid, kept out of the reference tissues, default the lumbar
+    labels), its heights and Genant grade; fractured and dense levels are left out of the overall
+    results, and a grade 2-3 fracture makes the bone status osteoporosis.
 
     Returns
     -------
@@ -120,6 +135,7 @@ def classify_levels(
     present = levels_present(labels[box]) if box is not None else []
     if not present:
         raise BoneScreenError("the mask has no lumbar level (labels 1-5): nothing to classify")
+    full_hu, full_labels = hu, labels
     hu, labels, z0 = hu[box], labels[box], box[0].start
     metal = metal_mask(hu, spacing)
     metal_voxels: dict[int, int] = {}
@@ -130,6 +146,15 @@ def classify_levels(
         present = [lv for lv in present if (labels == lv).any()]
     body = body_from_levels(labels, spacing)
     hu_by_level = trabecular_hu(hu, body, spacing)
+    body_full = np.zeros(full_labels.shape, dtype=np.uint8)
+    body_full[box] = body
+    calibration = scan_calibration(
+        full_hu, full_labels if bone is None else bone, body_full, spacing, acquisition or {}
+    )
+    fractures = level_fractures(body, spacing)
+    health = {lv: level_density(hu_by_level.get(lv), calibration) for lv in present}
+    for lv in present:
+        health[lv]["dense"] = dense_body(hu_by_level.get(lv, {})) is not None
 
     prepared = crops_by_level(hu, labels, spacing, present, body_radius_mm)
     crops = np.concatenate([c for _, c in prepared])[:, None].astype(np.float32, copy=False)
@@ -168,6 +193,18 @@ def classify_levels(
             )
         if category is not None and category != prediction:
             reasons.append(f"HU category {category} disagrees with the network ({prediction})")
+        fracture = fractures.get(LEVEL_NAMES[lv])
+        if fracture and fracture["genant_grade"]:
+            g = fracture["genant_grade"]
+            reasons.append(
+                f"vertebral fracture? Genant grade {g} ({fracture['shape']}, height loss "
+                f"{100 * fracture['height_loss']:.0f}%)" + ("; left out of the overall results" if g >= 2 else "")
+            )
+        if fracture and fracture.get("note"):
+            reasons.append(fracture["note"])
+        if (why := dense_body(hu_by_level.get(lv, {}))) is not None:
+            reasons.append(why)
+        reasons += health[lv]["flags"]
         all_slices = np.nonzero((labels == lv).any(axis=(1, 2)))[0]
         results.append(
             {
@@ -180,15 +217,17 @@ def classify_levels(
                 "prediction": prediction,
                 "trabecular_hu": None if measured is None else round(measured, 1),
                 "hu_category": category,
+                "vbmd_mg_cm3": health[lv]["vbmd_mg_cm3"],
+                "vbmd_sd_mg_cm3": health[lv]["vbmd_sd_mg_cm3"],
+                "acr_category": health[lv]["acr_category"],
+                "fracture": fracture,
                 "uncertain": bool(reasons),
                 "reasons": reasons,
             }
         )
-    chosen = (
-        [lv for lv in OVERALL_LEVELS if lv in level_probs]
-        if all(lv in level_probs for lv in OVERALL_LEVELS)
-        else present
-    )
+    left_out = exclusions(health, fractures)
+    usable = [lv for lv in present if LEVEL_NAMES[lv] not in left_out or "vBMD" in left_out[LEVEL_NAMES[lv]]]
+    chosen = overall_levels(usable or present)
     p = np.mean([level_probs[lv] for lv in chosen], axis=0)
     prediction = CLASS_NAMES[int(np.argmax(p))]
 
@@ -212,6 +251,15 @@ def classify_levels(
         reasons.append("level names could not be confirmed (no sacrum or ribs in view)")
     if len(chosen) < 2:
         reasons.append("only one level was classified")
+    reasons += [f"{name} left out: {why}" for name, why in left_out.items() if why != "no vBMD"]
+    reasons += calibration.flags
+    vbmd = overall_density(health, fractures)
+    status = bone_status(fractures, vbmd, prediction)
+    if vbmd["acr_category"] and vbmd["acr_category"] != prediction:
+        reasons.append(
+            f"ACR category {vbmd['acr_category']} ({vbmd['vbmd_mg_cm3']:.0f} mg/cm3) disagrees with the network "
+            f"({prediction})"
+        )
     return {
         "levels": results,
         "overall": {
@@ -220,8 +268,15 @@ def classify_levels(
             "prediction": prediction,
             "trabecular_hu": None if mean_hu is None else round(mean_hu, 1),
             "hu_category": category,
+            "vbmd_mg_cm3": vbmd["vbmd_mg_cm3"],
+            "vbmd_sd_mg_cm3": vbmd["vbmd_sd_mg_cm3"],
+            "acr_category": vbmd["acr_category"],
+            "vbmd_levels_used": vbmd["levels_used"],
+            "left_out": vbmd["left_out"],
+            "bone_status": status,
             "uncertain": bool(reasons),
             "reasons": reasons,
         },
         "hu_thresholds": thresholds.as_dict(),
+        "density_calibration": calibration.as_dict(),
     }

@@ -37,7 +37,7 @@ from .segment import iter_mark_volume
 
 #: Version of result.json's layout (README, "result.json"): the minor number grows with added fields,
 #: the major number when a field changes meaning or goes.
-RESULT_SCHEMA_VERSION = "1.0"
+RESULT_SCHEMA_VERSION = "1.1"
 
 
 @dataclass
@@ -101,10 +101,17 @@ def no_lumbar_result(thresholds: HUThresholds, notes: list[str]) -> dict:
             "prediction": None,
             "trabecular_hu": None,
             "hu_category": None,
+            "vbmd_mg_cm3": None,
+            "vbmd_sd_mg_cm3": None,
+            "acr_category": None,
+            "vbmd_levels_used": [],
+            "left_out": {},
+            "bone_status": None,
             "uncertain": True,
             "reasons": [reason, *notes],
         },
         "hu_thresholds": thresholds.as_dict(),
+        "density_calibration": None,
     }
 
 
@@ -259,7 +266,8 @@ class Screener:
         labels = np.asarray(labels)
         if labels.shape != volume.shape:
             raise BoneScreenError(f"labels of shape {labels.shape} do not fit the CT of shape {volume.shape}")
-        labels = lumbar_levels(as_level_labels(labels, allowed=ALL_VERTEBRA_IDS))
+        vertebrae = as_level_labels(labels, allowed=ALL_VERTEBRA_IDS)
+        labels = lumbar_levels(vertebrae)
         model = self.model("classification")
         with self.settings.forward_context(self.device):
             result = classify_levels(
@@ -275,6 +283,8 @@ class Screener:
                 body_radius_mm=self.level_settings.body_radius_mm,
                 temperature=self.temperature,
                 density=self.density,
+                acquisition=volume.acquisition,
+                bone=vertebrae > 0,
             )
         return add_input_messages(result, volume.notes, [*volume.flags, *stray_specks(labels, volume.spacing)])
 

@@ -343,7 +343,8 @@ class PanelController:
         return False
 
     def export(self, folder: str) -> list[str]:
-        """Write result.json and report.png of the last classification.
+        """Write result.json and report.png of the last classification (and seg.dcm, sr.dcm for a CT from
+        Slicer's DICOM database).
 
         Raises
         ------
@@ -354,4 +355,4 @@ class PanelController:
 
         if self._logic is None or self._logic.last_result is None:
             raise BoneScreenError("classify first")
-        return self._logic.export(folder)
+        return self._logic.export(folder, self.params.inputVolume)

@@ -279,6 +279,45 @@ def segmentation_to_labels(segmentation_node, volume_node, volume) -> np.ndarray
     return volume.from_source(ijk)
 
 
+def dicom_source_files(volume_node) -> list[str] | None:
+    """The DICOM files a volume node was loaded from (Slicer's DICOM module: ``DICOM.instanceUIDs`` and
+    the DICOM database), or None for a volume that did not come from DICOM."""
+    uids = (volume_node.GetAttribute("DICOM.instanceUIDs") or "").split()
+    database = getattr(slicer, "dicomDatabase", None)
+    if not uids or database is None:
+        return None
+    files = [database.fileForInstance(uid) for uid in uids]
+    return files if all(files) else None
+
+
+def export_dicom_sr(files: list[str], volume, labels, result: dict, out) -> list[str]:
+    """seg.dcm and sr.dcm in ``out`` for a classification of the CT read from ``files``.
+
+    The series is read again with BoneScreen's DICOM reader (the SEG and SR reference its images);
+    ``labels`` (z, y, x on ``volume``, the node's grid) must lie on the same grid.
+
+    Raises
+    ------
+    BoneScreenError
+        If the files are not one series on the node's grid, or a writer refuses.
+    """
+    from pathlib import Path
+
+    from bonescreen.io import load_ct
+    from bonescreen.io.sr import write_dicom_sr
+    from bonescreen.io.writers import write_dicom_seg
+
+    folders = {str(Path(f).parent) for f in files}
+    if len(folders) != 1:
+        raise BoneScreenError("the CT's DICOM files lie in several folders: export the SR with the command line")
+    source = load_ct(folders.pop())
+    if source.shape != volume.shape or not np.allclose(source.affine, volume.affine, atol=1e-3):
+        raise BoneScreenError("the DICOM series on disk is not on the volume node's grid: cannot export the SR")
+    write_dicom_seg(source, labels, Path(out) / "seg.dcm")
+    write_dicom_sr(source, Path(out) / "seg.dcm", result, Path(out) / "sr.dcm")
+    return [str(Path(out) / "seg.dcm"), str(Path(out) / "sr.dcm")]
+
+
 TABLE_COLUMNS = (
     "level",
     "p_normal",
@@ -287,6 +326,12 @@ TABLE_COLUMNS = (
     "prediction",
     "trabecular_hu",
     "hu_category",
+    "vbmd_mg_cm3",
+    "vbmd_sd_mg_cm3",
+    "acr_category",
+    "genant_grade",
+    "fracture_shape",
+    "bone_status",
     "uncertain",
     "reasons",
 )
@@ -302,13 +347,13 @@ def results_to_table(result: dict, table_node):
 
     table_node.RemoveAllColumns()
     rows = [*result["levels"], {"name": "overall", **result["overall"]}]
-    string_cols = {"level", "prediction", "hu_category", "reasons"}
+    string_cols = {"level", "prediction", "hu_category", "acr_category", "fracture_shape", "bone_status", "reasons"}
     columns = {}
     for name in TABLE_COLUMNS:
         arr = (
             vtk.vtkStringArray()
             if name in string_cols
-            else (vtk.vtkIntArray() if name == "uncertain" else vtk.vtkDoubleArray())
+            else (vtk.vtkIntArray() if name in ("uncertain", "genant_grade") else vtk.vtkDoubleArray())
         )
         arr.SetName(name)
         columns[name] = arr
@@ -321,6 +366,14 @@ def results_to_table(result: dict, table_node):
         hu = row.get("trabecular_hu")
         columns["trabecular_hu"].InsertNextValue(float("nan") if hu is None else float(hu))
         columns["hu_category"].InsertNextValue(row.get("hu_category") or "")
+        for key in ("vbmd_mg_cm3", "vbmd_sd_mg_cm3"):
+            columns[key].InsertNextValue(float("nan") if row.get(key) is None else float(row[key]))
+        columns["acr_category"].InsertNextValue(row.get("acr_category") or "")
+        fracture = row.get("fracture") or {}
+        columns["genant_grade"].InsertNextValue(int(fracture.get("genant_grade", -1)))  # -1: not measured
+        columns["fracture_shape"].InsertNextValue(fracture.get("shape") or "")
+        status = row.get("bone_status") or {}
+        columns["bone_status"].InsertNextValue(f"{status['class']} ({status['basis']})" if status else "")
         columns["uncertain"].InsertNextValue(int(bool(row["uncertain"])))
         # the overall row carries every flag and note of the result (naming, input), as the CLI prints them
         reasons = user_messages(result) if row["name"] == "overall" else row.get("reasons", [])
@@ -451,8 +504,10 @@ class BoneScreenLogic:
         result = self.screener.classify(inputs.volume, inputs.labels, progress, names_certain=inputs.certain)
         return self.classify_outputs(result, inputs, volume_node, table_node, chart_node)
 
-    def export(self, folder: str) -> list[str]:
-        """Write result.json and report.png of the last classification into ``folder``."""
+    def export(self, folder: str, volume_node=None) -> list[str]:
+        """Write result.json and report.png of the last classification into ``folder``; for a CT that came
+        from Slicer's DICOM database (``volume_node``), also seg.dcm and sr.dcm (TID 1500 Measurement Report).
+        """
         import json
         from pathlib import Path
 
@@ -474,4 +529,8 @@ class BoneScreenLogic:
             title=self.last_result["input"],
             vertebrae=vertebrae,
         )
-        return [str(out / "result.json"), str(out / "report.png")]
+        written = [str(out / "result.json"), str(out / "report.png")]
+        files = dicom_source_files(volume_node) if volume_node is not None else None
+        if files and self.last_result["levels"]:
+            written += export_dicom_sr(files, volume, lumbar_levels(vertebrae), self.last_result, out)
+        return written

@@ -1,4 +1,9 @@
-"""Hounsfield units of the phantom's tissues from their composition, over a drawn X-ray tube spectrum.
+"""Hounsfield units of tissues from their composition: over a drawn X-ray tube spectrum, or at one energy.
+
+Two users: the phantom computes each tissue's HU over a polychromatic spectrum
+(:class:`Spectrum`, :func:`hounsfield`); the internal density calibration
+(:mod:`bonescreen.density`) models a scan with one effective energy
+(:func:`hounsfield_at`), an approximation of the spectrum, not its rule.
 
 The phantom does not draw HU: it draws what a patient is made of (tissue densities and
 elemental compositions, bone mineral density, iodine concentration of the contrast phase)
@@ -25,6 +30,8 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+
+from .errors import BoneScreenError
 
 #: Energies (keV) the spectrum is sampled at.
 ENERGIES_KEV = np.arange(15.0, 151.0, 1.0)
@@ -158,6 +165,26 @@ def hounsfield(mixture: Mixture, spectrum: Spectrum) -> float:
     return 1000.0 * (mixture.mu(spectrum) - mw) / (mw - ma)
 
 
+def hounsfield_at(mixture: Mixture, energy_kev: np.ndarray | float) -> np.ndarray:
+    """CT number (HU) of a mixture at one or more photon energies (keV, on :data:`ENERGIES_KEV`'s 1 keV grid).
+
+    Raises
+    ------
+    BoneScreenError
+        If an energy lies outside :data:`ENERGIES_KEV`.
+    """
+    e = np.atleast_1d(np.asarray(energy_kev, dtype=np.float64))
+    if e.min() < ENERGIES_KEV[0] or e.max() > ENERGIES_KEV[-1]:
+        raise BoneScreenError(f"energies must lie in {ENERGIES_KEV[0]:.0f}-{ENERGIES_KEV[-1]:.0f} keV, got {e}")
+
+    def mu(m: Mixture) -> np.ndarray:
+        return sum(rho * np.interp(e, ENERGIES_KEV, mass_attenuation(name)) for name, rho in m.parts)
+
+    mw, ma = mu(tissue("water")), mu(tissue("air"))
+    out = 1000.0 * (mu(mixture) - mw) / (mw - ma)
+    return out if np.ndim(energy_kev) else out[0]
+
+
 def enhanced(base: Mixture, iodine_mg_ml: float) -> Mixture:
     """``base`` with iodinated contrast at ``iodine_mg_ml`` (mg of iodine per ml) added."""
     return Mixture((*base.parts, ("iodine", iodine_mg_ml / 1000.0)))
@@ -168,6 +195,17 @@ def marrow(fat_fraction: float) -> Mixture:
     f = float(np.clip(fat_fraction, 0.0, 1.0))
     red, yellow = TISSUES["red_marrow"][1], TISSUES["yellow_marrow"][1]
     return Mixture((("red_marrow", (1 - f) * red), ("yellow_marrow", f * yellow)))
+
+
+def mean_marrow_fat(vbmd_mg_cm3: float | np.ndarray) -> float | np.ndarray:
+    """Mean vertebral marrow fat volume fraction (0-1) of adults with this trabecular vBMD (mg/cm3).
+
+    Marrow fat rises as bone is lost: Griffith et al. (Radiology 2005;236:945-951; MR spectroscopy
+    of L3 in 82 older adults) found 58.2 % (normal BMD), 63.5 % (osteopenia) and 67.8 %
+    (osteoporosis). The line ``0.76 - 0.0012 vBMD`` passes through these at the vBMD typical of
+    each group (about 140, 100 and 60 mg/cm3), clipped to 0.2-0.9.
+    """
+    return np.clip(0.76 - 0.0012 * np.asarray(vbmd_mg_cm3, dtype=np.float64), 0.2, 0.9)[()]
 
 
 def trabecular_bone(vbmd_mg_cm3: float, fat_fraction: float, iodine_mg_ml: float = 0.0) -> Mixture:

@@ -1,0 +1,238 @@
+"""vBMD (internal calibration), ACR categories and fracture grades against a phantom set's truth.
+
+For each case of a realistic phantom set (``bonescreen phantom DIR --realistic ...``: HU computed over a
+tube spectrum of 80-140 kVp with beam hardening, tissue densities and marrow fat that vary per patient,
+contrast phases, fractures of known grade) this measures, per lumbar level, with the bodies either
+from the phantom's truth (``--masks truth``: isolates the measurement) or from the pipeline
+(``--masks pipeline``: MS-Net's mark, the level split and naming, as ``bonescreen screen`` does):
+
+- the trabecular HU (hu.trabecular_hu), the scan's internal calibration (reference tissues, effective
+  energy) and vBMD (mg/cm3) with its uncertainty, against the truth vBMD of cases.csv;
+- the ACR category of vBMD and, beside it, the category of the uncalibrated HU thresholds (Pickhardt
+  110/160 HU), against the truth vBMD's ACR category, on the levels more than 10 mg/cm3 from a
+  category boundary;
+- heights (anterior, middle, posterior) against the truth heights, and the Genant grade against the
+  drawn fracture's;
+- with ``--masks pipeline``, BCC-Net's per-level class against the case's class.
+
+Levels with cement or screws, and fractured levels (for vBMD), are left out of the vBMD figures, as
+the pipeline leaves them out.
+
+Run: .venv/bin/python benchmarks/vbmd.py DIR [--masks truth|pipeline] [--cases N] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bonescreen.density import acr_category
+from bonescreen.hu import HUThresholds, hu_category, trabecular_hu
+from bonescreen.io import load_ct
+from bonescreen.io.writers import read_labels_nifti
+from bonescreen.labels import ALL_VERTEBRA_IDS, LEVEL_NAMES
+from bonescreen.pipeline.bone_health import level_density, level_fractures, scan_calibration
+
+BOUNDARY_MARGIN = 10.0
+
+
+def truth_masks(folder: Path, volume) -> tuple[np.ndarray, np.ndarray]:
+    """(all vertebrae, lumbar bodies) from the phantom's truth files."""
+    spine = read_labels_nifti(volume, folder / "spine.nii.gz", allowed=(0, *ALL_VERTEBRA_IDS))
+    body = read_labels_nifti(volume, folder / "body.nii.gz")
+    return spine, body
+
+
+def pipeline_levels(folder: Path, volume, screener) -> list[dict]:
+    """The pipeline's per-level results on one case (segment + classify, as ``bonescreen screen``)."""
+    seg = screener.segment(volume)
+    return screener.classify(volume, seg.vertebra_labels())
+
+
+def near_boundary(vbmd: float) -> bool:
+    return min(abs(vbmd - 80.0), abs(vbmd - 120.0)) <= BOUNDARY_MARGIN
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--masks", choices=["truth", "pipeline"], default="truth")
+    ap.add_argument("--cases", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", type=Path, default=Path("bench-out/vbmd.json"))
+    args = ap.parse_args()
+    rows = list(csv.DictReader((args.folder / "cases.csv").open()))[: args.cases]
+    screener = None
+    if args.masks == "pipeline":
+        from bonescreen.pipeline import Screener
+
+        screener = Screener(device=args.device)
+    levels, cases = [], []
+    t0 = time.perf_counter()
+    for row in rows:
+        folder = args.folder / row["case_id"]
+        volume = load_ct(folder / "ct.nii.gz")
+        skip = set(row.get("cement_levels", "").split()) | set(row.get("screw_levels", "").split())
+        if args.masks == "truth":
+            spine, body = truth_masks(folder, volume)
+            calibration = scan_calibration(volume.hu, spine, body, volume.spacing, volume.acquisition)
+            hu = trabecular_hu(volume.hu, body, volume.spacing)
+            fractures = level_fractures(body, volume.spacing)
+            measured = {}
+            for lv, m in hu.items():
+                d = level_density(m, calibration)
+                measured[LEVEL_NAMES[lv]] = {
+                    "hu": m["mean_hu"],
+                    "vbmd": d["vbmd_mg_cm3"],
+                    "sd": d["vbmd_sd_mg_cm3"],
+                    "fracture": fractures.get(LEVEL_NAMES[lv]),
+                    "class": None,
+                }
+            cal = calibration.as_dict()
+        else:
+            result = pipeline_levels(folder, volume, screener)
+            measured = {
+                lv["name"]: {
+                    "hu": lv["trabecular_hu"],
+                    "vbmd": lv["vbmd_mg_cm3"],
+                    "sd": lv["vbmd_sd_mg_cm3"],
+                    "fracture": lv["fracture"],
+                    "class": lv["prediction"],
+                }
+                for lv in result["levels"]
+            }
+            cal = result["density_calibration"]
+        cases.append(
+            {
+                "case": row["case_id"],
+                "kvp": row["kvp"],
+                "phase": row["phase"],
+                "energy_kev": cal["effective_energy_kev"],
+                "tissues": {k: v["hu"] for k, v in cal["reference_tissues"].items()},
+                "flags": cal["flags"],
+            }
+        )
+        for name, m in measured.items():
+            if not row.get(f"vbmd_{name}"):
+                continue
+            grade = int(row.get(f"genant_grade_{name}") or 0)
+            truth = float(row[f"vbmd_{name}"])
+            heights = {w: row.get(f"height_{w}_mm_{name}") for w in ("anterior", "middle", "posterior")}
+            levels.append(
+                {
+                    "case": row["case_id"],
+                    "level": name,
+                    "kvp": float(row["kvp"]),
+                    "phase": row["phase"],
+                    "truth_vbmd": truth,
+                    "truth_class": row["class"],
+                    "truth_grade": grade,
+                    "truth_shape": row.get(f"fracture_shape_{name}") or None,
+                    "truth_heights": {k: float(v) for k, v in heights.items() if v},
+                    "excluded": name in skip,
+                    **m,
+                }
+            )
+        print(
+            f"{row['case_id']}: {row['kvp']} kVp, {row['phase']:<8} E={cal['effective_energy_kev']} keV  "
+            + "  ".join(
+                f"{n} {m['vbmd']:.0f}/{float(row['vbmd_' + n]):.0f}"
+                for n, m in measured.items()
+                if m["vbmd"] is not None and row.get(f"vbmd_{n}")
+            ),
+            flush=True,
+        )
+    summary = summarize(levels, args.folder, time.perf_counter() - t0)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"summary": summary, "cases": cases, "levels": levels}, indent=1))
+    print(json.dumps(summary, indent=1))
+
+
+def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
+    """The figures: vBMD error and ACR agreement (unfractured, no cement or metal), grades, heights, BCC-Net."""
+    density = [lv for lv in levels if not lv["excluded"] and lv["truth_grade"] == 0 and lv["vbmd"] is not None]
+    err = np.array([lv["vbmd"] - lv["truth_vbmd"] for lv in density])
+    clear = [lv for lv in density if not near_boundary(lv["truth_vbmd"])]
+    thresholds = HUThresholds()
+
+    def agree(fn) -> float | None:
+        return round(float(np.mean([fn(lv) == acr_category(lv["truth_vbmd"]) for lv in clear])), 3) if clear else None
+
+    by_kvp = {}
+    for kvp in sorted({lv["kvp"] for lv in density}):
+        e = np.array([lv["vbmd"] - lv["truth_vbmd"] for lv in density if lv["kvp"] == kvp])
+        by_kvp[f"{kvp:.0f}"] = {
+            "levels": len(e),
+            "mae": round(float(np.abs(e).mean()), 1),
+            "bias": round(float(e.mean()), 1),
+        }
+    by_phase = {}
+    for phase in sorted({lv["phase"] for lv in density}):
+        e = np.array([lv["vbmd"] - lv["truth_vbmd"] for lv in density if lv["phase"] == phase])
+        by_phase[phase] = {
+            "levels": len(e),
+            "mae": round(float(np.abs(e).mean()), 1),
+            "bias": round(float(e.mean()), 1),
+        }
+    fractured = [lv for lv in levels if lv["truth_grade"] > 0 and lv["fracture"] and not lv["excluded"]]
+    unfractured = [lv for lv in levels if lv["truth_grade"] == 0 and lv["fracture"] and not lv["excluded"]]
+    height_err = []
+    for lv in levels:
+        if lv["fracture"] and lv["truth_heights"] and not lv["excluded"]:
+            for w in ("anterior", "middle", "posterior"):
+                height_err.append(lv["fracture"][f"height_{w}_mm"] - lv["truth_heights"][w])
+    height_err = np.abs(np.array(height_err))
+    classified = [lv for lv in levels if lv["class"] is not None]
+    out = {
+        "set": str(folder),
+        "seconds": round(seconds, 1),
+        "vbmd": {
+            "levels": len(density),
+            "mae_mg_cm3": round(float(np.abs(err).mean()), 2) if err.size else None,
+            "bias_mg_cm3": round(float(err.mean()), 2) if err.size else None,
+            "median_abs_mg_cm3": round(float(np.median(np.abs(err))), 2) if err.size else None,
+            "max_abs_mg_cm3": round(float(np.abs(err).max()), 1) if err.size else None,
+            "within_1sd": round(float(np.mean([abs(lv["vbmd"] - lv["truth_vbmd"]) <= lv["sd"] for lv in density])), 3)
+            if density
+            else None,
+            "by_kvp": by_kvp,
+            "by_phase": by_phase,
+        },
+        "acr_agreement_clear_levels": {
+            "levels": len(clear),
+            "vbmd": agree(lambda lv: acr_category(lv["vbmd"])),
+            "hu_thresholds_110_160": agree(lambda lv: hu_category(lv["hu"], thresholds)),
+        },
+        "fractures": {
+            "fractured_levels": len(fractured),
+            "grade_exact": round(
+                float(np.mean([lv["fracture"]["genant_grade"] == lv["truth_grade"] for lv in fractured])), 3
+            )
+            if fractured
+            else None,
+            "grade_within_one": round(
+                float(np.mean([abs(lv["fracture"]["genant_grade"] - lv["truth_grade"]) <= 1 for lv in fractured])), 3
+            )
+            if fractured
+            else None,
+            "unfractured_levels": len(unfractured),
+            "grade_2_3_on_unfractured": int(sum(lv["fracture"]["genant_grade"] >= 2 for lv in unfractured)),
+            "grade_1_on_unfractured": int(sum(lv["fracture"]["genant_grade"] == 1 for lv in unfractured)),
+            "heights_measured": int(height_err.size),
+            "heights_within_1_5_mm": round(float(np.mean(height_err <= 1.5)), 3) if height_err.size else None,
+            "height_mae_mm": round(float(height_err.mean()), 2) if height_err.size else None,
+        },
+        "bccnet_level_accuracy": round(float(np.mean([lv["class"] == lv["truth_class"] for lv in classified])), 3)
+        if classified
+        else None,
+    }
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""DICOM SR: a TID 1500 Measurement Report of one screening, referencing the source series and the SEG.
+
+One measurement group (TID 1411, volumetric ROI) per classified level, its ROI the level's segment of
+``seg.dcm``, holding what result.json holds for it: trabecular HU (DCM 112181 Mean Attenuation
+Coefficient, UCUM ``[hnsf'U]``), vBMD and its uncertainty (mg/cm3), the three body heights (DCM 121207
+Height, mm, with the site anterior / center / posterior), the Genant grade and shape, BCC-Net's
+probabilities and class, the ACR category; one group (TID 1501) for the whole scan: the overall vBMD,
+ACR category and bone status. Standard codes where DICOM (PS3.16) or SNOMED CT have one; the others
+are BoneScreen's own, coding scheme :data:`SCHEME` (a private designator, as PS3.16 8.2 allows), named
+in :data:`PRIVATE_CODES`. Numbers are written as result.json rounds them, so a reader gets the same.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from .. import __version__
+from ..atomic import atomic_path
+from ..errors import BoneScreenError
+from ..labels import CLASS_NAMES, level_id
+from .volume import CTVolume
+
+SCHEME = "99BSCR"
+#: BoneScreen's own codes: value -> meaning.
+PRIVATE_CODES = {
+    "VBMD": "Volumetric bone mineral density (hydroxyapatite)",
+    "VBMDSD": "Uncertainty of volumetric bone mineral density (1 SD)",
+    "PNORMAL": "Probability of normal bone mass (BCC-Net)",
+    "PLOW": "Probability of low bone mass (BCC-Net)",
+    "POSTEO": "Probability of osteoporosis (BCC-Net)",
+    "BCCNET": "Bone condition by BCC-Net",
+    "ACRQCT": "ACR QCT category of vBMD",
+    "STATUS": "Bone status",
+    "GENANT": "Genant semiquantitative grade",
+    "GENANT0": "Genant grade 0 (normal)",
+    "GENANT1": "Genant grade 1 (mild)",
+    "GENANT2": "Genant grade 2 (moderate)",
+    "GENANT3": "Genant grade 3 (severe)",
+    "SHAPE": "Vertebral fracture shape",
+    "WEDGE": "Wedge",
+    "BICONCAVE": "Biconcave",
+    "CRUSH": "Crush",
+    "OVERALL": "Overall lumbar result",
+}
+_PROBABILITY_CODES = dict(zip(CLASS_NAMES, ("PNORMAL", "PLOW", "POSTEO"), strict=True))
+
+
+def _code(value: str):
+    import highdicom as hd
+
+    return hd.sr.CodedConcept(value, SCHEME, PRIVATE_CODES[value])
+
+
+def _class_code(name: str):
+    """SNOMED CT code of a bone condition class: Normal (17621005), Osteopenia (312894000), Osteoporosis (64859006)."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    if name == "normal":
+        return codes.SCT.Normal
+    if name == "low_bone_mass":
+        return hd.sr.CodedConcept("312894000", "SCT", "Osteopenia")
+    return hd.sr.CodedConcept("64859006", "SCT", "Osteoporosis")
+
+
+def _level_group(lv: dict, seg: pydicom.Dataset, segment: int, series_uid: str):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from ..labels_terminology import vertebra_code
+
+    vid = level_id(lv["name"])
+    mm, unit_hu = codes.UCUM.Millimeter, codes.UCUM.HounsfieldUnit
+    mg_cm3 = hd.sr.CodedConcept("mg/cm3", "UCUM", "milligram per cubic centimeter")
+    ratio = hd.sr.CodedConcept("1", "UCUM", "no units")
+    measurements = []
+    if lv.get("trabecular_hu") is not None:
+        measurements.append(hd.sr.Measurement(codes.DCM.MeanAttenuationCoefficient, lv["trabecular_hu"], unit_hu))
+    if lv.get("vbmd_mg_cm3") is not None:
+        measurements.append(hd.sr.Measurement(_code("VBMD"), lv["vbmd_mg_cm3"], mg_cm3))
+        measurements.append(hd.sr.Measurement(_code("VBMDSD"), lv["vbmd_sd_mg_cm3"], mg_cm3))
+    fracture = lv.get("fracture")
+    sites = {"anterior": codes.SCT.Anterior, "middle": codes.DCM.Center, "posterior": codes.SCT.Posterior}
+    if fracture:
+        for where, site in sites.items():
+            measurements.append(
+                hd.sr.Measurement(
+                    codes.DCM.Height,
+                    fracture[f"height_{where}_mm"],
+                    mm,
+                    finding_sites=[hd.sr.FindingSite(vertebra_code(vid), topographical_modifier=site)],
+                )
+            )
+    for name, p in lv["probabilities"].items():
+        measurements.append(hd.sr.Measurement(_code(_PROBABILITY_CODES[name]), p, ratio))
+    evaluations = [hd.sr.QualitativeEvaluation(_code("BCCNET"), _class_code(lv["prediction"]))]
+    if lv.get("acr_category"):
+        evaluations.append(hd.sr.QualitativeEvaluation(_code("ACRQCT"), _class_code(lv["acr_category"])))
+    if fracture:
+        evaluations.append(hd.sr.QualitativeEvaluation(_code("GENANT"), _code(f"GENANT{fracture['genant_grade']}")))
+        if fracture["shape"]:
+            evaluations.append(hd.sr.QualitativeEvaluation(_code("SHAPE"), _code(fracture["shape"].upper())))
+    return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=lv["name"]),
+        referenced_segment=hd.sr.ReferencedSegment(
+            sop_class_uid=seg.SOPClassUID,
+            sop_instance_uid=seg.SOPInstanceUID,
+            segment_number=segment,
+            source_series=hd.sr.SourceSeriesForSegmentation(series_uid),
+        ),
+        finding_type=vertebra_code(vid),
+        measurements=measurements,
+        qualitative_evaluations=evaluations,
+    )
+
+
+def _overall_group(overall: dict):
+    import highdicom as hd
+
+    mg_cm3 = hd.sr.CodedConcept("mg/cm3", "UCUM", "milligram per cubic centimeter")
+    measurements, evaluations = [], []
+    if overall.get("vbmd_mg_cm3") is not None:
+        measurements.append(hd.sr.Measurement(_code("VBMD"), overall["vbmd_mg_cm3"], mg_cm3))
+        measurements.append(hd.sr.Measurement(_code("VBMDSD"), overall["vbmd_sd_mg_cm3"], mg_cm3))
+        evaluations.append(hd.sr.QualitativeEvaluation(_code("ACRQCT"), _class_code(overall["acr_category"])))
+    if overall.get("prediction"):
+        evaluations.append(hd.sr.QualitativeEvaluation(_code("BCCNET"), _class_code(overall["prediction"])))
+    if overall.get("bone_status"):
+        evaluations.append(hd.sr.QualitativeEvaluation(_code("STATUS"), _class_code(overall["bone_status"]["class"])))
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="overall"),
+        finding_type=_code("OVERALL"),
+        measurements=measurements,
+        qualitative_evaluations=evaluations,
+    )
+
+
+def write_dicom_sr(
+    volume: CTVolume, seg_path: str | os.PathLike, result: dict, path: str | os.PathLike, series_number: int = 9902
+) -> list[str]:
+    """Write the TID 1500 Measurement Report of ``result`` (result.json's content) to ``path``.
+
+    Parameters
+    ----------
+    volume : CTVolume
+        The screened CT, read from DICOM (its source images are referenced).
+    seg_path : path
+        The DICOM SEG written for the same labels (:func:`~bonescreen.io.writers.write_dicom_seg`): each
+        level's measurements reference its segment.
+    result : dict
+        result.json's ``levels`` and ``overall``.
+
+    Returns
+    -------
+    list of str
+        The identifying tags (patient, study) the SR carries, copied from the source series.
+
+    Raises
+    ------
+    BoneScreenError
+        If the volume has no DICOM source, the SEG cannot be read or lacks a level's segment, or
+        highdicom refuses the report.
+    """
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from .writers import SEG_IDENTIFYING_TAGS, _as_source
+
+    if volume.source.kind != "dicom":
+        raise BoneScreenError("a DICOM SR needs a DICOM source series", volume.source.path)
+    try:
+        seg = pydicom.dcmread(seg_path, stop_before_pixels=True)
+        segments = {str(s.SegmentLabel): int(s.SegmentNumber) for s in seg.SegmentSequence}
+    except Exception as exc:
+        raise BoneScreenError(
+            f"the DICOM SEG cannot be read for the SR ({type(exc).__name__}: {exc})", seg_path
+        ) from None
+    sources = [_as_source(pydicom.dcmread(p, stop_before_pixels=True, force=True)) for p in volume.source.dicom_files]
+    series_uid = str(sources[0].SeriesInstanceUID)
+    groups = []
+    for lv in result["levels"]:
+        if lv["name"] not in segments:
+            raise BoneScreenError(f"the DICOM SEG has no segment for {lv['name']}", seg_path)
+        groups.append(_level_group(lv, seg, segments[lv["name"]], series_uid))
+    if result["overall"].get("prediction") or result["overall"].get("vbmd_mg_cm3") is not None:
+        groups.append(_overall_group(result["overall"]))
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=hd.UID(), name="BoneScreen", model_name="bonescreen " + __version__
+        ),
+    )
+    try:
+        with warnings.catch_warnings():  # highdicom warns about unusual patient names; the warning would print it
+            warnings.simplefilter("ignore", UserWarning)
+            report = hd.sr.MeasurementReport(
+                observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+                procedure_reported=hd.sr.CodedConcept("77477000", "SCT", "Computed tomography"),
+                imaging_measurements=groups,
+            )
+            sr = hd.sr.Comprehensive3DSR(
+                evidence=[*sources, seg],
+                content=report[0],
+                series_instance_uid=hd.UID(),
+                series_number=series_number,
+                sop_instance_uid=hd.UID(),
+                instance_number=1,
+                manufacturer="BoneScreen",
+                is_complete=True,
+            )
+    except Exception as exc:
+        raise BoneScreenError(
+            f"cannot build a DICOM SR for this series ({type(exc).__name__}: {exc})", volume.source.path
+        ) from None
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        sr.save_as(tmp)
+    return [t for t in SEG_IDENTIFYING_TAGS if str(sr.get(t, "") or "")]
+
+
+def read_sr_levels(path: str | os.PathLike) -> dict[str, dict]:
+    """The numbers and codes of a BoneScreen SR, by group (``L1``..``L5``, ``overall``): a reader for tests and users.
+
+    Returns
+    -------
+    dict
+        group -> ``{"measurements": {code meaning (+ site): value}, "evaluations": {meaning: value meaning},
+        "segment": referenced segment number or None, "segmentation_uid": the SEG's SOPInstanceUID or None}``.
+    """
+    import highdicom as hd
+
+    sr = hd.sr.srread(path)
+    out = {}
+    groups = sr.content.get_volumetric_roi_measurement_groups() + sr.content.get_image_measurement_groups()
+    for group in groups:
+        out[str(group.tracking_identifier)] = _read_group(group)
+    return out
+
+
+def _read_group(group) -> dict:
+    measurements = {}
+    for m in group.get_measurements():
+        key = m.name.meaning
+        sites = getattr(m, "finding_sites", None) or []
+        if sites and sites[0].topographical_modifier is not None:
+            key += " " + sites[0].topographical_modifier.meaning
+        measurements[key] = float(np.float64(m.value))
+    evaluations = {e.name.meaning: e.value.meaning for e in group.get_qualitative_evaluations()}
+    segment = getattr(group, "referenced_segment", None)
+    return {
+        "measurements": measurements,
+        "evaluations": evaluations,
+        "segment": None if segment is None else int(segment.referenced_segment_numbers[0]),
+        "segmentation_uid": None if segment is None else str(segment.referenced_sop_instance_uid),
+    }

@@ -1,0 +1,114 @@
+"""Beside the network: vBMD per level (internal calibration), fracture grades, and the overall bone status.
+
+- vBMD (mg/cm3) of each level from its trabecular HU (:mod:`bonescreen.density`), with its
+  uncertainty and ACR category.
+- Heights, ratios and Genant grade of each lumbar body (:mod:`bonescreen.fracture`).
+- The overall vBMD is the mean over the levels among L1-L4 that are neither fractured (Genant grade
+  2-3) nor dense (cement, sclerosis, metal) nor unmeasured (ISCD Official Positions for QCT, 2019:
+  exclude fractured vertebrae and those with focal structural change).
+- The bone status: osteoporosis when a lumbar level has a grade 2-3 fracture (a fragility fracture
+  indicates osteoporosis whatever the density; ISCD 2019, WHO), else the ACR category of the overall
+  vBMD, else BCC-Net's prediction; the basis is named.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..density import Calibration, acr_category, calibrate, vbmd_from_hu
+from ..fracture import assess_fractures, body_heights, spine_axes
+from ..labels import LEVEL_NAMES, levels_present
+from ..reference_tissues import find_reference_tissues
+
+#: Levels the overall vBMD may use (ISCD: L1-L4), and the Genant grade from which a level is left out.
+DENSITY_LEVELS = (1, 2, 3, 4)
+EXCLUDED_GRADE = 2
+
+
+def scan_calibration(
+    hu: np.ndarray, labels: np.ndarray, body: np.ndarray, spacing: tuple[float, float, float], acquisition: dict
+) -> Calibration:
+    """Internal calibration of the whole scan: reference tissues round the lumbar bodies, header kVp.
+
+    ``hu``, ``labels`` (vertebrae, any id) and ``body`` (lumbar bodies) are (z, y, x) on the scan's grid.
+    """
+    tissues, geometry = find_reference_tissues(hu, spacing, labels > 0, body)
+    return calibrate(tissues, geometry, acquisition)
+
+
+def level_fractures(body: np.ndarray, spacing: tuple[float, float, float]) -> dict[str, dict]:
+    """Heights and Genant grade of each lumbar body in ``body`` (level ids 1-5), by level name."""
+    present = levels_present(body)
+    axes = spine_axes(body, spacing, sorted(present, reverse=True))  # L5 (lowest) first
+    heights = {LEVEL_NAMES[v]: body_heights(body == v, spacing, axes.get(v)) for v in present}
+    return assess_fractures(heights, [LEVEL_NAMES[v] for v in sorted(LEVEL_NAMES)])
+
+
+def level_density(measurement: dict | None, calibration: Calibration) -> dict:
+    """vBMD, its 1-SD uncertainty, ACR category and flags of one level from its trabecular HU measurement."""
+    hu = None if measurement is None else measurement.get("mean_hu")
+    if hu is None:
+        return {"vbmd_mg_cm3": None, "vbmd_sd_mg_cm3": None, "acr_category": None, "flags": []}
+    vbmd, sd, flags = vbmd_from_hu(hu, calibration)
+    return {
+        "vbmd_mg_cm3": None if vbmd is None else round(vbmd, 1),
+        "vbmd_sd_mg_cm3": None if sd is None else round(sd, 1),
+        "acr_category": None if vbmd is None else acr_category(vbmd),
+        "flags": flags,
+    }
+
+
+def exclusions(levels: dict[int, dict], fractures: dict[str, dict]) -> dict[str, str]:
+    """Level name -> why it is left out of the overall vBMD (fracture, dense body, no measurement)."""
+    out = {}
+    for lv in DENSITY_LEVELS:
+        name = LEVEL_NAMES[lv]
+        f = fractures.get(name)
+        if f and f["genant_grade"] >= EXCLUDED_GRADE:
+            out[name] = f"vertebral fracture, Genant grade {f['genant_grade']} ({f['shape']})"
+        elif lv in levels and levels[lv].get("dense"):
+            out[name] = "dense body (cement, sclerosis or metal)"
+        elif lv in levels and levels[lv].get("vbmd_mg_cm3") is None:
+            out[name] = "no vBMD"
+    return out
+
+
+def overall_density(levels: dict[int, dict], fractures: dict[str, dict]) -> dict:
+    """Mean vBMD over the usable levels among L1-L4 and its ACR category.
+
+    ``levels``: level id -> :func:`level_density` plus ``dense`` (bool). The uncertainty is the mean
+    of the levels' (their errors share the scan's energy and marrow, so they do not average out).
+    """
+    left_out = exclusions(levels, fractures)
+    used = [lv for lv in DENSITY_LEVELS if lv in levels and LEVEL_NAMES[lv] not in left_out]
+    if not used:
+        return {
+            "vbmd_mg_cm3": None,
+            "vbmd_sd_mg_cm3": None,
+            "acr_category": None,
+            "levels_used": [],
+            "left_out": left_out,
+        }
+    vbmd = float(np.mean([levels[lv]["vbmd_mg_cm3"] for lv in used]))
+    sd = float(np.mean([levels[lv]["vbmd_sd_mg_cm3"] for lv in used]))
+    return {
+        "vbmd_mg_cm3": round(vbmd, 1),
+        "vbmd_sd_mg_cm3": round(sd, 1),
+        "acr_category": acr_category(vbmd),
+        "levels_used": [LEVEL_NAMES[lv] for lv in used],
+        "left_out": left_out,
+    }
+
+
+def bone_status(fractures: dict[str, dict], density: dict, network_prediction: str) -> dict:
+    """The overall class and its basis: a grade 2-3 fracture, else the ACR vBMD category, else BCC-Net."""
+    broken = [n for n, f in fractures.items() if f["genant_grade"] >= EXCLUDED_GRADE]
+    if broken:
+        which = ", ".join(f"{n} grade {fractures[n]['genant_grade']} {fractures[n]['shape']}" for n in broken)
+        return {"class": "osteoporosis", "basis": f"vertebral fracture ({which})"}
+    if density.get("acr_category"):
+        return {
+            "class": density["acr_category"],
+            "basis": f"vBMD {density['vbmd_mg_cm3']:.0f} mg/cm3 (ACR QCT categories)",
+        }
+    return {"class": network_prediction, "basis": "BCC-Net (no vBMD)"}

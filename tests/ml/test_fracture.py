@@ -1,0 +1,108 @@
+"""Vertebral fracture assessment (issue "Beyond the paper", part 2): heights, ratios, Genant grade and shape."""
+
+import numpy as np
+import pytest
+
+from bonescreen.errors import BoneScreenError
+from bonescreen.fracture import assess_fractures, body_heights, genant_grade, spine_axes
+from bonescreen.labels import LEVEL_NAMES
+from bonescreen.pipeline.bone_health import bone_status, level_fractures, overall_density
+
+HEIGHT, DEPTH, WIDTH, DISC = 27.0, 36.0, 42.0, 9.0
+
+
+def tilted_spine(dz: float, tilt_deg: float, shapes: dict[int, tuple[str, float]]) -> np.ndarray:
+    """Five box-like bodies (L5 lowest) stacked along a spine tilted by ``tilt_deg`` in the sagittal plane.
+
+    ``shapes``: level id -> (``wedge`` | ``biconcave`` | ``crush``, height loss). A wedge loses height
+    toward the front (none over the back fifth), a biconcave body in its middle, a crush body everywhere.
+    Returns level ids (z, y, x) at (dz, 0.8, 0.8) mm; rows anterior -> posterior.
+    """
+    dy = dx = 0.8
+    nz, ny, nx = int(np.ceil(190 / dz)), 120, 70
+    z, y, x = np.meshgrid(np.arange(nz) * dz, np.arange(ny) * dy, np.arange(nx) * dx, indexing="ij")
+    t = np.deg2rad(tilt_deg)
+    zc, yc = z - 95.0, y - 48.0
+    u = zc * np.cos(t) + yc * np.sin(t)  # along the spine (superior)
+    v = -zc * np.sin(t) + yc * np.cos(t)  # across (posterior)
+    w = x - 28.0
+    labels = np.zeros((nz, ny, nx), np.uint8)
+    for i, level in enumerate((5, 4, 3, 2, 1)):
+        centre = (i - 2) * (HEIGHT + DISC)
+        share = (DEPTH / 2 - v) / DEPTH  # 0 posterior wall, 1 anterior wall
+        half = np.full(v.shape, HEIGHT / 2)
+        kind, loss = shapes.get(level, ("none", 0.0))
+        if kind == "wedge":
+            half = half * (1 - loss * np.clip((share - 0.2) / 0.5, 0, 1))
+        elif kind == "biconcave":
+            half = half * (1 - loss * np.clip(1 - ((share - 0.5) / 0.35) ** 2, 0, 1))
+        elif kind == "crush":
+            half = half * (1 - loss)
+        inside = (np.abs(v) <= DEPTH / 2) & (np.abs(w) <= WIDTH / 2) & (np.abs(u - centre) <= half)
+        labels[inside] = level
+    return labels
+
+
+def test_genant_grade_bands():
+    assert [genant_grade(x) for x in (0.0, 0.19, 0.2, 0.249, 0.25, 0.399, 0.4, 0.9)] == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+@pytest.mark.parametrize("dz", [1.0, 3.0])
+def test_heights_of_a_tilted_spine_within_a_slice(dz):
+    body = tilted_spine(dz, 14.0, {})
+    axes = spine_axes(body, (dz, 0.8, 0.8), [5, 4, 3, 2, 1])
+    for level in (2, 3, 4):
+        h = body_heights(body == level, (dz, 0.8, 0.8), axes[level])
+        for where in ("anterior", "middle", "posterior"):
+            # a mask's endplates lie on slice boundaries: within 1.5 mm at 1 mm slices, one slice at 3 mm
+            assert h[where] == pytest.approx(HEIGHT, abs=max(1.5, dz)), (level, where, h)
+        assert h["depth"] == pytest.approx(DEPTH, abs=2.0)
+    # read straight down the slices of a spine tilted by 30 degrees the bodies would look 15 % taller
+    steep = tilted_spine(dz, 30.0, {})
+    axes = spine_axes(steep, (dz, 0.8, 0.8), [5, 4, 3, 2, 1])
+    along = body_heights(steep == 3, (dz, 0.8, 0.8), axes[3])["middle"]
+    upright = body_heights(steep == 3, (dz, 0.8, 0.8), None)["middle"]
+    assert along == pytest.approx(HEIGHT, abs=max(1.5, dz)) and upright > HEIGHT + 2
+
+
+def test_wedge_biconcave_and_crush_graded_against_the_level_and_its_neighbours():
+    body = tilted_spine(1.0, 8.0, {2: ("wedge", 0.45), 4: ("crush", 0.3), 5: ("biconcave", 0.22)})
+    found = level_fractures(body, (1.0, 0.8, 0.8))
+    assert (found["L2"]["genant_grade"], found["L2"]["shape"]) == (3, "wedge")
+    assert (found["L4"]["genant_grade"], found["L4"]["shape"]) == (2, "crush")
+    assert (found["L5"]["genant_grade"], found["L5"]["shape"]) == (1, "biconcave")
+    assert found["L1"]["genant_grade"] == found["L3"]["genant_grade"] == 0
+    assert found["L3"]["shape"] is None and "L4" not in found["L3"]["reference"]  # a crushed L4 is no reference
+    # the overall density leaves the grade 2-3 levels out and the status names the fracture
+    levels = {lv: {"vbmd_mg_cm3": 100.0 + lv, "vbmd_sd_mg_cm3": 5.0, "dense": False} for lv in range(1, 6)}
+    density = overall_density(levels, found)
+    assert density["levels_used"] == ["L1", "L3"] and set(density["left_out"]) == {"L2", "L4"}
+    status = bone_status(found, density, "normal")
+    assert (
+        status["class"] == "osteoporosis"
+        and "vertebral fracture" in status["basis"]
+        and "L2 grade 3" in status["basis"]
+    )
+
+
+def test_no_fracture_means_the_vbmd_category_decides():
+    found = level_fractures(tilted_spine(3.0, 5.0, {}), (3.0, 0.8, 0.8))
+    assert all(f["genant_grade"] == 0 for f in found.values())
+    levels = {lv: {"vbmd_mg_cm3": 70.0, "vbmd_sd_mg_cm3": 6.0, "dense": lv == 3} for lv in range(1, 6)}
+    density = overall_density(levels, found)
+    assert density["levels_used"] == ["L1", "L2", "L4"] and "dense" in density["left_out"]["L3"]
+    assert bone_status(found, density, "normal") == {
+        "class": "osteoporosis",
+        "basis": "vBMD 70 mg/cm3 (ACR QCT categories)",
+    }
+    assert bone_status(found, {"acr_category": None}, "normal")["basis"] == "BCC-Net (no vBMD)"
+
+
+def test_too_small_or_wrong_masks():
+    assert body_heights(np.zeros((4, 10, 10), bool), (1.0, 1.0, 1.0)) is None
+    one_slice = np.zeros((4, 30, 30), bool)
+    one_slice[2, 5:25, 5:25] = True
+    assert body_heights(one_slice, (1.0, 1.0, 1.0)) is None
+    with pytest.raises(BoneScreenError, match="z, y, x"):
+        body_heights(np.zeros((10, 10), bool), (1.0, 1.0, 1.0))
+    assert assess_fractures({"L1": None}, list(LEVEL_NAMES.values())) == {}

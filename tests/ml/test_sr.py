@@ -1,0 +1,98 @@
+"""DICOM SR (issue "Beyond the paper", part 3): `screen` writes a TID 1500 Measurement Report beside seg.dcm."""
+
+import json
+
+import pydicom
+import pytest
+
+from bonescreen.errors import BoneScreenError
+from bonescreen.io import load_ct
+from bonescreen.io.sr import PRIVATE_CODES, SCHEME, read_sr_levels, write_dicom_sr
+from bonescreen.screen import screen_file
+
+
+@pytest.fixture(scope="module")
+def screened(small_case_files, tmp_path_factory):
+    """``screen`` on the phantom's DICOM series with its true levels (the SR is what is tested, not MS-Net)."""
+    out = tmp_path_factory.mktemp("sr_out")
+    result = screen_file(
+        small_case_files / "dicom" / "dicom", out, labels_path=small_case_files / "nifti" / "levels.nii.gz"
+    )
+    return out, result
+
+
+def test_sr_numbers_equal_result_json(screened):
+    out, _ = screened
+    result = json.loads((out / "result.json").read_text())
+    assert result["outputs"]["sr"] == "sr.dcm" and "sr.dcm" in result["identifying_tags"]
+    groups = read_sr_levels(out / "sr.dcm")
+    assert set(groups) == {lv["name"] for lv in result["levels"]} | {"overall"}
+    for lv in result["levels"]:
+        g = groups[lv["name"]]
+        m, e = g["measurements"], g["evaluations"]
+        assert m["Mean Attenuation Coefficient"] == lv["trabecular_hu"]
+        assert m["Volumetric bone mineral density (hydroxyapatite)"] == lv["vbmd_mg_cm3"]
+        assert m["Uncertainty of volumetric bone mineral density (1 SD)"] == lv["vbmd_sd_mg_cm3"]
+        for where, site in (("anterior", "Anterior"), ("middle", "Center"), ("posterior", "Posterior")):
+            assert m[f"Height {site}"] == lv["fracture"][f"height_{where}_mm"]
+        assert m["Probability of normal bone mass (BCC-Net)"] == lv["probabilities"]["normal"]
+        assert m["Probability of low bone mass (BCC-Net)"] == lv["probabilities"]["low_bone_mass"]
+        assert m["Probability of osteoporosis (BCC-Net)"] == lv["probabilities"]["osteoporosis"]
+        assert e["Genant semiquantitative grade"] == PRIVATE_CODES[f"GENANT{lv['fracture']['genant_grade']}"]
+        names = {"normal": "Normal", "low_bone_mass": "Osteopenia", "osteoporosis": "Osteoporosis"}
+        assert e["Bone condition by BCC-Net"] == names[lv["prediction"]]
+        assert e["ACR QCT category of vBMD"] == names[lv["acr_category"]]
+    overall = groups["overall"]
+    assert (
+        overall["measurements"]["Volumetric bone mineral density (hydroxyapatite)"] == result["overall"]["vbmd_mg_cm3"]
+    )
+    assert overall["evaluations"]["Bone status"] in ("Normal", "Osteopenia", "Osteoporosis")
+
+
+def test_sr_references_the_seg_and_the_source_series(screened, small_case_files):
+    out, _ = screened
+    sr = pydicom.dcmread(out / "sr.dcm")
+    seg = pydicom.dcmread(out / "seg.dcm", stop_before_pixels=True)
+    source = load_ct(small_case_files / "dicom" / "dicom")
+    series_uid = source.source.dicom["SeriesInstanceUID"]
+    assert sr.Modality == "SR" and sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+    assert sr.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+    evidence = {
+        (str(series.SeriesInstanceUID), str(item.ReferencedSOPInstanceUID))
+        for study in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for item in series.ReferencedSOPSequence
+    }
+    assert (str(seg.SeriesInstanceUID), str(seg.SOPInstanceUID)) in evidence
+    assert sum(s == series_uid for s, _ in evidence) == len(source.source.dicom_files)  # every source image
+    assert sr.StudyInstanceUID == seg.StudyInstanceUID
+    labels = {int(s.SegmentNumber): str(s.SegmentLabel) for s in seg.SegmentSequence}
+    for name, g in read_sr_levels(out / "sr.dcm").items():
+        if name != "overall":
+            assert labels[g["segment"]] == name and g["segmentation_uid"] == seg.SOPInstanceUID
+    # BoneScreen's own codes carry their private designator
+    codes = set()
+
+    def walk(items) -> None:
+        for item in items:
+            if "ConceptNameCodeSequence" in item:
+                codes.add(str(item.ConceptNameCodeSequence[0].CodingSchemeDesignator))
+            walk(item.get("ContentSequence", []))
+
+    walk(sr.ContentSequence)
+    assert SCHEME in codes and "DCM" in codes
+
+
+def test_sr_needs_a_dicom_source_and_a_matching_seg(screened, small_case_files, tmp_path):
+    out, result = screened
+    nifti = load_ct(small_case_files / "nifti" / "ct.nii.gz")
+    with pytest.raises(BoneScreenError, match="DICOM source"):
+        write_dicom_sr(nifti, out / "seg.dcm", result, tmp_path / "sr.dcm")
+    dicom = load_ct(small_case_files / "dicom" / "dicom")
+    (tmp_path / "broken.dcm").write_bytes(b"not dicom")
+    with pytest.raises(BoneScreenError, match="SEG cannot be read"):
+        write_dicom_sr(dicom, tmp_path / "broken.dcm", result, tmp_path / "sr.dcm")
+    renamed = {**result, "levels": [{**result["levels"][0], "name": "L9"}]}
+    with pytest.raises(BoneScreenError, match="no segment for L9"):
+        write_dicom_sr(dicom, out / "seg.dcm", renamed, tmp_path / "sr.dcm")
+    assert not (tmp_path / "sr.dcm").exists()
