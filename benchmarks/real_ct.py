@@ -1,4 +1,5 @@
-"""BoneScreen on real CT with vertebra labels: Dice of the mark, levels found and named, trabecular HU, time.
+"""BoneScreen on real CT with vertebra labels: Dice of the mark, levels found and named, trabecular HU, time;
+the reference tissues of the density calibration and each vertebra's body heights.
 
 Runs the pipeline (MS-Net mark, split at the discs, naming, trabecular HU) on every labelled
 real image in ../shared/data, or on a folder of your own labelled CT, and prints per image:
@@ -25,9 +26,11 @@ import numpy as np
 
 from bonescreen.data.labelled import LabelledCT, builtin_real_cases, find_labelled
 from bonescreen.errors import BoneScreenError
+from bonescreen.fracture import body_heights
 from bonescreen.hu import body_from_levels, trabecular_hu
 from bonescreen.metrics import dice_score
 from bonescreen.pipeline import Screener
+from bonescreen.pipeline.bone_health import scan_calibration
 
 
 def vertebra_hu(volume, own: np.ndarray) -> float | None:
@@ -35,6 +38,21 @@ def vertebra_hu(volume, own: np.ndarray) -> float | None:
     body = body_from_levels(own.astype(np.uint8), volume.spacing)
     m = trabecular_hu(volume.hu, body, volume.spacing).get(1)
     return None if m is None or m["mean_hu"] is None else round(m["mean_hu"], 1)
+
+
+def bone_health(volume, vertebra_map: np.ndarray, vertebrae) -> dict:
+    """The scan's internal density calibration (reference tissues round every vertebral body found, any
+    level) and each vertebra's body heights (mm), as ``screen`` measures lumbar levels."""
+    ids = np.zeros(int(vertebra_map.max()) + 1, np.uint8)
+    for v in vertebrae:
+        ids[v.index + 1] = 1 + len([u for u in vertebrae if u.index < v.index])  # 1, 2, ... in index order
+    bodies = body_from_levels(ids[vertebra_map], volume.spacing) if vertebrae else np.zeros_like(vertebra_map)
+    calibration = scan_calibration(volume.hu, vertebra_map, bodies, volume.spacing, volume.acquisition)
+    heights = {}
+    for v in vertebrae:
+        h = body_heights(bodies == ids[v.index + 1], volume.spacing)
+        heights[v.name] = None if h is None else {k: round(x, 1) for k, x in h.items()}
+    return {"calibration": calibration.as_dict(), "heights": heights}
 
 
 def run_case(screener: Screener, case: LabelledCT) -> dict:
@@ -61,8 +79,12 @@ def run_case(screener: Screener, case: LabelledCT) -> dict:
                 "trabecular_hu": vertebra_hu(volume, own),
             }
         )
+    bone = bone_health(volume, seg.vertebra_map, seg.vertebrae)
+    for f in found:
+        f["heights_mm"] = bone["heights"].get(f["name"])
     return {
         "case": case.name,
+        "calibration": bone["calibration"],
         "shape_zyx": list(volume.hu.shape),
         "spacing_mm": [round(s, 3) for s in volume.spacing],
         "dice": round(float(dice_score(seg.mark, truth > 0)), 4),
@@ -149,6 +171,20 @@ def main() -> None:
             f"found apart, {row['rule']}, certain {row['certain']}); HU [{hus}]; "
             f"{row['seconds']:.1f} s"
         )
+        cal = row["calibration"]
+        tissues = ", ".join(f"{k} {t['hu']:.0f} HU ({t['voxels']} voxels)" for k, t in cal["reference_tissues"].items())
+        heights = "; ".join(
+            f"{f['name']} {h['anterior']:.0f}/{h['middle']:.0f}/{h['posterior']:.0f} mm"
+            for f in row["found"]
+            if (h := f["heights_mm"])
+        )
+        print(
+            f"    reference tissues: {tissues or 'none'}; kVp {cal['kvp']}; effective energy "
+            f"{cal['effective_energy_kev']} keV; contrast {cal['contrast_enhanced']}; "
+            f"body heights anterior/middle/posterior: {heights or 'none'}"
+        )
+        for flag in cal["flags"]:
+            print(f"    calibration: {flag}")
     if rows:
         print(f"mean Dice {np.mean([r['dice'] for r in rows]):.3f} over {len(rows)} images")
     args.json.parent.mkdir(parents=True, exist_ok=True)

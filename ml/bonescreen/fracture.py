@@ -79,7 +79,8 @@ def body_heights(
     -------
     dict or None
         ``{"anterior", "middle", "posterior", "depth"}`` in mm; None when the body is too small to
-        measure (fewer than two slices or 5 mm of depth).
+        measure (fewer than two slices or 5 mm of depth) or reaches the volume's first or last slice
+        (cut by the scan range).
 
     Raises
     ------
@@ -91,6 +92,8 @@ def body_heights(
     zs, ys, xs = np.nonzero(body)
     if zs.size == 0 or np.ptp(zs) < 1:
         return None
+    if zs.min() == 0 or zs.max() == body.shape[0] - 1:
+        return None  # the scan's first or last slice cuts the body: its height is not in the volume
     dz, dy, dx = spacing
     xc = round(float(xs.mean()))
     half = round(SLAB_MM / dx)
@@ -201,10 +204,13 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
         if name not in measured:
             continue
         ratios = raw(measured[name])
+        taller = 1.0
         if nbs := neighbours(i, measured):
-            ratios["crush"] = measured[name]["posterior"] / float(np.mean([measured[n]["posterior"] for n in nbs]))
-        if min(ratios.values()) >= NORMAL_NEIGHBOUR_RATIO and ratios.get("crush", 1.0) <= 1 / NORMAL_NEIGHBOUR_RATIO:
-            normal.add(name)  # neither short nor much taller than its neighbours (a mask holding a disc)
+            posterior = [measured[n]["posterior"] for n in nbs]
+            ratios["crush"] = measured[name]["posterior"] / float(np.mean(posterior))
+            taller = measured[name]["posterior"] / max(posterior)
+        if min(ratios.values()) >= NORMAL_NEIGHBOUR_RATIO and taller <= 1 / NORMAL_NEIGHBOUR_RATIO:
+            normal.add(name)  # neither short nor much taller than every neighbour (a mask holding a disc)
     out = {}
     for i, name in enumerate(order):
         h = measured.get(name)

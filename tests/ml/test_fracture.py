@@ -106,3 +106,5 @@ def test_too_small_or_wrong_masks():
     with pytest.raises(BoneScreenError, match="z, y, x"):
         body_heights(np.zeros((10, 10), bool), (1.0, 1.0, 1.0))
     assert assess_fractures({"L1": None}, list(LEVEL_NAMES.values())) == {}
+    cut = tilted_spine(1.0, 0.0, {})[60:]  # the scan starts inside L4: its height is unknown, L3's is not
+    assert body_heights(cut == 4, (1.0, 0.8, 0.8)) is None and body_heights(cut == 3, (1.0, 0.8, 0.8)) is not None
