@@ -144,7 +144,8 @@ def test_one_failing_output_keeps_the_others_and_every_note_is_printed(series, s
     code, stdout, _ = run_cli(args, capsys)
     assert code == 1
     result = json.loads((out / "result.json").read_text())
-    assert set(result["outputs"]) == {"levels", "seg"} and (out / "seg.dcm").is_file()
+    assert set(result["outputs"]) == {"levels", "seg", "sr"} and (out / "seg.dcm").is_file()
+    assert (out / "sr.dcm").is_file()  # the SR references the SEG: written too
     assert (out / "levels.nii.gz").is_file() and "report.png" in result["output_errors"]
     assert any("FrameOfReferenceUID" in n for n in result["output_notes"])
     assert pydicom.dcmread(out / "seg.dcm").FrameOfReferenceUID

@@ -173,7 +173,8 @@ def read_sidecar(path: str | os.PathLike, notes: list[str]) -> dict:
     try:
         meta = json.loads(side.read_text(encoding="utf-8"))
         if not isinstance(meta, dict):
-            raise TypeError("not a JSON object")
+            notes.append(f"{side.name}: sidecar not read (not a JSON object); tube voltage unknown")
+            return {}
         out = {}
         if meta.get("KVP") is not None:
             kvp = float(meta["KVP"])
