@@ -223,7 +223,7 @@ def report_figure(
     if not levels:
         found = ", ".join(vertebra_name(k) for k in present) or "no vertebra"
         lines.append(f"found: {found}")
-    lines = [w for line in lines for w in (textwrap.wrap(line, 44, subsequent_indent="  ") or [""])]
+    lines = [w for line in lines for w in (textwrap.wrap(line, 36, subsequent_indent="  ") or [""])]
     ax.text(0, 1, "\n".join(lines), va="top", fontsize=8)
     notes = fig.add_subplot(grid[2, :])
     notes.axis("off")

@@ -151,7 +151,7 @@ def classify_levels(
     calibration = scan_calibration(
         full_hu, full_labels if bone is None else bone, body_full, spacing, acquisition or {}
     )
-    fractures = level_fractures(body, spacing)
+    fractures = level_fractures(body_full, spacing)  # the full grid: the box has no margin in z
     health = {lv: level_density(hu_by_level.get(lv), calibration) for lv in present}
     for lv in present:
         health[lv]["dense"] = dense_body(hu_by_level.get(lv, {})) is not None
