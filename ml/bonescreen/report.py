@@ -205,7 +205,7 @@ def report_figure(
         lines.append(
             f"bone status: {CLASS_TITLES[overall['bone_status']['class']]} ({overall['bone_status']['basis']})"
         )
-    lines.append(f"BCC-Net prediction: {verdict}")
+    lines.append(f"BCC-Net: {verdict}")
     if overall.get("vbmd_mg_cm3") is not None:
         used = "+".join(overall["vbmd_levels_used"])
         lines.append(
