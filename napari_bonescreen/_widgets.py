@@ -73,10 +73,7 @@ BUNDLED = "bundled"
 #: The Classify table's columns: short title, and the full meaning as the header's tooltip.
 TABLE_HEADERS = (
     ("level", "vertebral level"),
-    ("normal", "probability of normal bone mass (calibrated BCC-Net)"),
-    ("low", "probability of low bone mass"),
-    ("osteo.", "probability of osteoporosis"),
-    ("call", "the network's class"),
+    ("call (p)", "the network's class and its calibrated probability; a cell's tooltip gives all three"),
     ("HU", "trabecular attenuation (Hounsfield units)"),
     ("HU call", "class by the HU thresholds"),
     ("vBMD", "volumetric bone mineral density (mg/cm3), internal calibration; the overall row: L1-L4 unfractured"),
@@ -626,8 +623,7 @@ class ClassifyWidget(_Base):
             p = row["probabilities"]
             cells = [
                 row["name"],
-                *(f"{p[c]:.2f}" for c in CLASS_NAMES),
-                SHORT_CLASS[row["prediction"]],
+                f"{SHORT_CLASS[row['prediction']]} {p[row['prediction']]:.2f}",
                 "" if row.get("trabecular_hu") is None else f"{row['trabecular_hu']:.0f}",
                 SHORT_CLASS.get(row.get("hu_category") or "", ""),
                 "" if row.get("vbmd_mg_cm3") is None else f"{row['vbmd_mg_cm3']:.0f}",
@@ -638,7 +634,8 @@ class ClassifyWidget(_Base):
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignCenter)
-                item.setToolTip("; ".join(row.get("reasons", [])) or CLASS_TITLES[row["prediction"]])
+                probabilities = ", ".join(f"{CLASS_TITLES[k]} {p[k]:.2f}" for k in CLASS_NAMES)
+                item.setToolTip("; ".join([probabilities, *row.get("reasons", [])]))
                 self.table.setItem(r, c, item)
         # every row shown: the table is as tall as its rows, and the dock scrolls instead
         self.table.resizeRowsToContents()
