@@ -41,16 +41,16 @@ def vertebra_hu(volume, own: np.ndarray) -> float | None:
 
 
 def bone_health(volume, vertebra_map: np.ndarray, vertebrae) -> dict:
-    """The scan's internal density calibration (reference tissues round every vertebral body found, any
-    level) and each vertebra's body heights (mm), as ``screen`` measures lumbar levels."""
-    ids = np.zeros(int(vertebra_map.max()) + 1, np.uint8)
-    for v in vertebrae:
-        ids[v.index + 1] = 1 + len([u for u in vertebrae if u.index < v.index])  # 1, 2, ... in index order
-    bodies = body_from_levels(ids[vertebra_map], volume.spacing) if vertebrae else np.zeros_like(vertebra_map)
+    """The scan's internal density calibration (reference tissues round the vertebral bodies found) and the
+    body heights (mm) of the lowest five vertebrae found, as ``screen`` measures lumbar levels.
+
+    ``vertebra_map`` holds 1 + each vertebra's index from the lowest, which the body split reads as level ids.
+    """
+    bodies = body_from_levels(vertebra_map, volume.spacing)
     calibration = scan_calibration(volume.hu, vertebra_map, bodies, volume.spacing, volume.acquisition)
     heights = {}
     for v in vertebrae:
-        h = body_heights(bodies == ids[v.index + 1], volume.spacing)
+        h = body_heights(bodies == v.index + 1, volume.spacing) if v.index < 5 else None
         heights[v.name] = None if h is None else {k: round(x, 1) for k, x in h.items()}
     return {"calibration": calibration.as_dict(), "heights": heights}
 

@@ -48,7 +48,7 @@ def truth_masks(folder: Path, volume) -> tuple[np.ndarray, np.ndarray]:
     return spine, body
 
 
-def pipeline_levels(folder: Path, volume, screener) -> list[dict]:
+def pipeline_levels(volume, screener) -> dict:
     """The pipeline's per-level results on one case (segment + classify, as ``bonescreen screen``)."""
     seg = screener.segment(volume)
     return screener.classify(volume, seg.vertebra_labels())
@@ -95,7 +95,7 @@ def main() -> None:
                 }
             cal = calibration.as_dict()
         else:
-            result = pipeline_levels(folder, volume, screener)
+            result = pipeline_levels(volume, screener)
             measured = {
                 lv["name"]: {
                     "hu": lv["trabecular_hu"],

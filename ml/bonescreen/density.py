@@ -215,20 +215,15 @@ def calibrate(tissues: dict[str, ReferenceTissue], geometry: dict, acquisition: 
     return Calibration(energy, sd, kvp, diameter, enhanced_scan, tissues, residuals, flags)
 
 
-def _hu_curve(energy_kev: float, fat_shift: float, iodine_mg_ml: float) -> np.ndarray:
-    """HU of trabecular bone over :data:`VBMD_GRID` at one energy (monotone in vBMD)."""
-    fats = np.clip(mean_marrow_fat(VBMD_GRID) + fat_shift, 0.0, 1.0)
-    return np.array(
-        [
-            hounsfield_at(trabecular_bone(float(v), float(f), iodine_mg_ml), energy_kev)
-            for v, f in zip(VBMD_GRID, fats, strict=True)
-        ]
-    )
-
-
 @cache
 def _curve(energy_kev: float, fat_shift: float, iodine_mg_ml: float) -> np.ndarray:
-    return np.maximum.accumulate(_hu_curve(energy_kev, fat_shift, iodine_mg_ml))
+    """HU of trabecular bone over :data:`VBMD_GRID` at one energy, made non-decreasing for inversion."""
+    fats = np.clip(mean_marrow_fat(VBMD_GRID) + fat_shift, 0.0, 1.0)
+    hu = [
+        hounsfield_at(trabecular_bone(float(v), float(f), iodine_mg_ml), energy_kev)
+        for v, f in zip(VBMD_GRID, fats, strict=True)
+    ]
+    return np.maximum.accumulate(np.asarray(hu))
 
 
 def vbmd_from_hu(trabecular_hu: float, calibration: Calibration) -> tuple[float | None, float | None, list[str]]:

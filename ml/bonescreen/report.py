@@ -12,7 +12,7 @@ from matplotlib.colors import ListedColormap
 from .density import ACR_LOW_BONE_MASS_BELOW, ACR_OSTEOPOROSIS_BELOW
 from .figures import CLASS_COLORS, pie_axes, plt, save_figure
 from .hu import HUThresholds
-from .labels import CLASS_TITLES, level_id, vertebra_color, vertebra_name
+from .labels import CLASS_NAMES, CLASS_TITLES, level_id, vertebra_color, vertebra_name
 from .messages import user_messages
 
 #: Every vertebra id (DESIGN.md) in its colour, half transparent; 0 clear.
@@ -70,7 +70,7 @@ def _vbmd(ax, levels: list[dict], overall: dict) -> None:
         ((ACR_OSTEOPOROSIS_BELOW, ACR_LOW_BONE_MASS_BELOW), "low_bone_mass"),
         ((ACR_LOW_BONE_MASS_BELOW, top), "normal"),
     ):
-        ax.axhspan(lo, hi, color=CLASS_COLORS[["normal", "low_bone_mass", "osteoporosis"].index(cls)], alpha=0.18)
+        ax.axhspan(lo, hi, color=CLASS_COLORS[CLASS_NAMES.index(cls)], alpha=0.18)
         ax.text(-0.45, (lo + hi) / 2, CLASS_TITLES[cls], fontsize=6, va="center", color="0.3")
     left_out = overall.get("left_out") or {}
     bars = ax.bar(names, values, yerr=errors, color="0.45", capsize=3)

@@ -6,7 +6,7 @@ import pytest
 from bonescreen.errors import BoneScreenError
 from bonescreen.fracture import assess_fractures, body_heights, genant_grade, spine_axes
 from bonescreen.labels import LEVEL_NAMES
-from bonescreen.pipeline.bone_health import bone_status, level_fractures, overall_density
+from bonescreen.pipeline.bone_health import bone_status, exclusions, level_fractures, overall_density
 
 HEIGHT, DEPTH, WIDTH, DISC = 27.0, 36.0, 42.0, 9.0
 
@@ -75,7 +75,7 @@ def test_wedge_biconcave_and_crush_graded_against_the_level_and_its_neighbours()
     assert found["L3"]["shape"] is None and "L4" not in found["L3"]["reference"]  # a crushed L4 is no reference
     # the overall density leaves the grade 2-3 levels out and the status names the fracture
     levels = {lv: {"vbmd_mg_cm3": 100.0 + lv, "vbmd_sd_mg_cm3": 5.0, "dense": False} for lv in range(1, 6)}
-    density = overall_density(levels, found)
+    density = overall_density(levels, exclusions(levels, found))
     assert density["levels_used"] == ["L1", "L3"] and set(density["left_out"]) == {"L2", "L4"}
     status = bone_status(found, density, "normal")
     assert (
@@ -89,7 +89,7 @@ def test_no_fracture_means_the_vbmd_category_decides():
     found = level_fractures(tilted_spine(3.0, 5.0, {}), (3.0, 0.8, 0.8))
     assert all(f["genant_grade"] == 0 for f in found.values())
     levels = {lv: {"vbmd_mg_cm3": 70.0, "vbmd_sd_mg_cm3": 6.0, "dense": lv == 3} for lv in range(1, 6)}
-    density = overall_density(levels, found)
+    density = overall_density(levels, exclusions(levels, found))
     assert density["levels_used"] == ["L1", "L2", "L4"] and "dense" in density["left_out"]["L3"]
     assert bone_status(found, density, "normal") == {
         "class": "osteoporosis",

@@ -41,7 +41,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from ..errors import BoneScreenError
-from .volume import AIR_HU, CTVolume, volume_from_ijk
+from .volume import AIR_HU, CTVolume, acquisition_fields, volume_from_ijk
 
 log = logging.getLogger(__name__)
 
@@ -716,20 +716,5 @@ def _load_dicom(path: Path) -> CTVolume:
     )
     volume.notes.extend(series.notes)
     volume.flags.extend(series.flags)
-    volume.acquisition = acquisition_from_header(first)
+    volume.acquisition = acquisition_fields(first)
     return volume
-
-
-def acquisition_from_header(ds: Dataset) -> dict:
-    """``KVP`` (float, kV) and ``ContrastBolusAgent`` (str) of a DICOM header, where present and readable."""
-    out: dict = {}
-    try:
-        kvp = float(ds.get("KVP", None) or 0.0)
-    except (TypeError, ValueError):  # a damaged or non-numeric KVP says nothing
-        kvp = 0.0
-    if kvp > 0:
-        out["KVP"] = kvp
-    agent = str(ds.get("ContrastBolusAgent", "") or "").strip()
-    if agent:
-        out["ContrastBolusAgent"] = agent
-    return out

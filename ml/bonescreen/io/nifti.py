@@ -17,7 +17,7 @@ from isal import igzip
 
 from ..atomic import atomic_path
 from ..errors import BoneScreenError
-from .volume import CTVolume, volume_from_ijk
+from .volume import CTVolume, acquisition_fields, volume_from_ijk
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -164,26 +164,21 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 def read_sidecar(path: str | os.PathLike, notes: list[str]) -> dict:
     """``KVP`` and ``ContrastBolusAgent`` from a NIfTI's JSON sidecar (dcm2niix's keys: DICOM keywords).
 
-    A missing sidecar gives ``{}``; an unreadable one, or values of the wrong type, give ``{}`` and a
-    line in ``notes`` naming the file (the scan is still read: the sidecar is optional).
+    A missing sidecar gives ``{}``; an unreadable one gives ``{}`` and a line in ``notes`` naming the
+    file, as does a ``KVP`` that is no tube voltage (the scan is still read: the sidecar is optional).
     """
     side = sidecar_path(path)
     if not side.is_file():
         return {}
     try:
         meta = json.loads(side.read_text(encoding="utf-8"))
-        if not isinstance(meta, dict):
-            notes.append(f"{side.name}: sidecar not read (not a JSON object); tube voltage unknown")
-            return {}
-        out = {}
-        if meta.get("KVP") is not None:
-            kvp = float(meta["KVP"])
-            if kvp > 0:
-                out["KVP"] = kvp
-        agent = meta.get("ContrastBolusAgent")
-        if isinstance(agent, str) and agent.strip():
-            out["ContrastBolusAgent"] = agent.strip()
-        return out
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         notes.append(f"{side.name}: sidecar not read ({type(exc).__name__}: {exc}); tube voltage unknown")
         return {}
+    if not isinstance(meta, dict):
+        notes.append(f"{side.name}: sidecar not read (not a JSON object); tube voltage unknown")
+        return {}
+    out = acquisition_fields(meta)
+    if meta.get("KVP") is not None and "KVP" not in out:
+        notes.append(f"{side.name}: KVP {meta['KVP']!r} is not a tube voltage; tube voltage unknown")
+    return out

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pydicom
 
 from .. import __version__
-from ..atomic import atomic_path
 from ..errors import BoneScreenError
 from ..labels import CLASS_NAMES, level_id
 from .volume import CTVolume
@@ -56,6 +54,13 @@ def _code(value: str):
     return hd.sr.CodedConcept(value, SCHEME, PRIVATE_CODES[value])
 
 
+def _mg_cm3():
+    """UCUM unit of vBMD."""
+    import highdicom as hd
+
+    return hd.sr.CodedConcept("mg/cm3", "UCUM", "milligram per cubic centimeter")
+
+
 def _class_code(name: str):
     """SNOMED CT code of a bone condition class: Normal (17621005), Osteopenia (312894000), Osteoporosis (64859006)."""
     import highdicom as hd
@@ -75,8 +80,7 @@ def _level_group(lv: dict, seg: pydicom.Dataset, segment: int, series_uid: str):
     from ..labels_terminology import vertebra_code
 
     vid = level_id(lv["name"])
-    mm, unit_hu = codes.UCUM.Millimeter, codes.UCUM.HounsfieldUnit
-    mg_cm3 = hd.sr.CodedConcept("mg/cm3", "UCUM", "milligram per cubic centimeter")
+    mm, unit_hu, mg_cm3 = codes.UCUM.Millimeter, codes.UCUM.HounsfieldUnit, _mg_cm3()
     ratio = hd.sr.CodedConcept("1", "UCUM", "no units")
     measurements = []
     if lv.get("trabecular_hu") is not None:
@@ -122,7 +126,7 @@ def _level_group(lv: dict, seg: pydicom.Dataset, segment: int, series_uid: str):
 def _overall_group(overall: dict):
     import highdicom as hd
 
-    mg_cm3 = hd.sr.CodedConcept("mg/cm3", "UCUM", "milligram per cubic centimeter")
+    mg_cm3 = _mg_cm3()
     measurements, evaluations = [], []
     if overall.get("vbmd_mg_cm3") is not None:
         measurements.append(hd.sr.Measurement(_code("VBMD"), overall["vbmd_mg_cm3"], mg_cm3))
@@ -169,7 +173,7 @@ def write_dicom_sr(
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    from .writers import SEG_IDENTIFYING_TAGS, _as_source
+    from .writers import save_dicom, source_headers
 
     if volume.source.kind != "dicom":
         raise BoneScreenError("a DICOM SR needs a DICOM source series", volume.source.path)
@@ -180,7 +184,7 @@ def write_dicom_sr(
         raise BoneScreenError(
             f"the DICOM SEG cannot be read for the SR ({type(exc).__name__}: {exc})", seg_path
         ) from None
-    sources = [_as_source(pydicom.dcmread(p, stop_before_pixels=True, force=True)) for p in volume.source.dicom_files]
+    sources = source_headers(volume)
     series_uid = str(sources[0].SeriesInstanceUID)
     groups = []
     for lv in result["levels"]:
@@ -217,10 +221,7 @@ def write_dicom_sr(
         raise BoneScreenError(
             f"cannot build a DICOM SR for this series ({type(exc).__name__}: {exc})", volume.source.path
         ) from None
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        sr.save_as(tmp)
-    return [t for t in SEG_IDENTIFYING_TAGS if str(sr.get(t, "") or "")]
+    return save_dicom(sr, path)
 
 
 def read_sr_levels(path: str | os.PathLike) -> dict[str, dict]:

@@ -75,6 +75,25 @@ class CTVolume:
         return self.source.from_source(labels_ijk)
 
 
+def acquisition_fields(header) -> dict:
+    """``KVP`` (float, kV) and ``ContrastBolusAgent`` (str) of a header keyed by DICOM keywords.
+
+    ``header`` is a pydicom Dataset or a dict (a dcm2niix / BIDS JSON sidecar); values that are
+    missing, empty, not a number or not positive are left out.
+    """
+    out: dict = {}
+    try:
+        kvp = float(header.get("KVP", None) or 0.0)
+    except (TypeError, ValueError):  # a damaged or non-numeric KVP says nothing
+        kvp = 0.0
+    if kvp > 0:
+        out["KVP"] = kvp
+    agent = header.get("ContrastBolusAgent", None)
+    if agent is not None and str(agent).strip():
+        out["ContrastBolusAgent"] = str(agent).strip()
+    return out
+
+
 @dataclass
 class SourceGrid:
     """The file's own voxel grid and the flips/permutation that led to :class:`CTVolume`.

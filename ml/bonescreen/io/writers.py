@@ -180,7 +180,7 @@ def write_dicom_seg(
     present = [int(v) for v in np.unique(labels) if v]
     if not present:
         raise BoneScreenError("the label map is empty: nothing to write to DICOM SEG", volume.source.path)
-    sources = [_as_source(pydicom.dcmread(p, stop_before_pixels=True, force=True)) for p in volume.source.dicom_files]
+    sources = source_headers(volume)
     for ds in sources:
         if not ds.get("SliceThickness") and "PerFrameFunctionalGroupsSequence" not in ds:
             # without it the SEG's pixel measures are incomplete and readers refuse the file
@@ -245,10 +245,25 @@ def write_dicom_seg(
         raise BoneScreenError(
             f"cannot build a DICOM SEG for this series ({type(exc).__name__}: {exc})", volume.source.path
         ) from None
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        seg.save_as(tmp)
-    return [t for t in SEG_IDENTIFYING_TAGS if str(seg.get(t, "") or "")]
+    return save_dicom(seg, path)
+
+
+def save_dicom(ds: pydicom.Dataset, path: str | os.PathLike) -> list[str]:
+    """Write a DICOM object BoneScreen made (SEG, SR) atomically; the identifying tags it carries.
+
+    Returns
+    -------
+    list of str
+        The keywords of :data:`SEG_IDENTIFYING_TAGS` that hold a value in ``ds`` (copied from the source).
+    """
+    with atomic_path(Path(path)) as tmp:
+        ds.save_as(tmp)
+    return [t for t in SEG_IDENTIFYING_TAGS if str(ds.get(t, "") or "")]
+
+
+def source_headers(volume: CTVolume) -> list[pydicom.Dataset]:
+    """The headers (no pixels) of a DICOM-read volume's source files, in slice order, repaired (:func:`_as_source`)."""
+    return [_as_source(pydicom.dcmread(p, stop_before_pixels=True, force=True)) for p in volume.source.dicom_files]
 
 
 def _as_source(ds: pydicom.Dataset) -> pydicom.Dataset:
@@ -278,10 +293,7 @@ def read_dicom_seg(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
         seg = hd.seg.segread(path)
     except Exception as exc:
         raise BoneScreenError(f"not a readable DICOM SEG ({type(exc).__name__})", path) from None
-    uids = [
-        str(_as_source(pydicom.dcmread(p, stop_before_pixels=True, force=True)).SOPInstanceUID)
-        for p in volume.source.dicom_files
-    ]
+    uids = [str(ds.SOPInstanceUID) for ds in source_headers(volume)]
     number_to_level = {}
     for desc in seg.SegmentSequence:
         label = str(desc.SegmentLabel)

@@ -23,6 +23,8 @@ from ..reference_tissues import find_reference_tissues
 #: Levels the overall vBMD may use (ISCD: L1-L4), and the Genant grade from which a level is left out.
 DENSITY_LEVELS = (1, 2, 3, 4)
 EXCLUDED_GRADE = 2
+#: Why a level without a density is left out of the overall vBMD (it may still serve BCC-Net's average).
+NO_VBMD = "no vBMD"
 
 
 def scan_calibration(
@@ -59,7 +61,10 @@ def level_density(measurement: dict | None, calibration: Calibration) -> dict:
 
 
 def exclusions(levels: dict[int, dict], fractures: dict[str, dict]) -> dict[str, str]:
-    """Level name -> why it is left out of the overall vBMD (fracture, dense body, no measurement)."""
+    """Level name -> why it is left out of the overall vBMD (fracture, dense body, :data:`NO_VBMD`).
+
+    ``levels``: level id -> :func:`level_density` with ``dense`` (true when the body is too dense).
+    """
     out = {}
     for lv in DENSITY_LEVELS:
         name = LEVEL_NAMES[lv]
@@ -69,17 +74,17 @@ def exclusions(levels: dict[int, dict], fractures: dict[str, dict]) -> dict[str,
         elif lv in levels and levels[lv].get("dense"):
             out[name] = "dense body (cement, sclerosis or metal)"
         elif lv in levels and levels[lv].get("vbmd_mg_cm3") is None:
-            out[name] = "no vBMD"
+            out[name] = NO_VBMD
     return out
 
 
-def overall_density(levels: dict[int, dict], fractures: dict[str, dict]) -> dict:
+def overall_density(levels: dict[int, dict], left_out: dict[str, str]) -> dict:
     """Mean vBMD over the usable levels among L1-L4 and its ACR category.
 
-    ``levels``: level id -> :func:`level_density` plus ``dense`` (bool). The uncertainty is the mean
-    of the levels' (their errors share the scan's energy and marrow, so they do not average out).
+    ``levels``: level id -> :func:`level_density` (with ``dense``); ``left_out``: :func:`exclusions`.
+    The uncertainty is the mean of the levels' (their errors share the scan's energy and marrow, so
+    they do not average out).
     """
-    left_out = exclusions(levels, fractures)
     used = [lv for lv in DENSITY_LEVELS if lv in levels and LEVEL_NAMES[lv] not in left_out]
     if not used:
         return {

@@ -28,7 +28,15 @@ from ..metal import METAL_HU, metal_mask
 from ..ood import FeatureDensity
 from ..preprocess import roi_crop
 from ..threads import thread_map
-from .bone_health import bone_status, exclusions, level_density, level_fractures, overall_density, scan_calibration
+from .bone_health import (
+    NO_VBMD,
+    bone_status,
+    exclusions,
+    level_density,
+    level_fractures,
+    overall_density,
+    scan_calibration,
+)
 from .level_settings import LevelSettings
 from .progress import ProgressCallback, report
 
@@ -154,7 +162,7 @@ def classify_levels(
     fractures = level_fractures(body_full, spacing)  # the full grid: the box has no margin in z
     health = {lv: level_density(hu_by_level.get(lv), calibration) for lv in present}
     for lv in present:
-        health[lv]["dense"] = dense_body(hu_by_level.get(lv, {})) is not None
+        health[lv]["dense"] = dense_body(hu_by_level.get(lv, {}))  # why the body is too dense, or None
 
     prepared = crops_by_level(hu, labels, spacing, present, body_radius_mm)
     crops = np.concatenate([c for _, c in prepared])[:, None].astype(np.float32, copy=False)
@@ -202,8 +210,8 @@ def classify_levels(
             )
         if fracture and fracture.get("note"):
             reasons.append(fracture["note"])
-        if (why := dense_body(hu_by_level.get(lv, {}))) is not None:
-            reasons.append(why)
+        if health[lv]["dense"]:
+            reasons.append(health[lv]["dense"])
         reasons += health[lv]["flags"]
         all_slices = np.nonzero((labels == lv).any(axis=(1, 2)))[0]
         results.append(
@@ -226,7 +234,8 @@ def classify_levels(
             }
         )
     left_out = exclusions(health, fractures)
-    usable = [lv for lv in present if LEVEL_NAMES[lv] not in left_out or "vBMD" in left_out[LEVEL_NAMES[lv]]]
+    unusable = {name for name, why in left_out.items() if why != NO_VBMD}  # no density: still BCC-Net's
+    usable = [lv for lv in present if LEVEL_NAMES[lv] not in unusable]
     chosen = overall_levels(usable or present)
     p = np.mean([level_probs[lv] for lv in chosen], axis=0)
     prediction = CLASS_NAMES[int(np.argmax(p))]
@@ -251,9 +260,9 @@ def classify_levels(
         reasons.append("level names could not be confirmed (no sacrum or ribs in view)")
     if len(chosen) < 2:
         reasons.append("only one level was classified")
-    reasons += [f"{name} left out: {why}" for name, why in left_out.items() if why != "no vBMD"]
+    reasons += [f"{name} left out: {left_out[name]}" for name in sorted(unusable)]
     reasons += calibration.flags
-    vbmd = overall_density(health, fractures)
+    vbmd = overall_density(health, left_out)
     status = bone_status(fractures, vbmd, prediction)
     if vbmd["acr_category"] and vbmd["acr_category"] != prediction:
         reasons.append(
