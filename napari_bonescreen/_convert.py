@@ -32,6 +32,7 @@ def image_layer_data(volume: CTVolume, name: str | None = None) -> tuple:
                 "description": volume.description,
                 "notes": list(volume.notes),
                 "flags": list(volume.flags),
+                "acquisition": dict(volume.acquisition),
             }
         },
     }
@@ -69,6 +70,7 @@ def volume_from_layer(layer) -> CTVolume:
             description=meta.get("description", layer.name),
             notes=list(meta.get("notes", [])),
             flags=list(meta.get("flags", [])),
+            acquisition=dict(meta.get("acquisition", {})),
         )
     problem = hu_scale_problem(hu)
     if problem:

@@ -174,8 +174,12 @@ def calibrate(tissues: dict[str, ReferenceTissue], geometry: dict, acquisition: 
         )
         diameter = DEFAULT_DIAMETER_MM
     kvp = acquisition.get("KVP")
-    if kvp is not None and not 60.0 <= kvp <= 150.0:
-        flags.append(f"the header's tube voltage ({kvp} kV) is not one CT uses: ignored")
+    implausible = kvp is not None and not 60.0 <= kvp <= 150.0
+    if implausible:
+        flags.append(
+            f"the header's tube voltage ({kvp} kV) is not one CT uses: ignored; the effective energy rests on "
+            "fat and muscle alone"
+        )
         kvp = None
     enhanced_scan = "blood" in tissues or bool(acquisition.get("ContrastBolusAgent"))
     if enhanced_scan:
@@ -191,7 +195,8 @@ def calibrate(tissues: dict[str, ReferenceTissue], geometry: dict, acquisition: 
         prior = (kvp_effective_energy(float(kvp), float(diameter)), KVP_PRIOR_SD_KEV)
     else:
         prior = NO_KVP_PRIOR_KEV
-        flags.append("no tube voltage (KVP) in the header: the effective energy rests on fat and muscle alone")
+        if not implausible:
+            flags.append("no tube voltage (KVP) in the header: the effective energy rests on fat and muscle alone")
     chi2 = ((ENERGIES_KEV - prior[0]) / prior[1]) ** 2
     for name, t in tissues.items():
         if name in TISSUE_SD_HU:

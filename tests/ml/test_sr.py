@@ -28,6 +28,11 @@ def test_sr_numbers_equal_result_json(screened):
     groups = read_sr_levels(out / "sr.dcm")
     assert set(groups) == {lv["name"] for lv in result["levels"]} | {"overall"}
     assert sum(lv["fracture"] is not None for lv in result["levels"]) >= 3
+    for lv in result["levels"]:  # every doubt reaches the level's reasons
+        if lv["acr_category"] != lv["prediction"]:
+            assert lv["uncertain"] and any(r.startswith("ACR category") for r in lv["reasons"])
+        if lv["fracture"] is None:
+            assert any("heights not measured" in r for r in lv["reasons"])
     for lv in result["levels"]:
         g = groups[lv["name"]]
         m, e = g["measurements"], g["evaluations"]

@@ -369,6 +369,7 @@ def test_dicom_sr_export_holds_the_table_numbers(make_napari_viewer, qtbot, smal
     assert cls.table.item(row, headers.index("vBMD")).text() == f"{middle['vbmd_mg_cm3']:.0f}"
     assert cls.table.item(row, headers.index("grade")).text().startswith(str(middle["fracture"]["genant_grade"]))
     assert cls.export_sr.isEnabled()
+    assert cls.result["density_calibration"]["kvp"] == 120.0  # the series' KVP travels with the layer
     cls.save_sr(str(tmp_path / "sr.dcm"))
     groups = read_sr_levels(tmp_path / "sr.dcm")
     for lv in cls.result["levels"]:

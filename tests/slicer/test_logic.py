@@ -175,10 +175,11 @@ def test_export_writes_seg_and_sr_for_a_ct_from_the_dicom_database(scene, small_
     node = add_ct_volume_node(scene, volume.hu, volume.spacing, "DICOM CT", origin=tuple(volume.affine[:3, 3]))
     node.SetAttribute("DICOM.instanceUIDs", " ".join(files))
     logic = BoneScreenLogic("cpu")
-    seg = labels_to_segmentation(small_case.levels, volume_node_to_ct(node), node)
-    result, _, _ = logic.classify(node, seg)
     slicer.dicomDatabase = DatabaseStandIn()
     try:
+        seg = labels_to_segmentation(small_case.levels, volume_node_to_ct(node), node)
+        result, _, _ = logic.classify(node, seg)
+        assert result["density_calibration"]["kvp"] == 120.0  # read from the series the node came from
         written = logic.export(str(tmp_path), node)
     finally:
         del slicer.dicomDatabase

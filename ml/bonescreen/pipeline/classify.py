@@ -210,6 +210,15 @@ def classify_levels(
             )
         if fracture and fracture.get("note"):
             reasons.append(fracture["note"])
+        if fracture is None:
+            reasons.append(
+                "body heights not measured (the body is cut by the scan range or too small): no fracture grade"
+            )
+        acr = health[lv]["acr_category"]
+        if acr is not None and acr != prediction:
+            reasons.append(
+                f"ACR category {acr} ({health[lv]['vbmd_mg_cm3']:.0f} mg/cm3) disagrees with the network ({prediction})"
+            )
         if health[lv]["dense"]:
             reasons.append(health[lv]["dense"])
         reasons += health[lv]["flags"]

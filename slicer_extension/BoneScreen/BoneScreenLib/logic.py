@@ -93,7 +93,8 @@ def set_volume_orientation(volume_node, codes: str) -> None:
 
 
 def volume_node_to_ct(volume_node):
-    """A :class:`bonescreen.io.CTVolume` of a scalar volume node (values taken as HU).
+    """A :class:`bonescreen.io.CTVolume` of a scalar volume node (values taken as HU); for a volume from
+    Slicer's DICOM database, its acquisition (``KVP``, ``ContrastBolusAgent``) from the first file.
 
     The node's own IJK-to-RAS matrix is used (a parent transform is not applied:
     harden it first).
@@ -105,7 +106,15 @@ def volume_node_to_ct(volume_node):
     kji = slicer.util.arrayFromVolume(volume_node).copy()  # the worker thread must not share the node's memory
     if kji.ndim != 3:
         raise BoneScreenError(f"volume '{volume_node.GetName()}' is not a 3-D scalar volume")
-    return volume_from_ijk(kji.transpose(2, 1, 0), ijk_to_ras(volume_node), "slicer", None, volume_node.GetName())
+    volume = volume_from_ijk(kji.transpose(2, 1, 0), ijk_to_ras(volume_node), "slicer", None, volume_node.GetName())
+    files = dicom_source_files(volume_node)
+    if files:  # a CT from Slicer's DICOM database: its tube voltage and contrast agent for the density calibration
+        import pydicom
+
+        from bonescreen.io.volume import acquisition_fields
+
+        volume.acquisition = acquisition_fields(pydicom.dcmread(files[0], stop_before_pixels=True))
+    return volume
 
 
 def _terminology(level: int) -> str:
