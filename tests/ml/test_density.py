@@ -191,3 +191,26 @@ def test_tube_voltage_read_from_the_nifti_sidecar_and_a_bad_sidecar_is_noted(tmp
     (tmp_path / "ct.json").write_text("{not json")
     v = load_ct(path)
     assert v.acquisition == {} and any("ct.json" in n and "sidecar not read" in n for n in v.notes)
+
+
+def test_tube_voltage_read_from_one_dicom_header_and_a_damaged_file_is_named(tmp_path):
+    """``read_acquisition`` (used by the Slicer module for a volume from its DICOM database) reads KVP and
+    the contrast agent of one real DICOM file written with pydicom; a damaged file gives an error naming it."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    from bonescreen.io.dicom import read_acquisition
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.TransferSyntaxUID = CTImageStorage, ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.SOPClassUID, ds.Modality, ds.KVP, ds.ContrastBolusAgent = CTImageStorage, "CT", "100", "Iomeron"
+    ds.save_as(tmp_path / "ct.dcm", enforce_file_format=True)
+    assert read_acquisition(tmp_path / "ct.dcm") == {"KVP": 100.0, "ContrastBolusAgent": "Iomeron"}
+    ds.KVP = ""
+    ds.save_as(tmp_path / "ct.dcm", enforce_file_format=True)
+    assert read_acquisition(tmp_path / "ct.dcm") == {"ContrastBolusAgent": "Iomeron"}
+    (tmp_path / "bad.dcm").write_bytes(b"DICM" * 10)
+    with pytest.raises(BoneScreenError, match=r"bad\.dcm"):
+        read_acquisition(tmp_path / "bad.dcm")

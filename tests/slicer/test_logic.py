@@ -191,3 +191,26 @@ def test_export_writes_seg_and_sr_for_a_ct_from_the_dicom_database(scene, small_
         )
     # without the database (a volume from a file) only result.json and report.png
     assert len(logic.export(str(tmp_path / "plain"), node)) == 2
+
+
+def test_an_unreadable_database_file_leaves_the_tube_voltage_unknown(scene, small_case, tmp_path, caplog):
+    """The DICOM file behind a loaded volume can be gone or damaged: the volume is still screened, the
+    calibration says it had no tube voltage, and the log names the file. The database is a stand-in (as above)."""
+    damaged = tmp_path / "IM0001.dcm"
+    damaged.write_bytes(b"\x00" * 300)
+
+    class DatabaseStandIn:
+        def fileForInstance(self, uid):  # CTK's name
+            return str(damaged)
+
+    from BoneScreenLib.logic import add_ct_volume_node
+
+    node = add_ct_volume_node(scene, small_case.hu, small_case.spacing, "DICOM CT")
+    node.SetAttribute("DICOM.instanceUIDs", "1.2.3.4")
+    slicer.dicomDatabase = DatabaseStandIn()
+    try:
+        volume = volume_node_to_ct(node)
+    finally:
+        del slicer.dicomDatabase
+    assert volume.acquisition == {}
+    assert "IM0001.dcm" in caplog.text and "tube voltage" in caplog.text

@@ -88,6 +88,27 @@ def _read(path: Path, headers_only: bool) -> Dataset:
     return ds
 
 
+def read_acquisition(path: str | os.PathLike) -> dict:
+    """``KVP`` (kV) and ``ContrastBolusAgent`` of one DICOM file's header (pixels are not read).
+
+    Parameters
+    ----------
+    path : path-like
+        A DICOM file of the series (for instance the first file of a volume in Slicer's DICOM database).
+
+    Returns
+    -------
+    dict
+        What :func:`bonescreen.io.volume.acquisition_fields` finds; empty when the header has neither.
+
+    Raises
+    ------
+    BoneScreenError
+        The file is missing or not readable as DICOM; the message names the file.
+    """
+    return acquisition_fields(_read(Path(path), headers_only=True))
+
+
 def _add_transfer_syntax(ds: Dataset) -> None:
     """A file without a file meta header: record the encoding pydicom read it with, so pixels decode."""
     meta = ds.file_meta if hasattr(ds, "file_meta") else None

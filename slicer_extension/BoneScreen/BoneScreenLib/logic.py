@@ -13,6 +13,7 @@ Conversions:
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
@@ -109,11 +110,12 @@ def volume_node_to_ct(volume_node):
     volume = volume_from_ijk(kji.transpose(2, 1, 0), ijk_to_ras(volume_node), "slicer", None, volume_node.GetName())
     files = dicom_source_files(volume_node)
     if files:  # a CT from Slicer's DICOM database: its tube voltage and contrast agent for the density calibration
-        import pydicom
+        from bonescreen.io.dicom import read_acquisition
 
-        from bonescreen.io.volume import acquisition_fields
-
-        volume.acquisition = acquisition_fields(pydicom.dcmread(files[0], stop_before_pixels=True))
+        try:
+            volume.acquisition = read_acquisition(files[0])
+        except BoneScreenError as exc:  # the volume is loaded; without its header the calibration flags "no kVp"
+            logging.warning("BoneScreen: the tube voltage of '%s' is unknown: %s", volume_node.GetName(), exc)
     return volume
 
 
