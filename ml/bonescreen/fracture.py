@@ -10,19 +10,22 @@ al., Osteoporos Int 1993, places its points at the endplates' corners and middle
 the rounded corners out).
 
 Ratios (quantitative morphometry, Eastell et al., J Bone Miner Res 1991; McCloskey et al. 1993):
-wedge ``Ha/Hp``, biconcavity ``Hm/Hp``, crush ``Hp / Hp`` of the unfractured neighbours. A level's
-normal shape is not a rectangle (lumbar bodies are often taller in front), so the wedge and
-biconcavity ratios are divided by the same ratios of the unfractured neighbours when there are any;
-and, as Genant's semi-quantitative reading compares a body with the height it should have, each
-height is also compared with the same height of those neighbours (a wedge fracture often takes some
-posterior height too, which ``Ha/Hp`` alone would miss). The height loss is the largest of these
-losses; its Genant grade (Genant et al., J Bone Miner Res 1993): 0 below 20 %, 1 (mild) 20-25 %, 2
-(moderate) 25-40 %, 3 (severe) 40 % or more. The shape: crush when the posterior height lost about as
-much as the body (:data:`CRUSH_SHARE`), else wedge or biconcave by which of the anterior and middle
-heights lost more.
+wedge ``Ha/Hp``, biconcavity ``Hm/Hp``, crush ``Hp`` against the posterior height expected from the
+unfractured neighbours. A normal lumbar body is not a rectangle, and its shape changes from L1
+(wedged, concave endplates) to L5 (taller in front): each ratio is divided by the one this level
+should have, which is the population's normal shape of the level (:data:`POPULATION_BODY`) scaled by
+how the patient's unfractured neighbours compare with their levels' normal shapes (McCloskey et al.
+1993 predict a body's heights from its neighbours and level-specific normal ratios). Without an
+unfractured neighbour the levels two away serve; without those, the population's body alone. The
+height loss is the largest of the three losses (1 - ratio); its Genant grade (Genant et al., J Bone
+Miner Res 1993): 0 below 20 %, 1 (mild) 20-25 %, 2 (moderate) 25-40 %, 3 (severe) 40 % or more. The
+shape: crush when the posterior height lost about as much as the body (:data:`CRUSH_SHARE`), else
+wedge or biconcave by which of the two ratios is lower.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -39,9 +42,14 @@ STEP_MM = 0.25
 SOLID_SHARE = 0.4
 #: Width (mm) of the running median over the height profile.
 SMOOTH_MM = 2.0
-#: A neighbour counts as unfractured when its own ratios and its posterior height against its
-#: neighbours' are all at least this (and its posterior height at most its inverse).
+#: Width (mm) of the running mean through which the bands' greatest and least heights are read.
+BAND_MEAN_MM = 3.0
+#: A level counts as unfractured (a reference for the others) when its own ratios and its posterior height
+#: against the spine's typical posterior height are all at least this (and that height at most its inverse).
 NORMAL_NEIGHBOUR_RATIO = 0.85
+#: ... and, for a level of :data:`POPULATION_BODY`, its ratios at least this share of its level's normal ratios
+#: (about two SDs of normal ratios below their mean: a mild fracture is not a reference).
+NORMAL_SHAPE_RATIO = 0.9
 #: A body taller than its unfractured neighbours by more than this share gets a note (a mask error).
 TALLER_THAN_NEIGHBOURS = 0.25
 #: Height loss (fraction) at each Genant grade's lower bound (Genant et al. 1993).
@@ -50,6 +58,28 @@ FRACTURE_SHAPES = ("wedge", "biconcave", "crush")
 WALLS = ("anterior", "middle", "posterior")
 #: A loss is called a crush when the posterior height has lost at least this share of the largest loss.
 CRUSH_SHARE = 0.75
+
+
+class BodyShape(NamedTuple):
+    """A normal vertebral body: posterior height (mm) and its anterior/posterior, middle/posterior ratios."""
+
+    posterior_mm: float
+    anterior_ratio: float
+    middle_ratio: float
+
+
+#: The normal lumbar body by level: the mean shape of L2-L5 of 87 patients' CT (Clouthier et al.,
+#: J Biomech 2023;146:111421), measured with :func:`body_heights` as every scan is; L1 carried one level
+#: up a straight line through L2-L5 (the model has no L1). Made by ``scripts/population_body_shape.py``.
+#: Lumbar bodies grow taller in front and flatter in the middle from L1 to L5: a level's expected
+#: shape is this one scaled by how the patient's unfractured levels compare with theirs.
+POPULATION_BODY = {
+    "L1": BodyShape(30.7, 0.892, 0.808),
+    "L2": BodyShape(29.8, 0.958, 0.877),
+    "L3": BodyShape(29.1, 1.030, 0.898),
+    "L4": BodyShape(28.0, 1.071, 0.964),
+    "L5": BodyShape(27.3, 1.163, 1.034),
+}
 
 
 def genant_grade(loss: float) -> int:
@@ -140,11 +170,40 @@ def body_heights(
         return None
     # v grows posterior: the posterior wall is the largest v, share 0
     share = (grid[inside[-1]] - grid) / depth
+    out = wall_heights(heights, share, STEP_MM)
+    out["depth"] = float(depth)
+    return out
+
+
+def wall_heights(heights: np.ndarray, share: np.ndarray, step_mm: float) -> dict[str, float]:
+    """Anterior, middle and posterior height (mm) of a body's height profile along its depth.
+
+    Parameters
+    ----------
+    heights : ndarray
+        (n,) height (mm) of the body at evenly spaced points across its depth (0 outside it).
+    share : ndarray
+        (n,) the points' share of the body's depth: 0 at the posterior wall, 1 at the anterior.
+    step_mm : float
+        Spacing of the points (mm).
+
+    Returns
+    -------
+    dict
+        ``{"posterior", "middle", "anterior"}``: the greatest height in the posterior and anterior bands
+        and the least in the middle band (:data:`HEIGHT_BANDS`), of the profile averaged over
+        :data:`BAND_MEAN_MM`. The average takes out a mask's staircase (a sloped endplate crosses the
+        slices in steps one slice high, whose tops the greatest height would pick); the phantom's truth
+        (:func:`bonescreen.phantom.scene.true_body_heights`) is read through this same function.
+    """
+    inside = heights > 0
+    size = max(1, round(BAND_MEAN_MM / step_mm))
+    weight = ndimage.uniform_filter1d(inside.astype(float), size, mode="constant")
+    mean = ndimage.uniform_filter1d(heights.astype(float), size, mode="constant") / np.maximum(weight, 1e-9)
     out = {}
     for name, (lo, hi) in HEIGHT_BANDS.items():
-        band = heights[(share >= lo) & (share <= hi)]
+        band = mean[(share >= lo) & (share <= hi) & inside]
         out[name] = float(band.min() if name == "middle" else band.max())
-    out["depth"] = float(depth)
     return out
 
 
@@ -189,53 +248,65 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
         without heights are left out.
     """
 
-    def raw(h: dict) -> dict[str, float]:
-        return {"wedge": h["anterior"] / h["posterior"], "biconcave": h["middle"] / h["posterior"]}
-
     measured = {n: h for n, h in heights.items() if h}
 
     def neighbours(i: int, among) -> list[str]:
         return [order[j] for j in (i - 1, i + 1) if 0 <= j < len(order) and order[j] in among]
 
-    # first pass: the level's own ratios and its posterior height against every measured neighbour;
-    # the levels that pass serve as the references of the second
+    # first pass: the level's own ratios (against its level's normal shape) and its posterior height
+    # against the spine's typical one (the median over the measured levels, each against its level's normal
+    # height: robust to one or two fractured levels); the levels that pass serve as the references of the second
+    def relative_posterior(name: str) -> float:
+        shape = POPULATION_BODY.get(name)
+        return measured[name]["posterior"] / (shape.posterior_mm if shape else 1.0)
+
+    pop_levels = [n for n in measured if n in POPULATION_BODY]
+    typical_pop = float(np.median([relative_posterior(n) for n in pop_levels])) if pop_levels else None
+    typical_raw = float(np.median([measured[n]["posterior"] for n in measured])) if measured else None
     normal = set()
-    for i, name in enumerate(order):
+    for name in order:
         if name not in measured:
             continue
-        ratios = raw(measured[name])
-        taller = 1.0
-        if nbs := neighbours(i, measured):
-            posterior = [measured[n]["posterior"] for n in nbs]
-            ratios["crush"] = measured[name]["posterior"] / float(np.mean(posterior))
-            taller = measured[name]["posterior"] / max(posterior)
-        if min(ratios.values()) >= NORMAL_NEIGHBOUR_RATIO and taller <= 1 / NORMAL_NEIGHBOUR_RATIO:
-            normal.add(name)  # neither short nor much taller than every neighbour (a mask holding a disc)
+        shape_ok = min(_ratios(measured[name]).values()) >= NORMAL_NEIGHBOUR_RATIO
+        if name in POPULATION_BODY:  # a normal L1 is wedged and its endplates concave: against its level's shape
+            own = _population_ratios(name)
+            shape_ok = min(v / own[k] for k, v in _ratios(measured[name]).items()) >= NORMAL_SHAPE_RATIO
+            size = relative_posterior(name) / typical_pop
+        else:
+            size = measured[name]["posterior"] / typical_raw
+        if shape_ok and NORMAL_NEIGHBOUR_RATIO <= size <= 1 / NORMAL_NEIGHBOUR_RATIO:
+            normal.add(name)  # neither short nor much taller than the spine's bodies (a mask holding a disc)
     out = {}
     for i, name in enumerate(order):
         h = measured.get(name)
         if h is None:
             continue
-        nbs = neighbours(i, normal)
-        ratios = raw(h)
-        losses = {}
-        if nbs:
-            for key in ratios:
-                ratios[key] /= float(np.mean([raw(measured[n])[key] for n in nbs]))
-            expected = {w: float(np.mean([measured[n][w] for n in nbs])) for w in WALLS}
-            losses = {w: 1.0 - h[w] / expected[w] for w in WALLS}
-            ratios["crush"] = 1.0 - losses["posterior"]
+        # the unfractured neighbours; else the nearest unfractured levels two away (two fractures side by
+        # side); else, for a lumbar level, the population's normal body alone
+        nbs = neighbours(i, normal) or [order[j] for j in (i - 2, i + 2) if 0 <= j < len(order) and order[j] in normal]
+        ratios = _ratios(h)
+        losses, taller = {}, 0.0
+        if nbs or name in POPULATION_BODY:
+            expected, expected_ratios = _expected_shape(name, nbs, measured)
+            ratios = {k: v / expected_ratios[k] for k, v in ratios.items()}
+            ratios["crush"] = h["posterior"] / expected["posterior"]
+            # the front and the middle against the body's own posterior wall (wedge, biconcavity), the
+            # posterior wall against the one expected from the neighbours (crush); not compounded, so that
+            # the spread of normal ratios and heights between levels is not counted twice
+            losses = {
+                "anterior": 1.0 - ratios["wedge"],
+                "middle": 1.0 - ratios["biconcave"],
+                "posterior": 1.0 - ratios["crush"],
+            }
+            taller = max(h[w] / expected[w] for w in WALLS) - 1.0
         loss = max(0.0, 1.0 - min(ratios.values()), *losses.values())
         grade = genant_grade(loss)
         if losses and losses["posterior"] >= CRUSH_SHARE * loss:
             shape = "crush"  # the posterior wall has lost about as much as the rest: the whole body
-        elif max(1.0 - ratios["wedge"], losses.get("anterior", 0.0)) >= max(
-            1.0 - ratios["biconcave"], losses.get("middle", 0.0)
-        ):
+        elif ratios["wedge"] <= ratios["biconcave"]:
             shape = "wedge"
         else:
             shape = "biconcave"
-        taller = -min(losses.values()) if losses else 0.0
         out[name] = {
             "note": (
                 f"{100 * taller:.0f}% taller than its neighbours: the mask may hold a disc or part of the next "
@@ -250,8 +321,60 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
             "height_loss": round(loss, 3),
             "genant_grade": grade,
             "shape": shape if grade else None,
-            "reference": (
-                "unfractured neighbours " + ", ".join(nbs) if nbs else "the level itself (no unfractured neighbour)"
-            ),
+            "reference": _reference_text(name, nbs),
         }
     return out
+
+
+def _ratios(h: dict) -> dict[str, float]:
+    return {"wedge": h["anterior"] / h["posterior"], "biconcave": h["middle"] / h["posterior"]}
+
+
+def _population_ratios(name: str) -> dict[str, float]:
+    shape = POPULATION_BODY[name]
+    return {"wedge": shape.anterior_ratio, "biconcave": shape.middle_ratio}
+
+
+def _expected_shape(name: str, refs: list[str], measured: dict) -> tuple[dict[str, float], dict[str, float]]:
+    """Expected intact heights (mm) and ratios of level ``name`` from its unfractured neighbours ``refs``.
+
+    With the level and its neighbours in :data:`POPULATION_BODY`: the population's shape of the level,
+    scaled by the mean of each neighbour's measured value over its population value (McCloskey et al.,
+    Osteoporos Int 1993, predict a body's heights from its neighbours and level-specific normal ratios in
+    this way); otherwise the neighbours' own heights and ratios, averaged.
+    """
+    usable = [m for m in refs if m in POPULATION_BODY] if name in POPULATION_BODY else []
+    if not refs:  # no reference level: the population's body as it is (a patient's size varies by +-10 %)
+        shape = POPULATION_BODY[name]
+        expected = {
+            "posterior": shape.posterior_mm,
+            "anterior": shape.posterior_mm * shape.anterior_ratio,
+            "middle": shape.posterior_mm * shape.middle_ratio,
+        }
+        return expected, _population_ratios(name)
+    if not usable:
+        expected = {w: float(np.mean([measured[m][w] for m in refs])) for w in WALLS}
+        ratios = {k: float(np.mean([_ratios(measured[m])[k] for m in refs])) for k in ("wedge", "biconcave")}
+        return expected, ratios
+    own = _population_ratios(name)
+    ratios = {
+        k: own[k] * float(np.mean([_ratios(measured[m])[k] / _population_ratios(m)[k] for m in usable])) for k in own
+    }
+    posterior = POPULATION_BODY[name].posterior_mm * float(
+        np.mean([measured[m]["posterior"] / POPULATION_BODY[m].posterior_mm for m in usable])
+    )
+    expected = {
+        "posterior": posterior,
+        "anterior": posterior * ratios["wedge"],
+        "middle": posterior * ratios["biconcave"],
+    }
+    return expected, ratios
+
+
+def _reference_text(name: str, refs: list[str]) -> str:
+    if not refs:
+        if name in POPULATION_BODY:
+            return f"the normal {name} of a population (no unfractured level near it)"
+        return "the level itself (no unfractured neighbour)"
+    shaped = name in POPULATION_BODY and any(m in POPULATION_BODY for m in refs)
+    return "unfractured neighbours " + ", ".join(refs) + (" with the normal shape of each level" if shaped else "")

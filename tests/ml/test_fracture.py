@@ -4,18 +4,22 @@ import numpy as np
 import pytest
 
 from bonescreen.errors import BoneScreenError
-from bonescreen.fracture import assess_fractures, body_heights, genant_grade, spine_axes
+from bonescreen.fracture import POPULATION_BODY, assess_fractures, body_heights, genant_grade, spine_axes
 from bonescreen.labels import LEVEL_NAMES
 from bonescreen.pipeline.bone_health import bone_status, exclusions, level_fractures, overall_density
 
 HEIGHT, DEPTH, WIDTH, DISC = 27.0, 36.0, 42.0, 9.0
 
 
-def tilted_spine(dz: float, tilt_deg: float, shapes: dict[int, tuple[str, float]]) -> np.ndarray:
+def tilted_spine(
+    dz: float, tilt_deg: float, shapes: dict[int, tuple[str, float]], normal_shape: bool = False
+) -> np.ndarray:
     """Five box-like bodies (L5 lowest) stacked along a spine tilted by ``tilt_deg`` in the sagittal plane.
 
     ``shapes``: level id -> (``wedge`` | ``biconcave`` | ``crush``, height loss). A wedge loses height
     toward the front (none over the back fifth), a biconcave body in its middle, a crush body everywhere.
+    With ``normal_shape`` each intact body has its level's normal heights (:data:`POPULATION_BODY`: a
+    lumbar body grows taller in front from L1 to L5), else all are ``HEIGHT`` tall boxes.
     Returns level ids (z, y, x) at (dz, 0.8, 0.8) mm; rows anterior -> posterior.
     """
     dy = dx = 0.8
@@ -31,6 +35,11 @@ def tilted_spine(dz: float, tilt_deg: float, shapes: dict[int, tuple[str, float]
         centre = (i - 2) * (HEIGHT + DISC)
         share = (DEPTH / 2 - v) / DEPTH  # 0 posterior wall, 1 anterior wall
         half = np.full(v.shape, HEIGHT / 2)
+        if normal_shape:  # posterior height, rising linearly to the anterior ratio, a shallow dip in the middle
+            normal = POPULATION_BODY[LEVEL_NAMES[level]]
+            front = 1 + (normal.anterior_ratio - 1) * np.clip((share - 0.2) / 0.6, 0, 1)
+            dip = normal.middle_ratio / (1 + (normal.anterior_ratio - 1) * 0.5)
+            half = normal.posterior_mm / 2 * front * (1 - (1 - dip) * np.clip(1 - ((share - 0.5) / 0.35) ** 2, 0, 1))
         kind, loss = shapes.get(level, ("none", 0.0))
         if kind == "wedge":
             half = half * (1 - loss * np.clip((share - 0.2) / 0.5, 0, 1))
@@ -66,7 +75,7 @@ def test_heights_of_a_tilted_spine_within_a_slice(dz):
 
 
 def test_wedge_biconcave_and_crush_graded_against_the_level_and_its_neighbours():
-    body = tilted_spine(1.0, 8.0, {2: ("wedge", 0.45), 4: ("crush", 0.3), 5: ("biconcave", 0.22)})
+    body = tilted_spine(1.0, 8.0, {2: ("wedge", 0.45), 4: ("crush", 0.3), 5: ("biconcave", 0.23)}, normal_shape=True)
     found = level_fractures(body, (1.0, 0.8, 0.8))
     assert (found["L2"]["genant_grade"], found["L2"]["shape"]) == (3, "wedge")
     assert (found["L4"]["genant_grade"], found["L4"]["shape"]) == (2, "crush")
@@ -108,3 +117,56 @@ def test_too_small_or_wrong_masks():
     assert assess_fractures({"L1": None}, list(LEVEL_NAMES.values())) == {}
     cut = tilted_spine(1.0, 0.0, {})[60:]  # the scan starts inside L4: its height is unknown, L3's is not
     assert body_heights(cut == 4, (1.0, 0.8, 0.8)) is None and body_heights(cut == 3, (1.0, 0.8, 0.8)) is not None
+
+
+def test_a_normal_spine_by_level_is_not_fractured_and_losses_are_read_against_the_levels_shape():
+    """A normal L1 is wedged (Ha/Hp about 0.89) and L5 taller in front: against the population's shape
+    of each level neither is a fracture; the same L1 with its front 30 % lower is grade 2."""
+    normal = {
+        name: {
+            "posterior": 1.05 * s.posterior_mm,
+            "anterior": 1.05 * s.posterior_mm * s.anterior_ratio,
+            "middle": 1.05 * s.posterior_mm * s.middle_ratio,
+        }
+        for name, s in POPULATION_BODY.items()
+    }
+    order = list(LEVEL_NAMES.values())
+    found = assess_fractures(normal, order)
+    assert all(f["genant_grade"] == 0 and f["height_loss"] < 0.02 for f in found.values()), found
+    broken = {**normal, "L1": {**normal["L1"], "anterior": 0.7 * normal["L1"]["anterior"]}}
+    found = assess_fractures(broken, order)
+    assert (found["L1"]["genant_grade"], found["L1"]["shape"]) == (2, "wedge")
+    assert found["L1"]["height_loss"] == pytest.approx(0.3, abs=0.01)
+    assert "normal shape of each level" in found["L1"]["reference"]
+    # two crushed neighbours: L3 is read against L1 and L5; alone, against the population's body
+    crushed = {**normal, **{n: {w: 0.6 * h for w, h in normal[n].items()} for n in ("L2", "L4")}}
+    found = assess_fractures(crushed, order)
+    assert found["L3"]["genant_grade"] == 0 and found["L3"]["reference"].startswith("unfractured neighbours L1, L5")
+    assert found["L2"]["genant_grade"] == found["L4"]["genant_grade"] == 3
+    alone = assess_fractures({"L3": normal["L3"]}, order)["L3"]
+    assert alone["genant_grade"] == 0 and "population" in alone["reference"]
+
+
+@pytest.mark.parametrize("shape", ["wedge", "biconcave", "crush"])
+def test_phantom_fracture_truth_is_the_loss_its_body_shows(shape):
+    """The phantom's recorded loss and grade are what its rendered body shows: the warp is solved so that
+    the worst wall's height against the same body intact (measured as scans are) is the drawn loss; wedge
+    and biconcave fractures keep the posterior wall."""
+    from bonescreen.phantom.findings import Findings, Fracture
+    from bonescreen.phantom.scene import draw_scene, true_body_heights
+
+    rng = np.random.default_rng(7)
+    scene = draw_scene(rng, Findings(fractures={3: Fracture(1, shape, 0.22)}), randomize=False, patient_vbmd=90.0)
+    fracture = scene.findings.fractures[3]
+    bone = next(b for b in scene.bones if b.spine_id == 3)
+    assert bone.fracture is fracture and fracture.warp is not None
+    broken = true_body_heights(bone)
+    bone.fracture = None
+    intact = true_body_heights(bone)
+    losses = {w: 1.0 - broken[w] / intact[w] for w in intact}
+    assert max(losses.values()) == pytest.approx(fracture.loss, abs=0.004)
+    assert fracture.grade == genant_grade(fracture.loss) == 1
+    if shape != "crush":
+        assert losses["posterior"] < 0.03
+    else:
+        assert min(losses.values()) > 0.18

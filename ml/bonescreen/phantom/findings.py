@@ -22,6 +22,9 @@ from scipy import ndimage
 from ..errors import BoneScreenError
 from ..fracture import genant_grade
 
+#: A biconcave fracture's depression reaches zero at this squared distance from the body's centre (in
+#: half-depths): the anterior and posterior rims keep their height, as in a real biconcave fracture.
+BICONCAVE_RIM_R2 = 0.4
 #: Fracture shapes (Genant): which part of the body loses height.
 FRACTURE_SHAPES = ("wedge", "biconcave", "crush")
 #: Height reduction drawn for each Genant grade, inside the grade's band (Genant et al. 1993) with a margin.
@@ -35,11 +38,23 @@ RIB_VARIANTS = ("normal", "no_t12_ribs", "l1_ribs")
 
 @dataclass(frozen=True)
 class Fracture:
-    """A vertebral body fracture: Genant ``grade`` (1-3), ``shape`` (:data:`FRACTURE_SHAPES`), ``loss`` (fraction)."""
+    """A vertebral body fracture: Genant ``grade`` (1-3), ``shape`` (:data:`FRACTURE_SHAPES`), ``loss`` (fraction).
+
+    ``loss`` is the height reduction of the fractured wall against the same vertebra intact (Genant et al.
+    1993: against the expected height). ``warp`` is the depth :func:`fracture_warp` collapses the body by at
+    its most affected point; None until :func:`~.scene.realize_fracture` has solved it for a placed body,
+    and then the body's measured heights show ``loss``.
+    """
 
     grade: int
     shape: str
     loss: float
+    warp: float | None = None
+
+    @property
+    def depth(self) -> float:
+        """The warp's depth (fraction of the body's height): ``warp`` once solved, else ``loss``."""
+        return self.loss if self.warp is None else self.warp
 
     def __post_init__(self) -> None:
         if self.shape not in FRACTURE_SHAPES:
@@ -172,13 +187,14 @@ def fracture_warp(tp: np.ndarray, fracture: Fracture, lo: np.ndarray, hi: np.nda
     lo, hi = np.asarray(lo, float) + 6.0, np.asarray(hi, float) - 6.0
     c, half = (lo + hi) / 2, (hi - lo) / 2
     u = (tp[0] - lo[0]) / (2 * half[0])  # 0 at the posterior wall, 1 at the anterior
-    if fracture.shape == "wedge":  # full loss over the front third, none at the posterior wall
-        loss = fracture.loss * np.clip((u - 0.1) / 0.6, 0.0, 1.0)
-    elif fracture.shape == "biconcave":
+    depth = fracture.depth
+    if fracture.shape == "wedge":  # full loss over the front third, none over the posterior fifth
+        loss = depth * np.clip((u - 0.2) / 0.5, 0.0, 1.0)
+    elif fracture.shape == "biconcave":  # the middle of the endplates sinks; the rim keeps its height
         r2 = ((tp[0] - c[0]) / half[0]) ** 2 + ((tp[1] - c[1]) / half[1]) ** 2
-        loss = fracture.loss * np.clip(1.0 - r2, 0.0, 1.0)
+        loss = depth * np.clip(1.0 - r2 / BICONCAVE_RIM_R2, 0.0, 1.0)
     else:  # crush: the whole body, front, middle and back alike
-        loss = np.full(tp.shape[1:], fracture.loss)
+        loss = np.full(tp.shape[1:], depth)
     loss = np.where(tp[0] > lo[0] - 2.0, loss, 0.0)  # posterior elements keep their height
     out = tp.copy()
     out[2] = c[2] + (tp[2] - c[2]) / (1.0 - loss)

@@ -31,7 +31,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..attenuation import Mixture, Spectrum, enhanced, hounsfield, mean_marrow_fat, tissue, trabecular_bone
-from ..fracture import HEIGHT_BANDS
+from ..errors import BoneScreenError
+from ..fracture import body_heights, genant_grade
 from .findings import Findings, Fracture, draw_findings, fracture_warp, metal_streaks
 from .shapes import Template, load_templates
 
@@ -152,39 +153,62 @@ class Scene:
         return bone_hu(vbmd, self.marrow_fat, self.marrow_iodine, self.spectrum)
 
 
-def true_body_heights(bone: PlacedBone, step_mm: float = 0.25) -> dict[str, float] | None:
+def true_body_heights(bone: PlacedBone, step_mm: float = 0.5) -> dict[str, float] | None:
     """Anterior, middle and posterior heights (mm) of a placed vertebral body, fracture included.
 
-    The bands of the body's depth are :data:`bonescreen.fracture.HEIGHT_BANDS`, which measures volumes.
-
-    Read in the body's own frame, as the median over sagittal planes within 4 mm of the midline, from
-    the body template as the renderer samples it (:func:`~.findings.fracture_warp`), scaled as the
-    bone was placed; None for a bone without a body template.
+    The body template as the renderer samples it (:func:`~.findings.fracture_warp`), scaled as the bone
+    was placed, is voxelized on a ``step_mm`` grid in the body's own frame and measured by
+    :func:`bonescreen.fracture.body_heights` along the body's own axis: the truth and a scan's measurement
+    share every definition (slab, depth, bands), and differ only by the scan's voxels and the axis it finds.
+    None for a bone without a body template.
     """
     if bone.body is None:
         return None
-    t = bone.body
-    lo, hi = t.extent
+    lo, hi = bone.body.extent
     scale = 1.0 / np.linalg.norm(bone.m, axis=1)  # template axis i is scaled by scale[i] into the world
-    inside_xy = (t.sdf < 0).any(axis=2)
-    yc = float(lo[1] + np.nonzero(inside_xy.any(axis=0))[0].mean())
-    xs = np.arange(lo[0], hi[0] + 1e-6, 0.5)
-    ys = yc + np.arange(-4.0, 4.01, 1.0)  # +-4 mm about the midline: the meshes have a seam there
-    zs = np.arange(lo[2], hi[2] + 1e-6, step_mm)
-    tp = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"))
+    axes = [np.arange(a, b + 1e-6, step_mm / s) for a, b, s in zip(lo, hi, scale, strict=True)]
+    tp = np.stack(np.meshgrid(*axes, indexing="ij")).astype(np.float32)
     if bone.fracture is not None:
         tp = fracture_warp(tp, bone.fracture, lo, hi)
-    heights = np.median((t.sample(tp) < 0).sum(axis=2), axis=1) * step_mm * scale[2]
-    cols = np.nonzero(heights > 0)[0]
-    if cols.size < 3:
-        return None
-    depth = xs[cols[-1]] - xs[cols[0]]
-    u = (xs - xs[cols[0]]) / depth  # 0 at the posterior wall (template x runs anterior)
-    out = {}
-    for name, (a, b) in HEIGHT_BANDS.items():
-        band = heights[(u >= a) & (u <= b)]
-        out[name] = float(band.min() if name == "middle" else band.max())
-    return out
+    inside = bone.body.sample(tp) < 0  # (x anterior, y lateral, z superior)
+    body = np.ascontiguousarray(np.transpose(inside[::-1], (2, 0, 1)))  # (z, rows anterior -> posterior, cols)
+    heights = body_heights(body, (step_mm, step_mm, step_mm))
+    return None if heights is None else {k: heights[k] for k in ("posterior", "middle", "anterior")}
+
+
+def realize_fracture(bone: PlacedBone, fracture: Fracture, tolerance: float = 0.003) -> Fracture:
+    """The fracture with the warp depth that gives ``fracture.loss`` on this body, as the truth records it.
+
+    A fracture's loss is the height reduction of its worst wall (anterior, middle or posterior, bands
+    of :data:`bonescreen.fracture.HEIGHT_BANDS`) against the same body intact, Genant et al. 1993's
+    comparison with the expected height. The warp's depth is scaled until :func:`true_body_heights` of
+    the fractured body shows that loss (a few iterations); the grade and loss returned are the ones the
+    body then has, so ``cases.csv`` records what the image holds.
+
+    Raises
+    ------
+    BoneScreenError
+        If ``bone`` has no body template.
+    """
+    if bone.body is None:
+        raise BoneScreenError("a fracture needs a vertebral body")
+    saved = bone.fracture
+    bone.fracture = None
+    intact = true_body_heights(bone)
+    depth, realized = fracture.loss, fracture.loss
+    try:
+        for _ in range(6):
+            bone.fracture = Fracture(fracture.grade, fracture.shape, fracture.loss, depth)
+            broken = true_body_heights(bone)
+            if intact is None or broken is None:
+                return fracture
+            realized = max(1.0 - broken[w] / intact[w] for w in intact)
+            if abs(realized - fracture.loss) <= tolerance:
+                break
+            depth = float(np.clip(depth * fracture.loss / max(realized, 1e-3), 0.02, 0.85))
+    finally:
+        bone.fracture = saved
+    return Fracture(genant_grade(realized), fracture.shape, float(realized), depth)
 
 
 def bone_hu(vbmd: float, marrow_fat: float, iodine_mg_ml: float, spectrum: Spectrum) -> float:
@@ -475,9 +499,9 @@ def draw_scene(
 def _place_findings(rng, findings: Findings, bones: list[PlacedBone], hu_of) -> list[Tube]:
     """Put the fractures and cement into their vertebrae; return the screws and rods (titanium tubes)."""
     by_id = {b.spine_id: b for b in bones if b.spine_id}
-    for sid, fracture in findings.fractures.items():
-        if sid in by_id:
-            by_id[sid].fracture = fracture
+    for sid, fracture in list(findings.fractures.items()):
+        if sid in by_id and by_id[sid].body is not None:
+            by_id[sid].fracture = findings.fractures[sid] = realize_fracture(by_id[sid], fracture)
     for sid in findings.cement:
         if sid in by_id:
             by_id[sid].cement_hu = hu_of(tissue("bone_cement", rng.uniform(0.9, 1.1)))
@@ -734,7 +758,7 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
             reach = DISC_REACH_MM
             if bone.fracture is not None:  # the collapse opens the gap by up to loss x half the body's height
                 half_height = (hi[2] - lo[2]) / 2 - 6.0
-                reach = (DISC_REACH_MM + bone.fracture.loss * half_height) / (1.0 - bone.fracture.loss)
+                reach = (DISC_REACH_MM + bone.fracture.depth * half_height) / (1.0 - bone.fracture.depth)
             below = bone.body.sample_plane(low, tp) - tp[2]
             above = tp[2] - bone.body.sample_plane(high, tp)
             depth = bone.body.sample_plane(outline, tp, outside=-1.0)
