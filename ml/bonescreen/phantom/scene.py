@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from ..attenuation import Mixture, Spectrum, enhanced, hounsfield, mean_marrow_fat, tissue, trabecular_bone
 from ..errors import BoneScreenError
-from ..fracture import body_heights, genant_grade
+from ..fracture import SLAB_MM, body_heights, genant_grade
 from .findings import Findings, Fracture, draw_findings, fracture_warp, metal_streaks
 from .shapes import Template, load_templates
 
@@ -167,6 +167,10 @@ def true_body_heights(bone: PlacedBone, step_mm: float = 0.5) -> dict[str, float
     lo, hi = bone.body.extent
     scale = 1.0 / np.linalg.norm(bone.m, axis=1)  # template axis i is scaled by scale[i] into the world
     axes = [np.arange(a, b + 1e-6, step_mm / s) for a, b, s in zip(lo, hi, scale, strict=True)]
+    # only the sagittal slab body_heights reads (its centre is the body's lateral middle), for speed
+    lateral = lo[1] + np.nonzero((bone.body.sdf < 0).any(axis=(0, 2)))[0].mean()
+    reach = (SLAB_MM + 2.0) / scale[1]
+    axes[1] = axes[1][np.abs(axes[1] - lateral) <= reach]
     tp = np.stack(np.meshgrid(*axes, indexing="ij")).astype(np.float32)
     if bone.fracture is not None:
         tp = fracture_warp(tp, bone.fracture, lo, hi)
