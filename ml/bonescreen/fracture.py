@@ -15,12 +15,15 @@ unfractured neighbours. A normal lumbar body is not a rectangle, and its shape c
 (wedged, concave endplates) to L5 (taller in front): each ratio is divided by the one this level
 should have, which is the population's normal shape of the level (:data:`POPULATION_BODY`) scaled by
 how the patient's unfractured neighbours compare with their levels' normal shapes (McCloskey et al.
-1993 predict a body's heights from its neighbours and level-specific normal ratios). Without an
-unfractured neighbour the levels two away serve; without those, the population's body alone. The
-height loss is the largest of the three losses (1 - ratio); its Genant grade (Genant et al., J Bone
-Miner Res 1993): 0 below 20 %, 1 (mild) 20-25 %, 2 (moderate) 25-40 %, 3 (severe) 40 % or more. The
-shape: crush when the posterior height lost about as much as the body (:data:`CRUSH_SHARE`), else
-wedge or biconcave by which of the two ratios is lower.
+1993 predict a body's heights from its neighbours and level-specific normal ratios); and, as
+Genant's semi-quantitative reading compares a body with the height it should have, each height is
+compared with the one the adjacent unfractured bodies predict (a wedge fracture often takes some
+posterior height too, which ``Ha/Hp`` alone would miss). Without an unfractured neighbour the levels
+two away serve, and without those the population's body, for the shape ratios only (their size says
+little about this body's). The height loss is the largest of these losses; its Genant grade (Genant et
+al., J Bone Miner Res 1993): 0 below 20 %, 1 (mild) 20-25 %, 2 (moderate) 25-40 %, 3 (severe) 40 % or
+more. The shape: crush when the posterior height lost about as much as the body (:data:`CRUSH_SHARE`),
+else wedge or biconcave by which of the anterior and middle heights lost more.
 """
 
 from __future__ import annotations
@@ -283,27 +286,26 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
             continue
         # the unfractured neighbours; else the nearest unfractured levels two away (two fractures side by
         # side); else, for a lumbar level, the population's normal body alone
-        nbs = neighbours(i, normal) or [order[j] for j in (i - 2, i + 2) if 0 <= j < len(order) and order[j] in normal]
+        near = neighbours(i, normal)
+        refs = near or [order[j] for j in (i - 2, i + 2) if 0 <= j < len(order) and order[j] in normal]
         ratios = _ratios(h)
         losses, taller = {}, 0.0
-        if nbs or name in POPULATION_BODY:
-            expected, expected_ratios = _expected_shape(name, nbs, measured)
+        if refs or name in POPULATION_BODY:
+            expected, expected_ratios = _expected_shape(name, refs, measured)
             ratios = {k: v / expected_ratios[k] for k, v in ratios.items()}
-            ratios["crush"] = h["posterior"] / expected["posterior"]
-            # the front and the middle against the body's own posterior wall (wedge, biconcavity), the
-            # posterior wall against the one expected from the neighbours (crush); not compounded, so that
-            # the spread of normal ratios and heights between levels is not counted twice
-            losses = {
-                "anterior": 1.0 - ratios["wedge"],
-                "middle": 1.0 - ratios["biconcave"],
-                "posterior": 1.0 - ratios["crush"],
-            }
             taller = max(h[w] / expected[w] for w in WALLS) - 1.0
+            if near:  # each height against the one the adjacent bodies predict (Genant's reading: a wedge
+                # often takes some posterior height too, which Ha/Hp alone would miss); levels farther away
+                # and the population differ too much in size for that: their shape ratios only
+                losses = {w: 1.0 - h[w] / expected[w] for w in WALLS}
+                ratios["crush"] = 1.0 - losses["posterior"]
         loss = max(0.0, 1.0 - min(ratios.values()), *losses.values())
         grade = genant_grade(loss)
         if losses and losses["posterior"] >= CRUSH_SHARE * loss:
             shape = "crush"  # the posterior wall has lost about as much as the rest: the whole body
-        elif ratios["wedge"] <= ratios["biconcave"]:
+        elif max(1.0 - ratios["wedge"], losses.get("anterior", 0.0)) >= max(
+            1.0 - ratios["biconcave"], losses.get("middle", 0.0)
+        ):
             shape = "wedge"
         else:
             shape = "biconcave"
@@ -321,7 +323,7 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
             "height_loss": round(loss, 3),
             "genant_grade": grade,
             "shape": shape if grade else None,
-            "reference": _reference_text(name, nbs),
+            "reference": _reference_text(name, refs),
         }
     return out
 
