@@ -4,9 +4,10 @@ Voxelizes the mean shape of L2-L5 of a statistical shape model built from 87 pat
 (Clouthier et al., J Biomech 2023;146:111421; aclouthier/morphable-lumbar-model, MIT; the mesh is in
 ``../shared/data/shapes/lumbar-ssm-mean``) at 0.5 mm, keeps each vertebra's body (the front 46 mm of
 the vertebra: the body and the canal, not the arch), measures it with ``bonescreen.fracture.body_heights``
-(the same bands as every scan) and prints, per level, the posterior height (mm) and the anterior/posterior
-and middle/posterior ratios; L1, which the model does not hold, by a straight-line fit over L2-L5
-carried one level up. The printed dictionary is ``bonescreen.fracture.POPULATION_BODY``.
+along the spine's axis through the neighbouring bodies, as a scan is measured, and prints, per level,
+the posterior height (mm) and the anterior/posterior and middle/posterior ratios; L1, which the model
+does not hold: its ratios by a straight-line fit over L2-L5 carried one level up, its posterior height
+L2's. The printed dictionary is ``bonescreen.fracture.POPULATION_BODY``.
 
     .venv/bin/python scripts/population_body_shape.py [../shared/data/shapes/lumbar-ssm-mean]
 """
@@ -20,7 +21,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from bonescreen.fracture import body_heights
+from bonescreen.fracture import body_heights, spine_axes
 from bonescreen.phantom.meshes import voxelize
 
 STEP = 0.5  # mm
@@ -38,24 +39,33 @@ def main() -> None:
     )
     _, part = connected_components(edges, directed=False)
     parts = sorted(set(part), key=lambda p: -vertices[part == p, 2].mean())  # head to tail: L2, L3, L4, L5
-    table = {}
-    for level, p in zip(("L2", "L3", "L4", "L5"), parts, strict=True):
+    lo = vertices.min(0) - 2.0
+    shape = tuple(int(s) for s in np.ceil((vertices.max(0) + 2.0 - lo) / STEP))
+    bodies = np.zeros(shape, np.uint8)  # (x anterior, y lateral, z superior), one grid for the four
+    for level, p in zip((2, 3, 4, 5), parts, strict=True):
         keep = part == p
         index = np.cumsum(keep) - 1
-        tri = index[faces[keep[faces[:, 0]]]]
         v = vertices[keep]
-        lo = v.min(0) - 2.0
-        shape = tuple(int(s) for s in np.ceil((v.max(0) + 2.0 - lo) / STEP))
-        inside = voxelize(v, tri, lo, shape, STEP)
+        inside = voxelize(v, index[faces[keep[faces[:, 0]]]], lo, shape, STEP)
         x = lo[0] + np.arange(shape[0]) * STEP
         inside[x < v[:, 0].max() - BODY_FRONT_MM] = False
-        # to BoneScreen's (z, rows anterior -> posterior, columns) order
-        body = np.ascontiguousarray(np.transpose(inside[::-1], (2, 0, 1)))
-        h = body_heights(body, (STEP, STEP, STEP))
-        table[level] = (h["posterior"], h["anterior"] / h["posterior"], h["middle"] / h["posterior"])
+        bodies[inside] = level
+    # to BoneScreen's (z, rows anterior -> posterior, columns) order, measured as a scan is: along the
+    # spine's axis through the neighbouring bodies
+    bodies = np.ascontiguousarray(np.transpose(bodies[::-1], (2, 0, 1)))
+    spacing = (STEP, STEP, STEP)
+    axes = spine_axes(bodies, spacing, [5, 4, 3, 2])
+    table = {}
+    for level in (2, 3, 4, 5):
+        h = body_heights(bodies == level, spacing, axes.get(level))
+        if h is None:
+            raise SystemExit(f"L{level} of {folder} could not be measured: is the mesh the SSM's mean L2-L5?")
+        table[f"L{level}"] = (h["posterior"], h["anterior"] / h["posterior"], h["middle"] / h["posterior"])
     levels = np.arange(2, 6)
-    fits = [np.polyfit(levels, [table[f"L{i}"][k] for i in levels], 1) for k in range(3)]
-    table = {"L1": tuple(float(np.polyval(f, 1)) for f in fits), **table}
+    fits = [np.polyfit(levels, [table[f"L{i}"][k] for i in levels], 1) for k in (1, 2)]
+    # L1's ratios carried up the line through L2-L5; its posterior height held at L2's (the line would
+    # be pulled up by L5's short posterior wall: posterior heights barely change from L1 to L4)
+    table = {"L1": (table["L2"][0], *(float(np.polyval(f, 1)) for f in fits)), **table}
     print("POPULATION_BODY = {")
     for level, (posterior, ap, mp) in table.items():
         print(f'    "{level}": BodyShape({posterior:.1f}, {ap:.3f}, {mp:.3f}),')

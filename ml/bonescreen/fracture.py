@@ -72,16 +72,17 @@ class BodyShape(NamedTuple):
 
 
 #: The normal lumbar body by level: the mean shape of L2-L5 of 87 patients' CT (Clouthier et al.,
-#: J Biomech 2023;146:111421), measured with :func:`body_heights` as every scan is; L1 carried one level
-#: up a straight line through L2-L5 (the model has no L1). Made by ``scripts/population_body_shape.py``.
-#: Lumbar bodies grow taller in front and flatter in the middle from L1 to L5: a level's expected
-#: shape is this one scaled by how the patient's unfractured levels compare with theirs.
+#: J Biomech 2023;146:111421), measured with :func:`body_heights` along the spine's axis as every scan
+#: is; L1's ratios carried one level up a straight line through L2-L5, its posterior height L2's (the
+#: model has no L1). Made by ``scripts/population_body_shape.py``. Lumbar bodies grow taller in front
+#: and flatter in the middle from L1 to L5: a level's expected shape is this one scaled by how the
+#: patient's unfractured levels compare with theirs.
 POPULATION_BODY = {
-    "L1": BodyShape(30.7, 0.892, 0.808),
-    "L2": BodyShape(29.8, 0.958, 0.877),
-    "L3": BodyShape(29.1, 1.030, 0.898),
-    "L4": BodyShape(28.0, 1.071, 0.964),
-    "L5": BodyShape(27.3, 1.163, 1.034),
+    "L1": BodyShape(29.5, 0.908, 0.847),
+    "L2": BodyShape(29.5, 0.987, 0.881),
+    "L3": BodyShape(29.4, 1.021, 0.888),
+    "L4": BodyShape(28.2, 1.053, 0.923),
+    "L5": BodyShape(25.6, 1.178, 0.958),
 }
 
 
@@ -257,16 +258,19 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
         return [order[j] for j in (i - 1, i + 1) if 0 <= j < len(order) and order[j] in among]
 
     # first pass: the level's own ratios (against its level's normal shape) and its posterior height
-    # against the spine's typical one (the median over the measured levels, each against its level's normal
-    # height: robust to one or two fractured levels); the levels that pass serve as the references of the second
+    # against the spine's typical one (the upper quartile over the measured levels, each against its
+    # level's normal height: it holds while fewer than three in four levels are crushed); the levels that
+    # pass serve as the references of the second
     def relative_posterior(name: str) -> float:
-        shape = POPULATION_BODY.get(name)
-        return measured[name]["posterior"] / (shape.posterior_mm if shape else 1.0)
+        return measured[name]["posterior"] / POPULATION_BODY[name].posterior_mm
 
     pop_levels = [n for n in measured if n in POPULATION_BODY]
-    typical_pop = float(np.median([relative_posterior(n) for n in pop_levels])) if pop_levels else None
-    typical_raw = float(np.median([measured[n]["posterior"] for n in measured])) if measured else None
-    normal = set()
+    other = [n for n in measured if n not in POPULATION_BODY]
+    typical = {
+        "population": float(np.percentile([relative_posterior(n) for n in pop_levels], 75)) if pop_levels else 1.0,
+        "raw": float(np.percentile([measured[n]["posterior"] for n in other], 75)) if other else 1.0,
+    }
+    size, normal = {}, set()
     for name in order:
         if name not in measured:
             continue
@@ -274,10 +278,10 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
         if name in POPULATION_BODY:  # a normal L1 is wedged and its endplates concave: against its level's shape
             own = _population_ratios(name)
             shape_ok = min(v / own[k] for k, v in _ratios(measured[name]).items()) >= NORMAL_SHAPE_RATIO
-            size = relative_posterior(name) / typical_pop
+            size[name] = relative_posterior(name) / typical["population"]
         else:
-            size = measured[name]["posterior"] / typical_raw
-        if shape_ok and NORMAL_NEIGHBOUR_RATIO <= size <= 1 / NORMAL_NEIGHBOUR_RATIO:
+            size[name] = measured[name]["posterior"] / typical["raw"]
+        if shape_ok and NORMAL_NEIGHBOUR_RATIO <= size[name] <= 1 / NORMAL_NEIGHBOUR_RATIO:
             normal.add(name)  # neither short nor much taller than the spine's bodies (a mask holding a disc)
     out = {}
     for i, name in enumerate(order):
@@ -293,12 +297,14 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
         if refs or name in POPULATION_BODY:
             expected, expected_ratios = _expected_shape(name, refs, measured)
             ratios = {k: v / expected_ratios[k] for k, v in ratios.items()}
-            taller = max(h[w] / expected[w] for w in WALLS) - 1.0
             if near:  # each height against the one the adjacent bodies predict (Genant's reading: a wedge
-                # often takes some posterior height too, which Ha/Hp alone would miss); levels farther away
-                # and the population differ too much in size for that: their shape ratios only
+                # often takes some posterior height too, which Ha/Hp alone would miss)
                 losses = {w: 1.0 - h[w] / expected[w] for w in WALLS}
                 ratios["crush"] = 1.0 - losses["posterior"]
+                taller = max(h[w] / expected[w] for w in WALLS) - 1.0
+            elif len(size) > 1:  # levels farther away differ too much in size for each height: the shape
+                # ratios, and the posterior height against the spine's typical one (a crush)
+                losses = {"posterior": 1.0 - min(size[name], 1.0)}
         loss = max(0.0, 1.0 - min(ratios.values()), *losses.values())
         grade = genant_grade(loss)
         if losses and losses["posterior"] >= CRUSH_SHARE * loss:
@@ -323,7 +329,7 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
             "height_loss": round(loss, 3),
             "genant_grade": grade,
             "shape": shape if grade else None,
-            "reference": _reference_text(name, refs),
+            "reference": _reference_text(name, refs, bool(near)),
         }
     return out
 
@@ -338,12 +344,13 @@ def _population_ratios(name: str) -> dict[str, float]:
 
 
 def _expected_shape(name: str, refs: list[str], measured: dict) -> tuple[dict[str, float], dict[str, float]]:
-    """Expected intact heights (mm) and ratios of level ``name`` from its unfractured neighbours ``refs``.
+    """Expected intact heights (mm) and ratios of level ``name`` from its unfractured reference levels ``refs``.
 
-    With the level and its neighbours in :data:`POPULATION_BODY`: the population's shape of the level,
-    scaled by the mean of each neighbour's measured value over its population value (McCloskey et al.,
+    With the level and its references in :data:`POPULATION_BODY`: the population's shape of the level,
+    scaled by the mean of each reference's measured value over its population value (McCloskey et al.,
     Osteoporos Int 1993, predict a body's heights from its neighbours and level-specific normal ratios in
-    this way); otherwise the neighbours' own heights and ratios, averaged.
+    this way); with no reference, the population's shape of the level as it is; otherwise the references'
+    own heights and ratios, averaged.
     """
     usable = [m for m in refs if m in POPULATION_BODY] if name in POPULATION_BODY else []
     if not refs:  # no reference level: the population's body as it is (a patient's size varies by +-10 %)
@@ -373,10 +380,12 @@ def _expected_shape(name: str, refs: list[str], measured: dict) -> tuple[dict[st
     return expected, ratios
 
 
-def _reference_text(name: str, refs: list[str]) -> str:
+def _reference_text(name: str, refs: list[str], adjacent: bool) -> str:
     if not refs:
         if name in POPULATION_BODY:
             return f"the normal {name} of a population (no unfractured level near it)"
         return "the level itself (no unfractured neighbour)"
-    shaped = name in POPULATION_BODY and any(m in POPULATION_BODY for m in refs)
-    return "unfractured neighbours " + ", ".join(refs) + (" with the normal shape of each level" if shaped else "")
+    shaped = name in POPULATION_BODY and [m for m in refs if m in POPULATION_BODY]
+    used = shaped or refs
+    where = "unfractured neighbours " if adjacent else "unfractured levels two away "
+    return where + ", ".join(used) + (" with the normal shape of each level" if shaped else "")

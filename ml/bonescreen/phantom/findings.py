@@ -52,7 +52,7 @@ class Fracture:
     warp: float | None = None
 
     @property
-    def depth(self) -> float:
+    def warp_depth(self) -> float:
         """The warp's depth (fraction of the body's height): ``warp`` once solved, else ``loss``."""
         return self.loss if self.warp is None else self.warp
 
@@ -62,6 +62,8 @@ class Fracture:
         if genant_grade(self.loss) != self.grade:
             grade = genant_grade(self.loss)
             raise BoneScreenError(f"a height loss of {self.loss:.2f} is Genant grade {grade}, not {self.grade}")
+        if self.warp is not None and not 0.0 <= self.warp < 1.0:
+            raise BoneScreenError(f"a fracture's warp depth is a fraction in [0, 1), got {self.warp}")
 
     @classmethod
     def draw(cls, rng: np.random.Generator, grade: int | None = None, shape: str | None = None) -> Fracture:
@@ -187,7 +189,7 @@ def fracture_warp(tp: np.ndarray, fracture: Fracture, lo: np.ndarray, hi: np.nda
     lo, hi = np.asarray(lo, float) + 6.0, np.asarray(hi, float) - 6.0
     c, half = (lo + hi) / 2, (hi - lo) / 2
     u = (tp[0] - lo[0]) / (2 * half[0])  # 0 at the posterior wall, 1 at the anterior
-    depth = fracture.depth
+    depth = fracture.warp_depth
     if fracture.shape == "wedge":  # full loss over the front third, none over the posterior fifth
         loss = depth * np.clip((u - 0.2) / 0.5, 0.0, 1.0)
     elif fracture.shape == "biconcave":  # the middle of the endplates sinks; the rim keeps its height

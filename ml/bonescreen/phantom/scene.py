@@ -25,7 +25,7 @@ patient's left, y toward posterior, z toward superior; the L3 body centre is nea
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -74,6 +74,7 @@ class PlacedBone:
     sclerosis_hu: float = 0.0
     disc_gas_hu: float = 0.0  # vacuum phenomenon in the disc below the body (0: none)
     fracture: Fracture | None = None
+    axis_world: np.ndarray | None = None  # a lumbar body's spine axis (world, unit): chord of its neighbours
     cement_hu: float = 0.0  # vertebroplasty cement in the body (0: none)
     cement_radii: tuple[float, float, float] = (0.6, 0.55, 0.6)  # of the body's half extents
     z_range: tuple[float, float] = (0.0, 0.0)
@@ -157,9 +158,11 @@ def true_body_heights(bone: PlacedBone, step_mm: float = 0.5) -> dict[str, float
     """Anterior, middle and posterior heights (mm) of a placed vertebral body, fracture included.
 
     The body template as the renderer samples it (:func:`~.findings.fracture_warp`), scaled as the bone
-    was placed, is voxelized on a ``step_mm`` grid in the body's own frame and measured by
-    :func:`bonescreen.fracture.body_heights` along the body's own axis: the truth and a scan's measurement
-    share every definition (slab, depth, bands), and differ only by the scan's voxels and the axis it finds.
+    was placed, is voxelized on a ``step_mm`` grid (the template's axes, world mm) and measured by
+    :func:`bonescreen.fracture.body_heights` along the spine's axis there (``axis_world``: the line through
+    the neighbouring bodies' centres, as :func:`bonescreen.fracture.spine_axes` finds it in a scan): the
+    truth and a scan's measurement share every definition (axis, slab, depth, bands) and differ only by
+    the scan's voxels.
     None for a bone without a body template.
     """
     if bone.body is None:
@@ -176,7 +179,11 @@ def true_body_heights(bone: PlacedBone, step_mm: float = 0.5) -> dict[str, float
         tp = fracture_warp(tp, bone.fracture, lo, hi)
     inside = bone.body.sample(tp) < 0  # (x anterior, y lateral, z superior)
     body = np.ascontiguousarray(np.transpose(inside[::-1], (2, 0, 1)))  # (z, rows anterior -> posterior, cols)
-    heights = body_heights(body, (step_mm, step_mm, step_mm))
+    axis = None
+    if bone.axis_world is not None:  # the spine's axis in this grid: template axes, world mm
+        a = (bone.m @ bone.axis_world) * scale
+        axis = (float(a[2]), float(-a[0]))  # (z superior, rows posterior)
+    heights = body_heights(body, (step_mm, step_mm, step_mm), axis)
     return None if heights is None else {k: heights[k] for k in ("posterior", "middle", "anterior")}
 
 
@@ -197,22 +204,26 @@ def realize_fracture(bone: PlacedBone, fracture: Fracture, tolerance: float = 0.
     if bone.body is None:
         raise BoneScreenError("a fracture needs a vertebral body")
     saved = bone.fracture
-    bone.fracture = None
-    intact = true_body_heights(bone)
-    depth, realized = fracture.loss, fracture.loss
+    depth = tried = fracture.loss
+    realized = fracture.loss
     try:
+        bone.fracture = None
+        intact = true_body_heights(bone)
         for _ in range(6):
-            bone.fracture = Fracture(fracture.grade, fracture.shape, fracture.loss, depth)
+            tried = depth
+            bone.fracture = Fracture(fracture.grade, fracture.shape, fracture.loss, tried)
             broken = true_body_heights(bone)
             if intact is None or broken is None:
                 return fracture
             realized = max(1.0 - broken[w] / intact[w] for w in intact)
             if abs(realized - fracture.loss) <= tolerance:
                 break
-            depth = float(np.clip(depth * fracture.loss / max(realized, 1e-3), 0.02, 0.85))
+            depth = float(np.clip(tried * fracture.loss / max(realized, 1e-3), 0.02, 0.85))
     finally:
         bone.fracture = saved
-    return Fracture(genant_grade(realized), fracture.shape, float(realized), depth)
+    # the depth last measured, with the loss it gave (if the iterations did not meet the tolerance, the
+    # grade is the one that loss has)
+    return Fracture(genant_grade(realized), fracture.shape, float(realized), tried)
 
 
 def bone_hu(vbmd: float, marrow_fat: float, iodine_mg_ml: float, spectrum: Spectrum) -> float:
@@ -288,6 +299,7 @@ def draw_scene(
     """
     T = load_templates()
     findings = findings if findings is not None else draw_findings(rng)
+    findings = replace(findings, fractures=dict(findings.fractures))  # solved here: the caller's stays as drawn
     phase = str(rng.choice(["none", "arterial", "portal", "delayed"], p=[0.35, 0.15, 0.35, 0.15]))
     gscale = rng.uniform(0.86, 1.14)
     tilt = _rot(rng.normal(0, 0.04), rng.normal(0, 0.10), rng.normal(0, 0.04))  # roll, pelvic tilt, yaw
@@ -472,6 +484,7 @@ def draw_scene(
             x = spine_x + side * (body_a + arm_r + rng.uniform(0, 25))
             arms.append((x, rng.uniform(-40, 40), arm_r, rng.uniform(9, 13)))
     top_z = levels_z[THORACIC_IDS[-1]]
+    _set_body_axes(bones)
     return Scene(
         bones=bones,
         tubes=tubes,
@@ -493,15 +506,27 @@ def draw_scene(
         table_y=body_b + rng.uniform(0, 12),
         table_mm=rng.uniform(8, 40),
         spectrum=spectrum,
-        metal=_place_findings(rng, findings, bones, hu_of),
+        metal=_place_findings(rng, findings, bones, hu_of),  # after _set_body_axes (above)
         findings=findings,
         marrow_fat=float(marrow_fat),
         marrow_iodine=float(iodine["marrow"]),
     )
 
 
+def _set_body_axes(bones: list[PlacedBone]) -> None:
+    """Each lumbar body's spine axis, as :func:`bonescreen.fracture.spine_axes` finds it in a scan: from the
+    centre of the body below to the centre of the body above (an end body: itself and its one neighbour)."""
+    lumbar = sorted((b for b in bones if 1 <= b.spine_id <= 5 and b.body is not None), key=lambda b: -b.spine_id)
+    centres = [b.centre_world(b.body.origin + (np.array(b.body.sdf.shape) - 1) / 2) for b in lumbar]
+    for i, bone in enumerate(lumbar):
+        d = centres[min(i + 1, len(lumbar) - 1)] - centres[max(i - 1, 0)]
+        if np.linalg.norm(d) > 0:
+            bone.axis_world = d / np.linalg.norm(d)
+
+
 def _place_findings(rng, findings: Findings, bones: list[PlacedBone], hu_of) -> list[Tube]:
-    """Put the fractures and cement into their vertebrae; return the screws and rods (titanium tubes)."""
+    """Put the fractures and cement into their vertebrae (the bodies' axes set: :func:`_set_body_axes`);
+    return the screws and rods (titanium tubes)."""
     by_id = {b.spine_id: b for b in bones if b.spine_id}
     for sid, fracture in list(findings.fractures.items()):
         if sid in by_id and by_id[sid].body is not None:
@@ -762,7 +787,7 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
             reach = DISC_REACH_MM
             if bone.fracture is not None:  # the collapse opens the gap by up to loss x half the body's height
                 half_height = (hi[2] - lo[2]) / 2 - 6.0
-                reach = (DISC_REACH_MM + bone.fracture.depth * half_height) / (1.0 - bone.fracture.depth)
+                reach = (DISC_REACH_MM + bone.fracture.warp_depth * half_height) / (1.0 - bone.fracture.warp_depth)
             below = bone.body.sample_plane(low, tp) - tp[2]
             above = tp[2] - bone.body.sample_plane(high, tp)
             depth = bone.body.sample_plane(outline, tp, outside=-1.0)
