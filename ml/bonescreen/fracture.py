@@ -302,9 +302,8 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
                 losses = {w: 1.0 - h[w] / expected[w] for w in WALLS}
                 ratios["crush"] = 1.0 - losses["posterior"]
                 taller = max(h[w] / expected[w] for w in WALLS) - 1.0
-            elif len(size) > 1:  # levels farther away differ too much in size for each height: the shape
-                # ratios, and the posterior height against the spine's typical one (a crush)
-                losses = {"posterior": 1.0 - min(size[name], 1.0)}
+            # levels farther away and the population differ too much in size for each height: the shape
+            # ratios only (a crush, every height lower, is then not seen: the note says so)
         loss = max(0.0, 1.0 - min(ratios.values()), *losses.values())
         grade = genant_grade(loss)
         if losses and losses["posterior"] >= CRUSH_SHARE * loss:
@@ -315,13 +314,16 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
             shape = "wedge"
         else:
             shape = "biconcave"
-        out[name] = {
-            "note": (
+        note = None
+        if taller > TALLER_THAN_NEIGHBOURS:
+            note = (
                 f"{100 * taller:.0f}% taller than its neighbours: the mask may hold a disc or part of the next "
                 "vertebra; check the split"
-                if taller > TALLER_THAN_NEIGHBOURS
-                else None
-            ),
+            )
+        elif not near:
+            note = "no unfractured neighbour to compare with: graded on its shape alone (a crush would not show)"
+        out[name] = {
+            "note": note,
             "height_anterior_mm": round(h["anterior"], 1),
             "height_middle_mm": round(h["middle"], 1),
             "height_posterior_mm": round(h["posterior"], 1),
