@@ -23,6 +23,7 @@ from scipy.sparse.csgraph import connected_components
 
 from bonescreen.fracture import body_heights, spine_axes
 from bonescreen.phantom.meshes import voxelize
+from bonescreen.phantom.shapes import template_to_volume
 
 STEP = 0.5  # mm
 BODY_FRONT_MM = 46.0  # a lumbar body is at most 42 mm deep (Clouthier 2023's range 29.5-42.0 mm)
@@ -52,7 +53,7 @@ def main() -> None:
         bodies[inside] = level
     # to BoneScreen's (z, rows anterior -> posterior, columns) order, measured as a scan is: along the
     # spine's axis through the neighbouring bodies
-    bodies = np.ascontiguousarray(np.transpose(bodies[::-1], (2, 0, 1)))
+    bodies = template_to_volume(bodies)
     spacing = (STEP, STEP, STEP)
     axes = spine_axes(bodies, spacing, [5, 4, 3, 2])
     table = {}

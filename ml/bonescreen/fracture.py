@@ -223,14 +223,21 @@ def spine_axes(bodies: np.ndarray, spacing: tuple[float, float, float], order: l
         if zs.size:
             centres[v] = np.array([zs.mean() * spacing[0], ys.mean() * spacing[1]])
     present = [v for v in order if v in centres]
-    axes = {}
-    for i, v in enumerate(present):
-        lo = centres[present[i - 1]] if i > 0 else centres[v]
-        hi = centres[present[i + 1]] if i + 1 < len(present) else centres[v]
-        d = hi - lo
-        if np.linalg.norm(d) > 0:
-            axes[v] = (float(d[0]), float(d[1]))
-    return axes
+    chords = chord_directions([centres[v] for v in present])
+    return {v: (float(d[0]), float(d[1])) for v, d in zip(present, chords, strict=True) if d is not None}
+
+
+def chord_directions(centres: list[np.ndarray]) -> list[np.ndarray | None]:
+    """The spine's direction at each of a run of body centres (lowest first): from the centre below to the
+    centre above, an end body using itself and its one neighbour; None where the two coincide (a lone body).
+
+    The one rule for scans (:func:`spine_axes`) and for the phantom's truth; any number of coordinates.
+    """
+    out = []
+    for i in range(len(centres)):
+        d = np.asarray(centres[min(i + 1, len(centres) - 1)], float) - np.asarray(centres[max(i - 1, 0)], float)
+        out.append(d if np.linalg.norm(d) > 0 else None)
+    return out
 
 
 def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[str, dict]:
@@ -356,13 +363,8 @@ def _expected_shape(name: str, refs: list[str], measured: dict) -> tuple[dict[st
     """
     usable = [m for m in refs if m in POPULATION_BODY] if name in POPULATION_BODY else []
     if not refs:  # no reference level: the population's body as it is (a patient's size varies by +-10 %)
-        shape = POPULATION_BODY[name]
-        expected = {
-            "posterior": shape.posterior_mm,
-            "anterior": shape.posterior_mm * shape.anterior_ratio,
-            "middle": shape.posterior_mm * shape.middle_ratio,
-        }
-        return expected, _population_ratios(name)
+        ratios = _population_ratios(name)
+        return _heights_of(POPULATION_BODY[name].posterior_mm, ratios), ratios
     if not usable:
         expected = {w: float(np.mean([measured[m][w] for m in refs])) for w in WALLS}
         ratios = {k: float(np.mean([_ratios(measured[m])[k] for m in refs])) for k in ("wedge", "biconcave")}
@@ -374,12 +376,12 @@ def _expected_shape(name: str, refs: list[str], measured: dict) -> tuple[dict[st
     posterior = POPULATION_BODY[name].posterior_mm * float(
         np.mean([measured[m]["posterior"] / POPULATION_BODY[m].posterior_mm for m in usable])
     )
-    expected = {
-        "posterior": posterior,
-        "anterior": posterior * ratios["wedge"],
-        "middle": posterior * ratios["biconcave"],
-    }
-    return expected, ratios
+    return _heights_of(posterior, ratios), ratios
+
+
+def _heights_of(posterior: float, ratios: dict[str, float]) -> dict[str, float]:
+    """Wall heights (mm) of a body of this posterior height and wedge/biconcavity ratios."""
+    return {"posterior": posterior, "anterior": posterior * ratios["wedge"], "middle": posterior * ratios["biconcave"]}
 
 
 def _reference_text(name: str, refs: list[str], adjacent: bool) -> str:

@@ -32,9 +32,9 @@ from scipy import ndimage
 
 from ..attenuation import Mixture, Spectrum, enhanced, hounsfield, mean_marrow_fat, tissue, trabecular_bone
 from ..errors import BoneScreenError
-from ..fracture import SLAB_MM, body_heights, genant_grade
+from ..fracture import SLAB_MM, body_heights, chord_directions, genant_grade
 from .findings import Findings, Fracture, draw_findings, fracture_warp, metal_streaks
-from .shapes import Template, load_templates
+from .shapes import Template, load_templates, template_to_volume
 
 #: Template frame (x anterior, y lateral, z superior) from world (x left, y posterior, z superior).
 _WORLD_TO_TEMPLATE = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
@@ -178,7 +178,7 @@ def true_body_heights(bone: PlacedBone, step_mm: float = 0.5) -> dict[str, float
     if bone.fracture is not None:
         tp = fracture_warp(tp, bone.fracture, lo, hi)
     inside = bone.body.sample(tp) < 0  # (x anterior, y lateral, z superior)
-    body = np.ascontiguousarray(np.transpose(inside[::-1], (2, 0, 1)))  # (z, rows anterior -> posterior, cols)
+    body = template_to_volume(inside)
     axis = None
     if bone.axis_world is not None:  # the spine's axis in this grid: template axes, world mm
         a = (bone.m @ bone.axis_world) * scale
@@ -518,9 +518,8 @@ def _set_body_axes(bones: list[PlacedBone]) -> None:
     centre of the body below to the centre of the body above (an end body: itself and its one neighbour)."""
     lumbar = sorted((b for b in bones if 1 <= b.spine_id <= 5 and b.body is not None), key=lambda b: -b.spine_id)
     centres = [b.centre_world(b.body.origin + (np.array(b.body.sdf.shape) - 1) / 2) for b in lumbar]
-    for i, bone in enumerate(lumbar):
-        d = centres[min(i + 1, len(lumbar) - 1)] - centres[max(i - 1, 0)]
-        if np.linalg.norm(d) > 0:
+    for bone, d in zip(lumbar, chord_directions(centres), strict=True):
+        if d is not None:
             bone.axis_world = d / np.linalg.norm(d)
 
 

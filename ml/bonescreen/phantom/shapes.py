@@ -80,3 +80,9 @@ def load_templates() -> dict[str, Template]:
             n: Template(n, z[f"{n}_sdf"].astype(np.float32) * np.float32(SDF_UNIT_MM), z[f"{n}_origin"].astype(float))
             for n in names
         }
+
+
+def template_to_volume(mask: np.ndarray) -> np.ndarray:
+    """A (x anterior, y lateral, z superior) grid of the templates' frame in BoneScreen's (z, rows anterior
+    -> posterior, columns) order, as :func:`bonescreen.fracture.body_heights` reads a scan."""
+    return np.ascontiguousarray(np.transpose(np.asarray(mask)[::-1], (2, 0, 1)))

@@ -108,7 +108,7 @@ def volume_node_to_ct(volume_node):
     if kji.ndim != 3:
         raise BoneScreenError(f"volume '{volume_node.GetName()}' is not a 3-D scalar volume")
     volume = volume_from_ijk(kji.transpose(2, 1, 0), ijk_to_ras(volume_node), "slicer", None, volume_node.GetName())
-    files = dicom_source_files(volume_node)
+    files = dicom_source_files(volume_node, limit=1)  # one header holds them: no database query per slice
     if files:  # a CT from Slicer's DICOM database: its tube voltage and contrast agent for the density calibration
         from bonescreen.io.dicom import read_acquisition
 
@@ -290,10 +290,11 @@ def segmentation_to_labels(segmentation_node, volume_node, volume) -> np.ndarray
     return volume.from_source(ijk)
 
 
-def dicom_source_files(volume_node) -> list[str] | None:
+def dicom_source_files(volume_node, limit: int | None = None) -> list[str] | None:
     """The DICOM files a volume node was loaded from (Slicer's DICOM module: ``DICOM.instanceUIDs`` and
-    the DICOM database), or None for a volume that did not come from DICOM."""
-    uids = (volume_node.GetAttribute("DICOM.instanceUIDs") or "").split()
+    the DICOM database), the first ``limit`` of them (all when None), or None for a volume that did not
+    come from DICOM."""
+    uids = (volume_node.GetAttribute("DICOM.instanceUIDs") or "").split()[:limit]
     database = getattr(slicer, "dicomDatabase", None)
     if not uids or database is None:
         return None
