@@ -328,7 +328,15 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
                 "vertebra; check the split"
             )
         elif not near:
-            note = "no unfractured neighbour to compare with: graded on its shape alone (a crush would not show)"
+            beside = neighbours(i, measured)
+            why = (
+                "its neighbours look fractured or mis-segmented"
+                if beside
+                else "its neighbours' heights were not measured (cut by the scan range or not in view)"
+            )
+            note = (
+                f"no unfractured neighbour to compare with ({why}): graded on its shape alone (a crush would not show)"
+            )
         out[name] = {
             "note": note,
             "height_anterior_mm": round(h["anterior"], 1),
