@@ -13,7 +13,8 @@ from the phantom's truth (``--masks truth``: isolates the measurement) or from t
   category boundary;
 - heights (anterior, middle, posterior) against the truth heights, and the Genant grade against the
   drawn fracture's;
-- with ``--masks pipeline``, BCC-Net's per-level class against the case's class.
+- BCC-Net's per-level class against the case's class (on the true vertebrae, or the pipeline's), also
+  by tube voltage (``--cls-weights`` another BCC-Net).
 
 Levels with cement or screws, and fractured levels (for vBMD), are left out of the vBMD figures, as
 the pipeline leaves them out.
@@ -65,13 +66,13 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path, default=Path("bench-out/vbmd.json"))
+    ap.add_argument("--cls-weights", type=Path, default=None, help="BCC-Net weights (default: the bundled)")
+    ap.add_argument("--seg-weights", type=Path, default=None, help="MS-Net weights for --masks pipeline")
     args = ap.parse_args()
     rows = list(csv.DictReader((args.folder / "cases.csv").open()))[: args.cases]
-    screener = None
-    if args.masks == "pipeline":
-        from bonescreen.pipeline import Screener
+    from bonescreen.pipeline import Screener
 
-        screener = Screener(device=args.device)
+    screener = Screener(device=args.device, seg_weights=args.seg_weights, cls_weights=args.cls_weights)
     levels, cases = [], []
     t0 = time.perf_counter()
     for row in rows:
@@ -81,6 +82,8 @@ def main() -> None:
         if args.masks == "truth":
             spine, body = truth_masks(folder, volume)
             calibration = scan_calibration(volume.hu, spine, body, volume.spacing, volume.acquisition)
+            # BCC-Net on the true vertebrae, as ``screen --labels`` classifies a user's corrected mask
+            network = {lv["name"]: lv["prediction"] for lv in screener.classify(volume, spine)["levels"]}
             hu = trabecular_hu(volume.hu, body, volume.spacing)
             fractures = level_fractures(body, volume.spacing)
             measured = {}
@@ -91,7 +94,7 @@ def main() -> None:
                     "vbmd": d["vbmd_mg_cm3"],
                     "sd": d["vbmd_sd_mg_cm3"],
                     "fracture": fractures.get(LEVEL_NAMES[lv]),
-                    "class": None,
+                    "class": network.get(LEVEL_NAMES[lv]),
                 }
             cal = calibration.as_dict()
         else:
@@ -230,6 +233,12 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
         "bccnet_level_accuracy": round(float(np.mean([lv["class"] == lv["truth_class"] for lv in classified])), 3)
         if classified
         else None,
+        "bccnet_level_accuracy_by_kvp": {
+            f"{kvp:.0f}": round(
+                float(np.mean([lv["class"] == lv["truth_class"] for lv in classified if lv["kvp"] == kvp])), 3
+            )
+            for kvp in sorted({lv["kvp"] for lv in classified})
+        },
     }
     return out
 

@@ -3,7 +3,8 @@
 Temperature scaling (Guo et al., "On calibration of modern neural networks", ICML 2017): one scalar T
 divides the logits; it is fitted by minimizing the negative log-likelihood of the per-level
 probabilities (the mean over a level's crops, as the pipeline reports them) on the validation cases
-recorded in the weights' JSON (``data.val_case_ids``, never trained on), remade here from their seeds.
+recorded in the weights' JSON (``data.val_case_ids``, never trained on), read from the case sets the JSON
+names (``data.root``, ``data.also``), prepared as the weights expect (HU or energy-normalized crops).
 The expected calibration error (10 equal-width confidence bins) is reported before and after, on the
 validation split and on held-out phantom sets; ``--write`` stores T and the figures in the weights'
 JSON (``calibration``), which the Screener applies.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +29,10 @@ from scipy.optimize import minimize_scalar
 from bonescreen.atomic import write_text_atomic
 from bonescreen.checkpoint import load_model, weights_paths
 from bonescreen.data import load_case_set
+from bonescreen.data.datasets import case_input_hu
 from bonescreen.labels import class_index, levels_present
 from bonescreen.metrics import expected_calibration_error
 from bonescreen.ood import FeatureDensity, fit_feature_density, save_feature_density
-from bonescreen.phantom import make_case
 from bonescreen.pipeline.classify import crops_by_level
 from bonescreen.weights import default_weights
 
@@ -48,17 +48,23 @@ def level_outputs(model, hu: np.ndarray, labels: np.ndarray, spacing) -> list[tu
     return out
 
 
-def phantom_cases(case_ids):
-    for case_id in case_ids:
-        seed, index = (int(v) for v in re.fullmatch(r"case(\d+)_(\d+)", case_id).groups())
-        case = make_case(seed, index)  # the training set's generator: `bonescreen phantom --seed 1000`
-        yield case.hu, case.levels, case.spacing, case.label
+def _input(record, energy_normalized: bool):
+    """A case's CT as BCC-Net's input sees it (HU, or energy-normalized as the weights were trained), its
+    level labels, spacing and class."""
+    volume, labels = record.load(("levels", "spine"))
+    hu = case_input_hu(volume, labels["levels"], labels.get("spine")) if energy_normalized else volume.hu
+    return hu, labels["levels"], volume.spacing, record.label
 
 
-def set_cases(root):
+def training_records(meta: dict) -> list:
+    """The case sets the weights were trained on (``data.root`` and ``data.also`` of their JSON)."""
+    roots = [meta["data"]["root"], *meta["data"].get("also", [])]
+    return [r for root in roots for r in load_case_set(root)]
+
+
+def set_cases(root, energy_normalized: bool):
     for record in load_case_set(root):
-        volume, labels = record.load(("levels",))
-        yield volume.hu, labels["levels"], volume.spacing, record.label
+        yield _input(record, energy_normalized)
 
 
 def collect(model, cases):
@@ -111,12 +117,16 @@ def main() -> None:
     p.add_argument("--write", action="store_true", help="store the temperature and the feature model")
     args = p.parse_args()
     model, meta = load_model(args.weights)
-    val_ids = meta["data"]["val_case_ids"]
-    seed = int(re.fullmatch(r"case(\d+)_\d+", val_ids[0]).group(1))
-    train_ids = [f"case{seed}_{i:04d}" for i in range(60) if f"case{seed}_{i:04d}" not in val_ids][: args.train_cases]
-    val_logits, val_features, val_y = collect(model, phantom_cases(val_ids))
+    normalized = meta.get("preprocessing", {}).get("energy_reference_kev") is not None
+    val_ids = set(meta["data"]["val_case_ids"])
+    records = training_records(meta)
+    val_records = [r for r in records if r.case_id in val_ids]
+    # training cases spread over the case sets (every k-th), for the feature model
+    train_records = [r for r in records if r.case_id not in val_ids]
+    train_records = train_records[:: max(1, len(train_records) // args.train_cases)][: args.train_cases]
+    val_logits, val_features, val_y = collect(model, (_input(r, normalized) for r in val_records))
     temperature = fit_temperature(val_logits, val_y)
-    _, train_features, _ = collect(model, phantom_cases(train_ids))
+    _, train_features, _ = collect(model, (_input(r, normalized) for r in train_records))
     density = fit_feature_density(np.concatenate(train_features))
     val_scores = np.array([density.level_score(f) for f in val_features])
     # the 99.9th percentile of a log-normal fitted to the validation levels' scores: 60 levels give no
@@ -134,13 +144,13 @@ def main() -> None:
     ood = {
         "method": "squared Mahalanobis distance of pooled features, mean over a level's crops (Lee et al. 2018)",
         "threshold": round(threshold, 2),
-        "fitted_on": f"{len(train_ids)} training cases ({sum(len(f) for f in train_features)} crops); threshold: "
+        "fitted_on": f"{len(train_records)} training cases ({sum(len(f) for f in train_features)} crops); threshold: "
         f"99.9th percentile of a log-normal fitted to the {len(val_scores)} validation levels' scores",
         "validation_scores_percentiles_50_90_99": [round(float(v), 1) for v in np.percentile(val_scores, [50, 90, 99])],
         "flagged": {},
     }
     for root in args.test:
-        logits, features, y = collect(model, set_cases(root))
+        logits, features, y = collect(model, set_cases(root, normalized))
         report["held_out"][str(root)] = figures(logits, y, temperature)
         scores = np.array([density.level_score(f) for f in features])
         ood["flagged"][str(root)] = {

@@ -134,6 +134,9 @@ def _train(args: argparse.Namespace, task: str) -> int:
     from .train import TrainConfig, train
 
     records = load_case_set(args.data)
+    for extra in getattr(args, "also", None) or []:
+        records += load_case_set(extra)
+    energy_normalized = task == "classification" and args.input == "energy-normalized"
     train_cases, val_cases = split_by_case(records, args.val_fraction, args.seed)
     if task == "segmentation":
         model_kwargs = {"width": args.width} if args.width else {}
@@ -167,16 +170,22 @@ def _train(args: argparse.Namespace, task: str) -> int:
     else:
         model_kwargs = {}
         make = lambda recs, aug, name: ClassificationCrops(  # noqa: E731
-            recs, args.crops_per_case, augment=aug, seed=args.seed, progress=_loader_progress(name)
+            recs,
+            args.crops_per_case,
+            augment=aug,
+            seed=args.seed,
+            progress=_loader_progress(name),
+            energy_normalized=energy_normalized,
         )
         name, input_size = args.arch, CROP_SIZE
     train_set = make(train_cases, True, "loading training cases")
     val_set = make(val_cases, False, "loading validation cases") if val_cases else None
     meta = {
         "input_size": input_size,
-        "preprocessing": preprocessing_config()[task],
+        "preprocessing": preprocessing_config(energy_normalized)[task],
         "data": {
             "root": str(Path(args.data).resolve()),
+            "also": [str(Path(p).resolve()) for p in getattr(args, "also", None) or []],
             "train_cases": len(train_cases),
             "val_cases": len(val_cases),
             "val_case_ids": [r.case_id for r in val_cases],
@@ -265,12 +274,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     runs = {
         "segmentation": (
             args.seg_weights,
-            lambda model, bar: evaluate_segmentation(model, records, device, args.slices_per_case, progress=bar),
+            lambda model, bar, meta: evaluate_segmentation(model, records, device, args.slices_per_case, progress=bar),
         ),
         "classification": (
             args.cls_weights,
-            lambda model, bar: evaluate_classification(
-                model, records, device, args.crops_per_case, seed=args.seed, progress=bar
+            lambda model, bar, meta: evaluate_classification(
+                model,
+                records,
+                device,
+                args.crops_per_case,
+                seed=args.seed,
+                progress=bar,
+                energy_normalized=meta.get("preprocessing", {}).get("energy_reference_kev") is not None,
             ),
         ),
     }
@@ -280,7 +295,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             continue
         model, meta = load_model(weights, device)
         result["models"][task] = {"name": meta["model"], "sha256": meta["sha256"]}
-        result[task] = evaluate(model, lambda s, d, t, name=f"{task} cases": bars(name, d, t))
+        result[task] = evaluate(model, lambda s, d, t, name=f"{task} cases": bars(name, d, t), meta)
     path = write_evaluation(result, args.out)
     if "segmentation" in result:
         pi = result["segmentation"]["per_image"]
@@ -573,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--device", type=_device, default="auto")
         q.add_argument("--workers", type=_non_negative_int, default=0)
         q.add_argument("--resume", action="store_true", help="continue from the training state in --out")
+        q.add_argument("--init-weights", type=Path, default=None, help="start from these weights (fine-tuning)")
 
     ts = sub.add_parser("train-seg", help="train MS-Net (Adam 0.002, constant 2/3 of epochs, then linear to 0)")
     common_training(ts, 150)
@@ -592,7 +608,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="folder of realistic-phantom slice shards (bonescreen synth-slices) to train on too; repeatable",
     )
-    ts.add_argument("--init-weights", type=Path, default=None, help="start from these weights (fine-tuning)")
     ts.add_argument(
         "--labelled",
         type=Path,
@@ -608,6 +623,20 @@ def build_parser() -> argparse.ArgumentParser:
     common_training(tc, 30)
     tc.add_argument("--arch", choices=model_names("classification"), default="bccnet")
     tc.add_argument("--crops-per-case", type=_positive_int, default=144)
+    tc.add_argument(
+        "--also",
+        type=Path,
+        action="append",
+        default=[],
+        help="another labelled case set to train on too (split by case as DATA is); repeatable",
+    )
+    tc.add_argument(
+        "--input",
+        choices=["energy-normalized", "hu"],
+        default="energy-normalized",
+        help="crops of the bone as it reads at the reference energy through each scan's internal calibration "
+        "(default: holds across tube voltages), or the paper's HU crops",
+    )
     tc.set_defaults(func=lambda a: _train(a, "classification"))
 
     sc = sub.add_parser("screen", help="screen one CT: result.json, levels.nii.gz, seg.dcm (DICOM input), report.png")

@@ -221,6 +221,68 @@ def calibrate(tissues: dict[str, ReferenceTissue], geometry: dict, acquisition: 
 
 
 @cache
+def reference_energy_kev() -> float:
+    """The effective energy (keV) BCC-Net's energy-normalized input refers to: 120 kVp through
+    :data:`DEFAULT_DIAMETER_MM` of water, the routine abdominal scan (:func:`kvp_effective_energy`)."""
+    return kvp_effective_energy(120.0, DEFAULT_DIAMETER_MM)
+
+
+@cache
+def bone_hu_map(energy_kev: float, iodine_mg_ml: float, to_kev: float) -> tuple[float, float]:
+    """Slope and intercept of the map from the HU trabecular bone reads at ``energy_kev`` (its marrow
+    holding ``iodine_mg_ml``) to the HU the same bone reads at ``to_kev`` without iodine.
+
+    Both sides are the trabecular-bone curves of :func:`_curve` over :data:`VBMD_GRID` (0-600 mg/cm3,
+    mean marrow fat); they are nearly straight lines in vBMD, so the map is the least-squares line
+    between them. It carries denser bone (cortex, sclerosis) on the same line: an approximation there,
+    as the one-energy calibration is (module docstring).
+    """
+    here = _curve(float(energy_kev), 0.0, float(iodine_mg_ml))
+    there = _curve(float(to_kev), 0.0, 0.0)
+    slope, intercept = np.polyfit(here, there, 1)
+    return float(slope), float(intercept)
+
+
+def energy_normalized_hu(hu: np.ndarray, calibration: Calibration) -> tuple[np.ndarray, str | None]:
+    """The CT's bone as it would read at :func:`reference_energy_kev`: BCC-Net's input, the same for a
+    bone whatever the tube voltage and contrast phase of the scan.
+
+    One vBMD reads up to 60 % more HU at 80 kVp than at 140 kVp, so a classifier of HU crops (the paper's)
+    holds only at the voltage it was trained at; mapped through the scan's internal calibration
+    (:func:`calibrate`; the trabecular-bone curves of :func:`bone_hu_map`) the crops of one bone agree
+    across voltages to within the calibration's error. Only bone is meant: soft tissue is mapped on the
+    bone line too, and BCC-Net's crops mask it out.
+
+    Parameters
+    ----------
+    hu : ndarray
+        Any shape, HU.
+    calibration : Calibration
+        The scan's; when its effective energy is unknown (no fat in view), the header's tube voltage
+        (else 120 kVp) through an average abdomen stands for it, and the note says so.
+
+    Returns
+    -------
+    (ndarray, str or None)
+        float32 HU at the reference energy, and a note for the user when the energy was assumed.
+    """
+    note = None
+    energy = calibration.energy_kev
+    if energy is None:
+        kvp = calibration.kvp if calibration.kvp is not None else 120.0
+        diameter = calibration.water_equivalent_diameter_mm or DEFAULT_DIAMETER_MM
+        energy = kvp_effective_energy(float(kvp), float(diameter))
+        note = (
+            f"BCC-Net's input assumes {kvp:.0f} kVp (the scan's energy is unknown): its probabilities may shift "
+            "with the tube voltage"
+        )
+    energy = float(np.clip(round(energy), ENERGIES_KEV[0], ENERGIES_KEV[-1]))
+    iodine = MARROW_IODINE_MG_ML[0] if calibration.enhanced else 0.0
+    slope, intercept = bone_hu_map(energy, iodine, round(reference_energy_kev()))
+    out = np.asarray(hu, dtype=np.float32) * np.float32(slope) + np.float32(intercept)
+    return out, note
+
+
 def _curve(energy_kev: float, fat_shift: float, iodine_mg_ml: float) -> np.ndarray:
     """HU of trabecular bone over :data:`VBMD_GRID` at one energy, made non-decreasing for inversion."""
     fats = np.clip(mean_marrow_fat(VBMD_GRID) + fat_shift, 0.0, 1.0)

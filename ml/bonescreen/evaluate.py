@@ -78,10 +78,13 @@ def evaluate_classification(
     seed: int = 0,
     progress: Progress = None,
     mask: str = "levels",
+    energy_normalized: bool = False,
 ) -> dict:
     """BCC-Net on crops of each case's level slices; per crop and per case (mean probability).
 
-    ``mask`` names the level map that cuts the crops (``pred_levels`` for MS-Net's masks).
+    ``mask`` names the level map that cuts the crops (``pred_levels`` for MS-Net's masks);
+    ``energy_normalized`` prepares them as weights trained so expect
+    (:class:`~bonescreen.data.ClassificationCrops`).
     """
     data = ClassificationCrops(
         records,
@@ -90,6 +93,7 @@ def evaluate_classification(
         augment=augment,
         seed=seed,
         progress=(lambda d, t: progress("loading", d, t)) if progress else None,
+        energy_normalized=energy_normalized,
     )
     proba = np.concatenate(_predict(model, data, device, batch, lambda m, x: m.predict_proba(x)))
     y = np.array([data.labels[p] for p in data.items])

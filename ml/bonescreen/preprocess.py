@@ -26,9 +26,16 @@ CROP_SIZE = 224
 SEG_CONTEXT_MM = 4.0
 
 
-def preprocessing_config() -> dict:
-    """The preprocessing, as recorded in weights JSON files."""
-    return {
+def preprocessing_config(energy_normalized: bool = False) -> dict:
+    """The preprocessing, as recorded in weights JSON files.
+
+    With ``energy_normalized`` BCC-Net's crops are the bone as it reads at the reference energy
+    (:func:`~bonescreen.density.energy_normalized_hu`): recorded as ``energy_reference_kev``, which
+    tells the pipeline to prepare them so.
+    """
+    from .density import reference_energy_kev
+
+    config = {
         "segmentation": {"window_hu": list(SEG_WINDOW), "standardize": "0-255 over the window, then /255"},
         "classification": {
             "window_hu": list(CLS_WINDOW),
@@ -37,6 +44,12 @@ def preprocessing_config() -> dict:
             "size": CROP_SIZE,
         },
     }
+    if energy_normalized:
+        config["classification"]["energy_reference_kev"] = round(reference_energy_kev())
+        config["classification"]["energy_normalization"] = (
+            "HU mapped to the reference energy through the scan's internal calibration (air, fat, muscle, kVp)"
+        )
+    return config
 
 
 def window(hu: np.ndarray, win: tuple[float, float]) -> np.ndarray:

@@ -4,6 +4,7 @@ flag for crops unlike BCC-Net's training data."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import shutil
 
 import numpy as np
@@ -95,3 +96,24 @@ def test_levels_unlike_the_training_data_are_flagged(small_case):
     assert all(any("unlike BCC-Net's training data" in r for r in lv["reasons"]) for lv in flagged["levels"])
     assert flagged["overall"]["uncertain"]
     assert any("unlike BCC-Net's training data" in r for r in flagged["overall"]["reasons"])
+
+
+def test_energy_normalized_weights_on_a_spine_only_crop_say_the_energy_was_assumed(tmp_path, small_case):
+    """BCC-Net weights trained on energy-normalized crops (issue "Real CT", item 7): where the scan's energy is
+    unknown (no fat in view) the input assumes the header's voltage, and the overall result says so."""
+    meta = json.loads(default_weights("classification").with_suffix(".json").read_text())
+    meta["preprocessing"] = {**meta["preprocessing"], "energy_reference_kev": 70}
+    folder = tmp_path / "w"
+    folder.mkdir()
+    shutil.copy(default_weights("classification"), folder / "model.safetensors")
+    (folder / "model.json").write_text(json.dumps(meta))
+    screener = Screener(device="cpu", cls_weights=folder)
+    assert screener.energy_normalized
+    whole = screener.classify(small_case_volume(small_case), small_case.levels)
+    assert not any("BCC-Net's input assumes" in r for r in whole["overall"]["reasons"])
+    # nothing but the spine and muscle-like soft tissue round it: no fat, no air, so no effective energy
+    no_fat = replace(small_case, hu=np.where(small_case.spine > 0, small_case.hu, 45).astype(np.int16))
+    result = screener.classify(small_case_volume(no_fat), no_fat.levels)
+    assert result["density_calibration"]["effective_energy_kev"] is None
+    assert any("BCC-Net's input assumes 120 kVp" in r for r in result["overall"]["reasons"])
+    assert result["overall"]["uncertain"] and len(result["levels"]) == 5

@@ -9,6 +9,7 @@ import pytest
 
 from bonescreen.checkpoint import load_model
 from bonescreen.cli import main
+from bonescreen.pipeline import Screener
 
 
 def test_phantom_command(tmp_path, capsys):
@@ -40,6 +41,17 @@ def test_train_commands_write_checkpoints(trained):
     _cls, meta = load_model(trained / "cls")
     assert meta["model"] == "bccnet" and meta["epoch"] == 1 and "val_accuracy" in meta["metrics"]
     assert meta["training"]["optimizer"] == "SGD"
+    # BCC-Net's crops are energy-normalized by default, and the pipeline prepares them so for these weights
+    assert meta["preprocessing"]["energy_reference_kev"] == 70
+    assert Screener(seg_weights=trained / "seg", cls_weights=trained / "cls", device="cpu").energy_normalized
+
+
+def test_train_cls_on_two_case_sets_with_the_papers_hu_crops(small_set, tmp_path, tiny_train_cls):
+    assert main([*tiny_train_cls(small_set, tmp_path / "cls", 1), "--also", str(small_set), "--input", "hu"]) == 0
+    _, meta = load_model(tmp_path / "cls")
+    assert meta["data"]["train_cases"] + meta["data"]["val_cases"] == 6
+    assert meta["data"]["also"] == [str(small_set.resolve())]
+    assert "energy_reference_kev" not in meta["preprocessing"]
 
 
 def test_resume(small_set, trained, tmp_path, tiny_train_cls):

@@ -69,3 +69,25 @@ def test_roi_crop_fills_the_frame():
     assert (smaller > 0.5 * smaller.max()).mean() == pytest.approx(0.64, abs=0.02)
     with pytest.raises(BoneScreenError, match="empty"):
         roi_crop(hu, np.zeros_like(mask))
+
+
+def test_classification_crops_leave_out_cement_and_screwed_levels(small_set, tmp_path):
+    """A vertebroplasty or a screw is no bone of the case's class: the case set's cement_levels and screw_levels
+    are not cropped for BCC-Net (the pipeline finds such levels dense and leaves them out too)."""
+    import csv
+    import shutil
+
+    root = tmp_path / "set"
+    shutil.copytree(small_set, root)
+    with open(root / "cases.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows[0]["cement_levels"], rows[0]["screw_levels"] = "L2", "L4 L5"
+    with open(root / "cases.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, [*rows[0].keys()])
+        w.writeheader()
+        w.writerows(rows)
+    records = load_case_set(root)
+    ds = ClassificationCrops(records, crops_per_case=4, augment=False)
+    first = {level for case_id, level, _ in ds.keys if case_id == records[0].case_id}
+    other = {level for case_id, level, _ in ds.keys if case_id == records[1].case_id}
+    assert first == {1, 3} and other == {1, 2, 3, 4, 5}

@@ -21,7 +21,14 @@ from bonescreen.attenuation import (
     tissue,
     trabecular_bone,
 )
-from bonescreen.density import acr_category, calibrate, kvp_effective_energy, vbmd_from_hu
+from bonescreen.density import (
+    acr_category,
+    calibrate,
+    energy_normalized_hu,
+    kvp_effective_energy,
+    reference_energy_kev,
+    vbmd_from_hu,
+)
 from bonescreen.errors import BoneScreenError
 from bonescreen.hu import dense_body, trabecular_hu
 from bonescreen.io import load_ct
@@ -214,3 +221,36 @@ def test_tube_voltage_read_from_one_dicom_header_and_a_damaged_file_is_named(tmp
     (tmp_path / "bad.dcm").write_bytes(b"DICM" * 10)
     with pytest.raises(BoneScreenError, match=r"bad\.dcm"):
         read_acquisition(tmp_path / "bad.dcm")
+
+
+@pytest.mark.parametrize("vbmd", [60.0, 160.0])
+def test_energy_normalized_bone_reads_alike_at_80_and_140_kvp(vbmd):
+    """BCC-Net's input (issue "Real CT", item 7): one bone, two tube voltages, one crop."""
+    means = {}
+    for kvp in (80.0, 140.0):
+        hu, spine, body = physics_volume(kvp, vbmd)
+        tissues, geometry = find_reference_tissues(hu, SPACING, spine > 0, body)
+        cal = calibrate(tissues, geometry, {"KVP": kvp})
+        normalized, note = energy_normalized_hu(hu, cal)
+        assert note is None and normalized.dtype == np.float32 and normalized.shape == hu.shape
+        raw = trabecular_hu(hu, body, SPACING)[1]["mean_hu"]
+        means[kvp] = (raw, trabecular_hu(normalized, body, SPACING)[1]["mean_hu"])
+    raw_gap = means[80.0][0] - means[140.0][0]
+    normalized_gap = abs(means[80.0][1] - means[140.0][1])
+    assert raw_gap > 15 and normalized_gap < 0.25 * raw_gap and normalized_gap < 5, means
+    # at the reference energy, the bone reads what it reads at 120 kVp through an average abdomen
+    reference = hounsfield_at(trabecular_bone(vbmd, float(mean_marrow_fat(vbmd))), reference_energy_kev())
+    assert means[80.0][1] == pytest.approx(reference, abs=10.0)
+
+
+def test_energy_normalized_input_without_an_energy_assumes_the_header_voltage_and_says_so():
+    hu, spine, body = physics_volume(80.0, 100.0, fov_mm=36.0)  # the body alone: no fat, no energy
+    tissues, geometry = find_reference_tissues(hu, SPACING, spine > 0, body)
+    cal = calibrate(tissues, geometry, {"KVP": 80.0})
+    assert cal.energy_kev is None
+    normalized, note = energy_normalized_hu(hu, cal)
+    assert "assumes 80 kVp" in note and "energy is unknown" in note
+    bone = trabecular_hu(hu, body, SPACING)[1]["mean_hu"]
+    assert trabecular_hu(normalized, body, SPACING)[1]["mean_hu"] < bone - 10  # 80 kVp reads high: mapped down
+    cal_no_kvp = calibrate(tissues, geometry, {})
+    assert "assumes 120 kVp" in energy_normalized_hu(hu, cal_no_kvp)[1]

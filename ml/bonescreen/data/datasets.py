@@ -16,8 +16,11 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
+from ..density import energy_normalized_hu
 from ..errors import BoneScreenError, check_number
-from ..labels import class_index, levels_present
+from ..hu import body_from_levels
+from ..labels import LEVEL_NAMES, class_index, levels_present
+from ..pipeline.bone_health import scan_calibration
 from ..pipeline.classify import body_slices
 from ..preprocess import CROP_SIZE, context_stack, roi_crop, seg_input
 from .cases import CaseRecord
@@ -244,8 +247,20 @@ class SliceShards(_SlicePairs):
         self.marks = np.concatenate(marks)[:limit]
 
 
+def case_input_hu(volume, levels: np.ndarray, spine: np.ndarray | None) -> np.ndarray:
+    """A case's CT as BCC-Net's energy-normalized input sees it: the scan's internal calibration from its
+    reference tissues round the true lumbar bodies (all true vertebrae kept out), as ``screen`` finds it."""
+    bone = (spine if spine is not None else levels) > 0
+    body = body_from_levels(levels, volume.spacing)
+    calibration = scan_calibration(volume.hu, bone, body, volume.spacing, volume.acquisition)
+    return energy_normalized_hu(volume.hu, calibration)[0]
+
+
 class ClassificationCrops(_Augmented):
     """Masked, cropped, 224x224 ROI images of each level's slices, labelled with the case's class.
+
+    Levels the case set lists as cement-filled or screwed (``cement_levels``, ``screw_levels`` in
+    cases.csv) are left out.
 
     Parameters
     ----------
@@ -264,6 +279,9 @@ class ClassificationCrops(_Augmented):
         another level map stored beside it (``pred_levels`` for MS-Net's masks).
         The slices are those through each level's body, chosen as at inference
         (:func:`~bonescreen.pipeline.classify.body_slices`).
+    energy_normalized : bool
+        Crop the bone as it reads at the reference energy, through each case's internal calibration
+        found as at inference (:func:`~bonescreen.density.energy_normalized_hu`), instead of its HU.
     """
 
     def __init__(
@@ -274,6 +292,7 @@ class ClassificationCrops(_Augmented):
         seed: int = 0,
         mask: str = "levels",
         progress: Progress = None,
+        energy_normalized: bool = False,
     ) -> None:
         super().__init__(seed)
         check_number("crops_per_case", crops_per_case, 1, whole=True)
@@ -285,10 +304,15 @@ class ClassificationCrops(_Augmented):
         self.keys: list[tuple[str, int, int]] = []
         per_case: list[list[int]] = []
         for n, rec in enumerate(records):
-            volume, labels = rec.load(("levels", mask))
+            volume, labels = rec.load(("levels", mask, "spine"))
             roi_map = labels.get(mask, labels["levels"])
+            hu = case_input_hu(volume, labels["levels"], labels.get("spine")) if energy_normalized else volume.hu
             mine = []
+            # cement and screws are no bone of the case's class (the pipeline finds them dense and leaves them out)
+            treated = set(f"{rec.row.get('cement_levels') or ''} {rec.row.get('screw_levels') or ''}".split())
             for level in levels_present(roi_map):
+                if LEVEL_NAMES[level] in treated:
+                    continue
                 for k in body_slices(roi_map, level, volume.spacing):
                     m = roi_map[k] == level
                     if not m.any():
@@ -298,7 +322,7 @@ class ClassificationCrops(_Augmented):
                     r0, r1 = max(rows.min() - pad, 0), rows.max() + pad + 1
                     c0, c1 = max(cols.min() - pad, 0), cols.max() + pad + 1
                     mine.append(len(self.patches))
-                    self.patches.append((volume.hu[k, r0:r1, c0:c1].astype(np.int16), m[r0:r1, c0:c1].copy()))
+                    self.patches.append((np.round(hu[k, r0:r1, c0:c1]).astype(np.int16), m[r0:r1, c0:c1].copy()))
                     self.labels.append(class_index(rec.label))
                     self.keys.append((rec.case_id, level, int(k)))
             per_case.append(mine)

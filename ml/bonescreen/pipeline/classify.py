@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from ..density import energy_normalized_hu
 from ..errors import BoneScreenError
 from ..hu import HUThresholds, body_from_levels, dense_body, hu_category, implausible_trabecular_hu, trabecular_hu
 from ..inplane import bounding_box, inscribed_radius
@@ -121,6 +122,7 @@ def classify_levels(
     density: FeatureDensity | None = None,
     acquisition: dict | None = None,
     bone: np.ndarray | None = None,
+    energy_normalized: bool = False,
 ) -> dict:
     """Classify each level on ``labels`` and the whole scan.
 
@@ -130,8 +132,10 @@ def classify_levels(
     network (:mod:`.bone_health`): each level's vBMD from the scan's internal calibration
     (``acquisition``: the volume's header, :attr:`~bonescreen.io.volume.CTVolume.acquisition`; ``bone``:
     all vertebral bone on the scan's grid, kept out of the reference tissues, default the lumbar
-    labels), its heights and Genant grade; fractured and dense levels are left out of the overall
-    results, and a grade 2-3 fracture makes the bone status osteoporosis.
+    labels), its heights and Genant grade. With ``energy_normalized`` (BCC-Net weights trained so: their
+    JSON's ``preprocessing.energy_reference_kev``) the crops are the bone as it reads at the reference
+    energy, through that calibration (:func:`~bonescreen.density.energy_normalized_hu`). Fractured and dense
+    levels are left out of the overall results, and a grade 2-3 fracture makes the bone status osteoporosis.
 
     Returns
     -------
@@ -164,7 +168,11 @@ def classify_levels(
     for lv in present:
         health[lv]["dense"] = dense_body(hu_by_level.get(lv, {}))  # why the body is too dense, or None
 
-    prepared = crops_by_level(hu, labels, spacing, present, body_radius_mm)
+    input_note = None
+    crop_hu = hu
+    if energy_normalized:
+        crop_hu, input_note = energy_normalized_hu(hu, calibration)
+    prepared = crops_by_level(crop_hu, labels, spacing, present, body_radius_mm)
     crops = np.concatenate([c for _, c in prepared])[:, None].astype(np.float32, copy=False)
     report(progress, "classify", 0, len(crops))
     probs, features = [], []
@@ -271,6 +279,8 @@ def classify_levels(
         reasons.append("only one level was classified")
     reasons += [f"{name} left out: {left_out[name]}" for name in sorted(unusable)]
     reasons += calibration.flags
+    if input_note:
+        reasons.append(input_note)
     vbmd = overall_density(health, left_out)
     status = bone_status(fractures, vbmd, prediction)
     if vbmd["acr_category"] and vbmd["acr_category"] != prediction:

@@ -187,6 +187,13 @@ class Screener:
         self.model("classification")
         return float(self._meta["classification"].get("calibration", {}).get("temperature", 1.0))
 
+    @property
+    def energy_normalized(self) -> bool:
+        """Whether BCC-Net was trained on energy-normalized crops (its JSON's
+        ``preprocessing.energy_reference_kev``; the paper's HU crops when absent)."""
+        self.model("classification")
+        return self._meta["classification"].get("preprocessing", {}).get("energy_reference_kev") is not None
+
     def models(self) -> dict:
         """Name and SHA-256 of the weights in use, for result.json."""
         out = {}
@@ -285,6 +292,7 @@ class Screener:
                 density=self.density,
                 acquisition=volume.acquisition,
                 bone=vertebrae > 0,
+                energy_normalized=self.energy_normalized,
             )
         return add_input_messages(result, volume.notes, [*volume.flags, *stray_specks(labels, volume.spacing)])
 
