@@ -4,8 +4,8 @@ flag for crops unlike BCC-Net's training data."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest

@@ -109,7 +109,9 @@ LEGACY_OUTPUTS = Path(__file__).parent / "data" / "legacy_outputs.npz"
 
 
 def test_format1_bundled_weights_give_the_outputs_they_gave_before_the_rename():
-    """The bundled weights are format 1 (layers named by position, ``down.1.1.weight``).
+    """The bundled MS-Net is format 1 (layers named by position, ``down.1.1.weight``); the bundled BCC-Net
+    was retrained on 2026-12-01 and is format 2 (named layers): format-1 BCC-Net files are covered by
+    :func:`test_format1_checkpoint_of_any_configuration_loads_with_identical_outputs`.
 
     tests/ml/data/legacy_outputs.npz holds their outputs computed with the positional networks
     before the layers were named (made by the same seeded input on an AVX2 CPU, where the renamed
@@ -121,12 +123,12 @@ def test_format1_bundled_weights_give_the_outputs_they_gave_before_the_rename():
     x_cls = torch.from_numpy(rng.standard_normal((2, 1, 224, 224), dtype=np.float32))
     seg, seg_meta = load_model(default_weights("segmentation"))
     cls, cls_meta = load_model(default_weights("classification"))
-    assert seg_meta["format_version"] == cls_meta["format_version"] == 1
+    assert seg_meta["format_version"] == 1 and cls_meta["format_version"] == 2
     assert "encoder.down2.norm.weight" in seg.state_dict()
     assert "features.denseblock1.denselayer1.layers.conv1.weight" in cls.state_dict()
     with torch.inference_mode():
         np.testing.assert_allclose(seg.forward_logits(x_seg)[0, 0, ::4, ::4], ref["segmentation"], rtol=1e-4, atol=1e-3)
-        np.testing.assert_allclose(cls(x_cls), ref["classification"], rtol=1e-4, atol=1e-3)
+        assert cls(x_cls).shape == (2, 3)
 
 
 @pytest.mark.parametrize(
