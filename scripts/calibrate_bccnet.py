@@ -34,6 +34,7 @@ from bonescreen.labels import class_index, levels_present
 from bonescreen.metrics import expected_calibration_error
 from bonescreen.ood import FeatureDensity, fit_feature_density, save_feature_density
 from bonescreen.pipeline.classify import crops_by_level
+from bonescreen.preprocess import trained_energy_normalized
 from bonescreen.weights import default_weights
 
 
@@ -117,7 +118,7 @@ def main() -> None:
     p.add_argument("--write", action="store_true", help="store the temperature and the feature model")
     args = p.parse_args()
     model, meta = load_model(args.weights)
-    normalized = meta.get("preprocessing", {}).get("energy_reference_kev") is not None
+    normalized = trained_energy_normalized(meta)
     val_ids = set(meta["data"]["val_case_ids"])
     records = training_records(meta)
     val_records = [r for r in records if r.case_id in val_ids]

@@ -263,6 +263,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import load_case_set
     from .device import resolve_device
     from .evaluate import evaluate_classification, evaluate_segmentation, write_evaluation
+    from .preprocess import trained_energy_normalized
 
     records = load_case_set(args.data)
     if args.pipeline:
@@ -285,7 +286,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 args.crops_per_case,
                 seed=args.seed,
                 progress=bar,
-                energy_normalized=meta.get("preprocessing", {}).get("energy_reference_kev") is not None,
+                energy_normalized=trained_energy_normalized(meta),
             ),
         ),
     }

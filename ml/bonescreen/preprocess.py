@@ -52,6 +52,12 @@ def preprocessing_config(energy_normalized: bool = False) -> dict:
     return config
 
 
+def trained_energy_normalized(meta: dict) -> bool:
+    """Whether BCC-Net weights (their JSON, ``meta``) were trained on energy-normalized crops: their
+    ``preprocessing.energy_reference_kev`` (:func:`preprocessing_config`); the paper's HU crops when absent."""
+    return meta.get("preprocessing", {}).get("energy_reference_kev") is not None
+
+
 def window(hu: np.ndarray, win: tuple[float, float]) -> np.ndarray:
     """Map HU linearly from ``win`` to [0, 1], clipped; float32."""
     lo, hi = win

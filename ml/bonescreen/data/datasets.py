@@ -304,7 +304,7 @@ class ClassificationCrops(_Augmented):
         self.keys: list[tuple[str, int, int]] = []
         per_case: list[list[int]] = []
         for n, rec in enumerate(records):
-            volume, labels = rec.load(("levels", mask, "spine"))
+            volume, labels = rec.load(("levels", mask, "spine") if energy_normalized else ("levels", mask))
             roi_map = labels.get(mask, labels["levels"])
             hu = case_input_hu(volume, labels["levels"], labels.get("spine")) if energy_normalized else volume.hu
             mine = []

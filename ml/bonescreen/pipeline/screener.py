@@ -27,6 +27,7 @@ from ..labels import (
 )
 from ..messages import add_input_messages
 from ..ood import FeatureDensity, load_feature_density
+from ..preprocess import trained_energy_normalized
 from ..weights import default_weights
 from .classify import classify_levels
 from .inference import InferenceSettings
@@ -189,10 +190,10 @@ class Screener:
 
     @property
     def energy_normalized(self) -> bool:
-        """Whether BCC-Net was trained on energy-normalized crops (its JSON's
-        ``preprocessing.energy_reference_kev``; the paper's HU crops when absent)."""
+        """Whether BCC-Net was trained on energy-normalized crops
+        (:func:`~bonescreen.preprocess.trained_energy_normalized`)."""
         self.model("classification")
-        return self._meta["classification"].get("preprocessing", {}).get("energy_reference_kev") is not None
+        return trained_energy_normalized(self._meta["classification"])
 
     def models(self) -> dict:
         """Name and SHA-256 of the weights in use, for result.json."""
