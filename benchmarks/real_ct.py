@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bonescreen.data.labelled import LabelledCT, builtin_real_cases, find_labelled
+from bonescreen.data.labelled import LAYOUTS, LabelledCT, builtin_real_cases, find_labelled
 from bonescreen.errors import BoneScreenError
 from bonescreen.fracture import body_heights
 from bonescreen.hu import body_from_levels, trabecular_hu
@@ -146,14 +146,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seg-weights", type=Path, default=None, help="MS-Net weights (default: the bundled ones)")
     ap.add_argument("--folder", type=Path, default=None, help="your own labelled CT (default: ../shared/data)")
-    ap.add_argument("--layout", choices=["verse", "totalseg", "nnunet"], default=None)
+    ap.add_argument("--layout", choices=sorted(LAYOUTS), default=None)
     ap.add_argument("--label-scheme", choices=["verse", "totalseg"], default="verse", help="nnU-Net label ids")
+    ap.add_argument(
+        "--only", action="append", default=[], help="measure only this image (its name in the output); repeatable"
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path, default=Path("bench-out/real_ct.json"))
     ap.add_argument("--figure", type=Path, default=None, help="PNG of the marks (docs/real_ct.png)")
     args = ap.parse_args()
     try:
         cases = find_labelled(args.folder, args.layout, args.label_scheme) if args.folder else builtin_real_cases()
+        if args.only:
+            unknown = sorted(set(args.only) - {c.name for c in cases})
+            if unknown:
+                raise BoneScreenError(f"no labelled CT named {', '.join(unknown)}", args.folder)
+            cases = [c for c in cases if c.name in args.only]
     except BoneScreenError as exc:
         raise SystemExit(f"real_ct.py: {exc}") from None
     if args.folder is None and not cases:

@@ -129,10 +129,12 @@ def _train(args: argparse.Namespace, task: str) -> int:
         load_case_set,
         split_by_case,
     )
-    from .data.labelled import find_labelled
+    from .data.labelled import find_labelled, leave_out
     from .preprocess import CROP_SIZE, preprocessing_config
     from .train import TrainConfig, train
 
+    if getattr(args, "leave_out", None) and not args.labelled:
+        raise BoneScreenError("--leave-out names a labelled CT of --labelled: give --labelled too")
     records = load_case_set(args.data)
     for extra in getattr(args, "also", None) or []:
         records += load_case_set(extra)
@@ -159,10 +161,18 @@ def _train(args: argparse.Namespace, task: str) -> int:
             parts = [cases]
             if args.slices:
                 parts.append(SliceShards(args.slices, augment=True, seed=args.seed, context=args.context))
-            for folder in args.labelled:
-                found = find_labelled(folder, args.layout, args.label_scheme)
+            found = [c for folder in args.labelled for c in find_labelled(folder, args.layout, args.label_scheme)]
+            if found:
+                found = leave_out(found, args.leave_out, args.labelled[0] if len(args.labelled) == 1 else None)
                 parts.append(
-                    LabelledSlices(found, args.slices_per_case * 2, augment=True, seed=args.seed, context=args.context)
+                    LabelledSlices(
+                        found,
+                        args.slices_per_case * 2,
+                        augment=True,
+                        seed=args.seed,
+                        context=args.context,
+                        repeat=args.labelled_repeat,
+                    )
                 )
             return ConcatDataset(parts)
 
@@ -192,6 +202,8 @@ def _train(args: argparse.Namespace, task: str) -> int:
             "train_samples_per_epoch": len(train_set),
             "realistic_slices": [str(Path(p).resolve()) for p in getattr(args, "slices", None) or []],
             "labelled_ct": [str(Path(p).resolve()) for p in getattr(args, "labelled", None) or []],
+            "labelled_left_out": list(getattr(args, "leave_out", None) or []),
+            "labelled_repeat": getattr(args, "labelled_repeat", 1),
             "split": f"by case, stratified by class, val fraction {args.val_fraction}, seed {args.seed}",
         },
         "command": "bonescreen " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bonescreen") else None,
@@ -616,7 +628,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="folder of your own CT with vertebra labels (VerSe, TotalSegmentator or nnU-Net layout); repeatable",
     )
-    ts.add_argument("--layout", choices=["verse", "totalseg", "nnunet"], default=None, help="layout of --labelled")
+    ts.add_argument(
+        "--layout",
+        choices=["nnunet", "shared", "totalseg", "verse"],  # bonescreen.data.labelled.LAYOUTS
+        default=None,
+        help="layout of --labelled",
+    )
+    ts.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a labelled CT of --labelled not to train on (leave-one-out evaluation); repeatable",
+    )
+    ts.add_argument(
+        "--labelled-repeat",
+        type=_positive_int,
+        default=1,
+        help="times each labelled CT's slices are seen per epoch (a few real scans among many phantom slices)",
+    )
     ts.add_argument("--label-scheme", choices=["verse", "totalseg"], default="verse", help="nnU-Net label ids")
     ts.set_defaults(func=lambda a: _train(a, "segmentation"))
 

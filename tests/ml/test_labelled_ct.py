@@ -8,7 +8,7 @@ import pytest
 
 from bonescreen.cli import main
 from bonescreen.data import LabelledSlices
-from bonescreen.data.labelled import builtin_real_cases, find_labelled, map_labels
+from bonescreen.data.labelled import builtin_real_cases, find_labelled, leave_out, map_labels
 from bonescreen.errors import BoneScreenError
 from bonescreen.weights import default_weights
 
@@ -66,8 +66,46 @@ def test_train_seg_fine_tunes_on_labelled_ct(tmp_path, small_set, small_case, ti
     _nnunet_folder(tmp_path / "mine", small_case)
     out = tmp_path / "w"
     extra = ("--init-weights", str(default_weights("segmentation")), "--labelled", str(tmp_path / "mine"))
-    code = main(tiny_train_seg(small_set, out, *extra, "--layout", "nnunet"))
+    code = main(tiny_train_seg(small_set, out, *extra, "--layout", "nnunet", "--labelled-repeat", "3"))
     assert code == 0
     meta = json.loads((out / "model.json").read_text())
     assert meta["training"]["init_weights"] and meta["data"]["labelled_ct"]
-    assert meta["data"]["train_samples_per_epoch"] == 2 * 2 + 4  # two phantom cases x 2, labelled x 4
+    assert meta["data"]["labelled_repeat"] == 3
+    assert meta["data"]["train_samples_per_epoch"] == 2 * 2 + 4 * 3  # two phantom cases x 2, labelled 4 x 3
+
+
+def test_train_seg_leave_out_names_a_labelled_ct(tmp_path, small_set, small_case, tiny_train_seg, capsys):
+    """A held-out name that is not there (a typo would train on the image meant to be held out), leaving out
+    every labelled CT, and --leave-out without --labelled: each a one-line error, nothing trained."""
+    _nnunet_folder(tmp_path / "mine", small_case)
+    mine = ("--labelled", str(tmp_path / "mine"), "--layout", "nnunet")
+    for extra, message in (
+        ((*mine, "--leave-out", "spine_01"), "no labelled CT named spine_01 to leave out (found: spine_001)"),
+        ((*mine, "--leave-out", "spine_001"), "leaving those out leaves no labelled CT"),
+        (("--leave-out", "spine_001"), "give --labelled too"),
+    ):
+        out = tmp_path / "w"
+        assert main(tiny_train_seg(small_set, out, *extra)) == 2
+        assert message in capsys.readouterr().err
+        assert not (out / "model.safetensors").exists()
+
+
+def test_shared_layout_and_leave_one_out(shared_data):
+    """The project's real images as a labelled folder, one left out for leave-one-out fine-tuning."""
+    cases = find_labelled(shared_data, "shared")
+    assert [c.name for c in cases] == ["totalseg-t11t12-dicom", "dcmqi-ct3slice", "tptbox-l3-crop"]
+    assert [c.name for c in find_labelled(shared_data)] == [c.name for c in cases]  # found without the layout too
+    kept = leave_out(cases, ["tptbox-l3-crop"])
+    assert [c.name for c in kept] == ["totalseg-t11t12-dicom", "dcmqi-ct3slice"]
+    with pytest.raises(BoneScreenError, match="no labelled CT named L3 to leave out"):
+        leave_out(cases, ["L3"])
+
+
+def test_repeated_labelled_slices_are_augmented_anew(tmp_path, small_case):
+    _nnunet_folder(tmp_path, small_case)
+    ds = LabelledSlices(find_labelled(tmp_path, "nnunet"), slices_per_case=2, augment=True, repeat=3)
+    assert len(ds) == 6
+    first, again = ds[0], ds[2]  # the same slice, its second time in the epoch
+    assert not np.array_equal(first[0].numpy(), again[0].numpy())
+    with pytest.raises(BoneScreenError, match="repeat"):
+        LabelledSlices(find_labelled(tmp_path, "nnunet"), slices_per_case=2, repeat=0)

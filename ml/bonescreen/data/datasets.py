@@ -53,12 +53,14 @@ class _SlicePairs(_Augmented):
     images: np.ndarray
     marks: np.ndarray
     augment: bool
+    repeat: int = 1  # each slice seen this many times per epoch, each time with its own augmentation
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.images) * self.repeat
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return _slice_pair(self.images[i], self.marks[i], self._rng(i) if self.augment else None)
+        k = i % len(self.images)
+        return _slice_pair(self.images[k], self.marks[k], self._rng(i) if self.augment else None)
 
 
 class SegmentationSlices(_SlicePairs):
@@ -162,15 +164,26 @@ class LabelledSlices(_SlicePairs):
         Seed of the augmentation.
     context : bool
         2.5-D input, as :class:`SegmentationSlices`.
+    repeat : int
+        Times each slice is seen per epoch, each time augmented anew (a few real scans among many
+        phantom slices).
     """
 
     def __init__(
-        self, cases, slices_per_case: int = 24, augment: bool = True, seed: int = 0, context: bool = False
+        self,
+        cases,
+        slices_per_case: int = 24,
+        augment: bool = True,
+        seed: int = 0,
+        context: bool = False,
+        repeat: int = 1,
     ) -> None:
         from ..pipeline.grid import NET_SIZE, NetGrid
 
         super().__init__(seed)
         self.augment = augment
+        check_number("repeat", repeat, 1, whole=True)
+        self.repeat = int(repeat)
         images, marks, self.index = [], [], []
         for case in cases:
             volume = case.load_volume()

@@ -10,6 +10,8 @@ Layouts of a folder (:func:`find_labelled`):
 - ``totalseg``: one folder per subject with ``ct.nii.gz`` and either ``segmentations/vertebrae_*.nii.gz``
   (one mask per vertebra) or a combined map ``*.nii.gz`` beside it.
 - ``nnunet``: nnU-Net raw ``imagesTr/<case>_0000.nii.gz`` and ``labelsTr/<case>.nii.gz``.
+- ``shared``: the project's labelled development images (``shared/data/real``, :func:`builtin_real_cases`),
+  for leave-one-out fine-tuning (:func:`leave_out`).
 """
 
 from __future__ import annotations
@@ -168,11 +170,47 @@ def _nnunet_cases(root: Path, scheme: str) -> list[LabelledCT]:
     return cases
 
 
+def _shared_cases(root: Path, scheme: str) -> list[LabelledCT]:
+    """The project's development images (``shared/data/real``), when ``root`` is that folder."""
+    return [c for c in builtin_real_cases(root) if c.image.exists() and all(p.exists() for p in c.labels)]
+
+
 LAYOUTS: dict[str, Callable[[Path, str], list[LabelledCT]]] = {
     "verse": _verse_cases,
     "totalseg": _totalseg_cases,
     "nnunet": _nnunet_cases,
+    "shared": _shared_cases,
 }
+
+
+def leave_out(cases: list[LabelledCT], names: list[str], where: str | os.PathLike | None = None) -> list[LabelledCT]:
+    """The cases without those named (leave-one-out training and evaluation on a few labelled CT).
+
+    Parameters
+    ----------
+    cases : list of LabelledCT
+        From :func:`find_labelled`.
+    names : list of str
+        Case names (:attr:`LabelledCT.name`) to drop.
+    where : path, optional
+        The folder, named in the error.
+
+    Raises
+    ------
+    BoneScreenError
+        If a name is not among the cases (a typo would silently train on the image meant to be held out),
+        or nothing is left.
+    """
+    known = {c.name for c in cases}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise BoneScreenError(
+            f"no labelled CT named {', '.join(unknown)} to leave out (found: {', '.join(sorted(known))})", where
+        )
+    kept = [c for c in cases if c.name not in set(names)]
+    if not kept:
+        raise BoneScreenError("leaving those out leaves no labelled CT", where)
+    return kept
 
 
 def find_labelled(root: str | os.PathLike, layout: str | None = None, scheme: str = "verse") -> list[LabelledCT]:
@@ -182,7 +220,7 @@ def find_labelled(root: str | os.PathLike, layout: str | None = None, scheme: st
     ----------
     root : path
         The folder.
-    layout : {"verse", "totalseg", "nnunet"}, optional
+    layout : {"verse", "totalseg", "nnunet", "shared"}, optional
         Its layout.
     scheme : {"verse", "totalseg"}
         Label ids of an nnU-Net folder (the other layouts have their own).
@@ -205,6 +243,6 @@ def find_labelled(root: str | os.PathLike, layout: str | None = None, scheme: st
             return cases
     raise BoneScreenError(
         "no labelled CT found (layouts: VerSe sub-*_ct.nii.gz + *_seg-vert_msk.nii.gz; TotalSegmentator "
-        "ct.nii.gz + segmentations/; nnU-Net imagesTr/ + labelsTr/)",
+        "ct.nii.gz + segmentations/; nnU-Net imagesTr/ + labelsTr/; shared: the project's shared/data/real)",
         root,
     )
