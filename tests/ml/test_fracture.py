@@ -202,3 +202,26 @@ def test_references_hold_when_half_the_levels_are_crushed():
     found = assess_fractures(apart, list(LEVEL_NAMES.values()))
     assert found["L3"]["genant_grade"] == 0 and "two away" in found["L3"]["reference"]
     assert "a crush would not show" in found["L3"]["note"] and "not measured" in found["L3"]["note"]
+
+
+def test_phantom_bodies_have_the_populations_normal_shapes():
+    """The template meshes' bodies are flat-ended boxes; the phantom gives each intact lumbar body the
+    population's shape of its level (L1 wedged, L5 taller in front, concave endplates), spread from patient
+    to patient, so that a fracture's recorded loss is against a body of a normal shape, as a reader's is."""
+    from bonescreen.fracture import POPULATION_BODY
+    from bonescreen.phantom.findings import Findings
+    from bonescreen.phantom.scene import draw_scene, true_body_heights
+
+    ratios = {n: [] for n in POPULATION_BODY}
+    for k in range(4):
+        scene = draw_scene(np.random.default_rng([11, k]), Findings(), randomize=False)
+        for bone in scene.bones:
+            if 1 <= bone.spine_id <= 5:
+                h = true_body_heights(bone)
+                ratios[f"L{bone.spine_id}"].append((h["anterior"] / h["posterior"], h["middle"] / h["posterior"]))
+    mean = {n: np.mean(v, axis=0) for n, v in ratios.items()}
+    for name, shape in POPULATION_BODY.items():
+        assert mean[name][0] == pytest.approx(shape.anterior_ratio, abs=0.07)
+        assert mean[name][1] == pytest.approx(shape.middle_ratio, abs=0.07)
+    assert mean["L5"][0] - mean["L1"][0] > 0.15  # wedged at the top, taller in front at the bottom
+    assert np.std([r[1] for v in ratios.values() for r in v]) > 0.02  # not one shape for everyone

@@ -179,27 +179,102 @@ def resolve_findings(rng: np.random.Generator, findings: Findings | str) -> Find
     return drawn
 
 
-def fracture_warp(tp: np.ndarray, fracture: Fracture, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Template points of a fractured vertebra: the body's height shrunk toward its centre by the fracture.
+@dataclass(frozen=True)
+class NormalShape:
+    """An intact vertebral body's own shape, drawn per patient and level (not a fracture).
+
+    ``wedge``: share of the anterior height the template loses (negative: taller in front), so that
+    its anterior/posterior ratio becomes the drawn one; ``concavity``: depth of the endplates' central
+    depression as a share of the body's height at its middle (the middle/posterior ratio). Real lumbar
+    bodies are wedged at L1 and taller in front at L5, and their endplates are concave
+    (:data:`bonescreen.fracture.POPULATION_BODY`); the shrink-wrapped template meshes are flat.
+    """
+
+    wedge: float = 0.0
+    concavity: float = 0.0
+
+
+def _wedge_loss(u: np.ndarray, depth: float) -> np.ndarray:
+    """Full loss over the front third, none over the posterior fifth (``u``: 0 posterior, 1 anterior)."""
+    return depth * np.clip((u - 0.2) / 0.5, 0.0, 1.0)
+
+
+def _central_loss(tp: np.ndarray, c: np.ndarray, half: np.ndarray, depth: float) -> np.ndarray:
+    """The middle of the endplates sinks by ``depth``; the rim keeps its height."""
+    r2 = ((tp[0] - c[0]) / half[0]) ** 2 + ((tp[1] - c[1]) / half[1]) ** 2
+    return depth * np.clip(1.0 - r2 / BICONCAVE_RIM_R2, 0.0, 1.0)
+
+
+def fracture_warp(
+    tp: np.ndarray, fracture: Fracture | None, lo: np.ndarray, hi: np.ndarray, normal: NormalShape | None = None
+) -> np.ndarray:
+    """Template points of a vertebral body of its own normal shape, fractured: its height shrunk toward its centre.
 
     ``tp`` (3, ...) are template-frame points (x anterior, y lateral, z superior; mm); ``lo``, ``hi``
     the body's extent in the template (with its 6 mm margin). The returned points are where the
-    unfractured template is sampled: points beyond the collapsed endplates map outside the body.
+    template is sampled: points beyond the collapsed endplates map outside the body. The fracture
+    (None: intact) is applied to the body as ``normal`` (None: the template's own shape) shapes it, so
+    that its loss is against the same body intact.
     """
     lo, hi = np.asarray(lo, float) + 6.0, np.asarray(hi, float) - 6.0
     c, half = (lo + hi) / 2, (hi - lo) / 2
-    u = (tp[0] - lo[0]) / (2 * half[0])  # 0 at the posterior wall, 1 at the anterior
-    depth = fracture.warp_depth
-    if fracture.shape == "wedge":  # full loss over the front third, none over the posterior fifth
-        loss = depth * np.clip((u - 0.2) / 0.5, 0.0, 1.0)
-    elif fracture.shape == "biconcave":  # the middle of the endplates sinks; the rim keeps its height
-        r2 = ((tp[0] - c[0]) / half[0]) ** 2 + ((tp[1] - c[1]) / half[1]) ** 2
-        loss = depth * np.clip(1.0 - r2 / BICONCAVE_RIM_R2, 0.0, 1.0)
-    else:  # crush: the whole body, front, middle and back alike
-        loss = np.full(tp.shape[1:], depth)
-    loss = np.where(tp[0] > lo[0] - 2.0, loss, 0.0)  # posterior elements keep their height
     out = tp.copy()
-    out[2] = c[2] + (tp[2] - c[2]) / (1.0 - loss)
+    posterior_elements = tp[0] <= lo[0] - 2.0  # they keep their height
+    steps = []
+    if fracture is not None:
+        depth = fracture.warp_depth
+        if fracture.shape == "wedge":
+            steps.append(lambda q: _wedge_loss((q[0] - lo[0]) / (2 * half[0]), depth))
+        elif fracture.shape == "biconcave":
+            steps.append(lambda q: _central_loss(q, c, half, depth))
+        else:  # crush: the whole body, front, middle and back alike
+            steps.append(lambda q: np.full(q.shape[1:], depth))
+    if normal is not None and (normal.wedge or normal.concavity):
+        steps.append(
+            lambda q: (
+                _wedge_loss((q[0] - lo[0]) / (2 * half[0]), normal.wedge) + _central_loss(q, c, half, normal.concavity)
+            )
+        )
+    for loss_at in steps:  # the fracture first: the intact body it breaks is the normal-shaped one
+        loss = np.where(posterior_elements, 0.0, loss_at(out))
+        out[2] = c[2] + (out[2] - c[2]) / (1.0 - loss)
+    return out
+
+
+def draw_normal_shapes(
+    rng: np.random.Generator, template_ratios: dict[str, dict[str, float]]
+) -> dict[str, NormalShape]:
+    """Each lumbar body's normal shape: the population's shape of its level with a patient's and a level's spread.
+
+    Parameters
+    ----------
+    rng : numpy Generator
+        The patient's.
+    template_ratios : dict
+        Level name (``L1`` .. ``L5``) -> ``{"wedge": Ha/Hp, "biconcave": Hm/Hp}`` of the placed template intact.
+
+    Returns
+    -------
+    dict
+        Level name -> :class:`NormalShape` that brings the template's ratios to the drawn ones: the
+        population's (:data:`bonescreen.fracture.POPULATION_BODY`, the mean shape of 87 patients' L2-L5,
+        Clouthier et al. 2023; L1 extrapolated) plus a patient's offset (SD 0.03, shared by the levels)
+        and a level's (SD 0.03): about the 0.04-0.05 SD of normal height ratios in morphometry (McCloskey
+        et al., Osteoporos Int 1993), so that grading meets the spread of normal shapes it meets in patients.
+    """
+    from ..fracture import POPULATION_BODY
+
+    patient = rng.normal(0.0, 0.03, 2)
+    out = {}
+    for name, ratios in template_ratios.items():
+        pop = POPULATION_BODY[name]
+        level = rng.normal(0.0, 0.03, 2)
+        wedge_target = pop.anterior_ratio + patient[0] + level[0]
+        middle_target = min(pop.middle_ratio + patient[1] + level[1], 1.0)
+        out[name] = NormalShape(
+            wedge=float(np.clip(1.0 - wedge_target / ratios["wedge"], -0.15, 0.25)),
+            concavity=float(np.clip(1.0 - middle_target / ratios["biconcave"], 0.0, 0.25)),
+        )
     return out
 
 

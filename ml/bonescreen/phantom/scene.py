@@ -33,7 +33,15 @@ from scipy import ndimage
 from ..attenuation import Mixture, Spectrum, enhanced, hounsfield, mean_marrow_fat, tissue, trabecular_bone
 from ..errors import BoneScreenError
 from ..fracture import SLAB_MM, body_heights, chord_directions, genant_grade
-from .findings import Findings, Fracture, draw_findings, fracture_warp, metal_streaks
+from .findings import (
+    Findings,
+    Fracture,
+    NormalShape,
+    draw_findings,
+    draw_normal_shapes,
+    fracture_warp,
+    metal_streaks,
+)
 from .shapes import Template, load_templates, template_to_volume
 
 #: Template frame (x anterior, y lateral, z superior) from world (x left, y posterior, z superior).
@@ -74,6 +82,7 @@ class PlacedBone:
     sclerosis_hu: float = 0.0
     disc_gas_hu: float = 0.0  # vacuum phenomenon in the disc below the body (0: none)
     fracture: Fracture | None = None
+    normal: NormalShape | None = None  # the intact body's own wedge and endplate concavity
     axis_world: np.ndarray | None = None  # a lumbar body's spine axis (world, unit): chord of its neighbours
     cement_hu: float = 0.0  # vertebroplasty cement in the body (0: none)
     cement_radii: tuple[float, float, float] = (0.6, 0.55, 0.6)  # of the body's half extents
@@ -175,8 +184,8 @@ def true_body_heights(bone: PlacedBone, step_mm: float = 0.5) -> dict[str, float
     reach = (SLAB_MM + 2.0) / scale[1]
     axes[1] = axes[1][np.abs(axes[1] - lateral) <= reach]
     tp = np.stack(np.meshgrid(*axes, indexing="ij")).astype(np.float32)
-    if bone.fracture is not None:
-        tp = fracture_warp(tp, bone.fracture, lo, hi)
+    if bone.fracture is not None or bone.normal is not None:
+        tp = fracture_warp(tp, bone.fracture, lo, hi, bone.normal)
     inside = bone.body.sample(tp) < 0  # (x anterior, y lateral, z superior)
     body = template_to_volume(inside)
     axis = None
@@ -485,6 +494,7 @@ def draw_scene(
             arms.append((x, rng.uniform(-40, 40), arm_r, rng.uniform(9, 13)))
     top_z = levels_z[THORACIC_IDS[-1]]
     _set_body_axes(bones)
+    _set_normal_shapes(rng.spawn(1)[0], bones)  # a child generator: the scene's own draws stay as they were
     return Scene(
         bones=bones,
         tubes=tubes,
@@ -521,6 +531,19 @@ def _set_body_axes(bones: list[PlacedBone]) -> None:
     for bone, d in zip(lumbar, chord_directions(centres), strict=True):
         if d is not None:
             bone.axis_world = d / np.linalg.norm(d)
+
+
+def _set_normal_shapes(rng: np.random.Generator, bones: list[PlacedBone]) -> None:
+    """Give each lumbar body the population's normal shape of its level, with a patient's and a level's spread
+    (:func:`~.findings.draw_normal_shapes`; before any fracture, whose loss is against this intact body)."""
+    lumbar = {b.spine_id: b for b in bones if 1 <= b.spine_id <= 5 and b.body is not None}
+    ratios = {}
+    for sid, bone in sorted(lumbar.items()):
+        h = true_body_heights(bone)
+        if h is not None:
+            ratios[f"L{sid}"] = {"wedge": h["anterior"] / h["posterior"], "biconcave": h["middle"] / h["posterior"]}
+    for name, shape in draw_normal_shapes(rng, ratios).items():
+        lumbar[int(name[1:])].normal = shape
 
 
 def _place_findings(rng, findings: Findings, bones: list[PlacedBone], hu_of) -> list[Tube]:
@@ -758,8 +781,8 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
             continue
         pts = np.stack([X[rs, cs], Y[rs, cs], np.full(X[rs, cs].shape, z, np.float32)])
         tp = np.tensordot(bone.m, pts, axes=1) + bone.b[:, None, None]
-        if bone.fracture is not None and bone.body is not None:
-            tp = fracture_warp(tp, bone.fracture, *bone.body.extent)
+        if bone.body is not None and (bone.fracture is not None or bone.normal is not None):
+            tp = fracture_warp(tp, bone.fracture, *bone.body.extent, bone.normal)
         sdf = bone.template.sample(tp)
         inside = sdf < 0
         body_sdf = None
@@ -784,9 +807,13 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
             # the annulus a little denser than the nucleus; a fractured body's collapse is filled by disc
             low, high, outline = bone.body.endplates
             reach = DISC_REACH_MM
-            if bone.fracture is not None:  # the collapse opens the gap by up to loss x half the body's height
+            # a collapse or an endplate's concavity opens the gap by up to its loss x half the body's height
+            lost = 1.0 - (1.0 - (bone.fracture.warp_depth if bone.fracture is not None else 0.0)) * (
+                1.0 - (max(bone.normal.wedge, 0.0) + bone.normal.concavity if bone.normal is not None else 0.0)
+            )
+            if lost > 0:
                 half_height = (hi[2] - lo[2]) / 2 - 6.0
-                reach = (DISC_REACH_MM + bone.fracture.warp_depth * half_height) / (1.0 - bone.fracture.warp_depth)
+                reach = (DISC_REACH_MM + lost * half_height) / (1.0 - lost)
             below = bone.body.sample_plane(low, tp) - tp[2]
             above = tp[2] - bone.body.sample_plane(high, tp)
             depth = bone.body.sample_plane(outline, tp, outside=-1.0)

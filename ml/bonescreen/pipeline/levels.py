@@ -159,6 +159,7 @@ def _lateral_bone(
     spacing,
     s: LevelSettings,
     own: np.ndarray | None = None,
+    metal_slices: np.ndarray | None = None,
 ) -> tuple[bool, bool, bool]:
     """Ribs, and iliac bone, beside a vertebral body (bone not in the mask) on enough of its slices.
 
@@ -174,6 +175,10 @@ def _lateral_bone(
     mask when None), behind the middle of the body, on both sides. L5's lower slices cut the top
     of the sacrum (the lumbosacral angle): the ilium beside the sacral alae is near the sacrum there,
     not near L5.
+
+    Slices with metal (``metal_slices``, bool per slice) count neither for nor against ribs: the
+    streaks metal leaves across the whole slice (:func:`~bonescreen.metal.metal_mask` takes out only
+    their core) read as small pieces of bone beside the body.
 
     Returns
     -------
@@ -233,12 +238,15 @@ def _lateral_bone(
             )
         iliac_hits += all(iliac)  # the pelvis is on both sides
         joint_hits += all(joint)
+        if metal_slices is not None and metal_slices[k]:
+            continue  # streaks: no rib evidence either way
         if not any(iliac):
             rib_hits += any(rib)
             side_hits += np.array(rib, dtype=int)
     # ribs come in pairs: a rib on each side, on some of the slices each (the two seldom run level)
-    each_side = bool(np.all(side_hits >= max(1, s.rib_side_fraction * len(ks))))
-    ribs = rib_hits >= max(1, s.rib_fraction * len(ks)) and each_side
+    readable = len(ks) if metal_slices is None else int(np.count_nonzero(~metal_slices[run[0] : run[1] + 1]))
+    each_side = bool(np.all(side_hits >= max(1, s.rib_side_fraction * readable)))
+    ribs = readable > 0 and rib_hits >= max(1, s.rib_fraction * readable) and each_side
     pelvis = iliac_hits >= max(1, s.iliac_fraction * len(ks))
     return ribs and not pelvis, pelvis, joint_hits >= max(1, s.si_fraction * len(ks))
 
@@ -433,7 +441,7 @@ def split_levels(
     if metal is None or not metal.any():
         return _split_fine_or_coarse(mask, spacing, hu, top_level, s)
     # the mask keeps the metal while it is split (taking it out would cut pedicles from their bodies)
-    split = _split_fine_or_coarse(mask, spacing, without_metal(hu, metal), top_level, s)
+    split = _split_fine_or_coarse(mask, spacing, without_metal(hu, metal), top_level, s, metal.any(axis=(1, 2)))
     split.labels[metal] = 0
     if split.vertebra_map is not None:
         split.vertebra_map[metal] = 0
@@ -446,10 +454,11 @@ def _split_fine_or_coarse(
     hu: np.ndarray | None,
     top_level: int | None,
     s: LevelSettings,
+    metal_slices: np.ndarray | None = None,
 ) -> LevelSplit:
     f = int(s.split_pixel_mm // min(spacing[1], spacing[2]))
     if f < 2:
-        return _split(mask, spacing, hu, top_level, s)
+        return _split(mask, spacing, hu, top_level, s, metal_slices)
     mask = np.asarray(mask, dtype=bool)
     coarse = _split(
         mask[:, ::f, ::f],
@@ -457,6 +466,7 @@ def _split_fine_or_coarse(
         None if hu is None else hu[:, ::f, ::f],
         top_level,
         s,
+        metal_slices,
     )
 
     def full(small: np.ndarray) -> np.ndarray:
@@ -478,6 +488,7 @@ def _split(
     hu: np.ndarray | None,
     top_level: int | None,
     s: LevelSettings,
+    metal_slices: np.ndarray | None = None,
 ) -> LevelSplit:
     """Split a boolean vertebra mask (z, y, x) into vertebrae and label L1..L5.
 
@@ -502,6 +513,8 @@ def _split(
         used only when neither sacrum nor ribs name the levels.
     s : LevelSettings
         The split's and the naming's constants.
+    metal_slices : ndarray, optional
+        bool per slice: metal in it (its streaks give no rib evidence).
 
     Returns
     -------
@@ -552,7 +565,9 @@ def _split(
         if hu is not None:
             own_part = np.zeros((run[1] - run[0] + 1, *mask.shape[1:]), bool)
             own_part[:, box[1], box[2]] = own
-            v.ribs, v.iliac, v.sacroiliac = _lateral_bone(hu, mask, run, centres, radius, spacing, s, own_part)
+            v.ribs, v.iliac, v.sacroiliac = _lateral_bone(
+                hu, mask, run, centres, radius, spacing, s, own_part, metal_slices
+            )
         vertebrae.append(v)
     vertebrae = _join_sacrum(vertebrae, s)
     names, rule, certain, name_notes = _name(vertebrae, top_level, spacing[0], mask.shape[0], s)
@@ -700,6 +715,14 @@ def _name_by_rules(
         if t12 == 0:  # no vertebra without ribs below the run: the run may end above T12
             certain = False
             notes.append("the lowest vertebra in view has ribs: it may be T12 or one above it; check the names")
+        stray = [names[i] for i in range(t12) if vertebrae[i].ribs and not vertebrae[i].iliac]
+        if stray:  # rib-like bone below the run (a long rib's tip, a transverse process cut by the view, a
+            # calcification): the rib evidence disagrees with itself, so the run's end is in doubt too
+            certain = False
+            notes.append(
+                f"rib-like bone also beside the vertebra named {', '.join(stray)}, below T12: the ribs may have "
+                "been miscounted; check the names"
+            )
         if weak_sacrum and _count_up(n) != names:
             certain = False
             notes.append("the lowest vertebra is as wide as a sacrum but the ribs count otherwise: check the names")
