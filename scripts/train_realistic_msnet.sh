@@ -45,3 +45,14 @@ if [ -n "${STAGE5:-}" ]; then
         ${RESUME:+--resume}
     .venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-ctx" --json "$DATA/real_ct_stage5.json"
 fi
+# stage 7 (2026-12-01): the bundled weights fine-tuned on the phantom whose bodies have the population's normal
+# shapes (concave endplates, L1 wedged: discs reach into the bodies as on CT). Run with STAGE7=1.
+if [ -n "${STAGE7:-}" ]; then
+    [ -d "$DATA/train" ] || $BS phantom "$DATA/train" --cases 60 --seed 1000
+    OMP_NUM_THREADS=1 $BS synth-slices "$DATA/synth-train11" --scenes 300 --seed 11 --workers 2
+    OMP_NUM_THREADS=2 $BS train-seg "$DATA/train" --slices "$DATA/synth-train11" \
+        --init-weights ml/bonescreen/weights/msnet-small.safetensors --out "$DATA/msnet-stage7" --model msnet-small \
+        --epochs "${EPOCHS:-1}" --batch-size 8 --lr 0.0001 --slices-per-case 12 --val-fraction 0.2 --seed 0 \
+        --device cpu ${RESUME:+--resume}
+    .venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-stage7" --json "$DATA/real_ct_stage7.json"
+fi
