@@ -87,3 +87,21 @@ def test_progress_cancels():
     report(lambda s, d, t: None, "x", 1, 2)
     with pytest.raises(Cancelled, match="segment"):
         report(lambda s, d, t: False, "segment", 3, 10)
+
+
+def test_rib_like_bone_below_the_run_of_ribs_makes_the_names_uncertain():
+    """Ribs found on the two top vertebrae and also beside one far below them (a long rib's tip, a cut
+    transverse process): the names are counted down from the run, but flagged, with the level named."""
+    from bonescreen.pipeline.level_settings import LevelSettings
+    from bonescreen.pipeline.levels import Vertebra, _name_by_rules
+
+    def vertebrae(ribs):
+        return [Vertebra(i, (10 * i, 10 * i + 8), (10 * i, 10 * i + 9), 45.0, ribs=r) for i, r in enumerate(ribs)]
+
+    clean = vertebrae([False, False, False, False, True, True])
+    names, rule, certain, notes = _name_by_rules(clean, None, 80, LevelSettings())
+    assert "T12" in rule and certain and names[4] == "T12" and not notes
+    stray = vertebrae([False, True, False, False, True, True])
+    names, rule, certain, notes = _name_by_rules(stray, None, 80, LevelSettings())
+    assert names[4] == "T12" and not certain
+    assert any("rib-like bone also beside the vertebra named L3" in n for n in notes)
