@@ -48,9 +48,10 @@ def bone_health(volume, vertebra_map: np.ndarray, vertebrae) -> dict:
     """
     bodies = body_from_levels(vertebra_map, volume.spacing)
     calibration = scan_calibration(volume.hu, vertebra_map, bodies, volume.spacing, volume.acquisition)
+    walls = body_from_levels(vertebra_map, volume.spacing, endplates=True)  # as screen measures heights
     heights = {}
     for v in vertebrae:
-        h = body_heights(bodies == v.index + 1, volume.spacing) if v.index < 5 else None
+        h = body_heights(walls == v.index + 1, volume.spacing) if v.index < 5 else None
         heights[v.name] = None if h is None else {k: round(x, 1) for k, x in h.items()}
     return {"calibration": calibration.as_dict(), "heights": heights}
 
@@ -160,16 +161,25 @@ def main() -> None:
         if args.only:
             unknown = sorted(set(args.only) - {c.name for c in cases})
             if unknown:
-                raise BoneScreenError(f"no labelled CT named {', '.join(unknown)}", args.folder)
+                found = ", ".join(c.name for c in cases)
+                raise BoneScreenError(f"no labelled CT named {', '.join(unknown)} (found: {found})", args.folder)
             cases = [c for c in cases if c.name in args.only]
     except BoneScreenError as exc:
         raise SystemExit(f"real_ct.py: {exc}") from None
     if args.folder is None and not cases:
         raise SystemExit("real_ct.py: ../shared/data/real is missing: give --folder with your own labelled CT")
-    screener = Screener(seg_weights=args.seg_weights, device=args.device)
+    try:
+        screener = Screener(seg_weights=args.seg_weights, device=args.device)
+        screener.model("segmentation")  # bad weights or an absent device: one line, before any image
+    except BoneScreenError as exc:
+        raise SystemExit(f"real_ct.py: {exc}") from None
     rows = []
     for case in cases:
-        row = run_case(screener, case)
+        try:
+            row = run_case(screener, case)
+        except BoneScreenError as exc:  # one unreadable image does not lose the others
+            print(f"{case.name}: skipped: {exc}")
+            continue
         rows.append(row)
         named = ", ".join(f"{f['name']}={f['truth']}" for f in row["found"])
         hus = ", ".join(f"{f['name']} {f['trabecular_hu']}" for f in row["found"])

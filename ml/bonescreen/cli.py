@@ -133,8 +133,13 @@ def _train(args: argparse.Namespace, task: str) -> int:
     from .preprocess import CROP_SIZE, preprocessing_config
     from .train import TrainConfig, train
 
-    if getattr(args, "leave_out", None) and not args.labelled:
-        raise BoneScreenError("--leave-out names a labelled CT of --labelled: give --labelled too")
+    labelled = []  # the user's labelled CT, found (and any left out) before the case set loads: a typo fails fast
+    if task == "segmentation":
+        if not args.labelled and (args.leave_out or args.labelled_repeat != 1):
+            raise BoneScreenError("--leave-out and --labelled-repeat apply to --labelled CT: give --labelled too")
+        labelled = [c for folder in args.labelled for c in find_labelled(folder, args.layout, args.label_scheme)]
+        if labelled:
+            labelled = leave_out(labelled, args.leave_out, args.labelled[0] if len(args.labelled) == 1 else None)
     records = load_case_set(args.data)
     for extra in getattr(args, "also", None) or []:
         records += load_case_set(extra)
@@ -161,12 +166,10 @@ def _train(args: argparse.Namespace, task: str) -> int:
             parts = [cases]
             if args.slices:
                 parts.append(SliceShards(args.slices, augment=True, seed=args.seed, context=args.context))
-            found = [c for folder in args.labelled for c in find_labelled(folder, args.layout, args.label_scheme)]
-            if found:
-                found = leave_out(found, args.leave_out, args.labelled[0] if len(args.labelled) == 1 else None)
+            if labelled:
                 parts.append(
                     LabelledSlices(
-                        found,
+                        labelled,
                         args.slices_per_case * 2,
                         augment=True,
                         seed=args.seed,
@@ -434,7 +437,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
     for lv in result["levels"]:
         hu = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         if lv.get("vbmd_mg_cm3") is not None:
-            hu += f", {lv['vbmd_mg_cm3']:.0f} +- {lv['vbmd_sd_mg_cm3']:.0f} mg/cm3 ({lv['acr_category']})"
+            hu += f", {lv['vbmd_mg_cm3']:.0f} +- {lv['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD; {lv['acr_category']})"
         fracture = lv.get("fracture") or {}
         if fracture.get("genant_grade"):
             hu += f", Genant grade {fracture['genant_grade']} {fracture['shape']}"
@@ -452,7 +455,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
         if o.get("vbmd_mg_cm3") is not None:
             print(
                 f"vBMD ({'+'.join(o['vbmd_levels_used'])}): {o['vbmd_mg_cm3']:.0f} +- {o['vbmd_sd_mg_cm3']:.0f} "
-                f"mg/cm3, {o['acr_category']} (ACR)"
+                f"mg/cm3 (1 SD), {o['acr_category']} (ACR)"
             )
         if o.get("bone_status"):
             print(f"bone status: {o['bone_status']['class']} ({o['bone_status']['basis']})")

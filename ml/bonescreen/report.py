@@ -209,8 +209,8 @@ def report_figure(
     if overall.get("vbmd_mg_cm3") is not None:
         used = "+".join(overall["vbmd_levels_used"])
         lines.append(
-            f"vBMD ({used}): {overall['vbmd_mg_cm3']:.0f} +- {overall['vbmd_sd_mg_cm3']:.0f} mg/cm3 "
-            f"({CLASS_TITLES[overall['acr_category']]}, ACR)"
+            f"vBMD ({used}): {overall['vbmd_mg_cm3']:.0f} +- {overall['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD; "
+            f"{CLASS_TITLES[overall['acr_category']]}, ACR)"
         )
     if overall.get("trabecular_hu") is not None:
         lines.append(f"trabecular HU: {overall['trabecular_hu']:.0f} ({overall['hu_category']})")

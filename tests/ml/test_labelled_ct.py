@@ -76,13 +76,15 @@ def test_train_seg_fine_tunes_on_labelled_ct(tmp_path, small_set, small_case, ti
 
 def test_train_seg_leave_out_names_a_labelled_ct(tmp_path, small_set, small_case, tiny_train_seg, capsys):
     """A held-out name that is not there (a typo would train on the image meant to be held out), leaving out
-    every labelled CT, and --leave-out without --labelled: each a one-line error, nothing trained."""
+    every labelled CT, and --leave-out or --labelled-repeat without --labelled: each a one-line error, nothing
+    trained."""
     _nnunet_folder(tmp_path / "mine", small_case)
     mine = ("--labelled", str(tmp_path / "mine"), "--layout", "nnunet")
     for extra, message in (
         ((*mine, "--leave-out", "spine_01"), "no labelled CT named spine_01 to leave out (found: spine_001)"),
         ((*mine, "--leave-out", "spine_001"), "leaving those out leaves no labelled CT"),
         (("--leave-out", "spine_001"), "give --labelled too"),
+        (("--labelled-repeat", "3"), "give --labelled too"),
     ):
         out = tmp_path / "w"
         assert main(tiny_train_seg(small_set, out, *extra)) == 2

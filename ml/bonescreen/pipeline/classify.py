@@ -163,7 +163,11 @@ def classify_levels(
     calibration = scan_calibration(
         full_hu, full_labels if bone is None else bone, body_full, spacing, acquisition or {}
     )
-    fractures = level_fractures(body_full, spacing)  # the full grid: the box has no margin in z
+    # heights from the bodies with their endplates' rims (the trabecular ROI keeps to the core); the full grid:
+    # the box has no margin in z
+    walls = np.zeros(full_labels.shape, dtype=np.uint8)
+    walls[box] = body_from_levels(labels, spacing, endplates=True)
+    fractures = level_fractures(walls, spacing)
     health = {lv: level_density(hu_by_level.get(lv), calibration) for lv in present}
     for lv in present:
         health[lv]["dense"] = dense_body(hu_by_level.get(lv, {}))  # why the body is too dense, or None
