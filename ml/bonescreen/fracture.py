@@ -55,6 +55,10 @@ NORMAL_NEIGHBOUR_RATIO = 0.85
 NORMAL_SHAPE_RATIO = 0.9
 #: A body taller than its unfractured neighbours by more than this share gets a note (a mask error).
 TALLER_THAN_NEIGHBOURS = 0.25
+#: The tallest normal lumbar body (mm): the upper end of the vertebral body heights of 87 patients' CT
+#: (23.5-32.4 mm; Clouthier et al., J Biomech 2023), with 15 % for larger patients. A body measured taller
+#: holds a disc or part of the next vertebra (a mask error), and is no reference for the others.
+MAX_BODY_HEIGHT_MM = 32.4 * 1.15
 #: Height loss (fraction) at each Genant grade's lower bound (Genant et al. 1993).
 GENANT_LOSS = {1: 0.20, 2: 0.25, 3: 0.40}
 FRACTURE_SHAPES = ("wedge", "biconcave", "crush")
@@ -288,7 +292,8 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
             size[name] = relative_posterior(name) / typical["population"]
         else:
             size[name] = measured[name]["posterior"] / typical["raw"]
-        if shape_ok and NORMAL_NEIGHBOUR_RATIO <= size[name] <= 1 / NORMAL_NEIGHBOUR_RATIO:
+        plausible = max(measured[name][w] for w in WALLS) <= MAX_BODY_HEIGHT_MM
+        if shape_ok and plausible and NORMAL_NEIGHBOUR_RATIO <= size[name] <= 1 / NORMAL_NEIGHBOUR_RATIO:
             normal.add(name)  # neither short nor much taller than the spine's bodies (a mask holding a disc)
     out = {}
     for i, name in enumerate(order):
@@ -322,7 +327,13 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
         else:
             shape = "biconcave"
         note = None
-        if taller > TALLER_THAN_NEIGHBOURS:
+        tallest = max(h[w] for w in WALLS)
+        if tallest > MAX_BODY_HEIGHT_MM:
+            note = (
+                f"{tallest:.0f} mm tall, more than a normal lumbar body (up to about 32 mm): the mask may hold a "
+                "disc or part of the next vertebra; check the mask"
+            )
+        elif taller > TALLER_THAN_NEIGHBOURS:
             note = (
                 f"{100 * taller:.0f}% taller than its neighbours: the mask may hold a disc or part of the next "
                 "vertebra; check the split"

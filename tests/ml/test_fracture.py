@@ -225,3 +225,22 @@ def test_phantom_bodies_have_the_populations_normal_shapes():
         assert mean[name][1] == pytest.approx(shape.middle_ratio, abs=0.07)
     assert mean["L5"][0] - mean["L1"][0] > 0.15  # wedged at the top, taller in front at the bottom
     assert np.std([r[1] for v in ratios.values() for r in v]) > 0.02  # not one shape for everyone
+
+
+def test_a_body_taller_than_any_normal_lumbar_body_is_flagged_and_no_reference():
+    """A mask holding a disc (the body 40 mm tall, more than any normal lumbar body): a note on that level,
+    and its neighbours are not graded against it (they would look crushed)."""
+    normal = {
+        name: {
+            "posterior": s.posterior_mm,
+            "anterior": s.posterior_mm * s.anterior_ratio,
+            "middle": s.posterior_mm * s.middle_ratio,
+        }
+        for name, s in POPULATION_BODY.items()
+    }
+    swollen = {**normal, "L3": {w: h * 40.0 / normal["L3"]["posterior"] for w, h in normal["L3"].items()}}
+    found = assess_fractures(swollen, list(LEVEL_NAMES.values()))
+    assert "more than a normal lumbar body" in found["L3"]["note"]
+    for name in ("L2", "L4"):
+        assert found[name]["genant_grade"] == 0, found[name]
+        assert "L3" not in found[name]["reference"]
