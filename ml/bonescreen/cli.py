@@ -118,6 +118,12 @@ def cmd_synth_slices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_as_bonescreen() -> bool:
+    """Whether this process is the ``bonescreen`` command (the script or ``python -m bonescreen``)."""
+    first = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    return first is not None and (first.name == "bonescreen" or first.parts[-2:] == ("bonescreen", "__main__.py"))
+
+
 def _train(args: argparse.Namespace, task: str) -> int:
     from torch.utils.data import ConcatDataset
 
@@ -209,7 +215,7 @@ def _train(args: argparse.Namespace, task: str) -> int:
             "labelled_repeat": getattr(args, "labelled_repeat", 1),
             "split": f"by case, stratified by class, val fraction {args.val_fraction}, seed {args.seed}",
         },
-        "command": "bonescreen " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bonescreen") else None,
+        "command": "bonescreen " + " ".join(sys.argv[1:]) if _run_as_bonescreen() else None,
     }
     distributed, device, rank = _init_distributed(args.device)
     config = TrainConfig(
