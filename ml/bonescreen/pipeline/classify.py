@@ -223,9 +223,13 @@ def classify_levels(
         if fracture and fracture.get("note"):
             reasons.append(fracture["note"])
         if fracture is None:
-            reasons.append(
-                "body heights not measured (the body is cut by the scan range or too small): no fracture grade"
+            zs = np.nonzero((walls == lv).any(axis=(1, 2)))[0]
+            why = (
+                "the body reaches the first or last slice: the scan range cuts it"
+                if zs.size and (zs[0] == 0 or zs[-1] == walls.shape[0] - 1)
+                else "the body is too small to measure: under two slices or 5 mm deep"
             )
+            reasons.append(f"body heights not measured ({why}): no fracture grade")
         acr = health[lv]["acr_category"]
         if acr is not None and acr != prediction:
             reasons.append(
