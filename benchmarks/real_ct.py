@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bonescreen.data.labelled import LAYOUTS, LabelledCT, builtin_real_cases, find_labelled
+from bonescreen.data.labelled import LAYOUTS, LabelledCT, builtin_real_cases, find_labelled, only
 from bonescreen.errors import BoneScreenError
 from bonescreen.fracture import body_heights
-from bonescreen.hu import body_from_levels, trabecular_hu
+from bonescreen.hu import body_from_levels, trabecular_hu, with_endplates
 from bonescreen.metrics import dice_score
 from bonescreen.pipeline import Screener
 from bonescreen.pipeline.bone_health import scan_calibration
@@ -48,7 +48,7 @@ def bone_health(volume, vertebra_map: np.ndarray, vertebrae) -> dict:
     """
     bodies = body_from_levels(vertebra_map, volume.spacing)
     calibration = scan_calibration(volume.hu, vertebra_map, bodies, volume.spacing, volume.acquisition)
-    walls = body_from_levels(vertebra_map, volume.spacing, endplates=True)  # as screen measures heights
+    walls = with_endplates(bodies, vertebra_map, volume.spacing)  # as screen measures heights
     heights = {}
     for v in vertebrae:
         h = body_heights(walls == v.index + 1, volume.spacing) if v.index < 5 else None
@@ -159,11 +159,7 @@ def main() -> None:
     try:
         cases = find_labelled(args.folder, args.layout, args.label_scheme) if args.folder else builtin_real_cases()
         if args.only:
-            unknown = sorted(set(args.only) - {c.name for c in cases})
-            if unknown:
-                found = ", ".join(c.name for c in cases)
-                raise BoneScreenError(f"no labelled CT named {', '.join(unknown)} (found: {found})", args.folder)
-            cases = [c for c in cases if c.name in args.only]
+            cases = only(cases, args.only, args.folder)
     except BoneScreenError as exc:
         raise SystemExit(f"real_ct.py: {exc}") from None
     if args.folder is None and not cases:

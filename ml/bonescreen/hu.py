@@ -192,13 +192,11 @@ BODY_SLICE_AREA_FRACTION = 0.5
 
 
 #: How far (mm) beyond its core slices a body keeps the level's voxels inside the core's end outline
-#: (``endplates=True``): the endplates' rims, thinned by a concave endplate or cut obliquely by the slices.
+#: (:func:`with_endplates`): the endplates' rims, thinned by a concave endplate or cut obliquely by the slices.
 ENDPLATE_REACH_MM = 8.0
 
 
-def body_from_levels(
-    labels: np.ndarray, spacing: tuple[float, float, float], opening_mm: float = 6.0, endplates: bool = False
-) -> np.ndarray:
+def body_from_levels(labels: np.ndarray, spacing: tuple[float, float, float], opening_mm: float = 6.0) -> np.ndarray:
     """Vertebral bodies (z, y, x; level ids) from whole-vertebra level labels (the user's mask has no separate body).
 
     On each slice, an opening with a disc of ``opening_mm`` radius removes the thin posterior
@@ -206,34 +204,17 @@ def body_from_levels(
     of those pieces, the largest 3-D connected one is the body (an articular process on a slice
     above or below the body survives the opening but no longer touches the body once the pedicles
     are gone), and slices where its cross-section is under :data:`BODY_SLICE_AREA_FRACTION` of the
-    largest are left out: the body's core, where the trabecular bone is measured.
-
-    With ``endplates`` the body reaches its endplates, for its heights: on the slices within
-    :data:`ENDPLATE_REACH_MM` above and below the core, the level's voxels inside the outline of the
-    core's nearest slice join it (the rim of a concave endplate is a thin ring that the opening
-    removes, which would shorten every height by a slice or two).
+    largest are left out: the body's core, where the trabecular bone is measured
+    (:func:`with_endplates` gives the whole body, for its heights).
     """
-    reach = max(1, round(ENDPLATE_REACH_MM / spacing[0]))
 
     def level_body(level: int) -> np.ndarray:
-        own = labels == level
-        pieces = inplane.thickest_piece(inplane.open_(own, opening_mm, spacing[1:]), spacing[1:])
+        pieces = inplane.thickest_piece(inplane.open_(labels == level, opening_mm, spacing[1:]), spacing[1:])
         comps, n = ndimage.label(pieces)
         if n > 1:
             pieces = comps == 1 + int(np.argmax(np.bincount(comps.ravel())[1:]))
         area = pieces.sum(axis=(1, 2))
         pieces[area < BODY_SLICE_AREA_FRACTION * area.max(initial=0)] = False
-        ks = np.nonzero(pieces.any(axis=(1, 2)))[0]
-        if endplates and ks.size:
-            for end, step in ((ks[0], -1), (ks[-1], 1)):
-                outline = pieces[end]
-                for k in range(end + step, end + step * (reach + 1), step):
-                    if not 0 <= k < len(pieces):
-                        break
-                    rim = own[k] & outline
-                    if not rim.any():
-                        break  # the disc: the body ends here
-                    pieces[k] |= rim
         return pieces
 
     body = np.zeros_like(labels, dtype=np.uint8)
@@ -241,3 +222,27 @@ def body_from_levels(
     for level, piece in zip(present, thread_map(level_body, present), strict=True):
         body[piece] = level
     return body
+
+
+def with_endplates(body: np.ndarray, labels: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """The bodies of :func:`body_from_levels` reaching their endplates, for their heights (z, y, x; level ids).
+
+    On the slices within :data:`ENDPLATE_REACH_MM` above and below each body's core, the level's voxels
+    (``labels``) inside the outline of the core's nearest slice join it, up to the first slice without
+    any (the disc): the rim of a concave endplate is a thin ring that the core's opening removes, which
+    would shorten every height by a slice or two.
+    """
+    reach = max(1, round(ENDPLATE_REACH_MM / spacing[0]))
+    out = body.copy()
+    for level in levels_present(body):
+        ks = np.nonzero((body == level).any(axis=(1, 2)))[0]
+        for end, step in ((ks[0], -1), (ks[-1], 1)):
+            outline = body[end] == level
+            for k in range(end + step, end + step * (reach + 1), step):
+                if not 0 <= k < len(body):
+                    break
+                rim = (labels[k] == level) & outline
+                if not rim.any():
+                    break  # the disc: the body ends here
+                out[k][rim] = level
+    return out

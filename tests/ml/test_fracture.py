@@ -52,6 +52,19 @@ def tilted_spine(
     return labels
 
 
+def _population_heights(scale: float = 1.0, without: str | None = None) -> dict[str, dict[str, float]]:
+    """Heights (mm) of the population's normal body of each lumbar level, scaled, one level left out."""
+    return {
+        name: {
+            "posterior": scale * s.posterior_mm,
+            "anterior": scale * s.posterior_mm * s.anterior_ratio,
+            "middle": scale * s.posterior_mm * s.middle_ratio,
+        }
+        for name, s in POPULATION_BODY.items()
+        if name != without
+    }
+
+
 def test_genant_grade_bands():
     assert [genant_grade(x) for x in (0.0, 0.19, 0.2, 0.249, 0.25, 0.399, 0.4, 0.9)] == [0, 0, 1, 1, 2, 2, 3, 3]
 
@@ -122,14 +135,7 @@ def test_too_small_or_wrong_masks():
 def test_a_normal_spine_by_level_is_not_fractured_and_losses_are_read_against_the_levels_shape():
     """A normal L1 is wedged (Ha/Hp about 0.89) and L5 taller in front: against the population's shape
     of each level neither is a fracture; the same L1 with its front 30 % lower is grade 2."""
-    normal = {
-        name: {
-            "posterior": 1.05 * s.posterior_mm,
-            "anterior": 1.05 * s.posterior_mm * s.anterior_ratio,
-            "middle": 1.05 * s.posterior_mm * s.middle_ratio,
-        }
-        for name, s in POPULATION_BODY.items()
-    }
+    normal = _population_heights(1.05)
     order = list(LEVEL_NAMES.values())
     found = assess_fractures(normal, order)
     assert all(f["genant_grade"] == 0 and f["height_loss"] < 0.02 for f in found.values()), found
@@ -178,15 +184,7 @@ def test_references_hold_when_half_the_levels_are_crushed():
     """Two of four measured levels crushed (a lumbar field with two fractures): the intact ones are still
     the references, the crushed ones are grade 3 and the intact ones neither fractured nor 'too tall' (their
     note says they had no unfractured neighbour)."""
-    normal = {
-        name: {
-            "posterior": s.posterior_mm,
-            "anterior": s.posterior_mm * s.anterior_ratio,
-            "middle": s.posterior_mm * s.middle_ratio,
-        }
-        for name, s in POPULATION_BODY.items()
-        if name != "L1"
-    }
+    normal = _population_heights(without="L1")
     crushed = {**normal, **{n: {w: 0.55 * h for w, h in normal[n].items()} for n in ("L3", "L4")}}
     found = assess_fractures(crushed, list(LEVEL_NAMES.values()))
     assert found["L3"]["genant_grade"] == found["L4"]["genant_grade"] == 3
@@ -230,14 +228,7 @@ def test_phantom_bodies_have_the_populations_normal_shapes():
 def test_a_body_taller_than_any_normal_lumbar_body_is_flagged_and_no_reference():
     """A mask holding a disc (the body 40 mm tall, more than any normal lumbar body): a note on that level,
     and its neighbours are not graded against it (they would look crushed)."""
-    normal = {
-        name: {
-            "posterior": s.posterior_mm,
-            "anterior": s.posterior_mm * s.anterior_ratio,
-            "middle": s.posterior_mm * s.middle_ratio,
-        }
-        for name, s in POPULATION_BODY.items()
-    }
+    normal = _population_heights()
     swollen = {**normal, "L3": {w: h * 40.0 / normal["L3"]["posterior"] for w, h in normal["L3"].items()}}
     found = assess_fractures(swollen, list(LEVEL_NAMES.values()))
     assert "more than a normal lumbar body" in found["L3"]["note"]

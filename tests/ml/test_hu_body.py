@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from bonescreen.hu import body_from_levels, trabecular_hu
+from bonescreen.hu import body_from_levels, trabecular_hu, with_endplates
 
 
 def _vertebra(shape=(40, 120, 120), spacing=(1.0, 1.0, 1.0)):
@@ -44,8 +44,9 @@ def test_body_with_endplates_keeps_the_rims_of_concave_endplates():
     process = (np.abs(y - 90) < 8) & (np.abs(x - 60) < 8) & (z >= 11) & (z < 15)
     labels = np.zeros(shape, np.uint8)
     labels[body | arch | process] = 3
-    core = body_from_levels(labels, spacing) == 3
-    walls = body_from_levels(labels, spacing, endplates=True) == 3
+    core = body_from_levels(labels, spacing)
+    walls = with_endplates(core, labels, spacing) == 3
+    core = core == 3
     assert not core[3].any() and not core[11].any()
     assert walls[3].any() and walls[11].any() and not walls[13:].any()
     h = body_heights(walls, spacing)

@@ -183,6 +183,16 @@ LAYOUTS: dict[str, Callable[[Path, str], list[LabelledCT]]] = {
 }
 
 
+def _check_names(cases: list[LabelledCT], names: list[str], what: str, where) -> None:
+    """Raise, naming the cases there are, when one of ``names`` is not a case's name."""
+    known = {c.name for c in cases}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise BoneScreenError(
+            f"no labelled CT named {', '.join(unknown)}{what} (found: {', '.join(sorted(known))})", where
+        )
+
+
 def leave_out(cases: list[LabelledCT], names: list[str], where: str | os.PathLike | None = None) -> list[LabelledCT]:
     """The cases without those named (leave-one-out training and evaluation on a few labelled CT).
 
@@ -201,16 +211,23 @@ def leave_out(cases: list[LabelledCT], names: list[str], where: str | os.PathLik
         If a name is not among the cases (a typo would silently train on the image meant to be held out),
         or nothing is left.
     """
-    known = {c.name for c in cases}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise BoneScreenError(
-            f"no labelled CT named {', '.join(unknown)} to leave out (found: {', '.join(sorted(known))})", where
-        )
+    _check_names(cases, names, " to leave out", where)
     kept = [c for c in cases if c.name not in set(names)]
     if not kept:
         raise BoneScreenError("leaving those out leaves no labelled CT", where)
     return kept
+
+
+def only(cases: list[LabelledCT], names: list[str], where: str | os.PathLike | None = None) -> list[LabelledCT]:
+    """The cases named (one image of a folder measured alone, as leave-one-out weights are).
+
+    Raises
+    ------
+    BoneScreenError
+        If a name is not among the cases (the error lists those there are).
+    """
+    _check_names(cases, names, "", where)
+    return [c for c in cases if c.name in set(names)]
 
 
 def find_labelled(root: str | os.PathLike, layout: str | None = None, scheme: str = "verse") -> list[LabelledCT]:

@@ -218,26 +218,23 @@ def fracture_warp(
     """
     lo, hi = np.asarray(lo, float) + 6.0, np.asarray(hi, float) - 6.0
     c, half = (lo + hi) / 2, (hi - lo) / 2
-    out = tp.copy()
-    posterior_elements = tp[0] <= lo[0] - 2.0  # they keep their height
-    steps = []
+    u = (tp[0] - lo[0]) / (2 * half[0])  # 0 at the posterior wall, 1 at the anterior
+    # the warps shrink heights only: each loss depends on the point's (x, y), which neither changes, so the
+    # fracture of the normal-shaped body is the product of the two shrinkages
+    kept = np.ones(tp.shape[1:])
     if fracture is not None:
         depth = fracture.warp_depth
         if fracture.shape == "wedge":
-            steps.append(lambda q: _wedge_loss((q[0] - lo[0]) / (2 * half[0]), depth))
+            kept = kept * (1.0 - _wedge_loss(u, depth))
         elif fracture.shape == "biconcave":
-            steps.append(lambda q: _central_loss(q, c, half, depth))
+            kept = kept * (1.0 - _central_loss(tp, c, half, depth))
         else:  # crush: the whole body, front, middle and back alike
-            steps.append(lambda q: np.full(q.shape[1:], depth))
-    if normal is not None and (normal.wedge or normal.concavity):
-        steps.append(
-            lambda q: (
-                _wedge_loss((q[0] - lo[0]) / (2 * half[0]), normal.wedge) + _central_loss(q, c, half, normal.concavity)
-            )
-        )
-    for loss_at in steps:  # the fracture first: the intact body it breaks is the normal-shaped one
-        loss = np.where(posterior_elements, 0.0, loss_at(out))
-        out[2] = c[2] + (out[2] - c[2]) / (1.0 - loss)
+            kept = kept * (1.0 - depth)
+    if normal is not None:
+        kept = kept * (1.0 - _wedge_loss(u, normal.wedge) - _central_loss(tp, c, half, normal.concavity))
+    kept = np.where(tp[0] > lo[0] - 2.0, kept, 1.0)  # posterior elements keep their height
+    out = tp.copy()
+    out[2] = c[2] + (tp[2] - c[2]) / kept
     return out
 
 

@@ -22,7 +22,15 @@ from scipy import ndimage
 
 from ..density import energy_normalized_hu
 from ..errors import BoneScreenError
-from ..hu import HUThresholds, body_from_levels, dense_body, hu_category, implausible_trabecular_hu, trabecular_hu
+from ..hu import (
+    HUThresholds,
+    body_from_levels,
+    dense_body,
+    hu_category,
+    implausible_trabecular_hu,
+    trabecular_hu,
+    with_endplates,
+)
 from ..inplane import bounding_box, inscribed_radius
 from ..labels import CLASS_NAMES, LEVEL_NAMES, levels_present
 from ..metal import METAL_HU, metal_mask
@@ -166,7 +174,7 @@ def classify_levels(
     # heights from the bodies with their endplates' rims (the trabecular ROI keeps to the core); the full grid:
     # the box has no margin in z
     walls = np.zeros(full_labels.shape, dtype=np.uint8)
-    walls[box] = body_from_levels(labels, spacing, endplates=True)
+    walls[box] = with_endplates(body, labels, spacing)
     fractures = level_fractures(walls, spacing)
     health = {lv: level_density(hu_by_level.get(lv), calibration) for lv in present}
     for lv in present:
