@@ -141,8 +141,10 @@ def _train(args: argparse.Namespace, task: str) -> int:
 
     labelled = []  # the user's labelled CT, found (and any left out) before the case set loads: a typo fails fast
     if task == "segmentation":
-        if not args.labelled and (args.leave_out or args.labelled_repeat != 1):
-            raise BoneScreenError("--leave-out and --labelled-repeat apply to --labelled CT: give --labelled too")
+        options = (("--leave-out", args.leave_out), ("--labelled-repeat", args.labelled_repeat != 1))
+        given = [name for name, on in options if on]
+        if given and not args.labelled:
+            raise BoneScreenError(f"{' and '.join(given)} apply to --labelled CT: give --labelled too")
         labelled = [c for folder in args.labelled for c in find_labelled(folder, args.layout, args.label_scheme)]
         if labelled:
             labelled = leave_out(labelled, args.leave_out, args.labelled[0] if len(args.labelled) == 1 else None)
@@ -443,7 +445,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
     for lv in result["levels"]:
         hu = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         if lv.get("vbmd_mg_cm3") is not None:
-            hu += f", {lv['vbmd_mg_cm3']:.0f} +- {lv['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD; {lv['acr_category']})"
+            hu += f", {lv['vbmd_mg_cm3']:.0f} +- {lv['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD), {lv['acr_category']} (ACR)"
         fracture = lv.get("fracture") or {}
         if fracture.get("genant_grade"):
             hu += f", Genant grade {fracture['genant_grade']} {fracture['shape']}"
