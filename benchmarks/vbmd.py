@@ -12,7 +12,9 @@ from the phantom's truth (``--masks truth``: isolates the measurement) or from t
   110/160 HU), against the truth vBMD's ACR category, on the levels more than 10 mg/cm3 from a
   category boundary;
 - heights (anterior, middle, posterior) against the truth heights, and the Genant grade against the
-  drawn fracture's;
+  drawn fracture's; beside it, the grades the same rule gives from the phantom's exact heights: the
+  reading's ceiling, since a level's normal shape differs from its neighbours' (about 0.04 SD per ratio)
+  and no reading of neighbours can know a body's own shape before it broke;
 - BCC-Net's per-level class against the case's class (on the true vertebrae, or the pipeline's), also
   by tube voltage (``--cls-weights`` another BCC-Net).
 
@@ -33,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from bonescreen.density import acr_category
+from bonescreen.fracture import assess_fractures
 from bonescreen.hu import HUThresholds, hu_category, trabecular_hu
 from bonescreen.io import load_ct
 from bonescreen.io.writers import read_labels_nifti
@@ -191,6 +194,7 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
                 height_err.append(lv["fracture"][f"height_{w}_mm"] - lv["truth_heights"][w])
     height_err = np.abs(np.array(height_err))
     classified = [lv for lv in levels if lv["class"] is not None]
+    ceiling = grades_from_true_heights(levels)
     out = {
         "set": str(folder),
         "seconds": round(seconds, 1),
@@ -218,6 +222,9 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
             )
             if fractured
             else None,
+            "grade_exact_by_grade": exact_by_grade(
+                [(lv["fracture"]["genant_grade"], lv["truth_grade"]) for lv in fractured]
+            ),
             "grade_within_one": round(
                 float(np.mean([abs(lv["fracture"]["genant_grade"] - lv["truth_grade"]) <= 1 for lv in fractured])), 3
             )
@@ -229,6 +236,7 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
             "heights_measured": int(height_err.size),
             "heights_within_1_5_mm": round(float(np.mean(height_err <= 1.5)), 3) if height_err.size else None,
             "height_mae_mm": round(float(height_err.mean()), 2) if height_err.size else None,
+            "from_true_heights": ceiling,
         },
         "bccnet_level_accuracy": round(float(np.mean([lv["class"] == lv["truth_class"] for lv in classified])), 3)
         if classified
@@ -241,6 +249,36 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
         },
     }
     return out
+
+
+def exact_by_grade(pairs: list[tuple[int, int]]) -> dict[str, str]:
+    """'right/levels' for each drawn grade, from (measured, drawn) grade pairs."""
+    return {str(g): f"{sum(m == t for m, t in pairs if t == g)}/{sum(t == g for _, t in pairs)}" for g in (1, 2, 3)}
+
+
+def grades_from_true_heights(levels: list[dict]) -> dict:
+    """The Genant grades :func:`~bonescreen.fracture.assess_fractures` gives from each case's exact heights
+    (cases.csv) against the drawn grades: what a perfect height measurement would reach with this rule."""
+    by_case: dict[str, dict[str, dict]] = {}
+    for lv in levels:
+        if len(lv["truth_heights"]) == 3:
+            by_case.setdefault(lv["case"], {})[lv["level"]] = lv
+    fractured, unfractured = [], []
+    for case_levels in by_case.values():
+        order = [n for n in ("L1", "L2", "L3", "L4", "L5") if n in case_levels]
+        graded = assess_fractures({n: case_levels[n]["truth_heights"] for n in order}, order)
+        for n in order:
+            lv = case_levels[n]
+            if lv["excluded"]:
+                continue
+            (fractured if lv["truth_grade"] else unfractured).append((graded[n]["genant_grade"], lv["truth_grade"]))
+    return {
+        "fractured_levels": len(fractured),
+        "grade_exact": round(float(np.mean([g == t for g, t in fractured])), 3) if fractured else None,
+        "grade_exact_by_grade": exact_by_grade(fractured),
+        "grade_2_3_on_unfractured": int(sum(g >= 2 for g, _ in unfractured)),
+        "grade_1_on_unfractured": int(sum(g == 1 for g, _ in unfractured)),
+    }
 
 
 if __name__ == "__main__":

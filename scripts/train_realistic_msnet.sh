@@ -3,6 +3,8 @@
 # first phantom's cases, fine-tuning the first-phantom weights (the stages of ml/bonescreen/weights/README.md).
 # Resumable: shards already written are kept; rerun a stage with RESUME=1 to continue from its last epoch.
 #   bash scripts/train_realistic_msnet.sh [DATA_DIR]        (default /work/data)
+# The later attempts (STAGE4=1 ... STAGE8=1) run after stages 1-2; with ONLY=1 they run alone (stages 5, 7
+# and 8 start from the bundled weights; stage 4 needs stage 2's output in DATA_DIR).
 # The bundled weights' shards came from the generator of commit b3f0f81 (seeds 1, 2) and bc3f494 (seed 3,
 # stopped after 8 of 15 shards); this script makes them with the generator checked out now (which has the
 # spinal canal open and the discs filled, unlike those commits).
@@ -10,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-/work/data}
 BS=.venv/bin/bonescreen
+if [ -z "${ONLY:-}" ]; then
 OMP_NUM_THREADS=1 $BS synth-slices "$DATA/synth-train" --scenes 400 --seed 1 --workers 2
 OMP_NUM_THREADS=1 $BS synth-slices "$DATA/synth-train2" --scenes 300 --seed 2 --workers 2
 OMP_NUM_THREADS=1 $BS synth-slices "$DATA/synth-train3" --scenes 160 --seed 3 --workers 2
@@ -25,6 +28,7 @@ OMP_NUM_THREADS=2 $BS train-seg "$DATA/train-old" --slices "$DATA/synth-train3" 
     --epochs 1 --batch-size 8 --lr 0.0001 --slices-per-case 36 --val-fraction 0.2 --seed 0 --device cpu \
     ${RESUME:+--resume}
 .venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-real3" --json "$DATA/real_ct.json"
+fi
 # stage 4 (an attempt, not bundled: model card): two epochs on the corrected generator (spinal canal open,
 # discs filled, HU from materials, findings) from stage 2. Run with STAGE4=1.
 if [ -n "${STAGE4:-}" ]; then
@@ -55,4 +59,15 @@ if [ -n "${STAGE7:-}" ]; then
         --epochs "${EPOCHS:-1}" --batch-size 8 --lr 0.0001 --slices-per-case 12 --val-fraction 0.2 --seed 0 \
         --device cpu ${RESUME:+--resume}
     .venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-stage7" --json "$DATA/real_ct_stage7.json"
+fi
+# stage 8 (2026-12-01): the 2.5-D MS-Net (stage 5's input) on the phantom with normal body shapes (stage 7's
+# generator), widened from the bundled weights, two epochs. Run with STAGE8=1.
+if [ -n "${STAGE8:-}" ]; then
+    [ -d "$DATA/train" ] || $BS phantom "$DATA/train" --cases 60 --seed 1000
+    OMP_NUM_THREADS=1 $BS synth-slices "$DATA/synth-ctx12" --scenes 360 --seed 12 --workers 2 --context
+    OMP_NUM_THREADS=2 $BS train-seg "$DATA/train" --slices "$DATA/synth-ctx12" --context \
+        --init-weights ml/bonescreen/weights/msnet-small.safetensors --out "$DATA/msnet-stage8" --model msnet-small \
+        --epochs "${EPOCHS:-2}" --batch-size 8 --lr 0.00015 --slices-per-case 12 --val-fraction 0.2 --seed 0 \
+        --device cpu ${RESUME:+--resume}
+    .venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-stage8" --json "$DATA/real_ct_stage8.json"
 fi

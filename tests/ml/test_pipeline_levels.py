@@ -105,3 +105,47 @@ def test_rib_like_bone_below_the_run_of_ribs_makes_the_names_uncertain():
     names, rule, certain, notes = _name_by_rules(stray, None, 80, LevelSettings())
     assert names[4] == "T12" and not certain
     assert any("rib-like bone also beside the vertebra named L3" in n for n in notes)
+
+
+def test_unevenly_spaced_vertebrae_make_the_names_uncertain():
+    """Bodies follow each other about evenly: two much closer (one body split in two by a hole in its mask)
+    or much farther apart (two joined, one missed) flag the names, with the pair and the spacings."""
+    from bonescreen.pipeline.levels import Vertebra, _name
+
+    def vertebrae(centres_mm, dz=3.0):
+        out = []
+        for i, c in enumerate(centres_mm):
+            k = round(c / dz)
+            out.append(Vertebra(i, (k - 4, k + 4), (k - 5, k + 6), 45.0, ribs=i == len(centres_mm) - 1))
+        return out
+
+    even = vertebrae([40, 76, 112, 148, 184, 220])
+    names, _rule, certain, notes = _name(even, None, 3.0, 120, LevelSettings())
+    assert certain and not any("unevenly" in n for n in notes)
+    split_body = vertebrae([40, 76, 112, 130, 148, 184, 220])  # the body at 112-148 found as two pieces
+    names, _rule, certain, notes = _name(split_body, None, 3.0, 120, LevelSettings())
+    uneven = [n for n in notes if "unevenly" in n]
+    assert not certain and len(uneven) == 1
+    assert f"{names[2]} and {names[3]} are 18 mm apart" in uneven[0] and "split in two" in uneven[0]
+    missed = vertebrae([40, 76, 148, 184, 220, 256])  # the one at 112 not found
+    names, _rule, certain, notes = _name(missed, None, 3.0, 120, LevelSettings())
+    assert not certain and any(f"{names[1]} and {names[2]} are 72 mm apart" in n for n in notes)
+
+
+def test_a_body_cut_in_two_by_a_hole_in_the_mask_is_flagged():
+    """A hole through one body (a noisy low-density interior the network left out) splits it in two. With the
+    sacrum in view and the scan ending in L1 (no ribs to count down from), the count from the sacrum looks
+    right and names the top piece T12: only the spacing tells. Without the spacing rule the names were
+    certain."""
+    case = make_case(41, 3, PhantomConfig(thickness=3.0, include_t12=False))
+    l1 = np.nonzero((case.levels == 1).any(axis=(1, 2)))[0]
+    keep = slice(0, (l1.min() + l1.max()) // 2)  # the scan range ends in L1 (z grows upward)
+    mask, hu, body, levels = case.spine[keep] > 0, case.hu[keep].astype(np.float32), case.body[keep], case.levels[keep]
+    l3 = np.nonzero((levels == 3).any(axis=(1, 2)))[0]
+    mid = (l3.min() + l3.max()) // 2
+    mask[mid - 1 : mid + 1] &= ~(body == 3)[mid - 1 : mid + 1]  # 6 mm of L3's body gone
+    blind = split_levels(mask, case.spacing, hu, settings=LevelSettings(spacing_ratio=(0.01, 100.0)))
+    assert [v.name for v in blind.vertebrae] == ["S1", "L5", "L4", "L3", "L2", "L1", "T12"] and blind.certain
+    split = split_levels(mask, case.spacing, hu)
+    assert not split.certain
+    assert any("L3 and L2 are" in n and "split in two" in n for n in split.notes)

@@ -74,6 +74,12 @@ class LevelSettings:
         "tallest whole vertebra: the Visible Human's L1 spans 62 mm (71 mm scaled to a large adult), plus the "
         "inferior articular processes of the one above (about 20 mm)",
     )
+    spacing_ratio: tuple[float, float] = _setting(
+        (0.65, 1.5),
+        "consecutive vertebral bodies lie 30-40 mm apart centre to centre (a 23.5-32.4 mm body, Clouthier 2023, "
+        "and a disc): two found much closer than the median spacing are one body split in two, much farther two "
+        "joined or one missed (real CT)",
+    )
     same_level_overlap: float = _setting(
         0.6, "cores overlapping by more than this share of the shorter are one vertebra (sacral alae; phantom)"
     )

@@ -635,6 +635,10 @@ def _name(
     rule, the count is then in doubt and the names are flagged.
     """
     names, rule, certain, notes = _name_by_rules(vertebrae, top_level, nz, s)
+    uneven = _uneven_spacing(vertebrae, names, dz, nz, s)
+    if uneven:
+        certain = False
+        notes.append(uneven)
     bodies = {i: (v.body_slices[1] - v.body_slices[0] + 1) * dz for i, v in enumerate(vertebrae) if names[i] != "S1"}
     typical = float(np.median(list(bodies.values()))) if len(bodies) >= s.min_for_median else 0.0
     for i, body in bodies.items():
@@ -647,6 +651,36 @@ def _name(
                 "or the mask is wrong; check the names"
             )
     return names, rule, certain, notes
+
+
+def _uneven_spacing(
+    vertebrae: list[Vertebra], names: dict[int, str], dz: float, nz: int, s: LevelSettings
+) -> str | None:
+    """A note when two consecutive vertebrae are much closer or farther apart than the others (None if not).
+
+    Bodies follow each other at a nearly even spacing (a body and a disc, 30-40 mm in the lumbar spine):
+    a spacing under ``spacing_ratio[0]`` times the median of the others is one body split in two (a hole
+    in its mask), one over ``spacing_ratio[1]`` times two bodies joined or one missed. Either shifts every
+    name above it while the count from the sacrum or the ribs still looks right, so the names are in
+    doubt. The sacrum and vertebrae cut by the scan range (their centres are not their bodies') are left
+    out; at least ``min_for_median`` spacings are needed.
+    """
+    whole = [v for v in vertebrae if names[v.index] != "S1" and v.body_slices[0] > 0 and v.body_slices[1] < nz - 1]
+    centres = [(v.body_slices[0] + v.body_slices[1]) / 2 * dz for v in whole]
+    gaps = np.diff(centres)
+    if len(gaps) < s.min_for_median:
+        return None
+    odd = []
+    for i, gap in enumerate(gaps):
+        typical = float(np.median(np.delete(gaps, i)))
+        if not s.spacing_ratio[0] * typical <= gap <= s.spacing_ratio[1] * typical:
+            odd.append(f"{names[whole[i].index]} and {names[whole[i + 1].index]} are {gap:.0f} mm apart")
+    if not odd:
+        return None
+    return (
+        f"vertebrae unevenly spaced ({'; '.join(odd)}; the others about {float(np.median(gaps)):.0f} mm): a "
+        "vertebra may be split in two, two joined, or one missed; check the split and the names"
+    )
 
 
 def _name_by_rules(
