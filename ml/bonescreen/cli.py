@@ -459,11 +459,12 @@ def cmd_screen(args: argparse.Namespace) -> int:
     else:
         probs = " ".join(f"{k}={v:.2f}" for k, v in o["probabilities"].items())
         flag = " UNCERTAIN" if o["uncertain"] else ""
-        print(f"overall ({'+'.join(o['levels_used'])}): {o['prediction']} {probs}{flag}")
+        # the two averages use different levels on purpose: say which rule chose them
+        print(f"overall BCC-Net ({'+'.join(o['levels_used'])}; L1+L2 when usable): {o['prediction']} {probs}{flag}")
         if o.get("vbmd_mg_cm3") is not None:
             print(
-                f"vBMD ({'+'.join(o['vbmd_levels_used'])}): {o['vbmd_mg_cm3']:.0f} +- {o['vbmd_sd_mg_cm3']:.0f} "
-                f"mg/cm3 (1 SD), {o['acr_category']} (ACR)"
+                f"vBMD ({'+'.join(o['vbmd_levels_used'])}; the usable levels of L1-L4, ISCD): "
+                f"{o['vbmd_mg_cm3']:.0f} +- {o['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD), {o['acr_category']} (ACR)"
             )
         if o.get("bone_status"):
             print(f"bone status: {o['bone_status']['class']} ({o['bone_status']['basis']})")

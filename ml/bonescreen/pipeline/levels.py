@@ -54,6 +54,7 @@ class Vertebra:
     name: str = "?"
     core_id: int = 0
     joined: list[int] = field(default_factory=list)  # cores of lower sacral segments and the coccyx
+    core_centre: float | None = None  # slice index (fractional) of its core's centre of mass
 
     def evidence(self, spacing: tuple[float, float, float]) -> dict:
         """What the naming saw of this vertebra (for result.json)."""
@@ -562,6 +563,7 @@ def _split(
         width = (cols.max() - cols.min() + 1) * spacing[2] if cols.size else 0.0
         v = Vertebra(index, run, (zs.start + z_off, zs.stop - 1 + z_off), width)
         v.core_id = cid
+        v.core_centre = float(zc[cid - 1][0]) + z_off
         if hu is not None:
             own_part = np.zeros((run[1] - run[0] + 1, *mask.shape[1:]), bool)
             own_part[:, box[1], box[2]] = own
@@ -662,11 +664,17 @@ def _uneven_spacing(
     a spacing under ``spacing_ratio[0]`` times the median of the others is one body split in two (a hole
     in its mask), one over ``spacing_ratio[1]`` times two bodies joined or one missed. Either shifts every
     name above it while the count from the sacrum or the ribs still looks right, so the names are in
-    doubt. The sacrum and vertebrae cut by the scan range (their centres are not their bodies') are left
-    out; at least ``min_for_median`` spacings are needed.
+    doubt. The sacrum (S1, and pieces below L5 named S?: sacral segments are shorter) and vertebrae cut
+    by the scan range (their centres are not their bodies') are left out; at least ``min_for_median``
+    spacings are needed. A vertebra's centre is its core's centre of mass (the middle of its body's
+    slices when unknown).
     """
-    whole = [v for v in vertebrae if names[v.index] != "S1" and v.body_slices[0] > 0 and v.body_slices[1] < nz - 1]
-    centres = [(v.body_slices[0] + v.body_slices[1]) / 2 * dz for v in whole]
+    whole = [
+        v
+        for v in vertebrae
+        if not names[v.index].startswith("S") and v.body_slices[0] > 0 and v.body_slices[1] < nz - 1
+    ]
+    centres = [(v.core_centre if v.core_centre is not None else sum(v.body_slices) / 2) * dz for v in whole]
     gaps = np.diff(centres)
     if len(gaps) < s.min_for_median:
         return None
