@@ -177,14 +177,18 @@ def main() -> None:
             print(f"{case.name}: skipped: {exc}")
             continue
         rows.append(row)
-        named = ", ".join(f"{f['name']}={f['truth']}" for f in row["found"])
+        named = ", ".join(
+            f["name"] + ("" if f["name"] == f["truth"] else f" (given {f['truth'] or 'nothing'})") for f in row["found"]
+        )
         hus = ", ".join(f"{f['name']} {f['trabecular_hu']}" for f in row["found"])
         print(
-            f"{row['case']}: Dice {row['dice']:.3f}; given {row['given']}; found [{named}] "
-            f"({row['named_right']}/{len(row['found'])} named right, {row['given_found']}/{len(row['given'])} given "
-            f"found apart, {row['rule']}, certain {row['certain']}); HU [{hus}]; "
-            f"{row['seconds']:.1f} s"
+            f"{row['case']}: Dice {row['dice']:.3f}; given {', '.join(row['given'])}; found {named} "
+            f"({row['named_right']} of {len(row['found'])} named as given; {row['given_found']} of "
+            f"{len(row['given'])} given vertebrae found as vertebrae of their own); naming: {row['rule']}, "
+            f"{'certain' if row['certain'] else 'flagged uncertain'}; trabecular HU {hus}; {row['seconds']:.1f} s"
         )
+        for note in row["notes"]:
+            print(f"    note: {note}")
         cal = row["calibration"]
         tissues = ", ".join(f"{k} {t['hu']:.0f} HU ({t['voxels']} voxels)" for k, t in cal["reference_tissues"].items())
         heights = "; ".join(
@@ -192,9 +196,10 @@ def main() -> None:
             for f in row["found"]
             if (h := f["heights_mm"])
         )
+        contrast = "contrast-enhanced" if cal["contrast_enhanced"] else "no contrast found"
         print(
-            f"    reference tissues: {tissues or 'none'}; kVp {cal['kvp']}; effective energy "
-            f"{cal['effective_energy_kev']} keV; contrast {cal['contrast_enhanced']}; "
+            f"    reference tissues: {tissues or 'none'}; kVp {cal['kvp'] or 'not in the header'}; effective energy "
+            f"{cal['effective_energy_kev']} keV; {contrast}; "
             f"body heights anterior/middle/posterior: {heights or 'none'}"
         )
         for flag in cal["flags"]:

@@ -8,17 +8,21 @@
 #   bash scripts/get_totalseg_example.sh [OUT]      (default bench-out/totalseg-example)
 #   .venv/bin/python benchmarks/real_ct.py --folder OUT --layout totalseg --json bench-out/totalseg-example.json
 set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT=${1:-bench-out/totalseg-example}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${1:-$REPO/bench-out/totalseg-example}
+case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac  # a relative OUT is the caller's, not the repository's
+PIP="$REPO/.venv/bin/python -m pip"
+[ -x "$REPO/.venv/bin/python" ] || PIP="python3 -m pip"
+# the output folder first: a folder that cannot be made costs no download
+mkdir -p "$OUT/example_ct" 2>/dev/null || { echo "get_totalseg_example.sh: cannot create $OUT" >&2; exit 2; }
 VERSION=2.18.0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-.venv/bin/python -m pip download -q --no-deps --no-binary :all: "TotalSegmentator==$VERSION" -d "$tmp"
+$PIP download -q --no-deps --no-binary :all: "TotalSegmentator==$VERSION" -d "$tmp"
 src="totalsegmentator-$VERSION"
 ref="$src/tests/reference_files"
 tar -xzf "$tmp/totalsegmentator-$VERSION.tar.gz" -C "$tmp" "$src/LICENSE" "$ref/example_ct.nii.gz" \
     "$ref/example_seg_fast_force_split.nii.gz" "$ref/spine_report/example_ct_report/spine_report.json"
-mkdir -p "$OUT/example_ct"
 cp "$tmp/$ref/example_ct.nii.gz" "$OUT/example_ct/ct.nii.gz"
 cp "$tmp/$ref/example_seg_fast_force_split.nii.gz" "$OUT/example_ct/total.nii.gz"
 cp "$tmp/$ref/spine_report/example_ct_report/spine_report.json" "$OUT/totalsegmentator_spine_report.json"

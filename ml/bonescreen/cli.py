@@ -460,7 +460,9 @@ def cmd_screen(args: argparse.Namespace) -> int:
         probs = " ".join(f"{k}={v:.2f}" for k, v in o["probabilities"].items())
         flag = " UNCERTAIN" if o["uncertain"] else ""
         # the two averages use different levels on purpose: say which rule chose them
-        print(f"overall BCC-Net ({'+'.join(o['levels_used'])}; L1+L2 when usable): {o['prediction']} {probs}{flag}")
+        used = "+".join(o["levels_used"])
+        why = "" if used == "L1+L2" else "; L1 or L2 not usable: every usable level"
+        print(f"overall BCC-Net ({used}{why}): {o['prediction']} {probs}{flag}")
         if o.get("vbmd_mg_cm3") is not None:
             print(
                 f"vBMD ({'+'.join(o['vbmd_levels_used'])}; the usable levels of L1-L4, ISCD): "

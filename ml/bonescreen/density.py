@@ -325,5 +325,5 @@ def vbmd_from_hu(trabecular_hu: float, calibration: Calibration) -> tuple[float 
         parts.append(0.5 * abs(invert(e, 0.0, iodine + iodine_sd) - invert(e, 0.0, max(iodine - iodine_sd, 0.0))))
     sd = float(np.sqrt(np.sum(np.square(parts))))
     if sd > MAX_UNCERTAINTY_MG_CM3:
-        flags.append(f"vBMD uncertain by +-{sd:.0f} mg/cm3 (1 SD)")
+        flags.append(f"vBMD uncertain by +-{round(sd, 1):.0f} mg/cm3 (1 SD)")  # as the stored SD prints
     return value, sd, flags

@@ -196,7 +196,8 @@ def report_figure(
         ax.set_title("trabecular attenuation", fontsize=9)
     if "pie" in panels:  # the paper's Figure 9
         used = ", ".join(overall["levels_used"])
-        pie_axes(panels["pie"], overall["probabilities"], f"overall ({used}): {CLASS_TITLES[overall['prediction']]}")
+        title = f"BCC-Net, overall ({used}): {CLASS_TITLES[overall['prediction']]}"
+        pie_axes(panels["pie"], overall["probabilities"], title)
     ax = panels["text"]
     ax.axis("off")
     verdict = CLASS_TITLES[overall["prediction"]] if overall["prediction"] else "none (no lumbar level)"
@@ -213,7 +214,8 @@ def report_figure(
             f"{CLASS_TITLES[overall['acr_category']]}, ACR)"
         )
     if overall.get("trabecular_hu") is not None:
-        lines.append(f"trabecular HU: {overall['trabecular_hu']:.0f} ({overall['hu_category']})")
+        category = CLASS_TITLES[overall["hu_category"]]
+        lines.append(f"trabecular HU: {overall['trabecular_hu']:.0f} ({category}, HU thresholds)")
     flagged = [lv["name"] for lv in levels if lv.get("uncertain")]
     lines.append(
         "overall: UNCERTAIN"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +40,21 @@ def check_output_folder(out: str | os.PathLike) -> None:
         raise BoneScreenError(f"cannot create the output folder: {parent} is a file", out)
     if not os.access(parent, os.W_OK | os.X_OK):
         raise BoneScreenError(f"the output folder cannot be written ({parent} is not writable)", out)
+    # permissions do not tell everything (root, read-only mounts, /proc): try it, and leave nothing behind
+    made = [p for p in [out, *out.parents] if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".bonescreen-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BoneScreenError(f"the output folder cannot be written ({exc.strerror or exc})", out) from None
+    finally:
+        for p in made:  # deepest first
+            try:
+                p.rmdir()
+            except OSError:
+                pass
 
 
 def screen_file(
@@ -102,7 +118,10 @@ def screen_file(
     if labels_path:
         labels = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS, scheme=label_scheme)
     result, labels, vertebrae = screener.screen(volume, progress, labels)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # checked before the work, but the disk may have changed since
+        raise BoneScreenError(f"cannot create the output folder ({exc.strerror or exc})", out) from None
     outputs: dict[str, str] = {}
     exports: dict[str, list[str]] = {}
     errors: dict[str, str] = {}

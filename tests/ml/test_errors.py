@@ -181,3 +181,19 @@ def test_cli_lets_an_unexpected_exception_surface_as_a_bug(tmp_path, monkeypatch
     with pytest.raises(ValueError, match="invariant"):
         cli.main(["phantom", str(tmp_path / "o"), "--cases", "1"])
     assert "bonescreen: error" not in capsys.readouterr().err
+
+
+def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(tmp_path):
+    """Permissions do not tell everything: as root every folder looks writable, yet nothing can be made under
+    /proc or on a read-only mount. The check tries to make the folder and leaves nothing behind."""
+    from bonescreen.screen import check_output_folder
+
+    if Path("/proc/self").is_dir():  # Linux: /proc takes no new folder, whoever asks
+        with pytest.raises(BoneScreenError, match="cannot be written"):
+            check_output_folder("/proc/bonescreen-test/out")
+    deep = tmp_path / "a" / "b" / "c"
+    check_output_folder(deep)
+    assert not (tmp_path / "a").exists()  # made to try, then removed
+    (tmp_path / "kept").mkdir()
+    check_output_folder(tmp_path / "kept")
+    assert (tmp_path / "kept").is_dir() and not any((tmp_path / "kept").iterdir())  # the probe file is gone

@@ -6,7 +6,13 @@ import pytest
 from bonescreen.errors import BoneScreenError
 from bonescreen.fracture import POPULATION_BODY, assess_fractures, body_heights, genant_grade, spine_axes
 from bonescreen.labels import LEVEL_NAMES
-from bonescreen.pipeline.bone_health import bone_status, exclusions, level_fractures, overall_density
+from bonescreen.pipeline.bone_health import (
+    bone_status,
+    exclusions,
+    fracture_doubt,
+    level_fractures,
+    overall_density,
+)
 
 HEIGHT, DEPTH, WIDTH, DISC = 27.0, 36.0, 42.0, 9.0
 
@@ -105,6 +111,22 @@ def test_wedge_biconcave_and_crush_graded_against_the_level_and_its_neighbours()
         and "vertebral fracture" in status["basis"]
         and "L2 grade 3" in status["basis"]
     )
+
+
+def test_a_fracture_found_while_the_split_is_in_doubt_leaves_the_bone_status_unconfirmed():
+    """A body the split cut in two looks fractured (seen on a real CT: half of L2 read as a grade 3 L3). The
+    status still says osteoporosis, but not as a certainty: the reason names the levels and says why."""
+    body = tilted_spine(1.0, 5.0, {3: ("wedge", 0.45)}, normal_shape=True)
+    found = level_fractures(body, (1.0, 0.8, 0.8))
+    assert found["L3"]["genant_grade"] == 3 and fracture_doubt(found) is None  # names sure, masks plausible
+    doubt = fracture_doubt(found, names_certain=False)
+    assert doubt and "fracture of L3" in doubt and "level names are in doubt" in doubt
+    noted = {**found, "L3": {**found["L3"], "note": "no unfractured neighbour to compare with"}}
+    assert "masks are in doubt" in fracture_doubt(noted)
+    # a second fracture on a body without doubt confirms the status: no doubt then
+    sure = {**noted, "L1": {**found["L1"], "genant_grade": 2, "shape": "wedge", "note": None}}
+    assert fracture_doubt(sure) is None
+    assert fracture_doubt({n: {**f, "genant_grade": 0} for n, f in found.items()}, names_certain=False) is None
 
 
 def test_no_fracture_means_the_vbmd_category_decides():

@@ -260,6 +260,7 @@ def find_labelled(root: str | os.PathLike, layout: str | None = None, scheme: st
             return cases
     raise BoneScreenError(
         "no labelled CT found (layouts: VerSe sub-*_ct.nii.gz + *_seg-vert_msk.nii.gz; TotalSegmentator "
-        "ct.nii.gz + segmentations/; nnU-Net imagesTr/ + labelsTr/; shared: the project's shared/data/real)",
+        "ct.nii.gz + segmentations/vertebrae_*.nii.gz or one label map beside it; nnU-Net imagesTr/ + labelsTr/; "
+        "shared: the project's shared/data/real)",
         root,
     )

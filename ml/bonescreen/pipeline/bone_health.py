@@ -105,9 +105,33 @@ def overall_density(levels: dict[int, dict], left_out: dict[str, str]) -> dict:
     }
 
 
+def fracture_basis(fractures: dict[str, dict]) -> list[str]:
+    """The levels whose grade 2-3 fracture makes the bone status osteoporosis."""
+    return [n for n, f in fractures.items() if f["genant_grade"] >= EXCLUDED_GRADE]
+
+
+def fracture_doubt(fractures: dict[str, dict], names_certain: bool = True) -> str | None:
+    """Why a bone status resting on fractures is in doubt, or None.
+
+    A grade 2-3 fracture makes the bone status osteoporosis (:func:`bone_status`); but a body the level
+    split cut in two, or one with a hole in its mask, looks fractured too. When every fractured level
+    behind the status was measured while the level names are uncertain, or carries a doubt about its
+    mask (its ``note``), the status is unconfirmed: the reason says which levels and why.
+    """
+    basis = fracture_basis(fractures)
+    doubted = [n for n in basis if not names_certain or fractures[n].get("note")]
+    if not basis or doubted != basis:
+        return None
+    why = "the level names are in doubt" if not names_certain else "their masks are in doubt"
+    return (
+        f"the bone status rests on a fracture of {', '.join(basis)}, found while {why}: a body split in two or "
+        "cut by a hole in its mask looks fractured too; check the mask before trusting it"
+    )
+
+
 def bone_status(fractures: dict[str, dict], density: dict, network_prediction: str) -> dict:
     """The overall class and its basis: a grade 2-3 fracture, else the ACR vBMD category, else BCC-Net."""
-    broken = [n for n, f in fractures.items() if f["genant_grade"] >= EXCLUDED_GRADE]
+    broken = fracture_basis(fractures)
     if broken:
         which = ", ".join(f"{n} grade {fractures[n]['genant_grade']} {fractures[n]['shape']}" for n in broken)
         return {"class": "osteoporosis", "basis": f"vertebral fracture ({which})"}

@@ -41,6 +41,7 @@ from .bone_health import (
     NO_VBMD,
     bone_status,
     exclusions,
+    fracture_doubt,
     level_density,
     level_fractures,
     overall_density,
@@ -226,7 +227,8 @@ def classify_levels(
             g = fracture["genant_grade"]
             reasons.append(
                 f"vertebral fracture? Genant grade {g} ({fracture['shape']}, height loss "
-                f"{100 * fracture['height_loss']:.0f}%)" + ("; left out of the overall results" if g >= 2 else "")
+                f"{100 * fracture['height_loss']:.0f}%)"
+                + ("; left out of the overall averages, and it makes the bone status osteoporosis" if g >= 2 else "")
             )
         if fracture and fracture.get("note"):
             reasons.append(fracture["note"])
@@ -290,7 +292,7 @@ def classify_levels(
     if category is not None and category != prediction:
         reasons.append(f"HU category {category} ({mean_hu:.0f} HU) disagrees with the network ({prediction})")
     if not names_certain:
-        reasons.append("level names could not be confirmed (no sacrum or ribs in view)")
+        reasons.append("level names could not be confirmed: check them (the naming notes say why)")
     if len(chosen) < 2:
         reasons.append("only one level was classified")
     reasons += [f"{name} left out: {left_out[name]}" for name in sorted(unusable)]
@@ -299,6 +301,10 @@ def classify_levels(
         reasons.append(input_note)
     vbmd = overall_density(health, left_out)
     status = bone_status(fractures, vbmd, prediction)
+    doubt = fracture_doubt(fractures, names_certain)
+    if doubt:  # the status rests only on fractures of bodies the split or naming may have got wrong
+        status["basis"] += "; unconfirmed: the level split or names are in doubt, check the mask"
+        reasons.append(doubt)
     if vbmd["acr_category"] and vbmd["acr_category"] != prediction:
         reasons.append(
             f"ACR category {vbmd['acr_category']} ({vbmd['vbmd_mg_cm3']:.0f} mg/cm3) disagrees with the network "
