@@ -36,8 +36,8 @@ def add_input_messages(result: dict, notes: list[str], flags: list[str]) -> dict
 def user_messages(result: dict) -> list[str]:
     """All flags and notes of ``result`` as lines for the user, without repeats, most important first.
 
-    Lines start with ``UNCERTAIN:`` (overall flags), the level name (level flags),
-    ``note:`` or ``output failed:``.
+    Lines start with ``UNCERTAIN:`` (overall flags), ``note:`` (the naming's notes, then the reader's and
+    the writers'), the level name (level flags) or ``output failed:``.
     """
     lines: list[str] = []
 
@@ -48,21 +48,19 @@ def user_messages(result: dict) -> list[str]:
             lines.append(line)
 
     overall = result.get("overall") or {}
-    shown = set()
+    shown = set(overall.get("reasons", []))
     for reason in overall.get("reasons", []):
         add(f"UNCERTAIN: {reason}")
-        shown.add(reason)
+    # the naming's notes next: an overall flag may send the reader to them ("the naming notes say why")
+    for text in (result.get("segmentation") or {}).get("notes", []):
+        if text not in shown:
+            add(f"note: {text}")
     for level in result.get("levels", []):
         for reason in level.get("reasons", []):
             add(f"{level['name']}: {reason}")
     for name, why in (result.get("output_errors") or {}).items():
         add(f"output failed: {name}: {why}")
-    notes = [
-        *(result.get("segmentation") or {}).get("notes", []),
-        *result.get("input_notes", []),
-        *result.get("output_notes", []),
-    ]
-    for text in notes:
+    for text in [*result.get("input_notes", []), *result.get("output_notes", [])]:
         if text not in shown:
             add(f"note: {text}")
     return lines
