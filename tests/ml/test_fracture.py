@@ -127,6 +127,9 @@ def test_a_fracture_found_while_the_split_is_in_doubt_leaves_the_bone_status_unc
     sure = {**noted, "L1": {**found["L1"], "genant_grade": 2, "shape": "wedge", "note": None}}
     assert fracture_doubt(sure) is None
     assert fracture_doubt({n: {**f, "genant_grade": 0} for n, f in found.items()}, names_certain=False) is None
+    density = {"acr_category": "normal", "vbmd_mg_cm3": 130.0}
+    assert "unconfirmed" in bone_status(found, density, "normal", names_certain=False)["basis"]
+    assert "unconfirmed" not in bone_status(found, density, "normal")["basis"]
 
 
 def test_no_fracture_means_the_vbmd_category_decides():

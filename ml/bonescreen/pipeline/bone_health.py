@@ -129,12 +129,18 @@ def fracture_doubt(fractures: dict[str, dict], names_certain: bool = True) -> st
     )
 
 
-def bone_status(fractures: dict[str, dict], density: dict, network_prediction: str) -> dict:
-    """The overall class and its basis: a grade 2-3 fracture, else the ACR vBMD category, else BCC-Net."""
+def bone_status(fractures: dict[str, dict], density: dict, network_prediction: str, names_certain: bool = True) -> dict:
+    """The overall class and its basis: a grade 2-3 fracture, else the ACR vBMD category, else BCC-Net.
+
+    A status resting only on fractures in doubt (:func:`fracture_doubt`) says so in its basis.
+    """
     broken = fracture_basis(fractures)
     if broken:
         which = ", ".join(f"{n} grade {fractures[n]['genant_grade']} {fractures[n]['shape']}" for n in broken)
-        return {"class": "osteoporosis", "basis": f"vertebral fracture ({which})"}
+        basis = f"vertebral fracture ({which})"
+        if fracture_doubt(fractures, names_certain):
+            basis += "; unconfirmed: the level split or names are in doubt, check the mask"
+        return {"class": "osteoporosis", "basis": basis}
     if density.get("acr_category"):
         return {
             "class": density["acr_category"],

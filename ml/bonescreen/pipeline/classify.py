@@ -300,10 +300,9 @@ def classify_levels(
     if input_note:
         reasons.append(input_note)
     vbmd = overall_density(health, left_out)
-    status = bone_status(fractures, vbmd, prediction)
+    status = bone_status(fractures, vbmd, prediction, names_certain)
     doubt = fracture_doubt(fractures, names_certain)
     if doubt:  # the status rests only on fractures of bodies the split or naming may have got wrong
-        status["basis"] += "; unconfirmed: the level split or names are in doubt, check the mask"
         reasons.append(doubt)
     if vbmd["acr_category"] and vbmd["acr_category"] != prediction:
         reasons.append(
