@@ -281,19 +281,31 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
         "population": float(np.percentile([relative_posterior(n) for n in pop_levels], 75)) if pop_levels else 1.0,
         "raw": float(np.percentile([measured[n]["posterior"] for n in other], 75)) if other else 1.0,
     }
-    size, normal = {}, set()
+    size, normal, not_reference = {}, set(), {}
     for name in order:
         if name not in measured:
             continue
-        shape_ok = min(_ratios(measured[name]).values()) >= NORMAL_NEIGHBOUR_RATIO
+        shape = min(_ratios(measured[name]).values())
+        shape_ok = shape >= NORMAL_NEIGHBOUR_RATIO
         if name in POPULATION_BODY:  # a normal L1 is wedged and its endplates concave: against its level's shape
             own = _population_ratios(name)
-            shape_ok = min(v / own[k] for k, v in _ratios(measured[name]).items()) >= NORMAL_SHAPE_RATIO
+            shape = min(v / own[k] for k, v in _ratios(measured[name]).items())
+            shape_ok = shape >= NORMAL_SHAPE_RATIO
             size[name] = relative_posterior(name) / typical["population"]
         else:
             size[name] = measured[name]["posterior"] / typical["raw"]
         plausible = max(measured[name][w] for w in WALLS) <= MAX_BODY_HEIGHT_MM
-        if shape_ok and plausible and NORMAL_NEIGHBOUR_RATIO <= size[name] <= 1 / NORMAL_NEIGHBOUR_RATIO:
+        if not plausible:
+            not_reference[name] = "taller than a normal body"
+        elif not shape_ok:
+            not_reference[name] = (
+                f"its height ratios {100 * shape:.0f}% of a normal {name}'s"
+                if name in POPULATION_BODY
+                else f"its height ratio {shape:.2f}, under {NORMAL_NEIGHBOUR_RATIO}"
+            )
+        elif not NORMAL_NEIGHBOUR_RATIO <= size[name] <= 1 / NORMAL_NEIGHBOUR_RATIO:
+            not_reference[name] = f"its posterior height {100 * size[name]:.0f}% of the spine's typical"
+        else:
             normal.add(name)  # neither short nor much taller than the spine's bodies (a mask holding a disc)
     out = {}
     for i, name in enumerate(order):
@@ -341,7 +353,7 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
         elif not near:
             beside = neighbours(i, measured)
             why = (
-                "its neighbours look fractured or mis-segmented"
+                "not a reference: " + "; ".join(f"{n}, {not_reference[n]}" for n in beside)
                 if beside
                 else "its neighbours' heights were not measured (cut by the scan range or not in view)"
             )

@@ -260,3 +260,16 @@ def test_a_body_taller_than_any_normal_lumbar_body_is_flagged_and_no_reference()
     for name in ("L2", "L4"):
         assert found[name]["genant_grade"] == 0, found[name]
         assert "L3" not in found[name]["reference"]
+
+
+def test_a_level_without_a_reference_says_which_neighbours_were_rejected_and_why():
+    """'its neighbours look fractured' left the reader guessing when a neighbour was graded 0: the note names
+    each neighbour and why it is no reference (its shape, its size, or a height no body has)."""
+    normal = _population_heights()
+    heights = {n: dict(h) for n, h in normal.items()}
+    heights["L2"] = {w: 0.7 * h for w, h in normal["L2"].items()}  # crushed: all its walls low, shape normal
+    heights["L4"]["anterior"] *= 0.7  # wedged
+    graded = assess_fractures(heights, ["L1", "L2", "L3", "L4", "L5"])
+    note = graded["L3"]["note"]
+    assert "no unfractured neighbour" in note
+    assert "L2, its posterior height" in note and "L4, its height ratios" in note
