@@ -24,6 +24,27 @@ SAGITTAL_MIN_MM = 20.0
 _MARGINS = {"left": 0.04, "right": 0.98, "top": 0.93, "bottom": 0.03}
 
 
+def _spread(rows: list[float], gap: float) -> list[float]:
+    """Label rows moved apart, in order, so that neighbours are at least ``gap`` apart (centred on the rows)."""
+    if not rows:
+        return []
+    order = np.argsort(rows)
+    out = np.asarray(rows, float)[order]
+    for _ in range(50 * len(out)):
+        moved = False
+        for i in range(1, len(out)):
+            short = gap - (out[i] - out[i - 1])
+            if short > 1e-3 * gap:
+                out[i - 1] -= short / 2
+                out[i] += short / 2
+                moved = True
+        if not moved:
+            break
+    result = np.empty_like(out)
+    result[order] = out
+    return result.tolist()
+
+
 def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = None) -> None:
     """Sagittal view through the spine's midline with every vertebra shown and named.
 
@@ -41,19 +62,25 @@ def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = N
         y0, y1 = max(int(rows.mean()) - half, 0), min(int(rows.mean()) + half, hu.shape[1])
     ax.imshow(hu[::-1, y0:y1, x], aspect=dz / dy, **_BONE)
     ax.imshow(shown[::-1, y0:y1, x], aspect=dz / dy, cmap=_VERTEBRA_CMAP, vmin=0, vmax=255, interpolation="nearest")
+    placed = []  # (row of the vertebra's middle, name, heights text, colour)
     for vid in names:
         ks = np.nonzero((shown == vid).any(axis=(1, 2)))[0]
         if ks.size:
-            z = hu.shape[0] - 1 - (ks[0] + ks[-1]) / 2
             name = vertebra_name(vid)
-            ax.text((y1 - y0) * 0.04, z, name, color="yellow", fontsize=8, va="center")
             f = heights.get(name)
+            text, color = None, None
             if f:
                 text = f"{f['height_anterior_mm']:.0f}/{f['height_middle_mm']:.0f}/{f['height_posterior_mm']:.0f} mm"
                 if f["genant_grade"]:
                     text += f"\ngrade {f['genant_grade']} {f['shape']}"
                 color = "red" if f["genant_grade"] >= 2 else "orange" if f["genant_grade"] else "cyan"
-                ax.text((y1 - y0) * 0.97, z, text, color=color, fontsize=6, va="center", ha="right")
+            placed.append((hu.shape[0] - 1 - (ks[0] + ks[-1]) / 2, name, text, color))
+    # labels of vertebrae found close together (a body split in two) would overlap: two lines need this gap
+    rows_at = _spread([p[0] for p in placed], 0.07 * hu.shape[0])
+    for row, (_, name, text, color) in zip(rows_at, placed, strict=True):
+        ax.text((y1 - y0) * 0.04, row, name, color="yellow", fontsize=8, va="center")
+        if text:
+            ax.text((y1 - y0) * 0.97, row, text, color=color, fontsize=6, va="center", ha="right")
     title = "sagittal view: every vertebra found"
     ax.set_title(title + ("\nbody heights anterior/middle/posterior" if heights else ""), fontsize=9)
     ax.axis("off")
