@@ -78,7 +78,11 @@ TABLE_HEADERS = (
     ("HU call", "class by the HU thresholds"),
     ("vBMD", "volumetric bone mineral density (mg/cm3), internal calibration; the overall row: L1-L4 unfractured"),
     ("ACR", "ACR QCT category of vBMD (normal > 120, low 80-120, osteoporosis < 80 mg/cm3)"),
-    ("grade", "Genant fracture grade (0-3) and shape; the overall row: the bone status"),
+    (
+        "grade",
+        "Genant fracture grade (0-3) and shape; the overall row: the bone status (fx: a fracture decides it, "
+        "fx?: a fracture found while the split or names are in doubt)",
+    ),
     ("flag", "uncertain: the reasons are in the rows' tooltips and below the pie"),
 )
 SHORT_CLASS = {"normal": "norm.", "low_bone_mass": "low", "osteoporosis": "osteo.", "": ""}
@@ -87,7 +91,9 @@ SHORT_CLASS = {"normal": "norm.", "low_bone_mass": "low", "osteoporosis": "osteo
 def _grade_cell(row: dict) -> str:
     """The grade column: a level's Genant grade (and shape), the overall row's bone status."""
     if row.get("bone_status"):
-        return SHORT_CLASS[row["bone_status"]["class"]] + (" (fx)" if "fracture" in row["bone_status"]["basis"] else "")
+        basis = row["bone_status"]["basis"]
+        fx = (" (fx?)" if "unconfirmed" in basis else " (fx)") if "fracture" in basis else ""
+        return SHORT_CLASS[row["bone_status"]["class"]] + fx
     fracture = row.get("fracture")
     if not fracture:
         return ""
@@ -635,7 +641,8 @@ class ClassifyWidget(_Base):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignCenter)
                 probabilities = ", ".join(f"{CLASS_TITLES[k]} {p[k]:.2f}" for k in CLASS_NAMES)
-                item.setToolTip("; ".join([probabilities, *row.get("reasons", [])]))
+                status = [f"bone status: {row['bone_status']['basis']}"] if row.get("bone_status") else []
+                item.setToolTip("; ".join([*status, probabilities, *row.get("reasons", [])]))
                 self.table.setItem(r, c, item)
         # every row shown: the table is as tall as its rows, and the dock scrolls instead
         self.table.resizeRowsToContents()
@@ -654,7 +661,7 @@ class ClassifyWidget(_Base):
 
         self.figure.clear()
         ax = self.figure.add_subplot(111)
-        pie_axes(ax, overall["probabilities"], f"overall ({', '.join(overall['levels_used'])})")
+        pie_axes(ax, overall["probabilities"], f"BCC-Net, overall ({', '.join(overall['levels_used'])})")
         if overall["uncertain"]:  # the flag beside the pie, the reasons in the lines below it
             ax.set_title(f"{ax.get_title()}\nUNCERTAIN: see the reasons below", color="#c62828", fontsize=9)
         self.figure.subplots_adjust(top=0.86, bottom=0.27)  # room for the title and the legend

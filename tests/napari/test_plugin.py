@@ -380,3 +380,16 @@ def test_dicom_sr_export_holds_the_table_numbers(make_napari_viewer, qtbot, smal
             assert g["Height Posterior"] == pytest.approx(lv["fracture"]["height_posterior_mm"])
         assert g["Probability of osteoporosis (BCC-Net)"] == pytest.approx(lv["probabilities"]["osteoporosis"])
     assert (tmp_path / "sr_seg.dcm").is_file()
+
+
+def test_the_bone_status_cell_says_when_a_fracture_behind_it_is_unconfirmed():
+    """The overall row's grade cell: 'osteo. (fx)' for a fracture, 'osteo. (fx?)' when the fracture was found
+    while the split or the names are in doubt (the status's basis says 'unconfirmed'); a level's cell its grade."""
+    from napari_bonescreen._widgets import _grade_cell
+
+    sure = {"bone_status": {"class": "osteoporosis", "basis": "vertebral fracture (L3 grade 3 wedge)"}}
+    doubt = {"bone_status": {"class": "osteoporosis", "basis": "vertebral fracture (L3 grade 3 wedge); unconfirmed: x"}}
+    density = {"bone_status": {"class": "low_bone_mass", "basis": "vBMD 101 mg/cm3 (ACR QCT categories)"}}
+    assert _grade_cell(sure) == "osteo. (fx)" and _grade_cell(doubt) == "osteo. (fx?)"
+    assert _grade_cell(density) == "low"
+    assert _grade_cell({"fracture": {"genant_grade": 2, "shape": "crush"}}) == "2 crush"

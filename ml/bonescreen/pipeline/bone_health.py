@@ -70,7 +70,7 @@ def exclusions(levels: dict[int, dict], fractures: dict[str, dict]) -> dict[str,
         name = LEVEL_NAMES[lv]
         f = fractures.get(name)
         if f and f["genant_grade"] >= EXCLUDED_GRADE:
-            out[name] = f"vertebral fracture, Genant grade {f['genant_grade']} ({f['shape']})"
+            out[name] = f"vertebral fracture? Genant grade {f['genant_grade']} ({f['shape']})"
         elif lv in levels and levels[lv].get("dense"):
             out[name] = "dense body (cement, sclerosis or metal)"
         elif lv in levels and levels[lv].get("vbmd_mg_cm3") is None:

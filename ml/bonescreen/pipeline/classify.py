@@ -302,8 +302,8 @@ def classify_levels(
     vbmd = overall_density(health, left_out)
     status = bone_status(fractures, vbmd, prediction, names_certain)
     doubt = fracture_doubt(fractures, names_certain)
-    if doubt:  # the status rests only on fractures of bodies the split or naming may have got wrong
-        reasons.append(doubt)
+    if doubt:  # the status rests only on fractures of bodies the split or naming may have got wrong: first
+        reasons.insert(0, doubt)
     if vbmd["acr_category"] and vbmd["acr_category"] != prediction:
         reasons.append(
             f"ACR category {vbmd['acr_category']} ({vbmd['vbmd_mg_cm3']:.0f} mg/cm3) disagrees with the network "
