@@ -216,7 +216,7 @@ def test_references_hold_when_half_the_levels_are_crushed():
     assert found["L3"]["shape"] == found["L4"]["shape"] == "crush"
     for name in ("L2", "L5"):
         assert found[name]["genant_grade"] == 0 and "taller" not in (found[name]["note"] or ""), found[name]
-    assert "look fractured" in found["L2"]["note"]  # L1 not measured, L3 crushed
+    assert "not a reference: L3, its posterior height" in found["L2"]["note"]  # L1 not measured, L3 crushed
     # a crushed level whose neighbours were not measured: levels two away serve for its shape ratios only,
     # so a crush cannot be graded, and the note says so instead of calling it normal silently
     apart = {**normal, "L1": {w: h * 1.02 for w, h in normal["L2"].items()}}
