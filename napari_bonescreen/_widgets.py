@@ -55,6 +55,7 @@ from bonescreen.labels import (
     vertebra_name,
 )
 from bonescreen.messages import user_messages
+from bonescreen.pipeline.bone_health import UNCONFIRMED
 from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
 
 from ._convert import (
@@ -92,7 +93,7 @@ def _grade_cell(row: dict) -> str:
     """The grade column: a level's Genant grade (and shape), the overall row's bone status."""
     if row.get("bone_status"):
         basis = row["bone_status"]["basis"]
-        fx = (" (fx?)" if "unconfirmed" in basis else " (fx)") if "fracture" in basis else ""
+        fx = (" (fx?)" if UNCONFIRMED in basis else " (fx)") if "fracture" in basis else ""
         return SHORT_CLASS[row["bone_status"]["class"]] + fx
     fracture = row.get("fracture")
     if not fracture:

@@ -285,14 +285,15 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
     for name in order:
         if name not in measured:
             continue
-        shape = min(_ratios(measured[name]).values())
-        shape_ok = shape >= NORMAL_NEIGHBOUR_RATIO
+        ratios = _ratios(measured[name])
         if name in POPULATION_BODY:  # a normal L1 is wedged and its endplates concave: against its level's shape
             own = _population_ratios(name)
-            shape = min(v / own[k] for k, v in _ratios(measured[name]).items())
+            shape = min(v / own[k] for k, v in ratios.items())
             shape_ok = shape >= NORMAL_SHAPE_RATIO
             size[name] = relative_posterior(name) / typical["population"]
         else:
+            shape = min(ratios.values())
+            shape_ok = shape >= NORMAL_NEIGHBOUR_RATIO
             size[name] = measured[name]["posterior"] / typical["raw"]
         plausible = max(measured[name][w] for w in WALLS) <= MAX_BODY_HEIGHT_MM
         if not plausible:

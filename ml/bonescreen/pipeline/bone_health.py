@@ -23,6 +23,8 @@ from ..reference_tissues import find_reference_tissues
 #: Levels the overall vBMD may use (ISCD: L1-L4), and the Genant grade from which a level is left out.
 DENSITY_LEVELS = (1, 2, 3, 4)
 EXCLUDED_GRADE = 2
+#: The word that marks the basis of a bone status resting only on fractures in doubt (:func:`fracture_doubt`).
+UNCONFIRMED = "unconfirmed"
 #: Why a level without a density is left out of the overall vBMD (it may still serve BCC-Net's average).
 NO_VBMD = "no vBMD"
 
@@ -139,7 +141,7 @@ def bone_status(fractures: dict[str, dict], density: dict, network_prediction: s
         which = ", ".join(f"{n} grade {fractures[n]['genant_grade']} {fractures[n]['shape']}" for n in broken)
         basis = f"vertebral fracture ({which})"
         if fracture_doubt(fractures, names_certain):
-            basis += "; unconfirmed: the level split or names are in doubt, check the mask"
+            basis += f"; {UNCONFIRMED}: the level split or names are in doubt, check the mask"
         return {"class": "osteoporosis", "basis": basis}
     if density.get("acr_category"):
         return {
