@@ -3,8 +3,8 @@
 # first phantom's cases, fine-tuning the first-phantom weights (the stages of ml/bonescreen/weights/README.md).
 # Resumable: shards already written are kept; rerun a stage with RESUME=1 to continue from its last epoch.
 #   bash scripts/train_realistic_msnet.sh [DATA_DIR]        (default /work/data)
-# The later attempts (STAGE4=1 ... STAGE8=1) run after stages 1-2; with ONLY=1 they run alone (stages 5, 7
-# and 8 start from the bundled weights; stage 4 needs stage 2's output in DATA_DIR).
+# The later attempts (STAGE4=1 ... STAGE9=1) run after stages 1-2; with ONLY=1 they run alone (stages 5, 7,
+# 8 and 9 start from the bundled weights; stage 4 needs stage 2's output in DATA_DIR).
 # The bundled weights' shards came from the generator of commit b3f0f81 (seeds 1, 2) and bc3f494 (seed 3,
 # stopped after 8 of 15 shards); this script makes them with the generator checked out now (which has the
 # spinal canal open and the discs filled, unlike those commits).
@@ -70,4 +70,15 @@ if [ -n "${STAGE8:-}" ]; then
         --epochs "${EPOCHS:-2}" --batch-size 8 --lr 0.00015 --slices-per-case 12 --val-fraction 0.2 --seed 0 \
         --device cpu ${RESUME:+--resume}
     .venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-stage8" --json "$DATA/real_ct_stage8.json"
+fi
+# stage 9 (2026-12-01): stage 8 on the phantom with partial volume in the slice plane at coarse pixels, texture
+# grain in mm and discs of 60-110 HU (scene.RENDER_PIXEL_MM, TEXTURE_GRAIN_MM). Run with STAGE9=1.
+if [ -n "${STAGE9:-}" ]; then
+    [ -d "$DATA/train" ] || $BS phantom "$DATA/train" --cases 60 --seed 1000
+    OMP_NUM_THREADS=1 $BS synth-slices "$DATA/synth-ctx13" --scenes 360 --seed 13 --workers 2 --context
+    OMP_NUM_THREADS=2 $BS train-seg "$DATA/train" --slices "$DATA/synth-ctx13" --context \
+        --init-weights ml/bonescreen/weights/msnet-small.safetensors --out "$DATA/msnet-stage9" --model msnet-small \
+        --epochs "${EPOCHS:-2}" --batch-size 8 --lr 0.00015 --slices-per-case 12 --val-fraction 0.2 --seed 0 \
+        --device cpu ${RESUME:+--resume}
+    .venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-stage9" --json "$DATA/real_ct_stage9.json"
 fi

@@ -264,7 +264,7 @@ def report_figure(
         hu_text = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         if lv.get("vbmd_mg_cm3") is not None:
             hu_text += f", {lv['vbmd_mg_cm3']:.0f} mg/cm3"
-        flag = " (!)" if lv["uncertain"] else ""
+        flag = " (flagged)" if lv["uncertain"] else ""  # the reasons are in the notes below
         _axial(
             fig.add_subplot(grid[1, i]),
             hu[k],

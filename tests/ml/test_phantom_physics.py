@@ -153,11 +153,11 @@ def test_findings_only_on_vertebrae_that_exist_and_crush_loses_its_grade_everywh
 
 
 def test_discs_fill_the_space_between_bodies(findings_case):
-    """Between L3's body and L2's above it, over the bodies' outline: disc (cartilage, 60-160 HU), not fat."""
+    """Between L3's body and L2's above it, over the bodies' outline: disc (about 60-110 HU at 120 kVp), not fat."""
     case = findings_case
     top3 = np.nonzero((case.body == 3).any(axis=(1, 2)))[0].max()
     low2 = np.nonzero((case.body == 2).any(axis=(1, 2)))[0].min()
     assert low2 - top3 >= 2  # z grows toward the head: a gap of slices between the bodies
     outline = (case.body == 3).any(axis=0) & (case.body == 2).any(axis=0)
     gap = case.hu[top3 + 1 : low2][:, outline & ~(case.spine[top3 + 1 : low2] > 0).any(axis=0)]
-    assert 60 < np.median(gap) < 160
+    assert 40 < np.median(gap) < 140

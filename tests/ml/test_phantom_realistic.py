@@ -89,6 +89,37 @@ def test_slices_label_vertebrae_and_not_pelvis_ribs_or_femurs():
     assert (spine == 8).any() and ((hu > 300) & (spine == 0)).sum() > 20
 
 
+def test_a_coarse_pixel_averages_what_it_covers():
+    """Partial volume: without kernel and noise, a 3 mm pixel is the mean of the 1.5 mm samples it covers
+    (the same samples, texture included, as a 1.5 mm slice over the same field), so a thin cortex reads dim."""
+    from bonescreen.phantom.scene import RENDER_PIXEL_MM
+
+    assert RENDER_PIXEL_MM == 1.5  # a 3 mm pixel averages 2 x 2 samples
+    scene = draw_scene(np.random.default_rng(5))
+    z = scene.levels_z[3]
+    fine = Acquisition(1.5, (160, 160), (0.0, 0.0), 1.0, 0.0, 0.0, 0.0, float("nan"))
+    coarse = Acquisition(3.0, (80, 80), (0.0, 0.0), 1.0, 0.0, 0.0, 0.0, float("nan"))
+    hu1, spine1 = render_slice(scene, fine, z, np.random.default_rng(1))
+    hu3, spine3 = render_slice(scene, coarse, z, np.random.default_rng(1))
+    assert (spine1 == 3).sum() > 200 and (spine3 == 3).sum() > 50
+    block = hu1.reshape(80, 2, 80, 2).mean(axis=(1, 3))
+    assert np.abs(hu3 - block).max() <= 1.0  # HU are rounded to integers after the mean
+    assert hu3.max() < hu1.max() - 100  # the cortex's brightest pixels are averaged with what lies beside them
+
+
+def test_texture_grain_is_in_mm_and_fades_at_coarse_pixels():
+    from bonescreen.phantom.scene import TEXTURE_GRAIN_MM, _texture
+
+    rng = np.random.default_rng(0)
+    assert _texture(rng, (300, 300), 60.0, 0.5).std() == pytest.approx(60.0, rel=0.01)
+    assert _texture(rng, (300, 300), 60.0, 3.0).std() == pytest.approx(60.0 * TEXTURE_GRAIN_MM / 3.0, rel=0.01)
+    # the same grain in mm at two pixel sizes: neighbours 1 mm apart correlate alike
+    a, b = _texture(rng, (600, 600), 1.0, 0.25), _texture(rng, (300, 300), 1.0, 0.5)
+    ca = np.corrcoef(a[:, :-4].ravel(), a[:, 4:].ravel())[0, 1]
+    cb = np.corrcoef(b[:, :-2].ravel(), b[:, 2:].ravel())[0, 1]
+    assert ca == pytest.approx(cb, abs=0.03)
+
+
 def test_training_slices_on_the_network_grid(tmp_path):
     images, marks, info = make_scene_slices(11, 0, count=2)
     assert images.shape == marks.shape == (2, NET_SIZE, NET_SIZE) and images.dtype == np.uint8

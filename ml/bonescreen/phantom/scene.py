@@ -55,6 +55,15 @@ L6_ID = 10
 #: Each body paints the disc this far (mm) from its endplates, so two neighbours fill gaps up to twice it
 #: (adult lumbar discs are 8-12 mm tall in the middle).
 DISC_REACH_MM = 7.0
+#: The coarsest sample spacing (mm) of the renderer in the slice plane: a coarser pixel averages
+#: ``ceil(pixel / RENDER_PIXEL_MM)`` squared samples (up to 3 x 3), as a detector element and the
+#: reconstruction average what the pixel covers (partial volume): a 1 mm cortex in a 3 mm pixel reads
+#: as a dim rim, not as a full-brightness pixel hit or a miss.
+RENDER_PIXEL_MM = 1.5
+#: Correlation length (mm, the Gaussian's sigma) of the drawn marrow and soft-tissue texture: trabeculae
+#: are 0.1-0.3 mm thick and 0.5-1 mm apart, and clinical CT resolves about 0.5-0.7 mm, so the grain is
+#: about a millimetre whatever the pixel (it was 1.2 pixels until 2026-12-01: 3.6 mm blobs at 3 mm pixels).
+TEXTURE_GRAIN_MM = 1.0
 
 
 def _rot(rx: float, ry: float, rz: float) -> np.ndarray:
@@ -462,7 +471,9 @@ def draw_scene(
         "air": hu_of(tissue("air", rng.uniform(0.9, 1.1))),
         "fat": hu_of(adipose),
         "muscle": hu_of(tissue("muscle", rng.uniform(0.985, 1.01))),
-        "disc": hu_of(tissue("cartilage", rng.uniform(0.97, 1.02))),  # degenerated discs lose water
+        # discs: 60-110 HU at 120 kVp, about the 70-90 HU of the real abdomen-pelvis CT of
+        # scripts/get_totalseg_example.sh (they were 110 +- 15 HU until 2026-12-01: as bright as a normal body)
+        "disc": hu_of(tissue("cartilage", rng.uniform(0.95, 1.005))),
         "csf": hu_of(tissue("csf", rng.uniform(0.995, 1.01))),
         "aorta": hu_of(enhanced(blood, iodine["aorta"])),
         "ivc": hu_of(enhanced(blood, iodine["ivc"])),
@@ -730,17 +741,21 @@ def render_slice(scene: Scene, acq: Acquisition, z: float, rng: np.random.Genera
     ny, nx = acq.shape
     xs = acq.centre[0] + (np.arange(nx, dtype=np.float32) - (nx - 1) / 2) * acq.spacing
     ys = acq.centre[1] + (np.arange(ny, dtype=np.float32) - (ny - 1) / 2) * acq.spacing
+    # partial volume: the slab's thickness and, at coarse pixels, the pixel's area are averaged over samples
     n_sub = int(np.clip(np.ceil(acq.thickness / 1.5), 1, 3))
     offsets = (np.arange(n_sub) - (n_sub - 1) / 2) * (acq.thickness / n_sub)
+    n_xy = int(np.clip(np.ceil(acq.spacing / RENDER_PIXEL_MM - 1e-6), 1, 3))
+    within = ((np.arange(n_xy) - (n_xy - 1) / 2) * (acq.spacing / n_xy)).astype(np.float32)
+    xs_s, ys_s = (xs[:, None] + within).ravel(), (ys[:, None] + within).ravel()
     hu = np.zeros((ny, nx), np.float32)
     spine = body = None
     metal = np.zeros((ny, nx), bool)
     for dz in offsets:
         img, (lab, bod, met) = _render_plane(
-            scene, xs, ys, float(z + dz), rng, want_labels=spine is None and abs(dz) < 1e-6
+            scene, xs_s, ys_s, float(z + dz), rng, want_labels=n_xy == 1 and spine is None and abs(dz) < 1e-6
         )
-        hu += img
-        metal |= met
+        hu += img.reshape(ny, n_xy, nx, n_xy).mean(axis=(1, 3))
+        metal |= met.reshape(ny, n_xy, nx, n_xy).any(axis=(1, 3))
         if lab is not None:
             spine, body = lab, bod
     hu /= n_sub
@@ -765,6 +780,7 @@ def render_slice(scene: Scene, acq: Acquisition, z: float, rng: np.random.Genera
 
 def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels_only: bool = False):
     ny, nx = len(ys), len(xs)
+    pixel = float(xs[1] - xs[0]) if nx > 1 else 1.0
     X, Y = np.meshgrid(xs, ys)
     labels = np.zeros((ny, nx), np.uint8) if want_labels else None
     bodies = np.zeros((ny, nx), np.uint8) if want_labels else None
@@ -827,7 +843,7 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
         val = np.where(sdf > -bone.cortex_mm, bone.cortex_hu, bone.trabecular_hu).astype(np.float32)
         if bone.sclerosis_hu and body_sdf is not None:
             val += np.float32(bone.sclerosis_hu) * ((np.abs(tp[2] - ends[0]) < 3) | (np.abs(tp[2] - ends[1]) < 3))
-        tex = _texture(rng, val.shape, 25 + 0.25 * bone.trabecular_hu)
+        tex = _texture(rng, val.shape, 25 + 0.25 * bone.trabecular_hu, pixel)
         if bone.cement_hu and body_sdf is not None:
             c, half = (np.asarray(lo) + np.asarray(hi)) / 2, (np.asarray(hi) - np.asarray(lo)) / 2 - 6
             r2 = sum(((tp[i] - c[i]) / (half[i] * bone.cement_radii[i])) ** 2 for i in range(3))
@@ -850,7 +866,7 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
         val = np.where(dist > tube.radius - tube.cortex_mm, tube.cortex_hu, tube.trabecular_hu).astype(np.float32)
         sub = img[rs, cs]
         free = inside & ~bone_any[rs, cs]
-        sub[free] = (val + _texture(rng, val.shape, 30))[free]
+        sub[free] = (val + _texture(rng, val.shape, 30, pixel))[free]
     metal = np.zeros((ny, nx), bool)
     for tube in scene.metal if not labels_only else ():
         d = _tube_distance(tube, X, Y, z)
@@ -892,10 +908,15 @@ def _tube_distance(tube: Tube, X, Y, z: float):
     return (rs, cs), np.sqrt(best)
 
 
-def _texture(rng, shape, amplitude: float) -> np.ndarray:
-    """Blobby marrow texture (about 1.5 mm grain) with the given SD in HU."""
-    t = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 1.2)
-    return t * np.float32(amplitude / (t.std() + 1e-6))
+def _texture(rng, shape, amplitude: float, pixel_mm: float) -> np.ndarray:
+    """Blobby texture of :data:`TEXTURE_GRAIN_MM` grain with the SD ``amplitude`` (HU) at 1 mm samples.
+
+    ``pixel_mm`` is the sample spacing: coarser samples each average more of the grain, so the SD falls
+    as the grain over the pixel (a field's mean over a pixel much wider than its correlation length).
+    """
+    sigma = TEXTURE_GRAIN_MM / pixel_mm
+    t = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), max(sigma, 0.5))
+    return t * np.float32(amplitude * min(1.0, sigma) / (t.std() + 1e-6))
 
 
 def _paint_soft_tissue(scene: Scene, img, X, Y, z: float, rng) -> None:
@@ -981,4 +1002,4 @@ def _paint_soft_tissue(scene: Scene, img, X, Y, z: float, rng) -> None:
         rr = np.sqrt((X - x - 5) ** 2 + (Y - y) ** 2)
         img[rr <= br] = 900
         img[rr <= br - 3] = 150
-    img += _texture(rng, img.shape, 8)
+    img += _texture(rng, img.shape, 8, float(X[0, 1] - X[0, 0]) if X.shape[1] > 1 else 1.0)
