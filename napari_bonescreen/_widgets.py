@@ -87,6 +87,8 @@ TABLE_HEADERS = (
     ("flag", "uncertain: the reasons are in the rows' tooltips and below the pie"),
 )
 SHORT_CLASS = {"normal": "norm.", "low_bone_mass": "low", "osteoporosis": "osteo.", "": ""}
+#: Fracture shapes as the narrow grade column shows them (the full word is in the row's tooltip).
+SHORT_SHAPE = {"wedge": "wedge", "biconcave": "bicon.", "crush": "crush"}
 
 
 def _grade_cell(row: dict) -> str:
@@ -98,7 +100,22 @@ def _grade_cell(row: dict) -> str:
     fracture = row.get("fracture")
     if not fracture:
         return ""
-    return str(fracture["genant_grade"]) + (f" {fracture['shape']}" if fracture["shape"] else "")
+    return str(fracture["genant_grade"]) + (f" {SHORT_SHAPE[fracture['shape']]}" if fracture["shape"] else "")
+
+
+def _row_tooltip(row: dict) -> str:
+    """A table row's tooltip: the bone status's basis (overall row), the fracture in full words (a graded
+    level), the BCC-Net probabilities, then the row's flags."""
+    status = [f"bone status: {row['bone_status']['basis']}"] if row.get("bone_status") else []
+    fracture = row.get("fracture") or {}
+    if fracture.get("genant_grade"):
+        status.append(
+            f"Genant grade {fracture['genant_grade']} ({fracture['shape']}), height loss "
+            f"{100 * fracture['height_loss']:.0f}%"
+        )
+    p = row["probabilities"]
+    probabilities = ", ".join(f"{CLASS_TITLES[k]} {p[k]:.2f}" for k in CLASS_NAMES)
+    return "; ".join([*status, probabilities, *row.get("reasons", [])])
 
 
 def _spine_rank(name: str) -> int:
@@ -641,9 +658,7 @@ class ClassifyWidget(_Base):
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignCenter)
-                probabilities = ", ".join(f"{CLASS_TITLES[k]} {p[k]:.2f}" for k in CLASS_NAMES)
-                status = [f"bone status: {row['bone_status']['basis']}"] if row.get("bone_status") else []
-                item.setToolTip("; ".join([*status, probabilities, *row.get("reasons", [])]))
+                item.setToolTip(_row_tooltip(row))
                 self.table.setItem(r, c, item)
         # every row shown: the table is as tall as its rows, and the dock scrolls instead
         self.table.resizeRowsToContents()

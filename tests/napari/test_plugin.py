@@ -393,3 +393,15 @@ def test_the_bone_status_cell_says_when_a_fracture_behind_it_is_unconfirmed():
     assert _grade_cell(sure) == "osteo. (fx)" and _grade_cell(doubt) == "osteo. (fx?)"
     assert _grade_cell(density) == "low"
     assert _grade_cell({"fracture": {"genant_grade": 2, "shape": "crush"}}) == "2 crush"
+    assert _grade_cell({"fracture": {"genant_grade": 1, "shape": "biconcave"}}) == "1 bicon."
+
+
+def test_a_row_tooltip_gives_the_fracture_in_full_words():
+    from napari_bonescreen._widgets import _row_tooltip
+
+    p = {"normal": 0.2, "low_bone_mass": 0.3, "osteoporosis": 0.5}
+    row = {"probabilities": p, "fracture": {"genant_grade": 1, "shape": "biconcave", "height_loss": 0.226}}
+    tip = _row_tooltip({**row, "reasons": ["a flag"]})
+    assert tip.startswith("Genant grade 1 (biconcave), height loss 23%;") and tip.endswith("; a flag")
+    assert "Osteoporosis 0.50" in tip
+    assert "Genant" not in _row_tooltip({"probabilities": p, "fracture": {"genant_grade": 0, "shape": None}})
