@@ -812,8 +812,12 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
             # the whole vertebra's mesh stands about 1.2 mm proud of its body's mesh at the endplates: over the
             # body's outline it ends where the body does, so that the bone drawn, the vertebra's label and the
             # body's (whose heights cases.csv records) agree
-            within = bone.body.sample_plane(bone.body.endplates[2], tp, outside=-1.0)  # mm inside the outline
-            inside &= (body_sdf <= 0) | (within <= ENDPLATE_TRIM_DEPTH_MM)
+            # (above or below the body's span in its column: the body mesh's channels, as the basivertebral
+            # foramen's, stay bone)
+            low, high, outline = bone.body.endplates
+            within = bone.body.sample_plane(outline, tp, outside=-1.0)  # mm inside the outline seen from above
+            beyond = (tp[2] > bone.body.sample_plane(high, tp)) | (tp[2] < bone.body.sample_plane(low, tp))
+            inside &= ~((body_sdf > 0) & beyond & (within > ENDPLATE_TRIM_DEPTH_MM))
         if bone.osteophyte_mm and body_sdf is not None:
             # spurs grow outward from the endplates' rims, not over the endplates into the disc
             near_end = (np.abs(tp[2] - ends[0]) < 4) | (np.abs(tp[2] - ends[1]) < 4)
