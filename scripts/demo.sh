@@ -14,6 +14,8 @@ $BS screen "$OUT/sample/dicom" --out "$OUT/phantom"
 REAL=../shared/data/real/pancreasct-slice/explicit_VR-UN.dcm
 if [ -f "$REAL" ]; then
     $BS screen "$REAL" --out "$OUT/pancreas-slice"
+else
+    echo "(the real Pancreas-CT slice is skipped: $REAL is not here; it comes with the project's shared data folder)"
 fi
 echo
 echo "Open $OUT/phantom/report.png and $OUT/phantom/result.json (truth: $OUT/sample/truth.json)."

@@ -55,8 +55,6 @@ L6_ID = 10
 #: Each body paints the disc this far (mm) from its endplates, so two neighbours fill gaps up to twice it
 #: (adult lumbar discs are 8-12 mm tall in the middle).
 DISC_REACH_MM = 7.0
-#: Over a body's outline deeper than this (mm) from its edge, the whole vertebra ends at the body's endplates.
-ENDPLATE_TRIM_DEPTH_MM = 1.0
 #: The coarsest sample spacing (mm) of the renderer in the slice plane: a coarser pixel averages
 #: ``ceil(pixel / RENDER_PIXEL_MM)`` squared samples (up to 3 x 3), as a detector element and the
 #: reconstruction average what the pixel covers (partial volume): a 1 mm cortex in a 3 mm pixel reads
@@ -809,19 +807,9 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
         if body_sdf is not None:
             lo, hi = bone.body.extent
             ends = (lo[2] + 6, hi[2] - 6)  # endplate heights in the template (its grid has a margin)
-            # the whole vertebra's mesh stands about 1.2 mm proud of its body's mesh at the endplates: over the
-            # body's outline it ends where the body does, so that the bone drawn, the vertebra's label and the
-            # body's (whose heights cases.csv records) agree
-            # (above or below the body's span in its column: the body mesh's channels, as the basivertebral
-            # foramen's, stay bone)
-            low, high, outline = bone.body.endplates
-            within = bone.body.sample_plane(outline, tp, outside=-1.0)  # mm inside the outline seen from above
-            beyond = (tp[2] > bone.body.sample_plane(high, tp)) | (tp[2] < bone.body.sample_plane(low, tp))
-            inside &= ~((body_sdf > 0) & beyond & (within > ENDPLATE_TRIM_DEPTH_MM))
         if bone.osteophyte_mm and body_sdf is not None:
-            # spurs grow outward from the endplates' rims, not over the endplates into the disc
             near_end = (np.abs(tp[2] - ends[0]) < 4) | (np.abs(tp[2] - ends[1]) < 4)
-            inside |= near_end & (body_sdf < bone.osteophyte_mm) & (body_sdf > -2) & (within <= ENDPLATE_TRIM_DEPTH_MM)
+            inside |= near_end & (body_sdf < bone.osteophyte_mm) & (body_sdf > -2)
         if labels is not None and bone.spine_id:
             sub = labels[rs, cs]
             sub[inside] = bone.spine_id
