@@ -60,25 +60,23 @@ if [ -n "${STAGE7:-}" ]; then
         --device cpu ${RESUME:+--resume}
     .venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-stage7" --json "$DATA/real_ct_stage7.json"
 fi
-# stage 8 (2026-12-01): the 2.5-D MS-Net (stage 5's input) on the phantom with normal body shapes (stage 7's
-# generator), widened from the bundled weights, two epochs. Run with STAGE8=1.
+# the 2.5-D MS-Net (stage 5's input) widened from the bundled weights, two epochs on the context shards of
+# the generator checked out now: context_attempt SEED STAGE
+context_attempt() {
+    [ -d "$DATA/train" ] || $BS phantom "$DATA/train" --cases 60 --seed 1000
+    OMP_NUM_THREADS=1 $BS synth-slices "$DATA/synth-ctx$1" --scenes 360 --seed "$1" --workers 2 --context
+    OMP_NUM_THREADS=2 $BS train-seg "$DATA/train" --slices "$DATA/synth-ctx$1" --context \
+        --init-weights ml/bonescreen/weights/msnet-small.safetensors --out "$DATA/msnet-stage$2" --model msnet-small \
+        --epochs "${EPOCHS:-2}" --batch-size 8 --lr 0.00015 --slices-per-case 12 --val-fraction 0.2 --seed 0 \
+        --device cpu ${RESUME:+--resume}
+    .venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-stage$2" --json "$DATA/real_ct_stage$2.json"
+}
+# stage 8 (2026-12-01): on the phantom with normal body shapes (stage 7's generator). Run with STAGE8=1.
 if [ -n "${STAGE8:-}" ]; then
-    [ -d "$DATA/train" ] || $BS phantom "$DATA/train" --cases 60 --seed 1000
-    OMP_NUM_THREADS=1 $BS synth-slices "$DATA/synth-ctx12" --scenes 360 --seed 12 --workers 2 --context
-    OMP_NUM_THREADS=2 $BS train-seg "$DATA/train" --slices "$DATA/synth-ctx12" --context \
-        --init-weights ml/bonescreen/weights/msnet-small.safetensors --out "$DATA/msnet-stage8" --model msnet-small \
-        --epochs "${EPOCHS:-2}" --batch-size 8 --lr 0.00015 --slices-per-case 12 --val-fraction 0.2 --seed 0 \
-        --device cpu ${RESUME:+--resume}
-    .venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-stage8" --json "$DATA/real_ct_stage8.json"
+    context_attempt 12 8
 fi
-# stage 9 (2026-12-01): stage 8 on the phantom with partial volume in the slice plane at coarse pixels, texture
-# grain in mm and discs of 60-110 HU (scene.RENDER_PIXEL_MM, TEXTURE_GRAIN_MM). Run with STAGE9=1.
+# stage 9 (2026-12-01): on the phantom with partial volume in the slice plane at coarse pixels, texture grain in
+# mm and discs of 60-110 HU (scene.RENDER_PIXEL_MM, TEXTURE_GRAIN_MM). Run with STAGE9=1.
 if [ -n "${STAGE9:-}" ]; then
-    [ -d "$DATA/train" ] || $BS phantom "$DATA/train" --cases 60 --seed 1000
-    OMP_NUM_THREADS=1 $BS synth-slices "$DATA/synth-ctx13" --scenes 360 --seed 13 --workers 2 --context
-    OMP_NUM_THREADS=2 $BS train-seg "$DATA/train" --slices "$DATA/synth-ctx13" --context \
-        --init-weights ml/bonescreen/weights/msnet-small.safetensors --out "$DATA/msnet-stage9" --model msnet-small \
-        --epochs "${EPOCHS:-2}" --batch-size 8 --lr 0.00015 --slices-per-case 12 --val-fraction 0.2 --seed 0 \
-        --device cpu ${RESUME:+--resume}
-    .venv/bin/python benchmarks/real_ct.py --seg-weights "$DATA/msnet-stage9" --json "$DATA/real_ct_stage9.json"
+    context_attempt 13 9
 fi

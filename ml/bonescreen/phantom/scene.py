@@ -786,7 +786,7 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
     bodies = np.zeros((ny, nx), np.uint8) if want_labels else None
     img = np.full((ny, nx), scene.hu["air"], np.float32)
     if not labels_only:
-        _paint_soft_tissue(scene, img, X, Y, z, rng)
+        _paint_soft_tissue(scene, img, X, Y, z, rng, pixel)
     bone_any = np.zeros((ny, nx), bool)
     for bone in scene.bones:
         reach = 0.0 if bone.body is None else 2.5 * DISC_REACH_MM  # its discs reach past the template's grid
@@ -919,7 +919,7 @@ def _texture(rng, shape, amplitude: float, pixel_mm: float) -> np.ndarray:
     return t * np.float32(amplitude * min(1.0, sigma) / (t.std() + 1e-6))
 
 
-def _paint_soft_tissue(scene: Scene, img, X, Y, z: float, rng) -> None:
+def _paint_soft_tissue(scene: Scene, img, X, Y, z: float, rng, pixel: float) -> None:
     hu = scene.hu
     # body outline: an ellipse with a few harmonics; wider over the pelvis, narrower up the chest
     zf = np.clip(1.0 + 0.0008 * (-z), 0.85, 1.15)
@@ -1002,4 +1002,4 @@ def _paint_soft_tissue(scene: Scene, img, X, Y, z: float, rng) -> None:
         rr = np.sqrt((X - x - 5) ** 2 + (Y - y) ** 2)
         img[rr <= br] = 900
         img[rr <= br - 3] = 150
-    img += _texture(rng, img.shape, 8, float(X[0, 1] - X[0, 0]) if X.shape[1] > 1 else 1.0)
+    img += _texture(rng, img.shape, 8, pixel)
