@@ -115,15 +115,6 @@ def inscribed_radius(mask: np.ndarray, spacing_yx: tuple[float, float]) -> np.nd
     return deepest_points(mask, spacing_yx)[0]
 
 
-def erode(mask: np.ndarray, radius_mm: float, spacing_yx: tuple[float, float]) -> np.ndarray:
-    """In-plane erosion of ``mask`` by a disc of ``radius_mm``."""
-    out = np.zeros(mask.shape, dtype=bool)
-    box = bounding_box(mask)
-    if box is not None:
-        out[box] = _eroded(mask[box], radius_mm, spacing_yx)
-    return out
-
-
 def _eroded(mask: np.ndarray, radius_mm: float, spacing_yx: tuple[float, float]) -> np.ndarray:
     out = np.empty(mask.shape, dtype=bool)
 
@@ -131,6 +122,26 @@ def _eroded(mask: np.ndarray, radius_mm: float, spacing_yx: tuple[float, float])
         out[k] = dist[1:-1, 1:-1] > radius_mm
 
     _each_slice_edt(_padded(mask), spacing_yx, threshold)
+    return out
+
+
+def central_part(mask: np.ndarray, fraction: float, min_depth_mm: float, spacing_yx: tuple[float, float]) -> np.ndarray:
+    """Per slice, the voxels of ``mask`` at least ``max(min_depth_mm, fraction x the slice's deepest)`` mm
+    from its edge (z, y, x boolean): the middle of each cross-section, its outline's shape scaled down
+    (a thin appendage such as a pedicle, whose depth is far under the middle's, keeps nothing)."""
+    out = np.zeros(mask.shape, dtype=bool)
+    box = bounding_box(mask)
+    if box is None:
+        return out
+    part = out[box]  # a view: filled slice by slice
+
+    def keep(k: int, dist: np.ndarray) -> None:
+        dist = dist[1:-1, 1:-1]
+        deepest = float(dist.max())
+        if np.isfinite(deepest) and deepest > 0:
+            part[k] = dist >= max(min_depth_mm, fraction * deepest)
+
+    _each_slice_edt(_padded(mask[box]), spacing_yx, keep)
     return out
 
 

@@ -145,10 +145,21 @@ def screen_file(
         return []  # levels.nii.gz carries no identifying tag
 
     attempt("levels", "levels.nii.gz", write_levels)
-    if volume.source.kind == "dicom" and labels.any():
+    if not labels.any():
+        output_notes.append(
+            "levels.nii.gz is empty: it holds the lumbar levels (L1-L5) only and none was found"
+            + (
+                "; seg.dcm and sr.dcm were not written (nothing to segment or measure)"
+                if volume.source.kind == "dicom"
+                else ""
+            )
+        )
+    elif volume.source.kind == "dicom":
         attempt("seg", "seg.dcm", lambda p: write_dicom_seg(volume, labels, p, notes=output_notes))
         if "seg" in outputs and result["levels"]:  # the SR's measurements point at the SEG's segments
             attempt("sr", "sr.dcm", lambda p: write_dicom_sr(volume, out / "seg.dcm", result, p))
+        elif "seg" in outputs:
+            output_notes.append("sr.dcm was not written: no lumbar level was measured")
     t1 = time.perf_counter()
     attempt(
         "report",

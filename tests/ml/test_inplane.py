@@ -29,14 +29,28 @@ def ellipse(radius_mm: float, spacing_yx) -> np.ndarray:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("spacing_yx", [(1.0, 1.0), (0.7, 0.7), (0.5, 0.9)])
 @pytest.mark.parametrize("radius", [2.0, 3.5, 6.0])
-def test_erode_and_open_equal_scipy(seed, spacing_yx, radius):
+def test_open_equals_scipy(seed, spacing_yx, radius):
     mask = blobs(seed)
     disc = ellipse(radius, spacing_yx)
-    want_eroded = np.stack([ndimage.binary_erosion(s, structure=disc) for s in mask])
     want_opened = np.stack([ndimage.binary_opening(s, structure=disc) for s in mask])
-    np.testing.assert_array_equal(inplane.erode(mask, radius, spacing_yx), want_eroded)
     np.testing.assert_array_equal(inplane.open_(mask, radius, spacing_yx), want_opened)
-    assert want_opened.any() and want_eroded.sum() < mask.sum()  # the cases are not trivial
+    assert want_opened.any() and want_opened.sum() < mask.sum()  # the cases are not trivial
+
+
+def test_central_part_keeps_the_middle_of_each_section_and_no_thin_appendage():
+    """A disc of radius 20 mm with a 6 mm wide bar (a pedicle) on slice 0, a disc of 10 mm on slice 1."""
+    yy, xx = np.mgrid[:100, :100]
+    mask = np.zeros((3, 100, 100), bool)
+    mask[0] = ((yy - 50) ** 2 + (xx - 40) ** 2 <= 20**2) | ((np.abs(yy - 50) <= 3) & (xx >= 55) & (xx < 95))
+    mask[1] = (yy - 50) ** 2 + (xx - 40) ** 2 <= 10**2
+    got = inplane.central_part(mask, 0.5, 3.0, (1.0, 1.0))
+    edt = np.stack([ndimage.distance_transform_edt(np.pad(s, 1))[1:-1, 1:-1] for s in mask])
+    np.testing.assert_array_equal(got[0], edt[0] >= 0.5 * edt[0].max())
+    r0 = np.sqrt(got[0].sum() / np.pi)
+    assert 9 <= r0 <= 11.5 and not got[0][:, 70:].any()  # a disc of about half the radius, no bar
+    np.testing.assert_array_equal(got[1], edt[1] >= 0.5 * edt[1].max())  # its own middle, about 5.5 mm deep
+    assert not got[2].any()  # an empty slice stays empty
+    assert inplane.central_part(mask, 0.1, 8.0, (1.0, 1.0))[1].sum() == (edt[1] >= 8.0).sum()  # the floor
 
 
 def test_inscribed_radius_and_edt():

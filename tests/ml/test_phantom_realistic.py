@@ -107,12 +107,6 @@ def test_a_coarse_pixel_averages_what_it_covers():
     assert hu3.max() < hu1.max() - 100  # the cortex's brightest pixels are averaged with what lies beside them
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="phantom defect found 2026-12-01, not yet fixed: the osteophyte rule lays a plate of bone over the "
-    "endplate; restricting it to the rim moves the level split's tall-body flag on test_levels_real_anatomy's "
-    "pelvis phantom (L5's core 63 mm against 1.4 x the median), to be settled with that rule",
-)
 def test_osteophytes_grow_from_the_rim_not_over_the_endplate():
     """A body with 6 mm osteophytes: 3 mm above its upper endplate's middle lies the disc, not a plate of
     bone labelled as the vertebra (such a plate made the whole-vertebra label 5 mm taller than the body)."""

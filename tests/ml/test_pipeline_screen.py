@@ -161,6 +161,23 @@ def test_screen_corrected_labels(unseen, tmp_path):
     assert result["segmentation"]["source"] == "user" and len(result["levels"]) == 5
 
 
+def test_screen_without_a_lumbar_level_says_why_no_seg_or_sr(unseen, tmp_path, capsys):
+    """A DICOM scan whose mask holds no lumbar level (here a corrected mask with T12 only) writes no SEG or SR,
+    and result.json and the printed lines say why instead of leaving the files silently out."""
+    from bonescreen.io.writers import write_labels_nifti
+
+    case, root = unseen
+    volume = load_ct(root / "dicom")
+    only_t12 = np.where(case.levels == 1, 6, 0).astype(np.uint8)  # the L1 region, named T12
+    labels = write_labels_nifti(volume, only_t12, tmp_path / "t12.nii.gz")
+    out = tmp_path / "out"
+    assert main(["screen", str(root / "dicom"), "--out", str(out), "--device", "cpu", "--labels", str(labels)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["levels"] == [] and not (out / "seg.dcm").exists() and not (out / "sr.dcm").exists()
+    assert any("seg.dcm and sr.dcm were not written" in n for n in result["output_notes"])
+    assert "seg.dcm and sr.dcm were not written" in capsys.readouterr().out
+
+
 def test_screen_executable(unseen, tmp_path):
     """The installed entry point ends the process without Python's teardown: output must still be complete."""
     _, root = unseen

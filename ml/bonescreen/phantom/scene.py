@@ -55,6 +55,9 @@ L6_ID = 10
 #: Each body paints the disc this far (mm) from its endplates, so two neighbours fill gaps up to twice it
 #: (adult lumbar discs are 8-12 mm tall in the middle).
 DISC_REACH_MM = 7.0
+#: Osteophytes grow from the endplates' rims: a spur is drawn only within this distance (mm) inside the body's
+#: outline seen from above, or outside it (marginal osteophytes; over the endplate lies the disc).
+OSTEOPHYTE_RIM_MM = 1.0
 #: The coarsest sample spacing (mm) of the renderer in the slice plane: a coarser pixel averages
 #: ``ceil(pixel / RENDER_PIXEL_MM)`` squared samples (up to 3 x 3), as a detector element and the
 #: reconstruction average what the pixel covers (partial volume): a 1 mm cortex in a 3 mm pixel reads
@@ -808,8 +811,11 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
             lo, hi = bone.body.extent
             ends = (lo[2] + 6, hi[2] - 6)  # endplate heights in the template (its grid has a margin)
         if bone.osteophyte_mm and body_sdf is not None:
+            # spurs grow outward from the endplates' rims, not over the endplates into the disc: only where the
+            # point lies within OSTEOPHYTE_RIM_MM of the body's outline seen from above, or outside it
+            within = bone.body.sample_plane(bone.body.endplates[2], tp, outside=-1.0)
             near_end = (np.abs(tp[2] - ends[0]) < 4) | (np.abs(tp[2] - ends[1]) < 4)
-            inside |= near_end & (body_sdf < bone.osteophyte_mm) & (body_sdf > -2)
+            inside |= near_end & (body_sdf < bone.osteophyte_mm) & (body_sdf > -2) & (within <= OSTEOPHYTE_RIM_MM)
         if labels is not None and bone.spine_id:
             sub = labels[rs, cs]
             sub[inside] = bone.spine_id

@@ -69,6 +69,12 @@ class LevelSettings:
         "two bodies joined make 60 or more",
     )
     tall_body_ratio: float = _setting(1.4, "...and this much taller than the median of the others (phantom)")
+    joined_core_ratio: float = _setting(
+        1.5,
+        "...and its core this much larger in volume than the median core: two bodies joined hold about twice "
+        "one body's core, a tilted L5's core no more than its neighbours' (phantom, seed 21: 1.0 x the median "
+        "at 63 mm of axial extent)",
+    )
     max_vertebra_mm: float = _setting(
         95.0,
         "tallest whole vertebra: the Visible Human's L1 spans 62 mm (71 mm scaled to a large adult), plus the "

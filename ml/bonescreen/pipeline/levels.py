@@ -55,6 +55,7 @@ class Vertebra:
     core_id: int = 0
     joined: list[int] = field(default_factory=list)  # cores of lower sacral segments and the coccyx
     core_centre: float | None = None  # slice index (fractional) of its core's centre of mass
+    core_mm3: float = 0.0  # volume of its body's core (the mask deeper than core_depth_mm)
 
     def evidence(self, spacing: tuple[float, float, float]) -> dict:
         """What the naming saw of this vertebra (for result.json)."""
@@ -548,6 +549,7 @@ def _split(
     # order the vertebrae from the lowest: by the centre of their cores
     ids = list(range(1, n_cores + 1))
     zc = ndimage.center_of_mass(cores > 0, cores, ids)
+    core_voxels = np.bincount(cores.ravel(), minlength=n_cores + 1)
     order = [ids[j] for j in np.argsort([c[0] for c in zc])]
     radius, centres = deepest_points(mask, spacing[1:])
     vertebrae = []
@@ -564,6 +566,7 @@ def _split(
         v = Vertebra(index, run, (zs.start + z_off, zs.stop - 1 + z_off), width)
         v.core_id = cid
         v.core_centre = float(zc[cid - 1][0]) + z_off
+        v.core_mm3 = float(core_voxels[cid]) * float(np.prod(spacing))
         if hu is not None:
             own_part = np.zeros((run[1] - run[0] + 1, *mask.shape[1:]), bool)
             own_part[:, box[1], box[2]] = own
@@ -631,10 +634,11 @@ def _name(
 ) -> tuple[dict[int, str], str, bool, list[str]]:
     """Names of the vertebrae (lowest first); (names, rule, certain, notes).
 
-    A body taller than any single vertebra's (``max_body_mm``) and than ``tall_body_ratio`` times
-    the median of the others (a tilted L5 reaches the first, not the second), or a vertebra spanning far
-    more than one level (``max_vertebra_mm``), is two vertebrae joined or a bad mask: whatever the
-    rule, the count is then in doubt and the names are flagged.
+    A body taller than any single vertebra's (``max_body_mm``), than ``tall_body_ratio`` times the median
+    of the others, and with a core ``joined_core_ratio`` times the median core's volume (a tilted L5 can
+    reach the first two, not the third), or a vertebra spanning far more than one level
+    (``max_vertebra_mm``), is two vertebrae joined or a bad mask: whatever the rule, the count is then in
+    doubt and the names are flagged.
     """
     names, rule, certain, notes = _name_by_rules(vertebrae, top_level, nz, s)
     uneven = _uneven_spacing(vertebrae, names, dz, nz, s)
@@ -642,11 +646,14 @@ def _name(
         certain = False
         notes.append(uneven)
     bodies = {i: (v.body_slices[1] - v.body_slices[0] + 1) * dz for i, v in enumerate(vertebrae) if names[i] != "S1"}
-    typical = float(np.median(list(bodies.values()))) if len(bodies) >= s.min_for_median else 0.0
+    enough = len(bodies) >= s.min_for_median
+    typical = float(np.median(list(bodies.values()))) if enough else 0.0
+    typical_core = float(np.median([vertebrae[i].core_mm3 for i in bodies])) if enough else 0.0
     for i, body in bodies.items():
         v = vertebrae[i]
         whole = (v.slices[1] - v.slices[0] + 1) * dz
-        if (body > s.max_body_mm and body > s.tall_body_ratio * typical) or whole > s.max_vertebra_mm:
+        tall = body > s.max_body_mm and body > s.tall_body_ratio * typical
+        if (tall and v.core_mm3 > s.joined_core_ratio * typical_core) or whole > s.max_vertebra_mm:
             certain = False
             notes.append(
                 f"the vertebra named {names[i]} is {max(body, whole):.0f} mm tall: two vertebrae may be joined "
