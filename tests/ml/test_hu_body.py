@@ -53,3 +53,50 @@ def test_body_with_endplates_keeps_the_rims_of_concave_endplates():
     assert abs(h["anterior"] - 27.0) <= 1.5 and abs(h["posterior"] - 27.0) <= 1.5
     assert abs(h["middle"] - 21.0) <= 1.5
     assert body_heights(core, spacing)["anterior"] < 22.0  # what the core alone would report
+
+
+def _textured_body(seed: int = 0):
+    """A body of 150 HU trabecular bone with a 1 mm cortex of 800 HU (cylinder, radius 18 mm, 3 mm slices 3-11),
+    noise of 20 HU; its pedicle bases behind it on the middle slices (two 10 x 8 mm bars of bone: a thick
+    cortex round little marrow, read at 300 HU where the slice averages them)."""
+    rng = np.random.default_rng(seed)
+    shape, spacing = (16, 110, 110), (3.0, 1.0, 1.0)
+    z, y, x = np.indices(shape)
+    r = np.sqrt((y - 50.0) ** 2 + (x - 55.0) ** 2)
+    slices = (z >= 3) & (z < 12)
+    body = slices & (r < 18)
+    pedicles = slices & (z >= 5) & (z < 10) & (y >= 66) & (y < 76) & ((np.abs(x - 45) < 4) | (np.abs(x - 65) < 4))
+    hu = np.full(shape, 40.0, np.float32)  # muscle
+    hu[body] = 150.0
+    hu[pedicles & ~body] = 300.0
+    hu[body & (r > 17)] = 800.0
+    hu += rng.normal(0.0, 20.0, shape).astype(np.float32)
+    return hu, body, pedicles, spacing
+
+
+def test_trabecular_hu_holds_when_the_body_map_holds_pedicle_bases_an_endplate_and_the_disc():
+    """A mark's body may be taller than the body (the disc and the endplate below it) and hold the pedicles'
+    bases: the ROI keeps to the middle of each section and leaves out the slices unlike the others, so the
+    trabecular HU stays that of the body (a 2 mm-deep endplate plate of 700 HU on slice 3, disc of 90 HU on
+    slices 0-2)."""
+    hu, body, pedicles, spacing = _textured_body()
+    hu[3][body[3]] = 700.0  # the lower endplate: a plate of cortex across the whole section at 3 mm slices
+    disc = np.zeros_like(body)
+    disc[0:3] = body[4]
+    hu[disc] = 90.0
+    mapped = (body | pedicles | disc).astype(np.uint8) * 2
+    measured = trabecular_hu(hu, mapped, spacing)[2]
+    assert abs(measured["mean_hu"] - 150.0) < 5.0, measured
+    exact = trabecular_hu(hu, body.astype(np.uint8) * 2, spacing)[2]
+    assert abs(exact["mean_hu"] - 150.0) < 5.0, exact
+
+
+def test_cement_in_slices_unlike_the_others_is_still_found():
+    """Cement filling three of the ROI's slices: those slices are left out of the mean as unlike the others,
+    but the body is still called dense (the share above 1200 HU is taken over the whole ROI)."""
+    from bonescreen.hu import dense_body
+
+    hu, body, _pedicles, spacing = _textured_body(1)
+    hu[5:8][body[5:8] & (hu[5:8] < 500)] = 2500.0
+    measured = trabecular_hu(hu, body.astype(np.uint8) * 4, spacing)[4]
+    assert dense_body(measured) is not None

@@ -79,10 +79,11 @@ def test_measured_hu_tracks_vbmd_over_30_cases():
             measured.append(m["mean_hu"])
             classes.append(c.label)
             errors.append(m["mean_hu"] - c.trabecular_hu[name])
-    # the eroded ROI samples the texture: unbiased against the whole core's set value, a few HU of spread
-    # (this phantom's trabecular plates read above 400 HU even at 3 mm; the ROI's outlier rule, made for
-    # sclerosis and cortex, trims some of them: 7 HU of spread, hu.OUTLIER_ROBUST_SD)
-    assert abs(np.mean(errors)) < 2 and np.std(errors) < 8 and np.max(np.abs(errors)) < 32
+    # the ROI (the middle of the body) samples the texture: unbiased against the whole core's set value, a few
+    # HU of spread (this phantom's trabecular plates read above 400 HU even at 3 mm and thin out in patches of
+    # about 5 mm; the ROI's outlier rule, made for sclerosis and cortex, trims some of them, and the middle
+    # holds fewer patches than the whole core: 8.4 HU of spread, hu.OUTLIER_ROBUST_SD, hu.ROI_DEPTH_FRACTION)
+    assert abs(np.mean(errors)) < 2 and np.std(errors) < 9.5 and np.max(np.abs(errors)) < 32
     r = np.corrcoef(vbmd, measured)[0, 1]
     assert r > 0.95, r
     measured = np.array(measured)
