@@ -55,7 +55,7 @@ def truth_masks(folder: Path, volume) -> tuple[np.ndarray, np.ndarray]:
 def pipeline_levels(volume, screener) -> dict:
     """The pipeline's per-level results on one case (segment + classify, as ``bonescreen screen``)."""
     seg = screener.segment(volume)
-    return screener.classify(volume, seg.vertebra_labels())
+    return screener.classify(volume, seg.vertebra_labels(), names_certain=seg.certain, mask_checked=False)
 
 
 def near_boundary(vbmd: float) -> bool:

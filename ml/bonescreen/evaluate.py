@@ -173,7 +173,7 @@ def evaluate_pipeline(screener, records: list[CaseRecord], progress: Progress = 
         )
         cls_idx = class_index(rec.label)
         if seg.labels.any():
-            result = screener.classify(volume, seg.labels, names_certain=seg.certain)
+            result = screener.classify(volume, seg.labels, names_certain=seg.certain, mask_checked=False)
             for lv in result["levels"]:
                 level_rows.append(
                     {

@@ -132,6 +132,19 @@ def test_a_fracture_found_while_the_split_is_in_doubt_leaves_the_bone_status_unc
     assert "unconfirmed" not in bone_status(found, density, "normal")["basis"]
 
 
+def test_a_fracture_on_the_networks_unchecked_mark_leaves_the_bone_status_unconfirmed():
+    """Through MS-Net's mark, before a user has checked it, the heights are not reliable (its bodies may hold a
+    disc): a grade 2-3 level still makes the status osteoporosis, but unconfirmed, with the reason."""
+    body = tilted_spine(1.0, 5.0, {3: ("wedge", 0.45)}, normal_shape=True)
+    found = level_fractures(body, (1.0, 0.8, 0.8))
+    density = {"acr_category": "normal", "vbmd_mg_cm3": 130.0}
+    doubt = fracture_doubt(found, mask_checked=False)
+    assert doubt and "fracture of L3" in doubt and "MS-Net's, not yet checked" in doubt
+    status = bone_status(found, density, "normal", mask_checked=False)
+    assert status["class"] == "osteoporosis" and "unconfirmed" in status["basis"]
+    assert fracture_doubt({n: {**f, "genant_grade": 0} for n, f in found.items()}, mask_checked=False) is None
+
+
 def test_no_fracture_means_the_vbmd_category_decides():
     found = level_fractures(tilted_spine(3.0, 5.0, {}), (3.0, 0.8, 0.8))
     assert all(f["genant_grade"] == 0 for f in found.values())

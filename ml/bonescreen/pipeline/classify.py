@@ -124,6 +124,7 @@ def classify_levels(
     thresholds: HUThresholds = HUThresholds(),
     names_certain: bool = True,
     batch: int = 32,
+    mask_checked: bool = True,
     progress: ProgressCallback | None = None,
     stats: dict | None = None,
     body_radius_mm: float | None = None,
@@ -144,7 +145,9 @@ def classify_levels(
     labels), its heights and Genant grade. With ``energy_normalized`` (BCC-Net weights trained so: their
     JSON's ``preprocessing.energy_reference_kev``) the crops are the bone as it reads at the reference
     energy, through that calibration (:func:`~bonescreen.density.energy_normalized_hu`). Fractured and dense
-    levels are left out of the overall results, and a grade 2-3 fracture makes the bone status osteoporosis.
+    levels are left out of the overall results, and a grade 2-3 fracture makes the bone status osteoporosis
+    (unconfirmed when ``mask_checked`` is False: ``labels`` are MS-Net's mark that no user has corrected,
+    :func:`~.bone_health.fracture_doubt`).
 
     Returns
     -------
@@ -300,8 +303,8 @@ def classify_levels(
     if input_note:
         reasons.append(input_note)
     vbmd = overall_density(health, left_out)
-    status = bone_status(fractures, vbmd, prediction, names_certain)
-    doubt = fracture_doubt(fractures, names_certain)
+    status = bone_status(fractures, vbmd, prediction, names_certain, mask_checked)
+    doubt = fracture_doubt(fractures, names_certain, mask_checked)
     if doubt:  # the status rests only on fractures of bodies the split or naming may have got wrong: first
         reasons.insert(0, doubt)
     if vbmd["acr_category"] and vbmd["acr_category"] != prediction:

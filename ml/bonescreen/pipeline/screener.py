@@ -255,13 +255,19 @@ class Screener:
         return drive(self.iter_segment(volume, top_level), progress)
 
     def classify(
-        self, volume: CTVolume, labels: np.ndarray, progress: ProgressCallback | None = None, names_certain: bool = True
+        self,
+        volume: CTVolume,
+        labels: np.ndarray,
+        progress: ProgressCallback | None = None,
+        names_certain: bool = True,
+        mask_checked: bool = True,
     ) -> dict:
         """Classify each lumbar level on ``labels`` (the user's corrected labels or :meth:`segment`'s).
 
         ``labels`` may be level labels (1..5) or an all-vertebrae map with the ids of DESIGN.md
         (:meth:`Segmentation.vertebra_labels`, as the user corrected and renamed it): its ids are
-        taken as the names, and L1..L5 are classified.
+        taken as the names, and L1..L5 are classified. ``mask_checked`` False says that ``labels`` are
+        :meth:`segment`'s, not checked by a user: a bone status resting on fractures is then unconfirmed.
 
         Returns the ``levels`` and ``overall`` parts of result.json, with the volume's
         reading notes and flags (:func:`~bonescreen.messages.add_input_messages`).
@@ -294,6 +300,7 @@ class Screener:
                 acquisition=volume.acquisition,
                 bone=vertebrae > 0,
                 energy_normalized=self.energy_normalized,
+                mask_checked=mask_checked,
             )
         return add_input_messages(result, volume.notes, [*volume.flags, *stray_specks(labels, volume.spacing)])
 
@@ -326,7 +333,7 @@ class Screener:
                 notes = [f"vertebrae given: {given} (none lumbar)" if given else "the labels given are empty"]
         t0 = time.perf_counter()
         if labels.any():
-            result = self.classify(volume, labels, progress, names_certain=certain)
+            result = self.classify(volume, labels, progress, names_certain=certain, mask_checked=seg is None)
         else:
             result = add_input_messages(no_lumbar_result(self.thresholds, notes), volume.notes, volume.flags)
         timings["classify"] = round(time.perf_counter() - t0, 3)
