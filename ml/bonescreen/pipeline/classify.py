@@ -32,7 +32,7 @@ from ..hu import (
     with_endplates,
 )
 from ..inplane import bounding_box, inscribed_radius
-from ..labels import CLASS_NAMES, LEVEL_NAMES, levels_present
+from ..labels import CLASS_NAMES, CLASS_TITLES, LEVEL_NAMES, levels_present
 from ..metal import METAL_HU, metal_mask
 from ..ood import FeatureDensity
 from ..preprocess import roi_crop
@@ -54,6 +54,11 @@ from .progress import ProgressCallback, report
 MARGIN = 0.15
 #: Levels averaged for the overall result when present.
 OVERALL_LEVELS = (1, 2)
+
+
+def _said(class_name: str) -> str:
+    """A class as a reason says it ("low bone mass", not the id ``low_bone_mass``)."""
+    return CLASS_TITLES[class_name].lower()
 
 
 def overall_levels(usable: list[int]) -> list[int]:
@@ -224,7 +229,7 @@ def classify_levels(
                 "rods?): left out of the HU and the crops, but its streaks may bias both"
             )
         if category is not None and category != prediction:
-            reasons.append(f"HU category {category} disagrees with the network ({prediction})")
+            reasons.append(f"HU category {_said(category)} disagrees with the network ({_said(prediction)})")
         fracture = fractures.get(LEVEL_NAMES[lv])
         if fracture and fracture["genant_grade"]:
             g = fracture["genant_grade"]
@@ -246,7 +251,8 @@ def classify_levels(
         acr = health[lv]["acr_category"]
         if acr is not None and acr != prediction:
             reasons.append(
-                f"ACR category {acr} ({health[lv]['vbmd_mg_cm3']:.0f} mg/cm3) disagrees with the network ({prediction})"
+                f"ACR category {_said(acr)} ({health[lv]['vbmd_mg_cm3']:.0f} mg/cm3) disagrees with the network "
+                f"({_said(prediction)})"
             )
         if health[lv]["dense"]:
             reasons.append(health[lv]["dense"])
@@ -293,7 +299,9 @@ def classify_levels(
         if lv in unlike_training
     ]
     if category is not None and category != prediction:
-        reasons.append(f"HU category {category} ({mean_hu:.0f} HU) disagrees with the network ({prediction})")
+        reasons.append(
+            f"HU category {_said(category)} ({mean_hu:.0f} HU) disagrees with the network ({_said(prediction)})"
+        )
     if not names_certain:
         reasons.append("level names could not be confirmed: check them (the naming notes say why)")
     if len(chosen) < 2:
@@ -309,8 +317,8 @@ def classify_levels(
         reasons.insert(0, doubt)
     if vbmd["acr_category"] and vbmd["acr_category"] != prediction:
         reasons.append(
-            f"ACR category {vbmd['acr_category']} ({vbmd['vbmd_mg_cm3']:.0f} mg/cm3) disagrees with the network "
-            f"({prediction})"
+            f"ACR category {_said(vbmd['acr_category'])} ({vbmd['vbmd_mg_cm3']:.0f} mg/cm3) disagrees with the "
+            f"network ({_said(prediction)})"
         )
     return {
         "levels": results,
