@@ -80,7 +80,16 @@ def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = N
     for row, (_, name, text, color) in zip(rows_at, placed, strict=True):
         ax.text((y1 - y0) * 0.04, row, name, color="yellow", fontsize=8, va="center")
         if text:
-            ax.text((y1 - y0) * 0.97, row, text, color=color, fontsize=6, va="center", ha="right")
+            ax.text(
+                (y1 - y0) * 0.97,
+                row,
+                text,
+                color=color,
+                fontsize=6,
+                va="center",
+                ha="right",
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "black", "alpha": 0.65, "linewidth": 0},
+            )
     title = "sagittal view: every vertebra found"
     ax.set_title(title + ("\nbody heights anterior/middle/posterior" if heights else ""), fontsize=9)
     ax.axis("off")
@@ -98,7 +107,19 @@ def _vbmd(ax, levels: list[dict], overall: dict) -> None:
         ((ACR_LOW_BONE_MASS_BELOW, top), "normal"),
     ):
         ax.axhspan(lo, hi, color=CLASS_COLORS[CLASS_NAMES.index(cls)], alpha=0.18)
-        ax.text(-0.45, (lo + hi) / 2, CLASS_TITLES[cls], fontsize=6, va="center", color="0.3")
+        # the band's name outside the plot, on its right edge: inside it the bars would hide it
+        ax.text(
+            1.02,
+            (lo + hi) / 2,
+            CLASS_TITLES[cls],
+            fontsize=6,
+            va="center",
+            ha="left",
+            rotation=90,
+            color="0.3",
+            transform=ax.get_yaxis_transform(),
+            clip_on=False,
+        )
     left_out = overall.get("left_out") or {}
     bars = ax.bar(names, values, yerr=errors, color="0.45", capsize=3)
     for bar, name in zip(bars, names, strict=True):
@@ -195,8 +216,10 @@ def report_figure(
     ]
     notes_in = 0.16 * (len(messages) + 1)
     fig = plt.figure(figsize=(width, 8.6 + notes_in))
+    # a plot in the first column has a y-axis label, which the sagittal view has not: room for it on the left
+    margins = {**_MARGINS, "left": _MARGINS["left"] if "sagittal" in top else 0.6 / width + _MARGINS["left"]}
     grid = fig.add_gridspec(
-        3, ncols, height_ratios=[1.15, 1.0, max(notes_in, 0.05) / 3.9], hspace=0.3, wspace=0.35, **_MARGINS
+        3, ncols, height_ratios=[1.15, 1.0, max(notes_in, 0.05) / 3.9], hspace=0.42, wspace=0.35, **margins
     )
     panels = {name: fig.add_subplot(grid[0, i]) for i, name in enumerate(top)}
     if "sagittal" in panels:
@@ -218,7 +241,14 @@ def report_figure(
         ax.bar(names, values, color=colors)
         for value, label in ((th.normal_min, "normal above"), (th.osteoporosis_max, "osteoporosis at/below")):
             ax.axhline(value + th.contrast_offset_hu, color="0.3", ls="--", lw=0.8)
-            ax.text(len(names) - 0.5, value + th.contrast_offset_hu + 3, f"{label} {value:.0f}", fontsize=7, ha="right")
+            ax.text(
+                0.98,  # inside the right edge, however many bars (axes fraction across, HU up)
+                value + th.contrast_offset_hu + 3,
+                f"{label} {value:.0f}",
+                fontsize=7,
+                ha="right",
+                transform=ax.get_yaxis_transform(),
+            )
         ax.set_ylabel("trabecular HU")
         ax.set_title("trabecular attenuation", fontsize=9)
     if "pie" in panels:  # the paper's Figure 9
