@@ -74,6 +74,7 @@ BUNDLED = "bundled"
 #: The Classify table's columns: short title, and the full meaning as the header's tooltip.
 TABLE_HEADERS = (
     ("level", "vertebral level"),
+    ("flag", "uncertain: the reasons are in the rows' tooltips and below the pie"),
     ("call (p)", "the network's class and its calibrated probability; a cell's tooltip gives all three"),
     ("HU", "trabecular attenuation (Hounsfield units)"),
     ("HU call", "class by the HU thresholds"),
@@ -84,7 +85,6 @@ TABLE_HEADERS = (
         "Genant fracture grade (0-3) and shape; the overall row: the bone status (fx: a fracture decides it, "
         "fx?: a fracture found while the split or names are in doubt)",
     ),
-    ("flag", "uncertain: the reasons are in the rows' tooltips and below the pie"),
 )
 SHORT_CLASS = {"normal": "norm.", "low_bone_mass": "low", "osteoporosis": "osteo.", "": ""}
 #: Fracture shapes as the narrow grade column shows them (the full word is in the row's tooltip).
@@ -506,8 +506,12 @@ class ClassifyWidget(_Base):
             item = QTableWidgetItem(title)
             item.setToolTip(tip)
             self.table.setHorizontalHeaderItem(c, item)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        # one line per row (a wrapped "osteo. 0.66" doubled every row's height): the columns fit their
+        # contents, the last one takes what is left, and a dock narrower than the table scrolls sideways
+        self.table.setWordWrap(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.itemSelectionChanged.connect(self._go_to_level)
@@ -647,13 +651,13 @@ class ClassifyWidget(_Base):
             p = row["probabilities"]
             cells = [
                 row["name"],
+                "yes" if row["uncertain"] else "",  # second: seen however narrow the dock
                 f"{SHORT_CLASS[row['prediction']]} {p[row['prediction']]:.2f}",
                 "" if row.get("trabecular_hu") is None else f"{row['trabecular_hu']:.0f}",
                 SHORT_CLASS.get(row.get("hu_category") or "", ""),
                 "" if row.get("vbmd_mg_cm3") is None else f"{row['vbmd_mg_cm3']:.0f}",
                 SHORT_CLASS.get(row.get("acr_category") or "", ""),
                 _grade_cell(row),
-                "yes" if row["uncertain"] else "",
             ]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -663,6 +667,8 @@ class ClassifyWidget(_Base):
         # every row shown: the table is as tall as its rows, and the dock scrolls instead
         self.table.resizeRowsToContents()
         height = self.table.horizontalHeader().height() + 2 * self.table.frameWidth()
+        if self.table.horizontalScrollBar().isVisible() or self.table.horizontalHeader().length() > self.table.width():
+            height += self.table.horizontalScrollBar().sizeHint().height()
         self.table.setFixedHeight(height + sum(self.table.rowHeight(r) for r in range(len(rows))))
         self._draw_pie(result["overall"])
         messages = user_messages(result)
