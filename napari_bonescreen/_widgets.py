@@ -83,7 +83,7 @@ TABLE_HEADERS = (
     (
         "grade",
         "Genant fracture grade (0-3) and shape; the overall row: the bone status (fx: a fracture decides it, "
-        "fx?: a fracture found while the split or names are in doubt)",
+        "fx?: a fracture found while the split, the names or the mask are in doubt)",
     ),
 )
 SHORT_CLASS = {"normal": "norm.", "low_bone_mass": "low", "osteoporosis": "osteo.", "": ""}

@@ -141,7 +141,7 @@ def test_a_fracture_on_the_networks_unchecked_mark_leaves_the_bone_status_unconf
     doubt = fracture_doubt(found, mask_checked=False)
     assert doubt and "fracture of L3" in doubt and "MS-Net's, not yet checked" in doubt
     status = bone_status(found, density, "normal", mask_checked=False)
-    assert status["class"] == "osteoporosis" and "unconfirmed" in status["basis"]
+    assert status["class"] == "osteoporosis" and "unconfirmed: the mask is MS-Net's, not yet checked" in status["basis"]
     assert fracture_doubt({n: {**f, "genant_grade": 0} for n, f in found.items()}, mask_checked=False) is None
 
 

@@ -156,7 +156,9 @@ def bone_status(
         which = ", ".join(f"{n} grade {fractures[n]['genant_grade']} {fractures[n]['shape']}" for n in broken)
         basis = f"vertebral fracture ({which})"
         if fracture_doubt(fractures, names_certain, mask_checked):
-            basis += f"; {UNCONFIRMED}: the level split or names are in doubt, check the mask"
+            unchecked = names_certain and not mask_checked
+            doubt = "the mask is MS-Net's, not yet checked" if unchecked else "the level split or names are in doubt"
+            basis += f"; {UNCONFIRMED}: {doubt}, check the mask"
         return {"class": "osteoporosis", "basis": basis}
     if density.get("acr_category"):
         return {
