@@ -248,6 +248,7 @@ def report_figure(
                 fontsize=7,
                 ha="right",
                 transform=ax.get_yaxis_transform(),
+                bbox={"facecolor": "white", "alpha": 0.75, "linewidth": 0, "pad": 1},  # readable over a bar
             )
         ax.set_ylabel("trabecular HU")
         ax.set_title("trabecular attenuation", fontsize=9)
