@@ -3,8 +3,10 @@
 For each case of a realistic phantom set (``bonescreen phantom DIR --realistic ...``: HU computed over a
 tube spectrum of 80-140 kVp with beam hardening, tissue densities and marrow fat that vary per patient,
 contrast phases, fractures of known grade) this measures, per lumbar level, with the bodies either
-from the phantom's truth (``--masks truth``: isolates the measurement) or from the pipeline
-(``--masks pipeline``: MS-Net's mark, the level split and naming, as ``bonescreen screen`` does):
+from the phantom's truth (``--masks truth``: isolates the measurement), from the true whole-vertebra
+labels as a user's corrected mask (``--masks labels``: the body is cut out of each vertebra, as
+``bonescreen screen --labels`` and napari's Classify do) or from the pipeline (``--masks pipeline``:
+MS-Net's mark, the level split and naming, as ``bonescreen screen`` does):
 
 - the trabecular HU (hu.trabecular_hu), the scan's internal calibration (reference tissues, effective
   energy) and vBMD (mg/cm3) with its uncertainty, against the truth vBMD of cases.csv;
@@ -21,7 +23,7 @@ from the phantom's truth (``--masks truth``: isolates the measurement) or from t
 Levels with cement or screws, and fractured levels (for vBMD), are left out of the vBMD figures, as
 the pipeline leaves them out.
 
-Run: .venv/bin/python benchmarks/vbmd.py DIR [--masks truth|pipeline] [--cases N] [--json OUT]
+Run: .venv/bin/python benchmarks/vbmd.py DIR [--masks truth|labels|pipeline] [--cases N] [--json OUT]
 """
 
 from __future__ import annotations
@@ -52,8 +54,11 @@ def truth_masks(folder: Path, volume) -> tuple[np.ndarray, np.ndarray]:
     return spine, body
 
 
-def pipeline_levels(volume, screener) -> dict:
-    """The pipeline's per-level results on one case (segment + classify, as ``bonescreen screen``)."""
+def pipeline_levels(volume, screener, labels: np.ndarray | None = None) -> dict:
+    """The pipeline's per-level results on one case: on ``labels`` (a user's checked whole-vertebra labels,
+    as ``bonescreen screen --labels``), else segment + classify, as ``bonescreen screen``."""
+    if labels is not None:
+        return screener.classify(volume, labels)
     seg = screener.segment(volume)
     return screener.classify(volume, seg.vertebra_labels(), names_certain=seg.certain, mask_checked=False)
 
@@ -65,7 +70,7 @@ def near_boundary(vbmd: float) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
-    ap.add_argument("--masks", choices=["truth", "pipeline"], default="truth")
+    ap.add_argument("--masks", choices=["truth", "labels", "pipeline"], default="truth")
     ap.add_argument("--cases", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path, default=Path("bench-out/vbmd.json"))
@@ -101,7 +106,8 @@ def main() -> None:
                 }
             cal = calibration.as_dict()
         else:
-            result = pipeline_levels(volume, screener)
+            labels = truth_masks(folder, volume)[0] if args.masks == "labels" else None
+            result = pipeline_levels(volume, screener, labels)
             measured = {
                 lv["name"]: {
                     "hu": lv["trabecular_hu"],
@@ -187,12 +193,14 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
         }
     fractured = [lv for lv in levels if lv["truth_grade"] > 0 and lv["fracture"] and not lv["excluded"]]
     unfractured = [lv for lv in levels if lv["truth_grade"] == 0 and lv["fracture"] and not lv["excluded"]]
-    height_err = []
+    walls = ("anterior", "middle", "posterior")
+    signed = {w: [] for w in walls}
     for lv in levels:
         if lv["fracture"] and lv["truth_heights"] and not lv["excluded"]:
-            for w in ("anterior", "middle", "posterior"):
-                height_err.append(lv["fracture"][f"height_{w}_mm"] - lv["truth_heights"][w])
-    height_err = np.abs(np.array(height_err))
+            for w in walls:
+                if lv["fracture"][f"height_{w}_mm"] is not None and w in lv["truth_heights"]:
+                    signed[w].append(lv["fracture"][f"height_{w}_mm"] - lv["truth_heights"][w])
+    height_err = np.abs(np.array([e for w in walls for e in signed[w]]))
     classified = [lv for lv in levels if lv["class"] is not None]
     ceiling = grades_from_true_heights(levels)
     out = {
@@ -236,6 +244,7 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
             "heights_measured": int(height_err.size),
             "heights_within_1_5_mm": round(float(np.mean(height_err <= 1.5)), 3) if height_err.size else None,
             "height_mae_mm": round(float(height_err.mean()), 2) if height_err.size else None,
+            "height_bias_mm": {w: round(float(np.mean(e)), 2) for w, e in signed.items() if e},
             "from_true_heights": ceiling,
         },
         "bccnet_level_accuracy": round(float(np.mean([lv["class"] == lv["truth_class"] for lv in classified])), 3)

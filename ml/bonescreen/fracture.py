@@ -19,8 +19,12 @@ how the patient's unfractured neighbours compare with their levels' normal shape
 Genant's semi-quantitative reading compares a body with the height it should have, each height is
 compared with the one the adjacent unfractured bodies predict (a wedge fracture often takes some
 posterior height too, which ``Ha/Hp`` alone would miss). Without an unfractured neighbour the levels
-two away serve, and without those the population's body, for the shape ratios only (their size says
-little about this body's). The height loss is the largest of these losses; its Genant grade (Genant et
+two away serve, for the ratios and each height (their size predicts this body's less well, but a crush
+of 25 % or more, every height lower, stands out; before 21:00 UTC on 2026-12-01 they served for the ratios only, and
+an L5 crushed to half its height beside a fractured L4 read grade 0); without those, the level's normal
+body at the spine's typical size (the upper quartile of the measured levels' posterior heights, each over
+its level's normal one; with fewer than :data:`MIN_LEVELS_FOR_SIZE` measured levels, the shape ratios
+only: a patient's size varies by +-10 %). The height loss is the largest of these losses; its Genant grade (Genant et
 al., J Bone Miner Res 1993): 0 below 20 %, 1 (mild) 20-25 %, 2 (moderate) 25-40 %, 3 (severe) 40 % or
 more. The shape: crush when the posterior height lost about as much as the body (:data:`CRUSH_SHARE`),
 else wedge or biconcave by which of the anterior and middle heights lost more.
@@ -35,14 +39,20 @@ from scipy import ndimage
 
 from .errors import BoneScreenError
 
-#: Shares of the body's depth (0 posterior wall, 1 anterior wall) where heights are read.
-HEIGHT_BANDS = {"posterior": (0.0, 0.2), "middle": (0.35, 0.65), "anterior": (0.7, 0.9)}
+#: Shares of the body's depth (0 posterior wall, 1 anterior wall) where heights are read: a tenth of the
+#: depth in from each wall, as morphometry places its corner points inside the rim so that osteophytes do
+#: not count (McCloskey et al. 1993). Until 21:00 UTC on 2026-12-01 the posterior band began at the wall,
+#: and spurs on the posterior rim read 3-6 mm of extra posterior height on a user's whole-vertebra labels.
+HEIGHT_BANDS = {"posterior": (0.1, 0.3), "middle": (0.35, 0.65), "anterior": (0.7, 0.9)}
 #: Half-width (mm) of the slab of sagittal planes about the body's centre.
 SLAB_MM = 4.0
 #: Resampling step (mm) of the sagittal section.
 STEP_MM = 0.25
 #: Columns of a body are at least this share of its typical (75th percentile) column height.
 SOLID_SHARE = 0.4
+#: The body's walls are columns at least this share filled: a body's column is solid, the column through the
+#: osteophytes above and below a wall holds two spurs (the phantom's: up to 8 mm each on a 25-30 mm body).
+FILLED_SHARE = 0.6
 #: Width (mm) of the running median over the height profile.
 SMOOTH_MM = 2.0
 #: Width (mm) of the running mean through which the bands' greatest and least heights are read.
@@ -59,6 +69,9 @@ TALLER_THAN_NEIGHBOURS = 0.25
 #: (23.5-32.4 mm; Clouthier et al., J Biomech 2023), with 15 % for larger patients. A body measured taller
 #: holds a disc or part of the next vertebra (a mask error), and is no reference for the others.
 MAX_BODY_HEIGHT_MM = 32.4 * 1.15
+#: Lumbar levels measured at least for the spine's typical size (the upper quartile of their posterior
+#: heights, each over its level's normal one) to predict a level's heights when no unfractured level is near.
+MIN_LEVELS_FOR_SIZE = 3
 #: Height loss (fraction) at each Genant grade's lower bound (Genant et al. 1993).
 GENANT_LOSS = {1: 0.20, 2: 0.25, 3: 0.40}
 FRACTURE_SHAPES = ("wedge", "biconcave", "crush")
@@ -147,7 +160,7 @@ def body_heights(
     uu, vv = np.meshgrid(grid, grid, indexing="ij")  # u along the axis, v across (posterior positive)
     zz = (centre[0] + uu * a[0] + vv * p[0]) / dz
     yy = (centre[1] + uu * a[1] + vv * p[1]) / dy
-    profiles = []
+    profiles, filled = [], []
     for c in cols:
         section = body[:, :, c].astype(np.float32)
         if not section.any():
@@ -156,14 +169,19 @@ def body_heights(
         any_u = fine.any(axis=0)
         first = np.argmax(fine, axis=0)
         last = fine.shape[0] - 1 - np.argmax(fine[::-1], axis=0)
-        profiles.append(np.where(any_u, (last - first + 1) * STEP_MM, 0.0))  # extent at each v: holes do not count
+        extent = np.where(any_u, last - first + 1, 0)
+        profiles.append(extent * STEP_MM)  # extent at each v: holes do not count
+        filled.append(fine.sum(axis=0) / np.maximum(extent, 1))
     if not profiles:
         return None
     heights = np.median(np.stack(profiles), axis=0)
+    fill = np.median(np.stack(filled), axis=0)
     # a running median over SMOOTH_MM steadies the band's extreme against the mask's staircase
     heights = ndimage.median_filter(heights, size=max(1, round(SMOOTH_MM / STEP_MM)), mode="nearest")
     # the body's depth: the longest run of columns at least SOLID_SHARE as tall as the body's typical
-    # column, so that a pedicle stub, an osteophyte or a speck beside the body does not place a wall
+    # column, so that a pedicle stub or a speck beside the body does not place a wall; its end columns
+    # under FILLED_SHARE filled are left out, so that the osteophytes on a rim (a spur above and one below
+    # a wall: a tall but hollow column) do not place it either (a hole inside the body does not split it)
     tall = heights[heights > 0]
     if tall.size < 2:
         return None
@@ -171,6 +189,8 @@ def body_heights(
     if n == 0:
         return None
     inside = np.nonzero(runs == 1 + int(np.argmax(np.bincount(runs.ravel())[1:])))[0]
+    solid = np.nonzero(fill[inside] >= FILLED_SHARE)[0]
+    inside = inside[solid[0] : solid[-1] + 1] if solid.size else inside[:0]
     if inside.size < 2:
         return None
     depth = (inside[-1] - inside[0]) * STEP_MM
@@ -200,17 +220,21 @@ def wall_heights(heights: np.ndarray, share: np.ndarray, step_mm: float) -> dict
     dict
         ``{"posterior", "middle", "anterior"}``: the greatest height in the posterior and anterior bands
         and the least in the middle band (:data:`HEIGHT_BANDS`), of the profile averaged over
-        :data:`BAND_MEAN_MM`. The average takes out a mask's staircase (a sloped endplate crosses the
+        :data:`BAND_MEAN_MM` within the band. The average takes out a mask's staircase (a sloped endplate crosses the
         slices in steps one slice high, whose tops the greatest height would pick); the phantom's truth
         (:func:`bonescreen.phantom.scene.true_body_heights`) is read through this same function.
     """
     inside = heights > 0
     size = max(1, round(BAND_MEAN_MM / step_mm))
-    weight = ndimage.uniform_filter1d(inside.astype(float), size, mode="constant")
-    mean = ndimage.uniform_filter1d(heights.astype(float), size, mode="constant") / np.maximum(weight, 1e-9)
     out = {}
     for name, (lo, hi) in HEIGHT_BANDS.items():
-        band = mean[(share >= lo) & (share <= hi) & inside]
+        in_band = (share >= lo) & (share <= hi) & inside
+        # the average keeps within the band: the columns outside it (a wall's rim, its osteophytes) do not count
+        weight = ndimage.uniform_filter1d(in_band.astype(float), size, mode="constant")
+        mean = ndimage.uniform_filter1d(np.where(in_band, heights, 0.0), size, mode="constant") / np.maximum(
+            weight, 1e-9
+        )
+        band = mean[in_band]
         out[name] = float(band.min() if name == "middle" else band.max())
     return out
 
@@ -322,13 +346,17 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
         if refs or name in POPULATION_BODY:
             expected, expected_ratios = _expected_shape(name, refs, measured)
             ratios = {k: v / expected_ratios[k] for k, v in ratios.items()}
-            if near:  # each height against the one the adjacent bodies predict (Genant's reading: a wedge
-                # often takes some posterior height too, which Ha/Hp alone would miss)
+            sized = not refs and name in POPULATION_BODY and len(pop_levels) >= MIN_LEVELS_FOR_SIZE
+            if sized:  # no unfractured level near it: the population's body at this spine's typical size (a
+                # patient's size varies by +-10 %, the typical size of its measured levels much less)
+                expected = {w: v * typical["population"] for w, v in expected.items()}
+            if refs or sized:
+                # each height against the one the unfractured bodies near it predict (Genant's reading: a wedge
+                # often takes some posterior height too, which Ha/Hp alone would miss; a crush lowers every height)
                 losses = {w: 1.0 - h[w] / expected[w] for w in WALLS}
                 ratios["crush"] = 1.0 - losses["posterior"]
+            if near:
                 taller = max(h[w] / expected[w] for w in WALLS) - 1.0
-            # levels farther away and the population differ too much in size for each height: the shape
-            # ratios only (a crush, every height lower, is then not seen: the note says so)
         loss = max(0.0, 1.0 - min(ratios.values()), *losses.values())
         grade = genant_grade(loss)
         if losses and losses["posterior"] >= CRUSH_SHARE * loss:
@@ -358,9 +386,13 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
                 if beside
                 else "its neighbours' heights were not measured (cut by the scan range or not in view)"
             )
-            note = (
-                f"no unfractured neighbour to compare with ({why}): graded on its shape alone (a crush would not show)"
-            )
+            if refs:
+                against = f"graded against {', '.join(refs)}, two levels away"
+            elif losses:
+                against = "graded against a normal body of its level at this spine's typical size"
+            else:
+                against = "graded on its shape alone (a crush would not show)"
+            note = f"no unfractured neighbour to compare with ({why}): {against}"
         out[name] = {
             "note": note,
             "height_anterior_mm": round(h["anterior"], 1),
@@ -370,7 +402,7 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
             "height_loss": round(loss, 3),
             "genant_grade": grade,
             "shape": shape if grade else None,
-            "reference": _reference_text(name, refs, bool(near)),
+            "reference": _reference_text(name, refs, bool(near), sized=bool(losses) and not refs),
         }
     return out
 
@@ -416,8 +448,10 @@ def _heights_of(posterior: float, ratios: dict[str, float]) -> dict[str, float]:
     return {"posterior": posterior, "anterior": posterior * ratios["wedge"], "middle": posterior * ratios["biconcave"]}
 
 
-def _reference_text(name: str, refs: list[str], adjacent: bool) -> str:
+def _reference_text(name: str, refs: list[str], adjacent: bool, sized: bool = False) -> str:
     if not refs:
+        if sized:
+            return f"the normal {name} of a population at this spine's typical size (no unfractured level near it)"
         if name in POPULATION_BODY:
             return f"the normal {name} of a population (no unfractured level near it)"
         return "the level itself (no unfractured neighbour)"

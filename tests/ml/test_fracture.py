@@ -230,14 +230,48 @@ def test_references_hold_when_half_the_levels_are_crushed():
     for name in ("L2", "L5"):
         assert found[name]["genant_grade"] == 0 and "taller" not in (found[name]["note"] or ""), found[name]
     assert "not a reference: L3, its posterior height" in found["L2"]["note"]  # L1 not measured, L3 crushed
-    # a crushed level whose neighbours were not measured: levels two away serve for its shape ratios only,
-    # so a crush cannot be graded, and the note says so instead of calling it normal silently
+    # a crushed level whose neighbours were not measured: the levels two away predict its heights, so the
+    # crush is graded, and the note says what it was graded against
     apart = {**normal, "L1": {w: h * 1.02 for w, h in normal["L2"].items()}}
     apart["L3"] = {w: 0.55 * h for w, h in normal["L3"].items()}
     apart.pop("L2"), apart.pop("L4")
     found = assess_fractures(apart, list(LEVEL_NAMES.values()))
-    assert found["L3"]["genant_grade"] == 0 and "two away" in found["L3"]["reference"]
-    assert "a crush would not show" in found["L3"]["note"] and "not measured" in found["L3"]["note"]
+    assert (found["L3"]["genant_grade"], found["L3"]["shape"]) == (3, "crush")
+    assert "two away" in found["L3"]["reference"]
+    assert "graded against L1, L5, two levels away" in found["L3"]["note"] and "not measured" in found["L3"]["note"]
+
+
+def test_a_crushed_end_level_beside_a_fractured_neighbour_is_graded():
+    """Phantom draws (seed 7000, cases 136 and 145): L5 crushed to about half its height (grade 2-3) beside a
+    wedged L4 read grade 0, as the levels two away served for the shape ratios only and a crush keeps the
+    shape. The level two away (L3) now predicts each height too."""
+    normal = _population_heights(1.02)
+    broken = {**normal, "L4": {**normal["L4"], "anterior": 0.72 * normal["L4"]["anterior"]}}
+    broken["L5"] = {w: 0.55 * h for w, h in normal["L5"].items()}
+    found = assess_fractures(broken, list(LEVEL_NAMES.values()))
+    assert found["L4"]["genant_grade"] == 2
+    assert (found["L5"]["genant_grade"], found["L5"]["shape"]) == (3, "crush"), found["L5"]
+    assert found["L5"]["reference"].startswith("unfractured levels two away L3")
+    # the same L5 intact is not called fractured against L3
+    intact = assess_fractures({**broken, "L5": normal["L5"]}, list(LEVEL_NAMES.values()))
+    assert intact["L5"]["genant_grade"] == 0
+
+
+def test_a_crush_with_no_unfractured_level_near_is_read_against_the_spines_typical_size():
+    """Phantom draw (seed 7000, case 76): L1 crushed by 36 % (grade 2), its only neighbour L2 unfractured but of an
+    unusual shape (no reference) and L3 fractured: L1 was read against the population's body for its shape
+    ratios only and called grade 0. With no level near, the population's body at the spine's typical size
+    (its measured levels' posterior heights) predicts each height."""
+    normal = _population_heights(1.1)
+    odd = {**normal, "L2": {**normal["L2"], "middle": 0.85 * normal["L2"]["middle"]}}  # a normal variant
+    odd["L3"] = {**normal["L3"], "middle": 0.55 * normal["L3"]["middle"]}  # biconcave, grade 3
+    odd["L1"] = {w: 0.64 * h for w, h in normal["L1"].items()}
+    found = assess_fractures(odd, list(LEVEL_NAMES.values()))
+    assert "no level" not in found["L1"]["reference"] and "typical size" in found["L1"]["reference"]
+    assert (found["L1"]["genant_grade"], found["L1"]["shape"]) == (2, "crush"), found["L1"]
+    assert "typical size" in found["L1"]["note"]
+    # a patient 10 % larger than the population, L1 intact: not a fracture
+    assert assess_fractures({**odd, "L1": normal["L1"]}, list(LEVEL_NAMES.values()))["L1"]["genant_grade"] == 0
 
 
 def test_phantom_bodies_have_the_populations_normal_shapes():
@@ -286,3 +320,19 @@ def test_a_level_without_a_reference_says_which_neighbours_were_rejected_and_why
     note = graded["L3"]["note"]
     assert "no unfractured neighbour" in note
     assert "L2, its posterior height" in note and "L4, its height ratios" in note
+
+
+@pytest.mark.parametrize("spur_mm", [2.0, 4.0, 6.0])
+def test_osteophytes_on_the_rims_do_not_add_height(spur_mm):
+    """Phantom seeds 4000 and 4001 (labels path): L4s with 4-6 mm osteophytes read a posterior height 3-6 mm
+    too tall, and two were called grade 2 (their neighbours then looked short). A spur above and one below a
+    wall make a tall but hollow column outside it; the band began at the wall. A 30 mm box with spurs of
+    ``spur_mm`` round both rims, reaching 1 mm inside the outline, keeps its 30 mm heights and depth."""
+    z, y, x = np.mgrid[0:100, 0:120, 0:100] * 0.5
+    body = (z >= 10) & (z < 40) & (y >= 10) & (y < 40) & (x >= 15) & (x < 35)  # rows grow posterior: wall at 40 mm
+    rims = (((y >= 40 - 1) & (y < 40 + spur_mm)) | ((y >= 10 - spur_mm) & (y < 10 + 1))) & (x >= 15) & (x < 35)
+    ends = ((z >= 39) & (z < 40 + spur_mm)) | ((z >= 10 - spur_mm) & (z < 11))
+    h = body_heights(body | (rims & ends), (0.5, 0.5, 0.5))
+    for wall in ("anterior", "middle", "posterior"):
+        assert h[wall] == pytest.approx(30.0, abs=0.6), h
+    assert h["depth"] == pytest.approx(30.0, abs=1.0)

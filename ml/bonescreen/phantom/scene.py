@@ -810,6 +810,7 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
         if body_sdf is not None:
             lo, hi = bone.body.extent
             ends = (lo[2] + 6, hi[2] - 6)  # endplate heights in the template (its grid has a margin)
+            inside &= ~_proud_of_body(bone.body, tp, body_sdf)
         if bone.osteophyte_mm and body_sdf is not None:
             # spurs grow outward from the endplates' rims, not over the endplates into the disc: only where the
             # point lies within OSTEOPHYTE_RIM_MM of the body's outline seen from above, or outside it
@@ -883,6 +884,30 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
         img[rs, cs][inside] = tube.trabecular_hu
         metal[rs, cs] |= inside
     return img, (labels, bodies, metal)
+
+
+def _proud_of_body(body: Template, tp: np.ndarray, body_sdf: np.ndarray) -> np.ndarray:
+    """Points of a whole-vertebra template that lie past its body's endplates, over the body's footprint.
+
+    The whole-vertebra mesh and the body mesh are separate meshes, and the former stands 1-2 mm proud of
+    the latter at the endplates. Over the body's outline seen from above, bone ends where the body mesh
+    ends, so that the drawn image, the whole-vertebra labels and the truth heights
+    (:func:`true_body_heights`, measured on the body mesh) describe one body; the rim (within
+    :data:`OSTEOPHYTE_RIM_MM` of the outline) and the posterior elements keep the whole mesh.
+
+    Parameters
+    ----------
+    body : Template
+        The vertebra's body template.
+    tp : ndarray, shape (3, ...)
+        Template-frame points (mm), fracture warp applied.
+    body_sdf : ndarray, shape (...)
+        ``body.sample(tp)``: signed distance to the body mesh (mm, negative inside).
+    """
+    low, high, outline = body.endplates
+    over = body.sample_plane(outline, tp, outside=-1.0) > OSTEOPHYTE_RIM_MM
+    past = (tp[2] > body.sample_plane(high, tp, outside=np.inf)) | (tp[2] < body.sample_plane(low, tp, outside=-np.inf))
+    return over & past & (body_sdf >= 0)
 
 
 def _window(xs, ys, box):
