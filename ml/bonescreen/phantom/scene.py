@@ -58,6 +58,11 @@ DISC_REACH_MM = 7.0
 #: Osteophytes grow from the endplates' rims: a spur is drawn only within this distance (mm) inside the body's
 #: outline seen from above, or outside it (marginal osteophytes; over the endplate lies the disc).
 OSTEOPHYTE_RIM_MM = 1.0
+#: How far (mm) the whole-vertebra mesh stands proud of the body mesh at the endplates (1-2.25 mm measured on
+#: L1-L5's templates), and how far inside the body's outline seen from above that layer is taken away
+#: (:func:`_proud_of_body`).
+PROUD_MM = 3.0
+PROUD_RIM_MM = 3.0
 #: The coarsest sample spacing (mm) of the renderer in the slice plane: a coarser pixel averages
 #: ``ceil(pixel / RENDER_PIXEL_MM)`` squared samples (up to 3 x 3), as a detector element and the
 #: reconstruction average what the pixel covers (partial volume): a 1 mm cortex in a 3 mm pixel reads
@@ -892,8 +897,11 @@ def _proud_of_body(body: Template, tp: np.ndarray, body_sdf: np.ndarray) -> np.n
     The whole-vertebra mesh and the body mesh are separate meshes, and the former stands 1-2 mm proud of
     the latter at the endplates. Over the body's outline seen from above, bone ends where the body mesh
     ends, so that the drawn image, the whole-vertebra labels and the truth heights
-    (:func:`true_body_heights`, measured on the body mesh) describe one body; the rim (within
-    :data:`OSTEOPHYTE_RIM_MM` of the outline) and the posterior elements keep the whole mesh.
+    (:func:`true_body_heights`, measured on the body mesh) describe one body. Only the layer
+    :data:`PROUD_MM` thick next to each endplate, and :data:`PROUD_RIM_MM` inside the outline, is taken:
+    the rim, the pedicles' roots (which stand on the body's posterior rim) and the posterior elements keep
+    the whole mesh (a deeper cut parted a pedicle from its body, and the level split then counted the arch
+    as a vertebra).
 
     Parameters
     ----------
@@ -905,8 +913,10 @@ def _proud_of_body(body: Template, tp: np.ndarray, body_sdf: np.ndarray) -> np.n
         ``body.sample(tp)``: signed distance to the body mesh (mm, negative inside).
     """
     low, high, outline = body.endplates
-    over = body.sample_plane(outline, tp, outside=-1.0) > OSTEOPHYTE_RIM_MM
-    past = (tp[2] > body.sample_plane(high, tp, outside=np.inf)) | (tp[2] < body.sample_plane(low, tp, outside=-np.inf))
+    over = body.sample_plane(outline, tp, outside=-1.0) > PROUD_RIM_MM
+    above = tp[2] - body.sample_plane(high, tp, outside=np.inf)
+    below = body.sample_plane(low, tp, outside=-np.inf) - tp[2]
+    past = ((above > 0) & (above <= PROUD_MM)) | ((below > 0) & (below <= PROUD_MM))
     return over & past & (body_sdf >= 0)
 
 
