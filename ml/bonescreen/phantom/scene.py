@@ -58,11 +58,6 @@ DISC_REACH_MM = 7.0
 #: Osteophytes grow from the endplates' rims: a spur is drawn only within this distance (mm) inside the body's
 #: outline seen from above, or outside it (marginal osteophytes; over the endplate lies the disc).
 OSTEOPHYTE_RIM_MM = 1.0
-#: How far (mm) the whole-vertebra mesh stands proud of the body mesh at the endplates (1-2.25 mm measured on
-#: L1-L5's templates), and how far inside the body's outline seen from above that layer is taken away
-#: (:func:`_proud_of_body`).
-PROUD_MM = 3.0
-PROUD_RIM_MM = 3.0
 #: The coarsest sample spacing (mm) of the renderer in the slice plane: a coarser pixel averages
 #: ``ceil(pixel / RENDER_PIXEL_MM)`` squared samples (up to 3 x 3), as a detector element and the
 #: reconstruction average what the pixel covers (partial volume): a 1 mm cortex in a 3 mm pixel reads
@@ -815,7 +810,6 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
         if body_sdf is not None:
             lo, hi = bone.body.extent
             ends = (lo[2] + 6, hi[2] - 6)  # endplate heights in the template (its grid has a margin)
-            inside &= ~_proud_of_body(bone.body, tp, body_sdf)
         if bone.osteophyte_mm and body_sdf is not None:
             # spurs grow outward from the endplates' rims, not over the endplates into the disc: only where the
             # point lies within OSTEOPHYTE_RIM_MM of the body's outline seen from above, or outside it
@@ -889,35 +883,6 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
         img[rs, cs][inside] = tube.trabecular_hu
         metal[rs, cs] |= inside
     return img, (labels, bodies, metal)
-
-
-def _proud_of_body(body: Template, tp: np.ndarray, body_sdf: np.ndarray) -> np.ndarray:
-    """Points of a whole-vertebra template that lie past its body's endplates, over the body's footprint.
-
-    The whole-vertebra mesh and the body mesh are separate meshes, and the former stands 1-2 mm proud of
-    the latter at the endplates. Over the body's outline seen from above, bone ends where the body mesh
-    ends, so that the drawn image, the whole-vertebra labels and the truth heights
-    (:func:`true_body_heights`, measured on the body mesh) describe one body. Only the layer
-    :data:`PROUD_MM` thick next to each endplate, and :data:`PROUD_RIM_MM` inside the outline, is taken:
-    the rim, the pedicles' roots (which stand on the body's posterior rim) and the posterior elements keep
-    the whole mesh (a deeper cut parted a pedicle from its body, and the level split then counted the arch
-    as a vertebra).
-
-    Parameters
-    ----------
-    body : Template
-        The vertebra's body template.
-    tp : ndarray, shape (3, ...)
-        Template-frame points (mm), fracture warp applied.
-    body_sdf : ndarray, shape (...)
-        ``body.sample(tp)``: signed distance to the body mesh (mm, negative inside).
-    """
-    low, high, outline = body.endplates
-    over = body.sample_plane(outline, tp, outside=-1.0) > PROUD_RIM_MM
-    above = tp[2] - body.sample_plane(high, tp, outside=np.inf)
-    below = body.sample_plane(low, tp, outside=-np.inf) - tp[2]
-    past = ((above > 0) & (above <= PROUD_MM)) | ((below > 0) & (below <= PROUD_MM))
-    return over & past & (body_sdf >= 0)
 
 
 def _window(xs, ys, box):
