@@ -342,7 +342,7 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
         near = neighbours(i, normal)
         refs = near or [order[j] for j in (i - 2, i + 2) if 0 <= j < len(order) and order[j] in normal]
         ratios = _ratios(h)
-        losses, taller = {}, 0.0
+        losses, taller, sized = {}, 0.0, False
         if refs or name in POPULATION_BODY:
             expected, expected_ratios = _expected_shape(name, refs, measured)
             ratios = {k: v / expected_ratios[k] for k, v in ratios.items()}
@@ -388,7 +388,7 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
             )
             if refs:
                 against = f"graded against {', '.join(refs)}, two levels away"
-            elif losses:
+            elif sized:
                 against = "graded against a normal body of its level at this spine's typical size"
             else:
                 against = "graded on its shape alone (a crush would not show)"
@@ -402,7 +402,7 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
             "height_loss": round(loss, 3),
             "genant_grade": grade,
             "shape": shape if grade else None,
-            "reference": _reference_text(name, refs, bool(near), sized=bool(losses) and not refs),
+            "reference": _reference_text(name, refs, bool(near), sized=sized),
         }
     return out
 
