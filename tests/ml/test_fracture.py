@@ -336,3 +336,31 @@ def test_osteophytes_on_the_rims_do_not_add_height(spur_mm):
     for wall in ("anterior", "middle", "posterior"):
         assert h[wall] == pytest.approx(30.0, abs=0.6), h
     assert h["depth"] == pytest.approx(30.0, abs=1.0)
+
+
+def test_truth_heights_are_those_of_the_bone_the_phantom_draws():
+    """A user's whole-vertebra labels, read as ``screen --labels`` reads them, give the phantom's truth heights.
+
+    Until 2026-12-02 the truth heights were the body mesh's, while the image and the labels show the
+    whole-vertebra mesh, which stands 1-2 mm proud of it at the endplates: every height read 1-2 mm tall.
+    """
+    from bonescreen.hu import body_from_levels, with_endplates
+    from bonescreen.phantom.realistic import RealisticConfig, make_realistic_case
+    from bonescreen.pipeline.bone_health import level_fractures
+
+    config = RealisticConfig(extent="spine-crop", slice_mm=1.0, pixel_mm=1.0, findings="fractures", noise_hu=10.0)
+    case = make_realistic_case(4001, 1, config)
+    labels = case.levels
+    walls = with_endplates(body_from_levels(labels, case.spacing), labels, case.spacing)
+    found = level_fractures(walls, case.spacing)
+    errors = []
+    for name, truth in case.meta["body_heights_mm"].items():
+        if name in ("L1", "L5"):
+            assert found.get(name, {}).get("height_posterior_mm") is None  # the crop's first and last slices cut them
+            continue
+        for wall in ("anterior", "middle", "posterior"):
+            errors.append(found[name][f"height_{wall}_mm"] - truth[wall])
+    errors = np.array(errors)
+    assert len(errors) == 9
+    assert abs(errors.mean()) < 0.5, errors.round(1)
+    assert np.abs(errors).max() <= 1.5, errors.round(1)

@@ -55,6 +55,25 @@ def test_body_with_endplates_keeps_the_rims_of_concave_endplates():
     assert body_heights(core, spacing)["anterior"] < 22.0  # what the core alone would report
 
 
+def test_body_with_endplates_keeps_a_posterior_rim_the_opening_took_from_the_cores_end_slice():
+    """A concave lower endplate at 1 mm slices whose lowest three slices are solid in front (20 mm, a core
+    slice) and only rims behind (8 mm at the back, 3 mm at the sides): the core's opening takes the rims
+    from its end slice too. The body for heights keeps them, so the posterior height is the body's 30 mm
+    (until 2026-12-02 the end slice's truncated outline was the reach's outline: 27 mm)."""
+    from bonescreen.fracture import body_heights
+
+    shape, spacing = (40, 60, 60), (1.0, 1.0, 1.0)
+    labels = np.zeros(shape, np.uint8)
+    labels[5:35, 10:42, 10:50] = 3  # 30 mm tall, rows 10-41 (anterior -> posterior), 40 mm wide
+    labels[5:8, 30:34, 13:47] = 0  # the disc's bulge into the endplate behind the solid front
+    core = body_from_levels(labels, spacing)
+    assert (core[5:8, 10:30] == 3).any() and not (core[5:8, 34:42] == 3).any()  # the opening took the rim
+    walls = with_endplates(core, labels, spacing) == 3
+    assert walls[5:8, 34:42, 20:40].all()  # (the opening rounds the footprint's corners)
+    h = body_heights(walls, spacing)
+    assert abs(h["posterior"] - 30.0) <= 1.0 and abs(h["anterior"] - 30.0) <= 1.0
+
+
 def _textured_body(seed: int = 0):
     """A body of 150 HU trabecular bone with a 1 mm cortex of 800 HU (cylinder, radius 18 mm, 3 mm slices 3-11),
     noise of 20 HU; its pedicle bases behind it on the middle slices (two 10 x 8 mm bars of bone: a thick

@@ -155,9 +155,11 @@ def test_findings_only_on_vertebrae_that_exist_and_crush_loses_its_grade_everywh
 def test_discs_fill_the_space_between_bodies(findings_case):
     """Between L3's body and L2's above it, over the bodies' outline: disc (about 60-110 HU at 120 kVp), not fat."""
     case = findings_case
-    top3 = np.nonzero((case.body == 3).any(axis=(1, 2)))[0].max()
-    low2 = np.nonzero((case.body == 2).any(axis=(1, 2)))[0].min()
-    assert low2 - top3 >= 2  # z grows toward the head: a gap of slices between the bodies
-    outline = (case.body == 3).any(axis=0) & (case.body == 2).any(axis=0)
-    gap = case.hu[top3 + 1 : low2][:, outline & ~(case.spine[top3 + 1 : low2] > 0).any(axis=0)]
-    assert 40 < np.median(gap) < 140
+    z = np.arange(case.body.shape[0])[:, None, None]
+    # per column through both bodies: the slices above L3's top and below L2's bottom (z grows toward the head)
+    top3 = np.where(case.body == 3, z, -1).max(axis=0)
+    low2 = np.where(case.body == 2, z, case.body.shape[0]).min(axis=0)
+    outline = (top3 >= 0) & (low2 < case.body.shape[0])
+    between = (z > top3) & (z < low2) & outline & (case.spine == 0)
+    assert between.sum() > 0.5 * outline.sum()  # most columns have at least one disc slice between the bodies
+    assert 40 < np.median(case.hu[between]) < 140
