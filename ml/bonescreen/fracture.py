@@ -74,6 +74,10 @@ MAX_BODY_HEIGHT_MM = 32.4 * 1.15
 MIN_LEVELS_FOR_SIZE = 3
 #: Height loss (fraction) at each Genant grade's lower bound (Genant et al. 1993).
 GENANT_LOSS = {1: 0.20, 2: 0.25, 3: 0.40}
+#: SD (mm) of a wall height read from a mask, per mm of slice spacing: a slice places each endplate only to
+#: within its thickness. Measured on the realistic phantom (``benchmarks/vbmd.py``, 30 cases each, true
+#: bodies and whole-vertebra labels, 2026-12-02): 0.33-0.41 mm at 1 mm slices, 0.95-1.3 mm at 3 mm.
+HEIGHT_SD_PER_SLICE_MM = 0.35
 FRACTURE_SHAPES = ("wedge", "biconcave", "crush")
 WALLS = ("anterior", "middle", "posterior")
 #: A loss is called a crush when the posterior height has lost at least this share of the largest loss.
@@ -109,6 +113,48 @@ def genant_grade(loss: float) -> int:
         if loss >= GENANT_LOSS[grade]:
             return grade
     return 0
+
+
+def grade_doubt(name: str, fracture: dict, slice_mm: float) -> dict | None:
+    """Whether a level's grade may lie on the other side of grade 2's bound at this slice spacing.
+
+    Grade 2's bound (:data:`GENANT_LOSS`, a 25 % height loss) is the one that decides: a grade 2-3 level
+    makes the bone status osteoporosis and is left out of the density average. The height loss compares
+    two measured heights, each read to about :data:`HEIGHT_SD_PER_SLICE_MM` x the slice spacing, so its SD
+    is about sqrt(2) x that over the level's normal posterior height (:data:`POPULATION_BODY`; L1's for
+    levels above): 1.7 points at 1 mm slices, 5 points at 3 mm. Within one SD of the bound, the grade on the
+    other side is about as likely.
+
+    Parameters
+    ----------
+    name : str
+        Level name (``L1``..``L5``, or a level above).
+    fracture : dict
+        The level's entry of :func:`assess_fractures`.
+    slice_mm : float
+        Slice spacing (mm).
+
+    Returns
+    -------
+    dict or None
+        ``grade``: the grade on the other side of the bound (1 or 2); ``reason``: a sentence for the user.
+    """
+    loss = fracture["height_loss"]
+    normal = POPULATION_BODY.get(name, POPULATION_BODY["L1"]).posterior_mm
+    sd = float(np.sqrt(2.0) * HEIGHT_SD_PER_SLICE_MM * slice_mm / normal)
+    bound = GENANT_LOSS[2]
+    if abs(loss - bound) >= sd:
+        return None
+    other = 1 if loss >= bound else 2
+    points = round(100 * abs(loss - bound))
+    return {
+        "grade": other,
+        "reason": (
+            f"Genant grade {fracture['genant_grade']} may be {other}: its height loss {100 * loss:.0f}% is "
+            f"{points} point{'s' if points != 1 else ''} from grade 2's bound of {100 * bound:.0f}%, within the "
+            f"uncertainty of heights read from {slice_mm:g} mm slices (SD {100 * sd:.0f} points)"
+        ),
+    }
 
 
 def body_heights(

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from bonescreen.errors import BoneScreenError
-from bonescreen.fracture import POPULATION_BODY, assess_fractures, body_heights, genant_grade, spine_axes
+from bonescreen.fracture import (
+    POPULATION_BODY,
+    assess_fractures,
+    body_heights,
+    genant_grade,
+    grade_doubt,
+    spine_axes,
+)
 from bonescreen.labels import LEVEL_NAMES
 from bonescreen.pipeline.bone_health import (
     bone_status,
@@ -143,6 +150,40 @@ def test_a_fracture_on_the_networks_unchecked_mark_leaves_the_bone_status_unconf
     status = bone_status(found, density, "normal", mask_checked=False)
     assert status["class"] == "osteoporosis" and "unconfirmed: the mask is MS-Net's, not yet checked" in status["basis"]
     assert fracture_doubt({n: {**f, "genant_grade": 0} for n, f in found.items()}, mask_checked=False) is None
+
+
+@pytest.mark.parametrize(
+    ("loss", "grade", "doubt_1mm", "doubt_3mm"),
+    [(0.28, 2, None, 1), (0.23, 1, None, 2), (0.26, 2, 1, 1), (0.33, 2, None, None), (0.12, 0, None, None)],
+)
+def test_a_grade_within_the_slices_uncertainty_of_grade_2s_bound_is_doubted(loss, grade, doubt_1mm, doubt_3mm):
+    """Heights read from 3 mm slices are good to about 1 mm (a loss to about 5 points), from 1 mm slices to
+    about 0.35 mm: a loss that close to grade 2's 25 % bound may be the grade on its other side."""
+    fracture = {"height_loss": loss, "genant_grade": grade}
+    for dz, expected in ((1.0, doubt_1mm), (3.0, doubt_3mm)):
+        doubt = grade_doubt("L3", fracture, dz)
+        assert (doubt and doubt["grade"]) == expected
+        if doubt:
+            assert f"{dz:g} mm slices" in doubt["reason"] and "25%" in doubt["reason"]
+
+
+def test_a_status_resting_on_a_grade_2_that_thick_slices_cannot_tell_from_grade_1_is_unconfirmed():
+    """A wedge of 28 % on 3 mm slices: grade 2, so osteoporosis, but unconfirmed, with the reason on the level
+    and in the status; on 1 mm slices the same wedge is sure."""
+    density = {"acr_category": "normal", "vbmd_mg_cm3": 130.0}
+    thick = level_fractures(tilted_spine(3.0, 5.0, {3: ("wedge", 0.29)}, normal_shape=True), (3.0, 0.8, 0.8))
+    assert thick["L3"]["genant_grade"] == 2 and thick["L3"]["grade_doubt"]["grade"] == 1
+    assert all(thick[n]["grade_doubt"] is None for n in ("L1", "L2", "L4", "L5"))
+    doubt = fracture_doubt(thick)
+    assert doubt and "fracture of L3 that may be milder" in doubt and "3 mm slices" in doubt
+    status = bone_status(thick, density, "normal")
+    assert (
+        status["class"] == "osteoporosis" and "unconfirmed: the grade may be 1 at this slice spacing" in status["basis"]
+    )
+    thin = level_fractures(tilted_spine(1.0, 5.0, {3: ("wedge", 0.29)}, normal_shape=True), (1.0, 0.8, 0.8))
+    assert thin["L3"]["genant_grade"] == 2 and thin["L3"]["grade_doubt"] is None and fracture_doubt(thin) is None
+    # a mask doubt and an unchecked mask still say so first
+    assert "MS-Net's, not yet checked" in bone_status(thick, density, "normal", mask_checked=False)["basis"]
 
 
 def test_no_fracture_means_the_vbmd_category_decides():

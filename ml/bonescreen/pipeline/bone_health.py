@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..density import Calibration, acr_category, calibrate, vbmd_from_hu
-from ..fracture import assess_fractures, body_heights, spine_axes
+from ..fracture import assess_fractures, body_heights, grade_doubt, spine_axes
 from ..labels import LEVEL_NAMES, levels_present
 from ..reference_tissues import find_reference_tissues
 
@@ -41,11 +41,18 @@ def scan_calibration(
 
 
 def level_fractures(body: np.ndarray, spacing: tuple[float, float, float]) -> dict[str, dict]:
-    """Heights and Genant grade of each lumbar body in ``body`` (level ids 1-5), by level name."""
+    """Heights and Genant grade of each lumbar body in ``body`` (level ids 1-5), by level name.
+
+    Each entry is :func:`bonescreen.fracture.assess_fractures`'s, with ``grade_doubt``
+    (:func:`bonescreen.fracture.grade_doubt` at this scan's slice spacing ``spacing[0]`` mm, or None).
+    """
     present = levels_present(body)
     axes = spine_axes(body, spacing, sorted(present, reverse=True))  # L5 (lowest) first
     heights = {LEVEL_NAMES[v]: body_heights(body == v, spacing, axes.get(v)) for v in present}
-    return assess_fractures(heights, [LEVEL_NAMES[v] for v in sorted(LEVEL_NAMES)])
+    out = assess_fractures(heights, [LEVEL_NAMES[v] for v in sorted(LEVEL_NAMES)])
+    for name, fracture in out.items():
+        fracture["grade_doubt"] = grade_doubt(name, fracture, spacing[0])
+    return out
 
 
 def level_density(measurement: dict | None, calibration: Calibration) -> dict:
@@ -112,6 +119,18 @@ def fracture_basis(fractures: dict[str, dict]) -> list[str]:
     return [n for n, f in fractures.items() if f["genant_grade"] >= EXCLUDED_GRADE]
 
 
+def may_be_milder(fracture: dict) -> bool:
+    """True when a level's grade 2-3 may be grade 1 at the scan's slice spacing (its ``grade_doubt``)."""
+    doubt = fracture.get("grade_doubt")
+    return bool(doubt) and doubt["grade"] < EXCLUDED_GRADE
+
+
+def only_slices_doubted(fractures: dict[str, dict]) -> bool:
+    """True when every grade 2-3 level may be milder at this slice spacing and none has a doubt about its mask."""
+    basis = fracture_basis(fractures)
+    return bool(basis) and all(may_be_milder(fractures[n]) and not fractures[n].get("note") for n in basis)
+
+
 def fracture_doubt(fractures: dict[str, dict], names_certain: bool = True, mask_checked: bool = True) -> str | None:
     """Why a bone status resting on fractures is in doubt, or None.
 
@@ -119,19 +138,27 @@ def fracture_doubt(fractures: dict[str, dict], names_certain: bool = True, mask_
     split cut in two, or one with a hole in its mask, looks fractured too. When every fractured level
     behind the status was measured while the level names are uncertain, or carries a doubt about its
     mask (its ``note``), or the mask is MS-Net's mark that no user has checked (``mask_checked`` False),
-    the status is unconfirmed: the reason says which levels and why. Through the uncorrected mark the
-    heights are not reliable: on the realistic phantom (30 cases, seed 4000, 3 mm slices) its bodies held
-    the discs (heights 7-9 mm too tall at the median), 21 % of 43 fractured levels got their grade, and
-    10 of 107 unfractured levels were called grade 2-3 (``benchmarks/vbmd.py --masks pipeline``).
+    or may be grade 1 at this slice spacing (its ``grade_doubt``), the status is unconfirmed: the reason
+    says which levels and why. Through the uncorrected mark the heights are not reliable: on the realistic
+    phantom (30 cases, seed 4000, 3 mm slices) its bodies held the discs (heights 7-9 mm too tall at the
+    median), 21 % of 43 fractured levels got their grade, and 10 of 107 unfractured levels were called
+    grade 2-3 (``benchmarks/vbmd.py --masks pipeline``).
     """
     basis = fracture_basis(fractures)
-    doubted = [n for n in basis if not names_certain or not mask_checked or fractures[n].get("note")]
+    doubted = [
+        n
+        for n in basis
+        if not names_certain or not mask_checked or fractures[n].get("note") or may_be_milder(fractures[n])
+    ]
     if not basis or doubted != basis:
         return None
     if not names_certain:
         why = "the level names are in doubt"
     elif not mask_checked:
         why = "the mask is MS-Net's, not yet checked (its bodies may hold a disc or lose a part)"
+    elif only_slices_doubted(fractures):
+        reasons = "; ".join(fractures[n]["grade_doubt"]["reason"] for n in basis)
+        return f"the bone status rests on a fracture of {', '.join(basis)} that may be milder ({reasons})"
     else:
         why = "their masks are in doubt"
     return (
@@ -156,9 +183,13 @@ def bone_status(
         which = ", ".join(f"{n} grade {fractures[n]['genant_grade']} {fractures[n]['shape']}" for n in broken)
         basis = f"vertebral fracture ({which})"
         if fracture_doubt(fractures, names_certain, mask_checked):
-            unchecked = names_certain and not mask_checked
-            doubt = "the mask is MS-Net's, not yet checked" if unchecked else "the level split or names are in doubt"
-            basis += f"; {UNCONFIRMED}: {doubt}, check the mask"
+            if names_certain and not mask_checked:
+                doubt = "the mask is MS-Net's, not yet checked, check the mask"
+            elif names_certain and only_slices_doubted(fractures):
+                doubt = "the grade may be 1 at this slice spacing (thinner slices would tell)"
+            else:
+                doubt = "the level split or names are in doubt, check the mask"
+            basis += f"; {UNCONFIRMED}: {doubt}"
         return {"class": "osteoporosis", "basis": basis}
     if density.get("acr_category"):
         return {

@@ -240,6 +240,8 @@ def classify_levels(
             )
         if fracture and fracture.get("note"):
             reasons.append(fracture["note"])
+        if fracture and fracture.get("grade_doubt"):
+            reasons.append(fracture["grade_doubt"]["reason"])
         if fracture is None:
             zs = np.nonzero((walls == lv).any(axis=(1, 2)))[0]
             why = (
