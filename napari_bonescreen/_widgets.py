@@ -92,7 +92,8 @@ SHORT_SHAPE = {"wedge": "wedge", "biconcave": "bicon.", "crush": "crush"}
 
 
 def _grade_cell(row: dict) -> str:
-    """The grade column: a level's Genant grade (and shape), the overall row's bone status."""
+    """The grade column: a level's Genant grade (and shape; '?' when the slices cannot tell it from the grade
+    on the other side of grade 2's bound), the overall row's bone status."""
     if row.get("bone_status"):
         basis = row["bone_status"]["basis"]
         fx = (" (fx?)" if UNCONFIRMED in basis else " (fx)") if "fracture" in basis else ""
@@ -100,7 +101,8 @@ def _grade_cell(row: dict) -> str:
     fracture = row.get("fracture")
     if not fracture:
         return ""
-    return str(fracture["genant_grade"]) + (f" {SHORT_SHAPE[fracture['shape']]}" if fracture["shape"] else "")
+    grade = str(fracture["genant_grade"]) + ("?" if fracture.get("grade_doubt") else "")
+    return grade + (f" {SHORT_SHAPE[fracture['shape']]}" if fracture["shape"] else "")
 
 
 def _row_tooltip(row: dict) -> str:

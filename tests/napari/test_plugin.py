@@ -394,6 +394,8 @@ def test_the_bone_status_cell_says_when_a_fracture_behind_it_is_unconfirmed():
     assert _grade_cell(density) == "low"
     assert _grade_cell({"fracture": {"genant_grade": 2, "shape": "crush"}}) == "2 crush"
     assert _grade_cell({"fracture": {"genant_grade": 1, "shape": "biconcave"}}) == "1 bicon."
+    doubted = {"genant_grade": 2, "shape": "wedge", "grade_doubt": {"grade": 1, "reason": "x"}}
+    assert _grade_cell({"fracture": doubted}) == "2? wedge"
 
 
 def test_a_row_tooltip_gives_the_fracture_in_full_words():
