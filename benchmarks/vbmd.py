@@ -246,6 +246,7 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
             "height_mae_mm": round(float(height_err.mean()), 2) if height_err.size else None,
             "height_bias_mm": {w: round(float(np.mean(e)), 2) for w, e in signed.items() if e},
             "from_true_heights": ceiling,
+            "grade_doubt": doubt_summary(fractured + unfractured),
         },
         "bccnet_level_accuracy": round(float(np.mean([lv["class"] == lv["truth_class"] for lv in classified])), 3)
         if classified
@@ -258,6 +259,23 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
         },
     }
     return out
+
+
+def doubt_summary(levels: list[dict]) -> dict:
+    """How the flag of a grade near grade 2's bound (``fracture.grade_doubt``) fares against the drawn grades.
+
+    ``flagged``: levels flagged; ``flagged_wrong_side``: of those, the ones whose drawn grade is on the other
+    side of the bound from the measured one; ``wrong_side``: all levels measured on the wrong side of the
+    bound (grade 0-1 against 2-3), and ``wrong_side_flagged`` how many of them carry the flag.
+    """
+    wrong = [lv for lv in levels if (lv["fracture"]["genant_grade"] >= 2) != (lv["truth_grade"] >= 2)]
+    flagged = [lv for lv in levels if lv["fracture"].get("grade_doubt")]
+    return {
+        "flagged": len(flagged),
+        "flagged_wrong_side": sum(lv in wrong for lv in flagged),
+        "wrong_side": len(wrong),
+        "wrong_side_flagged": sum(bool(lv["fracture"].get("grade_doubt")) for lv in wrong),
+    }
 
 
 def exact_by_grade(pairs: list[tuple[int, int]]) -> dict[str, str]:
