@@ -199,7 +199,7 @@ def true_body_heights(bone: PlacedBone, step_mm: float = 0.5) -> dict[str, float
     tp = np.stack(np.meshgrid(*axes, indexing="ij")).astype(np.float32)
     if bone.fracture is not None or bone.normal is not None:
         tp = fracture_warp(tp, bone.fracture, lo, hi, bone.normal)
-    inside = body_region(bone, tp, bone.template.sample(tp))  # (x anterior, y lateral, z superior)
+    inside = body_region(bone.template.sample(tp), outline_depth(bone, tp))  # (x anterior, y lateral, z superior)
     body = template_to_volume(inside)
     axis = None
     if bone.axis_world is not None:  # the spine's axis in this grid: template axes, world mm
@@ -209,24 +209,26 @@ def true_body_heights(bone: PlacedBone, step_mm: float = 0.5) -> dict[str, float
     return None if heights is None else {k: heights[k] for k in ("posterior", "middle", "anterior")}
 
 
-def body_region(bone: PlacedBone, tp: np.ndarray, sdf: np.ndarray) -> np.ndarray:
-    """Where a placed vertebra's body is, at template-frame points ``tp`` (3, ...): bool, ``tp``'s shape.
+def outline_depth(bone: PlacedBone, tp: np.ndarray) -> np.ndarray:
+    """How far (mm) template-frame points ``tp`` (3, ...) lie inside a vertebra's body outline seen from above.
 
-    The body is the bone the renderer draws (the whole-vertebra template, ``sdf`` its signed distance in
-    mm at ``tp``) within the body template's outline seen from above. The whole-vertebra mesh stands 1-2 mm
-    proud of the separate body mesh at the endplates (mean +1.8 mm posterior, +1.2 mm middle, +2.3 mm
-    anterior on 60 drawn bodies), and the image shows the former: until 2026-12-02 the truth heights and
-    body masks were the body mesh's, 1-2 mm shorter than the bone in the image and in the vertebra labels.
-
-    Raises
-    ------
-    BoneScreenError
-        If ``bone`` has no body template.
+    Positive inside the body template's outline (its ``endplates`` map), -1 off the map; ``tp``'s shape
+    without the first axis. ``bone`` must have a body template.
     """
-    if bone.body is None:
-        raise BoneScreenError("only a vertebra with a body template has a body region")
-    outline = bone.body.endplates[2]
-    return (sdf < 0) & (bone.body.sample_plane(outline, tp, outside=-1.0) > 0)
+    return bone.body.sample_plane(bone.body.endplates[2], tp, outside=-1.0)
+
+
+def body_region(sdf: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Where a vertebra's body is: bool, of the shape of ``sdf``.
+
+    The body is the bone the renderer draws (the whole-vertebra template; ``sdf`` its signed distance, mm)
+    within the body template's outline seen from above (``depth``: :func:`outline_depth` at the same
+    points). The whole-vertebra mesh stands 1-2 mm proud of the separate body mesh at the endplates (mean
+    +1.8 mm posterior, +1.2 mm middle, +2.3 mm anterior on 60 drawn bodies), and the image shows the
+    former: until 2026-12-02 the truth heights and body masks were the body mesh's, 1-2 mm shorter than
+    the bone in the image and in the vertebra labels.
+    """
+    return (sdf < 0) & (depth > 0)
 
 
 def realize_fracture(bone: PlacedBone, fracture: Fracture, tolerance: float = 0.003) -> Fracture:
@@ -831,24 +833,24 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
         if body_sdf is not None:
             lo, hi = bone.body.extent
             ends = (lo[2] + 6, hi[2] - 6)  # endplate heights in the template (its grid has a margin)
+            depth = outline_depth(bone, tp)
         if bone.osteophyte_mm and body_sdf is not None:
             # spurs grow outward from the endplates' rims, not over the endplates into the disc: only where the
             # point lies within OSTEOPHYTE_RIM_MM of the body's outline seen from above, or outside it
-            within = bone.body.sample_plane(bone.body.endplates[2], tp, outside=-1.0)
             near_end = (np.abs(tp[2] - ends[0]) < 4) | (np.abs(tp[2] - ends[1]) < 4)
-            inside |= near_end & (body_sdf < bone.osteophyte_mm) & (body_sdf > -2) & (within <= OSTEOPHYTE_RIM_MM)
+            inside |= near_end & (body_sdf < bone.osteophyte_mm) & (body_sdf > -2) & (depth <= OSTEOPHYTE_RIM_MM)
         if labels is not None and bone.spine_id:
             sub = labels[rs, cs]
             sub[inside] = bone.spine_id
-            if bone.body is not None:
+            if body_sdf is not None:
                 sub = bodies[rs, cs]
-                sub[inside & body_region(bone, tp, sdf)] = bone.spine_id
+                sub[inside & body_region(sdf, depth)] = bone.spine_id
         if labels_only:
             continue
         if body_sdf is not None:
             # discs: over the body's outline, from each endplate half way (DISC_REACH_MM) to the next body;
             # the annulus a little denser than the nucleus; a fractured body's collapse is filled by disc
-            low, high, outline = bone.body.endplates
+            low, high, _ = bone.body.endplates
             reach = DISC_REACH_MM
             # a collapse or an endplate's concavity opens the gap by up to its loss x half the body's height
             lost = 1.0 - (1.0 - (bone.fracture.warp_depth if bone.fracture is not None else 0.0)) * (
@@ -859,7 +861,6 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
                 reach = (DISC_REACH_MM + lost * half_height) / (1.0 - lost)
             below = bone.body.sample_plane(low, tp) - tp[2]
             above = tp[2] - bone.body.sample_plane(high, tp)
-            depth = bone.body.sample_plane(outline, tp, outside=-1.0)
             disc = (depth > 0) & ~inside & (((below > 0) & (below < reach)) | ((above > 0) & (above < reach)))
             sub = img[rs, cs]
             free = disc & ~bone_any[rs, cs]
