@@ -6,6 +6,7 @@ core's types and back. Errors become notifications in plain words.
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from qtpy.QtWidgets import (
 from bonescreen.atomic import write_text_atomic
 from bonescreen.device import available_devices
 from bonescreen.errors import BoneScreenError
+from bonescreen.hu import body_slice
 from bonescreen.io import load_ct
 from bonescreen.io.nifti import AXIS_CODES
 from bonescreen.io.writers import read_labels_nifti, write_dicom_seg
@@ -48,13 +50,14 @@ from bonescreen.labels import (
     SPINE_ORDER,
     UNNAMED_FIRST,
     VERTEBRA_NAMES,
+    level_id,
     levels_present,
     lumbar_levels,
     rename_vertebra,
     shift_names,
     vertebra_name,
 )
-from bonescreen.messages import user_messages
+from bonescreen.messages import headline, user_messages
 from bonescreen.pipeline.bone_health import UNCONFIRMED
 from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
 
@@ -509,10 +512,10 @@ class ClassifyWidget(_Base):
             item.setToolTip(tip)
             self.table.setHorizontalHeaderItem(c, item)
         # one line per row (a wrapped "osteo. 0.66" doubled every row's height): the columns fit their
-        # contents, the last one takes what is left, and a dock narrower than the table scrolls sideways
+        # contents (a stretched last column would keep Qt's 100 px default, wider than its text), the dock
+        # widens to show them all (_fit_dock_to_table), and a dock narrower than the table scrolls sideways
         self.table.setWordWrap(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
@@ -527,6 +530,11 @@ class ClassifyWidget(_Base):
         self.canvas.setMinimumHeight(220)
         self.flag = QLabel("")
         self.flag.setWordWrap(True)
+        # the answer first, in words and in its class's colour: the bone status (BCC-Net's call is the pie's)
+        self.headline = QLabel("")
+        self.headline.setWordWrap(True)
+        for label in (self.flag, self.headline):  # wrapped to the dock's width, never wider than it
+            label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.export_json = QPushButton("Export result.json")
         self.export_report = QPushButton("Export report.png")
         self.export_sr = QPushButton("Export DICOM SR")
@@ -545,6 +553,7 @@ class ClassifyWidget(_Base):
         layout = self._scrolling_layout()
         layout.addWidget(form.native)
         layout.addWidget(self.status)
+        layout.addWidget(self.headline)
         layout.addWidget(self.table)
         layout.addWidget(self.canvas)
         layout.addWidget(self.flag)
@@ -559,6 +568,7 @@ class ClassifyWidget(_Base):
         if getattr(self, "result", None) is None:
             return
         self.result = None
+        self.headline.setText("")
         self.table.setRowCount(0)
         self.figure.clear()
         self.canvas.draw_idle()
@@ -647,6 +657,7 @@ class ClassifyWidget(_Base):
     def _on_done(self, result: dict) -> None:
         self.result = result
         self.status.setText("Done. Select a level to go to its slices.")
+        self._show_headline(result)
         rows = [*result["levels"], {"name": "overall", **result["overall"]}]
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
@@ -678,14 +689,55 @@ class ClassifyWidget(_Base):
         self.export_json.setEnabled(True)
         self.export_report.setEnabled(True)
         self.export_sr.setEnabled(self._inputs[0].source.kind == "dicom" and bool(result["levels"]))
+        QTimer.singleShot(0, self._fit_dock_to_table)
         QTimer.singleShot(0, lambda: self._scroll.ensureWidgetVisible(self.table, 0, 0))  # the results in view
+
+    #: Most of the window's width the dock may take to show the whole table (the canvas keeps the rest).
+    MAX_DOCK_SHARE = 0.4
+
+    def _fit_dock_to_table(self) -> None:
+        """Widen the dock so that every column of the table shows (the grade and bone status are last),
+        up to :attr:`MAX_DOCK_SHARE` of the window; narrower than that, the table scrolls sideways."""
+        window = self.window()
+        dock = self.parent()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parent()
+        if not isinstance(window, QMainWindow) or dock is None or dock.isFloating():
+            return
+        header = self.table.horizontalHeader()
+        columns = sum(
+            max(self.table.sizeHintForColumn(c), header.sectionSizeHint(c)) for c in range(self.table.columnCount())
+        )
+        margins = self._scroll.widget().layout().contentsMargins()
+        # what the table needs (2: the grid line) and its frame and the dock's margins, against the scroll area's view
+        needed = columns + 2 + 2 * self.table.frameWidth() + margins.left() + margins.right()
+        # the results make the dock scroll: count its vertical scroll bar before it appears
+        available = (
+            self._scroll.width() - 2 * self._scroll.frameWidth() - self._scroll.verticalScrollBar().sizeHint().width()
+        )
+        missing = needed - available
+        if missing <= 0:
+            return
+        width = min(dock.width() + missing, int(self.MAX_DOCK_SHARE * window.width()))
+        if width > dock.width():
+            window.resizeDocks([dock], [width], Qt.Horizontal)
+
+    def _show_headline(self, result: dict) -> None:
+        """The bone status (or, without one, BCC-Net's call) in bold, in its class's colour, with its basis."""
+        from bonescreen.figures import CLASS_COLORS
+
+        line, cls = headline(result["overall"])
+        status = result["overall"].get("bone_status")
+        basis = f"<br>{html.escape(status['basis'])}" if status else ""
+        color = "#444444" if cls is None else CLASS_COLORS[CLASS_NAMES.index(cls)]
+        self.headline.setText(f'<b style="color:{color}; font-size:13pt">{html.escape(line)}</b>{basis}')
 
     def _draw_pie(self, overall: dict) -> None:
         from bonescreen.figures import pie_axes
 
         self.figure.clear()
         ax = self.figure.add_subplot(111)
-        pie_axes(ax, overall["probabilities"], f"BCC-Net, overall ({', '.join(overall['levels_used'])})")
+        pie_axes(ax, overall["probabilities"], f"BCC-Net (network), {', '.join(overall['levels_used'])}")
         if overall["uncertain"]:  # the flag beside the pie, the reasons in the lines below it
             ax.set_title(f"{ax.get_title()}\nUNCERTAIN: see the reasons below", color="#c62828", fontsize=9)
         self.figure.subplots_adjust(top=0.86, bottom=0.27)  # room for the title and the legend
@@ -696,8 +748,8 @@ class ClassifyWidget(_Base):
         if not rows or self.result is None or rows[0].row() >= len(self.result["levels"]):
             return
         level = self.result["levels"][rows[0].row()]
-        image = self._inputs[2]
-        k = (level["body_slices"][0] + level["body_slices"][1]) / 2
+        volume, labels, image = self._inputs
+        k = body_slice(labels == level_id(level["name"]), level["body_slices"], volume.spacing)
         self.viewer.dims.set_point(0, k * image.scale[0] + image.translate[0])
 
     def _ask_and_save(self, default: str, save) -> None:

@@ -338,3 +338,35 @@ def with_endplates(body: np.ndarray, labels: np.ndarray, spacing: tuple[float, f
                     break  # the disc: the body ends here
                 out[k][rim] = level
     return out
+
+
+def body_slice(level: np.ndarray, body_slices, spacing: tuple[float, float, float]) -> int:
+    """The axial slice through a level's body: the one whose section of the level is thickest.
+
+    Within ``body_slices`` (first, last) the slice where the level's mask holds the point deepest inside
+    it (2-D distance to its edge, mm) is the body's; of slices within 1 mm of that depth, the one nearest
+    the middle. The middle slice itself may hold only a neighbour's body and this level's arch (a
+    vertebra tilted in a small field of view).
+
+    Parameters
+    ----------
+    level : ndarray
+        bool (z, y, x) mask of one level.
+    body_slices : sequence of int
+        The level's first and last body slice (result.json ``body_slices``).
+    spacing : tuple of float
+        (dz, dy, dx) in mm.
+
+    Returns
+    -------
+    int
+        The slice index; the middle of ``body_slices`` when the level has no voxel there.
+    """
+    first, last = int(body_slices[0]), int(body_slices[1])
+    middle = (first + last) // 2
+    ks = [k for k in range(max(first, 0), min(last, level.shape[0] - 1) + 1) if level[k].any()]
+    if not ks:
+        return middle
+    depth = np.array([ndimage.distance_transform_edt(level[k], sampling=spacing[1:]).max() for k in ks])
+    good = [k for k, d in zip(ks, depth, strict=True) if d >= depth.max() - 1.0]
+    return min(good, key=lambda k: abs(k - middle))

@@ -13,6 +13,8 @@ was named). Where they live in result.json:
 
 from __future__ import annotations
 
+from .labels import CLASS_TITLES
+
 
 def add_input_messages(result: dict, notes: list[str], flags: list[str]) -> dict:
     """Record the reader's notes and flags in ``result``; a flag makes the overall call uncertain.
@@ -64,3 +66,30 @@ def user_messages(result: dict) -> list[str]:
         if text not in shown:
             add(f"note: {text}")
     return lines
+
+
+def headline(overall: dict) -> tuple[str, str | None]:
+    """The one-line answer that every front end shows first, and the class it names.
+
+    The bone status (a grade 2-3 fracture, else the ACR category of vBMD, else BCC-Net;
+    :func:`bonescreen.pipeline.bone_health.bone_status`) is the tool's answer; BCC-Net's call is
+    one of its inputs and is shown as the network's, below it. A flagged result says so.
+
+    Parameters
+    ----------
+    overall : dict
+        result.json's ``overall``.
+
+    Returns
+    -------
+    tuple of (str, str or None)
+        The line, and the class id it names (None when no lumbar level was classified).
+    """
+    flagged = " (uncertain: see the flags)" if overall.get("uncertain") else ""
+    status = overall.get("bone_status")
+    if status:
+        return f"Bone status: {CLASS_TITLES[status['class']]}{flagged}", status["class"]
+    if overall.get("prediction"):
+        cls = overall["prediction"]
+        return f"BCC-Net (network): {CLASS_TITLES[cls]}{flagged}", cls
+    return "No lumbar level classified", None

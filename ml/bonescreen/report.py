@@ -11,9 +11,9 @@ from matplotlib.colors import ListedColormap
 
 from .density import ACR_LOW_BONE_MASS_BELOW, ACR_OSTEOPOROSIS_BELOW
 from .figures import CLASS_COLORS, pie_axes, plt, save_figure
-from .hu import HUThresholds
+from .hu import HUThresholds, body_slice
 from .labels import CLASS_NAMES, CLASS_TITLES, level_id, vertebra_color, vertebra_name
-from .messages import user_messages
+from .messages import headline, user_messages
 
 #: Every vertebra id (DESIGN.md) in its colour, half transparent; 0 clear.
 _VERTEBRA_CMAP = ListedColormap([(0, 0, 0, 0)] + [(*(c / 255 for c in vertebra_color(k)), 0.45) for k in range(1, 256)])
@@ -21,7 +21,12 @@ _BONE = {"cmap": "gray", "vmin": -250, "vmax": 1250}
 #: Least z extent (mm) that gets a sagittal view: a lumbar body's height is 23.5-32.4 mm (Clouthier et al. 2023).
 SAGITTAL_MIN_MM = 20.0
 #: Fixed figure margins (a tight bounding box would draw the figure twice).
-_MARGINS = {"left": 0.04, "right": 0.98, "top": 0.93, "bottom": 0.03}
+_MARGINS = {"left": 0.04, "right": 0.98, "top": 0.9, "bottom": 0.03}
+#: Text over the images: an opaque dark box, so that no mask colour behind it (L1 is red) can hide the text.
+_TEXT_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "black", "alpha": 0.9, "linewidth": 0}
+#: Colour of a level's heights by its Genant grade (0, 1, 2-3), light enough on the dark box.
+_GRADE_TEXT = ("#7fe8ff", "#ffb347", "#ff8080")
+_SAGITTAL_TEXT_PT = 6.0
 
 
 def _spread(rows: list[float], gap: float) -> list[float]:
@@ -73,22 +78,26 @@ def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = N
                 text = f"{f['height_anterior_mm']:.0f}/{f['height_middle_mm']:.0f}/{f['height_posterior_mm']:.0f} mm"
                 if f["genant_grade"]:
                     text += f"\ngrade {f['genant_grade']} {f['shape']}"
-                color = "red" if f["genant_grade"] >= 2 else "orange" if f["genant_grade"] else "cyan"
+                color = _GRADE_TEXT[min(int(f["genant_grade"]), 2)]
             placed.append((hu.shape[0] - 1 - (ks[0] + ks[-1]) / 2, name, text, color))
-    # labels of vertebrae found close together (a body split in two) would overlap: two lines need this gap
-    rows_at = _spread([p[0] for p in placed], 0.07 * hu.shape[0])
+    # labels of vertebrae found close together (a body split in two) would overlap: keep them a text
+    # line (two for heights with a grade) apart, in rows of the image as drawn
+    ax.apply_aspect()
+    rows_per_point = hu.shape[0] / (ax.get_position().height * ax.figure.get_figheight() * 72.0)
+    lines = max((2 if p[2] and "\n" in p[2] else 1) for p in placed) if placed else 1
+    rows_at = _spread([p[0] for p in placed], 1.3 * max(8.0, _SAGITTAL_TEXT_PT * lines) * rows_per_point)
     for row, (_, name, text, color) in zip(rows_at, placed, strict=True):
-        ax.text((y1 - y0) * 0.04, row, name, color="yellow", fontsize=8, va="center")
+        ax.text((y1 - y0) * 0.04, row, name, color="yellow", fontsize=8, va="center", bbox=_TEXT_BOX)
         if text:
             ax.text(
                 (y1 - y0) * 0.97,
                 row,
                 text,
                 color=color,
-                fontsize=6,
+                fontsize=_SAGITTAL_TEXT_PT,
                 va="center",
                 ha="right",
-                bbox={"boxstyle": "round,pad=0.15", "facecolor": "black", "alpha": 0.65, "linewidth": 0},
+                bbox=_TEXT_BOX,
             )
     title = "sagittal view: every vertebra found"
     ax.set_title(title + ("\nbody heights anterior/middle/posterior" if heights else ""), fontsize=9)
@@ -146,6 +155,13 @@ def _axial(ax, hu_k, shown_k, title: str, ids=None) -> None:
     ax.imshow(np.where(mask, shown_k, 0)[crop], cmap=_VERTEBRA_CMAP, vmin=0, vmax=255, interpolation="nearest")
     ax.set_title(title, fontsize=8)
     ax.axis("off")
+
+
+def _overlaps(artist, others) -> bool:
+    """Whether ``artist``'s drawn box overlaps any of ``others``' (display coordinates)."""
+    renderer = artist.figure.canvas.get_renderer()
+    box = artist.get_window_extent(renderer)
+    return any(box.overlaps(o.get_window_extent(renderer)) for o in others)
 
 
 def render_report(
@@ -238,33 +254,39 @@ def report_figure(
             else "0.6"
             for lv in levels
         ]
-        ax.bar(names, values, color=colors)
-        for value, label in ((th.normal_min, "normal above"), (th.osteoporosis_max, "osteoporosis at/below")):
-            ax.axhline(value + th.contrast_offset_hu, color="0.3", ls="--", lw=0.8)
-            ax.text(
-                0.98,  # inside the right edge, however many bars (axes fraction across, HU up)
-                value + th.contrast_offset_hu + 3,
-                f"{label} {value:.0f}",
-                fontsize=7,
-                ha="right",
-                transform=ax.get_yaxis_transform(),
-                bbox={"facecolor": "white", "alpha": 0.75, "linewidth": 0, "pad": 1},  # readable over a bar
-            )
+        bars = ax.bar(names, values, color=colors)
+        thresholds = [
+            (th.normal_min, "normal above", CLASS_COLORS[0]),
+            (th.osteoporosis_max, "osteoporosis at/below", CLASS_COLORS[2]),
+        ]
+        for value, label, color in thresholds:
+            ax.axhline(value + th.contrast_offset_hu, color=color, ls="--", lw=1.0, label=f"{label} {value:.0f}")
+        # the thresholds are named in a legend above the tallest bar, never over one
+        highest = max([th.normal_min + th.contrast_offset_hu, *[v for v in values if np.isfinite(v)]])
+        ax.set_ylim(0, highest * 1.35)
+        legend = ax.legend(loc="upper left", fontsize=6, framealpha=0.9, borderaxespad=0.3)
+        if _overlaps(legend, bars):  # bars tall at the left: the right corner
+            legend.remove()
+            ax.legend(loc="upper right", fontsize=6, framealpha=0.9, borderaxespad=0.3)
         ax.set_ylabel("trabecular HU")
         ax.set_title("trabecular attenuation", fontsize=9)
     if "pie" in panels:  # the paper's Figure 9
         used = ", ".join(overall["levels_used"])
-        title = f"BCC-Net, overall ({used}): {CLASS_TITLES[overall['prediction']]}"
-        pie_axes(panels["pie"], overall["probabilities"], title)
+        pie_axes(
+            panels["pie"],
+            overall["probabilities"],
+            f"BCC-Net (network), {used}:\n{CLASS_TITLES[overall['prediction']]}",
+        )
     ax = panels["text"]
     ax.axis("off")
-    verdict = CLASS_TITLES[overall["prediction"]] if overall["prediction"] else "none (no lumbar level)"
+    # the headline is the bone status, the tool's answer; BCC-Net's call is one of its inputs
+    line, cls = headline(overall)
+    fig.suptitle(line, fontsize=13, weight="bold", color="0.2" if cls is None else CLASS_COLORS[CLASS_NAMES.index(cls)])
     lines = [title, ""]
     if overall.get("bone_status"):
         lines.append(
             f"bone status: {CLASS_TITLES[overall['bone_status']['class']]} ({overall['bone_status']['basis']})"
         )
-    lines.append(f"BCC-Net: {verdict}")
     if overall.get("vbmd_mg_cm3") is not None:
         used = "+".join(overall["vbmd_levels_used"])
         lines.append(
@@ -274,6 +296,10 @@ def report_figure(
     if overall.get("trabecular_hu") is not None:
         category = CLASS_TITLES[overall["hu_category"]]
         lines.append(f"trabecular HU: {overall['trabecular_hu']:.0f} ({category}, HU thresholds)")
+    if overall["prediction"]:
+        lines.append(f"BCC-Net (network): {CLASS_TITLES[overall['prediction']]}")
+    else:
+        lines.append("no lumbar level classified")
     flagged = [lv["name"] for lv in levels if lv.get("uncertain")]
     lines.append(
         "overall: UNCERTAIN"
@@ -288,10 +314,10 @@ def report_figure(
     notes = fig.add_subplot(grid[2, :])
     notes.axis("off")
     notes.text(0, 1, "\n".join(messages), va="top", fontsize=8, family="monospace")
-    # per level: mid-body axial slice with the mask
+    # per level: the axial slice through the thickest section of its body, with the mask
     for i, lv in enumerate(levels):
-        k = (lv["body_slices"][0] + lv["body_slices"][1]) // 2
         lid = level_id(lv["name"])
+        k = body_slice(labels == lid, lv["body_slices"], spacing)
         hu_text = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         if lv.get("vbmd_mg_cm3") is not None:
             hu_text += f", {lv['vbmd_mg_cm3']:.0f} mg/cm3"

@@ -3,11 +3,14 @@ gets the axial view only; no panel is left empty."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
 from bonescreen.figures import plt
-from bonescreen.hu import HUThresholds
+from bonescreen.hu import HUThresholds, body_slice
+from bonescreen.labels import CLASS_TITLES
 from bonescreen.pipeline.screener import no_lumbar_result
 from bonescreen.report import report_figure
 
@@ -47,3 +50,125 @@ def test_no_lumbar_level_still_shows_what_was_found(nz, views):
     text = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
     assert "found: T12" in text and "no lumbar level" in text
     plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def classified(small_case):
+    """A phantom classified through its true labels (``screen --labels``): result.json and its volume."""
+    from bonescreen.io.volume import CTVolume
+    from bonescreen.pipeline import Screener
+
+    volume = CTVolume(small_case.hu, small_case.spacing, np.diag([*small_case.spacing[::-1], 1.0]), None)
+    return volume, small_case.levels, Screener(device="cpu").classify(volume, small_case.levels)
+
+
+def _other_class(name: str) -> str:
+    return next(c for c in ("osteoporosis", "normal") if c != name)
+
+
+def test_the_headline_is_the_bone_status_not_the_networks_call(classified):
+    volume, levels, result = classified
+    result = copy.deepcopy(result)
+    # a fracture makes the status osteoporosis whatever BCC-Net says (issue "Beyond the paper"): they differ
+    status = _other_class(result["overall"]["prediction"])
+    result["overall"]["bone_status"] = {"class": status, "basis": "vertebral fracture (L1 grade 3 wedge)"}
+    fig = report_figure(volume.hu, levels, volume.spacing, result, "case 7")
+    headline = fig._suptitle
+    assert headline is not None and headline.get_text().startswith(f"Bone status: {CLASS_TITLES[status]}")
+    pie = next(ax for ax in fig.axes if any(type(p).__name__ == "Wedge" for p in ax.patches))
+    assert "BCC-Net (network)" in pie.get_title() and headline.get_fontsize() > pie.title.get_fontsize()
+    text = next(t.get_text() for ax in fig.axes if not ax.images and not ax.patches for t in ax.texts)
+    lines = text.splitlines()
+    # the caller's title heads the text panel (it was overwritten by the pie's), the status comes before BCC-Net
+    assert lines[0] == "case 7"
+    assert text.index("bone status:") < text.index("BCC-Net (network):")
+    plt.close(fig)
+
+
+def _hu_axes(fig):
+    return next(ax for ax in fig.axes if ax.get_ylabel() == "trabecular HU")
+
+
+@pytest.mark.parametrize("values", [[300, 40, 40, 40, 40], [40, 40, 40, 40, 300], [250] * 5, [None, 20, 90, 140, 170]])
+def test_the_hu_thresholds_are_named_where_no_bar_is(classified, values):
+    volume, levels, result = classified
+    result = copy.deepcopy(result)
+    for lv, v in zip(result["levels"], values, strict=True):
+        lv["trabecular_hu"] = v
+    fig = report_figure(volume.hu, levels, volume.spacing, result)
+    fig.canvas.draw()
+    ax = _hu_axes(fig)
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == ["normal above 160", "osteoporosis at/below 110"]
+    box = legend.get_window_extent()
+    bars = [p for p in ax.patches if p.get_height() > 0]
+    assert bars and not any(box.overlaps(b.get_window_extent()) for b in bars)
+    plt.close(fig)
+
+
+def _luminance(rgb) -> float:
+    """WCAG 2.1 relative luminance of an sRGB colour (0-1 channels)."""
+    c = np.asarray(rgb[:3], float)
+    c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return float(0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+
+
+def _contrast(a, b) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_sagittal_labels_are_readable_and_apart_when_vertebrae_lie_close(classified):
+    from matplotlib.colors import to_rgb, to_rgba
+
+    from bonescreen.labels import vertebra_color
+
+    volume, levels, result = classified
+    result = copy.deepcopy(result)
+    # L1's body split in two by a hole in the mask: two vertebrae found a few slices apart, each measured
+    split = levels.copy()
+    ks = np.nonzero((levels == 1).any(axis=(1, 2)))[0]
+    upper = split[ks[len(ks) // 2] :]
+    upper[upper == 1] = 6  # the upper half named T12
+    for lv, grade in zip(result["levels"], (3, 2, 1, 0, 0), strict=True):
+        lv["fracture"] = {
+            "height_anterior_mm": 20.0,
+            "height_middle_mm": 22.0,
+            "height_posterior_mm": 27.0,
+            "genant_grade": grade,
+            "shape": "wedge" if grade else None,
+        }
+    fig = report_figure(volume.hu, split, volume.spacing, result, vertebrae=split)
+    fig.canvas.draw()
+    sagittal = fig.axes[0]
+    assert sagittal.get_title().startswith("sagittal view")
+    texts = [t for t in sagittal.texts if t.get_text()]
+    assert {"T12", "L1"} <= {t.get_text() for t in texts}
+    renderer = fig.canvas.get_renderer()
+    boxes = [(t.get_bbox_patch() or t).get_window_extent(renderer) for t in texts]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+    # each text against what lies behind it: its box (if any) over the mask's colour over white bone
+    for t in texts:
+        patch = t.get_bbox_patch()
+        for vid in (1, 2, 3, 4, 5, 6, 7):
+            behind = 0.45 * np.asarray(vertebra_color(vid), float) / 255 + 0.55 * np.ones(3)
+            if patch is not None:
+                face = np.asarray(to_rgba(patch.get_facecolor()))
+                alpha = patch.get_alpha() if patch.get_alpha() is not None else face[3]
+                behind = alpha * face[:3] + (1 - alpha) * behind
+            assert _contrast(to_rgb(t.get_color()), behind) >= 4.5, (t.get_text(), vid)
+    plt.close(fig)
+
+
+def test_a_levels_axial_view_goes_through_its_body_not_only_its_arch():
+    """A tilted L3 in a small field of view: the middle of its body slices holds only its arch."""
+    level = np.zeros((30, 64, 64), bool)
+    level[0:12, 10:40, 12:52] = True  # the body, low in the range
+    level[0:30, 44:60, 28:34] = True  # the arch (spinous process) on every slice
+    k = body_slice(level, (0, 29), (1.5, 1.0, 1.0))
+    assert 0 <= k < 12
+    assert body_slice(level, (0, 11), (1.5, 1.0, 1.0)) in range(4, 8)  # the thickest slices: the middle of them
+    assert body_slice(np.zeros_like(level), (3, 9), (1.5, 1.0, 1.0)) == 6  # nothing there: the middle

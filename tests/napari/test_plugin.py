@@ -1,12 +1,14 @@
 """The napari plugin in a real viewer: manifest, reader, samples, the whole segment -> edit -> classify flow."""
 
+import html
 import json
 
 import numpy as np
 import pytest
 
 from bonescreen.device import fallback_note, resolve_device
-from bonescreen.labels import CLASS_NAMES
+from bonescreen.hu import body_slice
+from bonescreen.labels import CLASS_NAMES, CLASS_TITLES, level_id
 
 PLUGIN = "napari-bonescreen"
 
@@ -91,6 +93,11 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     for lv in first["levels"]:
         assert sum(lv["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
     assert cls.table.rowCount() == 6 and cls.table.item(5, 0).text() == "overall"
+    # the answer is the bone status, above the table; BCC-Net's call is the network's, on the pie
+    status = first["overall"]["bone_status"]
+    assert cls.headline.text().count("Bone status: " + CLASS_TITLES[status["class"]]) == 1
+    assert html.escape(status["basis"]) in cls.headline.text()
+    assert cls.figure.axes[0].get_title().startswith("BCC-Net (network)")
 
     # edit: erase L1 entirely, paint L2 over part of L3's slices
     data = labels.data
@@ -109,6 +116,8 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     level = second["levels"][1]
     z = viewer.dims.point[0] / image.scale[0]
     assert level["body_slices"][0] <= z <= level["body_slices"][1]
+    # through the level's body: its thickest section (hu.body_slice), not only the middle of its slices
+    assert z == body_slice(data == level_id(level["name"]), level["body_slices"], tuple(image.scale))
 
     cls.save_result(str(tmp_path / "result.json"))
     cls.save_report(str(tmp_path / "report.png"))
@@ -380,6 +389,35 @@ def test_dicom_sr_export_holds_the_table_numbers(make_napari_viewer, qtbot, smal
             assert g["Height Posterior"] == pytest.approx(lv["fracture"]["height_posterior_mm"])
         assert g["Probability of osteoporosis (BCC-Net)"] == pytest.approx(lv["probabilities"]["osteoporosis"])
     assert (tmp_path / "sr_seg.dcm").is_file()
+
+
+def test_the_whole_table_and_the_flags_show_in_the_dock(make_napari_viewer, qtbot, small_case, small_case_files):
+    """At 1600 x 1000 (a laptop screen) the Classify dock widens to show every column, the grade and the bone
+    status last among them, and the headline and flag lines wrap inside the dock instead of running past it."""
+    from qtpy.QtWidgets import QDockWidget
+
+    from napari_bonescreen._convert import labels_layer_data
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1600, 1000)
+    image = viewer.open(str(small_case_files / "nifti" / "ct.nii.gz"), plugin=PLUGIN)[0]
+    data, meta, _ = labels_layer_data(small_case.levels, image, "levels")
+    labels = viewer.add_labels(data, **meta)
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    cls.image.value, cls.labels.value = image, labels
+    cls.run()
+    wait_for(qtbot, cls)
+    qtbot.wait(200)  # the dock is widened on the event loop's next turn
+    table, view = cls.table, cls._scroll.viewport()
+    header = table.horizontalHeader()
+    for c in range(table.columnCount()):  # no column narrower than its text
+        assert header.sectionSize(c) >= table.sizeHintForColumn(c), table.horizontalHeaderItem(c).text()
+    assert header.length() <= table.viewport().width()  # no sideways scrolling
+    for widget in (table, cls.headline, cls.flag):  # inside what the dock shows
+        assert widget.geometry().right() < view.width(), widget
+    assert cls.flag.text() and cls.headline.text()
+    dock = next(d for d in cls.window().findChildren(QDockWidget) if d.isAncestorOf(cls))
+    assert dock.width() <= cls.MAX_DOCK_SHARE * cls.window().width()  # the canvas keeps most of the window
 
 
 def test_the_bone_status_cell_says_when_a_fracture_behind_it_is_unconfirmed():

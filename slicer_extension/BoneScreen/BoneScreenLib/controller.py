@@ -220,8 +220,8 @@ class PanelController:
         import numpy as np
 
         from bonescreen.errors import BoneScreenError
-        from bonescreen.labels import lumbar_levels, vertebra_name
-        from bonescreen.messages import user_messages
+        from bonescreen.labels import CLASS_TITLES, lumbar_levels, vertebra_name
+        from bonescreen.messages import headline, user_messages
 
         self._require_idle()
         volume_node, seg_node = self.params.inputVolume, self.params.outputSegmentation
@@ -247,7 +247,10 @@ class PanelController:
             o = result["overall"]
             messages = user_messages(result)
             flag = "\n".join(messages) if messages else "no uncertainty flag and no notes"
-            return f"Overall ({', '.join(o['levels_used'])}): {o['prediction']}\n{flag}"
+            line, _ = headline(o)  # the bone status first; BCC-Net's call is the network's, below it
+            basis = f" ({o['bone_status']['basis']})" if o.get("bone_status") else ""
+            network = f"BCC-Net (network), {', '.join(o['levels_used'])}: {CLASS_TITLES[o['prediction']]}"
+            return f"{line}{basis}\n{network}\n{flag}"
 
         self._start(work, finish)
 
