@@ -51,6 +51,7 @@ def test_sr_numbers_equal_result_json(screened):
         assert m["Probability of osteoporosis (BCC-Net)"] == lv["probabilities"]["osteoporosis"]
         if lv["fracture"] is not None:
             assert e["Genant semiquantitative grade"] == PRIVATE_CODES[f"GENANT{lv['fracture']['genant_grade']}"]
+            assert m["Vertebral body height loss"] == lv["fracture"]["height_loss"]
         names = {"normal": "Normal", "low_bone_mass": "Osteopenia", "osteoporosis": "Osteoporosis"}
         assert e["Bone condition by BCC-Net"] == names[lv["prediction"]]
         assert e["ACR QCT category of vBMD"] == names[lv["acr_category"]]
@@ -59,6 +60,29 @@ def test_sr_numbers_equal_result_json(screened):
         overall["measurements"]["Volumetric bone mineral density (hydroxyapatite)"] == result["overall"]["vbmd_mg_cm3"]
     )
     assert overall["evaluations"]["Bone status"] in ("Normal", "Osteopenia", "Osteoporosis")
+
+
+def test_a_grade_the_slices_cannot_confirm_reaches_the_sr(screened, small_case_files, tmp_path):
+    """A level whose grade lies within the heights' uncertainty of grade 2's bound (fracture.grade_doubt) carries
+    the other grade in the SR beside its own, so that a reader of the SR alone sees the doubt result.json has."""
+    out, _ = screened
+    result = json.loads((out / "result.json").read_text())
+    lv = next(lv for lv in result["levels"] if lv["fracture"] is not None)
+    lv["fracture"].update(genant_grade=2, shape="wedge", height_loss=0.262)
+    lv["fracture"]["grade_doubt"] = {"grade": 1, "reason": "Genant grade 2 may be 1 (test)"}
+    others = [o for o in result["levels"] if o is not lv and o["fracture"] is not None]
+    for o in others:
+        o["fracture"]["grade_doubt"] = None
+    volume = load_ct(small_case_files / "dicom" / "dicom")
+    write_dicom_sr(volume, out / "seg.dcm", result, tmp_path / "sr.dcm")
+    groups = read_sr_levels(tmp_path / "sr.dcm")
+    e, m = groups[lv["name"]]["evaluations"], groups[lv["name"]]["measurements"]
+    assert e["Genant semiquantitative grade"] == PRIVATE_CODES["GENANT2"]
+    assert e["Genant grade the slice spacing cannot rule out"] == PRIVATE_CODES["GENANT1"]
+    assert m["Vertebral body height loss"] == 0.262
+    assert others and all(
+        "Genant grade the slice spacing cannot rule out" not in groups[o["name"]]["evaluations"] for o in others
+    )
 
 
 def test_sr_references_the_seg_and_the_source_series(screened, small_case_files):

@@ -3,7 +3,8 @@
 One measurement group (TID 1411, volumetric ROI) per classified level, its ROI the level's segment of
 ``seg.dcm``, holding what result.json holds for it: trabecular HU (DCM 112181 Mean Attenuation
 Coefficient, UCUM ``[hnsf'U]``), vBMD and its uncertainty (mg/cm3), the three body heights (DCM 121207
-Height, mm, with the site anterior / center / posterior), the Genant grade and shape, BCC-Net's
+Height, mm, with the site anterior / center / posterior), the height loss, the Genant grade and shape (and
+the grade on the other side of grade 2's bound when the slices cannot tell them apart), BCC-Net's
 probabilities and class, the ACR category; one group (TID 1501) for the whole scan: the overall vBMD,
 ACR category and bone status. Standard codes where DICOM (PS3.16) or SNOMED CT have one; the others
 are BoneScreen's own, coding scheme :data:`SCHEME` (a private designator, as PS3.16 8.2 allows), named
@@ -40,6 +41,8 @@ PRIVATE_CODES = {
     "GENANT2": "Genant grade 2 (moderate)",
     "GENANT3": "Genant grade 3 (severe)",
     "SHAPE": "Vertebral fracture shape",
+    "HLOSS": "Vertebral body height loss",
+    "GRADEDOUBT": "Genant grade the slice spacing cannot rule out",
     "WEDGE": "Wedge",
     "BICONCAVE": "Biconcave",
     "CRUSH": "Crush",
@@ -100,6 +103,8 @@ def _level_group(lv: dict, seg: pydicom.Dataset, segment: int, series_uid: str):
                     finding_sites=[hd.sr.FindingSite(vertebra_code(vid), topographical_modifier=site)],
                 )
             )
+        if fracture.get("height_loss") is not None:
+            measurements.append(hd.sr.Measurement(_code("HLOSS"), fracture["height_loss"], ratio))
     for name, p in lv["probabilities"].items():
         measurements.append(hd.sr.Measurement(_code(_PROBABILITY_CODES[name]), p, ratio))
     evaluations = [hd.sr.QualitativeEvaluation(_code("BCCNET"), _class_code(lv["prediction"]))]
@@ -109,6 +114,9 @@ def _level_group(lv: dict, seg: pydicom.Dataset, segment: int, series_uid: str):
         evaluations.append(hd.sr.QualitativeEvaluation(_code("GENANT"), _code(f"GENANT{fracture['genant_grade']}")))
         if fracture["shape"]:
             evaluations.append(hd.sr.QualitativeEvaluation(_code("SHAPE"), _code(fracture["shape"].upper())))
+        doubt = fracture.get("grade_doubt")
+        if doubt:  # fracture.grade_doubt: the grade the heights' uncertainty at this slice spacing allows
+            evaluations.append(hd.sr.QualitativeEvaluation(_code("GRADEDOUBT"), _code(f"GENANT{doubt['grade']}")))
     return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=lv["name"]),
         referenced_segment=hd.sr.ReferencedSegment(
