@@ -77,8 +77,9 @@ def main() -> None:
     w.weightsPathLineEdit.setPlaceholderText("(bundled weights)")
     w.progressBar.setValue(100)
     w.statusLabel.setText(
-        "Overall (L1, L2): low_bone_mass; UNCERTAIN: HU category osteoporosis (104 HU) "
-        "disagrees with the network (low_bone_mass)"
+        "Bone status: Low bone mass (vBMD 96 mg/cm3 (ACR QCT categories))\n"
+        "BCC-Net (network), L1, L2: Low bone mass\n"
+        "L3: HU category osteoporosis (104 HU) disagrees with the network (low bone mass)"
     )
     w.resize(440, 560)
     w.show()
