@@ -122,8 +122,8 @@ def main() -> None:
         cases.append(
             {
                 "case": row["case_id"],
-                "kvp": row["kvp"],
-                "phase": row["phase"],
+                "kvp": row.get("kvp") or None,
+                "phase": row.get("phase") or None,
                 "energy_kev": cal["effective_energy_kev"],
                 "tissues": {k: v["hu"] for k, v in cal["reference_tissues"].items()},
                 "flags": cal["flags"],
@@ -139,8 +139,8 @@ def main() -> None:
                 {
                     "case": row["case_id"],
                     "level": name,
-                    "kvp": float(row["kvp"]),
-                    "phase": row["phase"],
+                    "kvp": float(row["kvp"]) if row.get("kvp") else None,  # the first phantom draws none
+                    "phase": row.get("phase") or None,
                     "truth_vbmd": truth,
                     "truth_class": row["class"],
                     "truth_grade": grade,
@@ -151,7 +151,7 @@ def main() -> None:
                 }
             )
         print(
-            f"{row['case_id']}: {row['kvp']} kVp, {row['phase']:<8} E={cal['effective_energy_kev']} keV  "
+            f"{row['case_id']}: {row.get('kvp') or '?'} kVp, {row.get('phase') or '?':<8} E={cal['effective_energy_kev']} keV  "
             + "  ".join(
                 f"{n} {m['vbmd']:.0f}/{float(row['vbmd_' + n]):.0f}"
                 for n, m in measured.items()
@@ -176,7 +176,7 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
         return round(float(np.mean([fn(lv) == acr_category(lv["truth_vbmd"]) for lv in clear])), 3) if clear else None
 
     by_kvp = {}
-    for kvp in sorted({lv["kvp"] for lv in density}):
+    for kvp in sorted({lv["kvp"] for lv in density if lv["kvp"] is not None}):
         e = np.array([lv["vbmd"] - lv["truth_vbmd"] for lv in density if lv["kvp"] == kvp])
         by_kvp[f"{kvp:.0f}"] = {
             "levels": len(e),
@@ -184,7 +184,7 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
             "bias": round(float(e.mean()), 1),
         }
     by_phase = {}
-    for phase in sorted({lv["phase"] for lv in density}):
+    for phase in sorted({lv["phase"] for lv in density if lv["phase"] is not None}):
         e = np.array([lv["vbmd"] - lv["truth_vbmd"] for lv in density if lv["phase"] == phase])
         by_phase[phase] = {
             "levels": len(e),
@@ -255,7 +255,7 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
             f"{kvp:.0f}": round(
                 float(np.mean([lv["class"] == lv["truth_class"] for lv in classified if lv["kvp"] == kvp])), 3
             )
-            for kvp in sorted({lv["kvp"] for lv in classified})
+            for kvp in sorted({lv["kvp"] for lv in classified if lv["kvp"] is not None})
         },
     }
     return out

@@ -99,7 +99,7 @@ def _grade_cell(row: dict) -> str:
     on the other side of grade 2's bound), the overall row's bone status."""
     if row.get("bone_status"):
         basis = row["bone_status"]["basis"]
-        fx = (" (fx?)" if UNCONFIRMED in basis else " (fx)") if "fracture" in basis else ""
+        fx = (" (fx?)" if UNCONFIRMED in basis else " (fx)") if basis.startswith("vertebral fracture") else ""
         return SHORT_CLASS[row["bone_status"]["class"]] + fx
     fracture = row.get("fracture")
     if not fracture:

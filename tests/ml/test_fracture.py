@@ -184,6 +184,12 @@ def test_a_status_resting_on_a_grade_2_that_thick_slices_cannot_tell_from_grade_
     assert thin["L3"]["genant_grade"] == 2 and thin["L3"]["grade_doubt"] is None and fracture_doubt(thin) is None
     # a mask doubt and an unchecked mask still say so first
     assert "MS-Net's, not yet checked" in bone_status(thick, density, "normal", mask_checked=False)["basis"]
+    # vBMD in the osteoporosis range decides the status without the doubted fracture: confirmed by the density
+    low = {"acr_category": "osteoporosis", "vbmd_mg_cm3": 72.0}
+    status = bone_status(thick, low, "normal")
+    assert status["class"] == "osteoporosis" and status["basis"].startswith("vBMD 72 mg/cm3")
+    assert "possible vertebral fracture (L3 grade 2 wedge), not confirmed: the grade may be 1" in status["basis"]
+    assert "unconfirmed" not in status["basis"]
 
 
 def test_no_fracture_means_the_vbmd_category_decides():

@@ -430,6 +430,9 @@ def test_the_bone_status_cell_says_when_a_fracture_behind_it_is_unconfirmed():
     density = {"bone_status": {"class": "low_bone_mass", "basis": "vBMD 101 mg/cm3 (ACR QCT categories)"}}
     assert _grade_cell(sure) == "osteo. (fx)" and _grade_cell(doubt) == "osteo. (fx?)"
     assert _grade_cell(density) == "low"
+    # vBMD decides, a doubted fracture beside it (bone_health.bone_status): the density's call, no 'fx' mark
+    basis = "vBMD 72 mg/cm3 (ACR QCT categories); a possible vertebral fracture (L3 grade 2 wedge), not confirmed: x"
+    assert _grade_cell({"bone_status": {"class": "osteoporosis", "basis": basis}}) == "osteo."
     assert _grade_cell({"fracture": {"genant_grade": 2, "shape": "crush"}}) == "2 crush"
     assert _grade_cell({"fracture": {"genant_grade": 1, "shape": "biconcave"}}) == "1 bicon."
     doubted = {"genant_grade": 2, "shape": "wedge", "grade_doubt": {"grade": 1, "reason": "x"}}

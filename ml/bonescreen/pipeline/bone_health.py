@@ -176,7 +176,9 @@ def bone_status(
 ) -> dict:
     """The overall class and its basis: a grade 2-3 fracture, else the ACR vBMD category, else BCC-Net.
 
-    A status resting only on fractures in doubt (:func:`fracture_doubt`) says so in its basis.
+    A status resting only on fractures in doubt (:func:`fracture_doubt`) says so in its basis; when vBMD
+    falls in the osteoporosis category too, the status rests on the density and the basis names the
+    fracture as possible, not confirmed.
     """
     broken = fracture_basis(fractures)
     if broken:
@@ -189,6 +191,12 @@ def bone_status(
                 doubt = "the grade may be 1 at this slice spacing (thinner slices would tell)"
             else:
                 doubt = "the level split or names are in doubt, check the mask"
+            if density.get("acr_category") == "osteoporosis":  # the density decides it without the fracture
+                return {
+                    "class": "osteoporosis",
+                    "basis": f"vBMD {density['vbmd_mg_cm3']:.0f} mg/cm3 (ACR QCT categories); a possible {basis}, "
+                    f"not confirmed: {doubt}",
+                }
             basis += f"; {UNCONFIRMED}: {doubt}"
         return {"class": "osteoporosis", "basis": basis}
     if density.get("acr_category"):

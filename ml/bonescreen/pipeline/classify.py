@@ -33,12 +33,14 @@ from ..hu import (
 )
 from ..inplane import bounding_box, inscribed_radius
 from ..labels import CLASS_NAMES, CLASS_TITLES, LEVEL_NAMES, levels_present
+from ..mask_fit import off_bone
 from ..metal import METAL_HU, metal_mask
 from ..ood import FeatureDensity
 from ..preprocess import roi_crop
 from ..threads import thread_map
 from .bone_health import (
     NO_VBMD,
+    UNCONFIRMED,
     bone_status,
     exclusions,
     fracture_doubt,
@@ -173,6 +175,7 @@ def classify_levels(
         metal_voxels = {lv: int(np.count_nonzero(metal & (near == lv))) for lv in present}
         labels = np.where(metal, 0, labels).astype(np.uint8)
         present = [lv for lv in present if (labels == lv).any()]
+    off = off_bone(hu, labels, present)  # labels of another CT or orientation on this grid
     body = body_from_levels(labels, spacing)
     hu_by_level = trabecular_hu(hu, body, spacing)
     body_full = np.zeros(full_labels.shape, dtype=np.uint8)
@@ -222,7 +225,7 @@ def classify_levels(
         unlike = None if distance is None else density.reason(distance)
         if unlike:
             unlike_training[lv] = distance
-        reasons = [r for r in (unlike, _close_call(p), implausible_trabecular_hu(measured)) if r]
+        reasons = [r for r in (off.get(lv), unlike, _close_call(p), implausible_trabecular_hu(measured)) if r]
         if metal_voxels.get(lv):
             reasons.append(
                 f"metal beside or in this vertebra ({metal_voxels[lv]} voxels above {METAL_HU:.0f} HU: screws or "
@@ -315,8 +318,17 @@ def classify_levels(
     vbmd = overall_density(health, left_out)
     status = bone_status(fractures, vbmd, prediction, names_certain, mask_checked)
     doubt = fracture_doubt(fractures, names_certain, mask_checked)
-    if doubt:  # the status rests only on fractures of bodies the split or naming may have got wrong: first
+    if doubt and status["basis"].startswith("vertebral fracture"):
+        # the status rests only on fractures of bodies the split or naming may have got wrong: first
         reasons.insert(0, doubt)
+    if off:  # nothing measured through labels off the bone means anything: the first reason of all
+        names = ", ".join(LEVEL_NAMES[lv] for lv in sorted(off))
+        reasons.insert(
+            0,
+            f"the labels of {names} do not sit on bone: every figure of {'them' if len(off) > 1 else 'it'} is "
+            "meaningless; check that the labels belong to this CT and its orientation",
+        )
+        status["basis"] += f"; {UNCONFIRMED}: the labels of {names} do not sit on bone"
     if vbmd["acr_category"] and vbmd["acr_category"] != prediction:
         reasons.append(
             f"ACR category {_said(vbmd['acr_category'])} ({vbmd['vbmd_mg_cm3']:.0f} mg/cm3) disagrees with the "

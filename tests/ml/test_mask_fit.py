@@ -1,0 +1,56 @@
+"""Labels that do not sit on the CT's bone (another scan's, or this one's in another orientation, on the same
+grid) are flagged on every level they touch, first among the overall reasons, and the bone status says so."""
+
+import numpy as np
+import pytest
+
+from bonescreen.io.volume import CTVolume
+from bonescreen.mask_fit import off_bone
+from bonescreen.pipeline import Screener
+
+
+@pytest.fixture(scope="module")
+def case_volume(small_case):
+    return CTVolume(small_case.hu, small_case.spacing, np.diag([*small_case.spacing[::-1], 1.0]), None)
+
+
+def _misplaced(levels: np.ndarray) -> dict[str, np.ndarray]:
+    """The same labels swapped in x and y, and flipped front to back: on the grid, off the spine."""
+    return {
+        "swapped": np.ascontiguousarray(levels.transpose(0, 2, 1)),
+        "flipped": np.ascontiguousarray(levels[:, ::-1]),
+    }
+
+
+def test_labels_on_the_bone_pass_and_misplaced_ones_are_named(small_case):
+    assert off_bone(small_case.hu, small_case.levels) == {}
+    for how, labels in _misplaced(small_case.levels).items():
+        off = off_bone(small_case.hu, labels, [1, 2, 3, 4, 5])
+        assert sorted(off) == [1, 2, 3, 4, 5], how
+        assert off[3].startswith("the labels of L3 do not sit on bone: their rim reads")
+
+
+def test_a_real_crops_labels_pass_and_flipped_they_do_not(shared_data):
+    from bonescreen.data.labelled import builtin_real_cases
+
+    case = next(c for c in builtin_real_cases() if c.name == "tptbox-l3-crop")
+    volume = case.load_volume()
+    truth = case.load_labels(volume)
+    assert off_bone(volume.hu, truth) == {}
+    assert sorted(off_bone(volume.hu, np.ascontiguousarray(truth[:, ::-1]))) == sorted(
+        int(k) for k in np.unique(truth) if k
+    )
+
+
+def test_classifying_misplaced_labels_says_so_first(case_volume, small_case):
+    screener = Screener(device="cpu")
+    fitting = screener.classify(case_volume, small_case.levels)
+    assert not any("do not sit on bone" in r for r in fitting["overall"]["reasons"])
+    result = screener.classify(case_volume, _misplaced(small_case.levels)["swapped"])
+    overall = result["overall"]
+    assert overall["uncertain"] and overall["reasons"][0].startswith(
+        "the labels of L1, L2, L3, L4, L5 do not sit on bone"
+    )
+    assert overall["bone_status"]["basis"].endswith("unconfirmed: the labels of L1, L2, L3, L4, L5 do not sit on bone")
+    for lv in result["levels"]:
+        assert lv["uncertain"] and lv["reasons"][0].startswith(f"the labels of {lv['name']} do not sit on bone")
