@@ -739,7 +739,7 @@ class ClassifyWidget(_Base):
         ax = self.figure.add_subplot(111)
         pie_axes(ax, overall["probabilities"], f"BCC-Net (network), {', '.join(overall['levels_used'])}")
         if overall["uncertain"]:  # the flag beside the pie, the reasons in the lines below it
-            ax.set_title(f"{ax.get_title()}\nUNCERTAIN: see the reasons below", color="#c62828", fontsize=9)
+            ax.set_title(f"{ax.get_title()}\nUNCERTAIN: see the flags below", color="#c62828", fontsize=9)
         self.figure.subplots_adjust(top=0.86, bottom=0.27)  # room for the title and the legend
         self.canvas.draw_idle()
 

@@ -26,7 +26,7 @@ _MARGINS = {"left": 0.04, "right": 0.98, "top": 0.9, "bottom": 0.03}
 _TEXT_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "black", "alpha": 0.9, "linewidth": 0}
 #: Colour of a level's heights by its Genant grade (0, 1, 2-3), light enough on the dark box.
 _GRADE_TEXT = ("#7fe8ff", "#ffb347", "#ff8080")
-_SAGITTAL_TEXT_PT = 6.0
+_SAGITTAL_TEXT_PT = 7.0
 
 
 def _spread(rows: list[float], gap: float) -> list[float]:
@@ -76,8 +76,9 @@ def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = N
             text, color = None, None
             if f:
                 text = f"{f['height_anterior_mm']:.0f}/{f['height_middle_mm']:.0f}/{f['height_posterior_mm']:.0f} mm"
-                if f["genant_grade"]:
-                    text += f"\ngrade {f['genant_grade']} {f['shape']}"
+                if f["genant_grade"]:  # '?': the slices cannot tell it from the grade across 25 % (grade_doubt)
+                    doubt = "?" if f.get("grade_doubt") else ""
+                    text += f"\ngrade {f['genant_grade']}{doubt} {f['shape']}"
                 color = _GRADE_TEXT[min(int(f["genant_grade"]), 2)]
             placed.append((hu.shape[0] - 1 - (ks[0] + ks[-1]) / 2, name, text, color))
     # labels of vertebrae found close together (a body split in two) would overlap: keep them a text
@@ -223,7 +224,10 @@ def report_figure(
         top.append("pie")
     top.append("text")
     bottom = max(len(levels), 1)
-    ncols = max(len(top), bottom)
+    # the sagittal view (the spine is tall and narrow) takes the first column of both image rows, so that its
+    # vertebrae and their heights are large enough to read; the other panels and the axial views follow it
+    first = 1 if "sagittal" in top else 0
+    ncols = first + max(len(top) - first, bottom)
     width = max(3.0 * ncols, 9)
     # the flags and notes go below the images across the whole width, wrapped, one line per ~1.6 inch of text
     chars = int(width * 15)
@@ -237,7 +241,7 @@ def report_figure(
     grid = fig.add_gridspec(
         3, ncols, height_ratios=[1.15, 1.0, max(notes_in, 0.05) / 3.9], hspace=0.42, wspace=0.35, **margins
     )
-    panels = {name: fig.add_subplot(grid[0, i]) for i, name in enumerate(top)}
+    panels = {name: fig.add_subplot(grid[0:2, 0] if name == "sagittal" else grid[0, i]) for i, name in enumerate(top)}
     if "sagittal" in panels:
         heights = {lv["name"]: lv["fracture"] for lv in levels if lv.get("fracture")}
         _sagittal(panels["sagittal"], hu, shown, spacing, present, heights)
@@ -323,7 +327,7 @@ def report_figure(
             hu_text += f", {lv['vbmd_mg_cm3']:.0f} mg/cm3"
         flag = " (flagged)" if lv["uncertain"] else ""  # the reasons are in the notes below
         _axial(
-            fig.add_subplot(grid[1, i]),
+            fig.add_subplot(grid[1, first + i]),
             hu[k],
             labels[k],
             f"{lv['name']} slice {k}: {CLASS_TITLES[lv['prediction']]}{flag}\n{hu_text}, "
@@ -333,5 +337,5 @@ def report_figure(
     if not levels:  # what was found, through its largest slice
         k = int(np.argmax((shown > 0).sum(axis=(1, 2)))) if present else hu.shape[0] // 2
         what = ", ".join(vertebra_name(v) for v in np.unique(shown[k]) if v) or "nothing marked"
-        _axial(fig.add_subplot(grid[1, 0]), hu[k], shown[k], f"slice {k}: {what}\n(no lumbar level classified)")
+        _axial(fig.add_subplot(grid[1, first]), hu[k], shown[k], f"slice {k}: {what}\n(no lumbar level classified)")
     return fig

@@ -138,6 +138,7 @@ def test_sagittal_labels_are_readable_and_apart_when_vertebrae_lie_close(classif
             "height_posterior_mm": 27.0,
             "genant_grade": grade,
             "shape": "wedge" if grade else None,
+            "grade_doubt": {"grade": 1, "reason": "x"} if grade == 2 else None,
         }
     fig = report_figure(volume.hu, split, volume.spacing, result, vertebrae=split)
     fig.canvas.draw()
@@ -145,6 +146,7 @@ def test_sagittal_labels_are_readable_and_apart_when_vertebrae_lie_close(classif
     assert sagittal.get_title().startswith("sagittal view")
     texts = [t for t in sagittal.texts if t.get_text()]
     assert {"T12", "L1"} <= {t.get_text() for t in texts}
+    assert any("grade 2? wedge" in t.get_text() for t in texts)  # a doubted grade as napari shows it
     renderer = fig.canvas.get_renderer()
     boxes = [(t.get_bbox_patch() or t).get_window_extent(renderer) for t in texts]
     for i in range(len(boxes)):
