@@ -429,6 +429,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
     from .screen import check_output_folder, screen_file
 
     check_output_folder(args.out)  # before the networks load: a bad --out costs nothing
+    if args.label_scheme is not None and args.labels is None:
+        raise BoneScreenError("--label-scheme names the ids of --labels: give the label map with --labels")
     thresholds = HUThresholds(args.osteoporosis_hu, args.normal_hu, args.contrast_offset)
     screener = Screener(args.seg_weights, args.cls_weights, args.device, thresholds, _inference_settings(args))
     bars = _stage_bars(preface=screener.device_note)  # said once the CT is read and the networks start
@@ -436,7 +438,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
         args.input,
         args.out,
         labels_path=args.labels,
-        label_scheme=args.label_scheme,
+        label_scheme=args.label_scheme or "bonescreen",
         progress=bars,
         screener=screener,
         hu_offset=args.hu_offset,
@@ -686,8 +688,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("screen", help="screen one CT: result.json, levels.nii.gz, seg.dcm (DICOM input), report.png")
     sc.add_argument("input", type=Path, help="DICOM folder, DICOM file or NIfTI")
-    sc.add_argument("--out", type=Path, required=True)
-    sc.add_argument("--device", type=_device, default="auto")
+    sc.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder: result.json, levels.nii.gz, report.png (seg.dcm, sr.dcm)",
+    )
+    sc.add_argument("--device", type=_device, default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     sc.add_argument("--seg-weights", type=Path, default=None, help="default: the bundled MS-Net")
     sc.add_argument("--cls-weights", type=Path, default=None, help="default: the bundled BCC-Net")
     sc.add_argument(
@@ -699,8 +706,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument(
         "--label-scheme",
         choices=SCHEME_NAMES,
-        default="bonescreen",
-        help="ids of --labels: bonescreen (DESIGN.md), verse (VerSe) or totalseg (TotalSegmentator's total task)",
+        default=None,
+        help="ids of --labels: bonescreen (DESIGN.md, the default), verse (VerSe) or totalseg (TotalSegmentator's "
+        "total task)",
     )
     sc.add_argument("--osteoporosis-hu", type=float, default=110.0, help="trabecular HU at or below: osteoporosis")
     sc.add_argument("--normal-hu", type=float, default=160.0, help="trabecular HU above: normal")
@@ -722,12 +730,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     bt = sub.add_parser("batch", help="screen every CT series under a folder on Dask (summary.csv, manifest.json)")
     bt.add_argument("input_root", type=Path)
-    bt.add_argument("--out", type=Path, required=True)
+    bt.add_argument(
+        "--out", type=Path, required=True, help="output folder: summary.csv, manifest.json, a folder per study"
+    )
     bt.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (default: a LocalCluster)")
     bt.add_argument(
         "--workers", type=_positive_int, default=None, help="LocalCluster workers (default: per GPU, else cores/2)"
     )
-    bt.add_argument("--device", type=_device, default="auto")
+    bt.add_argument("--device", type=_device, default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     bt.add_argument("--seg-weights", type=Path, default=None)
     bt.add_argument("--cls-weights", type=Path, default=None)
     _add_inference_options(bt)

@@ -165,6 +165,15 @@ def test_cli_validates_values_where_it_parses_them(argv, option, capsys):
     assert f"argument {option}" in capsys.readouterr().err
 
 
+def test_an_option_that_only_applies_with_another_is_refused_without_it(tmp_path, capsys):
+    """--label-scheme names the ids of --labels: alone it would be ignored silently."""
+    ct = tmp_path / "ct.nii.gz"
+    ct.write_bytes(b"")
+    assert cli.main(["screen", str(ct), "--out", str(tmp_path / "o"), "--label-scheme", "verse"]) == 2
+    err = capsys.readouterr().err
+    assert "--label-scheme" in err and "--labels" in err and not (tmp_path / "o" / "result.json").exists()
+
+
 def test_cli_reports_bonescreen_errors_as_user_errors(tmp_path, capsys):
     assert cli.main(["screen", str(tmp_path / "missing.nii.gz"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

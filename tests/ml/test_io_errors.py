@@ -117,6 +117,18 @@ def test_unreadable_nifti(tmp_path):
     expect_error(g, "unreadable NIfTI")
 
 
+def test_a_damaged_compressed_nifti_says_how(small_case_files, tmp_path):
+    """A text file named .nii.gz, and a real .nii.gz cut short: the message says which, not gzip's internals."""
+    text = tmp_path / "notes.nii.gz"
+    text.write_text("hello\n")
+    expect_error(text, "named .gz but not gzip-compressed")
+    whole = (small_case_files / "nifti" / "ct.nii.gz").read_bytes()
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    err = expect_error(cut, "the compressed file ends early: it was cut short")
+    assert "EOFError" not in str(err)
+
+
 def test_nifti_not_3d(tmp_path):
     import nibabel as nib
 

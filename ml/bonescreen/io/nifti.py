@@ -102,6 +102,27 @@ def affine_from_codes(codes: str, zooms) -> np.ndarray:
     return affine
 
 
+#: The first two bytes of every gzip stream (RFC 1952).
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _why_unreadable(path: Path, exc: BaseException) -> str:
+    """Why nibabel could not read ``path``, in words: a ``.gz`` name on a file that is not gzip, a compressed
+    file cut short, or nibabel's own message."""
+    if path.name.endswith(".gz"):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(2)
+        except OSError:
+            head = GZIP_MAGIC
+        if head != GZIP_MAGIC:
+            return "named .gz but not gzip-compressed: it is not a NIfTI file, or it was renamed"
+        if isinstance(exc, EOFError):
+            return "the compressed file ends early: it was cut short (an interrupted copy or download?)"
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {message}"
+
+
 def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVolume:
     """Read a 3-D NIfTI CT (values in HU) as a :class:`CTVolume`.
 
@@ -122,9 +143,7 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
         unknown = int(img.header["qform_code"]) == 0 and int(img.header["sform_code"]) == 0
         zooms = img.header.get_zooms()[:3]
     except Exception as exc:  # nibabel raises several types for damaged files
-        raise BoneScreenError(
-            f"unreadable NIfTI ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", path
-        ) from None
+        raise BoneScreenError(f"unreadable NIfTI ({_why_unreadable(path, exc)})", path) from None
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
