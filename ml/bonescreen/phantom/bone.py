@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import attenuation
+from ..attenuation import Spectrum
 from ..errors import BoneScreenError, check_number
 from ..labels import CLASS_NAMES
 
@@ -15,10 +17,9 @@ VBMD_RANGES: dict[str, tuple[float, float]] = {
     "osteoporosis": (35.0, 77.0),
 }
 
-#: Trabecular attenuation (non-contrast) from vBMD: HU = A * vBMD + B. With these values 80 mg/cm3 gives
-#: about 112 HU and 120 mg/cm3 about 158 HU, in line with the opportunistic-CT thresholds (110 / 160 HU).
-HU_PER_VBMD = 1.15
-HU_AT_ZERO_VBMD = 20.0
+#: The tube spectrum the first phantom's bone is computed under (its soft tissues read as at 120 kVp:
+#: fat -100 HU, :mod:`bonescreen.attenuation` gives -99).
+FIRST_PHANTOM_SPECTRUM = Spectrum(kvp=120.0)
 
 
 def vbmd_class(vbmd: float) -> str:
@@ -38,7 +39,15 @@ def vbmd_class(vbmd: float) -> str:
 
 
 def trabecular_hu(vbmd: float, contrast_offset: float = 0.0) -> float:
-    """Mean trabecular HU of the phantom for a vBMD (mg/cm3), plus a contrast-phase offset (HU).
+    """Mean trabecular HU of the first phantom for a vBMD (mg/cm3), plus a contrast-phase offset (HU).
+
+    Computed as the realistic phantom computes it (:func:`bonescreen.attenuation.trabecular_bone`):
+    hydroxyapatite at ``vbmd`` with its collagen, the rest marrow whose fat follows the density
+    (:func:`~bonescreen.attenuation.mean_marrow_fat`, Griffith et al., Radiology 2005), under
+    :data:`FIRST_PHANTOM_SPECTRUM`; so the scan's internal calibration reads back the vBMD drawn. Until
+    2026-12-02 it was HU = 1.15 vBMD + 20, a line through the opportunistic thresholds (80 mg/cm3 at
+    112 HU, 120 at 158) that no material gives: low densities read up to 25 HU too bright, and vBMD
+    measured on this phantom came out up to 28 mg/cm3 high (30 cases, seed 2000).
 
     Raises
     ------
@@ -47,7 +56,8 @@ def trabecular_hu(vbmd: float, contrast_offset: float = 0.0) -> float:
     """
     check_number("vbmd", vbmd, 0.0)
     check_number("contrast_offset", contrast_offset)
-    return HU_PER_VBMD * vbmd + HU_AT_ZERO_VBMD + contrast_offset
+    bone = attenuation.trabecular_bone(vbmd, float(attenuation.mean_marrow_fat(vbmd)))
+    return attenuation.hounsfield(bone, FIRST_PHANTOM_SPECTRUM) + contrast_offset
 
 
 def draw_class(rng: np.random.Generator, index: int, seed: int, weights: tuple[float, float, float] | None) -> str:
