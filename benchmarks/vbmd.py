@@ -151,7 +151,8 @@ def main() -> None:
                 }
             )
         print(
-            f"{row['case_id']}: {row.get('kvp') or '?'} kVp, {row.get('phase') or '?':<8} E={cal['effective_energy_kev']} keV  "
+            f"{row['case_id']}: {row.get('kvp') or '?'} kVp, {row.get('phase') or '?':<8} "
+            f"E={cal['effective_energy_kev']} keV  "
             + "  ".join(
                 f"{n} {m['vbmd']:.0f}/{float(row['vbmd_' + n]):.0f}"
                 for n, m in measured.items()
