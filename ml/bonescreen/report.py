@@ -299,7 +299,8 @@ def report_figure(
         )
     if overall.get("trabecular_hu") is not None:
         category = CLASS_TITLES[overall["hu_category"]]
-        lines.append(f"trabecular HU: {overall['trabecular_hu']:.0f} ({category}, HU thresholds)")
+        used = "+".join(overall["levels_used"])  # the network's levels (L1+L2), not vBMD's (L1-L4)
+        lines.append(f"trabecular HU ({used}): {overall['trabecular_hu']:.0f} ({category}, HU thresholds)")
     if overall["prediction"]:
         lines.append(f"BCC-Net (network): {CLASS_TITLES[overall['prediction']]}")
     else:
