@@ -168,9 +168,7 @@ class _Base(QWidget):
         ours = [w for w in window.findChildren(QWidget) if isinstance(w, _Base) and w.isVisible()]
         docks = []
         for widget in ours:
-            dock = widget.parent()
-            while dock is not None and not isinstance(dock, QDockWidget):
-                dock = dock.parent()
+            dock = widget.dock()
             if dock is not None and not dock.isFloating() and all(dock is not d for d, _ in docks):
                 docks.append((dock, widget.HEIGHT_SHARE))
         if len(docks) < 2 or len({window.dockWidgetArea(d) for d, _ in docks}) != 1:
@@ -178,6 +176,13 @@ class _Base(QWidget):
         total = sum(d.height() for d, _ in docks)
         weight = sum(w for _, w in docks)
         window.resizeDocks([d for d, _ in docks], [int(total * w / weight) for _, w in docks], Qt.Vertical)
+
+    def dock(self) -> QDockWidget | None:
+        """The napari dock that holds this widget (None before it is docked)."""
+        dock = self.parent()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parent()
+        return dock
 
     def _scrolling_layout(self) -> QVBoxLayout:
         """The dock's layout, inside a vertical scroll area: with both docks open on a small screen each
@@ -698,10 +703,7 @@ class ClassifyWidget(_Base):
     def _fit_dock_to_table(self) -> None:
         """Widen the dock so that every column of the table shows (the grade and bone status are last),
         up to :attr:`MAX_DOCK_SHARE` of the window; narrower than that, the table scrolls sideways."""
-        window = self.window()
-        dock = self.parent()
-        while dock is not None and not isinstance(dock, QDockWidget):
-            dock = dock.parent()
+        window, dock = self.window(), self.dock()
         if not isinstance(window, QMainWindow) or dock is None or dock.isFloating():
             return
         header = self.table.horizontalHeader()

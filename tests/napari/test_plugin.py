@@ -417,6 +417,7 @@ def test_the_whole_table_and_the_flags_show_in_the_dock(make_napari_viewer, qtbo
         assert widget.geometry().right() < view.width(), widget
     assert cls.flag.text() and cls.headline.text()
     dock = next(d for d in cls.window().findChildren(QDockWidget) if d.isAncestorOf(cls))
+    assert cls.dock() is dock
     assert dock.width() <= cls.MAX_DOCK_SHARE * cls.window().width()  # the canvas keeps most of the window
 
 
