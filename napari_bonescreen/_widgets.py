@@ -694,8 +694,13 @@ class ClassifyWidget(_Base):
         self.export_json.setEnabled(True)
         self.export_report.setEnabled(True)
         self.export_sr.setEnabled(self._inputs[0].source.kind == "dicom" and bool(result["levels"]))
-        QTimer.singleShot(0, self._fit_dock_to_table)
-        QTimer.singleShot(0, lambda: self._scroll.ensureWidgetVisible(self.table, 0, 0))  # the results in view
+        QTimer.singleShot(0, self._show_results)
+
+    def _show_results(self) -> None:
+        """Fit the dock to the table, then, once the dock has its new size, scroll the whole table into view
+        (scrolled before the resize is laid out, its last rows, the overall one, stayed below the fold)."""
+        self._fit_dock_to_table()
+        QTimer.singleShot(50, lambda: self._scroll.ensureWidgetVisible(self.table, 0, 0))
 
     #: Most of the window's width the dock may take to show the whole table (the canvas keeps the rest).
     MAX_DOCK_SHARE = 0.4

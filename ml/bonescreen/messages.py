@@ -73,7 +73,9 @@ def headline(overall: dict) -> tuple[str, str | None]:
 
     The bone status (a grade 2-3 fracture, else the ACR category of vBMD, else BCC-Net;
     :func:`bonescreen.pipeline.bone_health.bone_status`) is the tool's answer; BCC-Net's call is
-    one of its inputs and is shown as the network's, below it. A flagged result says so.
+    one of its inputs and is shown as the network's, below it. A flagged result says so; an
+    unconfirmed status (its basis says ``unconfirmed``: a doubted fracture, labels off the bone) is
+    put as a question and names no class.
 
     Parameters
     ----------
@@ -83,10 +85,15 @@ def headline(overall: dict) -> tuple[str, str | None]:
     Returns
     -------
     tuple of (str, str or None)
-        The line, and the class id it names (None when no lumbar level was classified).
+        The line, and the class id it names (None when no lumbar level was classified or the status is
+        unconfirmed).
     """
     flagged = " (uncertain: see the flags)" if overall.get("uncertain") else ""
     status = overall.get("bone_status")
+    if status and "unconfirmed" in status["basis"]:
+        # a status resting on a doubted fracture or on labels off the bone is no call: said as a question,
+        # and no class to colour it by
+        return f"Bone status unconfirmed: {CLASS_TITLES[status['class']]}? (see the flags)", None
     if status:
         return f"Bone status: {CLASS_TITLES[status['class']]}{flagged}", status["class"]
     if overall.get("prediction"):

@@ -20,8 +20,14 @@ _VERTEBRA_CMAP = ListedColormap([(0, 0, 0, 0)] + [(*(c / 255 for c in vertebra_c
 _BONE = {"cmap": "gray", "vmin": -250, "vmax": 1250}
 #: Least z extent (mm) that gets a sagittal view: a lumbar body's height is 23.5-32.4 mm (Clouthier et al. 2023).
 SAGITTAL_MIN_MM = 20.0
-#: Fixed figure margins (a tight bounding box would draw the figure twice).
+#: Fixed figure margins (a tight bounding box would draw the figure twice); top and bottom are set in inches.
 _MARGINS = {"left": 0.04, "right": 0.98, "top": 0.9, "bottom": 0.03}
+#: Inches: a line of the notes (8 pt monospace at 1.2 line spacing is 0.133 in), the headline's band at the
+#: top, the gap between the images' titles and the notes, and the margin under the notes.
+_NOTE_LINE_IN = 0.15
+_TITLE_IN = 0.8
+_NOTES_GAP_IN = 0.45
+_NOTES_BOTTOM_IN = 0.1
 #: Text over the images: an opaque dark box, so that no mask colour behind it (L1 is red) can hide the text.
 _TEXT_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "black", "alpha": 0.9, "linewidth": 0}
 #: Colour of a level's heights by its Genant grade (0, 1, 2-3), light enough on the dark box.
@@ -229,18 +235,23 @@ def report_figure(
     first = 1 if "sagittal" in top else 0
     ncols = first + max(len(top) - first, bottom)
     width = max(3.0 * ncols, 9)
-    # the flags and notes go below the images across the whole width, wrapped, one line per ~1.6 inch of text
-    chars = int(width * 15)
+    # the flags and notes go below the images across the whole width, wrapped to it (8 pt monospace: 15
+    # characters an inch), in a box of their own sized in inches, so that none is cut off however many
+    chars = int(width * (_MARGINS["right"] - _MARGINS["left"]) * 15) - 2
     messages = [
         wrapped for m in user_messages(result) for wrapped in textwrap.wrap(f"- {m}", chars, subsequent_indent="  ")
     ]
-    notes_in = 0.16 * (len(messages) + 1)
-    fig = plt.figure(figsize=(width, 8.6 + notes_in))
+    notes_in = _NOTE_LINE_IN * (len(messages) + 1)
+    height = 8.6 + notes_in
+    fig = plt.figure(figsize=(width, height))
     # a plot in the first column has a y-axis label, which the sagittal view has not: room for it on the left
-    margins = {**_MARGINS, "left": _MARGINS["left"] if "sagittal" in top else 0.6 / width + _MARGINS["left"]}
-    grid = fig.add_gridspec(
-        3, ncols, height_ratios=[1.15, 1.0, max(notes_in, 0.05) / 3.9], hspace=0.42, wspace=0.35, **margins
-    )
+    margins = {
+        **_MARGINS,
+        "left": _MARGINS["left"] if "sagittal" in top else 0.6 / width + _MARGINS["left"],
+        "top": 1.0 - _TITLE_IN / height,
+        "bottom": (notes_in + _NOTES_GAP_IN) / height,
+    }
+    grid = fig.add_gridspec(2, ncols, height_ratios=[1.15, 1.0], hspace=0.42, wspace=0.35, **margins)
     panels = {name: fig.add_subplot(grid[0:2, 0] if name == "sagittal" else grid[0, i]) for i, name in enumerate(top)}
     if "sagittal" in panels:
         heights = {lv["name"]: lv["fracture"] for lv in levels if lv.get("fracture")}
@@ -316,7 +327,9 @@ def report_figure(
         lines.append(f"found: {found}")
     lines = [w for line in lines for w in (textwrap.wrap(line, 36, subsequent_indent="  ") or [""])]
     ax.text(0, 1, "\n".join(lines), va="top", fontsize=8)
-    notes = fig.add_subplot(grid[2, :])
+    notes = fig.add_axes(
+        (_MARGINS["left"], _NOTES_BOTTOM_IN / height, _MARGINS["right"] - _MARGINS["left"], notes_in / height)
+    )
     notes.axis("off")
     notes.text(0, 1, "\n".join(messages), va="top", fontsize=8, family="monospace")
     # per level: the axial slice through the thickest section of its body, with the mask

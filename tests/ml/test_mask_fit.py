@@ -6,6 +6,7 @@ import pytest
 
 from bonescreen.io.volume import CTVolume
 from bonescreen.mask_fit import off_bone
+from bonescreen.messages import headline
 from bonescreen.pipeline import Screener
 
 
@@ -54,3 +55,6 @@ def test_classifying_misplaced_labels_says_so_first(case_volume, small_case):
     assert overall["bone_status"]["basis"].endswith("unconfirmed: the labels of L1, L2, L3, L4, L5 do not sit on bone")
     for lv in result["levels"]:
         assert lv["uncertain"] and lv["reasons"][0].startswith(f"the labels of {lv['name']} do not sit on bone")
+    # no call in the headline: a question, without a class to colour it (report.png, napari, Slicer)
+    line, cls = headline(overall)
+    assert line.startswith("Bone status unconfirmed: ") and line.endswith("? (see the flags)") and cls is None

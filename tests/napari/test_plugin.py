@@ -9,6 +9,7 @@ import pytest
 from bonescreen.device import fallback_note, resolve_device
 from bonescreen.hu import body_slice
 from bonescreen.labels import CLASS_NAMES, CLASS_TITLES, level_id
+from bonescreen.messages import headline
 
 PLUGIN = "napari-bonescreen"
 
@@ -95,7 +96,9 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     assert cls.table.rowCount() == 6 and cls.table.item(5, 0).text() == "overall"
     # the answer is the bone status, above the table; BCC-Net's call is the network's, on the pie
     status = first["overall"]["bone_status"]
-    assert cls.headline.text().count("Bone status: " + CLASS_TITLES[status["class"]]) == 1
+    line, _ = headline(first["overall"])
+    assert line.startswith("Bone status") and CLASS_TITLES[status["class"]] in line
+    assert cls.headline.text().count(html.escape(line)) == 1
     assert html.escape(status["basis"]) in cls.headline.text()
     assert cls.figure.axes[0].get_title().startswith("BCC-Net (network)")
 
@@ -403,11 +406,12 @@ def test_the_whole_table_and_the_flags_show_in_the_dock(make_napari_viewer, qtbo
     image = viewer.open(str(small_case_files / "nifti" / "ct.nii.gz"), plugin=PLUGIN)[0]
     data, meta, _ = labels_layer_data(small_case.levels, image, "levels")
     labels = viewer.add_labels(data, **meta)
+    viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")  # both docks share the column
     _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
     cls.image.value, cls.labels.value = image, labels
     cls.run()
     wait_for(qtbot, cls)
-    qtbot.wait(200)  # the dock is widened on the event loop's next turn
+    qtbot.wait(300)  # the dock is widened, then the table scrolled into view, on the event loop's next turns
     table, view = cls.table, cls._scroll.viewport()
     header = table.horizontalHeader()
     for c in range(table.columnCount()):  # no column narrower than its text
@@ -415,6 +419,9 @@ def test_the_whole_table_and_the_flags_show_in_the_dock(make_napari_viewer, qtbo
     assert header.length() <= table.viewport().width()  # no sideways scrolling
     for widget in (table, cls.headline, cls.flag):  # inside what the dock shows
         assert widget.geometry().right() < view.width(), widget
+    # the whole table in view, down to its overall row, without the user scrolling
+    top = table.mapTo(view, table.rect().topLeft()).y()
+    assert top >= 0 and top + table.height() <= view.height(), (top, table.height(), view.height())
     assert cls.flag.text() and cls.headline.text()
     dock = next(d for d in cls.window().findChildren(QDockWidget) if d.isAncestorOf(cls))
     assert cls.dock() is dock

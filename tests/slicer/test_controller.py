@@ -102,7 +102,7 @@ def test_segment_and_classify_run_off_the_gui_thread(panel, case, tmp_path, add_
     assert params.node.resultsTable.GetNumberOfRows() == 6 and controller.chart is not None
     # the answer first: the bone status, then BCC-Net's call as the network's
     first, second = controller.state().status.splitlines()[:2]
-    assert first.startswith("Bone status: ") and second.startswith("BCC-Net (network), ")
+    assert first.startswith("Bone status") and second.startswith("BCC-Net (network), ")
     assert controller.state().can_export
     written = controller.export(str(tmp_path / "out"))
     assert {p.rsplit("/", 1)[-1] for p in written} == {"result.json", "report.png"}

@@ -719,7 +719,8 @@ def _load_dicom(path: Path) -> CTVolume:
     first = frames[0].ds
     number = first.get("SeriesNumber", None)
     multiframe = frames[0].frame is not None
-    desc = f"DICOM series{'' if number is None else ' ' + str(number)} ({len(frames)} slices)"
+    count = f"{len(frames)} slice{'' if len(frames) == 1 else 's'}"
+    desc = f"DICOM series{'' if number is None else ' ' + str(number)} ({count})"
     volume = volume_from_ijk(
         data,
         ras,

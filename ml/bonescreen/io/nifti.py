@@ -106,9 +106,9 @@ def affine_from_codes(codes: str, zooms) -> np.ndarray:
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _why_unreadable(path: Path, exc: BaseException) -> str:
-    """Why nibabel could not read ``path``, in words: a ``.gz`` name on a file that is not gzip, a compressed
-    file cut short, or nibabel's own message."""
+def why_unreadable(path: Path, exc: BaseException) -> str:
+    """Why nibabel could not read ``path`` (a CT or a label map), in words: a ``.gz`` name on a file that is
+    not gzip, a compressed file cut short, or the exception's type and message."""
     if path.name.endswith(".gz"):
         try:
             with open(path, "rb") as f:
@@ -143,7 +143,7 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
         unknown = int(img.header["qform_code"]) == 0 and int(img.header["sform_code"]) == 0
         zooms = img.header.get_zooms()[:3]
     except Exception as exc:  # nibabel raises several types for damaged files
-        raise BoneScreenError(f"unreadable NIfTI ({_why_unreadable(path, exc)})", path) from None
+        raise BoneScreenError(f"unreadable NIfTI ({why_unreadable(path, exc)})", path) from None
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:

@@ -26,7 +26,7 @@ from ..labels import (
     vertebra_id,
     vertebra_name,
 )
-from .nifti import read_nifti, save_nifti
+from .nifti import read_nifti, save_nifti, why_unreadable
 from .volume import CTVolume
 
 #: Patient and study tags that a DICOM SEG copies from its source images.
@@ -96,7 +96,7 @@ def read_labels_nifti(
         img = read_nifti(path)
         ijk = np.asarray(img.dataobj)
     except Exception as exc:
-        raise BoneScreenError(f"unreadable label NIfTI ({type(exc).__name__})", path) from None
+        raise BoneScreenError(f"unreadable label NIfTI ({why_unreadable(path, exc)})", path) from None
     while ijk.ndim > 3 and ijk.shape[-1] == 1:
         ijk = ijk[..., 0]
     if ijk.ndim != 3 or sorted(ijk.shape) != sorted(volume.source.shape):

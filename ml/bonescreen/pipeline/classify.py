@@ -77,7 +77,10 @@ def _close_call(p: np.ndarray) -> str | None:
     order = np.argsort(p)[::-1]
     if p[order[0]] - p[order[1]] < MARGIN:
         first, second = order[0], order[1]
-        return f"close call between {CLASS_NAMES[first]} ({p[first]:.2f}) and {CLASS_NAMES[second]} ({p[second]:.2f})"
+        return (
+            f"close call between {_said(CLASS_NAMES[first])} ({p[first]:.2f}) and {_said(CLASS_NAMES[second])} "
+            f"({p[second]:.2f})"
+        )
     return None
 
 
