@@ -127,6 +127,12 @@ def test_a_damaged_compressed_nifti_says_how(small_case_files, tmp_path):
     cut.write_bytes(whole[: len(whole) // 2])
     err = expect_error(cut, "the compressed file ends early: it was cut short")
     assert "EOFError" not in str(err)
+    # the same words for a label map given with --labels
+    from bonescreen.io.writers import read_labels_nifti
+
+    volume = load_ct(small_case_files / "nifti" / "ct.nii.gz")
+    with pytest.raises(BoneScreenError, match="unreadable label NIfTI \\(the compressed file ends early"):
+        read_labels_nifti(volume, cut)
 
 
 def test_nifti_not_3d(tmp_path):

@@ -19,7 +19,7 @@ def lps_nrrd_affine(header) -> np.ndarray:
 
 def test_pancreas_slice_is_anterior_up(shared_data):
     v = load_ct(shared_data / "pancreasct-slice" / "explicit_VR-UN.dcm")
-    assert v.shape == (1, 512, 512)
+    assert v.shape == (1, 512, 512) and v.description == "DICOM series (1 slice)"  # not "1 slices"
     assert v.spacing[1:] == pytest.approx((0.859375, 0.859375))
     assert -1024 <= v.hu.min() and v.hu.max() < 3000
     img = v.hu[0]

@@ -58,3 +58,11 @@ def test_classifying_misplaced_labels_says_so_first(case_volume, small_case):
     # no call in the headline: a question, without a class to colour it (report.png, napari, Slicer)
     line, cls = headline(overall)
     assert line.startswith("Bone status unconfirmed: ") and line.endswith("? (see the flags)") and cls is None
+
+
+def test_reasons_name_the_classes_in_words():
+    """A close call says "low bone mass", not the id low_bone_mass (as every other reason does)."""
+    from bonescreen.pipeline.classify import _close_call
+
+    said = _close_call(np.array([0.45, 0.44, 0.11]))
+    assert said == "close call between normal bone mass (0.45) and low bone mass (0.44)"
