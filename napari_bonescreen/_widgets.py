@@ -731,12 +731,12 @@ class ClassifyWidget(_Base):
 
     def _show_headline(self, result: dict) -> None:
         """The bone status (or, without one, BCC-Net's call) in bold, in its class's colour, with its basis."""
-        from bonescreen.figures import CLASS_COLORS
+        from bonescreen.figures import class_color
 
         line, cls = headline(result["overall"])
         status = result["overall"].get("bone_status")
         basis = f"<br>{html.escape(status['basis'])}" if status else ""
-        color = "#444444" if cls is None else CLASS_COLORS[CLASS_NAMES.index(cls)]
+        color = class_color(cls, "#444444")
         self.headline.setText(f'<b style="color:{color}; font-size:13pt">{html.escape(line)}</b>{basis}')
 
     def _draw_pie(self, overall: dict) -> None:

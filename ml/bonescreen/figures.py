@@ -18,6 +18,11 @@ from .labels import CLASS_NAMES, CLASS_TITLES
 CLASS_COLORS = ("#4daf4a", "#ff7f00", "#e41a1c")
 
 
+def class_color(name: str | None, default: str = "0.6") -> str:
+    """The colour of a class id (``normal``, ``low_bone_mass``, ``osteoporosis``); ``default`` for None."""
+    return default if name is None else CLASS_COLORS[CLASS_NAMES.index(name)]
+
+
 def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 110, tight: bool = True) -> None:
     """Save through a temporary file and close the figure.
 

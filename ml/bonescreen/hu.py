@@ -367,6 +367,8 @@ def body_slice(level: np.ndarray, body_slices, spacing: tuple[float, float, floa
     ks = [k for k in range(max(first, 0), min(last, level.shape[0] - 1) + 1) if level[k].any()]
     if not ks:
         return middle
-    depth = np.array([ndimage.distance_transform_edt(level[k], sampling=spacing[1:]).max() for k in ks])
+    # within the level's in-plane box, padded with background so that its edge is an edge
+    box = ndimage.find_objects(level[ks[0] : ks[-1] + 1].astype(np.uint8))[0][1:]
+    depth = np.array([ndimage.distance_transform_edt(np.pad(level[k][box], 1), sampling=spacing[1:]).max() for k in ks])
     good = [k for k, d in zip(ks, depth, strict=True) if d >= depth.max() - 1.0]
     return min(good, key=lambda k: abs(k - middle))

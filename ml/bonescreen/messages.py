@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from .labels import CLASS_TITLES
 
+#: The word that marks the basis of a bone status in doubt (a fracture it rests on, labels off the bone):
+#: :func:`headline` puts such a status as a question.
+UNCONFIRMED = "unconfirmed"
+
 
 def add_input_messages(result: dict, notes: list[str], flags: list[str]) -> dict:
     """Record the reader's notes and flags in ``result``; a flag makes the overall call uncertain.
@@ -90,7 +94,7 @@ def headline(overall: dict) -> tuple[str, str | None]:
     """
     flagged = " (uncertain: see the flags)" if overall.get("uncertain") else ""
     status = overall.get("bone_status")
-    if status and "unconfirmed" in status["basis"]:
+    if status and UNCONFIRMED in status["basis"]:
         # a status resting on a doubted fracture or on labels off the bone is no call: said as a question,
         # and no class to colour it by
         return f"Bone status unconfirmed: {CLASS_TITLES[status['class']]}? (see the flags)", None

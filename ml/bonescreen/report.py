@@ -10,9 +10,9 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 
 from .density import ACR_LOW_BONE_MASS_BELOW, ACR_OSTEOPOROSIS_BELOW
-from .figures import CLASS_COLORS, pie_axes, plt, save_figure
+from .figures import class_color, pie_axes, plt, save_figure
 from .hu import HUThresholds, body_slice
-from .labels import CLASS_NAMES, CLASS_TITLES, level_id, vertebra_color, vertebra_name
+from .labels import CLASS_TITLES, level_id, vertebra_color, vertebra_name
 from .messages import headline, user_messages
 
 #: Every vertebra id (DESIGN.md) in its colour, half transparent; 0 clear.
@@ -21,7 +21,7 @@ _BONE = {"cmap": "gray", "vmin": -250, "vmax": 1250}
 #: Least z extent (mm) that gets a sagittal view: a lumbar body's height is 23.5-32.4 mm (Clouthier et al. 2023).
 SAGITTAL_MIN_MM = 20.0
 #: Fixed figure margins (a tight bounding box would draw the figure twice); top and bottom are set in inches.
-_MARGINS = {"left": 0.04, "right": 0.98, "top": 0.9, "bottom": 0.03}
+_MARGINS = {"left": 0.04, "right": 0.98}
 #: Inches: a line of the notes (8 pt monospace at 1.2 line spacing is 0.133 in), the headline's band at the
 #: top, the gap between the images' titles and the notes, and the margin under the notes.
 _NOTE_LINE_IN = 0.15
@@ -122,7 +122,7 @@ def _vbmd(ax, levels: list[dict], overall: dict) -> None:
         ((ACR_OSTEOPOROSIS_BELOW, ACR_LOW_BONE_MASS_BELOW), "low_bone_mass"),
         ((ACR_LOW_BONE_MASS_BELOW, top), "normal"),
     ):
-        ax.axhspan(lo, hi, color=CLASS_COLORS[CLASS_NAMES.index(cls)], alpha=0.18)
+        ax.axhspan(lo, hi, color=class_color(cls), alpha=0.18)
         # the band's name outside the plot, on its right edge: inside it the bars would hide it
         ax.text(
             1.02,
@@ -263,16 +263,11 @@ def report_figure(
         th = HUThresholds(**result.get("hu_thresholds", {}))
         names = [lv["name"] for lv in levels]
         values = [lv["trabecular_hu"] if lv["trabecular_hu"] is not None else np.nan for lv in levels]
-        colors = [
-            CLASS_COLORS[["normal", "low_bone_mass", "osteoporosis"].index(lv["hu_category"])]
-            if lv["hu_category"]
-            else "0.6"
-            for lv in levels
-        ]
+        colors = [class_color(lv["hu_category"] or None) for lv in levels]
         bars = ax.bar(names, values, color=colors)
         thresholds = [
-            (th.normal_min, "normal above", CLASS_COLORS[0]),
-            (th.osteoporosis_max, "osteoporosis at/below", CLASS_COLORS[2]),
+            (th.normal_min, "normal above", class_color("normal")),
+            (th.osteoporosis_max, "osteoporosis at/below", class_color("osteoporosis")),
         ]
         for value, label, color in thresholds:
             ax.axhline(value + th.contrast_offset_hu, color=color, ls="--", lw=1.0, label=f"{label} {value:.0f}")
@@ -296,7 +291,7 @@ def report_figure(
     ax.axis("off")
     # the headline is the bone status, the tool's answer; BCC-Net's call is one of its inputs
     line, cls = headline(overall)
-    fig.suptitle(line, fontsize=13, weight="bold", color="0.2" if cls is None else CLASS_COLORS[CLASS_NAMES.index(cls)])
+    fig.suptitle(line, fontsize=13, weight="bold", color=class_color(cls, "0.2"))
     lines = [title, ""]
     if overall.get("bone_status"):
         lines.append(

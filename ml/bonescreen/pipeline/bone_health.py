@@ -18,13 +18,12 @@ import numpy as np
 from ..density import Calibration, acr_category, calibrate, vbmd_from_hu
 from ..fracture import assess_fractures, body_heights, grade_doubt, spine_axes
 from ..labels import LEVEL_NAMES, levels_present
+from ..messages import UNCONFIRMED
 from ..reference_tissues import find_reference_tissues
 
 #: Levels the overall vBMD may use (ISCD: L1-L4), and the Genant grade from which a level is left out.
 DENSITY_LEVELS = (1, 2, 3, 4)
 EXCLUDED_GRADE = 2
-#: The word that marks the basis of a bone status resting only on fractures in doubt (:func:`fracture_doubt`).
-UNCONFIRMED = "unconfirmed"
 #: Why a level without a density is left out of the overall vBMD (it may still serve BCC-Net's average).
 NO_VBMD = "no vBMD"
 
@@ -173,13 +172,24 @@ def bone_status(
     network_prediction: str,
     names_certain: bool = True,
     mask_checked: bool = True,
+    off_bone: list[str] | None = None,
 ) -> dict:
     """The overall class and its basis: a grade 2-3 fracture, else the ACR vBMD category, else BCC-Net.
 
     A status resting only on fractures in doubt (:func:`fracture_doubt`) says so in its basis; when vBMD
     falls in the osteoporosis category too, the status rests on the density and the basis names the
-    fracture as possible, not confirmed.
+    fracture as possible, not confirmed. ``off_bone``: levels whose labels do not sit on the CT's bone
+    (:func:`bonescreen.mask_fit.off_bone`); whatever the basis, the status is then unconfirmed.
     """
+    status = _status(fractures, density, network_prediction, names_certain, mask_checked)
+    if off_bone:
+        status["basis"] += f"; {UNCONFIRMED}: the labels of {', '.join(off_bone)} do not sit on bone"
+    return status
+
+
+def _status(
+    fractures: dict[str, dict], density: dict, network_prediction: str, names_certain: bool, mask_checked: bool
+) -> dict:
     broken = fracture_basis(fractures)
     if broken:
         which = ", ".join(f"{n} grade {fractures[n]['genant_grade']} {fractures[n]['shape']}" for n in broken)

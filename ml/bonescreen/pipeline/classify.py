@@ -40,7 +40,6 @@ from ..preprocess import roi_crop
 from ..threads import thread_map
 from .bone_health import (
     NO_VBMD,
-    UNCONFIRMED,
     bone_status,
     exclusions,
     fracture_doubt,
@@ -319,19 +318,19 @@ def classify_levels(
     if input_note:
         reasons.append(input_note)
     vbmd = overall_density(health, left_out)
-    status = bone_status(fractures, vbmd, prediction, names_certain, mask_checked)
+    off_names = [LEVEL_NAMES[lv] for lv in sorted(off)]
+    status = bone_status(fractures, vbmd, prediction, names_certain, mask_checked, off_names)
     doubt = fracture_doubt(fractures, names_certain, mask_checked)
     if doubt and status["basis"].startswith("vertebral fracture"):
         # the status rests only on fractures of bodies the split or naming may have got wrong: first
         reasons.insert(0, doubt)
     if off:  # nothing measured through labels off the bone means anything: the first reason of all
-        names = ", ".join(LEVEL_NAMES[lv] for lv in sorted(off))
         reasons.insert(
             0,
-            f"the labels of {names} do not sit on bone: every figure of {'them' if len(off) > 1 else 'it'} is "
-            "meaningless; check that the labels belong to this CT and its orientation",
+            f"the labels of {', '.join(off_names)} do not sit on bone: every figure of "
+            f"{'them' if len(off) > 1 else 'it'} is meaningless; check that the labels belong to this CT and its "
+            "orientation",
         )
-        status["basis"] += f"; {UNCONFIRMED}: the labels of {names} do not sit on bone"
     if vbmd["acr_category"] and vbmd["acr_category"] != prediction:
         reasons.append(
             f"ACR category {_said(vbmd['acr_category'])} ({vbmd['vbmd_mg_cm3']:.0f} mg/cm3) disagrees with the "
