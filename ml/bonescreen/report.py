@@ -144,7 +144,9 @@ def _vbmd(ax, levels: list[dict], overall: dict) -> None:
             bar.set_facecolor("0.85")
     ax.set_ylim(0, top)
     ax.set_ylabel("vBMD (mg/cm3)")
-    ax.set_title("vBMD, ACR bands (hatched: left out)", fontsize=9)
+    # which levels the overall vBMD averages (ISCD: the usable ones of L1-L4): L5's bar is not in it either
+    used = "+".join(overall.get("vbmd_levels_used") or []) or "none"
+    ax.set_title(f"vBMD, ACR bands; overall: mean of {used}\n(hatched: left out, see the flags)", fontsize=9)
 
 
 def _axial(ax, hu_k, shown_k, title: str, ids=None) -> None:

@@ -82,6 +82,8 @@ def test_the_headline_is_the_bone_status_not_the_networks_call(classified):
     # the caller's title heads the text panel (it was overwritten by the pie's), the status comes before BCC-Net
     assert lines[0] == "case 7"
     assert text.index("bone status:") < text.index("BCC-Net (network):")
+    vbmd = next(ax for ax in fig.axes if ax.get_ylabel() == "vBMD (mg/cm3)")
+    assert f"mean of {'+'.join(result['overall']['vbmd_levels_used'])}" in vbmd.get_title()  # not L5's bar
     # each average says which levels it covers: the HU those of the network, vBMD those of ISCD's rule
     assert f"trabecular HU ({'+'.join(result['overall']['levels_used'])}):" in " ".join(lines).replace("\n  ", " ")
     plt.close(fig)
