@@ -106,7 +106,7 @@ def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = N
                 ha="right",
                 bbox=_TEXT_BOX,
             )
-    title = "sagittal view: every vertebra found"
+    title = "sagittal view: the vertebrae found"
     ax.set_title(title + ("\nbody heights anterior/middle/posterior" if heights else ""), fontsize=9)
     ax.axis("off")
 

@@ -91,3 +91,22 @@ def test_classification_crops_leave_out_cement_and_screwed_levels(small_set, tmp
     first = {level for case_id, level, _ in ds.keys if case_id == records[0].case_id}
     other = {level for case_id, level, _ in ds.keys if case_id == records[1].case_id}
     assert first == {1, 3} and other == {1, 2, 3, 4, 5}
+
+
+def test_classification_crops_spread_over_every_level_when_a_case_has_more_slices_than_samples(small_set):
+    """A thin-slice case has more body slices than samples per case: the samples must reach L1 to L5,
+    not the first slices only (which were L1 and L2), and each epoch must draw other slices."""
+    records = load_case_set(small_set)
+    plain = ClassificationCrops(records, crops_per_case=5, augment=False)
+    for case_id in {key[0] for key in plain.keys}:
+        slices = [p for p, key in enumerate(plain.keys) if key[0] == case_id]
+        drawn = [p for p in plain.items if plain.keys[p][0] == case_id]
+        assert len(slices) > 5 and len(drawn) == 5
+        assert {plain.keys[p][1] for p in drawn} >= {1, 5}  # the first and the last level both sampled
+    assert plain.items == ClassificationCrops(records, crops_per_case=5, augment=False).items  # repeats
+    augmented = ClassificationCrops(records, crops_per_case=5, augment=True, seed=0)
+    first = list(augmented.items)
+    augmented.set_epoch(1)
+    assert augmented.items != first and len(augmented.items) == len(first)
+    few = ClassificationCrops(records, crops_per_case=200, augment=False)  # more samples than slices: cycle
+    assert set(few.items) == set(range(len(few.keys)))

@@ -341,8 +341,44 @@ class ClassificationCrops(_Augmented):
             per_case.append(mine)
             if progress:
                 progress(n + 1, len(records))
-        # sample i of case c uses patch per_case[c][i % len]
-        self.items = [p[i % len(p)] for p in per_case if p for i in range(crops_per_case)]
+        self.crops_per_case = crops_per_case
+        self.per_case = [p for p in per_case if p]
+        self.items = self._draw()
+
+    def _draw(self) -> list[int]:
+        """The patch of each sample: ``crops_per_case`` per case, dealt to its levels in turn, each
+        level's share spread evenly over its body slices.
+
+        A level with fewer slices than its share cycles through them. One with more (a 1 mm scan has
+        about 25 body slices a level) takes every n-th slice, from an offset drawn per epoch when
+        augmenting, so that each epoch sees other slices; without augmentation the draw is centred
+        and repeats. (Before, a case's first ``crops_per_case`` slices were taken: on a thin-slice
+        case only L1 and L2.)
+        """
+        k = self.crops_per_case
+        items: list[int] = []
+        for c, patches in enumerate(self.per_case):
+            by_level: dict[int, list[int]] = {}
+            for p in patches:
+                by_level.setdefault(self.keys[p][1], []).append(p)
+            levels = list(by_level.values())
+            # a stream of its own: sample indices stay far below 2**31
+            rng = self._rng(2**31 + c)
+            for i in range(k):
+                slices = levels[i % len(levels)]
+                share = len(range(i % len(levels), k, len(levels)))
+                j = i // len(levels)
+                if share >= len(slices):
+                    items.append(slices[j % len(slices)])
+                    continue
+                offset = rng.uniform(0.0, 1.0) if self.augment else 0.5
+                items.append(slices[int((j + offset) * len(slices) / share)])
+        return items
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new augmentations and, where a case has more slices than samples, other slices."""
+        super().set_epoch(epoch)
+        self.items = self._draw()
 
     def __len__(self) -> int:
         return len(self.items)
