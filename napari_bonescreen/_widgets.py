@@ -57,7 +57,7 @@ from bonescreen.labels import (
     shift_names,
     vertebra_name,
 )
-from bonescreen.messages import headline, user_messages
+from bonescreen.messages import grade_text, headline, user_messages
 from bonescreen.pipeline.bone_health import UNCONFIRMED
 from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
 
@@ -104,8 +104,7 @@ def _grade_cell(row: dict) -> str:
     fracture = row.get("fracture")
     if not fracture:
         return ""
-    grade = str(fracture["genant_grade"]) + ("?" if fracture.get("grade_doubt") else "")
-    return grade + (f" {SHORT_SHAPE[fracture['shape']]}" if fracture["shape"] else "")
+    return grade_text(fracture) + (f" {SHORT_SHAPE[fracture['shape']]}" if fracture["shape"] else "")
 
 
 def _row_tooltip(row: dict) -> str:
@@ -646,9 +645,16 @@ class ClassifyWidget(_Base):
         self._inputs = (volume, labels, image)
         self.worker = create_worker(screener.classify, volume, labels, names_certain=certain)
         # the naming's notes travel with the labels layer; the result shows them with its own flags
-        self.worker.returned.connect(
-            lambda result: self._on_done({**result, "segmentation": {"notes": list(made.get("notes", []))}})
-        )
+        segmentation = {
+            "naming_rule": (
+                f"names changed by the user (BoneScreen's: {made.get('rule', 'given by the user')})"
+                if made.get("renamed")
+                else made.get("rule", "given by the user")
+            ),
+            "naming_certain": bool(certain),
+            "notes": list(made.get("notes", [])),
+        }
+        self.worker.returned.connect(lambda result: self._on_done({**result, "segmentation": segmentation}))
         self.worker.errored.connect(self._fail)
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled = False
@@ -700,7 +706,13 @@ class ClassifyWidget(_Base):
         """Fit the dock to the table, then, once the dock has its new size, scroll the whole table into view
         (scrolled before the resize is laid out, its last rows, the overall one, stayed below the fold)."""
         self._fit_dock_to_table()
-        QTimer.singleShot(50, lambda: self._scroll.ensureWidgetVisible(self.table, 0, 0))
+        QTimer.singleShot(50, self._scroll_to_table)
+
+    def _scroll_to_table(self) -> None:
+        try:
+            self._scroll.ensureWidgetVisible(self.table, 0, 0)
+        except RuntimeError:  # the dock was closed (its widgets deleted) before the timer fired
+            pass
 
     #: Most of the window's width the dock may take to show the whole table (the canvas keeps the rest).
     MAX_DOCK_SHARE = 0.4

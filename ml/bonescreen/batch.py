@@ -1,7 +1,9 @@
 """``bonescreen batch``: screen every CT series under a folder as Dask tasks on dask.distributed.
 
 - Studies: every NIfTI file but label maps (stored as uint8: no room for HU), and every folder that
-  directly holds DICOM files.
+  directly holds DICOM files (or files named as DICOM, so that a folder of damaged files is reported,
+  not passed over); a folder study reads only the files directly in it, so a series in a subfolder is
+  its own study. The output folder, when inside the input root, is not searched.
 - Keys: ``study-`` + the first 12 hex digits of the SHA-256 of the study's path relative to the input
   root. Keys and output folder names never carry names or IDs; ``inputs.csv`` maps keys back to
   the input paths (which may carry identifiers: keep it where the data are).
@@ -47,16 +49,23 @@ SUMMARY_COLUMNS = [
     "uncertain",
     "reasons",
     "error",
+    "input_notes",
 ]
 
+#: File name endings of DICOM files (case-insensitive): a folder holding such files is a study even when
+#: none of them reads as DICOM, so that the damage is reported.
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 
-def find_studies(root: str | os.PathLike) -> dict[str, Path]:
-    """Every CT series under ``root``: key -> path (NIfTI file or folder directly holding DICOM files)."""
+
+def find_studies(root: str | os.PathLike, exclude: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Every CT series under ``root``: key -> path (NIfTI file, or folder directly holding DICOM files or
+    files named as DICOM); ``exclude`` (the output folder) and hidden folders are not searched."""
     root = Path(root)
+    skip = Path(exclude).resolve() if exclude is not None else None
     found: dict[str, Path] = {}
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != skip)
         dicom_here = False
         for name in sorted(files):
             path = here / name
@@ -65,7 +74,7 @@ def find_studies(root: str | os.PathLike) -> dict[str, Path]:
             if is_nifti_path(path):
                 if not _is_label_nifti(path):
                     found[study_key(root, path)] = path
-            elif not dicom_here and is_dicom_file(path):
+            elif not dicom_here and (name.lower().endswith(DICOM_SUFFIXES) or is_dicom_file(path)):
                 dicom_here = True
         if dicom_here:
             found[study_key(root, here)] = here
@@ -129,7 +138,8 @@ def screen_study(
     try:
         # result.json must not carry the input path (it may hold names): it names the study by its key
         screener = worker_screener(seg_weights, cls_weights, device, settings)
-        result = screen_file(path, tmp, screener=screener, input_name=key)
+        # a folder study is the files directly in it: its subfolders are studies of their own
+        result = screen_file(path, tmp, screener=screener, input_name=key, recursive=False)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -187,6 +197,7 @@ def _row(outcome: dict) -> dict:
     row["bone_status"] = (o.get("bone_status") or {}).get("class", "")
     row["uncertain"] = int(bool(o["uncertain"]))
     row["reasons"] = "; ".join(o["reasons"])
+    row["input_notes"] = "; ".join(r.get("input_notes") or [])
     return row
 
 
@@ -217,16 +228,28 @@ def run_batch(
     """
     from dask.distributed import Client, LocalCluster, as_completed
 
+    from .errors import BoneScreenError
+    from .screen import check_output_folder
+
     root, out = Path(root), Path(out)
+    if not root.exists():
+        raise BoneScreenError("no such folder", root)
+    if not root.is_dir():
+        raise BoneScreenError("the input root must be a folder (screen one file with `bonescreen screen`)", root)
+    check_output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_temporaries(out)
-    studies = find_studies(root)
+    studies = find_studies(root, exclude=out)
     started = _dt.datetime.now(_dt.timezone.utc)
     with atomic_path(out / "inputs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["study", "input (relative to the input root; may carry identifiers)"])
         for key, path in studies.items():
             w.writerow([key, path.relative_to(root).as_posix()])
+    import logging
+
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:  # dask.distributed logs at INFO unless told
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     cluster = None
     if scheduler:
         client = Client(scheduler)
@@ -244,6 +267,8 @@ def run_batch(
         )
         client = Client(cluster)
     outcomes = []
+    n_workers = 0
+    interrupted = False
     try:
         futures = [
             client.submit(
@@ -265,32 +290,69 @@ def run_batch(
             from tqdm import tqdm
 
             bar = tqdm(total=len(futures), desc="studies", unit="study", file=sys.stderr)
-        for future in as_completed(futures):
-            outcome = future.result()
-            outcomes.append(outcome)
-            if bar is not None:
-                errors = sum(o["status"] == "error" for o in outcomes)
-                bar.set_postfix(errors=errors)
-                bar.update(1)
-            if limit is not None and sum(o["status"] == "done" for o in outcomes) >= limit:
-                for f in futures:
-                    f.cancel()
-                break
+        try:
+            _collect(futures, outcomes, bar, limit, as_completed)
+        except KeyboardInterrupt:
+            # keep what finished: the summary below lists it, and the next run skips it
+            interrupted = True
+            _quiet_dask()
+            for f in futures:
+                f.cancel()
         if bar is not None:
             bar.close()
-        info = client.scheduler_info()
-        n_workers = len(info.get("workers", {}))
+        if not interrupted:
+            n_workers = len(client.scheduler_info().get("workers", {}))
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
         remove_temporaries(out)  # studies cut off when the run stopped
+    manifest = _write_summary(out, studies, outcomes, started, device, scheduler, n_workers, interrupted)
+    if interrupted:
+        raise KeyboardInterrupt
+    return manifest
+
+
+def _collect(futures, outcomes: list, bar, limit: int | None, as_completed) -> None:
+    """Gather the studies' outcomes as they finish (into ``outcomes``), up to ``limit`` screened."""
+    for future in as_completed(futures):
+        outcomes.append(future.result())
+        if bar is not None:
+            bar.set_postfix(errors=sum(o["status"] == "error" for o in outcomes))
+            bar.update(1)
+        if limit is not None and sum(o["status"] == "done" for o in outcomes) >= limit:
+            for f in futures:
+                f.cancel()
+            return
+
+
+def _quiet_dask() -> None:
+    """A stopped run closes the cluster under running tasks: dask.distributed then logs every broken
+    connection with its traceback. The user asked for the stop; they need none of it."""
+    import logging
+
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _write_summary(
+    out: Path,
+    studies: dict[str, Path],
+    outcomes: list[dict],
+    started: _dt.datetime,
+    device: str,
+    scheduler: str | None,
+    n_workers: int,
+    interrupted: bool,
+) -> dict:
+    """Write summary.csv (a row per study finished in this run) and manifest.json; return the manifest."""
     rows = sorted((_row(o) for o in outcomes), key=lambda r: r["study"])
     with atomic_path(out / "summary.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
         w.writeheader()
         w.writerows(rows)
     models = next((o["result"].get("models") for o in outcomes if o["status"] != "error"), None)
+    counts = {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "error")}
     manifest = {
         "bonescreen": __version__,
         "models": models,
@@ -300,8 +362,12 @@ def run_batch(
         "started": started.isoformat(timespec="seconds"),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "studies": len(studies),
-        "counts": {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "error")},
+        "counts": counts,
+        # every study was tried (its outcome, screened or failed, is in summary.csv)
         "complete": len(outcomes) == len(studies),
+        # every study was tried and none failed
+        "succeeded": len(outcomes) == len(studies) and counts["error"] == 0,
+        "interrupted": interrupted,
     }
     write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest

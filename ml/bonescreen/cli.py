@@ -463,7 +463,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
         flag = " UNCERTAIN" if o["uncertain"] else ""
         # the two averages use different levels on purpose: say which rule chose them
         used = "+".join(o["levels_used"])
-        why = "" if used == "L1+L2" else "; L1 or L2 not usable: every usable level"
+        missing = [n for n in ("L1", "L2") if n not in o["levels_used"]]
+        why = f"; {' and '.join(missing)} not found or not usable, so every usable level" if missing else ""
         print(f"overall BCC-Net ({used}{why}): {o['prediction']} {probs}{flag}")
         if o.get("vbmd_mg_cm3") is not None:
             print(
@@ -521,22 +522,31 @@ def cmd_batch(args: argparse.Namespace) -> int:
     note = fallback_note(args.device, resolve_device(args.device))
     if note:
         print(f"bonescreen: {note}", file=sys.stderr)
-    manifest = run_batch(
-        args.input_root,
-        args.out,
-        args.scheduler,
-        args.workers,
-        args.device,
-        str(args.seg_weights) if args.seg_weights else None,
-        str(args.cls_weights) if args.cls_weights else None,
-        settings=_inference_settings(args),
-    )
+    try:
+        manifest = run_batch(
+            args.input_root,
+            args.out,
+            args.scheduler,
+            args.workers,
+            args.device,
+            str(args.seg_weights) if args.seg_weights else None,
+            str(args.cls_weights) if args.cls_weights else None,
+            settings=_inference_settings(args),
+        )
+    except KeyboardInterrupt:
+        print(
+            f"bonescreen: stopped; {Path(args.out) / 'summary.csv'} lists the studies finished, "
+            "and running the same command again goes on from there",
+            file=sys.stderr,
+        )
+        raise
     c = manifest["counts"]
     print(
         f"{manifest['studies']} studies: {c['done']} screened, {c['skipped']} already done, {c['error']} failed "
         f"({manifest['workers']} workers); see {Path(args.out) / 'summary.csv'}"
     )
-    return 0 if manifest["complete"] else 1
+    # 0: every study screened (now or before); 1: some failed (summary.csv says why) or were not tried
+    return 0 if manifest["succeeded"] else 1
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

@@ -104,3 +104,12 @@ def headline(overall: dict) -> tuple[str, str | None]:
         cls = overall["prediction"]
         return f"BCC-Net (network): {CLASS_TITLES[cls]}{flagged}", cls
     return "No lumbar level classified", None
+
+
+def grade_text(fracture: dict | None) -> str:
+    """A level's Genant grade as shown to users: ``"2"``, ``"2?"`` when the slices cannot tell it from the
+    grade on the other side of grade 2's 25 % bound (``grade_doubt``, :func:`bonescreen.fracture.grade_doubt`),
+    and ``""`` when the body could not be measured (``fracture`` is None)."""
+    if not fracture or fracture.get("genant_grade") is None:
+        return ""
+    return f"{fracture['genant_grade']}{'?' if fracture.get('grade_doubt') else ''}"

@@ -13,7 +13,7 @@ from .density import ACR_LOW_BONE_MASS_BELOW, ACR_OSTEOPOROSIS_BELOW
 from .figures import class_color, pie_axes, plt, save_figure
 from .hu import HUThresholds, body_slice
 from .labels import CLASS_TITLES, level_id, vertebra_color, vertebra_name
-from .messages import headline, user_messages
+from .messages import grade_text, headline, user_messages
 
 #: Every vertebra id (DESIGN.md) in its colour, half transparent; 0 clear.
 _VERTEBRA_CMAP = ListedColormap([(0, 0, 0, 0)] + [(*(c / 255 for c in vertebra_color(k)), 0.45) for k in range(1, 256)])
@@ -83,8 +83,7 @@ def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = N
             if f:
                 text = f"{f['height_anterior_mm']:.0f}/{f['height_middle_mm']:.0f}/{f['height_posterior_mm']:.0f} mm"
                 if f["genant_grade"]:  # '?': the slices cannot tell it from the grade across 25 % (grade_doubt)
-                    doubt = "?" if f.get("grade_doubt") else ""
-                    text += f"\ngrade {f['genant_grade']}{doubt} {f['shape']}"
+                    text += f"\ngrade {grade_text(f)} {f['shape']}"
                 color = _GRADE_TEXT[min(int(f["genant_grade"]), 2)]
             placed.append((hu.shape[0] - 1 - (ks[0] + ks[-1]) / 2, name, text, color))
     # labels of vertebrae found close together (a body split in two) would overlap: keep them a text

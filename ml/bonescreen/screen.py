@@ -71,6 +71,7 @@ def screen_file(
     hu_offset: float | None = None,
     orientation: str | None = None,
     label_scheme: str = "bonescreen",
+    recursive: bool = True,
 ) -> dict:
     """Run the main job on one CT and write its outputs.
 
@@ -97,6 +98,8 @@ def screen_file(
         What result.json calls the input; the input path by default (batch runs give a key that names nobody).
     hu_offset, orientation : optional
         The user's corrections of the input (:func:`~bonescreen.io.load_ct`).
+    recursive : bool
+        Search a DICOM folder's subfolders too (:func:`~bonescreen.io.load_ct`).
 
     Returns
     -------
@@ -111,7 +114,7 @@ def screen_file(
     out = Path(out)
     check_output_folder(out)
     t0 = time.perf_counter()
-    volume = load_ct(input_path, hu_offset=hu_offset, orientation=orientation)
+    volume = load_ct(input_path, hu_offset=hu_offset, orientation=orientation, recursive=recursive)
     load_s = time.perf_counter() - t0
     screener = screener or Screener(seg_weights, cls_weights, device, thresholds)
     labels = None

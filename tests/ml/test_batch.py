@@ -9,8 +9,10 @@ import sys
 
 import pytest
 
-from bonescreen.batch import find_studies, run_batch
+from bonescreen.batch import find_studies, run_batch, screen_study
 from bonescreen.checkpoint import load_model
+from bonescreen.cli import main
+from bonescreen.io import load_ct
 from bonescreen.phantom import PhantomConfig, make_case
 from bonescreen.phantom.write import write_case
 from bonescreen.pipeline.inference import InferenceSettings
@@ -43,6 +45,49 @@ def test_find_studies(archive):
     studies = find_studies(archive)
     assert len(studies) == 6
     assert all(k.startswith("study-") and "DOE" not in k for k in studies)
+
+
+def test_a_nested_archive_gives_each_series_once_and_damaged_folders_are_studies_too(tmp_path, capsys):
+    """Faults found by a user trial: a folder study read its subfolders too (one series screened twice,
+    the folder's own series never); a folder of files named .dcm that are not DICOM vanished from the
+    summary; an output folder inside the input root was searched as studies; a missing input root gave
+    "0 studies" and exit code 0, an output path that is a file a traceback."""
+    root = tmp_path / "archive"
+    one = make_case(6061, 0, PhantomConfig(thickness=5.0, contrast_probability=0))
+    two = make_case(6061, 1, PhantomConfig(thickness=3.0, contrast_probability=0))
+    visit = root / "SMITH_JANE" / "visit1"
+    write_case(one, visit, "dicom")
+    write_case(two, visit / "sub", "dicom")
+    for folder in (visit, visit / "sub"):  # the series' files directly in each folder
+        for f in (folder / "dicom").iterdir():
+            f.rename(folder / f.name)
+        (folder / "dicom").rmdir()
+        for extra in ("levels", "body", "spine"):
+            (folder / f"{extra}.nii.gz").unlink()
+    fake = root / "fake_dicom"
+    fake.mkdir()
+    (fake / "IM0001.dcm").write_text("not a DICOM file")
+    (root / "empty").mkdir()
+    out = root / "bonescreen-out"
+    (out / "study-0123456789ab").mkdir(parents=True)
+    (out / "study-0123456789ab" / "seg.dcm").write_bytes((visit / sorted(os.listdir(visit))[0]).read_bytes())
+
+    studies = find_studies(root, exclude=out)
+    rel = sorted(p.relative_to(root).as_posix() for p in studies.values())
+    assert rel == ["SMITH_JANE/visit1", "SMITH_JANE/visit1/sub", "fake_dicom"]
+    assert "bonescreen-out/study-0123456789ab" in [p.relative_to(root).as_posix() for p in find_studies(root).values()]
+    # a folder study holds only its own files: each series once, the folder's own one too
+    assert load_ct(visit, recursive=False).hu.shape[0] == one.hu.shape[0]
+    assert load_ct(visit / "sub", recursive=False).hu.shape[0] == two.hu.shape[0] != one.hu.shape[0]
+    assert load_ct(visit).hu.shape[0] == two.hu.shape[0]  # `screen` of the folder still searches below it
+    failed = screen_study("study-x", str(fake), str(tmp_path / "o"), None, None, "cpu")
+    assert failed["status"] == "error" and "no DICOM files in the folder" in failed["error"]
+
+    assert main(["batch", str(tmp_path / "missing"), "--out", str(tmp_path / "o2")]) == 2
+    assert "missing: no such folder" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(["batch", str(root), "--out", str(tmp_path / "afile")]) == 2
+    assert "the output folder is a file" in capsys.readouterr().err
 
 
 def test_batch_on_local_cluster_resumes(archive, tmp_path):
@@ -79,6 +124,9 @@ def test_batch_on_local_cluster_resumes(archive, tmp_path):
     assert "DOE" not in text and "JOHN" not in text
     assert manifest["models"]["segmentation"]["sha256"]
     assert json.loads((out / "manifest.json").read_text())["counts"] == manifest["counts"]
+    assert not manifest["succeeded"] and not manifest["interrupted"]
+    # the command line says so: a study failed, so the exit code is 1 (the rest are skipped as done)
+    assert main(["batch", str(archive), "--out", str(out), "--workers", "1", "--device", "cpu"]) == 1
 
 
 def _free_port() -> int:

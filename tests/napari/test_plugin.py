@@ -289,6 +289,9 @@ def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_n
     wait_for(qtbot, cls)
     assert [lv["name"] for lv in cls.result["levels"]] == ["L1", "L2", "L3", "L4", "L5"]
     assert not any("could not be confirmed" in r for r in cls.result["overall"]["reasons"])  # the user named them
+    # the export records the naming as the command line's result.json does: the user's names, now certain
+    assert cls.result["segmentation"]["naming_certain"] is True
+    assert cls.result["segmentation"]["naming_rule"].startswith("names changed by the user (BoneScreen's: ")
 
 
 def test_another_tools_vertebra_map_opens_as_the_editable_layer(make_napari_viewer, small_case, small_case_files):

@@ -13,7 +13,7 @@ from BoneScreenLib.logic import (
     volume_node_to_ct,
 )
 
-from bonescreen.messages import user_messages
+from bonescreen.messages import grade_text, user_messages
 from bonescreen.phantom import PhantomConfig, make_case
 from bonescreen.pipeline import Screener
 
@@ -76,6 +76,12 @@ def test_segment_classify_edit(scene, case, add_volume):
     assert [table.GetColumnName(i) for i in range(len(TABLE_COLUMNS))] == list(TABLE_COLUMNS)
     assert table.GetNumberOfRows() == len(result["levels"]) + 1
     assert table.GetCellText(table.GetNumberOfRows() - 1, 0) == "overall"
+    # the grade column reads as napari's and the report's: empty where nothing was measured (it read -1)
+    grade_col = TABLE_COLUMNS.index("genant_grade")
+    assert table.GetCellText(table.GetNumberOfRows() - 1, grade_col) == ""
+    for row, level in enumerate(result["levels"]):
+        assert table.GetCellText(row, grade_col) == grade_text(level.get("fracture"))
+        assert table.GetCellText(row, grade_col) in ("", "0", "1", "2", "3", "1?", "2?", "3?")
     assert chart.GetNumberOfPlotSeriesNodes() == 3
     series = scene.GetNodeByID(chart.GetNthPlotSeriesNodeID(0))
     assert series.GetTableNodeID() == table.GetID() and series.GetYColumnName() == "p_normal"
@@ -139,6 +145,9 @@ def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):
     result, _, _ = logic.classify(node, seg)
     assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L3", "L4"]
     assert any("could not be confirmed" in r for r in result["overall"]["reasons"])
+    # the export says how the names came and that they are in doubt, as the command line's result.json does
+    assert logic.last_result["segmentation"]["naming_certain"] is False
+    assert logic.last_result["segmentation"]["naming_rule"] == "given by the user"
     shift_segment_names(seg, 1)  # "All names one down": T12 -> L1 ... L4 -> L5
     names = sorted(segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments()))
     assert names == ["L1", "L2", "L3", "L4", "L5"]
@@ -146,6 +155,8 @@ def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):
     result, _, _ = logic.classify(node, seg)
     assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L3", "L4", "L5"]
     assert not any("could not be confirmed" in r for r in result["overall"]["reasons"])  # the user's names
+    assert logic.last_result["segmentation"]["naming_certain"] is True
+    assert logic.last_result["segmentation"]["naming_rule"].startswith("names changed by the user")
     # one segment renamed by hand (double-click in the Segment Editor): L5 -> S1
     segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L5")).SetName("S1")
     result, _, _ = logic.classify(node, seg)

@@ -14,13 +14,18 @@ from .nifti import is_nifti_path, load_nifti
 from .volume import CTVolume, SourceGrid, clip_padding
 
 
-def load_ct(path: str | os.PathLike, hu_offset: float | None = None, orientation: str | None = None) -> CTVolume:
+def load_ct(
+    path: str | os.PathLike,
+    hu_offset: float | None = None,
+    orientation: str | None = None,
+    recursive: bool = True,
+) -> CTVolume:
     """Read a CT from a DICOM folder, a single DICOM file or a NIfTI file, and check that it holds HU.
 
     Parameters
     ----------
     path : str or PathLike
-        Folder of DICOM files (searched recursively), one DICOM file, or
+        Folder of DICOM files (searched recursively unless ``recursive`` is False), one DICOM file, or
         ``.nii`` / ``.nii.gz``.
     hu_offset : float, optional
         Added to every value before the check, for stored values read without their
@@ -30,6 +35,9 @@ def load_ct(path: str | os.PathLike, hu_offset: float | None = None, orientation
         (each letter: the direction the axis runs towards), for a NIfTI without
         qform and sform. Without it such a file is read with nibabel's default
         axes and flagged.
+    recursive : bool
+        Search a DICOM folder's subfolders too (the default); ``False`` reads only the files
+        directly in it (``bonescreen batch``: each folder of an archive is its own study).
 
     Returns
     -------
@@ -48,7 +56,7 @@ def load_ct(path: str | os.PathLike, hu_offset: float | None = None, orientation
     if orientation is not None and not is_nifti_path(path):
         raise BoneScreenError("an orientation can be given for a NIfTI file only (DICOM states its own)", path)
     if path.is_dir() or (not is_nifti_path(path) and is_dicom_file(path)):
-        volume = load_dicom(path)
+        volume = load_dicom(path, recursive)
     elif is_nifti_path(path):
         volume = load_nifti(path, orientation)
     else:

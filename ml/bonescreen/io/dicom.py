@@ -272,11 +272,12 @@ class _Instance:
         return frame
 
 
-def _collect(folder: Path) -> tuple[list[_Instance], list[str]]:
-    """Every DICOM file under ``folder`` (headers only), and the names of files that could not be read."""
+def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], list[str]]:
+    """Every DICOM file under ``folder`` (headers only; in its subfolders too when ``recursive``), and the
+    names of files that could not be read."""
     found, unreadable = [], []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         for name in sorted(files):
             path = Path(root) / name
             if name.startswith(".") or name.upper() == "DICOMDIR" or not is_dicom_file(path):
@@ -319,7 +320,8 @@ class _Series:
 
 def _series_label(inst: _Instance, n: int) -> str:
     desc = f" '{inst.description}'" if inst.description else ""
-    return f"series {inst.series_number}{desc} ({inst.modality or 'no modality'}, {n} images)"
+    number = "without a SeriesNumber" if inst.series_number in (None, "") else str(inst.series_number)
+    return f"series {number}{desc} ({inst.modality or 'no modality'}, {n} images)"
 
 
 def _place_frames(group: list[_Instance]) -> _Series | str:
@@ -667,8 +669,9 @@ def _stack(frames: list[_Frame]) -> np.ndarray:
     return stack
 
 
-def load_dicom(path: str | os.PathLike) -> CTVolume:
-    """Read a DICOM folder (any depth) or a single DICOM file as a :class:`CTVolume`.
+def load_dicom(path: str | os.PathLike, recursive: bool = True) -> CTVolume:
+    """Read a DICOM folder (any depth; only the files directly in it when not ``recursive``) or a single
+    DICOM file as a :class:`CTVolume`.
 
     Raises
     ------
@@ -678,7 +681,7 @@ def load_dicom(path: str | os.PathLike) -> CTVolume:
         missing in every image, mixed sizes, uneven spacing, tilt.
     """
     try:
-        return _load_dicom(Path(path))
+        return _load_dicom(Path(path), recursive)
     except BoneScreenError:
         raise
     except Exception as exc:  # a damaged header element raises on first access, wherever that is
@@ -705,9 +708,9 @@ def _single_file(path: Path) -> _Series:
     return placed
 
 
-def _load_dicom(path: Path) -> CTVolume:
+def _load_dicom(path: Path, recursive: bool = True) -> CTVolume:
     if path.is_dir():
-        found, unreadable = _collect(path)
+        found, unreadable = _collect(path, recursive)
         if not found:
             raise BoneScreenError("no DICOM files in the folder", path)
         series = _choose_series(path, found, unreadable)

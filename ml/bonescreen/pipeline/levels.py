@@ -784,6 +784,6 @@ def _name_by_rules(
     rule = f"top vertebra in view taken as L{top} (no sacrum or ribs to count from)"
     certain = top_level is not None
     if not certain:
-        notes.append("level names are uncertain: neither the sacrum nor ribs are in view")
+        notes.append("level names are uncertain: neither the sacrum nor ribs were found to count from")
     names = {i: (f"L{top + (n - 1 - i)}" if top + (n - 1 - i) <= 5 else "S?") for i in range(n)}
     return names, rule, certain, notes

@@ -228,6 +228,13 @@ def _renamed(segmentation_node) -> bool:
     return any(sid in now and now[sid] != vid for sid, vid in json.loads(given).items())
 
 
+def _users_rule(rule: str | None) -> str:
+    """The naming rule once the user has changed the names: theirs, with BoneScreen's rule kept beside it."""
+    if not rule or rule.startswith("given by the user"):
+        return "names changed by the user"
+    return rule if rule.startswith("names changed by the user") else f"names changed by the user (BoneScreen's: {rule})"
+
+
 def shift_segment_names(segmentation_node, steps: int) -> None:
     """Move the name of every vertebra segment ``steps`` places along the spine (-1: L1 becomes T12).
 
@@ -252,6 +259,9 @@ def shift_segment_names(segmentation_node, steps: int) -> None:
         segment.SetTag(LEVEL_TAG, str(vid))
         segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), _terminology(vid))
     segmentation_node.SetAttribute("BoneScreen.NamesCertain", "1")
+    segmentation_node.SetAttribute(
+        "BoneScreen.NamingRule", _users_rule(segmentation_node.GetAttribute("BoneScreen.NamingRule"))
+    )
     segmentation_node.Modified()
 
 
@@ -355,17 +365,26 @@ def results_to_table(result: dict, table_node):
     A level's ``reasons`` are its flags; the overall row's are every flag and note of the result
     (:func:`bonescreen.messages.user_messages`).
     """
-    from bonescreen.messages import user_messages
+    from bonescreen.messages import grade_text, user_messages
 
     table_node.RemoveAllColumns()
     rows = [*result["levels"], {"name": "overall", **result["overall"]}]
-    string_cols = {"level", "prediction", "hu_category", "acr_category", "fracture_shape", "bone_status", "reasons"}
+    string_cols = {
+        "level",
+        "prediction",
+        "hu_category",
+        "acr_category",
+        "genant_grade",
+        "fracture_shape",
+        "bone_status",
+        "reasons",
+    }
     columns = {}
     for name in TABLE_COLUMNS:
         arr = (
             vtk.vtkStringArray()
             if name in string_cols
-            else (vtk.vtkIntArray() if name in ("uncertain", "genant_grade") else vtk.vtkDoubleArray())
+            else (vtk.vtkIntArray() if name == "uncertain" else vtk.vtkDoubleArray())
         )
         arr.SetName(name)
         columns[name] = arr
@@ -382,7 +401,8 @@ def results_to_table(result: dict, table_node):
             columns[key].InsertNextValue(float("nan") if row.get(key) is None else float(row[key]))
         columns["acr_category"].InsertNextValue(row.get("acr_category") or "")
         fracture = row.get("fracture") or {}
-        columns["genant_grade"].InsertNextValue(int(fracture.get("genant_grade", -1)))  # -1: not measured
+        # empty where not measured (the overall row, a body cut by the scan); "2?": the grade is in doubt
+        columns["genant_grade"].InsertNextValue(grade_text(row.get("fracture")))
         columns["fracture_shape"].InsertNextValue(fracture.get("shape") or "")
         status = row.get("bone_status") or {}
         columns["bone_status"].InsertNextValue(f"{status['class']} ({status['basis']})" if status else "")
@@ -426,6 +446,7 @@ class ClassifyInputs:
     labels: np.ndarray
     certain: bool
     notes: list[str]
+    rule: str = "given by the user"
 
 
 class BoneScreenLogic:
@@ -477,9 +498,13 @@ class BoneScreenLogic:
         volume = volume_node_to_ct(volume_node)
         labels = segmentation_to_labels(segmentation_node, volume_node, volume)
         # names the user changed (Segment Editor, shift) are the user's: taken as certain
-        certain = _renamed(segmentation_node) or segmentation_node.GetAttribute("BoneScreen.NamesCertain") != "0"
+        renamed = _renamed(segmentation_node)
+        certain = renamed or segmentation_node.GetAttribute("BoneScreen.NamesCertain") != "0"
         notes = segmentation_node.GetAttribute("BoneScreen.Notes") or ""
-        return ClassifyInputs(volume, labels, certain, [n for n in notes.split("\n") if n])
+        rule = segmentation_node.GetAttribute("BoneScreen.NamingRule") or "given by the user"
+        if renamed:
+            rule = _users_rule(rule)
+        return ClassifyInputs(volume, labels, certain, [n for n in notes.split("\n") if n], rule)
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
         """Results of :meth:`Screener.classify <bonescreen.pipeline.Screener.classify>` into a table and a chart.
@@ -488,7 +513,12 @@ class BoneScreenLogic:
         -------
         (dict, table node, chart node)
         """
-        result["segmentation"] = {"notes": inputs.notes}
+        # as the command line's result.json says it: how the names were found, and whether they are certain
+        result["segmentation"] = {
+            "naming_rule": inputs.rule,
+            "naming_certain": bool(inputs.certain),
+            "notes": inputs.notes,
+        }
         scene = volume_node.GetScene()
         if table_node is None:
             table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} BoneScreen results")
