@@ -9,7 +9,9 @@
   the input paths (which may carry identifiers: keep it where the data are).
 - One screener per worker process, loaded on its first study (:func:`worker_screener`).
 - Each study's outputs are written into a temporary folder and renamed into place when complete;
-  a rerun skips studies whose folder holds ``result.json``.
+  a rerun skips studies whose folder holds ``result.json`` and whose input is unchanged since
+  (``input_fingerprint.txt``: the names, sizes and modification times of the study's files); a study
+  whose input changed is screened again.
 - A failing study is recorded with its error; the batch goes on. Temporary folders of studies cut off
   by a stop are removed when the run ends and when the next run starts.
 """
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from . import __version__
 from .atomic import atomic_path, write_text_atomic
-from .io.dicom import is_dicom_file
+from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file
 from .io.nifti import is_nifti_path
 from .labels import CLASS_NAMES
 
@@ -52,10 +54,6 @@ SUMMARY_COLUMNS = [
     "input_notes",
 ]
 
-#: File name endings of DICOM files (case-insensitive): a folder holding such files is a study even when
-#: none of them reads as DICOM, so that the damage is reported.
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
-
 
 def find_studies(root: str | os.PathLike, exclude: str | os.PathLike | None = None) -> dict[str, Path]:
     """Every CT series under ``root``: key -> path (NIfTI file, or folder directly holding DICOM files or
@@ -74,7 +72,7 @@ def find_studies(root: str | os.PathLike, exclude: str | os.PathLike | None = No
             if is_nifti_path(path):
                 if not _is_label_nifti(path):
                     found[study_key(root, path)] = path
-            elif not dicom_here and (name.lower().endswith(DICOM_SUFFIXES) or is_dicom_file(path)):
+            elif not dicom_here and (name.lower().endswith(DICOM_NAME_SUFFIXES) or is_dicom_file(path)):
                 dicom_here = True
         if dicom_here:
             found[study_key(root, here)] = here
@@ -91,6 +89,34 @@ def _is_label_nifti(path: Path) -> bool:
     except Exception:
         return False  # unreadable: let the screening report it
     return np.dtype(dtype).kind in "ub" and np.dtype(dtype).itemsize == 1
+
+
+FINGERPRINT_FILE = "input_fingerprint.txt"
+
+
+def input_fingerprint(path: str | os.PathLike) -> str:
+    """What a study reads, summed up: SHA-256 of the names, sizes and modification times of a NIfTI file
+    (with its JSON sidecar) or of the files directly in a DICOM folder; it changes when a file is added,
+    removed, replaced or rewritten."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    else:
+        sidecar = path.with_name(path.name.removesuffix(".gz").removesuffix(".nii") + ".json")
+        files = [path, *([sidecar] if sidecar.is_file() else [])]
+    h = hashlib.sha256()
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _unchanged(final: Path, fingerprint: str) -> bool:
+    """A finished study whose input is as it was (outputs of runs before fingerprints count as finished)."""
+    if not (final / "result.json").is_file():
+        return False
+    stored = final / FINGERPRINT_FILE
+    return not stored.is_file() or stored.read_text().strip() == fingerprint
 
 
 def study_key(root: Path, path: Path) -> str:
@@ -131,7 +157,11 @@ def screen_study(
     from .screen import screen_file
 
     final = Path(out) / key
-    if (final / "result.json").is_file():
+    try:
+        fingerprint = input_fingerprint(path)
+    except OSError as exc:
+        return {"study": key, "status": "error", "error": f"<input>: cannot be read ({exc.strerror or exc})"}
+    if _unchanged(final, fingerprint):
         return {"study": key, "status": "skipped", "result": json.loads((final / "result.json").read_text())}
     tmp = Path(out) / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     t0 = time.perf_counter()
@@ -140,6 +170,7 @@ def screen_study(
         screener = worker_screener(seg_weights, cls_weights, device, settings)
         # a folder study is the files directly in it: its subfolders are studies of their own
         result = screen_file(path, tmp, screener=screener, input_name=key, recursive=False)
+        (tmp / FINGERPRINT_FILE).write_text(fingerprint + "\n")
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -424,7 +424,7 @@ def _inference_settings(args: argparse.Namespace):
 
 
 def cmd_screen(args: argparse.Namespace) -> int:
-    from .messages import user_messages
+    from .messages import headline, user_messages
     from .pipeline import Screener
     from .screen import check_output_folder, screen_file
 
@@ -472,7 +472,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
                 f"{o['vbmd_mg_cm3']:.0f} +- {o['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD), {o['acr_category']} (ACR)"
             )
         if o.get("bone_status"):
-            print(f"bone status: {o['bone_status']['class']} ({o['bone_status']['basis']})")
+            # the line every front end shows first (uncertain or unconfirmed as there), then its basis
+            print(f"{headline(o)[0]}; basis: {o['bone_status']['basis']}")
     for line in user_messages(result):
         print(f"  - {line}")
     print(f"results written to {args.out}")
@@ -543,7 +544,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     c = manifest["counts"]
     print(
         f"{manifest['studies']} studies: {c['done']} screened, {c['skipped']} already done, {c['error']} failed "
-        f"({manifest['workers']} workers); see {Path(args.out) / 'summary.csv'}"
+        f"({manifest['workers']} worker{'s' if manifest['workers'] != 1 else ''}); see {Path(args.out) / 'summary.csv'}"
     )
     # 0: every study screened (now or before); 1: some failed (summary.csv says why) or were not tried
     return 0 if manifest["succeeded"] else 1
@@ -717,8 +718,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--label-scheme",
         choices=SCHEME_NAMES,
         default=None,
-        help="ids of --labels: bonescreen (DESIGN.md, the default), verse (VerSe) or totalseg (TotalSegmentator's "
-        "total task)",
+        help="ids of --labels: bonescreen (the default: 1-5 = L1-L5, 6 = T12, 7 = sacrum, as levels.nii.gz), "
+        "verse (VerSe) or totalseg (TotalSegmentator's total task)",
     )
     sc.add_argument("--osteoporosis-hu", type=float, default=110.0, help="trabecular HU at or below: osteoporosis")
     sc.add_argument("--normal-hu", type=float, default=160.0, help="trabecular HU above: normal")

@@ -81,7 +81,9 @@ def test_a_nested_archive_gives_each_series_once_and_damaged_folders_are_studies
     assert load_ct(visit / "sub", recursive=False).hu.shape[0] == two.hu.shape[0] != one.hu.shape[0]
     assert load_ct(visit).hu.shape[0] == two.hu.shape[0]  # `screen` of the folder still searches below it
     failed = screen_study("study-x", str(fake), str(tmp_path / "o"), None, None, "cpu")
-    assert failed["status"] == "error" and "no DICOM files in the folder" in failed["error"]
+    assert (
+        failed["status"] == "error" and "1 file named as DICOM (IM0001.dcm) but none reads as DICOM" in failed["error"]
+    )
 
     assert main(["batch", str(tmp_path / "missing"), "--out", str(tmp_path / "o2")]) == 2
     assert "missing: no such folder" in capsys.readouterr().err
@@ -127,6 +129,12 @@ def test_batch_on_local_cluster_resumes(archive, tmp_path):
     assert not manifest["succeeded"] and not manifest["interrupted"]
     # the command line says so: a study failed, so the exit code is 1 (the rest are skipped as done)
     assert main(["batch", str(archive), "--out", str(out), "--workers", "1", "--device", "cpu"]) == 1
+    # an input rewritten since it was screened is screened again, not skipped as done (the rerun kept a stale
+    # result when only the path was compared); the others stay skipped
+    changed = archive / "nifti_0" / "ct.nii.gz"
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    again = run_batch(archive, out, workers=1, device="cpu", progress=False)
+    assert again["counts"]["done"] == 1 and again["counts"]["skipped"] == 4
 
 
 def _free_port() -> int:

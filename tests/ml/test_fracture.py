@@ -411,3 +411,22 @@ def test_truth_heights_are_those_of_the_bone_the_phantom_draws():
     assert len(errors) == 9
     assert abs(errors.mean()) < 0.5, errors.round(1)
     assert np.abs(errors).max() <= 1.5, errors.round(1)
+
+
+def test_a_density_status_on_unconfirmed_names_or_one_vertebra_is_unconfirmed():
+    """Found by a user trial: three thoracic slices (T10-T11, rib heads not found on so few slices) were named L1
+    and got "bone status: normal" from one vertebra. The ACR categories refer to L1-L4 averaged over two or more
+    vertebrae: such a status is shown as a question, with the reason, in every front end."""
+    from bonescreen.messages import headline
+
+    one = {"acr_category": "normal", "vbmd_mg_cm3": 137.0, "levels_used": ["L1"]}
+    two = {"acr_category": "normal", "vbmd_mg_cm3": 137.0, "levels_used": ["L1", "L2"]}
+    unnamed = bone_status({}, two, "normal", names_certain=False)
+    assert unnamed["class"] == "normal" and "unconfirmed: the level names are not confirmed" in unnamed["basis"]
+    single = bone_status({}, one, "normal")
+    assert "unconfirmed: vBMD of one vertebra" in single["basis"]
+    assert "unconfirmed" not in bone_status({}, two, "normal")["basis"]
+    no_density = {"acr_category": None, "vbmd_mg_cm3": None, "levels_used": []}
+    assert "unconfirmed" in bone_status({}, no_density, "osteoporosis", names_certain=False)["basis"]
+    line, cls = headline({"bone_status": single, "uncertain": True, "prediction": "normal"})
+    assert line == "Bone status unconfirmed: Normal bone mass? (see the flags)" and cls is None

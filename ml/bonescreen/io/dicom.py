@@ -58,6 +58,10 @@ _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 _NAMED_SKIPS = 5
 
 
+#: Endings of DICOM file names (case-insensitive): files so named that do not read as DICOM are reported.
+DICOM_NAME_SUFFIXES = (".dcm", ".dicom", ".ima")
+
+
 def dicom_kind(path: Path) -> str | None:
     """``part10`` (preamble and 'DICM'), ``raw`` (ACR-NEMA style: starts with a group 0002/0008 element) or None."""
     try:
@@ -712,6 +716,13 @@ def _load_dicom(path: Path, recursive: bool = True) -> CTVolume:
     if path.is_dir():
         found, unreadable = _collect(path, recursive)
         if not found:
+            named = sorted(n for n in os.listdir(path) if n.lower().endswith(DICOM_NAME_SUFFIXES))
+            if named:  # files that look like DICOM by name but are not: say so, not "no files"
+                raise BoneScreenError(
+                    f"{len(named)} file{'s' if len(named) > 1 else ''} named as DICOM ({named[0]}"
+                    f"{', ...' if len(named) > 1 else ''}) but none reads as DICOM: damaged, or another format",
+                    path,
+                )
             raise BoneScreenError("no DICOM files in the folder", path)
         series = _choose_series(path, found, unreadable)
     else:

@@ -180,8 +180,18 @@ def bone_status(
     falls in the osteoporosis category too, the status rests on the density and the basis names the
     fracture as possible, not confirmed. ``off_bone``: levels whose labels do not sit on the CT's bone
     (:func:`bonescreen.mask_fit.off_bone`); whatever the basis, the status is then unconfirmed.
+
+    A status from density (vBMD, or BCC-Net without it) is unconfirmed too when the level names are not
+    confirmed (``names_certain`` False: the vertebrae measured may not be L1-L4, to which the ACR QCT
+    categories refer) or when vBMD rests on one vertebra (spinal QCT averages two or more, L1-L2 or
+    L1-L3: ACR-SPR-SSR Practice Parameter for QCT bone densitometry, 2018; ISCD Official Positions).
     """
     status = _status(fractures, density, network_prediction, names_certain, mask_checked)
+    if not status["basis"].startswith("vertebral fracture"):
+        if not names_certain:
+            status["basis"] += f"; {UNCONFIRMED}: the level names are not confirmed (these may not be L1-L4)"
+        elif len(density.get("levels_used") or []) == 1:
+            status["basis"] += f"; {UNCONFIRMED}: vBMD of one vertebra (QCT averages two or more)"
     if off_bone:
         status["basis"] += f"; {UNCONFIRMED}: the labels of {', '.join(off_bone)} do not sit on bone"
     return status
