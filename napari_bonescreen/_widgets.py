@@ -57,8 +57,7 @@ from bonescreen.labels import (
     shift_names,
     vertebra_name,
 )
-from bonescreen.messages import grade_text, headline, user_messages
-from bonescreen.pipeline.bone_health import UNCONFIRMED
+from bonescreen.messages import UNCONFIRMED, grade_text, headline, user_messages, users_naming_rule
 from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
 
 from ._convert import (
@@ -647,9 +646,7 @@ class ClassifyWidget(_Base):
         # the naming's notes travel with the labels layer; the result shows them with its own flags
         segmentation = {
             "naming_rule": (
-                f"names changed by the user (BoneScreen's: {made.get('rule', 'given by the user')})"
-                if made.get("renamed")
-                else made.get("rule", "given by the user")
+                users_naming_rule(made.get("rule")) if made.get("renamed") else made.get("rule", "given by the user")
             ),
             "naming_certain": bool(certain),
             "notes": list(made.get("notes", [])),

@@ -22,6 +22,7 @@ import csv
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -33,7 +34,7 @@ from pathlib import Path
 from . import __version__
 from .atomic import atomic_path, write_text_atomic
 from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file
-from .io.nifti import is_nifti_path
+from .io.nifti import is_nifti_path, sidecar_path
 from .labels import CLASS_NAMES
 
 SUMMARY_COLUMNS = [
@@ -102,7 +103,7 @@ def input_fingerprint(path: str | os.PathLike) -> str:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
     else:
-        sidecar = path.with_name(path.name.removesuffix(".gz").removesuffix(".nii") + ".json")
+        sidecar = sidecar_path(path)
         files = [path, *([sidecar] if sidecar.is_file() else [])]
     h = hashlib.sha256()
     for p in files:
@@ -257,7 +258,7 @@ def run_batch(
     settings : InferenceSettings, optional
         Precision, batch size, compilation of the workers' networks (the defaults when None).
     """
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, LocalCluster
 
     from .errors import BoneScreenError
     from .screen import check_output_folder
@@ -277,8 +278,6 @@ def run_batch(
         w.writerow(["study", "input (relative to the input root; may carry identifiers)"])
         for key, path in studies.items():
             w.writerow([key, path.relative_to(root).as_posix()])
-    import logging
-
     if logging.getLogger().getEffectiveLevel() > logging.INFO:  # dask.distributed logs at INFO unless told
         logging.getLogger("distributed").setLevel(logging.WARNING)
     cluster = None
@@ -322,7 +321,7 @@ def run_batch(
 
             bar = tqdm(total=len(futures), desc="studies", unit="study", file=sys.stderr)
         try:
-            _collect(futures, outcomes, bar, limit, as_completed)
+            _collect(futures, outcomes, bar, limit)
         except KeyboardInterrupt:
             # keep what finished: the summary below lists it, and the next run skips it
             interrupted = True
@@ -344,8 +343,10 @@ def run_batch(
     return manifest
 
 
-def _collect(futures, outcomes: list, bar, limit: int | None, as_completed) -> None:
+def _collect(futures, outcomes: list, bar, limit: int | None) -> None:
     """Gather the studies' outcomes as they finish (into ``outcomes``), up to ``limit`` screened."""
+    from dask.distributed import as_completed
+
     for future in as_completed(futures):
         outcomes.append(future.result())
         if bar is not None:
@@ -360,8 +361,6 @@ def _collect(futures, outcomes: list, bar, limit: int | None, as_completed) -> N
 def _quiet_dask() -> None:
     """A stopped run closes the cluster under running tasks: dask.distributed then logs every broken
     connection with its traceback. The user asked for the stop; they need none of it."""
-    import logging
-
     for name in ("distributed", "tornado", "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 

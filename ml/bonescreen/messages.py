@@ -106,6 +106,18 @@ def headline(overall: dict) -> tuple[str, str | None]:
     return "No lumbar level classified", None
 
 
+#: How a naming rule starts once the user has changed the names (napari's rename and shift, Slicer's).
+USER_NAMING = "names changed by the user"
+
+
+def users_naming_rule(rule: str | None) -> str:
+    """The naming rule recorded in result.json (``segmentation.naming_rule``) once the user has renamed or
+    shifted the vertebrae: the user's, with BoneScreen's own rule kept beside it when there was one."""
+    if not rule or rule.startswith("given by the user"):
+        return USER_NAMING
+    return rule if rule.startswith(USER_NAMING) else f"{USER_NAMING} (BoneScreen's: {rule})"
+
+
 def grade_text(fracture: dict | None) -> str:
     """A level's Genant grade as shown to users: ``"2"``, ``"2?"`` when the slices cannot tell it from the
     grade on the other side of grade 2's 25 % bound (``grade_doubt``, :func:`bonescreen.fracture.grade_doubt`),

@@ -23,6 +23,7 @@ import vtk
 
 from bonescreen.errors import BoneScreenError
 from bonescreen.labels import lumbar_levels
+from bonescreen.messages import users_naming_rule
 
 #: Tag on each segment holding its vertebra id (DESIGN.md: 1..5 = L1..L5, 6 = T12, 7 = sacrum, ...).
 LEVEL_TAG = "BoneScreen.Level"
@@ -228,13 +229,6 @@ def _renamed(segmentation_node) -> bool:
     return any(sid in now and now[sid] != vid for sid, vid in json.loads(given).items())
 
 
-def _users_rule(rule: str | None) -> str:
-    """The naming rule once the user has changed the names: theirs, with BoneScreen's rule kept beside it."""
-    if not rule or rule.startswith("given by the user"):
-        return "names changed by the user"
-    return rule if rule.startswith("names changed by the user") else f"names changed by the user (BoneScreen's: {rule})"
-
-
 def shift_segment_names(segmentation_node, steps: int) -> None:
     """Move the name of every vertebra segment ``steps`` places along the spine (-1: L1 becomes T12).
 
@@ -260,7 +254,7 @@ def shift_segment_names(segmentation_node, steps: int) -> None:
         segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), _terminology(vid))
     segmentation_node.SetAttribute("BoneScreen.NamesCertain", "1")
     segmentation_node.SetAttribute(
-        "BoneScreen.NamingRule", _users_rule(segmentation_node.GetAttribute("BoneScreen.NamingRule"))
+        "BoneScreen.NamingRule", users_naming_rule(segmentation_node.GetAttribute("BoneScreen.NamingRule"))
     )
     segmentation_node.Modified()
 
@@ -503,7 +497,7 @@ class BoneScreenLogic:
         notes = segmentation_node.GetAttribute("BoneScreen.Notes") or ""
         rule = segmentation_node.GetAttribute("BoneScreen.NamingRule") or "given by the user"
         if renamed:
-            rule = _users_rule(rule)
+            rule = users_naming_rule(rule)
         return ClassifyInputs(volume, labels, certain, [n for n in notes.split("\n") if n], rule)
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
