@@ -745,7 +745,9 @@ class ClassifyWidget(_Base):
         line, cls = headline(result["overall"])
         status = result["overall"].get("bone_status")
         basis = f"<br>{html.escape(status['basis'])}" if status else ""
-        color = class_color(cls, "#444444")
+        # no class (unconfirmed, or nothing classified): the theme's own text colour, readable in napari's dark
+        # and light themes alike (a fixed dark grey was 1.6:1 on the dark theme)
+        color = class_color(cls, self.headline.palette().color(self.headline.foregroundRole()).name())
         self.headline.setText(f'<b style="color:{color}; font-size:13pt">{html.escape(line)}</b>{basis}')
 
     def _draw_pie(self, overall: dict) -> None:

@@ -426,6 +426,8 @@ def test_a_density_status_on_unconfirmed_names_or_one_vertebra_is_unconfirmed():
     single = bone_status({}, one, "normal")
     assert "unconfirmed: vBMD of one vertebra" in single["basis"]
     assert "unconfirmed" not in bone_status({}, two, "normal")["basis"]
+    both = bone_status({}, one, "normal", names_certain=False)["basis"]  # each reason is given, not the first alone
+    assert "level names are not confirmed" in both and "vBMD of one vertebra" in both
     no_density = {"acr_category": None, "vbmd_mg_cm3": None, "levels_used": []}
     assert "unconfirmed" in bone_status({}, no_density, "osteoporosis", names_certain=False)["basis"]
     line, cls = headline({"bone_status": single, "uncertain": True, "prediction": "normal"})

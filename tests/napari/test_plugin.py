@@ -459,3 +459,24 @@ def test_a_row_tooltip_gives_the_fracture_in_full_words():
     assert tip.startswith("Genant grade 1 (biconcave), height loss 23%;") and tip.endswith("; a flag")
     assert "Osteoporosis 0.50" in tip
     assert "Genant" not in _row_tooltip({"probabilities": p, "fracture": {"genant_grade": 0, "shape": None}})
+
+
+def test_an_unconfirmed_headline_is_readable_in_the_dark_theme(make_napari_viewer):
+    """Found by a user trial: an unconfirmed status (no class to colour it by) was drawn in a fixed dark grey,
+    1.6:1 against napari's dark theme. It now takes the theme's text colour: WCAG contrast at least 4.5."""
+    import re
+
+    viewer = make_napari_viewer()
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    status = {"class": "normal", "basis": "vBMD 156 mg/cm3 (ACR QCT categories); unconfirmed: vBMD of one vertebra"}
+    cls._show_headline({"overall": {"bone_status": status, "uncertain": True, "prediction": "normal"}})
+    drawn = re.search(r"color:(#[0-9a-fA-F]{6})", cls.headline.text()).group(1)
+    background = cls.headline.palette().color(cls.headline.backgroundRole()).name()
+
+    def luminance(hex_color: str) -> float:
+        c = [int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        c = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+    hi, lo = sorted((luminance(drawn), luminance(background)), reverse=True)
+    assert (hi + 0.05) / (lo + 0.05) >= 4.5, (drawn, background)

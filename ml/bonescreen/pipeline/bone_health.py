@@ -190,7 +190,7 @@ def bone_status(
     if not status["basis"].startswith("vertebral fracture"):
         if not names_certain:
             status["basis"] += f"; {UNCONFIRMED}: the level names are not confirmed (these may not be L1-L4)"
-        elif len(density.get("levels_used") or []) == 1:
+        if len(density.get("levels_used") or []) == 1:
             status["basis"] += f"; {UNCONFIRMED}: vBMD of one vertebra (QCT averages two or more)"
     if off_bone:
         status["basis"] += f"; {UNCONFIRMED}: the labels of {', '.join(off_bone)} do not sit on bone"
