@@ -149,3 +149,69 @@ def test_a_body_cut_in_two_by_a_hole_in_the_mask_is_flagged():
     split = split_levels(mask, case.spacing, hu)
     assert not split.certain
     assert any("L3 and L2 are" in n and "split in two" in n for n in split.notes)
+
+
+def test_one_sided_ribs_on_neighbouring_vertebrae_are_a_pair():
+    """The T11-T12 series shows T12's right rib on its lowest slices and T11's left rib on its highest: each
+    vertebra has ribs on one side only, and the per-vertebra rule (both sides) found none, so the two were
+    named L2 and L1. Opposite one-sided hits on neighbours, one of them strong, are a pair; alone, or on the
+    same side, or both weak, they are not."""
+    from bonescreen.pipeline.levels import Vertebra, _pair_ribs
+
+    def run(sides):
+        vertebrae = [
+            Vertebra(i, (10 * i, 10 * i + 8), (10 * i, 10 * i + 9), 45.0, rib_side=r) for i, r in enumerate(sides)
+        ]
+        _pair_ribs(vertebrae)
+        return [v.ribs for v in vertebrae]
+
+    assert run([0, 1, -2]) == [False, True, True]
+    assert run([0, 2, -1]) == [False, True, True]
+    assert run([0, 0, -2]) == [False, False, False]  # alone: a vessel or a transverse process
+    assert run([0, 2, 2]) == [False, False, False]  # the same side
+    assert run([0, 1, -1]) == [False, False, False]  # both weak
+    assert run([-2, 0, 2]) == [False, False, False]  # not neighbours
+
+
+def test_thin_iliac_wings_are_long_plates_and_rib_sections_are_not():
+    """A thin adult's iliac wing at 3 mm voxels reads above 250 HU only along broken lines of cortex (pieces
+    under 40 mm, far under the 500 mm2 of the area rule), yet it is one plate of bone above 150 HU, 60-150 mm
+    long. A rib's section beside T12 is a short piece, however bright."""
+    from bonescreen.pipeline.levels import _bone_area_mm2, _plate_length_mm
+
+    s = LevelSettings()
+    hu = np.full((60, 80), 20.0, np.float32)
+    mask = np.zeros(hu.shape, bool)
+    # a plate 2 pixels (6 mm) thick, 22 pixels (66 mm) long, at 180 HU with cortex at 300 HU every 4th pixel
+    hu[20:22, 10:32] = 180.0
+    hu[20, 10:32:4] = 300.0
+    rows, cols, spacing = slice(0, 60), slice(0, 80), (3.0, 3.0)
+    assert _bone_area_mm2(hu, mask, rows, cols, spacing, min_hu=s.iliac_min_hu, largest=True) < s.iliac_area_mm2
+    assert _plate_length_mm(hu, mask, rows, cols, spacing, s) >= s.iliac_length_mm
+    rib = np.full((60, 80), 20.0, np.float32)
+    rib[30:33, 40:47] = 600.0  # 9 x 21 mm of cortical bone
+    assert _plate_length_mm(rib, mask, rows, cols, spacing, s) < s.iliac_length_mm
+    # without cortex the plate is soft tissue (an enhanced vessel or a kidney's cortex reads 150-250 HU)
+    soft = np.where(hu >= 300.0, 180.0, hu)
+    assert _plate_length_mm(soft, mask, rows, cols, spacing, s) == 0.0
+
+
+def test_a_disc_is_found_in_the_ct_of_a_core_and_cement_is_no_disc():
+    """Inside a tall core the disc is a band darker than the endplates on both sides, at its tilt. Within a
+    cemented body the bands between lumps of cement are as much darker but read far above a disc (the
+    realistic phantom's seed 3000, case 15: L5 was cut in two), and metal, NaN in the CT given, is not read."""
+    from bonescreen.pipeline.levels import _disc_band
+
+    s, spacing = LevelSettings(), (1.0, 1.0, 1.0)
+    sub = np.ones((60, 30, 30), bool)
+    z, y = np.indices((60, 30))
+    # a body above and one below a disc tilted by 20 degrees: 150 HU bone, 300 HU endplates, 90 HU disc
+    t = (z - 30) * np.cos(np.deg2rad(20)) + (y - 15) * np.sin(np.deg2rad(20))
+    hu = np.where(np.abs(t) < 3, 90.0, np.where(np.abs(t) < 5, 300.0, 150.0))[:, :, None] * np.ones((1, 1, 30))
+    distance, half = _disc_band(sub, hu, spacing, s)
+    assert abs(float(distance[30, 15])) <= half + 1.0  # the cut runs through the disc's middle
+    assert float(distance[55, 15]) > 0 > float(distance[5, 15])  # positive above it
+    assert _disc_band(sub, np.full(sub.shape, 150.0), spacing, s) is None  # one body: no disc
+    cement = np.where(np.abs(t) < 3, 600.0, 1800.0)[:, :, None] * np.ones((1, 1, 30))
+    assert _disc_band(sub, cement, spacing, s) is None
+    assert _disc_band(sub, np.where(np.abs(t) < 3, 90.0, np.nan)[:, :, None] * np.ones((1, 1, 30)), spacing, s) is None

@@ -57,6 +57,29 @@ class LevelSettings:
     waist_search: tuple[float, float] = _setting(
         (0.2, 0.8), "the waist is searched between these shares of the core's height: not at its ends (phantom)"
     )
+    single_core_mm: float = _setting(
+        32.4,
+        "a core taller than the tallest lumbar body (23.5-32.4 mm, Clouthier 2023) may hold two bodies even "
+        "when too few cores are found to compare with a median: its core, 12 mm shorter, stays below this "
+        "tilted by 30 degrees",
+    )
+    disc_valley_hu: float = _setting(
+        80.0,
+        "a disc inside a tall core: a band of the CT this many HU darker than the brightest bone within "
+        "disc_side_mm on both sides (endplates, 200-300 HU at 3 mm slices, flank a disc of 70-110 HU; within "
+        "one body the profile varies by 22-41 HU on TotalSegmentator's example CT)",
+    )
+    disc_max_hu: float = _setting(
+        200.0,
+        "...and reads no brighter than this: a disc is 70-110 HU, up to about 150 with the endplates' partial "
+        "volume at 3-5 mm slices; bands within cemented bodies (phantom: 500-900 HU between cement) are not discs",
+    )
+    disc_side_mm: float = _setting(8.0, "...the sides searched for the endplates: a body is 23.5-32.4 mm tall")
+    disc_tilt_deg: float = _setting(
+        45.0,
+        "discs are searched tilted up to this far in the sagittal plane (L5-S1 lies 30-40 degrees from the "
+        "axial plane in lordosis; Gray's Anatomy)",
+    )
     flat_core_depth_mm: float = _setting(
         3.0, "a body flattened by a grade 3 fracture (12-15 mm of body left) is searched this deep (phantom)"
     )
@@ -146,6 +169,14 @@ class LevelSettings:
     iliac_rows_mm: tuple[float, float] = _setting((-50.0, 80.0), "rows searched for iliac wings (mm, as rib_rows_mm)")
     iliac_min_hu: float = _setting(250.0, "iliac wings: cortex 300-1200 HU round trabecular bone")
     iliac_area_mm2: float = _setting(500.0, "bone area of one iliac wing in a slice, on each side (phantom)")
+    iliac_low_hu: float = _setting(
+        150.0, "...or one plate above this (trabecular bone) that holds such cortex, as in thin adults at 3 mm voxels"
+    )
+    iliac_length_mm: float = _setting(
+        40.0,
+        "...this long (iliac wings: 60-150 mm in an axial slice, 40-106 mm on TotalSegmentator's example CT; "
+        "ribs beside T11-T12 give pieces up to about 30 mm on the T11-T12 series)",
+    )
     iliac_fraction: float = _setting(0.5, "share of a body's slices with iliac bone on both sides: the pelvis")
     si_near_mm: float = _setting(
         12.0, "sacroiliac joints: ilium this close to the sacrum (the joint space is 2-4 mm; Gray's Anatomy)"

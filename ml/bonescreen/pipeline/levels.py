@@ -29,6 +29,7 @@ Vertebrae that are not L1-L5 (T12 and above, the sacrum) get label 0.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -56,6 +57,8 @@ class Vertebra:
     joined: list[int] = field(default_factory=list)  # cores of lower sacral segments and the coccyx
     core_centre: float | None = None  # slice index (fractional) of its core's centre of mass
     core_mm3: float = 0.0  # volume of its body's core (the mask deeper than core_depth_mm)
+    rib_side: int = 0  # a rib seen on one side only: its sign, and 2 when strong (see _pair_ribs)
+    iliac_plates: bool = False  # long bony plates on both sides (thin iliac wings; see _plate_length_mm)
 
     def evidence(self, spacing: tuple[float, float, float]) -> dict:
         """What the naming saw of this vertebra (for result.json)."""
@@ -65,9 +68,19 @@ class Vertebra:
             "body_height_mm": round((self.body_slices[1] - self.body_slices[0] + 1) * spacing[0], 1),
             "width_mm": round(float(self.width_mm), 1),
             "ribs": bool(self.ribs),
-            "iliac_bone_beside": bool(self.iliac),
+            "iliac_bone_beside": bool(self.iliac or self.iliac_plates),
             "sacroiliac_joints": bool(self.sacroiliac),
         }
+
+
+class LateralBone(NamedTuple):
+    """What :func:`_lateral_bone` found beside one vertebra."""
+
+    ribs: bool
+    iliac: bool
+    sacroiliac: bool
+    rib_side: int  # a rib on one side only: -1 or 1, times 2 when on rib_fraction of the slices; else 0
+    iliac_plates: bool
 
 
 @dataclass
@@ -152,6 +165,36 @@ def _bone_area_mm2(
     return float(bone.sum()) * spacing_yx[0] * spacing_yx[1]
 
 
+def _plate_length_mm(hu: np.ndarray, mask: np.ndarray, rows: slice, cols: slice, spacing_yx, s: LevelSettings) -> float:
+    """Length (mm, the diagonal of its bounding box) of the longest bony plate in a window of one slice.
+
+    A plate is a connected piece above ``iliac_low_hu`` (trabecular bone) that holds cortex above
+    ``iliac_min_hu``, not within 2 pixels of the mask. The iliac wings of a thin adult at 3 mm voxels
+    read above 250 HU only along broken lines of cortex (TotalSegmentator's example CT: pieces of 13-36
+    mm, under ``iliac_area_mm2``), while the whole wing, trabecular bone included, is one plate 40-106
+    mm long; ribs beside T11-T12 give pieces up to about 30 mm (the T11-T12 series).
+    """
+    ny, nx = mask.shape
+    r0, r1 = max(rows.start, 0), min(rows.stop, ny)
+    c0, c1 = max(cols.start, 0), min(cols.stop, nx)
+    if r1 <= r0 or c1 <= c0:
+        return 0.0
+    near = ndimage.binary_dilation(mask[max(r0 - 2, 0) : r1 + 2, max(c0 - 2, 0) : c1 + 2], iterations=2)
+    near = near[r0 - max(r0 - 2, 0) :, c0 - max(c0 - 2, 0) :][: r1 - r0, : c1 - c0]
+    window = hu[r0:r1, c0:c1]
+    low = (window > s.iliac_low_hu) & ~near
+    pieces, n = ndimage.label(low)
+    if n == 0:
+        return 0.0
+    seeded = np.unique(pieces[(window > s.iliac_min_hu) & low])
+    best = 0.0
+    for piece, box in enumerate(ndimage.find_objects(pieces), start=1):
+        if box is not None and piece in seeded:
+            h, w = (box[0].stop - box[0].start) * spacing_yx[0], (box[1].stop - box[1].start) * spacing_yx[1]
+            best = max(best, float(np.hypot(h, w)))
+    return best
+
+
 def _lateral_bone(
     hu: np.ndarray,
     mask: np.ndarray,
@@ -184,12 +227,15 @@ def _lateral_bone(
 
     Returns
     -------
-    (bool, bool, bool)
+    LateralBone
         Ribs on ``rib_fraction`` of the body's slices; iliac bone on both sides on at least half;
-        sacroiliac joints on both sides on ``si_fraction`` of them.
+        sacroiliac joints on both sides on ``si_fraction`` of them; the side on which alone a rib was
+        seen (``rib_side``, for :func:`_pair_ribs`); long bony plates on both sides on at least half
+        (``iliac_plates``, :func:`_plate_length_mm`: thin iliac wings, evidence for the sacrum only, since
+        a rib section can be as long in the first phantom).
     """
     dy, dx = spacing[1], spacing[2]
-    rib_hits = iliac_hits = joint_hits = 0
+    rib_hits = iliac_hits = joint_hits = plate_hits = 0
     side_hits = np.zeros(2, int)
     ks = range(run[0], run[1] + 1)
     for k in ks:
@@ -203,7 +249,7 @@ def _lateral_bone(
             for front, back in (s.rib_rows_mm, s.iliac_rows_mm, s.si_rows_mm)
         )
         rib = []
-        iliac, joint = [], []
+        iliac, joint, plate = [], [], []
         for side in (-1, 1):
             near = [cx + side * (body_half + d) / dx for d in s.rib_search_mm]
             far = [near[0], cx + side * (body_half + s.iliac_search_mm) / dx]
@@ -213,6 +259,7 @@ def _lateral_bone(
                 _bone_area_mm2(hu[k], mask[k], wide_rows, far_cols, (dy, dx), min_hu=s.iliac_min_hu, largest=True)
                 > s.iliac_area_mm2
             )
+            plate.append(_plate_length_mm(hu[k], mask[k], wide_rows, far_cols, (dy, dx), s) >= s.iliac_length_mm)
             area = _bone_area_mm2(
                 hu[k],
                 mask[k],
@@ -239,6 +286,7 @@ def _lateral_bone(
                 > s.si_area_mm2
             )
         iliac_hits += all(iliac)  # the pelvis is on both sides
+        plate_hits += all(plate)
         joint_hits += all(joint)
         if metal_slices is not None and metal_slices[k]:
             continue  # streaks: no rib evidence either way
@@ -247,10 +295,41 @@ def _lateral_bone(
             side_hits += np.array(rib, dtype=int)
     # ribs come in pairs: a rib on each side, on some of the slices each (the two seldom run level)
     readable = len(ks) if metal_slices is None else int(np.count_nonzero(~metal_slices[run[0] : run[1] + 1]))
-    each_side = bool(np.all(side_hits >= max(1, s.rib_side_fraction * readable)))
-    ribs = readable > 0 and rib_hits >= max(1, s.rib_fraction * readable) and each_side
+    seen = side_hits >= max(1, s.rib_side_fraction * readable)
+    ribs = readable > 0 and rib_hits >= max(1, s.rib_fraction * readable) and bool(seen.all())
     pelvis = iliac_hits >= max(1, s.iliac_fraction * len(ks))
-    return ribs and not pelvis, pelvis, joint_hits >= max(1, s.si_fraction * len(ks))
+    one_side = 0
+    if readable > 0 and not pelvis and seen.sum() == 1:
+        side = int(np.argmax(seen))
+        # 2 where the side has ribs on rib_fraction of the slices (strong), 1 where on rib_side_fraction
+        one_side = (-1, 1)[side] * (2 if side_hits[side] >= max(1, s.rib_fraction * readable) else 1)
+    return LateralBone(
+        ribs and not pelvis,
+        pelvis,
+        joint_hits >= max(1, s.si_fraction * len(ks)),
+        one_side,
+        plate_hits >= max(1, s.iliac_fraction * len(ks)),
+    )
+
+
+def _pair_ribs(vertebrae: list[Vertebra]) -> None:
+    """Ribs seen on one side only of a vertebra and on the other side only of its neighbour are a pair.
+
+    A rib pair seldom runs level: on a short or tilted series (the T11-T12 series of ../shared/data,
+    40 mm: the right rib on T12's lowest slices, the left on T11's highest) each vertebra shows one rib
+    of its pair, and the per-vertebra rule (ribs on both sides) would find none. Two neighbours with
+    one-sided hits on opposite sides, one of them on ``rib_fraction`` of its slices (``rib_side`` of
+    magnitude 2), are both counted as rib-bearing. A one-sided hit alone (a vessel, a transverse
+    process) still is not.
+    """
+    sides = [0 if v.ribs or v.iliac else v.rib_side for v in vertebrae]
+    paired = set()
+    for i in range(len(vertebrae) - 1):
+        a, b = sides[i], sides[i + 1]
+        if a * b < 0 and max(abs(a), abs(b)) == 2:
+            paired |= {i, i + 1}
+    for i in paired:
+        vertebrae[i].ribs = True
 
 
 def _top_rib_run(ribs: list[bool], gap: int) -> list[int]:
@@ -269,20 +348,22 @@ def _top_rib_run(ribs: list[bool], gap: int) -> list[int]:
     return sorted(run)
 
 
-def _cores(m: np.ndarray, spacing, depth: np.ndarray, s: LevelSettings) -> tuple[np.ndarray, int]:
+def _cores(
+    m: np.ndarray, spacing, depth: np.ndarray, s: LevelSettings, hu: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
     """Vertebral-body cores: mask voxels deeper than ``core_depth_mm``, as 3-D components.
 
     Components much smaller than the median (a thick spot of a process, an osteophyte)
     are dropped unless they touch the top or bottom of the volume (a vertebra cut by the
-    field of view); components much taller than the median are split at their narrowest
-    slice when it is a real waist (two bodies joined across a narrowed disc).
+    field of view); components that may hold two bodies are split at a disc (:func:`_split_merged`:
+    a waist of the mark, or a band of the CT ``hu`` darker than the endplates beside it).
     """
     comps, n = ndimage.label(depth > s.core_depth_mm)
     voxel = float(np.prod(spacing))
     comps, n = _relabel(comps, np.bincount(comps.ravel(), minlength=n + 1) * voxel >= s.min_core_mm3)
     if n == 0:
         return comps, 0
-    comps, n = _split_merged(comps, n, spacing, s)
+    comps, n = _split_merged(comps, n, spacing, s, hu)
     sizes = np.bincount(comps.ravel(), minlength=n + 1) * voxel
     objs = ndimage.find_objects(comps)
     edge = np.array([False] + [o is not None and (o[0].start == 0 or o[0].stop == m.shape[0]) for o in objs])
@@ -299,40 +380,137 @@ def _relabel(comps: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, int]:
     return lut[comps], int(keep.sum())
 
 
-def _split_merged(comps: np.ndarray, n: int, spacing, s: LevelSettings) -> tuple[np.ndarray, int]:
-    """Split cores far taller than the median at a waist (axial area under ``waist_ratio`` of both sides)."""
+def _split_merged(
+    comps: np.ndarray, n: int, spacing, s: LevelSettings, hu: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """Split cores that may hold two bodies at a disc: an axial waist of the mark, or a dark band of the CT.
+
+    A core is tried when it is ``merged_height_ratio`` times taller than the median core, or, where
+    fewer than ``min_for_median`` cores give no median (a T11-T12 series), taller than
+    ``single_core_mm`` (a lordotic L5's core can be, beside its neighbours). It is cut at the
+    deepest waist (axial area under ``waist_ratio`` of the largest areas on both sides), or, where the
+    mark fills the disc so that no waist shows, at a disc seen in the CT (:func:`_disc_band`: a band,
+    tilted as L5-S1 may be, darker than the endplates on both sides). The cut's voxels join neither
+    core; the watershed gives them out.
+    """
     for _ in range(4):
         objs = ndimage.find_objects(comps)
         heights = np.array([(o[0].stop - o[0].start) * spacing[0] if o is not None else 0.0 for o in objs])
-        if n < s.min_for_median:
+        if not heights.any():
             return comps, n
-        median = float(np.median(heights[heights > 0]))
+        if n >= s.min_for_median:
+            tall = heights >= s.merged_height_ratio * float(np.median(heights[heights > 0]))
+        else:
+            tall = heights > s.single_core_mm
         split = False
         for i, o in enumerate(objs):
-            if o is None or heights[i] < s.merged_height_ratio * median:
+            if o is None or not tall[i]:
                 continue
             sub = comps[o] == i + 1
-            area = sub.sum(axis=(1, 2)).astype(float)
-            lo = max(int(s.waist_search[0] * len(area)), 1)
-            hi = min(int(np.ceil(s.waist_search[1] * len(area))), len(area) - 1)
-            if hi - lo < 1:
+            cut = _axial_waist(sub, spacing, s)
+            if cut is None and hu is not None:
+                cut = _disc_band(sub, hu[o], spacing, s)
+            if cut is None:
                 continue
-            # the deepest waist: smallest area relative to the largest areas below and above it
-            below = np.maximum.accumulate(area)[lo - 1 : hi - 1]
-            above = np.maximum.accumulate(area[::-1])[::-1][lo + 1 : hi + 1]
-            ratio = area[lo:hi] / np.maximum(np.minimum(below, above), 1.0)
-            k = lo + int(np.argmin(ratio))
-            if ratio[k - lo] < s.waist_ratio:
-                view = comps[o]
-                view[k][sub[k]] = 0  # the waist slice joins neither core; the watershed gives it out
-                upper = np.zeros_like(sub)
-                upper[k + 1 :] = sub[k + 1 :]
-                n += 1
-                view[upper] = n
-                split = True
+            distance, half = cut
+            voxel = float(np.prod(spacing))
+            # each part keeps only what lies core_depth_mm beyond the disc, as a body's own core does (its
+            # centre is then its body's, which the spacing rule reads), unless that leaves one too small
+            for reach in (half + s.core_depth_mm, half):
+                lower = sub & (distance < -reach)[:, :, None]
+                upper = sub & (distance > reach)[:, :, None]
+                if min(lower.sum(), upper.sum()) * voxel >= s.min_core_mm3:
+                    break
+            view = comps[o]
+            view[sub & ~lower] = 0  # the cut joins neither core; the watershed gives it out
+            n += 1
+            view[upper] = n
+            split = True
         if not split:
             break
     return comps, n
+
+
+def _axial_waist(sub: np.ndarray, spacing, s: LevelSettings) -> tuple[np.ndarray, float] | None:
+    """The deepest axial waist of a core (z, y, x), or None.
+
+    Returns the signed distance (mm, (z, y) array) of each row from the waist slice, positive above
+    it, and the half thickness of the cut (half a slice).
+    """
+    area = sub.sum(axis=(1, 2)).astype(float)
+    lo = max(int(s.waist_search[0] * len(area)), 1)
+    hi = min(int(np.ceil(s.waist_search[1] * len(area))), len(area) - 1)
+    if hi - lo < 1:
+        return None
+    # the deepest waist: smallest area relative to the largest areas below and above it
+    below = np.maximum.accumulate(area)[lo - 1 : hi - 1]
+    above = np.maximum.accumulate(area[::-1])[::-1][lo + 1 : hi + 1]
+    ratio = area[lo:hi] / np.maximum(np.minimum(below, above), 1.0)
+    k = lo + int(np.argmin(ratio))
+    if ratio[k - lo] >= s.waist_ratio:
+        return None
+    zz = np.broadcast_to(np.arange(sub.shape[0], dtype=np.float64)[:, None], sub.shape[:2])
+    return (zz - k) * spacing[0], spacing[0] / 2
+
+
+def _disc_band(
+    sub: np.ndarray, hu: np.ndarray, spacing, s: LevelSettings, bin_mm: float = 2.0
+) -> tuple[np.ndarray, float] | None:
+    """A disc inside a core whose mark fills it, or None.
+
+    The core's voxels are binned along planes tilted in the sagittal plane (about the left-right
+    axis) up to ``disc_tilt_deg``, every 5 degrees; in each bin, the mean HU. A disc is a bin, with
+    between a quarter and three quarters of the core's voxels below it, whose mean is at least
+    ``disc_valley_hu`` below the brightest bin within ``disc_side_mm`` on each side (the endplates)
+    and no brighter than ``disc_max_hu``: inside one body the trabecular bone varies far less, and a
+    band within bone cement, however much darker than the cement beside it, reads far above a disc.
+    The deepest such valley over all tilts wins.
+
+    Returns, as :func:`_axial_waist`, the signed distance (mm, (z, y)) from the middle of that bin,
+    positive above it, and half the bin.
+
+    Parameters
+    ----------
+    sub : ndarray
+        bool (z, y, x): one core in its bounding box.
+    hu : ndarray
+        The CT (HU) over the same box, NaN where metal (not read).
+    spacing : tuple of float
+        (dz, dy, dx) in mm.
+    """
+    sub = sub & np.isfinite(hu)  # metal (NaN) is not read
+    z, y, _x = np.nonzero(sub)
+    if z.size == 0:
+        return None
+    values = hu[sub].astype(np.float64)
+    zm, ym = z * spacing[0], y * spacing[1]
+    side = max(1, round(s.disc_side_mm / bin_mm))
+    min_count = max(3, int(np.ceil(50.0 / float(np.prod(spacing)))))  # 50 mm3 of the core in the band
+    best = None
+    for tilt in np.deg2rad(np.arange(-s.disc_tilt_deg, s.disc_tilt_deg + 1e-6, 5.0)):
+        t = zm * np.cos(tilt) + ym * np.sin(tilt)
+        idx = ((t - t.min()) // bin_mm).astype(np.intp)
+        count = np.bincount(idx)
+        mean = np.bincount(idx, values) / np.maximum(count, 1)
+        mean[count < min_count] = np.nan
+        below = np.cumsum(count) / z.size
+        for b in range(1, len(count) - 1):
+            if count[b] < min_count or not 0.25 <= below[b] <= 0.75:
+                continue
+            lo, hi = mean[max(0, b - side) : b], mean[b + 1 : b + 1 + side]
+            if np.isnan(lo).all() or np.isnan(hi).all():
+                continue
+            valley = min(np.nanmax(lo), np.nanmax(hi)) - mean[b]
+            disc_like = mean[b] <= s.disc_max_hu  # not the uneven cement of a vertebroplasty
+            if disc_like and valley >= s.disc_valley_hu and (best is None or valley > best[0]):
+                best = (valley, tilt, b, t.min())
+    if best is None:
+        return None
+    _valley, tilt, b, t0 = best
+    zz, yy = np.indices(sub.shape[:2], dtype=np.float64)
+    t = zz * spacing[0] * np.cos(tilt) + yy * spacing[1] * np.sin(tilt) - t0
+    # t grows with z for tilts under 90 degrees: positive is the side above the disc
+    return t - (b + 0.5) * bin_mm, bin_mm / 2
 
 
 def _flattened_bodies(
@@ -443,7 +621,7 @@ def split_levels(
     if metal is None or not metal.any():
         return _split_fine_or_coarse(mask, spacing, hu, top_level, s)
     # the mask keeps the metal while it is split (taking it out would cut pedicles from their bodies)
-    split = _split_fine_or_coarse(mask, spacing, without_metal(hu, metal), top_level, s, metal.any(axis=(1, 2)))
+    split = _split_fine_or_coarse(mask, spacing, without_metal(hu, metal), top_level, s, metal)
     split.labels[metal] = 0
     if split.vertebra_map is not None:
         split.vertebra_map[metal] = 0
@@ -456,11 +634,11 @@ def _split_fine_or_coarse(
     hu: np.ndarray | None,
     top_level: int | None,
     s: LevelSettings,
-    metal_slices: np.ndarray | None = None,
+    metal: np.ndarray | None = None,
 ) -> LevelSplit:
     f = int(s.split_pixel_mm // min(spacing[1], spacing[2]))
     if f < 2:
-        return _split(mask, spacing, hu, top_level, s, metal_slices)
+        return _split(mask, spacing, hu, top_level, s, metal)
     mask = np.asarray(mask, dtype=bool)
     coarse = _split(
         mask[:, ::f, ::f],
@@ -468,7 +646,7 @@ def _split_fine_or_coarse(
         None if hu is None else hu[:, ::f, ::f],
         top_level,
         s,
-        metal_slices,
+        None if metal is None else metal[:, ::f, ::f],
     )
 
     def full(small: np.ndarray) -> np.ndarray:
@@ -490,7 +668,7 @@ def _split(
     hu: np.ndarray | None,
     top_level: int | None,
     s: LevelSettings,
-    metal_slices: np.ndarray | None = None,
+    metal: np.ndarray | None = None,
 ) -> LevelSplit:
     """Split a boolean vertebra mask (z, y, x) into vertebrae and label L1..L5.
 
@@ -515,8 +693,9 @@ def _split(
         used only when neither sacrum nor ribs name the levels.
     s : LevelSettings
         The split's and the naming's constants.
-    metal_slices : ndarray, optional
-        bool per slice: metal in it (its streaks give no rib evidence).
+    metal : ndarray, optional
+        bool (z, y, x): metal and its margin (read as soft tissue in ``hu``): no disc is looked for in
+        it, and its slices give no rib evidence (its streaks).
 
     Returns
     -------
@@ -533,7 +712,9 @@ def _split(
     m = mask[box]
     z_off = box[0].start
     depth = ndimage.distance_transform_edt(m, sampling=spacing).astype(np.float32)
-    cores, n_cores = _cores(m, spacing, depth, s)
+    readable = None if hu is None else hu[box] if metal is None else np.where(metal[box], np.nan, hu[box])
+    cores, n_cores = _cores(m, spacing, depth, s, readable)
+    metal_slices = None if metal is None else metal.any(axis=(1, 2))
     notes: list[str] = []
     dropped = _off_axis(cores, n_cores, spacing, s)
     if dropped:
@@ -570,10 +751,11 @@ def _split(
         if hu is not None:
             own_part = np.zeros((run[1] - run[0] + 1, *mask.shape[1:]), bool)
             own_part[:, box[1], box[2]] = own
-            v.ribs, v.iliac, v.sacroiliac = _lateral_bone(
+            v.ribs, v.iliac, v.sacroiliac, v.rib_side, v.iliac_plates = _lateral_bone(
                 hu, mask, run, centres, radius, spacing, s, own_part, metal_slices
             )
         vertebrae.append(v)
+    _pair_ribs(vertebrae)
     vertebrae = _join_sacrum(vertebrae, s)
     names, rule, certain, name_notes = _name(vertebrae, top_level, spacing[0], mask.shape[0], s)
     notes += name_notes
@@ -719,7 +901,7 @@ def _name_by_rules(
         ratio = widths[0] / max(float(np.median(widths[1:])), 1e-6)
         wide = ratio > s.sacrum_width_ratio
         tall = ratio > s.sacrum_tall_width_ratio and heights[0] > s.sacrum_height_ratio * np.median(heights[1:])
-        pelvis = lowest.iliac and ratio > s.sacrum_tall_width_ratio
+        pelvis = (lowest.iliac or lowest.iliac_plates) and ratio > s.sacrum_tall_width_ratio
     strong_sacrum = n >= 2 and (
         lowest.sacroiliac or pelvis or ((wide or tall) and not cut) or ratio > s.sacrum_cut_width_ratio
     )

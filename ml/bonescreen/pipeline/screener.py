@@ -33,6 +33,7 @@ from .classify import classify_levels
 from .inference import InferenceSettings
 from .level_settings import LevelSettings
 from .levels import split_levels
+from .mark_repair import bridge_dropped_sections
 from .progress import ProgressCallback, drive
 from .segment import iter_mark_volume
 
@@ -227,9 +228,16 @@ class Screener:
             stats=stats,
         )
         yield "name levels", 0, 1
+        mark, bridged = bridge_dropped_sections(mark, volume.hu, volume.spacing)
         split = split_levels(mark, volume.spacing, volume.hu, top_level=top_level, settings=self.level_settings)
         yield "name levels", 1, 1
         notes = list(split.notes)
+        if bridged:
+            notes.insert(
+                0,
+                f"MS-Net left a vertebral body's section out on {bridged} slice(s) between marked slices; "
+                "filled from the slices above and below, where the CT reads as the bone beside it",
+            )
         if not split.labels.any():
             found = ", ".join(v.name for v in split.vertebrae)
             notes.append(f"vertebrae found: {found} (none lumbar)" if found else "no vertebra found in the mark")
