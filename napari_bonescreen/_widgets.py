@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
 )
 
 from bonescreen.atomic import write_text_atomic
+from bonescreen.density import vbmd_text
 from bonescreen.device import available_devices
 from bonescreen.errors import BoneScreenError
 from bonescreen.hu import body_slice
@@ -676,7 +677,7 @@ class ClassifyWidget(_Base):
                 f"{SHORT_CLASS[row['prediction']]} {p[row['prediction']]:.2f}",
                 "" if row.get("trabecular_hu") is None else f"{row['trabecular_hu']:.0f}",
                 SHORT_CLASS.get(row.get("hu_category") or "", ""),
-                "" if row.get("vbmd_mg_cm3") is None else f"{row['vbmd_mg_cm3']:.0f}",
+                "" if row.get("vbmd_mg_cm3") is None else vbmd_text(row["vbmd_mg_cm3"]),
                 SHORT_CLASS.get(row.get("acr_category") or "", ""),
                 _grade_cell(row),
             ]

@@ -424,6 +424,7 @@ def _inference_settings(args: argparse.Namespace):
 
 
 def cmd_screen(args: argparse.Namespace) -> int:
+    from .density import vbmd_text
     from .messages import headline, user_messages
     from .pipeline import Screener
     from .screen import check_output_folder, screen_file
@@ -447,7 +448,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
     for lv in result["levels"]:
         hu = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         if lv.get("vbmd_mg_cm3") is not None:
-            hu += f", {lv['vbmd_mg_cm3']:.0f} +- {lv['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD), {lv['acr_category']} (ACR)"
+            vbmd = vbmd_text(lv["vbmd_mg_cm3"])
+            hu += f", {vbmd} +- {lv['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD), {lv['acr_category']} (ACR)"
         fracture = lv.get("fracture") or {}
         if fracture.get("genant_grade"):
             hu += f", Genant grade {fracture['genant_grade']} {fracture['shape']}"
@@ -469,7 +471,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
         if o.get("vbmd_mg_cm3") is not None:
             print(
                 f"vBMD ({'+'.join(o['vbmd_levels_used'])}; the usable levels of L1-L4, ISCD): "
-                f"{o['vbmd_mg_cm3']:.0f} +- {o['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD), {o['acr_category']} (ACR)"
+                f"{vbmd_text(o['vbmd_mg_cm3'])} +- {o['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD), {o['acr_category']} (ACR)"
             )
         if o.get("bone_status"):
             # the line every front end shows first (uncertain or unconfirmed as there), then its basis

@@ -91,6 +91,20 @@ def acr_category(vbmd_mg_cm3: float) -> str:
     return "normal"
 
 
+def vbmd_text(vbmd_mg_cm3: float) -> str:
+    """A vBMD (mg/cm3) as text, with the fewest decimals (0-2) whose number has the same ACR category.
+
+    Whole numbers, except next to a category's boundary: 120.2 mg/cm3 (normal) printed as "120"
+    would read as low bone mass (80-120), so it prints as "120.2".
+    """
+    category = acr_category(vbmd_mg_cm3)
+    for decimals in (0, 1):
+        text = f"{vbmd_mg_cm3:.{decimals}f}"
+        if acr_category(float(text)) == category:
+            return text
+    return f"{vbmd_mg_cm3:.2f}"
+
+
 @cache
 def kvp_effective_energy(kvp: float, diameter_mm: float) -> float:
     """Effective energy (keV) of a tungsten spectrum at ``kvp`` through the nominal filter and a patient.

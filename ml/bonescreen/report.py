@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 from matplotlib.colors import ListedColormap
 
-from .density import ACR_LOW_BONE_MASS_BELOW, ACR_OSTEOPOROSIS_BELOW
+from .density import ACR_LOW_BONE_MASS_BELOW, ACR_OSTEOPOROSIS_BELOW, vbmd_text
 from .figures import class_color, pie_axes, plt, save_figure
 from .hu import HUThresholds, body_slice
 from .labels import CLASS_TITLES, level_id, vertebra_color, vertebra_name
@@ -301,7 +301,7 @@ def report_figure(
     if overall.get("vbmd_mg_cm3") is not None:
         used = "+".join(overall["vbmd_levels_used"])
         lines.append(
-            f"vBMD ({used}): {overall['vbmd_mg_cm3']:.0f} +- {overall['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD; "
+            f"vBMD ({used}): {vbmd_text(overall['vbmd_mg_cm3'])} +- {overall['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD; "
             f"{CLASS_TITLES[overall['acr_category']]}, ACR)"
         )
     if overall.get("trabecular_hu") is not None:
@@ -334,7 +334,7 @@ def report_figure(
         k = body_slice(labels == lid, lv["body_slices"], spacing)
         hu_text = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         if lv.get("vbmd_mg_cm3") is not None:
-            hu_text += f", {lv['vbmd_mg_cm3']:.0f} mg/cm3"
+            hu_text += f", {vbmd_text(lv['vbmd_mg_cm3'])} mg/cm3"
         flag = " (flagged)" if lv["uncertain"] else ""  # the reasons are in the notes below
         _axial(
             fig.add_subplot(grid[1, first + i]),

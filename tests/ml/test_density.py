@@ -22,6 +22,7 @@ from bonescreen.attenuation import (
     trabecular_bone,
 )
 from bonescreen.density import (
+    Calibration,
     acr_category,
     calibrate,
     energy_normalized_hu,
@@ -254,3 +255,31 @@ def test_energy_normalized_input_without_an_energy_assumes_the_header_voltage_an
     assert trabecular_hu(normalized, body, SPACING)[1]["mean_hu"] < bone - 10  # 80 kVp reads high: mapped down
     cal_no_kvp = calibrate(tissues, geometry, {})
     assert "assumes 120 kVp" in energy_normalized_hu(hu, cal_no_kvp)[1]
+
+
+def test_a_vbmd_beside_a_category_boundary_is_printed_with_the_decimals_that_keep_its_category():
+    """120.2 mg/cm3 is normal (above 120); printed as "120" it read as low bone mass (80-120) beside the word
+    "normal". Every front end prints vBMD through vbmd_text, and result.json's category is the stored number's."""
+    from bonescreen.density import vbmd_text
+    from bonescreen.pipeline.bone_health import level_density
+
+    assert [vbmd_text(v) for v in (150.4, 120.2, 120.0, 119.6, 80.3, 79.7, 79.96, 120.04)] == [
+        "150",
+        "120.2",
+        "120",
+        "120",
+        "80",
+        "79.7",
+        "79.96",
+        "120.04",
+    ]
+    for v in (120.2, 119.6, 80.3, 79.7, 79.96, 120.04):
+        assert acr_category(float(vbmd_text(v))) == acr_category(v)
+    # result.json: the category is the stored (rounded) vBMD's; a HU giving 120.04 mg/cm3 is stored as 120.0
+    calibration = Calibration(70.0, 2.0, 120.0, 300.0, False, {})
+    lo, hi = 0.0, 400.0
+    for _ in range(60):  # the HU whose vBMD is 120.04
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if vbmd_from_hu(mid, calibration)[0] < 120.04 else (lo, mid)
+    density = level_density({"mean_hu": lo}, calibration)
+    assert density["vbmd_mg_cm3"] == 120.0 and density["acr_category"] == "low_bone_mass"

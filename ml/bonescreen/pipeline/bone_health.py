@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..density import Calibration, acr_category, calibrate, vbmd_from_hu
+from ..density import Calibration, acr_category, calibrate, vbmd_from_hu, vbmd_text
 from ..fracture import assess_fractures, body_heights, grade_doubt, spine_axes
 from ..labels import LEVEL_NAMES, levels_present
 from ..messages import UNCONFIRMED
@@ -60,8 +60,9 @@ def level_density(measurement: dict | None, calibration: Calibration) -> dict:
     if hu is None:
         return {"vbmd_mg_cm3": None, "vbmd_sd_mg_cm3": None, "acr_category": None, "flags": []}
     vbmd, sd, flags = vbmd_from_hu(hu, calibration)
+    vbmd = None if vbmd is None else round(vbmd, 1)  # the category is the stored number's
     return {
-        "vbmd_mg_cm3": None if vbmd is None else round(vbmd, 1),
+        "vbmd_mg_cm3": vbmd,
         "vbmd_sd_mg_cm3": None if sd is None else round(sd, 1),
         "acr_category": None if vbmd is None else acr_category(vbmd),
         "flags": flags,
@@ -102,10 +103,10 @@ def overall_density(levels: dict[int, dict], left_out: dict[str, str]) -> dict:
             "levels_used": [],
             "left_out": left_out,
         }
-    vbmd = float(np.mean([levels[lv]["vbmd_mg_cm3"] for lv in used]))
+    vbmd = round(float(np.mean([levels[lv]["vbmd_mg_cm3"] for lv in used])), 1)  # the category is the stored number's
     sd = float(np.mean([levels[lv]["vbmd_sd_mg_cm3"] for lv in used]))
     return {
-        "vbmd_mg_cm3": round(vbmd, 1),
+        "vbmd_mg_cm3": vbmd,
         "vbmd_sd_mg_cm3": round(sd, 1),
         "acr_category": acr_category(vbmd),
         "levels_used": [LEVEL_NAMES[lv] for lv in used],
@@ -214,14 +215,14 @@ def _status(
             if density.get("acr_category") == "osteoporosis":  # the density decides it without the fracture
                 return {
                     "class": "osteoporosis",
-                    "basis": f"vBMD {density['vbmd_mg_cm3']:.0f} mg/cm3 (ACR QCT categories); a possible {basis}, "
-                    f"not confirmed: {doubt}",
+                    "basis": f"vBMD {vbmd_text(density['vbmd_mg_cm3'])} mg/cm3 (ACR QCT categories); a possible "
+                    f"{basis}, not confirmed: {doubt}",
                 }
             basis += f"; {UNCONFIRMED}: {doubt}"
         return {"class": "osteoporosis", "basis": basis}
     if density.get("acr_category"):
         return {
             "class": density["acr_category"],
-            "basis": f"vBMD {density['vbmd_mg_cm3']:.0f} mg/cm3 (ACR QCT categories)",
+            "basis": f"vBMD {vbmd_text(density['vbmd_mg_cm3'])} mg/cm3 (ACR QCT categories)",
         }
     return {"class": network_prediction, "basis": "BCC-Net (no vBMD)"}

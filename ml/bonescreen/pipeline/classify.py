@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..density import energy_normalized_hu
+from ..density import energy_normalized_hu, vbmd_text
 from ..errors import BoneScreenError
 from ..hu import (
     HUThresholds,
@@ -258,7 +258,7 @@ def classify_levels(
         acr = health[lv]["acr_category"]
         if acr is not None and acr != prediction:
             reasons.append(
-                f"ACR category {_said(acr)} ({health[lv]['vbmd_mg_cm3']:.0f} mg/cm3) disagrees with the network "
+                f"ACR category {_said(acr)} ({vbmd_text(health[lv]['vbmd_mg_cm3'])} mg/cm3) disagrees with the network "
                 f"({_said(prediction)})"
             )
         if health[lv]["dense"]:
@@ -333,7 +333,7 @@ def classify_levels(
         )
     if vbmd["acr_category"] and vbmd["acr_category"] != prediction:
         reasons.append(
-            f"ACR category {_said(vbmd['acr_category'])} ({vbmd['vbmd_mg_cm3']:.0f} mg/cm3) disagrees with the "
+            f"ACR category {_said(vbmd['acr_category'])} ({vbmd_text(vbmd['vbmd_mg_cm3'])} mg/cm3) disagrees with the "
             f"network ({_said(prediction)})"
         )
     return {
