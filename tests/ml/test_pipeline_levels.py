@@ -215,3 +215,23 @@ def test_a_disc_is_found_in_the_ct_of_a_core_and_cement_is_no_disc():
     cement = np.where(np.abs(t) < 3, 600.0, 1800.0)[:, :, None] * np.ones((1, 1, 30))
     assert _disc_band(sub, cement, spacing, s) is None
     assert _disc_band(sub, np.where(np.abs(t) < 3, 90.0, np.nan)[:, :, None] * np.ones((1, 1, 30)), spacing, s) is None
+
+
+def test_cores_at_one_level_merge_side_by_side_not_stacked():
+    """The sacral alae's cores beside the sacral body's are one vertebra. A lordotic L5's core above a tall
+    sacral core can overlap it as much along z, but lies within its width: before, it joined the sacrum and
+    every name above it shifted (the realistic phantom, seed 3000, case 8)."""
+    from bonescreen.pipeline.levels import _merge_same_level
+
+    s = LevelSettings()
+    alae = np.zeros((30, 20, 100), np.int32)
+    alae[0:20, 5:15, 40:60] = 1  # the sacral body
+    alae[2:18, 5:15, 10:35] = 2  # its alae, left and right
+    alae[2:18, 5:15, 65:90] = 3
+    merged, n = _merge_same_level(alae.copy(), 3, s)
+    assert n == 1 and set(np.unique(merged)) == {0, 1}
+    stacked = np.zeros((40, 20, 100), np.int32)
+    stacked[0:30, 5:15, 10:90] = 1  # S1 with its alae, 30 slices tall
+    stacked[18:35, 3:12, 30:70] = 2  # L5 above it, tilted: 12 of its 17 slices beside S1's
+    merged, n = _merge_same_level(stacked.copy(), 2, s)
+    assert n == 2
