@@ -28,11 +28,13 @@ import shutil
 import sys
 import time
 import uuid
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from . import __version__
 from .atomic import atomic_path, write_text_atomic
+from .hu import HUThresholds
 from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file
 from .io.nifti import is_nifti_path, sidecar_path
 from .labels import CLASS_NAMES
@@ -126,8 +128,38 @@ def study_key(root: Path, path: Path) -> str:
     return "study-" + hashlib.sha256(rel.encode("utf-8")).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class StudyOptions:
+    """What every study of a batch is read and measured with, as ``bonescreen screen`` takes them.
+
+    ``hu_offset`` and ``orientation`` as :func:`~bonescreen.io.load_ct` takes them (stored values
+    without their rescale; axis codes of a NIfTI without qform/sform); ``thresholds`` the HU cut-offs.
+    Results screened with other options are screened again (:meth:`fingerprint`).
+    """
+
+    thresholds: HUThresholds = HUThresholds()
+    hu_offset: float | None = None
+    orientation: str | None = None
+
+    def fingerprint(self) -> str:
+        """'' for the defaults (so results of batches before these options still count), else a digest."""
+        if self == StudyOptions():
+            return ""
+        text = json.dumps(
+            {"thresholds": asdict(self.thresholds), "hu_offset": self.hu_offset, "orientation": self.orientation},
+            sort_keys=True,
+        )
+        return " options " + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 @lru_cache(maxsize=2)
-def worker_screener(seg_weights: str | None, cls_weights: str | None, device: str, settings=None):
+def worker_screener(
+    seg_weights: str | None,
+    cls_weights: str | None,
+    device: str,
+    settings=None,
+    thresholds: HUThresholds = HUThresholds(),
+):
     """The screener of this worker process: the models load once per worker, not once per study.
 
     The worker process is BoneScreen's own, so its host memory settings are tuned
@@ -138,7 +170,7 @@ def worker_screener(seg_weights: str | None, cls_weights: str | None, device: st
     from .pipeline.inference import InferenceSettings
 
     tune_host_memory()
-    return Screener(seg_weights, cls_weights, device, settings=settings or InferenceSettings())
+    return Screener(seg_weights, cls_weights, device, thresholds, settings=settings or InferenceSettings())
 
 
 def screen_study(
@@ -149,17 +181,19 @@ def screen_study(
     cls_weights: str | None,
     device: str,
     settings=None,
+    options: StudyOptions = StudyOptions(),
 ) -> dict:
     """Screen one study into ``out/key`` (written under a temporary name first); never raises.
 
-    ``settings`` is the :class:`~bonescreen.pipeline.inference.InferenceSettings` (the default when None).
+    ``settings`` is the :class:`~bonescreen.pipeline.inference.InferenceSettings` (the default when None);
+    ``options`` how the study is read and measured.
     """
     from .errors import BoneScreenError
     from .screen import screen_file
 
     final = Path(out) / key
     try:
-        fingerprint = input_fingerprint(path)
+        fingerprint = input_fingerprint(path) + options.fingerprint()
     except OSError as exc:
         return {"study": key, "status": "error", "error": f"<input>: cannot be read ({exc.strerror or exc})"}
     if _unchanged(final, fingerprint):
@@ -168,9 +202,17 @@ def screen_study(
     t0 = time.perf_counter()
     try:
         # result.json must not carry the input path (it may hold names): it names the study by its key
-        screener = worker_screener(seg_weights, cls_weights, device, settings)
+        screener = worker_screener(seg_weights, cls_weights, device, settings, options.thresholds)
         # a folder study is the files directly in it: its subfolders are studies of their own
-        result = screen_file(path, tmp, screener=screener, input_name=key, recursive=False)
+        result = screen_file(
+            path,
+            tmp,
+            screener=screener,
+            input_name=key,
+            recursive=False,
+            hu_offset=options.hu_offset,
+            orientation=options.orientation,
+        )
         (tmp / FINGERPRINT_FILE).write_text(fingerprint + "\n")
         if final.exists():
             shutil.rmtree(final)
@@ -244,6 +286,7 @@ def run_batch(
     progress: bool = True,
     limit: int | None = None,
     settings=None,
+    options: StudyOptions = StudyOptions(),
 ) -> dict:
     """Screen every study under ``root`` on a Dask cluster; write ``summary.csv``, ``manifest.json``, ``inputs.csv``.
 
@@ -257,6 +300,9 @@ def run_batch(
         Stop after this many studies are finished in this run (to test interrupted runs).
     settings : InferenceSettings, optional
         Precision, batch size, compilation of the workers' networks (the defaults when None).
+    options : StudyOptions
+        How every study is read (HU offset, NIfTI orientation) and measured (HU thresholds); a study
+        screened before with other options is screened again.
     """
     from dask.distributed import Client, LocalCluster
 
@@ -310,6 +356,7 @@ def run_batch(
                 cls_weights,
                 device,
                 settings,
+                options,
                 key=f"screen-{key}",
                 pure=False,
             )

@@ -417,6 +417,25 @@ def _axis_codes(text: str) -> str:
     return text.upper()
 
 
+def _add_reading_options(p: argparse.ArgumentParser, whose: str = "") -> None:
+    """The HU thresholds and how the CT is read: the same for ``screen`` and ``batch``."""
+    p.add_argument("--osteoporosis-hu", type=float, default=110.0, help="trabecular HU at or below: osteoporosis")
+    p.add_argument("--normal-hu", type=float, default=160.0, help="trabecular HU above: normal")
+    p.add_argument("--contrast-offset", type=float, default=0.0, help="HU subtracted first (e.g. 15 portal venous)")
+    p.add_argument(
+        "--hu-offset",
+        type=float,
+        default=None,
+        help=f"added to every value as read{whose}, for stored values without their rescale (e.g. -1024)",
+    )
+    p.add_argument(
+        "--orientation",
+        type=_axis_codes,
+        default=None,
+        help=f"axis codes of a NIfTI without qform/sform{whose} (e.g. LPS, RAS: where each array axis runs towards)",
+    )
+
+
 def _inference_settings(args: argparse.Namespace):
     from .pipeline.inference import InferenceSettings
 
@@ -519,7 +538,7 @@ def _evaluate_pipeline(args: argparse.Namespace, records) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import run_batch
+    from .batch import StudyOptions, run_batch
     from .device import fallback_note, resolve_device
 
     note = fallback_note(args.device, resolve_device(args.device))
@@ -535,6 +554,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
             str(args.seg_weights) if args.seg_weights else None,
             str(args.cls_weights) if args.cls_weights else None,
             settings=_inference_settings(args),
+            options=StudyOptions(
+                HUThresholds(args.osteoporosis_hu, args.normal_hu, args.contrast_offset),
+                args.hu_offset,
+                args.orientation,
+            ),
         )
     except KeyboardInterrupt:
         print(
@@ -723,21 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ids of --labels: bonescreen (the default: 1-5 = L1-L5, 6 = T12, 7 = sacrum, as levels.nii.gz), "
         "verse (VerSe) or totalseg (TotalSegmentator's total task)",
     )
-    sc.add_argument("--osteoporosis-hu", type=float, default=110.0, help="trabecular HU at or below: osteoporosis")
-    sc.add_argument("--normal-hu", type=float, default=160.0, help="trabecular HU above: normal")
-    sc.add_argument("--contrast-offset", type=float, default=0.0, help="HU subtracted first (e.g. 15 portal venous)")
-    sc.add_argument(
-        "--hu-offset",
-        type=float,
-        default=None,
-        help="added to every value as read, for stored values without their rescale (e.g. -1024)",
-    )
-    sc.add_argument(
-        "--orientation",
-        type=_axis_codes,
-        default=None,
-        help="axis codes of a NIfTI without qform/sform (e.g. LPS, RAS: where each array axis runs towards)",
-    )
+    _add_reading_options(sc)
     _add_inference_options(sc)
     sc.set_defaults(func=cmd_screen)
 
@@ -753,6 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--device", type=_device, default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     bt.add_argument("--seg-weights", type=Path, default=None)
     bt.add_argument("--cls-weights", type=Path, default=None)
+    _add_reading_options(bt, " of every study")
     _add_inference_options(bt)
     bt.set_defaults(func=cmd_batch)
 

@@ -161,3 +161,40 @@ def test_distributed_training_two_processes(small_set, tmp_path, tiny_train_cls)
     _, meta = load_model(out)
     assert meta["training"]["world_size"] == 2 and meta["epoch"] == 0
     assert (out / "training.safetensors").is_file()
+
+
+def test_a_batch_reads_and_measures_every_study_with_the_options_screen_takes(tmp_path):
+    """`batch` lacked `screen`'s --hu-offset, --orientation and HU thresholds: an archive of series stored
+    without their rescale could not be screened at all. Each study now takes them, and a study screened with
+    other options is screened again on a rerun (its stored result was made with the old ones)."""
+    import pydicom
+
+    from bonescreen.batch import StudyOptions
+    from bonescreen.hu import HUThresholds
+
+    case = make_case(6062, 0, PhantomConfig(thickness=5.0, contrast_probability=0))
+    series = write_case(case, tmp_path / "raw", "dicom") / "dicom"
+    for f in series.iterdir():  # stored values without their rescale, as some exports leave them
+        ds = pydicom.dcmread(f)
+        del ds.RescaleIntercept, ds.RescaleSlope
+        ds.save_as(f)
+    out = tmp_path / "out"
+    plain = screen_study("study-a", str(series), str(out), None, None, "cpu")
+    assert plain["status"] == "error" and "--hu-offset -1024" in plain["error"]
+    options = StudyOptions(HUThresholds(100.0, 150.0, 0.0), hu_offset=-1024.0)
+    done = screen_study("study-a", str(series), str(out), None, None, "cpu", options=options)
+    assert done["status"] == "done", done
+    result = json.loads((out / "study-a" / "result.json").read_text())
+    assert result["hu_thresholds"]["osteoporosis_max"] == 100.0 and result["hu_thresholds"]["normal_min"] == 150.0
+    assert any("-1024 added" in n for n in result["input_notes"])
+    again = screen_study("study-a", str(series), str(out), None, None, "cpu", options=options)
+    assert again["status"] == "skipped"
+    other = StudyOptions(HUThresholds(110.0, 160.0, 0.0), hu_offset=-1024.0)
+    assert screen_study("study-a", str(series), str(out), None, None, "cpu", options=other)["status"] == "done"
+    # the command line takes them for batch as for screen
+    from bonescreen.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["batch", str(tmp_path), "--out", str(out), "--hu-offset", "-1024", "--orientation", "LPS", "--normal-hu", "150"]
+    )
+    assert (args.hu_offset, args.orientation, args.normal_hu) == (-1024.0, "LPS", 150.0)
