@@ -38,7 +38,7 @@ from bonescreen.atomic import write_text_atomic
 from bonescreen.density import vbmd_text
 from bonescreen.device import available_devices
 from bonescreen.errors import BoneScreenError
-from bonescreen.hu import body_slice
+from bonescreen.hu import HUThresholds, body_slice, hu_text
 from bonescreen.io import load_ct
 from bonescreen.io.nifti import AXIS_CODES
 from bonescreen.io.writers import read_labels_nifti, write_dicom_seg
@@ -668,6 +668,7 @@ class ClassifyWidget(_Base):
         self.status.setText("Done. Select a level to go to its slices.")
         self._show_headline(result)
         rows = [*result["levels"], {"name": "overall", **result["overall"]}]
+        thresholds = HUThresholds(**result.get("hu_thresholds", {}))
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             p = row["probabilities"]
@@ -675,7 +676,7 @@ class ClassifyWidget(_Base):
                 row["name"],
                 "yes" if row["uncertain"] else "",  # second: seen however narrow the dock
                 f"{SHORT_CLASS[row['prediction']]} {p[row['prediction']]:.2f}",
-                "" if row.get("trabecular_hu") is None else f"{row['trabecular_hu']:.0f}",
+                "" if row.get("trabecular_hu") is None else hu_text(row["trabecular_hu"], thresholds),
                 SHORT_CLASS.get(row.get("hu_category") or "", ""),
                 "" if row.get("vbmd_mg_cm3") is None else vbmd_text(row["vbmd_mg_cm3"]),
                 SHORT_CLASS.get(row.get("acr_category") or "", ""),

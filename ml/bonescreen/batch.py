@@ -211,7 +211,8 @@ def screen_study(
             input_name=key,
             recursive=False,
             hu_offset=options.hu_offset,
-            orientation=options.orientation,
+            # axis codes are a NIfTI's (a DICOM series carries its own orientation): an archive may hold both
+            orientation=options.orientation if is_nifti_path(Path(path)) else None,
         )
         (tmp / FINGERPRINT_FILE).write_text(fingerprint + "\n")
         if final.exists():
@@ -384,7 +385,7 @@ def run_batch(
         if cluster is not None:
             cluster.close()
         remove_temporaries(out)  # studies cut off when the run stopped
-    manifest = _write_summary(out, studies, outcomes, started, device, scheduler, n_workers, interrupted)
+    manifest = _write_summary(out, studies, outcomes, started, device, scheduler, n_workers, interrupted, options)
     if interrupted:
         raise KeyboardInterrupt
     return manifest
@@ -421,6 +422,7 @@ def _write_summary(
     scheduler: str | None,
     n_workers: int,
     interrupted: bool,
+    options: StudyOptions = StudyOptions(),
 ) -> dict:
     """Write summary.csv (a row per study finished in this run) and manifest.json; return the manifest."""
     rows = sorted((_row(o) for o in outcomes), key=lambda r: r["study"])
@@ -433,7 +435,13 @@ def _write_summary(
     manifest = {
         "bonescreen": __version__,
         "models": models,
-        "device": device,
+        "device": device,  # as asked ("auto": CUDA, then MPS, then CPU); devices_used: as the studies ran
+        "devices_used": sorted({o["result"].get("device") for o in outcomes if o["status"] == "done"} - {None}),
+        "options": {
+            "hu_thresholds": options.thresholds.as_dict(),
+            "hu_offset": options.hu_offset,
+            "orientation": options.orientation,
+        },
         "scheduler": scheduler or "LocalCluster",
         "workers": n_workers,
         "started": started.isoformat(timespec="seconds"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -375,6 +376,20 @@ def _number(low: float, high: float = float("inf"), *, with_low: bool = False, w
 
 
 _positive_float = _number(0.0)
+
+
+def _finite(text: str) -> float:
+    """argparse type: a finite number (not nan or inf, which would pass a threshold through every comparison)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+_finite.__name__ = "number"
 _probability = _number(0.0, 1.0, with_low=True, with_high=True)
 
 
@@ -419,12 +434,12 @@ def _axis_codes(text: str) -> str:
 
 def _add_reading_options(p: argparse.ArgumentParser, whose: str = "") -> None:
     """The HU thresholds and how the CT is read: the same for ``screen`` and ``batch``."""
-    p.add_argument("--osteoporosis-hu", type=float, default=110.0, help="trabecular HU at or below: osteoporosis")
-    p.add_argument("--normal-hu", type=float, default=160.0, help="trabecular HU above: normal")
-    p.add_argument("--contrast-offset", type=float, default=0.0, help="HU subtracted first (e.g. 15 portal venous)")
+    p.add_argument("--osteoporosis-hu", type=_finite, default=110.0, help="trabecular HU at or below: osteoporosis")
+    p.add_argument("--normal-hu", type=_finite, default=160.0, help="trabecular HU above: normal")
+    p.add_argument("--contrast-offset", type=_finite, default=0.0, help="HU subtracted first (e.g. 15 portal venous)")
     p.add_argument(
         "--hu-offset",
-        type=float,
+        type=_finite,
         default=None,
         help=f"added to every value as read{whose}, for stored values without their rescale (e.g. -1024)",
     )
@@ -436,6 +451,15 @@ def _add_reading_options(p: argparse.ArgumentParser, whose: str = "") -> None:
     )
 
 
+def _thresholds(args: argparse.Namespace) -> HUThresholds:
+    """The HU thresholds of ``--osteoporosis-hu``, ``--normal-hu`` and ``--contrast-offset``, checked in their terms."""
+    if args.osteoporosis_hu >= args.normal_hu:
+        raise BoneScreenError(
+            f"--osteoporosis-hu ({args.osteoporosis_hu:g}) must be below --normal-hu ({args.normal_hu:g})"
+        )
+    return HUThresholds(args.osteoporosis_hu, args.normal_hu, args.contrast_offset)
+
+
 def _inference_settings(args: argparse.Namespace):
     from .pipeline.inference import InferenceSettings
 
@@ -444,6 +468,7 @@ def _inference_settings(args: argparse.Namespace):
 
 def cmd_screen(args: argparse.Namespace) -> int:
     from .density import vbmd_text
+    from .hu import hu_text
     from .messages import headline, user_messages
     from .pipeline import Screener
     from .screen import check_output_folder, screen_file
@@ -451,7 +476,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
     check_output_folder(args.out)  # before the networks load: a bad --out costs nothing
     if args.label_scheme is not None and args.labels is None:
         raise BoneScreenError("--label-scheme names the ids of --labels: give the label map with --labels")
-    thresholds = HUThresholds(args.osteoporosis_hu, args.normal_hu, args.contrast_offset)
+    thresholds = _thresholds(args)
     screener = Screener(args.seg_weights, args.cls_weights, args.device, thresholds, _inference_settings(args))
     bars = _stage_bars(preface=screener.device_note)  # said once the CT is read and the networks start
     result = screen_file(
@@ -465,7 +490,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
         orientation=args.orientation,
     )
     for lv in result["levels"]:
-        hu = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
+        hu = f"{hu_text(lv['trabecular_hu'], thresholds)} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         if lv.get("vbmd_mg_cm3") is not None:
             vbmd = vbmd_text(lv["vbmd_mg_cm3"])
             hu += f", {vbmd} +- {lv['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD), {lv['acr_category']} (ACR)"
@@ -541,6 +566,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from .batch import StudyOptions, run_batch
     from .device import fallback_note, resolve_device
 
+    options = StudyOptions(_thresholds(args), args.hu_offset, args.orientation)  # checked before anything runs
     note = fallback_note(args.device, resolve_device(args.device))
     if note:
         print(f"bonescreen: {note}", file=sys.stderr)
@@ -554,11 +580,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             str(args.seg_weights) if args.seg_weights else None,
             str(args.cls_weights) if args.cls_weights else None,
             settings=_inference_settings(args),
-            options=StudyOptions(
-                HUThresholds(args.osteoporosis_hu, args.normal_hu, args.contrast_offset),
-                args.hu_offset,
-                args.orientation,
-            ),
+            options=options,
         )
     except KeyboardInterrupt:
         print(

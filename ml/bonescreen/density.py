@@ -46,6 +46,7 @@ from .attenuation import (
     trabecular_bone,
 )
 from .errors import BoneScreenError
+from .hu import in_category_text
 from .reference_tissues import ReferenceTissue
 
 #: ACR QCT categories (ACR-SPR-SSR Practice Parameter for QCT, 2018): trabecular vBMD of the lumbar
@@ -92,17 +93,11 @@ def acr_category(vbmd_mg_cm3: float) -> str:
 
 
 def vbmd_text(vbmd_mg_cm3: float) -> str:
-    """A vBMD (mg/cm3) as text, with the fewest decimals (0-2) whose number has the same ACR category.
+    """A vBMD (mg/cm3) as text that keeps its ACR category (:func:`~bonescreen.hu.in_category_text`).
 
-    Whole numbers, except next to a category's boundary: 120.2 mg/cm3 (normal) printed as "120"
-    would read as low bone mass (80-120), so it prints as "120.2".
+    120.2 mg/cm3 (normal) printed as "120" would read as low bone mass (80-120): it prints as "120.2".
     """
-    category = acr_category(vbmd_mg_cm3)
-    for decimals in (0, 1):
-        text = f"{vbmd_mg_cm3:.{decimals}f}"
-        if acr_category(float(text)) == category:
-            return text
-    return f"{vbmd_mg_cm3:.2f}"
+    return in_category_text(vbmd_mg_cm3, acr_category)
 
 
 @cache

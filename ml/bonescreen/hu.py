@@ -25,7 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import inplane
-from .errors import BoneScreenError
+from .errors import BoneScreenError, check_number
 from .labels import LEVEL_NAMES, levels_present
 from .threads import thread_map
 
@@ -67,6 +67,8 @@ class HUThresholds:
     contrast_offset_hu: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ("osteoporosis_max", "normal_min", "contrast_offset_hu"):
+            check_number(name, getattr(self, name))  # nan or inf would pass through every comparison
         if self.osteoporosis_max >= self.normal_min:
             raise BoneScreenError(
                 f"osteoporosis threshold ({self.osteoporosis_max}) must be below "
@@ -86,6 +88,26 @@ def hu_category(hu: float, thresholds: HUThresholds = HUThresholds()) -> str:
     if value > thresholds.normal_min:
         return "normal"
     return "low_bone_mass"
+
+
+def in_category_text(value: float, category_of) -> str:
+    """``value`` as text with the fewest decimals (0-2) whose number falls in the same category.
+
+    Whole numbers, except next to a category's boundary: 110.4 HU (low bone mass above 110) printed as
+    "110" would read as osteoporosis beside the word "low bone mass", so it prints as "110.4".
+    ``category_of`` maps a number to its category (:func:`hu_category`, :func:`~bonescreen.density.acr_category`).
+    """
+    category = category_of(value)
+    for decimals in (0, 1):
+        text = f"{value:.{decimals}f}"
+        if category_of(float(text)) == category:
+            return text
+    return f"{value:.2f}"
+
+
+def hu_text(hu: float, thresholds: HUThresholds = HUThresholds()) -> str:
+    """A trabecular HU as text that keeps its category under ``thresholds`` (:func:`in_category_text`)."""
+    return in_category_text(hu, lambda v: hu_category(v, thresholds))
 
 
 #: The trabecular ROI keeps, on each slice, the body's voxels at least this share of the section's deepest

@@ -11,7 +11,7 @@ from matplotlib.colors import ListedColormap
 
 from .density import ACR_LOW_BONE_MASS_BELOW, ACR_OSTEOPOROSIS_BELOW, vbmd_text
 from .figures import class_color, pie_axes, plt, save_figure
-from .hu import HUThresholds, body_slice
+from .hu import HUThresholds, body_slice, hu_text
 from .labels import CLASS_TITLES, level_id, vertebra_color, vertebra_name
 from .messages import grade_text, headline, user_messages
 
@@ -307,7 +307,8 @@ def report_figure(
     if overall.get("trabecular_hu") is not None:
         category = CLASS_TITLES[overall["hu_category"]]
         used = "+".join(overall["levels_used"])  # the network's levels (L1+L2), not vBMD's (L1-L4)
-        lines.append(f"trabecular HU ({used}): {overall['trabecular_hu']:.0f} ({category}, HU thresholds)")
+        hu = hu_text(overall["trabecular_hu"], HUThresholds(**result.get("hu_thresholds", {})))
+        lines.append(f"trabecular HU ({used}): {hu} ({category}, HU thresholds)")
     if overall["prediction"]:
         lines.append(f"BCC-Net (network): {CLASS_TITLES[overall['prediction']]}")
     else:
@@ -332,15 +333,16 @@ def report_figure(
     for i, lv in enumerate(levels):
         lid = level_id(lv["name"])
         k = body_slice(labels == lid, lv["body_slices"], spacing)
-        hu_text = f"{lv['trabecular_hu']:.0f} HU" if lv["trabecular_hu"] is not None else "HU n/a"
+        th = HUThresholds(**result.get("hu_thresholds", {}))
+        level_text = f"{hu_text(lv['trabecular_hu'], th)} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         if lv.get("vbmd_mg_cm3") is not None:
-            hu_text += f", {vbmd_text(lv['vbmd_mg_cm3'])} mg/cm3"
+            level_text += f", {vbmd_text(lv['vbmd_mg_cm3'])} mg/cm3"
         flag = " (flagged)" if lv["uncertain"] else ""  # the reasons are in the notes below
         _axial(
             fig.add_subplot(grid[1, first + i]),
             hu[k],
             labels[k],
-            f"{lv['name']} slice {k}: {CLASS_TITLES[lv['prediction']]}{flag}\n{hu_text}, "
+            f"{lv['name']} slice {k}: {CLASS_TITLES[lv['prediction']]}{flag}\n{level_text}, "
             f"p={max(lv['probabilities'].values()):.2f}",
             ids=[lid],
         )

@@ -125,6 +125,7 @@ def test_batch_on_local_cluster_resumes(archive, tmp_path):
             text += (p / "result.json").read_text()
     assert "DOE" not in text and "JOHN" not in text
     assert manifest["models"]["segmentation"]["sha256"]
+    assert manifest["devices_used"] == ["cpu"] and manifest["options"]["hu_thresholds"]["normal_min"] == 160.0
     assert json.loads((out / "manifest.json").read_text())["counts"] == manifest["counts"]
     assert not manifest["succeeded"] and not manifest["interrupted"]
     # the command line says so: a study failed, so the exit code is 1 (the rest are skipped as done)
@@ -189,12 +190,32 @@ def test_a_batch_reads_and_measures_every_study_with_the_options_screen_takes(tm
     assert any("-1024 added" in n for n in result["input_notes"])
     again = screen_study("study-a", str(series), str(out), None, None, "cpu", options=options)
     assert again["status"] == "skipped"
-    other = StudyOptions(HUThresholds(110.0, 160.0, 0.0), hu_offset=-1024.0)
+    # other thresholds: screened again; axis codes, a NIfTI's, leave a DICOM series as it is (an archive holds both)
+    other = StudyOptions(HUThresholds(110.0, 160.0, 0.0), hu_offset=-1024.0, orientation="LPS")
     assert screen_study("study-a", str(series), str(out), None, None, "cpu", options=other)["status"] == "done"
     # the command line takes them for batch as for screen
     from bonescreen.cli import build_parser
 
-    args = build_parser().parse_args(
-        ["batch", str(tmp_path), "--out", str(out), "--hu-offset", "-1024", "--orientation", "LPS", "--normal-hu", "150"]
-    )
+    options = ["--hu-offset", "-1024", "--orientation", "LPS", "--normal-hu", "150"]
+    args = build_parser().parse_args(["batch", str(tmp_path), "--out", str(out), *options])
     assert (args.hu_offset, args.orientation, args.normal_hu) == (-1024.0, "LPS", 150.0)
+
+
+def test_batch_refuses_thresholds_that_no_value_can_meet(tmp_path, capsys):
+    """A user trial (helper-28): --osteoporosis-hu nan and --contrast-offset inf screened a whole archive and
+    called every level osteoporosis (inf also wrote Infinity into result.json, which strict JSON rejects);
+    thresholds out of order were refused after "No GPU ... running on the CPU", without naming the options."""
+    (tmp_path / "in").mkdir()
+    for bad in (["--osteoporosis-hu", "nan"], ["--contrast-offset", "inf"], ["--hu-offset=-inf"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "o"), *bad])
+        assert exc.value.code == 2 and "expected a finite number" in capsys.readouterr().err
+    assert main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--normal-hu", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "--osteoporosis-hu (110) must be below --normal-hu (100)" in err and "GPU" not in err
+    assert not (tmp_path / "o").exists()  # nothing ran
+    from bonescreen.errors import BoneScreenError
+    from bonescreen.hu import HUThresholds
+
+    with pytest.raises(BoneScreenError, match="contrast_offset_hu"):
+        HUThresholds(110.0, 160.0, float("inf"))

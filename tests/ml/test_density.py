@@ -275,6 +275,13 @@ def test_a_vbmd_beside_a_category_boundary_is_printed_with_the_decimals_that_kee
     ]
     for v in (120.2, 119.6, 80.3, 79.7, 79.96, 120.04):
         assert acr_category(float(vbmd_text(v))) == acr_category(v)
+    # the same kind for trabecular HU (helper-28: 110.4 HU, low bone mass, printed "110", at or below which is
+    # osteoporosis), under the thresholds in force, contrast offset included
+    from bonescreen.hu import HUThresholds, hu_category, hu_text
+
+    assert [hu_text(v) for v in (110.4, 110.0, 160.3, 160.0, 135.6)] == ["110.4", "110", "160.3", "160", "136"]
+    shifted = HUThresholds(110.0, 160.0, 15.0)
+    assert hu_text(125.3, shifted) == "125.3" and hu_category(125.3, shifted) == "low_bone_mass"
     # result.json: the category is the stored (rounded) vBMD's; a HU giving 120.04 mg/cm3 is stored as 120.0
     calibration = Calibration(70.0, 2.0, 120.0, 300.0, False, {})
     lo, hi = 0.0, 400.0

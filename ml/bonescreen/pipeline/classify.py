@@ -27,6 +27,7 @@ from ..hu import (
     body_from_levels,
     dense_body,
     hu_category,
+    hu_text,
     implausible_trabecular_hu,
     trabecular_hu,
     with_endplates,
@@ -307,7 +308,8 @@ def classify_levels(
     ]
     if category is not None and category != prediction:
         reasons.append(
-            f"HU category {_said(category)} ({mean_hu:.0f} HU) disagrees with the network ({_said(prediction)})"
+            f"HU category {_said(category)} ({hu_text(mean_hu, thresholds)} HU) disagrees with the network "
+            f"({_said(prediction)})"
         )
     if not names_certain:
         reasons.append("level names could not be confirmed: check them (the naming notes say why)")
