@@ -220,24 +220,37 @@ def screen_study(
         os.replace(tmp, final)
         return {"study": key, "status": "done", "result": result, "seconds": time.perf_counter() - t0}
     except (BoneScreenError, OSError) as exc:  # the study's input, or its files
-        return {
-            "study": key,
-            "status": "error",
-            "error": str(exc).replace(str(path), "<input>")[:500],
-            "seconds": time.perf_counter() - t0,
-        }
+        error = str(exc).replace(str(path), "<input>")[:500]
     except Exception as exc:  # a bug met on this study: recorded as one, and the other studies go on
-        return {
-            "study": key,
-            "status": "error",
-            "error": f"internal error (a bug, please report it): {type(exc).__name__}: {exc}".replace(
-                str(path), "<input>"
-            )[:500],
-            "seconds": time.perf_counter() - t0,
-        }
+        error = f"internal error (a bug, please report it): {type(exc).__name__}: {exc}".replace(str(path), "<input>")[
+            :500
+        ]
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    _mark_stale(final, error)
+    return {"study": key, "status": "error", "error": error, "seconds": time.perf_counter() - t0}
+
+
+#: Written into a study's folder whose last run failed while results of an earlier run are there.
+LAST_ERROR_FILE = "last_error.txt"
+
+
+def _mark_stale(final: Path, error: str) -> None:
+    """A study folder holding an earlier run's results says that the last run failed, and why.
+
+    Its files were made from other inputs or options (else the study would have been skipped): they are
+    kept (the user may want them) but no longer pass for the current result, and the next run tries again.
+    """
+    if not (final / "result.json").is_file():
+        return
+    when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    write_text_atomic(
+        final / LAST_ERROR_FILE,
+        f"The last run ({when}) of this study failed: {error}\n"
+        "The other files here are from an earlier run, made from other inputs or options.\n",
+    )
+    write_text_atomic(final / FINGERPRINT_FILE, "failed\n")  # not a fingerprint: the next run tries again
 
 
 def remove_temporaries(out: Path) -> int:

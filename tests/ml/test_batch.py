@@ -193,6 +193,14 @@ def test_a_batch_reads_and_measures_every_study_with_the_options_screen_takes(tm
     # other thresholds: screened again; axis codes, a NIfTI's, leave a DICOM series as it is (an archive holds both)
     other = StudyOptions(HUThresholds(110.0, 160.0, 0.0), hu_offset=-1024.0, orientation="LPS")
     assert screen_study("study-a", str(series), str(out), None, None, "cpu", options=other)["status"] == "done"
+    # a rerun that fails (here: no offset any more) keeps the earlier run's files but says they are stale, and
+    # the next run tries again (the folder held an old result.json while summary.csv said error)
+    assert screen_study("study-a", str(series), str(out), None, None, "cpu")["status"] == "error"
+    last = (out / "study-a" / "last_error.txt").read_text()
+    assert "failed" in last and "--hu-offset -1024" in last and "earlier run" in last
+    assert (out / "study-a" / "result.json").is_file()
+    assert screen_study("study-a", str(series), str(out), None, None, "cpu", options=other)["status"] == "done"
+    assert not (out / "study-a" / "last_error.txt").exists()
     # the command line takes them for batch as for screen
     from bonescreen.cli import build_parser
 
