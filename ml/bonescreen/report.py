@@ -307,8 +307,8 @@ def report_figure(
     if overall.get("trabecular_hu") is not None:
         category = CLASS_TITLES[overall["hu_category"]]
         used = "+".join(overall["levels_used"])  # the network's levels (L1+L2), not vBMD's (L1-L4)
-        hu = hu_text(overall["trabecular_hu"], HUThresholds(**result.get("hu_thresholds", {})))
-        lines.append(f"trabecular HU ({used}): {hu} ({category}, HU thresholds)")
+        overall_hu = hu_text(overall["trabecular_hu"], HUThresholds(**result.get("hu_thresholds", {})))
+        lines.append(f"trabecular HU ({used}): {overall_hu} ({category}, HU thresholds)")
     if overall["prediction"]:
         lines.append(f"BCC-Net (network): {CLASS_TITLES[overall['prediction']]}")
     else:
