@@ -222,6 +222,13 @@ def test_values_read_with_the_wrong_sign_are_refused_and_offsets_are_totals(smal
     # an offset given wrongly: the message gives the total offset to use, not a further one
     assert "--hu-offset 0" in hu_scale_problem(hu + 1024, given_offset=1024)
     assert "--hu-offset -1024" in hu_scale_problem(hu + 1024)
+    # an offset given to a file in HU already, whose values the offset then pushed below air and clipped
+    # (helper-28: the message gave the range after the offset without saying so)
+    pushed = np.maximum(hu - 1024, -1024)
+    message = hu_scale_problem(pushed, given_offset=-1024)
+    assert (
+        "with the --hu-offset -1024 given" in message and "if the file holds HU already, give no --hu-offset" in message
+    )
 
 
 def test_a_broken_link_as_output_folder_is_refused(small_case_files, tmp_path, capsys):

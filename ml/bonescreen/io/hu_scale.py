@@ -72,7 +72,9 @@ def hu_scale_problem(hu: np.ndarray, given_offset: float = 0.0) -> str | None:
             f"values run from {lo:g} to {hi:g}; they look like stored values without their rescale (likely offset "
             f"{best:+g}: RescaleIntercept missing?). Give the correction with --hu-offset {total:g}"
         )
+    given = f" with the --hu-offset {given_offset:g} given" if given_offset else ""
     return (
-        f"the values do not look like CT in Hounsfield units: nothing reads as fat ({FAT_HU[0]:g} to {FAT_HU[1]:g} HU),"
-        f" values run from {lo:g} to {hi:g}"
+        f"the values{given} do not look like CT in Hounsfield units: nothing reads as fat ({FAT_HU[0]:g} to "
+        f"{FAT_HU[1]:g} HU), values run from {lo:g} to {hi:g}"
+        + ("; if the file holds HU already, give no --hu-offset" if given_offset else "")
     )
