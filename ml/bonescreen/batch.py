@@ -28,7 +28,7 @@ import shutil
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -141,15 +141,19 @@ class StudyOptions:
     hu_offset: float | None = None
     orientation: str | None = None
 
+    def as_dict(self) -> dict:
+        """Plain dict, for manifest.json."""
+        return {
+            "hu_thresholds": self.thresholds.as_dict(),
+            "hu_offset": self.hu_offset,
+            "orientation": self.orientation,
+        }
+
     def fingerprint(self) -> str:
         """'' for the defaults (so results of batches before these options still count), else a digest."""
         if self == StudyOptions():
             return ""
-        text = json.dumps(
-            {"thresholds": asdict(self.thresholds), "hu_offset": self.hu_offset, "orientation": self.orientation},
-            sort_keys=True,
-        )
-        return " options " + hashlib.sha256(text.encode()).hexdigest()[:16]
+        return " options " + hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=2)
@@ -450,11 +454,7 @@ def _write_summary(
         "models": models,
         "device": device,  # as asked ("auto": CUDA, then MPS, then CPU); devices_used: as the studies ran
         "devices_used": sorted({o["result"].get("device") for o in outcomes if o["status"] == "done"} - {None}),
-        "options": {
-            "hu_thresholds": options.thresholds.as_dict(),
-            "hu_offset": options.hu_offset,
-            "orientation": options.orientation,
-        },
+        "options": options.as_dict(),
         "scheduler": scheduler or "LocalCluster",
         "workers": n_workers,
         "started": started.isoformat(timespec="seconds"),

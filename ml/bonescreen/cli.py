@@ -366,6 +366,8 @@ def _number(low: float, high: float = float("inf"), *, with_low: bool = False, w
         above = value >= low if with_low else value > low
         below = value <= high if with_high else value < high
         if not (above and below):  # NaN fails both
+            if low == -math.inf and high == math.inf:
+                raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
             lower = f"{'at least' if with_low else 'above'} {low:g}"
             upper = "" if high == float("inf") else f" and {'at most' if with_high else 'below'} {high:g}"
             raise argparse.ArgumentTypeError(f"expected a number {lower}{upper}, got {text!r}")
@@ -377,19 +379,7 @@ def _number(low: float, high: float = float("inf"), *, with_low: bool = False, w
 
 _positive_float = _number(0.0)
 
-
-def _finite(text: str) -> float:
-    """argparse type: a finite number (not nan or inf, which would pass a threshold through every comparison)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-_finite.__name__ = "number"
+_finite = _number(-math.inf)  # not nan or inf, which would pass a threshold through every comparison
 _probability = _number(0.0, 1.0, with_low=True, with_high=True)
 
 

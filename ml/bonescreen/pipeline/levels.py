@@ -112,6 +112,20 @@ def _clean(mask: np.ndarray, spacing: tuple[float, float, float], min_volume_mm3
     return out
 
 
+def _window(shape: tuple[int, int], rows: slice, cols: slice) -> tuple[int, int, int, int] | None:
+    """``rows`` and ``cols`` clipped to a slice of ``shape``: (r0, r1, c0, c1), or None when empty."""
+    r0, r1 = max(rows.start, 0), min(rows.stop, shape[0])
+    c0, c1 = max(cols.start, 0), min(cols.stop, shape[1])
+    return None if r1 <= r0 or c1 <= c0 else (r0, r1, c0, c1)
+
+
+def _around(image: np.ndarray, window: tuple[int, int, int, int], pad: int) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """``image`` over ``window`` grown by ``pad`` pixels (clipped), and where the window lies in it."""
+    r0, r1, c0, c1 = window
+    R0, C0 = max(r0 - pad, 0), max(c0 - pad, 0)
+    return image[R0 : r1 + pad, C0 : c1 + pad], (slice(r0 - R0, r1 - R0), slice(c0 - C0, c1 - C0))
+
+
 def _bone_area_mm2(
     hu: np.ndarray,
     mask: np.ndarray,
@@ -137,19 +151,16 @@ def _bone_area_mm2(
     With ``largest``, the area of the largest connected piece only (an iliac wing is one plate; the
     lower ribs crossing a slice beside T11 or T12 are several small pieces).
     """
-    ny, nx = mask.shape
-    r0, r1 = max(rows.start, 0), min(rows.stop, ny)
-    c0, c1 = max(cols.start, 0), min(cols.stop, nx)
-    if r1 <= r0 or c1 <= c0:
+    window = _window(mask.shape, rows, cols)
+    if window is None:
         return 0.0
+    r0, r1, c0, c1 = window
     # the mask's dilation (2 pixels, or within_mm) needs that much context around the window
     pad = 2 if within_mm is None else max(2, int(np.ceil(within_mm / min(spacing_yx))) + 1)
-    R0, C0 = max(r0 - pad, 0), max(c0 - pad, 0)
-    context = mask[R0 : r1 + pad, C0 : c1 + pad]
-    inner = (slice(r0 - R0, r1 - R0), slice(c0 - C0, c1 - C0))
+    context, inner = _around(mask, window, pad)
     near = ndimage.binary_dilation(context, iterations=2)[inner]
     if near_to is not None:
-        context = near_to[R0 : r1 + pad, C0 : c1 + pad]
+        context, _inner = _around(near_to, window, pad)
     bone = (hu[r0:r1, c0:c1] > min_hu) & ~near
     if within_mm is not None and bone.any():
         if not context.any():
@@ -174,25 +185,25 @@ def _plate_length_mm(hu: np.ndarray, mask: np.ndarray, rows: slice, cols: slice,
     mm, under ``iliac_area_mm2``), while the whole wing, trabecular bone included, is one plate 40-106
     mm long; ribs beside T11-T12 give pieces up to about 30 mm (the T11-T12 series).
     """
-    ny, nx = mask.shape
-    r0, r1 = max(rows.start, 0), min(rows.stop, ny)
-    c0, c1 = max(cols.start, 0), min(cols.stop, nx)
-    if r1 <= r0 or c1 <= c0:
+    window = _window(mask.shape, rows, cols)
+    if window is None:
         return 0.0
-    near = ndimage.binary_dilation(mask[max(r0 - 2, 0) : r1 + 2, max(c0 - 2, 0) : c1 + 2], iterations=2)
-    near = near[r0 - max(r0 - 2, 0) :, c0 - max(c0 - 2, 0) :][: r1 - r0, : c1 - c0]
-    window = hu[r0:r1, c0:c1]
-    low = (window > s.iliac_low_hu) & ~near
+    r0, r1, c0, c1 = window
+    context, inner = _around(mask, window, 2)
+    near = ndimage.binary_dilation(context, iterations=2)[inner]
+    values = hu[r0:r1, c0:c1]
+    low = (values > s.iliac_low_hu) & ~near
     pieces, n = ndimage.label(low)
     if n == 0:
         return 0.0
-    seeded = np.unique(pieces[(window > s.iliac_min_hu) & low])
-    best = 0.0
-    for piece, box in enumerate(ndimage.find_objects(pieces), start=1):
-        if box is not None and piece in seeded:
-            h, w = (box[0].stop - box[0].start) * spacing_yx[0], (box[1].stop - box[1].start) * spacing_yx[1]
-            best = max(best, float(np.hypot(h, w)))
-    return best
+    seeded = set(np.unique(pieces[(values > s.iliac_min_hu) & low]).tolist())
+    boxes = ndimage.find_objects(pieces)
+    lengths = [
+        np.hypot((b[0].stop - b[0].start) * spacing_yx[0], (b[1].stop - b[1].start) * spacing_yx[1])
+        for piece, b in enumerate(boxes, start=1)
+        if piece in seeded
+    ]
+    return float(max(lengths, default=0.0))
 
 
 def _lateral_bone(
@@ -205,7 +216,8 @@ def _lateral_bone(
     s: LevelSettings,
     own: np.ndarray | None = None,
     metal_slices: np.ndarray | None = None,
-) -> tuple[bool, bool, bool]:
+    plates: bool = True,
+) -> LateralBone:
     """Ribs, and iliac bone, beside a vertebral body (bone not in the mask) on enough of its slices.
 
     ``centres[k]`` is the (row, col) of the deepest mask pixel of slice ``k`` and
@@ -232,7 +244,7 @@ def _lateral_bone(
         sacroiliac joints on both sides on ``si_fraction`` of them; the side on which alone a rib was
         seen (``rib_side``, for :func:`_pair_ribs`); long bony plates on both sides on at least half
         (``iliac_plates``, :func:`_plate_length_mm`: thin iliac wings, evidence for the sacrum only, since
-        a rib section can be as long in the first phantom).
+        a rib section can be as long in the first phantom; looked for only with ``plates``).
     """
     dy, dx = spacing[1], spacing[2]
     rib_hits = iliac_hits = joint_hits = plate_hits = 0
@@ -259,7 +271,8 @@ def _lateral_bone(
                 _bone_area_mm2(hu[k], mask[k], wide_rows, far_cols, (dy, dx), min_hu=s.iliac_min_hu, largest=True)
                 > s.iliac_area_mm2
             )
-            plate.append(_plate_length_mm(hu[k], mask[k], wide_rows, far_cols, (dy, dx), s) >= s.iliac_length_mm)
+            if plates:
+                plate.append(_plate_length_mm(hu[k], mask[k], wide_rows, far_cols, (dy, dx), s) >= s.iliac_length_mm)
             area = _bone_area_mm2(
                 hu[k],
                 mask[k],
@@ -286,7 +299,7 @@ def _lateral_bone(
                 > s.si_area_mm2
             )
         iliac_hits += all(iliac)  # the pelvis is on both sides
-        plate_hits += all(plate)
+        plate_hits += bool(plate) and all(plate)
         joint_hits += all(joint)
         if metal_slices is not None and metal_slices[k]:
             continue  # streaks: no rib evidence either way
@@ -393,6 +406,7 @@ def _split_merged(
     tilted as L5-S1 may be, darker than the endplates on both sides). The cut's voxels join neither
     core; the watershed gives them out.
     """
+    voxel = float(np.prod(spacing))
     for _ in range(4):
         objs = ndimage.find_objects(comps)
         heights = np.array([(o[0].stop - o[0].start) * spacing[0] if o is not None else 0.0 for o in objs])
@@ -413,7 +427,6 @@ def _split_merged(
             if cut is None:
                 continue
             distance, half = cut
-            voxel = float(np.prod(spacing))
             # each part keeps only what lies core_depth_mm beyond the disc, as a body's own core does (its
             # centre is then its body's, which the spacing rule reads), unless that leaves one too small
             for reach in (half + s.core_depth_mm, half):
@@ -758,7 +771,16 @@ def _split(
             own_part = np.zeros((run[1] - run[0] + 1, *mask.shape[1:]), bool)
             own_part[:, box[1], box[2]] = own
             v.ribs, v.iliac, v.sacroiliac, v.rib_side, v.iliac_plates = _lateral_bone(
-                hu, mask, run, centres, radius, spacing, s, own_part, metal_slices
+                hu,
+                mask,
+                run,
+                centres,
+                radius,
+                spacing,
+                s,
+                own_part,
+                metal_slices,
+                plates=index < s.sacral_pieces,  # the sacrum is searched among the lowest pieces only
             )
         vertebrae.append(v)
     _pair_ribs(vertebrae)
