@@ -67,8 +67,11 @@ class HUThresholds:
     contrast_offset_hu: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("osteoporosis_max", "normal_min", "contrast_offset_hu"):
-            check_number(name, getattr(self, name))  # nan or inf would pass through every comparison
+        # nan or inf would pass through every comparison; a threshold outside the CT number scale (air -1000,
+        # the 12-bit scale's top 3071) would make its category one that no level can reach
+        for name in ("osteoporosis_max", "normal_min"):
+            check_number(name, getattr(self, name), -1000.0, 3071.0)
+        check_number("contrast_offset_hu", self.contrast_offset_hu)
         if self.osteoporosis_max >= self.normal_min:
             raise BoneScreenError(
                 f"osteoporosis threshold ({self.osteoporosis_max}) must be below "
