@@ -78,6 +78,11 @@ def test_a_disc_the_mark_fills_is_found_in_the_ct(pelvis_case, upper, lower):
     bone = case.spine > 0  # the filled disc is no level's: each level is compared on the bone
     for level in range(1, 6):
         assert _dice((split.labels == level) & bone, case.levels == level) > 0.9, level
+    # the disc the mark fills is left out of the labels where the split passes through it, and bone is not
+    assert (split.discs & _disc).sum() > 50
+    assert (split.discs & bone).sum() <= 0.05 * split.discs.sum()
+    assert not split.labels[split.discs].any() and not split.vertebra_map[split.discs].any()
+    assert any("disc space between" in n for n in split.notes)
 
 
 def test_two_bodies_joined_in_a_short_series_are_split_at_the_disc(pelvis_case):

@@ -39,6 +39,7 @@ from ..inplane import bounding_box, deepest_points
 from ..labels import level_id
 from ..metal import metal_mask, without_metal
 from .level_settings import LevelSettings
+from .mark_repair import trim_filled_discs
 
 
 @dataclass
@@ -94,6 +95,9 @@ class LevelSplit:
     notes: list[str] = field(default_factory=list)
     #: uint8 (z, y, x): 1 + the index (from the lowest) of the vertebra of each mask voxel, 0 elsewhere
     vertebra_map: np.ndarray | None = None
+    #: bool (z, y, x): voxels of the mask that are disc between two vertebrae, left out of the labels
+    #: (:func:`~.mark_repair.trim_filled_discs`); None when the CT was not given
+    discs: np.ndarray | None = None
 
 
 def _clean(mask: np.ndarray, spacing: tuple[float, float, float], min_volume_mm3: float) -> np.ndarray:
@@ -628,6 +632,10 @@ def split_levels(
     ``settings`` are the split's and the naming's constants (:class:`LevelSettings`, the documented
     defaults when None).
 
+    With the CT, the discs that the mask fills between two vertebrae (darker than the endplates on
+    both sides; :func:`~.mark_repair.trim_filled_discs`) are left out of the labels, returned as
+    ``discs``, and a note says so.
+
     Raises
     ------
     BoneScreenError
@@ -638,13 +646,33 @@ def split_levels(
     s = settings or LevelSettings()
     metal = metal_mask(hu, spacing) if hu is not None else None
     if metal is None or not metal.any():
-        return _split_fine_or_coarse(mask, spacing, hu, top_level, s)
-    # the mask keeps the metal while it is split (taking it out would cut pedicles from their bodies)
-    split = _split_fine_or_coarse(mask, spacing, without_metal(hu, metal), top_level, s, metal)
-    split.labels[metal] = 0
-    if split.vertebra_map is not None:
-        split.vertebra_map[metal] = 0
+        split = _split_fine_or_coarse(mask, spacing, hu, top_level, s)
+    else:
+        # the mask keeps the metal while it is split (taking it out would cut pedicles from their bodies)
+        split = _split_fine_or_coarse(mask, spacing, without_metal(hu, metal), top_level, s, metal)
+        split.labels[metal] = 0
+        if split.vertebra_map is not None:
+            split.vertebra_map[metal] = 0
+    if hu is not None and split.vertebra_map is not None:
+        _leave_out_discs(split, hu, spacing, s, metal if metal is not None and metal.any() else None)
     return split
+
+
+def _leave_out_discs(split: LevelSplit, hu: np.ndarray, spacing, s: LevelSettings, metal: np.ndarray | None) -> None:
+    """Take the discs that the mask fills between two vertebrae out of the split's labels, with a note."""
+    discs = trim_filled_discs(split.vertebra_map, hu, spacing, s.disc_valley_hu, s.disc_max_hu, s.disc_side_mm, metal)
+    split.discs = discs
+    if not discs.any():
+        return
+    beside = np.unique(split.vertebra_map[discs])
+    names = [v.name for v in split.vertebrae if v.index + 1 in beside]
+    split.labels[discs] = 0
+    split.vertebra_map[discs] = 0
+    volume_cm3 = np.count_nonzero(discs) * float(np.prod(spacing)) / 1000.0
+    split.notes.append(
+        f"the mark filled disc space between {', '.join(names)}: {volume_cm3:.1f} cm3 that reads as disc (at "
+        f"least {s.disc_valley_hu:g} HU below the endplates on both sides) left out of the vertebrae"
+    )
 
 
 def _split_fine_or_coarse(

@@ -9,6 +9,8 @@ there and every name above shifts by one.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from scipy import ndimage
 
@@ -82,3 +84,117 @@ def bridge_dropped_sections(
                 filled = True
         slices += filled
     return out, slices
+
+
+#: The CT is smoothed in-plane with this Gaussian (sigma, mm) before the discs are read, so that a single
+#: noisy pixel (10-80 HU SD on routine and low-dose CT) neither makes an endplate nor a valley.
+DISC_SMOOTH_MM = 1.0
+
+#: A disc left out of the mark is at least this broad (mm2, projected on the axial plane): a lumbar
+#: disc is 1,000-2,000 mm2 (Gray's Anatomy); smaller sets are noise between trabeculae or a facet's cleft.
+MIN_DISC_MM2 = 100.0
+
+#: The mark may leave one slice of a disc it otherwise fills unmarked (the slice-by-slice mark is uneven
+#: at the disc's edge); a wider gap is a disc the mark already leaves out, with nothing to trim.
+MAX_GAP_SLICES = 1
+
+
+def trim_filled_discs(
+    vertebra_map: np.ndarray,
+    hu: np.ndarray,
+    spacing: tuple[float, float, float],
+    valley_hu: float,
+    max_hu: float,
+    side_mm: float,
+    metal: np.ndarray | None = None,
+) -> np.ndarray:
+    """The voxels of discs that the mark fills between two vertebrae: bool (z, y, x).
+
+    MS-Net, marking each axial slice on its own, fills the interior of the slices through a disc
+    inside the ring of the endplates (real CT at 1.5-3 mm slices: 150-1,500 voxels a slice on
+    TotalSegmentator's T11-T12 series and the VerSe L2-L4 crop), which no vertebra label holds.
+    Along each column of voxels (z at one y, x) where the level split passes from one vertebra to
+    the next (directly, or across :data:`MAX_GAP_SLICES` unmarked), the brightest voxel of each
+    vertebra within ``side_mm`` of that passage is its endplate; the run of marked voxels through
+    the passage that read at least ``valley_hu`` below both endplates and no brighter than
+    ``max_hu`` is the disc. Only where two different vertebrae meet, and only through the passage:
+    a body flattened by a fracture has both its endplates in one vertebra and keeps its interior
+    however dark, and dark trabecular bone beyond an unmarked disc (the mark already leaves that
+    disc out) is not reached. Sets of such voxels under :data:`MIN_DISC_MM2` across are left alone.
+
+    Where the split passes at an endplate rather than inside the disc, the disc is not found
+    (measured on the realistic phantom with a filled L3-L4 disc: 15 % of the filled voxels left
+    out, 1 % of the left-out voxels bone); reaching past the endplate found more of the disc but
+    took 8 % bone, so it is not done.
+
+    Parameters
+    ----------
+    vertebra_map : ndarray
+        uint8 (z, y, x): 1 + the index of each marked voxel's vertebra, 0 elsewhere.
+    hu : ndarray
+        The CT in Hounsfield units, same shape.
+    spacing : tuple of float
+        (dz, dy, dx) in mm.
+    valley_hu, max_hu, side_mm : float
+        :class:`~.level_settings.LevelSettings` ``disc_valley_hu``, ``disc_max_hu``, ``disc_side_mm``
+        (the same disc that the split looks for inside a core).
+    metal : ndarray, optional
+        bool (z, y, x): metal and its margin (:func:`~bonescreen.metal.metal_mask`); columns through it
+        are not read.
+
+    Returns
+    -------
+    ndarray
+        bool (z, y, x), True on the disc voxels to leave out of the mark.
+    """
+    trim = np.zeros(vertebra_map.shape, bool)
+    marked = vertebra_map > 0
+    if vertebra_map.shape[0] < 3 or not marked.any():
+        return trim
+    nz = vertebra_map.shape[0]
+    w = max(1, round(side_mm / spacing[0]))
+    under, over = vertebra_map[:-1], vertebra_map[1:]
+    ys, xs = np.nonzero(((under > 0) & (over > 0) & (under != over)).any(axis=0))  # where two vertebrae meet
+    if ys.size == 0:
+        return trim
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    pad = int(np.ceil(3 * DISC_SMOOTH_MM / min(spacing[1:])))
+    ya, xa = max(0, y0 - pad), max(0, x0 - pad)
+    window = (slice(None), slice(ya, y1 + pad), slice(xa, x1 + pad))
+    sigma = (0.0, DISC_SMOOTH_MM / spacing[1], DISC_SMOOTH_MM / spacing[2])
+    smooth = ndimage.gaussian_filter(hu[window].astype(np.float32), sigma)
+    if metal is not None:
+        smooth[metal[window]] = np.nan
+    for y, x in zip(ys, xs, strict=True):
+        labels = vertebra_map[:, y, x]
+        values = smooth[:, y - ya, x - xa]
+        if np.isnan(values[labels > 0]).any():  # metal in the column: not read
+            continue
+        # passages: one vertebra's voxel below the next one's, at most MAX_GAP_SLICES unmarked between
+        zs = np.nonzero(labels)[0]
+        for i, j in pairwise(zs):
+            if labels[i] == labels[j] or j - i > 1 + MAX_GAP_SLICES:
+                continue
+            low = [k for k in range(max(0, i - w), i + 1) if labels[k] == labels[i]]
+            high = [k for k in range(j, min(nz, j + w + 1)) if labels[k] == labels[j]]
+            k_low = low[int(np.argmax(values[low]))]
+            k_high = high[int(np.argmax(values[high]))]
+            ceiling = min(values[k_low] - valley_hu, values[k_high] - valley_hu, max_hu)
+            # the disc: the run of dark voxels through the passage, between the two endplates
+            if any(values[k] > ceiling for k in range(i + 1, j)):
+                continue
+            a, b = i + 1, j - 1  # the disc's lowest and highest voxels, grown from the passage
+            while a - 1 > k_low and labels[a - 1] > 0 and values[a - 1] <= ceiling:
+                a -= 1
+            while b + 1 < k_high and labels[b + 1] > 0 and values[b + 1] <= ceiling:
+                b += 1
+            trim[a : b + 1, y, x] = True
+    regions, n = ndimage.label(trim, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return trim
+    min_columns = MIN_DISC_MM2 / float(spacing[1] * spacing[2])
+    keep = np.zeros(n + 1, bool)
+    for r, box in enumerate(ndimage.find_objects(regions), start=1):
+        columns = np.count_nonzero((regions[box] == r).any(axis=0))
+        keep[r] = columns >= min_columns
+    return keep[regions] & marked  # not the unmarked gap

@@ -230,6 +230,8 @@ class Screener:
         yield "name levels", 0, 1
         mark, bridged = bridge_dropped_sections(mark, volume.hu, volume.spacing)
         split = split_levels(mark, volume.spacing, volume.hu, top_level=top_level, settings=self.level_settings)
+        if split.discs is not None and split.discs.any():
+            mark = mark & ~split.discs
         yield "name levels", 1, 1
         notes = list(split.notes)
         if bridged:
