@@ -123,12 +123,16 @@ def screen_file(
     result, labels, vertebrae = screener.screen(volume, progress, labels)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        # an earlier run's result.json describes that run's files: it goes before any new file is written,
+        # so that a run stopped half-way (Ctrl-C, a full disk) leaves no result.json describing a mixture
+        (out / "result.json").unlink(missing_ok=True)
     except OSError as exc:  # checked before the work, but the disk may have changed since
         raise BoneScreenError(f"cannot create the output folder ({exc.strerror or exc})", out) from None
     outputs: dict[str, str] = {}
     exports: dict[str, list[str]] = {}
     errors: dict[str, str] = {}
     output_notes: list[str] = []
+    given = Path(labels_path).resolve() if labels_path else None
 
     def attempt(key: str, name: str, write) -> None:
         """Write one output; a failure is recorded with its reason and the others are still written."""
@@ -147,7 +151,10 @@ def screen_file(
         write_labels_nifti(volume, labels, path)
         return []  # levels.nii.gz carries no identifying tag
 
-    attempt("levels", "levels.nii.gz", write_levels)
+    if given == (out / "levels.nii.gz").resolve():  # the user's corrected labels: never overwritten
+        output_notes.append("levels.nii.gz is the labels given (--labels): left as it is")
+    else:
+        attempt("levels", "levels.nii.gz", write_levels)
     if not labels.any():
         output_notes.append(
             "levels.nii.gz is empty: it holds the lumbar levels (L1-L5) only and none was found"
@@ -177,6 +184,7 @@ def screen_file(
             vertebrae=vertebrae,
         ),
     )
+    output_notes += _remove_stale_outputs(out, set(outputs.values()), given)
     result = {
         "schema_version": result["schema_version"],
         "input": input_name or str(Path(input_path)),
@@ -202,3 +210,24 @@ def screen_file(
         written = ", ".join(outputs.values()) or "nothing else"
         raise BoneScreenError(f"cannot write result.json ({exc.strerror or exc}); written: {written}", out) from None
     return result
+
+
+#: The files :func:`screen_file` writes beside result.json.
+OUTPUT_NAMES = ("levels.nii.gz", "seg.dcm", "sr.dcm", "report.png")
+
+
+def _remove_stale_outputs(out: Path, written: set[str], given: Path | None) -> list[str]:
+    """Remove the outputs of an earlier run in ``out`` that this run did not write (another CT's seg.dcm
+    beside this CT's result.json), never the labels the user gave; the notes that say so."""
+    notes = []
+    for name in OUTPUT_NAMES:
+        path = out / name
+        if name in written or not path.is_file() or path.resolve() == given:
+            continue
+        try:
+            path.unlink()
+        except OSError as exc:
+            notes.append(f"{name} of an earlier run is still in the folder: it could not be removed ({exc.strerror})")
+        else:
+            notes.append(f"{name} of an earlier run in this folder was removed: this run wrote none")
+    return notes

@@ -180,6 +180,55 @@ def test_screen_without_a_lumbar_level_says_why_no_seg_or_sr(unseen, tmp_path, c
     assert "seg.dcm and sr.dcm were not written" in capsys.readouterr().out
 
 
+def test_a_rerun_into_the_same_folder_leaves_no_earlier_output_and_keeps_the_users_labels(unseen, tmp_path):
+    """Screening a NIfTI into a folder where a DICOM run wrote seg.dcm and sr.dcm left that other run's SEG and
+    SR beside the new result.json (another CT's, perhaps another patient's). They are removed, with a note; the
+    labels the user corrected in place and gives back (--labels OUT/levels.nii.gz) are never overwritten."""
+    from bonescreen.io.writers import write_labels_nifti
+
+    case, root = unseen
+    out = tmp_path / "out"
+    labels = root / "levels.nii.gz"
+    assert main(["screen", str(root / "dicom"), "--out", str(out), "--device", "cpu", "--labels", str(labels)]) == 0
+    assert (out / "seg.dcm").is_file() and (out / "sr.dcm").is_file()
+    # the same CT as NIfTI: no SEG or SR from this run
+    nifti = write_case(case, tmp_path / "nifti", "nifti") / "ct.nii.gz"
+    assert main(["screen", str(nifti), "--out", str(out), "--device", "cpu", "--labels", str(labels)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert not (out / "seg.dcm").exists() and not (out / "sr.dcm").exists()
+    assert sum("of an earlier run in this folder was removed" in n for n in result["output_notes"]) == 2
+    # the user corrects levels.nii.gz in the output folder (L5 taken out) and screens again with it
+    corrected = np.where(case.levels == 5, 0, case.levels).astype(np.uint8)
+    write_labels_nifti(load_ct(root / "dicom"), corrected, out / "levels.nii.gz")
+    before = (out / "levels.nii.gz").read_bytes()
+    mine = out / "levels.nii.gz"
+    assert main(["screen", str(root / "dicom"), "--out", str(out), "--device", "cpu", "--labels", str(mine)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert (out / "levels.nii.gz").read_bytes() == before
+    assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L3", "L4"]
+    assert any("is the labels given" in n for n in result["output_notes"])
+    assert (out / "seg.dcm").is_file()
+
+
+def test_a_run_stopped_while_writing_leaves_no_earlier_result_json(unseen, tmp_path, monkeypatch):
+    """Ctrl-C while the outputs were written left the earlier run's result.json beside this run's new files.
+    Stopping is simulated by a KeyboardInterrupt from the report (a keypress cannot be timed in a test)."""
+    import bonescreen.screen as screen_module
+
+    _case, root = unseen
+    out = tmp_path / "out"
+    labels = root / "levels.nii.gz"
+    assert main(["screen", str(root / "dicom"), "--out", str(out), "--device", "cpu", "--labels", str(labels)]) == 0
+
+    def stopped(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(screen_module, "render_report", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        screen_module.screen_file(root / "dicom", out, device="cpu", labels_path=labels)
+    assert not (out / "result.json").exists()
+
+
 def test_screen_executable(unseen, tmp_path):
     """The installed entry point ends the process without Python's teardown: output must still be complete."""
     _, root = unseen
