@@ -70,6 +70,16 @@ def test_truncated_header(tmp_path):
     expect_error(f, "truncated")
 
 
+def test_a_ct_file_cut_before_its_image_attributes_is_called_truncated(series, tmp_path):
+    """A CT file cut after its SOP class but before Rows (a copy stopped at 1,000 bytes) was called "not an
+    axial CT image (not an image (CT Image Storage))": it is a truncated CT image, and the message says so."""
+    data = sorted(series.iterdir())[0].read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[: data.index(b"\x28\x00\x10\x00")])  # (0028,0010) Rows, little endian
+    err = expect_error(cut, "truncated: a CT image whose file ends before its Rows and Columns")
+    assert "not an axial CT image" not in str(err) and str(cut) in str(err)
+
+
 def test_mixed_image_sizes(series):
     f = sorted(series.iterdir())[2]
     ds = pydicom.dcmread(f)

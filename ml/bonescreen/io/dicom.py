@@ -54,6 +54,8 @@ MULTIFRAME_CT = {
     "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT",
 }
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+#: SOP class UID of a single-frame CT image (DICOM PS3.4, Annex B.5).
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 #: Named skipped files in a note; the rest are counted.
 _NAMED_SKIPS = 5
 
@@ -215,6 +217,14 @@ def _plane_name(iop: np.ndarray) -> str:
     return ("sagittal", "coronal", "axial")[axis]
 
 
+def _size(path: Path) -> str:
+    """The file's size in bytes, for messages about a file that ends early."""
+    try:
+        return f"{path.stat().st_size} bytes"
+    except OSError:
+        return "size unknown"
+
+
 class _Instance:
     """Header facts of one file, and why it is not an axial CT image (``skip``) if it is not."""
 
@@ -238,6 +248,9 @@ class _Instance:
     def _why_not(self) -> str | None:
         ds = self.ds
         if "Rows" not in ds or "Columns" not in ds:
+            if self.sop_class == CT_IMAGE_STORAGE or self.sop_class in MULTIFRAME_CT:
+                # a CT image's header without its image attributes: the file stops before them
+                return f"truncated: a CT image whose file ends before its Rows and Columns ({_size(self.path)})"
             name = UID(self.sop_class).name if self.sop_class else "no SOP class"
             return f"not an image ({name})"
         if self.sop_class.startswith(_SECONDARY_CAPTURE):
@@ -703,7 +716,8 @@ def _single_file(path: Path) -> _Series:
     if inst.modality and inst.modality != "CT":
         raise BoneScreenError(f"not a CT image (Modality is {inst.modality})", path)
     if inst.skip:
-        raise BoneScreenError(f"not an axial CT image ({inst.skip})", path)
+        truncated = inst.skip.startswith("truncated")
+        raise BoneScreenError(inst.skip if truncated else f"not an axial CT image ({inst.skip})", path)
     if inst.multiframe:
         return _multiframe_series(inst)
     placed = _place_frames([inst])
