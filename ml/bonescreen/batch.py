@@ -38,6 +38,7 @@ from .hu import HUThresholds
 from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file
 from .io.nifti import is_nifti_path, sidecar_path
 from .labels import CLASS_NAMES
+from .messages import UNCONFIRMED
 
 SUMMARY_COLUMNS = [
     "study",
@@ -51,6 +52,7 @@ SUMMARY_COLUMNS = [
     "acr_category",
     "fractured_levels",
     "bone_status",
+    "bone_status_confirmed",
     "uncertain",
     "reasons",
     "error",
@@ -286,7 +288,10 @@ def _row(outcome: dict) -> dict:
         for lv in r["levels"]
         if (lv.get("fracture") or {}).get("genant_grade")
     )
-    row["bone_status"] = (o.get("bone_status") or {}).get("class", "")
+    status = o.get("bone_status")
+    row["bone_status"] = status["class"] if status else ""
+    # 0 where the status is a question, as every front end shows it (a doubted fracture, names not confirmed)
+    row["bone_status_confirmed"] = int(UNCONFIRMED not in status["basis"]) if status else ""
     row["uncertain"] = int(bool(o["uncertain"]))
     row["reasons"] = "; ".join(o["reasons"])
     row["input_notes"] = "; ".join(r.get("input_notes") or [])

@@ -230,3 +230,30 @@ def test_batch_refuses_thresholds_that_no_value_can_meet(tmp_path, capsys):
     # helper-29: --osteoporosis-hu -5000 was accepted, and no level could then be called osteoporosis
     assert main(["screen", str(tmp_path / "in"), "--out", str(tmp_path / "o3"), "--osteoporosis-hu=-5000"]) == 2
     assert "osteoporosis_max" in capsys.readouterr().err and not (tmp_path / "o3").exists()
+
+
+def test_summary_says_when_the_bone_status_is_unconfirmed():
+    """summary.csv gave the bone status's class alone, so an unconfirmed status (a doubted fracture, level
+    names not confirmed), shown as a question in the CLI, napari, Slicer and the report, read as a call."""
+    from bonescreen.batch import _row
+
+    def outcome(basis):
+        overall = {
+            "prediction": "normal",
+            "probabilities": None,
+            "trabecular_hu": None,
+            "hu_category": None,
+            "bone_status": {"class": "osteoporosis", "basis": basis},
+            "uncertain": True,
+            "reasons": [],
+        }
+        return {"study": "study-1", "status": "done", "result": {"overall": overall, "levels": []}}
+
+    sure = _row(outcome("vBMD 72 mg/cm3 (ACR QCT categories)"))
+    doubted = _row(outcome("vertebral fracture (L2 grade 2 wedge); unconfirmed: the mask is MS-Net's"))
+    assert (sure["bone_status"], sure["bone_status_confirmed"]) == ("osteoporosis", 1)
+    assert (doubted["bone_status"], doubted["bone_status_confirmed"]) == ("osteoporosis", 0)
+    empty = outcome("")
+    empty["result"]["overall"]["bone_status"] = None
+    none = _row(empty)
+    assert none["bone_status"] == "" and none["bone_status_confirmed"] == ""
