@@ -16,7 +16,10 @@ from ._convert import image_layer_data
 def _handles(path: Path) -> bool:
     if path.is_dir():
         try:
-            return any(is_dicom_file(p) for p in _first_files(path))
+            files = list(_first_files(path))
+            # an empty folder is taken too, so that the user reads why nothing opened (no file in it), not
+            # napari's "no plugin found"; a folder of other files is left to the readers of those files
+            return not files or any(is_dicom_file(p) for p in files)
         except OSError:
             return False
     return is_nifti_path(path) or (path.is_file() and is_dicom_file(path))

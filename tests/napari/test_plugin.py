@@ -62,6 +62,19 @@ def test_reader_declines_and_reports(make_napari_viewer, tmp_path):
     reader = get_reader(str(broken))
     assert reader is not None
     assert reader(str(broken)) == [(None,)]  # a notification, no traceback, no layer
+    # an empty folder: BoneScreen takes it and says the folder holds no DICOM file (napari said only that no
+    # plugin could read it); a folder of other files is left to other readers
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    from napari.utils.notifications import notification_manager
+
+    assert get_reader(str(empty))(str(empty)) == [(None,)]
+    shown = notification_manager.records[-1].message
+    assert "no DICOM files in the folder" in shown and "empty" in shown
+    others = tmp_path / "others"
+    others.mkdir()
+    (others / "notes.txt").write_text("hello")
+    assert get_reader(str(others)) is None
 
 
 def test_full_flow(make_napari_viewer, qtbot, tmp_path):
