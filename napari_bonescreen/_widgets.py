@@ -286,13 +286,16 @@ class SegmentWidget(_Base):
             ]
         )
         own = Container(widgets=[self.label_file, self.label_scheme, self.open_labels_button], label="or")
-        form.append(own)
         self.bar = QProgressBar()
         layout = self._scrolling_layout()
         layout.addWidget(form.native)
+        # the progress and the result's notes right under the buttons: on a 1280x800 screen, below the
+        # label-map import they were out of view without scrolling the dock
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
+        layout.addWidget(own.native)
         layout.addStretch()
+        self._own = own
         self._form = form
         self._follow_layers(self.image)
         self.last_layer: Labels | None = None

@@ -85,6 +85,10 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
     _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
     assert seg.image.value is image
+    # the progress and the notes sit right under the buttons, above the label-map import (on a 1280x800
+    # screen they were out of view without scrolling the dock)
+    inner = seg.status.parentWidget().layout()
+    assert inner.indexOf(seg.bar) < inner.indexOf(seg.status) < inner.indexOf(seg._own.native)
 
     seg.run()
     wait_for(qtbot, seg)
