@@ -54,5 +54,7 @@ def read_ct(path: str | list[str]) -> list[tuple]:
     except BoneScreenError as exc:
         from napari.utils.notifications import show_error
 
-        show_error(f"BoneScreen could not open the CT: {exc}")
+        # the reason first: napari's pop-up shows one line, and a long path would hide it
+        where = f" ({exc.path})" if exc.path else ""
+        show_error(f"BoneScreen could not open the CT: {exc.problem}{where}")
         return [(None,)]  # napari's "nothing to add" sentinel

@@ -7,8 +7,10 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from .atomic import write_text_atomic
+from .checkpoint import file_sha256
 from .errors import BoneScreenError
 from .hu import HUThresholds
 from .io import load_ct
@@ -121,18 +123,18 @@ def screen_file(
     if labels_path:
         labels = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS, scheme=label_scheme)
     result, labels, vertebrae = screener.screen(volume, progress, labels)
+    given = Path(labels_path).resolve() if labels_path else None
     try:
         out.mkdir(parents=True, exist_ok=True)
-        # an earlier run's result.json describes that run's files: it goes before any new file is written,
-        # so that a run stopped half-way (Ctrl-C, a full disk) leaves no result.json describing a mixture
-        (out / "result.json").unlink(missing_ok=True)
+        # an earlier run's files go before any new file is written, so that a run stopped half-way (Ctrl-C, a
+        # full disk) leaves no result.json and no output of another CT beside this one's
+        earlier = _clear_earlier_run(out, given)
     except OSError as exc:  # checked before the work, but the disk may have changed since
-        raise BoneScreenError(f"cannot create the output folder ({exc.strerror or exc})", out) from None
+        raise BoneScreenError(f"cannot clear the output folder ({exc.strerror or exc})", out) from None
     outputs: dict[str, str] = {}
     exports: dict[str, list[str]] = {}
     errors: dict[str, str] = {}
-    output_notes: list[str] = []
-    given = Path(labels_path).resolve() if labels_path else None
+    output_notes: list[str] = list(earlier.notes)
 
     def attempt(key: str, name: str, write) -> None:
         """Write one output; a failure is recorded with its reason and the others are still written."""
@@ -184,12 +186,17 @@ def screen_file(
             vertebrae=vertebrae,
         ),
     )
-    output_notes += _remove_stale_outputs(out, set(outputs.values()), given)
+    output_notes += [
+        f"{name} of an earlier run in this folder was removed: this run wrote none"
+        for name in earlier.removed
+        if name not in outputs.values()
+    ]
     result = {
         "schema_version": result["schema_version"],
         "input": input_name or str(Path(input_path)),
         **result,
         "outputs": outputs,
+        "outputs_sha256": {name: file_sha256(out / name) for name in outputs.values()},
         "output_errors": errors,
         "output_notes": output_notes,
         "identifying_tags": {name: tags for name, tags in exports.items()},
@@ -216,18 +223,49 @@ def screen_file(
 OUTPUT_NAMES = ("levels.nii.gz", "seg.dcm", "sr.dcm", "report.png")
 
 
-def _remove_stale_outputs(out: Path, written: set[str], given: Path | None) -> list[str]:
-    """Remove the outputs of an earlier run in ``out`` that this run did not write (another CT's seg.dcm
-    beside this CT's result.json), never the labels the user gave; the notes that say so."""
-    notes = []
+class EarlierRun(NamedTuple):
+    """What :func:`_clear_earlier_run` did: the outputs it removed, and notes for the user."""
+
+    removed: list[str]
+    notes: list[str]
+
+
+def _clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
+    """Take an earlier run's files out of ``out`` before this run writes its own.
+
+    result.json and the outputs of :data:`OUTPUT_NAMES` are removed, except the labels the user gave
+    (``given``) and a levels.nii.gz that is not the file the earlier run wrote (its SHA-256 differs from
+    the one that run's result.json records, or none is recorded): the user may have corrected it in
+    place, so it is kept under a new name (``levels.kept-<time>.nii.gz``), with a note.
+
+    Raises
+    ------
+    OSError
+        If a file cannot be removed or renamed (the caller says so, naming the folder).
+    """
+    recorded = {}
+    try:
+        recorded = json.loads((out / "result.json").read_text()).get("outputs_sha256") or {}
+    except (OSError, ValueError, AttributeError):  # none, unreadable or not ours: nothing is vouched for
+        pass
+    (out / "result.json").unlink(missing_ok=True)
+    removed, notes = [], []
     for name in OUTPUT_NAMES:
         path = out / name
-        if name in written or not path.is_file() or path.resolve() == given:
+        if not path.is_file() or path.resolve() == given:
             continue
-        try:
-            path.unlink()
-        except OSError as exc:
-            notes.append(f"{name} of an earlier run is still in the folder: it could not be removed ({exc.strerror})")
-        else:
-            notes.append(f"{name} of an earlier run in this folder was removed: this run wrote none")
-    return notes
+        if name == "levels.nii.gz" and recorded.get(name) != file_sha256(path):
+            stamp, n = time.strftime("%Y%m%dT%H%M%S"), 1
+            kept = out / f"levels.kept-{stamp}.nii.gz"
+            while kept.exists():  # never over an earlier kept file (two runs within a second)
+                n += 1
+                kept = out / f"levels.kept-{stamp}-{n}.nii.gz"
+            path.rename(kept)
+            notes.append(
+                f"levels.nii.gz in the folder was not the file BoneScreen wrote there last (edited?): kept as "
+                f"{kept.name}; give it with --labels to screen with it"
+            )
+            continue
+        path.unlink()
+        removed.append(name)
+    return EarlierRun(removed, notes)

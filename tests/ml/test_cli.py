@@ -113,3 +113,17 @@ def test_phantom_refuses_a_file_as_folder_and_realistic_options_without_realisti
     assert main(["phantom", str(tmp_path / "set"), "--cases", "1", "--pixel", "3", "--findings", "none"]) == 2
     assert "--pixel, --findings apply to --realistic cases only" in capsys.readouterr().err
     assert not (tmp_path / "set").exists()
+
+
+def test_ctrl_c_while_the_arguments_are_read_says_cancelled(monkeypatch, capsys):
+    """Ctrl-C while the options were checked (devices are probed there) ended in a KeyboardInterrupt traceback
+    (helper-30). The keypress is simulated by the parser raising it (it cannot be timed in a test)."""
+    import bonescreen.cli as cli
+
+    class Stopped:
+        def parse_args(self, argv):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", Stopped)
+    assert cli.main(["screen", "x", "--out", "y"]) == 130
+    assert capsys.readouterr().err.strip() == "bonescreen: cancelled"

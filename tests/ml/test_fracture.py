@@ -192,6 +192,25 @@ def test_a_status_resting_on_a_grade_2_that_thick_slices_cannot_tell_from_grade_
     assert "unconfirmed" not in status["basis"]
 
 
+def test_a_status_other_than_osteoporosis_is_unconfirmed_when_a_grade_1_may_be_grade_2():
+    """A level whose grade 1 may be grade 2 at 3 mm slices (helper-30: L1 "Genant grade 1 may be 2" beside a
+    confirmed "Low bone mass") leaves the status in doubt: a grade 2 fracture would make it osteoporosis."""
+    density = {"acr_category": "low_bone_mass", "vbmd_mg_cm3": 100.0}
+    thick = level_fractures(tilted_spine(3.0, 5.0, {3: ("wedge", 0.21)}, normal_shape=True), (3.0, 0.8, 0.8))
+    assert thick["L3"]["genant_grade"] == 1 and thick["L3"]["grade_doubt"]["grade"] == 2
+    status = bone_status(thick, density, "normal")
+    assert status["class"] == "low_bone_mass"
+    assert "unconfirmed: L3 may be a grade 2 fracture at this slice spacing (then osteoporosis)" in status["basis"]
+    # osteoporosis by density: a grade 2 would change nothing
+    assert (
+        "unconfirmed"
+        not in bone_status(thick, {"acr_category": "osteoporosis", "vbmd_mg_cm3": 70.0}, "normal")["basis"]
+    )
+    # on 1 mm slices the same wedge is a sure grade 1
+    thin = level_fractures(tilted_spine(1.0, 5.0, {3: ("wedge", 0.21)}, normal_shape=True), (1.0, 0.8, 0.8))
+    assert thin["L3"]["grade_doubt"] is None and "unconfirmed" not in bone_status(thin, density, "normal")["basis"]
+
+
 def test_no_fracture_means_the_vbmd_category_decides():
     found = level_fractures(tilted_spine(3.0, 5.0, {}), (3.0, 0.8, 0.8))
     assert all(f["genant_grade"] == 0 for f in found.values())

@@ -1,6 +1,7 @@
 """Every bad input raises BoneScreenError naming the file and the problem; fuzzed DICOM bytes raise nothing else."""
 
 import shutil
+import warnings
 
 import numpy as np
 import pydicom
@@ -70,14 +71,20 @@ def test_truncated_header(tmp_path):
     expect_error(f, "truncated")
 
 
-def test_a_ct_file_cut_before_its_image_attributes_is_called_truncated(series, tmp_path):
+@pytest.mark.parametrize("tag", [b"\x28\x00\x10\x00", b"\x08\x00\x60\x00"])  # Rows; Modality
+def test_a_ct_file_cut_before_its_image_attributes_is_called_truncated(series, tmp_path, tag):
     """A CT file cut after its SOP class but before Rows (a copy stopped at 1,000 bytes) was called "not an
-    axial CT image (not an image (CT Image Storage))": it is a truncated CT image, and the message says so."""
+    axial CT image (not an image (CT Image Storage))"; cut before Modality too (200 bytes), "no Modality: not a
+    CT image, or the file is truncated (truncated: ...)" (helper-30). It is a truncated CT image: one line that
+    says so, without pydicom's reading warnings before it."""
     data = sorted(series.iterdir())[0].read_bytes()
     cut = tmp_path / "cut.dcm"
-    cut.write_bytes(data[: data.index(b"\x28\x00\x10\x00")])  # (0028,0010) Rows, little endian
-    err = expect_error(cut, "truncated: a CT image whose file ends before its Rows and Columns")
-    assert "not an axial CT image" not in str(err) and str(cut) in str(err)
+    cut.write_bytes(data[: data.index(tag)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        err = expect_error(cut, "truncated: a CT image whose file ends before its Rows and Columns")
+    assert err.problem.startswith("truncated") and str(cut) in str(err)
+    assert "not an axial CT image" not in str(err) and "Modality" not in str(err)
 
 
 def test_mixed_image_sizes(series):

@@ -82,7 +82,8 @@ def test_a_disc_the_mark_fills_is_found_in_the_ct(pelvis_case, upper, lower):
     assert (split.discs & _disc).sum() > 50
     assert (split.discs & bone).sum() <= 0.05 * split.discs.sum()
     assert not split.labels[split.discs].any() and not split.vertebra_map[split.discs].any()
-    assert any("disc space between" in n for n in split.notes)
+    disc_name = {(3, 4): "L3-L4", (5, 7): "L5-S1"}[(upper, lower)]
+    assert any(f"the mark filled the {disc_name} disc:" in n for n in split.notes), split.notes
 
 
 def test_two_bodies_joined_in_a_short_series_are_split_at_the_disc(pelvis_case):

@@ -197,8 +197,18 @@ def test_a_rerun_into_the_same_folder_leaves_no_earlier_output_and_keeps_the_use
     result = json.loads((out / "result.json").read_text())
     assert not (out / "seg.dcm").exists() and not (out / "sr.dcm").exists()
     assert sum("of an earlier run in this folder was removed" in n for n in result["output_notes"]) == 2
-    # the user corrects levels.nii.gz in the output folder (L5 taken out) and screens again with it
+    assert result["outputs_sha256"]["levels.nii.gz"] == file_sha256(out / "levels.nii.gz")
+    # the user corrects levels.nii.gz in the output folder (L5 taken out) and screens again without giving it
+    # (helper-30: it was overwritten): it is kept under a new name, with a note
     corrected = np.where(case.levels == 5, 0, case.levels).astype(np.uint8)
+    write_labels_nifti(load_ct(root / "dicom"), corrected, out / "levels.nii.gz")
+    before = (out / "levels.nii.gz").read_bytes()
+    assert main(["screen", str(nifti), "--out", str(out), "--device", "cpu", "--labels", str(labels)]) == 0
+    kept = list(out.glob("levels.kept-*.nii.gz"))
+    assert len(kept) == 1 and kept[0].read_bytes() == before
+    result = json.loads((out / "result.json").read_text())
+    assert any(kept[0].name in n and "edited?" in n for n in result["output_notes"])
+    # ... and screens again with it: never overwritten
     write_labels_nifti(load_ct(root / "dicom"), corrected, out / "levels.nii.gz")
     before = (out / "levels.nii.gz").read_bytes()
     mine = out / "levels.nii.gz"
@@ -210,9 +220,10 @@ def test_a_rerun_into_the_same_folder_leaves_no_earlier_output_and_keeps_the_use
     assert (out / "seg.dcm").is_file()
 
 
-def test_a_run_stopped_while_writing_leaves_no_earlier_result_json(unseen, tmp_path, monkeypatch):
-    """Ctrl-C while the outputs were written left the earlier run's result.json beside this run's new files.
-    Stopping is simulated by a KeyboardInterrupt from the report (a keypress cannot be timed in a test)."""
+def test_a_run_stopped_while_writing_leaves_nothing_of_the_earlier_run(unseen, tmp_path, monkeypatch):
+    """Ctrl-C while the outputs were written left the earlier run's result.json, then (helper-30) its report,
+    SEG and SR, beside this run's new levels.nii.gz. Stopping is simulated by a KeyboardInterrupt from the
+    report (a keypress cannot be timed in a test)."""
     import bonescreen.screen as screen_module
 
     _case, root = unseen
@@ -226,7 +237,8 @@ def test_a_run_stopped_while_writing_leaves_no_earlier_result_json(unseen, tmp_p
     monkeypatch.setattr(screen_module, "render_report", stopped)
     with pytest.raises(KeyboardInterrupt):
         screen_module.screen_file(root / "dicom", out, device="cpu", labels_path=labels)
-    assert not (out / "result.json").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["levels.nii.gz", "seg.dcm", "sr.dcm"]  # this run's only
+    assert not list(out.glob("levels.kept-*"))  # the earlier levels.nii.gz was BoneScreen's own: not kept
 
 
 def test_screen_executable(unseen, tmp_path):

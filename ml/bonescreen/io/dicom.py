@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,9 @@ def is_dicom_file(path: Path) -> bool:
 
 def _read(path: Path, headers_only: bool) -> Dataset:
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=headers_only, force=dicom_kind(path) == "raw")
+        with warnings.catch_warnings():  # a damaged file's reading warnings: the error below says it in one line
+            warnings.simplefilter("ignore", UserWarning)
+            ds = pydicom.dcmread(path, stop_before_pixels=headers_only, force=dicom_kind(path) == "raw")
     except Exception as exc:  # pydicom raises many types for damaged files
         raise BoneScreenError(f"not a readable DICOM file ({_short(exc)})", path) from None
     _add_transfer_syntax(ds)
@@ -615,7 +618,7 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
     try:
         ds = _read(path, headers_only=False)
         if "PixelData" not in ds:
-            raise BoneScreenError("no pixel data (or the file is truncated before it)", path)
+            raise BoneScreenError(f"no pixel data: the file ({_size(path)}) may end before or inside it", path)
         _check_pixel_length(ds, path)
         try:
             return ds, ds.pixel_array
@@ -711,13 +714,14 @@ def _single_file(path: Path) -> _Series:
         inst = _Instance(path, ds)
     except Exception as exc:
         raise BoneScreenError(f"damaged DICOM header ({_short(exc)})", path) from None
+    if inst.skip and inst.skip.startswith("truncated"):
+        raise BoneScreenError(inst.skip, path)
     if not inst.modality and inst.skip:
         raise BoneScreenError(f"no Modality: not a CT image, or the file is truncated ({inst.skip})", path)
     if inst.modality and inst.modality != "CT":
         raise BoneScreenError(f"not a CT image (Modality is {inst.modality})", path)
     if inst.skip:
-        truncated = inst.skip.startswith("truncated")
-        raise BoneScreenError(inst.skip if truncated else f"not an axial CT image ({inst.skip})", path)
+        raise BoneScreenError(f"not an axial CT image ({inst.skip})", path)
     if inst.multiframe:
         return _multiframe_series(inst)
     placed = _place_frames([inst])

@@ -125,6 +125,12 @@ def may_be_milder(fracture: dict) -> bool:
     return bool(doubt) and doubt["grade"] < EXCLUDED_GRADE
 
 
+def may_be_severe(fracture: dict) -> bool:
+    """True when a level's grade 0-1 may be grade 2 at the scan's slice spacing (its ``grade_doubt``)."""
+    doubt = fracture.get("grade_doubt")
+    return bool(doubt) and doubt["grade"] >= EXCLUDED_GRADE
+
+
 def only_slices_doubted(fractures: dict[str, dict]) -> bool:
     """True when every grade 2-3 level may be milder at this slice spacing and none has a doubt about its mask."""
     basis = fracture_basis(fractures)
@@ -182,6 +188,9 @@ def bone_status(
     fracture as possible, not confirmed. ``off_bone``: levels whose labels do not sit on the CT's bone
     (:func:`bonescreen.mask_fit.off_bone`); whatever the basis, the status is then unconfirmed.
 
+    A status other than osteoporosis is unconfirmed when a level's grade 1 may be grade 2 at the scan's
+    slice spacing (its ``grade_doubt``): a grade 2 fracture would make it osteoporosis.
+
     A status from density (vBMD, or BCC-Net without it) is unconfirmed too when the level names are not
     confirmed (``names_certain`` False: the vertebrae measured may not be L1-L4, to which the ACR QCT
     categories refer) or when vBMD rests on one vertebra (spinal QCT averages two or more, L1-L2 or
@@ -193,6 +202,11 @@ def bone_status(
             status["basis"] += f"; {UNCONFIRMED}: the level names are not confirmed (these may not be L1-L4)"
         if len(density.get("levels_used") or []) == 1:
             status["basis"] += f"; {UNCONFIRMED}: vBMD of one vertebra (QCT averages two or more)"
+    severe = [n for n, f in fractures.items() if may_be_severe(f)]
+    if severe and status["class"] != "osteoporosis":  # a grade 2 there would make it osteoporosis
+        status["basis"] += (
+            f"; {UNCONFIRMED}: {', '.join(severe)} may be a grade 2 fracture at this slice spacing (then osteoporosis)"
+        )
     if off_bone:
         status["basis"] += f"; {UNCONFIRMED}: the labels of {', '.join(off_bone)} do not sit on bone"
     return status

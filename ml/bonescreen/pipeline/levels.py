@@ -29,6 +29,7 @@ Vertebrae that are not L1-L5 (T12 and above, the sacrum) get label 0.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
@@ -664,14 +665,20 @@ def _leave_out_discs(split: LevelSplit, hu: np.ndarray, spacing, s: LevelSetting
     split.discs = discs
     if not discs.any():
         return
-    beside = np.unique(split.vertebra_map[discs])
-    names = [v.name for v in split.vertebrae if v.index + 1 in beside]
+    names = {v.index + 1: v.name for v in split.vertebrae}
+    pairs = set()
+    for z in np.nonzero(discs.any(axis=(1, 2)))[0]:  # the two vertebrae each disc voxel lay between
+        ids = np.unique(split.vertebra_map[max(z - 1, 0) : z + 2][:, discs[z]])
+        ids = ids[ids > 0]
+        pairs.update((int(a), int(b)) for a, b in pairwise(ids))
+    which = [f"{names[b]}-{names[a]}" for a, b in sorted(pairs, reverse=True)]  # upper-lower, from the top
     split.labels[discs] = 0
     split.vertebra_map[discs] = 0
     volume_cm3 = np.count_nonzero(discs) * float(np.prod(spacing)) / 1000.0
     split.notes.append(
-        f"the mark filled disc space between {', '.join(names)}: {volume_cm3:.1f} cm3 that reads as disc (at "
-        f"least {s.disc_valley_hu:g} HU below the endplates on both sides) left out of the vertebrae"
+        f"the mark filled the {', '.join(which) or 'intervertebral'} disc{'s' if len(which) > 1 else ''}: "
+        f"{volume_cm3:.1f} cm3 that reads as disc (at least {s.disc_valley_hu:g} HU below the endplates above "
+        "and below) left out of the vertebrae"
     )
 
 
