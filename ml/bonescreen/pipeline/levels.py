@@ -646,7 +646,9 @@ def split_levels(
         check_number("top_level", top_level, 1, 5, whole=True)
     s = settings or LevelSettings()
     metal = metal_mask(hu, spacing) if hu is not None else None
-    if metal is None or not metal.any():
+    if metal is not None and not metal.any():
+        metal = None
+    if metal is None:
         split = _split_fine_or_coarse(mask, spacing, hu, top_level, s)
     else:
         # the mask keeps the metal while it is split (taking it out would cut pedicles from their bodies)
@@ -655,7 +657,7 @@ def split_levels(
         if split.vertebra_map is not None:
             split.vertebra_map[metal] = 0
     if hu is not None and split.vertebra_map is not None:
-        _leave_out_discs(split, hu, spacing, s, metal if metal is not None and metal.any() else None)
+        _leave_out_discs(split, hu, spacing, s, metal)
     return split
 
 
