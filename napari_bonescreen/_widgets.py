@@ -133,6 +133,22 @@ def _layers_of(viewer, kind) -> list:
     return [layer for layer in viewer.layers if isinstance(layer, kind)]
 
 
+class _StatusLabel(QLabel):
+    """The dock's status line: each new text is scrolled into view, so that a result or an error read in a
+    dock squeezed by a small screen is not left below its visible part."""
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        QTimer.singleShot(0, self._into_view)
+
+    def _into_view(self) -> None:
+        scroll = self.parent()
+        while scroll is not None and not isinstance(scroll, QScrollArea):
+            scroll = scroll.parent()
+        if scroll is not None and self.text():
+            scroll.ensureWidgetVisible(self, 0, 6)
+
+
 class _Base(QWidget):
     """Shared parts: layer pickers that follow the layer list, device and weights choice, status line."""
 
@@ -146,7 +162,7 @@ class _Base(QWidget):
             value="auto",
             tooltip="auto: CUDA, then Apple MPS, then the CPU",
         )
-        self.status = QLabel("")
+        self.status = _StatusLabel("")
         self.status.setWordWrap(True)
         # a long message wraps to the dock's width instead of widening the dock over the canvas
         self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)

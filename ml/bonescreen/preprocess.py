@@ -24,6 +24,10 @@ CROP_SIZE = 224
 #: a vertebra of low density look alike; 4 mm away, a disc 8-12 mm tall has bone on both sides and a body
 #: 25-30 mm tall has bone on at least one side. The paper's MS-Net is 2-D (one channel).
 SEG_CONTEXT_MM = 4.0
+#: Value of a training mark's pixel that MS-Net's loss and validation leave out: a pixel whose vertebra
+#: label one axial slice cannot decide (:func:`bonescreen.phantom.scene.uncertain_mark`). Marks are
+#: otherwise 0 (not vertebra) and 1 (vertebra).
+MARK_IGNORE = 2
 
 
 def preprocessing_config(energy_normalized: bool = False) -> dict:

@@ -125,6 +125,15 @@ def test_spine_only_crop_without_landmarks_is_flagged():
     assert any("uncertain" in n or "check" in n for n in split.notes)
     ev = split.vertebrae[0].evidence(case.spacing)
     assert {"name", "slices", "body_height_mm", "width_mm", "ribs", "iliac_bone_beside"} <= set(ev)
+    # a body that the scan's edge cuts is said to be cut, so its height is not read as a collapse
+    whole = [v.evidence(case.spacing, case.hu.shape[0]) for v in split.vertebrae]
+    middle = split.vertebrae[len(split.vertebrae) // 2]
+    top = (middle.body_slices[0] + middle.body_slices[1]) // 2
+    cropped = split_levels(case.spine[:top] > 0, case.spacing, case.hu[:top].astype(np.float32))
+    highest = max(cropped.vertebrae, key=lambda v: v.body_slices[1])
+    ev = highest.evidence(case.spacing, top)
+    assert ev["body_cut_by_scan_edge"] and ev["body_height_mm"] < 0.75 * middle.evidence(case.spacing)["body_height_mm"]
+    assert not all(e["body_cut_by_scan_edge"] for e in whole)
 
 
 def test_enhanced_vessels_against_the_spine_are_not_ribs_or_sacroiliac_joints(pelvis_case):

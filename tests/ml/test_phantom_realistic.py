@@ -184,3 +184,35 @@ def test_context_slices_for_the_2p5d_msnet(tmp_path):
     with pytest.raises(BoneScreenError, match="--context") as err:
         SliceShards([tmp_path / "flat"], context=True)
     assert "slices_11_00000.npz" in str(err.value)
+
+
+def test_uncertain_mark_holds_the_disc_and_the_slab_edges_not_the_body():
+    """MS-Net is not asked what one slice cannot tell: the disc between L3 and L4 (at its middle) and, on a
+    thick slice through an endplate, the body part in and part out of the slab; the middle of L3 is decided."""
+    from bonescreen.phantom.scene import uncertain_mark
+
+    scene = draw_scene(np.random.default_rng(5))
+    acq = Acquisition(1.0, (160, 160), (0.0, 0.0), 1.0, 0.0, 0.0, 0.0, float("nan"))
+    # through the middle of L3: its label is decided almost everywhere
+    _, spine = render_slice(scene, acq, scene.levels_z[3], np.random.default_rng(0))
+    unsure = uncertain_mark(scene, acq, scene.levels_z[3])
+    assert (spine == 3).sum() > 300 and (unsure & (spine == 3)).sum() < 0.1 * (spine == 3).sum()
+    # the disc's middle: the slice between the two bodies with the least body in it
+    zs = np.linspace(scene.levels_z[4], scene.levels_z[3], 31)
+    body_mm2 = [(render_slice(scene, acq, z, np.random.default_rng(0), with_body=True)[2] > 0).sum() for z in zs]
+    k = int(np.argmin(body_mm2))
+    _, spine = render_slice(scene, acq, zs[k], np.random.default_rng(0))
+    unsure = uncertain_mark(scene, acq, zs[k])
+    assert (unsure & (spine == 0)).sum() > 500  # mm2 of disc
+    # a 5 mm slab centred where the upper body begins (half its section in view): the slab's edges disagree
+    z_end = zs[k + int(np.argmax(np.array(body_mm2[k:]) > 0.5 * max(body_mm2)))]
+    thick = Acquisition(1.0, (160, 160), (0.0, 0.0), 5.0, 0.0, 0.0, 0.0, float("nan"))
+    assert uncertain_mark(scene, thick, z_end).sum() > uncertain_mark(scene, acq, z_end).sum() + 200
+
+
+def test_training_marks_leave_the_uncertain_pixels_to_the_loss():
+    from bonescreen.preprocess import MARK_IGNORE
+
+    _, marks, _ = make_scene_slices(21, 3, count=6)
+    assert set(np.unique(marks)) == {0, 1, MARK_IGNORE}
+    assert (marks == 1).sum() > (marks == MARK_IGNORE).sum() > 0

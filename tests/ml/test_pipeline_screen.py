@@ -280,3 +280,11 @@ def test_screen_real_ct_runs_to_the_end(shared_data, tmp_path, name):
     for lv in result["levels"]:
         if lv["trabecular_hu"] is not None:
             assert 0 < lv["trabecular_hu"] < 500  # plausible trabecular bone
+    if name == "totalseg-t11t12-dicom":
+        # no lumbar vertebra: the overall flag says so and which were found; the naming's notes (the disc
+        # left out of the mark) stay notes, not flags
+        assert result["overall"]["uncertain"] and not result["levels"]
+        reasons = result["overall"]["reasons"]
+        assert len(reasons) == 2 and reasons[0].startswith("no lumbar vertebra")
+        assert reasons[1].startswith("vertebrae found:") and "T12" in reasons[1]
+        assert any("disc" in n for n in result["segmentation"]["notes"])

@@ -42,7 +42,7 @@ def _panels(fig) -> list[str]:
 @pytest.mark.parametrize(("nz", "views"), [(12, 2), (1, 1)])
 def test_no_lumbar_level_still_shows_what_was_found(nz, views):
     hu, vertebrae = _volume(nz)
-    result = no_lumbar_result(HUThresholds(), ["vertebrae found: T12 (none lumbar)"])
+    result = no_lumbar_result(HUThresholds(), "vertebrae found: T12 (none lumbar)")
     fig = report_figure(hu, np.zeros_like(vertebrae), (2.0, 1.0, 1.0), result, "T12 only", vertebrae=vertebrae)
     kinds = _panels(fig)
     assert "" not in kinds and "image without mask" not in kinds, kinds

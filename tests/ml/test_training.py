@@ -1,6 +1,7 @@
 """Short CPU training runs on tiny synthetic tasks lower the loss and beat chance; runs repeat and resume."""
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import Dataset
 
@@ -136,3 +137,34 @@ def test_batchnorm_recalibration_removes_dropout_variance_shift():
         after = model(x)
     # running variance is unbiased, batch normalization uses the biased one: equal up to that factor
     torch.testing.assert_close(after, reference(), atol=1e-2, rtol=1e-2)
+
+
+def test_segmentation_loss_and_dice_leave_out_the_ignored_pixels():
+    """Pixels marked MARK_IGNORE count neither in MS-Net's L1 loss nor in its validation Dice: a mark wrong
+    only there scores a loss of 0 and a Dice of 1, and one wrong elsewhere does not."""
+    from bonescreen.preprocess import MARK_IGNORE
+    from bonescreen.train.loop import _loss
+
+    y = torch.zeros(1, 1, 8, 8)
+    y[..., 2:6, 2:6] = 1.0
+    y[..., 0, :] = MARK_IGNORE
+    out = (y == 1).float()
+    out[..., 0, :4] = 1.0  # "vertebra" on ignored pixels
+    identity = torch.nn.Identity()
+    assert float(_loss("segmentation", identity, out, y)) == 0.0
+    wrong = out.clone()
+    wrong[..., 7, 7] = 1.0
+    assert float(_loss("segmentation", identity, wrong, y)) == pytest.approx(1.0 / 56)  # 64 pixels less 8 ignored
+
+    class Pairs(Dataset):
+        def __init__(self, pred):
+            self.pred = pred
+
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return self.pred[0], y[0]
+
+    assert evaluate_model("segmentation", identity, Pairs(out), torch.device("cpu"))["val_dice"] == 1.0
+    assert evaluate_model("segmentation", identity, Pairs(wrong), torch.device("cpu"))["val_dice"] < 1.0

@@ -498,3 +498,20 @@ def test_an_unconfirmed_headline_is_readable_in_the_dark_theme(make_napari_viewe
 
     hi, lo = sorted((luminance(drawn), luminance(background)), reverse=True)
     assert (hi + 0.05) / (lo + 0.05) >= 4.5, (drawn, background)
+
+
+def test_status_scrolls_into_view_on_a_small_screen(make_napari_viewer, qtbot):
+    """At 1280x800 with both docks open the Segment dock shows about 280 px: a result's notes, set while the
+    dock is scrolled to its top, are scrolled into view (a helper read 1.5 lines of them, cut mid-line)."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 800)
+    viewer.open_sample(PLUGIN, "phantom_osteoporosis")
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    qtbot.wait(200)
+    scroll = seg._scroll
+    scroll.verticalScrollBar().setValue(0)
+    seg.status.setText("Found 7 vertebrae (L1-L5, T12, S1)\n" + "a note that takes a line\n" * 6)
+    qtbot.wait(100)
+    top = seg.status.mapTo(scroll.viewport(), seg.status.rect().topLeft()).y()
+    assert 0 <= top and top + seg.status.height() <= scroll.viewport().height()

@@ -777,7 +777,7 @@ def render_slice(scene: Scene, acq: Acquisition, z: float, rng: np.random.Genera
     spine = body = None
     metal = np.zeros((ny, nx), bool)
     for dz in offsets:
-        img, (lab, bod, met) = _render_plane(
+        img, (lab, bod, met, _) = _render_plane(
             scene, xs_s, ys_s, float(z + dz), rng, want_labels=n_xy == 1 and spine is None and abs(dz) < 1e-6
         )
         hu += img.reshape(ny, n_xy, nx, n_xy).mean(axis=(1, 3))
@@ -788,7 +788,7 @@ def render_slice(scene: Scene, acq: Acquisition, z: float, rng: np.random.Genera
     if metal.any():  # streaks round screws and rods
         hu += metal_streaks(metal, acq.spacing, rng)
     if spine is None:
-        _, (spine, body, _) = _render_plane(scene, xs, ys, float(z), rng, want_labels=True, labels_only=True)
+        _, (spine, body, _, _) = _render_plane(scene, xs, ys, float(z), rng, want_labels=True, labels_only=True)
     # reconstruction kernel, sharp-kernel overshoot, correlated noise, reconstruction circle
     sig = acq.kernel_mm / acq.spacing
     blurred = ndimage.gaussian_filter(hu, sig, truncate=3.0) if sig > 0.15 else hu
@@ -804,12 +804,51 @@ def render_slice(scene: Scene, acq: Acquisition, z: float, rng: np.random.Genera
     return (hu_out, spine, body) if with_body else (hu_out, spine)
 
 
+def uncertain_mark(scene: Scene, acq: Acquisition, z: float) -> np.ndarray:
+    """Pixels of one axial slice whose vertebra mark a 2-D network cannot be asked for.
+
+    Two kinds: the intervertebral discs at the slice centre (in one axial slice a disc and a
+    low-density body look alike; the level split leaves filled discs out of the vertebrae with
+    the CT in 3-D, :func:`bonescreen.pipeline.mark_repair.trim_filled_discs`), and pixels whose
+    label changes within the slab the slice averages (its top, centre and bottom disagree: the
+    HU there are part bone, part not). MS-Net's training loss leaves them out
+    (:data:`bonescreen.preprocess.MARK_IGNORE`).
+
+    Parameters
+    ----------
+    scene, acq : Scene, Acquisition
+        As for :func:`render_slice`.
+    z : float
+        Slice centre (mm, world).
+
+    Returns
+    -------
+    ndarray
+        bool (rows, cols), the grid of :func:`render_slice`.
+    """
+    ny, nx = acq.shape
+    xs = acq.centre[0] + (np.arange(nx, dtype=np.float32) - (nx - 1) / 2) * acq.spacing
+    ys = acq.centre[1] + (np.arange(ny, dtype=np.float32) - (ny - 1) / 2) * acq.spacing
+    rng = np.random.default_rng(0)  # labels use no randomness
+    half = 0.45 * acq.thickness
+    marks = []
+    discs = None
+    for dz in (0.0, -half, half):
+        _, (lab, _, _, dsc) = _render_plane(scene, xs, ys, float(z + dz), rng, want_labels=True, labels_only=True)
+        marks.append(lab > 0)
+        if discs is None:
+            discs = dsc & ~marks[0]
+    mixed = (marks[1] != marks[0]) | (marks[2] != marks[0])
+    return discs | mixed
+
+
 def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels_only: bool = False):
     ny, nx = len(ys), len(xs)
     pixel = float(xs[1] - xs[0]) if nx > 1 else 1.0
     X, Y = np.meshgrid(xs, ys)
     labels = np.zeros((ny, nx), np.uint8) if want_labels else None
     bodies = np.zeros((ny, nx), np.uint8) if want_labels else None
+    discs = np.zeros((ny, nx), bool) if want_labels else None
     img = np.full((ny, nx), scene.hu["air"], np.float32)
     if not labels_only:
         _paint_soft_tissue(scene, img, X, Y, z, rng, pixel)
@@ -839,33 +878,24 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
             # point lies within OSTEOPHYTE_RIM_MM of the body's outline seen from above, or outside it
             near_end = (np.abs(tp[2] - ends[0]) < 4) | (np.abs(tp[2] - ends[1]) < 4)
             inside |= near_end & (body_sdf < bone.osteophyte_mm) & (body_sdf > -2) & (depth <= OSTEOPHYTE_RIM_MM)
+        disc = _disc_region(bone, tp, depth, inside, lo, hi) if body_sdf is not None else None
         if labels is not None and bone.spine_id:
             sub = labels[rs, cs]
             sub[inside] = bone.spine_id
             if body_sdf is not None:
                 sub = bodies[rs, cs]
                 sub[inside & body_region(sdf, depth)] = bone.spine_id
+        if discs is not None and disc is not None:
+            discs[rs, cs] |= disc
         if labels_only:
             continue
-        if body_sdf is not None:
-            # discs: over the body's outline, from each endplate half way (DISC_REACH_MM) to the next body;
-            # the annulus a little denser than the nucleus; a fractured body's collapse is filled by disc
-            low, high, _ = bone.body.endplates
-            reach = DISC_REACH_MM
-            # a collapse or an endplate's concavity opens the gap by up to its loss x half the body's height
-            lost = 1.0 - (1.0 - (bone.fracture.warp_depth if bone.fracture is not None else 0.0)) * (
-                1.0 - (max(bone.normal.wedge, 0.0) + bone.normal.concavity if bone.normal is not None else 0.0)
-            )
-            if lost > 0:
-                half_height = (hi[2] - lo[2]) / 2 - 6.0
-                reach = (DISC_REACH_MM + lost * half_height) / (1.0 - lost)
-            below = bone.body.sample_plane(low, tp) - tp[2]
-            above = tp[2] - bone.body.sample_plane(high, tp)
-            disc = (depth > 0) & ~inside & (((below > 0) & (below < reach)) | ((above > 0) & (above < reach)))
+        if disc is not None:
+            # the annulus a little denser than the nucleus
             sub = img[rs, cs]
             free = disc & ~bone_any[rs, cs]
             sub[free] = (scene.hu["disc"] + np.where(depth < 6.0, 20.0, 0.0))[free]
             if bone.disc_gas_hu:  # vacuum disc: a gas cleft in the middle of the disc below the body
+                below = bone.body.sample_plane(bone.body.endplates[0], tp) - tp[2]
                 cleft = free & (below > 1.5) & (below < 4.0) & (depth > 8.0)
                 sub[cleft] = bone.disc_gas_hu
         val = np.where(sdf > -bone.cortex_mm, bone.cortex_hu, bone.trabecular_hu).astype(np.float32)
@@ -904,7 +934,24 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
         inside = dist < tube.radius
         img[rs, cs][inside] = tube.trabecular_hu
         metal[rs, cs] |= inside
-    return img, (labels, bodies, metal)
+    return img, (labels, bodies, metal, discs)
+
+
+def _disc_region(bone: PlacedBone, tp: np.ndarray, depth: np.ndarray, inside: np.ndarray, lo, hi) -> np.ndarray:
+    """The discs of one vertebral body at template points ``tp``: over the body's outline (``depth`` > 0), from
+    each endplate half way (:data:`DISC_REACH_MM`) to the next body, outside the bone (``inside``); a fractured
+    body's collapse or an endplate's concavity opens the gap by up to its loss x half the body's height."""
+    low, high, _ = bone.body.endplates
+    reach = DISC_REACH_MM
+    lost = 1.0 - (1.0 - (bone.fracture.warp_depth if bone.fracture is not None else 0.0)) * (
+        1.0 - (max(bone.normal.wedge, 0.0) + bone.normal.concavity if bone.normal is not None else 0.0)
+    )
+    if lost > 0:
+        half_height = (hi[2] - lo[2]) / 2 - 6.0
+        reach = (DISC_REACH_MM + lost * half_height) / (1.0 - lost)
+    below = bone.body.sample_plane(low, tp) - tp[2]
+    above = tp[2] - bone.body.sample_plane(high, tp)
+    return (depth > 0) & ~inside & (((below > 0) & (below < reach)) | ((above > 0) & (above < reach)))
 
 
 def _window(xs, ys, box):

@@ -5,7 +5,9 @@ MS-Net's 512x512 grid exactly as inference does (:class:`~bonescreen.pipeline.gr
 with the mark image of all vertebrae (thoracic, lumbar, sacrum; never ribs, pelvis,
 femurs, vessels, arms or the table). Samples are written in shards
 (``slices_0000.npz``: ``images`` uint8 (n, 512, 512) = MS-Net input x 255, ``marks``
-uint8 (n, 512, 512), ``spine`` uint8 ids at the vertebra level of the slice; with
+uint8 (n, 512, 512): 1 vertebra, 0 not, :data:`~bonescreen.preprocess.MARK_IGNORE` where one slice
+cannot decide (discs, partial volume; :func:`~.scene.uncertain_mark`), ``spine`` uint8 ids at the
+vertebra level of the slice; with
 ``context``, ``context`` uint8 (n, 2, 512, 512): the same patient and acquisition
 about :data:`~bonescreen.preprocess.SEG_CONTEXT_MM` below and above, for the 2.5-D
 MS-Net) so a training run reads them without regenerating, and more can be added in
@@ -22,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..pipeline.grid import NET_SIZE, NetGrid
-from ..preprocess import SEG_CONTEXT_MM, seg_input
-from .scene import THORACIC_IDS, draw_acquisition, draw_scene, render_slice
+from ..preprocess import MARK_IGNORE, SEG_CONTEXT_MM, seg_input
+from .scene import THORACIC_IDS, draw_acquisition, draw_scene, render_slice, uncertain_mark
 
 #: Slices drawn from one scene before a new patient is drawn.
 SLICES_PER_SCENE = 6
@@ -48,7 +50,8 @@ def make_scene_slices(seed: int, scene_index: int, count: int = SLICES_PER_SCENE
     images : ndarray
         uint8 (count, 512, 512): MS-Net input (0-255 over its HU window).
     marks : ndarray
-        uint8 (count, 512, 512): 1 on vertebral bone.
+        uint8 (count, 512, 512): 1 on vertebral bone, :data:`~bonescreen.preprocess.MARK_IGNORE` where
+        the slice cannot decide (:func:`~.scene.uncertain_mark`), 0 elsewhere.
     info : list of dict
         Per sample: z (mm), pixel spacing, thickness, field of view, spine ids present
         (and the neighbours' distance).
@@ -66,13 +69,14 @@ def make_scene_slices(seed: int, scene_index: int, count: int = SLICES_PER_SCENE
         z = draw_z(rng, scene.levels_z)
         acq = draw_acquisition(rng, scene, z)
         hu, spine = render_slice(scene, acq, z, rng)
+        unsure = uncertain_mark(scene, acq, z)
         mirror = rng.random() < 0.5  # the mark must not depend on the side of the aorta or liver
         if mirror:
-            hu, spine = hu[:, ::-1], spine[:, ::-1]
+            hu, spine, unsure = hu[:, ::-1], spine[:, ::-1], unsure[:, ::-1]
         grid = NetGrid.for_slices(hu.shape, (acq.spacing, acq.spacing))
-        net_mark = grid.to_net((spine[None] > 0).astype(np.float32), fill=0.0)[0] > 0.5
+        on_net = grid.to_net(np.stack([spine > 0, unsure]).astype(np.float32), fill=0.0)
         images[i] = _net_input(grid, hu)
-        marks[i] = net_mark
+        marks[i] = np.where(on_net[1] > 0.25, MARK_IGNORE, on_net[0] > 0.5)
         info.append(
             {
                 "z_mm": round(z, 1),

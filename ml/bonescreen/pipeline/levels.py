@@ -62,12 +62,19 @@ class Vertebra:
     rib_side: int = 0  # a rib seen on one side only: its sign, and 2 when strong (see _pair_ribs)
     iliac_plates: bool = False  # long bony plates on both sides (thin iliac wings; see _plate_length_mm)
 
-    def evidence(self, spacing: tuple[float, float, float]) -> dict:
-        """What the naming saw of this vertebra (for result.json)."""
+    def evidence(self, spacing: tuple[float, float, float], n_slices: int | None = None) -> dict:
+        """What the naming saw of this vertebra (for result.json).
+
+        ``body_height_mm`` is the body's extent over the slices (mm). With ``n_slices`` (the volume's slice
+        count), ``body_cut_by_scan_edge`` says whether the body reaches the first or last slice: its height is
+        then only what the scan holds.
+        """
+        cut = n_slices is not None and (self.body_slices[0] <= 0 or self.body_slices[1] >= n_slices - 1)
         return {
             "name": self.name,
             "slices": [int(self.slices[0]), int(self.slices[1])],
             "body_height_mm": round((self.body_slices[1] - self.body_slices[0] + 1) * spacing[0], 1),
+            "body_cut_by_scan_edge": bool(cut),
             "width_mm": round(float(self.width_mm), 1),
             "ribs": bool(self.ribs),
             "iliac_bone_beside": bool(self.iliac or self.iliac_plates),

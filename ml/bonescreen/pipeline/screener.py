@@ -92,8 +92,12 @@ class Segmentation:
         return lut[self.vertebra_map]
 
 
-def no_lumbar_result(thresholds: HUThresholds, notes: list[str]) -> dict:
-    """The ``levels``/``overall`` part of result.json when no lumbar level is in the mask."""
+def no_lumbar_result(thresholds: HUThresholds, found: str) -> dict:
+    """The ``levels``/``overall`` part of result.json when no lumbar level is in the mask.
+
+    ``found`` says which vertebrae were found or given (for example "vertebrae found: T12, T11 (none
+    lumbar)"); it joins the overall flag. The naming's other notes stay notes (``segmentation.notes``).
+    """
     reason = "no lumbar vertebra (L1-L5) in the mask: nothing was classified"
     return {
         "levels": [],
@@ -110,7 +114,7 @@ def no_lumbar_result(thresholds: HUThresholds, notes: list[str]) -> dict:
             "left_out": {},
             "bone_status": None,
             "uncertain": True,
-            "reasons": [reason, *notes],
+            "reasons": [reason, found],
         },
         "hu_thresholds": thresholds.as_dict(),
         "density_calibration": None,
@@ -345,7 +349,8 @@ class Screener:
         if labels.any():
             result = self.classify(volume, labels, progress, names_certain=certain, mask_checked=seg is None)
         else:
-            result = add_input_messages(no_lumbar_result(self.thresholds, notes), volume.notes, volume.flags)
+            # the last note says which vertebrae were found or given (segment() and the branch above)
+            result = add_input_messages(no_lumbar_result(self.thresholds, notes[-1]), volume.notes, volume.flags)
         timings["classify"] = round(time.perf_counter() - t0, 3)
         timings["network"] = round(self.stats.get("network_s", 0.0) - network0, 3)
         result = {
@@ -358,7 +363,7 @@ class Screener:
                 "naming_rule": seg.rule if seg is not None else "given by the user",
                 "vertebrae": [v.name for v in seg.vertebrae] if seg is not None else None,
                 "naming_certain": bool(certain),
-                "evidence": [v.evidence(volume.spacing) for v in seg.vertebrae] if seg is not None else None,
+                "evidence": [v.evidence(volume.spacing, volume.hu.shape[0]) for v in seg.vertebrae] if seg is not None else None,
                 "notes": notes,
                 "level_settings": self.level_settings.as_dict(),
             },

@@ -27,6 +27,7 @@ from ..errors import BoneScreenError, check_choice, check_number
 from ..metrics import dice_score
 from ..nets.names import model_names
 from ..nets.registry import create_model, model_task
+from ..preprocess import MARK_IGNORE
 from .schedules import CLS_BASE_LR, CLS_WEIGHT_DECAY, SEG_BASE_LR, classification_lr, segmentation_lr
 
 
@@ -142,8 +143,11 @@ def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, workers
 def _loss(task: str, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     out = net(x).float()
     if task == "segmentation":
-        # L1 (MAE) between the mark image and its label, as the paper trains MS-Net.
-        return F.l1_loss(out, y.float())
+        # L1 (MAE) between the mark image and its label, as the paper trains MS-Net, over the pixels
+        # whose label a slice can decide (MARK_IGNORE: discs and partial-volume edges of the phantom)
+        y = y.float()
+        keep = (y != MARK_IGNORE).float()
+        return ((out - y).abs() * keep).sum() / keep.sum().clamp(min=1.0)
     return F.cross_entropy(out, y.long())
 
 
@@ -198,8 +202,8 @@ def evaluate_model(task: str, model: nn.Module, dataset: Dataset, device: torch.
     for x, y in DataLoader(dataset, batch_size=batch_size):
         out = model(x.to(device)).float().cpu()
         if task == "segmentation":
-            for p, t in zip(out.numpy() > 0.5, y.numpy() > 0.5, strict=True):
-                d = dice_score(p, t)
+            for p, t in zip(out.numpy() > 0.5, y.numpy(), strict=True):
+                d = dice_score(p & (t != MARK_IGNORE), t == 1)
                 if not math.isnan(d):
                     scores.append(d)
         else:
