@@ -12,7 +12,8 @@ APT_DEPS := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-ima
 .PHONY: install demo test lint system-deps clean
 
 $(STAMP): ml/pyproject.toml pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+		echo "could not create $(VENV) with $(PYTHON): on Debian/Ubuntu run 'make system-deps' (as root: python3-venv)"; exit 2; }
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch from pip's configured index (a CPU build on the development machines; the public PyPI serves
 	# the multi-GB CUDA build): TORCH_INDEX=https://download.pytorch.org/whl/cpu takes PyTorch's CPU wheels
