@@ -38,7 +38,7 @@ from .hu import HUThresholds
 from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file
 from .io.nifti import is_nifti_path, sidecar_path
 from .labels import CLASS_NAMES
-from .messages import UNCONFIRMED
+from .messages import status_confirmed
 
 SUMMARY_COLUMNS = [
     "study",
@@ -291,7 +291,7 @@ def _row(outcome: dict) -> dict:
     status = o.get("bone_status")
     row["bone_status"] = status["class"] if status else ""
     # 0 where the status is a question, as every front end shows it (a doubted fracture, names not confirmed)
-    row["bone_status_confirmed"] = int(UNCONFIRMED not in status["basis"]) if status else ""
+    row["bone_status_confirmed"] = int(status_confirmed(status)) if status else ""
     row["uncertain"] = int(bool(o["uncertain"]))
     row["reasons"] = "; ".join(o["reasons"])
     row["input_notes"] = "; ".join(r.get("input_notes") or [])

@@ -20,6 +20,11 @@ from .labels import CLASS_TITLES
 UNCONFIRMED = "unconfirmed"
 
 
+def status_confirmed(status: dict | None) -> bool | None:
+    """Whether a bone status (result.json ``overall.bone_status``) is confirmed; None when there is none."""
+    return None if not status else UNCONFIRMED not in status["basis"]
+
+
 def add_input_messages(result: dict, notes: list[str], flags: list[str]) -> dict:
     """Record the reader's notes and flags in ``result``; a flag makes the overall call uncertain.
 

@@ -1,8 +1,9 @@
 """Vertebral bodies from whole-vertebra labels, as trabecular HU is measured on a user's mask."""
 
 import numpy as np
+import pytest
 
-from bonescreen.hu import body_from_levels, trabecular_hu, with_endplates
+from bonescreen.hu import body_from_levels, hollow_body_reason, hollow_share, trabecular_hu, with_endplates
 
 
 def _vertebra(shape=(40, 120, 120), spacing=(1.0, 1.0, 1.0)):
@@ -119,3 +120,27 @@ def test_cement_in_slices_unlike_the_others_is_still_found():
     hu[5:8][body[5:8] & (hu[5:8] < 500)] = 2500.0
     measured = trabecular_hu(hu, body.astype(np.uint8) * 4, spacing)[4]
     assert dense_body(measured) is not None
+
+
+@pytest.mark.parametrize("wall_mm", [4, 9])
+def test_a_mask_that_leaves_out_the_body_interior_is_measured_inside_its_outline_and_flagged(wall_mm):
+    """A network's ring: the mask holds the body's cortex and leaves its interior out (helper-32: hollowed labels
+    read 49 mg/cm3 as 152, "normal", with no flag; a thinner wall read nothing, with no reason). The body is
+    found whole, its trabecular HU is the interior's, the spinal canal stays out, and the hollow is flagged."""
+    labels, body, spacing = _vertebra()
+    _, y, x = np.indices(labels.shape)
+    r2 = (y - 50) ** 2 + (x - 60) ** 2
+    interior = body & (r2 < (18 - wall_mm) ** 2)
+    # the CT: a 1.5 mm cortex of 900 HU round trabecular bone of 60 HU, whatever the mask holds
+    hu = np.where(body & (r2 < 16.5**2), 60.0, np.where(labels > 0, 900.0, 0.0)).astype(np.float32)
+    hollow = np.where(interior, 0, labels).astype(np.uint8)
+    found = body_from_levels(hollow, spacing)
+    dice = 2 * ((found == 3) & body).sum() / ((found == 3).sum() + body.sum())
+    assert dice > 0.9
+    assert not found[20, 80, 60]  # the canal, behind the body, is no hole of the body
+    assert abs(trabecular_hu(hu, found, spacing)[3]["mean_hu"] - 60.0) < 1.0
+    share = hollow_share(found, hollow, 3)
+    assert share > 0.2 and "leaves out" in hollow_body_reason(share)
+    # the whole mask: nothing filled, no flag
+    whole = body_from_levels(labels, spacing)
+    assert hollow_share(whole, labels, 3) == 0.0 and hollow_body_reason(0.0) is None

@@ -60,6 +60,27 @@ def test_sr_numbers_equal_result_json(screened):
         overall["measurements"]["Volumetric bone mineral density (hydroxyapatite)"] == result["overall"]["vbmd_mg_cm3"]
     )
     assert overall["evaluations"]["Bone status"] in ("Normal", "Osteopenia", "Osteoporosis")
+    # the doubts travel with the numbers: whether the status is confirmed, the result and each level flagged
+    confirmed = "unconfirmed" not in result["overall"]["bone_status"]["basis"]
+    assert overall["evaluations"]["Bone status confirmed"] == ("Yes" if confirmed else "No")
+    assert overall["evaluations"]["Result flagged uncertain"] == ("Yes" if result["overall"]["uncertain"] else "No")
+    for lv in result["levels"]:
+        assert groups[lv["name"]]["evaluations"]["Result flagged uncertain"] == ("Yes" if lv["uncertain"] else "No")
+
+
+def test_an_unconfirmed_bone_status_is_no_plain_finding_in_the_sr(screened, small_case_files, tmp_path):
+    """helper-32: the CLI said "Bone status unconfirmed: Normal bone mass?" and the SR, the output that travels to
+    PACS, said "Bone status: Normal" and nothing more. It now says whether the status and the names are confirmed."""
+    out, _ = screened
+    result = json.loads((out / "result.json").read_text())
+    result["overall"]["bone_status"]["basis"] += "; unconfirmed: the level names are not confirmed"
+    result["overall"]["uncertain"] = True
+    result["segmentation"] = {"naming_certain": False}
+    volume = load_ct(small_case_files / "dicom" / "dicom")
+    write_dicom_sr(volume, out / "seg.dcm", result, tmp_path / "sr.dcm")
+    e = read_sr_levels(tmp_path / "sr.dcm")["overall"]["evaluations"]
+    assert e["Bone status confirmed"] == "No" and e["Result flagged uncertain"] == "Yes"
+    assert e["Level names confirmed"] == "No"
 
 
 def test_a_grade_the_slices_cannot_confirm_reaches_the_sr(screened, small_case_files, tmp_path):

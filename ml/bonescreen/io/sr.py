@@ -22,6 +22,7 @@ import pydicom
 from .. import __version__
 from ..errors import BoneScreenError
 from ..labels import CLASS_NAMES, level_id
+from ..messages import status_confirmed
 from .volume import CTVolume
 
 SCHEME = "99BSCR"
@@ -47,6 +48,9 @@ PRIVATE_CODES = {
     "BICONCAVE": "Biconcave",
     "CRUSH": "Crush",
     "OVERALL": "Overall lumbar result",
+    "FLAGGED": "Result flagged uncertain",
+    "STATUSCONF": "Bone status confirmed",
+    "NAMESCONF": "Level names confirmed",
 }
 _PROBABILITY_CODES = dict(zip(CLASS_NAMES, ("PNORMAL", "PLOW", "POSTEO"), strict=True))
 
@@ -110,6 +114,8 @@ def _level_group(lv: dict, seg: pydicom.Dataset, segment: int, series_uid: str):
     evaluations = [hd.sr.QualitativeEvaluation(_code("BCCNET"), _class_code(lv["prediction"]))]
     if lv.get("acr_category"):
         evaluations.append(hd.sr.QualitativeEvaluation(_code("ACRQCT"), _class_code(lv["acr_category"])))
+    # whether the level carries a flag: its reasons are in result.json and the report, which the SR names
+    evaluations.append(hd.sr.QualitativeEvaluation(_code("FLAGGED"), _yes_no(lv.get("uncertain", False))))
     if fracture:
         evaluations.append(hd.sr.QualitativeEvaluation(_code("GENANT"), _code(f"GENANT{fracture['genant_grade']}")))
         if fracture["shape"]:
@@ -131,7 +137,13 @@ def _level_group(lv: dict, seg: pydicom.Dataset, segment: int, series_uid: str):
     )
 
 
-def _overall_group(overall: dict):
+def _yes_no(value: bool):
+    from pydicom.sr.codedict import codes
+
+    return codes.SCT.Yes if value else codes.SCT.No
+
+
+def _overall_group(overall: dict, names_certain: bool | None = None):
     import highdicom as hd
 
     mg_cm3 = _mg_cm3()
@@ -144,6 +156,12 @@ def _overall_group(overall: dict):
         evaluations.append(hd.sr.QualitativeEvaluation(_code("BCCNET"), _class_code(overall["prediction"])))
     if overall.get("bone_status"):
         evaluations.append(hd.sr.QualitativeEvaluation(_code("STATUS"), _class_code(overall["bone_status"]["class"])))
+        # a status "unconfirmed" in BoneScreen's own outputs is no plain finding in the SR either
+        confirmed = status_confirmed(overall["bone_status"])
+        evaluations.append(hd.sr.QualitativeEvaluation(_code("STATUSCONF"), _yes_no(confirmed)))
+    evaluations.append(hd.sr.QualitativeEvaluation(_code("FLAGGED"), _yes_no(overall.get("uncertain", False))))
+    if names_certain is not None:
+        evaluations.append(hd.sr.QualitativeEvaluation(_code("NAMESCONF"), _yes_no(names_certain)))
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="overall"),
         finding_type=_code("OVERALL"),
@@ -200,7 +218,8 @@ def write_dicom_sr(
             raise BoneScreenError(f"the DICOM SEG has no segment for {lv['name']}", seg_path)
         groups.append(_level_group(lv, seg, segments[lv["name"]], series_uid))
     if result["overall"].get("prediction") or result["overall"].get("vbmd_mg_cm3") is not None:
-        groups.append(_overall_group(result["overall"]))
+        names_certain = (result.get("segmentation") or {}).get("naming_certain")
+        groups.append(_overall_group(result["overall"], names_certain))
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(

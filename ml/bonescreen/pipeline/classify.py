@@ -23,9 +23,12 @@ from scipy import ndimage
 from ..density import energy_normalized_hu, vbmd_text
 from ..errors import BoneScreenError
 from ..hu import (
+    NO_BODY_REASON,
     HUThresholds,
     body_from_levels,
     dense_body,
+    hollow_body_reason,
+    hollow_share,
     hu_category,
     hu_text,
     implausible_trabecular_hu,
@@ -228,7 +231,11 @@ def classify_levels(
         unlike = None if distance is None else density.reason(distance)
         if unlike:
             unlike_training[lv] = distance
-        reasons = [r for r in (off.get(lv), unlike, _close_call(p), implausible_trabecular_hu(measured)) if r]
+        hollow = hollow_body_reason(hollow_share(body, labels, lv))
+        no_body = NO_BODY_REASON if measured is None and not off.get(lv) else None
+        reasons = [
+            r for r in (off.get(lv), unlike, _close_call(p), implausible_trabecular_hu(measured), hollow, no_body) if r
+        ]
         if metal_voxels.get(lv):
             reasons.append(
                 f"metal beside or in this vertebra ({metal_voxels[lv]} voxels above {METAL_HU:.0f} HU: screws or "

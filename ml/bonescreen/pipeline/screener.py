@@ -363,7 +363,9 @@ class Screener:
                 "naming_rule": seg.rule if seg is not None else "given by the user",
                 "vertebrae": [v.name for v in seg.vertebrae] if seg is not None else None,
                 "naming_certain": bool(certain),
-                "evidence": [v.evidence(volume.spacing, volume.hu.shape[0]) for v in seg.vertebrae] if seg is not None else None,
+                "evidence": [v.evidence(volume.spacing, volume.hu.shape[0]) for v in seg.vertebrae]
+                if seg is not None
+                else None,
                 "notes": notes,
                 "level_settings": self.level_settings.as_dict(),
             },
