@@ -84,7 +84,7 @@ def headline(overall: dict) -> tuple[str, str | None]:
     :func:`bonescreen.pipeline.bone_health.bone_status`) is the tool's answer; BCC-Net's call is
     one of its inputs and is shown as the network's, below it. A flagged result says so; an
     unconfirmed status (its basis says ``unconfirmed``: a doubted fracture, labels off the bone) is
-    put as a question and names no class.
+    put as a question and names no class; labels that are all off the bone give no status at all.
 
     Parameters
     ----------
@@ -99,6 +99,9 @@ def headline(overall: dict) -> tuple[str, str | None]:
     """
     flagged = " (uncertain: see the flags)" if overall.get("uncertain") else ""
     status = overall.get("bone_status")
+    off = set(overall.get("labels_off_bone") or [])
+    if not status and off and off >= set(overall.get("levels_used") or []):
+        return "No bone status: the labels do not sit on this CT's bone (see the flags)", None
     if status and UNCONFIRMED in status["basis"]:
         # a status resting on a doubted fracture or on labels off the bone is no call: said as a question,
         # and no class to colour it by

@@ -52,12 +52,22 @@ def test_classifying_misplaced_labels_says_so_first(case_volume, small_case):
     assert overall["uncertain"] and overall["reasons"][0].startswith(
         "the labels of L1, L2, L3, L4, L5 do not sit on bone"
     )
-    assert overall["bone_status"]["basis"].endswith("unconfirmed: the labels of L1, L2, L3, L4, L5 do not sit on bone")
+    # every level off the bone: no vBMD and no bone status rest on them (helper-32: "Osteoporosis?" from vBMD 79)
+    assert overall["bone_status"] is None and overall["vbmd_mg_cm3"] is None
+    assert overall["labels_off_bone"] == ["L1", "L2", "L3", "L4", "L5"]
     for lv in result["levels"]:
         assert lv["uncertain"] and lv["reasons"][0].startswith(f"the labels of {lv['name']} do not sit on bone")
-    # no call in the headline: a question, without a class to colour it (report.png, napari, Slicer)
     line, cls = headline(overall)
-    assert line.startswith("Bone status unconfirmed: ") and line.endswith("? (see the flags)") and cls is None
+    assert line.startswith("No bone status: the labels do not sit on") and cls is None
+    # one level off: left out of the averages and the status, which is unconfirmed
+    part = small_case.levels.copy()
+    part[part == 2] = 0
+    part[_misplaced(small_case.levels)["swapped"] == 2] = 2
+    result = screener.classify(case_volume, part)
+    overall = result["overall"]
+    assert overall["labels_off_bone"] == ["L2"]
+    assert "L2" not in overall["vbmd_levels_used"] and "L2" not in overall["levels_used"]
+    assert overall["bone_status"]["basis"].endswith("unconfirmed: the labels of L2 do not sit on bone")
 
 
 def test_reasons_name_the_classes_in_words():

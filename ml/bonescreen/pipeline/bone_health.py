@@ -69,16 +69,26 @@ def level_density(measurement: dict | None, calibration: Calibration) -> dict:
     }
 
 
-def exclusions(levels: dict[int, dict], fractures: dict[str, dict]) -> dict[str, str]:
-    """Level name -> why it is left out of the overall vBMD (fracture, dense body, :data:`NO_VBMD`).
+#: Why a level whose labels do not sit on the CT's bone is left out of the overall results.
+OFF_BONE = "its labels do not sit on bone"
 
-    ``levels``: level id -> :func:`level_density` with ``dense`` (true when the body is too dense).
+
+def exclusions(
+    levels: dict[int, dict], fractures: dict[str, dict], off_bone: list[str] | None = None
+) -> dict[str, str]:
+    """Level name -> why it is left out of the overall vBMD (labels off the bone, fracture, dense body,
+    :data:`NO_VBMD`).
+
+    ``levels``: level id -> :func:`level_density` with ``dense`` (true when the body is too dense);
+    ``off_bone``: names of the levels whose labels do not sit on bone (:func:`bonescreen.mask_fit.off_bone`).
     """
     out = {}
     for lv in DENSITY_LEVELS:
         name = LEVEL_NAMES[lv]
         f = fractures.get(name)
-        if f and f["genant_grade"] >= EXCLUDED_GRADE:
+        if name in (off_bone or []):
+            out[name] = OFF_BONE
+        elif f and f["genant_grade"] >= EXCLUDED_GRADE:
             out[name] = f"vertebral fracture? Genant grade {f['genant_grade']} ({f['shape']})"
         elif lv in levels and levels[lv].get("dense"):
             out[name] = "dense body (cement, sclerosis or metal)"

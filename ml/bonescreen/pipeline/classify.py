@@ -292,8 +292,10 @@ def classify_levels(
                 "reasons": reasons,
             }
         )
-    left_out = exclusions(health, fractures)
+    off_names = [LEVEL_NAMES[lv] for lv in sorted(off)]
+    left_out = exclusions(health, fractures, off_names)
     unusable = {name for name, why in left_out.items() if why != NO_VBMD}  # no density: still BCC-Net's
+    unusable |= set(off_names)  # L5 too: labels off the bone give BCC-Net nothing either
     usable = [lv for lv in present if LEVEL_NAMES[lv] not in unusable]
     chosen = overall_levels(usable or present)
     p = np.mean([level_probs[lv] for lv in chosen], axis=0)
@@ -322,15 +324,18 @@ def classify_levels(
         reasons.append("level names could not be confirmed: check them (the naming notes say why)")
     if len(chosen) < 2:
         reasons.append("only one level was classified")
-    reasons += [f"{name} left out: {left_out[name]}" for name in sorted(unusable)]
+    # (labels off the bone have the first reason of all, below)
+    reasons += [f"{name} left out: {left_out[name]}" for name in sorted(unusable) if name not in off_names]
     reasons += calibration.flags
     if input_note:
         reasons.append(input_note)
     vbmd = overall_density(health, left_out)
-    off_names = [LEVEL_NAMES[lv] for lv in sorted(off)]
-    status = bone_status(fractures, vbmd, prediction, names_certain, mask_checked, off_names)
+    on_bone = {name: f for name, f in fractures.items() if name not in off_names}  # their fractures mean nothing
+    status = bone_status(on_bone, vbmd, prediction, names_certain, mask_checked, off_names)
+    if len(off) == len(present):  # every level's labels are off the bone: no status can rest on them
+        status = None
     doubt = fracture_doubt(fractures, names_certain, mask_checked)
-    if doubt and status["basis"].startswith("vertebral fracture"):
+    if doubt and status and status["basis"].startswith("vertebral fracture"):
         # the status rests only on fractures of bodies the split or naming may have got wrong: first
         reasons.insert(0, doubt)
     if off:  # nothing measured through labels off the bone means anything: the first reason of all
@@ -359,6 +364,7 @@ def classify_levels(
             "vbmd_levels_used": vbmd["levels_used"],
             "left_out": vbmd["left_out"],
             "bone_status": status,
+            "labels_off_bone": off_names,
             "uncertain": bool(reasons),
             "reasons": reasons,
         },
