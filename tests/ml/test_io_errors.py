@@ -227,3 +227,20 @@ def test_gz_nifti_written_here_reads_in_nibabel_and_back(tmp_path):
     plain = save_nifti(nib.Nifti1Image(data, affine), tmp_path / "plain.nii")
     np.testing.assert_array_equal(np.asarray(read_nifti(plain).dataobj), data)
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+
+
+def test_a_nifti_without_voxel_size_is_refused_not_read_as_1_mm(tmp_path, capfd):
+    """helper-32: pixdim 0 with qform and sform codes 0 was read as 1 mm (nibabel sets zeros to 1 and prints so),
+    with no flag, and the levels were split on a wrong spacing. A zero voxel size in a stated sform was already
+    refused as a degenerate affine."""
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.zeros((32, 32, 12), np.int16), np.eye(4))
+    img.header["pixdim"][1:4] = (1.5, 0.0, 1.5)
+    img.header["qform_code"] = img.header["sform_code"] = 0
+    path = tmp_path / "no_spacing.nii"
+    path.write_bytes(img.header.binaryblock + b"\0" * 4 + np.zeros((32, 32, 12), np.int16).tobytes(order="F"))
+    with pytest.raises(BoneScreenError, match=r"voxel size 0 in the header \(pixdim\)") as err:
+        load_ct(path, orientation="LPS")
+    assert "no_spacing.nii" in str(err.value)
+    assert "setting 0 dims to 1" not in capfd.readouterr().err  # nibabel's own line stays off the console

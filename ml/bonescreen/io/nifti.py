@@ -8,6 +8,7 @@ label maps; nibabel parses and builds the images.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -27,8 +28,35 @@ def is_nifti_path(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
+class _Collected(logging.Handler):
+    """Keeps the messages nibabel logs while a header is read (it fixes some fields and says so on the console)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def read_nifti_logged(path: str | os.PathLike) -> tuple[nib.Nifti1Image | nib.Nifti2Image, list[str]]:
+    """:func:`read_nifti` and what nibabel said while reading the header (``pixdim[1,2,3] should be non-zero;
+    setting 0 dims to 1``, ...), kept off the console."""
+    logger = logging.getLogger("nibabel.global")  # nibabel prints it with a handler of its own
+    handler, saved, propagate = _Collected(), logger.handlers[:], logger.propagate
+    logger.handlers, logger.propagate = [handler], False
+    try:
+        return _read(path), handler.messages
+    finally:
+        logger.handlers, logger.propagate = saved, propagate
+
+
 def read_nifti(path: str | os.PathLike) -> nib.Nifti1Image | nib.Nifti2Image:
     """The NIfTI-1 or NIfTI-2 image in ``path`` (``.nii`` or ``.nii.gz``), with its data in memory."""
+    return read_nifti_logged(path)[0]
+
+
+def _read(path: str | os.PathLike) -> nib.Nifti1Image | nib.Nifti2Image:
     path = Path(path)
     if not str(path).lower().endswith(".gz"):
         return nib.load(path)
@@ -137,7 +165,7 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
     """
     path = Path(path)
     try:
-        img = read_nifti(path)
+        img, said = read_nifti_logged(path)
         data = _hu_float32(img)
         affine = np.asarray(img.affine, dtype=float)
         unknown = int(img.header["qform_code"]) == 0 and int(img.header["sform_code"]) == 0
@@ -152,6 +180,13 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
         raise BoneScreenError("the NIfTI affine is degenerate (zero or non-finite voxel size)", path)
     if img.get_data_dtype().kind == "f" and not np.all(np.isfinite(data)):
         raise BoneScreenError("the volume holds NaN or infinite values", path)
+    if unknown and any("pixdim" in m and "non-zero" in m for m in said):
+        # without qform and sform the voxel size is pixdim's alone, and nibabel has set its zeros to 1 mm
+        raise BoneScreenError(
+            "voxel size 0 in the header (pixdim) and no qform or sform: the spacing is unknown; write the file "
+            "with its voxel size",
+            path,
+        )
     given = None
     if unknown and orientation:
         affine = affine_from_codes(orientation, zooms)
