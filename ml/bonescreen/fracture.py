@@ -370,7 +370,8 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
             not_reference[name] = "taller than a normal body"
         elif not shape_ok:
             not_reference[name] = (
-                f"its height ratios {100 * shape:.0f}% of a normal {name}'s"
+                f"its height ratios {100 * shape:.0f}% of a normal {name}'s, under the "
+                f"{100 * NORMAL_SHAPE_RATIO:.0f}% a reference needs (it may be mildly deformed, not fractured)"
                 if name in POPULATION_BODY
                 else f"its height ratio {shape:.2f}, under {NORMAL_NEIGHBOUR_RATIO}"
             )
@@ -428,7 +429,7 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
         elif not near:
             beside = neighbours(i, measured)
             why = (
-                "not a reference: " + "; ".join(f"{n}, {not_reference[n]}" for n in beside)
+                "not taken as references: " + "; ".join(f"{n}, {not_reference[n]}" for n in beside)
                 if beside
                 else "its neighbours' heights were not measured (cut by the scan range or not in view)"
             )

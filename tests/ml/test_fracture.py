@@ -201,6 +201,10 @@ def test_a_status_other_than_osteoporosis_is_unconfirmed_when_a_grade_1_may_be_g
     status = bone_status(thick, density, "normal")
     assert status["class"] == "low_bone_mass"
     assert "unconfirmed: L3 may be a grade 2 fracture at this slice spacing (then osteoporosis)" in status["basis"]
+    assert "MS-Net's mask" not in status["basis"]
+    # on MS-Net's unchecked mask it says so (helper-32: the README promised it, the status did not say it)
+    unchecked = bone_status(thick, density, "normal", mask_checked=False)["basis"]
+    assert "may be a grade 2 fracture" in unchecked and "read on MS-Net's mask, not yet checked" in unchecked
     # osteoporosis by density: a grade 2 would change nothing
     assert (
         "unconfirmed"
@@ -295,7 +299,7 @@ def test_references_hold_when_half_the_levels_are_crushed():
     assert found["L3"]["shape"] == found["L4"]["shape"] == "crush"
     for name in ("L2", "L5"):
         assert found[name]["genant_grade"] == 0 and "taller" not in (found[name]["note"] or ""), found[name]
-    assert "not a reference: L3, its posterior height" in found["L2"]["note"]  # L1 not measured, L3 crushed
+    assert "not taken as references: L3, its posterior height" in found["L2"]["note"]  # L1 not measured, L3 crushed
     # a crushed level whose neighbours were not measured: the levels two away predict its heights, so the
     # crush is graded, and the note says what it was graded against
     apart = {**normal, "L1": {w: h * 1.02 for w, h in normal["L2"].items()}}
