@@ -64,3 +64,22 @@ def map_labels(labels: np.ndarray, scheme: str | dict[int, int]) -> np.ndarray:
     for src, dst in table.items():
         lut[src] = dst
     return lut[np.clip(values, 0, len(lut) - 1)]
+
+
+def scheme_hint(labels: np.ndarray) -> str | None:
+    """A hint naming the foreign scheme a label map read with BoneScreen's ids seems to use, or None.
+
+    Lumbar ids of VerSe (20-24) with no id above VerSe's 28, or of TotalSegmentator (27-31) with ids above
+    VerSe's range or none of VerSe's lumbar ids, and none of BoneScreen's own lumbar ids (1-5).
+    """
+    ids = {int(v) for v in np.unique(np.asarray(labels)) if v > 0}
+    if ids & {1, 2, 3, 4, 5}:
+        return None
+    if ids & {20, 21, 22, 23, 24} and max(ids) <= 28:
+        return "its ids look like VerSe's (20-24 = L1-L5): add --label-scheme verse (napari and Slicer: label scheme)"
+    if ids & {27, 28, 29, 30, 31}:
+        return (
+            "its ids look like TotalSegmentator's (31-27 = L1-L5): add --label-scheme totalseg (napari and Slicer: "
+            "label scheme)"
+        )
+    return None

@@ -44,6 +44,12 @@ def test_screen_takes_another_tools_vertebra_map(small_case, small_case_files, t
     _foreign_map(small_case, volume, scheme, tmp_path / "theirs.nii.gz")
     mapped = read_labels_nifti(volume, tmp_path / "theirs.nii.gz", allowed=None, scheme=scheme)
     np.testing.assert_array_equal(mapped, small_case.spine)  # rib -> 0, vertebrae -> DESIGN.md ids
+    # read with BoneScreen's ids (the option forgotten): refused, naming the option that reads it (helper-32: VerSe's
+    # ids became "unnamed 1-3, none lumbar" with exit 0, TotalSegmentator's an error without the hint)
+    from bonescreen.labels import ALL_VERTEBRA_IDS
+
+    with pytest.raises(BoneScreenError, match=f"theirs.nii.gz: .*add --label-scheme {scheme}"):
+        read_labels_nifti(volume, tmp_path / "theirs.nii.gz", allowed=ALL_VERTEBRA_IDS)
     out = tmp_path / "out"
     argv = ["screen", str(ct), "--out", str(out), "--device", "cpu", "--labels", str(tmp_path / "theirs.nii.gz")]
     assert main([*argv, "--label-scheme", scheme]) == 0

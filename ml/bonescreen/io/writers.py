@@ -18,7 +18,7 @@ import pydicom
 from .. import __version__
 from ..atomic import atomic_path
 from ..errors import BoneScreenError, check_choice
-from ..label_schemes import SCHEME_NAMES, map_labels
+from ..label_schemes import SCHEME_NAMES, map_labels, scheme_hint
 from ..labels import (
     ALL_VERTEBRA_IDS,
     as_level_labels,
@@ -127,6 +127,9 @@ def read_labels_nifti(
             return volume.from_source(map_labels(ijk, scheme))
         except BoneScreenError as exc:
             raise BoneScreenError(exc.problem, path) from None
+    hint = scheme_hint(ijk)
+    if hint:  # another tool's ids read as BoneScreen's: refused, with the option that reads them
+        raise BoneScreenError(f"the label map holds no lumbar level with BoneScreen's ids; {hint}", path)
     if allowed is None:
         return volume.from_source(as_level_labels(ijk, str(path)))
     return volume.from_source(as_level_labels(ijk, str(path), allowed))
