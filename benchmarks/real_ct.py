@@ -19,88 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
-from bonescreen.data.labelled import LAYOUTS, LabelledCT, builtin_real_cases, find_labelled, only
+from bonescreen.data.labelled import LAYOUTS, builtin_real_cases, find_labelled, only
 from bonescreen.errors import BoneScreenError
-from bonescreen.fracture import body_heights
-from bonescreen.hu import body_from_levels, trabecular_hu, with_endplates
-from bonescreen.metrics import dice_score
+from bonescreen.labelled_eval import evaluate_labelled_case
 from bonescreen.pipeline import Screener
-from bonescreen.pipeline.bone_health import scan_calibration
-
-
-def vertebra_hu(volume, own: np.ndarray) -> float | None:
-    """Mean trabecular HU of one vertebra found by the split (its body, eroded, middle slices), as ``screen``."""
-    body = body_from_levels(own.astype(np.uint8), volume.spacing)
-    m = trabecular_hu(volume.hu, body, volume.spacing).get(1)
-    return None if m is None or m["mean_hu"] is None else round(m["mean_hu"], 1)
-
-
-def bone_health(volume, vertebra_map: np.ndarray, vertebrae) -> dict:
-    """The scan's internal density calibration (reference tissues round the vertebral bodies found) and the
-    body heights (mm) of the lowest five vertebrae found, as ``screen`` measures lumbar levels.
-
-    ``vertebra_map`` holds 1 + each vertebra's index from the lowest, which the body split reads as level ids.
-    """
-    bodies = body_from_levels(vertebra_map, volume.spacing)
-    calibration = scan_calibration(volume.hu, vertebra_map, bodies, volume.spacing, volume.acquisition)
-    walls = with_endplates(bodies, vertebra_map, volume.spacing)  # as screen measures heights
-    heights = {}
-    for v in vertebrae:
-        h = body_heights(walls == v.index + 1, volume.spacing) if v.index < 5 else None
-        heights[v.name] = None if h is None else {k: round(x, 1) for k, x in h.items()}
-    return {"calibration": calibration.as_dict(), "heights": heights}
-
-
-def run_case(screener: Screener, case: LabelledCT) -> dict:
-    """Screen one labelled CT; the figures of one row."""
-    volume = case.load_volume()
-    truth = case.load_labels(volume)  # DESIGN.md ids on the CT grid
-    t0 = time.perf_counter()
-    seg = screener.segment(volume)
-    seconds = time.perf_counter() - t0
-    given = sorted({case.name_of(v) for v in np.unique(truth) if v})
-    found = []
-    for v in seg.vertebrae:
-        own = seg.vertebra_map == v.index + 1  # this vertebra's own voxels
-        ids, counts = np.unique(truth[own], return_counts=True)
-        counts = counts[ids > 0]
-        ids = ids[ids > 0]
-        match = case.name_of(int(ids[np.argmax(counts)])) if ids.size else None
-        found.append(
-            {
-                "name": v.name,
-                "truth": match,
-                "slices": [int(v.slices[0]), int(v.slices[1])],
-                "ribs": v.ribs,
-                "trabecular_hu": vertebra_hu(volume, own),
-            }
-        )
-    bone = bone_health(volume, seg.vertebra_map, seg.vertebrae)
-    for f in found:
-        f["heights_mm"] = bone["heights"].get(f["name"])
-    return {
-        "case": case.name,
-        "calibration": bone["calibration"],
-        "shape_zyx": list(volume.hu.shape),
-        "spacing_mm": [round(s, 3) for s in volume.spacing],
-        "dice": round(float(dice_score(seg.mark, truth > 0)), 4),
-        "given": given,
-        "found": found,
-        "named_right": sum(f["name"] == f["truth"] for f in found),
-        "given_found": len({f["truth"] for f in found if f["truth"]}),
-        "rule": seg.rule,
-        "certain": seg.certain,
-        "notes": seg.notes,
-        "seconds": round(seconds, 2),
-        "_volume": volume,
-        "_mark": seg.mark,
-        "_truth": truth,
-    }
 
 
 def figure(rows: list[dict], path: Path) -> None:
@@ -172,7 +98,7 @@ def main() -> None:
     rows = []
     for case in cases:
         try:
-            row = run_case(screener, case)
+            row = evaluate_labelled_case(screener, case)
         except BoneScreenError as exc:  # one unreadable image does not lose the others
             print(f"{case.name}: skipped: {exc}")
             continue

@@ -282,6 +282,49 @@ def _show_training(events, quiet: bool = False) -> None:
             print(f"weights written to {event.checkpoint}")
 
 
+def _evaluate_labelled(args: argparse.Namespace) -> int:
+    """``evaluate DATA --layout L``: MS-Net's mark and the level names on a folder of the user's labelled CT."""
+    import json
+
+    import numpy as np
+
+    from .atomic import write_text_atomic
+    from .data.labelled import find_labelled
+    from .labelled_eval import evaluate_labelled_case
+    from .pipeline import Screener
+
+    cases = find_labelled(args.data, args.layout, args.label_scheme)
+    screener = Screener(seg_weights=args.seg_weights, device=args.device)
+    screener.model("segmentation")  # bad weights or an absent device: one line, before any scan
+    rows, failed = [], {}
+    for case in cases:
+        try:
+            row = evaluate_labelled_case(screener, case)
+        except BoneScreenError as exc:  # one unreadable scan does not lose the others
+            failed[case.name] = str(exc)
+            print(f"{case.name}: skipped: {exc}", file=sys.stderr)
+            continue
+        rows.append({k: v for k, v in row.items() if not k.startswith("_")})
+        print(
+            f"{row['case']}: Dice {row['dice']:.3f}; {row['named_right']} of {len(row['found'])} vertebrae found named "
+            f"as given ({', '.join(f['name'] for f in row['found'])}; given {', '.join(row['given'])}); naming "
+            f"{'certain' if row['certain'] else 'flagged uncertain'}"
+        )
+    summary = {
+        "data": str(Path(args.data).resolve()),
+        "layout": args.layout,
+        "models": screener.models(),
+        "mean_dice": float(np.mean([r["dice"] for r in rows])) if rows else None,
+        "cases": rows,
+        "failed": failed,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.out / "metrics.json", json.dumps(summary, indent=2, default=str) + "\n")
+    if rows:
+        print(f"mean Dice {summary['mean_dice']:.3f} over {len(rows)} scans; wrote {args.out / 'metrics.json'}")
+    return 1 if failed else 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .checkpoint import load_model
     from .data import load_case_set
@@ -289,6 +332,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_classification, evaluate_segmentation, write_evaluation
     from .preprocess import trained_energy_normalized
 
+    if args.layout:
+        return _evaluate_labelled(args)
     records = load_case_set(args.data)
     if args.pipeline:
         return _evaluate_pipeline(args, records)
@@ -800,6 +845,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--pipeline",
         action="store_true",
         help="score the whole pipeline in 3-D (segment, name levels, classify); bundled weights by default",
+    )
+    ev.add_argument(
+        "--layout",
+        choices=["nnunet", "shared", "totalseg", "verse"],  # bonescreen.data.labelled.LAYOUTS
+        default=None,
+        help="DATA is a folder of your own CT with vertebra labels in this layout (not a phantom set): scores "
+        "MS-Net's mark (Dice) and the level names on each scan, with --seg-weights or the bundled weights",
+    )
+    ev.add_argument(
+        "--label-scheme", choices=["verse", "totalseg"], default="verse", help="label ids of an nnunet --layout"
     )
     ev.set_defaults(func=cmd_evaluate)
     return p

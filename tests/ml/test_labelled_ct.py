@@ -111,3 +111,23 @@ def test_repeated_labelled_slices_are_augmented_anew(tmp_path, small_case):
     assert not np.array_equal(first[0].numpy(), again[0].numpy())
     with pytest.raises(BoneScreenError, match="repeat"):
         LabelledSlices(find_labelled(tmp_path, "nnunet"), slices_per_case=2, repeat=0)
+
+
+def test_evaluate_scores_a_folder_of_labelled_ct(tmp_path, small_case, capsys):
+    """`evaluate FOLDER --layout` scores MS-Net's mark and the names on the user's own labelled scans (issue "Real
+    CT", item 6); without --layout the folder's layout is named in the error (helper-32: "no cases.csv" only)."""
+    _nnunet_folder(tmp_path / "mine", small_case)
+    (tmp_path / "mine" / "labelsTr" / "spine_002.nii.gz").write_bytes(b"not a nifti")  # a broken pair is skipped
+    (tmp_path / "mine" / "imagesTr" / "spine_002_0000.nii.gz").write_bytes(b"not a nifti")
+    assert main(["evaluate", str(tmp_path / "mine"), "--out", str(tmp_path / "e")]) == 2
+    assert "--layout nnunet" in capsys.readouterr().err
+    code = main(
+        ["evaluate", str(tmp_path / "mine"), "--layout", "nnunet", "--out", str(tmp_path / "e"), "--device", "cpu"]
+    )
+    out = capsys.readouterr()
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert code == 1 and "spine_002" in metrics["failed"] and "spine_002: skipped" in out.err
+    (row,) = metrics["cases"]
+    assert row["case"] == "spine_001" and row["dice"] > 0.6 and metrics["mean_dice"] == row["dice"]
+    assert {"L1", "L5"} <= set(row["given"]) and row["named_right"] >= 4
+    assert "spine_001: Dice" in out.out

@@ -72,7 +72,20 @@ def load_case_set(root: str | os.PathLike) -> list[CaseRecord]:
     root = Path(root)
     table = root / "cases.csv"
     if not table.is_file():
-        raise BoneScreenError("no cases.csv: not a labelled case set (make one with `bonescreen phantom`)", root)
+        hint = "make one with `bonescreen phantom`"
+        from .labelled import LAYOUTS, find_labelled
+
+        for layout in LAYOUTS:  # a folder of real labelled CT: name the options that read it
+            try:
+                if root.is_dir() and layout != "shared" and find_labelled(root, layout):
+                    hint = (
+                        f"it holds CT with vertebra labels in the {layout} layout: `evaluate {root} --layout {layout}` "
+                        f"scores them, and `train-seg PHANTOM_SET --labelled {root} --layout {layout}` trains on them"
+                    )
+                    break
+            except BoneScreenError:
+                continue
+        raise BoneScreenError(f"no cases.csv: not a phantom case set ({hint})", root)
     with open(table, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     records = []

@@ -1,0 +1,110 @@
+"""Scores of the pipeline on real CT with vertebra labels (VerSe, TotalSegmentator, nnU-Net layouts).
+
+``bonescreen evaluate FOLDER --layout ...`` and ``benchmarks/real_ct.py`` use the same function, so a user's
+own labelled scans are measured as the bundled real images are (issue "Real CT", item 6).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .data.labelled import LabelledCT
+from .fracture import body_heights
+from .hu import body_from_levels, trabecular_hu, with_endplates
+from .metrics import dice_score
+from .pipeline import Screener
+from .pipeline.bone_health import scan_calibration
+
+
+def vertebra_hu(volume, own: np.ndarray) -> float | None:
+    """Mean trabecular HU of one vertebra found by the split (its body, eroded, middle slices), as ``screen``."""
+    body = body_from_levels(own.astype(np.uint8), volume.spacing)
+    m = trabecular_hu(volume.hu, body, volume.spacing).get(1)
+    return None if m is None or m["mean_hu"] is None else round(m["mean_hu"], 1)
+
+
+def bone_health(volume, vertebra_map: np.ndarray, vertebrae) -> dict:
+    """The scan's internal density calibration (reference tissues round the vertebral bodies found) and the
+    body heights (mm) of the lowest five vertebrae found, as ``screen`` measures lumbar levels.
+
+    ``vertebra_map`` holds 1 + each vertebra's index from the lowest, which the body split reads as level ids.
+    """
+    bodies = body_from_levels(vertebra_map, volume.spacing)
+    calibration = scan_calibration(volume.hu, vertebra_map, bodies, volume.spacing, volume.acquisition)
+    walls = with_endplates(bodies, vertebra_map, volume.spacing)  # as screen measures heights
+    heights = {}
+    for v in vertebrae:
+        h = body_heights(walls == v.index + 1, volume.spacing) if v.index < 5 else None
+        heights[v.name] = None if h is None else {k: round(x, 1) for k, x in h.items()}
+    return {"calibration": calibration.as_dict(), "heights": heights}
+
+
+def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
+    """Segment and name one labelled CT and score it against its labels.
+
+    Parameters
+    ----------
+    screener : Screener
+        Holds MS-Net (its weights are the ones scored).
+    case : LabelledCT
+        From :func:`~bonescreen.data.labelled.find_labelled` or
+        :func:`~bonescreen.data.labelled.builtin_real_cases`.
+
+    Returns
+    -------
+    dict
+        ``case``, ``dice`` (the mark against every given vertebra, all slices), ``given`` and ``found`` (each
+        vertebra found: its name, the given vertebra it mostly covers, slices, ribs, trabecular HU and body
+        heights in mm), ``named_right``, ``given_found``, the naming ``rule``, ``certain`` and ``notes``, the
+        scan's density ``calibration``, ``seconds``; and, for figures, ``_volume``, ``_mark`` and ``_truth``.
+
+    Raises
+    ------
+    BoneScreenError
+        If the CT or its labels cannot be read.
+    """
+    volume = case.load_volume()
+    truth = case.load_labels(volume)  # DESIGN.md ids on the CT grid
+    t0 = time.perf_counter()
+    seg = screener.segment(volume)
+    seconds = time.perf_counter() - t0
+    given = sorted({case.name_of(v) for v in np.unique(truth) if v})
+    found = []
+    for v in seg.vertebrae:
+        own = seg.vertebra_map == v.index + 1  # this vertebra's own voxels
+        ids, counts = np.unique(truth[own], return_counts=True)
+        counts = counts[ids > 0]
+        ids = ids[ids > 0]
+        match = case.name_of(int(ids[np.argmax(counts)])) if ids.size else None
+        found.append(
+            {
+                "name": v.name,
+                "truth": match,
+                "slices": [int(v.slices[0]), int(v.slices[1])],
+                "ribs": v.ribs,
+                "trabecular_hu": vertebra_hu(volume, own),
+            }
+        )
+    bone = bone_health(volume, seg.vertebra_map, seg.vertebrae)
+    for f in found:
+        f["heights_mm"] = bone["heights"].get(f["name"])
+    return {
+        "case": case.name,
+        "calibration": bone["calibration"],
+        "shape_zyx": list(volume.hu.shape),
+        "spacing_mm": [round(s, 3) for s in volume.spacing],
+        "dice": round(float(dice_score(seg.mark, truth > 0)), 4),
+        "given": given,
+        "found": found,
+        "named_right": sum(f["name"] == f["truth"] for f in found),
+        "given_found": len({f["truth"] for f in found if f["truth"]}),
+        "rule": seg.rule,
+        "certain": seg.certain,
+        "notes": seg.notes,
+        "seconds": round(seconds, 2),
+        "_volume": volume,
+        "_mark": seg.mark,
+        "_truth": truth,
+    }
