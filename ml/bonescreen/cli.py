@@ -154,6 +154,19 @@ def _train(args: argparse.Namespace, task: str) -> int:
         records += load_case_set(extra)
     energy_normalized = task == "classification" and args.input == "energy-normalized"
     train_cases, val_cases = split_by_case(records, args.val_fraction, args.seed)
+    if not val_cases:
+        print(
+            f"bonescreen: note: no validation cases ({len(records)} cases at --val-fraction {args.val_fraction:g}): "
+            "no validation Dice or accuracy per epoch, and BatchNorm is not checked on held-out data",
+            file=sys.stderr,
+        )
+    if labelled and not getattr(args, "init_weights", None):
+        print(
+            "bonescreen: note: training from random weights; to fine-tune the bundled MS-Net on your labelled CT give "
+            "--init-weights with its weights (bonescreen/weights/msnet-small.safetensors) and a lower --lr "
+            "(the bundled one was fine-tuned at 1e-4)",
+            file=sys.stderr,
+        )
     if task == "segmentation":
         model_kwargs = {"width": args.width} if args.width else {}
         if args.context:

@@ -61,13 +61,14 @@ def test_builtin_real_cases_load(shared_data):
     assert set(np.unique(t.load_labels(t.load_volume()))) == {0, 6, 8}  # vertebrae only, no ribs
 
 
-def test_train_seg_fine_tunes_on_labelled_ct(tmp_path, small_set, small_case, tiny_train_seg):
+def test_train_seg_fine_tunes_on_labelled_ct(tmp_path, small_set, small_case, tiny_train_seg, capsys):
     """One short epoch from the bundled weights on a case set plus a labelled nnU-Net folder."""
     _nnunet_folder(tmp_path / "mine", small_case)
     out = tmp_path / "w"
     extra = ("--init-weights", str(default_weights("segmentation")), "--labelled", str(tmp_path / "mine"))
     code = main(tiny_train_seg(small_set, out, *extra, "--layout", "nnunet", "--labelled-repeat", "3"))
     assert code == 0
+    assert "training from random weights" not in capsys.readouterr().err
     meta = json.loads((out / "model.json").read_text())
     assert meta["training"]["init_weights"] and meta["data"]["labelled_ct"]
     assert meta["data"]["labelled_repeat"] == 3
@@ -85,7 +86,14 @@ def test_train_seg_leave_out_names_a_labelled_ct(tmp_path, small_set, small_case
         ((*mine, "--leave-out", "spine_001"), "leaving those out leaves no labelled CT"),
         (("--leave-out", "spine_001"), "give --labelled too"),
         (("--labelled-repeat", "3"), "give --labelled too"),
+        # not refused, but said (helper-32: "fine-tuning" from random weights, and no validation, in silence)
+        ((*mine, "--val-fraction", "0.01"), "training from random weights; to fine-tune the bundled MS-Net"),
     ):
+        if "--val-fraction" in extra:  # (given last, it overrides the fixture's)
+            assert main(tiny_train_seg(small_set, tmp_path / "w", *extra)) == 0
+            err = capsys.readouterr().err
+            assert message in err and "no validation cases" in err
+            continue
         out = tmp_path / "w"
         assert main(tiny_train_seg(small_set, out, *extra)) == 2
         assert message in capsys.readouterr().err
