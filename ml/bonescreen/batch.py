@@ -466,6 +466,7 @@ def _write_summary(
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "studies": len(studies),
         "counts": counts,
+        "failed": sorted(o["study"] for o in outcomes if o["status"] == "error"),
         # every study was tried (its outcome, screened or failed, is in summary.csv)
         "complete": len(outcomes) == len(studies),
         # every study was tried and none failed

@@ -642,6 +642,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         f"{manifest['studies']} studies: {c['done']} screened, {c['skipped']} already done, {c['error']} failed "
         f"({manifest['workers']} worker{'s' if manifest['workers'] != 1 else ''}); see {Path(args.out) / 'summary.csv'}"
     )
+    if manifest["failed"]:  # the study keys (inputs.csv gives their files; summary.csv, why)
+        shown = ", ".join(manifest["failed"][:10]) + (" ..." if len(manifest["failed"]) > 10 else "")
+        print(f"failed: {shown} ({Path(args.out) / 'inputs.csv'} gives their files, summary.csv why)")
     # 0: every study screened (now or before); 1: some failed (summary.csv says why) or were not tried
     return 0 if manifest["succeeded"] else 1
 

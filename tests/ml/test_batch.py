@@ -112,6 +112,7 @@ def test_batch_on_local_cluster_resumes(archive, tmp_path):
     assert len(rows) == 6
     errors = [r for r in rows if r["status"] == "error"]
     assert len(errors) == 1 and errors[0]["error"]
+    assert manifest["failed"] == [errors[0]["study"]]  # the CLI prints them (helper-32: counted, not named)
     for r in rows:
         if r["status"] != "error":
             assert r["prediction"] and float(r["p_normal"]) + float(r["p_low_bone_mass"]) + float(
