@@ -91,6 +91,9 @@ def pie_axes(ax: plt.Axes, probabilities: Mapping[str, float], title: str = "") 
         wedgeprops={"linewidth": 1, "edgecolor": "white"},
         textprops={"fontsize": 8, "color": "white", "weight": "bold"},
     )
+    for wedge, v in zip(wedges, values, strict=True):
+        if v < 1e-3 or v > 1 - 1e-3:  # an empty or a whole wedge: its white edges are a stray radius
+            wedge.set_linewidth(0)
     ax.legend(
         wedges,
         [f"{CLASS_TITLES[n]} {100 * v:.1f}%" for n, v in zip(CLASS_NAMES, values, strict=True)],

@@ -71,7 +71,9 @@ class HUThresholds:
         # the 12-bit scale's top 3071) would make its category one that no level can reach
         for name in ("osteoporosis_max", "normal_min"):
             check_number(name, getattr(self, name), -1000.0, 3071.0)
-        check_number("contrast_offset_hu", self.contrast_offset_hu)
+        # contrast adds about 15-20 HU to trabecular bone (Pickhardt et al. 2011, as above);
+        # an offset beyond 100 HU is a typo (1000 for 10), not a phase
+        check_number("contrast_offset_hu", self.contrast_offset_hu, -100.0, 100.0)
         if self.osteoporosis_max >= self.normal_min:
             raise BoneScreenError(
                 f"osteoporosis threshold ({self.osteoporosis_max}) must be below "

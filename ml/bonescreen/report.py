@@ -11,7 +11,7 @@ from matplotlib.colors import ListedColormap
 
 from .density import ACR_LOW_BONE_MASS_BELOW, ACR_OSTEOPOROSIS_BELOW, vbmd_text
 from .figures import class_color, pie_axes, plt, save_figure
-from .hu import HUThresholds, body_slice, hu_text
+from .hu import BODY_SLICE_AREA_FRACTION, HUThresholds, body_slice, hu_text
 from .labels import CLASS_TITLES, level_id, vertebra_color, vertebra_name
 from .messages import grade_text, headline, user_messages
 
@@ -75,7 +75,10 @@ def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = N
     ax.imshow(shown[::-1, y0:y1, x], aspect=dz / dy, cmap=_VERTEBRA_CMAP, vmin=0, vmax=255, interpolation="nearest")
     placed = []  # (row of the vertebra's middle, name, heights text, colour)
     for vid in names:
-        ks = np.nonzero((shown == vid).any(axis=(1, 2)))[0]
+        # the name at the middle of the slices where the vertebra is widest (its body), not of all its slices:
+        # posterior elements given to the wrong vertebra stretch those (helper-32: names stacked mid-image)
+        area = (shown == vid).sum(axis=(1, 2))
+        ks = np.nonzero(area >= BODY_SLICE_AREA_FRACTION * area.max())[0] if area.any() else area[:0]
         if ks.size:
             name = vertebra_name(vid)
             f = heights.get(name)
@@ -145,7 +148,8 @@ def _vbmd(ax, levels: list[dict], overall: dict) -> None:
     ax.set_ylabel("vBMD (mg/cm3)")
     # which levels the overall vBMD averages (ISCD: the usable ones of L1-L4): L5's bar is not in it either
     used = "+".join(overall.get("vbmd_levels_used") or []) or "none"
-    ax.set_title(f"vBMD, ACR bands; overall: mean of {used}\n(hatched: left out, see the flags)", fontsize=9)
+    hatched = "\n(hatched: left out, see the flags)" if any(name in left_out for name in names) else ""
+    ax.set_title(f"vBMD, ACR bands; overall: mean of {used}{hatched}", fontsize=9)
 
 
 def _axial(ax, hu_k, shown_k, title: str, ids=None) -> None:
@@ -270,8 +274,11 @@ def report_figure(
             (th.normal_min, "normal above", class_color("normal")),
             (th.osteoporosis_max, "osteoporosis at/below", class_color("osteoporosis")),
         ]
+        # each line where a measurement crosses it: the threshold plus the contrast offset, said in the legend
+        offset = th.contrast_offset_hu
         for value, label, color in thresholds:
-            ax.axhline(value + th.contrast_offset_hu, color=color, ls="--", lw=1.0, label=f"{label} {value:.0f}")
+            said = f"{label} {value + offset:.0f}" + (f" ({value:.0f} {offset:+.0f} contrast)" if offset else "")
+            ax.axhline(value + offset, color=color, ls="--", lw=1.0, label=said)
         # the thresholds are named in a legend above the tallest bar, never over one
         highest = max([th.normal_min + th.contrast_offset_hu, *[v for v in values if np.isfinite(v)]])
         ax.set_ylim(0, highest * 1.35)

@@ -111,6 +111,20 @@ def test_the_hu_thresholds_are_named_where_no_bar_is(classified, values):
     plt.close(fig)
 
 
+def test_the_hu_legend_says_where_the_lines_are_drawn_with_a_contrast_offset(classified):
+    """helper-32: with --contrast-offset 20 the lines were drawn at 130 and 180 and the legend said 110 and 160."""
+    volume, levels, result = classified
+    result = copy.deepcopy(result)
+    result["hu_thresholds"] = {**result["hu_thresholds"], "contrast_offset_hu": 20.0}
+    fig = report_figure(volume.hu, levels, volume.spacing, result)
+    ax = _hu_axes(fig)
+    drawn = sorted(line.get_ydata()[0] for line in ax.get_lines())
+    assert drawn == [130.0, 180.0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["normal above 180 (160 +20 contrast)", "osteoporosis at/below 130 (110 +20 contrast)"]
+    plt.close(fig)
+
+
 def _luminance(rgb) -> float:
     """WCAG 2.1 relative luminance of an sRGB colour (0-1 channels)."""
     c = np.asarray(rgb[:3], float)

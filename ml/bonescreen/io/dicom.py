@@ -341,7 +341,7 @@ class _Series:
 def _series_label(inst: _Instance, n: int) -> str:
     desc = f" '{inst.description}'" if inst.description else ""
     number = "without a SeriesNumber" if inst.series_number in (None, "") else str(inst.series_number)
-    return f"series {number}{desc} ({inst.modality or 'no modality'}, {n} images)"
+    return f"series {number}{desc} ({inst.modality or 'no modality'}, {n} image{'s' if n != 1 else ''})"
 
 
 def _place_frames(group: list[_Instance]) -> _Series | str:
