@@ -172,7 +172,22 @@ class _Base(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
+        QTimer.singleShot(0, self._fit_width)
         QTimer.singleShot(0, self._share_dock_height)
+
+    #: Most of the window's width a dock takes to show its form whole (the canvas keeps the rest).
+    MAX_FORM_SHARE = 0.4
+
+    def _fit_width(self) -> None:
+        """Make the dock at least as wide as its form (up to :attr:`MAX_FORM_SHARE` of the window): the scroll
+        area does not scroll sideways, and at 1280x800 the Classify form was cut at the right (helper-32)."""
+        scroll = getattr(self, "_scroll", None)
+        window = self.window()
+        if scroll is None or scroll.widget() is None or not isinstance(window, QMainWindow):
+            return
+        bar = max(scroll.verticalScrollBar().sizeHint().width(), scroll.verticalScrollBar().width())
+        needed = scroll.widget().minimumSizeHint().width() + bar + 2 * scroll.frameWidth() + 2
+        scroll.setMinimumWidth(min(needed, int(self.MAX_FORM_SHARE * window.width())))
 
     def _share_dock_height(self) -> None:
         """With both BoneScreen docks in one column, give each its share of the height (the Segment dock's
@@ -512,6 +527,9 @@ class ClassifyWidget(_Base):
             value=1,  # L1
             tooltip="Its right name (the label value changes to that name's id)",
         )
+        # the new name starts as the vertebra's own: Rename pressed without a choice changes nothing (helper-32:
+        # "T12 -> L1" stood ready after every segmentation)
+        self.vertebra.changed.connect(self._new_name_follows)
         self.rename_button = PushButton(text="Rename")
         self.rename_button.changed.connect(self.rename)
         self.shift_up = PushButton(text="All names one up (L1 -> T12)")
@@ -628,11 +646,18 @@ class ClassifyWidget(_Base):
         names = ", ".join(self.vertebra.native.itemText(i) for i in range(self.vertebra.native.count()))
         self.status.setText(f"Names now: {names}. Classify again.")  # the list just read, not a second pass
 
+    def _new_name_follows(self, *_) -> None:
+        if self.vertebra.value in VERTEBRA_NAMES:
+            self.new_name.value = self.vertebra.value
+
     def rename(self) -> None:
         """Give the chosen vertebra the chosen name (its label value becomes that name's id)."""
         old, new = self.vertebra.value, self.new_name.value
         if old is None:
             self._fail(BoneScreenError("the labels layer holds no vertebra to rename"))
+            return
+        if old == new:
+            self.status.setText(f"{vertebra_name(old)} already has that name: pick its new name, then Rename.")
             return
         self._relabel(lambda data: rename_vertebra(data, old, new))
 

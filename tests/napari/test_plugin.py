@@ -294,6 +294,13 @@ def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_n
     assert "unnamed 1" in seg.status.text() and "uncertain" in seg.status.text()
 
     cls.labels.value = labels
+    # the new name starts as the chosen vertebra's own: Rename without a choice changes nothing (helper-32)
+    cls.vertebra.value = 3
+    assert cls.new_name.value == 3
+    before = labels.data.copy()
+    cls.rename()
+    np.testing.assert_array_equal(labels.data, before)
+    assert "already has that name" in cls.status.text()
     cls.shift(-1)  # "All names one up": L1 -> T12 ... L5 -> L4
     assert set(np.unique(labels.data)) - {0} == {6, 1, 2, 3, 4, UNNAMED_FIRST}
     cls.vertebra.value = UNNAMED_FIRST
@@ -507,8 +514,11 @@ def test_status_scrolls_into_view_on_a_small_screen(make_napari_viewer, qtbot):
     viewer.window._qt_window.resize(1280, 800)
     viewer.open_sample(PLUGIN, "phantom_osteoporosis")
     _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
-    viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
     qtbot.wait(200)
+    # the Classify form shows whole, not cut at the right (helper-32: "(L1 -> T", no grade column)
+    form = cls._scroll.widget().minimumSizeHint().width()
+    assert cls._scroll.viewport().width() >= form
     scroll = seg._scroll
     scroll.verticalScrollBar().setValue(0)
     seg.status.setText("Found 7 vertebrae (L1-L5, T12, S1)\n" + "a note that takes a line\n" * 6)
