@@ -64,6 +64,29 @@ def test_truncated_file(series):
     assert f.name in str(err)
 
 
+def test_a_file_cut_inside_an_encapsulated_sequence_logs_nothing_beside_the_error(tmp_path, caplog):
+    """helper-32: pydicom's log line "End of file reached before delimiter (FFFE,E0DD)" came before BoneScreen's
+    own error; the error says it in one line."""
+    import logging
+
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import RLELossless
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.PixelData = encapsulate([b"\0" * 4000])
+    ds.file_meta.TransferSyntaxUID = RLELossless
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    full = tmp_path / "full.dcm"
+    ds.save_as(full, enforce_file_format=True)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(full.read_bytes()[:-3000])
+    with caplog.at_level(logging.DEBUG, logger="pydicom"), pytest.raises(BoneScreenError) as err:
+        load_ct(cut)
+    assert "cut.dcm" in str(err.value)
+    assert not [r for r in caplog.records if r.name.startswith("pydicom") and r.levelno >= logging.WARNING]
+
+
 def test_truncated_header(tmp_path):
     src = get_testdata_file("CT_small.dcm")
     f = tmp_path / "cut.dcm"

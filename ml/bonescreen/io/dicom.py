@@ -87,12 +87,19 @@ def is_dicom_file(path: Path) -> bool:
 
 
 def _read(path: Path, headers_only: bool) -> Dataset:
+    # a damaged file's reading warnings (pydicom's warnings and its log, "End of file reached before delimiter"):
+    # the error or note that BoneScreen gives says it in one line
+    pydicom_log = logging.getLogger("pydicom")
+    level = pydicom_log.level
+    pydicom_log.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():  # a damaged file's reading warnings: the error below says it in one line
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             ds = pydicom.dcmread(path, stop_before_pixels=headers_only, force=dicom_kind(path) == "raw")
     except Exception as exc:  # pydicom raises many types for damaged files
         raise BoneScreenError(f"not a readable DICOM file ({_short(exc)})", path) from None
+    finally:
+        pydicom_log.setLevel(level)
     _add_transfer_syntax(ds)
     return ds
 
