@@ -146,6 +146,9 @@ class _StatusLabel(QLabel):
         while scroll is not None and not isinstance(scroll, QScrollArea):
             scroll = scroll.parent()
         if scroll is not None and self.text():
+            inner = scroll.widget()
+            if inner is not None and inner.layout() is not None:
+                inner.layout().activate()  # the new text's height, before the scroll range is read
             scroll.ensureWidgetVisible(self, 0, 6)
 
 

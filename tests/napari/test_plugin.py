@@ -522,6 +522,9 @@ def test_status_scrolls_into_view_on_a_small_screen(make_napari_viewer, qtbot):
     scroll = seg._scroll
     scroll.verticalScrollBar().setValue(0)
     seg.status.setText("Found 7 vertebrae (L1-L5, T12, S1)\n" + "a note that takes a line\n" * 6)
-    qtbot.wait(100)
-    top = seg.status.mapTo(scroll.viewport(), seg.status.rect().topLeft()).y()
-    assert 0 <= top and top + seg.status.height() <= scroll.viewport().height()
+
+    def in_view() -> bool:
+        top = seg.status.mapTo(scroll.viewport(), seg.status.rect().topLeft()).y()
+        return 0 <= top and top + seg.status.height() <= scroll.viewport().height()
+
+    qtbot.waitUntil(in_view, timeout=3000)
