@@ -15,7 +15,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QEvent, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QDockWidget,
@@ -135,21 +135,43 @@ def _layers_of(viewer, kind) -> list:
 
 class _StatusLabel(QLabel):
     """The dock's status line: each new text is scrolled into view, so that a result or an error read in a
-    dock squeezed by a small screen is not left below its visible part."""
+    dock squeezed by a small screen is not left below its visible part. The text's height is known only once
+    the layout has run, so the label follows the scroll range until it is wholly in view."""
+
+    #: How long (ms) after a new text the label follows the scroll range (the layout gives it its height later).
+    FOLLOW_MS = 1500
 
     def setText(self, text: str) -> None:
         super().setText(text)
+        self._token = getattr(self, "_token", 0) + 1
+        self._pending = bool(text)
         QTimer.singleShot(0, self._into_view)
+        QTimer.singleShot(self.FOLLOW_MS, lambda token=self._token: self._stop_following(token))
 
-    def _into_view(self) -> None:
+    def _stop_following(self, token: int) -> None:
+        try:
+            if token == self._token:
+                self._pending = False
+        except RuntimeError:  # the dock was closed
+            pass
+
+    def _scroll(self) -> QScrollArea | None:
         scroll = self.parent()
         while scroll is not None and not isinstance(scroll, QScrollArea):
             scroll = scroll.parent()
-        if scroll is not None and self.text():
-            inner = scroll.widget()
-            if inner is not None and inner.layout() is not None:
-                inner.layout().activate()  # the new text's height, before the scroll range is read
+        if scroll is not None and not getattr(self, "_follows", False):
+            scroll.verticalScrollBar().rangeChanged.connect(lambda *_: self._into_view(only_pending=True))
+            self._follows = True
+        return scroll
+
+    def _into_view(self, only_pending: bool = False) -> None:
+        try:
+            scroll = self._scroll()
+            if scroll is None or not self.text() or (only_pending and not getattr(self, "_pending", False)):
+                return
             scroll.ensureWidgetVisible(self, 0, 6)
+        except RuntimeError:  # the dock was closed (its widgets deleted) before the timer fired
+            pass
 
 
 class _Base(QWidget):
@@ -210,6 +232,12 @@ class _Base(QWidget):
         weight = sum(w for _, w in docks)
         window.resizeDocks([d for d, _ in docks], [int(total * w / weight) for _, w in docks], Qt.Vertical)
 
+    def eventFilter(self, watched, event) -> bool:
+        scroll = getattr(self, "_scroll", None)
+        if scroll is not None and watched is scroll.viewport() and event.type() == QEvent.Type.Resize:
+            QTimer.singleShot(0, self.status._into_view)  # the other dock took height: the notes come back in view
+        return super().eventFilter(watched, event)
+
     def dock(self) -> QDockWidget | None:
         """The napari dock that holds this widget (None before it is docked)."""
         dock = self.parent()
@@ -227,6 +255,7 @@ class _Base(QWidget):
         scroll.setFrameShape(QScrollArea.NoFrame)
         scroll.setWidget(inner)
         self._scroll = scroll
+        scroll.viewport().installEventFilter(self)  # a dock made shorter keeps its status in view (eventFilter)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
