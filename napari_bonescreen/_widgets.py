@@ -58,7 +58,7 @@ from bonescreen.labels import (
     shift_names,
     vertebra_name,
 )
-from bonescreen.messages import UNCONFIRMED, grade_text, headline, user_messages, users_naming_rule
+from bonescreen.messages import grade_text, headline, status_confirmed, user_messages, users_naming_rule
 from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
 
 from ._convert import (
@@ -99,7 +99,8 @@ def _grade_cell(row: dict) -> str:
     on the other side of grade 2's bound), the overall row's bone status."""
     if row.get("bone_status"):
         basis = row["bone_status"]["basis"]
-        fx = (" (fx?)" if UNCONFIRMED in basis else " (fx)") if basis.startswith("vertebral fracture") else ""
+        sure = status_confirmed(row["bone_status"])
+        fx = (" (fx)" if sure else " (fx?)") if basis.startswith("vertebral fracture") else ""
         return SHORT_CLASS[row["bone_status"]["class"]] + fx
     fracture = row.get("fracture")
     if not fracture:
@@ -200,11 +201,11 @@ class _Base(QWidget):
         QTimer.singleShot(0, self._fit_width)
         QTimer.singleShot(0, self._share_dock_height)
 
-    #: Most of the window's width a dock takes to show its form whole (the canvas keeps the rest).
-    MAX_FORM_SHARE = 0.4
+    #: Most of the window's width a dock takes to show its form or its table whole (the canvas keeps the rest).
+    MAX_DOCK_SHARE = 0.4
 
     def _fit_width(self) -> None:
-        """Make the dock at least as wide as its form (up to :attr:`MAX_FORM_SHARE` of the window): the scroll
+        """Make the dock at least as wide as its form (up to :attr:`MAX_DOCK_SHARE` of the window): the scroll
         area does not scroll sideways, and at 1280x800 the Classify form was cut at the right (helper-32)."""
         scroll = getattr(self, "_scroll", None)
         window = self.window()
@@ -212,7 +213,7 @@ class _Base(QWidget):
             return
         bar = max(scroll.verticalScrollBar().sizeHint().width(), scroll.verticalScrollBar().width())
         needed = scroll.widget().minimumSizeHint().width() + bar + 2 * scroll.frameWidth() + 2
-        scroll.setMinimumWidth(min(needed, int(self.MAX_FORM_SHARE * window.width())))
+        scroll.setMinimumWidth(min(needed, int(self.MAX_DOCK_SHARE * window.width())))
 
     def _share_dock_height(self) -> None:
         """With both BoneScreen docks in one column, give each its share of the height (the Segment dock's
@@ -788,9 +789,6 @@ class ClassifyWidget(_Base):
             self._scroll.ensureWidgetVisible(self.table, 0, 0)
         except RuntimeError:  # the dock was closed (its widgets deleted) before the timer fired
             pass
-
-    #: Most of the window's width the dock may take to show the whole table (the canvas keeps the rest).
-    MAX_DOCK_SHARE = 0.4
 
     def _fit_dock_to_table(self) -> None:
         """Widen the dock so that every column of the table shows (the grade and bone status are last),

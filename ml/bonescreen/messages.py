@@ -102,7 +102,7 @@ def headline(overall: dict) -> tuple[str, str | None]:
     off = set(overall.get("labels_off_bone") or [])
     if not status and off and off >= set(overall.get("levels_used") or []):
         return "No bone status: the labels do not sit on this CT's bone (see the flags)", None
-    if status and UNCONFIRMED in status["basis"]:
+    if status and not status_confirmed(status):
         # a status resting on a doubted fracture or on labels off the bone is no call: said as a question,
         # and no class to colour it by
         return f"Bone status unconfirmed: {CLASS_TITLES[status['class']]}? (see the flags)", None

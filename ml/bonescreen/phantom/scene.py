@@ -834,21 +834,26 @@ def uncertain_mark(scene: Scene, acq: Acquisition, z: float) -> np.ndarray:
     marks = []
     discs = None
     for dz in (0.0, -half, half):
-        _, (lab, _, _, dsc) = _render_plane(scene, xs, ys, float(z + dz), rng, want_labels=True, labels_only=True)
+        centre = discs is None
+        _, (lab, _, _, dsc) = _render_plane(
+            scene, xs, ys, float(z + dz), rng, want_labels=True, labels_only=True, want_discs=centre
+        )
         marks.append(lab > 0)
-        if discs is None:
+        if centre:
             discs = dsc & ~marks[0]
     mixed = (marks[1] != marks[0]) | (marks[2] != marks[0])
     return discs | mixed
 
 
-def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels_only: bool = False):
+def _render_plane(
+    scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels_only: bool = False, want_discs: bool = False
+):
     ny, nx = len(ys), len(xs)
     pixel = float(xs[1] - xs[0]) if nx > 1 else 1.0
     X, Y = np.meshgrid(xs, ys)
     labels = np.zeros((ny, nx), np.uint8) if want_labels else None
     bodies = np.zeros((ny, nx), np.uint8) if want_labels else None
-    discs = np.zeros((ny, nx), bool) if want_labels else None
+    discs = np.zeros((ny, nx), bool) if want_discs else None
     img = np.full((ny, nx), scene.hu["air"], np.float32)
     if not labels_only:
         _paint_soft_tissue(scene, img, X, Y, z, rng, pixel)
@@ -878,7 +883,12 @@ def _render_plane(scene: Scene, xs, ys, z: float, rng, want_labels: bool, labels
             # point lies within OSTEOPHYTE_RIM_MM of the body's outline seen from above, or outside it
             near_end = (np.abs(tp[2] - ends[0]) < 4) | (np.abs(tp[2] - ends[1]) < 4)
             inside |= near_end & (body_sdf < bone.osteophyte_mm) & (body_sdf > -2) & (depth <= OSTEOPHYTE_RIM_MM)
-        disc = _disc_region(bone, tp, depth, inside, lo, hi) if body_sdf is not None else None
+        # the discs: painted, or asked for (uncertain_mark); a pass for the labels alone does not need them
+        disc = (
+            _disc_region(bone, tp, depth, inside, lo, hi)
+            if body_sdf is not None and (not labels_only or discs is not None)
+            else None
+        )
         if labels is not None and bone.spine_id:
             sub = labels[rs, cs]
             sub[inside] = bone.spine_id

@@ -334,7 +334,7 @@ def classify_levels(
     status = bone_status(on_bone, vbmd, prediction, names_certain, mask_checked, off_names)
     if len(off) == len(present):  # every level's labels are off the bone: no status can rest on them
         status = None
-    doubt = fracture_doubt(fractures, names_certain, mask_checked)
+    doubt = fracture_doubt(on_bone, names_certain, mask_checked)
     if doubt and status and status["basis"].startswith("vertebral fracture"):
         # the status rests only on fractures of bodies the split or naming may have got wrong: first
         reasons.insert(0, doubt)
