@@ -568,6 +568,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
         if o.get("bone_status"):
             # the line every front end shows first (uncertain or unconfirmed as there), then its basis
             print(f"{headline(o)[0]}; basis: {o['bone_status']['basis']}")
+        elif o.get("labels_off_bone"):  # no status: the headline says why (helper-33)
+            print(headline(o)[0])
     for line in user_messages(result):
         print(f"  - {line}")
     print(f"results written to {args.out}")

@@ -339,7 +339,7 @@ def fill_body_holes(mask: np.ndarray, spacing: tuple[float, float, float]) -> np
     On each axial slice through the body (its front within :data:`BODY_FRONT_MM` of the vertebra's foremost
     point), the holes whose centre lies within :data:`BODY_HOLE_DEPTH_MM` of the slice's front are holes of the
     body (the spinal canal lies further back); of those, the voxels whose hole runs at least
-    :data:`HOLLOW_RUN_MM` along the slices are filled.
+    :data:`HOLLOW_RUN_MM` along the slices, or reaches the volume's first or last slice, are filled.
     """
     rows = np.nonzero(mask.any(axis=(0, 2)))[0]
     if rows.size == 0:
@@ -365,6 +365,9 @@ def fill_body_holes(mask: np.ndarray, spacing: tuple[float, float, float]) -> np
     runs, _ = ndimage.label(holes, structure=along_z)
     length = np.bincount(runs.ravel())
     long_enough = length * spacing[0] >= HOLLOW_RUN_MM
+    # a hole the scan's first or last slice cuts may be as long as any (helper-33: the hollow body cut by the top of
+    # a crop read its cortex, 127 mg/cm3 for 76)
+    long_enough[np.unique(runs[[0, -1]])] = True
     long_enough[0] = False
     return mask | long_enough[runs]
 

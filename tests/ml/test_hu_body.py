@@ -141,6 +141,10 @@ def test_a_mask_that_leaves_out_the_body_interior_is_measured_inside_its_outline
     assert abs(trabecular_hu(hu, found, spacing)[3]["mean_hu"] - 60.0) < 1.0
     share = hollow_share(found, hollow, 3)
     assert share > 0.2 and "leaves out" in hollow_body_reason(share)
+    # the same body cut by the scan's last slice 6 mm into it (helper-33: the hole, shorter than HOLLOW_RUN_MM, was
+    # not filled and the ROI read the cortex): still measured inside its outline
+    cut = body_from_levels(hollow[:16], spacing)
+    assert cut[14, 50, 60] == 3
     # the whole mask: nothing filled, no flag
     whole = body_from_levels(labels, spacing)
     assert hollow_share(whole, labels, 3) == 0.0 and hollow_body_reason(0.0) is None

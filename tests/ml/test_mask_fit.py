@@ -76,3 +76,29 @@ def test_reasons_name_the_classes_in_words():
 
     said = _close_call(np.array([0.45, 0.44, 0.11]))
     assert said == "close call between normal bone mass (0.45) and low bone mass (0.44)"
+
+
+def test_the_command_line_says_why_labels_off_the_bone_give_no_status(small_case, small_case_files, tmp_path, capsys):
+    """helper-33: with every label off the bone report.png said "No bone status: ..." and the command line printed
+    no headline at all."""
+    import nibabel as nib
+
+    from bonescreen.cli import main
+    from bonescreen.io import load_ct
+
+    ct = small_case_files / "nifti" / "ct.nii.gz"
+    volume = load_ct(ct)
+    flipped = volume.to_source(_misplaced(small_case.levels)["swapped"])
+    nib.save(nib.Nifti1Image(flipped.astype(np.uint8), volume.source.affine), tmp_path / "off.nii.gz")
+    argv = [
+        "screen",
+        str(ct),
+        "--out",
+        str(tmp_path / "o"),
+        "--device",
+        "cpu",
+        "--labels",
+        str(tmp_path / "off.nii.gz"),
+    ]
+    assert main(argv) == 0
+    assert "No bone status: the labels do not sit on this CT's bone" in capsys.readouterr().out
