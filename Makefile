@@ -26,6 +26,9 @@ install: $(STAMP)
 # installs whichever of APT_DEPS is missing (a machine may have Xvfb but not Qt 6's libxcb-cursor0)
 system-deps:
 	@missing=$$(for p in $(APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ] && [ "$$(id -u)" != 0 ]; then \
+		echo "system-deps: installing $$missing needs root: run 'sudo make system-deps' (or install them yourself)" >&2; exit 1; \
+	fi; \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 
 demo: install

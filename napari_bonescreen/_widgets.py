@@ -41,6 +41,7 @@ from bonescreen.errors import BoneScreenError
 from bonescreen.hu import HUThresholds, body_slice, hu_text
 from bonescreen.io import load_ct
 from bonescreen.io.nifti import AXIS_CODES
+from bonescreen.io.volume import ORIENTATION_UNKNOWN, flagged_orientation_unknown
 from bonescreen.io.writers import read_labels_nifti, write_dicom_seg
 from bonescreen.label_schemes import SCHEME_NAMES
 from bonescreen.labels import (
@@ -100,8 +101,10 @@ def _grade_cell(row: dict) -> str:
     if row.get("bone_status"):
         basis = row["bone_status"]["basis"]
         sure = status_confirmed(row["bone_status"])
-        fx = (" (fx)" if sure else " (fx?)") if basis.startswith("vertebral fracture") else ""
-        return SHORT_CLASS[row["bone_status"]["class"]] + fx
+        if basis.startswith("vertebral fracture"):
+            return SHORT_CLASS[row["bone_status"]["class"]] + (" (fx)" if sure else " (fx?)")
+        # unconfirmed by anything else (names, one vertebra's vBMD, a grade 1 that may be 2): a question too
+        return SHORT_CLASS[row["bone_status"]["class"]] + ("" if sure else "?")
     fracture = row.get("fracture")
     if not fracture:
         return ""
@@ -118,9 +121,9 @@ def _row_tooltip(row: dict) -> str:
             f"Genant grade {fracture['genant_grade']} ({fracture['shape']}), height loss "
             f"{100 * fracture['height_loss']:.0f}%"
         )
-    p = row["probabilities"]
-    probabilities = ", ".join(f"{CLASS_TITLES[k]} {p[k]:.2f}" for k in CLASS_NAMES)
-    return "; ".join([*status, probabilities, *row.get("reasons", [])])
+    p = row["probabilities"]  # None: no overall call (every level's labels off the bone)
+    probabilities = [", ".join(f"{CLASS_TITLES[k]} {p[k]:.2f}" for k in CLASS_NAMES)] if p else []
+    return "; ".join([*status, *probabilities, *row.get("reasons", [])])
 
 
 def _spine_rank(name: str) -> int:
@@ -367,7 +370,7 @@ class SegmentWidget(_Base):
 
     def _orientation_unknown(self, layer) -> bool:
         meta = layer.metadata.get(META_KEY, {}) if layer is not None else {}
-        return any(f.startswith("orientation unknown") for f in meta.get("flags", []))
+        return flagged_orientation_unknown(meta.get("flags", []))
 
     def _show_orientation(self, *_) -> None:
         layer = self.image.value
@@ -381,7 +384,7 @@ class SegmentWidget(_Base):
         self.orientation.visible = self.reread_button.visible = unknown
         if unknown:  # say why the choice appears, before anything is run
             flags = layer.metadata[META_KEY]["flags"]
-            self.status.setText(next(f for f in flags if f.startswith("orientation unknown")))
+            self.status.setText(next(f for f in flags if f.startswith(ORIENTATION_UNKNOWN)))
 
     def set_spacing(self) -> None:
         """Give a plain image layer its voxel size (dz, dy, dx in mm), typed by the user."""
@@ -752,7 +755,7 @@ class ClassifyWidget(_Base):
             cells = [
                 row["name"],
                 "yes" if row["uncertain"] else "",  # second: seen however narrow the dock
-                f"{SHORT_CLASS[row['prediction']]} {p[row['prediction']]:.2f}",
+                f"{SHORT_CLASS[row['prediction']]} {p[row['prediction']]:.2f}" if p else "",
                 "" if row.get("trabecular_hu") is None else hu_text(row["trabecular_hu"], thresholds),
                 SHORT_CLASS.get(row.get("hu_category") or "", ""),
                 "" if row.get("vbmd_mg_cm3") is None else vbmd_text(row["vbmd_mg_cm3"]),
@@ -831,6 +834,11 @@ class ClassifyWidget(_Base):
 
         self.figure.clear()
         ax = self.figure.add_subplot(111)
+        if overall["probabilities"] is None:  # no overall call (every level's labels off the bone): no pie
+            ax.set_axis_off()
+            ax.set_title("BCC-Net (network): no overall call", fontsize=9)
+            self.canvas.draw_idle()
+            return
         pie_axes(ax, overall["probabilities"], f"BCC-Net (network), {', '.join(overall['levels_used'])}")
         if overall["uncertain"]:  # the flag beside the pie, the reasons in the lines below it
             ax.set_title(f"{ax.get_title()}\nUNCERTAIN: see the flags below", color="#c62828", fontsize=9)

@@ -14,8 +14,8 @@ from typing import NoReturn
 
 from . import __version__
 from .allocator import tune_host_memory
-from .errors import BoneScreenError
-from .hu import HUThresholds
+from .errors import BoneScreenError, check_number
+from .hu import MAX_CONTRAST_OFFSET_HU, HUThresholds
 from .label_schemes import SCHEME_NAMES
 from .pipeline.progress import Cancelled
 
@@ -505,6 +505,10 @@ def _thresholds(args: argparse.Namespace) -> HUThresholds:
         raise BoneScreenError(
             f"--osteoporosis-hu ({args.osteoporosis_hu:g}) must be below --normal-hu ({args.normal_hu:g})"
         )
+    # the bounds of HUThresholds, said with the options' names (helper-33: the error named contrast_offset_hu)
+    check_number("--osteoporosis-hu", args.osteoporosis_hu, -1000.0, 3071.0)
+    check_number("--normal-hu", args.normal_hu, -1000.0, 3071.0)
+    check_number("--contrast-offset", args.contrast_offset, -MAX_CONTRAST_OFFSET_HU, MAX_CONTRAST_OFFSET_HU)
     return HUThresholds(args.osteoporosis_hu, args.normal_hu, args.contrast_offset)
 
 
@@ -551,7 +555,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
         )
     o = result["overall"]
     if o["probabilities"] is None:
-        print("overall: no lumbar level classified")
+        # no overall figure: none was classified, or every level's labels are off the bone (the headline says so)
+        print(headline(o)[0] if o.get("labels_off_bone") else "overall: no lumbar level classified")
     else:
         probs = " ".join(f"{k}={v:.2f}" for k, v in o["probabilities"].items())
         flag = " UNCERTAIN" if o["uncertain"] else ""
@@ -568,8 +573,6 @@ def cmd_screen(args: argparse.Namespace) -> int:
         if o.get("bone_status"):
             # the line every front end shows first (uncertain or unconfirmed as there), then its basis
             print(f"{headline(o)[0]}; basis: {o['bone_status']['basis']}")
-        elif o.get("labels_off_bone"):  # no status: the headline says why (helper-33)
-            print(headline(o)[0])
     for line in user_messages(result):
         print(f"  - {line}")
     print(f"results written to {args.out}")

@@ -187,16 +187,17 @@ def evaluate_pipeline(screener, records: list[CaseRecord], progress: Progress = 
                     }
                 )
             o = result["overall"]
-            case_rows.append(
-                {
-                    "case_id": rec.case_id,
-                    "y": cls_idx,
-                    "proba": [o["probabilities"][c] for c in CLASS_NAMES],
-                    "hu": o["trabecular_hu"],
-                    "hu_category": o["hu_category"],
-                    "uncertain": o["uncertain"],
-                }
-            )
+            if o["probabilities"] is not None:  # None: no overall call (every level's labels off the bone)
+                case_rows.append(
+                    {
+                        "case_id": rec.case_id,
+                        "y": cls_idx,
+                        "proba": [o["probabilities"][c] for c in CLASS_NAMES],
+                        "hu": o["trabecular_hu"],
+                        "hu_category": o["hu_category"],
+                        "uncertain": o["uncertain"],
+                    }
+                )
         if progress:
             progress("cases", n + 1, len(records))
 

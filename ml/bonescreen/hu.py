@@ -48,6 +48,11 @@ def implausible_trabecular_hu(hu: float | None) -> str | None:
     return f"trabecular HU {hu:.0f} lies outside what adult trabecular bone shows ({lo:.0f} to {hi:.0f} HU): {what}"
 
 
+#: Contrast adds about 15-20 HU to trabecular bone (Pickhardt et al. 2011, above); an offset beyond this is a
+#: typo (1000 for 10), not a phase.
+MAX_CONTRAST_OFFSET_HU = 100.0
+
+
 @dataclass(frozen=True)
 class HUThresholds:
     """HU cut-offs for the trabecular category.
@@ -71,9 +76,7 @@ class HUThresholds:
         # the 12-bit scale's top 3071) would make its category one that no level can reach
         for name in ("osteoporosis_max", "normal_min"):
             check_number(name, getattr(self, name), -1000.0, 3071.0)
-        # contrast adds about 15-20 HU to trabecular bone (Pickhardt et al. 2011, as above);
-        # an offset beyond 100 HU is a typo (1000 for 10), not a phase
-        check_number("contrast_offset_hu", self.contrast_offset_hu, -100.0, 100.0)
+        check_number("contrast_offset_hu", self.contrast_offset_hu, -MAX_CONTRAST_OFFSET_HU, MAX_CONTRAST_OFFSET_HU)
         if self.osteoporosis_max >= self.normal_min:
             raise BoneScreenError(
                 f"osteoporosis threshold ({self.osteoporosis_max}) must be below "
@@ -113,6 +116,20 @@ def in_category_text(value: float, category_of) -> str:
 def hu_text(hu: float, thresholds: HUThresholds = HUThresholds()) -> str:
     """A trabecular HU as text that keeps its category under ``thresholds`` (:func:`in_category_text`)."""
     return in_category_text(hu, lambda v: hu_category(v, thresholds))
+
+
+def hu_as_categorized(hu: float, thresholds: HUThresholds = HUThresholds()) -> str:
+    """A trabecular HU as quoted beside its category: the measurement, and with a contrast offset the value the
+    thresholds were applied to, for example ``"172 HU, 152 HU after the 20 HU contrast offset"``.
+
+    Without the second number a category would sit beside a measurement on the other side of its threshold.
+    """
+    text = f"{hu_text(hu, thresholds)} HU"
+    offset = thresholds.contrast_offset_hu
+    if offset:
+        shifted = HUThresholds(thresholds.osteoporosis_max, thresholds.normal_min)
+        text += f", {hu_text(hu - offset, shifted)} HU after the {offset:g} HU contrast offset"
+    return text
 
 
 #: The trabecular ROI keeps, on each slice, the body's voxels at least this share of the section's deepest

@@ -53,13 +53,15 @@ LEVEL_COLORS: dict[int, tuple[int, int, int]] = {
 
 def vertebra_color(vid: int) -> tuple[int, int, int]:
     """Display colour (RGB, 0-255) of an all-vertebrae id: L1..L5 as :data:`LEVEL_COLORS`, thoracic
-    vertebrae in alternating blues, the sacrum purple, L6 brown, unnamed vertebrae grey (napari and Slicer)."""
+    vertebrae alternating cyan and magenta (neighbours told apart at a glance, and from every lumbar colour:
+    two blues were hard to tell apart in the report, helper-33), the sacrum purple, L6 brown, unnamed vertebrae
+    grey (napari, Slicer, the report)."""
     vid = int(vid)
     if vid in LEVEL_COLORS:
         return LEVEL_COLORS[vid]
     name = VERTEBRA_NAMES.get(vid, "")
     if name.startswith("T"):
-        return (70, 140, 220) if int(name[1:]) % 2 == 0 else (150, 200, 240)
+        return (70, 240, 240) if int(name[1:]) % 2 == 0 else (240, 50, 230)
     return {"S1": (145, 30, 180), "L6": (170, 110, 40)}.get(name, (160, 160, 160))
 
 
@@ -218,14 +220,22 @@ def as_level_labels(values, what: str = "labels", allowed: tuple[int, ...] = (0,
     values = np.asarray(values)
     if values.dtype.kind not in "biuf":
         raise BoneScreenError(f"{what}: label values of type {values.dtype} are not numbers")
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        raise BoneScreenError(f"{what}: label values include NaN or infinity")
+    found = np.unique(values)
+    if found.size > 256 or (found.size > 20 and found[0] <= -500):
+        # more values than any label map holds, or air: a CT image given as labels (helper-33: the CT itself,
+        # refused with a list of 1,300 "label values")
+        raise BoneScreenError(
+            f"{what}: this looks like a CT image, not a vertebra label map ({found.size} distinct values from "
+            f"{found[0]:g} to {found[-1]:g}); give the label map, or leave the labels out to let BoneScreen "
+            "segment the CT"
+        )
     if values.dtype.kind == "f":
-        if not np.all(np.isfinite(values)):
-            raise BoneScreenError(f"{what}: label values include NaN or infinity")
         fractional = values != np.round(values)
         if fractional.any():
             shown = ", ".join(f"{v:g}" for v in np.unique(values[fractional])[:8])
             raise BoneScreenError(f"{what}: label values must be whole numbers, found {shown}")
-    found = np.unique(values)
     bad = [v for v in found.tolist() if int(v) not in allowed or v != int(v)]
     if bad:
         shown = ", ".join(f"{v:g}" for v in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")

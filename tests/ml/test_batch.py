@@ -229,11 +229,14 @@ def test_batch_refuses_thresholds_that_no_value_can_meet(tmp_path, capsys):
     with pytest.raises(BoneScreenError, match="contrast_offset_hu"):
         HUThresholds(110.0, 160.0, float("inf"))
     # helper-32: --contrast-offset 1000 (a typo for 10) was accepted and called a 168 HU level osteoporosis
+    # (helper-33: the error named the field contrast_offset_hu, which no user typed: it names the option)
     assert main(["screen", str(tmp_path / "in"), "--out", str(tmp_path / "o4"), "--contrast-offset", "1000"]) == 2
-    assert "contrast_offset_hu" in capsys.readouterr().err and not (tmp_path / "o4").exists()
+    err = capsys.readouterr().err
+    assert "--contrast-offset" in err and "contrast_offset_hu" not in err and not (tmp_path / "o4").exists()
     # helper-29: --osteoporosis-hu -5000 was accepted, and no level could then be called osteoporosis
     assert main(["screen", str(tmp_path / "in"), "--out", str(tmp_path / "o3"), "--osteoporosis-hu=-5000"]) == 2
-    assert "osteoporosis_max" in capsys.readouterr().err and not (tmp_path / "o3").exists()
+    err = capsys.readouterr().err
+    assert "--osteoporosis-hu" in err and "osteoporosis_max" not in err and not (tmp_path / "o3").exists()
 
 
 def test_summary_says_when_the_bone_status_is_unconfirmed():

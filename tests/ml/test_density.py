@@ -282,6 +282,14 @@ def test_a_vbmd_beside_a_category_boundary_is_printed_with_the_decimals_that_kee
     assert [hu_text(v) for v in (110.4, 110.0, 160.3, 160.0, 135.6)] == ["110.4", "110", "160.3", "160", "136"]
     shifted = HUThresholds(110.0, 160.0, 15.0)
     assert hu_text(125.3, shifted) == "125.3" and hu_category(125.3, shifted) == "low_bone_mass"
+    # helper-33: with an offset, a flag quoted "172 HU" beside "low bone mass" (normal above 160): the value the
+    # thresholds were applied to is quoted too
+    from bonescreen.hu import hu_as_categorized
+
+    assert hu_as_categorized(172.0) == "172 HU"
+    offset = HUThresholds(110.0, 160.0, 20.0)
+    assert hu_as_categorized(172.0, offset) == "172 HU, 152 HU after the 20 HU contrast offset"
+    assert hu_as_categorized(125.3, shifted).endswith("110.3 HU after the 15 HU contrast offset")
     # result.json: the category is the stored (rounded) vBMD's; a HU giving 120.04 mg/cm3 is stored as 120.0
     calibration = Calibration(70.0, 2.0, 120.0, 300.0, False, {})
     lo, hi = 0.0, 400.0

@@ -12,7 +12,7 @@ from bonescreen.fracture import (
     grade_doubt,
     spine_axes,
 )
-from bonescreen.labels import LEVEL_NAMES
+from bonescreen.labels import CLASS_TITLES, LEVEL_NAMES
 from bonescreen.pipeline.bone_health import (
     bone_status,
     exclusions,
@@ -455,3 +455,26 @@ def test_a_density_status_on_unconfirmed_names_or_one_vertebra_is_unconfirmed():
     assert "unconfirmed" in bone_status({}, no_density, "osteoporosis", names_certain=False)["basis"]
     line, cls = headline({"bone_status": single, "uncertain": True, "prediction": "normal"})
     assert line == "Bone status unconfirmed: Normal bone mass? (see the flags)" and cls is None
+
+
+def test_an_unconfirmed_status_is_among_the_overall_flags():
+    """helper-33: "L3 may be a grade 2 fracture" made the bone status unconfirmed, but only its basis said so: the
+    overall flags (which the command line, napari, Slicer and the report list) did not, and a status with no other
+    doubt read as not uncertain. Real BCC-Net forward pass on box bodies with a 21 % wedge at 3 mm slices."""
+    from bonescreen.io.volume import CTVolume
+    from bonescreen.pipeline import Screener
+    from bonescreen.pipeline.bone_health import status_flag
+
+    labels = tilted_spine(3.0, 5.0, {3: ("wedge", 0.21)}, normal_shape=True)
+    hu = np.where(labels > 0, 250.0, 40.0) + np.random.default_rng(0).normal(0, 10, labels.shape)
+    volume = CTVolume(hu.astype(np.float32), (3.0, 0.8, 0.8), np.diag([0.8, 0.8, 3.0, 1.0]), None)
+    overall = Screener(device="cpu").classify(volume, labels)["overall"]
+    status = overall["bone_status"]
+    assert status["class"] != "osteoporosis", "precondition: a grade 2 would change this status"
+    assert "unconfirmed: L3 may be a grade 2 fracture" in status["basis"]
+    flag = f"bone status unconfirmed ({CLASS_TITLES[status['class']]}?): L3 may be a grade 2 fracture at this slice"
+    assert overall["uncertain"] and any(r.startswith(flag) for r in overall["reasons"])
+    assert status_flag(status) in overall["reasons"]
+    # a confirmed status, or none, adds no flag
+    assert status_flag({"class": "normal", "basis": "vBMD 130 mg/cm3 (ACR QCT categories)"}) is None
+    assert status_flag(None) is None

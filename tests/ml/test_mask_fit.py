@@ -1,6 +1,8 @@
 """Labels that do not sit on the CT's bone (another scan's, or this one's in another orientation, on the same
 grid) are flagged on every level they touch, first among the overall reasons, and the bone status says so."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -55,6 +57,9 @@ def test_classifying_misplaced_labels_says_so_first(case_volume, small_case):
     # every level off the bone: no vBMD and no bone status rest on them (helper-32: "Osteoporosis?" from vBMD 79)
     assert overall["bone_status"] is None and overall["vbmd_mg_cm3"] is None
     assert overall["labels_off_bone"] == ["L1", "L2", "L3", "L4", "L5"]
+    # ...nor any overall figure: no network call, no HU, no pie (helper-33: the pie and the HU were still shown)
+    assert overall["probabilities"] is None and overall["prediction"] is None and overall["levels_used"] == []
+    assert overall["trabecular_hu"] is None and overall["hu_category"] is None
     for lv in result["levels"]:
         assert lv["uncertain"] and lv["reasons"][0].startswith(f"the labels of {lv['name']} do not sit on bone")
     line, cls = headline(overall)
@@ -101,4 +106,8 @@ def test_the_command_line_says_why_labels_off_the_bone_give_no_status(small_case
         str(tmp_path / "off.nii.gz"),
     ]
     assert main(argv) == 0
-    assert "No bone status: the labels do not sit on this CT's bone" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "No bone status: the labels do not sit on this CT's bone" in out
+    assert "overall BCC-Net" not in out  # no network call rests on labels off the bone either
+    result = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert result["overall"]["prediction"] is None and (tmp_path / "o" / "report.png").exists()

@@ -235,3 +235,42 @@ def test_cores_at_one_level_merge_side_by_side_not_stacked():
     stacked[18:35, 3:12, 30:70] = 2  # L5 above it, tilted: 12 of its 17 slices beside S1's
     merged, n = _merge_same_level(stacked.copy(), 2, s)
     assert n == 2
+
+
+def test_a_thick_posterior_column_joined_to_one_body_is_shared_among_the_bodies():
+    """A mark that fills the canal makes the posterior elements one thick column; on the real L2-L4 crop the mark
+    joined it by thick pedicles to the lowest body only, and the watershed on the depth gave the whole column to
+    that vertebra (its deep interior flooded from the first body to reach it). Three 28 mm bodies 8 mm apart, a
+    column 9 mm thick (no core of its own) behind them, pedicles of 9 mm to the lowest body and of 6 mm to the
+    others: the column behind each body goes mostly to that body."""
+    dz, dy, dx = 2.0, 1.0, 1.0
+    nz, ny, nx = 52, 90, 60
+    z = np.arange(nz)[:, None, None] * dz
+    y = np.arange(ny)[None, :, None] * dy
+    x = np.arange(nx)[None, None, :] * dx
+    mask = np.zeros((nz, ny, nx), bool)
+    bodies = [(4.0, 32.0), (40.0, 68.0), (76.0, 104.0)]  # z extent (mm), lowest first
+    for i, (z0, z1) in enumerate(bodies):
+        mask |= (z >= z0) & (z < z1) & (np.hypot(y - 25.0, x - 30.0) < 18.0)
+        half = 4.5 if i == 0 else 3.0  # the lowest body's pedicles are the thickest
+        zc = (z0 + z1) / 2
+        for side in (-1, 1):
+            pedicle = (np.abs(z - zc) < half) & (np.abs(x - 30.0 - side * 9.0) < half) & (y >= 40.0) & (y < 56.0)
+            mask |= pedicle
+    mask |= (z >= 4.0) & (z < 104.0) & (np.abs(y - 60.0) < 4.5) & (np.abs(x - 30.0) < 12.0)  # the column
+    hu = np.where(mask, 300.0, 40.0).astype(np.float32)
+    column = mask & (y >= 56.0)
+
+    def shares(settings: LevelSettings) -> list[float]:
+        split = split_levels(mask, (dz, dy, dx), hu, top_level=1, settings=settings)
+        assert [v.name for v in split.vertebrae] == ["L3", "L2", "L1"]
+        # the column at each body's height (its ends left out) and the share of it given to that body
+        return [
+            float(np.mean(split.vertebra_map[column & (z >= z0 + 4.0) & (z < z1 - 4.0)] == i + 1))
+            for i, (z0, z1) in enumerate(bodies)
+        ]
+
+    # (the lowest body's thick pedicles reach the column first, so its share grows a little into the next one's)
+    assert min(shares(LevelSettings())) > 0.75, shares(LevelSettings())
+    # read to any depth (the watershed before), the lowest body took the whole column
+    assert shares(LevelSettings(flood_depth_mm=100.0))[1:] == [0.0, 0.0]

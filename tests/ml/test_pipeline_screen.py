@@ -288,3 +288,29 @@ def test_screen_real_ct_runs_to_the_end(shared_data, tmp_path, name):
         assert len(reasons) == 2 and reasons[0].startswith("no lumbar vertebra")
         assert reasons[1].startswith("vertebrae found:") and "T12" in reasons[1]
         assert any("disc" in n for n in result["segmentation"]["notes"])
+
+
+def test_a_ct_without_orientation_gives_names_and_status_unconfirmed(screener, small_case_files, tmp_path):
+    """helper-33: a NIfTI without qform and sform is read with nibabel's default axes, upside down or mirrored for
+    all BoneScreen knows; the reader flagged it, but the names were called certain and the bone status confirmed.
+    Read upside down, the names would run the wrong way: they are unconfirmed, and so is a status from density."""
+    import nibabel as nib
+
+    from bonescreen.messages import headline, status_confirmed
+
+    src = nib.load(small_case_files / "nifti" / "ct.nii.gz")
+    bare = nib.Nifti1Image(np.asarray(src.dataobj), None)
+    bare.header.set_zooms(src.header.get_zooms())
+    bare.header.set_qform(None, code=0)
+    bare.header.set_sform(None, code=0)
+    nib.save(bare, tmp_path / "bare.nii.gz")
+    volume = load_ct(tmp_path / "bare.nii.gz")
+    assert volume.orientation_unknown
+    result, _, _ = screener.screen(volume)
+    seg = result["segmentation"]
+    assert not seg["naming_certain"] and any("the file states no orientation" in n for n in seg["notes"])
+    status = result["overall"]["bone_status"]
+    assert status is None or not status_confirmed(status)
+    assert "Bone status:" not in headline(result["overall"])[0]  # a question or no status, never a sure call
+    # the same CT with its orientation: the names stand
+    assert not load_ct(small_case_files / "nifti" / "ct.nii.gz").orientation_unknown

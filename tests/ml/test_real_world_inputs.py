@@ -182,6 +182,23 @@ def test_user_labels_are_checked_before_any_cast(small_case_files, tmp_path, cap
     assert not (tmp_path / "o" / "result.json").exists()
 
 
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_the_ct_given_as_its_own_labels_is_named_as_a_ct(small_case_files, tmp_path, capsys, dtype):
+    """helper-33: --labels given the CT itself was refused with 1,300 'label values ... are not level ids'.
+    The CT (whole HU, or float HU with fractions) is said to be a CT image, not a label map."""
+    src = nib.load(small_case_files / "nifti" / "ct.nii.gz")
+    data = np.asarray(src.dataobj).astype(dtype)
+    if dtype is np.float32:
+        data += 0.25  # a rescaled CT: no whole numbers either
+    path = tmp_path / "ct_as_labels.nii.gz"
+    nib.save(nib.Nifti1Image(data, src.affine), path)
+    ct = small_case_files / "nifti" / "ct.nii.gz"
+    args = ["screen", str(ct), "--out", str(tmp_path / "o"), "--device", "cpu", "--labels", str(path)]
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and "this looks like a CT image, not a vertebra label map" in err and str(path) in err
+    assert "are not level ids" not in err and "whole numbers" not in err and "Traceback" not in err
+
+
 def test_stray_specks_of_a_level_are_flagged(small_case):
     from bonescreen.labels import stray_specks
 

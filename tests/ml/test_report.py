@@ -192,3 +192,24 @@ def test_a_levels_axial_view_goes_through_its_body_not_only_its_arch():
     assert 0 <= k < 12
     assert body_slice(level, (0, 11), (1.5, 1.0, 1.0)) in range(4, 8)  # the thickest slices: the middle of them
     assert body_slice(np.zeros_like(level), (3, 9), (1.5, 1.0, 1.0)) == 6  # nothing there: the middle
+
+
+def test_neighbouring_vertebrae_have_colours_told_apart():
+    """helper-33: T11 and T12 were two light blues, hard to tell apart in the report's sagittal view (and T12 near
+    L4's blue). Every two neighbours along the spine, and every thoracic vertebra against each lumbar colour,
+    differ by at least 100 in RGB (0-255)."""
+    from itertools import pairwise
+
+    from bonescreen.labels import LEVEL_COLORS, SPINE_ORDER, VERTEBRA_NAMES, level_id, vertebra_color
+
+    def ids(name: str) -> int:
+        return level_id(name) or next(k for k, v in VERTEBRA_NAMES.items() if v == name)
+
+    def apart(a: int, b: int) -> float:
+        return float(np.linalg.norm(np.subtract(vertebra_color(a), vertebra_color(b))))
+
+    for upper, lower in pairwise(SPINE_ORDER):
+        assert apart(ids(upper), ids(lower)) >= 150, (upper, lower)
+    for t in (n for n in SPINE_ORDER if n.startswith("T")):
+        for lumbar in LEVEL_COLORS:
+            assert apart(ids(t), lumbar) >= 100, (t, lumbar)

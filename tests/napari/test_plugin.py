@@ -456,6 +456,31 @@ def test_the_whole_table_and_the_flags_show_in_the_dock(make_napari_viewer, qtbo
     assert dock.width() <= cls.MAX_DOCK_SHARE * cls.window().width()  # the canvas keeps most of the window
 
 
+def test_labels_off_the_bone_give_no_overall_call_in_the_dock(make_napari_viewer, qtbot, small_case, small_case_files):
+    """Labels of another orientation on this grid (every level off the bone): the dock says there is no bone
+    status, its overall row and pie carry no network call (helper-33: the pie and the HU were still shown), and
+    each level's row is flagged."""
+    from napari_bonescreen._convert import labels_layer_data
+
+    viewer = make_napari_viewer()
+    image = viewer.open(str(small_case_files / "nifti" / "ct.nii.gz"), plugin=PLUGIN)[0]
+    swapped = np.ascontiguousarray(small_case.levels.transpose(0, 2, 1))  # x and y swapped: off the spine
+    data, meta, _ = labels_layer_data(swapped, image, "levels")
+    labels = viewer.add_labels(data, **meta)
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    cls.image.value, cls.labels.value = image, labels
+    cls.run()
+    wait_for(qtbot, cls)
+    assert cls.result["overall"]["prediction"] is None
+    assert "No bone status: the labels do not sit on" in cls.headline.text()
+    overall_row = cls.table.rowCount() - 1
+    assert cls.table.item(overall_row, 0).text() == "overall"
+    assert cls.table.item(overall_row, 2).text() == "" and cls.table.item(overall_row, 3).text() == ""
+    assert all(cls.table.item(r, 1).text() == "yes" for r in range(cls.table.rowCount()))
+    assert "no overall call" in cls.figure.axes[0].get_title()
+    assert "do not sit on bone" in cls.flag.text()
+
+
 def test_the_bone_status_cell_says_when_a_fracture_behind_it_is_unconfirmed():
     """The overall row's grade cell: 'osteo. (fx)' for a fracture, 'osteo. (fx?)' when the fracture was found
     while the split or the names are in doubt (the status's basis says 'unconfirmed'); a level's cell its grade."""
@@ -466,6 +491,9 @@ def test_the_bone_status_cell_says_when_a_fracture_behind_it_is_unconfirmed():
     density = {"bone_status": {"class": "low_bone_mass", "basis": "vBMD 101 mg/cm3 (ACR QCT categories)"}}
     assert _grade_cell(sure) == "osteo. (fx)" and _grade_cell(doubt) == "osteo. (fx?)"
     assert _grade_cell(density) == "low"
+    # unconfirmed by something else than a fracture (helper-33: 'low' beside the headline's 'Low bone mass?')
+    one = {"bone_status": {"class": "low_bone_mass", "basis": "vBMD 101 mg/cm3; unconfirmed: vBMD of one vertebra"}}
+    assert _grade_cell(one) == "low?"
     # vBMD decides, a doubted fracture beside it (bone_health.bone_status): the density's call, no 'fx' mark
     basis = "vBMD 72 mg/cm3 (ACR QCT categories); a possible vertebral fracture (L3 grade 2 wedge), not confirmed: x"
     assert _grade_cell({"bone_status": {"class": "osteoporosis", "basis": basis}}) == "osteo."

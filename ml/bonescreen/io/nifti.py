@@ -18,7 +18,7 @@ from isal import igzip
 
 from ..atomic import atomic_path
 from ..errors import BoneScreenError
-from .volume import CTVolume, acquisition_fields, volume_from_ijk
+from .volume import ORIENTATION_UNKNOWN, CTVolume, acquisition_fields, volume_from_ijk
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -197,7 +197,7 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
     elif unknown:
         axes = "".join(nib.orientations.aff2axcodes(affine))
         volume.flags.append(
-            "orientation unknown: the NIfTI has neither qform nor sform (both codes 0), so it was read with "
+            f"{ORIENTATION_UNKNOWN}: the NIfTI has neither qform nor sform (both codes 0), so it was read with "
             f"nibabel's default axes ({axes}); if the spine is upside down or mirrored the level names are wrong. "
             "State the orientation: --orientation LPS (for example) on the command line, 'file orientation' in the "
             "napari Segment dock or the Slicer module"

@@ -18,6 +18,15 @@ TARGET_AXCODES = ("L", "P", "S")
 AIR_HU = -1024.0
 
 
+#: How the flag of a volume read without orientation begins (:attr:`CTVolume.flags`).
+ORIENTATION_UNKNOWN = "orientation unknown"
+
+
+def flagged_orientation_unknown(flags: list[str]) -> bool:
+    """Whether reading flags (:attr:`CTVolume.flags`, a napari layer's) say the orientation is unknown."""
+    return any(f.startswith(ORIENTATION_UNKNOWN) for f in flags)
+
+
 @dataclass
 class CTVolume:
     """A CT volume in BoneScreen's convention (DESIGN.md).
@@ -50,6 +59,11 @@ class CTVolume:
     #: and ``ContrastBolusAgent`` when the DICOM series or a NIfTI's JSON sidecar (dcm2niix, BIDS) gives
     #: them; the internal density calibration (:mod:`bonescreen.density`) reads them.
     acquisition: dict = field(default_factory=dict)
+
+    @property
+    def orientation_unknown(self) -> bool:
+        """True when the file stated no orientation (a NIfTI without qform and sform: :data:`ORIENTATION_UNKNOWN`)."""
+        return flagged_orientation_unknown(self.flags)
 
     def __post_init__(self) -> None:
         if np.ndim(self.hu) != 3:

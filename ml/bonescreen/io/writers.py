@@ -101,7 +101,7 @@ def read_labels_nifti(
         ijk = ijk[..., 0]
     if ijk.ndim != 3 or sorted(ijk.shape) != sorted(volume.source.shape):
         raise BoneScreenError(f"label grid {ijk.shape} differs from the CT's {tuple(volume.source.shape)}", path)
-    ct_bare = any(f.startswith("orientation unknown") for f in volume.flags)
+    ct_bare = volume.orientation_unknown
     if int(img.header["qform_code"]) == 0 and int(img.header["sform_code"]) == 0 and not ct_bare:
         raise BoneScreenError(
             "the label map has neither qform nor sform, so it cannot be checked to lie on the CT's grid; save it "

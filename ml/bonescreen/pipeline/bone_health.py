@@ -17,7 +17,7 @@ import numpy as np
 
 from ..density import Calibration, acr_category, calibrate, vbmd_from_hu, vbmd_text
 from ..fracture import assess_fractures, body_heights, grade_doubt, spine_axes
-from ..labels import LEVEL_NAMES, levels_present
+from ..labels import CLASS_TITLES, LEVEL_NAMES, levels_present
 from ..messages import UNCONFIRMED
 from ..reference_tissues import find_reference_tissues
 
@@ -221,6 +221,20 @@ def bone_status(
     if off_bone:
         status["basis"] += f"; {UNCONFIRMED}: the labels of {', '.join(off_bone)} do not sit on bone"
     return status
+
+
+def status_flag(status: dict | None) -> str | None:
+    """The overall flag of an unconfirmed bone status: why it is unconfirmed, from its basis; None when the status
+    is confirmed or absent.
+
+    Each doubt of :func:`bone_status` (a grade that thick slices cannot tell, names not confirmed, vBMD of one
+    vertebra, labels off the bone) is said in the basis; this puts it among ``overall.reasons`` too, so that
+    it reaches every front end that lists the flags.
+    """
+    if not status or UNCONFIRMED not in status["basis"]:
+        return None
+    doubts = [d.removesuffix("; ") for d in status["basis"].split(f"{UNCONFIRMED}: ")[1:]]
+    return f"bone status {UNCONFIRMED} ({CLASS_TITLES[status['class']]}?): {'; '.join(doubts)}"
 
 
 def _status(

@@ -29,8 +29,8 @@ from ..hu import (
     dense_body,
     hollow_body_reason,
     hollow_share,
+    hu_as_categorized,
     hu_category,
-    hu_text,
     implausible_trabecular_hu,
     trabecular_hu,
     with_endplates,
@@ -51,6 +51,7 @@ from .bone_health import (
     level_fractures,
     overall_density,
     scan_calibration,
+    status_flag,
 )
 from .level_settings import LevelSettings
 from .progress import ProgressCallback, report
@@ -297,9 +298,10 @@ def classify_levels(
     unusable = {name for name, why in left_out.items() if why != NO_VBMD}  # no density: still BCC-Net's
     unusable |= set(off_names)  # L5 too: labels off the bone give BCC-Net nothing either
     usable = [lv for lv in present if LEVEL_NAMES[lv] not in unusable]
-    chosen = overall_levels(usable or present)
-    p = np.mean([level_probs[lv] for lv in chosen], axis=0)
-    prediction = CLASS_NAMES[int(np.argmax(p))]
+    all_off = len(off) == len(present)  # every level's labels off the bone: no overall figure rests on them
+    chosen = [] if all_off else overall_levels(usable or present)
+    p = np.mean([level_probs[lv] for lv in chosen], axis=0) if chosen else None
+    prediction = CLASS_NAMES[int(np.argmax(p))] if p is not None else None
 
     def measured_hu(lv: int) -> float | None:
         return hu_by_level.get(lv, {}).get("mean_hu")
@@ -307,7 +309,7 @@ def classify_levels(
     hus = [measured_hu(lv) for lv in chosen if measured_hu(lv) is not None]
     mean_hu = float(np.mean(hus)) if hus else None
     category = hu_category(mean_hu, thresholds) if mean_hu is not None else None
-    reasons = [r for r in (_close_call(p),) if r]
+    reasons = [r for r in (_close_call(p),) if r] if p is not None else []
     reasons += [f"{LEVEL_NAMES[lv]}: {r}" for lv in chosen if (r := implausible_trabecular_hu(measured_hu(lv)))]
     reasons += [f"{LEVEL_NAMES[lv]}: metal beside or in the vertebra" for lv in chosen if metal_voxels.get(lv)]
     reasons += [
@@ -315,14 +317,14 @@ def classify_levels(
         for lv in chosen
         if lv in unlike_training
     ]
-    if category is not None and category != prediction:
+    if category is not None and prediction is not None and category != prediction:
         reasons.append(
-            f"HU category {_said(category)} ({hu_text(mean_hu, thresholds)} HU) disagrees with the network "
+            f"HU category {_said(category)} ({hu_as_categorized(mean_hu, thresholds)}) disagrees with the network "
             f"({_said(prediction)})"
         )
     if not names_certain:
         reasons.append("level names could not be confirmed: check them (the naming notes say why)")
-    if len(chosen) < 2:
+    if len(chosen) == 1:
         reasons.append("only one level was classified")
     # (labels off the bone have the first reason of all, below)
     reasons += [f"{name} left out: {left_out[name]}" for name in sorted(unusable) if name not in off_names]
@@ -332,12 +334,14 @@ def classify_levels(
     vbmd = overall_density(health, left_out)
     on_bone = {name: f for name, f in fractures.items() if name not in off_names}  # their fractures mean nothing
     status = bone_status(on_bone, vbmd, prediction, names_certain, mask_checked, off_names)
-    if len(off) == len(present):  # every level's labels are off the bone: no status can rest on them
+    if all_off:
         status = None
     doubt = fracture_doubt(on_bone, names_certain, mask_checked)
     if doubt and status and status["basis"].startswith("vertebral fracture"):
         # the status rests only on fractures of bodies the split or naming may have got wrong: first
         reasons.insert(0, doubt)
+    elif flag := status_flag(status):  # any other doubt of the status is a flag too (helper-33: only in the basis)
+        reasons.append(flag)
     if off:  # nothing measured through labels off the bone means anything: the first reason of all
         reasons.insert(
             0,
@@ -345,7 +349,7 @@ def classify_levels(
             f"{'them' if len(off) > 1 else 'it'} is meaningless; check that the labels belong to this CT and its "
             "orientation",
         )
-    if vbmd["acr_category"] and vbmd["acr_category"] != prediction:
+    if vbmd["acr_category"] and prediction is not None and vbmd["acr_category"] != prediction:
         reasons.append(
             f"ACR category {_said(vbmd['acr_category'])} ({vbmd_text(vbmd['vbmd_mg_cm3'])} mg/cm3) disagrees with the "
             f"network ({_said(prediction)})"
@@ -354,7 +358,7 @@ def classify_levels(
         "levels": results,
         "overall": {
             "levels_used": [LEVEL_NAMES[lv] for lv in chosen],
-            "probabilities": _probs(p),
+            "probabilities": None if p is None else _probs(p),
             "prediction": prediction,
             "trabecular_hu": None if mean_hu is None else round(mean_hu, 1),
             "hu_category": category,

@@ -6,7 +6,8 @@ The constants named below in double quotes (``core_depth_mm`` ...) are fields of
 Splitting: the vertebral bodies are the thick parts of the mask (3-D cores deeper
 than ``core_depth_mm``), which the discs keep apart even where they are
 inclined (L5-S1) or narrowed; every mask voxel goes to a body by a watershed on
-the depth, so posterior elements stay with their own vertebra.
+the depth (read up to a pedicle's half-width), so posterior elements stay
+with their own vertebra.
 
 Naming (documented rule, first that applies):
 
@@ -92,6 +93,15 @@ class LateralBone(NamedTuple):
     iliac_plates: bool
 
 
+#: The bodies' zone reaches this much further than ``core_depth_mm`` from their cores: the cores end about
+#: ``core_depth_mm`` inside the endplates, and a disc cut out of a core (:func:`_split_merged`) lies within half its
+#: 8-12 mm of one. In the zone the watershed keeps the depth's order and filled discs are looked for; beyond it
+#: (pedicles, arches, facet joints) the depth is capped (``flood_depth_mm``) and no disc is looked for. With 2 mm
+#: the zone left out part of a filled disc on the realistic phantom (L3-L4: 420 of 494 voxels found), with 4 mm
+#: 484; with no zone, the meeting of two arches, whose marrow reads darker than their cortex, was taken for disc.
+BODY_ZONE_MARGIN_MM = 4.0
+
+
 @dataclass
 class LevelSplit:
     """Result of :func:`split_levels`."""
@@ -106,6 +116,10 @@ class LevelSplit:
     #: bool (z, y, x): voxels of the mask that are disc between two vertebrae, left out of the labels
     #: (:func:`~.mark_repair.trim_filled_discs`); None when the CT was not given
     discs: np.ndarray | None = None
+    #: bool (z, y, x): the mask near the vertebral bodies (within ``core_depth_mm`` + :data:`BODY_ZONE_MARGIN_MM` of
+    #: a body's core: the bodies and the discs between them, not the posterior elements), where filled discs are
+    #: looked for
+    body_zone: np.ndarray | None = None
 
 
 def _clean(mask: np.ndarray, spacing: tuple[float, float, float], min_volume_mm3: float) -> np.ndarray:
@@ -670,7 +684,9 @@ def split_levels(
 
 def _leave_out_discs(split: LevelSplit, hu: np.ndarray, spacing, s: LevelSettings, metal: np.ndarray | None) -> None:
     """Take the discs that the mask fills between two vertebrae out of the split's labels, with a note."""
-    discs = trim_filled_discs(split.vertebra_map, hu, spacing, s.disc_valley_hu, s.disc_max_hu, s.disc_side_mm, metal)
+    discs = trim_filled_discs(
+        split.vertebra_map, hu, spacing, s.disc_valley_hu, s.disc_max_hu, s.disc_side_mm, metal, split.body_zone
+    )
     split.discs = discs
     if not discs.any():
         return
@@ -722,6 +738,8 @@ def _split_fine_or_coarse(
     coarse.labels = full(coarse.labels)
     if coarse.vertebra_map is not None:
         coarse.vertebra_map = full(coarse.vertebra_map)
+    if coarse.body_zone is not None:
+        coarse.body_zone = full(coarse.body_zone.astype(np.uint8)) > 0
     return coarse
 
 
@@ -741,7 +759,10 @@ def _split(
     posterior elements have none. Every mask voxel then goes to a core by a
     watershed on the depth (scikit-image), so each vertebra keeps its own
     pedicles, laminae and processes, which meet their neighbours only at thin
-    facet contacts. Cores far off the spine's axis are dropped with a note.
+    facet contacts. The depth is read only up to ``flood_depth_mm``: parts as
+    thick as a pedicle flood in order of distance from the bodies, so that a
+    thick posterior column joined to one body only (a mark that fills the
+    canal) is shared out among the bodies it runs behind. Cores far off the spine's axis are dropped with a note.
 
     Parameters
     ----------
@@ -769,7 +790,9 @@ def _split(
 
     mask = _clean(np.asarray(mask, dtype=bool), spacing, s.min_piece_mm3)
     labels = np.zeros(mask.shape, np.uint8)
-    box = bounding_box(mask)
+    # one pixel of background round the mask in-plane: without it the depth of bone at the box's edge (the
+    # spinous tips, a posterior column) is read from one side only, up to twice as deep
+    box = bounding_box(mask, margin=1)
     if box is None:
         return LevelSplit(labels, [], "none", False, ["no vertebral body found in the mask"])
     m = mask[box]
@@ -789,7 +812,14 @@ def _split(
     cores, n_cores = _relabel(cores, np.bincount(cores.ravel(), minlength=n_cores + 1) > 0)
     cores, n_cores = _flattened_bodies(depth, spacing, cores, n_cores, s)
     cores, n_cores = _merge_same_level(cores, n_cores, s)
-    parts = watershed(-depth, markers=cores, mask=m)
+    # away from the bodies the depth is read only up to flood_depth_mm: every part as thick as a pedicle floods in
+    # order of distance from the bodies, so a thick column behind several bodies is shared out among them, not
+    # given whole to the first; the bodies and the discs a mark fills between them keep the depth's order
+    near_bodies = m & (
+        ndimage.distance_transform_edt(cores == 0, sampling=spacing) <= s.core_depth_mm + BODY_ZONE_MARGIN_MM
+    )
+    landscape = np.where(near_bodies, depth, np.minimum(depth, s.flood_depth_mm))
+    parts = watershed(-landscape, markers=cores, mask=m)
     # order the vertebrae from the lowest: by the centre of their cores
     ids = list(range(1, n_cores + 1))
     zc = ndimage.center_of_mass(cores > 0, cores, ids)
@@ -840,7 +870,9 @@ def _split(
     labels[box] = lut[parts]
     vertebra_map = np.zeros(mask.shape, np.uint8)
     vertebra_map[box] = which[parts]
-    return LevelSplit(labels, vertebrae, rule, certain, notes, vertebra_map)
+    body_zone = np.zeros(mask.shape, bool)
+    body_zone[box] = near_bodies
+    return LevelSplit(labels, vertebrae, rule, certain, notes, vertebra_map, body_zone=body_zone)
 
 
 def _join_sacrum(vertebrae: list[Vertebra], s: LevelSettings) -> list[Vertebra]:

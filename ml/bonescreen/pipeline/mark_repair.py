@@ -107,6 +107,7 @@ def trim_filled_discs(
     max_hu: float,
     side_mm: float,
     metal: np.ndarray | None = None,
+    within: np.ndarray | None = None,
 ) -> np.ndarray:
     """The voxels of discs that the mark fills between two vertebrae: bool (z, y, x).
 
@@ -141,6 +142,9 @@ def trim_filled_discs(
     metal : ndarray, optional
         bool (z, y, x): metal and its margin (:func:`~bonescreen.metal.metal_mask`); columns through it
         are not read.
+    within : ndarray, optional
+        bool (z, y, x): where discs may be (the split's ``body_zone``: near the bodies); where two vertebrae meet
+        elsewhere (posterior elements, whose marrow reads darker than their cortex) nothing is taken.
 
     Returns
     -------
@@ -189,6 +193,8 @@ def trim_filled_discs(
             while b + 1 < k_high and labels[b + 1] > 0 and values[b + 1] <= ceiling:
                 b += 1
             trim[a : b + 1, y, x] = True
+    if within is not None:
+        trim &= within
     regions, n = ndimage.label(trim, structure=np.ones((3, 3, 3), bool))
     if n == 0:
         return trim

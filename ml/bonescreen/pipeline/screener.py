@@ -39,7 +39,7 @@ from .segment import iter_mark_volume
 
 #: Version of result.json's layout (README, "result.json"): the minor number grows with added fields,
 #: the major number when a field changes meaning or goes.
-RESULT_SCHEMA_VERSION = "1.3"
+RESULT_SCHEMA_VERSION = "1.4"
 
 
 @dataclass
@@ -238,6 +238,13 @@ class Screener:
             mark = mark & ~split.discs
         yield "name levels", 1, 1
         notes = list(split.notes)
+        certain = split.certain
+        if certain and volume.orientation_unknown:  # read upside down, the names would run the wrong way
+            certain = False
+            notes.append(
+                "level names not confirmed: the file states no orientation, and the names assume the head end "
+                "is up (see the orientation flag)"
+            )
         if bridged:
             notes.insert(
                 0,
@@ -252,7 +259,7 @@ class Screener:
             mark,
             split.vertebrae,
             split.rule,
-            split.certain,
+            certain,
             notes,
             time.perf_counter() - t0,
             split.vertebra_map,

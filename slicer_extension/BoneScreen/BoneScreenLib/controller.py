@@ -249,7 +249,11 @@ class PanelController:
             flag = "\n".join(messages) if messages else "no uncertainty flag and no notes"
             line, _ = headline(o)  # the bone status first; BCC-Net's call is the network's, below it
             basis = f" ({o['bone_status']['basis']})" if o.get("bone_status") else ""
-            network = f"BCC-Net (network), {', '.join(o['levels_used'])}: {CLASS_TITLES[o['prediction']]}"
+            network = (
+                f"BCC-Net (network), {', '.join(o['levels_used'])}: {CLASS_TITLES[o['prediction']]}"
+                if o["prediction"]
+                else "BCC-Net (network): no overall call"
+            )
             return f"{line}{basis}\n{network}\n{flag}"
 
         self._start(work, finish)
