@@ -59,7 +59,14 @@ from bonescreen.labels import (
     shift_names,
     vertebra_name,
 )
-from bonescreen.messages import grade_text, headline, status_confirmed, user_messages, users_naming_rule
+from bonescreen.messages import (
+    grade_text,
+    headline,
+    status_confirmed,
+    user_messages,
+    users_naming_notes,
+    users_naming_rule,
+)
 from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
 
 from ._convert import (
@@ -93,6 +100,21 @@ TABLE_HEADERS = (
 SHORT_CLASS = {"normal": "norm.", "low_bone_mass": "low", "osteoporosis": "osteo.", "": ""}
 #: Fracture shapes as the narrow grade column shows them (the full word is in the row's tooltip).
 SHORT_SHAPE = {"wedge": "wedge", "biconcave": "bicon.", "crush": "crush"}
+
+
+def _note_edit(event) -> None:
+    """A brush, eraser or fill stroke on a labels layer: its mask is now the user's (checked, ``edited``)."""
+    layer = getattr(event, "source", None)
+    if layer is not None:
+        layer.metadata.setdefault(META_KEY, {})["edited"] = True
+
+
+def _labels_digest(layer) -> str:
+    """A digest of a labels layer's data: tells an edit made without napari's events (a script's in-place change)."""
+    import hashlib
+
+    data = np.ascontiguousarray(np.asarray(layer.data))
+    return hashlib.blake2b(data.view(np.uint8).ravel(), digest_size=16).hexdigest() + str(data.shape)
 
 
 def _grade_cell(row: dict) -> str:
@@ -522,9 +544,11 @@ class SegmentWidget(_Base):
                 "certain": seg.certain,
                 "vertebrae": [v.name for v in seg.vertebrae],
                 "notes": notes,
+                "segmented": True,  # MS-Net's mask: not checked by the user until edited (mask_checked)
             },
         )
         self.last_layer = self.viewer.add_labels(data, **meta)  # always a new layer: edits elsewhere are kept
+        self.last_layer.events.paint.connect(_note_edit)
         present = [vertebra_name(k) for k in np.unique(labels) if k]
         lumbar = [n for n in present if n in LEVEL_NAMES.values()]
         found = f"{len(present)} vertebra(e) ({', '.join(present)}); lumbar: {', '.join(lumbar) or 'none'}"
@@ -639,6 +663,7 @@ class ClassifyWidget(_Base):
         self._follow_layers(self.image, self.labels)
         self.result: dict | None = None
         self._inputs = None
+        self._classified = None  # (labels layer, digest of its data) of the last run
 
     def _clear_result(self, why: str) -> None:
         """Take down the last result (table, pie, flags, exports): it no longer belongs to the inputs."""
@@ -710,6 +735,10 @@ class ClassifyWidget(_Base):
         try:
             volume = volume_from_layer(image)
             labels = labels_from_layer(labels_layer, volume).copy()  # the user may keep editing meanwhile
+            if not labels.any():  # (helper-34: told to rename vertebrae of an empty layer)
+                raise BoneScreenError(
+                    f"the labels layer '{labels_layer.name}' is empty: segment the CT first, or paint the vertebrae"
+                )
             if not levels_present(lumbar_levels(labels)):
                 present = ", ".join(n for n, _ in self._vertebrae_in_layer()) or "nothing"
                 raise BoneScreenError(
@@ -722,15 +751,23 @@ class ClassifyWidget(_Base):
             return
         made = labels_layer.metadata.get(META_KEY, {})
         certain = made.get("certain", True) or made.get("renamed", False)
+        # MS-Net's mask as it came (no stroke since): a status resting on its fractures is unconfirmed, as on the
+        # command line (helper-34: napari dropped that caveat)
+        checked = not made.get("segmented", False) or made.get("edited", False)
         self._inputs = (volume, labels, image)
-        self.worker = create_worker(screener.classify, volume, labels, names_certain=certain)
+        self._classified = (labels_layer, _labels_digest(labels_layer))
+        for event in (labels_layer.events.paint, labels_layer.events.data):  # an edit takes the result down
+            event.connect(self._labels_edited)
+        self.worker = create_worker(
+            screener.classify, volume, labels, names_certain=certain, mask_checked=bool(checked)
+        )
         # the naming's notes travel with the labels layer; the result shows them with its own flags
         segmentation = {
             "naming_rule": (
                 users_naming_rule(made.get("rule")) if made.get("renamed") else made.get("rule", "given by the user")
             ),
             "naming_certain": bool(certain),
-            "notes": list(made.get("notes", [])),
+            "notes": users_naming_notes(made.get("notes", [])) if made.get("renamed") else list(made.get("notes", [])),
         }
         self.worker.returned.connect(lambda result: self._on_done({**result, "segmentation": segmentation}))
         self.worker.errored.connect(self._fail)
@@ -743,8 +780,28 @@ class ClassifyWidget(_Base):
         self.run_button.enabled = True
         self.worker = None
 
+    def _labels_edited(self, event=None) -> None:
+        layer = getattr(event, "source", None)
+        if self._classified is not None and layer is self._classified[0]:
+            self._clear_result("the labels were edited: classify again")
+
+    def _still_current(self) -> bool:
+        """Whether the classified labels layer still holds what was classified; if not, the result is taken down.
+
+        Catches edits that send no event (a script changing the data in place); a brush stroke clears at once.
+        """
+        if self.result is None or self._classified is None:
+            return False
+        layer, digest = self._classified
+        if layer not in self.viewer.layers or _labels_digest(layer) != digest:
+            self._clear_result("the labels changed since they were classified: classify again")
+            return False
+        return True
+
     def _on_done(self, result: dict) -> None:
         self.result = result
+        if not self._still_current():  # edited while the worker ran: the result is of the earlier labels
+            return
         self.status.setText("Done. Select a level to go to its slices.")
         self._show_headline(result)
         rows = [*result["levels"], {"name": "overall", **result["overall"]}]
@@ -854,13 +911,24 @@ class ClassifyWidget(_Base):
         k = body_slice(labels == level_id(level["name"]), level["body_slices"], volume.spacing)
         self.viewer.dims.set_point(0, k * image.scale[0] + image.translate[0])
 
+    def _exportable(self) -> bool:
+        """Whether the shown result may be exported: it still belongs to the labels as they are (a warning if not)."""
+        if self._still_current():
+            return True
+        show_warning("BoneScreen: the labels changed since they were classified; classify again, then export")
+        return False
+
     def _ask_and_save(self, default: str, save) -> None:
+        if not self._exportable():
+            return
         path, _ = QFileDialog.getSaveFileName(self, "Save", default)
         if path:
             save(path)
 
     def save_result(self, path: str) -> None:
         """Write the last result as result.json."""
+        if not self._exportable():
+            return
         doc = {"schema_version": RESULT_SCHEMA_VERSION, "input": self._inputs[2].name, **self.result}
         write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
         show_info(f"BoneScreen: result written to {path}")
@@ -869,6 +937,8 @@ class ClassifyWidget(_Base):
         """Write the last result as a DICOM SR (TID 1500) and, beside it, the DICOM SEG it references."""
         from bonescreen.io.sr import write_dicom_sr
 
+        if not self._exportable():
+            return
         volume, vertebrae, _ = self._inputs
         target = Path(path)
         seg_path = target.with_name(target.stem + "_seg.dcm")
@@ -887,6 +957,8 @@ class ClassifyWidget(_Base):
         """Write the report figure of the last result."""
         from bonescreen.report import render_report
 
+        if not self._exportable():
+            return
         volume, vertebrae, image = self._inputs
         levels = lumbar_levels(vertebrae)
         render_report(volume.hu, levels, volume.spacing, self.result, path, title=image.name, vertebrae=vertebrae)

@@ -541,8 +541,14 @@ def cmd_screen(args: argparse.Namespace) -> int:
         hu_offset=args.hu_offset,
         orientation=args.orientation,
     )
+    off_bone = set(result["overall"].get("labels_off_bone") or [])
     for lv in result["levels"]:
+        if lv["name"] in off_bone:  # (helper-34: "L1: osteoporosis (p=0.84), -41 HU" of labels on no bone)
+            print(f"{lv['name']}: labels off the bone, no figure means anything UNCERTAIN")
+            continue
         hu = f"{hu_text(lv['trabecular_hu'], thresholds)} HU" if lv["trabecular_hu"] is not None else "HU n/a"
+        if lv.get("hu_category"):
+            hu += f" {lv['hu_category']} (HU thresholds)"
         if lv.get("vbmd_mg_cm3") is not None:
             vbmd = vbmd_text(lv["vbmd_mg_cm3"])
             hu += f", {vbmd} +- {lv['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD), {lv['acr_category']} (ACR)"
@@ -565,6 +571,10 @@ def cmd_screen(args: argparse.Namespace) -> int:
         missing = [n for n in ("L1", "L2") if n not in o["levels_used"]]
         why = f"; {' and '.join(missing)} not found or not usable, so every usable level" if missing else ""
         print(f"overall BCC-Net ({used}{why}): {o['prediction']} {probs}{flag}")
+        if o.get("trabecular_hu") is not None:  # as the report's HU panel says it (helper-34: not printed)
+            print(
+                f"trabecular HU ({used}): {hu_text(o['trabecular_hu'], thresholds)}, {o['hu_category']} (HU thresholds)"
+            )
         if o.get("vbmd_mg_cm3") is not None:
             print(
                 f"vBMD ({'+'.join(o['vbmd_levels_used'])}; the usable levels of L1-L4, ISCD): "

@@ -66,6 +66,12 @@ def map_labels(labels: np.ndarray, scheme: str | dict[int, int]) -> np.ndarray:
     return lut[np.clip(values, 0, len(lut) - 1)]
 
 
+def _choose(scheme: str) -> str:
+    """How to read a map with ``scheme``'s ids, in each front end's words (helper-34: napari's control is 'its
+    ids', not 'label scheme')."""
+    return f"add --label-scheme {scheme} (napari: 'its ids' {scheme}; Slicer: 'Label map ids:' {scheme})"
+
+
 def scheme_hint(labels: np.ndarray) -> str | None:
     """A hint naming the foreign scheme a label map read with BoneScreen's ids seems to use, or None.
 
@@ -76,10 +82,8 @@ def scheme_hint(labels: np.ndarray) -> str | None:
     if ids & {1, 2, 3, 4, 5}:
         return None
     if ids & {20, 21, 22, 23, 24} and max(ids) <= 28:
-        return "its ids look like VerSe's (20-24 = L1-L5): add --label-scheme verse (napari and Slicer: label scheme)"
+        return f"its ids look like VerSe's (20-24 = L1-L5): {_choose('verse')}"
     if ids & {27, 28, 29, 30, 31}:
-        return (
-            "its ids look like TotalSegmentator's (31-27 = L1-L5): add --label-scheme totalseg (napari and Slicer: "
-            "label scheme)"
-        )
+        return f"its ids look like TotalSegmentator's (31-27 = L1-L5): {_choose('totalseg')}"
+
     return None

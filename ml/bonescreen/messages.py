@@ -126,6 +126,17 @@ def users_naming_rule(rule: str | None) -> str:
     return rule if rule.startswith(USER_NAMING) else f"{USER_NAMING} (BoneScreen's: {rule})"
 
 
+#: How the naming's notes start once the user has renamed or shifted the vertebrae: they describe BoneScreen's
+#: names, which the user's have replaced (helper-34: "level names are uncertain" beside names taken as certain).
+BEFORE_RENAMING = "before the user's renaming: "
+
+
+def users_naming_notes(notes: list[str]) -> list[str]:
+    """The naming's notes (``segmentation.notes``) once the user has renamed or shifted the vertebrae: each marked
+    as said of BoneScreen's names (:data:`BEFORE_RENAMING`), once."""
+    return [n if n.startswith(BEFORE_RENAMING) else BEFORE_RENAMING + n for n in notes]
+
+
 def grade_text(fracture: dict | None) -> str:
     """A level's Genant grade as shown to users: ``"2"``, ``"2?"`` when the slices cannot tell it from the
     grade on the other side of grade 2's 25 % bound (``grade_doubt``, :func:`bonescreen.fracture.grade_doubt`),

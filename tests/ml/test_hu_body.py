@@ -148,3 +148,31 @@ def test_a_mask_that_leaves_out_the_body_interior_is_measured_inside_its_outline
     # the whole mask: nothing filled, no flag
     whole = body_from_levels(labels, spacing)
     assert hollow_share(whole, labels, 3) == 0.0 and hollow_body_reason(0.0) is None
+
+
+def test_a_body_not_measured_says_why_in_the_right_words():
+    """helper-34: a whole body (its evidence: not cut by the scan's edge) was said to be "cut by the scan range"
+    because its level's mask ran on to the last slice. Real BCC-Net forward pass on a phantom cut 12 mm above L1,
+    with L1's label painted on through the disc to the last slice, and the same cut through L1's body."""
+    from bonescreen.io.volume import CTVolume
+    from bonescreen.phantom import PhantomConfig, make_case
+    from bonescreen.pipeline import Screener
+
+    case = make_case(seed=123, index=0, config=PhantomConfig(thickness=3.0))
+    screener = Screener(device="cpu")
+    ks = np.nonzero((case.levels == 1).any(axis=(1, 2)))[0]
+
+    def l1_reasons(k: int, paint: bool) -> list[str]:
+        hu, labels = case.hu[: k + 1].astype(np.float32), case.levels[: k + 1].copy()
+        if paint:
+            ys, xs = np.nonzero(labels[ks.max()] == 1)
+            yc, xc = int(ys.mean()), int(xs.mean())
+            labels[ks.max() + 1 :, yc - 2 : yc + 3, xc - 2 : xc + 3] = 1
+        sp = case.spacing
+        volume = CTVolume(hu, sp, np.diag([sp[2], sp[1], sp[0], 1.0]), None)
+        level = next(lv for lv in screener.classify(volume, labels)["levels"] if lv["name"] == "L1")
+        assert level["fracture"] is None
+        return [r for r in level["reasons"] if r.startswith("body heights not measured")]
+
+    assert "its mask runs on from the body to the first or last slice" in l1_reasons(ks.max() + 4, True)[0]
+    assert "the scan range cuts it" in l1_reasons(int(np.median(ks)), False)[0]

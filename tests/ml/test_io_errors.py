@@ -152,9 +152,11 @@ def test_unreadable_nifti(tmp_path):
     f = tmp_path / "bad.nii.gz"
     f.write_bytes(b"\x1f\x8b" + b"garbage" * 20)
     expect_error(f, "unreadable NIfTI")
-    g = tmp_path / "empty.nii"
-    g.write_bytes(b"")
-    expect_error(g, "unreadable NIfTI")
+    # an empty file says so, whatever its name (helper-34: "not gzip-compressed", "not a DICOM file")
+    for name in ("empty.nii", "empty.nii.gz", "empty.dcm", "empty"):
+        g = tmp_path / name
+        g.write_bytes(b"")
+        expect_error(g, r"the file is empty \(0 bytes\)")
 
 
 def test_a_damaged_compressed_nifti_says_how(small_case_files, tmp_path):

@@ -72,3 +72,13 @@ def test_unknown_scheme_and_bad_values_are_refused(small_case_files, tmp_path, c
     with pytest.raises(SystemExit):
         main(["screen", str(ct), "--out", str(tmp_path / "o"), "--labels", "x.nii.gz", "--label-scheme", "amos"])
     assert "argument --label-scheme" in capsys.readouterr().err
+
+
+def test_the_scheme_hint_names_each_front_ends_control():
+    """helper-34: the hint told napari users to set a 'label scheme', a control napari calls 'its ids'."""
+    from bonescreen.label_schemes import scheme_hint
+
+    hint = scheme_hint(np.array([0, 20, 21, 22]))
+    assert "--label-scheme verse" in hint and "napari: 'its ids' verse" in hint and "Slicer: 'Label map ids:'" in hint
+    assert "--label-scheme totalseg" in scheme_hint(np.array([0, 27, 28, 31, 40]))
+    assert scheme_hint(np.array([0, 1, 2])) is None

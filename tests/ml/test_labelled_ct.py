@@ -139,3 +139,28 @@ def test_evaluate_scores_a_folder_of_labelled_ct(tmp_path, small_case, capsys):
     assert row["case"] == "spine_001" and row["dice"] > 0.6 and metrics["mean_dice"] == row["dice"]
     assert {"L1", "L5"} <= set(row["given"]) and row["named_right"] >= 4
     assert "spine_001: Dice" in out.out
+
+
+def test_verse_pairs_each_ct_with_the_mask_of_the_same_scan(tmp_path):
+    """helper-34: the mask was the first ``<subject>*_seg-vert_msk`` found, so sub-a1 took sub-a10's mask and a
+    subject's second scan (``split-b``) its first scan's; TPTBox's mask name (an extra ``label-`` entity) was not
+    found at all. Each CT now takes the mask with the same entities, wherever it lies (VerSe: derivatives/)."""
+    names = {
+        "rawdata/sub-a1/sub-a1_ct.nii.gz": "derivatives/sub-a1/sub-a1_seg-vert_msk.nii.gz",
+        "rawdata/sub-a10/sub-a10_ct.nii.gz": "derivatives/sub-a10/sub-a10_seg-vert_msk.nii.gz",
+        "rawdata/sub-x/sub-x_split-a_ct.nii.gz": "derivatives/sub-x/sub-x_split-a_seg-vert_msk.nii.gz",
+        "rawdata/sub-x/sub-x_split-b_ct.nii.gz": "derivatives/sub-x/sub-x_split-b_seg-vert_msk.nii.gz",
+        "tptbox/sub-ct_label-22_ct.nii.gz": "tptbox/sub-ct_seg-vert_label-22_msk.nii.gz",
+    }
+    for ct, mask in names.items():
+        for rel in (ct, mask):
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).touch()
+    (tmp_path / "tptbox/sub-ct_seg-subreg_label-22_msk.nii.gz").touch()  # the parts' map: no vertebra ids
+    (tmp_path / "rawdata/sub-lone/").mkdir()
+    (tmp_path / "rawdata/sub-lone/sub-lone_ct.nii.gz").touch()  # no mask: not a case
+    cases = {c.name: c for c in find_labelled(tmp_path, "verse")}
+    assert sorted(cases) == ["sub-a1", "sub-a10", "sub-ct_label-22", "sub-x_split-a", "sub-x_split-b"]
+    for ct, mask in names.items():
+        case = next(c for c in cases.values() if c.image == tmp_path / ct)
+        assert case.labels == [tmp_path / mask], ct

@@ -109,5 +109,7 @@ def test_the_command_line_says_why_labels_off_the_bone_give_no_status(small_case
     out = capsys.readouterr().out
     assert "No bone status: the labels do not sit on this CT's bone" in out
     assert "overall BCC-Net" not in out  # no network call rests on labels off the bone either
+    # nor a level's figures (helper-34: "L1: osteoporosis (p=0.84), -41 HU")
+    assert "L3: labels off the bone, no figure means anything UNCERTAIN" in out and "(p=" not in out
     result = json.loads((tmp_path / "o" / "result.json").read_text())
     assert result["overall"]["prediction"] is None and (tmp_path / "o" / "report.png").exists()

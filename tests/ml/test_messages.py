@@ -15,3 +15,13 @@ def test_the_users_naming_rule_keeps_bonescreens_rule_beside_it_once():
     assert changed == f"names changed by the user (BoneScreen's: {rule})"
     assert users_naming_rule(changed) == changed  # a second shift does not nest it
     assert users_naming_rule(None) == users_naming_rule("given by the user (verse ids)") == "names changed by the user"
+
+
+def test_the_naming_notes_are_marked_as_bonescreens_once_the_user_renames():
+    """helper-34: after the user's renaming (names taken as certain) the notes still said "level names are
+    uncertain" as if of the user's names."""
+    from bonescreen.messages import BEFORE_RENAMING, users_naming_notes
+
+    notes = ["level names are uncertain: neither the sacrum nor ribs were found to count from"]
+    marked = users_naming_notes(notes)
+    assert marked == [BEFORE_RENAMING + notes[0]] and users_naming_notes(marked) == marked  # once

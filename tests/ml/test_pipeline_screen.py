@@ -138,6 +138,10 @@ def test_screen_command_outputs(unseen, tmp_path, capsys):
         assert (out / name).stat().st_size > 1000
     printed = capsys.readouterr().out
     assert "L3:" in printed and "overall" in printed
+    # the overall HU and its category, as the report gives them, and each level's category (helper-34)
+    o = result["overall"]
+    assert f"trabecular HU ({'+'.join(o['levels_used'])}): " in printed and f"{o['hu_category']} (HU" in printed
+    assert f"{lv['hu_category']} (HU thresholds)" in printed.split(f"{lv['name']}:")[1].splitlines()[0]
     assert "BoneScreen^Phantom" not in printed and "case5150" not in printed  # no patient name or id printed
 
 

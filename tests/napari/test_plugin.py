@@ -120,6 +120,14 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     assert html.escape(status["basis"]) in cls.headline.text()
     assert cls.figure.axes[0].get_title().startswith("BCC-Net (network)")
 
+    # a brush stroke takes the result down (helper-34: the old result stayed on screen and exportable), and the
+    # mask is the user's from then on (checked: a status resting on its fractures is no longer in doubt for that)
+    meta = labels.metadata["bonescreen"]
+    assert meta["segmented"] and not meta.get("edited")
+    labels.paint(tuple(np.argwhere(labels.data == 2)[0]), 2, refresh=True)
+    assert cls.result is None and not cls.export_json.isEnabled() and "edited" in cls.flag.text()
+    assert meta["edited"]
+
     # edit: erase L1 entirely, paint L2 over part of L3's slices
     data = labels.data
     data[data == 1] = 0
@@ -145,6 +153,11 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     saved = json.loads((tmp_path / "result.json").read_text())
     assert list(saved["overall"]["probabilities"]) == list(CLASS_NAMES)
     assert (tmp_path / "report.png").stat().st_size > 10_000
+    # changed without an event (a script's in-place edit): nothing more is exported from the stale result
+    labels.data[tuple(np.argwhere(labels.data == 2)[0])] = 4
+    cls.save_result(str(tmp_path / "stale.json"))
+    assert not (tmp_path / "stale.json").exists() and cls.result is None
+    data = np.asarray(labels.data)
 
     # a second run never overwrites the edited layer
     seg.run()
@@ -180,6 +193,18 @@ def test_errors_are_notifications(make_napari_viewer, qtbot):
     cls.image.value = viewer.layers["not ct"]
     cls.run()
     assert "Error" in cls.status.text()
+
+
+def test_classifying_an_empty_labels_layer_says_it_is_empty(make_napari_viewer, small_case_files):
+    """helper-34: an empty layer was refused with 'name them first (vertebra > new name > Rename)'."""
+    viewer = make_napari_viewer()
+    image = viewer.open(str(small_case_files / "nifti" / "ct.nii.gz"), plugin=PLUGIN)[0]
+    viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="empty", scale=image.scale)
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    cls.image.value, cls.labels.value = image, viewer.layers["empty"]
+    cls.run()
+    assert "'empty' is empty: segment the CT first, or paint the vertebrae" in cls.status.text()
+    assert "Rename" not in cls.status.text()
 
 
 def test_writer_round_trip(make_napari_viewer, shared_data, tmp_path):
@@ -317,6 +342,10 @@ def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_n
     # the export records the naming as the command line's result.json does: the user's names, now certain
     assert cls.result["segmentation"]["naming_certain"] is True
     assert cls.result["segmentation"]["naming_rule"].startswith("names changed by the user (BoneScreen's: ")
+    # ...and the naming's notes are said of BoneScreen's names (helper-34: "level names are uncertain" stood beside
+    # the user's certain names)
+    notes = cls.result["segmentation"]["notes"]
+    assert notes and all(n.startswith("before the user's renaming: ") for n in notes)
 
 
 def test_another_tools_vertebra_map_opens_as_the_editable_layer(make_napari_viewer, small_case, small_case_files):

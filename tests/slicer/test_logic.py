@@ -141,6 +141,7 @@ def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):
     shifted = np.where(levels == 1, 6, np.where(levels > 1, levels - 1, 0)).astype(np.uint8)
     seg = labels_to_segmentation(shifted, volume, node)
     seg.SetAttribute("BoneScreen.NamesCertain", "0")
+    seg.SetAttribute("BoneScreen.Notes", "level names are uncertain: neither the sacrum nor ribs were found")
     segmentation = seg.GetSegmentation()
     result, _, _ = logic.classify(node, seg)
     assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L3", "L4"]
@@ -157,6 +158,10 @@ def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):
     assert not any("could not be confirmed" in r for r in result["overall"]["reasons"])  # the user's names
     assert logic.last_result["segmentation"]["naming_certain"] is True
     assert logic.last_result["segmentation"]["naming_rule"].startswith("names changed by the user")
+    # the naming's notes are said of BoneScreen's names (helper-34: they read as if of the user's)
+    assert logic.last_result["segmentation"]["notes"] == [
+        "before the user's renaming: level names are uncertain: neither the sacrum nor ribs were found"
+    ]
     # one segment renamed by hand (double-click in the Segment Editor): L5 -> S1
     segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L5")).SetName("S1")
     result, _, _ = logic.classify(node, seg)

@@ -6,7 +6,8 @@ Label maps from other tools are mapped by a named scheme (:mod:`bonescreen.label
 
 Layouts of a folder (:func:`find_labelled`):
 
-- ``verse``: ``**/sub-*_ct.nii.gz`` with ``**/sub-*_seg-vert_msk.nii.gz`` of the same subject.
+- ``verse``: ``**/sub-*_ct.nii.gz`` with the ``**/sub-*_seg-vert_msk.nii.gz`` of the same scan (the same
+  BIDS entities: subject, ``split-``, ``dir-`` ...).
 - ``totalseg``: one folder per subject with ``ct.nii.gz`` and either ``segmentations/vertebrae_*.nii.gz``
   (one mask per vertebra) or a combined map ``*.nii.gz`` beside it.
 - ``nnunet``: nnU-Net raw ``imagesTr/<case>_0000.nii.gz`` and ``labelsTr/<case>.nii.gz``.
@@ -125,13 +126,32 @@ def builtin_real_cases(root: str | os.PathLike | None = None) -> list[LabelledCT
     ]
 
 
+def _bids_entities(path: Path) -> tuple[frozenset[str], str]:
+    """The BIDS entities (``key-value`` parts) of a file name and its suffix: ``sub-x_split-a_ct.nii.gz`` ->
+    ({"sub-x", "split-a"}, "ct")."""
+    parts = path.name.removesuffix(".nii.gz").split("_")
+    return frozenset(parts[:-1]), parts[-1]
+
+
 def _verse_cases(root: Path, scheme: str) -> list[LabelledCT]:
+    """VerSe (BIDS-like) pairs: a CT ``<entities>_ct.nii.gz`` and the vertebra mask with the same entities plus
+    ``seg-vert``, suffix ``msk``, wherever it lies under ``root`` (VerSe keeps masks in ``derivatives/``).
+
+    Matching every entity, not the subject's prefix, keeps apart a subject's several scans (``split-``,
+    ``dir-``) and subjects whose names share a prefix (helper-34: ``sub-a1`` took ``sub-a10``'s mask), and finds
+    masks with more entities (TPTBox's ``sub-ct_seg-vert_label-22_msk.nii.gz``).
+    """
+    masks: dict[frozenset[str], list[Path]] = {}
+    for path in sorted(root.rglob("sub-*_msk.nii.gz")):
+        entities, _ = _bids_entities(path)
+        if "seg-vert" in entities:
+            masks.setdefault(entities - {"seg-vert"}, []).append(path)
     cases = []
     for ct in sorted(root.rglob("sub-*_ct.nii.gz")):
-        subject = ct.name.split("_")[0]
-        masks = sorted(root.rglob(f"{subject}*_seg-vert_msk.nii.gz"))
-        if masks:
-            cases.append(LabelledCT(subject, ct, [masks[0]], "verse"))
+        entities, _ = _bids_entities(ct)
+        if entities in masks:
+            name = ct.name.removesuffix("_ct.nii.gz")
+            cases.append(LabelledCT(name, ct, [masks[entities][0]], "verse"))
     return cases
 
 
@@ -175,11 +195,13 @@ def _shared_cases(root: Path, scheme: str) -> list[LabelledCT]:
     return [c for c in builtin_real_cases(root) if c.image.exists() and all(p.exists() for p in c.labels)]
 
 
+#: The layouts, in the order a folder is tried without one named: the project's own images first (their files
+#: are named exactly; the L2-L4 crop's names also fit VerSe's).
 LAYOUTS: dict[str, Callable[[Path, str], list[LabelledCT]]] = {
+    "shared": _shared_cases,
     "verse": _verse_cases,
     "totalseg": _totalseg_cases,
     "nnunet": _nnunet_cases,
-    "shared": _shared_cases,
 }
 
 

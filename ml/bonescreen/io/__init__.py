@@ -53,6 +53,8 @@ def load_ct(
     path = Path(path)
     if not path.exists():
         raise BoneScreenError("no such file or folder", path)
+    if path.is_file() and path.stat().st_size == 0:  # (helper-34: "not gzip-compressed" of an empty file)
+        raise BoneScreenError("the file is empty (0 bytes): an interrupted copy or download?", path)
     if orientation is not None and not is_nifti_path(path):
         raise BoneScreenError("an orientation can be given for a NIfTI file only (DICOM states its own)", path)
     if path.is_dir() or (not is_nifti_path(path) and is_dicom_file(path)):

@@ -137,6 +137,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 def why_unreadable(path: Path, exc: BaseException) -> str:
     """Why nibabel could not read ``path`` (a CT or a label map), in words: a ``.gz`` name on a file that is
     not gzip, a compressed file cut short, or the exception's type and message."""
+    if path.is_file() and path.stat().st_size == 0:
+        return "the file is empty (0 bytes): an interrupted copy or download?"
     if path.name.endswith(".gz"):
         try:
             with open(path, "rb") as f:

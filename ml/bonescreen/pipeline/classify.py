@@ -77,6 +77,26 @@ def _probs(p: np.ndarray) -> dict[str, float]:
     return {name: round(float(v), 4) for name, v in zip(CLASS_NAMES, p, strict=True)}
 
 
+def _unmeasured_why(walls: np.ndarray, body: np.ndarray, level: int, z0: int) -> str:
+    """Why :func:`~bonescreen.fracture.body_heights` could not measure a level's body: its checks, in its order.
+
+    ``walls``: the full grid's bodies with their endplate rims (what is measured); ``body``: the trabecular
+    bodies on the labels' box, which starts at slice ``z0``.
+    """
+    last = walls.shape[0] - 1
+    zs = np.nonzero((walls == level).any(axis=(1, 2)))[0]
+    if zs.size and (zs[0] == 0 or zs[-1] == last):
+        zb = np.nonzero((body == level).any(axis=(1, 2)))[0] + z0
+        if zb.size and (zb[0] == 0 or zb[-1] == last):
+            return "the body reaches the first or last slice: the scan range cuts it"
+        # (helper-34: "the scan range cuts it" of a whole body, beside body_cut_by_scan_edge False)
+        return (
+            "its mask runs on from the body to the first or last slice, so the body may be cut there: a "
+            "neighbour's bone given to it? check the mask"
+        )
+    return "the body is too small to measure: under two slices or 5 mm deep, or no solid outline"
+
+
 def _close_call(p: np.ndarray) -> str | None:
     order = np.argsort(p)[::-1]
     if p[order[0]] - p[order[1]] < MARGIN:
@@ -257,13 +277,7 @@ def classify_levels(
         if fracture and fracture.get("grade_doubt"):
             reasons.append(fracture["grade_doubt"]["reason"])
         if fracture is None:
-            zs = np.nonzero((walls == lv).any(axis=(1, 2)))[0]
-            why = (
-                "the body reaches the first or last slice: the scan range cuts it"
-                if zs.size and (zs[0] == 0 or zs[-1] == walls.shape[0] - 1)
-                else "the body is too small to measure: under two slices or 5 mm deep"
-            )
-            reasons.append(f"body heights not measured ({why}): no fracture grade")
+            reasons.append(f"body heights not measured ({_unmeasured_why(walls, body, lv, z0)}): no fracture grade")
         acr = health[lv]["acr_category"]
         if acr is not None and acr != prediction:
             reasons.append(

@@ -23,7 +23,7 @@ import vtk
 
 from bonescreen.errors import BoneScreenError
 from bonescreen.labels import lumbar_levels
-from bonescreen.messages import users_naming_rule
+from bonescreen.messages import users_naming_notes, users_naming_rule
 
 #: Tag on each segment holding its vertebra id (DESIGN.md: 1..5 = L1..L5, 6 = T12, 7 = sacrum, ...).
 LEVEL_TAG = "BoneScreen.Level"
@@ -256,6 +256,8 @@ def shift_segment_names(segmentation_node, steps: int) -> None:
     segmentation_node.SetAttribute(
         "BoneScreen.NamingRule", users_naming_rule(segmentation_node.GetAttribute("BoneScreen.NamingRule"))
     )
+    notes = [n for n in (segmentation_node.GetAttribute("BoneScreen.Notes") or "").split("\n") if n]
+    segmentation_node.SetAttribute("BoneScreen.Notes", "\n".join(users_naming_notes(notes)))
     segmentation_node.Modified()
 
 
@@ -496,9 +498,10 @@ class BoneScreenLogic:
         certain = renamed or segmentation_node.GetAttribute("BoneScreen.NamesCertain") != "0"
         notes = segmentation_node.GetAttribute("BoneScreen.Notes") or ""
         rule = segmentation_node.GetAttribute("BoneScreen.NamingRule") or "given by the user"
+        notes = [n for n in notes.split("\n") if n]
         if renamed:
-            rule = users_naming_rule(rule)
-        return ClassifyInputs(volume, labels, certain, [n for n in notes.split("\n") if n], rule)
+            rule, notes = users_naming_rule(rule), users_naming_notes(notes)
+        return ClassifyInputs(volume, labels, certain, notes, rule)
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
         """Results of :meth:`Screener.classify <bonescreen.pipeline.Screener.classify>` into a table and a chart.
