@@ -247,10 +247,11 @@ def as_level_labels(values, what: str = "labels", allowed: tuple[int, ...] = (0,
     return values.astype(np.uint8)
 
 
-#: A piece of a level this far (mm) from the level's largest piece, and smaller than :data:`SPECK_FRACTION`
-#: of the level, is reported as a stray speck (a brush stroke in the wrong place).
+#: A piece of a level this far (mm) from the level's largest piece is reported as stray (a brush stroke in the
+#: wrong place): a vertebra is one bone. Whatever its size: a piece of 565 voxels, 20 % of the level at 3 mm
+#: voxels, 40 mm in front of the body moved BCC-Net's call and was not reported (helper-34) while the earlier
+#: limit (pieces under 5 % of the level) held.
 SPECK_DISTANCE_MM = 10.0
-SPECK_FRACTION = 0.05
 
 
 def stray_specks(labels: np.ndarray, spacing: tuple[float, float, float]) -> list[str]:
@@ -276,9 +277,8 @@ def stray_specks(labels: np.ndarray, spacing: tuple[float, float, float]) -> lis
         boxes = ndimage.find_objects(pieces)
         lo = np.array([s.start for s in boxes[main - 1]]) * step
         hi = np.array([s.stop - 1 for s in boxes[main - 1]]) * step
-        total = sizes.sum()
         for i, where in enumerate(boxes, start=1):
-            if i == main or sizes[i - 1] >= SPECK_FRACTION * total:
+            if i == main:
                 continue
             centre = np.array([(s.start + s.stop - 1) / 2 for s in where]) * step
             gap = float(np.linalg.norm(np.maximum(0, np.maximum(lo - centre, centre - hi))))

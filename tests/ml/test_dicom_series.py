@@ -242,3 +242,17 @@ def test_a_rescale_slope_of_zero_is_refused(series):
     ds.save_as(f)
     with pytest.raises(BoneScreenError, match="RescaleSlope 0 cannot turn stored values into HU"):
         load_ct(series)
+
+
+def test_an_image_of_the_series_with_another_series_uid_is_named_in_the_spacing_error(series):
+    """helper-34: one image given its own SeriesInstanceUID left a gap in the series, refused as "uneven slice
+    spacing ... (missing slices?)" with no word of the other series in the folder, where the missing image is."""
+    middle = sorted(series.iterdir())[len(list(series.iterdir())) // 2]
+    ds = pydicom.dcmread(middle)
+    ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+    ds.SeriesNumber = 99
+    ds.save_as(middle)
+    with pytest.raises(BoneScreenError, match="uneven slice spacing") as info:
+        load_ct(series)
+    said = str(info.value)
+    assert "the folder also holds series 99" in said and "another SeriesInstanceUID" in said

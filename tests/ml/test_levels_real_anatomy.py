@@ -84,6 +84,11 @@ def test_a_disc_the_mark_fills_is_found_in_the_ct(pelvis_case, upper, lower):
     assert not split.labels[split.discs].any() and not split.vertebra_map[split.discs].any()
     disc_name = {(3, 4): "L3-L4", (5, 7): "L5-S1"}[(upper, lower)]
     assert any(f"the mark filled the {disc_name} disc:" in n for n in split.notes), split.notes
+    # each vertebra's slices are its labels' once the disc is out (helper-34: result.json's evidence gave the
+    # slices before the disc was left out, levels[] after)
+    for v in split.vertebrae:
+        zs = np.nonzero((split.vertebra_map == v.index + 1).any(axis=(1, 2)))[0]
+        assert v.slices == (zs[0], zs[-1]), v.name
 
 
 def test_two_bodies_joined_in_a_short_series_are_split_at_the_disc(pelvis_case):

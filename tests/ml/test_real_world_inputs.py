@@ -208,6 +208,16 @@ def test_stray_specks_of_a_level_are_flagged(small_case):
     labels[z, 10:12, 10:12] = 1
     specks = stray_specks(labels, small_case.spacing)
     assert len(specks) == 1 and specks[0].startswith("L1 has a stray piece of 4 voxels")
+    # a large piece far away too (helper-34: 565 voxels, a fifth of the level, 40 mm in front of the body)
+    big = small_case.levels.copy()
+    n = int((big == 3).sum() * 0.2)
+    side = int(np.ceil(n ** (1 / 3)))
+    ks = np.nonzero((big == 3).any(axis=(1, 2)))[0]
+    ys = np.nonzero((big == 3).any(axis=(0, 2)))[0]
+    front = int(ys.min() - 40 / small_case.spacing[1])  # 40 mm in front of L3
+    big[ks[0] : ks[0] + side, front - side : front, 100 : 100 + side] = 3
+    specks = stray_specks(big, small_case.spacing)
+    assert len(specks) == 1 and specks[0].startswith("L3 has a stray piece of")
 
 
 def test_labels_that_do_not_lie_on_the_ct_grid_are_refused(small_case_files, tmp_path, capsys):

@@ -699,6 +699,10 @@ def _leave_out_discs(split: LevelSplit, hu: np.ndarray, spacing, s: LevelSetting
     which = [f"{names[b]}-{names[a]}" for a, b in sorted(pairs, reverse=True)]  # upper-lower, from the top
     split.labels[discs] = 0
     split.vertebra_map[discs] = 0
+    for v in split.vertebrae:  # each vertebra's slices as its labels now hold it (result.json's evidence)
+        zs = np.nonzero((split.vertebra_map == v.index + 1).any(axis=(1, 2)))[0]
+        if zs.size:
+            v.slices = (int(zs[0]), int(zs[-1]))
     volume_cm3 = np.count_nonzero(discs) * float(np.prod(spacing)) / 1000.0
     split.notes.append(
         f"the mark filled the {', '.join(which) or 'intervertebral'} disc{'s' if len(which) > 1 else ''}: "
@@ -942,8 +946,8 @@ def _name(
         if (tall and v.core_mm3 > s.joined_core_ratio * typical_core) or whole > s.max_vertebra_mm:
             certain = False
             notes.append(
-                f"the vertebra named {names[i]} is {max(body, whole):.0f} mm tall: two vertebrae may be joined "
-                "or the mask is wrong; check the names"
+                f"the vertebra named {names[i]} is {max(body, whole):.0f} mm tall as marked (with any disc the "
+                "mark filled): two vertebrae may be joined or the mask is wrong; check the names"
             )
     return names, rule, certain, notes
 
