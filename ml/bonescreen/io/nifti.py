@@ -200,7 +200,8 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
         axes = "".join(nib.orientations.aff2axcodes(affine))
         volume.flags.append(
             f"{ORIENTATION_UNKNOWN}: the NIfTI has neither qform nor sform (both codes 0), so it was read with "
-            f"nibabel's default axes ({axes}); if the spine is upside down or mirrored the level names are wrong. "
+            f"nibabel's default axes ({axes}); if the spine is upside down or mirrored the level names are wrong, and "
+            "if the file's axes are in another order (sagittal planes read as axial) nothing is found. "
             "State the orientation: --orientation LPS (for example) on the command line, 'file orientation' in the "
             "napari Segment dock or the Slicer module"
         )
