@@ -109,8 +109,8 @@ def _note_edit(event) -> None:
         layer.metadata.setdefault(META_KEY, {})["edited"] = True
 
 
-def _labels_digest(layer) -> str:
-    """A digest of a labels layer's data: tells an edit made without napari's events (a script's in-place change)."""
+def _layer_digest(layer) -> str:
+    """A digest of a layer's data: tells an edit made without napari's events (a script's in-place change)."""
     import hashlib
 
     data = np.ascontiguousarray(np.asarray(layer.data))
@@ -755,8 +755,11 @@ class ClassifyWidget(_Base):
         # command line (helper-34: napari dropped that caveat)
         checked = not made.get("segmented", False) or made.get("edited", False)
         self._inputs = (volume, labels, image)
-        self._classified = (labels_layer, _labels_digest(labels_layer))
-        for event in (labels_layer.events.paint, labels_layer.events.data):  # an edit takes the result down
+        # the image too: the volume classified shares the image layer's memory (helper-35: an image changed in
+        # place by a script left the result up and exportable)
+        self._classified = (labels_layer, _layer_digest(labels_layer), image, _layer_digest(image))
+        edits = (labels_layer.events.paint, labels_layer.events.data, labels_layer.events.labels_update)
+        for event in edits:  # an edit takes the result down (labels_update: undo and redo, helper-35)
             event.connect(self._labels_edited)
         self.worker = create_worker(
             screener.classify, volume, labels, names_certain=certain, mask_checked=bool(checked)
@@ -792,9 +795,12 @@ class ClassifyWidget(_Base):
         """
         if self.result is None or self._classified is None:
             return False
-        layer, digest = self._classified
-        if layer not in self.viewer.layers or _labels_digest(layer) != digest:
+        labels, labels_digest, image, image_digest = self._classified
+        if labels not in self.viewer.layers or _layer_digest(labels) != labels_digest:
             self._clear_result("the labels changed since they were classified: classify again")
+            return False
+        if image not in self.viewer.layers or _layer_digest(image) != image_digest:
+            self._clear_result("the image changed since it was classified: classify again")
             return False
         return True
 

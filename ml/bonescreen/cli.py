@@ -520,7 +520,7 @@ def _inference_settings(args: argparse.Namespace):
 
 def cmd_screen(args: argparse.Namespace) -> int:
     from .density import vbmd_text
-    from .hu import hu_text
+    from .hu import hu_as_categorized
     from .messages import headline, user_messages
     from .pipeline import Screener
     from .screen import check_output_folder, screen_file
@@ -546,7 +546,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
         if lv["name"] in off_bone:  # (helper-34: "L1: osteoporosis (p=0.84), -41 HU" of labels on no bone)
             print(f"{lv['name']}: labels off the bone, no figure means anything UNCERTAIN")
             continue
-        hu = f"{hu_text(lv['trabecular_hu'], thresholds)} HU" if lv["trabecular_hu"] is not None else "HU n/a"
+        hu = hu_as_categorized(lv["trabecular_hu"], thresholds) if lv["trabecular_hu"] is not None else "HU n/a"
         if lv.get("hu_category"):
             hu += f" {lv['hu_category']} (HU thresholds)"
         if lv.get("vbmd_mg_cm3") is not None:
@@ -573,7 +573,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
         print(f"overall BCC-Net ({used}{why}): {o['prediction']} {probs}{flag}")
         if o.get("trabecular_hu") is not None:  # as the report's HU panel says it (helper-34: not printed)
             print(
-                f"trabecular HU ({used}): {hu_text(o['trabecular_hu'], thresholds)}, {o['hu_category']} (HU thresholds)"
+                f"trabecular HU ({used}): {hu_as_categorized(o['trabecular_hu'], thresholds)}, "
+                f"{o['hu_category']} (HU thresholds)"
             )
         if o.get("vbmd_mg_cm3") is not None:
             print(

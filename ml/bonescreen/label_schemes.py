@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import BoneScreenError, check_choice
+from .labels import ct_image_problem
 
 
 def _verse() -> dict[int, int]:
@@ -53,6 +54,8 @@ def map_labels(labels: np.ndarray, scheme: str | dict[int, int]) -> np.ndarray:
     values = np.asarray(labels)
     if values.dtype.kind not in "biuf":
         raise BoneScreenError(f"label values of type {values.dtype} are not numbers")
+    if values.size and np.all(np.isfinite(values)) and (problem := ct_image_problem(np.unique(values))):
+        raise BoneScreenError(problem)  # (helper-35: with a scheme, the CT passed as "finite and non-negative")
     if values.size and (not np.all(np.isfinite(values)) or values.min() < 0):
         raise BoneScreenError("label values must be finite and non-negative")
     if values.dtype.kind == "f":

@@ -193,6 +193,20 @@ def levels_present(labels) -> list[int]:
     return [lv for lv in LEVEL_NAMES if (run == lv).any()]
 
 
+def ct_image_problem(found: np.ndarray) -> str | None:
+    """Why the values of a "label map" look like a CT image's, or None: more distinct values than any label map
+    holds, or air (helper-33: the CT itself given as labels, refused with a list of 1,300 "label values").
+
+    ``found``: the map's distinct values, sorted (``np.unique``).
+    """
+    if found.size > 256 or (found.size > 20 and found[0] <= -500):
+        return (
+            f"this looks like a CT image, not a vertebra label map ({found.size} distinct values from {found[0]:g} "
+            f"to {found[-1]:g}); give the label map, or leave the labels out to let BoneScreen segment the CT"
+        )
+    return None
+
+
 def as_level_labels(values, what: str = "labels", allowed: tuple[int, ...] = (0, *LEVEL_NAMES)) -> np.ndarray:
     """A label map handed back by a user as uint8 level ids, checked before any cast.
 
@@ -223,14 +237,8 @@ def as_level_labels(values, what: str = "labels", allowed: tuple[int, ...] = (0,
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         raise BoneScreenError(f"{what}: label values include NaN or infinity")
     found = np.unique(values)
-    if found.size > 256 or (found.size > 20 and found[0] <= -500):
-        # more values than any label map holds, or air: a CT image given as labels (helper-33: the CT itself,
-        # refused with a list of 1,300 "label values")
-        raise BoneScreenError(
-            f"{what}: this looks like a CT image, not a vertebra label map ({found.size} distinct values from "
-            f"{found[0]:g} to {found[-1]:g}); give the label map, or leave the labels out to let BoneScreen "
-            "segment the CT"
-        )
+    if problem := ct_image_problem(found):
+        raise BoneScreenError(f"{what}: {problem}")
     if values.dtype.kind == "f":
         fractional = values != np.round(values)
         if fractional.any():

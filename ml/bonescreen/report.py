@@ -11,7 +11,7 @@ from matplotlib.colors import ListedColormap
 
 from .density import ACR_LOW_BONE_MASS_BELOW, ACR_OSTEOPOROSIS_BELOW, vbmd_text
 from .figures import class_color, pie_axes, plt, save_figure
-from .hu import BODY_SLICE_AREA_FRACTION, HUThresholds, body_slice, hu_text
+from .hu import BODY_SLICE_AREA_FRACTION, HUThresholds, body_slice, hu_as_categorized, hu_text
 from .labels import CLASS_TITLES, level_id, vertebra_color, vertebra_name
 from .messages import grade_text, headline, user_messages
 
@@ -229,7 +229,9 @@ def report_figure(
     top = [] if thin else ["sagittal"]
     if levels:
         top.append("hu")
-    if any(lv.get("vbmd_mg_cm3") is not None for lv in levels):
+    off_bone = set(overall.get("labels_off_bone") or [])
+    on_bone = [lv for lv in levels if lv["name"] not in off_bone]  # a density of labels off the bone means nothing
+    if any(lv.get("vbmd_mg_cm3") is not None for lv in on_bone):
         top.append("vbmd")
     if overall["probabilities"] is not None:
         top.append("pie")
@@ -259,16 +261,17 @@ def report_figure(
     grid = fig.add_gridspec(2, ncols, height_ratios=[1.15, 1.0], hspace=0.42, wspace=0.35, **margins)
     panels = {name: fig.add_subplot(grid[0:2, 0] if name == "sagittal" else grid[0, i]) for i, name in enumerate(top)}
     if "sagittal" in panels:
-        heights = {lv["name"]: lv["fracture"] for lv in levels if lv.get("fracture")}
+        heights = {lv["name"]: lv["fracture"] for lv in on_bone if lv.get("fracture")}
         _sagittal(panels["sagittal"], hu, shown, spacing, present, heights)
     if "vbmd" in panels:
-        _vbmd(panels["vbmd"], levels, overall)
+        _vbmd(panels["vbmd"], on_bone, overall)
     if "hu" in panels:
         ax = panels["hu"]
         th = HUThresholds(**result.get("hu_thresholds", {}))
         names = [lv["name"] for lv in levels]
         values = [lv["trabecular_hu"] if lv["trabecular_hu"] is not None else np.nan for lv in levels]
-        colors = [class_color(lv["hu_category"] or None) for lv in levels]
+        # the HU of labels off the bone mean nothing: grey bars
+        colors = [class_color(None if lv["name"] in off_bone else lv["hu_category"] or None) for lv in levels]
         bars = ax.bar(names, values, color=colors)
         thresholds = [
             (th.normal_min, "normal above", class_color("normal")),
@@ -314,10 +317,12 @@ def report_figure(
     if overall.get("trabecular_hu") is not None:
         category = CLASS_TITLES[overall["hu_category"]]
         used = "+".join(overall["levels_used"])  # the network's levels (L1+L2), not vBMD's (L1-L4)
-        overall_hu = hu_text(overall["trabecular_hu"], HUThresholds(**result.get("hu_thresholds", {})))
+        overall_hu = hu_as_categorized(overall["trabecular_hu"], HUThresholds(**result.get("hu_thresholds", {})))
         lines.append(f"trabecular HU ({used}): {overall_hu} ({category}, HU thresholds)")
     if overall["prediction"]:
         lines.append(f"BCC-Net (network): {CLASS_TITLES[overall['prediction']]}")
+    elif overall.get("labels_off_bone"):
+        lines.append("BCC-Net (network): no overall call (the labels do not sit on bone)")
     else:
         lines.append("no lumbar level classified")
     flagged = [lv["name"] for lv in levels if lv.get("uncertain")]
@@ -345,14 +350,13 @@ def report_figure(
         if lv.get("vbmd_mg_cm3") is not None:
             level_text += f", {vbmd_text(lv['vbmd_mg_cm3'])} mg/cm3"
         flag = " (flagged)" if lv["uncertain"] else ""  # the reasons are in the notes below
-        _axial(
-            fig.add_subplot(grid[1, first + i]),
-            hu[k],
-            labels[k],
-            f"{lv['name']} slice {k}: {CLASS_TITLES[lv['prediction']]}{flag}\n{level_text}, "
-            f"p={max(lv['probabilities'].values()):.2f}",
-            ids=[lid],
+        said = (
+            f"{lv['name']} slice {k}: labels off the bone\n(no figure of it means anything)"
+            if lv["name"] in off_bone  # (helper-35: "Osteoporosis" shown)
+            else f"{lv['name']} slice {k}: {CLASS_TITLES[lv['prediction']]}{flag}\n{level_text}, "
+            f"p={max(lv['probabilities'].values()):.2f}"
         )
+        _axial(fig.add_subplot(grid[1, first + i]), hu[k], labels[k], said, ids=[lid])
     if not levels:  # what was found, through its largest slice
         k = int(np.argmax((shown > 0).sum(axis=(1, 2)))) if present else hu.shape[0] // 2
         what = ", ".join(vertebra_name(v) for v in np.unique(shown[k]) if v) or "nothing marked"

@@ -64,6 +64,14 @@ def test_classifying_misplaced_labels_says_so_first(case_volume, small_case):
         assert lv["uncertain"] and lv["reasons"][0].startswith(f"the labels of {lv['name']} do not sit on bone")
     line, cls = headline(overall)
     assert line.startswith("No bone status: the labels do not sit on") and cls is None
+    # the report shows no class for them either (helper-35: "L1 slice 82: Osteoporosis (flagged)", red HU bars)
+    from bonescreen.labels import CLASS_TITLES
+    from bonescreen.report import report_figure
+
+    fig = report_figure(case_volume.hu, _misplaced(small_case.levels)["swapped"], small_case.spacing, result)
+    said = " ".join([t.get_text() for ax in fig.axes for t in (ax.title, *ax.texts)] + [fig._suptitle.get_text()])
+    assert "labels off the bone" in said and "no overall call" in said
+    assert not any(title in said for title in CLASS_TITLES.values())
     # one level off: left out of the averages and the status, which is unconfirmed
     part = small_case.levels.copy()
     part[part == 2] = 0

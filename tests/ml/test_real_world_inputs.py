@@ -197,6 +197,14 @@ def test_the_ct_given_as_its_own_labels_is_named_as_a_ct(small_case_files, tmp_p
     code, _, err = run_cli(args, capsys)
     assert code == 2 and "this looks like a CT image, not a vertebra label map" in err and str(path) in err
     assert "are not level ids" not in err and "whole numbers" not in err and "Traceback" not in err
+    # read with another tool's ids too, and stored unsigned (HU + 1024) (helper-35: "finite and non-negative",
+    # or no error and "the labels given are empty")
+    unsigned = tmp_path / "ct_unsigned.nii.gz"
+    nib.save(nib.Nifti1Image((np.asarray(src.dataobj) + 1024).clip(0).astype(np.uint16), src.affine), unsigned)
+    for labels, scheme in ((path, "verse"), (unsigned, "verse"), (unsigned, "totalseg")):
+        args = ["screen", str(ct), "--out", str(tmp_path / "o2"), "--device", "cpu", "--labels", str(labels)]
+        code, _, err = run_cli([*args, "--label-scheme", scheme], capsys)
+        assert code == 2 and "this looks like a CT image, not a vertebra label map" in err, (labels.name, scheme)
 
 
 def test_stray_specks_of_a_level_are_flagged(small_case):

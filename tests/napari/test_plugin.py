@@ -127,6 +127,13 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     labels.paint(tuple(np.argwhere(labels.data == 2)[0]), 2, refresh=True)
     assert cls.result is None and not cls.export_json.isEnabled() and "edited" in cls.flag.text()
     assert meta["edited"]
+    cls.run()
+    wait_for(qtbot, cls)
+    # undo sends neither paint nor data (labels_update only where the layer is drawn): the result goes down at
+    # once on screen, and before any export here (helper-35)
+    labels.undo()
+    cls.save_result(str(tmp_path / "undone.json"))
+    assert not (tmp_path / "undone.json").exists() and cls.result is None and not cls.export_json.isEnabled()
 
     # edit: erase L1 entirely, paint L2 over part of L3's slices
     data = labels.data
@@ -158,6 +165,12 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     cls.save_result(str(tmp_path / "stale.json"))
     assert not (tmp_path / "stale.json").exists() and cls.result is None
     data = np.asarray(labels.data)
+    # the image changed in place by a script (the volume classified shares its memory): the same (helper-35)
+    cls.run()
+    wait_for(qtbot, cls)
+    np.asarray(image.data)[0, 0, 0] += 100
+    cls.save_report(str(tmp_path / "stale.png"))
+    assert not (tmp_path / "stale.png").exists() and "the image changed" in cls.flag.text()
 
     # a second run never overwrites the edited layer
     seg.run()

@@ -216,7 +216,11 @@ def bone_status(
     if severe and status["class"] != "osteoporosis":  # a grade 2 there would make it osteoporosis
         status["basis"] += (
             f"; {UNCONFIRMED}: {', '.join(severe)} may be a grade 2 fracture at this slice spacing (then osteoporosis)"
-            + ("" if mask_checked else "; its heights are read on MS-Net's mask, not yet checked")
+            + (
+                ""
+                if mask_checked
+                else f"; {'their' if len(severe) > 1 else 'its'} heights are read on MS-Net's mask, not yet checked"
+            )
         )
     if off_bone:
         status["basis"] += f"; {UNCONFIRMED}: the labels of {', '.join(off_bone)} do not sit on bone"
