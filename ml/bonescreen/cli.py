@@ -302,11 +302,14 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .atomic import write_text_atomic
-    from .data.labelled import find_labelled
+    from .data.labelled import find_labelled, verse_unpaired
     from .labelled_eval import evaluate_labelled_case
     from .pipeline import Screener
 
     cases = find_labelled(args.data, args.layout, args.label_scheme)
+    unpaired = verse_unpaired(args.data) if cases[0].scheme == "verse" and args.layout != "nnunet" else []
+    for line in unpaired:
+        print(line, file=sys.stderr)
     screener = Screener(seg_weights=args.seg_weights, device=args.device)
     screener.model("segmentation")  # bad weights or an absent device: one line, before any scan
     rows, failed = [], {}
@@ -330,6 +333,7 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
         "mean_dice": float(np.mean([r["dice"] for r in rows])) if rows else None,
         "cases": rows,
         "failed": failed,
+        "unpaired": unpaired,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "metrics.json", json.dumps(summary, indent=2, default=str) + "\n")

@@ -138,7 +138,7 @@ def test_evaluate_scores_a_folder_of_labelled_ct(tmp_path, small_case, capsys):
     (row,) = metrics["cases"]
     assert row["case"] == "spine_001" and row["dice"] > 0.6 and metrics["mean_dice"] == row["dice"]
     assert {"L1", "L5"} <= set(row["given"]) and row["named_right"] >= 4
-    assert "spine_001: Dice" in out.out
+    assert "spine_001: Dice" in out.out and metrics["unpaired"] == []
 
 
 def test_verse_pairs_each_ct_with_the_mask_of_the_same_scan(tmp_path):
@@ -164,3 +164,9 @@ def test_verse_pairs_each_ct_with_the_mask_of_the_same_scan(tmp_path):
     for ct, mask in names.items():
         case = next(c for c in cases.values() if c.image == tmp_path / ct)
         assert case.labels == [tmp_path / mask], ct
+    # a CT left without its mask is said, not dropped silently (helper-35)
+    from bonescreen.data.labelled import verse_unpaired
+
+    assert verse_unpaired(tmp_path) == [
+        "sub-lone_ct.nii.gz: no vertebra mask of the same scan (*_seg-vert_msk.nii.gz): not evaluated"
+    ]

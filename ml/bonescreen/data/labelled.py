@@ -141,11 +141,7 @@ def _verse_cases(root: Path, scheme: str) -> list[LabelledCT]:
     ``dir-``) and subjects whose names share a prefix (helper-34: ``sub-a1`` took ``sub-a10``'s mask), and finds
     masks with more entities (TPTBox's ``sub-ct_seg-vert_label-22_msk.nii.gz``).
     """
-    masks: dict[frozenset[str], list[Path]] = {}
-    for path in sorted(root.rglob("sub-*_msk.nii.gz")):
-        entities, _ = _bids_entities(path)
-        if "seg-vert" in entities:
-            masks.setdefault(entities - {"seg-vert"}, []).append(path)
+    masks = _verse_masks(root)
     cases = []
     for ct in sorted(root.rglob("sub-*_ct.nii.gz")):
         entities, _ = _bids_entities(ct)
@@ -153,6 +149,34 @@ def _verse_cases(root: Path, scheme: str) -> list[LabelledCT]:
             name = ct.name.removesuffix("_ct.nii.gz")
             cases.append(LabelledCT(name, ct, [masks[entities][0]], "verse"))
     return cases
+
+
+def _verse_masks(root: Path) -> dict[frozenset[str], list[Path]]:
+    masks: dict[frozenset[str], list[Path]] = {}
+    for path in sorted(root.rglob("sub-*_msk.nii.gz")):
+        entities, _ = _bids_entities(path)
+        if "seg-vert" in entities:
+            masks.setdefault(entities - {"seg-vert"}, []).append(path)
+    return masks
+
+
+def verse_unpaired(root: str | os.PathLike) -> list[str]:
+    """What a VerSe folder holds that is not a case, one line each: a CT without a vertebra mask of the same
+    scan, and a scan with more than one such mask (the first, by name, is used). Empty when all pair up.
+
+    (helper-35: a CT whose mask was misnamed left the benchmark without a word.)
+    """
+    root = Path(root)
+    masks = _verse_masks(root)
+    lines = []
+    for ct in sorted(root.rglob("sub-*_ct.nii.gz")):
+        entities, _ = _bids_entities(ct)
+        found = masks.get(entities, [])
+        if not found:
+            lines.append(f"{ct.name}: no vertebra mask of the same scan (*_seg-vert_msk.nii.gz): not evaluated")
+        elif len(found) > 1:
+            lines.append(f"{ct.name}: {len(found)} vertebra masks of the same scan: {found[0].name} used")
+    return lines
 
 
 def _totalseg_cases(root: Path, scheme: str) -> list[LabelledCT]:
