@@ -663,7 +663,7 @@ class ClassifyWidget(_Base):
         self._follow_layers(self.image, self.labels)
         self.result: dict | None = None
         self._inputs = None
-        self._classified = None  # (labels layer, digest of its data) of the last run
+        self._classified = None  # (labels layer, digest of its data, image layer, digest of its data) of the last run
 
     def _clear_result(self, why: str) -> None:
         """Take down the last result (table, pie, flags, exports): it no longer belongs to the inputs."""
@@ -921,12 +921,11 @@ class ClassifyWidget(_Base):
         """Whether the shown result may be exported: it still belongs to the labels as they are (a warning if not)."""
         if self._still_current():
             return True
-        show_warning("BoneScreen: the labels changed since they were classified; classify again, then export")
+        show_warning("BoneScreen: the labels or the image changed since they were classified; classify again first")
         return False
 
     def _ask_and_save(self, default: str, save) -> None:
-        if not self._exportable():
-            return
+        # (each save checks that the result still belongs to the layers: the digests are read once, there)
         path, _ = QFileDialog.getSaveFileName(self, "Save", default)
         if path:
             save(path)

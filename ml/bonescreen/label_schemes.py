@@ -54,9 +54,11 @@ def map_labels(labels: np.ndarray, scheme: str | dict[int, int]) -> np.ndarray:
     values = np.asarray(labels)
     if values.dtype.kind not in "biuf":
         raise BoneScreenError(f"label values of type {values.dtype} are not numbers")
-    if values.size and np.all(np.isfinite(values)) and (problem := ct_image_problem(np.unique(values))):
+    finite = bool(values.size) and bool(np.all(np.isfinite(values)))
+    # values outside 0-255 only: a map within them has too few values and no air to be a CT (np.unique is a sort)
+    if finite and (values.min() < 0 or values.max() > 255) and (problem := ct_image_problem(np.unique(values))):
         raise BoneScreenError(problem)  # (helper-35: with a scheme, the CT passed as "finite and non-negative")
-    if values.size and (not np.all(np.isfinite(values)) or values.min() < 0):
+    if values.size and (not finite or values.min() < 0):
         raise BoneScreenError("label values must be finite and non-negative")
     if values.dtype.kind == "f":
         if np.any(values != np.round(values)):
@@ -88,5 +90,4 @@ def scheme_hint(labels: np.ndarray) -> str | None:
         return f"its ids look like VerSe's (20-24 = L1-L5): {_choose('verse')}"
     if ids & {27, 28, 29, 30, 31}:
         return f"its ids look like TotalSegmentator's (31-27 = L1-L5): {_choose('totalseg')}"
-
     return None

@@ -20,6 +20,19 @@ def wait_for(qtbot, widget, timeout=120_000):
     qtbot.wait(50)
 
 
+def classify_in_dock(viewer, qtbot, image, levels: np.ndarray, name: str = "levels"):
+    """Add ``levels`` as a labels layer on ``image``, classify them in the Classify dock; (dock, labels layer)."""
+    from napari_bonescreen._convert import labels_layer_data
+
+    data, meta, _ = labels_layer_data(levels, image, name)
+    labels = viewer.add_labels(data, **meta)
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    cls.image.value, cls.labels.value = image, labels
+    cls.run()
+    wait_for(qtbot, cls)
+    return cls, labels
+
+
 def test_manifest_validates():
     from npe2 import PluginManifest
 
@@ -265,7 +278,6 @@ def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_
 
     from bonescreen.io import load_ct
     from bonescreen.io.writers import read_labels_nifti
-    from napari_bonescreen._convert import labels_layer_data
 
     paths = {}
     for name in ("ct", "levels"):
@@ -279,13 +291,7 @@ def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_
     viewer = make_napari_viewer()
     image = viewer.open(str(paths["ct"]), plugin=PLUGIN)[0]
     assert any("orientation unknown" in f for f in image.metadata["bonescreen"]["flags"])
-    levels = read_labels_nifti(load_ct(paths["ct"]), paths["levels"])
-    data, meta, _ = labels_layer_data(levels, image, "levels")
-    labels = viewer.add_labels(data, **meta)
-    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
-    cls.image.value, cls.labels.value = image, labels
-    cls.run()
-    wait_for(qtbot, cls)
+    cls, _ = classify_in_dock(viewer, qtbot, image, read_labels_nifti(load_ct(paths["ct"]), paths["levels"]))
     assert cls.result["overall"]["uncertain"]
     assert "orientation unknown" in cls.flag.text()
     # the user states the orientation in the Segment dock: the layer is read again, without the flag
@@ -412,17 +418,11 @@ def test_a_failed_run_clears_the_previous_result(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "phantom_normal")
     image = viewer.layers[0]
-    from napari_bonescreen._convert import labels_layer_data
 
     levels = np.zeros(image.data.shape, np.uint8)
     z = image.data.shape[0] // 2
     levels[z - 3 : z + 3, 300:340, 236:276] = 3
-    data, meta, _ = labels_layer_data(levels, image, "vertebrae")
-    layer = viewer.add_labels(data, **meta)
-    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
-    cls.image.value, cls.labels.value = image, layer
-    cls.run()
-    wait_for(qtbot, cls)
+    cls, layer = classify_in_dock(viewer, qtbot, image, levels, "vertebrae")
     assert cls.result is not None and cls.table.rowCount() == 2 and cls.export_json.isEnabled()
     layer.data = np.where(layer.data > 0, 6, 0).astype(np.uint8)  # now only "T12": nothing lumbar
     cls.run()
@@ -434,16 +434,10 @@ def test_dicom_sr_export_holds_the_table_numbers(make_napari_viewer, qtbot, smal
     """Classify a DICOM CT with its true levels: the table shows vBMD, ACR category and grade, and the DICOM SR
     exported from the dock (with the SEG it references) reads back with the same numbers."""
     from bonescreen.io.sr import read_sr_levels
-    from napari_bonescreen._convert import labels_layer_data
 
     viewer = make_napari_viewer()
     image = viewer.open(str(small_case_files / "dicom" / "dicom"), plugin=PLUGIN)[0]
-    data, meta, _ = labels_layer_data(small_case.levels, image, "levels")
-    labels = viewer.add_labels(data, **meta)
-    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
-    cls.image.value, cls.labels.value = image, labels
-    cls.run()
-    wait_for(qtbot, cls)
+    cls, _ = classify_in_dock(viewer, qtbot, image, small_case.levels)
     headers = [cls.table.horizontalHeaderItem(c).text() for c in range(cls.table.columnCount())]
     assert {"vBMD", "ACR", "grade"} <= set(headers)
     row, middle = next((r, lv) for r, lv in enumerate(cls.result["levels"]) if lv["fracture"] is not None)
@@ -502,17 +496,11 @@ def test_labels_off_the_bone_give_no_overall_call_in_the_dock(make_napari_viewer
     """Labels of another orientation on this grid (every level off the bone): the dock says there is no bone
     status, its overall row and pie carry no network call (helper-33: the pie and the HU were still shown), and
     each level's row is flagged."""
-    from napari_bonescreen._convert import labels_layer_data
 
     viewer = make_napari_viewer()
     image = viewer.open(str(small_case_files / "nifti" / "ct.nii.gz"), plugin=PLUGIN)[0]
     swapped = np.ascontiguousarray(small_case.levels.transpose(0, 2, 1))  # x and y swapped: off the spine
-    data, meta, _ = labels_layer_data(swapped, image, "levels")
-    labels = viewer.add_labels(data, **meta)
-    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
-    cls.image.value, cls.labels.value = image, labels
-    cls.run()
-    wait_for(qtbot, cls)
+    cls, _ = classify_in_dock(viewer, qtbot, image, swapped)
     assert cls.result["overall"]["prediction"] is None
     assert "No bone status: the labels do not sit on" in cls.headline.text()
     overall_row = cls.table.rowCount() - 1
