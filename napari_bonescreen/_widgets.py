@@ -675,6 +675,8 @@ class ClassifyWidget(_Base):
         self.figure.clear()
         self.canvas.draw_idle()
         self.flag.setText(f"(previous result cleared: {why})")
+        # said where the eye is, too: "Done. Select a level" stood above an emptied table (a screenshot's review)
+        self.status.setText(f"Previous result cleared: {why}.")
         self.export_json.setEnabled(False)
         self.export_report.setEnabled(False)
         self.export_sr.setEnabled(False)

@@ -139,6 +139,7 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     assert meta["segmented"] and not meta.get("edited")
     labels.paint(tuple(np.argwhere(labels.data == 2)[0]), 2, refresh=True)
     assert cls.result is None and not cls.export_json.isEnabled() and "edited" in cls.flag.text()
+    assert cls.status.text() == "Previous result cleared: the labels were edited: classify again."
     assert meta["edited"]
     cls.run()
     wait_for(qtbot, cls)
