@@ -43,7 +43,7 @@ from bonescreen.io import load_ct
 from bonescreen.io.nifti import AXIS_CODES
 from bonescreen.io.volume import ORIENTATION_UNKNOWN, flagged_orientation_unknown
 from bonescreen.io.writers import read_labels_nifti, write_dicom_seg
-from bonescreen.label_schemes import SCHEME_NAMES
+from bonescreen.label_schemes import MASK_SCHEME, SCHEME_NAMES
 from bonescreen.labels import (
     ALL_VERTEBRA_IDS,
     CLASS_NAMES,
@@ -355,7 +355,8 @@ class SegmentWidget(_Base):
             label="its ids",
             choices=list(SCHEME_NAMES),
             value="bonescreen",
-            tooltip="bonescreen (DESIGN.md), verse (VerSe) or totalseg (TotalSegmentator's total task)",
+            tooltip="bonescreen (DESIGN.md), verse (VerSe), totalseg (TotalSegmentator's total task), or mask (any id "
+            "above 0 is vertebral bone: a mask of the spine, split and named by BoneScreen)",
         )
         self.open_labels_button = PushButton(text="Open as the editable vertebrae")
         self.open_labels_button.changed.connect(self.open_label_map)
@@ -438,8 +439,19 @@ class SegmentWidget(_Base):
                     "BoneScreen reader first"
                 )
             vertebrae = read_labels_nifti(volume, path, allowed=ALL_VERTEBRA_IDS, scheme=self.label_scheme.value)
+            screener = get_screener(None, None, self.device.value) if self.label_scheme.value == MASK_SCHEME else None
         except BoneScreenError as exc:
             self._fail(exc)
+            return
+        if screener is not None:  # a mask of the spine: split and named as MS-Net's mark is, in a worker
+
+            def split():
+                yield "name levels", 0, 1
+                seg = screener.name_mark(volume, vertebrae)
+                yield "name levels", 1, 1
+                return seg
+
+            self._start(split, layer, None, None, f"Splitting the mask of {Path(path).name}...")
             return
         name = f"{layer.name} vertebrae ({Path(path).name})"
         data, meta, _ = labels_layer_data(vertebrae, layer, name, {"rule": "given by the user", "certain": True})
@@ -495,14 +507,19 @@ class SegmentWidget(_Base):
         def work():
             return (yield from screener.iter_segment(volume, slices=slices))
 
+        self._start(work, layer, slices, screener.device_note, "Segmenting...")
+
+    def _start(self, work, layer, slices, device_note: str | None, status: str) -> None:
+        """Run ``work`` (a segmentation, or the split of a user's mask) in a worker; its Segmentation becomes a
+        new labels layer (:meth:`_on_done`)."""
         self.worker = create_worker(work)
         self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(lambda seg: self._on_done(seg, layer, slices, screener.device_note))
+        self.worker.returned.connect(lambda seg: self._on_done(seg, layer, slices, device_note))
         self.worker.errored.connect(self._fail)
         self.worker.aborted.connect(self._on_cancelled)
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.status.setText("Segmenting...")
+        self.status.setText(status)
         self.bar.setValue(0)
         self.worker.start()
 

@@ -838,7 +838,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SCHEME_NAMES,
         default=None,
         help="ids of --labels: bonescreen (the default: 1-5 = L1-L5, 6 = T12, 7 = sacrum, as levels.nii.gz), "
-        "verse (VerSe) or totalseg (TotalSegmentator's total task)",
+        "verse (VerSe), totalseg (TotalSegmentator's total task), or mask (any id above 0 is vertebral bone: a "
+        "binary mask of the spine, split and named as MS-Net's mark is)",
     )
     _add_reading_options(sc)
     _add_inference_options(sc)

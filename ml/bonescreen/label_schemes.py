@@ -6,6 +6,8 @@
 - ``totalseg``: TotalSegmentator v2 ``total`` task (Wasserthal et al., Radiol AI 2023):
   25 sacrum, 26 S1 (sacrum), 27-31 L5-L1, 32-43 T12-T1, 44-50 C7-C1; its other ids
   (ribs, organs, vessels) are no vertebrae and become 0.
+- ``mask``: every id above 0 is vertebral bone, whatever it says (a binary mask of the spine, VerSe's
+  subregion map): BoneScreen splits and names the vertebrae as it does MS-Net's mark.
 """
 
 from __future__ import annotations
@@ -36,8 +38,14 @@ def _totalseg() -> dict[int, int]:
 
 #: Label-id schemes: foreign id -> BoneScreen id (ids not listed are not vertebrae: ribs, organs).
 SCHEMES: dict[str, dict[int, int]] = {"verse": _verse(), "totalseg": _totalseg()}
-#: Every scheme a user may name: BoneScreen's own ids, and the foreign ones.
-SCHEME_NAMES: tuple[str, ...] = ("bonescreen", *SCHEMES)
+#: The scheme that reads a map as one mask of vertebral bone, to be split and named by BoneScreen.
+MASK_SCHEME = "mask"
+#: Every scheme a user may name: BoneScreen's own ids, the foreign ones, and the mask.
+SCHEME_NAMES: tuple[str, ...] = ("bonescreen", *SCHEMES, MASK_SCHEME)
+#: VerSe's subregion ids (Sekuboyina et al., Med Image Anal 2021; its ``seg-subreg`` files): 41 arch, 42 spinous
+#: process, 43-44 transverse processes, 45-48 articular processes, 49 corpus border, 50 corpus. Parts of every
+#: vertebra, not vertebrae.
+VERSE_SUBREGION_IDS = frozenset(range(41, 51))
 
 
 def map_labels(labels: np.ndarray, scheme: str | dict[int, int]) -> np.ndarray:
@@ -51,6 +59,26 @@ def map_labels(labels: np.ndarray, scheme: str | dict[int, int]) -> np.ndarray:
     if isinstance(scheme, str):
         check_choice("label scheme", scheme, SCHEMES)
     table = SCHEMES[scheme] if isinstance(scheme, str) else scheme
+    values = _whole_ids(labels)
+    lut = np.zeros(max(table) + 2, np.uint8)  # the last entry (0) takes every id beyond the table
+    for src, dst in table.items():
+        lut[src] = dst
+    return lut[np.clip(values, 0, len(lut) - 1)]
+
+
+def mask_of(labels: np.ndarray) -> np.ndarray:
+    """A label map read as one mask of vertebral bone (the ``mask`` scheme): bool, True where the id is above 0.
+
+    Raises
+    ------
+    BoneScreenError
+        If the values are not whole non-negative numbers, or look like a CT image.
+    """
+    return _whole_ids(labels) > 0
+
+
+def _whole_ids(labels: np.ndarray) -> np.ndarray:
+    """A label map's values as int64, checked: whole, finite, non-negative numbers, not a CT image."""
     values = np.asarray(labels)
     if values.dtype.kind not in "biuf":
         raise BoneScreenError(f"label values of type {values.dtype} are not numbers")
@@ -64,11 +92,7 @@ def map_labels(labels: np.ndarray, scheme: str | dict[int, int]) -> np.ndarray:
         if np.any(values != np.round(values)):
             raise BoneScreenError("label values must be whole numbers")
         values = np.rint(values)
-    values = values.astype(np.int64)
-    lut = np.zeros(max(table) + 2, np.uint8)  # the last entry (0) takes every id beyond the table
-    for src, dst in table.items():
-        lut[src] = dst
-    return lut[np.clip(values, 0, len(lut) - 1)]
+    return values.astype(np.int64)
 
 
 def _choose(scheme: str) -> str:
@@ -77,15 +101,26 @@ def _choose(scheme: str) -> str:
     return f"add --label-scheme {scheme} (napari: 'its ids' {scheme}; Slicer: 'Label map ids:' {scheme})"
 
 
+#: How to read a map as a mask of the spine, in each front end's words.
+MASK_SCHEME_CHOICE = _choose(MASK_SCHEME)
+
+
 def scheme_hint(labels: np.ndarray) -> str | None:
     """A hint naming the foreign scheme a label map read with BoneScreen's ids seems to use, or None.
 
     Lumbar ids of VerSe (20-24) with no id above VerSe's 28, or of TotalSegmentator (27-31) with ids above
-    VerSe's range or none of VerSe's lumbar ids, and none of BoneScreen's own lumbar ids (1-5).
+    VerSe's range or none of VerSe's lumbar ids, and none of BoneScreen's own lumbar ids (1-5); or VerSe's
+    subregion ids alone (:data:`VERSE_SUBREGION_IDS`, parts of vertebrae: read as a mask).
     """
     ids = {int(v) for v in np.unique(np.asarray(labels)) if v > 0}
     if ids & {1, 2, 3, 4, 5}:
         return None
+    if len(ids) >= 2 and ids <= VERSE_SUBREGION_IDS:
+        return (
+            "its ids (41-50) look like VerSe's subregions, parts of every vertebra (arch, processes, body), not "
+            f"vertebrae: give the vertebra map (VerSe's seg-vert file), or {MASK_SCHEME_CHOICE} for BoneScreen to "
+            "split and name the vertebrae"
+        )
     if ids & {20, 21, 22, 23, 24} and max(ids) <= 28:
         return f"its ids look like VerSe's (20-24 = L1-L5): {_choose('verse')}"
     if ids & {27, 28, 29, 30, 31}:

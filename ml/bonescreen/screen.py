@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 from .atomic import write_text_atomic
 from .checkpoint import file_sha256
 from .errors import BoneScreenError
@@ -16,6 +18,7 @@ from .hu import HUThresholds
 from .io import load_ct
 from .io.sr import write_dicom_sr
 from .io.writers import SEG_IDENTIFYING_TAGS, read_labels_nifti, write_dicom_seg, write_labels_nifti
+from .label_schemes import MASK_SCHEME
 from .labels import ALL_VERTEBRA_IDS
 from .pipeline import Screener
 from .pipeline.progress import ProgressCallback
@@ -92,8 +95,8 @@ def screen_file(
         Corrected level labels or an all-vertebrae map (NIfTI on the CT's grid, ids of DESIGN.md, taken
         as the names); segmentation is skipped.
     label_scheme : str
-        Ids of ``labels_path``: ``bonescreen`` (DESIGN.md), ``verse`` or ``totalseg``
-        (:mod:`bonescreen.label_schemes`).
+        Ids of ``labels_path``: ``bonescreen`` (DESIGN.md), ``verse`` or ``totalseg``, or ``mask`` (a mask of
+        the spine, split and named by BoneScreen) (:mod:`bonescreen.label_schemes`).
     screener : Screener, optional
         A loaded screener to reuse (batch runs); else one is made from the other arguments.
     input_name : str, optional
@@ -119,10 +122,16 @@ def screen_file(
     volume = load_ct(input_path, hu_offset=hu_offset, orientation=orientation, recursive=recursive)
     load_s = time.perf_counter() - t0
     screener = screener or Screener(seg_weights, cls_weights, device, thresholds)
-    labels = None
+    given_map: dict[str, np.ndarray] = {}
     if labels_path:
-        labels = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS, scheme=label_scheme)
-    result, labels, vertebrae = screener.screen(volume, progress, labels)
+        read = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS, scheme=label_scheme)
+        given_map = {"mark" if label_scheme == MASK_SCHEME else "labels": read}
+    try:
+        result, labels, vertebrae = screener.screen(volume, progress, **given_map)
+    except BoneScreenError as exc:  # what the labels hold (one id over several vertebrae): named with their file
+        if given_map and exc.path is None:
+            raise BoneScreenError(exc.problem, labels_path) from None
+        raise
     given = Path(labels_path).resolve() if labels_path else None
     try:
         out.mkdir(parents=True, exist_ok=True)

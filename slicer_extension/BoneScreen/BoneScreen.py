@@ -130,7 +130,10 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         # bring your own segmentation: another tool's vertebra map of this CT as the editable segments
         self.schemeBox = qt.QComboBox()
         self.schemeBox.addItems(["bonescreen"])  # the other schemes are listed by the core once it is loaded
-        self.schemeBox.toolTip = "Ids of the map: bonescreen (DESIGN.md), verse (VerSe), totalseg (TotalSegmentator)"
+        self.schemeBox.toolTip = (
+            "Ids of the map: bonescreen (DESIGN.md), verse (VerSe), totalseg (TotalSegmentator), or mask (any id "
+            "above 0 is vertebral bone: a mask of the spine, split and named by BoneScreen)"
+        )
         self._row("Label map ids:", self.schemeBox, self._button("Open a vertebra label map...", self.onImportLabels))
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -291,6 +294,8 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         with slicer.util.tryWithErrorDisplay("BoneScreen could not open the label map.", waitCursor=True):
             self.controller.import_label_map(path, self.schemeBox.currentText)
+            if self.controller.run is not None:  # a mask of the spine: split on a worker thread
+                self._timer.start()
         self._updateButtons()
 
     def onShift(self, steps: int) -> None:

@@ -82,3 +82,47 @@ def test_the_scheme_hint_names_each_front_ends_control():
     assert "--label-scheme verse" in hint and "napari: 'its ids' verse" in hint and "Slicer: 'Label map ids:'" in hint
     assert "--label-scheme totalseg" in scheme_hint(np.array([0, 27, 28, 31, 40]))
     assert scheme_hint(np.array([0, 1, 2])) is None
+
+
+def test_a_binary_spine_mask_is_refused_as_levels_and_split_and_named_as_a_mask(
+    small_case, small_case_files, tmp_path, capsys
+):
+    """helper-36's kind of fault: a map that is not one vertebra per id was read as vertebrae. A binary mask of the
+    spine (0/1, as a thresholding tool writes it) read with BoneScreen's ids was L1 over seven vertebrae, classified
+    with a plausible result. Now: refused, naming the file, the level and the 'mask' ids; read with them, it is split
+    and named as MS-Net's mark is."""
+    ct = small_case_files / "nifti" / "ct.nii.gz"
+    volume = load_ct(ct)
+    binary = tmp_path / "spine.nii.gz"
+    nib.save(
+        nib.Nifti1Image(volume.to_source((small_case.spine > 0).astype(np.uint8)), volume.source.affine), binary
+    )
+    argv = ["screen", str(ct), "--device", "cpu", "--labels", str(binary)]
+    assert main([*argv, "--out", str(tmp_path / "refused")]) == 2
+    said = capsys.readouterr().err
+    assert "spine.nii.gz: the labels of L1 hold 7 vertebral bodies one above the other" in said, said
+    assert "--label-scheme mask" in said
+    assert not (tmp_path / "refused" / "result.json").exists()
+    out = tmp_path / "split"
+    assert main([*argv, "--out", str(out), "--label-scheme", "mask"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L3", "L4", "L5"]
+    assert result["segmentation"]["source"] == "user mask"
+    assert result["segmentation"]["vertebrae"][-1] == "T12"
+    written = volume.from_source(np.asarray(nib.load(out / "levels.nii.gz").dataobj))
+    for level in range(1, 6):  # each level where the phantom's truth has it
+        truth = small_case.spine == level
+        assert 2 * np.count_nonzero(truth & (written == level)) / (truth.sum() + (written == level).sum()) > 0.9
+
+
+def test_a_verse_subregion_map_is_named_not_read_as_ten_unnamed_vertebrae():
+    """helper-36: VerSe's subregion map (ids 41-50: arch, processes, body of every vertebra) given as --labels was
+    read as 'unnamed 21-30', nothing classified, exit 0. Its ids are now recognized, with the two ways on."""
+    from bonescreen.label_schemes import mask_of, scheme_hint
+
+    hint = scheme_hint(np.array([0, 41, 42, 49, 50]))
+    assert "VerSe's subregions" in hint and "seg-vert" in hint and "--label-scheme mask" in hint
+    assert scheme_hint(np.array([0, 41])) is None  # one id alone: an unnamed vertebra may be 41
+    np.testing.assert_array_equal(mask_of(np.array([0, 41, 50, 0])), [False, True, True, False])
+    with pytest.raises(BoneScreenError, match="finite and non-negative"):
+        mask_of(np.array([0.0, -1.0]))

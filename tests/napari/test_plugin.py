@@ -368,8 +368,11 @@ def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_n
     assert notes and all(n.startswith("before the user's renaming: ") for n in notes)
 
 
-def test_another_tools_vertebra_map_opens_as_the_editable_layer(make_napari_viewer, small_case, small_case_files):
-    """Bring your own segmentation: a TotalSegmentator map of the CT becomes the vertebrae layer, named."""
+def test_another_tools_vertebra_map_opens_as_the_editable_layer(
+    make_napari_viewer, small_case, small_case_files, qtbot
+):
+    """Bring your own segmentation: a TotalSegmentator map of the CT becomes the vertebrae layer, named; a binary
+    mask of the spine opened with the ids 'mask' is split and named in a worker, as a segmentation is."""
     import nibabel as nib
 
     from bonescreen.io import load_ct
@@ -394,6 +397,17 @@ def test_another_tools_vertebra_map_opens_as_the_editable_layer(make_napari_view
     seg.label_file.value = str(small_case_files / "missing.nii.gz")
     seg.open_label_map()
     assert "Error" in seg.status.text() and "missing.nii.gz" in seg.status.text()
+    mask = small_case_files / "spine_mask.nii.gz"
+    nib.save(nib.Nifti1Image(volume.to_source((small_case.spine > 0).astype(np.uint8)), volume.source.affine), mask)
+    seg.label_scheme.value = "mask"
+    seg.label_file.value = str(mask)
+    seg.open_label_map()
+    qtbot.waitUntil(lambda: seg.worker is None and seg.last_layer is not layer, timeout=120_000)
+    split = seg.last_layer.data
+    for level in range(1, 6):
+        assert (small_case.levels[split == level] == level).mean() > 0.9
+    assert seg.last_layer.metadata["bonescreen"]["rule"] != "given by the user"
+    assert "L5" in seg.status.text() and "T12" in seg.status.text()
 
 
 def test_a_layer_without_voxel_size_is_flagged_and_can_be_given_one(make_napari_viewer, small_case):

@@ -213,3 +213,13 @@ def test_another_tools_vertebra_map_opens_as_segments(panel, case, add_volume, t
     assert "T12" in controller.state().status and controller.state().can_classify
     with pytest.raises(BoneScreenError, match="label scheme must be one of"):
         controller.import_label_map(str(tmp_path / "total.nii.gz"), "amos")
+    # a binary mask of the spine with the ids 'mask': split and named on the worker, into a new segmentation
+    binary = (case.spine > 0).astype(np.uint8)
+    nib.save(nib.Nifti1Image(volume.to_source(binary), volume.source.affine), tmp_path / "mask.nii.gz")
+    controller.import_label_map(str(tmp_path / "mask.nii.gz"), "mask")
+    run_to_end(controller)
+    split = segmentation_to_labels(params.node.outputSegmentation, node, volume)
+    assert params.node.outputSegmentation is not seg
+    for level in range(1, 6):
+        assert (case.levels[split == level] == level).mean() > 0.9
+    assert "Split the mask of mask.nii.gz" in controller.state().status

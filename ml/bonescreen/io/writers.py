@@ -18,7 +18,7 @@ import pydicom
 from .. import __version__
 from ..atomic import atomic_path
 from ..errors import BoneScreenError, check_choice
-from ..label_schemes import SCHEME_NAMES, map_labels, scheme_hint
+from ..label_schemes import MASK_SCHEME, SCHEME_NAMES, map_labels, mask_of, scheme_hint
 from ..labels import (
     ALL_VERTEBRA_IDS,
     as_level_labels,
@@ -81,7 +81,8 @@ def read_labels_nifti(
     ``levels.nii.gz``); other values are refused by name before any cast
     (:func:`~bonescreen.labels.as_level_labels`). A map of another tool (``scheme`` ``verse`` or
     ``totalseg``, :mod:`bonescreen.label_schemes`) is mapped to BoneScreen's vertebra ids; its ids
-    that are no vertebrae (ribs, organs) become 0.
+    that are no vertebrae (ribs, organs) become 0. With ``scheme`` ``mask`` the map is one mask of vertebral
+    bone: bool, True where its id is above 0 (to be split and named, :meth:`~bonescreen.pipeline.Screener.name_mark`).
 
     Raises
     ------
@@ -124,7 +125,7 @@ def read_labels_nifti(
         raise BoneScreenError("label grid does not match the CT grid", path)
     if scheme != "bonescreen":
         try:
-            return volume.from_source(map_labels(ijk, scheme))
+            return volume.from_source(mask_of(ijk) if scheme == MASK_SCHEME else map_labels(ijk, scheme))
         except BoneScreenError as exc:
             raise BoneScreenError(exc.problem, path) from None
     hint = scheme_hint(ijk)

@@ -15,6 +15,7 @@ from ..device import fallback_note, resolve_device
 from ..errors import BoneScreenError, check_number
 from ..hu import HUThresholds
 from ..io import CTVolume
+from ..label_schemes import MASK_SCHEME_CHOICE
 from ..labels import (
     ALL_VERTEBRA_IDS,
     LEVEL_NAMES,
@@ -32,7 +33,7 @@ from ..weights import default_weights
 from .classify import classify_levels
 from .inference import InferenceSettings
 from .level_settings import LevelSettings
-from .levels import split_levels
+from .levels import split_levels, stacked_bodies
 from .mark_repair import bridge_dropped_sections
 from .progress import ProgressCallback, drive
 from .segment import iter_mark_volume
@@ -233,10 +234,36 @@ class Screener:
         )
         yield "name levels", 0, 1
         mark, bridged = bridge_dropped_sections(mark, volume.hu, volume.spacing)
+        seg = self.name_mark(volume, mark, top_level)
+        yield "name levels", 1, 1
+        if bridged:
+            seg.notes.insert(
+                0,
+                f"MS-Net left a vertebral body's section out on {bridged} slice(s) between marked slices; "
+                "filled from the slices above and below, where the CT reads as the bone beside it",
+            )
+        seg.seconds = time.perf_counter() - t0
+        return seg
+
+    def name_mark(self, volume: CTVolume, mark: np.ndarray, top_level: int | None = None) -> Segmentation:
+        """Split a mask of vertebral bone into vertebrae and name them (:func:`~.levels.split_levels`).
+
+        ``mark`` is bool (z, y, x) on the volume's grid: MS-Net's mark, or a user's mask of the spine (a label
+        map read with the ``mask`` scheme, :mod:`bonescreen.label_schemes`). The discs the split finds filled
+        are taken out of the returned mark.
+
+        Raises
+        ------
+        BoneScreenError
+            If ``mark`` does not fit the volume, or ``top_level`` is not 1..5.
+        """
+        t0 = time.perf_counter()
+        mark = np.asarray(mark, dtype=bool)
+        if mark.shape != volume.shape:
+            raise BoneScreenError(f"a mask of shape {mark.shape} does not fit the CT of shape {volume.shape}")
         split = split_levels(mark, volume.spacing, volume.hu, top_level=top_level, settings=self.level_settings)
         if split.discs is not None and split.discs.any():
             mark = mark & ~split.discs
-        yield "name levels", 1, 1
         notes = list(split.notes)
         certain = split.certain
         if certain and volume.orientation_unknown:  # read upside down, the names would run the wrong way
@@ -244,12 +271,6 @@ class Screener:
             notes.append(
                 "level names not confirmed: the file states no orientation, and the names assume the head end "
                 "is up (see the orientation flag)"
-            )
-        if bridged:
-            notes.insert(
-                0,
-                f"MS-Net left a vertebral body's section out on {bridged} slice(s) between marked slices; "
-                "filled from the slices above and below, where the CT reads as the bone beside it",
             )
         if not split.labels.any():
             found = ", ".join(v.name for v in split.vertebrae)
@@ -303,6 +324,16 @@ class Screener:
             raise BoneScreenError(f"labels of shape {labels.shape} do not fit the CT of shape {volume.shape}")
         vertebrae = as_level_labels(labels, allowed=ALL_VERTEBRA_IDS)
         labels = lumbar_levels(vertebrae)
+        if mask_checked and (stacked := stacked_bodies(labels, volume.spacing, self.level_settings)):
+            # a user's id over several vertebrae (a binary mask of the spine read as L1): every figure would mix them
+            raise BoneScreenError(
+                "; ".join(
+                    f"the labels of {LEVEL_NAMES[lv]} hold {n} vertebral bodies one above the other ({mm:g} mm apart)"
+                    for lv, (n, mm) in sorted(stacked.items())
+                )
+                + ": each vertebra needs its own label. Label them apart, or read the map as a mask of the spine for "
+                f"BoneScreen to split and name: {MASK_SCHEME_CHOICE}"
+            )
         model = self.model("classification")
         with self.settings.forward_context(self.device):
             result = classify_levels(
@@ -326,9 +357,16 @@ class Screener:
         return add_input_messages(result, volume.notes, [*volume.flags, *stray_specks(labels, volume.spacing)])
 
     def screen(
-        self, volume: CTVolume, progress: ProgressCallback | None = None, labels: np.ndarray | None = None
+        self,
+        volume: CTVolume,
+        progress: ProgressCallback | None = None,
+        labels: np.ndarray | None = None,
+        mark: np.ndarray | None = None,
     ) -> tuple[dict, np.ndarray, np.ndarray]:
-        """Segment (unless ``labels`` are given) and classify.
+        """Segment (unless ``labels`` or ``mark`` are given) and classify.
+
+        ``labels`` are the user's vertebra labels (ids of DESIGN.md, taken as the names); ``mark`` is a user's
+        bool mask of the spine, split and named as MS-Net's mark is (:meth:`name_mark`).
 
         Returns
         -------
@@ -341,8 +379,10 @@ class Screener:
         certain = True
         seg = None
         network0 = self.stats.get("network_s", 0.0)
+        if labels is not None and mark is not None:
+            raise BoneScreenError("give the labels or a mask of the spine, not both")
         if labels is None:
-            seg = self.segment(volume, progress)
+            seg = self.segment(volume, progress) if mark is None else self.name_mark(volume, mark)
             labels, certain, notes = seg.labels, seg.certain, seg.notes
             vertebrae = seg.vertebra_labels()
             timings["segment"] = round(seg.seconds, 3)
@@ -354,6 +394,7 @@ class Screener:
                 notes = [f"vertebrae given: {given} (none lumbar)" if given else "the labels given are empty"]
         t0 = time.perf_counter()
         if labels.any():
+            # the split of a user's mask is BoneScreen's, as MS-Net's is: not checked by the user
             result = self.classify(volume, labels, progress, names_certain=certain, mask_checked=seg is None)
         else:
             # the last note says which vertebrae were found or given (segment() and the branch above)
@@ -366,7 +407,7 @@ class Screener:
             "inference": self.settings.describe(self.device),
             **result,
             "segmentation": {
-                "source": "bonescreen" if seg is not None else "user",
+                "source": "user" if seg is None else "bonescreen" if mark is None else "user mask",
                 "naming_rule": seg.rule if seg is not None else "given by the user",
                 "vertebrae": [v.name for v in seg.vertebrae] if seg is not None else None,
                 "naming_certain": bool(certain),

@@ -9,6 +9,7 @@ MRML nodes (tests/slicer/test_controller.py).
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -261,18 +262,39 @@ class PanelController:
     def import_label_map(self, path: str, scheme: str) -> None:
         """Open a vertebra label map of the input CT (``bonescreen``, ``verse`` or ``totalseg`` ids) as segments.
 
+        With ``mask`` ids, every id above 0 is vertebral bone: the mask is split and named on a worker thread, as
+        MS-Net's mark is (:meth:`bonescreen.pipeline.Screener.name_mark`); :meth:`poll` puts the vertebrae into a
+        new segmentation node.
+
         Raises
         ------
         BoneScreenError
             If there is no CT, a run is going on, or the map does not fit the CT or the scheme.
         """
         from bonescreen.errors import BoneScreenError
-        from BoneScreenLib.logic import import_label_map
+        from bonescreen.io.writers import read_labels_nifti
+        from bonescreen.label_schemes import MASK_SCHEME
+        from BoneScreenLib.logic import import_label_map, volume_node_to_ct
 
         self._require_idle()
-        if self.params.inputVolume is None:
+        volume_node = self.params.inputVolume
+        if volume_node is None:
             raise BoneScreenError("select the CT the label map belongs to")
-        node = import_label_map(path, scheme, self.params.inputVolume)
+        if scheme == MASK_SCHEME:
+            volume = volume_node_to_ct(volume_node)
+            mask = read_labels_nifti(volume, path, scheme=scheme)
+            logic = self.logic()
+            screener = logic.screener
+
+            def finish(seg) -> str:
+                node = logic.segmentation_node(seg, volume, volume_node)
+                self.params.outputSegmentation = node
+                logic.last_result = None  # the last result was for another segmentation
+                return f"Split the mask of {os.path.basename(path)} ({seg.rule}). Correct, then classify."
+
+            self._start(lambda progress: screener.name_mark(volume, mask), finish)
+            return
+        node = import_label_map(path, scheme, volume_node)
         self.params.outputSegmentation = node
         if self._logic is not None:
             self._logic.last_result = None  # the last result was for another segmentation
