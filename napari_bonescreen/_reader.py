@@ -13,16 +13,23 @@ from bonescreen.io.nifti import is_nifti_path
 from ._convert import image_layer_data
 
 
+def _named_dicom(path: Path) -> bool:
+    """A file named as DICOM (.dcm), whatever it holds: an empty or damaged one is BoneScreen's to explain."""
+    return path.suffix.lower() == ".dcm"
+
+
 def _handles(path: Path) -> bool:
     if path.is_dir():
         try:
             files = list(_first_files(path))
             # an empty folder is taken too, so that the user reads why nothing opened (no file in it), not
             # napari's "no plugin found"; a folder of other files is left to the readers of those files
-            return not files or any(is_dicom_file(p) for p in files)
+            return not files or any(_named_dicom(p) or is_dicom_file(p) for p in files)
         except OSError:
             return False
-    return is_nifti_path(path) or (path.is_file() and is_dicom_file(path))
+    # files named .nii, .nii.gz or .dcm are taken even when empty or damaged (helper-36: napari's generic "no
+    # reader" stood where BoneScreen says what is wrong with the file)
+    return is_nifti_path(path) or _named_dicom(path) or (path.is_file() and is_dicom_file(path))
 
 
 def _first_files(folder: Path, limit: int = 200):

@@ -89,6 +89,24 @@ def test_reader_declines_and_reports(make_napari_viewer, tmp_path):
     others.mkdir()
     (others / "notes.txt").write_text("hello")
     assert get_reader(str(others)) is None
+    # empty and damaged files named as CT, and a folder of them (helper-36: napari's generic "no reader" error for
+    # a .dcm without a DICOM header, where the command line says what is wrong with each)
+    (tmp_path / "empty.dcm").write_bytes(b"")
+    (tmp_path / "junk.dcm").write_bytes(b"hello, not DICOM")
+    (tmp_path / "empty.nii.gz").write_bytes(b"")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "slice1.dcm").write_bytes(b"hello, not DICOM")
+    for name, why in (
+        ("empty.dcm", "the file is empty (0 bytes)"),
+        ("junk.dcm", "named as DICOM but does not read as DICOM"),
+        ("empty.nii.gz", "the file is empty (0 bytes)"),
+        ("damaged", "1 file named as DICOM (slice1.dcm) but none reads as DICOM"),
+    ):
+        path = str(tmp_path / name)
+        assert get_reader(path)(path) == [(None,)]
+        shown = notification_manager.records[-1].message
+        assert shown.startswith(f"BoneScreen could not open the CT: {why}") and name in shown, shown
 
 
 def test_full_flow(make_napari_viewer, qtbot, tmp_path):

@@ -61,6 +61,12 @@ def load_ct(
         volume = load_dicom(path, recursive)
     elif is_nifti_path(path):
         volume = load_nifti(path, orientation)
+    elif path.suffix.lower() == ".dcm":
+        raise BoneScreenError(
+            "named as DICOM but does not read as DICOM (neither the 'DICM' preamble nor a DICOM element at its "
+            "start): damaged, or another format",
+            path,
+        )
     else:
         raise BoneScreenError("not a DICOM file nor a NIfTI file (.nii/.nii.gz)", path)
     if hu_offset:
