@@ -8,6 +8,7 @@ import pytest
 
 from bonescreen.io.volume import CTVolume
 from bonescreen.mask_fit import off_bone
+from bonescreen.pipeline.classify import OFF_BONE_NULLED
 from bonescreen.messages import headline
 from bonescreen.pipeline import Screener
 
@@ -62,6 +63,10 @@ def test_classifying_misplaced_labels_says_so_first(case_volume, small_case):
     assert overall["trabecular_hu"] is None and overall["hu_category"] is None
     for lv in result["levels"]:
         assert lv["uncertain"] and lv["reasons"][0].startswith(f"the labels of {lv['name']} do not sit on bone")
+        # ...and no figure of it, nor another flag read from those figures (helper-36: levels[] kept their HU,
+        # probabilities and a Genant grade, with flags about them)
+        assert len(lv["reasons"]) == 1
+        assert all(lv[key] is None for key in OFF_BONE_NULLED), {k: lv[k] for k in OFF_BONE_NULLED}
     line, cls = headline(overall)
     assert line.startswith("No bone status: the labels do not sit on") and cls is None
     # the report shows no class for them either (helper-35: "L1 slice 82: Osteoporosis (flagged)", red HU bars)
@@ -121,3 +126,4 @@ def test_the_command_line_says_why_labels_off_the_bone_give_no_status(small_case
     assert "L3: labels off the bone, no figure means anything UNCERTAIN" in out and "(p=" not in out
     result = json.loads((tmp_path / "o" / "result.json").read_text())
     assert result["overall"]["prediction"] is None and (tmp_path / "o" / "report.png").exists()
+    assert all(lv["probabilities"] is None and lv["fracture"] is None for lv in result["levels"])

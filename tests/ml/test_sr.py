@@ -153,3 +153,20 @@ def test_sr_needs_a_dicom_source_and_a_matching_seg(screened, small_case_files, 
     with pytest.raises(BoneScreenError, match="no segment for L9"):
         write_dicom_sr(dicom, out / "seg.dcm", renamed, tmp_path / "sr.dcm")
     assert not (tmp_path / "sr.dcm").exists()
+
+
+def test_a_level_whose_labels_are_off_the_bone_carries_no_figure_into_the_sr(screened, small_case_files, tmp_path):
+    """helper-36: levels[] of labels off the bone kept their probabilities and grade, and the SR, the output that
+    travels to PACS, carried them. Such a level's figures are now null (pipeline.classify.OFF_BONE_NULLED), and
+    its SR group holds only the flag."""
+    from bonescreen.pipeline.classify import OFF_BONE_NULLED
+
+    out, _ = screened
+    result = json.loads((out / "result.json").read_text())
+    lv = result["levels"][0]
+    lv.update({key: None for key in OFF_BONE_NULLED}, uncertain=True, reasons=["the labels of L1 do not sit on bone"])
+    volume = load_ct(small_case_files / "dicom" / "dicom")
+    write_dicom_sr(volume, out / "seg.dcm", result, tmp_path / "sr.dcm")
+    group = read_sr_levels(tmp_path / "sr.dcm")[lv["name"]]
+    assert group["measurements"] == {}
+    assert group["evaluations"] == {"Result flagged uncertain": "Yes"}

@@ -109,9 +109,11 @@ def _level_group(lv: dict, seg: pydicom.Dataset, segment: int, series_uid: str):
             )
         if fracture.get("height_loss") is not None:
             measurements.append(hd.sr.Measurement(_code("HLOSS"), fracture["height_loss"], ratio))
-    for name, p in lv["probabilities"].items():
+    for name, p in (lv["probabilities"] or {}).items():  # none for labels off the bone
         measurements.append(hd.sr.Measurement(_code(_PROBABILITY_CODES[name]), p, ratio))
-    evaluations = [hd.sr.QualitativeEvaluation(_code("BCCNET"), _class_code(lv["prediction"]))]
+    evaluations = []
+    if lv["prediction"]:
+        evaluations.append(hd.sr.QualitativeEvaluation(_code("BCCNET"), _class_code(lv["prediction"])))
     if lv.get("acr_category"):
         evaluations.append(hd.sr.QualitativeEvaluation(_code("ACRQCT"), _class_code(lv["acr_category"])))
     # whether the level carries a flag: its reasons are in result.json and the report, which the SR names

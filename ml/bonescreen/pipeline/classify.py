@@ -62,6 +62,20 @@ MARGIN = 0.15
 OVERALL_LEVELS = (1, 2)
 
 
+#: The fields of ``levels[]`` that are null for a level whose labels do not sit on bone (README, result.json)
+OFF_BONE_NULLED = (
+    "probabilities",
+    "feature_distance",
+    "prediction",
+    "trabecular_hu",
+    "hu_category",
+    "vbmd_mg_cm3",
+    "vbmd_sd_mg_cm3",
+    "acr_category",
+    "fracture",
+)
+
+
 def _said(class_name: str) -> str:
     """A class as a reason says it ("low bone mass", not the id ``low_bone_mass``)."""
     return CLASS_TITLES[class_name].lower()
@@ -307,6 +321,10 @@ def classify_levels(
                 "reasons": reasons,
             }
         )
+    for row, lv in zip(results, present, strict=True):
+        if lv in off:  # labels off the bone: no figure of them means anything, so none is given (helper-36)
+            row.update({key: None for key in OFF_BONE_NULLED})
+            row["reasons"] = [off[lv]]
     off_names = [LEVEL_NAMES[lv] for lv in sorted(off)]
     left_out = exclusions(health, fractures, off_names)
     unusable = {name for name, why in left_out.items() if why != NO_VBMD}  # no density: still BCC-Net's
