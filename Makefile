@@ -25,7 +25,8 @@ install: $(STAMP)
 
 # installs whichever of APT_DEPS is missing (a machine may have Xvfb but not Qt 6's libxcb-cursor0)
 system-deps:
-	@missing=$$(for p in $(APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@# (Ubuntu 24.04 renamed some libraries with a t64 suffix, libglib2.0-0t64: either name counts as installed)
+	@missing=$$(for p in $(APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || dpkg -s $${p}t64 >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ] && [ "$$(id -u)" != 0 ]; then \
 		echo "system-deps: installing $$missing needs root: run 'sudo make system-deps' (or install them yourself)" >&2; exit 1; \
 	fi; \
