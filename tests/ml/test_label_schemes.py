@@ -94,9 +94,7 @@ def test_a_binary_spine_mask_is_refused_as_levels_and_split_and_named_as_a_mask(
     ct = small_case_files / "nifti" / "ct.nii.gz"
     volume = load_ct(ct)
     binary = tmp_path / "spine.nii.gz"
-    nib.save(
-        nib.Nifti1Image(volume.to_source((small_case.spine > 0).astype(np.uint8)), volume.source.affine), binary
-    )
+    nib.save(nib.Nifti1Image(volume.to_source((small_case.spine > 0).astype(np.uint8)), volume.source.affine), binary)
     argv = ["screen", str(ct), "--device", "cpu", "--labels", str(binary)]
     assert main([*argv, "--out", str(tmp_path / "refused")]) == 2
     said = capsys.readouterr().err

@@ -8,9 +8,9 @@ import pytest
 
 from bonescreen.io.volume import CTVolume
 from bonescreen.mask_fit import off_bone
-from bonescreen.pipeline.classify import OFF_BONE_NULLED
 from bonescreen.messages import headline
 from bonescreen.pipeline import Screener
+from bonescreen.pipeline.classify import OFF_BONE_NULLED
 
 
 @pytest.fixture(scope="module")

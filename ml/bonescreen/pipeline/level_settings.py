@@ -58,7 +58,7 @@ class LevelSettings:
     min_core_mm3: float = _setting(300.0, "smallest core that counts as a body (phantom: osteophytes stay below)")
     min_core_fraction: float = _setting(0.2, "smallest core as a share of the median core (phantom)")
     min_piece_mm3: float = _setting(
-        500.0, "pieces of the mask smaller than this hold no body: they neither seed nor join the split's cores (phantom)"
+        500.0, "pieces of the mask smaller than this are specks: they neither seed nor join the split's cores (phantom)"
     )
     stacked_body_mm: float = _setting(
         15.0,
@@ -67,9 +67,9 @@ class LevelSettings:
     )
     detached_reach_mm: float = _setting(
         20.0,
-        "a piece of the mask that no body's flood reaches (an arch that a thin slab or a gap in the mark parts from its "
-        "body, a process's tip) goes to the nearest vertebra when this close to it: across the spinal canal, 15-20 mm "
-        "deep in the lumbar spine (Gray's Anatomy, 42nd ed.); further pieces are left out with a note",
+        "a piece of the mask that no body's flood reaches (an arch that a thin slab or a gap in the mark parts from "
+        "its body) goes to the nearest vertebra when this close to it and where its arch is (behind the body): across "
+        "the spinal canal, 15-20 mm deep in the lumbar spine (Gray's Anatomy, 42nd ed.); others are left out, noted",
     )
     merged_height_ratio: float = _setting(
         1.5, "a core this much taller than the median may be two bodies joined across a narrowed disc (phantom)"
