@@ -303,3 +303,42 @@ def test_an_arch_parted_from_its_body_joins_it_and_other_pieces_are_left_out_wit
     # read only as far as the arch, it stays out too
     near = split_levels(mask, spacing, hu, top_level=1, settings=LevelSettings(detached_reach_mm=3.0))
     assert not near.labels[arch].any()
+
+
+def test_a_count_one_apart_between_the_sacrum_and_the_ribs_is_mended_where_the_spacing_shows_it():
+    """The realistic phantom with MS-Net's marks (seed 3000): L4 came in two pieces (case 10) or L4 and a cemented
+    L5 were joined (case 0), so counted up from the sacrum every name above was one level off while the ribs
+    counted otherwise (a flag, but wrong names). Where the two counts differ by one and the spacing shows where,
+    the pieces are joined, or the names skip the missing level there; a difference with even spacing (six lumbar
+    vertebrae are real) is left flagged as it was."""
+    from bonescreen.pipeline.levels import Vertebra, _name, _reconcile_counts
+
+    def spine(centres_mm, first_rib, dz=3.0):
+        out = []
+        for i, c in enumerate(centres_mm):
+            k = round(c / dz)
+            v = Vertebra(i, (k - 4, k + 4), (k - 5, k + 6), 90.0 if i == 0 else 45.0, ribs=i >= first_rib)
+            v.sacroiliac = v.iliac = i == 0
+            v.core_id = i + 1
+            out.append(v)
+        return out
+
+    s = LevelSettings()
+    truth = ["S1", "L5", "L4", "L3", "L2", "L1", "T12", "T11"]
+    # L4 (at 112 mm) found in two pieces, 16 mm apart: one vertebra too many below the ribs
+    pieces = spine([40, 76, 104, 120, 148, 184, 220, 256, 292], first_rib=7)
+    mended, skip, note = _reconcile_counts(pieces, None, 3.0, 120, s)
+    assert skip is None and len(mended) == 8 and mended[2].joined == [4]
+    names, _rule, certain, _notes = _name(mended, None, 3.0, 120, s)
+    assert [names[i] for i in range(8)] == truth and "found in two pieces and joined" in note
+    # L4 missed (joined to L5): the spacing from L5 to L3 is twice the others; L4's name is skipped there
+    missed = spine([40, 76, 148, 184, 220, 256, 292], first_rib=5)
+    mended, skip, note = _reconcile_counts(missed, None, 3.0, 120, s)
+    assert skip == 1 and mended is missed and "skip one level" in note
+    names, _rule, _certain, _notes = _name(mended, None, 3.0, 120, s, skip)
+    assert [names[i] for i in range(7)] == ["S1", "L5", "L3", "L2", "L1", "T12", "T11"]
+    # six lumbar vertebrae, evenly spaced: nothing to mend, the disagreement stays a flag
+    six = spine([40, 76, 112, 148, 184, 220, 256, 292], first_rib=7)
+    assert _reconcile_counts(six, None, 3.0, 120, s) == (six, None, None)
+    names, _rule, certain, notes = _name(six, None, 3.0, 120, s)
+    assert not certain and any("the sacrum and the ribs count differently" in n for n in notes)

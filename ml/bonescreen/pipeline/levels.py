@@ -1005,7 +1005,11 @@ def _split(
         vertebrae.append(v)
     _pair_ribs(vertebrae)
     vertebrae = _join_sacrum(vertebrae, s)
-    names, rule, certain, name_notes = _name(vertebrae, top_level, spacing[0], mask.shape[0], s)
+    vertebrae, skip_after, repair = _reconcile_counts(vertebrae, top_level, spacing[0], mask.shape[0], s)
+    names, rule, certain, name_notes = _name(vertebrae, top_level, spacing[0], mask.shape[0], s, skip_after)
+    if repair:
+        certain = False
+        name_notes.insert(0, repair)
     notes += name_notes
     lut = np.zeros(n_cores + 1, np.uint8)
     which = np.zeros(n_cores + 1, np.uint8)
@@ -1047,6 +1051,67 @@ def _join_sacrum(vertebrae: list[Vertebra], s: LevelSettings) -> list[Vertebra]:
     return rest
 
 
+def _rib_t12(vertebrae: list[Vertebra], s: LevelSettings) -> int | None:
+    """Index (from the lowest) of the vertebra the ribs make T12: the lowest of the run of rib-bearing vertebrae
+    that reaches the top of the view, or None."""
+    run = _top_rib_run([v.ribs and not v.iliac for v in vertebrae], s.rib_run_gap)
+    return min(run) if run and max(run) >= len(vertebrae) - 1 - s.rib_run_below_top else None
+
+
+def _reconcile_counts(
+    vertebrae: list[Vertebra], top_level: int | None, dz: float, nz: int, s: LevelSettings
+) -> tuple[list[Vertebra], int | None, str | None]:
+    """Where the sacrum and the ribs count one vertebra apart and the spacing shows where, mend the count.
+
+    Counted up from the sacrum, the lowest rib-bearing vertebra should be T12, six above it. One more
+    between them, with two consecutive vertebrae under ``reconcile_gap_ratio[0]`` times the median spacing
+    of the others, is one body the mark left in two pieces (a hole, a fracture): the two are joined. One
+    fewer, with a spacing over ``reconcile_gap_ratio[1]`` times the median, is a body missed or joined
+    to its neighbour there: the names skip a level at that spacing (below it counted up from the sacrum,
+    above it down from the ribs), and the level skipped is named by no vertebra. A difference of one with
+    even spacing is left as it is (transitional anatomy, six or four lumbar vertebrae, is real), as is a
+    difference of more. On the realistic phantom with MS-Net's marks this mends cases where a fractured or
+    low-density L4 came in two pieces, or L4 and a cemented L5 were joined.
+
+    Returns
+    -------
+    (list of Vertebra, int or None, str or None)
+        The vertebrae (two joined, re-indexed, when one was in two pieces); the index after which the names
+        skip a level (None when they do not); a note saying what was mended (None when nothing was).
+    """
+    _names, rule, _certain, _notes = _name_by_rules(vertebrae, top_level, nz, s)
+    t12 = _rib_t12(vertebrae, s)
+    if not rule.startswith("counted up from the sacrum") or t12 is None or abs(t12 - 6) != 1:
+        return vertebrae, None, None
+    centres = [(v.core_centre if v.core_centre is not None else sum(v.body_slices) / 2) * dz for v in vertebrae]
+    gaps = np.diff(centres[: t12 + 1])  # gaps[i]: from vertebra i to i + 1, the sacrum to T12
+    if t12 == 7:  # one vertebra too many: the closest pair above the sacrum
+        i = 1 + int(np.argmin(gaps[1:]))
+        typical = float(np.median(np.delete(gaps, i)))
+        if gaps[i] > s.reconcile_gap_ratio[0] * typical:
+            return vertebrae, None, None
+        lower, upper = vertebrae[i], vertebrae[i + 1]
+        lower.joined += [upper.core_id, *upper.joined]
+        lower.slices = (min(lower.slices[0], upper.slices[0]), max(lower.slices[1], upper.slices[1]))
+        rest = [v for v in vertebrae if v is not upper]
+        for k, v in enumerate(rest):
+            v.index = k
+        return rest, None, (
+            f"the sacrum and the ribs counted one vertebra apart, and two pieces lay {gaps[i]:.0f} mm apart (the "
+            f"others about {typical:.0f} mm): taken as one vertebra found in two pieces and joined; check the "
+            "split and the names"
+        )
+    i = int(np.argmax(gaps))  # one vertebra too few: the widest spacing, the sacrum's included
+    typical = float(np.median(np.delete(gaps, i)))
+    if gaps[i] < s.reconcile_gap_ratio[1] * typical:
+        return vertebrae, None, None
+    return vertebrae, i, (
+        f"the sacrum and the ribs counted one vertebra apart, and two vertebrae lay {gaps[i]:.0f} mm apart (the "
+        f"others about {typical:.0f} mm): a vertebra there was missed or joined to its neighbour, so the names "
+        "skip one level there and that level is not named; check the split and the names"
+    )
+
+
 def _count_up(n: int) -> dict[int, str]:
     """Names with the lowest vertebra the sacrum: S1, L5, L4, ..., T12, T11, ..."""
     return {i: "S1" if i == 0 else (f"L{6 - i}" if i <= 5 else f"T{18 - i}") for i in range(n)}
@@ -1062,9 +1127,17 @@ def _count_down(n: int, t12: int) -> dict[int, str]:
 
 
 def _name(
-    vertebrae: list[Vertebra], top_level: int | None, dz: float, nz: int, s: LevelSettings
+    vertebrae: list[Vertebra],
+    top_level: int | None,
+    dz: float,
+    nz: int,
+    s: LevelSettings,
+    skip_after: int | None = None,
 ) -> tuple[dict[int, str], str, bool, list[str]]:
     """Names of the vertebrae (lowest first); (names, rule, certain, notes).
+
+    ``skip_after`` (from :func:`_reconcile_counts`): counted up from the sacrum, the names skip one level
+    above that vertebra.
 
     A body taller than any single vertebra's (``max_body_mm``), than ``tall_body_ratio`` times the median
     of the others, and with a core ``joined_core_ratio`` times the median core's volume (a tilted L5 can
@@ -1072,7 +1145,7 @@ def _name(
     (``max_vertebra_mm``), is two vertebrae joined or a bad mask: whatever the rule, the count is then in
     doubt and the names are flagged.
     """
-    names, rule, certain, notes = _name_by_rules(vertebrae, top_level, nz, s)
+    names, rule, certain, notes = _name_by_rules(vertebrae, top_level, nz, s, skip_after)
     uneven = _uneven_spacing(vertebrae, names, dz, nz, s)
     if uneven:
         certain = False
@@ -1131,7 +1204,7 @@ def _uneven_spacing(
 
 
 def _name_by_rules(
-    vertebrae: list[Vertebra], top_level: int | None, nz: int, s: LevelSettings
+    vertebrae: list[Vertebra], top_level: int | None, nz: int, s: LevelSettings, skip_after: int | None = None
 ) -> tuple[dict[int, str], str, bool, list[str]]:
     """Names of the vertebrae (lowest first) by the module's rules; (names, rule, certain, notes).
 
@@ -1158,12 +1231,12 @@ def _name_by_rules(
     weak_sacrum = n >= 2 and wide and not strong_sacrum
     # ribs come in a run of consecutive vertebrae that reaches the top of the view; a lone hit lower
     # down (an iliac crest, contrast in a kidney) is not a rib
-    run = _top_rib_run([v.ribs and not v.iliac for v in vertebrae], s.rib_run_gap)
-
-    ribs_ok = bool(run) and max(run) >= n - 1 - s.rib_run_below_top
-    t12 = min(run) if ribs_ok else None
+    t12 = _rib_t12(vertebrae, s)
     if strong_sacrum:
         names = _count_up(n)
+        if skip_after is not None:  # a level missed above that vertebra (_reconcile_counts)
+            up = _count_up(n + 1)
+            names = {i: up[i if i <= skip_after else i + 1] for i in range(n)}
         rule = "counted up from the sacrum (lowest vertebra: " + (
             "sacroiliac joints)"
             if lowest.sacroiliac
