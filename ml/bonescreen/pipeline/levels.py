@@ -1096,19 +1096,27 @@ def _reconcile_counts(
         rest = [v for v in vertebrae if v is not upper]
         for k, v in enumerate(rest):
             v.index = k
-        return rest, None, (
-            f"the sacrum and the ribs counted one vertebra apart, and two pieces lay {gaps[i]:.0f} mm apart (the "
-            f"others about {typical:.0f} mm): taken as one vertebra found in two pieces and joined; check the "
-            "split and the names"
+        return (
+            rest,
+            None,
+            (
+                f"the sacrum and the ribs counted one vertebra apart, and two pieces lay {gaps[i]:.0f} mm apart (the "
+                f"others about {typical:.0f} mm): taken as one vertebra found in two pieces and joined; check the "
+                "split and the names"
+            ),
         )
     i = int(np.argmax(gaps))  # one vertebra too few: the widest spacing, the sacrum's included
     typical = float(np.median(np.delete(gaps, i)))
     if gaps[i] < s.reconcile_gap_ratio[1] * typical:
         return vertebrae, None, None
-    return vertebrae, i, (
-        f"the sacrum and the ribs counted one vertebra apart, and two vertebrae lay {gaps[i]:.0f} mm apart (the "
-        f"others about {typical:.0f} mm): a vertebra there was missed or joined to its neighbour, so the names "
-        "skip one level there and that level is not named; check the split and the names"
+    return (
+        vertebrae,
+        i,
+        (
+            f"the sacrum and the ribs counted one vertebra apart, and two vertebrae lay {gaps[i]:.0f} mm apart (the "
+            f"others about {typical:.0f} mm): a vertebra there was missed or joined to its neighbour, so the names "
+            "skip one level there and that level is not named; check the split and the names"
+        ),
     )
 
 
