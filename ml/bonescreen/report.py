@@ -35,8 +35,12 @@ _GRADE_TEXT = ("#7fe8ff", "#ffb347", "#ff8080")
 _SAGITTAL_TEXT_PT = 7.0
 
 
-def _spread(rows: list[float], gap: float) -> list[float]:
-    """Label rows moved apart, in order, so that neighbours are at least ``gap`` apart (centred on the rows)."""
+def _spread(rows: list[float], gap: float, limits: tuple[float, float] | None = None) -> list[float]:
+    """Label rows moved apart, in order, so that neighbours are at least ``gap`` apart (centred on the rows).
+
+    With ``limits`` (first, last row of the image), the labels are kept within them, half a gap from each
+    edge, where there is room: spread past the image's top, a label ran into the figure's title.
+    """
     if not rows:
         return []
     order = np.argsort(rows)
@@ -51,6 +55,10 @@ def _spread(rows: list[float], gap: float) -> list[float]:
                 moved = True
         if not moved:
             break
+    if limits is not None:
+        low, high = limits[0] + gap / 2, limits[1] - gap / 2
+        if out[-1] - out[0] <= high - low:  # room for them all: slide the run back inside
+            out += max(low - out[0], 0.0) - max(out[-1] - high, 0.0)
     result = np.empty_like(out)
     result[order] = out
     return result.tolist()
@@ -69,8 +77,12 @@ def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = N
     rows = np.nonzero(shown.any(axis=(0, 2)))[0]
     y0, y1 = 0, hu.shape[1]
     if rows.size:
-        half = int(70 / dy)
-        y0, y1 = max(int(rows.mean()) - half, 0), min(int(rows.mean()) + half, hu.shape[1])
+        # the vertebrae from front to back and 15 mm round them, at most 140 mm: a short scan's spine is shown
+        # as large as its column allows (the whole 140 mm made the L2-L4 crop a strip in empty space)
+        margin, half = int(15 / dy), int(70 / dy)
+        centre = (int(rows.min()) + int(rows.max())) // 2
+        y0 = max(int(rows.min()) - margin, centre - half, 0)
+        y1 = min(int(rows.max()) + 1 + margin, centre + half, hu.shape[1])
     ax.imshow(hu[::-1, y0:y1, x], aspect=dz / dy, **_BONE)
     ax.imshow(shown[::-1, y0:y1, x], aspect=dz / dy, cmap=_VERTEBRA_CMAP, vmin=0, vmax=255, interpolation="nearest")
     placed = []  # (row of the vertebra's middle, name, heights text, colour)
@@ -94,7 +106,9 @@ def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = N
     ax.apply_aspect()
     rows_per_point = hu.shape[0] / (ax.get_position().height * ax.figure.get_figheight() * 72.0)
     lines = max((2 if p[2] and "\n" in p[2] else 1) for p in placed) if placed else 1
-    rows_at = _spread([p[0] for p in placed], 1.3 * max(8.0, _SAGITTAL_TEXT_PT * lines) * rows_per_point)
+    rows_at = _spread(
+        [p[0] for p in placed], 1.3 * max(8.0, _SAGITTAL_TEXT_PT * lines) * rows_per_point, (0.0, hu.shape[0] - 1.0)
+    )
     for row, (_, name, text, color) in zip(rows_at, placed, strict=True):
         ax.text((y1 - y0) * 0.04, row, name, color="yellow", fontsize=8, va="center", bbox=_TEXT_BOX)
         if text:
@@ -311,8 +325,9 @@ def report_figure(
     if overall.get("vbmd_mg_cm3") is not None:
         used = "+".join(overall["vbmd_levels_used"])
         lines.append(
-            f"vBMD ({used}): {vbmd_text(overall['vbmd_mg_cm3'])} +- {overall['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD; "
-            f"{CLASS_TITLES[overall['acr_category']]}, ACR)"
+            # (no-break spaces: the value, its SD and unit wrap as one: "(1" and "SD" were split over two lines)
+            f"vBMD ({used}): {vbmd_text(overall['vbmd_mg_cm3'])}\u00a0+-\u00a0{overall['vbmd_sd_mg_cm3']:.0f}"
+            f"\u00a0mg/cm3 (1\u00a0SD; {CLASS_TITLES[overall['acr_category']]}, ACR)"
         )
     if overall.get("trabecular_hu") is not None:
         category = CLASS_TITLES[overall["hu_category"]]

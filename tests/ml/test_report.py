@@ -213,3 +213,17 @@ def test_neighbouring_vertebrae_have_colours_told_apart():
     for t in (n for n in SPINE_ORDER if n.startswith("T")):
         for lumbar in LEVEL_COLORS:
             assert apart(ids(t), lumbar) >= 100, (t, lumbar)
+
+
+def test_sagittal_names_stay_within_the_image():
+    """helper-36: on a tall scan the names of the top vertebrae, spread apart, ran above the sagittal view into the
+    figure's title. Spread within the image's rows, they keep their order and gap and stay inside it."""
+    from bonescreen.report import _spread
+
+    rows = [2.0, 4.0, 6.0, 60.0]  # three names crowded at the image's top (row 0)
+    free = _spread(rows, 10.0)
+    assert min(free) < 0  # spread freely, the first goes above the image
+    kept = _spread(rows, 10.0, (0.0, 99.0))
+    assert min(kept) >= 5.0 and max(kept) <= 94.0
+    ordered = sorted(kept)
+    assert all(b - a >= 10.0 - 1e-6 for a, b in zip(ordered, ordered[1:]))
