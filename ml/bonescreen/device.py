@@ -61,6 +61,8 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         device = None
     if device is None or device.type not in ("cpu", "cuda", "mps"):  # torch knows more types than BoneScreen runs on
         raise BoneScreenError(f"unknown device {name!r}; use one of {', '.join(available_devices())}")
+    if device.type != "cuda" and device.index is not None:  # "cpu:1" meant nothing and ran on the CPU
+        raise BoneScreenError(f"device {name!r}: only CUDA GPUs are numbered; use {device.type!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BoneScreenError(f"device {name!r} was asked for but no CUDA GPU is available here")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

@@ -26,6 +26,8 @@ def test_named_and_auto_devices():
 def test_missing_devices_are_clear_errors():
     with pytest.raises(BoneScreenError, match="unknown device 'tpu'"):
         resolve_device("tpu")
+    with pytest.raises(BoneScreenError, match="'cpu:1': only CUDA GPUs are numbered; use 'cpu'"):
+        resolve_device("cpu:1")  # (helper-36: accepted, and it ran on the CPU)
     if not torch.cuda.is_available():
         with pytest.raises(BoneScreenError, match="no CUDA GPU is available"):
             resolve_device("cuda")
