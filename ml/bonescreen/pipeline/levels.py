@@ -1154,6 +1154,12 @@ def _name(
     doubt and the names are flagged.
     """
     names, rule, certain, notes = _name_by_rules(vertebrae, top_level, nz, s, skip_after)
+    if rule.startswith("top vertebra in view") and nz * dz < s.max_body_mm:
+        # (helper-36: a three-slice series with ribs in view was said to have "no ribs")
+        notes.append(
+            f"the series covers {nz * dz:.0f} mm, less than one vertebral body: too little of the spine to tell a "
+            "rib's head from a transverse process, or to see the sacrum"
+        )
     uneven = _uneven_spacing(vertebrae, names, dz, nz, s)
     if uneven:
         certain = False
