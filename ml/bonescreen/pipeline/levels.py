@@ -741,7 +741,7 @@ def stacked_bodies(
 
 
 def _attach_detached(
-    parts: np.ndarray, cores: np.ndarray, mask: np.ndarray, marked: np.ndarray, spacing, reach_mm: float
+    parts: np.ndarray, cores: np.ndarray, mask: np.ndarray, spacing, reach_mm: float
 ) -> list[str]:
     """Give each piece of the mask that no body's flood reached to the vertebra whose arch it may be.
 
@@ -753,7 +753,7 @@ def _attach_detached(
     are. Pieces that a mark wrongly holds near the spine lie elsewhere: iliac bone and vessels beside
     the sacrum, ribs beside the thoracic bodies, the aorta in front (on the realistic phantom, MS-Net's
     detached pieces within 20 mm were 0-46 % vertebra, and those beside the sacrum none). Pieces that stay
-    out, and the specks the split drops (``marked`` without ``mask``), are left out with a note.
+    out are left out with a note; specks, which the split drops before (``min_piece_mm3``), are not noted.
 
     Parameters
     ----------
@@ -763,8 +763,6 @@ def _attach_detached(
         int, same shape: the bodies' cores, with the ids of ``parts``.
     mask : ndarray
         bool, same shape: the mask the split works on (specks dropped).
-    marked : ndarray
-        bool, same shape: the whole mark, specks included.
     spacing : tuple of float
         (dz, dy, dx) in mm.
     reach_mm : float
@@ -809,17 +807,22 @@ def _attach_detached(
     notes = []
     if given:
         notes.append(
-            f"{given} piece(s) of the mark not joined to a vertebral body ({given_cm3:.1f} cm3: arches parted from "
-            "their bodies by the slab or a gap in the mark) given to the vertebra whose arch they lie in"
+            f"{given} piece(s) of the mark not joined to a vertebral body ({_volume_text(given_cm3)}: arches parted "
+            "from their bodies by the slab or a gap in the mark) given to the vertebra whose arch they lie in"
         )
-    left = marked & (parts == 0)
+    left = mask & (parts == 0)
     if left.any():
         _, n_left = ndimage.label(left, structure=ndimage.generate_binary_structure(3, 3))
         notes.append(
-            f"{n_left} piece(s) of the mark ({np.count_nonzero(left) * voxel_cm3:.1f} cm3) joined to no vertebral "
-            f"body nor lying in an arch within {reach_mm:g} mm left out (not vertebrae)"
+            f"{n_left} piece(s) of the mark ({_volume_text(np.count_nonzero(left) * voxel_cm3)}) joined to no "
+            f"vertebral body nor lying in an arch within {reach_mm:g} mm left out (not vertebrae)"
         )
     return notes
+
+
+def _volume_text(cm3: float) -> str:
+    """A volume for a note: cm3, or mm3 under 0.1 cm3 (where one decimal of cm3 reads as nothing)."""
+    return f"{cm3:.1f} cm3" if cm3 >= 0.1 else f"{cm3 * 1000:.0f} mm3"
 
 
 def _leave_out_discs(split: LevelSplit, hu: np.ndarray, spacing, s: LevelSettings, metal: np.ndarray | None) -> None:
@@ -932,13 +935,12 @@ def _split(
     """
     from skimage.segmentation import watershed
 
-    marked = np.asarray(mask, dtype=bool)
-    mask = _clean(marked, spacing, s.min_piece_mm3)
+    mask = _clean(np.asarray(mask, dtype=bool), spacing, s.min_piece_mm3)
     labels = np.zeros(mask.shape, np.uint8)
     # one pixel of background round the mask in-plane: without it the depth of bone at the box's edge (the
     # spinous tips, a posterior column) is read from one side only, up to twice as deep
-    box = bounding_box(marked, margin=1)  # the whole mark's: pieces left out of the cores may still join a vertebra
-    if box is None or not mask.any():
+    box = bounding_box(mask, margin=1)
+    if box is None:
         return LevelSplit(labels, [], "none", False, ["no vertebral body found in the mask"])
     m = mask[box]
     z_off = box[0].start
@@ -965,7 +967,7 @@ def _split(
     )
     landscape = np.where(near_bodies, depth, np.minimum(depth, s.flood_depth_mm))
     parts = watershed(-landscape, markers=cores, mask=m)
-    notes += _attach_detached(parts, cores, m, marked[box], spacing, s.detached_reach_mm)
+    notes += _attach_detached(parts, cores, m, spacing, s.detached_reach_mm)
     # order the vertebrae from the lowest: by the centre of their cores
     ids = list(range(1, n_cores + 1))
     zc = ndimage.center_of_mass(cores > 0, cores, ids)
