@@ -740,9 +740,7 @@ def stacked_bodies(
     return out
 
 
-def _attach_detached(
-    parts: np.ndarray, cores: np.ndarray, mask: np.ndarray, spacing, reach_mm: float
-) -> list[str]:
+def _attach_detached(parts: np.ndarray, cores: np.ndarray, mask: np.ndarray, spacing, reach_mm: float) -> list[str]:
     """Give each piece of the mask that no body's flood reached to the vertebra whose arch it may be.
 
     A watershed from the bodies' cores leaves out every piece of the mask it cannot flood into: the arch
