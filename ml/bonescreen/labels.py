@@ -260,10 +260,21 @@ def as_level_labels(values, what: str = "labels", allowed: tuple[int, ...] = (0,
 #: voxels, 40 mm in front of the body moved BCC-Net's call and was not reported (helper-34) while the earlier
 #: limit (pieces under 5 % of the level) held.
 SPECK_DISTANCE_MM = 10.0
+#: half the width (mm, left to right from the body's centre) of the laminae and spinous process, where a piece
+#: parted from its body may be that vertebra's arch: the interpedicular distance is 20-30 mm in the lumbar spine,
+#: and the laminae reach the facets just beyond it (Gray's Anatomy, 42nd ed.); transverse processes reach further,
+#: as do the iliac bone and the ribs that a mark may wrongly hold
+ARCH_HALF_WIDTH_MM = 25.0
+#: how far behind its body an arch parted from it may lie: across the spinal canal, 15-20 mm deep in the lumbar
+#: spine (Gray's Anatomy, 42nd ed.)
+ARCH_REACH_MM = 20.0
 
 
 def stray_specks(labels: np.ndarray, spacing: tuple[float, float, float]) -> list[str]:
-    """Small pieces of a level far from the rest of it, one line each (for the user to check).
+    """Pieces of a level far from the rest of it, one line each (for the user to check).
+
+    A piece behind the rest, within ``ARCH_HALF_WIDTH_MM`` of its centre left to right and ``ARCH_REACH_MM``
+    of it, is where the vertebra's arch is: no stray piece.
 
     Parameters
     ----------
@@ -282,6 +293,7 @@ def stray_specks(labels: np.ndarray, spacing: tuple[float, float, float]) -> lis
             continue
         sizes = np.bincount(pieces.ravel())[1:]
         main = int(np.argmax(sizes)) + 1
+        _z, body_row, body_col = ndimage.center_of_mass(pieces == main)
         boxes = ndimage.find_objects(pieces)
         lo = np.array([s.start for s in boxes[main - 1]]) * step
         hi = np.array([s.stop - 1 for s in boxes[main - 1]]) * step
@@ -290,7 +302,14 @@ def stray_specks(labels: np.ndarray, spacing: tuple[float, float, float]) -> lis
                 continue
             centre = np.array([(s.start + s.stop - 1) / 2 for s in where]) * step
             gap = float(np.linalg.norm(np.maximum(0, np.maximum(lo - centre, centre - hi))))
-            if gap > SPECK_DISTANCE_MM:
+            # behind the body, where its arch is: a process that a thin slab, a mask or the split parts from the
+            # body (helper-37: the demo's own L2 spinous process was "a brush stroke in the wrong place?")
+            arch = (
+                centre[1] > body_row * step[1]
+                and abs(centre[2] - body_col * step[2]) <= ARCH_HALF_WIDTH_MM
+                and gap <= ARCH_REACH_MM
+            )
+            if gap > SPECK_DISTANCE_MM and not arch:
                 out.append(
                     f"{LEVEL_NAMES[lv]} has a stray piece of {sizes[i - 1]} voxels {gap:.0f} mm from the rest of it "
                     f"(slice {int(centre[0] / step[0])}): a brush stroke in the wrong place?"

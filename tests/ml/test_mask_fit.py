@@ -85,6 +85,16 @@ def test_classifying_misplaced_labels_says_so_first(case_volume, small_case):
     overall = result["overall"]
     assert overall["labels_off_bone"] == ["L2"]
     assert "L2" not in overall["vbmd_levels_used"] and "L2" not in overall["levels_used"]
+    # ...and it moves no other level's heights nor grade (helper-37: with L1 and L2 off the bone, L3's unchanged
+    # labels read 26.5/32.4/26.5 mm against 25/25/25, and L4 got a grade 1): they are measured without it
+    truth = {lv["name"]: lv["fracture"] for lv in fitting["levels"]}
+    for lv in result["levels"]:
+        # (L1, whose only neighbour in view was L2, is graded on its shape alone now: its grade may differ)
+        if lv["name"] in ("L3", "L4", "L5") and lv["fracture"] is not None and truth[lv["name"]] is not None:
+            assert lv["fracture"]["genant_grade"] == truth[lv["name"]]["genant_grade"], lv["name"]
+            for key in ("height_anterior_mm", "height_middle_mm", "height_posterior_mm"):  # (the axis, from one
+                # body fewer, moves a little)
+                assert abs(lv["fracture"][key] - truth[lv["name"]][key]) <= 0.5, (lv["name"], key)
     assert overall["bone_status"]["basis"].endswith("unconfirmed: the labels of L2 do not sit on bone")
 
 

@@ -271,3 +271,27 @@ def test_a_broken_link_as_output_folder_is_refused(small_case_files, tmp_path, c
     link.symlink_to(tmp_path / "gone")
     code, _, err = run_cli(["screen", str(small_case_files / "nifti" / "ct.nii.gz"), "--out", str(link)], capsys)
     assert code == 2 and "broken symbolic link" in err and "Traceback" not in err
+
+
+def test_a_process_parted_from_its_body_is_no_stray_piece(small_case):
+    """helper-37: `make demo` flagged "L2 has a stray piece of 3383 voxels ... a brush stroke in the wrong place?"
+    for L2's own spinous process, parted from the body in the labels (as the split gives an arch that a slab
+    parts from its body). A piece behind the body where its arch is, is not stray; the same piece in front of
+    the body is."""
+    from bonescreen.labels import stray_specks
+
+    labels = small_case.levels.copy()
+    body = labels == 2
+    zs, ys, xs = np.nonzero(body)
+    z0, z1 = zs.min() + 2, zs.min() + 5
+    xc = int(np.median(xs))
+    labels[labels == 2] = 0
+    labels[z0:z1] = np.where(body[z0:z1], 2, labels[z0:z1])  # a thin L2: its slices z0..z1 only
+    dy = small_case.spacing[1]
+    behind = int(ys.max() + 12 / dy)  # 12 mm behind its rearmost voxel
+    labels[z0:z1, behind : behind + 4, xc - 3 : xc + 3] = 2
+    assert not [s for s in stray_specks(labels, small_case.spacing) if s.startswith("L2")]
+    labels[z0:z1, behind : behind + 4, xc - 3 : xc + 3] = 0
+    front = int(ys.min() - 16 / dy)  # the same piece 16 mm in front of the body
+    labels[z0:z1, front : front + 4, xc - 3 : xc + 3] = 2
+    assert [s for s in stray_specks(labels, small_case.spacing) if s.startswith("L2 has a stray piece")]

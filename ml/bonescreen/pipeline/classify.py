@@ -217,7 +217,10 @@ def classify_levels(
         labels = np.where(metal, 0, labels).astype(np.uint8)
         present = [lv for lv in present if (labels == lv).any()]
     off = off_bone(hu, labels, present)  # labels of another CT or orientation on this grid
-    body = body_from_levels(labels, spacing)
+    # the bodies, heights and HU of the levels on the bone only: labels off the bone moved the spine's axis and
+    # served as their neighbours' references (helper-37: L3's heights changed and L4 got a grade 1)
+    on_labels = np.where(np.isin(labels, list(off)), 0, labels).astype(np.uint8) if off else labels
+    body = body_from_levels(on_labels, spacing)
     hu_by_level = trabecular_hu(hu, body, spacing)
     body_full = np.zeros(full_labels.shape, dtype=np.uint8)
     body_full[box] = body
@@ -227,7 +230,7 @@ def classify_levels(
     # heights from the bodies with their endplates' rims (the trabecular ROI keeps to the core); the full grid:
     # the box has no margin in z
     walls = np.zeros(full_labels.shape, dtype=np.uint8)
-    walls[box] = with_endplates(body, labels, spacing)
+    walls[box] = with_endplates(body, on_labels, spacing)
     fractures = level_fractures(walls, spacing)
     health = {lv: level_density(hu_by_level.get(lv), calibration) for lv in present}
     for lv in present:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from ..errors import BoneScreenError, check_number
+from ..labels import ARCH_REACH_MM
 
 
 def _setting(value, source: str):
@@ -66,7 +67,7 @@ class LevelSettings:
         "lumbar bodies' centres lie 30-40 mm apart, T10-T12's 25-30 mm; a hole cuts one core by less)",
     )
     detached_reach_mm: float = _setting(
-        20.0,
+        ARCH_REACH_MM,
         "a piece of the mask that no body's flood reaches (an arch that a thin slab or a gap in the mark parts from "
         "its body) goes to the nearest vertebra when this close to it and where its arch is (behind the body): across "
         "the spinal canal, 15-20 mm deep in the lumbar spine (Gray's Anatomy, 42nd ed.); others are left out, noted",

@@ -38,7 +38,7 @@ from scipy import ndimage
 
 from ..errors import check_number
 from ..inplane import bounding_box, deepest_points
-from ..labels import level_id
+from ..labels import ARCH_HALF_WIDTH_MM, level_id
 from ..metal import metal_mask, without_metal
 from .level_settings import LevelSettings
 from .mark_repair import trim_filled_discs
@@ -682,11 +682,6 @@ def split_levels(
     return split
 
 
-#: half the width (mm, left to right from the body's centre) of the laminae and spinous process, where a piece
-#: parted from its body may be that vertebra's arch: the interpedicular distance is 20-30 mm in the lumbar spine,
-#: and the laminae reach the facets just beyond it (Gray's Anatomy, 42nd ed.); transverse processes reach further,
-#: as do the iliac bone and the ribs that a mark may wrongly hold
-ARCH_HALF_WIDTH_MM = 25.0
 #: smallest core (mm3) that counts as a body when one id may hold several: a body's core (deeper than
 #: ``core_depth_mm``, 6 mm) is its height less 12 mm times its section less a 6 mm rim: about 1,900 mm3 for a
 #: 20 mm T10 body, 3,500 for a 27 mm lumbar one (Panjabi et al., Spine 1991/1992); thick spots of a spinous process
