@@ -52,6 +52,13 @@ def test_labels_segmentation_round_trip(scene, case, add_volume):
     assert segmentation.GetNthSegment(0).GetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), tag)
     assert "66794005" in str(tag)  # SNOMED CT: L1 vertebra
     np.testing.assert_array_equal(segmentation_to_labels(seg, node, volume), case.levels)
+    # a map of one vertebra keeps its name (helper-37: Slicer names a single label after the node, and every
+    # single-vertebra map became "L1")
+    for only in (3, 6):
+        alone = np.where(case.spine == only, only, 0).astype(np.uint8)
+        seg = labels_to_segmentation(alone, volume, node)
+        assert seg.GetSegmentation().GetNthSegment(0).GetName() == ("L3" if only == 3 else "T12")
+        np.testing.assert_array_equal(segmentation_to_labels(seg, node, volume), alone)
 
 
 def test_segment_classify_edit(scene, case, add_volume):

@@ -14,7 +14,6 @@ Conversions:
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,8 +157,9 @@ def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
         scene.RemoveNode(labelmap)
     for i in range(segmentation.GetNumberOfSegments()):
         segment = segmentation.GetNthSegment(i)
-        match = re.search(r"(\d+)$", segment.GetName())
-        level = int(match.group(1)) if match else i + 1
+        # the id each segment came from: its label value (helper-37: read from the name's digits, which Slicer
+        # gives only when the map holds two ids or more, a map of T12 alone became "L1")
+        level = int(segment.GetLabelValue())
         segment.SetName(vertebra_name(level))
         segment.SetColor(*(c / 255 for c in vertebra_color(level)))
         segment.SetTag(LEVEL_TAG, str(level))
