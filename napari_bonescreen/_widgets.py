@@ -451,7 +451,7 @@ class SegmentWidget(_Base):
                 yield "name levels", 1, 1
                 return seg
 
-            self._start(split, layer, None, None, f"Splitting the mask of {Path(path).name}...")
+            self._start(split, layer, None, None, f"Splitting the mask of {Path(path).name}...", segmented=False)
             return
         name = f"{layer.name} vertebrae ({Path(path).name})"
         data, meta, _ = labels_layer_data(vertebrae, layer, name, {"rule": "given by the user", "certain": True})
@@ -509,12 +509,12 @@ class SegmentWidget(_Base):
 
         self._start(work, layer, slices, screener.device_note, "Segmenting...")
 
-    def _start(self, work, layer, slices, device_note: str | None, status: str) -> None:
-        """Run ``work`` (a segmentation, or the split of a user's mask) in a worker; its Segmentation becomes a
-        new labels layer (:meth:`_on_done`)."""
+    def _start(self, work, layer, slices, device_note: str | None, status: str, segmented: bool = True) -> None:
+        """Run ``work`` (a segmentation, or the split of a user's mask: ``segmented`` False) in a worker; its
+        Segmentation becomes a new labels layer (:meth:`_on_done`)."""
         self.worker = create_worker(work)
         self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(lambda seg: self._on_done(seg, layer, slices, device_note))
+        self.worker.returned.connect(lambda seg: self._on_done(seg, layer, slices, device_note, segmented))
         self.worker.errored.connect(self._fail)
         self.worker.aborted.connect(self._on_cancelled)
         self.worker.finished.connect(self._on_finished)
@@ -542,7 +542,7 @@ class SegmentWidget(_Base):
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.worker = None
 
-    def _on_done(self, seg, image_layer, slices, device_note: str | None = None) -> None:
+    def _on_done(self, seg, image_layer, slices, device_note: str | None = None, segmented: bool = True) -> None:
         labels = seg.vertebra_labels()  # every vertebra found, named or not: the user corrects all of them
         notes = list(seg.notes)
         if not labels.any() and seg.mark.any():  # e.g. one slice: bone marked, no vertebra could be split out
@@ -561,7 +561,8 @@ class SegmentWidget(_Base):
                 "certain": seg.certain,
                 "vertebrae": [v.name for v in seg.vertebrae],
                 "notes": notes,
-                "segmented": True,  # MS-Net's mask: not checked by the user until edited (mask_checked)
+                # MS-Net's mask: not checked by the user until edited (mask_checked); a user's mask is the user's
+                "segmented": segmented,
             },
         )
         self.last_layer = self.viewer.add_labels(data, **meta)  # always a new layer: edits elsewhere are kept

@@ -106,6 +106,7 @@ def test_a_binary_spine_mask_is_refused_as_levels_and_split_and_named_as_a_mask(
     result = json.loads((out / "result.json").read_text())
     assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L3", "L4", "L5"]
     assert result["segmentation"]["source"] == "user mask"
+    assert "MS-Net" not in json.dumps(result["overall"])  # (helper-37: "the mask is MS-Net's, not yet checked")
     assert result["segmentation"]["vertebrae"][-1] == "T12"
     written = volume.from_source(np.asarray(nib.load(out / "levels.nii.gz").dataobj))
     for level in range(1, 6):  # each level where the phantom's truth has it

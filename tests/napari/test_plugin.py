@@ -425,6 +425,7 @@ def test_another_tools_vertebra_map_opens_as_the_editable_layer(
     for level in range(1, 6):
         assert (small_case.levels[split == level] == level).mean() > 0.9
     assert seg.last_layer.metadata["bonescreen"]["rule"] != "given by the user"
+    assert seg.last_layer.metadata["bonescreen"]["segmented"] is False  # the user's mask, not MS-Net's
     assert "L5" in seg.status.text() and "T12" in seg.status.text()
 
 

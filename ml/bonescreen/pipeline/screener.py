@@ -394,8 +394,10 @@ class Screener:
                 notes = [f"vertebrae given: {given} (none lumbar)" if given else "the labels given are empty"]
         t0 = time.perf_counter()
         if labels.any():
-            # the split of a user's mask is BoneScreen's, as MS-Net's is: not checked by the user
-            result = self.classify(volume, labels, progress, names_certain=certain, mask_checked=seg is None)
+            # a user's labels or mask are the user's (helper-37: a user's mask, split here, was called "MS-Net's
+            # mask, not yet checked"); the split's doubts are the naming's (names_certain)
+            checked = seg is None or mark is not None
+            result = self.classify(volume, labels, progress, names_certain=certain, mask_checked=checked)
         else:
             # the last note says which vertebrae were found or given (segment() and the branch above)
             result = add_input_messages(no_lumbar_result(self.thresholds, notes[-1]), volume.notes, volume.flags)
