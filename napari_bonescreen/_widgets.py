@@ -512,10 +512,11 @@ class SegmentWidget(_Base):
     def _start(self, work, layer, slices, device_note: str | None, status: str, segmented: bool = True) -> None:
         """Run ``work`` (a segmentation, or the split of a user's mask: ``segmented`` False) in a worker; its
         Segmentation becomes a new labels layer (:meth:`_on_done`)."""
-        self.worker = create_worker(work)
+        # errored given at creation: connected later, superqt also re-raises the error (helper-37: each error shown
+        # twice, the second with a traceback)
+        self.worker = create_worker(work, _connect={"errored": self._fail}, _start_thread=False)
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(lambda seg: self._on_done(seg, layer, slices, device_note, segmented))
-        self.worker.errored.connect(self._fail)
         self.worker.aborted.connect(self._on_cancelled)
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled, self.cancel_button.enabled = False, True
@@ -782,7 +783,13 @@ class ClassifyWidget(_Base):
         for event in edits:  # an edit takes the result down (labels_update: undo and redo, helper-35)
             event.connect(self._labels_edited)
         self.worker = create_worker(
-            screener.classify, volume, labels, names_certain=certain, mask_checked=bool(checked)
+            screener.classify,
+            volume,
+            labels,
+            names_certain=certain,
+            mask_checked=bool(checked),
+            _connect={"errored": self._fail},  # (no second, re-raised report of the error)
+            _start_thread=False,  # (started below, once every signal is connected)
         )
         # the naming's notes travel with the labels layer; the result shows them with its own flags
         segmentation = {
@@ -793,7 +800,6 @@ class ClassifyWidget(_Base):
             "notes": users_naming_notes(made.get("notes", [])) if made.get("renamed") else list(made.get("notes", [])),
         }
         self.worker.returned.connect(lambda result: self._on_done({**result, "segmentation": segmentation}))
-        self.worker.errored.connect(self._fail)
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled = False
         self.status.setText("Classifying...")

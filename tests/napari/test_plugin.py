@@ -620,3 +620,21 @@ def test_status_scrolls_into_view_on_a_small_screen(make_napari_viewer, qtbot):
         return 0 <= top and top + seg.status.height() <= scroll.viewport().height()
 
     qtbot.waitUntil(in_view, timeout=3000)
+
+
+def test_one_id_over_several_vertebrae_is_refused_once(make_napari_viewer, qtbot, small_case, small_case_files):
+    """helper-37: a labels layer with L1 painted over several vertebrae is refused at Classify (as the command
+    line refuses such a map), and the error is shown once: superqt re-raised it a second time, with a traceback,
+    when the dock connected its error handler after creating the worker."""
+    from napari.utils.notifications import notification_manager
+
+    viewer = make_napari_viewer()
+    image = viewer.open(str(small_case_files / "dicom" / "dicom"), plugin=PLUGIN)[0]
+    before = len(notification_manager.records)
+    lumbar = ((small_case.levels >= 1) & (small_case.levels <= 5)).astype(np.uint8)  # every lumbar level as L1
+    cls, _ = classify_in_dock(viewer, qtbot, image, lumbar, "one id")
+    assert cls.result is None
+    said = cls.status.text()
+    assert "the labels of L1 hold 5 vertebral bodies one above the other" in said and "mask" in said
+    shown = [r.message for r in notification_manager.records[before:] if "vertebral bodies" in str(r.message)]
+    assert len(shown) == 1, shown
