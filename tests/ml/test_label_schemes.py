@@ -125,3 +125,29 @@ def test_a_verse_subregion_map_is_named_not_read_as_ten_unnamed_vertebrae():
     np.testing.assert_array_equal(mask_of(np.array([0, 41, 50, 0])), [False, True, True, False])
     with pytest.raises(BoneScreenError, match="finite and non-negative"):
         mask_of(np.array([0.0, -1.0]))
+
+
+def test_maps_that_hold_no_vertebra_under_their_scheme_say_why(small_case, small_case_files, tmp_path, capsys):
+    """helper-37: a VerSe subregion map read with VerSe's ids was "the labels given are empty" (exit 0), a 0/255
+    spine mask "unnamed 235, none lumbar" (exit 0), and an empty mask "no vertebra found in the mark" (MS-Net's
+    word). Each is now said for what it is."""
+    ct = small_case_files / "nifti" / "ct.nii.gz"
+    volume = load_ct(ct)
+
+    def save(values, name):
+        nib.save(nib.Nifti1Image(volume.to_source(values.astype(np.uint8)), volume.source.affine), tmp_path / name)
+        return str(tmp_path / name)
+
+    spine = small_case.spine > 0
+    subregions = np.where(spine, np.where(small_case.spine == 1, 41, 50), 0)
+    argv = ["screen", str(ct), "--device", "cpu", "--out", str(tmp_path / "o"), "--labels"]
+    assert main([*argv, save(subregions, "subreg.nii.gz"), "--label-scheme", "verse"]) == 2
+    said = capsys.readouterr().err
+    assert "none of the map's ids (41, 50) is a vertebra with verse's ids" in said and "VerSe's subregions" in said
+    assert main([*argv, save(spine * 255, "b255.nii.gz")]) == 2
+    said = capsys.readouterr().err
+    assert "it holds one id, 255, as a binary mask does: add --label-scheme mask" in said
+    assert main([*argv, save(np.zeros_like(spine), "empty.nii.gz"), "--label-scheme", "mask"]) == 0
+    result = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert "the mask is empty: it holds no vertebral bone" in result["overall"]["reasons"]
+    assert not any("MS-Net" in r or "mark" in r for r in result["overall"]["reasons"])

@@ -296,7 +296,7 @@ def test_an_arch_parted_from_its_body_joins_it_and_other_pieces_are_left_out_wit
     assert [v.name for v in split.vertebrae] == ["L1"]
     assert (split.labels[body] == 1).all() and (split.labels[arch] == 1).all()
     assert not split.labels[beside].any() and not split.labels[far].any()
-    given = [n for n in split.notes if "given to the vertebra whose arch they lie in" in n]
+    given = [n for n in split.notes if "given to the vertebra behind whose body they lie" in n]
     left = [n for n in split.notes if "left out (not vertebrae)" in n]
     assert given and given[0].startswith("1 piece(s)"), split.notes
     assert left and left[0].startswith("2 piece(s) of the mark (") and "in an arch within 20 mm" in left[0], split.notes

@@ -125,15 +125,34 @@ def read_labels_nifti(
         raise BoneScreenError("label grid does not match the CT grid", path)
     if scheme != "bonescreen":
         try:
-            return volume.from_source(mask_of(ijk) if scheme == MASK_SCHEME else map_labels(ijk, scheme))
+            mapped = mask_of(ijk) if scheme == MASK_SCHEME else map_labels(ijk, scheme)
         except BoneScreenError as exc:
             raise BoneScreenError(exc.problem, path) from None
+        if not mapped.any() and ijk.any():  # (helper-37: VerSe's subregion map read as VerSe's was "empty")
+            found = [int(v) for v in np.unique(ijk) if v > 0]
+            shown = ", ".join(map(str, found[:8])) + (" ..." if len(found) > 8 else "")
+            hint = scheme_hint(ijk)
+            raise BoneScreenError(
+                f"none of the map's ids ({shown}) is a vertebra with {scheme}'s ids" + (f"; {hint}" if hint else ""),
+                path,
+            )
+        return _one_vertebra_per_id(volume.from_source(mapped), volume, path)
     hint = scheme_hint(ijk)
     if hint:  # another tool's ids read as BoneScreen's: refused, with the option that reads them
         raise BoneScreenError(f"the label map holds no lumbar level with BoneScreen's ids; {hint}", path)
     if allowed is None:
-        return volume.from_source(as_level_labels(ijk, str(path)))
-    return volume.from_source(as_level_labels(ijk, str(path), allowed))
+        return _one_vertebra_per_id(volume.from_source(as_level_labels(ijk, str(path))), volume, path)
+    return _one_vertebra_per_id(volume.from_source(as_level_labels(ijk, str(path), allowed)), volume, path)
+
+
+def _one_vertebra_per_id(vertebrae: np.ndarray, volume: CTVolume, path: Path) -> np.ndarray:
+    """``vertebrae`` as they are, unless a lumbar id holds several vertebral bodies: refused as the map is opened
+    (helper-37: napari and Slicer opened a 0/1 spine mask as "L1" and refused it only at Classify)."""
+    from ..pipeline.levels import stacked_problem
+
+    if vertebrae.dtype != bool and (problem := stacked_problem(vertebrae, volume.spacing)):
+        raise BoneScreenError(problem, path)
+    return vertebrae
 
 
 def _corner_gap(affine_a: np.ndarray, shape_a, affine_b: np.ndarray, shape_b) -> float:

@@ -38,7 +38,7 @@ from scipy import ndimage
 
 from ..errors import check_number
 from ..inplane import bounding_box, deepest_points
-from ..labels import ARCH_HALF_WIDTH_MM, level_id
+from ..labels import ARCH_HALF_WIDTH_MM, LEVEL_NAMES, level_id
 from ..metal import metal_mask, without_metal
 from .level_settings import LevelSettings
 from .mark_repair import trim_filled_discs
@@ -735,6 +735,29 @@ def stacked_bodies(
     return out
 
 
+def stacked_problem(
+    labels: np.ndarray, spacing: tuple[float, float, float], settings: LevelSettings | None = None
+) -> str | None:
+    """Why a user's lumbar labels cannot be classified as they are (one id over several vertebrae), or None.
+
+    Only the lumbar ids (1..5) are looked at (:func:`stacked_bodies`): they are what is classified.
+    """
+    lumbar = np.where((labels >= 1) & (labels <= 5), labels, 0)
+    stacked = stacked_bodies(lumbar, spacing, settings)
+    if not stacked:
+        return None
+    from ..label_schemes import MASK_SCHEME_CHOICE
+
+    return (
+        "; ".join(
+            f"the labels of {LEVEL_NAMES[lv]} hold {n} vertebral bodies one above the other ({mm:g} mm apart)"
+            for lv, (n, mm) in sorted(stacked.items())
+        )
+        + ": each vertebra needs its own label. Label them apart, or read the map as a mask of the spine for "
+        f"BoneScreen to split and name: {MASK_SCHEME_CHOICE}"
+    )
+
+
 def _attach_detached(parts: np.ndarray, cores: np.ndarray, mask: np.ndarray, spacing, reach_mm: float) -> list[str]:
     """Give each piece of the mask that no body's flood reached to the vertebra whose arch it may be.
 
@@ -801,7 +824,7 @@ def _attach_detached(parts: np.ndarray, cores: np.ndarray, mask: np.ndarray, spa
     if given:
         notes.append(
             f"{given} piece(s) of the mark not joined to a vertebral body ({_volume_text(given_cm3)}: arches parted "
-            "from their bodies by the slab or a gap in the mark) given to the vertebra whose arch they lie in"
+            "from their bodies by the slab or a gap in the mark?) given to the vertebra behind whose body they lie"
         )
     left = mask & (parts == 0)
     if left.any():
@@ -1096,8 +1119,8 @@ def _reconcile_counts(
             None,
             (
                 f"the sacrum and the ribs counted one vertebra apart, and two pieces lay {gaps[i]:.0f} mm apart (the "
-                f"others about {typical:.0f} mm): taken as one vertebra found in two pieces and joined; check the "
-                "split and the names"
+                f"others about {typical:.0f} mm): taken as one vertebra found in two pieces and joined (unless the "
+                "spine has six lumbar vertebrae); check the split and the names"
             ),
         )
     i = int(np.argmax(gaps))  # one vertebra too few: the widest spacing, the sacrum's included
@@ -1110,7 +1133,8 @@ def _reconcile_counts(
         (
             f"the sacrum and the ribs counted one vertebra apart, and two vertebrae lay {gaps[i]:.0f} mm apart (the "
             f"others about {typical:.0f} mm): a vertebra there was missed or joined to its neighbour, so the names "
-            "skip one level there and that level is not named; check the split and the names"
+            "skip one level there and that level is not named (unless the spine has four lumbar vertebrae); "
+            "check the split and the names"
         ),
     )
 

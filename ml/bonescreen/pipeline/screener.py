@@ -15,7 +15,6 @@ from ..device import fallback_note, resolve_device
 from ..errors import BoneScreenError, check_number
 from ..hu import HUThresholds
 from ..io import CTVolume
-from ..label_schemes import MASK_SCHEME_CHOICE
 from ..labels import (
     ALL_VERTEBRA_IDS,
     LEVEL_NAMES,
@@ -33,7 +32,7 @@ from ..weights import default_weights
 from .classify import classify_levels
 from .inference import InferenceSettings
 from .level_settings import LevelSettings
-from .levels import split_levels, stacked_bodies
+from .levels import split_levels, stacked_problem
 from .mark_repair import bridge_dropped_sections
 from .progress import ProgressCallback, drive
 from .segment import iter_mark_volume
@@ -261,6 +260,10 @@ class Screener:
         mark = np.asarray(mark, dtype=bool)
         if mark.shape != volume.shape:
             raise BoneScreenError(f"a mask of shape {mark.shape} does not fit the CT of shape {volume.shape}")
+        if not mark.any():  # (helper-37: a user's empty mask was "no vertebra found in the mark")
+            empty = np.zeros(mark.shape, np.uint8)
+            note = "the mask is empty: it holds no vertebral bone"
+            return Segmentation(empty, mark, [], "none", False, [note], time.perf_counter() - t0, empty)
         split = split_levels(mark, volume.spacing, volume.hu, top_level=top_level, settings=self.level_settings)
         if split.discs is not None and split.discs.any():
             mark = mark & ~split.discs
@@ -324,16 +327,9 @@ class Screener:
             raise BoneScreenError(f"labels of shape {labels.shape} do not fit the CT of shape {volume.shape}")
         vertebrae = as_level_labels(labels, allowed=ALL_VERTEBRA_IDS)
         labels = lumbar_levels(vertebrae)
-        if mask_checked and (stacked := stacked_bodies(labels, volume.spacing, self.level_settings)):
+        if mask_checked and (problem := stacked_problem(labels, volume.spacing, self.level_settings)):
             # a user's id over several vertebrae (a binary mask of the spine read as L1): every figure would mix them
-            raise BoneScreenError(
-                "; ".join(
-                    f"the labels of {LEVEL_NAMES[lv]} hold {n} vertebral bodies one above the other ({mm:g} mm apart)"
-                    for lv, (n, mm) in sorted(stacked.items())
-                )
-                + ": each vertebra needs its own label. Label them apart, or read the map as a mask of the spine for "
-                f"BoneScreen to split and name: {MASK_SCHEME_CHOICE}"
-            )
+            raise BoneScreenError(problem)
         model = self.model("classification")
         with self.settings.forward_context(self.device):
             result = classify_levels(
