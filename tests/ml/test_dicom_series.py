@@ -256,3 +256,15 @@ def test_an_image_of_the_series_with_another_series_uid_is_named_in_the_spacing_
         load_ct(series)
     said = str(info.value)
     assert "the folder also holds series 99" in said and "another SeriesInstanceUID" in said
+
+
+def test_a_damaged_file_named_as_dicom_beside_a_series_is_named_in_the_notes(series):
+    """helper-37: a damaged bad.dcm beside a good series was skipped without a word (files that do not read as DICOM
+    were passed over whatever their name); a file named as DICOM that does not read as one is now said."""
+    from bonescreen.io import load_ct
+
+    (series / "bad.dcm").write_bytes(b"not DICOM at all")
+    (series / "notes.txt").write_text("not named as DICOM: passed over")
+    volume = load_ct(series)
+    said = " ".join(volume.notes)
+    assert "(unreadable: bad.dcm)" in said and "notes.txt" not in said

@@ -307,7 +307,11 @@ def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], lis
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         for name in sorted(files):
             path = Path(root) / name
-            if name.startswith(".") or name.upper() == "DICOMDIR" or not is_dicom_file(path):
+            if name.startswith(".") or name.upper() == "DICOMDIR":
+                continue
+            if not is_dicom_file(path):
+                if name.lower().endswith(DICOM_NAME_SUFFIXES):  # named as DICOM, unreadable as it: said, not skipped
+                    unreadable.append(path.name)  # silently (helper-37: a damaged bad.dcm beside a good series)
                 continue
             try:
                 found.append(_Instance(path, _read(path, headers_only=True)))
