@@ -306,6 +306,7 @@ class Screener:
         progress: ProgressCallback | None = None,
         names_certain: bool = True,
         mask_checked: bool = True,
+        users_labels: bool | None = None,
     ) -> dict:
         """Classify each lumbar level on ``labels`` (the user's corrected labels or :meth:`segment`'s).
 
@@ -313,6 +314,8 @@ class Screener:
         (:meth:`Segmentation.vertebra_labels`, as the user corrected and renamed it): its ids are
         taken as the names, and L1..L5 are classified. ``mask_checked`` False says that ``labels`` are
         :meth:`segment`'s, not checked by a user: a bone status resting on fractures is then unconfirmed.
+        ``users_labels`` (default: ``mask_checked``) says that the ids are the user's, so a lumbar id holding
+        several vertebrae is refused (:func:`~.levels.stacked_problem`); the split's own ids are not checked.
 
         Returns the ``levels`` and ``overall`` parts of result.json, with the volume's
         reading notes and flags (:func:`~bonescreen.messages.add_input_messages`).
@@ -327,7 +330,8 @@ class Screener:
             raise BoneScreenError(f"labels of shape {labels.shape} do not fit the CT of shape {volume.shape}")
         vertebrae = as_level_labels(labels, allowed=ALL_VERTEBRA_IDS)
         labels = lumbar_levels(vertebrae)
-        if mask_checked and (problem := stacked_problem(labels, volume.spacing, self.level_settings)):
+        users = mask_checked if users_labels is None else users_labels
+        if users and (problem := stacked_problem(labels, volume.spacing, self.level_settings)):
             # a user's id over several vertebrae (a binary mask of the spine read as L1): every figure would mix them
             raise BoneScreenError(problem)
         model = self.model("classification")
@@ -393,7 +397,9 @@ class Screener:
             # a user's labels or mask are the user's (helper-37: a user's mask, split here, was called "MS-Net's
             # mask, not yet checked"); the split's doubts are the naming's (names_certain)
             checked = seg is None or mark is not None
-            result = self.classify(volume, labels, progress, names_certain=certain, mask_checked=checked)
+            result = self.classify(
+                volume, labels, progress, names_certain=certain, mask_checked=checked, users_labels=seg is None
+            )
         else:
             # the last note says which vertebrae were found or given (segment() and the branch above)
             result = add_input_messages(no_lumbar_result(self.thresholds, notes[-1]), volume.notes, volume.flags)
