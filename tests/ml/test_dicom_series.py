@@ -258,6 +258,20 @@ def test_an_image_of_the_series_with_another_series_uid_is_named_in_the_spacing_
     assert "the folder also holds series 99" in said and "another SeriesInstanceUID" in said
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_slice_inside_a_series_is_named_in_the_spacing_error(series, damage):
+    """helper-37: a damaged slice inside a series left a gap, refused as "uneven slice spacing ... (missing
+    slices?)" without naming the damaged file that is the missing slice."""
+    files = sorted(series.iterdir())
+    middle = files[len(files) // 2]
+    data = middle.read_bytes()
+    middle.write_bytes(data[:400] if damage == "truncated" else b"\0" * 128 + b"DICM" + b"\xff" * 300)
+    with pytest.raises(BoneScreenError, match="uneven slice spacing") as info:
+        load_ct(series)
+    said = str(info.value)
+    assert middle.name in said and "damaged?" in said, said
+
+
 def test_a_damaged_file_named_as_dicom_beside_a_series_is_named_in_the_notes(series):
     """helper-37: a damaged bad.dcm beside a good series was skipped without a word (files that do not read as DICOM
     were passed over whatever their name); a file named as DICOM that does not read as one is now said."""

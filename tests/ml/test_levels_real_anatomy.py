@@ -35,6 +35,19 @@ def test_pelvis_and_femoral_heads_in_view_l1_to_l5_named_right(pelvis_case):
         assert _dice(split.labels == level, case.levels == level) > 0.9, level
 
 
+def test_an_upside_down_scan_is_flagged_not_named_thoracic(pelvis_case):
+    """helper-37: a mask and CT saved upside down (an orientation wrong in the file) were named from the thoracic-
+    looking pieces at the bottom, with notes about ribs and no word of the orientation. The sacrum is now seen at
+    the top and said; the names stay flagged. Upright, the same scan is not so flagged."""
+    case = pelvis_case
+    upright = split_levels(case.spine > 0, case.spacing, case.hu.astype(np.float32))
+    assert not any("upside down" in n for n in upright.notes)
+    flipped = split_levels(case.spine[::-1] > 0, case.spacing, case.hu[::-1].astype(np.float32))
+    assert not flipped.certain
+    said = [n for n in flipped.notes if "upside down" in n]
+    assert len(said) == 1 and "looks like a sacrum" in said[0], flipped.notes
+
+
 def _fill_disc(case, upper: int, lower: int):
     """The mask with the disc between two vertebrae (DESIGN.md ids) filled within the lumbar bodies' outline
     (no waist, as MS-Net fills a disc), and the filled voxels."""

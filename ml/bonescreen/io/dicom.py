@@ -759,16 +759,22 @@ def _load_dicom(path: Path, recursive: bool = True) -> CTVolume:
     try:
         frames, lps = _check_series(series.frames)
     except BoneScreenError as exc:
-        also = [n for n in series.notes if "also in the folder" in n]
-        if not also or not str(exc.problem).startswith("uneven slice spacing"):
+        if not str(exc.problem).startswith("uneven slice spacing"):
             raise
         # the missing slices may be the images of another series in the folder (helper-34: one image with its own
-        # SeriesInstanceUID read as "missing slices?")
-        others = also[0].split("also in the folder: ", 1)[1]
-        raise BoneScreenError(
-            f"{exc.problem}; the folder also holds {others}: is a missing image there, with another SeriesInstanceUID?",
-            exc.path,
-        ) from None
+        # SeriesInstanceUID read as "missing slices?"), or files that could not be read (helper-37: a damaged slice)
+        clues = []
+        for note in series.notes:
+            if "also in the folder: " in note:
+                others = note.split("also in the folder: ", 1)[1]
+                clues.append(
+                    f"the folder also holds {others}: is a missing image there, with another SeriesInstanceUID?"
+                )
+            elif note.startswith("skipped "):
+                clues.append(f"{note}: is a missing image among them, damaged?")
+        if not clues:
+            raise
+        raise BoneScreenError(f"{exc.problem}; {'; '.join(clues)}", exc.path) from None
     data = _stack(frames).transpose(2, 1, 0)  # (i=column, j=row, k=slice), a view: no copy
     ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
     first = frames[0].ds

@@ -1179,6 +1179,10 @@ def _name(
             f"the series covers {nz * dz:.0f} mm, less than one vertebral body: too little of the spine to tell a "
             "rib's head from a transverse process, or to see the sacrum"
         )
+    upside_down = _upside_down(vertebrae, rule, s)
+    if upside_down:
+        certain = False
+        notes.insert(0, upside_down)
     uneven = _uneven_spacing(vertebrae, names, dz, nz, s)
     if uneven:
         certain = False
@@ -1198,6 +1202,35 @@ def _name(
                 "mark filled): two vertebrae may be joined or the mask is wrong; check the names"
             )
     return names, rule, certain, notes
+
+
+def _upside_down(vertebrae: list[Vertebra], rule: str, s: LevelSettings) -> str | None:
+    """A note when the topmost vertebra looks like a sacrum and none is found at the bottom (None if not).
+
+    The names assume the head is up (BoneScreen's axes: z from feet to head). A volume whose orientation in
+    its file is wrong (a NIfTI whose header flips the axis, a label map saved upside down with its CT) puts
+    the sacrum at the top: the rules then count from thoracic-looking pieces or from nothing, and every name
+    is wrong. One of the topmost ``sacral_pieces`` vertebrae is taken for a sacrum on the sacrum rule's own
+    evidence: iliac bone or sacroiliac joints beside it and ``sacrum_tall_width_ratio`` times the median width
+    of the vertebrae below it, or ``sacrum_width_ratio`` times it alone (its alae).
+    """
+    if rule.startswith("counted up from the sacrum"):
+        return None
+    n = len(vertebrae)
+    # as the sacrum is looked for among the lowest sacral_pieces (the coccyx or S4-S5 may lie beyond it)
+    for j in range(n - 1, max(n - 1 - s.sacral_pieces, s.min_for_median - 1), -1):
+        v = vertebrae[j]
+        ratio = v.width_mm / max(float(np.median([w.width_mm for w in vertebrae[:j]])), 1e-6)
+        pelvis = v.iliac or v.sacroiliac
+        if ratio > s.sacrum_width_ratio or (pelvis and ratio > s.sacrum_tall_width_ratio):
+            which = "topmost vertebra" if j == n - 1 else f"vertebra {n - j} from the top"
+            beside = ", with iliac bone beside it" if pelvis else ""
+            return (
+                f"the {which} looks like a sacrum ({ratio:.1f} times as wide as those below it{beside}) and none "
+                "is at the bottom: is the scan upside down (its orientation in the file wrong)? The names assume "
+                "the head is up; check the orientation"
+            )
+    return None
 
 
 def _uneven_spacing(
