@@ -145,6 +145,21 @@ def hu_as_categorized(hu: float, thresholds: HUThresholds = HUThresholds()) -> s
 #: a smaller ROI (0.4 and 0.5 gave 10.1 / 11.1 HU on MS-Net's bodies and 8.4 / 11.2 on the first phantom).
 ROI_DEPTH_FRACTION = 0.3
 
+#: The ROI is placed inside the outline of the body's bone where the CT shows one (:func:`inplane.bone_outline`),
+#: not inside the body map's edge alone: a hand-drawn label runs 2-4 mm outside the cortex (the real three-slice
+#: series of ../shared/data, dcmqi's labels), and the ROI's margin, measured from the label's edge, then reached
+#: further into the cortex. Soft tissue beside a body reads -100 (fat) to 60 HU (muscle, the crura) and the cortex
+#: 300-1,200 HU (a thin shell seen at 3 mm slices still 200 HU or more), so 150 HU after a 0.75 mm smoothing parts
+#: them; a closing of 3 mm bridges gaps in a shell up to 6 mm (the basivertebral foramen on the posterior wall, a
+#: thin shell broken by noise); a rim outside that outline is left out up to 4 mm from the map's edge, on the slices
+#: where over half of the map's edge lies outside it (a map drawn on the bone is left as it is: on the realistic
+#: phantom's exact labels, trimming every slice moved L5's trabecular HU by up to 20 HU where its shell is open).
+CORTEX_OUTLINE_HU = 150.0
+OUTLINE_CLOSE_MM = 3.0
+OUTLINE_SMOOTH_MM = 0.75
+OUTLINE_MARGIN_MM = 4.0
+OUTLINE_EDGE_SHARE = 0.5
+
 
 def trabecular_roi(
     body: np.ndarray,
@@ -152,6 +167,7 @@ def trabecular_roi(
     spacing: tuple[float, float, float],
     erosion_mm: float = 3.0,
     keep_fraction: float = 0.6,
+    hu: np.ndarray | None = None,
 ) -> np.ndarray:
     """Boolean (z, y, x) ROI of one level's trabecular bone: the middle of the body's middle slices.
 
@@ -167,14 +183,29 @@ def trabecular_roi(
         Least distance (mm) of an ROI voxel from the body's edge (the cortex).
     keep_fraction : float
         Share of the body's slices kept, in its middle (the endplates left out).
+    hu : ndarray, optional
+        The CT in HU, same shape: each section is first cut to the outline of its bone
+        (:data:`CORTEX_OUTLINE_HU`), so that a map drawn outside the cortex does not move the ROI into it.
 
     Returns
     -------
     ndarray
         Boolean (z, y, x): on each kept slice, the voxels at least ``max(erosion_mm,``
-        :data:`ROI_DEPTH_FRACTION` ``x the section's deepest)`` from its edge.
+        :data:`ROI_DEPTH_FRACTION` ``x the section's deepest)`` from its edge (the bone's outline's edge
+        where ``hu`` is given and shows one).
     """
     m = body == level
+    if hu is not None:
+        m = inplane.bone_outline(
+            m,
+            hu,
+            CORTEX_OUTLINE_HU,
+            spacing[1:],
+            OUTLINE_CLOSE_MM,
+            OUTLINE_SMOOTH_MM,
+            OUTLINE_MARGIN_MM,
+            OUTLINE_EDGE_SHARE,
+        )
     ks = np.nonzero(m.any(axis=(1, 2)))[0]
     if ks.size == 0:
         return np.zeros_like(m)
@@ -284,7 +315,7 @@ def trabecular_hu(
     """
 
     def measure(level: int) -> dict:
-        roi = trabecular_roi(body, level, spacing, erosion_mm, keep_fraction)
+        roi = trabecular_roi(body, level, spacing, erosion_mm, keep_fraction, hu)
         whole = hu[roi]  # cement or sclerosis is judged on the whole ROI: it may fill the slices left out below
         values = hu[consistent_slices(hu, roi)]
         inliers = values[~outliers(values)]

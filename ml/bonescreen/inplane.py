@@ -175,3 +175,79 @@ def thickest_piece(mask: np.ndarray, spacing_yx: tuple[float, float]) -> np.ndar
     ks = np.flatnonzero(radius > 0)
     out[box] = np.isin(pieces, pieces[ks, centres[ks, 0], centres[ks, 1]])
     return out
+
+
+def bone_outline(
+    mask: np.ndarray,
+    hu: np.ndarray,
+    threshold_hu: float,
+    spacing_yx: tuple[float, float],
+    close_mm: float,
+    smooth_mm: float,
+    margin_mm: float,
+    edge_share: float,
+) -> np.ndarray:
+    """Per slice, ``mask`` without the rim of it that lies outside the bone's outline (z, y, x boolean).
+
+    On each slice the CT, smoothed in-plane by a Gaussian of ``smooth_mm`` (noise), is thresholded at
+    ``threshold_hu`` within ``close_mm`` of the section (a mask may leave out a stretch of the shell). The
+    bright pixels (the cortical shell, and trabecular bone dense enough) are closed in-plane by a disc of
+    ``close_mm`` (gaps in a thin shell, a vein's foramen) and their holes filled: the outline of the bone,
+    inside which lies the marrow however dark it reads. Of the section (its holes kept: a body map may
+    hold the arch round the spinal canal), the pixels outside the bone's outline *and* within ``margin_mm``
+    of the section's edge are left out: a mask drawn that far outside the cortex. Deeper pixels stay
+    whatever the CT shows, so a shell that does not close (too thin or too dark to trace) costs at most that
+    band, never the marrow; and a slice whose edge lies outside the bone's outline for under ``edge_share``
+    of its length is left whole (a mask drawn on the bone, whose shell may be open in places).
+
+    Parameters
+    ----------
+    mask : ndarray
+        bool (z, y, x): a body map's sections, which may run outside the bone (a hand-drawn label).
+    hu : ndarray
+        The CT in Hounsfield units, same shape.
+    threshold_hu : float
+        HU above which a smoothed pixel is bone (between soft tissue and cortex).
+    spacing_yx : tuple of float
+        (dy, dx) in mm.
+    close_mm, smooth_mm, margin_mm : float
+        Radius of the closing disc, SD of the smoothing Gaussian, and the widest rim left out, mm.
+    edge_share : float
+        Least share of a section's edge outside the bone's outline for its rim to be left out.
+
+    Returns
+    -------
+    ndarray
+        bool (z, y, x): per slice, the section less its rim outside the bone (a subset of ``mask``).
+    """
+    out = np.zeros(mask.shape, dtype=bool)
+    box = bounding_box(mask)
+    if box is None:
+        return out
+    pad = max(1, int(np.ceil(close_mm / min(spacing_yx)))) + 1
+    sections = np.pad(np.asarray(mask[box], dtype=bool), ((0, 0), (pad, pad), (pad, pad)))
+    ct = np.pad(np.asarray(hu[box], dtype=np.float32), ((0, 0), (pad, pad), (pad, pad)), mode="edge")
+    sigma = (smooth_mm / spacing_yx[0], smooth_mm / spacing_yx[1])
+    ry, rx = close_mm / spacing_yx[0], close_mm / spacing_yx[1]
+    hy, hx = int(np.floor(ry)), int(np.floor(rx))
+    yy, xx = np.mgrid[-hy : hy + 1, -hx : hx + 1]
+    disc = (yy / max(ry, 1e-6)) ** 2 + (xx / max(rx, 1e-6)) ** 2 <= 1.0
+    part = out[box]  # a view: filled slice by slice
+
+    def trim(k: int) -> None:
+        section = sections[k]
+        if not section.any():
+            return
+        near = ndimage.binary_dilation(section, structure=disc)
+        bright = near & (ndimage.gaussian_filter(ct[k], sigma) >= threshold_hu)
+        bone = ndimage.binary_fill_holes(ndimage.binary_closing(bright, structure=disc))
+        edge = section & ~ndimage.binary_erosion(section)
+        if np.count_nonzero(edge & ~bone) < edge_share * np.count_nonzero(edge):
+            part[k] = section[pad:-pad, pad:-pad]  # the section's edge is mostly on the bone: a mask on the bone
+            return
+        # the section's holes stay holes (a body map may hold the arch round the spinal canal)
+        rim = section & (ndimage.distance_transform_edt(section, sampling=spacing_yx) <= margin_mm)
+        part[k] = (section & ~(rim & ~bone))[pad:-pad, pad:-pad]
+
+    thread_map(lambda r: [trim(k) for k in range(r.start, r.stop)], split_range(part.shape[0]))
+    return out
