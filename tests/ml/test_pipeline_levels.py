@@ -307,6 +307,33 @@ def test_an_arch_parted_from_its_body_joins_it_and_other_pieces_are_left_out_wit
     assert not near.labels[arch].any()
 
 
+def test_a_parted_arch_goes_to_the_body_at_its_level_not_to_the_nearest_arch():
+    """helper-37: on the demo phantom the arches of the sacrum, parted from it, touch L5's arch above them and went
+    to L5 (560 of 689 voxels; L5 then ran from the first slice). Two bodies 2 mm slices apart by a disc; the upper
+    body's arch reaches down behind the lower body; a piece parted from both lies behind the lower body, 4 mm below
+    the upper arch and 8 mm behind the lower body: it goes to the lower body, at its level. A piece 40 mm below
+    both bodies, behind them, is left out."""
+    spacing = (2.0, 1.0, 1.0)
+    nz, ny, nx = 40, 110, 90
+    z = np.arange(nz)[:, None, None] * spacing[0]
+    y = np.arange(ny)[None, :, None] * spacing[1]
+    x = np.arange(nx)[None, None, :] * spacing[2]
+    disc_round = np.hypot(y - 35.0, x - 45.0) < 16.0
+    lower = disc_round & (z >= 20.0) & (z < 44.0)
+    upper = disc_round & (z >= 54.0) & (z < 78.0)
+    upper_arch = (y >= 51.0) & (y < 72.0) & (np.abs(x - 45.0) < 6.0) & (z >= 40.0) & (z < 78.0)
+    piece = (y >= 59.0) & (y < 72.0) & (np.abs(x - 45.0) < 6.0) & (z >= 24.0) & (z < 36.0)
+    far = (y >= 59.0) & (y < 72.0) & (np.abs(x - 45.0) < 6.0) & (z < 6.0)
+    mask = lower | upper | upper_arch | piece | far
+    hu = np.where(mask, 400.0, 40.0).astype(np.float32)
+    split = split_levels(mask, spacing, hu, top_level=1)
+    assert [v.name for v in split.vertebrae] == ["L2", "L1"]
+    assert (split.labels[piece] == 2).all(), np.unique(split.labels[piece], return_counts=True)
+    assert (split.labels[upper_arch] == 1).mean() > 0.9
+    assert not split.labels[far].any()
+    assert any("left out (not vertebrae)" in n for n in split.notes), split.notes
+
+
 def test_a_count_one_apart_between_the_sacrum_and_the_ribs_is_mended_where_the_spacing_shows_it():
     """The realistic phantom with MS-Net's marks (seed 3000): L4 came in two pieces (case 10) or L4 and a cemented
     L5 were joined (case 0), so counted up from the sacrum every name above was one level off while the ribs
