@@ -7,15 +7,16 @@ from pathlib import Path
 
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import load_ct
-from bonescreen.io.dicom import is_dicom_file
+from bonescreen.io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file
 from bonescreen.io.nifti import is_nifti_path
 
 from ._convert import image_layer_data
 
 
 def _named_dicom(path: Path) -> bool:
-    """A file named as DICOM (.dcm), whatever it holds: an empty or damaged one is BoneScreen's to explain."""
-    return path.suffix.lower() == ".dcm"
+    """A file named as DICOM (.dcm, .dicom, .ima), whatever it holds: an empty or damaged one is BoneScreen's to
+    explain (helper-37: a damaged .IMA got napari's "no reader")."""
+    return path.name.lower().endswith(DICOM_NAME_SUFFIXES)
 
 
 def _handles(path: Path) -> bool:
@@ -27,7 +28,7 @@ def _handles(path: Path) -> bool:
             return not files or any(_named_dicom(p) or is_dicom_file(p) for p in files)
         except OSError:
             return False
-    # files named .nii, .nii.gz or .dcm are taken even when empty or damaged (helper-36: napari's generic "no
+    # files named .nii, .nii.gz or as DICOM are taken even when empty or damaged (helper-36: napari's generic "no
     # reader" stood where BoneScreen says what is wrong with the file)
     return is_nifti_path(path) or _named_dicom(path) or (path.is_file() and is_dicom_file(path))
 

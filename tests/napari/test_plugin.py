@@ -93,6 +93,7 @@ def test_reader_declines_and_reports(make_napari_viewer, tmp_path):
     # a .dcm without a DICOM header, where the command line says what is wrong with each)
     (tmp_path / "empty.dcm").write_bytes(b"")
     (tmp_path / "junk.dcm").write_bytes(b"hello, not DICOM")
+    (tmp_path / "JUNK.IMA").write_bytes(b"hello, not DICOM")  # Siemens' name for DICOM files (helper-37)
     (tmp_path / "empty.nii.gz").write_bytes(b"")
     damaged = tmp_path / "damaged"
     damaged.mkdir()
@@ -100,6 +101,7 @@ def test_reader_declines_and_reports(make_napari_viewer, tmp_path):
     for name, why in (
         ("empty.dcm", "the file is empty (0 bytes)"),
         ("junk.dcm", "named as DICOM but does not read as DICOM"),
+        ("JUNK.IMA", "named as DICOM but does not read as DICOM"),
         ("empty.nii.gz", "the file is empty (0 bytes)"),
         ("damaged", "1 file named as DICOM (slice1.dcm) but none reads as DICOM"),
     ):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BoneScreenError
-from .dicom import is_dicom_file, load_dicom
+from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file, load_dicom
 from .hu_scale import hu_scale_problem
 from .nifti import is_nifti_path, load_nifti
 from .volume import CTVolume, SourceGrid, clip_padding
@@ -61,7 +61,7 @@ def load_ct(
         volume = load_dicom(path, recursive)
     elif is_nifti_path(path):
         volume = load_nifti(path, orientation)
-    elif path.suffix.lower() == ".dcm":
+    elif path.name.lower().endswith(DICOM_NAME_SUFFIXES):  # .dcm, .dicom, .ima (helper-37: a damaged .IMA)
         raise BoneScreenError(
             "named as DICOM but does not read as DICOM (neither the 'DICM' preamble nor a DICOM element at its "
             "start): damaged, or another format",
