@@ -205,5 +205,9 @@ def test_a_body_not_measured_says_why_in_the_right_words():
         assert level["fracture"] is None
         return [r for r in level["reasons"] if r.startswith("body heights not measured")]
 
-    assert "its mask runs on from the body to the first or last slice" in l1_reasons(ks.max() + 4, True)[0]
-    assert "the scan range cuts it" in l1_reasons(int(np.median(ks)), False)[0]
+    painted = l1_reasons(ks.max() + 4, True)[0]
+    assert "its mask runs on from the body to the first or last slice" in painted and "in view" not in painted
+    cut = l1_reasons(int(np.median(ks)), False)[0]
+    assert "the scan range cuts it" in cut
+    # its HU comes from the part in view, whose middle is not the body's (helper-37: three slices near an endplate)
+    assert "trabecular HU and vBMD come from the" in cut and "may not hold the body's middle" in cut

@@ -91,6 +91,10 @@ def _probs(p: np.ndarray) -> dict[str, float]:
     return {name: round(float(v), 4) for name, v in zip(CLASS_NAMES, p, strict=True)}
 
 
+#: Why a body's heights are not measured when the scan's first or last slice cuts it.
+CUT_BY_SCAN_RANGE = "the body reaches the first or last slice: the scan range cuts it"
+
+
 def _unmeasured_why(walls: np.ndarray, body: np.ndarray, level: int, z0: int) -> str:
     """Why :func:`~bonescreen.fracture.body_heights` could not measure a level's body: its checks, in its order.
 
@@ -102,7 +106,7 @@ def _unmeasured_why(walls: np.ndarray, body: np.ndarray, level: int, z0: int) ->
     if zs.size and (zs[0] == 0 or zs[-1] == last):
         zb = np.nonzero((body == level).any(axis=(1, 2)))[0] + z0
         if zb.size and (zb[0] == 0 or zb[-1] == last):
-            return "the body reaches the first or last slice: the scan range cuts it"
+            return CUT_BY_SCAN_RANGE
         # (helper-34: "the scan range cuts it" of a whole body, beside body_cut_by_scan_edge False)
         return (
             "its mask runs on from the body to the first or last slice, so the body may be cut there: a "
@@ -294,7 +298,17 @@ def classify_levels(
         if fracture and fracture.get("grade_doubt"):
             reasons.append(fracture["grade_doubt"]["reason"])
         if fracture is None:
-            reasons.append(f"body heights not measured ({_unmeasured_why(walls, body, lv, z0)}): no fracture grade")
+            why = _unmeasured_why(walls, body, lv, z0)
+            also = ""
+            if why == CUT_BY_SCAN_RANGE and measured is not None:
+                # the ROI's middle slices are those of the part in view (helper-37: the three-slice series' 3 mm
+                # of a body, near its endplate, read 226 HU with a user's labels)
+                seen = np.count_nonzero((body == lv).any(axis=(1, 2))) * spacing[0]
+                also = (
+                    f"; its trabecular HU and vBMD come from the {seen:.0f} mm of its body in view, which may not "
+                    "hold the body's middle"
+                )
+            reasons.append(f"body heights not measured ({why}): no fracture grade{also}")
         acr = health[lv]["acr_category"]
         if acr is not None and acr != prediction:
             reasons.append(
