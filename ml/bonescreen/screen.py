@@ -17,7 +17,7 @@ from .errors import BoneScreenError
 from .hu import HUThresholds
 from .io import load_ct
 from .io.sr import write_dicom_sr
-from .io.writers import SEG_IDENTIFYING_TAGS, read_labels_nifti, write_dicom_seg, write_labels_nifti
+from .io.writers import read_labels_nifti, write_dicom_seg, write_labels_nifti
 from .label_schemes import MASK_SCHEME
 from .labels import ALL_VERTEBRA_IDS
 from .pipeline import Screener
@@ -210,8 +210,8 @@ def screen_file(
         "output_notes": output_notes,
         "identifying_tags": {name: tags for name, tags in exports.items()},
         "identifying_tags_note": "a DICOM SEG and SR repeat the source's patient and study tags so that they stay "
-        f"attached to the study ({', '.join(SEG_IDENTIFYING_TAGS)} where present); "
-        "levels.nii.gz, report.png and result.json carry none",
+        "attached to the study: identifying_tags lists, per file, those that hold a value (of DICOM PS3.15 Annex "
+        "E's identifying attributes); levels.nii.gz, report.png and result.json carry none",
         "spacing_mm": [round(s, 4) for s in volume.spacing],
         "shape": list(volume.shape),
     }

@@ -62,6 +62,20 @@ def test_labels_round_trip_nifti_and_seg(small_case, small_case_files, tmp_path)
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+def test_a_seg_names_every_identifying_tag_it_carries_nested_ones_too(small_case, series, tmp_path):
+    """helper-38: a SEG and an SR carried PatientAge, StudyDescription and (in ContributingEquipmentSequence) the
+    InstitutionName of their source, none of them in result.json's identifying_tags."""
+    for f in series.iterdir():
+        ds = pydicom.dcmread(f)
+        ds.PatientAge, ds.StudyDescription, ds.InstitutionName = "060Y", "CT ABD for ZZYZX", "ZZINSTITUTE"
+        ds.save_as(f)
+    dicom = load_ct(series)
+    tags = write_dicom_seg(dicom, small_case.levels, tmp_path / "seg.dcm")
+    assert {"PatientID", "PatientAge", "StudyDescription", "InstitutionName"} <= set(tags), tags
+    held = {el.keyword for el in pydicom.dcmread(tmp_path / "seg.dcm").iterall() if str(el.value) == "ZZINSTITUTE"}
+    assert "InstitutionName" in held
+
+
 def test_labels_on_real_series_go_back_to_source_grid(shared_data, tmp_path):
     v = load_ct(shared_data / "pancreasct-slice" / "explicit_VR-UN.dcm")
     labels = np.zeros(v.shape, np.uint8)

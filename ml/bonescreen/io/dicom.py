@@ -23,7 +23,7 @@ Rules:
 - Slice spacing comes from the positions. Spacing that varies by more than 10%
   (a missing slice) and gantry tilt over 1 degree are refused with a message.
 - A folder with several series: the candidates are the axial CT image sets; the
-  one with the most slices is taken, and its number and description are logged;
+  one with the most slices is taken, and its number is logged (not its description: free text);
   if two candidates tie, the error lists the series to choose from.
 """
 
@@ -244,7 +244,6 @@ class _Instance:
         self.modality = str(ds.get("Modality", "") or "")
         self.series_uid = str(ds.get("SeriesInstanceUID", "") or "")
         self.series_number = ds.get("SeriesNumber", "")
-        self.description = str(ds.get("SeriesDescription", "") or "")
         self.sop_class = str(
             ds.get("SOPClassUID", "") or getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", "")
         )
@@ -350,9 +349,15 @@ class _Series:
 
 
 def _series_label(inst: _Instance, n: int) -> str:
-    desc = f" '{inst.description}'" if inst.description else ""
-    number = "without a SeriesNumber" if inst.series_number in (None, "") else str(inst.series_number)
-    return f"series {number}{desc} ({inst.modality or 'no modality'}, {n} image{'s' if n != 1 else ''})"
+    """How notes and errors name a series: its SeriesNumber (else its first file's name), modality and size.
+
+    Not its SeriesDescription: free text, which may carry a name (DICOM PS3.15 Annex E removes it), and notes
+    reach result.json, the report and the screen (helper-38: "series 'ZZYZX TESTPATIENT abdomen'").
+    """
+    number = (
+        f"without a SeriesNumber ({inst.path.name})" if inst.series_number in (None, "") else str(inst.series_number)
+    )
+    return f"series {number} ({inst.modality or 'no modality'}, {n} image{'s' if n != 1 else ''})"
 
 
 def _place_frames(group: list[_Instance]) -> _Series | str:

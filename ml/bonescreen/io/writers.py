@@ -43,6 +43,39 @@ SEG_IDENTIFYING_TAGS = (
     "ReferringPhysicianName",
 )
 
+#: Every attribute a SEG or SR may carry that names or describes a patient, a study or a person, as the DICOM
+#: Basic Application Level Confidentiality Profile lists them (PS3.15 Annex E, Table E.1-1): highdicom copies
+#: the source's patient and study modules (PatientAge, StudyDescription, ...) and puts the source's
+#: InstitutionName in the ContributingEquipmentSequence (helper-38: three of them were not declared).
+EXPORT_IDENTIFYING_TAGS = (
+    *SEG_IDENTIFYING_TAGS,
+    "PatientBirthTime",
+    "PatientAge",
+    "PatientSize",
+    "PatientWeight",
+    "OtherPatientIDs",
+    "OtherPatientNames",
+    "EthnicGroup",
+    "Occupation",
+    "AdditionalPatientHistory",
+    "PatientComments",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "MedicalRecordLocator",
+    "StudyDescription",
+    "AdmittingDiagnosesDescription",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "StationName",
+    "DeviceSerialNumber",
+    "OperatorsName",
+    "PerformingPhysicianName",
+    "PhysiciansOfRecord",
+    "NameOfPhysiciansReadingStudy",
+    "RequestingPhysician",
+)
+
 
 def _check_labels(volume: CTVolume, labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
@@ -277,11 +310,13 @@ def save_dicom(ds: pydicom.Dataset, path: str | os.PathLike) -> list[str]:
     Returns
     -------
     list of str
-        The keywords of :data:`SEG_IDENTIFYING_TAGS` that hold a value in ``ds`` (copied from the source).
+        The keywords of :data:`EXPORT_IDENTIFYING_TAGS` that hold a value anywhere in ``ds``, nested
+        sequences included (copied from the source).
     """
     with atomic_path(Path(path)) as tmp:
         ds.save_as(tmp)
-    return [t for t in SEG_IDENTIFYING_TAGS if str(ds.get(t, "") or "")]
+    held = {el.keyword for el in ds.iterall() if el.VR != "SQ" and str(el.value or "").strip()}
+    return [t for t in EXPORT_IDENTIFYING_TAGS if t in held]
 
 
 def source_headers(volume: CTVolume) -> list[pydicom.Dataset]:
