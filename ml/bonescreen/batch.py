@@ -3,7 +3,8 @@
 - Studies: every NIfTI file but label maps (stored as uint8: no room for HU), and every folder that
   directly holds DICOM files (or files named as DICOM, so that a folder of damaged files is reported,
   not passed over); a folder study reads only the files directly in it, so a series in a subfolder is
-  its own study. The output folder, when inside the input root, is not searched.
+  its own study. The output folder, when inside the input root, is not searched, nor any folder BoneScreen
+  wrote (an earlier run's output: :func:`is_bonescreen_output`).
 - Keys: ``study-`` + the first 12 hex digits of the SHA-256 of the study's path relative to the input
   root. Keys and output folder names never carry names or IDs; ``inputs.csv`` maps keys back to
   the input paths (which may carry identifiers: keep it where the data are).
@@ -68,7 +69,11 @@ def find_studies(root: str | os.PathLike, exclude: str | os.PathLike | None = No
     found: dict[str, Path] = {}
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != skip)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".") and (here / d).resolve() != skip and not is_bonescreen_output(here / d)
+        )
         dicom_here = False
         for name in sorted(files):
             path = here / name
@@ -82,6 +87,15 @@ def find_studies(root: str | os.PathLike, exclude: str | os.PathLike | None = No
         if dicom_here:
             found[study_key(root, here)] = here
     return dict(sorted(found.items()))
+
+
+def is_bonescreen_output(folder: Path) -> bool:
+    """True for a folder BoneScreen wrote: a study's results (result.json) or a batch's (manifest.json and
+    summary.csv). An earlier run's output inside the input root is not screened as a study (helper-38: its
+    seg.dcm and sr.dcm failed as "no CT images in the folder")."""
+    return (folder / "result.json").is_file() or (
+        (folder / "manifest.json").is_file() and (folder / "summary.csv").is_file()
+    )
 
 
 def _is_label_nifti(path: Path) -> bool:
@@ -122,6 +136,13 @@ def _unchanged(final: Path, fingerprint: str) -> bool:
         return False
     stored = final / FINGERPRINT_FILE
     return not stored.is_file() or stored.read_text().strip() == fingerprint
+
+
+def models_fingerprint(models: dict) -> str:
+    """The part of a study's fingerprint that names the weights (``Screener.models()``: names, SHA-256s and
+    BCC-Net's temperature): results of other weights are screened again (helper-38: a rerun with new
+    BCC-Net weights kept the old results and the manifest named the old weights)."""
+    return " models " + hashlib.sha256(json.dumps(models, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def study_key(root: Path, path: Path) -> str:
@@ -188,18 +209,23 @@ def screen_study(
     device: str,
     settings=None,
     options: StudyOptions = StudyOptions(),
+    models_fingerprint: str = "",
 ) -> dict:
     """Screen one study into ``out/key`` (written under a temporary name first); never raises.
 
     ``settings`` is the :class:`~bonescreen.pipeline.inference.InferenceSettings` (the default when None);
-    ``options`` how the study is read and measured.
+    ``options`` how the study is read and measured; ``models_fingerprint`` the weights'
+    (:func:`models_fingerprint`): a study screened before with other weights is screened again. An earlier
+    run's folder is copied under the temporary name first, so that the new run treats it as ``screen`` treats
+    its output folder: a levels.nii.gz the user corrected there is kept under a new name, with a note, and
+    files BoneScreen did not write stay.
     """
     from .errors import BoneScreenError
     from .screen import screen_file
 
     final = Path(out) / key
     try:
-        fingerprint = input_fingerprint(path) + options.fingerprint()
+        fingerprint = input_fingerprint(path) + options.fingerprint() + models_fingerprint
     except OSError as exc:
         return {"study": key, "status": "error", "error": f"<input>: cannot be read ({exc.strerror or exc})"}
     if _unchanged(final, fingerprint):
@@ -207,6 +233,8 @@ def screen_study(
     tmp = Path(out) / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     t0 = time.perf_counter()
     try:
+        if final.is_dir():  # (helper-38: a corrected levels.nii.gz and a user's own file were lost on a rerun)
+            shutil.copytree(final, tmp, ignore=shutil.ignore_patterns(FINGERPRINT_FILE, LAST_ERROR_FILE))
         # result.json must not carry the input path (it may hold names): it names the study by its key
         screener = worker_screener(seg_weights, cls_weights, device, settings, options.thresholds)
         # a folder study is the files directly in it: its subfolders are studies of their own
@@ -338,9 +366,21 @@ def run_batch(
     if not root.is_dir():
         raise BoneScreenError("the input root must be a folder (screen one file with `bonescreen screen`)", root)
     check_output_folder(out)
+    studies = find_studies(root, exclude=out)
+    if not studies:  # (helper-38: "0 studies", a success)
+        raise BoneScreenError(
+            "no CT study under the folder (a NIfTI file that is not a uint8 label map, or a folder holding DICOM "
+            "files)",
+            root,
+        )
+    # the weights are read here once: a bad path or file is one error before any study (helper-38: each study
+    # failed on its own, or a rerun skipped them all), and their digest is part of every study's fingerprint
+    from .pipeline import Screener
+
+    models = Screener(seg_weights, cls_weights, "cpu").models()
+    weights = models_fingerprint(models)
     out.mkdir(parents=True, exist_ok=True)
     remove_temporaries(out)
-    studies = find_studies(root, exclude=out)
     started = _dt.datetime.now(_dt.timezone.utc)
     with atomic_path(out / "inputs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -380,6 +420,7 @@ def run_batch(
                 device,
                 settings,
                 options,
+                weights,
                 key=f"screen-{key}",
                 pure=False,
             )
@@ -407,7 +448,9 @@ def run_batch(
         if cluster is not None:
             cluster.close()
         remove_temporaries(out)  # studies cut off when the run stopped
-    manifest = _write_summary(out, studies, outcomes, started, device, scheduler, n_workers, interrupted, options)
+    manifest = _write_summary(
+        out, studies, outcomes, started, device, scheduler, n_workers, interrupted, options, models
+    )
     if interrupted:
         raise KeyboardInterrupt
     return manifest
@@ -445,14 +488,18 @@ def _write_summary(
     n_workers: int,
     interrupted: bool,
     options: StudyOptions = StudyOptions(),
+    models: dict | None = None,
 ) -> dict:
-    """Write summary.csv (a row per study finished in this run) and manifest.json; return the manifest."""
+    """Write summary.csv (a row per study finished in this run) and manifest.json; return the manifest.
+
+    ``models``: the weights every study's result now comes from (``Screener.models()``)."""
     rows = sorted((_row(o) for o in outcomes), key=lambda r: r["study"])
     with atomic_path(out / "summary.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
         w.writeheader()
         w.writerows(rows)
-    models = next((o["result"].get("models") for o in outcomes if o["status"] != "error"), None)
+    if models is None:
+        models = next((o["result"].get("models") for o in outcomes if o["status"] != "error"), None)
     counts = {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "error")}
     manifest = {
         "bonescreen": __version__,

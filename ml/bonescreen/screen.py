@@ -122,6 +122,7 @@ def screen_file(
     volume = load_ct(input_path, hu_offset=hu_offset, orientation=orientation, recursive=recursive)
     load_s = time.perf_counter() - t0
     screener = screener or Screener(seg_weights, cls_weights, device, thresholds)
+    screener.models()  # both networks' weights read now: bad ones are refused before the segmentation (helper-38)
     given_map: dict[str, np.ndarray] = {}
     if labels_path:
         read = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS, scheme=label_scheme)

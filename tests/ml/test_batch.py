@@ -210,6 +210,72 @@ def test_a_batch_reads_and_measures_every_study_with_the_options_screen_takes(tm
     assert (args.hu_offset, args.orientation, args.normal_hu) == (-1024.0, "LPS", 150.0)
 
 
+def test_a_rerun_with_other_weights_screens_again_and_keeps_what_the_user_left_there(tmp_path):
+    """helper-38: a rerun with other BCC-Net weights kept the old results ("already done") and the manifest named
+    the old weights; a rerun with other options deleted a levels.nii.gz the user had corrected in the study's
+    folder, and a file of the user's there; a bad weights path failed every study on its own, or none."""
+    import shutil
+
+    import nibabel as nib
+    import numpy as np
+    from safetensors.torch import load_file, save_file
+
+    from bonescreen.batch import models_fingerprint
+    from bonescreen.errors import BoneScreenError
+    from bonescreen.pipeline import Screener
+    from bonescreen.weights import default_weights
+
+    # other BCC-Net weights: the bundled ones with their classifier's bias moved
+    bundled = default_weights("classification")
+    other = tmp_path / "w" / "bccnet.safetensors"
+    other.parent.mkdir()
+    tensors = load_file(bundled)
+    key = next(k for k in tensors if k.endswith("classifier.bias"))
+    tensors[key] = tensors[key] + 1.0
+    save_file(tensors, other)
+    shutil.copy(bundled.with_suffix(".json"), other.with_suffix(".json"))
+    first, second = (models_fingerprint(Screener(None, w, "cpu").models()) for w in (None, str(other)))
+    assert first != second
+
+    case = make_case(6063, 0, PhantomConfig(thickness=5.0, contrast_probability=0))
+    study = write_case(case, tmp_path / "in" / "a", "nifti") / "ct.nii.gz"
+    out = tmp_path / "out"
+    assert (
+        screen_study("study-a", str(study), str(out), None, None, "cpu", models_fingerprint=first)["status"] == "done"
+    )
+    folder = out / "study-a"
+    assert (
+        screen_study("study-a", str(study), str(out), None, None, "cpu", models_fingerprint=first)["status"]
+        == "skipped"
+    )
+    # the user corrects the levels in place and leaves a file of their own
+    img = nib.load(folder / "levels.nii.gz")
+    data = np.asarray(img.dataobj).copy()
+    data[data == 5] = 0
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), folder / "levels.nii.gz")
+    (folder / "my_notes.txt").write_text("L5 removed by hand")
+    again = screen_study("study-a", str(study), str(out), None, str(other), "cpu", models_fingerprint=second)
+    assert again["status"] == "done", again
+    assert (folder / "my_notes.txt").read_text() == "L5 removed by hand"
+    kept = list(folder.glob("levels.kept-*.nii.gz"))
+    assert len(kept) == 1 and not (np.asarray(nib.load(kept[0]).dataobj) == 5).any()
+    result = json.loads((folder / "result.json").read_text())
+    assert any("kept as" in n for n in result["output_notes"]), result["output_notes"]
+    assert result["models"]["classification"]["sha256"] != result["models"]["segmentation"]["sha256"]
+    # a bad weights path: one error before any study, nothing written
+    with pytest.raises(BoneScreenError, match="bccnet"):
+        run_batch(tmp_path / "in", tmp_path / "out2", cls_weights=str(tmp_path / "nowhere" / "bccnet.safetensors"))
+    assert not (tmp_path / "out2" / "manifest.json").exists()
+    # no study under the root: an error, not "0 studies", a success
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BoneScreenError, match="no CT study under the folder"):
+        run_batch(tmp_path / "empty", tmp_path / "out3")
+    # an earlier run's output inside the root is no study (its seg.dcm and sr.dcm failed as "no CT images")
+    shutil.copytree(out, tmp_path / "in" / "old-out")
+    (tmp_path / "in" / "old-out" / "study-a" / "seg.dcm").write_bytes(b"DICM")
+    assert list(find_studies(tmp_path / "in").values()) == [study]
+
+
 def test_batch_refuses_thresholds_that_no_value_can_meet(tmp_path, capsys):
     """A user trial (helper-28): --osteoporosis-hu nan and --contrast-offset inf screened a whole archive and
     called every level osteoporosis (inf also wrote Infinity into result.json, which strict JSON rejects);
