@@ -20,6 +20,7 @@ subtracted before the thresholds apply.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 from scipy import ndimage
@@ -107,10 +108,16 @@ def in_category_text(value: float, category_of) -> str:
     """
     category = category_of(value)
     for decimals in (0, 1):
-        text = f"{value:.{decimals}f}"
+        text = _half_up(value, decimals)
         if category_of(float(text)) == category:
             return text
-    return f"{value:.2f}"
+    return _half_up(value, 2)
+
+
+def _half_up(value: float, decimals: int) -> str:
+    """``value`` with ``decimals`` decimals, halves rounded away from zero as people round (Python's format rounds
+    them to even: a recorded 115.5 HU read "116 HU, 100 HU after the 15 HU contrast offset", helper-38)."""
+    return str(Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
 
 
 def hu_text(hu: float, thresholds: HUThresholds = HUThresholds()) -> str:

@@ -290,6 +290,11 @@ def test_a_vbmd_beside_a_category_boundary_is_printed_with_the_decimals_that_kee
     offset = HUThresholds(110.0, 160.0, 20.0)
     assert hu_as_categorized(172.0, offset) == "172 HU, 152 HU after the 20 HU contrast offset"
     assert hu_as_categorized(125.3, shifted).endswith("110.3 HU after the 15 HU contrast offset")
+    # helper-38: a recorded 115.5 HU read "116 HU, 100 HU after the 15 HU contrast offset" (halves to even)
+    assert (
+        hu_as_categorized(115.5, HUThresholds(110.0, 160.0, 15.0)) == "116 HU, 101 HU after the 15 HU contrast offset"
+    )
+    assert [hu_text(v) for v in (100.5, 99.5, -0.5)] == ["101", "100", "-1"]
     # result.json: the category is the stored (rounded) vBMD's; a HU giving 120.04 mg/cm3 is stored as 120.0
     calibration = Calibration(70.0, 2.0, 120.0, 300.0, False, {})
     lo, hi = 0.0, 400.0

@@ -115,6 +115,13 @@ def _unmeasured_why(walls: np.ndarray, body: np.ndarray, level: int, z0: int) ->
     return "the body is too small to measure: under two slices or 5 mm deep, or no solid outline"
 
 
+def _as_recorded(hu: float | None) -> float | None:
+    """A trabecular HU as result.json records it (0.1 HU): its category and every flag quoting it are of this
+    value, so that no text disagrees with the record (helper-38: 115.5 HU recorded, "101 HU after the 15 HU
+    contrast offset" in a flag from 115.54, "100 HU" on the screen from 115.5)."""
+    return None if hu is None else round(float(hu), 1)
+
+
 def _close_call(p: np.ndarray) -> str | None:
     order = np.argsort(p)[::-1]
     if p[order[0]] - p[order[1]] < MARGIN:
@@ -268,7 +275,7 @@ def classify_levels(
         distance = None if density is None else density.level_score(level_f)
         level_probs[lv] = p
         prediction = CLASS_NAMES[int(np.argmax(p))]
-        measured = hu_by_level.get(lv, {}).get("mean_hu")
+        measured = _as_recorded(hu_by_level.get(lv, {}).get("mean_hu"))
         category = hu_category(measured, thresholds) if measured is not None else None
         unlike = None if distance is None else density.reason(distance)
         if unlike:
@@ -353,10 +360,10 @@ def classify_levels(
     prediction = CLASS_NAMES[int(np.argmax(p))] if p is not None else None
 
     def measured_hu(lv: int) -> float | None:
-        return hu_by_level.get(lv, {}).get("mean_hu")
+        return _as_recorded(hu_by_level.get(lv, {}).get("mean_hu"))
 
     hus = [measured_hu(lv) for lv in chosen if measured_hu(lv) is not None]
-    mean_hu = float(np.mean(hus)) if hus else None
+    mean_hu = _as_recorded(float(np.mean(hus))) if hus else None
     category = hu_category(mean_hu, thresholds) if mean_hu is not None else None
     reasons = [r for r in (_close_call(p),) if r] if p is not None else []
     reasons += [f"{LEVEL_NAMES[lv]}: {r}" for lv in chosen if (r := implausible_trabecular_hu(measured_hu(lv)))]
