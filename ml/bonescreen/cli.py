@@ -445,6 +445,13 @@ _finite = _number(-math.inf)  # not nan or inf, which would pass a threshold thr
 _probability = _number(0.0, 1.0, with_low=True, with_high=True)
 
 
+def _hu_offset(text: str) -> float:
+    """argparse type: an offset for stored values (:data:`~bonescreen.io.hu_scale.MAX_HU_OFFSET`)."""
+    from .io.hu_scale import MAX_HU_OFFSET
+
+    return _number(-MAX_HU_OFFSET, MAX_HU_OFFSET, with_low=True, with_high=True)(text)
+
+
 def _device(text: str) -> str:
     """argparse type: a device this machine has (``auto``, ``cpu``, ``cuda:N``, ``mps``)."""
     if text.strip().lower() == "auto":  # always valid; torch is not imported to parse it
@@ -491,7 +498,7 @@ def _add_reading_options(p: argparse.ArgumentParser, whose: str = "") -> None:
     p.add_argument("--contrast-offset", type=_finite, default=0.0, help="HU subtracted first (e.g. 15 portal venous)")
     p.add_argument(
         "--hu-offset",
-        type=_finite,
+        type=_hu_offset,
         default=None,
         help=f"added to every value as read{whose}, for stored values without their rescale (e.g. -1024)",
     )

@@ -115,6 +115,20 @@ def test_phantom_refuses_a_file_as_folder_and_realistic_options_without_realisti
     assert not (tmp_path / "set").exists()
 
 
+def test_an_hu_offset_no_stored_values_can_need_is_refused(tmp_path, capsys):
+    """helper-38: --hu-offset 1e12 was taken, and the CT then "held 1e+12 everywhere: not a CT image"."""
+    from bonescreen.errors import BoneScreenError
+    from bonescreen.io import load_ct
+
+    for command in ("screen", "batch"):
+        with pytest.raises(SystemExit) as stop:
+            main([command, str(tmp_path), "--out", str(tmp_path / "out"), "--hu-offset", "1e12"])
+        assert stop.value.code == 2
+        assert "--hu-offset: expected a number at least -65536 and at most 65536" in capsys.readouterr().err
+    with pytest.raises(BoneScreenError, match="hu_offset must be"):
+        load_ct(tmp_path, hu_offset=-1e6)
+
+
 def test_ctrl_c_while_the_arguments_are_read_says_cancelled(monkeypatch, capsys):
     """Ctrl-C while the options were checked (devices are probed there) ended in a KeyboardInterrupt traceback
     (helper-30). The keypress is simulated by the parser raising it (it cannot be timed in a test)."""

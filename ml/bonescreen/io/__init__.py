@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BoneScreenError
+from ..errors import BoneScreenError, check_number
 from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file, load_dicom
-from .hu_scale import hu_scale_problem
+from .hu_scale import MAX_HU_OFFSET, hu_scale_problem
 from .nifti import is_nifti_path, load_nifti
 from .volume import CTVolume, SourceGrid, clip_padding
 
@@ -51,6 +51,8 @@ def load_ct(
         units (:func:`~.hu_scale.hu_scale_problem`).
     """
     path = Path(path)
+    if hu_offset is not None:
+        check_number("hu_offset", hu_offset, -MAX_HU_OFFSET, MAX_HU_OFFSET)
     if not path.exists():
         raise BoneScreenError("no such file or folder", path)
     if path.is_file() and path.stat().st_size == 0:  # (helper-34: "not gzip-compressed" of an empty file)

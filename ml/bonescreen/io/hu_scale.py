@@ -18,6 +18,11 @@ FAT_HU = (-190.0, -30.0)
 MIN_FAT_FRACTION = 0.003
 #: Offsets tried when the values are not HU: the RescaleIntercepts of unsigned storage.
 CANDIDATE_OFFSETS = (-1024.0, -1000.0, -2048.0, -32768.0)
+
+#: Largest offset a user may add to stored values (``--hu-offset``): a 16-bit image's stored values span 65,536,
+#: so no offset beyond that can bring them to HU (helper-38: 1e12 was taken, and the CT then "held 1e+12
+#: everywhere: not a CT image").
+MAX_HU_OFFSET = 65536.0
 #: Voxels looked at per axis step (a strided sample: the check stays fast on any size).
 _MAX_SAMPLES = 2_000_000
 
