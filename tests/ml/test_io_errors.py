@@ -269,3 +269,21 @@ def test_a_nifti_without_voxel_size_is_refused_not_read_as_1_mm(tmp_path, capfd)
         load_ct(path, orientation="LPS")
     assert "no_spacing.nii" in str(err.value)
     assert "setting 0 dims to 1" not in capfd.readouterr().err  # nibabel's own line stays off the console
+
+
+def test_a_label_map_given_as_the_ct_is_named_a_label_map(tmp_path):
+    """helper-38: VerSe's vertebra map, stored as float64 (not uint8, so batch took it for a study), was refused
+    as "values do not look like CT ... 0 to 24" with no word of what it is."""
+    import nibabel as nib
+
+    labels = np.zeros((40, 40, 20))
+    labels[10:30, 10:30, 2:8] = 20.0
+    labels[10:30, 10:30, 10:16] = 21.0
+    path = tmp_path / "sub-x_seg-vert_msk.nii.gz"
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), path)
+    err = expect_error(path, "do not look like CT")
+    assert "looks like a label map (3 whole values from 0 to 21)" in str(err) and "--labels" in str(err)
+    # a CT is not so named, whatever its values
+    ct = np.round(np.random.default_rng(0).normal(60, 15, (40, 40, 20)))  # soft tissue only: no fat
+    nib.save(nib.Nifti1Image(ct, np.eye(4)), tmp_path / "ct.nii.gz")
+    assert "label map" not in str(expect_error(tmp_path / "ct.nii.gz", "do not look like CT"))

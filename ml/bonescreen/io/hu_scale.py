@@ -82,4 +82,24 @@ def hu_scale_problem(hu: np.ndarray, given_offset: float = 0.0) -> str | None:
         f"the values{given} do not look like CT in Hounsfield units: nothing reads as fat ({FAT_HU[0]:g} to "
         f"{FAT_HU[1]:g} HU), values run from {lo:g} to {hi:g}"
         + ("; if the file holds HU already, give no --hu-offset" if given_offset else "")
+        + _label_map_hint(sample, lo, hi)
+    )
+
+
+#: A volume of whole numbers from 0 with at most this many distinct values is a label map, not a CT (TotalSegmentator
+#: has 117 classes; a CT holds thousands of distinct values).
+MAX_LABEL_VALUES = 256
+
+
+def _label_map_hint(sample: np.ndarray, lo: float, hi: float) -> str:
+    """'; it looks like a label map ...' for a volume of few whole numbers from 0, else '' (helper-38: VerSe's
+    float64 vertebra map, screened as a CT, was refused with no word of what it is)."""
+    if lo != 0 or hi > MAX_LABEL_VALUES or not np.array_equal(sample, np.round(sample)):
+        return ""
+    n = np.unique(sample).size
+    if n > MAX_LABEL_VALUES:
+        return ""
+    return (
+        f"; it looks like a label map ({n} whole values from 0 to {hi:g}): give the CT as the input, and a label map "
+        "with --labels"
     )
