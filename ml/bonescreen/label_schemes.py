@@ -105,16 +105,17 @@ def _choose(scheme: str) -> str:
 MASK_SCHEME_CHOICE = _choose(MASK_SCHEME)
 
 
-def scheme_hint(labels: np.ndarray) -> str | None:
+def scheme_hint(labels: np.ndarray, refused: bool = False) -> str | None:
     """A hint naming the foreign scheme a label map read with BoneScreen's ids seems to use, or None.
 
     Lumbar ids of VerSe (20-24) with no id above VerSe's 28, or of TotalSegmentator (27-31) with ids above
-    VerSe's range or none of VerSe's lumbar ids, and none of BoneScreen's own lumbar ids (1-5); or VerSe's
-    subregion ids alone (:data:`VERSE_SUBREGION_IDS`, parts of vertebrae: read as a mask); or 255 alone (a
-    binary mask).
+    VerSe's range or none of VerSe's lumbar ids, and none of BoneScreen's own lumbar ids (1-5) unless the map
+    was ``refused`` as BoneScreen's (ids it does not have: TotalSegmentator's whole-body map holds organs at
+    1-5 and 20, helper-38); or VerSe's subregion ids alone (:data:`VERSE_SUBREGION_IDS`, parts of vertebrae:
+    read as a mask); or 255 alone (a binary mask).
     """
     ids = {int(v) for v in np.unique(np.asarray(labels)) if v > 0}
-    if ids & {1, 2, 3, 4, 5}:
+    if ids & {1, 2, 3, 4, 5} and not refused:
         return None
     if ids == {255}:  # (helper-37: a 0/255 mask of the spine was "unnamed 235", nothing classified)
         return f"it holds one id, 255, as a binary mask does: {MASK_SCHEME_CHOICE} for BoneScreen to split and name it"

@@ -50,6 +50,14 @@ def test_screen_takes_another_tools_vertebra_map(small_case, small_case_files, t
 
     with pytest.raises(BoneScreenError, match=f"theirs.nii.gz: .*add --label-scheme {scheme}"):
         read_labels_nifti(volume, tmp_path / "theirs.nii.gz", allowed=ALL_VERTEBRA_IDS)
+    if scheme == "totalseg":  # its whole-body map: organs at 1-5 (spleen, kidneys, gallbladder, liver) and 20 too
+        organs = nib.load(tmp_path / "theirs.nii.gz")
+        data = np.asarray(organs.dataobj).copy()
+        data[:4, :4, :2] = 5  # the liver
+        data[-4:, -4:, -2:] = 20
+        nib.save(nib.Nifti1Image(data, organs.affine), tmp_path / "total.nii.gz")
+        with pytest.raises(BoneScreenError, match=r"are not level ids .*add --label-scheme totalseg"):
+            read_labels_nifti(volume, tmp_path / "total.nii.gz", allowed=ALL_VERTEBRA_IDS)
     out = tmp_path / "out"
     argv = ["screen", str(ct), "--out", str(out), "--device", "cpu", "--labels", str(tmp_path / "theirs.nii.gz")]
     assert main([*argv, "--label-scheme", scheme]) == 0

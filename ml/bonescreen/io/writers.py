@@ -173,9 +173,14 @@ def read_labels_nifti(
     hint = scheme_hint(ijk)
     if hint:  # another tool's ids read as BoneScreen's: refused, with the option that reads them
         raise BoneScreenError(f"the label map holds no lumbar level with BoneScreen's ids; {hint}", path)
-    if allowed is None:
-        return _one_vertebra_per_id(volume.from_source(as_level_labels(ijk, str(path))), volume, path)
-    return _one_vertebra_per_id(volume.from_source(as_level_labels(ijk, str(path), allowed)), volume, path)
+    try:
+        levels = as_level_labels(ijk, str(path)) if allowed is None else as_level_labels(ijk, str(path), allowed)
+    except BoneScreenError as exc:  # ids BoneScreen does not have: whose they may be (helper-38)
+        hint = scheme_hint(ijk, refused=True)
+        if hint is None:
+            raise
+        raise BoneScreenError(f"{exc.problem}; {hint}", exc.path) from None
+    return _one_vertebra_per_id(volume.from_source(levels), volume, path)
 
 
 def _one_vertebra_per_id(vertebrae: np.ndarray, volume: CTVolume, path: Path) -> np.ndarray:
