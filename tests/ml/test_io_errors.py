@@ -175,6 +175,12 @@ def test_a_damaged_compressed_nifti_says_how(small_case_files, tmp_path):
     volume = load_ct(small_case_files / "nifti" / "ct.nii.gz")
     with pytest.raises(BoneScreenError, match="unreadable label NIfTI \\(the compressed file ends early"):
         read_labels_nifti(volume, cut)
+    # a label map in another format (helper-38: seg.dcm and .nrrd got nibabel's "Cannot work out file type")
+    for name in ("seg.dcm", "spine_seg.nrrd"):
+        (tmp_path / name).write_bytes(b"\0" * 128 + b"DICM" if name.endswith("dcm") else b"NRRD0004\n")
+        with pytest.raises(BoneScreenError, match="label maps are read from NIfTI files") as info:
+            read_labels_nifti(volume, tmp_path / name)
+        assert ("a DICOM SEG" in str(info.value)) == name.endswith("dcm") and "levels.nii.gz" in str(info.value)
 
 
 def test_nifti_not_3d(tmp_path):

@@ -26,7 +26,8 @@ from ..labels import (
     vertebra_id,
     vertebra_name,
 )
-from .nifti import read_nifti, save_nifti, why_unreadable
+from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file
+from .nifti import is_nifti_path, read_nifti, save_nifti, why_unreadable
 from .volume import CTVolume
 
 #: Patient and study tags that a DICOM SEG copies from its source images.
@@ -126,6 +127,13 @@ def read_labels_nifti(
     path = Path(path)
     if not path.is_file():
         raise BoneScreenError("no such label file", path)
+    if not is_nifti_path(path):  # (helper-38: a seg.dcm or .nrrd got nibabel's "Cannot work out file type")
+        kind = "a DICOM SEG" if is_dicom_file(path) or path.name.lower().endswith(DICOM_NAME_SUFFIXES) else "this file"
+        raise BoneScreenError(
+            f"label maps are read from NIfTI files (.nii, .nii.gz), and {kind} is not one: give levels.nii.gz, "
+            "which BoneScreen writes beside seg.dcm, or save the map as NIfTI (Slicer: Export to file, .nii.gz)",
+            path,
+        )
     try:
         img = read_nifti(path)
         ijk = np.asarray(img.dataobj)
