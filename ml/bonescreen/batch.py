@@ -448,12 +448,43 @@ def run_batch(
         if cluster is not None:
             cluster.close()
         remove_temporaries(out)  # studies cut off when the run stopped
+    if interrupted:
+        outcomes += finished_on_disk(studies, out, {o["study"] for o in outcomes}, options, weights, started)
     manifest = _write_summary(
         out, studies, outcomes, started, device, scheduler, n_workers, interrupted, options, models
     )
     if interrupted:
         raise KeyboardInterrupt
     return manifest
+
+
+def finished_on_disk(
+    studies: dict[str, Path],
+    out: Path,
+    collected: set[str],
+    options: StudyOptions,
+    models_print: str,
+    started: _dt.datetime,
+) -> list[dict]:
+    """Outcomes of the studies a stopped run did not collect whose folder holds a finished result for their
+    input, options and weights: a study moved into place just before Ctrl-C was left out of summary.csv while
+    its folder was complete (helper-38). ``done`` when written by this run (after ``started``), else ``skipped``.
+    """
+    found = []
+    for key, path in studies.items():
+        final = out / key
+        if key in collected or not (final / FINGERPRINT_FILE).is_file():
+            continue
+        try:
+            fingerprint = input_fingerprint(path) + options.fingerprint() + models_print
+            if not _unchanged(final, fingerprint):
+                continue
+            result = json.loads((final / "result.json").read_text())
+            written = _dt.datetime.fromtimestamp((final / "result.json").stat().st_mtime, _dt.timezone.utc)
+        except (OSError, ValueError):
+            continue
+        found.append({"study": key, "status": "done" if written >= started else "skipped", "result": result})
+    return found
 
 
 def _collect(futures, outcomes: list, bar, limit: int | None) -> None:

@@ -1,6 +1,7 @@
 """Batch screening on a dask.distributed LocalCluster, and training on 2 processes (gloo)."""
 
 import csv
+import datetime
 import json
 import os
 import socket
@@ -262,6 +263,16 @@ def test_a_rerun_with_other_weights_screens_again_and_keeps_what_the_user_left_t
     result = json.loads((folder / "result.json").read_text())
     assert any("kept as" in n for n in result["output_notes"]), result["output_notes"]
     assert result["models"]["classification"]["sha256"] != result["models"]["segmentation"]["sha256"]
+    # a run stopped (Ctrl-C) just after this study was moved into place, before its outcome was collected: the
+    # summary still lists it, from its folder (helper-38), and only for the weights it was screened with
+    from bonescreen.batch import StudyOptions, finished_on_disk
+
+    studies, before = {"study-a": study}, datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+    listed = finished_on_disk(studies, out, set(), StudyOptions(), second, before)
+    assert [(o["study"], o["status"]) for o in listed] == [("study-a", "done")]
+    assert listed[0]["result"]["levels"] == result["levels"]
+    assert finished_on_disk(studies, out, set(), StudyOptions(), first, before) == []
+    assert finished_on_disk(studies, out, {"study-a"}, StudyOptions(), second, before) == []
     # a bad weights path: one error before any study, nothing written
     with pytest.raises(BoneScreenError, match="bccnet"):
         run_batch(tmp_path / "in", tmp_path / "out2", cls_weights=str(tmp_path / "nowhere" / "bccnet.safetensors"))
