@@ -66,6 +66,9 @@ def test_sr_numbers_equal_result_json(screened):
     assert overall["evaluations"]["Result flagged uncertain"] == ("Yes" if result["overall"]["uncertain"] else "No")
     for lv in result["levels"]:
         assert groups[lv["name"]]["evaluations"]["Result flagged uncertain"] == ("Yes" if lv["uncertain"] else "No")
+        # and the reasons with them (helper-38: "flagged: Yes" without why)
+        assert groups[lv["name"]]["reasons"] == lv["reasons"]
+    assert overall["reasons"] == result["overall"]["reasons"]
 
 
 def test_an_unconfirmed_bone_status_is_no_plain_finding_in_the_sr(screened, small_case_files, tmp_path):
@@ -75,12 +78,19 @@ def test_an_unconfirmed_bone_status_is_no_plain_finding_in_the_sr(screened, smal
     result = json.loads((out / "result.json").read_text())
     result["overall"]["bone_status"]["basis"] += "; unconfirmed: the level names are not confirmed"
     result["overall"]["uncertain"] = True
+    why = "bone status unconfirmed (Normal bone mass?): the level names are not confirmed (these may not be L1-L4)"
+    result["overall"]["reasons"] = [why]
+    result["levels"][0]["reasons"] = ["close call between normal bone mass (0.46) and low bone mass (0.40)"]
     result["segmentation"] = {"naming_certain": False}
     volume = load_ct(small_case_files / "dicom" / "dicom")
     write_dicom_sr(volume, out / "seg.dcm", result, tmp_path / "sr.dcm")
-    e = read_sr_levels(tmp_path / "sr.dcm")["overall"]["evaluations"]
+    groups = read_sr_levels(tmp_path / "sr.dcm")
+    e = groups["overall"]["evaluations"]
     assert e["Bone status confirmed"] == "No" and e["Result flagged uncertain"] == "Yes"
     assert e["Level names confirmed"] == "No"
+    # and why, as result.json says it (helper-38: "flagged: Yes" without the reasons)
+    assert groups["overall"]["reasons"] == [why]
+    assert groups[result["levels"][0]["name"]]["reasons"] == result["levels"][0]["reasons"]
 
 
 def test_a_grade_the_slices_cannot_confirm_reaches_the_sr(screened, small_case_files, tmp_path):

@@ -51,6 +51,7 @@ PRIVATE_CODES = {
     "FLAGGED": "Result flagged uncertain",
     "STATUSCONF": "Bone status confirmed",
     "NAMESCONF": "Level names confirmed",
+    "REASON": "Reason the result is flagged",
 }
 _PROBABILITY_CODES = dict(zip(CLASS_NAMES, ("PNORMAL", "PLOW", "POSTEO"), strict=True))
 
@@ -139,6 +140,20 @@ def _level_group(lv: dict, seg: pydicom.Dataset, segment: int, series_uid: str):
     )
 
 
+def _with_reasons(group, reasons: list[str] | None):
+    """``group`` with a TEXT item per reason its result is flagged (helper-38: the SR said only "flagged: Yes";
+    the reasons, in result.json and on the report, did not travel with it)."""
+    import highdicom as hd
+
+    for reason in reasons or []:
+        group[0].ContentSequence.append(
+            hd.sr.TextContentItem(
+                name=_code("REASON"), value=reason, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
+            )
+        )
+    return group
+
+
 def _yes_no(value: bool):
     from pydicom.sr.codedict import codes
 
@@ -218,10 +233,10 @@ def write_dicom_sr(
     for lv in result["levels"]:
         if lv["name"] not in segments:
             raise BoneScreenError(f"the DICOM SEG has no segment for {lv['name']}", seg_path)
-        groups.append(_level_group(lv, seg, segments[lv["name"]], series_uid))
+        groups.append(_with_reasons(_level_group(lv, seg, segments[lv["name"]], series_uid), lv.get("reasons")))
     if result["overall"].get("prediction") or result["overall"].get("vbmd_mg_cm3") is not None:
         names_certain = (result.get("segmentation") or {}).get("naming_certain")
-        groups.append(_overall_group(result["overall"], names_certain))
+        groups.append(_with_reasons(_overall_group(result["overall"], names_certain), result["overall"].get("reasons")))
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -260,7 +275,8 @@ def read_sr_levels(path: str | os.PathLike) -> dict[str, dict]:
     -------
     dict
         group -> ``{"measurements": {code meaning (+ site): value}, "evaluations": {meaning: value meaning},
-        "segment": referenced segment number or None, "segmentation_uid": the SEG's SOPInstanceUID or None}``.
+        "reasons": [why the result is flagged, as result.json says], "segment": referenced segment number or
+        None, "segmentation_uid": the SEG's SOPInstanceUID or None}``.
     """
     import highdicom as hd
 
@@ -281,10 +297,16 @@ def _read_group(group) -> dict:
             key += " " + sites[0].topographical_modifier.meaning
         measurements[key] = float(np.float64(m.value))
     evaluations = {e.name.meaning: e.value.meaning for e in group.get_qualitative_evaluations()}
+    reasons = [
+        str(item.TextValue)
+        for item in group[0].ContentSequence
+        if item.ValueType == "TEXT" and item.ConceptNameCodeSequence[0].CodeValue == "REASON"
+    ]
     segment = getattr(group, "referenced_segment", None)
     return {
         "measurements": measurements,
         "evaluations": evaluations,
+        "reasons": reasons,
         "segment": None if segment is None else int(segment.referenced_segment_numbers[0]),
         "segmentation_uid": None if segment is None else str(segment.referenced_sop_instance_uid),
     }
