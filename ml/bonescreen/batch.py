@@ -338,6 +338,7 @@ def run_batch(
     limit: int | None = None,
     settings=None,
     options: StudyOptions = StudyOptions(),
+    device_note: str | None = None,
 ) -> dict:
     """Screen every study under ``root`` on a Dask cluster; write ``summary.csv``, ``manifest.json``, ``inputs.csv``.
 
@@ -354,6 +355,8 @@ def run_batch(
     options : StudyOptions
         How every study is read (HU offset, NIfTI orientation) and measured (HU thresholds); a study
         screened before with other options is screened again.
+    device_note : str, optional
+        Said on stderr once the input, the output folder and the weights are checked (no GPU: the CPU runs it).
     """
     from dask.distributed import Client, LocalCluster
 
@@ -379,6 +382,8 @@ def run_batch(
 
     models = Screener(seg_weights, cls_weights, "cpu").models()
     weights = models_fingerprint(models)
+    if device_note:
+        print(f"bonescreen: {device_note}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     remove_temporaries(out)
     started = _dt.datetime.now(_dt.timezone.utc)

@@ -645,10 +645,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from .device import fallback_note, resolve_device
 
     options = StudyOptions(_thresholds(args), args.hu_offset, args.orientation)  # checked before anything runs
-    note = fallback_note(args.device, resolve_device(args.device))
-    if note:
-        print(f"bonescreen: {note}", file=sys.stderr)
-    try:
+    note = fallback_note(args.device, resolve_device(args.device))  # said once the batch starts (helper-38: before
+    try:  # an argument error)
         manifest = run_batch(
             args.input_root,
             args.out,
@@ -659,6 +657,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             str(args.cls_weights) if args.cls_weights else None,
             settings=_inference_settings(args),
             options=options,
+            device_note=note,
         )
     except KeyboardInterrupt:
         print(

@@ -292,14 +292,25 @@ def test_batch_refuses_thresholds_that_no_value_can_meet(tmp_path, capsys):
     called every level osteoporosis (inf also wrote Infinity into result.json, which strict JSON rejects);
     thresholds out of order were refused after "No GPU ... running on the CPU", without naming the options."""
     (tmp_path / "in").mkdir()
-    for bad in (["--osteoporosis-hu", "nan"], ["--contrast-offset", "inf"], ["--hu-offset=-inf"]):
+    for bad, said in (
+        (["--osteoporosis-hu", "nan"], "expected a finite number"),
+        (["--contrast-offset", "inf"], "expected a finite number"),
+        (["--hu-offset=-inf"], "--hu-offset: expected a number at least -65536 and at most 65536"),
+    ):
         with pytest.raises(SystemExit) as exc:
             main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "o"), *bad])
-        assert exc.value.code == 2 and "expected a finite number" in capsys.readouterr().err
+        assert exc.value.code == 2 and said in capsys.readouterr().err
     assert main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--normal-hu", "100"]) == 2
     err = capsys.readouterr().err
     assert "--osteoporosis-hu (110) must be below --normal-hu (100)" in err and "GPU" not in err
     assert not (tmp_path / "o").exists()  # nothing ran
+    # helper-38: "No GPU ... running on the CPU" came before "no such folder"; and an empty root was a success
+    assert main(["batch", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "no such folder" in err and "GPU" not in err
+    assert main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "no CT study under the folder" in err and "GPU" not in err
     from bonescreen.errors import BoneScreenError
     from bonescreen.hu import HUThresholds
 
