@@ -29,6 +29,7 @@ import shutil
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -96,6 +97,54 @@ def is_bonescreen_output(folder: Path) -> bool:
     return (folder / "result.json").is_file() or (
         (folder / "manifest.json").is_file() and (folder / "summary.csv").is_file()
     )
+
+
+def _series_identity(path: Path) -> str | None:
+    """What makes two studies the same series: the SeriesInstanceUID of a DICOM folder's first readable file,
+    or the SHA-256 of a NIfTI file (with its size, so that only files of one size are ever hashed); None when
+    unreadable (the screening says why)."""
+    import pydicom
+
+    try:
+        if path.is_dir():
+            for f in sorted(path.iterdir()):
+                if f.is_file() and is_dicom_file(f):
+                    try:
+                        uid = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+                    except Exception:
+                        continue
+                    return "uid " + str(uid.get("SeriesInstanceUID", "") or "") or None
+            return None
+        return f"nifti {path.stat().st_size}"
+    except OSError:
+        return None
+
+
+def duplicate_studies(studies: dict[str, Path]) -> dict[str, str]:
+    """Studies that hold a series another study holds too: key -> the first such study's key.
+
+    DICOM folders with the same SeriesInstanceUID (a copy, or one series split over folders), NIfTI files with
+    the same bytes. Each is still screened; summary.csv says which it repeats, so that a count of patients or
+    a statistic over the archive does not take one series twice (helper-38: two copies were screened with no
+    word).
+    """
+    from .checkpoint import file_sha256
+
+    identities = {key: _series_identity(path) for key, path in studies.items()}
+    sizes = Counter(v for v in identities.values() if v and v.startswith("nifti "))
+    for key, identity in identities.items():
+        if identity and identity.startswith("nifti ") and sizes[identity] > 1:  # one size: compare the bytes
+            identities[key] = f"{identity} {file_sha256(studies[key])}"
+    first: dict[str, str] = {}
+    same: dict[str, str] = {}
+    for key, identity in identities.items():
+        if identity is None:
+            continue
+        if identity in first:
+            same[key] = first[identity]
+        else:
+            first[identity] = key
+    return same
 
 
 def _is_label_nifti(path: Path) -> bool:
@@ -370,6 +419,7 @@ def run_batch(
         raise BoneScreenError("the input root must be a folder (screen one file with `bonescreen screen`)", root)
     check_output_folder(out)
     studies = find_studies(root, exclude=out)
+    repeats = duplicate_studies(studies)
     if not studies:  # (helper-38: "0 studies", a success)
         raise BoneScreenError(
             "no CT study under the folder (a NIfTI file that is not a uint8 label map, or a folder holding DICOM "
@@ -456,7 +506,7 @@ def run_batch(
     if interrupted:
         outcomes += finished_on_disk(studies, out, {o["study"] for o in outcomes}, options, weights, started)
     manifest = _write_summary(
-        out, studies, outcomes, started, device, scheduler, n_workers, interrupted, options, models
+        out, studies, outcomes, started, device, scheduler, n_workers, interrupted, options, models, repeats
     )
     if interrupted:
         raise KeyboardInterrupt
@@ -525,11 +575,22 @@ def _write_summary(
     interrupted: bool,
     options: StudyOptions = StudyOptions(),
     models: dict | None = None,
+    repeats: dict[str, str] | None = None,
 ) -> dict:
     """Write summary.csv (a row per study finished in this run) and manifest.json; return the manifest.
 
-    ``models``: the weights every study's result now comes from (``Screener.models()``)."""
+    ``models``: the weights every study's result now comes from (``Screener.models()``); ``repeats``: studies
+    that hold a series an earlier study holds too (:func:`duplicate_studies`), said in their rows' input notes
+    and in the manifest's ``duplicates``."""
+    repeats = repeats or {}
     rows = sorted((_row(o) for o in outcomes), key=lambda r: r["study"])
+    for row in rows:
+        if row["study"] in repeats:
+            same = (
+                f"holds the same series as {repeats[row['study']]} (its SeriesInstanceUID, or the same file): a "
+                "copy, or one series split over folders? count it once"
+            )
+            row["input_notes"] = "; ".join(n for n in (same, row["input_notes"]) if n)
     with atomic_path(out / "summary.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
         w.writeheader()
@@ -550,6 +611,7 @@ def _write_summary(
         "studies": len(studies),
         "counts": counts,
         "failed": sorted(o["study"] for o in outcomes if o["status"] == "error"),
+        "duplicates": dict(sorted(repeats.items())),
         # every study was tried (its outcome, screened or failed, is in summary.csv)
         "complete": len(outcomes) == len(studies),
         # every study was tried and none failed

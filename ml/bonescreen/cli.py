@@ -671,6 +671,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         f"{manifest['studies']} studies: {c['done']} screened, {c['skipped']} already done, {c['error']} failed "
         f"({manifest['workers']} worker{'s' if manifest['workers'] != 1 else ''}); see {Path(args.out) / 'summary.csv'}"
     )
+    if manifest["duplicates"]:  # screened, but one series counted twice would bias an archive's figures
+        shown = ", ".join(f"{k} = {v}" for k, v in list(manifest["duplicates"].items())[:10])
+        print(f"the same series in two studies: {shown} (count each once; summary.csv's input_notes say so)")
     if manifest["failed"]:  # the study keys (inputs.csv gives their files; summary.csv, why)
         shown = ", ".join(manifest["failed"][:10]) + (" ..." if len(manifest["failed"]) > 10 else "")
         print(f"failed: {shown} ({Path(args.out) / 'inputs.csv'} gives their files, summary.csv why)")

@@ -287,6 +287,39 @@ def test_a_rerun_with_other_weights_screens_again_and_keeps_what_the_user_left_t
     assert list(find_studies(tmp_path / "in").values()) == [study]
 
 
+def test_a_series_held_by_two_studies_is_named_in_both_rows_and_the_manifest(archive, tmp_path):
+    """helper-38: two copies of one series (the same SeriesInstanceUID) were screened as two studies, with no word:
+    an archive's figures would count that patient twice. Each is still screened; the repeat is named."""
+    import shutil
+
+    from bonescreen.batch import _write_summary, duplicate_studies
+
+    root = tmp_path / "root"
+    shutil.copytree(archive / "DOE^JOHN_3", root / "a")
+    shutil.copytree(archive / "DOE^JOHN_3", root / "b")  # a copy of the series
+    shutil.copytree(archive / "DOE^JOHN_4", root / "c")  # another series
+    shutil.copy(archive / "nifti_0" / "ct.nii.gz", root / "x.nii.gz")
+    shutil.copy(archive / "nifti_0" / "ct.nii.gz", root / "y.nii.gz")  # the same bytes
+    shutil.copy(archive / "nifti_1" / "ct.nii.gz", root / "z.nii.gz")
+    studies = find_studies(root)
+    keys = {p.relative_to(root).as_posix(): k for k, p in studies.items()}
+    repeats = duplicate_studies(studies)
+    pairs = {frozenset((k, v)) for k, v in repeats.items()}
+    assert pairs == {
+        frozenset((keys["a/dicom"], keys["b/dicom"])),
+        frozenset((keys["x.nii.gz"], keys["y.nii.gz"])),
+    }, (repeats, keys)
+    import datetime
+
+    outcomes = [{"study": k, "status": "error", "error": "x"} for k in studies]
+    started = datetime.datetime.now(datetime.timezone.utc)
+    manifest = _write_summary(tmp_path, studies, outcomes, started, "cpu", None, 1, False, repeats=repeats)
+    assert manifest["duplicates"] == dict(sorted(repeats.items()))
+    rows = {r["study"]: r for r in csv.DictReader((tmp_path / "summary.csv").open())}
+    for key, other in repeats.items():
+        assert f"holds the same series as {other}" in rows[key]["input_notes"]
+
+
 def test_batch_refuses_thresholds_that_no_value_can_meet(tmp_path, capsys):
     """A user trial (helper-28): --osteoporosis-hu nan and --contrast-offset inf screened a whole archive and
     called every level osteoporosis (inf also wrote Infinity into result.json, which strict JSON rejects);
