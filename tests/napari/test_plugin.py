@@ -2,6 +2,7 @@
 
 import html
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +41,19 @@ def test_manifest_validates():
     manifest.validate_imports()
     assert {w.display_name for w in manifest.contributions.widgets} == {"Segment vertebrae", "Classify bone condition"}
     assert len(manifest.contributions.sample_data) == 4
+    # offered for CT by name and for folders, not for every file (helper-37: a "*" pattern made napari ask which
+    # reader to use for a .tif or a .png)
+    from npe2 import PluginManager
+
+    pm = PluginManager.instance()
+    pm.discover()
+
+    def offered(path) -> bool:
+        return any(r.command == f"{PLUGIN}.get_reader" for r in pm.iter_compatible_readers([str(path)]))
+
+    assert not offered("/tmp/photo.tif") and not offered("/tmp/photo.png")
+    assert all(offered(f"/tmp/ct{suffix}") for suffix in (".nii", ".nii.gz", ".dcm", ".IMA", ".DCM", ".dicom"))
+    assert offered(Path(__file__).parent)  # a folder: a DICOM series, named or not
 
 
 @pytest.mark.parametrize(
