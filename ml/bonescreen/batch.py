@@ -113,7 +113,8 @@ def _series_identity(path: Path) -> str | None:
                         uid = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
                     except Exception:
                         continue
-                    return "uid " + str(uid.get("SeriesInstanceUID", "") or "") or None
+                    series = str(uid.get("SeriesInstanceUID", "") or "")
+                    return f"uid {series}" if series else None  # no UID: nothing to compare
             return None
         return f"nifti {path.stat().st_size}"
     except OSError:
@@ -177,6 +178,11 @@ def input_fingerprint(path: str | os.PathLike) -> str:
         st = p.stat()
         h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
+
+
+def study_fingerprint(path: str | os.PathLike, options: StudyOptions, models_print: str = "") -> str:
+    """What a finished study's result was made from: its input files, the options and the weights."""
+    return input_fingerprint(path) + options.fingerprint() + models_print
 
 
 def _unchanged(final: Path, fingerprint: str) -> bool:
@@ -274,7 +280,7 @@ def screen_study(
 
     final = Path(out) / key
     try:
-        fingerprint = input_fingerprint(path) + options.fingerprint() + models_fingerprint
+        fingerprint = study_fingerprint(path, options, models_fingerprint)
     except OSError as exc:
         return {"study": key, "status": "error", "error": f"<input>: cannot be read ({exc.strerror or exc})"}
     if _unchanged(final, fingerprint):
@@ -531,7 +537,7 @@ def finished_on_disk(
         if key in collected or not (final / FINGERPRINT_FILE).is_file():
             continue
         try:
-            fingerprint = input_fingerprint(path) + options.fingerprint() + models_print
+            fingerprint = study_fingerprint(path, options, models_print)
             if not _unchanged(final, fingerprint):
                 continue
             result = json.loads((final / "result.json").read_text())
