@@ -259,3 +259,34 @@ def test_screws_and_rods_change_neither_the_names_nor_the_hu_and_are_flagged():
     assert not any("metal" in r for r in result["L5"]["reasons"])
     for name in ("L1", "L5"):  # the names held, so the levels around keep their own HU
         assert abs(result[name]["trabecular_hu"] - reference[name]["trabecular_hu"]) < 20
+
+
+def test_a_body_without_a_core_between_filled_discs_is_found_where_the_counts_disagree(pelvis_case):
+    """The realistic phantom with MS-Net's marks (seed 3000): a fractured L4 between two filled discs (case 15) and a
+    flattened, cemented L5 (case 0) had no core of their own, so the sacrum and the ribs counted one vertebra apart;
+    the names skipped a level at the widest spacing, and that body went to its neighbours. L4's body here is a bar
+    10 mm from front to back (no voxel 6 mm deep: no core), joined to L3 and L5 by the discs the mark fills across
+    its width (no shallow slice either side: the flattened-body rule does not see it). It is found in the middle of
+    the gap, L1-L5 are named right, and the names stay flagged with the reason."""
+    case = pelvis_case
+    mask = case.spine > 0
+    l4 = case.body == 4
+    ys = np.nonzero(l4.any(axis=(0, 2)))[0]
+    middle = (ys.min() + ys.max()) / 2
+    rows = np.abs(np.arange(mask.shape[1]) - middle) * case.spacing[1] < 5.0  # a bar 10 mm from front to back
+    mask &= ~(l4 & ~rows[None, :, None])
+    z3 = np.nonzero((case.body == 3).any(axis=(1, 2)))[0]
+    z5 = np.nonzero((case.body == 5).any(axis=(1, 2)))[0]
+    footprint = l4.any(axis=0) & rows[:, None]
+    for z in range(z5.max() - 1, z3.min() + 2):  # the discs filled across the bar, into the bodies' endplates
+        mask[z] |= footprint
+    split = split_levels(mask, case.spacing, case.hu.astype(np.float32))
+    names = [v.name for v in split.vertebrae]
+    assert names[:6] == ["S1", "L5", "L4", "L3", "L2", "L1"], (names, split.notes)
+    assert not split.certain
+    assert any("was found in the widest spacing" in n for n in split.notes), split.notes
+    bone = case.spine > 0
+    for level in (1, 2, 3, 5):
+        assert _dice((split.labels == level) & bone, case.levels == level) > 0.8, level
+    ids, counts = np.unique(case.levels[(split.labels == 4) & bone], return_counts=True)
+    assert ids[np.argmax(counts)] == 4

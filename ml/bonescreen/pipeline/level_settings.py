@@ -110,6 +110,11 @@ class LevelSettings:
     flat_axis_mm: float = _setting(
         12.0, "...within this distance of the spine's axis; facet joints lie further back (Visible Human)"
     )
+    flat_search_mm: float = _setting(
+        30.0,
+        "a body missed between two vertebrae too far apart is searched this far from the line joining their cores' "
+        "centres (in lordosis the sacrum's centre lies 20-30 mm behind L5's body; Visible Human)",
+    )
     max_body_mm: float = _setting(
         60.0,
         "tallest body of one level: 23.5-32.4 mm (Clouthier 2023), about 50 mm of axial extent tilted as L5; "

@@ -587,6 +587,63 @@ def _flattened_bodies(
     return cores, n
 
 
+def _core_in_gap(
+    depth: np.ndarray, cores: np.ndarray, pair: tuple[int, int], spacing, s: LevelSettings
+) -> np.ndarray | None:
+    """The core of a body missed between two vertebrae that lie too far apart, or None.
+
+    A body flattened by a fracture, cemented, or lying between two discs the mask fills has no voxel
+    ``core_depth_mm`` deep of its own that survives :func:`_cores` (the realistic phantom, seed 3000: a cemented,
+    flattened L5 whose 1,700 mm3 core fell under the floor meant for thick spots of processes; a fractured L4
+    at most 6.7 mm deep between filled discs). Where :func:`_reconcile_counts` has found the gap, the mask's
+    voxels deeper than ``flat_core_depth_mm``, outside any core, in the middle half of the gap (the discs lie at
+    its ends) and within ``flat_search_mm`` of the line joining the two cores' centres, are searched: the 3-D
+    piece holding the deepest of them is the missed body's core, if it is at least ``min_core_mm3``.
+
+    Parameters
+    ----------
+    depth : ndarray
+        float (z, y, x): distance (mm) of each mask voxel to the background, in 3-D.
+    cores : ndarray
+        int (z, y, x): the bodies' cores, same shape.
+    pair : tuple of int
+        The core ids of the two vertebrae that lie too far apart.
+    spacing : tuple of float
+        (dz, dy, dx) in mm.
+
+    Returns
+    -------
+    ndarray or None
+        bool (z, y, x): the new core's voxels.
+    """
+    (za, ya, xa), (zb, yb, xb) = ndimage.center_of_mass(cores > 0, cores, list(pair))
+    lo, hi = sorted((za, zb))
+    first, last = int(np.ceil(lo + (hi - lo) / 4)), int(np.floor(hi - (hi - lo) / 4))
+    if last < first:
+        return None
+    rows, cols = np.indices(depth.shape[1:])
+    search = np.zeros(depth.shape, bool)
+    for k in range(first, last + 1):
+        t = (k - za) / (zb - za) if zb != za else 0.5
+        y, x = ya + t * (yb - ya), xa + t * (xb - xa)
+        search[k] = np.hypot((rows - y) * spacing[1], (cols - x) * spacing[2]) < s.flat_search_mm
+    candidates = search & (depth > s.flat_core_depth_mm) & (cores == 0)
+    if not candidates.any():
+        return None
+    pieces, _ = ndimage.label(candidates)
+    deepest = np.unravel_index(int(np.argmax(np.where(candidates, depth, 0.0))), depth.shape)
+    piece = pieces == pieces[deepest]
+    if np.count_nonzero(piece) * float(np.prod(spacing)) < s.min_core_mm3:
+        return None
+    return piece
+
+
+def _counts_agree(vertebrae: list[Vertebra], top_level: int | None, nz: int, s: LevelSettings) -> bool:
+    """Counted up from the sacrum, the lowest rib-bearing vertebra is T12 (six above the sacrum)."""
+    _names, rule, _certain, _notes = _name_by_rules(vertebrae, top_level, nz, s)
+    return rule.startswith("counted up from the sacrum") and _rib_t12(vertebrae, s) == 6
+
+
 def _merge_same_level(cores: np.ndarray, n: int, s: LevelSettings) -> tuple[np.ndarray, int]:
     """Cores side by side at one level (the sacrum's alae beside its body) are one vertebra.
 
@@ -976,8 +1033,6 @@ def _split(
     LevelSplit
         uint8 labels (0, 1..5), the vertebrae found, the rule used and notes.
     """
-    from skimage.segmentation import watershed
-
     mask = _clean(np.asarray(mask, dtype=bool), spacing, s.min_piece_mm3)
     labels = np.zeros(mask.shape, np.uint8)
     # one pixel of background round the mask in-plane: without it the depth of bone at the box's edge (the
@@ -986,7 +1041,6 @@ def _split(
     if box is None:
         return LevelSplit(labels, [], "none", False, ["no vertebral body found in the mask"])
     m = mask[box]
-    z_off = box[0].start
     depth = ndimage.distance_transform_edt(m, sampling=spacing).astype(np.float32)
     readable = None if hu is None else hu[box] if metal is None else np.where(metal[box], np.nan, hu[box])
     cores, n_cores = _cores(m, spacing, depth, s, readable)
@@ -1002,6 +1056,56 @@ def _split(
     cores, n_cores = _relabel(cores, np.bincount(cores.ravel(), minlength=n_cores + 1) > 0)
     cores, n_cores = _flattened_bodies(depth, spacing, cores, n_cores, s)
     cores, n_cores = _merge_same_level(cores, n_cores, s)
+    first, missed, _mended = _assemble(mask, m, box, depth, cores, n_cores, spacing, hu, top_level, s, metal_slices)
+    first.notes[:0] = notes
+    if missed is None:
+        return first
+    # the sacrum and the ribs count one vertebra too few and the spacing shows where: look for the missed body's
+    # core in the middle of that gap, and keep the result if the counts then agree
+    found = _core_in_gap(depth, cores, missed, spacing, s)
+    if found is None:
+        return first
+    cores = cores.copy()
+    cores[found] = n_cores + 1
+    second, _missed, mended = _assemble(
+        mask, m, box, depth, cores, n_cores + 1, spacing, hu, top_level, s, metal_slices
+    )
+    if mended or not _counts_agree(second.vertebrae, top_level, mask.shape[0], s):
+        return first
+    second.notes[:0] = notes
+    second.notes.append(
+        "the sacrum and the ribs counted one vertebra apart, and a body the mask holds without a core of its own (a "
+        "flattened, fractured or cemented body, or one between filled discs) was found in the widest spacing: the "
+        "counts now agree; check the split and the names"
+    )
+    second.certain = False
+    return second
+
+
+def _assemble(
+    mask: np.ndarray,
+    m: np.ndarray,
+    box: tuple[slice, slice, slice],
+    depth: np.ndarray,
+    cores: np.ndarray,
+    n_cores: int,
+    spacing: tuple[float, float, float],
+    hu: np.ndarray | None,
+    top_level: int | None,
+    s: LevelSettings,
+    metal_slices: np.ndarray | None,
+) -> tuple[LevelSplit, tuple[int, int] | None, bool]:
+    """Vertebrae from the bodies' ``cores`` (ids 1..``n_cores`` in the mask's box ``m``), named.
+
+    Returns the split; where the sacrum and the ribs count one vertebra too few and the spacing shows
+    where (:func:`_reconcile_counts`), the core ids of the two vertebrae that lie too far apart (else None);
+    and whether :func:`_reconcile_counts` mended the count (joined two pieces or skipped a level).
+    """
+    from skimage.segmentation import watershed
+
+    labels = np.zeros(mask.shape, np.uint8)
+    z_off = box[0].start
+    notes: list[str] = []
     # away from the bodies the depth is read only up to flood_depth_mm: every part as thick as a pedicle floods in
     # order of distance from the bodies, so a thick column behind several bodies is shared out among them, not
     # given whole to the first; the bodies and the discs a mark fills between them keep the depth's order
@@ -1067,7 +1171,11 @@ def _split(
     vertebra_map[box] = which[parts]
     body_zone = np.zeros(mask.shape, bool)
     body_zone[box] = near_bodies
-    return LevelSplit(labels, vertebrae, rule, certain, notes, vertebra_map, body_zone=body_zone)
+    missed = None
+    if skip_after is not None:
+        missed = (vertebrae[skip_after].core_id, vertebrae[skip_after + 1].core_id)
+    split = LevelSplit(labels, vertebrae, rule, certain, notes, vertebra_map, body_zone=body_zone)
+    return split, missed, repair is not None
 
 
 def _join_sacrum(vertebrae: list[Vertebra], s: LevelSettings) -> list[Vertebra]:
