@@ -17,11 +17,12 @@ from .errors import BoneScreenError
 from .hu import HUThresholds
 from .io import load_ct
 from .io.sr import write_dicom_sr
-from .io.writers import read_labels_nifti, write_dicom_seg, write_labels_nifti
+from .io.writers import read_labels_nifti, unedited_own_labels, write_dicom_seg, write_labels_nifti
 from .label_schemes import MASK_SCHEME
 from .labels import ALL_VERTEBRA_IDS
 from .pipeline import Screener
 from .pipeline.progress import ProgressCallback
+from .pipeline.screener import OWN_LABELS_RULE
 from .report import render_report
 
 
@@ -123,10 +124,12 @@ def screen_file(
     load_s = time.perf_counter() - t0
     screener = screener or Screener(seg_weights, cls_weights, device, thresholds)
     screener.models()  # both networks' weights read now: bad ones are refused before the segmentation (helper-38)
-    given_map: dict[str, np.ndarray] = {}
+    given_map: dict[str, np.ndarray | dict | None] = {}
     if labels_path:
         read = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS, scheme=label_scheme)
         given_map = {"mark" if label_scheme == MASK_SCHEME else "labels": read}
+        if label_scheme == "bonescreen":
+            given_map["own_labels"] = unedited_own_labels(labels_path)
     try:
         result, labels, vertebrae = screener.screen(volume, progress, **given_map)
     except BoneScreenError as exc:  # what the labels hold (one id over several vertebrae): named with their file
@@ -160,7 +163,9 @@ def screen_file(
                 exports[name] = tags
 
     def write_levels(path: Path) -> list[str]:
-        write_labels_nifti(volume, labels, path)
+        naming = result["segmentation"]
+        own = naming["source"] == "bonescreen" or naming["naming_rule"].startswith(OWN_LABELS_RULE)
+        write_labels_nifti(volume, labels, path, naming if own else None)
         return []  # levels.nii.gz carries no identifying tag
 
     if given == (out / "levels.nii.gz").resolve():  # the user's corrected labels: never overwritten

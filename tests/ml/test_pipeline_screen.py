@@ -318,3 +318,40 @@ def test_a_ct_without_orientation_gives_names_and_status_unconfirmed(screener, s
     assert "Bone status:" not in headline(result["overall"])[0]  # a question or no status, never a sure call
     # the same CT with its orientation: the names stand
     assert not load_ct(small_case_files / "nifti" / "ct.nii.gz").orientation_unknown
+
+
+def test_own_unedited_labels_given_back_keep_their_doubts_and_edited_ones_are_the_users(
+    screener, shared_data, tmp_path
+):
+    """helper-39: a run's own levels.nii.gz, given back unedited as --labels, was taken as the user's labels: names the
+    split could not confirm (the real L2-L4 crop has no landmark: its L2-L4 are named L1-L3) became certain, and the
+    bone status lost its doubt. The file now carries the run's naming with its digest; unedited, the names stay
+    flagged (given back once more, the rule is not nested); one voxel edited, the labels are the user's."""
+    import nibabel as nib
+
+    from bonescreen.pipeline.screener import OWN_LABELS_RULE
+    from bonescreen.screen import screen_file
+
+    ct = shared_data / "tptbox-l3-crop" / "sub-ct_label-22_ct.nii.gz"
+    first = screen_file(ct, tmp_path / "a", screener=screener)
+    assert first["segmentation"]["naming_certain"] is False
+    rule = first["segmentation"]["naming_rule"]
+    again = screen_file(ct, tmp_path / "b", labels_path=tmp_path / "a" / "levels.nii.gz", screener=screener)
+    seg = again["segmentation"]
+    assert seg["naming_certain"] is False and seg["naming_rule"] == f"{OWN_LABELS_RULE} ({rule})"
+    assert any(n.startswith("the labels given are BoneScreen's own, unedited") for n in seg["notes"]), seg["notes"]
+    overall = again["overall"]
+    assert overall["uncertain"] and any("level names could not be confirmed" in r for r in overall["reasons"]), overall
+    third = screen_file(ct, tmp_path / "c", labels_path=tmp_path / "b" / "levels.nii.gz", screener=screener)
+    assert third["segmentation"]["naming_rule"] == seg["naming_rule"]
+    # one voxel edited (the extension kept, as nibabel keeps it): the user's labels, names taken as given
+    img = nib.load(tmp_path / "a" / "levels.nii.gz")
+    data = np.asarray(img.dataobj).copy()
+    data[tuple(np.argwhere(data > 0)[0])] = 0
+    edited = tmp_path / "edited.nii.gz"
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), edited)
+    assert nib.load(edited).header.extensions  # the note is still there: only the digest tells
+    users = screen_file(ct, tmp_path / "d", labels_path=edited, screener=screener)
+    assert users["segmentation"]["naming_rule"] == "given by the user"
+    assert users["segmentation"]["naming_certain"] is True
+    assert not any("level names could not be confirmed" in r for r in users["overall"]["reasons"])

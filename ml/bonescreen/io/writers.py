@@ -7,6 +7,8 @@ source study's patient and study identifiers to stay attached to it (see
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import warnings
 from pathlib import Path
@@ -85,7 +87,20 @@ def _check_labels(volume: CTVolume, labels: np.ndarray) -> np.ndarray:
     return as_level_labels(labels, allowed=ALL_VERTEBRA_IDS)
 
 
-def write_labels_nifti(volume: CTVolume, labels: np.ndarray, path: str | os.PathLike) -> Path:
+#: NIfTI header extension code of BoneScreen's note on its own labels (6: a comment, NIfTI-1 extension codes).
+OWN_LABELS_EXTENSION_CODE = 6
+#: The key of that comment's JSON.
+OWN_LABELS_KEY = "bonescreen_labels"
+
+
+def _labels_digest(data: np.ndarray) -> str:
+    """SHA-256 of a stored label array (uint8, the file's own voxel order)."""
+    return hashlib.sha256(np.ascontiguousarray(data, dtype=np.uint8).tobytes()).hexdigest()
+
+
+def write_labels_nifti(
+    volume: CTVolume, labels: np.ndarray, path: str | os.PathLike, naming: dict | None = None
+) -> Path:
     """Write a (z, y, x) label map as NIfTI on the volume's source grid (same shape and affine as the source).
 
     Parameters
@@ -97,13 +112,66 @@ def write_labels_nifti(volume: CTVolume, labels: np.ndarray, path: str | os.Path
         ids of DESIGN.md (6 = T12, 7 = sacrum, ...; the napari layer saved as it is).
     path : str or PathLike
         Output ``.nii.gz`` (or ``.nii``).
+    naming : dict, optional
+        For labels BoneScreen made (``screen``): ``naming_rule`` and ``naming_certain`` of result.json's
+        ``segmentation``. They are kept in a header extension (a NIfTI-1 comment, JSON) with the labels' digest,
+        so that the same labels given back unedited (``--labels``) keep their doubts (:func:`unedited_own_labels`);
+        an edit, or a tool that saves the map again without the extension, makes them the user's.
     """
     labels = _check_labels(volume, labels)
-    ijk = volume.to_source(labels)
-    img = nib.Nifti1Image(np.asarray(ijk, dtype=np.uint8), volume.source.affine)  # F-ordered view: no transposing copy
+    ijk = np.asarray(volume.to_source(labels), dtype=np.uint8)
+    img = nib.Nifti1Image(ijk, volume.source.affine)  # F-ordered view: no transposing copy
     img.header.set_xyzt_units("mm")
     img.header["descrip"] = b"BoneScreen vertebrae: 1..5 = L1..L5, 6 = T12, 7 = sacrum (DESIGN.md)"
+    if naming is not None:
+        note = {
+            OWN_LABELS_KEY: {
+                "naming_rule": str(naming["naming_rule"]),
+                "naming_certain": bool(naming["naming_certain"]),
+                "labels_sha256": _labels_digest(ijk),
+            }
+        }
+        img.header.extensions.append(
+            nib.nifti1.Nifti1Extension(OWN_LABELS_EXTENSION_CODE, json.dumps(note).encode("utf-8"))
+        )
     return save_nifti(img, path)
+
+
+def unedited_own_labels(path: str | os.PathLike) -> dict | None:
+    """How BoneScreen named a label map it wrote, if the map is still as written; else None.
+
+    (helper-39: a run's own ``levels.nii.gz``, given back unedited as ``--labels``, was taken as the user's
+    labels: names that MS-Net's split could not confirm became certain, and MS-Net's mask a checked one.) Reads
+    the note of :func:`write_labels_nifti` and compares its digest with the stored voxels: any edit makes the
+    labels the user's. A file that cannot be read is left to :func:`read_labels_nifti`, which says why.
+
+    Returns
+    -------
+    dict or None
+        ``naming_rule`` (str) and ``naming_certain`` (bool) of the run that wrote the map, or None.
+    """
+    try:
+        img = read_nifti(path)
+        notes = [e.get_content() for e in img.header.extensions if e.get_code() == OWN_LABELS_EXTENSION_CODE]
+        data = np.asarray(img.dataobj) if notes else None
+    except Exception:
+        return None
+    for raw in notes:
+        try:
+            note = json.loads(bytes(raw).decode("utf-8")).get(OWN_LABELS_KEY)
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(note, dict) and note.get("labels_sha256") == _labels_digest(data):
+            return {"naming_rule": str(note.get("naming_rule")), "naming_certain": note.get("naming_certain") is True}
+    return None
+    for raw in notes:
+        try:
+            note = json.loads(bytes(raw).decode("utf-8")).get(OWN_LABELS_KEY)
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(note, dict) and note.get("labels_sha256") == _labels_digest(data):
+            return str(note.get("naming_rule") or "not confirmed")
+    return None
 
 
 def read_labels_nifti(

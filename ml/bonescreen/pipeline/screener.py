@@ -40,6 +40,14 @@ from .segment import iter_mark_volume
 #: Version of result.json's layout (README, "result.json"): the minor number grows with added fields,
 #: the major number when a field changes meaning or goes.
 RESULT_SCHEMA_VERSION = "1.5"
+#: How ``segmentation.naming_rule`` starts for labels given back as BoneScreen wrote them (``--labels``, unedited):
+#: the rule of the run that named them follows in brackets.
+OWN_LABELS_RULE = "given by the user: BoneScreen's own labels, unedited"
+
+
+def _own_labels_rule(rule: str) -> str:
+    """:data:`OWN_LABELS_RULE` with the rule of the run that named the labels (given back again: as it was)."""
+    return rule if rule.startswith(OWN_LABELS_RULE) else f"{OWN_LABELS_RULE} ({rule})"
 
 
 @dataclass
@@ -362,11 +370,15 @@ class Screener:
         progress: ProgressCallback | None = None,
         labels: np.ndarray | None = None,
         mark: np.ndarray | None = None,
+        own_labels: dict | None = None,
     ) -> tuple[dict, np.ndarray, np.ndarray]:
         """Segment (unless ``labels`` or ``mark`` are given) and classify.
 
         ``labels`` are the user's vertebra labels (ids of DESIGN.md, taken as the names); ``mark`` is a user's
-        bool mask of the spine, split and named as MS-Net's mark is (:meth:`name_mark`).
+        bool mask of the spine, split and named as MS-Net's mark is (:meth:`name_mark`). ``own_labels`` says
+        how BoneScreen named ``labels`` that are its own, given back unedited (``naming_rule``,
+        ``naming_certain``; :func:`~bonescreen.io.writers.unedited_own_labels`): names it could not confirm stay
+        flagged with that reason, and the mask stays MS-Net's, not checked.
 
         Returns
         -------
@@ -389,6 +401,13 @@ class Screener:
         else:  # the user's level labels, or an all-vertebrae map whose ids are taken as the names
             vertebrae = as_level_labels(labels, allowed=ALL_VERTEBRA_IDS)
             labels = lumbar_levels(vertebrae)
+            if own_labels:  # (helper-39: a run's own unedited labels, given back, made its names certain)
+                certain = bool(own_labels["naming_certain"])
+                notes = [
+                    "the labels given are BoneScreen's own, unedited: MS-Net's mask, not checked"
+                    + ("" if certain else f", and names it could not confirm ({own_labels['naming_rule']})")
+                    + "; correct them in napari or Slicer before relying on them"
+                ]
             if not labels.any():
                 given = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k)
                 notes = [f"vertebrae given: {given} (none lumbar)" if given else "the labels given are empty"]
@@ -396,7 +415,7 @@ class Screener:
         if labels.any():
             # a user's labels or mask are the user's (helper-37: a user's mask, split here, was called "MS-Net's
             # mask, not yet checked"); the split's doubts are the naming's (names_certain)
-            checked = seg is None or mark is not None
+            checked = (seg is None and not own_labels) or mark is not None
             result = self.classify(
                 volume, labels, progress, names_certain=certain, mask_checked=checked, users_labels=seg is None
             )
@@ -412,7 +431,11 @@ class Screener:
             **result,
             "segmentation": {
                 "source": "user" if seg is None else "bonescreen" if mark is None else "user mask",
-                "naming_rule": seg.rule if seg is not None else "given by the user",
+                "naming_rule": seg.rule
+                if seg is not None
+                else _own_labels_rule(own_labels["naming_rule"])
+                if own_labels
+                else "given by the user",
                 "vertebrae": [v.name for v in seg.vertebrae] if seg is not None else None,
                 "naming_certain": bool(certain),
                 "evidence": [v.evidence(volume.spacing, volume.hu.shape[0]) for v in seg.vertebrae]
