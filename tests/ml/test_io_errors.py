@@ -164,6 +164,11 @@ def test_a_damaged_compressed_nifti_says_how(small_case_files, tmp_path):
     text = tmp_path / "notes.nii.gz"
     text.write_text("hello\n")
     expect_error(text, "named .gz but not gzip-compressed")
+    # named .nii, uncompressed (helper-39: "ImageFileError: Cannot work out file type of" and the path again)
+    plain = tmp_path / "notes.nii"
+    plain.write_text("hello\n")
+    err = expect_error(plain, r"unreadable NIfTI \(no NIfTI header: it is not a NIfTI file, or it was renamed\)")
+    assert "ImageFileError" not in str(err) and str(err).count("notes.nii") == 1
     whole = (small_case_files / "nifti" / "ct.nii.gz").read_bytes()
     cut = tmp_path / "cut.nii.gz"
     cut.write_bytes(whole[: len(whole) // 2])

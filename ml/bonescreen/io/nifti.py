@@ -149,6 +149,8 @@ def why_unreadable(path: Path, exc: BaseException) -> str:
             return "named .gz but not gzip-compressed: it is not a NIfTI file, or it was renamed"
         if isinstance(exc, EOFError):
             return "the compressed file ends early: it was cut short (an interrupted copy or download?)"
+    if isinstance(exc, nib.filebasedimages.ImageFileError):  # (helper-39: "ImageFileError: Cannot work out ...")
+        return "no NIfTI header: it is not a NIfTI file, or it was renamed"
     message = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {message}"
 
