@@ -164,14 +164,6 @@ def unedited_own_labels(path: str | os.PathLike) -> dict | None:
         if isinstance(note, dict) and note.get("labels_sha256") == _labels_digest(data):
             return {"naming_rule": str(note.get("naming_rule")), "naming_certain": note.get("naming_certain") is True}
     return None
-    for raw in notes:
-        try:
-            note = json.loads(bytes(raw).decode("utf-8")).get(OWN_LABELS_KEY)
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(note, dict) and note.get("labels_sha256") == _labels_digest(data):
-            return str(note.get("naming_rule") or "not confirmed")
-    return None
 
 
 def read_labels_nifti(
