@@ -311,9 +311,11 @@ def classify_levels(
                 # the ROI's middle slices are those of the part in view (helper-37: the three-slice series' 3 mm
                 # of a body, near its endplate, read 226 HU with a user's labels)
                 seen = np.count_nonzero((body == lv).any(axis=(1, 2))) * spacing[0]
+                # (helper-39: "14 mm of its body" beside body_slices of 22 mm: the ROI's slices are the body's
+                # fullest sections, body_slices all that pass through it)
                 also = (
-                    f"; its trabecular HU and vBMD come from the {seen:.0f} mm of its body in view, which may not "
-                    "hold the body's middle"
+                    f"; its trabecular HU and vBMD come from the {seen:.0f} mm of its fullest body sections in view "
+                    "(where the ROI lies), which may not hold the body's middle"
                 )
             reasons.append(f"body heights not measured ({why}): no fracture grade{also}")
         acr = health[lv]["acr_category"]
