@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bonescreen.data.cases import load_case_set
-from bonescreen.labels import levels_present
+from bonescreen.evaluate import levels_named_right
 from bonescreen.metrics import segmentation_metrics
 from bonescreen.pipeline import Screener
 from bonescreen.pipeline.levels import split_levels
@@ -81,11 +81,7 @@ def main() -> None:
         split = split_levels(mark, volume.spacing, volume.hu)
         seconds = time.perf_counter() - t
         levels = truth["levels"]
-        named = []
-        for lv in levels_present(levels):
-            pred = split.labels[levels == lv]
-            pred = pred[pred > 0]
-            named.append(bool(pred.size) and int(np.bincount(pred).argmax()) == lv)
+        named = levels_named_right(split.labels, levels)
         dice = [v["dice"] for v in segmentation_metrics(split.labels, levels)["levels"].values()]
         row = {
             "case_id": rec.case_id,

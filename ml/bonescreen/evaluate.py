@@ -141,6 +141,17 @@ def _nan_safe(obj):
     raise TypeError(type(obj).__name__)
 
 
+def levels_named_right(labels: np.ndarray, truth: np.ndarray) -> list[bool]:
+    """Per true level (ascending id), whether it is named right: most of its voxels that ``labels`` hold carry its
+    id. ``labels`` and ``truth`` are uint8 (z, y, x) level maps (0, 1..5 = L1..L5)."""
+    named = []
+    for lv in levels_present(truth):
+        pred = labels[truth == lv]
+        pred = pred[pred > 0]
+        named.append(bool(pred.size) and int(np.bincount(pred).argmax()) == lv)
+    return named
+
+
 def evaluate_pipeline(screener, records: list[CaseRecord], progress: Progress = None) -> dict:
     """The whole pipeline on each case: 3-D segmentation, level naming, per-level and per-case classification.
 
@@ -154,11 +165,7 @@ def evaluate_pipeline(screener, records: list[CaseRecord], progress: Progress = 
         volume, truth = rec.load(("levels",))
         seg = screener.segment(volume)
         m = segmentation_metrics(seg.labels, truth["levels"])
-        named = []
-        for lv in levels_present(truth["levels"]):
-            pred = seg.labels[truth["levels"] == lv]
-            pred = pred[pred > 0]
-            named.append(bool(pred.size) and int(np.bincount(pred).argmax()) == lv)
+        named = levels_named_right(seg.labels, truth["levels"])
         seg_rows.append(
             {
                 "case_id": rec.case_id,

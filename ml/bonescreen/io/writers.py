@@ -151,7 +151,9 @@ def unedited_own_labels(path: str | os.PathLike) -> dict | None:
         ``naming_rule`` (str) and ``naming_certain`` (bool) of the run that wrote the map, or None.
     """
     try:
-        img = read_nifti(path)
+        # nibabel's lazy load reads the header (and its extensions) only: a map without the note, the common
+        # case, is not decompressed a second time beside read_labels_nifti's reading
+        img = nib.load(path)
         notes = [e.get_content() for e in img.header.extensions if e.get_code() == OWN_LABELS_EXTENSION_CODE]
         data = np.asarray(img.dataobj) if notes else None
     except Exception:
