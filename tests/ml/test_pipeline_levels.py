@@ -196,6 +196,31 @@ def test_thin_iliac_wings_are_long_plates_and_rib_sections_are_not():
     assert _plate_length_mm(soft, mask, rows, cols, spacing, s) == 0.0
 
 
+def test_bone_a_ring_of_cortex_encloses_counts_whatever_its_hu_and_an_open_arc_encloses_nothing():
+    """An osteoporotic ilium: cortex at 400 HU round trabecular bone at 50 HU (under ``si_min_hu``). With
+    ``enclosed_by_hu`` the whole section counts, a gap of one pixel in the ring included; an arc of cortex
+    (a rib's, a vessel's calcified wall cut open) encloses nothing, and soft tissue beside it does not count."""
+    from bonescreen.pipeline.levels import _bone_area_mm2
+
+    s = LevelSettings()
+    hu = np.full((40, 40), 50.0, np.float32)  # soft tissue at the trabecular bone's HU
+    mask = np.zeros(hu.shape, bool)
+    hu[10:20, 8:30] = 400.0
+    hu[11:19, 9:29] = 50.0  # a ring 10 x 22 pixels, its interior 8 x 20
+    hu[10, 15] = 50.0  # a gap of one pixel in the cortex (partial volume)
+    rows, cols, spacing = slice(0, 40), slice(0, 40), (1.0, 1.0)
+    cortex = float(np.count_nonzero(hu > 300))
+    plain = _bone_area_mm2(hu, mask, rows, cols, spacing, min_hu=s.si_min_hu)
+    filled = _bone_area_mm2(hu, mask, rows, cols, spacing, min_hu=s.si_min_hu, enclosed_by_hu=s.iliac_min_hu)
+    assert plain == cortex
+    assert filled == 10 * 22  # the ring, its gap and its interior; nothing outside it
+    arc = hu.copy()
+    arc[11:19, 28:30] = 50.0  # the ring's right side gone: an arc open three pixels wide
+    arc_cortex = float(np.count_nonzero(arc > 300))
+    opened = _bone_area_mm2(arc, mask, rows, cols, spacing, min_hu=s.si_min_hu, enclosed_by_hu=s.iliac_min_hu)
+    assert opened <= arc_cortex + 2  # the closing may bridge a pixel or two at the gap, never the interior
+
+
 def test_a_disc_is_found_in_the_ct_of_a_core_and_cement_is_no_disc():
     """Inside a tall core the disc is a band darker than the endplates on both sides, at its tilt. Within a
     cemented body the bands between lumps of cement are as much darker but read far above a disc (the

@@ -219,7 +219,11 @@ class LevelSettings:
         12.0, "sacroiliac joints: ilium this close to the sacrum (the joint space is 2-4 mm; Gray's Anatomy)"
     )
     si_rows_mm: tuple[float, float] = _setting((-10.0, 80.0), "rows searched for the joints (mm, as rib_rows_mm)")
-    si_min_hu: float = _setting(150.0, "bone of the joints, trabecular bone included")
+    si_min_hu: float = _setting(
+        150.0,
+        "bone of the joints, trabecular bone included; what a ring of cortex (iliac_min_hu) encloses counts at any HU "
+        "(an osteoporotic ilium's trabecular bone reads 40-100 HU)",
+    )
     si_area_mm2: float = _setting(120.0, "bone area beside the sacrum on each side (phantom)")
     si_fraction: float = _setting(0.3, "share of the body's slices with the joints on both sides (phantom)")
     split_pixel_mm: float = _setting(1.0, "in-plane pixel size the split works at; finer slices are subsampled")

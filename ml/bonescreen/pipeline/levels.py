@@ -164,6 +164,7 @@ def _bone_area_mm2(
     behind_row: float | None = None,
     near_to: np.ndarray | None = None,
     largest: bool = False,
+    enclosed_by_hu: float | None = None,
 ) -> float:
     """Area of bone (HU above ``min_hu``) in a window of one slice, not within 2 pixels of the mask.
 
@@ -176,6 +177,9 @@ def _bone_area_mm2(
     ``near_to`` (same shape as ``mask``) is what ``within_mm`` is measured from, when not the whole mask.
     With ``largest``, the area of the largest connected piece only (an iliac wing is one plate; the
     lower ribs crossing a slice beside T11 or T12 are several small pieces).
+    With ``enclosed_by_hu``, what a ring of cortex above that HU encloses counts as bone whatever its HU
+    (:func:`_enclosed_by_cortex`): the trabecular bone of an osteoporotic ilium or sacrum reads 40-100 HU,
+    under ``min_hu``, inside its intact cortex.
     """
     window = _window(mask.shape, rows, cols)
     if window is None:
@@ -187,7 +191,10 @@ def _bone_area_mm2(
     near = ndimage.binary_dilation(context, iterations=2)[inner]
     if near_to is not None:
         context, _inner = _around(near_to, window, pad)
-    bone = (hu[r0:r1, c0:c1] > min_hu) & ~near
+    bone = hu[r0:r1, c0:c1] > min_hu
+    if enclosed_by_hu is not None:
+        bone |= _enclosed_by_cortex(hu, window, enclosed_by_hu)
+    bone &= ~near
     if within_mm is not None and bone.any():
         if not context.any():
             return 0.0
@@ -200,6 +207,24 @@ def _bone_area_mm2(
         pieces, _ = ndimage.label(bone)
         return float(np.bincount(pieces.ravel())[1:].max()) * spacing_yx[0] * spacing_yx[1]
     return float(bone.sum()) * spacing_yx[0] * spacing_yx[1]
+
+
+def _enclosed_by_cortex(hu: np.ndarray, window: tuple[int, int, int, int], cortex_hu: float) -> np.ndarray:
+    """Pixels of a window of one slice (bool, the window's shape) inside a closed ring of cortex, the ring included.
+
+    Cortex is HU above ``cortex_hu``; gaps of one pixel in the ring (partial volume at 3 mm voxels) are
+    closed first (a binary closing, 3 x 3), then the ring's holes are filled. The window is read with a margin
+    of two pixels; a ring that the margin cuts is not filled. Thresholding then hole filling is the common way
+    to make a bone mask of CT: the cortex keeps its HU where the trabecular bone inside it has lost them.
+    """
+    r0, r1, c0, c1 = window
+    top, left = max(r0 - 2, 0), max(c0 - 2, 0)
+    cortex = hu[top : r1 + 2, left : c1 + 2] > cortex_hu
+    if not cortex.any():
+        return np.zeros((r1 - r0, c1 - c0), bool)
+    closed = ndimage.binary_closing(cortex, structure=np.ones((3, 3), bool), border_value=0) | cortex
+    inside = ndimage.binary_fill_holes(closed)
+    return inside[r0 - top : r1 - top, c0 - left : c1 - left]
 
 
 def _plate_length_mm(hu: np.ndarray, mask: np.ndarray, rows: slice, cols: slice, spacing_yx, s: LevelSettings) -> float:
@@ -321,6 +346,7 @@ def _lateral_bone(
                     within_mm=s.si_near_mm,
                     behind_row=cy + s.behind_mm / dy,
                     near_to=None if own is None else own[k - run[0]],
+                    enclosed_by_hu=s.iliac_min_hu,
                 )
                 > s.si_area_mm2
             )
