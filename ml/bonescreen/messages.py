@@ -47,8 +47,9 @@ def add_input_messages(result: dict, notes: list[str], flags: list[str]) -> dict
 def user_messages(result: dict) -> list[str]:
     """All flags and notes of ``result`` as lines for the user, without repeats, most important first.
 
-    Lines start with ``UNCERTAIN:`` (overall flags), ``note:`` (the naming's notes, then the reader's and
-    the writers'), the level name (level flags) or ``output failed:``.
+    Lines start with ``UNCERTAIN:`` (overall flags; ``UNCERTAIN: L1:`` for a level's flag that is an overall
+    flag too), ``note:`` (the naming's notes, then the reader's and the writers'), the level name (level flags)
+    or ``output failed:``.
     """
     lines: list[str] = []
 
@@ -60,15 +61,22 @@ def user_messages(result: dict) -> list[str]:
 
     overall = result.get("overall") or {}
     shown = set(overall.get("reasons", []))
+    # a level's flag that is also an overall flag (a scan with one level classified) is said once, with the level
+    levels_of: dict[str, list[str]] = {}
+    for level in result.get("levels", []):
+        for reason in level.get("reasons", []):
+            levels_of.setdefault(reason, []).append(level["name"])
     for reason in overall.get("reasons", []):
-        add(f"UNCERTAIN: {reason}")
+        names = levels_of.get(reason)
+        add(f"UNCERTAIN: {', '.join(names)}: {reason}" if names else f"UNCERTAIN: {reason}")
     # the naming's notes next: an overall flag may send the reader to them ("the naming notes say why")
     for text in (result.get("segmentation") or {}).get("notes", []):
         if text not in shown:
             add(f"note: {text}")
     for level in result.get("levels", []):
         for reason in level.get("reasons", []):
-            add(f"{level['name']}: {reason}")
+            if reason not in shown:
+                add(f"{level['name']}: {reason}")
     for name, why in (result.get("output_errors") or {}).items():
         add(f"output failed: {name}: {why}")
     for text in [*result.get("input_notes", []), *result.get("output_notes", [])]:

@@ -64,6 +64,25 @@ def _spread(rows: list[float], gap: float, limits: tuple[float, float] | None = 
     return result.tolist()
 
 
+def _sagittal_window(shown: np.ndarray, spacing: tuple[float, float, float]) -> tuple[int, int, int]:
+    """Where the sagittal view cuts (column ``x``) and the rows it shows (``y0`` to ``y1``), from the map of the
+    vertebrae found (z, y, x): the vertebrae from front to back and 15 mm round them, at most 140 mm, through
+    the median column of the vertebrae."""
+    dy = spacing[1]
+    cols = np.nonzero(shown.any(axis=(0, 1)))[0]
+    x = int(np.median(cols)) if cols.size else shown.shape[2] // 2
+    rows = np.nonzero(shown.any(axis=(0, 2)))[0]
+    y0, y1 = 0, shown.shape[1]
+    if rows.size:
+        # a short scan's spine is shown as large as its panel allows (the whole 140 mm made the L2-L4 crop a
+        # strip in empty space)
+        margin, half = int(15 / dy), int(70 / dy)
+        centre = (int(rows.min()) + int(rows.max())) // 2
+        y0 = max(int(rows.min()) - margin, centre - half, 0)
+        y1 = min(int(rows.max()) + 1 + margin, centre + half, shown.shape[1])
+    return x, y0, y1
+
+
 def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = None) -> None:
     """Sagittal view through the spine's midline with every vertebra shown and named.
 
@@ -72,17 +91,7 @@ def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = N
     """
     heights = heights or {}
     dz, dy, _ = spacing
-    cols = np.nonzero(shown.any(axis=(0, 1)))[0]
-    x = int(np.median(cols)) if cols.size else hu.shape[2] // 2
-    rows = np.nonzero(shown.any(axis=(0, 2)))[0]
-    y0, y1 = 0, hu.shape[1]
-    if rows.size:
-        # the vertebrae from front to back and 15 mm round them, at most 140 mm: a short scan's spine is shown
-        # as large as its column allows (the whole 140 mm made the L2-L4 crop a strip in empty space)
-        margin, half = int(15 / dy), int(70 / dy)
-        centre = (int(rows.min()) + int(rows.max())) // 2
-        y0 = max(int(rows.min()) - margin, centre - half, 0)
-        y1 = min(int(rows.max()) + 1 + margin, centre + half, hu.shape[1])
+    x, y0, y1 = _sagittal_window(shown, spacing)
     ax.imshow(hu[::-1, y0:y1, x], aspect=dz / dy, **_BONE)
     ax.imshow(shown[::-1, y0:y1, x], aspect=dz / dy, cmap=_VERTEBRA_CMAP, vmin=0, vmax=255, interpolation="nearest")
     placed = []  # (row of the vertebra's middle, name, heights text, colour)
@@ -122,8 +131,9 @@ def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = N
                 ha="right",
                 bbox=_TEXT_BOX,
             )
-    title = "sagittal view: the vertebrae found"
-    ax.set_title(title + ("\nbody heights anterior/middle/posterior" if heights else ""), fontsize=9)
+    # (two short lines each: one long line ran into the y-axis label of the plot beside it)
+    title = "sagittal view:\nthe vertebrae found"
+    ax.set_title(title + ("\nbody heights (mm)\nanterior/middle/posterior" if heights else ""), fontsize=9)
     ax.axis("off")
 
 
@@ -253,8 +263,14 @@ def report_figure(
     bottom = max(len(levels), 1)
     # the sagittal view (the spine is tall and narrow) takes the first column of both image rows, so that its
     # vertebrae and their heights are large enough to read; the other panels and the axial views follow it
-    first = 1 if "sagittal" in top else 0
-    ncols = first + max(len(top) - first, bottom)
+    # a series shorter than the sagittal view is wide (two vertebrae, a crop) is a wide strip: it takes the top
+    # row's first panel only, and the axial views start below it (in the tall column it sat in empty space)
+    wide = False
+    if "sagittal" in top:
+        _x, y0, y1 = _sagittal_window(shown, spacing)
+        wide = hu.shape[0] * spacing[0] < (y1 - y0) * spacing[1]
+    first = 1 if "sagittal" in top and not wide else 0
+    ncols = max(first + max(len(top) - first, bottom), len(top))
     width = max(3.0 * ncols, 9)
     # the flags and notes go below the images across the whole width, wrapped to it (8 pt monospace: 15
     # characters an inch), in a box of their own sized in inches, so that none is cut off however many
@@ -263,7 +279,10 @@ def report_figure(
         wrapped for m in user_messages(result) for wrapped in textwrap.wrap(f"- {m}", chars, subsequent_indent="  ")
     ]
     notes_in = _NOTE_LINE_IN * (len(messages) + 1)
-    height = 8.6 + notes_in
+    # a wide strip with nothing but text beside it (no level classified) needs no tall top row
+    strip_only = wide and set(top) == {"sagittal", "text"}
+    top_ratio = 0.55 if strip_only else 1.15
+    height = (6.8 if strip_only else 8.6) + notes_in
     fig = plt.figure(figsize=(width, height))
     # a plot in the first column has a y-axis label, which the sagittal view has not: room for it on the left
     margins = {
@@ -272,8 +291,11 @@ def report_figure(
         "top": 1.0 - _TITLE_IN / height,
         "bottom": (notes_in + _NOTES_GAP_IN) / height,
     }
-    grid = fig.add_gridspec(2, ncols, height_ratios=[1.15, 1.0], hspace=0.42, wspace=0.35, **margins)
-    panels = {name: fig.add_subplot(grid[0:2, 0] if name == "sagittal" else grid[0, i]) for i, name in enumerate(top)}
+    grid = fig.add_gridspec(2, ncols, height_ratios=[top_ratio, 1.0], hspace=0.42, wspace=0.35, **margins)
+    panels = {
+        name: fig.add_subplot(grid[0:2, 0] if name == "sagittal" and not wide else grid[0, i])
+        for i, name in enumerate(top)
+    }
     if "sagittal" in panels:
         heights = {lv["name"]: lv["fracture"] for lv in on_bone if lv.get("fracture")}
         _sagittal(panels["sagittal"], hu, shown, spacing, present, heights)

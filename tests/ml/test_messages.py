@@ -25,3 +25,28 @@ def test_the_naming_notes_are_marked_as_bonescreens_once_the_user_renames():
     notes = ["level names are uncertain: neither the sacrum nor ribs were found to count from"]
     marked = users_naming_notes(notes)
     assert marked == [BEFORE_RENAMING + notes[0]] and users_naming_notes(marked) == marked  # once
+
+
+def test_a_level_flag_that_is_an_overall_flag_too_is_said_once_with_its_level():
+    """A clean-clone trial (stop 38): with one level classified (the three-slice series) every flag of L1 was an
+    overall flag too, and the report, the CLI and the panels printed each twice ("UNCERTAIN: close call ..." and
+    "L1: close call ...")."""
+    from bonescreen.messages import user_messages
+
+    close = "close call between low bone mass (0.46) and normal bone mass (0.33)"
+    result = {
+        "overall": {"reasons": [close, "only one level was classified"]},
+        "levels": [
+            {"name": "L1", "reasons": [close, "body heights not measured"]},
+            {"name": "L2", "reasons": []},
+        ],
+        "segmentation": {"notes": ["level names are uncertain"]},
+    }
+    lines = user_messages(result)
+    assert lines == [
+        f"UNCERTAIN: L1: {close}",
+        "UNCERTAIN: only one level was classified",
+        "note: level names are uncertain",
+        "L1: body heights not measured",
+    ]
+    assert sum(close in line for line in lines) == 1

@@ -53,6 +53,29 @@ def test_no_lumbar_level_still_shows_what_was_found(nz, views):
     plt.close(fig)
 
 
+def test_a_short_series_shows_its_sagittal_strip_above_the_axial_view_not_in_a_tall_empty_column():
+    """A clean-clone trial (stop 38): the T11-T12 series (40 mm of spine, 80 mm of it from front to back in the
+    view) drew its sagittal view as a small strip in the middle of a column two rows tall, and the figure was
+    mostly white. A series shorter than its sagittal view is wide now takes the top row's first panel, the axial
+    view goes below it, and with nothing else to show the figure is less tall. A tall series keeps the column."""
+    hu, vertebrae = _volume(20)
+    result = no_lumbar_result(HUThresholds(), "vertebrae found: T12 (none lumbar)")
+    short = report_figure(hu, np.zeros_like(vertebrae), (2.0, 1.0, 1.0), result, "T12 only", vertebrae=vertebrae)
+    images = [ax for ax in short.axes if ax.images]
+    sagittal, axial = sorted(images, key=lambda ax: -ax.get_position().y1)
+    assert sagittal.get_position().y0 > axial.get_position().y1  # one above the other, not side by side
+    assert abs(sagittal.get_position().x0 - axial.get_position().x0) < 0.1  # both in the first column
+    hu_tall, vertebrae_tall = _volume(60)  # 120 mm of spine: taller than wide
+    tall = report_figure(
+        hu_tall, np.zeros_like(vertebrae_tall), (2.0, 1.0, 1.0), result, "T12 only", vertebrae=vertebrae_tall
+    )
+    sagittal, axial = sorted([ax for ax in tall.axes if ax.images], key=lambda ax: ax.get_position().x0)
+    assert sagittal.get_position().x1 < axial.get_position().x0  # the column beside the axial view
+    assert short.get_figheight() < tall.get_figheight()
+    plt.close(short)
+    plt.close(tall)
+
+
 @pytest.fixture(scope="module")
 def classified(small_case):
     """A phantom classified through its true labels (``screen --labels``): result.json and its volume."""
