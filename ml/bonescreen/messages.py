@@ -48,7 +48,8 @@ def user_messages(result: dict) -> list[str]:
     """All flags and notes of ``result`` as lines for the user, without repeats, most important first.
 
     Lines start with ``UNCERTAIN:`` (overall flags; ``UNCERTAIN: L1:`` for a level's flag that is an overall
-    flag too), ``note:`` (the naming's notes, then the reader's and the writers'), the level name (level flags)
+    flag too), ``names:`` (the naming rule of result.json's ``segmentation``, and whether the names are
+    confirmed), ``note:`` (the naming's notes, then the reader's and the writers'), the level name (level flags)
     or ``output failed:``.
     """
     lines: list[str] = []
@@ -69,6 +70,12 @@ def user_messages(result: dict) -> list[str]:
     for reason in overall.get("reasons", []):
         names = levels_of.get(reason)
         add(f"UNCERTAIN: {', '.join(names)}: {reason}" if names else f"UNCERTAIN: {reason}")
+    # how the levels got their names (counted from the sacrum, the ribs; given by the user): every front end
+    # says it, so that a name is never shown without where it came from
+    segmentation = result.get("segmentation") or {}
+    if segmentation.get("naming_rule"):
+        confirmed = "" if segmentation.get("naming_certain", True) else " (not confirmed: check the names)"
+        add(f"names: {segmentation['naming_rule']}{confirmed}")
     # the naming's notes next: an overall flag may send the reader to them ("the naming notes say why")
     for text in (result.get("segmentation") or {}).get("notes", []):
         if text not in shown:

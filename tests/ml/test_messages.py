@@ -40,13 +40,32 @@ def test_a_level_flag_that_is_an_overall_flag_too_is_said_once_with_its_level():
             {"name": "L1", "reasons": [close, "body heights not measured"]},
             {"name": "L2", "reasons": []},
         ],
-        "segmentation": {"notes": ["level names are uncertain"]},
+        "segmentation": {
+            "naming_rule": "top vertebra in view taken as L1 (no sacrum or ribs to count from)",
+            "naming_certain": False,
+            "notes": ["level names are uncertain"],
+        },
     }
     lines = user_messages(result)
     assert lines == [
         f"UNCERTAIN: L1: {close}",
         "UNCERTAIN: only one level was classified",
+        "names: top vertebra in view taken as L1 (no sacrum or ribs to count from) (not confirmed: check the names)",
         "note: level names are uncertain",
         "L1: body heights not measured",
     ]
     assert sum(close in line for line in lines) == 1
+
+
+def test_every_front_end_says_how_the_levels_were_named():
+    """A clean-clone trial (stop 38): with the user's labels nothing on screen said where the names came from
+    (given by the user, BoneScreen's own unedited labels, counted from the sacrum); result.json alone held it.
+    The naming rule is now a line of the messages that the CLI, napari, Slicer and report.png all show."""
+    from bonescreen.messages import user_messages
+
+    given = {"overall": {"reasons": []}, "levels": [], "segmentation": {"naming_rule": "given by the user"}}
+    assert user_messages(given) == ["names: given by the user"]
+    counted = {"segmentation": {"naming_rule": "counted up from the sacrum (lowest vertebra: sacroiliac joints)"}}
+    counted["segmentation"]["naming_certain"] = True
+    assert user_messages(counted) == ["names: counted up from the sacrum (lowest vertebra: sacroiliac joints)"]
+    assert user_messages({"overall": {"reasons": []}, "levels": []}) == []  # no naming: no line
