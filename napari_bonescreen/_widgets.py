@@ -42,7 +42,7 @@ from bonescreen.hu import HUThresholds, body_slice, hu_text
 from bonescreen.io import load_ct
 from bonescreen.io.nifti import AXIS_CODES
 from bonescreen.io.volume import ORIENTATION_UNKNOWN, flagged_orientation_unknown
-from bonescreen.io.writers import read_labels_nifti, write_dicom_seg
+from bonescreen.io.writers import read_labels_nifti, unedited_own_labels, write_dicom_seg
 from bonescreen.label_schemes import MASK_SCHEME, SCHEME_NAMES
 from bonescreen.labels import (
     ALL_VERTEBRA_IDS,
@@ -67,7 +67,7 @@ from bonescreen.messages import (
     users_naming_notes,
     users_naming_rule,
 )
-from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
+from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION, own_labels_rule
 
 from ._convert import (
     DEFAULT_SCALE_FLAG,
@@ -454,12 +454,22 @@ class SegmentWidget(_Base):
             self._start(split, layer, None, None, f"Splitting the mask of {Path(path).name}...", segmented=False)
             return
         name = f"{layer.name} vertebrae ({Path(path).name})"
-        data, meta, _ = labels_layer_data(vertebrae, layer, name, {"rule": "given by the user", "certain": True})
+        # BoneScreen's own levels.nii.gz, unedited since it was written: its names keep the doubt of the run that
+        # named them and its mask is MS-Net's, unchecked until a stroke (as `screen --labels` reads it)
+        own = unedited_own_labels(path) if self.label_scheme.value == "bonescreen" else None
+        made = {"rule": "given by the user", "certain": True}
+        if own:
+            made = {"rule": own_labels_rule(own["naming_rule"]), "certain": own["naming_certain"], "segmented": True}
+        data, meta, _ = labels_layer_data(vertebrae, layer, name, made)
         self.last_layer = self.viewer.add_labels(data, **meta)
+        self.last_layer.events.paint.connect(_note_edit)
         present = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k) or "no vertebra"
-        self.status.setText(
-            f"Opened {Path(path).name} ({self.label_scheme.value} ids): {present}. Correct, then classify."
-        )
+        said = f"Opened {Path(path).name} ({self.label_scheme.value} ids): {present}."
+        if own:
+            said += f" BoneScreen's own labels, unedited ({own['naming_rule']})" + (
+                "." if own["naming_certain"] else ": names not confirmed, check them."
+            )
+        self.status.setText(f"{said} Correct, then classify.")
 
     def reread(self) -> None:
         """Read the image layer's NIfTI again with the orientation the user chose; the layer is updated."""

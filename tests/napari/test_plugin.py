@@ -445,6 +445,43 @@ def test_another_tools_vertebra_map_opens_as_the_editable_layer(
     assert "L5" in seg.status.text() and "T12" in seg.status.text()
 
 
+def test_bonescreens_own_unedited_labels_open_with_the_runs_naming_and_an_edit_makes_them_the_users(
+    make_napari_viewer, small_case, small_case_files
+):
+    """A clean-clone trial (stop 38): `screen --labels` read a run's own unedited levels.nii.gz with its naming and
+    doubt, but napari's "Open as the editable vertebrae" took the same file as the user's, names certain and mask
+    checked. Unedited, the layer now keeps the run's rule and doubt and counts as MS-Net's unchecked mask; a
+    brush stroke makes the mask the user's."""
+    from bonescreen.io import load_ct
+    from bonescreen.io.writers import write_labels_nifti
+    from bonescreen.pipeline.screener import OWN_LABELS_RULE
+
+    viewer = make_napari_viewer()
+    image = viewer.open(str(small_case_files / "dicom" / "dicom"), plugin=PLUGIN)[0]
+    volume = load_ct(small_case_files / "dicom" / "dicom")
+    rule = "top vertebra in view taken as L1 (no sacrum or ribs to count from)"
+    path = write_labels_nifti(
+        volume,
+        small_case.levels,
+        small_case_files / "own.nii.gz",
+        naming={"naming_rule": rule, "naming_certain": False},
+    )
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.image.value = image
+    seg.label_file.value = str(path)
+    seg.open_label_map()
+    made = seg.last_layer.metadata["bonescreen"]
+    assert made["rule"] == f"{OWN_LABELS_RULE} ({rule})" and made["certain"] is False and made["segmented"] is True
+    assert "unedited" in seg.status.text() and "not confirmed" in seg.status.text()
+    seg.last_layer.events.paint(value=[])  # a brush stroke, as napari sends it
+    assert seg.last_layer.metadata["bonescreen"]["edited"] is True
+    theirs = write_labels_nifti(volume, small_case.levels, small_case_files / "theirs.nii.gz")  # saved without note
+    seg.label_file.value = str(theirs)
+    seg.open_label_map()
+    made = seg.last_layer.metadata["bonescreen"]
+    assert made["rule"] == "given by the user" and made["certain"] is True and not made.get("segmented")
+
+
 def test_a_layer_without_voxel_size_is_flagged_and_can_be_given_one(make_napari_viewer, small_case):
     """napari's own reader gives scale (1, 1, 1): the dock says so, the user types the spacing, the flag goes."""
     from napari_bonescreen._convert import volume_from_layer

@@ -237,3 +237,31 @@ def test_an_unreadable_database_file_leaves_the_tube_voltage_unknown(scene, smal
         del slicer.dicomDatabase
     assert volume.acquisition == {}
     assert "IM0001.dcm" in caplog.text and "tube voltage" in caplog.text
+
+
+def test_bonescreens_own_unedited_labels_keep_the_runs_naming_and_its_doubt(scene, case, add_volume, tmp_path):
+    """A clean-clone trial (stop 38): `screen --labels` read a run's own unedited levels.nii.gz with its naming and
+    doubt, but Slicer's import took the same file as the user's labels, names certain. Imported with the tool's
+    ids, the unedited map keeps the rule of the run that named it and its doubt; a map of the same labels saved
+    without the note (another tool, an edit) is the user's."""
+    from BoneScreenLib.logic import import_label_map
+
+    from bonescreen.io.writers import write_labels_nifti
+    from bonescreen.pipeline.screener import OWN_LABELS_RULE
+
+    node = add_volume(scene, case)
+    volume = volume_node_to_ct(node)
+    rule = "top vertebra in view taken as L1 (no sacrum or ribs to count from)"
+    own = write_labels_nifti(
+        volume, case.levels, tmp_path / "levels.nii.gz", naming={"naming_rule": rule, "naming_certain": False}
+    )
+    seg = import_label_map(str(own), "bonescreen", node)
+    assert seg.GetAttribute("BoneScreen.NamingRule") == f"{OWN_LABELS_RULE} ({rule})"
+    assert seg.GetAttribute("BoneScreen.NamesCertain") == "0"
+    result, _table, _chart = BoneScreenLogic("cpu").classify(node, seg)
+    assert result["segmentation"]["naming_certain"] is False
+    assert any(line.startswith(f"names: {OWN_LABELS_RULE}") for line in user_messages(result))
+    theirs = write_labels_nifti(volume, case.levels, tmp_path / "theirs.nii.gz")  # no note: the user's
+    seg2 = import_label_map(str(theirs), "bonescreen", node)
+    assert seg2.GetAttribute("BoneScreen.NamingRule") == "given by the user (bonescreen ids)"
+    assert seg2.GetAttribute("BoneScreen.NamesCertain") == "1"

@@ -45,7 +45,7 @@ RESULT_SCHEMA_VERSION = "1.5"
 OWN_LABELS_RULE = "given by the user: BoneScreen's own labels, unedited"
 
 
-def _own_labels_rule(rule: str) -> str:
+def own_labels_rule(rule: str) -> str:
     """:data:`OWN_LABELS_RULE` with the rule of the run that named the labels (given back again: as it was)."""
     return rule if rule.startswith(OWN_LABELS_RULE) else f"{OWN_LABELS_RULE} ({rule})"
 
@@ -433,7 +433,7 @@ class Screener:
                 "source": "user" if seg is None else "bonescreen" if mark is None else "user mask",
                 "naming_rule": seg.rule
                 if seg is not None
-                else _own_labels_rule(own_labels["naming_rule"])
+                else own_labels_rule(own_labels["naming_rule"])
                 if own_labels
                 else "given by the user",
                 "vertebrae": [v.name for v in seg.vertebrae] if seg is not None else None,

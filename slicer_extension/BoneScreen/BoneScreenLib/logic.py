@@ -185,22 +185,28 @@ def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None
     """A vertebra label NIfTI on the CT's grid (this tool's ids, VerSe's or TotalSegmentator's) as segments.
 
     The map's ids go through the named scheme (:mod:`bonescreen.label_schemes`); its structures that are
-    no vertebrae (ribs, organs) are left out. The names are the user's: taken as certain at Classify.
+    no vertebrae (ribs, organs) are left out. The names are the user's: taken as certain at Classify; but
+    BoneScreen's own ``levels.nii.gz``, unedited since it was written
+    (:func:`~bonescreen.io.writers.unedited_own_labels`), keeps the naming rule and the doubt of the run that
+    named it, as ``bonescreen screen --labels`` reads it.
 
     Raises
     ------
     BoneScreenError
         If the file is unreadable, not on the CT's grid, or holds values the scheme does not allow.
     """
-    from bonescreen.io.writers import read_labels_nifti
+    from bonescreen.io.writers import read_labels_nifti, unedited_own_labels
     from bonescreen.labels import ALL_VERTEBRA_IDS
+    from bonescreen.pipeline.screener import own_labels_rule
 
     volume = volume_node_to_ct(volume_node)
     vertebrae = read_labels_nifti(volume, path, allowed=ALL_VERTEBRA_IDS, scheme=scheme)
+    own = unedited_own_labels(path) if scheme == "bonescreen" else None
     node = labels_to_segmentation(vertebrae, volume, volume_node, segmentation_node)
     node.SetAttribute("BoneScreen.NamesGiven", _names_of(node))
-    node.SetAttribute("BoneScreen.NamingRule", f"given by the user ({scheme} ids)")
-    node.SetAttribute("BoneScreen.NamesCertain", "1")
+    rule = own_labels_rule(own["naming_rule"]) if own else f"given by the user ({scheme} ids)"
+    node.SetAttribute("BoneScreen.NamingRule", rule)
+    node.SetAttribute("BoneScreen.NamesCertain", "0" if own and not own["naming_certain"] else "1")
     node.SetAttribute("BoneScreen.Notes", "")
     return node
 
