@@ -48,9 +48,8 @@ def user_messages(result: dict) -> list[str]:
     """All flags and notes of ``result`` as lines for the user, without repeats, most important first.
 
     Lines start with ``UNCERTAIN:`` (overall flags; ``UNCERTAIN: L1:`` for a level's flag that is an overall
-    flag too), ``names:`` (the naming rule of result.json's ``segmentation``, and whether the names are
-    confirmed), ``note:`` (the naming's notes, then the reader's and the writers'), the level name (level flags)
-    or ``output failed:``.
+    flag too), ``names:`` (the naming rule of result.json's ``segmentation``), ``note:`` (the naming's notes,
+    then the reader's and the writers'), the level name (level flags) or ``output failed:``.
     """
     lines: list[str] = []
 
@@ -71,11 +70,11 @@ def user_messages(result: dict) -> list[str]:
         names = levels_of.get(reason)
         add(f"UNCERTAIN: {', '.join(names)}: {reason}" if names else f"UNCERTAIN: {reason}")
     # how the levels got their names (counted from the sacrum, the ribs; given by the user): every front end
-    # says it, so that a name is never shown without where it came from
+    # says it, so that a name is never shown without where it came from (names not confirmed are an overall flag
+    # of their own, above, and the naming's notes below say why)
     segmentation = result.get("segmentation") or {}
     if segmentation.get("naming_rule"):
-        confirmed = "" if segmentation.get("naming_certain", True) else " (not confirmed: check the names)"
-        add(f"names: {segmentation['naming_rule']}{confirmed}")
+        add(f"names: {segmentation['naming_rule']}")
     # the naming's notes next: an overall flag may send the reader to them ("the naming notes say why")
     for text in (result.get("segmentation") or {}).get("notes", []):
         if text not in shown:

@@ -317,7 +317,8 @@ def report_figure(
         offset = th.contrast_offset_hu
         for value, label, color in thresholds:
             said = f"{label} {value + offset:.0f}" + (f" ({value:.0f} {offset:+.0f} contrast)" if offset else "")
-            ax.axhline(value + offset, color=color, ls="--", lw=1.0, label=said)
+            # over the bars (zorder): a bar that crosses a line does not hide it (one level: one wide bar)
+            ax.axhline(value + offset, color=color, ls="--", lw=1.0, label=said, zorder=3)
         # the thresholds are named in a legend above the tallest bar, never over one
         highest = max([th.normal_min + th.contrast_offset_hu, *[v for v in values if np.isfinite(v)]])
         ax.set_ylim(0, highest * 1.35)

@@ -50,7 +50,7 @@ def test_a_level_flag_that_is_an_overall_flag_too_is_said_once_with_its_level():
     assert lines == [
         f"UNCERTAIN: L1: {close}",
         "UNCERTAIN: only one level was classified",
-        "names: top vertebra in view taken as L1 (no sacrum or ribs to count from) (not confirmed: check the names)",
+        "names: top vertebra in view taken as L1 (no sacrum or ribs to count from)",
         "note: level names are uncertain",
         "L1: body heights not measured",
     ]

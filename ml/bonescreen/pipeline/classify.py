@@ -291,7 +291,11 @@ def classify_levels(
                 "rods?): left out of the HU and the crops, but its streaks may bias both"
             )
         if category is not None and category != prediction:
-            reasons.append(f"HU category {_said(category)} disagrees with the network ({_said(prediction)})")
+            # worded as the overall flag is, HU included: with one level the two are one flag, said once
+            reasons.append(
+                f"HU category {_said(category)} ({hu_as_categorized(measured, thresholds)}) disagrees with the network "
+                f"({_said(prediction)})"
+            )
         fracture = fractures.get(LEVEL_NAMES[lv])
         if fracture and fracture["genant_grade"]:
             g = fracture["genant_grade"]

@@ -193,7 +193,7 @@ def _bone_area_mm2(
         context, _inner = _around(near_to, window, pad)
     bone = hu[r0:r1, c0:c1] > min_hu
     if enclosed_by_hu is not None:
-        bone |= _enclosed_by_cortex(hu, window, enclosed_by_hu)
+        bone |= _enclosed_by_cortex(hu, window, enclosed_by_hu, spacing_yx)
     bone &= ~near
     if within_mm is not None and bone.any():
         if not context.any():
@@ -209,17 +209,26 @@ def _bone_area_mm2(
     return float(bone.sum()) * spacing_yx[0] * spacing_yx[1]
 
 
-def _enclosed_by_cortex(hu: np.ndarray, window: tuple[int, int, int, int], cortex_hu: float) -> np.ndarray:
+#: How far beyond its window (mm) a slice is read for rings of cortex (:func:`_enclosed_by_cortex`): an iliac wing
+#: in an axial slice is 60-150 mm long and 10-30 mm thick.
+ENCLOSED_MARGIN_MM = 40.0
+
+
+def _enclosed_by_cortex(
+    hu: np.ndarray, window: tuple[int, int, int, int], cortex_hu: float, spacing_yx: tuple[float, float]
+) -> np.ndarray:
     """Pixels of a window of one slice (bool, the window's shape) inside a closed ring of cortex, the ring included.
 
     Cortex is HU above ``cortex_hu``; gaps of one pixel in the ring (partial volume at 3 mm voxels) are
     closed first (a binary closing, 3 x 3), then the ring's holes are filled. The window is read with a margin
-    of two pixels; a ring that the margin cuts is not filled. Thresholding then hole filling is the common way
-    to make a bone mask of CT: the cortex keeps its HU where the trabecular bone inside it has lost them.
+    of :data:`ENCLOSED_MARGIN_MM` (an iliac wing that runs out of the window is still closed within it); a ring
+    that the margin cuts is not filled. Thresholding then hole filling is the common way to make a bone mask of
+    CT: the cortex keeps its HU where the trabecular bone inside it has lost them.
     """
     r0, r1, c0, c1 = window
-    top, left = max(r0 - 2, 0), max(c0 - 2, 0)
-    cortex = hu[top : r1 + 2, left : c1 + 2] > cortex_hu
+    pad = max(2, int(np.ceil(ENCLOSED_MARGIN_MM / min(spacing_yx))))
+    top, left = max(r0 - pad, 0), max(c0 - pad, 0)
+    cortex = hu[top : r1 + pad, left : c1 + pad] > cortex_hu
     if not cortex.any():
         return np.zeros((r1 - r0, c1 - c0), bool)
     closed = ndimage.binary_closing(cortex, structure=np.ones((3, 3), bool), border_value=0) | cortex
