@@ -83,15 +83,19 @@ def _sagittal_window(shown: np.ndarray, spacing: tuple[float, float, float]) -> 
     return x, y0, y1
 
 
-def _sagittal(ax, hu, shown, spacing, names, heights: dict[str, dict] | None = None) -> None:
+def _sagittal(
+    ax, hu, shown, spacing, names, window: tuple[int, int, int], heights: dict[str, dict] | None = None
+) -> None:
     """Sagittal view through the spine's midline with every vertebra shown and named.
+
+    ``window``: the column and rows it shows (:func:`_sagittal_window`).
 
     ``heights``: level name -> its ``fracture`` entry of result.json; each measured level gets its
     anterior/middle/posterior heights (mm) and, when graded, its Genant grade and shape.
     """
     heights = heights or {}
     dz, dy, _ = spacing
-    x, y0, y1 = _sagittal_window(shown, spacing)
+    x, y0, y1 = window
     ax.imshow(hu[::-1, y0:y1, x], aspect=dz / dy, **_BONE)
     ax.imshow(shown[::-1, y0:y1, x], aspect=dz / dy, cmap=_VERTEBRA_CMAP, vmin=0, vmax=255, interpolation="nearest")
     placed = []  # (row of the vertebra's middle, name, heights text, colour)
@@ -265,10 +269,8 @@ def report_figure(
     # vertebrae and their heights are large enough to read; the other panels and the axial views follow it
     # a series shorter than the sagittal view is wide (two vertebrae, a crop) is a wide strip: it takes the top
     # row's first panel only, and the axial views start below it (in the tall column it sat in empty space)
-    wide = False
-    if "sagittal" in top:
-        _x, y0, y1 = _sagittal_window(shown, spacing)
-        wide = hu.shape[0] * spacing[0] < (y1 - y0) * spacing[1]
+    window = _sagittal_window(shown, spacing) if "sagittal" in top else None
+    wide = window is not None and hu.shape[0] * spacing[0] < (window[2] - window[1]) * spacing[1]
     first = 1 if "sagittal" in top and not wide else 0
     ncols = max(first + max(len(top) - first, bottom), len(top))
     width = max(3.0 * ncols, 9)
@@ -298,7 +300,7 @@ def report_figure(
     }
     if "sagittal" in panels:
         heights = {lv["name"]: lv["fracture"] for lv in on_bone if lv.get("fracture")}
-        _sagittal(panels["sagittal"], hu, shown, spacing, present, heights)
+        _sagittal(panels["sagittal"], hu, shown, spacing, present, window, heights)
     if "vbmd" in panels:
         _vbmd(panels["vbmd"], on_bone, overall)
     if "hu" in panels:
