@@ -67,7 +67,7 @@ from bonescreen.messages import (
     users_naming_notes,
     users_naming_rule,
 )
-from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION, own_labels_rule
+from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION, own_labels_note, own_labels_rule
 
 from ._convert import (
     DEFAULT_SCALE_FLAG,
@@ -459,7 +459,12 @@ class SegmentWidget(_Base):
         own = unedited_own_labels(path) if self.label_scheme.value == "bonescreen" else None
         made = {"rule": "given by the user", "certain": True}
         if own:
-            made = {"rule": own_labels_rule(own["naming_rule"]), "certain": own["naming_certain"], "segmented": True}
+            made = {
+                "rule": own_labels_rule(own["naming_rule"]),
+                "certain": own["naming_certain"],
+                "segmented": True,
+                "notes": [own_labels_note(own)],  # shown with the result's flags, as on the command line
+            }
         data, meta, _ = labels_layer_data(vertebrae, layer, name, made)
         self.last_layer = self.viewer.add_labels(data, **meta)
         self.last_layer.events.paint.connect(_note_edit)

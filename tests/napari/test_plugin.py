@@ -473,6 +473,7 @@ def test_bonescreens_own_unedited_labels_open_with_the_runs_naming_and_an_edit_m
     made = seg.last_layer.metadata["bonescreen"]
     assert made["rule"] == f"{OWN_LABELS_RULE} ({rule})" and made["certain"] is False and made["segmented"] is True
     assert "unedited" in seg.status.text() and "not confirmed" in seg.status.text()
+    assert made["notes"] and made["notes"][0].startswith("the labels given are BoneScreen's own, unedited")
     seg.last_layer.events.paint(value=[])  # a brush stroke, as napari sends it
     assert seg.last_layer.metadata["bonescreen"]["edited"] is True
     theirs = write_labels_nifti(volume, small_case.levels, small_case_files / "theirs.nii.gz")  # saved without note

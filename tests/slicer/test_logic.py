@@ -261,6 +261,8 @@ def test_bonescreens_own_unedited_labels_keep_the_runs_naming_and_its_doubt(scen
     result, _table, _chart = BoneScreenLogic("cpu").classify(node, seg)
     assert result["segmentation"]["naming_certain"] is False
     assert any(line.startswith(f"names: {OWN_LABELS_RULE}") for line in user_messages(result))
+    # the note the command line gives such labels reaches Slicer's result too (helper-42: napari dropped it)
+    assert any(n.startswith("the labels given are BoneScreen's own, unedited") for n in result["segmentation"]["notes"])
     theirs = write_labels_nifti(volume, case.levels, tmp_path / "theirs.nii.gz")  # no note: the user's
     seg2 = import_label_map(str(theirs), "bonescreen", node)
     assert seg2.GetAttribute("BoneScreen.NamingRule") == "given by the user (bonescreen ids)"

@@ -50,6 +50,16 @@ def own_labels_rule(rule: str) -> str:
     return rule if rule.startswith(OWN_LABELS_RULE) else f"{OWN_LABELS_RULE} ({rule})"
 
 
+def own_labels_note(own: dict) -> str:
+    """The note every front end shows for BoneScreen's own labels given back unedited
+    (:func:`~bonescreen.io.writers.unedited_own_labels`: ``naming_rule``, ``naming_certain``)."""
+    doubt = "" if own["naming_certain"] else f", and names it could not confirm ({own['naming_rule']})"
+    return (
+        f"the labels given are BoneScreen's own, unedited: MS-Net's mask, not checked{doubt}; correct them (napari, "
+        "Slicer or any label editor) before relying on them"
+    )
+
+
 @dataclass
 class Segmentation:
     """What :meth:`Screener.segment` found.
@@ -403,11 +413,7 @@ class Screener:
             labels = lumbar_levels(vertebrae)
             if own_labels:  # (helper-39: a run's own unedited labels, given back, made its names certain)
                 certain = bool(own_labels["naming_certain"])
-                notes = [
-                    "the labels given are BoneScreen's own, unedited: MS-Net's mask, not checked"
-                    + ("" if certain else f", and names it could not confirm ({own_labels['naming_rule']})")
-                    + "; correct them in napari or Slicer before relying on them"
-                ]
+                notes = [own_labels_note(own_labels)]
             if not labels.any():
                 given = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k)
                 notes = [f"vertebrae given: {given} (none lumbar)" if given else "the labels given are empty"]

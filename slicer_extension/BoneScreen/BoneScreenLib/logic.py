@@ -197,7 +197,7 @@ def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None
     """
     from bonescreen.io.writers import read_labels_nifti, unedited_own_labels
     from bonescreen.labels import ALL_VERTEBRA_IDS
-    from bonescreen.pipeline.screener import own_labels_rule
+    from bonescreen.pipeline.screener import own_labels_note, own_labels_rule
 
     volume = volume_node_to_ct(volume_node)
     vertebrae = read_labels_nifti(volume, path, allowed=ALL_VERTEBRA_IDS, scheme=scheme)
@@ -207,7 +207,7 @@ def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None
     rule = own_labels_rule(own["naming_rule"]) if own else f"given by the user ({scheme} ids)"
     node.SetAttribute("BoneScreen.NamingRule", rule)
     node.SetAttribute("BoneScreen.NamesCertain", "0" if own and not own["naming_certain"] else "1")
-    node.SetAttribute("BoneScreen.Notes", "")
+    node.SetAttribute("BoneScreen.Notes", own_labels_note(own) if own else "")
     return node
 
 
