@@ -53,6 +53,19 @@ def test_no_lumbar_level_still_shows_what_was_found(nz, views):
     plt.close(fig)
 
 
+def test_an_unconfirmed_bone_status_is_a_question_in_the_text_panel_too(classified):
+    """helper-42: the headline asked "Normal bone mass?" while the text panel beside it stated "bone status: Normal
+    bone mass (...; unconfirmed: ...)"."""
+    volume, levels, result = classified
+    result = copy.deepcopy(result)
+    status = result["overall"]["prediction"]
+    result["overall"]["bone_status"] = {"class": status, "basis": "vBMD 137 mg/cm3; unconfirmed: the names"}
+    fig = report_figure(volume.hu, levels, volume.spacing, result, "case 7")
+    text = next(t.get_text() for ax in fig.axes if not ax.images and not ax.patches for t in ax.texts)
+    assert f"bone status: {CLASS_TITLES[status]}? (" in text.replace("\n", " ")
+    plt.close(fig)
+
+
 def test_a_short_series_shows_its_sagittal_strip_above_the_axial_view_not_in_a_tall_empty_column():
     """A clean-clone trial (stop 38): the T11-T12 series (40 mm of spine, 80 mm of it from front to back in the
     view) drew its sagittal view as a small strip in the middle of a column two rows tall, and the figure was
