@@ -33,7 +33,7 @@ def bone_health(volume, vertebra_map: np.ndarray, vertebrae) -> dict:
     """
     bodies = body_from_levels(vertebra_map, volume.spacing)
     calibration = scan_calibration(volume.hu, vertebra_map, bodies, volume.spacing, volume.acquisition)
-    walls = with_endplates(bodies, vertebra_map, volume.spacing)  # as screen measures heights
+    walls = with_endplates(bodies, vertebra_map, volume.spacing, volume.hu)  # as screen measures heights
     heights = {}
     for v in vertebrae:
         h = body_heights(walls == v.index + 1, volume.spacing) if v.index < 5 else None

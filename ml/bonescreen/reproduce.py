@@ -65,13 +65,14 @@ class Plan:
 
     @classmethod
     def quick(cls) -> Plan:
-        """A CI-sized run: a few cases, one epoch, 3 mm slices."""
+        """A CI-sized run: a few cases, one epoch, 3 mm slices, a few crops (DenseNet-121 trains at about 1 s a
+        crop on a 2-core AVX2 CPU: 16 crops per case took two of the run's six minutes there)."""
         return cls(
             train_cases=6,
             test_cases=3,
             seg_slices_per_case=4,
-            train_crops_per_case=16,
-            test_crops_per_case=8,
+            train_crops_per_case=6,
+            test_crops_per_case=4,
             epochs=1,
             batch_size=16,
             thickness=3.0,

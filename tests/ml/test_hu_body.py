@@ -184,7 +184,9 @@ def test_a_mask_that_leaves_out_the_body_interior_is_measured_inside_its_outline
 def test_a_body_not_measured_says_why_in_the_right_words():
     """helper-34: a whole body (its evidence: not cut by the scan's edge) was said to be "cut by the scan range"
     because its level's mask ran on to the last slice. Real BCC-Net forward pass on a phantom cut 12 mm above L1,
-    with L1's label painted on through the disc to the last slice, and the same cut through L1's body."""
+    with L1's label painted on through the disc to the last slice, and the same cut through L1's body. Painted so
+    in MS-Net's unchecked mark, the body ends at the disc the CT shows (since 2026-12-03) and its heights are
+    measured; a user's labels are taken as drawn."""
     from bonescreen.io.volume import CTVolume
     from bonescreen.phantom import PhantomConfig, make_case
     from bonescreen.pipeline import Screener
@@ -193,7 +195,7 @@ def test_a_body_not_measured_says_why_in_the_right_words():
     screener = Screener(device="cpu")
     ks = np.nonzero((case.levels == 1).any(axis=(1, 2)))[0]
 
-    def l1_reasons(k: int, paint: bool) -> list[str]:
+    def l1(k: int, paint: bool, mask_checked: bool = True) -> dict:
         hu, labels = case.hu[: k + 1].astype(np.float32), case.levels[: k + 1].copy()
         if paint:
             ys, xs = np.nonzero(labels[ks.max()] == 1)
@@ -201,13 +203,67 @@ def test_a_body_not_measured_says_why_in_the_right_words():
             labels[ks.max() + 1 :, yc - 2 : yc + 3, xc - 2 : xc + 3] = 1
         sp = case.spacing
         volume = CTVolume(hu, sp, np.diag([sp[2], sp[1], sp[0], 1.0]), None)
-        level = next(lv for lv in screener.classify(volume, labels)["levels"] if lv["name"] == "L1")
+        result = screener.classify(volume, labels, mask_checked=mask_checked)
+        return next(lv for lv in result["levels"] if lv["name"] == "L1")
+
+    def reasons(level: dict) -> list[str]:
         assert level["fracture"] is None
         return [r for r in level["reasons"] if r.startswith("body heights not measured")]
 
-    painted = l1_reasons(ks.max() + 4, True)[0]
+    painted = reasons(l1(ks.max() + 4, True))[0]
     assert "its mask runs on from the body to the first or last slice" in painted and "in view" not in painted
-    cut = l1_reasons(int(np.median(ks)), False)[0]
+    through_disc = l1(ks.max() + 4, True, mask_checked=False)
+    assert through_disc["fracture"]["genant_grade"] == 0
+    assert not [r for r in through_disc["reasons"] if r.startswith("body heights not measured")]
+    cut = reasons(l1(int(np.median(ks)), False))[0]
     assert "the scan range cuts it" in cut
     # its HU comes from the part in view, whose middle is not the body's (helper-37: three slices near an endplate)
     assert "trabecular HU and vBMD come from the" in cut and "may not hold the body's middle" in cut
+
+
+@pytest.mark.parametrize(
+    ("slice_mm", "trabecular_hu", "endplate_hu"),
+    [(3.0, 60.0, 400.0), (3.0, 220.0, 300.0), (1.0, 60.0, 400.0)],
+    ids=["3mm-osteoporotic", "3mm-normal", "1mm-osteoporotic"],
+)
+def test_a_body_ends_at_the_disc_the_ct_shows_where_the_mark_fills_it(slice_mm, trabecular_hu, endplate_hu):
+    """MS-Net marks each axial slice on its own and fills discs: the level split gives the disc to the body
+    beside it, and the body for heights was carried through it up to the next body's endplate (realistic
+    phantom, seed 4000, 3 mm: every wall 5-6 mm tall, 18 of 108 unfractured levels called grade 2-3). With the
+    CT, the body ends where a column reads as disc (70-110 HU) below its endplate, whether the trabecular bone
+    inside is darker than the disc (osteoporosis) or brighter; the rims of its concave endplates (bone beside the
+    disc's bulge) stay, so the middle height is the one between the concavities."""
+    from bonescreen.fracture import body_heights
+
+    spacing = (slice_mm, 1.0, 1.0)
+    nz = round(75 / slice_mm)
+    z, y, x = np.indices((nz, 90, 90))
+    zc = (z + 0.5) * slice_mm  # each slice's centre (mm)
+    r2 = (y - 40) ** 2 + (x - 45) ** 2
+    inside = r2 < 18**2
+    # a 27 mm body (24-51 mm) whose endplates bulge 3 mm into it within 10 mm of its axis, a disc below and above it
+    # (12 mm), and the next bodies' endplates beyond
+    bulge = np.where(r2 < 10**2, 3.0, 0.0)
+    body = inside & (zc >= 24 + bulge) & (zc < 51 - bulge)
+    endplates = inside & ~body & (((zc >= 24 + bulge - 3) & (zc < 24)) | ((zc >= 51) & (zc < 51 - bulge + 3)))
+    endplates |= body & ((zc < 24 + bulge + 1.5) | (zc >= 51 - bulge - 1.5))  # 1.5 mm of cortex on each end
+    discs = inside & (((zc >= 12) & (zc < 24)) | ((zc >= 51) & (zc < 63))) & ~endplates & ~body
+    neighbours = inside & ((zc < 12) | (zc >= 63))
+    hu = np.full(z.shape, -80.0, np.float32)  # fat round it
+    hu[discs] = 85.0
+    hu[neighbours] = endplate_hu
+    hu[body] = trabecular_hu
+    hu[body & endplates] = endplate_hu
+    hu += np.random.default_rng(0).normal(0.0, 15.0, hu.shape).astype(np.float32)
+    labels = np.zeros(z.shape, np.uint8)
+    labels[inside & (zc >= 12) & (zc < 63)] = 3  # the mark: the body with both discs
+    labels[neighbours & (zc < 12)] = 4
+    labels[neighbours & (zc >= 63)] = 2
+    core = np.where(body & (zc >= 27) & (zc < 48), 3, 0).astype(np.uint8)  # the body's solid sections
+    truth = body_heights(body, spacing)
+    through = body_heights(with_endplates(core, labels, spacing) == 3, spacing)  # the labels alone
+    assert through["anterior"] > truth["anterior"] + 10.0  # carried through both discs
+    found = body_heights(with_endplates(core, labels, spacing, hu) == 3, spacing)
+    for wall in ("anterior", "middle", "posterior"):
+        assert found[wall] == pytest.approx(truth[wall], abs=max(1.5, slice_mm / 2)), (wall, found, truth)
+    assert found["middle"] < found["anterior"] - 3.0  # the concave endplates' rims kept

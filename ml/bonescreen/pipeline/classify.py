@@ -23,6 +23,8 @@ from scipy import ndimage
 from ..density import energy_normalized_hu, vbmd_text
 from ..errors import BoneScreenError
 from ..hu import (
+    DISC_MAX_HU,
+    DISC_VALLEY_HU,
     NO_BODY_REASON,
     HUThresholds,
     body_from_levels,
@@ -192,20 +194,22 @@ def classify_levels(
     acquisition: dict | None = None,
     bone: np.ndarray | None = None,
     energy_normalized: bool = False,
+    disc_hu: tuple[float, float] = (DISC_VALLEY_HU, DISC_MAX_HU),
 ) -> dict:
     """Classify each level on ``labels`` and the whole scan.
 
-    ``body_radius_mm`` chooses the slices through each body (:func:`body_slices`); ``temperature``
-    calibrates the probabilities (:meth:`~bonescreen.nets.DenseNet.predict_proba`); with ``density``
-    (:mod:`bonescreen.ood`), a level whose crops are unlike the training data is flagged. Beside the
-    network (:mod:`.bone_health`): each level's vBMD from the scan's internal calibration
-    (``acquisition``: the volume's header, :attr:`~bonescreen.io.volume.CTVolume.acquisition`; ``bone``:
-    all vertebral bone on the scan's grid, kept out of the reference tissues, default the lumbar
-    labels), its heights and Genant grade. With ``energy_normalized`` (BCC-Net weights trained so: their
-    JSON's ``preprocessing.energy_reference_kev``) the crops are the bone as it reads at the reference
-    energy, through that calibration (:func:`~bonescreen.density.energy_normalized_hu`). Fractured and dense
-    levels are left out of the overall results, and a grade 2-3 fracture makes the bone status osteoporosis
-    (unconfirmed when ``mask_checked`` is False: ``labels`` are MS-Net's mark that no user has corrected,
+    ``body_radius_mm`` chooses the slices through each body (:func:`body_slices`); ``temperature`` calibrates the
+    probabilities (:meth:`~bonescreen.nets.DenseNet.predict_proba`); with ``density`` (:mod:`bonescreen.ood`), a
+    level whose crops are unlike the training data is flagged. Beside the network (:mod:`.bone_health`): each
+    level's vBMD from the scan's internal calibration (``acquisition``: the volume's header,
+    :attr:`~bonescreen.io.volume.CTVolume.acquisition`; ``bone``: all vertebral bone on the scan's grid, kept out of
+    the reference tissues, default the lumbar labels), its heights and Genant grade (``disc_hu``:
+    ``LevelSettings.disc_valley_hu`` and ``disc_max_hu``, the HU of a disc that ends a body which an unchecked mark
+    carries through it, :func:`~bonescreen.hu.with_endplates`). With ``energy_normalized`` (BCC-Net weights trained so:
+    their JSON's ``preprocessing.energy_reference_kev``) the crops are the bone as it reads at the reference energy,
+    through that calibration (:func:`~bonescreen.density.energy_normalized_hu`). Fractured and dense levels are left
+    out of the overall results, and a grade 2-3 fracture makes the bone status osteoporosis (unconfirmed when
+    ``mask_checked`` is False: ``labels`` are MS-Net's mark that no user has corrected,
     :func:`~.bone_health.fracture_doubt`).
 
     Returns
@@ -241,7 +245,8 @@ def classify_levels(
     # heights from the bodies with their endplates' rims (the trabecular ROI keeps to the core); the full grid:
     # the box has no margin in z
     walls = np.zeros(full_labels.shape, dtype=np.uint8)
-    walls[box] = with_endplates(body, on_labels, spacing)
+    # a disc that MS-Net's unchecked mark fills ends a body where the CT shows it; a user's labels are taken as drawn
+    walls[box] = with_endplates(body, on_labels, spacing, None if mask_checked else hu, *disc_hu)
     fractures = level_fractures(walls, spacing)
     health = {lv: level_density(hu_by_level.get(lv), calibration) for lv in present}
     for lv in present:

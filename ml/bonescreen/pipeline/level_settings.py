@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from ..errors import BoneScreenError, check_number
+from ..hu import DISC_MAX_HU, DISC_VALLEY_HU
 from ..labels import ARCH_REACH_MM
 
 
@@ -88,13 +89,13 @@ class LevelSettings:
         "tilted by 30 degrees",
     )
     disc_valley_hu: float = _setting(
-        80.0,
+        DISC_VALLEY_HU,
         "a disc inside a tall core: a band of the CT this many HU darker than the brightest bone within "
         "disc_side_mm on both sides (endplates, 200-300 HU at 3 mm slices, flank a disc of 70-110 HU; within "
         "one body the profile varies by 22-41 HU on TotalSegmentator's example CT)",
     )
     disc_max_hu: float = _setting(
-        200.0,
+        DISC_MAX_HU,
         "...and reads no brighter than this: a disc is 70-110 HU, up to about 150 with the endplates' partial "
         "volume at 3-5 mm slices; bands within cemented bodies (phantom: 500-900 HU between cement) are not discs",
     )

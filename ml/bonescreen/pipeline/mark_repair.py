@@ -14,6 +14,8 @@ from itertools import pairwise
 import numpy as np
 from scipy import ndimage
 
+from ..hu import DISC_SMOOTH_MM  # the CT smoothed in-plane before discs are read (one noisy pixel is no endplate)
+
 #: A dropped section is at least this large (mm2): a lumbar body's section is 1,000-2,000 mm2, a thoracic
 #: one 600-1,000 (Gray's Anatomy); smaller differences between neighbouring slices are the mark's
 #: ordinary edge, left alone.
@@ -85,10 +87,6 @@ def bridge_dropped_sections(
         slices += filled
     return out, slices
 
-
-#: The CT is smoothed in-plane with this Gaussian (sigma, mm) before the discs are read, so that a single
-#: noisy pixel (10-80 HU SD on routine and low-dose CT) neither makes an endplate nor a valley.
-DISC_SMOOTH_MM = 1.0
 
 #: A disc left out of the mark is at least this broad (mm2, projected on the axial plane): a lumbar
 #: disc is 1,000-2,000 mm2 (Gray's Anatomy); smaller sets are noise between trabeculae or a facet's cleft.

@@ -371,6 +371,7 @@ class Screener:
                 bone=vertebrae > 0,
                 energy_normalized=self.energy_normalized,
                 mask_checked=mask_checked,
+                disc_hu=(self.level_settings.disc_valley_hu, self.level_settings.disc_max_hu),
             )
         return add_input_messages(result, volume.notes, [*volume.flags, *stray_specks(labels, volume.spacing)])
 
