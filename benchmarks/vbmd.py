@@ -23,7 +23,7 @@ MS-Net's mark, the level split and naming, as ``bonescreen screen`` does):
 Levels with cement or screws, and fractured levels (for vBMD), are left out of the vBMD figures, as
 the pipeline leaves them out.
 
-Run: .venv/bin/python benchmarks/vbmd.py DIR [--masks truth|labels|pipeline] [--cases N] [--json OUT]
+Run: .venv/bin/python benchmarks/vbmd.py DIR [--masks truth|labels|pipeline] [--cache MARKS] [--cases N] [--json OUT]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from level_split import mark_of  # the same cache of marks (this folder is on the path when run as a script)
 
 from bonescreen.density import acr_category
 from bonescreen.fracture import assess_fractures
@@ -54,12 +55,13 @@ def truth_masks(folder: Path, volume) -> tuple[np.ndarray, np.ndarray]:
     return spine, body
 
 
-def pipeline_levels(volume, screener, labels: np.ndarray | None = None) -> dict:
+def pipeline_levels(volume, screener, labels: np.ndarray | None = None, mark: np.ndarray | None = None) -> dict:
     """The pipeline's per-level results on one case: on ``labels`` (a user's checked whole-vertebra labels,
-    as ``bonescreen screen --labels``), else segment + classify, as ``bonescreen screen``."""
+    as ``bonescreen screen --labels``), else segment (or split and name MS-Net's cached ``mark``) and classify,
+    as ``bonescreen screen``."""
     if labels is not None:
         return screener.classify(volume, labels)
-    seg = screener.segment(volume)
+    seg = screener.segment(volume) if mark is None else screener.name_mark(volume, mark)
     return screener.classify(volume, seg.vertebra_labels(), names_certain=seg.certain, mask_checked=False)
 
 
@@ -76,6 +78,13 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=Path("bench-out/vbmd.json"))
     ap.add_argument("--cls-weights", type=Path, default=None, help="BCC-Net weights (default: the bundled)")
     ap.add_argument("--seg-weights", type=Path, default=None, help="MS-Net weights for --masks pipeline")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="--masks pipeline: keep MS-Net's marks here and reuse them (as level_split.py's --cache; delete the "
+        "folder after changing the network or the mark's repair)",
+    )
     args = ap.parse_args()
     rows = list(csv.DictReader((args.folder / "cases.csv").open()))[: args.cases]
     from bonescreen.pipeline import Screener
@@ -107,7 +116,10 @@ def main() -> None:
             cal = calibration.as_dict()
         else:
             labels = truth_masks(folder, volume)[0] if args.masks == "labels" else None
-            result = pipeline_levels(volume, screener, labels)
+            mark = None
+            if args.masks == "pipeline" and args.cache is not None:
+                mark = mark_of(screener, volume, args.cache, row["case_id"])
+            result = pipeline_levels(volume, screener, labels, mark)
             measured = {
                 lv["name"]: {
                     "hu": lv["trabecular_hu"],

@@ -19,8 +19,10 @@ subtracted before the thresholds apply.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 
 import numpy as np
 from scipy import ndimage
@@ -522,6 +524,11 @@ def with_endplates(
     read 5-6 mm tall on every wall and 18 of 108 unfractured levels were called grade 2-3 (2026-12-03). The
     pipeline gives the CT only for a mark that no user has checked: a user's labels are taken as drawn (on that
     set's true labels the CT test changed one grade-1 level's grade and moved some walls by 1-3 mm both ways).
+    With ``hu``, a column whose end of the core lies in a disc that the mark fills (a disc as wide as the body
+    beside the core's end, or a crushed body's disc bulging into its middle) ends at its endplate inside the core
+    (:func:`_disc_in_core`): read from the end outward it found no endplate brighter than the disc (on that set a
+    grade 3 L2 read 15 mm tall in its middle and was called unfractured; 2026-12-03 evening: grade exact 0.43 ->
+    0.52, height MAE 2.90 -> 2.44 mm).
 
     Parameters
     ----------
@@ -551,23 +558,71 @@ def with_endplates(
             near = ks[np.abs(ks - end) * spacing[0] < ENDPLATE_OUTLINE_MM]
             outline = core[near].any(axis=0)
             beyond = [k for k in range(end + step, end + step * (reach + 1), step) if 0 <= k < len(body)]
-            box = inplane.bounding_box(outline[None], margin=round(3 * max(sigma)) + 1)[1:]
+            box = inplane.bounding_box((outline | core.any(axis=0))[None], margin=round(3 * max(sigma)) + 1)[1:]
+
+            read = partial(_smoothed_slice, hu, box, sigma)
+            # columns whose core ends inside a disc the mark fills: they end at the endplate inside the core
+            cut = np.full(outline.shape, -1)
+            if hu is not None:
+                cut = _disc_in_core(core, ks, step, read, disc_valley_hu, disc_max_hu)
+            inside_cut = cut >= 0
             closed = np.zeros_like(outline)  # the columns a disc has ended
             endplate = np.full(outline.shape, -np.inf, np.float32)  # each column's brightest voxel so far
             for i, k in enumerate([*sorted(near, key=lambda k: step * k), *beyond]):
-                own = (labels[k] == level) & outline & ~closed
+                own = (labels[k] == level) & outline & ~closed & ~inside_cut
                 if i >= len(near) and not own.any():
                     break  # the disc the labels leave out: the body ends here
                 if hu is not None and own.any():
-                    here = np.full(outline.shape, -np.inf, np.float32)
-                    here[box] = ndimage.gaussian_filter(hu[k][box].astype(np.float32), sigma)
+                    here = read(k)
                     disc = own & (here <= np.minimum(endplate - disc_valley_hu, disc_max_hu))
                     closed |= disc  # the disc the mark fills, as the CT shows it: the column ends before it
                     own &= ~disc
                     endplate = np.where(own, np.maximum(endplate, here), endplate)
                 out[k][(out[k] == level) & closed] = 0  # a core slice beyond the disc (the mark filled it)
                 out[k][own] = level
+            if inside_cut.any():
+                for k in range(min([ks[0], *beyond]), max([ks[-1], *beyond]) + 1):
+                    out[k][(out[k] == level) & inside_cut & (step * (k - cut) > 0)] = 0
     return out
+
+
+def _smoothed_slice(hu: np.ndarray, box: tuple[slice, slice], sigma: list[float], k: int) -> np.ndarray:
+    """Slice ``k`` of the CT (HU) smoothed in-plane by ``sigma`` (pixels) within ``box``; -inf outside it."""
+    here = np.full(hu.shape[1:], -np.inf, np.float32)
+    here[box] = ndimage.gaussian_filter(hu[k][box].astype(np.float32), sigma)
+    return here
+
+
+def _disc_in_core(
+    core: np.ndarray, ks: np.ndarray, step: int, read: Callable[[int], np.ndarray], valley_hu: float, max_hu: float
+) -> np.ndarray:
+    """Per column (y, x), the slice of its endplate where the column's end of a body's core lies in a disc, else -1.
+
+    A mark that fills a disc may give the core whole sections of it: a disc as wide as the body beside the core's
+    end, or a crushed body's disc bulging into its middle (on the realistic phantom, seed 4000, 3 mm: a grade 3 L2
+    read 15 mm too tall in its middle and was called unfractured). Such a column reads as disc from its outermost
+    core voxel inward (no brighter than ``max_hu``) up to a voxel at least ``valley_hu`` brighter than the whole
+    run (its endplate), which must come before the core's middle. A column whose end is bone (the endplate, or
+    trabecular bone brighter than ``max_hu``) is not read inward: marrow beside a bright trabecula inside the body
+    is not a disc. ``core`` is the bool (z, y, x) core and ``ks`` its slices; ``read(k)`` gives slice ``k`` of the
+    CT smoothed in-plane (HU, -inf outside the body's box); ``step`` is -1 for the lower end, 1 for the upper.
+    """
+    middle = (ks[0] + ks[-1]) / 2
+    shape = core.shape[1:]
+    cut = np.full(shape, -1)
+    started = np.zeros(shape, bool)  # the column's outermost core voxel has been read
+    run = np.zeros(shape, bool)  # the column reads as disc from its end so far
+    brightest = np.full(shape, -np.inf, np.float32)  # the brightest voxel of that run
+    for k in sorted((k for k in ks if step * (k - middle) > 0), key=lambda k: -step * k):  # from the end inward
+        here, c = read(k), core[k]
+        endplate = run & c & (here >= brightest + valley_hu)
+        cut[endplate] = k
+        run &= c & ~endplate & (here <= max_hu)
+        first = c & ~started
+        run |= first & (here <= max_hu)
+        started |= c
+        brightest = np.where(run, np.maximum(brightest, here), brightest)
+    return cut
 
 
 def body_slice(level: np.ndarray, body_slices, spacing: tuple[float, float, float]) -> int:
