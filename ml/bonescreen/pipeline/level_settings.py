@@ -153,6 +153,22 @@ class LevelSettings:
     off_axis_mm: float = _setting(
         55.0, "a core this far to the side of the spine's axis is no body (femoral heads, iliac crests; phantom)"
     )
+    in_front_mm: float = _setting(
+        25.0,
+        "a core whose centre lies this far in front of a core at the same height (same_height_mm), or, at either "
+        "end of the spine, in front of the next core, is no body: one vertebra stands at each height, and the "
+        "spine's curves move adjacent bodies' centres under about 15 mm forward or back (lordosis; "
+        "a grade 2 spondylolisthesis of a 35 mm deep L5 slips it under 18 mm); what a mark holds in front of the "
+        "spine is viscera (a bladder full of excreted contrast below the sacrum's core: realistic phantom, seed "
+        "4000, case 11, 33 mm in front; the aorta)",
+    )
+    same_height_mm: float = _setting(
+        10.0,
+        "cores whose centres lie within this height of each other are at the same height (in_front_mm): adjacent "
+        "bodies' centres lie a body and a disc apart, over 20 mm even for a crushed body, and L5's centre lies 12 "
+        "mm or more above the tilted top of the sacrum behind it; a mark of viscera at a body's height lay within 7 "
+        "mm of the body's centre (realistic phantom, seed 4000, MS-Net's marks, cases 6, 15 and 22)",
+    )
     min_for_median: int = _setting(3, "fewest vertebrae whose median height or width is compared against")
     sacral_pieces: int = _setting(
         4, "the sacrum is searched among this many lowest pieces (S1-S3 fused, S4-S5, coccyx)"
