@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 from scipy import ndimage
@@ -560,7 +560,7 @@ def with_endplates(
             beyond = [k for k in range(end + step, end + step * (reach + 1), step) if 0 <= k < len(body)]
             box = inplane.bounding_box((outline | core.any(axis=0))[None], margin=round(3 * max(sigma)) + 1)[1:]
 
-            read = partial(_smoothed_slice, hu, box, sigma)
+            read = cache(partial(_smoothed_slice, hu, box, sigma))  # the core's end slices are read twice
             closed = np.zeros_like(outline)  # the columns a disc has ended
             endplate = np.full(outline.shape, -np.inf, np.float32)  # each column's brightest voxel so far
             beyond_bone = np.full(outline.shape, -np.inf, np.float32)  # the brightest the body holds beyond its core
