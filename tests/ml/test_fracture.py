@@ -379,6 +379,26 @@ def test_a_body_taller_than_any_normal_lumbar_body_is_flagged_and_no_reference()
         assert "L3" not in found[name]["reference"]
 
 
+@pytest.mark.parametrize("wall", ["posterior", "anterior", "middle"])
+def test_a_wall_the_mask_made_too_tall_is_graded_with_the_height_its_neighbours_predict(wall):
+    """MS-Net's mark may join part of the arch (a pedicle's root, the filled canal) or a vessel to a body, and one
+    wall then reads far taller than the others and than its neighbours predict (realistic phantom, seed 4001,
+    1 mm, through the pipeline: L3 of case 20 posterior 45 mm, truth 35; L4 of case 25 41 mm, truth 28.5; both
+    called grade 2 against that wall). Such a wall is no height: the grade reads the height the neighbours
+    predict in its place and says so; the measured height is still reported."""
+    normal = _population_heights()
+    order = list(LEVEL_NAMES.values())
+    tall = {**normal, "L3": {**normal["L3"], wall: normal["L3"][wall] * 1.4}}
+    found = assess_fractures(tall, order)["L3"]
+    assert found["genant_grade"] == 0, found
+    assert f"graded with the height its neighbours predict for its {wall} wall" in found["note"]
+    assert found[f"height_{wall}_mm"] == round(tall["L3"][wall], 1)
+    if wall != "anterior":  # a wedge fracture beside such a wall is still graded on its anterior loss (35 %)
+        wedge = {**tall, "L3": {**tall["L3"], "anterior": normal["L3"]["anterior"] * 0.65}}
+        graded = assess_fractures(wedge, order)["L3"]
+        assert (graded["genant_grade"], graded["shape"]) == (2, "wedge"), graded
+
+
 def test_a_level_without_a_reference_says_which_neighbours_were_rejected_and_why():
     """'its neighbours look fractured' left the reader guessing when a neighbour was graded 0: the note names
     each neighbour and why it is no reference (its shape, its size, or a height no body has)."""
