@@ -409,11 +409,12 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
                 replaced = {w: expected[w] for w in WALLS if h[w] > (1 + TALLER_THAN_NEIGHBOURS) * expected[w]}
                 if len(replaced) == len(WALLS):
                     replaced = {}  # the whole body is taller (a disc held): its own shape is all there is
-            ratios = {k: v / expected_ratios[k] for k, v in _ratios({**h, **replaced}).items()}
+            graded = {**h, **replaced}
+            ratios = {k: v / expected_ratios[k] for k, v in _ratios(graded).items()}
             if refs or sized:
                 # each height against the one the unfractured bodies near it predict (Genant's reading: a wedge
                 # often takes some posterior height too, which Ha/Hp alone would miss; a crush lowers every height)
-                losses = {w: 1.0 - {**h, **replaced}[w] / expected[w] for w in WALLS}
+                losses = {w: 1.0 - graded[w] / expected[w] for w in WALLS}
                 ratios["crush"] = 1.0 - losses["posterior"]
             if near:
                 taller = max(h[w] / expected[w] for w in WALLS) - 1.0

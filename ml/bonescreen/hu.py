@@ -471,22 +471,22 @@ def body_from_levels(labels: np.ndarray, spacing: tuple[float, float, float], op
 
     def level_body(level: int) -> np.ndarray:
         own = fill_body_holes(labels == level, spacing)
-        pieces = inplane.thickest_piece(inplane.open_(own, opening_mm, spacing[1:]), spacing[1:])
-        comps, n = ndimage.label(pieces)
-        if n > 1:
-            pieces = comps == 1 + int(np.argmax(np.bincount(comps.ravel())[1:]))
+        pieces = _largest_piece(inplane.thickest_piece(inplane.open_(own, opening_mm, spacing[1:]), spacing[1:]))
         area = pieces.sum(axis=(1, 2))
         pieces[area < BODY_SLICE_AREA_FRACTION * area.max(initial=0)] = False
-        comps, n = ndimage.label(pieces)  # slices left out may part a piece (a disc the mark fills) from the body
-        if n > 1:
-            pieces = comps == 1 + int(np.argmax(np.bincount(comps.ravel())[1:]))
-        return pieces
+        return _largest_piece(pieces)  # slices left out may part a piece (a disc the mark fills) from the body
 
     body = np.zeros_like(labels, dtype=np.uint8)
     present = levels_present(labels)
     for level, piece in zip(present, thread_map(level_body, present), strict=True):
         body[piece] = level
     return body
+
+
+def _largest_piece(mask: np.ndarray) -> np.ndarray:
+    """The largest connected piece of a bool mask (the mask itself when it has one piece or none)."""
+    comps, n = ndimage.label(mask)
+    return comps == 1 + int(np.argmax(np.bincount(comps.ravel())[1:])) if n > 1 else mask
 
 
 #: The CT is smoothed in-plane with this Gaussian (sigma, mm) before a voxel is read as disc or endplate
