@@ -381,6 +381,29 @@ def test_marrow_beside_a_bright_trabecula_inside_a_body_does_not_end_it(inside):
         assert found[wall] == pytest.approx(truth[wall], abs=1.5), (wall, found, truth)
 
 
+def test_marrow_pockets_under_the_bodys_own_endplate_do_not_read_as_the_neighbours_disc():
+    """The core may end at the body's own endplate (a mark that leaves the disc out), and fatty marrow under it reads
+    as dark as a disc in some columns, with a bright trabecula inward: the pattern of a neighbour's endplate slice,
+    then a disc, then the body's endplate. Read so, those columns were cut by two slices (the napari sample
+    phantom_normal through MS-Net: L2's middle 18 mm, truth 27.5, called grade 2 on a normal spine). A neighbour's
+    endplate slice lies across the whole section; marrow pockets cover a few of its columns."""
+    from bonescreen.fracture import body_heights
+
+    hu, body, labels, spacing = _body_between_discs(3.0, 150.0, 700.0, bulge_mm=0.0, noise_hu=5.0)
+    labels = np.where(body, 3, 0).astype(np.uint8)  # the mark holds the body alone
+    core = labels.copy()
+    ks = np.nonzero(body.any(axis=(1, 2)))[0]
+    _, y, x = np.indices((1, *hu.shape[1:]))
+    pocket = (((y - 40) ** 2 + (x - 45) ** 2) < 6**2)[0]  # a tenth of the section, in its middle
+    hu[ks[-1]][pocket] = 700.0  # the body's own upper endplate
+    for d, value in ((1, 30.0), (2, 30.0), (3, 260.0)):  # fatty marrow under it, then a bright trabecula
+        hu[ks[-1] - d][pocket] = value
+    truth = body_heights(body, spacing)
+    found = body_heights(with_endplates(core, labels, spacing, hu) == 3, spacing)
+    for wall in ("anterior", "middle", "posterior", "depth"):
+        assert found[wall] == pytest.approx(truth[wall], abs=1.5), (wall, found, truth)
+
+
 def test_a_disc_below_the_neighbours_endplate_slice_is_left_out():
     """The split may give a level one slice of its neighbour's endplate, the disc between them filled by the mark:
     the core's end column reads bone, then disc, then the body's own endplate (realistic phantom, seed 4000, case 1:
