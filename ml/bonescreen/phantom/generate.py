@@ -69,6 +69,15 @@ class PhantomCase:
     meta: dict = field(default_factory=dict)
 
     @property
+    def header(self) -> dict:
+        """What its DICOM header says of the acquisition, under DICOM keywords: ``KVP`` (kV; 120 where the case
+        drew none) and ``ContrastBolusAgent`` when it is contrast-enhanced."""
+        out: dict = {"KVP": self.meta.get("kvp", 120)}
+        if self.meta.get("contrast"):
+            out["ContrastBolusAgent"] = "iodinated contrast"
+        return out
+
+    @property
     def affine(self) -> np.ndarray:
         """(x, y, z) index -> RAS mm; the slice centre is at x = y = 0, the lowest slice at z = 0."""
         dz, dy, dx = self.spacing

@@ -83,9 +83,8 @@ def write_dicom_series(case: PhantomCase, folder: str | os.PathLike) -> list[Pat
         ds.SliceLocation = round(k * dz, 4)
         ds.PixelSpacing = [round(dy, 6), round(dx, 6)]
         ds.SliceThickness = dz
-        ds.KVP = case.meta.get("kvp", 120)
-        if case.meta.get("contrast"):
-            ds.ContrastBolusAgent = "iodinated contrast"
+        for keyword, value in case.header.items():
+            setattr(ds, keyword, value)
         ds.Rows, ds.Columns = ny, nx
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"
