@@ -457,7 +457,7 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
         if replaced:
             note = (
                 (f"{note}; g" if note else "G")
-                + "raded with the height its neighbours predict for its "
+                + "raded with the height its references predict for its "
                 + " and ".join(f"{w} wall ({v:.0f} mm)" for w, v in replaced.items())
             )
         out[name] = {

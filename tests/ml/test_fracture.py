@@ -391,7 +391,7 @@ def test_a_wall_the_mask_made_too_tall_is_graded_with_the_height_its_neighbours_
     tall = {**normal, "L3": {**normal["L3"], wall: normal["L3"][wall] * 1.4}}
     found = assess_fractures(tall, order)["L3"]
     assert found["genant_grade"] == 0, found
-    assert f"graded with the height its neighbours predict for its {wall} wall" in found["note"]
+    assert f"graded with the height its references predict for its {wall} wall" in found["note"]
     assert found[f"height_{wall}_mm"] == round(tall["L3"][wall], 1)
     if wall != "anterior":  # a wedge fracture beside such a wall is still graded on its anterior loss (35 %)
         wedge = {**tall, "L3": {**tall["L3"], "anterior": normal["L3"]["anterior"] * 0.65}}
