@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from ..errors import check_number
 from ..labels import LEVEL_NAMES
-from .anatomy import SACRUM_ID, T12_ID, draw_anatomy, paint_slice
+from .anatomy import SACRUM_ID, T12_ID, blend_endplates, draw_anatomy, paint_slice
 from .bone import draw_class, draw_level_vbmd, trabecular_hu
 from .canvas import Canvas
 from .texture import fill_trabecular
@@ -125,12 +125,14 @@ def make_case(seed: int, index: int = 0, config: PhantomConfig | None = None) ->
     spine = np.zeros((nz, n, n), np.uint8)
     body = np.zeros((nz, n, n), np.uint8)
     core = np.zeros((nz, n, n), np.uint8)
+    plates: dict[int, list] = {}
     for k, z in enumerate(zs):
-        paint_slice(anat, canvas, float(z), hu[k], spine[k], body[k], core[k])
+        paint_slice(anat, canvas, float(z), hu[k], spine[k], body[k], core[k], dz, plates.setdefault(k, []))
 
     offset = anat.hu["trabecular_contrast"]
     by_id = {v.vid: v for v in anat.vertebrae}
     targets = {vid: trabecular_hu(v.vbmd, offset) for vid, v in by_id.items()}
+    blend_endplates(hu, plates, targets)
     vbmd = {vid: v.vbmd for vid, v in by_id.items()}
     marrow = {vid: anat.hu["marrow"] - 0.3 * max(0.0, 120.0 - v.vbmd) for vid, v in by_id.items()}
     realized = fill_trabecular(hu, core, targets, vbmd, marrow, rng, (dz, spacing_xy, spacing_xy))
