@@ -298,3 +298,23 @@ def test_a_label_map_given_as_the_ct_is_named_a_label_map(tmp_path):
     ct = np.round(np.random.default_rng(0).normal(60, 15, (40, 40, 20)))  # soft tissue only: no fat
     nib.save(nib.Nifti1Image(ct, np.eye(4)), tmp_path / "ct.nii.gz")
     assert "label map" not in str(expect_error(tmp_path / "ct.nii.gz", "do not look like CT"))
+
+
+@pytest.mark.parametrize("scale", [1000.0, 10.0, 0.01])
+def test_a_voxel_size_in_the_wrong_unit_is_refused_with_the_size(tmp_path, scale):
+    """helper-46: a CT whose affine was scaled by 1000 asked for a 2 TiB grid and failed with a traceback; scaled by
+    10 (30 mm voxels) it was screened and called osteoporosis with no flag; a tiny voxel size was called a degenerate
+    affine. Each is now refused, naming the file and the size."""
+    import nibabel as nib
+
+    path = tmp_path / "scaled.nii.gz"
+    ct = np.random.default_rng(0).normal(0.0, 300.0, (40, 40, 12)).astype(np.int16)  # air, fat, soft tissue, bone
+    nib.save(
+        nib.Nifti1Image(ct, np.diag([0.8 * scale, 0.8 * scale, 3.0 * scale, 1])),
+        path,
+    )
+    with pytest.raises(BoneScreenError, match=r"voxel size .* mm is not a CT's") as err:
+        load_ct(path)
+    assert "scaled.nii.gz" in str(err.value) and f"{3.0 * scale:.4g}" in str(err.value)
+    nib.save(nib.Nifti1Image(ct, np.diag([0.8, 0.8, 3.0, 1])), path)
+    assert load_ct(path).spacing == pytest.approx((3.0, 0.8, 0.8))  # a CT's voxel size reads as before

@@ -180,7 +180,7 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
         data = data[..., 0]
     if data.ndim != 3:
         raise BoneScreenError(f"expected a 3-D volume, got shape {data.shape}", path)
-    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-6:
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise BoneScreenError("the NIfTI affine is degenerate (zero or non-finite voxel size)", path)
     if img.get_data_dtype().kind == "f" and not np.all(np.isfinite(data)):
         raise BoneScreenError("the volume holds NaN or infinite values", path)

@@ -20,6 +20,10 @@ AIR_HU = -1024.0
 
 #: How the flag of a volume read without orientation begins (:attr:`CTVolume.flags`).
 ORIENTATION_UNKNOWN = "orientation unknown"
+#: Voxel sizes (mm, any axis) that CT has: 0.2-1 mm pixels and 0.5-10 mm slices clinically, with room on both
+#: sides (micro-CT of specimens, thick old slabs). Outside it the affine is in the wrong unit or scaled (a file
+#: written in cm reads 10x too small, one scaled by 1000 asked for a 2 TiB grid and failed with a traceback).
+VOXEL_MM_RANGE = (0.05, 20.0)
 
 
 def flagged_orientation_unknown(flags: list[str]) -> bool:
@@ -178,6 +182,25 @@ def clip_padding(hu: np.ndarray) -> np.ndarray:
     return hu
 
 
+def check_voxel_size(spacing: tuple[float, ...], path: Path | None) -> None:
+    """Refuse a voxel size (mm) outside :data:`VOXEL_MM_RANGE` on any axis, naming the file and the size.
+
+    Raises
+    ------
+    BoneScreenError
+        If a spacing is outside the range (its unit or scale is wrong).
+    """
+    lo, hi = VOXEL_MM_RANGE
+    if all(lo <= d <= hi for d in spacing):
+        return
+    size = " x ".join(f"{d:.4g}" for d in spacing)
+    raise BoneScreenError(
+        f"voxel size {size} mm is not a CT's ({lo:g}-{hi:g} mm on each axis): the affine or pixel spacing is in "
+        "another unit (cm, m) or scaled; write the file with its voxel size in mm",
+        path,
+    )
+
+
 def volume_from_ijk(
     data_ijk: np.ndarray, affine: np.ndarray, kind: str, path: Path | None, description: str, **source_fields
 ) -> CTVolume:
@@ -188,6 +211,7 @@ def volume_from_ijk(
     go to :class:`SourceGrid`, e.g. ``dicom_files``).
     """
     data_ijk = np.asarray(data_ijk, dtype=np.float32)
+    check_voxel_size(spacing_from_affine(affine), path)
     hu, new_affine, transform = reorient(data_ijk, affine)
     clip_padding(hu)
     source = SourceGrid(kind=kind, path=path, shape=data_ijk.shape, affine=affine, transform=transform, **source_fields)
