@@ -205,7 +205,10 @@ def calibrate(tissues: dict[str, ReferenceTissue], geometry: dict, acquisition: 
     else:
         prior = NO_KVP_PRIOR_KEV
         if not implausible:
-            flags.append("no tube voltage (KVP) in the header: the effective energy rests on fat and muscle alone")
+            flags.append(
+                "no tube voltage (KVP) in the header: the effective energy rests on fat and muscle alone (for a "
+                'NIfTI, a JSON sidecar beside it gives it: ct.nii.gz -> ct.json with {"KVP": 120}, as dcm2niix writes)'
+            )
     chi2 = ((ENERGIES_KEV - prior[0]) / prior[1]) ** 2
     for name, t in tissues.items():
         if name in TISSUE_SD_HU:
