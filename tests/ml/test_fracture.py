@@ -498,3 +498,36 @@ def test_an_unconfirmed_status_is_among_the_overall_flags():
     # a confirmed status, or none, adds no flag
     assert status_flag({"class": "normal", "basis": "vBMD 130 mg/cm3 (ACR QCT categories)"}) is None
     assert status_flag(None) is None
+
+
+def test_no_fracture_found_on_the_networks_unchecked_mark_says_the_mask_decides_it():
+    """helper-46: through MS-Net's unchecked mark a grade 2 wedge L1 read 29/28/31 mm (truth 22/23/31), graded 0, and
+    the bone status said low bone mass with nothing about fractures; a fracture the mask hides makes it osteoporosis.
+    The basis now says where the fractures were looked for; a user's mask (checked) says nothing."""
+    from bonescreen.pipeline.bone_health import status_flag
+
+    found = assess_fractures(
+        {n: {"anterior": 27.0, "middle": 26.0, "posterior": 28.0} for n in ("L1", "L2", "L3")}, ["L1", "L2", "L3"]
+    )
+    density = {"acr_category": "low_bone_mass", "vbmd_mg_cm3": 100.0, "levels_used": ["L1", "L2", "L3"]}
+    unchecked = bone_status(found, density, "normal", mask_checked=False)
+    assert (
+        unchecked["class"] == "low_bone_mass" and "looked for on MS-Net's mask, not yet checked" in unchecked["basis"]
+    )
+    assert status_flag(unchecked) is None  # a note on the status, not a doubt about the density it rests on
+    assert "MS-Net" not in bone_status(found, density, "normal")["basis"]
+
+
+@pytest.mark.parametrize("behind_mm", [8, 14])
+def test_a_pedicles_root_or_a_filled_canal_behind_the_body_is_no_part_of_its_depth(behind_mm):
+    """MS-Net's mark may fill the spinal canal where the pedicles close the ring round it, joining it and the pedicles'
+    roots to the upper half of the body (and the arch above): the body's depth ran on behind its posterior wall, whose
+    band then read the appendage, and the middle band moved back (seed 4001 at 1 mm through the pipeline: an L3 of 35
+    mm read 49 mm deep and 36 mm tall behind for 26; an unfractured L4's middle 24 mm for 26.5, called grade 2)."""
+    mask = np.zeros((50, 100, 80), bool)
+    mask[10:38, 20:55, 20:60] = True  # a body 28 mm tall, 35 mm deep
+    mask[24:41, 55 : 55 + behind_mm, 32:48] = True  # behind its upper half, up 3 mm past its top
+    heights = body_heights(mask, (1.0, 1.0, 1.0))
+    assert heights["depth"] == pytest.approx(34.0, abs=1.0)
+    for wall in ("anterior", "middle", "posterior"):
+        assert heights[wall] == pytest.approx(28.0, abs=1.0), (wall, heights)
