@@ -487,7 +487,9 @@ def assess_fractures(heights: dict[str, dict | None], order: list[str]) -> dict[
                 against = "graded against a normal body of its level at this spine's typical size"
             else:
                 against = "graded on its shape alone (a crush would not show)"
-            note = f"no unfractured neighbour to compare with ({why}): {against}"
+            # "normal enough": a neighbour graded 0 may still be no reference (helper-46 read "no unfractured
+            # neighbour" beside neighbours graded 0 as a contradiction)
+            note = f"no neighbour normal enough to compare with ({why}): {against}"
         if replaced:
             note = (
                 (f"{note}; g" if note else "G")
