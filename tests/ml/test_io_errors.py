@@ -318,3 +318,23 @@ def test_a_voxel_size_in_the_wrong_unit_is_refused_with_the_size(tmp_path, scale
     assert "scaled.nii.gz" in str(err.value) and f"{3.0 * scale:.4g}" in str(err.value)
     nib.save(nib.Nifti1Image(ct, np.diag([0.8, 0.8, 3.0, 1])), path)
     assert load_ct(path).spacing == pytest.approx((3.0, 0.8, 0.8))  # a CT's voxel size reads as before
+
+
+@pytest.mark.parametrize(("degrees", "flagged"), [(45.0, True), (5.0, False)])
+def test_an_oblique_volume_is_flagged_as_read_axial(tmp_path, degrees, flagged):
+    """helper-46: a NIfTI whose axes were rotated 45 degrees about the left-right axis was read with no note: the
+    slices are taken as the nearest patient axes without resampling, so they are read as axial while oblique."""
+    import nibabel as nib
+
+    a = np.radians(degrees)
+    rotation = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([0.8, 0.8, 3.0])
+    ct = np.random.default_rng(0).normal(0.0, 300.0, (40, 40, 12)).astype(np.int16)
+    path = tmp_path / "oblique.nii.gz"
+    nib.save(nib.Nifti1Image(ct, affine), path)
+    volume = load_ct(path)
+    notes = [f for f in volume.flags if "degrees off the patient's axes" in f]
+    assert bool(notes) == flagged, volume.flags
+    if flagged:
+        assert f"{degrees:.0f} degrees" in notes[0]

@@ -24,6 +24,9 @@ ORIENTATION_UNKNOWN = "orientation unknown"
 #: sides (micro-CT of specimens, thick old slabs). Outside it the affine is in the wrong unit or scaled (a file
 #: written in cm reads 10x too small, one scaled by 1000 asked for a 2 TiB grid and failed with a traceback).
 VOXEL_MM_RANGE = (0.05, 20.0)
+#: Image axes more than this (degrees) off the patient's are flagged: BoneScreen reads the nearest patient axes
+#: without resampling, so such slices are read as axial while they are oblique (a reformat, a tilted stack).
+OBLIQUE_FLAG_DEG = 10.0
 
 
 def flagged_orientation_unknown(flags: list[str]) -> bool:
@@ -215,6 +218,20 @@ def volume_from_ijk(
     hu, new_affine, transform = reorient(data_ijk, affine)
     clip_padding(hu)
     source = SourceGrid(kind=kind, path=path, shape=data_ijk.shape, affine=affine, transform=transform, **source_fields)
-    return CTVolume(
+    volume = CTVolume(
         hu=hu, spacing=spacing_from_affine(new_affine), affine=new_affine, source=source, description=description
     )
+    off = obliquity_deg(affine)
+    if off > OBLIQUE_FLAG_DEG:
+        volume.flags.append(
+            f"the image axes are {off:.0f} degrees off the patient's axes (an oblique acquisition or reformat): its "
+            "slices are read as axial, and the level split, the body heights and the trabecular ROI assume axial "
+            "slices; resample it to axial slices for results to rely on"
+        )
+    return volume
+
+
+def obliquity_deg(affine: np.ndarray) -> float:
+    """Largest angle (degrees) between an image axis (a column of ``affine``'s 3x3) and its nearest patient axis."""
+    axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    return float(np.degrees(np.arccos(np.clip(np.abs(axes).max(axis=0), -1.0, 1.0))).max())
