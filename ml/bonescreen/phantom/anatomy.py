@@ -310,7 +310,7 @@ def paint_slice(
             _paint_vertebra(a, canvas, v, z, cx, cy, img, spine, body, core, slab_mm, plates)
         elif (share := _endplate_share(v, z, slab_mm)) > 0:  # a slice in the disc whose slab reaches an endplate
             (rs, cs), m = _body_region(canvas, v, z, cx, cy)
-            img[rs, cs][m] = share * cortical_hu(v.vbmd) * 0.85 + (1.0 - share) * img[rs, cs][m]
+            img[rs, cs][m] = share * _endplate_hu(v) + (1.0 - share) * img[rs, cs][m]
     paint(img, canal, CSF)
     paint(spine, canal, 0)
 
@@ -319,8 +319,7 @@ def _paint_vertebra(a, canvas, v: Vertebra, z, cx, cy, img, spine, body, core, s
     u = v.u(z)
     cort = cortical_hu(v.vbmd)
     post = posterior_hu(v.vbmd)
-    waist = 1.0 - 0.06 * np.sin(np.pi * np.clip(u, 0, 1))
-    rx, ry = v.rx * waist, v.ry * waist
+    rx, ry = _body_radii(v, z)
     sacrum = v.vid == SACRUM_ID
     level_id = v.vid if v.vid <= 5 else 0
 
@@ -374,7 +373,7 @@ def _paint_vertebra(a, canvas, v: Vertebra, z, cx, cy, img, spine, body, core, s
     endplate_mm = _endplate_mm(v)
     height = v.z1 - v.z0
     if u * height < endplate_mm or (1 - u) * height < endplate_mm:
-        bone(region, cort * 0.85)
+        bone(region, _endplate_hu(v))
     else:
         shell = a.cortex_mm * (0.7 + 0.004 * v.vbmd)
         inner = ((xs - cx) / max(rx - shell, 1)) ** 2 + ((ys - cy) / max(ry - shell, 1)) ** 2 <= 1.0
@@ -386,10 +385,21 @@ def _paint_vertebra(a, canvas, v: Vertebra, z, cx, cy, img, spine, body, core, s
         share = _endplate_share(v, z, slab_mm)
         if share > 0 and plates is not None:
             pixels = (rs, cs, m & inner)
-            plates.append((pixels, share, cort * 0.85, v.vid))
+            plates.append((pixels, share, _endplate_hu(v), v.vid))
         else:
             core[rs, cs][m & inner] = v.vid
     body[rs, cs][m] = level_id
+
+
+def _body_radii(v: Vertebra, z: float) -> tuple[float, float]:
+    """Half-width and half-depth (mm) of ``v``'s body at height ``z``: narrowest at mid-height (a 6 % waist)."""
+    waist = 1.0 - 0.06 * np.sin(np.pi * np.clip(v.u(z), 0, 1))
+    return v.rx * waist, v.ry * waist
+
+
+def _endplate_hu(v: Vertebra) -> float:
+    """HU of ``v``'s endplates: its cortical shell's, a little less dense."""
+    return cortical_hu(v.vbmd) * 0.85
 
 
 def _endplate_mm(v: Vertebra) -> float:
@@ -400,8 +410,7 @@ def _endplate_mm(v: Vertebra) -> float:
 def _body_region(canvas: Canvas, v: Vertebra, z: float, cx: float, cy: float):
     """The pixels of vertebra ``v``'s body section at height ``z`` (mm): an ellipse with a waist, its posterior
     border concave (the spinal canal's front); beyond the body's ends, its end section."""
-    waist = 1.0 - 0.06 * np.sin(np.pi * np.clip(v.u(z), 0, 1))
-    rx, ry = v.rx * waist, v.ry * waist
+    rx, ry = _body_radii(v, z)
     (rs, cs), m = canvas.ellipse(cx, cy, rx, ry)
     xs, ys = canvas.coords[cs][None, :], canvas.coords[rs][:, None]
     concave = ((xs - cx) / (rx * 0.42)) ** 2 + ((ys - cy - ry * 1.22) / (ry * 0.38)) ** 2 <= 1.0
