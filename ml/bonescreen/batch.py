@@ -36,6 +36,7 @@ from pathlib import Path
 
 from . import __version__
 from .atomic import atomic_path, write_text_atomic
+from .console_bar import progress_bar
 from .hu import HUThresholds
 from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file
 from .io.nifti import is_nifti_path, sidecar_path
@@ -489,9 +490,7 @@ def run_batch(
         ]
         bar = None
         if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(futures), desc="studies", unit="study", file=sys.stderr)
+            bar = progress_bar("studies", len(futures), unit="study")
         try:
             _collect(futures, outcomes, bar, limit)
         except KeyboardInterrupt:

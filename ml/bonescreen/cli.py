@@ -14,16 +14,11 @@ from typing import NoReturn
 
 from . import __version__
 from .allocator import tune_host_memory
+from .console_bar import progress_bar
 from .errors import BoneScreenError, check_number
 from .hu import MAX_CONTRAST_OFFSET_HU, HUThresholds
 from .label_schemes import SCHEME_NAMES
 from .pipeline.progress import Cancelled
-
-
-def _bar(desc: str, total: int | None = None):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="", leave=True, dynamic_ncols=True, file=sys.stderr)
 
 
 def _stage_bars(preface: str | None = None):
@@ -41,7 +36,7 @@ def _stage_bars(preface: str | None = None):
             for other in bars.values():
                 other.close()
             bars.clear()
-            bars[stage] = _bar(stage, total)
+            bars[stage] = progress_bar(stage, total)
         bars[stage].n = done
         bars[stage].refresh()
         if done >= total:
@@ -93,7 +88,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
             include_t12=not args.no_t12,
             include_sacrum=not args.no_sacrum,
         )
-    bar = _bar("phantom cases", args.cases)
+    bar = progress_bar("phantom cases", args.cases)
     table = write_phantom_set(args.out, args.cases, args.seed, args.format, config, lambda d, t: bar.update(1))
     bar.close()
     print(f"wrote {args.cases} cases and {table}")
@@ -103,7 +98,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 def cmd_synth_slices(args: argparse.Namespace) -> int:
     from .phantom.slices import write_slice_shards
 
-    bar = _bar("realistic slices (shards)", -(-args.scenes // args.scenes_per_shard))
+    bar = progress_bar("realistic slices (shards)", -(-args.scenes // args.scenes_per_shard))
     paths = write_slice_shards(
         args.out,
         args.scenes,
@@ -282,7 +277,7 @@ def _show_training(events, quiet: bool = False) -> None:
             continue
         if event.kind == "step":
             if bar is None:
-                bar = _bar(f"epoch {event.epoch + 1}/{event.epochs}", event.steps_per_epoch)
+                bar = progress_bar(f"epoch {event.epoch + 1}/{event.epochs}", event.steps_per_epoch)
             bar.update(1)
             bar.set_postfix(loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}")
         elif event.kind == "epoch":
@@ -613,7 +608,7 @@ def _evaluate_pipeline(args: argparse.Namespace, records) -> int:
     from .pipeline import Screener
 
     screener = Screener(args.seg_weights, args.cls_weights, args.device)
-    bar = _bar("cases", len(records))
+    bar = progress_bar("cases", len(records))
     result = evaluate_pipeline(screener, records, lambda s, d, t: bar.update(1))
     bar.close()
     result["models"] = screener.models()

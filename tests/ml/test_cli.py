@@ -1,5 +1,6 @@
 """The bonescreen command line: phantom, train-seg, train-cls, evaluate; clear one-line errors."""
 
+import io
 import json
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import sys
 import nibabel as nib
 import pytest
 
+from bonescreen import console_bar
 from bonescreen.checkpoint import load_model
 from bonescreen.cli import main
 from bonescreen.pipeline import Screener
@@ -22,6 +24,8 @@ def test_phantom_command(tmp_path, capsys):
     case = tmp_path / "p" / table[1].split(",")[0]
     assert (case / "dicom").is_dir() and (case / "levels.nii.gz").is_file() and (case / "body.nii.gz").is_file()
     assert nib.load(case / "levels.nii.gz").shape[:2] == (512, 512)
+    err = capsys.readouterr().err
+    assert err.startswith("phantom cases: 2/2 in ") and err.count("\n") == 1  # one line in a log, no redraws
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +95,26 @@ def test_evaluate_command(small_set, trained, tmp_path, capsys):
     assert pc["n"] == 18 and len(pc["confusion_matrix"]) == 3 and len(pc["accuracy_ci95"]) == 2
     for name in ("roc.png", "confusion_matrix.png", "segmentation_distribution.png"):
         assert (tmp_path / "ev" / name).stat().st_size > 1000
-    assert "accuracy" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "accuracy" in captured.out
+    # stderr is no terminal here (as a batch job's log): whole lines, each stage once, no redrawn bars
+    lines = captured.err.splitlines()
+    assert "\r" not in captured.err and lines and len(set(lines)) == len(lines)
+
+
+def test_a_bar_in_a_log_writes_whole_lines(monkeypatch):
+    out = io.StringIO()
+    bar = console_bar.LineBar("studies", 3, out)
+    bar.update(1)
+    assert out.getvalue() == ""  # nothing per step
+    monkeypatch.setattr(console_bar, "LOG_INTERVAL_S", -1.0)
+    bar.set_postfix(errors=0)
+    bar.update(1)
+    bar.close()
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("studies: 2/3 in ") and lines[0].endswith(", errors=0")
+    assert lines[1].startswith("studies: 2/3 in ")
 
 
 def test_errors_are_one_line(tmp_path, capsys):
