@@ -21,15 +21,20 @@ R = TypeVar("R")
 _inside = threading.local()
 
 
-def cpu_workers() -> int:
-    """Threads to use: ``OMP_NUM_THREADS`` when set (batch workers set it), else the cores this process may use."""
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, which a container may set below ``os.cpu_count()``)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def cpu_workers() -> int:
+    """Threads to use: ``OMP_NUM_THREADS`` when set (batch workers set it), else :func:`usable_cores`."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return usable_cores()
 
 
 @functools.lru_cache(maxsize=1)

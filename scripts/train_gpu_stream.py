@@ -1,0 +1,67 @@
+"""MS-Net (width 1/4) trained on a lent GPU for a fixed time, on phantom slices drawn beside it.
+
+Only the working tree travels to the GPU machine: its CPU cores draw the realistic phantom's
+slices and first-phantom cases while the GPU trains each variant on everything drawn so far
+(``bonescreen.train.stream``). Writes ``<variant>_<percent>.safetensors`` and ``.json`` (weights
+that ``--seg-weights`` takes) and ``stream_log.json`` under OUT. BUDGET_S bounds the whole run;
+the generators need cores (about 2 slices per second each): the lease of 2026-12-04 exposed one
+core to the command (model card). Example:
+
+    OMP_NUM_THREADS=1 PYTHONPATH=ml python3 scripts/train_gpu_stream.py $OUT --budget-s 420 \\
+        --variant plain:ml/bonescreen/weights/msnet-small.safetensors:1e-4:0 \\
+        --variant aug:ml/bonescreen/weights/msnet-small.safetensors:1e-4:1 --variant scratch:random:1e-3:1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import torch
+
+from bonescreen.device import resolve_device
+from bonescreen.threads import usable_cores
+from bonescreen.train.stream import StreamPlan, Variant, default_workers, train_stream
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out")
+    p.add_argument("--variant", action="append", required=True, help="NAME:INIT:LR:AUG (INIT random or a path)")
+    p.add_argument("--budget-s", type=float, default=420.0)
+    p.add_argument(
+        "--workers", type=int, default=default_workers(), help="generator processes (default: usable cores - 1)"
+    )
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--capacity", type=int, default=60000)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=100)
+    p.add_argument("--snapshots", default="0.6,1.0", help="budget fractions at which weights are written")
+    p.add_argument("--val-scenes", type=int, default=40, help="held-out realistic scenes for the validation Dice")
+    p.add_argument("--val-cases", type=int, default=4, help="held-out first-phantom cases for the validation Dice")
+    args = p.parse_args()
+    device = resolve_device(args.device)
+    print(json.dumps({"usable_cores": usable_cores(), "workers": args.workers, "device": str(device)}), flush=True)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, usable_cores() - args.workers))
+    if device.type == "cuda":
+        print(torch.cuda.get_device_name(0), flush=True)
+        torch.backends.cudnn.benchmark = True
+    plan = StreamPlan(
+        budget_s=args.budget_s,
+        workers=args.workers,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        capacity=args.capacity,
+        snapshots=tuple(float(s) for s in args.snapshots.split(",")),
+        val_scenes=args.val_scenes,
+        val_cases=args.val_cases,
+    )
+    log = train_stream(args.out, [Variant.parse(v) for v in args.variant], plan, device)
+    print(json.dumps({"total_s": log["total_s"], "snapshots": log["snapshots"]}), flush=True)
+    os._exit(0)  # everything is written; do not wait for generator processes still drawing
+
+
+if __name__ == "__main__":
+    main()
