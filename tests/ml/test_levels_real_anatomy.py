@@ -137,6 +137,39 @@ def test_ribs_found_above_l1_and_not_beside_lumbar_vertebrae(pelvis_case):
     assert not any(by_name[f"L{i}"].ribs for i in range(1, 6))
 
 
+@pytest.mark.parametrize("level", ["L3", "L4"])
+def test_the_evidence_says_ribs_only_where_the_naming_counts_them(pelvis_case, level):
+    """helper-46: TotalSegmentator's example CT had ``ribs: true`` on L5 and the sacrum in result.json's
+    evidence (iliac crests read as rib-like bone) while the naming counted none there. Two rib-sized rods
+    beside a lumbar body: rib-like bone is said to be there, the ribs the naming counts stay above L1."""
+    case = pelvis_case
+    split = split_levels(case.spine > 0, case.spacing, case.hu.astype(np.float32))
+    lowest = split.vertebrae[0]
+    assert lowest.name == "S1" and lowest.iliac and not lowest.evidence(case.spacing)["ribs"]
+    assert not lowest.evidence(case.spacing)["rib_like_bone"]
+    hu = case.hu.astype(np.float32).copy()
+    _, dy, dx = case.spacing
+    rows, cols = np.indices(hu.shape[1:])
+    for k in np.nonzero((case.levels == int(level[1])).any(axis=(1, 2)))[0]:
+        body = case.body[k] > 0
+        if not body.any():
+            continue
+        r, c = np.nonzero(body)
+        cy, cx, half = r.mean(), c.mean(), (c.max() - c.min()) / 2
+        for side in (-1, 1):  # a rod of cortical bone, 10 mm across, 12 mm beside the body, behind its middle
+            ry, rx = cy + 10 / dy, cx + side * (half + 12 / dx)
+            rod = ((rows - ry) * dy) ** 2 + ((cols - rx) * dx) ** 2 < 5.0**2
+            hu[k][rod & (case.spine[k] == 0)] = 800.0
+    split = split_levels(case.spine > 0, case.spacing, hu)
+    by_name = {v.name: v for v in split.vertebrae}
+    assert [v.name for v in split.vertebrae][:6] == ["S1", "L5", "L4", "L3", "L2", "L1"]
+    assert by_name[level].ribs  # the detector saw rib-like bone...
+    seen = by_name[level].evidence(case.spacing)
+    assert seen["rib_like_bone"] and not seen["ribs"]  # ...which the naming did not count, and says so
+    counted = [v.name for v in split.vertebrae if v.evidence(case.spacing)["ribs"]]
+    assert counted and all(name.startswith("T") for name in counted)
+
+
 def test_spine_only_crop_without_landmarks_is_flagged():
     case = make_realistic_case(21, 2, RealisticConfig(extent="spine-crop", slice_mm=3.0, pixel_mm=1.0))
     split = split_levels(case.spine > 0, case.spacing, case.hu.astype(np.float32))

@@ -62,13 +62,17 @@ class Vertebra:
     core_mm3: float = 0.0  # volume of its body's core (the mask deeper than core_depth_mm)
     rib_side: int = 0  # a rib seen on one side only: its sign, and 2 when strong (see _pair_ribs)
     iliac_plates: bool = False  # long bony plates on both sides (thin iliac wings; see _plate_length_mm)
+    ribs_counted: bool = False  # in the run of rib-bearing vertebrae the naming counts (_rib_run)
 
     def evidence(self, spacing: tuple[float, float, float], n_slices: int | None = None) -> dict:
         """What the naming saw of this vertebra (for result.json).
 
         ``body_height_mm`` is the body's extent over the slices (mm). With ``n_slices`` (the volume's slice
         count), ``body_cut_by_scan_edge`` says whether the body reaches the first or last slice: its height is
-        then only what the scan holds.
+        then only what the scan holds. ``ribs`` are the ribs the naming counts (the run of rib-bearing
+        vertebrae that reaches the top of the view, none beside iliac bone, :func:`_rib_run`);
+        ``rib_like_bone`` says that small pieces of bone like ribs lay beside it, counted or not (an iliac
+        crest beside L5, a calcified vessel), where no iliac bone lies beside it (there they are the ilium's).
         """
         cut = n_slices is not None and (self.body_slices[0] <= 0 or self.body_slices[1] >= n_slices - 1)
         return {
@@ -77,7 +81,8 @@ class Vertebra:
             "body_height_mm": round((self.body_slices[1] - self.body_slices[0] + 1) * spacing[0], 1),
             "body_cut_by_scan_edge": bool(cut),
             "width_mm": round(float(self.width_mm), 1),
-            "ribs": bool(self.ribs),
+            "ribs": bool(self.ribs_counted),
+            "rib_like_bone": bool(self.ribs and not (self.iliac or self.iliac_plates)),
             "iliac_bone_beside": bool(self.iliac or self.iliac_plates),
             "sacroiliac_joints": bool(self.sacroiliac),
         }
@@ -1244,8 +1249,10 @@ def _assemble(
     notes += name_notes
     lut = np.zeros(n_cores + 1, np.uint8)
     which = np.zeros(n_cores + 1, np.uint8)
+    counted = set(_rib_run(vertebrae, s))
     for v in vertebrae:
         v.name = names[v.index]
+        v.ribs_counted = v.index in counted
         lut[[v.core_id, *v.joined]] = level_id(v.name) or 0
         which[[v.core_id, *v.joined]] = min(v.index + 1, 255)
     labels[box] = lut[parts]
@@ -1286,11 +1293,17 @@ def _join_sacrum(vertebrae: list[Vertebra], s: LevelSettings) -> list[Vertebra]:
     return rest
 
 
-def _rib_t12(vertebrae: list[Vertebra], s: LevelSettings) -> int | None:
-    """Index (from the lowest) of the vertebra the ribs make T12: the lowest of the run of rib-bearing vertebrae
-    that reaches the top of the view, or None."""
+def _rib_run(vertebrae: list[Vertebra], s: LevelSettings) -> list[int]:
+    """Indices (from the lowest) of the vertebrae whose ribs the naming counts: the run of rib-bearing
+    vertebrae, none with iliac bone beside it, that reaches the top of the view (else none)."""
     run = _top_rib_run([v.ribs and not v.iliac for v in vertebrae], s.rib_run_gap)
-    return min(run) if run and max(run) >= len(vertebrae) - 1 - s.rib_run_below_top else None
+    return run if run and max(run) >= len(vertebrae) - 1 - s.rib_run_below_top else []
+
+
+def _rib_t12(vertebrae: list[Vertebra], s: LevelSettings) -> int | None:
+    """Index (from the lowest) of the vertebra the ribs make T12: the lowest of :func:`_rib_run`, or None."""
+    run = _rib_run(vertebrae, s)
+    return min(run) if run else None
 
 
 def _reconcile_counts(
