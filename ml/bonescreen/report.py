@@ -366,11 +366,9 @@ def report_figure(
     else:
         lines.append("no lumbar level classified")
     flagged = [lv["name"] for lv in levels if lv.get("uncertain")]
-    lines.append(
-        "overall: UNCERTAIN"
-        if overall["uncertain"]
-        else "overall: not flagged" + (f" (levels flagged: {', '.join(flagged)})" if flagged else "")
-    )
+    lines.append("overall call: UNCERTAIN" if overall["uncertain"] else "overall call: no flag of its own")
+    if flagged:
+        lines.append(f"levels flagged: {', '.join(flagged)} (reasons below)")
     if not levels:
         found = ", ".join(vertebra_name(k) for k in present) or "no vertebra"
         lines.append(f"found: {found}")

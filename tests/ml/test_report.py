@@ -123,6 +123,14 @@ def test_the_headline_is_the_bone_status_not_the_networks_call(classified):
     assert f"mean of {'+'.join(result['overall']['vbmd_levels_used'])}" in vbmd.get_title()  # not L5's bar
     # each average says which levels it covers: the HU those of the network, vBMD those of ISCD's rule
     assert f"trabecular HU ({'+'.join(result['overall']['levels_used'])}):" in " ".join(lines).replace("\n  ", " ")
+    # the overall call's own flag and the levels' flags are two statements (helper-46: "overall: not flagged
+    # (levels flagged: L1, L3)" read as a contradiction)
+    flagged = [lv["name"] for lv in result["levels"] if lv.get("uncertain")]
+    joined = " ".join(lines).replace("\n  ", " ")
+    assert (
+        "overall call: UNCERTAIN" if result["overall"]["uncertain"] else "overall call: no flag of its own"
+    ) in joined
+    assert ("levels flagged: " + ", ".join(flagged) in joined) if flagged else "levels flagged" not in joined
     plt.close(fig)
 
 
