@@ -4,8 +4,9 @@ Only the working tree travels to the GPU machine: its CPU cores draw the realist
 slices and first-phantom cases while the GPU trains each variant on everything drawn so far
 (``bonescreen.train.stream``). Writes ``<variant>_<percent>.safetensors`` and ``.json`` (weights
 that ``--seg-weights`` takes) and ``stream_log.json`` under OUT. BUDGET_S bounds the whole run;
-the generators need cores (about 2 slices per second each): the lease of 2026-12-04 exposed one
-core to the command (model card). Example:
+the generators need cores (about 2 slices per second each); the script prints the usable cores
+(affinity and CPU quota; ``nproc`` prints 1 under OMP_NUM_THREADS=1) and a line every 15 s while it
+waits for the first slices (the lease of 2026-12-04 printed nothing for 520 s: model card). Example:
 
     OMP_NUM_THREADS=1 PYTHONPATH=ml python3 scripts/train_gpu_stream.py $OUT --budget-s 420 \\
         --variant plain:ml/bonescreen/weights/msnet-small.safetensors:1e-4:0 \\

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -21,12 +22,35 @@ R = TypeVar("R")
 _inside = threading.local()
 
 
+def _cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> float | None:
+    """CPUs a container's CPU quota allows (cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``), None without one."""
+    for quota_file, period_file in (
+        (f"{root}/cpu.max", None),
+        (f"{root}/cpu/cpu.cfs_quota_us", f"{root}/cpu/cpu.cfs_period_us"),
+    ):
+        try:
+            with open(quota_file) as f:
+                fields = f.read().split()
+            if period_file is not None:
+                with open(period_file) as f:
+                    fields += f.read().split()
+            quota, period = float(fields[0]), float(fields[1])
+        except (OSError, ValueError, IndexError):  # no such file, "max" (no quota)
+            continue
+        if quota > 0 and period > 0:
+            return quota / period
+    return None
+
+
 def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity, which a container may set below ``os.cpu_count()``)."""
+    """The CPU cores this process may run on: its affinity, which a container may set below
+    ``os.cpu_count()``, and no more than its CPU quota allows (rounded up)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    limit = _cgroup_cpu_limit()
+    return cores if limit is None else max(1, min(cores, math.ceil(limit)))
 
 
 def cpu_workers() -> int:

@@ -1,5 +1,6 @@
 """Post-processing spread over threads: same results as a plain loop, in order, no deadlock when nested."""
 
+import os
 import threading
 
 import numpy as np
@@ -60,3 +61,33 @@ def test_split_range_covers_everything_once(n, parts):
 def test_cpu_workers_ignores_nonsense(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "zero")
     assert threads.cpu_workers() >= 1
+
+
+@pytest.mark.parametrize(
+    ("files", "limit"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 1.5),  # cgroup v2: 1.5 CPUs
+        ({"cpu.max": "max 100000\n"}, None),  # v2 without a quota
+        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),  # v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1 without a quota
+        ({}, None),
+    ],
+)
+def test_a_containers_cpu_quota_is_read(tmp_path, files, limit):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert threads._cgroup_cpu_limit(str(tmp_path)) == limit
+
+
+def test_usable_cores_keep_to_the_quota_and_ignore_omp_num_threads(monkeypatch):
+    """A lent machine's command saw one core through ``nproc`` (which OMP_NUM_THREADS=1 also makes print 1):
+    the count the generators are sized by comes from the affinity and the quota, never from that variable."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: None)
+    free = threads.usable_cores()
+    assert free == len(os.sched_getaffinity(0))
+    monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: 0.5)
+    assert threads.usable_cores() == 1
+    monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: 64.0)
+    assert threads.usable_cores() == free
