@@ -83,7 +83,7 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
                 "name": v.name,
                 "truth": match,
                 "slices": [int(v.slices[0]), int(v.slices[1])],
-                "ribs": v.ribs,
+                "ribs": v.ribs_counted,  # as result.json's evidence: the ribs the naming counts
                 "trabecular_hu": vertebra_hu(volume, own),
             }
         )
