@@ -18,15 +18,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+from pathlib import Path
 
 import torch
 
+from bonescreen.data.labelled import LAYOUTS, find_labelled, leave_out
 from bonescreen.device import resolve_device
+from bonescreen.errors import BoneScreenError
 from bonescreen.threads import usable_cores
 from bonescreen.train.stream import StreamPlan, Variant, default_workers, train_stream
 
 
 def main() -> None:
+    try:
+        _run()
+    except BoneScreenError as exc:
+        print(f"train_gpu_stream: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _run() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out")
     p.add_argument("--variant", action="append", required=True, help="NAME:INIT:LR:AUG (INIT random or a path)")
@@ -41,7 +53,15 @@ def main() -> None:
     p.add_argument("--snapshots", default="0.6,1.0", help="budget fractions at which weights are written")
     p.add_argument("--val-scenes", type=int, default=40, help="held-out realistic scenes for the validation Dice")
     p.add_argument("--val-cases", type=int, default=4, help="held-out first-phantom cases for the validation Dice")
+    p.add_argument("--labelled", type=Path, action="append", default=[], help="real CT with vertebra labels (a folder)")
+    p.add_argument("--layout", choices=sorted(LAYOUTS), default=None, help="layout of --labelled")
+    p.add_argument("--label-scheme", choices=["verse", "totalseg"], default="verse", help="nnU-Net label ids")
+    p.add_argument("--leave-out", action="append", default=[], help="a labelled CT not to train on (repeatable)")
+    p.add_argument("--labelled-share", type=float, default=0.25, help="share of each batch from --labelled")
     args = p.parse_args()
+    labelled = [c for folder in args.labelled for c in find_labelled(folder, args.layout, args.label_scheme)]
+    if args.leave_out:
+        labelled = leave_out(labelled, args.leave_out)
     device = resolve_device(args.device)
     print(json.dumps({"usable_cores": usable_cores(), "workers": args.workers, "device": str(device)}), flush=True)
     if device.type == "cpu":
@@ -58,6 +78,8 @@ def main() -> None:
         snapshots=tuple(float(s) for s in args.snapshots.split(",")),
         val_scenes=args.val_scenes,
         val_cases=args.val_cases,
+        labelled=tuple(labelled),
+        labelled_share=args.labelled_share,
     )
     log = train_stream(args.out, [Variant.parse(v) for v in args.variant], plan, device)
     print(json.dumps({"total_s": log["total_s"], "snapshots": log["snapshots"]}), flush=True)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bonescreen.checkpoint import load_model
+from bonescreen.data.labelled import find_labelled, only
 from bonescreen.errors import BoneScreenError
 from bonescreen.preprocess import MARK_IGNORE
 from bonescreen.threads import usable_cores
@@ -102,12 +103,16 @@ def test_variants_need_distinct_names(tmp_path):
         train_stream(tmp_path, [Variant("a", None, 1e-3), Variant("a", None, 1e-4)], StreamPlan(), torch.device("cpu"))
 
 
-def test_a_short_cpu_run_writes_weights_the_pipeline_loads(tmp_path):
-    """One realistic scene per job, batches of 2: the run ends on time with loadable weights and its log."""
+def test_a_short_cpu_run_writes_weights_the_pipeline_loads(tmp_path, shared_data):
+    """One realistic scene per job, batches of 4 with a real labelled CT in each: the run ends on time with
+    loadable weights and its log."""
+    real = only(find_labelled(shared_data, "shared"), ["dcmqi-ct3slice"])
     plan = StreamPlan(
+        labelled=tuple(real),
+        labelled_share=0.25,
         budget_s=60.0,
         workers=1,
-        batch_size=2,
+        batch_size=4,
         capacity=64,
         scenes_per_job=1,
         val_scenes=1,
@@ -119,6 +124,7 @@ def test_a_short_cpu_run_writes_weights_the_pipeline_loads(tmp_path):
     assert [s["percent"] for s in log["snapshots"]] == [100]
     assert log["snapshots"][0]["step"] >= 1 and log["events"]
     assert json.loads((tmp_path / "stream_log.json").read_text())["total_s"] == log["total_s"]
+    assert log["labelled_slices"] == 3 and log["plan"]["labelled"][0]["name"] == "dcmqi-ct3slice"
     model, meta = load_model(tmp_path / "aug_100.safetensors")
     assert model.model_name == "msnet-small" and meta["task"] == "segmentation"
     assert meta["training"]["variant"]["intensity"] is True

@@ -241,6 +241,13 @@ class StreamPlan:
         Held-out realistic scenes and first-phantom cases for the validation Dice.
     capacity : int
         Realistic slices held on the device (a ring).
+    scenes_per_job : int
+        Realistic scenes a generator job draws.
+    labelled : tuple of LabelledCT
+        Real CT with vertebra labels (:func:`~bonescreen.data.labelled.find_labelled`): every slice that
+        holds a vertebra is kept on the device, and ``labelled_share`` of each batch is drawn from them.
+    labelled_share : float
+        Share of each batch from ``labelled``.
     """
 
     budget_s: float = 420.0
@@ -255,6 +262,8 @@ class StreamPlan:
     val_cases: int = 4
     capacity: int = 60000
     scenes_per_job: int = 3
+    labelled: tuple = ()
+    labelled_share: float = 0.25
     log: list = field(default_factory=list)
 
 
@@ -276,6 +285,13 @@ def _dice(model: nn.Module, images: np.ndarray, marks: np.ndarray, device: torch
     return float(np.mean(scores)) if scores else float("nan")
 
 
+def _plan_json(plan: StreamPlan) -> dict:
+    """The plan as JSON: labelled CT by name and image path."""
+    doc = {k: v for k, v in vars(plan).items() if k not in ("log", "labelled")}
+    doc["labelled"] = [{"name": c.name, "image": str(c.image)} for c in plan.labelled]
+    return doc
+
+
 def _save(model: nn.Module, path: Path, variant: Variant, plan: StreamPlan, entry: dict) -> None:
     """A weights file (fp16 safetensors + JSON) that ``--seg-weights`` takes, with how it was trained."""
     meta = {
@@ -285,7 +301,7 @@ def _save(model: nn.Module, path: Path, variant: Variant, plan: StreamPlan, entr
         "training": {
             "stream": "bonescreen.train.stream (time-boxed, phantom slices drawn while training)",
             "variant": vars(variant),
-            "plan": {k: v for k, v in vars(plan).items() if k != "log"},
+            "plan": _plan_json(plan),
             "schedule": "paper: constant 2/3 then linear to 0, over wall-clock time",
             "optimizer": "Adam",
         },
@@ -377,8 +393,17 @@ def train_stream(out: str | os.PathLike, variants: list[Variant], plan: StreamPl
         gens[v.name] = torch.Generator().manual_seed(plan.seed + zlib.crc32(v.name.encode()))
     realistic = GpuPool(plan.capacity, 512, device)
     first = GpuPool(max(64, plan.capacity // 4), 512, device)
+    real = None
+    if plan.labelled:
+        from ..data.datasets import LabelledSlices
+
+        slices = LabelledSlices(list(plan.labelled), slices_per_case=100000, augment=False)
+        real = GpuPool(len(slices.images), 512, device)
+        real.add(slices.images, slices.marks)
     amp = torch.bfloat16 if device.type == "cuda" else None
-    log = {"plan": {k: v for k, v in vars(plan).items() if k != "log"}, "variants": [vars(v) for v in variants]}
+    log = {"plan": _plan_json(plan), "variants": [vars(v) for v in variants]}
+    if real is not None:
+        log["labelled_slices"] = real.count
     log.update(device=str(device), events=[], snapshots=[])
 
     def drain() -> None:
@@ -411,9 +436,12 @@ def train_stream(out: str | os.PathLike, variants: list[Variant], plan: StreamPl
         drain()
         frac = (time.time() - start) / (deadline - start)
         n_first = round(plan.batch_size * plan.first_share) if first.count else 0
-        parts = [realistic.sample(plan.batch_size - n_first, gen)]
+        n_real = round(plan.batch_size * plan.labelled_share) if real is not None else 0
+        parts = [realistic.sample(plan.batch_size - n_first - n_real, gen)]
         if n_first:
             parts.append(first.sample(n_first, gen))
+        if n_real:
+            parts.append(real.sample(n_real, gen))
         images = torch.cat([p[0] for p in parts])
         marks = torch.cat([p[1] for p in parts])
         for v in variants:
