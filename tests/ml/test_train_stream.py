@@ -98,6 +98,45 @@ def test_too_few_cores_for_the_budget_is_a_clear_error(tmp_path):
         train_stream(tmp_path, [Variant("a", BUNDLED, 1e-4)], plan, torch.device("cpu"))
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"budget_s": 0.0}, "budget_s must be"),
+        ({"workers": 0}, "workers must be"),
+        ({"batch_size": 0}, "batch_size must be"),
+        ({"snapshots": (0.5, 1.5)}, "at most 1"),
+        ({"snapshots": ()}, "snapshots"),
+        ({"labelled_share": 1.0}, "labelled_share must be"),
+        ({"batch_size": 2, "first_share": 0.5, "labelled": ("x",)}, "none is left for the realistic phantom"),
+    ],
+)
+def test_a_plan_that_cannot_run_is_refused_before_any_process_starts(tmp_path, change, message):
+    """helper-48: a batch size of 0 or shares that fill the batch crashed mid-run and then hung on the workers."""
+    plan = StreamPlan(**change)
+    with pytest.raises(BoneScreenError, match=message):
+        train_stream(tmp_path / "out", [Variant("a", None, 1e-3)], plan, torch.device("cpu"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_share_above_zero_gets_a_slice_in_each_batch():
+    """helper-48: at batch 2 a labelled share of 0.25 rounded to no labelled slice at all, silently."""
+    assert StreamPlan(batch_size=2, first_share=0.2, labelled=("x",), labelled_share=0.25).batch_counts() == (1, 1)
+    assert StreamPlan(batch_size=32, first_share=0.2, labelled_share=0.25).batch_counts() == (6, 0)  # no labelled CT
+    assert StreamPlan(batch_size=32, first_share=0.0, labelled=("x",)).batch_counts() == (0, 8)
+
+
+def test_bad_start_weights_and_names_end_with_a_clear_error(tmp_path):
+    """helper-48: missing or BCC-Net start weights printed the error and then hung on the generator processes."""
+    for init in (str(tmp_path / "none.safetensors"), str(WEIGHTS_DIR / "bccnet.safetensors")):
+        with pytest.raises(BoneScreenError):
+            train_stream(tmp_path / "out", [Variant("a", init, 1e-4)], StreamPlan(), torch.device("cpu"))
+    with pytest.raises(BoneScreenError, match="letters, digits"):
+        Variant.parse("../escape:random:1e-3:1")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(BoneScreenError, match="is a file"):
+        train_stream(tmp_path / "file", [Variant("a", None, 1e-3)], StreamPlan(), torch.device("cpu"))
+
+
 def test_variants_need_distinct_names(tmp_path):
     with pytest.raises(BoneScreenError, match="distinct names"):
         train_stream(tmp_path, [Variant("a", None, 1e-3), Variant("a", None, 1e-4)], StreamPlan(), torch.device("cpu"))

@@ -17,6 +17,7 @@ import math
 import multiprocessing
 import os
 import queue
+import re
 import time
 import zlib
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import load_model, save_checkpoint
-from ..errors import BoneScreenError
+from ..errors import BoneScreenError, check_number
 from ..nets.registry import create_model
 from ..preprocess import MARK_IGNORE, SEG_WINDOW, preprocessing_config, seg_input
 from ..threads import usable_cores
@@ -59,6 +60,10 @@ class Variant:
     init: str | None
     lr: float
     intensity: bool = False
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", self.name):
+            raise BoneScreenError(f"variant name {self.name!r}: use letters, digits, - and _ only (it names files)")
 
     @classmethod
     def parse(cls, text: str) -> Variant:
@@ -266,6 +271,41 @@ class StreamPlan:
     labelled_share: float = 0.25
     log: list = field(default_factory=list)
 
+    def check(self) -> None:
+        """Refuse a plan that cannot run.
+
+        Raises
+        ------
+        BoneScreenError
+            Naming the setting: a budget, worker count, batch size, capacity or scene count under 1 (the
+            budget: not above 0), a snapshot outside (0, 1], a share outside [0, 1), or shares that leave no
+            realistic slice in a batch.
+        """
+        check_number("budget_s", self.budget_s, 0.0, None, low_open=True)
+        for name in ("workers", "batch_size", "capacity", "scenes_per_job", "first_per_case"):
+            check_number(name, getattr(self, name), 1, None, whole=True)
+        for name in ("val_scenes", "val_cases"):
+            check_number(name, getattr(self, name), 0, None, whole=True)
+        if not self.snapshots or not all(0 < f <= 1 for f in self.snapshots):
+            raise BoneScreenError(f"snapshots {list(self.snapshots)}: give budget fractions above 0 and at most 1")
+        for name in ("first_share", "labelled_share"):
+            check_number(name, getattr(self, name), 0.0, 1.0, high_open=True)
+        n_first, n_real = self.batch_counts()
+        if self.batch_size - n_first - n_real < 1:
+            raise BoneScreenError(
+                f"a batch of {self.batch_size} holds {n_first} first-phantom and {n_real} labelled slices: "
+                "none is left for the realistic phantom (a larger batch or smaller shares)"
+            )
+
+    def batch_counts(self) -> tuple[int, int]:
+        """Slices per batch from the first phantom and from the labelled CT: each share rounded, at least
+        one where the share is above 0 (a share that rounds to none would leave that data unused)."""
+
+        def count(share: float) -> int:
+            return max(1, round(self.batch_size * share)) if share > 0 else 0
+
+        return count(self.first_share), count(self.labelled_share) if self.labelled else 0
+
 
 def _dice(model: nn.Module, images: np.ndarray, marks: np.ndarray, device: torch.device) -> float:
     """Mean per-slice Dice of the mark (> 0.5) against ``marks`` (MARK_IGNORE left out)."""
@@ -288,7 +328,7 @@ def _dice(model: nn.Module, images: np.ndarray, marks: np.ndarray, device: torch
 def _plan_json(plan: StreamPlan) -> dict:
     """The plan as JSON: labelled CT by name and image path."""
     doc = {k: v for k, v in vars(plan).items() if k not in ("log", "labelled")}
-    doc["labelled"] = [{"name": c.name, "image": str(c.image)} for c in plan.labelled]
+    doc["labelled"] = [{"name": c.name, "image": str(Path(c.image).resolve())} for c in plan.labelled]
     return doc
 
 
@@ -338,13 +378,77 @@ def train_stream(out: str | os.PathLike, variants: list[Variant], plan: StreamPl
     """
     if not variants or len({v.name for v in variants}) != len(variants):
         raise BoneScreenError("give one or more variants with distinct names")
+    plan.check()
+    n_first, n_real = plan.batch_counts()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BoneScreenError("is a file, not a folder", out)
+    # everything that can fail on the user's input is read before the generator processes start
+    models, optims, gens = {}, {}, {}
+    for v in variants:
+        if v.init:
+            m, _ = load_model(v.init, device)
+            if m.model_name != "msnet-small":
+                raise BoneScreenError(f"variant {v.name}: {v.init} holds a {m.model_name}, not msnet-small")
+        else:
+            torch.manual_seed(plan.seed)
+            m = create_model("msnet-small").to(device)
+        m.train()
+        models[v.name] = m.to(memory_format=torch.channels_last)
+        optims[v.name] = torch.optim.Adam(m.parameters(), lr=v.lr)
+        gens[v.name] = torch.Generator().manual_seed(plan.seed + zlib.crc32(v.name.encode()))
+    gen = torch.Generator().manual_seed(plan.seed)
+    real = None
+    if plan.labelled:
+        from ..data.datasets import LabelledSlices
+
+        slices = LabelledSlices(list(plan.labelled), slices_per_case=100000, augment=False)
+        real = GpuPool(len(slices.images), 512, device)
+        real.add(slices.images, slices.marks)
+    realistic = GpuPool(plan.capacity, 512, device)
+    first = GpuPool(max(64, plan.capacity // 4), 512, device)
     out.mkdir(parents=True, exist_ok=True)
+    amp = torch.bfloat16 if device.type == "cuda" else None
+    log = {"plan": _plan_json(plan), "variants": [vars(v) for v in variants]}
+    if real is not None:
+        log["labelled_slices"] = real.count
+    log.update(device=str(device), events=[], snapshots=[])
+
     t0 = time.time()
     deadline = t0 + plan.budget_s
     arrived: queue.Queue = queue.Queue()
     # workers start from a fork server: no copy of this process's CUDA state
     pool = ProcessPoolExecutor(plan.workers, mp_context=multiprocessing.get_context("forkserver"))
+    jobs, val_jobs = _submit(pool, plan, arrived)
+    try:
+        return _train(
+            out,
+            models,
+            optims,
+            gens,
+            gen,
+            variants,
+            plan,
+            device,
+            amp,
+            log,
+            pools=(realistic, first, real),
+            counts=(n_first, n_real),
+            arrived=arrived,
+            val_jobs=val_jobs,
+            t0=t0,
+            deadline=deadline,
+        )
+    finally:
+        _stop(pool, jobs)
+
+
+def _submit(pool: ProcessPoolExecutor, plan: StreamPlan, arrived: queue.Queue) -> tuple[list[Future], list[Future]]:
+    """Queue the generator jobs; each training job's slices go to ``arrived``. Returns (all jobs, validation jobs).
+
+    The queue is served in order: training jobs first (two rounds of every worker), then the validation
+    set, then training jobs to the end, so that few cores still start training soon.
+    """
 
     def deliver(kind: str):
         def done(f: Future) -> None:
@@ -353,8 +457,6 @@ def train_stream(out: str | os.PathLike, variants: list[Variant], plan: StreamPl
 
         return done
 
-    # The queue is served in order: training jobs first (two rounds of every worker), then the
-    # validation set, then training jobs to the end, so that few cores still start training soon.
     jobs: list[Future] = []
     val_jobs: list[Future] = []
     scene, case = 0, 0
@@ -374,37 +476,15 @@ def train_stream(out: str | os.PathLike, variants: list[Variant], plan: StreamPl
             f.add_done_callback(deliver("realistic"))
             scene += plan.scenes_per_job
         jobs.append(f)
-    jobs += val_jobs
+    return jobs + val_jobs, val_jobs
 
-    models, optims, gens = {}, {}, {}
-    for v in variants:
-        if v.init:
-            m, _ = load_model(v.init, device)
-            if m.model_name != "msnet-small":
-                raise BoneScreenError(f"variant {v.name}: {v.init} holds a {m.model_name}, not msnet-small")
-        else:
-            torch.manual_seed(plan.seed)
-            m = create_model("msnet-small").to(device)
-        m.train()
-        models[v.name] = m.to(memory_format=torch.channels_last)
-        optims[v.name] = torch.optim.Adam(m.parameters(), lr=v.lr)
-    gen = torch.Generator().manual_seed(plan.seed)
-    for v in variants:
-        gens[v.name] = torch.Generator().manual_seed(plan.seed + zlib.crc32(v.name.encode()))
-    realistic = GpuPool(plan.capacity, 512, device)
-    first = GpuPool(max(64, plan.capacity // 4), 512, device)
-    real = None
-    if plan.labelled:
-        from ..data.datasets import LabelledSlices
 
-        slices = LabelledSlices(list(plan.labelled), slices_per_case=100000, augment=False)
-        real = GpuPool(len(slices.images), 512, device)
-        real.add(slices.images, slices.marks)
-    amp = torch.bfloat16 if device.type == "cuda" else None
-    log = {"plan": _plan_json(plan), "variants": [vars(v) for v in variants]}
-    if real is not None:
-        log["labelled_slices"] = real.count
-    log.update(device=str(device), events=[], snapshots=[])
+def _train(
+    out, models, optims, gens, gen, variants, plan, device, amp, log, pools, counts, arrived, val_jobs, t0, deadline
+) -> dict:
+    """The training loop of :func:`train_stream` (its generator processes are stopped by the caller)."""
+    realistic, first, real = pools
+    n_first_wanted, n_real = counts
 
     def drain() -> None:
         while True:
@@ -420,7 +500,6 @@ def train_stream(out: str | os.PathLike, variants: list[Variant], plan: StreamPl
         drain()
         now = time.time()
         if now > deadline - 0.25 * plan.budget_s:
-            _stop(pool, jobs)
             raise BoneScreenError(
                 f"only {realistic.added} slices drawn after {now - t0:.0f} s with {plan.workers} workers: "
                 "too few cores for this budget"
@@ -435,8 +514,7 @@ def train_stream(out: str | os.PathLike, variants: list[Variant], plan: StreamPl
     while snapshots:
         drain()
         frac = (time.time() - start) / (deadline - start)
-        n_first = round(plan.batch_size * plan.first_share) if first.count else 0
-        n_real = round(plan.batch_size * plan.labelled_share) if real is not None else 0
+        n_first = n_first_wanted if first.count else 0
         parts = [realistic.sample(plan.batch_size - n_first - n_real, gen)]
         if n_first:
             parts.append(first.sample(n_first, gen))
@@ -487,7 +565,6 @@ def train_stream(out: str | os.PathLike, variants: list[Variant], plan: StreamPl
                 step,
                 now - t0,
             )
-    _stop(pool, jobs)
     log["total_s"] = round(time.time() - t0, 1)
     _write_log(out, log)
     return log
