@@ -42,6 +42,7 @@ from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file
 from .io.nifti import is_nifti_path, sidecar_path
 from .labels import CLASS_NAMES
 from .messages import status_confirmed
+from .threads import usable_cores
 
 SUMMARY_COLUMNS = [
     "study",
@@ -457,8 +458,9 @@ def run_batch(
     else:
         import torch
 
-        n = workers or (torch.cuda.device_count() or max(1, (os.cpu_count() or 2) // 2))
-        threads = max(1, (os.cpu_count() or 2) // n)
+        cores = usable_cores()
+        n = workers or (torch.cuda.device_count() or max(1, cores // 2))
+        threads = max(1, cores // n)
         cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=1,

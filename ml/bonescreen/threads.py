@@ -22,8 +22,11 @@ R = TypeVar("R")
 _inside = threading.local()
 
 
+@functools.lru_cache(maxsize=4)
 def _cgroup_cpu_limit(root: str = "/sys/fs/cgroup") -> float | None:
-    """CPUs a container's CPU quota allows (cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``), None without one."""
+    """CPUs a container's CPU quota allows (cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``), None without one.
+
+    Read once per process (:func:`cpu_workers` asks on every :func:`thread_map`)."""
     for quota_file, period_file in (
         (f"{root}/cpu.max", None),
         (f"{root}/cpu/cpu.cfs_quota_us", f"{root}/cpu/cpu.cfs_period_us"),

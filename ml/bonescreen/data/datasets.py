@@ -41,9 +41,14 @@ class _Augmented(Dataset):
         return np.random.default_rng([self.seed, self.epoch, index])
 
 
-def _uint8_input(hu: np.ndarray) -> np.ndarray:
+def uint8_input(hu: np.ndarray) -> np.ndarray:
     """MS-Net input (:func:`~bonescreen.preprocess.seg_input`) x 255 as uint8, any shape."""
     return np.round(seg_input(hu) * 255).astype(np.uint8)
+
+
+def evenly_spaced(n: int, count: int) -> np.ndarray:
+    """Up to ``count`` indices of ``range(n)`` spread evenly from the first to the last (sorted, unique)."""
+    return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int))
 
 
 class _SlicePairs(_Augmented):
@@ -106,9 +111,9 @@ class SegmentationSlices(_SlicePairs):
             volume, labels = rec.load(("levels", mark))
             truth = labels.get(mark, labels["levels"]) > 0
             nz = volume.shape[0]
-            picks = np.unique(np.linspace(0, nz - 1, min(slices_per_case, nz)).round().astype(int))
+            picks = evenly_spaced(nz, slices_per_case)
             hu = context_stack(volume.hu, volume.spacing[0], picks) if context else volume.hu[picks]
-            images.extend(_uint8_input(hu))
+            images.extend(uint8_input(hu))
             marks.extend(truth[picks].astype(np.uint8))
             self.index += [(rec.case_id, int(k)) for k in picks]
             if progress:
@@ -191,7 +196,7 @@ class LabelledSlices(_SlicePairs):
             ks = np.nonzero(truth.any(axis=(1, 2)))[0]
             if ks.size == 0:
                 continue
-            picks = np.unique(ks[np.linspace(0, ks.size - 1, min(slices_per_case, ks.size)).round().astype(int)])
+            picks = ks[evenly_spaced(ks.size, slices_per_case)]
             grid = NetGrid.for_slices(volume.hu.shape[1:], volume.spacing[1:])
             if context:
                 stack = context_stack(volume.hu, volume.spacing[0], picks)
@@ -199,7 +204,7 @@ class LabelledSlices(_SlicePairs):
             else:
                 hu = grid.to_net(volume.hu[picks], fill=-1024.0)
             mark = grid.to_net(truth[picks].astype(np.float32), fill=0.0) > 0.5
-            images.append(_uint8_input(hu))
+            images.append(uint8_input(hu))
             marks.append(mark.astype(np.uint8))
             self.index += [(case.name, int(k)) for k in picks]
         if not images:

@@ -29,10 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..atomic import write_text_atomic
 from ..checkpoint import load_model, save_checkpoint
 from ..errors import BoneScreenError, check_number
 from ..nets.registry import create_model
-from ..preprocess import MARK_IGNORE, SEG_WINDOW, preprocessing_config, seg_input
+from ..preprocess import MARK_IGNORE, SEG_WINDOW, preprocessing_config
 from ..threads import usable_cores
 from .loop import recalibrate_batchnorm
 
@@ -106,12 +107,15 @@ class GpuPool:
         self.capacity, self.count, self.added = capacity, 0, 0
 
     def add(self, images: np.ndarray, marks: np.ndarray) -> None:
-        """Append (n, size, size) uint8 images and marks."""
-        for image, mark in zip(images, marks, strict=True):
-            k = self.added % self.capacity
-            self.images[k] = torch.from_numpy(np.ascontiguousarray(image))
-            self.marks[k] = torch.from_numpy(np.ascontiguousarray(mark))
-            self.added += 1
+        """Append (n, size, size) uint8 images and marks (the last ``capacity`` of them when n is larger)."""
+        if len(images) != len(marks):
+            raise ValueError(f"{len(images)} images but {len(marks)} marks")
+        keep = min(len(images), self.capacity)
+        slots = torch.arange(self.added + len(images) - keep, self.added + len(images)) % self.capacity
+        slots = slots.to(self.images.device)
+        self.images[slots] = torch.from_numpy(np.ascontiguousarray(images[len(images) - keep :])).to(self.images.device)
+        self.marks[slots] = torch.from_numpy(np.ascontiguousarray(marks[len(marks) - keep :])).to(self.marks.device)
+        self.added += len(images)
         self.count = min(self.added, self.capacity)
 
     def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,13 +213,12 @@ def _realistic_job(seed: int, first: int, scenes: int) -> tuple[np.ndarray, np.n
 
 def _first_phantom_job(seed: int, index: int, per_case: int) -> tuple[np.ndarray, np.ndarray]:
     """``per_case`` slices of first-phantom case (seed, index), spread over its height (as train-seg)."""
+    from ..data.datasets import evenly_spaced, uint8_input
     from ..phantom.generate import make_case
 
     case = make_case(seed, index)
-    nz = case.hu.shape[0]
-    picks = np.unique(np.linspace(0, nz - 1, min(per_case, nz)).round().astype(int))
-    images = np.round(seg_input(case.hu[picks]) * 255).astype(np.uint8)
-    return images, (case.spine[picks] > 0).astype(np.uint8)
+    picks = evenly_spaced(case.hu.shape[0], per_case)
+    return uint8_input(case.hu[picks]), (case.spine[picks] > 0).astype(np.uint8)
 
 
 @dataclass
@@ -269,7 +272,6 @@ class StreamPlan:
     scenes_per_job: int = 3
     labelled: tuple = ()
     labelled_share: float = 0.25
-    log: list = field(default_factory=list)
 
     def check(self) -> None:
         """Refuse a plan that cannot run.
@@ -327,7 +329,7 @@ def _dice(model: nn.Module, images: np.ndarray, marks: np.ndarray, device: torch
 
 def _plan_json(plan: StreamPlan) -> dict:
     """The plan as JSON: labelled CT by name and image path."""
-    doc = {k: v for k, v in vars(plan).items() if k not in ("log", "labelled")}
+    doc = {k: v for k, v in vars(plan).items() if k != "labelled"}
     doc["labelled"] = [{"name": c.name, "image": str(Path(c.image).resolve())} for c in plan.labelled]
     return doc
 
@@ -379,7 +381,7 @@ def train_stream(out: str | os.PathLike, variants: list[Variant], plan: StreamPl
     if not variants or len({v.name for v in variants}) != len(variants):
         raise BoneScreenError("give one or more variants with distinct names")
     plan.check()
-    n_first, n_real = plan.batch_counts()
+    n_first_wanted, n_real = plan.batch_counts()
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BoneScreenError("is a file, not a folder", out)
@@ -420,25 +422,91 @@ def train_stream(out: str | os.PathLike, variants: list[Variant], plan: StreamPl
     # workers start from a fork server: no copy of this process's CUDA state
     pool = ProcessPoolExecutor(plan.workers, mp_context=multiprocessing.get_context("forkserver"))
     jobs, val_jobs = _submit(pool, plan, arrived)
+
+    def drain() -> None:
+        while True:
+            try:
+                kind, (images, marks) = arrived.get_nowait()
+            except queue.Empty:
+                return
+            (first if kind == "first" else realistic).add(images, marks)
+
+    # the generator processes are stopped however the run ends (an error here would otherwise wait on them)
     try:
-        return _train(
-            out,
-            models,
-            optims,
-            gens,
-            gen,
-            variants,
-            plan,
-            device,
-            amp,
-            log,
-            pools=(realistic, first, real),
-            counts=(n_first, n_real),
-            arrived=arrived,
-            val_jobs=val_jobs,
-            t0=t0,
-            deadline=deadline,
-        )
+        last_report = t0
+        while realistic.count < 2 * plan.batch_size:
+            time.sleep(0.5)
+            drain()
+            now = time.time()
+            if now > deadline - 0.25 * plan.budget_s:
+                raise BoneScreenError(
+                    f"only {realistic.added} slices drawn after {now - t0:.0f} s with {plan.workers} workers: "
+                    "too few cores for this budget"
+                )
+            if now - last_report > 15:
+                last_report = now
+                print(json.dumps({"t_s": round(now - t0, 1), "waiting_for_slices": realistic.added}), flush=True)
+        start = time.time()
+        log["first_batch_after_s"] = round(start - t0, 1)
+        snapshots = sorted(plan.snapshots)
+        step, losses, last_report = 0, {v.name: [] for v in variants}, start
+        while snapshots:
+            drain()
+            frac = (time.time() - start) / (deadline - start)
+            n_first = n_first_wanted if first.count else 0
+            parts = [realistic.sample(plan.batch_size - n_first - n_real, gen)]
+            if n_first:
+                parts.append(first.sample(n_first, gen))
+            if n_real:
+                parts.append(real.sample(n_real, gen))
+            images = torch.cat([p[0] for p in parts])
+            marks = torch.cat([p[1] for p in parts])
+            for v in variants:
+                x, y = augment_batch(images, marks, gens[v.name], v.intensity)
+                opt = optims[v.name]
+                for group in opt.param_groups:
+                    group["lr"] = time_lr(min(frac, 1.0), v.lr)
+                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                    pred = models[v.name](x.contiguous(memory_format=torch.channels_last)).float()
+                keep = (y != MARK_IGNORE).float()
+                loss = ((pred - y).abs() * keep).sum() / keep.sum().clamp(min=1.0)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses[v.name].append(float(loss.detach()))
+            step += 1
+            now = time.time()
+            if now - last_report > 30 or step == 1:
+                last_report = now
+                event = {
+                    "t_s": round(now - t0, 1),
+                    "step": step,
+                    "realistic_slices": realistic.added,
+                    "first_slices": first.added,
+                    "loss": {k: round(float(np.mean(v[-50:])), 4) for k, v in losses.items()},
+                }
+                log["events"].append(event)
+                print(json.dumps(event), flush=True)
+            if frac >= snapshots[0]:
+                pct = round(snapshots.pop(0) * 100)
+                _snapshot(
+                    out,
+                    models,
+                    {v.name: v for v in variants},
+                    realistic,
+                    first,
+                    gen,
+                    device,
+                    plan,
+                    val_jobs,
+                    log,
+                    pct,
+                    step,
+                    now - t0,
+                )
+        log["total_s"] = round(time.time() - t0, 1)
+        _write_log(out, log)
+        return log
     finally:
         _stop(pool, jobs)
 
@@ -479,97 +547,6 @@ def _submit(pool: ProcessPoolExecutor, plan: StreamPlan, arrived: queue.Queue) -
     return jobs + val_jobs, val_jobs
 
 
-def _train(
-    out, models, optims, gens, gen, variants, plan, device, amp, log, pools, counts, arrived, val_jobs, t0, deadline
-) -> dict:
-    """The training loop of :func:`train_stream` (its generator processes are stopped by the caller)."""
-    realistic, first, real = pools
-    n_first_wanted, n_real = counts
-
-    def drain() -> None:
-        while True:
-            try:
-                kind, (images, marks) = arrived.get_nowait()
-            except queue.Empty:
-                return
-            (first if kind == "first" else realistic).add(images, marks)
-
-    last_report = t0
-    while realistic.count < 2 * plan.batch_size:
-        time.sleep(0.5)
-        drain()
-        now = time.time()
-        if now > deadline - 0.25 * plan.budget_s:
-            raise BoneScreenError(
-                f"only {realistic.added} slices drawn after {now - t0:.0f} s with {plan.workers} workers: "
-                "too few cores for this budget"
-            )
-        if now - last_report > 15:
-            last_report = now
-            print(json.dumps({"t_s": round(now - t0, 1), "waiting_for_slices": realistic.added}), flush=True)
-    start = time.time()
-    log["first_batch_after_s"] = round(start - t0, 1)
-    snapshots = sorted(plan.snapshots)
-    step, losses, last_report = 0, {v.name: [] for v in variants}, start
-    while snapshots:
-        drain()
-        frac = (time.time() - start) / (deadline - start)
-        n_first = n_first_wanted if first.count else 0
-        parts = [realistic.sample(plan.batch_size - n_first - n_real, gen)]
-        if n_first:
-            parts.append(first.sample(n_first, gen))
-        if n_real:
-            parts.append(real.sample(n_real, gen))
-        images = torch.cat([p[0] for p in parts])
-        marks = torch.cat([p[1] for p in parts])
-        for v in variants:
-            x, y = augment_batch(images, marks, gens[v.name], v.intensity)
-            opt = optims[v.name]
-            for group in opt.param_groups:
-                group["lr"] = time_lr(min(frac, 1.0), v.lr)
-            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                pred = models[v.name](x.contiguous(memory_format=torch.channels_last)).float()
-            keep = (y != MARK_IGNORE).float()
-            loss = ((pred - y).abs() * keep).sum() / keep.sum().clamp(min=1.0)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses[v.name].append(float(loss.detach()))
-        step += 1
-        now = time.time()
-        if now - last_report > 30 or step == 1:
-            last_report = now
-            event = {
-                "t_s": round(now - t0, 1),
-                "step": step,
-                "realistic_slices": realistic.added,
-                "first_slices": first.added,
-                "loss": {k: round(float(np.mean(v[-50:])), 4) for k, v in losses.items()},
-            }
-            log["events"].append(event)
-            print(json.dumps(event), flush=True)
-        if frac >= snapshots[0]:
-            pct = round(snapshots.pop(0) * 100)
-            _snapshot(
-                out,
-                models,
-                {v.name: v for v in variants},
-                realistic,
-                first,
-                gen,
-                device,
-                plan,
-                val_jobs,
-                log,
-                pct,
-                step,
-                now - t0,
-            )
-    log["total_s"] = round(time.time() - t0, 1)
-    _write_log(out, log)
-    return log
-
-
 def _stop(pool: ProcessPoolExecutor, jobs: list[Future]) -> None:
     """Cancel the jobs not started and end the generator processes (their slices are no longer needed)."""
     for f in jobs:
@@ -606,6 +583,4 @@ def _snapshot(out, models, variants, realistic, first, gen, device, plan, val_jo
 
 
 def _write_log(out: Path, log: dict) -> None:
-    tmp = out / "stream_log.json.tmp"
-    tmp.write_text(json.dumps(log, indent=1))
-    os.replace(tmp, out / "stream_log.json")
+    write_text_atomic(out / "stream_log.json", json.dumps(log, indent=1))
