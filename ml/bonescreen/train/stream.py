@@ -109,7 +109,7 @@ class GpuPool:
     def add(self, images: np.ndarray, marks: np.ndarray) -> None:
         """Append (n, size, size) uint8 images and marks (the last ``capacity`` of them when n is larger)."""
         if len(images) != len(marks):
-            raise ValueError(f"{len(images)} images but {len(marks)} marks")
+            raise BoneScreenError(f"{len(images)} images but {len(marks)} marks")
         keep = min(len(images), self.capacity)
         slots = torch.arange(self.added + len(images) - keep, self.added + len(images)) % self.capacity
         slots = slots.to(self.images.device)
