@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -123,9 +124,18 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("bonescreen: error:") and "cases.csv" in err and "\n" not in err
 
 
-def test_python_dash_m():
+def test_python_dash_m(tmp_path):
     out = subprocess.run([sys.executable, "-m", "bonescreen", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("bonescreen ")
+    # a folder named bonescreen where the command runs (an output folder; helper-49) is a namespace package on the
+    # path; the installed package must still be the one imported. Run as installed: without the test's PYTHONPATH,
+    # which would put the package ahead of that folder whatever the install did
+    (tmp_path / "bonescreen").mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "-m", "bonescreen", "--version"], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert out.returncode == 0 and out.stdout.startswith("bonescreen "), out.stderr[-300:]
 
 
 def test_phantom_refuses_a_file_as_folder_and_realistic_options_without_realistic(tmp_path, capsys):
