@@ -64,7 +64,9 @@ class Vertebra:
     iliac_plates: bool = False  # long bony plates on both sides (thin iliac wings; see _plate_length_mm)
     ribs_counted: bool = False  # in the run of rib-bearing vertebrae the naming counts (_rib_run)
 
-    def evidence(self, spacing: tuple[float, float, float], n_slices: int | None = None) -> dict:
+    def evidence(
+        self, spacing: tuple[float, float, float], n_slices: int | None = None, max_body_mm: float | None = None
+    ) -> dict:
         """What the naming saw of this vertebra (for result.json).
 
         ``body_height_mm`` is the body's extent over the slices (mm). With ``n_slices`` (the volume's slice
@@ -73,8 +75,14 @@ class Vertebra:
         vertebrae that reaches the top of the view, none beside iliac bone, :func:`_rib_run`);
         ``rib_like_bone`` says that small pieces of bone like ribs lay beside it, counted or not (an iliac
         crest beside L5, a calcified vessel), where no iliac bone lies beside it (there they are the ilium's).
+        With ``n_slices`` and ``max_body_mm`` (:class:`LevelSettings`), ``rib_like_bone`` is None (not assessed)
+        when the series covers less than one vertebral body: too few slices to tell a rib's head from a
+        transverse process, as the naming's note says (helper-49: a three-slice series read ``false`` beside
+        ribs in view).
         """
         cut = n_slices is not None and (self.body_slices[0] <= 0 or self.body_slices[1] >= n_slices - 1)
+        too_short = n_slices is not None and max_body_mm is not None and n_slices * spacing[0] < max_body_mm
+        rib_like = None if too_short else bool(self.ribs and not (self.iliac or self.iliac_plates))
         return {
             "name": self.name,
             "slices": [int(self.slices[0]), int(self.slices[1])],
@@ -82,7 +90,7 @@ class Vertebra:
             "body_cut_by_scan_edge": bool(cut),
             "width_mm": round(float(self.width_mm), 1),
             "ribs": bool(self.ribs_counted),
-            "rib_like_bone": bool(self.ribs and not (self.iliac or self.iliac_plates)),
+            "rib_like_bone": rib_like,
             "iliac_bone_beside": bool(self.iliac or self.iliac_plates),
             "sacroiliac_joints": bool(self.sacroiliac),
         }
