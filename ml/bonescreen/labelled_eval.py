@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from scipy import ndimage
 
 from .data.labelled import LabelledCT
 from .fracture import body_heights
@@ -55,7 +56,8 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
     Returns
     -------
     dict
-        ``case``, ``dice`` (the mark against every given vertebra, all slices), ``given`` and ``found`` (each
+        ``case``, ``dice`` (the mark against every given vertebra, all slices), ``given`` (the names of the given
+        vertebrae from the lowest up, ``unnamed id N`` for an id without a BoneScreen name) and ``found`` (each
         vertebra found: its name, the given vertebra it mostly covers, slices, ribs, trabecular HU and body
         heights in mm), ``named_right``, ``given_found``, the naming ``rule``, ``certain`` and ``notes``, the
         scan's density ``calibration``, ``seconds``; and, for figures, ``_volume``, ``_mark`` and ``_truth``.
@@ -70,7 +72,14 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
     t0 = time.perf_counter()
     seg = screener.segment(volume)
     seconds = time.perf_counter() - t0
-    given = sorted({case.name_of(v) for v in np.unique(truth) if v})
+    # the given vertebrae from the lowest up (by their centres along z), one entry per id: ids without a BoneScreen
+    # name (DESIGN.md 21-255, as cervical vertebrae map) each keep their own entry, not one "?" for all
+    ids = [int(v) for v in np.unique(truth) if v]
+    heights = ndimage.center_of_mass(truth > 0, truth, ids) if ids else []
+    given = [
+        name if (name := case.name_of(v)) != "?" else f"unnamed id {v}"
+        for _, v in sorted(zip([h[0] for h in heights], ids, strict=True))
+    ]
     found = []
     for v in seg.vertebrae:
         own = seg.vertebra_map == v.index + 1  # this vertebra's own voxels

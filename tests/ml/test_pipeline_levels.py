@@ -328,10 +328,10 @@ def test_an_arch_parted_from_its_body_joins_it_and_other_pieces_are_left_out_wit
     # three slices cannot show ribs or the sacrum: said (helper-36: "no ribs" beside ribs in view)
     assert any(n.startswith("the series covers 3 mm, less than one vertebral body") for n in split.notes)
     # ...and the evidence says rib-like bone was not assessed, not that none lay beside it (helper-49: false)
-    seen = split.vertebrae[0].evidence(spacing, nz, LevelSettings().max_body_mm)
+    seen = split.vertebrae[0].evidence(spacing, nz)
     assert seen["rib_like_bone"] is None and seen["ribs"] is False
     tall = split_levels(np.repeat(mask, 20, axis=0), spacing, np.repeat(hu, 20, axis=0), top_level=1)
-    assert tall.vertebrae[0].evidence(spacing, 60, LevelSettings().max_body_mm)["rib_like_bone"] is False
+    assert tall.vertebrae[0].evidence(spacing, 60)["rib_like_bone"] is False
     # read only as far as the arch, it stays out too
     near = split_levels(mask, spacing, hu, top_level=1, settings=LevelSettings(detached_reach_mm=3.0))
     assert not near.labels[arch].any()

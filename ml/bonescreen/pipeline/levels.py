@@ -63,10 +63,9 @@ class Vertebra:
     rib_side: int = 0  # a rib seen on one side only: its sign, and 2 when strong (see _pair_ribs)
     iliac_plates: bool = False  # long bony plates on both sides (thin iliac wings; see _plate_length_mm)
     ribs_counted: bool = False  # in the run of rib-bearing vertebrae the naming counts (_rib_run)
+    ribs_assessed: bool = True  # False where the series is too short to tell ribs (see _name)
 
-    def evidence(
-        self, spacing: tuple[float, float, float], n_slices: int | None = None, max_body_mm: float | None = None
-    ) -> dict:
+    def evidence(self, spacing: tuple[float, float, float], n_slices: int | None = None) -> dict:
         """What the naming saw of this vertebra (for result.json).
 
         ``body_height_mm`` is the body's extent over the slices (mm). With ``n_slices`` (the volume's slice
@@ -75,14 +74,12 @@ class Vertebra:
         vertebrae that reaches the top of the view, none beside iliac bone, :func:`_rib_run`);
         ``rib_like_bone`` says that small pieces of bone like ribs lay beside it, counted or not (an iliac
         crest beside L5, a calcified vessel), where no iliac bone lies beside it (there they are the ilium's).
-        With ``n_slices`` and ``max_body_mm`` (:class:`LevelSettings`), ``rib_like_bone`` is None (not assessed)
-        when the series covers less than one vertebral body: too few slices to tell a rib's head from a
-        transverse process, as the naming's note says (helper-49: a three-slice series read ``false`` beside
-        ribs in view).
+        ``rib_like_bone`` is None (not assessed) where the naming found no landmark on a series too short to
+        tell a rib's head from a transverse process (``ribs_assessed``, :func:`_name`), as its note says
+        (helper-49: a three-slice series read ``false`` beside ribs in view).
         """
         cut = n_slices is not None and (self.body_slices[0] <= 0 or self.body_slices[1] >= n_slices - 1)
-        too_short = n_slices is not None and max_body_mm is not None and n_slices * spacing[0] < max_body_mm
-        rib_like = None if too_short else bool(self.ribs and not (self.iliac or self.iliac_plates))
+        rib_like = bool(self.ribs and not (self.iliac or self.iliac_plates)) if self.ribs_assessed else None
         return {
             "name": self.name,
             "slices": [int(self.slices[0]), int(self.slices[1])],
@@ -1463,6 +1460,8 @@ def _name(
             f"the series covers {nz * dz:.0f} mm, less than one vertebral body: too little of the spine to tell a "
             "rib's head from a transverse process, or to see the sacrum"
         )
+        for v in vertebrae:
+            v.ribs_assessed = False
     upside_down = _upside_down(vertebrae, rule, s)
     if upside_down:
         certain = False

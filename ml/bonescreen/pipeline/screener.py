@@ -39,7 +39,7 @@ from .segment import iter_mark_volume
 
 #: Version of result.json's layout (README, "result.json"): the minor number grows with added fields,
 #: the major number when a field changes meaning or goes.
-RESULT_SCHEMA_VERSION = "1.7"
+RESULT_SCHEMA_VERSION = "2.0"
 #: How ``segmentation.naming_rule`` starts for labels given back as BoneScreen wrote them (``--labels``, unedited):
 #: the rule of the run that named them follows in brackets.
 OWN_LABELS_RULE = "given by the user: BoneScreen's own labels, unedited"
@@ -445,10 +445,7 @@ class Screener:
                 else "given by the user",
                 "vertebrae": [v.name for v in seg.vertebrae] if seg is not None else None,
                 "naming_certain": bool(certain),
-                "evidence": [
-                    v.evidence(volume.spacing, volume.hu.shape[0], self.level_settings.max_body_mm)
-                    for v in seg.vertebrae
-                ]
+                "evidence": [v.evidence(volume.spacing, volume.hu.shape[0]) for v in seg.vertebrae]
                 if seg is not None
                 else None,
                 "notes": notes,
