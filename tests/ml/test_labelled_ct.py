@@ -125,6 +125,12 @@ def test_evaluate_scores_a_folder_of_labelled_ct(tmp_path, small_case, capsys):
     """`evaluate FOLDER --layout` scores MS-Net's mark and the names on the user's own labelled scans (issue "Real
     CT", item 6); without --layout the folder's layout is named in the error (helper-32: "no cases.csv" only)."""
     _nnunet_folder(tmp_path / "mine", small_case)
+    # two ids without a BoneScreen name (VerSe's C5 and C3: DESIGN.md's unnamed 25 and 23), C3 above C5, in a corner
+    labels_file = tmp_path / "mine" / "labelsTr" / "spine_001.nii.gz"
+    given = np.asarray(nib.load(labels_file).dataobj).copy()  # (x, y, z), z from the feet up
+    nz = given.shape[2]
+    given[:6, :6, nz - 4 : nz - 2], given[:6, :6, nz - 2 :] = 5, 3
+    nib.save(nib.Nifti1Image(given, nib.load(labels_file).affine), labels_file)
     (tmp_path / "mine" / "labelsTr" / "spine_002.nii.gz").write_bytes(b"not a nifti")  # a broken pair is skipped
     (tmp_path / "mine" / "imagesTr" / "spine_002_0000.nii.gz").write_bytes(b"not a nifti")
     assert main(["evaluate", str(tmp_path / "mine"), "--out", str(tmp_path / "e")]) == 2
@@ -137,7 +143,9 @@ def test_evaluate_scores_a_folder_of_labelled_ct(tmp_path, small_case, capsys):
     assert code == 1 and "spine_002" in metrics["failed"] and "spine_002: skipped" in out.err
     (row,) = metrics["cases"]
     assert row["case"] == "spine_001" and row["dice"] > 0.6 and metrics["mean_dice"] == row["dice"]
-    assert {"L1", "L5"} <= set(row["given"]) and row["named_right"] >= 4
+    assert row["named_right"] >= 4
+    # the given vertebrae from the lowest up, each unnamed id its own entry (helper-51: one "?" for C5-C7, text order)
+    assert row["given"] == ["L5", "L4", "L3", "L2", "L1", "unnamed id 25", "unnamed id 23"]
     assert "spine_001: Dice" in out.out and metrics["unpaired"] == []
 
 
