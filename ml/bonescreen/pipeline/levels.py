@@ -43,6 +43,9 @@ from ..metal import metal_mask, without_metal
 from .level_settings import LevelSettings
 from .mark_repair import trim_filled_discs
 
+#: The naming's note where no landmark named the levels (the series long enough to show one).
+NO_LANDMARK_NOTE = "level names are uncertain: neither the sacrum nor ribs were found"
+
 
 @dataclass
 class Vertebra:
@@ -1455,10 +1458,13 @@ def _name(
     """
     names, rule, certain, notes = _name_by_rules(vertebrae, top_level, nz, s, skip_after)
     if rule.startswith("top vertebra in view") and nz * dz < s.max_body_mm:
-        # (helper-36: a three-slice series with ribs in view was said to have "no ribs")
+        # (helper-36: a three-slice series with ribs in view was said to have "no ribs"; helper-51: "neither the
+        # sacrum nor ribs were found" read as looked for and not there)
+        notes[:] = [n for n in notes if not n.startswith(NO_LANDMARK_NOTE)]
         notes.append(
-            f"the series covers {nz * dz:.0f} mm, less than one vertebral body: too little of the spine to tell a "
-            "rib's head from a transverse process, or to see the sacrum"
+            f"level names are uncertain: the series covers {nz * dz:.0f} mm, under the {s.max_body_mm:.0f} mm one "
+            "vertebra can span: too little of the spine to tell a rib's head from a transverse process, or to see "
+            "the sacrum"
         )
         for v in vertebrae:
             v.ribs_assessed = False
@@ -1638,6 +1644,6 @@ def _name_by_rules(
     rule = f"top vertebra in view taken as L{top} (no sacrum or ribs to count from)"
     certain = top_level is not None
     if not certain:
-        notes.append("level names are uncertain: neither the sacrum nor ribs were found to count from")
+        notes.append(f"{NO_LANDMARK_NOTE} to count from")
     names = {i: (f"L{top + (n - 1 - i)}" if top + (n - 1 - i) <= 5 else "S?") for i in range(n)}
     return names, rule, certain, notes
