@@ -337,33 +337,39 @@ def _lateral_bone(
         )
         rib = []
         iliac, joint, plate = [], [], []
-        if metal is not None and _metal_near(metal[k], (cy, cx), body_half, (dy, dx), s):
-            streaked += 1
-            streaks = True
-        else:
-            streaks = False
-        for side in (-1, 1):
-            near = [cx + side * (body_half + d) / dx for d in s.rib_search_mm]
-            far = [near[0], cx + side * (body_half + s.iliac_search_mm) / dx]
-            near_cols = slice(max(int(min(near)), 0), max(int(max(near)), 0))
-            far_cols = slice(max(int(min(far)), 0), max(int(max(far)), 0))
-            iliac.append(
-                _bone_area_mm2(hu[k], mask[k], wide_rows, far_cols, (dy, dx), min_hu=s.iliac_min_hu, largest=True)
-                > s.iliac_area_mm2
-            )
-            if plates:
-                plate.append(_plate_length_mm(hu[k], mask[k], wide_rows, far_cols, (dy, dx), s) >= s.iliac_length_mm)
+        streaks = metal is not None and _metal_near(metal[k], (cy, cx), body_half, (dy, dx), s)
+        streaked += streaks
+        near_cols = [
+            slice(max(int(min(near)), 0), max(int(max(near)), 0))
+            for near in ([cx + side * (body_half + d) / dx for d in s.rib_search_mm] for side in (-1, 1))
+        ]
+        # lung beside the body: a thoracic slice, where long rib arcs are no iliac wings and no joints (not read)
+        thoracic = _lung_beside(hu[k], rows, near_cols, (dy, dx), s)
+        for side, cols in zip((-1, 1), near_cols, strict=True):
+            far = cx + side * (body_half + s.iliac_search_mm) / dx
+            far_cols = slice(max(int(min(cols.start, far)), 0), max(int(max(cols.stop, far)), 0))
             area = _bone_area_mm2(
                 hu[k],
                 mask[k],
                 rows,
-                near_cols,
+                cols,
                 (dy, dx),
                 min_hu=s.rib_min_hu,
                 within_mm=s.rib_near_mm,
                 behind_row=cy + s.behind_mm / dy,
             )
             rib.append(s.rib_area_mm2[0] < area < s.rib_area_mm2[1])
+            if thoracic:
+                iliac.append(False)
+                joint.append(False)
+                plate += [False] if plates else []
+                continue
+            iliac.append(
+                _bone_area_mm2(hu[k], mask[k], wide_rows, far_cols, (dy, dx), min_hu=s.iliac_min_hu, largest=True)
+                > s.iliac_area_mm2
+            )
+            if plates:
+                plate.append(_plate_length_mm(hu[k], mask[k], wide_rows, far_cols, (dy, dx), s) >= s.iliac_length_mm)
             joint.append(
                 _bone_area_mm2(
                     hu[k],
@@ -379,9 +385,6 @@ def _lateral_bone(
                 )
                 > s.si_area_mm2
             )
-        if _lung_beside(hu[k], rows, (cx, body_half), (dy, dx), s):
-            # lung beside the body: a thoracic slice, where long rib arcs are no iliac wings and no joints
-            iliac, joint, plate = [False, False], [False, False], [False, False] if plates else []
         iliac_hits += all(iliac)  # the pelvis is on both sides
         plate_hits += bool(plate) and all(plate)
         joint_hits += all(joint)
@@ -420,30 +423,27 @@ def _metal_near(metal: np.ndarray, centre: tuple[float, float], body_half: float
     return bool(metal[rows, cols].any())
 
 
-def _lung_beside(hu: np.ndarray, rows: slice, centre: tuple[float, float], spacing_yx, s: LevelSettings) -> bool:
-    """Whether aerated lung lies beside a vertebral body in one slice (the rib search window, either side).
+def _lung_beside(hu: np.ndarray, rows: slice, windows: list[slice], spacing_yx, s: LevelSettings) -> bool:
+    """Whether aerated lung lies beside a vertebral body in one slice: in the rib search window, either side.
 
-    ``rows`` are the rib search rows, ``centre`` the body's deepest column and half width (mm). Lung is HU below
-    ``lung_max_hu`` over ``lung_area_mm2`` on one side within ``rib_search_mm`` of the body's edge: the lungs
-    lie against the thoracic bodies behind their middle (Gray's Anatomy), the pelvis and the lumbar spine's
-    paravertebral muscles hold none, and bowel gas lies in front of the psoas muscles, out of this window.
+    ``rows`` are the rib search rows and ``windows`` the columns of the two sides' windows (within
+    ``rib_search_mm`` of the body's edge). Lung is HU below ``lung_max_hu`` over ``lung_area_mm2`` on one side:
+    the lungs lie against the thoracic bodies behind their middle (Gray's Anatomy), the pelvis and the lumbar
+    spine's paravertebral muscles hold none, and bowel gas lies in front of the psoas muscles, out of this window.
     Air that reaches the slice's edge is not lung: the air round the patient, or the padding outside a small
     field of view (a dedicated spine CT's), which may fall in the window.
     """
-    cx, body_half = centre
-    dy, dx = spacing_yx
+    pixel_mm2 = spacing_yx[0] * spacing_yx[1]
     inside = None
-    for side in (-1, 1):
-        near = [cx + side * (body_half + d) / dx for d in s.rib_search_mm]
-        cols = slice(max(int(min(near)), 0), max(int(max(near)), 0))
+    for cols in windows:
         air = hu[rows, cols] < s.lung_max_hu
-        if np.count_nonzero(air) * dy * dx <= s.lung_area_mm2:
+        if np.count_nonzero(air) * pixel_mm2 <= s.lung_area_mm2:
             continue
         if inside is None:  # air pieces of the whole slice that do not reach its edge
             pieces, _ = ndimage.label(hu < s.lung_max_hu)
             edge = np.unique(np.concatenate([pieces[0], pieces[-1], pieces[:, 0], pieces[:, -1]]))
             inside = ~np.isin(pieces, edge)
-        if np.count_nonzero(air & inside[rows, cols]) * dy * dx > s.lung_area_mm2:
+        if np.count_nonzero(air & inside[rows, cols]) * pixel_mm2 > s.lung_area_mm2:
             return True
     return False
 
