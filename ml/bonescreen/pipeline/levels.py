@@ -345,12 +345,14 @@ def _lateral_bone(
         ]
         # lung beside the body: a thoracic slice, where long rib arcs are no iliac wings and no joints (not read)
         thoracic = _lung_beside(hu[k], rows, near_cols, (dy, dx), s)
+        # a rib's section the mark holds apart from the vertebra is read as bone beside it, for the ribs only
+        beside = _rib_sections_held(mask[k], hu[k], cx, body_half / dx, (dy, dx), s)
         for side, cols in zip((-1, 1), near_cols, strict=True):
             far = cx + side * (body_half + s.iliac_search_mm) / dx
             far_cols = slice(max(int(min(cols.start, far)), 0), max(int(max(cols.stop, far)), 0))
             area = _bone_area_mm2(
                 hu[k],
-                mask[k],
+                beside,
                 rows,
                 cols,
                 (dy, dx),
@@ -410,6 +412,70 @@ def _lateral_bone(
         one_side,
         plate_hits >= max(1, s.iliac_fraction * len(ks)),
     )
+
+
+#: How far (mm) a piece of the mark in one slice lies from the vertebra's other pieces, at the least, to be read as a
+#: rib the mark holds by mistake (:func:`_rib_sections_held`): a rib's section beside T11-T12 lies 9-15 mm from the
+#: body and the transverse process; the breaks that partial volume makes within a vertebra's mark (a transverse
+#: process's tip) are 1-3 pixels wide.
+RIB_ISLAND_GAP_MM = 5.0
+
+
+def _rib_sections_held(
+    mask: np.ndarray, hu: np.ndarray, cx: float, half_cols: float, spacing_yx: tuple[float, float], s: LevelSettings
+) -> np.ndarray:
+    """One slice's mark (bool (y, x)) without the pieces that hold a rib's section apart from the vertebra.
+
+    In an axial slice every part of a vertebra's mark meets the band of columns within ``half_cols`` of the body's
+    centre ``cx`` (the body, and the arch through the lamina and the spinous process), or lies close to a piece
+    that does (a transverse process parted from the arch by partial volume). A piece wholly outside the band, at
+    least :data:`RIB_ISLAND_GAP_MM` from every piece that meets it, whose bone (HU above ``rib_min_hu``, with the
+    piece itself) is one small section, at most ``rib_area_mm2``'s upper bound, is a rib's section that the mark
+    holds by mistake. The rib search excludes the mark, so such a piece hid the rib it holds: on the T11-T12
+    series of ../shared/data, a mark that held T12's rib left 11 mm2 of it where 43 mm2 lie, and T12 was named
+    L2. A piece on a larger bone (part of an iliac wing, a long arc of rib the mark follows) stays in the mark:
+    read as bone, its whole would pass for an iliac wing or be too large for a rib, and hide the ribs the rest
+    of the slice shows.
+    """
+    pieces, n = ndimage.label(mask)
+    if n < 2:
+        return mask
+    lo, hi = max(int(np.floor(cx - half_cols)), 0), max(int(np.ceil(cx + half_cols)) + 1, 0)
+    central = np.isin(np.arange(n + 1), np.unique(pieces[:, lo:hi]))
+    central[0] = False
+    candidate = ~central
+    candidate[0] = False
+    if not candidate.any() or not central.any():
+        return mask
+    # read within a box round the candidates, as wide as the gap and a rib's section
+    pixel_mm2 = spacing_yx[0] * spacing_yx[1]
+    pad = int(np.ceil(max(RIB_ISLAND_GAP_MM, np.sqrt(s.rib_area_mm2[1])) / min(spacing_yx))) + 1
+    rows, cols = np.nonzero(candidate[pieces])
+    box = (
+        slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
+        slice(max(cols.min() - pad, 0), cols.max() + pad + 1),
+    )
+    local = pieces[box]
+    near_central = central[local]
+    if near_central.any():
+        distance = ndimage.distance_transform_edt(~near_central, sampling=spacing_yx)
+        closest = np.asarray(ndimage.minimum(distance, local, np.arange(n + 1)))
+        candidate &= closest >= RIB_ISLAND_GAP_MM
+    if not candidate.any():
+        return mask
+    # the bone each candidate lies on: connected bone above rib_min_hu, the piece included
+    bone_pieces, _ = ndimage.label((hu[box] > s.rib_min_hu) & ~near_central | candidate[local])
+    bone_area = np.bincount(bone_pieces.ravel()) * pixel_mm2
+    # bone that runs out of the box reaches further than a rib's section does: a larger bone
+    edge = np.unique(np.concatenate([bone_pieces[0], bone_pieces[-1], bone_pieces[:, 0], bone_pieces[:, -1]]))
+    bone_area[edge[edge > 0]] = np.inf
+    held = np.zeros(n + 1, bool)
+    for piece in np.nonzero(candidate)[0]:
+        on = np.unique(bone_pieces[local == piece])
+        held[piece] = bone_area[on[on > 0]].sum() <= s.rib_area_mm2[1]
+    if not held.any():
+        return mask
+    return mask & ~held[pieces]
 
 
 def _metal_near(metal: np.ndarray, centre: tuple[float, float], body_half: float, spacing_yx, s: LevelSettings) -> bool:
