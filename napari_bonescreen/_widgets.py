@@ -77,6 +77,7 @@ from ._convert import (
     labels_layer_data,
     volume_from_layer,
 )
+from ._level_names import show_level_names
 from ._screener_cache import get_screener
 
 BUNDLED = "bundled"
@@ -465,9 +466,7 @@ class SegmentWidget(_Base):
                 "segmented": True,
                 "notes": [own_labels_note(own)],  # shown with the result's flags, as on the command line
             }
-        data, meta, _ = labels_layer_data(vertebrae, layer, name, made)
-        self.last_layer = self.viewer.add_labels(data, **meta)
-        self.last_layer.events.paint.connect(_note_edit)
+        self._add_vertebrae(*labels_layer_data(vertebrae, layer, name, made)[:2])
         present = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k) or "no vertebra"
         said = f"Opened {Path(path).name} ({self.label_scheme.value} ids): {present}."
         if own:
@@ -475,6 +474,12 @@ class SegmentWidget(_Base):
                 "." if own["naming_certain"] else ": names not confirmed, check them."
             )
         self.status.setText(f"{said} Correct, then classify.")
+
+    def _add_vertebrae(self, data: np.ndarray, meta: dict) -> None:
+        """Add a labels layer of vertebrae (always a new one: edits elsewhere are kept), its names on the canvas."""
+        self.last_layer = self.viewer.add_labels(data, **meta)
+        self.last_layer.events.paint.connect(_note_edit)
+        show_level_names(self.viewer, self.last_layer)
 
     def reread(self) -> None:
         """Read the image layer's NIfTI again with the orientation the user chose; the layer is updated."""
@@ -581,8 +586,7 @@ class SegmentWidget(_Base):
                 "segmented": segmented,
             },
         )
-        self.last_layer = self.viewer.add_labels(data, **meta)  # always a new layer: edits elsewhere are kept
-        self.last_layer.events.paint.connect(_note_edit)
+        self._add_vertebrae(data, meta)
         present = [vertebra_name(k) for k in np.unique(labels) if k]
         lumbar = [n for n in present if n in LEVEL_NAMES.values()]
         found = f"{len(present)} vertebra(e) ({', '.join(present)}); lumbar: {', '.join(lumbar) or 'none'}"

@@ -356,6 +356,54 @@ def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_
     np.testing.assert_array_equal(image.data, load_ct(small_case_files / "nifti" / "ct.nii.gz").hu)
 
 
+def assert_names_beside(names, labels) -> None:
+    """Every vertebra of ``labels`` has its name on each slice that holds a tenth of its largest section or more,
+    beside it in x, and no other name stands."""
+    from bonescreen.labels import vertebra_name
+
+    data = np.asarray(labels.data)
+    ids = {vertebra_name(k): k for k in np.unique(data) if k}
+    area = {k: (data == k).sum(axis=(1, 2)) for k in ids.values()}  # each vertebra's section on each slice
+    wanted = {(z, n) for n, k in ids.items() for z in np.nonzero(area[k] >= 0.1 * area[k].max())[0]}
+    got = {(int(p[0]), n) for p, n in zip(names.data, names.features["name"], strict=True)}
+    assert got == wanted
+    for (z, _, x), name in zip(names.data, names.features["name"], strict=True):
+        assert x > np.nonzero(data[int(z)] == ids[name])[1].max()  # beside the vertebra on its slice, not over it
+    np.testing.assert_allclose(names.scale, labels.scale)
+    assert list(names.text.values) == list(names.features["name"])
+
+
+def test_names_follow_a_stroke_and_leave_with_their_labels_layer(make_napari_viewer, qtbot):
+    """A stroke that paints a new vertebra adds its name; removing the labels layer removes the names layer."""
+    from napari_bonescreen._convert import labels_layer_data
+    from napari_bonescreen._level_names import level_name_points, show_level_names
+
+    levels = np.zeros((12, 64, 64), np.uint8)
+    levels[0:5, 20:40, 10:30] = 5  # L5
+    levels[6:11, 20:40, 12:32] = 4  # L4
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros(levels.shape, np.float32), scale=(3.0, 0.8, 0.8))
+    data, meta, _ = labels_layer_data(levels, image, "levels")
+    labels = viewer.add_labels(data, **meta)
+    names = show_level_names(viewer, labels).layer
+    assert sorted(set(names.features["name"])) == ["L4", "L5"]
+    coords, said, colours = level_name_points(levels, (0.8, 0.8))
+    assert len(said) == 10 and colours[0].startswith("#")  # 5 slices each
+    assert coords[:, 2].min() == 29 + 8.0 / 0.8  # 8 mm beside L5's right edge (x 29)
+    np.testing.assert_allclose(coords[:, 1], 29.5)  # at the vertebra's mean row
+    both = levels.copy()
+    both[2, 30:40, 40:50] = 4  # L4's arch on a slice of L5: both names, one under the other, 12 mm apart
+    coords, said, _ = level_name_points(both, (0.8, 0.8))
+    on2 = {n: c for c, n in zip(coords, said, strict=True) if c[0] == 2}
+    assert on2["L4"][1] - on2["L5"][1] >= 12.0 / 0.8 and on2["L4"][2] == 49 + 8.0 / 0.8
+    labels.selected_label = 3
+    labels.paint((11, 30, 50), 3)  # L3 begun on the top slice: a stroke through napari's painting
+    qtbot.waitUntil(lambda: "L3" in set(names.features["name"]), timeout=5000)
+    assert_names_beside(names, labels)
+    viewer.layers.remove(labels)
+    assert names not in viewer.layers
+
+
 def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_names_them(make_napari_viewer, qtbot):
     """No sacrum and no ribs in view: counted from the top, the lowest vertebra gets no name.
 
@@ -384,6 +432,10 @@ def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_n
     ids = set(np.unique(labels.data)) - {0}
     assert ids == {1, 2, 3, 4, 5, UNNAMED_FIRST}, ids  # T12 taken for L1 ... L4 for L5, the real L5 unnamed
     assert "unnamed 1" in seg.status.text() and "uncertain" in seg.status.text()
+    # the names stand on the canvas beside their vertebrae, and follow the user's renaming (helper-53)
+    names = viewer.layers[f"{labels.name} names"]
+    assert viewer.layers.selection.active.name == labels.name  # the user paints on the vertebrae, not on their names
+    assert_names_beside(names, labels)
 
     cls.labels.value = labels
     # the new name starts as the chosen vertebra's own: Rename without a choice changes nothing (helper-32)
@@ -399,6 +451,8 @@ def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_n
     cls.new_name.value = 5
     cls.rename()
     assert set(np.unique(labels.data)) - {0} == {6, 1, 2, 3, 4, 5}
+    qtbot.waitUntil(lambda: set(names.features["name"]) == {"T12", "L1", "L2", "L3", "L4", "L5"}, timeout=5000)
+    assert_names_beside(names, labels)
     truth_l5 = case.levels == 5
     assert ((labels.data == 5) & truth_l5).sum() > 0.9 * truth_l5.sum()  # the name went to the right vertebra
 
