@@ -63,7 +63,7 @@ def level_name_points(
     if flat:
         data = data[None]
     dy, dx = (max(float(d), 1e-6) for d in spacing_yx_mm)
-    boxes = ndimage.find_objects(data.astype(np.int32, copy=False)) if data.size else []
+    boxes = ndimage.find_objects(data) if data.size else []  # uint8 as it is: a cast would copy the volume
     by_slice: dict[int, list[list]] = {}
     for vid, box in enumerate(boxes, start=1):
         if box is None or vid not in ALL_VERTEBRA_IDS:
