@@ -5,7 +5,8 @@ user scrolling through the slices wants to read at a glance which vertebra is wh
 pictures and Slicer's segment names show it. The names are a points layer of text only (no markers),
 one point per vertebra and slice, beside the vertebra on the side of increasing x (the patient's left,
 the screen's right in BoneScreen's orientation), in the vertebra's colour; several vertebrae on one slice
-(an arch running behind the body below) have their names one under the other. The layer follows the labels
+(an arch running behind the body below) have their names one under the other. In the 3-D view each name
+stands once, on its vertebra's middle slice. The layer follows the labels
 layer: a rename or shift in the Classify dock, a brush or fill stroke with another label value (an undo
 shows once the next edit is made: napari's undo sends no event); it is removed with the labels layer.
 """
@@ -109,6 +110,7 @@ class LevelNames:
         labels_layer.events.data.connect(self.schedule)
         labels_layer.events.paint.connect(self.schedule)
         viewer.layers.events.removed.connect(self._on_removed)
+        viewer.dims.events.ndisplay.connect(self.schedule)
         _LIVE.add(self)
         self.update()
 
@@ -128,6 +130,10 @@ class LevelNames:
             return
         scale = tuple(self.labels.scale)
         coords, names, colours = level_name_points(np.asarray(self.labels.data), (scale[-2], scale[-1]))
+        if self.viewer.dims.ndisplay == 3 and len(names):
+            # the 3-D view shows every point at once: each name once, on its vertebra's middle named slice
+            keep = [idx[len(idx) // 2] for idx in (np.flatnonzero(np.array(names) == n) for n in dict.fromkeys(names))]
+            coords, names, colours = coords[keep], [names[i] for i in keep], [colours[i] for i in keep]
         if self.layer is None or self.layer not in self.viewer.layers:
             self.layer = self.viewer.add_points(
                 coords,
@@ -156,6 +162,7 @@ class LevelNames:
         if self.layer is not None and self.layer in self.viewer.layers:
             self.viewer.layers.remove(self.layer)
         self.viewer.layers.events.removed.disconnect(self._on_removed)
+        self.viewer.dims.events.ndisplay.disconnect(self.schedule)
         _LIVE.discard(self)  # the removed labels layer is not kept alive
 
 

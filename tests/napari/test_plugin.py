@@ -400,6 +400,12 @@ def test_names_follow_a_stroke_and_leave_with_their_labels_layer(make_napari_vie
     labels.paint((11, 30, 50), 3)  # L3 begun on the top slice: a stroke through napari's painting
     qtbot.waitUntil(lambda: "L3" in set(names.features["name"]), timeout=5000)
     assert_names_beside(names, labels)
+    viewer.dims.ndisplay = 3  # every point shows at once in 3-D: each name once, on its vertebra's middle slice
+    qtbot.waitUntil(lambda: len(names.data) == 3, timeout=5000)
+    assert sorted(names.features["name"]) == ["L3", "L4", "L5"]
+    assert sorted(names.data[:, 0]) == [2, 8, 11]
+    viewer.dims.ndisplay = 2
+    qtbot.waitUntil(lambda: len(names.data) == 11, timeout=5000)
     viewer.layers.remove(labels)
     assert names not in viewer.layers
 
