@@ -9,7 +9,7 @@ from bonescreen.errors import BoneScreenError
 from bonescreen.io import CTVolume, SourceGrid
 from bonescreen.io.hu_scale import hu_scale_problem
 from bonescreen.io.volume import volume_from_ijk
-from bonescreen.labels import ALL_VERTEBRA_IDS, VERTEBRA_NAMES, as_level_labels, vertebra_color, vertebra_name
+from bonescreen.labels import ALL_VERTEBRA_IDS, as_level_labels, vertebra_color, vertebra_name
 
 #: Key of the layer metadata where BoneScreen keeps the CT's geometry.
 META_KEY = "bonescreen"
@@ -111,13 +111,13 @@ def labels_layer_data(labels: np.ndarray, image_layer, name: str, extra_meta: di
     """napari LayerData of a vertebra map on the image's grid, with names (features) and colours.
 
     ``labels`` holds the ids of DESIGN.md: level labels (1..5) or every vertebra found (T12 6,
-    sacrum 7, ..., unnamed 21+). Every named vertebra has a colour and a name in the layer, so a
+    sacrum 7, ..., unnamed 21+). Every vertebra id has a colour and a name in the layer, so a
     user who paints or relabels with another id sees what it means.
     """
     from napari.utils.colormaps import DirectLabelColormap
 
-    present = [int(k) for k in np.unique(labels) if k]
-    ids = sorted({*VERTEBRA_NAMES, *present})
+    # every id a vertebra may take: a value painted later (an unnamed 21-255 too) has its colour and name
+    ids = [k for k in ALL_VERTEBRA_IDS if k]
     meta = {
         "name": name,
         "scale": tuple(image_layer.scale),

@@ -1,14 +1,16 @@
-"""Vertebra names drawn on the canvas beside each vertebra of a labels layer, kept up with its edits.
+"""Vertebra names drawn on the canvas beside the vertebrae of a labels layer, kept up with its edits.
 
 napari's labels layer shows a vertebra's name only in the status bar under the cursor (its features); a
 user scrolling through the slices wants to read at a glance which vertebra is which, as the report's
-pictures and Slicer's segment names show it. The names are a points layer of text only (no markers),
-one point per vertebra and slice, beside the vertebra on the side of increasing x (the patient's left,
-the screen's right in BoneScreen's orientation), in the vertebra's colour; several vertebrae on one slice
+pictures and Slicer's segment names show it. The names are a points layer of text only (no markers), one
+point per vertebra and axial slice, in the vertebra's colour. On each slice the names stand in a column to
+the side of increasing x (the patient's left, the screen's right in BoneScreen's orientation), clear of
+every labelled voxel of that slice, each at its vertebra's mean row there; several vertebrae on one slice
 (an arch running behind the body below) have their names one under the other. In the 3-D view each name
-stands once, on its vertebra's middle slice. The layer follows the labels
-layer: a rename or shift in the Classify dock, a brush or fill stroke with another label value (an undo
-shows once the next edit is made: napari's undo sends no event); it is removed with the labels layer.
+stands once, on its vertebra's middle slice.
+
+The layer follows its labels layer: a rename or shift in the Classify dock, a brush or fill stroke, an undo
+or redo; it is shown and hidden with it and removed with it. A names layer the user deletes stays deleted.
 """
 
 from __future__ import annotations
@@ -20,36 +22,40 @@ from scipy import ndimage
 
 from bonescreen.labels import ALL_VERTEBRA_IDS, vertebra_color, vertebra_name
 
-#: The names' centres stand this far (mm) beside the vertebra's last voxel on the slice.
-NAME_GAP_MM = 8.0
-#: A name stands on the slices where its vertebra holds at least this share of its largest section: the tip of
-#: an arch or a speck the mark holds on a neighbour's slice gets none (it would stand over the neighbour's body).
+#: The names start this far (mm) beyond the last labelled voxel of their slice.
+NAME_GAP_MM = 4.0
+#: A name stands on the slices where its vertebra holds at least this share of its largest section, or the
+#: largest section of the slice: the tip of an arch or a speck on a neighbour's slice gets none, the narrow
+#: lower sacrum (alone on its slices) keeps its name.
 MIN_SECTION_SHARE = 0.1
-#: Names of two vertebrae on one slice stand at least this far apart (mm) in y: a 12-point name is about
-#: 10 mm tall on a 400-500 mm field of view shown 500-600 pixels high.
+#: Names on one slice stand at least this far apart (mm) in y: a 12-point name is about 10 mm tall on a
+#: 400-500 mm field of view shown 500-600 pixels high.
 NAME_SEPARATION_MM = 12.0
 #: Text size of a name (napari's text points).
 NAME_SIZE = 12
-#: Layer metadata key tying a names layer to its labels layer (by the labels layer's id).
-NAMES_FOR_KEY = "bonescreen_names_for"
+
+
+def _unwrapped(obj):
+    """The object behind napari's PublicOnlyProxy (plugin docks get proxies of the viewer and its layers)."""
+    return getattr(obj, "__wrapped__", obj)
 
 
 def level_name_points(
     labels: np.ndarray, spacing_yx_mm: tuple[float, float]
 ) -> tuple[np.ndarray, list[str], list[str]]:
-    """Where each vertebra's name is written: one point per vertebra and slice it holds.
+    """Where each vertebra's name is written: one point per vertebra and slice that shows it.
 
-    On each slice where the vertebra holds at least :data:`MIN_SECTION_SHARE` of its largest section, its
-    name stands beside its own voxels there: at their mean row (y), and
-    :data:`NAME_GAP_MM` beyond their last column (x). Where a slice holds several vertebrae (an arch
-    that runs behind the body below), names closer than :data:`NAME_SEPARATION_MM` in y are moved apart
-    downwards, so that none is written over another.
+    A vertebra's name stands on the slices where it holds at least :data:`MIN_SECTION_SHARE` of its largest
+    section, or the largest section of the slice. On each slice the names start :data:`NAME_GAP_MM` beyond
+    the slice's last labelled column (x), each at its vertebra's mean row there (y), moved down where needed
+    to stand :data:`NAME_SEPARATION_MM` below the name above it. A point is the upper left corner of its
+    text.
 
     Parameters
     ----------
     labels : ndarray
-        (z, y, x) or (y, x) integer map of DESIGN.md vertebra ids (1-5 = L1-L5, 6 = T12, 7 = sacrum, ...);
-        other values (0, ids without a vertebra name) get no name.
+        (z, y, x) or (y, x) integer map of DESIGN.md vertebra ids (1-5 = L1-L5, 6 = T12, 7 = sacrum,
+        21-255 unnamed); 0 and values outside those ids get no name.
     spacing_yx_mm : tuple of float
         Voxel size (dy, dx) in mm.
 
@@ -64,31 +70,38 @@ def level_name_points(
     if flat:
         data = data[None]
     dy, dx = (max(float(d), 1e-6) for d in spacing_yx_mm)
-    boxes = ndimage.find_objects(data) if data.size else []  # uint8 as it is: a cast would copy the volume
-    by_slice: dict[int, list[list]] = {}
+    boxes = ndimage.find_objects(data) if data.size else []  # the map as it is: a cast would copy the volume
+    sections: dict[int, list[tuple]] = {}  # slice -> (area, mean row, last column, id) of each vertebra on it
     for vid, box in enumerate(boxes, start=1):
         if box is None or vid not in ALL_VERTEBRA_IDS:
             continue
         own = data[box] == vid
         rows = own.sum(axis=2)  # (z, y) voxels of each row
         cols = own.any(axis=1)  # (z, x)
-        name = vertebra_name(vid)
-        colour = "#{:02x}{:02x}{:02x}".format(*vertebra_color(vid))
-        area = rows.sum(axis=1)
-        for i in np.nonzero(area >= MIN_SECTION_SHARE * area.max())[0]:
+        for i in np.nonzero(rows.any(axis=1))[0]:
             y = box[1].start + float(np.average(np.arange(rows.shape[1]), weights=rows[i]))
-            x = box[2].start + float(np.nonzero(cols[i])[0][-1]) + NAME_GAP_MM / dx
-            by_slice.setdefault(box[0].start + int(i), []).append([y, x, name, colour])
+            x = box[2].start + float(np.nonzero(cols[i])[0][-1])
+            sections.setdefault(box[0].start + int(i), []).append((int(rows[i].sum()), y, x, vid))
+    largest = {}
+    for on_slice in sections.values():
+        for area, _, _, vid in on_slice:
+            largest[vid] = max(largest.get(vid, 0), area)
     points, names, colours = [], [], []
-    step = NAME_SEPARATION_MM / dy
-    for z, entries in sorted(by_slice.items()):
-        entries.sort(key=lambda e: e[0])
-        for above, below in pairwise(entries):
-            below[0] = max(below[0], above[0] + step)
-        for y, x, name, colour in entries:
+    for z, on_slice in sorted(sections.items()):
+        top = max(s[0] for s in on_slice)
+        shown = sorted(
+            ([y, vid] for area, y, _, vid in on_slice if area >= MIN_SECTION_SHARE * largest[vid] or area == top),
+            key=lambda e: e[0],
+        )
+        x = max(s[2] for s in on_slice) + NAME_GAP_MM / dx  # clear of every labelled voxel of the slice
+        # the text's upper edge half a name's height above the row it names
+        shown[0][0] -= NAME_SEPARATION_MM / dy / 2
+        for above, below in pairwise(shown):
+            below[0] = max(below[0] - NAME_SEPARATION_MM / dy / 2, above[0] + NAME_SEPARATION_MM / dy)
+        for y, vid in shown:
             points.append((z, y, x))
-            names.append(name)
-            colours.append(colour)
+            names.append(vertebra_name(vid))
+            colours.append("#{:02x}{:02x}{:02x}".format(*vertebra_color(vid)))
     coords = np.asarray(points, float).reshape(-1, 3)
     if flat:
         coords = coords[:, 1:]
@@ -103,20 +116,40 @@ class LevelNames:
     """The names layer of one labels layer in a viewer (:func:`show_level_names`)."""
 
     def __init__(self, viewer, labels_layer) -> None:
-        self.viewer = viewer
-        self.labels = labels_layer
+        self.viewer = _unwrapped(viewer)
+        self.labels = _unwrapped(labels_layer)
         self.layer = None
         self._pending = False
-        labels_layer.events.data.connect(self.schedule)
-        labels_layer.events.paint.connect(self.schedule)
-        viewer.layers.events.removed.connect(self._on_removed)
-        viewer.dims.events.ndisplay.connect(self.schedule)
+        self._history = self._history_size()
+        self.labels.events.data.connect(self.schedule)
+        self.labels.events.paint.connect(self.schedule)
+        self.labels.events.set_data.connect(self._after_undo)
+        self.labels.events.visible.connect(self._follow_visible)
+        self.viewer.layers.events.removed.connect(self._on_removed)
+        self.viewer.dims.events.ndisplay.connect(self.schedule)
         _LIVE.add(self)
         self.update()
 
+    def _history_size(self) -> tuple[int, int]:
+        # napari's undo and redo send no paint or data event, only set_data (as every change of slice does):
+        # the lengths of its undo and redo histories tell an undo from a slice change at no cost
+        return len(getattr(self.labels, "_undo_history", ())), len(getattr(self.labels, "_redo_history", ()))
+
+    def _after_undo(self, event=None) -> None:
+        if self.labels is None:
+            return
+        size = self._history_size()
+        if size != self._history:
+            self._history = size
+            self.schedule()
+
+    def _follow_visible(self, event=None) -> None:
+        if self.labels is not None and self.layer is not None:
+            self.layer.visible = self.labels.visible
+
     def schedule(self, event=None) -> None:
         """Update once the current burst of edits is over (a stroke sends many events)."""
-        if self._pending:
+        if self._pending or self.labels is None:
             return
         self._pending = True
         from qtpy.QtCore import QTimer
@@ -126,27 +159,28 @@ class LevelNames:
     def update(self) -> None:
         """Write the names of the labels layer's vertebrae as they are now."""
         self._pending = False
-        if self.labels not in self.viewer.layers:
+        if self.labels is None or self.labels not in self.viewer.layers:
             return
+        self._history = self._history_size()
         scale = tuple(self.labels.scale)
         coords, names, colours = level_name_points(np.asarray(self.labels.data), (scale[-2], scale[-1]))
         if self.viewer.dims.ndisplay == 3 and len(names):
             # the 3-D view shows every point at once: each name once, on its vertebra's middle named slice
             keep = [idx[len(idx) // 2] for idx in (np.flatnonzero(np.array(names) == n) for n in dict.fromkeys(names))]
             coords, names, colours = coords[keep], [names[i] for i in keep], [colours[i] for i in keep]
-        if self.layer is None or self.layer not in self.viewer.layers:
+        if self.layer is None:
             self.layer = self.viewer.add_points(
                 coords,
                 name=f"{self.labels.name} names",
                 features={"name": names, "colour": colours},
-                text={"string": "{name}", "size": NAME_SIZE, "color": {"feature": "colour"}, "anchor": "center"},
+                text={"string": "{name}", "size": NAME_SIZE, "color": {"feature": "colour"}, "anchor": "upper_left"},
                 size=0.1,
                 face_color="transparent",
                 border_color="transparent",
                 border_width=0,
                 scale=scale,
                 translate=tuple(self.labels.translate),
-                metadata={NAMES_FOR_KEY: id(self.labels)},
+                visible=self.labels.visible,
                 blending="translucent_no_depth",
             )
             self.layer.editable = False
@@ -157,17 +191,34 @@ class LevelNames:
         self.layer.features = {"name": names, "colour": colours}
 
     def _on_removed(self, event) -> None:
-        if event.value is not self.labels:
+        if self.labels is None:  # stopped while this event was being sent
             return
-        if self.layer is not None and self.layer in self.viewer.layers:
-            self.viewer.layers.remove(self.layer)
-        self.viewer.layers.events.removed.disconnect(self._on_removed)
-        self.viewer.dims.events.ndisplay.disconnect(self.schedule)
-        _LIVE.discard(self)  # the removed labels layer is not kept alive
+        removed = _unwrapped(event.value)
+        if removed is self.layer:  # the user deleted the names: they stay deleted
+            self._stop()
+        elif removed is self.labels:
+            layer, viewer = self.layer, self.viewer
+            self._stop()  # first: removing the names sends this event again
+            if layer is not None and layer in viewer.layers:
+                viewer.layers.remove(layer)
+
+    def _stop(self) -> None:
+        for emitter, callback in (
+            (self.labels.events.data, self.schedule),
+            (self.labels.events.paint, self.schedule),
+            (self.labels.events.set_data, self._after_undo),
+            (self.labels.events.visible, self._follow_visible),
+            (self.viewer.layers.events.removed, self._on_removed),
+            (self.viewer.dims.events.ndisplay, self.schedule),
+        ):
+            emitter.disconnect(callback)
+        _LIVE.discard(self)  # a removed labels layer is not kept alive
+        self.labels = None
+        self.layer = None
 
 
 def show_level_names(viewer, labels_layer) -> LevelNames:
-    """Draw the vertebra names of ``labels_layer`` on the canvas, beside each vertebra, and keep them current.
+    """Draw the vertebra names of ``labels_layer`` on the canvas, beside the vertebrae, and keep them current.
 
     Parameters
     ----------

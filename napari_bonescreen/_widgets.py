@@ -744,8 +744,11 @@ class ClassifyWidget(_Base):
         layer.metadata.setdefault(META_KEY, {})["renamed"] = True  # names given by the user: taken as certain
         self._clear_result("names changed: classify again")
         self.vertebra.reset_choices()
-        names = ", ".join(self.vertebra.native.itemText(i) for i in range(self.vertebra.native.count()))
-        self.status.setText(f"Names now: {names}. Classify again.")  # the list just read, not a second pass
+        # the list just read, not a second pass over the map; in the spine's order (the combo box keeps the order
+        # its items came in: h54 read "T12, L1, L4, L5, T9, T11, L3")
+        items = [self.vertebra.native.itemText(i) for i in range(self.vertebra.native.count())]
+        names = ", ".join(sorted(items, key=_spine_rank))
+        self.status.setText(f"Names now: {names}. Classify again.")
 
     def _new_name_follows(self, *_) -> None:
         if self.vertebra.value in VERTEBRA_NAMES:

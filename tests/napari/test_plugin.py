@@ -357,24 +357,34 @@ def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_
 
 
 def assert_names_beside(names, labels) -> None:
-    """Every vertebra of ``labels`` has its name on each slice that holds a tenth of its largest section or more,
-    beside it in x, and no other name stands."""
+    """Each vertebra of ``labels`` has its name on each slice where it holds a tenth of its largest section or the
+    slice's largest section, and no other name stands; the names stand clear of every labelled voxel of their slice
+    (right of them), 12 mm or more apart."""
     from bonescreen.labels import vertebra_name
 
     data = np.asarray(labels.data)
     ids = {vertebra_name(k): k for k in np.unique(data) if k}
     area = {k: (data == k).sum(axis=(1, 2)) for k in ids.values()}  # each vertebra's section on each slice
-    wanted = {(z, n) for n, k in ids.items() for z in np.nonzero(area[k] >= 0.1 * area[k].max())[0]}
+    top = np.max(list(area.values()), axis=0)
+    wanted = {
+        (z, n)
+        for n, k in ids.items()
+        for z in np.nonzero((area[k] > 0) & ((area[k] >= 0.1 * area[k].max()) | (area[k] == top)))[0]
+    }
     got = {(int(p[0]), n) for p, n in zip(names.data, names.features["name"], strict=True)}
     assert got == wanted
-    for (z, _, x), name in zip(names.data, names.features["name"], strict=True):
-        assert x > np.nonzero(data[int(z)] == ids[name])[1].max()  # beside the vertebra on its slice, not over it
+    for z in {int(p[0]) for p in names.data}:
+        on = names.data[names.data[:, 0] == z]
+        assert (on[:, 2] > np.nonzero(data[z])[1].max()).all()  # clear of the bone's labels, not over any vertebra
+        ys = np.sort(on[:, 1])
+        assert (np.diff(ys) >= 12.0 / labels.scale[1] - 1e-6).all()  # one under the other, not over each other
     np.testing.assert_allclose(names.scale, labels.scale)
     assert list(names.text.values) == list(names.features["name"])
 
 
-def test_names_follow_a_stroke_and_leave_with_their_labels_layer(make_napari_viewer, qtbot):
-    """A stroke that paints a new vertebra adds its name; removing the labels layer removes the names layer."""
+def test_names_follow_the_labels_layer_through_edits_and_leave_with_it(make_napari_viewer, qtbot):
+    """A stroke that paints a new vertebra adds its name and an undo takes it away; the names hide with the labels
+    layer and leave with it; names the user deleted stay deleted; a painted unnamed id has a colour."""
     from napari_bonescreen._convert import labels_layer_data
     from napari_bonescreen._level_names import level_name_points, show_level_names
 
@@ -387,27 +397,47 @@ def test_names_follow_a_stroke_and_leave_with_their_labels_layer(make_napari_vie
     labels = viewer.add_labels(data, **meta)
     names = show_level_names(viewer, labels).layer
     assert sorted(set(names.features["name"])) == ["L4", "L5"]
+    assert_names_beside(names, labels)
     coords, said, colours = level_name_points(levels, (0.8, 0.8))
     assert len(said) == 10 and colours[0].startswith("#")  # 5 slices each
-    assert coords[:, 2].min() == 29 + 8.0 / 0.8  # 8 mm beside L5's right edge (x 29)
-    np.testing.assert_allclose(coords[:, 1], 29.5)  # at the vertebra's mean row
+    assert coords[0, 2] == 29 + 4.0 / 0.8  # 4 mm beside L5's right edge (x 29)
+    assert coords[0, 1] == 29.5 - 6.0 / 0.8  # the text's upper edge half a name (6 mm) above L5's mean row
     both = levels.copy()
-    both[2, 30:40, 40:50] = 4  # L4's arch on a slice of L5: both names, one under the other, 12 mm apart
+    both[2, 30:40, 40:50] = 4  # L4's arch on a slice of L5 (h54: "L6" written inside L5): both names right of both
     coords, said, _ = level_name_points(both, (0.8, 0.8))
     on2 = {n: c for c, n in zip(coords, said, strict=True) if c[0] == 2}
-    assert on2["L4"][1] - on2["L5"][1] >= 12.0 / 0.8 and on2["L4"][2] == 49 + 8.0 / 0.8
+    assert on2["L4"][1] - on2["L5"][1] >= 12.0 / 0.8 and on2["L4"][2] == on2["L5"][2] == 49 + 4.0 / 0.8
+    both[4, 20:40, 10:30] = 0
+    both[4, 35:37, 20:22] = 5  # a speck of L5 on its slice alone: the slice's largest section keeps its name
+    assert (4, "L5") in {(int(c[0]), n) for c, n in zip(*level_name_points(both, (0.8, 0.8))[:2], strict=True)}
+
     labels.selected_label = 3
     labels.paint((11, 30, 50), 3)  # L3 begun on the top slice: a stroke through napari's painting
     qtbot.waitUntil(lambda: "L3" in set(names.features["name"]), timeout=5000)
     assert_names_beside(names, labels)
+    labels.undo()  # h54: the name of an undone stroke stayed
+    qtbot.waitUntil(lambda: "L3" not in set(names.features["name"]), timeout=5000)
+    labels.paint((11, 30, 50), 30)  # an unnamed id, painted: coloured (h54: transparent) and named
+    assert labels.colormap.map(np.array([30]))[0][3] > 0
+    qtbot.waitUntil(lambda: "unnamed 10" in set(names.features["name"]), timeout=5000)
+    labels.visible = False  # h54: two runs' names stood over each other with one labels layer hidden
+    assert not names.visible
+    labels.visible = True
+    assert names.visible
+
     viewer.dims.ndisplay = 3  # every point shows at once in 3-D: each name once, on its vertebra's middle slice
     qtbot.waitUntil(lambda: len(names.data) == 3, timeout=5000)
-    assert sorted(names.features["name"]) == ["L3", "L4", "L5"]
+    assert sorted(names.features["name"]) == ["L4", "L5", "unnamed 10"]
     assert sorted(names.data[:, 0]) == [2, 8, 11]
     viewer.dims.ndisplay = 2
     qtbot.waitUntil(lambda: len(names.data) == 11, timeout=5000)
+    viewer.layers.remove(names)  # the user deletes the names: they stay deleted after the next stroke
+    labels.paint((0, 30, 50), 2)
+    qtbot.wait(400)
+    assert not any(layer.name.endswith(" names") for layer in viewer.layers)
+    second = show_level_names(viewer, labels).layer
     viewer.layers.remove(labels)
-    assert names not in viewer.layers
+    assert second not in viewer.layers
 
 
 def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_names_them(make_napari_viewer, qtbot):
@@ -473,6 +503,9 @@ def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_n
     # the user's certain names)
     notes = cls.result["segmentation"]["notes"]
     assert notes and all(n.startswith("before the user's renaming: ") for n in notes)
+    # the dock's layer is napari's proxy of it (h54: its names stayed when it was removed)
+    viewer.layers.remove(labels.name)
+    assert names.name not in viewer.layers
 
 
 def test_another_tools_vertebra_map_opens_as_the_editable_layer(
