@@ -174,3 +174,16 @@ def test_ctrl_c_while_the_arguments_are_read_says_cancelled(monkeypatch, capsys)
     monkeypatch.setattr(cli, "build_parser", Stopped)
     assert cli.main(["screen", "x", "--out", "y"]) == 130
     assert capsys.readouterr().err.strip() == "bonescreen: cancelled"
+
+
+def test_an_unconfirmed_status_says_its_doubts_once(shared_data, tmp_path, capsys):
+    """The three-slice series: one vertebra, names unconfirmed. The doubts stand once, in the status's flag; the
+    status line gives its basis and points there (they were printed twice, in both lines)."""
+    assert main(["screen", str(shared_data / "dcmqi-ct3slice"), "--out", str(tmp_path / "o")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    status = next(line for line in lines if line.startswith("Bone status"))
+    assert status.startswith("Bone status unconfirmed:") and "why is among the flags" in status
+    doubt = "vBMD of one vertebra (QCT averages two or more)"
+    assert doubt not in status
+    assert sum(doubt in line for line in lines) == 1
+    assert any(line.strip().startswith("- UNCERTAIN: bone status unconfirmed") and doubt in line for line in lines)
