@@ -120,6 +120,7 @@ class LevelNames:
         self.labels = _unwrapped(labels_layer)
         self.layer = None
         self._pending = False
+        self._stale = False  # an update that waits for the names to be shown again
         self._history = self._history_size()
         self.labels.events.data.connect(self.schedule)
         self.labels.events.paint.connect(self.schedule)
@@ -147,6 +148,10 @@ class LevelNames:
         if self.labels is not None and self.layer is not None:
             self.layer.visible = self.labels.visible
 
+    def _on_names_visible(self, event=None) -> None:
+        if self.layer is not None and self.layer.visible and self._stale:
+            self.schedule()
+
     def schedule(self, event=None) -> None:
         """Update once the current burst of edits is over (a stroke sends many events)."""
         if self._pending or self.labels is None:
@@ -162,6 +167,13 @@ class LevelNames:
         if self.labels is None or self.labels not in self.viewer.layers:
             return
         self._history = self._history_size()
+        if self.layer is not None and not self.layer.visible:
+            # napari's text of a hidden points layer keeps the indices of the points it last showed: new data of
+            # another length then fails in its refresh (h55: hidden, then 3-D, an IndexError that aborted a
+            # script); the names are written when shown again
+            self._stale = True
+            return
+        self._stale = False
         scale = tuple(self.labels.scale)
         coords, names, colours = level_name_points(np.asarray(self.labels.data), (scale[-2], scale[-1]))
         if self.viewer.dims.ndisplay == 3 and len(names):
@@ -184,6 +196,7 @@ class LevelNames:
                 blending="translucent_no_depth",
             )
             self.layer.editable = False
+            self.layer.events.visible.connect(self._on_names_visible)
             # the labels layer stays the one selected: the user paints on it, not on the names
             self.viewer.layers.selection.active = self.labels
             return

@@ -743,11 +743,12 @@ class ClassifyWidget(_Base):
             return
         layer.metadata.setdefault(META_KEY, {})["renamed"] = True  # names given by the user: taken as certain
         self._clear_result("names changed: classify again")
+        # emptied first: magicgui keeps the items it already holds in their place and adds new ones at the end, so
+        # the list left the spine's order after a rename (h55)
+        self.vertebra.native.clear()
         self.vertebra.reset_choices()
-        # the list just read, not a second pass over the map; in the spine's order (the combo box keeps the order
-        # its items came in: h54 read "T12, L1, L4, L5, T9, T11, L3")
-        items = [self.vertebra.native.itemText(i) for i in range(self.vertebra.native.count())]
-        names = ", ".join(sorted(items, key=_spine_rank))
+        # the list just read, not a second pass over the map (in the spine's order: h54 read "T12, L1, L4, L5, T9")
+        names = ", ".join(self.vertebra.native.itemText(i) for i in range(self.vertebra.native.count()))
         self.status.setText(f"Names now: {names}. Classify again.")
 
     def _new_name_follows(self, *_) -> None:
