@@ -3,11 +3,12 @@
 napari's labels layer shows a vertebra's name only in the status bar under the cursor (its features); a
 user scrolling through the slices wants to read at a glance which vertebra is which, as the report's
 pictures and Slicer's segment names show it. The names are a points layer of text only (no markers), one
-point per vertebra and axial slice, in the vertebra's colour. On each slice the names stand in a column to
-the side of increasing x (the patient's left, the screen's right in BoneScreen's orientation), clear of
-every labelled voxel of that slice, each at its vertebra's mean row there; several vertebrae on one slice
-(an arch running behind the body below) have their names one under the other. In the 3-D view each name
-stands once, on its vertebra's middle slice.
+point per vertebra and slice, in the vertebra's colour, on the slices the user scrolls through (axial, or
+sagittal and coronal when napari's axes are rolled or transposed). On each slice the names stand in a column
+to the right of every labelled voxel of that slice (on axial slices the side of increasing x: the patient's
+left), each at its vertebra's mean row there; several vertebrae on one slice (an arch running behind the
+body below) have their names one under the other. In the 3-D view each name stands once, on its vertebra's
+middle slice.
 
 The layer follows its labels layer: a rename or shift in the Classify dock, a brush or fill stroke, an undo
 or redo; it is shown and hidden with it and removed with it. A names layer the user deletes stays deleted.
@@ -41,7 +42,7 @@ def _unwrapped(obj):
 
 
 def level_name_points(
-    labels: np.ndarray, spacing_yx_mm: tuple[float, float]
+    labels: np.ndarray, spacing_yx_mm: tuple[float, float], order: tuple[int, int, int] = (0, 1, 2)
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """Where each vertebra's name is written: one point per vertebra and slice that shows it.
 
@@ -57,7 +58,11 @@ def level_name_points(
         (z, y, x) or (y, x) integer map of DESIGN.md vertebra ids (1-5 = L1-L5, 6 = T12, 7 = sacrum,
         21-255 unnamed); 0 and values outside those ids get no name.
     spacing_yx_mm : tuple of float
-        Voxel size (dy, dx) in mm.
+        Voxel size (dy, dx) in mm; (dz, dy, dx) to name along another axis (``order``).
+    order : tuple of int
+        For a (z, y, x) map: the axis the slices are taken along, then the axes shown as rows and as columns,
+        as napari's ``dims.order`` gives them: (0, 1, 2) the axial slices (the default), (2, 0, 1) sagittal,
+        (1, 0, 2) coronal. The names stand beyond the last labelled column, each at its vertebra's mean row.
 
     Returns
     -------
@@ -67,9 +72,13 @@ def level_name_points(
     """
     data = np.asarray(labels)
     flat = data.ndim == 2
+    spacing = [max(float(d), 1e-6) for d in spacing_yx_mm]
     if flat:
-        data = data[None]
-    dy, dx = (max(float(d), 1e-6) for d in spacing_yx_mm)
+        data, order = data[None], (0, 1, 2)
+    else:
+        data = np.transpose(data, order)  # a view: slices along the first axis, rows, columns
+    spacing = ([1.0] * 3 + spacing)[-3:]  # (dy, dx) alone: the slice axis' spacing is not used
+    dy, dx = spacing[order[1]], spacing[order[2]]
     boxes = ndimage.find_objects(data) if data.size else []  # the map as it is: a cast would copy the volume
     sections: dict[int, list[tuple]] = {}  # slice -> (area, mean row, last column, id) of each vertebra on it
     for vid, box in enumerate(boxes, start=1):
@@ -104,8 +113,10 @@ def level_name_points(
             colours.append("#{:02x}{:02x}{:02x}".format(*vertebra_color(vid)))
     coords = np.asarray(points, float).reshape(-1, 3)
     if flat:
-        coords = coords[:, 1:]
-    return coords, names, colours
+        return coords[:, 1:], names, colours
+    back = np.empty_like(coords)
+    back[:, list(order)] = coords  # into the map's own axes
+    return back, names, colours
 
 
 #: The names whose labels layer is in a viewer: napari's events hold their methods weakly.
@@ -128,6 +139,7 @@ class LevelNames:
         self.labels.events.visible.connect(self._follow_visible)
         self.viewer.layers.events.removed.connect(self._on_removed)
         self.viewer.dims.events.ndisplay.connect(self.schedule)
+        self.viewer.dims.events.order.connect(self.schedule)  # a sagittal or coronal view: names along it
         _LIVE.add(self)
         self.update()
 
@@ -175,7 +187,12 @@ class LevelNames:
             return
         self._stale = False
         scale = tuple(self.labels.scale)
-        coords, names, colours = level_name_points(np.asarray(self.labels.data), (scale[-2], scale[-1]))
+        data = np.asarray(self.labels.data)
+        # the slices the user looks through: napari's dims order (the displayed axes last), on the layer's axes
+        order = tuple(int(a) - (self.viewer.dims.ndim - data.ndim) for a in self.viewer.dims.order[-data.ndim :])
+        if data.ndim != 3 or sorted(order) != [0, 1, 2]:
+            order = (0, 1, 2)
+        coords, names, colours = level_name_points(data, scale[-3:] if data.ndim == 3 else scale[-2:], order)
         if self.viewer.dims.ndisplay == 3 and len(names):
             # the 3-D view shows every point at once: each name once, on its vertebra's middle named slice
             keep = [idx[len(idx) // 2] for idx in (np.flatnonzero(np.array(names) == n) for n in dict.fromkeys(names))]
@@ -223,6 +240,7 @@ class LevelNames:
             (self.labels.events.visible, self._follow_visible),
             (self.viewer.layers.events.removed, self._on_removed),
             (self.viewer.dims.events.ndisplay, self.schedule),
+            (self.viewer.dims.events.order, self.schedule),
         ):
             emitter.disconnect(callback)
         _LIVE.discard(self)  # a removed labels layer is not kept alive

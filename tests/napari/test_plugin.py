@@ -439,6 +439,15 @@ def test_names_follow_the_labels_layer_through_edits_and_leave_with_it(make_napa
     assert sorted(names.data[:, 0]) == [2, 8, 11]
     viewer.dims.ndisplay = 2
     qtbot.waitUntil(lambda: len(names.data) == 11, timeout=5000)
+    viewer.dims.order = (2, 0, 1)  # sagittal slices (z down, y across): a name on each x that holds the vertebra
+    qtbot.waitUntil(lambda: set(names.data[:, 2].astype(int)) > {11, 12}, timeout=5000)
+    data = np.asarray(labels.data)
+    l5 = np.asarray(names.features["name"]) == "L5"
+    assert set(names.data[l5, 2].astype(int)) == set(np.nonzero((data == 5).any(axis=(0, 1)))[0])
+    for _, y, x in names.data:
+        assert y > np.nonzero(data[:, :, int(x)])[1].max()  # beyond the labels in the sagittal slice (posterior)
+    viewer.dims.order = (0, 1, 2)
+    qtbot.waitUntil(lambda: len(names.data) == 11, timeout=5000)
     viewer.layers.remove(names)  # the user deletes the names: they stay deleted after the next stroke
     labels.paint((0, 30, 50), 2)
     qtbot.wait(400)
