@@ -42,7 +42,7 @@ def _unwrapped(obj):
 
 
 def level_name_points(
-    labels: np.ndarray, spacing_yx_mm: tuple[float, float], order: tuple[int, int, int] = (0, 1, 2)
+    labels: np.ndarray, spacing_mm: tuple[float, ...], order: tuple[int, int, int] = (0, 1, 2)
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """Where each vertebra's name is written: one point per vertebra and slice that shows it.
 
@@ -57,8 +57,9 @@ def level_name_points(
     labels : ndarray
         (z, y, x) or (y, x) integer map of DESIGN.md vertebra ids (1-5 = L1-L5, 6 = T12, 7 = sacrum,
         21-255 unnamed); 0 and values outside those ids get no name.
-    spacing_yx_mm : tuple of float
-        Voxel size (dy, dx) in mm; (dz, dy, dx) to name along another axis (``order``).
+    spacing_mm : tuple of float
+        Voxel size in mm: (dz, dy, dx), or (dy, dx) for a 2-D map or the axial slices (the slice axis' own
+        spacing is not used).
     order : tuple of int
         For a (z, y, x) map: the axis the slices are taken along, then the axes shown as rows and as columns,
         as napari's ``dims.order`` gives them: (0, 1, 2) the axial slices (the default), (2, 0, 1) sagittal,
@@ -72,12 +73,12 @@ def level_name_points(
     """
     data = np.asarray(labels)
     flat = data.ndim == 2
-    spacing = [max(float(d), 1e-6) for d in spacing_yx_mm]
+    spacing = [max(float(d), 1e-6) for d in spacing_mm]
     if flat:
         data, order = data[None], (0, 1, 2)
     else:
         data = np.transpose(data, order)  # a view: slices along the first axis, rows, columns
-    spacing = ([1.0] * 3 + spacing)[-3:]  # (dy, dx) alone: the slice axis' spacing is not used
+    spacing = ([1.0] * 3 + spacing)[-3:]  # (dy, dx) alone: a placeholder for the unused slice axis
     dy, dx = spacing[order[1]], spacing[order[2]]
     boxes = ndimage.find_objects(data) if data.size else []  # the map as it is: a cast would copy the volume
     sections: dict[int, list[tuple]] = {}  # slice -> (area, mean row, last column, id) of each vertebra on it
