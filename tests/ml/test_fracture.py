@@ -518,6 +518,19 @@ def test_no_fracture_found_on_the_networks_unchecked_mark_says_the_mask_decides_
     assert "MS-Net" not in bone_status(found, density, "normal")["basis"]
 
 
+def test_a_status_with_no_body_measured_says_fractures_were_not_assessed():
+    """helper-56: on the three-slice series (its one body cut by the scan range: no heights) the status said
+    fractures were "looked for on MS-Net's mask"; none was. With no body measured, on a mark or a user's mask, the
+    basis says fractures were not assessed; an osteoporosis from density needs no such word."""
+    density = {"acr_category": "normal", "vbmd_mg_cm3": 137.0, "levels_used": ["L1", "L2"]}
+    for checked in (False, True):
+        basis = bone_status({}, density, "low_bone_mass", mask_checked=checked)["basis"]
+        assert "vertebral fractures not assessed: no vertebral body's heights could be measured" in basis
+        assert "looked for" not in basis
+    porotic = {"acr_category": "osteoporosis", "vbmd_mg_cm3": 60.0, "levels_used": ["L1", "L2"]}
+    assert "not assessed" not in bone_status({}, porotic, "osteoporosis", mask_checked=False)["basis"]
+
+
 @pytest.mark.parametrize("behind_mm", [8, 14])
 def test_a_pedicles_root_or_a_filled_canal_behind_the_body_is_no_part_of_its_depth(behind_mm):
     """MS-Net's mark may fill the spinal canal where the pedicles close the ring round it, joining it and the pedicles'

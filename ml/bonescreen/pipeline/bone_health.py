@@ -222,7 +222,15 @@ def bone_status(
                 else f"; {'their' if len(severe) > 1 else 'its'} heights are read on MS-Net's mask, not yet checked"
             )
         )
-    if not mask_checked and status["class"] != "osteoporosis" and not severe:
+    if not fractures and status["class"] != "osteoporosis":
+        # no body's heights measured (each cut by the scan range, or its mask in doubt): no fracture was looked for,
+        # and the status must not say it was (helper-56: "looked for on MS-Net's mask" on the three-slice series,
+        # whose one body the scan range cuts)
+        status["basis"] += (
+            "; vertebral fractures not assessed: no vertebral body's heights could be measured (each level's "
+            "reasons say why), and a fracture would make it osteoporosis"
+        )
+    elif not mask_checked and status["class"] != "osteoporosis" and not severe:
         # no fracture found, but on a mask no one has checked: one that it hides (a collapsed front filled in, a
         # body joined to a disc) would make the status osteoporosis (helper-46: a grade 2 wedge L1 read 29/28/31 mm
         # through the mark, truth 22/23/31, and the status said low bone mass with no word on it)
