@@ -62,6 +62,7 @@ from bonescreen.labels import (
 from bonescreen.messages import (
     grade_text,
     headline,
+    status_basis,
     status_confirmed,
     user_messages,
     users_naming_notes,
@@ -935,7 +936,7 @@ class ClassifyWidget(_Base):
 
         line, cls = headline(result["overall"])
         status = result["overall"].get("bone_status")
-        basis = f"<br>{html.escape(status['basis'])}" if status else ""
+        basis = f"<br>{html.escape(status_basis(status))}" if status else ""
         # no class (unconfirmed, or nothing classified): the theme's own text colour, readable in napari's dark
         # and light themes alike (a fixed dark grey was 1.6:1 on the dark theme)
         color = class_color(cls, self.headline.palette().color(self.headline.foregroundRole()).name())

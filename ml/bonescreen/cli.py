@@ -527,9 +527,8 @@ def _inference_settings(args: argparse.Namespace):
 def cmd_screen(args: argparse.Namespace) -> int:
     from .density import vbmd_text
     from .hu import hu_as_categorized
-    from .messages import UNCONFIRMED, headline, user_messages
+    from .messages import headline, status_basis, user_messages
     from .pipeline import Screener
-    from .pipeline.bone_health import status_flag
     from .screen import check_output_folder, screen_file
 
     check_output_folder(args.out)  # before the networks load: a bad --out costs nothing
@@ -589,12 +588,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
                 f"{vbmd_text(o['vbmd_mg_cm3'])} +- {o['vbmd_sd_mg_cm3']:.0f} mg/cm3 (1 SD), {o['acr_category']} (ACR)"
             )
         if o.get("bone_status"):
-            # the line every front end shows first (uncertain or unconfirmed as there), then its basis; the doubts
-            # of an unconfirmed status are one of the flags below (status_flag), said there once
-            basis = o["bone_status"]["basis"]
-            if status_flag(o["bone_status"]):
-                basis = basis.split(f"; {UNCONFIRMED}: ")[0] + f" ({UNCONFIRMED}: why is among the flags)"
-            print(f"{headline(o)[0]}; basis: {basis}")
+            # the line every front end shows first (uncertain or unconfirmed as there), then its basis
+            print(f"{headline(o)[0]}; basis: {status_basis(o['bone_status'])}")
     for line in user_messages(result):
         print(f"  - {line}")
     print(f"results written to {args.out}")

@@ -25,6 +25,26 @@ def status_confirmed(status: dict | None) -> bool | None:
     return None if not status else UNCONFIRMED not in status["basis"]
 
 
+def status_basis(status: dict) -> str:
+    """A bone status's basis as a front end writes it beside the status: an unconfirmed status's doubts are one of
+    the flags (:func:`bonescreen.pipeline.bone_health.status_flag`), so they are said there once and the basis points
+    to them (the command line and report.png had said them twice).
+
+    Parameters
+    ----------
+    status : dict
+        result.json ``overall.bone_status`` (``class``, ``basis``).
+
+    Returns
+    -------
+    str
+        The basis, up to its first doubt when the status is unconfirmed.
+    """
+    if status_confirmed(status):
+        return status["basis"]
+    return status["basis"].split(f"; {UNCONFIRMED}: ")[0] + f" ({UNCONFIRMED}: why is among the flags)"
+
+
 def add_input_messages(result: dict, notes: list[str], flags: list[str]) -> dict:
     """Record the reader's notes and flags in ``result``; a flag makes the overall call uncertain.
 

@@ -13,7 +13,7 @@ from .density import ACR_LOW_BONE_MASS_BELOW, ACR_OSTEOPOROSIS_BELOW, vbmd_text
 from .figures import class_color, pie_axes, plt, save_figure
 from .hu import BODY_SLICE_AREA_FRACTION, HUThresholds, body_slice, hu_as_categorized, hu_text
 from .labels import CLASS_TITLES, level_id, vertebra_color, vertebra_name
-from .messages import grade_text, headline, status_confirmed, user_messages
+from .messages import grade_text, headline, status_basis, status_confirmed, user_messages
 
 #: Every vertebra id (DESIGN.md) in its colour, half transparent; 0 clear.
 _VERTEBRA_CMAP = ListedColormap([(0, 0, 0, 0)] + [(*(c / 255 for c in vertebra_color(k)), 0.45) for k in range(1, 256)])
@@ -346,7 +346,7 @@ def report_figure(
     if overall.get("bone_status"):
         status = overall["bone_status"]
         asked = "" if status_confirmed(status) else "?"  # as the headline puts an unconfirmed status: a question
-        lines.append(f"bone status: {CLASS_TITLES[status['class']]}{asked} ({status['basis']})")
+        lines.append(f"bone status: {CLASS_TITLES[status['class']]}{asked} ({status_basis(status)})")
     if overall.get("vbmd_mg_cm3") is not None:
         used = "+".join(overall["vbmd_levels_used"])
         lines.append(

@@ -1529,9 +1529,9 @@ def _name(
         # sacrum nor ribs were found" read as looked for and not there)
         notes[:] = [n for n in notes if not n.startswith(NO_LANDMARK_NOTE)]
         notes.append(
-            f"level names are uncertain: the series covers {nz * dz:.0f} mm, under the {s.max_body_mm:.0f} mm one "
-            "vertebra can span: too little of the spine to tell a rib's head from a transverse process, or to see "
-            "the sacrum"
+            f"level names are uncertain: the series covers {nz * dz:.0f} mm, under the {s.max_body_mm:.0f} mm a "
+            "vertebra with its arch can span from top to bottom: too little of the spine to tell a rib's head from a "
+            "transverse process, or to see the sacrum"
         )
         for v in vertebrae:
             v.ribs_assessed = False

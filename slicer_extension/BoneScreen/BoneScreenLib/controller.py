@@ -222,7 +222,7 @@ class PanelController:
 
         from bonescreen.errors import BoneScreenError
         from bonescreen.labels import CLASS_TITLES, lumbar_levels, vertebra_name
-        from bonescreen.messages import headline, user_messages
+        from bonescreen.messages import headline, status_basis, user_messages
 
         self._require_idle()
         volume_node, seg_node = self.params.inputVolume, self.params.outputSegmentation
@@ -249,7 +249,7 @@ class PanelController:
             messages = user_messages(result)
             flag = "\n".join(messages) if messages else "no uncertainty flag and no notes"
             line, _ = headline(o)  # the bone status first; BCC-Net's call is the network's, below it
-            basis = f" ({o['bone_status']['basis']})" if o.get("bone_status") else ""
+            basis = f" ({status_basis(o['bone_status'])})" if o.get("bone_status") else ""
             network = (
                 f"BCC-Net (network), {', '.join(o['levels_used'])}: {CLASS_TITLES[o['prediction']]}"
                 if o["prediction"]
