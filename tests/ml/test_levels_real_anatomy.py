@@ -590,3 +590,29 @@ def test_only_a_small_bone_apart_from_the_vertebra_is_taken_out_of_the_mark():
     out = _rib_sections_held(mask, hu, 100.0, 20.0, (1.0, 1.0), LevelSettings())
     assert not out[rib].any()
     assert out[near].all() and out[body].all() and out[plate_held].all()
+
+
+def test_a_piece_joined_to_the_vertebra_in_the_next_slice_is_no_rib_section():
+    """A transverse process's tip, an articular process or a sacral ala can lie apart from the rest of its vertebra in
+    one axial slice and join it in the next. `_rib_sections_held` read such islands of the realistic phantom's true
+    masks (seed 3000, case 12) as ribs the mark holds: ribs were found beside L2 and the sacrum, the sacrum was
+    missed, and no level was named right (145 of 150 on the 30 cases' true masks; 150 since). A piece that the mark
+    joins to the body through a neighbouring slice is the vertebra's own; a piece apart in its neighbours' slices
+    too is still read as a rib's section."""
+    from bonescreen.pipeline.levels import _rib_sections_held
+
+    hu = np.full((3, 200, 200), 40.0, np.float32)
+    rows, cols = np.indices(hu.shape[1:])
+    body = (rows - 100) ** 2 + (cols - 100) ** 2 <= 20**2
+    tip = (rows - 110) ** 2 + (cols - 150) ** 2 <= 4**2  # 50 mm2, 30 mm beyond the body's edge
+    process = (rows >= 107) & (rows < 113) & (cols >= 110) & (cols <= 150)  # the next slice: body to tip
+    hu[:, body] = 250.0
+    hu[1][tip] = 600.0
+    hu[2][process] = 600.0
+    slab = np.stack([body, body | tip, body | process])
+    s = LevelSettings()
+    joined = _rib_sections_held(slab[1], hu[1], 100.0, 20.0, (1.0, 1.0), s, slab=(slab, 1))
+    assert joined[tip].all()  # the process's tip stays in the mark: no rib is read there
+    apart = np.stack([body, body | tip, body | tip])  # the piece runs on apart from the body: a rib
+    held = _rib_sections_held(apart[1], hu[1], 100.0, 20.0, (1.0, 1.0), s, slab=(apart, 1))
+    assert not held[tip].any() and held[body].all()

