@@ -3,7 +3,8 @@ the reference tissues of the density calibration and each vertebra's body height
 
 Runs the pipeline (MS-Net mark, split at the discs, naming, trabecular HU) on every labelled
 real image in ../shared/data, or on a folder of your own labelled CT, and prints per image:
-Dice of the mark against the given vertebra labels (all vertebrae), the vertebrae found and
+Dice of the mark against the given vertebra labels (all vertebrae; where the labels hold only some vertebrae,
+the vertebrae found that cover them), Dice per given vertebra, the vertebrae found and
 their names against the given ones, the trabecular HU of each vertebra found, and the time.
 
     .venv/bin/python benchmarks/real_ct.py [--seg-weights W] [--json OUT.json] [--figure docs/real_ct.png]
@@ -107,12 +108,20 @@ def main() -> None:
             f["name"] + ("" if f["name"] == f["truth"] else f" (given {f['truth'] or 'nothing'})") for f in row["found"]
         )
         hus = ", ".join(f"{f['name']} {f['trabecular_hu']}" for f in row["found"])
+        scope = " (the given vertebrae only: the labels hold no others)" if row["partial"] else ""
+        scored = [f for f in row["found"] if f["truth"] or not row["partial"]]  # partial: those that meet a label
         print(
-            f"{row['case']}: Dice {row['dice']:.3f}; given {', '.join(row['given'])}; found {named} "
-            f"({row['named_right']} of {len(row['found'])} named as given; {row['given_found']} of "
+            f"{row['case']}: Dice {row['dice']:.3f}{scope}; given {', '.join(row['given'])}; found {named} "
+            f"({row['named_right']} of {len(scored)} named as given; {row['given_found']} of "
             f"{len(row['given'])} given vertebrae found as vertebrae of their own); naming: {row['rule']}, "
             f"{'certain' if row['certain'] else 'flagged uncertain'}; trabecular HU {hus}; {row['seconds']:.1f} s"
         )
+        each = ", ".join(
+            f"{p['given']} {p['dice']:.3f}"
+            + ("" if p["found"] == p["given"] else f" (found as {p['found'] or 'none'})")
+            for p in row["per_vertebra"]
+        )
+        print(f"    Dice per given vertebra (the vertebra found that covers most of it): {each}")
         for note in row["notes"]:
             print(f"    note: {note}")
         cal = row["calibration"]

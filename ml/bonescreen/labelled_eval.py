@@ -56,7 +56,10 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
     Returns
     -------
     dict
-        ``case``, ``dice`` (the mark against every given vertebra, all slices), ``given`` (the names of the given
+        ``case``, ``dice`` (the mark against every given vertebra, all slices; where the labels hold only some
+        vertebrae, ``partial``, the vertebrae found that cover them against those), ``per_vertebra`` (each given
+        vertebra from the lowest up: its name, the vertebra found that covers most of it and that one's Dice
+        against it), ``given`` (the names of the given
         vertebrae from the lowest up, ``unnamed id N`` for an id without a BoneScreen name) and ``found`` (each
         vertebra found: its name, the given vertebra it mostly covers, slices, ribs, trabecular HU and body
         heights in mm), ``named_right``, ``given_found``, the naming ``rule``, ``certain`` and ``notes``, the
@@ -76,17 +79,32 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
     # name (DESIGN.md 21-255, as cervical vertebrae map) each keep their own entry, not one "?" for all
     ids = [int(v) for v in np.unique(truth) if v]
     heights = ndimage.center_of_mass(truth > 0, truth, ids) if ids else []
-    given = [
-        name if (name := case.name_of(v)) != "?" else f"unnamed id {v}"
-        for _, v in sorted(zip([h[0] for h in heights], ids, strict=True))
-    ]
+    lowest_up = [v for _, v in sorted(zip([h[0] for h in heights], ids, strict=True))]
+    given = [name if (name := case.name_of(v)) != "?" else f"unnamed id {v}" for v in lowest_up]
+    names = {v.index + 1: v.name for v in seg.vertebrae}
+    per_vertebra, covering = [], np.zeros(truth.shape, bool)
+    for vid, name in zip(lowest_up, given, strict=True):
+        labelled = truth == vid
+        found, counts = np.unique(seg.vertebra_map[labelled], return_counts=True)
+        counts, found = counts[found > 0], found[found > 0]
+        if not found.size:
+            per_vertebra.append({"given": name, "found": None, "dice": 0.0})
+            continue
+        best = int(found[np.argmax(counts)])
+        covering |= seg.vertebra_map == best
+        dice = float(dice_score(seg.vertebra_map == best, labelled))
+        per_vertebra.append({"given": name, "found": names.get(best), "dice": round(dice, 4)})
+    # labels of some vertebrae only: the rest of the mark is no error
+    dice = dice_score(covering, truth > 0) if case.partial else dice_score(seg.mark, truth > 0)
     found = []
     for v in seg.vertebrae:
         own = seg.vertebra_map == v.index + 1  # this vertebra's own voxels
         ids, counts = np.unique(truth[own], return_counts=True)
         counts = counts[ids > 0]
         ids = ids[ids > 0]
-        match = case.name_of(int(ids[np.argmax(counts)])) if ids.size else None
+        # labels of some vertebrae only: a vertebra found mostly outside them is none of them (it touches one)
+        labelled = ids.size and (not case.partial or 2 * counts.max() >= np.count_nonzero(own))
+        match = case.name_of(int(ids[np.argmax(counts)])) if labelled else None
         found.append(
             {
                 "name": v.name,
@@ -104,7 +122,9 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
         "calibration": bone["calibration"],
         "shape_zyx": list(volume.hu.shape),
         "spacing_mm": [round(s, 3) for s in volume.spacing],
-        "dice": round(float(dice_score(seg.mark, truth > 0)), 4),
+        "dice": round(float(dice), 4),
+        "partial": case.partial,
+        "per_vertebra": per_vertebra,
         "given": given,
         "found": found,
         "named_right": sum(f["name"] == f["truth"] for f in found),

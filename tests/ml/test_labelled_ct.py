@@ -178,3 +178,32 @@ def test_verse_pairs_each_ct_with_the_mask_of_the_same_scan(tmp_path):
     assert verse_unpaired(tmp_path) == [
         "sub-lone_ct.nii.gz: no vertebra mask of the same scan (*_seg-vert_msk.nii.gz): not evaluated"
     ]
+
+
+def test_a_ct_labelled_for_some_vertebrae_is_scored_on_those_and_never_trained_on(tmp_path, small_case, capsys):
+    """TotalSegmentator's aorta-report test labels one vertebra (T12) of a CT that shows T1-L1: scored against every
+    vertebra found, the mark read as mostly wrong, and trained on, it would teach MS-Net that the other vertebrae
+    are background. A ``segmentations`` folder with some vertebrae's files only is scored on the vertebrae found that
+    cover those (and each given vertebra on its own), a vertebra found mostly outside them is matched to none, and
+    ``train-seg --labelled`` leaves it out with a note."""
+    folder = tmp_path / "some" / "spine_001"
+    (folder / "segmentations").mkdir(parents=True)
+    ct = np.ascontiguousarray(small_case.hu.transpose(2, 1, 0))
+    nib.save(nib.Nifti1Image(ct, small_case.affine), folder / "ct.nii.gz")
+    l3 = np.ascontiguousarray((small_case.levels == 3).astype(np.uint8).transpose(2, 1, 0))
+    nib.save(nib.Nifti1Image(l3, small_case.affine), folder / "segmentations" / "vertebrae_L3.nii.gz")
+    (case,) = find_labelled(tmp_path / "some", "totalseg")
+    assert case.partial
+    code = main(["evaluate", str(tmp_path / "some"), "--layout", "totalseg", "--out", str(tmp_path / "e")])
+    assert code == 0
+    (row,) = json.loads((tmp_path / "e" / "metrics.json").read_text())["cases"]
+    assert row["partial"] and row["given"] == ["L3"]
+    (each,) = row["per_vertebra"]
+    assert each["given"] == "L3" and each["found"] == "L3" and each["dice"] > 0.8
+    assert row["dice"] == each["dice"]  # one given vertebra: the vertebra found that covers it, against it
+    assert [f["name"] for f in row["found"] if f["truth"]] == ["L3"]  # its neighbours touch it: matched to none
+    assert "(the given vertebrae only)" in capsys.readouterr().out
+    train = ["train-seg", str(tmp_path), "--out", str(tmp_path / "w"), "--labelled", str(tmp_path / "some")]
+    assert main([*train, "--layout", "totalseg"]) == 2
+    err = capsys.readouterr().err
+    assert "some vertebrae only" in err and "labels every vertebra" in err

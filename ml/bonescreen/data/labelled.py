@@ -59,6 +59,10 @@ class LabelledCT:
     labels: list[Path]
     scheme: str | dict[int, int]
     label_ids: list[int] | None = None  # per-vertebra mask files: the foreign id of each file
+    #: the labels hold only some of the vertebrae in view (a ``segmentations`` folder with the files of some
+    #: vertebrae only): the mark is scored against those vertebrae alone
+    #: (:func:`~bonescreen.labelled_eval.evaluate_labelled_case`)
+    partial: bool = False
 
     def load_volume(self) -> CTVolume:
         """The CT, read as ``bonescreen screen`` reads it."""
@@ -179,6 +183,11 @@ def verse_unpaired(root: str | os.PathLike) -> list[str]:
     return lines
 
 
+#: TotalSegmentator writes a file for every vertebra of its classes, empty where the vertebra is not in view
+#: (C1-C7, T1-T12, L1-L5 in v1; S1 too in v2): a ``segmentations`` folder with fewer holds some vertebrae only
+TOTALSEG_VERTEBRA_FILES = 24
+
+
 def _totalseg_cases(root: Path, scheme: str) -> list[LabelledCT]:
     cases = []
     for ct in sorted(root.rglob("ct.nii.gz")):
@@ -188,7 +197,9 @@ def _totalseg_cases(root: Path, scheme: str) -> list[LabelledCT]:
             inverse = {f"vertebrae_{n}": i for i, n in _totalseg_names().items()}
             ids = [inverse.get(p.name[: -len(".nii.gz")]) for p in singles]
             keep = [(p, i) for p, i in zip(singles, ids, strict=True) if i is not None]
-            cases.append(LabelledCT(ct.parent.name, ct, [p for p, _ in keep], "totalseg", [i for _, i in keep]))
+            partial = len(singles) < TOTALSEG_VERTEBRA_FILES
+            files, file_ids = [p for p, _ in keep], [i for _, i in keep]
+            cases.append(LabelledCT(ct.parent.name, ct, files, "totalseg", file_ids, partial=partial))
             continue
         maps = [p for p in ct.parent.glob("*.nii.gz") if p.name != "ct.nii.gz"]
         if maps:
@@ -262,6 +273,22 @@ def leave_out(cases: list[LabelledCT], names: list[str], where: str | os.PathLik
     if not kept:
         raise BoneScreenError("leaving those out leaves no labelled CT", where)
     return kept
+
+
+def for_training(cases: list[LabelledCT]) -> tuple[list[LabelledCT], list[str]]:
+    """The cases whose labels hold every vertebra in view, and a note for each left out.
+
+    A CT labelled for some vertebrae only (:attr:`LabelledCT.partial`: TotalSegmentator's aorta-report test holds
+    T12's mask alone) would teach MS-Net that the vertebrae it does not label are background; it is measured
+    (:func:`~bonescreen.labelled_eval.evaluate_labelled_case`), never trained on.
+    """
+    kept = [c for c in cases if not c.partial]
+    notes = [
+        f"{c.name}: its labels hold some vertebrae only ({', '.join(p.name for p in c.labels)}): not trained on"
+        for c in cases
+        if c.partial
+    ]
+    return kept, notes
 
 
 def only(cases: list[LabelledCT], names: list[str], where: str | os.PathLike | None = None) -> list[LabelledCT]:
