@@ -26,7 +26,7 @@ import numpy as np
 
 from bonescreen.data.labelled import LAYOUTS, builtin_real_cases, find_labelled, only
 from bonescreen.errors import BoneScreenError
-from bonescreen.labelled_eval import evaluate_labelled_case
+from bonescreen.labelled_eval import evaluate_labelled_case, mean_dice_text, row_lines, scored_found
 from bonescreen.pipeline import Screener
 
 
@@ -104,24 +104,20 @@ def main() -> None:
             print(f"{case.name}: skipped: {exc}")
             continue
         rows.append(row)
+        unlabelled = " (not labelled)" if row["partial"] else " (given nothing)"
         named = ", ".join(
-            f["name"] + ("" if f["name"] == f["truth"] else f" (given {f['truth'] or 'nothing'})") for f in row["found"]
+            f["name"] + ("" if f["name"] == f["truth"] else f" (given {f['truth']})" if f["truth"] else unlabelled)
+            for f in row["found"]
         )
         hus = ", ".join(f"{f['name']} {f['trabecular_hu']}" for f in row["found"])
-        scope = " (the given vertebrae only: the labels hold no others)" if row["partial"] else ""
-        scored = [f for f in row["found"] if f["truth"] or not row["partial"]]  # partial: those that meet a label
+        scope, each = row_lines(row)
         print(
             f"{row['case']}: Dice {row['dice']:.3f}{scope}; given {', '.join(row['given'])}; found {named} "
-            f"({row['named_right']} of {len(scored)} named as given; {row['given_found']} of "
+            f"({row['named_right']} of {len(scored_found(row))} named as given; {row['given_found']} of "
             f"{len(row['given'])} given vertebrae found as vertebrae of their own); naming: {row['rule']}, "
             f"{'certain' if row['certain'] else 'flagged uncertain'}; trabecular HU {hus}; {row['seconds']:.1f} s"
         )
-        each = ", ".join(
-            f"{p['given']} {p['dice']:.3f}"
-            + ("" if p["found"] == p["given"] else f" (found as {p['found'] or 'none'})")
-            for p in row["per_vertebra"]
-        )
-        print(f"    Dice per given vertebra (the vertebra found that covers most of it): {each}")
+        print(f"    {each}")
         for note in row["notes"]:
             print(f"    note: {note}")
         cal = row["calibration"]
@@ -140,7 +136,7 @@ def main() -> None:
         for flag in cal["flags"]:
             print(f"    calibration: {flag}")
     if rows:
-        print(f"mean Dice {np.mean([r['dice'] for r in rows]):.3f} over {len(rows)} images")
+        print(mean_dice_text(rows))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     meta = screener.models()

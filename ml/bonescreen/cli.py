@@ -303,7 +303,7 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
 
     from .atomic import write_text_atomic
     from .data.labelled import find_labelled, verse_unpaired
-    from .labelled_eval import evaluate_labelled_case
+    from .labelled_eval import evaluate_labelled_case, mean_dice_text, row_lines, scored_found
     from .pipeline import Screener
 
     cases = find_labelled(args.data, args.layout, args.label_scheme)
@@ -322,16 +322,20 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
             continue
         rows.append({k: v for k, v in row.items() if not k.startswith("_")})
         print(
-            f"{row['case']}: Dice {row['dice']:.3f}{' (the given vertebrae only)' if row['partial'] else ''}; "
-            f"{row['named_right']} of {len(row['found'])} vertebrae found named "
+            f"{row['case']}: Dice {row['dice']:.3f}{row_lines(row)[0]}; "
+            f"{row['named_right']} of {len(scored_found(row))} vertebrae found named "
             f"as given ({', '.join(f['name'] for f in row['found'])}; given {', '.join(row['given'])}); naming "
             f"{'certain' if row['certain'] else 'flagged uncertain'}"
         )
+        print(f"    {row_lines(row)[1]}")
+    full = [r["dice"] for r in rows if not r["partial"]]
+    some = [r["dice"] for r in rows if r["partial"]]
     summary = {
         "data": str(Path(args.data).resolve()),
         "layout": args.layout,
         "models": screener.models(),
-        "mean_dice": float(np.mean([r["dice"] for r in rows])) if rows else None,
+        "mean_dice": float(np.mean(full)) if full else None,  # the fully labelled scans
+        "mean_dice_some_vertebrae": float(np.mean(some)) if some else None,  # scans labelled for some only
         "cases": rows,
         "failed": failed,
         "unpaired": unpaired,
@@ -339,7 +343,7 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "metrics.json", json.dumps(summary, indent=2, default=str) + "\n")
     if rows:
-        print(f"mean Dice {summary['mean_dice']:.3f} over {len(rows)} scans; wrote {args.out / 'metrics.json'}")
+        print(f"{mean_dice_text(rows)}; wrote {args.out / 'metrics.json'}")
     return 1 if failed else 0
 
 

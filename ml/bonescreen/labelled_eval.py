@@ -42,6 +42,36 @@ def bone_health(volume, vertebra_map: np.ndarray, vertebrae) -> dict:
     return {"calibration": calibration.as_dict(), "heights": heights}
 
 
+def scored_found(row: dict) -> list[dict]:
+    """The vertebrae found that a row of :func:`evaluate_labelled_case` scores names on: all of them, or, where the
+    labels hold some vertebrae only, those that mostly cover one."""
+    return [f for f in row["found"] if f["truth"] or not row["partial"]]
+
+
+def row_lines(row: dict) -> tuple[str, str]:
+    """The Dice's scope (empty for a fully labelled CT) and the per-vertebra line of a row, as printed."""
+    scope = (
+        f" (the given vertebrae only: the labels hold {len(row['given'])} vertebra(e), no others)"
+        if row["partial"]
+        else ""
+    )
+    each = ", ".join(
+        f"{p['given']} {p['dice']:.3f}" + ("" if p["found"] == p["given"] else f" (found as {p['found'] or 'none'})")
+        for p in row["per_vertebra"]
+    )
+    return scope, f"Dice per given vertebra (the vertebra found that covers most of it): {each}"
+
+
+def mean_dice_text(rows: list[dict]) -> str:
+    """The mean Dice over the fully labelled CT, and the CT labelled for some vertebrae apart (a different measure)."""
+    full = [r["dice"] for r in rows if not r["partial"]]
+    some = [r["dice"] for r in rows if r["partial"]]
+    text = f"mean Dice {np.mean(full):.3f} over {len(full)} fully labelled CT" if full else "no fully labelled CT"
+    if some:
+        text += f"; {len(some)} CT labelled for some vertebrae only: mean Dice on those vertebrae {np.mean(some):.3f}"
+    return text
+
+
 def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
     """Segment and name one labelled CT and score it against its labels.
 

