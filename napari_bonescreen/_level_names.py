@@ -78,7 +78,10 @@ def level_name_points(
         data, order = data[None], (0, 1, 2)
     else:
         data = np.transpose(data, order)  # a view: slices along the first axis, rows, columns
-    spacing = ([1.0] * 3 + spacing)[-3:]  # (dy, dx) alone: a placeholder for the unused slice axis
+    if len(spacing) == 2:  # (dy, dx): only axial slices, whose own axis' spacing is never read
+        if order != (0, 1, 2):
+            raise ValueError(f"a sagittal or coronal order {order} needs the slice spacing too: give (dz, dy, dx)")
+        spacing = [float("nan"), *spacing]
     dy, dx = spacing[order[1]], spacing[order[2]]
     boxes = ndimage.find_objects(data) if data.size else []  # the map as it is: a cast would copy the volume
     sections: dict[int, list[tuple]] = {}  # slice -> (area, mean row, last column, id) of each vertebra on it

@@ -299,11 +299,9 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
     """``evaluate DATA --layout L``: MS-Net's mark and the level names on a folder of the user's labelled CT."""
     import json
 
-    import numpy as np
-
     from .atomic import write_text_atomic
     from .data.labelled import find_labelled, verse_unpaired
-    from .labelled_eval import evaluate_labelled_case, mean_dice_text, row_lines, scored_found
+    from .labelled_eval import evaluate_labelled_case, mean_dice, mean_dice_text, row_lines, scored_found
     from .pipeline import Screener
 
     cases = find_labelled(args.data, args.layout, args.label_scheme)
@@ -321,21 +319,21 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
             print(f"{case.name}: skipped: {exc}", file=sys.stderr)
             continue
         rows.append({k: v for k, v in row.items() if not k.startswith("_")})
+        scope, each = row_lines(row)
         print(
-            f"{row['case']}: Dice {row['dice']:.3f}{row_lines(row)[0]}; "
+            f"{row['case']}: Dice {row['dice']:.3f}{scope}; "
             f"{row['named_right']} of {len(scored_found(row))} vertebrae found named "
             f"as given ({', '.join(f['name'] for f in row['found'])}; given {', '.join(row['given'])}); naming "
             f"{'certain' if row['certain'] else 'flagged uncertain'}"
         )
-        print(f"    {row_lines(row)[1]}")
-    full = [r["dice"] for r in rows if not r["partial"]]
-    some = [r["dice"] for r in rows if r["partial"]]
+        print(f"    {each}")
+    full, some = mean_dice(rows)
     summary = {
         "data": str(Path(args.data).resolve()),
         "layout": args.layout,
         "models": screener.models(),
-        "mean_dice": float(np.mean(full)) if full else None,  # the fully labelled scans
-        "mean_dice_some_vertebrae": float(np.mean(some)) if some else None,  # scans labelled for some only
+        "mean_dice": full,  # the fully labelled scans
+        "mean_dice_some_vertebrae": some,  # scans labelled for some vertebrae only
         "cases": rows,
         "failed": failed,
         "unpaired": unpaired,

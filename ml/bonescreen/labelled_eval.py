@@ -62,14 +62,23 @@ def row_lines(row: dict) -> tuple[str, str]:
     return scope, f"Dice per given vertebra (the vertebra found that covers most of it): {each}"
 
 
-def mean_dice_text(rows: list[dict]) -> str:
-    """The mean Dice over the fully labelled CT, and the CT labelled for some vertebrae apart (a different measure)."""
+def mean_dice(rows: list[dict]) -> tuple[float | None, float | None]:
+    """Mean Dice over the fully labelled CT, and apart over those labelled for some vertebrae (a different measure:
+    on those vertebrae only); None where there is none."""
     full = [r["dice"] for r in rows if not r["partial"]]
     some = [r["dice"] for r in rows if r["partial"]]
-    text = f"mean Dice {np.mean(full):.3f} over {len(full)} fully labelled CT" if full else "no fully labelled CT"
-    if some:
-        text += f"; {len(some)} CT labelled for some vertebrae only: mean Dice on those vertebrae {np.mean(some):.3f}"
-    return text
+    return (float(np.mean(full)) if full else None, float(np.mean(some)) if some else None)
+
+
+def mean_dice_text(rows: list[dict]) -> str:
+    """:func:`mean_dice` as printed."""
+    full, some = mean_dice(rows)
+    n_some = sum(r["partial"] for r in rows)
+    text = f"mean Dice {full:.3f} over {len(rows) - n_some} fully labelled CT" if full is not None else ""
+    if some is not None:
+        text += f"{'; ' if text else 'no fully labelled CT; '}{n_some} CT labelled for some vertebrae only: mean Dice "
+        text += f"on those vertebrae {some:.3f}"
+    return text or "no fully labelled CT"
 
 
 def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
