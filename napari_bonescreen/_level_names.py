@@ -21,6 +21,7 @@ from itertools import pairwise
 import numpy as np
 from scipy import ndimage
 
+from bonescreen.errors import BoneScreenError
 from bonescreen.labels import ALL_VERTEBRA_IDS, vertebra_color, vertebra_name
 
 #: The names start this far (mm) beyond the last labelled voxel of their slice.
@@ -70,6 +71,11 @@ def level_name_points(
     (ndarray, list of str, list of str)
         The points (n, labels.ndim) in the map's voxel coordinates, each point's name, and each point's colour
         ("#rrggbb", the vertebra's colour of the report and Slicer).
+
+    Raises
+    ------
+    BoneScreenError
+        A (dy, dx) spacing with a sagittal or coronal ``order`` (the slice spacing is needed there).
     """
     data = np.asarray(labels)
     flat = data.ndim == 2
@@ -80,7 +86,7 @@ def level_name_points(
         data = np.transpose(data, order)  # a view: slices along the first axis, rows, columns
     if len(spacing) == 2:  # (dy, dx): only axial slices, whose own axis' spacing is never read
         if order != (0, 1, 2):
-            raise ValueError(f"a sagittal or coronal order {order} needs the slice spacing too: give (dz, dy, dx)")
+            raise BoneScreenError(f"a sagittal or coronal order {order} needs the slice spacing too: give (dz, dy, dx)")
         spacing = [float("nan"), *spacing]
     dy, dx = spacing[order[1]], spacing[order[2]]
     boxes = ndimage.find_objects(data) if data.size else []  # the map as it is: a cast would copy the volume

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bonescreen.device import fallback_note, resolve_device
+from bonescreen.errors import BoneScreenError
 from bonescreen.hu import body_slice
 from bonescreen.labels import CLASS_NAMES, CLASS_TITLES, level_id
 from bonescreen.messages import headline
@@ -410,6 +411,8 @@ def test_names_follow_the_labels_layer_through_edits_and_leave_with_it(make_napa
     both[4, 20:40, 10:30] = 0
     both[4, 35:37, 20:22] = 5  # a speck of L5 on its slice alone: the slice's largest section keeps its name
     assert (4, "L5") in {(int(c[0]), n) for c, n in zip(*level_name_points(both, (0.8, 0.8))[:2], strict=True)}
+    with pytest.raises(BoneScreenError, match="slice spacing"):  # sagittal slices need the slice spacing
+        level_name_points(levels, (0.8, 0.8), (2, 0, 1))
 
     labels.selected_label = 3
     labels.paint((11, 30, 50), 3)  # L3 begun on the top slice: a stroke through napari's painting
