@@ -24,6 +24,8 @@ from scipy import ndimage
 from bonescreen.errors import BoneScreenError
 from bonescreen.labels import ALL_VERTEBRA_IDS, vertebra_color, vertebra_name
 
+from ._head_up import camera_of, rows_drawn_up
+
 #: The names start this far (mm) beyond the last labelled voxel of their slice.
 NAME_GAP_MM = 4.0
 #: A name stands on the slices where its vertebra holds at least this share of its largest section, or the
@@ -43,7 +45,10 @@ def _unwrapped(obj):
 
 
 def level_name_points(
-    labels: np.ndarray, spacing_mm: tuple[float, ...], order: tuple[int, int, int] = (0, 1, 2)
+    labels: np.ndarray,
+    spacing_mm: tuple[float, ...],
+    order: tuple[int, int, int] = (0, 1, 2),
+    rows_up: bool = False,
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """Where each vertebra's name is written: one point per vertebra and slice that shows it.
 
@@ -65,6 +70,11 @@ def level_name_points(
         For a (z, y, x) map: the axis the slices are taken along, then the axes shown as rows and as columns,
         as napari's ``dims.order`` gives them: (0, 1, 2) the axial slices (the default), (2, 0, 1) sagittal,
         (1, 0, 2) coronal. The names stand beyond the last labelled column, each at its vertebra's mean row.
+    rows_up : bool
+        Whether the view draws rows upward (napari's camera ``orientation2d`` vertical "up": the head up in a
+        sagittal or coronal view, :mod:`._head_up`). A name's text hangs down from its point on the screen, so
+        its point is half a name above the row it names on the screen: towards lower rows normally, higher
+        rows when they run up.
 
     Returns
     -------
@@ -113,10 +123,11 @@ def level_name_points(
             key=lambda e: e[0],
         )
         x = max(s[2] for s in on_slice) + NAME_GAP_MM / dx  # clear of every labelled voxel of the slice
-        # the text's upper edge half a name's height above the row it names
-        shown[0][0] -= NAME_SEPARATION_MM / dy / 2
+        # the text's upper edge on the screen half a name's height above the row it names
+        half = (NAME_SEPARATION_MM / dy / 2) * (1.0 if rows_up else -1.0)
+        shown[0][0] += half
         for above, below in pairwise(shown):
-            below[0] = max(below[0] - NAME_SEPARATION_MM / dy / 2, above[0] + NAME_SEPARATION_MM / dy)
+            below[0] = max(below[0] + half, above[0] + NAME_SEPARATION_MM / dy)
         for y, vid in shown:
             points.append((z, y, x))
             names.append(vertebra_name(vid))
@@ -150,6 +161,7 @@ class LevelNames:
         self.viewer.layers.events.removed.connect(self._on_removed)
         self.viewer.dims.events.ndisplay.connect(self.schedule)
         self.viewer.dims.events.order.connect(self.schedule)  # a sagittal or coronal view: names along it
+        camera_of(self.viewer).events.orientation.connect(self.schedule)  # the head turned up (_head_up)
         _LIVE.add(self)
         self.update()
 
@@ -202,7 +214,10 @@ class LevelNames:
         order = tuple(int(a) - (self.viewer.dims.ndim - data.ndim) for a in self.viewer.dims.order[-data.ndim :])
         if data.ndim != 3 or sorted(order) != [0, 1, 2]:
             order = (0, 1, 2)
-        coords, names, colours = level_name_points(data, scale[-3:] if data.ndim == 3 else scale[-2:], order)
+        rows_up = rows_drawn_up(self.viewer)
+        coords, names, colours = level_name_points(
+            data, scale[-3:] if data.ndim == 3 else scale[-2:], order, rows_up=rows_up
+        )
         if self.viewer.dims.ndisplay == 3 and len(names):
             # the 3-D view shows every point at once: each name once, on its vertebra's middle named slice
             keep = [idx[len(idx) // 2] for idx in (np.flatnonzero(np.array(names) == n) for n in dict.fromkeys(names))]
@@ -251,6 +266,7 @@ class LevelNames:
             (self.viewer.layers.events.removed, self._on_removed),
             (self.viewer.dims.events.ndisplay, self.schedule),
             (self.viewer.dims.events.order, self.schedule),
+            (camera_of(self.viewer).events.orientation, self.schedule),
         ):
             emitter.disconnect(callback)
         _LIVE.discard(self)  # a removed labels layer is not kept alive

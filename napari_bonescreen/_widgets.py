@@ -78,6 +78,7 @@ from ._convert import (
     labels_layer_data,
     volume_from_layer,
 )
+from ._head_up import keep_head_up
 from ._level_names import show_level_names
 from ._screener_cache import get_screener
 
@@ -208,6 +209,7 @@ class _Base(QWidget):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
+        keep_head_up(napari_viewer)  # sagittal and coronal views with the head up
         self.worker = None
         self.device = ComboBox(
             label="device",

@@ -460,6 +460,43 @@ def test_names_follow_the_labels_layer_through_edits_and_leave_with_it(make_napa
     assert second not in viewer.layers
 
 
+def test_sagittal_and_coronal_views_show_the_head_up(make_napari_viewer, qtbot):
+    """Rolled to a sagittal or coronal view, the spine stood on its head (the sacrum at the top, napari drawing z
+    downward): with a BoneScreen dock open, a view whose rows are z draws them upward; axial slices and the 3-D view
+    stay as napari draws them; the names hang beside their vertebrae either way."""
+    from napari_bonescreen._convert import labels_layer_data
+    from napari_bonescreen._head_up import camera_of
+    from napari_bonescreen._level_names import level_name_points, show_level_names
+
+    levels = np.zeros((12, 64, 64), np.uint8)
+    levels[0:5, 20:40, 10:30] = 5  # L5, the lower (z inferior -> superior)
+    levels[6:11, 20:40, 12:32] = 4  # L4
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros(levels.shape, np.float32), scale=(3.0, 0.8, 0.8))
+    data, meta, _ = labels_layer_data(levels, image, "levels")
+    names = show_level_names(viewer, viewer.add_labels(data, **meta)).layer
+    viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    assert camera_of(viewer).orientation2d[0] == "down"  # axial slices: anterior at the top, as napari draws rows
+    viewer.dims.order = (2, 0, 1)  # sagittal
+    assert camera_of(viewer).orientation2d[0] == "up"
+    # the text hangs down the screen from its point: the point half a name (6 mm) above L5's middle (z 2) on screen
+    qtbot.waitUntil(lambda: len(names.data) == 40, timeout=5000)  # each vertebra's name on its 20 sagittal slices
+    l5 = np.asarray(names.features["name"]) == "L5"
+    np.testing.assert_allclose(names.data[l5, 0], 2.0 + 6.0 / 3.0)
+    viewer.dims.order = (1, 0, 2)  # coronal
+    assert camera_of(viewer).orientation2d[0] == "up"
+    viewer.dims.ndisplay = 3  # turning one axis of the 3-D view would mirror the patient
+    assert camera_of(viewer).orientation2d[0] == "down"
+    viewer.dims.ndisplay = 2
+    assert camera_of(viewer).orientation2d[0] == "up"
+    viewer.dims.order = (0, 1, 2)
+    assert camera_of(viewer).orientation2d[0] == "down"
+    qtbot.waitUntil(lambda: len(names.data) == 10, timeout=5000)
+    np.testing.assert_allclose(names.data[np.asarray(names.features["name"]) == "L5", 1], 29.5 - 6.0 / 0.8)
+    up, _, _ = level_name_points(levels, (0.8, 0.8), rows_up=True)  # rows drawn upward: the point above the row
+    np.testing.assert_allclose(up[:5, 1], 29.5 + 6.0 / 0.8)
+
+
 def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_names_them(make_napari_viewer, qtbot):
     """No sacrum and no ribs in view: counted from the top, the lowest vertebra gets no name.
 
