@@ -2,11 +2,11 @@
 
 napari draws an array's rows downward. BoneScreen's volumes run (z, y, x) with z from inferior to superior
 (DESIGN.md), so when a user rolls or transposes the axes to look at a sagittal or coronal plane, z becomes the
-rows and the patient stands on their head: the sacrum above, T12 below. Sagittal and coronal CT are shown with
-the head up (superior at the top of the screen; DICOM PS3.3 C.7.6.2.1.1 for the patient axes, and every PACS
-viewer's reformats). While the axis shown vertically is the volume's z, the camera's vertical axis points up;
-otherwise (axial slices: y, anterior at the top) it points down, napari's default. The 3-D view is left as
-napari draws it (turning one axis there would mirror the patient; the user turns the volume by mouse).
+rows and the patient stands on their head: the sacrum above, T12 below. Radiology workstations show sagittal and
+coronal reformats with the head up (superior at the top of the screen), and so does 3D Slicer. While the axis
+shown vertically is the volume's z, the camera's vertical axis points up; otherwise (axial slices: y, anterior at
+the top) it points down, napari's default. The 3-D view is left as napari draws it (turning one axis there would
+mirror the patient; the user turns the volume by mouse).
 """
 
 from __future__ import annotations
