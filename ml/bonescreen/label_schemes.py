@@ -2,10 +2,14 @@
 
 - ``bonescreen``: the ids of DESIGN.md as they are (1..5 = L1..L5, 6 = T12, 7 = sacrum, ...).
 - ``verse``: VerSe 2019/2020 (Sekuboyina et al., Med Image Anal 2021): 1-7 C1-C7,
-  8-19 T1-T12, 20-24 L1-L5, 25 L6, 26 sacrum, 28 T13 (taken as T12's neighbour, unnamed).
+  8-19 T1-T12, 20-24 L1-L5, 25 L6, 26 sacrum, 28 T13 (below T12; unnamed).
 - ``totalseg``: TotalSegmentator v2 ``total`` task (Wasserthal et al., Radiol AI 2023):
   25 sacrum, 26 S1 (sacrum), 27-31 L5-L1, 32-43 T12-T1, 44-50 C7-C1; its other ids
   (ribs, organs, vessels) are no vertebrae and become 0.
+
+Vertebrae without a BoneScreen name (the cervical ones, VerSe's T13) take DESIGN.md's unnamed ids 21, 22, ...
+counted from the lowest among those the map holds (:data:`UNNAMED_LOWEST_FIRST`), so that one spine gets the same
+ids from either tool's map.
 - ``mask``: every id above 0 is vertebral bone, whatever it says (a binary mask of the spine, VerSe's
   subregion map): BoneScreen splits and names the vertebrae as it does MS-Net's mark.
 """
@@ -15,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import BoneScreenError, check_choice
-from .labels import ct_image_problem
+from .labels import UNNAMED_FIRST, ct_image_problem
 
 
 def _verse() -> dict[int, int]:
@@ -23,8 +27,8 @@ def _verse() -> dict[int, int]:
     m.update({19: 6, 26: 7, 18: 8, 17: 9, 25: 10})
     m.update({16 - i: 11 + i for i in range(8)})  # T9..T2 -> 11..18
     m[8] = 19  # T1
-    m.update({1 + i: 21 + i for i in range(7)})  # cervical: no BoneScreen name
-    m[28] = 28  # T13
+    m.update({1 + i: 0 for i in range(7)})  # cervical C1-C7 and T13 (28): no BoneScreen name, numbered by
+    m[28] = 0  # map_labels among those a map holds (UNNAMED_LOWEST_FIRST)
     return m
 
 
@@ -32,12 +36,19 @@ def _totalseg() -> dict[int, int]:
     m = {31 - i: 1 + i for i in range(5)}  # 31 = L1 ... 27 = L5
     m.update({32: 6, 25: 7, 26: 7, 33: 8, 34: 9})
     m.update({35 + i: 11 + i for i in range(9)})  # T9 .. T1
-    m.update({44 + i: 21 + i for i in range(7)})  # C7 .. C1
+    m.update({44 + i: 0 for i in range(7)})  # C7 .. C1: numbered by map_labels (UNNAMED_LOWEST_FIRST)
     return m
 
 
-#: Label-id schemes: foreign id -> BoneScreen id (ids not listed are not vertebrae: ribs, organs).
+#: Label-id schemes: foreign id -> BoneScreen id (ids not listed are not vertebrae: ribs, organs; 0 for the
+#: vertebrae without a BoneScreen name, numbered by :func:`map_labels`).
 SCHEMES: dict[str, dict[int, int]] = {"verse": _verse(), "totalseg": _totalseg()}
+#: Each scheme's vertebrae without a BoneScreen name, from the lowest up (VerSe's T13 lies below T12; C7 is the
+#: lowest cervical vertebra): DESIGN.md numbers unnamed vertebrae 21, 22, ... counted from the lowest.
+UNNAMED_LOWEST_FIRST: dict[str, tuple[int, ...]] = {
+    "verse": (28, 7, 6, 5, 4, 3, 2, 1),
+    "totalseg": (44, 45, 46, 47, 48, 49, 50),
+}
 #: The scheme that reads a map as one mask of vertebral bone, to be split and named by BoneScreen.
 MASK_SCHEME = "mask"
 #: Every scheme a user may name: BoneScreen's own ids, the foreign ones, and the mask.
@@ -51,6 +62,21 @@ VERSE_SUBREGION_IDS = frozenset(range(41, 51))
 def map_labels(labels: np.ndarray, scheme: str | dict[int, int]) -> np.ndarray:
     """Foreign vertebra label map -> BoneScreen ids (uint8); ids outside the scheme become 0.
 
+    Parameters
+    ----------
+    labels : ndarray
+        The foreign map, any shape, whole non-negative ids.
+    scheme : str or dict
+        A name of :data:`SCHEMES`, or a table foreign id -> BoneScreen id taken as it is. With a name, the
+        vertebrae without a BoneScreen name that the map holds take 21, 22, ... from the lowest up
+        (:data:`UNNAMED_LOWEST_FIRST`, DESIGN.md): a map of C5-C7 gives C7 21, C6 22, C5 23 in either
+        tool's numbering (until 2026-12-05 VerSe's C1-C7 were 21-27 whatever the map held).
+
+    Returns
+    -------
+    ndarray
+        uint8, the shape of ``labels``: DESIGN.md vertebra ids.
+
     Raises
     ------
     BoneScreenError
@@ -63,7 +89,18 @@ def map_labels(labels: np.ndarray, scheme: str | dict[int, int]) -> np.ndarray:
     lut = np.zeros(max(table) + 2, np.uint8)  # the last entry (0) takes every id beyond the table
     for src, dst in table.items():
         lut[src] = dst
-    return lut[np.clip(values, 0, len(lut) - 1)]
+    index = np.clip(values, 0, len(lut) - 1)
+    mapped = lut[index]
+    if isinstance(scheme, str):
+        # the unnamed vertebrae the map holds, numbered from the lowest up among them
+        order = UNNAMED_LOWEST_FIRST[scheme]
+        rank = np.zeros(len(lut), np.uint8)
+        rank[list(order)] = np.arange(1, len(order) + 1)
+        ranks = rank[index]
+        held = np.flatnonzero(np.bincount(ranks[ranks > 0], minlength=len(order) + 1))
+        for number, r in enumerate(held):
+            mapped[ranks == r] = UNNAMED_FIRST + number
+    return mapped
 
 
 def mask_of(labels: np.ndarray) -> np.ndarray:

@@ -15,9 +15,21 @@ from bonescreen.weights import default_weights
 
 def test_schemes_map_to_bonescreen_ids():
     verse = np.array([0, 20, 24, 19, 18, 26, 25, 8, 3])  # L1, L5, T12, T11, sacrum, L6, T1, C3
-    assert map_labels(verse, "verse").tolist() == [0, 1, 5, 6, 8, 7, 10, 19, 23]
+    assert map_labels(verse, "verse").tolist() == [0, 1, 5, 6, 8, 7, 10, 19, 21]  # C3, the one unnamed: 21
     total = np.array([0, 31, 27, 32, 33, 25, 26, 12, 90])  # L1, L5, T12, T11, sacrum, S1, a rib-free organ id
     assert map_labels(total, "totalseg").tolist() == [0, 1, 5, 6, 8, 7, 7, 0, 0]
+
+
+def test_one_spines_unnamed_vertebrae_get_the_same_ids_from_either_tools_map():
+    """DESIGN.md numbers vertebrae without a BoneScreen name 21, 22, ... from the lowest: VerSe's C1-C7 were
+    21-27 from the top (C7 27) where TotalSegmentator's C7-C1 were 21-27 from the bottom, so one neck got two sets
+    of ids."""
+    c5_to_t1 = {"verse": [5, 6, 7, 8], "totalseg": [46, 45, 44, 43]}  # C5, C6, C7, T1 in each numbering
+    for scheme, ids in c5_to_t1.items():
+        assert map_labels(np.array([0, *ids]), scheme).tolist() == [0, 23, 22, 21, 19], scheme
+    # VerSe's T13, below T12, is the lowest unnamed vertebra; a gap among the cervical ones closes up
+    assert map_labels(np.array([[28, 19], [7, 5]]), "verse").tolist() == [[21, 6], [22, 23]]
+    assert map_labels(np.zeros((0, 3)), "verse").shape == (0, 3)
     assert map_labels(np.array([2.0, 259.0]), {2: 21}).tolist() == [21, 0]  # floats, ids beyond the table
 
 
@@ -125,7 +137,8 @@ def test_evaluate_scores_a_folder_of_labelled_ct(tmp_path, small_case, capsys):
     """`evaluate FOLDER --layout` scores MS-Net's mark and the names on the user's own labelled scans (issue "Real
     CT", item 6); without --layout the folder's layout is named in the error (helper-32: "no cases.csv" only)."""
     _nnunet_folder(tmp_path / "mine", small_case)
-    # two ids without a BoneScreen name (VerSe's C5 and C3: DESIGN.md's unnamed 25 and 23), C3 above C5, in a corner
+    # two ids without a BoneScreen name (VerSe's C5 and C3: DESIGN.md's unnamed 21 and 22, from the lowest), C3 above
+    # C5, in a corner
     labels_file = tmp_path / "mine" / "labelsTr" / "spine_001.nii.gz"
     given = np.asarray(nib.load(labels_file).dataobj).copy()  # (x, y, z), z from the feet up
     nz = given.shape[2]
@@ -145,7 +158,7 @@ def test_evaluate_scores_a_folder_of_labelled_ct(tmp_path, small_case, capsys):
     assert row["case"] == "spine_001" and row["dice"] > 0.6 and metrics["mean_dice"] == row["dice"]
     assert row["named_right"] >= 4
     # the given vertebrae from the lowest up, each unnamed id its own entry (helper-51: one "?" for C5-C7, text order)
-    assert row["given"] == ["L5", "L4", "L3", "L2", "L1", "unnamed id 25", "unnamed id 23"]
+    assert row["given"] == ["L5", "L4", "L3", "L2", "L1", "unnamed id 21", "unnamed id 22"]
     assert "spine_001: Dice" in out.out and metrics["unpaired"] == []
 
 
