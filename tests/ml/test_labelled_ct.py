@@ -30,6 +30,21 @@ def test_one_spines_unnamed_vertebrae_get_the_same_ids_from_either_tools_map():
     # VerSe's T13, below T12, is the lowest unnamed vertebra; a gap among the cervical ones closes up
     assert map_labels(np.array([[28, 19], [7, 5]]), "verse").tolist() == [[21, 6], [22, 23]]
     assert map_labels(np.zeros((0, 3)), "verse").shape == (0, 3)
+
+
+def test_a_totalsegmentator_folder_numbers_its_unnamed_vertebrae_across_its_files(tmp_path, small_case):
+    """TotalSegmentator's ``segmentations`` folder holds one file per vertebra: numbered file by file, C7 and C6
+    would both be the lowest unnamed vertebra of their own file (21); numbered across the files, C7 21, C6 22."""
+    folder = tmp_path / "neck" / "spine_001"
+    (folder / "segmentations").mkdir(parents=True)
+    nib.save(nib.Nifti1Image(small_case.hu.transpose(2, 1, 0), small_case.affine), folder / "ct.nii.gz")
+    for name, level in (("C7", 1), ("C6", 2), ("L1", 3)):  # any three vertebrae of the phantom, renamed
+        mask = np.ascontiguousarray((small_case.levels == level).astype(np.uint8).transpose(2, 1, 0))
+        nib.save(nib.Nifti1Image(mask, small_case.affine), folder / "segmentations" / f"vertebrae_{name}.nii.gz")
+    (case,) = find_labelled(tmp_path / "neck", "totalseg")
+    labels = case.load_labels(case.load_volume())
+    for level, want in ((1, 21), (2, 22), (3, 1)):
+        assert set(np.unique(labels[small_case.levels == level])) == {want}
     assert map_labels(np.array([2.0, 259.0]), {2: 21}).tolist() == [21, 0]  # floats, ids beyond the table
 
 

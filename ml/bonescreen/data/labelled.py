@@ -76,7 +76,7 @@ class LabelledCT:
         BoneScreenError
             If the label grid does not match the CT.
         """
-        out = None
+        foreign = None  # the files' foreign ids in one map: the unnamed vertebrae are numbered among all of them
         for i, path in enumerate(self.labels):
             data, affine = read_label_grid(path)
             if self.label_ids is not None:
@@ -84,9 +84,8 @@ class LabelledCT:
             zyx, _, _ = reorient(np.asarray(data), affine)
             if zyx.shape != volume.hu.shape:
                 raise BoneScreenError(f"label grid {zyx.shape} does not match the CT {volume.hu.shape}", path)
-            mapped = map_labels(zyx, self.scheme)
-            out = mapped if out is None else np.where(mapped > 0, mapped, out)
-        return out
+            foreign = zyx if foreign is None else np.where(map_labels(zyx, self.scheme) > 0, zyx, foreign)
+        return map_labels(foreign, self.scheme)
 
     def name_of(self, vid: int) -> str:
         """Name of a BoneScreen vertebra id; ``?`` for ids without a name."""
