@@ -55,8 +55,8 @@ def level_name_points(
     A vertebra's name stands on the slices where it holds at least :data:`MIN_SECTION_SHARE` of its largest
     section, or the largest section of the slice. On each slice the names start :data:`NAME_GAP_MM` beyond
     the slice's last labelled column (x), each at its vertebra's mean row there (y), moved down where needed
-    to stand :data:`NAME_SEPARATION_MM` below the name above it. A point is the upper left corner of its
-    text.
+    to stand :data:`NAME_SEPARATION_MM` below the name above it. A point is the lower left corner of its
+    text on the screen (napari's "upper_left" text anchor).
 
     Parameters
     ----------
@@ -72,9 +72,11 @@ def level_name_points(
         (1, 0, 2) coronal. The names stand beyond the last labelled column, each at its vertebra's mean row.
     rows_up : bool
         Whether the view draws rows upward (napari's camera ``orientation2d`` vertical "up": the head up in a
-        sagittal or coronal view, :mod:`._head_up`). A name's text hangs down from its point on the screen, so
-        its point is half a name above the row it names on the screen: towards lower rows normally, higher
-        rows when they run up.
+        sagittal or coronal view, :mod:`._head_up`). napari draws a text anchored "upper_left" above its point
+        on the screen (its lower left corner at the point, in either orientation), so the point is half a name
+        below the row it names on the screen: towards higher rows normally, lower rows when they run up (until
+        2026-12-05 the points stood half a name above, and each name a whole name above its vertebra's middle;
+        helper-59).
 
     Returns
     -------
@@ -123,8 +125,8 @@ def level_name_points(
             key=lambda e: e[0],
         )
         x = max(s[2] for s in on_slice) + NAME_GAP_MM / dx  # clear of every labelled voxel of the slice
-        # the text's upper edge on the screen half a name's height above the row it names
-        half = (NAME_SEPARATION_MM / dy / 2) * (1.0 if rows_up else -1.0)
+        # the text stands above its point on the screen: the point half a name's height below the row it names
+        half = (NAME_SEPARATION_MM / dy / 2) * (-1.0 if rows_up else 1.0)
         shown[0][0] += half
         for above, below in pairwise(shown):
             below[0] = max(below[0] + half, above[0] + NAME_SEPARATION_MM / dy)

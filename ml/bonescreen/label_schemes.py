@@ -6,12 +6,12 @@
 - ``totalseg``: TotalSegmentator v2 ``total`` task (Wasserthal et al., Radiol AI 2023):
   25 sacrum, 26 S1 (sacrum), 27-31 L5-L1, 32-43 T12-T1, 44-50 C7-C1; its other ids
   (ribs, organs, vessels) are no vertebrae and become 0.
+- ``mask``: every id above 0 is vertebral bone, whatever it says (a binary mask of the spine, VerSe's
+  subregion map): BoneScreen splits and names the vertebrae as it does MS-Net's mark.
 
 Vertebrae without a BoneScreen name (the cervical ones, VerSe's T13) take DESIGN.md's unnamed ids 21, 22, ...
 counted from the lowest among those the map holds (:data:`UNNAMED_LOWEST_FIRST`), so that one spine gets the same
 ids from either tool's map.
-- ``mask``: every id above 0 is vertebral bone, whatever it says (a binary mask of the spine, VerSe's
-  subregion map): BoneScreen splits and names the vertebrae as it does MS-Net's mark.
 """
 
 from __future__ import annotations

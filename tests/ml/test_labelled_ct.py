@@ -34,16 +34,18 @@ def test_one_spines_unnamed_vertebrae_get_the_same_ids_from_either_tools_map():
 
 def test_a_totalsegmentator_folder_numbers_its_unnamed_vertebrae_across_its_files(tmp_path, small_case):
     """TotalSegmentator's ``segmentations`` folder holds one file per vertebra: numbered file by file, C7 and C6
-    would both be the lowest unnamed vertebra of their own file (21); numbered across the files, C7 21, C6 22."""
+    would both be the lowest unnamed vertebra of their own file (21); numbered across the files, C7 21, C6 22. Its
+    v2 sacrum is ``sacrum.nii.gz``, not a ``vertebrae_`` file: it is read too (helper-59: it was not)."""
     folder = tmp_path / "neck" / "spine_001"
     (folder / "segmentations").mkdir(parents=True)
     nib.save(nib.Nifti1Image(small_case.hu.transpose(2, 1, 0), small_case.affine), folder / "ct.nii.gz")
-    for name, level in (("C7", 1), ("C6", 2), ("L1", 3)):  # any three vertebrae of the phantom, renamed
+    files = (("vertebrae_C7", 1), ("vertebrae_C6", 2), ("vertebrae_L1", 3), ("sacrum", 4))  # the phantom's, renamed
+    for name, level in files:
         mask = np.ascontiguousarray((small_case.levels == level).astype(np.uint8).transpose(2, 1, 0))
-        nib.save(nib.Nifti1Image(mask, small_case.affine), folder / "segmentations" / f"vertebrae_{name}.nii.gz")
+        nib.save(nib.Nifti1Image(mask, small_case.affine), folder / "segmentations" / f"{name}.nii.gz")
     (case,) = find_labelled(tmp_path / "neck", "totalseg")
     labels = case.load_labels(case.load_volume())
-    for level, want in ((1, 21), (2, 22), (3, 1)):
+    for level, want in ((1, 21), (2, 22), (3, 1), (4, 7)):
         assert set(np.unique(labels[small_case.levels == level])) == {want}
     assert map_labels(np.array([2.0, 259.0]), {2: 21}).tolist() == [21, 0]  # floats, ids beyond the table
 

@@ -402,7 +402,7 @@ def test_names_follow_the_labels_layer_through_edits_and_leave_with_it(make_napa
     coords, said, colours = level_name_points(levels, (0.8, 0.8))
     assert len(said) == 10 and colours[0].startswith("#")  # 5 slices each
     assert coords[0, 2] == 29 + 4.0 / 0.8  # 4 mm beside L5's right edge (x 29)
-    assert coords[0, 1] == 29.5 - 6.0 / 0.8  # the text's upper edge half a name (6 mm) above L5's mean row
+    assert coords[0, 1] == 29.5 + 6.0 / 0.8  # napari draws the text above its point: half a name (6 mm) below
     both = levels.copy()
     both[2, 30:40, 40:50] = 4  # L4's arch on a slice of L5 (h54: "L6" written inside L5): both names right of both
     coords, said, _ = level_name_points(both, (0.8, 0.8))
@@ -460,41 +460,53 @@ def test_names_follow_the_labels_layer_through_edits_and_leave_with_it(make_napa
     assert second not in viewer.layers
 
 
-def test_sagittal_and_coronal_views_show_the_head_up(make_napari_viewer, qtbot):
+def test_bonescreens_volumes_show_the_head_up_and_are_not_mirrored_in_3d(make_napari_viewer, qtbot):
     """Rolled to a sagittal or coronal view, the spine stood on its head (the sacrum at the top, napari drawing z
-    downward): with a BoneScreen dock open, a view whose rows are z draws them upward; axial slices and the 3-D view
-    stay as napari draws them; the names hang beside their vertebrae either way."""
+    downward), and the 3-D view drew BoneScreen's left-handed (z, y, x) mirrored (helper-59). With a BoneScreen dock
+    open and a BoneScreen layer in the viewer, a view whose vertical axis is z draws it upward, axial slices stay
+    as napari draws them, and the 3-D camera's handedness matches the displayed axes; the names stand beside their
+    vertebrae, centred on them (napari draws a text above its point); other images keep napari's defaults."""
     from napari_bonescreen._convert import labels_layer_data
     from napari_bonescreen._head_up import camera_of
     from napari_bonescreen._level_names import level_name_points, show_level_names
+
+    def orientation():
+        return tuple(str(getattr(o, "value", o)) for o in camera_of(viewer).orientation)
 
     levels = np.zeros((12, 64, 64), np.uint8)
     levels[0:5, 20:40, 10:30] = 5  # L5, the lower (z inferior -> superior)
     levels[6:11, 20:40, 12:32] = 4  # L4
     viewer = make_napari_viewer()
     image = viewer.add_image(np.zeros(levels.shape, np.float32), scale=(3.0, 0.8, 0.8))
-    data, meta, _ = labels_layer_data(levels, image, "levels")
-    names = show_level_names(viewer, viewer.add_labels(data, **meta)).layer
     viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
-    assert camera_of(viewer).orientation2d[0] == "down"  # axial slices: anterior at the top, as napari draws rows
-    viewer.dims.order = (2, 0, 1)  # sagittal
-    assert camera_of(viewer).orientation2d[0] == "up"
-    # the text hangs down the screen from its point: the point half a name (6 mm) above L5's middle (z 2) on screen
+    viewer.dims.order = (2, 0, 1)  # sagittal, but of an image BoneScreen did not open: napari's default
+    assert orientation()[1] == "down"
+    data, meta, _ = labels_layer_data(levels, image, "levels")
+    labels = viewer.add_labels(data, **meta)  # BoneScreen's labels (the image is taken as in its orientation)
+    assert orientation()[1] == "up"
+    names = show_level_names(viewer, labels).layer
+    # the point half a name (6 mm) below L5's middle (z 2) on the screen, where z runs up
     qtbot.waitUntil(lambda: len(names.data) == 40, timeout=5000)  # each vertebra's name on its 20 sagittal slices
-    l5 = np.asarray(names.features["name"]) == "L5"
-    np.testing.assert_allclose(names.data[l5, 0], 2.0 + 6.0 / 3.0)
+    np.testing.assert_allclose(names.data[np.asarray(names.features["name"]) == "L5", 0], 2.0 - 6.0 / 3.0)
     viewer.dims.order = (1, 0, 2)  # coronal
-    assert camera_of(viewer).orientation2d[0] == "up"
-    viewer.dims.ndisplay = 3  # turning one axis of the 3-D view would mirror the patient
-    assert camera_of(viewer).orientation2d[0] == "down"
+    assert orientation()[1] == "up"
+    # 3-D: from the axial order the view from the feet (the patient's left on the right), from the sagittal one the
+    # patient's left towards the viewer with the head up, from the coronal one the front with the head up
+    for order, wanted in (((0, 1, 2), ("away", "down")), ((2, 0, 1), ("towards", "up")), ((1, 0, 2), ("away", "up"))):
+        viewer.dims.ndisplay = 2
+        viewer.dims.order = order
+        viewer.dims.ndisplay = 3
+        assert orientation() == (*wanted, "right"), order
     viewer.dims.ndisplay = 2
-    assert camera_of(viewer).orientation2d[0] == "up"
     viewer.dims.order = (0, 1, 2)
-    assert camera_of(viewer).orientation2d[0] == "down"
+    assert orientation()[1] == "down"  # axial slices: anterior at the top, as napari draws rows
     qtbot.waitUntil(lambda: len(names.data) == 10, timeout=5000)
-    np.testing.assert_allclose(names.data[np.asarray(names.features["name"]) == "L5", 1], 29.5 - 6.0 / 0.8)
-    up, _, _ = level_name_points(levels, (0.8, 0.8), rows_up=True)  # rows drawn upward: the point above the row
-    np.testing.assert_allclose(up[:5, 1], 29.5 + 6.0 / 0.8)
+    np.testing.assert_allclose(names.data[np.asarray(names.features["name"]) == "L5", 1], 29.5 + 6.0 / 0.8)
+    up, _, _ = level_name_points(levels, (0.8, 0.8), rows_up=True)  # rows drawn upward: below the row is lower
+    np.testing.assert_allclose(up[:5, 1], 29.5 - 6.0 / 0.8)
+    viewer.layers.remove(labels)  # no BoneScreen layer left (its names leave with it): napari's default again
+    viewer.dims.order = (2, 0, 1)
+    assert orientation()[1] == "down"
 
 
 def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_names_them(make_napari_viewer, qtbot):

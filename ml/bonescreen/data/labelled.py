@@ -185,6 +185,10 @@ def verse_unpaired(root: str | os.PathLike) -> list[str]:
 #: TotalSegmentator writes a file for every vertebra of its classes, empty where the vertebra is not in view
 #: (C1-C7, T1-T12, L1-L5 in v1; S1 too in v2): a ``segmentations`` folder with fewer holds some vertebrae only
 TOTALSEG_VERTEBRA_FILES = 24
+#: TotalSegmentator v2 writes the sacrum (its id 25) as ``sacrum.nii.gz``, beside ``vertebrae_S1`` (26): until
+#: 2026-12-05 only ``vertebrae_*`` files were read, and a folder's sacrum was the S1 file's alone (helper-59).
+TOTALSEG_SACRUM_FILE = "sacrum"
+TOTALSEG_SACRUM_ID = 25
 
 
 def _totalseg_cases(root: Path, scheme: str) -> list[LabelledCT]:
@@ -194,9 +198,12 @@ def _totalseg_cases(root: Path, scheme: str) -> list[LabelledCT]:
         singles = sorted(seg.glob("vertebrae_*.nii.gz")) if seg.is_dir() else []
         if singles:
             inverse = {f"vertebrae_{n}": i for i, n in _totalseg_names().items()}
+            inverse[TOTALSEG_SACRUM_FILE] = TOTALSEG_SACRUM_ID
+            partial = len(singles) < TOTALSEG_VERTEBRA_FILES
+            if (seg / f"{TOTALSEG_SACRUM_FILE}.nii.gz").is_file():  # v2's sacrum beside vertebrae_S1 (helper-59)
+                singles.append(seg / f"{TOTALSEG_SACRUM_FILE}.nii.gz")
             ids = [inverse.get(p.name[: -len(".nii.gz")]) for p in singles]
             keep = [(p, i) for p, i in zip(singles, ids, strict=True) if i is not None]
-            partial = len(singles) < TOTALSEG_VERTEBRA_FILES
             files, file_ids = [p for p, _ in keep], [i for _, i in keep]
             cases.append(LabelledCT(ct.parent.name, ct, files, "totalseg", file_ids, partial=partial))
             continue
@@ -207,7 +214,7 @@ def _totalseg_cases(root: Path, scheme: str) -> list[LabelledCT]:
 
 
 def _totalseg_names() -> dict[int, str]:
-    names = {25: "sacrum", 26: "S1"}
+    names = {26: "S1"}  # 25, the sacrum, is sacrum.nii.gz (TOTALSEG_SACRUM_FILE)
     names.update({27 + i: f"L{5 - i}" for i in range(5)})
     names.update({32 + i: f"T{12 - i}" for i in range(12)})
     names.update({44 + i: f"C{7 - i}" for i in range(7)})
