@@ -17,6 +17,11 @@ META_KEY = "bonescreen"
 BONE_WINDOW = (-250.0, 1250.0)
 
 
+def unwrapped(obj):
+    """The object behind napari's PublicOnlyProxy (plugin docks get proxies of the viewer and its layers)."""
+    return getattr(obj, "__wrapped__", obj)
+
+
 def image_layer_data(volume: CTVolume, name: str | None = None) -> tuple:
     """napari LayerData of a CT: HU, scale = spacing (mm), bone window, geometry in the metadata."""
     meta = {

@@ -22,15 +22,10 @@ from __future__ import annotations
 
 import weakref
 
-from ._convert import META_KEY
+from ._convert import META_KEY, unwrapped
 
 #: Viewers whose camera follows the displayed axes (each connected once, whichever dock came first).
 _FOLLOWED: weakref.WeakSet = weakref.WeakSet()
-
-
-def _unwrapped(obj):
-    """The object behind napari's PublicOnlyProxy (plugin docks get proxies of the viewer)."""
-    return getattr(obj, "__wrapped__", obj)
 
 
 def camera_of(viewer):
@@ -94,7 +89,7 @@ def keep_head_up(viewer) -> None:
     viewer : napari.Viewer
         Connected once; later calls (each dock calls it) do nothing.
     """
-    viewer = _unwrapped(viewer)
+    viewer = unwrapped(viewer)
     if viewer in _FOLLOWED or not hasattr(camera_of(viewer), "orientation"):  # napari before 0.5 has none
         return
     _FOLLOWED.add(viewer)

@@ -24,6 +24,7 @@ from scipy import ndimage
 from bonescreen.errors import BoneScreenError
 from bonescreen.labels import ALL_VERTEBRA_IDS, vertebra_color, vertebra_name
 
+from ._convert import unwrapped
 from ._head_up import camera_of, rows_drawn_up
 
 #: The names start this far (mm) beyond the last labelled voxel of their slice.
@@ -37,11 +38,6 @@ MIN_SECTION_SHARE = 0.1
 NAME_SEPARATION_MM = 12.0
 #: Text size of a name (napari's text points).
 NAME_SIZE = 12
-
-
-def _unwrapped(obj):
-    """The object behind napari's PublicOnlyProxy (plugin docks get proxies of the viewer and its layers)."""
-    return getattr(obj, "__wrapped__", obj)
 
 
 def level_name_points(
@@ -150,8 +146,8 @@ class LevelNames:
     """The names layer of one labels layer in a viewer (:func:`show_level_names`)."""
 
     def __init__(self, viewer, labels_layer) -> None:
-        self.viewer = _unwrapped(viewer)
-        self.labels = _unwrapped(labels_layer)
+        self.viewer = unwrapped(viewer)
+        self.labels = unwrapped(labels_layer)
         self.layer = None
         self._pending = False
         self._stale = False  # an update that waits for the names to be shown again
@@ -250,7 +246,7 @@ class LevelNames:
     def _on_removed(self, event) -> None:
         if self.labels is None:  # stopped while this event was being sent
             return
-        removed = _unwrapped(event.value)
+        removed = unwrapped(event.value)
         if removed is self.layer:  # the user deleted the names: they stay deleted
             self._stop()
         elif removed is self.labels:
