@@ -38,6 +38,14 @@ MIN_SECTION_SHARE = 0.1
 NAME_SEPARATION_MM = 12.0
 #: Text size of a name (napari's text points).
 NAME_SIZE = 12
+#: Width (mm) of one character of a name, for names standing in a row (z across the screen): a 12-point glyph is
+#: about 0.6 of the name's height (NAME_SEPARATION_MM) on the same field of view.
+NAME_CHAR_MM = 7.0
+
+
+def _name_width_mm(vid: int) -> float:
+    """Width (mm) of a vertebra's name on the canvas, about (:data:`NAME_CHAR_MM` per character)."""
+    return len(vertebra_name(vid)) * NAME_CHAR_MM
 
 
 def level_name_points(
@@ -52,7 +60,9 @@ def level_name_points(
     section, or the largest section of the slice. On each slice the names start :data:`NAME_GAP_MM` beyond
     the slice's last labelled column (x), each at its vertebra's mean row there (y), moved down where needed
     to stand :data:`NAME_SEPARATION_MM` below the name above it. A point is the lower left corner of its
-    text on the screen (napari's "upper_left" text anchor).
+    text on the screen (napari's "upper_left" text anchor). Where the columns are z (the spine lies across the
+    screen), the names stand in a row under the slice's labels instead, each centred under its vertebra's mean
+    column, moved right where needed to clear the name before it (:data:`NAME_CHAR_MM` per character).
 
     Parameters
     ----------
@@ -97,6 +107,12 @@ def level_name_points(
             raise BoneScreenError(f"a sagittal or coronal order {order} needs the slice spacing too: give (dz, dy, dx)")
         spacing = [float("nan"), *spacing]
     dy, dx = spacing[order[1]], spacing[order[2]]
+    # z across the screen (napari's second roll: coronal slices, the head to the right): a column beyond the top of
+    # the spine would stack every name there, so the names stand in a row under the labels instead, each under its
+    # vertebra's middle; worked out with rows and columns swapped
+    across = not flat and order[2] == 0
+    if across:
+        data, dy, dx = data.transpose(0, 2, 1), dx, dy
     boxes = ndimage.find_objects(data) if data.size else []  # the map as it is: a cast would copy the volume
     sections: dict[int, list[tuple]] = {}  # slice -> (area, mean row, last column, id) of each vertebra on it
     for vid, box in enumerate(boxes, start=1):
@@ -121,13 +137,20 @@ def level_name_points(
             key=lambda e: e[0],
         )
         x = max(s[2] for s in on_slice) + NAME_GAP_MM / dx  # clear of every labelled voxel of the slice
-        # the text stands above its point on the screen: the point half a name's height below the row it names
-        half = (NAME_SEPARATION_MM / dy / 2) * (-1.0 if rows_up else 1.0)
-        shown[0][0] += half
-        for above, below in pairwise(shown):
-            below[0] = max(below[0] + half, above[0] + NAME_SEPARATION_MM / dy)
+        if across:  # in a row under the labels: the text (above its point) clear of them, centred on its vertebra
+            x += NAME_SEPARATION_MM / dx
+            for entry in shown:
+                entry[0] -= _name_width_mm(entry[1]) / dy / 2
+            for left, right in pairwise(shown):
+                right[0] = max(right[0], left[0] + (_name_width_mm(left[1]) + NAME_GAP_MM) / dy)
+        else:
+            # the text stands above its point on the screen: the point half a name's height below the row it names
+            half = (NAME_SEPARATION_MM / dy / 2) * (-1.0 if rows_up else 1.0)
+            shown[0][0] += half
+            for above, below in pairwise(shown):
+                below[0] = max(below[0] + half, above[0] + NAME_SEPARATION_MM / dy)
         for y, vid in shown:
-            points.append((z, y, x))
+            points.append((z, x, y) if across else (z, y, x))
             names.append(vertebra_name(vid))
             colours.append("#{:02x}{:02x}{:02x}".format(*vertebra_color(vid)))
     coords = np.asarray(points, float).reshape(-1, 3)

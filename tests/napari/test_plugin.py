@@ -504,6 +504,15 @@ def test_bonescreens_volumes_show_the_head_up_and_are_not_mirrored_in_3d(make_na
     np.testing.assert_allclose(names.data[np.asarray(names.features["name"]) == "L5", 1], 29.5 + 6.0 / 0.8)
     up, _, _ = level_name_points(levels, (0.8, 0.8), rows_up=True)  # rows drawn upward: below the row is lower
     np.testing.assert_allclose(up[:5, 1], 29.5 - 6.0 / 0.8)
+    # rolled twice (napari's roll button: coronal slices, z across the screen): the names stood stacked in a column
+    # past the top vertebra (helper-59); now in a row under the labels, each centred under its vertebra
+    across, said, _ = level_name_points(levels, (3.0, 0.8, 0.8), (1, 2, 0))
+    for (z, y, x), name in zip(across, said, strict=True):
+        vid = {"L5": 5, "L4": 4}[name]
+        section = levels[:, int(y), :] == vid  # the coronal slice: (z, x)
+        assert x > np.nonzero(levels[:, int(y), :])[1].max()  # under every labelled voxel of the slice
+        width = len(name) * 7.0 / 3.0  # in z voxels
+        np.testing.assert_allclose(z + width / 2, np.nonzero(section)[0].mean())  # centred on its vertebra
     viewer.layers.remove(labels)  # no BoneScreen layer left (its names leave with it): napari's default again
     viewer.dims.order = (2, 0, 1)
     assert orientation()[1] == "down"
