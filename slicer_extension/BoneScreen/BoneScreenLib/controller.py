@@ -239,7 +239,9 @@ class PanelController:
         screener = logic.screener
 
         def work(progress):
-            return screener.classify(inputs.volume, inputs.labels, progress, names_certain=inputs.certain)
+            return screener.classify(
+                inputs.volume, inputs.labels, progress, names_certain=inputs.certain, mask_checked=inputs.checked
+            )
 
         def finish(result) -> str:
             result, table, chart = logic.classify_outputs(result, inputs, volume_node, self.params.resultsTable)
@@ -287,7 +289,7 @@ class PanelController:
             screener = logic.screener
 
             def finish(seg) -> str:
-                node = logic.segmentation_node(seg, volume, volume_node)
+                node = logic.segmentation_node(seg, volume, volume_node, network=False)  # the user's mask
                 self.params.outputSegmentation = node
                 logic.last_result = None  # the last result was for another segmentation
                 return f"Split the mask of {os.path.basename(path)} ({seg.rule}). Correct, then classify."

@@ -26,6 +26,18 @@ from bonescreen.messages import users_naming_notes, users_naming_rule
 
 #: Tag on each segment holding its vertebra id (DESIGN.md: 1..5 = L1..L5, 6 = T12, 7 = sacrum, ...).
 LEVEL_TAG = "BoneScreen.Level"
+#: Segmentation node attribute: a digest of MS-Net's vertebra map as the node was made ("" for a user's segments).
+MARK_DIGEST = "BoneScreen.MarkDigest"
+
+
+def _digest(labels: np.ndarray) -> str:
+    """SHA-256 of a vertebra map's shape and voxels (to tell an unedited segmentation from an edited one)."""
+    import hashlib
+
+    arr = np.ascontiguousarray(labels, dtype=np.uint8)
+    return hashlib.sha256(repr(arr.shape).encode() + arr.tobytes()).hexdigest()
+
+
 _REGISTERED = []
 
 
@@ -449,6 +461,8 @@ class ClassifyInputs:
     certain: bool
     notes: list[str]
     rule: str = "given by the user"
+    #: False while the segmentation is MS-Net's mark as it came (no edit, no rename): its fractures are unchecked
+    checked: bool = True
 
 
 class BoneScreenLogic:
@@ -476,13 +490,21 @@ class BoneScreenLogic:
             self._screener = Screener(self.seg_weights, self.cls_weights, self.device)
         return self._screener
 
-    def segmentation_node(self, seg, volume, volume_node, segmentation_node=None):
-        """Put a :class:`bonescreen.pipeline.Segmentation` of ``volume`` into a segmentation node (GUI thread)."""
+    def segmentation_node(self, seg, volume, volume_node, segmentation_node=None, network: bool = True):
+        """Put a :class:`bonescreen.pipeline.Segmentation` of ``volume`` into a segmentation node (GUI thread).
+
+        With ``network`` (MS-Net's mark, not a user's mask split by BoneScreen), the node remembers the vertebra map
+        it was made with: until the user edits or renames a segment, classification takes it as unchecked, as
+        ``bonescreen screen`` and napari do (helper-60: Slicer graded fractures on the unchecked mark as checked).
+        """
         node = labels_to_segmentation(seg.vertebra_labels(), volume, volume_node, segmentation_node)
         node.SetAttribute("BoneScreen.NamesGiven", _names_of(node))
         node.SetAttribute("BoneScreen.NamingRule", seg.rule)
         node.SetAttribute("BoneScreen.NamesCertain", "1" if seg.certain else "0")
         node.SetAttribute("BoneScreen.Notes", "\n".join(seg.notes))
+        # as read back (Slicer's conversion), so that an unedited node compares equal
+        made = _digest(segmentation_to_labels(node, volume_node, volume)) if network else ""
+        node.SetAttribute(MARK_DIGEST, made)
         return node
 
     def segment(self, volume_node, segmentation_node=None, progress=None):
@@ -507,7 +529,9 @@ class BoneScreenLogic:
         notes = [n for n in notes.split("\n") if n]
         if renamed:
             rule, notes = users_naming_rule(rule), users_naming_notes(notes)
-        return ClassifyInputs(volume, labels, certain, notes, rule)
+        made = segmentation_node.GetAttribute(MARK_DIGEST) or ""
+        checked = not made or made != _digest(labels)  # MS-Net's mark as it came is not checked by anyone
+        return ClassifyInputs(volume, labels, certain, notes, rule, checked)
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
         """Results of :meth:`Screener.classify <bonescreen.pipeline.Screener.classify>` into a table and a chart.
@@ -546,7 +570,9 @@ class BoneScreenLogic:
         (dict, table node, chart node)
         """
         inputs = self.classify_inputs(volume_node, segmentation_node)
-        result = self.screener.classify(inputs.volume, inputs.labels, progress, names_certain=inputs.certain)
+        result = self.screener.classify(
+            inputs.volume, inputs.labels, progress, names_certain=inputs.certain, mask_checked=inputs.checked
+        )
         return self.classify_outputs(result, inputs, volume_node, table_node, chart_node)
 
     def export(self, folder: str, volume_node=None) -> list[str]:
