@@ -23,6 +23,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     suffix : str, optional
         Suffix of the temporary name (some writers choose the format by it);
         by default the final name's suffixes.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be moved into place (``path`` a folder, a read-only disk): named by ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +42,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as exc:  # named by the file the user asked for, not the temporary one (helper-60)
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -141,7 +141,7 @@ def screen_file(
         out.mkdir(parents=True, exist_ok=True)
         # an earlier run's files go before any new file is written, so that a run stopped half-way (Ctrl-C, a
         # full disk) leaves no result.json and no output of another CT beside this one's
-        earlier = _clear_earlier_run(out, given)
+        earlier = clear_earlier_run(out, given)
     except OSError as exc:  # checked before the work, but the disk may have changed since
         raise BoneScreenError(f"cannot clear the output folder ({exc.strerror or exc})", out) from None
     outputs: dict[str, str] = {}
@@ -239,13 +239,13 @@ OUTPUT_NAMES = ("levels.nii.gz", "seg.dcm", "sr.dcm", "report.png")
 
 
 class EarlierRun(NamedTuple):
-    """What :func:`_clear_earlier_run` did: the outputs it removed, and notes for the user."""
+    """What :func:`clear_earlier_run` did: the outputs it removed, and notes for the user."""
 
     removed: list[str]
     notes: list[str]
 
 
-def _clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
+def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
     """Take an earlier run's files out of ``out`` before this run writes its own.
 
     result.json and the outputs of :data:`OUTPUT_NAMES` are removed, except the labels the user gave

@@ -15,6 +15,7 @@ from BoneScreenLib.logic import (
     volume_node_to_ct,
 )
 
+from bonescreen.errors import BoneScreenError
 from bonescreen.messages import grade_text, user_messages
 from bonescreen.phantom import PhantomConfig, make_case
 from bonescreen.pipeline import Screener
@@ -120,13 +121,37 @@ def test_existing_segmentation_is_reused_when_asked(scene, case, add_volume):
 
 
 def test_export(scene, case, tmp_path, add_volume):
+    """helper-60: an export after a rename wrote the results of the old names; bad folders raised raw OSErrors naming
+    a temporary file; a failure part-way left result.json without output_errors; an earlier DICOM run's seg.dcm
+    stayed beside a new result.json. The export now writes what was classified or refuses, each output on its own."""
     node = add_volume(scene, case)
     logic = BoneScreenLogic("cpu")
     volume = volume_node_to_ct(node)
     seg = labels_to_segmentation(case.levels, volume, node)
     logic.classify(node, seg)
-    written = logic.export(str(tmp_path))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "seg.dcm").write_bytes(b"an earlier DICOM run's")
+    written = logic.export(str(tmp_path / "out"), node, seg)
     assert [p.split("/")[-1] for p in written] == ["result.json", "report.png"]
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert not (tmp_path / "out" / "seg.dcm").exists() and any("seg.dcm" in n for n in result["output_notes"])
+    assert result["outputs"] == {"report": "report.png"} and result["output_errors"] == {}
+    with pytest.raises(BoneScreenError, match="cannot write into the folder"):
+        logic.export(str(tmp_path / "out" / "report.png"), node, seg)  # a file, not a folder
+    (tmp_path / "broken" / "report.png").mkdir(parents=True)  # report.png cannot be written there
+    with pytest.raises(BoneScreenError, match=r"not written: report\.png") as err:
+        logic.export(str(tmp_path / "broken"), node, seg)
+    assert ".tmp" not in str(err.value)
+    result = json.loads((tmp_path / "broken" / "result.json").read_text())  # the others are written, the error said
+    assert "report.png" in result["output_errors"] and "report" not in result["outputs"]
+    other = add_volume(scene, case)
+    with pytest.raises(BoneScreenError, match="not of the CT selected"):
+        logic.export(str(tmp_path / "other"), other, seg)
+    segment = seg.GetSegmentation().GetSegment(seg.GetSegmentation().GetSegmentIdBySegmentName("L1"))
+    segment.SetName("T12")  # the user renames after classifying: the results shown are the old names'
+    with pytest.raises(BoneScreenError, match="changed since it was classified"):
+        logic.export(str(tmp_path / "renamed"), node, seg)
+    assert not (tmp_path / "renamed").exists()
 
 
 def test_the_user_states_the_orientation_of_a_volume_without_one(scene, case, add_volume):

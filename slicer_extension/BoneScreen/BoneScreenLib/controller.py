@@ -380,10 +380,11 @@ class PanelController:
         Raises
         ------
         BoneScreenError
-            If nothing was classified yet.
+            If nothing was classified yet, the CT or the segmentation changed since, or an output failed (the others
+            are written; :meth:`BoneScreenLib.logic.BoneScreenLogic.export`).
         """
         from bonescreen.errors import BoneScreenError
 
         if self._logic is None or self._logic.last_result is None:
             raise BoneScreenError("classify first")
-        return self._logic.export(folder, self.params.inputVolume)
+        return self._logic.export(folder, self.params.inputVolume, self.params.outputSegmentation)

@@ -480,6 +480,7 @@ class BoneScreenLogic:
         self.device, self.seg_weights, self.cls_weights = device, seg_weights, cls_weights
         self._screener = None
         self.last_result: dict | None = None
+        self._last_volume_id: str | None = None  # the volume node classified last
 
     @property
     def screener(self):
@@ -560,6 +561,7 @@ class BoneScreenLogic:
             "models": self.screener.models(),
         }
         self._last = (inputs.volume, inputs.labels)
+        self._last_volume_id = volume_node.GetID()
         return self.last_result, table_node, chart_node
 
     def classify(self, volume_node, segmentation_node, table_node=None, chart_node=None, progress=None):
@@ -575,33 +577,116 @@ class BoneScreenLogic:
         )
         return self.classify_outputs(result, inputs, volume_node, table_node, chart_node)
 
-    def export(self, folder: str, volume_node=None) -> list[str]:
+    def export(self, folder: str, volume_node=None, segmentation_node=None) -> list[str]:
         """Write result.json and report.png of the last classification into ``folder``; for a CT that came
         from Slicer's DICOM database (``volume_node``), also seg.dcm and sr.dcm (TID 1500 Measurement Report).
+
+        As ``bonescreen screen`` writes its folder: an earlier run's outputs there go first (a levels.nii.gz the
+        user may have edited is kept under a new name; :func:`bonescreen.screen.clear_earlier_run`), each output is
+        written on its own, so that one that fails is named and the others are still written, and result.json comes
+        last with ``outputs``, ``output_errors`` and ``output_notes``.
+
+        Parameters
+        ----------
+        folder : str
+            Where to write; made if missing.
+        volume_node, segmentation_node : MRML nodes, optional
+            The CT and the segmentation now selected: they must be the ones classified, as they were (helper-60:
+            an export after a rename wrote the results of the names before it).
+
+        Returns
+        -------
+        list of str
+            The files written.
+
+        Raises
+        ------
+        BoneScreenError
+            If nothing was classified, the CT or its segmentation changed since, the folder cannot be written, or an
+            output failed (after the others were written; each named with its reason).
         """
         import json
         from pathlib import Path
 
         from bonescreen.atomic import write_text_atomic
+        from bonescreen.checkpoint import file_sha256
         from bonescreen.report import render_report
+        from bonescreen.screen import clear_earlier_run
 
         if self.last_result is None:
             raise BoneScreenError("classify first")
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "result.json", json.dumps(self.last_result, indent=2) + "\n")
         volume, vertebrae = self._last
-        render_report(
-            volume.hu,
-            lumbar_levels(vertebrae),
-            volume.spacing,
-            self.last_result,
-            out / "report.png",
-            title=self.last_result["input"],
-            vertebrae=vertebrae,
-        )
-        written = [str(out / "result.json"), str(out / "report.png")]
+        if volume_node is not None and volume_node.GetID() != self._last_volume_id:
+            raise BoneScreenError(
+                f"the results are those of '{self.last_result['input']}', not of the CT selected "
+                f"('{volume_node.GetName()}'): classify it first"
+            )
+        if segmentation_node is not None and volume_node is not None:
+            now = segmentation_to_labels(segmentation_node, volume_node, volume)
+            if not np.array_equal(now, vertebrae):
+                raise BoneScreenError(
+                    f"the segmentation '{segmentation_node.GetName()}' changed since it was classified (an edit or a "
+                    "rename): classify again, then export"
+                )
+        out = Path(folder)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            earlier = clear_earlier_run(out, None)
+        except OSError as exc:
+            raise BoneScreenError(f"cannot write into the folder ({exc.strerror or exc})", out) from None
+        outputs, errors, notes = {}, {}, list(earlier.notes)
+
+        def attempt(key: str, name: str, write) -> None:
+            try:
+                write()
+            except BoneScreenError as exc:
+                errors[name] = exc.problem
+            except OSError as exc:
+                errors[name] = exc.strerror or str(exc)
+            except Exception as exc:  # one output must never take the others down: named, and the rest written
+                errors[name] = f"{type(exc).__name__}: {exc}"
+            else:
+                outputs[key] = name
+
         files = dicom_source_files(volume_node) if volume_node is not None else None
         if files and self.last_result["levels"]:
-            written += export_dicom_sr(files, volume, lumbar_levels(vertebrae), self.last_result, out)
+            levels = lumbar_levels(vertebrae)
+            attempt("seg_sr", "seg.dcm", lambda: export_dicom_sr(files, volume, levels, self.last_result, out))
+            if "seg_sr" in outputs:
+                outputs["seg"], outputs["sr"] = outputs.pop("seg_sr"), "sr.dcm"
+        result = {**self.last_result, "output_errors": errors, "output_notes": notes}
+        attempt(
+            "report",
+            "report.png",
+            lambda: render_report(
+                volume.hu,
+                lumbar_levels(vertebrae),
+                volume.spacing,
+                result,
+                out / "report.png",
+                title=self.last_result["input"],
+                vertebrae=vertebrae,
+            ),
+        )
+        notes += [
+            f"{name} of an earlier run in this folder was removed: this export wrote none"
+            for name in earlier.removed
+            if name not in outputs.values()
+        ]
+        result = {
+            **result,
+            "outputs": outputs,
+            "outputs_sha256": {name: file_sha256(out / name) for name in outputs.values()},
+            "output_errors": errors,
+            "output_notes": notes,
+        }
+        try:
+            write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
+        except OSError as exc:
+            errors["result.json"] = exc.strerror or str(exc)
+        made = {"result.json", *outputs.values()} - set(errors)
+        written = [str(out / name) for name in ("result.json", "report.png", "seg.dcm", "sr.dcm") if name in made]
+        if errors:
+            failed = "; ".join(f"{name}: {why}" for name, why in errors.items())
+            raise BoneScreenError(f"not written: {failed} (written: {', '.join(map(str, written)) or 'nothing'})", out)
         return written
