@@ -48,7 +48,6 @@ from bonescreen.labels import (
     ALL_VERTEBRA_IDS,
     CLASS_NAMES,
     CLASS_TITLES,
-    LEVEL_NAMES,
     SPINE_ORDER,
     UNNAMED_FIRST,
     VERTEBRA_NAMES,
@@ -62,11 +61,13 @@ from bonescreen.labels import (
 from bonescreen.messages import (
     grade_text,
     headline,
+    segmentation_messages,
     status_basis,
     status_confirmed,
     user_messages,
     users_naming_notes,
     users_naming_rule,
+    vertebrae_found,
 )
 from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION, own_labels_note, own_labels_rule
 
@@ -590,17 +591,12 @@ class SegmentWidget(_Base):
             },
         )
         self._add_vertebrae(data, meta)
-        present = [vertebra_name(k) for k in np.unique(labels) if k]
-        lumbar = [n for n in present if n in LEVEL_NAMES.values()]
-        found = f"{len(present)} vertebra(e) ({', '.join(present)}); lumbar: {', '.join(lumbar) or 'none'}"
-        if not present:
-            found = "no vertebra"
         done = (
-            f"Found {found} ({seg.rule}). Correct the mask (brush, eraser) and the names (Classify dock), "
-            "then classify."
+            f"Found {vertebrae_found(labels)} ({seg.rule}). Correct the mask (brush, eraser) and the names (Classify "
+            "dock), then classify."
         )
         source = image_layer.metadata.get(META_KEY, {})
-        messages = [*source.get("flags", []), *notes, *source.get("notes", [])]
+        messages = segmentation_messages(source.get("flags", []), notes, source.get("notes", []))
         lines = [done, *(f"- {m}" for m in messages), *([device_note] if device_note else [])]
         self.status.setText("\n".join(lines))
         for message in messages:

@@ -13,7 +13,7 @@ was named). Where they live in result.json:
 
 from __future__ import annotations
 
-from .labels import CLASS_TITLES
+from .labels import CLASS_TITLES, LEVEL_NAMES, vertebra_name
 
 #: The word that marks the basis of a bone status in doubt (a fracture it rests on, labels off the bone):
 #: :func:`headline` puts such a status as a question.
@@ -178,3 +178,31 @@ def grade_text(fracture: dict | None) -> str:
     if not fracture or fracture.get("genant_grade") is None:
         return ""
     return f"{fracture['genant_grade']}{'?' if fracture.get('grade_doubt') else ''}"
+
+
+def vertebrae_found(labels) -> str:
+    """What a segmentation found, as the napari dock and the Slicer panel say it after a run.
+
+    Parameters
+    ----------
+    labels : ndarray
+        Vertebra map with DESIGN.md ids (0 background).
+
+    Returns
+    -------
+    str
+        ``"7 vertebra(e) (L1, L2, L3, L4, L5, T12, S1); lumbar: L1, L2, L3, L4, L5"``, or ``"no vertebra"``.
+    """
+    import numpy as np
+
+    present = [vertebra_name(k) for k in np.unique(labels) if k]
+    if not present:
+        return "no vertebra"
+    lumbar = [n for n in present if n in LEVEL_NAMES.values()]
+    return f"{len(present)} vertebra(e) ({', '.join(present)}); lumbar: {', '.join(lumbar) or 'none'}"
+
+
+def segmentation_messages(volume_flags: list[str], seg_notes: list[str], volume_notes: list[str]) -> list[str]:
+    """What the user reads after a segmentation, in this order: the input's doubts, the naming's and the mark's
+    notes (names unconfirmed, pieces left out), what the reader did (napari's Segment dock, Slicer's panel)."""
+    return [*volume_flags, *seg_notes, *volume_notes]

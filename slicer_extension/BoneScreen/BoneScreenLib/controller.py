@@ -202,11 +202,20 @@ class PanelController:
         volume = volume_node_to_ct(volume_node)
 
         def finish(seg) -> str:
+            from bonescreen.messages import segmentation_messages, vertebrae_found
+
             node = logic.segmentation_node(seg, volume, volume_node, target)
             self.params.outputSegmentation = node
             logic.last_result = None  # the last result was for another segmentation
+            # as napari's dock says it: what was found, then every doubt and note (helper-60: the names' doubts
+            # and the notes waited for Classify)
+            done = (
+                f"Found {vertebrae_found(seg.vertebra_labels())} ({seg.rule}). Correct the segments (Segment Editor) "
+                "and their names, then classify."
+            )
+            messages = segmentation_messages(volume.flags, seg.notes, volume.notes)
             note = screener.device_note
-            return f"Segmented ({seg.rule}). Correct, then classify." + (f"\n{note}" if note else "")
+            return "\n".join([done, *(f"- {m}" for m in messages), *([note] if note else [])])
 
         self._start(lambda progress: screener.segment(volume, progress), finish)
 
