@@ -58,6 +58,10 @@ def test_screen_takes_another_tools_vertebra_map(small_case, small_case_files, t
         nib.save(nib.Nifti1Image(data, organs.affine), tmp_path / "total.nii.gz")
         with pytest.raises(BoneScreenError, match=r"are not level ids .*add --label-scheme totalseg"):
             read_labels_nifti(volume, tmp_path / "total.nii.gz", allowed=ALL_VERTEBRA_IDS)
+        # read with VerSe's ids: its organs (1-24) would be VerSe's vertebrae (helper-60: the liver and the kidneys
+        # opened as L1-L3, T1-T7 in Slicer, silently); VerSe numbers no vertebra above 28
+        with pytest.raises(BoneScreenError, match=r"total\.nii\.gz: ids above 28 \(29, 30, 31, 32, 92\) .*totalseg"):
+            read_labels_nifti(volume, tmp_path / "total.nii.gz", allowed=None, scheme="verse")
     out = tmp_path / "out"
     argv = ["screen", str(ct), "--out", str(out), "--device", "cpu", "--labels", str(tmp_path / "theirs.nii.gz")]
     assert main([*argv, "--label-scheme", scheme]) == 0

@@ -20,7 +20,15 @@ import pydicom
 from .. import __version__
 from ..atomic import atomic_path
 from ..errors import BoneScreenError, check_choice
-from ..label_schemes import MASK_SCHEME, SCHEME_NAMES, map_labels, mask_of, scheme_hint
+from ..label_schemes import (
+    MASK_SCHEME,
+    SCHEME_NAMES,
+    SCHEMES,
+    VERSE_SUBREGION_IDS,
+    map_labels,
+    mask_of,
+    scheme_hint,
+)
 from ..labels import (
     ALL_VERTEBRA_IDS,
     as_level_labels,
@@ -227,6 +235,18 @@ def read_labels_nifti(
     if ijk.shape != tuple(volume.source.shape):
         raise BoneScreenError("label grid does not match the CT grid", path)
     if scheme != "bonescreen":
+        top, verse_top = (int(ijk.max()) if ijk.size else 0), max(SCHEMES["verse"])
+        above = np.unique(ijk[ijk > verse_top]).tolist() if scheme == "verse" and top > verse_top else []
+        if set(above) - VERSE_SUBREGION_IDS:  # (VerSe's subregion map is named as such below)
+            # VerSe numbers no vertebra above 28: TotalSegmentator's map read so opened its organs as vertebrae
+            # (helper-60: spleen, kidneys ... as L1-L3, T1-T7)
+            shown = ", ".join(map(str, above[:8])) + (" ..." if len(above) > 8 else "")
+            hint = scheme_hint(ijk, refused=True)
+            raise BoneScreenError(
+                f"ids above {verse_top} ({shown}) are no vertebrae in VerSe's numbering (1-{verse_top})"
+                + (f"; {hint}" if hint else ""),
+                path,
+            )
         try:
             mapped = mask_of(ijk) if scheme == MASK_SCHEME else map_labels(ijk, scheme)
         except BoneScreenError as exc:
