@@ -167,6 +167,42 @@ def test_the_user_states_the_orientation_of_a_volume_without_one(scene, case, ad
     assert node.GetAttribute("BoneScreen.Orientation") == "LPS"
 
 
+def test_a_nifti_loaded_by_slicer_gives_its_sidecar_and_its_missing_orientation_as_the_command_line(scene, tmp_path):
+    """helper-60: Slicer flagged "no tube voltage ... a JSON sidecar beside it gives it" beside a sidecar it never
+    read, and a NIfTI without qform and sform went unflagged. Loaded with Slicer's own reader (its archetype storage
+    node), the CT carries the sidecar's KVP and, without orientation, the command line's flag, until the user states
+    the orientation."""
+    import nibabel as nib
+    from BoneScreenLib.logic import set_volume_orientation
+
+    hu = np.full((24, 24, 6), -1000, np.int16)
+    hu[8:16, 8:16] = 300
+
+    def load(path):
+        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", path.name)
+        storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+        storage.SetFileName(str(path))
+        assert storage.ReadData(node)
+        node.SetAndObserveStorageNodeID(storage.GetID())
+        return node
+
+    stated = nib.Nifti1Image(hu, np.diag([-0.8, -0.8, 3.0, 1.0]))
+    nib.save(stated, tmp_path / "ct.nii.gz")
+    (tmp_path / "ct.json").write_text(json.dumps({"KVP": 100, "ContrastBolusAgent": "iodine"}))
+    volume = volume_node_to_ct(load(tmp_path / "ct.nii.gz"))
+    assert volume.acquisition.get("KVP") == 100 and not volume.flags
+    bare = nib.Nifti1Image(hu, None)
+    bare.header.set_zooms((0.8, 0.8, 3.0))
+    bare.header.set_qform(None, code=0)
+    bare.header.set_sform(None, code=0)
+    nib.save(bare, tmp_path / "bare.nii.gz")
+    node = load(tmp_path / "bare.nii.gz")
+    volume = volume_node_to_ct(node)
+    assert any(f.startswith("orientation unknown") and "Slicer's default axes" in f for f in volume.flags)
+    set_volume_orientation(node, "LPS")
+    assert not volume_node_to_ct(node).flags
+
+
 def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):
     """A segment renamed in the Segment Editor, or all names shifted by one, is classified under its new name."""
     from BoneScreenLib.logic import shift_segment_names

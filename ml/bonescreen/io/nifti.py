@@ -199,18 +199,40 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
     if given:
         volume.notes.append(given)
     elif unknown:
-        axes = "".join(nib.orientations.aff2axcodes(affine))
-        volume.flags.append(
-            f"{ORIENTATION_UNKNOWN}: the NIfTI has neither qform nor sform (both codes 0), so it was read with "
-            f"nibabel's default axes ({axes}); if the spine is upside down or mirrored the level names are wrong, and "
-            "if the file's axes are in another order (sagittal planes read as axial) nothing is found. "
-            "State the orientation: --orientation LPS (for example) on the command line, 'file orientation' in the "
-            "napari Segment dock or the Slicer module"
-        )
+        volume.flags.append(orientation_unknown_flag(affine, "nibabel's"))
     elif orientation:
         volume.notes.append(f"orientation {orientation.upper()} ignored: the file states its own")
     volume.acquisition = read_sidecar(path, volume.notes)
     return volume
+
+
+def orientation_unknown_flag(affine: np.ndarray, reader: str) -> str:
+    """The flag of a NIfTI that states no orientation (qform and sform codes 0), read with ``reader``'s default axes.
+
+    Parameters
+    ----------
+    affine : ndarray
+        4x4 voxel-to-RAS matrix the file was read with.
+    reader : str
+        Whose default it is (``"nibabel's"``, ``"Slicer's"``).
+    """
+    axes = "".join(nib.orientations.aff2axcodes(affine))
+    return (
+        f"{ORIENTATION_UNKNOWN}: the NIfTI has neither qform nor sform (both codes 0), so it was read with "
+        f"{reader} default axes ({axes}); if the spine is upside down or mirrored the level names are wrong, and "
+        "if the file's axes are in another order (sagittal planes read as axial) nothing is found. "
+        "State the orientation: --orientation LPS (for example) on the command line, 'file orientation' in the "
+        "napari Segment dock or the Slicer module"
+    )
+
+
+def states_no_orientation(path: str | os.PathLike) -> bool:
+    """Whether a NIfTI's header has neither qform nor sform (both codes 0); False for a file that cannot be read."""
+    try:
+        header = nib.load(path).header
+        return int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0
+    except Exception:  # not ours to judge here: the reader that loaded it has said what it could
+        return False
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:

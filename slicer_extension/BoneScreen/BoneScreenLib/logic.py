@@ -128,7 +128,26 @@ def volume_node_to_ct(volume_node):
             volume.acquisition = read_acquisition(files[0])
         except BoneScreenError as exc:  # the volume is loaded; without its header the calibration flags "no kVp"
             logging.warning("BoneScreen: the tube voltage of '%s' is unknown: %s", volume_node.GetName(), exc)
+    elif (path := _nifti_file_of(volume_node)) is not None:
+        # what the command line reads beside and in a NIfTI (helper-60: Slicer asked for a sidecar it never read,
+        # and a file without orientation went unflagged)
+        from bonescreen.io.nifti import orientation_unknown_flag, read_sidecar, states_no_orientation
+
+        volume.acquisition = read_sidecar(path, volume.notes)
+        if not volume_node.GetAttribute("BoneScreen.Orientation") and states_no_orientation(path):
+            volume.flags.append(orientation_unknown_flag(volume.affine, "Slicer's"))
     return volume
+
+
+def _nifti_file_of(volume_node) -> str | None:
+    """The NIfTI file a volume node was loaded from (its storage node), or None."""
+    from pathlib import Path
+
+    from bonescreen.io.nifti import is_nifti_path
+
+    storage = volume_node.GetStorageNode()
+    path = storage.GetFileName() if storage is not None else None
+    return path if path and is_nifti_path(path) and Path(path).is_file() else None
 
 
 def _terminology(level: int) -> str:
