@@ -227,3 +227,17 @@ def test_another_tools_vertebra_map_opens_as_segments(panel, case, add_volume, t
     for level in range(1, 6):
         assert (case.levels[split == level] == level).mean() > 0.9
     assert "Split the mask of mask.nii.gz" in controller.state().status
+
+
+def test_a_segmentation_of_another_ct_is_refused_as_such(panel, case, add_volume):
+    """helper-60: a segmentation whose segments lie off the CT was refused as holding "no segment", to be renamed."""
+    from BoneScreenLib.logic import add_ct_volume_node, labels_to_segmentation, volume_node_to_ct
+
+    controller, params = panel
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    params.node.outputSegmentation = labels_to_segmentation(case.levels, volume_node_to_ct(node), node)
+    elsewhere = add_ct_volume_node(controller.scene, case.hu, case.spacing, "another CT", origin=(900.0, 900.0, 900.0))
+    params.node.inputVolume = elsewhere
+    with pytest.raises(BoneScreenError, match=r"\(L1, L2, L3, L4, L5\) hold no voxel of the CT 'another CT'"):
+        controller.start_classify()

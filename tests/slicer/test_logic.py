@@ -109,6 +109,15 @@ def test_segment_classify_edit(scene, case, add_volume):
     assert result2["overall"]["probabilities"] != result["overall"]["probabilities"]
     assert table2 is table and table.GetNumberOfRows() == len(result2["levels"]) + 1
     assert "not yet checked" not in json.dumps(result2["overall"]["bone_status"])  # edited: the user's mask
+    # the chart drawn again from its table, not one more chart and three more series per run (helper-60)
+    assert scene.GetNumberOfNodesByClass("vtkMRMLPlotSeriesNode") == 3
+    assert scene.GetNumberOfNodesByClass("vtkMRMLPlotChartNode") == 1
+    # another CT classified with the first one's table: the first CT's results stay (helper-60: overwritten)
+    other = add_volume(scene, case)
+    other.SetName("another CT")
+    _, table3, _ = logic.classify(other, labels_to_segmentation(case.levels, volume_node_to_ct(other), other), table)
+    assert table3 is not table and table.GetNumberOfRows() == len(result2["levels"]) + 1
+    assert table3.GetName() == "another CT BoneScreen results"
 
 
 def test_existing_segmentation_is_reused_when_asked(scene, case, add_volume):

@@ -232,6 +232,7 @@ class PanelController:
         from bonescreen.errors import BoneScreenError
         from bonescreen.labels import CLASS_TITLES, lumbar_levels, vertebra_name
         from bonescreen.messages import headline, status_basis, user_messages
+        from BoneScreenLib.logic import vertebra_segments
 
         self._require_idle()
         volume_node, seg_node = self.params.inputVolume, self.params.outputSegmentation
@@ -239,6 +240,13 @@ class PanelController:
             raise BoneScreenError("select the CT and its segmentation (segment first)")
         logic = self.logic()
         inputs = logic.classify_inputs(volume_node, seg_node)
+        if not inputs.labels.any() and (named := vertebra_segments(seg_node)):
+            # (helper-60: a segmentation of another CT, or empty segments, was told to rename what it held)
+            raise BoneScreenError(
+                f"the segments of '{seg_node.GetName()}' ({', '.join(named)}) hold no voxel of the CT "
+                f"'{volume_node.GetName()}': a segmentation of another CT, or empty segments; pick this CT's "
+                "segmentation, segment it, or paint the vertebrae in the Segment Editor"
+            )
         if not lumbar_levels(inputs.labels).any():
             found = ", ".join(sorted({vertebra_name(k) for k in np.unique(inputs.labels) if k})) or "no segment"
             raise BoneScreenError(

@@ -28,6 +28,9 @@ from bonescreen.messages import users_naming_notes, users_naming_rule
 LEVEL_TAG = "BoneScreen.Level"
 #: Segmentation node attribute: a digest of MS-Net's vertebra map as the node was made ("" for a user's segments).
 MARK_DIGEST = "BoneScreen.MarkDigest"
+#: Table node attributes: the volume node whose results it holds, and the chart drawn from it.
+TABLE_VOLUME = "BoneScreen.Volume"
+TABLE_CHART = "BoneScreen.Chart"
 
 
 def _digest(labels: np.ndarray) -> str:
@@ -333,6 +336,13 @@ def segmentation_to_labels(segmentation_node, volume_node, volume) -> np.ndarray
     return volume.from_source(ijk)
 
 
+def vertebra_segments(segmentation_node) -> list[str]:
+    """The names of the segments that are vertebrae (by name or BoneScreen tag), in the node's order."""
+    segmentation = segmentation_node.GetSegmentation()
+    segments = [segmentation.GetNthSegment(i) for i in range(segmentation.GetNumberOfSegments())]
+    return [segment.GetName() for segment in segments if _segment_level(segment) is not None]
+
+
 def dicom_source_files(volume_node, limit: int | None = None) -> list[str] | None:
     """The DICOM files a volume node was loaded from (Slicer's DICOM module: ``DICOM.instanceUIDs`` and
     the DICOM database), the first ``limit`` of them (all when None), or None for a volume that did not
@@ -454,7 +464,11 @@ def results_to_chart(table_node, chart_node=None):
     scene = table_node.GetScene()
     if chart_node is None:
         chart_node = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", "BoneScreen probabilities")
+    old = [chart_node.GetNthPlotSeriesNode(i) for i in range(chart_node.GetNumberOfPlotSeriesNodes())]
     chart_node.RemoveAllPlotSeriesNodeIDs()
+    for series in old:  # the last run's series go with it (helper-60: three more per run)
+        if series is not None:
+            scene.RemoveNode(series)
     colors = {"normal": (0.30, 0.69, 0.29), "low_bone_mass": (1.0, 0.5, 0.0), "osteoporosis": (0.89, 0.10, 0.11)}
     for cls, color in colors.items():
         series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", f"p({cls})")
@@ -567,10 +581,16 @@ class BoneScreenLogic:
             "notes": inputs.notes,
         }
         scene = volume_node.GetScene()
+        if table_node is not None and table_node.GetAttribute(TABLE_VOLUME) not in (None, volume_node.GetID()):
+            table_node = None  # another CT's results: kept, this CT's go into a table of their own (helper-60)
         if table_node is None:
             table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} BoneScreen results")
+        table_node.SetAttribute(TABLE_VOLUME, volume_node.GetID())
         results_to_table(result, table_node)
+        if chart_node is None and (chart_id := table_node.GetAttribute(TABLE_CHART)):
+            chart_node = scene.GetNodeByID(chart_id)  # the table's own chart, drawn again (not one more per run)
         chart_node = results_to_chart(table_node, chart_node)
+        table_node.SetAttribute(TABLE_CHART, chart_node.GetID())
         from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
 
         self.last_result = {
