@@ -241,3 +241,29 @@ def test_a_segmentation_of_another_ct_is_refused_as_such(panel, case, add_volume
     params.node.inputVolume = elsewhere
     with pytest.raises(BoneScreenError, match=r"\(L1, L2, L3, L4, L5\) hold no voxel of the CT 'another CT'"):
         controller.start_classify()
+
+
+def test_a_label_map_is_no_ct_and_segments_named_twice_or_not_at_all_are_said(panel, case, add_volume):
+    """helper-60: a label map loaded first was picked as the CT and "segmented"; two segments renamed to one name
+    were refused with a hint for importing label maps; a segment the user drew anew was dropped without a word."""
+    from BoneScreenLib.logic import BoneScreenLogic, labels_to_segmentation, volume_node_to_ct
+
+    controller, params = panel
+    labelmap = controller.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "their labels")
+    import slicer
+
+    slicer.util.updateVolumeFromArray(labelmap, np.zeros((4, 8, 8), np.uint8))
+    with pytest.raises(BoneScreenError, match="'their labels' is a label map, not a CT"):
+        volume_node_to_ct(labelmap)
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    assert params.node.inputVolume is node  # the CT, not the label map added before it
+    seg = labels_to_segmentation(case.levels, volume_node_to_ct(node), node)
+    segmentation = seg.GetSegmentation()
+    logic = BoneScreenLogic("cpu")
+    segmentation.AddEmptySegment("", "Segment_1")  # drawn anew in the Segment Editor: no vertebra's name, no tag
+    inputs = logic.classify_inputs(node, seg)
+    assert any("'Segment_1' left out" in n for n in inputs.notes)
+    segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L4")).SetName("L2")
+    with pytest.raises(BoneScreenError, match=r"segments 'L2', 'L2' of .* are all L2: give each vertebra its own"):
+        logic.classify_inputs(node, seg)

@@ -123,8 +123,11 @@ class PanelController:
     def enter(self) -> None:
         """The module is shown: take (or make) the scene's parameter node and choose a CT if none is."""
         self.params = self._make_parameters()
-        if self.params.inputVolume is None:
-            self.params.inputVolume = self.scene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+        if self.params.inputVolume is None:  # the first CT: a label map is a scalar volume too (helper-60)
+            volumes = self.scene.GetNodesByClass("vtkMRMLScalarVolumeNode")
+            cts = [volumes.GetItemAsObject(i) for i in range(volumes.GetNumberOfItems())]
+            cts = [node for node in cts if not node.IsA("vtkMRMLLabelMapVolumeNode")]
+            self.params.inputVolume = cts[0] if cts else None
 
     def exit(self) -> None:
         """The module is left: the parameter node stays in the scene; a run goes on in the background."""

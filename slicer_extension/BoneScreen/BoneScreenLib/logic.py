@@ -119,6 +119,8 @@ def volume_node_to_ct(volume_node):
 
     if volume_node is None or volume_node.GetImageData() is None:
         raise BoneScreenError("select a CT volume first")
+    if volume_node.IsA("vtkMRMLLabelMapVolumeNode"):  # (helper-60: segmented as a CT, "Segmented (none)")
+        raise BoneScreenError(f"'{volume_node.GetName()}' is a label map, not a CT: select the CT volume")
     kji = slicer.util.arrayFromVolume(volume_node).copy()  # the worker thread must not share the node's memory
     if kji.ndim != 3:
         raise BoneScreenError(f"volume '{volume_node.GetName()}' is not a 3-D scalar volume")
@@ -552,8 +554,29 @@ class BoneScreenLogic:
         return self.segmentation_node(seg, volume, volume_node, segmentation_node)
 
     def classify_inputs(self, volume_node, segmentation_node) -> ClassifyInputs:
-        """The CT, the level labels of the segmentation as the user left it, and its naming flag (GUI thread)."""
+        """The CT, the level labels of the segmentation as the user left it, and its naming flag (GUI thread).
+
+        Raises
+        ------
+        BoneScreenError
+            If two segments have one vertebra's name (each vertebra is classified on its own), or the CT is unusable.
+        """
+        from bonescreen.labels import vertebra_name
+
         volume = volume_node_to_ct(volume_node)
+        segmentation = segmentation_node.GetSegmentation()
+        segments = [segmentation.GetNthSegment(i) for i in range(segmentation.GetNumberOfSegments())]
+        by_level: dict[int, list[str]] = {}
+        for segment in segments:
+            if (level := _segment_level(segment)) is not None:
+                by_level.setdefault(level, []).append(segment.GetName())
+        twice = {level: names for level, names in by_level.items() if len(names) > 1}
+        if twice:  # merged into one id they read as one vertebra over several bodies (helper-60: a --label-scheme hint)
+            level, names = next(iter(twice.items()))
+            raise BoneScreenError(
+                f"segments {', '.join(repr(n) for n in names)} of '{segmentation_node.GetName()}' are all "
+                f"{vertebra_name(level)}: give each vertebra its own name in the Segment Editor (or shift all names)"
+            )
         labels = segmentation_to_labels(segmentation_node, volume_node, volume)
         # names the user changed (Segment Editor, shift) are the user's: taken as certain
         renamed = _renamed(segmentation_node)
@@ -563,6 +586,12 @@ class BoneScreenLogic:
         notes = [n for n in notes.split("\n") if n]
         if renamed:
             rule, notes = users_naming_rule(rule), users_naming_notes(notes)
+        unnamed = [segment.GetName() for segment in segments if _segment_level(segment) is None]
+        if unnamed:  # (helper-60: a segment the user drew anew was dropped without a word)
+            notes.append(
+                f"segment(s) {', '.join(repr(n) for n in unnamed)} left out: not named as a vertebra (L1-L5, T12, S1, "
+                "T1-T11, L6, 'unnamed N'); rename to have them classified"
+            )
         made = segmentation_node.GetAttribute(MARK_DIGEST) or ""
         checked = not made or made != _digest(labels)  # MS-Net's mark as it came is not checked by anyone
         return ClassifyInputs(volume, labels, certain, notes, rule, checked)
