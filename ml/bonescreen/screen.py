@@ -201,23 +201,11 @@ def screen_file(
             vertebrae=vertebrae,
         ),
     )
-    output_notes += [
-        f"{name} of an earlier run in this folder was removed: this run wrote none"
-        for name in earlier.removed
-        if name not in outputs.values()
-    ]
     result = {
         "schema_version": result["schema_version"],
         "input": input_name or str(Path(input_path)),
         **result,
-        "outputs": outputs,
-        "outputs_sha256": {name: file_sha256(out / name) for name in outputs.values()},
-        "output_errors": errors,
-        "output_notes": output_notes,
-        "identifying_tags": {name: tags for name, tags in exports.items()},
-        "identifying_tags_note": "a DICOM SEG and SR repeat the source's patient and study tags so that they stay "
-        "attached to the study: identifying_tags lists, per file, those that hold a value (of DICOM PS3.15 Annex "
-        "E's identifying attributes); levels.nii.gz, report.png and result.json carry none",
+        **output_record(out, outputs, errors, output_notes, earlier, exports),
         "spacing_mm": [round(s, 4) for s in volume.spacing],
         "shape": list(volume.shape),
     }
@@ -236,6 +224,52 @@ def screen_file(
 
 #: The files :func:`screen_file` writes beside result.json.
 OUTPUT_NAMES = ("levels.nii.gz", "seg.dcm", "sr.dcm", "report.png")
+#: What result.json says of the identifying tags its DICOM outputs carry.
+IDENTIFYING_TAGS_NOTE = (
+    "a DICOM SEG and SR repeat the source's patient and study tags so that they stay attached to the study: "
+    "identifying_tags lists, per file, those that hold a value (of DICOM PS3.15 Annex E's identifying attributes); "
+    "levels.nii.gz, report.png and result.json carry none"
+)
+
+
+def output_record(out: Path, outputs: dict, errors: dict, notes: list[str], earlier: EarlierRun, exports: dict) -> dict:
+    """result.json's account of a folder's outputs, as ``screen`` and Slicer's Export write it.
+
+    Parameters
+    ----------
+    out : Path
+        The folder.
+    outputs : dict
+        Output key -> file name, for the files written.
+    errors : dict
+        File name -> why it was not written.
+    notes : list of str
+        Notes on the outputs; those of :func:`clear_earlier_run`'s removals whose file was not written again are
+        added (in place).
+    earlier : EarlierRun
+        What :func:`clear_earlier_run` did.
+    exports : dict
+        File name -> the identifying DICOM tags it carries (those files that carry some).
+
+    Returns
+    -------
+    dict
+        ``outputs``, ``outputs_sha256``, ``output_errors``, ``output_notes``, ``identifying_tags`` and
+        ``identifying_tags_note``.
+    """
+    notes += [
+        f"{name} of an earlier run in this folder was removed: this run wrote none"
+        for name in earlier.removed
+        if name not in outputs.values()
+    ]
+    return {
+        "outputs": outputs,
+        "outputs_sha256": {name: file_sha256(out / name) for name in outputs.values()},
+        "output_errors": errors,
+        "output_notes": notes,
+        "identifying_tags": dict(exports),
+        "identifying_tags_note": IDENTIFYING_TAGS_NOTE,
+    }
 
 
 class EarlierRun(NamedTuple):

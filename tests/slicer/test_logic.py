@@ -285,6 +285,10 @@ def test_export_writes_seg_and_sr_for_a_ct_from_the_dicom_database(scene, small_
     finally:
         del slicer.dicomDatabase
     assert [p.split("/")[-1] for p in written] == ["result.json", "report.png", "seg.dcm", "sr.dcm"]
+    # exports that leave the tool say which identifying tags they carry, as screen's result.json does
+    said = json.loads((tmp_path / "result.json").read_text())
+    assert set(said["identifying_tags"]) == {"seg.dcm", "sr.dcm"} and "PatientID" in said["identifying_tags"]["seg.dcm"]
+    assert said["identifying_tags_note"].startswith("a DICOM SEG and SR repeat")
     groups = read_sr_levels(tmp_path / "sr.dcm")
     for lv in result["levels"]:
         assert (

@@ -357,8 +357,9 @@ def dicom_source_files(volume_node, limit: int | None = None) -> list[str] | Non
     return files if all(files) else None
 
 
-def export_dicom_sr(files: list[str], volume, labels, result: dict, out) -> list[str]:
-    """seg.dcm and sr.dcm in ``out`` for a classification of the CT read from ``files``.
+def export_dicom_sr(files: list[str], volume, labels, result: dict, out) -> dict[str, list[str]]:
+    """seg.dcm and sr.dcm in ``out`` for a classification of the CT read from ``files``; returns, per file, the
+    identifying DICOM tags it carries (result.json's ``identifying_tags``, as ``screen`` writes them).
 
     The series is read again with BoneScreen's DICOM reader (the SEG and SR reference its images);
     ``labels`` (z, y, x on ``volume``, the node's grid) must lie on the same grid.
@@ -380,9 +381,9 @@ def export_dicom_sr(files: list[str], volume, labels, result: dict, out) -> list
     source = load_ct(folders.pop())
     if source.shape != volume.shape or not np.allclose(source.affine, volume.affine, atol=1e-3):
         raise BoneScreenError("the DICOM series on disk is not on the volume node's grid: cannot export the SR")
-    write_dicom_seg(source, labels, Path(out) / "seg.dcm")
-    write_dicom_sr(source, Path(out) / "seg.dcm", result, Path(out) / "sr.dcm")
-    return [str(Path(out) / "seg.dcm"), str(Path(out) / "sr.dcm")]
+    seg_tags = write_dicom_seg(source, labels, Path(out) / "seg.dcm")
+    sr_tags = write_dicom_sr(source, Path(out) / "seg.dcm", result, Path(out) / "sr.dcm")
+    return {"seg.dcm": seg_tags, "sr.dcm": sr_tags}
 
 
 TABLE_COLUMNS = (
@@ -677,9 +678,8 @@ class BoneScreenLogic:
         from pathlib import Path
 
         from bonescreen.atomic import write_text_atomic
-        from bonescreen.checkpoint import file_sha256
         from bonescreen.report import render_report
-        from bonescreen.screen import clear_earlier_run
+        from bonescreen.screen import clear_earlier_run, output_record
 
         if self.last_result is None:
             raise BoneScreenError("classify first")
@@ -702,7 +702,7 @@ class BoneScreenLogic:
             earlier = clear_earlier_run(out, None)
         except OSError as exc:
             raise BoneScreenError(f"cannot write into the folder ({exc.strerror or exc})", out) from None
-        outputs, errors, notes = {}, {}, list(earlier.notes)
+        outputs, errors, notes, exports = {}, {}, list(earlier.notes), {}
 
         def attempt(key: str, name: str, write) -> None:
             try:
@@ -718,8 +718,8 @@ class BoneScreenLogic:
 
         files = dicom_source_files(volume_node) if volume_node is not None else None
         if files and self.last_result["levels"]:
-            levels = lumbar_levels(vertebrae)
-            attempt("seg_sr", "seg.dcm", lambda: export_dicom_sr(files, volume, levels, self.last_result, out))
+            levels, last = lumbar_levels(vertebrae), self.last_result
+            attempt("seg_sr", "seg.dcm", lambda: exports.update(export_dicom_sr(files, volume, levels, last, out)))
             if "seg_sr" in outputs:
                 outputs["seg"], outputs["sr"] = outputs.pop("seg_sr"), "sr.dcm"
         result = {**self.last_result, "output_errors": errors, "output_notes": notes}
@@ -736,18 +736,7 @@ class BoneScreenLogic:
                 vertebrae=vertebrae,
             ),
         )
-        notes += [
-            f"{name} of an earlier run in this folder was removed: this export wrote none"
-            for name in earlier.removed
-            if name not in outputs.values()
-        ]
-        result = {
-            **result,
-            "outputs": outputs,
-            "outputs_sha256": {name: file_sha256(out / name) for name in outputs.values()},
-            "output_errors": errors,
-            "output_notes": notes,
-        }
+        result = {**result, **output_record(out, outputs, errors, notes, earlier, exports)}
         try:
             write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
         except OSError as exc:
