@@ -221,6 +221,10 @@ def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):
     node = add_volume(scene, case)
     logic = BoneScreenLogic("cpu")
     volume = volume_node_to_ct(node)
+    empty = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "nothing yet")
+    with pytest.raises(BoneScreenError, match="'nothing yet' has no vertebra segment"):  # helper-60: "shifted"
+        shift_segment_names(empty, 1)
+    assert empty.GetAttribute("BoneScreen.NamesCertain") is None  # not marked as the user's names
     # the naming was one off: what it called L1..L5 are T12..L4 (here: the truth shifted down by one)
     levels = case.levels.astype(np.int16)
     shifted = np.where(levels == 1, 6, np.where(levels > 1, levels - 1, 0)).astype(np.uint8)

@@ -279,13 +279,15 @@ def shift_segment_names(segmentation_node, steps: int) -> None:
     Raises
     ------
     BoneScreenError
-        If a vertebra would leave T1..S1.
+        If a vertebra would leave T1..S1, or no segment is a vertebra (nothing to shift).
     """
     from bonescreen.labels import shift_names, vertebra_color, vertebra_name
 
     segmentation = segmentation_node.GetSegmentation()
     segments = [segmentation.GetNthSegment(i) for i in range(segmentation.GetNumberOfSegments())]
     ids = [_segment_level(s) for s in segments]
+    if all(i is None for i in ids):  # (helper-60: "Names shifted", and the names marked the user's, on nothing)
+        raise BoneScreenError(f"'{segmentation_node.GetName()}' has no vertebra segment whose name could be shifted")
     new = shift_names(np.array([0 if i is None else i for i in ids], np.uint8), steps)
     for segment, old, vid in zip(segments, ids, new.tolist(), strict=True):
         if old is None or old == vid:
