@@ -48,7 +48,6 @@ from bonescreen.labels import (
     ALL_VERTEBRA_IDS,
     CLASS_NAMES,
     CLASS_TITLES,
-    SPINE_ORDER,
     UNNAMED_FIRST,
     VERTEBRA_NAMES,
     level_id,
@@ -56,6 +55,7 @@ from bonescreen.labels import (
     lumbar_levels,
     rename_vertebra,
     shift_names,
+    spine_rank,
     vertebra_name,
 )
 from bonescreen.messages import (
@@ -150,13 +150,6 @@ def _row_tooltip(row: dict) -> str:
     p = row["probabilities"]  # None: no overall call (every level's labels off the bone)
     probabilities = [", ".join(f"{CLASS_TITLES[k]} {p[k]:.2f}" for k in CLASS_NAMES)] if p else []
     return "; ".join([*status, *probabilities, *row.get("reasons", [])])
-
-
-def _spine_rank(name: str) -> int:
-    """Sort key: T1 first down to S1, then L6, then the unnamed vertebrae."""
-    if name in SPINE_ORDER:
-        return SPINE_ORDER.index(name)
-    return len(SPINE_ORDER) + (0 if name == "L6" else 1 + int(name.rsplit(" ", 1)[-1]))
 
 
 def _layers_of(viewer, kind) -> list:
@@ -620,7 +613,7 @@ class ClassifyWidget(_Base):
         self.vertebra = ComboBox(label="vertebra", choices=self._vertebrae_in_layer, tooltip="A vertebra of the layer")
         self.new_name = ComboBox(
             label="new name",
-            choices=[(n, k) for k, n in sorted(VERTEBRA_NAMES.items(), key=lambda kv: _spine_rank(kv[1]))],
+            choices=[(n, k) for k, n in sorted(VERTEBRA_NAMES.items(), key=lambda kv: spine_rank(kv[1]))],
             value=1,  # L1
             tooltip="Its right name (the label value changes to that name's id)",
         )
@@ -727,7 +720,7 @@ class ClassifyWidget(_Base):
         if layer is None:
             return []
         ids = [int(k) for k in np.unique(np.asarray(layer.data)) if k in ALL_VERTEBRA_IDS and k]
-        return [(vertebra_name(k), k) for k in sorted(ids, key=lambda k: _spine_rank(vertebra_name(k)))]
+        return [(vertebra_name(k), k) for k in sorted(ids, key=lambda k: spine_rank(vertebra_name(k)))]
 
     def _relabel(self, change) -> None:
         """Apply ``change(map) -> map`` to the chosen labels layer; its names become the user's."""

@@ -41,6 +41,18 @@ ALL_VERTEBRA_IDS: tuple[int, ...] = (0, *VERTEBRA_NAMES, *range(UNNAMED_FIRST, 2
 #: Anatomical order from the top, along which "shift the names by one" moves every named vertebra.
 SPINE_ORDER: tuple[str, ...] = (*(f"T{i}" for i in range(1, 13)), "L1", "L2", "L3", "L4", "L5", "S1")
 
+
+def spine_rank(name: str) -> int:
+    """Sort key of a vertebra's name as lists show them: T1 first down to S1 (:data:`SPINE_ORDER`), then L6, then
+    the unnamed vertebrae (``unnamed N``) by number; any other name last."""
+    if name in SPINE_ORDER:
+        return SPINE_ORDER.index(name)
+    if name == "L6":
+        return len(SPINE_ORDER)
+    number = name.rsplit(" ", 1)[-1]
+    return len(SPINE_ORDER) + 1 + (int(number) if name.startswith("unnamed ") and number.isdigit() else 1000)
+
+
 #: Display colours (RGB, 0-255) for L1..L5, the same in napari and Slicer.
 LEVEL_COLORS: dict[int, tuple[int, int, int]] = {
     1: (230, 25, 75),

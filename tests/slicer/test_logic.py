@@ -55,6 +55,11 @@ def test_labels_segmentation_round_trip(scene, case, add_volume):
     assert segmentation.GetNthSegment(0).GetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), tag)
     assert "66794005" in str(tag)  # SNOMED CT: L1 vertebra
     np.testing.assert_array_equal(segmentation_to_labels(seg, node, volume), case.levels)
+    # listed head to tail, as napari lists them (helper-60: by id, L1-L5, T12, S1, T11)
+    spine = np.where(case.spine == 5, 8, case.spine).astype(np.uint8)  # L5's voxels as a T11, for the order only
+    listed = labels_to_segmentation(spine, volume, node).GetSegmentation()
+    names = [listed.GetNthSegment(i).GetName() for i in range(listed.GetNumberOfSegments())]
+    assert names == ["T11", "T12", "L1", "L2", "L3", "L4", "S1"]
     # a map of one vertebra keeps its name (helper-37: Slicer names a single label after the node, and every
     # single-vertebra map became "L1")
     for only in (3, 6):

@@ -173,7 +173,7 @@ def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
     terminology and the id in the ``BoneScreen.Level`` tag. A new node is made unless
     ``segmentation_node`` is given; a given node's segments are replaced.
     """
-    from bonescreen.labels import vertebra_color, vertebra_name
+    from bonescreen.labels import spine_rank, vertebra_color, vertebra_name
 
     register_segmentation_converters()
     scene = volume_node.GetScene()
@@ -200,6 +200,13 @@ def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
         segment.SetColor(*(c / 255 for c in vertebra_color(level)))
         segment.SetTag(LEVEL_TAG, str(level))
         segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), _terminology(level))
+    # listed head to tail (T11, T12, L1 ... S1), as napari lists them, not by id (helper-60: L1-L5, T12, S1, T11)
+    order = sorted(
+        (segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())),
+        key=lambda sid: spine_rank(segmentation.GetSegment(sid).GetName()),
+    )
+    for index, sid in enumerate(order):
+        segmentation.SetSegmentIndex(sid, index)
     return segmentation_node
 
 
