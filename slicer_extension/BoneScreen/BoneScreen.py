@@ -198,7 +198,9 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def initializeParameterNode(self) -> None:
         self.setParameterNode(BoneScreenParameterNode(self.logic.getParameterNode()))
         if not self._parameterNode.inputVolume:
-            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            from BoneScreenLib.controller import first_ct  # (Qt- and core-free: importable before the core is)
+
+            self._parameterNode.inputVolume = first_ct(slicer.mrmlScene)
         if self.controller is not None:
             self.controller.enter()
 

@@ -20,6 +20,16 @@ from typing import Any
 PARAMETERS = ("inputVolume", "outputSegmentation", "resultsTable", "device", "weightsFolder", "newSegmentationEachRun")
 
 
+def first_ct(scene):
+    """The scene's first scalar volume that is no label map (a label map is a scalar volume too: helper-60), or None."""
+    volumes = scene.GetNodesByClass("vtkMRMLScalarVolumeNode")
+    for i in range(volumes.GetNumberOfItems()):
+        node = volumes.GetItemAsObject(i)
+        if not node.IsA("vtkMRMLLabelMapVolumeNode"):
+            return node
+    return None
+
+
 class BackgroundRun:
     """``work(progress)`` on a worker thread; the GUI thread polls it and may cancel it.
 
@@ -123,11 +133,8 @@ class PanelController:
     def enter(self) -> None:
         """The module is shown: take (or make) the scene's parameter node and choose a CT if none is."""
         self.params = self._make_parameters()
-        if self.params.inputVolume is None:  # the first CT: a label map is a scalar volume too (helper-60)
-            volumes = self.scene.GetNodesByClass("vtkMRMLScalarVolumeNode")
-            cts = [volumes.GetItemAsObject(i) for i in range(volumes.GetNumberOfItems())]
-            cts = [node for node in cts if not node.IsA("vtkMRMLLabelMapVolumeNode")]
-            self.params.inputVolume = cts[0] if cts else None
+        if self.params.inputVolume is None:
+            self.params.inputVolume = first_ct(self.scene)
 
     def exit(self) -> None:
         """The module is left: the parameter node stays in the scene; a run goes on in the background."""
