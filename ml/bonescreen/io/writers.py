@@ -235,6 +235,11 @@ def read_labels_nifti(
     if ijk.shape != tuple(volume.source.shape):
         raise BoneScreenError("label grid does not match the CT grid", path)
     if scheme != "bonescreen":
+        try:
+            mapped = mask_of(ijk) if scheme == MASK_SCHEME else map_labels(ijk, scheme)
+        except BoneScreenError as exc:
+            raise BoneScreenError(exc.problem, path) from None
+        # after the mapping, which refuses a CT given as labels first
         top, verse_top = (int(ijk.max()) if ijk.size else 0), max(SCHEMES["verse"])
         above = np.unique(ijk[ijk > verse_top]).tolist() if scheme == "verse" and top > verse_top else []
         if set(above) - VERSE_SUBREGION_IDS:  # (VerSe's subregion map is named as such below)
@@ -247,10 +252,6 @@ def read_labels_nifti(
                 + (f"; {hint}" if hint else ""),
                 path,
             )
-        try:
-            mapped = mask_of(ijk) if scheme == MASK_SCHEME else map_labels(ijk, scheme)
-        except BoneScreenError as exc:
-            raise BoneScreenError(exc.problem, path) from None
         if not mapped.any() and ijk.any():  # (helper-37: VerSe's subregion map read as VerSe's was "empty")
             found = [int(v) for v in np.unique(ijk) if v > 0]
             shown = ", ".join(map(str, found[:8])) + (" ..." if len(found) > 8 else "")
