@@ -101,7 +101,7 @@ OWN_LABELS_EXTENSION_CODE = 6
 OWN_LABELS_KEY = "bonescreen_labels"
 
 
-def _labels_digest(data: np.ndarray) -> str:
+def labels_digest(data: np.ndarray) -> str:
     """SHA-256 of a stored label array (uint8, the file's own voxel order)."""
     return hashlib.sha256(np.ascontiguousarray(data, dtype=np.uint8).tobytes()).hexdigest()
 
@@ -136,7 +136,7 @@ def write_labels_nifti(
             OWN_LABELS_KEY: {
                 "naming_rule": str(naming["naming_rule"]),
                 "naming_certain": bool(naming["naming_certain"]),
-                "labels_sha256": _labels_digest(ijk),
+                "labels_sha256": labels_digest(ijk),
             }
         }
         img.header.extensions.append(
@@ -171,7 +171,7 @@ def unedited_own_labels(path: str | os.PathLike) -> dict | None:
             note = json.loads(bytes(raw).decode("utf-8")).get(OWN_LABELS_KEY)
         except (ValueError, AttributeError):
             continue
-        if isinstance(note, dict) and note.get("labels_sha256") == _labels_digest(data):
+        if isinstance(note, dict) and note.get("labels_sha256") == labels_digest(data):
             return {"naming_rule": str(note.get("naming_rule")), "naming_certain": note.get("naming_certain") is True}
     return None
 

@@ -33,14 +33,6 @@ TABLE_VOLUME = "BoneScreen.Volume"
 TABLE_CHART = "BoneScreen.Chart"
 
 
-def _digest(labels: np.ndarray) -> str:
-    """SHA-256 of a vertebra map's shape and voxels (to tell an unedited segmentation from an edited one)."""
-    import hashlib
-
-    arr = np.ascontiguousarray(labels, dtype=np.uint8)
-    return hashlib.sha256(repr(arr.shape).encode() + arr.tobytes()).hexdigest()
-
-
 _REGISTERED = []
 
 
@@ -548,8 +540,10 @@ class BoneScreenLogic:
         node.SetAttribute("BoneScreen.NamingRule", seg.rule)
         node.SetAttribute("BoneScreen.NamesCertain", "1" if seg.certain else "0")
         node.SetAttribute("BoneScreen.Notes", "\n".join(seg.notes))
-        # as read back (Slicer's conversion), so that an unedited node compares equal
-        made = _digest(segmentation_to_labels(node, volume_node, volume)) if network else ""
+        from bonescreen.io.writers import labels_digest
+
+        # the map as made: Slicer's conversion gives it back voxel for voxel (tests/slicer), no export needed here
+        made = labels_digest(seg.vertebra_labels()) if network else ""
         node.SetAttribute(MARK_DIGEST, made)
         return node
 
@@ -571,6 +565,7 @@ class BoneScreenLogic:
         BoneScreenError
             If two segments have one vertebra's name (each vertebra is classified on its own), or the CT is unusable.
         """
+        from bonescreen.io.writers import labels_digest
         from bonescreen.labels import vertebra_name
 
         volume = volume_node_to_ct(volume_node)
@@ -603,7 +598,7 @@ class BoneScreenLogic:
                 "T1-T11, L6, 'unnamed N'); rename to have them classified"
             )
         made = segmentation_node.GetAttribute(MARK_DIGEST) or ""
-        checked = not made or made != _digest(labels)  # MS-Net's mark as it came is not checked by anyone
+        checked = not made or made != labels_digest(labels)  # MS-Net's mark as it came is not checked by anyone
         return ClassifyInputs(volume, labels, certain, notes, rule, checked)
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
