@@ -150,17 +150,7 @@ def screen_file(
     output_notes: list[str] = list(earlier.notes)
 
     def attempt(key: str, name: str, write) -> None:
-        """Write one output; a failure is recorded with its reason and the others are still written."""
-        try:
-            tags = write(out / name)
-        except BoneScreenError as exc:
-            errors[name] = exc.problem
-        except Exception as exc:  # an output must never take the others down: record and go on
-            errors[name] = f"{type(exc).__name__}: {exc}"
-        else:
-            outputs[key] = name
-            if tags is not None:
-                exports[name] = tags
+        write_output(out, key, name, write, outputs, errors, exports)
 
     def write_levels(path: Path) -> list[str]:
         naming = result["segmentation"]
@@ -230,6 +220,25 @@ IDENTIFYING_TAGS_NOTE = (
     "identifying_tags lists, per file, those that hold a value (of DICOM PS3.15 Annex E's identifying attributes); "
     "levels.nii.gz, report.png and result.json carry none"
 )
+
+
+def write_output(out: Path, key: str, name: str, write, outputs: dict, errors: dict, exports: dict) -> None:
+    """Write one output of a folder; a failure is recorded with its reason and the others are still written.
+
+    ``write(path)`` writes ``out / name`` and returns the identifying DICOM tags the file carries, or None. On success
+    ``outputs[key] = name`` (and ``exports[name]`` the tags); on failure ``errors[name]`` says why (``screen`` and
+    Slicer's Export).
+    """
+    try:
+        tags = write(out / name)
+    except BoneScreenError as exc:
+        errors[name] = exc.problem
+    except Exception as exc:  # an output must never take the others down: record and go on
+        errors[name] = f"{type(exc).__name__}: {exc}"
+    else:
+        outputs[key] = name
+        if tags is not None:
+            exports[name] = tags
 
 
 def output_record(out: Path, outputs: dict, errors: dict, notes: list[str], earlier: EarlierRun, exports: dict) -> dict:

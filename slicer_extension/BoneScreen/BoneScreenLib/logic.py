@@ -683,7 +683,7 @@ class BoneScreenLogic:
 
         from bonescreen.atomic import write_text_atomic
         from bonescreen.report import render_report
-        from bonescreen.screen import clear_earlier_run, output_record
+        from bonescreen.screen import clear_earlier_run, output_record, write_output
 
         if self.last_result is None:
             raise BoneScreenError("classify first")
@@ -708,38 +708,34 @@ class BoneScreenLogic:
             raise BoneScreenError(f"cannot write into the folder ({exc.strerror or exc})", out) from None
         outputs, errors, notes, exports = {}, {}, list(earlier.notes), {}
 
-        def attempt(key: str, name: str, write) -> None:
-            try:
-                write()
-            except BoneScreenError as exc:
-                errors[name] = exc.problem
-            except OSError as exc:
-                errors[name] = exc.strerror or str(exc)
-            except Exception as exc:  # one output must never take the others down: named, and the rest written
-                errors[name] = f"{type(exc).__name__}: {exc}"
-            else:
-                outputs[key] = name
-
         files = dicom_source_files(volume_node) if volume_node is not None else None
         if files and self.last_result["levels"]:
             levels, last = lumbar_levels(vertebrae), self.last_result
-            attempt("seg_sr", "seg.dcm", lambda: exports.update(export_dicom_sr(files, volume, levels, last, out)))
-            if "seg_sr" in outputs:
-                outputs["seg"], outputs["sr"] = outputs.pop("seg_sr"), "sr.dcm"
+            write_output(
+                out,
+                "seg",
+                "seg.dcm",
+                lambda _: exports.update(export_dicom_sr(files, volume, levels, last, out)),
+                outputs,
+                errors,
+                exports,
+            )
+            if "seg" in outputs:
+                outputs["sr"] = "sr.dcm"  # written with the SEG it points at
         result = {**self.last_result, "output_errors": errors, "output_notes": notes}
-        attempt(
-            "report",
-            "report.png",
-            lambda: render_report(
+
+        def report(path) -> None:
+            render_report(
                 volume.hu,
                 lumbar_levels(vertebrae),
                 volume.spacing,
                 result,
-                out / "report.png",
+                path,
                 title=self.last_result["input"],
                 vertebrae=vertebrae,
-            ),
-        )
+            )
+
+        write_output(out, "report", "report.png", report, outputs, errors, exports)
         result = {**result, **output_record(out, outputs, errors, notes, earlier, exports)}
         try:
             write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
