@@ -177,6 +177,11 @@ def screen_file(
             attempt("sr", "sr.dcm", lambda p: write_dicom_sr(volume, out / "seg.dcm", result, p))
         elif "seg" in outputs:
             output_notes.append("sr.dcm was not written: no lumbar level was measured")
+    else:  # a DICOM SEG and SR reference the source series' UIDs, which a NIfTI (or NRRD) file does not carry
+        output_notes.append(
+            "seg.dcm and sr.dcm are written for DICOM input only: a DICOM SEG and SR reference the source series' "
+            "UIDs, which this input does not have (levels.nii.gz holds the levels)"
+        )
     t1 = time.perf_counter()
     attempt(
         "report",

@@ -201,6 +201,8 @@ def test_a_rerun_into_the_same_folder_leaves_no_earlier_output_and_keeps_the_use
     result = json.loads((out / "result.json").read_text())
     assert not (out / "seg.dcm").exists() and not (out / "sr.dcm").exists()
     assert sum("of an earlier run in this folder was removed" in n for n in result["output_notes"]) == 2
+    # ... and says why this run wrote none (a NIfTI has no series UIDs for them to reference)
+    assert any("written for DICOM input only" in n for n in result["output_notes"])
     assert result["outputs_sha256"]["levels.nii.gz"] == file_sha256(out / "levels.nii.gz")
     # the user corrects levels.nii.gz in the output folder (L5 taken out) and screens again without giving it
     # (helper-30: it was overwritten): it is kept under a new name, with a note
