@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from functools import cache
+
 import numpy as np
 import pandas as pd
 
@@ -17,6 +20,37 @@ META_KEY = "bonescreen"
 BONE_WINDOW = (-250.0, 1250.0)
 
 
+#: BoneScreen's axes (z, y, x; DESIGN.md) named by the direction each one increases toward, as napari's axes overlay
+#: and dims sliders show them (napari's defaults are -3, -2, -1); their unit, as the layers' scale is the spacing.
+AXIS_LABELS = ("superior", "posterior", "left")
+AXIS_UNIT = "mm"
+
+
+@cache
+def _layers_name_axes() -> bool:
+    """Whether napari's layers take ``axis_labels`` and ``units`` (napari 0.6 and later)."""
+    from napari.layers import Image
+
+    return "axis_labels" in inspect.signature(Image.__init__).parameters
+
+
+def axes_of(like=None, ndim: int = 3) -> dict:
+    """napari layer keywords that name the last ``ndim`` axes: BoneScreen's, or those of the layer ``like``.
+
+    A layer made on another's grid (the labels on the CT, the names on the labels) takes that layer's names and
+    units, whatever they are: a viewer whose layers name one axis two ways would not line them up. Empty where
+    napari's layers name no axes (before 0.6).
+    """
+    if not _layers_name_axes():
+        return {}
+    if like is None:
+        return {"axis_labels": AXIS_LABELS[-ndim:], "units": (AXIS_UNIT,) * ndim}
+    labels, units = getattr(like, "axis_labels", None), getattr(like, "units", None)
+    if labels is None or units is None or len(labels) < ndim:
+        return {}
+    return {"axis_labels": tuple(labels)[-ndim:], "units": tuple(units)[-ndim:]}
+
+
 def unwrapped(obj):
     """The object behind napari's PublicOnlyProxy (plugin docks get proxies of the viewer and its layers)."""
     return getattr(obj, "__wrapped__", obj)
@@ -27,6 +61,7 @@ def image_layer_data(volume: CTVolume, name: str | None = None) -> tuple:
     meta = {
         "name": name or volume.description or "CT",
         "scale": tuple(volume.spacing),
+        **axes_of(),
         "colormap": "gray",
         "contrast_limits": BONE_WINDOW,
         "metadata": {
@@ -127,6 +162,7 @@ def labels_layer_data(labels: np.ndarray, image_layer, name: str, extra_meta: di
         "name": name,
         "scale": tuple(image_layer.scale),
         "translate": tuple(image_layer.translate),
+        **axes_of(image_layer, np.ndim(labels)),
         "colormap": DirectLabelColormap(color_dict=vertebra_colormap(ids)),
         "features": vertebra_features(ids),
         "opacity": 0.5,

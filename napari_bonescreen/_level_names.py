@@ -24,7 +24,7 @@ from scipy import ndimage
 from bonescreen.errors import BoneScreenError
 from bonescreen.labels import ALL_VERTEBRA_IDS, vertebra_color, vertebra_name
 
-from ._convert import unwrapped
+from ._convert import axes_of, unwrapped
 from ._head_up import camera_of, rows_drawn_up
 
 #: The names start this far (mm) beyond the last labelled voxel of their slice.
@@ -255,6 +255,7 @@ class LevelNames:
                 border_width=0,
                 scale=scale,
                 translate=tuple(self.labels.translate),
+                **axes_of(self.labels, len(scale)),
                 visible=self.labels.visible,
                 blending="translucent_no_depth",
             )

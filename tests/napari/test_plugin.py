@@ -518,6 +518,40 @@ def test_bonescreens_volumes_show_the_head_up_and_are_not_mirrored_in_3d(make_na
     assert orientation()[1] == "down"
 
 
+def test_bonescreens_layers_name_their_axes_and_layers_on_another_grid_follow_it(make_napari_viewer, qtbot):
+    """napari named the axes of every BoneScreen layer -3, -2, -1 (helper-61), in the dims sliders and the axes overlay.
+    The CT the reader opens names them by the direction each increases toward (superior, posterior, left, DESIGN.md's
+    z, y, x) in mm; the labels and names made on it take its names, and those made on a user's own image take that
+    image's (one axis named two ways would not line the layers up)."""
+    from bonescreen.io.volume import volume_from_ijk
+    from napari_bonescreen._convert import AXIS_LABELS, image_layer_data, labels_layer_data
+    from napari_bonescreen._level_names import show_level_names
+
+    levels = np.zeros((12, 64, 64), np.uint8)
+    levels[1:5, 20:40, 10:30] = 5
+    levels[6:11, 20:40, 12:32] = 4
+    air = np.full((64, 64, 12), -1000.0, np.float32)
+    volume = volume_from_ijk(air, np.diag([-0.8, -0.8, 3.0, 1.0]), "nifti", None, "ct")
+    viewer = make_napari_viewer()
+    data, meta, _ = image_layer_data(volume)
+    image = viewer.add_image(data, **meta)
+    assert tuple(image.axis_labels) == AXIS_LABELS == tuple(viewer.dims.axis_labels)
+    assert [str(u) for u in image.units] == ["millimeter"] * 3
+    data, meta, _ = labels_layer_data(levels, image, "levels")
+    labels = viewer.add_labels(data, **meta)
+    names = show_level_names(viewer, labels).layer
+    qtbot.waitUntil(lambda: len(names.data) > 0, timeout=5000)
+    for layer in (labels, names):
+        assert tuple(layer.axis_labels) == AXIS_LABELS and [str(u) for u in layer.units] == ["millimeter"] * 3
+    assert viewer.dims.ndim == 3 and tuple(viewer.dims.axis_labels) == AXIS_LABELS
+    # a user's own image, napari's default names: the labels made on it take them (the viewer keeps three axes)
+    other = make_napari_viewer()
+    plain = other.add_image(np.zeros(levels.shape, np.float32), scale=(3.0, 0.8, 0.8))
+    data, meta, _ = labels_layer_data(levels, plain, "levels")
+    other.add_labels(data, **meta)
+    assert other.dims.ndim == 3 and tuple(other.dims.axis_labels) == tuple(plain.axis_labels)
+
+
 def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_names_them(make_napari_viewer, qtbot):
     """No sacrum and no ribs in view: counted from the top, the lowest vertebra gets no name.
 
