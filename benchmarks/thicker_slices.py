@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -61,21 +62,27 @@ def thicken(path: Path, out: Path, mm: float) -> str:
     return f"{path.name}: {data.shape} at {old_mm:g} mm -> {new.shape} at {mm:g} mm ({what})"
 
 
+def remake_folder(src: Path, dst: Path, remake: Callable[[Path, Path], str], script: str) -> None:
+    """Copy the labelled folder ``src`` to ``dst`` (which must not exist), each NIfTI through ``remake(path, out)``
+    (which writes ``out`` and returns a line for the log), every other file as it is."""
+    if dst.exists():
+        raise SystemExit(f"{script}: {dst} exists: give a new folder")
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        out = dst / path.relative_to(src)
+        if path.name.endswith((".nii", ".nii.gz")):
+            print(remake(path, out))
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("src", type=Path, help="a labelled folder (VerSe, TotalSegmentator or nnU-Net layout)")
     ap.add_argument("dst", type=Path, help="where the copy goes (must not exist)")
     ap.add_argument("--mm", type=float, default=5.0, help="slice thickness and spacing of the copy (mm)")
     args = ap.parse_args()
-    if args.dst.exists():
-        raise SystemExit(f"thicker_slices.py: {args.dst} exists: give a new folder")
-    for path in sorted(p for p in args.src.rglob("*") if p.is_file()):
-        out = args.dst / path.relative_to(args.src)
-        if path.name.endswith((".nii", ".nii.gz")):
-            print(thicken(path, out, args.mm))
-        else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, out)
+    remake_folder(args.src, args.dst, lambda path, out: thicken(path, out, args.mm), "thicker_slices.py")
 
 
 if __name__ == "__main__":
