@@ -525,6 +525,7 @@ def with_endplates(
     hu: np.ndarray | None = None,
     disc_valley_hu: float = DISC_VALLEY_HU,
     disc_max_hu: float = DISC_MAX_HU,
+    smooth_mm: float = DISC_SMOOTH_MM,
 ) -> np.ndarray:
     """The bodies of :func:`body_from_levels` reaching their endplates, for their heights (z, y, x; level ids).
 
@@ -540,7 +541,7 @@ def with_endplates(
     The disc is the first slice beyond the core without any of the level's voxels inside the outline (a user's
     labels leave the disc out) or, with ``hu``, column by column from the inside out over the core's end slices and
     those beyond, the first voxel that reads as a disc: at least ``disc_valley_hu`` darker than the column's
-    brightest voxel so far (its endplate; the CT smoothed in-plane by :data:`DISC_SMOOTH_MM`) and no brighter
+    brightest voxel so far (its endplate; the CT smoothed in-plane by ``smooth_mm``) and no brighter
     than ``disc_max_hu``, the test the level split uses for a disc inside a core
     (:class:`~bonescreen.pipeline.level_settings.LevelSettings`). On slices thinner than :data:`DISC_RUN_MM` the
     disc is a run of such voxels that long, or one that the level's voxels end in: trabecular texture read voxel
@@ -567,6 +568,9 @@ def with_endplates(
         The CT in Hounsfield units, same shape; without it only the labels end a body.
     disc_valley_hu, disc_max_hu : float
         HU: how much darker than the endplate, and at most how bright, a disc reads.
+    smooth_mm : float
+        In-plane Gaussian (sigma, mm) the CT is read through: :data:`DISC_SMOOTH_MM`, more on a noisy CT
+        (:func:`bonescreen.noise.disc_smoothing_mm`).
 
     Returns
     -------
@@ -575,7 +579,7 @@ def with_endplates(
     """
     reach = max(1, round(ENDPLATE_REACH_MM / spacing[0]))
     n_disc = max(1, round(DISC_RUN_MM / spacing[0]))  # voxels: 4 at 1 mm, 3 at 1.25-1.5, 2 at 2-2.5, 1 at 3
-    sigma = [DISC_SMOOTH_MM / d for d in spacing[1:]]
+    sigma = [smooth_mm / d for d in spacing[1:]]
     out = body.copy()
     for level in levels_present(body):
         core = body == level

@@ -24,6 +24,7 @@ from ..density import energy_normalized_hu, vbmd_text
 from ..errors import BoneScreenError
 from ..hu import (
     DISC_MAX_HU,
+    DISC_SMOOTH_MM,
     DISC_VALLEY_HU,
     NO_BODY_REASON,
     HUThresholds,
@@ -41,6 +42,7 @@ from ..inplane import bounding_box, inscribed_radius
 from ..labels import CLASS_NAMES, CLASS_TITLES, LEVEL_NAMES, levels_present
 from ..mask_fit import off_bone
 from ..metal import METAL_HU, metal_mask
+from ..noise import disc_smoothing_mm
 from ..ood import FeatureDensity
 from ..preprocess import roi_crop
 from ..threads import thread_map
@@ -246,7 +248,9 @@ def classify_levels(
     # the box has no margin in z
     walls = np.zeros(full_labels.shape, dtype=np.uint8)
     # a disc that MS-Net's unchecked mark fills ends a body where the CT shows it; a user's labels are taken as drawn
-    walls[box] = with_endplates(body, on_labels, spacing, None if mask_checked else hu, *disc_hu)
+    # ... read through the in-plane smoothing a noisy CT needs (the level split's; bonescreen.noise)
+    smooth_mm = DISC_SMOOTH_MM if mask_checked else disc_smoothing_mm(full_hu, spacing)[0]
+    walls[box] = with_endplates(body, on_labels, spacing, None if mask_checked else hu, *disc_hu, smooth_mm)
     fractures = level_fractures(walls, spacing)
     health = {lv: level_density(hu_by_level.get(lv), calibration) for lv in present}
     for lv in present:

