@@ -570,7 +570,7 @@ def with_endplates(
         HU: how much darker than the endplate, and at most how bright, a disc reads.
     smooth_mm : float
         In-plane Gaussian (sigma, mm) the CT is read through: :data:`DISC_SMOOTH_MM`, more on a noisy CT
-        (:func:`bonescreen.noise.disc_smoothing_mm`).
+        (:func:`bonescreen.noise.disc_smoothing_mm`), then over the labelled voxels only.
 
     Returns
     -------
@@ -580,6 +580,8 @@ def with_endplates(
     reach = max(1, round(ENDPLATE_REACH_MM / spacing[0]))
     n_disc = max(1, round(DISC_RUN_MM / spacing[0]))  # voxels: 4 at 1 mm, 3 at 1.25-1.5, 2 at 2-2.5, 1 at 3
     sigma = [smooth_mm / d for d in spacing[1:]]
+    # a noisy CT's wider smoothing keeps to the vertebrae (bonescreen.noise.smooth_within); the routine one as tuned
+    marked = labels > 0 if smooth_mm > DISC_SMOOTH_MM else None
     out = body.copy()
     for level in levels_present(body):
         core = body == level
@@ -590,7 +592,7 @@ def with_endplates(
             beyond = [k for k in range(end + step, end + step * (reach + 1), step) if 0 <= k < len(body)]
             box = inplane.bounding_box((outline | core.any(axis=0))[None], margin=round(3 * max(sigma)) + 1)[1:]
 
-            read = cache(partial(_smoothed_slice, hu, box, sigma))  # the core's end slices are read twice
+            read = cache(partial(_smoothed_slice, hu, box, sigma, marked))  # the core's end slices are read twice
             closed = np.zeros_like(outline)  # the columns a disc has ended
             endplate = np.full(outline.shape, -np.inf, np.float32)  # each column's brightest voxel so far
             beyond_bone = np.full(outline.shape, -np.inf, np.float32)  # the brightest the body holds beyond its core
@@ -643,10 +645,16 @@ def _leave_out_runs(
             out[walk[j]][(out[walk[j]] == level) & columns & (run_from <= j)] = 0
 
 
-def _smoothed_slice(hu: np.ndarray, box: tuple[slice, slice], sigma: list[float], k: int) -> np.ndarray:
-    """Slice ``k`` of the CT (HU) smoothed in-plane by ``sigma`` (pixels) within ``box``; -inf outside it."""
+def _smoothed_slice(
+    hu: np.ndarray, box: tuple[slice, slice], sigma: list[float], within: np.ndarray | None, k: int
+) -> np.ndarray:
+    """Slice ``k`` of the CT (HU) smoothed in-plane by ``sigma`` (pixels) within ``box``; -inf outside it. With
+    ``within`` (bool, the CT's shape), over those voxels only (:func:`bonescreen.noise.smooth_within`)."""
+    from .noise import smooth_within  # noise reads hu's constants
+
     here = np.full(hu.shape[1:], -np.inf, np.float32)
-    here[box] = ndimage.gaussian_filter(hu[k][box].astype(np.float32), sigma)
+    piece = hu[k][box].astype(np.float32)
+    here[box] = ndimage.gaussian_filter(piece, sigma) if within is None else smooth_within(piece, within[k][box], sigma)
     return here
 
 

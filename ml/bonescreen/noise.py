@@ -126,3 +126,26 @@ def noisy_ct_note(noise_hu: float | None, smooth_mm: float) -> str:
         f"the CT is noisy (about {noise_hu:.0f} HU SD in fat, a low-dose scan?): discs and endplates were read on it "
         f"smoothed in-plane over {smooth_mm:g} mm; the bodies' ends and heights are less sure than on a routine scan"
     )
+
+
+def smooth_within(image: np.ndarray, within: np.ndarray, sigma_px: tuple[float, ...]) -> np.ndarray:
+    """A Gaussian smoothing of ``image`` over the voxels ``within`` only (normalized convolution), float32.
+
+    Beyond :data:`~bonescreen.hu.DISC_SMOOTH_MM` an in-plane Gaussian reaches past a body's walls: the soft tissue in
+    front of and behind it darkened the columns where its anterior and posterior heights are read, and the disc test
+    ended them early (TotalSegmentator's example CT with 25 HU of noise added: L1's anterior height 28 -> 23 mm, a
+    grade 2 wedge, at 1.5 mm). Averaged over the vertebra's own voxels, the noise falls as much and nothing outside
+    comes in. Voxels outside ``within`` keep their own value.
+
+    Parameters
+    ----------
+    image : ndarray
+        The CT (HU), any dimension.
+    within : ndarray
+        bool, same shape: the voxels averaged over (a vertebra's labels, the mark).
+    sigma_px : tuple of float
+        The Gaussian's sigma along each axis (voxels; 0 along an axis not smoothed).
+    """
+    weight = ndimage.gaussian_filter(within.astype(np.float32), sigma_px)
+    total = ndimage.gaussian_filter(np.where(within, image, 0.0).astype(np.float32), sigma_px)
+    return np.where(within & (weight > 1e-3), total / np.maximum(weight, 1e-3), image).astype(np.float32)

@@ -87,3 +87,18 @@ def test_a_low_dose_scans_unfractured_bodies_are_not_called_fractured():
             assert level["fracture"] is not None, (seed, level["name"])
             graded.append((seed, level["name"], level["fracture"]["genant_grade"]))
     assert not [g for g in graded if g[2] >= 2], graded
+
+
+def test_smoothing_within_a_vertebra_takes_in_nothing_from_around_it():
+    """A noisy CT's wider in-plane smoothing reached past a body's walls, and the soft tissue in front darkened the
+    columns its anterior height is read on; over the vertebra's own voxels, its edge keeps its level."""
+    from bonescreen.noise import smooth_within
+
+    image = np.full((40, 40), -100.0, np.float32)  # fat round a body
+    body = np.zeros(image.shape, bool)
+    body[10:30, 10:30] = True
+    image[body] = 150.0
+    smoothed = smooth_within(image, body, (2.0, 2.0))
+    assert np.allclose(smoothed[body], 150.0, atol=0.5)  # the edge too
+    assert np.array_equal(smoothed[~body], image[~body])
+    assert ndimage.gaussian_filter(image, 2.0)[10, 20] < 100.0  # a plain Gaussian darkens the wall by a third

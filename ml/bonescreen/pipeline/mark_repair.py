@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..hu import DISC_SMOOTH_MM  # the CT smoothed in-plane before discs are read (one noisy pixel is no endplate)
+from ..noise import smooth_within
 
 #: A dropped section is at least this large (mm2): a lumbar body's section is 1,000-2,000 mm2, a thoracic
 #: one 600-1,000 (Gray's Anatomy); smaller differences between neighbouring slices are the mark's
@@ -146,7 +147,7 @@ def trim_filled_discs(
         elsewhere (posterior elements, whose marrow reads darker than their cortex) nothing is taken.
     smooth_mm : float
         In-plane Gaussian (sigma, mm) the CT is read through: :data:`~bonescreen.hu.DISC_SMOOTH_MM`, more on a noisy
-        CT (:func:`bonescreen.noise.disc_smoothing_mm`).
+        CT (:func:`bonescreen.noise.disc_smoothing_mm`), then over the marked voxels only.
 
     Returns
     -------
@@ -168,7 +169,10 @@ def trim_filled_discs(
     ya, xa = max(0, y0 - pad), max(0, x0 - pad)
     window = (slice(None), slice(ya, y1 + pad), slice(xa, x1 + pad))
     sigma = (0.0, smooth_mm / spacing[1], smooth_mm / spacing[2])
-    smooth = ndimage.gaussian_filter(hu[window].astype(np.float32), sigma)
+    if smooth_mm > DISC_SMOOTH_MM:  # a noisy CT's wider smoothing keeps to the mark (the routine one as tuned)
+        smooth = smooth_within(hu[window], marked[window], sigma)
+    else:
+        smooth = ndimage.gaussian_filter(hu[window].astype(np.float32), sigma)
     if metal is not None:
         smooth[metal[window]] = np.nan
     for y, x in zip(ys, xs, strict=True):
