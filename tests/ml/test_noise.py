@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from bonescreen.hu import DISC_SMOOTH_MM
-from bonescreen.noise import DISC_NOISE_HU, disc_smoothing_mm, noise_sd_hu
+from bonescreen.noise import DISC_NOISE_HU, SMOOTH_LADDER_MM, disc_smoothing_mm, noise_sd_hu
 
 SPACING = (3.0, 1.5, 1.5)  # a routine abdomen's slices and pixels
 #: HU of a normal body's trabecular bone, its endplates and the discs at 3 mm slices (TotalSegmentator's example CT:
@@ -23,12 +23,12 @@ def ct_noise(shape: tuple[int, ...], sd_hu: float, rng: np.random.Generator, gra
     return (noise * sd_hu / noise.std()).astype(np.float32)
 
 
-def spine_in_fat(sd_hu: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def spine_in_fat(sd_hu: float, seed: int = 0, grain_px: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
     """A CT (z, y, x) of three lumbar bodies (boxes 27 mm tall, 30 mm deep, 40 mm wide: trabecular bone, endplates a
     slice thick, a cortical shell a pixel thick; :data:`TRABECULAR_HU` ...) with discs, 9 mm, between them, in
-    muscle (40 HU) within fat (-100 HU) inside air; with noise of ``sd_hu``. And its level labels (L1-L3) as
-    MS-Net's mark fills them: each body with half of each disc beside it, as the slice-by-slice mark carries a
-    vertebra through its discs."""
+    muscle (40 HU) within fat (-100 HU) inside air; with noise of ``sd_hu`` (in-plane grain ``grain_px``). And its
+    level labels (L1-L3) as MS-Net's mark fills them: each body with half of each disc beside it, as the
+    slice-by-slice mark carries a vertebra through its discs."""
     nz, ny, nx = 42, 160, 160
     hu = np.full((nz, ny, nx), -1000.0, np.float32)
     yy, xx = np.mgrid[:ny, :nx]
@@ -46,19 +46,22 @@ def spine_in_fat(sd_hu: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         labels[max(z - 1, 0) : z + 11, rows, cols] = level  # the body and half of each disc
         z += 12
     rng = np.random.default_rng(seed)
-    return hu + ct_noise(hu.shape, sd_hu, rng, grain_px=1.5), labels
+    return hu + ct_noise(hu.shape, sd_hu, rng, grain_px=grain_px), labels
 
 
 @pytest.mark.parametrize("sd_hu", [15.0, 45.0])
 def test_the_noise_in_fat_is_read_whatever_its_level_and_a_noisy_ct_is_smoothed_further(sd_hu):
     hu, _ = spine_in_fat(sd_hu)
     assert noise_sd_hu(hu, SPACING) == pytest.approx(sd_hu, rel=0.15)
-    sigma, noise = disc_smoothing_mm(hu, SPACING)
-    assert noise == pytest.approx(sd_hu, rel=0.15)
+    reading = disc_smoothing_mm(hu, SPACING)
+    assert reading.noise_hu == pytest.approx(sd_hu, rel=0.15)
+    assert reading.left_hu <= DISC_NOISE_HU and reading.too_noisy() is None
     if sd_hu < DISC_NOISE_HU:
-        assert sigma == DISC_SMOOTH_MM  # a routine scan is read as before
+        assert reading.sigma_mm == DISC_SMOOTH_MM and reading.note() is None  # a routine scan is read as before
     else:
-        assert sigma > DISC_SMOOTH_MM and noise_sd_hu(hu, SPACING, sigma) <= DISC_NOISE_HU
+        assert reading.sigma_mm > DISC_SMOOTH_MM
+        assert reading.left_hu == pytest.approx(noise_sd_hu(hu, SPACING, reading.sigma_mm))
+        assert "noisy" in reading.note() and f"{reading.sigma_mm:g} mm" in reading.note()
 
 
 def test_without_fat_in_view_the_noise_is_not_guessed():
@@ -66,7 +69,42 @@ def test_without_fat_in_view_the_noise_is_not_guessed():
     hu, _ = spine_in_fat(45.0)
     crop = hu[:, 55:105, 60:100]
     assert noise_sd_hu(crop, SPACING) is None
-    assert disc_smoothing_mm(crop, SPACING) == (DISC_SMOOTH_MM, None)
+    reading = disc_smoothing_mm(crop, SPACING)
+    assert reading == (DISC_SMOOTH_MM, None, None) and reading.too_noisy() is None
+    assert "could not be measured" in reading.note()  # said, not guessed silently
+
+
+def test_slivers_of_fat_between_muscles_are_not_read_for_noise():
+    """A spine-only crop of a routine scan read 21 HU of noise where the whole scan read 15 (helper-62, 2026-12-05):
+    the thin strips of fat between the paraspinal muscles are mostly edge, and their partial volume with muscle read
+    as noise. Strips of fat 9 mm wide between muscle, their edges blurred as a reconstruction blurs them: no noise
+    figure from them; the same noise in a broad piece of fat is read right."""
+    rng = np.random.default_rng(1)
+    hu = np.full((12, 120, 120), 40.0, np.float32)  # muscle
+    for c in (20, 50, 80):
+        hu[:, 10:110, c : c + 6] = -100.0  # fat 6 pixels (9 mm) wide, 150 mm long
+    hu = ndimage.gaussian_filter(hu, (0, 1.0, 1.0)) + ct_noise(hu.shape, 15.0, rng)
+    assert noise_sd_hu(hu, SPACING) is None
+    broad = np.full((12, 120, 120), 40.0, np.float32)
+    broad[:, 10:110, 20:100] = -100.0
+    broad = ndimage.gaussian_filter(broad, (0, 1.0, 1.0)) + ct_noise(broad.shape, 15.0, rng)
+    assert noise_sd_hu(broad, SPACING) == pytest.approx(15.0, rel=0.15)
+
+
+def test_a_ct_too_noisy_for_heights_is_flagged_where_its_grades_are_given():
+    """Under noise that even the widest smoothing leaves above :data:`DISC_NOISE_HU`, the bodies' ends are guesses:
+    the fracture grades of MS-Net's mark carry a flag saying so (a user's checked labels are read as drawn). Noise
+    of coarse grain (6 mm, a smooth kernel at a very low dose) that 5 mm of smoothing barely lowers."""
+    from bonescreen.io.volume import volume_from_ijk
+    from bonescreen.pipeline import Screener
+
+    hu, labels = spine_in_fat(120.0, grain_px=4.0)
+    reading = disc_smoothing_mm(hu, SPACING)
+    assert reading.sigma_mm == max(SMOOTH_LADDER_MM) and reading.left_hu > DISC_NOISE_HU
+    volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-1.5, -1.5, 3.0, 1.0]), "nifti", None, "very noisy")
+    result = Screener(device="cpu").classify(volume, labels, mask_checked=False)
+    reasons = result["overall"]["reasons"]
+    assert any("too noisy to read the bodies' heights" in r for r in reasons), reasons
 
 
 def test_a_low_dose_scans_unfractured_bodies_are_not_called_fractured():

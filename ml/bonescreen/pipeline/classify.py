@@ -249,7 +249,8 @@ def classify_levels(
     walls = np.zeros(full_labels.shape, dtype=np.uint8)
     # a disc that MS-Net's unchecked mark fills ends a body where the CT shows it; a user's labels are taken as drawn
     # ... read through the in-plane smoothing a noisy CT needs (the level split's; bonescreen.noise)
-    smooth_mm = DISC_SMOOTH_MM if mask_checked else disc_smoothing_mm(full_hu, spacing)[0]
+    reading = None if mask_checked else disc_smoothing_mm(full_hu, spacing)
+    smooth_mm = DISC_SMOOTH_MM if reading is None else reading.sigma_mm
     walls[box] = with_endplates(body, on_labels, spacing, None if mask_checked else hu, *disc_hu, smooth_mm)
     fractures = level_fractures(walls, spacing)
     health = {lv: level_density(hu_by_level.get(lv), calibration) for lv in present}
@@ -400,6 +401,8 @@ def classify_levels(
     # (labels off the bone have the first reason of all, below)
     reasons += [f"{name} left out: {left_out[name]}" for name in sorted(unusable) if name not in off_names]
     reasons += calibration.flags
+    if reading is not None and any(f.get("genant_grade") is not None for f in fractures.values() if f):
+        reasons += [flag] if (flag := reading.too_noisy()) else []
     if input_note:
         reasons.append(input_note)
     vbmd = overall_density(health, left_out)

@@ -37,11 +37,11 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import check_number
-from ..hu import DENSE_HU, DISC_SMOOTH_MM
+from ..hu import DENSE_HU
 from ..inplane import bounding_box, deepest_points
 from ..labels import ARCH_HALF_WIDTH_MM, LEVEL_NAMES, level_id
 from ..metal import metal_mask, without_metal
-from ..noise import disc_smoothing_mm, noisy_ct_note
+from ..noise import disc_smoothing_mm
 from .level_settings import LevelSettings
 from .mark_repair import trim_filled_discs
 
@@ -1227,9 +1227,9 @@ def _volume_text(cm3: float) -> str:
 def _leave_out_discs(split: LevelSplit, hu: np.ndarray, spacing, s: LevelSettings, metal: np.ndarray | None) -> None:
     """Take the discs that the mask fills between two vertebrae out of the split's labels, with a note; on a noisy
     CT they are read on the CT smoothed further in-plane (:func:`~bonescreen.noise.disc_smoothing_mm`), said too."""
-    smooth_mm, noise = disc_smoothing_mm(hu, spacing)
-    if smooth_mm > DISC_SMOOTH_MM:
-        split.notes.append(noisy_ct_note(noise, smooth_mm))
+    reading = disc_smoothing_mm(hu, spacing)
+    if note := reading.note():
+        split.notes.append(note)
     discs = trim_filled_discs(
         split.vertebra_map,
         hu,
@@ -1239,7 +1239,7 @@ def _leave_out_discs(split: LevelSplit, hu: np.ndarray, spacing, s: LevelSetting
         s.disc_side_mm,
         metal,
         split.body_zone,
-        smooth_mm=smooth_mm,
+        smooth_mm=reading.sigma_mm,
     )
     split.discs = discs
     if not discs.any():
