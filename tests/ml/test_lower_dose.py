@@ -66,3 +66,30 @@ def test_a_labelled_folder_made_noisier_keeps_its_values_and_labels(tmp_path, mo
     same = np.asarray(nib.load(tmp_path / "dst" / "case" / "total.nii.gz").dataobj)
     np.testing.assert_array_equal(same, labels)
     assert (tmp_path / "dst" / "case" / "notes.txt").read_text() == "kept"
+
+
+def test_a_slice_without_soft_tissue_gets_the_others_dose_and_a_bad_noise_is_refused(tmp_path, monkeypatch):
+    """A slice past the body's end (air, a table's edge) has no soft tissue to set its photon count by: it is scanned
+    as the median of the others (it once took the whole noise asked for in its air); --noise nan, inf or 0 stops with
+    one line."""
+    src = tmp_path / "src"
+    src.mkdir()
+    x, y = np.mgrid[:64, :64]
+    body = (x - 32) ** 2 + (y - 32) ** 2 < 25**2
+    ct = np.full((64, 64, 3), -1000, np.int16)
+    ct[body, :2] = 40
+    ct[28:36, 28:36, 2] = 700  # the third slice: air and a small dense object only
+    nib.save(nib.Nifti1Image(ct, np.diag([1.5, 1.5, 3.0, 1.0])), src / "ct.nii.gz")
+    for noise in ("nan", "inf", "0"):
+        monkeypatch.setattr(sys, "argv", ["lower_dose.py", str(src), str(tmp_path / "dst"), "--noise", noise])
+        try:
+            main()
+        except SystemExit as exc:
+            assert "--noise" in str(exc.code) and "\n" not in str(exc.code)
+        else:
+            raise AssertionError(f"--noise {noise} was taken")
+    monkeypatch.setattr(sys, "argv", ["lower_dose.py", str(src), str(tmp_path / "dst"), "--noise", "30"])
+    main()
+    noisy = np.asarray(nib.load(tmp_path / "dst" / "ct.nii.gz").dataobj).astype(float) - ct
+    assert 26 < noisy[..., 0][body].std() < 34
+    assert noisy[..., 2].std() < 20  # the low attenuation of an almost empty slice: less noise, not 30 HU in air
