@@ -12,7 +12,7 @@ from bonescreen.errors import BoneScreenError
 from bonescreen.io import CTVolume, SourceGrid
 from bonescreen.io.hu_scale import hu_scale_problem
 from bonescreen.io.volume import volume_from_ijk
-from bonescreen.labels import ALL_VERTEBRA_IDS, as_level_labels, vertebra_color, vertebra_name
+from bonescreen.labels import ALL_VERTEBRA_IDS, as_level_labels, edited_levels, vertebra_color, vertebra_name
 
 #: Key of the layer metadata where BoneScreen keeps the CT's geometry.
 META_KEY = "bonescreen"
@@ -179,3 +179,32 @@ def labels_from_layer(layer, volume: CTVolume) -> np.ndarray:
     if data.shape != volume.shape:
         raise BoneScreenError(f"labels layer '{layer.name}' has shape {data.shape}, the CT has {volume.shape}")
     return as_level_labels(data, f"labels layer '{layer.name}'", ALL_VERTEBRA_IDS)
+
+
+def checked_levels(made: dict, labels: np.ndarray) -> bool | list[int]:
+    """What Classify passes as ``mask_checked`` for a labels layer (:meth:`bonescreen.pipeline.Screener.classify`).
+
+    ``made`` is the layer's BoneScreen metadata. A user's own labels are checked (True). MS-Net's mark
+    (``segmented``, or BoneScreen's own file opened unedited) gives the ids the user has edited since it was made
+    (``level_digests``; an empty list while none is): the other vertebrae are MS-Net's as it came (helper-63: a
+    stroke on the sacrum made the whole mark count as checked, and L1's grade changed). A layer made before its
+    digests were kept: ``edited``, any stroke.
+    """
+    if not made.get("segmented", False):
+        return True
+    if "level_digests" in made:
+        return edited_levels(made["level_digests"], labels)
+    return bool(made.get("edited", False))
+
+
+def unedited_naming(made: dict, labels: np.ndarray) -> dict | None:
+    """The naming to keep in a saved map (:func:`bonescreen.io.writers.write_labels_nifti`'s ``naming``) while a
+    layer is MS-Net's mark as it came (no stroke, no rename): opened again, by napari, Slicer or ``screen
+    --labels``, it is MS-Net's unchecked mark with its names' doubt, as the CLI's own ``levels.nii.gz`` is
+    (helper-63: napari saved it without, and the same voxels opened again were a checked mask with certain names).
+    None for any other layer."""
+    if made.get("renamed") or checked_levels(made, labels) != []:
+        return None
+    own = made.get("own")
+    rule = own["naming_rule"] if own else made.get("rule", "")
+    return {"naming_rule": rule, "naming_certain": bool(made.get("certain", False))}

@@ -50,6 +50,7 @@ from bonescreen.labels import (
     CLASS_TITLES,
     UNNAMED_FIRST,
     VERTEBRA_NAMES,
+    level_digests,
     level_id,
     levels_present,
     lumbar_levels,
@@ -69,11 +70,17 @@ from bonescreen.messages import (
     users_naming_rule,
     vertebrae_found,
 )
-from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION, own_labels_note, own_labels_rule
+from bonescreen.pipeline.screener import (
+    OWN_LABELS_NOTE,
+    RESULT_SCHEMA_VERSION,
+    own_labels_note,
+    own_labels_rule,
+)
 
 from ._convert import (
     DEFAULT_SCALE_FLAG,
     META_KEY,
+    checked_levels,
     image_layer_data,
     labels_from_layer,
     labels_layer_data,
@@ -462,6 +469,8 @@ class SegmentWidget(_Base):
                 "certain": own["naming_certain"],
                 "segmented": True,
                 "notes": [own_labels_note(own)],  # shown with the result's flags, as on the command line
+                "own": own,
+                "level_digests": level_digests(vertebrae),  # which vertebrae the user edits (checked_levels)
             }
         self._add_vertebrae(*labels_layer_data(vertebrae, layer, name, made)[:2])
         present = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k) or "no vertebra"
@@ -581,6 +590,7 @@ class SegmentWidget(_Base):
                 "notes": notes,
                 # MS-Net's mask: not checked by the user until edited (mask_checked); a user's mask is the user's
                 "segmented": segmented,
+                "level_digests": level_digests(labels),  # which vertebrae the user edits (checked_levels)
             },
         )
         self._add_vertebrae(data, meta)
@@ -788,8 +798,11 @@ class ClassifyWidget(_Base):
         made = labels_layer.metadata.get(META_KEY, {})
         certain = made.get("certain", True) or made.get("renamed", False)
         # MS-Net's mask as it came (no stroke since): a status resting on its fractures is unconfirmed, as on the
-        # command line (helper-34: napari dropped that caveat)
-        checked = not made.get("segmented", False) or made.get("edited", False)
+        # command line (helper-34: napari dropped that caveat); vertebra by vertebra, those the user edited are theirs
+        checked = checked_levels(made, labels)
+        rule, notes = made.get("rule", "given by the user"), list(made.get("notes", []))
+        if made.get("own") and checked:  # BoneScreen's own file, edited since (helper-63: still called "unedited")
+            rule, notes = made["own"]["naming_rule"], [n for n in notes if not n.startswith(OWN_LABELS_NOTE)]
         self._inputs = (volume, labels, image)
         # the image too: the volume classified shares the image layer's memory (helper-35: an image changed in
         # place by a script left the result up and exportable)
@@ -802,17 +815,15 @@ class ClassifyWidget(_Base):
             volume,
             labels,
             names_certain=certain,
-            mask_checked=bool(checked),
+            mask_checked=checked,
             _connect={"errored": self._fail},  # (no second, re-raised report of the error)
             _start_thread=False,  # (started below, once every signal is connected)
         )
         # the naming's notes travel with the labels layer; the result shows them with its own flags
         segmentation = {
-            "naming_rule": (
-                users_naming_rule(made.get("rule")) if made.get("renamed") else made.get("rule", "given by the user")
-            ),
+            "naming_rule": users_naming_rule(rule) if made.get("renamed") else rule,
             "naming_certain": bool(certain),
-            "notes": users_naming_notes(made.get("notes", [])) if made.get("renamed") else list(made.get("notes", [])),
+            "notes": users_naming_notes(notes) if made.get("renamed") else notes,
         }
         self.worker.returned.connect(lambda result: self._on_done({**result, "segmentation": segmentation}))
         self.worker.finished.connect(self._on_finished)
@@ -837,6 +848,10 @@ class ClassifyWidget(_Base):
         if self.result is None or self._classified is None:
             return False
         labels, labels_digest, image, image_digest = self._classified
+        if self.labels.value is not labels or self.image.value is not image:
+            # another layer picked while the worker ran (helper-63: the old layer's result was shown and exported)
+            self._clear_result("another layer was picked while classifying: classify again")
+            return False
         if labels not in self.viewer.layers or _layer_digest(labels) != labels_digest:
             self._clear_result("the labels changed since they were classified: classify again")
             return False
@@ -975,7 +990,18 @@ class ClassifyWidget(_Base):
         """Write the last result as result.json."""
         if not self._exportable():
             return
-        doc = {"schema_version": RESULT_SCHEMA_VERSION, "input": self._inputs[2].name, **self.result}
+        volume, _, image = self._inputs
+        # the file read and its grid, and the weights, as `screen` records them (helper-63: two inputs' results
+        # named only the layer, "NIfTI ct.nii.gz", and no weights)
+        source = getattr(volume.source, "path", None)
+        doc = {
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "input": str(source) if source else image.name,
+            **self.result,
+            "models": get_screener(None, None, self.device.value).models(),
+            "spacing_mm": [round(float(s), 4) for s in volume.spacing],
+            "shape": list(volume.shape),
+        }
         write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
         show_info(f"BoneScreen: result written to {path}")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from .errors import BoneScreenError, check_number
@@ -326,4 +328,90 @@ def stray_specks(labels: np.ndarray, spacing: tuple[float, float, float]) -> lis
                     f"{LEVEL_NAMES[lv]} has a stray piece of {sizes[i - 1]} voxels {gap:.0f} mm from the rest of it "
                     f"(slice {int(centre[0] / step[0])}): a brush stroke in the wrong place?"
                 )
+    return out
+
+
+def level_digests(labels: np.ndarray) -> dict[int, str]:
+    """A digest of each vertebra's voxels in a label map, to tell later which vertebrae a user has edited.
+
+    Parameters
+    ----------
+    labels : ndarray
+        Integer label map (any shape; the same array layout each time it is digested), 0 background.
+
+    Returns
+    -------
+    dict
+        id -> BLAKE2b digest (hex) of the flat indices of that id's voxels, for each id present.
+    """
+    import hashlib
+
+    flat = np.ravel(labels)
+    where = np.flatnonzero(flat)
+    ids = flat[where]
+    return {
+        int(v): hashlib.blake2b(where[ids == v].astype(np.int64).tobytes(), digest_size=16).hexdigest()
+        for v in np.unique(ids)
+    }
+
+
+def edited_levels(made: dict, labels: np.ndarray) -> list[int]:
+    """The ids whose voxels differ in ``labels`` from the map whose :func:`level_digests` are ``made``.
+
+    A vertebra painted over, partly erased, renamed, added or removed counts as edited; one left as it was does
+    not, whatever was done to the others (helper-63: a stroke on the sacrum made MS-Net's whole mask count as
+    checked by the user, and every lumbar body was read as drawn).
+
+    Parameters
+    ----------
+    made : dict
+        :func:`level_digests` of the map as made (keys may be str, as JSON stores them).
+    labels : ndarray
+        The map now, in the same layout.
+
+    Returns
+    -------
+    list of int
+        The ids edited, ascending.
+    """
+    made = {int(k): v for k, v in made.items()}
+    now = level_digests(labels)
+    return sorted(v for v in set(made) | set(now) if made.get(v) != now.get(v))
+
+
+#: Greatest gap (mm) along the spine between two vertebrae taken as lying next to each other: a disc is 5-15 mm;
+#: a vertebra left out (about 25-30 mm of body) leaves more.
+NEIGHBOUR_GAP_MM = 20.0
+
+
+def name_gaps(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> list[str]:
+    """Vertebrae lying next to each other whose names skip a vertebra (T11 above L1), one line each.
+
+    A user's renaming can leave such a sequence (helper-63: T12 renamed L1 below T11 was classified without a word);
+    two vertebrae apart by more than :data:`NEIGHBOUR_GAP_MM` along z (one left out of the labels) are not
+    next to each other. Vertebrae without a place in :data:`SPINE_ORDER` (L6, unnamed) are not read.
+
+    Parameters
+    ----------
+    vertebrae : ndarray
+        (z, y, x) map with the ids of DESIGN.md, z from the feet to the head.
+    spacing : tuple of float
+        (dz, dy, dx) in mm.
+    """
+    named = []
+    for vid in np.unique(vertebrae):
+        if vid:
+            zs = np.nonzero((vertebrae == vid).any(axis=(1, 2)))[0]
+            named.append((float(zs.mean()), zs.min() * spacing[0], zs.max() * spacing[0], vertebra_name(int(vid))))
+    named.sort(reverse=True)  # head first
+    out = []
+    for (_, low, _, upper), (_, _, top, lower) in pairwise(named):
+        if upper not in SPINE_ORDER or lower not in SPINE_ORDER:  # an unnamed vertebra or L6 between: no rule
+            continue
+        gap = spine_rank(lower) - spine_rank(upper)
+        if gap > 1 and low - top <= NEIGHBOUR_GAP_MM:
+            skipped = ", ".join(SPINE_ORDER[spine_rank(upper) + 1 : spine_rank(lower)])
+            out.append(f"{upper} lies next to {lower}, with no {skipped} between them: check the names")
+        elif gap < 1:
+            out.append(f"{upper} lies above {lower}: their names run the wrong way; check the names")
     return out

@@ -149,6 +149,18 @@ class DiscSmoothing(NamedTuple):
             "on a routine scan"
         )
 
+    def grade_caveat(self) -> str | None:
+        """A graded level's reason on a noisy CT (helper-63: 50 HU of added noise made an unfractured L1 a grade 2
+        wedge through its neighbour's taller front, and the noise was only a note, not among the grade's doubts);
+        None on a routine scan."""
+        if self.noise_hu is None or self.sigma_mm <= DISC_SMOOTH_MM:
+            return None
+        return (
+            f"graded on a noisy CT (about {self.noise_hu:.0f} HU SD in fat; discs and endplates read through "
+            f"{self.sigma_mm:g} mm of in-plane smoothing): its heights and grade, and its neighbours', are less sure "
+            "than on a routine scan"
+        )
+
     def too_noisy(self) -> str | None:
         """A flag where even the widest smoothing leaves more than :data:`DISC_NOISE_HU`: heights are unreliable."""
         if self.left_hu is None or self.left_hu <= DISC_NOISE_HU:

@@ -914,3 +914,79 @@ def test_one_id_over_several_vertebrae_is_refused_once(make_napari_viewer, qtbot
     assert "the labels of L1 hold 5 vertebral bodies one above the other" in said and "mask" in said
     shown = [r.message for r in notification_manager.records[before:] if "vertebral bodies" in str(r.message)]
     assert len(shown) == 1, shown
+
+
+def test_a_stroke_on_one_vertebra_leaves_the_others_msnets_and_an_unedited_layer_is_saved_as_msnets(
+    make_napari_viewer, qtbot, small_case, small_case_files, tmp_path
+):
+    """helper-63: erasing two voxels of the sacrum made MS-Net's whole mask count as checked: every lumbar body was
+    read as drawn and L1's grade changed. Saved unedited from napari, the map lost its provenance, and opened again
+    the same voxels were a checked mask with certain names; an edited own file was still called "unedited"; a
+    labels layer picked while Classify ran left the old layer's result up and exportable; napari's result.json
+    named no file, grid or weights."""
+    from scipy import ndimage
+
+    from bonescreen.io.writers import unedited_own_labels, write_labels_nifti
+    from bonescreen.pipeline import Screener
+    from bonescreen.pipeline.screener import OWN_LABELS_RULE
+    from napari_bonescreen._convert import checked_levels
+
+    viewer = make_napari_viewer()
+    image = viewer.open(str(small_case_files / "dicom" / "dicom"), plugin=PLUGIN)[0]
+    from bonescreen.io import load_ct
+
+    volume = load_ct(small_case_files / "dicom" / "dicom")
+    rule = "counted up from the sacrum"
+    # each vertebra carried a slice into the discs beside it, as MS-Net's mark fills them: read as MS-Net's, the
+    # bodies end at their endplates; read as drawn, 3-6 mm taller
+    spine = small_case.spine
+    marked = np.where(spine == 0, ndimage.grey_dilation(spine, size=(3, 1, 1)), spine)
+    own = write_labels_nifti(
+        volume, marked, tmp_path / "own.nii.gz", naming={"naming_rule": rule, "naming_certain": True}
+    )
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.image.value = image
+    seg.label_file.value = str(own)
+    seg.open_label_map()
+    layer = seg.last_layer
+    made = layer.metadata["bonescreen"]
+    # saved unedited, the map keeps its provenance; opened again it is MS-Net's unchecked mark once more
+    assert layer.save(str(tmp_path / "saved.nii.gz"), plugin=PLUGIN)
+    assert unedited_own_labels(tmp_path / "saved.nii.gz") == {"naming_rule": rule, "naming_certain": True}
+
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    cls.image.value, cls.labels.value = image, layer
+    cls.run()
+    wait_for(qtbot, cls)
+    before = {lv["name"]: lv["fracture"] for lv in cls.result["levels"]}
+    assert cls.result["segmentation"]["naming_rule"] == f"{OWN_LABELS_RULE} ({rule})"
+
+    # one voxel of the sacrum erased, the one farthest from L5: the lumbar bodies are read as before
+    sacrum = np.argwhere(layer.data == 7)
+    far = sacrum[np.argmax(np.linalg.norm(sacrum - np.argwhere(layer.data == 5).mean(axis=0), axis=1))]
+    layer.brush_size = 1
+    layer.paint(tuple(far), 0, refresh=True)
+    assert checked_levels(made, np.asarray(layer.data)) == [7]
+    cls.run()
+    wait_for(qtbot, cls)
+    assert {lv["name"]: lv["fracture"] for lv in cls.result["levels"]} == before
+    drawn = Screener(device="cpu").classify(volume, marked, mask_checked=True)["levels"]
+    assert [lv["fracture"] for lv in drawn] != list(before.values())  # what a stroke used to give
+    naming = cls.result["segmentation"]
+    assert naming["naming_rule"] == rule and not any("unedited" in n for n in naming["notes"])
+    layer.save(str(tmp_path / "edited.nii.gz"), plugin=PLUGIN)
+    assert unedited_own_labels(tmp_path / "edited.nii.gz") is None  # edited: the user's
+
+    # napari's result.json names the file, its grid and the weights, as `screen`'s does
+    cls.save_result(str(tmp_path / "result.json"))
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert Path(saved["input"]) == small_case_files / "dicom" / "dicom" or saved["input"].endswith("dicom")
+    assert saved["shape"] == list(volume.shape) and saved["spacing_mm"] == [round(s, 4) for s in volume.spacing]
+    assert set(saved["models"]) == {"segmentation", "classification"}
+
+    # another labels layer picked while Classify runs: its result is not shown as this one's
+    other = viewer.add_labels(np.zeros_like(layer.data), name="empty", scale=layer.scale)
+    cls.run()
+    cls.labels.value = other
+    wait_for(qtbot, cls)
+    assert cls.result is None and not cls.export_json.isEnabled()

@@ -113,7 +113,13 @@ def test_segment_classify_edit(scene, case, add_volume):
     assert "L1" in edited_before and [lv["name"] for lv in result2["levels"]] == [n for n in edited_before if n != "L1"]
     assert result2["overall"]["probabilities"] != result["overall"]["probabilities"]
     assert table2 is table and table.GetNumberOfRows() == len(result2["levels"]) + 1
-    assert "not yet checked" not in json.dumps(result2["overall"]["bone_status"])  # edited: the user's mask
+    # L1 edited (removed), L2-L5 not: those stay MS-Net's mark as it came, as the core reads it (helper-63: any edit
+    # made the whole mark the user's)
+    now = segmentation_to_labels(seg, node, volume)
+    assert (
+        result2["overall"]["bone_status"]
+        == Screener(device="cpu").classify(volume, now, mask_checked=[1])["overall"]["bone_status"]
+    )
     # the chart drawn again from its table, not one more chart and three more series per run (helper-60)
     assert scene.GetNumberOfNodesByClass("vtkMRMLPlotSeriesNode") == 3
     assert scene.GetNumberOfNodesByClass("vtkMRMLPlotChartNode") == 1
@@ -354,6 +360,18 @@ def test_bonescreens_own_unedited_labels_keep_the_runs_naming_and_its_doubt(scen
     assert any(line.startswith(f"names: {OWN_LABELS_RULE}") for line in user_messages(result))
     # the note the command line gives such labels reaches Slicer's result too (helper-42: napari dropped it)
     assert any(n.startswith("the labels given are BoneScreen's own, unedited") for n in result["segmentation"]["notes"])
+    # ... and its mask is MS-Net's, unchecked, as `screen --labels` reads it (Slicer took it as checked)
+    core = Screener(device="cpu").classify(volume, case.levels, names_certain=False, mask_checked=False)
+    assert result["overall"]["bone_status"] == core["overall"]["bone_status"]
+    # one vertebra edited: the file is no longer "unedited", and the others stay MS-Net's (helper-63)
+    segmentation = seg.GetSegmentation()
+    segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName("L5"))
+    edited, _table, _chart = BoneScreenLogic("cpu").classify(node, seg)
+    assert edited["segmentation"]["naming_rule"] == rule
+    assert not any("unedited" in n for n in edited["segmentation"]["notes"])
+    now = segmentation_to_labels(seg, node, volume)
+    core = Screener(device="cpu").classify(volume, now, names_certain=False, mask_checked=[5])
+    assert edited["overall"]["bone_status"] == core["overall"]["bone_status"]
     theirs = write_labels_nifti(volume, case.levels, tmp_path / "theirs.nii.gz")  # no note: the user's
     seg2 = import_label_map(str(theirs), "bonescreen", node)
     assert seg2.GetAttribute("BoneScreen.NamingRule") == "given by the user (bonescreen ids)"

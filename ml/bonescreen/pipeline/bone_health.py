@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+
 import numpy as np
 
 from ..density import Calibration, acr_category, calibrate, vbmd_from_hu, vbmd_text
@@ -147,30 +149,50 @@ def only_slices_doubted(fractures: dict[str, dict]) -> bool:
     return bool(basis) and all(may_be_milder(fractures[n]) and not fractures[n].get("note") for n in basis)
 
 
-def fracture_doubt(fractures: dict[str, dict], names_certain: bool = True, mask_checked: bool = True) -> str | None:
+def unchecked_levels(names: Iterable[str], mask_checked: bool | Collection[str]) -> list[str]:
+    """The levels among ``names`` read on MS-Net's mark that no user has checked.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Level names (``L1`` ...).
+    mask_checked : bool or collection of str
+        True: the user checked the whole mask (their own labels, or MS-Net's after an edit where the front end
+        cannot tell which levels changed); False: MS-Net's mark as it came; a collection: the names of the levels
+        the user edited (checked), the others being MS-Net's as it came (helper-63: a stroke on the sacrum made
+        every lumbar body read as drawn, and L1's grade changed).
+    """
+    if isinstance(mask_checked, (bool, np.bool_)):
+        return [] if mask_checked else list(names)
+    return [n for n in names if n not in set(mask_checked)]
+
+
+def fracture_doubt(
+    fractures: dict[str, dict], names_certain: bool = True, mask_checked: bool | Collection[str] = True
+) -> str | None:
     """Why a bone status resting on fractures is in doubt, or None.
 
-    A grade 2-3 fracture makes the bone status osteoporosis (:func:`bone_status`); but a body the level
-    split cut in two, or one with a hole in its mask, looks fractured too. When every fractured level
-    behind the status was measured while the level names are uncertain, or carries a doubt about its
-    mask (its ``note``), or the mask is MS-Net's mark that no user has checked (``mask_checked`` False),
-    or may be grade 1 at this slice spacing (its ``grade_doubt``), the status is unconfirmed: the reason
-    says which levels and why. Through the uncorrected mark the heights are not reliable: on the realistic
-    phantom (30 cases, seed 4000, 3 mm slices) its bodies held the discs (heights 7-9 mm too tall at the
-    median), 21 % of 43 fractured levels got their grade, and 10 of 107 unfractured levels were called
-    grade 2-3 (``benchmarks/vbmd.py --masks pipeline``).
+    A grade 2-3 fracture makes the bone status osteoporosis (:func:`bone_status`); but a body the level split cut in
+    two, or one with a hole in its mask, looks fractured too. When every fractured level behind the status was
+    measured while the level names are uncertain, or carries a doubt about its mask (its ``note``), or the level's
+    mask is MS-Net's mark that no user has checked (``mask_checked``: :func:`unchecked_levels`), or may be grade 1
+    at this slice spacing (its ``grade_doubt``), the status is unconfirmed: the reason says which levels and why.
+    Through the uncorrected mark the heights are not reliable: on the realistic phantom (30 cases, seed 4000, 3 mm
+    slices) its bodies held the discs (heights 7-9 mm too tall at the median), 21 % of 43 fractured levels got their
+    grade, and 10 of 107 unfractured levels were called grade 2-3 (``benchmarks/vbmd.py --masks pipeline``).
     """
     basis = fracture_basis(fractures)
+    unchecked = unchecked_levels(basis, mask_checked)
     doubted = [
         n
         for n in basis
-        if not names_certain or not mask_checked or fractures[n].get("note") or may_be_milder(fractures[n])
+        if not names_certain or n in unchecked or fractures[n].get("note") or may_be_milder(fractures[n])
     ]
     if not basis or doubted != basis:
         return None
     if not names_certain:
         why = "the level names are in doubt"
-    elif not mask_checked:
+    elif unchecked == basis:
         why = "the mask is MS-Net's, not yet checked (its bodies may hold a disc or lose a part)"
     elif only_slices_doubted(fractures):
         reasons = "; ".join(fractures[n]["grade_doubt"]["reason"] for n in basis)
@@ -188,7 +210,7 @@ def bone_status(
     density: dict,
     network_prediction: str,
     names_certain: bool = True,
-    mask_checked: bool = True,
+    mask_checked: bool | Collection[str] = True,
     off_bone: list[str] | None = None,
 ) -> dict:
     """The overall class and its basis: a grade 2-3 fracture, else the ACR vBMD category, else BCC-Net.
@@ -200,6 +222,9 @@ def bone_status(
 
     A status other than osteoporosis is unconfirmed when a level's grade 1 may be grade 2 at the scan's
     slice spacing (its ``grade_doubt``): a grade 2 fracture would make it osteoporosis.
+
+    ``mask_checked``: which levels a user has checked (:func:`unchecked_levels`); a status resting on levels of
+    MS-Net's mark as it came says so.
 
     A status from density (vBMD, or BCC-Net without it) is unconfirmed too when the level names are not
     confirmed (``names_certain`` False: the vertebrae measured may not be L1-L4, to which the ACR QCT
@@ -218,7 +243,7 @@ def bone_status(
             f"; {UNCONFIRMED}: {', '.join(severe)} may be a grade 2 fracture at this slice spacing (then osteoporosis)"
             + (
                 ""
-                if mask_checked
+                if not unchecked_levels(severe, mask_checked)
                 else f"; {'their' if len(severe) > 1 else 'its'} heights are read on MS-Net's mask, not yet checked"
             )
         )
@@ -230,12 +255,13 @@ def bone_status(
             "; vertebral fractures not assessed: no vertebral body's heights could be measured (each level's "
             "reasons say why), and a fracture would make it osteoporosis"
         )
-    elif not mask_checked and status["class"] != "osteoporosis" and not severe:
+    elif (unseen := unchecked_levels(fractures, mask_checked)) and status["class"] != "osteoporosis" and not severe:
         # no fracture found, but on a mask no one has checked: one that it hides (a collapsed front filled in, a
         # body joined to a disc) would make the status osteoporosis (helper-46: a grade 2 wedge L1 read 29/28/31 mm
         # through the mark, truth 22/23/31, and the status said low bone mass with no word on it)
+        which = "" if len(unseen) == len(fractures) else f" of {', '.join(unseen)}"  # the others edited by the user
         status["basis"] += (
-            "; vertebral fractures looked for on MS-Net's mask, not yet checked: one it hides would make it "
+            f"; vertebral fractures{which} looked for on MS-Net's mask, not yet checked: one it hides would make it "
             "osteoporosis, check the bodies' heights on the mask"
         )
     if off_bone:
@@ -258,14 +284,18 @@ def status_flag(status: dict | None) -> str | None:
 
 
 def _status(
-    fractures: dict[str, dict], density: dict, network_prediction: str, names_certain: bool, mask_checked: bool
+    fractures: dict[str, dict],
+    density: dict,
+    network_prediction: str,
+    names_certain: bool,
+    mask_checked: bool | Collection[str],
 ) -> dict:
     broken = fracture_basis(fractures)
     if broken:
         which = ", ".join(f"{n} grade {fractures[n]['genant_grade']} {fractures[n]['shape']}" for n in broken)
         basis = f"vertebral fracture ({which})"
         if fracture_doubt(fractures, names_certain, mask_checked):
-            if names_certain and not mask_checked:
+            if names_certain and unchecked_levels(broken, mask_checked) == broken:
                 doubt = "the mask is MS-Net's, not yet checked, check the mask"
             elif names_certain and only_slices_doubted(fractures):
                 doubt = "the grade may be 1 at this slice spacing (thinner slices would tell)"

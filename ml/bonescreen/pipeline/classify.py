@@ -15,6 +15,7 @@ Aggregation (documented choices):
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 import numpy as np
 import torch
@@ -56,6 +57,7 @@ from .bone_health import (
     overall_density,
     scan_calibration,
     status_flag,
+    unchecked_levels,
 )
 from .level_settings import LevelSettings
 from .progress import ProgressCallback, report
@@ -78,6 +80,13 @@ OFF_BONE_NULLED = (
     "acr_category",
     "fracture",
 )
+
+
+def _checked_names(mask_checked: bool | Collection[int]) -> bool | list[str]:
+    """``mask_checked`` as :mod:`.bone_health` takes it: True, False, or the names of the levels a user checked."""
+    if isinstance(mask_checked, (bool, np.bool_)):
+        return bool(mask_checked)
+    return [LEVEL_NAMES[int(lv)] for lv in mask_checked if int(lv) in LEVEL_NAMES]
 
 
 def _said(class_name: str) -> str:
@@ -187,7 +196,7 @@ def classify_levels(
     thresholds: HUThresholds = HUThresholds(),
     names_certain: bool = True,
     batch: int = 32,
-    mask_checked: bool = True,
+    mask_checked: bool | Collection[int] = True,
     progress: ProgressCallback | None = None,
     stats: dict | None = None,
     body_radius_mm: float | None = None,
@@ -212,7 +221,8 @@ def classify_levels(
     through that calibration (:func:`~bonescreen.density.energy_normalized_hu`). Fractured and dense levels are left
     out of the overall results, and a grade 2-3 fracture makes the bone status osteoporosis (unconfirmed when
     ``mask_checked`` is False: ``labels`` are MS-Net's mark that no user has corrected,
-    :func:`~.bone_health.fracture_doubt`).
+    :func:`~.bone_health.fracture_doubt`). ``mask_checked`` may instead hold the level ids (1-5) the user edited:
+    the others are MS-Net's mark as it came, their bodies' ends read in the CT and their fractures unconfirmed.
 
     Returns
     -------
@@ -249,9 +259,17 @@ def classify_levels(
     walls = np.zeros(full_labels.shape, dtype=np.uint8)
     # a disc that MS-Net's unchecked mark fills ends a body where the CT shows it; a user's labels are taken as drawn
     # ... read through the in-plane smoothing a noisy CT needs (the level split's; bonescreen.noise)
-    reading = None if mask_checked else disc_smoothing_mm(full_hu, spacing)
+    # ... level by level: a stroke on one vertebra leaves the others MS-Net's (helper-63: a stroke on the sacrum
+    # made every body read as drawn, and L1's grade changed)
+    checked = _checked_names(mask_checked)
+    unread = unchecked_levels([LEVEL_NAMES[lv] for lv in present], checked)
+    unread = [lv for lv in present if LEVEL_NAMES[lv] in unread]
+    reading = disc_smoothing_mm(full_hu, spacing) if unread else None
     smooth_mm = DISC_SMOOTH_MM if reading is None else reading.sigma_mm
-    walls[box] = with_endplates(body, on_labels, spacing, None if mask_checked else hu, *disc_hu, smooth_mm)
+    in_ct = np.isin(body, unread)
+    walls[box] = with_endplates(np.where(in_ct, body, 0), on_labels, spacing, hu, *disc_hu, smooth_mm)
+    if len(unread) < len(present):  # the levels a user has checked: as drawn
+        walls[box] = np.maximum(walls[box], with_endplates(np.where(in_ct, 0, body), on_labels, spacing))
     fractures = level_fractures(walls, spacing)
     health = {lv: level_density(hu_by_level.get(lv), calibration) for lv in present}
     for lv in present:
@@ -318,6 +336,8 @@ def classify_levels(
             reasons.append(fracture["note"])
         if fracture and fracture.get("grade_doubt"):
             reasons.append(fracture["grade_doubt"]["reason"])
+        if fracture and fracture["genant_grade"] and lv in unread and (caveat := reading.grade_caveat()):
+            reasons.append(caveat)
         if fracture is None:
             why = _unmeasured_why(walls, body, lv, z0)
             also = ""
@@ -407,10 +427,12 @@ def classify_levels(
         reasons.append(input_note)
     vbmd = overall_density(health, left_out)
     on_bone = {name: f for name, f in fractures.items() if name not in off_names}  # their fractures mean nothing
-    status = bone_status(on_bone, vbmd, prediction, names_certain, mask_checked, off_names)
+    status = bone_status(on_bone, vbmd, prediction, names_certain, checked, off_names)
     if all_off:
         status = None
-    doubt = fracture_doubt(on_bone, names_certain, mask_checked)
+    doubt = fracture_doubt(on_bone, names_certain, checked)
+    if doubt and reading is not None and reading.grade_caveat():
+        doubt += f"; the CT is noisy (about {reading.noise_hu:.0f} HU SD in fat): heights are less sure"
     if doubt and status and status["basis"].startswith("vertebral fracture"):
         # the status rests only on fractures of bodies the split or naming may have got wrong: first
         reasons.insert(0, doubt)

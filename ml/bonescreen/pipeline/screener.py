@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Generator
+from collections.abc import Collection, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from ..labels import (
     as_level_labels,
     levels_present,
     lumbar_levels,
+    name_gaps,
     stray_specks,
     vertebra_ids,
     vertebra_name,
@@ -50,13 +51,18 @@ def own_labels_rule(rule: str) -> str:
     return rule if rule.startswith(OWN_LABELS_RULE) else f"{OWN_LABELS_RULE} ({rule})"
 
 
+#: How :func:`own_labels_note` begins.
+OWN_LABELS_NOTE = "the labels given are BoneScreen's own, unedited"
+
+
 def own_labels_note(own: dict) -> str:
     """The note every front end shows for BoneScreen's own labels given back unedited
-    (:func:`~bonescreen.io.writers.unedited_own_labels`: ``naming_rule``, ``naming_certain``)."""
+    (:func:`~bonescreen.io.writers.unedited_own_labels`: ``naming_rule``, ``naming_certain``); a front end that
+    lets the user edit them drops it at the first edit (:data:`OWN_LABELS_NOTE`)."""
     doubt = "" if own["naming_certain"] else f", and names it could not confirm ({own['naming_rule']})"
     return (
-        f"the labels given are BoneScreen's own, unedited: MS-Net's mask, not checked{doubt}; correct them (napari, "
-        "Slicer or any label editor) before relying on them"
+        f"{OWN_LABELS_NOTE}: MS-Net's mask, not checked{doubt}; correct them (napari, Slicer or any label editor) "
+        "before relying on them"
     )
 
 
@@ -323,7 +329,7 @@ class Screener:
         labels: np.ndarray,
         progress: ProgressCallback | None = None,
         names_certain: bool = True,
-        mask_checked: bool = True,
+        mask_checked: bool | Collection[int] = True,
         users_labels: bool | None = None,
     ) -> dict:
         """Classify each lumbar level on ``labels`` (the user's corrected labels or :meth:`segment`'s).
@@ -331,9 +337,11 @@ class Screener:
         ``labels`` may be level labels (1..5) or an all-vertebrae map with the ids of DESIGN.md
         (:meth:`Segmentation.vertebra_labels`, as the user corrected and renamed it): its ids are
         taken as the names, and L1..L5 are classified. ``mask_checked`` False says that ``labels`` are
-        :meth:`segment`'s, not checked by a user: a bone status resting on fractures is then unconfirmed.
-        ``users_labels`` (default: ``mask_checked``) says that the ids are the user's, so a lumbar id holding
-        several vertebrae is refused (:func:`~.levels.stacked_problem`); the split's own ids are not checked.
+        :meth:`segment`'s, not checked by a user: a bone status resting on fractures is then unconfirmed; a
+        collection of level ids (1-5) says that the user edited those levels of :meth:`segment`'s labels and not
+        the others (:func:`~bonescreen.labels.edited_levels`). ``users_labels`` (default: whether any level is
+        checked) says that the ids are the user's, so a lumbar id holding several vertebrae is refused
+        (:func:`~.levels.stacked_problem`); the split's own ids are not checked.
 
         Returns the ``levels`` and ``overall`` parts of result.json, with the volume's
         reading notes and flags (:func:`~bonescreen.messages.add_input_messages`).
@@ -348,7 +356,7 @@ class Screener:
             raise BoneScreenError(f"labels of shape {labels.shape} do not fit the CT of shape {volume.shape}")
         vertebrae = as_level_labels(labels, allowed=ALL_VERTEBRA_IDS)
         labels = lumbar_levels(vertebrae)
-        users = mask_checked if users_labels is None else users_labels
+        users = bool(mask_checked) if users_labels is None else users_labels
         if users and (problem := stacked_problem(labels, volume.spacing, self.level_settings)):
             # a user's id over several vertebrae (a binary mask of the spine read as L1): every figure would mix them
             raise BoneScreenError(problem)
@@ -373,7 +381,8 @@ class Screener:
                 mask_checked=mask_checked,
                 disc_hu=(self.level_settings.disc_valley_hu, self.level_settings.disc_max_hu),
             )
-        return add_input_messages(result, volume.notes, [*volume.flags, *stray_specks(labels, volume.spacing)])
+        flags = [*volume.flags, *stray_specks(labels, volume.spacing), *name_gaps(vertebrae, volume.spacing)]
+        return add_input_messages(result, volume.notes, flags)
 
     def screen(
         self,

@@ -13,6 +13,7 @@ Conversions:
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ from bonescreen.messages import users_naming_notes, users_naming_rule
 LEVEL_TAG = "BoneScreen.Level"
 #: Segmentation node attribute: a digest of MS-Net's vertebra map as the node was made ("" for a user's segments).
 MARK_DIGEST = "BoneScreen.MarkDigest"
+#: Node attribute: the naming rule of BoneScreen's own label file, opened unedited (its rule once edited).
+OWN_RULE = "BoneScreen.OwnRule"
 #: Table node attributes: the volume node whose results it holds, and the chart drawn from it.
 TABLE_VOLUME = "BoneScreen.Volume"
 TABLE_CHART = "BoneScreen.Chart"
@@ -231,7 +234,7 @@ def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None
         If the file is unreadable, not on the CT's grid, or holds values the scheme does not allow.
     """
     from bonescreen.io.writers import read_labels_nifti, unedited_own_labels
-    from bonescreen.labels import ALL_VERTEBRA_IDS
+    from bonescreen.labels import ALL_VERTEBRA_IDS, level_digests
     from bonescreen.pipeline.screener import own_labels_note, own_labels_rule
 
     volume = volume_node_to_ct(volume_node)
@@ -243,12 +246,14 @@ def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None
     node.SetAttribute("BoneScreen.NamingRule", rule)
     node.SetAttribute("BoneScreen.NamesCertain", "0" if own and not own["naming_certain"] else "1")
     node.SetAttribute("BoneScreen.Notes", own_labels_note(own) if own else "")
+    if own:  # MS-Net's mark as it came, vertebra by vertebra until edited, as napari and `screen --labels` read it
+        node.SetAttribute(MARK_DIGEST, json.dumps(level_digests(vertebrae)))
+        node.SetAttribute(OWN_RULE, own["naming_rule"])
     return node
 
 
 def _names_of(segmentation_node) -> str:
     """Each segment's vertebra id by segment ID, as JSON (to tell whether the user renamed one)."""
-    import json
 
     segmentation = segmentation_node.GetSegmentation()
     return json.dumps(
@@ -261,7 +266,6 @@ def _names_of(segmentation_node) -> str:
 
 def _renamed(segmentation_node) -> bool:
     """True when a segment BoneScreen made now has another vertebra's name (deleting or adding one is no renaming)."""
-    import json
 
     given = segmentation_node.GetAttribute("BoneScreen.NamesGiven")
     if not given:
@@ -498,8 +502,9 @@ class ClassifyInputs:
     certain: bool
     notes: list[str]
     rule: str = "given by the user"
-    #: False while the segmentation is MS-Net's mark as it came (no edit, no rename): its fractures are unchecked
-    checked: bool = True
+    #: False while the segmentation is MS-Net's mark as it came (no edit, no rename): its fractures are unchecked;
+    #: the ids of the vertebrae the user has edited since (the others MS-Net's as it came)
+    checked: bool | list[int] = True
 
 
 class BoneScreenLogic:
@@ -540,10 +545,11 @@ class BoneScreenLogic:
         node.SetAttribute("BoneScreen.NamingRule", seg.rule)
         node.SetAttribute("BoneScreen.NamesCertain", "1" if seg.certain else "0")
         node.SetAttribute("BoneScreen.Notes", "\n".join(seg.notes))
-        from bonescreen.io.writers import labels_digest
+        from bonescreen.labels import level_digests
 
-        # the map as made: Slicer's conversion gives it back voxel for voxel (tests/slicer), no export needed here
-        made = labels_digest(seg.vertebra_labels()) if network else ""
+        # the map as made, vertebra by vertebra (an edit of one leaves the others MS-Net's): Slicer's conversion gives
+        # it back voxel for voxel (tests/slicer), no export needed here
+        made = json.dumps(level_digests(seg.vertebra_labels())) if network else ""
         node.SetAttribute(MARK_DIGEST, made)
         return node
 
@@ -566,7 +572,8 @@ class BoneScreenLogic:
             If two segments have one vertebra's name (each vertebra is classified on its own), or the CT is unusable.
         """
         from bonescreen.io.writers import labels_digest
-        from bonescreen.labels import vertebra_name
+        from bonescreen.labels import edited_levels, vertebra_name
+        from bonescreen.pipeline.screener import OWN_LABELS_NOTE
 
         volume = volume_node_to_ct(volume_node)
         segmentation = segmentation_node.GetSegmentation()
@@ -597,8 +604,18 @@ class BoneScreenLogic:
                 f"segment(s) {', '.join(repr(n) for n in unnamed)} left out: not named as a vertebra (L1-L5, T12, S1, "
                 "T1-T11, L6, 'unnamed N'); rename to have them classified"
             )
+        # MS-Net's mark as it came is not checked by anyone; the vertebrae the user edited are (helper-63: one
+        # stroke anywhere made the whole mark checked, in napari as here)
         made = segmentation_node.GetAttribute(MARK_DIGEST) or ""
-        checked = not made or made != labels_digest(labels)  # MS-Net's mark as it came is not checked by anyone
+        if not made:
+            checked = True
+        elif made.startswith("{"):
+            checked = edited_levels(json.loads(made), labels)
+        else:  # a scene saved before the digests were kept vertebra by vertebra: any edit checks the whole mark
+            checked = made != labels_digest(labels)
+        own_rule = segmentation_node.GetAttribute(OWN_RULE)
+        if own_rule and checked:  # BoneScreen's own file, edited since: no longer "unedited"
+            rule, notes = own_rule, [n for n in notes if not n.startswith(OWN_LABELS_NOTE)]
         return ClassifyInputs(volume, labels, certain, notes, rule, checked)
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
@@ -678,7 +695,6 @@ class BoneScreenLogic:
             If nothing was classified, the CT or its segmentation changed since, the folder cannot be written, or an
             output failed (after the others were written; each named with its reason).
         """
-        import json
         from pathlib import Path
 
         from bonescreen.atomic import write_text_atomic

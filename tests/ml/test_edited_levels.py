@@ -1,0 +1,92 @@
+"""Which vertebrae a user has edited: a stroke on one vertebra leaves the others MS-Net's mark as it came."""
+
+from __future__ import annotations
+
+import numpy as np
+from test_noise import SPACING, spine_in_fat  # three lumbar bodies whose labels fill the discs, as MS-Net's mark
+
+from bonescreen.io.volume import volume_from_ijk
+from bonescreen.labels import edited_levels, level_digests
+
+
+def test_a_stroke_on_one_vertebra_edits_that_one_only():
+    labels = np.zeros((6, 8, 8), np.uint8)
+    labels[1:3, 2:6, 2:6] = 1
+    labels[3:5, 2:6, 2:6] = 2
+    labels[5, 2:6, 2:6] = 7
+    made = level_digests(labels)
+    assert edited_levels(made, labels) == []
+    stroke = labels.copy()
+    stroke[5, 2, 2] = 0  # one voxel of the sacrum erased
+    assert edited_levels(made, stroke) == [7]
+    grown = labels.copy()
+    grown[2, 1, 3] = 1  # L1 painted one voxel larger
+    assert edited_levels(made, grown) == [1]
+    renamed = np.where(labels == 2, 3, labels)  # L2 renamed L3: both ids change
+    assert edited_levels(made, renamed) == [2, 3]
+    assert edited_levels({str(k): v for k, v in made.items()}, labels) == []  # keys as JSON stores them
+
+
+def test_levels_the_user_did_not_edit_are_read_as_msnets_mark():
+    """helper-63: erasing two voxels of the sacrum made the whole mask the user's, every body was read as drawn
+    (the discs MS-Net's mark fills no longer cut off), and an unfractured L1 got grade 1. Three bodies whose labels
+    fill half of each disc, as MS-Net's mark does: with L1 edited and L2, L3 not, L2 and L3 keep the heights of
+    the unchecked mark and its caveat; L1 is read as drawn, as on a fully checked mask."""
+    from bonescreen.pipeline import Screener
+
+    hu, labels = spine_in_fat(15.0)
+    volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-1.5, -1.5, 3.0, 1.0]), "nifti", None, "edited")
+    screener = Screener(device="cpu")
+
+    def heights(mask_checked):
+        result = screener.classify(volume, labels, mask_checked=mask_checked)
+        walls = ("height_anterior_mm", "height_middle_mm", "height_posterior_mm")
+        return {lv["name"]: [lv["fracture"][w] for w in walls] for lv in result["levels"]}, result["overall"]
+
+    unchecked, unchecked_overall = heights(False)
+    checked, _ = heights(True)
+    assert checked["L2"] != unchecked["L2"]  # the case this is about: the two readings differ (36 mm against 27)
+    nothing_lumbar, overall = heights([])  # a stroke on a vertebra that is not lumbar (the sacrum)
+    assert nothing_lumbar == unchecked and overall["bone_status"] == unchecked_overall["bone_status"]
+    l1_edited, overall = heights([1])
+    assert l1_edited["L1"] == checked["L1"]
+    assert l1_edited["L2"] == unchecked["L2"] and l1_edited["L3"] == unchecked["L3"]
+    assert "fractures of L2, L3 looked for on MS-Net's mask, not yet checked" in overall["bone_status"]["basis"]
+    _, overall = heights([1, 2, 3])
+    assert "MS-Net's mask" not in overall["bone_status"]["basis"]
+    assert SPACING == (3.0, 1.5, 1.5)  # the grid the affine above gives
+
+
+def test_names_that_skip_a_vertebra_or_run_the_wrong_way_are_flagged():
+    """helper-63: T12 renamed L1 below T11 was classified as "T11, L1" without a word. Two vertebrae next to each
+    other whose names skip one, or run upward, are flagged; one left out of the labels (a gap of a body's height)
+    or an unnamed vertebra between them is no such sequence."""
+    from bonescreen.labels import name_gaps
+
+    spacing = (3.0, 1.0, 1.0)
+
+    def spine(*names_top_down, gap_after=None):
+        ids = {"T11": 8, "T12": 6, "L1": 1, "L2": 2, "L3": 3, "unnamed 1": 21}
+        vertebrae = np.zeros((60, 4, 4), np.uint8)
+        z = 58
+        for i, name in enumerate(names_top_down):
+            vertebrae[z - 7 : z + 1, 1:3, 1:3] = ids[name]  # 24 mm of vertebra, then 6 mm of disc
+            z -= 10 + (10 if gap_after == i else 0)
+        return vertebrae
+
+    assert name_gaps(spine("T11", "T12", "L1"), spacing) == []
+    assert name_gaps(spine("T11", "L1"), spacing) == ["T11 lies next to L1, with no T12 between them: check the names"]
+    upward = "L1 lies above T12: their names run the wrong way; check the names"
+    assert name_gaps(spine("L1", "T12"), spacing) == [upward]
+    assert name_gaps(spine("L1", "L3", gap_after=0), spacing) == []  # L2 left out: 36 mm apart
+    assert name_gaps(spine("T12", "unnamed 1", "L2"), spacing) == []
+
+
+def test_a_skipped_name_reaches_the_result():
+    from bonescreen.pipeline import Screener
+
+    hu, labels = spine_in_fat(15.0)
+    vertebrae = np.where(labels == 1, 8, labels).astype(np.uint8)  # L1 named T11: T11 above L2, no T12 or L1
+    volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-1.5, -1.5, 3.0, 1.0]), "nifti", None, "renamed")
+    reasons = Screener(device="cpu").classify(volume, vertebrae)["overall"]["reasons"]
+    assert "T11 lies next to L2, with no T12, L1 between them: check the names" in reasons
