@@ -544,3 +544,23 @@ def test_a_pedicles_root_or_a_filled_canal_behind_the_body_is_no_part_of_its_dep
     assert heights["depth"] == pytest.approx(34.0, abs=1.0)
     for wall in ("anterior", "middle", "posterior"):
         assert heights[wall] == pytest.approx(28.0, abs=1.0), (wall, heights)
+
+
+def test_a_neighbour_with_a_front_read_too_tall_is_no_reference():
+    """helper-63: on TotalSegmentator's example CT with 50 HU of added noise, L2's anterior wall read 35 mm (29 on
+    the routine scan) and L1, graded against it, became a grade 2 wedge (loss 34 %; 18 % on the routine scan). A
+    body whose ratios exceed its level's normal ones by more than a reference's tolerance (a vessel or a disc in
+    the mask, an endplate missed) is no reference: L1 with its front 15 % short beside such an L2 is graded against
+    L3 (grade 0), not against L2's inflated shape (loss 30 %, grade 2)."""
+    from bonescreen.fracture import POPULATION_BODY
+
+    def heights(name, anterior=1.0):
+        body = POPULATION_BODY[name]
+        p = body.posterior_mm
+        return {"posterior": p, "anterior": p * body.anterior_ratio * anterior, "middle": p * body.middle_ratio}
+
+    measured = {"L1": heights("L1", 0.85), "L2": heights("L2", 1.22), **{n: heights(n) for n in ("L3", "L4", "L5")}}
+    found = assess_fractures(measured, ["L1", "L2", "L3", "L4", "L5"])
+    assert found["L1"]["genant_grade"] == 0 and found["L1"]["height_loss"] == pytest.approx(0.15, abs=0.01)
+    assert "L3" in found["L1"]["reference"] and "over the 111% a reference may have" in found["L1"]["note"]
+    assert found["L2"]["genant_grade"] == 0  # a taller front is no fracture
