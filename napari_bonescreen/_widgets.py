@@ -76,6 +76,7 @@ from bonescreen.pipeline.screener import (
     own_labels_note,
     own_labels_rule,
 )
+from bonescreen.screen import input_record
 
 from ._convert import (
     DEFAULT_SCALE_FLAG,
@@ -533,16 +534,18 @@ class SegmentWidget(_Base):
         def work():
             return (yield from screener.iter_segment(volume, slices=slices))
 
-        self._start(work, layer, slices, screener.device_note, "Segmenting...")
+        self._start(work, layer, slices, screener.device_note, "Segmenting...", screener=screener)
 
-    def _start(self, work, layer, slices, device_note: str | None, status: str, segmented: bool = True) -> None:
+    def _start(
+        self, work, layer, slices, device_note: str | None, status: str, segmented: bool = True, screener=None
+    ) -> None:
         """Run ``work`` (a segmentation, or the split of a user's mask: ``segmented`` False) in a worker; its
-        Segmentation becomes a new labels layer (:meth:`_on_done`)."""
+        Segmentation becomes a new labels layer (:meth:`_on_done`), which records ``screener``'s MS-Net weights."""
         # errored given at creation: connected later, superqt also re-raises the error (helper-37: each error shown
         # twice, the second with a traceback)
         self.worker = create_worker(work, _connect={"errored": self._fail}, _start_thread=False)
         self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(lambda seg: self._on_done(seg, layer, slices, device_note, segmented))
+        self.worker.returned.connect(lambda seg: self._on_done(seg, layer, slices, device_note, segmented, screener))
         self.worker.aborted.connect(self._on_cancelled)
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled, self.cancel_button.enabled = False, True
@@ -569,7 +572,9 @@ class SegmentWidget(_Base):
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.worker = None
 
-    def _on_done(self, seg, image_layer, slices, device_note: str | None = None, segmented: bool = True) -> None:
+    def _on_done(
+        self, seg, image_layer, slices, device_note: str | None = None, segmented: bool = True, screener=None
+    ) -> None:
         labels = seg.vertebra_labels()  # every vertebra found, named or not: the user corrects all of them
         notes = list(seg.notes)
         if not labels.any() and seg.mark.any():  # e.g. one slice: bone marked, no vertebra could be split out
@@ -591,6 +596,8 @@ class SegmentWidget(_Base):
                 # MS-Net's mask: not checked by the user until edited (mask_checked); a user's mask is the user's
                 "segmented": segmented,
                 "level_digests": level_digests(labels),  # which vertebrae the user edits (checked_levels)
+                # the MS-Net weights that made it, for result.json (helper-64: the bundled ones were named)
+                "models": {"segmentation": screener.model_record("segmentation")} if screener is not None else {},
             },
         )
         self._add_vertebrae(data, meta)
@@ -703,6 +710,7 @@ class ClassifyWidget(_Base):
         self._follow_layers(self.image, self.labels)
         self.result: dict | None = None
         self._inputs = None
+        self._models: dict = {}
         self._classified = None  # (labels layer, digest of its data, image layer, digest of its data) of the last run
 
     def _clear_result(self, why: str) -> None:
@@ -738,11 +746,17 @@ class ClassifyWidget(_Base):
         if layer is None:
             self._fail(BoneScreenError("pick the labels layer whose names to change"))
             return
+        data = np.asarray(layer.data)
         try:
-            layer.data = change(np.asarray(layer.data))
+            new = change(data)
         except BoneScreenError as exc:
             self._fail(exc)
             return
+        # one step of the layer's undo history (helper-64: set as the layer's data, the rename left the strokes
+        # before it in the history, and undoing one wrote its old ids into the renamed vertebrae)
+        where = np.nonzero(new != data)
+        if where[0].size:
+            layer.data_setitem(where, new[where])
         layer.metadata.setdefault(META_KEY, {})["renamed"] = True  # names given by the user: taken as certain
         self._clear_result("names changed: classify again")
         # emptied first: magicgui keeps the items it already holds in their place and adds new ones at the end, so
@@ -825,7 +839,14 @@ class ClassifyWidget(_Base):
             "naming_certain": bool(certain),
             "notes": users_naming_notes(notes) if made.get("renamed") else notes,
         }
-        self.worker.returned.connect(lambda result: self._on_done({**result, "segmentation": segmentation}))
+        # the weights that made the result: BCC-Net's, and MS-Net's where the labels came from it
+        self._models = {**made.get("models", {}), "classification": None}
+
+        def done(result: dict) -> None:
+            self._models["classification"] = screener.model_record("classification")  # loaded by the worker
+            self._on_done({**result, "segmentation": segmentation})
+
+        self.worker.returned.connect(done)
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled = False
         self.status.setText("Classifying...")
@@ -993,14 +1014,13 @@ class ClassifyWidget(_Base):
         volume, _, image = self._inputs
         # the file read and its grid, and the weights, as `screen` records them (helper-63: two inputs' results
         # named only the layer, "NIfTI ct.nii.gz", and no weights)
-        source = getattr(volume.source, "path", None)
+        record = input_record(volume, None if getattr(volume.source, "path", None) else image.name)
         doc = {
             "schema_version": RESULT_SCHEMA_VERSION,
-            "input": str(source) if source else image.name,
+            "input": record.pop("input"),
             **self.result,
-            "models": get_screener(None, None, self.device.value).models(),
-            "spacing_mm": [round(float(s), 4) for s in volume.spacing],
-            "shape": list(volume.shape),
+            "models": self._models,
+            **record,
         }
         write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
         show_info(f"BoneScreen: result written to {path}")

@@ -389,7 +389,7 @@ def name_gaps(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> lis
 
     A user's renaming can leave such a sequence (helper-63: T12 renamed L1 below T11 was classified without a word);
     two vertebrae apart by more than :data:`NEIGHBOUR_GAP_MM` along z (one left out of the labels) are not
-    next to each other. Vertebrae without a place in :data:`SPINE_ORDER` (L6, unnamed) are not read.
+    next to each other. L6 may be skipped (most spines have none); unnamed vertebrae are not read.
 
     Parameters
     ----------
@@ -405,13 +405,14 @@ def name_gaps(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> lis
             named.append((float(zs.mean()), zs.min() * spacing[0], zs.max() * spacing[0], vertebra_name(int(vid))))
     named.sort(reverse=True)  # head first
     out = []
+    order = [*SPINE_ORDER[:-1], "L6", SPINE_ORDER[-1]]  # a sixth lumbar vertebra, where there is one, above S1
     for (_, low, _, upper), (_, _, top, lower) in pairwise(named):
-        if upper not in SPINE_ORDER or lower not in SPINE_ORDER:  # an unnamed vertebra or L6 between: no rule
+        if upper not in order or lower not in order:  # an unnamed vertebra between: no rule
             continue
-        gap = spine_rank(lower) - spine_rank(upper)
-        if gap > 1 and low - top <= NEIGHBOUR_GAP_MM:
-            skipped = ", ".join(SPINE_ORDER[spine_rank(upper) + 1 : spine_rank(lower)])
-            out.append(f"{upper} lies next to {lower}, with no {skipped} between them: check the names")
+        gap = order.index(lower) - order.index(upper)
+        skipped = [n for n in order[order.index(upper) + 1 : order.index(lower)] if n != "L6"]  # L6 is rare
+        if skipped and low - top <= NEIGHBOUR_GAP_MM:
+            out.append(f"{upper} lies next to {lower}, with no {', '.join(skipped)} between them: check the names")
         elif gap < 1:
             out.append(f"{upper} lies above {lower}: their names run the wrong way; check the names")
     return out

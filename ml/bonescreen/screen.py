@@ -15,7 +15,7 @@ from .atomic import write_text_atomic
 from .checkpoint import file_sha256
 from .errors import BoneScreenError
 from .hu import HUThresholds
-from .io import load_ct
+from .io import CTVolume, load_ct
 from .io.sr import write_dicom_sr
 from .io.writers import read_labels_nifti, unedited_own_labels, write_dicom_seg, write_labels_nifti
 from .label_schemes import MASK_SCHEME
@@ -196,13 +196,13 @@ def screen_file(
             vertebrae=vertebrae,
         ),
     )
+    record = input_record(volume, input_name or str(Path(input_path)))
     result = {
         "schema_version": result["schema_version"],
-        "input": input_name or str(Path(input_path)),
+        "input": record.pop("input"),
         **result,
         **output_record(out, outputs, errors, output_notes, earlier, exports),
-        "spacing_mm": [round(s, 4) for s in volume.spacing],
-        "shape": list(volume.shape),
+        **record,
     }
     result["timings_s"] = {
         "load": round(load_s, 3),
@@ -225,6 +225,18 @@ IDENTIFYING_TAGS_NOTE = (
     "identifying_tags lists, per file, those that hold a value (of DICOM PS3.15 Annex E's identifying attributes); "
     "levels.nii.gz, report.png and result.json carry none"
 )
+
+
+def input_record(volume: CTVolume, name: str | None = None) -> dict:
+    """result.json's record of the CT read, the same from every front end: ``input`` (``name``, else the file or
+    folder read, else the volume's description), ``spacing_mm`` ((dz, dy, dx), mm) and ``shape`` ((z, y, x)).
+    (helper-63: napari's result.json named only the layer, and two inputs' results could not be told apart.)"""
+    source = getattr(volume.source, "path", None)
+    return {
+        "input": name or (str(source) if source else volume.description),
+        "spacing_mm": [round(float(s), 4) for s in volume.spacing],
+        "shape": list(volume.shape),
+    }
 
 
 def write_output(out: Path, key: str, name: str, write, outputs: dict, errors: dict, exports: dict) -> None:

@@ -66,7 +66,7 @@ def test_names_that_skip_a_vertebra_or_run_the_wrong_way_are_flagged():
     spacing = (3.0, 1.0, 1.0)
 
     def spine(*names_top_down, gap_after=None):
-        ids = {"T11": 8, "T12": 6, "L1": 1, "L2": 2, "L3": 3, "unnamed 1": 21}
+        ids = {"T11": 8, "T12": 6, "L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 5, "L6": 10, "S1": 7, "unnamed 1": 21}
         vertebrae = np.zeros((60, 4, 4), np.uint8)
         z = 58
         for i, name in enumerate(names_top_down):
@@ -80,6 +80,8 @@ def test_names_that_skip_a_vertebra_or_run_the_wrong_way_are_flagged():
     assert name_gaps(spine("L1", "T12"), spacing) == [upward]
     assert name_gaps(spine("L1", "L3", gap_after=0), spacing) == []  # L2 left out: 36 mm apart
     assert name_gaps(spine("T12", "unnamed 1", "L2"), spacing) == []
+    assert name_gaps(spine("L4", "L6"), spacing) == ["L4 lies next to L6, with no L5 between them: check the names"]
+    assert name_gaps(spine("L5", "S1"), spacing) == [] and name_gaps(spine("L6", "S1"), spacing) == []
 
 
 def test_a_skipped_name_reaches_the_result():

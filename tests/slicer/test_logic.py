@@ -156,6 +156,8 @@ def test_export(scene, case, tmp_path, add_volume):
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert not (tmp_path / "out" / "seg.dcm").exists() and any("seg.dcm" in n for n in result["output_notes"])
     assert result["outputs"] == {"report": "report.png"} and result["output_errors"] == {}
+    volume = volume_node_to_ct(node)  # the grid classified, as `screen` records it (helper-64: Slicer's had none)
+    assert result["shape"] == list(volume.shape) and result["spacing_mm"] == [round(s, 4) for s in volume.spacing]
     with pytest.raises(BoneScreenError, match="cannot write into the folder"):
         logic.export(str(tmp_path / "out" / "report.png"), node, seg)  # a file, not a folder
     (tmp_path / "broken" / "report.png").mkdir(parents=True)  # report.png cannot be written there
@@ -372,6 +374,14 @@ def test_bonescreens_own_unedited_labels_keep_the_runs_naming_and_its_doubt(scen
     now = segmentation_to_labels(seg, node, volume)
     core = Screener(device="cpu").classify(volume, now, names_certain=False, mask_checked=[5])
     assert edited["overall"]["bone_status"] == core["overall"]["bone_status"]
+    # renamed, not painted: the user's names beside the run's rule, and no "unedited" (helper-64: the own rule
+    # replaced the renaming's wording, and the note kept "unedited" behind its "before the user's renaming" prefix)
+    seg = import_label_map(str(own), "bonescreen", node)
+    segment = seg.GetSegmentation().GetSegment(seg.GetSegmentation().GetSegmentIdBySegmentName("L5"))
+    segment.SetName("L6")
+    renamed, _table, _chart = BoneScreenLogic("cpu").classify(node, seg)
+    assert renamed["segmentation"]["naming_rule"] == f"names changed by the user (BoneScreen's: {rule})"
+    assert not any("unedited" in n for n in renamed["segmentation"]["notes"])
     theirs = write_labels_nifti(volume, case.levels, tmp_path / "theirs.nii.gz")  # no note: the user's
     seg2 = import_label_map(str(theirs), "bonescreen", node)
     assert seg2.GetAttribute("BoneScreen.NamingRule") == "given by the user (bonescreen ids)"

@@ -336,7 +336,8 @@ def classify_levels(
             reasons.append(fracture["note"])
         if fracture and fracture.get("grade_doubt"):
             reasons.append(fracture["grade_doubt"]["reason"])
-        if fracture and fracture["genant_grade"] and lv in unread and (caveat := reading.grade_caveat()):
+        # a level the user edited is still graded against neighbours read on the noisy CT (helper-64)
+        if fracture and fracture["genant_grade"] and reading is not None and (caveat := reading.grade_caveat()):
             reasons.append(caveat)
         if fracture is None:
             why = _unmeasured_why(walls, body, lv, z0)
@@ -431,8 +432,14 @@ def classify_levels(
     if all_off:
         status = None
     doubt = fracture_doubt(on_bone, names_certain, checked)
-    if doubt and reading is not None and reading.grade_caveat():
-        doubt += f"; the CT is noisy (about {reading.noise_hu:.0f} HU SD in fat): heights are less sure"
+    noisy = f"the CT is noisy (about {reading.noise_hu:.0f} HU SD in fat)" if reading and reading.grade_caveat() else ""
+    if doubt and noisy:
+        doubt += f"; {noisy}: heights are less sure"
+    elif noisy and status and status["basis"].startswith("vertebral fracture"):
+        # the fractured level checked by the user, its references MS-Net's, read through the noise (helper-64)
+        reasons.append(
+            f"the bone status rests on a fracture graded beside bodies of MS-Net's mark; {noisy}: heights are less sure"
+        )
     if doubt and status and status["basis"].startswith("vertebral fracture"):
         # the status rests only on fractures of bodies the split or naming may have got wrong: first
         reasons.insert(0, doubt)

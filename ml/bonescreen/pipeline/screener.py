@@ -224,14 +224,17 @@ class Screener:
         self.model("classification")
         return trained_energy_normalized(self._meta["classification"])
 
-    def models(self) -> dict:
-        """Name and SHA-256 of the weights in use, for result.json."""
-        out = {}
-        for task in self._paths:
-            self.model(task)
-            out[task] = {"name": self._meta[task]["model"], "sha256": self._meta[task]["sha256"]}
-        out["classification"]["temperature"] = self.temperature
+    def model_record(self, task: str) -> dict:
+        """Name and SHA-256 of the weights in use for ``task`` (and BCC-Net's temperature), for result.json."""
+        self.model(task)
+        out = {"name": self._meta[task]["model"], "sha256": self._meta[task]["sha256"]}
+        if task == "classification":
+            out["temperature"] = self.temperature
         return out
+
+    def models(self) -> dict:
+        """:meth:`model_record` of both networks, for result.json."""
+        return {task: self.model_record(task) for task in self._paths}
 
     def iter_segment(
         self, volume: CTVolume, top_level: int | None = None, slices: np.ndarray | None = None

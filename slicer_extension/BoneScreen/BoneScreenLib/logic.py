@@ -596,14 +596,6 @@ class BoneScreenLogic:
         notes = segmentation_node.GetAttribute("BoneScreen.Notes") or ""
         rule = segmentation_node.GetAttribute("BoneScreen.NamingRule") or "given by the user"
         notes = [n for n in notes.split("\n") if n]
-        if renamed:
-            rule, notes = users_naming_rule(rule), users_naming_notes(notes)
-        unnamed = [segment.GetName() for segment in segments if _segment_level(segment) is None]
-        if unnamed:  # (helper-60: a segment the user drew anew was dropped without a word)
-            notes.append(
-                f"segment(s) {', '.join(repr(n) for n in unnamed)} left out: not named as a vertebra (L1-L5, T12, S1, "
-                "T1-T11, L6, 'unnamed N'); rename to have them classified"
-            )
         # MS-Net's mark as it came is not checked by anyone; the vertebrae the user edited are (helper-63: one
         # stroke anywhere made the whole mark checked, in napari as here)
         made = segmentation_node.GetAttribute(MARK_DIGEST) or ""
@@ -614,8 +606,17 @@ class BoneScreenLogic:
         else:  # a scene saved before the digests were kept vertebra by vertebra: any edit checks the whole mark
             checked = made != labels_digest(labels)
         own_rule = segmentation_node.GetAttribute(OWN_RULE)
-        if own_rule and checked:  # BoneScreen's own file, edited since: no longer "unedited"
+        if own_rule and checked:  # BoneScreen's own file, edited since: no longer "unedited" (before a rename's
+            # wording, which keeps BoneScreen's rule beside the user's: helper-64)
             rule, notes = own_rule, [n for n in notes if not n.startswith(OWN_LABELS_NOTE)]
+        if renamed:
+            rule, notes = users_naming_rule(rule), users_naming_notes(notes)
+        unnamed = [segment.GetName() for segment in segments if _segment_level(segment) is None]
+        if unnamed:  # (helper-60: a segment the user drew anew was dropped without a word)
+            notes.append(
+                f"segment(s) {', '.join(repr(n) for n in unnamed)} left out: not named as a vertebra (L1-L5, T12, S1, "
+                "T1-T11, L6, 'unnamed N'); rename to have them classified"
+            )
         return ClassifyInputs(volume, labels, certain, notes, rule, checked)
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
@@ -643,12 +644,15 @@ class BoneScreenLogic:
         chart_node = results_to_chart(table_node, chart_node)
         table_node.SetAttribute(TABLE_CHART, chart_node.GetID())
         from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
+        from bonescreen.screen import input_record
 
+        record = input_record(inputs.volume, volume_node.GetName())
         self.last_result = {
             "schema_version": RESULT_SCHEMA_VERSION,
-            "input": volume_node.GetName(),
+            "input": record.pop("input"),
             **result,
             "models": self.screener.models(),
+            **record,
         }
         self._last = (inputs.volume, inputs.labels)
         self._last_volume_id = volume_node.GetID()
