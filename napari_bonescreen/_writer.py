@@ -21,12 +21,15 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
     """
     from napari.utils.notifications import show_error, show_info
 
-    geometry = (meta.get("metadata") or {}).get(META_KEY)
     labels = np.asarray(data)
+    geometry = _grid_of(labels.shape, meta)
     target = Path(path)
     try:
-        if geometry is None or geometry.get("source") is None:
-            raise BoneScreenError("this labels layer was not made on a CT opened by BoneScreen: its grid is unknown")
+        if geometry is None:
+            raise BoneScreenError(
+                "this labels layer was not made on a CT opened by BoneScreen, and no one CT opened by BoneScreen in "
+                "the viewer has its shape and scale: its grid is unknown"
+            )
         # the writers need the grid only: a zero-strided stand-in for the HU array gives the volume its shape
         volume = CTVolume(
             hu=np.broadcast_to(np.float32(0), labels.shape),
@@ -46,3 +49,28 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
         show_error(f"BoneScreen could not save the vertebrae: {exc}")
         return []
     return [str(target)]
+
+
+def _grid_of(shape: tuple[int, ...], meta: dict) -> dict | None:
+    """The BoneScreen grid of a labels layer: its own metadata's (made by BoneScreen), else that of the one CT opened
+    by BoneScreen in the viewer with the layer's shape and scale (helper-64: a layer made with napari's "New labels
+    layer" on BoneScreen's CT could not be saved, "not made on a CT opened by BoneScreen"); None when neither."""
+    geometry = (meta.get("metadata") or {}).get(META_KEY)
+    if geometry is not None and geometry.get("source") is not None:
+        return geometry
+    import napari
+    from napari.layers import Image
+
+    viewer = napari.current_viewer()
+    if viewer is None:
+        return None
+    scale = meta.get("scale")
+    matches = [
+        layer.metadata[META_KEY]
+        for layer in viewer.layers
+        if isinstance(layer, Image)
+        and (layer.metadata.get(META_KEY) or {}).get("source") is not None
+        and tuple(layer.data.shape) == tuple(shape)
+        and (scale is None or np.allclose(layer.scale, scale))
+    ]
+    return matches[0] if len(matches) == 1 else None

@@ -92,3 +92,16 @@ def test_a_skipped_name_reaches_the_result():
     volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-1.5, -1.5, 3.0, 1.0]), "nifti", None, "renamed")
     reasons = Screener(device="cpu").classify(volume, vertebrae)["overall"]["reasons"]
     assert "T11 lies next to L2, with no T12, L1 between them: check the names" in reasons
+
+
+def test_a_vertebra_painted_without_a_name_is_said_to_be_left_out():
+    """helper-64: an 'unnamed 1' painted below L3 was classified without a word."""
+    from bonescreen.labels import UNNAMED_FIRST
+    from bonescreen.pipeline import Screener
+
+    hu, labels = spine_in_fat(15.0)
+    vertebrae = labels.copy()
+    vertebrae[0:2, 60:80, 67:94] = UNNAMED_FIRST  # below L3
+    volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-1.5, -1.5, 3.0, 1.0]), "nifti", None, "painted")
+    result = Screener(device="cpu").classify(volume, vertebrae)
+    assert "unnamed 1 not classified: only L1-L5 are; rename it if lumbar" in result["input_notes"]

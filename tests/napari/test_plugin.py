@@ -322,6 +322,13 @@ def test_writer_on_sample_layer(make_napari_viewer, tmp_path):
     # DICOM SEG needs a DICOM source: a plain message, nothing written
     assert not layer.save(str(tmp_path / "levels.dcm"), plugin=PLUGIN)
     assert not (tmp_path / "levels.dcm").exists()
+    # a layer made with napari's "New labels layer" on that CT takes the CT's grid (helper-64: refused)
+    drawn = viewer.add_labels(labels.copy(), scale=image.scale, name="drawn by hand")
+    assert drawn.save(str(tmp_path / "drawn.nii.gz"), plugin=PLUGIN)
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "drawn.nii.gz").dataobj), saved)
+    # ... but not one of another shape
+    other = viewer.add_labels(np.zeros((3, 8, 8), np.uint8), name="another grid")
+    assert not other.save(str(tmp_path / "other.nii.gz"), plugin=PLUGIN)
 
 
 def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_case_files, tmp_path):

@@ -18,6 +18,7 @@ from ..io import CTVolume
 from ..labels import (
     ALL_VERTEBRA_IDS,
     LEVEL_NAMES,
+    UNNAMED_FIRST,
     as_level_labels,
     levels_present,
     lumbar_levels,
@@ -385,7 +386,14 @@ class Screener:
                 disc_hu=(self.level_settings.disc_valley_hu, self.level_settings.disc_max_hu),
             )
         flags = [*volume.flags, *stray_specks(labels, volume.spacing), *name_gaps(vertebrae, volume.spacing)]
-        return add_input_messages(result, volume.notes, flags)
+        notes = list(volume.notes)
+        unnamed = [vertebra_name(int(v)) for v in np.unique(vertebrae) if v >= UNNAMED_FIRST]
+        if users and unnamed:  # a vertebra the user painted without a name (helper-64: never mentioned)
+            notes.append(
+                f"{', '.join(unnamed)} not classified: only L1-L5 are; rename {'them' if len(unnamed) > 1 else 'it'} "
+                "if lumbar"
+            )
+        return add_input_messages(result, notes, flags)
 
     def screen(
         self,
