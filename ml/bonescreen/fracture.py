@@ -66,10 +66,11 @@ BAND_MEAN_MM = 3.0
 #: against the spine's typical posterior height are all at least this (and that height at most its inverse).
 NORMAL_NEIGHBOUR_RATIO = 0.85
 #: ... and, for a level of :data:`POPULATION_BODY`, its ratios at least this share of its level's normal ratios
-#: (about two SDs of normal ratios below their mean: a mild fracture is not a reference) and at most its inverse (a
-#: wall read too tall, a vessel or a disc in the mask, is not either: helper-63, an L2 front of 35 mm for 29 made an
-#: unfractured L1 grade 2 on a noisy CT; on the realistic phantom at 3 mm through MS-Net's mark, grade exact 0.595 ->
-#: 0.643, grade 1 on unfractured levels 7 -> 4; benchmarks/vbmd.py, 2026-12-05).
+#: (about two SDs of normal ratios below their mean: a mild fracture is not a reference), and at most its inverse
+#: (a wall read too tall, a vessel or a disc in the mask, is not either: helper-63, an L2 front of 35 mm for 29 made
+#: an unfractured L1 grade 2 on a noisy CT; on the realistic phantom at 3 mm through MS-Net's mark, grade exact
+#: 0.595 -> 0.643, grade 1 on unfractured levels 7 -> 4; the bound on the anterior ratio alone gave 0.643 and 7:
+#: benchmarks/vbmd.py, 2026-12-05).
 NORMAL_SHAPE_RATIO = 0.9
 #: A body taller than its unfractured neighbours by more than this share gets a note (a mask error).
 TALLER_THAN_NEIGHBOURS = 0.25

@@ -140,3 +140,28 @@ def test_smoothing_within_a_vertebra_takes_in_nothing_from_around_it():
     assert np.allclose(smoothed[body], 150.0, atol=0.5)  # the edge too
     assert np.array_equal(smoothed[~body], image[~body])
     assert ndimage.gaussian_filter(image, 2.0)[10, 20] < 100.0  # a plain Gaussian darkens the wall by a third
+
+
+def test_a_fracture_the_user_drew_on_a_noisy_ct_keeps_the_noise_among_the_flags():
+    """helper-64: on the noisy CT, once the user edited the fractured level the status was a confirmed fracture with
+    no word of the noise, though its neighbours, MS-Net's, were read through it. L2 drawn by the user as a wedge
+    (front 12 mm short), L1 and L3 MS-Net's mark as it came, 45 HU of noise: the level and the status say the CT is
+    noisy; with every level checked, nothing was read through the noise and nothing says so."""
+    from bonescreen.io.volume import volume_from_ijk
+    from bonescreen.pipeline import Screener
+
+    hu, labels = spine_in_fat(45.0)
+    hu[20:24, 60:67, 67:94] = DISC_HU  # L2 (slices 15-23): its front third 12 mm short, disc above it there
+    hu[19, 60:67, 67:94] = ENDPLATE_HU
+    labels[labels == 2] = 0
+    labels[15:24, 60:80, 67:94] = 2  # the body as a user draws it, without the half discs MS-Net's mark holds
+    labels[20:24, 60:67, 67:94] = 0
+    volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-1.5, -1.5, 3.0, 1.0]), "nifti", None, "drawn")
+    screener = Screener(device="cpu")
+    result = screener.classify(volume, labels, mask_checked=[2])
+    l2 = next(lv for lv in result["levels"] if lv["name"] == "L2")
+    assert l2["fracture"]["genant_grade"] >= 2 and result["overall"]["bone_status"]["class"] == "osteoporosis"
+    assert any(r.startswith("graded on a noisy CT") for r in l2["reasons"])
+    assert any("the CT is noisy" in r for r in result["overall"]["reasons"])
+    checked = screener.classify(volume, labels, mask_checked=True)
+    assert not any("noisy" in r for r in checked["overall"]["reasons"])
