@@ -70,12 +70,7 @@ from bonescreen.messages import (
     users_naming_rule,
     vertebrae_found,
 )
-from bonescreen.pipeline.screener import (
-    OWN_LABELS_NOTE,
-    RESULT_SCHEMA_VERSION,
-    own_labels_note,
-    own_labels_rule,
-)
+from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION, own_labels_edited, own_labels_note, own_labels_rule
 from bonescreen.screen import input_record
 
 from ._convert import (
@@ -816,7 +811,7 @@ class ClassifyWidget(_Base):
         checked = checked_levels(made, labels)
         rule, notes = made.get("rule", "given by the user"), list(made.get("notes", []))
         if made.get("own") and checked:  # BoneScreen's own file, edited since (helper-63: still called "unedited")
-            rule, notes = made["own"]["naming_rule"], [n for n in notes if not n.startswith(OWN_LABELS_NOTE)]
+            rule, notes = own_labels_edited(made["own"]["naming_rule"], notes)
         self._inputs = (volume, labels, image)
         # the image too: the volume classified shares the image layer's memory (helper-35: an image changed in
         # place by a script left the result up and exportable)

@@ -398,11 +398,13 @@ def name_gaps(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> lis
     spacing : tuple of float
         (dz, dy, dx) in mm.
     """
-    named = []
-    for vid in np.unique(vertebrae):
-        if vid:
-            zs = np.nonzero((vertebrae == vid).any(axis=(1, 2)))[0]
-            named.append((float(zs.mean()), zs.min() * spacing[0], zs.max() * spacing[0], vertebra_name(int(vid))))
+    from scipy import ndimage
+
+    named = []  # (middle slice, lowest and highest slice in mm, name) of each vertebra: one pass over the map
+    for vid, where in enumerate(ndimage.find_objects(vertebrae), start=1):
+        if where is not None:
+            low, top = where[0].start, where[0].stop - 1
+            named.append(((low + top) / 2, low * spacing[0], top * spacing[0], vertebra_name(vid)))
     named.sort(reverse=True)  # head first
     out = []
     order = [*SPINE_ORDER[:-1], "L6", SPINE_ORDER[-1]]  # a sixth lumbar vertebra, where there is one, above S1

@@ -130,7 +130,7 @@ def test_a_low_dose_scans_unfractured_bodies_are_not_called_fractured():
 def test_smoothing_within_a_vertebra_takes_in_nothing_from_around_it():
     """A noisy CT's wider in-plane smoothing reached past a body's walls, and the soft tissue in front darkened the
     columns its anterior height is read on; over the vertebra's own voxels, its edge keeps its level."""
-    from bonescreen.noise import smooth_within
+    from bonescreen.hu import smooth_within
 
     image = np.full((40, 40), -100.0, np.float32)  # fat round a body
     body = np.zeros(image.shape, bool)

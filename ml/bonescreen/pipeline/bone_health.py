@@ -164,7 +164,8 @@ def unchecked_levels(names: Iterable[str], mask_checked: bool | Collection[str])
     """
     if isinstance(mask_checked, (bool, np.bool_)):
         return [] if mask_checked else list(names)
-    return [n for n in names if n not in set(mask_checked)]
+    checked = set(mask_checked)
+    return [n for n in names if n not in checked]
 
 
 def fracture_doubt(

@@ -262,8 +262,8 @@ def classify_levels(
     # ... level by level: a stroke on one vertebra leaves the others MS-Net's (helper-63: a stroke on the sacrum
     # made every body read as drawn, and L1's grade changed)
     checked = _checked_names(mask_checked)
-    unread = unchecked_levels([LEVEL_NAMES[lv] for lv in present], checked)
-    unread = [lv for lv in present if LEVEL_NAMES[lv] in unread]
+    unread_names = unchecked_levels([LEVEL_NAMES[lv] for lv in present], checked)
+    unread = [lv for lv in present if LEVEL_NAMES[lv] in unread_names]
     reading = disc_smoothing_mm(full_hu, spacing) if unread else None
     smooth_mm = DISC_SMOOTH_MM if reading is None else reading.sigma_mm
     in_ct = np.isin(body, unread)
@@ -432,7 +432,9 @@ def classify_levels(
     if all_off:
         status = None
     doubt = fracture_doubt(on_bone, names_certain, checked)
-    noisy = f"the CT is noisy (about {reading.noise_hu:.0f} HU SD in fat)" if reading and reading.grade_caveat() else ""
+    noisy = ""
+    if reading is not None and reading.grade_caveat():
+        noisy = f"the CT is noisy (about {reading.noise_hu:.0f} HU SD in fat)"
     if doubt and noisy:
         doubt += f"; {noisy}: heights are less sure"
     elif noisy and status and status["basis"].startswith("vertebral fracture"):

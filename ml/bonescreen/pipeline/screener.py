@@ -67,6 +67,13 @@ def own_labels_note(own: dict) -> str:
     )
 
 
+def own_labels_edited(rule: str, notes: list[str]) -> tuple[str, list[str]]:
+    """The naming rule and notes of BoneScreen's own labels once the user has edited them: the rule of the run that
+    named them (not :data:`OWN_LABELS_RULE`'s "unedited"), without :func:`own_labels_note` (helper-63, napari and
+    Slicer: still called "unedited" after an edit)."""
+    return rule, [n for n in notes if not n.startswith(OWN_LABELS_NOTE)]
+
+
 @dataclass
 class Segmentation:
     """What :meth:`Screener.segment` found.

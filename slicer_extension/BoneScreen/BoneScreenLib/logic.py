@@ -573,7 +573,7 @@ class BoneScreenLogic:
         """
         from bonescreen.io.writers import labels_digest
         from bonescreen.labels import edited_levels, vertebra_name
-        from bonescreen.pipeline.screener import OWN_LABELS_NOTE
+        from bonescreen.pipeline.screener import own_labels_edited
 
         volume = volume_node_to_ct(volume_node)
         segmentation = segmentation_node.GetSegmentation()
@@ -608,7 +608,7 @@ class BoneScreenLogic:
         own_rule = segmentation_node.GetAttribute(OWN_RULE)
         if own_rule and checked:  # BoneScreen's own file, edited since: no longer "unedited" (before a rename's
             # wording, which keeps BoneScreen's rule beside the user's: helper-64)
-            rule, notes = own_rule, [n for n in notes if not n.startswith(OWN_LABELS_NOTE)]
+            rule, notes = own_labels_edited(own_rule, notes)
         if renamed:
             rule, notes = users_naming_rule(rule), users_naming_notes(notes)
         unnamed = [segment.GetName() for segment in segments if _segment_level(segment) is None]
