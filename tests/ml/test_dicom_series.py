@@ -284,3 +284,22 @@ def test_a_damaged_file_named_as_dicom_beside_a_series_is_named_in_the_notes(ser
     volume = load_ct(series)
     said = " ".join(volume.notes)
     assert "(unreadable: bad.dcm)" in said and "notes.txt" not in said
+
+
+@pytest.mark.parametrize("thickness", ["", "2.5"])
+def test_one_image_without_a_stated_thickness_says_what_was_assumed(series, tmp_path, thickness):
+    """helper-65: one Pancreas-CT image with an empty SliceThickness was read as 1 mm thick, and the result said the
+    series "covers 1 mm", without a word; now the assumption is a note, and a stated thickness is used silently."""
+    ds = pydicom.dcmread(sorted(series.iterdir())[0])
+    ds.SliceThickness = thickness
+    if "SpacingBetweenSlices" in ds:
+        del ds.SpacingBetweenSlices
+    single = tmp_path / "one.dcm"
+    ds.save_as(single)
+    volume = load_ct(single)
+    assumed = [n for n in volume.notes if "SliceThickness" in n]
+    if thickness:
+        assert volume.spacing[0] == pytest.approx(2.5) and not assumed
+    else:
+        assert volume.spacing[0] == pytest.approx(1.0)
+        assert len(assumed) == 1 and "taken as 1 mm thick" in assumed[0]

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 _SPACING_TOLERANCE = 0.10
 _MAX_TILT_DEG = 1.0
+#: a single image that states no thickness is given this one (mm), with a note saying so
+_UNKNOWN_THICKNESS_MM = 1.0
 _AXIAL_MAX_DEG = 30.0
 #: SOP classes of multi-frame CT read through their functional groups.
 MULTIFRAME_CT = {
@@ -593,7 +595,7 @@ def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray]:
     affine[:3, 1] = first.col_cos * dr
     affine[:3, 3] = frames[0].position
     if len(frames) == 1:
-        affine[:3, 2] = first.normal * _slice_thickness(first.ds)
+        affine[:3, 2] = first.normal * (_slice_thickness(first.ds) or _UNKNOWN_THICKNESS_MM)
         return frames, affine
     steps = np.diff(dist)
     if np.any(steps < 1e-3):
@@ -621,12 +623,13 @@ def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray]:
     return frames, affine
 
 
-def _slice_thickness(ds: Dataset) -> float:
+def _slice_thickness(ds: Dataset) -> float | None:
+    """A single image's extent along its normal (mm), or None when neither attribute gives a positive number."""
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
         value = _float(ds, keyword)
         if value is not None and value > 0:
             return value
-    return 1.0
+    return None
 
 
 def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
@@ -803,6 +806,12 @@ def _load_dicom(path: Path, recursive: bool = True) -> CTVolume:
         },
     )
     volume.notes.extend(series.notes)
+    if len(frames) == 1 and _slice_thickness(first) is None:
+        # helper-65: a Pancreas-CT image with an empty SliceThickness was said to "cover 1 mm" without a word
+        volume.notes.append(
+            f"one image with no SliceThickness or SpacingBetweenSlices: taken as {_UNKNOWN_THICKNESS_MM:g} mm thick, "
+            "so lengths along the body's axis are not known"
+        )
     volume.flags.extend(series.flags)
     volume.acquisition = acquisition_fields(first)
     return volume
