@@ -197,14 +197,16 @@ def checked_levels(made: dict, labels: np.ndarray) -> bool | list[int]:
     return bool(made.get("edited", False))
 
 
-def unedited_naming(made: dict, labels: np.ndarray) -> dict | None:
+def mark_naming(made: dict, labels: np.ndarray) -> dict | None:
     """The naming to keep in a saved map (:func:`bonescreen.io.writers.write_labels_nifti`'s ``naming``) while a
-    layer is MS-Net's mark as it came (no stroke, no rename): opened again, by napari, Slicer or ``screen
-    --labels``, it is MS-Net's unchecked mark with its names' doubt, as the CLI's own ``levels.nii.gz`` is
-    (helper-63: napari saved it without, and the same voxels opened again were a checked mask with certain names).
+    layer is MS-Net's mark, not renamed: opened again, by napari, Slicer or ``screen --labels``, it is MS-Net's
+    unchecked mark with its names' doubt, as the CLI's own ``levels.nii.gz`` is (helper-63: napari saved it without,
+    and the same voxels opened again were a checked mask with certain names), but for the vertebrae the user
+    edited (``edited``: those stay the user's; helper-64: one edited vertebra made the whole saved map the user's).
     None for any other layer."""
-    if made.get("renamed") or checked_levels(made, labels) != []:
+    checked = checked_levels(made, labels)
+    if made.get("renamed") or not isinstance(checked, list):
         return None
     own = made.get("own")
     rule = own["naming_rule"] if own else made.get("rule", "")
-    return {"naming_rule": rule, "naming_certain": bool(made.get("certain", False))}
+    return {"naming_rule": rule, "naming_certain": bool(made.get("certain", False)), "edited": checked}

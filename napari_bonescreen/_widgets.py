@@ -42,7 +42,7 @@ from bonescreen.hu import HUThresholds, body_slice, hu_text
 from bonescreen.io import load_ct
 from bonescreen.io.nifti import AXIS_CODES
 from bonescreen.io.volume import ORIENTATION_UNKNOWN, flagged_orientation_unknown
-from bonescreen.io.writers import read_labels_nifti, unedited_own_labels, write_dicom_seg
+from bonescreen.io.writers import own_labels, read_labels_nifti, write_dicom_seg
 from bonescreen.label_schemes import MASK_SCHEME, SCHEME_NAMES
 from bonescreen.labels import (
     ALL_VERTEBRA_IDS,
@@ -54,6 +54,7 @@ from bonescreen.labels import (
     level_id,
     levels_present,
     lumbar_levels,
+    mark_digests,
     rename_vertebra,
     shift_names,
     spine_rank,
@@ -455,9 +456,9 @@ class SegmentWidget(_Base):
             self._start(split, layer, None, None, f"Splitting the mask of {Path(path).name}...", segmented=False)
             return
         name = f"{layer.name} vertebrae ({Path(path).name})"
-        # BoneScreen's own levels.nii.gz, unedited since it was written: its names keep the doubt of the run that
-        # named them and its mask is MS-Net's, unchecked until a stroke (as `screen --labels` reads it)
-        own = unedited_own_labels(path) if self.label_scheme.value == "bonescreen" else None
+        # BoneScreen's own levels.nii.gz: its names keep the doubt of the run that named them and its mask is
+        # MS-Net's, unchecked vertebra by vertebra until edited, here or before (as `screen --labels` reads it)
+        own = own_labels(path) if self.label_scheme.value == "bonescreen" else None
         made = {"rule": "given by the user", "certain": True}
         if own:
             made = {
@@ -466,13 +467,16 @@ class SegmentWidget(_Base):
                 "segmented": True,
                 "notes": [own_labels_note(own)],  # shown with the result's flags, as on the command line
                 "own": own,
-                "level_digests": level_digests(vertebrae),  # which vertebrae the user edits (checked_levels)
+                # which vertebrae the user edits (checked_levels), those edited in another tool counted already
+                "level_digests": mark_digests(vertebrae, own["edited"]),
             }
         self._add_vertebrae(*labels_layer_data(vertebrae, layer, name, made)[:2])
         present = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k) or "no vertebra"
         said = f"Opened {Path(path).name} ({self.label_scheme.value} ids): {present}."
         if own:
-            said += f" BoneScreen's own labels, unedited ({own['naming_rule']})" + (
+            edited = ", ".join(vertebra_name(k) for k in own["edited"])
+            state = f"{edited} edited since, the others MS-Net's mark" if edited else "unedited"
+            said += f" BoneScreen's own labels, {state} ({own['naming_rule']})" + (
                 "." if own["naming_certain"] else ": names not confirmed, check them."
             )
         self.status.setText(f"{said} Correct, then classify.")
@@ -717,8 +721,9 @@ class ClassifyWidget(_Base):
         self.table.setRowCount(0)
         self.figure.clear()
         self.canvas.draw_idle()
-        self.flag.setText(f"(previous result cleared: {why})")
-        # said where the eye is, too: "Done. Select a level" stood above an emptied table (a screenshot's review)
+        # said once, where the eye is: "Done. Select a level" stood above an emptied table (a screenshot's review);
+        # the flags' box said it again below (helper-65), so it is emptied with the result it spoke for
+        self.flag.setText("")
         self.status.setText(f"Previous result cleared: {why}.")
         self.export_json.setEnabled(False)
         self.export_report.setEnabled(False)

@@ -10,14 +10,14 @@ from bonescreen.errors import BoneScreenError
 from bonescreen.io import CTVolume
 from bonescreen.io.writers import write_dicom_seg, write_labels_nifti
 
-from ._convert import META_KEY, unedited_naming
+from ._convert import META_KEY, mark_naming
 
 
 def write_labels(path: str, data, meta: dict) -> list[str]:
     """Save a labels layer of vertebrae: ``.nii``/``.nii.gz`` on the CT's grid, ``.dcm`` as DICOM SEG (DICOM CT only).
 
-    A layer that is MS-Net's mark as it came (no stroke, no rename) is saved with its naming and digest
-    (:func:`._convert.unedited_naming`): opened again it is still MS-Net's unchecked mark.
+    A layer that is MS-Net's mark (no rename) is saved with its naming and digests (:func:`._convert.mark_naming`):
+    opened again it is still MS-Net's unchecked mark, but for the vertebrae the user edited.
     """
     from napari.utils.notifications import show_error, show_info
 
@@ -43,8 +43,8 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
         else:
             if not str(target).lower().endswith((".nii", ".nii.gz")):
                 target = target.with_name(target.name + ".nii.gz")
-            # MS-Net's mark as it came keeps its provenance, as the CLI's levels.nii.gz does
-            write_labels_nifti(volume, labels, target, naming=unedited_naming(geometry, labels))
+            # MS-Net's mark keeps its provenance, vertebra by vertebra, as the CLI's levels.nii.gz does
+            write_labels_nifti(volume, labels, target, naming=mark_naming(geometry, labels))
     except BoneScreenError as exc:
         show_error(f"BoneScreen could not save the vertebrae: {exc}")
         return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import pairwise
 
 import numpy as np
@@ -40,19 +41,21 @@ VERTEBRA_NAMES: dict[int, str] = {
 UNNAMED_FIRST = 21
 #: Every id an all-vertebrae map may hold: background, the named vertebrae and the unnamed ones.
 ALL_VERTEBRA_IDS: tuple[int, ...] = (0, *VERTEBRA_NAMES, *range(UNNAMED_FIRST, 256))
-#: Anatomical order from the top, along which "shift the names by one" moves every named vertebra.
+#: The usual vertebrae in anatomical order from the top (T1 .. S1).
 SPINE_ORDER: tuple[str, ...] = (*(f"T{i}" for i in range(1, 13)), "L1", "L2", "L3", "L4", "L5", "S1")
+#: Every name in anatomical order from the top: a sixth lumbar vertebra, where there is one, lies above S1.
+ANATOMICAL_ORDER: tuple[str, ...] = (*SPINE_ORDER[:-1], "L6", SPINE_ORDER[-1])
+#: The names "shift all names by one" moves: every one but S1, which names the sacrum, found by its own shape.
+SHIFTED_NAMES: tuple[str, ...] = ANATOMICAL_ORDER[:-1]
 
 
 def spine_rank(name: str) -> int:
-    """Sort key of a vertebra's name as lists show them: T1 first down to S1 (:data:`SPINE_ORDER`), then L6, then
-    the unnamed vertebrae (``unnamed N``) by number; any other name last."""
-    if name in SPINE_ORDER:
-        return SPINE_ORDER.index(name)
-    if name == "L6":
-        return len(SPINE_ORDER)
+    """Sort key of a vertebra's name as lists show them: T1 first down to S1 (:data:`ANATOMICAL_ORDER`, L6 above
+    S1), then the unnamed vertebrae (``unnamed N``) by number; any other name last."""
+    if name in ANATOMICAL_ORDER:
+        return ANATOMICAL_ORDER.index(name)
     number = name.rsplit(" ", 1)[-1]
-    return len(SPINE_ORDER) + 1 + (int(number) if name.startswith("unnamed ") and number.isdigit() else 1000)
+    return len(ANATOMICAL_ORDER) + (int(number) if name.startswith("unnamed ") and number.isdigit() else 1000)
 
 
 #: Display colours (RGB, 0-255) for L1..L5, the same in napari and Slicer.
@@ -167,27 +170,28 @@ def rename_vertebra(vertebrae: np.ndarray, old: int, new: int) -> np.ndarray:
 
 
 def shift_names(vertebrae: np.ndarray, steps: int) -> np.ndarray:
-    """Every named vertebra moved ``steps`` places along :data:`SPINE_ORDER` (+1: one lower, L1 -> L2).
+    """Every named vertebra moved ``steps`` places along :data:`SHIFTED_NAMES` (+1: one lower, L1 -> L2).
 
-    For a count that was off by one (T12 taken for L1: shift by -1). L6 and unnamed vertebrae keep
-    their ids.
+    For a count that was off by one (T12 taken for L1: shift by -1). The sacrum (S1) and unnamed vertebrae keep
+    their ids: S1 names the sacrum by its shape, not by a count (helper-64: "one up" named the sacrum L5); below
+    L5 comes L6, a sixth lumbar vertebra above the sacrum.
 
     Raises
     ------
     BoneScreenError
-        If a vertebra would leave T1..S1.
+        If a vertebra would leave T1..L6.
     """
     vertebrae = as_level_labels(vertebrae, "labels", ALL_VERTEBRA_IDS)
     check_number("steps", steps, whole=True)
     lut = np.arange(256, dtype=np.uint8)
     for vid in np.unique(vertebrae).tolist():
         name = VERTEBRA_NAMES.get(vid)
-        if name not in SPINE_ORDER:
+        if name not in SHIFTED_NAMES:
             continue
-        k = SPINE_ORDER.index(name) + steps
-        if not 0 <= k < len(SPINE_ORDER):
-            raise BoneScreenError(f"{name} shifted by {steps} is beyond T1..S1")
-        lut[vid] = vertebra_id(SPINE_ORDER[k])
+        k = SHIFTED_NAMES.index(name) + steps
+        if not 0 <= k < len(SHIFTED_NAMES):
+            raise BoneScreenError(f"{name} shifted by {steps} is beyond T1..L6 (S1, the sacrum, keeps its name)")
+        lut[vid] = vertebra_id(SHIFTED_NAMES[k])
     return lut[vertebrae]
 
 
@@ -355,6 +359,16 @@ def level_digests(labels: np.ndarray) -> dict[int, str]:
     }
 
 
+#: The digest kept for a vertebra edited before its map was opened (:func:`mark_digests`): it matches no voxels.
+EDITED_BEFORE = "edited before it was opened"
+
+
+def mark_digests(labels: np.ndarray, edited: Iterable[int] = ()) -> dict[int, str]:
+    """:func:`level_digests` of MS-Net's mark as opened, its ``edited`` ids (edited in another tool since BoneScreen
+    wrote it: :func:`bonescreen.io.writers.own_labels`) already counted as edited by :func:`edited_levels`."""
+    return {**level_digests(labels), **dict.fromkeys((int(v) for v in edited), EDITED_BEFORE)}
+
+
 def edited_levels(made: dict, labels: np.ndarray) -> list[int]:
     """The ids whose voxels differ in ``labels`` from the map whose :func:`level_digests` are ``made``.
 
@@ -407,7 +421,7 @@ def name_gaps(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> lis
             named.append(((low + top) / 2, low * spacing[0], top * spacing[0], vertebra_name(vid)))
     named.sort(reverse=True)  # head first
     out = []
-    order = [*SPINE_ORDER[:-1], "L6", SPINE_ORDER[-1]]  # a sixth lumbar vertebra, where there is one, above S1
+    order = ANATOMICAL_ORDER
     for (_, low, _, upper), (_, _, top, lower) in pairwise(named):
         if upper not in order or lower not in order:  # an unnamed vertebra between: no rule
             continue

@@ -17,12 +17,11 @@ from .errors import BoneScreenError
 from .hu import HUThresholds
 from .io import CTVolume, load_ct
 from .io.sr import write_dicom_sr
-from .io.writers import read_labels_nifti, unedited_own_labels, write_dicom_seg, write_labels_nifti
+from .io.writers import own_labels, read_labels_nifti, write_dicom_seg, write_labels_nifti
 from .label_schemes import MASK_SCHEME
 from .labels import ALL_VERTEBRA_IDS
 from .pipeline import Screener
 from .pipeline.progress import ProgressCallback
-from .pipeline.screener import OWN_LABELS_RULE
 from .report import render_report
 
 
@@ -129,7 +128,7 @@ def screen_file(
         read = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS, scheme=label_scheme)
         given_map = {"mark" if label_scheme == MASK_SCHEME else "labels": read}
         if label_scheme == "bonescreen":
-            given_map["own_labels"] = unedited_own_labels(labels_path)
+            given_map["own_labels"] = own_labels(labels_path)
     try:
         result, labels, vertebrae = screener.screen(volume, progress, **given_map)
     except BoneScreenError as exc:  # what the labels hold (one id over several vertebrae): named with their file
@@ -154,8 +153,9 @@ def screen_file(
 
     def write_levels(path: Path) -> list[str]:
         naming = result["segmentation"]
-        own = naming["source"] == "bonescreen" or naming["naming_rule"].startswith(OWN_LABELS_RULE)
-        write_labels_nifti(volume, labels, path, naming if own else None)
+        own = naming["source"] == "bonescreen" or given_map.get("own_labels")
+        edited = given_map["own_labels"]["edited"] if given_map.get("own_labels") else []
+        write_labels_nifti(volume, labels, path, {**naming, "edited": edited} if own else None)
         return []  # levels.nii.gz carries no identifying tag
 
     if given == (out / "levels.nii.gz").resolve():  # the user's corrected labels: never overwritten

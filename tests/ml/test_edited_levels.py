@@ -105,3 +105,27 @@ def test_a_vertebra_painted_without_a_name_is_said_to_be_left_out():
     volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-1.5, -1.5, 3.0, 1.0]), "nifti", None, "painted")
     result = Screener(device="cpu").classify(volume, vertebrae)
     assert "unnamed 1 not classified: only L1-L5 are; rename it if lumbar" in result["input_notes"]
+
+
+def test_shifting_all_names_keeps_the_sacrum_and_runs_through_l6():
+    """helper-64: "All names one up" renamed the sacrum S1 -> L5 (the sacrum is found by its shape, not counted);
+    and L6 (a sixth lumbar vertebra) stood still while its neighbours moved, and was listed below S1."""
+    import pytest
+
+    from bonescreen.errors import BoneScreenError
+    from bonescreen.labels import VERTEBRA_NAMES, shift_names, spine_rank, vertebra_id
+
+    names = ["T12", "L1", "L2", "L3", "L4", "L5", "S1"]
+    spine = np.array([vertebra_id(n) for n in names], np.uint8)[:, None]  # one row of voxels per vertebra
+
+    def named(ids):
+        return [VERTEBRA_NAMES[int(i)] for i in ids.ravel()]
+
+    up = shift_names(spine, -1)
+    assert named(up) == ["T11", "T12", "L1", "L2", "L3", "L4", "S1"]
+    down = shift_names(spine, 1)
+    assert named(down) == ["L1", "L2", "L3", "L4", "L5", "L6", "S1"]
+    np.testing.assert_array_equal(shift_names(down, -1), spine)  # and back: L6 -> L5
+    with pytest.raises(BoneScreenError, match=r"L6 shifted by 1 is beyond T1\.\.L6"):
+        shift_names(down, 1)
+    assert sorted(["S1", "L6", "unnamed 2", "L5", "T12"], key=spine_rank) == ["T12", "L5", "L6", "S1", "unnamed 2"]

@@ -322,15 +322,16 @@ def test_a_ct_without_orientation_gives_names_and_status_unconfirmed(screener, s
     assert not load_ct(small_case_files / "nifti" / "ct.nii.gz").orientation_unknown
 
 
-def test_own_unedited_labels_given_back_keep_their_doubts_and_edited_ones_are_the_users(
-    screener, shared_data, tmp_path
-):
+def test_own_labels_given_back_keep_their_doubts_and_edited_vertebrae_are_the_users(screener, shared_data, tmp_path):
     """helper-39: a run's own levels.nii.gz, given back unedited as --labels, was taken as the user's labels: names the
     split could not confirm (the real L2-L4 crop has no landmark: its L2-L4 are named L1-L3) became certain, and the
-    bone status lost its doubt. The file now carries the run's naming with its digest; unedited, the names stay
-    flagged (given back once more, the rule is not nested); one voxel edited, the labels are the user's."""
+    bone status lost its doubt. The file now carries the run's naming with its digests; unedited, the names stay
+    flagged (given back once more, the rule is not nested). helper-64: one voxel edited in another tool made the
+    whole map the user's (napari and Slicer check vertebra by vertebra): now the vertebra edited is the user's, the
+    others stay MS-Net's and the names keep their doubt; a vertebra renamed makes the names the user's."""
     import nibabel as nib
 
+    from bonescreen.io.writers import own_labels
     from bonescreen.pipeline.screener import OWN_LABELS_RULE
     from bonescreen.screen import screen_file
 
@@ -346,14 +347,74 @@ def test_own_unedited_labels_given_back_keep_their_doubts_and_edited_ones_are_th
     assert overall["uncertain"] and any("level names could not be confirmed" in r for r in overall["reasons"]), overall
     third = screen_file(ct, tmp_path / "c", labels_path=tmp_path / "b" / "levels.nii.gz", screener=screener)
     assert third["segmentation"]["naming_rule"] == seg["naming_rule"]
-    # one voxel edited (the extension kept, as nibabel keeps it): the user's labels, names taken as given
+
+    # one voxel of the lowest vertebra edited (the extension kept, as nibabel keeps it): that one is the user's
     img = nib.load(tmp_path / "a" / "levels.nii.gz")
     data = np.asarray(img.dataobj).copy()
-    data[tuple(np.argwhere(data > 0)[0])] = 0
+    ids = [int(v) for v in np.unique(data) if v]
+    lowest = max(ids)  # named L1-L3 from the top
+    data[tuple(np.argwhere(data == lowest)[0])] = 0
     edited = tmp_path / "edited.nii.gz"
     nib.save(nib.Nifti1Image(data, img.affine, img.header), edited)
-    assert nib.load(edited).header.extensions  # the note is still there: only the digest tells
-    users = screen_file(ct, tmp_path / "d", labels_path=edited, screener=screener)
+    assert nib.load(edited).header.extensions  # the note is still there: only the digests tell
+    assert own_labels(edited)["edited"] == [lowest]
+    partly = screen_file(ct, tmp_path / "d", labels_path=edited, screener=screener)
+    naming = partly["segmentation"]
+    assert naming["naming_rule"] == rule and naming["naming_certain"] is False
+    assert not any("unedited" in n for n in naming["notes"])
+    assert any("level names could not be confirmed" in r for r in partly["overall"]["reasons"])
+    # written again by this run, the map keeps the edit: given back once more, the same vertebra is the user's
+    assert own_labels(tmp_path / "d" / "levels.nii.gz")["edited"] == [lowest]
+
+    # a vertebra renamed (its voxels under another id): the names are the user's, taken as given
+    renamed = np.where(data == min(ids), 6, data).astype(data.dtype)  # the top one called T12
+    nib.save(nib.Nifti1Image(renamed, img.affine, img.header), tmp_path / "renamed.nii.gz")
+    assert own_labels(tmp_path / "renamed.nii.gz") is None
+    users = screen_file(ct, tmp_path / "e", labels_path=tmp_path / "renamed.nii.gz", screener=screener)
     assert users["segmentation"]["naming_rule"] == "given by the user"
     assert users["segmentation"]["naming_certain"] is True
     assert not any("level names could not be confirmed" in r for r in users["overall"]["reasons"])
+
+
+def test_own_labels_edited_in_another_tool_are_read_vertebra_by_vertebra(
+    screener, small_case, small_case_files, tmp_path
+):
+    """helper-64: BoneScreen's own labels with one vertebra edited in another tool (the file's note kept) were the
+    user's whole: every body was read as drawn. Here each vertebra carries a slice into the discs beside it, as
+    MS-Net's mark fills them: read as MS-Net's, a body ends at its endplates; read as drawn, it is taller. A voxel
+    of the sacrum edited leaves every lumbar body as MS-Net's; a voxel of L3 edited makes L3 alone the user's."""
+    import nibabel as nib
+    from scipy import ndimage
+
+    from bonescreen.io import load_ct
+    from bonescreen.io.writers import own_labels, write_labels_nifti
+    from bonescreen.screen import screen_file
+
+    ct = small_case_files / "nifti" / "ct.nii.gz"
+    volume = load_ct(ct)
+    spine = small_case.spine
+    marked = np.where(spine == 0, ndimage.grey_dilation(spine, size=(3, 1, 1)), spine)
+    naming = {"naming_rule": "counted up from the sacrum", "naming_certain": True}
+    own = write_labels_nifti(volume, marked, tmp_path / "own.nii.gz", naming=naming)
+    img = nib.load(own)
+    stored = np.asarray(img.dataobj)
+
+    def heights(path, out):
+        result = screen_file(ct, tmp_path / out, labels_path=path, screener=screener)
+        return {lv["name"]: lv["fracture"]["height_anterior_mm"] for lv in result["levels"]}
+
+    def edited(vid, name):
+        data = stored.copy()
+        data[tuple(np.argwhere(data == vid)[0])] = 0  # one voxel erased
+        nib.save(nib.Nifti1Image(data, img.affine, img.header), tmp_path / name)
+        return tmp_path / name
+
+    msnets = heights(own, "a")
+    sacrum = edited(7, "sacrum.nii.gz")
+    assert own_labels(sacrum)["edited"] == [7]
+    assert heights(sacrum, "b") == msnets
+    l3 = edited(3, "l3.nii.gz")
+    assert own_labels(l3)["edited"] == [3]
+    mixed = heights(l3, "c")
+    assert mixed["L3"] > msnets["L3"] + 1.5  # read as drawn: the disc slices count
+    assert {k: v for k, v in mixed.items() if k != "L3"} == {k: v for k, v in msnets.items() if k != "L3"}

@@ -268,8 +268,13 @@ def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):
     segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L5")).SetName("S1")
     result, _, _ = logic.classify(node, seg)
     assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L3", "L4"]
-    with pytest.raises(BoneScreenError, match="beyond"):
-        shift_segment_names(seg, 1)  # S1 has no vertebra below it
+    # the sacrum keeps its name when all are shifted (helper-64: "one up" named S1 L5); below L5 comes L6
+    shift_segment_names(seg, 1)
+    names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+    assert sorted(names) == ["L2", "L3", "L4", "L5", "S1"]
+    shift_segment_names(seg, 1)
+    with pytest.raises(BoneScreenError, match=r"L6 shifted by 1 is beyond T1\.\.L6"):
+        shift_segment_names(seg, 1)
 
 
 def test_export_writes_seg_and_sr_for_a_ct_from_the_dicom_database(scene, small_case, small_case_files, tmp_path):
@@ -382,6 +387,22 @@ def test_bonescreens_own_unedited_labels_keep_the_runs_naming_and_its_doubt(scen
     renamed, _table, _chart = BoneScreenLogic("cpu").classify(node, seg)
     assert renamed["segmentation"]["naming_rule"] == f"names changed by the user (BoneScreen's: {rule})"
     assert not any("unedited" in n for n in renamed["segmentation"]["notes"])
+    # edited in another tool before the import (the note kept): L4 is the user's from the start, the rest MS-Net's
+    # (helper-64: one edited vertebra made the whole map the user's)
+    import nibabel as nib
+
+    img = nib.load(own)
+    data = np.asarray(img.dataobj).copy()
+    data[tuple(np.argwhere(data == 4)[0])] = 0
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), tmp_path / "outside.nii.gz")
+    seg = import_label_map(str(tmp_path / "outside.nii.gz"), "bonescreen", node)
+    assert BoneScreenLogic("cpu").classify_inputs(node, seg).checked == [4]
+    outside, _table, _chart = BoneScreenLogic("cpu").classify(node, seg)
+    assert outside["segmentation"]["naming_rule"] == rule and outside["segmentation"]["naming_certain"] is False
+    now = segmentation_to_labels(seg, node, volume)
+    core = Screener(device="cpu").classify(volume, now, names_certain=False, mask_checked=[4])
+    assert outside["overall"]["bone_status"] == core["overall"]["bone_status"]
+    assert [lv["fracture"] for lv in outside["levels"]] == [lv["fracture"] for lv in core["levels"]]
     theirs = write_labels_nifti(volume, case.levels, tmp_path / "theirs.nii.gz")  # no note: the user's
     seg2 = import_label_map(str(theirs), "bonescreen", node)
     assert seg2.GetAttribute("BoneScreen.NamingRule") == "given by the user (bonescreen ids)"

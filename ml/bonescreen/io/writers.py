@@ -32,6 +32,9 @@ from ..label_schemes import (
 from ..labels import (
     ALL_VERTEBRA_IDS,
     as_level_labels,
+    edited_levels,
+    level_digests,
+    mark_digests,
     vertebra_color,
     vertebra_id,
     vertebra_name,
@@ -122,9 +125,11 @@ def write_labels_nifti(
         Output ``.nii.gz`` (or ``.nii``).
     naming : dict, optional
         For labels BoneScreen made (``screen``): ``naming_rule`` and ``naming_certain`` of result.json's
-        ``segmentation``. They are kept in a header extension (a NIfTI-1 comment, JSON) with the labels' digest,
-        so that the same labels given back unedited (``--labels``) keep their doubts (:func:`unedited_own_labels`);
-        an edit, or a tool that saves the map again without the extension, makes them the user's.
+        ``segmentation``, and ``edited``, the ids a user has edited already (they stay the user's). They are kept
+        in a header extension (a NIfTI-1 comment, JSON) with the labels' digests, whole and vertebra by vertebra,
+        so that the same labels given back (``--labels``) keep their doubts where unedited (:func:`own_labels`):
+        the vertebrae a user edits become theirs; a renaming, or a tool that saves the map again without the
+        extension, makes the whole map the user's.
     """
     labels = _check_labels(volume, labels)
     ijk = np.asarray(volume.to_source(labels), dtype=np.uint8)
@@ -132,11 +137,14 @@ def write_labels_nifti(
     img.header.set_xyzt_units("mm")
     img.header["descrip"] = b"BoneScreen vertebrae: 1..5 = L1..L5, 6 = T12, 7 = sacrum (DESIGN.md)"
     if naming is not None:
+        edited = [int(v) for v in naming.get("edited", ())]
         note = {
             OWN_LABELS_KEY: {
                 "naming_rule": str(naming["naming_rule"]),
                 "naming_certain": bool(naming["naming_certain"]),
-                "labels_sha256": labels_digest(ijk),
+                "labels_sha256": None if edited else labels_digest(ijk),
+                # which vertebrae a user edits in another tool (own_labels): the rest stay MS-Net's mark
+                "level_digests": {str(k): v for k, v in mark_digests(ijk, edited).items()},
             }
         }
         img.header.extensions.append(
@@ -145,18 +153,23 @@ def write_labels_nifti(
     return save_nifti(img, path)
 
 
-def unedited_own_labels(path: str | os.PathLike) -> dict | None:
-    """How BoneScreen named a label map it wrote, if the map is still as written; else None.
+def own_labels(path: str | os.PathLike) -> dict | None:
+    """How BoneScreen named a label map it wrote, and which vertebrae were edited since; None for any other map.
 
     (helper-39: a run's own ``levels.nii.gz``, given back unedited as ``--labels``, was taken as the user's
-    labels: names that MS-Net's split could not confirm became certain, and MS-Net's mask a checked one.) Reads
-    the note of :func:`write_labels_nifti` and compares its digest with the stored voxels: any edit makes the
-    labels the user's. A file that cannot be read is left to :func:`read_labels_nifti`, which says why.
+    labels: names that MS-Net's split could not confirm became certain, and MS-Net's mask a checked one;
+    helper-64: one vertebra edited in another tool made the whole map the user's.) Reads the note of
+    :func:`write_labels_nifti` and compares its digests with the stored voxels, vertebra by vertebra: the
+    vertebrae the user changed are theirs, the others stay MS-Net's mark. A file that cannot be read is left to
+    :func:`read_labels_nifti`, which says why.
 
     Returns
     -------
     dict or None
-        ``naming_rule`` (str) and ``naming_certain`` (bool) of the run that wrote the map, or None.
+        ``naming_rule`` (str) and ``naming_certain`` (bool) of the run that wrote the map, and ``edited``: the
+        ids (DESIGN.md) whose voxels changed since, ascending (empty when the map is as written). None for a map
+        without the note; one where a vertebra was renamed (its voxels now under another id: the names are the
+        user's); or one changed whose note keeps no per-vertebra digests (written before they were kept).
     """
     try:
         # nibabel's lazy load reads the header (and its extensions) only: a map without the note, the common
@@ -171,8 +184,18 @@ def unedited_own_labels(path: str | os.PathLike) -> dict | None:
             note = json.loads(bytes(raw).decode("utf-8")).get(OWN_LABELS_KEY)
         except (ValueError, AttributeError):
             continue
-        if isinstance(note, dict) and note.get("labels_sha256") == labels_digest(data):
-            return {"naming_rule": str(note.get("naming_rule")), "naming_certain": note.get("naming_certain") is True}
+        if not isinstance(note, dict):
+            continue
+        naming = {"naming_rule": str(note.get("naming_rule")), "naming_certain": note.get("naming_certain") is True}
+        if note.get("labels_sha256") == labels_digest(data):
+            return {**naming, "edited": []}
+        made = note.get("level_digests")
+        if not isinstance(made, dict):
+            return None
+        now = level_digests(data)
+        if any(digest in made.values() and made.get(str(vid)) != digest for vid, digest in now.items()):
+            return None  # a vertebra's voxels under another id: renamed, the names are the user's
+        return {**naming, "edited": edited_levels(made, data)}
     return None
 
 

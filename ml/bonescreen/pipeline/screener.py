@@ -58,13 +58,19 @@ OWN_LABELS_NOTE = "the labels given are BoneScreen's own, unedited"
 
 def own_labels_note(own: dict) -> str:
     """The note every front end shows for BoneScreen's own labels given back unedited
-    (:func:`~bonescreen.io.writers.unedited_own_labels`: ``naming_rule``, ``naming_certain``); a front end that
+    (:func:`~bonescreen.io.writers.own_labels`: ``naming_rule``, ``naming_certain``); a front end that
     lets the user edit them drops it at the first edit (:data:`OWN_LABELS_NOTE`)."""
     doubt = "" if own["naming_certain"] else f", and names it could not confirm ({own['naming_rule']})"
     return (
         f"{OWN_LABELS_NOTE}: MS-Net's mask, not checked{doubt}; correct them (napari, Slicer or any label editor) "
         "before relying on them"
     )
+
+
+def own_labels_naming(own: dict) -> str:
+    """result.json's ``naming_rule`` of BoneScreen's own labels given back (:func:`~bonescreen.io.writers.own_labels`):
+    :func:`own_labels_rule` while unedited, the rule of the run that named them once the user edited some."""
+    return own["naming_rule"] if own.get("edited") else own_labels_rule(own["naming_rule"])
 
 
 def own_labels_edited(rule: str, notes: list[str]) -> tuple[str, list[str]]:
@@ -414,9 +420,9 @@ class Screener:
 
         ``labels`` are the user's vertebra labels (ids of DESIGN.md, taken as the names); ``mark`` is a user's
         bool mask of the spine, split and named as MS-Net's mark is (:meth:`name_mark`). ``own_labels`` says
-        how BoneScreen named ``labels`` that are its own, given back unedited (``naming_rule``,
-        ``naming_certain``; :func:`~bonescreen.io.writers.unedited_own_labels`): names it could not confirm stay
-        flagged with that reason, and the mask stays MS-Net's, not checked.
+        how BoneScreen named ``labels`` that are its own, given back (``naming_rule``, ``naming_certain``,
+        ``edited``; :func:`~bonescreen.io.writers.own_labels`): names it could not confirm stay flagged with that
+        reason, and the mask stays MS-Net's, not checked, but for the vertebrae the user edited since.
 
         Returns
         -------
@@ -441,7 +447,7 @@ class Screener:
             labels = lumbar_levels(vertebrae)
             if own_labels:  # (helper-39: a run's own unedited labels, given back, made its names certain)
                 certain = bool(own_labels["naming_certain"])
-                notes = [own_labels_note(own_labels)]
+                notes = [] if own_labels.get("edited") else [own_labels_note(own_labels)]
             if not labels.any():
                 given = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k)
                 notes = [f"vertebrae given: {given} (none lumbar)" if given else "the labels given are empty"]
@@ -450,6 +456,8 @@ class Screener:
             # a user's labels or mask are the user's (helper-37: a user's mask, split here, was called "MS-Net's
             # mask, not yet checked"); the split's doubts are the naming's (names_certain)
             checked = (seg is None and not own_labels) or mark is not None
+            if own_labels and own_labels.get("edited"):  # the vertebrae edited since are the user's (helper-64)
+                checked = list(own_labels["edited"])
             result = self.classify(
                 volume, labels, progress, names_certain=certain, mask_checked=checked, users_labels=seg is None
             )
@@ -467,7 +475,7 @@ class Screener:
                 "source": "user" if seg is None else "bonescreen" if mark is None else "user mask",
                 "naming_rule": seg.rule
                 if seg is not None
-                else own_labels_rule(own_labels["naming_rule"])
+                else own_labels_naming(own_labels)
                 if own_labels
                 else "given by the user",
                 "vertebrae": [v.name for v in seg.vertebrae] if seg is not None else None,

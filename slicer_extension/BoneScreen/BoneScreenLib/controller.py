@@ -337,7 +337,8 @@ class PanelController:
         Raises
         ------
         BoneScreenError
-            If there is no segmentation, a run is going on, or a name would leave T1..S1.
+            If there is no segmentation, a run is going on, or a name would leave T1..L6 (S1, the sacrum, keeps
+            its name).
         """
         from bonescreen.errors import BoneScreenError
         from BoneScreenLib.logic import shift_segment_names

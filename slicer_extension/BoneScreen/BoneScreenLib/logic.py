@@ -224,22 +224,22 @@ def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None
 
     The map's ids go through the named scheme (:mod:`bonescreen.label_schemes`); its structures that are
     no vertebrae (ribs, organs) are left out. The names are the user's: taken as certain at Classify; but
-    BoneScreen's own ``levels.nii.gz``, unedited since it was written
-    (:func:`~bonescreen.io.writers.unedited_own_labels`), keeps the naming rule and the doubt of the run that
-    named it, as ``bonescreen screen --labels`` reads it.
+    BoneScreen's own ``levels.nii.gz`` (:func:`~bonescreen.io.writers.own_labels`) keeps the naming rule and the
+    doubt of the run that named it, and its vertebrae not edited since stay MS-Net's unchecked mark, as
+    ``bonescreen screen --labels`` reads it.
 
     Raises
     ------
     BoneScreenError
         If the file is unreadable, not on the CT's grid, or holds values the scheme does not allow.
     """
-    from bonescreen.io.writers import read_labels_nifti, unedited_own_labels
-    from bonescreen.labels import ALL_VERTEBRA_IDS, level_digests
+    from bonescreen.io.writers import own_labels, read_labels_nifti
+    from bonescreen.labels import ALL_VERTEBRA_IDS, mark_digests
     from bonescreen.pipeline.screener import own_labels_note, own_labels_rule
 
     volume = volume_node_to_ct(volume_node)
     vertebrae = read_labels_nifti(volume, path, allowed=ALL_VERTEBRA_IDS, scheme=scheme)
-    own = unedited_own_labels(path) if scheme == "bonescreen" else None
+    own = own_labels(path) if scheme == "bonescreen" else None
     node = labels_to_segmentation(vertebrae, volume, volume_node, segmentation_node)
     node.SetAttribute("BoneScreen.NamesGiven", _names_of(node))
     rule = own_labels_rule(own["naming_rule"]) if own else f"given by the user ({scheme} ids)"
@@ -247,7 +247,7 @@ def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None
     node.SetAttribute("BoneScreen.NamesCertain", "0" if own and not own["naming_certain"] else "1")
     node.SetAttribute("BoneScreen.Notes", own_labels_note(own) if own else "")
     if own:  # MS-Net's mark as it came, vertebra by vertebra until edited, as napari and `screen --labels` read it
-        node.SetAttribute(MARK_DIGEST, json.dumps(level_digests(vertebrae)))
+        node.SetAttribute(MARK_DIGEST, json.dumps(mark_digests(vertebrae, own["edited"])))
         node.SetAttribute(OWN_RULE, own["naming_rule"])
     return node
 
@@ -282,7 +282,8 @@ def shift_segment_names(segmentation_node, steps: int) -> None:
     Raises
     ------
     BoneScreenError
-        If a vertebra would leave T1..S1, or no segment is a vertebra (nothing to shift).
+        If a vertebra would leave T1..L6 (S1, the sacrum, keeps its name), or no segment is a vertebra (nothing
+        to shift).
     """
     from bonescreen.labels import shift_names, vertebra_color, vertebra_name
 
