@@ -616,3 +616,11 @@ def test_a_piece_joined_to_the_vertebra_in_the_next_slice_is_no_rib_section():
     apart = np.stack([body, body | tip, body | tip])  # the piece runs on apart from the body: a rib
     held = _rib_sections_held(apart[1], hu[1], 100.0, 20.0, (1.0, 1.0), s, slab=(apart, 1))
     assert not held[tip].any() and held[body].all()
+
+
+def test_discs_between_pieces_of_the_sacrum_are_named_sacral_once():
+    """helper-64: the note named discs "S?-S?" (pieces of the sacrum the split could not name) and one per pair."""
+    from bonescreen.pipeline.levels import disc_names
+
+    pairs = [("L4", "L5"), ("L5", "S?"), ("S?", "S?"), ("S?", "S?"), ("S1", "S?")]
+    assert disc_names(pairs) == ["L4-L5", "L5-S1", "sacral"]

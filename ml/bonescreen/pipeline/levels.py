@@ -1224,6 +1224,18 @@ def _volume_text(cm3: float) -> str:
     return f"{cm3:.1f} cm3" if cm3 >= 0.1 else f"{cm3 * 1000:.0f} mm3"
 
 
+def disc_names(pairs: list[tuple[str, str]]) -> list[str]:
+    """The discs between vertebrae (upper, lower) as notes name them, each once: ``L4-L5``; below L5, ``L5-S1``;
+    between pieces of the sacrum the split could not name (``S?``: its fused segments), ``sacral`` (helper-64:
+    "the mark filled the S?-S? disc")."""
+    out = []
+    for upper, lower in pairs:
+        name = "sacral" if upper.startswith("S") else f"{upper}-{'S1' if lower == 'S?' else lower}"
+        if name not in out:
+            out.append(name)
+    return out
+
+
 def _leave_out_discs(split: LevelSplit, hu: np.ndarray, spacing, s: LevelSettings, metal: np.ndarray | None) -> None:
     """Take the discs that the mask fills between two vertebrae out of the split's labels, with a note; on a noisy
     CT they are read on the CT smoothed further in-plane (:func:`~bonescreen.noise.disc_smoothing_mm`), said too."""
@@ -1250,7 +1262,7 @@ def _leave_out_discs(split: LevelSplit, hu: np.ndarray, spacing, s: LevelSetting
         ids = np.unique(split.vertebra_map[max(z - 1, 0) : z + 2][:, discs[z]])
         ids = ids[ids > 0]
         pairs.update((int(a), int(b)) for a, b in pairwise(ids))
-    which = [f"{names[b]}-{names[a]}" for a, b in sorted(pairs, reverse=True)]  # upper-lower, from the top
+    which = disc_names([(names[b], names[a]) for a, b in sorted(pairs, reverse=True)])  # from the top
     split.labels[discs] = 0
     split.vertebra_map[discs] = 0
     for v in split.vertebrae:  # each vertebra's slices as its labels now hold it (result.json's evidence)
