@@ -12,7 +12,15 @@ from bonescreen.errors import BoneScreenError
 from bonescreen.io import CTVolume, SourceGrid
 from bonescreen.io.hu_scale import hu_scale_problem
 from bonescreen.io.volume import volume_from_ijk
-from bonescreen.labels import ALL_VERTEBRA_IDS, as_level_labels, edited_levels, vertebra_color, vertebra_name
+from bonescreen.labels import (
+    ALL_VERTEBRA_IDS,
+    as_level_labels,
+    edited_levels,
+    renamed_levels,
+    vertebra_color,
+    vertebra_name,
+)
+from bonescreen.messages import users_naming_rule
 
 #: Key of the layer metadata where BoneScreen keeps the CT's geometry.
 META_KEY = "bonescreen"
@@ -197,16 +205,31 @@ def checked_levels(made: dict, labels: np.ndarray) -> bool | list[int]:
     return bool(made.get("edited", False))
 
 
+def names_changed(made: dict, labels: np.ndarray) -> bool:
+    """Whether the user has renamed vertebrae of the layer whose BoneScreen metadata is ``made``: a vertebra's
+    voxels now under another id (:func:`bonescreen.labels.renamed_levels`), or, after Rename or a shift
+    (``renamed``), a name that the layer did not hold when made (a renamed vertebra painted on since). Undone, the
+    names are the layer's again (helper-66: undoing a shift left the names "certain")."""
+    if "level_digests" not in made:
+        return bool(made.get("renamed", False))
+    if renamed_levels(made["level_digests"], labels):
+        return True
+    named = {int(k) for k in made["level_digests"]}
+    return bool(made.get("renamed", False)) and bool(set(np.unique(labels).tolist()) - named - {0})
+
+
 def mark_naming(made: dict, labels: np.ndarray) -> dict | None:
     """The naming to keep in a saved map (:func:`bonescreen.io.writers.write_labels_nifti`'s ``naming``) while a
-    layer is MS-Net's mark, not renamed: opened again, by napari, Slicer or ``screen --labels``, it is MS-Net's
-    unchecked mark with its names' doubt, as the CLI's own ``levels.nii.gz`` is (helper-63: napari saved it without,
-    and the same voxels opened again were a checked mask with certain names), but for the vertebrae the user
-    edited (``edited``: those stay the user's; helper-64: one edited vertebra made the whole saved map the user's).
-    None for any other layer."""
+    layer is MS-Net's mark: opened again, by napari, Slicer or ``screen --labels``, it is MS-Net's unchecked mark
+    with its names' doubt, as the CLI's own ``levels.nii.gz`` is (helper-63: napari saved it without, and the same
+    voxels opened again were a checked mask with certain names), but for the vertebrae the user edited
+    (``edited``: those stay the user's; helper-64: one edited vertebra made the whole saved map the user's); names
+    the user changed are saved as the user's (certain). None for any other layer."""
     checked = checked_levels(made, labels)
-    if made.get("renamed") or not isinstance(checked, list):
+    if not isinstance(checked, list):
         return None
     own = made.get("own")
     rule = own["naming_rule"] if own else made.get("rule", "")
+    if names_changed(made, labels):
+        return {"naming_rule": users_naming_rule(rule), "naming_certain": True, "edited": checked}
     return {"naming_rule": rule, "naming_certain": bool(made.get("certain", False)), "edited": checked}

@@ -71,7 +71,7 @@ from bonescreen.messages import (
     users_naming_rule,
     vertebrae_found,
 )
-from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION, own_labels_edited, own_labels_note, own_labels_rule
+from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION, own_labels_edited, own_labels_naming
 from bonescreen.screen import input_record
 
 from ._convert import (
@@ -81,6 +81,7 @@ from ._convert import (
     image_layer_data,
     labels_from_layer,
     labels_layer_data,
+    names_changed,
     volume_from_layer,
 )
 from ._head_up import keep_head_up
@@ -261,6 +262,9 @@ class _Base(QWidget):
         window.resizeDocks([d for d, _ in docks], [int(total * w / weight) for _, w in docks], Qt.Vertical)
 
     def eventFilter(self, watched, event) -> bool:
+        vertebra = getattr(self, "vertebra", None)
+        if vertebra is not None and watched is vertebra.native and event.type() == QEvent.Type.MouseButtonPress:
+            self._reread_vertebrae()
         scroll = getattr(self, "_scroll", None)
         if scroll is not None and watched is scroll.viewport() and event.type() == QEvent.Type.Resize:
             QTimer.singleShot(0, self.status._into_view)  # the other dock took height: the notes come back in view
@@ -461,11 +465,12 @@ class SegmentWidget(_Base):
         own = own_labels(path) if self.label_scheme.value == "bonescreen" else None
         made = {"rule": "given by the user", "certain": True}
         if own:
+            rule, notes = own_labels_naming(own)
             made = {
-                "rule": own_labels_rule(own["naming_rule"]),
+                "rule": rule,
                 "certain": own["naming_certain"],
                 "segmented": True,
-                "notes": [own_labels_note(own)],  # shown with the result's flags, as on the command line
+                "notes": notes,  # shown with the result's flags, as on the command line
                 "own": own,
                 # which vertebrae the user edits (checked_levels), those edited in another tool counted already
                 "level_digests": mark_digests(vertebrae, own["edited"]),
@@ -476,9 +481,10 @@ class SegmentWidget(_Base):
         if own:
             edited = ", ".join(vertebra_name(k) for k in own["edited"])
             state = f"{edited} edited since, the others MS-Net's mark" if edited else "unedited"
-            said += f" BoneScreen's own labels, {state} ({own['naming_rule']})" + (
-                "." if own["naming_certain"] else ": names not confirmed, check them."
-            )
+            if own["renamed"]:
+                state += ", names changed since"
+            doubt = "." if own["naming_certain"] else ": names not confirmed, check them."
+            said += f" BoneScreen's own labels, {state} ({own['naming_rule']}){doubt}"
         self.status.setText(f"{said} Correct, then classify.")
 
     def _add_vertebrae(self, data: np.ndarray, meta: dict) -> None:
@@ -636,6 +642,9 @@ class ClassifyWidget(_Base):
         # the new name starts as the vertebra's own: Rename pressed without a choice changes nothing (helper-32:
         # "T12 -> L1" stood ready after every segmentation)
         self.vertebra.changed.connect(self._new_name_follows)
+        # the list is read again from the layer each time it is opened: undo and redo send no event that says which
+        # vertebrae the layer now holds (helper-66: the list still named T10 after the rename was undone)
+        self.vertebra.native.installEventFilter(self)
         self.rename_button = PushButton(text="Rename")
         self.rename_button.changed.connect(self.rename)
         self.shift_up = PushButton(text="All names one up (L1 -> T12)")
@@ -759,13 +768,20 @@ class ClassifyWidget(_Base):
             layer.data_setitem(where, new[where])
         layer.metadata.setdefault(META_KEY, {})["renamed"] = True  # names given by the user: taken as certain
         self._clear_result("names changed: classify again")
+        self._reread_vertebrae()
+        # the list just read, not a second pass over the map (in the spine's order: h54 read "T12, L1, L4, L5, T9")
+        names = ", ".join(self.vertebra.native.itemText(i) for i in range(self.vertebra.native.count()))
+        self.status.setText(f"Names now: {names}. Classify again.")
+
+    def _reread_vertebrae(self) -> None:
+        """The vertebra list read again from the labels layer, the chosen one kept while the layer holds it."""
+        chosen = self.vertebra.value
         # emptied first: magicgui keeps the items it already holds in their place and adds new ones at the end, so
         # the list left the spine's order after a rename (h55)
         self.vertebra.native.clear()
         self.vertebra.reset_choices()
-        # the list just read, not a second pass over the map (in the spine's order: h54 read "T12, L1, L4, L5, T9")
-        names = ", ".join(self.vertebra.native.itemText(i) for i in range(self.vertebra.native.count()))
-        self.status.setText(f"Names now: {names}. Classify again.")
+        if chosen in self.vertebra.choices:
+            self.vertebra.value = chosen
 
     def _new_name_follows(self, *_) -> None:
         if self.vertebra.value in VERTEBRA_NAMES:
@@ -776,6 +792,10 @@ class ClassifyWidget(_Base):
         old, new = self.vertebra.value, self.new_name.value
         if old is None:
             self._fail(BoneScreenError("the labels layer holds no vertebra to rename"))
+            return
+        if old not in [k for _, k in self._vertebrae_in_layer()]:  # the layer changed since the list was read (undo)
+            self._reread_vertebrae()
+            self.status.setText(f"The layer holds no {vertebra_name(old)} now (undone?): pick the vertebra again.")
             return
         if old == new:
             self.status.setText(f"{vertebra_name(old)} already has that name: pick its new name, then Rename.")
@@ -810,12 +830,14 @@ class ClassifyWidget(_Base):
             self._fail(exc)
             return
         made = labels_layer.metadata.get(META_KEY, {})
-        certain = made.get("certain", True) or made.get("renamed", False)
+        renamed = names_changed(made, labels)  # (undone, the names are BoneScreen's again: helper-66)
+        certain = made.get("certain", True) or renamed
         # MS-Net's mask as it came (no stroke since): a status resting on its fractures is unconfirmed, as on the
         # command line (helper-34: napari dropped that caveat); vertebra by vertebra, those the user edited are theirs
         checked = checked_levels(made, labels)
         rule, notes = made.get("rule", "given by the user"), list(made.get("notes", []))
-        if made.get("own") and checked:  # BoneScreen's own file, edited since (helper-63: still called "unedited")
+        if made.get("own") and (checked or renamed):  # BoneScreen's own file, edited or renamed since (helper-63:
+            # still called "unedited")
             rule, notes = own_labels_edited(made["own"]["naming_rule"], notes)
         self._inputs = (volume, labels, image)
         # the image too: the volume classified shares the image layer's memory (helper-35: an image changed in
@@ -835,9 +857,9 @@ class ClassifyWidget(_Base):
         )
         # the naming's notes travel with the labels layer; the result shows them with its own flags
         segmentation = {
-            "naming_rule": users_naming_rule(rule) if made.get("renamed") else rule,
+            "naming_rule": users_naming_rule(rule) if renamed else rule,
             "naming_certain": bool(certain),
-            "notes": users_naming_notes(notes) if made.get("renamed") else notes,
+            "notes": users_naming_notes(notes) if renamed else notes,
         }
         # the weights that made the result: BCC-Net's, and MS-Net's where the labels came from it
         self._models = {**made.get("models", {}), "classification": None}

@@ -87,6 +87,11 @@ GENANT_LOSS = {1: 0.20, 2: 0.25, 3: 0.40}
 #: within its thickness. Measured on the realistic phantom (``benchmarks/vbmd.py``, 30 cases each, true
 #: bodies and whole-vertebra labels, 2026-12-02): 0.33-0.41 mm at 1 mm slices, 0.95-1.3 mm at 3 mm.
 HEIGHT_SD_PER_SLICE_MM = 0.35
+#: Slice spacing (mm) above which no body is graded: the height loss's SD (sqrt(2) x
+#: :data:`HEIGHT_SD_PER_SLICE_MM` x spacing over a 28 mm body, :func:`grade_doubt`'s model) passes 9 points, more
+#: than grade 1's whole band (20-25 %) and over half of grade 2's (25-40 %): the grades can no longer be told
+#: apart (helper-66: every third slice of a 3 mm series, 9 mm apart, gave an unfractured L3 "grade 3").
+MAX_GRADING_SLICE_MM = 5.0
 FRACTURE_SHAPES = ("wedge", "biconcave", "crush")
 WALLS = ("anterior", "middle", "posterior")
 #: A loss is called a crush when the posterior height has lost at least this share of the largest loss.

@@ -370,11 +370,13 @@ def mark_digests(labels: np.ndarray, edited: Iterable[int] = ()) -> dict[int, st
 
 
 def edited_levels(made: dict, labels: np.ndarray) -> list[int]:
-    """The ids whose voxels differ in ``labels`` from the map whose :func:`level_digests` are ``made``.
+    """The ids whose voxels differ in ``labels`` from those of every vertebra of the map whose
+    :func:`level_digests` are ``made``, and the ids of vertebrae removed altogether.
 
-    A vertebra painted over, partly erased, renamed, added or removed counts as edited; one left as it was does
-    not, whatever was done to the others (helper-63: a stroke on the sacrum made MS-Net's whole mask count as
-    checked by the user, and every lumbar body was read as drawn).
+    A vertebra painted over, partly erased, added or removed counts as edited; one left as it was does not,
+    whatever was done to the others (helper-63: a stroke on the sacrum made MS-Net's whole mask count as checked
+    by the user, and every lumbar body was read as drawn), and whatever it is called now: renaming changes the
+    names, not the voxels (helper-66: "All names one down" made every vertebra the user's).
 
     Parameters
     ----------
@@ -386,11 +388,24 @@ def edited_levels(made: dict, labels: np.ndarray) -> list[int]:
     Returns
     -------
     list of int
-        The ids edited, ascending.
+        The ids edited, ascending (an id removed: its id in ``made``).
     """
     made = {int(k): v for k, v in made.items()}
     now = level_digests(labels)
-    return sorted(v for v in set(made) | set(now) if made.get(v) != now.get(v))
+    before, after = set(made.values()), set(now.values())
+    changed = {v for v, digest in now.items() if digest not in before}
+    removed = {v for v, digest in made.items() if digest not in after and v not in now}
+    return sorted(changed | removed)
+
+
+def renamed_levels(made: dict, labels: np.ndarray) -> dict[int, int]:
+    """The vertebrae of ``labels`` whose voxels are, unchanged, those of another id in the map whose
+    :func:`level_digests` are ``made`` (renamed: Rename, "shift all names", another tool): new id -> old id.
+
+    Parameters and key types as :func:`edited_levels`.
+    """
+    made = {v: int(k) for k, v in made.items()}  # digest -> id as made
+    return {vid: made[d] for vid, d in level_digests(labels).items() if d in made and made[d] != vid}
 
 
 #: Greatest gap (mm) along the spine between two vertebrae taken as lying next to each other: a disc is 5-15 mm;

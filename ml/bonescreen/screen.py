@@ -177,6 +177,8 @@ def screen_file(
             attempt("sr", "sr.dcm", lambda p: write_dicom_sr(volume, out / "seg.dcm", result, p))
         elif "seg" in outputs:
             output_notes.append("sr.dcm was not written: no lumbar level was measured")
+        else:  # (helper-66: a failed seg.dcm left sr.dcm out of both outputs and output_errors)
+            errors["sr.dcm"] = "not written: its measurements reference seg.dcm's segments, and seg.dcm failed"
     else:  # a DICOM SEG and SR reference the source series' UIDs, which a NIfTI (or NRRD) file does not carry
         output_notes.append(
             "seg.dcm and sr.dcm are written for DICOM input only: a DICOM SEG and SR reference the source series' "

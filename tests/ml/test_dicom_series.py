@@ -82,6 +82,14 @@ def test_positions_from_slice_location_when_image_position_is_missing(series, re
     np.testing.assert_array_equal(volume.hu, reference.hu)
     np.testing.assert_allclose(volume.spacing, reference.spacing, rtol=1e-4)
     assert any("SliceLocation" in f for f in volume.flags)
+    # a DICOM SEG places its frames by ImagePositionPatient: refused with that reason (helper-66: highdicom's
+    # refusal blamed a missing Frame of Reference UID, which the series has)
+    from bonescreen.io.writers import write_dicom_seg
+
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[volume.shape[0] // 2, 10:20, 10:20] = 1
+    with pytest.raises(BoneScreenError, match="without ImagePositionPatient"):
+        write_dicom_seg(volume, labels, series.parent / "seg.dcm")
 
 
 def test_without_image_position_nor_slice_location_the_tag_and_file_are_named(series):
@@ -303,3 +311,35 @@ def test_one_image_without_a_stated_thickness_says_what_was_assumed(series, tmp_
     else:
         assert volume.spacing[0] == pytest.approx(1.0)
         assert len(assumed) == 1 and "taken as 1 mm thick" in assumed[0]
+
+
+def test_slices_further_apart_than_thick_say_what_was_not_imaged(series):
+    """helper-66: every third slice of a 3 mm series (SliceThickness 3, 9 mm apart) was read without a word."""
+    files = sorted(series.iterdir())
+    for f in files[1::3] + files[2::3]:
+        f.unlink()
+    volume = load_ct(series)
+    assert volume.spacing[0] == pytest.approx(9.0, abs=0.01)
+    gaps = [n for n in volume.notes if "not imaged" in n]
+    assert gaps == ["slices 3 mm thick (SliceThickness) and 9.0 mm apart: 6.0 mm between each two were not imaged"]
+
+
+def test_a_seg_that_cannot_be_written_says_why_and_so_does_the_sr(series, small_case, tmp_path):
+    """helper-66: a series without ImagePositionPatient got highdicom's reason for seg.dcm (a missing Frame of
+    Reference UID, which it has) and sr.dcm was left out of both the outputs and output_errors."""
+    from bonescreen.io.writers import write_labels_nifti
+    from bonescreen.pipeline import Screener
+    from bonescreen.screen import screen_file
+
+    def drop_position(ds):
+        ds.SliceLocation = float(ds.ImagePositionPatient[2])
+        del ds.ImagePositionPatient
+
+    edit_all(series, drop_position)
+    volume = load_ct(series)
+    labels = write_labels_nifti(volume, small_case.levels, tmp_path / "levels.nii.gz")
+    result = screen_file(series, tmp_path / "out", labels_path=labels, screener=Screener(device="cpu"))
+    errors = result["output_errors"]
+    assert "without ImagePositionPatient" in errors["seg.dcm"]
+    assert "seg.dcm failed" in errors["sr.dcm"]
+    assert (tmp_path / "out" / "report.png").is_file()

@@ -6,7 +6,7 @@ import numpy as np
 from test_noise import SPACING, spine_in_fat  # three lumbar bodies whose labels fill the discs, as MS-Net's mark
 
 from bonescreen.io.volume import volume_from_ijk
-from bonescreen.labels import edited_levels, level_digests
+from bonescreen.labels import edited_levels, level_digests, renamed_levels
 
 
 def test_a_stroke_on_one_vertebra_edits_that_one_only():
@@ -22,8 +22,16 @@ def test_a_stroke_on_one_vertebra_edits_that_one_only():
     grown = labels.copy()
     grown[2, 1, 3] = 1  # L1 painted one voxel larger
     assert edited_levels(made, grown) == [1]
-    renamed = np.where(labels == 2, 3, labels)  # L2 renamed L3: both ids change
-    assert edited_levels(made, renamed) == [2, 3]
+    # renamed, not edited: the names change, the voxels do not (helper-66: "All names one down" made every
+    # vertebra the user's, each read as drawn)
+    renamed = np.where(labels == 2, 3, labels)  # L2 renamed L3
+    assert edited_levels(made, renamed) == [] and renamed_levels(made, renamed) == {3: 2}
+    shifted = np.where(labels == 1, 6, np.where(labels == 2, 1, labels))  # all one up: L1 -> T12, L2 -> L1
+    assert edited_levels(made, shifted) == [] and renamed_levels(made, shifted) == {6: 1, 1: 2}
+    renamed[3, 2, 2] = 0  # and a voxel of the renamed one erased: edited, no longer told renamed by its voxels
+    assert edited_levels(made, renamed) == [2, 3] and renamed_levels(made, renamed) == {}  # L2 gone, L3 drawn
+    removed = np.where(labels == 1, 0, labels)
+    assert edited_levels(made, removed) == [1] and renamed_levels(made, removed) == {}
     assert edited_levels({str(k): v for k, v in made.items()}, labels) == []  # keys as JSON stores them
 
 
@@ -129,3 +137,18 @@ def test_shifting_all_names_keeps_the_sacrum_and_runs_through_l6():
     with pytest.raises(BoneScreenError, match=r"L6 shifted by 1 is beyond T1\.\.L6"):
         shift_names(down, 1)
     assert sorted(["S1", "L6", "unnamed 2", "L5", "T12"], key=spine_rank) == ["T12", "L5", "L6", "S1", "unnamed 2"]
+
+
+def test_bodies_on_slices_too_far_apart_are_not_graded():
+    """helper-66: 9 mm slices gave an unfractured L3 "grade 3" (loss 51 %) with no doubt; above 5 mm no body is
+    graded (the grades' bands are narrower than the heights' uncertainty there), and each level says why."""
+    from bonescreen.pipeline import Screener
+
+    hu, labels = spine_in_fat(15.0)
+    keep = slice(0, None, 2)  # every other 3 mm slice: 6 mm apart
+    volume = volume_from_ijk(hu[keep].transpose(2, 1, 0), np.diag([-1.5, -1.5, 6.0, 1.0]), "nifti", None, "6 mm")
+    result = Screener(device="cpu").classify(volume, labels[keep])
+    for level in result["levels"]:
+        assert level["fracture"] is None
+        assert any("slices 6.0 mm apart, over the 5 mm at which" in r for r in level["reasons"]), level["reasons"]
+    assert "vertebral fractures not assessed" in result["overall"]["bone_status"]["basis"]

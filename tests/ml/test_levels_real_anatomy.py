@@ -624,3 +624,21 @@ def test_discs_between_pieces_of_the_sacrum_are_named_sacral_once():
 
     pairs = [("L4", "L5"), ("L5", "S?"), ("S?", "S?"), ("S?", "S?"), ("S1", "S?")]
     assert disc_names(pairs) == ["L4-L5", "L5-S1", "sacral"]
+
+
+def test_a_series_too_short_for_landmarks_is_not_counted_from_ribs(pelvis_case):
+    """helper-66: one 3 mm slice through L4-L5 was named T12, its transverse processes read as ribs, and the note
+    said it "may be T12 or one above it", never lower. Under 60 mm of spine neither ribs nor the sacrum are counted
+    from: the top vertebra names the levels, flagged, with the reason; the evidence says ribs were not assessed.
+    The same slices through T12, whose ribs are real, are named the same way: a few slices cannot tell them apart."""
+    case = pelvis_case
+    mask, hu = case.spine > 0, case.hu.astype(np.float32)
+    for name in ("L4", "T12"):
+        vid = 4 if name == "L4" else 6
+        zs = np.nonzero((case.spine == vid).any(axis=(1, 2)))[0]
+        mid = int(zs.mean())
+        split = split_levels(mask[mid : mid + 1], case.spacing, hu[mid : mid + 1])
+        assert split.rule.startswith("top vertebra in view"), (name, split.rule)
+        assert not split.certain
+        assert any(n.startswith("level names are uncertain: the series covers 3 mm") for n in split.notes), split.notes
+        assert all(v.evidence(case.spacing, 1)["rib_like_bone"] is None for v in split.vertebrae)

@@ -976,7 +976,12 @@ def test_a_stroke_on_one_vertebra_leaves_the_others_msnets_and_an_unedited_layer
     made = layer.metadata["bonescreen"]
     # saved unedited, the map keeps its provenance; opened again it is MS-Net's unchecked mark once more
     assert layer.save(str(tmp_path / "saved.nii.gz"), plugin=PLUGIN)
-    assert own_labels(tmp_path / "saved.nii.gz") == {"naming_rule": rule, "naming_certain": True, "edited": []}
+    assert own_labels(tmp_path / "saved.nii.gz") == {
+        "naming_rule": rule,
+        "naming_certain": True,
+        "edited": [],
+        "renamed": False,
+    }
 
     _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
     cls.image.value, cls.labels.value = image, layer
@@ -1001,7 +1006,8 @@ def test_a_stroke_on_one_vertebra_leaves_the_others_msnets_and_an_unedited_layer
     # saved, the sacrum stays the user's and the rest MS-Net's (helper-64: one edit made the whole saved map the
     # user's); opened again, the sacrum counts as edited before any stroke
     layer.save(str(tmp_path / "edited.nii.gz"), plugin=PLUGIN)
-    assert own_labels(tmp_path / "edited.nii.gz") == {"naming_rule": rule, "naming_certain": True, "edited": [7]}
+    edited = own_labels(tmp_path / "edited.nii.gz")
+    assert edited == {"naming_rule": rule, "naming_certain": True, "edited": [7], "renamed": False}
     seg.label_file.value = str(tmp_path / "edited.nii.gz")
     seg.open_label_map()
     assert checked_levels(seg.last_layer.metadata["bonescreen"], np.asarray(seg.last_layer.data)) == [7]
@@ -1020,3 +1026,79 @@ def test_a_stroke_on_one_vertebra_leaves_the_others_msnets_and_an_unedited_layer
     cls.labels.value = other
     wait_for(qtbot, cls)
     assert cls.result is None and not cls.export_json.isEnabled()
+
+
+def test_names_shifted_or_undone_change_the_names_only(
+    make_napari_viewer, qtbot, small_case, small_case_files, tmp_path
+):
+    """helper-66: "All names one down" made MS-Net's whole mask count as checked (every vertebra's id changed, so
+    every one was read as drawn), and undoing the shift left the names "certain", the run's doubt lost; the vertebra
+    list still named the vertebrae of before the undo. A shift changes the names, not whose voxels they are; undone,
+    the names are the run's again, with their doubt; the list is read again when opened."""
+    from qtpy.QtCore import QEvent, QPointF, Qt
+    from qtpy.QtGui import QMouseEvent
+    from qtpy.QtWidgets import QApplication
+    from scipy import ndimage
+
+    from bonescreen.io import load_ct
+    from bonescreen.io.writers import write_labels_nifti
+    from napari_bonescreen._convert import checked_levels, names_changed
+
+    viewer = make_napari_viewer()
+    image = viewer.open(str(small_case_files / "nifti" / "ct.nii.gz"), plugin=PLUGIN)[0]
+    volume = load_ct(small_case_files / "nifti" / "ct.nii.gz")
+    spine = small_case.spine
+    marked = np.where(spine == 0, ndimage.grey_dilation(spine, size=(3, 1, 1)), spine)  # fills the discs, as MS-Net
+    rule = "top vertebra in view taken as L1 (no sacrum or ribs to count from)"
+    own = write_labels_nifti(
+        volume, marked, tmp_path / "own.nii.gz", naming={"naming_rule": rule, "naming_certain": False}
+    )
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.image.value = image
+    seg.label_file.value = str(own)
+    seg.open_label_map()
+    layer = seg.last_layer
+    made = layer.metadata["bonescreen"]
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    cls.image.value, cls.labels.value = image, layer
+
+    def classify():
+        cls.run()
+        wait_for(qtbot, cls)
+        return cls.result
+
+    first = classify()
+    assert first["segmentation"]["naming_certain"] is False
+    heights = {lv["name"]: lv["fracture"] for lv in first["levels"]}
+
+    cls.shift(-1)  # all names one up: L1 -> T12 ... L5 -> L4; the sacrum stays S1
+    assert checked_levels(made, np.asarray(layer.data)) == []  # no voxel edited: still MS-Net's mark
+    assert names_changed(made, np.asarray(layer.data))
+    shifted = classify()
+    assert shifted["segmentation"]["naming_certain"] is True  # the names are the user's
+    # each body read as MS-Net's, as before the shift (read as drawn, the disc slices would add 3-6 mm; the spine's
+    # axis at the new end body moves its heights by a few tenths)
+    for lv in shifted["levels"]:
+        before = heights[f"L{int(lv['name'][1]) + 1}"]
+        assert abs(lv["fracture"]["height_posterior_mm"] - before["height_posterior_mm"]) < 1.0, lv["name"]
+
+    layer.undo()  # the shift undone: BoneScreen's names, with their doubt
+    assert not names_changed(made, np.asarray(layer.data))
+    undone = classify()
+    assert undone["segmentation"]["naming_certain"] is False
+    assert undone["segmentation"]["naming_rule"] == first["segmentation"]["naming_rule"]
+
+    # the list follows the layer: opened after an undo, it names what the layer holds
+    cls.vertebra.value = 2
+    cls.new_name.value = 9  # T10
+    cls.rename()
+    assert "T10" in [cls.vertebra.native.itemText(i) for i in range(cls.vertebra.native.count())]
+    layer.undo()
+    combo = cls.vertebra.native
+    press = QMouseEvent(
+        QEvent.Type.MouseButtonPress, QPointF(2, 2), QPointF(2, 2), Qt.LeftButton, Qt.LeftButton, Qt.NoModifier
+    )
+    QApplication.sendEvent(combo, press)
+    combo.hidePopup()
+    listed = [combo.itemText(i) for i in range(combo.count())]
+    assert "T10" not in listed and "L2" in listed, listed

@@ -806,6 +806,13 @@ def _load_dicom(path: Path, recursive: bool = True) -> CTVolume:
         },
     )
     volume.notes.extend(series.notes)
+    thickness, step = _float(first, "SliceThickness"), float(np.linalg.norm(lps[:3, 2]))
+    if len(frames) > 1 and thickness is not None and 0 < thickness and step - thickness > max(0.5, 0.1 * step):
+        # (helper-66: every third slice of a 3 mm series, 9 mm apart, was read without a word on the gaps)
+        volume.notes.append(
+            f"slices {thickness:g} mm thick (SliceThickness) and {step:.1f} mm apart: {step - thickness:.1f} mm "
+            "between each two were not imaged"
+        )
     if len(frames) == 1 and _slice_thickness(first) is None:
         # helper-65: a Pancreas-CT image with an empty SliceThickness was said to "cover 1 mm" without a word
         volume.notes.append(

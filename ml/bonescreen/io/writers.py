@@ -33,12 +33,13 @@ from ..labels import (
     ALL_VERTEBRA_IDS,
     as_level_labels,
     edited_levels,
-    level_digests,
     mark_digests,
+    renamed_levels,
     vertebra_color,
     vertebra_id,
     vertebra_name,
 )
+from ..messages import users_naming_rule
 from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file
 from .nifti import is_nifti_path, read_nifti, save_nifti, why_unreadable
 from .volume import CTVolume
@@ -166,10 +167,12 @@ def own_labels(path: str | os.PathLike) -> dict | None:
     Returns
     -------
     dict or None
-        ``naming_rule`` (str) and ``naming_certain`` (bool) of the run that wrote the map, and ``edited``: the
-        ids (DESIGN.md) whose voxels changed since, ascending (empty when the map is as written). None for a map
-        without the note; one where a vertebra was renamed (its voxels now under another id: the names are the
-        user's); or one changed whose note keeps no per-vertebra digests (written before they were kept).
+        ``naming_rule`` (str) and ``naming_certain`` (bool) of the run that wrote the map; ``edited``: the ids
+        (DESIGN.md) whose voxels changed since, ascending (empty when the map is as written), whatever they are
+        called now; ``renamed`` (bool): a vertebra's voxels are now under another id, so the names are the user's
+        (the rule :func:`~bonescreen.messages.users_naming_rule`'s, certain; helper-66: a rename in another tool
+        made the whole mask the user's, where napari kept the voxels MS-Net's). None for a map without the note,
+        or one changed whose note keeps no per-vertebra digests (written before they were kept).
     """
     try:
         # nibabel's lazy load reads the header (and its extensions) only: a map without the note, the common
@@ -188,14 +191,14 @@ def own_labels(path: str | os.PathLike) -> dict | None:
             continue
         naming = {"naming_rule": str(note.get("naming_rule")), "naming_certain": note.get("naming_certain") is True}
         if note.get("labels_sha256") == labels_digest(data):
-            return {**naming, "edited": []}
+            return {**naming, "edited": [], "renamed": False}
         made = note.get("level_digests")
         if not isinstance(made, dict):
             return None
-        now = level_digests(data)
-        if any(digest in made.values() and made.get(str(vid)) != digest for vid, digest in now.items()):
-            return None  # a vertebra's voxels under another id: renamed, the names are the user's
-        return {**naming, "edited": edited_levels(made, data)}
+        renamed = bool(renamed_levels(made, data))
+        if renamed:  # a vertebra's voxels under another id: the names are the user's
+            naming = {"naming_rule": users_naming_rule(naming["naming_rule"]), "naming_certain": True}
+        return {**naming, "edited": edited_levels(made, data), "renamed": renamed}
     return None
 
 
@@ -356,6 +359,15 @@ def write_dicom_seg(
     if not present:
         raise BoneScreenError("the label map is empty: nothing to write to DICOM SEG", volume.source.path)
     sources = source_headers(volume)
+    unplaced = [
+        ds for ds in sources if "PerFrameFunctionalGroupsSequence" not in ds and not ds.get("ImagePositionPatient")
+    ]
+    if unplaced:  # (helper-66: highdicom's refusal blamed a missing Frame of Reference UID)
+        raise BoneScreenError(
+            f"{len(unplaced)} source image(s) without ImagePositionPatient (the series was placed from SliceLocation): "
+            "a DICOM SEG references its frames by position, so none was written",
+            volume.source.path,
+        )
     for ds in sources:
         if not ds.get("SliceThickness") and "PerFrameFunctionalGroupsSequence" not in ds:
             # without it the SEG's pixel measures are incomplete and readers refuse the file

@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterable
 import numpy as np
 
 from ..density import Calibration, acr_category, calibrate, vbmd_from_hu, vbmd_text
-from ..fracture import assess_fractures, body_heights, grade_doubt, spine_axes
+from ..fracture import MAX_GRADING_SLICE_MM, assess_fractures, body_heights, grade_doubt, spine_axes
 from ..labels import CLASS_TITLES, LEVEL_NAMES, levels_present
 from ..messages import UNCONFIRMED
 from ..reference_tissues import find_reference_tissues
@@ -45,8 +45,11 @@ def level_fractures(body: np.ndarray, spacing: tuple[float, float, float]) -> di
     """Heights and Genant grade of each lumbar body in ``body`` (level ids 1-5), by level name.
 
     Each entry is :func:`bonescreen.fracture.assess_fractures`'s, with ``grade_doubt``
-    (:func:`bonescreen.fracture.grade_doubt` at this scan's slice spacing ``spacing[0]`` mm, or None).
+    (:func:`bonescreen.fracture.grade_doubt` at this scan's slice spacing ``spacing[0]`` mm, or None). None is
+    measured on slices more than :data:`~bonescreen.fracture.MAX_GRADING_SLICE_MM` apart.
     """
+    if spacing[0] > MAX_GRADING_SLICE_MM:  # too coarse to tell the grades apart: no body is graded
+        return {}
     present = levels_present(body)
     axes = spine_axes(body, spacing, sorted(present, reverse=True))  # L5 (lowest) first
     heights = {LEVEL_NAMES[v]: body_heights(body == v, spacing, axes.get(v)) for v in present}

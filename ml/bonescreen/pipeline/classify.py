@@ -23,6 +23,7 @@ from scipy import ndimage
 
 from ..density import energy_normalized_hu, vbmd_text
 from ..errors import BoneScreenError
+from ..fracture import MAX_GRADING_SLICE_MM
 from ..hu import (
     DISC_MAX_HU,
     DISC_SMOOTH_MM,
@@ -340,7 +341,12 @@ def classify_levels(
         if fracture and fracture["genant_grade"] and reading is not None and (caveat := reading.grade_caveat()):
             reasons.append(caveat)
         if fracture is None:
-            why = _unmeasured_why(walls, body, lv, z0)
+            why = (
+                f"slices {spacing[0]:.1f} mm apart, over the {MAX_GRADING_SLICE_MM:g} mm at which a body's heights "
+                "tell the Genant grades apart"
+                if spacing[0] > MAX_GRADING_SLICE_MM
+                else _unmeasured_why(walls, body, lv, z0)
+            )
             also = ""
             if why == CUT_BY_SCAN_RANGE and measured is not None:
                 # the ROI's middle slices are those of the part in view (helper-37: the three-slice series' 3 mm

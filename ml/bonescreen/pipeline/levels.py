@@ -1654,8 +1654,11 @@ def _name(
     (``max_vertebra_mm``), is two vertebrae joined or a bad mask: whatever the rule, the count is then in
     doubt and the names are flagged.
     """
-    names, rule, certain, notes = _name_by_rules(vertebrae, top_level, nz, s, skip_after)
-    if rule.startswith("top vertebra in view") and nz * dz < s.max_body_mm:
+    short = nz * dz < s.max_body_mm
+    # too short a series shows no landmark to trust (helper-66: one 3 mm slice through L4-L5 was named T12, its
+    # transverse processes read as ribs): the top vertebra names them, flagged
+    names, rule, certain, notes = _name_by_rules(vertebrae, top_level, nz, s, skip_after, landmarks=not short)
+    if rule.startswith("top vertebra in view") and short:
         # (helper-36: a three-slice series with ribs in view was said to have "no ribs"; helper-51: "neither the
         # sacrum nor ribs were found" read as looked for and not there)
         notes[:] = [n for n in notes if not n.startswith(NO_LANDMARK_NOTE)]
@@ -1757,9 +1760,16 @@ def _uneven_spacing(
 
 
 def _name_by_rules(
-    vertebrae: list[Vertebra], top_level: int | None, nz: int, s: LevelSettings, skip_after: int | None = None
+    vertebrae: list[Vertebra],
+    top_level: int | None,
+    nz: int,
+    s: LevelSettings,
+    skip_after: int | None = None,
+    landmarks: bool = True,
 ) -> tuple[dict[int, str], str, bool, list[str]]:
     """Names of the vertebrae (lowest first) by the module's rules; (names, rule, certain, notes).
+
+    Without ``landmarks`` (a series too short to show them), neither the sacrum nor the ribs are counted from.
 
     Counted up from the sacrum, the names are flagged when the ribs count otherwise (the lowest
     vertebra with ribs is not T12) or when a whole vertebra named T12 shows no ribs: transitional
@@ -1781,10 +1791,11 @@ def _name_by_rules(
     strong_sacrum = n >= 2 and (
         lowest.sacroiliac or pelvis or ((wide or tall) and not cut) or ratio > s.sacrum_cut_width_ratio
     )
-    weak_sacrum = n >= 2 and wide and not strong_sacrum
+    strong_sacrum = strong_sacrum and landmarks
+    weak_sacrum = n >= 2 and wide and not strong_sacrum and landmarks
     # ribs come in a run of consecutive vertebrae that reaches the top of the view; a lone hit lower
     # down (an iliac crest, contrast in a kidney) is not a rib
-    t12 = _rib_t12(vertebrae, s)
+    t12 = _rib_t12(vertebrae, s) if landmarks else None
     if strong_sacrum and not (lowest.iliac or lowest.sacroiliac) and t12 is not None and t12 <= 4:
         # a sacrum by its shape alone (wider or taller than the others, thin plates beside it), and ribs no more
         # than four vertebrae above it: counted up from it, three lumbar vertebrae or fewer (4-6 is the human

@@ -67,10 +67,13 @@ def own_labels_note(own: dict) -> str:
     )
 
 
-def own_labels_naming(own: dict) -> str:
-    """result.json's ``naming_rule`` of BoneScreen's own labels given back (:func:`~bonescreen.io.writers.own_labels`):
-    :func:`own_labels_rule` while unedited, the rule of the run that named them once the user edited some."""
-    return own["naming_rule"] if own.get("edited") else own_labels_rule(own["naming_rule"])
+def own_labels_naming(own: dict) -> tuple[str, list[str]]:
+    """result.json's ``naming_rule`` and the naming's notes of BoneScreen's own labels given back
+    (:func:`~bonescreen.io.writers.own_labels`): :func:`own_labels_rule` and :func:`own_labels_note` while the map is
+    as written; once the user edited or renamed vertebrae in it, its rule (the user's, after a renaming) alone."""
+    if own.get("edited") or own.get("renamed"):
+        return own["naming_rule"], []
+    return own_labels_rule(own["naming_rule"]), [own_labels_note(own)]
 
 
 def own_labels_edited(rule: str, notes: list[str]) -> tuple[str, list[str]]:
@@ -447,7 +450,13 @@ class Screener:
             labels = lumbar_levels(vertebrae)
             if own_labels:  # (helper-39: a run's own unedited labels, given back, made its names certain)
                 certain = bool(own_labels["naming_certain"])
-                notes = [] if own_labels.get("edited") else [own_labels_note(own_labels)]
+                notes = own_labels_naming(own_labels)[1]
+                if edited := [vertebra_name(v) for v in own_labels.get("edited", ())]:  # (helper-66: said nowhere)
+                    notes.append(
+                        f"BoneScreen's own labels with {', '.join(edited)} edited since they were written: "
+                        f"{'those' if len(edited) > 1 else 'that one'} read as drawn, the others as MS-Net's mask, "
+                        "not checked"
+                    )
             if not labels.any():
                 given = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k)
                 notes = [f"vertebrae given: {given} (none lumbar)" if given else "the labels given are empty"]
@@ -458,8 +467,10 @@ class Screener:
             checked = (seg is None and not own_labels) or mark is not None
             if own_labels and own_labels.get("edited"):  # the vertebrae edited since are the user's (helper-64)
                 checked = list(own_labels["edited"])
+            # every vertebra, not the lumbar levels alone: their names' gaps, the neighbours' bone (helper-66: T12
+            # renamed from L1 over L2 was flagged in napari, which passes every vertebra, and not here)
             result = self.classify(
-                volume, labels, progress, names_certain=certain, mask_checked=checked, users_labels=seg is None
+                volume, vertebrae, progress, names_certain=certain, mask_checked=checked, users_labels=seg is None
             )
         else:
             # the last note says which vertebrae were found or given (segment() and the branch above)
@@ -475,7 +486,7 @@ class Screener:
                 "source": "user" if seg is None else "bonescreen" if mark is None else "user mask",
                 "naming_rule": seg.rule
                 if seg is not None
-                else own_labels_naming(own_labels)
+                else own_labels_naming(own_labels)[0]
                 if own_labels
                 else "given by the user",
                 "vertebrae": [v.name for v in seg.vertebrae] if seg is not None else None,

@@ -235,17 +235,17 @@ def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None
     """
     from bonescreen.io.writers import own_labels, read_labels_nifti
     from bonescreen.labels import ALL_VERTEBRA_IDS, mark_digests
-    from bonescreen.pipeline.screener import own_labels_note, own_labels_rule
+    from bonescreen.pipeline.screener import own_labels_naming
 
     volume = volume_node_to_ct(volume_node)
     vertebrae = read_labels_nifti(volume, path, allowed=ALL_VERTEBRA_IDS, scheme=scheme)
     own = own_labels(path) if scheme == "bonescreen" else None
     node = labels_to_segmentation(vertebrae, volume, volume_node, segmentation_node)
     node.SetAttribute("BoneScreen.NamesGiven", _names_of(node))
-    rule = own_labels_rule(own["naming_rule"]) if own else f"given by the user ({scheme} ids)"
+    rule, notes = own_labels_naming(own) if own else (f"given by the user ({scheme} ids)", [])
     node.SetAttribute("BoneScreen.NamingRule", rule)
     node.SetAttribute("BoneScreen.NamesCertain", "0" if own and not own["naming_certain"] else "1")
-    node.SetAttribute("BoneScreen.Notes", own_labels_note(own) if own else "")
+    node.SetAttribute("BoneScreen.Notes", "\n".join(notes))
     if own:  # MS-Net's mark as it came, vertebra by vertebra until edited, as napari and `screen --labels` read it
         node.SetAttribute(MARK_DIGEST, json.dumps(mark_digests(vertebrae, own["edited"])))
         node.SetAttribute(OWN_RULE, own["naming_rule"])
@@ -607,8 +607,8 @@ class BoneScreenLogic:
         else:  # a scene saved before the digests were kept vertebra by vertebra: any edit checks the whole mark
             checked = made != labels_digest(labels)
         own_rule = segmentation_node.GetAttribute(OWN_RULE)
-        if own_rule and checked:  # BoneScreen's own file, edited since: no longer "unedited" (before a rename's
-            # wording, which keeps BoneScreen's rule beside the user's: helper-64)
+        if own_rule and (checked or renamed):  # BoneScreen's own file, edited or renamed since: no longer
+            # "unedited" (before a rename's wording, which keeps BoneScreen's rule beside the user's: helper-64)
             rule, notes = own_labels_edited(own_rule, notes)
         if renamed:
             rule, notes = users_naming_rule(rule), users_naming_notes(notes)
