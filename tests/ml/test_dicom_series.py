@@ -343,3 +343,20 @@ def test_a_seg_that_cannot_be_written_says_why_and_so_does_the_sr(series, small_
     assert "without ImagePositionPatient" in errors["seg.dcm"]
     assert "seg.dcm failed" in errors["sr.dcm"]
     assert (tmp_path / "out" / "report.png").is_file()
+
+
+def test_messages_name_the_dicom_tag_at_fault(series):
+    """helper-66: every image at ImagePositionPatient [0, 0, 0] was read as "the folder may mix series"; slices 24
+    mm apart got NIfTI advice ("write the file with its voxel size in mm")."""
+    files = sorted(series.iterdir())
+    for f in files[1::8] + files[2::8] + files[3::8] + files[4::8] + files[5::8] + files[6::8] + files[7::8]:
+        f.unlink()  # every eighth 3 mm slice: 24 mm apart
+    with pytest.raises(BoneScreenError, match="ImagePositionPatient: slices missing, or every few kept"):
+        load_ct(series)
+
+    def same_position(ds):
+        ds.ImagePositionPatient = [0, 0, 0]
+
+    edit_all(series, same_position)
+    with pytest.raises(BoneScreenError, match=r"every image states the same ImagePositionPatient \(0, 0, 0\)"):
+        load_ct(series)

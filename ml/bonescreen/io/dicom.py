@@ -406,7 +406,8 @@ def _place_frames(group: list[_Instance]) -> _Series | str:
                 n = f.normal
                 f.position = origin - (origin @ n) * n + f.slice_location * n
             flags.append(
-                f"ImagePositionPatient missing in {len(missing)} image(s) (first: {missing[0].path.name}); the slices "
+                f"ImagePositionPatient missing or malformed (3 numbers) in {len(missing)} image(s) (first: "
+                f"{missing[0].path.name}); the slices "
                 "were placed by SliceLocation along the slice normal: check the slice order and spacing"
             )
         elif len(missing) == len(frames) and all(f.slice_location is None for f in frames):
@@ -551,8 +552,8 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str]) 
     candidates.sort(key=lambda s: len(s.frames), reverse=True)
     if len(candidates) > 1 and len(candidates[0].frames) == len(candidates[1].frames):
         raise BoneScreenError(
-            "several axial CT series with the same number of slices; pass one series folder: "
-            + "; ".join(s.label for s in candidates),
+            "several axial CT series with the same number of slices; put one series' files in a folder of their own "
+            "(SeriesInstanceUID tells them apart) and pass that folder: " + "; ".join(s.label for s in candidates),
             folder,
         )
     chosen = candidates[0]
@@ -602,6 +603,12 @@ def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray]:
         i = int(np.argmin(steps))
         a, b = frames[i], frames[i + 1]
         names = f"frames {a.frame + 1} and {b.frame + 1}" if a.frame is not None else f"{a.path.name}, {b.path.name}"
+        if np.ptp(dist) < 1e-3:  # (helper-66: every image at [0, 0, 0] was read as a folder of mixed series)
+            raise BoneScreenError(
+                f"every image states the same ImagePositionPatient ({', '.join(f'{v:g}' for v in a.position)}): the "
+                "tag is wrong, so the order and spacing of the slices are unknown",
+                a.path.parent,
+            )
         raise BoneScreenError(f"two images at the same position ({names}); the folder may mix series", a.path.parent)
     mean_step = float(np.median(steps))
     if np.max(np.abs(steps - mean_step)) > _SPACING_TOLERANCE * mean_step:

@@ -185,8 +185,9 @@ def clip_padding(hu: np.ndarray) -> np.ndarray:
     return hu
 
 
-def check_voxel_size(spacing: tuple[float, ...], path: Path | None) -> None:
-    """Refuse a voxel size (mm) outside :data:`VOXEL_MM_RANGE` on any axis, naming the file and the size.
+def check_voxel_size(spacing: tuple[float, ...], path: Path | None, kind: str = "nifti") -> None:
+    """Refuse a voxel size (mm) outside :data:`VOXEL_MM_RANGE` on any axis, naming the file and the size, with
+    what to check for the reader ``kind`` (a DICOM series' slice positions and PixelSpacing; a file's affine).
 
     Raises
     ------
@@ -197,11 +198,15 @@ def check_voxel_size(spacing: tuple[float, ...], path: Path | None) -> None:
     if all(lo <= d <= hi for d in spacing):
         return
     size = " x ".join(f"{d:.4g}" for d in spacing)
-    raise BoneScreenError(
-        f"voxel size {size} mm is not a CT's ({lo:g}-{hi:g} mm on each axis): the affine or pixel spacing is in "
-        "another unit (cm, m) or scaled; write the file with its voxel size in mm",
-        path,
+    check = (
+        # (helper-66: a series with slices 24 mm apart was told to write its file with its voxel size in mm)
+        "the series' slices lie that far apart (ImagePositionPatient: slices missing, or every few kept?) or its "
+        "PixelSpacing is not in mm"
+        if kind == "dicom"
+        else "the affine or pixel spacing is in another unit (cm, m) or scaled; write the file with its voxel size "
+        "in mm"
     )
+    raise BoneScreenError(f"voxel size {size} mm is not a CT's ({lo:g}-{hi:g} mm on each axis): {check}", path)
 
 
 def volume_from_ijk(
@@ -214,7 +219,7 @@ def volume_from_ijk(
     go to :class:`SourceGrid`, e.g. ``dicom_files``).
     """
     data_ijk = np.asarray(data_ijk, dtype=np.float32)
-    check_voxel_size(spacing_from_affine(affine), path)
+    check_voxel_size(spacing_from_affine(affine), path, kind)
     hu, new_affine, transform = reorient(data_ijk, affine)
     clip_padding(hu)
     source = SourceGrid(kind=kind, path=path, shape=data_ijk.shape, affine=affine, transform=transform, **source_fields)
