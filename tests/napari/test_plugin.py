@@ -940,6 +940,31 @@ def test_one_id_over_several_vertebrae_is_refused_once(make_napari_viewer, qtbot
     assert len(shown) == 1, shown
 
 
+def _open_own_mark(viewer, ct, case, folder, rule: str, certain: bool):
+    """The CT ``ct`` opened, and BoneScreen's own labels of ``case`` written as MS-Net's mark with ``rule`` and opened
+    in the Segment dock: each vertebra carries a slice into the discs beside it, as MS-Net's mark fills them (read
+    as MS-Net's, the bodies end at their endplates; read as drawn, 3-6 mm taller). Returns the image layer, the
+    volume, the dock and the map."""
+    from scipy import ndimage
+
+    from bonescreen.io import load_ct
+    from bonescreen.io.writers import write_labels_nifti
+
+    image = viewer.open(str(ct), plugin=PLUGIN)[0]
+    volume = load_ct(ct)
+
+    spine = case.spine
+    marked = np.where(spine == 0, ndimage.grey_dilation(spine, size=(3, 1, 1)), spine)
+    own = write_labels_nifti(
+        volume, marked, folder / "own.nii.gz", naming={"naming_rule": rule, "naming_certain": certain}
+    )
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.image.value = image
+    seg.label_file.value = str(own)
+    seg.open_label_map()
+    return image, volume, seg, marked
+
+
 def test_a_stroke_on_one_vertebra_leaves_the_others_msnets_and_an_unedited_layer_is_saved_as_msnets(
     make_napari_viewer, qtbot, small_case, small_case_files, tmp_path
 ):
@@ -948,30 +973,16 @@ def test_a_stroke_on_one_vertebra_leaves_the_others_msnets_and_an_unedited_layer
     the same voxels were a checked mask with certain names; an edited own file was still called "unedited"; a
     labels layer picked while Classify ran left the old layer's result up and exportable; napari's result.json
     named no file, grid or weights."""
-    from scipy import ndimage
 
-    from bonescreen.io.writers import own_labels, write_labels_nifti
+    from bonescreen.io.writers import own_labels
     from bonescreen.pipeline import Screener
     from bonescreen.pipeline.screener import OWN_LABELS_RULE
     from napari_bonescreen._convert import checked_levels
 
     viewer = make_napari_viewer()
-    image = viewer.open(str(small_case_files / "dicom" / "dicom"), plugin=PLUGIN)[0]
-    from bonescreen.io import load_ct
-
-    volume = load_ct(small_case_files / "dicom" / "dicom")
     rule = "counted up from the sacrum"
-    # each vertebra carried a slice into the discs beside it, as MS-Net's mark fills them: read as MS-Net's, the
-    # bodies end at their endplates; read as drawn, 3-6 mm taller
-    spine = small_case.spine
-    marked = np.where(spine == 0, ndimage.grey_dilation(spine, size=(3, 1, 1)), spine)
-    own = write_labels_nifti(
-        volume, marked, tmp_path / "own.nii.gz", naming={"naming_rule": rule, "naming_certain": True}
-    )
-    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
-    seg.image.value = image
-    seg.label_file.value = str(own)
-    seg.open_label_map()
+    ct = small_case_files / "dicom" / "dicom"
+    image, volume, seg, marked = _open_own_mark(viewer, ct, small_case, tmp_path, rule, certain=True)
     layer = seg.last_layer
     made = layer.metadata["bonescreen"]
     # saved unedited, the map keeps its provenance; opened again it is MS-Net's unchecked mark once more
@@ -1038,25 +1049,13 @@ def test_names_shifted_or_undone_change_the_names_only(
     from qtpy.QtCore import QEvent, QPointF, Qt
     from qtpy.QtGui import QMouseEvent
     from qtpy.QtWidgets import QApplication
-    from scipy import ndimage
 
-    from bonescreen.io import load_ct
-    from bonescreen.io.writers import write_labels_nifti
     from napari_bonescreen._convert import checked_levels, names_changed
 
     viewer = make_napari_viewer()
-    image = viewer.open(str(small_case_files / "nifti" / "ct.nii.gz"), plugin=PLUGIN)[0]
-    volume = load_ct(small_case_files / "nifti" / "ct.nii.gz")
-    spine = small_case.spine
-    marked = np.where(spine == 0, ndimage.grey_dilation(spine, size=(3, 1, 1)), spine)  # fills the discs, as MS-Net
     rule = "top vertebra in view taken as L1 (no sacrum or ribs to count from)"
-    own = write_labels_nifti(
-        volume, marked, tmp_path / "own.nii.gz", naming={"naming_rule": rule, "naming_certain": False}
-    )
-    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
-    seg.image.value = image
-    seg.label_file.value = str(own)
-    seg.open_label_map()
+    ct = small_case_files / "nifti" / "ct.nii.gz"
+    image, _, seg, _ = _open_own_mark(viewer, ct, small_case, tmp_path, rule, certain=False)
     layer = seg.last_layer
     made = layer.metadata["bonescreen"]
     _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
