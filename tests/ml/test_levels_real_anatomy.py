@@ -628,9 +628,10 @@ def test_discs_between_pieces_of_the_sacrum_are_named_sacral_once():
 
 def test_a_series_too_short_for_landmarks_is_not_counted_from_ribs(pelvis_case):
     """helper-66: one 3 mm slice through L4-L5 was named T12, its transverse processes read as ribs, and the note
-    said it "may be T12 or one above it", never lower. Under 60 mm of spine neither ribs nor the sacrum are counted
-    from: the top vertebra names the levels, flagged, with the reason; the evidence says ribs were not assessed.
-    The same slices through T12, whose ribs are real, are named the same way: a few slices cannot tell them apart."""
+    said it "may be T12 or one above it", never lower. Under 25 mm of spine (one body's height) neither ribs nor the
+    sacrum are counted from: the top vertebra names the levels, flagged, with the reason; the evidence says ribs
+    were not assessed. The same slice through T12, whose ribs are real, is named the same way: one slice cannot
+    tell them apart. (The real T11-T12 series, 40 mm, is still named from its ribs: test_pipeline_screen.py.)"""
     case = pelvis_case
     mask, hu = case.spine > 0, case.hu.astype(np.float32)
     for name in ("L4", "T12"):

@@ -47,6 +47,11 @@ from .mark_repair import trim_filled_discs
 
 #: The naming's note where no landmark named the levels (the series long enough to show one).
 NO_LANDMARK_NOTE = "level names are uncertain: neither the sacrum nor ribs were found"
+#: A series covering less of the spine than this (mm) names its levels from the top vertebra, whatever it shows:
+#: under one lumbar body's height (25.6-29.5 mm posterior, ``fracture.POPULATION_BODY``) no vertebra is in view
+#: whole, and a transverse process cut by a few slices reads as a rib (helper-66: one 3 mm slice through L4-L5 was
+#: named T12). The real T11-T12 series (40 mm, its two vertebrae's ribs in view) is still named from its ribs.
+LANDMARK_MIN_MM = 25.0
 
 
 @dataclass
@@ -1654,11 +1659,10 @@ def _name(
     (``max_vertebra_mm``), is two vertebrae joined or a bad mask: whatever the rule, the count is then in
     doubt and the names are flagged.
     """
-    short = nz * dz < s.max_body_mm
-    # too short a series shows no landmark to trust (helper-66: one 3 mm slice through L4-L5 was named T12, its
-    # transverse processes read as ribs): the top vertebra names them, flagged
-    names, rule, certain, notes = _name_by_rules(vertebrae, top_level, nz, s, skip_after, landmarks=not short)
-    if rule.startswith("top vertebra in view") and short:
+    # too short a series shows no landmark to trust (LANDMARK_MIN_MM): the top vertebra names them, flagged
+    landmarks = nz * dz >= LANDMARK_MIN_MM
+    names, rule, certain, notes = _name_by_rules(vertebrae, top_level, nz, s, skip_after, landmarks=landmarks)
+    if rule.startswith("top vertebra in view") and nz * dz < s.max_body_mm:
         # (helper-36: a three-slice series with ribs in view was said to have "no ribs"; helper-51: "neither the
         # sacrum nor ribs were found" read as looked for and not there)
         notes[:] = [n for n in notes if not n.startswith(NO_LANDMARK_NOTE)]
@@ -1769,7 +1773,8 @@ def _name_by_rules(
 ) -> tuple[dict[int, str], str, bool, list[str]]:
     """Names of the vertebrae (lowest first) by the module's rules; (names, rule, certain, notes).
 
-    Without ``landmarks`` (a series too short to show them), neither the sacrum nor the ribs are counted from.
+    Without ``landmarks`` (a series too short to show them, :data:`LANDMARK_MIN_MM`), neither the sacrum nor the
+    ribs are counted from.
 
     Counted up from the sacrum, the names are flagged when the ribs count otherwise (the lowest
     vertebra with ribs is not T12) or when a whole vertebra named T12 shows no ribs: transitional
