@@ -263,7 +263,7 @@ class _Base(QWidget):
 
     def eventFilter(self, watched, event) -> bool:
         vertebra = getattr(self, "vertebra", None)
-        if vertebra is not None and watched is vertebra.native and event.type() == QEvent.Type.MouseButtonPress:
+        if vertebra is not None and watched is vertebra.native and _opens_list(event):
             self._reread_vertebrae()
         scroll = getattr(self, "_scroll", None)
         if scroll is not None and watched is scroll.viewport() and event.type() == QEvent.Type.Resize:
@@ -616,6 +616,17 @@ class SegmentWidget(_Base):
         self.status.setText("\n".join(lines))
         for message in messages:
             show_warning(f"BoneScreen: {message}")
+
+
+def _opens_list(event) -> bool:
+    """Whether ``event`` opens a combo box's list: a click, or the keys Qt opens it with (F4, Alt+Up/Down, Space;
+    helper-67: opened by keyboard, the vertebra list was not read again)."""
+    if event.type() == QEvent.Type.MouseButtonPress:
+        return True
+    if event.type() != QEvent.Type.KeyPress:
+        return False
+    alt = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
+    return event.key() in (Qt.Key.Key_F4, Qt.Key.Key_Space) or (alt and event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down))
 
 
 class ClassifyWidget(_Base):

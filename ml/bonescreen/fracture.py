@@ -328,18 +328,25 @@ def wall_heights(heights: np.ndarray, share: np.ndarray, step_mm: float) -> dict
     return out
 
 
-def spine_axes(bodies: np.ndarray, spacing: tuple[float, float, float], order: list[int]) -> dict[int, tuple]:
+def spine_axes(
+    bodies: np.ndarray, spacing: tuple[float, float, float], order: list[int] | None = None
+) -> dict[int, tuple]:
     """Direction (dz, dy) in mm of the spine at each body: from the body below to the body above.
 
-    ``order`` lists the body ids from the lowest to the highest vertebra (e.g. L5, L4, ..., L1);
-    an end body uses itself and its one neighbour; a lone body has no axis (vertical is assumed).
+    The bodies are taken in their order along the spine (their centres' z), whatever their ids say: a vertebra
+    renamed out of order does not change its neighbours' axes (helper-67: L2 and L3 swapped by name gave an
+    untouched L1 grade 3). A body that the scan's first or last slice cuts is no neighbour (its centre is the
+    part in view's) and gets no axis (it is not measured). An end body uses itself and its one neighbour; a lone
+    body has no axis (vertical is assumed). ``order`` (ids, lowest first) is kept for callers that name the
+    bodies to use; by default every id present.
     """
+    last = bodies.shape[0] - 1
     centres = {}
-    for v in order:
+    for v in order if order is not None else [int(k) for k in np.unique(bodies) if k]:
         zs, ys, _ = np.nonzero(bodies == v)
-        if zs.size:
+        if zs.size and zs.min() > 0 and zs.max() < last:
             centres[v] = np.array([zs.mean() * spacing[0], ys.mean() * spacing[1]])
-    present = [v for v in order if v in centres]
+    present = sorted(centres, key=lambda v: centres[v][0])  # lowest first, by position
     chords = chord_directions([centres[v] for v in present])
     return {v: (float(d[0]), float(d[1])) for v, d in zip(present, chords, strict=True) if d is not None}
 

@@ -100,6 +100,27 @@ def test_heights_of_a_tilted_spine_within_a_slice(dz):
     assert along == pytest.approx(HEIGHT, abs=max(1.5, dz)) and upright > HEIGHT + 2
 
 
+def test_the_spine_axis_follows_the_bodies_positions_not_their_names_and_skips_a_cut_body():
+    """helper-67: the bodies were taken in the order of their ids, so L2 and L3 swapped by name gave their untouched
+    neighbour L1 an axis through the wrong centres (grade 3 on the example CT); and "all names one down" made T12,
+    which the scan's top cut, the neighbour that set the old L1's axis (grade 3 again). The axis runs between the
+    bodies as they lie, and a body the first or last slice cuts is no neighbour."""
+    dz = 1.0
+    body = tilted_spine(dz, 14.0, {})
+    spacing = (dz, 0.8, 0.8)
+    axes = spine_axes(body, spacing)
+    swapped = np.where(body == 2, 3, np.where(body == 3, 2, body)).astype(body.dtype)
+    by_name = spine_axes(swapped, spacing)
+    assert by_name[1] == axes[1] and by_name[2] == axes[3] and by_name[3] == axes[2]
+    # the top body cut by the scan's first slice above it: no neighbour, no axis; L2 becomes an end body
+    top = np.nonzero((body == 1).any(axis=(1, 2)))[0]
+    cut = body[: top[len(top) // 2]]
+    cut_axes = spine_axes(cut, spacing)
+    assert 1 not in cut_axes
+    lone = spine_axes(np.where(cut == 1, 0, cut).astype(cut.dtype), spacing)
+    assert cut_axes[2] == lone[2]
+
+
 def test_wedge_biconcave_and_crush_graded_against_the_level_and_its_neighbours():
     body = tilted_spine(1.0, 8.0, {2: ("wedge", 0.45), 4: ("crush", 0.3), 5: ("biconcave", 0.23)}, normal_shape=True)
     found = level_fractures(body, (1.0, 0.8, 0.8))

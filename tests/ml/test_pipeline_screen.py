@@ -434,3 +434,15 @@ def test_own_labels_edited_in_another_tool_are_read_vertebra_by_vertebra(
     mixed = heights(l3, "c")
     assert mixed["L3"] > msnets["L3"] + 1.5  # read as drawn: the disc slices count
     assert {k: v for k, v in mixed.items() if k != "L3"} == {k: v for k, v in msnets.items() if k != "L3"}
+    # a vertebra removed is said to be removed, not "read as drawn" (helper-67)
+    data = np.where(stored == 5, 0, stored).astype(stored.dtype)
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), tmp_path / "no_l5.nii.gz")
+    notes = screen_file(ct, tmp_path / "d", labels_path=tmp_path / "no_l5.nii.gz", screener=screener)["segmentation"]
+    assert "BoneScreen's own labels with L5 removed; the others read as MS-Net's mask, not checked" in notes["notes"]
+    # names the user had changed when the map was saved (napari) stay the user's, not "unedited (names changed ...)"
+    from bonescreen.messages import users_naming_rule
+    from bonescreen.pipeline.screener import own_labels_naming
+
+    users = {**naming, "naming_rule": users_naming_rule(naming["naming_rule"])}
+    saved = own_labels(write_labels_nifti(volume, marked, tmp_path / "users.nii.gz", naming=users))
+    assert saved["renamed"] and own_labels_naming(saved) == (users["naming_rule"], [])

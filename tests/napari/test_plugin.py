@@ -1047,7 +1047,7 @@ def test_names_shifted_or_undone_change_the_names_only(
     list still named the vertebrae of before the undo. A shift changes the names, not whose voxels they are; undone,
     the names are the run's again, with their doubt; the list is read again when opened."""
     from qtpy.QtCore import QEvent, QPointF, Qt
-    from qtpy.QtGui import QMouseEvent
+    from qtpy.QtGui import QKeyEvent, QMouseEvent
     from qtpy.QtWidgets import QApplication
 
     from napari_bonescreen._convert import checked_levels, names_changed
@@ -1101,3 +1101,8 @@ def test_names_shifted_or_undone_change_the_names_only(
     combo.hidePopup()
     listed = [combo.itemText(i) for i in range(combo.count())]
     assert "T10" not in listed and "L2" in listed, listed
+    # ... and opened by keyboard (helper-67: F4 showed the list of before the undo)
+    layer.redo()
+    QApplication.sendEvent(combo, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_F4, Qt.KeyboardModifier.NoModifier))
+    combo.hidePopup()
+    assert "T10" in [combo.itemText(i) for i in range(combo.count())]

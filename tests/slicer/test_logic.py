@@ -227,7 +227,7 @@ def test_a_nifti_loaded_by_slicer_gives_its_sidecar_and_its_missing_orientation_
 
 def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):
     """A segment renamed in the Segment Editor, or all names shifted by one, is classified under its new name."""
-    from BoneScreenLib.logic import shift_segment_names
+    from BoneScreenLib.logic import _names_of, shift_segment_names
 
     from bonescreen.errors import BoneScreenError
 
@@ -242,6 +242,7 @@ def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):
     levels = case.levels.astype(np.int16)
     shifted = np.where(levels == 1, 6, np.where(levels > 1, levels - 1, 0)).astype(np.uint8)
     seg = labels_to_segmentation(shifted, volume, node)
+    seg.SetAttribute("BoneScreen.NamesGiven", _names_of(seg))  # as BoneScreen's segmentation and import record them
     seg.SetAttribute("BoneScreen.NamesCertain", "0")
     seg.SetAttribute("BoneScreen.Notes", "level names are uncertain: neither the sacrum nor ribs were found")
     segmentation = seg.GetSegmentation()
@@ -264,6 +265,12 @@ def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):
     assert logic.last_result["segmentation"]["notes"] == [
         "before the user's renaming: level names are uncertain: neither the sacrum nor ribs were found"
     ]
+    # shifted back, the names are BoneScreen's again, with their doubt (helper-67: they stayed "certain")
+    shift_segment_names(seg, -1)
+    logic.classify(node, seg)
+    assert logic.last_result["segmentation"]["naming_certain"] is False
+    assert logic.last_result["segmentation"]["naming_rule"] == "given by the user"
+    shift_segment_names(seg, 1)
     # one segment renamed by hand (double-click in the Segment Editor): L5 -> S1
     segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L5")).SetName("S1")
     result, _, _ = logic.classify(node, seg)

@@ -39,7 +39,7 @@ from ..labels import (
     vertebra_id,
     vertebra_name,
 )
-from ..messages import users_naming_rule
+from ..messages import USER_NAMING, users_naming_rule
 from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file
 from .nifti import is_nifti_path, read_nifti, save_nifti, why_unreadable
 from .volume import CTVolume
@@ -190,12 +190,15 @@ def own_labels(path: str | os.PathLike) -> dict | None:
         if not isinstance(note, dict):
             continue
         naming = {"naming_rule": str(note.get("naming_rule")), "naming_certain": note.get("naming_certain") is True}
+        # names the user had changed when the map was saved (napari) are still the user's (helper-67: read back
+        # as "BoneScreen's own labels, unedited (names changed by the user (...))")
+        users = naming["naming_rule"].startswith(USER_NAMING)
         if note.get("labels_sha256") == labels_digest(data):
-            return {**naming, "edited": [], "renamed": False}
+            return {**naming, "edited": [], "renamed": users}
         made = note.get("level_digests")
         if not isinstance(made, dict):
             return None
-        renamed = bool(renamed_levels(made, data))
+        renamed = bool(renamed_levels(made, data)) or users
         if renamed:  # a vertebra's voxels under another id: the names are the user's
             naming = {"naming_rule": users_naming_rule(naming["naming_rule"]), "naming_certain": True}
         return {**naming, "edited": edited_levels(made, data), "renamed": renamed}

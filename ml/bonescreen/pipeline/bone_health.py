@@ -51,7 +51,7 @@ def level_fractures(body: np.ndarray, spacing: tuple[float, float, float]) -> di
     if spacing[0] > MAX_GRADING_SLICE_MM:  # too coarse to tell the grades apart: no body is graded
         return {}
     present = levels_present(body)
-    axes = spine_axes(body, spacing, sorted(present, reverse=True))  # L5 (lowest) first
+    axes = spine_axes(body, spacing, present)  # in their order along the spine, whatever their names
     heights = {LEVEL_NAMES[v]: body_heights(body == v, spacing, axes.get(v)) for v in present}
     out = assess_fractures(heights, [LEVEL_NAMES[v] for v in sorted(LEVEL_NAMES)])
     for name, fracture in out.items():

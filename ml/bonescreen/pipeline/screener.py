@@ -451,11 +451,21 @@ class Screener:
             if own_labels:  # (helper-39: a run's own unedited labels, given back, made its names certain)
                 certain = bool(own_labels["naming_certain"])
                 notes = own_labels_naming(own_labels)[1]
-                if edited := [vertebra_name(v) for v in own_labels.get("edited", ())]:  # (helper-66: said nowhere)
+                here = set(np.unique(vertebrae).tolist())
+                edited = [vertebra_name(v) for v in own_labels.get("edited", ()) if v in here]
+                removed = [vertebra_name(v) for v in own_labels.get("edited", ()) if v not in here]
+                if edited or removed:  # (helper-66: said nowhere; helper-67: a vertebra removed "read as drawn")
+                    said = (
+                        [
+                            f"{', '.join(edited)} edited since they were written: "
+                            f"{'those' if len(edited) > 1 else 'that one'} read as drawn"
+                        ]
+                        if edited
+                        else []
+                    )
+                    said += [f"{', '.join(removed)} removed"] if removed else []
                     notes.append(
-                        f"BoneScreen's own labels with {', '.join(edited)} edited since they were written: "
-                        f"{'those' if len(edited) > 1 else 'that one'} read as drawn, the others as MS-Net's mask, "
-                        "not checked"
+                        f"BoneScreen's own labels with {'; '.join(said)}; the others read as MS-Net's mask, not checked"
                     )
             if not labels.any():
                 given = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k)

@@ -277,7 +277,8 @@ def _renamed(segmentation_node) -> bool:
 def shift_segment_names(segmentation_node, steps: int) -> None:
     """Move the name of every vertebra segment ``steps`` places along the spine (-1: L1 becomes T12).
 
-    For a count that was off by one; the names become the user's (taken as certain at Classify).
+    For a count that was off by one; the names are the user's (taken as certain at Classify) while they differ
+    from those BoneScreen gave.
 
     Raises
     ------
@@ -300,12 +301,8 @@ def shift_segment_names(segmentation_node, steps: int) -> None:
         segment.SetColor(*(c / 255 for c in vertebra_color(vid)))
         segment.SetTag(LEVEL_TAG, str(vid))
         segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), _terminology(vid))
-    segmentation_node.SetAttribute("BoneScreen.NamesCertain", "1")
-    segmentation_node.SetAttribute(
-        "BoneScreen.NamingRule", users_naming_rule(segmentation_node.GetAttribute("BoneScreen.NamingRule"))
-    )
-    notes = [n for n in (segmentation_node.GetAttribute("BoneScreen.Notes") or "").split("\n") if n]
-    segmentation_node.SetAttribute("BoneScreen.Notes", "\n".join(users_naming_notes(notes)))
+    # the names are the user's while they differ from those BoneScreen gave (_renamed, read at Classify): shifted
+    # back, they are BoneScreen's again with their doubt (helper-67: one down and one up left them "certain")
     segmentation_node.Modified()
 
 
