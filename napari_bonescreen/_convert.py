@@ -16,7 +16,7 @@ from bonescreen.labels import (
     ALL_VERTEBRA_IDS,
     as_level_labels,
     edited_levels,
-    renamed_levels,
+    original_names,
     vertebra_color,
     vertebra_name,
 )
@@ -205,14 +205,23 @@ def checked_levels(made: dict, labels: np.ndarray) -> bool | list[int]:
     return bool(made.get("edited", False))
 
 
+def renamed_from(made: dict, labels: np.ndarray) -> dict[int, int]:
+    """The vertebrae of a labels layer whose names are not BoneScreen's: id now -> BoneScreen's id
+    (:func:`bonescreen.labels.original_names`, through the renamings of BoneScreen's own file before it was
+    opened, ``own["named_from"]``). Empty for a layer without digests (the user's own labels)."""
+    if "level_digests" not in made:
+        return {}
+    return original_names(made["level_digests"], labels, (made.get("own") or {}).get("named_from"))
+
+
 def names_changed(made: dict, labels: np.ndarray) -> bool:
-    """Whether the user has renamed vertebrae of the layer whose BoneScreen metadata is ``made``: a vertebra's
-    voxels now under another id (:func:`bonescreen.labels.renamed_levels`), or, after Rename or a shift
-    (``renamed``), a name that the layer did not hold when made (a renamed vertebra painted on since). Undone, the
-    names are the layer's again (helper-66: undoing a shift left the names "certain")."""
+    """Whether the user has renamed vertebrae of the layer whose BoneScreen metadata is ``made``: a name that is not
+    BoneScreen's (:func:`renamed_from`), or, after Rename or a shift (``renamed``), a name that the layer did not
+    hold when made (a renamed vertebra painted on since). Undone, or shifted back, the names are BoneScreen's again
+    (helper-66: undoing a shift left the names "certain")."""
     if "level_digests" not in made:
         return bool(made.get("renamed", False))
-    if renamed_levels(made["level_digests"], labels):
+    if renamed_from(made, labels):
         return True
     named = {int(k) for k in made["level_digests"]}
     return bool(made.get("renamed", False)) and bool(set(np.unique(labels).tolist()) - named - {0})
@@ -223,13 +232,17 @@ def mark_naming(made: dict, labels: np.ndarray) -> dict | None:
     layer is MS-Net's mark: opened again, by napari, Slicer or ``screen --labels``, it is MS-Net's unchecked mark
     with its names' doubt, as the CLI's own ``levels.nii.gz`` is (helper-63: napari saved it without, and the same
     voxels opened again were a checked mask with certain names), but for the vertebrae the user edited
-    (``edited``: those stay the user's; helper-64: one edited vertebra made the whole saved map the user's); names
-    the user changed are saved as the user's (certain). None for any other layer."""
+    (``edited``: those stay the user's; helper-64: one edited vertebra made the whole saved map the user's) and
+    the names the user changed (``named_from``: shifted back later, they are BoneScreen's again). None for any
+    other layer."""
     checked = checked_levels(made, labels)
     if not isinstance(checked, list):
         return None
     own = made.get("own")
     rule = own["naming_rule"] if own else made.get("rule", "")
-    if names_changed(made, labels):
-        return {"naming_rule": users_naming_rule(rule), "naming_certain": True, "edited": checked}
-    return {"naming_rule": rule, "naming_certain": bool(made.get("certain", False)), "edited": checked}
+    certain = own["naming_certain"] if own else made.get("certain", False)
+    named_from = renamed_from(made, labels)
+    if not named_from and names_changed(made, labels):  # a vertebra renamed, then painted on: its name is the
+        # user's with no voxels left to trace it by
+        rule, certain = users_naming_rule(rule), True
+    return {"naming_rule": rule, "naming_certain": bool(certain), "edited": checked, "named_from": named_from}

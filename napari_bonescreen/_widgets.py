@@ -464,8 +464,8 @@ class SegmentWidget(_Base):
         # MS-Net's, unchecked vertebra by vertebra until edited, here or before (as `screen --labels` reads it)
         own = own_labels(path) if self.label_scheme.value == "bonescreen" else None
         made = {"rule": "given by the user", "certain": True}
-        if own:
-            rule, notes = own_labels_naming(own)
+        if own:  # the names as BoneScreen gave them; those the user changed are read at Classify (names_changed)
+            rule, notes = own_labels_naming({**own, "renamed": False})
             made = {
                 "rule": rule,
                 "certain": own["naming_certain"],
@@ -479,10 +479,13 @@ class SegmentWidget(_Base):
         present = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k) or "no vertebra"
         said = f"Opened {Path(path).name} ({self.label_scheme.value} ids): {present}."
         if own:
-            edited = ", ".join(vertebra_name(k) for k in own["edited"])
-            state = f"{edited} edited since, the others MS-Net's mark" if edited else "unedited"
+            here = set(np.unique(vertebrae).tolist())
+            edited = ", ".join(vertebra_name(k) for k in own["edited"] if k in here)
+            removed = ", ".join(vertebra_name(k) for k in own["edited"] if k not in here)  # (helper-68)
+            changes = [f"{edited} edited"] * bool(edited) + [f"{removed} removed"] * bool(removed)
+            state = f"{' and '.join(changes)} since, the others MS-Net's mark" if changes else "unedited"
             if own["renamed"]:
-                state += ", names changed since"
+                state += ", with names changed by the user"
             doubt = "." if own["naming_certain"] else ": names not confirmed, check them."
             said += f" BoneScreen's own labels, {state} ({own['naming_rule']}){doubt}"
         self.status.setText(f"{said} Correct, then classify.")

@@ -408,6 +408,26 @@ def renamed_levels(made: dict, labels: np.ndarray) -> dict[int, int]:
     return {vid: made[d] for vid, d in level_digests(labels).items() if d in made and made[d] != vid}
 
 
+def original_names(made: dict, labels: np.ndarray, named_from: dict | None = None) -> dict[int, int]:
+    """The vertebrae of ``labels`` that BoneScreen named otherwise: id now -> the id BoneScreen gave it.
+
+    ``made`` are the :func:`level_digests` of the map when it was made or saved, ``named_from`` what the map's ids
+    were renamed from before that (id then -> BoneScreen's id; keys may be str). A vertebra renamed since (its
+    voxels under another id, :func:`renamed_levels`) is traced through both; one whose voxels changed keeps its id's
+    history. Empty when every name is BoneScreen's: a shift undone, or shifted back, gives the run's names back
+    (helper-68: a map saved after "one down" and shifted back when opened again kept the names "the user's").
+    """
+    moved = renamed_levels(made, labels)
+    before = {int(k): int(v) for k, v in (named_from or {}).items()}
+    out = {}
+    for vid in (int(k) for k in np.unique(labels) if k):
+        saved = moved.get(vid, vid)
+        first = before.get(saved, saved)
+        if first != vid:
+            out[vid] = first
+    return out
+
+
 #: Greatest gap (mm) along the spine between two vertebrae taken as lying next to each other: a disc is 5-15 mm;
 #: a vertebra left out (about 25-30 mm of body) leaves more.
 NEIGHBOUR_GAP_MM = 20.0

@@ -20,6 +20,7 @@ from .io.sr import write_dicom_sr
 from .io.writers import own_labels, read_labels_nifti, write_dicom_seg, write_labels_nifti
 from .label_schemes import MASK_SCHEME
 from .labels import ALL_VERTEBRA_IDS
+from .messages import users_naming_rule
 from .pipeline import Screener
 from .pipeline.progress import ProgressCallback
 from .report import render_report
@@ -152,10 +153,20 @@ def screen_file(
         write_output(out, key, name, write, outputs, errors, exports)
 
     def write_levels(path: Path) -> list[str]:
-        naming = result["segmentation"]
-        own = naming["source"] == "bonescreen" or given_map.get("own_labels")
-        edited = given_map["own_labels"]["edited"] if given_map.get("own_labels") else []
-        write_labels_nifti(volume, labels, path, {**naming, "edited": edited} if own else None)
+        naming = result["segmentation"] if result["segmentation"]["source"] == "bonescreen" else None
+        if own := given_map.get("own_labels"):  # BoneScreen's own labels given back: as the run named them, with
+            # the user's edits and renamings of the levels written (the map holds L1-L5 only)
+            present = set(np.unique(labels).tolist())
+            naming = {
+                "naming_rule": own["naming_rule"],
+                "naming_certain": own["naming_certain"],
+                "edited": [v for v in own["edited"] if v in present],
+                "named_from": {k: v for k, v in own["named_from"].items() if k in present},
+            }
+            if own["renamed"] and not naming["named_from"]:  # the vertebra renamed is no level (L1 -> T12): the
+                # names stay the user's
+                naming.update(naming_rule=users_naming_rule(own["naming_rule"]), naming_certain=True)
+        write_labels_nifti(volume, labels, path, naming)
         return []  # levels.nii.gz carries no identifying tag
 
     if given == (out / "levels.nii.gz").resolve():  # the user's corrected labels: never overwritten

@@ -152,3 +152,16 @@ def test_bodies_on_slices_too_far_apart_are_not_graded():
         assert level["fracture"] is None
         assert any("slices 6.0 mm apart, over the 5 mm at which" in r for r in level["reasons"]), level["reasons"]
     assert "vertebral fractures not assessed" in result["overall"]["bone_status"]["basis"]
+
+
+def test_a_sixth_lumbar_vertebra_is_said_to_be_left_out():
+    """helper-68: L5 renamed L6 was left out of the classification without a word (unnamed vertebrae had a note)."""
+    from bonescreen.labels import vertebra_id
+    from bonescreen.pipeline import Screener
+
+    hu, labels = spine_in_fat(15.0)
+    volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-1.5, -1.5, 3.0, 1.0]), "nifti", None, "L6")
+    six = np.where(labels == 3, vertebra_id("L6"), labels).astype(np.uint8)  # the lowest body called L6
+    result = Screener(device="cpu").classify(volume, six)
+    assert [lv["name"] for lv in result["levels"]] == ["L1", "L2"]
+    assert any("L6 not classified: only L1-L5 are" in n for n in result["input_notes"]), result["input_notes"]

@@ -378,10 +378,11 @@ def test_own_labels_given_back_keep_their_doubts_and_edited_vertebrae_are_the_us
     renamed = np.where(stored == min(ids), 6, stored).astype(stored.dtype)  # the top one called T12
     nib.save(nib.Nifti1Image(renamed, img.affine, img.header), tmp_path / "renamed.nii.gz")
     assert own_labels(tmp_path / "renamed.nii.gz") == {
-        "naming_rule": users_naming_rule(rule),
-        "naming_certain": True,
+        "naming_rule": rule,  # as BoneScreen named them; the renaming is read from the ids
+        "naming_certain": False,
         "edited": [],
         "renamed": True,
+        "named_from": {6: min(ids)},
     }
     users = screen_file(ct, tmp_path / "e", labels_path=tmp_path / "renamed.nii.gz", screener=screener)
     assert users["segmentation"]["naming_rule"] == users_naming_rule(rule)
@@ -445,4 +446,18 @@ def test_own_labels_edited_in_another_tool_are_read_vertebra_by_vertebra(
 
     users = {**naming, "naming_rule": users_naming_rule(naming["naming_rule"])}
     saved = own_labels(write_labels_nifti(volume, marked, tmp_path / "users.nii.gz", naming=users))
-    assert saved["renamed"] and own_labels_naming(saved) == (users["naming_rule"], [])
+    assert own_labels_naming(saved) == (users["naming_rule"], [])
+    # shifted one down when saved (napari), shifted back since: BoneScreen's names again, with their doubt
+    # (helper-68: read as the user's)
+    from bonescreen.labels import shift_names
+
+    down = shift_names(marked, 1)
+    ids = np.array([v for v in np.unique(marked) if v], np.uint8)
+    named_from = {int(new): int(old) for old, new in zip(ids, shift_names(ids, 1), strict=True) if new != old}
+    shifted = write_labels_nifti(volume, down, tmp_path / "down.nii.gz", naming={**naming, "named_from": named_from})
+    assert own_labels(shifted)["renamed"]
+    img = nib.load(shifted)
+    back = shift_names(np.asarray(img.dataobj), -1)
+    nib.save(nib.Nifti1Image(back, img.affine, img.header), tmp_path / "back.nii.gz")
+    again = own_labels(tmp_path / "back.nii.gz")
+    assert not again["renamed"] and again["named_from"] == {} and again["edited"] == []

@@ -34,12 +34,11 @@ from ..labels import (
     as_level_labels,
     edited_levels,
     mark_digests,
-    renamed_levels,
+    original_names,
     vertebra_color,
     vertebra_id,
     vertebra_name,
 )
-from ..messages import USER_NAMING, users_naming_rule
 from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file
 from .nifti import is_nifti_path, read_nifti, save_nifti, why_unreadable
 from .volume import CTVolume
@@ -126,7 +125,8 @@ def write_labels_nifti(
         Output ``.nii.gz`` (or ``.nii``).
     naming : dict, optional
         For labels BoneScreen made (``screen``): ``naming_rule`` and ``naming_certain`` of result.json's
-        ``segmentation``, and ``edited``, the ids a user has edited already (they stay the user's). They are kept
+        ``segmentation`` as BoneScreen named the labels, ``edited``, the ids a user has edited already (they stay
+        the user's), and ``named_from``, the ids the user renamed (id now -> BoneScreen's id). They are kept
         in a header extension (a NIfTI-1 comment, JSON) with the labels' digests, whole and vertebra by vertebra,
         so that the same labels given back (``--labels``) keep their doubts where unedited (:func:`own_labels`):
         the vertebrae a user edits become theirs; a renaming, or a tool that saves the map again without the
@@ -146,6 +146,8 @@ def write_labels_nifti(
                 "labels_sha256": None if edited else labels_digest(ijk),
                 # which vertebrae a user edits in another tool (own_labels): the rest stay MS-Net's mark
                 "level_digests": {str(k): v for k, v in mark_digests(ijk, edited).items()},
+                # the vertebrae the user had renamed: id now -> BoneScreen's id (labels.original_names)
+                "named_from": {str(k): int(v) for k, v in (naming.get("named_from") or {}).items()},
             }
         }
         img.header.extensions.append(
@@ -167,12 +169,13 @@ def own_labels(path: str | os.PathLike) -> dict | None:
     Returns
     -------
     dict or None
-        ``naming_rule`` (str) and ``naming_certain`` (bool) of the run that wrote the map; ``edited``: the ids
+        ``naming_rule`` (str) and ``naming_certain`` (bool) of the run that named the map; ``edited``: the ids
         (DESIGN.md) whose voxels changed since, ascending (empty when the map is as written), whatever they are
-        called now; ``renamed`` (bool): a vertebra's voxels are now under another id, so the names are the user's
-        (the rule :func:`~bonescreen.messages.users_naming_rule`'s, certain; helper-66: a rename in another tool
-        made the whole mask the user's, where napari kept the voxels MS-Net's). None for a map without the note,
-        or one changed whose note keeps no per-vertebra digests (written before they were kept).
+        called now; ``named_from``: the vertebrae whose names are not BoneScreen's (id now -> BoneScreen's id,
+        :func:`~bonescreen.labels.original_names`) and ``renamed`` whether there is one: the names are then the
+        user's (:func:`~bonescreen.pipeline.screener.own_labels_naming`; helper-66: a rename in another tool made
+        the whole mask the user's, where napari kept the voxels MS-Net's). None for a map without the note, or one
+        changed whose note keeps no per-vertebra digests (written before they were kept).
     """
     try:
         # nibabel's lazy load reads the header (and its extensions) only: a map without the note, the common
@@ -190,18 +193,19 @@ def own_labels(path: str | os.PathLike) -> dict | None:
         if not isinstance(note, dict):
             continue
         naming = {"naming_rule": str(note.get("naming_rule")), "naming_certain": note.get("naming_certain") is True}
-        # names the user had changed when the map was saved (napari) are still the user's (helper-67: read back
-        # as "BoneScreen's own labels, unedited (names changed by the user (...))")
-        users = naming["naming_rule"].startswith(USER_NAMING)
-        if note.get("labels_sha256") == labels_digest(data):
-            return {**naming, "edited": [], "renamed": users}
+        named_from = note.get("named_from") or {}
+        if not isinstance(named_from, dict):
+            named_from = {}
         made = note.get("level_digests")
-        if not isinstance(made, dict):
+        if note.get("labels_sha256") == labels_digest(data):
+            edited: list[int] = []
+            renamed_from = {int(k): int(v) for k, v in named_from.items() if int(k) != int(v)}
+        elif isinstance(made, dict):
+            edited = edited_levels(made, data)
+            renamed_from = original_names(made, data, named_from)
+        else:
             return None
-        renamed = bool(renamed_levels(made, data)) or users
-        if renamed:  # a vertebra's voxels under another id: the names are the user's
-            naming = {"naming_rule": users_naming_rule(naming["naming_rule"]), "naming_certain": True}
-        return {**naming, "edited": edited_levels(made, data), "renamed": renamed}
+        return {**naming, "edited": edited, "renamed": bool(renamed_from), "named_from": renamed_from}
     return None
 
 

@@ -24,10 +24,11 @@ from ..labels import (
     lumbar_levels,
     name_gaps,
     stray_specks,
+    vertebra_id,
     vertebra_ids,
     vertebra_name,
 )
-from ..messages import add_input_messages
+from ..messages import USER_NAMING, add_input_messages, users_naming_rule
 from ..ood import FeatureDensity, load_feature_density
 from ..preprocess import trained_energy_normalized
 from ..weights import default_weights
@@ -70,8 +71,12 @@ def own_labels_note(own: dict) -> str:
 def own_labels_naming(own: dict) -> tuple[str, list[str]]:
     """result.json's ``naming_rule`` and the naming's notes of BoneScreen's own labels given back
     (:func:`~bonescreen.io.writers.own_labels`): :func:`own_labels_rule` and :func:`own_labels_note` while the map is
-    as written; once the user edited or renamed vertebrae in it, its rule (the user's, after a renaming) alone."""
-    if own.get("edited") or own.get("renamed"):
+    as written; once the user edited vertebrae in it, the rule of the run that named them alone; once the user
+    renamed some, :func:`~bonescreen.messages.users_naming_rule` of it (the names are the user's: certain)."""
+    if own.get("renamed") or own["naming_rule"].startswith(USER_NAMING):  # (a map saved with the user's names:
+        # helper-67, "BoneScreen's own labels, unedited (names changed by the user ...)")
+        return users_naming_rule(own["naming_rule"]), []
+    if own.get("edited"):
         return own["naming_rule"], []
     return own_labels_rule(own["naming_rule"]), [own_labels_note(own)]
 
@@ -409,6 +414,8 @@ class Screener:
                 f"{', '.join(unnamed)} not classified: only L1-L5 are; rename {'them' if len(unnamed) > 1 else 'it'} "
                 "if lumbar"
             )
+        if (vertebrae == vertebra_id("L6")).any():  # (helper-68: L5 renamed L6 was left out without a word)
+            notes.append("L6 not classified: only L1-L5 are (the ACR categories and the paper's levels)")
         return add_input_messages(result, notes, flags)
 
     def screen(
@@ -449,7 +456,7 @@ class Screener:
             vertebrae = as_level_labels(labels, allowed=ALL_VERTEBRA_IDS)
             labels = lumbar_levels(vertebrae)
             if own_labels:  # (helper-39: a run's own unedited labels, given back, made its names certain)
-                certain = bool(own_labels["naming_certain"])
+                certain = bool(own_labels["naming_certain"] or own_labels.get("renamed"))
                 notes = own_labels_naming(own_labels)[1]
                 here = set(np.unique(vertebrae).tolist())
                 edited = [vertebra_name(v) for v in own_labels.get("edited", ()) if v in here]

@@ -241,8 +241,11 @@ def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None
     vertebrae = read_labels_nifti(volume, path, allowed=ALL_VERTEBRA_IDS, scheme=scheme)
     own = own_labels(path) if scheme == "bonescreen" else None
     node = labels_to_segmentation(vertebrae, volume, volume_node, segmentation_node)
-    node.SetAttribute("BoneScreen.NamesGiven", _names_of(node))
-    rule, notes = own_labels_naming(own) if own else (f"given by the user ({scheme} ids)", [])
+    given = json.loads(_names_of(node))
+    if own:  # the names BoneScreen gave: those the user changed before (own["named_from"]) read as renamed
+        given = {sid: own["named_from"].get(vid, vid) if vid is not None else None for sid, vid in given.items()}
+    node.SetAttribute("BoneScreen.NamesGiven", json.dumps(given))
+    rule, notes = own_labels_naming({**own, "renamed": False}) if own else (f"given by the user ({scheme} ids)", [])
     node.SetAttribute("BoneScreen.NamingRule", rule)
     node.SetAttribute("BoneScreen.NamesCertain", "0" if own and not own["naming_certain"] else "1")
     node.SetAttribute("BoneScreen.Notes", "\n".join(notes))
