@@ -129,8 +129,8 @@ def write_labels_nifti(
         the user's), and ``named_from``, the ids the user renamed (id now -> BoneScreen's id). They are kept
         in a header extension (a NIfTI-1 comment, JSON) with the labels' digests, whole and vertebra by vertebra,
         so that the same labels given back (``--labels``) keep their doubts where unedited (:func:`own_labels`):
-        the vertebrae a user edits become theirs; a renaming, or a tool that saves the map again without the
-        extension, makes the whole map the user's.
+        the vertebrae a user edits become theirs, a renaming makes the names theirs, and a tool that saves the map
+        again without the extension makes the whole map the user's.
     """
     labels = _check_labels(volume, labels)
     ijk = np.asarray(volume.to_source(labels), dtype=np.uint8)
