@@ -16,6 +16,7 @@ from bonescreen.labels import (
     ALL_VERTEBRA_IDS,
     as_level_labels,
     edited_levels,
+    level_digests,
     original_names,
     vertebra_color,
     vertebra_name,
@@ -189,42 +190,50 @@ def labels_from_layer(layer, volume: CTVolume) -> np.ndarray:
     return as_level_labels(data, f"labels layer '{layer.name}'", ALL_VERTEBRA_IDS)
 
 
-def checked_levels(made: dict, labels: np.ndarray) -> bool | list[int]:
+def checked_levels(made: dict, labels: np.ndarray, now: dict[int, str] | None = None) -> bool | list[int]:
     """What Classify passes as ``mask_checked`` for a labels layer (:meth:`bonescreen.pipeline.Screener.classify`).
 
     ``made`` is the layer's BoneScreen metadata. A user's own labels are checked (True). MS-Net's mark
     (``segmented``, or BoneScreen's own file opened unedited) gives the ids the user has edited since it was made
     (``level_digests``; an empty list while none is): the other vertebrae are MS-Net's as it came (helper-63: a
     stroke on the sacrum made the whole mark count as checked, and L1's grade changed). A layer made before its
-    digests were kept: ``edited``, any stroke.
+    digests were kept: ``edited``, any stroke. ``now``: the layer's :func:`~bonescreen.labels.level_digests`, where
+    the caller has them (:func:`layer_digests`).
     """
     if not made.get("segmented", False):
         return True
     if "level_digests" in made:
-        return edited_levels(made["level_digests"], labels)
+        return edited_levels(made["level_digests"], labels, now)
     return bool(made.get("edited", False))
 
 
-def renamed_from(made: dict, labels: np.ndarray) -> dict[int, int]:
+def layer_digests(made: dict, labels: np.ndarray) -> dict[int, str] | None:
+    """The :func:`~bonescreen.labels.level_digests` of a layer's labels that :func:`checked_levels`,
+    :func:`renamed_from` and :func:`names_changed` compare with those it was made with, taken once (a quarter of a
+    second on a large map); None for a layer made without them."""
+    return level_digests(labels) if "level_digests" in made else None
+
+
+def renamed_from(made: dict, labels: np.ndarray, now: dict[int, str] | None = None) -> dict[int, int]:
     """The vertebrae of a labels layer whose names are not BoneScreen's: id now -> BoneScreen's id
     (:func:`bonescreen.labels.original_names`, through the renamings of BoneScreen's own file before it was
     opened, ``own["named_from"]``). Empty for a layer without digests (the user's own labels)."""
     if "level_digests" not in made:
         return {}
-    return original_names(made["level_digests"], labels, (made.get("own") or {}).get("named_from"))
+    return original_names(made["level_digests"], labels, (made.get("own") or {}).get("named_from"), now)
 
 
-def names_changed(made: dict, labels: np.ndarray) -> bool:
+def names_changed(made: dict, labels: np.ndarray, now: dict[int, str] | None = None) -> bool:
     """Whether the user has renamed vertebrae of the layer whose BoneScreen metadata is ``made``: a name that is not
     BoneScreen's (:func:`renamed_from`), or, after Rename or a shift (``renamed``), a name that the layer did not
     hold when made (a renamed vertebra painted on since). Undone, or shifted back, the names are BoneScreen's again
     (helper-66: undoing a shift left the names "certain")."""
     if "level_digests" not in made:
         return bool(made.get("renamed", False))
-    if renamed_from(made, labels):
+    now = level_digests(labels) if now is None else now
+    if renamed_from(made, labels, now):
         return True
-    named = {int(k) for k in made["level_digests"]}
-    return bool(made.get("renamed", False)) and bool(set(np.unique(labels).tolist()) - named - {0})
+    return bool(made.get("renamed", False)) and bool(set(now) - {int(k) for k in made["level_digests"]})
 
 
 def mark_naming(made: dict, labels: np.ndarray) -> dict | None:
@@ -235,14 +244,15 @@ def mark_naming(made: dict, labels: np.ndarray) -> dict | None:
     (``edited``: those stay the user's; helper-64: one edited vertebra made the whole saved map the user's) and
     the names the user changed (``named_from``: shifted back later, they are BoneScreen's again). None for any
     other layer."""
-    checked = checked_levels(made, labels)
+    now = layer_digests(made, labels)
+    checked = checked_levels(made, labels, now)
     if not isinstance(checked, list):
         return None
     own = made.get("own")
     rule = own["naming_rule"] if own else made.get("rule", "")
     certain = own["naming_certain"] if own else made.get("certain", False)
-    named_from = renamed_from(made, labels)
-    if not named_from and names_changed(made, labels):  # a vertebra renamed, then painted on: its name is the
-        # user's with no voxels left to trace it by
+    named_from = renamed_from(made, labels, now)
+    if not named_from and names_changed(made, labels, now):  # a vertebra renamed, then painted on: its name is
+        # the user's with no voxels left to trace it by
         rule, certain = users_naming_rule(rule), True
     return {"naming_rule": rule, "naming_certain": bool(certain), "edited": checked, "named_from": named_from}

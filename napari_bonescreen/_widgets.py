@@ -71,7 +71,12 @@ from bonescreen.messages import (
     users_naming_rule,
     vertebrae_found,
 )
-from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION, own_labels_edited, own_labels_naming
+from bonescreen.pipeline.screener import (
+    RESULT_SCHEMA_VERSION,
+    own_labels_changes,
+    own_labels_edited,
+    own_labels_naming,
+)
 from bonescreen.screen import input_record
 
 from ._convert import (
@@ -81,6 +86,7 @@ from ._convert import (
     image_layer_data,
     labels_from_layer,
     labels_layer_data,
+    layer_digests,
     names_changed,
     volume_from_layer,
 )
@@ -479,10 +485,8 @@ class SegmentWidget(_Base):
         present = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k) or "no vertebra"
         said = f"Opened {Path(path).name} ({self.label_scheme.value} ids): {present}."
         if own:
-            here = set(np.unique(vertebrae).tolist())
-            edited = ", ".join(vertebra_name(k) for k in own["edited"] if k in here)
-            removed = ", ".join(vertebra_name(k) for k in own["edited"] if k not in here)  # (helper-68)
-            changes = [f"{edited} edited"] * bool(edited) + [f"{removed} removed"] * bool(removed)
+            edited, removed = own_labels_changes(own, vertebrae)  # (helper-68: "removed" not said here)
+            changes = [f"{', '.join(edited)} edited"] * bool(edited) + [f"{', '.join(removed)} removed"] * bool(removed)
             state = f"{' and '.join(changes)} since, the others MS-Net's mark" if changes else "unedited"
             if own["renamed"]:
                 state += ", with names changed by the user"
@@ -844,11 +848,12 @@ class ClassifyWidget(_Base):
             self._fail(exc)
             return
         made = labels_layer.metadata.get(META_KEY, {})
-        renamed = names_changed(made, labels)  # (undone, the names are BoneScreen's again: helper-66)
+        now = layer_digests(made, labels)
+        renamed = names_changed(made, labels, now)  # (undone, the names are BoneScreen's again: helper-66)
         certain = made.get("certain", True) or renamed
         # MS-Net's mask as it came (no stroke since): a status resting on its fractures is unconfirmed, as on the
         # command line (helper-34: napari dropped that caveat); vertebra by vertebra, those the user edited are theirs
-        checked = checked_levels(made, labels)
+        checked = checked_levels(made, labels, now)
         rule, notes = made.get("rule", "given by the user"), list(made.get("notes", []))
         if made.get("own") and (checked or renamed):  # BoneScreen's own file, edited or renamed since (helper-63:
             # still called "unedited")

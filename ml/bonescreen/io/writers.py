@@ -33,6 +33,7 @@ from ..labels import (
     ALL_VERTEBRA_IDS,
     as_level_labels,
     edited_levels,
+    level_digests,
     mark_digests,
     original_names,
     vertebra_color,
@@ -201,8 +202,9 @@ def own_labels(path: str | os.PathLike) -> dict | None:
             edited: list[int] = []
             renamed_from = {int(k): int(v) for k, v in named_from.items() if int(k) != int(v)}
         elif isinstance(made, dict):
-            edited = edited_levels(made, data)
-            renamed_from = original_names(made, data, named_from)
+            now = level_digests(data)
+            edited = edited_levels(made, None, now)
+            renamed_from = original_names(made, None, named_from, now)
         else:
             return None
         return {**naming, "edited": edited, "renamed": bool(renamed_from), "named_from": renamed_from}

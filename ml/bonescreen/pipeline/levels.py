@@ -1793,11 +1793,12 @@ def _name_by_rules(
         wide = ratio > s.sacrum_width_ratio
         tall = ratio > s.sacrum_tall_width_ratio and heights[0] > s.sacrum_height_ratio * np.median(heights[1:])
         pelvis = (lowest.iliac or lowest.iliac_plates) and ratio > s.sacrum_tall_width_ratio
-    strong_sacrum = n >= 2 and (
-        lowest.sacroiliac or pelvis or ((wide or tall) and not cut) or ratio > s.sacrum_cut_width_ratio
+    strong_sacrum = (
+        landmarks
+        and n >= 2
+        and (lowest.sacroiliac or pelvis or ((wide or tall) and not cut) or ratio > s.sacrum_cut_width_ratio)
     )
-    strong_sacrum = strong_sacrum and landmarks
-    weak_sacrum = n >= 2 and wide and not strong_sacrum and landmarks
+    weak_sacrum = landmarks and n >= 2 and wide and not strong_sacrum
     # ribs come in a run of consecutive vertebrae that reaches the top of the view; a lone hit lower
     # down (an iliac crest, contrast in a kidney) is not a rib
     t12 = _rib_t12(vertebrae, s) if landmarks else None

@@ -14,10 +14,8 @@ from itertools import pairwise
 import numpy as np
 from scipy import ndimage
 
-from ..hu import (
-    DISC_SMOOTH_MM,
-    smooth_within,
-)  # the CT smoothed in-plane before discs are read (one noisy pixel is no endplate)
+# DISC_SMOOTH_MM: the CT smoothed in-plane before discs are read (one noisy pixel is no endplate)
+from ..hu import DISC_SMOOTH_MM, smooth_within
 
 #: A dropped section is at least this large (mm2): a lumbar body's section is 1,000-2,000 mm2, a thoracic
 #: one 600-1,000 (Gray's Anatomy); smaller differences between neighbouring slices are the mark's

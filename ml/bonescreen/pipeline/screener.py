@@ -81,6 +81,15 @@ def own_labels_naming(own: dict) -> tuple[str, list[str]]:
     return own_labels_rule(own["naming_rule"]), [own_labels_note(own)]
 
 
+def own_labels_changes(own: dict, vertebrae: np.ndarray) -> tuple[list[str], list[str]]:
+    """The vertebrae the user edited in BoneScreen's own labels (:func:`~bonescreen.io.writers.own_labels`'s
+    ``edited``) before giving them back, by name: those still in ``vertebrae`` and those removed (helper-67: a
+    vertebra removed was said to be "read as drawn")."""
+    here = set(np.unique(vertebrae).tolist())
+    edited = [vertebra_name(v) for v in own.get("edited", ()) if v in here]
+    return edited, [vertebra_name(v) for v in own.get("edited", ()) if v not in here]
+
+
 def own_labels_edited(rule: str, notes: list[str]) -> tuple[str, list[str]]:
     """The naming rule and notes of BoneScreen's own labels once the user has edited them: the rule of the run that
     named them (not :data:`OWN_LABELS_RULE`'s "unedited"), without :func:`own_labels_note` (helper-63, napari and
@@ -457,20 +466,13 @@ class Screener:
             labels = lumbar_levels(vertebrae)
             if own_labels:  # (helper-39: a run's own unedited labels, given back, made its names certain)
                 certain = bool(own_labels["naming_certain"] or own_labels.get("renamed"))
-                notes = own_labels_naming(own_labels)[1]
-                here = set(np.unique(vertebrae).tolist())
-                edited = [vertebra_name(v) for v in own_labels.get("edited", ()) if v in here]
-                removed = [vertebra_name(v) for v in own_labels.get("edited", ()) if v not in here]
-                if edited or removed:  # (helper-66: said nowhere; helper-67: a vertebra removed "read as drawn")
-                    said = (
-                        [
-                            f"{', '.join(edited)} edited since they were written: "
-                            f"{'those' if len(edited) > 1 else 'that one'} read as drawn"
-                        ]
-                        if edited
-                        else []
-                    )
-                    said += [f"{', '.join(removed)} removed"] if removed else []
+                own_rule, notes = own_labels_naming(own_labels)
+                edited, removed = own_labels_changes(own_labels, vertebrae)
+                said = [
+                    f"{', '.join(edited)} edited since they were written: {'those' if len(edited) > 1 else 'that one'}"
+                    " read as drawn"
+                ] * bool(edited) + [f"{', '.join(removed)} removed"] * bool(removed)
+                if said:  # (helper-66: said nowhere)
                     notes.append(
                         f"BoneScreen's own labels with {'; '.join(said)}; the others read as MS-Net's mask, not checked"
                     )
@@ -501,11 +503,7 @@ class Screener:
             **result,
             "segmentation": {
                 "source": "user" if seg is None else "bonescreen" if mark is None else "user mask",
-                "naming_rule": seg.rule
-                if seg is not None
-                else own_labels_naming(own_labels)[0]
-                if own_labels
-                else "given by the user",
+                "naming_rule": seg.rule if seg is not None else own_rule if own_labels else "given by the user",
                 "vertebrae": [v.name for v in seg.vertebrae] if seg is not None else None,
                 "naming_certain": bool(certain),
                 "evidence": [v.evidence(volume.spacing, volume.hu.shape[0]) for v in seg.vertebrae]
