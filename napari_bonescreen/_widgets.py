@@ -738,6 +738,10 @@ class ClassifyWidget(_Base):
         self._inputs = None
         self._models: dict = {}
         self._classified = None  # (labels layer, digest of its data, image layer, digest of its data) of the last run
+        self._recheck = QTimer(self)
+        self._recheck.setSingleShot(True)
+        self._recheck.setInterval(300)  # ms after the last refresh
+        self._recheck.timeout.connect(self._labels_still_current)
 
     def _clear_result(self, why: str) -> None:
         """Take down the last result (table, pie, flags, exports): it no longer belongs to the inputs."""
@@ -865,6 +869,9 @@ class ClassifyWidget(_Base):
         edits = (labels_layer.events.paint, labels_layer.events.data, labels_layer.events.labels_update)
         for event in edits:  # an edit takes the result down (labels_update: undo and redo, helper-35)
             event.connect(self._labels_edited)
+        # undo and redo refresh the layer without an edit's events (helper-69: an undone shift left its result on
+        # screen): each refresh has the data checked once it settles (a scroll refreshes too: one digest, no edit)
+        labels_layer.events.set_data.connect(self._labels_refreshed)
         self.worker = create_worker(
             screener.classify,
             volume,
@@ -896,6 +903,19 @@ class ClassifyWidget(_Base):
     def _on_finished(self) -> None:
         self.run_button.enabled = True
         self.worker = None
+
+    def _labels_still_current(self) -> None:
+        """After the classified labels layer refreshed: the result taken down if its data changed (the labels'
+        digest alone; the image is checked before any export, :meth:`_still_current`)."""
+        if self.result is not None and self._classified is not None:
+            labels, digest = self._classified[:2]
+            if _layer_digest(labels) != digest:
+                self._clear_result("the labels changed since they were classified: classify again")
+
+    def _labels_refreshed(self, event=None) -> None:
+        layer = getattr(event, "source", None)
+        if self.result is not None and self._classified is not None and layer is self._classified[0]:
+            self._recheck.start()
 
     def _labels_edited(self, event=None) -> None:
         layer = getattr(event, "source", None)

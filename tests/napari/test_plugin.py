@@ -191,9 +191,12 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     assert meta["edited"]
     cls.run()
     wait_for(qtbot, cls)
-    # undo sends neither paint nor data (labels_update only where the layer is drawn): the result goes down at
-    # once on screen, and before any export here (helper-35)
+    # undo sends neither paint nor data (labels_update only where the layer is drawn): the result goes down on
+    # screen once the layer's refresh settles (helper-69: it stayed up until an export was tried), and before any
+    # export here (helper-35)
     labels.undo()
+    qtbot.waitUntil(lambda: cls.result is None, timeout=5000)
+    assert not cls.export_json.isEnabled() and "classify again" in cls.status.text()
     cls.save_result(str(tmp_path / "undone.json"))
     assert not (tmp_path / "undone.json").exists() and cls.result is None and not cls.export_json.isEnabled()
 
