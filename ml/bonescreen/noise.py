@@ -138,8 +138,10 @@ class DiscSmoothing(NamedTuple):
         """The split's note on how the CT's noise was read: None on a routine scan read as routine."""
         if self.noise_hu is None:
             return (
-                "the CT's noise could not be measured (no fat in view to read it in): discs and endplates were read "
-                "as on a routine scan; on a low-dose scan the bodies' ends and heights may be off"
+                # (helper-69: "no fat in view" beside the calibration's fat, read in slivers too small for noise)
+                f"the CT's noise could not be measured (no piece of fat of {MIN_FAT_PIECE_MM2 / 100:g} cm2 or more in "
+                "view to read it in): discs and endplates were read as on a routine scan; on a low-dose scan the "
+                "bodies' ends and heights may be off"
             )
         if self.sigma_mm <= DISC_SMOOTH_MM:
             return None
