@@ -878,6 +878,9 @@ class ClassifyWidget(_Base):
             labels,
             names_certain=certain,
             mask_checked=checked,
+            # the names are the user's too once changed: an unnamed vertebra is then said to be left out, as on the
+            # command line (it was left out without a word)
+            users_labels=bool(checked) or renamed,
             _connect={"errored": self._fail},  # (no second, re-raised report of the error)
             _start_thread=False,  # (started below, once every signal is connected)
         )

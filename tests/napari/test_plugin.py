@@ -10,7 +10,7 @@ import pytest
 from bonescreen.device import fallback_note, resolve_device
 from bonescreen.errors import BoneScreenError
 from bonescreen.hu import body_slice
-from bonescreen.labels import CLASS_NAMES, CLASS_TITLES, level_id
+from bonescreen.labels import CLASS_NAMES, CLASS_TITLES, UNNAMED_FIRST, level_id
 from bonescreen.messages import headline
 
 PLUGIN = "napari-bonescreen"
@@ -572,7 +572,6 @@ def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_n
     up (the top one was T12) and names the unnamed one L5; classification then runs on L1-L5.
     """
     from bonescreen.io.volume import volume_from_ijk
-    from bonescreen.labels import UNNAMED_FIRST
     from bonescreen.phantom import PhantomConfig, make_case
 
     case = make_case(4242, 0, PhantomConfig(thickness=3.0, contrast_probability=0, include_sacrum=False))
@@ -1110,3 +1109,12 @@ def test_names_shifted_or_undone_change_the_names_only(
     QApplication.sendEvent(combo, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_F4, Qt.KeyboardModifier.NoModifier))
     combo.hidePopup()
     assert "T10" in [combo.itemText(i) for i in range(combo.count())]
+
+    # L5 filled with an unnamed id (the bucket, one stroke): its voxels unchanged, so no vertebra is edited, and it
+    # was left out without the note the command line gives
+    five = np.nonzero(np.asarray(layer.data) == 5)
+    layer.data_setitem(five, UNNAMED_FIRST)
+    assert checked_levels(made, np.asarray(layer.data)) == []
+    left_out = "unnamed 1 not classified: only L1-L5 are; rename it if lumbar"
+    assert left_out in classify()["input_notes"]
+    assert left_out in cls.flag.text()

@@ -394,6 +394,14 @@ def test_bonescreens_own_unedited_labels_keep_the_runs_naming_and_its_doubt(scen
     renamed, _table, _chart = BoneScreenLogic("cpu").classify(node, seg)
     assert renamed["segmentation"]["naming_rule"] == f"names changed by the user (BoneScreen's: {rule})"
     assert not any("unedited" in n for n in renamed["segmentation"]["notes"])
+    # renamed 'unnamed 1': left out, and said so as on the command line (no voxel edited, it was left out unsaid)
+    seg = import_label_map(str(own), "bonescreen", node)
+    segment = seg.GetSegmentation().GetSegment(seg.GetSegmentation().GetSegmentIdBySegmentName("L5"))
+    segment.SetName("unnamed 1")
+    assert BoneScreenLogic("cpu").classify_inputs(node, seg).checked == []
+    unnamed, _table, _chart = BoneScreenLogic("cpu").classify(node, seg)
+    assert [lv["name"] for lv in unnamed["levels"]] == ["L1", "L2", "L3", "L4"]
+    assert any("unnamed 1 not classified: only L1-L5 are; rename it if lumbar" in m for m in user_messages(unnamed))
     # edited in another tool before the import (the note kept): L4 is the user's from the start, the rest MS-Net's
     # (helper-64: one edited vertebra made the whole map the user's)
     import nibabel as nib

@@ -263,12 +263,9 @@ class PanelController:
                 f"the segmentation holds no lumbar vertebra (it holds {found}): rename them in the Segment Editor "
                 "or shift all names, then classify"
             )
-        screener = logic.screener
 
         def work(progress):
-            return screener.classify(
-                inputs.volume, inputs.labels, progress, names_certain=inputs.certain, mask_checked=inputs.checked
-            )
+            return logic.run_classify(inputs, progress)
 
         def finish(result) -> str:
             result, table, chart = logic.classify_outputs(result, inputs, volume_node, self.params.resultsTable)

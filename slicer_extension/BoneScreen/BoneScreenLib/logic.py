@@ -506,6 +506,9 @@ class ClassifyInputs:
     #: False while the segmentation is MS-Net's mark as it came (no edit, no rename): its fractures are unchecked;
     #: the ids of the vertebrae the user has edited since (the others MS-Net's as it came)
     checked: bool | list[int] = True
+    #: whether the ids are the user's (edited, renamed, or a segmentation of their own): a vertebra left unnamed is
+    #: then said to be left out, as on the command line (:meth:`bonescreen.pipeline.Screener.classify`)
+    users_labels: bool = True
 
 
 class BoneScreenLogic:
@@ -618,7 +621,7 @@ class BoneScreenLogic:
                 f"segment(s) {', '.join(repr(n) for n in unnamed)} left out: not named as a vertebra (L1-L5, T12, S1, "
                 "T1-T11, L6, 'unnamed N'); rename to have them classified"
             )
-        return ClassifyInputs(volume, labels, certain, notes, rule, checked)
+        return ClassifyInputs(volume, labels, certain, notes, rule, checked, users_labels=bool(checked) or renamed)
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
         """Results of :meth:`Screener.classify <bonescreen.pipeline.Screener.classify>` into a table and a chart.
@@ -659,6 +662,18 @@ class BoneScreenLogic:
         self._last_volume_id = volume_node.GetID()
         return self.last_result, table_node, chart_node
 
+    def run_classify(self, inputs: ClassifyInputs, progress=None) -> dict:
+        """:meth:`bonescreen.pipeline.Screener.classify` on what :meth:`classify_inputs` read (no MRML access: the
+        controller runs it in a worker thread)."""
+        return self.screener.classify(
+            inputs.volume,
+            inputs.labels,
+            progress,
+            names_certain=inputs.certain,
+            mask_checked=inputs.checked,
+            users_labels=inputs.users_labels,
+        )
+
     def classify(self, volume_node, segmentation_node, table_node=None, chart_node=None, progress=None):
         """Classify the levels of the (corrected) segmentation; results into a table and a chart node.
 
@@ -667,9 +682,7 @@ class BoneScreenLogic:
         (dict, table node, chart node)
         """
         inputs = self.classify_inputs(volume_node, segmentation_node)
-        result = self.screener.classify(
-            inputs.volume, inputs.labels, progress, names_certain=inputs.certain, mask_checked=inputs.checked
-        )
+        result = self.run_classify(inputs, progress)
         return self.classify_outputs(result, inputs, volume_node, table_node, chart_node)
 
     def export(self, folder: str, volume_node=None, segmentation_node=None) -> list[str]:
