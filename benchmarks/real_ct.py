@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from bonescreen.data.labelled import LAYOUTS, builtin_real_cases, find_labelled, only
+from bonescreen.data.labelled import LAYOUTS, builtin_real_cases, find_labelled, only, unpaired
 from bonescreen.errors import BoneScreenError
 from bonescreen.labelled_eval import evaluate_labelled_case, mean_dice_text, row_lines, scored_found
 from bonescreen.pipeline import Screener
@@ -87,21 +88,22 @@ def main() -> None:
         cases = find_labelled(args.folder, args.layout, args.label_scheme) if args.folder else builtin_real_cases()
         if args.only:
             cases = only(cases, args.only, args.folder)
-    except BoneScreenError as exc:
-        raise SystemExit(f"real_ct.py: {exc}") from None
-    if args.folder is None and not cases:
-        raise SystemExit("real_ct.py: ../shared/data/real is missing: give --folder with your own labelled CT")
-    try:
+        if args.folder is None and not cases:
+            raise BoneScreenError("../shared/data/real is missing: give --folder with your own labelled CT")
         screener = Screener(seg_weights=args.seg_weights, device=args.device)
         screener.model("segmentation")  # bad weights or an absent device: one line, before any image
-    except BoneScreenError as exc:
-        raise SystemExit(f"real_ct.py: {exc}") from None
-    rows = []
+    except BoneScreenError as exc:  # bad input: one line and exit code 2, as `bonescreen evaluate` (helper-70: 1)
+        print(f"real_ct.py: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for line in unpaired(args.folder, args.layout) if args.folder else []:
+        print(line)
+    rows, skipped = [], 0
     for case in cases:
         try:
             row = evaluate_labelled_case(screener, case)
         except BoneScreenError as exc:  # one unreadable image does not lose the others
             print(f"{case.name}: skipped: {exc}")
+            skipped += 1
             continue
         rows.append(row)
         unlabelled = " (not labelled)" if row["partial"] else " (given nothing)"
@@ -145,6 +147,8 @@ def main() -> None:
     if args.figure and rows:
         figure(rows, args.figure)
         print(f"wrote {args.figure}")
+    if skipped:  # as `bonescreen evaluate`: exit code 1 when a case could not be scored (helper-70: 0)
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

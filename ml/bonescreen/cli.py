@@ -300,13 +300,13 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
     import json
 
     from .atomic import write_text_atomic
-    from .data.labelled import find_labelled, verse_unpaired
+    from .data.labelled import find_labelled, unpaired
     from .labelled_eval import evaluate_labelled_case, mean_dice, mean_dice_text, row_lines, scored_found
     from .pipeline import Screener
 
     cases = find_labelled(args.data, args.layout, args.label_scheme)
-    unpaired = verse_unpaired(args.data) if cases[0].scheme == "verse" and args.layout != "nnunet" else []
-    for line in unpaired:
+    left = unpaired(args.data, args.layout)
+    for line in left:
         print(line, file=sys.stderr)
     screener = Screener(seg_weights=args.seg_weights, device=args.device)
     screener.model("segmentation")  # bad weights or an absent device: one line, before any scan
@@ -336,7 +336,7 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
         "mean_dice_some_vertebrae": some,  # scans labelled for some vertebrae only
         "cases": rows,
         "failed": failed,
-        "unpaired": unpaired,
+        "unpaired": left,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "metrics.json", json.dumps(summary, indent=2, default=str) + "\n")
@@ -351,7 +351,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .device import resolve_device
     from .evaluate import evaluate_classification, evaluate_segmentation, write_evaluation
     from .preprocess import trained_energy_normalized
+    from .screen import check_output_folder
 
+    check_output_folder(args.out)  # before any scan (helper-70: a file as --out lost a whole evaluation at the end)
     if args.layout:
         return _evaluate_labelled(args)
     records = load_case_set(args.data)

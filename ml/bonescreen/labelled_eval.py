@@ -12,8 +12,10 @@ import numpy as np
 from scipy import ndimage
 
 from .data.labelled import LabelledCT
+from .errors import BoneScreenError
 from .fracture import body_heights
 from .hu import body_from_levels, trabecular_hu, with_endplates
+from .mask_fit import off_bone
 from .metrics import dice_score
 from .pipeline import Screener
 from .pipeline.bone_health import scan_calibration
@@ -107,10 +109,19 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
     Raises
     ------
     BoneScreenError
-        If the CT or its labels cannot be read.
+        If the CT or its labels cannot be read, or no given vertebra sits on the CT's bone
+        (:func:`~bonescreen.mask_fit.off_bone`: labels of another scan or orientation).
     """
     volume = case.load_volume()
     truth = case.load_labels(volume)  # DESIGN.md ids on the CT grid
+    if not truth.any():  # (helper-70: an empty map scored Dice 0 into the mean)
+        raise BoneScreenError("the label map holds no vertebra: not scored", case.labels[0])
+    off = off_bone(volume.hu, truth)
+    if off and len(off) == len(np.unique(truth)) - 1:  # (helper-70: labels flipped on the CT's grid scored 0.001)
+        raise BoneScreenError(
+            "no given vertebra sits on this CT's bone (" + next(iter(off.values())) + "): not scored",
+            case.labels[0],
+        )
     t0 = time.perf_counter()
     seg = screener.segment(volume)
     seconds = time.perf_counter() - t0
@@ -158,6 +169,9 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
         f["heights_mm"] = bone["heights"].get(f["name"])
     return {
         "case": case.name,
+        # the files scored: which map of a folder was read (helper-70: metrics.json did not say)
+        "image": str(case.image),
+        "labels": [str(p) for p in case.labels],
         "calibration": bone["calibration"],
         "shape_zyx": list(volume.hu.shape),
         "spacing_mm": [round(s, 3) for s in volume.spacing],

@@ -8,7 +8,7 @@ import pytest
 
 from bonescreen.cli import main
 from bonescreen.data import LabelledSlices
-from bonescreen.data.labelled import builtin_real_cases, find_labelled, leave_out, map_labels
+from bonescreen.data.labelled import builtin_real_cases, find_labelled, leave_out, map_labels, unpaired
 from bonescreen.errors import BoneScreenError
 from bonescreen.weights import default_weights
 
@@ -242,3 +242,69 @@ def test_a_ct_labelled_for_some_vertebrae_is_scored_on_those_and_never_trained_o
     assert main([*train, "--layout", "totalseg"]) == 2
     err = capsys.readouterr().err
     assert "some vertebrae only" in err and "labels every vertebra" in err
+
+
+def test_label_maps_that_cannot_be_scored_are_skipped_with_the_reason(tmp_path, small_case, capsys):
+    """helper-70: `evaluate` and `real_ct.py --folder` scored, without a word, TotalSegmentator's map read with
+    VerSe's ids (its organs as vertebrae, Dice 0.05), a map of other ids and an empty one (Dice 0, into the mean),
+    labels flipped on the CT's grid (0.001) or moved 60 mm; a truncated or 4-D map gave a traceback; a body mask
+    beside total.nii.gz was read as the labels; and a file as --out lost the whole evaluation at its end."""
+    from bonescreen.labelled_eval import evaluate_labelled_case
+    from bonescreen.pipeline import Screener
+
+    _nnunet_folder(tmp_path / "n", small_case)
+    lab = tmp_path / "n" / "labelsTr" / "spine_001.nii.gz"
+    img = nib.load(lab)
+    verse = np.asarray(img.dataobj)
+    screener = Screener(device="cpu")
+
+    def reason(data, affine=img.affine, scheme="verse") -> str:
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(data), affine), lab)
+        (case,) = find_labelled(tmp_path / "n", "nnunet", scheme)
+        with pytest.raises(BoneScreenError) as info:
+            evaluate_labelled_case(screener, case)  # each is refused before MS-Net runs
+        return str(info.value)
+
+    total = np.where(verse > 0, 51 - verse.astype(np.int16), 0).astype(np.uint8)  # L1 = 31 ... L5 = 27
+    total[:4, :4, :4] = 90  # an organ
+    assert "add --label-scheme totalseg" in reason(total)
+    assert "ids above 28 (175, 176" in reason(np.where(verse > 0, verse + 155, 0).astype(np.uint8))
+    assert "add --label-scheme verse" in reason(verse, scheme="totalseg")  # VerSe's ids read as TotalSegmentator's
+    assert "the label map holds no vertebra" in reason(np.zeros_like(verse))
+    said = reason(verse[:, ::-1, ::-1])  # front to back and head to feet, on the CT's grid
+    assert "no given vertebra sits on this CT's bone" in said and "spine_001.nii.gz" in said
+    moved = img.affine.copy()
+    moved[:3, 3] += 60.0
+    assert "does not lie on the CT's grid" in reason(verse, moved)
+    assert "differs from the CT's" in reason(np.stack([verse, verse], axis=-1))  # 4-D
+    nib.save(nib.Nifti1Image(verse, img.affine), lab)
+    lab.write_bytes(lab.read_bytes()[:-200])  # cut short
+    (case,) = find_labelled(tmp_path / "n", "nnunet", "verse")
+    with pytest.raises(BoneScreenError, match="cut short"):
+        case.load_labels(case.load_volume())
+
+    # TotalSegmentator's folder: the combined map is total*.nii.gz; two maps and neither so named: not guessed
+    folder = tmp_path / "ts" / "s01"
+    folder.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(small_case.hu.transpose(2, 1, 0)), img.affine), folder / "ct.nii.gz")
+    nib.save(nib.Nifti1Image(total, img.affine), folder / "total.nii.gz")
+    nib.save(nib.Nifti1Image((total > 0).astype(np.uint8), img.affine), folder / "body.nii.gz")
+    (case,) = find_labelled(tmp_path / "ts", "totalseg")
+    assert [p.name for p in case.labels] == ["total.nii.gz"]
+    (folder / "total.nii.gz").rename(folder / "vertebrae.nii.gz")
+    (case,) = find_labelled(tmp_path / "ts", "totalseg")
+    with pytest.raises(BoneScreenError, match=r"2 label maps beside ct.nii.gz \(body.nii.gz, vertebrae.nii.gz\)"):
+        case.load_labels(case.load_volume())
+
+    (tmp_path / "afile").write_text("")
+    assert main(["evaluate", str(tmp_path / "ts"), "--layout", "totalseg", "--out", str(tmp_path / "afile")]) == 2
+    assert "the output folder is a file" in capsys.readouterr().err
+
+    # an nnU-Net folder's files that make no case are named (helper-70: dropped without a word)
+    for name in ("imagesTr/lonely_0000.nii.gz", "imagesTr/plain.nii.gz", "labelsTr/orphan.nii.gz"):
+        (tmp_path / "n" / name).write_bytes(b"")
+    assert unpaired(tmp_path / "n", "nnunet") == [
+        "imagesTr/lonely_0000.nii.gz: no labelsTr/lonely.nii.gz: not evaluated",
+        "imagesTr/plain.nii.gz: not named <case>_0000.nii.gz (nnU-Net's channel): not evaluated",
+        "labelsTr/orphan.nii.gz: no imagesTr/orphan_0000.nii.gz: not evaluated",
+    ]

@@ -22,32 +22,48 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from ..errors import BoneScreenError
 from ..io import load_ct
+from ..io.nifti import is_nifti_path, read_nifti, why_unreadable
 from ..io.volume import CTVolume, reorient
-from ..label_schemes import SCHEMES, map_labels
+from ..io.writers import read_labels_nifti
+from ..label_schemes import MASK_SCHEME, SCHEMES, map_labels
 from ..labels import VERTEBRA_NAMES
 
 
 def read_label_grid(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """A label map (NIfTI or NRRD) as an (i, j, k) array and its (x, y, z) -> RAS affine."""
-    path = Path(path)
-    if path.suffix == ".nrrd":
-        import nrrd
+    """A label map (NIfTI or NRRD) as an (i, j, k) array and its (x, y, z) -> RAS affine.
 
-        data, header = nrrd.read(str(path))
-        a = np.eye(4)
-        a[:3, :3] = np.asarray(header["space directions"], float).T
-        a[:3, 3] = header["space origin"]
-        space = str(header.get("space", "left-posterior-superior"))
-        if space.startswith("left-posterior") or space == "LPS":
-            a = np.diag([-1.0, -1.0, 1.0, 1.0]) @ a  # LPS -> RAS
-        return data, a
-    img = nib.load(str(path))
-    return np.asarray(img.dataobj), img.affine
+    Raises
+    ------
+    BoneScreenError
+        If the file cannot be read (cut short, not a NIfTI or NRRD) or is not 3-D (a 4-D map with one volume is
+        read as that volume), naming the file (helper-70: a truncated map and a 4-D one gave tracebacks).
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".nrrd":
+            import nrrd
+
+            data, header = nrrd.read(str(path))
+            a = np.eye(4)
+            a[:3, :3] = np.asarray(header["space directions"], float).T
+            a[:3, 3] = header["space origin"]
+            space = str(header.get("space", "left-posterior-superior"))
+            if space.startswith("left-posterior") or space == "LPS":
+                a = np.diag([-1.0, -1.0, 1.0, 1.0]) @ a  # LPS -> RAS
+        else:
+            img = read_nifti(path)
+            data, a = np.asarray(img.dataobj), img.affine
+    except Exception as exc:  # nibabel and pynrrd raise several types for damaged files
+        raise BoneScreenError(f"unreadable label map ({why_unreadable(path, exc)})", path) from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise BoneScreenError(f"expected a 3-D label map, got shape {data.shape}", path)
+    return data, a
 
 
 @dataclass
@@ -63,6 +79,8 @@ class LabelledCT:
     #: vertebrae only): the mark is scored against those vertebrae alone
     #: (:func:`~bonescreen.labelled_eval.evaluate_labelled_case`)
     partial: bool = False
+    #: why the case cannot be read, found when the folder was listed (raised by :meth:`load_labels`)
+    problem: str | None = None
 
     def load_volume(self) -> CTVolume:
         """The CT, read as ``bonescreen screen`` reads it."""
@@ -74,8 +92,21 @@ class LabelledCT:
         Raises
         ------
         BoneScreenError
-            If the label grid does not match the CT.
+            If the case has a ``problem``, or a map cannot be read, does not lie on the CT's grid, or holds no
+            vertebra of the scheme (:func:`~bonescreen.io.writers.read_labels_nifti`).
         """
+        if self.problem:
+            raise BoneScreenError(self.problem, self.image.parent)
+        if isinstance(self.scheme, str) and all(is_nifti_path(p) for p in self.labels):
+            # as `screen --labels` reads a map: on the CT's grid (corners, orientation), the scheme's ids, one
+            # vertebra per id (helper-70: a map of another origin, of organs read as VerSe's vertebrae, or of no
+            # vertebra id at all was scored without a word, its Dice near 0 in the mean)
+            if self.label_ids is None:
+                return read_labels_nifti(volume, self.labels[0], scheme=self.scheme)
+            foreign = np.zeros(volume.hu.shape, np.int64)  # one mask file per vertebra: its foreign id
+            for path, vid in zip(self.labels, self.label_ids, strict=True):
+                foreign[read_labels_nifti(volume, path, scheme=MASK_SCHEME)] = vid
+            return map_labels(foreign, self.scheme)
         foreign = None  # the files' foreign ids in one map: the unnamed vertebrae are numbered among all of them
         for i, path in enumerate(self.labels):
             data, affine = read_label_grid(path)
@@ -84,8 +115,12 @@ class LabelledCT:
             zyx, _, _ = reorient(np.asarray(data), affine)
             if zyx.shape != volume.hu.shape:
                 raise BoneScreenError(f"label grid {zyx.shape} does not match the CT {volume.hu.shape}", path)
-            foreign = zyx if foreign is None else np.where(map_labels(zyx, self.scheme) > 0, zyx, foreign)
-        return map_labels(foreign, self.scheme)
+            try:
+                foreign = zyx if foreign is None else np.where(map_labels(zyx, self.scheme) > 0, zyx, foreign)
+                mapped = map_labels(foreign, self.scheme)
+            except BoneScreenError as exc:  # (helper-70: float labels, a CT as labels: the file was not named)
+                raise BoneScreenError(exc.problem, path) from None
+        return mapped
 
     def name_of(self, vid: int) -> str:
         """Name of a BoneScreen vertebra id; ``?`` for ids without a name."""
@@ -182,6 +217,33 @@ def verse_unpaired(root: str | os.PathLike) -> list[str]:
     return lines
 
 
+def nnunet_unpaired(root: str | os.PathLike) -> list[str]:
+    """What an nnU-Net raw folder holds that is not a case, one line each: an image named without nnU-Net's channel
+    suffix (``_0000``), an image without its label map, a label map without its image. Empty when all pair up.
+
+    (helper-70: an image without labels and labels without an image were dropped without a word.)
+    """
+    root = Path(root)
+    labels = {p.name[: -len(".nii.gz")] for p in (root / "labelsTr").glob("*.nii.gz")}
+    imaged, lines = set(), []
+    for image in sorted((root / "imagesTr").glob("*.nii.gz")):
+        case, _, channel = image.name[: -len(".nii.gz")].rpartition("_")
+        if not case or len(channel) != 4 or not channel.isdigit():
+            lines.append(f"imagesTr/{image.name}: not named <case>_0000.nii.gz (nnU-Net's channel): not evaluated")
+        elif channel == "0000":
+            imaged.add(case)
+            if case not in labels:
+                lines.append(f"imagesTr/{image.name}: no labelsTr/{case}.nii.gz: not evaluated")
+    lines += [f"labelsTr/{c}.nii.gz: no imagesTr/{c}_0000.nii.gz: not evaluated" for c in sorted(labels - imaged)]
+    return lines
+
+
+def unpaired(root: str | os.PathLike, layout: str | None) -> list[str]:
+    """What a folder of ``layout`` holds that is not a case (:func:`verse_unpaired`, :func:`nnunet_unpaired`), one
+    line each; empty for the other layouts, whose cases are folders."""
+    return {"verse": verse_unpaired, "nnunet": nnunet_unpaired}.get(layout or "", lambda _: [])(root)
+
+
 #: TotalSegmentator writes a file for every vertebra of its classes, empty where the vertebra is not in view
 #: (C1-C7, T1-T12, L1-L5 in v1; S1 too in v2): a ``segmentations`` folder with fewer holds some vertebrae only
 TOTALSEG_VERTEBRA_FILES = 24
@@ -207,9 +269,18 @@ def _totalseg_cases(root: Path, scheme: str) -> list[LabelledCT]:
             files, file_ids = [p for p, _ in keep], [i for _, i in keep]
             cases.append(LabelledCT(ct.parent.name, ct, files, "totalseg", file_ids, partial=partial))
             continue
-        maps = [p for p in ct.parent.glob("*.nii.gz") if p.name != "ct.nii.gz"]
-        if maps:
-            cases.append(LabelledCT(ct.parent.name, ct, [sorted(maps)[0]], "totalseg"))
+        maps = sorted(p for p in ct.parent.glob("*.nii.gz") if p.name != "ct.nii.gz")
+        # several maps beside the CT: TotalSegmentator's combined one is named for its task (total.nii.gz,
+        # total_*.nii.gz); else none is guessed (helper-70: a body mask beside total.nii.gz, first by name, was scored)
+        chosen = [p for p in maps if p.name.startswith("total")] if len(maps) > 1 else maps
+        if len(chosen) == 1:
+            cases.append(LabelledCT(ct.parent.name, ct, chosen, "totalseg"))
+        elif maps:
+            problem = (
+                f"{len(maps)} label maps beside ct.nii.gz ({', '.join(p.name for p in maps)}) and not one named "
+                "total*.nii.gz: keep the vertebra map alone beside the CT, or name it total.nii.gz"
+            )
+            cases.append(LabelledCT(ct.parent.name, ct, maps, "totalseg", problem=problem))
     return cases
 
 
