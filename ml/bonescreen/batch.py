@@ -61,6 +61,7 @@ SUMMARY_COLUMNS = [
     "reasons",
     "error",
     "input_notes",
+    "bone_status_basis",
 ]
 
 
@@ -377,6 +378,9 @@ def _row(outcome: dict) -> dict:
     row["bone_status"] = status["class"] if status else ""
     # 0 where the status is a question, as every front end shows it (a doubted fracture, names not confirmed)
     row["bone_status_confirmed"] = int(status_confirmed(status)) if status else ""
+    # what the status rests on, with its caveats (helper-70: a status on vBMD read "confirmed" with nothing beside
+    # it to say that the fractures were looked for on MS-Net's unchecked mask); last, so no column moves
+    row["bone_status_basis"] = status["basis"] if status else ""
     row["uncertain"] = int(bool(o["uncertain"]))
     row["reasons"] = "; ".join(o["reasons"])
     row["input_notes"] = "; ".join(r.get("input_notes") or [])

@@ -323,7 +323,9 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
         print(
             f"{row['case']}: Dice {row['dice']:.3f}{scope}; "
             f"{row['named_right']} of {len(scored_found(row))} vertebrae found named "
-            f"as given ({', '.join(f['name'] for f in row['found'])}; given {', '.join(row['given'])}); naming "
+            f"as given ({', '.join(f['name'] for f in row['found'])}; given {', '.join(row['given'])}); "
+            # (helper-70: "7 of 7 named as given" did not say that T11 was not found; real_ct.py did)
+            f"{row['given_found']} of {len(row['given'])} given vertebrae found as vertebrae of their own; naming "
             f"{'certain' if row['certain'] else 'flagged uncertain'}"
         )
         print(f"    {each}")

@@ -207,7 +207,8 @@ def calibrate(tissues: dict[str, ReferenceTissue], geometry: dict, acquisition: 
         if not implausible:
             flags.append(
                 "no tube voltage (KVP) in the header: the effective energy rests on fat and muscle alone (for a "
-                'NIfTI, a JSON sidecar beside it gives it: ct.nii.gz -> ct.json with {"KVP": 120}, as dcm2niix writes)'
+                "NIfTI, a JSON sidecar of the same name beside it gives it, for example ct.nii.gz -> ct.json with "
+                '{"KVP": 120}, as dcm2niix writes)'
             )
     chi2 = ((ENERGIES_KEV - prior[0]) / prior[1]) ** 2
     for name, t in tissues.items():

@@ -381,7 +381,12 @@ def test_summary_says_when_the_bone_status_is_unconfirmed():
     doubted = _row(outcome("vertebral fracture (L2 grade 2 wedge); unconfirmed: the mask is MS-Net's"))
     assert (sure["bone_status"], sure["bone_status_confirmed"]) == ("osteoporosis", 1)
     assert (doubted["bone_status"], doubted["bone_status_confirmed"]) == ("osteoporosis", 0)
+    # and what it rests on, caveats included (helper-70: a status on vBMD beside fractures looked for on MS-Net's
+    # unchecked mask read "confirmed", the caveat in result.json alone)
+    unchecked = "vBMD 97 mg/cm3 (ACR QCT categories); vertebral fractures looked for on MS-Net's mask, not yet checked"
+    assert _row(outcome(unchecked))["bone_status_basis"] == unchecked
+    assert list(_row(outcome(unchecked)))[-1] == "bone_status_basis"  # the earlier columns keep their places
     empty = outcome("")
     empty["result"]["overall"]["bone_status"] = None
     none = _row(empty)
-    assert none["bone_status"] == "" and none["bone_status_confirmed"] == ""
+    assert none["bone_status"] == "" and none["bone_status_confirmed"] == "" and none["bone_status_basis"] == ""
