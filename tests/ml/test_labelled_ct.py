@@ -303,6 +303,8 @@ def test_label_maps_that_cannot_be_scored_are_skipped_with_the_reason(tmp_path, 
     # an nnU-Net folder's files that make no case are named (helper-70: dropped without a word)
     for name in ("imagesTr/lonely_0000.nii.gz", "imagesTr/plain.nii.gz", "labelsTr/orphan.nii.gz"):
         (tmp_path / "n" / name).write_bytes(b"")
+    with pytest.raises(BoneScreenError, match=r"the folder is laid out as totalseg \(--layout totalseg\)"):
+        find_labelled(tmp_path / "ts", "nnunet")  # (helper-70: the layouts were listed, not the folder's)
     assert unpaired(tmp_path / "n", "nnunet") == [
         "imagesTr/lonely_0000.nii.gz: no labelsTr/lonely.nii.gz: not evaluated",
         "imagesTr/plain.nii.gz: not named <case>_0000.nii.gz (nnU-Net's channel): not evaluated",
