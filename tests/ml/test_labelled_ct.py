@@ -305,6 +305,10 @@ def test_label_maps_that_cannot_be_scored_are_skipped_with_the_reason(tmp_path, 
         (tmp_path / "n" / name).write_bytes(b"")
     with pytest.raises(BoneScreenError, match=r"the folder is laid out as totalseg \(--layout totalseg\)"):
         find_labelled(tmp_path / "ts", "nnunet")  # (helper-70: the layouts were listed, not the folder's)
+    with pytest.raises(BoneScreenError, match=r"no labelled CT found \(imagesTr/plain.nii.gz: not named <case>_0000"):
+        (tmp_path / "plain" / "imagesTr").mkdir(parents=True)
+        (tmp_path / "plain" / "imagesTr" / "plain.nii.gz").write_bytes(b"")
+        find_labelled(tmp_path / "plain", "nnunet")
     assert unpaired(tmp_path / "n", "nnunet") == [
         "imagesTr/lonely_0000.nii.gz: no labelsTr/lonely.nii.gz: not evaluated",
         "imagesTr/plain.nii.gz: not named <case>_0000.nii.gz (nnU-Net's channel): not evaluated",

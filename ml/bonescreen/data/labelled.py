@@ -410,8 +410,10 @@ def find_labelled(root: str | os.PathLike, layout: str | None = None, scheme: st
             return cases
     # the layout named finds nothing: say which one the folder has (helper-70: the error listed the layouts only)
     other = next((name for name in LAYOUTS if name != layout and LAYOUTS[name](root, scheme)), None) if layout else None
+    left = unpaired(root, layout)[:3]  # files of the layout that make no case (an image named without _0000)
     raise BoneScreenError(
         "no labelled CT found"
+        + (f" ({'; '.join(left)})" if left else "")
         + (f" in the {layout} layout: the folder is laid out as {other} (--layout {other}); " if other else " (")
         + "layouts: VerSe sub-*_ct.nii.gz + *_seg-vert_msk.nii.gz; TotalSegmentator ct.nii.gz + "
         "segmentations/vertebrae_*.nii.gz or one label map beside it; nnU-Net imagesTr/<case>_0000.nii.gz + "
