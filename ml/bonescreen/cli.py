@@ -304,7 +304,12 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
     from .labelled_eval import evaluate_labelled_case, mean_dice, mean_dice_text, row_lines, scored_found
     from .pipeline import Screener
 
-    cases = find_labelled(args.data, args.layout, args.label_scheme)
+    if args.label_scheme and args.layout != "nnunet":  # (helper-70: ignored without a word)
+        print(
+            f"note: --label-scheme applies to an nnunet folder; a {args.layout} folder carries its tool's own ids",
+            file=sys.stderr,
+        )
+    cases = find_labelled(args.data, args.layout, args.label_scheme or "verse")
     left = unpaired(args.data, args.layout)
     for line in left:
         print(line, file=sys.stderr)
@@ -910,7 +915,10 @@ def build_parser() -> argparse.ArgumentParser:
         "MS-Net's mark (Dice) and the level names on each scan, with --seg-weights or the bundled weights",
     )
     ev.add_argument(
-        "--label-scheme", choices=["verse", "totalseg"], default="verse", help="label ids of an nnunet --layout"
+        "--label-scheme",
+        choices=["verse", "totalseg"],
+        default=None,
+        help="label ids of an nnunet --layout (default verse); the other layouts carry their tools' own",
     )
     ev.set_defaults(func=cmd_evaluate)
     return p

@@ -299,6 +299,23 @@ def test_label_maps_that_cannot_be_scored_are_skipped_with_the_reason(tmp_path, 
     (tmp_path / "afile").write_text("")
     assert main(["evaluate", str(tmp_path / "ts"), "--layout", "totalseg", "--out", str(tmp_path / "afile")]) == 2
     assert "the output folder is a file" in capsys.readouterr().err
+    # --label-scheme names an nnU-Net folder's ids: beside another layout it is said to be ignored (it was silently)
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "ts"),
+                "--layout",
+                "totalseg",
+                "--label-scheme",
+                "verse",
+                "--out",
+                str(tmp_path / "e2"),
+            ]
+        )
+        == 1
+    )  # its one scan is refused (above)
+    assert "note: --label-scheme applies to an nnunet folder" in capsys.readouterr().err
 
     # an nnU-Net folder's files that make no case are named (helper-70: dropped without a word)
     for name in ("imagesTr/lonely_0000.nii.gz", "imagesTr/plain.nii.gz", "labelsTr/orphan.nii.gz"):
