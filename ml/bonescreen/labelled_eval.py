@@ -119,10 +119,12 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
     """
     volume = case.load_volume()
     truth = case.load_labels(volume)  # DESIGN.md ids on the CT grid
-    if not truth.any():  # (helper-70: an empty map scored Dice 0 into the mean)
+    sizes = np.bincount(truth.ravel())  # voxels of each given id
+    ids = [int(v) for v in np.flatnonzero(sizes) if v]
+    if not ids:  # (helper-70: an empty map scored Dice 0 into the mean)
         raise BoneScreenError("the label map holds no vertebra: not scored", case.labels[0])
-    off = off_bone(volume.hu, truth)
-    if off and len(off) == len(np.unique(truth)) - 1:  # (helper-70: labels flipped on the CT's grid scored 0.001)
+    off = off_bone(volume.hu, truth, ids)
+    if len(off) == len(ids):  # (helper-70: labels flipped on the CT's grid scored 0.001)
         raise BoneScreenError(
             "no given vertebra sits on this CT's bone (" + next(iter(off.values())) + "): not scored",
             case.labels[0],
@@ -132,8 +134,7 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
     seconds = time.perf_counter() - t0
     # the given vertebrae from the lowest up (by their centres along z), one entry per id: ids without a BoneScreen
     # name (DESIGN.md 21-255, as cervical vertebrae map) each keep their own entry, not one "?" for all
-    ids = [int(v) for v in np.unique(truth) if v]
-    heights = ndimage.center_of_mass(truth > 0, truth, ids) if ids else []
+    heights = ndimage.center_of_mass(truth > 0, truth, ids)
     lowest_up = [v for _, v in sorted(zip([h[0] for h in heights], ids, strict=True))]
     given = [name if (name := case.name_of(v)) != "?" else f"unnamed id {v}" for v in lowest_up]
     names = {v.index + 1: v.name for v in seg.vertebrae}
@@ -154,20 +155,20 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
     found = []
     for v in seg.vertebrae:
         own = seg.vertebra_map == v.index + 1  # this vertebra's own voxels
-        ids, counts = np.unique(truth[own], return_counts=True)
-        counts = counts[ids > 0]
-        ids = ids[ids > 0]
+        under, counts = np.unique(truth[own], return_counts=True)
+        counts = counts[under > 0]
+        under = under[under > 0]
         # labels of some vertebrae only: a vertebra found mostly outside them is none of them (it touches one); of
         # fully labelled scans, a few voxels of a given vertebra do not make one found "named as given" (helper-70:
         # L4 matched on a Dice of 0.009): it must hold MATCH_SHARE of that vertebra or be that much of it
-        biggest = int(counts.max()) if ids.size else 0
-        given_size = int(np.count_nonzero(truth == ids[np.argmax(counts)])) if ids.size else 0
+        biggest = int(counts.max()) if under.size else 0
+        given_size = int(sizes[under[np.argmax(counts)]]) if under.size else 0
         size = np.count_nonzero(own)
         if case.partial:
             labelled = 2 * biggest >= size
         else:
             labelled = biggest > 0 and biggest >= MATCH_SHARE * min(size, given_size)
-        match = case.name_of(int(ids[np.argmax(counts)])) if labelled else None
+        match = case.name_of(int(under[np.argmax(counts)])) if labelled else None
         found.append(
             {
                 "name": v.name,

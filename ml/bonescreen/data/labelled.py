@@ -115,12 +115,12 @@ class LabelledCT:
             zyx, _, _ = reorient(np.asarray(data), affine)
             if zyx.shape != volume.hu.shape:
                 raise BoneScreenError(f"label grid {zyx.shape} does not match the CT {volume.hu.shape}", path)
-            try:
-                foreign = zyx if foreign is None else np.where(map_labels(zyx, self.scheme) > 0, zyx, foreign)
-                mapped = map_labels(foreign, self.scheme)
-            except BoneScreenError as exc:  # (helper-70: float labels, a CT as labels: the file was not named)
+            try:  # each file's values checked as it is read (helper-70: float labels, a CT: the file was not named)
+                mapped = map_labels(zyx, self.scheme)
+            except BoneScreenError as exc:
                 raise BoneScreenError(exc.problem, path) from None
-        return mapped
+            foreign = zyx if foreign is None else np.where(mapped > 0, zyx, foreign)
+        return map_labels(foreign, self.scheme)
 
     def name_of(self, vid: int) -> str:
         """Name of a BoneScreen vertebra id; ``?`` for ids without a name."""
