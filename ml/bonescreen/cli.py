@@ -613,6 +613,9 @@ def cmd_screen(args: argparse.Namespace) -> int:
     if o["probabilities"] is None and o.get("labels_off_bone"):
         # the labels given are not on this CT: written, but no result (helper-38: exit 0, a script could not tell)
         return 1
+    if not result["levels"]:
+        # no lumbar level in the mask: written (the report shows what was found), but no result, as above
+        return 1
     return 1 if result.get("output_errors") else 0  # what failed is among the lines above
 
 

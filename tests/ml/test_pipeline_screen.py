@@ -177,7 +177,8 @@ def test_screen_without_a_lumbar_level_says_why_no_seg_or_sr(unseen, tmp_path, c
     only_t12 = np.where(case.levels == 1, 6, 0).astype(np.uint8)  # the L1 region, named T12
     labels = write_labels_nifti(volume, only_t12, tmp_path / "t12.nii.gz")
     out = tmp_path / "out"
-    assert main(["screen", str(root / "dicom"), "--out", str(out), "--device", "cpu", "--labels", str(labels)]) == 0
+    # written, but no result: exit 1, as for labels off the bone, so that a script can tell
+    assert main(["screen", str(root / "dicom"), "--out", str(out), "--device", "cpu", "--labels", str(labels)]) == 1
     result = json.loads((out / "result.json").read_text())
     assert result["levels"] == [] and not (out / "seg.dcm").exists() and not (out / "sr.dcm").exists()
     assert any("seg.dcm and sr.dcm were not written" in n for n in result["output_notes"])
