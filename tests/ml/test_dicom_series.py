@@ -254,6 +254,39 @@ def test_a_rescale_slope_of_zero_is_refused(series):
         load_ct(series)
 
 
+def test_a_rescale_slope_taken_as_1_is_flagged_by_name(series, reference, tmp_path):
+    """RescaleSlope is Type 1 in CT; where a file gives RescaleIntercept without it, the slope was taken as 1
+    without a word, while every HU rests on it. The volume reads the same and says so."""
+    files = sorted(series.iterdir())
+    for f in files[2:5]:
+        ds = pydicom.dcmread(f)
+        del ds.RescaleSlope
+        ds.save_as(f)
+    volume = load_ct(series)
+    np.testing.assert_array_equal(volume.hu, reference.hu)
+    (flag,) = [f for f in volume.flags if "RescaleSlope" in f]
+    assert "missing in 3 image(s)" in flag and files[2].name in flag and "taken as 1" in flag
+    assert not reference.flags  # the untouched series gives its rescale: no flag
+    # a multi-frame file without its Pixel Value Transformation group: every frame's rescale is assumed
+    mf = _multiframe(_folder_with_all(files, tmp_path / "whole"))
+    for fg in [*mf.PerFrameFunctionalGroupsSequence, *mf.SharedFunctionalGroupsSequence]:
+        if "PixelValueTransformationSequence" in fg:
+            del fg.PixelValueTransformationSequence
+    mf.save_as(tmp_path / "mf.dcm")
+    volume = load_ct(tmp_path / "mf.dcm", hu_offset=-1024)
+    np.testing.assert_array_equal(volume.hu, reference.hu)
+    assert any("missing in every frame" in f for f in volume.flags)
+
+
+def _folder_with_all(files, folder):
+    folder.mkdir()
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.RescaleSlope = 1  # the files above without it, given back
+        ds.save_as(folder / f.name)
+    return folder
+
+
 def test_an_image_of_the_series_with_another_series_uid_is_named_in_the_spacing_error(series):
     """helper-34: one image given its own SeriesInstanceUID left a gap in the series, refused as "uneven slice
     spacing ... (missing slices?)" with no word of the other series in the folder, where the missing image is."""

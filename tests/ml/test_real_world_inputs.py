@@ -45,6 +45,8 @@ def test_stored_values_without_rescale_are_refused_naming_the_offset(series, sma
     corrected = load_ct(series, hu_offset=-1024)
     np.testing.assert_array_equal(corrected.hu, reference.hu)
     assert any("-1024 added" in n for n in corrected.notes)
+    # read at all, the HU rest on a slope of 1 that no file gave: flagged, since the check on fat cannot see it
+    assert any("RescaleSlope and RescaleIntercept are missing in every image" in f for f in corrected.flags)
 
 
 def test_a_spine_only_crop_without_air_is_hu(small_case_files, tmp_path, shared_data):

@@ -192,7 +192,8 @@ class _Frame:
     cols: int
     slope: float = 1.0
     intercept: float = 0.0
-    rescale_given: bool = True
+    rescale_given: bool = True  # RescaleIntercept is in the file (a missing slope alone is flagged, not filled)
+    slope_given: bool = True
 
     @property
     def row_cos(self) -> np.ndarray:
@@ -297,6 +298,7 @@ class _Instance:
         )
         frame.slope, frame.intercept = _rescale(ds, self.path)
         frame.rescale_given = "RescaleIntercept" in ds
+        frame.slope_given = ds.get("RescaleSlope") is not None
         return frame
 
 
@@ -440,6 +442,7 @@ def _place_frames(group: list[_Instance]) -> _Series | str:
             "so this image's HU are unknown",
             bare[0].path,
         )
+    flags += _rescale_assumed(frames, "image")
     if not _is_axial(frames[0].orientation):
         return f"{_plane_name(frames[0].orientation)} images"
     note = _skip_note(skipped)
@@ -485,6 +488,8 @@ def _multiframe_frames(path: Path, ds: Dataset) -> list[_Frame]:
         )
         if rescale is not None:
             frame.slope, frame.intercept = _rescale(rescale, path)
+        frame.rescale_given = rescale is not None and "RescaleIntercept" in rescale
+        frame.slope_given = rescale is not None and rescale.get("RescaleSlope") is not None
         for keyword, value in (
             ("ImageOrientationPatient", frame.orientation),
             ("ImagePositionPatient", frame.position),
@@ -509,8 +514,35 @@ def _multiframe_series(inst: _Instance) -> _Series:
             raise BoneScreenError(f"the frames are {_plane_name(f.orientation)} images, not axial", inst.path)
     kind = MULTIFRAME_CT.get(inst.sop_class, "multi-frame CT")
     return _Series(
-        frames, f"{kind} {_series_label(inst, len(frames))}", [f"read a {kind} file of {len(frames)} frames"], []
+        frames,
+        f"{kind} {_series_label(inst, len(frames))}",
+        [f"read a {kind} file of {len(frames)} frames"],
+        _rescale_assumed(frames, "frame"),
     )
+
+
+def _rescale_assumed(frames: list[_Frame], unit: str) -> list[str]:
+    """Flags for a rescale taken as the default where the files do not give it.
+
+    RescaleSlope and RescaleIntercept are Type 1 in the CT Image module (DICOM PS3.3 C.8.2.1) and in the Pixel
+    Value Transformation functional group. Without them the stored values are read as HU (slope 1, intercept 0);
+    :func:`bonescreen.io.hu_scale.hu_scale_problem` refuses values whose fat is off by an offset, but a slope
+    other than 1 would not show there, and every HU, vBMD and class rests on it, so the user is told.
+    """
+    if not any(f.rescale_given for f in frames):
+        return [
+            f"RescaleSlope and RescaleIntercept are missing in every {unit}: the stored values were taken as "
+            "Hounsfield units with a slope of 1 (the check on fat finds a missing offset, not a slope other "
+            "than 1): check the HU"
+        ]
+    bare = [f for f in frames if f.rescale_given and not f.slope_given]
+    if not bare:
+        return []
+    first = bare[0].path.name if bare[0].frame is None else f"frame {bare[0].frame + 1}"
+    return [
+        f"RescaleSlope is missing in {len(bare)} {unit}(s) that give RescaleIntercept (first: {first}); "
+        "taken as 1, the value CT images use: check the HU if the exporter scaled them"
+    ]
 
 
 def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str]) -> _Series:
