@@ -72,14 +72,20 @@ def vertebra_color(vid: int) -> tuple[int, int, int]:
     """Display colour (RGB, 0-255) of an all-vertebrae id: L1..L5 as :data:`LEVEL_COLORS`, thoracic
     vertebrae alternating cyan and magenta (neighbours told apart at a glance, and from every lumbar colour:
     two blues were hard to tell apart in the report, helper-33), the sacrum purple, L6 brown, unnamed vertebrae
-    grey (napari, Slicer, the report)."""
+    spring green (napari, Slicer, the report). An unnamed vertebra was grey, which half-transparent over bone
+    reads as bone (helper-71: a vertebra renamed unnamed in napari all but vanished); its colour is saturated, to
+    show over white bone, and bright, for its name on dark tissue."""
     vid = int(vid)
     if vid in LEVEL_COLORS:
         return LEVEL_COLORS[vid]
     name = VERTEBRA_NAMES.get(vid, "")
     if name.startswith("T"):
         return (70, 240, 240) if int(name[1:]) % 2 == 0 else (240, 50, 230)
-    return {"S1": (145, 30, 180), "L6": (170, 110, 40)}.get(name, (160, 160, 160))
+    return {"S1": (145, 30, 180), "L6": (170, 110, 40)}.get(name, UNNAMED_COLOR)
+
+
+#: Display colour of an unnamed vertebra (ids 21-255): see :func:`vertebra_color`.
+UNNAMED_COLOR: tuple[int, int, int] = (0, 255, 127)
 
 
 def class_index(name: str) -> int:

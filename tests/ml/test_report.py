@@ -258,6 +258,14 @@ def test_neighbouring_vertebrae_have_colours_told_apart():
     for t in (n for n in SPINE_ORDER if n.startswith("T")):
         for lumbar in LEVEL_COLORS:
             assert apart(ids(t), lumbar) >= 100, (t, lumbar)
+    # an unnamed vertebra (helper-71: grey, lost over bone at half opacity): apart from every named colour,
+    # saturated (it shows over white bone) and bright (its name reads on dark tissue)
+    unnamed = vertebra_color(21)
+    assert vertebra_color(40) == unnamed
+    for vid in VERTEBRA_NAMES:
+        assert apart(21, vid) >= 100, VERTEBRA_NAMES[vid]
+    assert max(unnamed) - min(unnamed) >= 128
+    assert float(np.dot([0.2126, 0.7152, 0.0722], np.asarray(unnamed) / 255)) >= 0.4  # luma, Rec. 709 weights
 
 
 def test_sagittal_names_stay_within_the_image():
