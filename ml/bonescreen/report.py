@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import textwrap
 
@@ -83,6 +84,12 @@ def _sagittal_window(shown: np.ndarray, spacing: tuple[float, float, float]) -> 
     return x, y0, y1
 
 
+def _whole_mm(mm: float) -> str:
+    """A height (mm, one decimal in result.json) to whole mm, halves up: "{:.0f}" rounds half to even, so 24.5 mm
+    read 24 and 25.5 read 26."""
+    return str(math.floor(mm + 0.5))
+
+
 def _sagittal(
     ax, hu, shown, spacing, names, window: tuple[int, int, int], heights: dict[str, dict] | None = None
 ) -> None:
@@ -109,7 +116,7 @@ def _sagittal(
             f = heights.get(name)
             text, color = None, None
             if f:
-                text = f"{f['height_anterior_mm']:.0f}/{f['height_middle_mm']:.0f}/{f['height_posterior_mm']:.0f} mm"
+                text = "/".join(_whole_mm(f[f"height_{k}_mm"]) for k in ("anterior", "middle", "posterior")) + " mm"
                 if f["genant_grade"]:  # '?': the slices cannot tell it from the grade across 25 % (grade_doubt)
                     text += f"\ngrade {grade_text(f)} {f['shape']}"
                 color = _GRADE_TEXT[min(int(f["genant_grade"]), 2)]

@@ -196,8 +196,8 @@ def test_sagittal_labels_are_readable_and_apart_when_vertebrae_lie_close(classif
     upper[upper == 1] = 6  # the upper half named T12
     for lv, grade in zip(result["levels"], (3, 2, 1, 0, 0), strict=True):
         lv["fracture"] = {
-            "height_anterior_mm": 20.0,
-            "height_middle_mm": 22.0,
+            "height_anterior_mm": 20.5,
+            "height_middle_mm": 22.5,
             "height_posterior_mm": 27.0,
             "genant_grade": grade,
             "shape": "wedge" if grade else None,
@@ -210,6 +210,7 @@ def test_sagittal_labels_are_readable_and_apart_when_vertebrae_lie_close(classif
     texts = [t for t in sagittal.texts if t.get_text()]
     assert {"T12", "L1"} <= {t.get_text() for t in texts}
     assert any("grade 2? wedge" in t.get_text() for t in texts)  # a doubted grade as napari shows it
+    assert any(t.get_text().startswith("21/23/27 mm") for t in texts)  # halves up (they read 20/22, half to even)
     renderer = fig.canvas.get_renderer()
     boxes = [(t.get_bbox_patch() or t).get_window_extent(renderer) for t in texts]
     for i in range(len(boxes)):
