@@ -88,6 +88,7 @@ from ._convert import (
     labels_layer_data,
     layer_digests,
     names_changed,
+    unwrapped,
     volume_from_layer,
 )
 from ._head_up import keep_head_up
@@ -401,6 +402,14 @@ class SegmentWidget(_Base):
         self._form = form
         self._follow_layers(self.image)
         self.last_layer: Labels | None = None
+        # the status names the vertebrae of the layer it made; edits that change them (a rename or shift in the
+        # Classify dock, a fill with another id) are said under it, read once the edits pause (helper-71: the
+        # status went on listing the names from before a shift)
+        self._said: tuple[str, list[str], list[str]] | None = None  # (first line, names then, lines under it)
+        self._names_timer = QTimer(self)
+        self._names_timer.setSingleShot(True)
+        self._names_timer.setInterval(NAMES_REREAD_MS)
+        self._names_timer.timeout.connect(self._say_names_now)
         self._show_orientation()
 
     def _orientation_unknown(self, layer) -> bool:
@@ -492,13 +501,38 @@ class SegmentWidget(_Base):
                 state += ", with names changed by the user"
             doubt = "." if own["naming_certain"] else ": names not confirmed, check them."
             said += f" BoneScreen's own labels, {state} ({own['naming_rule']}){doubt}"
-        self.status.setText(f"{said} Correct, then classify.")
+        self._say_found(f"{said} Correct, then classify.", vertebrae, [])
 
     def _add_vertebrae(self, data: np.ndarray, meta: dict) -> None:
         """Add a labels layer of vertebrae (always a new one: edits elsewhere are kept), its names on the canvas."""
         self.last_layer = self.viewer.add_labels(data, **meta)
         self.last_layer.events.paint.connect(_note_edit)
+        events = self.last_layer.events
+        # a stroke, a fill or a rename (data_setitem: labels_update), new data, an undo or redo (set_data)
+        for event in (events.paint, events.labels_update, events.data, events.set_data):
+            event.connect(self._names_may_change)
         show_level_names(self.viewer, self.last_layer)
+
+    def _say_found(self, first: str, labels: np.ndarray, under: list[str]) -> None:
+        """The status: what was found (``first``), then ``under``; the names are followed as the layer is edited."""
+        self._said = (first, _names_in(labels), under)
+        self.status.setText("\n".join([first, *under]))
+
+    def _names_may_change(self, event=None) -> None:
+        source = unwrapped(getattr(event, "source", self.last_layer))  # the layer, behind napari's proxy
+        if self._said is not None and source is unwrapped(self.last_layer):
+            self._names_timer.start()  # restarted by every stroke: read once they pause
+
+    def _say_names_now(self) -> None:
+        if self._said is None or self.last_layer is None or unwrapped(self.last_layer) not in self.viewer.layers:
+            return
+        first, then, under = self._said
+        now = _names_in(np.asarray(self.last_layer.data))
+        if now == then:
+            self.status.setText("\n".join([first, *under]))
+            return
+        said = f"Names now, after edits: {', '.join(now) or 'no vertebra'} (the line above is as found)."
+        self.status.setText("\n".join([first, said, *under]))
 
     def reread(self) -> None:
         """Read the image layer's NIfTI again with the orientation the user chose; the layer is updated."""
@@ -561,6 +595,7 @@ class SegmentWidget(_Base):
         self.worker.aborted.connect(self._on_cancelled)
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled, self.cancel_button.enabled = False, True
+        self._said = None  # the earlier layer's names are no longer what the status says
         self.status.setText(status)
         self.bar.setValue(0)
         self.worker.start()
@@ -619,10 +654,21 @@ class SegmentWidget(_Base):
         )
         source = image_layer.metadata.get(META_KEY, {})
         messages = segmentation_messages(source.get("flags", []), notes, source.get("notes", []))
-        lines = [done, *(f"- {m}" for m in messages), *([device_note] if device_note else [])]
-        self.status.setText("\n".join(lines))
+        self._say_found(done, labels, [*(f"- {m}" for m in messages), *([device_note] if device_note else [])])
         for message in messages:
             show_warning(f"BoneScreen: {message}")
+
+
+#: How long the Segment dock waits after the last edit of its layer before it reads the names again (ms).
+NAMES_REREAD_MS = 400
+
+
+def _names_in(labels: np.ndarray) -> list[str]:
+    """The vertebra names a map holds, in the spine's order (ids of DESIGN.md; a count per id, not a sort)."""
+    data = np.asarray(labels)
+    present = np.flatnonzero(np.bincount(data.ravel())) if data.dtype == np.uint8 else np.unique(data)
+    ids = [k for k in present if k and k in ALL_VERTEBRA_IDS]
+    return sorted((vertebra_name(int(k)) for k in ids), key=spine_rank)
 
 
 def _opens_list(event) -> bool:
@@ -729,8 +775,10 @@ class ClassifyWidget(_Base):
         layout.addWidget(self.status)
         layout.addWidget(self.headline)
         layout.addWidget(self.table)
-        layout.addWidget(self.canvas)
+        # the flags say why the headline is uncertain: right under the table, before the pie (helper-71: below the
+        # pie they were out of view at 1600 x 1000)
         layout.addWidget(self.flag)
+        layout.addWidget(self.canvas)
         layout.addLayout(buttons)
         self._form = form
         self._follow_layers(self.image, self.labels)
@@ -992,8 +1040,12 @@ class ClassifyWidget(_Base):
         QTimer.singleShot(50, self._scroll_to_table)
 
     def _scroll_to_table(self) -> None:
+        """The headline at the top of the view, then the table and the flags under it as far as the dock shows;
+        where the dock is too short for the headline and the whole table, the table's last row (overall) shows."""
         try:
-            self._scroll.ensureWidgetVisible(self.table, 0, 0)
+            bar, view = self._scroll.verticalScrollBar(), self._scroll.viewport().height()
+            table_bottom = self.table.y() + self.table.height()
+            bar.setValue(max(min(self.headline.y(), bar.maximum()), table_bottom - view))
         except RuntimeError:  # the dock was closed (its widgets deleted) before the timer fired
             pass
 

@@ -823,6 +823,11 @@ def test_the_whole_table_and_the_flags_show_in_the_dock(make_napari_viewer, qtbo
     top = table.mapTo(view, table.rect().topLeft()).y()
     assert top >= 0 and top + table.height() <= view.height(), (top, table.height(), view.height())
     assert cls.flag.text() and cls.headline.text()
+    # the headline on top and the flags that explain it next, before the pie (helper-71: below the fold)
+    assert 0 <= cls.headline.mapTo(view, cls.headline.rect().topLeft()).y() < top
+    flags_top = cls.flag.mapTo(view, cls.flag.rect().topLeft()).y()
+    assert top + table.height() <= flags_top < cls.canvas.mapTo(view, cls.canvas.rect().topLeft()).y()
+    assert flags_top + cls.flag.fontMetrics().height() <= view.height(), "the first flag line is out of view"
     dock = next(d for d in cls.window().findChildren(QDockWidget) if d.isAncestorOf(cls))
     assert cls.dock() is dock
     assert dock.width() <= cls.MAX_DOCK_SHARE * cls.window().width()  # the canvas keeps most of the window
@@ -1072,8 +1077,14 @@ def test_names_shifted_or_undone_change_the_names_only(
     first = classify()
     assert first["segmentation"]["naming_certain"] is False
     heights = {lv["name"]: lv["fracture"] for lv in first["levels"]}
+    opened = seg.status.text()
+    assert "Names now" not in opened
 
     cls.shift(-1)  # all names one up: L1 -> T12 ... L5 -> L4; the sacrum stays S1
+    # the Segment dock's status said the names from before the shift (helper-71); it says the names now under them
+    qtbot.waitUntil(lambda: "Names now" in seg.status.text(), timeout=5000)
+    assert seg.status.text().startswith(opened.split("\n")[0])
+    assert "Names now, after edits: T11, T12, L1, L2, L3, L4, S1" in seg.status.text()
     assert checked_levels(made, np.asarray(layer.data)) == []  # no voxel edited: still MS-Net's mark
     assert names_changed(made, np.asarray(layer.data))
     shifted = classify()
@@ -1086,6 +1097,7 @@ def test_names_shifted_or_undone_change_the_names_only(
 
     layer.undo()  # the shift undone: BoneScreen's names, with their doubt
     assert not names_changed(made, np.asarray(layer.data))
+    qtbot.waitUntil(lambda: seg.status.text() == opened, timeout=5000)  # as opened again
     undone = classify()
     assert undone["segmentation"]["naming_certain"] is False
     assert undone["segmentation"]["naming_rule"] == first["segmentation"]["naming_rule"]
