@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,14 @@ from bonescreen.errors import BoneScreenError
 from bonescreen.labelled_eval import evaluate_labelled_case, mean_dice_text, row_lines, scored_found
 from bonescreen.pipeline import Screener
 
+#: Width of one image's column in the figure (inches).
+COLUMN_IN = 4.2
+
+
+def _fit(text: str, width_in: float, points: float) -> str:
+    """``text`` wrapped to lines that fit ``width_in`` inches at ``points`` (a character up to 0.6 em wide)."""
+    return textwrap.fill(text, max(20, int(width_in * 72 / (0.6 * points))))
+
 
 def figure(rows: list[dict], path: Path) -> None:
     """One column per image: an axial slice and (volumes) a sagittal slice, mark in red, labels in green."""
@@ -38,7 +47,7 @@ def figure(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(rows), figsize=(4.2 * len(rows), 8.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(rows), figsize=(COLUMN_IN * len(rows), 8.4), squeeze=False)
     for col, row in enumerate(rows):
         hu, mark, truth = row["_volume"].hu, row["_mark"], row["_truth"] > 0
         dz, dy, dx = row["_volume"].spacing
@@ -52,20 +61,22 @@ def figure(rows: list[dict], path: Path) -> None:
         ax = axes[1, col]
         if hu.shape[0] >= 8:
             x = int(np.argmax(truth.sum(axis=(0, 1))))
-            rows = np.nonzero(truth.any(axis=(0, 2)))[0]
+            given = np.nonzero(truth.any(axis=(0, 2)))[0]
             pad = int(40 / dy)
-            ys = slice(max(rows.min() - pad, 0), rows.max() + pad + 1)  # the spine and 4 cm around it
+            ys = slice(max(given.min() - pad, 0), given.max() + pad + 1)  # the spine and 4 cm around it
             ax.imshow(hu[::-1, ys, x], cmap="gray", vmin=-250, vmax=1250, aspect=dz / dy)
             ax.contour(truth[::-1, ys, x], [0.5], colors="lime", linewidths=1.0)
             ax.contour(mark[::-1, ys, x], [0.5], colors="red", linewidths=0.8)
             names = ", ".join(
                 f"{f['name']}" + (f" (given {f['truth']})" if f["truth"] != f["name"] else "") for f in row["found"]
             )
-            ax.set_title(f"sagittal: {names or 'nothing found'}", fontsize=8)
+            ax.set_title(_fit(f"sagittal: {names or 'nothing found'}", COLUMN_IN, 8), fontsize=8)
         else:
             ax.text(0.5, 0.5, f"{hu.shape[0]} slices: no sagittal view", ha="center", va="center")
         ax.axis("off")
-    fig.suptitle("BoneScreen mark (red) against the given vertebra labels (green)", fontsize=11)
+    # wrapped to the figure's width (one image: 4.2 inches, narrower than the title's one line)
+    title = "BoneScreen mark (red) against the given vertebra labels (green)"
+    fig.suptitle(_fit(title, COLUMN_IN * len(rows), 11), fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
