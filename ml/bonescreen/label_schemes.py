@@ -163,7 +163,7 @@ def scheme_hint(labels: np.ndarray, refused: bool = False) -> str | None:
             "split and name the vertebrae"
         )
     if ids & {20, 21, 22, 23, 24} and max(ids) <= 28:
-        return f"its ids look like VerSe's (20-24 = L1-L5): {_choose('verse')}"
+        return f"its ids look like VerSe's (L1 to L5 are 20 to 24 there): {_choose('verse')}"
     if ids & {27, 28, 29, 30, 31}:
-        return f"its ids look like TotalSegmentator's (31-27 = L1-L5): {_choose('totalseg')}"
+        return f"its ids look like TotalSegmentator's (L1 to L5 are 31 down to 27 there): {_choose('totalseg')}"
     return None
