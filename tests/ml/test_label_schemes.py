@@ -159,7 +159,8 @@ def test_maps_that_hold_no_vertebra_under_their_scheme_say_why(small_case, small
     assert main([*argv, save(spine * 255, "b255.nii.gz")]) == 2
     said = capsys.readouterr().err
     assert "it holds one id, 255, as a binary mask does: add --label-scheme mask" in said
-    assert main([*argv, save(np.zeros_like(spine), "empty.nii.gz"), "--label-scheme", "mask"]) == 0
+    # written, with no result: exit 1 (no lumbar level)
+    assert main([*argv, save(np.zeros_like(spine), "empty.nii.gz"), "--label-scheme", "mask"]) == 1
     result = json.loads((tmp_path / "o" / "result.json").read_text())
     assert "the mask is empty: it holds no vertebral bone" in result["overall"]["reasons"]
     assert not any("MS-Net" in r or "mark" in r for r in result["overall"]["reasons"])
