@@ -63,8 +63,11 @@ KVP_PRIOR_SD_KEV = 2.5
 #: Prior without a tube voltage: 120 kVp through an average adult abdomen, +- the 80-140 kVp range.
 NO_KVP_PRIOR_KEV = (68.0, 8.0)
 #: Between-patient spread (1 SD, HU) of each reference tissue about its ICRU 46 value at the right energy:
-#: density and water content vary (fat about +-2 %, muscle +-1.2 %); air's HU is set by the scanner.
-TISSUE_SD_HU = {"air": 5.0, "adipose": 12.0, "muscle": 10.0}
+#: density and water content vary (fat about +-2 %, muscle +-1.2 %); air's HU is set by the scanner, whose
+#: calibration passes with air anywhere in -1005 to -970 HU (ACR CT Accreditation Program, phantom testing:
+#: CT number accuracy), a 35 HU range: 10 HU, so that a scanner within it is not flagged (with 5 HU, air at
+#: -984 HU, well within it, was flagged on TotalSegmentator's example CT, helper-71).
+TISSUE_SD_HU = {"air": 10.0, "adipose": 12.0, "muscle": 10.0}
 #: Iodine (mg/ml) assumed in trabecular marrow of a contrast-enhanced scan, and its spread (1 SD).
 MARROW_IODINE_MG_ML = (0.5, 0.2)
 #: Spread (1 SD) of marrow fat about its mean for the vBMD (Griffith et al. 2005: SDs of 6-9 %).

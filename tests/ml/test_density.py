@@ -143,6 +143,21 @@ def test_without_tube_voltage_the_energy_rests_on_the_tissues_and_is_flagged():
     assert value == pytest.approx(120.0, abs=25.0)
 
 
+@pytest.mark.parametrize(("offset", "flagged"), [(16.0, False), (-5.0, False), (45.0, True)])
+def test_air_off_by_what_a_calibrated_scanner_allows_is_not_flagged(offset, flagged):
+    """Air within the ACR CT accreditation range (-1005 to -970 HU) is a calibrated scanner's: not a reason to doubt
+    vBMD (helper-71: air at -984 HU was flagged on a real CT); air far outside it is flagged, by name."""
+    hu, spine, body = physics_volume(120.0, 120.0)
+    air = hu < -900
+    hu[air] += offset
+    tissues, geometry = find_reference_tissues(hu, SPACING, spine > 0, body)
+    assert tissues["air"].hu == pytest.approx(-1000.0 + offset, abs=4.0)
+    cal = calibrate(tissues, geometry, {"KVP": 120.0})
+    assert any(f.startswith("air reads") for f in cal.flags) is flagged, cal.flags
+    value, _, _ = vbmd_from_hu(trabecular_hu(hu, body, SPACING)[1]["mean_hu"], cal)
+    assert value == pytest.approx(120.0, abs=12.0)
+
+
 def test_spine_crop_is_flagged_and_one_without_fat_has_no_vbmd():
     hu, spine, body = physics_volume(120.0, 120.0, fov_mm=100.0)  # a dedicated spine CT: some fat, no air
     tissues, geometry = find_reference_tissues(hu, SPACING, spine > 0, body)
