@@ -148,6 +148,35 @@ def test_multiframe_ct_reads_as_the_series_it_came_from(series, reference, tmp_p
         assert any("frames" in n for n in volume.notes)
 
 
+def test_the_tube_voltage_of_a_multiframe_file_is_read_from_its_functional_groups(series, tmp_path):
+    """helper-72: an Enhanced CT keeps KVP in its CT X-Ray Details group, a legacy-converted one (highdicom) in its
+    unassigned converted attributes; only the top level was read, so the calibration went without the voltage (vBMD
+    4 mg/cm3 low, flagged "no tube voltage"). Both are found, and an Enhanced CT's coded contrast agent too."""
+    edit_all(series, lambda ds: setattr(ds, "KVP", 100))
+    assert load_ct(series).acquisition["KVP"] == 100.0
+    mf = _multiframe(series)
+    if "KVP" in mf:  # where a converter may also leave it: not where an Enhanced CT has it
+        del mf.KVP
+    mf.save_as(tmp_path / "legacy.dcm")
+    assert load_ct(tmp_path / "legacy.dcm").acquisition.get("KVP") == 100.0
+    # as a conforming Enhanced CT writes it: in the shared CT X-Ray Details group, the agent as a code
+    shared = mf.SharedFunctionalGroupsSequence[0]
+    for group in [shared, *mf.PerFrameFunctionalGroupsSequence]:
+        for keyword in ("UnassignedSharedConvertedAttributesSequence", "UnassignedPerFrameConvertedAttributesSequence"):
+            for item in group.get(keyword) or []:
+                if "KVP" in item:
+                    del item.KVP
+    details = Dataset()
+    details.KVP = 140
+    shared.CTXRayDetailsSequence = [details]
+    agent = Dataset()
+    agent.CodeValue, agent.CodingSchemeDesignator, agent.CodeMeaning = "C-B0322", "SRT", "Iohexol"
+    mf.ContrastBolusAgentSequence = [agent]
+    mf.save_as(tmp_path / "enhanced.dcm")
+    volume = load_ct(tmp_path / "enhanced.dcm")
+    assert volume.acquisition == {"KVP": 140.0, "ContrastBolusAgent": "Iohexol"}
+
+
 def _folder_with(file, folder):
     folder.mkdir()
     shutil.copy(file, folder / file.name)
