@@ -92,6 +92,33 @@ def test_positions_from_slice_location_when_image_position_is_missing(series, re
         write_dicom_seg(volume, labels, series.parent / "seg.dcm")
 
 
+def test_a_seg_and_sr_need_the_source_uids_and_take_code_extensions(series, tmp_path):
+    """helper-72: source images with their StudyInstanceUID and SeriesInstanceUID blanked (as the shared T11-T12
+    series has them) gave a SEG and SR with those Type 1 UIDs empty, which a PACS rejects, without a word; and a
+    Japanese study's SpecificCharacterSet ['', 'ISO 2022 IR 87'] (value 1 empty: the default repertoire) made
+    highdicom refuse the SEG. The first is refused naming the UIDs, the second written."""
+    from bonescreen.io.sr import write_dicom_sr
+    from bonescreen.io.writers import write_dicom_seg
+
+    edit_all(series, lambda ds: setattr(ds, "SpecificCharacterSet", ["", "ISO 2022 IR 87"]))
+    volume = load_ct(series)
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[volume.shape[0] // 2, 10:20, 10:20] = 1
+    write_dicom_seg(volume, labels, tmp_path / "seg.dcm")
+    assert list(pydicom.dcmread(tmp_path / "seg.dcm").SpecificCharacterSet) == ["ISO 2022 IR 6", "ISO 2022 IR 87"]
+
+    def blank(ds):
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = "", ""
+
+    edit_all(series, blank)
+    volume = load_ct(series)
+    with pytest.raises(BoneScreenError, match=r"no StudyInstanceUID, SeriesInstanceUID .* so none was written"):
+        write_dicom_seg(volume, labels, tmp_path / "seg2.dcm")
+    with pytest.raises(BoneScreenError, match="DICOM SR must reference them"):
+        write_dicom_sr(volume, tmp_path / "seg.dcm", {"levels": [], "overall": {}}, tmp_path / "sr.dcm")
+    assert not (tmp_path / "seg2.dcm").exists() and not (tmp_path / "sr.dcm").exists()
+
+
 def test_without_image_position_nor_slice_location_the_tag_and_file_are_named(series):
     def drop(ds):
         del ds.ImagePositionPatient

@@ -216,7 +216,7 @@ def write_dicom_sr(
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    from .writers import save_dicom, source_headers
+    from .writers import check_referenced_uids, save_dicom, source_headers
 
     if volume.source.kind != "dicom":
         raise BoneScreenError("a DICOM SR needs a DICOM source series", volume.source.path)
@@ -228,6 +228,7 @@ def write_dicom_sr(
             f"the DICOM SEG cannot be read for the SR ({type(exc).__name__}: {exc})", seg_path
         ) from None
     sources = source_headers(volume)
+    check_referenced_uids(sources, "SR", volume.source.path)
     series_uid = str(sources[0].SeriesInstanceUID)
     groups = []
     for lv in result["levels"]:

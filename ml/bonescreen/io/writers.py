@@ -368,6 +368,7 @@ def write_dicom_seg(
     if not present:
         raise BoneScreenError("the label map is empty: nothing to write to DICOM SEG", volume.source.path)
     sources = source_headers(volume)
+    check_referenced_uids(sources, "SEG", volume.source.path)
     unplaced = [
         ds for ds in sources if "PerFrameFunctionalGroupsSequence" not in ds and not ds.get("ImagePositionPatient")
     ]
@@ -459,6 +460,29 @@ def save_dicom(ds: pydicom.Dataset, path: str | os.PathLike) -> list[str]:
     return [t for t in EXPORT_IDENTIFYING_TAGS if t in held]
 
 
+#: The source series' UIDs that a DICOM SEG and SR reference: Type 1 in the General Study, General Series and Frame of
+#: Reference modules (DICOM PS3.3 C.7.2.1, C.7.3.1, C.7.4.1).
+REFERENCED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
+
+
+def check_referenced_uids(sources: list[pydicom.Dataset], what: str, path) -> None:
+    """Refuse to write a DICOM ``what`` (SEG, SR) for source images without the UIDs it must reference.
+
+    Raises
+    ------
+    BoneScreenError
+        A UID of :data:`REFERENCED_UIDS` is missing or empty in the first source image (anonymizers blank them;
+        helper-72: a SEG and SR were written with them empty, which a PACS rejects, without a word).
+    """
+    missing = [k for k in REFERENCED_UIDS if not str(sources[0].get(k, "") or "").strip()]
+    if missing:
+        raise BoneScreenError(
+            f"the source images have no {', '.join(missing)} (missing or empty, as some anonymizers leave them): a "
+            f"DICOM {what} must reference {'them' if len(missing) > 1 else 'it'}, so none was written",
+            path,
+        )
+
+
 def source_headers(volume: CTVolume) -> list[pydicom.Dataset]:
     """The headers (no pixels) of a DICOM-read volume's source files, in slice order, repaired (:func:`_as_source`)."""
     return [_as_source(pydicom.dcmread(p, stop_before_pixels=True, force=True)) for p in volume.source.dicom_files]
@@ -476,6 +500,10 @@ def _as_source(ds: pydicom.Dataset) -> pydicom.Dataset:
             setattr(ds, keyword, meta.get(meta_keyword))
     if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
         del ds.SpecificCharacterSet
+    elif "SpecificCharacterSet" in ds and ds["SpecificCharacterSet"].VM > 1:
+        # code extensions with value 1 empty: the default repertoire, "ISO 2022 IR 6" (DICOM PS3.3 C.12.1.1.2);
+        # highdicom refuses the empty value (helper-72: a Japanese study, ['', 'ISO 2022 IR 87'], lost its SEG and SR)
+        ds.SpecificCharacterSet = [v or "ISO 2022 IR 6" for v in ds.SpecificCharacterSet]
     for keyword in SEG_IDENTIFYING_TAGS:
         if keyword not in ds:
             setattr(ds, keyword, "")
