@@ -92,6 +92,29 @@ def test_positions_from_slice_location_when_image_position_is_missing(series, re
         write_dicom_seg(volume, labels, series.parent / "seg.dcm")
 
 
+def test_jpeg_lossless_images_read_as_the_uncompressed_series(series, reference):
+    """helper-72: JPEG Lossless, first-order prediction (1.2.840.10008.1.2.4.70), the usual lossless PACS export,
+    could not be decoded (no installed plugin), and the message was cut before the line naming the missing package.
+    The series is transcoded here with GDCM, as a PACS would send it."""
+    import gdcm
+
+    for f in sorted(series.iterdir()):
+        reader = gdcm.ImageReader()
+        reader.SetFileName(str(f))
+        assert reader.Read()
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
+        change.SetInput(reader.GetImage())
+        assert change.Change()
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(str(f))
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        assert writer.Write()
+    assert pydicom.dcmread(next(series.iterdir())).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.70"
+    np.testing.assert_array_equal(load_ct(series).hu, reference.hu)
+
+
 def test_a_seg_and_sr_need_the_source_uids_and_take_code_extensions(series, tmp_path):
     """helper-72: source images with their StudyInstanceUID and SeriesInstanceUID blanked (as the shared T11-T12
     series has them) gave a SEG and SR with those Type 1 UIDs empty, which a PACS rejects, without a word; and a

@@ -182,8 +182,10 @@ def _add_transfer_syntax(ds: Dataset) -> None:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"[:200]
+    """An exception as one line: every line of its message joined (helper-72: pydicom's "no plugin can decode"
+    names the missing packages on the lines after the first, which were cut), at most 400 characters."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return f"{type(exc).__name__}: {text}"[:400]
 
 
 def _floats(ds: Dataset, keyword: str, n: int) -> np.ndarray | None:
