@@ -16,6 +16,7 @@ from .checkpoint import file_sha256
 from .errors import BoneScreenError
 from .hu import HUThresholds
 from .io import CTVolume, load_ct
+from .io.identifiers import redact
 from .io.sr import write_dicom_sr
 from .io.writers import own_labels, read_labels_nifti, write_dicom_seg, write_labels_nifti
 from .label_schemes import MASK_SCHEME
@@ -245,8 +246,10 @@ def input_record(volume: CTVolume, name: str | None = None) -> dict:
     folder read, else the volume's description), ``spacing_mm`` ((dz, dy, dx), mm) and ``shape`` ((z, y, x)).
     (helper-63: napari's result.json named only the layer, and two inputs' results could not be told apart.)"""
     source = getattr(volume.source, "path", None)
+    # a folder or file named for the patient (helper-72): the record keeps the path, not the identifiers
+    ids = getattr(volume.source, "identifiers", ())
     return {
-        "input": name or (str(source) if source else volume.description),
+        "input": redact(name or (str(source) if source else volume.description), ids),
         "spacing_mm": [round(float(s), 4) for s in volume.spacing],
         "shape": list(volume.shape),
     }

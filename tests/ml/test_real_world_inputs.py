@@ -297,3 +297,27 @@ def test_a_process_parted_from_its_body_is_no_stray_piece(small_case):
     front = int(ys.min() - 16 / dy)  # the same piece 16 mm in front of the body
     labels[z0:z1, front : front + 4, xc - 3 : xc + 3] = 2
     assert [s for s in stray_specks(labels, small_case.spacing) if s.startswith("L2 has a stray piece")]
+
+
+def test_a_patients_name_and_id_in_file_names_stay_out_of_what_the_tool_says(series, tmp_path, capsys):
+    """helper-72: files named for the patient, as PACS exports name them, were named in flags and notes, so the
+    patient's name reached the screen, result.json and report.png; a folder named by patient ID was result.json's
+    `input`. The header's name parts and IDs are replaced wherever they stand in a file or folder name."""
+    folder = tmp_path / "KRAMPUSINA_ZQXWV_PIDZ9917342"
+    folder.mkdir()
+    for k, f in enumerate(sorted(series.iterdir())):
+        ds = pydicom.dcmread(f)
+        ds.PatientName, ds.PatientID = "Krampusina^Zqxwv", "PIDZ9917342"
+        if k in (3, 4):  # a flag that names its first file
+            del ds.RescaleSlope
+        ds.save_as(folder / f"ZQXWV_KRAMPUSINA_{k:04d}.dcm")
+    code, out, err = run_cli(["screen", str(folder), "--out", str(tmp_path / "o"), "--device", "cpu"], capsys)
+    assert code == 0, err
+    written = (tmp_path / "o" / "result.json").read_text()
+    for said in (out, err, written):
+        assert "krampusina" not in said.lower() and "zqxwv" not in said.lower() and "PIDZ9917342" not in said
+    result = json.loads(written)
+    assert result["input"].endswith("[patient]_[patient]_[patient]")
+    assert any("first: [patient]_[patient]_0003.dcm" in f for f in result["input_flags"]), result["input_flags"]
+    # the DICOM exports carry the name, as they must to stay with the study, and say so
+    assert "PatientName" in result["identifying_tags"]["seg.dcm"]

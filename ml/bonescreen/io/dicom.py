@@ -42,6 +42,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from ..errors import BoneScreenError
+from .identifiers import patient_identifiers, redact
 from .volume import AIR_HU, CTVolume, acquisition_fields, volume_from_ijk
 
 log = logging.getLogger(__name__)
@@ -797,11 +798,18 @@ def load_dicom(path: str | os.PathLike, recursive: bool = True) -> CTVolume:
         missing in every image, mixed sizes, uneven spacing, tilt.
     """
     try:
-        return _load_dicom(Path(path), recursive)
+        volume = _load_dicom(Path(path), recursive)
     except BoneScreenError:
         raise
     except Exception as exc:  # a damaged header element raises on first access, wherever that is
         raise BoneScreenError(f"damaged DICOM data ({_short(exc)})", path) from None
+    # file and folder names that carry the patient's name or ID are named in notes and flags, which reach
+    # result.json, the report and the screen (helper-72: "first: ZQXWV_KRAMPUSINA_0051.dcm")
+    ids = volume.source.identifiers
+    volume.notes = [redact(n, ids) for n in volume.notes]
+    volume.flags = [redact(f, ids) for f in volume.flags]
+    volume.description = redact(volume.description, ids)
+    return volume
 
 
 def _single_file(path: Path) -> _Series:
@@ -898,4 +906,5 @@ def _load_dicom(path: Path, recursive: bool = True) -> CTVolume:
         )
     volume.flags.extend(series.flags)
     volume.acquisition = acquisition_fields(_acquisition_header(first))
+    volume.source.identifiers = patient_identifiers(first)
     return volume

@@ -137,6 +137,8 @@ class SourceGrid:
         DICOM only: the instance files in source slice order (k).
     dicom : dict
         DICOM only: study/series/frame-of-reference UIDs and series number.
+    identifiers : tuple of str
+        DICOM only: the patient's name parts and IDs, which no note or record repeats.
     """
 
     kind: str
@@ -146,6 +148,8 @@ class SourceGrid:
     transform: np.ndarray
     dicom_files: list[Path] = field(default_factory=list)
     dicom: dict = field(default_factory=dict)
+    #: DICOM only: the patient's name parts and IDs, kept out of notes and records (:mod:`bonescreen.io.identifiers`)
+    identifiers: tuple[str, ...] = field(default=(), repr=False)
 
     def to_source(self, zyx: np.ndarray) -> np.ndarray:
         """(z, y, x) array -> source (i, j, k) array."""

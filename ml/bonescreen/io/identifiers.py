@@ -1,0 +1,51 @@
+"""The patient's name and ID kept out of what BoneScreen says about a scan.
+
+File and folder names often carry them (PACS exports name files ``SMITH_JOHN_0001.dcm``, archives name
+folders by patient ID), and notes, flags and result.json name files and the input. The strings the
+series' own header gives as the patient's name and IDs are replaced wherever they stand as a word of a
+file or folder name in those texts (DICOM PS3.15 Annex E lists Patient's Name and Patient ID among the
+attributes a de-identification removes).
+"""
+
+from __future__ import annotations
+
+import re
+
+#: What replaces an identifier in a text.
+REDACTED = "[patient]"
+#: Shorter parts of a name are not replaced (initials, "Jr"): they would blank words of every message.
+MIN_PART_CHARS = 3
+
+
+def patient_identifiers(header) -> tuple[str, ...]:
+    """The patient's name parts and IDs of a DICOM header, longest first.
+
+    Parameters
+    ----------
+    header : pydicom.Dataset
+        Any image of the series.
+
+    Returns
+    -------
+    tuple of str
+        The parts of PatientName (family, given, middle names; every component group) and PatientID and
+        OtherPatientIDs, each at least :data:`MIN_PART_CHARS` characters; empty when the header has none.
+    """
+    found: set[str] = set()
+    name = str(header.get("PatientName", "") or "")
+    for part in re.split(r"[\^=\s,]+", name):
+        found.add(part.strip())
+    for keyword in ("PatientID", "OtherPatientIDs"):
+        value = header.get(keyword, None)
+        if value is not None:
+            found.update(str(v or "").strip() for v in ([value] if isinstance(value, str) else value))
+    return tuple(sorted((p for p in found if len(p) >= MIN_PART_CHARS), key=len, reverse=True))
+
+
+def redact(text: str, identifiers: tuple[str, ...]) -> str:
+    """``text`` with every identifier that stands as a word (not inside a longer run of letters or digits)
+    replaced by :data:`REDACTED`, case-insensitively: ``SMITH_JOHN_0001.dcm`` -> ``[patient]_[patient]_0001.dcm``.
+    """
+    for ident in identifiers:
+        text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(ident)}(?![A-Za-z0-9])", REDACTED, text, flags=re.IGNORECASE)
+    return text
