@@ -92,6 +92,22 @@ def test_positions_from_slice_location_when_image_position_is_missing(series, re
         write_dicom_seg(volume, labels, series.parent / "seg.dcm")
 
 
+def test_a_copy_of_an_image_in_the_folder_is_left_out_and_named(series, reference):
+    """helper-72: a file copied within the folder (the same SOPInstanceUID: the same image) was refused as "two
+    images at the same position ...; the folder may mix series". It is left out, and the note names it."""
+    first = sorted(series.iterdir())[7]
+    shutil.copy(first, series / "zz_copy.dcm")
+    volume = load_ct(series)
+    np.testing.assert_array_equal(volume.hu, reference.hu)
+    assert any("zz_copy.dcm" in n and f"a copy of {first.name}" in n for n in volume.notes), volume.notes
+    # another image at that position (its own SOPInstanceUID) is still refused: which of the two is meant is unknown
+    ds = pydicom.dcmread(first)
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.save_as(series / "zz_copy.dcm")
+    with pytest.raises(BoneScreenError, match="two images at the same position"):
+        load_ct(series)
+
+
 def test_jpeg_lossless_images_read_as_the_uncompressed_series(series, reference):
     """helper-72: JPEG Lossless, first-order prediction (1.2.840.10008.1.2.4.70), the usual lossless PACS export,
     could not be decoded (no installed plugin), and the message was cut before the line naming the missing package.

@@ -555,7 +555,7 @@ def _multiframe_series(inst: _Instance) -> _Series:
     return _Series(
         frames,
         f"{kind} {_series_label(inst, len(frames))}",
-        [f"read a {kind} file of {len(frames)} frames"],
+        [f"read {'an' if kind[0] in 'AEIOU' else 'a'} {kind} file of {len(frames)} frames"],
         _rescale_assumed(frames, "frame"),
     )
 
@@ -587,7 +587,17 @@ def _rescale_assumed(frames: list[_Frame], unit: str) -> list[str]:
 def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str]) -> _Series:
     skipped = [(i.path.name, i.skip) for i in found if i.skip]
     skipped += [(name, "unreadable") for name in unreadable]
-    images = [i for i in found if not i.skip]
+    images, first_of = [], {}
+    for inst in (i for i in found if not i.skip):
+        # one SOPInstanceUID is one image (DICOM PS3.3 C.12.1.1.1): a second file with it is a copy, left out
+        # (helper-72: a file copied within the folder was refused as "two images at the same position")
+        uid = str(inst.ds.get("SOPInstanceUID", "") or "")
+        if uid and uid in first_of:
+            skipped.append((inst.path.name, f"a copy of {first_of[uid].path.name} (the same SOPInstanceUID)"))
+            continue
+        if uid:
+            first_of[uid] = inst
+        images.append(inst)
     groups: dict[str, list[_Instance]] = defaultdict(list)
     candidates: list[_Series] = []
     rejected: list[str] = []
