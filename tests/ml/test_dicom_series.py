@@ -371,6 +371,12 @@ def test_a_rescale_slope_taken_as_1_is_flagged_by_name(series, reference, tmp_pa
     volume = load_ct(tmp_path / "mf.dcm", hu_offset=-1024)
     np.testing.assert_array_equal(volume.hu, reference.hu)
     assert any("missing in every frame" in f for f in volume.flags)
+    # given at the file's top level instead (helper-72: refused as "RescaleIntercept missing?"): read from there
+    mf.RescaleIntercept, mf.RescaleSlope = -1024, 1
+    mf.save_as(tmp_path / "mf.dcm")
+    volume = load_ct(tmp_path / "mf.dcm")
+    np.testing.assert_array_equal(volume.hu, reference.hu)
+    assert not volume.flags and any("read from the file's top level" in n for n in volume.notes)
 
 
 def _folder_with_all(files, folder):

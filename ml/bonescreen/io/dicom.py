@@ -514,6 +514,10 @@ def _multiframe_frames(path: Path, ds: Dataset) -> list[_Frame]:
     for i, fg in enumerate(per_frame):
         pos, ori = item(fg, "PlanePositionSequence"), item(fg, "PlaneOrientationSequence")
         measures, rescale = item(fg, "PixelMeasuresSequence"), item(fg, "PixelValueTransformationSequence")
+        if rescale is None and "RescaleIntercept" in ds:
+            # not where an Enhanced CT keeps it, but the file's own (helper-72: refused as "RescaleIntercept
+            # missing?" while the file gives it at its top level); said in the series' notes
+            rescale = ds
         frame = _Frame(
             path,
             ds,
@@ -552,12 +556,14 @@ def _multiframe_series(inst: _Instance) -> _Series:
         if not _is_axial(f.orientation):
             raise BoneScreenError(f"the frames are {_plane_name(f.orientation)} images, not axial", inst.path)
     kind = MULTIFRAME_CT.get(inst.sop_class, "multi-frame CT")
-    return _Series(
-        frames,
-        f"{kind} {_series_label(inst, len(frames))}",
-        [f"read {'an' if kind[0] in 'AEIOU' else 'a'} {kind} file of {len(frames)} frames"],
-        _rescale_assumed(frames, "frame"),
-    )
+    notes = [f"read {'an' if kind[0] in 'AEIOU' else 'a'} {kind} file of {len(frames)} frames"]
+    groups = [*inst.ds.get("SharedFunctionalGroupsSequence", []), *inst.ds.get("PerFrameFunctionalGroupsSequence", [])]
+    if "RescaleIntercept" in inst.ds and not any("PixelValueTransformationSequence" in g for g in groups):
+        notes.append(
+            "RescaleSlope and RescaleIntercept read from the file's top level (a multi-frame CT keeps them in its "
+            "Pixel Value Transformation functional group)"
+        )
+    return _Series(frames, f"{kind} {_series_label(inst, len(frames))}", notes, _rescale_assumed(frames, "frame"))
 
 
 def _rescale_assumed(frames: list[_Frame], unit: str) -> list[str]:
