@@ -106,6 +106,18 @@ def test_a_copy_of_an_image_in_the_folder_is_left_out_and_named(series, referenc
     ds.save_as(series / "zz_copy.dcm")
     with pytest.raises(BoneScreenError, match="two images at the same position"):
         load_ct(series)
+    (series / "zz_copy.dcm").unlink()
+    # the series acquired twice, the second acquisition in a subfolder under the same file names: both files named
+    # apart, and the acquisitions said (helper-72: "IM0001.dcm, IM0001.dcm; the folder may mix series")
+    (series / "b").mkdir()
+    for f in sorted(series.glob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        ds.AcquisitionNumber = 1
+        ds.save_as(f)
+        ds.AcquisitionNumber, ds.SOPInstanceUID = 2, pydicom.uid.generate_uid()
+        ds.save_as(series / "b" / f.name)
+    with pytest.raises(BoneScreenError, match=r"\(\S+\.dcm, b/\S+\.dcm under series\); two acquisitions in one series"):
+        load_ct(series)
 
 
 def test_jpeg_lossless_images_read_as_the_uncompressed_series(series, reference):

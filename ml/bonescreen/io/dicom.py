@@ -696,7 +696,17 @@ def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray]:
                 "tag is wrong, so the order and spacing of the slices are unknown",
                 a.path.parent,
             )
-        raise BoneScreenError(f"two images at the same position ({names}); the folder may mix series", a.path.parent)
+        if a.frame is None and a.path.name == b.path.name:  # in two subfolders (helper-72: "IM0001.dcm, IM0001.dcm")
+            common = Path(os.path.commonpath([a.path, b.path]))
+            names = f"{a.path.relative_to(common)}, {b.path.relative_to(common)} under {common.name or common}"
+        acquisitions = {str(f.ds.get("AcquisitionNumber", "") or "") for f in (a, b)}
+        why = (
+            f"two acquisitions in one series (AcquisitionNumber {' and '.join(sorted(acquisitions))}): put each in "
+            "a folder of its own"
+            if len(acquisitions) == 2 and "" not in acquisitions
+            else "the folder may mix series"
+        )
+        raise BoneScreenError(f"two images at the same position ({names}); {why}", a.path.parent)
     mean_step = float(np.median(steps))
     if np.max(np.abs(steps - mean_step)) > _SPACING_TOLERANCE * mean_step:
         i = int(np.argmax(np.abs(steps - mean_step)))
