@@ -96,10 +96,21 @@ def test_a_copy_of_an_image_in_the_folder_is_left_out_and_named(series, referenc
     """helper-72: a file copied within the folder (the same SOPInstanceUID: the same image) was refused as "two
     images at the same position ...; the folder may mix series". It is left out, and the note names it."""
     first = sorted(series.iterdir())[7]
-    shutil.copy(first, series / "zz_copy.dcm")
+    copy = series / f"{first.stem} (1).dcm"  # as a file manager names a copy: it sorts before the image
+    shutil.copy(first, copy)
     volume = load_ct(series)
     np.testing.assert_array_equal(volume.hu, reference.hu)
-    assert any("zz_copy.dcm" in n and f"a copy of {first.name}" in n for n in volume.notes), volume.notes
+    assert any(
+        f"left out 1 copy of images read (the same SOPInstanceUID and position): {copy.name} (of {first.name})" in n
+        for n in volume.notes
+    ), volume.notes
+    # every image given one SOPInstanceUID, as broken anonymizers do (helper-73: 111 of 112 slices dropped as
+    # copies): not copies, at their different positions
+    uid = pydicom.uid.generate_uid()
+    copy.unlink()
+    edit_all(series, lambda ds: setattr(ds, "SOPInstanceUID", uid))
+    np.testing.assert_array_equal(load_ct(series).hu, reference.hu)
+    shutil.copy(first, series / "zz_copy.dcm")
     # another image at that position (its own SOPInstanceUID) is still refused: which of the two is meant is unknown
     ds = pydicom.dcmread(first)
     ds.SOPInstanceUID = pydicom.uid.generate_uid()
@@ -168,6 +179,22 @@ def test_a_seg_and_sr_need_the_source_uids_and_take_code_extensions(series, tmp_
     with pytest.raises(BoneScreenError, match="DICOM SR must reference them"):
         write_dicom_sr(volume, tmp_path / "seg.dcm", {"levels": [], "overall": {}}, tmp_path / "sr.dcm")
     assert not (tmp_path / "seg2.dcm").exists() and not (tmp_path / "sr.dcm").exists()
+    # each image's own UID (helper-73: empty in every image and file meta, the SEG referenced '' 112 times), and
+    # one UID for every image: refused too
+    given = [pydicom.uid.generate_uid() for _ in range(2)]
+
+    def uids(ds, sop=""):
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = given
+        ds.SOPInstanceUID = sop
+        ds.file_meta.MediaStorageSOPInstanceUID = sop
+
+    edit_all(series, uids)
+    with pytest.raises(BoneScreenError, match=r"no SOPInstanceUID in \d+ of \d+"):
+        write_dicom_seg(load_ct(series), labels, tmp_path / "seg2.dcm")
+    one = pydicom.uid.generate_uid()
+    edit_all(series, lambda ds: uids(ds, one))
+    with pytest.raises(BoneScreenError, match="share SOPInstanceUIDs"):
+        write_dicom_seg(load_ct(series), labels, tmp_path / "seg2.dcm")
 
 
 def test_without_image_position_nor_slice_location_the_tag_and_file_are_named(series):

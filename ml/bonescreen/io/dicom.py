@@ -593,17 +593,7 @@ def _rescale_assumed(frames: list[_Frame], unit: str) -> list[str]:
 def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str]) -> _Series:
     skipped = [(i.path.name, i.skip) for i in found if i.skip]
     skipped += [(name, "unreadable") for name in unreadable]
-    images, first_of = [], {}
-    for inst in (i for i in found if not i.skip):
-        # one SOPInstanceUID is one image (DICOM PS3.3 C.12.1.1.1): a second file with it is a copy, left out
-        # (helper-72: a file copied within the folder was refused as "two images at the same position")
-        uid = str(inst.ds.get("SOPInstanceUID", "") or "")
-        if uid and uid in first_of:
-            skipped.append((inst.path.name, f"a copy of {first_of[uid].path.name} (the same SOPInstanceUID)"))
-            continue
-        if uid:
-            first_of[uid] = inst
-        images.append(inst)
+    images, copies = _without_copies([i for i in found if not i.skip])
     groups: dict[str, list[_Instance]] = defaultdict(list)
     candidates: list[_Series] = []
     rejected: list[str] = []
@@ -653,7 +643,37 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str]) 
     note = _skip_note(skipped)
     if note:
         chosen.notes.append(note)
+    if copies:
+        shown = ", ".join(f"{copy} (of {kept})" for copy, kept in copies[:_NAMED_SKIPS])
+        more = f" and {len(copies) - _NAMED_SKIPS} more" if len(copies) > _NAMED_SKIPS else ""
+        chosen.notes.append(
+            f"left out {len(copies)} {'copy' if len(copies) == 1 else 'copies'} of images read (the same "
+            f"SOPInstanceUID and position): {shown}{more}"
+        )
     return chosen
+
+
+def _without_copies(images: list[_Instance]) -> tuple[list[_Instance], list[tuple[str, str]]]:
+    """The images with copies of an image left out, and (copy, image kept) file names.
+
+    One SOPInstanceUID is one image (DICOM PS3.3 C.12.1.1.1): two single-frame files with the same UID and the same
+    ImagePositionPatient are one image twice (helper-72: a file copied within the folder was refused as "two images
+    at the same position"); the one with the shortest name is kept ("IM0061.dcm", not "IM0061 (1).dcm"). Files
+    that share a UID at different positions are not copies (an anonymizer that gave every image one UID, helper-73):
+    all are kept, and the geometry decides.
+    """
+    by_key: dict[tuple, list[_Instance]] = defaultdict(list)
+    for inst in images:
+        uid = str(inst.ds.get("SOPInstanceUID", "") or "")
+        position = _floats(inst.ds, "ImagePositionPatient", 3)
+        if uid and position is not None and not inst.multiframe:
+            by_key[(uid, *np.round(position, 3))].append(inst)
+    dropped: dict[int, str] = {}
+    for same in by_key.values():
+        kept = min(same, key=lambda i: (len(i.path.name), str(i.path)))
+        dropped.update({id(i): kept.path.name for i in same if i is not kept})
+    copies = [(i.path.name, dropped[id(i)]) for i in images if id(i) in dropped]
+    return [i for i in images if id(i) not in dropped], copies
 
 
 def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray]:

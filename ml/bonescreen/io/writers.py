@@ -471,14 +471,24 @@ def check_referenced_uids(sources: list[pydicom.Dataset], what: str, path) -> No
     Raises
     ------
     BoneScreenError
-        A UID of :data:`REFERENCED_UIDS` is missing or empty in the first source image (anonymizers blank them;
-        helper-72: a SEG and SR were written with them empty, which a PACS rejects, without a word).
+        A UID of :data:`REFERENCED_UIDS` is missing or empty in the first source image, or a SOPInstanceUID in
+        any, or two images share one (anonymizers blank or reuse them; helper-72 and helper-73: a SEG and SR were
+        written with them empty, which a PACS rejects, without a word).
     """
     missing = [k for k in REFERENCED_UIDS if not str(sources[0].get(k, "") or "").strip()]
+    images = [str(ds.get("SOPInstanceUID", "") or "").strip() for ds in sources]
+    if not all(images):  # each image is referenced by its own UID (helper-73: a SEG with 112 empty references)
+        missing.append(f"SOPInstanceUID in {sum(not u for u in images)} of {len(images)}")
     if missing:
         raise BoneScreenError(
             f"the source images have no {', '.join(missing)} (missing or empty, as some anonymizers leave them): a "
             f"DICOM {what} must reference {'them' if len(missing) > 1 else 'it'}, so none was written",
+            path,
+        )
+    if len(set(images)) < len(images):
+        raise BoneScreenError(
+            f"the source images share SOPInstanceUIDs ({len(set(images))} for {len(images)} images, as some "
+            f"anonymizers leave them): a DICOM {what} references each image by its own, so none was written",
             path,
         )
 
