@@ -584,9 +584,14 @@ def _rescale_assumed(frames: list[_Frame], unit: str) -> list[str]:
     if not bare:
         return []
     first = bare[0].path.name if bare[0].frame is None else f"frame {bare[0].frame + 1}"
+    where = (
+        f"every {unit} (RescaleIntercept given)"
+        if len(bare) == len(frames)
+        else f"{len(bare)} {unit}(s) that give RescaleIntercept (first: {first})"
+    )
     return [
-        f"RescaleSlope is missing in {len(bare)} {unit}(s) that give RescaleIntercept (first: {first}); "
-        "taken as 1, the value CT images use: check the HU if the exporter scaled them"
+        f"RescaleSlope is missing in {where}; taken as 1, the value CT images use: check the HU if the "
+        "exporter scaled them"
     ]
 
 
