@@ -288,23 +288,30 @@ def test_classifying_an_empty_labels_layer_says_it_is_empty(make_napari_viewer, 
     assert "Rename" not in cls.status.text()
 
 
-def test_writer_round_trip(make_napari_viewer, shared_data, tmp_path):
+def test_writer_round_trip(make_napari_viewer, shared_data, small_case_files, tmp_path):
     from bonescreen.io import load_ct
     from bonescreen.io.writers import read_dicom_seg, read_labels_nifti
     from napari_bonescreen._convert import labels_layer_data
 
     viewer = make_napari_viewer()
-    image = viewer.open(str(shared_data / "totalseg-t11t12-dicom"), plugin=PLUGIN)[0]
-    labels = np.zeros(image.data.shape, np.uint8)
-    labels[5:9, 300:340, 230:280] = 1
-    data, meta, _ = labels_layer_data(labels, image, "levels")
-    layer = viewer.add_labels(data, **meta)
-    written = layer.save(str(tmp_path / "levels.nii.gz"), plugin=PLUGIN)
-    assert written
-    volume = load_ct(shared_data / "totalseg-t11t12-dicom")
-    np.testing.assert_array_equal(read_labels_nifti(volume, tmp_path / "levels.nii.gz"), labels)
-    assert layer.save(str(tmp_path / "seg.dcm"), plugin=PLUGIN)
-    np.testing.assert_array_equal(read_dicom_seg(volume, tmp_path / "seg.dcm"), labels)
+    for series in (shared_data / "totalseg-t11t12-dicom", small_case_files / "dicom" / "dicom"):
+        image = viewer.open(str(series), plugin=PLUGIN)[0]
+        labels = np.zeros(image.data.shape, np.uint8)
+        labels[5:9, 100:140, 130:180] = 1
+        data, meta, _ = labels_layer_data(labels, image, "levels")
+        layer = viewer.add_labels(data, **meta)
+        written = layer.save(str(tmp_path / f"{series.name}.nii.gz"), plugin=PLUGIN)
+        assert written
+        volume = load_ct(series)
+        np.testing.assert_array_equal(read_labels_nifti(volume, tmp_path / f"{series.name}.nii.gz"), labels)
+        seg = tmp_path / f"{series.name}.dcm"
+        if series.name == "totalseg-t11t12-dicom":
+            # its StudyInstanceUID and SeriesInstanceUID are empty (anonymized): a SEG could not reference the
+            # series, so none is written (helper-72: it was, with empty UIDs), and the user is told why
+            assert not layer.save(str(seg), plugin=PLUGIN) and not seg.exists()
+            continue
+        assert layer.save(str(seg), plugin=PLUGIN)
+        np.testing.assert_array_equal(read_dicom_seg(volume, seg), labels)
 
 
 def test_writer_on_sample_layer(make_napari_viewer, tmp_path):
