@@ -748,6 +748,7 @@ class ClassifyWidget(_Base):
         self.figure = Figure(figsize=(3.2, 3.0))
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(220)
+        self.canvas.setVisible(False)  # shown with a result: empty, it was a white block on the dark theme (h74)
         self.flag = QLabel("")
         self.flag.setWordWrap(True)
         # the answer first, in words and in its class's colour: the bone status (BCC-Net's call is the pie's)
@@ -790,6 +791,13 @@ class ClassifyWidget(_Base):
         self._recheck.setSingleShot(True)
         self._recheck.setInterval(300)  # ms after the last refresh
         self._recheck.timeout.connect(self._labels_still_current)
+        # "Names now: ..." follows the layer after a rename or shift, through undo and redo (helper-74: it still
+        # named the shifted names after the shift was undone), read once the edits pause
+        self._names_layer = None  # the layer whose names the status says
+        self._names_timer = QTimer(self)
+        self._names_timer.setSingleShot(True)
+        self._names_timer.setInterval(NAMES_REREAD_MS)
+        self._names_timer.timeout.connect(self._say_names_now)
 
     def _clear_result(self, why: str) -> None:
         """Take down the last result (table, pie, flags, exports): it no longer belongs to the inputs."""
@@ -799,7 +807,7 @@ class ClassifyWidget(_Base):
         self.headline.setText("")
         self.table.setRowCount(0)
         self.figure.clear()
-        self.canvas.draw_idle()
+        self.canvas.setVisible(False)
         # said once, where the eye is: "Done. Select a level" stood above an emptied table (a screenshot's review);
         # the flags' box said it again below (helper-65), so it is emptied with the result it spoke for
         self.flag.setText("")
@@ -842,6 +850,27 @@ class ClassifyWidget(_Base):
         # the list just read, not a second pass over the map (in the spine's order: h54 read "T12, L1, L4, L5, T9")
         names = ", ".join(self.vertebra.native.itemText(i) for i in range(self.vertebra.native.count()))
         self.status.setText(f"Names now: {names}. Classify again.")
+        if unwrapped(self._names_layer) is not unwrapped(layer):
+            self._names_layer = layer
+            for event in (layer.events.paint, layer.events.labels_update, layer.events.set_data):
+                event.connect(self._names_may_change)
+        # the Classify button and this line in view (helper-74: left scrolled to the cleared table, both above it)
+        self._scroll.ensureWidgetVisible(self.status, 0, 0)
+        self._scroll.ensureWidgetVisible(self.run_button.native, 0, 0)
+
+    def _names_may_change(self, event=None) -> None:
+        if unwrapped(getattr(event, "source", None)) is unwrapped(self._names_layer):
+            self._names_timer.start()
+
+    def _say_names_now(self) -> None:
+        """The status's "Names now" line read again from the layer it named, while it is still the line shown."""
+        layer = self._names_layer
+        if layer is None or not self.status.text().startswith("Names now:"):
+            return
+        self._reread_vertebrae()
+        self.status.setText(
+            f"Names now: {', '.join(_names_in(np.asarray(layer.data))) or 'no vertebra'}. Classify again."
+        )
 
     def _reread_vertebrae(self) -> None:
         """The vertebra list read again from the labels layer, the chosen one kept while the layer holds it."""
@@ -1089,6 +1118,7 @@ class ClassifyWidget(_Base):
         from bonescreen.figures import pie_axes
 
         self.figure.clear()
+        self.canvas.setVisible(True)
         ax = self.figure.add_subplot(111)
         if overall["probabilities"] is None:  # no overall call (every level's labels off the bone): no pie
             ax.set_axis_off()
@@ -1097,7 +1127,7 @@ class ClassifyWidget(_Base):
             return
         pie_axes(ax, overall["probabilities"], f"BCC-Net (network), {', '.join(overall['levels_used'])}")
         if overall["uncertain"]:  # the flag beside the pie, the reasons in the lines below it
-            ax.set_title(f"{ax.get_title()}\nUNCERTAIN: see the flags below", color="#c62828", fontsize=9)
+            ax.set_title(f"{ax.get_title()}\nUNCERTAIN: see the flags above", color="#c62828", fontsize=9)
         self.figure.subplots_adjust(top=0.86, bottom=0.27)  # room for the title and the legend
         self.canvas.draw_idle()
 

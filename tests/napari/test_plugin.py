@@ -1114,7 +1114,10 @@ def test_names_shifted_or_undone_change_the_names_only(
     cls.new_name.value = 9  # T10
     cls.rename()
     assert "T10" in [cls.vertebra.native.itemText(i) for i in range(cls.vertebra.native.count())]
+    assert "T10" in cls.status.text() and not cls.canvas.isVisible()  # no blank pie under a cleared result
     layer.undo()
+    # the dock's own "Names now" line follows the undo too (helper-74: it kept the names of before the undo)
+    qtbot.waitUntil(lambda: cls.status.text().startswith("Names now:") and "T10" not in cls.status.text(), timeout=5000)
     combo = cls.vertebra.native
     press = QMouseEvent(
         QEvent.Type.MouseButtonPress, QPointF(2, 2), QPointF(2, 2), Qt.LeftButton, Qt.LeftButton, Qt.NoModifier

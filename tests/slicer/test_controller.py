@@ -98,7 +98,7 @@ def test_segment_and_classify_run_off_the_gui_thread(panel, case, tmp_path, add_
     assert seg is not None and seg.GetSegmentation().GetNumberOfSegments() == 7  # T12, L1-L5, S1
     # what was found and every note, as napari's dock says it (helper-60: the notes waited for Classify)
     status = controller.state().status
-    assert status.startswith("Found 7 vertebra(e) (") and controller.state().progress[0] > 0
+    assert status.startswith("Found 7 vertebrae (T12, L1, ") and controller.state().progress[0] > 0
     notes = seg.GetAttribute("BoneScreen.Notes").split("\n")
     assert all(f"- {n}" in status for n in notes if n)
     controller.start_classify()
