@@ -60,7 +60,9 @@ def level_name_points(
     section, or the largest section of the slice. On each slice the names start :data:`NAME_GAP_MM` beyond
     the slice's last labelled column (x), each at its vertebra's mean row there (y), moved down where needed
     to stand :data:`NAME_SEPARATION_MM` below the name above it. A point is the lower left corner of its
-    text on the screen (napari's "upper_left" text anchor). Where the columns are z (the spine lies across the
+    text on the screen (napari's "upper_left" text anchor); where the longest name of a slice would run past the
+    image's last column (the canvas cuts it there), they end :data:`NAME_GAP_MM` before the slice's first labelled
+    column instead, if they fit there. Where the columns are z (the spine lies across the
     screen), the names stand in a row under the slice's labels instead, each centred under its vertebra's mean
     column, moved right where needed to clear the name before it (:data:`NAME_CHAR_MM` per character).
 
@@ -114,7 +116,8 @@ def level_name_points(
     if across:
         data, dy, dx = data.transpose(0, 2, 1), dx, dy
     boxes = ndimage.find_objects(data) if data.size else []  # the map as it is: a cast would copy the volume
-    sections: dict[int, list[tuple]] = {}  # slice -> (area, mean row, last column, id) of each vertebra on it
+    # slice -> (area, mean row, last column, id, first column) of each vertebra on it
+    sections: dict[int, list[tuple]] = {}
     for vid, box in enumerate(boxes, start=1):
         if box is None or vid not in ALL_VERTEBRA_IDS:
             continue
@@ -123,20 +126,27 @@ def level_name_points(
         cols = own.any(axis=1)  # (z, x)
         for i in np.nonzero(rows.any(axis=1))[0]:
             y = box[1].start + float(np.average(np.arange(rows.shape[1]), weights=rows[i]))
-            x = box[2].start + float(np.nonzero(cols[i])[0][-1])
-            sections.setdefault(box[0].start + int(i), []).append((int(rows[i].sum()), y, x, vid))
+            held = np.nonzero(cols[i])[0]
+            x, first = box[2].start + float(held[-1]), box[2].start + float(held[0])
+            sections.setdefault(box[0].start + int(i), []).append((int(rows[i].sum()), y, x, vid, first))
     largest = {}
     for on_slice in sections.values():
-        for area, _, _, vid in on_slice:
+        for area, _, _, vid, _ in on_slice:
             largest[vid] = max(largest.get(vid, 0), area)
     points, names, colours = [], [], []
     for z, on_slice in sorted(sections.items()):
         top = max(s[0] for s in on_slice)
         shown = sorted(
-            ([y, vid] for area, y, _, vid in on_slice if area >= MIN_SECTION_SHARE * largest[vid] or area == top),
+            ([y, vid] for area, y, _, vid, _ in on_slice if area >= MIN_SECTION_SHARE * largest[vid] or area == top),
             key=lambda e: e[0],
         )
         x = max(s[2] for s in on_slice) + NAME_GAP_MM / dx  # clear of every labelled voxel of the slice
+        widest = max(_name_width_mm(vid) for _, vid in shown) / dx
+        before = min(s[4] for s in on_slice) - NAME_GAP_MM / dx - widest
+        if not across and x + widest > data.shape[2] and before >= 0:
+            # past the image's last column the canvas cuts the names (helper-74: "unnamed 1" read "unnam" beyond
+            # the spinous processes in a sagittal view): before the first labelled column instead, where they fit
+            x = before
         if across:  # in a row under the labels: the text (above its point) clear of them, centred on its vertebra
             x += NAME_SEPARATION_MM / dx
             for entry in shown:

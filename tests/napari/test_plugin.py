@@ -380,7 +380,7 @@ def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_
 def assert_names_beside(names, labels) -> None:
     """Each vertebra of ``labels`` has its name on each slice where it holds a tenth of its largest section or the
     slice's largest section, and no other name stands; the names stand clear of every labelled voxel of their slice
-    (right of them), 12 mm or more apart."""
+    (right of them, or left where the image's edge would cut them), 12 mm or more apart."""
     from bonescreen.labels import vertebra_name
 
     data = np.asarray(labels.data)
@@ -395,8 +395,12 @@ def assert_names_beside(names, labels) -> None:
     got = {(int(p[0]), n) for p, n in zip(names.data, names.features["name"], strict=True)}
     assert got == wanted
     for z in {int(p[0]) for p in names.data}:
-        on = names.data[names.data[:, 0] == z]
-        assert (on[:, 2] > np.nonzero(data[z])[1].max()).all()  # clear of the bone's labels, not over any vertebra
+        at = names.data[:, 0] == z
+        on, cols = names.data[at], np.nonzero(data[z])[1]
+        # clear of the bone's labels, not over any vertebra: right of them, or ending before them where the image's
+        # edge would cut them (NAME_CHAR_MM = 7 mm a character)
+        widest = max(len(n) for n in np.asarray(names.features["name"])[at]) * 7.0 / labels.scale[2]
+        assert (on[:, 2] > cols.max()).all() or (on[:, 2] + widest <= cols.min()).all()
         ys = np.sort(on[:, 1])
         assert (np.diff(ys) >= 12.0 / labels.scale[1] - 1e-6).all()  # one under the other, not over each other
     np.testing.assert_allclose(names.scale, labels.scale)
@@ -433,6 +437,12 @@ def test_names_follow_the_labels_layer_through_edits_and_leave_with_it(make_napa
     assert (4, "L5") in {(int(c[0]), n) for c, n in zip(*level_name_points(both, (0.8, 0.8))[:2], strict=True)}
     with pytest.raises(BoneScreenError, match="slice spacing"):  # sagittal slices need the slice spacing
         level_name_points(levels, (0.8, 0.8), (2, 0, 1))
+    # a name that would run past the image's last column (helper-74: "unnamed 1" cut to "unnam" at the canvas's
+    # edge behind the spinous processes) stands before the first labelled column, when it fits there
+    near_edge = np.zeros((3, 64, 64), np.uint8)
+    near_edge[:, 20:40, 40:60] = UNNAMED_FIRST
+    coords, said, _ = level_name_points(near_edge, (2.0, 2.0))
+    assert said[0] == "unnamed 1" and coords[0, 2] == 40 - 4.0 / 2.0 - 9 * 7.0 / 2.0  # its end 4 mm before x 40
 
     labels.selected_label = 3
     labels.paint((11, 30, 50), 3)  # L3 begun on the top slice: a stroke through napari's painting
