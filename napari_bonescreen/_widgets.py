@@ -59,6 +59,7 @@ from bonescreen.labels import (
     shift_names,
     spine_rank,
     vertebra_name,
+    vertebrae_in,
 )
 from bonescreen.messages import (
     grade_text,
@@ -515,7 +516,7 @@ class SegmentWidget(_Base):
 
     def _say_found(self, first: str, labels: np.ndarray, under: list[str]) -> None:
         """The status: what was found (``first``), then ``under``; the names are followed as the layer is edited."""
-        self._said = (first, _names_in(labels), under)
+        self._said = (first, [vertebra_name(k) for k in vertebrae_in(labels)], under)
         self.status.setText("\n".join([first, *under]))
 
     def _names_may_change(self, event=None) -> None:
@@ -527,7 +528,7 @@ class SegmentWidget(_Base):
         if self._said is None or self.last_layer is None or unwrapped(self.last_layer) not in self.viewer.layers:
             return
         first, then, under = self._said
-        now = _names_in(np.asarray(self.last_layer.data))
+        now = [vertebra_name(k) for k in vertebrae_in(self.last_layer.data)]
         if now == then:
             self.status.setText("\n".join([first, *under]))
             return
@@ -661,14 +662,6 @@ class SegmentWidget(_Base):
 
 #: How long the Segment dock waits after the last edit of its layer before it reads the names again (ms).
 NAMES_REREAD_MS = 400
-
-
-def _names_in(labels: np.ndarray) -> list[str]:
-    """The vertebra names a map holds, in the spine's order (ids of DESIGN.md; a count per id, not a sort)."""
-    data = np.asarray(labels)
-    present = np.flatnonzero(np.bincount(data.ravel())) if data.dtype == np.uint8 else np.unique(data)
-    ids = [k for k in present if k and k in ALL_VERTEBRA_IDS]
-    return sorted((vertebra_name(int(k)) for k in ids), key=spine_rank)
 
 
 def _opens_list(event) -> bool:
@@ -824,8 +817,7 @@ class ClassifyWidget(_Base):
         layer = self.labels.value if hasattr(self, "labels") else None
         if layer is None:
             return []
-        ids = [int(k) for k in np.unique(np.asarray(layer.data)) if k in ALL_VERTEBRA_IDS and k]
-        return [(vertebra_name(k), k) for k in sorted(ids, key=lambda k: spine_rank(vertebra_name(k)))]
+        return [(vertebra_name(k), k) for k in vertebrae_in(layer.data)]
 
     def _relabel(self, change) -> None:
         """Apply ``change(map) -> map`` to the chosen labels layer; its names become the user's."""
@@ -846,10 +838,7 @@ class ClassifyWidget(_Base):
             layer.data_setitem(where, new[where])
         layer.metadata.setdefault(META_KEY, {})["renamed"] = True  # names given by the user: taken as certain
         self._clear_result("names changed: classify again")
-        self._reread_vertebrae()
-        # the list just read, not a second pass over the map (in the spine's order: h54 read "T12, L1, L4, L5, T9")
-        names = ", ".join(self.vertebra.native.itemText(i) for i in range(self.vertebra.native.count()))
-        self.status.setText(f"Names now: {names}. Classify again.")
+        self._say_names()
         if unwrapped(self._names_layer) is not unwrapped(layer):
             self._names_layer = layer
             for event in (layer.events.paint, layer.events.labels_update, layer.events.set_data):
@@ -863,14 +852,17 @@ class ClassifyWidget(_Base):
             self._names_timer.start()
 
     def _say_names_now(self) -> None:
-        """The status's "Names now" line read again from the layer it named, while it is still the line shown."""
-        layer = self._names_layer
-        if layer is None or not self.status.text().startswith("Names now:"):
-            return
+        """The status's "Names now" line read again from the layer, while it is still the line shown (another
+        labels layer picked clears the result, and the line with it)."""
+        if self._names_layer is not None and self.status.text().startswith("Names now:"):
+            self._say_names()
+
+    def _say_names(self) -> None:
+        """The vertebra list read again from the layer, and the status saying it."""
         self._reread_vertebrae()
-        self.status.setText(
-            f"Names now: {', '.join(_names_in(np.asarray(layer.data))) or 'no vertebra'}. Classify again."
-        )
+        # the list just read, not a second pass over the map (in the spine's order: h54 read "T12, L1, L4, L5, T9")
+        names = ", ".join(self.vertebra.native.itemText(i) for i in range(self.vertebra.native.count()))
+        self.status.setText(f"Names now: {names or 'no vertebra'}. Classify again.")
 
     def _reread_vertebrae(self) -> None:
         """The vertebra list read again from the labels layer, the chosen one kept while the layer holds it."""

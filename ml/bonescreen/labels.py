@@ -201,6 +201,18 @@ def shift_names(vertebrae: np.ndarray, steps: int) -> np.ndarray:
     return lut[vertebrae]
 
 
+def vertebrae_in(labels) -> list[int]:
+    """The vertebra ids (DESIGN.md: ALL_VERTEBRA_IDS but 0) a map holds, in the spine's order (:func:`spine_rank`).
+
+    A uint8 map is counted per value (one pass, no sort: napari re-reads a layer's names after each edit); any other
+    integer map through ``np.unique``.
+    """
+    data = np.asarray(labels)
+    present = np.flatnonzero(np.bincount(data.ravel())) if data.dtype == np.uint8 else np.unique(data)
+    ids = [int(k) for k in present if k and k in ALL_VERTEBRA_IDS]
+    return sorted(ids, key=lambda k: spine_rank(vertebra_name(k)))
+
+
 def levels_present(labels) -> list[int]:
     """Level ids (1..5) that occur in a (z, ...) label map, in order.
 

@@ -13,7 +13,7 @@ was named). Where they live in result.json:
 
 from __future__ import annotations
 
-from .labels import CLASS_TITLES, LEVEL_NAMES, spine_rank, vertebra_name
+from .labels import CLASS_TITLES, LEVEL_NAMES, vertebra_name, vertebrae_in
 
 #: The word that marks the basis of a bone status in doubt (a fracture it rests on, labels off the bone):
 #: :func:`headline` puts such a status as a question.
@@ -194,9 +194,7 @@ def vertebrae_found(labels) -> str:
         ``"7 vertebrae (T12, L1, L2, L3, L4, L5, S1); lumbar: L1, L2, L3, L4, L5"`` in the spine's order, as the
         vertebra lists show them (helper-74: ids' order put T12 after L5), or ``"no vertebra"``.
     """
-    import numpy as np
-
-    present = sorted((vertebra_name(k) for k in np.unique(labels) if k), key=spine_rank)
+    present = [vertebra_name(k) for k in vertebrae_in(labels)]
     if not present:
         return "no vertebra"
     lumbar = [n for n in present if n in LEVEL_NAMES.values()]

@@ -488,8 +488,10 @@ def _place_frames(group: list[_Instance]) -> _Series | str:
     return _Series(frames, _series_label(group[0], len(frames)), [note] if note else [], flags)
 
 
-def _multiframe_frames(path: Path, ds: Dataset) -> list[_Frame]:
-    """The frames of an Enhanced CT or Legacy Converted Enhanced CT file, from its functional groups."""
+def _multiframe_frames(path: Path, ds: Dataset) -> tuple[list[_Frame], bool]:
+    """The frames of an Enhanced CT or Legacy Converted Enhanced CT file, from its functional groups, and whether
+    a frame's rescale was read from the file's top level instead (helper-72: refused as "RescaleIntercept
+    missing?" while the file gives it there, not in its Pixel Value Transformation group)."""
     shared = ds.get("SharedFunctionalGroupsSequence")
     shared = shared[0] if shared else Dataset()
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
@@ -510,14 +512,12 @@ def _multiframe_frames(path: Path, ds: Dataset) -> list[_Frame]:
                 return seq[0]
         return None
 
-    frames = []
+    frames, from_top = [], False
     for i, fg in enumerate(per_frame):
         pos, ori = item(fg, "PlanePositionSequence"), item(fg, "PlaneOrientationSequence")
         measures, rescale = item(fg, "PixelMeasuresSequence"), item(fg, "PixelValueTransformationSequence")
         if rescale is None and "RescaleIntercept" in ds:
-            # not where an Enhanced CT keeps it, but the file's own (helper-72: refused as "RescaleIntercept
-            # missing?" while the file gives it at its top level); said in the series' notes
-            rescale = ds
+            rescale, from_top = ds, True
         frame = _Frame(
             path,
             ds,
@@ -544,11 +544,11 @@ def _multiframe_frames(path: Path, ds: Dataset) -> list[_Frame]:
         if frame.pixel_spacing is None:
             raise BoneScreenError(f"frame {i + 1}: PixelSpacing missing from the functional groups", path)
         frames.append(frame)
-    return frames
+    return frames, from_top
 
 
 def _multiframe_series(inst: _Instance) -> _Series:
-    frames = _multiframe_frames(inst.path, inst.ds)
+    frames, from_top = _multiframe_frames(inst.path, inst.ds)
     for f in frames:
         problem = _orientation_problem(f.orientation)
         if problem:
@@ -557,8 +557,7 @@ def _multiframe_series(inst: _Instance) -> _Series:
             raise BoneScreenError(f"the frames are {_plane_name(f.orientation)} images, not axial", inst.path)
     kind = MULTIFRAME_CT.get(inst.sop_class, "multi-frame CT")
     notes = [f"read {'an' if kind[0] in 'AEIOU' else 'a'} {kind} file of {len(frames)} frames"]
-    groups = [*inst.ds.get("SharedFunctionalGroupsSequence", []), *inst.ds.get("PerFrameFunctionalGroupsSequence", [])]
-    if "RescaleIntercept" in inst.ds and not any("PixelValueTransformationSequence" in g for g in groups):
+    if from_top:
         notes.append(
             "RescaleSlope and RescaleIntercept read from the file's top level (a multi-frame CT keeps them in its "
             "Pixel Value Transformation functional group)"
