@@ -393,13 +393,17 @@ def report_figure(
         th = HUThresholds(**result.get("hu_thresholds", {}))
         level_text = f"{hu_text(lv['trabecular_hu'], th)} HU" if lv["trabecular_hu"] is not None else "HU n/a"
         if lv.get("vbmd_mg_cm3") is not None:
+            # each class says whose it is: BCC-Net's call stood alone over the slice, beside a density in
+            # another ACR category, and read as the class of that density
             level_text += f", {vbmd_text(lv['vbmd_mg_cm3'])} mg/cm3"
-        flag = " (flagged)" if lv["uncertain"] else ""  # the reasons are in the notes below
+            if lv.get("acr_category"):
+                level_text += f"\n(ACR: {CLASS_TITLES[lv['acr_category']]})"
+        flag = ", flagged" if lv["uncertain"] else ""  # the reasons are in the notes below
         said = (
             f"{lv['name']} slice {k}: labels off the bone\n(no figure of it means anything)"
             if lv["name"] in off_bone  # (helper-35: "Osteoporosis" shown)
-            else f"{lv['name']} slice {k}: {CLASS_TITLES[lv['prediction']]}{flag}\n{level_text}, "
-            f"p={max(lv['probabilities'].values()):.2f}"
+            else f"{lv['name']} slice {k}\nBCC-Net: {CLASS_TITLES[lv['prediction']]} "
+            f"(p={max(lv['probabilities'].values()):.2f}{flag})\n{level_text}"
         )
         _axial(fig.add_subplot(grid[1, first + i]), hu[k], labels[k], said, ids=[lid])
     if not levels:  # what was found, through its largest slice

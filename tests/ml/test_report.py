@@ -281,3 +281,21 @@ def test_sagittal_names_stay_within_the_image():
     assert min(kept) >= 5.0 and max(kept) <= 94.0
     ordered = sorted(kept)
     assert all(b - a >= 9.95 for a, b in pairwise(ordered))  # (the spreading stops within 0.1 %)
+
+
+def test_each_levels_class_says_whose_it_is(classified):
+    """Stop 55: each axial view's title put BCC-Net's call alone beside the level's vBMD ("Normal bone mass (flagged)
+    / 133 HU, 110 mg/cm3"), under a headline resting on vBMD; 110 mg/cm3 is low bone mass to the ACR, and the
+    title read as the class of that density. The network's call is named as its, the ACR category as the ACR's."""
+    volume, levels, result = classified
+    result = copy.deepcopy(result)
+    level = result["levels"][0]
+    level["vbmd_mg_cm3"], level["acr_category"] = 110.0, "low_bone_mass"
+    level["prediction"] = "normal"
+    fig = report_figure(volume.hu, levels, volume.spacing, result, "case 7")
+    title = next(ax.get_title() for ax in fig.axes if ax.get_title().startswith(f"{level['name']} slice"))
+    assert f"BCC-Net: {CLASS_TITLES['normal']} (p=" in title
+    assert "110 mg/cm3" in title and f"(ACR: {CLASS_TITLES['low_bone_mass']})" in title
+    # BCC-Net's class comes first, the ACR's after the density it is the category of
+    assert title.index("BCC-Net") < title.index("mg/cm3") < title.index("ACR")
+    plt.close(fig)
