@@ -64,6 +64,7 @@ from bonescreen.labels import (
 from bonescreen.messages import (
     grade_text,
     headline,
+    overall_row_basis,
     segmentation_messages,
     status_basis,
     status_confirmed,
@@ -744,6 +745,11 @@ class ClassifyWidget(_Base):
         self.canvas.setVisible(False)  # shown with a result: empty, it was a white block on the dark theme (h74)
         self.flag = QLabel("")
         self.flag.setWordWrap(True)
+        # the overall row averages different levels per column (the network's, ISCD's): said under the table, not
+        # only in its tooltips
+        self.overall_basis = QLabel("")
+        self.overall_basis.setWordWrap(True)
+        self.overall_basis.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         # the answer first, in words and in its class's colour: the bone status (BCC-Net's call is the pie's)
         self.headline = QLabel("")
         self.headline.setWordWrap(True)
@@ -769,6 +775,7 @@ class ClassifyWidget(_Base):
         layout.addWidget(self.status)
         layout.addWidget(self.headline)
         layout.addWidget(self.table)
+        layout.addWidget(self.overall_basis)
         # the flags say why the headline is uncertain: right under the table, before the pie (helper-71: below the
         # pie they were out of view at 1600 x 1000)
         layout.addWidget(self.flag)
@@ -799,6 +806,7 @@ class ClassifyWidget(_Base):
         self.result = None
         self.headline.setText("")
         self.table.setRowCount(0)
+        self.overall_basis.setText("")
         self.figure.clear()
         self.canvas.setVisible(False)
         # said once, where the eye is: "Done. Select a level" stood above an emptied table (a screenshot's review);
@@ -1046,6 +1054,10 @@ class ClassifyWidget(_Base):
         if self.table.horizontalScrollBar().isVisible() or self.table.horizontalHeader().length() > self.table.width():
             height += self.table.horizontalScrollBar().sizeHint().height()
         self.table.setFixedHeight(height + sum(self.table.rowHeight(r) for r in range(len(rows))))
+        basis = overall_row_basis(result["overall"])
+        if result["overall"].get("bone_status"):
+            basis += " Grade column: the bone status."
+        self.overall_basis.setText(basis.strip())
         self._draw_pie(result["overall"])
         messages = user_messages(result)
         self.flag.setText("\n".join(messages) if messages else "No uncertainty flag and no notes.")

@@ -148,6 +148,31 @@ def headline(overall: dict) -> tuple[str, str | None]:
     return "No lumbar level classified", None
 
 
+def overall_row_basis(overall: dict) -> str:
+    """Which levels each figure of a table's overall row averages, as napari's and Slicer's tables say under it.
+
+    The network's call and the trabecular HU average the levels the paper classifies (L1 and L2, else every
+    usable level), vBMD and its ACR category the usable levels of L1-L4 (ISCD's rule: fractured levels left
+    out), so one row holds averages over different levels; said only in tooltips, the row read as one average.
+
+    Parameters
+    ----------
+    overall : dict
+        result.json's ``overall``.
+
+    Returns
+    -------
+    str
+        One sentence; empty when no lumbar level was classified.
+    """
+    parts = []
+    if overall.get("levels_used") and overall.get("probabilities") is not None:
+        parts.append(f"call and HU of {'+'.join(overall['levels_used'])} (the paper's levels)")
+    if overall.get("vbmd_levels_used") and overall.get("vbmd_mg_cm3") is not None:
+        parts.append(f"vBMD and ACR of {'+'.join(overall['vbmd_levels_used'])} (the usable levels of L1-L4, ISCD)")
+    return f"Overall row: {'; '.join(parts)}." if parts else ""
+
+
 #: How a naming rule starts once the user has changed the names (napari's rename and shift, Slicer's).
 USER_NAMING = "names changed by the user"
 

@@ -1,6 +1,6 @@
 """What users read: the grade as every front end shows it."""
 
-from bonescreen.messages import grade_text, users_naming_rule
+from bonescreen.messages import grade_text, overall_row_basis, users_naming_rule
 
 
 def test_grade_text_marks_a_doubted_grade_and_leaves_an_unmeasured_body_empty():
@@ -69,3 +69,18 @@ def test_every_front_end_says_how_the_levels_were_named():
     counted["segmentation"]["naming_certain"] = True
     assert user_messages(counted) == ["names: counted up from the sacrum (lowest vertebra: sacroiliac joints)"]
     assert user_messages({"overall": {"reasons": []}, "levels": []}) == []  # no naming: no line
+
+
+def test_the_overall_rows_basis_names_the_levels_of_each_average():
+    """napari's overall row showed the network's call and HU of L1+L2 beside vBMD of L1-L4, said only in
+    tooltips (stop 55): the sentence under the table names both sets, and only the averages there are."""
+    overall = {
+        "levels_used": ["L1", "L2"],
+        "probabilities": {"normal": 0.2, "low_bone_mass": 0.7, "osteoporosis": 0.1},
+        "vbmd_levels_used": ["L1", "L3", "L4"],  # L2 fractured: left out of vBMD
+        "vbmd_mg_cm3": 97.0,
+    }
+    said = overall_row_basis(overall)
+    assert "call and HU of L1+L2" in said and "vBMD and ACR of L1+L3+L4" in said
+    assert "vBMD" not in overall_row_basis({**overall, "vbmd_mg_cm3": None})  # no density: not said
+    assert overall_row_basis({"levels_used": [], "probabilities": None}) == ""  # nothing classified

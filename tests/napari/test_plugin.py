@@ -180,6 +180,11 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     assert cls.headline.text().count(html.escape(line)) == 1
     assert html.escape(status["basis"]) in cls.headline.text()
     assert cls.figure.axes[0].get_title().startswith("BCC-Net (network)")
+    # the overall row's columns average different levels: said under the table, not only in tooltips (stop 55)
+    o = first["overall"]
+    basis = cls.overall_basis.text()
+    assert f"call and HU of {'+'.join(o['levels_used'])}" in basis and cls.overall_basis.isVisibleTo(cls)
+    assert f"vBMD and ACR of {'+'.join(o['vbmd_levels_used'])}" in basis
 
     # a brush stroke takes the result down (helper-34: the old result stayed on screen and exportable), and the
     # mask is the user's from then on (checked: a status resting on its fractures is no longer in doubt for that)
@@ -187,6 +192,7 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     assert meta["segmented"] and not meta.get("edited")
     labels.paint(tuple(np.argwhere(labels.data == 2)[0]), 2, refresh=True)
     assert cls.result is None and not cls.export_json.isEnabled() and not cls.flag.text()
+    assert not cls.overall_basis.text()
     assert cls.status.text() == "Previous result cleared: the labels were edited: classify again."  # said once
     assert meta["edited"]
     cls.run()

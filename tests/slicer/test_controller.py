@@ -107,6 +107,8 @@ def test_segment_and_classify_run_off_the_gui_thread(panel, case, tmp_path, add_
     # the answer first: the bone status, then BCC-Net's call as the network's
     first, second = controller.state().status.splitlines()[:2]
     assert first.startswith("Bone status") and second.startswith("BCC-Net (network), ")
+    # the table's overall row averages different levels per column: said beside it (stop 55)
+    assert controller.state().status.splitlines()[2].startswith("Overall row: call and HU of L1+L2")
     assert controller.state().can_export
     written = controller.export(str(tmp_path / "out"))
     assert {p.rsplit("/", 1)[-1] for p in written} == {"result.json", "report.png"}

@@ -241,7 +241,7 @@ class PanelController:
 
         from bonescreen.errors import BoneScreenError
         from bonescreen.labels import CLASS_TITLES, lumbar_levels, vertebra_name
-        from bonescreen.messages import headline, status_basis, user_messages
+        from bonescreen.messages import headline, overall_row_basis, status_basis, user_messages
         from BoneScreenLib.logic import vertebra_segments
 
         self._require_idle()
@@ -281,7 +281,8 @@ class PanelController:
                 if o["prediction"]
                 else "BCC-Net (network): no overall call"
             )
-            return f"{line}{basis}\n{network}\n{flag}"
+            # the table's overall row averages different levels per column: said beside it
+            return "\n".join(filter(None, [f"{line}{basis}", network, overall_row_basis(o), flag]))
 
         self._start(work, finish)
 
