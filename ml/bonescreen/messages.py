@@ -185,9 +185,10 @@ def users_naming_rule(rule: str | None) -> str:
     return rule if rule.startswith(USER_NAMING) else f"{USER_NAMING} (BoneScreen's: {rule})"
 
 
-#: How the naming's notes start once the user has renamed or shifted the vertebrae: they describe BoneScreen's
-#: names, which the user's have replaced (helper-34: "level names are uncertain" beside names taken as certain).
-BEFORE_RENAMING = "before the user's renaming: "
+#: How the naming's notes start once the user has renamed or shifted the vertebrae, or filled one with another id:
+#: they describe BoneScreen's names, which the user's have replaced (helper-34: "level names are uncertain" beside
+#: names taken as certain). Not "renaming": a fill with an unnamed id was called one (stop 54).
+BEFORE_RENAMING = "before the user changed the names: "
 
 
 def users_naming_notes(notes: list[str]) -> list[str]:

@@ -25,6 +25,8 @@ def test_the_naming_notes_are_marked_as_bonescreens_once_the_user_renames():
     notes = ["level names are uncertain: neither the sacrum nor ribs were found to count from"]
     marked = users_naming_notes(notes)
     assert marked == [BEFORE_RENAMING + notes[0]] and users_naming_notes(marked) == marked  # once
+    # said of any change of names: a fill with an unnamed id was called a "renaming" (stop 54)
+    assert "renaming" not in marked[0] and "changed the names" in marked[0]
 
 
 def test_a_level_flag_that_is_an_overall_flag_too_is_said_once_with_its_level():

@@ -11,7 +11,7 @@ from bonescreen.device import fallback_note, resolve_device
 from bonescreen.errors import BoneScreenError
 from bonescreen.hu import body_slice
 from bonescreen.labels import CLASS_NAMES, CLASS_TITLES, UNNAMED_FIRST, level_id
-from bonescreen.messages import headline
+from bonescreen.messages import BEFORE_RENAMING, headline
 
 PLUGIN = "napari-bonescreen"
 
@@ -667,7 +667,7 @@ def test_vertebrae_that_cannot_be_named_are_shown_and_classified_once_the_user_n
     # ...and the naming's notes are said of BoneScreen's names (helper-34: "level names are uncertain" stood beside
     # the user's certain names)
     notes = cls.result["segmentation"]["notes"]
-    assert notes and all(n.startswith("before the user's renaming: ") for n in notes)
+    assert notes and all(n.startswith(BEFORE_RENAMING) for n in notes)
     # the dock's layer is napari's proxy of it (h54: its names stayed when it was removed)
     viewer.layers.remove(labels.name)
     assert names.name not in viewer.layers

@@ -263,7 +263,7 @@ def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):
     assert logic.last_result["segmentation"]["naming_rule"].startswith("names changed by the user")
     # the naming's notes are said of BoneScreen's names (helper-34: they read as if of the user's)
     assert logic.last_result["segmentation"]["notes"] == [
-        "before the user's renaming: level names are uncertain: neither the sacrum nor ribs were found"
+        "before the user changed the names: level names are uncertain: neither the sacrum nor ribs were found"
     ]
     # shifted back, the names are BoneScreen's again, with their doubt (helper-67: they stayed "certain")
     shift_segment_names(seg, -1)
