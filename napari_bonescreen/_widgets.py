@@ -206,7 +206,13 @@ class _StatusLabel(QLabel):
             scroll = self._scroll()
             if scroll is None or not self.text() or (only_pending and not getattr(self, "_pending", False)):
                 return
-            scroll.ensureWidgetVisible(self, 0, 6)
+            if self.height() + 12 > scroll.viewport().height():
+                # taller than the view: its first line at the top (Qt centres such a widget, and the status's first
+                # line, what was found, stood half out of view at 1280 x 800)
+                top = self.mapTo(scroll.widget(), self.rect().topLeft()).y()
+                scroll.verticalScrollBar().setValue(max(0, top - 6))
+            else:
+                scroll.ensureWidgetVisible(self, 0, 6)
         except RuntimeError:  # the dock was closed (its widgets deleted) before the timer fired
             pass
 

@@ -950,6 +950,17 @@ def test_status_scrolls_into_view_on_a_small_screen(make_napari_viewer, qtbot):
         return 0 <= top and top + seg.status.height() <= scroll.viewport().height()
 
     qtbot.waitUntil(in_view, timeout=3000)
+    # a status taller than the view shows its first line (what was found), not its middle: Qt centres a widget
+    # too tall for the view, and the first line stood half out of it (stop 54)
+    scroll.verticalScrollBar().setValue(0)
+    lines = int(scroll.viewport().height() / seg.status.fontMetrics().lineSpacing()) + 10
+    seg.status.setText("Found 7 vertebrae (T12, L1, L2, L3, L4, L5, S1)\n" + "a note that takes a line\n" * lines)
+
+    def first_line_at_top() -> bool:
+        top = seg.status.mapTo(scroll.viewport(), seg.status.rect().topLeft()).y()
+        return seg.status.height() > scroll.viewport().height() and 0 <= top <= 12
+
+    qtbot.waitUntil(first_line_at_top, timeout=3000)
 
 
 def test_one_id_over_several_vertebrae_is_refused_once(make_napari_viewer, qtbot, small_case, small_case_files):
