@@ -563,6 +563,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
         screener=screener,
         hu_offset=args.hu_offset,
         orientation=args.orientation,
+        series=args.series,
     )
     off_bone = set(result["overall"].get("labels_off_bone") or [])
     for lv in result["levels"]:
@@ -869,6 +870,12 @@ def build_parser() -> argparse.ArgumentParser:
         "binary mask of the spine, split and named as MS-Net's mark is)",
     )
     _add_reading_options(sc)
+    sc.add_argument(
+        "--series",
+        default=None,
+        help="the DICOM series to read, by SeriesNumber or SeriesInstanceUID, where the folder holds several "
+        "(default: the axial CT series with the most slices)",
+    )
     _add_inference_options(sc)
     sc.set_defaults(func=cmd_screen)
 

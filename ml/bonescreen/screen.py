@@ -79,6 +79,7 @@ def screen_file(
     orientation: str | None = None,
     label_scheme: str = "bonescreen",
     recursive: bool = True,
+    series: str | None = None,
 ) -> dict:
     """Run the main job on one CT and write its outputs.
 
@@ -107,6 +108,8 @@ def screen_file(
         The user's corrections of the input (:func:`~bonescreen.io.load_ct`).
     recursive : bool
         Search a DICOM folder's subfolders too (:func:`~bonescreen.io.load_ct`).
+    series : str, optional
+        The DICOM series to read, by SeriesNumber or SeriesInstanceUID (:func:`~bonescreen.io.load_ct`).
 
     Returns
     -------
@@ -121,7 +124,7 @@ def screen_file(
     out = Path(out)
     check_output_folder(out)
     t0 = time.perf_counter()
-    volume = load_ct(input_path, hu_offset=hu_offset, orientation=orientation, recursive=recursive)
+    volume = load_ct(input_path, hu_offset=hu_offset, orientation=orientation, recursive=recursive, series=series)
     load_s = time.perf_counter() - t0
     screener = screener or Screener(seg_weights, cls_weights, device, thresholds)
     screener.models()  # both networks' weights read now: bad ones are refused before the segmentation (helper-38)

@@ -146,6 +146,33 @@ def test_two_series_with_same_length(series, tmp_path):
         ds.save_as(folder / "b" / f.name)
     err = expect_error(folder, "several axial CT series")
     assert "series 2 (CT" in str(err) and "series 7 (CT" in str(err)
+    # the user chooses one without moving files (stop 55): by SeriesNumber or by SeriesInstanceUID
+    assert "--series" in str(err)
+    first = load_ct(series)
+    for asked in ("7", uid):
+        chosen = load_ct(folder, series=asked)
+        np.testing.assert_array_equal(chosen.hu, first.hu)
+        assert any("series 7 (CT" in n and "chosen by the user" in n for n in chosen.notes), chosen.notes
+    assert any("series 2 (CT" in n for n in load_ct(folder, series="2").notes)
+    with pytest.raises(BoneScreenError, match=r"no image of series 9 .*it holds series 2, series 7"):
+        load_ct(folder, series="9")
+    # two studies' series can share a number: then only the UID tells them apart
+    for f in (folder / "b").iterdir():
+        ds = pydicom.dcmread(f)
+        ds.SeriesNumber = 2
+        ds.save_as(f)
+    with pytest.raises(BoneScreenError, match=r"2 series are numbered 2 .*SeriesInstanceUID"):
+        load_ct(folder, series="2")
+    assert load_ct(folder, series=uid).hu.shape == first.hu.shape
+    # one file of another series, or a NIfTI, is refused with the reason
+    with pytest.raises(BoneScreenError, match="not of series 5 but of series 2"):
+        load_ct(next(series.iterdir()), series="5")
+    import nibabel as nib
+
+    nifti = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(first.hu.astype(np.int16), np.eye(4)), nifti)
+    with pytest.raises(BoneScreenError, match="a series can be chosen in a DICOM folder only"):
+        load_ct(nifti, series="2")
 
 
 def test_unreadable_nifti(tmp_path):

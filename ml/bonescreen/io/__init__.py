@@ -19,6 +19,7 @@ def load_ct(
     hu_offset: float | None = None,
     orientation: str | None = None,
     recursive: bool = True,
+    series: str | None = None,
 ) -> CTVolume:
     """Read a CT from a DICOM folder, a single DICOM file or a NIfTI file, and check that it holds HU.
 
@@ -38,6 +39,9 @@ def load_ct(
     recursive : bool
         Search a DICOM folder's subfolders too (the default); ``False`` reads only the files
         directly in it (``bonescreen batch``: each folder of an archive is its own study).
+    series : str, optional
+        The DICOM series to read, by SeriesNumber or SeriesInstanceUID, where a folder holds several (by
+        default the axial CT series with the most slices).
 
     Returns
     -------
@@ -59,8 +63,10 @@ def load_ct(
         raise BoneScreenError("the file is empty (0 bytes): an interrupted copy or download?", path)
     if orientation is not None and not is_nifti_path(path):
         raise BoneScreenError("an orientation can be given for a NIfTI file only (DICOM states its own)", path)
+    if series is not None and is_nifti_path(path):
+        raise BoneScreenError("a series can be chosen in a DICOM folder only (a NIfTI file holds one)", path)
     if path.is_dir() or (not is_nifti_path(path) and is_dicom_file(path)):
-        volume = load_dicom(path, recursive)
+        volume = load_dicom(path, recursive, series)
     elif is_nifti_path(path):
         volume = load_nifti(path, orientation)
     elif path.name.lower().endswith(DICOM_NAME_SUFFIXES):  # .dcm, .dicom, .ima (helper-37: a damaged .IMA)

@@ -594,10 +594,33 @@ def _rescale_assumed(frames: list[_Frame], unit: str) -> list[str]:
     ]
 
 
-def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str]) -> _Series:
+def _is_series(inst: _Instance, series: str) -> bool:
+    """Whether ``inst`` belongs to the series the user asked for: its SeriesNumber or its SeriesInstanceUID."""
+    number = "" if inst.series_number in (None, "") else str(inst.series_number).strip()
+    return series.strip() in {number, inst.series_uid} - {""}
+
+
+def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str], series: str | None = None) -> _Series:
     skipped = [(i.path.name, i.skip) for i in found if i.skip]
     skipped += [(name, "unreadable") for name in unreadable]
     images, copies = _without_copies([i for i in found if not i.skip])
+    if series is not None:  # the user's choice among the folder's series: the others are not read
+        asked = [i for i in images if _is_series(i, series)]
+        if not asked:
+            numbers = sorted({_series_label(i, 0).split(" (")[0] for i in images})
+            raise BoneScreenError(
+                f"no image of series {series} (SeriesNumber or SeriesInstanceUID) in the folder; it holds "
+                f"{', '.join(numbers) or 'no image'}",
+                folder,
+            )
+        if len({i.series_uid for i in asked}) > 1:
+            raise BoneScreenError(
+                f"{len({i.series_uid for i in asked})} series are numbered {series} in the folder (from several "
+                "studies?): give the SeriesInstanceUID of the one to read instead",
+                folder,
+            )
+        left = len(images) - len(asked)
+        images = asked
     groups: dict[str, list[_Instance]] = defaultdict(list)
     candidates: list[_Series] = []
     rejected: list[str] = []
@@ -633,13 +656,19 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str]) 
     candidates.sort(key=lambda s: len(s.frames), reverse=True)
     if len(candidates) > 1 and len(candidates[0].frames) == len(candidates[1].frames):
         raise BoneScreenError(
-            "several axial CT series with the same number of slices; put one series' files in a folder of their own "
-            "(SeriesInstanceUID tells them apart) and pass that folder: " + "; ".join(s.label for s in candidates),
+            "several axial CT series with the same number of slices: choose one with --series and its SeriesNumber "
+            "(bonescreen screen), or put one series' files in a folder of their own and pass that folder: "
+            + "; ".join(s.label for s in candidates),
             folder,
         )
     chosen = candidates[0]
     others = [s.label for s in candidates[1:]] + rejected
-    if others:
+    if series is not None:
+        chosen.notes.append(
+            f"read {chosen.label}, the series chosen by the user"
+            + (f"; {left} image(s) of other series in the folder not read" if left else "")
+        )
+    elif others:
         chosen.notes.append(
             f"used the axial CT series with most slices, {chosen.label}; also in the folder: {'; '.join(others)}"
         )
@@ -836,19 +865,23 @@ def _stack(frames: list[_Frame]) -> np.ndarray:
     return stack
 
 
-def load_dicom(path: str | os.PathLike, recursive: bool = True) -> CTVolume:
+def load_dicom(path: str | os.PathLike, recursive: bool = True, series: str | None = None) -> CTVolume:
     """Read a DICOM folder (any depth; only the files directly in it when not ``recursive``) or a single
     DICOM file as a :class:`CTVolume`.
+
+    Without ``series``, a folder's axial CT series with the most slices is read (two with as many: an error);
+    ``series`` (a SeriesNumber or a SeriesInstanceUID) reads that series only.
 
     Raises
     ------
     BoneScreenError
         Naming the file and the problem: not DICOM, not CT, no pixel data, no
         DICOM in the folder, truncated file, a tag needed for the geometry
-        missing in every image, mixed sizes, uneven spacing, tilt.
+        missing in every image, mixed sizes, uneven spacing, tilt; no series ``series``, or
+        several numbered so.
     """
     try:
-        volume = _load_dicom(Path(path), recursive)
+        volume = _load_dicom(Path(path), recursive, series)
     except BoneScreenError:
         raise
     except Exception as exc:  # a damaged header element raises on first access, wherever that is
@@ -862,12 +895,14 @@ def load_dicom(path: str | os.PathLike, recursive: bool = True) -> CTVolume:
     return volume
 
 
-def _single_file(path: Path) -> _Series:
+def _single_file(path: Path, series: str | None = None) -> _Series:
     ds = _read(path, headers_only=True)
     try:
         inst = _Instance(path, ds)
     except Exception as exc:
         raise BoneScreenError(f"damaged DICOM header ({_short(exc)})", path) from None
+    if series is not None and not _is_series(inst, series):
+        raise BoneScreenError(f"the file is not of series {series} but of {_series_label(inst, 1)}", path)
     if inst.skip and inst.skip.startswith("truncated"):
         raise BoneScreenError(inst.skip, path)
     if not inst.modality and inst.skip:
@@ -884,7 +919,7 @@ def _single_file(path: Path) -> _Series:
     return placed
 
 
-def _load_dicom(path: Path, recursive: bool = True) -> CTVolume:
+def _load_dicom(path: Path, recursive: bool = True, series_asked: str | None = None) -> CTVolume:
     if path.is_dir():
         found, unreadable = _collect(path, recursive)
         if not found:
@@ -896,9 +931,9 @@ def _load_dicom(path: Path, recursive: bool = True) -> CTVolume:
                     path,
                 )
             raise BoneScreenError("no DICOM files in the folder", path)
-        series = _choose_series(path, found, unreadable)
+        series = _choose_series(path, found, unreadable, series_asked)
     else:
-        series = _single_file(path)
+        series = _single_file(path, series_asked)
     try:
         frames, lps = _check_series(series.frames)
     except BoneScreenError as exc:
