@@ -167,7 +167,7 @@ def overall_row_basis(overall: dict) -> str:
     """
     parts = []
     if overall.get("levels_used") and overall.get("probabilities") is not None:
-        parts.append(f"call and HU of {'+'.join(overall['levels_used'])} (the paper's levels)")
+        parts.append(f"call and HU of {'+'.join(overall['levels_used'])} (the paper's: L1 and L2 where usable)")
     if overall.get("vbmd_levels_used") and overall.get("vbmd_mg_cm3") is not None:
         parts.append(f"vBMD and ACR of {'+'.join(overall['vbmd_levels_used'])} (the usable levels of L1-L4, ISCD)")
     return f"Overall row: {'; '.join(parts)}." if parts else ""
