@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import load_ct
-from bonescreen.io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file
+from bonescreen.io.dicom import DICOM_NAME_SUFFIXES, SeveralSeries, is_dicom_file
 from bonescreen.io.nifti import is_nifti_path
 
 from ._convert import image_layer_data
@@ -54,11 +54,23 @@ def get_reader(path: str | list[str]):
 
 
 def read_ct(path: str | list[str]) -> list[tuple]:
-    """Read the CT as one image layer; a bad file gives a notification, not a traceback."""
+    """Read the CT as one image layer (a folder with several CT series of as many slices: a layer each); a bad file
+    gives a notification, not a traceback."""
     if isinstance(path, list):
         path = path[0]
     try:
-        return [image_layer_data(load_ct(path))]
+        try:
+            return [image_layer_data(load_ct(path))]
+        except SeveralSeries as several:
+            if len(set(several.uids)) != len(several.uids) or "" in several.uids:
+                raise  # series that their UIDs do not tell apart: the user splits the folder, as the error says
+            # napari has no --series: each series is a layer of its own, and the user classifies the one they want
+            layers = [image_layer_data(load_ct(path, series=uid)) for uid in several.uids]
+            from napari.utils.notifications import show_info
+
+            names = ", ".join(layer[1]["name"] for layer in layers)
+            show_info(f"BoneScreen: the folder holds {len(layers)} CT series of as many slices, each a layer: {names}")
+            return layers
     except BoneScreenError as exc:
         from napari.utils.notifications import show_error
 

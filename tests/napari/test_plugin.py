@@ -2,6 +2,7 @@
 
 import html
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -250,6 +251,30 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     seg.run()
     wait_for(qtbot, seg)
     assert seg.last_layer is not labels and np.array_equal(labels.data, data)
+
+
+def test_two_series_of_as_many_slices_open_as_a_layer_each(make_napari_viewer, small_case_files, tmp_path):
+    """Stop 55: a folder holding two reconstructions of one scan (soft-tissue and bone kernels, as many slices) was
+    refused in napari, which has no --series: each series now opens as a layer of its own, said in a notification."""
+    import pydicom
+    from napari.utils.notifications import notification_manager
+
+    source = small_case_files / "dicom" / "dicom"
+    folder = tmp_path / "study"
+    shutil.copytree(source, folder / "soft")
+    (folder / "bone").mkdir()
+    uid = pydicom.uid.generate_uid()
+    for f in sorted(source.iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID, ds.SeriesNumber, ds.SOPInstanceUID = uid, 7, pydicom.uid.generate_uid()
+        ds.save_as(folder / "bone" / f.name)
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(folder), plugin=PLUGIN)
+    assert len(layers) == 2 and all(layer.data.ndim == 3 for layer in layers)
+    assert "series 7" in " ".join(layer.name for layer in layers)
+    np.testing.assert_array_equal(layers[0].data, layers[1].data)  # the same scan: copies of one series here
+    shown = notification_manager.records[-1].message
+    assert "2 CT series of as many slices, each a layer" in shown
 
 
 def test_cancel_adds_nothing(make_napari_viewer, qtbot):

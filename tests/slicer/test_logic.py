@@ -1,6 +1,8 @@
 """BoneScreenLib.logic against real MRML nodes from slicer-core: volumes, segmentations, tables, plots."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -294,9 +296,19 @@ def test_export_writes_seg_and_sr_for_a_ct_from_the_dicom_database(scene, small_
     from bonescreen.io import load_ct
     from bonescreen.io.sr import read_sr_levels
 
-    folder = small_case_files / "dicom" / "dicom"
-    volume = load_ct(folder)
-    files = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID): str(p) for p in folder.iterdir()}
+    source = small_case_files / "dicom" / "dicom"
+    volume = load_ct(source)
+    files = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID): str(p) for p in source.iterdir()}
+    # the folder holds a second reconstruction of as many slices (stop 55: the export read the folder's "longest"
+    # series and was refused as two of one length): the node's own series is read, by its SeriesInstanceUID
+    folder = tmp_path / "database"
+    shutil.copytree(source, folder)
+    files = {uid: str(folder / Path(f).name) for uid, f in files.items()}
+    other = pydicom.uid.generate_uid()
+    for f in sorted(source.iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID, ds.SeriesNumber, ds.SOPInstanceUID = other, 7, pydicom.uid.generate_uid()
+        ds.save_as(folder / f"bone_{f.name}")
 
     class DatabaseStandIn:
         def fileForInstance(self, uid):  # CTK's name
@@ -323,6 +335,8 @@ def test_export_writes_seg_and_sr_for_a_ct_from_the_dicom_database(scene, small_
         assert (
             groups[lv["name"]]["measurements"]["Volumetric bone mineral density (hydroxyapatite)"] == lv["vbmd_mg_cm3"]
         )
+    seg_ds = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert seg_ds.ReferencedSeriesSequence[0].SeriesInstanceUID == volume.source.dicom["SeriesInstanceUID"] != other
     # without the database (a volume from a file) only result.json and report.png
     assert len(logic.export(str(tmp_path / "plain"), node)) == 2
 

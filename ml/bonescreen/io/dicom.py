@@ -389,6 +389,16 @@ class _Series:
     label: str
     notes: list[str]
     flags: list[str]
+    uid: str = ""  # SeriesInstanceUID
+
+
+class SeveralSeries(BoneScreenError):
+    """A folder holds several axial CT series with as many slices, and none was chosen: ``uids`` holds their
+    SeriesInstanceUIDs (each readable with ``series=``), in the order the message names them."""
+
+    def __init__(self, message: str, path: str | os.PathLike, uids: list[str]) -> None:
+        super().__init__(message, path)
+        self.uids = uids
 
 
 def _series_label(inst: _Instance, n: int) -> str:
@@ -628,6 +638,7 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str], 
         if inst.multiframe:
             try:
                 candidates.append(_multiframe_series(inst))
+                candidates[-1].uid = inst.series_uid
             except BoneScreenError as exc:
                 rejected.append(f"{inst.path.name}: {exc.problem}")
         else:
@@ -642,6 +653,7 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str], 
         if isinstance(placed, str):
             rejected.append(f"{_series_label(group[0], len(group))}: {placed}")
         else:
+            placed.uid = group[0].series_uid
             candidates.append(placed)
     if not candidates and len(errors) == 1 and len(rejected) == 1:
         raise errors[0]  # the folder's one series, refused for a reason that names its file
@@ -655,11 +667,13 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str], 
         raise BoneScreenError(f"no axial CT series in the folder; found {listing}", folder)
     candidates.sort(key=lambda s: len(s.frames), reverse=True)
     if len(candidates) > 1 and len(candidates[0].frames) == len(candidates[1].frames):
-        raise BoneScreenError(
+        tied = [s for s in candidates if len(s.frames) == len(candidates[0].frames)]
+        raise SeveralSeries(
             "several axial CT series with the same number of slices: choose one with --series and its SeriesNumber "
             "(bonescreen screen), or put one series' files in a folder of their own and pass that folder: "
             + "; ".join(s.label for s in candidates),
             folder,
+            [s.uid for s in tied],
         )
     chosen = candidates[0]
     others = [s.label for s in candidates[1:]] + rejected

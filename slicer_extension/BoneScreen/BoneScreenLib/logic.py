@@ -377,6 +377,8 @@ def export_dicom_sr(files: list[str], volume, labels, result: dict, out) -> dict
     """
     from pathlib import Path
 
+    import pydicom
+
     from bonescreen.io import load_ct
     from bonescreen.io.sr import write_dicom_sr
     from bonescreen.io.writers import write_dicom_seg
@@ -384,7 +386,13 @@ def export_dicom_sr(files: list[str], volume, labels, result: dict, out) -> dict
     folders = {str(Path(f).parent) for f in files}
     if len(folders) != 1:
         raise BoneScreenError("the CT's DICOM files lie in several folders: export the SR with the command line")
-    source = load_ct(folders.pop())
+    try:
+        uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).get("SeriesInstanceUID", "") or "")
+    except Exception:  # unreadable: the reader below names the file and the problem
+        uid = ""
+    # the node's own series, not the folder's longest: a folder of two reconstructions (soft-tissue and bone
+    # kernels) was refused, or its other series read and found off the node's grid
+    source = load_ct(folders.pop(), recursive=False, series=uid or None)
     if source.shape != volume.shape or not np.allclose(source.affine, volume.affine, atol=1e-3):
         raise BoneScreenError("the DICOM series on disk is not on the volume node's grid: cannot export the SR")
     seg_tags = write_dicom_seg(source, labels, Path(out) / "seg.dcm")
