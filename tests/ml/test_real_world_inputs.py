@@ -321,3 +321,39 @@ def test_a_patients_name_and_id_in_file_names_stay_out_of_what_the_tool_says(ser
     assert any("first: [patient]_[patient]_0003.dcm" in f for f in result["input_flags"]), result["input_flags"]
     # the DICOM exports carry the name, as they must to stay with the study, and say so
     assert "PatientName" in result["identifying_tags"]["seg.dcm"]
+
+
+def test_a_refusal_of_files_named_for_the_patient_does_not_name_the_patient(series, tmp_path, capsys):
+    """helper-76: the notes of a series named for the patient said ``[patient]``, but its errors did not: a gap
+    in the slices was refused on stderr (and in batch's summary.csv) as "6.00 mm between
+    ZQXWV_KRAMPUSINA_0059.dcm and ...", with the folder's name in front. A refusal is redacted as the notes are,
+    whatever the check that raised it (the folder's series, one file, a damaged header)."""
+    from bonescreen.batch import screen_study
+    from bonescreen.io import load_ct
+
+    folder = tmp_path / "KRAMPUSINA_gap"
+    folder.mkdir()
+    files = sorted(series.iterdir())
+    for k, f in enumerate(files):
+        if k == len(files) // 2:
+            continue  # one slice missing: uneven spacing
+        ds = pydicom.dcmread(f)
+        ds.PatientName, ds.PatientID = "Krampusina^Zqxwv", "PIDZ9917342"
+        ds.save_as(folder / f"ZQXWV_KRAMPUSINA_{k:04d}.dcm")
+    one = tmp_path / "ZQXWV_KRAMPUSINA_PIDZ9917342.dcm"
+    ds = pydicom.dcmread(files[0])
+    ds.PatientName, ds.PatientID, ds.Modality = "Krampusina^Zqxwv", "PIDZ9917342", "MR"
+    ds.save_as(one)
+
+    def clean(text: str) -> bool:
+        low = text.lower()
+        return "krampusina" not in low and "zqxwv" not in low and "pidz9917342" not in low
+
+    for path, why in ((folder, "uneven slice spacing"), (one, "not a CT image")):
+        with pytest.raises(BoneScreenError, match=why) as info:
+            load_ct(path)
+        assert clean(str(info.value)) and "[patient]" in str(info.value), str(info.value)
+        code, out, err = run_cli(["screen", str(path), "--out", str(tmp_path / "o"), "--device", "cpu"], capsys)
+        assert code == 2 and why in err and clean(out + err), err
+    failed = screen_study("study-x", str(folder), str(tmp_path / "b"), None, None, "cpu")
+    assert failed["status"] == "error" and "uneven slice spacing" in failed["error"] and clean(failed["error"])

@@ -358,7 +358,8 @@ def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], lis
             try:
                 found.append(_Instance(path, _read(path, headers_only=True)))
             except Exception as exc:
-                log.warning("skipping %s: %s", path.name, _short(exc))
+                # (the file's name may carry the patient's: named in the series' notes, redacted there)
+                log.debug("skipping %s: %s", path.name, _short(exc))
                 unreadable.append(path.name)
     return found, unreadable
 
@@ -686,7 +687,9 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str], 
         chosen.notes.append(
             f"used the axial CT series with most slices, {chosen.label}; also in the folder: {'; '.join(others)}"
         )
-        log.info("%s: using the axial CT series with most slices, %s", folder.name, chosen.label)
+        log.info(
+            "using the axial CT series with most slices, %s", chosen.label
+        )  # (not the folder: it may name the patient)
     note = _skip_note(skipped)
     if note:
         chosen.notes.append(note)
@@ -894,12 +897,13 @@ def load_dicom(path: str | os.PathLike, recursive: bool = True, series: str | No
         missing in every image, mixed sizes, uneven spacing, tilt; no series ``series``, or
         several numbered so.
     """
+    ids: list[str] = []  # the patient's name parts and IDs, once a header is read
     try:
-        volume = _load_dicom(Path(path), recursive, series)
-    except BoneScreenError:
-        raise
+        volume = _load_dicom(Path(path), recursive, series, ids)
+    except BoneScreenError as exc:
+        raise _redacted(exc, tuple(ids)) from None
     except Exception as exc:  # a damaged header element raises on first access, wherever that is
-        raise BoneScreenError(f"damaged DICOM data ({_short(exc)})", path) from None
+        raise _redacted(BoneScreenError(f"damaged DICOM data ({_short(exc)})", path), tuple(ids)) from None
     # file and folder names that carry the patient's name or ID are named in notes and flags, which reach
     # result.json, the report and the screen (helper-72: "first: ZQXWV_KRAMPUSINA_0051.dcm")
     ids = volume.source.identifiers
@@ -909,8 +913,29 @@ def load_dicom(path: str | os.PathLike, recursive: bool = True, series: str | No
     return volume
 
 
-def _single_file(path: Path, series: str | None = None) -> _Series:
+def _redacted(exc: BoneScreenError, ids: tuple[str, ...]) -> BoneScreenError:
+    """``exc`` with the patient's name parts and IDs taken out of its message and path: errors name files, and
+    PACS exports name files and folders after the patient (helper-76: summary.csv's error column and the command
+    line's stderr named ``ZQXWV_KRAMPUSINA_0059.dcm`` where the notes of the same series said ``[patient]``)."""
+    if not ids:
+        return exc
+    path = None if exc.path is None else redact(exc.path, ids)
+    if isinstance(exc, SeveralSeries):
+        return SeveralSeries(redact(exc.problem, ids), path, exc.uids)
+    return BoneScreenError(redact(exc.problem, ids), path)
+
+
+def _add_identifiers(ids: list[str], instances) -> None:
+    """Add the name parts and IDs of every patient the headers name (usually one) to ``ids``, longest first."""
+    people = {(str(i.ds.get("PatientName", "") or ""), str(i.ds.get("PatientID", "") or "")): i.ds for i in instances}
+    found = set(ids).union(*(patient_identifiers(ds) for ds in people.values()))
+    ids[:] = sorted(found, key=len, reverse=True)
+
+
+def _single_file(path: Path, series: str | None = None, ids: list[str] | None = None) -> _Series:
     ds = _read(path, headers_only=True)
+    if ids is not None:
+        ids[:] = patient_identifiers(ds)
     try:
         inst = _Instance(path, ds)
     except Exception as exc:
@@ -933,9 +958,13 @@ def _single_file(path: Path, series: str | None = None) -> _Series:
     return placed
 
 
-def _load_dicom(path: Path, recursive: bool = True, series_asked: str | None = None) -> CTVolume:
+def _load_dicom(
+    path: Path, recursive: bool = True, series_asked: str | None = None, ids: list[str] | None = None
+) -> CTVolume:
+    ids = [] if ids is None else ids
     if path.is_dir():
         found, unreadable = _collect(path, recursive)
+        _add_identifiers(ids, found)
         if not found:
             named = sorted(n for n in os.listdir(path) if n.lower().endswith(DICOM_NAME_SUFFIXES))
             if named:  # files that look like DICOM by name but are not: say so, not "no files"
@@ -947,7 +976,7 @@ def _load_dicom(path: Path, recursive: bool = True, series_asked: str | None = N
             raise BoneScreenError("no DICOM files in the folder", path)
         series = _choose_series(path, found, unreadable, series_asked)
     else:
-        series = _single_file(path, series_asked)
+        series = _single_file(path, series_asked, ids)
     try:
         frames, lps = _check_series(series.frames)
     except BoneScreenError as exc:
