@@ -5,9 +5,10 @@
   not passed over); a folder study reads only the files directly in it, so a series in a subfolder is
   its own study. The output folder, when inside the input root, is not searched, nor any folder BoneScreen
   wrote (an earlier run's output: :func:`is_bonescreen_output`).
-- Keys: ``study-`` + the first 12 hex digits of the SHA-256 of the study's path relative to the input
-  root. Keys and output folder names never carry names or IDs; ``inputs.csv`` maps keys back to
-  the input paths (which may carry identifiers: keep it where the data are).
+- Keys: ``study-`` + the first 12 hex digits of the HMAC-SHA-256 of the study's path relative to the input
+  root under a random secret kept in the output folder (``key_secret.txt``). Keys and output folder names never
+  carry names or IDs, nor can they be turned back into them without the secret; ``inputs.csv`` maps keys back to
+  the input paths (which may carry identifiers: keep it, and the secret, where the data are).
 - One screener per worker process, loaded on its first study (:func:`worker_screener`).
 - Each study's outputs are written into a temporary folder and renamed into place when complete;
   a rerun skips studies whose folder holds ``result.json`` and whose input is unchanged since
@@ -37,6 +38,7 @@ from pathlib import Path
 from . import __version__
 from .atomic import atomic_path, write_text_atomic
 from .console_bar import progress_bar
+from .errors import BoneScreenError
 from .hu import HUThresholds
 from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file
 from .io.nifti import is_nifti_path, sidecar_path
@@ -65,9 +67,12 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def find_studies(root: str | os.PathLike, exclude: str | os.PathLike | None = None) -> dict[str, Path]:
-    """Every CT series under ``root``: key -> path (NIfTI file, or folder directly holding DICOM files or
-    files named as DICOM); ``exclude`` (the output folder) and hidden folders are not searched."""
+def find_studies(
+    root: str | os.PathLike, exclude: str | os.PathLike | None = None, secret: bytes = b""
+) -> dict[str, Path]:
+    """Every CT series under ``root``: key (:func:`study_key` under ``secret``) -> path (NIfTI file, or folder
+    directly holding DICOM files or files named as DICOM); ``exclude`` (the output folder) and hidden folders are
+    not searched."""
     root = Path(root)
     skip = Path(exclude).resolve() if exclude is not None else None
     found: dict[str, Path] = {}
@@ -85,11 +90,11 @@ def find_studies(root: str | os.PathLike, exclude: str | os.PathLike | None = No
                 continue
             if is_nifti_path(path):
                 if not _is_label_nifti(path):
-                    found[study_key(root, path)] = path
+                    found[study_key(root, path, secret)] = path
             elif not dicom_here and (name.lower().endswith(DICOM_NAME_SUFFIXES) or is_dicom_file(path)):
                 dicom_here = True
         if dicom_here:
-            found[study_key(root, here)] = here
+            found[study_key(root, here, secret)] = here
     return dict(sorted(found.items()))
 
 
@@ -203,10 +208,41 @@ def models_fingerprint(models: dict) -> str:
     return " models " + hashlib.sha256(json.dumps(models, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def study_key(root: Path, path: Path) -> str:
-    """A key that identifies the study without naming it."""
-    rel = path.relative_to(root).as_posix() or "."
-    return "study-" + hashlib.sha256(rel.encode("utf-8")).hexdigest()[:12]
+def study_key(root: Path, path: Path, secret: bytes = b"") -> str:
+    """A key that identifies the study without naming it: ``study-`` and 12 hex digits of the HMAC-SHA-256 of its
+    path relative to ``root`` under the batch's ``secret`` (:func:`key_secret`). Without a secret (an output folder
+    of a run before keys were keyed) the plain SHA-256, which can be turned back into a short folder name by trying
+    every one (helper-76 recovered a 7-digit folder name, a medical record number, in 4 s)."""
+    import hmac
+
+    rel = (path.relative_to(root).as_posix() or ".").encode("utf-8")
+    digest = hmac.new(secret, rel, hashlib.sha256).hexdigest() if secret else hashlib.sha256(rel).hexdigest()
+    return "study-" + digest[:12]
+
+
+#: The batch's key secret (hex), in its output folder beside inputs.csv; both stay with the data.
+KEY_SECRET_FILE = "key_secret.txt"
+
+
+def key_secret(out: Path) -> tuple[bytes, bool]:
+    """The secret the study keys of output folder ``out`` are made with, and whether it is new (to be written).
+
+    An output folder keeps its secret (:data:`KEY_SECRET_FILE`), so that a rerun finds its studies; one that an
+    earlier run wrote without a secret keeps unkeyed keys (it resumes); a new one gets 32 random bytes.
+    """
+    import secrets
+
+    stored = out / KEY_SECRET_FILE
+    if stored.is_file():
+        try:
+            return bytes.fromhex(stored.read_text(encoding="utf-8").strip()), False
+        except (OSError, ValueError):
+            raise BoneScreenError(
+                "the study keys' secret cannot be read: restore it, or screen into a new output folder", stored
+            ) from None
+    if (out / "inputs.csv").is_file():
+        return b"", False
+    return secrets.token_bytes(32), True
 
 
 @dataclass(frozen=True)
@@ -278,7 +314,6 @@ def screen_study(
     its output folder: a levels.nii.gz the user corrected there is kept under a new name, with a note, and
     files BoneScreen did not write stay.
     """
-    from .errors import BoneScreenError
     from .screen import screen_file
 
     final = Path(out) / key
@@ -421,7 +456,6 @@ def run_batch(
     """
     from dask.distributed import Client, LocalCluster
 
-    from .errors import BoneScreenError
     from .screen import check_output_folder
 
     root, out = Path(root), Path(out)
@@ -430,7 +464,8 @@ def run_batch(
     if not root.is_dir():
         raise BoneScreenError("the input root must be a folder (screen one file with `bonescreen screen`)", root)
     check_output_folder(out)
-    studies = find_studies(root, exclude=out)
+    secret, new_secret = key_secret(out)
+    studies = find_studies(root, exclude=out, secret=secret)
     repeats = duplicate_studies(studies)
     if not studies:  # (helper-38: "0 studies", a success)
         raise BoneScreenError(
@@ -447,6 +482,8 @@ def run_batch(
     if device_note:
         print(f"bonescreen: {device_note}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
+    if new_secret:
+        write_text_atomic(out / KEY_SECRET_FILE, secret.hex() + "\n")
     remove_temporaries(out)
     started = _dt.datetime.now(_dt.timezone.utc)
     with atomic_path(out / "inputs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:

@@ -2,6 +2,7 @@
 
 import csv
 import datetime
+import hashlib
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ import pytest
 from bonescreen.batch import find_studies, run_batch, screen_study
 from bonescreen.checkpoint import load_model
 from bonescreen.cli import main
+from bonescreen.errors import BoneScreenError
 from bonescreen.io import load_ct
 from bonescreen.phantom import PhantomConfig, make_case
 from bonescreen.phantom.write import write_case
@@ -126,6 +128,15 @@ def test_batch_on_local_cluster_resumes(archive, tmp_path):
         if p.is_dir():
             text += (p / "result.json").read_text()
     assert "DOE" not in text and "JOHN" not in text
+    # the keys cannot be turned back into the folder names by trying names (helper-76 recovered a 7-digit
+    # medical record number from its plain SHA-256 in 4 s): keyed with the output folder's own secret, kept
+    # beside inputs.csv so that the reruns below find their studies
+    secret = bytes.fromhex((out / "key_secret.txt").read_text().strip())
+    assert len(secret) == 32
+    for key, path in find_studies(archive, secret=secret).items():
+        rel = path.relative_to(archive).as_posix().encode()
+        assert key in {r["study"] for r in rows} and key != "study-" + hashlib.sha256(rel).hexdigest()[:12]
+    assert set(find_studies(archive, secret=b"another")) != {r["study"] for r in rows}
     assert manifest["models"]["segmentation"]["sha256"]
     assert manifest["devices_used"] == ["cpu"] and manifest["options"]["hu_thresholds"]["normal_min"] == 160.0
     assert json.loads((out / "manifest.json").read_text())["counts"] == manifest["counts"]
@@ -390,3 +401,19 @@ def test_summary_says_when_the_bone_status_is_unconfirmed():
     empty["result"]["overall"]["bone_status"] = None
     none = _row(empty)
     assert none["bone_status"] == "" and none["bone_status_confirmed"] == "" and none["bone_status_basis"] == ""
+
+
+def test_the_key_secret_is_kept_with_the_output_folder(tmp_path):
+    """A new output folder gets a random secret; a folder whose earlier run wrote unkeyed keys keeps them (it
+    resumes rather than screening its archive again); a damaged secret is an error naming the file."""
+    from bonescreen.batch import KEY_SECRET_FILE, key_secret
+
+    first, new = key_secret(tmp_path / "a")
+    assert new and len(first) == 32 and key_secret(tmp_path / "b")[0] != first
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "inputs.csv").write_text("study,input\n")
+    assert key_secret(legacy) == (b"", False)
+    (legacy / KEY_SECRET_FILE).write_text("not hex\n")
+    with pytest.raises(BoneScreenError, match="the study keys' secret cannot be read"):
+        key_secret(legacy)
