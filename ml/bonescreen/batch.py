@@ -31,6 +31,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -64,6 +65,7 @@ SUMMARY_COLUMNS = [
     "error",
     "input_notes",
     "bone_status_basis",
+    "output_notes",
 ]
 
 
@@ -102,9 +104,57 @@ def is_bonescreen_output(folder: Path) -> bool:
     """True for a folder BoneScreen wrote: a study's results (result.json) or a batch's (manifest.json and
     summary.csv). An earlier run's output inside the input root is not screened as a study (helper-38: its
     seg.dcm and sr.dcm failed as "no CT images in the folder")."""
-    return (folder / "result.json").is_file() or (
-        (folder / "manifest.json").is_file() and (folder / "summary.csv").is_file()
+    return _is_our_json(folder / "result.json", RESULT_KEYS) or (
+        _is_our_json(folder / "manifest.json", MANIFEST_KEYS) and (folder / "summary.csv").is_file()
     )
+
+
+#: Keys every result.json and batch manifest.json of BoneScreen's holds.
+RESULT_KEYS = ("schema_version", "levels", "overall")
+MANIFEST_KEYS = ("bonescreen", "studies", "counts")
+
+
+def _is_our_json(path: Path, keys: tuple[str, ...]) -> bool:
+    """Whether ``path`` is a JSON object holding ``keys``: one BoneScreen wrote (helper-76: a folder holding a
+    user's own result.json was passed over as BoneScreen's output, with its series, and nothing said)."""
+    if not path.is_file():
+        return False
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(content, dict) and all(k in content for k in keys)
+
+
+#: What a batch writes at the top of its output folder.
+BATCH_FILES = ("summary.csv", "inputs.csv", "manifest.json")
+
+
+def check_batch_output(out: Path) -> None:
+    """Refuse an output folder holding a summary.csv, inputs.csv or manifest.json that BoneScreen did not write
+    (helper-76: a user's own files of those names were replaced without a word).
+
+    Raises
+    ------
+    BoneScreenError
+        Naming the file.
+    """
+    ours = _is_our_json(out / "manifest.json", MANIFEST_KEYS) or (out / KEY_SECRET_FILE).is_file()
+    if not ours and (out / "inputs.csv").is_file():  # a run stopped before its manifest was written
+        try:
+            with open(out / "inputs.csv", encoding="utf-8") as f:
+                ours = f.readline().startswith("study,input (relative to the input root")
+        except (OSError, UnicodeDecodeError):
+            ours = False
+    if ours:
+        return
+    for name in BATCH_FILES:
+        if (out / name).exists():
+            raise BoneScreenError(
+                f"the output folder holds a {name} that BoneScreen did not write: a batch would replace it; "
+                "choose another --out",
+                out / name,
+            )
 
 
 def _series_identity(path: Path) -> str | None:
@@ -342,9 +392,13 @@ def screen_study(
             orientation=options.orientation if is_nifti_path(Path(path)) else None,
         )
         (tmp / FINGERPRINT_FILE).write_text(fingerprint + "\n")
+        # the earlier folder is set aside, not deleted, until the new one is in place: a worker killed between the
+        # two steps left only the temporary folder, which the next run deletes (helper-76, from the code)
+        old = Path(out) / f".{key}.{uuid.uuid4().hex[:8]}{SET_ASIDE_SUFFIX}"
         if final.exists():
-            shutil.rmtree(final)
+            os.replace(final, old)
         os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
         return {"study": key, "status": "done", "result": result, "seconds": time.perf_counter() - t0}
     except (BoneScreenError, OSError) as exc:  # the study's input, or its files
         error = str(exc).replace(str(path), "<input>")[:500]
@@ -380,8 +434,19 @@ def _mark_stale(final: Path, error: str) -> None:
     write_text_atomic(final / FINGERPRINT_FILE, "failed\n")  # not a fingerprint: the next run tries again
 
 
+#: The name ending of a study's earlier folder while its new one moves into place.
+SET_ASIDE_SUFFIX = ".old"
+
+
 def remove_temporaries(out: Path) -> int:
-    """Delete the temporary folders of studies that were interrupted (a stopped batch, a killed worker)."""
+    """Delete the temporary folders of studies that were interrupted (a stopped batch, a killed worker); an
+    earlier folder set aside for a new one that never moved in is put back (it may hold the user's files)."""
+    for old in sorted(out.glob(f".study-*{SET_ASIDE_SUFFIX}")):
+        final = out / old.name[1:].split(".")[0]
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, final)
     stale = list(out.glob(".study-*.tmp"))
     for folder in stale:
         shutil.rmtree(folder, ignore_errors=True)
@@ -419,7 +484,14 @@ def _row(outcome: dict) -> dict:
     row["uncertain"] = int(bool(o["uncertain"]))
     row["reasons"] = "; ".join(o["reasons"])
     row["input_notes"] = "; ".join(r.get("input_notes") or [])
+    # what writing the study's folder did, such as a corrected levels.nii.gz set aside (helper-76: said only in
+    # result.json); the last column, so that none moves
+    row["output_notes"] = "; ".join(r.get("output_notes") or [])
     return row
+
+
+#: Seconds to wait for a dask scheduler given with ``--scheduler``.
+_SCHEDULER_TIMEOUT_S = 30
 
 
 def run_batch(
@@ -454,8 +526,6 @@ def run_batch(
     device_note : str, optional
         Said on stderr once the input, the output folder and the weights are checked (no GPU: the CPU runs it).
     """
-    from dask.distributed import Client, LocalCluster
-
     from .screen import check_output_folder
 
     root, out = Path(root), Path(out)
@@ -464,6 +534,7 @@ def run_batch(
     if not root.is_dir():
         raise BoneScreenError("the input root must be a folder (screen one file with `bonescreen screen`)", root)
     check_output_folder(out)
+    check_batch_output(out)
     secret, new_secret = key_secret(out)
     studies = find_studies(root, exclude=out, secret=secret)
     repeats = duplicate_studies(studies)
@@ -481,39 +552,29 @@ def run_batch(
     weights = models_fingerprint(models)
     if device_note:
         print(f"bonescreen: {device_note}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    if new_secret:
-        write_text_atomic(out / KEY_SECRET_FILE, secret.hex() + "\n")
-    remove_temporaries(out)
-    started = _dt.datetime.now(_dt.timezone.utc)
-    with atomic_path(out / "inputs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["study", "input (relative to the input root; may carry identifiers)"])
-        for key, path in studies.items():
-            w.writerow([key, path.relative_to(root).as_posix()])
+    import distributed  # noqa: F401  (its import sets its loggers' levels: told after it)
+
     if logging.getLogger().getEffectiveLevel() > logging.INFO:  # dask.distributed logs at INFO unless told
         logging.getLogger("distributed").setLevel(logging.WARNING)
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        import torch
-
-        cores = usable_cores()
-        n = workers or (torch.cuda.device_count() or max(1, cores // 2))
-        threads = max(1, cores // n)
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            env={"OMP_NUM_THREADS": str(threads)},
-        )
-        client = Client(cluster)
-    outcomes = []
+    started = _dt.datetime.now(_dt.timezone.utc)
+    client = cluster = None
+    outcomes: list[dict] = []
     n_workers = 0
     interrupted = False
     try:
+        # the workers start with Ctrl-C ignored: it reaches this process only (helper-76 got worker tracebacks and
+        # an atexit error from a Ctrl-C 4 s in)
+        with _sigint_held():
+            client, cluster = _connect(scheduler, workers)
+        out.mkdir(parents=True, exist_ok=True)
+        if new_secret:
+            write_text_atomic(out / KEY_SECRET_FILE, secret.hex() + "\n")
+        remove_temporaries(out)
+        with atomic_path(out / "inputs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["study", "input (relative to the input root; may carry identifiers)"])
+            for key, path in studies.items():
+                w.writerow([key, path.relative_to(root).as_posix()])
         futures = [
             client.submit(
                 screen_study,
@@ -539,19 +600,28 @@ def run_batch(
         except KeyboardInterrupt:
             # keep what finished: the summary below lists it, and the next run skips it
             interrupted = True
-            _quiet_dask()
-            for f in futures:
-                f.cancel()
+            with _sigint_held():
+                _quiet_dask(client)
+                for f in futures:
+                    f.cancel()
         if bar is not None:
             bar.close()
         if not interrupted:
             n_workers = len(client.scheduler_info().get("workers", {}))
+    except KeyboardInterrupt:  # before the studies were sent (the workers starting, inputs.csv being written)
+        interrupted = True
+        _quiet_dask()
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-        remove_temporaries(out)  # studies cut off when the run stopped
-    if interrupted:
+        with _sigint_held():  # a second Ctrl-C does not cut the closing short (dask then fails at exit)
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+            if out.is_dir():
+                remove_temporaries(out)  # studies cut off when the run stopped
+    if interrupted and not out.is_dir():  # stopped before anything was written
+        raise KeyboardInterrupt
+    if interrupted:  # summary.csv and manifest.json say so (helper-76: an earlier run's "complete" was left)
         outcomes += finished_on_disk(studies, out, {o["study"] for o in outcomes}, options, weights, started)
     manifest = _write_summary(
         out, studies, outcomes, started, device, scheduler, n_workers, interrupted, options, models, repeats
@@ -559,6 +629,63 @@ def run_batch(
     if interrupted:
         raise KeyboardInterrupt
     return manifest
+
+
+@contextmanager
+def _sigint_held():
+    """Ignore Ctrl-C (SIGINT) while the block runs: processes started meanwhile (dask's worker processes) inherit
+    the signal ignored, and Python keeps it so in them, so that a Ctrl-C later reaches this process only, which
+    stops the run in order (helper-76: a Ctrl-C while the workers started printed their tracebacks and an atexit
+    error). A Ctrl-C pressed during the block (the few seconds the workers take to start) is lost: the next one
+    stops the run. Elsewhere than on the main thread, the block runs as it is."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _connect(scheduler: str | None, workers: int | None):
+    """A dask client of the scheduler at ``scheduler``, or of a new LocalCluster of ``workers`` processes (one
+    per GPU, else one per 2 cores); returns (client, cluster or None).
+
+    Raises
+    ------
+    BoneScreenError
+        If the scheduler cannot be reached within :data:`_SCHEDULER_TIMEOUT_S`.
+    """
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout=_SCHEDULER_TIMEOUT_S), None
+        except (OSError, TimeoutError) as exc:  # (helper-76: a 63-line traceback after 30 s)
+            raise BoneScreenError(
+                f"cannot reach the dask scheduler at {scheduler} within {_SCHEDULER_TIMEOUT_S} s ({exc}): is it "
+                "running, and is the address right (tcp://HOST:PORT)?"
+            ) from None
+    import torch
+
+    cores = usable_cores()
+    n = workers or (torch.cuda.device_count() or max(1, cores // 2))
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        env={"OMP_NUM_THREADS": str(max(1, cores // n))},
+    )
+    try:
+        return Client(cluster), cluster
+    except BaseException:
+        cluster.close()
+        raise
 
 
 def finished_on_disk(
@@ -605,11 +732,17 @@ def _collect(futures, outcomes: list, bar, limit: int | None) -> None:
             return
 
 
-def _quiet_dask() -> None:
+def _quiet_dask(client=None) -> None:
     """A stopped run closes the cluster under running tasks: dask.distributed then logs every broken
-    connection with its traceback. The user asked for the stop; they need none of it."""
+    connection with its traceback, here and in the workers (``client``'s; helper-76: a worker's heartbeat
+    failing). The user asked for the stop; they need none of it."""
     for name in ("distributed", "tornado", "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    if client is not None:
+        try:
+            client.run(_quiet_dask)
+        except Exception:  # a worker already gone: nothing of it to quiet
+            pass
 
 
 def _write_summary(
@@ -650,7 +783,8 @@ def _write_summary(
         "bonescreen": __version__,
         "models": models,
         "device": device,  # as asked ("auto": CUDA, then MPS, then CPU); devices_used: as the studies ran
-        "devices_used": sorted({o["result"].get("device") for o in outcomes if o["status"] == "done"} - {None}),
+        # the devices the results listed were made on, in this run or an earlier one (skipped as done)
+        "devices_used": sorted({o["result"].get("device") for o in outcomes if o["status"] != "error"} - {None}),
         "options": options.as_dict(),
         "scheduler": scheduler or "LocalCluster",
         "workers": n_workers,

@@ -676,15 +676,19 @@ def cmd_batch(args: argparse.Namespace) -> int:
             device_note=note,
         )
     except KeyboardInterrupt:
+        summary = Path(args.out) / "summary.csv"
         print(
-            f"bonescreen: stopped; {Path(args.out) / 'summary.csv'} lists the studies finished, "
-            "and running the same command again goes on from there",
+            f"bonescreen: stopped; {summary} lists the studies finished, and running the same command again goes on "
+            "from there"
+            if summary.is_file()
+            else "bonescreen: stopped before any study was screened",
             file=sys.stderr,
         )
         raise
     c = manifest["counts"]
+    studies = f"{manifest['studies']} stud{'y' if manifest['studies'] == 1 else 'ies'}"
     print(
-        f"{manifest['studies']} studies: {c['done']} screened, {c['skipped']} already done, {c['error']} failed "
+        f"{studies}: {c['done']} screened, {c['skipped']} already done, {c['error']} failed "
         f"({manifest['workers']} worker{'s' if manifest['workers'] != 1 else ''}); see {Path(args.out) / 'summary.csv'}"
     )
     if manifest["duplicates"]:  # screened, but one series counted twice would bias an archive's figures
@@ -889,8 +893,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=_positive_int, default=None, help="LocalCluster workers (default: per GPU, else cores/2)"
     )
     bt.add_argument("--device", type=_device, default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    bt.add_argument("--seg-weights", type=Path, default=None)
-    bt.add_argument("--cls-weights", type=Path, default=None)
+    bt.add_argument("--seg-weights", type=Path, default=None, help="default: the bundled MS-Net")
+    bt.add_argument("--cls-weights", type=Path, default=None, help="default: the bundled BCC-Net")
     _add_reading_options(bt, " of every study")
     _add_inference_options(bt)
     bt.set_defaults(func=cmd_batch)

@@ -357,7 +357,7 @@ def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
             path.rename(kept)
             notes.append(
                 f"levels.nii.gz in the folder was not the file BoneScreen wrote there last (edited?): kept as "
-                f"{kept.name}; give it with --labels to screen with it"
+                f"{kept.name}; to screen with it: bonescreen screen INPUT --labels {kept.name}"
             )
             continue
         path.unlink()

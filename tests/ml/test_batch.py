@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -273,6 +274,12 @@ def test_a_rerun_with_other_weights_screens_again_and_keeps_what_the_user_left_t
     assert len(kept) == 1 and not (np.asarray(nib.load(kept[0]).dataobj) == 5).any()
     result = json.loads((folder / "result.json").read_text())
     assert any("kept as" in n for n in result["output_notes"]), result["output_notes"]
+    # ...and summary.csv says so too, with how to screen with it (helper-76: said in result.json only, telling
+    # batch users to "give it with --labels", an option batch has not)
+    from bonescreen.batch import _row
+
+    noted = _row(again)["output_notes"]
+    assert f"kept as {kept[0].name}" in noted and f"bonescreen screen INPUT --labels {kept[0].name}" in noted
     assert result["models"]["classification"]["sha256"] != result["models"]["segmentation"]["sha256"]
     # a run stopped (Ctrl-C) just after this study was moved into place, before its outcome was collected: the
     # summary still lists it, from its folder (helper-38), and only for the weights it was screened with
@@ -296,6 +303,62 @@ def test_a_rerun_with_other_weights_screens_again_and_keeps_what_the_user_left_t
     shutil.copytree(out, tmp_path / "in" / "old-out")
     (tmp_path / "in" / "old-out" / "study-a" / "seg.dcm").write_bytes(b"DICM")
     assert list(find_studies(tmp_path / "in").values()) == [study]
+    # ...but a user's own result.json does not make a folder BoneScreen's (helper-76: the folder and its series
+    # were passed over without a word)
+    own = write_case(case, tmp_path / "in" / "mine", "nifti") / "ct.nii.gz"
+    (own.parent / "result.json").write_text('{"my": "own analysis"}')
+    assert own in find_studies(tmp_path / "in").values()
+
+
+def test_a_study_folder_set_aside_for_its_rerun_is_put_back_if_the_new_one_never_came(tmp_path):
+    """helper-76, from the code: the earlier folder was deleted before the new one was moved in, so a worker
+    killed between the two left only the temporary folder, which the next run deleted with the user's files.
+    The earlier folder is now set aside under a name the next run puts back."""
+    from bonescreen.batch import SET_ASIDE_SUFFIX, remove_temporaries
+
+    aside = tmp_path / f".study-0123456789ab.1a2b3c4d{SET_ASIDE_SUFFIX}"
+    aside.mkdir()
+    (aside / "levels.kept-20261205T000000.nii.gz").write_bytes(b"the user's correction")
+    (tmp_path / ".study-0123456789ab.5e6f7a8b.tmp").mkdir()  # the new folder, cut off
+    remove_temporaries(tmp_path)
+    kept = tmp_path / "study-0123456789ab" / "levels.kept-20261205T000000.nii.gz"
+    assert kept.read_bytes() == b"the user's correction" and [p.name for p in tmp_path.iterdir()] == [
+        "study-0123456789ab"
+    ]
+    # set aside while the new folder did move in: the earlier one goes
+    (tmp_path / f".study-0123456789ab.9f9f9f9f{SET_ASIDE_SUFFIX}").mkdir()
+    remove_temporaries(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["study-0123456789ab"]
+
+
+def test_batch_refuses_an_output_folder_of_the_users_files_and_an_unreachable_scheduler(tmp_path, capsys, monkeypatch):
+    """helper-76: a user's own summary.csv, inputs.csv and manifest.json in --out were replaced without a word; an
+    unreachable --scheduler gave a 63-line traceback after 30 s. Both are errors naming the problem (exit 2), before
+    anything is written."""
+    import nibabel as nib
+    import numpy as np
+
+    import bonescreen.batch as batch
+
+    root = tmp_path / "in"
+    root.mkdir()
+    nib.save(nib.Nifti1Image(np.full((8, 8, 8), -1000, np.int16), np.eye(4)), root / "ct.nii.gz")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "summary.csv").write_text("patient,score\n")
+    assert main(["batch", str(root), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "summary.csv: the output folder holds a summary.csv that BoneScreen did not write" in err
+    assert (out / "summary.csv").read_text() == "patient,score\n" and sorted(os.listdir(out)) == ["summary.csv"]
+
+    monkeypatch.setattr(batch, "_SCHEDULER_TIMEOUT_S", 2)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    fresh = tmp_path / "out"
+    assert main(["batch", str(root), "--out", str(fresh), "--scheduler", f"tcp://127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot reach the dask scheduler at tcp://127.0.0.1:{port} within 2 s" in err and "Traceback" not in err
 
 
 def test_a_series_held_by_two_studies_is_named_in_both_rows_and_the_manifest(archive, tmp_path):
@@ -396,7 +459,8 @@ def test_summary_says_when_the_bone_status_is_unconfirmed():
     # unchecked mask read "confirmed", the caveat in result.json alone)
     unchecked = "vBMD 97 mg/cm3 (ACR QCT categories); vertebral fractures looked for on MS-Net's mask, not yet checked"
     assert _row(outcome(unchecked))["bone_status_basis"] == unchecked
-    assert list(_row(outcome(unchecked)))[-1] == "bone_status_basis"  # the earlier columns keep their places
+    # the earlier columns keep their places: new ones come last
+    assert list(_row(outcome(unchecked)))[-2:] == ["bone_status_basis", "output_notes"]
     empty = outcome("")
     empty["result"]["overall"]["bone_status"] = None
     none = _row(empty)
@@ -417,3 +481,56 @@ def test_the_key_secret_is_kept_with_the_output_folder(tmp_path):
     (legacy / KEY_SECRET_FILE).write_text("not hex\n")
     with pytest.raises(BoneScreenError, match="the study keys' secret cannot be read"):
         key_secret(legacy)
+
+
+def test_ctrl_c_while_the_workers_start_stops_the_run_in_order(tmp_path):
+    """helper-76: Ctrl-C in a batch's first seconds (the workers starting) printed worker tracebacks and an atexit
+    error, and left the earlier run's manifest saying "complete"; the stderr claimed summary.csv listed the
+    studies. Ctrl-C is sent to the process group, as a terminal does, from the moment the LocalCluster starts:
+    exit 130, no traceback, and the manifest says the run was interrupted."""
+    import signal
+    import threading
+
+    from bonescreen.device import CPU_FALLBACK, resolve_device
+
+    if resolve_device("auto").type != "cpu":
+        pytest.skip("the moment the workers start is told by the CPU note, said only where no GPU is")
+    root = tmp_path / "in"
+    case = make_case(6060, 0, PhantomConfig(thickness=5.0, contrast_probability=0))  # seconds to screen: the
+    write_case(case, root / "a", "nifti")  # Ctrl-C lands before it is done
+    for extra in ("levels", "body", "spine"):
+        (root / "a" / f"{extra}.nii.gz").unlink()
+    out = tmp_path / "out"
+    out.mkdir()  # an earlier, complete run's files
+    earlier = {"bonescreen": "0", "studies": 1, "counts": {"done": 1}, "complete": True, "interrupted": False}
+    (out / "manifest.json").write_text(json.dumps(earlier))
+    (out / "summary.csv").write_text("study,status\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bonescreen", "batch", str(root), "--out", str(out), "--workers", "1"],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, the workers' too: Ctrl-C reaches them all
+    )
+    lines = []
+
+    def read():
+        for line in proc.stderr:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while not any(CPU_FALLBACK in line for line in lines) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the LocalCluster is starting its worker
+    # Ctrl-C pressed again and again, from the workers' start (ignored then) on, as an impatient user does
+    while proc.poll() is None and time.monotonic() < deadline and not any("stopped" in line for line in lines):
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.5)
+    code = proc.wait(timeout=120)
+    reader.join(timeout=10)
+    err = "".join(lines)
+    assert code == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["interrupted"] and not manifest["complete"], manifest
