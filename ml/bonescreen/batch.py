@@ -1,6 +1,7 @@
 """``bonescreen batch``: screen every CT series under a folder as Dask tasks on dask.distributed.
 
-- Studies: every NIfTI file but label maps (stored as uint8: no room for HU), and every folder that
+- Studies: every NIfTI file but label maps (stored as uint8: no room for HU; or named as the labelled layouts
+  name them: ``*_msk.nii.gz``, ``labelsTr/``, ``segmentations/``), and every folder that
   directly holds DICOM files (or files named as DICOM, so that a folder of damaged files is reported,
   not passed over); a folder study reads only the files directly in it, so a series in a subfolder is
   its own study. The output folder, when inside the input root, is not searched, nor any folder BoneScreen
@@ -206,10 +207,21 @@ def duplicate_studies(studies: dict[str, Path]) -> dict[str, str]:
     return same
 
 
+#: Folders whose NIfTI files are label maps in the layouts BoneScreen reads (nnU-Net raw, TotalSegmentator).
+LABEL_FOLDERS = frozenset({"labelsTr", "labelsTs", "segmentations"})
+
+
 def _is_label_nifti(path: Path) -> bool:
-    """True for a NIfTI stored as unsigned 8-bit or bool: a label map, never CT in HU (from the header alone)."""
+    """True for a NIfTI stored as unsigned 8-bit or bool (a label map, never CT in HU: from the header alone), or
+    named as a label map by the layouts BoneScreen reads (:mod:`bonescreen.data.labelled`): BIDS's and VerSe's
+    ``*_msk.nii.gz``, nnU-Net's ``labelsTr/``, TotalSegmentator's ``segmentations/`` (an int16 or float map there
+    was a study that failed as "it looks like a label map")."""
     import nibabel as nib
     import numpy as np
+
+    stem = path.name.lower().removesuffix(".gz").removesuffix(".nii")
+    if stem.endswith("_msk") or path.parent.name in LABEL_FOLDERS:
+        return True
 
     try:
         dtype = nib.load(path).get_data_dtype()
@@ -540,7 +552,7 @@ def run_batch(
     repeats = duplicate_studies(studies)
     if not studies:  # (helper-38: "0 studies", a success)
         raise BoneScreenError(
-            "no CT study under the folder (a NIfTI file that is not a uint8 label map, or a folder holding DICOM "
+            "no CT study under the folder (a NIfTI file that is not a label map, or a folder holding DICOM "
             "files)",
             root,
         )

@@ -51,6 +51,30 @@ def test_find_studies(archive):
     assert all(k.startswith("study-") and "DOE" not in k for k in studies)
 
 
+def test_label_maps_of_the_labelled_layouts_are_no_studies(tmp_path):
+    """Stop 54: an int16 or float label map was a study that failed ("it looks like a label map"); the maps the
+    labelled layouts name as such (VerSe's and BIDS's *_msk, nnU-Net's labelsTr, TotalSegmentator's
+    segmentations) are passed over as the 8-bit ones are, and their CT stays a study."""
+    import nibabel as nib
+    import numpy as np
+
+    ct = np.full((8, 8, 8), -1000, np.int16)
+    labels = np.zeros((8, 8, 8), np.int16)
+    files = {
+        "verse/sub-1/sub-1_ct.nii.gz": ct,
+        "verse/sub-1/sub-1_seg-vert_msk.nii.gz": labels,
+        "nnunet/imagesTr/case_0000.nii.gz": ct,
+        "nnunet/labelsTr/case.nii.gz": labels.astype(np.float32),
+        "totalseg/s01/ct.nii.gz": ct,
+        "totalseg/s01/segmentations/vertebrae_L1.nii.gz": labels,
+    }
+    for rel, data in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / rel)
+    found = sorted(p.relative_to(tmp_path).as_posix() for p in find_studies(tmp_path).values())
+    assert found == ["nnunet/imagesTr/case_0000.nii.gz", "totalseg/s01/ct.nii.gz", "verse/sub-1/sub-1_ct.nii.gz"]
+
+
 def test_a_nested_archive_gives_each_series_once_and_damaged_folders_are_studies_too(tmp_path, capsys):
     """Faults found by a user trial: a folder study read its subfolders too (one series screened twice,
     the folder's own series never); a folder of files named .dcm that are not DICOM vanished from the
