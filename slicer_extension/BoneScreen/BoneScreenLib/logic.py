@@ -377,18 +377,17 @@ def export_dicom_sr(files: list[str], volume, labels, result: dict, out) -> dict
     """
     from pathlib import Path
 
-    import pydicom
-
     from bonescreen.io import load_ct
+    from bonescreen.io.identifiers import read_header
     from bonescreen.io.sr import write_dicom_sr
     from bonescreen.io.writers import write_dicom_seg
 
     folders = {str(Path(f).parent) for f in files}
     if len(folders) != 1:
         raise BoneScreenError("the CT's DICOM files lie in several folders: export the SR with the command line")
-    try:
-        uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).get("SeriesInstanceUID", "") or "")
-    except Exception:  # unreadable: the reader below names the file and the problem
+    try:  # (through the core: the module imports nothing Slicer lacks, pydicom included)
+        uid = str(read_header(files[0]).get("SeriesInstanceUID", "") or "")
+    except BoneScreenError:  # unreadable: the reader below names the file and the problem
         uid = ""
     # the node's own series, not the folder's longest: a folder of two reconstructions (soft-tissue and bone
     # kernels) was refused, or its other series read and found off the node's grid
