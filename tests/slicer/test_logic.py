@@ -341,6 +341,69 @@ def test_export_writes_seg_and_sr_for_a_ct_from_the_dicom_database(scene, small_
     assert len(logic.export(str(tmp_path / "plain"), node)) == 2
 
 
+def test_a_dicom_nodes_name_reaches_result_json_and_the_report_without_the_patients_name(
+    scene, small_case, small_case_files, tmp_path
+):
+    """helper-76: Slicer's DICOM loader names a node ``SeriesNumber: SeriesDescription``, and a description can hold
+    the patient's name: result.json's ``input`` and report.png's title read "3: abdomen 3mm KRAMPUSINA", while
+    ``identifying_tags_note`` said they carry none. The header's name parts and IDs are now ``[patient]`` there, as
+    the command line writes them; a node whose header cannot be read has its name withheld. The database is a
+    stand-in (as above)."""
+    import pydicom
+    from BoneScreenLib.logic import NAME_WITHHELD, add_ct_volume_node
+
+    from bonescreen.io import load_ct
+
+    folder = tmp_path / "database"
+    folder.mkdir()
+    files = {}
+    for f in sorted((small_case_files / "dicom" / "dicom").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.PatientName, ds.PatientID = "ZQXWV^KRAMPUSINA", "PIDZ9917342"
+        ds.SeriesDescription = "abdomen 3mm KRAMPUSINA"
+        ds.save_as(folder / f.name)
+        files[str(ds.SOPInstanceUID)] = str(folder / f.name)
+    volume = load_ct(folder)
+
+    class DatabaseStandIn:
+        def fileForInstance(self, uid):  # CTK's name
+            return files.get(uid, "")
+
+    # as Slicer's DICOM plugin names the node
+    name = "3: abdomen 3mm KRAMPUSINA (PIDZ9917342)"
+    node = add_ct_volume_node(scene, volume.hu, volume.spacing, name, origin=tuple(volume.affine[:3, 3]))
+    node.SetAttribute("DICOM.instanceUIDs", " ".join(files))
+    logic = BoneScreenLogic("cpu")
+    slicer.dicomDatabase = DatabaseStandIn()
+    try:
+        seg = labels_to_segmentation(small_case.levels, volume_node_to_ct(node), node)
+        logic.classify(node, seg)
+        written = logic.export(str(tmp_path / "out"), node, seg)
+    finally:
+        del slicer.dicomDatabase
+    said = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert said["input"] == "3: abdomen 3mm [patient] ([patient])"
+    assert logic.last_result["input"] == said["input"]  # report.png's title
+    for path in written:
+        if not path.endswith(".dcm"):  # the SEG and SR carry the patient's tags, and say so
+            data = Path(path).read_bytes().upper()
+            assert b"KRAMPUSINA" not in data and b"PIDZ9917342" not in data and b"ZQXWV" not in data, path
+    # the header cannot be read: its identifiers are unknown, so the name is not written at all
+    unreadable = tmp_path / "IM0001.dcm"
+    unreadable.write_bytes(b"\x00" * 300)
+
+    class DamagedDatabase:
+        def fileForInstance(self, uid):  # CTK's name
+            return str(unreadable)
+
+    slicer.dicomDatabase = DamagedDatabase()
+    try:
+        inputs = logic.classify_inputs(node, seg)
+    finally:
+        del slicer.dicomDatabase
+    assert inputs.volume.description == NAME_WITHHELD
+
+
 def test_an_unreadable_database_file_leaves_the_tube_voltage_unknown(scene, small_case, tmp_path, caplog):
     """The DICOM file behind a loaded volume can be gone or damaged: the volume is still screened, the
     calibration says it had no tube voltage, and the log names the file. The database is a stand-in (as above)."""

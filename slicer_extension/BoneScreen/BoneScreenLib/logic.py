@@ -22,6 +22,7 @@ import slicer
 import vtk
 
 from bonescreen.errors import BoneScreenError
+from bonescreen.io.identifiers import redact
 from bonescreen.labels import lumbar_levels
 from bonescreen.messages import users_naming_notes, users_naming_rule
 
@@ -124,10 +125,12 @@ def volume_node_to_ct(volume_node):
     if files:  # a CT from Slicer's DICOM database: its tube voltage and contrast agent for the density calibration
         from bonescreen.io.dicom import read_acquisition
 
+        volume.description = _shown_name(volume_node, volume, files[0])
         try:
             volume.acquisition = read_acquisition(files[0])
         except BoneScreenError as exc:  # the volume is loaded; without its header the calibration flags "no kVp"
-            logging.warning("BoneScreen: the tube voltage of '%s' is unknown: %s", volume_node.GetName(), exc)
+            why = redact(str(exc), volume.source.identifiers)
+            logging.warning("BoneScreen: the tube voltage of '%s' is unknown: %s", volume.description, why)
     elif (path := _nifti_file_of(volume_node)) is not None:
         # what the command line reads beside and in a NIfTI (helper-60: Slicer asked for a sidecar it never read,
         # and a file without orientation went unflagged)
@@ -137,6 +140,32 @@ def volume_node_to_ct(volume_node):
         if not volume_node.GetAttribute("BoneScreen.Orientation") and states_no_orientation(path):
             volume.flags.append(orientation_unknown_flag(volume.affine, "Slicer's"))
     return volume
+
+
+#: What result.json and report.png call a volume from DICOM whose header cannot be read: its node's name may hold
+#: the patient's name, which only the header would let BoneScreen take out.
+NAME_WITHHELD = (
+    "a DICOM series (its name withheld: the header that would let BoneScreen take the patient's name out of it "
+    "is unreadable)"
+)
+
+
+def _shown_name(volume_node, volume, first_file: str) -> str:
+    """The node's name as result.json and report.png may show it, for a volume from Slicer's DICOM database.
+
+    Slicer's DICOM loader names a node ``SeriesNumber: SeriesDescription``, and a description can hold the patient's
+    name (helper-76: ``3: abdomen 3mm KRAMPUSINA`` in result.json's ``input`` and report.png's title): the header's
+    name parts and IDs are written ``[patient]`` (:mod:`bonescreen.io.identifiers`, as the command line does), and
+    ``volume.source.identifiers`` keeps them for the records.
+    """
+    from bonescreen.io.identifiers import patient_identifiers, read_header
+
+    try:
+        header = read_header(first_file)
+    except BoneScreenError:
+        return NAME_WITHHELD
+    volume.source.identifiers = patient_identifiers(header)
+    return redact(volume_node.GetName(), volume.source.identifiers)
 
 
 def _nifti_file_of(volume_node) -> str | None:
@@ -657,7 +686,8 @@ class BoneScreenLogic:
         from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
         from bonescreen.screen import input_record
 
-        record = input_record(inputs.volume, volume_node.GetName())
+        # the name as volume_node_to_ct gave it: a DICOM node's with the patient's name and IDs taken out
+        record = input_record(inputs.volume, inputs.volume.description)
         self.last_result = {
             "schema_version": RESULT_SCHEMA_VERSION,
             "input": record.pop("input"),
