@@ -269,3 +269,53 @@ def test_a_label_map_is_no_ct_and_segments_named_twice_or_not_at_all_are_said(pa
     segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L4")).SetName("L2")
     with pytest.raises(BoneScreenError, match=r"segments 'L2', 'L2' of .* are all L2: give each vertebra its own"):
         logic.classify_inputs(node, seg)
+
+
+def _load_nifti(scene, path):
+    """A scalar volume node read as Slicer's Add Data reads a file (its archetype storage node)."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", path.name)
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(path))
+    assert storage.ReadData(node)
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    return node
+
+
+def test_a_volume_that_is_no_ct_in_hu_is_refused_at_segment_and_classify_for_the_command_lines_reason(
+    panel, case, tmp_path
+):
+    """helper-76: the command line and napari refuse values that are not HU, NaN and a label map, but Slicer segmented
+    random 0-799 values ("Found 1 vertebra (L1)") and gave them a bone status. Segment and Classify now refuse such a
+    volume with the command line's reason, its advice in Slicer's words (Slicer has no --hu-offset nor --labels)."""
+    import nibabel as nib
+    import slicer
+
+    from bonescreen.io import load_ct
+
+    controller, params = panel
+    controller.enter()
+    affine = np.diag([-1.0, -1.0, 3.0, 1.0])
+    random = (np.random.default_rng(0).random((64, 64, 40)) * 800).astype(np.int16)  # MR-like: no air, no fat
+    nan = np.full((32, 32, 20), -500.0, np.float32)
+    nan[16, 16, 10] = np.nan
+    spine = np.ascontiguousarray(case.spine.transpose(2, 1, 0)).astype(np.int16)  # a vertebra map as a volume
+    # (Slicer's file reader makes NaN 0: a node holds NaN when a script or module puts them there)
+    with_nan = controller.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "nan.nii.gz")
+    slicer.util.updateVolumeFromArray(with_nan, np.ascontiguousarray(nan.transpose(2, 1, 0)))
+    for name, data in (("random.nii.gz", random), ("nan.nii.gz", nan), ("spine.nii.gz", spine)):
+        nib.save(nib.Nifti1Image(data, affine), tmp_path / name)
+        with pytest.raises(BoneScreenError) as cli:
+            load_ct(tmp_path / name)
+        reason = cli.value.problem.split("; it looks like a label map")[0]
+        node = with_nan if name == "nan.nii.gz" else _load_nifti(controller.scene, tmp_path / name)
+        params.node.inputVolume, params.node.outputSegmentation = node, None
+        with pytest.raises(BoneScreenError) as segment:
+            controller.start_segment()
+        assert f"'{name}' is not a CT in Hounsfield units: {reason}" in str(segment.value), name
+        assert "--" not in str(segment.value)  # no command-line option named in Slicer
+        assert controller.run is None and params.node.outputSegmentation is None
+        params.node.outputSegmentation = controller.scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+        with pytest.raises(BoneScreenError, match="is not a CT in Hounsfield units") as classify:
+            controller.start_classify()
+        assert reason in str(classify.value) and controller.run is None
+    assert "looks like a label map" in str(segment.value) and "Open a vertebra label map" in str(segment.value)

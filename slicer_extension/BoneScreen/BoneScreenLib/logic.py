@@ -109,8 +109,15 @@ def volume_node_to_ct(volume_node):
     Slicer's DICOM database, its acquisition (``KVP``, ``ContrastBolusAgent``) from the first file.
 
     The node's own IJK-to-RAS matrix is used (a parent transform is not applied:
-    harden it first).
+    harden it first). Values that are not a CT's in HU are refused as the command line and napari refuse them
+    (:func:`bonescreen.io.hu_scale.hu_scale_problem`: NaN or infinity, no fat, a label map).
+
+    Raises
+    ------
+    BoneScreenError
+        If there is no volume, it is a label map node, or it does not hold a CT in HU.
     """
+    from bonescreen.io.hu_scale import hu_scale_problem
     from bonescreen.io.volume import volume_from_ijk
 
     if volume_node is None or volume_node.GetImageData() is None:
@@ -121,6 +128,9 @@ def volume_node_to_ct(volume_node):
     if kji.ndim != 3:
         raise BoneScreenError(f"volume '{volume_node.GetName()}' is not a 3-D scalar volume")
     volume = volume_from_ijk(kji.transpose(2, 1, 0), ijk_to_ras(volume_node), "slicer", None, volume_node.GetName())
+    # (helper-76: random values, NaN, a label map loaded as a scalar volume were segmented and classified)
+    if problem := hu_scale_problem(volume.hu, front_end="slicer"):
+        raise BoneScreenError(f"the volume '{volume_node.GetName()}' is not a CT in Hounsfield units: {problem}")
     files = dicom_source_files(volume_node, limit=1)  # one header holds them: no database query per slice
     if files:  # a CT from Slicer's DICOM database: its tube voltage and contrast agent for the density calibration
         from bonescreen.io.dicom import read_acquisition
