@@ -319,3 +319,29 @@ def test_a_volume_that_is_no_ct_in_hu_is_refused_at_segment_and_classify_for_the
             controller.start_classify()
         assert reason in str(classify.value) and controller.run is None
     assert "looks like a label map" in str(segment.value) and "Open a vertebra label map" in str(segment.value)
+
+
+def test_a_ct_under_a_transform_is_refused_until_the_transform_is_hardened(panel, case, add_volume):
+    """helper-76: a CT with a parent transform (flipped head to feet) was segmented on its own grid, without a word,
+    and its segmentation was not under the transform. Segment and Classify refuse it, saying how to harden it; an
+    identity transform changes nothing and is let through."""
+    import vtk
+    from BoneScreenLib.logic import volume_node_to_ct
+
+    controller, params = panel
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    flip = controller.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "flip S-I")
+    m = vtk.vtkMatrix4x4()
+    m.SetElement(2, 2, -1)
+    flip.SetMatrixTransformToParent(m)
+    node.SetAndObserveTransformNodeID(flip.GetID())
+    said = r"the CT 'phantom CT' has a transform \('flip S-I'\): harden it \(Data module > right-click the CT > Harden"
+    with pytest.raises(BoneScreenError, match=said):
+        controller.start_segment()
+    assert controller.run is None and params.node.outputSegmentation is None
+    params.node.outputSegmentation = controller.scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    with pytest.raises(BoneScreenError, match=said):
+        controller.start_classify()
+    flip.SetMatrixTransformToParent(vtk.vtkMatrix4x4())  # the identity: the voxels lie where they are
+    np.testing.assert_array_equal(volume_node_to_ct(node).hu, np.maximum(case.hu, -1024))

@@ -108,14 +108,14 @@ def volume_node_to_ct(volume_node):
     """A :class:`bonescreen.io.CTVolume` of a scalar volume node (values taken as HU); for a volume from
     Slicer's DICOM database, its acquisition (``KVP``, ``ContrastBolusAgent``) from the first file.
 
-    The node's own IJK-to-RAS matrix is used (a parent transform is not applied:
-    harden it first). Values that are not a CT's in HU are refused as the command line and napari refuse them
+    The node's own IJK-to-RAS matrix is used: a parent transform other than the identity is refused (harden it
+    first). Values that are not a CT's in HU are refused as the command line and napari refuse them
     (:func:`bonescreen.io.hu_scale.hu_scale_problem`: NaN or infinity, no fat, a label map).
 
     Raises
     ------
     BoneScreenError
-        If there is no volume, it is a label map node, or it does not hold a CT in HU.
+        If there is no volume, it is a label map node, has a transform, or does not hold a CT in HU.
     """
     from bonescreen.io.hu_scale import hu_scale_problem
     from bonescreen.io.volume import volume_from_ijk
@@ -124,6 +124,7 @@ def volume_node_to_ct(volume_node):
         raise BoneScreenError("select a CT volume first")
     if volume_node.IsA("vtkMRMLLabelMapVolumeNode"):  # (helper-60: segmented as a CT, "Segmented (none)")
         raise BoneScreenError(f"'{volume_node.GetName()}' is a label map, not a CT: select the CT volume")
+    _refuse_a_transform(volume_node)
     kji = slicer.util.arrayFromVolume(volume_node).copy()  # the worker thread must not share the node's memory
     if kji.ndim != 3:
         raise BoneScreenError(f"volume '{volume_node.GetName()}' is not a 3-D scalar volume")
@@ -150,6 +151,30 @@ def volume_node_to_ct(volume_node):
         if not volume_node.GetAttribute("BoneScreen.Orientation") and states_no_orientation(path):
             volume.flags.append(orientation_unknown_flag(volume.affine, "Slicer's"))
     return volume
+
+
+def _refuse_a_transform(volume_node) -> None:
+    """Refuse a volume under a parent transform (the identity aside): BoneScreen reads the voxels on the node's own
+    grid, and its segmentation would not follow the transform (helper-76: a flipped CT was segmented unflipped,
+    without a word).
+
+    Raises
+    ------
+    BoneScreenError
+        Naming the CT and the transform, and how to harden it.
+    """
+    transform = volume_node.GetParentTransformNode()
+    if transform is None:
+        return
+    if transform.IsTransformToWorldLinear():
+        m = vtk.vtkMatrix4x4()
+        transform.GetMatrixTransformToWorld(m)
+        if np.allclose(_matrix_to_numpy(m), np.eye(4), atol=1e-9):
+            return
+    raise BoneScreenError(
+        f"the CT '{volume_node.GetName()}' has a transform ('{transform.GetName()}'): harden it (Data module > "
+        "right-click the CT > Harden transform) first, or remove it"
+    )
 
 
 #: What result.json and report.png call a volume from DICOM whose header cannot be read: its node's name may hold
