@@ -500,3 +500,26 @@ def test_bonescreens_own_unedited_labels_keep_the_runs_naming_and_its_doubt(scen
     seg2 = import_label_map(str(theirs), "bonescreen", node)
     assert seg2.GetAttribute("BoneScreen.NamingRule") == "given by the user (bonescreen ids)"
     assert seg2.GetAttribute("BoneScreen.NamesCertain") == "1"
+
+
+def test_a_segment_renamed_to_no_vertebras_name_is_left_out_and_said_to_be(scene, case, add_volume):
+    """helper-76: a segment renamed in the Segment Editor to a name that is no vertebra's (``junk``) was still
+    classified under its old level, since a hidden ``BoneScreen.Level`` tag won over the name the user sees. The
+    visible name wins: the segment is left out, and a note names it."""
+    node = add_volume(scene, case)
+    logic = BoneScreenLogic("cpu")
+    volume = volume_node_to_ct(node)
+    seg = logic.segmentation_node(Screener(device="cpu").name_mark(volume, case.spine > 0), volume, node)
+    segmentation = seg.GetSegmentation()
+    segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L4")).SetName("junk")
+    inputs = logic.classify_inputs(node, seg)
+    assert 4 not in np.unique(inputs.labels) and 3 in np.unique(inputs.labels)
+    assert not (segmentation_to_labels(seg, node, volume) == 4).any()
+    assert any(
+        n.startswith("segment(s) 'junk' (BoneScreen's L4) left out: not named as a vertebra") for n in inputs.notes
+    )
+    # leaving a segment out renames none: the other names stay BoneScreen's, with their doubt
+    assert inputs.rule == seg.GetAttribute("BoneScreen.NamingRule")
+    result, _, _ = logic.classify(node, seg)
+    assert "L4" not in [lv["name"] for lv in result["levels"]]
+    assert any("'junk' (BoneScreen's L4) left out" in m for m in user_messages(result))

@@ -26,7 +26,8 @@ from bonescreen.io.identifiers import redact
 from bonescreen.labels import lumbar_levels
 from bonescreen.messages import users_naming_notes, users_naming_rule
 
-#: Tag on each segment holding its vertebra id (DESIGN.md: 1..5 = L1..L5, 6 = T12, 7 = sacrum, ...).
+#: Tag on each segment holding the vertebra id BoneScreen gave it (DESIGN.md: 1..5 = L1..L5, 6 = T12, 7 = sacrum, ...);
+#: what a segment is classified as is its name as the user sees it (:func:`_segment_level`).
 LEVEL_TAG = "BoneScreen.Level"
 #: Segmentation node attribute: a digest of MS-Net's vertebra map as the node was made ("" for a user's segments).
 MARK_DIGEST = "BoneScreen.MarkDigest"
@@ -270,17 +271,26 @@ def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
 
 
 def _segment_level(segment) -> int | None:
-    """The vertebra id of a segment: from its name when that is a vertebra's (the user may have renamed it
-    in the Segment Editor), else from the BoneScreen tag (a name the user decorated, ``L2 edited``)."""
+    """The vertebra id of a segment's name as the user sees it (``L1``, ``T12``, ``S1``, ``unnamed 2``), or None.
+
+    The name alone counts: a segment the user renamed to something else (``junk``) is no vertebra, whatever
+    BoneScreen's ``BoneScreen.Level`` tag says (helper-76: it was classified under its old level, unseen).
+    """
     from bonescreen.labels import vertebra_id
 
-    vid = vertebra_id(segment.GetName())
-    if vid is not None:
-        return vid
-    tag = vtk.mutable("") if hasattr(vtk, "mutable") else None
-    if tag is not None and segment.GetTag(LEVEL_TAG, tag) and str(tag).isdigit():
-        return int(str(tag))
-    return None
+    return vertebra_id(segment.GetName())
+
+
+def _named(segment) -> str:
+    """A segment's name, quoted, and the vertebra BoneScreen named it where the user renamed it to no vertebra's
+    name: ``'junk' (BoneScreen's L4)``."""
+    from bonescreen.labels import vertebra_name
+
+    tag = vtk.mutable("")
+    given = str(tag) if segment.GetTag(LEVEL_TAG, tag) else ""
+    if given.isdigit() and 0 < int(given) <= 255:
+        return f"{segment.GetName()!r} (BoneScreen's {vertebra_name(int(given))})"
+    return repr(segment.GetName())
 
 
 def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None):
@@ -332,13 +342,14 @@ def _names_of(segmentation_node) -> str:
 
 
 def _renamed(segmentation_node) -> bool:
-    """True when a segment BoneScreen made now has another vertebra's name (deleting or adding one is no renaming)."""
+    """True when a segment BoneScreen made now has another vertebra's name (deleting or adding one is no renaming,
+    nor is a name that is no vertebra's: that segment is left out, as if deleted)."""
 
     given = segmentation_node.GetAttribute("BoneScreen.NamesGiven")
     if not given:
         return False
     now = json.loads(_names_of(segmentation_node))
-    return any(sid in now and now[sid] != vid for sid, vid in json.loads(given).items())
+    return any(now.get(sid) is not None and now[sid] != vid for sid, vid in json.loads(given).items())
 
 
 def shift_segment_names(segmentation_node, steps: int) -> None:
@@ -376,8 +387,8 @@ def shift_segment_names(segmentation_node, steps: int) -> None:
 def segmentation_to_labels(segmentation_node, volume_node, volume) -> np.ndarray:
     """The vertebra map (z, y, x on ``volume``; ids of DESIGN.md) of a segmentation node as the user left it.
 
-    Each segment's id comes from its name (``L1``, ``T12``, ``S1``, ``unnamed 2``), else from its
-    BoneScreen tag; other segments are ignored. Where segments overlap, the later segment wins.
+    Each segment's id comes from its name (``L1``, ``T12``, ``S1``, ``unnamed 2``); other segments are
+    ignored. Where segments overlap, the later segment wins.
     """
     register_segmentation_converters()
     scene = volume_node.GetScene()
@@ -409,7 +420,7 @@ def segmentation_to_labels(segmentation_node, volume_node, volume) -> np.ndarray
 
 
 def vertebra_segments(segmentation_node) -> list[str]:
-    """The names of the segments that are vertebrae (by name or BoneScreen tag), in the node's order."""
+    """The names of the segments that are vertebrae (by name), in the node's order."""
     segmentation = segmentation_node.GetSegmentation()
     segments = [segmentation.GetNthSegment(i) for i in range(segmentation.GetNumberOfSegments())]
     return [segment.GetName() for segment in segments if _segment_level(segment) is not None]
@@ -686,11 +697,11 @@ class BoneScreenLogic:
             rule, notes = own_labels_edited(own_rule, notes)
         if renamed:
             rule, notes = users_naming_rule(rule), users_naming_notes(notes)
-        unnamed = [segment.GetName() for segment in segments if _segment_level(segment) is None]
+        unnamed = [_named(segment) for segment in segments if _segment_level(segment) is None]
         if unnamed:  # (helper-60: a segment the user drew anew was dropped without a word)
             notes.append(
-                f"segment(s) {', '.join(repr(n) for n in unnamed)} left out: not named as a vertebra (L1-L5, T12, S1, "
-                "T1-T11, L6, 'unnamed N'); rename to have them classified"
+                f"segment(s) {', '.join(unnamed)} left out: not named as a vertebra (L1-L5, T12, S1, T1-T11, L6, "
+                "'unnamed N'); rename to have them classified"
             )
         return ClassifyInputs(volume, labels, certain, notes, rule, checked, users_labels=bool(checked) or renamed)
 
