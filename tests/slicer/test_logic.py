@@ -523,3 +523,32 @@ def test_a_segment_renamed_to_no_vertebras_name_is_left_out_and_said_to_be(scene
     result, _, _ = logic.classify(node, seg)
     assert "L4" not in [lv["name"] for lv in result["levels"]]
     assert any("'junk' (BoneScreen's L4) left out" in m for m in user_messages(result))
+
+
+def test_export_is_refused_once_the_cts_voxels_or_spacing_changed_since_classify(scene, case, add_volume, tmp_path):
+    """helper-76: the CT's voxels changed after Classify (a threshold, a mask) and Export wrote the old results, though
+    the README says it refuses; a new spacing was refused as if the segmentation had changed. A digest of the CT's
+    voxels and geometry is kept at Classify: Export names the CT when it changed, the segmentation when that did."""
+    node = add_volume(scene, case)
+    logic = BoneScreenLogic("cpu")
+    seg = labels_to_segmentation(case.levels, volume_node_to_ct(node), node)
+    logic.classify(node, seg)
+    voxels = slicer.util.arrayFromVolume(node)
+    voxels[voxels > 200] = 1000  # bone thresholded in place, as a module's effect does
+    slicer.util.arrayFromVolumeModified(node)
+    ct_changed = r"the CT 'phantom CT' changed since it was classified \(its voxels, or its spacing"
+    with pytest.raises(BoneScreenError, match=ct_changed):
+        logic.export(str(tmp_path / "voxels"), node, seg)
+    assert not (tmp_path / "voxels").exists()
+    logic.classify(node, seg)  # classified as it is now: exported
+    assert len(logic.export(str(tmp_path / "again"), node, seg)) == 2
+    dx, dy, dz = node.GetSpacing()
+    node.SetSpacing(2 * dx, 2 * dy, 2 * dz)
+    with pytest.raises(BoneScreenError, match=ct_changed) as err:
+        logic.export(str(tmp_path / "spacing"), node, seg)
+    assert "segmentation" not in str(err.value)  # the segmentation was not touched
+    node.SetSpacing(dx, dy, dz)
+    segmentation = seg.GetSegmentation()
+    segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName("L5"))
+    with pytest.raises(BoneScreenError, match=r"the segmentation .* changed since it was classified"):
+        logic.export(str(tmp_path / "segments"), node, seg)

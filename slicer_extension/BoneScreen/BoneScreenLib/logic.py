@@ -419,6 +419,18 @@ def segmentation_to_labels(segmentation_node, volume_node, volume) -> np.ndarray
     return volume.from_source(ijk)
 
 
+def ct_digest(volume_node) -> str:
+    """A digest of a volume node's voxels and geometry (shape, type, IJK-to-RAS matrix), to tell at Export whether
+    the CT changed since it was classified."""
+    import hashlib
+
+    data = np.ascontiguousarray(slicer.util.arrayFromVolume(volume_node))
+    digest = hashlib.blake2b(data.view(np.uint8).ravel(), digest_size=16)
+    digest.update(f"{data.shape} {data.dtype}".encode())
+    digest.update(np.ascontiguousarray(ijk_to_ras(volume_node), dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
 def vertebra_segments(segmentation_node) -> list[str]:
     """The names of the segments that are vertebrae (by name), in the node's order."""
     segmentation = segmentation_node.GetSegmentation()
@@ -591,6 +603,8 @@ class ClassifyInputs:
     #: whether the ids are the user's (edited, renamed, or a segmentation of their own): a vertebra left unnamed is
     #: then said to be left out, as on the command line (:meth:`bonescreen.pipeline.Screener.classify`)
     users_labels: bool = True
+    #: :func:`ct_digest` of the CT node as read: Export refuses once it differs (the CT changed since)
+    ct_digest: str = ""
 
 
 class BoneScreenLogic:
@@ -609,6 +623,7 @@ class BoneScreenLogic:
         self._screener = None
         self.last_result: dict | None = None
         self._last_volume_id: str | None = None  # the volume node classified last
+        self._last_ct_digest = ""  # and its voxels and geometry as classified (ct_digest)
 
     @property
     def screener(self):
@@ -662,6 +677,7 @@ class BoneScreenLogic:
         from bonescreen.pipeline.screener import own_labels_edited
 
         volume = volume_node_to_ct(volume_node)
+        digest = ct_digest(volume_node)
         segmentation = segmentation_node.GetSegmentation()
         segments = [segmentation.GetNthSegment(i) for i in range(segmentation.GetNumberOfSegments())]
         by_level: dict[int, list[str]] = {}
@@ -703,7 +719,8 @@ class BoneScreenLogic:
                 f"segment(s) {', '.join(unnamed)} left out: not named as a vertebra (L1-L5, T12, S1, T1-T11, L6, "
                 "'unnamed N'); rename to have them classified"
             )
-        return ClassifyInputs(volume, labels, certain, notes, rule, checked, users_labels=bool(checked) or renamed)
+        users = bool(checked) or renamed
+        return ClassifyInputs(volume, labels, certain, notes, rule, checked, users_labels=users, ct_digest=digest)
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
         """Results of :meth:`Screener.classify <bonescreen.pipeline.Screener.classify>` into a table and a chart.
@@ -743,6 +760,7 @@ class BoneScreenLogic:
         }
         self._last = (inputs.volume, inputs.labels)
         self._last_volume_id = volume_node.GetID()
+        self._last_ct_digest = inputs.ct_digest
         return self.last_result, table_node, chart_node
 
     def run_classify(self, inputs: ClassifyInputs, progress=None) -> dict:
@@ -809,6 +827,13 @@ class BoneScreenLogic:
             raise BoneScreenError(
                 f"the results are those of '{self.last_result['input']}', not of the CT selected "
                 f"('{volume_node.GetName()}'): classify it first"
+            )
+        # its voxels or geometry changed (a threshold, a mask, new spacing; helper-76: exported the old results, and
+        # a new spacing was blamed on the segmentation)
+        if volume_node is not None and self._last_ct_digest and ct_digest(volume_node) != self._last_ct_digest:
+            raise BoneScreenError(
+                f"the CT '{volume_node.GetName()}' changed since it was classified (its voxels, or its spacing, origin "
+                "or orientation): classify again, then export"
             )
         if segmentation_node is not None and volume_node is not None:
             now = segmentation_to_labels(segmentation_node, volume_node, volume)
