@@ -345,3 +345,74 @@ def test_a_ct_under_a_transform_is_refused_until_the_transform_is_hardened(panel
         controller.start_classify()
     flip.SetMatrixTransformToParent(vtk.vtkMatrix4x4())  # the identity: the voxels lie where they are
     np.testing.assert_array_equal(volume_node_to_ct(node).hu, np.maximum(case.hu, -1024))
+
+
+def test_segment_into_the_same_node_keeps_a_segmentation_the_user_edited(panel, case, add_volume):
+    """helper-76: with "New segmentation each run" unchecked, Segment overwrote the user's edited output segmentation
+    without asking. An output edited (painted, renamed, a segment removed) since BoneScreen made it is kept as it is:
+    the new result goes into a new node, and the status says so; an unedited one is still replaced in place."""
+    import slicer
+    import vtk
+    from BoneScreenLib.logic import (
+        BoneScreenLogic,
+        kept_as_edited,
+        labels_to_segmentation,
+        segmentation_to_labels,
+        volume_node_to_ct,
+    )
+
+    from bonescreen.pipeline import Screener
+
+    controller, params = panel
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    params.node.newSegmentationEachRun = False
+    volume = volume_node_to_ct(node)
+
+    def made_by_bonescreen():  # as Segment makes it (the level split of the phantom's mark, without MS-Net)
+        return BoneScreenLogic("cpu").segmentation_node(
+            Screener(device="cpu").name_mark(volume, case.spine > 0), volume, node
+        )
+
+    def names(seg):
+        s = seg.GetSegmentation()
+        return [s.GetNthSegment(i).GetName() for i in range(s.GetNumberOfSegments())]
+
+    edited = made_by_bonescreen()
+    assert kept_as_edited(edited, node, volume) is None
+    segmentation = edited.GetSegmentation()
+    segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName("L5"))  # the user's edit
+    before = (names(edited), segmentation_to_labels(edited, node, volume))
+    params.node.outputSegmentation = edited
+    controller.start_segment()
+    run_to_end(controller)
+    new = params.node.outputSegmentation
+    assert new is not edited and new.GetName() == "phantom CT vertebrae_1"
+    assert names(edited) == before[0]
+    np.testing.assert_array_equal(segmentation_to_labels(edited, node, volume), before[1])
+    said = f"'{edited.GetName()}' was kept as it is (segments were renamed, added or removed since BoneScreen made it)"
+    assert f"{said}: the new segmentation is 'phantom CT vertebrae_1'." in controller.state().status.splitlines()
+    # painted or renamed: kept too; a segmentation of the user's own is never BoneScreen's to replace
+    painted = made_by_bonescreen()
+    sid = painted.GetSegmentation().GetSegmentIdBySegmentName("L3")
+    ids = vtk.vtkStringArray()
+    ids.InsertNextValue(sid)
+    stroke = controller.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "stroke")
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(painted, ids, stroke, node)
+    voxels = slicer.util.arrayFromVolume(stroke)
+    voxels[np.flatnonzero(voxels.any(axis=(1, 2)))[0]] = 0  # L3's top slice erased, as the Erase effect does
+    slicer.util.arrayFromVolumeModified(stroke)
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(stroke, painted, ids)
+    assert kept_as_edited(painted, node, volume) == "segments were edited since BoneScreen made it"
+    renamed = made_by_bonescreen()
+    renamed.GetSegmentation().GetSegment(renamed.GetSegmentation().GetSegmentIdBySegmentName("L1")).SetName("T12x")
+    assert kept_as_edited(renamed, node, volume) is not None
+    theirs = labels_to_segmentation(case.levels, volume, node)
+    assert kept_as_edited(theirs, node, volume) == "it is not a segmentation BoneScreen made, or not as made"
+    # BoneScreen's output as it came: replaced in place
+    unedited = made_by_bonescreen()
+    params.node.outputSegmentation = unedited
+    controller.start_segment()
+    run_to_end(controller)
+    assert params.node.outputSegmentation is unedited and "kept as it is" not in controller.state().status
+    assert names(unedited) == names(new)

@@ -199,7 +199,7 @@ class PanelController:
             If the inputs are missing or unreadable, or the weights or device are wrong.
         """
         from bonescreen.errors import BoneScreenError
-        from BoneScreenLib.logic import volume_node_to_ct
+        from BoneScreenLib.logic import kept_as_edited, volume_node_to_ct
 
         self._require_idle()
         volume_node = self.params.inputVolume
@@ -214,8 +214,16 @@ class PanelController:
         def finish(seg) -> str:
             from bonescreen.messages import segmentation_messages, vertebrae_found
 
-            node = logic.segmentation_node(seg, volume, volume_node, target)
+            # read now, as it is overwritten: the user may have edited it while the network ran
+            live = target if target is not None and target.GetScene() is not None else None  # (not deleted since)
+            why = kept_as_edited(live, volume_node, volume) if live is not None else None
+            node = logic.segmentation_node(seg, volume, volume_node, None if why else live)
             self.params.outputSegmentation = node
+            kept = (
+                [f"'{target.GetName()}' was kept as it is ({why}): the new segmentation is '{node.GetName()}'."]
+                if why
+                else []
+            )
             logic.last_result = None  # the last result was for another segmentation
             # as napari's dock says it: what was found, then every doubt and note (helper-60: the names' doubts
             # and the notes waited for Classify)
@@ -225,7 +233,7 @@ class PanelController:
             )
             messages = segmentation_messages(volume.flags, seg.notes, volume.notes)
             note = screener.device_note
-            return "\n".join([done, *(f"- {m}" for m in messages), *([note] if note else [])])
+            return "\n".join([done, *kept, *(f"- {m}" for m in messages), *([note] if note else [])])
 
         self._start(lambda progress: screener.segment(volume, progress), finish)
 

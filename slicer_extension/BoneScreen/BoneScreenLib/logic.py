@@ -243,7 +243,9 @@ def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
         labelmap.SetIJKToRASMatrix(_numpy_to_matrix(ijk_to_ras(volume_node)))
         slicer.util.updateVolumeFromArray(labelmap, np.ascontiguousarray(ijk.transpose(2, 1, 0)))
         if segmentation_node is None:
-            segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{volume_node.GetName()} vertebrae")
+            # a name of its own (" vertebrae_1"): told apart from an earlier run's, which the user may have edited
+            name = scene.GenerateUniqueName(f"{volume_node.GetName()} vertebrae")
+            segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
         segmentation = segmentation_node.GetSegmentation()
         segmentation.RemoveAllSegments()
         segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
@@ -429,6 +431,32 @@ def ct_digest(volume_node) -> str:
     digest.update(f"{data.shape} {data.dtype}".encode())
     digest.update(np.ascontiguousarray(ijk_to_ras(volume_node), dtype=np.float64).tobytes())
     return digest.hexdigest()
+
+
+def kept_as_edited(segmentation_node, volume_node, volume) -> str | None:
+    """Why Segment must not replace the segments of ``segmentation_node`` (the user's work), or None where it holds
+    BoneScreen's segmentation of this CT as it was made: no segment edited, renamed, added or removed since.
+
+    Only a node BoneScreen made from MS-Net's mark carries what tells (its vertebrae's digests and the names it gave):
+    any other (a segmentation of the user's, an imported map, a split mask) is kept (helper-76: with "New
+    segmentation each run" unchecked, Segment overwrote the user's edited segmentation without asking).
+
+    Returns
+    -------
+    str or None
+        What was done to it, in plain words.
+    """
+    from bonescreen.labels import edited_levels
+
+    made = segmentation_node.GetAttribute(MARK_DIGEST) or ""
+    given = segmentation_node.GetAttribute("BoneScreen.NamesGiven")
+    if not made.startswith("{") or not given:
+        return "it is not a segmentation BoneScreen made, or not as made"
+    if json.loads(_names_of(segmentation_node)) != json.loads(given):
+        return "segments were renamed, added or removed since BoneScreen made it"
+    if edited_levels(json.loads(made), segmentation_to_labels(segmentation_node, volume_node, volume)):
+        return "segments were edited since BoneScreen made it"
+    return None
 
 
 def vertebra_segments(segmentation_node) -> list[str]:
@@ -657,11 +685,14 @@ class BoneScreenLogic:
     def segment(self, volume_node, segmentation_node=None, progress=None):
         """Segment ``volume_node`` into a segmentation node with a segment per vertebra (T12, L1..L5, S1 ...).
 
-        The module's panel runs the same steps with the network on a worker thread
-        (:class:`BoneScreenLib.controller.PanelController`).
+        A given ``segmentation_node`` is replaced only while it holds BoneScreen's segmentation as made
+        (:func:`kept_as_edited`); else a new node is made, the given one kept as it is. The module's panel runs the
+        same steps with the network on a worker thread (:class:`BoneScreenLib.controller.PanelController`).
         """
         volume = volume_node_to_ct(volume_node)
         seg = self.screener.segment(volume, progress)
+        if segmentation_node is not None and kept_as_edited(segmentation_node, volume_node, volume):
+            segmentation_node = None  # the user's work is never overwritten
         return self.segmentation_node(seg, volume, volume_node, segmentation_node)
 
     def classify_inputs(self, volume_node, segmentation_node) -> ClassifyInputs:
