@@ -416,3 +416,70 @@ def test_segment_into_the_same_node_keeps_a_segmentation_the_user_edited(panel, 
     run_to_end(controller)
     assert params.node.outputSegmentation is unedited and "kept as it is" not in controller.state().status
     assert names(unedited) == names(new)
+
+
+def test_classify_and_import_refusals_name_what_the_segmentation_holds_and_advise_in_slicers_words(
+    panel, case, add_volume, tmp_path
+):
+    """helper-76: a segmentation holding one segment 'Segment_1' was refused as holding "no segment"; a mask split by
+    BoneScreen (ids 'mask' chosen) whose segment held two vertebral bodies was told to "add --label-scheme mask", the
+    command line's option, for what had been chosen; the CT itself opened as a label map was told its ids look like
+    TotalSegmentator's. Each refusal now says what is there, and advises what fits, in Slicer's words."""
+    import nibabel as nib
+    from BoneScreenLib.logic import labels_to_segmentation, segmentation_to_labels, volume_node_to_ct
+
+    controller, params = panel
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    volume = volume_node_to_ct(node)
+    drawn = labels_to_segmentation(np.where(case.levels == 3, 3, 0).astype(np.uint8), volume, node)
+    drawn.SetName("user drawn")
+    drawn.GetSegmentation().GetNthSegment(0).SetName("Segment_1")  # painted anew: Slicer's default name
+    params.node.outputSegmentation = drawn
+    with pytest.raises(BoneScreenError) as err:
+        controller.start_classify()
+    assert str(err.value).startswith(
+        "the segmentation 'user drawn' holds no lumbar vertebra: it holds 'Segment_1', not named as a vertebra. "
+        "Rename the segments L1..L5 in the Segment Editor"
+    )
+    params.node.outputSegmentation = controller.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "nothing")
+    with pytest.raises(BoneScreenError, match="'nothing' holds no segment: segment the CT, or paint the vertebrae"):
+        controller.start_classify()
+    # a mask of the spine, split by BoneScreen; L1 and L2 end up in one segment
+    nib.save(
+        nib.Nifti1Image(volume.to_source((case.spine > 0).astype(np.uint8)), volume.source.affine),
+        tmp_path / "m.nii.gz",
+    )
+    controller.import_label_map(str(tmp_path / "m.nii.gz"), "mask")
+    run_to_end(controller)
+    split = params.node.outputSegmentation
+    labels = segmentation_to_labels(split, node, volume)
+    labels_to_segmentation(np.where(labels == 2, 1, labels).astype(np.uint8), volume, node, split)
+    controller.start_classify()
+    with pytest.raises(BoneScreenError) as err:
+        run_to_end(controller)
+    said = str(err.value)
+    assert said.startswith("the labels of L1 hold 2 vertebral bodies one above the other")
+    assert "BoneScreen split this mask (ids 'mask'" in said and "open it with its own ids" in said
+    assert "--" not in said and "napari" not in said and "'Label map ids:' mask" not in said
+    # a segmentation of the user's own: the mask is the advice, in Slicer's words only
+    theirs = labels_to_segmentation(np.where(case.levels == 2, 1, case.levels).astype(np.uint8), volume, node)
+    params.node.outputSegmentation = theirs
+    controller.start_classify()
+    with pytest.raises(BoneScreenError) as err:
+        run_to_end(controller)
+    assert "open the map with 'Label map ids:' mask" in str(err.value) and "--" not in str(err.value)
+    # the CT given as a label map: it looks like a CT, and nothing of schemes
+    nib.save(nib.Nifti1Image(volume.to_source(case.hu.astype(np.int16)), volume.source.affine), tmp_path / "ct.nii.gz")
+    with pytest.raises(BoneScreenError) as err:
+        controller.import_label_map(str(tmp_path / "ct.nii.gz"), "bonescreen")
+    assert "this looks like a CT image, not a vertebra label map" in str(err.value)
+    assert "TotalSegmentator" not in str(err.value) and "scheme" not in str(err.value) and "--" not in str(err.value)
+    # another tool's ids read as VerSe's: the scheme that fits, as Slicer's panel names it
+    total = np.where(case.spine == 1, 31, np.where(case.spine == 2, 30, 0)).astype(np.uint16)
+    total[0, :3, :3] = 52  # an organ's id of TotalSegmentator
+    nib.save(nib.Nifti1Image(volume.to_source(total), volume.source.affine), tmp_path / "total.nii.gz")
+    with pytest.raises(BoneScreenError) as err:
+        controller.import_label_map(str(tmp_path / "total.nii.gz"), "verse")
+    assert "choose 'Label map ids:' totalseg and open the map again" in str(err.value)
+    assert "--" not in str(err.value)

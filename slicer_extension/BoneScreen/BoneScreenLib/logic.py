@@ -36,6 +36,21 @@ OWN_RULE = "BoneScreen.OwnRule"
 #: Table node attributes: the volume node whose results it holds, and the chart drawn from it.
 TABLE_VOLUME = "BoneScreen.Volume"
 TABLE_CHART = "BoneScreen.Chart"
+#: Segmentation node attribute: "1" where BoneScreen split and named a mask the user gave (ids ``mask``).
+SPLIT_MASK = "BoneScreen.SplitMask"
+
+#: What Slicer tells a user whose segment holds several vertebral bodies (the core's advice names the command line's
+#: option: helper-76), for a mask BoneScreen split and for other segmentations.
+SPLIT_MASK_ADVICE = (
+    "BoneScreen split this mask (ids 'mask': every id above 0 read as vertebral bone) and could not part them: if the "
+    "map holds more than the spine (organs or ribs, as TotalSegmentator's and VerSe's maps do), open it with its own "
+    "ids ('Label map ids:' totalseg or verse); else part them in the Segment Editor (Scissors, or Islands: split "
+    "islands to segments) and name each"
+)
+SEGMENTS_ADVICE = (
+    "Part them in the Segment Editor (Scissors, or Islands: split islands to segments) and name each, or open the map "
+    "with 'Label map ids:' mask for BoneScreen to split and name the vertebrae"
+)
 
 
 _REGISTERED = []
@@ -459,6 +474,18 @@ def kept_as_edited(segmentation_node, volume_node, volume) -> str | None:
     return None
 
 
+def in_slicers_words(problem: str, split_mask: bool = False) -> str:
+    """A message of the core with its advice as Slicer's panel gives it: no command-line option, and for a segment
+    holding several vertebral bodies, what fits how the segmentation came (``split_mask``: BoneScreen's split of a
+    mask the user gave, where reading the map as a mask was already chosen; helper-76).
+    """
+    from bonescreen.label_schemes import in_slicers_words as schemes_in_slicers_words
+    from bonescreen.pipeline.levels import stacked_advice
+
+    problem = problem.replace(stacked_advice(), SPLIT_MASK_ADVICE if split_mask else SEGMENTS_ADVICE)
+    return schemes_in_slicers_words(problem)
+
+
 def vertebra_segments(segmentation_node) -> list[str]:
     """The names of the segments that are vertebrae (by name), in the node's order."""
     segmentation = segmentation_node.GetSegmentation()
@@ -633,6 +660,8 @@ class ClassifyInputs:
     users_labels: bool = True
     #: :func:`ct_digest` of the CT node as read: Export refuses once it differs (the CT changed since)
     ct_digest: str = ""
+    #: the segmentation is BoneScreen's split of a mask the user gave (:data:`SPLIT_MASK`)
+    split_mask: bool = False
 
 
 class BoneScreenLogic:
@@ -680,6 +709,7 @@ class BoneScreenLogic:
         # it back voxel for voxel (tests/slicer), no export needed here
         made = json.dumps(level_digests(seg.vertebra_labels())) if network else ""
         node.SetAttribute(MARK_DIGEST, made)
+        node.SetAttribute(SPLIT_MASK, "" if network else "1")
         return node
 
     def segment(self, volume_node, segmentation_node=None, progress=None):
@@ -751,7 +781,10 @@ class BoneScreenLogic:
                 "'unnamed N'); rename to have them classified"
             )
         users = bool(checked) or renamed
-        return ClassifyInputs(volume, labels, certain, notes, rule, checked, users_labels=users, ct_digest=digest)
+        split = segmentation_node.GetAttribute(SPLIT_MASK) == "1"
+        return ClassifyInputs(
+            volume, labels, certain, notes, rule, checked, users_labels=users, ct_digest=digest, split_mask=split
+        )
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
         """Results of :meth:`Screener.classify <bonescreen.pipeline.Screener.classify>` into a table and a chart.
@@ -796,15 +829,24 @@ class BoneScreenLogic:
 
     def run_classify(self, inputs: ClassifyInputs, progress=None) -> dict:
         """:meth:`bonescreen.pipeline.Screener.classify` on what :meth:`classify_inputs` read (no MRML access: the
-        controller runs it in a worker thread)."""
-        return self.screener.classify(
-            inputs.volume,
-            inputs.labels,
-            progress,
-            names_certain=inputs.certain,
-            mask_checked=inputs.checked,
-            users_labels=inputs.users_labels,
-        )
+        controller runs it in a worker thread).
+
+        Raises
+        ------
+        BoneScreenError
+            As the core does, its advice in Slicer's words (:func:`in_slicers_words`).
+        """
+        try:
+            return self.screener.classify(
+                inputs.volume,
+                inputs.labels,
+                progress,
+                names_certain=inputs.certain,
+                mask_checked=inputs.checked,
+                users_labels=inputs.users_labels,
+            )
+        except BoneScreenError as exc:
+            raise BoneScreenError(in_slicers_words(exc.problem, inputs.split_mask), exc.path) from None
 
     def classify(self, volume_node, segmentation_node, table_node=None, chart_node=None, progress=None):
         """Classify the levels of the (corrected) segmentation; results into a table and a chart node.
