@@ -142,6 +142,25 @@ def _choose(scheme: str) -> str:
 MASK_SCHEME_CHOICE = _choose(MASK_SCHEME)
 
 
+def in_slicers_words(text: str) -> str:
+    """``text`` with each way of choosing a scheme it names (the command line's option, napari's and Slicer's
+    controls) said as 3D Slicer's panel alone says it (helper-76: Slicer told its users to add --label-scheme).
+
+    Parameters
+    ----------
+    text : str
+        A message of the core.
+
+    Returns
+    -------
+    str
+        The message, with ``choose 'Label map ids:' SCHEME and open the map again`` for each choice.
+    """
+    for scheme in SCHEME_NAMES:
+        text = text.replace(_choose(scheme), f"choose 'Label map ids:' {scheme} and open the map again")
+    return text
+
+
 def scheme_hint(labels: np.ndarray, refused: bool = False) -> str | None:
     """A hint naming the foreign scheme a label map read with BoneScreen's ids seems to use, or None.
 
@@ -151,7 +170,10 @@ def scheme_hint(labels: np.ndarray, refused: bool = False) -> str | None:
     1-5 and 20, helper-38); or VerSe's subregion ids alone (:data:`VERSE_SUBREGION_IDS`, parts of vertebrae:
     read as a mask); or 255 alone (a binary mask).
     """
-    ids = {int(v) for v in np.unique(np.asarray(labels)) if v > 0}
+    found = np.unique(np.asarray(labels))
+    if ct_image_problem(found) is not None:  # a CT image given as labels has no scheme (helper-76: "its ids look
+        return None  # like TotalSegmentator's: add --label-scheme totalseg" was said of a CT)
+    ids = {int(v) for v in found if v > 0}
     if ids & {1, 2, 3, 4, 5} and not refused:
         return None
     if ids == {255}:  # (helper-37: a 0/255 mask of the spine was "unnamed 235", nothing classified)

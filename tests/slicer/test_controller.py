@@ -269,3 +269,217 @@ def test_a_label_map_is_no_ct_and_segments_named_twice_or_not_at_all_are_said(pa
     segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L4")).SetName("L2")
     with pytest.raises(BoneScreenError, match=r"segments 'L2', 'L2' of .* are all L2: give each vertebra its own"):
         logic.classify_inputs(node, seg)
+
+
+def _load_nifti(scene, path):
+    """A scalar volume node read as Slicer's Add Data reads a file (its archetype storage node)."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", path.name)
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(path))
+    assert storage.ReadData(node)
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    return node
+
+
+def test_a_volume_that_is_no_ct_in_hu_is_refused_at_segment_and_classify_for_the_command_lines_reason(
+    panel, case, tmp_path
+):
+    """helper-76: the command line and napari refuse values that are not HU, NaN and a label map, but Slicer segmented
+    random 0-799 values ("Found 1 vertebra (L1)") and gave them a bone status. Segment and Classify now refuse such a
+    volume with the command line's reason, its advice in Slicer's words (Slicer has no --hu-offset nor --labels)."""
+    import nibabel as nib
+    import slicer
+
+    from bonescreen.io import load_ct
+
+    controller, params = panel
+    controller.enter()
+    affine = np.diag([-1.0, -1.0, 3.0, 1.0])
+    random = (np.random.default_rng(0).random((64, 64, 40)) * 800).astype(np.int16)  # MR-like: no air, no fat
+    nan = np.full((32, 32, 20), -500.0, np.float32)
+    nan[16, 16, 10] = np.nan
+    spine = np.ascontiguousarray(case.spine.transpose(2, 1, 0)).astype(np.int16)  # a vertebra map as a volume
+    # (Slicer's file reader makes NaN 0: a node holds NaN when a script or module puts them there)
+    with_nan = controller.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "nan.nii.gz")
+    slicer.util.updateVolumeFromArray(with_nan, np.ascontiguousarray(nan.transpose(2, 1, 0)))
+    for name, data in (("random.nii.gz", random), ("nan.nii.gz", nan), ("spine.nii.gz", spine)):
+        nib.save(nib.Nifti1Image(data, affine), tmp_path / name)
+        with pytest.raises(BoneScreenError) as cli:
+            load_ct(tmp_path / name)
+        reason = cli.value.problem.split("; it looks like a label map")[0]
+        node = with_nan if name == "nan.nii.gz" else _load_nifti(controller.scene, tmp_path / name)
+        params.node.inputVolume, params.node.outputSegmentation = node, None
+        with pytest.raises(BoneScreenError) as segment:
+            controller.start_segment()
+        assert f"'{name}' is not a CT in Hounsfield units: {reason}" in str(segment.value), name
+        assert "--" not in str(segment.value)  # no command-line option named in Slicer
+        assert controller.run is None and params.node.outputSegmentation is None
+        params.node.outputSegmentation = controller.scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+        with pytest.raises(BoneScreenError, match="is not a CT in Hounsfield units") as classify:
+            controller.start_classify()
+        assert reason in str(classify.value) and controller.run is None
+    assert "looks like a label map" in str(segment.value) and "Open a vertebra label map" in str(segment.value)
+
+
+def test_a_ct_under_a_transform_is_refused_until_the_transform_is_hardened(panel, case, add_volume):
+    """helper-76: a CT with a parent transform (flipped head to feet) was segmented on its own grid, without a word,
+    and its segmentation was not under the transform. Segment and Classify refuse it, saying how to harden it; an
+    identity transform changes nothing and is let through."""
+    import vtk
+    from BoneScreenLib.logic import volume_node_to_ct
+
+    controller, params = panel
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    flip = controller.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "flip S-I")
+    m = vtk.vtkMatrix4x4()
+    m.SetElement(2, 2, -1)
+    flip.SetMatrixTransformToParent(m)
+    node.SetAndObserveTransformNodeID(flip.GetID())
+    said = r"the CT 'phantom CT' has a transform \('flip S-I'\): harden it \(Data module > right-click the CT > Harden"
+    with pytest.raises(BoneScreenError, match=said):
+        controller.start_segment()
+    assert controller.run is None and params.node.outputSegmentation is None
+    params.node.outputSegmentation = controller.scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    with pytest.raises(BoneScreenError, match=said):
+        controller.start_classify()
+    flip.SetMatrixTransformToParent(vtk.vtkMatrix4x4())  # the identity: the voxels lie where they are
+    np.testing.assert_array_equal(volume_node_to_ct(node).hu, np.maximum(case.hu, -1024))
+
+
+def test_segment_into_the_same_node_keeps_a_segmentation_the_user_edited(panel, case, add_volume):
+    """helper-76: with "New segmentation each run" unchecked, Segment overwrote the user's edited output segmentation
+    without asking. An output edited (painted, renamed, a segment removed) since BoneScreen made it is kept as it is:
+    the new result goes into a new node, and the status says so; an unedited one is still replaced in place."""
+    import slicer
+    import vtk
+    from BoneScreenLib.logic import (
+        BoneScreenLogic,
+        kept_as_edited,
+        labels_to_segmentation,
+        segmentation_to_labels,
+        volume_node_to_ct,
+    )
+
+    from bonescreen.pipeline import Screener
+
+    controller, params = panel
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    params.node.newSegmentationEachRun = False
+    volume = volume_node_to_ct(node)
+
+    def made_by_bonescreen():  # as Segment makes it (the level split of the phantom's mark, without MS-Net)
+        return BoneScreenLogic("cpu").segmentation_node(
+            Screener(device="cpu").name_mark(volume, case.spine > 0), volume, node
+        )
+
+    def names(seg):
+        s = seg.GetSegmentation()
+        return [s.GetNthSegment(i).GetName() for i in range(s.GetNumberOfSegments())]
+
+    edited = made_by_bonescreen()
+    assert kept_as_edited(edited, node, volume) is None
+    segmentation = edited.GetSegmentation()
+    segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName("L5"))  # the user's edit
+    before = (names(edited), segmentation_to_labels(edited, node, volume))
+    params.node.outputSegmentation = edited
+    controller.start_segment()
+    run_to_end(controller)
+    new = params.node.outputSegmentation
+    assert new is not edited and new.GetName() == "phantom CT vertebrae_1"
+    assert names(edited) == before[0]
+    np.testing.assert_array_equal(segmentation_to_labels(edited, node, volume), before[1])
+    said = f"'{edited.GetName()}' was kept as it is (segments were renamed, added or removed since BoneScreen made it)"
+    assert f"{said}: the new segmentation is 'phantom CT vertebrae_1'." in controller.state().status.splitlines()
+    # painted or renamed: kept too; a segmentation of the user's own is never BoneScreen's to replace
+    painted = made_by_bonescreen()
+    sid = painted.GetSegmentation().GetSegmentIdBySegmentName("L3")
+    ids = vtk.vtkStringArray()
+    ids.InsertNextValue(sid)
+    stroke = controller.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "stroke")
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(painted, ids, stroke, node)
+    voxels = slicer.util.arrayFromVolume(stroke)
+    voxels[np.flatnonzero(voxels.any(axis=(1, 2)))[0]] = 0  # L3's top slice erased, as the Erase effect does
+    slicer.util.arrayFromVolumeModified(stroke)
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(stroke, painted, ids)
+    assert kept_as_edited(painted, node, volume) == "segments were edited since BoneScreen made it"
+    renamed = made_by_bonescreen()
+    renamed.GetSegmentation().GetSegment(renamed.GetSegmentation().GetSegmentIdBySegmentName("L1")).SetName("T12x")
+    assert kept_as_edited(renamed, node, volume) is not None
+    theirs = labels_to_segmentation(case.levels, volume, node)
+    assert kept_as_edited(theirs, node, volume) == "it is not a segmentation BoneScreen made, or not as made"
+    # BoneScreen's output as it came: replaced in place
+    unedited = made_by_bonescreen()
+    params.node.outputSegmentation = unedited
+    controller.start_segment()
+    run_to_end(controller)
+    assert params.node.outputSegmentation is unedited and "kept as it is" not in controller.state().status
+    assert names(unedited) == names(new)
+
+
+def test_classify_and_import_refusals_name_what_the_segmentation_holds_and_advise_in_slicers_words(
+    panel, case, add_volume, tmp_path
+):
+    """helper-76: a segmentation holding one segment 'Segment_1' was refused as holding "no segment"; a mask split by
+    BoneScreen (ids 'mask' chosen) whose segment held two vertebral bodies was told to "add --label-scheme mask", the
+    command line's option, for what had been chosen; the CT itself opened as a label map was told its ids look like
+    TotalSegmentator's. Each refusal now says what is there, and advises what fits, in Slicer's words."""
+    import nibabel as nib
+    from BoneScreenLib.logic import labels_to_segmentation, segmentation_to_labels, volume_node_to_ct
+
+    controller, params = panel
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    volume = volume_node_to_ct(node)
+    drawn = labels_to_segmentation(np.where(case.levels == 3, 3, 0).astype(np.uint8), volume, node)
+    drawn.SetName("user drawn")
+    drawn.GetSegmentation().GetNthSegment(0).SetName("Segment_1")  # painted anew: Slicer's default name
+    params.node.outputSegmentation = drawn
+    with pytest.raises(BoneScreenError) as err:
+        controller.start_classify()
+    assert str(err.value).startswith(
+        "the segmentation 'user drawn' holds no lumbar vertebra: it holds 'Segment_1', not named as a vertebra. "
+        "Rename the segments L1..L5 in the Segment Editor"
+    )
+    params.node.outputSegmentation = controller.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "nothing")
+    with pytest.raises(BoneScreenError, match="'nothing' holds no segment: segment the CT, or paint the vertebrae"):
+        controller.start_classify()
+    # a mask of the spine, split by BoneScreen; L1 and L2 end up in one segment
+    nib.save(
+        nib.Nifti1Image(volume.to_source((case.spine > 0).astype(np.uint8)), volume.source.affine),
+        tmp_path / "m.nii.gz",
+    )
+    controller.import_label_map(str(tmp_path / "m.nii.gz"), "mask")
+    run_to_end(controller)
+    split = params.node.outputSegmentation
+    labels = segmentation_to_labels(split, node, volume)
+    labels_to_segmentation(np.where(labels == 2, 1, labels).astype(np.uint8), volume, node, split)
+    controller.start_classify()
+    with pytest.raises(BoneScreenError) as err:
+        run_to_end(controller)
+    said = str(err.value)
+    assert said.startswith("the labels of L1 hold 2 vertebral bodies one above the other")
+    assert "BoneScreen split this mask (ids 'mask'" in said and "open it with its own ids" in said
+    assert "--" not in said and "napari" not in said and "'Label map ids:' mask" not in said
+    # a segmentation of the user's own: the mask is the advice, in Slicer's words only
+    theirs = labels_to_segmentation(np.where(case.levels == 2, 1, case.levels).astype(np.uint8), volume, node)
+    params.node.outputSegmentation = theirs
+    controller.start_classify()
+    with pytest.raises(BoneScreenError) as err:
+        run_to_end(controller)
+    assert "open the map with 'Label map ids:' mask" in str(err.value) and "--" not in str(err.value)
+    # the CT given as a label map: it looks like a CT, and nothing of schemes
+    nib.save(nib.Nifti1Image(volume.to_source(case.hu.astype(np.int16)), volume.source.affine), tmp_path / "ct.nii.gz")
+    with pytest.raises(BoneScreenError) as err:
+        controller.import_label_map(str(tmp_path / "ct.nii.gz"), "bonescreen")
+    assert "this looks like a CT image, not a vertebra label map" in str(err.value)
+    assert "TotalSegmentator" not in str(err.value) and "scheme" not in str(err.value) and "--" not in str(err.value)
+    # another tool's ids read as VerSe's: the scheme that fits, as Slicer's panel names it
+    total = np.where(case.spine == 1, 31, np.where(case.spine == 2, 30, 0)).astype(np.uint16)
+    total[0, :3, :3] = 52  # an organ's id of TotalSegmentator
+    nib.save(nib.Nifti1Image(volume.to_source(total), volume.source.affine), tmp_path / "total.nii.gz")
+    with pytest.raises(BoneScreenError) as err:
+        controller.import_label_map(str(tmp_path / "total.nii.gz"), "verse")
+    assert "choose 'Label map ids:' totalseg and open the map again" in str(err.value)
+    assert "--" not in str(err.value)

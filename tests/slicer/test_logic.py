@@ -201,6 +201,7 @@ def test_a_nifti_loaded_by_slicer_gives_its_sidecar_and_its_missing_orientation_
 
     hu = np.full((24, 24, 6), -1000, np.int16)
     hu[8:16, 8:16] = 300
+    hu[2:6, 2:22] = -100  # fat: a CT in HU holds some (helper-76: values without were screened in Slicer)
 
     def load(path):
         node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", path.name)
@@ -341,6 +342,69 @@ def test_export_writes_seg_and_sr_for_a_ct_from_the_dicom_database(scene, small_
     assert len(logic.export(str(tmp_path / "plain"), node)) == 2
 
 
+def test_a_dicom_nodes_name_reaches_result_json_and_the_report_without_the_patients_name(
+    scene, small_case, small_case_files, tmp_path
+):
+    """helper-76: Slicer's DICOM loader names a node ``SeriesNumber: SeriesDescription``, and a description can hold
+    the patient's name: result.json's ``input`` and report.png's title read "3: abdomen 3mm KRAMPUSINA", while
+    ``identifying_tags_note`` said they carry none. The header's name parts and IDs are now ``[patient]`` there, as
+    the command line writes them; a node whose header cannot be read has its name withheld. The database is a
+    stand-in (as above)."""
+    import pydicom
+    from BoneScreenLib.logic import NAME_WITHHELD, add_ct_volume_node
+
+    from bonescreen.io import load_ct
+
+    folder = tmp_path / "database"
+    folder.mkdir()
+    files = {}
+    for f in sorted((small_case_files / "dicom" / "dicom").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.PatientName, ds.PatientID = "ZQXWV^KRAMPUSINA", "PIDZ9917342"
+        ds.SeriesDescription = "abdomen 3mm KRAMPUSINA"
+        ds.save_as(folder / f.name)
+        files[str(ds.SOPInstanceUID)] = str(folder / f.name)
+    volume = load_ct(folder)
+
+    class DatabaseStandIn:
+        def fileForInstance(self, uid):  # CTK's name
+            return files.get(uid, "")
+
+    # as Slicer's DICOM plugin names the node
+    name = "3: abdomen 3mm KRAMPUSINA (PIDZ9917342)"
+    node = add_ct_volume_node(scene, volume.hu, volume.spacing, name, origin=tuple(volume.affine[:3, 3]))
+    node.SetAttribute("DICOM.instanceUIDs", " ".join(files))
+    logic = BoneScreenLogic("cpu")
+    slicer.dicomDatabase = DatabaseStandIn()
+    try:
+        seg = labels_to_segmentation(small_case.levels, volume_node_to_ct(node), node)
+        logic.classify(node, seg)
+        written = logic.export(str(tmp_path / "out"), node, seg)
+    finally:
+        del slicer.dicomDatabase
+    said = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert said["input"] == "3: abdomen 3mm [patient] ([patient])"
+    assert logic.last_result["input"] == said["input"]  # report.png's title
+    for path in written:
+        if not path.endswith(".dcm"):  # the SEG and SR carry the patient's tags, and say so
+            data = Path(path).read_bytes().upper()
+            assert b"KRAMPUSINA" not in data and b"PIDZ9917342" not in data and b"ZQXWV" not in data, path
+    # the header cannot be read: its identifiers are unknown, so the name is not written at all
+    unreadable = tmp_path / "IM0001.dcm"
+    unreadable.write_bytes(b"\x00" * 300)
+
+    class DamagedDatabase:
+        def fileForInstance(self, uid):  # CTK's name
+            return str(unreadable)
+
+    slicer.dicomDatabase = DamagedDatabase()
+    try:
+        inputs = logic.classify_inputs(node, seg)
+    finally:
+        del slicer.dicomDatabase
+    assert inputs.volume.description == NAME_WITHHELD
+
+
 def test_an_unreadable_database_file_leaves_the_tube_voltage_unknown(scene, small_case, tmp_path, caplog):
     """The DICOM file behind a loaded volume can be gone or damaged: the volume is still screened, the
     calibration says it had no tube voltage, and the log names the file. The database is a stand-in (as above)."""
@@ -436,3 +500,55 @@ def test_bonescreens_own_unedited_labels_keep_the_runs_naming_and_its_doubt(scen
     seg2 = import_label_map(str(theirs), "bonescreen", node)
     assert seg2.GetAttribute("BoneScreen.NamingRule") == "given by the user (bonescreen ids)"
     assert seg2.GetAttribute("BoneScreen.NamesCertain") == "1"
+
+
+def test_a_segment_renamed_to_no_vertebras_name_is_left_out_and_said_to_be(scene, case, add_volume):
+    """helper-76: a segment renamed in the Segment Editor to a name that is no vertebra's (``junk``) was still
+    classified under its old level, since a hidden ``BoneScreen.Level`` tag won over the name the user sees. The
+    visible name wins: the segment is left out, and a note names it."""
+    node = add_volume(scene, case)
+    logic = BoneScreenLogic("cpu")
+    volume = volume_node_to_ct(node)
+    seg = logic.segmentation_node(Screener(device="cpu").name_mark(volume, case.spine > 0), volume, node)
+    segmentation = seg.GetSegmentation()
+    segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L4")).SetName("junk")
+    inputs = logic.classify_inputs(node, seg)
+    assert 4 not in np.unique(inputs.labels) and 3 in np.unique(inputs.labels)
+    assert not (segmentation_to_labels(seg, node, volume) == 4).any()
+    assert any(
+        n.startswith("segment(s) 'junk' (BoneScreen's L4) left out: not named as a vertebra") for n in inputs.notes
+    )
+    # leaving a segment out renames none: the other names stay BoneScreen's, with their doubt
+    assert inputs.rule == seg.GetAttribute("BoneScreen.NamingRule")
+    result, _, _ = logic.classify(node, seg)
+    assert "L4" not in [lv["name"] for lv in result["levels"]]
+    assert any("'junk' (BoneScreen's L4) left out" in m for m in user_messages(result))
+
+
+def test_export_is_refused_once_the_cts_voxels_or_spacing_changed_since_classify(scene, case, add_volume, tmp_path):
+    """helper-76: the CT's voxels changed after Classify (a threshold, a mask) and Export wrote the old results, though
+    the README says it refuses; a new spacing was refused as if the segmentation had changed. A digest of the CT's
+    voxels and geometry is kept at Classify: Export names the CT when it changed, the segmentation when that did."""
+    node = add_volume(scene, case)
+    logic = BoneScreenLogic("cpu")
+    seg = labels_to_segmentation(case.levels, volume_node_to_ct(node), node)
+    logic.classify(node, seg)
+    voxels = slicer.util.arrayFromVolume(node)
+    voxels[voxels > 200] = 1000  # bone thresholded in place, as a module's effect does
+    slicer.util.arrayFromVolumeModified(node)
+    ct_changed = r"the CT 'phantom CT' changed since it was classified \(its voxels, or its spacing"
+    with pytest.raises(BoneScreenError, match=ct_changed):
+        logic.export(str(tmp_path / "voxels"), node, seg)
+    assert not (tmp_path / "voxels").exists()
+    logic.classify(node, seg)  # classified as it is now: exported
+    assert len(logic.export(str(tmp_path / "again"), node, seg)) == 2
+    dx, dy, dz = node.GetSpacing()
+    node.SetSpacing(2 * dx, 2 * dy, 2 * dz)
+    with pytest.raises(BoneScreenError, match=ct_changed) as err:
+        logic.export(str(tmp_path / "spacing"), node, seg)
+    assert "segmentation" not in str(err.value)  # the segmentation was not touched
+    node.SetSpacing(dx, dy, dz)
+    segmentation = seg.GetSegmentation()
+    segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName("L5"))
+    with pytest.raises(BoneScreenError, match=r"the segmentation .* changed since it was classified"):
+        logic.export(str(tmp_path / "segments"), node, seg)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import check_choice
+
 #: Fat window (HU).
 FAT_HU = (-190.0, -30.0)
 #: Share of the voxels in the fat window under which the values are taken not to be HU.
@@ -39,7 +41,13 @@ MAX_TISSUE_HU = 4000.0
 MAX_DENSE_FRACTION = 0.01
 
 
-def hu_scale_problem(hu: np.ndarray, given_offset: float = 0.0) -> str | None:
+#: Why a volume holding NaN or infinity is no CT (the command line's NIfTI reader says the same).
+NOT_FINITE = "the volume holds NaN or infinite values"
+#: The front ends whose words :func:`hu_scale_problem`'s advice is given in.
+FRONT_ENDS = ("cli", "slicer")
+
+
+def hu_scale_problem(hu: np.ndarray, given_offset: float = 0.0, front_end: str = "cli") -> str | None:
     """Why the values of a (z, y, x) volume are not Hounsfield units, or None if they look like HU.
 
     Parameters
@@ -48,6 +56,9 @@ def hu_scale_problem(hu: np.ndarray, given_offset: float = 0.0) -> str | None:
         The volume as read (stored values times RescaleSlope plus RescaleIntercept).
     given_offset : float
         The offset the user already added (``--hu-offset``): a suggested offset is the total to give.
+    front_end : {"cli", "slicer"}
+        Whose controls the advice names: the command line's options, or 3D Slicer's modules (which has no
+        ``--hu-offset`` nor ``--labels``: helper-76).
 
     Returns
     -------
@@ -55,6 +66,9 @@ def hu_scale_problem(hu: np.ndarray, given_offset: float = 0.0) -> str | None:
         The problem in plain words, naming the likely offset when adding one puts
         fat where fat belongs (:data:`FAT_HU`).
     """
+    check_choice("front end", front_end, FRONT_ENDS)
+    if np.asarray(hu).dtype.kind == "f" and not np.all(np.isfinite(hu)):  # (helper-76: Slicer segmented NaN)
+        return NOT_FINITE
     step = max(1, int(np.ceil((hu.size / _MAX_SAMPLES) ** (1 / 3))))
     sample = np.asarray(hu[::step, ::step, ::step], dtype=np.float32)
     lo, hi = float(sample.min()), float(sample.max())
@@ -72,17 +86,23 @@ def hu_scale_problem(hu: np.ndarray, given_offset: float = 0.0) -> str | None:
     best = max(CANDIDATE_OFFSETS, key=lambda o: _fat_fraction(sample, o))
     if _fat_fraction(sample, best) >= MIN_FAT_FRACTION:
         total = best + given_offset
+        fix = (
+            f"load the CT with its rescale, or add {total:g} to every value (Simple Filters module: "
+            f"ShiftScaleImageFilter, Shift {total:g})"
+            if front_end == "slicer"
+            else f"Give the correction with --hu-offset {total:g}"
+        )
         return (
             f"the values are not Hounsfield units: nothing reads as fat ({FAT_HU[0]:g} to {FAT_HU[1]:g} HU) and the "
             f"values run from {lo:g} to {hi:g}; they look like stored values without their rescale (likely offset "
-            f"{best:+g}: RescaleIntercept missing?). Give the correction with --hu-offset {total:g}"
+            f"{best:+g}: RescaleIntercept missing?). {fix}"
         )
     given = f" with the --hu-offset {given_offset:g} given" if given_offset else ""
     return (
         f"the values{given} do not look like CT in Hounsfield units: nothing reads as fat ({FAT_HU[0]:g} to "
         f"{FAT_HU[1]:g} HU), values run from {lo:g} to {hi:g}"
         + ("; if the file holds HU already, give no --hu-offset" if given_offset else "")
-        + _label_map_hint(sample, lo, hi)
+        + _label_map_hint(sample, lo, hi, front_end)
     )
 
 
@@ -91,7 +111,7 @@ def hu_scale_problem(hu: np.ndarray, given_offset: float = 0.0) -> str | None:
 MAX_LABEL_VALUES = 256
 
 
-def _label_map_hint(sample: np.ndarray, lo: float, hi: float) -> str:
+def _label_map_hint(sample: np.ndarray, lo: float, hi: float, front_end: str = "cli") -> str:
     """'; it looks like a label map ...' for a volume of few whole numbers from 0, else '' (helper-38: VerSe's
     float64 vertebra map, screened as a CT, was refused with no word of what it is)."""
     if lo != 0 or hi > MAX_LABEL_VALUES or not np.array_equal(sample, np.round(sample)):
@@ -99,7 +119,9 @@ def _label_map_hint(sample: np.ndarray, lo: float, hi: float) -> str:
     n = np.unique(sample).size
     if n > MAX_LABEL_VALUES:
         return ""
-    return (
-        f"; it looks like a label map ({n} whole values from 0 to {hi:g}): give the CT as the input, and a label map "
-        "with --labels"
+    give = (
+        "select the CT as the input volume, and open a label map with 'Open a vertebra label map...'"
+        if front_end == "slicer"
+        else "give the CT as the input, and a label map with --labels"
     )
+    return f"; it looks like a label map ({n} whole values from 0 to {hi:g}): {give}"

@@ -9,7 +9,10 @@ attributes a de-identification removes).
 
 from __future__ import annotations
 
+import os
 import re
+
+from ..errors import BoneScreenError
 
 #: What replaces an identifier in a text.
 REDACTED = "[patient]"
@@ -49,3 +52,30 @@ def redact(text: str, identifiers: tuple[str, ...]) -> str:
     for ident in identifiers:
         text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(ident)}(?![A-Za-z0-9])", REDACTED, text, flags=re.IGNORECASE)
     return text
+
+
+def read_header(path: str | os.PathLike):
+    """One DICOM file's header, its pixels not read: for the patient's identifiers (:func:`patient_identifiers`) and
+    the series' UIDs where a front end has files and no series (Slicer's DICOM database gives a volume's files).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A DICOM file.
+
+    Returns
+    -------
+    pydicom.Dataset
+        The header.
+
+    Raises
+    ------
+    BoneScreenError
+        If the file is missing or does not read as DICOM.
+    """
+    import pydicom
+
+    try:
+        return pydicom.dcmread(os.fspath(path), stop_before_pixels=True)
+    except Exception as exc:  # pydicom raises several types for missing, damaged and non-DICOM files
+        raise BoneScreenError(f"unreadable DICOM header ({type(exc).__name__})", path) from None

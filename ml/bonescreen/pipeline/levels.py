@@ -1096,6 +1096,15 @@ def stacked_bodies(
     return out
 
 
+def stacked_advice() -> str:
+    """What :func:`stacked_problem` tells the user to do, in each front end's words (a front end that knows more of
+    how the labels came, Slicer's, says its own instead)."""
+    from ..label_schemes import MASK_SCHEME_CHOICE
+
+    read = "read the map as a mask of the spine for BoneScreen to split and name"
+    return f"Label them apart, or {read}: {MASK_SCHEME_CHOICE}"
+
+
 def stacked_problem(
     labels: np.ndarray, spacing: tuple[float, float, float], settings: LevelSettings | None = None
 ) -> str | None:
@@ -1107,15 +1116,12 @@ def stacked_problem(
     stacked = stacked_bodies(lumbar, spacing, settings)
     if not stacked:
         return None
-    from ..label_schemes import MASK_SCHEME_CHOICE
-
     return (
         "; ".join(
             f"the labels of {LEVEL_NAMES[lv]} hold {n} vertebral bodies one above the other ({mm:g} mm apart)"
             for lv, (n, mm) in sorted(stacked.items())
         )
-        + ": each vertebra needs its own label. Label them apart, or read the map as a mask of the spine for "
-        f"BoneScreen to split and name: {MASK_SCHEME_CHOICE}"
+        + f": each vertebra needs its own label. {stacked_advice()}"
     )
 
 

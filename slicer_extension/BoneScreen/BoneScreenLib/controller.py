@@ -30,6 +30,29 @@ def first_ct(scene):
     return None
 
 
+def _no_lumbar_vertebra(segmentation_node, vertebrae: list[str]) -> str:
+    """Why a segmentation cannot be classified when it holds no lumbar vertebra: the vertebrae it holds, and the
+    segments it holds that are named as none (helper-76: one segment 'Segment_1' was said to be "no segment")."""
+    from BoneScreenLib.logic import vertebra_segments
+
+    segmentation = segmentation_node.GetSegmentation()
+    names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+    named = set(vertebra_segments(segmentation_node))
+    others = [repr(n) for n in names if n not in named]
+    held = [", ".join(vertebrae)] * bool(vertebrae)
+    if others:
+        held.append(f"{', '.join(others)}, not named as {'a vertebra' if len(others) == 1 else 'vertebrae'}")
+    if not held:
+        return (
+            f"the segmentation '{segmentation_node.GetName()}' holds no segment: segment the CT, or paint the "
+            "vertebrae in the Segment Editor and name them L1..L5"
+        )
+    return (
+        f"the segmentation '{segmentation_node.GetName()}' holds no lumbar vertebra: it holds {' and '.join(held)}. "
+        "Rename the segments L1..L5 in the Segment Editor (double-click a name) or shift all names, then classify"
+    )
+
+
 class BackgroundRun:
     """``work(progress)`` on a worker thread; the GUI thread polls it and may cancel it.
 
@@ -199,7 +222,7 @@ class PanelController:
             If the inputs are missing or unreadable, or the weights or device are wrong.
         """
         from bonescreen.errors import BoneScreenError
-        from BoneScreenLib.logic import volume_node_to_ct
+        from BoneScreenLib.logic import kept_as_edited, volume_node_to_ct
 
         self._require_idle()
         volume_node = self.params.inputVolume
@@ -214,8 +237,16 @@ class PanelController:
         def finish(seg) -> str:
             from bonescreen.messages import segmentation_messages, vertebrae_found
 
-            node = logic.segmentation_node(seg, volume, volume_node, target)
+            # read now, as it is overwritten: the user may have edited it while the network ran
+            live = target if target is not None and target.GetScene() is not None else None  # (not deleted since)
+            why = kept_as_edited(live, volume_node, volume) if live is not None else None
+            node = logic.segmentation_node(seg, volume, volume_node, None if why else live)
             self.params.outputSegmentation = node
+            kept = (
+                [f"'{target.GetName()}' was kept as it is ({why}): the new segmentation is '{node.GetName()}'."]
+                if why
+                else []
+            )
             logic.last_result = None  # the last result was for another segmentation
             # as napari's dock says it: what was found, then every doubt and note (helper-60: the names' doubts
             # and the notes waited for Classify)
@@ -225,7 +256,7 @@ class PanelController:
             )
             messages = segmentation_messages(volume.flags, seg.notes, volume.notes)
             note = screener.device_note
-            return "\n".join([done, *(f"- {m}" for m in messages), *([note] if note else [])])
+            return "\n".join([done, *kept, *(f"- {m}" for m in messages), *([note] if note else [])])
 
         self._start(lambda progress: screener.segment(volume, progress), finish)
 
@@ -258,10 +289,8 @@ class PanelController:
                 "segmentation, segment it, or paint the vertebrae in the Segment Editor"
             )
         if not lumbar_levels(inputs.labels).any():
-            found = ", ".join(sorted({vertebra_name(k) for k in np.unique(inputs.labels) if k})) or "no segment"
             raise BoneScreenError(
-                f"the segmentation holds no lumbar vertebra (it holds {found}): rename them in the Segment Editor "
-                "or shift all names, then classify"
+                _no_lumbar_vertebra(seg_node, [vertebra_name(k) for k in np.unique(inputs.labels) if k])
             )
 
         def work(progress):
@@ -299,14 +328,23 @@ class PanelController:
             If there is no CT, a run is going on, or the map does not fit the CT or the scheme.
         """
         from bonescreen.errors import BoneScreenError
-        from bonescreen.io.writers import read_labels_nifti
-        from bonescreen.label_schemes import MASK_SCHEME
-        from BoneScreenLib.logic import import_label_map, volume_node_to_ct
+        from BoneScreenLib.logic import in_slicers_words
 
         self._require_idle()
         volume_node = self.params.inputVolume
         if volume_node is None:
             raise BoneScreenError("select the CT the label map belongs to")
+        try:
+            self._import_label_map(path, scheme, volume_node)
+        except BoneScreenError as exc:  # the core's advice, as Slicer's panel gives it (helper-76: --label-scheme)
+            raise BoneScreenError(in_slicers_words(exc.problem), exc.path) from None
+
+    def _import_label_map(self, path: str, scheme: str, volume_node) -> None:
+        """:meth:`import_label_map`'s work, its errors in the core's words."""
+        from bonescreen.io.writers import read_labels_nifti
+        from bonescreen.label_schemes import MASK_SCHEME
+        from BoneScreenLib.logic import import_label_map, volume_node_to_ct
+
         if scheme == MASK_SCHEME:
             volume = volume_node_to_ct(volume_node)
             mask = read_labels_nifti(volume, path, scheme=scheme)

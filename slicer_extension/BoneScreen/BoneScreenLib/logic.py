@@ -22,10 +22,12 @@ import slicer
 import vtk
 
 from bonescreen.errors import BoneScreenError
+from bonescreen.io.identifiers import redact
 from bonescreen.labels import lumbar_levels
 from bonescreen.messages import users_naming_notes, users_naming_rule
 
-#: Tag on each segment holding its vertebra id (DESIGN.md: 1..5 = L1..L5, 6 = T12, 7 = sacrum, ...).
+#: Tag on each segment holding the vertebra id BoneScreen gave it (DESIGN.md: 1..5 = L1..L5, 6 = T12, 7 = sacrum, ...);
+#: what a segment is classified as is its name as the user sees it (:func:`_segment_level`).
 LEVEL_TAG = "BoneScreen.Level"
 #: Segmentation node attribute: a digest of MS-Net's vertebra map as the node was made ("" for a user's segments).
 MARK_DIGEST = "BoneScreen.MarkDigest"
@@ -34,6 +36,21 @@ OWN_RULE = "BoneScreen.OwnRule"
 #: Table node attributes: the volume node whose results it holds, and the chart drawn from it.
 TABLE_VOLUME = "BoneScreen.Volume"
 TABLE_CHART = "BoneScreen.Chart"
+#: Segmentation node attribute: "1" where BoneScreen split and named a mask the user gave (ids ``mask``).
+SPLIT_MASK = "BoneScreen.SplitMask"
+
+#: What Slicer tells a user whose segment holds several vertebral bodies (the core's advice names the command line's
+#: option: helper-76), for a mask BoneScreen split and for other segmentations.
+SPLIT_MASK_ADVICE = (
+    "BoneScreen split this mask (ids 'mask': every id above 0 read as vertebral bone) and could not part them: if the "
+    "map holds more than the spine (organs or ribs, as TotalSegmentator's and VerSe's maps do), open it with its own "
+    "ids ('Label map ids:' totalseg or verse); else part them in the Segment Editor (Scissors, or Islands: split "
+    "islands to segments) and name each"
+)
+SEGMENTS_ADVICE = (
+    "Part them in the Segment Editor (Scissors, or Islands: split islands to segments) and name each, or open the map "
+    "with 'Label map ids:' mask for BoneScreen to split and name the vertebrae"
+)
 
 
 _REGISTERED = []
@@ -107,27 +124,40 @@ def volume_node_to_ct(volume_node):
     """A :class:`bonescreen.io.CTVolume` of a scalar volume node (values taken as HU); for a volume from
     Slicer's DICOM database, its acquisition (``KVP``, ``ContrastBolusAgent``) from the first file.
 
-    The node's own IJK-to-RAS matrix is used (a parent transform is not applied:
-    harden it first).
+    The node's own IJK-to-RAS matrix is used: a parent transform other than the identity is refused (harden it
+    first). Values that are not a CT's in HU are refused as the command line and napari refuse them
+    (:func:`bonescreen.io.hu_scale.hu_scale_problem`: NaN or infinity, no fat, a label map).
+
+    Raises
+    ------
+    BoneScreenError
+        If there is no volume, it is a label map node, has a transform, or does not hold a CT in HU.
     """
+    from bonescreen.io.hu_scale import hu_scale_problem
     from bonescreen.io.volume import volume_from_ijk
 
     if volume_node is None or volume_node.GetImageData() is None:
         raise BoneScreenError("select a CT volume first")
     if volume_node.IsA("vtkMRMLLabelMapVolumeNode"):  # (helper-60: segmented as a CT, "Segmented (none)")
         raise BoneScreenError(f"'{volume_node.GetName()}' is a label map, not a CT: select the CT volume")
+    _refuse_a_transform(volume_node)
     kji = slicer.util.arrayFromVolume(volume_node).copy()  # the worker thread must not share the node's memory
     if kji.ndim != 3:
         raise BoneScreenError(f"volume '{volume_node.GetName()}' is not a 3-D scalar volume")
     volume = volume_from_ijk(kji.transpose(2, 1, 0), ijk_to_ras(volume_node), "slicer", None, volume_node.GetName())
+    # (helper-76: random values, NaN, a label map loaded as a scalar volume were segmented and classified)
+    if problem := hu_scale_problem(volume.hu, front_end="slicer"):
+        raise BoneScreenError(f"the volume '{volume_node.GetName()}' is not a CT in Hounsfield units: {problem}")
     files = dicom_source_files(volume_node, limit=1)  # one header holds them: no database query per slice
     if files:  # a CT from Slicer's DICOM database: its tube voltage and contrast agent for the density calibration
         from bonescreen.io.dicom import read_acquisition
 
+        volume.description = _shown_name(volume_node, volume, files[0])
         try:
             volume.acquisition = read_acquisition(files[0])
         except BoneScreenError as exc:  # the volume is loaded; without its header the calibration flags "no kVp"
-            logging.warning("BoneScreen: the tube voltage of '%s' is unknown: %s", volume_node.GetName(), exc)
+            why = redact(str(exc), volume.source.identifiers)
+            logging.warning("BoneScreen: the tube voltage of '%s' is unknown: %s", volume.description, why)
     elif (path := _nifti_file_of(volume_node)) is not None:
         # what the command line reads beside and in a NIfTI (helper-60: Slicer asked for a sidecar it never read,
         # and a file without orientation went unflagged)
@@ -137,6 +167,56 @@ def volume_node_to_ct(volume_node):
         if not volume_node.GetAttribute("BoneScreen.Orientation") and states_no_orientation(path):
             volume.flags.append(orientation_unknown_flag(volume.affine, "Slicer's"))
     return volume
+
+
+def _refuse_a_transform(volume_node) -> None:
+    """Refuse a volume under a parent transform (the identity aside): BoneScreen reads the voxels on the node's own
+    grid, and its segmentation would not follow the transform (helper-76: a flipped CT was segmented unflipped,
+    without a word).
+
+    Raises
+    ------
+    BoneScreenError
+        Naming the CT and the transform, and how to harden it.
+    """
+    transform = volume_node.GetParentTransformNode()
+    if transform is None:
+        return
+    if transform.IsTransformToWorldLinear():
+        m = vtk.vtkMatrix4x4()
+        transform.GetMatrixTransformToWorld(m)
+        if np.allclose(_matrix_to_numpy(m), np.eye(4), atol=1e-9):
+            return
+    raise BoneScreenError(
+        f"the CT '{volume_node.GetName()}' has a transform ('{transform.GetName()}'): harden it (Data module > "
+        "right-click the CT > Harden transform) first, or remove it"
+    )
+
+
+#: What result.json and report.png call a volume from DICOM whose header cannot be read: its node's name may hold
+#: the patient's name, which only the header would let BoneScreen take out.
+NAME_WITHHELD = (
+    "a DICOM series (its name withheld: the header that would let BoneScreen take the patient's name out of it "
+    "is unreadable)"
+)
+
+
+def _shown_name(volume_node, volume, first_file: str) -> str:
+    """The node's name as result.json and report.png may show it, for a volume from Slicer's DICOM database.
+
+    Slicer's DICOM loader names a node ``SeriesNumber: SeriesDescription``, and a description can hold the patient's
+    name (helper-76: ``3: abdomen 3mm KRAMPUSINA`` in result.json's ``input`` and report.png's title): the header's
+    name parts and IDs are written ``[patient]`` (:mod:`bonescreen.io.identifiers`, as the command line does), and
+    ``volume.source.identifiers`` keeps them for the records.
+    """
+    from bonescreen.io.identifiers import patient_identifiers, read_header
+
+    try:
+        header = read_header(first_file)
+    except BoneScreenError:
+        return NAME_WITHHELD
+    volume.source.identifiers = patient_identifiers(header)
+    return redact(volume_node.GetName(), volume.source.identifiers)
 
 
 def _nifti_file_of(volume_node) -> str | None:
@@ -178,7 +258,9 @@ def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
         labelmap.SetIJKToRASMatrix(_numpy_to_matrix(ijk_to_ras(volume_node)))
         slicer.util.updateVolumeFromArray(labelmap, np.ascontiguousarray(ijk.transpose(2, 1, 0)))
         if segmentation_node is None:
-            segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{volume_node.GetName()} vertebrae")
+            # a name of its own (" vertebrae_1"): told apart from an earlier run's, which the user may have edited
+            name = scene.GenerateUniqueName(f"{volume_node.GetName()} vertebrae")
+            segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
         segmentation = segmentation_node.GetSegmentation()
         segmentation.RemoveAllSegments()
         segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
@@ -206,17 +288,26 @@ def labels_to_segmentation(labels, volume, volume_node, segmentation_node=None):
 
 
 def _segment_level(segment) -> int | None:
-    """The vertebra id of a segment: from its name when that is a vertebra's (the user may have renamed it
-    in the Segment Editor), else from the BoneScreen tag (a name the user decorated, ``L2 edited``)."""
+    """The vertebra id of a segment's name as the user sees it (``L1``, ``T12``, ``S1``, ``unnamed 2``), or None.
+
+    The name alone counts: a segment the user renamed to something else (``junk``) is no vertebra, whatever
+    BoneScreen's ``BoneScreen.Level`` tag says (helper-76: it was classified under its old level, unseen).
+    """
     from bonescreen.labels import vertebra_id
 
-    vid = vertebra_id(segment.GetName())
-    if vid is not None:
-        return vid
-    tag = vtk.mutable("") if hasattr(vtk, "mutable") else None
-    if tag is not None and segment.GetTag(LEVEL_TAG, tag) and str(tag).isdigit():
-        return int(str(tag))
-    return None
+    return vertebra_id(segment.GetName())
+
+
+def _named(segment) -> str:
+    """A segment's name, quoted, and the vertebra BoneScreen named it where the user renamed it to no vertebra's
+    name: ``'junk' (BoneScreen's L4)``."""
+    from bonescreen.labels import vertebra_name
+
+    tag = vtk.mutable("")
+    given = str(tag) if segment.GetTag(LEVEL_TAG, tag) else ""
+    if given.isdigit() and 0 < int(given) <= 255:
+        return f"{segment.GetName()!r} (BoneScreen's {vertebra_name(int(given))})"
+    return repr(segment.GetName())
 
 
 def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None):
@@ -268,13 +359,14 @@ def _names_of(segmentation_node) -> str:
 
 
 def _renamed(segmentation_node) -> bool:
-    """True when a segment BoneScreen made now has another vertebra's name (deleting or adding one is no renaming)."""
+    """True when a segment BoneScreen made now has another vertebra's name (deleting or adding one is no renaming,
+    nor is a name that is no vertebra's: that segment is left out, as if deleted)."""
 
     given = segmentation_node.GetAttribute("BoneScreen.NamesGiven")
     if not given:
         return False
     now = json.loads(_names_of(segmentation_node))
-    return any(sid in now and now[sid] != vid for sid, vid in json.loads(given).items())
+    return any(now.get(sid) is not None and now[sid] != vid for sid, vid in json.loads(given).items())
 
 
 def shift_segment_names(segmentation_node, steps: int) -> None:
@@ -312,8 +404,8 @@ def shift_segment_names(segmentation_node, steps: int) -> None:
 def segmentation_to_labels(segmentation_node, volume_node, volume) -> np.ndarray:
     """The vertebra map (z, y, x on ``volume``; ids of DESIGN.md) of a segmentation node as the user left it.
 
-    Each segment's id comes from its name (``L1``, ``T12``, ``S1``, ``unnamed 2``), else from its
-    BoneScreen tag; other segments are ignored. Where segments overlap, the later segment wins.
+    Each segment's id comes from its name (``L1``, ``T12``, ``S1``, ``unnamed 2``); other segments are
+    ignored. Where segments overlap, the later segment wins.
     """
     register_segmentation_converters()
     scene = volume_node.GetScene()
@@ -344,8 +436,58 @@ def segmentation_to_labels(segmentation_node, volume_node, volume) -> np.ndarray
     return volume.from_source(ijk)
 
 
+def ct_digest(volume_node) -> str:
+    """A digest of a volume node's voxels and geometry (shape, type, IJK-to-RAS matrix), to tell at Export whether
+    the CT changed since it was classified."""
+    import hashlib
+
+    data = np.ascontiguousarray(slicer.util.arrayFromVolume(volume_node))
+    digest = hashlib.blake2b(data.view(np.uint8).ravel(), digest_size=16)
+    digest.update(f"{data.shape} {data.dtype}".encode())
+    digest.update(np.ascontiguousarray(ijk_to_ras(volume_node), dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def kept_as_edited(segmentation_node, volume_node, volume) -> str | None:
+    """Why Segment must not replace the segments of ``segmentation_node`` (the user's work), or None where it holds
+    BoneScreen's segmentation of this CT as it was made: no segment edited, renamed, added or removed since.
+
+    Only a node BoneScreen made from MS-Net's mark carries what tells (its vertebrae's digests and the names it gave):
+    any other (a segmentation of the user's, an imported map, a split mask) is kept (helper-76: with "New
+    segmentation each run" unchecked, Segment overwrote the user's edited segmentation without asking).
+
+    Returns
+    -------
+    str or None
+        What was done to it, in plain words.
+    """
+    from bonescreen.labels import edited_levels
+
+    made = segmentation_node.GetAttribute(MARK_DIGEST) or ""
+    given = segmentation_node.GetAttribute("BoneScreen.NamesGiven")
+    if not made.startswith("{") or not given:
+        return "it is not a segmentation BoneScreen made, or not as made"
+    if json.loads(_names_of(segmentation_node)) != json.loads(given):
+        return "segments were renamed, added or removed since BoneScreen made it"
+    if edited_levels(json.loads(made), segmentation_to_labels(segmentation_node, volume_node, volume)):
+        return "segments were edited since BoneScreen made it"
+    return None
+
+
+def in_slicers_words(problem: str, split_mask: bool = False) -> str:
+    """A message of the core with its advice as Slicer's panel gives it: no command-line option, and for a segment
+    holding several vertebral bodies, what fits how the segmentation came (``split_mask``: BoneScreen's split of a
+    mask the user gave, where reading the map as a mask was already chosen; helper-76).
+    """
+    from bonescreen.label_schemes import in_slicers_words as schemes_in_slicers_words
+    from bonescreen.pipeline.levels import stacked_advice
+
+    problem = problem.replace(stacked_advice(), SPLIT_MASK_ADVICE if split_mask else SEGMENTS_ADVICE)
+    return schemes_in_slicers_words(problem)
+
+
 def vertebra_segments(segmentation_node) -> list[str]:
-    """The names of the segments that are vertebrae (by name or BoneScreen tag), in the node's order."""
+    """The names of the segments that are vertebrae (by name), in the node's order."""
     segmentation = segmentation_node.GetSegmentation()
     segments = [segmentation.GetNthSegment(i) for i in range(segmentation.GetNumberOfSegments())]
     return [segment.GetName() for segment in segments if _segment_level(segment) is not None]
@@ -377,18 +519,17 @@ def export_dicom_sr(files: list[str], volume, labels, result: dict, out) -> dict
     """
     from pathlib import Path
 
-    import pydicom
-
     from bonescreen.io import load_ct
+    from bonescreen.io.identifiers import read_header
     from bonescreen.io.sr import write_dicom_sr
     from bonescreen.io.writers import write_dicom_seg
 
     folders = {str(Path(f).parent) for f in files}
     if len(folders) != 1:
         raise BoneScreenError("the CT's DICOM files lie in several folders: export the SR with the command line")
-    try:
-        uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).get("SeriesInstanceUID", "") or "")
-    except Exception:  # unreadable: the reader below names the file and the problem
+    try:  # (through the core: the module imports nothing Slicer lacks, pydicom included)
+        uid = str(read_header(files[0]).get("SeriesInstanceUID", "") or "")
+    except BoneScreenError:  # unreadable: the reader below names the file and the problem
         uid = ""
     # the node's own series, not the folder's longest: a folder of two reconstructions (soft-tissue and bone
     # kernels) was refused, or its other series read and found off the node's grid
@@ -517,6 +658,10 @@ class ClassifyInputs:
     #: whether the ids are the user's (edited, renamed, or a segmentation of their own): a vertebra left unnamed is
     #: then said to be left out, as on the command line (:meth:`bonescreen.pipeline.Screener.classify`)
     users_labels: bool = True
+    #: :func:`ct_digest` of the CT node as read: Export refuses once it differs (the CT changed since)
+    ct_digest: str = ""
+    #: the segmentation is BoneScreen's split of a mask the user gave (:data:`SPLIT_MASK`)
+    split_mask: bool = False
 
 
 class BoneScreenLogic:
@@ -535,6 +680,7 @@ class BoneScreenLogic:
         self._screener = None
         self.last_result: dict | None = None
         self._last_volume_id: str | None = None  # the volume node classified last
+        self._last_ct_digest = ""  # and its voxels and geometry as classified (ct_digest)
 
     @property
     def screener(self):
@@ -563,16 +709,20 @@ class BoneScreenLogic:
         # it back voxel for voxel (tests/slicer), no export needed here
         made = json.dumps(level_digests(seg.vertebra_labels())) if network else ""
         node.SetAttribute(MARK_DIGEST, made)
+        node.SetAttribute(SPLIT_MASK, "" if network else "1")
         return node
 
     def segment(self, volume_node, segmentation_node=None, progress=None):
         """Segment ``volume_node`` into a segmentation node with a segment per vertebra (T12, L1..L5, S1 ...).
 
-        The module's panel runs the same steps with the network on a worker thread
-        (:class:`BoneScreenLib.controller.PanelController`).
+        A given ``segmentation_node`` is replaced only while it holds BoneScreen's segmentation as made
+        (:func:`kept_as_edited`); else a new node is made, the given one kept as it is. The module's panel runs the
+        same steps with the network on a worker thread (:class:`BoneScreenLib.controller.PanelController`).
         """
         volume = volume_node_to_ct(volume_node)
         seg = self.screener.segment(volume, progress)
+        if segmentation_node is not None and kept_as_edited(segmentation_node, volume_node, volume):
+            segmentation_node = None  # the user's work is never overwritten
         return self.segmentation_node(seg, volume, volume_node, segmentation_node)
 
     def classify_inputs(self, volume_node, segmentation_node) -> ClassifyInputs:
@@ -588,6 +738,7 @@ class BoneScreenLogic:
         from bonescreen.pipeline.screener import own_labels_edited
 
         volume = volume_node_to_ct(volume_node)
+        digest = ct_digest(volume_node)
         segmentation = segmentation_node.GetSegmentation()
         segments = [segmentation.GetNthSegment(i) for i in range(segmentation.GetNumberOfSegments())]
         by_level: dict[int, list[str]] = {}
@@ -623,13 +774,17 @@ class BoneScreenLogic:
             rule, notes = own_labels_edited(own_rule, notes)
         if renamed:
             rule, notes = users_naming_rule(rule), users_naming_notes(notes)
-        unnamed = [segment.GetName() for segment in segments if _segment_level(segment) is None]
+        unnamed = [_named(segment) for segment in segments if _segment_level(segment) is None]
         if unnamed:  # (helper-60: a segment the user drew anew was dropped without a word)
             notes.append(
-                f"segment(s) {', '.join(repr(n) for n in unnamed)} left out: not named as a vertebra (L1-L5, T12, S1, "
-                "T1-T11, L6, 'unnamed N'); rename to have them classified"
+                f"segment(s) {', '.join(unnamed)} left out: not named as a vertebra (L1-L5, T12, S1, T1-T11, L6, "
+                "'unnamed N'); rename to have them classified"
             )
-        return ClassifyInputs(volume, labels, certain, notes, rule, checked, users_labels=bool(checked) or renamed)
+        users = bool(checked) or renamed
+        split = segmentation_node.GetAttribute(SPLIT_MASK) == "1"
+        return ClassifyInputs(
+            volume, labels, certain, notes, rule, checked, users_labels=users, ct_digest=digest, split_mask=split
+        )
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
         """Results of :meth:`Screener.classify <bonescreen.pipeline.Screener.classify>` into a table and a chart.
@@ -658,7 +813,8 @@ class BoneScreenLogic:
         from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
         from bonescreen.screen import input_record
 
-        record = input_record(inputs.volume, volume_node.GetName())
+        # the name as volume_node_to_ct gave it: a DICOM node's with the patient's name and IDs taken out
+        record = input_record(inputs.volume, inputs.volume.description)
         self.last_result = {
             "schema_version": RESULT_SCHEMA_VERSION,
             "input": record.pop("input"),
@@ -668,19 +824,29 @@ class BoneScreenLogic:
         }
         self._last = (inputs.volume, inputs.labels)
         self._last_volume_id = volume_node.GetID()
+        self._last_ct_digest = inputs.ct_digest
         return self.last_result, table_node, chart_node
 
     def run_classify(self, inputs: ClassifyInputs, progress=None) -> dict:
         """:meth:`bonescreen.pipeline.Screener.classify` on what :meth:`classify_inputs` read (no MRML access: the
-        controller runs it in a worker thread)."""
-        return self.screener.classify(
-            inputs.volume,
-            inputs.labels,
-            progress,
-            names_certain=inputs.certain,
-            mask_checked=inputs.checked,
-            users_labels=inputs.users_labels,
-        )
+        controller runs it in a worker thread).
+
+        Raises
+        ------
+        BoneScreenError
+            As the core does, its advice in Slicer's words (:func:`in_slicers_words`).
+        """
+        try:
+            return self.screener.classify(
+                inputs.volume,
+                inputs.labels,
+                progress,
+                names_certain=inputs.certain,
+                mask_checked=inputs.checked,
+                users_labels=inputs.users_labels,
+            )
+        except BoneScreenError as exc:
+            raise BoneScreenError(in_slicers_words(exc.problem, inputs.split_mask), exc.path) from None
 
     def classify(self, volume_node, segmentation_node, table_node=None, chart_node=None, progress=None):
         """Classify the levels of the (corrected) segmentation; results into a table and a chart node.
@@ -734,6 +900,13 @@ class BoneScreenLogic:
             raise BoneScreenError(
                 f"the results are those of '{self.last_result['input']}', not of the CT selected "
                 f"('{volume_node.GetName()}'): classify it first"
+            )
+        # its voxels or geometry changed (a threshold, a mask, new spacing; helper-76: exported the old results, and
+        # a new spacing was blamed on the segmentation)
+        if volume_node is not None and self._last_ct_digest and ct_digest(volume_node) != self._last_ct_digest:
+            raise BoneScreenError(
+                f"the CT '{volume_node.GetName()}' changed since it was classified (its voxels, or its spacing, origin "
+                "or orientation): classify again, then export"
             )
         if segmentation_node is not None and volume_node is not None:
             now = segmentation_to_labels(segmentation_node, volume_node, volume)
