@@ -552,8 +552,7 @@ def run_batch(
     repeats = duplicate_studies(studies)
     if not studies:  # (helper-38: "0 studies", a success)
         raise BoneScreenError(
-            "no CT study under the folder (a NIfTI file that is not a label map, or a folder holding DICOM "
-            "files)",
+            "no CT study under the folder (a NIfTI file that is not a label map, or a folder holding DICOM files)",
             root,
         )
     # the weights are read here once: a bad path or file is one error before any study (helper-38: each study
