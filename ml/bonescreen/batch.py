@@ -429,8 +429,9 @@ def screen_study(
 LAST_ERROR_FILE = "last_error.txt"
 
 
-def _mark_stale(final: Path, error: str) -> None:
-    """A study folder holding an earlier run's results says that the last run failed, and why.
+def _mark_stale(final: Path, error: str | None) -> None:
+    """A study folder holding an earlier run's results says that the last run failed, and why (``error``), or,
+    with ``error`` None, that the last run was stopped before it screened the study again.
 
     Its files were made from other inputs or options (else the study would have been skipped): they are
     kept (the user may want them) but no longer pass for the current result, and the next run tries again.
@@ -438,10 +439,11 @@ def _mark_stale(final: Path, error: str) -> None:
     if not (final / "result.json").is_file():
         return
     when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    what = f"failed: {error}" if error is not None else "was stopped before it screened this study again"
     write_text_atomic(
         final / LAST_ERROR_FILE,
-        f"The last run ({when}) of this study failed: {error}\n"
-        "The other files here are from an earlier run, made from other inputs or options.\n",
+        f"The last run ({when}) of this study {what}\n"
+        "The other files here are from an earlier run, made from other inputs, options or weights.\n",
     )
     write_text_atomic(final / FINGERPRINT_FILE, "failed\n")  # not a fingerprint: the next run tries again
 
@@ -710,6 +712,8 @@ def finished_on_disk(
     """Outcomes of the studies a stopped run did not collect whose folder holds a finished result for their
     input, options and weights: a study moved into place just before Ctrl-C was left out of summary.csv while
     its folder was complete (helper-38). ``done`` when written by this run (after ``started``), else ``skipped``.
+    A folder holding an earlier result of another input, options or weights, not screened again before the stop,
+    is marked stale (``last_error.txt``; helper-76: it passed for the current result).
     """
     found = []
     for key, path in studies.items():
@@ -719,6 +723,8 @@ def finished_on_disk(
         try:
             fingerprint = study_fingerprint(path, options, models_print)
             if not _unchanged(final, fingerprint):
+                if (final / FINGERPRINT_FILE).read_text().strip() != "failed":  # (a failure says its own why)
+                    _mark_stale(final, None)
                 continue
             result = json.loads((final / "result.json").read_text())
             written = _dt.datetime.fromtimestamp((final / "result.json").stat().st_mtime, _dt.timezone.utc)

@@ -314,6 +314,10 @@ def test_a_rerun_with_other_weights_screens_again_and_keeps_what_the_user_left_t
     assert [(o["study"], o["status"]) for o in listed] == [("study-a", "done")]
     assert listed[0]["result"]["levels"] == result["levels"]
     assert finished_on_disk(studies, out, set(), StudyOptions(), first, before) == []
+    # ...the folder, of other weights than the stopped run's, is said to be stale (helper-76: it passed for the
+    # current result), and the next run screens it again
+    assert "was stopped before it screened this study again" in (folder / "last_error.txt").read_text()
+    assert (folder / "input_fingerprint.txt").read_text().strip() == "failed"
     assert finished_on_disk(studies, out, {"study-a"}, StudyOptions(), second, before) == []
     # a bad weights path: one error before any study, nothing written
     with pytest.raises(BoneScreenError, match="bccnet"):
