@@ -290,20 +290,34 @@ def key_secret(out: Path) -> tuple[bytes, bool]:
     """The secret the study keys of output folder ``out`` are made with, and whether it is new (to be written).
 
     An output folder keeps its secret (:data:`KEY_SECRET_FILE`), so that a rerun finds its studies; one that an
-    earlier run wrote without a secret keeps unkeyed keys (it resumes); a new one gets 32 random bytes.
+    earlier run wrote without a secret (its inputs.csv's keys are the plain hashes of its paths) keeps unkeyed keys
+    (it resumes); a new one gets 32 random bytes.
+
+    Raises
+    ------
+    BoneScreenError
+        If the secret cannot be read, or is gone from a folder whose keys were made with one (helper-78: a rerun
+        then fell back to plain hashes, which give back folder names, and screened every study again).
     """
     import secrets
 
     stored = out / KEY_SECRET_FILE
+    lost = "restore it from a backup, or screen into a new output folder"
     if stored.is_file():
         try:
             return bytes.fromhex(stored.read_text(encoding="utf-8").strip()), False
         except (OSError, ValueError):
-            raise BoneScreenError(
-                "the study keys' secret cannot be read: restore it, or screen into a new output folder", stored
-            ) from None
-    if (out / "inputs.csv").is_file():
-        return b"", False
+            raise BoneScreenError(f"the study keys' secret cannot be read: {lost}", stored) from None
+    listed = out / "inputs.csv"
+    if listed.is_file():
+        try:
+            with open(listed, newline="", encoding="utf-8") as f:
+                rows = list(csv.reader(f))[1:]
+        except (OSError, UnicodeDecodeError, csv.Error):
+            rows = []
+        if rows and all(len(r) >= 2 and r[0] == study_key(Path("."), Path(r[1])) for r in rows):
+            return b"", False  # an output folder of a run before keys were keyed: it resumes
+        raise BoneScreenError(f"the study keys' secret ({KEY_SECRET_FILE}) is gone from the output folder: {lost}", out)
     return secrets.token_bytes(32), True
 
 
@@ -413,7 +427,7 @@ def screen_study(
         shutil.rmtree(old, ignore_errors=True)
         return {"study": key, "status": "done", "result": result, "seconds": time.perf_counter() - t0}
     except (BoneScreenError, OSError) as exc:  # the study's input, or its files
-        error = str(exc).replace(str(path), "<input>")[:500]
+        error = _study_error(exc, path)
     except Exception as exc:  # a bug met on this study: recorded as one, and the other studies go on
         error = f"internal error (a bug, please report it): {type(exc).__name__}: {exc}".replace(str(path), "<input>")[
             :500
@@ -423,6 +437,31 @@ def screen_study(
             shutil.rmtree(tmp, ignore_errors=True)
     _mark_stale(final, error)
     return {"study": key, "status": "error", "error": error, "seconds": time.perf_counter() - t0}
+
+
+def _study_error(exc: BaseException, path: str) -> str:
+    """A failed study's error as summary.csv gives it (500 characters at most): its input named ``<input>``, also
+    where the reader wrote the patient's name as ``[patient]`` in the path (helper-78: the error then began
+    "phi3/[patient]_[patient]_19840302:"), and, where no header named the patient, no file of the study named
+    (helper-78: a damaged file named after the patient was named in full; inputs.csv maps the key to the files)."""
+    text = str(exc).replace(str(path), "<input>")
+    if isinstance(exc, BoneScreenError) and exc.path is not None:
+        given, said = Path(path).parts, Path(exc.path).parts
+        # the same path component by component, but for words the redaction replaced
+        same = len(said) >= len(given) and all(
+            a == b or "[patient]" in b for a, b in zip(given, said[: len(given)], strict=True)
+        )
+        if same:
+            text = "/".join(["<input>", *said[len(given) :]]) + ": " + exc.problem
+        if not getattr(exc, "identifiers_read", True):
+            folder = Path(path) if Path(path).is_dir() else Path(path).parent
+            try:
+                names = sorted((p.name for p in folder.iterdir()), key=len, reverse=True)
+            except OSError:
+                names = []
+            for name in names:
+                text = text.replace(name, "<file>")
+    return text[:500]
 
 
 #: Written into a study's folder whose last run failed while results of an earlier run are there.
@@ -580,8 +619,9 @@ def run_batch(
         with _sigint_held():
             client, cluster = _connect(scheduler, workers)
         out.mkdir(parents=True, exist_ok=True)
-        if new_secret:
+        if new_secret:  # readable by its owner alone: with it, the keys give back the folder names
             write_text_atomic(out / KEY_SECRET_FILE, secret.hex() + "\n")
+            os.chmod(out / KEY_SECRET_FILE, 0o600)
         remove_temporaries(out)
         with atomic_path(out / "inputs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)

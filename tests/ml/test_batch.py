@@ -157,7 +157,7 @@ def test_batch_on_local_cluster_resumes(archive, tmp_path):
     # medical record number from its plain SHA-256 in 4 s): keyed with the output folder's own secret, kept
     # beside inputs.csv so that the reruns below find their studies
     secret = bytes.fromhex((out / "key_secret.txt").read_text().strip())
-    assert len(secret) == 32
+    assert len(secret) == 32 and (out / "key_secret.txt").stat().st_mode & 0o077 == 0  # its owner's alone
     for key, path in find_studies(archive, secret=secret).items():
         rel = path.relative_to(archive).as_posix().encode()
         assert key in {r["study"] for r in rows} and key != "study-" + hashlib.sha256(rel).hexdigest()[:12]
@@ -504,11 +504,19 @@ def test_the_key_secret_is_kept_with_the_output_folder(tmp_path):
     assert new and len(first) == 32 and key_secret(tmp_path / "b")[0] != first
     legacy = tmp_path / "legacy"
     legacy.mkdir()
-    (legacy / "inputs.csv").write_text("study,input\n")
+    plain = "study-" + hashlib.sha256(b"a/ct.nii.gz").hexdigest()[:12]
+    (legacy / "inputs.csv").write_text(f"study,input\n{plain},a/ct.nii.gz\n")
     assert key_secret(legacy) == (b"", False)
     (legacy / KEY_SECRET_FILE).write_text("not hex\n")
     with pytest.raises(BoneScreenError, match="the study keys' secret cannot be read"):
         key_secret(legacy)
+    # a folder whose keys were keyed, its secret deleted: refused, not read with plain hashes (helper-78: a rerun
+    # then gave keys that name the folders back, and screened every study again beside the old ones)
+    keyed = tmp_path / "keyed"
+    keyed.mkdir()
+    (keyed / "inputs.csv").write_text("study,input\nstudy-0123456789ab,a/ct.nii.gz\n")
+    with pytest.raises(BoneScreenError, match=r"secret \(key_secret\.txt\) is gone from the output folder"):
+        key_secret(keyed)
 
 
 def test_ctrl_c_while_the_workers_start_stops_the_run_in_order(tmp_path):
@@ -538,6 +546,9 @@ def test_ctrl_c_while_the_workers_start_stops_the_run_in_order(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, the workers' too: Ctrl-C reaches them all
+        # Ctrl-C as a terminal gives it: a suite run in the background of a shell has SIGINT ignored, and a
+        # child would inherit that (the run then went to its end)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines = []
 

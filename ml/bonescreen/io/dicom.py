@@ -918,6 +918,7 @@ def _redacted(exc: BoneScreenError, ids: tuple[str, ...]) -> BoneScreenError:
     PACS exports name files and folders after the patient (helper-76: summary.csv's error column and the command
     line's stderr named ``ZQXWV_KRAMPUSINA_0059.dcm`` where the notes of the same series said ``[patient]``)."""
     if not ids:
+        exc.identifiers_read = False  # no header named the patient: its file names may still be theirs
         return exc
     path = None if exc.path is None else redact(exc.path, ids)
     if isinstance(exc, SeveralSeries):

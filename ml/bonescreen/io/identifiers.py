@@ -31,14 +31,16 @@ def patient_identifiers(header) -> tuple[str, ...]:
     Returns
     -------
     tuple of str
-        The parts of PatientName (family, given, middle names; every component group) and PatientID and
-        OtherPatientIDs, each at least :data:`MIN_PART_CHARS` characters; empty when the header has none.
+        The parts of PatientName (family, given, middle names; every component group), PatientID,
+        OtherPatientIDs and PatientBirthDate, each at least :data:`MIN_PART_CHARS` characters; empty when the
+        header has none.
     """
     found: set[str] = set()
     name = str(header.get("PatientName", "") or "")
     for part in re.split(r"[\^=\s,]+", name):
         found.add(part.strip())
-    for keyword in ("PatientID", "OtherPatientIDs"):
+    # (helper-78: a folder named NAME_GIVEN_19840302, the birth date, was said with only the name redacted)
+    for keyword in ("PatientID", "OtherPatientIDs", "PatientBirthDate"):
         value = header.get(keyword, None)
         if value is not None:
             found.update(str(v or "").strip() for v in ([value] if isinstance(value, str) else value))
