@@ -704,25 +704,48 @@ def _sigint_held():
         signal.signal(signal.SIGINT, before)
 
 
-def _connect(scheduler: str | None, workers: int | None):
-    """A dask client of the scheduler at ``scheduler``, or of a new LocalCluster of ``workers`` processes (one
-    per GPU, else one per 2 cores); returns (client, cluster or None).
+def _client_of(scheduler: str):
+    """A dask client of the scheduler at ``scheduler``, connected on a thread of its own so that an address where
+    something else answers (a web server, a dashboard's port) cannot hang the run: helper-78 waited 120 s for
+    nothing, or met a traceback asking for 3 EiB of memory.
 
     Raises
     ------
     BoneScreenError
-        If the scheduler cannot be reached within :data:`_SCHEDULER_TIMEOUT_S`.
+        If no dask scheduler answers there within :data:`_SCHEDULER_TIMEOUT_S` (and 15 s more).
+    """
+    import threading
+
+    from dask.distributed import Client
+
+    got: dict = {}
+
+    def connect() -> None:
+        try:
+            got["client"] = Client(scheduler, timeout=_SCHEDULER_TIMEOUT_S)
+        except BaseException as exc:  # said below, in the caller's thread
+            got["error"] = exc
+
+    thread = threading.Thread(target=connect, name="bonescreen-scheduler", daemon=True)
+    thread.start()
+    thread.join(_SCHEDULER_TIMEOUT_S + 15)
+    if "client" in got:
+        return got["client"]
+    why = "no answer" if thread.is_alive() else f"{type(got['error']).__name__}: {got['error']}"
+    raise BoneScreenError(
+        f"cannot reach the dask scheduler at {scheduler} within {_SCHEDULER_TIMEOUT_S} s ({why[:200]}): is it "
+        "running, and is the address its scheduler's (tcp://HOST:PORT, port 8786 by default, not the dashboard's)?"
+    )
+
+
+def _connect(scheduler: str | None, workers: int | None):
+    """A dask client of the scheduler at ``scheduler`` (:func:`_client_of`), or of a new LocalCluster of ``workers``
+    processes (one per GPU, else one per 2 cores); returns (client, cluster or None).
     """
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        try:
-            return Client(scheduler, timeout=_SCHEDULER_TIMEOUT_S), None
-        except (OSError, TimeoutError) as exc:  # (helper-76: a 63-line traceback after 30 s)
-            raise BoneScreenError(
-                f"cannot reach the dask scheduler at {scheduler} within {_SCHEDULER_TIMEOUT_S} s ({exc}): is it "
-                "running, and is the address right (tcp://HOST:PORT)?"
-            ) from None
+        return _client_of(scheduler), None
     import torch
 
     cores = usable_cores()

@@ -522,6 +522,25 @@ def _add_reading_options(p: argparse.ArgumentParser, whose: str = "") -> None:
     )
 
 
+#: The dask.distributed transports a scheduler address may name.
+SCHEDULER_SCHEMES = ("tcp", "tls", "ucx", "ws", "wss")
+
+
+def _scheduler_address(text: str) -> str:
+    """``--scheduler``: ``[SCHEME://]HOST:PORT`` (helper-78: 'notaurl' and an http:// address gave tracebacks)."""
+    scheme, sep, rest = text.strip().rpartition("://")
+    wanted = "tcp://HOST:PORT (port 8786 by default)"
+    if sep and scheme in ("http", "https"):
+        raise argparse.ArgumentTypeError(f"{text!r} is a web address (a dashboard?): give the scheduler's, {wanted}")
+    host, colon, port = rest.rpartition(":")
+    known = not sep or scheme in SCHEDULER_SCHEMES
+    if not (known and colon and host and port.isdigit() and 0 < int(port) < 65536):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a dask scheduler address: give {wanted}; transports {', '.join(SCHEDULER_SCHEMES)}"
+        )
+    return text.strip()
+
+
 def _thresholds(args: argparse.Namespace) -> HUThresholds:
     """The HU thresholds of ``--osteoporosis-hu``, ``--normal-hu`` and ``--contrast-offset``, checked in their terms."""
     if args.osteoporosis_hu >= args.normal_hu:
@@ -888,7 +907,12 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument(
         "--out", type=Path, required=True, help="output folder: summary.csv, manifest.json, a folder per study"
     )
-    bt.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (default: a LocalCluster)")
+    bt.add_argument(
+        "--scheduler",
+        type=_scheduler_address,
+        default=None,
+        help="dask.distributed scheduler address, tcp://HOST:PORT (default: a LocalCluster)",
+    )
     bt.add_argument(
         "--workers", type=_positive_int, default=None, help="LocalCluster workers (default: per GPU, else cores/2)"
     )

@@ -387,6 +387,25 @@ def test_batch_refuses_an_output_folder_of_the_users_files_and_an_unreachable_sc
     assert main(["batch", str(root), "--out", str(fresh), "--scheduler", f"tcp://127.0.0.1:{port}"]) == 2
     err = capsys.readouterr().err
     assert f"cannot reach the dask scheduler at tcp://127.0.0.1:{port} within 2 s" in err and "Traceback" not in err
+    # helper-78: an address that is none (a traceback), a web address (a traceback), and a port where something else
+    # answers, a web server (it hung, or asked for 3 EiB of memory): each said in one line
+    for address, said in (("notaurl", "is not a dask scheduler address"), ("http://127.0.0.1:8787", "web address")):
+        with pytest.raises(SystemExit) as stop:
+            main(["batch", str(root), "--out", str(fresh), "--scheduler", address])
+        assert stop.value.code == 2 and said in capsys.readouterr().err
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    web = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)  # (a handler waiting on dask's bytes must
+    web.daemon_threads = True  # not hold the server's shutdown)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        address = f"tcp://127.0.0.1:{web.server_address[1]}"
+        assert main(["batch", str(root), "--out", str(fresh), "--scheduler", address]) == 2
+    finally:
+        web.shutdown()
+    err = capsys.readouterr().err
+    assert f"cannot reach the dask scheduler at {address} within 2 s" in err and "Traceback" not in err
 
 
 def test_a_series_held_by_two_studies_is_named_in_both_rows_and_the_manifest(archive, tmp_path):
