@@ -156,6 +156,18 @@ def test_two_series_with_same_length(series, tmp_path):
     assert any("series 2 (CT" in n for n in load_ct(folder, series="2").notes)
     with pytest.raises(BoneScreenError, match=r"no image of series 9 .*it holds series 2, series 7"):
         load_ct(folder, series="9")
+    # helper-78: "07" is series 7; an empty choice is refused; a series that is there but holds no axial CT image
+    # (a localizer, another modality) is said to be so, not to be absent
+    assert load_ct(folder, series="07").hu.shape == first.hu.shape
+    with pytest.raises(BoneScreenError, match="--series is empty"):
+        load_ct(folder, series=" ")
+    scout = pydicom.dcmread(next(series.iterdir()))
+    scout.SeriesInstanceUID, scout.SeriesNumber, scout.Modality = pydicom.uid.generate_uid(), 9, "MR"
+    scout.SOPInstanceUID = pydicom.uid.generate_uid()
+    scout.save_as(folder / "scout.dcm")
+    with pytest.raises(BoneScreenError, match="series 9 holds no axial CT image"):
+        load_ct(folder, series="9")
+    (folder / "scout.dcm").unlink()
     # two studies' series can share a number: then only the UID tells them apart
     for f in (folder / "b").iterdir():
         ds = pydicom.dcmread(f)
@@ -163,6 +175,9 @@ def test_two_series_with_same_length(series, tmp_path):
         ds.save_as(f)
     with pytest.raises(BoneScreenError, match=r"2 series are numbered 2 .*SeriesInstanceUID"):
         load_ct(folder, series="2")
+    # ...and the refusal to choose names the UIDs then (helper-78: "series 2 (...); series 2 (...)" told nothing)
+    with pytest.raises(BoneScreenError, match=f"SeriesInstanceUID {uid}"):
+        load_ct(folder)
     assert load_ct(folder, series=uid).hu.shape == first.hu.shape
     # one file of another series, or a NIfTI, is refused with the reason
     with pytest.raises(BoneScreenError, match="not of series 5 but of series 2"):

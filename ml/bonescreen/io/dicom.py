@@ -608,7 +608,10 @@ def _rescale_assumed(frames: list[_Frame], unit: str) -> list[str]:
 def _is_series(inst: _Instance, series: str) -> bool:
     """Whether ``inst`` belongs to the series the user asked for: its SeriesNumber or its SeriesInstanceUID."""
     number = "" if inst.series_number in (None, "") else str(inst.series_number).strip()
-    return series.strip() in {number, inst.series_uid} - {""}
+    asked = series.strip()
+    if asked.isdigit() and number.lstrip("-").isdigit():  # "03" is series 3 (helper-78)
+        return int(asked) == int(number)
+    return asked in {number, inst.series_uid} - {""}
 
 
 def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str], series: str | None = None) -> _Series:
@@ -616,8 +619,15 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str], 
     skipped += [(name, "unreadable") for name in unreadable]
     images, copies = _without_copies([i for i in found if not i.skip])
     if series is not None:  # the user's choice among the folder's series: the others are not read
+        if not series.strip():
+            raise BoneScreenError("--series is empty: give a SeriesNumber or a SeriesInstanceUID", folder)
         asked = [i for i in images if _is_series(i, series)]
         if not asked:
+            other = [i for i in found if i.skip and _is_series(i, series)]
+            if other:  # there, but not an axial CT image (helper-78: a localizer's series was said to be absent)
+                raise BoneScreenError(
+                    f"series {series} holds no axial CT image: {other[0].skip} ({len(other)} file(s))", folder
+                )
             numbers = sorted({_series_label(i, 0).split(" (")[0] for i in images})
             raise BoneScreenError(
                 f"no image of series {series} (SeriesNumber or SeriesInstanceUID) in the folder; it holds "
@@ -669,10 +679,13 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str], 
     candidates.sort(key=lambda s: len(s.frames), reverse=True)
     if len(candidates) > 1 and len(candidates[0].frames) == len(candidates[1].frames):
         tied = [s for s in candidates if len(s.frames) == len(candidates[0].frames)]
+        labels = [s.label for s in candidates]
+        if len(set(labels)) < len(labels):  # one SeriesNumber, or none: only the UIDs tell them apart (helper-78)
+            labels = [f"{s.label}, SeriesInstanceUID {s.uid or 'none'}" for s in candidates]
         raise SeveralSeries(
             "several axial CT series with the same number of slices: choose one with --series and its SeriesNumber "
-            "(bonescreen screen), or put one series' files in a folder of their own and pass that folder: "
-            + "; ".join(s.label for s in candidates),
+            "or SeriesInstanceUID (bonescreen screen), or put one series' files in a folder of their own and pass "
+            "that folder: " + "; ".join(labels),
             folder,
             [s.uid for s in tied],
         )
