@@ -145,9 +145,11 @@ def volume_node_to_ct(volume_node):
     if kji.ndim != 3:
         raise BoneScreenError(f"volume '{volume_node.GetName()}' is not a 3-D scalar volume")
     volume = volume_from_ijk(kji.transpose(2, 1, 0), ijk_to_ras(volume_node), "slicer", None, volume_node.GetName())
-    # (helper-76: random values, NaN, a label map loaded as a scalar volume were segmented and classified)
+    # (helper-76: random values, NaN, a label map loaded as a scalar volume were segmented and classified); the
+    # reason says what the values are, as napari's "layer 'X': reason" does (helper-78: a lead of "is not a CT in
+    # Hounsfield units" before it said so twice)
     if problem := hu_scale_problem(volume.hu, front_end="slicer"):
-        raise BoneScreenError(f"the volume '{volume_node.GetName()}' is not a CT in Hounsfield units: {problem}")
+        raise BoneScreenError(f"the volume '{volume_node.GetName()}': {problem}")
     files = dicom_source_files(volume_node, limit=1)  # one header holds them: no database query per slice
     if files:  # a CT from Slicer's DICOM database: its tube voltage and contrast agent for the density calibration
         from bonescreen.io.dicom import read_acquisition
