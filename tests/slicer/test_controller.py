@@ -351,6 +351,47 @@ def test_a_ct_under_a_transform_is_refused_until_the_transform_is_hardened(panel
     np.testing.assert_array_equal(volume_node_to_ct(node).hu, np.maximum(case.hu, -1024))
 
 
+def test_a_segmentation_under_a_transform_is_refused_at_classify_and_export_as_the_ct_is(
+    panel, case, add_volume, tmp_path
+):
+    """helper-78: a segmentation node under a parent transform was classified as the transform placed it (a 3 mm shift
+    gave other numbers without a word; a flip was said to hold "no voxel of the CT"), and Export called the shift "an
+    edit or a rename". Classify and Export refuse it as they refuse a CT under one, saying how to harden it; an
+    identity transform changes nothing and is let through."""
+    import vtk
+    from BoneScreenLib.logic import labels_to_segmentation, volume_node_to_ct
+
+    controller, params = panel
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    seg = labels_to_segmentation(case.levels, volume_node_to_ct(node), node)
+    params.node.outputSegmentation = seg
+    controller.start_classify()
+    run_to_end(controller)
+    assert controller.state().can_export
+    said = (
+        r"the segmentation '.*' has a transform \('{}'\): harden it \(Data module > right-click the segmentation > "
+        r"Harden transform\) first, or remove it"
+    )
+    for name, element, value in (("shift 3 mm", (0, 3), 3.0), ("flip S-I", (2, 2), -1.0)):
+        moved = controller.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", name)
+        m = vtk.vtkMatrix4x4()
+        m.SetElement(*element, value)
+        moved.SetMatrixTransformToParent(m)
+        seg.SetAndObserveTransformNodeID(moved.GetID())
+        with pytest.raises(BoneScreenError, match=said.format(name)):
+            controller.export(str(tmp_path / "moved"))
+        assert not (tmp_path / "moved").exists()
+        with pytest.raises(BoneScreenError, match=said.format(name)):
+            controller.start_classify()
+        assert controller.run is None
+    moved.SetMatrixTransformToParent(vtk.vtkMatrix4x4())  # the identity: the segments lie where they are
+    assert len(controller.export(str(tmp_path / "identity"))) == 2
+    controller.start_classify()
+    run_to_end(controller)
+    assert controller.state().status.startswith("Bone status")
+
+
 def test_segment_into_the_same_node_keeps_a_segmentation_the_user_edited(panel, case, add_volume):
     """helper-76: with "New segmentation each run" unchecked, Segment overwrote the user's edited output segmentation
     without asking. An output edited (painted, renamed, a segment removed) since BoneScreen made it is kept as it is:
