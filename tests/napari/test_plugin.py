@@ -277,6 +277,48 @@ def test_two_series_of_as_many_slices_open_as_a_layer_each(make_napari_viewer, s
     assert "2 CT series of as many slices, each a layer" in shown
 
 
+def test_two_series_of_one_series_number_open_as_layers_named_apart_with_a_true_note(
+    make_napari_viewer, small_case_files, tmp_path
+):
+    """helper-78: two series of as many slices with one SeriesNumber opened as two layers of one name ("DICOM series 3
+    (112 slices)" and "... [1]"), listed alike in the notification, and each layer's CT said it was "the series chosen
+    by the user; 112 image(s) of other series in the folder not read", though napari chose none and opened both.
+    Now their names tell them apart, and the note says what napari did; a third series' images (a scout) are still
+    said not to be read."""
+    import pydicom
+    from napari.utils.notifications import notification_manager
+
+    from napari_bonescreen._convert import META_KEY
+
+    source = small_case_files / "dicom" / "dicom"
+    files = sorted(source.iterdir())
+    folder = tmp_path / "study"
+    shutil.copytree(source, folder / "soft")
+    number = str(pydicom.dcmread(files[0]).SeriesNumber)
+    for sub, copied, series_number in (("bone", files, number), ("scout", files[:3], "99")):
+        (folder / sub).mkdir()
+        uid = pydicom.uid.generate_uid()
+        for f in copied:
+            ds = pydicom.dcmread(f)
+            ds.SeriesInstanceUID, ds.SeriesNumber, ds.SOPInstanceUID = uid, series_number, pydicom.uid.generate_uid()
+            ds.save_as(folder / sub / f.name)
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(folder), plugin=PLUGIN)
+    names = [layer.name for layer in layers]
+    assert len(layers) == 2 and len(set(names)) == 2, names
+    assert [name.endswith(f"(series {i} of 2)") for i, name in enumerate(names, 1)] == [True, True], names
+    shown = notification_manager.records[-1].message
+    assert all(name in shown for name in names), shown
+    for i, layer in enumerate(layers, 1):
+        made = layer.metadata[META_KEY]
+        notes = " | ".join(made["notes"])
+        assert "chosen by the user" not in notes, notes
+        assert f"series {number} (CT, {len(files)} images): series {i} of 2 axial CT series of as many slices" in notes
+        assert "each opened as a layer of its own; 3 image(s) of other series in the folder not read" in notes, notes
+        assert made["description"] == layer.name
+        assert not any("Phantom" in text for text in (layer.name, notes, shown))  # (the patient's name)
+
+
 def test_cancel_adds_nothing(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "phantom_normal")
