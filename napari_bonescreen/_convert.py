@@ -156,12 +156,19 @@ def vertebra_features(ids) -> pd.DataFrame:
     return pd.DataFrame({"index": ids, "name": ["background" if k == 0 else vertebra_name(k) for k in ids]})
 
 
+def layer_id(layer) -> str:
+    """A layer's napari ``unique_id`` as text: which layer it is, whatever it is named now (behind napari's proxy)."""
+    return str(unwrapped(layer).unique_id)
+
+
 def labels_layer_data(labels: np.ndarray, image_layer, name: str, extra_meta: dict | None = None) -> tuple:
     """napari LayerData of a vertebra map on the image's grid, with names (features) and colours.
 
     ``labels`` holds the ids of DESIGN.md: level labels (1..5) or every vertebra found (T12 6,
     sacrum 7, ..., unnamed 21+). Every vertebra id has a colour and a name in the layer, so a
-    user who paints or relabels with another id sees what it means.
+    user who paints or relabels with another id sees what it means. The metadata keep the image layer it was made
+    from (``made_from``: its :func:`layer_id` and name), which the Classify dock picks with it and holds it to
+    (helper-78: the labels of one series were classified on the voxels of another of the same grid, unsaid).
     """
     from napari.utils.colormaps import DirectLabelColormap
 
@@ -175,9 +182,27 @@ def labels_layer_data(labels: np.ndarray, image_layer, name: str, extra_meta: di
         "colormap": DirectLabelColormap(color_dict=vertebra_colormap(ids)),
         "features": vertebra_features(ids),
         "opacity": 0.5,
-        "metadata": {META_KEY: {**image_layer.metadata.get(META_KEY, {}), **(extra_meta or {})}},
+        "metadata": {
+            META_KEY: {
+                **image_layer.metadata.get(META_KEY, {}),
+                "made_from": {"id": layer_id(image_layer), "name": image_layer.name},
+                **(extra_meta or {}),
+            }
+        },
     }
     return labels.astype(np.uint8), meta, "labels"
+
+
+def same_read(source: SourceGrid | None, other: SourceGrid | None) -> bool:
+    """Whether two layers' BoneScreen source grids are one CT as read: one file or folder, one DICOM series, one
+    grid (True where either is unknown: a layer BoneScreen did not read)."""
+    if source is None or other is None:
+        return True
+
+    def read(grid: SourceGrid) -> tuple:
+        return str(grid.path), grid.dicom.get("SeriesInstanceUID"), tuple(grid.shape)
+
+    return read(source) == read(other)
 
 
 def labels_from_layer(layer, volume: CTVolume) -> np.ndarray:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from bonescreen.errors import BoneScreenError
-from bonescreen.io import load_ct
+from bonescreen.io import CTVolume, load_ct
 from bonescreen.io.dicom import DICOM_NAME_SUFFIXES, SeveralSeries, is_dicom_file
 from bonescreen.io.nifti import is_nifti_path
 
@@ -65,10 +66,11 @@ def read_ct(path: str | list[str]) -> list[tuple]:
             if len(set(several.uids)) != len(several.uids) or "" in several.uids:
                 raise  # series that their UIDs do not tell apart: the user splits the folder, as the error says
             # napari has no --series: each series is a layer of its own, and the user classifies the one they want
-            layers = [image_layer_data(load_ct(path, series=uid)) for uid in several.uids]
+            volumes = _each_a_layer([load_ct(path, series=uid) for uid in several.uids])
+            layers = [image_layer_data(volume) for volume in volumes]
             from napari.utils.notifications import show_info
 
-            names = ", ".join(layer[1]["name"] for layer in layers)
+            names = "; ".join(layer[1]["name"] for layer in layers)
             show_info(f"BoneScreen: the folder holds {len(layers)} CT series of as many slices, each a layer: {names}")
             return layers
     except BoneScreenError as exc:
@@ -78,3 +80,53 @@ def read_ct(path: str | list[str]) -> list[tuple]:
         where = f" ({exc.path})" if exc.path else ""
         show_error(f"BoneScreen could not open the CT: {exc.problem}{where}")
         return [(None,)]  # napari's "nothing to add" sentinel
+
+
+#: The note the core gives a series read with ``load_ct(..., series=...)`` (:mod:`bonescreen.io.dicom`): its label
+#: (``series 3 (CT, 112 images)``) and the images of the folder's other series it left out.
+_CHOSEN_NOTE = re.compile(
+    r"read (?P<label>.+), the series chosen by the user"
+    r"(?:; (?P<left>\d+) image\(s\) of other series in the folder not read)?"
+)
+#: The number of images at the end of a series' label: ``series 3 (CT, 112 images)``.
+_LABEL_IMAGES = re.compile(r"\([^()]*, (?P<n>\d+) images?\)")
+
+
+def _each_a_layer(volumes: list[CTVolume]) -> list[CTVolume]:
+    """The series of as many slices of one folder, each read with ``series=``, as napari opens them: a layer each.
+
+    Their descriptions (the layers' names) tell them apart (helper-78: two series with one SeriesNumber were two
+    layers of one name, "DICOM series 3 (112 slices)" and "... [1]"): ``(series i of n)`` is added where two are
+    alike. The core's note that the series was "the series chosen by the user", the others not read, is untrue
+    where napari chose none and opened each: it becomes one that says so, the images of the folder's other series
+    (a scout) still counted.
+
+    Parameters
+    ----------
+    volumes : list of CTVolume
+        The series, in the order :class:`~bonescreen.io.dicom.SeveralSeries` lists them; changed in place.
+
+    Returns
+    -------
+    list of CTVolume
+        ``volumes``.
+    """
+    n = len(volumes)
+    names = [volume.description for volume in volumes]
+    chosen = [next(filter(None, map(_CHOSEN_NOTE.fullmatch, volume.notes)), None) for volume in volumes]
+    images = [_LABEL_IMAGES.search(m["label"]) if m else None for m in chosen]
+    for i, (volume, read) in enumerate(zip(volumes, chosen, strict=True)):
+        if names.count(names[i]) > 1:
+            volume.description = f"{names[i]} (series {i + 1} of {n})"
+        if read is None:
+            continue
+        note = (
+            f"{read['label']}: series {i + 1} of {n} axial CT series of as many slices in the folder, each opened as "
+            "a layer of its own"
+        )
+        if read["left"] and all(images):
+            rest = int(read["left"]) - sum(int(m["n"]) for j, m in enumerate(images) if j != i)
+            if rest > 0:
+                note += f"; {rest} image(s) of other series in the folder not read"
+        volume.notes = [note if old == read.string else old for old in volume.notes]
+    return volumes

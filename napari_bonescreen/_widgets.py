@@ -89,7 +89,9 @@ from ._convert import (
     labels_from_layer,
     labels_layer_data,
     layer_digests,
+    layer_id,
     names_changed,
+    same_read,
     unwrapped,
     volume_from_layer,
 )
@@ -716,6 +718,9 @@ class ClassifyWidget(_Base):
         self.shift_up.changed.connect(lambda: self.shift(-1))
         self.shift_down.changed.connect(lambda: self.shift(1))
         self.labels.changed.connect(lambda *_: self.vertebra.reset_choices())
+        # labels BoneScreen made from an image: that image with them (helper-78: the image picker kept the other
+        # series, and its voxels were measured with this one's mask)
+        self.labels.changed.connect(self._image_follows_labels)
         self.labels.changed.connect(lambda *_: self._clear_result("another labels layer was picked"))
         self.image.changed.connect(lambda *_: self._clear_result("another image was picked"))
         self.run_button = PushButton(text="Classify")
@@ -827,6 +832,49 @@ class ClassifyWidget(_Base):
         self._clear_result("the last run failed")
         super()._fail(exc)
 
+    def _made_from(self, labels_layer) -> tuple[dict | None, Image | None]:
+        """What a labels layer records of the image layer BoneScreen made it from (``made_from``; None: labels of the
+        user's own, or made before it was kept), and that image layer among the dock's choices (None: not in the
+        viewer any more)."""
+        made = (labels_layer.metadata.get(META_KEY) or {}).get("made_from") if labels_layer is not None else None
+        if not made:
+            return None, None
+        return made, next((layer for layer in self.image.choices if layer_id(layer) == made["id"]), None)
+
+    def _image_follows_labels(self, *_) -> None:
+        """Labels picked that BoneScreen made from an image layer still in the viewer: that image is picked too."""
+        _, image = self._made_from(self.labels.value)
+        if image is not None and self.image.value is not image:
+            self.image.value = image
+
+    def _check_made_from(self, image, labels_layer) -> None:
+        """Refuse labels BoneScreen made from another image layer than the one picked, whatever their grid.
+
+        Where that layer was closed since, the CT read is compared instead (one file or folder, one series): the
+        same CT opened again is classified, another is refused.
+
+        Raises
+        ------
+        BoneScreenError
+            Naming both layers, and what to pick.
+        """
+        made, source = self._made_from(labels_layer)
+        if made is None or made["id"] == layer_id(image):
+            return
+        if source is not None:
+            raise BoneScreenError(
+                f"the labels layer '{labels_layer.name}' was made from the image layer '{source.name}', not from "
+                f"'{image.name}', the image picked: pick '{source.name}' as the image, or labels made from "
+                f"'{image.name}'"
+            )
+        then, now = labels_layer.metadata[META_KEY].get("source"), (image.metadata.get(META_KEY) or {}).get("source")
+        if not same_read(then, now):
+            raise BoneScreenError(
+                f"the labels layer '{labels_layer.name}' was made from the image layer '{made['name']}', closed since, "
+                f"not from '{image.name}', the image picked, which is another CT: open that CT again and pick it, or "
+                f"segment '{image.name}'"
+            )
+
     def _vertebrae_in_layer(self, _=None) -> list[tuple[str, int]]:
         layer = self.labels.value if hasattr(self, "labels") else None
         if layer is None:
@@ -918,6 +966,8 @@ class ClassifyWidget(_Base):
             self._fail(BoneScreenError("pick the CT image and its levels labels layer (segment first)"))
             return
         try:
+            # labels of another image on the same grid pass every check below (helper-78)
+            self._check_made_from(image, labels_layer)
             volume = volume_from_layer(image)
             labels = labels_from_layer(labels_layer, volume).copy()  # the user may keep editing meanwhile
             if not labels.any():  # (helper-34: told to rename vertebrae of an empty layer)

@@ -277,6 +277,112 @@ def test_two_series_of_as_many_slices_open_as_a_layer_each(make_napari_viewer, s
     assert "2 CT series of as many slices, each a layer" in shown
 
 
+def test_two_series_of_one_series_number_open_as_layers_named_apart_with_a_true_note(
+    make_napari_viewer, small_case_files, tmp_path
+):
+    """helper-78: two series of as many slices with one SeriesNumber opened as two layers of one name ("DICOM series 3
+    (112 slices)" and "... [1]"), listed alike in the notification, and each layer's CT said it was "the series chosen
+    by the user; 112 image(s) of other series in the folder not read", though napari chose none and opened both.
+    Now their names tell them apart, and the note says what napari did; a third series' images (a scout) are still
+    said not to be read."""
+    import pydicom
+    from napari.utils.notifications import notification_manager
+
+    from napari_bonescreen._convert import META_KEY
+
+    source = small_case_files / "dicom" / "dicom"
+    files = sorted(source.iterdir())
+    folder = tmp_path / "study"
+    shutil.copytree(source, folder / "soft")
+    number = str(pydicom.dcmread(files[0]).SeriesNumber)
+    for sub, copied, series_number in (("bone", files, number), ("scout", files[:3], "99")):
+        (folder / sub).mkdir()
+        uid = pydicom.uid.generate_uid()
+        for f in copied:
+            ds = pydicom.dcmread(f)
+            ds.SeriesInstanceUID, ds.SeriesNumber, ds.SOPInstanceUID = uid, series_number, pydicom.uid.generate_uid()
+            ds.save_as(folder / sub / f.name)
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(folder), plugin=PLUGIN)
+    names = [layer.name for layer in layers]
+    assert len(layers) == 2 and len(set(names)) == 2, names
+    assert [name.endswith(f"(series {i} of 2)") for i, name in enumerate(names, 1)] == [True, True], names
+    shown = notification_manager.records[-1].message
+    assert all(name in shown for name in names), shown
+    for i, layer in enumerate(layers, 1):
+        made = layer.metadata[META_KEY]
+        notes = " | ".join(made["notes"])
+        assert "chosen by the user" not in notes, notes
+        assert f"series {number} (CT, {len(files)} images): series {i} of 2 axial CT series of as many slices" in notes
+        assert "each opened as a layer of its own; 3 image(s) of other series in the folder not read" in notes, notes
+        assert made["description"] == layer.name
+        assert not any("Phantom" in text for text in (layer.name, notes, shown))  # (the patient's name)
+
+
+def test_classify_takes_the_image_its_labels_were_made_from_and_refuses_another(
+    make_napari_viewer, qtbot, small_case_files, tmp_path
+):
+    """helper-78: after segmenting one of two series of as many slices, the Classify dock kept the other series as its
+    image; the labels picked, Classify measured that other series' voxels with this one's mask, without a word (one
+    grid: no check caught it). Labels BoneScreen made from an image now pick that image in the Classify dock, and
+    Classify refuses labels made from another image layer than the one picked, naming both; where that layer was
+    closed, the same CT opened again is classified and another series refused."""
+    import pydicom
+
+    from bonescreen.io import load_ct
+    from napari_bonescreen._convert import META_KEY, image_layer_data
+
+    source = small_case_files / "dicom" / "dicom"
+    folder = tmp_path / "study"
+    shutil.copytree(source, folder / "soft")
+    (folder / "bone").mkdir()
+    uid = pydicom.uid.generate_uid()
+    for f in sorted(source.iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID, ds.SeriesNumber, ds.SOPInstanceUID = uid, 7, pydicom.uid.generate_uid()
+        ds.RescaleIntercept = float(ds.RescaleIntercept) + 60  # another reconstruction: other voxels, one grid
+        ds.save_as(folder / "bone" / f.name)
+    viewer = make_napari_viewer()
+    viewer.open(str(folder), plugin=PLUGIN)
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    # as helper-78 did: one series segmented, then the other
+    other, segmented = viewer.layers
+    for image in (other, segmented):
+        seg.image.value = image
+        seg.run()
+        wait_for(qtbot, seg, timeout=300_000)
+    labels = seg.last_layer
+    assert labels.metadata[META_KEY]["made_from"]["name"] == segmented.name
+    # the first labels layer was picked as it came, with its image; the second is left to the user to pick
+    assert cls.labels.value.name == f"{other.name} vertebrae" and cls.image.value.name == other.name
+    other = other.name
+    cls.labels.value = labels
+    assert cls.image.value.name == segmented.name  # the image follows the labels
+    cls.image.value = viewer.layers[other]  # the user picks the other series again
+    cls.run()
+    said = (
+        f"the labels layer '{labels.name}' was made from the image layer '{segmented.name}', not from '{other}', the "
+        f"image picked: pick '{segmented.name}' as the image"
+    )
+    assert said in cls.status.text() and cls.worker is None and cls.result is None, cls.status.text()
+    # the image layer closed, and its CT opened again: the labels are classified with it, not with the other series
+    series = segmented.metadata[META_KEY]["source"].dicom["SeriesInstanceUID"]
+    data, meta, _ = image_layer_data(load_ct(folder, series=series), name="opened again")
+    again = viewer.add_image(data, **meta)
+    viewer.layers.remove(segmented.name)
+    cls.labels.value = labels
+    cls.image.value = viewer.layers[other]
+    cls.run()
+    assert f"was made from the image layer '{segmented.name}', closed since, not from '{other}'" in cls.status.text()
+    assert cls.result is None
+    cls.image.value = again
+    cls.run()
+    wait_for(qtbot, cls)
+    assert cls.result is not None, cls.status.text()
+    np.testing.assert_array_equal(cls._inputs[0].hu, again.data)
+
+
 def test_cancel_adds_nothing(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "phantom_normal")

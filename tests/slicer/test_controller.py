@@ -286,7 +286,8 @@ def test_a_volume_that_is_no_ct_in_hu_is_refused_at_segment_and_classify_for_the
 ):
     """helper-76: the command line and napari refuse values that are not HU, NaN and a label map, but Slicer segmented
     random 0-799 values ("Found 1 vertebra (L1)") and gave them a bone status. Segment and Classify now refuse such a
-    volume with the command line's reason, its advice in Slicer's words (Slicer has no --hu-offset nor --labels)."""
+    volume with the command line's reason, its advice in Slicer's words (Slicer has no --hu-offset nor --labels),
+    said once (helper-78: a lead of "is not a CT in Hounsfield units" doubled the reason's own words)."""
     import nibabel as nib
     import slicer
 
@@ -311,13 +312,16 @@ def test_a_volume_that_is_no_ct_in_hu_is_refused_at_segment_and_classify_for_the
         params.node.inputVolume, params.node.outputSegmentation = node, None
         with pytest.raises(BoneScreenError) as segment:
             controller.start_segment()
-        assert f"'{name}' is not a CT in Hounsfield units: {reason}" in str(segment.value), name
+        assert f"the volume '{name}': {reason}" in str(segment.value), name
+        # said once (helper-78: "is not a CT in Hounsfield units: the values do not look like CT in Hounsfield units")
+        assert str(segment.value).count("Hounsfield units") <= 1, str(segment.value)
         assert "--" not in str(segment.value)  # no command-line option named in Slicer
         assert controller.run is None and params.node.outputSegmentation is None
         params.node.outputSegmentation = controller.scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
-        with pytest.raises(BoneScreenError, match="is not a CT in Hounsfield units") as classify:
+        with pytest.raises(BoneScreenError, match=f"the volume '{name}': ") as classify:
             controller.start_classify()
         assert reason in str(classify.value) and controller.run is None
+        assert str(classify.value).count("Hounsfield units") <= 1, str(classify.value)
     assert "looks like a label map" in str(segment.value) and "Open a vertebra label map" in str(segment.value)
 
 
@@ -345,6 +349,47 @@ def test_a_ct_under_a_transform_is_refused_until_the_transform_is_hardened(panel
         controller.start_classify()
     flip.SetMatrixTransformToParent(vtk.vtkMatrix4x4())  # the identity: the voxels lie where they are
     np.testing.assert_array_equal(volume_node_to_ct(node).hu, np.maximum(case.hu, -1024))
+
+
+def test_a_segmentation_under_a_transform_is_refused_at_classify_and_export_as_the_ct_is(
+    panel, case, add_volume, tmp_path
+):
+    """helper-78: a segmentation node under a parent transform was classified as the transform placed it (a 3 mm shift
+    gave other numbers without a word; a flip was said to hold "no voxel of the CT"), and Export called the shift "an
+    edit or a rename". Classify and Export refuse it as they refuse a CT under one, saying how to harden it; an
+    identity transform changes nothing and is let through."""
+    import vtk
+    from BoneScreenLib.logic import labels_to_segmentation, volume_node_to_ct
+
+    controller, params = panel
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    seg = labels_to_segmentation(case.levels, volume_node_to_ct(node), node)
+    params.node.outputSegmentation = seg
+    controller.start_classify()
+    run_to_end(controller)
+    assert controller.state().can_export
+    said = (
+        r"the segmentation '.*' has a transform \('{}'\): harden it \(Data module > right-click the segmentation > "
+        r"Harden transform\) first, or remove it"
+    )
+    for name, element, value in (("shift 3 mm", (0, 3), 3.0), ("flip S-I", (2, 2), -1.0)):
+        moved = controller.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", name)
+        m = vtk.vtkMatrix4x4()
+        m.SetElement(*element, value)
+        moved.SetMatrixTransformToParent(m)
+        seg.SetAndObserveTransformNodeID(moved.GetID())
+        with pytest.raises(BoneScreenError, match=said.format(name)):
+            controller.export(str(tmp_path / "moved"))
+        assert not (tmp_path / "moved").exists()
+        with pytest.raises(BoneScreenError, match=said.format(name)):
+            controller.start_classify()
+        assert controller.run is None
+    moved.SetMatrixTransformToParent(vtk.vtkMatrix4x4())  # the identity: the segments lie where they are
+    assert len(controller.export(str(tmp_path / "identity"))) == 2
+    controller.start_classify()
+    run_to_end(controller)
+    assert controller.state().status.startswith("Bone status")
 
 
 def test_segment_into_the_same_node_keeps_a_segmentation_the_user_edited(panel, case, add_volume):

@@ -145,9 +145,11 @@ def volume_node_to_ct(volume_node):
     if kji.ndim != 3:
         raise BoneScreenError(f"volume '{volume_node.GetName()}' is not a 3-D scalar volume")
     volume = volume_from_ijk(kji.transpose(2, 1, 0), ijk_to_ras(volume_node), "slicer", None, volume_node.GetName())
-    # (helper-76: random values, NaN, a label map loaded as a scalar volume were segmented and classified)
+    # (helper-76: random values, NaN, a label map loaded as a scalar volume were segmented and classified); the
+    # reason says what the values are, as napari's "layer 'X': reason" does (helper-78: a lead of "is not a CT in
+    # Hounsfield units" before it said so twice)
     if problem := hu_scale_problem(volume.hu, front_end="slicer"):
-        raise BoneScreenError(f"the volume '{volume_node.GetName()}' is not a CT in Hounsfield units: {problem}")
+        raise BoneScreenError(f"the volume '{volume_node.GetName()}': {problem}")
     files = dicom_source_files(volume_node, limit=1)  # one header holds them: no database query per slice
     if files:  # a CT from Slicer's DICOM database: its tube voltage and contrast agent for the density calibration
         from bonescreen.io.dicom import read_acquisition
@@ -169,17 +171,27 @@ def volume_node_to_ct(volume_node):
     return volume
 
 
-def _refuse_a_transform(volume_node) -> None:
-    """Refuse a volume under a parent transform (the identity aside): BoneScreen reads the voxels on the node's own
-    grid, and its segmentation would not follow the transform (helper-76: a flipped CT was segmented unflipped,
-    without a word).
+def _refuse_a_transform(node, kind: str = "CT") -> None:
+    """Refuse a CT or a segmentation under a parent transform (the identity aside).
+
+    BoneScreen reads the CT's voxels on the node's own grid, and its segmentation would not follow the transform
+    (helper-76: a flipped CT was segmented unflipped, without a word); a segmentation moved by a transform no longer
+    lies where it was made or checked (helper-78: a 3 mm shift gave other numbers without a word, a flip was said to
+    hold "no voxel of the CT").
+
+    Parameters
+    ----------
+    node : vtkMRMLTransformableNode
+        The CT's volume node or the segmentation node.
+    kind : str
+        What the message calls it, and what to right-click: ``CT`` or ``segmentation``.
 
     Raises
     ------
     BoneScreenError
-        Naming the CT and the transform, and how to harden it.
+        Naming the node and the transform, and how to harden it.
     """
-    transform = volume_node.GetParentTransformNode()
+    transform = node.GetParentTransformNode()
     if transform is None:
         return
     if transform.IsTransformToWorldLinear():
@@ -188,8 +200,8 @@ def _refuse_a_transform(volume_node) -> None:
         if np.allclose(_matrix_to_numpy(m), np.eye(4), atol=1e-9):
             return
     raise BoneScreenError(
-        f"the CT '{volume_node.GetName()}' has a transform ('{transform.GetName()}'): harden it (Data module > "
-        "right-click the CT > Harden transform) first, or remove it"
+        f"the {kind} '{node.GetName()}' has a transform ('{transform.GetName()}'): harden it (Data module > "
+        f"right-click the {kind} > Harden transform) first, or remove it"
     )
 
 
@@ -731,13 +743,15 @@ class BoneScreenLogic:
         Raises
         ------
         BoneScreenError
-            If two segments have one vertebra's name (each vertebra is classified on its own), or the CT is unusable.
+            If two segments have one vertebra's name (each vertebra is classified on its own), the CT is unusable, or
+            the segmentation is under a transform.
         """
         from bonescreen.io.writers import labels_digest
         from bonescreen.labels import edited_levels, vertebra_name
         from bonescreen.pipeline.screener import own_labels_edited
 
         volume = volume_node_to_ct(volume_node)
+        _refuse_a_transform(segmentation_node, "segmentation")  # as the CT is (helper-78)
         digest = ct_digest(volume_node)
         segmentation = segmentation_node.GetSegmentation()
         segments = [segmentation.GetNthSegment(i) for i in range(segmentation.GetNumberOfSegments())]
@@ -884,8 +898,9 @@ class BoneScreenLogic:
         Raises
         ------
         BoneScreenError
-            If nothing was classified, the CT or its segmentation changed since, the folder cannot be written, or an
-            output failed (after the others were written; each named with its reason).
+            If nothing was classified, the CT or its segmentation changed since, the segmentation is under a
+            transform, the folder cannot be written, or an output failed (after the others were written; each named
+            with its reason).
         """
         from pathlib import Path
 
@@ -909,6 +924,8 @@ class BoneScreenLogic:
                 "or orientation): classify again, then export"
             )
         if segmentation_node is not None and volume_node is not None:
+            # moved by a transform since, it was said to have changed "(an edit or a rename)" (helper-78)
+            _refuse_a_transform(segmentation_node, "segmentation")
             now = segmentation_to_labels(segmentation_node, volume_node, volume)
             if not np.array_equal(now, vertebrae):
                 raise BoneScreenError(
