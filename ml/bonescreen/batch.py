@@ -152,7 +152,8 @@ def check_batch_output(out: Path) -> None:
     for name in BATCH_FILES:
         if (out / name).exists():
             raise BoneScreenError(
-                f"the output folder holds {'an' if name[0] in 'aeiou' else 'a'} {name} that BoneScreen did not write: a batch would replace it; "
+                f"the output folder holds {'an' if name[0] in 'aeiou' else 'a'} {name} that BoneScreen did not "
+                "write: a batch would replace it; "
                 "choose another --out",
                 out / name,
             )
