@@ -253,21 +253,30 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     assert seg.last_layer is not labels and np.array_equal(labels.data, data)
 
 
+def _series_copy(files, dest, number, intercept_shift: float = 0.0) -> str:
+    """The DICOM ``files`` written into ``dest`` as another series (a new SeriesInstanceUID and SOPInstanceUIDs,
+    SeriesNumber ``number``; RescaleIntercept moved by ``intercept_shift``: another reconstruction); its UID."""
+    import pydicom
+
+    dest.mkdir(parents=True)
+    uid = pydicom.uid.generate_uid()
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID, ds.SeriesNumber, ds.SOPInstanceUID = uid, number, pydicom.uid.generate_uid()
+        ds.RescaleIntercept = float(ds.RescaleIntercept) + intercept_shift
+        ds.save_as(dest / f.name)
+    return uid
+
+
 def test_two_series_of_as_many_slices_open_as_a_layer_each(make_napari_viewer, small_case_files, tmp_path):
     """Stop 55: a folder holding two reconstructions of one scan (soft-tissue and bone kernels, as many slices) was
     refused in napari, which has no --series: each series now opens as a layer of its own, said in a notification."""
-    import pydicom
     from napari.utils.notifications import notification_manager
 
     source = small_case_files / "dicom" / "dicom"
     folder = tmp_path / "study"
     shutil.copytree(source, folder / "soft")
-    (folder / "bone").mkdir()
-    uid = pydicom.uid.generate_uid()
-    for f in sorted(source.iterdir()):
-        ds = pydicom.dcmread(f)
-        ds.SeriesInstanceUID, ds.SeriesNumber, ds.SOPInstanceUID = uid, 7, pydicom.uid.generate_uid()
-        ds.save_as(folder / "bone" / f.name)
+    _series_copy(sorted(source.iterdir()), folder / "bone", 7)
     viewer = make_napari_viewer()
     layers = viewer.open(str(folder), plugin=PLUGIN)
     assert len(layers) == 2 and all(layer.data.ndim == 3 for layer in layers)
@@ -296,12 +305,7 @@ def test_two_series_of_one_series_number_open_as_layers_named_apart_with_a_true_
     shutil.copytree(source, folder / "soft")
     number = str(pydicom.dcmread(files[0]).SeriesNumber)
     for sub, copied, series_number in (("bone", files, number), ("scout", files[:3], "99")):
-        (folder / sub).mkdir()
-        uid = pydicom.uid.generate_uid()
-        for f in copied:
-            ds = pydicom.dcmread(f)
-            ds.SeriesInstanceUID, ds.SeriesNumber, ds.SOPInstanceUID = uid, series_number, pydicom.uid.generate_uid()
-            ds.save_as(folder / sub / f.name)
+        _series_copy(copied, folder / sub, series_number)
     viewer = make_napari_viewer()
     layers = viewer.open(str(folder), plugin=PLUGIN)
     names = [layer.name for layer in layers]
@@ -327,7 +331,6 @@ def test_classify_takes_the_image_its_labels_were_made_from_and_refuses_another(
     grid: no check caught it). Labels BoneScreen made from an image now pick that image in the Classify dock, and
     Classify refuses labels made from another image layer than the one picked, naming both; where that layer was
     closed, the same CT opened again is classified and another series refused."""
-    import pydicom
 
     from bonescreen.io import load_ct
     from napari_bonescreen._convert import META_KEY, image_layer_data
@@ -335,13 +338,7 @@ def test_classify_takes_the_image_its_labels_were_made_from_and_refuses_another(
     source = small_case_files / "dicom" / "dicom"
     folder = tmp_path / "study"
     shutil.copytree(source, folder / "soft")
-    (folder / "bone").mkdir()
-    uid = pydicom.uid.generate_uid()
-    for f in sorted(source.iterdir()):
-        ds = pydicom.dcmread(f)
-        ds.SeriesInstanceUID, ds.SeriesNumber, ds.SOPInstanceUID = uid, 7, pydicom.uid.generate_uid()
-        ds.RescaleIntercept = float(ds.RescaleIntercept) + 60  # another reconstruction: other voxels, one grid
-        ds.save_as(folder / "bone" / f.name)
+    _series_copy(sorted(source.iterdir()), folder / "bone", 7, 60.0)  # another reconstruction: other voxels, one grid
     viewer = make_napari_viewer()
     viewer.open(str(folder), plugin=PLUGIN)
     _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")

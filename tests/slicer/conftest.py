@@ -27,3 +27,19 @@ def _add_volume(scene, case):
 def add_volume():
     """``add_volume(scene, case)``: the phantom as a scalar volume node with a non-identity IJK-to-RAS (LPS axes)."""
     return _add_volume
+
+
+def _load_file(scene, path):
+    """A scalar volume node read from ``path`` as Slicer's Add Data reads a file (its archetype storage node)."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", path.name)
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(path))
+    assert storage.ReadData(node)
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    return node
+
+
+@pytest.fixture
+def load_file():
+    """``load_file(scene, path)``: a volume file read into a node as Slicer's Add Data reads it."""
+    return _load_file

@@ -271,18 +271,8 @@ def test_a_label_map_is_no_ct_and_segments_named_twice_or_not_at_all_are_said(pa
         logic.classify_inputs(node, seg)
 
 
-def _load_nifti(scene, path):
-    """A scalar volume node read as Slicer's Add Data reads a file (its archetype storage node)."""
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", path.name)
-    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
-    storage.SetFileName(str(path))
-    assert storage.ReadData(node)
-    node.SetAndObserveStorageNodeID(storage.GetID())
-    return node
-
-
 def test_a_volume_that_is_no_ct_in_hu_is_refused_at_segment_and_classify_for_the_command_lines_reason(
-    panel, case, tmp_path
+    panel, case, tmp_path, load_file
 ):
     """helper-76: the command line and napari refuse values that are not HU, NaN and a label map, but Slicer segmented
     random 0-799 values ("Found 1 vertebra (L1)") and gave them a bone status. Segment and Classify now refuse such a
@@ -308,7 +298,7 @@ def test_a_volume_that_is_no_ct_in_hu_is_refused_at_segment_and_classify_for_the
         with pytest.raises(BoneScreenError) as cli:
             load_ct(tmp_path / name)
         reason = cli.value.problem.split("; it looks like a label map")[0]
-        node = with_nan if name == "nan.nii.gz" else _load_nifti(controller.scene, tmp_path / name)
+        node = with_nan if name == "nan.nii.gz" else load_file(controller.scene, tmp_path / name)
         params.node.inputVolume, params.node.outputSegmentation = node, None
         with pytest.raises(BoneScreenError) as segment:
             controller.start_segment()

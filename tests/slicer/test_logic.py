@@ -191,7 +191,9 @@ def test_the_user_states_the_orientation_of_a_volume_without_one(scene, case, ad
     assert node.GetAttribute("BoneScreen.Orientation") == "LPS"
 
 
-def test_a_nifti_loaded_by_slicer_gives_its_sidecar_and_its_missing_orientation_as_the_command_line(scene, tmp_path):
+def test_a_nifti_loaded_by_slicer_gives_its_sidecar_and_its_missing_orientation_as_the_command_line(
+    scene, tmp_path, load_file
+):
     """helper-60: Slicer flagged "no tube voltage ... a JSON sidecar beside it gives it" beside a sidecar it never
     read, and a NIfTI without qform and sform went unflagged. Loaded with Slicer's own reader (its archetype storage
     node), the CT carries the sidecar's KVP and, without orientation, the command line's flag, until the user states
@@ -204,12 +206,7 @@ def test_a_nifti_loaded_by_slicer_gives_its_sidecar_and_its_missing_orientation_
     hu[2:6, 2:22] = -100  # fat: a CT in HU holds some (helper-76: values without were screened in Slicer)
 
     def load(path):
-        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", path.name)
-        storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
-        storage.SetFileName(str(path))
-        assert storage.ReadData(node)
-        node.SetAndObserveStorageNodeID(storage.GetID())
-        return node
+        return load_file(scene, path)
 
     stated = nib.Nifti1Image(hu, np.diag([-0.8, -0.8, 3.0, 1.0]))
     nib.save(stated, tmp_path / "ct.nii.gz")
