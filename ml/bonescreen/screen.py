@@ -123,6 +123,10 @@ def screen_file(
     """
     out = Path(out)
     check_output_folder(out)
+    if Path(input_path).is_dir() and out.resolve() == Path(input_path).resolve():
+        # the results would mix with the series (seg.dcm, sr.dcm among its images), and batch then takes the
+        # folder for BoneScreen's output and passes its series over (helper-78)
+        raise BoneScreenError("the output folder is the input folder: write the results to a folder of their own", out)
     t0 = time.perf_counter()
     volume = load_ct(input_path, hu_offset=hu_offset, orientation=orientation, recursive=recursive, series=series)
     load_s = time.perf_counter() - t0

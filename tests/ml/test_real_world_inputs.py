@@ -367,3 +367,12 @@ def test_a_refusal_of_files_named_for_the_patient_does_not_name_the_patient(seri
     failed = screen_study("study-y", str(damaged), str(tmp_path / "c"), None, None, "cpu")
     assert failed["status"] == "error" and "none reads as DICOM" in failed["error"] and clean(failed["error"])
     assert "<file>" in failed["error"], failed["error"]
+
+
+def test_results_are_not_written_into_the_dicom_folder_they_read(series, capsys):
+    """helper-78: `screen FOLDER --out FOLDER` wrote seg.dcm and sr.dcm among the series' images, and batch then took
+    the folder for BoneScreen's output and passed its series over. It is refused, and nothing is written."""
+    before = sorted(p.name for p in series.iterdir())
+    code, _, err = run_cli(["screen", str(series), "--out", str(series), "--device", "cpu"], capsys)
+    assert code == 2 and "the output folder is the input folder" in err
+    assert sorted(p.name for p in series.iterdir()) == before
