@@ -397,7 +397,11 @@ def test_batch_refuses_an_output_folder_of_the_users_files_and_an_unreachable_sc
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    web = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)  # (a handler waiting on dask's bytes must
+    class Quiet(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # (dask's bytes, logged as a bad request)
+            pass
+
+    web = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)  # (a handler waiting on dask's bytes must
     web.daemon_threads = True  # not hold the server's shutdown)
     threading.Thread(target=web.serve_forever, daemon=True).start()
     try:
