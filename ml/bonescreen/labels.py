@@ -323,20 +323,24 @@ def stray_specks(labels: np.ndarray, spacing: tuple[float, float, float]) -> lis
 
     out = []
     step = np.asarray(spacing, dtype=float)
+    level_boxes = ndimage.find_objects(labels)
     for lv in levels_present(labels):
-        pieces, n = ndimage.label(labels == lv, structure=np.ones((3, 3, 3), bool))
+        # each level is read in its own box (labelling the whole volume per level took 14 s on a 735-slice CT)
+        box = level_boxes[lv - 1]
+        offset = np.array([s.start for s in box])
+        pieces, n = ndimage.label(labels[box] == lv, structure=np.ones((3, 3, 3), bool))
         if n < 2:
             continue
         sizes = np.bincount(pieces.ravel())[1:]
         main = int(np.argmax(sizes)) + 1
-        _z, body_row, body_col = ndimage.center_of_mass(pieces == main)
+        _z, body_row, body_col = np.add(ndimage.center_of_mass(pieces == main), offset)
         boxes = ndimage.find_objects(pieces)
-        lo = np.array([s.start for s in boxes[main - 1]]) * step
-        hi = np.array([s.stop - 1 for s in boxes[main - 1]]) * step
+        lo = (np.array([s.start for s in boxes[main - 1]]) + offset) * step
+        hi = (np.array([s.stop - 1 for s in boxes[main - 1]]) + offset) * step
         for i, where in enumerate(boxes, start=1):
             if i == main:
                 continue
-            centre = np.array([(s.start + s.stop - 1) / 2 for s in where]) * step
+            centre = (np.array([(s.start + s.stop - 1) / 2 for s in where]) + offset) * step
             gap = float(np.linalg.norm(np.maximum(0, np.maximum(lo - centre, centre - hi))))
             # behind the body, where its arch is: a process that a thin slab, a mask or the split parts from the
             # body (helper-37: the demo's own L2 spinous process was "a brush stroke in the wrong place?")
