@@ -180,3 +180,40 @@ def test_a_level_whose_labels_are_off_the_bone_carries_no_figure_into_the_sr(scr
     group = read_sr_levels(tmp_path / "sr.dcm")[lv["name"]]
     assert group["measurements"] == {}
     assert group["evaluations"] == {"Result flagged uncertain": "Yes"}
+
+
+def test_the_sr_lists_the_source_images_in_the_image_library_tid_1500_requires(screened, small_case_files):
+    """helper-80: TID 1500's row 5, the Image Library (TID 1600), is mandatory, and the SR had none (highdicom writes
+    one only when given every image, each with its own descriptors). It now lists the source images, in one group
+    whose shared descriptors are the modality and the frame of reference, between the procedure reported (row 4)
+    and the Imaging Measurements (row 6)."""
+    out, _ = screened
+    sr = pydicom.dcmread(out / "sr.dcm")
+    root = [(str(i.ValueType), str(i.ConceptNameCodeSequence[0].CodeValue)) for i in sr.ContentSequence]
+    assert ("CONTAINER", "111028") in root, "no Image Library (DCM 111028) in the report"
+    library = root.index(("CONTAINER", "111028"))
+    assert root.index(("CODE", "121058")) < library < root.index(("CONTAINER", "126010"))
+    groups = sr.ContentSequence[library].ContentSequence
+    assert [str(g.ConceptNameCodeSequence[0].CodeValue) for g in groups] == ["126200"]  # one Image Library Group
+    shared = {
+        str(i.ConceptNameCodeSequence[0].CodeValue): i
+        for i in groups[0].ContentSequence
+        if i.RelationshipType == "HAS ACQ CONTEXT"
+    }
+    assert shared["121139"].ConceptCodeSequence[0].CodeValue == "CT"  # Modality, CID 29
+    headers = [
+        pydicom.dcmread(f, stop_before_pixels=True)
+        for f in load_ct(small_case_files / "dicom" / "dicom").source.dicom_files
+    ]
+    assert shared["112227"].UID == headers[0].FrameOfReferenceUID
+    entries = [i for i in groups[0].ContentSequence if i.ValueType == "IMAGE"]
+    referenced = [
+        (
+            str(e.ReferencedSOPSequence[0].ReferencedSOPClassUID),
+            str(e.ReferencedSOPSequence[0].ReferencedSOPInstanceUID),
+        )
+        for e in entries
+    ]
+    assert referenced == [(str(h.SOPClassUID), str(h.SOPInstanceUID)) for h in headers]  # every image, in slice order
+    assert all(e.RelationshipType == "CONTAINS" for e in entries)
+    assert set(read_sr_levels(out / "sr.dcm")) >= {"overall"}  # and highdicom still reads the report
