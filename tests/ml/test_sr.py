@@ -41,7 +41,7 @@ def test_sr_numbers_equal_result_json(screened):
         assert m["Mean Attenuation Coefficient"] == lv["trabecular_hu"]
         assert m["Volumetric bone mineral density (hydroxyapatite)"] == lv["vbmd_mg_cm3"]
         assert m["Uncertainty of volumetric bone mineral density (1 SD)"] == lv["vbmd_sd_mg_cm3"]
-        for where, site in (("anterior", "Anterior"), ("middle", "Center"), ("posterior", "Posterior")):
+        for where, site in (("anterior", "Anterior"), ("middle", "Central"), ("posterior", "Posterior")):
             if lv["fracture"] is None:  # a body cut by the scan range has no heights: none in the SR either
                 assert f"Height {site}" not in m and "Genant semiquantitative grade" not in e
             else:
@@ -182,6 +182,15 @@ def test_a_level_whose_labels_are_off_the_bone_carries_no_figure_into_the_sr(scr
     assert group["evaluations"] == {"Result flagged uncertain": "Yes"}
 
 
+def _items(items, path=()):
+    """Every content item below ``items``, with the concept names (CodeValue) of its ancestors."""
+    for item in items:
+        yield path, item
+        if "ContentSequence" in item:
+            name = item.ConceptNameCodeSequence[0].CodeValue if "ConceptNameCodeSequence" in item else None
+            yield from _items(item.ContentSequence, (*path, name))
+
+
 def test_the_sr_lists_the_source_images_in_the_image_library_tid_1500_requires(screened, small_case_files):
     """helper-80: TID 1500's row 5, the Image Library (TID 1600), is mandatory, and the SR had none (highdicom writes
     one only when given every image, each with its own descriptors). It now lists the source images, in one group
@@ -217,3 +226,20 @@ def test_the_sr_lists_the_source_images_in_the_image_library_tid_1500_requires(s
     assert referenced == [(str(h.SOPClassUID), str(h.SOPInstanceUID)) for h in headers]  # every image, in slice order
     assert all(e.RelationshipType == "CONTAINS" for e in entries)
     assert set(read_sr_levels(out / "sr.dcm")) >= {"overall"}  # and highdicom still reads the report
+
+
+def test_the_heights_sites_are_anatomic_modifiers(screened):
+    """helper-80: the middle height's site was modified by DCM 111010 "Center", a code of CID 219 (Geometry
+    Graphical Representation); the Topographical modifier of a Finding Site takes DCID 2 "Anatomic Modifier"
+    (PS3.16 TID 1419), which has SCT 26216008 "Central"."""
+    from pydicom.sr.codedict import codes
+
+    out, _ = screened
+    anatomic = {(c.value, c.scheme_designator) for c in codes.cid2.concepts.values()}
+    modifiers = [
+        (str(i.ConceptCodeSequence[0].CodeValue), str(i.ConceptCodeSequence[0].CodingSchemeDesignator))
+        for path, i in _items(pydicom.dcmread(out / "sr.dcm").ContentSequence)
+        if i.ValueType == "CODE" and i.ConceptNameCodeSequence[0].CodeValue == "106233006"
+    ]
+    assert modifiers and set(modifiers) <= anatomic
+    assert {("255549009", "SCT"), ("26216008", "SCT"), ("255551008", "SCT")} == set(modifiers)

@@ -3,7 +3,7 @@
 One measurement group (TID 1411, volumetric ROI) per classified level, its ROI the level's segment of
 ``seg.dcm``, holding what result.json holds for it: trabecular HU (DCM 112181 Mean Attenuation
 Coefficient, UCUM ``[hnsf'U]``), vBMD and its uncertainty (mg/cm3), the three body heights (DCM 121207
-Height, mm, with the site anterior / center / posterior), the height
+Height, mm, at the body's SCT Anterior / Central / Posterior, topographical modifiers of CID 2), the height
 loss, the Genant grade and shape (and the grade on the other side of grade 2's bound when the slices cannot
 tell them apart), BCC-Net's probabilities and class, the ACR category; one group (TID 1501) for the whole
 scan: the overall vBMD, ACR category and bone status; and the Image Library (TID 1600) of the source images.
@@ -98,7 +98,11 @@ def _level_group(lv: dict, seg: pydicom.Dataset, segment: int, series_uid: str):
         measurements.append(hd.sr.Measurement(_code("VBMD"), lv["vbmd_mg_cm3"], mg_cm3))
         measurements.append(hd.sr.Measurement(_code("VBMDSD"), lv["vbmd_sd_mg_cm3"], mg_cm3))
     fracture = lv.get("fracture")
-    sites = {"anterior": codes.SCT.Anterior, "middle": codes.DCM.Center, "posterior": codes.SCT.Posterior}
+    # the site's Topographical modifier (SCT 106233006) takes its value from DCID 2 "Anatomic Modifier" (DICOM PS3.16
+    # TID 1419, Finding Site rows; TID 300 $TargetSiteMod): SCT Central for the middle height. DCM 111010 "Center",
+    # written before helper-80, is no anatomic modifier but CID 219's "Geometry Graphical Representation" (a shape's
+    # centre point)
+    sites = {"anterior": codes.SCT.Anterior, "middle": codes.cid2.Central, "posterior": codes.SCT.Posterior}
     if fracture:
         for where, site in sites.items():
             measurements.append(
