@@ -1,6 +1,8 @@
 """DICOM SR (issue "Beyond the paper", part 3): `screen` writes a TID 1500 Measurement Report beside seg.dcm."""
 
 import json
+import shutil
+import subprocess
 
 import pydicom
 import pytest
@@ -243,3 +245,21 @@ def test_the_heights_sites_are_anatomic_modifiers(screened):
     ]
     assert modifiers and set(modifiers) <= anatomic
     assert {("255549009", "SCT"), ("26216008", "SCT"), ("255551008", "SCT")} == set(modifiers)
+
+
+def test_dciodvfy_finds_no_error_in_the_seg_and_sr(screened):
+    """helper-80: seg.dcm and sr.dcm checked against their IODs (DICOM PS3.3 A.51 Segmentation, A.35.13 Comprehensive
+    3D SR) by an independent validator, dciodvfy (dicom3tools, which `make system-deps` installs). Its warnings are
+    left: 99BSCR, BoneScreen's private coding scheme (PS3.3 8.2 allows designators beginning with "99"), is not in
+    its list of known schemes."""
+    out, _ = screened
+    dciodvfy = shutil.which("dciodvfy")
+    if dciodvfy is None:
+        pytest.fail("dciodvfy is missing: install dicom3tools ('make system-deps' does, as root)")
+    for name, iod in (("seg.dcm", "Segmentation"), ("sr.dcm", "Comprehensive3DSR")):
+        run = subprocess.run([dciodvfy, str(out / name)], capture_output=True, text=True, timeout=60)
+        lines = (run.stdout + run.stderr).splitlines()
+        assert iod in lines, f"{name}: dciodvfy did not recognise a {iod}"
+        # (a value dciodvfy quotes, " = <...>", is cut off: it may be a patient's name)
+        errors = [line.split(" = <")[0] for line in lines if line.startswith("Error")]
+        assert not errors, f"{name}: " + "; ".join(errors)
