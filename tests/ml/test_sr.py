@@ -1,6 +1,8 @@
 """DICOM SR (issue "Beyond the paper", part 3): `screen` writes a TID 1500 Measurement Report beside seg.dcm."""
 
 import json
+import shutil
+import subprocess
 
 import pydicom
 import pytest
@@ -41,7 +43,7 @@ def test_sr_numbers_equal_result_json(screened):
         assert m["Mean Attenuation Coefficient"] == lv["trabecular_hu"]
         assert m["Volumetric bone mineral density (hydroxyapatite)"] == lv["vbmd_mg_cm3"]
         assert m["Uncertainty of volumetric bone mineral density (1 SD)"] == lv["vbmd_sd_mg_cm3"]
-        for where, site in (("anterior", "Anterior"), ("middle", "Center"), ("posterior", "Posterior")):
+        for where, site in (("anterior", "Anterior"), ("middle", "Central"), ("posterior", "Posterior")):
             if lv["fracture"] is None:  # a body cut by the scan range has no heights: none in the SR either
                 assert f"Height {site}" not in m and "Genant semiquantitative grade" not in e
             else:
@@ -180,3 +182,84 @@ def test_a_level_whose_labels_are_off_the_bone_carries_no_figure_into_the_sr(scr
     group = read_sr_levels(tmp_path / "sr.dcm")[lv["name"]]
     assert group["measurements"] == {}
     assert group["evaluations"] == {"Result flagged uncertain": "Yes"}
+
+
+def _items(items, path=()):
+    """Every content item below ``items``, with the concept names (CodeValue) of its ancestors."""
+    for item in items:
+        yield path, item
+        if "ContentSequence" in item:
+            name = item.ConceptNameCodeSequence[0].CodeValue if "ConceptNameCodeSequence" in item else None
+            yield from _items(item.ContentSequence, (*path, name))
+
+
+def test_the_sr_lists_the_source_images_in_the_image_library_tid_1500_requires(screened, small_case_files):
+    """helper-80: TID 1500's row 5, the Image Library (TID 1600), is mandatory, and the SR had none (highdicom writes
+    one only when given every image, each with its own descriptors). It now lists the source images, in one group
+    whose shared descriptors are the modality and the frame of reference, between the procedure reported (row 4)
+    and the Imaging Measurements (row 6)."""
+    out, _ = screened
+    sr = pydicom.dcmread(out / "sr.dcm")
+    root = [(str(i.ValueType), str(i.ConceptNameCodeSequence[0].CodeValue)) for i in sr.ContentSequence]
+    assert ("CONTAINER", "111028") in root, "no Image Library (DCM 111028) in the report"
+    library = root.index(("CONTAINER", "111028"))
+    assert root.index(("CODE", "121058")) < library < root.index(("CONTAINER", "126010"))
+    groups = sr.ContentSequence[library].ContentSequence
+    assert [str(g.ConceptNameCodeSequence[0].CodeValue) for g in groups] == ["126200"]  # one Image Library Group
+    shared = {
+        str(i.ConceptNameCodeSequence[0].CodeValue): i
+        for i in groups[0].ContentSequence
+        if i.RelationshipType == "HAS ACQ CONTEXT"
+    }
+    assert shared["121139"].ConceptCodeSequence[0].CodeValue == "CT"  # Modality, CID 29
+    headers = [
+        pydicom.dcmread(f, stop_before_pixels=True)
+        for f in load_ct(small_case_files / "dicom" / "dicom").source.dicom_files
+    ]
+    assert shared["112227"].UID == headers[0].FrameOfReferenceUID
+    entries = [i for i in groups[0].ContentSequence if i.ValueType == "IMAGE"]
+    referenced = [
+        (
+            str(e.ReferencedSOPSequence[0].ReferencedSOPClassUID),
+            str(e.ReferencedSOPSequence[0].ReferencedSOPInstanceUID),
+        )
+        for e in entries
+    ]
+    assert referenced == [(str(h.SOPClassUID), str(h.SOPInstanceUID)) for h in headers]  # every image, in slice order
+    assert all(e.RelationshipType == "CONTAINS" for e in entries)
+    assert set(read_sr_levels(out / "sr.dcm")) >= {"overall"}  # and highdicom still reads the report
+
+
+def test_the_heights_sites_are_anatomic_modifiers(screened):
+    """helper-80: the middle height's site was modified by DCM 111010 "Center", a code of CID 219 (Geometry
+    Graphical Representation); the Topographical modifier of a Finding Site takes DCID 2 "Anatomic Modifier"
+    (PS3.16 TID 1419), which has SCT 26216008 "Central"."""
+    from pydicom.sr.codedict import codes
+
+    out, _ = screened
+    anatomic = {(c.value, c.scheme_designator) for c in codes.cid2.concepts.values()}
+    modifiers = [
+        (str(i.ConceptCodeSequence[0].CodeValue), str(i.ConceptCodeSequence[0].CodingSchemeDesignator))
+        for path, i in _items(pydicom.dcmread(out / "sr.dcm").ContentSequence)
+        if i.ValueType == "CODE" and i.ConceptNameCodeSequence[0].CodeValue == "106233006"
+    ]
+    assert modifiers and set(modifiers) <= anatomic
+    assert {("255549009", "SCT"), ("26216008", "SCT"), ("255551008", "SCT")} == set(modifiers)
+
+
+def test_dciodvfy_finds_no_error_in_the_seg_and_sr(screened):
+    """helper-80: seg.dcm and sr.dcm checked against their IODs (DICOM PS3.3 A.51 Segmentation, A.35.13 Comprehensive
+    3D SR) by an independent validator, dciodvfy (dicom3tools, which `make system-deps` installs). Its warnings are
+    left: 99BSCR, BoneScreen's private coding scheme (PS3.3 8.2 allows designators beginning with "99"), is not in
+    its list of known schemes."""
+    out, _ = screened
+    dciodvfy = shutil.which("dciodvfy")
+    if dciodvfy is None:
+        pytest.fail("dciodvfy is missing: install dicom3tools ('make system-deps' does, as root)")
+    for name, iod in (("seg.dcm", "Segmentation"), ("sr.dcm", "Comprehensive3DSR")):
+        run = subprocess.run([dciodvfy, str(out / name)], capture_output=True, text=True, timeout=60)
+        lines = (run.stdout + run.stderr).splitlines()
+        assert iod in lines, f"{name}: dciodvfy did not recognise a {iod}"
+        # (a value dciodvfy quotes, " = <...>", is cut off: it may be a patient's name)
+        errors = [line.split(" = <")[0] for line in lines if line.startswith("Error")]
+        assert not errors, f"{name}: " + "; ".join(errors)

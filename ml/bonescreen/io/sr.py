@@ -3,12 +3,13 @@
 One measurement group (TID 1411, volumetric ROI) per classified level, its ROI the level's segment of
 ``seg.dcm``, holding what result.json holds for it: trabecular HU (DCM 112181 Mean Attenuation
 Coefficient, UCUM ``[hnsf'U]``), vBMD and its uncertainty (mg/cm3), the three body heights (DCM 121207
-Height, mm, with the site anterior / center / posterior), the height loss, the Genant grade and shape (and
-the grade on the other side of grade 2's bound when the slices cannot tell them apart), BCC-Net's
-probabilities and class, the ACR category; one group (TID 1501) for the whole scan: the overall vBMD,
-ACR category and bone status. Standard codes where DICOM (PS3.16) or SNOMED CT have one; the others
-are BoneScreen's own, coding scheme :data:`SCHEME` (a private designator, as PS3.16 8.2 allows), named
-in :data:`PRIVATE_CODES`. Numbers are written as result.json rounds them, so a reader gets the same.
+Height, mm, at the body's SCT Anterior / Central / Posterior, topographical modifiers of CID 2), the height
+loss, the Genant grade and shape (and the grade on the other side of grade 2's bound when the slices cannot
+tell them apart), BCC-Net's probabilities and class, the ACR category; one group (TID 1501) for the whole
+scan: the overall vBMD, ACR category and bone status; and the Image Library (TID 1600) of the source images.
+Standard codes where DICOM (PS3.16) or SNOMED CT have one; the others are BoneScreen's own, coding scheme
+:data:`SCHEME` (a private designator, as PS3.16 8.2 allows), named in :data:`PRIVATE_CODES`. Numbers are
+written as result.json rounds them, so a reader gets the same.
 """
 
 from __future__ import annotations
@@ -97,7 +98,11 @@ def _level_group(lv: dict, seg: pydicom.Dataset, segment: int, series_uid: str):
         measurements.append(hd.sr.Measurement(_code("VBMD"), lv["vbmd_mg_cm3"], mg_cm3))
         measurements.append(hd.sr.Measurement(_code("VBMDSD"), lv["vbmd_sd_mg_cm3"], mg_cm3))
     fracture = lv.get("fracture")
-    sites = {"anterior": codes.SCT.Anterior, "middle": codes.DCM.Center, "posterior": codes.SCT.Posterior}
+    # the site's Topographical modifier (SCT 106233006) takes its value from DCID 2 "Anatomic Modifier" (DICOM PS3.16
+    # TID 1419, Finding Site rows; TID 300 $TargetSiteMod): SCT Central for the middle height. DCM 111010 "Center",
+    # written before helper-80, is no anatomic modifier but CID 219's "Geometry Graphical Representation" (a shape's
+    # centre point)
+    sites = {"anterior": codes.SCT.Anterior, "middle": codes.cid2.Central, "posterior": codes.SCT.Posterior}
     if fracture:
         for where, site in sites.items():
             measurements.append(
@@ -187,6 +192,81 @@ def _overall_group(overall: dict, names_certain: bool | None = None):
     )
 
 
+def _image_library(sources: list[pydicom.Dataset]):
+    """The TID 1600 Image Library of the source images: one Image Library Group per modality and frame of reference,
+    whose shared descriptors (TID 1602: Modality, Frame of Reference UID) it carries once, and an entry (TID 1601) per
+    image or multi-frame file.
+
+    TID 1500 (Measurement Report) requires it: its row 5, ``INCLUDE DTID 1600 "Image Library"``, is mandatory (DICOM
+    PS3.16 TID 1500; TID 1600 to 1602 for its content). highdicom adds one only when given every image, each with
+    its own ~16 descriptors (0.6 MB for 141 slices; an AttributeError for a multi-frame file, whose PixelSpacing is
+    in its functional groups), so it is built here with the descriptors shared by the group (TID 1600 row 3). An
+    entry's concept name is highdicom's (SCT 260753009 "Source"). A group whose Modality is not one of CID 29
+    (Acquisition Modality) gets no shared descriptors rather than a code outside that context group.
+
+    Returns
+    -------
+    highdicom.sr.ContainerContentItem
+        The CONTAINER (DCM 111028 "Image Library"), relationship CONTAINS.
+    """
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    modalities = {code.value: code for code in codes.cid29.concepts.values()}
+    groups: dict[tuple[str, str], list[pydicom.Dataset]] = {}
+    for ds in sources:
+        key = (str(ds.get("Modality", "") or ""), str(ds.get("FrameOfReferenceUID", "") or ""))
+        groups.setdefault(key, []).append(ds)
+    contains, acquisition = hd.sr.RelationshipTypeValues.CONTAINS, hd.sr.RelationshipTypeValues.HAS_ACQ_CONTEXT
+    library = hd.sr.ContainerContentItem(name=codes.DCM.ImageLibrary, relationship_type=contains)
+    library.ContentSequence = hd.sr.ContentSequence()
+    for (modality, frame_of_reference), images in groups.items():
+        group = hd.sr.ContainerContentItem(name=codes.DCM.ImageLibraryGroup, relationship_type=contains)
+        group.ContentSequence = hd.sr.ContentSequence()
+        if modality in modalities:  # TID 1600 row 3: TID 1602's descriptors shared by the group's entries
+            group.ContentSequence.append(
+                hd.sr.CodeContentItem(
+                    name=codes.DCM.Modality, value=modalities[modality], relationship_type=acquisition
+                )
+            )
+            if frame_of_reference:
+                group.ContentSequence.append(
+                    hd.sr.UIDRefContentItem(
+                        name=codes.DCM.FrameOfReferenceUID, value=frame_of_reference, relationship_type=acquisition
+                    )
+                )
+        for ds in images:  # TID 1600 row 4, TID 1601 row 1: one IMAGE entry per image (file)
+            group.ContentSequence.append(
+                hd.sr.ImageContentItem(
+                    name=hd.sr.CodedConcept("260753009", "SCT", "Source"),
+                    referenced_sop_class_uid=ds.SOPClassUID,
+                    referenced_sop_instance_uid=ds.SOPInstanceUID,
+                    relationship_type=contains,
+                )
+            )
+        library.ContentSequence.append(group)
+    return library
+
+
+def _with_image_library(report, sources: list[pydicom.Dataset]):
+    """``report`` (a highdicom MeasurementReport) with the Image Library of ``sources`` in TID 1500's row 5: after
+    the observation context and the procedure reported (rows 2 to 4), before the Imaging Measurements (row 6)."""
+    from pydicom.sr.codedict import codes
+
+    items = report[0].ContentSequence
+    measurements = next(
+        (
+            i
+            for i, item in enumerate(items)
+            if item.ValueType == "CONTAINER"
+            and item.ConceptNameCodeSequence[0].CodeValue == codes.DCM.ImagingMeasurements.value
+        ),
+        len(items),
+    )
+    items.insert(measurements, _image_library(sources))
+    return report
+
+
 def write_dicom_sr(
     volume: CTVolume, seg_path: str | os.PathLike, result: dict, path: str | os.PathLike, series_number: int = 9902
 ) -> list[str]:
@@ -252,6 +332,7 @@ def write_dicom_sr(
                 procedure_reported=hd.sr.CodedConcept("77477000", "SCT", "Computed tomography"),
                 imaging_measurements=groups,
             )
+            _with_image_library(report, sources)
             sr = hd.sr.Comprehensive3DSR(
                 evidence=[*sources, seg],
                 content=report[0],
