@@ -191,7 +191,18 @@ def screen_file(
             )
         )
     elif volume.source.kind == "dicom":
-        attempt("seg", "seg.dcm", lambda p: write_dicom_seg(volume, labels, p, notes=output_notes))
+        # MS-Net's levels that no user edited are AUTOMATIC segments, the rest SEMIAUTOMATIC (helper-80: all were
+        # SEMIAUTOMATIC, a screen that no one touched included)
+        present = {int(v) for v in np.unique(labels) if v}
+        own = given_map.get("own_labels")
+        automatic = (
+            present - set(own["edited"]) - set(own["named_from"])
+            if own
+            else present
+            if result["segmentation"]["source"] == "bonescreen"
+            else set()
+        )
+        attempt("seg", "seg.dcm", lambda p: write_dicom_seg(volume, labels, p, notes=output_notes, automatic=automatic))
         if "seg" in outputs and result["levels"]:  # the SR's measurements point at the SEG's segments
             attempt("sr", "sr.dcm", lambda p: write_dicom_sr(volume, out / "seg.dcm", result, p))
         elif "seg" in outputs:

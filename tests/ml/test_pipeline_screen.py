@@ -464,3 +464,35 @@ def test_own_labels_edited_in_another_tool_are_read_vertebra_by_vertebra(
     nib.save(nib.Nifti1Image(back, img.affine, img.header), tmp_path / "back.nii.gz")
     again = own_labels(tmp_path / "back.nii.gz")
     assert not again["renamed"] and again["named_from"] == {} and again["edited"] == []
+
+
+def test_seg_segments_say_whether_a_user_took_part(unseen, tmp_path):
+    """helper-80: every segment of seg.dcm was SEMIAUTOMATIC, a screen that no one touched included. DICOM PS3.3
+    C.8.20.2: MS-Net's levels as it made them are AUTOMATIC ("calculated segment"); a level the user edited, or
+    labels of the user's own, SEMIAUTOMATIC ("calculated segment with user assistance")."""
+    import nibabel as nib
+    import pydicom
+
+    from bonescreen.labels import LEVEL_NAMES
+
+    def algorithm_types(out):
+        seg = pydicom.dcmread(out / "seg.dcm")
+        return {s.SegmentLabel: s.SegmentAlgorithmType for s in seg.SegmentSequence}
+
+    _case, root = unseen
+    assert main(["screen", str(root / "dicom"), "--out", str(tmp_path / "a"), "--device", "cpu"]) == 0
+    made = algorithm_types(tmp_path / "a")
+    assert made and set(made.values()) == {"AUTOMATIC"}
+    # the run's own levels.nii.gz with one voxel of L3 erased, as another tool would save it
+    img = nib.load(tmp_path / "a" / "levels.nii.gz")
+    data = np.asarray(img.dataobj).copy()
+    data[tuple(np.argwhere(data == 3)[0])] = 0
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), tmp_path / "edited.nii.gz")
+    args = ["screen", str(root / "dicom"), "--out", str(tmp_path / "b"), "--device", "cpu"]
+    assert main([*args, "--labels", str(tmp_path / "edited.nii.gz")]) == 0
+    edited = algorithm_types(tmp_path / "b")
+    assert edited == {name: "SEMIAUTOMATIC" if name == LEVEL_NAMES[3] else "AUTOMATIC" for name in made}
+    # labels that BoneScreen did not write: the user's
+    args[3] = str(tmp_path / "c")
+    assert main([*args, "--labels", str(root / "levels.nii.gz")]) == 0
+    assert set(algorithm_types(tmp_path / "c").values()) == {"SEMIAUTOMATIC"}

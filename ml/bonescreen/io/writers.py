@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 
 import nibabel as nib
@@ -337,8 +338,13 @@ def write_dicom_seg(
     path: str | os.PathLike,
     series_number: int = 9901,
     notes: list[str] | None = None,
+    automatic: Collection[int] = (),
 ) -> list[str]:
     """Write a DICOM SEG (one segment per vertebra present, named and coded) that references the source series.
+
+    Each segment's Segment Algorithm Type (0062,0008) is AUTOMATIC for the ids in ``automatic`` (MS-Net's mark,
+    split and named, that no user has edited: "calculated segment") and SEMIAUTOMATIC for the others (a user's
+    labels or edits of it: "calculated segment with user assistance"), as DICOM PS3.3 C.8.20.2 defines them.
 
     A SEG has one frame of reference and one study: where an anonymizer gave the
     source images different FrameOfReferenceUID (or StudyInstanceUID) values, the
@@ -410,7 +416,11 @@ def write_dicom_seg(
             segment_label=vertebra_name(lv),
             segmented_property_category=LEVEL_CATEGORY,
             segmented_property_type=vertebra_code(lv),
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+            algorithm_type=(
+                hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC
+                if lv in automatic
+                else hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC
+            ),
             algorithm_identification=hd.AlgorithmIdentificationSequence(
                 name="BoneScreen", version=__version__, family=pydicom.sr.codedict.codes.cid7162.ArtificialIntelligence
             ),
