@@ -51,6 +51,24 @@ def grow_box(box: tuple[slice, ...], reach_mm: float, spacing, shape) -> tuple[s
     return tuple(slice(max(b.start - g, 0), min(b.stop + g, size)) for b, g, size in zip(box, grow, shape, strict=True))
 
 
+def label_centres(labels: np.ndarray, ids) -> list[tuple[float, ...]]:
+    """Centre of mass (fractional voxel indices) of each of ``ids`` in an integer label map, as
+    ``ndimage.center_of_mass(labels > 0, labels, ids)`` gives them (NaN for an id absent), each read in the id's own
+    box (:func:`scipy.ndimage.find_objects`) rather than over the whole map once per call (seconds per call on a
+    735-slice CT)."""
+    ids = [int(v) for v in ids]
+    boxes = ndimage.find_objects(labels, max_label=max(ids, default=0))
+    out = []
+    for v in ids:
+        box = boxes[v - 1] if 0 < v <= len(boxes) else None
+        if box is None:
+            out.append(tuple(float("nan") for _ in labels.shape))
+            continue
+        centre = ndimage.center_of_mass(labels[box] == v)
+        out.append(tuple(float(c + b.start) for c, b in zip(centre, box, strict=True)))
+    return out
+
+
 def within_mm(mask: np.ndarray, reach_mm: float, spacing) -> np.ndarray:
     """bool, the shape of ``mask`` (3-D bool): the voxels within ``reach_mm`` (mm, Euclidean) of a voxel of ``mask``.
 

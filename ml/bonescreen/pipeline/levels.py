@@ -38,7 +38,7 @@ from scipy import ndimage
 
 from ..errors import check_number
 from ..hu import DENSE_HU
-from ..inplane import bounding_box, deepest_points, grow_box, within_mm
+from ..inplane import bounding_box, deepest_points, grow_box, label_centres, within_mm
 from ..labels import ARCH_HALF_WIDTH_MM, LEVEL_NAMES, level_id
 from ..metal import metal_mask, without_metal
 from ..noise import disc_smoothing_mm
@@ -804,7 +804,7 @@ def _flattened_bodies(
     """
     if n < 2:
         return cores, n
-    centres = np.array(ndimage.center_of_mass(cores > 0, cores, range(1, n + 1)))
+    centres = np.array(label_centres(cores, range(1, n + 1)))
     centres = centres[np.argsort(centres[:, 0])]
     ks = np.arange(int(np.ceil(centres[0, 0])), int(centres[-1, 0]) + 1)
     if ks.size == 0:
@@ -859,7 +859,7 @@ def _core_in_gap(
     ndarray or None
         bool (z, y, x): the new core's voxels.
     """
-    (za, ya, xa), (zb, yb, xb) = ndimage.center_of_mass(cores > 0, cores, list(pair))
+    (za, ya, xa), (zb, yb, xb) = label_centres(cores, list(pair))
     lo, hi = sorted((za, zb))
     first, last = int(np.ceil(lo + (hi - lo) / 4)), int(np.floor(hi - (hi - lo) / 4))
     if last < first:
@@ -929,7 +929,7 @@ def _off_axis(cores: np.ndarray, n: int, spacing, s: LevelSettings) -> set[int]:
     """Cores too far from the spine's axis to be vertebral bodies (a femoral head, an iliac crest)."""
     if n < s.min_for_median:
         return set()
-    centres = np.array(ndimage.center_of_mass(cores > 0, cores, range(1, n + 1)))
+    centres = np.array(label_centres(cores, range(1, n + 1)))
     lateral = centres[:, 2] * spacing[2]
     axis = np.median(lateral)
     return {i + 1 for i in range(n) if abs(lateral[i] - axis) > s.off_axis_mm}
@@ -941,7 +941,7 @@ def _core_places(
     """Ids 1..n, centres (mm, (n, 3) z, y, x), sizes (voxels), whether each core is not in ``left_out``, and which
     cores not left out stand at each one's height (bool (n, n): centres within ``same_height_mm``)."""
     ids = list(range(1, n + 1))
-    centres = np.array(ndimage.center_of_mass(cores > 0, cores, ids)) * np.asarray(spacing)
+    centres = np.array(label_centres(cores, ids)) * np.asarray(spacing)
     sizes = np.bincount(cores.ravel(), minlength=n + 1)[1:]
     kept = np.array([i not in left_out for i in ids])
     level = kept[None, :] & (np.abs(centres[:, None, 0] - centres[None, :, 0]) < s.same_height_mm)
@@ -1163,7 +1163,7 @@ def _attach_detached(parts: np.ndarray, cores: np.ndarray, mask: np.ndarray, spa
         return []
     voxel_cm3 = float(np.prod(spacing)) / 1000.0
     ids = np.unique(cores[cores > 0])
-    body_centres = dict(zip(ids.tolist(), ndimage.center_of_mass(cores > 0, cores, ids), strict=True))
+    body_centres = dict(zip(ids.tolist(), label_centres(cores, ids), strict=True))
     given = given_cm3 = 0
     while True:
         pieces, n = ndimage.label(mask & (parts == 0), structure=ndimage.generate_binary_structure(3, 3))
@@ -1468,7 +1468,7 @@ def _assemble(
     notes += _attach_detached(parts, cores, m, spacing, s.detached_reach_mm)
     # order the vertebrae from the lowest: by the centre of their cores
     ids = list(range(1, n_cores + 1))
-    zc = ndimage.center_of_mass(cores > 0, cores, ids)
+    zc = label_centres(cores, ids)
     core_voxels = np.bincount(cores.ravel(), minlength=n_cores + 1)
     order = [ids[j] for j in np.argsort([c[0] for c in zc])]
     radius, centres = deepest_points(mask, spacing[1:])
