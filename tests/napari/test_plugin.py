@@ -1295,3 +1295,72 @@ def test_names_shifted_or_undone_change_the_names_only(
     left_out = "unnamed 1 not classified: only L1-L5 are; rename it if lumbar"
     assert left_out in classify()["input_notes"]
     assert left_out in cls.flag.text()
+
+
+def _slow_split(monkeypatch, seconds: float) -> dict:
+    """Make the Screener's level split take ``seconds`` (a loop of short sleeps, as the real one is of short numpy
+    calls) before it splits; the returned dict says whether it began and whether it ran to its end."""
+    import time
+
+    from bonescreen.pipeline import Screener
+
+    split = Screener.name_mark
+    seen = {"began": False, "ended": False, "seconds": seconds}
+
+    def slow(self, volume, mark, top_level=None):
+        seen["began"] = True
+        end = time.monotonic() + seen["seconds"]
+        while time.monotonic() < end:
+            time.sleep(0.01)
+        seen["ended"] = True
+        return split(self, volume, mark, top_level)
+
+    monkeypatch.setattr(Screener, "name_mark", slow)
+    return seen
+
+
+def test_level_split_shows_a_busy_bar_and_its_seconds(make_napari_viewer, qtbot, monkeypatch):
+    # helper-81: on a 735-slice CT the level split took two minutes, shown as "name levels: 0 of 1" and a bar at
+    # 0% that never moved: no sign of life
+    seen = _slow_split(monkeypatch, 2.5)
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_normal")
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.range.value = "current slice"  # MS-Net on one slice: the split is the long part
+    seg.run()
+    qtbot.waitUntil(lambda: seen["began"], timeout=60_000)
+    qtbot.waitUntil(lambda: "0 s so far" in seg.status.text(), timeout=2000)
+    assert seg.status.text().startswith("name levels: naming the levels"), seg.status.text()
+    assert seg.bar.maximum() == 0  # Qt's busy bar, not 0%
+    qtbot.waitUntil(lambda: "1 s so far" in seg.status.text(), timeout=3000)  # it counts while the split runs
+    wait_for(qtbot, seg)
+    assert seen["ended"] and seg.status.text().startswith("Found"), seg.status.text()
+    assert seg.bar.maximum() == seg.bar.value() == 1
+
+
+def test_cancel_stops_the_level_split(make_napari_viewer, qtbot, monkeypatch):
+    # helper-81: Cancel pressed in the level split took effect only once the split ended (two minutes on a
+    # 735-slice CT), and then threw its result away
+    import time
+
+    seen = _slow_split(monkeypatch, 30.0)
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_normal")
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.range.value = "current slice"
+    seg.run()
+    qtbot.waitUntil(lambda: seen["began"], timeout=60_000)
+    qtbot.wait(200)
+    pressed = time.monotonic()
+    seg.cancel_button.native.click()
+    assert seg.status.text() == "Cancelling..." and not seg.cancel_button.enabled
+    wait_for(qtbot, seg, timeout=5000)
+    assert time.monotonic() - pressed < 5 and not seen["ended"]
+    assert seg.status.text() == "Cancelled: no layer was added." and len(viewer.layers) == 1
+    assert seg.bar.maximum() != 0 and seg.run_button.enabled
+    # the worker's thread is not left with a pending cancel: the next run ends with its layer
+    seen["seconds"], seen["began"] = 0.5, False
+    seg.run()
+    wait_for(qtbot, seg, timeout=60_000)
+    assert seg.status.text().startswith("Found"), seg.status.text()
+    assert len(viewer.layers) > 1
