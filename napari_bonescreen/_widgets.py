@@ -229,6 +229,8 @@ class _Interruptible:
 STEP_WORDS = {"name levels": "naming the levels: splitting the mark into vertebrae and naming them"}
 #: How often (ms) the status of a step without progress says the time it has taken so far.
 STEP_TICK_MS = 1000
+#: The Classify dock's status while it runs (then the seconds so far).
+CLASSIFYING = "Classifying..."
 
 
 def _layers_of(viewer, kind) -> list:
@@ -923,6 +925,12 @@ class ClassifyWidget(_Base):
         self._names_timer.setSingleShot(True)
         self._names_timer.setInterval(NAMES_REREAD_MS)
         self._names_timer.timeout.connect(self._say_names_now)
+        # the run's seconds, each second: half a minute on a thin-slice CT on the CPU behind a still "Classifying..."
+        # looked stuck (helper-81)
+        self._began: float | None = None
+        self._tick = QTimer(self)
+        self._tick.setInterval(STEP_TICK_MS)
+        self._tick.timeout.connect(self._say_seconds)
 
     def _clear_result(self, why: str) -> None:
         """Take down the last result (table, pie, flags, exports): it no longer belongs to the inputs."""
@@ -1147,10 +1155,21 @@ class ClassifyWidget(_Base):
         self.worker.returned.connect(done)
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled = False
-        self.status.setText("Classifying...")
+        self.status.setText(CLASSIFYING)
+        self._began = time.monotonic()
+        self._tick.start()
         self.worker.start()
 
+    def _say_seconds(self) -> None:
+        """The status while classifying: the seconds so far (left alone once the run has said anything else)."""
+        if self.worker is None or self._began is None or not self.status.text().startswith(CLASSIFYING):
+            self._tick.stop()
+            return
+        self.status.setText(f"{CLASSIFYING} {int(time.monotonic() - self._began)} s so far")
+
     def _on_finished(self) -> None:
+        self._tick.stop()
+        self._began = None
         self.run_button.enabled = True
         self.worker = None
 

@@ -1364,3 +1364,37 @@ def test_cancel_stops_the_level_split(make_napari_viewer, qtbot, monkeypatch):
     wait_for(qtbot, seg, timeout=60_000)
     assert seg.status.text().startswith("Found"), seg.status.text()
     assert len(viewer.layers) > 1
+
+
+def test_classifying_says_its_seconds_so_far(make_napari_viewer, qtbot, monkeypatch):
+    # helper-81: on a 735-slice CT, Classify took half a minute behind a still "Classifying...": it looked stuck
+    import time
+
+    from bonescreen.pipeline import Screener
+
+    classify = Screener.classify
+
+    def slow(self, *args, **kwargs):
+        time.sleep(2.5)
+        return classify(self, *args, **kwargs)
+
+    monkeypatch.setattr(Screener, "classify", slow)
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_normal")
+    image = viewer.layers[0]
+    levels = np.zeros(image.data.shape, np.uint8)
+    z = image.data.shape[0] // 2
+    levels[z - 3 : z + 3, 300:340, 236:276] = 3
+    from napari_bonescreen._convert import labels_layer_data
+
+    data, meta, _ = labels_layer_data(levels, image, "vertebrae")
+    labels = viewer.add_labels(data, **meta)
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    cls.image.value, cls.labels.value = image, labels
+    cls.run()
+    assert cls.status.text() == "Classifying..."
+    qtbot.waitUntil(lambda: cls.status.text() == "Classifying... 1 s so far", timeout=3000)
+    wait_for(qtbot, cls)
+    assert cls.result is not None and cls.status.text().startswith("Done."), cls.status.text()
+    qtbot.wait(1500)  # the count has stopped: the result's line stays
+    assert cls.status.text().startswith("Done.")
