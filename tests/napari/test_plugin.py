@@ -1398,3 +1398,38 @@ def test_classifying_says_its_seconds_so_far(make_napari_viewer, qtbot, monkeypa
     assert cls.result is not None and cls.status.text().startswith("Done."), cls.status.text()
     qtbot.wait(1500)  # the count has stopped: the result's line stays
     assert cls.status.text().startswith("Done.")
+
+
+def test_an_export_shows_the_wait_cursor_and_says_what_it_writes(make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    # helper-81: on a 735-slice CT the exports hold the viewer's thread for seconds (the DICOM SR 7 s, the report
+    # 4 s) with no sign, and a second click queued a second export
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication
+
+    import napari_bonescreen._widgets as widgets
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_normal")
+    image = viewer.layers[0]
+    levels = np.zeros(image.data.shape, np.uint8)
+    z = image.data.shape[0] // 2
+    levels[z - 3 : z + 3, 300:340, 236:276] = 3
+    cls, _ = classify_in_dock(viewer, qtbot, image, levels, "vertebrae")
+    done = cls.status.text()
+    target = tmp_path / "result.json"
+    monkeypatch.setattr(widgets.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    seen = {}
+    save = cls.save_result
+
+    def watched(path):
+        cursor = QApplication.overrideCursor()
+        seen["cursor"] = None if cursor is None else cursor.shape()
+        seen["status"] = cls.status.text()
+        seen["buttons"] = [b.isEnabled() for b in (cls.export_json, cls.export_report)]
+        save(path)
+
+    monkeypatch.setattr(cls, "save_result", watched)
+    cls.export_json.click()
+    assert seen == {"cursor": Qt.CursorShape.WaitCursor, "status": "Writing result.json...", "buttons": [False, False]}
+    assert target.is_file() and QApplication.overrideCursor() is None
+    assert cls.status.text() == done and cls.export_json.isEnabled() and cls.export_report.isEnabled()
