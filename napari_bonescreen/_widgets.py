@@ -6,8 +6,12 @@ core's types and back. Errors become notifications in plain words.
 
 from __future__ import annotations
 
+import ctypes
 import html
 import json
+import threading
+import time
+from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEvent, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
@@ -166,6 +171,67 @@ def _row_tooltip(row: dict) -> str:
     p = row["probabilities"]  # None: no overall call (every level's labels off the bone)
     probabilities = [", ".join(f"{CLASS_TITLES[k]} {p[k]:.2f}" for k in CLASS_NAMES)] if p else []
     return "; ".join([*status, *probabilities, *row.get("reasons", [])])
+
+
+class SegmentCancelled(BoneScreenError):
+    """Raised in a Segment worker's thread by Cancel during a step that yields no progress (the level split)."""
+
+    def __init__(self, message: str = "segmentation cancelled") -> None:  # raised as a class, with no argument
+        super().__init__(message)
+
+
+class _Interruptible:
+    """Lets Cancel stop a worker inside a step that yields nothing until it ends (the level split, a minute or two
+    on a thin-slice CT: helper-81 found Cancel took effect only once it ended, and the result was then dropped).
+
+    :meth:`wrap` runs in the worker's thread and passes the work's ``(stage, done, total)`` through; while a step
+    announced as ``(stage, 0, 1)`` runs, :meth:`interrupt` raises :class:`SegmentCancelled` in that thread (at
+    the next Python line: a numpy or scipy call in progress ends first). Outside such a step it does nothing,
+    and a pending exception is cleared when the step ends, so none reaches the thread pool's next task.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: int | None = None  # the worker's thread while it is inside an indivisible step
+
+    def wrap(self, work: Generator) -> Generator:
+        """``work`` (a ``(stage, done, total)`` generator), interruptible in its indivisible steps; its result."""
+        tid = threading.get_ident()
+        try:
+            item = next(work)
+        except StopIteration as stop:
+            return stop.value
+        while True:
+            indivisible = isinstance(item, tuple) and len(item) == 3 and item[1] == 0 and item[2] == 1
+            yield item
+            try:
+                with self._lock:
+                    self._thread = tid if indivisible else None
+                item = next(work)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                with self._lock:
+                    self._thread = None
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)  # none left pending
+
+    def interrupt(self) -> bool:
+        """Raise :class:`SegmentCancelled` in the worker if it is inside an indivisible step; whether it was."""
+        with self._lock:
+            if self._thread is None:
+                return False
+            exc = ctypes.py_object(SegmentCancelled)
+            done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), exc) == 1
+            self._thread = None  # one exception per step: a second could outlive the step it was meant for
+            return done
+
+
+#: What the Segment dock says of a step that yields no progress, by the core's stage name.
+STEP_WORDS = {"name levels": "naming the levels: splitting the mark into vertebrae and naming them"}
+#: How often (ms) the status of a step without progress says the time it has taken so far.
+STEP_TICK_MS = 1000
+#: The Classify dock's status while it runs (then the seconds so far).
+CLASSIFYING = "Classifying..."
 
 
 def _layers_of(viewer, kind) -> list:
@@ -420,6 +486,13 @@ class SegmentWidget(_Base):
         self._names_timer.setSingleShot(True)
         self._names_timer.setInterval(NAMES_REREAD_MS)
         self._names_timer.timeout.connect(self._say_names_now)
+        # a step that yields no progress (the level split: a minute or two on a thin-slice CT) shows a busy bar
+        # and the seconds it has taken, each second (helper-81: "name levels: 0 of 1" at 0% for two minutes)
+        self._step: tuple[str, float] | None = None  # (stage, when it began)
+        self._step_timer = QTimer(self)
+        self._step_timer.setInterval(STEP_TICK_MS)
+        self._step_timer.timeout.connect(self._say_step)
+        self._interruptible: _Interruptible | None = None
         self._show_orientation()
 
     def _orientation_unknown(self, layer) -> bool:
@@ -599,7 +672,10 @@ class SegmentWidget(_Base):
         Segmentation becomes a new labels layer (:meth:`_on_done`), which records ``screener``'s MS-Net weights."""
         # errored given at creation: connected later, superqt also re-raises the error (helper-37: each error shown
         # twice, the second with a traceback)
-        self.worker = create_worker(work, _connect={"errored": self._fail}, _start_thread=False)
+        self._interruptible = _Interruptible()  # Cancel stops the level split too, not only between batches
+        self.worker = create_worker(
+            self._interruptible.wrap, work(), _connect={"errored": self._fail}, _start_thread=False
+        )
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(lambda seg: self._on_done(seg, layer, slices, device_note, segmented, screener))
         self.worker.aborted.connect(self._on_cancelled)
@@ -611,23 +687,64 @@ class SegmentWidget(_Base):
         self.worker.start()
 
     def cancel(self) -> None:
-        """Stop the run between batches of slices; nothing is added."""
-        if self.worker is not None:
-            self.worker.quit()
+        """Stop the run between batches of slices, or inside the level split; nothing is added."""
+        if self.worker is None or self.worker.abort_requested:
+            return
+        self.worker.quit()
+        if self._interruptible is not None:
+            self._interruptible.interrupt()
+        self.cancel_button.enabled = False  # pressed once: said, not pressed again and again
+        self._end_step()
+        self.status.setText("Cancelling...")
 
     def _on_progress(self, event) -> None:
         stage, done, total = event
-        self.bar.setMaximum(max(total, 1))
+        if self.worker is not None and self.worker.abort_requested:  # (a yield already on its way at Cancel)
+            return
+        if done == 0 and total == 1:  # one step without progress of its own: a busy bar and its seconds so far
+            self.bar.setRange(0, 0)
+            self._step = (stage, time.monotonic())
+            self._step_timer.start()
+            self._say_step()
+            return
+        self._end_step()
+        self.bar.setRange(0, max(total, 1))
         self.bar.setValue(done)
         self.status.setText(f"{stage}: {done} of {total}")
 
+    def _say_step(self) -> None:
+        if self._step is None:
+            return
+        stage, began = self._step
+        seconds = int(time.monotonic() - began)
+        self.status.setText(
+            f"{stage}: {STEP_WORDS.get(stage, 'one step')}, {seconds} s so far (a minute or more for a thin-slice CT "
+            "on the CPU; Cancel stops it)"
+        )
+
+    def _end_step(self) -> None:
+        self._step = None
+        self._step_timer.stop()
+        if self.bar.maximum() == 0:  # busy: back to a bar that shows its value
+            self.bar.setRange(0, 1)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._end_step()
+        if isinstance(exc, SegmentCancelled):  # Cancel stopped the level split
+            self._on_cancelled()
+            return
+        super()._fail(exc)
+
     def _on_cancelled(self) -> None:
+        self._end_step()
         self.status.setText("Cancelled: no layer was added.")
         show_info("BoneScreen: segmentation cancelled; no layer was added")
 
     def _on_finished(self) -> None:
+        self._end_step()
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.worker = None
+        self._interruptible = None
 
     def _on_done(
         self, seg, image_layer, slices, device_note: str | None = None, segmented: bool = True, screener=None
@@ -809,6 +926,12 @@ class ClassifyWidget(_Base):
         self._names_timer.setSingleShot(True)
         self._names_timer.setInterval(NAMES_REREAD_MS)
         self._names_timer.timeout.connect(self._say_names_now)
+        # the run's seconds, each second: half a minute on a thin-slice CT on the CPU behind a still "Classifying..."
+        # looked stuck (helper-81)
+        self._began: float | None = None
+        self._tick = QTimer(self)
+        self._tick.setInterval(STEP_TICK_MS)
+        self._tick.timeout.connect(self._say_seconds)
 
     def _clear_result(self, why: str) -> None:
         """Take down the last result (table, pie, flags, exports): it no longer belongs to the inputs."""
@@ -1033,10 +1156,21 @@ class ClassifyWidget(_Base):
         self.worker.returned.connect(done)
         self.worker.finished.connect(self._on_finished)
         self.run_button.enabled = False
-        self.status.setText("Classifying...")
+        self.status.setText(CLASSIFYING)
+        self._began = time.monotonic()
+        self._tick.start()
         self.worker.start()
 
+    def _say_seconds(self) -> None:
+        """The status while classifying: the seconds so far (left alone once the run has said anything else)."""
+        if self.worker is None or self._began is None or not self.status.text().startswith(CLASSIFYING):
+            self._tick.stop()
+            return
+        self.status.setText(f"{CLASSIFYING} {int(time.monotonic() - self._began)} s so far")
+
     def _on_finished(self) -> None:
+        self._tick.stop()
+        self._began = None
         self.run_button.enabled = True
         self.worker = None
 
@@ -1210,8 +1344,25 @@ class ClassifyWidget(_Base):
     def _ask_and_save(self, default: str, save) -> None:
         # (each save checks that the result still belongs to the layers: the digests are read once, there)
         path, _ = QFileDialog.getSaveFileName(self, "Save", default)
-        if path:
+        if not path:
+            return
+        # a few seconds of the viewer's thread on a thin-slice CT (helper-81: the DICOM SR 7 s, the report 4 s on
+        # 735 slices, with no sign): said, with the wait cursor, and the buttons off so that no second click queues
+        said = self.status.text()
+        buttons = [b for b in (self.export_json, self.export_report, self.export_sr) if b.isEnabled()]
+        for button in buttons:
+            button.setEnabled(False)
+        self.status.setText(f"Writing {Path(path).name}...")
+        self.status.repaint()
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
             save(path)
+        finally:
+            QApplication.restoreOverrideCursor()
+            if self.status.text() == f"Writing {Path(path).name}...":  # (a save that took the result down says why)
+                self.status.setText(said)
+            for button in buttons:
+                button.setEnabled(self.result is not None)
 
     def save_result(self, path: str) -> None:
         """Write the last result as result.json."""

@@ -1295,3 +1295,141 @@ def test_names_shifted_or_undone_change_the_names_only(
     left_out = "unnamed 1 not classified: only L1-L5 are; rename it if lumbar"
     assert left_out in classify()["input_notes"]
     assert left_out in cls.flag.text()
+
+
+def _slow_split(monkeypatch, seconds: float) -> dict:
+    """Make the Screener's level split take ``seconds`` (a loop of short sleeps, as the real one is of short numpy
+    calls) before it splits; the returned dict says whether it began and whether it ran to its end."""
+    import time
+
+    from bonescreen.pipeline import Screener
+
+    split = Screener.name_mark
+    seen = {"began": False, "ended": False, "seconds": seconds}
+
+    def slow(self, volume, mark, top_level=None):
+        seen["began"] = True
+        end = time.monotonic() + seen["seconds"]
+        while time.monotonic() < end:
+            time.sleep(0.01)
+        seen["ended"] = True
+        return split(self, volume, mark, top_level)
+
+    monkeypatch.setattr(Screener, "name_mark", slow)
+    return seen
+
+
+def test_level_split_shows_a_busy_bar_and_its_seconds(make_napari_viewer, qtbot, monkeypatch):
+    # helper-81: on a 735-slice CT the level split took two minutes, shown as "name levels: 0 of 1" and a bar at
+    # 0% that never moved: no sign of life
+    seen = _slow_split(monkeypatch, 2.5)
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_normal")
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.range.value = "current slice"  # MS-Net on one slice: the split is the long part
+    seg.run()
+    qtbot.waitUntil(lambda: seen["began"], timeout=60_000)
+    qtbot.waitUntil(lambda: "0 s so far" in seg.status.text(), timeout=2000)
+    assert seg.status.text().startswith("name levels: naming the levels"), seg.status.text()
+    assert seg.bar.maximum() == 0  # Qt's busy bar, not 0%
+    qtbot.waitUntil(lambda: "1 s so far" in seg.status.text(), timeout=3000)  # it counts while the split runs
+    wait_for(qtbot, seg)
+    assert seen["ended"] and seg.status.text().startswith("Found"), seg.status.text()
+    assert seg.bar.maximum() == seg.bar.value() == 1
+
+
+def test_cancel_stops_the_level_split(make_napari_viewer, qtbot, monkeypatch):
+    # helper-81: Cancel pressed in the level split took effect only once the split ended (two minutes on a
+    # 735-slice CT), and then threw its result away
+    import time
+
+    seen = _slow_split(monkeypatch, 30.0)
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_normal")
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.range.value = "current slice"
+    seg.run()
+    qtbot.waitUntil(lambda: seen["began"], timeout=60_000)
+    qtbot.wait(200)
+    pressed = time.monotonic()
+    seg.cancel_button.native.click()
+    assert seg.status.text() == "Cancelling..." and not seg.cancel_button.enabled
+    wait_for(qtbot, seg, timeout=5000)
+    assert time.monotonic() - pressed < 5 and not seen["ended"]
+    assert seg.status.text() == "Cancelled: no layer was added." and len(viewer.layers) == 1
+    assert seg.bar.maximum() != 0 and seg.run_button.enabled
+    # the worker's thread is not left with a pending cancel: the next run ends with its layer
+    seen["seconds"], seen["began"] = 0.5, False
+    seg.run()
+    wait_for(qtbot, seg, timeout=60_000)
+    assert seg.status.text().startswith("Found"), seg.status.text()
+    assert len(viewer.layers) > 1
+
+
+def test_classifying_says_its_seconds_so_far(make_napari_viewer, qtbot, monkeypatch):
+    # helper-81: on a 735-slice CT, Classify took half a minute behind a still "Classifying...": it looked stuck
+    import time
+
+    from bonescreen.pipeline import Screener
+
+    classify = Screener.classify
+
+    def slow(self, *args, **kwargs):
+        time.sleep(2.5)
+        return classify(self, *args, **kwargs)
+
+    monkeypatch.setattr(Screener, "classify", slow)
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_normal")
+    image = viewer.layers[0]
+    levels = np.zeros(image.data.shape, np.uint8)
+    z = image.data.shape[0] // 2
+    levels[z - 3 : z + 3, 300:340, 236:276] = 3
+    from napari_bonescreen._convert import labels_layer_data
+
+    data, meta, _ = labels_layer_data(levels, image, "vertebrae")
+    labels = viewer.add_labels(data, **meta)
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    cls.image.value, cls.labels.value = image, labels
+    cls.run()
+    assert cls.status.text() == "Classifying..."
+    qtbot.waitUntil(lambda: cls.status.text() == "Classifying... 1 s so far", timeout=3000)
+    wait_for(qtbot, cls)
+    assert cls.result is not None and cls.status.text().startswith("Done."), cls.status.text()
+    qtbot.wait(1500)  # the count has stopped: the result's line stays
+    assert cls.status.text().startswith("Done.")
+
+
+def test_an_export_shows_the_wait_cursor_and_says_what_it_writes(make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    # helper-81: on a 735-slice CT the exports hold the viewer's thread for seconds (the DICOM SR 7 s, the report
+    # 4 s) with no sign, and a second click queued a second export
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication
+
+    import napari_bonescreen._widgets as widgets
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_normal")
+    image = viewer.layers[0]
+    levels = np.zeros(image.data.shape, np.uint8)
+    z = image.data.shape[0] // 2
+    levels[z - 3 : z + 3, 300:340, 236:276] = 3
+    cls, _ = classify_in_dock(viewer, qtbot, image, levels, "vertebrae")
+    done = cls.status.text()
+    target = tmp_path / "result.json"
+    monkeypatch.setattr(widgets.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    seen = {}
+    save = cls.save_result
+
+    def watched(path):
+        cursor = QApplication.overrideCursor()
+        seen["cursor"] = None if cursor is None else cursor.shape()
+        seen["status"] = cls.status.text()
+        seen["buttons"] = [b.isEnabled() for b in (cls.export_json, cls.export_report)]
+        save(path)
+
+    monkeypatch.setattr(cls, "save_result", watched)
+    cls.export_json.click()
+    assert seen == {"cursor": Qt.CursorShape.WaitCursor, "status": "Writing result.json...", "buttons": [False, False]}
+    assert target.is_file() and QApplication.overrideCursor() is None
+    assert cls.status.text() == done and cls.export_json.isEnabled() and cls.export_report.isEnabled()
