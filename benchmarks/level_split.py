@@ -9,6 +9,7 @@ A true level counts as named right as ``bonescreen evaluate --pipeline`` counts 
 split labels carry its id. Per-level Dice is the mean over the true levels of each case, then over the cases.
 
     .venv/bin/python benchmarks/level_split.py DATA --cache DIR [--truth-masks] [--cases N] [--json OUT]
+        [--split-slice-mm MM]
 
 DATA is a case set of ``bonescreen phantom`` (with ``spine.nii.gz`` for ``--truth-masks``). The cache's marks are
 the bundled weights' (or ``--seg-weights``); delete the folder after changing the network.
@@ -27,6 +28,7 @@ from bonescreen.data.cases import load_case_set
 from bonescreen.evaluate import levels_named_right
 from bonescreen.metrics import segmentation_metrics
 from bonescreen.pipeline import Screener
+from bonescreen.pipeline.level_settings import LevelSettings
 from bonescreen.pipeline.levels import split_levels
 from bonescreen.pipeline.mark_repair import bridge_dropped_sections
 from bonescreen.pipeline.progress import drive
@@ -65,9 +67,16 @@ def main() -> None:
     ap.add_argument("--seg-weights", type=Path, default=None)
     ap.add_argument("--cases", type=int, default=None, help="the first N cases only")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--split-slice-mm",
+        type=float,
+        default=None,
+        help="LevelSettings.split_slice_mm for this run (0.1: the split reads every slice, as before 2026-12-06)",
+    )
     args = ap.parse_args()
     records = load_case_set(args.data)[: args.cases]
     screener = None if args.truth_masks else Screener(seg_weights=args.seg_weights, device="cpu")
+    settings = LevelSettings() if args.split_slice_mm is None else LevelSettings(split_slice_mm=args.split_slice_mm)
     rows, t0 = [], time.perf_counter()
     for rec in records:
         volume, truth = rec.load(("levels", "spine"))
@@ -78,7 +87,7 @@ def main() -> None:
         else:
             mark = mark_of(screener, volume, args.cache, rec.case_id)
         t = time.perf_counter()
-        split = split_levels(mark, volume.spacing, volume.hu)
+        split = split_levels(mark, volume.spacing, volume.hu, settings=settings)
         seconds = time.perf_counter() - t
         levels = truth["levels"]
         named = levels_named_right(split.labels, levels)

@@ -1006,7 +1006,8 @@ def split_levels(
     """Split a boolean vertebra mask (z, y, x) into vertebrae and label L1..L5 (see :func:`_split`).
 
     Fine pixels (dedicated spine CT, under ``split_pixel_mm``) are subsampled in-plane for the
-    split, which needs no more than about 1 mm; the labels come back to every voxel of the mask.
+    split, which needs no more than about 1 mm, and slices of half ``split_slice_mm`` or less (0.625 mm)
+    along z; the labels come back to every voxel of the mask, and each vertebra's slices are the mask's.
 
     Metal (screws, rods; :func:`~bonescreen.metal.metal_mask`) changes neither the split nor the
     names: it is read as soft tissue where ribs and the pelvis are looked for (a rod beside the
@@ -1299,24 +1300,29 @@ def _split_fine_or_coarse(
     s: LevelSettings,
     metal: np.ndarray | None = None,
 ) -> LevelSplit:
-    f = int(s.split_pixel_mm // min(spacing[1], spacing[2]))
-    if f < 2:
+    """:func:`_split` on the mask subsampled to about ``split_pixel_mm`` in-plane and ``split_slice_mm`` along z, its
+    labels brought back to every voxel of the mask and its vertebrae's slices to the mask's slices."""
+    f = max(int(s.split_pixel_mm // min(spacing[1], spacing[2])), 1)
+    fz = max(int(s.split_slice_mm // spacing[0]), 1)
+    if f < 2 and fz < 2:
         return _split(mask, spacing, hu, top_level, s, metal)
     mask = np.asarray(mask, dtype=bool)
     coarse = _split(
-        mask[:, ::f, ::f],
-        (spacing[0], spacing[1] * f, spacing[2] * f),
-        None if hu is None else hu[:, ::f, ::f],
+        mask[::fz, ::f, ::f],
+        (spacing[0] * fz, spacing[1] * f, spacing[2] * f),
+        None if hu is None else hu[::fz, ::f, ::f],
         top_level,
         s,
-        None if metal is None else metal[:, ::f, ::f],
+        None if metal is None else metal[::fz, ::f, ::f],
     )
+    # each slice takes the nearest slice the split read (slice k of the mask: the split's (k + fz // 2) // fz)
+    nearest = np.minimum((np.arange(mask.shape[0]) + fz // 2) // fz, coarse.labels.shape[0] - 1)
 
     def full(small: np.ndarray) -> np.ndarray:
-        up = np.repeat(np.repeat(small, f, axis=1), f, axis=2)[:, : mask.shape[1], : mask.shape[2]]
+        up = np.repeat(np.repeat(small[nearest], f, axis=1), f, axis=2)[:, : mask.shape[1], : mask.shape[2]]
         gaps = mask & (up == 0)
         if gaps.any():  # mask voxels whose block was sampled outside the mask: the label of a neighbouring block
-            up = np.where(gaps, ndimage.grey_dilation(up, size=(1, f + 1, f + 1)), up)
+            up = np.where(gaps, ndimage.grey_dilation(up, size=(3 if fz > 1 else 1, f + 1, f + 1)), up)
         return np.where(mask, up, 0).astype(np.uint8)
 
     coarse.labels = full(coarse.labels)
@@ -1324,6 +1330,19 @@ def _split_fine_or_coarse(
         coarse.vertebra_map = full(coarse.vertebra_map)
     if coarse.body_zone is not None:
         coarse.body_zone = full(coarse.body_zone.astype(np.uint8)) > 0
+    if fz > 1:  # the vertebrae's slices: those of the mask's slices that the split's slices stand for
+        boxes = ndimage.find_objects(coarse.vertebra_map) if coarse.vertebra_map is not None else []
+        for v in coarse.vertebrae:
+            ks = np.flatnonzero((nearest >= v.body_slices[0]) & (nearest <= v.body_slices[1]))
+            v.body_slices = (int(ks[0]), int(ks[-1]))
+            box = boxes[v.index] if v.index < len(boxes) else None
+            if box is not None:
+                v.slices = (box[0].start, box[0].stop - 1)
+            else:
+                ks = np.flatnonzero((nearest >= v.slices[0]) & (nearest <= v.slices[1]))
+                v.slices = (int(ks[0]), int(ks[-1]))
+            if v.core_centre is not None:
+                v.core_centre *= fz
     return coarse
 
 
