@@ -6,7 +6,6 @@ core's types and back. Errors become notifications in plain words.
 
 from __future__ import annotations
 
-import ctypes
 import html
 import json
 import threading
@@ -78,6 +77,7 @@ from bonescreen.messages import (
     users_naming_rule,
     vertebrae_found,
 )
+from bonescreen.pipeline.progress import Cancelled, listening
 from bonescreen.pipeline.screener import (
     RESULT_SCHEMA_VERSION,
     own_labels_changes,
@@ -173,10 +173,10 @@ def _row_tooltip(row: dict) -> str:
     return "; ".join([*status, *probabilities, *row.get("reasons", [])])
 
 
-class SegmentCancelled(BoneScreenError):
+class SegmentCancelled(Cancelled):
     """Raised in a Segment worker's thread by Cancel during a step that yields no progress (the level split)."""
 
-    def __init__(self, message: str = "segmentation cancelled") -> None:  # raised as a class, with no argument
+    def __init__(self, message: str = "segmentation cancelled") -> None:
         super().__init__(message)
 
 
@@ -184,46 +184,32 @@ class _Interruptible:
     """Lets Cancel stop a worker inside a step that yields nothing until it ends (the level split, a minute or two
     on a thin-slice CT: helper-81 found Cancel took effect only once it ended, and the result was then dropped).
 
-    :meth:`wrap` runs in the worker's thread and passes the work's ``(stage, done, total)`` through; while a step
-    announced as ``(stage, 0, 1)`` runs, :meth:`interrupt` raises :class:`SegmentCancelled` in that thread (at
-    the next Python line: a numpy or scipy call in progress ends first). Outside such a step it does nothing,
-    and a pending exception is cleared when the step ends, so none reaches the thread pool's next task.
+    :meth:`wrap` runs in the worker's thread and passes the work's ``(stage, done, total)`` through, listening to
+    the core's :func:`~bonescreen.pipeline.progress.heartbeat` while the work runs: once :meth:`interrupt` is
+    called, the next heartbeat (the split beats between its parts, a few seconds apart at most) raises
+    :class:`SegmentCancelled` in the worker, which ends the run without a result.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._thread: int | None = None  # the worker's thread while it is inside an indivisible step
+        self._stop = threading.Event()
+
+    def _check(self) -> None:
+        if self._stop.is_set():
+            raise SegmentCancelled()
 
     def wrap(self, work: Generator) -> Generator:
-        """``work`` (a ``(stage, done, total)`` generator), interruptible in its indivisible steps; its result."""
-        tid = threading.get_ident()
-        try:
-            item = next(work)
-        except StopIteration as stop:
-            return stop.value
+        """``work`` (a ``(stage, done, total)`` generator), stoppable at the core's heartbeats; its result."""
         while True:
-            indivisible = isinstance(item, tuple) and len(item) == 3 and item[1] == 0 and item[2] == 1
-            yield item
             try:
-                with self._lock:
-                    self._thread = tid if indivisible else None
-                item = next(work)
+                with listening(self._check):
+                    item = next(work)
             except StopIteration as stop:
                 return stop.value
-            finally:
-                with self._lock:
-                    self._thread = None
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)  # none left pending
+            yield item
 
-    def interrupt(self) -> bool:
-        """Raise :class:`SegmentCancelled` in the worker if it is inside an indivisible step; whether it was."""
-        with self._lock:
-            if self._thread is None:
-                return False
-            exc = ctypes.py_object(SegmentCancelled)
-            done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), exc) == 1
-            self._thread = None  # one exception per step: a second could outlive the step it was meant for
-            return done
+    def interrupt(self) -> None:
+        """Stop the work at its next heartbeat."""
+        self._stop.set()
 
 
 #: What the Segment dock says of a step that yields no progress, by the core's stage name.

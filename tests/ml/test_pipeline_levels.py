@@ -89,6 +89,46 @@ def test_progress_cancels():
         report(lambda s, d, t: False, "segment", 3, 10)
 
 
+def test_the_level_split_beats_and_a_listener_or_drives_progress_can_cancel_it(monkeypatch):
+    """The level split reports no progress of its own (75 s of a 735-slice CT before it read every second slice;
+    helper-81: napari's Cancel took 104 s, and Slicer's window, which pumps its events in the progress callback,
+    would stand still as long): it beats between its parts, a listener hears it, and :func:`drive`'s progress
+    callback is called again there, so that returning False cancels inside the split."""
+    from bonescreen.pipeline import progress
+
+    monkeypatch.setattr(progress, "BEAT_EVERY_S", 0.0)
+    case = make_case(41, 3, PhantomConfig(thickness=3.0, size=256))
+    mask, hu = case.spine > 0, case.hu.astype(np.float32)
+    beats = []
+    with progress.listening(lambda: beats.append(1)):
+        split_levels(mask, case.spacing, hu)
+    assert len(beats) >= 10
+
+    def stop() -> None:
+        raise Cancelled("stop")
+
+    with pytest.raises(Cancelled), progress.listening(stop):
+        split_levels(mask, case.spacing, hu)
+    progress.heartbeat()  # no listener left: nothing happens
+
+    def work():
+        yield "name levels", 0, 1
+        split_levels(mask, case.spacing, hu)
+        yield "name levels", 1, 1
+        return "done"
+
+    calls = []
+
+    def callback(stage, done, total):
+        calls.append((stage, done, total))
+        return len(calls) < 3  # cancels at its third call: one the split's heartbeats made
+
+    with pytest.raises(Cancelled, match="name levels"):
+        progress.drive(work(), callback)
+    assert calls == [("name levels", 0, 1)] * 3
+    assert progress.drive(work(), lambda *a: None) == "done"
+
+
 def test_rib_like_bone_below_the_run_of_ribs_makes_the_names_uncertain():
     """Ribs found on the two top vertebrae and also beside one far below them (a long rib's tip, a cut
     transverse process): the names are counted down from the run, but flagged, with the level named."""

@@ -1298,11 +1298,13 @@ def test_names_shifted_or_undone_change_the_names_only(
 
 
 def _slow_split(monkeypatch, seconds: float) -> dict:
-    """Make the Screener's level split take ``seconds`` (a loop of short sleeps, as the real one is of short numpy
-    calls) before it splits; the returned dict says whether it began and whether it ran to its end."""
+    """Make the Screener's level split take ``seconds`` (a loop of short sleeps, as the real one is of numpy calls,
+    beating between them as the real one does: :func:`~bonescreen.pipeline.progress.heartbeat`) before it splits;
+    the returned dict says whether it began and whether it ran to its end."""
     import time
 
     from bonescreen.pipeline import Screener
+    from bonescreen.pipeline.progress import heartbeat
 
     split = Screener.name_mark
     seen = {"began": False, "ended": False, "seconds": seconds}
@@ -1312,6 +1314,7 @@ def _slow_split(monkeypatch, seconds: float) -> dict:
         end = time.monotonic() + seen["seconds"]
         while time.monotonic() < end:
             time.sleep(0.01)
+            heartbeat()
         seen["ended"] = True
         return split(self, volume, mark, top_level)
 

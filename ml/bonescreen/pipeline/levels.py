@@ -44,6 +44,7 @@ from ..metal import metal_mask, without_metal
 from ..noise import disc_smoothing_mm
 from .level_settings import LevelSettings
 from .mark_repair import trim_filled_discs
+from .progress import heartbeat
 
 #: The naming's note where no landmark named the levels (the series long enough to show one).
 NO_LANDMARK_NOTE = "level names are uncertain: neither the sacrum nor ribs were found"
@@ -1040,6 +1041,7 @@ def split_levels(
         if split.vertebra_map is not None:
             split.vertebra_map[metal] = 0
     if hu is not None and split.vertebra_map is not None:
+        heartbeat()
         _leave_out_discs(split, hu, spacing, s, metal)
     return split
 
@@ -1167,6 +1169,7 @@ def _attach_detached(parts: np.ndarray, cores: np.ndarray, mask: np.ndarray, spa
     body_centres = dict(zip(ids.tolist(), label_centres(cores, ids), strict=True))
     given = given_cm3 = 0
     while True:
+        heartbeat()
         pieces, n = ndimage.label(mask & (parts == 0), structure=ndimage.generate_binary_structure(3, 3))
         if n == 0:
             break
@@ -1180,6 +1183,7 @@ def _attach_detached(parts: np.ndarray, cores: np.ndarray, mask: np.ndarray, spa
         for i in np.argsort(gaps):  # the nearest first
             if gaps[i] > reach_mm:
                 break
+            heartbeat()
             own = pieces[boxes[i]] == i + 1
             centre = np.add(ndimage.center_of_mass(own), [b.start for b in boxes[i]])
             vid = _arch_owner(parts[windows[i]], reaches[i][1], centre[0], body_centres)
@@ -1397,9 +1401,12 @@ def _split(
     if box is None:
         return LevelSplit(labels, [], "none", False, ["no vertebral body found in the mask"])
     m = mask[box]
+    heartbeat()
     depth = ndimage.distance_transform_edt(m, sampling=spacing).astype(np.float32)
+    heartbeat()
     readable = None if hu is None else hu[box] if metal is None else np.where(metal[box], np.nan, hu[box])
     cores, n_cores, bright_cuts = _cores(m, spacing, depth, s, readable)
+    heartbeat()
     notes: list[str] = []
     if bright_cuts:
         notes.append(
@@ -1481,8 +1488,10 @@ def _assemble(
     # away from the bodies the depth is read only up to flood_depth_mm: every part as thick as a pedicle floods in
     # order of distance from the bodies, so a thick column behind several bodies is shared out among them, not
     # given whole to the first; the bodies and the discs a mark fills between them keep the depth's order
+    heartbeat()
     near_bodies = m & within_mm(cores > 0, s.core_depth_mm + BODY_ZONE_MARGIN_MM, spacing)
     landscape = np.where(near_bodies, depth, np.minimum(depth, s.flood_depth_mm))
+    heartbeat()
     parts = watershed(-landscape, markers=cores, mask=m)
     notes += _attach_detached(parts, cores, m, spacing, s.detached_reach_mm)
     # order the vertebrae from the lowest: by the centre of their cores
@@ -1495,6 +1504,7 @@ def _assemble(
     objs = ndimage.find_objects(parts)
     core_objs = ndimage.find_objects(cores)
     for index, cid in enumerate(order):
+        heartbeat()
         zs, _ys, _xs = objs[cid - 1]
         czs = core_objs[cid - 1][0]
         pad = round(s.core_depth_mm / spacing[0])
