@@ -901,14 +901,19 @@ def test_a_layer_without_voxel_size_is_flagged_and_can_be_given_one(make_napari_
     assert "3 positive numbers dz, dy, dx" in seg.status.text()
 
 
-def test_a_failed_run_clears_the_previous_result(make_napari_viewer, qtbot):
+def sample_with_a_block(make_napari_viewer):
+    """A viewer holding the phantom sample, its image layer, and labels with a block of L3 on its middle slices."""
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "phantom_normal")
     image = viewer.layers[0]
-
     levels = np.zeros(image.data.shape, np.uint8)
     z = image.data.shape[0] // 2
     levels[z - 3 : z + 3, 300:340, 236:276] = 3
+    return viewer, image, levels
+
+
+def test_a_failed_run_clears_the_previous_result(make_napari_viewer, qtbot):
+    viewer, image, levels = sample_with_a_block(make_napari_viewer)
     cls, layer = classify_in_dock(viewer, qtbot, image, levels, "vertebrae")
     assert cls.result is not None and cls.table.rowCount() == 2 and cls.export_json.isEnabled()
     layer.data = np.where(layer.data > 0, 6, 0).astype(np.uint8)  # now only "T12": nothing lumbar
@@ -1382,12 +1387,7 @@ def test_classifying_says_its_seconds_so_far(make_napari_viewer, qtbot, monkeypa
         return classify(self, *args, **kwargs)
 
     monkeypatch.setattr(Screener, "classify", slow)
-    viewer = make_napari_viewer()
-    viewer.open_sample(PLUGIN, "phantom_normal")
-    image = viewer.layers[0]
-    levels = np.zeros(image.data.shape, np.uint8)
-    z = image.data.shape[0] // 2
-    levels[z - 3 : z + 3, 300:340, 236:276] = 3
+    viewer, image, levels = sample_with_a_block(make_napari_viewer)
     from napari_bonescreen._convert import labels_layer_data
 
     data, meta, _ = labels_layer_data(levels, image, "vertebrae")
@@ -1411,12 +1411,7 @@ def test_an_export_shows_the_wait_cursor_and_says_what_it_writes(make_napari_vie
 
     import napari_bonescreen._widgets as widgets
 
-    viewer = make_napari_viewer()
-    viewer.open_sample(PLUGIN, "phantom_normal")
-    image = viewer.layers[0]
-    levels = np.zeros(image.data.shape, np.uint8)
-    z = image.data.shape[0] // 2
-    levels[z - 3 : z + 3, 300:340, 236:276] = 3
+    viewer, image, levels = sample_with_a_block(make_napari_viewer)
     cls, _ = classify_in_dock(viewer, qtbot, image, levels, "vertebrae")
     done = cls.status.text()
     target = tmp_path / "result.json"
