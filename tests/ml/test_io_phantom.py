@@ -89,6 +89,11 @@ def test_labels_on_real_series_go_back_to_source_grid(shared_data, tmp_path):
     assert stored[240:280, 511 - 339 : 511 - 299, 0].all() and stored.sum() == 2 * 40 * 40
     write_dicom_seg(v, labels, tmp_path / "seg.dcm")
     np.testing.assert_array_equal(read_dicom_seg(v, tmp_path / "seg.dcm"), labels)
+    assert pydicom.dcmread(tmp_path / "seg.dcm").SeriesDescription == "BoneScreen lumbar levels"
+    # a SEG of every vertebra (the napari writer's) is not called lumbar levels (helper-80)
+    labels[0, 350:370, 240:280] = 6  # T12
+    write_dicom_seg(v, labels, tmp_path / "all.dcm")
+    assert pydicom.dcmread(tmp_path / "all.dcm").SeriesDescription == "BoneScreen vertebrae"
 
 
 def test_folder_with_two_series_picks_the_longer(small_case_files, tmp_path, caplog):

@@ -445,7 +445,8 @@ def write_dicom_seg(
                 manufacturer_model_name="bonescreen",
                 software_versions=__version__,
                 device_serial_number="0",
-                series_description="BoneScreen lumbar levels",
+                # (helper-80: "lumbar levels" of the napari writer's all-vertebrae SEG too)
+                series_description="BoneScreen lumbar levels" if max(present) <= 5 else "BoneScreen vertebrae",
                 omit_empty_frames=True,
             )
     except Exception as exc:
