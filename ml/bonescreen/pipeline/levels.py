@@ -1334,17 +1334,13 @@ def _split_fine_or_coarse(
         coarse.vertebra_map = full(coarse.vertebra_map)
     if coarse.body_zone is not None:
         coarse.body_zone = full(coarse.body_zone.astype(np.uint8)) > 0
-    if fz > 1:  # the vertebrae's slices: those of the mask's slices that the split's slices stand for
-        boxes = ndimage.find_objects(coarse.vertebra_map) if coarse.vertebra_map is not None else []
+    if fz > 1 and coarse.vertebrae:  # the vertebrae's slices on the mask's slices: the body's run, those the
+        # split's slices stand for; the vertebra's, where its labels now lie (every sampled slice keeps its own)
+        boxes = ndimage.find_objects(coarse.vertebra_map)
         for v in coarse.vertebrae:
             ks = np.flatnonzero((nearest >= v.body_slices[0]) & (nearest <= v.body_slices[1]))
             v.body_slices = (int(ks[0]), int(ks[-1]))
-            box = boxes[v.index] if v.index < len(boxes) else None
-            if box is not None:
-                v.slices = (box[0].start, box[0].stop - 1)
-            else:
-                ks = np.flatnonzero((nearest >= v.slices[0]) & (nearest <= v.slices[1]))
-                v.slices = (int(ks[0]), int(ks[-1]))
+            v.slices = (boxes[v.index][0].start, boxes[v.index][0].stop - 1)
             if v.core_centre is not None:
                 v.core_centre *= fz
     return coarse
