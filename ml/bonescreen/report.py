@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 from matplotlib.colors import ListedColormap
+from scipy import ndimage
 
 from .density import ACR_LOW_BONE_MASS_BELOW, ACR_OSTEOPOROSIS_BELOW, vbmd_text
 from .figures import class_color, pie_axes, plt, save_figure
@@ -65,23 +66,60 @@ def _spread(rows: list[float], gap: float, limits: tuple[float, float] | None = 
     return result.tolist()
 
 
-def _sagittal_window(shown: np.ndarray, spacing: tuple[float, float, float]) -> tuple[int, int, int]:
-    """Where the sagittal view cuts (column ``x``) and the rows it shows (``y0`` to ``y1``), from the map of the
-    vertebrae found (z, y, x): the vertebrae from front to back and 15 mm round them, at most 140 mm, through
-    the median column of the vertebrae."""
-    dy = spacing[1]
-    cols = np.nonzero(shown.any(axis=(0, 1)))[0]
-    x = int(np.median(cols)) if cols.size else shown.shape[2] // 2
+#: Length (mm along z) over which the sagittal view's column is smoothed (:func:`_sagittal_window`): about half a
+#: lumbar body's height, so that the view follows a scoliotic curve (Cobb angles of 10-50 degrees bend the spine
+#: over several vertebrae) but not a stray label on a few slices.
+SAGITTAL_SMOOTH_MM = 15.0
+
+#: Least sideways travel (mm) of the sagittal view's column that the title calls curved.
+SAGITTAL_CURVED_MM = 3.0
+
+
+def _sagittal_window(shown: np.ndarray, spacing: tuple[float, float, float]) -> tuple[np.ndarray, int, int]:
+    """Where the sagittal view cuts (a column per slice) and the rows it shows (``y0`` to ``y1``), from the map of
+    the vertebrae found (z, y, x).
+
+    The column of each slice is the median column of the vertebrae's voxels in it (the midline: the body and the
+    arch are symmetric about it), a running median over :data:`SAGITTAL_SMOOTH_MM`, carried to the slices without
+    vertebrae from the nearest ones: a curved planar reformation along the spine, as radiologists view a
+    scoliotic spine, so that every vertebra is cut through. One column for the whole series missed the vertebrae
+    of a scoliotic curve and, with one level's labels off the bone, fell beside the spine. The rows are the
+    vertebrae from front to back and 15 mm round them, at most 140 mm.
+
+    Returns
+    -------
+    (ndarray, int, int)
+        int (z,) column of each slice; the first row and one past the last row shown.
+    """
+    nz, ny, nx = shown.shape
+    dz, dy = spacing[0], spacing[1]
+    columns = np.full(nz, np.nan)
+    for k in np.nonzero(shown.any(axis=(1, 2)))[0]:
+        columns[k] = np.median(np.nonzero(shown[k])[1])
+    have = np.isfinite(columns)
+    if not have.any():
+        columns[:] = nx // 2
+    else:
+        size = max(1, round(SAGITTAL_SMOOTH_MM / dz)) | 1
+        smooth = ndimage.median_filter(columns[have], size=min(size, int(have.sum()) | 1), mode="nearest")
+        columns = np.interp(np.arange(nz), np.nonzero(have)[0], smooth)
     rows = np.nonzero(shown.any(axis=(0, 2)))[0]
-    y0, y1 = 0, shown.shape[1]
+    y0, y1 = 0, ny
     if rows.size:
         # a short scan's spine is shown as large as its panel allows (the whole 140 mm made the L2-L4 crop a
         # strip in empty space)
         margin, half = int(15 / dy), int(70 / dy)
         centre = (int(rows.min()) + int(rows.max())) // 2
         y0 = max(int(rows.min()) - margin, centre - half, 0)
-        y1 = min(int(rows.max()) + 1 + margin, centre + half, shown.shape[1])
-    return x, y0, y1
+        y1 = min(int(rows.max()) + 1 + margin, centre + half, ny)
+    return np.clip(np.rint(columns), 0, nx - 1).astype(int), y0, y1
+
+
+def _along(volume: np.ndarray, columns: np.ndarray, y0: int, y1: int) -> np.ndarray:
+    """The sagittal view of ``volume`` (z, y, x) through ``columns`` (one per slice), rows ``y0`` to ``y1``:
+    (z, y), the first slice at the bottom (as drawn, head up)."""
+    z = np.arange(volume.shape[0])[:, None]
+    return volume[z, np.arange(y0, y1)[None, :], columns[:, None]][::-1]
 
 
 def _whole_mm(mm: float) -> str:
@@ -95,16 +133,18 @@ def _sagittal(
 ) -> None:
     """Sagittal view through the spine's midline with every vertebra shown and named.
 
-    ``window``: the column and rows it shows (:func:`_sagittal_window`).
+    ``window``: the column of each slice and the rows it shows (:func:`_sagittal_window`).
 
     ``heights``: level name -> its ``fracture`` entry of result.json; each measured level gets its
     anterior/middle/posterior heights (mm) and, when graded, its Genant grade and shape.
     """
     heights = heights or {}
     dz, dy, _ = spacing
-    x, y0, y1 = window
-    ax.imshow(hu[::-1, y0:y1, x], aspect=dz / dy, **_BONE)
-    ax.imshow(shown[::-1, y0:y1, x], aspect=dz / dy, cmap=_VERTEBRA_CMAP, vmin=0, vmax=255, interpolation="nearest")
+    columns, y0, y1 = window
+    ax.imshow(_along(hu, columns, y0, y1), aspect=dz / dy, **_BONE)
+    ax.imshow(
+        _along(shown, columns, y0, y1), aspect=dz / dy, cmap=_VERTEBRA_CMAP, vmin=0, vmax=255, interpolation="nearest"
+    )
     placed = []  # (row of the vertebra's middle, name, heights text, colour)
     for vid in names:
         # the name at the middle of the slices where the vertebra is widest (its body), not of all its slices:
@@ -143,7 +183,8 @@ def _sagittal(
                 bbox=_TEXT_BOX,
             )
     # (two short lines each: one long line ran into the y-axis label of the plot beside it)
-    title = "sagittal view:\nthe vertebrae found"
+    curved = (columns.max() - columns.min()) * spacing[2] >= SAGITTAL_CURVED_MM
+    title = "sagittal view" + (", curved\nalong the spine:" if curved else ":") + "\nthe vertebrae found"
     ax.set_title(title + ("\nbody heights (mm)\nanterior/middle/posterior" if heights else ""), fontsize=9)
     ax.axis("off")
 

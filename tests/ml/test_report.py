@@ -89,6 +89,36 @@ def test_a_short_series_shows_its_sagittal_strip_above_the_axial_view_not_in_a_t
     plt.close(tall)
 
 
+def test_the_sagittal_view_follows_a_scoliotic_spine_through_every_vertebra():
+    """Stops 38-39 (helper-78): report.png's sagittal view cut one column for the whole series, the median of the
+    columns the vertebrae cover, and missed the vertebrae of a curved spine (and fell beside the spine with one
+    level's labels off the bone). Five vertebrae on a scoliotic curve 40 mm to the side at its apex: the view now
+    follows the spine's midline slice by slice, cuts every vertebra through its bone, and says it is curved; a
+    straight spine's view stays one plane."""
+    nz, n = 60, 160
+    hu = np.full((nz, 96, n), 40.0, np.float32)
+    vertebrae = np.zeros(hu.shape, np.uint8)
+    for i, vid in enumerate((5, 4, 3, 2, 1)):
+        ks = slice(12 * i + 1, 12 * i + 11)
+        centre = 48 + int(np.rint(40 * np.sin(np.pi * (12 * i + 6) / nz)))  # the apex at L3
+        vertebrae[ks, 30:60, centre - 10 : centre + 10] = vid
+    hu[vertebrae > 0] = 600.0
+    result = no_lumbar_result(HUThresholds(), "vertebrae found: L1-L5")
+    fig = report_figure(hu, np.zeros_like(vertebrae), (2.5, 1.0, 1.0), result, "scoliosis", vertebrae=vertebrae)
+    sagittal = next(ax for ax in fig.axes if ax.get_title().startswith("sagittal view"))
+    bone, shown = (np.asarray(image.get_array()) for image in sagittal.images)
+    assert set(np.unique(shown)) == {0, 1, 2, 3, 4, 5}
+    assert (bone[shown > 0] == 600.0).all()
+    assert "curved" in sagittal.get_title()
+    plt.close(fig)
+    straight = np.zeros_like(vertebrae)
+    straight[:, 30:60, 60:90] = vertebrae.max(axis=2, keepdims=True)[:, 30:60]
+    fig = report_figure(hu, np.zeros_like(straight), (2.5, 1.0, 1.0), result, "straight", vertebrae=straight)
+    sagittal = next(ax for ax in fig.axes if ax.get_title().startswith("sagittal view"))
+    assert "curved" not in sagittal.get_title()
+    plt.close(fig)
+
+
 @pytest.fixture(scope="module")
 def classified(small_case):
     """A phantom classified through its true labels (``screen --labels``): result.json and its volume."""
