@@ -341,6 +341,32 @@ def test_a_ct_under_a_transform_is_refused_until_the_transform_is_hardened(panel
     np.testing.assert_array_equal(volume_node_to_ct(node).hu, np.maximum(case.hu, -1024))
 
 
+def test_a_ct_put_under_a_transform_after_classify_is_refused_at_export(panel, case, add_volume, tmp_path):
+    """Stop 55: a transform given to the CT after Classify was not noticed by Export, which wrote the results of the CT
+    as it lay then. Export refuses it as Segment and Classify do, writing nothing; an identity transform is let
+    through."""
+    import vtk
+    from BoneScreenLib.logic import labels_to_segmentation, volume_node_to_ct
+
+    controller, params = panel
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    params.node.outputSegmentation = labels_to_segmentation(case.levels, volume_node_to_ct(node), node)
+    controller.start_classify()
+    run_to_end(controller)
+    shift = controller.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "shift 3 mm")
+    m = vtk.vtkMatrix4x4()
+    m.SetElement(0, 3, 3.0)
+    shift.SetMatrixTransformToParent(m)
+    node.SetAndObserveTransformNodeID(shift.GetID())
+    said = r"the CT 'phantom CT' has a transform \('shift 3 mm'\): harden it \(Data module > right-click the CT"
+    with pytest.raises(BoneScreenError, match=said):
+        controller.export(str(tmp_path / "moved"))
+    assert not (tmp_path / "moved").exists()
+    shift.SetMatrixTransformToParent(vtk.vtkMatrix4x4())
+    assert len(controller.export(str(tmp_path / "identity"))) == 2
+
+
 def test_a_segmentation_under_a_transform_is_refused_at_classify_and_export_as_the_ct_is(
     panel, case, add_volume, tmp_path
 ):

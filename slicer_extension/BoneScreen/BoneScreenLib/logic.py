@@ -898,8 +898,8 @@ class BoneScreenLogic:
         Raises
         ------
         BoneScreenError
-            If nothing was classified, the CT or its segmentation changed since, the segmentation is under a
-            transform, the folder cannot be written, or an output failed (after the others were written; each named
+            If nothing was classified, the CT or its segmentation changed since, either is under a transform, the
+            folder cannot be written, or an output failed (after the others were written; each named
             with its reason).
         """
         from pathlib import Path
@@ -916,6 +916,10 @@ class BoneScreenLogic:
                 f"the results are those of '{self.last_result['input']}', not of the CT selected "
                 f"('{volume_node.GetName()}'): classify it first"
             )
+        # put under a transform since (stop 55: not noticed; the exports would place the results where the CT no
+        # longer lies), refused as Segment and Classify refuse it
+        if volume_node is not None:
+            _refuse_a_transform(volume_node, "CT")
         # its voxels or geometry changed (a threshold, a mask, new spacing; helper-76: exported the old results, and
         # a new spacing was blamed on the segmentation)
         if volume_node is not None and self._last_ct_digest and ct_digest(volume_node) != self._last_ct_digest:
