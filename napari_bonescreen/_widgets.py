@@ -77,7 +77,7 @@ from bonescreen.messages import (
     users_naming_rule,
     vertebrae_found,
 )
-from bonescreen.pipeline.progress import Cancelled, listening
+from bonescreen.pipeline.progress import Cancelled, listening, step_text, without_progress
 from bonescreen.pipeline.screener import (
     RESULT_SCHEMA_VERSION,
     own_labels_changes,
@@ -212,8 +212,6 @@ class _Interruptible:
         self._stop.set()
 
 
-#: What the Segment dock says of a step that yields no progress, by the core's stage name.
-STEP_WORDS = {"name levels": "naming the levels: splitting the mark into vertebrae and naming them"}
 #: How often (ms) the status of a step without progress says the time it has taken so far.
 STEP_TICK_MS = 1000
 #: The Classify dock's status while it runs (then the seconds so far).
@@ -687,7 +685,7 @@ class SegmentWidget(_Base):
         stage, done, total = event
         if self.worker is not None and self.worker.abort_requested:  # (a yield already on its way at Cancel)
             return
-        if done == 0 and total == 1:  # one step without progress of its own: a busy bar and its seconds so far
+        if without_progress(done, total):  # one step without progress of its own: a busy bar and its seconds so far
             self.bar.setRange(0, 0)
             self._step = (stage, time.monotonic())
             self._step_timer.start()
@@ -702,11 +700,7 @@ class SegmentWidget(_Base):
         if self._step is None:
             return
         stage, began = self._step
-        seconds = int(time.monotonic() - began)
-        self.status.setText(
-            f"{stage}: {STEP_WORDS.get(stage, 'one step')}, {seconds} s so far (a minute or more for a thin-slice CT "
-            "on the CPU; Cancel stops it)"
-        )
+        self.status.setText(step_text(stage, time.monotonic() - began))
 
     def _end_step(self) -> None:
         self._step = None

@@ -10,6 +10,7 @@ stands in for Slicer's.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 
@@ -313,6 +314,45 @@ def test_a_volume_that_is_no_ct_in_hu_is_refused_at_segment_and_classify_for_the
         assert reason in str(classify.value) and controller.run is None
         assert str(classify.value).count("Hounsfield units") <= 1, str(classify.value)
     assert "looks like a label map" in str(segment.value) and "Open a vertebra label map" in str(segment.value)
+
+
+def test_a_step_without_progress_shows_a_busy_bar_and_its_seconds_so_far(panel, case, add_volume):
+    """Stop 56: napari's Segment dock shows a busy bar and the seconds so far while the levels are named (a minute
+    or more on a thin-slice CT), but Slicer's panel said "name levels: 0 of 1" with its bar at 0 % all the while. The
+    panel now says what the step does and counts its seconds at each poll (the widget's timer), its bar busy (maximum
+    0), back to a bar with a value once the run moves on. The step here stands in for the level split (a minute of
+    CPU): it reports as the core's ``drive`` does, again at each heartbeat."""
+    from bonescreen.pipeline.progress import step_text
+
+    controller, _params = panel
+    add_volume(controller.scene, case)
+    controller.enter()
+    go_on = threading.Event()
+
+    def work(progress):
+        progress("segment", 3, 3)
+        progress("name levels", 0, 1)
+        go_on.wait(10)
+        progress("name levels", 0, 1)  # a heartbeat: the same report again
+        go_on.clear()
+        go_on.wait(10)
+        progress("name levels", 1, 1)
+        return "named"
+
+    controller._start(work, lambda result: f"done: {result}")
+    time.sleep(0.2)
+    assert controller.poll()
+    state = controller.state()
+    assert state.progress == (0, 0) and state.status == step_text("name levels", 0.1)
+    assert state.status.startswith("name levels: naming the levels") and "0 s so far" in state.status
+    time.sleep(1.1)
+    go_on.set()  # the heartbeat's report does not restart the count
+    time.sleep(0.2)
+    assert controller.poll() and "1 s so far" in controller.state().status
+    go_on.set()
+    run_to_end(controller)
+    state = controller.state()
+    assert state.status == "done: named" and state.progress == (1, 1)
 
 
 def test_a_ct_under_a_transform_is_refused_until_the_transform_is_hardened(panel, case, add_volume):

@@ -16,6 +16,25 @@ from contextvars import ContextVar
 ProgressCallback = Callable[[str, int, int], "bool | None"]
 
 
+#: What a step that reports no progress of its own does, in words, for its status while it runs (:func:`step_text`).
+STEP_WORDS = {"name levels": "naming the levels: splitting the mark into vertebrae and naming them"}
+
+
+def without_progress(done: int, total: int) -> bool:
+    """Whether a report ``done`` of ``total`` is a step that reports no progress of its own (0 of 1): a front end
+    shows a busy bar and :func:`step_text`, not a bar stuck at 0 %."""
+    return done == 0 and total == 1
+
+
+def step_text(stage: str, seconds: float) -> str:
+    """The status of a step without progress of its own (:func:`without_progress`) while it runs: what it does and
+    the whole seconds it has taken so far (napari's Segment dock and Slicer's panel say the same)."""
+    return (
+        f"{stage}: {STEP_WORDS.get(stage, 'one step')}, {int(seconds)} s so far (a minute or more for a thin-slice "
+        "CT on the CPU; Cancel stops it)"
+    )
+
+
 class Cancelled(Exception):
     """The user cancelled the run; nothing was changed."""
 

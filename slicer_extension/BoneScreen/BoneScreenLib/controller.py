@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -149,6 +150,7 @@ class PanelController:
         self._finish: Callable[[Any], str] | None = None
         self.status = ""
         self._progress = (0, 1)
+        self._step: tuple[str, float] | None = None  # a step without progress of its own: its stage, when it began
         #: The plot chart node of the last classification (the widget shows it in the layout).
         self.chart = None
 
@@ -399,6 +401,7 @@ class PanelController:
     def _start(self, work, finish) -> None:
         self._finish = finish
         self._progress = (0, 1)
+        self._step = None
         self.status = "Starting..."
         self.run = BackgroundRun(work).start()
 
@@ -416,18 +419,30 @@ class PanelController:
         BaseException
             What the work raised (the widget shows it with its traceback).
         """
+        from bonescreen.pipeline.progress import step_text, without_progress
+
         run = self.run
         if run is None:
             return False
         alive = run.running  # read first: the reports drained below include every one made before the end
         for stage, done, total in run.progress():
+            if without_progress(done, total):  # the level split: a busy bar (maximum 0) and its seconds so far
+                if self._step is None or self._step[0] != stage:  # (drive repeats the report at each heartbeat)
+                    self._step = (stage, time.monotonic())
+                self._progress = (0, 0)
+                continue
+            self._step = None
             self._progress = (done, max(total, 1))
             if not run.cancelling:
                 self.status = f"{stage}: {done} of {total}"
+        if self._step is not None and not run.cancelling:
+            self.status = step_text(self._step[0], time.monotonic() - self._step[1])
         if alive:
             return True
         self.run, finish = None, self._finish
         self._finish = None
+        if self._step is not None:
+            self._step, self._progress = None, (0, 1)
         if run.cancelled:
             self.status = "Cancelled: nothing was changed."
         elif run.error is not None:
