@@ -40,6 +40,15 @@ def _fit(text: str, width_in: float, points: float) -> str:
     return textwrap.fill(text, max(20, int(width_in * 72 / (0.6 * points))))
 
 
+def _given(found: dict, partial: bool) -> str:
+    """What the labels call a vertebra found, where not its name: " (given T9)"; " (not labelled)" where the labels
+    hold some vertebrae only, " (given nothing)" where they hold all in view; "" where it is named as given. The text
+    and the figure say the same (helper-83: the figure said "(given None)")."""
+    if found["truth"] is None:
+        return " (not labelled)" if partial else " (given nothing)"
+    return f" (given {found['truth']})" if found["truth"] != found["name"] else ""
+
+
 def figure(rows: list[dict], path: Path) -> None:
     """One column per image: an axial slice and (volumes) a sagittal slice, mark in red, labels in green."""
     import matplotlib
@@ -67,9 +76,7 @@ def figure(rows: list[dict], path: Path) -> None:
             ax.imshow(hu[::-1, ys, x], cmap="gray", vmin=-250, vmax=1250, aspect=dz / dy)
             ax.contour(truth[::-1, ys, x], [0.5], colors="lime", linewidths=1.0)
             ax.contour(mark[::-1, ys, x], [0.5], colors="red", linewidths=0.8)
-            names = ", ".join(
-                f"{f['name']}" + (f" (given {f['truth']})" if f["truth"] != f["name"] else "") for f in row["found"]
-            )
+            names = ", ".join(f["name"] + _given(f, row["partial"]) for f in row["found"])
             ax.set_title(_fit(f"sagittal: {names or 'nothing found'}", COLUMN_IN, 8), fontsize=8)
         else:
             ax.text(0.5, 0.5, f"{hu.shape[0]} slices: no sagittal view", ha="center", va="center")
@@ -117,11 +124,7 @@ def main() -> None:
             skipped += 1
             continue
         rows.append(row)
-        unlabelled = " (not labelled)" if row["partial"] else " (given nothing)"
-        named = ", ".join(
-            f["name"] + ("" if f["name"] == f["truth"] else f" (given {f['truth']})" if f["truth"] else unlabelled)
-            for f in row["found"]
-        )
+        named = ", ".join(f["name"] + _given(f, row["partial"]) for f in row["found"])
         hus = ", ".join(f"{f['name']} {f['trabecular_hu']}" for f in row["found"])
         scope, each = row_lines(row)
         print(

@@ -131,7 +131,7 @@ def _train(args: argparse.Namespace, task: str) -> int:
         load_case_set,
         split_by_case,
     )
-    from .data.labelled import find_labelled, for_training, leave_out
+    from .data.labelled import find_labelled, for_training, leave_out, unpaired
     from .preprocess import CROP_SIZE, preprocessing_config
     from .train import TrainConfig, train
 
@@ -142,6 +142,9 @@ def _train(args: argparse.Namespace, task: str) -> int:
         if given and not args.labelled:
             raise BoneScreenError(f"{' and '.join(given)} apply to --labelled CT: give --labelled too")
         labelled = [c for folder in args.labelled for c in find_labelled(folder, args.layout, args.label_scheme)]
+        for folder in args.labelled:  # (helper-83: a CT without its labels was left out without a word)
+            for line in unpaired(folder, args.layout):
+                print(f"bonescreen: note: {line.removesuffix(': not evaluated')}: not trained on", file=sys.stderr)
         if labelled:
             labelled = leave_out(labelled, args.leave_out, args.labelled[0] if len(args.labelled) == 1 else None)
             labelled, notes = for_training(labelled)
@@ -228,6 +231,8 @@ def _train(args: argparse.Namespace, task: str) -> int:
             "realistic_slices": [str(Path(p).resolve()) for p in getattr(args, "slices", None) or []],
             "labelled_ct": [str(Path(p).resolve()) for p in getattr(args, "labelled", None) or []],
             "labelled_left_out": list(getattr(args, "leave_out", None) or []),
+            # the labelled CT trained on, after those left out or skipped (helper-83: not recorded)
+            "labelled_cases": [{"name": c.name, "image": str(Path(c.image).resolve())} for c in labelled],
             "labelled_repeat": getattr(args, "labelled_repeat", 1),
             "split": f"by case, stratified by class, val fraction {args.val_fraction}, seed {args.seed}",
         },

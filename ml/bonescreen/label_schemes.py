@@ -161,6 +161,34 @@ def in_slicers_words(text: str) -> str:
     return text
 
 
+#: The layout of a labelled folder whose files carry each scheme's ids (:mod:`bonescreen.data.labelled`).
+_SCHEME_LAYOUT = {"verse": ("VerSe", "verse"), "totalseg": ("TotalSegmentator", "totalseg")}
+
+
+def in_folder_words(text: str) -> str:
+    """``text`` with each way of choosing a scheme it names said as a labelled folder's reader says it
+    (``evaluate``, ``train-seg``, ``real_ct.py``): there a VerSe or TotalSegmentator folder carries its tool's ids,
+    and ``--label-scheme`` reads an nnU-Net folder only (helper-83).
+
+    Parameters
+    ----------
+    text : str
+        A message of the core.
+
+    Returns
+    -------
+    str
+        The message, with ``lay the folder out as SCHEME's (--layout ...), or as nnU-Net's with --label-scheme
+        SCHEME`` for each choice.
+    """
+    for scheme, (tool, layout) in _SCHEME_LAYOUT.items():
+        text = text.replace(
+            _choose(scheme),
+            f"lay the folder out as {tool}'s (--layout {layout}), or as nnU-Net's read with --label-scheme {scheme}",
+        )
+    return text
+
+
 def scheme_hint(labels: np.ndarray, refused: bool = False) -> str | None:
     """A hint naming the foreign scheme a label map read with BoneScreen's ids seems to use, or None.
 

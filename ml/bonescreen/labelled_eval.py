@@ -15,7 +15,6 @@ from .data.labelled import LabelledCT
 from .errors import BoneScreenError
 from .fracture import body_heights
 from .hu import body_from_levels, trabecular_hu, with_endplates
-from .mask_fit import off_bone
 from .metrics import dice_score
 from .pipeline import Screener
 from .pipeline.bone_health import scan_calibration
@@ -118,17 +117,12 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
         (:func:`~bonescreen.mask_fit.off_bone`: labels of another scan or orientation).
     """
     volume = case.load_volume()
-    truth = case.load_labels(volume)  # DESIGN.md ids on the CT grid
+    try:
+        truth = case.load_checked_labels(volume)  # DESIGN.md ids on the CT grid
+    except BoneScreenError as exc:
+        raise BoneScreenError(f"{exc.problem}: not scored", exc.path) from None
     sizes = np.bincount(truth.ravel())  # voxels of each given id
     ids = [int(v) for v in np.flatnonzero(sizes) if v]
-    if not ids:  # (helper-70: an empty map scored Dice 0 into the mean)
-        raise BoneScreenError("the label map holds no vertebra: not scored", case.labels[0])
-    off = off_bone(volume.hu, truth, ids)
-    if len(off) == len(ids):  # (helper-70: labels flipped on the CT's grid scored 0.001)
-        raise BoneScreenError(
-            "no given vertebra sits on this CT's bone (" + next(iter(off.values())) + "): not scored",
-            case.labels[0],
-        )
     t0 = time.perf_counter()
     seg = screener.segment(volume)
     seconds = time.perf_counter() - t0

@@ -100,6 +100,14 @@ def test_train_seg_fine_tunes_on_labelled_ct(tmp_path, small_set, small_case, ti
     assert "training from random weights" not in capsys.readouterr().err
     meta = json.loads((out / "model.json").read_text())
     assert meta["training"]["init_weights"] and meta["data"]["labelled_ct"]
+    # what it started from and trained on, to reproduce it (helper-83: a relative path, no digest, no cases)
+    from bonescreen import __version__
+    from bonescreen.checkpoint import file_sha256
+
+    assert meta["training"]["init_weights"] == str(default_weights("segmentation").resolve())
+    assert meta["training"]["init_weights_sha256"] == file_sha256(default_weights("segmentation"))
+    assert meta["training"]["bonescreen_version"] == __version__
+    assert [c["name"] for c in meta["data"]["labelled_cases"]] == ["spine_001"]
     assert meta["data"]["labelled_repeat"] == 3
     assert meta["data"]["train_samples_per_epoch"] == 2 * 2 + 4 * 3  # two phantom cases x 2, labelled 4 x 3
 
@@ -331,3 +339,47 @@ def test_label_maps_that_cannot_be_scored_are_skipped_with_the_reason(tmp_path, 
         "imagesTr/plain.nii.gz: not named <case>_0000.nii.gz (nnU-Net's channel): not evaluated",
         "labelsTr/orphan.nii.gz: no imagesTr/orphan_0000.nii.gz: not evaluated",
     ]
+
+
+def test_a_totalsegmentator_folder_refuses_maps_that_are_not_its_and_names_a_ct_without_labels(tmp_path, small_case):
+    """helper-83: in a TotalSegmentator folder a VerSe-numbered map was scored (its L1-L5, VerSe's 20-24, read as
+    organs; its sacrum as S1: Dice 0.25), an id no TotalSegmentator map holds (200) was dropped and its vertebra
+    scored as a false mark, a ct.nii.gz without labels was left out without a word, and ``train-seg`` trained on
+    labels mirrored off the bone (left-right on its CT, here front to back: the phantom's spine is symmetric), which
+    ``evaluate`` refuses. Each is now refused or named, the file named, in a
+    folder's words (the layout sets the ids: no --label-scheme to add there)."""
+    levels = np.ascontiguousarray(small_case.levels.transpose(2, 1, 0))
+    ct = nib.Nifti1Image(np.ascontiguousarray(small_case.hu.transpose(2, 1, 0)), small_case.affine)
+    verse = np.where(levels > 0, levels + 19, 0).astype(np.uint8)  # L1 = 20 ... L5 = 24
+    verse[:2, :2, :2] = 26  # and a sacrum
+    total = np.where(levels > 0, 32 - levels.astype(np.int16), 0).astype(np.uint8)  # L1 = 31 ... L5 = 27
+    total[:2, :2, :2] = 86  # a back muscle, as every TotalSegmentator map of an abdomen holds
+    unknown = np.where(levels == 3, 200, total).astype(np.uint8)
+    mirrored = np.ascontiguousarray(total[:, ::-1, ::-1])  # front to back and head to feet, on the CT's grid
+    for name, data in (("s01", verse), ("s02", unknown), ("s04", mirrored), ("s05", total)):
+        (tmp_path / "ts" / name).mkdir(parents=True)
+        nib.save(ct, tmp_path / "ts" / name / "ct.nii.gz")
+        nib.save(nib.Nifti1Image(data, small_case.affine), tmp_path / "ts" / name / "total.nii.gz")
+    (tmp_path / "ts" / "s03").mkdir()
+    nib.save(ct, tmp_path / "ts" / "s03" / "ct.nii.gz")
+    cases = {c.name: c for c in find_labelled(tmp_path / "ts", "totalseg")}
+    assert sorted(cases) == ["s01", "s02", "s04", "s05"]
+    assert unpaired(tmp_path / "ts", "totalseg") == [
+        "s03/ct.nii.gz: no label map beside it nor segmentations/vertebrae_*.nii.gz: not evaluated"
+    ]
+    volume = cases["s05"].load_volume()
+    assert set(np.unique(cases["s05"].load_checked_labels(volume))) == {0, 1, 2, 3, 4, 5}
+    with pytest.raises(BoneScreenError) as info:
+        cases["s01"].load_labels(volume)
+    said = str(info.value)
+    assert "not TotalSegmentator's map: its ids look like VerSe's" in said and "s01/total.nii.gz" in said
+    assert "lay the folder out as VerSe's (--layout verse), or as nnU-Net's read with --label-scheme verse" in said
+    assert "add --label-scheme" not in said
+    with pytest.raises(BoneScreenError, match=r"ids above 117 \(200\) are no structure of TotalSegmentator's"):
+        cases["s02"].load_labels(volume)
+    with pytest.raises(BoneScreenError) as info:
+        LabelledSlices([cases["s04"]], slices_per_case=2)
+    said = str(info.value)
+    assert "no given vertebra sits on this CT's bone" in said and "not trained on" in said
+    assert "--leave-out s04" in said and "s04/total.nii.gz" in said
+    assert len(LabelledSlices([cases["s05"]], slices_per_case=2)) == 2

@@ -192,7 +192,14 @@ class LabelledSlices(_SlicePairs):
         images, marks, self.index = [], [], []
         for case in cases:
             volume = case.load_volume()
-            truth = case.load_labels(volume) > 0
+            try:
+                truth = case.load_checked_labels(volume) > 0
+            except BoneScreenError as exc:  # (helper-83: labels mirrored left-right were trained on without a word)
+                raise BoneScreenError(
+                    f"{exc.problem}: not trained on; correct the labels, or leave this CT out (--leave-out "
+                    f"{case.name})",
+                    exc.path,
+                ) from None
             ks = np.nonzero(truth.any(axis=(1, 2)))[0]
             if ks.size == 0:
                 continue

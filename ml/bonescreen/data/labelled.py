@@ -29,7 +29,7 @@ from ..io import load_ct
 from ..io.nifti import is_nifti_path, read_nifti, why_unreadable
 from ..io.volume import CTVolume, reorient
 from ..io.writers import read_labels_nifti
-from ..label_schemes import MASK_SCHEME, SCHEMES, map_labels
+from ..label_schemes import MASK_SCHEME, SCHEMES, in_folder_words, map_labels
 from ..labels import VERTEBRA_NAMES
 
 
@@ -81,6 +81,8 @@ class LabelledCT:
     partial: bool = False
     #: why the case cannot be read, found when the folder was listed (raised by :meth:`load_labels`)
     problem: str | None = None
+    #: the scheme is the layout's (VerSe's, TotalSegmentator's folders), not chosen with --label-scheme (nnU-Net's)
+    scheme_from_layout: bool = False
 
     def load_volume(self) -> CTVolume:
         """The CT, read as ``bonescreen screen`` reads it."""
@@ -102,7 +104,11 @@ class LabelledCT:
             # vertebra per id (helper-70: a map of another origin, of organs read as VerSe's vertebrae, or of no
             # vertebra id at all was scored without a word, its Dice near 0 in the mean)
             if self.label_ids is None:
-                return read_labels_nifti(volume, self.labels[0], scheme=self.scheme)
+                try:
+                    return read_labels_nifti(volume, self.labels[0], scheme=self.scheme)
+                except BoneScreenError as exc:  # its hint, in a folder's words where the layout sets the ids
+                    problem = in_folder_words(exc.problem) if self.scheme_from_layout else exc.problem
+                    raise BoneScreenError(problem, exc.path) from None
             foreign = np.zeros(volume.hu.shape, np.int64)  # one mask file per vertebra: its foreign id
             for path, vid in zip(self.labels, self.label_ids, strict=True):
                 foreign[read_labels_nifti(volume, path, scheme=MASK_SCHEME)] = vid
@@ -121,6 +127,30 @@ class LabelledCT:
                 raise BoneScreenError(exc.problem, path) from None
             foreign = zyx if foreign is None else np.where(mapped > 0, zyx, foreign)
         return map_labels(foreign, self.scheme)
+
+    def load_checked_labels(self, volume: CTVolume) -> np.ndarray:
+        """:meth:`load_labels`, refused where they cannot be this CT's vertebrae: a map that holds no vertebra, or
+        one none of whose vertebrae sits on the CT's bone (:func:`~bonescreen.mask_fit.off_bone`: labels of another
+        scan, or flipped). ``evaluate`` and ``real_ct.py`` score no such map (helper-70), and ``train-seg`` trains on
+        none (helper-83: a map mirrored left-right was trained on without a word).
+
+        Raises
+        ------
+        BoneScreenError
+            As :meth:`load_labels`, and naming the label file where the map holds no vertebra or none on bone.
+        """
+        from ..mask_fit import off_bone
+
+        truth = self.load_labels(volume)
+        ids = [int(v) for v in np.flatnonzero(np.bincount(truth.ravel())) if v]
+        if not ids:  # (helper-70: an empty map scored Dice 0 into the mean)
+            raise BoneScreenError("the label map holds no vertebra", self.labels[0])
+        off = off_bone(volume.hu, truth, ids)
+        if len(off) == len(ids):  # (helper-70: labels flipped on the CT's grid scored 0.001)
+            raise BoneScreenError(
+                "no given vertebra sits on this CT's bone (" + next(iter(off.values())) + ")", self.labels[0]
+            )
+        return truth
 
     def name_of(self, vid: int) -> str:
         """Name of a BoneScreen vertebra id; ``?`` for ids without a name."""
@@ -185,7 +215,7 @@ def _verse_cases(root: Path, scheme: str) -> list[LabelledCT]:
         entities, _ = _bids_entities(ct)
         if entities in masks:
             name = ct.name.removesuffix("_ct.nii.gz")
-            cases.append(LabelledCT(name, ct, [masks[entities][0]], "verse"))
+            cases.append(LabelledCT(name, ct, [masks[entities][0]], "verse", scheme_from_layout=True))
     return cases
 
 
@@ -238,10 +268,29 @@ def nnunet_unpaired(root: str | os.PathLike) -> list[str]:
     return lines
 
 
+def totalseg_unpaired(root: str | os.PathLike) -> list[str]:
+    """What a TotalSegmentator folder holds that is not a case, one line each: a ``ct.nii.gz`` with neither a label
+    map beside it nor ``segmentations/vertebrae_*.nii.gz``. Empty when every CT has its labels.
+
+    (helper-83: such a CT was left out without a word, where an nnU-Net folder names its unpaired images.)
+    """
+    root = Path(root)
+    lines = []
+    for ct in sorted(root.rglob("ct.nii.gz")):
+        seg = ct.parent / "segmentations"
+        singles = seg.is_dir() and any(seg.glob("vertebrae_*.nii.gz"))
+        beside = any(p.name != "ct.nii.gz" for p in ct.parent.glob("*.nii.gz"))
+        if not singles and not beside:
+            where = ct.relative_to(root).as_posix()
+            lines.append(f"{where}: no label map beside it nor segmentations/vertebrae_*.nii.gz: not evaluated")
+    return lines
+
+
 def unpaired(root: str | os.PathLike, layout: str | None) -> list[str]:
-    """What a folder of ``layout`` holds that is not a case (:func:`verse_unpaired`, :func:`nnunet_unpaired`), one
-    line each; empty for the other layouts, whose cases are folders."""
-    return {"verse": verse_unpaired, "nnunet": nnunet_unpaired}.get(layout or "", lambda _: [])(root)
+    """What a folder of ``layout`` holds that is not a case (:func:`verse_unpaired`, :func:`nnunet_unpaired`,
+    :func:`totalseg_unpaired`), one line each; empty for the shared layout."""
+    readers = {"verse": verse_unpaired, "nnunet": nnunet_unpaired, "totalseg": totalseg_unpaired}
+    return readers.get(layout or "", lambda _: [])(root)
 
 
 #: TotalSegmentator writes a file for every vertebra of its classes, empty where the vertebra is not in view
@@ -267,14 +316,16 @@ def _totalseg_cases(root: Path, scheme: str) -> list[LabelledCT]:
             ids = [inverse.get(p.name[: -len(".nii.gz")]) for p in singles]
             keep = [(p, i) for p, i in zip(singles, ids, strict=True) if i is not None]
             files, file_ids = [p for p, _ in keep], [i for _, i in keep]
-            cases.append(LabelledCT(ct.parent.name, ct, files, "totalseg", file_ids, partial=partial))
+            cases.append(
+                LabelledCT(ct.parent.name, ct, files, "totalseg", file_ids, partial=partial, scheme_from_layout=True)
+            )
             continue
         maps = sorted(p for p in ct.parent.glob("*.nii.gz") if p.name != "ct.nii.gz")
         # several maps beside the CT: TotalSegmentator's combined one is named for its task (total.nii.gz,
         # total_*.nii.gz); else none is guessed (helper-70: a body mask beside total.nii.gz, first by name, was scored)
         chosen = [p for p in maps if p.name.startswith("total")] if len(maps) > 1 else maps
         if len(chosen) == 1:
-            cases.append(LabelledCT(ct.parent.name, ct, chosen, "totalseg"))
+            cases.append(LabelledCT(ct.parent.name, ct, chosen, "totalseg", scheme_from_layout=True))
         elif maps:
             problem = (
                 f"{len(maps)} label maps beside ct.nii.gz ({', '.join(p.name for p in maps)}) and not one named "

@@ -288,6 +288,8 @@ def read_labels_nifti(
                 + (f"; {hint}" if hint else ""),
                 path,
             )
+        if scheme == "totalseg" and (problem := _not_totalsegmentators(ijk)):
+            raise BoneScreenError(problem, path)
         if not mapped.any() and ijk.any():  # (helper-37: VerSe's subregion map read as VerSe's was "empty")
             found = [int(v) for v in np.unique(ijk) if v > 0]
             shown = ", ".join(map(str, found[:8])) + (" ..." if len(found) > 8 else "")
@@ -308,6 +310,29 @@ def read_labels_nifti(
             raise
         raise BoneScreenError(f"{exc.problem}; {hint}", exc.path) from None
     return _one_vertebra_per_id(volume.from_source(levels), volume, path)
+
+
+#: The highest id of TotalSegmentator's ``total`` task (v2: 117 structures; Wasserthal et al., Radiol AI 2023).
+TOTALSEG_TOP_ID = 117
+
+
+def _not_totalsegmentators(ids_map: np.ndarray) -> str | None:
+    """Why a map read with TotalSegmentator's ids cannot be its ``total`` map, or None (helper-83: both were scored
+    without a word).
+
+    Ids above :data:`TOTALSEG_TOP_ID` are no structure of its; and a map of VerSe's lumbar ids (two or more of 20-24)
+    with no id above VerSe's 28 is VerSe's numbering: TotalSegmentator's 20-24 are organs (colon, bladder, prostate,
+    kidney cysts), and its map of any abdomen holds ids above 28 (the vertebrae L1-L4, the hips, the back muscles),
+    so the VerSe map's L1-L5 were read as organs and its sacrum as S1.
+    """
+    found = [int(v) for v in np.flatnonzero(np.bincount(ids_map.ravel())) if v] if ids_map.size else []
+    above = [v for v in found if v > TOTALSEG_TOP_ID]
+    if above:
+        shown = ", ".join(map(str, above[:8])) + (" ..." if len(above) > 8 else "")
+        return f"ids above {TOTALSEG_TOP_ID} ({shown}) are no structure of TotalSegmentator's (1-{TOTALSEG_TOP_ID})"
+    if found and max(found) <= max(SCHEMES["verse"]) and len(set(found) & {20, 21, 22, 23, 24}) >= 2:
+        return "not TotalSegmentator's map: " + (scheme_hint(ids_map, refused=True) or "its ids look like VerSe's")
+    return None
 
 
 def _one_vertebra_per_id(vertebrae: np.ndarray, volume: CTVolume, path: Path) -> np.ndarray:

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..checkpoint import load_model, load_training_state, save_checkpoint, weights_paths
+from .. import __version__
+from ..checkpoint import file_sha256, load_model, load_training_state, save_checkpoint, weights_paths
 from ..device import autocast_dtype, resolve_device
 from ..errors import BoneScreenError, check_choice, check_number
 from ..metrics import dice_score
@@ -307,7 +308,10 @@ def train(
             else "paper: base*(1+0.006*iter)^-0.98",
             "device": str(device),
             "world_size": world,
-            "init_weights": str(config.init_weights) if config.init_weights else None,
+            # where the weights started and which (helper-83: a relative path and no digest)
+            "init_weights": str(weights_paths(config.init_weights)[0].resolve()) if config.init_weights else None,
+            "init_weights_sha256": file_sha256(weights_paths(config.init_weights)[0]) if config.init_weights else None,
+            "bonescreen_version": __version__,
         },
         **(meta or {}),
     }
