@@ -7,6 +7,7 @@ own labelled scans are measured as the bundled real images are (issue "Real CT",
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -178,8 +179,8 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
     return {
         "case": case.name,
         # the files scored: which map of a folder was read (helper-70: metrics.json did not say)
-        "image": str(case.image),
-        "labels": [str(p) for p in case.labels],
+        "image": str(Path(case.image).resolve()),  # absolute (helper-83: relative to where it was run)
+        "labels": [str(Path(p).resolve()) for p in case.labels],
         "calibration": bone["calibration"],
         "shape_zyx": list(volume.hu.shape),
         "spacing_mm": [round(s, 3) for s in volume.spacing],

@@ -383,3 +383,7 @@ def test_a_totalsegmentator_folder_refuses_maps_that_are_not_its_and_names_a_ct_
     assert "no given vertebra sits on this CT's bone" in said and "not trained on" in said
     assert "--leave-out s04" in said and "s04/total.nii.gz" in said
     assert len(LabelledSlices([cases["s05"]], slices_per_case=2)) == 2
+    # nnUNet_raw given for its dataset (helper-83: "no labelled CT found" and the layouts only)
+    _nnunet_folder(tmp_path / "nnUNet_raw" / "Dataset001_Spine", small_case)
+    with pytest.raises(BoneScreenError, match=r"an nnU-Net dataset lies one level down: give Dataset001_Spine/"):
+        find_labelled(tmp_path / "nnUNet_raw", "nnunet")

@@ -462,6 +462,9 @@ def find_labelled(root: str | os.PathLike, layout: str | None = None, scheme: st
     # the layout named finds nothing: say which one the folder has (helper-70: the error listed the layouts only)
     other = next((name for name in LAYOUTS if name != layout and LAYOUTS[name](root, scheme)), None) if layout else None
     left = unpaired(root, layout)[:3]  # files of the layout that make no case (an image named without _0000)
+    if layout in (None, "nnunet"):  # nnUNet_raw's parent folder given (helper-83: the datasets lie one level down)
+        below = [f"{p.parent.name}/" for p in sorted(root.glob("*/imagesTr"))][:3]
+        left += [f"an nnU-Net dataset lies one level down: give {', '.join(below)}"] if below else []
     raise BoneScreenError(
         "no labelled CT found"
         + (f" ({'; '.join(left)})" if left else "")
