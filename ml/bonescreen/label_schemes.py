@@ -166,21 +166,10 @@ _SCHEME_LAYOUT = {"verse": ("VerSe", "verse"), "totalseg": ("TotalSegmentator", 
 
 
 def in_folder_words(text: str) -> str:
-    """``text`` with each way of choosing a scheme it names said as a labelled folder's reader says it
-    (``evaluate``, ``train-seg``, ``real_ct.py``): there a VerSe or TotalSegmentator folder carries its tool's ids,
-    and ``--label-scheme`` reads an nnU-Net folder only (helper-83).
-
-    Parameters
-    ----------
-    text : str
-        A message of the core.
-
-    Returns
-    -------
-    str
-        The message, with ``lay the folder out as SCHEME's (--layout ...), or as nnU-Net's with --label-scheme
-        SCHEME`` for each choice.
-    """
+    """A message of the core (``text``) with each way of choosing a scheme it names said as a labelled folder's
+    reader says it (``evaluate``, ``train-seg``, ``real_ct.py``), as :func:`in_slicers_words` says it for Slicer:
+    ``lay the folder out as VerSe's (--layout verse), or as nnU-Net's read with --label-scheme verse``. A VerSe or
+    TotalSegmentator folder carries its tool's ids; ``--label-scheme`` reads an nnU-Net folder only (helper-83)."""
     for scheme, (tool, layout) in _SCHEME_LAYOUT.items():
         text = text.replace(
             _choose(scheme),
