@@ -123,6 +123,7 @@ def _run_as_bonescreen() -> bool:
 def _train(args: argparse.Namespace, task: str) -> int:
     from torch.utils.data import ConcatDataset
 
+    from .checkpoint import read_meta
     from .data import (
         ClassificationCrops,
         LabelledSlices,
@@ -152,6 +153,14 @@ def _train(args: argparse.Namespace, task: str) -> int:
                 print(f"bonescreen: note: {note}", file=sys.stderr)
             if not labelled:
                 raise BoneScreenError("no --labelled CT labels every vertebra in view: nothing to fine-tune on")
+    if task == "segmentation" and getattr(args, "init_weights", None):
+        # before the data load (helper-83: a mismatch was said after 20 s of loading); the loop checks the rest
+        start = read_meta(args.init_weights)["model"]
+        if start != args.model:
+            raise BoneScreenError(
+                f"weights are a {start}, not the {args.model} being trained (--model {start}, or other weights)",
+                args.init_weights,
+            )
     records = load_case_set(args.data)
     for extra in getattr(args, "also", None) or []:
         records += load_case_set(extra)

@@ -121,6 +121,8 @@ def test_train_seg_leave_out_names_a_labelled_ct(tmp_path, small_set, small_case
     for extra, message in (
         ((*mine, "--leave-out", "spine_01"), "no labelled CT named spine_01 to leave out (found: spine_001)"),
         ((*mine, "--leave-out", "spine_001"), "leaving those out leaves no labelled CT"),
+        # said before the data load (helper-83: after 20 s of it)
+        (("--init-weights", str(default_weights("classification"))), "weights are a bccnet, not the msnet-small"),
         (("--leave-out", "spine_001"), "give --labelled too"),
         (("--labelled-repeat", "3"), "give --labelled too"),
         # not refused, but said (helper-32: "fine-tuning" from random weights, and no validation, in silence)
