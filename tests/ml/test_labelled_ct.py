@@ -356,7 +356,7 @@ def test_a_totalsegmentator_folder_refuses_maps_that_are_not_its_and_names_a_ct_
     verse[:2, :2, :2] = 26  # and a sacrum
     total = np.where(levels > 0, 32 - levels.astype(np.int16), 0).astype(np.uint8)  # L1 = 31 ... L5 = 27
     total[:2, :2, :2] = 86  # a back muscle, as every TotalSegmentator map of an abdomen holds
-    unknown = np.where(levels == 3, 200, total).astype(np.uint8)
+    unknown = np.where(levels == 3, 200, total).astype(np.float32)  # saved as floats, as some tools save labels
     mirrored = np.ascontiguousarray(total[:, ::-1, ::-1])  # front to back and head to feet, on the CT's grid
     for name, data in (("s01", verse), ("s02", unknown), ("s04", mirrored), ("s05", total)):
         (tmp_path / "ts" / name).mkdir(parents=True)

@@ -325,7 +325,12 @@ def _not_totalsegmentators(ids_map: np.ndarray) -> str | None:
     kidney cysts), and its map of any abdomen holds ids above 28 (the vertebrae L1-L4, the hips, the back muscles),
     so the VerSe map's L1-L5 were read as organs and its sacrum as S1.
     """
-    found = [int(v) for v in np.flatnonzero(np.bincount(ids_map.ravel())) if v] if ids_map.size else []
+    if not ids_map.size:
+        return None
+    # the ids present (whole and non-negative, as map_labels checked; a float map too): counted where they are few
+    small = ids_map.max() <= 1 << 16
+    present = np.flatnonzero(np.bincount(ids_map.ravel().astype(np.int64))) if small else np.unique(ids_map)
+    found = [int(v) for v in present if v > 0]
     above = [v for v in found if v > TOTALSEG_TOP_ID]
     if above:
         shown = ", ".join(map(str, above[:8])) + (" ..." if len(above) > 8 else "")
