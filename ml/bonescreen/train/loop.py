@@ -295,6 +295,7 @@ def train(
     amp_dtype = autocast_dtype(device) if config.amp else None
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     steps_per_epoch = math.ceil((len(train_set) // world if distributed else len(train_set)) / config.batch_size)
+    start_file = weights_paths(config.init_weights)[0] if config.init_weights else None
     base_meta = {
         "task": task,
         "training": {
@@ -309,8 +310,8 @@ def train(
             "device": str(device),
             "world_size": world,
             # where the weights started and which (helper-83: a relative path and no digest)
-            "init_weights": str(weights_paths(config.init_weights)[0].resolve()) if config.init_weights else None,
-            "init_weights_sha256": file_sha256(weights_paths(config.init_weights)[0]) if config.init_weights else None,
+            "init_weights": str(start_file.resolve()) if start_file else None,
+            "init_weights_sha256": file_sha256(start_file) if start_file else None,
             "bonescreen_version": __version__,
         },
         **(meta or {}),
