@@ -77,7 +77,7 @@ from bonescreen.messages import (
     users_naming_rule,
     vertebrae_found,
 )
-from bonescreen.pipeline.progress import Cancelled, listening, step_text, without_progress
+from bonescreen.pipeline.progress import Cancelled, listened, step_text, without_progress
 from bonescreen.pipeline.screener import (
     RESULT_SCHEMA_VERSION,
     own_labels_changes,
@@ -199,13 +199,7 @@ class _Interruptible:
 
     def wrap(self, work: Generator) -> Generator:
         """``work`` (a ``(stage, done, total)`` generator), stoppable at the core's heartbeats; its result."""
-        while True:
-            try:
-                with listening(self._check):
-                    item = next(work)
-            except StopIteration as stop:
-                return stop.value
-            yield item
+        return (yield from listened(work, self._check))
 
     def interrupt(self) -> None:
         """Stop the work at its next heartbeat."""

@@ -83,6 +83,19 @@ def listening(beat: Callable[[], None]) -> Iterator[None]:
         _BEAT.reset(token)
 
 
+def listened(gen: Generator, beat: Callable[[], None]) -> Generator:
+    """``gen``'s items and value, each of its steps run :func:`listening` to ``beat``: a front end's way to keep
+    alive, or to stop (``beat`` raising :class:`Cancelled`), inside a step that yields nothing until it ends (the
+    level split). :func:`drive` and napari's Segment worker both run their work so."""
+    while True:
+        try:
+            with listening(beat):
+                item = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield item
+
+
 def drive(gen: Generator, progress: ProgressCallback | None):
     """Run a progress generator to its end, reporting to ``progress`` (which may cancel); return its value.
 
@@ -95,10 +108,10 @@ def drive(gen: Generator, progress: ProgressCallback | None):
         if last:
             report(progress, *last[-1])
 
+    steps = listened(gen, again)
     while True:
         try:
-            with listening(again):
-                stage, done, total = next(gen)
+            stage, done, total = next(steps)
         except StopIteration as stop:
             return stop.value
         last[:] = [(stage, done, total)]
