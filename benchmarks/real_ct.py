@@ -28,7 +28,7 @@ import numpy as np
 
 from bonescreen.data.labelled import LAYOUTS, builtin_real_cases, find_labelled, only, unpaired
 from bonescreen.errors import BoneScreenError
-from bonescreen.labelled_eval import evaluate_labelled_case, mean_dice_text, row_lines, scored_found
+from bonescreen.labelled_eval import evaluate_labelled_case, found_text, mean_dice_text, row_lines, scored_found
 from bonescreen.pipeline import Screener
 
 #: Width of one image's column in the figure (inches).
@@ -124,7 +124,7 @@ def main() -> None:
             skipped += 1
             continue
         rows.append(row)
-        named = ", ".join(f["name"] + _given(f, row["partial"]) for f in row["found"])
+        named = found_text(row, lambda f, partial=row["partial"]: f["name"] + _given(f, partial))
         hus = ", ".join(f"{f['name']} {f['trabecular_hu']}" for f in row["found"])
         scope, each = row_lines(row)
         print(

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from bonescreen.data.labelled import LAYOUTS, find_labelled, for_training, leave_out
+from bonescreen.data.labelled import LAYOUTS, find_labelled, leave_out
 from bonescreen.device import resolve_device
 from bonescreen.errors import BoneScreenError
 from bonescreen.threads import usable_cores
@@ -82,9 +82,6 @@ def _run() -> None:
     labelled = [c for folder in args.labelled for c in find_labelled(folder, args.layout, args.label_scheme)]
     if args.leave_out:
         labelled = leave_out(labelled, args.leave_out)
-    labelled, notes = for_training(labelled)
-    for note in notes:
-        print(f"note: {note}", flush=True)
     device = resolve_device(args.device)
     print(json.dumps({"usable_cores": usable_cores(), "workers": args.workers, "device": str(device)}), flush=True)
     if device.type == "cpu":

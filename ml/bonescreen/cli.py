@@ -132,7 +132,7 @@ def _train(args: argparse.Namespace, task: str) -> int:
         load_case_set,
         split_by_case,
     )
-    from .data.labelled import find_labelled, for_training, leave_out, unpaired
+    from .data.labelled import find_labelled, leave_out, unpaired
     from .preprocess import CROP_SIZE, preprocessing_config
     from .train import TrainConfig, train
 
@@ -148,11 +148,6 @@ def _train(args: argparse.Namespace, task: str) -> int:
                 print(f"bonescreen: note: {line.removesuffix(': not evaluated')}: not trained on", file=sys.stderr)
         if labelled:
             labelled = leave_out(labelled, args.leave_out, args.labelled[0] if len(args.labelled) == 1 else None)
-            labelled, notes = for_training(labelled)
-            for note in notes:
-                print(f"bonescreen: note: {note}", file=sys.stderr)
-            if not labelled:
-                raise BoneScreenError("no --labelled CT labels every vertebra in view: nothing to fine-tune on")
     if task == "segmentation" and getattr(args, "init_weights", None):
         # before the data load (helper-83: a mismatch was said after 20 s of loading); the loop checks the rest
         start = read_meta(args.init_weights)["model"]
@@ -201,16 +196,17 @@ def _train(args: argparse.Namespace, task: str) -> int:
             if args.slices:
                 parts.append(SliceShards(args.slices, augment=True, seed=args.seed, context=args.context))
             if labelled:
-                parts.append(
-                    LabelledSlices(
-                        labelled,
-                        args.slices_per_case * 2,
-                        augment=True,
-                        seed=args.seed,
-                        context=args.context,
-                        repeat=args.labelled_repeat,
-                    )
+                real = LabelledSlices(
+                    labelled,
+                    args.slices_per_case * 2,
+                    augment=True,
+                    seed=args.seed,
+                    context=args.context,
+                    repeat=args.labelled_repeat,
                 )
+                for note in real.notes:  # CT labelled for some vertebrae only: which slices were trained on
+                    print(f"bonescreen: note: {note}", file=sys.stderr)
+                parts.append(real)
             return ConcatDataset(parts)
 
         name, input_size = args.model, 512
@@ -315,7 +311,7 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
 
     from .atomic import write_text_atomic
     from .data.labelled import find_labelled, unpaired
-    from .labelled_eval import evaluate_labelled_case, mean_dice, mean_dice_text, row_lines, scored_found
+    from .labelled_eval import evaluate_labelled_case, found_text, mean_dice, mean_dice_text, row_lines, scored_found
     from .pipeline import Screener
 
     if args.label_scheme and args.layout != "nnunet":  # (helper-70: ignored without a word)
@@ -342,7 +338,7 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
         print(
             f"{row['case']}: Dice {row['dice']:.3f}{scope}; "
             f"{row['named_right']} of {len(scored_found(row))} vertebrae found named "
-            f"as given ({', '.join(f['name'] for f in row['found'])}; given {', '.join(row['given'])}); "
+            f"as given ({found_text(row)}; given {', '.join(row['given'])}); "
             # (helper-70: "7 of 7 named as given" did not say that T11 was not found; real_ct.py did)
             f"{row['given_found']} of {len(row['given'])} given vertebrae found as vertebrae of their own; naming "
             f"{'certain' if row['certain'] else 'flagged uncertain'}"

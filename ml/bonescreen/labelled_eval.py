@@ -7,11 +7,13 @@ own labelled scans are measured as the bundled real images are (issue "Real CT",
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from .data.label_coverage import label_coverage
 from .data.labelled import LabelledCT
 from .errors import BoneScreenError
 from .fracture import body_heights
@@ -53,7 +55,8 @@ def scored_found(row: dict) -> list[dict]:
 def row_lines(row: dict) -> tuple[str, str]:
     """The Dice's scope (empty for a fully labelled CT) and the per-vertebra line of a row, as printed."""
     scope = (
-        f" (the given vertebrae only: the labels hold {len(row['given'])} vertebra(e), no others)"
+        f" (the given vertebrae only: the labels hold {len(row['given'])} vertebra(e) of those in view: "
+        f"{'; '.join(row['unlabelled'])})"
         if row["partial"]
         else ""
     )
@@ -62,6 +65,14 @@ def row_lines(row: dict) -> tuple[str, str]:
         for p in row["per_vertebra"]
     )
     return scope, f"Dice per given vertebra (the vertebra found that covers most of it): {each}"
+
+
+def found_text(row: dict, named: Callable[[dict], str] = lambda f: f["name"]) -> str:
+    """The vertebrae found, as a line lists them: all of them; where the labels hold some vertebrae only, those
+    scored (:func:`scored_found`) and how many others (helper-83: 13 names listed for a CT labelled for T12)."""
+    scored = scored_found(row)
+    others = len(row["found"]) - len(scored)
+    return ", ".join(named(f) for f in scored) + (f" and {others} not labelled" if others else "")
 
 
 def mean_dice(rows: list[dict]) -> tuple[float | None, float | None]:
@@ -103,7 +114,8 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
     -------
     dict
         ``case``, ``dice`` (the mark against every given vertebra, all slices; where the labels hold only some
-        vertebrae, ``partial``, the vertebrae found that cover them against those), ``per_vertebra`` (each given
+        vertebrae, ``partial``, the vertebrae found that cover them against those; ``unlabelled`` says why,
+        :func:`~bonescreen.data.label_coverage.label_coverage`), ``per_vertebra`` (each given
         vertebra from the lowest up: its name, the vertebra found that covers most of it and that one's Dice
         against it), ``given`` (the names of the given
         vertebrae from the lowest up, ``unnamed id N`` for an id without a BoneScreen name) and ``found`` (each
@@ -122,6 +134,10 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
         truth = case.load_checked_labels(volume)  # DESIGN.md ids on the CT grid
     except BoneScreenError as exc:
         raise BoneScreenError(f"{exc.problem}: not scored", exc.path) from None
+    # labels of some of the vertebrae in view only (a TotalSegmentator folder with some vertebrae's files, or a map
+    # past whose ends the CT shows more spine: helper-83, a map of the sacrum alone was scored as complete)
+    unlabelled = case.partial_reasons() + label_coverage(volume.hu, truth, volume.spacing).unlabelled
+    partial = bool(unlabelled)
     sizes = np.bincount(truth.ravel())  # voxels of each given id
     ids = [int(v) for v in np.flatnonzero(sizes) if v]
     t0 = time.perf_counter()
@@ -146,7 +162,7 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
         dice = float(dice_score(seg.vertebra_map == best, labelled))
         per_vertebra.append({"given": name, "found": names.get(best), "dice": round(dice, 4)})
     # labels of some vertebrae only: the rest of the mark is no error
-    dice = dice_score(covering, truth > 0) if case.partial else dice_score(seg.mark, truth > 0)
+    dice = dice_score(covering, truth > 0) if partial else dice_score(seg.mark, truth > 0)
     found = []
     for v in seg.vertebrae:
         own = seg.vertebra_map == v.index + 1  # this vertebra's own voxels
@@ -159,7 +175,7 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
         biggest = int(counts.max()) if under.size else 0
         given_size = int(sizes[under[np.argmax(counts)]]) if under.size else 0
         size = np.count_nonzero(own)
-        if case.partial:
+        if partial:
             labelled = 2 * biggest >= size
         else:
             labelled = biggest > 0 and biggest >= MATCH_SHARE * min(size, given_size)
@@ -185,7 +201,8 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
         "shape_zyx": list(volume.hu.shape),
         "spacing_mm": [round(s, 3) for s in volume.spacing],
         "dice": round(float(dice), 4),
-        "partial": case.partial,
+        "partial": partial,
+        "unlabelled": unlabelled,  # why the labels hold some vertebrae only, one line each
         "per_vertebra": per_vertebra,
         "given": given,
         "found": found,

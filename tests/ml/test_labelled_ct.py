@@ -50,12 +50,17 @@ def test_a_totalsegmentator_folder_numbers_its_unnamed_vertebrae_across_its_file
     assert map_labels(np.array([2.0, 259.0]), {2: 21}).tolist() == [21, 0]  # floats, ids beyond the table
 
 
+#: The phantom's vertebra ids (DESIGN.md: L1-L5, T12, the sacrum) in VerSe's numbering.
+TO_VERSE = np.array([0, 20, 21, 22, 23, 24, 19, 26], np.uint8)
+
+
 def _nnunet_folder(root, case):
-    """nnU-Net raw layout with one phantom case; labels in VerSe numbering (L1 = 20 ... L5 = 24)."""
+    """nnU-Net raw layout with one phantom case; labels of every vertebra in view (T12 to the sacrum) in VerSe
+    numbering (L1 = 20 ... L5 = 24, T12 = 19, sacrum = 26)."""
     (root / "imagesTr").mkdir(parents=True)
     (root / "labelsTr").mkdir()
     ct = np.ascontiguousarray(case.hu.transpose(2, 1, 0))
-    verse = np.where(case.levels > 0, case.levels + 19, 0).astype(np.uint8).transpose(2, 1, 0)
+    verse = TO_VERSE[case.spine].transpose(2, 1, 0)
     nib.save(nib.Nifti1Image(ct, case.affine), root / "imagesTr" / "spine_001_0000.nii.gz")
     nib.save(nib.Nifti1Image(np.ascontiguousarray(verse), case.affine), root / "labelsTr" / "spine_001.nii.gz")
 
@@ -66,7 +71,7 @@ def test_nnunet_folder_gives_slices_with_marks(tmp_path, small_case):
     assert [c.name for c in cases] == ["spine_001"]
     volume = cases[0].load_volume()
     labels = cases[0].load_labels(volume)
-    np.testing.assert_array_equal(labels, small_case.levels)
+    np.testing.assert_array_equal(labels, small_case.spine)
     ds = LabelledSlices(cases, slices_per_case=4, augment=False)
     assert len(ds) == 4
     x, y = ds[0]
@@ -185,7 +190,9 @@ def test_evaluate_scores_a_folder_of_labelled_ct(tmp_path, small_case, capsys):
     assert row["case"] == "spine_001" and row["dice"] > 0.6 and metrics["mean_dice"] == row["dice"]
     assert row["named_right"] >= 4
     # the given vertebrae from the lowest up, each unnamed id its own entry (helper-51: one "?" for C5-C7, text order)
-    assert row["given"] == ["L5", "L4", "L3", "L2", "L1", "unnamed id 21", "unnamed id 22"]
+    assert row["given"][:6] == ["S1", "L5", "L4", "L3", "L2", "L1"] and "T12" in row["given"]
+    assert [g for g in row["given"] if g.startswith("unnamed")] == ["unnamed id 21", "unnamed id 22"]
+    assert not row["partial"] and row["unlabelled"] == []  # T12 to the sacrum: every vertebra in view
     assert "spine_001: Dice" in out.out and metrics["unpaired"] == []
 
 
@@ -220,38 +227,78 @@ def test_verse_pairs_each_ct_with_the_mask_of_the_same_scan(tmp_path):
     ]
 
 
-def test_a_ct_labelled_for_some_vertebrae_is_scored_on_those_and_never_trained_on(tmp_path, small_case, capsys):
-    """TotalSegmentator's aorta-report test labels one vertebra (T12) of a CT that shows T1-L1: scored against every
-    vertebra found, the mark read as mostly wrong, and trained on, it would teach MS-Net that the other vertebrae
-    are background. A ``segmentations`` folder with some vertebrae's files only is scored on the vertebrae found that
-    cover those (and each given vertebra on its own), a vertebra found mostly outside them is matched to none, and
-    ``train-seg --labelled`` leaves it out with a note."""
-    folder = tmp_path / "some" / "spine_001"
-    (folder / "segmentations").mkdir(parents=True)
+def test_a_ct_labelled_for_some_vertebrae_is_scored_on_those_and_trained_away_from_the_others(
+    tmp_path, small_set, small_case, tiny_train_seg, capsys
+):
+    """Labels of some of the vertebrae in view only: TotalSegmentator's aorta-report test labels T12 of a CT that
+    shows T1-L1 (a ``segmentations`` folder with one file), and research groups label the levels they measure
+    (L1-L5) on scans that show T12 and the sacrum. Scored against every vertebra found, the mark reads as mostly
+    wrong; trained on, such labels teach MS-Net that the other vertebrae are background. Only the folder's file
+    count said so: a combined map of the sacrum alone was scored as complete (helper-83: Dice 0.136), and one of
+    L1-L5 was trained on whole, T12 and the sacrum as background. Now the CT says it too (bone past the labelled
+    ends, a named vertebra missing between two given ones): such a CT is scored on the vertebrae found that cover
+    the given ones, and trained on away from the vertebrae its labels leave out."""
+    from bonescreen.data.label_coverage import label_coverage
+
+    root = tmp_path / "some"
     ct = np.ascontiguousarray(small_case.hu.transpose(2, 1, 0))
-    nib.save(nib.Nifti1Image(ct, small_case.affine), folder / "ct.nii.gz")
+    l3_only = root / "l3_only"
+    (l3_only / "segmentations").mkdir(parents=True)
+    nib.save(nib.Nifti1Image(ct, small_case.affine), l3_only / "ct.nii.gz")
     l3 = np.ascontiguousarray((small_case.levels == 3).astype(np.uint8).transpose(2, 1, 0))
-    nib.save(nib.Nifti1Image(l3, small_case.affine), folder / "segmentations" / "vertebrae_L3.nii.gz")
-    (case,) = find_labelled(tmp_path / "some", "totalseg")
-    assert case.partial
-    code = main(["evaluate", str(tmp_path / "some"), "--layout", "totalseg", "--out", str(tmp_path / "e")])
+    nib.save(nib.Nifti1Image(l3, small_case.affine), l3_only / "segmentations" / "vertebrae_L3.nii.gz")
+    sacrum_only = root / "sacrum_only"  # one combined map: TotalSegmentator's sacrum (25) and an organ (90)
+    sacrum_only.mkdir()
+    nib.save(nib.Nifti1Image(ct, small_case.affine), sacrum_only / "ct.nii.gz")
+    total = np.where(small_case.spine == 7, 25, 0).astype(np.uint8)
+    total[:, :8, :8] = 90
+    nib.save(
+        nib.Nifti1Image(np.ascontiguousarray(total.transpose(2, 1, 0)), small_case.affine), sacrum_only / "total.nii.gz"
+    )
+    code = main(["evaluate", str(root), "--layout", "totalseg", "--out", str(tmp_path / "e")])
     assert code == 0
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
-    (row,) = metrics["cases"]
+    rows = {r["case"]: r for r in metrics["cases"]}
+    row = rows["l3_only"]
     assert row["partial"] and row["given"] == ["L3"]
+    assert any("1 vertebra file(s)" in why for why in row["unlabelled"])
+    assert any("above L3" in why for why in row["unlabelled"]) and any("below L3" in why for why in row["unlabelled"])
     # a different measure from a fully labelled scan's Dice: not averaged with those (helper-57)
-    assert metrics["mean_dice"] is None and metrics["mean_dice_some_vertebrae"] == row["dice"]
+    assert metrics["mean_dice"] is None
     (each,) = row["per_vertebra"]
     assert each["given"] == "L3" and each["found"] == "L3" and each["dice"] > 0.8
     assert row["dice"] == each["dice"]  # one given vertebra: the vertebra found that covers it, against it
     assert [f["name"] for f in row["found"] if f["truth"]] == ["L3"]  # its neighbours touch it: matched to none
+    sacrum = rows["sacrum_only"]  # (helper-83: scored as a complete map, the mark's L1-L5 as false marks)
+    assert sacrum["partial"] and sacrum["given"] == ["S1"] and sacrum["dice"] > 0.6
+    assert any("above S1" in why for why in sacrum["unlabelled"])
     out = capsys.readouterr().out
     assert "(the given vertebrae only" in out and "1 of 1 vertebrae found named as given" in out
-    assert "Dice per given vertebra" in out and "no fully labelled CT; 1 CT labelled for some vertebrae only" in out
-    train = ["train-seg", str(tmp_path), "--out", str(tmp_path / "w"), "--labelled", str(tmp_path / "some")]
-    assert main([*train, "--layout", "totalseg"]) == 2
-    err = capsys.readouterr().err
-    assert "some vertebrae only" in err and "labels every vertebra" in err
+    assert "a vertebra above it is in view and not labelled" in out
+    assert "Dice per given vertebra" in out and "no fully labelled CT; 2 CT labelled for some vertebrae only" in out
+    # the labelled run's ends and a gap, read from the CT and the names (no MS-Net)
+    levels_only = label_coverage(small_case.hu, small_case.levels, small_case.spacing)
+    assert [w.split(" where")[0] for w in levels_only.unlabelled] == [
+        "the CT shows bone 6-30 mm above L1",
+        "the CT shows bone 6-30 mm below L5",
+    ]
+    assert not label_coverage(small_case.hu, small_case.spine, small_case.spacing).partial  # T12 to the sacrum
+    no_l2 = np.where(small_case.spine == 2, 0, small_case.spine).astype(np.uint8)
+    assert label_coverage(small_case.hu, no_l2, small_case.spacing).unlabelled == [
+        "L2 between the given L1 and L3 is not labelled"
+    ]
+    # trained on away from the vertebrae left out: no slice of T12 or the sacrum, with the note
+    mine = tmp_path / "mine"
+    _nnunet_folder(mine, small_case)
+    lab = mine / "labelsTr" / "spine_001.nii.gz"
+    nib.save(nib.Nifti1Image(TO_VERSE[small_case.levels].transpose(2, 1, 0), small_case.affine), lab)
+    slices = LabelledSlices(find_labelled(mine, "nnunet"), slices_per_case=1000, augment=False)
+    picked = [k for _, k in slices.index]
+    assert picked and not np.isin(small_case.spine[picked], [6, 7]).any()
+    (note,) = slices.notes
+    assert "spine_001: its labels hold some of the vertebrae in view only" in note and "trained on the" in note
+    code = main(tiny_train_seg(small_set, tmp_path / "w", "--labelled", str(mine), "--layout", "nnunet"))
+    assert code == 0 and "its labels hold some of the vertebrae in view only" in capsys.readouterr().err
 
 
 def test_label_maps_that_cannot_be_scored_are_skipped_with_the_reason(tmp_path, small_case, capsys):
@@ -278,7 +325,7 @@ def test_label_maps_that_cannot_be_scored_are_skipped_with_the_reason(tmp_path, 
     total = np.where(verse > 0, 51 - verse.astype(np.int16), 0).astype(np.uint8)  # L1 = 31 ... L5 = 27
     total[:4, :4, :4] = 90  # an organ
     assert "add --label-scheme totalseg" in reason(total)
-    assert "ids above 28 (175, 176" in reason(np.where(verse > 0, verse + 155, 0).astype(np.uint8))
+    assert "ids above 28 (174, 175" in reason(np.where(verse > 0, verse + 155, 0).astype(np.uint8))
     assert "add --label-scheme verse" in reason(verse, scheme="totalseg")  # VerSe's ids read as TotalSegmentator's
     assert "the label map holds no vertebra" in reason(np.zeros_like(verse))
     said = reason(verse[:, ::-1, ::-1])  # front to back and head to feet, on the CT's grid

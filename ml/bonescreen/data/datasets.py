@@ -24,6 +24,7 @@ from ..pipeline.bone_health import scan_calibration
 from ..pipeline.classify import body_slices
 from ..preprocess import CROP_SIZE, context_stack, roi_crop, seg_input
 from .cases import CaseRecord
+from .label_coverage import label_coverage
 
 Progress = Callable[[int, int], None] | None
 
@@ -155,7 +156,9 @@ class LabelledSlices(_SlicePairs):
 
     Each volume is read as ``bonescreen screen`` reads it, its labels are mapped to BoneScreen's
     vertebra ids, and ``slices_per_case`` slices holding vertebrae go to MS-Net's grid
-    (:class:`~bonescreen.pipeline.grid.NetGrid`), so users fine-tune on their own scans.
+    (:class:`~bonescreen.pipeline.grid.NetGrid`), so users fine-tune on their own scans. Where the labels hold
+    some of the vertebrae in view only (:func:`~bonescreen.data.label_coverage.label_coverage`), the slices near
+    the vertebrae they leave out are not used, and ``notes`` says so, one line per such CT.
 
     Parameters
     ----------
@@ -189,18 +192,34 @@ class LabelledSlices(_SlicePairs):
         self.augment = augment
         check_number("repeat", repeat, 1, whole=True)
         self.repeat = int(repeat)
-        images, marks, self.index = [], [], []
+        images, marks, self.index, self.notes = [], [], [], []
         for case in cases:
             volume = case.load_volume()
             try:
-                truth = case.load_checked_labels(volume) > 0
+                ids = case.load_checked_labels(volume)
             except BoneScreenError as exc:  # (helper-83: labels mirrored left-right were trained on without a word)
                 raise BoneScreenError(
                     f"{exc.problem}: not trained on; correct the labels, or leave this CT out (--leave-out "
                     f"{case.name})",
                     exc.path,
                 ) from None
-            ks = np.nonzero(truth.any(axis=(1, 2)))[0]
+            truth = ids > 0
+            # labels of some vertebrae in view only: the slices where an unlabelled vertebra may lie are left out,
+            # lest MS-Net learn that vertebra as background (until 2026-12-06 such a CT was trained on whole, or,
+            # from a TotalSegmentator folder with some files only, not at all)
+            coverage = label_coverage(volume.hu, ids, volume.spacing)
+            ks = np.flatnonzero(coverage.trainable)
+            if coverage.partial or case.partial:
+                self.notes.append(
+                    f"{case.name}: its labels hold some of the vertebrae in view only "
+                    f"({'; '.join(case.partial_reasons() + coverage.unlabelled)}): "
+                    + (
+                        f"trained on the {ks.size} of its {np.count_nonzero(truth.any(axis=(1, 2)))} labelled "
+                        f"slices that hold no vertebra it leaves out"
+                        if ks.size
+                        else "not trained on (no slice is far enough from the vertebrae it leaves out)"
+                    )
+                )
             if ks.size == 0:
                 continue
             picks = ks[evenly_spaced(ks.size, slices_per_case)]
@@ -215,7 +234,8 @@ class LabelledSlices(_SlicePairs):
             marks.append(mark.astype(np.uint8))
             self.index += [(case.name, int(k)) for k in picks]
         if not images:
-            raise BoneScreenError("none of the labelled volumes holds a vertebra label")
+            why = f" ({'; '.join(self.notes)})" if self.notes else ""
+            raise BoneScreenError(f"none of the labelled volumes gives a slice to train on{why}")
         self.images = np.concatenate(images)
         self.marks = np.concatenate(marks)
 

@@ -152,6 +152,17 @@ class LabelledCT:
             )
         return truth
 
+    def partial_reasons(self) -> list[str]:
+        """Why the folder's layout says the labels hold some vertebrae only (:attr:`partial`), one line; empty when
+        it does not. The CT may say so too (:func:`~bonescreen.data.label_coverage.label_coverage`)."""
+        if not self.partial:
+            return []
+        return [
+            f"its segmentations folder holds {sum(p.name.startswith('vertebrae_') for p in self.labels)} vertebra "
+            f"file(s), where TotalSegmentator writes "
+            f"{TOTALSEG_VERTEBRA_FILES} (empty for a vertebra not in view)"
+        ]
+
     def name_of(self, vid: int) -> str:
         """Name of a BoneScreen vertebra id; ``?`` for ids without a name."""
         return VERTEBRA_NAMES.get(int(vid), "?")
@@ -401,22 +412,6 @@ def leave_out(cases: list[LabelledCT], names: list[str], where: str | os.PathLik
     if not kept:
         raise BoneScreenError("leaving those out leaves no labelled CT", where)
     return kept
-
-
-def for_training(cases: list[LabelledCT]) -> tuple[list[LabelledCT], list[str]]:
-    """The cases whose labels hold every vertebra in view, and a note for each left out.
-
-    A CT labelled for some vertebrae only (:attr:`LabelledCT.partial`: TotalSegmentator's aorta-report test holds
-    T12's mask alone) would teach MS-Net that the vertebrae it does not label are background; it is measured
-    (:func:`~bonescreen.labelled_eval.evaluate_labelled_case`), never trained on.
-    """
-    kept = [c for c in cases if not c.partial]
-    notes = [
-        f"{c.name}: its labels hold some vertebrae only ({', '.join(p.name for p in c.labels)}): not trained on"
-        for c in cases
-        if c.partial
-    ]
-    return kept, notes
 
 
 def only(cases: list[LabelledCT], names: list[str], where: str | os.PathLike | None = None) -> list[LabelledCT]:

@@ -405,6 +405,8 @@ def train_stream(out: str | os.PathLike, variants: list[Variant], plan: StreamPl
         from ..data.datasets import LabelledSlices
 
         slices = LabelledSlices(list(plan.labelled), slices_per_case=100000, augment=False)
+        for note in slices.notes:  # CT labelled for some vertebrae only: which slices are trained on
+            print(f"note: {note}", flush=True)
         real = GpuPool(len(slices.images), 512, device)
         real.add(slices.images, slices.marks)
     realistic = GpuPool(plan.capacity, 512, device)
