@@ -6,9 +6,11 @@ teach MS-Net that those vertebrae are background (helper-83: a TotalSegmentator 
 scored as complete, Dice 0.136). Only a TotalSegmentator ``segmentations`` folder with fewer files than its tool
 writes said so; a combined map (nnU-Net's, VerSe's, TotalSegmentator's ``total.nii.gz``) did not.
 
-The CT itself tells: past the last labelled slice of the highest (lowest) vertebra, beyond the disc, bone continues
-where that vertebra ends if a vertebra the labels do not hold lies there. And the names tell: a named vertebra
-missing between two given ones (L1 and L3 given, L2 not).
+The CT itself tells: from the middle of the highest (lowest) labelled vertebra outward, its footprint holds a
+vertebra's worth more unlabelled bone than inward where a vertebra the labels do not hold lies beyond it. And the
+names tell: a named vertebra missing between two given ones (L1 and L3 given, L2 not). Training leaves out the
+slices from the middle of a labelled vertebra toward one the labels leave out: the neighbour's articular processes
+and an oblique disc (the lumbosacral angle) put it in the same axial slices.
 """
 
 from __future__ import annotations
@@ -21,29 +23,26 @@ from scipy import ndimage
 
 from ..labels import ANATOMICAL_ORDER, vertebra_name
 
-#: Where the next vertebra is looked for beyond a labelled end (mm past its last labelled slice): past the disc
-#: (5-15 mm at the lumbar spine; Gray's Anatomy, 42nd ed.) into the next body, 25-30 mm tall.
-BEYOND_MM = (6.0, 30.0)
-#: Bone in an axial slice: cortex and posterior elements read 300-1200 HU even where an osteoporotic body's
-#: trabecular bone reads 50 HU; a disc reads 60-110 HU (issue "Real CT").
+#: How far past a labelled end the CT is read for the next vertebra (mm): past the disc (5-15 mm at the lumbar spine;
+#: Gray's Anatomy, 42nd ed.) into the next body, 25-30 mm tall. Where the CT holds less than
+#: :data:`BEYOND_MIN_MM` past the end, what lies there is not in view.
+BEYOND_MM = 25.0
+BEYOND_MIN_MM = 6.0
+#: Bone: cortex and posterior elements read 300-1200 HU even where an osteoporotic body's trabecular bone reads
+#: 50 HU; a disc reads 60-110 HU (issue "Real CT").
 BONE_HU = 200.0
-#: The end's footprint: its labelled voxels over its last this many mm, widened by :data:`FOOTPRINT_WIDEN_MM`
-#: (the next body sits on the endplate, shifted a few mm by lordosis or a listhesis).
-FOOTPRINT_END_MM = 10.0
+#: The end's footprint (its labelled voxels seen along z) is widened by this much (mm): the next vertebra sits on
+#: it, shifted a few mm by lordosis or a listhesis.
 FOOTPRINT_WIDEN_MM = 5.0
-#: The spine continues where bone in the footprint covers at least this area (mm2) on at least
-#: :data:`CONTINUES_SLICES` of the slices looked at (the disc takes the first ones): a vertebral body's cortical ring
-#: alone, 1 mm thick round 80-150 mm of outline (T1 to L5), and its arch. Past the end of the spine lies no such bone
-#: but the coccyx (not read) and the skull; a share of the end's own bone would not do: the sacrum's top with its alae
-#: holds 5-10 times the bone of L5's section (first phantom: 3,000 against 300-700 mm2).
-CONTINUES_MM2 = 100.0
-CONTINUES_SLICES = 1 / 3
-#: Slices of a vertebra next to one the labels do not hold that are left out of training (mm from its outer end):
-#: the disc lies outside the labelled slices already, but the superior articular processes of the vertebra below
-#: rise past it beside the inferior ones of the vertebra above, and an oblique disc (lordosis, the lumbosacral
-#: angle) puts the neighbour's endplate in the same axial slices, over about 10 mm of the vertebra's height (an
-#: estimate: a single labelled vertebra between two unlabelled ones keeps its middle 5-15 mm).
-NEIGHBOUR_REACH_MM = 10.0
+#: The spine continues past a labelled end where its footprint holds this much more unlabelled bone (cm3) from the
+#: end vertebra's middle outward (to :data:`BEYOND_MM` past it) than from its middle inward. Reading outward from
+#: the middle, not from the last labelled slice, finds the sacrum beside L5: the lumbosacral angle puts the top of
+#: S1 up to 27 mm above L5's lowest voxel (realistic phantom). The inward half measures what the labels leave out of
+#: labelled vertebrae (ribs' heads, bits of cortex), so that only a vertebra's worth more counts: a lumbar
+#: vertebra's bone above :data:`BONE_HU` is 10-80 cm3 (TotalSegmentator's example CT at 3 mm: 19 cm3 of T12 above
+#: L1's middle and 29 cm3 of the sacrum below L5's, against under 1 cm3 inward; complete maps of the realistic
+#: phantom: inward and outward within 3 cm3 of each other or less outward).
+CONTINUES_CM3 = 3.0
 
 
 @dataclass
@@ -51,8 +50,8 @@ class LabelCoverage:
     """What a label map holds of the spine in view.
 
     ``unlabelled`` says, one line each, where a vertebra in view is not labelled; ``trainable`` marks the slices
-    (bool per z) whose vertebrae are all labelled as far as can be told: those with a given vertebra, less
-    :data:`NEIGHBOUR_REACH_MM` next to a vertebra the labels do not hold.
+    (bool per z) whose vertebrae are all labelled as far as can be told: those with a given vertebra, less those from
+    the middle of a given vertebra toward one the labels do not hold.
     """
 
     unlabelled: list[str] = field(default_factory=list)
@@ -64,23 +63,33 @@ class LabelCoverage:
         return bool(self.unlabelled)
 
 
-def _end_continues(hu: np.ndarray, own: np.ndarray, spacing, upward: bool) -> bool | None:
-    """Whether bone continues past one end of a labelled vertebra (``own``, bool (z, y, x)) where it ends: True,
-    False, or None where the CT stops before :data:`BEYOND_MM` shows enough of what lies there."""
+def _middle_slice(own: np.ndarray) -> int:
+    """The slice through a vertebra's centre of mass (``own``, bool (z, y, x))."""
+    return int(np.rint(ndimage.center_of_mass(own)[0]))
+
+
+def _end_continues(hu: np.ndarray, truth: np.ndarray, vid: int, spacing, upward: bool) -> bool | None:
+    """Whether an unlabelled vertebra lies past one end of the labelled vertebra ``vid`` (``truth``, BoneScreen ids
+    (z, y, x)): True, False, or None where the CT holds less than :data:`BEYOND_MIN_MM` past it."""
     dz, dy, dx = spacing
+    own = truth == vid
     zs = np.flatnonzero(own.any(axis=(1, 2)))
-    step = 1 if upward else -1
-    end = int(zs[-1] if upward else zs[0])
-    n_end = max(1, round(FOOTPRINT_END_MM / dz))
-    ends = [k for k in range(end, end - step * n_end, -step) if 0 <= k < own.shape[0] and own[k].any()]
-    footprint = own[ends].any(axis=0)
-    footprint = ndimage.distance_transform_edt(~footprint, sampling=(dy, dx)) <= FOOTPRINT_WIDEN_MM
-    near, far = max(1, int(np.ceil(BEYOND_MM[0] / dz))), max(2, int(BEYOND_MM[1] / dz))
-    beyond = [k for k in (end + step * n for n in range(near, far + 1)) if 0 <= k < hu.shape[0]]
-    if len(beyond) < 2 or len(beyond) * dz < BEYOND_MM[0]:
+    middle = _middle_slice(own)
+    reach = int(BEYOND_MM / dz)
+    if upward:
+        stop = min(int(zs[-1]) + reach + 1, hu.shape[0])
+        outward, inward, past = slice(middle, stop), slice(int(zs[0]), middle), stop - 1 - int(zs[-1])
+    else:
+        start = max(int(zs[0]) - reach, 0)
+        outward, inward, past = slice(start, middle + 1), slice(middle + 1, int(zs[-1]) + 1), int(zs[0]) - start
+    if past * dz < BEYOND_MIN_MM:
         return None  # the CT ends: what lies past this vertebra is not in view
-    areas = np.array([np.count_nonzero((hu[k] > BONE_HU) & footprint) for k in beyond]) * dy * dx
-    return bool(np.count_nonzero(areas >= CONTINUES_MM2) >= CONTINUES_SLICES * len(beyond))
+    footprint = ndimage.distance_transform_edt(~own.any(axis=0), sampling=(dy, dx)) <= FOOTPRINT_WIDEN_MM
+
+    def unlabelled_cm3(zs: slice) -> float:
+        return np.count_nonzero((hu[zs] > BONE_HU) & (truth[zs] == 0) & footprint) * dz * dy * dx / 1000.0
+
+    return unlabelled_cm3(outward) - unlabelled_cm3(inward) >= CONTINUES_CM3
 
 
 def label_coverage(hu: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float]) -> LabelCoverage:
@@ -111,22 +120,23 @@ def label_coverage(hu: np.ndarray, truth: np.ndarray, spacing: tuple[float, floa
     out = LabelCoverage(trainable=trainable)
     if not spans:
         return out
-    reach = int(np.ceil(NEIGHBOUR_REACH_MM / spacing[0]))
     top = max(spans, key=lambda v: spans[v][1])
     bottom = min(spans, key=lambda v: spans[v][0])
     for vid, upward in ((top, True), (bottom, False)):
         name = vertebra_name(vid)
         if name == "S1" and not upward:
             continue  # the coccyx below the sacrum is no labelled vertebra in any scheme
-        if _end_continues(hu, truth == vid, spacing, upward):
+        if _end_continues(hu, truth, vid, spacing, upward):
             where = "above" if upward else "below"
             out.unlabelled.append(
-                f"the CT shows bone {BEYOND_MM[0]:.0f}-{BEYOND_MM[1]:.0f} mm {where} {name} where it ends: a vertebra "
-                f"{where} it is in view and not labelled"
+                f"the CT shows unlabelled bone {where} {name} (within {BEYOND_MM:.0f} mm): a vertebra {where} it is "
+                "in view and not labelled"
             )
-            end = spans[vid][1] if upward else spans[vid][0]
-            lo, hi = (end - reach + 1, end) if upward else (end, end + reach - 1)
-            trainable[max(lo, 0) : hi + 1] = False
+            middle = _middle_slice(truth == vid)
+            if upward:
+                trainable[middle:] = False
+            else:
+                trainable[: middle + 1] = False
     named = sorted(
         ((ANATOMICAL_ORDER.index(n), vid) for vid in spans if (n := vertebra_name(vid)) in ANATOMICAL_ORDER),
     )
@@ -138,6 +148,6 @@ def label_coverage(hu: np.ndarray, truth: np.ndarray, spacing: tuple[float, floa
             f"{', '.join(missing)} between the given {vertebra_name(upper)} and {vertebra_name(lower)} "
             f"{'is' if len(missing) == 1 else 'are'} not labelled"
         )
-        lo, hi = min(spans[upper][0], spans[lower][1]), max(spans[upper][0], spans[lower][1])
-        trainable[max(lo - reach + 1, 0) : hi + reach] = False
+        middles = sorted(_middle_slice(truth == v) for v in (upper, lower))
+        trainable[middles[0] : middles[1] + 1] = False
     return out
