@@ -296,7 +296,7 @@ def test_a_ct_labelled_for_some_vertebrae_is_scored_on_those_and_trained_away_fr
     picked = [k for _, k in slices.index]
     assert picked and not np.isin(small_case.spine[picked], [6, 7]).any()
     (note,) = slices.notes
-    assert "spine_001: its labels hold some of the vertebrae in view only" in note and "trained on the" in note
+    assert "spine_001: its labels hold some of the vertebrae in view only" in note and "trained on " in note
     code = main(tiny_train_seg(small_set, tmp_path / "w", "--labelled", str(mine), "--layout", "nnunet"))
     assert code == 0 and "its labels hold some of the vertebrae in view only" in capsys.readouterr().err
 

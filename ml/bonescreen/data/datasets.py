@@ -157,7 +157,7 @@ class LabelledSlices(_SlicePairs):
     Each volume is read as ``bonescreen screen`` reads it, its labels are mapped to BoneScreen's
     vertebra ids, and ``slices_per_case`` slices holding vertebrae go to MS-Net's grid
     (:class:`~bonescreen.pipeline.grid.NetGrid`), so users fine-tune on their own scans. Where the labels hold
-    some of the vertebrae in view only (:func:`~bonescreen.data.label_coverage.label_coverage`), the slices near
+    some of the vertebrae in view only (:func:`~bonescreen.data.label_coverage.label_coverage`), the slices toward
     the vertebrae they leave out are not used, and ``notes`` says so, one line per such CT.
 
     Parameters
@@ -214,10 +214,10 @@ class LabelledSlices(_SlicePairs):
                     f"{case.name}: its labels hold some of the vertebrae in view only "
                     f"({'; '.join(case.partial_reasons() + coverage.unlabelled)}): "
                     + (
-                        f"trained on the {ks.size} of its {np.count_nonzero(truth.any(axis=(1, 2)))} labelled "
-                        f"slices that hold no vertebra it leaves out"
+                        f"trained on {ks.size} of its {np.count_nonzero(truth.any(axis=(1, 2)))} labelled slices, "
+                        "those away from the vertebrae it leaves out"
                         if ks.size
-                        else "not trained on (no slice is far enough from the vertebrae it leaves out)"
+                        else "not trained on (every labelled slice lies toward a vertebra it leaves out)"
                     )
                 )
             if ks.size == 0:
