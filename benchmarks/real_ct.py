@@ -99,7 +99,13 @@ def main() -> None:
         "--only", action="append", default=[], help="measure only this image (its name in the output); repeatable"
     )
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--json", type=Path, default=Path("bench-out/real_ct.json"))
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="where the figures go (default bench-out/real_ct.json; with --folder, bench-out/real_ct_FOLDERNAME.json, "
+        "so that a user's folder does not overwrite the bundled images' figures)",
+    )
     ap.add_argument("--figure", type=Path, default=None, help="PNG of the marks (docs/real_ct.png)")
     args = ap.parse_args()
     try:
@@ -153,6 +159,10 @@ def main() -> None:
             print(f"    calibration: {flag}")
     if rows:
         print(mean_dice_text(rows))
+    if args.json is None:  # (helper-83: a user's folder wrote over bench-out/real_ct.json)
+        args.json = Path("bench-out") / (
+            f"real_ct_{args.folder.resolve().name}.json" if args.folder else "real_ct.json"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     meta = screener.models()
