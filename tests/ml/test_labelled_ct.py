@@ -405,14 +405,15 @@ def test_a_totalsegmentator_folder_refuses_maps_that_are_not_its_and_names_a_ct_
     total[:2, :2, :2] = 86  # a back muscle, as every TotalSegmentator map of an abdomen holds
     floats = total.astype(np.float32)  # saved as floats, as some tools save labels
     mirrored = np.ascontiguousarray(total[:, ::-1, ::-1])  # front to back and head to feet, on the CT's grid
-    for name, data in (("s01", verse), ("s02", floats), ("s04", mirrored), ("s05", total)):
+    renumbered = np.where(total == 29, 200, total).astype(np.uint8)  # L3 (29) given an id TotalSegmentator has not
+    for name, data in (("s01", verse), ("s02", floats), ("s04", mirrored), ("s05", total), ("s06", renumbered)):
         (tmp_path / "ts" / name).mkdir(parents=True)
         nib.save(ct, tmp_path / "ts" / name / "ct.nii.gz")
         nib.save(nib.Nifti1Image(data, small_case.affine), tmp_path / "ts" / name / "total.nii.gz")
     (tmp_path / "ts" / "s03").mkdir()
     nib.save(ct, tmp_path / "ts" / "s03" / "ct.nii.gz")
     cases = {c.name: c for c in find_labelled(tmp_path / "ts", "totalseg")}
-    assert sorted(cases) == ["s01", "s02", "s04", "s05"]
+    assert sorted(cases) == ["s01", "s02", "s04", "s05", "s06"]
     assert unpaired(tmp_path / "ts", "totalseg") == [
         "s03/ct.nii.gz: no label map beside it nor segmentations/vertebrae_*.nii.gz: not evaluated"
     ]
@@ -425,6 +426,20 @@ def test_a_totalsegmentator_folder_refuses_maps_that_are_not_its_and_names_a_ct_
     assert "lay the folder out as VerSe's (--layout verse), or as nnU-Net's read with --label-scheme verse" in said
     assert "add --label-scheme" not in said
     np.testing.assert_array_equal(cases["s02"].load_labels(volume), cases["s05"].load_labels(volume))
+    # an id beyond TotalSegmentator's numbering is read as no vertebra, and said (helper-83: L3 lost without a word,
+    # Dice 0.720 for 0.782); the CT then shows L3 missing between the given L2 and L4
+    assert cases["s05"].label_notes() == []
+    (note,) = cases["s06"].label_notes()
+    n_l3 = int(np.count_nonzero(total == 29))
+    assert note.startswith(f"total.nii.gz holds ids beyond the last of totalseg's numbering (117): 200 ({n_l3} voxels)")
+    from bonescreen.data.label_coverage import label_coverage
+
+    renumbered_ids = cases["s06"].load_labels(volume)
+    assert 3 not in renumbered_ids
+    assert (
+        "L3 between the given L2 and L4 is not labelled"
+        in label_coverage(volume.hu, renumbered_ids, volume.spacing).unlabelled
+    )
     with pytest.raises(BoneScreenError) as info:
         LabelledSlices([cases["s04"]], slices_per_case=2)
     said = str(info.value)
