@@ -274,13 +274,13 @@ def test_a_ct_labelled_for_some_vertebrae_is_scored_on_those_and_trained_away_fr
     assert any("above S1" in why for why in sacrum["unlabelled"])
     out = capsys.readouterr().out
     assert "(the given vertebrae only" in out and "1 of 1 vertebrae found named as given" in out
-    assert "a vertebra above it is in view and not labelled" in out
+    assert "a vertebra above L3 is in view and not labelled" in out
     assert "Dice per given vertebra" in out and "no fully labelled CT; 2 CT labelled for some vertebrae only" in out
     # the labelled run's ends and a gap, read from the CT and the names (no MS-Net)
     levels_only = label_coverage(small_case.hu, small_case.levels, small_case.spacing)
     assert [w.split(" (")[0] for w in levels_only.unlabelled] == [
-        "the CT shows unlabelled bone above L1",
-        "the CT shows unlabelled bone below L5",
+        "a vertebra above L1 is in view and not labelled",
+        "a vertebra below L5 is in view and not labelled",
     ]
     assert not label_coverage(small_case.hu, small_case.spine, small_case.spacing).partial  # T12 to the sacrum
     no_l2 = np.where(small_case.spine == 2, 0, small_case.spine).astype(np.uint8)

@@ -129,8 +129,7 @@ def label_coverage(hu: np.ndarray, truth: np.ndarray, spacing: tuple[float, floa
         if _end_continues(hu, truth, vid, spacing, upward):
             where = "above" if upward else "below"
             out.unlabelled.append(
-                f"the CT shows unlabelled bone {where} {name} (within {BEYOND_MM:.0f} mm): a vertebra {where} it is "
-                "in view and not labelled"
+                f"a vertebra {where} {name} is in view and not labelled (its bone within {BEYOND_MM:.0f} mm)"
             )
             middle = _middle_slice(truth == vid)
             if upward:
