@@ -138,7 +138,7 @@ def _zyx_shape(source: SourceGrid) -> tuple[int, int, int]:
     """(z, y, x) shape of the volume a source grid was read into."""
     xyz = [0, 0, 0]
     for axis, (target, _) in enumerate(np.asarray(source.transform, dtype=int)):
-        xyz[target] = source.shape[axis]
+        xyz[target] = source.grid_shape[axis]
     return tuple(xyz[::-1])
 
 

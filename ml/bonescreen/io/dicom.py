@@ -21,7 +21,10 @@ Rules:
 - HU = stored value * RescaleSlope + RescaleIntercept; outside-FOV padding
   becomes air (-1024 HU).
 - Slice spacing comes from the positions. Spacing that varies by more than 10%
-  (a missing slice) and gantry tilt over 1 degree are refused with a message.
+  (a missing slice) is refused with a message.
+- Gantry tilt (slices stacked along the table, off their normal; up to 35 degrees): each slice is
+  moved in-plane by whole pixels onto a grid along the normal (:func:`volume.shift_slices`), the
+  source grid keeps the shift so that labels go back onto the series' own images, and a note says so.
 - A folder with several series: the candidates are the axial CT image sets; the
   one with the most slices is taken, and its number is logged (not its description: free text);
   if two candidates tie, the error lists the series to choose from.
@@ -43,12 +46,14 @@ from pydicom.uid import UID
 
 from ..errors import BoneScreenError
 from .identifiers import patient_identifiers, redact
-from .volume import AIR_HU, CTVolume, acquisition_fields, volume_from_ijk
+from .volume import AIR_HU, CTVolume, acquisition_fields, shift_slices, slice_offsets, volume_from_ijk
 
 log = logging.getLogger(__name__)
 
 _SPACING_TOLERANCE = 0.10
 _MAX_TILT_DEG = 1.0
+#: gantry tilts reach 30 degrees; slices stacked further off their normal have wrong positions
+_MAX_GANTRY_TILT_DEG = 35.0
 #: a single image that states no thickness is given this one (mm), with a note saying so
 _UNKNOWN_THICKNESS_MM = 1.0
 _AXIAL_MAX_DEG = 30.0
@@ -739,8 +744,12 @@ def _without_copies(images: list[_Instance]) -> tuple[list[_Instance], list[tupl
     return [i for i in images if id(i) not in dropped], copies
 
 
-def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray]:
-    """Sort along the normal and check sizes, orientation, spacing and tilt; return frames and the 4x4 LPS affine."""
+def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray, tuple[float, float] | None]:
+    """Sort along the normal and check sizes, orientation, spacing and tilt.
+
+    Returns the sorted frames, the 4x4 LPS affine of a grid along the slices' normal, and for a gantry-tilted
+    series the in-plane shift (column, row voxels) of each slice against the one before (None if untilted).
+    """
     first = frames[0]
     for f in frames:
         if f.pixel_spacing is None:
@@ -767,7 +776,7 @@ def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray]:
     affine[:3, 3] = frames[0].position
     if len(frames) == 1:
         affine[:3, 2] = first.normal * (_slice_thickness(first.ds) or _UNKNOWN_THICKNESS_MM)
-        return frames, affine
+        return frames, affine, None
     steps = np.diff(dist)
     if np.any(steps < 1e-3):
         i = int(np.argmin(steps))
@@ -799,15 +808,51 @@ def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray]:
             f"uneven slice spacing: {steps[i]:.2f} mm between {names}, {mean_step:.2f} mm elsewhere (missing slices?)",
             a.path.parent if a.frame is None else a.path,
         )
-    span = frames[-1].position - frames[0].position
-    tilt = np.degrees(np.arccos(np.clip(abs(span @ first.normal) / np.linalg.norm(span), -1, 1)))
-    if tilt > _MAX_TILT_DEG:
+    step = (frames[-1].position - frames[0].position) / (len(frames) - 1)
+    along = float(step @ first.normal)  # > 0: sorted along the normal
+    tilt = float(np.degrees(np.arccos(np.clip(along / np.linalg.norm(step), -1, 1))))
+    if tilt <= _MAX_TILT_DEG:
+        affine[:3, 2] = step
+        return frames, affine, None
+    where = frames[0].path.parent if first.frame is None else first.path
+    if tilt > _MAX_GANTRY_TILT_DEG:
         raise BoneScreenError(
-            f"gantry tilt of {tilt:.1f} degrees is not supported; resample the series to untilted slices first",
-            frames[0].path.parent,
+            f"the slices are stacked {tilt:.1f} degrees off their normal, more than a gantry tilts "
+            f"({_MAX_GANTRY_TILT_DEG:g}): ImagePositionPatient or ImageOrientationPatient is wrong",
+            where,
         )
-    affine[:3, 2] = span / (len(frames) - 1)
-    return frames, affine
+    line = frames[0].position + np.arange(len(frames))[:, None] * step
+    off = np.linalg.norm(np.array([f.position for f in frames]) - line, axis=1)
+    if off.max() > 0.5 * min(dr, dc):
+        f = frames[int(np.argmax(off))]
+        name = f"frame {f.frame + 1}" if f.frame is not None else f.path.name
+        raise BoneScreenError(
+            f"a gantry tilt of {tilt:.1f} degrees whose slices do not lie on one line ({name} is {off.max():.1f} mm "
+            "off it): the slices cannot be stacked",
+            where,
+        )
+    # (gantry tilt) the table moves along the body's axis, not along the slices' normal: each slice lies moved
+    # in-plane against the one before; read onto a grid along the normal, moved back (volume.shift_slices)
+    inplane = step - along * first.normal
+    shift = (float(inplane @ first.row_cos) / dc, float(inplane @ first.col_cos) / dr)
+    affine[:3, 2] = along * first.normal
+    return frames, affine, shift
+
+
+def _tilt_note(frames: list[_Frame], lps: np.ndarray, shift: tuple[float, float]) -> str:
+    """What reading a gantry-tilted series did, for :attr:`CTVolume.notes`."""
+    step = (frames[-1].position - frames[0].position) / (len(frames) - 1)
+    along = float(np.linalg.norm(lps[:3, 2]))
+    tilt = float(np.degrees(np.arccos(np.clip(along / np.linalg.norm(step), -1, 1))))
+    stated = _float(frames[0].ds, "GantryDetectorTilt")
+    moved = float(np.linalg.norm(step - along * frames[0].normal))
+    return (
+        f"gantry tilt of {tilt:.1f} degrees"
+        + ("" if stated is None else f" (GantryDetectorTilt {stated:g})")
+        + f": each slice lies {moved:.2f} mm in-plane from the one before; read moved back by whole pixels onto a "
+        f"grid along the slices' normal ({along:.2f} mm apart, each slice placed within half a pixel, HU not "
+        "interpolated), and labels are written back onto the series' own images"
+    )
 
 
 def _slice_thickness(ds: Dataset) -> float | None:
@@ -992,7 +1037,7 @@ def _load_dicom(
     else:
         series = _single_file(path, series_asked, ids)
     try:
-        frames, lps = _check_series(series.frames)
+        frames, lps, shift = _check_series(series.frames)
     except BoneScreenError as exc:
         if not str(exc.problem).startswith("uneven slice spacing"):
             raise
@@ -1011,7 +1056,14 @@ def _load_dicom(
             raise
         raise BoneScreenError(f"{exc.problem}; {'; '.join(clues)}", exc.path) from None
     data = _stack(frames).transpose(2, 1, 0)  # (i=column, j=row, k=slice), a view: no copy
-    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+    to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
+    source_ras = ras = to_ras @ lps
+    if shift is not None:  # onto the grid along the slices' normal, its corner where the slices' spread begins
+        source_ras = ras.copy()  # the series' own, sheared grid: slices stacked along the table
+        source_ras[:3, 2] = to_ras[:3, :3] @ (frames[-1].position - frames[0].position) / (len(frames) - 1)
+        ras[:3, 3] -= ras[:3, :2] @ slice_offsets(len(frames), shift)[0][0]
+        source_shape = data.shape
+        data = shift_slices(data, shift, AIR_HU)
     first = frames[0].ds
     number = first.get("SeriesNumber", None)
     multiframe = frames[0].frame is not None
@@ -1032,6 +1084,9 @@ def _load_dicom(
             **({"frame_order": [f.frame for f in frames]} if multiframe else {}),
         },
     )
+    if shift is not None:
+        volume.source.affine, volume.source.shape, volume.source.slice_shift = source_ras, source_shape, shift
+        volume.notes.append(_tilt_note(frames, lps, shift))
     volume.notes.extend(series.notes)
     thickness, step = _float(first, "SliceThickness"), float(np.linalg.norm(lps[:3, 2]))
     if len(frames) > 1 and thickness is not None and 0 < thickness and step - thickness > max(0.5, 0.1 * step):

@@ -139,6 +139,10 @@ class SourceGrid:
         DICOM only: study/series/frame-of-reference UIDs and series number.
     identifiers : tuple of str
         DICOM only: the patient's name parts and IDs, which no note or record repeats.
+    slice_shift : tuple of float, optional
+        A gantry-tilted DICOM series only: source slice ``k`` lies moved by ``round(k * s)`` voxels
+        along (i, j) on the orthogonal grid the volume was read onto (:func:`shift_slices`); ``affine``
+        stays the source's own, sheared one.
     """
 
     kind: str
@@ -150,16 +154,91 @@ class SourceGrid:
     dicom: dict = field(default_factory=dict)
     #: DICOM only: the patient's name parts and IDs, kept out of notes and records (:mod:`bonescreen.io.identifiers`)
     identifiers: tuple[str, ...] = field(default=(), repr=False)
+    slice_shift: tuple[float, float] | None = None
+
+    @property
+    def grid_shape(self) -> tuple[int, int, int]:
+        """(i, j, k) shape of the grid the volume was read onto: the source's, grown by a tilted series' shear."""
+        if self.slice_shift is None:
+            return tuple(self.shape)
+        _, grow_i, grow_j = slice_offsets(self.shape[2], self.slice_shift)
+        return (self.shape[0] + grow_i, self.shape[1] + grow_j, self.shape[2])
 
     def to_source(self, zyx: np.ndarray) -> np.ndarray:
-        """(z, y, x) array -> source (i, j, k) array."""
+        """(z, y, x) array -> source (i, j, k) array (a tilted series' slices moved back: labels, whole voxels)."""
         xyz = np.asarray(zyx).transpose(2, 1, 0)
         back = ornt_transform(axcodes2ornt(TARGET_AXCODES), io_orientation(self.affine))
-        return apply_orientation(xyz, back)
+        ijk = apply_orientation(xyz, back)
+        if self.slice_shift is None:
+            return ijk
+        return shift_slices(ijk, self.slice_shift, 0, inverse=True, shape=self.shape[:2])
 
     def from_source(self, ijk: np.ndarray) -> np.ndarray:
-        """Source (i, j, k) array -> (z, y, x) array."""
-        return np.ascontiguousarray(apply_orientation(np.asarray(ijk), self.transform).transpose(2, 1, 0))
+        """Source (i, j, k) array -> (z, y, x) array (a tilted series' slices moved onto the orthogonal grid)."""
+        ijk = np.asarray(ijk)
+        if self.slice_shift is not None:
+            ijk = shift_slices(ijk, self.slice_shift, 0)
+        return np.ascontiguousarray(apply_orientation(ijk, self.transform).transpose(2, 1, 0))
+
+
+def slice_offsets(n: int, shift: tuple[float, float]) -> tuple[np.ndarray, int, int]:
+    """Whole-voxel (i, j) offsets of slices ``0..n-1`` moved by ``round(k * shift)``, and the grid's growth in i and j.
+
+    Returns
+    -------
+    (ndarray, int, int)
+        (n, 2) int offsets, non-negative (the grid grows so that no slice leaves it), and how many voxels
+        the grid grows along i and along j.
+    """
+    steps = np.rint(np.arange(n)[:, None] * np.asarray(shift, dtype=float)[None, :]).astype(int)
+    low = steps.min(axis=0)
+    offsets = steps - low
+    return offsets, int(offsets[:, 0].max()), int(offsets[:, 1].max())
+
+
+def shift_slices(
+    ijk: np.ndarray,
+    shift: tuple[float, float],
+    fill: float,
+    inverse: bool = False,
+    shape: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Move slice ``k`` of an (i, j, k) array by ``round(k * shift)`` whole voxels in (i, j): a gantry tilt's shear.
+
+    Slices of a series acquired with the gantry tilted lie moved in-plane against each other along the
+    table's motion; moved back by whole voxels they stack on a grid orthogonal to the slices (the volume's
+    grid). Whole voxels, not interpolated: HU are kept as measured and labels go back and forth exactly;
+    the slices' placement is then within half a voxel.
+
+    Parameters
+    ----------
+    ijk : ndarray
+        (i, j, k) array: the source's slices, or with ``inverse`` the orthogonal grid's.
+    shift : tuple of float
+        (i, j) voxels per slice (:attr:`SourceGrid.slice_shift`).
+    fill : float
+        Value of the voxels no source slice covers (air, -1024 HU, for a CT; 0 for labels).
+    inverse : bool
+        From the orthogonal grid back to the source's slices, whose in-plane ``shape`` (i, j) is then given.
+
+    Returns
+    -------
+    ndarray
+        The moved array: on the grid grown by the slices' spread (forward), or of the source's in-plane shape.
+    """
+    n = ijk.shape[2]
+    offsets, grow_i, grow_j = slice_offsets(n, shift)
+    if inverse:
+        ni, nj = shape
+        out = np.empty((ni, nj, n), dtype=ijk.dtype)
+        for k, (oi, oj) in enumerate(offsets):
+            out[:, :, k] = ijk[oi : oi + ni, oj : oj + nj, k]
+        return out
+    ni, nj = ijk.shape[:2]
+    out = np.full((ni + grow_i, nj + grow_j, n), fill, dtype=ijk.dtype)
+    for k, (oi, oj) in enumerate(offsets):
+        out[oi : oi + ni, oj : oj + nj, k] = ijk[:, :, k]
+    return out
 
 
 def reorient(data_ijk: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
