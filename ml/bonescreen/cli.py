@@ -361,6 +361,8 @@ def _evaluate_labelled(args: argparse.Namespace) -> int:
     write_text_atomic(args.out / "metrics.json", json.dumps(summary, indent=2, default=str) + "\n")
     if rows:
         print(f"{mean_dice_text(rows)}; wrote {args.out / 'metrics.json'}")
+    else:  # (helper-86: every CT skipped, metrics.json written without a word)
+        print(f"no CT scored ({len(failed)} skipped: their reasons above); wrote {args.out / 'metrics.json'}")
     return 1 if failed else 0
 
 

@@ -72,7 +72,12 @@ def found_text(row: dict, named: Callable[[dict], str] = lambda f: f["name"]) ->
     scored (:func:`scored_found`) and how many others (helper-83: 13 names listed for a CT labelled for T12)."""
     scored = scored_found(row)
     others = len(row["found"]) - len(scored)
-    return ", ".join(named(f) for f in scored) + (f" and {others} not labelled" if others else "")
+    listed = ", ".join(named(f) for f in scored)
+    if not others:
+        return listed or "none"
+    if not listed:  # (helper-86: "( and 7 not labelled; given S1)")
+        return f"none mostly within the given vertebrae; {others} not labelled"
+    return f"{listed} and {others} not labelled"
 
 
 def mean_dice(rows: list[dict]) -> tuple[float | None, float | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import highdicom as hd
+import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
@@ -18,7 +19,7 @@ from scipy import ndimage
 from bonescreen.cli import main
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import load_ct
-from bonescreen.io.writers import write_dicom_seg
+from bonescreen.io.writers import read_labels_nifti, write_dicom_seg, write_labels_nifti
 from bonescreen.metrics import dice_score
 
 TILT_DEG = 15.0
@@ -94,6 +95,12 @@ def test_a_tilted_series_is_read_where_its_anatomy_lies_and_labels_go_back_onto_
     levels = levels.reshape(volume.shape).astype(np.uint8)
     np.testing.assert_array_equal(volume.from_source(volume.to_source(levels)), levels)  # whole voxels: exact
     assert volume.to_source(levels).shape == tuple(volume.source.shape)
+    # levels.nii.gz on the orthogonal grid: ITK-based editors (Slicer, ITK-SNAP) refuse a sheared affine (helper-87)
+    nifti = folder.parent / "levels.nii.gz"
+    write_labels_nifti(volume, levels, nifti)
+    axes = nib.load(nifti).affine[:3, :3]
+    np.testing.assert_allclose(axes.T @ axes, np.diag(np.diag(axes.T @ axes)), atol=1e-6)
+    np.testing.assert_array_equal(read_labels_nifti(volume, nifti), levels)
     seg_path = folder.parent / "seg.dcm"
     write_dicom_seg(volume, levels, seg_path)
     seg = hd.seg.segread(seg_path)
@@ -128,6 +135,32 @@ def test_a_tilted_series_is_screened_end_to_end(tilted, tmp_path, capsys):
         for item in frame.DerivationImageSequence[0].SourceImageSequence
     }
     assert referenced and referenced <= sources
+
+
+def _tilt_tags(series, tilt_deg: float, stated: float | None = None) -> None:
+    """Tilt the series' images by ``tilt_deg`` about the left-right axis, positions along the table (pixels kept)."""
+    t = np.radians(tilt_deg)
+    for f in series.iterdir():
+        ds = pydicom.dcmread(f)
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, round(np.cos(t), 6), round(np.sin(t), 6)]
+        if stated is not None:
+            ds.GantryDetectorTilt = stated
+        ds.save_as(f)
+
+
+def test_tilts_up_to_35_degrees_are_read_and_the_tilt_stated_is_checked(series):
+    """helper-87: images were axial up to 30 degrees only, so 30-35 degree series were refused as "no axial CT series;
+    found ... (axial image)"; and a tilt the header states otherwise was not said."""
+    _tilt_tags(series, 34.0, stated=34.0)
+    note = " ".join(load_ct(series).notes)
+    assert "gantry tilt of 34.0 degrees (GantryDetectorTilt 34)" in note
+    _tilt_tags(series, 20.0, stated=0.0)
+    assert "gantry tilt of 20.0 degrees (GantryDetectorTilt says 0: the positions and orientations were read)" in (
+        " ".join(load_ct(series).notes)
+    )
+    _tilt_tags(series, 40.0)
+    with pytest.raises(BoneScreenError, match=r"oblique \(40 degrees from axial, more than a gantry tilts\)"):
+        load_ct(series)
 
 
 def test_slices_stacked_further_off_their_normal_than_a_gantry_tilts_or_off_a_line_are_refused(series):

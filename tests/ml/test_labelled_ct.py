@@ -372,7 +372,9 @@ def test_label_maps_that_cannot_be_scored_are_skipped_with_the_reason(tmp_path, 
         )
         == 1
     )  # its one scan is refused (above)
-    assert "note: --label-scheme applies to an nnunet folder" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert "note: --label-scheme applies to an nnunet folder" in said.err
+    assert "no CT scored (1 skipped: their reasons above); wrote " in said.out  # (helper-86: nothing said)
 
     # an nnU-Net folder's files that make no case are named (helper-70: dropped without a word)
     for name in ("imagesTr/lonely_0000.nii.gz", "imagesTr/plain.nii.gz", "labelsTr/orphan.nii.gz"):
@@ -412,10 +414,16 @@ def test_a_totalsegmentator_folder_refuses_maps_that_are_not_its_and_names_a_ct_
         nib.save(nib.Nifti1Image(data, small_case.affine), tmp_path / "ts" / name / "total.nii.gz")
     (tmp_path / "ts" / "s03").mkdir()
     nib.save(ct, tmp_path / "ts" / "s03" / "ct.nii.gz")
+    # labels whose CT is missing (helper-86: left out without a word), a combined map and a segmentations folder
+    for name, path in (("s07", "total.nii.gz"), ("s08", "segmentations/vertebrae_L3.nii.gz")):
+        (tmp_path / "ts" / name / path).parent.mkdir(parents=True)
+        nib.save(nib.Nifti1Image(total, small_case.affine), tmp_path / "ts" / name / path)
     cases = {c.name: c for c in find_labelled(tmp_path / "ts", "totalseg")}
     assert sorted(cases) == ["s01", "s02", "s04", "s05", "s06"]
     assert unpaired(tmp_path / "ts", "totalseg") == [
-        "s03/ct.nii.gz: no label map beside it nor segmentations/vertebrae_*.nii.gz: not evaluated"
+        "s03/ct.nii.gz: no label map beside it nor segmentations/vertebrae_*.nii.gz: not evaluated",
+        "s07: vertebra labels and no ct.nii.gz: not evaluated",
+        "s08: vertebra labels and no ct.nii.gz: not evaluated",
     ]
     volume = cases["s05"].load_volume()
     assert set(np.unique(cases["s05"].load_checked_labels(volume))) == {0, 1, 2, 3, 4, 5}

@@ -305,9 +305,11 @@ def nnunet_unpaired(root: str | os.PathLike) -> list[str]:
 
 def totalseg_unpaired(root: str | os.PathLike) -> list[str]:
     """What a TotalSegmentator folder holds that is not a case, one line each: a ``ct.nii.gz`` with neither a label
-    map beside it nor ``segmentations/vertebrae_*.nii.gz``. Empty when every CT has its labels.
+    map beside it nor ``segmentations/vertebrae_*.nii.gz``, and such labels with no ``ct.nii.gz`` beside them. Empty
+    when every CT has its labels and every label map its CT.
 
-    (helper-83: such a CT was left out without a word, where an nnU-Net folder names its unpaired images.)
+    (helper-83: such a CT was left out without a word, where an nnU-Net folder names its unpaired images; helper-86:
+    so were the labels of a folder without its CT.)
     """
     root = Path(root)
     lines = []
@@ -318,6 +320,11 @@ def totalseg_unpaired(root: str | os.PathLike) -> list[str]:
         if not singles and not beside:
             where = ct.relative_to(root).as_posix()
             lines.append(f"{where}: no label map beside it nor segmentations/vertebrae_*.nii.gz: not evaluated")
+    labelled = {p.parent for p in root.rglob("total*.nii.gz")}
+    labelled |= {p.parent.parent for p in root.rglob("segmentations/vertebrae_*.nii.gz")}
+    for folder in sorted(f for f in labelled if not (f / "ct.nii.gz").is_file()):
+        where = folder.relative_to(root).as_posix()
+        lines.append(f"{where if where != '.' else root.name}: vertebra labels and no ct.nii.gz: not evaluated")
     return lines
 
 

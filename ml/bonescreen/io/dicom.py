@@ -52,11 +52,13 @@ log = logging.getLogger(__name__)
 
 _SPACING_TOLERANCE = 0.10
 _MAX_TILT_DEG = 1.0
-#: gantry tilts reach 30 degrees; slices stacked further off their normal have wrong positions
+#: CT gantries tilt up to 30 degrees (GantryDetectorTilt); slices stacked further off their normal have wrong positions
 _MAX_GANTRY_TILT_DEG = 35.0
 #: a single image that states no thickness is given this one (mm), with a note saying so
 _UNKNOWN_THICKNESS_MM = 1.0
-_AXIAL_MAX_DEG = 30.0
+#: an image whose normal lies within this of the body's axis is axial: a tilted gantry's images too (helper-87: at
+#: 30 degrees, the limit was this one's, 30-35 degree series were refused as "no axial CT series")
+_AXIAL_MAX_DEG = _MAX_GANTRY_TILT_DEG
 #: SOP classes of multi-frame CT read through their functional groups.
 MULTIFRAME_CT = {
     "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT",
@@ -270,7 +272,11 @@ def _is_axial(iop: np.ndarray) -> bool:
 
 
 def _plane_name(iop: np.ndarray) -> str:
-    axis = int(np.argmax(np.abs(np.cross(iop[:3], iop[3:]))))
+    normal = np.abs(np.cross(iop[:3], iop[3:]))
+    axis = int(np.argmax(normal))
+    if axis == 2 and not _is_axial(iop):  # (helper-87: "not an axial CT image (axial image)")
+        off = float(np.degrees(np.arccos(np.clip(normal[2] / np.linalg.norm(normal), -1.0, 1.0))))
+        return f"oblique ({off:.0f} degrees from axial, more than a gantry tilts)"
     return ("sagittal", "coronal", "axial")[axis]
 
 
@@ -845,10 +851,19 @@ def _tilt_note(frames: list[_Frame], lps: np.ndarray, shift: tuple[float, float]
     along = float(np.linalg.norm(lps[:3, 2]))
     tilt = float(np.degrees(np.arccos(np.clip(along / np.linalg.norm(step), -1, 1))))
     stated = _float(frames[0].ds, "GantryDetectorTilt")
+    for group in frames[0].ds.get("SharedFunctionalGroupsSequence", []):  # Enhanced CT: CT Acquisition Details
+        for item in group.get("CTAcquisitionDetailsSequence", []):
+            stated = _float(item, "GantryDetectorTilt") if stated is None else stated
     moved = float(np.linalg.norm(step - along * frames[0].normal))
+    if stated is None:
+        said = ""
+    elif abs(abs(stated) - tilt) <= 1.0:
+        said = f" (GantryDetectorTilt {stated:g})"
+    else:  # (helper-87: a stack tilted about the front-back axis read "(GantryDetectorTilt 0)" without a word)
+        said = f" (GantryDetectorTilt says {stated:g}: the positions and orientations were read)"
     return (
         f"gantry tilt of {tilt:.1f} degrees"
-        + ("" if stated is None else f" (GantryDetectorTilt {stated:g})")
+        + said
         + f": each slice lies {moved:.2f} mm in-plane from the one before; read moved back by whole pixels onto a "
         f"grid along the slices' normal ({along:.2f} mm apart, each slice placed within half a pixel, HU not "
         "interpolated), and labels are written back onto the series' own images"

@@ -95,6 +95,30 @@ class CTVolume:
         """Bring an (i, j, k) array on the source grid into this volume's (z, y, x) order."""
         return self.source.from_source(labels_ijk)
 
+    @property
+    def nifti_grid(self) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """The (i, j, k) -> RAS affine and shape of the grid label NIfTI files are written on and read from.
+
+        The source's own grid, except for a gantry-tilted DICOM series (:attr:`SourceGrid.slice_shift`): its
+        sheared affine is refused by ITK-based tools (3D Slicer, ITK-SNAP: "ITK only supports orthonormal direction
+        cosines"; helper-87), so its labels lie on the orthogonal grid it was read onto, in (x, y, z) order.
+        """
+        if self.source.slice_shift is None:
+            return self.source.affine, tuple(self.source.shape)
+        return self.affine, tuple(self.shape[::-1])
+
+    def to_nifti(self, labels: np.ndarray) -> np.ndarray:
+        """A (z, y, x) label map as an (i, j, k) array on :attr:`nifti_grid`."""
+        if self.source.slice_shift is None:
+            return self.to_source(labels)
+        return np.asarray(labels).transpose(2, 1, 0)
+
+    def from_nifti(self, labels_ijk: np.ndarray) -> np.ndarray:
+        """An (i, j, k) array on :attr:`nifti_grid` in this volume's (z, y, x) order."""
+        if self.source.slice_shift is None:
+            return self.from_source(labels_ijk)
+        return np.ascontiguousarray(np.asarray(labels_ijk).transpose(2, 1, 0))
+
 
 def acquisition_fields(header) -> dict:
     """``KVP`` (float, kV) and ``ContrastBolusAgent`` (str) of a header keyed by DICOM keywords.

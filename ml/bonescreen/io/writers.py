@@ -135,8 +135,8 @@ def write_labels_nifti(
         again without the extension makes the whole map the user's.
     """
     labels = _check_labels(volume, labels)
-    ijk = np.asarray(volume.to_source(labels), dtype=np.uint8)
-    img = nib.Nifti1Image(ijk, volume.source.affine)  # F-ordered view: no transposing copy
+    ijk = np.asarray(volume.to_nifti(labels), dtype=np.uint8)
+    img = nib.Nifti1Image(ijk, volume.nifti_grid[0])  # F-ordered view: no transposing copy
     img.header.set_xyzt_units("mm")
     img.header["descrip"] = b"BoneScreen vertebrae: 1..5 = L1..L5, 6 = T12, 7 = sacrum (DESIGN.md)"
     if naming is not None:
@@ -215,7 +215,8 @@ def own_labels(path: str | os.PathLike) -> dict | None:
 def read_labels_nifti(
     volume: CTVolume, path: str | os.PathLike, allowed: tuple[int, ...] | None = None, scheme: str = "bonescreen"
 ) -> np.ndarray:
-    """Read a label NIfTI written on the volume's source grid back into (z, y, x) order.
+    """Read a label NIfTI written on the volume's source grid (a tilted series': :attr:`CTVolume.nifti_grid`) back
+    into (z, y, x) order.
 
     ``allowed`` are the ids that may occur (default: 0 and the lumbar levels 1..5 of
     ``levels.nii.gz``); other values are refused by name before any cast
@@ -247,8 +248,9 @@ def read_labels_nifti(
         raise BoneScreenError(f"unreadable label NIfTI ({why_unreadable(path, exc)})", path) from None
     while ijk.ndim > 3 and ijk.shape[-1] == 1:
         ijk = ijk[..., 0]
-    if ijk.ndim != 3 or sorted(ijk.shape) != sorted(volume.source.shape):
-        raise BoneScreenError(f"label grid {ijk.shape} differs from the CT's {tuple(volume.source.shape)}", path)
+    grid_affine, grid_shape = volume.nifti_grid  # the source's grid, or a tilted series' orthogonal one
+    if ijk.ndim != 3 or sorted(ijk.shape) != sorted(grid_shape):
+        raise BoneScreenError(f"label grid {ijk.shape} differs from the CT's {grid_shape}", path)
     ct_bare = volume.orientation_unknown
     if int(img.header["qform_code"]) == 0 and int(img.header["sform_code"]) == 0 and not ct_bare:
         raise BoneScreenError(
@@ -256,7 +258,7 @@ def read_labels_nifti(
             "with the CT's geometry (as levels.nii.gz is written)",
             path,
         )
-    gap = _corner_gap(img.affine, ijk.shape, volume.source.affine, volume.source.shape)
+    gap = _corner_gap(img.affine, ijk.shape, grid_affine, grid_shape)
     if gap > max(0.1, 0.25 * min(volume.spacing)):
         raise BoneScreenError(
             f"the label map does not lie on the CT's grid: its corners are up to {gap:.1f} mm from the CT's "
@@ -266,9 +268,9 @@ def read_labels_nifti(
     # the label file may be stored in another orientation of the same grid
     from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 
-    to_src = ornt_transform(io_orientation(img.affine), io_orientation(volume.source.affine))
+    to_src = ornt_transform(io_orientation(img.affine), io_orientation(grid_affine))
     ijk = apply_orientation(ijk, to_src)
-    if ijk.shape != tuple(volume.source.shape):
+    if ijk.shape != grid_shape:
         raise BoneScreenError("label grid does not match the CT grid", path)
     if scheme != "bonescreen":
         try:
@@ -298,7 +300,7 @@ def read_labels_nifti(
                 f"none of the map's ids ({shown}) is a vertebra with {scheme}'s ids" + (f"; {hint}" if hint else ""),
                 path,
             )
-        return _one_vertebra_per_id(volume.from_source(mapped), volume, path)
+        return _one_vertebra_per_id(volume.from_nifti(mapped), volume, path)
     hint = scheme_hint(ijk)
     if hint:  # another tool's ids read as BoneScreen's: refused, with the option that reads them
         raise BoneScreenError(f"the label map holds no lumbar level with BoneScreen's ids; {hint}", path)
@@ -309,7 +311,7 @@ def read_labels_nifti(
         if hint is None:
             raise
         raise BoneScreenError(f"{exc.problem}; {hint}", exc.path) from None
-    return _one_vertebra_per_id(volume.from_source(levels), volume, path)
+    return _one_vertebra_per_id(volume.from_nifti(levels), volume, path)
 
 
 def _not_totalsegmentators(ids_map: np.ndarray) -> str | None:
