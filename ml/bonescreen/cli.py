@@ -174,6 +174,7 @@ def _train(args: argparse.Namespace, task: str) -> int:
             "(the bundled one was fine-tuned at 1e-4)",
             file=sys.stderr,
         )
+    labelled_notes: list[str] = []  # what the labelled CT's labels hold and which slices were trained on
     if task == "segmentation":
         model_kwargs = {"width": args.width} if args.width else {}
         if args.context:
@@ -206,6 +207,7 @@ def _train(args: argparse.Namespace, task: str) -> int:
                 )
                 for note in real.notes:  # CT labelled for some vertebrae only: which slices were trained on
                     print(f"bonescreen: note: {note}", file=sys.stderr)
+                labelled_notes.extend(real.notes)
                 parts.append(real)
             return ConcatDataset(parts)
 
@@ -239,6 +241,8 @@ def _train(args: argparse.Namespace, task: str) -> int:
             # the labelled CT trained on, after those left out or skipped (helper-83: not recorded)
             "labelled_cases": [{"name": c.name, "image": str(Path(c.image).resolve())} for c in labelled],
             "labelled_repeat": getattr(args, "labelled_repeat", 1),
+            # (helper-86: which CT were partial and which of their slices were trained on was printed only)
+            "labelled_notes": labelled_notes,
             "split": f"by case, stratified by class, val fraction {args.val_fraction}, seed {args.seed}",
         },
         "command": "bonescreen " + " ".join(sys.argv[1:]) if _run_as_bonescreen() else None,

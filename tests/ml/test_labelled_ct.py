@@ -297,8 +297,15 @@ def test_a_ct_labelled_for_some_vertebrae_is_scored_on_those_and_trained_away_fr
     assert picked and not np.isin(small_case.spine[picked], [6, 7]).any()
     (note,) = slices.notes
     assert "spine_001: its labels hold some of the vertebrae in view only" in note and "trained on " in note
+    # which slices, as runs (helper-86: a count only)
+    kept = np.flatnonzero(label_coverage(small_case.hu, small_case.levels, small_case.spacing).trainable)
+    levels_z = np.flatnonzero(small_case.levels.any(axis=(1, 2)))
+    low, high = levels_z[levels_z < kept[0]], levels_z[levels_z > kept[-1]]
+    assert f"(left out: slices {low[0]}-{low[-1]}, {high[0]}-{high[-1]}, counted from its first slice, 0)" in note
     code = main(tiny_train_seg(small_set, tmp_path / "w", "--labelled", str(mine), "--layout", "nnunet"))
     assert code == 0 and "its labels hold some of the vertebrae in view only" in capsys.readouterr().err
+    recorded = json.loads((tmp_path / "w" / "model.json").read_text())["data"]["labelled_notes"]
+    assert recorded == [note]  # kept beside the weights (helper-86: printed only)
 
 
 def test_label_maps_that_cannot_be_scored_are_skipped_with_the_reason(tmp_path, small_case, capsys):

@@ -151,6 +151,13 @@ def _slice_pair(image: np.ndarray, mark: np.ndarray, rng: np.random.Generator | 
     return torch.from_numpy(img), torch.from_numpy(mark[None])
 
 
+def _slice_runs(ks: np.ndarray) -> str:
+    """Sorted slice indices as runs of consecutive slices: ``slices 3-17, 25-40`` (``slice 5`` for one)."""
+    runs = np.split(ks, np.flatnonzero(np.diff(ks) > 1) + 1)
+    text = ", ".join(f"{r[0]}" if r.size == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+    return f"slice{'s' if ks.size > 1 else ''} {text}"
+
+
 class LabelledSlices(_SlicePairs):
     """(CT slice, mark image) pairs from real CT with vertebra label maps (:mod:`bonescreen.data.labelled`).
 
@@ -209,13 +216,16 @@ class LabelledSlices(_SlicePairs):
             # from a TotalSegmentator folder with some files only, not at all)
             coverage = label_coverage(volume.hu, ids, volume.spacing)
             ks = np.flatnonzero(coverage.trainable)
+            labelled = np.flatnonzero(truth.any(axis=(1, 2)))
+            self.notes += [f"{case.name}: labels: {note}" for note in case.label_notes()]  # (helper-86: evaluate's)
             if coverage.partial or case.partial:
                 self.notes.append(
                     f"{case.name}: its labels hold some of the vertebrae in view only "
                     f"({'; '.join(case.partial_reasons() + coverage.unlabelled)}): "
                     + (
-                        f"trained on {ks.size} of its {np.count_nonzero(truth.any(axis=(1, 2)))} labelled slices, "
-                        "those away from the vertebrae it leaves out"
+                        f"trained on {ks.size} of its {labelled.size} labelled slices, those away from the vertebrae "
+                        f"it leaves out (left out: {_slice_runs(np.setdiff1d(labelled, ks))}, counted from its "
+                        "first slice, 0)"
                         if ks.size
                         else "not trained on (every labelled slice lies toward a vertebra it leaves out)"
                     )
