@@ -847,7 +847,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--layout",
         choices=["nnunet", "shared", "totalseg", "verse"],  # bonescreen.data.labelled.LAYOUTS
         default=None,
-        help="layout of --labelled",
+        help="layout of --labelled (default: the first of shared, verse, totalseg, nnunet the folder holds)",
     )
     ts.add_argument(
         "--leave-out",
