@@ -14,53 +14,15 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from scipy import ndimage
 
 from bonescreen.cli import main
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import load_ct
 from bonescreen.io.writers import read_labels_nifti, write_dicom_seg, write_labels_nifti
 from bonescreen.metrics import dice_score
+from bonescreen.phantom.tilt import levels_on_grid, write_tilted_series
 
 TILT_DEG = 15.0
-
-
-def _world_to_voxel(affine: np.ndarray, ras: np.ndarray) -> np.ndarray:
-    """(n, 3) RAS mm -> (3, n) (z, y, x) voxel coordinates of a volume with (x, y, z) -> RAS ``affine``."""
-    xyz = (np.linalg.inv(affine) @ np.c_[ras, np.ones(len(ras))].T)[:3]
-    return xyz[::-1]
-
-
-def _tilted_series(axial, reference, levels, folder, tilt_deg=TILT_DEG):
-    """Write ``reference``'s CT as a series tilted by ``tilt_deg`` about the left-right axis.
-
-    Returns the true levels sampled on each written slice, (k, rows, columns), in file order.
-    """
-    folder.mkdir()
-    t = np.radians(tilt_deg)
-    row, col = np.array([1.0, 0.0, 0.0]), np.array([0.0, np.cos(t), np.sin(t)])  # LPS
-    files = sorted(axial.iterdir())
-    first = pydicom.dcmread(files[0])
-    ny, nx = int(first.Rows), int(first.Columns)
-    dy, dx = (float(v) for v in first.PixelSpacing)
-    x0, y0 = (float(v) for v in first.ImagePositionPatient[:2])
-    r, c = np.mgrid[0:ny, 0:nx]
-    truths = []
-    for f in files:
-        ds = pydicom.dcmread(f)
-        z = float(ds.ImagePositionPatient[2]) - (ny - 1) / 2 * dy * np.sin(t)  # the slice's centre at the axial's z
-        corner = np.array([x0, y0 + (ny - 1) / 2 * dy * (1 - np.cos(t)), z])
-        lps = corner + (c.reshape(-1, 1) * dx) * row + (r.reshape(-1, 1) * dy) * col
-        ras = lps * np.array([-1.0, -1.0, 1.0])
-        at = _world_to_voxel(reference.affine, ras)
-        hu = ndimage.map_coordinates(reference.hu, at, order=1, cval=-1024.0).reshape(ny, nx)
-        truths.append(ndimage.map_coordinates(levels, at, order=0, cval=0).reshape(ny, nx))
-        ds.ImageOrientationPatient = [*row.tolist(), *[round(v, 6) for v in col]]
-        ds.ImagePositionPatient = [round(v, 4) for v in corner]
-        ds.GantryDetectorTilt = tilt_deg
-        ds.PixelData = (np.rint(hu).astype(np.int32) + 1024).astype(np.int16).tobytes()
-        ds.save_as(folder / f.name)
-    return np.stack(truths)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +30,7 @@ def tilted(small_case, small_case_files, tmp_path_factory):
     axial = small_case_files / "dicom" / "dicom"
     reference = load_ct(axial)
     folder = tmp_path_factory.mktemp("gantry") / "tilted"
-    truths = _tilted_series(axial, reference, small_case.levels, folder)
+    truths = write_tilted_series(axial, reference, small_case.levels, folder, TILT_DEG)
     return folder, reference, truths
 
 
@@ -84,15 +46,11 @@ def test_a_tilted_series_is_read_where_its_anatomy_lies_and_labels_go_back_onto_
     axes = volume.affine[:3, :3]
     np.testing.assert_allclose(axes.T @ axes, np.diag(np.diag(axes.T @ axes)), atol=1e-6)  # an orthogonal grid
     # the grid's voxels hold the CT found at their place in the patient: bone against the axial series' bone
-    zz, yy, xx = np.indices(volume.shape).reshape(3, -1)
-    ras = (volume.affine @ np.c_[xx, yy, zz, np.ones(xx.size)].T)[:3].T
-    expected = ndimage.map_coordinates(reference.hu, _world_to_voxel(reference.affine, ras), order=1, cval=-1024.0)
-    expected = expected.reshape(volume.shape)
-    covered = expected > -1000  # inside the axial series' range
-    assert dice_score((volume.hu > 250) & covered, (expected > 250) & covered) > 0.85
+    expected = levels_on_grid(volume, reference, (reference.hu > 250).astype(np.uint8)) > 0
+    covered = levels_on_grid(volume, reference, np.ones(reference.shape, np.uint8)) > 0  # in the axial series' range
+    assert dice_score((volume.hu > 250) & covered, expected & covered) > 0.85
     # the true levels on the grid, written as a DICOM SEG: each frame on its own source image holds that image's truth
-    levels = ndimage.map_coordinates(small_case.levels, _world_to_voxel(reference.affine, ras), order=0)
-    levels = levels.reshape(volume.shape).astype(np.uint8)
+    levels = levels_on_grid(volume, reference, small_case.levels)
     np.testing.assert_array_equal(volume.from_source(volume.to_source(levels)), levels)  # whole voxels: exact
     assert volume.to_source(levels).shape == tuple(volume.source.shape)
     # levels.nii.gz on the orthogonal grid: ITK-based editors (Slicer, ITK-SNAP) refuse a sheared affine (helper-87)

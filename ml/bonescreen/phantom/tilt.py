@@ -1,0 +1,82 @@
+"""A phantom's axial DICOM series re-acquired with the gantry tilted, to test and measure reading such series.
+
+A scanner with a tilted gantry images planes tilted about the patient's left-right axis and stacks them along the
+table: ImagePositionPatient moves along z only, ImageOrientationPatient's column direction tilts by the angle
+(GantryDetectorTilt). Here each plane is sampled from the axial series (linear interpolation of HU, nearest for
+labels) and written as a copy of the axial image it replaces, with the tilted geometry.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from scipy import ndimage
+
+from ..io.volume import CTVolume
+
+
+def _world_to_voxel(affine: np.ndarray, ras: np.ndarray) -> np.ndarray:
+    """(n, 3) RAS mm -> (3, n) (z, y, x) voxel coordinates of a volume with (x, y, z) -> RAS ``affine``."""
+    xyz = (np.linalg.inv(affine) @ np.c_[ras, np.ones(len(ras))].T)[:3]
+    return xyz[::-1]
+
+
+def write_tilted_series(
+    axial: str | os.PathLike, reference: CTVolume, levels: np.ndarray, out: str | os.PathLike, tilt_deg: float
+) -> np.ndarray:
+    """Write ``axial``'s series as if acquired with the gantry tilted by ``tilt_deg`` (degrees).
+
+    Parameters
+    ----------
+    axial : path
+        A folder of one axial DICOM series, one file per slice (:func:`~bonescreen.phantom.write.write_dicom_series`).
+    reference : CTVolume
+        That series read (:func:`bonescreen.io.load_ct`): HU (z, y, x) and its affine.
+    levels : ndarray
+        Labels on ``reference``'s grid (z, y, x), sampled onto the tilted planes.
+    out : path
+        The new folder (created): one file per axial file, same names, each plane centred where its axial one was.
+    tilt_deg : float
+        The tilt about the patient's left-right axis; planes beyond the axial series' range read air (-1024 HU).
+
+    Returns
+    -------
+    ndarray
+        ``levels`` sampled on each written plane, (k, rows, columns) in file order.
+    """
+    out = Path(out)
+    out.mkdir(parents=True)
+    t = np.radians(tilt_deg)
+    row, col = np.array([1.0, 0.0, 0.0]), np.array([0.0, np.cos(t), np.sin(t)])  # LPS
+    files = sorted(Path(axial).iterdir())
+    first = pydicom.dcmread(files[0], stop_before_pixels=True)
+    ny, nx = int(first.Rows), int(first.Columns)
+    dy, dx = (float(v) for v in first.PixelSpacing)
+    x0, y0 = (float(v) for v in first.ImagePositionPatient[:2])
+    r, c = np.mgrid[0:ny, 0:nx]
+    truths = []
+    for f in files:
+        ds = pydicom.dcmread(f)
+        z = float(ds.ImagePositionPatient[2]) - (ny - 1) / 2 * dy * np.sin(t)  # the plane's centre at the axial's z
+        corner = np.array([x0, y0 + (ny - 1) / 2 * dy * (1 - np.cos(t)), z])
+        lps = corner + (c.reshape(-1, 1) * dx) * row + (r.reshape(-1, 1) * dy) * col
+        at = _world_to_voxel(reference.affine, lps * np.array([-1.0, -1.0, 1.0]))
+        hu = ndimage.map_coordinates(reference.hu, at, order=1, cval=-1024.0).reshape(ny, nx)
+        truths.append(ndimage.map_coordinates(levels, at, order=0, cval=0).reshape(ny, nx))
+        ds.ImageOrientationPatient = [*row.tolist(), *[round(v, 6) for v in col]]
+        ds.ImagePositionPatient = [round(v, 4) for v in corner]
+        ds.GantryDetectorTilt = tilt_deg
+        ds.PixelData = (np.rint(hu).astype(np.int32) + 1024).astype(np.int16).tobytes()
+        ds.save_as(out / f.name)
+    return np.stack(truths)
+
+
+def levels_on_grid(volume: CTVolume, reference: CTVolume, levels: np.ndarray) -> np.ndarray:
+    """``levels`` on ``reference``'s grid sampled (nearest) at the voxels of ``volume``'s grid, (z, y, x) uint8."""
+    zz, yy, xx = np.indices(volume.shape).reshape(3, -1)
+    ras = (volume.affine @ np.c_[xx, yy, zz, np.ones(xx.size)].T)[:3].T
+    on = ndimage.map_coordinates(levels, _world_to_voxel(reference.affine, ras), order=0)
+    return on.reshape(volume.shape).astype(np.uint8)
