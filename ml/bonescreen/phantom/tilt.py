@@ -25,46 +25,66 @@ def _world_to_voxel(affine: np.ndarray, ras: np.ndarray) -> np.ndarray:
 
 
 def write_tilted_series(
-    axial: str | os.PathLike, reference: CTVolume, levels: np.ndarray, out: str | os.PathLike, tilt_deg: float
+    axial: str | os.PathLike,
+    reference: CTVolume,
+    levels: np.ndarray,
+    out: str | os.PathLike,
+    tilt_deg: float,
+    thickness_mm: float | None = None,
 ) -> np.ndarray:
     """Write ``axial``'s series as if acquired with the gantry tilted by ``tilt_deg`` (degrees).
 
     Parameters
     ----------
     axial : path
-        A folder of one axial DICOM series, one file per slice (:func:`~bonescreen.phantom.write.write_dicom_series`).
+        A folder of one axial DICOM series, one file per slice (:func:`~bonescreen.phantom.write.write_dicom_series`):
+        the template of each plane (its tags, its centre along the table).
     reference : CTVolume
-        That series read (:func:`bonescreen.io.load_ct`): HU (z, y, x) and its affine.
+        The CT sampled (:func:`bonescreen.io.load_ct`): HU (z, y, x) and its affine, that series or a finer one of
+        the same patient.
     levels : ndarray
         Labels on ``reference``'s grid (z, y, x), sampled onto the tilted planes.
     out : path
         The new folder (created): one file per axial file, same names, each plane centred where its axial one was.
     tilt_deg : float
-        The tilt about the patient's left-right axis; planes beyond the axial series' range read air (-1024 HU).
+        The tilt about the patient's left-right axis; planes beyond the reference's range read air (-1024 HU).
+    thickness_mm : float, optional
+        Each plane's HU the mean over this thickness along its normal (planes ``reference``'s slice spacing apart),
+        as a scanner's slice integrates its slab: from a finer reference, a slice as thick as the axial series' is
+        made without the blur of interpolating between thick slices. By default the plane itself (linear
+        interpolation).
 
     Returns
     -------
     ndarray
-        ``levels`` sampled on each written plane, (k, rows, columns) in file order.
+        ``levels`` sampled (nearest) on each written plane, (k, rows, columns) in file order.
     """
     out = Path(out)
     out.mkdir(parents=True)
     t = np.radians(tilt_deg)
     row, col = np.array([1.0, 0.0, 0.0]), np.array([0.0, np.cos(t), np.sin(t)])  # LPS
+    normal = np.cross(row, col)
     files = sorted(Path(axial).iterdir())
     first = pydicom.dcmread(files[0], stop_before_pixels=True)
     ny, nx = int(first.Rows), int(first.Columns)
     dy, dx = (float(v) for v in first.PixelSpacing)
     x0, y0 = (float(v) for v in first.ImagePositionPatient[:2])
     r, c = np.mgrid[0:ny, 0:nx]
+    n_sub = 1 if thickness_mm is None else max(1, round(thickness_mm / reference.spacing[0]))
+    offsets = [0.0] if n_sub == 1 else ((np.arange(n_sub) + 0.5) / n_sub - 0.5) * thickness_mm  # sub-plane centres
     truths = []
     for f in files:
         ds = pydicom.dcmread(f)
         z = float(ds.ImagePositionPatient[2]) - (ny - 1) / 2 * dy * np.sin(t)  # the plane's centre at the axial's z
         corner = np.array([x0, y0 + (ny - 1) / 2 * dy * (1 - np.cos(t)), z])
         lps = corner + (c.reshape(-1, 1) * dx) * row + (r.reshape(-1, 1) * dy) * col
-        at = _world_to_voxel(reference.affine, lps * np.array([-1.0, -1.0, 1.0]))
-        hu = ndimage.map_coordinates(reference.hu, at, order=1, cval=-1024.0).reshape(ny, nx)
+        to_ras = np.array([-1.0, -1.0, 1.0])
+        hu = np.zeros(ny * nx)
+        for offset in offsets:  # the slab's planes along the normal
+            at = _world_to_voxel(reference.affine, (lps + offset * normal) * to_ras)
+            hu += ndimage.map_coordinates(reference.hu, at, order=1, cval=-1024.0)
+        hu = (hu / len(offsets)).reshape(ny, nx)
+        at = _world_to_voxel(reference.affine, lps * to_ras)
         truths.append(ndimage.map_coordinates(levels, at, order=0, cval=0).reshape(ny, nx))
         ds.ImageOrientationPatient = [*row.tolist(), *[round(v, 6) for v in col]]
         ds.ImagePositionPatient = [round(v, 4) for v in corner]
