@@ -94,7 +94,7 @@ def main() -> None:
             folder = root / f"tilt{tilt:g}"
             write_tilted_series(root / "template", reference, fine.levels, folder, tilt, FINE_MM * SUB)
             volume = load_ct(folder)
-            truth = levels_on_grid(volume, reference, fine.levels)
+            (truth,) = levels_on_grid(volume, reference, fine.levels)
             t0 = time.perf_counter()
             seg = screener.segment(volume)
             seconds = time.perf_counter() - t0

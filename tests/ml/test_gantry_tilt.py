@@ -46,11 +46,12 @@ def test_a_tilted_series_is_read_where_its_anatomy_lies_and_labels_go_back_onto_
     axes = volume.affine[:3, :3]
     np.testing.assert_allclose(axes.T @ axes, np.diag(np.diag(axes.T @ axes)), atol=1e-6)  # an orthogonal grid
     # the grid's voxels hold the CT found at their place in the patient: bone against the axial series' bone
-    expected = levels_on_grid(volume, reference, (reference.hu > 250).astype(np.uint8)) > 0
-    covered = levels_on_grid(volume, reference, np.ones(reference.shape, np.uint8)) > 0  # in the axial series' range
-    assert dice_score((volume.hu > 250) & covered, expected & covered) > 0.85
-    # the true levels on the grid, written as a DICOM SEG: each frame on its own source image holds that image's truth
-    levels = levels_on_grid(volume, reference, small_case.levels)
+    bone, covered, levels = levels_on_grid(  # and the true levels on the grid
+        volume, reference, reference.hu > 250, np.ones(reference.shape, bool), small_case.levels
+    )
+    covered = covered > 0  # in the axial series' range
+    assert dice_score((volume.hu > 250) & covered, (bone > 0) & covered) > 0.85
+    # the true levels written as a DICOM SEG: each frame on its own source image holds that image's truth
     np.testing.assert_array_equal(volume.from_source(volume.to_source(levels)), levels)  # whole voxels: exact
     assert volume.to_source(levels).shape == tuple(volume.source.shape)
     # levels.nii.gz on the orthogonal grid: ITK-based editors (Slicer, ITK-SNAP) refuse a sheared affine (helper-87)

@@ -94,9 +94,18 @@ def write_tilted_series(
     return np.stack(truths)
 
 
-def levels_on_grid(volume: CTVolume, reference: CTVolume, levels: np.ndarray) -> np.ndarray:
-    """``levels`` on ``reference``'s grid sampled (nearest) at the voxels of ``volume``'s grid, (z, y, x) uint8."""
-    zz, yy, xx = np.indices(volume.shape).reshape(3, -1)
-    ras = (volume.affine @ np.c_[xx, yy, zz, np.ones(xx.size)].T)[:3].T
-    on = ndimage.map_coordinates(levels, _world_to_voxel(reference.affine, ras), order=0)
-    return on.reshape(volume.shape).astype(np.uint8)
+def levels_on_grid(volume: CTVolume, reference: CTVolume, *arrays: np.ndarray) -> list[np.ndarray]:
+    """Arrays on ``reference``'s grid sampled (nearest; 0 outside it) at the voxels of ``volume``'s grid.
+
+    Returns one (z, y, x) uint8 array per array given, the voxels' places computed once.
+    """
+    zz, yy, xx = np.indices(volume.shape, dtype=np.float32).reshape(3, -1)
+    ras = (volume.affine @ np.stack([xx, yy, zz, np.ones_like(xx)]))[:3].T
+    at = np.rint(_world_to_voxel(reference.affine, ras)).astype(np.int32)
+    inside = np.all((at >= 0) & (at < np.array(reference.shape)[:, None]), axis=0)
+    out = []
+    for array in arrays:
+        on = np.zeros(at.shape[1], np.uint8)
+        on[inside] = array[at[0, inside], at[1, inside], at[2, inside]]
+        out.append(on.reshape(volume.shape))
+    return out
