@@ -814,9 +814,9 @@ def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray, tuple
             f"uneven slice spacing: {steps[i]:.2f} mm between {names}, {mean_step:.2f} mm elsewhere (missing slices?)",
             a.path.parent if a.frame is None else a.path,
         )
-    step = (frames[-1].position - frames[0].position) / (len(frames) - 1)
+    step = _mean_step(frames)
     along = float(step @ first.normal)  # > 0: sorted along the normal
-    tilt = float(np.degrees(np.arccos(np.clip(along / np.linalg.norm(step), -1, 1))))
+    tilt = _tilt_deg(step, along)
     if tilt <= _MAX_TILT_DEG:
         affine[:3, 2] = step
         return frames, affine, None
@@ -845,11 +845,21 @@ def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray, tuple
     return frames, affine, shift
 
 
-def _tilt_note(frames: list[_Frame], lps: np.ndarray, shift: tuple[float, float]) -> str:
-    """What reading a gantry-tilted series did, for :attr:`CTVolume.notes`."""
-    step = (frames[-1].position - frames[0].position) / (len(frames) - 1)
+def _mean_step(frames: list[_Frame]) -> np.ndarray:
+    """The mean step (LPS mm) from one sorted slice's ImagePositionPatient to the next's."""
+    return (frames[-1].position - frames[0].position) / (len(frames) - 1)
+
+
+def _tilt_deg(step: np.ndarray, along: float) -> float:
+    """Degrees between the slices' stacking ``step`` and their normal (``along``: the step's part along it)."""
+    return float(np.degrees(np.arccos(np.clip(along / np.linalg.norm(step), -1, 1))))
+
+
+def _tilt_note(frames: list[_Frame], lps: np.ndarray) -> str:
+    """What reading a gantry-tilted series did, for :attr:`CTVolume.notes` (``lps``: its grid along the normal)."""
+    step = _mean_step(frames)
     along = float(np.linalg.norm(lps[:3, 2]))
-    tilt = float(np.degrees(np.arccos(np.clip(along / np.linalg.norm(step), -1, 1))))
+    tilt = _tilt_deg(step, along)
     stated = _float(frames[0].ds, "GantryDetectorTilt")
     for group in frames[0].ds.get("SharedFunctionalGroupsSequence", []):  # Enhanced CT: CT Acquisition Details
         for item in group.get("CTAcquisitionDetailsSequence", []):
@@ -1075,7 +1085,7 @@ def _load_dicom(
     source_ras = ras = to_ras @ lps
     if shift is not None:  # onto the grid along the slices' normal, its corner where the slices' spread begins
         source_ras = ras.copy()  # the series' own, sheared grid: slices stacked along the table
-        source_ras[:3, 2] = to_ras[:3, :3] @ (frames[-1].position - frames[0].position) / (len(frames) - 1)
+        source_ras[:3, 2] = to_ras[:3, :3] @ _mean_step(frames)
         ras[:3, 3] -= ras[:3, :2] @ slice_offsets(len(frames), shift)[0][0]
         source_shape = data.shape
         data = shift_slices(data, shift, AIR_HU)
@@ -1101,7 +1111,7 @@ def _load_dicom(
     )
     if shift is not None:
         volume.source.affine, volume.source.shape, volume.source.slice_shift = source_ras, source_shape, shift
-        volume.notes.append(_tilt_note(frames, lps, shift))
+        volume.notes.append(_tilt_note(frames, lps))
     volume.notes.extend(series.notes)
     thickness, step = _float(first, "SliceThickness"), float(np.linalg.norm(lps[:3, 2]))
     if len(frames) > 1 and thickness is not None and 0 < thickness and step - thickness > max(0.5, 0.1 * step):

@@ -2,8 +2,9 @@
 
 A scanner with a tilted gantry images planes tilted about the patient's left-right axis and stacks them along the
 table: ImagePositionPatient moves along z only, ImageOrientationPatient's column direction tilts by the angle
-(GantryDetectorTilt). Here each plane is sampled from the axial series (linear interpolation of HU, nearest for
-labels) and written as a copy of the axial image it replaces, with the tilted geometry.
+(GantryDetectorTilt). Here each plane is sampled from a reference CT of the same patient (linear interpolation of
+HU, averaged over the slice's thickness when asked; nearest for labels) and written as a copy of the axial image
+it replaces, with the tilted geometry.
 """
 
 from __future__ import annotations
