@@ -118,8 +118,11 @@ def test_tilts_up_to_35_degrees_are_read_and_the_tilt_stated_is_checked(series):
         " ".join(load_ct(series).notes)
     )
     _tilt_tags(series, 40.0)
-    with pytest.raises(BoneScreenError, match=r"oblique \(40 degrees from axial, more than a gantry tilts\)"):
+    with pytest.raises(BoneScreenError, match=r"oblique \(40 degrees from axial, more than a gantry tilts\)") as info:
         load_ct(series)
+    # said once for the series, with the count of its files (helper-88: once per file, five times)
+    n = len(list(series.iterdir()))
+    assert str(info.value).count("40 degrees") == 1 and f"found {n} files (" in str(info.value)
 
 
 def test_slices_stacked_further_off_their_normal_than_a_gantry_tilts_or_off_a_line_are_refused(series):

@@ -681,7 +681,7 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str], 
         raise errors[0]  # the folder's one series, refused for a reason that names its file
     if not candidates:
         modalities = sorted({i.modality or "none" for i in found})
-        listing = "; ".join(rejected + [f"{name} ({why})" for name, why in skipped[:_NAMED_SKIPS]])
+        listing = "; ".join(rejected + _skips_by_reason(skipped))
         if "CT" not in modalities:
             raise BoneScreenError(
                 f"no CT images in the folder (modality {', '.join(modalities)}); found {listing}", folder
@@ -848,6 +848,18 @@ def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray, tuple
 def _mean_step(frames: list[_Frame]) -> np.ndarray:
     """The mean step (LPS mm) from one sorted slice's ImagePositionPatient to the next's."""
     return (frames[-1].position - frames[0].position) / (len(frames) - 1)
+
+
+def _skips_by_reason(skipped: list[tuple[str, str]]) -> list[str]:
+    """Skipped files (name, why) as listed in an error, one entry per reason: every file of a series skipped for the
+    same reason says it once with their count (helper-88: a 40-degree series' reason five times, file by file)."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in skipped:
+        by_reason.setdefault(why, []).append(name)
+    return [
+        f"{names[0]} ({why})" if len(names) == 1 else f"{len(names)} files ({names[0]}, ...): {why}"
+        for why, names in list(by_reason.items())[:_NAMED_SKIPS]
+    ]
 
 
 def _tilt_deg(step: np.ndarray, along: float) -> float:
