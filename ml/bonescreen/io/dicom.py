@@ -375,10 +375,9 @@ def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], lis
     return found, unreadable
 
 
-def _skip_note(skipped: list[tuple[str, str]]) -> str | None:
-    """One line naming the skipped files by reason: ``skipped 2 files that are not axial CT images: ...``."""
-    if not skipped:
-        return None
+def _skips_by_reason(skipped: list[tuple[str, str]]) -> list[str]:
+    """Skipped files (name, reason), one ``reason: name, name ... and N more`` per reason (helper-88: an error listed
+    a 40-degree series' reason once per file)."""
     by_reason: dict[str, list[str]] = defaultdict(list)
     for name, reason in skipped:
         by_reason[reason].append(name)
@@ -388,6 +387,14 @@ def _skip_note(skipped: list[tuple[str, str]]) -> str | None:
             f" and {len(names) - _NAMED_SKIPS} more" if len(names) > _NAMED_SKIPS else ""
         )
         parts.append(f"{reason}: {shown}")
+    return parts
+
+
+def _skip_note(skipped: list[tuple[str, str]]) -> str | None:
+    """One line naming the skipped files by reason: ``skipped 2 files that are not axial CT images: ...``."""
+    if not skipped:
+        return None
+    parts = _skips_by_reason(skipped)
     n = len(skipped)
     files = f"{n} files that are" if n > 1 else "1 file that is"
     return f"skipped {files} not part of the axial CT series ({'; '.join(parts)})"
@@ -848,18 +855,6 @@ def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray, tuple
 def _mean_step(frames: list[_Frame]) -> np.ndarray:
     """The mean step (LPS mm) from one sorted slice's ImagePositionPatient to the next's."""
     return (frames[-1].position - frames[0].position) / (len(frames) - 1)
-
-
-def _skips_by_reason(skipped: list[tuple[str, str]]) -> list[str]:
-    """Skipped files (name, why) as listed in an error, one entry per reason: every file of a series skipped for the
-    same reason says it once with their count (helper-88: a 40-degree series' reason five times, file by file)."""
-    by_reason: dict[str, list[str]] = {}
-    for name, why in skipped:
-        by_reason.setdefault(why, []).append(name)
-    return [
-        f"{names[0]} ({why})" if len(names) == 1 else f"{len(names)} files ({names[0]}, ...): {why}"
-        for why, names in list(by_reason.items())[:_NAMED_SKIPS]
-    ]
 
 
 def _tilt_deg(step: np.ndarray, along: float) -> float:
