@@ -549,3 +549,98 @@ def test_export_is_refused_once_the_cts_voxels_or_spacing_changed_since_classify
     segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName("L5"))
     with pytest.raises(BoneScreenError, match=r"the segmentation .* changed since it was classified"):
         logic.export(str(tmp_path / "segments"), node, seg)
+
+
+def _as_slicer_reads_a_tilted_series(scene, folder: Path, truths: np.ndarray, tilt_deg: float):
+    """A volume node of a gantry-tilted series as 3D Slicer's DICOM module leaves it once its acquisition transform
+    is hardened: the images on their own axes, stacked along their normal from the first image, each moved in-plane
+    (linear interpolation) to where it lies; with ``truths`` ((k, rows, columns) on the images) moved alike
+    (nearest). Slicer's DICOM plugin is not part of slicer-core: the grid is built here from the files' geometry."""
+    import pydicom
+    from BoneScreenLib.logic import _numpy_to_matrix
+    from scipy import ndimage
+
+    files = sorted(folder.iterdir())
+    heads = [pydicom.dcmread(f) for f in files]
+    dy, dx = (float(v) for v in heads[0].PixelSpacing)
+    t = np.radians(tilt_deg)
+    row, col = np.array([1.0, 0.0, 0.0]), np.array([0.0, np.cos(t), np.sin(t)])  # LPS, as the files state them
+    normal = np.cross(row, col)
+    first = np.array([float(v) for v in heads[0].ImagePositionPatient])
+    hu, levels = [], []
+    for k, ds in enumerate(heads):
+        offset = np.array([float(v) for v in ds.ImagePositionPatient]) - first
+        dz = float(offset @ normal) / max(k, 1)
+        rows = float(offset @ col) / dy  # how far this image lies along the columns from the first one's grid
+        image = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        hu.append(ndimage.shift(image.astype(np.float32), (rows, 0.0), order=1, cval=-1024.0))
+        levels.append(ndimage.shift(truths[k], (rows, 0.0), order=0, cval=0))
+    lps_to_ras = np.diag([-1.0, -1.0, 1.0])
+    direction = np.eye(4)
+    direction[:3, :3] = lps_to_ras @ np.column_stack([row, col, normal])
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "tilted CT")
+    node.SetSpacing(dx, dy, dz)
+    node.SetOrigin(*(lps_to_ras @ first))
+    node.SetIJKToRASDirectionMatrix(_numpy_to_matrix(direction))
+    slicer.util.updateVolumeFromArray(node, np.rint(np.stack(hu)).astype(np.int16))  # (k, j, i)
+    node.SetAttribute("DICOM.instanceUIDs", " ".join(str(ds.SOPInstanceUID) for ds in heads))
+    return node, np.stack(levels)
+
+
+def test_export_writes_seg_and_sr_for_a_gantry_tilted_series_on_slicers_grid(
+    scene, small_case, small_case_files, tmp_path
+):
+    """Slicer reads a gantry-tilted series onto its images' own axes; BoneScreen's reader moves each image by whole
+    pixels onto the grid along their normal, grown by their spread. The export refused the SEG and SR ("the DICOM
+    series on disk is not on the volume node's grid"); the segmentation is now carried onto the series' images, and
+    each image's SEG frame holds that image's truth. The database is a stand-in (as above)."""
+    import highdicom as hd
+    import pydicom
+
+    from bonescreen.io import load_ct
+    from bonescreen.metrics import dice_score
+    from bonescreen.phantom.tilt import write_tilted_series
+
+    tilt = 15.0
+    folder = tmp_path / "tilted"
+    axial = small_case_files / "dicom" / "dicom"
+    truths = write_tilted_series(axial, load_ct(axial), small_case.levels, folder, tilt)
+    node, node_levels = _as_slicer_reads_a_tilted_series(scene, folder, truths, tilt)
+    files = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID): str(p) for p in folder.iterdir()}
+
+    class DatabaseStandIn:
+        def fileForInstance(self, uid):  # CTK's name
+            return files.get(uid, "")
+
+    logic = BoneScreenLogic("cpu")
+    slicer.dicomDatabase = DatabaseStandIn()
+    try:
+        volume = volume_node_to_ct(node)
+        assert volume.shape != load_ct(folder).shape  # not the grid BoneScreen reads the series onto
+        labels = volume.from_source(node_levels.transpose(2, 1, 0))  # (k, j, i) -> the volume's (z, y, x)
+        seg = labels_to_segmentation(labels, volume, node)
+        logic.classify(node, seg)
+        written = logic.export(str(tmp_path / "out"), node, seg)
+        # a node turned off the series' axes (resampled since) is still refused, by name
+        turned = _as_slicer_reads_a_tilted_series(scene, folder, truths, tilt + 5.0)[0]
+        logic.classify(turned, labels_to_segmentation(labels, volume_node_to_ct(turned), turned))
+        with pytest.raises(BoneScreenError, match=r"axes are 5\.0 degrees off the DICOM series'"):
+            logic.export(str(tmp_path / "turned"), turned)
+    finally:
+        del slicer.dicomDatabase
+    assert [p.split("/")[-1] for p in written] == ["result.json", "report.png", "seg.dcm", "sr.dcm"]
+    said = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert any("carried onto the series' images" in n for n in said["output_notes"]), said["output_notes"]
+    seg_read = hd.seg.segread(tmp_path / "out" / "seg.dcm")
+    uids = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in sorted(folder.iterdir())]
+    read = np.zeros_like(truths)
+    for number in seg_read.segment_numbers:
+        level = {"L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 5}[seg_read.get_segment_description(number).SegmentLabel]
+        for k, uid in enumerate(uids):
+            try:
+                frame = seg_read.get_pixels_by_source_instance([uid], segment_numbers=[number])[0, :, :, 0]
+            except (ValueError, KeyError, IndexError):  # no frame of this segment on that image
+                continue
+            read[k][frame > 0] = level
+    for level in (1, 3, 5):
+        assert dice_score(read == level, truths == level) > 0.9, level

@@ -347,3 +347,62 @@ def obliquity_deg(affine: np.ndarray) -> float:
     """Largest angle (degrees) between an image axis (a column of ``affine``'s 3x3) and its nearest patient axis."""
     axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
     return float(np.degrees(np.arccos(np.clip(np.abs(axes).max(axis=0), -1.0, 1.0))).max())
+
+
+def axes_angle_deg(affine_a: np.ndarray, affine_b: np.ndarray) -> float:
+    """Largest angle (degrees) between the image axes of two (x, y, z) -> RAS affines, axis by axis (a grid and its
+    resampling onto the same slices' axes read 0; one axis of the pair reversed reads 180)."""
+    a = affine_a[:3, :3] / np.linalg.norm(affine_a[:3, :3], axis=0)
+    b = affine_b[:3, :3] / np.linalg.norm(affine_b[:3, :3], axis=0)
+    return float(np.degrees(np.arccos(np.clip((a * b).sum(axis=0), -1.0, 1.0))).max())
+
+
+def _grid_to_grid(affine: np.ndarray, target_affine: np.ndarray) -> np.ndarray:
+    """4x4 from a target grid's (z, y, x) voxel indices to another grid's (z, y, x), both given by (x, y, z) -> RAS."""
+    swap = np.eye(4)[[2, 1, 0, 3]]  # (z, y, x, 1) <-> (x, y, z, 1)
+    return swap @ np.linalg.inv(affine) @ target_affine @ swap
+
+
+def labels_onto_grid(
+    labels: np.ndarray, affine: np.ndarray, target_affine: np.ndarray, target_shape: tuple[int, int, int]
+) -> np.ndarray:
+    """A (z, y, x) label map carried onto another grid of the same patient space, nearest voxel.
+
+    For the grids two readers make of one series: 3D Slicer reads a gantry-tilted series onto its slices' own axes
+    (and resamples it there when its acquisition transform is hardened), while BoneScreen's reader moves each slice
+    by whole pixels onto the grid along their normal (:func:`shift_slices`). Each voxel of the target grid takes the
+    label at its centre's position (0 beyond ``labels``' grid); :func:`voxels_beyond_grid` counts what is lost.
+
+    Parameters
+    ----------
+    labels : ndarray
+        Integer or bool (z, y, x) label map on the grid of ``affine``.
+    affine, target_affine : ndarray
+        4x4 (x, y, z) voxel index -> RAS (mm) of the two grids (:attr:`CTVolume.affine`).
+    target_shape : tuple of int
+        (z, y, x) shape of the target grid.
+
+    Returns
+    -------
+    ndarray
+        The label map on the target grid, ``labels``' dtype (bool as uint8).
+    """
+    from scipy import ndimage
+
+    to_source = _grid_to_grid(affine, target_affine)
+    array = labels.view(np.uint8) if labels.dtype == bool else labels
+    return ndimage.affine_transform(
+        array, to_source[:3, :3], offset=to_source[:3, 3], output_shape=tuple(target_shape), order=0, cval=0
+    )
+
+
+def voxels_beyond_grid(
+    labels: np.ndarray, affine: np.ndarray, target_affine: np.ndarray, target_shape: tuple[int, int, int]
+) -> int:
+    """How many labelled voxels of ``labels`` (on the grid of ``affine``) have their centre outside the target grid:
+    what :func:`labels_onto_grid` leaves out. Arguments as there."""
+    to_target = np.linalg.inv(_grid_to_grid(affine, target_affine))
+    zyx = np.argwhere(labels > 0)
+    where = zyx @ to_target[:3, :3].T + to_target[:3, 3]
+    inside = ((where > -0.5) & (where < np.asarray(target_shape) - 0.5)).all(axis=1)
+    return int(np.count_nonzero(~inside))

@@ -16,7 +16,7 @@ import numpy as np
 import pydicom
 from scipy import ndimage
 
-from ..io.volume import CTVolume
+from ..io.volume import CTVolume, labels_onto_grid
 
 
 def _world_to_voxel(affine: np.ndarray, ras: np.ndarray) -> np.ndarray:
@@ -98,15 +98,9 @@ def write_tilted_series(
 def levels_on_grid(volume: CTVolume, reference: CTVolume, *arrays: np.ndarray) -> list[np.ndarray]:
     """Arrays on ``reference``'s grid sampled (nearest; 0 outside it) at the voxels of ``volume``'s grid.
 
-    Returns one (z, y, x) uint8 array per array given, the voxels' places computed once.
+    Returns one (z, y, x) uint8 array per array given (:func:`bonescreen.io.volume.labels_onto_grid`).
     """
-    zz, yy, xx = np.indices(volume.shape, dtype=np.float32).reshape(3, -1)
-    ras = (volume.affine @ np.stack([xx, yy, zz, np.ones_like(xx)]))[:3].T
-    at = np.rint(_world_to_voxel(reference.affine, ras)).astype(np.int32)
-    inside = np.all((at >= 0) & (at < np.array(reference.shape)[:, None]), axis=0)
-    out = []
-    for array in arrays:
-        on = np.zeros(at.shape[1], np.uint8)
-        on[inside] = array[at[0, inside], at[1, inside], at[2, inside]]
-        out.append(on.reshape(volume.shape))
-    return out
+    return [
+        labels_onto_grid(np.asarray(a).astype(np.uint8, copy=False), reference.affine, volume.affine, volume.shape)
+        for a in arrays
+    ]

@@ -517,17 +517,22 @@ def dicom_source_files(volume_node, limit: int | None = None) -> list[str] | Non
     return files if all(files) else None
 
 
-def export_dicom_sr(files: list[str], volume, labels, result: dict, out) -> dict[str, list[str]]:
+def export_dicom_sr(
+    files: list[str], volume, labels, result: dict, out, notes: list[str] | None = None
+) -> dict[str, list[str]]:
     """seg.dcm and sr.dcm in ``out`` for a classification of the CT read from ``files``; returns, per file, the
     identifying DICOM tags it carries (result.json's ``identifying_tags``, as ``screen`` writes them).
 
-    The series is read again with BoneScreen's DICOM reader (the SEG and SR reference its images);
-    ``labels`` (z, y, x on ``volume``, the node's grid) must lie on the same grid.
+    The series is read again with BoneScreen's DICOM reader (the SEG and SR reference its images). ``labels``
+    (z, y, x on ``volume``, the node's grid) are carried onto that reader's grid where the node lies on another
+    grid of the same slices (:func:`_labels_onto_series`: a gantry-tilted series, which Slicer reads onto its
+    slices' own axes), with a note appended to ``notes``.
 
     Raises
     ------
     BoneScreenError
-        If the files are not one series on the node's grid, or a writer refuses.
+        If the files are not one series, the node's grid is not one of its slices' (another orientation, or
+        labels beyond the series), or a writer refuses.
     """
     from pathlib import Path
 
@@ -547,10 +552,61 @@ def export_dicom_sr(files: list[str], volume, labels, result: dict, out) -> dict
     # kernels) was refused, or its other series read and found off the node's grid
     source = load_ct(folders.pop(), recursive=False, series=uid or None)
     if source.shape != volume.shape or not np.allclose(source.affine, volume.affine, atol=1e-3):
-        raise BoneScreenError("the DICOM series on disk is not on the volume node's grid: cannot export the SR")
+        labels = _labels_onto_series(labels, volume, source, notes)
     seg_tags = write_dicom_seg(source, labels, Path(out) / "seg.dcm")
     sr_tags = write_dicom_sr(source, Path(out) / "seg.dcm", result, Path(out) / "sr.dcm")
     return {"seg.dcm": seg_tags, "sr.dcm": sr_tags}
+
+
+#: Most a grid of the node may be turned from the series' grid (degrees) for its labels to be carried onto the
+#: series: Slicer keeps a tilted series' slice axes, so the two grids share their axes up to rounding.
+MAX_GRID_TURN_DEG = 1.0
+#: Most of the labelled voxels that may lie beyond the series' images and be left out of the SEG: Slicer's grid of a
+#: tilted series may reach past its last image by the part of a slice step the tilt takes (a few percent of a
+#: slice); a larger share is labels of another place (a node cropped or moved), refused.
+MAX_LOST_SHARE = 0.01
+
+
+def _labels_onto_series(labels, volume, source, notes: list[str] | None):
+    """``labels`` (z, y, x on ``volume``, the node's grid) on the grid BoneScreen reads the series onto (``source``).
+
+    3D Slicer reads a gantry-tilted series onto its slices' own axes, stacked along their normal, and resamples it
+    there once its acquisition transform is hardened; BoneScreen moves each slice by whole pixels onto the grid
+    along the normal, grown by the slices' spread (:func:`bonescreen.io.volume.shift_slices`). The two grids share
+    their axes but not their corner, extent or slice step: each voxel of the series' grid takes the label at its
+    centre (nearest voxel, :func:`bonescreen.io.volume.labels_onto_grid`), and a note says so.
+
+    Raises
+    ------
+    BoneScreenError
+        If the grids' axes differ by more than :data:`MAX_GRID_TURN_DEG`, or more than :data:`MAX_LOST_SHARE` of
+        the labelled voxels lie beyond the series' images.
+    """
+    from bonescreen.io.volume import axes_angle_deg, labels_onto_grid, voxels_beyond_grid
+
+    turn = axes_angle_deg(volume.affine, source.affine)
+    if turn > MAX_GRID_TURN_DEG:
+        raise BoneScreenError(
+            f"the volume node's axes are {turn:.1f} degrees off the DICOM series' (resampled or reoriented since it "
+            "was loaded?): cannot place the segmentation on the series' images for the SEG and SR"
+        )
+    labels = np.asarray(labels)
+    moved = labels_onto_grid(labels, volume.affine, source.affine, source.shape)
+    lost = voxels_beyond_grid(labels, volume.affine, source.affine, source.shape)
+    labelled = int(np.count_nonzero(labels))
+    if lost > MAX_LOST_SHARE * labelled:
+        raise BoneScreenError(
+            f"{lost} of {labelled} labelled voxels of the segmentation lie beyond the DICOM series' images (the volume "
+            "node was cropped or moved since it was loaded?): cannot export the SEG and SR"
+        )
+    if notes is not None:
+        beyond = f"; {lost} labelled voxels beyond the series' images left out" if lost else ""
+        notes.append(
+            "seg.dcm, sr.dcm: the volume node lies on another grid than BoneScreen reads the DICOM series onto (a "
+            "gantry-tilted series, which Slicer reads onto its slices' own axes): the segmentation was carried onto "
+            f"the series' images voxel by voxel (nearest voxel, within half a voxel){beyond}"
+        )
+    return moved
 
 
 TABLE_COLUMNS = (
@@ -951,7 +1007,7 @@ class BoneScreenLogic:
                 out,
                 "seg",
                 "seg.dcm",
-                lambda _: exports.update(export_dicom_sr(files, volume, levels, last, out)),
+                lambda _: exports.update(export_dicom_sr(files, volume, levels, last, out, notes)),
                 outputs,
                 errors,
                 exports,
