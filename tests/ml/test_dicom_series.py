@@ -4,6 +4,7 @@ multi-frame CT, files without the Part 10 header. Each input is built here from 
 
 import io
 import shutil
+from pathlib import Path
 
 import highdicom as hd
 import numpy as np
@@ -463,8 +464,56 @@ def test_a_damaged_file_named_as_dicom_beside_a_series_is_named_in_the_notes(ser
     (series / "bad.dcm").write_bytes(b"not DICOM at all")
     (series / "notes.txt").write_text("not named as DICOM: passed over")
     volume = load_ct(series)
-    said = " ".join(volume.notes)
+    said = " ".join(volume.notes + volume.flags)
     assert "(unreadable: bad.dcm)" in said and "notes.txt" not in said
+    # it may be an image of the series (its series cannot be read): a doubt, flagged (stop 60)
+    assert any("(unreadable: bad.dcm)" in f for f in volume.flags)
+
+
+def _cut_before_rows(path, series_uid: str | None = None):
+    """``path`` rewritten as a copy stopped before its Rows (a CT image's header without its image), optionally of
+    another series."""
+    if series_uid is not None:
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID = series_uid
+        ds.save_as(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(b"\x28\x00\x10\x00")])
+
+
+def test_a_damaged_image_of_the_series_is_flagged_or_named_as_the_gap(series):
+    """A CT image cut short (a copy stopped early) was skipped as "not part of the axial CT series", only noted: at
+    either end of the series the scan read a slice short without a doubt; inside it, the error led with the uneven
+    spacing and named the damaged file after it. Now a damaged file that may be the series' image flags the
+    result (a missing image inside the series stops the read, so it lies beyond an end), and where the series has a
+    gap the error names the damaged file first, as its path. One of another series stays a note."""
+    from bonescreen.io import load_ct
+
+    files = sorted(series.iterdir())
+    _cut_before_rows(files[-1])
+    volume = load_ct(series)
+    assert volume.shape[0] == len(files) - 1
+    (flag,) = [f for f in volume.flags if "damaged" in f]
+    assert flag.startswith("1 damaged file in the folder may be an image of this series") and files[-1].name in flag
+    assert "beyond its first or last image" in flag and not any(files[-1].name in n for n in volume.notes)
+    # inside the series: the gap's error names the damaged file first
+    _cut_before_rows(files[5])
+    with pytest.raises(BoneScreenError) as err:
+        load_ct(series)
+    assert Path(err.value.path).name == files[5].name
+    assert err.value.problem.startswith("truncated: a CT image whose file ends before its Rows and Columns")
+    assert "(and 1 more damaged file(s))" in err.value.problem and "uneven slice spacing" in err.value.problem
+
+
+def test_a_damaged_image_of_another_series_is_a_note(series):
+    from bonescreen.io import load_ct
+
+    extra = series / "other.dcm"
+    shutil.copy(sorted(series.iterdir())[0], extra)
+    _cut_before_rows(extra, pydicom.uid.generate_uid())
+    volume = load_ct(series)
+    assert not [f for f in volume.flags if "damaged" in f]
+    assert any("other.dcm" in n and n.startswith("skipped 1 file") for n in volume.notes), volume.notes
 
 
 @pytest.mark.parametrize("thickness", ["", "2.5"])

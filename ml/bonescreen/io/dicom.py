@@ -36,7 +36,7 @@ import logging
 import os
 import warnings
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -400,6 +400,32 @@ def _skip_note(skipped: list[tuple[str, str]]) -> str | None:
     return f"skipped {files} not part of the axial CT series ({'; '.join(parts)})"
 
 
+def _damaged(found: list[_Instance], unreadable: list[str], series_uid: str) -> list[tuple[str, str]]:
+    """The files that may be images of the series ``series_uid`` but could not be read (name, reason): CT images
+    cut before their image attributes whose SeriesInstanceUID is that series' or unknown, and files that do not read
+    as DICOM at all (their series unknown)."""
+    cut = [
+        (i.path.name, i.skip)
+        for i in found
+        if i.skip and i.skip.startswith("truncated") and i.series_uid in ("", series_uid)
+    ]
+    return cut + [(name, "unreadable") for name in unreadable]
+
+
+def _damaged_flag(damaged: list[tuple[str, str]]) -> str:
+    """The flag of a series read beside damaged files that may be its images: a slice missing inside the series
+    stops the read (uneven spacing), so any missing image lies beyond its first or last."""
+    n = len(damaged)
+    files = (
+        f"{n} damaged files in the folder may be images" if n > 1 else "1 damaged file in the folder may be an image"
+    )
+    left = "were" if n > 1 else "was"
+    return (
+        f"{files} of this series and {left} left out ({'; '.join(_skips_by_reason(damaged))}): if so, the series "
+        "lacks slices beyond its first or last image, where a vertebra may be cut or missed"
+    )
+
+
 @dataclass
 class _Series:
     """Frames chosen for one volume, with what the reader had to assume."""
@@ -409,6 +435,9 @@ class _Series:
     notes: list[str]
     flags: list[str]
     uid: str = ""  # SeriesInstanceUID
+    #: Files of the folder that could not be read as images and may be this series' (name, reason): a truncated CT
+    #: image of this series or of none stated, a file that does not read as DICOM (:func:`_damaged`)
+    damaged: list[tuple[str, str]] = field(default_factory=list)
 
 
 class SeveralSeries(BoneScreenError):
@@ -721,6 +750,10 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str], 
         log.info(
             "using the axial CT series with most slices, %s", chosen.label
         )  # (not the folder: it may name the patient)
+    chosen.damaged = _damaged(found, unreadable, chosen.uid)
+    if chosen.damaged:
+        chosen.flags.append(_damaged_flag(chosen.damaged))
+        skipped = [s for s in skipped if s not in chosen.damaged]
     note = _skip_note(skipped)
     if note:
         chosen.notes.append(note)
@@ -1073,6 +1106,14 @@ def _load_dicom(
     except BoneScreenError as exc:
         if not str(exc.problem).startswith("uneven slice spacing"):
             raise
+        if series.damaged:  # a damaged image of the series is the likely gap: named first, by its file
+            name, reason = series.damaged[0]
+            more = f" (and {len(series.damaged) - 1} more damaged file(s))" if len(series.damaged) > 1 else ""
+            raise BoneScreenError(
+                f"{reason if reason != 'unreadable' else 'unreadable as DICOM'}{more}, and the series it may belong "
+                f"to has a gap: {exc.problem}",
+                Path(exc.path if Path(exc.path).is_dir() else Path(exc.path).parent) / name,
+            ) from None
         # the missing slices may be the images of another series in the folder (helper-34: one image with its own
         # SeriesInstanceUID read as "missing slices?"), or files that could not be read (helper-37: a damaged slice)
         clues = []
