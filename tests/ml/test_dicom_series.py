@@ -453,7 +453,7 @@ def test_a_damaged_slice_inside_a_series_is_named_in_the_spacing_error(series, d
     with pytest.raises(BoneScreenError, match="uneven slice spacing") as info:
         load_ct(series)
     said = str(info.value)
-    assert middle.name in said and "damaged?" in said, said
+    assert middle.name in said and said.split(": ", 1)[1].startswith("a damaged file ("), said
 
 
 def test_a_damaged_file_named_as_dicom_beside_a_series_is_named_in_the_notes(series):
@@ -461,7 +461,7 @@ def test_a_damaged_file_named_as_dicom_beside_a_series_is_named_in_the_notes(ser
     were passed over whatever their name); a file named as DICOM that does not read as one is now said."""
     from bonescreen.io import load_ct
 
-    (series / "bad.dcm").write_bytes(b"not DICOM at all")
+    (series / "bad.dcm").write_bytes(b"\x00\x07\xfe damaged beyond reading")
     (series / "notes.txt").write_text("not named as DICOM: passed over")
     volume = load_ct(series)
     said = " ".join(volume.notes + volume.flags)
@@ -496,13 +496,114 @@ def test_a_damaged_image_of_the_series_is_flagged_or_named_as_the_gap(series):
     (flag,) = [f for f in volume.flags if "damaged" in f]
     assert flag.startswith("1 damaged file in the folder may be an image of this series") and files[-1].name in flag
     assert "beyond its first or last image" in flag and not any(files[-1].name in n for n in volume.notes)
-    # inside the series: the gap's error names the damaged file first
+    # inside the series: the gap's error names the damaged files first, every one (helper-89: it named the first
+    # only, the one at the end, while the gap was the other's)
     _cut_before_rows(files[5])
     with pytest.raises(BoneScreenError) as err:
         load_ct(series)
-    assert Path(err.value.path).name == files[5].name
-    assert err.value.problem.startswith("truncated: a CT image whose file ends before its Rows and Columns")
-    assert "(and 1 more damaged file(s))" in err.value.problem and "uneven slice spacing" in err.value.problem
+    assert Path(err.value.path) == series
+    assert err.value.problem.startswith("2 damaged files (truncated: a CT image whose file ends before its Rows")
+    assert f"{files[5].name}, {files[-1].name}" in err.value.problem or f"{files[-1].name}" in err.value.problem
+    assert files[5].name in err.value.problem and "has a gap: uneven slice spacing" in err.value.problem
+    files[-1].unlink()  # one damaged file: the error's path is that file
+    with pytest.raises(BoneScreenError) as err:
+        load_ct(series)
+    assert Path(err.value.path).name == files[5].name and err.value.problem.startswith("a damaged file (truncated")
+
+
+def _cut(path, n: int) -> None:
+    path.write_bytes(path.read_bytes()[:n])
+
+
+def _patients(series) -> None:
+    """The series' images given a patient's name, ID and a malformed birth date (ISO, not DICOM's YYYYMMDD)."""
+    from pydicom import config
+
+    for f in sorted(series.iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.PatientName, ds.PatientID = "ZQXWV^KRAMPUS", "PIDZ991"
+        with config.disable_value_validation():
+            ds.PatientBirthDate = "1961-05-03"
+        ds.save_as(f)
+
+
+def test_a_damaged_length_field_prints_nothing_of_the_header(series, capfd):
+    """helper-89: a SOPClassUID whose length field ran over the elements after it printed pydicom's warning with
+    those raw bytes (the patient's name and ID) to stderr, and put 900 characters of them in the skip note as the
+    SOP class's "name"; the file was taken for another kind of object, not for a damaged image of the series."""
+    import struct
+
+    from bonescreen.io import load_ct
+
+    _patients(series)
+    last = sorted(series.iterdir())[-1]
+    data = bytearray(last.read_bytes())
+    at = data.index(b"\x08\x00\x16\x00UI")  # SOPClassUID, explicit VR little endian
+    data[at + 6 : at + 8] = struct.pack("<H", 320)
+    last.write_bytes(bytes(data))
+    volume = load_ct(series)
+    said = " ".join(volume.notes + volume.flags)
+    out = capfd.readouterr()
+    for text in (out.out, out.err, said):
+        assert "ZQXWV" not in text and "PIDZ991" not in text and "1961" not in text
+    assert any("damaged: its SOPClassUID is unreadable" in f and last.name in f for f in volume.flags), said
+    assert len(said) < 600
+
+
+def test_files_cut_in_their_file_meta_or_series_uid_are_damaged_images_of_the_series(series):
+    """helper-89: a file cut inside its file meta (the preamble and "DICM" alone) was "not an image (no SOP class)",
+    and one cut inside its SeriesInstanceUID (a beginning of the series' UID) "not part of the axial CT series":
+    notes, where a damaged image of the series is a doubt."""
+    from bonescreen.io import load_ct
+
+    files = sorted(series.iterdir())
+    _cut(files[0], 132)  # preamble and "DICM"
+    data = files[-1].read_bytes()
+    uid = str(pydicom.dcmread(files[-1], stop_before_pixels=True).SeriesInstanceUID).encode()
+    _cut(files[-1], data.index(uid) + len(uid) // 2)  # inside the SeriesInstanceUID's value
+    volume = load_ct(series)
+    (flag,) = [f for f in volume.flags if "damaged" in f]
+    assert flag.startswith("2 damaged files in the folder may be images of this series"), flag
+    assert files[0].name in flag and files[-1].name in flag
+    assert "damaged: a DICOM file without a readable SOPClassUID, cut short or garbled (132 bytes)" in flag
+
+
+def test_what_is_not_a_damaged_image_of_the_series_raises_no_doubt(series):
+    """helper-89: a truncated copy of an image read ("IM40 (1).dcm", its SOPInstanceUID that of an image read), and
+    a PNG or text file named .dcm, were flagged as images the series may lack."""
+    from bonescreen.io import load_ct
+
+    files = sorted(series.iterdir())
+    copy = series / f"{files[3].stem} (1).dcm"
+    shutil.copy(files[3], copy)
+    _cut_before_rows(copy)
+    (series / "preview.dcm").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    (series / "notes.dcm").write_text("exported by the PACS viewer\n")
+    volume = load_ct(series)
+    assert not [f for f in volume.flags if "damaged" in f], volume.flags
+    said = " ".join(volume.notes)
+    assert "not DICOM (a PNG image): preview.dcm" in said and "not DICOM (text): notes.dcm" in said
+    assert copy.name in said
+
+
+def test_damaged_files_are_named_by_their_path_in_the_folder(series, tmp_path):
+    """helper-89: an empty other/IM1.dcm in a subfolder was named "IM1.dcm", the name of the folder's own intact
+    image; and in a folder of files without a suffix (as scanners write them) a last image cut to 0 bytes was
+    passed over without a word."""
+    from bonescreen.io import load_ct
+
+    files = sorted(series.iterdir())
+    (series / "other").mkdir()
+    (series / "other" / files[0].name).write_bytes(b"")
+    volume = load_ct(series)
+    assert any(f"unreadable: other/{files[0].name}" in f for f in volume.flags), volume.flags
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for f in files:
+        shutil.copy(f, plain / f.stem)
+    (plain / files[-1].stem).write_bytes(b"")
+    volume = load_ct(plain)
+    assert any(f"unreadable: {files[-1].stem}" in f for f in volume.flags), volume.flags
 
 
 def test_a_damaged_image_of_another_series_is_a_note(series):

@@ -263,3 +263,35 @@ def test_dciodvfy_finds_no_error_in_the_seg_and_sr(screened):
         # (a value dciodvfy quotes, " = <...>", is cut off: it may be a patient's name)
         errors = [line.split(" = <")[0] for line in lines if line.startswith("Error")]
         assert not errors, f"{name}: " + "; ".join(errors)
+
+
+def test_a_malformed_birth_date_leaves_the_seg_and_sr_written_and_is_never_printed(
+    screened, small_case, small_case_files, tmp_path, capfd
+):
+    """helper-89: a PatientBirthDate written "1961-05-03" (DICOM's DA is YYYYMMDD) made highdicom refuse the SEG, so
+    the SR was lost too, and the refusal printed the date to the console and into result.json's output_errors. The
+    date is now left empty in both, with a note naming the attribute, not its value."""
+    from pydicom import config
+
+    from bonescreen.io.writers import write_dicom_seg
+
+    series = tmp_path / "series"
+    shutil.copytree(small_case_files / "dicom" / "dicom", series)
+    for f in sorted(series.iterdir()):
+        ds = pydicom.dcmread(f)
+        with config.disable_value_validation():
+            ds.PatientBirthDate = "1961-05-03"
+        ds.save_as(f)
+    volume = load_ct(series)
+    notes: list[str] = []
+    write_dicom_seg(volume, small_case.levels, tmp_path / "seg.dcm", notes=notes)
+    _, result = screened
+    write_dicom_sr(volume, tmp_path / "seg.dcm", result, tmp_path / "sr.dcm")
+    for name in ("seg.dcm", "sr.dcm"):
+        assert pydicom.dcmread(tmp_path / name).PatientBirthDate == ""
+    assert notes == [
+        "seg.dcm, sr.dcm: PatientBirthDate of the source images is not a valid DICOM date or time (PS3.5 6.2: "
+        "YYYYMMDD, HHMMSS): left empty in the SEG and the SR"
+    ]
+    out = capfd.readouterr()
+    assert "1961" not in out.out + out.err

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
+from pydicom.uid import UID, UID_dictionary
 
 from ..errors import BoneScreenError
 from .identifiers import patient_identifiers, redact
@@ -106,6 +107,10 @@ def _read(path: Path, headers_only: bool) -> Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             ds = pydicom.dcmread(path, stop_before_pixels=headers_only, force=dicom_kind(path) == "raw")
+            # every value converted here, under the guard: pydicom converts on first access and warns then with the
+            # raw bytes of a damaged element, which can hold the patient's name (helper-89: a SOPClassUID whose
+            # length ran over the next elements printed PatientName and PatientID to stderr)
+            ds.walk(lambda _ds, _elem: None)
     except Exception as exc:  # pydicom raises many types for damaged files
         raise BoneScreenError(f"not a readable DICOM file ({_short(exc)})", path) from None
     finally:
@@ -280,12 +285,74 @@ def _plane_name(iop: np.ndarray) -> str:
     return ("sagittal", "coronal", "axial")[axis]
 
 
+def _file_size(path: Path) -> int:
+    """The file's size in bytes (0 when it cannot be read)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _size(path: Path) -> str:
     """The file's size in bytes, for messages about a file that ends early."""
     try:
         return f"{path.stat().st_size} bytes"
     except OSError:
         return "size unknown"
+
+
+#: A UID as DICOM PS3.5 9.1 writes it: numeric components separated by dots, at most 64 characters.
+_UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
+#: A file larger than this whose header breaks off is damaged inside, not cut short: a CT image's header ends within
+#: a few kilobytes, its pixels take hundreds.
+_HEADER_BYTES = 65536
+#: A DICOM file smaller than this without an image and with a SOP class that is not registered (PS3.6 Annex A) is
+#: one cut inside its header (helper-89: cut inside its SOPClassUID, "1.2.840.1000", it was "not an image"); private
+#: non-image objects (a vendor's) are kilobytes long.
+_SHORT_FILE_BYTES = 2048
+#: The first bytes of formats that are not DICOM but end up named as it (a preview exported beside the series).
+_OTHER_FORMATS = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive",
+    b"\x1f\x8b": "a gzip archive",
+}
+
+
+def _uid(value) -> tuple[str, bool]:
+    """A header's UID value as text, and whether one was there but malformed (a damaged file's length field can run a
+    UID into the elements after it, raw bytes that may hold the patient's name): ("", True) then, never its text."""
+    text = str(value or "").strip()
+    if not text:
+        return "", False
+    if len(text) <= 64 and _UID_PATTERN.fullmatch(text):
+        return text, False
+    return "", True
+
+
+def _printable(value, limit: int = 16) -> str:
+    """A short header value (Modality, SeriesNumber) as messages may show it, or "unreadable": a damaged element's
+    value can hold the raw bytes of the elements after it."""
+    text = str(value or "").strip()
+    return text if len(text) <= limit and text.isprintable() else "unreadable"
+
+
+def _other_format(path: Path) -> str | None:
+    """What a file that is not DICOM is, by its first bytes (:data:`_OTHER_FORMATS`; "text" for printable text), or
+    None when they tell nothing (a damaged DICOM file, or something else)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return None
+    for magic, kind in _OTHER_FORMATS.items():
+        if head.startswith(magic):
+            return kind
+    if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return "text"
+    return None
 
 
 class _Instance:
@@ -295,11 +362,14 @@ class _Instance:
         self.path = path
         self.ds = ds
         self.modality = str(ds.get("Modality", "") or "")
-        self.series_uid = str(ds.get("SeriesInstanceUID", "") or "")
+        self.series_uid, series_malformed = _uid(ds.get("SeriesInstanceUID"))
         self.series_number = ds.get("SeriesNumber", "")
-        self.sop_class = str(
+        self.sop_class, sop_malformed = _uid(
             ds.get("SOPClassUID", "") or getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", "")
         )
+        self.sop_instance = _uid(ds.get("SOPInstanceUID"))[0]
+        #: which UID is malformed: the file is damaged (its values run into each other)
+        self.malformed = "SOPClassUID" if sop_malformed else "SeriesInstanceUID" if series_malformed else None
         try:
             self.frames = int(ds.get("NumberOfFrames", 1) or 1)
         except (TypeError, ValueError):
@@ -307,18 +377,34 @@ class _Instance:
         self.multiframe = self.sop_class in MULTIFRAME_CT or self.frames > 1
         self.skip = self._why_not()
 
+    @property
+    def damaged(self) -> bool:
+        """Whether the file is a damaged one (cut short, or its values running into each other), not another kind."""
+        return bool(self.skip) and self.skip.startswith(("truncated", "damaged"))
+
     def _why_not(self) -> str | None:
         ds = self.ds
+        if self.malformed:
+            return f"damaged: its {self.malformed} is unreadable ({_size(self.path)})"
         if "Rows" not in ds or "Columns" not in ds:
             if self.sop_class == CT_IMAGE_STORAGE or self.sop_class in MULTIFRAME_CT:
-                # a CT image's header without its image attributes: the file stops before them
-                return f"truncated: a CT image whose file ends before its Rows and Columns ({_size(self.path)})"
-            name = UID(self.sop_class).name if self.sop_class else "no SOP class"
-            return f"not an image ({name})"
+                # a CT image's header without its image attributes: the file stops before them, or breaks off inside
+                size = _size(self.path)
+                if _file_size(self.path) > _HEADER_BYTES:
+                    return f"damaged: a CT image whose header breaks off before its Rows and Columns ({size})"
+                return f"truncated: a CT image whose file ends before its Rows and Columns ({size})"
+            if not self.sop_class:  # every DICOM object states its SOP class: this file stops before it, or is garbled
+                return (
+                    f"damaged: a DICOM file without a readable SOPClassUID, cut short or garbled ({_size(self.path)})"
+                )
+            known = self.sop_class in UID_dictionary
+            if not known and _file_size(self.path) < _SHORT_FILE_BYTES:  # a registered SOP class's beginning, cut
+                return f"truncated: a DICOM file that ends inside its header ({_size(self.path)})"
+            return f"not an image ({UID(self.sop_class).name})"
         if self.sop_class.startswith(_SECONDARY_CAPTURE):
             return "secondary capture"
         if self.modality != "CT":
-            return f"modality {self.modality or 'missing'}"
+            return f"modality {_printable(self.modality) if self.modality else 'missing'}"
         if "LOCALIZER" in _image_types(ds):
             return "localizer"
         if self.multiframe and self.sop_class not in MULTIFRAME_CT and "PerFrameFunctionalGroupsSequence" not in ds:
@@ -352,26 +438,44 @@ class _Instance:
         return frame
 
 
-def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], list[str]]:
-    """Every DICOM file under ``folder`` (headers only; in its subfolders too when ``recursive``), and the
-    names of files that could not be read."""
-    found, unreadable = [], []
+def _shown_name(path: Path, folder: Path) -> str:
+    """How notes name a file found under ``folder``: its name, or its path from the folder when it lies in a subfolder
+    (helper-89: a damaged other/IM1 was named "IM1" beside the folder's own, intact IM1)."""
+    try:
+        return path.name if path.parent == folder else str(path.relative_to(folder))
+    except ValueError:
+        return path.name
+
+
+def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], list[tuple[str, str]]]:
+    """Every DICOM file under ``folder`` (headers only; in its subfolders too when ``recursive``), and the files
+    that could not be read as DICOM, (name, reason): ``unreadable`` for one that may be damaged DICOM (named as DICOM,
+    or without a suffix beside DICOM files without one, as scanners write them), ``not DICOM (...)`` for another
+    format named as DICOM (a preview image, a text file)."""
+    found, unreadable, plain = [], [], []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         for name in sorted(files):
             path = Path(root) / name
             if name.startswith(".") or name.upper() == "DICOMDIR":
                 continue
+            shown = _shown_name(path, folder)
             if not is_dicom_file(path):
                 if name.lower().endswith(DICOM_NAME_SUFFIXES):  # named as DICOM, unreadable as it: said, not skipped
-                    unreadable.append(path.name)  # silently (helper-37: a damaged bad.dcm beside a good series)
+                    # silently (helper-37: a damaged bad.dcm beside a good series)
+                    other = _other_format(path)
+                    unreadable.append((shown, f"not DICOM ({other})" if other else "unreadable"))
+                elif not path.suffix and _other_format(path) is None:
+                    plain.append(shown)  # said below if the series' own files have no suffix either
                 continue
             try:
                 found.append(_Instance(path, _read(path, headers_only=True)))
             except Exception as exc:
                 # (the file's name may carry the patient's: named in the series' notes, redacted there)
                 log.debug("skipping %s: %s", path.name, _short(exc))
-                unreadable.append(path.name)
+                unreadable.append((shown, "unreadable"))
+    if plain and any(not i.path.suffix for i in found):  # (helper-89: IM0078 cut to 0 bytes was passed over)
+        unreadable += [(name, "unreadable") for name in plain]
     return found, unreadable
 
 
@@ -400,16 +504,21 @@ def _skip_note(skipped: list[tuple[str, str]]) -> str | None:
     return f"skipped {files} not part of the axial CT series ({'; '.join(parts)})"
 
 
-def _damaged(found: list[_Instance], unreadable: list[str], series_uid: str) -> list[tuple[str, str]]:
-    """The files that may be images of the series ``series_uid`` but could not be read (name, reason): CT images
-    cut before their image attributes whose SeriesInstanceUID is that series' or unknown, and files that do not read
-    as DICOM at all (their series unknown)."""
+def _damaged(
+    found: list[_Instance], unreadable: list[tuple[str, str]], series: _Series, folder: Path
+) -> list[tuple[str, str]]:
+    """The files that may be images of ``series`` but could not be read (name, reason): damaged DICOM files
+    (:attr:`_Instance.damaged`) whose SeriesInstanceUID is the series', unknown, or cut inside it (a beginning of it),
+    and are no copy of an image read (their SOPInstanceUID is none of the series'); and files that do not read as
+    DICOM at all and are no other format (their series unknown)."""
+    read = {str(f.ds.get("SOPInstanceUID", "") or "") for f in series.frames}
+    uid = series.uid
     cut = [
-        (i.path.name, i.skip)
+        (_shown_name(i.path, folder), i.skip)
         for i in found
-        if i.skip and i.skip.startswith("truncated") and i.series_uid in ("", series_uid)
+        if i.damaged and (not i.series_uid or uid.startswith(i.series_uid)) and i.sop_instance not in read - {""}
     ]
-    return cut + [(name, "unreadable") for name in unreadable]
+    return cut + [(name, reason) for name, reason in unreadable if reason == "unreadable"]
 
 
 def _damaged_flag(damaged: list[tuple[str, str]]) -> str:
@@ -455,10 +564,10 @@ def _series_label(inst: _Instance, n: int) -> str:
     Not its SeriesDescription: free text, which may carry a name (DICOM PS3.15 Annex E removes it), and notes
     reach result.json, the report and the screen (helper-38: "series 'ZZYZX TESTPATIENT abdomen'").
     """
-    number = (
-        f"without a SeriesNumber ({inst.path.name})" if inst.series_number in (None, "") else str(inst.series_number)
-    )
-    return f"series {number} ({inst.modality or 'no modality'}, {n} image{'s' if n != 1 else ''})"
+    given = inst.series_number not in (None, "")
+    number = _printable(inst.series_number) if given else f"without a SeriesNumber ({inst.path.name})"
+    modality = _printable(inst.modality) if inst.modality else "no modality"
+    return f"series {number} ({modality}, {n} image{'s' if n != 1 else ''})"
 
 
 def _place_frames(group: list[_Instance]) -> _Series | str:
@@ -661,9 +770,11 @@ def _is_series(inst: _Instance, series: str) -> bool:
     return asked in {number, inst.series_uid} - {""}
 
 
-def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str], series: str | None = None) -> _Series:
-    skipped = [(i.path.name, i.skip) for i in found if i.skip]
-    skipped += [(name, "unreadable") for name in unreadable]
+def _choose_series(
+    folder: Path, found: list[_Instance], unreadable: list[tuple[str, str]], series: str | None = None
+) -> _Series:
+    skipped = [(_shown_name(i.path, folder), i.skip) for i in found if i.skip]
+    skipped += unreadable
     images, copies = _without_copies([i for i in found if not i.skip])
     if series is not None:  # the user's choice among the folder's series: the others are not read
         if not series.strip():
@@ -750,7 +861,7 @@ def _choose_series(folder: Path, found: list[_Instance], unreadable: list[str], 
         log.info(
             "using the axial CT series with most slices, %s", chosen.label
         )  # (not the folder: it may name the patient)
-    chosen.damaged = _damaged(found, unreadable, chosen.uid)
+    chosen.damaged = _damaged(found, unreadable, chosen, folder)
     if chosen.damaged:
         chosen.flags.append(_damaged_flag(chosen.damaged))
         skipped = [s for s in skipped if s not in chosen.damaged]
@@ -1107,12 +1218,12 @@ def _load_dicom(
         if not str(exc.problem).startswith("uneven slice spacing"):
             raise
         if series.damaged:  # a damaged image of the series is the likely gap: named first, by its file
-            name, reason = series.damaged[0]
-            more = f" (and {len(series.damaged) - 1} more damaged file(s))" if len(series.damaged) > 1 else ""
+            n = len(series.damaged)
+            lead = f"{n} damaged files" if n > 1 else "a damaged file"
             raise BoneScreenError(
-                f"{reason if reason != 'unreadable' else 'unreadable as DICOM'}{more}, and the series it may belong "
-                f"to has a gap: {exc.problem}",
-                Path(exc.path if Path(exc.path).is_dir() else Path(exc.path).parent) / name,
+                f"{lead} ({'; '.join(_skips_by_reason(series.damaged))}), and the series {'they' if n > 1 else 'it'} "
+                f"may belong to has a gap: {exc.problem}",
+                path / series.damaged[0][0] if n == 1 else path,
             ) from None
         # the missing slices may be the images of another series in the folder (helper-34: one image with its own
         # SeriesInstanceUID read as "missing slices?"), or files that could not be read (helper-37: a damaged slice)

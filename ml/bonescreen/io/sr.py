@@ -296,6 +296,7 @@ def write_dicom_sr(
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
+    from .identifiers import patient_identifiers, redact
     from .writers import check_referenced_uids, save_dicom, source_headers
 
     if volume.source.kind != "dicom":
@@ -343,10 +344,9 @@ def write_dicom_sr(
                 manufacturer="BoneScreen",
                 is_complete=True,
             )
-    except Exception as exc:
-        raise BoneScreenError(
-            f"cannot build a DICOM SR for this series ({type(exc).__name__}: {exc})", volume.source.path
-        ) from None
+    except Exception as exc:  # its text may quote a header value: the patient's identifiers are taken out
+        why = redact(f"{type(exc).__name__}: {exc}", patient_identifiers(sources[0]))
+        raise BoneScreenError(f"cannot build a DICOM SR for this series ({why})", volume.source.path) from None
     return save_dicom(sr, path)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pydicom
+from pydicom.valuerep import DA, TM
 
 from .. import __version__
 from ..atomic import atomic_path
@@ -42,6 +43,7 @@ from ..labels import (
     vertebra_name,
 )
 from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file
+from .identifiers import patient_identifiers, redact
 from .nifti import is_nifti_path, read_nifti, save_nifti, why_unreadable
 from .volume import CTVolume
 
@@ -395,8 +397,11 @@ def write_dicom_seg(
     present = [int(v) for v in np.unique(labels) if v]
     if not present:
         raise BoneScreenError("the label map is empty: nothing to write to DICOM SEG", volume.source.path)
-    sources = source_headers(volume)
+    blanked: set[str] = set()
+    sources = source_headers(volume, blanked)
     check_referenced_uids(sources, "SEG", volume.source.path)
+    if notes is not None and (note := malformed_dates_note(blanked)):
+        notes.append(note)
     unplaced = [
         ds for ds in sources if "PerFrameFunctionalGroupsSequence" not in ds and not ds.get("ImagePositionPatient")
     ]
@@ -471,10 +476,9 @@ def write_dicom_seg(
                 series_description="BoneScreen lumbar levels" if max(present) <= 5 else "BoneScreen vertebrae",
                 omit_empty_frames=True,
             )
-    except Exception as exc:
-        raise BoneScreenError(
-            f"cannot build a DICOM SEG for this series ({type(exc).__name__}: {exc})", volume.source.path
-        ) from None
+    except Exception as exc:  # its text may quote a header value: the patient's identifiers are taken out
+        why = redact(f"{type(exc).__name__}: {exc}", patient_identifiers(sources[0]))
+        raise BoneScreenError(f"cannot build a DICOM SEG for this series ({why})", volume.source.path) from None
     return save_dicom(seg, path)
 
 
@@ -526,14 +530,34 @@ def check_referenced_uids(sources: list[pydicom.Dataset], what: str, path) -> No
         )
 
 
-def source_headers(volume: CTVolume) -> list[pydicom.Dataset]:
-    """The headers (no pixels) of a DICOM-read volume's source files, in slice order, repaired (:func:`_as_source`)."""
-    return [_as_source(pydicom.dcmread(p, stop_before_pixels=True, force=True)) for p in volume.source.dicom_files]
+def source_headers(volume: CTVolume, blanked: set[str] | None = None) -> list[pydicom.Dataset]:
+    """The headers (no pixels) of a DICOM-read volume's source files, in slice order, repaired (:func:`_as_source`);
+    the keywords of dates and times left empty for being malformed are added to ``blanked``."""
+    return [
+        _as_source(pydicom.dcmread(p, stop_before_pixels=True, force=True), blanked) for p in volume.source.dicom_files
+    ]
 
 
-def _as_source(ds: pydicom.Dataset) -> pydicom.Dataset:
+#: The dates and times a SEG and an SR copy from their source images (DICOM VR DA and TM), and the pydicom class
+#: that parses each: a malformed one (``1961-05-03`` for ``19610503``) made highdicom refuse the SEG and its error
+#: printed the value (helper-89).
+_COPIED_DATES = {"PatientBirthDate": DA, "StudyDate": DA, "StudyTime": TM}
+
+
+def malformed_dates_note(blanked: set[str]) -> str | None:
+    """The note of the dates and times :func:`source_headers` left empty, naming the attributes (not their values)."""
+    if not blanked:
+        return None
+    return (
+        f"seg.dcm, sr.dcm: {', '.join(sorted(blanked))} of the source images is not a valid DICOM date or time (PS3.5 "
+        "6.2: YYYYMMDD, HHMMSS): left empty in the SEG and the SR"
+    )
+
+
+def _as_source(ds: pydicom.Dataset, blanked: set[str] | None = None) -> pydicom.Dataset:
     """Repair what anonymizers blank and highdicom needs: SOP UIDs (from the file meta), empty character set,
-    and the patient/study attributes that DICOM requires to be present (even if empty)."""
+    the patient/study attributes that DICOM requires to be present (even if empty), and malformed dates and times
+    (:data:`_COPIED_DATES`, left empty and their keywords added to ``blanked``)."""
     meta = getattr(ds, "file_meta", None)
     for keyword, meta_keyword in (
         ("SOPClassUID", "MediaStorageSOPClassUID"),
@@ -550,6 +574,21 @@ def _as_source(ds: pydicom.Dataset) -> pydicom.Dataset:
     for keyword in SEG_IDENTIFYING_TAGS:
         if keyword not in ds:
             setattr(ds, keyword, "")
+    for keyword, parse in _COPIED_DATES.items():
+        element = ds.get(keyword)
+        value = "" if element is None else str(element).strip()
+        if not value:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                parse(value)
+        except ValueError:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                setattr(ds, keyword, "")
+            if blanked is not None:
+                blanked.add(keyword)
     return ds
 
 
