@@ -683,3 +683,16 @@ def test_messages_name_the_dicom_tag_at_fault(series):
     edit_all(series, same_position)
     with pytest.raises(BoneScreenError, match=r"every image states the same ImagePositionPatient \(0, 0, 0\)"):
         load_ct(series)
+
+
+def test_a_file_cut_inside_a_tag_the_geometry_needs_is_said_to_be_cut_short(series):
+    """helper-89: a slice cut inside its PixelSpacing was refused for "missing or malformed PixelSpacing", with no word
+    that the file is cut short; the error now says so, with the file's size and what its image needs."""
+    first = sorted(series.iterdir())[0]
+    data = first.read_bytes()
+    _cut(first, data.index(b"\x28\x00\x30\x00DS") + 10)  # inside PixelSpacing's value
+    with pytest.raises(
+        BoneScreenError, match=r"PixelSpacing .*; the file is cut short \(\d+ bytes, its image alone"
+    ) as err:
+        load_ct(series)
+    assert Path(err.value.path).name == first.name

@@ -1135,7 +1135,7 @@ def load_dicom(path: str | os.PathLike, recursive: bool = True, series: str | No
     try:
         volume = _load_dicom(Path(path), recursive, series, ids)
     except BoneScreenError as exc:
-        raise _redacted(exc, tuple(ids)) from None
+        raise _redacted(_with_cut_hint(exc), tuple(ids)) from None
     except Exception as exc:  # a damaged header element raises on first access, wherever that is
         raise _redacted(BoneScreenError(f"damaged DICOM data ({_short(exc)})", path), tuple(ids)) from None
     # file and folder names that carry the patient's name or ID are named in notes and flags, which reach
@@ -1145,6 +1145,25 @@ def load_dicom(path: str | os.PathLike, recursive: bool = True, series: str | No
     volume.flags = [redact(f, ids) for f in volume.flags]
     volume.description = redact(volume.description, ids)
     return volume
+
+
+def _with_cut_hint(exc: BoneScreenError) -> BoneScreenError:
+    """``exc`` saying that its file is shorter than the image its header describes, where it is and the message does
+    not say so (helper-89: a file cut inside its PixelSpacing was refused for "missing or malformed PixelSpacing")."""
+    path = None if exc.path is None else Path(exc.path)
+    said = ("truncated", "cut short", "may end")
+    if path is None or not path.is_file() or any(word in exc.problem for word in said):
+        return exc
+    try:
+        ds = _read(path, headers_only=True)
+        needed = int(ds.Rows) * int(ds.Columns) * int(ds.get("BitsAllocated", 16) or 16) // 8
+        needed *= int(ds.get("NumberOfFrames", 1) or 1)
+    except Exception:  # nothing to tell the image's size by
+        return exc
+    size = _file_size(path)
+    if size >= needed:
+        return exc
+    return BoneScreenError(f"{exc.problem}; the file is cut short ({size} bytes, its image alone needs {needed})", path)
 
 
 def _redacted(exc: BoneScreenError, ids: tuple[str, ...]) -> BoneScreenError:
