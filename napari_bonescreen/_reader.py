@@ -61,7 +61,9 @@ def read_ct(path: str | list[str]) -> list[tuple]:
         path = path[0]
     try:
         try:
-            return [image_layer_data(load_ct(path))]
+            volume = load_ct(path)
+            _say_input_flags(volume)
+            return [image_layer_data(volume)]
         except SeveralSeries as several:
             if len(set(several.uids)) != len(several.uids) or "" in several.uids:
                 raise  # series that their UIDs do not tell apart: the user splits the folder, as the error says
@@ -80,6 +82,18 @@ def read_ct(path: str | list[str]) -> list[tuple]:
         where = f" ({exc.path})" if exc.path else ""
         show_error(f"BoneScreen could not open the CT: {exc.problem}{where}")
         return [(None,)]  # napari's "nothing to add" sentinel
+
+
+def _say_input_flags(volume: CTVolume) -> None:
+    """A warning on opening a CT whose reading raised a doubt (helper-89: a damaged file of the series was in the
+    layer's metadata only until Segment showed it): the first doubt, and how many more; all reach the results."""
+    if not volume.flags:
+        return
+    from napari.utils.notifications import show_warning
+
+    more = f" (and {len(volume.flags) - 1} more doubt(s))" if len(volume.flags) > 1 else ""
+    doubt = f"{volume.flags[0]}{more}"
+    show_warning(f"BoneScreen opened '{volume.description}' with a doubt that flags its results: {doubt}")
 
 
 #: The note the core gives a series read with ``load_ct(..., series=...)`` (:mod:`bonescreen.io.dicom`): its label

@@ -696,3 +696,13 @@ def test_a_file_cut_inside_a_tag_the_geometry_needs_is_said_to_be_cut_short(seri
     ) as err:
         load_ct(series)
     assert Path(err.value.path).name == first.name
+
+
+def test_a_series_mostly_damaged_is_refused(series):
+    """helper-89: one image read beside 77 damaged files was screened (a result from one slice, flagged); a series of
+    which more files are damaged than read is refused, with the counts."""
+    files = sorted(series.iterdir())
+    for f in files[1:]:
+        _cut_before_rows(f)
+    with pytest.raises(BoneScreenError, match=rf"{len(files) - 1} damaged files may be images of the series, 1 image"):
+        load_ct(series)

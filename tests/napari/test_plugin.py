@@ -491,9 +491,15 @@ def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_
         bare.header.set_sform(None, code=0)
         paths[name] = tmp_path / f"{name}.nii.gz"
         nib.save(bare, paths[name])
+    from napari.utils.notifications import notification_manager
+
     viewer = make_napari_viewer()
+    before = len(notification_manager.records)
     image = viewer.open(str(paths["ct"]), plugin=PLUGIN)[0]
     assert any("orientation unknown" in f for f in image.metadata["bonescreen"]["flags"])
+    # said on opening too (helper-89: a damaged file of a DICOM series was in the metadata only until Segment)
+    said = [str(r.message) for r in notification_manager.records[before:]]
+    assert any("with a doubt that flags its results: orientation unknown" in m for m in said), said
     cls, _ = classify_in_dock(viewer, qtbot, image, read_labels_nifti(load_ct(paths["ct"]), paths["levels"]))
     assert cls.result["overall"]["uncertain"]
     assert "orientation unknown" in cls.flag.text()

@@ -862,6 +862,13 @@ def _choose_series(
             "using the axial CT series with most slices, %s", chosen.label
         )  # (not the folder: it may name the patient)
     chosen.damaged = _damaged(found, unreadable, chosen, folder)
+    if len(chosen.damaged) > len(chosen.frames):  # (helper-89: 1 image read beside 77 damaged was screened)
+        raise BoneScreenError(
+            f"more damaged files than images read: {len(chosen.damaged)} damaged files may be images of the "
+            f"series, {len(chosen.frames)} image(s) read ({'; '.join(_skips_by_reason(chosen.damaged))}): the "
+            "series is mostly unreadable, copy it again",
+            folder,
+        )
     if chosen.damaged:
         chosen.flags.append(_damaged_flag(chosen.damaged))
         skipped = [s for s in skipped if s not in chosen.damaged]
