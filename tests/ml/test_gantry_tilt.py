@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-import highdicom as hd
 import nibabel as nib
 import numpy as np
 import pydicom
@@ -20,7 +19,7 @@ from bonescreen.errors import BoneScreenError
 from bonescreen.io import load_ct
 from bonescreen.io.writers import read_labels_nifti, write_dicom_seg, write_labels_nifti
 from bonescreen.metrics import dice_score
-from bonescreen.phantom.tilt import levels_on_grid, write_tilted_series
+from bonescreen.phantom.tilt import levels_on_grid, seg_levels_on_images, write_tilted_series
 
 TILT_DEG = 15.0
 
@@ -62,17 +61,7 @@ def test_a_tilted_series_is_read_where_its_anatomy_lies_and_labels_go_back_onto_
     np.testing.assert_array_equal(read_labels_nifti(volume, nifti), levels)
     seg_path = folder.parent / "seg.dcm"
     write_dicom_seg(volume, levels, seg_path)
-    seg = hd.seg.segread(seg_path)
-    uids = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in volume.source.dicom_files]
-    read = np.zeros_like(truths)
-    for number in seg.segment_numbers:
-        level = {"L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 5}[seg.get_segment_description(number).SegmentLabel]
-        for k, uid in enumerate(uids):
-            try:
-                frame = seg.get_pixels_by_source_instance([uid], segment_numbers=[number])[0, :, :, 0]
-            except (ValueError, KeyError, IndexError):  # no frame of this segment on that image
-                continue
-            read[k][frame > 0] = level
+    read = seg_levels_on_images(seg_path, volume.source.dicom_files)
     for level in (1, 3, 5):
         assert dice_score(read == level, truths == level) > 0.9, level
 

@@ -104,3 +104,37 @@ def levels_on_grid(volume: CTVolume, reference: CTVolume, *arrays: np.ndarray) -
         labels_onto_grid(np.asarray(a).astype(np.uint8, copy=False), reference.affine, volume.affine, volume.shape)
         for a in arrays
     ]
+
+
+def seg_levels_on_images(seg_path: str | os.PathLike, files: list[str | os.PathLike]) -> np.ndarray:
+    """The lumbar levels a DICOM SEG holds on each of a series' images, read frame by frame with highdicom.
+
+    For checking a SEG against the truth on the series' own images (:func:`write_tilted_series` returns it) without
+    BoneScreen's grids: each image's frames are looked up by its SOPInstanceUID.
+
+    Parameters
+    ----------
+    seg_path : path
+        The DICOM SEG (segments labelled L1-L5).
+    files : list of path
+        The series' images, in the order of the rows of the result.
+
+    Returns
+    -------
+    ndarray
+        uint8 (k, rows, columns): 1-5 for L1-L5, 0 where no segment has a frame.
+    """
+    import highdicom as hd
+
+    seg = hd.seg.segread(seg_path)
+    heads = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    out = np.zeros((len(heads), int(heads[0].Rows), int(heads[0].Columns)), np.uint8)
+    for number in seg.segment_numbers:
+        level = {"L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 5}[seg.get_segment_description(number).SegmentLabel]
+        for k, ds in enumerate(heads):
+            try:
+                frame = seg.get_pixels_by_source_instance([ds.SOPInstanceUID], segment_numbers=[number])[0, :, :, 0]
+            except (ValueError, KeyError, IndexError):  # no frame of this segment on that image
+                continue
+            out[k][frame > 0] = level
+    return out
