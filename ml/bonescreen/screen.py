@@ -16,7 +16,7 @@ from .checkpoint import file_sha256
 from .errors import BoneScreenError
 from .hu import HUThresholds
 from .io import CTVolume, load_ct
-from .io.identifiers import redact
+from .io.identifiers import redact, redact_error
 from .io.sr import write_dicom_sr
 from .io.writers import own_labels, read_labels_nifti, write_dicom_seg, write_labels_nifti
 from .label_schemes import MASK_SCHEME
@@ -133,17 +133,20 @@ def screen_file(
     screener = screener or Screener(seg_weights, cls_weights, device, thresholds)
     screener.models()  # both networks' weights read now: bad ones are refused before the segmentation (helper-38)
     given_map: dict[str, np.ndarray | dict | None] = {}
-    if labels_path:
-        read = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS, scheme=label_scheme)
-        given_map = {"mark" if label_scheme == MASK_SCHEME else "labels": read}
-        if label_scheme == "bonescreen":
-            given_map["own_labels"] = own_labels(labels_path)
-    try:
-        result, labels, vertebrae = screener.screen(volume, progress, **given_map)
-    except BoneScreenError as exc:  # what the labels hold (one id over several vertebrae): named with their file
-        if given_map and exc.path is None:
-            raise BoneScreenError(exc.problem, labels_path) from None
-        raise
+    try:  # an error names the label file or the input: the patient's name and IDs taken out (helper-90)
+        if labels_path:
+            read = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS, scheme=label_scheme)
+            given_map = {"mark" if label_scheme == MASK_SCHEME else "labels": read}
+            if label_scheme == "bonescreen":
+                given_map["own_labels"] = own_labels(labels_path)
+        try:
+            result, labels, vertebrae = screener.screen(volume, progress, **given_map)
+        except BoneScreenError as exc:  # what the labels hold (one id over several vertebrae): named with their file
+            if given_map and exc.path is None:
+                raise BoneScreenError(exc.problem, labels_path) from None
+            raise
+    except BoneScreenError as exc:
+        raise redact_error(exc, volume.source.identifiers) from None
     given = Path(labels_path).resolve() if labels_path else None
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -290,8 +290,8 @@ def test_a_malformed_birth_date_leaves_the_seg_and_sr_written_and_is_never_print
     for name in ("seg.dcm", "sr.dcm"):
         assert pydicom.dcmread(tmp_path / name).PatientBirthDate == ""
     assert notes == [
-        "seg.dcm, sr.dcm: PatientBirthDate of the source images is not a valid DICOM date or time (PS3.5 6.2: "
-        "YYYYMMDD, HHMMSS): left empty in the SEG and the SR"
+        "seg.dcm, sr.dcm: PatientBirthDate of the source images is not a valid DICOM value (PS3.5 6.2: dates YYYYMMDD, "
+        "times HHMMSS; PatientSex M, F or O): left empty in the SEG and the SR"
     ]
     out = capfd.readouterr()
     assert "1961" not in out.out + out.err

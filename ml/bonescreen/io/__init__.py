@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import BoneScreenError, check_number
 from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file, load_dicom
 from .hu_scale import MAX_HU_OFFSET, hu_scale_problem
+from .identifiers import redact
 from .nifti import is_nifti_path, load_nifti
 from .volume import CTVolume, SourceGrid, clip_padding
 
@@ -82,8 +83,9 @@ def load_ct(
         clip_padding(volume.hu)
         volume.notes.append(f"{hu_offset:+g} added to every value (given by the user)")
     problem = hu_scale_problem(volume.hu, hu_offset or 0.0)
-    if problem:
-        raise BoneScreenError(problem, path)
+    if problem:  # the path as the reader's own errors name it: the patient's name and IDs taken out (helper-90)
+        ids = volume.source.identifiers
+        raise BoneScreenError(redact(problem, ids), redact(str(path), ids) if ids else path)
     return volume
 
 

@@ -37,6 +37,7 @@ import os
 import re
 import warnings
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +47,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, UID_dictionary
 
 from ..errors import BoneScreenError
-from .identifiers import patient_identifiers, redact
+from .identifiers import patient_identifiers, redact, without_header_values
 from .volume import AIR_HU, CTVolume, acquisition_fields, shift_slices, slice_offsets, volume_from_ijk
 
 log = logging.getLogger(__name__)
@@ -97,15 +98,28 @@ def is_dicom_file(path: Path) -> bool:
     return dicom_kind(Path(path)) is not None
 
 
-def _read(path: Path, headers_only: bool) -> Dataset:
-    # a damaged file's reading warnings (pydicom's warnings and its log, "End of file reached before delimiter"):
-    # the error or note that BoneScreen gives says it in one line
-    pydicom_log = logging.getLogger("pydicom")
-    level = pydicom_log.level
-    pydicom_log.setLevel(logging.ERROR)
+@contextmanager
+def quiet_pydicom():
+    """pydicom's and highdicom's warnings and log lines kept in: they quote a header's values (a damaged one's raw
+    bytes, a malformed date), which can be the patient's; BoneScreen's own error or note says what matters, once."""
+    loggers = [logging.getLogger(name) for name in ("pydicom", "highdicom")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _read(path: Path, headers_only: bool) -> Dataset:
+    # a damaged file's reading warnings (pydicom's warnings and its log, "End of file reached before delimiter"):
+    # the error or note that BoneScreen gives says it in one line
+    try:
+        with quiet_pydicom():
             ds = pydicom.dcmread(path, stop_before_pixels=headers_only, force=dicom_kind(path) == "raw")
             # every value converted here, under the guard: pydicom converts on first access and warns then with the
             # raw bytes of a damaged element, which can hold the patient's name (helper-89: a SOPClassUID whose
@@ -113,8 +127,6 @@ def _read(path: Path, headers_only: bool) -> Dataset:
             ds.walk(lambda _ds, _elem: None)
     except Exception as exc:  # pydicom raises many types for damaged files
         raise BoneScreenError(f"not a readable DICOM file ({_short(exc)})", path) from None
-    finally:
-        pydicom_log.setLevel(level)
     _add_transfer_syntax(ds)
     return ds
 
@@ -196,8 +208,10 @@ def _add_transfer_syntax(ds: Dataset) -> None:
 
 def _short(exc: BaseException) -> str:
     """An exception as one line: every line of its message joined (helper-72: pydicom's "no plugin can decode"
-    names the missing packages on the lines after the first, which were cut), at most 400 characters."""
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    names the missing packages on the lines after the first, which were cut), at most 400 characters, without what
+    may be the header's values (:func:`~.identifiers.without_header_values`; a damaged header's bytes can be the
+    patient's name) or a traceback."""
+    text = " ".join(line.strip() for line in without_header_values(str(exc)).splitlines() if line.strip())
     return f"{type(exc).__name__}: {text}"[:400]
 
 
@@ -404,7 +418,9 @@ class _Instance:
         if self.sop_class.startswith(_SECONDARY_CAPTURE):
             return "secondary capture"
         if self.modality != "CT":
-            return f"modality {_printable(self.modality) if self.modality else 'missing'}"
+            if self.modality and _printable(self.modality) == "unreadable":  # a length field run over (helper-90)
+                return f"damaged: its Modality is unreadable ({_size(self.path)})"
+            return f"modality {self.modality or 'missing'}"
         if "LOCALIZER" in _image_types(ds):
             return "localizer"
         if self.multiframe and self.sop_class not in MULTIFRAME_CT and "PerFrameFunctionalGroupsSequence" not in ds:
@@ -472,7 +488,7 @@ def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], lis
                 found.append(_Instance(path, _read(path, headers_only=True)))
             except Exception as exc:
                 # (the file's name may carry the patient's: named in the series' notes, redacted there)
-                log.debug("skipping %s: %s", path.name, _short(exc))
+                log.debug("skipping a file: %s", type(exc).__name__)
                 unreadable.append((shown, "unreadable"))
     if plain and any(not i.path.suffix for i in found):  # (helper-89: IM0078 cut to 0 bytes was passed over)
         unreadable += [(name, "unreadable") for name in plain]
@@ -827,7 +843,7 @@ def _choose_series(
     if not candidates and len(errors) == 1 and len(rejected) == 1:
         raise errors[0]  # the folder's one series, refused for a reason that names its file
     if not candidates:
-        modalities = sorted({i.modality or "none" for i in found})
+        modalities = sorted({_printable(i.modality) if i.modality else "none" for i in found})
         listing = "; ".join(rejected + _skips_by_reason(skipped))
         if "CT" not in modalities:
             raise BoneScreenError(
@@ -1208,7 +1224,7 @@ def _single_file(path: Path, series: str | None = None, ids: list[str] | None = 
     if not inst.modality and inst.skip:
         raise BoneScreenError(f"no Modality: not a CT image, or the file is truncated ({inst.skip})", path)
     if inst.modality and inst.modality != "CT":
-        raise BoneScreenError(f"not a CT image (Modality is {inst.modality})", path)
+        raise BoneScreenError(f"not a CT image (Modality is {_printable(inst.modality)})", path)
     if inst.skip:
         raise BoneScreenError(f"not an axial CT image ({inst.skip})", path)
     if inst.multiframe:
@@ -1278,7 +1294,7 @@ def _load_dicom(
     number = first.get("SeriesNumber", None)
     multiframe = frames[0].frame is not None
     count = f"{len(frames)} slice{'' if len(frames) == 1 else 's'}"
-    desc = f"DICOM series{'' if number is None else ' ' + str(number)} ({count})"
+    desc = f"DICOM series{'' if number is None else ' ' + _printable(number)} ({count})"
     volume = volume_from_ijk(
         data,
         ras,
@@ -1313,5 +1329,6 @@ def _load_dicom(
         )
     volume.flags.extend(series.flags)
     volume.acquisition = acquisition_fields(_acquisition_header(first))
-    volume.source.identifiers = patient_identifiers(first)
+    # every header's, not the first image's only: a damaged first header's name can run over its ID (helper-90)
+    volume.source.identifiers = tuple(sorted(set(ids or ()) | set(patient_identifiers(first)), key=len, reverse=True))
     return volume

@@ -31,20 +31,34 @@ def patient_identifiers(header) -> tuple[str, ...]:
     Returns
     -------
     tuple of str
-        The parts of PatientName (family, given, middle names; every component group), PatientID,
-        OtherPatientIDs and PatientBirthDate, each at least :data:`MIN_PART_CHARS` characters; empty when the
-        header has none.
+        The parts of PatientName (family, given, middle names; every component group; the first two joined, either
+        way round), PatientID, OtherPatientIDs, AccessionNumber, InstitutionName (whole) and PatientBirthDate (also as
+        YYYY-MM-DD, YYYY_MM_DD, YYYY.MM.DD, DD.MM.YYYY, DD-MM-YYYY), each at least :data:`MIN_PART_CHARS` characters,
+        a damaged value's printable runs each; empty when the header has none.
     """
     found: set[str] = set()
+    # a damaged header's value can run over the elements after it: its printable runs are the values (helper-90: a
+    # PatientName whose length covered PatientID kept the ID out of the identifiers, and folder names showed it)
     name = str(header.get("PatientName", "") or "")
-    for part in re.split(r"[\^=\s,]+", name):
-        found.add(part.strip())
+    parts = [p.strip() for p in re.split(r"[\^=\s,]+|[^\x20-\x7e\u00a0-\uffff]+", name) if p.strip()]
+    found.update(parts)
+    named = [p for p in parts if p.isalpha()]
+    if len(named) > 1:  # SMITHJOHN and JOHNSMITH name folders too (helper-90)
+        found.update({"".join(named[:2]), "".join(named[1::-1])})
     # (helper-78: a folder named NAME_GIVEN_19840302, the birth date, was said with only the name redacted)
-    for keyword in ("PatientID", "OtherPatientIDs", "PatientBirthDate"):
+    for keyword in ("PatientID", "OtherPatientIDs", "PatientBirthDate", "AccessionNumber"):
         value = header.get(keyword, None)
         if value is not None:
-            found.update(str(v or "").strip() for v in ([value] if isinstance(value, str) else value))
-    return tuple(sorted((p for p in found if len(p) >= MIN_PART_CHARS), key=len, reverse=True))
+            for v in [value] if isinstance(value, str) else value:
+                found.update(re.split(r"[^\x20-\x7e]+", str(v or "").strip()))
+    institution = str(header.get("InstitutionName", "") or "").strip()
+    if institution:  # whole (its words alone are common ones: "General", "Hospital"); PS3.15 Annex E removes it
+        found.add(institution)
+    birth = str(header.get("PatientBirthDate", "") or "").strip()
+    if re.fullmatch(r"\d{8}", birth):  # the date as people write it in folder names too (helper-90: 1961-05-03)
+        y, m, d = birth[:4], birth[4:6], birth[6:]
+        found.update({f"{y}-{m}-{d}", f"{y}_{m}_{d}", f"{y}.{m}.{d}", f"{d}.{m}.{y}", f"{d}-{m}-{y}"})
+    return tuple(sorted((p.strip() for p in found if len(p.strip()) >= MIN_PART_CHARS), key=len, reverse=True))
 
 
 def redact(text: str, identifiers: tuple[str, ...]) -> str:
@@ -81,3 +95,27 @@ def read_header(path: str | os.PathLike):
         return pydicom.dcmread(os.fspath(path), stop_before_pixels=True)
     except Exception as exc:  # pydicom raises several types for missing, damaged and non-DICOM files
         raise BoneScreenError(f"unreadable DICOM header ({type(exc).__name__})", path) from None
+
+
+def redact_error(exc: BoneScreenError, identifiers: tuple[str, ...]) -> BoneScreenError:
+    """``exc`` with the identifiers taken out of its problem and path (:func:`redact`); ``exc`` itself when there are
+    none. For errors raised once a scan is read: a label file in a folder named after the patient (helper-90)."""
+    if not identifiers:
+        return exc
+    path = None if exc.path is None else redact(str(exc.path), identifiers)
+    return BoneScreenError(redact(exc.problem, identifiers), path)
+
+
+#: What in a reader's or writer's exception text may come from a file's header, and is not shown: quoted values,
+#: element tags (pydicom names the "tags" it read from a damaged header's bytes: the patient's name, read as hex),
+#: byte escapes (helper-90).
+_HEADER_VALUES = re.compile(
+    r"'[^']*'|\"[^\"]*\"|\([0-9A-Fa-f]{4}, ?[0-9A-Fa-f]{4}\)|0x[0-9A-Fa-f]{2}|\\x[0-9A-Fa-f]{2}"
+)
+
+
+def without_header_values(text: str) -> str:
+    """``text`` (an exception's message) with what may be a header's values replaced by "...", and a traceback's
+    lines cut off: pydicom and highdicom quote the values they refuse ("Unable to convert '1961-05-03' to 'DA'")."""
+    text = text.split("Traceback (most recent call last)")[0]
+    return _HEADER_VALUES.sub("...", text).strip()

@@ -15,7 +15,6 @@ written as result.json rounds them, so a reader gets the same.
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy as np
 import pydicom
@@ -296,7 +295,8 @@ def write_dicom_sr(
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    from .identifiers import patient_identifiers, redact
+    from .dicom import quiet_pydicom
+    from .identifiers import patient_identifiers, redact, without_header_values
     from .writers import check_referenced_uids, save_dicom, source_headers
 
     if volume.source.kind != "dicom":
@@ -326,8 +326,7 @@ def write_dicom_sr(
         ),
     )
     try:
-        with warnings.catch_warnings():  # highdicom warns about unusual patient names; the warning would print it
-            warnings.simplefilter("ignore", UserWarning)
+        with quiet_pydicom():  # highdicom warns about unusual patient names, pydicom logs malformed values
             report = hd.sr.MeasurementReport(
                 observation_context=hd.sr.ObservationContext(observer_device_context=observer),
                 procedure_reported=hd.sr.CodedConcept("77477000", "SCT", "Computed tomography"),
@@ -345,7 +344,7 @@ def write_dicom_sr(
                 is_complete=True,
             )
     except Exception as exc:  # its text may quote a header value: the patient's identifiers are taken out
-        why = redact(f"{type(exc).__name__}: {exc}", patient_identifiers(sources[0]))
+        why = redact(f"{type(exc).__name__}: {without_header_values(str(exc))}", patient_identifiers(sources[0]))
         raise BoneScreenError(f"cannot build a DICOM SR for this series ({why})", volume.source.path) from None
     return save_dicom(sr, path)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
+from collections import Counter
 from collections.abc import Collection
 from pathlib import Path
 
@@ -42,8 +42,8 @@ from ..labels import (
     vertebra_id,
     vertebra_name,
 )
-from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file
-from .identifiers import patient_identifiers, redact
+from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file, quiet_pydicom
+from .identifiers import patient_identifiers, redact, without_header_values
 from .nifti import is_nifti_path, read_nifti, save_nifti, why_unreadable
 from .volume import CTVolume
 
@@ -412,6 +412,10 @@ def write_dicom_seg(
             volume.source.path,
         )
     for ds in sources:
+        if "PerFrameFunctionalGroupsSequence" not in ds and not _is_number(ds, "SliceThickness"):
+            # malformed ("x"): highdicom refused the SEG and printed the value (helper-90)
+            with quiet_pydicom():
+                ds.SliceThickness = volume.spacing[0]
         if not ds.get("SliceThickness") and "PerFrameFunctionalGroupsSequence" not in ds:
             # without it the SEG's pixel measures are incomplete and readers refuse the file
             ds.SliceThickness = volume.spacing[0]
@@ -456,9 +460,8 @@ def write_dicom_seg(
         for n, lv in enumerate(present, start=1)
     ]
     try:
-        # highdicom warns about unusual patient names; the warning would print the name
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
+        # highdicom warns about unusual patient names, pydicom logs values it finds malformed: they would print them
+        with quiet_pydicom():
             seg = hd.seg.Segmentation(
                 source_images=sources,
                 pixel_array=frames,
@@ -476,8 +479,8 @@ def write_dicom_seg(
                 series_description="BoneScreen lumbar levels" if max(present) <= 5 else "BoneScreen vertebrae",
                 omit_empty_frames=True,
             )
-    except Exception as exc:  # its text may quote a header value: the patient's identifiers are taken out
-        why = redact(f"{type(exc).__name__}: {exc}", patient_identifiers(sources[0]))
+    except Exception as exc:  # its text may quote a header value: values and the patient's identifiers taken out
+        why = redact(f"{type(exc).__name__}: {without_header_values(str(exc))}", patient_identifiers(sources[0]))
         raise BoneScreenError(f"cannot build a DICOM SEG for this series ({why})", volume.source.path) from None
     return save_dicom(seg, path)
 
@@ -530,12 +533,31 @@ def check_referenced_uids(sources: list[pydicom.Dataset], what: str, path) -> No
         )
 
 
+def _is_number(ds: pydicom.Dataset, keyword: str) -> bool:
+    """Whether ``keyword`` holds one finite number (a DS or IS value)."""
+    try:
+        with quiet_pydicom():
+            return bool(np.isfinite(float(ds.get(keyword))))
+    except (TypeError, ValueError):
+        return False
+
+
 def source_headers(volume: CTVolume, blanked: set[str] | None = None) -> list[pydicom.Dataset]:
     """The headers (no pixels) of a DICOM-read volume's source files, in slice order, repaired (:func:`_as_source`);
-    the keywords of dates and times left empty for being malformed are added to ``blanked``."""
-    return [
-        _as_source(pydicom.dcmread(p, stop_before_pixels=True, force=True), blanked) for p in volume.source.dicom_files
-    ]
+    the keywords of values left empty for being malformed are added to ``blanked``. The first header's patient and
+    study attributes (:data:`SEG_IDENTIFYING_TAGS`, which a SEG and an SR copy from it) are the ones most of the
+    headers give: a damaged first header's PatientName had run over its PatientID and birth date, and the SEG carried
+    that garble with no PatientID (helper-90)."""
+    with quiet_pydicom():
+        sources = [pydicom.dcmread(p, stop_before_pixels=True, force=True) for p in volume.source.dicom_files]
+        for keyword in SEG_IDENTIFYING_TAGS:
+            values = Counter(str(ds.get(keyword, "") or "") for ds in sources)
+            most, count = values.most_common(1)[0]
+            if len(values) > 1 and count > len(sources) // 2 and str(sources[0].get(keyword, "") or "") != most:
+                donor = next(ds for ds in sources if str(ds.get(keyword, "") or "") == most)
+                if keyword in donor:
+                    sources[0][keyword] = donor[keyword]
+    return [_as_source(ds, blanked) for ds in sources]
 
 
 #: The dates and times a SEG and an SR copy from their source images (DICOM VR DA and TM), and the pydicom class
@@ -545,12 +567,12 @@ _COPIED_DATES = {"PatientBirthDate": DA, "StudyDate": DA, "StudyTime": TM}
 
 
 def malformed_dates_note(blanked: set[str]) -> str | None:
-    """The note of the dates and times :func:`source_headers` left empty, naming the attributes (not their values)."""
+    """The note of the attributes :func:`source_headers` left empty, naming them (not their values)."""
     if not blanked:
         return None
     return (
-        f"seg.dcm, sr.dcm: {', '.join(sorted(blanked))} of the source images is not a valid DICOM date or time (PS3.5 "
-        "6.2: YYYYMMDD, HHMMSS): left empty in the SEG and the SR"
+        f"seg.dcm, sr.dcm: {', '.join(sorted(blanked))} of the source images is not a valid DICOM value (PS3.5 6.2: "
+        "dates YYYYMMDD, times HHMMSS; PatientSex M, F or O): left empty in the SEG and the SR"
     )
 
 
@@ -574,21 +596,25 @@ def _as_source(ds: pydicom.Dataset, blanked: set[str] | None = None) -> pydicom.
     for keyword in SEG_IDENTIFYING_TAGS:
         if keyword not in ds:
             setattr(ds, keyword, "")
-    for keyword, parse in _COPIED_DATES.items():
-        element = ds.get(keyword)
-        value = "" if element is None else str(element).strip()
-        if not value:
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
+    with quiet_pydicom():
+        for keyword, parse in _COPIED_DATES.items():
+            element = ds.get(keyword)
+            value = "" if element is None else str(element).strip()
+            if not value:
+                continue
+            try:
                 parse(value)
-        except ValueError:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
+            except ValueError:
                 setattr(ds, keyword, "")
+                if blanked is not None:
+                    blanked.add(keyword)
+        sex = str(ds.get("PatientSex", "") or "").strip()
+        if sex.upper() in ("M", "F", "O") and sex != sex.upper():  # "f": the standard's "F" (PS3.3 C.7.1.1)
+            ds.PatientSex = sex.upper()
+        elif sex and sex not in ("M", "F", "O"):  # (helper-90: "f" lost the SEG and the SR, its value printed)
+            ds.PatientSex = ""
             if blanked is not None:
-                blanked.add(keyword)
+                blanked.add("PatientSex")
     return ds
 
 
