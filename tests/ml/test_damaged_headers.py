@@ -143,3 +143,15 @@ def test_malformed_values_the_seg_copies_are_repaired_not_quoted(named, small_ca
     assert np.isclose(float(thickness), volume.spacing[0])
     out = capfd.readouterr()
     assert "'x'" not in out.err + out.out and "'f'" not in out.err + out.out
+
+
+def test_a_full_size_file_whose_header_derails_is_called_garbled_not_cut(series):
+    """helper-90: a PixelSpacing length 2 short made pydicom read past the pixel data's start; the full-size file
+    was said to "end before or inside" its pixel data."""
+    first = sorted(series.iterdir())[0]
+    data = first.read_bytes()
+    (length,) = struct.unpack("<H", data[data.index(b"\x28\x00\x30\x00DS") + 6 :][:2])
+    _set_length(first, b"\x28\x00\x30\x00DS", length - 2)
+    with pytest.raises(BoneScreenError) as err:
+        load_ct(series)
+    assert "garbled" in err.value.problem and "may end before" not in err.value.problem, err.value.problem

@@ -1068,6 +1068,12 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
     try:
         ds = _read(path, headers_only=False)
         if "PixelData" not in ds:
+            try:  # a file as large as its image: the header is garbled, not cut (helper-90: a length 2 short)
+                whole = _file_size(path) >= int(ds.Rows) * int(ds.Columns) * int(ds.get("BitsAllocated", 16)) // 8
+            except Exception:
+                whole = False
+            if whole:
+                raise BoneScreenError(f"no pixel data found: the header is garbled ({_size(path)})", path)
             raise BoneScreenError(f"no pixel data: the file ({_size(path)}) may end before or inside it", path)
         _check_pixel_length(ds, path)
         try:
