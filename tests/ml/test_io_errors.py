@@ -265,11 +265,17 @@ def test_fuzzed_dicom_raises_only_our_error(tmp_path_factory, source, edits, cut
         data = data[:cut]
     f = tmp_path_factory.mktemp("fuzz") / "x.dcm"
     f.write_bytes(bytes(data))
-    try:
-        volume = load_ct(f)
-    except BoneScreenError:
-        return
-    assert volume.hu.dtype == np.float32 and volume.hu.ndim == 3
+    # and nothing of the damaged header printed: pydicom's warnings quote its raw bytes (stop 60: the file meta's UIDs
+    # were converted outside the reader's guard, and warned with the patient's name among those bytes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            volume = load_ct(f)
+        except BoneScreenError:
+            volume = None
+    assert not [w for w in caught if "pydicom" in str(w.filename)], [str(w.message)[:200] for w in caught]
+    if volume is not None:
+        assert volume.hu.dtype == np.float32 and volume.hu.ndim == 3
 
 
 def test_fuzzed_real_jpeg2000_header(shared_data, tmp_path):

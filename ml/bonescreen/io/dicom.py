@@ -125,6 +125,8 @@ def _read(path: Path, headers_only: bool) -> Dataset:
             # raw bytes of a damaged element, which can hold the patient's name (helper-89: a SOPClassUID whose
             # length ran over the next elements printed PatientName and PatientID to stderr)
             ds.walk(lambda _ds, _elem: None)
+            if getattr(ds, "file_meta", None) is not None:  # its SOP class and instance UIDs too
+                ds.file_meta.walk(lambda _ds, _elem: None)
     except Exception as exc:  # pydicom raises many types for damaged files
         raise BoneScreenError(f"not a readable DICOM file ({_short(exc)})", path) from None
     _add_transfer_syntax(ds)
