@@ -67,7 +67,7 @@ def test_a_modality_run_over_the_header_is_said_unreadable_not_quoted(named, cap
         _set_length(f, b"\x08\x00\x60\x00CS", 1000)
     with pytest.raises(BoneScreenError) as err:
         load_ct(named)
-    assert "found damaged: " in err.value.problem and _clean(err.value.problem)
+    assert "every DICOM file is damaged (damaged: " in err.value.problem and _clean(err.value.problem)
     with pytest.raises(BoneScreenError) as err:
         load_ct(sorted(named.iterdir())[3])
     assert "Modality is unreadable" in err.value.problem and _clean(err.value.problem)

@@ -845,8 +845,11 @@ def _choose_series(
     if not candidates and len(errors) == 1 and len(rejected) == 1:
         raise errors[0]  # the folder's one series, refused for a reason that names its file
     if not candidates:
-        modalities = sorted({_printable(i.modality) if i.modality else "none" for i in found})
+        readable = [i for i in found if not i.damaged]
+        modalities = sorted({_printable(i.modality) if i.modality else "none" for i in readable})
         listing = "; ".join(rejected + _skips_by_reason(skipped))
+        if not readable:  # (helper-90: "modality none" where every header's Modality was swallowed by damage)
+            raise BoneScreenError(f"no readable image in the folder: every DICOM file is damaged ({listing})", folder)
         if "CT" not in modalities:
             raise BoneScreenError(
                 f"no CT images in the folder (modality {', '.join(modalities)}); found {listing}", folder
