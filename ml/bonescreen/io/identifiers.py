@@ -18,6 +18,9 @@ from ..errors import BoneScreenError
 REDACTED = "[patient]"
 #: Shorter parts of a name are not replaced (initials, "Jr"): they would blank words of every message.
 MIN_PART_CHARS = 3
+#: An accession number of digits only is replaced from this length: shorter ones read as the slice counts, HU and mm
+#: of the messages.
+MIN_NUMBER_CHARS = 6
 
 
 def patient_identifiers(header) -> tuple[str, ...]:
@@ -32,9 +35,10 @@ def patient_identifiers(header) -> tuple[str, ...]:
     -------
     tuple of str
         The parts of PatientName (family, given, middle names; every component group; the first two joined, either
-        way round), PatientID, OtherPatientIDs, AccessionNumber, InstitutionName (whole) and PatientBirthDate (also as
-        YYYY-MM-DD, YYYY_MM_DD, YYYY.MM.DD, DD.MM.YYYY, DD-MM-YYYY), each at least :data:`MIN_PART_CHARS` characters,
-        a damaged value's printable runs each; empty when the header has none.
+        way round), PatientID, OtherPatientIDs, AccessionNumber (digits only: :data:`MIN_NUMBER_CHARS` or more),
+        InstitutionName (whole) and PatientBirthDate (also as YYYY-MM-DD, YYYY_MM_DD, YYYY.MM.DD, DD.MM.YYYY,
+        DD-MM-YYYY), each at least :data:`MIN_PART_CHARS` characters, a damaged value's printable runs each; empty
+        when the header has none.
     """
     found: set[str] = set()
     # a damaged header's value can run over the elements after it: its printable runs are the values (helper-90: a
@@ -50,7 +54,10 @@ def patient_identifiers(header) -> tuple[str, ...]:
         value = header.get(keyword, None)
         if value is not None:
             for v in [value] if isinstance(value, str) else value:
-                found.update(re.split(r"[^\x20-\x7e]+", str(v or "").strip()))
+                runs = re.split(r"[^\x20-\x7e]+", str(v or "").strip())
+                if keyword == "AccessionNumber":  # a short number would blank the counts and HU of every message
+                    runs = [r for r in runs if not r.strip().isdigit() or len(r.strip()) >= MIN_NUMBER_CHARS]
+                found.update(runs)
     institution = str(header.get("InstitutionName", "") or "").strip()
     if institution:  # whole (its words alone are common ones: "General", "Hospital"); PS3.15 Annex E removes it
         found.add(institution)
