@@ -1073,11 +1073,8 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
     try:
         ds = _read(path, headers_only=False)
         if "PixelData" not in ds:
-            try:  # a file as large as its image: the header is garbled, not cut (helper-90: a length 2 short)
-                whole = _file_size(path) >= int(ds.Rows) * int(ds.Columns) * int(ds.get("BitsAllocated", 16)) // 8
-            except Exception:
-                whole = False
-            if whole:
+            image = _image_bytes(ds, bits_default=16)  # a file as large as its image: garbled, not cut (helper-90)
+            if image is not None and _file_size(path) >= image:
                 raise BoneScreenError(f"no pixel data found: the header is garbled ({_size(path)})", path)
             raise BoneScreenError(f"no pixel data: the file ({_size(path)}) may end before or inside it", path)
         _check_pixel_length(ds, path)
@@ -1109,18 +1106,25 @@ def _to_hu(raw: np.ndarray, slope: float, intercept: float, padding) -> np.ndarr
     return hu
 
 
+def _image_bytes(ds: Dataset, bits_default: int | None = None) -> int | None:
+    """The bytes of the uncompressed image a header describes (frames x rows x columns x samples x bits / 8), or None
+    when Rows, Columns or BitsAllocated (``bits_default`` when given) cannot be read."""
+    try:
+        bits = ds.get("BitsAllocated", bits_default) if bits_default is not None else ds.BitsAllocated
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        return frames * int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1) * int(bits) // 8
+    except Exception:
+        return None
+
+
 def _check_pixel_length(ds: Dataset, path: Path) -> None:
     """Name truncation plainly for uncompressed pixel data."""
     syntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID", None)
     if syntax is None or syntax.is_compressed:
         return
-    try:
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        expected = (
-            frames * int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * int(ds.BitsAllocated) // 8
-        )
-    except Exception:
-        raise BoneScreenError("missing Rows, Columns or BitsAllocated", path) from None
+    expected = _image_bytes(ds)
+    if expected is None:
+        raise BoneScreenError("missing Rows, Columns or BitsAllocated", path)
     if len(ds.PixelData) < expected:
         raise BoneScreenError(f"pixel data is truncated ({len(ds.PixelData)} of {expected} bytes)", path)
 
@@ -1189,13 +1193,11 @@ def _with_cut_hint(exc: BoneScreenError) -> BoneScreenError:
     if path is None or not path.is_file() or any(word in exc.problem for word in said):
         return exc
     try:
-        ds = _read(path, headers_only=True)
-        needed = int(ds.Rows) * int(ds.Columns) * int(ds.get("BitsAllocated", 16) or 16) // 8
-        needed *= int(ds.get("NumberOfFrames", 1) or 1)
-    except Exception:  # nothing to tell the image's size by
+        needed = _image_bytes(_read(path, headers_only=True), bits_default=16)
+    except BoneScreenError:  # unreadable: nothing to tell the image's size by
         return exc
     size = _file_size(path)
-    if size >= needed:
+    if needed is None or size >= needed:
         return exc
     return BoneScreenError(f"{exc.problem}; the file is cut short ({size} bytes, its image alone needs {needed})", path)
 
