@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import CTVolume, load_ct
 from bonescreen.io.dicom import DICOM_NAME_SUFFIXES, SeveralSeries, is_dicom_file
+from bonescreen.io.folders import walk_folders
 from bonescreen.io.nifti import is_nifti_path
 
 from ._convert import image_layer_data
@@ -36,10 +36,9 @@ def _handles(path: Path) -> bool:
 
 def _first_files(folder: Path, limit: int = 200):
     n = 0
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+    for root, _, files in walk_folders(folder):
         for name in files:
-            yield Path(root) / name
+            yield root / name
             n += 1
             if n >= limit:
                 return

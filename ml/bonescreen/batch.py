@@ -43,6 +43,7 @@ from .console_bar import progress_bar
 from .errors import BoneScreenError
 from .hu import HUThresholds
 from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file
+from .io.folders import walk_folders
 from .io.nifti import is_nifti_path, sidecar_path
 from .labels import CLASS_NAMES
 from .messages import status_confirmed
@@ -79,15 +80,10 @@ def find_studies(
     root = Path(root)
     skip = Path(exclude).resolve() if exclude is not None else None
     found: dict[str, Path] = {}
-    for folder, dirs, files in os.walk(root):
-        here = Path(folder)
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".") and (here / d).resolve() != skip and not is_bonescreen_output(here / d)
-        )
+    # linked study folders are followed (until 2026-12-06 a folder of links to studies was a batch of none)
+    for here, _, files in walk_folders(root, keep=lambda d: d.resolve() != skip and not is_bonescreen_output(d)):
         dicom_here = False
-        for name in sorted(files):
+        for name in files:
             path = here / name
             if name.startswith("."):
                 continue

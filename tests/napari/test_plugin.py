@@ -2,6 +2,7 @@
 
 import html
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -91,6 +92,19 @@ def test_a_sample_phantom_says_what_the_same_phantoms_dicom_says_of_its_acquisit
     _, meta, _ = phantom_low_bone_mass()[0]
     dicom = load_ct(write_sample(tmp_path, "low_bone_mass") / "dicom")
     assert meta["metadata"]["bonescreen"]["acquisition"] == dicom.acquisition == {"KVP": 120.0}
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links need privileges on Windows")
+def test_a_folder_holding_a_link_to_a_series_opens_the_series(tmp_path, small_case_files):
+    """Stop 61: the reader looked into the folder without entering linked subfolders, so a folder holding a link
+    to the series was taken for an empty one ("no DICOM files in the folder")."""
+    from napari_bonescreen._reader import get_reader
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    os.symlink(small_case_files / "dicom" / "dicom", folder / "series_1", target_is_directory=True)
+    ((data, _meta, kind),) = get_reader(str(folder))(str(folder))
+    assert kind == "image" and data.shape[1:] == (512, 512) and data.shape[0] > 20
 
 
 def test_reader_declines_and_reports(make_napari_viewer, tmp_path):

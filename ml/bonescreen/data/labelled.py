@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import BoneScreenError
 from ..io import load_ct
+from ..io.folders import find_files
 from ..io.nifti import is_nifti_path, read_nifti, why_unreadable
 from ..io.volume import CTVolume, reorient
 from ..io.writers import read_labels_nifti
@@ -246,7 +247,7 @@ def _verse_cases(root: Path, scheme: str) -> list[LabelledCT]:
     """
     masks = _verse_masks(root)
     cases = []
-    for ct in sorted(root.rglob("sub-*_ct.nii.gz")):
+    for ct in find_files(root, "sub-*_ct.nii.gz"):
         entities, _ = _bids_entities(ct)
         if entities in masks:
             name = ct.name.removesuffix("_ct.nii.gz")
@@ -256,7 +257,7 @@ def _verse_cases(root: Path, scheme: str) -> list[LabelledCT]:
 
 def _verse_masks(root: Path) -> dict[frozenset[str], list[Path]]:
     masks: dict[frozenset[str], list[Path]] = {}
-    for path in sorted(root.rglob("sub-*_msk.nii.gz")):
+    for path in find_files(root, "sub-*_msk.nii.gz"):
         entities, _ = _bids_entities(path)
         if "seg-vert" in entities:
             masks.setdefault(entities - {"seg-vert"}, []).append(path)
@@ -272,7 +273,7 @@ def verse_unpaired(root: str | os.PathLike) -> list[str]:
     root = Path(root)
     masks = _verse_masks(root)
     lines = []
-    for ct in sorted(root.rglob("sub-*_ct.nii.gz")):
+    for ct in find_files(root, "sub-*_ct.nii.gz"):
         entities, _ = _bids_entities(ct)
         found = masks.get(entities, [])
         if not found:
@@ -313,15 +314,15 @@ def totalseg_unpaired(root: str | os.PathLike) -> list[str]:
     """
     root = Path(root)
     lines = []
-    for ct in sorted(root.rglob("ct.nii.gz")):
+    for ct in find_files(root, "ct.nii.gz"):
         seg = ct.parent / "segmentations"
         singles = seg.is_dir() and any(seg.glob("vertebrae_*.nii.gz"))
         beside = any(p.name != "ct.nii.gz" for p in ct.parent.glob("*.nii.gz"))
         if not singles and not beside:
             where = ct.relative_to(root).as_posix()
             lines.append(f"{where}: no label map beside it nor segmentations/vertebrae_*.nii.gz: not evaluated")
-    labelled = {p.parent for p in root.rglob("total*.nii.gz")}
-    labelled |= {p.parent.parent for p in root.rglob("segmentations/vertebrae_*.nii.gz")}
+    labelled = {p.parent for p in find_files(root, "total*.nii.gz")}
+    labelled |= {p.parent.parent for p in find_files(root, "segmentations/vertebrae_*.nii.gz")}
     for folder in sorted(f for f in labelled if not (f / "ct.nii.gz").is_file()):
         where = folder.relative_to(root).as_posix()
         lines.append(f"{where if where != '.' else root.name}: vertebra labels and no ct.nii.gz: not evaluated")
@@ -346,7 +347,7 @@ TOTALSEG_SACRUM_ID = 25
 
 def _totalseg_cases(root: Path, scheme: str) -> list[LabelledCT]:
     cases = []
-    for ct in sorted(root.rglob("ct.nii.gz")):
+    for ct in find_files(root, "ct.nii.gz"):
         seg = ct.parent / "segmentations"
         singles = sorted(seg.glob("vertebrae_*.nii.gz")) if seg.is_dir() else []
         if singles:

@@ -47,6 +47,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, UID_dictionary
 
 from ..errors import BoneScreenError
+from .folders import walk_folders
 from .identifiers import patient_identifiers, redact, without_header_values
 from .volume import AIR_HU, CTVolume, acquisition_fields, shift_slices, slice_offsets, volume_from_ijk
 
@@ -471,10 +472,11 @@ def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], lis
     or without a suffix beside DICOM files without one, as scanners write them), ``not DICOM (...)`` for another
     format named as DICOM (a preview image, a text file)."""
     found, unreadable, plain = [], [], []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-        for name in sorted(files):
-            path = Path(root) / name
+    for root, dirs, files in walk_folders(folder):  # linked series folders too
+        if not recursive:
+            dirs[:] = []
+        for name in files:
+            path = root / name
             if name.startswith(".") or name.upper() == "DICOMDIR":
                 continue
             shown = _shown_name(path, folder)

@@ -1,0 +1,82 @@
+"""Folders built of symbolic links read as the folders they link to (stop 61: ``os.walk`` and ``Path.rglob`` do
+not enter a linked folder, so a batch folder of links to studies screened nothing, a DICOM folder whose series
+lay in a linked subfolder held "no DICOM files", and a labelled TotalSegmentator tree of links had "no labelled CT
+found"). Each test also puts a link to a folder above in the tree: the walk must end, reading each folder once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from bonescreen.batch import find_studies
+from bonescreen.data.labelled import find_labelled
+from bonescreen.io import load_ct
+from bonescreen.io.folders import find_files, walk_folders
+
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="symbolic links need privileges on Windows")
+
+
+def _link(target, link) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, link, target_is_directory=True)
+
+
+def test_a_batch_folder_of_links_to_studies_finds_each_study_once(tmp_path, small_case_files):
+    store = tmp_path / "store"
+    (store / "nifti_study").mkdir(parents=True)
+    nib.save(nib.Nifti1Image(np.full((8, 8, 8), -1000, np.int16), np.eye(4)), store / "nifti_study" / "ct.nii.gz")
+    shutil.copytree(small_case_files / "dicom" / "dicom", store / "dicom_study")
+    batch = tmp_path / "batch"
+    _link(store / "nifti_study", batch / "patient_a")
+    _link(store / "dicom_study", batch / "patient_b")
+    _link(store / "dicom_study", batch / "again" / "patient_b_copy")  # a second link to the same study
+    _link(batch, batch / "patient_b_loop")  # a link to the batch folder itself
+    found = sorted(p.relative_to(batch).as_posix() for p in find_studies(batch).values())
+    assert found == ["patient_a/ct.nii.gz", "patient_b"]
+
+
+def test_a_dicom_folder_whose_series_is_a_linked_subfolder_reads_the_series(tmp_path, small_case_files):
+    source = small_case_files / "dicom" / "dicom"
+    folder = tmp_path / "export"
+    _link(source, folder / "series_1")
+    _link(folder, folder / "series_1_up")  # a loop: the export folder inside itself
+    linked = load_ct(folder)
+    direct = load_ct(source)
+    assert linked.hu.shape == direct.hu.shape
+    np.testing.assert_array_equal(linked.hu, direct.hu)
+    assert not [n for n in linked.notes if "copy" in n]  # the loop did not read the series twice
+
+
+def test_a_labelled_totalsegmentator_tree_of_links_is_found(tmp_path, small_case):
+    store = tmp_path / "store" / "s0001"
+    (store / "segmentations").mkdir(parents=True)
+    nib.save(nib.Nifti1Image(small_case.hu.transpose(2, 1, 0), small_case.affine), store / "ct.nii.gz")
+    mask = np.ascontiguousarray((small_case.levels == 3).astype(np.uint8).transpose(2, 1, 0))
+    nib.save(nib.Nifti1Image(mask, small_case.affine), store / "segmentations" / "vertebrae_L3.nii.gz")
+    tree = tmp_path / "train"
+    _link(store, tree / "case_1")
+    _link(tree, tree / "case_1" / "segmentations" / "loop")
+    (case,) = find_labelled(tree, "totalseg")
+    assert case.name == "case_1"
+    labels = case.load_labels(case.load_volume())
+    assert set(np.unique(labels[small_case.levels == 3])) == {3}  # L3 in BoneScreen's ids (DESIGN.md)
+    assert find_files(tree, "segmentations/vertebrae_*.nii.gz") == [
+        tree / "case_1" / "segmentations" / "vertebrae_L3.nii.gz"
+    ]
+
+
+def test_walk_folders_skips_hidden_and_unkept_folders_and_can_stop_at_the_top(tmp_path):
+    for rel in ("a/deep", ".hidden", "out"):
+        (tmp_path / rel).mkdir(parents=True)
+        (tmp_path / rel / "f.txt").write_text("x")
+    walked = [p.relative_to(tmp_path).as_posix() for p, _, _ in walk_folders(tmp_path, keep=lambda d: d.name != "out")]
+    assert walked == [".", "a", "a/deep"]
+    top = []
+    for here, dirs, files in walk_folders(tmp_path):
+        top.append((here, files))
+        dirs[:] = []
+    assert top == [(tmp_path, [])]
