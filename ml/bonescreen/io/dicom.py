@@ -230,9 +230,11 @@ def _floats(ds: Dataset, keyword: str, n: int) -> np.ndarray | None:
     return arr
 
 
-def _float(ds: Dataset, keyword: str) -> float | None:
+def header_float(ds: Dataset, keyword: str) -> float | None:
+    """The one finite number that ``keyword`` holds (a DS or IS value), or None if absent or malformed."""
     try:
-        value = float(ds.get(keyword))
+        with quiet_pydicom():  # a malformed value's warning would quote it
+            value = float(ds.get(keyword))
     except (TypeError, ValueError):
         return None
     return value if np.isfinite(value) else None
@@ -446,7 +448,7 @@ class _Instance:
             None,
             _floats(ds, "ImageOrientationPatient", 6),
             _floats(ds, "ImagePositionPatient", 3),
-            _float(ds, "SliceLocation"),
+            header_float(ds, "SliceLocation"),
             _floats(ds, "PixelSpacing", 2),
             rows,
             cols,
@@ -1041,10 +1043,10 @@ def _tilt_note(frames: list[_Frame], lps: np.ndarray) -> str:
     step = _mean_step(frames)
     along = float(np.linalg.norm(lps[:3, 2]))
     tilt = _tilt_deg(step, along)
-    stated = _float(frames[0].ds, "GantryDetectorTilt")
+    stated = header_float(frames[0].ds, "GantryDetectorTilt")
     for group in frames[0].ds.get("SharedFunctionalGroupsSequence", []):  # Enhanced CT: CT Acquisition Details
         for item in group.get("CTAcquisitionDetailsSequence", []):
-            stated = _float(item, "GantryDetectorTilt") if stated is None else stated
+            stated = header_float(item, "GantryDetectorTilt") if stated is None else stated
     moved = float(np.linalg.norm(step - along * frames[0].normal))
     if stated is None:
         said = ""
@@ -1064,7 +1066,7 @@ def _tilt_note(frames: list[_Frame], lps: np.ndarray) -> str:
 def _slice_thickness(ds: Dataset) -> float | None:
     """A single image's extent along its normal (mm), or None when neither attribute gives a positive number."""
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
-        value = _float(ds, keyword)
+        value = header_float(ds, keyword)
         if value is not None and value > 0:
             return value
     return None
@@ -1329,7 +1331,7 @@ def _load_dicom(
         volume.source.affine, volume.source.shape, volume.source.slice_shift = source_ras, source_shape, shift
         volume.notes.append(_tilt_note(frames, lps))
     volume.notes.extend(series.notes)
-    thickness, step = _float(first, "SliceThickness"), float(np.linalg.norm(lps[:3, 2]))
+    thickness, step = header_float(first, "SliceThickness"), float(np.linalg.norm(lps[:3, 2]))
     if len(frames) > 1 and thickness is not None and 0 < thickness and step - thickness > max(0.5, 0.1 * step):
         # (helper-66: every third slice of a 3 mm series, 9 mm apart, was read without a word on the gaps)
         volume.notes.append(

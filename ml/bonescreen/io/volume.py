@@ -343,17 +343,21 @@ def volume_from_ijk(
     return volume
 
 
+def _unit_axes(affine: np.ndarray) -> np.ndarray:
+    """The image axes of an (x, y, z) -> RAS affine as unit columns (3x3)."""
+    return affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+
+
 def obliquity_deg(affine: np.ndarray) -> float:
     """Largest angle (degrees) between an image axis (a column of ``affine``'s 3x3) and its nearest patient axis."""
-    axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    axes = _unit_axes(affine)
     return float(np.degrees(np.arccos(np.clip(np.abs(axes).max(axis=0), -1.0, 1.0))).max())
 
 
 def axes_angle_deg(affine_a: np.ndarray, affine_b: np.ndarray) -> float:
     """Largest angle (degrees) between the image axes of two (x, y, z) -> RAS affines, axis by axis (a grid and its
     resampling onto the same slices' axes read 0; one axis of the pair reversed reads 180)."""
-    a = affine_a[:3, :3] / np.linalg.norm(affine_a[:3, :3], axis=0)
-    b = affine_b[:3, :3] / np.linalg.norm(affine_b[:3, :3], axis=0)
+    a, b = _unit_axes(affine_a), _unit_axes(affine_b)
     return float(np.degrees(np.arccos(np.clip((a * b).sum(axis=0), -1.0, 1.0))).max())
 
 

@@ -42,7 +42,7 @@ from ..labels import (
     vertebra_id,
     vertebra_name,
 )
-from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file, quiet_pydicom
+from .dicom import DICOM_NAME_SUFFIXES, header_float, is_dicom_file, quiet_pydicom
 from .identifiers import patient_identifiers, redact, without_header_values
 from .nifti import is_nifti_path, read_nifti, save_nifti, why_unreadable
 from .volume import CTVolume
@@ -412,7 +412,7 @@ def write_dicom_seg(
             volume.source.path,
         )
     for ds in sources:
-        if "PerFrameFunctionalGroupsSequence" not in ds and not _is_number(ds, "SliceThickness"):
+        if "PerFrameFunctionalGroupsSequence" not in ds and header_float(ds, "SliceThickness") is None:
             # malformed ("x"): highdicom refused the SEG and printed the value (helper-90)
             with quiet_pydicom():
                 ds.SliceThickness = volume.spacing[0]
@@ -531,15 +531,6 @@ def check_referenced_uids(sources: list[pydicom.Dataset], what: str, path) -> No
             f"anonymizers leave them): a DICOM {what} references each image by its own, so none was written",
             path,
         )
-
-
-def _is_number(ds: pydicom.Dataset, keyword: str) -> bool:
-    """Whether ``keyword`` holds one finite number (a DS or IS value)."""
-    try:
-        with quiet_pydicom():
-            return bool(np.isfinite(float(ds.get(keyword))))
-    except (TypeError, ValueError):
-        return False
 
 
 def source_headers(volume: CTVolume, blanked: set[str] | None = None) -> list[pydicom.Dataset]:
