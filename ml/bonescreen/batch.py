@@ -42,7 +42,7 @@ from .atomic import atomic_path, write_text_atomic
 from .console_bar import progress_bar
 from .errors import BoneScreenError
 from .hu import HUThresholds
-from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file
+from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file, quiet_pydicom
 from .io.folders import walk_folders
 from .io.nifti import is_nifti_path, sidecar_path
 from .labels import CLASS_NAMES
@@ -166,10 +166,11 @@ def _series_identity(path: Path) -> str | None:
             for f in sorted(path.iterdir()):
                 if f.is_file() and is_dicom_file(f):
                     try:
-                        uid = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+                        with quiet_pydicom():  # a damaged value's warning would quote its bytes
+                            uid = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+                            series = str(uid.get("SeriesInstanceUID", "") or "")
                     except Exception:
                         continue
-                    series = str(uid.get("SeriesInstanceUID", "") or "")
                     return f"uid {series}" if series else None  # no UID: nothing to compare
             return None
         return f"nifti {path.stat().st_size}"

@@ -155,3 +155,23 @@ def test_a_full_size_file_whose_header_derails_is_called_garbled_not_cut(series)
     with pytest.raises(BoneScreenError) as err:
         load_ct(series)
     assert "garbled" in err.value.problem and "may end before" not in err.value.problem, err.value.problem
+
+
+def test_a_damaged_uid_is_not_quoted_by_the_batchs_duplicate_check_nor_the_front_ends_header(named, capfd):
+    """Stop 61: batch's duplicate check and the header Slicer's module reads for the identifiers read with pydicom
+    outside the reader's guard, so a SeriesInstanceUID holding other bytes (here the patient's ID, as a damaged
+    length leaves them) was quoted by pydicom's "Invalid value for VR UI" warning."""
+    import warnings
+
+    from bonescreen.batch import duplicate_studies
+    from bonescreen.io.identifiers import read_header
+
+    first = sorted(named.iterdir())[0]
+    _set_value(first, b"\x20\x00\x0e\x00UI", b"PIDZ991")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        duplicate_studies({"a": named, "b": named})
+        header = read_header(first)
+        header.get("SeriesInstanceUID")
+    out = capfd.readouterr()
+    assert _clean(out.out, out.err, *(str(w.message) for w in caught))

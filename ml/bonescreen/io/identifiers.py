@@ -98,8 +98,14 @@ def read_header(path: str | os.PathLike):
     """
     import pydicom
 
+    from .dicom import quiet_pydicom  # (dicom imports this module)
+
     try:
-        return pydicom.dcmread(os.fspath(path), stop_before_pixels=True)
+        with quiet_pydicom():  # every value converted under the guard, as the reader does: a damaged value's
+            # warning quotes its raw bytes, which can run into the patient's name (helper-89)
+            header = pydicom.dcmread(os.fspath(path), stop_before_pixels=True)
+            header.walk(lambda _ds, _elem: None)
+        return header
     except Exception as exc:  # pydicom raises several types for missing, damaged and non-DICOM files
         raise BoneScreenError(f"unreadable DICOM header ({type(exc).__name__})", path) from None
 
