@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import BoneScreenError, check_number
 from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file, load_dicom
+from .folders import check_not_special
 from .hu_scale import MAX_HU_OFFSET, hu_scale_problem
 from .identifiers import redact
 from .nifti import is_nifti_path, load_nifti
@@ -60,6 +61,7 @@ def load_ct(
         check_number("hu_offset", hu_offset, -MAX_HU_OFFSET, MAX_HU_OFFSET)
     if not path.exists():
         raise BoneScreenError("no such file or folder", path)
+    check_not_special(path)
     if path.is_file() and path.stat().st_size == 0:  # (helper-34: "not gzip-compressed" of an empty file)
         raise BoneScreenError("the file is empty (0 bytes): an interrupted copy or download?", path)
     if orientation is not None and not is_nifti_path(path):

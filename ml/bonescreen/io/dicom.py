@@ -47,7 +47,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, UID_dictionary
 
 from ..errors import BoneScreenError
-from .folders import walk_folders
+from .folders import special_file, walk_folders
 from .identifiers import patient_identifiers, redact, without_header_values
 from .volume import AIR_HU, CTVolume, acquisition_fields, shift_slices, slice_offsets, volume_from_ijk
 
@@ -79,7 +79,10 @@ DICOM_NAME_SUFFIXES = (".dcm", ".dicom", ".ima")
 
 
 def dicom_kind(path: Path) -> str | None:
-    """``part10`` (preamble and 'DICM'), ``raw`` (ACR-NEMA style: starts with a group 0002/0008 element) or None."""
+    """``part10`` (preamble and 'DICM'), ``raw`` (ACR-NEMA style: starts with a group 0002/0008 element) or None
+    (also for a named pipe or device, which is never opened: :func:`~.folders.special_file`)."""
+    if special_file(path) is not None:
+        return None
     try:
         with open(path, "rb") as f:
             head = f.read(132)
@@ -472,9 +475,10 @@ def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], lis
     """Every DICOM file under ``folder`` (headers only; in its subfolders too when ``recursive``), and the files
     that could not be read as DICOM, (name, reason): ``unreadable`` for one that may be damaged DICOM (named as DICOM,
     or without a suffix beside DICOM files without one, as scanners write them), ``not DICOM (...)`` for another
-    format named as DICOM (a preview image, a text file)."""
-    found, unreadable, plain = [], [], []
-    for root, dirs, files in walk_folders(folder):  # linked series folders too
+    format named as DICOM (a preview image, a text file), ``not a file (...)`` for a named pipe, socket or device
+    (never opened: reading one blocks)."""
+    found, unreadable, plain, special = [], [], [], []
+    for root, dirs, files in walk_folders(folder, special=special):  # linked series folders too
         if not recursive:
             dirs[:] = []
         for name in files:
@@ -498,6 +502,7 @@ def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], lis
                 unreadable.append((shown, "unreadable"))
     if plain and any(not i.path.suffix for i in found):  # (helper-89: IM0078 cut to 0 bytes was passed over)
         unreadable += [(name, "unreadable") for name in plain]
+    unreadable += [(_shown_name(path, folder), f"not a file ({kind})") for path, kind in special]
     return found, unreadable
 
 
@@ -1260,14 +1265,18 @@ def _load_dicom(
         found, unreadable = _collect(path, recursive)
         _add_identifiers(ids, found)
         if not found:
-            named = sorted(n for n in os.listdir(path) if n.lower().endswith(DICOM_NAME_SUFFIXES))
+            named = sorted(
+                n for n in os.listdir(path) if n.lower().endswith(DICOM_NAME_SUFFIXES) and not special_file(path / n)
+            )
             if named:  # files that look like DICOM by name but are not: say so, not "no files"
                 raise BoneScreenError(
                     f"{len(named)} file{'s' if len(named) > 1 else ''} named as DICOM ({named[0]}"
                     f"{', ...' if len(named) > 1 else ''}) but none reads as DICOM: damaged, or another format",
                     path,
                 )
-            raise BoneScreenError("no DICOM files in the folder", path)
+            special = [(name, why) for name, why in unreadable if why.startswith("not a file")]
+            said = f" ({'; '.join(_skips_by_reason(special))})" if special else ""
+            raise BoneScreenError(f"no DICOM files in the folder{said}", path)
         series = _choose_series(path, found, unreadable, series_asked)
     else:
         series = _single_file(path, series_asked, ids)

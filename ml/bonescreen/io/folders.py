@@ -8,12 +8,50 @@ such a tree read as empty (until 2026-12-06: "no labelled CT found", a batch of 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
+from ..errors import BoneScreenError
+
+#: What a path that is neither a file nor a folder is, by its ``st_mode`` type.
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def special_file(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it is neither a regular file nor a folder (links followed): "a named pipe", "a socket",
+    "a character device" or "a block device"; None for a file, a folder, or a path that does not exist.
+
+    Reading such a path blocks (a pipe waits for a writer) or never ends (``/dev/zero``), so BoneScreen never
+    opens one (until 2026-12-06 a named pipe in a DICOM folder froze ``screen`` and napari).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return next((kind for test, kind in _SPECIAL_KINDS if test(mode)), None)
+
+
+def check_not_special(path: str | os.PathLike) -> None:
+    """Raise if ``path`` is a named pipe, socket or device (:func:`special_file`).
+
+    Raises
+    ------
+    BoneScreenError
+        Naming the path and what it is.
+    """
+    kind = special_file(path)
+    if kind is not None:
+        raise BoneScreenError(f"not a file but {kind}: BoneScreen reads files and folders", path)
+
 
 def walk_folders(
-    root: str | os.PathLike, keep: Callable[[Path], bool] | None = None
+    root: str | os.PathLike, keep: Callable[[Path], bool] | None = None, special: list[tuple[Path, str]] | None = None
 ) -> Iterator[tuple[Path, list[str], list[str]]]:
     """Every folder under ``root`` (``root`` first, top-down), as ``os.walk`` gives them, following symlinked folders.
 
@@ -24,6 +62,9 @@ def walk_folders(
     keep : callable, optional
         ``keep(folder)`` is False for a subfolder not to enter (an output folder); hidden folders (names starting
         with ".") are never entered.
+    special : list, optional
+        Gets ``(path, kind)`` for each named pipe, socket or device met (:func:`special_file`): they are not among
+        ``files``, since opening one blocks.
 
     Yields
     ------
@@ -32,7 +73,8 @@ def walk_folders(
     dirs : list of str
         Its subfolders still to walk, sorted; clear it (``dirs[:] = []``) to walk no deeper.
     files : list of str
-        Its files' names, sorted (links to files included; hidden ones too: the caller decides).
+        Its files' names, sorted (links to files included, and broken links, which fail to open at once; hidden
+        files too: the caller decides).
 
     Notes
     -----
@@ -52,7 +94,14 @@ def walk_folders(
                 seen.add(real)
                 kept.append(name)
         dirs[:] = kept
-        yield here, dirs, sorted(files)
+        plain = []
+        for name in sorted(files):
+            kind = special_file(here / name)
+            if kind is None:
+                plain.append(name)
+            elif special is not None:
+                special.append((here / name, kind))
+        yield here, dirs, plain
 
 
 def find_files(root: str | os.PathLike, pattern: str) -> list[Path]:

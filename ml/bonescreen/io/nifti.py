@@ -18,6 +18,7 @@ from isal import igzip
 
 from ..atomic import atomic_path
 from ..errors import BoneScreenError
+from .folders import check_not_special
 from .volume import ORIENTATION_UNKNOWN, CTVolume, acquisition_fields, volume_from_ijk
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -58,6 +59,7 @@ def read_nifti(path: str | os.PathLike) -> nib.Nifti1Image | nib.Nifti2Image:
 
 def _read(path: str | os.PathLike) -> nib.Nifti1Image | nib.Nifti2Image:
     path = Path(path)
+    check_not_special(path)  # a named pipe would block the read
     if not str(path).lower().endswith(".gz"):
         return nib.load(path)
     data = igzip.decompress(path.read_bytes())

@@ -1,12 +1,21 @@
-"""Folders built of symbolic links read as the folders they link to (stop 61: ``os.walk`` and ``Path.rglob`` do
-not enter a linked folder, so a batch folder of links to studies screened nothing, a DICOM folder whose series
-lay in a linked subfolder held "no DICOM files", and a labelled TotalSegmentator tree of links had "no labelled CT
-found"). Each test also puts a link to a folder above in the tree: the walk must end, reading each folder once."""
+"""Input folders as users' file systems hold them (stop 61).
+
+Folders built of symbolic links read as the folders they link to: ``os.walk`` and ``Path.rglob`` do not enter a
+linked folder, so a batch folder of links to studies screened nothing, a DICOM folder whose series lay in a linked
+subfolder held "no DICOM files", and a labelled TotalSegmentator tree of links had "no labelled CT found". Each
+test also puts a link to a folder above in the tree: the walk must end, reading each folder once.
+
+Named pipes (and sockets, devices) are never opened: a pipe in a DICOM folder froze ``screen`` and napari's
+reader (opening one waits for a writer).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
+from contextlib import contextmanager
 
 import nibabel as nib
 import numpy as np
@@ -14,6 +23,7 @@ import pytest
 
 from bonescreen.batch import find_studies
 from bonescreen.data.labelled import find_labelled
+from bonescreen.errors import BoneScreenError
 from bonescreen.io import load_ct
 from bonescreen.io.folders import find_files, walk_folders
 
@@ -80,3 +90,52 @@ def test_walk_folders_skips_hidden_and_unkept_folders_and_can_stop_at_the_top(tm
         top.append((here, files))
         dirs[:] = []
     assert top == [(tmp_path, [])]
+
+
+@contextmanager
+def _pipes(*paths):
+    """Named pipes at ``paths``, watched: a reader that opens one is let go at once (its writer end opened and
+    closed: it reads an empty file) and recorded, so that a regression fails the test instead of freezing the
+    suite (a reader blocked in a worker thread cannot be interrupted)."""
+    for path in paths:
+        os.mkfifo(path)
+    opened: list[str] = []
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            for path in paths:
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # fails (ENXIO) while no reader has it open
+                except OSError:
+                    continue
+                os.close(fd)
+                opened.append(path.name)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield opened
+    finally:
+        done.set()
+        watcher.join()
+
+
+def test_named_pipes_are_never_opened_and_are_named(tmp_path, small_case_files):
+    folder = tmp_path / "series"
+    shutil.copytree(small_case_files / "dicom" / "dicom", folder)
+    alone = tmp_path / "only_a_pipe"
+    alone.mkdir()
+    with _pipes(folder / "pipe.dcm", folder / "IM9999", alone / "ct.nii.gz") as opened:
+        volume = load_ct(folder)
+        assert volume.hu.shape == load_ct(small_case_files / "dicom" / "dicom").hu.shape
+        assert "not a file (a named pipe): IM9999, pipe.dcm" in " ".join(volume.notes)
+        assert all("pipe" not in f for f in volume.flags)  # not taken for a damaged image of the series
+        with pytest.raises(BoneScreenError, match=r"not a file but a named pipe") as err:
+            load_ct(alone / "ct.nii.gz")
+        assert str(err.value.path) == str(alone / "ct.nii.gz")
+        with pytest.raises(BoneScreenError, match=r"no DICOM files in the folder \(not a file \(a named pipe\)"):
+            load_ct(alone)
+        assert find_studies(alone) == {}
+    assert opened == []
