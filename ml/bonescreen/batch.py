@@ -43,7 +43,7 @@ from .console_bar import progress_bar
 from .errors import BoneScreenError
 from .hu import HUThresholds
 from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file, quiet_pydicom
-from .io.folders import walk_folders
+from .io.folders import CANNOT_BE_READ, walk_folders
 from .io.nifti import is_nifti_path, sidecar_path
 from .labels import CLASS_NAMES
 from .messages import status_confirmed
@@ -76,12 +76,15 @@ def find_studies(
 ) -> dict[str, Path]:
     """Every CT series under ``root``: key (:func:`study_key` under ``secret``) -> path (NIfTI file, or folder
     directly holding DICOM files or files named as DICOM); ``exclude`` (the output folder) and hidden folders are
-    not searched."""
+    not searched. A folder that cannot be read (no permission) is a study too, which fails by name, so that nothing
+    is passed over without a word (helper-92: it was, and the batch "succeeded")."""
     root = Path(root)
     skip = Path(exclude).resolve() if exclude is not None else None
     found: dict[str, Path] = {}
+    skipped: list[tuple[Path, str]] = []
     # linked study folders are followed (until 2026-12-06 a folder of links to studies was a batch of none)
-    for here, _, files in walk_folders(root, keep=lambda d: d.resolve() != skip and not is_bonescreen_output(d)):
+    walk = walk_folders(root, keep=lambda d: d.resolve() != skip and not is_bonescreen_output(d), skipped=skipped)
+    for here, _, files in walk:
         dicom_here = False
         for name in files:
             path = here / name
@@ -94,6 +97,9 @@ def find_studies(
                 dicom_here = True
         if dicom_here:
             found[study_key(root, here, secret)] = here
+    for path, why in skipped:  # named pipes and the like are no study; a folder that cannot be read may be one
+        if why.startswith(CANNOT_BE_READ) and path.is_dir():
+            found[study_key(root, path, secret)] = path
     return dict(sorted(found.items()))
 
 
@@ -139,7 +145,7 @@ def check_batch_output(out: Path) -> None:
     ours = _is_our_json(out / "manifest.json", MANIFEST_KEYS) or (out / KEY_SECRET_FILE).is_file()
     if not ours and (out / "inputs.csv").is_file():  # a run stopped before its manifest was written
         try:
-            with open(out / "inputs.csv", encoding="utf-8") as f:
+            with open(out / "inputs.csv", encoding="utf-8", errors="surrogateescape") as f:
                 ours = f.readline().startswith("study,input (relative to the input root")
         except (OSError, UnicodeDecodeError):
             ours = False
@@ -275,7 +281,8 @@ def study_key(root: Path, path: Path, secret: bytes = b"") -> str:
     every one (helper-76 recovered a 7-digit folder name, a medical record number, in 4 s)."""
     import hmac
 
-    rel = (path.relative_to(root).as_posix() or ".").encode("utf-8")
+    # os.fsencode: a folder name that is not UTF-8 (Latin-1 from an old CD) holds surrogates (helper-92: a traceback)
+    rel = os.fsencode(path.relative_to(root).as_posix() or ".")
     digest = hmac.new(secret, rel, hashlib.sha256).hexdigest() if secret else hashlib.sha256(rel).hexdigest()
     return "study-" + digest[:12]
 
@@ -309,7 +316,7 @@ def key_secret(out: Path) -> tuple[bytes, bool]:
     listed = out / "inputs.csv"
     if listed.is_file():
         try:
-            with open(listed, newline="", encoding="utf-8") as f:
+            with open(listed, newline="", encoding="utf-8", errors="surrogateescape") as f:
                 rows = list(csv.reader(f))[1:]
         except (OSError, UnicodeDecodeError, csv.Error):
             rows = []
@@ -621,7 +628,10 @@ def run_batch(
             write_text_atomic(out / KEY_SECRET_FILE, secret.hex() + "\n")
             os.chmod(out / KEY_SECRET_FILE, 0o600)
         remove_temporaries(out)
-        with atomic_path(out / "inputs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        with (
+            atomic_path(out / "inputs.csv") as tmp,
+            open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f,
+        ):
             w = csv.writer(f)
             w.writerow(["study", "input (relative to the input root; may carry identifiers)"])
             for key, path in studies.items():

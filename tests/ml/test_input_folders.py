@@ -139,3 +139,83 @@ def test_named_pipes_are_never_opened_and_are_named(tmp_path, small_case_files):
             load_ct(alone)
         assert find_studies(alone) == {}
     assert opened == []
+
+
+def _run_without_permission_override(code: str, cwd) -> dict:
+    """Run ``code`` in a Python that file permissions bind: as root (CI runs so), with the capabilities that let root
+    read any file dropped by util-linux's ``setpriv``; the code prints one JSON object."""
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", code]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without util-linux's setpriv: permissions cannot be made to bind")
+        drop = "-dac_override,-dac_read_search"
+        command = [setpriv, "--bounding-set", drop, "--inh-caps", drop, "--", *command]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_files_and_folders_without_read_permission_are_named_not_passed_over(tmp_path, small_case_files):
+    """helper-92: a series split over two folders, one of them without read permission, read half its slices with no
+    flag; such a folder was left out of a batch that then "succeeded"; a file without permission was "damaged, or
+    another format"."""
+    files = sorted((small_case_files / "dicom" / "dicom").iterdir())
+    half = len(files) // 2
+    for sub, part in (("a", files[:half]), ("b", files[half:])):
+        (tmp_path / "split" / sub).mkdir(parents=True)
+        for f in part:
+            shutil.copy(f, tmp_path / "split" / sub / f.name)
+    (tmp_path / "split" / "b").chmod(0)
+    (tmp_path / "split" / "a" / files[0].name).chmod(0)
+    code = f"""
+import json
+from bonescreen.batch import find_studies
+from bonescreen.errors import BoneScreenError
+from bonescreen.io import load_ct
+said = {{}}
+volume = load_ct("split/a")
+said["flags"] = volume.flags
+said["studies"] = sorted(p.as_posix() for p in find_studies("split").values())
+for path in ("split/b", "split/a/{files[0].name}"):
+    try:
+        load_ct(path)
+    except BoneScreenError as exc:
+        said[path] = exc.problem
+volume = load_ct("split")
+said["whole"] = [volume.hu.shape[0], volume.flags]
+print(json.dumps(said))
+"""
+    try:
+        said = _run_without_permission_override(code, tmp_path)
+    finally:
+        (tmp_path / "split" / "b").chmod(0o755)
+    assert said["split/b"] == said[f"split/a/{files[0].name}"] == "cannot be read (permission denied)"
+    assert said["studies"] == ["split/a", "split/b"]  # the folder without permission is a study that fails by name
+    flag = "1 file or folder that cannot be read may hold images of this series and was left out (cannot be read "
+    assert any(f.startswith(flag) and files[0].name in f for f in said["flags"])
+    n, flags = said["whole"]
+    listed = f"(cannot be read (permission denied): a/{files[0].name}, b)"
+    assert n == half - 1 and any(f.startswith("2 files or folders that cannot be read") and listed in f for f in flags)
+
+
+def test_folder_names_that_are_not_utf8_are_studies_of_a_batch(tmp_path):
+    """helper-92: a folder named in Latin-1 (an old CD, a Windows archive) stopped `batch` with a traceback before
+    any study was screened (the study's key and inputs.csv encoded its name as UTF-8)."""
+    from bonescreen.batch import run_batch
+
+    root = tmp_path / "archive"
+    name = os.fsdecode(b"Jos\xe9")
+    (root / name).mkdir(parents=True)
+    nib.save(nib.Nifti1Image(np.full((8, 8, 8), -1000, np.int16), np.eye(4)), root / name / "ct.nii.gz")
+    (study,) = find_studies(root).values()
+    assert study == root / name / "ct.nii.gz"
+    manifest = run_batch(root, tmp_path / "out", workers=1, device="cpu", progress=False)
+    assert manifest["studies"] == 1 and manifest["counts"]["error"] == 1  # 8 voxels of air: no CT to screen
+    listed = (tmp_path / "out" / "inputs.csv").read_bytes()
+    assert b"Jos\xe9/ct.nii.gz" in listed  # the name's own bytes, as the file system holds them

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import BoneScreenError, check_number
 from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file, load_dicom
-from .folders import check_not_special
+from .folders import check_not_special, listing_problem, open_problem
 from .hu_scale import MAX_HU_OFFSET, hu_scale_problem
 from .identifiers import redact
 from .nifti import is_nifti_path, load_nifti
@@ -62,6 +62,9 @@ def load_ct(
     if not path.exists():
         raise BoneScreenError("no such file or folder", path)
     check_not_special(path)
+    why = listing_problem(path) if path.is_dir() else open_problem(path)
+    if why is not None:  # (helper-92: a file without read permission was "damaged, or another format")
+        raise BoneScreenError(why, path)
     if path.is_file() and path.stat().st_size == 0:  # (helper-34: "not gzip-compressed" of an empty file)
         raise BoneScreenError("the file is empty (0 bytes): an interrupted copy or download?", path)
     if orientation is not None and not is_nifti_path(path):

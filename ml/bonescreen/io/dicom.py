@@ -47,7 +47,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, UID_dictionary
 
 from ..errors import BoneScreenError
-from .folders import special_file, walk_folders
+from .folders import CANNOT_BE_READ, open_problem, special_file, walk_folders
 from .identifiers import patient_identifiers, redact, without_header_values
 from .volume import AIR_HU, CTVolume, acquisition_fields, shift_slices, slice_offsets, volume_from_ijk
 
@@ -477,8 +477,8 @@ def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], lis
     or without a suffix beside DICOM files without one, as scanners write them), ``not DICOM (...)`` for another
     format named as DICOM (a preview image, a text file), ``not a file (...)`` for a named pipe, socket or device
     (never opened: reading one blocks)."""
-    found, unreadable, plain, special = [], [], [], []
-    for root, dirs, files in walk_folders(folder, special=special):  # linked series folders too
+    found, unreadable, plain, skipped = [], [], [], []
+    for root, dirs, files in walk_folders(folder, skipped=skipped):  # linked series folders too
         if not recursive:
             dirs[:] = []
         for name in files:
@@ -487,7 +487,10 @@ def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], lis
                 continue
             shown = _shown_name(path, folder)
             if not is_dicom_file(path):
-                if name.lower().endswith(DICOM_NAME_SUFFIXES):  # named as DICOM, unreadable as it: said, not skipped
+                why = open_problem(path)
+                if why is not None:  # no permission: it may be an image of the series (helper-92)
+                    unreadable.append((shown, why))
+                elif name.lower().endswith(DICOM_NAME_SUFFIXES):  # named as DICOM, unreadable as it: said, not skipped
                     # silently (helper-37: a damaged bad.dcm beside a good series)
                     other = _other_format(path)
                     unreadable.append((shown, f"not DICOM ({other})" if other else "unreadable"))
@@ -502,7 +505,7 @@ def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], lis
                 unreadable.append((shown, "unreadable"))
     if plain and any(not i.path.suffix for i in found):  # (helper-89: IM0078 cut to 0 bytes was passed over)
         unreadable += [(name, "unreadable") for name in plain]
-    unreadable += [(_shown_name(path, folder), f"not a file ({kind})") for path, kind in special]
+    unreadable += [(_shown_name(path, folder), why) for path, why in skipped]
     return found, unreadable
 
 
@@ -545,16 +548,19 @@ def _damaged(
         for i in found
         if i.damaged and (not i.series_uid or uid.startswith(i.series_uid)) and i.sop_instance not in read - {""}
     ]
-    return cut + [(name, reason) for name, reason in unreadable if reason == "unreadable"]
+    return cut + [(name, why) for name, why in unreadable if why == "unreadable" or why.startswith(CANNOT_BE_READ)]
 
 
 def _damaged_flag(damaged: list[tuple[str, str]]) -> str:
     """The flag of a series read beside damaged files that may be its images: a slice missing inside the series
     stops the read (uneven spacing), so any missing image lies beyond its first or last."""
     n = len(damaged)
-    files = (
-        f"{n} damaged files in the folder may be images" if n > 1 else "1 damaged file in the folder may be an image"
-    )
+    if all(why.startswith(CANNOT_BE_READ) for _, why in damaged):  # no permission: not damaged (helper-92)
+        what = "files or folders that cannot be read" if n > 1 else "file or folder that cannot be read"
+        files = f"{n} {what} may hold images"
+    else:
+        what = "damaged files in the folder may be images" if n > 1 else "damaged file in the folder may be an image"
+        files = f"{n} {what}"
     left = "were" if n > 1 else "was"
     return (
         f"{files} of this series and {left} left out ({'; '.join(_skips_by_reason(damaged))}): if so, the series "
