@@ -21,17 +21,19 @@ def _named_dicom(path: Path) -> bool:
 
 
 def _handles(path: Path) -> bool:
-    if path.is_dir():
-        try:
+    # files named .nii, .nii.gz or as DICOM are taken even when empty or damaged (helper-36: napari's generic "no
+    # reader" stood where BoneScreen says what is wrong with the file)
+    if is_nifti_path(path) or _named_dicom(path):
+        return True
+    try:
+        if path.is_dir():
             files = list(_first_files(path))
             # an empty folder is taken too, so that the user reads why nothing opened (no file in it), not
             # napari's "no plugin found"; a folder of other files is left to the readers of those files
             return not files or any(_named_dicom(p) or is_dicom_file(p) for p in files)
-        except OSError:
-            return False
-    # files named .nii, .nii.gz or as DICOM are taken even when empty or damaged (helper-36: napari's generic "no
-    # reader" stood where BoneScreen says what is wrong with the file)
-    return is_nifti_path(path) or _named_dicom(path) or (path.is_file() and is_dicom_file(path))
+        return path.is_file() and is_dicom_file(path)
+    except OSError:  # a name too long for the system (helper-92: a traceback), a folder that cannot be listed
+        return False
 
 
 def _first_files(folder: Path, limit: int = 200):

@@ -48,6 +48,9 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
     except BoneScreenError as exc:
         show_error(f"BoneScreen could not save the vertebrae: {exc}")
         return []
+    except OSError as exc:  # a read-only folder, a folder of that name, a full disk (helper-92: tracebacks)
+        show_error(f"BoneScreen could not save the vertebrae: {target}: {(exc.strerror or str(exc)).lower()}")
+        return []
     return [str(target)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import errno
 import logging
 import math
 import os
@@ -19,6 +20,22 @@ from .errors import BoneScreenError, check_number
 from .hu import MAX_CONTRAST_OFFSET_HU, HUThresholds
 from .label_schemes import SCHEME_NAMES
 from .pipeline.progress import Cancelled
+
+
+def user_path(text: str) -> Path:
+    """A path argument: ``~`` expanded (the shell leaves it in ``--out=~/x``: a folder named "~" was made, helper-92),
+    an empty one refused (``--out ''`` wrote into the current folder, ``screen ''`` read it)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(os.path.expanduser(text))
+
+
+#: System errors on a path the user gave (a name too long, a folder that is a file ...): bad input, exit code 2.
+_PATH_ERRNOS = frozenset(
+    {errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.ELOOP}
+)
+#: System errors of a full or failing disk while writing: an output failed, exit code 1.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
 
 
 def _stage_bars(preface: str | None = None):
@@ -756,7 +773,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     ph = sub.add_parser("phantom", help="write synthetic lumbar CT cases with ground truth")
-    ph.add_argument("out", type=Path)
+    ph.add_argument("out", type=user_path)
     ph.add_argument("--cases", type=_positive_int, required=True)
     ph.add_argument("--seed", type=_non_negative_int, default=0)
     ph.add_argument("--format", choices=("nifti", "dicom"), default="nifti")
@@ -792,7 +809,7 @@ def build_parser() -> argparse.ArgumentParser:
     sy = sub.add_parser(
         "synth-slices", help="write MS-Net training slices of the realistic phantom (real bone shapes, pelvis, ribs)"
     )
-    sy.add_argument("out", type=Path, help="folder for slices_*.npz shards (existing shards are kept: resumable)")
+    sy.add_argument("out", type=user_path, help="folder for slices_*.npz shards (existing shards are kept: resumable)")
     sy.add_argument("--scenes", type=_positive_int, required=True, help="synthetic patients drawn")
     sy.add_argument("--per-scene", type=_positive_int, default=6, help="slices per patient")
     sy.add_argument("--scenes-per-shard", type=_positive_int, default=20)
@@ -806,8 +823,8 @@ def build_parser() -> argparse.ArgumentParser:
     sy.set_defaults(func=cmd_synth_slices)
 
     def common_training(q: argparse.ArgumentParser, epochs: int) -> None:
-        q.add_argument("data", type=Path, help="labelled case set (cases.csv + case folders)")
-        q.add_argument("--out", type=Path, required=True, help="weights folder")
+        q.add_argument("data", type=user_path, help="labelled case set (cases.csv + case folders)")
+        q.add_argument("--out", type=user_path, required=True, help="weights folder")
         q.add_argument("--epochs", type=_positive_int, default=epochs)
         q.add_argument("--batch-size", type=_positive_int, default=64)
         q.add_argument("--lr", type=_positive_float, default=None, help="base learning rate (default: the paper's)")
@@ -816,7 +833,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--device", type=_device, default="auto")
         q.add_argument("--workers", type=_non_negative_int, default=0)
         q.add_argument("--resume", action="store_true", help="continue from the training state in --out")
-        q.add_argument("--init-weights", type=Path, default=None, help="start from these weights (fine-tuning)")
+        q.add_argument("--init-weights", type=user_path, default=None, help="start from these weights (fine-tuning)")
 
     ts = sub.add_parser("train-seg", help="train MS-Net (Adam 0.002, constant 2/3 of epochs, then linear to 0)")
     common_training(ts, 150)
@@ -831,14 +848,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ts.add_argument(
         "--slices",
-        type=Path,
+        type=user_path,
         action="append",
         default=[],
         help="folder of realistic-phantom slice shards (bonescreen synth-slices) to train on too; repeatable",
     )
     ts.add_argument(
         "--labelled",
-        type=Path,
+        type=user_path,
         action="append",
         default=[],
         help="folder of your own CT with vertebra labels (VerSe, TotalSegmentator or nnU-Net layout); repeatable",
@@ -871,7 +888,7 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--crops-per-case", type=_positive_int, default=144)
     tc.add_argument(
         "--also",
-        type=Path,
+        type=user_path,
         action="append",
         default=[],
         help="another labelled case set to train on too (split by case as DATA is); repeatable",
@@ -886,19 +903,19 @@ def build_parser() -> argparse.ArgumentParser:
     tc.set_defaults(func=lambda a: _train(a, "classification"))
 
     sc = sub.add_parser("screen", help="screen one CT: result.json, levels.nii.gz, seg.dcm (DICOM input), report.png")
-    sc.add_argument("input", type=Path, help="DICOM folder, DICOM file or NIfTI")
+    sc.add_argument("input", type=user_path, help="DICOM folder, DICOM file or NIfTI")
     sc.add_argument(
         "--out",
-        type=Path,
+        type=user_path,
         required=True,
         help="output folder: result.json, levels.nii.gz, report.png (seg.dcm, sr.dcm)",
     )
     sc.add_argument("--device", type=_device, default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    sc.add_argument("--seg-weights", type=Path, default=None, help="default: the bundled MS-Net")
-    sc.add_argument("--cls-weights", type=Path, default=None, help="default: the bundled BCC-Net")
+    sc.add_argument("--seg-weights", type=user_path, default=None, help="default: the bundled MS-Net")
+    sc.add_argument("--cls-weights", type=user_path, default=None, help="default: the bundled BCC-Net")
     sc.add_argument(
         "--labels",
-        type=Path,
+        type=user_path,
         default=None,
         help="vertebra labels (NIfTI on the CT grid: corrected levels.nii.gz, another tool's map): skip segmenting",
     )
@@ -921,9 +938,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=cmd_screen)
 
     bt = sub.add_parser("batch", help="screen every CT series under a folder on Dask (summary.csv, manifest.json)")
-    bt.add_argument("input_root", type=Path)
+    bt.add_argument("input_root", type=user_path)
     bt.add_argument(
-        "--out", type=Path, required=True, help="output folder: summary.csv, manifest.json, a folder per study"
+        "--out", type=user_path, required=True, help="output folder: summary.csv, manifest.json, a folder per study"
     )
     bt.add_argument(
         "--scheduler",
@@ -935,25 +952,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=_positive_int, default=None, help="LocalCluster workers (default: per GPU, else cores/2)"
     )
     bt.add_argument("--device", type=_device, default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    bt.add_argument("--seg-weights", type=Path, default=None, help="default: the bundled MS-Net")
-    bt.add_argument("--cls-weights", type=Path, default=None, help="default: the bundled BCC-Net")
+    bt.add_argument("--seg-weights", type=user_path, default=None, help="default: the bundled MS-Net")
+    bt.add_argument("--cls-weights", type=user_path, default=None, help="default: the bundled BCC-Net")
     _add_reading_options(bt, " of every study")
     _add_inference_options(bt)
     bt.set_defaults(func=cmd_batch)
 
     rp = sub.add_parser("reproduce", help="the paper's tables and figures on the synthetic benchmark")
-    rp.add_argument("out", type=Path)
+    rp.add_argument("out", type=user_path)
     rp.add_argument("--quick", action="store_true", help="CI-sized run (a few cases, one epoch)")
     rp.add_argument("--device", type=_device, default="auto")
-    rp.add_argument("--seg-weights", type=Path, default=None, help="MS-Net weights (default: bundled)")
+    rp.add_argument("--seg-weights", type=user_path, default=None, help="MS-Net weights (default: bundled)")
     rp.add_argument("--seed", type=_non_negative_int, default=0)
     rp.set_defaults(func=cmd_reproduce)
 
     ev = sub.add_parser("evaluate", help="segmentation and classification metrics on a labelled set")
-    ev.add_argument("data", type=Path)
-    ev.add_argument("--out", type=Path, required=True)
-    ev.add_argument("--seg-weights", type=Path, default=None)
-    ev.add_argument("--cls-weights", type=Path, default=None)
+    ev.add_argument("data", type=user_path)
+    ev.add_argument("--out", type=user_path, required=True)
+    ev.add_argument("--seg-weights", type=user_path, default=None)
+    ev.add_argument("--cls-weights", type=user_path, default=None)
     ev.add_argument("--slices-per-case", type=_positive_int, default=12)
     ev.add_argument("--crops-per-case", type=_positive_int, default=24)
     ev.add_argument("--seed", type=_non_negative_int, default=0)
@@ -993,7 +1010,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except BoneScreenError as exc:  # the user's input or arguments; anything else is a bug and surfaces as one
         print(f"bonescreen: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
+    except OSError as exc:  # a path the system refuses, or a full disk (helper-92: tracebacks)
+        if exc.errno not in _PATH_ERRNOS | _WRITE_ERRNOS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"bonescreen: error: {where}{(exc.strerror or str(exc)).lower()}", file=sys.stderr)
+        return 1 if exc.errno in _WRITE_ERRNOS else 2
     except Cancelled:
         print("bonescreen: cancelled", file=sys.stderr)
         return 130

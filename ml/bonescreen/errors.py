@@ -22,10 +22,21 @@ class BoneScreenError(Exception):
         The file or folder concerned; it is put in front of the message.
     """
 
+    #: The command line's exit code for it: 2, bad input or a bad argument.
+    exit_code = 2
+
     def __init__(self, message: str, path: str | PathLike | None = None) -> None:
         self.path = None if path is None else str(path)
         self.problem = message
         super().__init__(message if path is None else f"{path}: {message}")
+
+
+class OutputError(BoneScreenError):
+    """An output that could not be written (a full disk, a folder made read-only during the run) after the input was
+    read and screened: exit code 1, as for the other outputs that fail (helper-92: result.json on a full disk ended
+    with exit code 2, which says the input was bad)."""
+
+    exit_code = 1
 
 
 def check_choice(name: str, value: object, allowed: Iterable) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .atomic import write_text_atomic
 from .checkpoint import file_sha256
-from .errors import BoneScreenError
+from .errors import BoneScreenError, OutputError
 from .hu import HUThresholds
 from .io import CTVolume, load_ct
 from .io.identifiers import redact, redact_error
@@ -248,7 +248,7 @@ def screen_file(
         write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
     except OSError as exc:
         written = ", ".join(outputs.values()) or "nothing else"
-        raise BoneScreenError(f"cannot write result.json ({exc.strerror or exc}); written: {written}", out) from None
+        raise OutputError(f"cannot write result.json ({exc.strerror or exc}); written: {written}", out) from None
     return result
 
 

@@ -219,3 +219,45 @@ def test_folder_names_that_are_not_utf8_are_studies_of_a_batch(tmp_path):
     assert manifest["studies"] == 1 and manifest["counts"]["error"] == 1  # 8 voxels of air: no CT to screen
     listed = (tmp_path / "out" / "inputs.csv").read_bytes()
     assert b"Jos\xe9/ct.nii.gz" in listed  # the name's own bytes, as the file system holds them
+
+
+def test_paths_the_system_refuses_end_with_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch):
+    """helper-92: a name over the system's limit ended in a traceback; ``--out ''`` wrote into the current folder and
+    ``screen ''`` read it; ``--out=~/x`` (where the shell leaves the "~") made a folder named "~"."""
+    from bonescreen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    too_long = tmp_path / ("x" * 300)
+    for argv in (["screen", str(too_long), "--out", "out"], ["screen", str(tmp_path), "--out", str(too_long)]):
+        assert main(argv) == 2
+        said = capsys.readouterr().err
+        assert said.startswith(f"bonescreen: error: {too_long}: ") and "file name too long" in said
+    for argv in (["screen", "", "--out", "out"], ["screen", str(tmp_path), "--out", " "]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2 and "an empty path" in capsys.readouterr().err
+    assert main(["screen", "~/scan.nii.gz", "--out=~/out"]) == 2
+    assert capsys.readouterr().err.startswith(f"bonescreen: error: {tmp_path / 'home' / 'scan.nii.gz'}: no such file")
+    assert not (tmp_path / "~").exists()
+
+
+def test_a_result_json_that_cannot_be_written_ends_with_exit_code_1(tmp_path, shared_data, capsys, monkeypatch):
+    """helper-92: result.json on a full disk ended with exit code 2, the code of bad input. A full disk cannot be
+    made here without mounting one: the write of result.json is made to fail as a full disk fails (ENOSPC)."""
+    import errno
+
+    import bonescreen.screen
+    from bonescreen.cli import main
+
+    real = bonescreen.screen.write_text_atomic
+
+    def full_disk(path, text):
+        if os.path.basename(path) == "result.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, text)
+
+    monkeypatch.setattr(bonescreen.screen, "write_text_atomic", full_disk)
+    code = main(["screen", str(shared_data / "dcmqi-ct3slice"), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    said = capsys.readouterr().err
+    assert code == 1 and "cannot write result.json (No space left on device); written: levels.nii.gz" in said

@@ -105,6 +105,9 @@ def test_a_folder_holding_a_link_to_a_series_opens_the_series(tmp_path, small_ca
     os.symlink(small_case_files / "dicom" / "dicom", folder / "series_1", target_is_directory=True)
     ((data, _meta, kind),) = get_reader(str(folder))(str(folder))
     assert kind == "image" and data.shape[1:] == (512, 512) and data.shape[0] > 20
+    # a name over the system's limit: declined, or read as a notice, never a traceback (helper-92)
+    assert get_reader(str(tmp_path / ("x" * 300))) is None
+    assert get_reader(str(tmp_path / ("x" * 300 + ".nii.gz")))(str(tmp_path / ("x" * 300 + ".nii.gz"))) == [(None,)]
 
 
 def test_reader_declines_and_reports(make_napari_viewer, tmp_path):
@@ -487,6 +490,14 @@ def test_writer_on_sample_layer(make_napari_viewer, tmp_path):
     # ... but not one of another shape
     other = viewer.add_labels(np.zeros((3, 8, 8), np.uint8), name="another grid")
     assert not other.save(str(tmp_path / "other.nii.gz"), plugin=PLUGIN)
+    # a path the system refuses: one line, no traceback (helper-92: a folder of the file's name gave IsADirectoryError)
+    from napari.utils.notifications import notification_manager
+
+    (tmp_path / "taken.nii.gz").mkdir()
+    assert not layer.save(str(tmp_path / "taken.nii.gz"), plugin=PLUGIN)
+    said = notification_manager.records[-1].message
+    assert said.startswith("BoneScreen could not save the vertebrae: ")
+    assert said.endswith("taken.nii.gz: is a directory")
 
 
 def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_case_files, tmp_path):

@@ -59,7 +59,11 @@ def load_ct(
     path = Path(path)
     if hu_offset is not None:
         check_number("hu_offset", hu_offset, -MAX_HU_OFFSET, MAX_HU_OFFSET)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long for the system (helper-92: a traceback)
+        raise BoneScreenError(f"cannot be read ({(exc.strerror or str(exc)).lower()})", path) from None
+    if not exists:
         raise BoneScreenError("no such file or folder", path)
     check_not_special(path)
     why = listing_problem(path) if path.is_dir() else open_problem(path)
