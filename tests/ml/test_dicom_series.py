@@ -706,3 +706,16 @@ def test_a_series_mostly_damaged_is_refused(series):
         _cut_before_rows(f)
     with pytest.raises(BoneScreenError, match=rf"{len(files) - 1} damaged files may be images of the series, 1 image"):
         load_ct(series)
+
+
+def test_a_dicomdir_opened_as_a_file_says_to_open_its_folder(series, tmp_path):
+    """helper-92: opening a disc's DICOMDIR said "no Modality: not a CT image, or the file is truncated"."""
+    from pydicom.fileset import FileSet
+
+    files = FileSet()
+    for f in sorted(series.iterdir())[:3]:
+        files.add(pydicom.dcmread(f))
+    files.write(tmp_path / "disc")
+    with pytest.raises(BoneScreenError, match=r"DICOMDIR: a DICOMDIR, the index of a DICOM disc or export, not an"):
+        load_ct(tmp_path / "disc" / "DICOMDIR")
+    assert load_ct(tmp_path / "disc").hu.shape[0] == 3  # its folder reads the series it lists

@@ -1237,6 +1237,10 @@ def _add_identifiers(ids: list[str], instances) -> None:
     ids[:] = sorted(found, key=len, reverse=True)
 
 
+#: SOPClassUID of a DICOMDIR (Media Storage Directory Storage, DICOM PS3.4 Annex B).
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+
 def _single_file(path: Path, series: str | None = None, ids: list[str] | None = None) -> _Series:
     ds = _read(path, headers_only=True)
     if ids is not None:
@@ -1245,6 +1249,12 @@ def _single_file(path: Path, series: str | None = None, ids: list[str] | None = 
         inst = _Instance(path, ds)
     except Exception as exc:
         raise BoneScreenError(f"damaged DICOM header ({_short(exc)})", path) from None
+    if inst.sop_class == MEDIA_STORAGE_DIRECTORY:  # (helper-92: "no Modality: not a CT image, or truncated")
+        raise BoneScreenError(
+            "a DICOMDIR, the index of a DICOM disc or export, not an image: open the folder it lies in (BoneScreen "
+            "searches its subfolders for the series)",
+            path,
+        )
     if series is not None and not _is_series(inst, series):
         raise BoneScreenError(f"the file is not of series {series} but of {_series_label(inst, 1)}", path)
     if inst.skip and inst.skip.startswith("truncated"):
