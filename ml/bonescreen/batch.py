@@ -614,82 +614,116 @@ def run_batch(
     if logging.getLogger().getEffectiveLevel() > logging.INFO:  # dask.distributed logs at INFO unless told
         logging.getLogger("distributed").setLevel(logging.WARNING)
     started = _dt.datetime.now(_dt.timezone.utc)
-    client = cluster = None
-    outcomes: list[dict] = []
-    n_workers = 0
-    interrupted = False
+    lock: int | None = None  # the output folder's lock, held to the end (helper-92)
     try:
-        # the workers start with Ctrl-C ignored: it reaches this process only (helper-76 got worker tracebacks and
-        # an atexit error from a Ctrl-C 4 s in)
-        with _sigint_held():
-            client, cluster = _connect(scheduler, workers)
-        out.mkdir(parents=True, exist_ok=True)
-        if new_secret:  # readable by its owner alone: with it, the keys give back the folder names
-            write_text_atomic(out / KEY_SECRET_FILE, secret.hex() + "\n")
-            os.chmod(out / KEY_SECRET_FILE, 0o600)
-        remove_temporaries(out)
-        with (
-            atomic_path(out / "inputs.csv") as tmp,
-            open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f,
-        ):
-            w = csv.writer(f)
-            w.writerow(["study", "input (relative to the input root; may carry identifiers)"])
-            for key, path in studies.items():
-                w.writerow([key, path.relative_to(root).as_posix()])
-        futures = [
-            client.submit(
-                screen_study,
-                key,
-                str(path),
-                str(out),
-                seg_weights,
-                cls_weights,
-                device,
-                settings,
-                options,
-                weights,
-                key=f"screen-{key}",
-                pure=False,
-            )
-            for key, path in studies.items()
-        ]
-        bar = None
-        if progress:
-            bar = progress_bar("studies", len(futures), unit="study")
+        client = cluster = None
+        outcomes: list[dict] = []
+        n_workers = 0
+        interrupted = False
         try:
-            _collect(futures, outcomes, bar, limit)
-        except KeyboardInterrupt:
-            # keep what finished: the summary below lists it, and the next run skips it
-            interrupted = True
+            # the workers start with Ctrl-C ignored: it reaches this process only (helper-76 got worker tracebacks and
+            # an atexit error from a Ctrl-C 4 s in)
             with _sigint_held():
-                _quiet_dask(client)
-                for f in futures:
-                    f.cancel()
-        if bar is not None:
-            bar.close()
-        if not interrupted:
-            n_workers = len(client.scheduler_info().get("workers", {}))
-    except KeyboardInterrupt:  # before the studies were sent (the workers starting, inputs.csv being written)
-        interrupted = True
-        _quiet_dask()
+                client, cluster = _connect(scheduler, workers)
+            out.mkdir(parents=True, exist_ok=True)
+            lock = _lock_output(out)
+            if new_secret:  # readable by its owner alone: with it, the keys give back the folder names
+                write_text_atomic(out / KEY_SECRET_FILE, secret.hex() + "\n")
+                os.chmod(out / KEY_SECRET_FILE, 0o600)
+            remove_temporaries(out)
+            with (
+                atomic_path(out / "inputs.csv") as tmp,
+                open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f,
+            ):
+                w = csv.writer(f)
+                w.writerow(["study", "input (relative to the input root; may carry identifiers)"])
+                for key, path in studies.items():
+                    w.writerow([key, path.relative_to(root).as_posix()])
+            futures = [
+                client.submit(
+                    screen_study,
+                    key,
+                    str(path),
+                    str(out),
+                    seg_weights,
+                    cls_weights,
+                    device,
+                    settings,
+                    options,
+                    weights,
+                    key=f"screen-{key}",
+                    pure=False,
+                )
+                for key, path in studies.items()
+            ]
+            bar = None
+            if progress:
+                bar = progress_bar("studies", len(futures), unit="study")
+            try:
+                _collect(futures, outcomes, bar, limit)
+            except KeyboardInterrupt:
+                # keep what finished: the summary below lists it, and the next run skips it
+                interrupted = True
+                with _sigint_held():
+                    _quiet_dask(client)
+                    for f in futures:
+                        f.cancel()
+            if bar is not None:
+                bar.close()
+            if not interrupted:
+                n_workers = len(client.scheduler_info().get("workers", {}))
+        except KeyboardInterrupt:  # before the studies were sent (the workers starting, inputs.csv being written)
+            interrupted = True
+            _quiet_dask()
+        finally:
+            with _sigint_held():  # a second Ctrl-C does not cut the closing short (dask then fails at exit)
+                if client is not None:
+                    client.close()
+                if cluster is not None:
+                    cluster.close()
+                if lock is not None and out.is_dir():  # (another run's temporaries are not this one's to remove)
+                    remove_temporaries(out)  # studies cut off when the run stopped
+        if interrupted and not out.is_dir():  # stopped before anything was written
+            raise KeyboardInterrupt
+        if interrupted:  # summary.csv and manifest.json say so (helper-76: an earlier run's "complete" was left)
+            outcomes += finished_on_disk(studies, out, {o["study"] for o in outcomes}, options, weights, started)
+        manifest = _write_summary(
+            out, studies, outcomes, started, device, scheduler, n_workers, interrupted, options, models, repeats
+        )
+        if interrupted:
+            raise KeyboardInterrupt
+        return manifest
     finally:
-        with _sigint_held():  # a second Ctrl-C does not cut the closing short (dask then fails at exit)
-            if client is not None:
-                client.close()
-            if cluster is not None:
-                cluster.close()
-            if out.is_dir():
-                remove_temporaries(out)  # studies cut off when the run stopped
-    if interrupted and not out.is_dir():  # stopped before anything was written
-        raise KeyboardInterrupt
-    if interrupted:  # summary.csv and manifest.json say so (helper-76: an earlier run's "complete" was left)
-        outcomes += finished_on_disk(studies, out, {o["study"] for o in outcomes}, options, weights, started)
-    manifest = _write_summary(
-        out, studies, outcomes, started, device, scheduler, n_workers, interrupted, options, models, repeats
-    )
-    if interrupted:
-        raise KeyboardInterrupt
-    return manifest
+        if lock is not None:
+            os.close(lock)
+
+
+def _lock_output(out: Path) -> int:
+    """Take the output folder's lock (``flock`` on the folder itself) for this run, or refuse: two batches writing
+    into one folder removed each other's studies half-written and marked good results failed (helper-92).
+
+    Returns
+    -------
+    int
+        The folder's descriptor; closing it lets the lock go (the system does so when the process ends).
+
+    Raises
+    ------
+    BoneScreenError
+        If another batch holds the folder.
+    """
+    import fcntl
+
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BoneScreenError(
+            "another bonescreen batch is writing into this output folder: wait for it to end, or give another --out",
+            out,
+        ) from None
+    return fd
 
 
 @contextmanager

@@ -345,39 +345,55 @@ class EarlierRun(NamedTuple):
 def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
     """Take an earlier run's files out of ``out`` before this run writes its own.
 
-    result.json and the outputs of :data:`OUTPUT_NAMES` are removed, except the labels the user gave
-    (``given``) and a levels.nii.gz that is not the file the earlier run wrote (its SHA-256 differs from
-    the one that run's result.json records, or none is recorded): the user may have corrected it in
-    place, so it is kept under a new name (``levels.kept-<time>.nii.gz``), with a note.
+    result.json and the outputs of :data:`OUTPUT_NAMES` that BoneScreen wrote there last are removed: a result.json
+    of BoneScreen's, and the outputs whose SHA-256 its ``outputs_sha256`` records. Any other file of those names (a
+    result.json that is not BoneScreen's, a levels.nii.gz the user corrected in place, the user's own seg.dcm or
+    report.png, an output of a run stopped before its result.json) is kept under a new name
+    (``levels.kept-<time>.nii.gz``, ``seg.kept-<time>.dcm`` ...), with a note. The labels the user gave
+    (``given``) stay in place (helper-92: the user's own result.json, seg.dcm and report.png were replaced
+    without a word; only levels.nii.gz was kept).
 
     Raises
     ------
     OSError
         If a file cannot be removed or renamed (the caller says so, naming the folder).
     """
-    recorded = {}
+    from .batch import RESULT_KEYS
+
+    earlier = None
     try:
-        recorded = json.loads((out / "result.json").read_text()).get("outputs_sha256") or {}
-    except (OSError, ValueError, AttributeError):  # none, unreadable or not ours: nothing is vouched for
+        earlier = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none, or unreadable: nothing is vouched for
         pass
-    (out / "result.json").unlink(missing_ok=True)
+    ours = isinstance(earlier, dict) and all(k in earlier for k in RESULT_KEYS)
+    recorded = (earlier.get("outputs_sha256") or {}) if ours else {}
     removed, notes = [], []
-    for name in OUTPUT_NAMES:
+    for name in ("result.json", *OUTPUT_NAMES):
         path = out / name
         if not path.is_file() or path.resolve() == given:
             continue
-        if name == "levels.nii.gz" and recorded.get(name) != file_sha256(path):
-            stamp, n = time.strftime("%Y%m%dT%H%M%S"), 1
-            kept = out / f"levels.kept-{stamp}.nii.gz"
-            while kept.exists():  # never over an earlier kept file (two runs within a second)
-                n += 1
-                kept = out / f"levels.kept-{stamp}-{n}.nii.gz"
-            path.rename(kept)
-            notes.append(
-                f"levels.nii.gz in the folder was not the file BoneScreen wrote there last (edited?): kept as "
-                f"{kept.name}; to screen with it: bonescreen screen INPUT --labels {kept.name}"
-            )
+        if (name == "result.json" and ours) or (name != "result.json" and recorded.get(name) == file_sha256(path)):
+            path.unlink()
+            removed.append(name)
             continue
-        path.unlink()
-        removed.append(name)
-    return EarlierRun(removed, notes)
+        kept = _kept_name(path)
+        path.rename(kept)
+        why = (
+            "was not the file BoneScreen wrote there last (edited?)"
+            if name == "levels.nii.gz"
+            else ("was not written by BoneScreen's last run there")
+        )
+        hint = f"; to screen with it: bonescreen screen INPUT --labels {kept.name}" if name == "levels.nii.gz" else ""
+        notes.append(f"{name} in the folder {why}: kept as {kept.name}{hint}")
+    return EarlierRun([n for n in removed if n != "result.json"], notes)
+
+
+def _kept_name(path: Path) -> Path:
+    """``levels.nii.gz`` -> ``levels.kept-<time>.nii.gz`` beside it, never the name of a file there."""
+    stem, suffix = path.name.split(".", 1)
+    stamp, n = time.strftime("%Y%m%dT%H%M%S"), 1
+    kept = path.with_name(f"{stem}.kept-{stamp}.{suffix}")
+    while kept.exists():  # never over an earlier kept file (two runs within a second)
+        n += 1
+        kept = path.with_name(f"{stem}.kept-{stamp}-{n}.{suffix}")
+    return kept

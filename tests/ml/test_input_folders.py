@@ -261,3 +261,24 @@ def test_a_result_json_that_cannot_be_written_ends_with_exit_code_1(tmp_path, sh
     code = main(["screen", str(shared_data / "dcmqi-ct3slice"), "--out", str(tmp_path / "out"), "--device", "cpu"])
     said = capsys.readouterr().err
     assert code == 1 and "cannot write result.json (No space left on device); written: levels.nii.gz" in said
+
+
+def test_a_second_batch_into_the_same_output_folder_is_refused_and_touches_nothing(tmp_path):
+    """helper-92: a second batch into the folder of a running one removed its half-written study (`.study-*.tmp`),
+    failed on it, and marked the first run's good result failed. The running batch's lock is held here as that
+    batch holds it."""
+    from bonescreen.batch import _lock_output, run_batch
+
+    root = tmp_path / "archive"
+    root.mkdir()
+    nib.save(nib.Nifti1Image(np.full((8, 8, 8), -1000, np.int16), np.eye(4)), root / "ct.nii.gz")
+    out = tmp_path / "out"
+    (out / ".study-0123456789ab.tmp").mkdir(parents=True)  # the running batch's study being written
+    held = _lock_output(out)
+    try:
+        with pytest.raises(BoneScreenError, match="another bonescreen batch is writing into this output folder"):
+            run_batch(root, out, workers=1, device="cpu", progress=False)
+        assert sorted(p.name for p in out.iterdir()) == [".study-0123456789ab.tmp"]
+    finally:
+        os.close(held)
+    assert run_batch(root, out, workers=1, device="cpu", progress=False)["studies"] == 1  # the lock is let go

@@ -496,3 +496,29 @@ def test_seg_segments_say_whether_a_user_took_part(unseen, tmp_path):
     args[3] = str(tmp_path / "c")
     assert main([*args, "--labels", str(root / "levels.nii.gz")]) == 0
     assert set(algorithm_types(tmp_path / "c").values()) == {"SEMIAUTOMATIC"}
+
+
+def test_files_of_the_output_names_that_bonescreen_did_not_write_are_kept_not_replaced(shared_data, tmp_path):
+    """helper-92: a user's own result.json, seg.dcm and report.png in --out were replaced without a word (only an
+    edited levels.nii.gz was kept). Each is kept under a new name with a note; BoneScreen's own earlier outputs are
+    replaced as before."""
+    out = tmp_path / "out"
+    out.mkdir()
+    theirs = {"result.json": b'{"mine": 1}\n', "seg.dcm": b"their own SEG", "report.png": b"their own figure"}
+    for name, data in theirs.items():
+        (out / name).write_bytes(data)
+    series = shared_data / "dcmqi-ct3slice"
+    assert main(["screen", str(series), "--out", str(out), "--device", "cpu"]) == 0
+    notes = json.loads((out / "result.json").read_text())["output_notes"]
+    for name, data in theirs.items():
+        stem, suffix = name.split(".", 1)
+        (kept,) = out.glob(f"{stem}.kept-*.{suffix}")
+        assert kept.read_bytes() == data
+        assert any(
+            n.startswith(f"{name} in the folder was not written by BoneScreen's last run there: kept as {kept.name}")
+            for n in notes
+        )
+    # a rerun replaces this run's own outputs, keeping nothing more
+    assert main(["screen", str(series), "--out", str(out), "--device", "cpu"]) == 0
+    assert len(list(out.glob("*.kept-*"))) == 3
+    assert not [n for n in json.loads((out / "result.json").read_text())["output_notes"] if "kept as" in n]
