@@ -719,3 +719,21 @@ def test_a_dicomdir_opened_as_a_file_says_to_open_its_folder(series, tmp_path):
     with pytest.raises(BoneScreenError, match=r"DICOMDIR: a DICOMDIR, the index of a DICOM disc or export, not an"):
         load_ct(tmp_path / "disc" / "DICOMDIR")
     assert load_ct(tmp_path / "disc").hu.shape[0] == 3  # its folder reads the series it lists
+
+
+def test_a_damaged_middle_image_of_three_is_not_said_to_lie_beyond_the_ends(shared_data, tmp_path):
+    """helper-92: with the middle image of a three-image series unreadable, two images read at twice the spacing
+    and the flag said the missing images lay beyond the first or last."""
+    folder = tmp_path / "three"
+    shutil.copytree(shared_data / "dcmqi-ct3slice", folder)
+    images = sorted(p for p in folder.iterdir() if p.suffix == ".dcm")
+    by_position = sorted(
+        images, key=lambda p: float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2])
+    )
+    middle = by_position[1]
+    middle.write_bytes(middle.read_bytes()[:1500])
+    volume = load_ct(folder)
+    assert volume.hu.shape[0] == 2
+    (flag,) = [f for f in volume.flags if middle.name in f]
+    assert "between its images or beyond them (with two images read, a gap cannot show)" in flag
+    assert "beyond its first or last image" not in flag

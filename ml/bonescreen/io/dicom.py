@@ -551,9 +551,11 @@ def _damaged(
     return cut + [(name, why) for name, why in unreadable if why == "unreadable" or why.startswith(CANNOT_BE_READ)]
 
 
-def _damaged_flag(damaged: list[tuple[str, str]]) -> str:
-    """The flag of a series read beside damaged files that may be its images: a slice missing inside the series
-    stops the read (uneven spacing), so any missing image lies beyond its first or last."""
+def _damaged_flag(damaged: list[tuple[str, str]], images: int) -> str:
+    """The flag of a series of ``images`` images read beside damaged files that may be its images: a slice missing
+    inside a series of three or more stops the read (uneven spacing), so any missing image lies beyond its first or
+    last; two images read show no gap between them (helper-92: the middle one of three, unreadable, was said to lie
+    beyond the ends)."""
     n = len(damaged)
     if all(why.startswith(CANNOT_BE_READ) for _, why in damaged):  # no permission: not damaged (helper-92)
         what = "files or folders that cannot be read" if n > 1 else "file or folder that cannot be read"
@@ -564,7 +566,11 @@ def _damaged_flag(damaged: list[tuple[str, str]]) -> str:
     left = "were" if n > 1 else "was"
     return (
         f"{files} of this series and {left} left out ({'; '.join(_skips_by_reason(damaged))}): if so, the series "
-        "lacks slices beyond its first or last image, where a vertebra may be cut or missed"
+        + (
+            "lacks slices beyond its first or last image, where a vertebra may be cut or missed"
+            if images > 2
+            else "lacks slices, between its images or beyond them (with two images read, a gap cannot show)"
+        )
     )
 
 
@@ -906,7 +912,7 @@ def _choose_series(
             folder,
         )
     if chosen.damaged:
-        chosen.flags.append(_damaged_flag(chosen.damaged))
+        chosen.flags.append(_damaged_flag(chosen.damaged, len(chosen.frames)))
         skipped = [s for s in skipped if s not in chosen.damaged]
     note = _skip_note(skipped)
     if note:
