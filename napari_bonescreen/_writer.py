@@ -8,6 +8,7 @@ import numpy as np
 
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import CTVolume
+from bonescreen.io.identifiers import without_header_values
 from bonescreen.io.writers import write_dicom_seg, write_labels_nifti
 
 from ._convert import META_KEY, mark_naming
@@ -21,6 +22,9 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
     """
     from napari.utils.notifications import show_error, show_info
 
+    if not str(path).strip():  # (helper-94: a traceback, "PosixPath('.') has an empty name")
+        show_error("BoneScreen could not save the vertebrae: no file name given")
+        return []
     labels = np.asarray(data)
     geometry = _grid_of(labels.shape, meta)
     target = Path(path)
@@ -49,7 +53,8 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
         show_error(f"BoneScreen could not save the vertebrae: {exc}")
         return []
     except OSError as exc:  # a read-only folder, a folder of that name, a full disk (helper-92: tracebacks)
-        show_error(f"BoneScreen could not save the vertebrae: {target}: {(exc.strerror or str(exc)).lower()}")
+        why = exc.strerror or without_header_values(str(exc))  # (pydicom's message carries a traceback)
+        show_error(f"BoneScreen could not save the vertebrae: {target}: {why.lower()}")
         return []
     return [str(target)]
 

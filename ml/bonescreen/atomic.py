@@ -55,3 +55,34 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through :func:`atomic_path`."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def lock_output_folder(out: str | os.PathLike) -> int:
+    """Take an output folder's lock (``flock`` on the folder itself) for a run that writes there, or refuse: two
+    batches writing into one folder removed each other's studies half-written and marked good results failed, and a
+    ``screen`` into a running batch's folder wrote its outputs among the batch's (helper-92, helper-94).
+
+    Returns
+    -------
+    int
+        The folder's descriptor; closing it lets the lock go (the system does so when the process ends).
+
+    Raises
+    ------
+    BoneScreenError
+        If another run holds the folder.
+    """
+    import fcntl
+
+    from .errors import BoneScreenError
+
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BoneScreenError(
+            "another bonescreen batch is writing into this output folder: wait for it to end, or give another --out",
+            out,
+        ) from None
+    return fd

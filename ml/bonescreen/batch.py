@@ -38,7 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import __version__
-from .atomic import atomic_path, write_text_atomic
+from .atomic import atomic_path, lock_output_folder, write_text_atomic
 from .console_bar import progress_bar
 from .errors import BoneScreenError
 from .hu import HUThresholds
@@ -88,8 +88,8 @@ def find_studies(
         dicom_here = False
         for name in files:
             path = here / name
-            if name.startswith("."):
-                continue
+            if name.startswith(".") or name.upper() == "DICOMDIR":  # a disc's index: its series are read where
+                continue  # they lie (helper-94: the DICOMDIR's folder failed as a study)
             if is_nifti_path(path):
                 if not _is_label_nifti(path):
                     found[study_key(root, path, secret)] = path
@@ -97,9 +97,12 @@ def find_studies(
                 dicom_here = True
         if dicom_here:
             found[study_key(root, here, secret)] = here
-    for path, why in skipped:  # named pipes and the like are no study; a folder that cannot be read may be one
+    for path, why in skipped:  # what cannot be read may be a study: it fails by name (helper-94: pipes vanished)
         if why.startswith(CANNOT_BE_READ) and path.is_dir():
             found[study_key(root, path, secret)] = path
+        elif is_nifti_path(path) or path.name.lower().endswith(DICOM_NAME_SUFFIXES):  # a pipe named as CT
+            study = path if is_nifti_path(path) else path.parent
+            found.setdefault(study_key(root, study, secret), study)
     return dict(sorted(found.items()))
 
 
@@ -250,7 +253,8 @@ def input_fingerprint(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     for p in files:
         st = p.stat()
-        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        # os.fsencode: a name that is not UTF-8 keeps its bytes (helper-94: a traceback, no summary written)
+        h.update(os.fsencode(p.name) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
@@ -626,7 +630,7 @@ def run_batch(
             with _sigint_held():
                 client, cluster = _connect(scheduler, workers)
             out.mkdir(parents=True, exist_ok=True)
-            lock = _lock_output(out)
+            lock = lock_output_folder(out)
             if new_secret:  # readable by its owner alone: with it, the keys give back the folder names
                 write_text_atomic(out / KEY_SECRET_FILE, secret.hex() + "\n")
                 os.chmod(out / KEY_SECRET_FILE, 0o600)
@@ -696,34 +700,6 @@ def run_batch(
     finally:
         if lock is not None:
             os.close(lock)
-
-
-def _lock_output(out: Path) -> int:
-    """Take the output folder's lock (``flock`` on the folder itself) for this run, or refuse: two batches writing
-    into one folder removed each other's studies half-written and marked good results failed (helper-92).
-
-    Returns
-    -------
-    int
-        The folder's descriptor; closing it lets the lock go (the system does so when the process ends).
-
-    Raises
-    ------
-    BoneScreenError
-        If another batch holds the folder.
-    """
-    import fcntl
-
-    fd = os.open(out, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise BoneScreenError(
-            "another bonescreen batch is writing into this output folder: wait for it to end, or give another --out",
-            out,
-        ) from None
-    return fd
 
 
 @contextmanager

@@ -11,12 +11,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .atomic import write_text_atomic
+from .atomic import lock_output_folder, write_text_atomic
 from .checkpoint import file_sha256
 from .errors import BoneScreenError, OutputError
 from .hu import HUThresholds
 from .io import CTVolume, load_ct
-from .io.identifiers import redact, redact_error
+from .io.identifiers import redact, redact_error, without_header_values
 from .io.sr import write_dicom_sr
 from .io.writers import own_labels, read_labels_nifti, write_dicom_seg, write_labels_nifti
 from .label_schemes import MASK_SCHEME
@@ -150,6 +150,7 @@ def screen_file(
     given = Path(labels_path).resolve() if labels_path else None
     try:
         out.mkdir(parents=True, exist_ok=True)
+        os.close(lock_output_folder(out))  # a batch writing there holds it for its whole run (helper-94)
         # an earlier run's files go before any new file is written, so that a run stopped half-way (Ctrl-C, a
         # full disk) leaves no result.json and no output of another CT beside this one's
         earlier = clear_earlier_run(out, given)
@@ -288,7 +289,8 @@ def write_output(out: Path, key: str, name: str, write, outputs: dict, errors: d
     except BoneScreenError as exc:
         errors[name] = exc.problem
     except Exception as exc:  # an output must never take the others down: record and go on
-        errors[name] = f"{type(exc).__name__}: {exc}"
+        # without the traceback pydicom puts in its message (helper-94: a full disk's seg.dcm error held one)
+        errors[name] = f"{type(exc).__name__}: {without_header_values(str(exc))}"
     else:
         outputs[key] = name
         if tags is not None:

@@ -137,7 +137,8 @@ def test_named_pipes_are_never_opened_and_are_named(tmp_path, small_case_files):
         assert str(err.value.path) == str(alone / "ct.nii.gz")
         with pytest.raises(BoneScreenError, match=r"no DICOM files in the folder \(not a file \(a named pipe\)"):
             load_ct(alone)
-        assert find_studies(alone) == {}
+        # a batch makes a pipe named as CT a study that fails by name (helper-94: it vanished from the summary)
+        assert list(find_studies(alone).values()) == [alone / "ct.nii.gz"]
     assert opened == []
 
 
@@ -263,22 +264,88 @@ def test_a_result_json_that_cannot_be_written_ends_with_exit_code_1(tmp_path, sh
     assert code == 1 and "cannot write result.json (No space left on device); written: levels.nii.gz" in said
 
 
-def test_a_second_batch_into_the_same_output_folder_is_refused_and_touches_nothing(tmp_path):
+def test_a_second_batch_into_the_same_output_folder_is_refused_and_touches_nothing(tmp_path, shared_data):
     """helper-92: a second batch into the folder of a running one removed its half-written study (`.study-*.tmp`),
-    failed on it, and marked the first run's good result failed. The running batch's lock is held here as that
-    batch holds it."""
-    from bonescreen.batch import _lock_output, run_batch
+    failed on it, and marked the first run's good result failed; helper-94: a `screen` into it wrote its outputs
+    among the batch's. The running batch's lock is held here as that batch holds it."""
+    from bonescreen.atomic import lock_output_folder
+    from bonescreen.batch import run_batch
+    from bonescreen.screen import screen_file
 
     root = tmp_path / "archive"
     root.mkdir()
     nib.save(nib.Nifti1Image(np.full((8, 8, 8), -1000, np.int16), np.eye(4)), root / "ct.nii.gz")
     out = tmp_path / "out"
     (out / ".study-0123456789ab.tmp").mkdir(parents=True)  # the running batch's study being written
-    held = _lock_output(out)
+    held = lock_output_folder(out)
     try:
         with pytest.raises(BoneScreenError, match="another bonescreen batch is writing into this output folder"):
             run_batch(root, out, workers=1, device="cpu", progress=False)
+        with pytest.raises(BoneScreenError, match="another bonescreen batch is writing into this output folder"):
+            screen_file(shared_data / "dcmqi-ct3slice", out, device="cpu")
         assert sorted(p.name for p in out.iterdir()) == [".study-0123456789ab.tmp"]
     finally:
         os.close(held)
     assert run_batch(root, out, workers=1, device="cpu", progress=False)["studies"] == 1  # the lock is let go
+
+
+def test_what_is_not_named_as_an_image_is_no_image_of_the_series_even_when_it_does_not_open(tmp_path, small_case_files):
+    """helper-94: files that do not open (a report.pdf without permission, a dangling link README, a loop of links)
+    beside a series of .dcm files were counted as its damaged images: the series was flagged, or refused with "more
+    damaged files than images read". The rule is that of damaged files: named as DICOM, or without a suffix beside
+    images without one."""
+    folder = tmp_path / "series"
+    shutil.copytree(small_case_files / "dicom" / "dicom", folder)
+    for name in ("report.pdf", "README", "notes.txt", "mask.nii.gz"):
+        os.symlink(tmp_path / "nowhere", folder / name)
+    os.symlink(folder / "loop_b", folder / "loop_a")
+    os.symlink(folder / "loop_a", folder / "loop_b")
+    volume = load_ct(folder)
+    assert not volume.flags or not any("cannot be read" in f or "damaged" in f for f in volume.flags)
+    assert volume.hu.shape == load_ct(small_case_files / "dicom" / "dicom").hu.shape
+
+
+def test_a_disc_export_is_screened_where_its_series_lie_and_names_that_are_not_utf8_are_hashed(tmp_path, series):
+    """helper-94: a folder holding a disc's DICOMDIR failed as a study ("no CT images in the folder"), and a file name
+    that is not UTF-8 stopped batch with a traceback in the input's fingerprint."""
+    import pydicom
+    from pydicom.fileset import FileSet
+
+    from bonescreen.batch import input_fingerprint
+
+    files = FileSet()
+    for f in sorted(series.iterdir())[:3]:
+        files.add(pydicom.dcmread(f))
+    files.write(tmp_path / "disc")
+    studies = list(find_studies(tmp_path / "disc").values())
+    assert len(studies) == 1 and studies[0] != tmp_path / "disc" and load_ct(studies[0]).hu.shape[0] == 3
+    latin = tmp_path / "latin"
+    latin.mkdir()
+    for i, f in enumerate(sorted(series.iterdir())[:3]):
+        shutil.copy(f, os.fsdecode(bytes(latin) + b"/im\xe9%d.dcm" % i))
+    assert len(input_fingerprint(latin)) == 64
+
+
+def test_a_nifti_named_in_latin1_is_labelled_printably_and_an_output_error_carries_no_traceback(
+    tmp_path, small_case_files
+):
+    """helper-94: a NIfTI whose name is not UTF-8 lost report.png (matplotlib refused the name's surrogates in the
+    title); a seg.dcm on a full disk recorded pydicom's traceback in output_errors and on the console."""
+    import errno
+
+    from bonescreen.screen import write_output
+
+    latin = os.fsdecode(bytes(tmp_path) + b"/caf\xe9.nii.gz")
+    shutil.copy(small_case_files / "nifti" / "ct.nii.gz", latin)
+    label = load_ct(latin).description
+    assert label == "NIfTI caf\ufffd.nii.gz" and label.encode("utf-8")
+
+    def full_disk(path):  # as pydicom re-raises a write error: its message holds the traceback
+        raise OSError(
+            f"With tag (7FE0,0010) got exception: [Errno {errno.ENOSPC}] No space left on device\n"
+            'Traceback (most recent call last):\n  File "pydicom/tag.py", line 1'
+        )
+
+    errors: dict = {}
+    write_output(tmp_path, "seg", "seg.dcm", full_disk, {}, errors, {})
+    assert errors["seg.dcm"].endswith("No space left on device") and "Traceback" not in errors["seg.dcm"]

@@ -498,6 +498,10 @@ def test_writer_on_sample_layer(make_napari_viewer, tmp_path):
     said = notification_manager.records[-1].message
     assert said.startswith("BoneScreen could not save the vertebrae: ")
     assert said.endswith("taken.nii.gz: is a directory")
+    from napari_bonescreen._writer import write_labels
+
+    assert write_labels("", layer.data, {"metadata": layer.metadata, "scale": layer.scale}) == []  # (helper-94)
+    assert notification_manager.records[-1].message.endswith("no file name given")
 
 
 def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_case_files, tmp_path):

@@ -487,15 +487,16 @@ def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], lis
                 continue
             shown = _shown_name(path, folder)
             if not is_dicom_file(path):
+                # a file that does not open (no permission: helper-92) may be an image as a damaged one may, by the
+                # same rule: named as DICOM, or without a suffix beside images without one (helper-94: a report.pdf
+                # without permission was counted as an image of the series)
                 why = open_problem(path)
-                if why is not None:  # no permission: it may be an image of the series (helper-92)
-                    unreadable.append((shown, why))
-                elif name.lower().endswith(DICOM_NAME_SUFFIXES):  # named as DICOM, unreadable as it: said, not skipped
+                if name.lower().endswith(DICOM_NAME_SUFFIXES):  # named as DICOM, unreadable as it: said, not skipped
                     # silently (helper-37: a damaged bad.dcm beside a good series)
-                    other = _other_format(path)
-                    unreadable.append((shown, f"not DICOM ({other})" if other else "unreadable"))
-                elif not path.suffix and _other_format(path) is None:
-                    plain.append(shown)  # said below if the series' own files have no suffix either
+                    other = None if why else _other_format(path)
+                    unreadable.append((shown, why or (f"not DICOM ({other})" if other else "unreadable")))
+                elif not path.suffix and (why is not None or _other_format(path) is None):
+                    plain.append((shown, why or "unreadable"))  # said below if the series' own files have no suffix
                 continue
             try:
                 found.append(_Instance(path, _read(path, headers_only=True)))
@@ -504,7 +505,7 @@ def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Instance], lis
                 log.debug("skipping a file: %s", type(exc).__name__)
                 unreadable.append((shown, "unreadable"))
     if plain and any(not i.path.suffix for i in found):  # (helper-89: IM0078 cut to 0 bytes was passed over)
-        unreadable += [(name, "unreadable") for name in plain]
+        unreadable += plain
     unreadable += [(_shown_name(path, folder), why) for path, why in skipped]
     return found, unreadable
 

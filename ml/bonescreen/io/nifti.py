@@ -197,7 +197,10 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
     if unknown and orientation:
         affine = affine_from_codes(orientation, zooms)
         given = f"orientation {orientation.upper()} given by the user (the file has no qform or sform)"
-    volume = volume_from_ijk(data, affine, "nifti", path, f"NIfTI {path.name}")
+    # a name that is not UTF-8 (Latin-1 from an old archive) shown with U+FFFD for its odd bytes: matplotlib and
+    # Qt refuse the surrogates Python reads them as (helper-94: report.png failed)
+    shown = os.fsencode(path.name).decode("utf-8", "replace")
+    volume = volume_from_ijk(data, affine, "nifti", path, f"NIfTI {shown}")
     if given:
         volume.notes.append(given)
     elif unknown:
