@@ -21,6 +21,7 @@ from torch import nn
 
 from .atomic import atomic_path, write_text_atomic
 from .errors import BoneScreenError
+from .io.folders import file_problem
 from .nets.names import model_names
 from .nets.registry import create_model
 
@@ -143,8 +144,9 @@ def _save_training_state(st_path: Path, optimizer: torch.optim.Optimizer, state:
 def read_meta(path: str | os.PathLike) -> dict:
     """Read and check the JSON config of a weights location."""
     _, json_path = weights_paths(path)
-    if not json_path.is_file():
-        raise BoneScreenError("weights config (JSON) not found beside the weights", json_path)
+    why = file_problem(json_path, missing="weights config (JSON) not found beside the weights")
+    if why is not None:
+        raise BoneScreenError(why, json_path)
     try:
         meta = json.loads(json_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -157,8 +159,9 @@ def read_meta(path: str | os.PathLike) -> dict:
 
 
 def _read_tensors(st_path: Path) -> dict[str, torch.Tensor]:
-    if not st_path.is_file():
-        raise BoneScreenError("weights file not found", st_path)
+    why = file_problem(st_path, missing="weights file not found")
+    if why is not None:
+        raise BoneScreenError(why, st_path)
     try:
         return load_file(str(st_path))
     except (SafetensorError, OSError, ValueError) as exc:

@@ -24,6 +24,7 @@ from safetensors.numpy import load_file, save_file
 
 from .atomic import atomic_path
 from .errors import BoneScreenError
+from .io.folders import file_problem
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,11 @@ def load_feature_density(weights: str | os.PathLike, meta: dict) -> FeatureDensi
     """
     path = density_path(weights)
     threshold = meta.get("ood", {}).get("threshold")
-    if not path.is_file() or threshold is None:
+    if not os.path.lexists(path) or threshold is None:  # weights without statistics: no check, as documented
         return None
+    why = file_problem(path)
+    if why is not None:  # something stands there and does not read: said, not taken for absent (helper-94)
+        raise BoneScreenError(f"unreadable feature statistics ({why})", path)
     try:
         arrays = load_file(str(path))
     except Exception as exc:  # safetensors raises several types for damaged files

@@ -349,3 +349,30 @@ def test_a_nifti_named_in_latin1_is_labelled_printably_and_an_output_error_carri
     errors: dict = {}
     write_output(tmp_path, "seg", "seg.dcm", full_disk, {}, errors, {})
     assert errors["seg.dcm"].endswith("No space left on device") and "Traceback" not in errors["seg.dcm"]
+
+
+def test_labels_and_weights_that_do_not_read_say_why(tmp_path, small_case_files):
+    """helper-94: a named pipe given as --labels was "no such label file", one in place of the weights "weights file
+    not found", and a pipe or broken link in place of BCC-Net's feature statistics switched the unlike-input check
+    off without a word."""
+    from bonescreen.checkpoint import load_model, read_meta
+    from bonescreen.io.writers import read_labels_nifti
+    from bonescreen.ood import density_path, load_feature_density
+    from bonescreen.weights import __file__ as bundled
+
+    weights = os.path.dirname(bundled)
+    mine = tmp_path / "w"
+    mine.mkdir()
+    for name in ("bccnet.json", "bccnet.safetensors"):
+        shutil.copy(os.path.join(weights, name), mine / name)
+    volume = load_ct(small_case_files / "nifti" / "ct.nii.gz")
+    with _pipes(tmp_path / "labels.nii.gz", tmp_path / "msnet.safetensors") as opened:
+        shutil.copy(os.path.join(weights, "msnet-small.json"), tmp_path / "msnet.json")
+        with pytest.raises(BoneScreenError, match=r"labels.nii.gz: not a file \(a named pipe\)"):
+            read_labels_nifti(volume, tmp_path / "labels.nii.gz")
+        with pytest.raises(BoneScreenError, match=r"msnet.safetensors: not a file \(a named pipe\)"):
+            load_model(tmp_path / "msnet.safetensors")
+    assert opened == []
+    os.symlink(tmp_path / "nowhere", density_path(mine / "bccnet.safetensors"))
+    with pytest.raises(BoneScreenError, match=r"unreadable feature statistics \(a link to nothing"):
+        load_feature_density(mine / "bccnet.safetensors", read_meta(mine / "bccnet.safetensors"))

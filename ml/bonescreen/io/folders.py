@@ -71,6 +71,23 @@ def open_problem(path: str | os.PathLike) -> str | None:
         return f"{CANNOT_BE_READ}{_reason(exc)})"
 
 
+def file_problem(path: str | os.PathLike, missing: str = "no such file") -> str | None:
+    """Why ``path`` cannot be read as a file the user named (labels, weights): ``missing`` when nothing is there, "a
+    link to nothing (a broken symbolic link)", "a folder, not a file", or :func:`open_problem`'s reason (no
+    permission, a named pipe); None when it opens.
+
+    (helper-94: a pipe given as ``--labels`` was "no such label file", a weights file without permission "truncated
+    or foreign?", and a pipe or broken link in place of BCC-Net's feature statistics switched the check off.)
+    """
+    if not os.path.lexists(path):
+        return missing
+    if not os.path.exists(path):
+        return "a link to nothing (a broken symbolic link)"
+    if os.path.isdir(path):
+        return "a folder, not a file"
+    return open_problem(path)
+
+
 def listing_problem(folder: str | os.PathLike) -> str | None:
     """Why the files of ``folder`` cannot be listed: "cannot be read (permission denied)" and the like; else None."""
     try:

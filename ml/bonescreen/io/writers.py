@@ -43,6 +43,7 @@ from ..labels import (
     vertebra_name,
 )
 from .dicom import DICOM_NAME_SUFFIXES, header_float, is_dicom_file, quiet_pydicom
+from .folders import file_problem
 from .identifiers import patient_identifiers, redact, without_header_values
 from .nifti import is_nifti_path, read_nifti, save_nifti, why_unreadable
 from .volume import CTVolume
@@ -234,8 +235,9 @@ def read_labels_nifti(
     """
     check_choice("label scheme", scheme, SCHEME_NAMES)
     path = Path(path)
-    if not path.is_file():
-        raise BoneScreenError("no such label file", path)
+    why = file_problem(path, missing="no such label file")
+    if why is not None:
+        raise BoneScreenError(why, path)
     if not is_nifti_path(path):  # (helper-38: a seg.dcm or .nrrd got nibabel's "Cannot work out file type")
         kind = "a DICOM SEG" if is_dicom_file(path) or path.name.lower().endswith(DICOM_NAME_SUFFIXES) else "this file"
         raise BoneScreenError(
