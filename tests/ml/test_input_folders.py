@@ -376,3 +376,39 @@ def test_labels_and_weights_that_do_not_read_say_why(tmp_path, small_case_files)
     os.symlink(tmp_path / "nowhere", density_path(mine / "bccnet.safetensors"))
     with pytest.raises(BoneScreenError, match=r"unreadable feature statistics \(a link to nothing"):
         load_feature_density(mine / "bccnet.safetensors", read_meta(mine / "bccnet.safetensors"))
+
+
+def test_labelled_scans_that_do_not_read_are_named_not_dropped(tmp_path, small_case):
+    """helper-94: `evaluate` dropped without a word an nnU-Net image that is a broken link or a pipe, and a
+    TotalSegmentator case folder without read permission."""
+    from bonescreen.data.labelled import unpaired
+
+    nnunet = tmp_path / "nnunet"
+    (nnunet / "imagesTr").mkdir(parents=True)
+    (nnunet / "labelsTr").mkdir()
+    mask = np.ascontiguousarray((small_case.levels == 3).astype(np.uint8).transpose(2, 1, 0) * 22)  # VerSe L3
+    for case in ("case1", "case2"):
+        nib.save(nib.Nifti1Image(mask, small_case.affine), nnunet / "labelsTr" / f"{case}.nii.gz")
+    os.symlink(tmp_path / "nowhere.nii.gz", nnunet / "imagesTr" / "case1_0000.nii.gz")
+    with _pipes(nnunet / "imagesTr" / "case2_0000.nii.gz") as opened:
+        cases = {c.name: c for c in find_labelled(nnunet, "nnunet")}
+        assert sorted(cases) == ["case1", "case2"]
+        with pytest.raises(BoneScreenError, match="no such file or folder"):
+            cases["case1"].load_volume()
+        with pytest.raises(BoneScreenError, match=r"not a file but a named pipe"):
+            cases["case2"].load_volume()
+    assert opened == []
+    locked = tmp_path / "ts" / "s0002"
+    locked.mkdir(parents=True)
+    locked.chmod(0)
+    code = f"""
+import json
+from bonescreen.data.labelled import unpaired
+print(json.dumps(unpaired({str(tmp_path / "ts")!r}, "totalseg")))
+"""
+    try:
+        lines = _run_without_permission_override(code, tmp_path)
+    finally:
+        locked.chmod(0o755)
+    assert lines == ["s0002/: cannot be read (permission denied): not evaluated"]
+    assert unpaired(tmp_path / "ts", "totalseg") == []  # readable now: nothing to say

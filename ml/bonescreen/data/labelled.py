@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import BoneScreenError
 from ..io import load_ct
-from ..io.folders import find_files
+from ..io.folders import CANNOT_BE_READ, find_files, walk_folders
 from ..io.nifti import is_nifti_path, read_nifti, why_unreadable
 from ..io.volume import CTVolume, reorient
 from ..io.writers import read_labels_nifti
@@ -333,7 +333,18 @@ def unpaired(root: str | os.PathLike, layout: str | None) -> list[str]:
     """What a folder of ``layout`` holds that is not a case (:func:`verse_unpaired`, :func:`nnunet_unpaired`,
     :func:`totalseg_unpaired`), one line each; empty for the shared layout."""
     readers = {"verse": verse_unpaired, "nnunet": nnunet_unpaired, "totalseg": totalseg_unpaired}
-    return readers.get(layout or "", lambda _: [])(root)
+    lines = readers.get(layout or "", lambda _: [])(root)
+    # folders that cannot be listed may hold scans: named (helper-94: a case folder without permission was passed
+    # over without a word, an unreadable labelsTr/ read as images without labels)
+    skipped: list[tuple[Path, str]] = []
+    for _ in walk_folders(root, skipped=skipped):
+        pass
+    root = Path(root)
+    for path, why in skipped:
+        if why.startswith(CANNOT_BE_READ):
+            where = path.relative_to(root).as_posix() if path != root else root.name
+            lines.append(f"{where}/: {why}: not evaluated")
+    return lines
 
 
 #: TotalSegmentator writes a file for every vertebra of its classes, empty where the vertebra is not in view
@@ -391,7 +402,7 @@ def _nnunet_cases(root: Path, scheme: str) -> list[LabelledCT]:
     for lab in sorted((root / "labelsTr").glob("*.nii.gz")):
         case = lab.name[: -len(".nii.gz")]
         image = root / "imagesTr" / f"{case}_0000.nii.gz"
-        if image.is_file():
+        if os.path.lexists(image):  # a broken link or a pipe too: it fails by name (helper-94: dropped unsaid)
             cases.append(LabelledCT(case, image, [lab], scheme))
     return cases
 
