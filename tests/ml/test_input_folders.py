@@ -412,3 +412,19 @@ print(json.dumps(unpaired({str(tmp_path / "ts")!r}, "totalseg")))
         locked.chmod(0o755)
     assert lines == ["s0002/: cannot be read (permission denied): not evaluated"]
     assert unpaired(tmp_path / "ts", "totalseg") == []  # readable now: nothing to say
+
+
+def test_a_folder_whose_images_do_not_open_says_so_not_damaged(tmp_path):
+    """helper-94: a series folder whose files could not be opened (no permission; here links to nothing, which fail
+    the same way as root) said "files named as DICOM but none reads as DICOM: damaged, or another format"."""
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for i in range(3):
+        os.symlink(tmp_path / f"gone{i}.dcm", folder / f"IM{i}.dcm")
+    with pytest.raises(BoneScreenError) as err:
+        load_ct(folder)
+    assert err.value.problem == (
+        "no DICOM file could be read (cannot be read (no such file or directory): IM0.dcm, IM1.dcm, IM2.dcm)"
+    )
+    with pytest.raises(BoneScreenError, match="not a folder"):
+        find_labelled(folder / "IM0.dcm")

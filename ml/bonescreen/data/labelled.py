@@ -488,7 +488,7 @@ def find_labelled(root: str | os.PathLike, layout: str | None = None, scheme: st
     """
     root = Path(root)
     if not root.is_dir():
-        raise BoneScreenError("no such folder", root)
+        raise BoneScreenError("not a folder" if os.path.lexists(root) else "no such folder", root)
     if scheme not in SCHEMES:
         raise BoneScreenError(f"unknown label scheme {scheme!r} (expected {', '.join(SCHEMES)})", root)
     if layout is not None and layout not in LAYOUTS:

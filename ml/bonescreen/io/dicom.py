@@ -1288,6 +1288,9 @@ def _load_dicom(
         found, unreadable = _collect(path, recursive)
         _add_identifiers(ids, found)
         if not found:
+            blocked = [(name, why) for name, why in unreadable if why.startswith(CANNOT_BE_READ)]
+            if blocked:  # (helper-94: files without permission were "damaged, or another format")
+                raise BoneScreenError(f"no DICOM file could be read ({'; '.join(_skips_by_reason(blocked))})", path)
             named = sorted(
                 n for n in os.listdir(path) if n.lower().endswith(DICOM_NAME_SUFFIXES) and not special_file(path / n)
             )
