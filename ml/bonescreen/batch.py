@@ -42,7 +42,7 @@ from .atomic import atomic_path, lock_output_folder, write_text_atomic
 from .console_bar import progress_bar
 from .errors import BoneScreenError
 from .hu import HUThresholds
-from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file, quiet_pydicom
+from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file, read_quietly
 from .io.folders import CANNOT_BE_READ, walk_folders
 from .io.nifti import is_nifti_path, sidecar_path
 from .labels import CLASS_NAMES
@@ -168,16 +168,14 @@ def _series_identity(path: Path) -> str | None:
     """What makes two studies the same series: the SeriesInstanceUID of a DICOM folder's first readable file,
     or the SHA-256 of a NIfTI file (with its size, so that only files of one size are ever hashed); None when
     unreadable (the screening says why)."""
-    import pydicom
-
     try:
         if path.is_dir():
             for f in sorted(path.iterdir()):
                 if f.is_file() and is_dicom_file(f):
                     try:
-                        with quiet_pydicom():  # a damaged value's warning would quote its bytes
-                            uid = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
-                            series = str(uid.get("SeriesInstanceUID", "") or "")
+                        # (a damaged value's warning would quote its bytes)
+                        uid = read_quietly(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+                        series = str(uid.get("SeriesInstanceUID", "") or "")
                     except Exception:
                         continue
                     return f"uid {series}" if series else None  # no UID: nothing to compare

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import BoneScreenError, check_number
 from .dicom import DICOM_NAME_SUFFIXES, is_dicom_file, load_dicom
-from .folders import check_not_special, listing_problem, open_problem
+from .folders import cannot_be_read, check_not_special, listing_problem, open_problem
 from .hu_scale import MAX_HU_OFFSET, hu_scale_problem
 from .identifiers import redact
 from .nifti import is_nifti_path, load_nifti
@@ -62,7 +62,7 @@ def load_ct(
     try:
         exists = path.exists()
     except OSError as exc:  # a name too long for the system (helper-92: a traceback)
-        raise BoneScreenError(f"cannot be read ({(exc.strerror or str(exc)).lower()})", path) from None
+        raise BoneScreenError(cannot_be_read(exc), path) from None
     if not exists:
         raise BoneScreenError("no such file or folder", path)
     check_not_special(path)

@@ -119,18 +119,30 @@ def quiet_pydicom():
             lg.setLevel(level)
 
 
+def read_quietly(path: str | os.PathLike, **dcmread_options) -> Dataset:
+    """``pydicom.dcmread(path, **dcmread_options)`` with every value, the file meta's too, converted under
+    :func:`quiet_pydicom`: pydicom converts on first access and warns then with the raw bytes of a damaged element,
+    which can hold the patient's name (helper-89: a SOPClassUID whose length ran over the next elements printed
+    PatientName and PatientID to stderr).
+
+    Raises
+    ------
+    Exception
+        Whatever pydicom raises for a damaged or missing file (many types): the caller names the file.
+    """
+    with quiet_pydicom():
+        ds = pydicom.dcmread(path, **dcmread_options)
+        ds.walk(lambda _ds, _elem: None)
+        if getattr(ds, "file_meta", None) is not None:  # its SOP class and instance UIDs too
+            ds.file_meta.walk(lambda _ds, _elem: None)
+    return ds
+
+
 def _read(path: Path, headers_only: bool) -> Dataset:
     # a damaged file's reading warnings (pydicom's warnings and its log, "End of file reached before delimiter"):
     # the error or note that BoneScreen gives says it in one line
     try:
-        with quiet_pydicom():
-            ds = pydicom.dcmread(path, stop_before_pixels=headers_only, force=dicom_kind(path) == "raw")
-            # every value converted here, under the guard: pydicom converts on first access and warns then with the
-            # raw bytes of a damaged element, which can hold the patient's name (helper-89: a SOPClassUID whose
-            # length ran over the next elements printed PatientName and PatientID to stderr)
-            ds.walk(lambda _ds, _elem: None)
-            if getattr(ds, "file_meta", None) is not None:  # its SOP class and instance UIDs too
-                ds.file_meta.walk(lambda _ds, _elem: None)
+        ds = read_quietly(path, stop_before_pixels=headers_only, force=dicom_kind(path) == "raw")
     except Exception as exc:  # pydicom raises many types for damaged files
         raise BoneScreenError(f"not a readable DICOM file ({_short(exc)})", path) from None
     _add_transfer_syntax(ds)

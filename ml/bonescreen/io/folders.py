@@ -68,7 +68,7 @@ def open_problem(path: str | os.PathLike) -> str | None:
         with open(path, "rb"):
             return None
     except OSError as exc:
-        return f"{CANNOT_BE_READ}{_reason(exc)})"
+        return cannot_be_read(exc)
 
 
 def file_problem(path: str | os.PathLike, missing: str = "no such file") -> str | None:
@@ -93,12 +93,14 @@ def listing_problem(folder: str | os.PathLike) -> str | None:
     try:
         os.listdir(folder)
     except OSError as exc:
-        return f"{CANNOT_BE_READ}{_reason(exc)})"
+        return cannot_be_read(exc)
     return None
 
 
-def _reason(exc: OSError) -> str:
-    return (exc.strerror or type(exc).__name__).lower()
+def cannot_be_read(exc: OSError) -> str:
+    """The reason BoneScreen gives for a path the system refuses: "cannot be read (permission denied)", "cannot be
+    read (file name too long)" (the system's reason, lower case)."""
+    return f"{CANNOT_BE_READ}{(exc.strerror or type(exc).__name__).lower()})"
 
 
 def walk_folders(
@@ -140,7 +142,7 @@ def walk_folders(
     said = skipped if skipped is not None else []
 
     def unlisted(exc: OSError) -> None:
-        said.append((Path(exc.filename), f"{CANNOT_BE_READ}{_reason(exc)})"))
+        said.append((Path(exc.filename), cannot_be_read(exc)))
 
     seen = {os.path.realpath(root)}
     for folder, dirs, files in os.walk(root, onerror=unlisted, followlinks=True):

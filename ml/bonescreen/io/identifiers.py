@@ -96,16 +96,10 @@ def read_header(path: str | os.PathLike):
     BoneScreenError
         If the file is missing or does not read as DICOM.
     """
-    import pydicom
-
-    from .dicom import quiet_pydicom  # (dicom imports this module)
+    from .dicom import read_quietly  # (dicom imports this module)
 
     try:
-        with quiet_pydicom():  # every value converted under the guard, as the reader does: a damaged value's
-            # warning quotes its raw bytes, which can run into the patient's name (helper-89)
-            header = pydicom.dcmread(os.fspath(path), stop_before_pixels=True)
-            header.walk(lambda _ds, _elem: None)
-        return header
+        return read_quietly(os.fspath(path), stop_before_pixels=True)
     except Exception as exc:  # pydicom raises several types for missing, damaged and non-DICOM files
         raise BoneScreenError(f"unreadable DICOM header ({type(exc).__name__})", path) from None
 
