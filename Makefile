@@ -1,6 +1,6 @@
 # BoneScreen: `make demo` runs the main job on sample data, `make test` runs the tests.
 # Both create .venv and install what they need on first use (the napari tests also need
-# Xvfb and Qt's X libraries, and the SEG/SR conformance test dicom3tools' dciodvfy: `make system-deps` installs
+# Xvfb and Qt's X libraries, the SEG/SR conformance test dicom3tools' dciodvfy, the permission tests util-linux's setpriv: `make system-deps` installs
 # them on Debian/Ubuntu, as root).
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_DEPS := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 libxcb-randr0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0 libgl1 libegl1 \
-	libdbus-1-3 libfontconfig1 libxcb-cursor0 libglib2.0-0 python3-venv dicom3tools
+	libdbus-1-3 libfontconfig1 libxcb-cursor0 libglib2.0-0 python3-venv dicom3tools util-linux
 
 .PHONY: install demo test lint system-deps clean
 
