@@ -27,7 +27,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     Raises
     ------
     OSError
-        If the file cannot be moved into place (``path`` a folder, a read-only disk): named by ``path``.
+        If the file cannot be moved into place (``path`` a folder, a read-only disk), or the body's writing fails
+        without naming a file or naming the temporary one (a full disk): named by ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +38,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except OSError as exc:  # a full disk while writing: named by the file, not left nameless or temporary
+            if exc.errno is not None and exc.filename in (None, str(tmp_path)):
+                raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+            raise
         # mkstemp makes the file private (0600); give it the permissions of a normally created file
         umask = os.umask(0)
         os.umask(umask)

@@ -37,8 +37,8 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     Parameters
     ----------
     name : str or torch.device
-        ``auto`` picks CUDA, then MPS, then the CPU, and logs when it falls
-        back to the CPU.
+        ``auto`` picks CUDA, then MPS, then the CPU (logged at DEBUG level: the CLI and the GUIs show
+        :func:`fallback_note` instead).
 
     Raises
     ------
@@ -53,7 +53,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
-        log.info(CPU_FALLBACK)
+        log.debug(CPU_FALLBACK)  # callers show fallback_note() (the CLI printed it twice under -v)
         return torch.device("cpu")
     try:
         device = torch.device(name)

@@ -176,6 +176,7 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
         affine = np.asarray(img.affine, dtype=float)
         unknown = int(img.header["qform_code"]) == 0 and int(img.header["sform_code"]) == 0
         zooms = img.header.get_zooms()[:3]
+        geometry = nifti_geometry(img.header)
     except Exception as exc:  # nibabel raises several types for damaged files
         raise BoneScreenError(f"unreadable NIfTI ({why_unreadable(path, exc)})", path) from None
     if data.ndim == 4 and data.shape[3] == 1:
@@ -200,7 +201,9 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
     # a name that is not UTF-8 (Latin-1 from an old archive) shown with U+FFFD for its odd bytes: matplotlib and
     # Qt refuse the surrogates Python reads them as (helper-94: report.png failed)
     shown = os.fsencode(path.name).decode("utf-8", "replace")
-    volume = volume_from_ijk(data, affine, "nifti", path, f"NIfTI {shown}")
+    volume = volume_from_ijk(data, affine, "nifti", path, f"NIfTI {shown}", nifti_geometry=geometry)
+    if doubt := qform_sform_doubt(geometry):
+        volume.flags.append(doubt)
     if given:
         volume.notes.append(given)
     elif unknown:
@@ -209,6 +212,36 @@ def load_nifti(path: str | os.PathLike, orientation: str | None = None) -> CTVol
         volume.notes.append(f"orientation {orientation.upper()} ignored: the file states its own")
     volume.acquisition = read_sidecar(path, volume.notes)
     return volume
+
+
+def nifti_geometry(header) -> dict:
+    """A NIfTI header's geometry as :attr:`~.volume.SourceGrid.nifti_geometry` keeps it: ``qform`` and ``sform``
+    (4x4 arrays, None where the code is 0), ``qform_code``, ``sform_code`` and ``zooms`` (pixdim, mm)."""
+    q_code, s_code = int(header["qform_code"]), int(header["sform_code"])
+    return {
+        "qform": np.asarray(header.get_qform(), float) if q_code else None,
+        "qform_code": q_code,
+        "sform": np.asarray(header.get_sform(), float) if s_code else None,
+        "sform_code": s_code,
+        "zooms": tuple(float(z) for z in header.get_zooms()[:3]),
+    }
+
+
+def qform_sform_doubt(geometry: dict) -> str | None:
+    """The flag of a NIfTI whose qform and sform state different orientations (axis codes): BoneScreen reads the
+    sform, as nibabel does, while tools that prefer the qform show the CT otherwise, and one of the two is wrong
+    (helper-96: used without a word). None when they agree or one is missing."""
+    q, s = geometry.get("qform"), geometry.get("sform")
+    if q is None or s is None:
+        return None
+    q_axes, s_axes = "".join(nib.orientations.aff2axcodes(q)), "".join(nib.orientations.aff2axcodes(s))
+    if q_axes == s_axes:
+        return None
+    return (
+        f"the NIfTI's qform and sform state different orientations (qform {q_axes}, sform {s_axes}): read with the "
+        "sform, as nibabel does; tools that prefer the qform show the CT otherwise. Check which is right (the names "
+        "count along the axes read) and write the file with one geometry"
+    )
 
 
 def orientation_unknown_flag(affine: np.ndarray, reader: str) -> str:

@@ -141,6 +141,7 @@ def write_labels_nifti(
     ijk = np.asarray(volume.to_nifti(labels), dtype=np.uint8)
     img = nib.Nifti1Image(ijk, volume.nifti_grid[0])  # F-ordered view: no transposing copy
     img.header.set_xyzt_units("mm")
+    with_source_geometry(img, volume)
     img.header["descrip"] = b"BoneScreen vertebrae: 1..5 = L1..L5, 6 = T12, 7 = sacrum (DESIGN.md)"
     if naming is not None:
         edited = [int(v) for v in naming.get("edited", ())]
@@ -159,6 +160,26 @@ def write_labels_nifti(
             nib.nifti1.Nifti1Extension(OWN_LABELS_EXTENSION_CODE, json.dumps(note).encode("utf-8"))
         )
     return save_nifti(img, path)
+
+
+def with_source_geometry(img: nib.Nifti1Image, volume: CTVolume) -> None:
+    """Give a label map written on a NIfTI CT's own grid that file's geometry: its qform and sform with their codes,
+    or, for a file that states neither, neither, with its pixdim, so that every viewer lays the labels over the CT as
+    it lays the CT (helper-96: nibabel's axes, or those given with ``--orientation``, were stated as the file's, and
+    viewers that read a bare file with other axes showed the labels flipped). Other sources keep the affine given."""
+    geometry = volume.source.nifti_geometry
+    if geometry is None or volume.source.slice_shift is not None:
+        return
+    img.set_qform(geometry["qform"], code=geometry["qform_code"] if geometry["qform"] is not None else 0)
+    img.set_sform(geometry["sform"], code=geometry["sform_code"] if geometry["sform"] is not None else 0)
+    if geometry["qform"] is None and geometry["sform"] is None:
+        img.header.set_zooms(geometry["zooms"])
+
+
+def source_is_bare(volume: CTVolume) -> bool:
+    """Whether the CT was a NIfTI that states neither qform nor sform (read with nibabel's axes or the user's)."""
+    geometry = volume.source.nifti_geometry
+    return geometry is not None and geometry["qform"] is None and geometry["sform"] is None
 
 
 def own_labels(path: str | os.PathLike) -> dict | None:
@@ -255,27 +276,31 @@ def read_labels_nifti(
     grid_affine, grid_shape = volume.nifti_grid  # the source's grid, or a tilted series' orthogonal one
     if ijk.ndim != 3 or sorted(ijk.shape) != sorted(grid_shape):
         raise BoneScreenError(f"label grid {ijk.shape} differs from the CT's {grid_shape}", path)
-    ct_bare = volume.orientation_unknown
-    if int(img.header["qform_code"]) == 0 and int(img.header["sform_code"]) == 0 and not ct_bare:
+    ct_bare = volume.orientation_unknown or source_is_bare(volume)
+    labels_bare = int(img.header["qform_code"]) == 0 and int(img.header["sform_code"]) == 0
+    if labels_bare and not ct_bare:
         raise BoneScreenError(
             "the label map has neither qform nor sform, so it cannot be checked to lie on the CT's grid; save it "
             "with the CT's geometry (as levels.nii.gz is written)",
             path,
         )
-    gap = _corner_gap(img.affine, ijk.shape, grid_affine, grid_shape)
-    if gap > max(0.1, 0.25 * min(volume.spacing)):
-        raise BoneScreenError(
-            f"the label map does not lie on the CT's grid: its corners are up to {gap:.1f} mm from the CT's "
-            "(another origin, voxel size or orientation)",
-            path,
-        )
-    # the label file may be stored in another orientation of the same grid
-    from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
+    # both state no geometry: the labels lie on the CT's voxels as stored (levels.nii.gz is written so for such a
+    # CT); the axes the CT was read with (nibabel's, or --orientation) are the CT's alone
+    if not (labels_bare and ct_bare and ijk.shape == grid_shape):
+        gap = _corner_gap(img.affine, ijk.shape, grid_affine, grid_shape)
+        if gap > max(0.1, 0.25 * min(volume.spacing)):
+            raise BoneScreenError(
+                f"the label map does not lie on the CT's grid: its corners are up to {gap:.1f} mm from the CT's "
+                "(another origin, voxel size or orientation)",
+                path,
+            )
+        # the label file may be stored in another orientation of the same grid
+        from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
 
-    to_src = ornt_transform(io_orientation(img.affine), io_orientation(grid_affine))
-    ijk = apply_orientation(ijk, to_src)
-    if ijk.shape != grid_shape:
-        raise BoneScreenError("label grid does not match the CT grid", path)
+        to_src = ornt_transform(io_orientation(img.affine), io_orientation(grid_affine))
+        ijk = apply_orientation(ijk, to_src)
+        if ijk.shape != grid_shape:
+            raise BoneScreenError("label grid does not match the CT grid", path)
     if scheme != "bonescreen":
         try:
             mapped = mask_of(ijk) if scheme == MASK_SCHEME else map_labels(ijk, scheme)

@@ -30,6 +30,7 @@ from ..labels import (
 )
 from ..messages import USER_NAMING, add_input_messages, users_naming_rule
 from ..ood import FeatureDensity, load_feature_density
+from ..orientation_check import front_and_back_swapped
 from ..preprocess import trained_energy_normalized
 from ..weights import default_weights
 from .classify import classify_levels
@@ -415,7 +416,12 @@ class Screener:
                 mask_checked=mask_checked,
                 disc_hu=(self.level_settings.disc_valley_hu, self.level_settings.disc_max_hu),
             )
-        flags = [*volume.flags, *stray_specks(labels, volume.spacing), *name_gaps(vertebrae, volume.spacing)]
+        flags = [
+            *volume.flags,
+            *front_and_back_swapped(volume.hu, vertebrae, volume.spacing),
+            *stray_specks(labels, volume.spacing),
+            *name_gaps(vertebrae, volume.spacing),
+        ]
         notes = list(volume.notes)
         unnamed = [vertebra_name(int(v)) for v in np.unique(vertebrae) if v >= UNNAMED_FIRST]
         if users and unnamed:  # a vertebra the user painted without a name (helper-64: never mentioned)

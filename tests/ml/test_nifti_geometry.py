@@ -1,0 +1,115 @@
+"""The same CT stored with another NIfTI geometry measures alike, and its labels carry the file's own geometry.
+
+helper-96 (stop 62) stored TotalSegmentator's real example CT in many ways: one float32 step of the voxel size
+(3.0000002 mm for 3 mm, what a float32 affine turned off the axes gives) changed L1's trabecular ROI from 551 to
+1,174 voxels and its HU from 123.9 to 111.6 with the same voxels and the same mask; a NIfTI without qform and sform
+got labels that stated nibabel's axes (or those given with ``--orientation``) as the file's; a qform that
+disagreed with the sform was used without a word and left out of the labels. Each test builds its own files from a
+phantom case.
+"""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from bonescreen.hu import body_from_levels, trabecular_hu
+from bonescreen.io import load_ct
+from bonescreen.io.volume import snap_spacing
+from bonescreen.io.writers import read_labels_nifti, write_labels_nifti
+
+
+@pytest.fixture(scope="module")
+def ct_3mm(small_case):
+    """The small phantom case at 3 mm voxels, (i, j, k) arrays as a NIfTI stores them: HU and L1-L5 labels."""
+    zoom = [small_case.spacing[0] / 3.0, small_case.spacing[1] / 3.0, small_case.spacing[2] / 3.0]
+    hu = ndimage.zoom(small_case.hu.astype(np.float32), zoom, order=1)
+    levels = ndimage.zoom(small_case.levels, zoom, order=0)
+    # (z, y, x) with y anterior -> posterior, x right -> left: (i, j, k) = (x, y, z) is LPS
+    return hu.transpose(2, 1, 0).astype(np.int16), levels.transpose(2, 1, 0).astype(np.uint8)
+
+
+def _write(path, data, affine, qform=None, sform=None):
+    img = nib.Nifti1Image(data, affine)
+    img.set_qform(qform, code=1 if qform is not None else 0)
+    img.set_sform(sform, code=2 if sform is not None else 0)
+    nib.save(img, path)
+    return path
+
+
+def test_voxel_sizes_one_float32_step_apart_measure_alike(tmp_path, ct_3mm):
+    """The ROI's mm rules meet exact multiples of a 3 mm voxel (a 6 mm opening): 3 mm and one float32 step above
+    it must give the same trabecular HU of the same voxels and labels (helper-96: 12 HU apart)."""
+    hu, levels = ct_3mm
+    step = float(np.nextafter(np.float32(3.0), np.float32(4.0)))
+    measured = []
+    for name, size in (("exact", 3.0), ("float32", step)):
+        affine = np.diag([-size, -size, 3.0, 1.0])
+        ct = load_ct(_write(tmp_path / f"{name}.nii.gz", hu, affine, sform=affine))
+        labels = ct.from_nifti(levels)
+        body = body_from_levels(labels, ct.spacing)
+        measured.append((ct.spacing, {k: v["mean_hu"] for k, v in trabecular_hu(ct.hu, body, ct.spacing).items()}))
+    assert len(measured[0][1]) == 5
+    assert measured[0][1] == measured[1][1]  # before: 59-71 HU and 80-94 HU (the phantom's truth 60-66)
+    assert measured[0][0] == measured[1][0] == (3.0, 3.0, 3.0)
+
+
+def test_snap_spacing_keeps_sizes_exact_in_more_decimals():
+    assert snap_spacing((3.0000002, 2.9999998, 0.9765625)) == (3.0, 3.0, 0.9765625)
+    assert snap_spacing((1.25, 0.70312506, 0.7031)) == (1.25, 0.703125, 0.7031)
+
+
+def test_labels_of_a_nifti_without_qform_and_sform_state_none_and_read_back(tmp_path, ct_3mm):
+    """A CT that states no geometry, read with the orientation the user gives: its labels state none either (every
+    viewer lays them over the CT with the axes it gives the CT), and they read back onto the same voxels."""
+    hu, levels = ct_3mm
+    path = _write(tmp_path / "bare.nii.gz", hu, np.diag([3.0, 3.0, 3.0, 1.0]))
+    ct = load_ct(path, orientation="LPS")
+    labels = ct.from_nifti(levels)
+    out = write_labels_nifti(ct, labels, tmp_path / "levels.nii.gz")
+    written = nib.load(out)
+    assert int(written.header["qform_code"]) == 0 and int(written.header["sform_code"]) == 0
+    assert tuple(float(z) for z in written.header.get_zooms()) == (3.0, 3.0, 3.0)
+    assert np.array_equal(np.asarray(written.dataobj), levels)  # the CT's voxels, as stored
+    assert np.array_equal(read_labels_nifti(ct, out), labels)
+    # read without a stated orientation, as a second run without --orientation reads the same file
+    plain = load_ct(path)
+    assert np.array_equal(read_labels_nifti(plain, out), plain.from_nifti(levels))
+
+
+def test_a_qform_that_disagrees_with_the_sform_is_flagged_and_both_reach_the_labels(tmp_path, ct_3mm):
+    hu, levels = ct_3mm
+    sform = np.diag([-3.0, -3.0, 3.0, 1.0])  # LPS
+    qform = np.diag([3.0, -3.0, -3.0, 1.0])  # RPI: left-right and up-down the other way
+    ct = load_ct(_write(tmp_path / "q.nii.gz", hu, sform, qform=qform, sform=sform))
+    assert any("qform and sform state different orientations (qform RPI, sform LPS)" in f for f in ct.flags)
+    out = write_labels_nifti(ct, ct.from_nifti(levels), tmp_path / "levels.nii.gz")
+    header = nib.load(out).header
+    assert int(header["qform_code"]) == 1 and int(header["sform_code"]) == 2
+    assert np.allclose(header.get_qform(), qform) and np.allclose(header.get_sform(), sform)
+    # agreeing ones: no flag
+    same = load_ct(_write(tmp_path / "same.nii.gz", hu, sform, qform=sform, sform=sform))
+    assert not any("qform and sform" in f for f in same.flags)
+
+
+def test_a_ct_whose_front_and_back_are_swapped_is_flagged(small_case):
+    """helper-96: a NIfTI whose affine swapped front and back was split and measured upside down in each slice (four
+    false fractures, HU up to 220) with generic doubts only. The phantom's slices flipped front to back, as such a
+    header makes BoneScreen read them, with their labels flipped alike: flagged; the phantom as it is: not."""
+    from bonescreen.io.volume import CTVolume
+    from bonescreen.pipeline import Screener
+
+    screener = Screener(device="cpu")
+    affine = np.diag([-small_case.spacing[2], -small_case.spacing[1], small_case.spacing[0], 1.0])
+    said = {}
+    for name, rows in (("as drawn", slice(None)), ("swapped", slice(None, None, -1))):
+        hu = np.ascontiguousarray(small_case.hu[:, rows].astype(np.float32))
+        volume = CTVolume(hu, small_case.spacing, affine, None)
+        result = screener.classify(volume, np.ascontiguousarray(small_case.spine[:, rows]))
+        said[name] = [f for f in result["input_flags"] if "front and back look swapped" in f]
+        assert result["overall"]["uncertain"] or name == "as drawn"
+        assert set(said[name]) <= set(result["overall"]["reasons"])
+    assert not said["as drawn"]
+    assert len(said["swapped"]) == 1 and "spine lies in the front of the body" in said["swapped"][0]
