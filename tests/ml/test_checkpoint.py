@@ -96,6 +96,22 @@ def test_atomic_files_get_normal_permissions(tmp_path):
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+def test_a_write_that_fails_without_a_file_name_is_named_by_the_file_asked_for(tmp_path):
+    """A full disk fails a write with ENOSPC and no file name (the CLI said "no space left on device" and no file);
+    the error names the file the user asked for, not the temporary one, and nothing is left behind. The failing write
+    is made here as a full disk makes it (no small disk can be mounted in the tests)."""
+    import errno
+
+    from bonescreen.atomic import atomic_path
+
+    target = tmp_path / "metrics.json"
+    with pytest.raises(OSError) as failed, atomic_path(target) as tmp:
+        tmp.write_text("{")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert failed.value.errno == errno.ENOSPC and failed.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_same_weights_same_file(tmp_path):
     from bonescreen.checkpoint import file_sha256
 
