@@ -57,10 +57,54 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp_path.unlink()
 
 
+def temporary_names(path: str | os.PathLike) -> str:
+    """The glob pattern of :func:`atomic_path`'s temporary files for ``path`` (in its folder): what a run stopped by
+    a signal or a power cut leaves behind (helper-97: a hidden ``.report.<random>.tmp.png`` stayed for good)."""
+    path = Path(path)
+    return f".{path.stem}.*.tmp{''.join(path.suffixes)}"
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through :func:`atomic_path`."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+class HeldFolder:
+    """An output folder's lock (:func:`lock_output_folder`) for one run: taken at once if the folder is there, else
+    by :meth:`make` once the run makes it (a run that fails before writing leaves no empty folder behind)."""
+
+    def __init__(self, out: str | os.PathLike) -> None:
+        self.out = Path(out)
+        self.fd = lock_output_folder(self.out) if self.out.is_dir() else None
+
+    def make(self) -> None:
+        """Make the folder (and its parents) and lock it, if not done yet."""
+        if self.fd is None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.fd = lock_output_folder(self.out)
+
+    def release(self) -> None:
+        """Let the lock go."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+@contextlib.contextmanager
+def held_output_folder(out: str | os.PathLike) -> Iterator[HeldFolder]:
+    """Hold ``out``'s lock while the block runs (:class:`HeldFolder`), and let it go however the block ends.
+
+    Raises
+    ------
+    BoneScreenError
+        If another run holds the folder.
+    """
+    held = HeldFolder(out)
+    try:
+        yield held
+    finally:
+        held.release()
 
 
 def lock_output_folder(out: str | os.PathLike) -> int:
@@ -88,7 +132,8 @@ def lock_output_folder(out: str | os.PathLike) -> int:
     except BlockingIOError:
         os.close(fd)
         raise BoneScreenError(
-            "another bonescreen batch is writing into this output folder: wait for it to end, or give another --out",
+            "another bonescreen run (a batch or a screen) is writing into this output folder: wait for it to end, or "
+            "give another --out",
             out,
         ) from None
     return fd

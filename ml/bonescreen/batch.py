@@ -408,8 +408,10 @@ def screen_study(
         return {"study": key, "status": "skipped", "result": json.loads((final / "result.json").read_text())}
     tmp = Path(out) / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     t0 = time.perf_counter()
+    before: dict[str, tuple[int, int]] = {}
     try:
         if final.is_dir():  # (helper-38: a corrected levels.nii.gz and a user's own file were lost on a rerun)
+            before = _file_states(final)  # what the copy holds: a file saved there meanwhile is kept below
             shutil.copytree(final, tmp, ignore=shutil.ignore_patterns(FINGERPRINT_FILE, LAST_ERROR_FILE))
         # result.json must not carry the input path (it may hold names): it names the study by its key
         screener = worker_screener(seg_weights, cls_weights, device, settings, options.thresholds)
@@ -424,7 +426,13 @@ def screen_study(
             # axis codes are a NIfTI's (a DICOM series carries its own orientation): an archive may hold both
             orientation=options.orientation if is_nifti_path(Path(path)) else None,
         )
-        (tmp / FINGERPRINT_FILE).write_text(fingerprint + "\n")
+        # an output not written (a full disk) leaves the study unfinished: tried again next time (helper-97: it was
+        # "done", and a rerun on a freed disk never wrote the missing files)
+        failed_outputs = result.get("output_errors") or {}
+        (tmp / FINGERPRINT_FILE).write_text(("failed" if failed_outputs else fingerprint) + "\n")
+        if final.is_dir() and (kept := _keep_saved_meanwhile(final, before, tmp)):
+            result["output_notes"] = [*(result.get("output_notes") or []), *kept]
+            write_text_atomic(tmp / "result.json", json.dumps(result, indent=2) + "\n")
         # the earlier folder is set aside, not deleted, until the new one is in place: a worker killed between the
         # two steps left only the temporary folder, which the next run deletes (helper-76, from the code)
         old = Path(out) / f".{key}.{uuid.uuid4().hex[:8]}{SET_ASIDE_SUFFIX}"
@@ -432,6 +440,9 @@ def screen_study(
             os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
+        if failed_outputs:
+            error = "outputs not written: " + "; ".join(f"{name}: {why}" for name, why in failed_outputs.items())
+            return {"study": key, "status": "error", "error": error[:500], "seconds": time.perf_counter() - t0}
         return {"study": key, "status": "done", "result": result, "seconds": time.perf_counter() - t0}
     except (BoneScreenError, OSError) as exc:  # the study's input, or its files
         error = _study_error(exc, path)
@@ -442,8 +453,42 @@ def screen_study(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    _mark_stale(final, error)
+    try:
+        _mark_stale(final, error)
+    except OSError as exc:  # a full disk (helper-97: this raised through dask, and the batch ended with a traceback)
+        error = f"{error}; and its folder's earlier results could not be marked stale ({exc.strerror or exc})"[:500]
     return {"study": key, "status": "error", "error": error, "seconds": time.perf_counter() - t0}
+
+
+def _file_states(folder: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time (ns) of each file in ``folder`` and its subfolders, by relative path."""
+    states = {}
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file():
+                st = path.stat()
+                states[path.relative_to(folder).as_posix()] = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            continue
+    return states
+
+
+def _keep_saved_meanwhile(final: Path, before: dict[str, tuple[int, int]], new: Path) -> list[str]:
+    """Copy the files saved into a study's folder while it was screened again (``before``: their states when it was
+    copied) into its new folder ``new`` under kept names, as :func:`~bonescreen.screen.clear_earlier_run` keeps them;
+    notes naming them (helper-97: a levels.nii.gz the user corrected in napari meanwhile was deleted with the old
+    folder)."""
+    from .screen import kept_name
+
+    notes = []
+    for name, state in sorted(_file_states(final).items()):
+        if name in (FINGERPRINT_FILE, LAST_ERROR_FILE) or before.get(name) == state:
+            continue
+        target = kept_name(new / name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(final / name, target)
+        notes.append(f"{name} was saved into the study's folder while it was screened again: kept as {target.name}")
+    return notes
 
 
 def _study_error(exc: BaseException, path: str) -> str:
@@ -452,6 +497,11 @@ def _study_error(exc: BaseException, path: str) -> str:
     "phi3/[patient]_[patient]_19840302:"), and, where no header named the patient, no file of the study named
     (helper-78: a damaged file named after the patient was named in full; inputs.csv maps the key to the files)."""
     text = str(exc).replace(str(path), "<input>")
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list) and exc.args[0]:
+        # copytree's list of (source, destination, why) (helper-97: last_error.txt held the raw list)
+        first = exc.args[0][0]
+        why = first[2] if isinstance(first, tuple) and len(first) == 3 else first
+        text = f"cannot copy the study's earlier results ({len(exc.args[0])} file(s); the first: {why})"
     if isinstance(exc, BoneScreenError) and exc.path is not None:
         given, said = Path(path).parts, Path(exc.path).parts
         # the same path component by component, but for words the redaction replaced
@@ -484,6 +534,8 @@ def _mark_stale(final: Path, error: str | None) -> None:
     """
     if not (final / "result.json").is_file():
         return
+    # not a fingerprint: the next run tries again; first, so that a full disk cannot leave the earlier one in force
+    write_text_atomic(final / FINGERPRINT_FILE, "failed\n")
     when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     what = f"failed: {error}" if error is not None else "was stopped before it screened this study again"
     write_text_atomic(
@@ -491,7 +543,6 @@ def _mark_stale(final: Path, error: str | None) -> None:
         f"The last run ({when}) of this study {what}\n"
         "The other files here are from an earlier run, made from other inputs, options or weights.\n",
     )
-    write_text_atomic(final / FINGERPRINT_FILE, "failed\n")  # not a fingerprint: the next run tries again
 
 
 #: The name ending of a study's earlier folder while its new one moves into place.

@@ -997,13 +997,44 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Set when SIGTERM stopped the run (:func:`_stop_on_sigterm`): the exit code is then 143, as the shell gives.
+_TERMINATED: list[bool] = []
+
+
+def _raise_on_sigterm(signum, frame) -> None:
+    _TERMINATED.append(True)
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM (``timeout``, systemd, Slurm, ``docker stop``) stop the command as Ctrl-C does: in order, the
+    outputs consistent, a batch's summary written (helper-97: it ended the process at once, leaving a batch without
+    summary or manifest and a screen's temporary file). Only where SIGTERM has its default action and on the main
+    thread (a program that calls :func:`main` keeps its own handler)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_on_sigterm)
+
+
+def _stopped() -> int:
+    """Say that the run stopped, and give its exit code: 143 after SIGTERM, 130 after Ctrl-C (128 + the signal)."""
+    if _TERMINATED:
+        print("bonescreen: stopped (SIGTERM)", file=sys.stderr)
+        return 143
+    print("bonescreen: cancelled", file=sys.stderr)
+    return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    _TERMINATED.clear()
+    _stop_on_sigterm()
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:  # Ctrl-C while the arguments are checked (devices are probed there)
-        print("bonescreen: cancelled", file=sys.stderr)
-        return 130
+        return _stopped()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     tune_host_memory()  # the process is ours: the library itself leaves a GUI's or a script's settings alone
     try:
@@ -1017,12 +1048,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"bonescreen: error: {where}{(exc.strerror or str(exc)).lower()}", file=sys.stderr)
         return 1 if exc.errno in _WRITE_ERRNOS else 2
-    except Cancelled:
-        print("bonescreen: cancelled", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("bonescreen: cancelled", file=sys.stderr)
-        return 130
+    except (Cancelled, KeyboardInterrupt):
+        return _stopped()
 
 
 def entry() -> NoReturn:

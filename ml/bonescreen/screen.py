@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .atomic import lock_output_folder, write_text_atomic
+from .atomic import held_output_folder, temporary_names, write_text_atomic
 from .checkpoint import file_sha256
 from .errors import BoneScreenError, OutputError
 from .hu import HUThresholds
@@ -127,130 +127,137 @@ def screen_file(
         # the results would mix with the series (seg.dcm, sr.dcm among its images), and batch then takes the
         # folder for BoneScreen's output and passes its series over (helper-78)
         raise BoneScreenError("the output folder is the input folder: write the results to a folder of their own", out)
-    t0 = time.perf_counter()
-    volume = load_ct(input_path, hu_offset=hu_offset, orientation=orientation, recursive=recursive, series=series)
-    load_s = time.perf_counter() - t0
-    screener = screener or Screener(seg_weights, cls_weights, device, thresholds)
-    screener.models()  # both networks' weights read now: bad ones are refused before the segmentation (helper-38)
-    given_map: dict[str, np.ndarray | dict | None] = {}
-    try:  # an error names the label file or the input: the patient's name and IDs taken out (helper-90)
-        if labels_path:
-            read = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS, scheme=label_scheme)
-            given_map = {"mark" if label_scheme == MASK_SCHEME else "labels": read}
-            if label_scheme == "bonescreen":
-                given_map["own_labels"] = own_labels(labels_path)
+    # the folder's lock, held to the end: another run (a batch, a screen) writing there is refused before any work,
+    # and none can start writing among this run's files (helper-97: two screens into one folder left result.json of
+    # one CT beside levels.nii.gz of the other, both "written")
+    with held_output_folder(out) as folder:
+        t0 = time.perf_counter()
+        volume = load_ct(input_path, hu_offset=hu_offset, orientation=orientation, recursive=recursive, series=series)
+        load_s = time.perf_counter() - t0
+        screener = screener or Screener(seg_weights, cls_weights, device, thresholds)
+        screener.models()  # both networks' weights read now: bad ones are refused before the segmentation (helper-38)
+        given_map: dict[str, np.ndarray | dict | None] = {}
+        try:  # an error names the label file or the input: the patient's name and IDs taken out (helper-90)
+            if labels_path:
+                read = read_labels_nifti(volume, labels_path, allowed=ALL_VERTEBRA_IDS, scheme=label_scheme)
+                given_map = {"mark" if label_scheme == MASK_SCHEME else "labels": read}
+                if label_scheme == "bonescreen":
+                    given_map["own_labels"] = own_labels(labels_path)
+            try:
+                result, labels, vertebrae = screener.screen(volume, progress, **given_map)
+            except (
+                BoneScreenError
+            ) as exc:  # what the labels hold (one id over several vertebrae): named with their file
+                if given_map and exc.path is None:
+                    raise BoneScreenError(exc.problem, labels_path) from None
+                raise
+        except BoneScreenError as exc:
+            raise redact_error(exc, volume.source.identifiers) from None
+        given = Path(labels_path).resolve() if labels_path else None
         try:
-            result, labels, vertebrae = screener.screen(volume, progress, **given_map)
-        except BoneScreenError as exc:  # what the labels hold (one id over several vertebrae): named with their file
-            if given_map and exc.path is None:
-                raise BoneScreenError(exc.problem, labels_path) from None
-            raise
-    except BoneScreenError as exc:
-        raise redact_error(exc, volume.source.identifiers) from None
-    given = Path(labels_path).resolve() if labels_path else None
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        os.close(lock_output_folder(out))  # a batch writing there holds it for its whole run (helper-94)
-        # an earlier run's files go before any new file is written, so that a run stopped half-way (Ctrl-C, a
-        # full disk) leaves no result.json and no output of another CT beside this one's
-        earlier = clear_earlier_run(out, given)
-    except OSError as exc:  # checked before the work, but the disk may have changed since
-        raise BoneScreenError(f"cannot clear the output folder ({exc.strerror or exc})", out) from None
-    outputs: dict[str, str] = {}
-    exports: dict[str, list[str]] = {}
-    errors: dict[str, str] = {}
-    output_notes: list[str] = list(earlier.notes)
+            folder.make()  # made and locked now if it was not there when the run began
+            # an earlier run's files go before any new file is written, so that a run stopped half-way (Ctrl-C, a
+            # full disk) leaves no result.json and no output of another CT beside this one's
+            earlier = clear_earlier_run(out, given)
+        except OSError as exc:  # checked before the work, but the disk may have changed since
+            raise BoneScreenError(f"cannot clear the output folder ({exc.strerror or exc})", out) from None
+        outputs: dict[str, str] = {}
+        exports: dict[str, list[str]] = {}
+        errors: dict[str, str] = {}
+        output_notes: list[str] = list(earlier.notes)
 
-    def attempt(key: str, name: str, write) -> None:
-        write_output(out, key, name, write, outputs, errors, exports)
+        def attempt(key: str, name: str, write) -> None:
+            write_output(out, key, name, write, outputs, errors, exports)
 
-    def write_levels(path: Path) -> list[str]:
-        naming = result["segmentation"] if result["segmentation"]["source"] == "bonescreen" else None
-        if own := given_map.get("own_labels"):  # BoneScreen's own labels given back: as the run named them, with
-            # the user's edits and renamings of the levels written (the map holds L1-L5 only)
-            present = set(np.unique(labels).tolist())
-            naming = {
-                "naming_rule": own["naming_rule"],
-                "naming_certain": own["naming_certain"],
-                "edited": [v for v in own["edited"] if v in present],
-                "named_from": {k: v for k, v in own["named_from"].items() if k in present},
-            }
-            if own["renamed"] and not naming["named_from"]:  # the vertebra renamed is no level (L1 -> T12): the
-                # names stay the user's
-                naming.update(naming_rule=users_naming_rule(own["naming_rule"]), naming_certain=True)
-        write_labels_nifti(volume, labels, path, naming)
-        return []  # levels.nii.gz carries no identifying tag
+        def write_levels(path: Path) -> list[str]:
+            naming = result["segmentation"] if result["segmentation"]["source"] == "bonescreen" else None
+            if own := given_map.get("own_labels"):  # BoneScreen's own labels given back: as the run named them, with
+                # the user's edits and renamings of the levels written (the map holds L1-L5 only)
+                present = set(np.unique(labels).tolist())
+                naming = {
+                    "naming_rule": own["naming_rule"],
+                    "naming_certain": own["naming_certain"],
+                    "edited": [v for v in own["edited"] if v in present],
+                    "named_from": {k: v for k, v in own["named_from"].items() if k in present},
+                }
+                if own["renamed"] and not naming["named_from"]:  # the vertebra renamed is no level (L1 -> T12): the
+                    # names stay the user's
+                    naming.update(naming_rule=users_naming_rule(own["naming_rule"]), naming_certain=True)
+            write_labels_nifti(volume, labels, path, naming)
+            return []  # levels.nii.gz carries no identifying tag
 
-    if given == (out / "levels.nii.gz").resolve():  # the user's corrected labels: never overwritten
-        output_notes.append("levels.nii.gz is the labels given (--labels): left as it is")
-    else:
-        attempt("levels", "levels.nii.gz", write_levels)
-    if not labels.any():
-        output_notes.append(
-            "levels.nii.gz is empty: it holds the lumbar levels (L1-L5) only and none was found"
-            + (
-                "; seg.dcm and sr.dcm were not written (nothing to segment or measure)"
-                if volume.source.kind == "dicom"
-                else ""
+        if given == (out / "levels.nii.gz").resolve():  # the user's corrected labels: never overwritten
+            output_notes.append("levels.nii.gz is the labels given (--labels): left as it is")
+        else:
+            attempt("levels", "levels.nii.gz", write_levels)
+        if not labels.any():
+            output_notes.append(
+                "levels.nii.gz is empty: it holds the lumbar levels (L1-L5) only and none was found"
+                + (
+                    "; seg.dcm and sr.dcm were not written (nothing to segment or measure)"
+                    if volume.source.kind == "dicom"
+                    else ""
+                )
             )
+        elif volume.source.kind == "dicom":
+            # MS-Net's levels that no user edited are AUTOMATIC segments, the rest SEMIAUTOMATIC (helper-80: all were
+            # SEMIAUTOMATIC, a screen that no one touched included)
+            present = {int(v) for v in np.unique(labels) if v}
+            own = given_map.get("own_labels")
+            automatic = (
+                present - set(own["edited"]) - set(own["named_from"])
+                if own
+                else present
+                if result["segmentation"]["source"] == "bonescreen"
+                else set()
+            )
+            attempt(
+                "seg", "seg.dcm", lambda p: write_dicom_seg(volume, labels, p, notes=output_notes, automatic=automatic)
+            )
+            if "seg" in outputs and result["levels"]:  # the SR's measurements point at the SEG's segments
+                attempt("sr", "sr.dcm", lambda p: write_dicom_sr(volume, out / "seg.dcm", result, p))
+            elif "seg" in outputs:
+                output_notes.append("sr.dcm was not written: no lumbar level was measured")
+            else:  # (helper-66: a failed seg.dcm left sr.dcm out of both outputs and output_errors)
+                errors["sr.dcm"] = "not written: its measurements reference seg.dcm's segments, and seg.dcm failed"
+        else:  # a DICOM SEG and SR reference the source series' UIDs, which a NIfTI (or NRRD) file does not carry
+            output_notes.append(
+                "seg.dcm and sr.dcm are written for DICOM input only: a DICOM SEG and SR reference the source series' "
+                "UIDs, which this input does not have (levels.nii.gz holds the levels)"
+            )
+        t1 = time.perf_counter()
+        attempt(
+            "report",
+            "report.png",
+            lambda p: render_report(
+                volume.hu,
+                labels,
+                volume.spacing,
+                {**result, "output_errors": dict(errors), "output_notes": output_notes},
+                p,
+                title=volume.description,
+                vertebrae=vertebrae,
+            ),
         )
-    elif volume.source.kind == "dicom":
-        # MS-Net's levels that no user edited are AUTOMATIC segments, the rest SEMIAUTOMATIC (helper-80: all were
-        # SEMIAUTOMATIC, a screen that no one touched included)
-        present = {int(v) for v in np.unique(labels) if v}
-        own = given_map.get("own_labels")
-        automatic = (
-            present - set(own["edited"]) - set(own["named_from"])
-            if own
-            else present
-            if result["segmentation"]["source"] == "bonescreen"
-            else set()
-        )
-        attempt("seg", "seg.dcm", lambda p: write_dicom_seg(volume, labels, p, notes=output_notes, automatic=automatic))
-        if "seg" in outputs and result["levels"]:  # the SR's measurements point at the SEG's segments
-            attempt("sr", "sr.dcm", lambda p: write_dicom_sr(volume, out / "seg.dcm", result, p))
-        elif "seg" in outputs:
-            output_notes.append("sr.dcm was not written: no lumbar level was measured")
-        else:  # (helper-66: a failed seg.dcm left sr.dcm out of both outputs and output_errors)
-            errors["sr.dcm"] = "not written: its measurements reference seg.dcm's segments, and seg.dcm failed"
-    else:  # a DICOM SEG and SR reference the source series' UIDs, which a NIfTI (or NRRD) file does not carry
-        output_notes.append(
-            "seg.dcm and sr.dcm are written for DICOM input only: a DICOM SEG and SR reference the source series' "
-            "UIDs, which this input does not have (levels.nii.gz holds the levels)"
-        )
-    t1 = time.perf_counter()
-    attempt(
-        "report",
-        "report.png",
-        lambda p: render_report(
-            volume.hu,
-            labels,
-            volume.spacing,
-            {**result, "output_errors": dict(errors), "output_notes": output_notes},
-            p,
-            title=volume.description,
-            vertebrae=vertebrae,
-        ),
-    )
-    record = input_record(volume, input_name or str(Path(input_path)))
-    result = {
-        "schema_version": result["schema_version"],
-        "input": record.pop("input"),
-        **result,
-        **output_record(out, outputs, errors, output_notes, earlier, exports),
-        **record,
-    }
-    result["timings_s"] = {
-        "load": round(load_s, 3),
-        **result["timings_s"],
-        "report": round(time.perf_counter() - t1, 3),
-    }
-    try:
-        write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
-    except OSError as exc:
-        written = ", ".join(outputs.values()) or "nothing else"
-        raise OutputError(f"cannot write result.json ({exc.strerror or exc}); written: {written}", out) from None
-    return result
+        record = input_record(volume, input_name or str(Path(input_path)))
+        result = {
+            "schema_version": result["schema_version"],
+            "input": record.pop("input"),
+            **result,
+            **output_record(out, outputs, errors, output_notes, earlier, exports),
+            **record,
+        }
+        result["timings_s"] = {
+            "load": round(load_s, 3),
+            **result["timings_s"],
+            "report": round(time.perf_counter() - t1, 3),
+        }
+        try:
+            write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
+        except OSError as exc:
+            written = ", ".join(outputs.values()) or "nothing else"
+            raise OutputError(f"cannot write result.json ({exc.strerror or exc}); written: {written}", out) from None
+        return result
 
 
 #: The files :func:`screen_file` writes beside result.json.
@@ -351,7 +358,9 @@ def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
     of BoneScreen's, and the outputs whose SHA-256 its ``outputs_sha256`` records. Any other file of those names (a
     result.json that is not BoneScreen's, a levels.nii.gz the user corrected in place, the user's own seg.dcm or
     report.png, an output of a run stopped before its result.json) is kept under a new name
-    (``levels.kept-<time>.nii.gz``, ``seg.kept-<time>.dcm`` ...), with a note. The labels the user gave
+    (``levels.kept-<time>.nii.gz``, ``seg.kept-<time>.dcm`` ...), with a note; files kept so by earlier runs are
+    named in a note too, and temporary files of a stopped run (:func:`~bonescreen.atomic.temporary_names`) are
+    removed (the caller holds the folder's lock: no other run is writing them). The labels the user gave
     (``given``) stay in place (helper-92: the user's own result.json, seg.dcm and report.png were replaced
     without a word; only levels.nii.gz was kept).
 
@@ -370,6 +379,14 @@ def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
     ours = isinstance(earlier, dict) and all(k in earlier for k in RESULT_KEYS)
     recorded = (earlier.get("outputs_sha256") or {}) if ours else {}
     removed, notes = [], []
+    for name in ("result.json", *OUTPUT_NAMES):  # the folder is this run's (locked): a temporary file is a leftover
+        for left in out.glob(temporary_names(out / name)):
+            left.unlink()
+    # files an earlier run kept (an edit set aside by a run then stopped: helper-97, the user never heard of it)
+    if earlier_kept := sorted(p.name for p in out.glob("*.kept-*") if p.is_file()):
+        notes.append(
+            f"kept from earlier runs in this folder (set aside, not BoneScreen's outputs): {', '.join(earlier_kept)}"
+        )
     for name in ("result.json", *OUTPUT_NAMES):
         path = out / name
         if not path.is_file() or path.resolve() == given:
@@ -378,7 +395,7 @@ def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
             path.unlink()
             removed.append(name)
             continue
-        kept = _kept_name(path)
+        kept = kept_name(path)
         path.rename(kept)
         why = (
             "was not the file BoneScreen wrote there last (edited?)"
@@ -390,7 +407,7 @@ def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
     return EarlierRun([n for n in removed if n != "result.json"], notes)
 
 
-def _kept_name(path: Path) -> Path:
+def kept_name(path: Path) -> Path:
     """``levels.nii.gz`` -> ``levels.kept-<time>.nii.gz`` beside it, never the name of a file there."""
     stem, suffix = path.name.split(".", 1)
     stamp, n = time.strftime("%Y%m%dT%H%M%S"), 1

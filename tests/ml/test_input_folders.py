@@ -264,6 +264,10 @@ def test_a_result_json_that_cannot_be_written_ends_with_exit_code_1(tmp_path, sh
     assert code == 1 and "cannot write result.json (No space left on device); written: levels.nii.gz" in said
 
 
+#: The refusal of an output folder that another run holds.
+BUSY = r"another bonescreen run \(a batch or a screen\) is writing into this output folder"
+
+
 def test_a_second_batch_into_the_same_output_folder_is_refused_and_touches_nothing(tmp_path, shared_data):
     """helper-92: a second batch into the folder of a running one removed its half-written study (`.study-*.tmp`),
     failed on it, and marked the first run's good result failed; helper-94: a `screen` into it wrote its outputs
@@ -279,9 +283,9 @@ def test_a_second_batch_into_the_same_output_folder_is_refused_and_touches_nothi
     (out / ".study-0123456789ab.tmp").mkdir(parents=True)  # the running batch's study being written
     held = lock_output_folder(out)
     try:
-        with pytest.raises(BoneScreenError, match="another bonescreen batch is writing into this output folder"):
+        with pytest.raises(BoneScreenError, match=BUSY):
             run_batch(root, out, workers=1, device="cpu", progress=False)
-        with pytest.raises(BoneScreenError, match="another bonescreen batch is writing into this output folder"):
+        with pytest.raises(BoneScreenError, match=BUSY):
             screen_file(shared_data / "dcmqi-ct3slice", out, device="cpu")
         assert sorted(p.name for p in out.iterdir()) == [".study-0123456789ab.tmp"]
     finally:

@@ -1,0 +1,187 @@
+"""Runs that meet in one output folder, and runs stopped half-way (helper-97, stop 62).
+
+Two ``screen`` runs into one ``--out`` left result.json of one CT beside levels.nii.gz of the other, both "written"
+(``screen`` took the folder's lock and let it go at once); a ``screen`` into a running batch's folder was refused only
+after its whole screening; SIGTERM (``timeout``, systemd, Slurm) ended a run at once, leaving a temporary file that no
+later run removed; an edit set aside by a run then stopped was never mentioned again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bonescreen.atomic import lock_output_folder
+from bonescreen.errors import BoneScreenError
+from bonescreen.hu import HUThresholds
+from bonescreen.screen import screen_file
+
+#: The refusal of an output folder that another run holds.
+BUSY = r"another bonescreen run \(a batch or a screen\) is writing into this output folder"
+
+
+def test_a_folder_another_run_holds_is_refused_before_any_work(tmp_path):
+    """The lock is tried first: the input (here one that does not exist) is not even read."""
+    out = tmp_path / "out"
+    out.mkdir()
+    held = lock_output_folder(out)
+    try:
+        with pytest.raises(BoneScreenError, match=BUSY):
+            screen_file(tmp_path / "no-such-ct.nii.gz", out, device="cpu")
+    finally:
+        os.close(held)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["folder there", "folder made by the run"])
+def test_a_screen_holds_its_output_folder_while_it_writes(tmp_path, shared_data, monkeypatch, made):
+    """While the outputs are written, another run is refused the folder (before: the lock was let go at once)."""
+    import bonescreen.screen as screen_module
+
+    out = tmp_path / "out"
+    if made:
+        out.mkdir()
+    tried = []
+    real = screen_module.render_report
+
+    def report(*args, **kwargs):  # another run trying the folder while this one writes its outputs
+        try:
+            os.close(lock_output_folder(out))
+            tried.append("free")
+        except BoneScreenError as exc:
+            tried.append(str(exc))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(screen_module, "render_report", report)
+    screen_file(shared_data / "dcmqi-ct3slice", out, device="cpu")
+    assert len(tried) == 1 and "is writing into this output folder" in tried[0]
+    os.close(lock_output_folder(out))  # and let go once the run ends
+
+
+def test_a_stopped_runs_temporary_files_go_and_its_kept_files_are_named(tmp_path, shared_data):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".report.k2x8f0.tmp.png").write_bytes(b"half a PNG")  # left by a run stopped while writing
+    (out / ".levels.nii.q1.tmp.nii.gz").write_bytes(b"half")
+    kept = out / "levels.kept-20261206T170000.nii.gz"  # an edit set aside by a run stopped after it
+    kept.write_bytes(b"the user's labels")
+    (out / "notes.tmp.txt").write_text("the user's")  # not a temporary name of BoneScreen's: stays
+    result = screen_file(shared_data / "dcmqi-ct3slice", out, device="cpu")
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if n.startswith(".")], names
+    assert kept.read_bytes() == b"the user's labels" and "notes.tmp.txt" in names
+    said = [n for n in result["output_notes"] if "kept from earlier runs" in n]
+    assert said == [f"kept from earlier runs in this folder (set aside, not BoneScreen's outputs): {kept.name}"]
+    assert json.loads((out / "result.json").read_text())["output_notes"] == result["output_notes"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGTERM is a POSIX signal")
+def test_sigterm_stops_a_screen_in_order(tmp_path, small_case_files):
+    """SIGTERM while MS-Net runs: the run stops as Ctrl-C stops it, exit code 143, one line, no traceback, no
+    result.json and no temporary file left."""
+    from bonescreen.device import resolve_device
+
+    if resolve_device("auto").type != "cpu":
+        pytest.skip("the moment MS-Net starts is told by the CPU note, said only where no GPU is")
+    out = tmp_path / "out"
+    ct = small_case_files / "nifti" / "ct.nii.gz"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bonescreen", "screen", str(ct), "--out", str(out), "--device", "auto"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    said = []
+    deadline = time.monotonic() + 180
+    for line in iter(proc.stderr.readline, ""):  # said once the CT is read and the networks start
+        said.append(line)
+        if "running on the CPU" in line or time.monotonic() > deadline:
+            break
+    time.sleep(1.0)  # MS-Net at work
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=120)[1]
+    err = "".join(said) + rest
+    assert proc.returncode == 143, err
+    assert "bonescreen: stopped (SIGTERM)" in err and "Traceback" not in err, err
+    assert not out.exists() or not [p.name for p in out.iterdir() if p.name == "result.json" or p.name[0] == "."]
+
+
+def _ct(shared_data):
+    return str(shared_data / "dcmqi-ct3slice")  # three slices: a study screened in seconds
+
+
+def test_a_study_whose_output_failed_is_no_finished_study(tmp_path, shared_data, monkeypatch):
+    """helper-97: on a full disk a batch's study without its report.png was "done" (exit 0), and a rerun on a freed
+    disk skipped it as finished, the file never written. The report's write fails here as a full disk fails it."""
+    import errno
+
+    import bonescreen.screen as screen_module
+    from bonescreen.batch import FINGERPRINT_FILE, screen_study
+
+    real = screen_module.render_report
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(screen_module, "render_report", full_disk)
+    out = tmp_path / "out"
+    first = screen_study("study-a", _ct(shared_data), str(out), None, None, "cpu")
+    assert first["status"] == "error" and first["error"].startswith("outputs not written: report.png"), first
+    assert (out / "study-a" / "result.json").is_file()  # what was written stays
+    assert (out / "study-a" / FINGERPRINT_FILE).read_text().strip() == "failed"
+    monkeypatch.setattr(screen_module, "render_report", real)
+    again = screen_study("study-a", _ct(shared_data), str(out), None, None, "cpu")
+    assert again["status"] == "done" and (out / "study-a" / "report.png").is_file()
+
+
+def test_a_study_that_fails_on_a_full_disk_fails_by_name(tmp_path, shared_data, monkeypatch):
+    """helper-97: marking an earlier result stale on a full disk raised through dask (a traceback, the batch
+    ended). Both the study and the marking fail here as a full disk fails them."""
+    import errno
+
+    import bonescreen.batch as batch
+    import bonescreen.screen as screen_module
+
+    out = tmp_path / "out"
+    assert batch.screen_study("study-a", _ct(shared_data), str(out), None, None, "cpu")["status"] == "done"
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(screen_module, "screen_file", full_disk)
+    monkeypatch.setattr(batch, "write_text_atomic", full_disk)
+    other = batch.StudyOptions(HUThresholds(normal_min=165.0))  # other options: the study is screened again, and fails
+    failed = batch.screen_study("study-a", _ct(shared_data), str(out), None, None, "cpu", options=other)
+    assert failed["status"] == "error" and "could not be marked stale (No space left on device)" in failed["error"]
+
+
+def test_labels_saved_into_a_study_folder_while_it_is_screened_again_are_kept(tmp_path, shared_data, monkeypatch):
+    """helper-97: a levels.nii.gz corrected in napari and saved into a study's folder while a batch screened the
+    study again was deleted with the old folder. The save is made here while the study is being screened."""
+    import bonescreen.screen as screen_module
+    from bonescreen.batch import StudyOptions, screen_study
+
+    out = tmp_path / "out"
+    assert screen_study("study-a", _ct(shared_data), str(out), None, None, "cpu")["status"] == "done"
+    real = screen_module.screen_file
+
+    def user_saves_meanwhile(*args, **kwargs):
+        (out / "study-a" / "levels.nii.gz").write_bytes(b"the user's corrected labels")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(screen_module, "screen_file", user_saves_meanwhile)
+    again = screen_study(
+        "study-a", _ct(shared_data), str(out), None, None, "cpu", options=StudyOptions(HUThresholds(normal_min=165.0))
+    )
+    assert again["status"] == "done"
+    kept = sorted((out / "study-a").glob("levels.kept-*.nii.gz"))
+    assert len(kept) == 1 and kept[0].read_bytes() == b"the user's corrected labels"
+    notes = json.loads((out / "study-a" / "result.json").read_text())["output_notes"]
+    assert (
+        f"levels.nii.gz was saved into the study's folder while it was screened again: kept as {kept[0].name}" in notes
+    )
