@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -284,6 +285,16 @@ def input_record(volume: CTVolume, name: str | None = None) -> dict:
     }
 
 
+def system_reason(exc: OSError) -> str:
+    """An OSError's reason as the system words it (``No space left on device``), also where a library wrapped it in
+    its own text (pydicom: ``With tag (7FE0,0010) got exception: [Errno 28] No space left on device``)."""
+    if exc.strerror:
+        return exc.strerror
+    if found := re.search(r"\[Errno (\d+)\]", str(exc)):
+        return os.strerror(int(found.group(1)))
+    return f"{type(exc).__name__}: {without_header_values(str(exc))}"
+
+
 def write_output(out: Path, key: str, name: str, write, outputs: dict, errors: dict, exports: dict) -> None:
     """Write one output of a folder; a failure is recorded with its reason and the others are still written.
 
@@ -295,6 +306,9 @@ def write_output(out: Path, key: str, name: str, write, outputs: dict, errors: d
         tags = write(out / name)
     except BoneScreenError as exc:
         errors[name] = exc.problem
+    except OSError as exc:  # the system's reason, as the user knows it (helper-97: pydicom's "With tag ... got
+        # exception: [Errno 28] ..." for a full disk)
+        errors[name] = system_reason(exc)
     except Exception as exc:  # an output must never take the others down: record and go on
         # without the traceback pydicom puts in its message (helper-94: a full disk's seg.dcm error held one)
         errors[name] = f"{type(exc).__name__}: {without_header_values(str(exc))}"
