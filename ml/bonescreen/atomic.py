@@ -71,24 +71,42 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 class HeldFolder:
-    """An output folder's lock (:func:`lock_output_folder`) for one run: taken at once if the folder is there, else
-    by :meth:`make` once the run makes it (a run that fails before writing leaves no empty folder behind)."""
+    """An output folder's lock (:func:`lock_output_folder`) for one run, taken at once (the folder made if not there);
+    :meth:`make` says the run writes there now. A run that ends before writing leaves no folder it made behind."""
 
     def __init__(self, out: str | os.PathLike) -> None:
         self.out = Path(out)
-        self.fd = lock_output_folder(self.out) if self.out.is_dir() else None
+        # a folder not there yet is made and locked now too, so that a second run is refused before its work, not the
+        # first after its own (helper-98); release() takes it away again if nothing was written into it
+        self.made = [p for p in [self.out, *self.out.parents] if not p.exists()]
+        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.fd: int | None = lock_output_folder(self.out)
+        except BaseException:
+            self._remove_made()
+            raise
 
     def make(self) -> None:
-        """Make the folder (and its parents) and lock it, if not done yet."""
+        """Make the folder (and its parents) and lock it, if not done yet (a run that had let it go)."""
         if self.fd is None:
             self.out.mkdir(parents=True, exist_ok=True)
             self.fd = lock_output_folder(self.out)
+        self.made = []  # written into from now on: stays
 
     def release(self) -> None:
-        """Let the lock go."""
+        """Let the lock go; a folder this run made and left empty is removed (with the parents it made)."""
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+        self._remove_made()
+
+    def _remove_made(self) -> None:
+        for p in self.made:  # deepest first; one holding anything stays
+            try:
+                p.rmdir()
+            except OSError:
+                break
+        self.made = []
 
 
 @contextlib.contextmanager

@@ -919,10 +919,16 @@ def _write_summary(
                 "copy, or one series split over folders? count it once"
             )
             row["input_notes"] = "; ".join(n for n in (same, row["input_notes"]) if n)
-    with atomic_path(out / "summary.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
+    try:
+        with atomic_path(out / "summary.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
+            w.writeheader()
+            w.writerows(rows)
+    except OSError:  # a full disk: the earlier run's summary and manifest would pass for this run's (helper-98:
+        # "succeeded": true stayed), so they go; removing frees space and needs none
+        for earlier in ("summary.csv", "manifest.json"):
+            (out / earlier).unlink(missing_ok=True)
+        raise
     if models is None:
         models = next((o["result"].get("models") for o in outcomes if o["status"] != "error"), None)
     counts = {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "error")}

@@ -128,6 +128,14 @@ def screen_file(
         # the results would mix with the series (seg.dcm, sr.dcm among its images), and batch then takes the
         # folder for BoneScreen's output and passes its series over (helper-78)
         raise BoneScreenError("the output folder is the input folder: write the results to a folder of their own", out)
+    from .batch import FINGERPRINT_FILE
+
+    if (out / FINGERPRINT_FILE).is_file():  # (helper-98: a screen into a batch's study folder passed for the batch's)
+        raise BoneScreenError(
+            "the output folder is a study of a batch (it holds its input_fingerprint.txt): its results are the "
+            "batch's; give another --out",
+            out,
+        )
     # the folder's lock, held to the end: another run (a batch, a screen) writing there is refused before any work,
     # and none can start writing among this run's files (helper-97: two screens into one folder left result.json of
     # one CT beside levels.nii.gz of the other, both "written")
@@ -156,7 +164,7 @@ def screen_file(
             raise redact_error(exc, volume.source.identifiers) from None
         given = Path(labels_path).resolve() if labels_path else None
         try:
-            folder.make()  # made and locked now if it was not there when the run began
+            folder.make()  # the run writes there now: the folder stays
             # an earlier run's files go before any new file is written, so that a run stopped half-way (Ctrl-C, a
             # full disk) leaves no result.json and no output of another CT beside this one's
             earlier = clear_earlier_run(out, given)

@@ -26,17 +26,70 @@ from bonescreen.screen import screen_file
 BUSY = r"another bonescreen run \(a batch or a screen\) is writing into this output folder"
 
 
-def test_a_folder_another_run_holds_is_refused_before_any_work(tmp_path):
-    """The lock is tried first: the input (here one that does not exist) is not even read."""
-    out = tmp_path / "out"
-    out.mkdir()
-    held = lock_output_folder(out)
-    try:
+@pytest.mark.parametrize("there", [True, False], ids=["folder there", "folder made by the first run"])
+def test_a_folder_another_run_holds_is_refused_before_any_work(tmp_path, there):
+    """The lock is tried first: the input (here one that does not exist) is not even read. A folder that was not
+    there is made and locked by the first run at once (helper-98: it was locked after the work, so the second run
+    took it and the first was refused after all its work), and taken away again if nothing was written into it."""
+    from bonescreen.atomic import held_output_folder
+
+    out = tmp_path / "new" / "out"
+    if there:
+        out.mkdir(parents=True)
+    with held_output_folder(out):  # the first run
         with pytest.raises(BoneScreenError, match=BUSY):
             screen_file(tmp_path / "no-such-ct.nii.gz", out, device="cpu")
-    finally:
-        os.close(held)
-    assert list(out.iterdir()) == []
+        assert list(out.iterdir()) == []
+    assert out.is_dir() == there and (tmp_path / "new").exists() == there
+    with pytest.raises(BoneScreenError, match="no such file"):  # free: the input is read, and fails
+        screen_file(tmp_path / "no-such-ct.nii.gz", out, device="cpu")
+    assert out.is_dir() == there  # a failed run leaves no folder it made
+
+
+def test_a_screen_into_a_batch_study_folder_is_refused(tmp_path):
+    """helper-98: a screen into a batch's study folder wrote another CT's results there, which the next batch took
+    for the study's (its input fingerprint stayed)."""
+    from bonescreen.batch import FINGERPRINT_FILE
+
+    study = tmp_path / "batch" / "study-0c9d1c373970"
+    study.mkdir(parents=True)
+    (study / FINGERPRINT_FILE).write_text("abc\n")
+    with pytest.raises(BoneScreenError, match="the output folder is a study of a batch"):
+        screen_file(tmp_path / "no-such-ct.nii.gz", study, device="cpu")
+    assert sorted(p.name for p in study.iterdir()) == [FINGERPRINT_FILE]
+
+
+def test_a_summary_that_cannot_be_written_leaves_no_earlier_one_passing_for_it(tmp_path, monkeypatch):
+    """helper-98: a rerun on a full disk ended "summary.csv: no space left on device" and left the earlier run's
+    summary.csv and manifest.json ("succeeded": true) in place. The summary's write fails here as a full disk
+    fails it."""
+    import contextlib
+    import errno
+
+    import nibabel as nib
+    import numpy as np
+
+    import bonescreen.batch as batch
+
+    root = tmp_path / "archive"
+    root.mkdir()
+    nib.save(nib.Nifti1Image(np.full((8, 8, 8), -1000, np.int16), np.eye(4)), root / "ct.nii.gz")  # fails at once
+    out = tmp_path / "out"
+    batch.run_batch(root, out, workers=1, device="cpu", progress=False)  # the earlier run, its summary written
+    assert (out / "summary.csv").is_file() and (out / "manifest.json").is_file()
+    real = batch.atomic_path
+
+    @contextlib.contextmanager
+    def full_disk(path, *args, **kwargs):
+        if os.path.basename(path) == "summary.csv":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        with real(path, *args, **kwargs) as tmp:
+            yield tmp
+
+    monkeypatch.setattr(batch, "atomic_path", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        batch.run_batch(root, out, workers=1, device="cpu", progress=False)
+    assert not (out / "summary.csv").exists() and not (out / "manifest.json").exists()
 
 
 @pytest.mark.parametrize("made", [True, False], ids=["folder there", "folder made by the run"])
