@@ -154,9 +154,8 @@ def screen_file(
                     given_map["own_labels"] = own_labels(labels_path)
             try:
                 result, labels, vertebrae = screener.screen(volume, progress, **given_map)
-            except (
-                BoneScreenError
-            ) as exc:  # what the labels hold (one id over several vertebrae): named with their file
+            # what the labels hold (one id over several vertebrae): named with their file
+            except BoneScreenError as exc:
                 if given_map and exc.path is None:
                     raise BoneScreenError(exc.problem, labels_path) from None
                 raise
