@@ -8,7 +8,7 @@ import numpy as np
 
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import CTVolume
-from bonescreen.io.identifiers import without_header_values
+from bonescreen.io.identifiers import system_reason
 from bonescreen.io.writers import write_dicom_seg, write_labels_nifti
 
 from ._convert import META_KEY, mark_naming
@@ -53,8 +53,7 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
         show_error(f"BoneScreen could not save the vertebrae: {exc}")
         return []
     except OSError as exc:  # a read-only folder, a folder of that name, a full disk (helper-92: tracebacks)
-        why = exc.strerror or without_header_values(str(exc))  # (pydicom's message carries a traceback)
-        show_error(f"BoneScreen could not save the vertebrae: {target}: {why.lower()}")
+        show_error(f"BoneScreen could not save the vertebrae: {target}: {system_reason(exc).lower()}")
         return []
     return [str(target)]
 

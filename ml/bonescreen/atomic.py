@@ -72,7 +72,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 class HeldFolder:
     """An output folder's lock (:func:`lock_output_folder`) for one run, taken at once (the folder made if not there);
-    :meth:`make` says the run writes there now. A run that ends before writing leaves no folder it made behind."""
+    :meth:`keep` says the run writes there now. A run that ends before writing leaves no folder it made behind."""
 
     def __init__(self, out: str | os.PathLike) -> None:
         self.out = Path(out)
@@ -86,12 +86,9 @@ class HeldFolder:
             self._remove_made()
             raise
 
-    def make(self) -> None:
-        """Make the folder (and its parents) and lock it, if not done yet (a run that had let it go)."""
-        if self.fd is None:
-            self.out.mkdir(parents=True, exist_ok=True)
-            self.fd = lock_output_folder(self.out)
-        self.made = []  # written into from now on: stays
+    def keep(self) -> None:
+        """The run writes into the folder now: it stays when the lock goes."""
+        self.made = []
 
     def release(self) -> None:
         """Let the lock go; a folder this run made and left empty is removed (with the parents it made)."""

@@ -44,6 +44,7 @@ from .errors import BoneScreenError
 from .hu import HUThresholds
 from .io.dicom import DICOM_NAME_SUFFIXES, is_dicom_file, read_quietly
 from .io.folders import CANNOT_BE_READ, walk_folders
+from .io.identifiers import system_reason
 from .io.nifti import is_nifti_path, sidecar_path
 from .labels import CLASS_NAMES
 from .messages import status_confirmed
@@ -456,7 +457,7 @@ def screen_study(
     try:
         _mark_stale(final, error)
     except OSError as exc:  # a full disk (helper-97: this raised through dask, and the batch ended with a traceback)
-        error = f"{error}; and its folder's earlier results could not be marked stale ({exc.strerror or exc})"[:500]
+        error = f"{error}; and its folder's earlier results could not be marked stale ({system_reason(exc)})"[:500]
     return {"study": key, "status": "error", "error": error, "seconds": time.perf_counter() - t0}
 
 
@@ -926,8 +927,7 @@ def _write_summary(
             w.writerows(rows)
     except OSError:  # a full disk: the earlier run's summary and manifest would pass for this run's (helper-98:
         # "succeeded": true stayed), so they go; removing frees space and needs none
-        for earlier in ("summary.csv", "manifest.json"):
-            (out / earlier).unlink(missing_ok=True)
+        _remove_earlier(out, "summary.csv", "manifest.json")
         raise
     if models is None:
         models = next((o["result"].get("models") for o in outcomes if o["status"] != "error"), None)
@@ -953,5 +953,15 @@ def _write_summary(
         "succeeded": len(outcomes) == len(studies) and counts["error"] == 0,
         "interrupted": interrupted,
     }
-    write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    try:
+        write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    except OSError:  # (as summary.csv above: the earlier manifest would pass for this run's)
+        _remove_earlier(out, "manifest.json")
+        raise
     return manifest
+
+
+def _remove_earlier(out: Path, *names: str) -> None:
+    """Remove an earlier run's files of ``names`` from ``out`` (where this run's could not be written)."""
+    for name in names:
+        (out / name).unlink(missing_ok=True)

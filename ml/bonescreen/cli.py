@@ -1045,8 +1045,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a path the system refuses, or a full disk (helper-92: tracebacks)
         if exc.errno not in _PATH_ERRNOS | _WRITE_ERRNOS:
             raise
+        from .io.identifiers import system_reason  # (here: the readers' imports stay out of the CLI's start)
+
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"bonescreen: error: {where}{(exc.strerror or str(exc)).lower()}", file=sys.stderr)
+        print(f"bonescreen: error: {where}{system_reason(exc).lower()}", file=sys.stderr)
         return 1 if exc.errno in _WRITE_ERRNOS else 2
     except (Cancelled, KeyboardInterrupt):
         return _stopped()

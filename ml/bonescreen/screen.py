@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from .checkpoint import file_sha256
 from .errors import BoneScreenError, OutputError
 from .hu import HUThresholds
 from .io import CTVolume, load_ct
-from .io.identifiers import redact, redact_error, without_header_values
+from .io.identifiers import redact, redact_error, system_reason, without_header_values
 from .io.sr import write_dicom_sr
 from .io.writers import own_labels, read_labels_nifti, write_dicom_seg, write_labels_nifti
 from .label_schemes import MASK_SCHEME
@@ -163,12 +162,12 @@ def screen_file(
             raise redact_error(exc, volume.source.identifiers) from None
         given = Path(labels_path).resolve() if labels_path else None
         try:
-            folder.make()  # the run writes there now: the folder stays
+            folder.keep()  # the run writes there now: the folder stays
             # an earlier run's files go before any new file is written, so that a run stopped half-way (Ctrl-C, a
             # full disk) leaves no result.json and no output of another CT beside this one's
             earlier = clear_earlier_run(out, given)
         except OSError as exc:  # checked before the work, but the disk may have changed since
-            raise BoneScreenError(f"cannot clear the output folder ({exc.strerror or exc})", out) from None
+            raise BoneScreenError(f"cannot clear the output folder ({system_reason(exc)})", out) from None
         outputs: dict[str, str] = {}
         exports: dict[str, list[str]] = {}
         errors: dict[str, str] = {}
@@ -290,16 +289,6 @@ def input_record(volume: CTVolume, name: str | None = None) -> dict:
         "spacing_mm": [round(float(s), 4) for s in volume.spacing],
         "shape": list(volume.shape),
     }
-
-
-def system_reason(exc: OSError) -> str:
-    """An OSError's reason as the system words it (``No space left on device``), also where a library wrapped it in
-    its own text (pydicom: ``With tag (7FE0,0010) got exception: [Errno 28] No space left on device``)."""
-    if exc.strerror:
-        return exc.strerror
-    if found := re.search(r"\[Errno (\d+)\]", str(exc)):
-        return os.strerror(int(found.group(1)))
-    return f"{type(exc).__name__}: {without_header_values(str(exc))}"
 
 
 def write_output(out: Path, key: str, name: str, write, outputs: dict, errors: dict, exports: dict) -> None:

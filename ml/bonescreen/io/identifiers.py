@@ -121,6 +121,16 @@ _HEADER_VALUES = re.compile(
 )
 
 
+def system_reason(exc: OSError) -> str:
+    """An OSError's reason as the system words it (``No space left on device``), also where a library wrapped it in
+    its own text (pydicom: ``With tag (7FE0,0010) got exception: [Errno 28] No space left on device``)."""
+    if exc.strerror:
+        return exc.strerror
+    if found := re.search(r"\[Errno (\d+)\]", str(exc)):
+        return os.strerror(int(found.group(1)))
+    return f"{type(exc).__name__}: {without_header_values(str(exc))}"
+
+
 def without_header_values(text: str) -> str:
     """``text`` (an exception's message) with what may be a header's values replaced by "...", and a traceback's
     lines cut off: pydicom and highdicom quote the values they refuse ("Unable to convert '1961-05-03' to 'DA'")."""
