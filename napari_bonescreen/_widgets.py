@@ -77,6 +77,7 @@ from bonescreen.messages import (
     users_naming_rule,
     vertebrae_found,
 )
+from bonescreen.pipeline.levels import upside_down_note
 from bonescreen.pipeline.progress import Cancelled, listened, step_text, without_progress
 from bonescreen.pipeline.screener import (
     RESULT_SCHEMA_VERSION,
@@ -152,6 +153,8 @@ def _grade_cell(row: dict) -> str:
             return SHORT_CLASS[row["bone_status"]["class"]] + (" (fx)" if sure else " (fx?)")
         # unconfirmed by anything else (names, one vertebra's vBMD, a grade 1 that may be 2): a question too
         return SHORT_CLASS[row["bone_status"]["class"]] + ("" if sure else "?")
+    if row.get("bone_status_withheld"):  # the overall row of a CT whose orientation looks wrong
+        return "none"
     fracture = row.get("fracture")
     if not fracture:
         return ""
@@ -162,6 +165,8 @@ def _row_tooltip(row: dict) -> str:
     """A table row's tooltip: the bone status's basis (overall row), the fracture in full words (a graded
     level), the BCC-Net probabilities, then the row's flags."""
     status = [f"bone status: {row['bone_status']['basis']}"] if row.get("bone_status") else []
+    if row.get("bone_status_withheld"):
+        status.append(f"bone status: none ({row['bone_status_withheld']})")
     fracture = row.get("fracture") or {}
     if fracture.get("genant_grade"):
         status.append(
@@ -1111,6 +1116,8 @@ class ClassifyWidget(_Base):
             # the names are the user's too once changed: an unnamed vertebra is then said to be left out, as on the
             # command line (it was left out without a word)
             users_labels=bool(checked) or renamed,
+            # the split found the sacrum at the top: no bone status, as on the command line
+            upside_down=upside_down_note(notes),
             _connect={"errored": self._fail},  # (no second, re-raised report of the error)
             _start_thread=False,  # (started below, once every signal is connected)
         )

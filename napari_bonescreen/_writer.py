@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
+from bonescreen.atomic import lock_output_folder
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import CTVolume
 from bonescreen.io.identifiers import system_reason
@@ -28,6 +30,7 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
     labels = np.asarray(data)
     geometry = _grid_of(labels.shape, meta)
     target = Path(path)
+    held = None
     try:
         if geometry is None:
             raise BoneScreenError(
@@ -41,12 +44,21 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
             affine=geometry["affine"],
             source=geometry["source"],
         )
+        if not str(target).lower().endswith((".nii", ".nii.gz", ".dcm")):
+            target = target.with_name(target.name + ".nii.gz")
+        # a bonescreen run writing into that folder would write its levels.nii.gz over these labels, or take them
+        # for an earlier run's: saved when it ends (stop 63: the writer took no lock)
+        try:
+            held = lock_output_folder(target.parent)
+        except BoneScreenError:
+            raise BoneScreenError(
+                f"a bonescreen run (a screen or a batch) is writing into {target.parent}: save when it ends, or into "
+                "another folder"
+            ) from None
         if target.suffix.lower() == ".dcm":
             tags = write_dicom_seg(volume, labels, target)
             show_info(f"DICOM SEG written; it carries these identifying tags of the study: {', '.join(tags)}")
         else:
-            if not str(target).lower().endswith((".nii", ".nii.gz")):
-                target = target.with_name(target.name + ".nii.gz")
             # MS-Net's mark keeps its provenance, vertebra by vertebra, as the CLI's levels.nii.gz does
             write_labels_nifti(volume, labels, target, naming=mark_naming(geometry, labels))
     except BoneScreenError as exc:
@@ -55,6 +67,9 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
     except OSError as exc:  # a read-only folder, a folder of that name, a full disk (helper-92: tracebacks)
         show_error(f"BoneScreen could not save the vertebrae: {target}: {system_reason(exc).lower()}")
         return []
+    finally:
+        if held is not None:
+            os.close(held)
     return [str(target)]
 
 

@@ -48,6 +48,7 @@ from .io.identifiers import system_reason
 from .io.nifti import is_nifti_path, sidecar_path
 from .labels import CLASS_NAMES
 from .messages import status_confirmed
+from .output_folder import FINGERPRINT_FILE, check_output_folder
 from .threads import usable_cores
 
 SUMMARY_COLUMNS = [
@@ -234,9 +235,6 @@ def _is_label_nifti(path: Path) -> bool:
     except Exception:
         return False  # unreadable: let the screening report it
     return np.dtype(dtype).kind in "ub" and np.dtype(dtype).itemsize == 1
-
-
-FINGERPRINT_FILE = "input_fingerprint.txt"
 
 
 def input_fingerprint(path: str | os.PathLike) -> str:
@@ -592,7 +590,8 @@ def _row(outcome: dict) -> dict:
     row["bone_status_confirmed"] = int(status_confirmed(status)) if status else ""
     # what the status rests on, with its caveats (helper-70: a status on vBMD read "confirmed" with nothing beside
     # it to say that the fractures were looked for on MS-Net's unchecked mask); last, so no column moves
-    row["bone_status_basis"] = status["basis"] if status else ""
+    withheld = o.get("bone_status_withheld")
+    row["bone_status_basis"] = status["basis"] if status else f"withheld: {withheld}" if withheld else ""
     row["uncertain"] = int(bool(o["uncertain"]))
     row["reasons"] = "; ".join(o["reasons"])
     row["input_notes"] = "; ".join(r.get("input_notes") or [])
@@ -638,8 +637,6 @@ def run_batch(
     device_note : str, optional
         Said on stderr once the input, the output folder and the weights are checked (no GPU: the CPU runs it).
     """
-    from .screen import check_output_folder
-
     root, out = Path(root), Path(out)
     if not root.exists():
         raise BoneScreenError("no such folder", root)

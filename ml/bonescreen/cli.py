@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .allocator import tune_host_memory
@@ -20,6 +20,9 @@ from .errors import BoneScreenError, check_number
 from .hu import MAX_CONTRAST_OFFSET_HU, HUThresholds
 from .label_schemes import SCHEME_NAMES
 from .pipeline.progress import Cancelled
+
+if TYPE_CHECKING:
+    from .atomic import HeldFolder
 
 
 def user_path(text: str) -> Path:
@@ -392,8 +395,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import load_case_set
     from .device import resolve_device
     from .evaluate import evaluate_classification, evaluate_segmentation, write_evaluation
+    from .output_folder import check_output_folder
     from .preprocess import trained_energy_normalized
-    from .screen import check_output_folder
 
     check_output_folder(args.out)  # before any scan (helper-70: a file as --out lost a whole evaluation at the end)
     if args.layout:
@@ -501,7 +504,7 @@ def _hu_offset(text: str) -> float:
 
 def _device(text: str) -> str:
     """argparse type: a device this machine has (``auto``, ``cpu``, ``cuda:N``, ``mps``)."""
-    if text.strip().lower() == "auto":  # always valid; torch is not imported to parse it
+    if text.strip().lower() in ("auto", "cpu"):  # always valid; torch is not imported to parse them
         return text
     from .device import resolve_device
 
@@ -596,15 +599,26 @@ def _inference_settings(args: argparse.Namespace):
 
 
 def cmd_screen(args: argparse.Namespace) -> int:
+    from .atomic import held_output_folder
+    from .output_folder import check_screen_folder
+
+    # before torch and the networks load: a bad --out, or one another run writes into, costs nothing (a refused run
+    # took 3-7 s, the import of torch)
+    check_screen_folder(args.out, args.input)
+    if args.label_scheme is not None and args.labels is None:
+        raise BoneScreenError("--label-scheme names the ids of --labels: give the label map with --labels")
+    with held_output_folder(args.out) as held:
+        return _screen_in(args, held)
+
+
+def _screen_in(args: argparse.Namespace, held: HeldFolder) -> int:
+    """``screen``'s work and what it prints, into the output folder ``held`` (checked and locked)."""
     from .density import vbmd_text
     from .hu import hu_as_categorized
     from .messages import headline, status_basis, user_messages
     from .pipeline import Screener
-    from .screen import check_output_folder, screen_file
+    from .screen import screen_file
 
-    check_output_folder(args.out)  # before the networks load: a bad --out costs nothing
-    if args.label_scheme is not None and args.labels is None:
-        raise BoneScreenError("--label-scheme names the ids of --labels: give the label map with --labels")
     thresholds = _thresholds(args)
     screener = Screener(args.seg_weights, args.cls_weights, args.device, thresholds, _inference_settings(args))
     bars = _stage_bars(preface=screener.device_note)  # said once the CT is read and the networks start
@@ -618,6 +632,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
         hu_offset=args.hu_offset,
         orientation=args.orientation,
         series=args.series,
+        held=held,
     )
     off_bone = set(result["overall"].get("labels_off_bone") or [])
     for lv in result["levels"]:
@@ -662,11 +677,16 @@ def cmd_screen(args: argparse.Namespace) -> int:
         if o.get("bone_status"):
             # the line every front end shows first (uncertain or unconfirmed as there), then its basis
             print(f"{headline(o)[0]}; basis: {status_basis(o['bone_status'])}")
+        elif o.get("bone_status_withheld"):  # the image's orientation looks wrong: the flags below say why
+            print(headline(o)[0])
     for line in user_messages(result):
         print(f"  - {line}")
     print(f"results written to {args.out}")
     if o["probabilities"] is None and o.get("labels_off_bone"):
         # the labels given are not on this CT: written, but no result (helper-38: exit 0, a script could not tell)
+        return 1
+    if o.get("bone_status_withheld"):
+        # every figure is read from a mirrored or upside-down spine: written, but no result, as above
         return 1
     if not result["levels"]:
         # no lumbar level in the mask: written (the report shows what was found), but no result, as above

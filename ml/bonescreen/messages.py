@@ -19,6 +19,13 @@ from .labels import CLASS_TITLES, LEVEL_NAMES, vertebra_name, vertebrae_in
 #: :func:`headline` puts such a status as a question.
 UNCONFIRMED = "unconfirmed"
 
+#: Why no bone status is given where levels were classified (result.json ``overall.bone_status_withheld``): the
+#: anatomy says that the image's axes are not those its file states (:mod:`bonescreen.orientation_check`, the
+#: split's sacrum at the top), so bodies, heights, HU and names are read from a mirrored or upside-down spine.
+WITHHELD_ORIENTATION = (
+    "the image's orientation looks wrong, so every figure is read from a mirrored or upside-down spine"
+)
+
 
 def status_confirmed(status: dict | None) -> bool | None:
     """Whether a bone status (result.json ``overall.bone_status``) is confirmed; None when there is none."""
@@ -118,7 +125,8 @@ def headline(overall: dict) -> tuple[str, str | None]:
     :func:`bonescreen.pipeline.bone_health.bone_status`) is the tool's answer; BCC-Net's call is
     one of its inputs and is shown as the network's, below it. A flagged result says so; an
     unconfirmed status (its basis says ``unconfirmed``: a doubted fracture, labels off the bone) is
-    put as a question and names no class; labels that are all off the bone give no status at all.
+    put as a question and names no class; labels that are all off the bone, or an image whose orientation looks
+    wrong (``bone_status_withheld``), give no status at all.
 
     Parameters
     ----------
@@ -132,6 +140,8 @@ def headline(overall: dict) -> tuple[str, str | None]:
         unconfirmed).
     """
     flagged = " (uncertain: see the flags)" if overall.get("uncertain") else ""
+    if overall.get("bone_status_withheld"):
+        return f"No bone status: {overall['bone_status_withheld']} (see the flags)", None
     status = overall.get("bone_status")
     off = set(overall.get("labels_off_bone") or [])
     if not status and off and off >= set(overall.get("levels_used") or []):

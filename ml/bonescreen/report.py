@@ -395,6 +395,8 @@ def report_figure(
         status = overall["bone_status"]
         asked = "" if status_confirmed(status) else "?"  # as the headline puts an unconfirmed status: a question
         lines.append(f"bone status: {CLASS_TITLES[status['class']]}{asked} ({status_basis(status)})")
+    elif overall.get("bone_status_withheld"):
+        lines.append(f"bone status: none ({overall['bone_status_withheld']})")
     if overall.get("vbmd_mg_cm3") is not None:
         used = "+".join(overall["vbmd_levels_used"])
         lines.append(

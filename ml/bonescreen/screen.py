@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from .atomic import held_output_folder, temporary_names, write_text_atomic
+from .atomic import HeldFolder, held_output_folder, temporary_names, write_text_atomic
 from .checkpoint import file_sha256
 from .errors import BoneScreenError, OutputError
 from .hu import HUThresholds
@@ -22,46 +22,10 @@ from .io.writers import own_labels, read_labels_nifti, write_dicom_seg, write_la
 from .label_schemes import MASK_SCHEME
 from .labels import ALL_VERTEBRA_IDS
 from .messages import users_naming_rule
+from .output_folder import check_screen_folder
 from .pipeline import Screener
 from .pipeline.progress import ProgressCallback
 from .report import render_report
-
-
-def check_output_folder(out: str | os.PathLike) -> None:
-    """Refuse an output folder that is a file or cannot be written, before any work starts.
-
-    Raises
-    ------
-    BoneScreenError
-        Naming the path and the problem.
-    """
-    out = Path(out)
-    if out.is_symlink() and not out.exists():
-        raise BoneScreenError("the output folder is a link to nothing (a broken symbolic link)", out)
-    if out.exists() and not out.is_dir():
-        raise BoneScreenError("the output folder is a file", out)
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise BoneScreenError(f"cannot create the output folder: {parent} is a file", out)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise BoneScreenError(f"the output folder cannot be written ({parent} is not writable)", out)
-    # permissions do not tell everything (root, read-only mounts, /proc): try it, and leave nothing behind
-    made = [p for p in [out, *out.parents] if not p.exists()]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".bonescreen-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise BoneScreenError(f"the output folder cannot be written ({exc.strerror or exc})", out) from None
-    finally:
-        for p in made:  # deepest first
-            try:
-                p.rmdir()
-            except OSError:
-                pass
 
 
 def screen_file(
@@ -80,6 +44,7 @@ def screen_file(
     label_scheme: str = "bonescreen",
     recursive: bool = True,
     series: str | None = None,
+    held: HeldFolder | None = None,
 ) -> dict:
     """Run the main job on one CT and write its outputs.
 
@@ -110,6 +75,9 @@ def screen_file(
         Search a DICOM folder's subfolders too (:func:`~bonescreen.io.load_ct`).
     series : str, optional
         The DICOM series to read, by SeriesNumber or SeriesInstanceUID (:func:`~bonescreen.io.load_ct`).
+    held : HeldFolder, optional
+        ``out`` already checked (:func:`~bonescreen.output_folder.check_screen_folder`) and locked by the caller
+        (the command line, before torch loads: a refused run costs no seconds); else both are done here.
 
     Returns
     -------
@@ -122,23 +90,12 @@ def screen_file(
         If the input cannot be read or is not CT in HU, or ``out`` is not a writable folder.
     """
     out = Path(out)
-    check_output_folder(out)
-    if Path(input_path).is_dir() and out.resolve() == Path(input_path).resolve():
-        # the results would mix with the series (seg.dcm, sr.dcm among its images), and batch then takes the
-        # folder for BoneScreen's output and passes its series over (helper-78)
-        raise BoneScreenError("the output folder is the input folder: write the results to a folder of their own", out)
-    from .batch import FINGERPRINT_FILE
-
-    if (out / FINGERPRINT_FILE).is_file():  # (helper-98: a screen into a batch's study folder passed for the batch's)
-        raise BoneScreenError(
-            "the output folder is a study of a batch (it holds its input_fingerprint.txt): its results are the "
-            "batch's; give another --out",
-            out,
-        )
+    if held is None:
+        check_screen_folder(out, input_path)
     # the folder's lock, held to the end: another run (a batch, a screen) writing there is refused before any work,
     # and none can start writing among this run's files (helper-97: two screens into one folder left result.json of
     # one CT beside levels.nii.gz of the other, both "written")
-    with held_output_folder(out) as folder:
+    with nullcontext(held) if held is not None else held_output_folder(out) as folder:
         t0 = time.perf_counter()
         volume = load_ct(input_path, hu_offset=hu_offset, orientation=orientation, recursive=recursive, series=series)
         load_s = time.perf_counter() - t0
@@ -173,8 +130,16 @@ def screen_file(
         errors: dict[str, str] = {}
         output_notes: list[str] = list(earlier.notes)
 
+        written_sha: dict[str, str] = {}
+
         def attempt(key: str, name: str, write) -> None:
             write_output(out, key, name, write, outputs, errors, exports)
+            if key in outputs:  # recorded, so that a run stopped before result.json leaves its files known as its own
+                written_sha[name] = file_sha256(out / name)
+                try:
+                    write_text_atomic(out / WRITING_RECORD, json.dumps(written_sha))
+                except OSError:  # (a full disk: the output itself is written; the next run keeps it as not vouched for)
+                    pass
 
         def write_levels(path: Path) -> list[str]:
             naming = result["segmentation"] if result["segmentation"]["source"] == "bonescreen" else None
@@ -264,11 +229,26 @@ def screen_file(
         except OSError as exc:
             written = ", ".join(outputs.values()) or "nothing else"
             raise OutputError(f"cannot write result.json ({exc.strerror or exc}); written: {written}", out) from None
+        (out / WRITING_RECORD).unlink(missing_ok=True)  # result.json vouches for the outputs now
         return result
 
 
 #: The files :func:`screen_file` writes beside result.json.
 OUTPUT_NAMES = ("levels.nii.gz", "seg.dcm", "sr.dcm", "report.png")
+#: A run's record of the outputs it has written (name -> SHA-256), kept until its result.json is written: the next
+#: run removes the files it names, as written, for a stopped run's own, and keeps any other for the user's.
+WRITING_RECORD = ".bonescreen-writing.json"
+
+
+def _read_writing_record(out: Path) -> dict:
+    """The outputs a run stopped before its result.json had written (:data:`WRITING_RECORD`); empty when none."""
+    try:
+        record = json.loads((out / WRITING_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 #: What result.json says of the identifying tags its DICOM outputs carry.
 IDENTIFYING_TAGS_NOTE = (
     "a DICOM SEG and SR repeat the source's patient and study tags so that they stay attached to the study: "
@@ -367,9 +347,11 @@ def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
     result.json and the outputs of :data:`OUTPUT_NAMES` that BoneScreen wrote there last are removed: a result.json
     of BoneScreen's, and the outputs whose SHA-256 its ``outputs_sha256`` records. Any other file of those names (a
     result.json that is not BoneScreen's, a levels.nii.gz the user corrected in place, the user's own seg.dcm or
-    report.png, an output of a run stopped before its result.json) is kept under a new name
+    report.png) is kept under a new name
     (``levels.kept-<time>.nii.gz``, ``seg.kept-<time>.dcm`` ...), with a note; files kept so by earlier runs are
-    named in a note too, and temporary files of a stopped run (:func:`~bonescreen.atomic.temporary_names`) are
+    named in a note too, once (those the last result.json named are not named again). The outputs of a run stopped
+    before its result.json, as its :data:`WRITING_RECORD` records them, are removed with a note. Temporary files of
+    a stopped run (:func:`~bonescreen.atomic.temporary_names`) are
     removed (the caller holds the folder's lock: no other run is writing them). The labels the user gave
     (``given``) stay in place (helper-92: the user's own result.json, seg.dcm and report.png were replaced
     without a word; only levels.nii.gz was kept).
@@ -388,12 +370,15 @@ def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
         pass
     ours = isinstance(earlier, dict) and all(k in earlier for k in RESULT_KEYS)
     recorded = (earlier.get("outputs_sha256") or {}) if ours else {}
-    removed, notes = [], []
+    stopped = _read_writing_record(out)
+    removed, notes, stopped_removed = [], [], []
     for name in ("result.json", *OUTPUT_NAMES):  # the folder is this run's (locked): a temporary file is a leftover
         for left in out.glob(temporary_names(out / name)):
             left.unlink()
-    # files an earlier run kept (an edit set aside by a run then stopped: helper-97, the user never heard of it)
-    if earlier_kept := sorted(p.name for p in out.glob("*.kept-*") if p.is_file()):
+    # files an earlier run kept (an edit set aside by a run then stopped: helper-97, the user never heard of it),
+    # once: those the last finished run's result.json named already are not named again (stop 63: said every run)
+    said = json.dumps(earlier.get("output_notes") or []) if ours else ""
+    if earlier_kept := sorted(p.name for p in out.glob("*.kept-*") if p.is_file() and p.name not in said):
         notes.append(
             f"kept from earlier runs in this folder (set aside, not BoneScreen's outputs): {', '.join(earlier_kept)}"
         )
@@ -405,6 +390,13 @@ def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
             path.unlink()
             removed.append(name)
             continue
+        if name != "result.json" and stopped.get(name) == file_sha256(path):
+            # written by a run stopped before its result.json, as written (stop 63: its levels.nii.gz was set aside
+            # as "edited?", one more kept file each time): nothing of the user's
+            path.unlink()
+            removed.append(name)
+            stopped_removed.append(name)
+            continue
         kept = kept_name(path)
         path.rename(kept)
         why = (
@@ -414,6 +406,9 @@ def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
         )
         hint = f"; to screen with it: bonescreen screen INPUT --labels {kept.name}" if name == "levels.nii.gz" else ""
         notes.append(f"{name} in the folder {why}: kept as {kept.name}{hint}")
+    if stopped_removed:
+        notes.append(f"{', '.join(stopped_removed)} of an earlier run stopped before its result.json: removed")
+    (out / WRITING_RECORD).unlink(missing_ok=True)
     return EarlierRun([n for n in removed if n != "result.json"], notes)
 
 

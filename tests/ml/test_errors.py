@@ -195,7 +195,7 @@ def test_cli_lets_an_unexpected_exception_surface_as_a_bug(tmp_path, monkeypatch
 def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(tmp_path):
     """Permissions do not tell everything: as root every folder looks writable, yet nothing can be made under
     /proc or on a read-only mount. The check tries to make the folder and leaves nothing behind."""
-    from bonescreen.screen import check_output_folder
+    from bonescreen.output_folder import check_output_folder
 
     if Path("/proc/self").is_dir():  # Linux: /proc takes no new folder, whoever asks
         with pytest.raises(BoneScreenError, match="cannot be written"):

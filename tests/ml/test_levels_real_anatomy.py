@@ -49,6 +49,37 @@ def test_an_upside_down_scan_is_flagged_not_named_thoracic(pelvis_case):
     assert len(said) == 1 and "looks like a sacrum" in said[0], flipped.notes
 
 
+def test_an_upside_down_scan_gets_no_bone_status_in_any_front_end(pelvis_case):
+    """Stop 63: the split said that the sacrum is at the top, and the result still led with "Osteoporosis?" from a
+    bogus fracture (helper-96: the example CT with head and feet swapped in its header, an L4 "grade 2 wedge").
+    The note is now a flag that withholds the bone status, for the mask screened (the command line) and for the
+    naming's notes given back to classify (napari and Slicer keep them with the labels), renamed or not. Upright, the
+    same scan gets its status."""
+    from bonescreen.io.volume import volume_from_ijk
+    from bonescreen.messages import headline, users_naming_notes
+    from bonescreen.pipeline import Screener
+    from bonescreen.pipeline.levels import upside_down_note
+
+    case = pelvis_case
+    screener = Screener(device="cpu")
+    affine = np.diag([-2.0, -2.0, 3.0, 1.0])
+    results = {}
+    for name, z in (("upright", slice(None)), ("upside down", slice(None, None, -1))):
+        hu = np.ascontiguousarray(case.hu[z].astype(np.float32))
+        volume = volume_from_ijk(hu.transpose(2, 1, 0), affine, "nifti", None, name)
+        results[name], _, vertebrae = screener.screen(volume, mark=np.ascontiguousarray(case.spine[z] > 0))
+    upright, flipped = results["upright"]["overall"], results["upside down"]["overall"]
+    assert upright["bone_status"] is not None and upright["bone_status_withheld"] is None
+    assert flipped["bone_status"] is None and "orientation looks wrong" in flipped["bone_status_withheld"]
+    note = upside_down_note(results["upside down"]["segmentation"]["notes"])
+    assert note and flipped["reasons"][0] == note
+    assert headline(flipped)[0].startswith("No bone status")
+    # napari and Slicer: the naming's notes kept with the labels, given back (also once the user renamed them)
+    for notes in (results["upside down"]["segmentation"]["notes"], users_naming_notes([note])):
+        again = screener.classify(volume, vertebrae, names_certain=False, upside_down=upside_down_note(notes))
+        assert again["overall"]["bone_status"] is None and again["overall"]["reasons"][0] == note
+
+
 def _fill_disc(case, upper: int, lower: int):
     """The mask with the disc between two vertebrae (DESIGN.md ids) filled within the lumbar bodies' outline
     (no waist, as MS-Net fills a disc), and the filled voxels."""

@@ -97,8 +97,12 @@ def test_a_qform_that_disagrees_with_the_sform_is_flagged_and_both_reach_the_lab
 def test_a_ct_whose_front_and_back_are_swapped_is_flagged(small_case):
     """helper-96: a NIfTI whose affine swapped front and back was split and measured upside down in each slice (four
     false fractures, HU up to 220) with generic doubts only. The phantom's slices flipped front to back, as such a
-    header makes BoneScreen read them, with their labels flipped alike: flagged; the phantom as it is: not."""
+    header makes BoneScreen read them, with their labels flipped alike: flagged; the phantom as it is: not.
+
+    Stop 63: flagged, it still led with "Osteoporosis?" from the bogus fractures, the flag the tenth line. No bone
+    status is given now (``bone_status_withheld``), and the flag is the first reason of the call and of every level."""
     from bonescreen.io.volume import CTVolume
+    from bonescreen.messages import headline, user_messages
     from bonescreen.pipeline import Screener
 
     screener = Screener(device="cpu")
@@ -109,7 +113,52 @@ def test_a_ct_whose_front_and_back_are_swapped_is_flagged(small_case):
         volume = CTVolume(hu, small_case.spacing, affine, None)
         result = screener.classify(volume, np.ascontiguousarray(small_case.spine[:, rows]))
         said[name] = [f for f in result["input_flags"] if "front and back look swapped" in f]
-        assert result["overall"]["uncertain"] or name == "as drawn"
-        assert set(said[name]) <= set(result["overall"]["reasons"])
+        overall = result["overall"]
+        assert overall["uncertain"] or name == "as drawn"
+        assert set(said[name]) <= set(overall["reasons"])
+        if name == "as drawn":
+            assert overall["bone_status"] is not None and overall["bone_status_withheld"] is None
+            assert headline(overall)[0].startswith("Bone status")
+            continue
+        assert overall["bone_status"] is None and "orientation looks wrong" in overall["bone_status_withheld"]
+        assert overall["reasons"][0] == said[name][0]
+        assert all(lv["uncertain"] and lv["reasons"][0] == said[name][0] for lv in result["levels"])
+        line, cls = headline(overall)
+        assert line.startswith("No bone status: the image's orientation looks wrong") and cls is None
+        # said once, first, naming every level it holds for
+        assert user_messages(result)[0].startswith("UNCERTAIN: L1, L2, L3, L4, L5: the spine lies in the front")
     assert not said["as drawn"]
     assert len(said["swapped"]) == 1 and "spine lies in the front of the body" in said["swapped"][0]
+
+
+def test_the_command_line_gives_no_bone_status_for_a_ct_whose_front_and_back_are_swapped(
+    small_case, small_case_files, tmp_path, capsys
+):
+    """Stop 63: the command line printed "Bone status unconfirmed: Osteoporosis?" and exited 0 for such a CT. It now
+    prints why no status is given, writes its files, and exits 1 (written, but no result), as for labels off the
+    bone; report.png, result.json and a batch's summary row say the same."""
+    import json
+
+    from bonescreen.cli import main
+
+    volume = load_ct(small_case_files / "nifti" / "ct.nii.gz")
+    affine = volume.source.affine
+    for name, data in (("ct", small_case.hu[:, ::-1]), ("labels", small_case.levels[:, ::-1])):
+        source = volume.to_source(np.ascontiguousarray(data))
+        nib.save(
+            nib.Nifti1Image(source.astype(np.int16 if name == "ct" else np.uint8), affine), tmp_path / f"{name}.nii.gz"
+        )
+    out = tmp_path / "o"
+    argv = ["screen", str(tmp_path / "ct.nii.gz"), "--out", str(out), "--device", "cpu"]
+    assert main([*argv, "--labels", str(tmp_path / "labels.nii.gz")]) == 1
+    printed = capsys.readouterr().out
+    assert "No bone status: the image's orientation looks wrong" in printed and "Bone status" not in printed
+    assert printed.index("UNCERTAIN: L1, L2, L3, L4, L5: the spine lies in the front") < printed.index("note:")
+    result = json.loads((out / "result.json").read_text())
+    assert result["overall"]["bone_status"] is None and result["overall"]["bone_status_withheld"]
+    assert (out / "report.png").exists() and (out / "levels.nii.gz").exists()
+    # a batch's summary.csv row of that result: no status, and why in its basis
+    from bonescreen.batch import _row
+
+    row = _row({"study": "study-1", "status": "done", "result": result})
+    assert row["bone_status"] == "" and row["bone_status_basis"].startswith("withheld: the image's orientation")

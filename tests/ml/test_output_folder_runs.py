@@ -46,10 +46,33 @@ def test_a_folder_another_run_holds_is_refused_before_any_work(tmp_path, there):
     assert out.is_dir() == there  # a failed run leaves no folder it made
 
 
+def test_the_command_line_refuses_a_held_folder_before_torch_loads(tmp_path):
+    """Stop 63: ``bonescreen screen`` into a folder another run held was refused only after torch and the networks
+    had loaded (3-7 s on this CPU). It is now checked and locked first: a refused run imports no torch. A subprocess,
+    whose imports are its own (this one holds torch already); the lock is this process's, as another run's."""
+    out = tmp_path / "out"
+    out.mkdir()
+    script = (
+        "import sys\n"
+        "from bonescreen.cli import main\n"
+        f"rc = main(['screen', {str(tmp_path / 'ct.nii.gz')!r}, '--out', {str(out)!r}, '--device', 'cpu'])\n"
+        "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')\n"
+        "sys.exit(rc)\n"
+    )
+    fd = lock_output_folder(out)
+    try:
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    finally:
+        os.close(fd)
+    assert run.returncode == 2 and "torch not loaded" in run.stdout, run.stdout + run.stderr
+    assert "another bonescreen run (a batch or a screen) is writing into this output folder" in run.stderr
+    assert list(out.iterdir()) == []
+
+
 def test_a_screen_into_a_batch_study_folder_is_refused(tmp_path):
     """helper-98: a screen into a batch's study folder wrote another CT's results there, which the next batch took
     for the study's (its input fingerprint stayed)."""
-    from bonescreen.batch import FINGERPRINT_FILE
+    from bonescreen.output_folder import FINGERPRINT_FILE
 
     study = tmp_path / "batch" / "study-0c9d1c373970"
     study.mkdir(parents=True)
@@ -132,6 +155,52 @@ def test_a_stopped_runs_temporary_files_go_and_its_kept_files_are_named(tmp_path
     said = [n for n in result["output_notes"] if "kept from earlier runs" in n]
     assert said == [f"kept from earlier runs in this folder (set aside, not BoneScreen's outputs): {kept.name}"]
     assert json.loads((out / "result.json").read_text())["output_notes"] == result["output_notes"]
+    # said once: the next run does not name it again (stop 63: every run did), and it stays
+    again = screen_file(shared_data / "dcmqi-ct3slice", out, device="cpu")
+    assert not [n for n in again["output_notes"] if "kept from earlier runs" in n] and kept.exists()
+
+
+def test_the_outputs_of_a_run_stopped_before_its_result_are_not_taken_for_the_users(tmp_path, shared_data, monkeypatch):
+    """Stop 63: a run stopped after writing its outputs and before result.json left files that the next run set aside
+    as the user's ("levels.nii.gz ... (edited?)", seg.kept-..., report.kept-...), more kept files each time. The run
+    records each output as it writes it (``WRITING_RECORD``); the next run removes those still as written, and keeps
+    an edited one."""
+    import nibabel as nib
+    import numpy as np
+
+    from bonescreen import screen
+
+    def stop_at_result(write):
+        def write_or_stop(path, text):
+            if path.name == "result.json":
+                raise KeyboardInterrupt  # Ctrl-C (or SIGTERM) as result.json is about to be written
+            return write(path, text)
+
+        return write_or_stop
+
+    out = tmp_path / "out"
+    for edit in (False, True):
+        with monkeypatch.context() as m:
+            m.setattr(screen, "write_text_atomic", stop_at_result(screen.write_text_atomic))
+            with pytest.raises(KeyboardInterrupt):
+                screen_file(shared_data / "dcmqi-ct3slice", out, device="cpu")
+        assert not (out / "result.json").exists() and (out / screen.WRITING_RECORD).exists()
+        if edit:  # the user corrects the stopped run's labels in place: theirs now
+            img = nib.load(out / "levels.nii.gz")
+            data = np.asarray(img.dataobj).copy()
+            data[tuple(np.argwhere(data == 0)[0])] = data.max()
+            nib.save(nib.Nifti1Image(data, img.affine, img.header), out / "levels.nii.gz")
+        result = screen_file(shared_data / "dcmqi-ct3slice", out, device="cpu")
+        kept = sorted(p.name for p in out.glob("*.kept-*"))
+        stopped = [n for n in result["output_notes"] if "stopped before its result.json" in n]
+        assert not (out / screen.WRITING_RECORD).exists()
+        if not edit:
+            assert kept == [] and stopped == [
+                "levels.nii.gz, seg.dcm, sr.dcm, report.png of an earlier run stopped before its result.json: removed"
+            ], result["output_notes"]
+        else:
+            assert len(kept) == 1 and kept[0].startswith("levels.kept-"), kept
+            assert any("(edited?)" in n for n in result["output_notes"]) and "levels.nii.gz" not in stopped[0]
 
 
 @pytest.mark.skipif(os.name == "nt", reason="SIGTERM is a POSIX signal")

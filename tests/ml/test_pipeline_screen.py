@@ -244,7 +244,8 @@ def test_a_run_stopped_while_writing_leaves_nothing_of_the_earlier_run(unseen, t
     monkeypatch.setattr(screen_module, "render_report", stopped)
     with pytest.raises(KeyboardInterrupt):
         screen_module.screen_file(root / "dicom", out, device="cpu", labels_path=labels)
-    assert sorted(p.name for p in out.iterdir()) == ["levels.nii.gz", "seg.dcm", "sr.dcm"]  # this run's only
+    # this run's only, and its record of them (the next run removes them as a stopped run's, stop 63)
+    assert sorted(p.name for p in out.iterdir()) == [screen_module.WRITING_RECORD, "levels.nii.gz", "seg.dcm", "sr.dcm"]
     assert not list(out.glob("levels.kept-*"))  # the earlier levels.nii.gz was BoneScreen's own: not kept
 
 

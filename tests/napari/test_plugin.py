@@ -502,6 +502,22 @@ def test_writer_on_sample_layer(make_napari_viewer, tmp_path):
 
     assert write_labels("", layer.data, {"metadata": layer.metadata, "scale": layer.scale}) == []  # (helper-94)
     assert notification_manager.records[-1].message.endswith("no file name given")
+    # a folder a bonescreen run is writing into (its lock held, as `screen` holds it): refused, nothing written
+    # (stop 63: saved among the run's files, its levels.nii.gz could be written over them)
+    import os
+
+    from bonescreen.atomic import lock_output_folder
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    fd = lock_output_folder(busy)
+    try:
+        assert not layer.save(str(busy / "levels.nii.gz"), plugin=PLUGIN)
+    finally:
+        os.close(fd)
+    assert "a bonescreen run (a screen or a batch) is writing into" in notification_manager.records[-1].message
+    assert list(busy.iterdir()) == []
+    assert layer.save(str(busy / "levels.nii.gz"), plugin=PLUGIN)  # once it ends
 
 
 def test_reading_flags_reach_the_classify_dock(make_napari_viewer, qtbot, small_case_files, tmp_path):
@@ -1043,6 +1059,30 @@ def test_labels_off_the_bone_give_no_overall_call_in_the_dock(make_napari_viewer
     assert "do not sit on bone" in cls.flag.text()
 
 
+def test_labels_named_on_a_scan_found_upside_down_give_no_bone_status_in_the_dock(
+    make_napari_viewer, qtbot, small_case, small_case_files
+):
+    """Stop 63: the split's note that the sacrum is at the top (kept with the labels layer, as Segment keeps it)
+    reaches the classification: no bone status, the note the first flag, as on the command line."""
+    from bonescreen.pipeline.levels import UPSIDE_DOWN
+    from napari_bonescreen._convert import labels_layer_data
+
+    viewer = make_napari_viewer()
+    image = viewer.open(str(small_case_files / "nifti" / "ct.nii.gz"), plugin=PLUGIN)[0]
+    note = f"{UPSIDE_DOWN}: the topmost vertebra looks like a sacrum (1.6 times as wide as those below it)"
+    made = {"rule": "top vertebra in view taken as L1", "certain": False, "notes": [note]}
+    data, meta, _ = labels_layer_data(small_case.levels, image, "levels", extra_meta=made)
+    labels = viewer.add_labels(data, **meta)
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    cls.image.value, cls.labels.value = image, labels
+    cls.run()
+    wait_for(qtbot, cls)
+    assert cls.result["overall"]["bone_status"] is None and cls.result["overall"]["reasons"][0] == note
+    assert "No bone status: the image" in cls.headline.text() and "orientation looks wrong" in cls.headline.text()
+    assert cls.table.item(cls.table.rowCount() - 1, cls.table.columnCount() - 1).text() == "none"
+    assert cls.flag.text().startswith(f"UNCERTAIN: L1, L2, L3, L4, L5: {note}")
+
+
 def test_the_bone_status_cell_says_when_a_fracture_behind_it_is_unconfirmed():
     """The overall row's grade cell: 'osteo. (fx)' for a fracture, 'osteo. (fx?)' when the fracture was found
     while the split or the names are in doubt (the status's basis says 'unconfirmed'); a level's cell its grade."""
@@ -1063,6 +1103,16 @@ def test_the_bone_status_cell_says_when_a_fracture_behind_it_is_unconfirmed():
     assert _grade_cell({"fracture": {"genant_grade": 1, "shape": "biconcave"}}) == "1 bicon."
     doubted = {"genant_grade": 2, "shape": "wedge", "grade_doubt": {"grade": 1, "reason": "x"}}
     assert _grade_cell({"fracture": doubted}) == "2? wedge"
+    # no status: the CT's orientation looks wrong (stop 63), said in the cell and its tooltip
+    from napari_bonescreen._widgets import _row_tooltip
+
+    withheld = {
+        "bone_status": None,
+        "bone_status_withheld": "the image's orientation looks wrong",
+        "probabilities": None,
+    }
+    assert _grade_cell(withheld) == "none"
+    assert "bone status: none (the image's orientation looks wrong)" in _row_tooltip({**withheld, "reasons": []})
 
 
 def test_a_row_tooltip_gives_the_fracture_in_full_words():

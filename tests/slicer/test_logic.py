@@ -633,3 +633,20 @@ def test_export_writes_seg_and_sr_for_a_gantry_tilted_series_on_slicers_grid(
     read = seg_levels_on_images(tmp_path / "out" / "seg.dcm", sorted(folder.iterdir()))
     for level in (1, 3, 5):
         assert dice_score(read == level, truths == level) > 0.9, level
+
+
+def test_a_scan_the_split_found_upside_down_gets_no_bone_status_in_slicer(scene, case, add_volume):
+    """Stop 63: the split's note that the sacrum is at the top travels with the segmentation (its notes attribute);
+    classifying it gives no bone status, as the command line gives none, and the table's overall row says why."""
+    from bonescreen.pipeline.levels import UPSIDE_DOWN
+
+    node = add_volume(scene, case)
+    volume = volume_node_to_ct(node)
+    seg = labels_to_segmentation(case.levels, volume, node)
+    note = f"{UPSIDE_DOWN}: the topmost vertebra looks like a sacrum (1.6 times as wide as those below it)"
+    seg.SetAttribute("BoneScreen.Notes", note)
+    result, table, _chart = BoneScreenLogic("cpu").classify(node, seg)
+    assert result["overall"]["bone_status"] is None and result["overall"]["reasons"][0] == note
+    overall = table.GetNumberOfRows() - 1
+    said = table.GetCellText(overall, TABLE_COLUMNS.index("bone_status"))
+    assert said == f"none ({result['overall']['bone_status_withheld']})", said

@@ -15,7 +15,7 @@ Aggregation (documented choices):
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ from ..hu import (
 from ..inplane import bounding_box, inscribed_radius
 from ..labels import CLASS_NAMES, CLASS_TITLES, LEVEL_NAMES, levels_present
 from ..mask_fit import off_bone
+from ..messages import WITHHELD_ORIENTATION
 from ..metal import METAL_HU, metal_mask
 from ..noise import disc_smoothing_mm
 from ..ood import FeatureDensity
@@ -207,6 +208,7 @@ def classify_levels(
     bone: np.ndarray | None = None,
     energy_normalized: bool = False,
     disc_hu: tuple[float, float] = (DISC_VALLEY_HU, DISC_MAX_HU),
+    orientation_doubts: Sequence[str] = (),
 ) -> dict:
     """Classify each level on ``labels`` and the whole scan.
 
@@ -224,6 +226,10 @@ def classify_levels(
     ``mask_checked`` is False: ``labels`` are MS-Net's mark that no user has corrected,
     :func:`~.bone_health.fracture_doubt`). ``mask_checked`` may instead hold the level ids (1-5) the user edited:
     the others are MS-Net's mark as it came, their bodies' ends read in the CT and their fractures unconfirmed.
+    ``orientation_doubts``: flags saying that the image's axes look wrong (:mod:`bonescreen.orientation_check`, the
+    split's upside-down sacrum): every figure is then read from a mirrored body, so no bone status is given
+    (``overall.bone_status_withheld`` says why) and each flag is the first reason of the overall call and of every
+    level.
 
     Returns
     -------
@@ -435,7 +441,7 @@ def classify_levels(
     vbmd = overall_density(health, left_out)
     on_bone = {name: f for name, f in fractures.items() if name not in off_names}  # their fractures mean nothing
     status = bone_status(on_bone, vbmd, prediction, names_certain, checked, off_names)
-    if all_off:
+    if all_off or orientation_doubts:
         status = None
     doubt = fracture_doubt(on_bone, names_certain, checked)
     noisy = ""
@@ -465,6 +471,12 @@ def classify_levels(
             f"ACR category {_said(vbmd['acr_category'])} ({vbmd_text(vbmd['vbmd_mg_cm3'])} mg/cm3) disagrees with the "
             f"network ({_said(prediction)})"
         )
+    if orientation_doubts:  # (helper-96: a CT with front and back swapped led with "Osteoporosis?" from bogus
+        # fractures, its orientation flag the tenth line): no status, and the reason first, on every level too
+        reasons = [*orientation_doubts, *(r for r in reasons if r not in orientation_doubts)]
+        for level in results:
+            level["reasons"] = [*orientation_doubts, *(r for r in level["reasons"] if r not in orientation_doubts)]
+            level["uncertain"] = True
     return {
         "levels": results,
         "overall": {
@@ -479,6 +491,7 @@ def classify_levels(
             "vbmd_levels_used": vbmd["levels_used"],
             "left_out": vbmd["left_out"],
             "bone_status": status,
+            "bone_status_withheld": WITHHELD_ORIENTATION if orientation_doubts and not all_off else None,
             "labels_off_bone": off_names,
             "uncertain": bool(reasons),
             "reasons": reasons,

@@ -29,6 +29,7 @@ Vertebrae that are not L1-L5 (T12 and above, the sacrum) get label 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import NamedTuple
@@ -1730,6 +1731,10 @@ def _name(
     return names, rule, certain, notes
 
 
+#: How the split's note on a scan whose sacrum is at the top starts (:func:`upside_down_note` finds it).
+UPSIDE_DOWN = "the scan looks upside down"
+
+
 def _upside_down(vertebrae: list[Vertebra], rule: str, s: LevelSettings) -> str | None:
     """A note when the topmost vertebra looks like a sacrum and none is found at the bottom (None if not).
 
@@ -1752,10 +1757,20 @@ def _upside_down(vertebrae: list[Vertebra], rule: str, s: LevelSettings) -> str 
             which = "topmost vertebra" if j == n - 1 else f"vertebra {n - j} from the top"
             beside = ", with iliac bone beside it" if pelvis else ""
             return (
-                f"the {which} looks like a sacrum ({ratio:.1f} times as wide as those below it{beside}) and none "
-                "is at the bottom: is the scan upside down (its orientation in the file wrong)? The names assume "
-                "the head is up; check the orientation"
+                f"{UPSIDE_DOWN}: the {which} looks like a sacrum ({ratio:.1f} times as wide as those below it{beside}) "
+                "and none is at the bottom; the names assume the head is up: check the file's orientation (its "
+                "affine, or the DICOM ImagePositionPatient and ImageOrientationPatient)"
             )
+    return None
+
+
+def upside_down_note(notes: Sequence[str]) -> str | None:
+    """The split's note that the scan looks upside down (:func:`_upside_down`) among a naming's notes
+    (``segmentation.notes``, also as :func:`bonescreen.messages.users_naming_notes` marked them once the user renamed
+    the vertebrae: the image stays upside down); None when there is none."""
+    for note in notes:
+        if UPSIDE_DOWN in note:
+            return note[note.index(UPSIDE_DOWN) :]
     return None
 
 

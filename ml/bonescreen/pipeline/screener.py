@@ -36,14 +36,14 @@ from ..weights import default_weights
 from .classify import classify_levels
 from .inference import InferenceSettings
 from .level_settings import LevelSettings
-from .levels import split_levels, stacked_problem
+from .levels import split_levels, stacked_problem, upside_down_note
 from .mark_repair import bridge_dropped_sections
 from .progress import ProgressCallback, drive
 from .segment import iter_mark_volume
 
 #: Version of result.json's layout (README, "result.json"): the minor number grows with added fields,
 #: the major number when a field changes meaning or goes.
-RESULT_SCHEMA_VERSION = "2.1"
+RESULT_SCHEMA_VERSION = "2.2"
 #: How ``segmentation.naming_rule`` starts for labels given back as BoneScreen wrote them (``--labels``, unedited):
 #: the rule of the run that named them follows in brackets.
 OWN_LABELS_RULE = "given by the user: BoneScreen's own labels, unedited"
@@ -366,6 +366,7 @@ class Screener:
         names_certain: bool = True,
         mask_checked: bool | Collection[int] = True,
         users_labels: bool | None = None,
+        upside_down: str | None = None,
     ) -> dict:
         """Classify each lumbar level on ``labels`` (the user's corrected labels or :meth:`segment`'s).
 
@@ -376,7 +377,10 @@ class Screener:
         collection of level ids (1-5) says that the user edited those levels of :meth:`segment`'s labels and not
         the others (:func:`~bonescreen.labels.edited_levels`). ``users_labels`` (default: whether any level is
         checked) says that the ids are the user's, so a lumbar id holding several vertebrae is refused
-        (:func:`~.levels.stacked_problem`); the split's own ids are not checked.
+        (:func:`~.levels.stacked_problem`); the split's own ids are not checked. ``upside_down``: the split's
+        note that the scan looks upside down (:func:`~.levels.upside_down_note` of its notes). With it, or with the
+        spine in the front of the body (:func:`~bonescreen.orientation_check.front_and_back_swapped`), no bone status
+        is given (``overall.bone_status_withheld``).
 
         Returns the ``levels`` and ``overall`` parts of result.json, with the volume's
         reading notes and flags (:func:`~bonescreen.messages.add_input_messages`).
@@ -395,6 +399,8 @@ class Screener:
         if users and (problem := stacked_problem(labels, volume.spacing, self.level_settings)):
             # a user's id over several vertebrae (a binary mask of the spine read as L1): every figure would mix them
             raise BoneScreenError(problem)
+        swapped = front_and_back_swapped(volume.hu, vertebrae, volume.spacing)
+        doubts = [*swapped, *([upside_down] if upside_down else [])]
         model = self.model("classification")
         with self.settings.forward_context(self.device):
             result = classify_levels(
@@ -415,10 +421,11 @@ class Screener:
                 energy_normalized=self.energy_normalized,
                 mask_checked=mask_checked,
                 disc_hu=(self.level_settings.disc_valley_hu, self.level_settings.disc_max_hu),
+                orientation_doubts=doubts,
             )
         flags = [
             *volume.flags,
-            *front_and_back_swapped(volume.hu, vertebrae, volume.spacing),
+            *swapped,
             *stray_specks(labels, volume.spacing),
             *name_gaps(vertebrae, volume.spacing),
         ]
@@ -495,7 +502,13 @@ class Screener:
             # every vertebra, not the lumbar levels alone: their names' gaps, the neighbours' bone (helper-66: T12
             # renamed from L1 over L2 was flagged in napari, which passes every vertebra, and not here)
             result = self.classify(
-                volume, vertebrae, progress, names_certain=certain, mask_checked=checked, users_labels=seg is None
+                volume,
+                vertebrae,
+                progress,
+                names_certain=certain,
+                mask_checked=checked,
+                users_labels=seg is None,
+                upside_down=upside_down_note(notes),
             )
         else:
             # the last note says which vertebrae were found or given (segment() and the branch above)

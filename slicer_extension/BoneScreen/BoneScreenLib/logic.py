@@ -25,6 +25,7 @@ from bonescreen.errors import BoneScreenError
 from bonescreen.io.identifiers import redact
 from bonescreen.labels import lumbar_levels
 from bonescreen.messages import users_naming_notes, users_naming_rule
+from bonescreen.pipeline.levels import upside_down_note
 
 #: Tag on each segment holding the vertebra id BoneScreen gave it (DESIGN.md: 1..5 = L1..L5, 6 = T12, 7 = sacrum, ...);
 #: what a segment is classified as is its name as the user sees it (:func:`_segment_level`).
@@ -674,7 +675,9 @@ def results_to_table(result: dict, table_node):
         columns["genant_grade"].InsertNextValue(grade_text(row.get("fracture")))
         columns["fracture_shape"].InsertNextValue(fracture.get("shape") or "")
         status = row.get("bone_status") or {}
-        columns["bone_status"].InsertNextValue(f"{status['class']} ({status['basis']})" if status else "")
+        withheld = row.get("bone_status_withheld")  # (the overall row: no status, and why)
+        said = f"{status['class']} ({status['basis']})" if status else f"none ({withheld})" if withheld else ""
+        columns["bone_status"].InsertNextValue(said)
         columns["uncertain"].InsertNextValue(int(bool(row["uncertain"])))
         # the overall row carries every flag and note of the result (naming, input), as the CLI prints them
         reasons = user_messages(result) if row["name"] == "overall" else row.get("reasons", [])
@@ -914,6 +917,7 @@ class BoneScreenLogic:
                 names_certain=inputs.certain,
                 mask_checked=inputs.checked,
                 users_labels=inputs.users_labels,
+                upside_down=upside_down_note(inputs.notes),  # the split found the sacrum at the top
             )
         except BoneScreenError as exc:
             raise BoneScreenError(in_slicers_words(exc.problem, inputs.split_mask), exc.path) from None
