@@ -38,6 +38,28 @@ def test_a_section_dropped_inside_a_body_is_filled_and_a_disc_is_not():
     assert bridge_dropped_sections(mark, hu, (3.0, 1.0, 1.0))[1] == 0
 
 
+def test_a_section_dropped_on_several_thin_slices_is_filled_up_to_3_mm():
+    """Stop 63 (helper-96): the example CT resampled to 1.5 mm slices lost the same 3 mm of L2's body on two slices;
+    only one slice was bridged, L2 was split in two and every name above it shifted. A gap up to 3 mm thick is
+    bridged in as many slices as it takes; a thicker one, or a disc between endplates, is not."""
+    rng = np.random.default_rng(1)
+    for dz, dropped in ((1.5, 2), (1.0, 3), (0.625, 4)):
+        mark, hu, section = _column([300, 160, 150, 150, 145, 150, 155, 150, 300])
+        hu += rng.normal(0, 40, hu.shape).astype(np.float32)
+        mark[3 : 3 + dropped] = False
+        repaired, slices = bridge_dropped_sections(mark, hu, (dz, 1.0, 1.0))
+        assert slices == dropped and all((repaired[k] == section).all() for k in range(3, 3 + dropped)), dz
+    # 4.5 mm dropped at 1.5 mm slices: more than a dropped section, left to the split
+    mark, hu, _section = _column([300, 160, 150, 150, 145, 150, 155, 150, 300])
+    mark[2:5] = False
+    assert bridge_dropped_sections(mark, hu, (1.5, 1.0, 1.0))[1] == 0
+    # a thin disc on two 1.5 mm slices between marked endplates: darker than both, left out
+    mark, hu, _section = _column([150, 160, 280, 90, 95, 290, 150])
+    mark[3:5] = False
+    repaired, slices = bridge_dropped_sections(mark, hu, (1.5, 1.0, 1.0))
+    assert slices == 0 and repaired is mark
+
+
 def test_a_dropped_section_no_longer_splits_a_vertebra_in_two():
     """On TotalSegmentator's example CT MS-Net left L2's middle slice empty, the split found two vertebrae
     there and every name above shifted. Here the same slice of L3's body is taken out of the true mask."""

@@ -3,8 +3,8 @@
 MS-Net marks each axial slice on its own (the paper's 2-D network), so nothing keeps its mark
 consistent from one slice to the next. On real CT it sometimes leaves out a whole section of a
 vertebral body on one slice while marking the slices above and below (TotalSegmentator's
-abdomen-pelvis example CT, 3 mm: L2's middle slice empty). The level split then finds two bodies
-there and every name above shifts by one.
+abdomen-pelvis example CT, 3 mm: L2's middle slice empty; resampled to 1.5 mm, its two middle slices). The
+level split then finds two bodies there and every name above shifts by one.
 """
 
 from __future__ import annotations
@@ -34,17 +34,24 @@ MAX_DARKER_HU = 30.0
 #: realistic phantom, where the mark also holds some disc slices).
 MAX_STEP_HU = 100.0
 
+#: A dropped section is at most this thick (mm), in as many slices as fit (one at 2-3 mm, two at 1.5 mm, three at
+#: 1 mm): the example CT's L2 lost one 3 mm slice, and the same CT resampled to 1.5 mm slices lost the two slices
+#: of that section, which split L2 in two and shifted every name above it (helper-96, stop 63). A disc is thicker
+#: (5-15 mm in the lumbar spine, Gray's Anatomy) and darker than its endplates.
+MAX_DROPPED_MM = 3.0
+
 
 def bridge_dropped_sections(
     mark: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float]
 ) -> tuple[np.ndarray, int]:
-    """Fill sections of the mark left out on one slice between two marked slices, where the CT is bone.
+    """Fill sections of the mark left out on a few slices between two marked slices, where the CT is bone.
 
-    A connected region of pixels marked on slices ``k - 1`` and ``k + 1`` but not on ``k``, of at least
-    :data:`MIN_DROPPED_MM2`, is added to the mark when its means on the two neighbouring slices differ by
-    at most :data:`MAX_STEP_HU` and its mean on slice ``k`` is no more than :data:`MAX_DARKER_HU` below
-    theirs. A disc is not filled this way: it is darker than the endplates marked on both sides of it,
-    and where the mark holds a disc slice on one side, the endplate on the other reads far brighter.
+    A connected region of pixels marked on slices ``k - 1`` and ``k + n`` but on none of the ``n`` slices between
+    (``n`` up to :data:`MAX_DROPPED_MM` thick, at least one slice), of at least :data:`MIN_DROPPED_MM2`, is added to
+    the mark on those slices when its means on the two marked slices differ by at most :data:`MAX_STEP_HU` and its
+    mean on each slice between is no more than :data:`MAX_DARKER_HU` below theirs. A disc is not filled this way:
+    it is darker than the endplates marked on both sides of it, and where the mark holds a disc slice on one side,
+    the endplate on the other reads far brighter.
 
     Parameters
     ----------
@@ -66,27 +73,27 @@ def bridge_dropped_sections(
     pixel_mm2 = float(spacing[1] * spacing[2])
     min_pixels = max(1, int(np.ceil(MIN_DROPPED_MM2 / pixel_mm2)))
     out = mark
-    slices = 0
-    for k in range(1, mark.shape[0] - 1):
-        gap = mark[k - 1] & mark[k + 1] & ~mark[k]
-        if np.count_nonzero(gap) < min_pixels:
-            continue
-        regions, n = ndimage.label(gap)
-        sizes = np.bincount(regions.ravel(), minlength=n + 1)
-        filled = False
-        for r in np.nonzero(sizes >= min_pixels)[0]:
-            if r == 0:
+    filled = np.zeros(mark.shape[0], dtype=bool)
+    longest = max(1, int(MAX_DROPPED_MM / float(spacing[0]) + 1e-6))
+    for n in range(1, longest + 1):  # the shortest gaps first: a longer one is what they leave
+        for k in range(1, mark.shape[0] - n):
+            gap = out[k - 1] & out[k + n] & ~out[k : k + n].any(axis=0)
+            if np.count_nonzero(gap) < min_pixels:
                 continue
-            where = regions == r
-            here = float(hu[k][where].mean())
-            below, above = float(hu[k - 1][where].mean()), float(hu[k + 1][where].mean())
-            if abs(above - below) <= MAX_STEP_HU and here >= (below + above) / 2 - MAX_DARKER_HU:
-                if out is mark:
-                    out = mark.copy()
-                out[k] |= where
-                filled = True
-        slices += filled
-    return out, slices
+            regions, count = ndimage.label(gap)
+            sizes = np.bincount(regions.ravel(), minlength=count + 1)
+            for r in np.nonzero(sizes >= min_pixels)[0]:
+                if r == 0:
+                    continue
+                where = regions == r
+                here = min(float(hu[j][where].mean()) for j in range(k, k + n))
+                below, above = float(hu[k - 1][where].mean()), float(hu[k + n][where].mean())
+                if abs(above - below) <= MAX_STEP_HU and here >= (below + above) / 2 - MAX_DARKER_HU:
+                    if out is mark:
+                        out = mark.copy()
+                    out[k : k + n] |= where
+                    filled[k : k + n] = True
+    return out, int(np.count_nonzero(filled))
 
 
 #: A disc left out of the mark is at least this broad (mm2, projected on the axial plane): a lumbar
