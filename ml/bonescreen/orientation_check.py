@@ -13,6 +13,8 @@ from .reference_tissues import body_outline
 #: image's back edge), and 0.38 for the example CT with front and back swapped in its header. Below this share the
 #: front and back are taken as swapped.
 SPINE_DEPTH_SHARE = 0.45
+#: How the flag of a spine in the front of the body starts (:func:`front_and_back_swapped`).
+SPINE_IN_FRONT = "the spine lies in the front of the body"
 #: Slices read: those whose vertebral bone is at least this area (mm2) ...
 SECTION_MIN_MM2 = 150.0
 #: ...whose body outline ends inside the image at the front and the back (a spine-only field of view is not read) ...
@@ -65,7 +67,7 @@ def front_and_back_swapped(hu: np.ndarray, vertebrae: np.ndarray, spacing: tuple
     if len(shares) < MIN_SLICES or np.median(shares) >= SPINE_DEPTH_SHARE:
         return []
     return [
-        f"the spine lies in the front of the body (its centre at {np.median(shares):.2f} of the body's depth from "
+        f"{SPINE_IN_FRONT} (its centre at {np.median(shares):.2f} of the body's depth from "
         "the front; in the back half on CT read the right way): the image's front and back look swapped, so the "
         "bodies, heights, HU and names read from it are wrong; check the file's orientation (its affine, or the "
         "DICOM ImageOrientationPatient)"

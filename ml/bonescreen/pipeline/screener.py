@@ -30,7 +30,7 @@ from ..labels import (
 )
 from ..messages import USER_NAMING, add_input_messages, users_naming_rule
 from ..ood import FeatureDensity, load_feature_density
-from ..orientation_check import front_and_back_swapped
+from ..orientation_check import SPINE_IN_FRONT, front_and_back_swapped
 from ..preprocess import trained_energy_normalized
 from ..weights import default_weights
 from .classify import classify_levels
@@ -294,9 +294,10 @@ class Screener:
         mark, bridged = bridge_dropped_sections(mark, volume.hu, volume.spacing)
         seg = self.name_mark(volume, mark, top_level)
         yield "name levels", 1, 1
-        if bridged:
+        if bridged:  # after the orientation's doubt, which name_mark puts first
+            swapped = int(bool(seg.notes) and seg.notes[0].startswith(SPINE_IN_FRONT))
             seg.notes.insert(
-                0,
+                swapped,
                 f"MS-Net left a vertebral body's section out on {bridged} slice(s) between marked slices; "
                 "filled from the slices above and below, where the CT reads as the bone beside it",
             )
@@ -326,7 +327,9 @@ class Screener:
         split = split_levels(mark, volume.spacing, volume.hu, top_level=top_level, settings=self.level_settings)
         if split.discs is not None and split.discs.any():
             mark = mark & ~split.discs
-        notes = list(split.notes)
+        # said as soon as the mark is split (napari's and Slicer's Segment step), before the user corrects a mask of
+        # a mirrored spine; classify() flags it again and gives no bone status (stop 63)
+        notes = [*front_and_back_swapped(volume.hu, mark, volume.spacing), *split.notes]
         certain = split.certain
         if certain and volume.orientation_unknown:  # read upside down, the names would run the wrong way
             certain = False
