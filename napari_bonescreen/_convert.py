@@ -22,6 +22,7 @@ from bonescreen.labels import (
     vertebra_name,
 )
 from bonescreen.messages import users_naming_rule
+from bonescreen.pipeline.levels import upside_down_note
 
 #: Key of the layer metadata where BoneScreen keeps the CT's geometry.
 META_KEY = "bonescreen"
@@ -280,4 +281,12 @@ def mark_naming(made: dict, labels: np.ndarray) -> dict | None:
     if not named_from and names_changed(made, labels, now):  # a vertebra renamed, then painted on: its name is
         # the user's with no voxels left to trace it by
         rule, certain = users_naming_rule(rule), True
-    return {"naming_rule": rule, "naming_certain": bool(certain), "edited": checked, "named_from": named_from}
+    # the split's note that the image looks upside down stays with the map (helper-100)
+    upside_down = upside_down_note(made.get("notes", []))
+    return {
+        "naming_rule": rule,
+        "naming_certain": bool(certain),
+        "edited": checked,
+        "named_from": named_from,
+        "upside_down": upside_down,
+    }

@@ -477,17 +477,9 @@ def name_gaps(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> lis
     spacing : tuple of float
         (dz, dy, dx) in mm.
     """
-    from scipy import ndimage
-
-    named = []  # (middle slice, lowest and highest slice in mm, name) of each vertebra: one pass over the map
-    for vid, where in enumerate(ndimage.find_objects(vertebrae), start=1):
-        if where is not None:
-            low, top = where[0].start, where[0].stop - 1
-            named.append(((low + top) / 2, low * spacing[0], top * spacing[0], vertebra_name(vid)))
-    named.sort(reverse=True)  # head first
     out = []
     order = ANATOMICAL_ORDER
-    for (_, low, _, upper), (_, _, top, lower) in pairwise(named):
+    for (_, low, _, upper), (_, _, top, lower) in pairwise(_head_first(vertebrae, spacing)):
         if upper not in order or lower not in order:  # an unnamed vertebra between: no rule
             continue
         gap = order.index(lower) - order.index(upper)
@@ -497,3 +489,35 @@ def name_gaps(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> lis
         elif gap < 1:
             out.append(f"{upper} lies above {lower}: their names run the wrong way; check the names")
     return out
+
+
+def names_reversed(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> tuple[str, str] | None:
+    """The names at the top and at the bottom of the image when every named neighbour pair, three vertebrae or more,
+    runs the wrong way (L5 above L4 above L3 ...): names given on an image whose head and feet are swapped; None
+    otherwise.
+
+    Parameters
+    ----------
+    vertebrae : ndarray
+        (z, y, x) map with the ids of DESIGN.md, z from the feet to the head.
+    spacing : tuple of float
+        (dz, dy, dx) in mm.
+    """
+    names = [name for *_, name in _head_first(vertebrae, spacing) if name in ANATOMICAL_ORDER]
+    ranks = [ANATOMICAL_ORDER.index(n) for n in names]
+    if len(ranks) < 3 or any(b > a for a, b in pairwise(ranks)):
+        return None
+    return names[0], names[-1]
+
+
+def _head_first(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> list[tuple[float, float, float, str]]:
+    """(middle slice, lowest and highest slice in mm, name) of each vertebra of the map, head first (one pass)."""
+    from scipy import ndimage
+
+    named = []
+    for vid, where in enumerate(ndimage.find_objects(vertebrae), start=1):
+        if where is not None:
+            low, top = where[0].start, where[0].stop - 1
+            named.append(((low + top) / 2, low * spacing[0], top * spacing[0], vertebra_name(vid)))
+    named.sort(reverse=True)
+    return named

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .labels import names_reversed
 from .reference_tissues import body_piece
 
 #: Where the spine lies along the body's depth, front (0) to back (1), on axial slices: the vertebral column runs
@@ -15,6 +16,8 @@ from .reference_tissues import body_piece
 SPINE_DEPTH_SHARE = 0.45
 #: How the flag of a spine in the front of the body starts (:func:`front_and_back_swapped`).
 SPINE_IN_FRONT = "the spine lies in the front of the body"
+#: How the flag of names that run from the feet to the head starts (:func:`head_and_feet_swapped`).
+NAMES_REVERSED = "the vertebrae's names run upside down"
 #: Slices read: those whose vertebral bone is at least this area (mm2) ...
 SECTION_MIN_MM2 = 150.0
 #: ...whose body outline ends inside the image at the front and the back (a spine-only field of view is not read) ...
@@ -71,4 +74,26 @@ def front_and_back_swapped(hu: np.ndarray, vertebrae: np.ndarray, spacing: tuple
         "the front; in the back half on CT read the right way): the image's front and back look swapped, so the "
         "bodies, heights, HU and names read from it are wrong; check the file's orientation (its affine, or the "
         "DICOM ImageOrientationPatient)"
+    ]
+
+
+def head_and_feet_swapped(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> list[str]:
+    """A flag, in a list, when the vertebrae's names run from the feet to the head (:func:`~.labels.names_reversed`):
+    labels named on the anatomy (a user's, TotalSegmentator's) over an image whose head and feet are swapped in its
+    header (helper-100: a status given, beside seven flags that the names run the wrong way).
+
+    Parameters
+    ----------
+    vertebrae : ndarray
+        (z, y, x) map with the ids of DESIGN.md, z from the feet to the head as read.
+    spacing : tuple of float
+        (dz, dy, dx) in mm.
+    """
+    ends = names_reversed(vertebrae, spacing)
+    if ends is None:
+        return []
+    return [
+        f"{NAMES_REVERSED}: {ends[0]} lies at the top and {ends[1]} at the bottom of the image read, every name in "
+        "between the wrong way round; the image's head and feet look swapped, so the heights and names read from "
+        "it are wrong; check the file's orientation (its affine, or the DICOM ImagePositionPatient)"
     ]

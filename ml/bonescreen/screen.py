@@ -24,6 +24,7 @@ from .labels import ALL_VERTEBRA_IDS
 from .messages import users_naming_rule
 from .output_folder import check_screen_folder
 from .pipeline import Screener
+from .pipeline.levels import upside_down_note
 from .pipeline.progress import ProgressCallback
 from .report import render_report
 
@@ -132,17 +133,25 @@ def screen_file(
 
         written_sha: dict[str, str] = {}
 
+        def note_written(name: str, value: str) -> None:
+            written_sha[name] = value
+            try:
+                write_text_atomic(out / WRITING_RECORD, json.dumps(written_sha))
+            except OSError:  # (a full disk: the next run keeps the output as not vouched for)
+                pass
+
         def attempt(key: str, name: str, write) -> None:
+            # recorded before it is written (helper-100: a stop between the output's move into place and its record
+            # left it "edited?"), then by its SHA-256, so that a run stopped before result.json leaves its own known
+            note_written(name, WRITING)
             write_output(out, key, name, write, outputs, errors, exports)
-            if key in outputs:  # recorded, so that a run stopped before result.json leaves its files known as its own
-                written_sha[name] = file_sha256(out / name)
-                try:
-                    write_text_atomic(out / WRITING_RECORD, json.dumps(written_sha))
-                except OSError:  # (a full disk: the output itself is written; the next run keeps it as not vouched for)
-                    pass
+            if key in outputs:
+                note_written(name, file_sha256(out / name))
 
         def write_levels(path: Path) -> list[str]:
-            naming = result["segmentation"] if result["segmentation"]["source"] == "bonescreen" else None
+            naming = None
+            if result["segmentation"]["source"] == "bonescreen":
+                naming = {**result["segmentation"], "upside_down": upside_down_note(result["segmentation"]["notes"])}
             if own := given_map.get("own_labels"):  # BoneScreen's own labels given back: as the run named them, with
                 # the user's edits and renamings of the levels written (the map holds L1-L5 only)
                 present = set(np.unique(labels).tolist())
@@ -151,6 +160,7 @@ def screen_file(
                     "naming_certain": own["naming_certain"],
                     "edited": [v for v in own["edited"] if v in present],
                     "named_from": {k: v for k, v in own["named_from"].items() if k in present},
+                    "upside_down": own.get("upside_down"),
                 }
                 if own["renamed"] and not naming["named_from"]:  # the vertebra renamed is no level (L1 -> T12): the
                     # names stay the user's
@@ -238,6 +248,9 @@ OUTPUT_NAMES = ("levels.nii.gz", "seg.dcm", "sr.dcm", "report.png")
 #: A run's record of the outputs it has written (name -> SHA-256), kept until its result.json is written: the next
 #: run removes the files it names, as written, for a stopped run's own, and keeps any other for the user's.
 WRITING_RECORD = ".bonescreen-writing.json"
+#: The record's value for an output being written: a file of that name is the stopped run's (the folder was cleared
+#: of earlier files and locked before it began).
+WRITING = "being written"
 
 
 def _read_writing_record(out: Path) -> dict:
@@ -390,7 +403,7 @@ def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
             path.unlink()
             removed.append(name)
             continue
-        if name != "result.json" and stopped.get(name) == file_sha256(path):
+        if name != "result.json" and stopped.get(name) in (WRITING, file_sha256(path)):
             # written by a run stopped before its result.json, as written (stop 63: its levels.nii.gz was set aside
             # as "edited?", one more kept file each time): nothing of the user's
             path.unlink()

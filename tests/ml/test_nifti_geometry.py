@@ -125,6 +125,12 @@ def test_a_ct_whose_front_and_back_are_swapped_is_flagged(small_case):
         assert overall["bone_status"] is None and "orientation looks wrong" in overall["bone_status_withheld"]
         assert overall["reasons"][0] == said[name][0]
         assert all(lv["uncertain"] and lv["reasons"][0] == said[name][0] for lv in result["levels"])
+        # no fracture graded on a mirrored spine (helper-100: "... it makes the bone status osteoporosis" was said)
+        assert all(lv["fracture"] is None for lv in result["levels"])
+        assert all(
+            any(r.startswith("no fracture grade: the image's orientation") for r in lv["reasons"])
+            for lv in result["levels"]
+        )
         line, cls = headline(overall)
         assert line.startswith("No bone status: the image's orientation looks wrong") and cls is None
         # said by the split too, first among its notes: napari's and Slicer's Segment step shows it before the user
@@ -159,6 +165,7 @@ def test_the_command_line_gives_no_bone_status_for_a_ct_whose_front_and_back_are
     assert main([*argv, "--labels", str(tmp_path / "labels.nii.gz")]) == 1
     printed = capsys.readouterr().out
     assert "No bone status: the image's orientation looks wrong" in printed and "Bone status" not in printed
+    assert "Genant grade" not in printed and "makes the bone status" not in printed
     assert printed.index("UNCERTAIN: L1, L2, L3, L4, L5: the spine lies in the front") < printed.index("note:")
     result = json.loads((out / "result.json").read_text())
     assert result["overall"]["bone_status"] is None and result["overall"]["bone_status_withheld"]
@@ -168,3 +175,30 @@ def test_the_command_line_gives_no_bone_status_for_a_ct_whose_front_and_back_are
 
     row = _row({"study": "study-1", "status": "done", "result": result})
     assert row["bone_status"] == "" and row["bone_status_basis"].startswith("withheld: the image's orientation")
+    assert row["fractured_levels"] == ""
+
+
+def test_labels_whose_names_run_upside_down_give_no_bone_status(small_case):
+    """helper-100: the example CT and TotalSegmentator's labels with head and feet swapped in both headers got a bone
+    status, beside seven flags that each pair of names ran the wrong way. Names given on the anatomy that all run
+    from the feet to the head are the image upside down: no status, one flag. Labels named the right way, or with
+    one pair swapped (a user's slip), keep theirs."""
+    from bonescreen.io.volume import CTVolume
+    from bonescreen.labels import names_reversed
+    from bonescreen.orientation_check import NAMES_REVERSED
+    from bonescreen.pipeline import Screener
+
+    screener = Screener(device="cpu")
+    affine = np.diag([-small_case.spacing[2], -small_case.spacing[1], small_case.spacing[0], 1.0])
+    flipped = np.ascontiguousarray(small_case.spine[::-1])
+    volume = CTVolume(np.ascontiguousarray(small_case.hu[::-1].astype(np.float32)), small_case.spacing, affine, None)
+    assert names_reversed(flipped, small_case.spacing) == ("S1", "T12")
+    result = screener.classify(volume, flipped)
+    overall = result["overall"]
+    assert overall["bone_status"] is None and overall["reasons"][0].startswith(NAMES_REVERSED)
+    assert "S1 lies at the top and T12 at the bottom" in overall["reasons"][0]
+    assert not any("their names run the wrong way" in r for r in overall["reasons"])  # said once, as above
+    upright = CTVolume(small_case.hu.astype(np.float32), small_case.spacing, affine, None)
+    assert screener.classify(upright, small_case.spine)["overall"]["bone_status"] is not None
+    slip = np.where(small_case.spine == 2, 3, np.where(small_case.spine == 3, 2, small_case.spine)).astype(np.uint8)
+    assert names_reversed(slip, small_case.spacing) is None  # L2 and L3 swapped by the user: the pair's own flag

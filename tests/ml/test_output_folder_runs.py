@@ -201,6 +201,16 @@ def test_the_outputs_of_a_run_stopped_before_its_result_are_not_taken_for_the_us
         else:
             assert len(kept) == 1 and kept[0].startswith("levels.kept-"), kept
             assert any("(edited?)" in n for n in result["output_notes"]) and "levels.nii.gz" not in stopped[0]
+    # stopped between an output's move into place and its record (helper-100: kept as "edited?" 1 time in 2): the
+    # record names it before it is written
+    for name in ("result.json", "seg.dcm", "sr.dcm", "report.png"):  # stopped while writing the first output
+        (out / name).unlink()
+    (out / screen.WRITING_RECORD).write_text(json.dumps({"levels.nii.gz": screen.WRITING}))
+    (out / "levels.nii.gz").write_bytes(b"half the run's own")
+    before = set(out.glob("*.kept-*"))
+    result = screen_file(shared_data / "dcmqi-ct3slice", out, device="cpu")
+    assert set(out.glob("*.kept-*")) == before
+    assert "levels.nii.gz of an earlier run stopped before its result.json: removed" in result["output_notes"]
 
 
 @pytest.mark.skipif(os.name == "nt", reason="SIGTERM is a POSIX signal")

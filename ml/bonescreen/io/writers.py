@@ -135,7 +135,8 @@ def write_labels_nifti(
         in a header extension (a NIfTI-1 comment, JSON) with the labels' digests, whole and vertebra by vertebra,
         so that the same labels given back (``--labels``) keep their doubts where unedited (:func:`own_labels`):
         the vertebrae a user edits become theirs, a renaming makes the names theirs, and a tool that saves the map
-        again without the extension makes the whole map the user's.
+        again without the extension makes the whole map the user's. ``upside_down``: the split's note that the image
+        looks upside down (:func:`~bonescreen.pipeline.levels.upside_down_note`), kept too.
     """
     labels = _check_labels(volume, labels)
     ijk = np.asarray(volume.to_nifti(labels), dtype=np.uint8)
@@ -154,6 +155,9 @@ def write_labels_nifti(
                 "level_digests": {str(k): v for k, v in mark_digests(ijk, edited).items()},
                 # the vertebrae the user had renamed: id now -> BoneScreen's id (labels.original_names)
                 "named_from": {str(k): int(v) for k, v in (naming.get("named_from") or {}).items()},
+                # the split's note that the image looks upside down: the labels given back keep the image's doubt
+                # (helper-100: the run's own labels given back got a bone status the run had withheld)
+                "upside_down": naming.get("upside_down") or None,
             }
         }
         img.header.extensions.append(
@@ -200,7 +204,8 @@ def own_labels(path: str | os.PathLike) -> dict | None:
         called now; ``named_from``: the vertebrae whose names are not BoneScreen's (id now -> BoneScreen's id,
         :func:`~bonescreen.labels.original_names`) and ``renamed`` whether there is one: the names are then the
         user's (:func:`~bonescreen.pipeline.screener.own_labels_naming`; helper-66: a rename in another tool made
-        the whole mask the user's, where napari kept the voxels MS-Net's). None for a map without the note, or one
+        the whole mask the user's, where napari kept the voxels MS-Net's); ``upside_down``: the split's note that the
+        image looked upside down, or None. None for a map without the note, or one
         changed whose note keeps no per-vertebra digests (written before they were kept).
     """
     try:
@@ -232,7 +237,14 @@ def own_labels(path: str | os.PathLike) -> dict | None:
             renamed_from = original_names(made, None, named_from, now)
         else:
             return None
-        return {**naming, "edited": edited, "renamed": bool(renamed_from), "named_from": renamed_from}
+        upside_down = note.get("upside_down") if isinstance(note.get("upside_down"), str) else None
+        return {
+            **naming,
+            "edited": edited,
+            "renamed": bool(renamed_from),
+            "named_from": renamed_from,
+            "upside_down": upside_down,
+        }
     return None
 
 

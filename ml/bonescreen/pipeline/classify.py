@@ -277,7 +277,10 @@ def classify_levels(
     walls[box] = with_endplates(np.where(in_ct, body, 0), on_labels, spacing, hu, *disc_hu, smooth_mm)
     if len(unread) < len(present):  # the levels a user has checked: as drawn
         walls[box] = np.maximum(walls[box], with_endplates(np.where(in_ct, 0, body), on_labels, spacing))
-    fractures = level_fractures(walls, spacing)
+    # a mirrored or upside-down spine's heights swap front and back, or its endplates: no grade rests on them
+    # (helper-100: "vertebral fracture? Genant grade 3 ... it makes the bone status osteoporosis" beside no status,
+    # and summary.csv's fractured_levels filled)
+    fractures = {} if orientation_doubts else level_fractures(walls, spacing)
     health = {lv: level_density(hu_by_level.get(lv), calibration) for lv in present}
     for lv in present:
         health[lv]["dense"] = dense_body(hu_by_level.get(lv, {}))  # why the body is too dense, or None
@@ -346,7 +349,9 @@ def classify_levels(
         # a level the user edited is still graded against neighbours read on the noisy CT (helper-64)
         if fracture and fracture["genant_grade"] and reading is not None and (caveat := reading.grade_caveat()):
             reasons.append(caveat)
-        if fracture is None:
+        if fracture is None and orientation_doubts:
+            reasons.append("no fracture grade: the image's orientation looks wrong, so its heights mean nothing")
+        elif fracture is None:
             why = (
                 f"slices {spacing[0]:.1f} mm apart, over the {MAX_GRADING_SLICE_MM:g} mm at which a body's heights "
                 "tell the Genant grades apart"

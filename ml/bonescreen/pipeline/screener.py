@@ -30,7 +30,7 @@ from ..labels import (
 )
 from ..messages import USER_NAMING, add_input_messages, users_naming_rule
 from ..ood import FeatureDensity, load_feature_density
-from ..orientation_check import SPINE_IN_FRONT, front_and_back_swapped
+from ..orientation_check import SPINE_IN_FRONT, front_and_back_swapped, head_and_feet_swapped
 from ..preprocess import trained_energy_normalized
 from ..weights import default_weights
 from .classify import classify_levels
@@ -73,13 +73,16 @@ def own_labels_naming(own: dict) -> tuple[str, list[str]]:
     """result.json's ``naming_rule`` and the naming's notes of BoneScreen's own labels given back
     (:func:`~bonescreen.io.writers.own_labels`): :func:`own_labels_rule` and :func:`own_labels_note` while the map is
     as written; once the user edited vertebrae in it, the rule of the run that named them alone; once the user
-    renamed some, :func:`~bonescreen.messages.users_naming_rule` of it (the names are the user's: certain)."""
+    renamed some, :func:`~bonescreen.messages.users_naming_rule` of it (the names are the user's: certain). The split's
+    note that the image looked upside down (``upside_down``) is among the notes in every case."""
+    # the image's doubt stays whatever the user did to the labels (helper-100: given back, a withheld status came back)
+    image = [own["upside_down"]] if own.get("upside_down") else []
     if own.get("renamed") or own["naming_rule"].startswith(USER_NAMING):  # (a map saved with the user's names:
         # helper-67, "BoneScreen's own labels, unedited (names changed by the user ...)")
-        return users_naming_rule(own["naming_rule"]), []
+        return users_naming_rule(own["naming_rule"]), image
     if own.get("edited"):
-        return own["naming_rule"], []
-    return own_labels_rule(own["naming_rule"]), [own_labels_note(own)]
+        return own["naming_rule"], image
+    return own_labels_rule(own["naming_rule"]), [*image, own_labels_note(own)]
 
 
 def own_labels_changes(own: dict, vertebrae: np.ndarray) -> tuple[list[str], list[str]]:
@@ -403,7 +406,8 @@ class Screener:
             # a user's id over several vertebrae (a binary mask of the spine read as L1): every figure would mix them
             raise BoneScreenError(problem)
         swapped = front_and_back_swapped(volume.hu, vertebrae, volume.spacing)
-        doubts = [*swapped, *([upside_down] if upside_down else [])]
+        reversed_names = head_and_feet_swapped(vertebrae, volume.spacing)  # (names given on an upside-down image)
+        doubts = [*swapped, *([upside_down] if upside_down else reversed_names)]
         model = self.model("classification")
         with self.settings.forward_context(self.device):
             result = classify_levels(
@@ -430,7 +434,8 @@ class Screener:
             *volume.flags,
             *swapped,
             *stray_specks(labels, volume.spacing),
-            *name_gaps(vertebrae, volume.spacing),
+            # each pair of names the wrong way round is said once, as the image's orientation, where all are
+            *([] if reversed_names else name_gaps(vertebrae, volume.spacing)),
         ]
         notes = list(volume.notes)
         unnamed = [vertebra_name(int(v)) for v in np.unique(vertebrae) if v >= UNNAMED_FIRST]
