@@ -32,6 +32,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -617,7 +618,7 @@ def run_batch(
     limit: int | None = None,
     settings=None,
     options: StudyOptions = StudyOptions(),
-    device_note: str | None = None,
+    device_note: str | Callable[[], str | None] | None = None,
 ) -> dict:
     """Screen every study under ``root`` on a Dask cluster; write ``summary.csv``, ``manifest.json``, ``inputs.csv``.
 
@@ -634,8 +635,9 @@ def run_batch(
     options : StudyOptions
         How every study is read (HU offset, NIfTI orientation) and measured (HU thresholds); a study
         screened before with other options is screened again.
-    device_note : str, optional
-        Said on stderr once the input, the output folder and the weights are checked (no GPU: the CPU runs it).
+    device_note : str or callable, optional
+        Said on stderr once the input, the output folder and the weights are checked (no GPU: the CPU runs it); a
+        callable gives it then (the command line's: torch is not imported before the folder's lock is taken).
     """
     root, out = Path(root), Path(out)
     if not root.exists():
@@ -644,28 +646,35 @@ def run_batch(
         raise BoneScreenError("the input root must be a folder (screen one file with `bonescreen screen`)", root)
     check_output_folder(out)
     check_batch_output(out)
-    secret, new_secret = key_secret(out)
-    studies = find_studies(root, exclude=out, secret=secret)
-    repeats = duplicate_studies(studies)
-    if not studies:  # (helper-38: "0 studies", a success)
-        raise BoneScreenError(
-            "no CT study under the folder (a NIfTI file that is not a label map, or a folder holding DICOM files)",
-            root,
-        )
-    # the weights are read here once: a bad path or file is one error before any study (helper-38: each study
-    # failed on its own, or a rerun skipped them all), and their digest is part of every study's fingerprint
-    from .pipeline import Screener
+    # the folder's lock first: another run writing there refuses this one before the weights and the workers load
+    # (helper-100: 4-11 s); a folder not there yet is locked once made, below
+    lock: int | None = lock_output_folder(out) if out.is_dir() else None  # held to the end (helper-92)
+    try:
+        secret, new_secret = key_secret(out)
+        studies = find_studies(root, exclude=out, secret=secret)
+        repeats = duplicate_studies(studies)
+        if not studies:  # (helper-38: "0 studies", a success)
+            raise BoneScreenError(
+                "no CT study under the folder (a NIfTI file that is not a label map, or a folder holding DICOM files)",
+                root,
+            )
+        # the weights are read here once: a bad path or file is one error before any study (helper-38: each study
+        # failed on its own, or a rerun skipped them all), and their digest is part of every study's fingerprint
+        from .pipeline import Screener
 
-    models = Screener(seg_weights, cls_weights, "cpu").models()
-    weights = models_fingerprint(models)
-    if device_note:
-        print(f"bonescreen: {device_note}", file=sys.stderr)
-    import distributed  # noqa: F401  (its import sets its loggers' levels: told after it)
+        models = Screener(seg_weights, cls_weights, "cpu").models()
+        weights = models_fingerprint(models)
+        if note := device_note() if callable(device_note) else device_note:
+            print(f"bonescreen: {note}", file=sys.stderr)
+        import distributed  # noqa: F401  (its import sets its loggers' levels: told after it)
 
-    if logging.getLogger().getEffectiveLevel() > logging.INFO:  # dask.distributed logs at INFO unless told
-        logging.getLogger("distributed").setLevel(logging.WARNING)
+        if logging.getLogger().getEffectiveLevel() > logging.INFO:  # dask.distributed logs at INFO unless told
+            logging.getLogger("distributed").setLevel(logging.WARNING)
+    except BaseException:
+        if lock is not None:
+            os.close(lock)
+        raise
     started = _dt.datetime.now(_dt.timezone.utc)
-    lock: int | None = None  # the output folder's lock, held to the end (helper-92)
     try:
         client = cluster = None
         outcomes: list[dict] = []
@@ -676,8 +685,9 @@ def run_batch(
             # an atexit error from a Ctrl-C 4 s in)
             with _sigint_held():
                 client, cluster = _connect(scheduler, workers)
-            out.mkdir(parents=True, exist_ok=True)
-            lock = lock_output_folder(out)
+            if lock is None:
+                out.mkdir(parents=True, exist_ok=True)
+                lock = lock_output_folder(out)
             if new_secret:  # readable by its owner alone: with it, the keys give back the folder names
                 write_text_atomic(out / KEY_SECRET_FILE, secret.hex() + "\n")
                 os.chmod(out / KEY_SECRET_FILE, 0o600)

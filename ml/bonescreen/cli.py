@@ -732,11 +732,17 @@ def _evaluate_pipeline(args: argparse.Namespace, records) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from .batch import StudyOptions, run_batch
-    from .device import fallback_note, resolve_device
 
     options = StudyOptions(_thresholds(args), args.hu_offset, args.orientation)  # checked before anything runs
-    note = fallback_note(args.device, resolve_device(args.device))  # said once the batch starts (helper-38: before
-    try:  # an argument error)
+
+    def note() -> str | None:
+        """Said once the batch starts (helper-38: before an argument error); torch loads then (helper-100: a batch
+        into a folder another run writes into was refused only after it had)."""
+        from .device import fallback_note, resolve_device
+
+        return fallback_note(args.device, resolve_device(args.device))
+
+    try:
         manifest = run_batch(
             args.input_root,
             args.out,

@@ -202,3 +202,29 @@ def test_labels_whose_names_run_upside_down_give_no_bone_status(small_case):
     assert screener.classify(upright, small_case.spine)["overall"]["bone_status"] is not None
     slip = np.where(small_case.spine == 2, 3, np.where(small_case.spine == 3, 2, small_case.spine)).astype(np.uint8)
     assert names_reversed(slip, small_case.spacing) is None  # L2 and L3 swapped by the user: the pair's own flag
+
+
+def test_labels_swapped_front_to_back_in_a_spine_only_field_of_view_give_no_bone_status(small_case):
+    """helper-100: front and back swapped where the body reaches the image's edges (a spine-targeted field of view)
+    kept its status, "Osteoporosis?" from false fractures: the body's outline could not be read. The arches are read
+    without it: labels drawn on the anatomy (here the phantom's vertebrae, arches included) swapped with the CT are
+    flagged, the same crop upright is not."""
+    from bonescreen.io.volume import CTVolume
+    from bonescreen.orientation_check import ARCHES_IN_FRONT, arch_votes, spine_depth_shares
+    from bonescreen.pipeline import Screener
+
+    ys, xs = np.nonzero(small_case.spine.any(axis=0))
+    crop = (slice(None), slice(ys.min() - 5, ys.max() + 6), slice(xs.min() - 5, xs.max() + 6))  # the spine alone
+    affine = np.diag([-small_case.spacing[2], -small_case.spacing[1], small_case.spacing[0], 1.0])
+    screener = Screener(device="cpu")
+    for name, rows in (("upright", slice(None)), ("swapped", slice(None, None, -1))):
+        hu = np.ascontiguousarray(small_case.hu[crop][:, rows].astype(np.float32))
+        spine = np.ascontiguousarray(small_case.spine[crop][:, rows])
+        assert spine_depth_shares(hu, spine, small_case.spacing) == []  # no slice shows the body's whole depth
+        back, front = arch_votes(spine, small_case.spacing)
+        result = screener.classify(CTVolume(hu, small_case.spacing, affine, None), spine)
+        flagged = result["overall"]["reasons"][0].startswith(ARCHES_IN_FRONT)
+        if name == "upright":
+            assert back > 3 * front and not flagged and result["overall"]["bone_status"] is not None
+        else:
+            assert front > 3 * back and flagged and result["overall"]["bone_status"] is None

@@ -32,7 +32,9 @@ def spine_in_fat(sd_hu: float, seed: int = 0, grain_px: float = 1.5) -> tuple[np
     nz, ny, nx = 42, 160, 160
     hu = np.full((nz, ny, nx), -1000.0, np.float32)
     yy, xx = np.mgrid[:ny, :nx]
-    hu[:, (yy - 80) ** 2 + (xx - 80) ** 2 < 75**2] = -100.0  # fat
+    # fat, in front of the spine more than behind it, as in a trunk (stop 63: a round body with the spine at its
+    # middle read as front and back swapped, the spine at 0.43 of its depth)
+    hu[:, ((yy - 55) / 50) ** 2 + ((xx - 80) / 75) ** 2 < 1] = -100.0
     hu[:, 50:110, 45:115] = 40.0  # muscle round the spine
     labels = np.zeros(hu.shape, np.uint8)
     rows, cols = slice(60, 80), slice(67, 94)  # 30 mm deep, 40 mm wide

@@ -46,16 +46,19 @@ def test_a_folder_another_run_holds_is_refused_before_any_work(tmp_path, there):
     assert out.is_dir() == there  # a failed run leaves no folder it made
 
 
-def test_the_command_line_refuses_a_held_folder_before_torch_loads(tmp_path):
+@pytest.mark.parametrize("command", ["screen", "batch"])
+def test_the_command_line_refuses_a_held_folder_before_torch_loads(tmp_path, command):
     """Stop 63: ``bonescreen screen`` into a folder another run held was refused only after torch and the networks
-    had loaded (3-7 s on this CPU). It is now checked and locked first: a refused run imports no torch. A subprocess,
-    whose imports are its own (this one holds torch already); the lock is this process's, as another run's."""
+    had loaded (3-7 s on this CPU), and ``batch`` after its workers started too (helper-100: 4-11 s). Both now check
+    and lock the folder first: a refused run imports no torch. A subprocess, whose imports are its own (this one
+    holds torch already); the lock is this process's, as another run's."""
     out = tmp_path / "out"
     out.mkdir()
+    source = str(tmp_path / "ct.nii.gz") if command == "screen" else str(tmp_path)  # (batch: a folder)
     script = (
         "import sys\n"
         "from bonescreen.cli import main\n"
-        f"rc = main(['screen', {str(tmp_path / 'ct.nii.gz')!r}, '--out', {str(out)!r}, '--device', 'cpu'])\n"
+        f"rc = main([{command!r}, {source!r}, '--out', {str(out)!r}, '--device', 'cpu'])\n"
         "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')\n"
         "sys.exit(rc)\n"
     )

@@ -13,8 +13,11 @@ import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where the settings are used: made, they cost no import (helper-100: a batch
+    # refused at its output folder had loaded torch for them)
+    import torch
 
 from ..errors import check_choice, check_number
 
@@ -68,6 +71,8 @@ class InferenceSettings:
 
     def describe(self, device: torch.device) -> dict:
         """What ran on ``device``, for result.json: precision, MS-Net batch, compilation."""
+        import torch
+
         dtype = self.dtype(device)
         precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
         return {"precision": precision, "batch_size": self.batch_size(device), "compiled": self.compile}
@@ -78,6 +83,8 @@ class InferenceSettings:
 
     def dtype(self, device: torch.device) -> torch.dtype | None:
         """The autocast type on ``device``, or None for plain fp32."""
+        import torch
+
         if self.precision == "fp32":
             return None
         if self.precision == "bf16":
@@ -98,6 +105,8 @@ class InferenceSettings:
         ``torch.backends.cudnn.benchmark`` is set back to what it was on exit, so a GUI's or a
         script's own setting is kept outside BoneScreen's passes.
         """
+        import torch
+
         dtype = self.dtype(device)
         cast = contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
         benchmark = torch.backends.cudnn.benchmark
@@ -111,6 +120,8 @@ class InferenceSettings:
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         """Put a loaded (eval-mode) model in the chosen memory format, compiled if asked."""
+        import torch
+
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if self.compile:
@@ -119,4 +130,6 @@ class InferenceSettings:
 
     def input(self, x: torch.Tensor) -> torch.Tensor:
         """A batch in the chosen memory format."""
+        import torch
+
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

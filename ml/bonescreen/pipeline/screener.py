@@ -30,7 +30,7 @@ from ..labels import (
 )
 from ..messages import USER_NAMING, add_input_messages, users_naming_rule
 from ..ood import FeatureDensity, load_feature_density
-from ..orientation_check import SPINE_IN_FRONT, front_and_back_swapped, head_and_feet_swapped
+from ..orientation_check import FRONT_BACK_FLAGS, front_and_back_swapped, head_and_feet_swapped
 from ..preprocess import trained_energy_normalized
 from ..weights import default_weights
 from .classify import classify_levels
@@ -298,7 +298,7 @@ class Screener:
         seg = self.name_mark(volume, mark, top_level)
         yield "name levels", 1, 1
         if bridged:  # after the orientation's doubt, which name_mark puts first
-            swapped = int(bool(seg.notes) and seg.notes[0].startswith(SPINE_IN_FRONT))
+            swapped = int(bool(seg.notes) and seg.notes[0].startswith(FRONT_BACK_FLAGS))
             seg.notes.insert(
                 swapped,
                 f"MS-Net left a vertebral body's section out on {bridged} slice(s) between marked slices; "
