@@ -103,6 +103,14 @@ def test_a_ct_whose_front_and_back_are_swapped_is_flagged(small_case):
     status is given now (``bone_status_withheld``), and the flag is the first reason of the call and of every level."""
     from bonescreen.io.volume import CTVolume
     from bonescreen.messages import headline, user_messages
+    from bonescreen.orientation_check import (
+        ARCH_AGREEMENT,
+        FRONT_BACK_FLAGS,
+        MIN_ARCH_VOTES,
+        SPINE_DEPTH_SHARE,
+        arch_votes,
+        spine_depth_shares,
+    )
     from bonescreen.pipeline import Screener
 
     screener = Screener(device="cpu")
@@ -120,7 +128,7 @@ def test_a_ct_whose_front_and_back_are_swapped_is_flagged(small_case):
             assert overall["bone_status"] is not None and overall["bone_status_withheld"] is None
             assert headline(overall)[0].startswith("Bone status")
             named = screener.name_mark(volume, np.ascontiguousarray(small_case.spine) > 0)
-            assert not any("spine lies in the front" in n for n in named.notes)
+            assert not any(n.startswith(FRONT_BACK_FLAGS) for n in named.notes)
             continue
         assert overall["bone_status"] is None and "orientation looks wrong" in overall["bone_status_withheld"]
         assert overall["reasons"][0] == said[name][0]
@@ -137,10 +145,19 @@ def test_a_ct_whose_front_and_back_are_swapped_is_flagged(small_case):
         # corrects a mask of a mirrored spine
         named = screener.name_mark(volume, np.ascontiguousarray(small_case.spine[:, rows]) > 0)
         assert named.notes[0] == said[name][0]
-        # said once, first, naming every level it holds for
-        assert user_messages(result)[0].startswith("UNCERTAIN: L1, L2, L3, L4, L5: the spine lies in the front")
+        # said once, first, naming every level it holds for (the arches in front of their bodies, or the spine in the
+        # front of the body: the phantom shows both)
+        assert user_messages(result)[0].startswith(
+            tuple(f"UNCERTAIN: L1, L2, L3, L4, L5: {f}" for f in FRONT_BACK_FLAGS)
+        )
     assert not said["as drawn"]
-    assert len(said["swapped"]) == 1 and "spine lies in the front of the body" in said["swapped"][0]
+    assert len(said["swapped"]) == 1 and said["swapped"][0].startswith(FRONT_BACK_FLAGS)
+    # each cue alone flags it: the spine's place in the body's outline, and the arches in front of their bodies
+    hu = np.ascontiguousarray(small_case.hu[:, ::-1].astype(np.float32))
+    spine = np.ascontiguousarray(small_case.spine[:, ::-1])
+    assert np.median(spine_depth_shares(hu, spine, small_case.spacing)) < SPINE_DEPTH_SHARE
+    back, front = arch_votes(spine, small_case.spacing)
+    assert front >= MIN_ARCH_VOTES and front >= ARCH_AGREEMENT * back
 
 
 def test_the_command_line_gives_no_bone_status_for_a_ct_whose_front_and_back_are_swapped(
@@ -166,7 +183,7 @@ def test_the_command_line_gives_no_bone_status_for_a_ct_whose_front_and_back_are
     printed = capsys.readouterr().out
     assert "No bone status: the image's orientation looks wrong" in printed and "Bone status" not in printed
     assert "Genant grade" not in printed and "makes the bone status" not in printed
-    assert printed.index("UNCERTAIN: L1, L2, L3, L4, L5: the spine lies in the front") < printed.index("note:")
+    assert printed.index("UNCERTAIN: L1, L2, L3, L4, L5: the vertebral arches lie in front") < printed.index("note:")
     result = json.loads((out / "result.json").read_text())
     assert result["overall"]["bone_status"] is None and result["overall"]["bone_status_withheld"]
     assert (out / "report.png").exists() and (out / "levels.nii.gz").exists()

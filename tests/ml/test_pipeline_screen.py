@@ -387,6 +387,7 @@ def test_own_labels_given_back_keep_their_doubts_and_edited_vertebrae_are_the_us
         "edited": [],
         "renamed": True,
         "named_from": {6: min(ids)},
+        "upside_down": None,  # the split's note that the image looked upside down: none here
     }
     users = screen_file(ct, tmp_path / "e", labels_path=tmp_path / "renamed.nii.gz", screener=screener)
     assert users["segmentation"]["naming_rule"] == users_naming_rule(rule)

@@ -1252,6 +1252,7 @@ def test_a_stroke_on_one_vertebra_leaves_the_others_msnets_and_an_unedited_layer
         "edited": [],
         "renamed": False,
         "named_from": {},
+        "upside_down": None,
     }
 
     _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
@@ -1278,7 +1279,14 @@ def test_a_stroke_on_one_vertebra_leaves_the_others_msnets_and_an_unedited_layer
     # user's); opened again, the sacrum counts as edited before any stroke
     layer.save(str(tmp_path / "edited.nii.gz"), plugin=PLUGIN)
     edited = own_labels(tmp_path / "edited.nii.gz")
-    assert edited == {"naming_rule": rule, "naming_certain": True, "edited": [7], "renamed": False, "named_from": {}}
+    assert edited == {
+        "naming_rule": rule,
+        "naming_certain": True,
+        "edited": [7],
+        "renamed": False,
+        "named_from": {},
+        "upside_down": None,
+    }
     seg.label_file.value = str(tmp_path / "edited.nii.gz")
     seg.open_label_map()
     assert checked_levels(seg.last_layer.metadata["bonescreen"], np.asarray(seg.last_layer.data)) == [7]
