@@ -494,14 +494,7 @@ def name_gaps(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> lis
 def names_reversed(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> tuple[str, str] | None:
     """The names at the top and at the bottom of the image when every named neighbour pair, three vertebrae or more,
     runs the wrong way (L5 above L4 above L3 ...): names given on an image whose head and feet are swapped; None
-    otherwise.
-
-    Parameters
-    ----------
-    vertebrae : ndarray
-        (z, y, x) map with the ids of DESIGN.md, z from the feet to the head.
-    spacing : tuple of float
-        (dz, dy, dx) in mm.
+    otherwise. ``vertebrae`` and ``spacing`` as :func:`name_gaps` reads them.
     """
     names = [name for *_, name in _head_first(vertebrae, spacing) if name in ANATOMICAL_ORDER]
     ranks = [ANATOMICAL_ORDER.index(n) for n in names]
