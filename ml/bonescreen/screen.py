@@ -226,7 +226,7 @@ def screen_file(
             "schema_version": result["schema_version"],
             "input": record.pop("input"),
             **result,
-            **output_record(out, outputs, errors, output_notes, earlier, exports),
+            **output_record(out, outputs, errors, output_notes, earlier, exports, written_sha),
             **record,
         }
         result["timings_s"] = {
@@ -307,7 +307,15 @@ def write_output(out: Path, key: str, name: str, write, outputs: dict, errors: d
             exports[name] = tags
 
 
-def output_record(out: Path, outputs: dict, errors: dict, notes: list[str], earlier: EarlierRun, exports: dict) -> dict:
+def output_record(
+    out: Path,
+    outputs: dict,
+    errors: dict,
+    notes: list[str],
+    earlier: EarlierRun,
+    exports: dict,
+    digests: dict | None = None,
+) -> dict:
     """result.json's account of a folder's outputs, as ``screen`` and Slicer's Export write it.
 
     Parameters
@@ -325,6 +333,8 @@ def output_record(out: Path, outputs: dict, errors: dict, notes: list[str], earl
         What :func:`clear_earlier_run` did.
     exports : dict
         File name -> the identifying DICOM tags it carries (those files that carry some).
+    digests : dict, optional
+        File name -> SHA-256 of the files written, where the writer took them already (else read here).
 
     Returns
     -------
@@ -339,7 +349,7 @@ def output_record(out: Path, outputs: dict, errors: dict, notes: list[str], earl
     ]
     return {
         "outputs": outputs,
-        "outputs_sha256": {name: file_sha256(out / name) for name in outputs.values()},
+        "outputs_sha256": {name: (digests or {}).get(name) or file_sha256(out / name) for name in outputs.values()},
         "output_errors": errors,
         "output_notes": notes,
         "identifying_tags": dict(exports),
@@ -403,7 +413,7 @@ def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
             path.unlink()
             removed.append(name)
             continue
-        if name != "result.json" and stopped.get(name) in (WRITING, file_sha256(path)):
+        if name != "result.json" and name in stopped and stopped[name] in (WRITING, file_sha256(path)):
             # written by a run stopped before its result.json, as written (stop 63: its levels.nii.gz was set aside
             # as "edited?", one more kept file each time): nothing of the user's
             path.unlink()

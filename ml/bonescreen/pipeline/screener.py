@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Collection, Generator
+from collections.abc import Collection, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -295,24 +295,20 @@ class Screener:
         )
         yield "name levels", 0, 1
         mark, bridged = bridge_dropped_sections(mark, volume.hu, volume.spacing)
-        seg = self.name_mark(volume, mark, top_level)
+        seg = self.name_mark(volume, mark, top_level, bridged)
         yield "name levels", 1, 1
-        if bridged:  # after the orientation's doubt, which name_mark puts first
-            swapped = int(bool(seg.notes) and seg.notes[0].startswith(FRONT_BACK_FLAGS))
-            seg.notes.insert(
-                swapped,
-                f"MS-Net left a vertebral body's section out on {bridged} slice(s) between marked slices; "
-                "filled from the slices above and below, where the CT reads as the bone beside it",
-            )
         seg.seconds = time.perf_counter() - t0
         return seg
 
-    def name_mark(self, volume: CTVolume, mark: np.ndarray, top_level: int | None = None) -> Segmentation:
+    def name_mark(
+        self, volume: CTVolume, mark: np.ndarray, top_level: int | None = None, bridged: int = 0
+    ) -> Segmentation:
         """Split a mask of vertebral bone into vertebrae and name them (:func:`~.levels.split_levels`).
 
         ``mark`` is bool (z, y, x) on the volume's grid: MS-Net's mark, or a user's mask of the spine (a label
         map read with the ``mask`` scheme, :mod:`bonescreen.label_schemes`). The discs the split finds filled
-        are taken out of the returned mark.
+        are taken out of the returned mark. ``bridged``: the slices where
+        :func:`~.mark_repair.bridge_dropped_sections` filled the mark, said in a note after the orientation's doubt.
 
         Raises
         ------
@@ -332,7 +328,11 @@ class Screener:
             mark = mark & ~split.discs
         # said as soon as the mark is split (napari's and Slicer's Segment step), before the user corrects a mask of
         # a mirrored spine; classify() flags it again and gives no bone status (stop 63)
-        notes = [*front_and_back_swapped(volume.hu, mark, volume.spacing), *split.notes]
+        filled = [
+            f"MS-Net left a vertebral body's section out on {bridged} slice(s) between marked slices; filled from the "
+            "slices above and below, where the CT reads as the bone beside it"
+        ] * bool(bridged)
+        notes = [*front_and_back_swapped(volume.hu, mark, volume.spacing), *filled, *split.notes]
         certain = split.certain
         if certain and volume.orientation_unknown:  # read upside down, the names would run the wrong way
             certain = False
@@ -373,6 +373,7 @@ class Screener:
         mask_checked: bool | Collection[int] = True,
         users_labels: bool | None = None,
         upside_down: str | None = None,
+        front_back: Sequence[str] | None = None,
     ) -> dict:
         """Classify each lumbar level on ``labels`` (the user's corrected labels or :meth:`segment`'s).
 
@@ -386,7 +387,8 @@ class Screener:
         (:func:`~.levels.stacked_problem`); the split's own ids are not checked. ``upside_down``: the split's
         note that the scan looks upside down (:func:`~.levels.upside_down_note` of its notes). With it, or with the
         spine in the front of the body (:func:`~bonescreen.orientation_check.front_and_back_swapped`), no bone status
-        is given (``overall.bone_status_withheld``).
+        is given (``overall.bone_status_withheld``); ``front_back``: that check's flags where the caller has them
+        already (:meth:`screen`: the split's notes), else it is made here.
 
         Returns the ``levels`` and ``overall`` parts of result.json, with the volume's
         reading notes and flags (:func:`~bonescreen.messages.add_input_messages`).
@@ -405,7 +407,9 @@ class Screener:
         if users and (problem := stacked_problem(labels, volume.spacing, self.level_settings)):
             # a user's id over several vertebrae (a binary mask of the spine read as L1): every figure would mix them
             raise BoneScreenError(problem)
-        swapped = front_and_back_swapped(volume.hu, vertebrae, volume.spacing)
+        swapped = (
+            list(front_back) if front_back is not None else front_and_back_swapped(volume.hu, vertebrae, volume.spacing)
+        )
         reversed_names = head_and_feet_swapped(vertebrae, volume.spacing)  # (names given on an upside-down image)
         doubts = [*swapped, *([upside_down] if upside_down else reversed_names)]
         model = self.model("classification")
@@ -517,6 +521,8 @@ class Screener:
                 mask_checked=checked,
                 users_labels=seg is None,
                 upside_down=upside_down_note(notes),
+                # the split read the front and back already (about a second on a 512 x 512 CT)
+                front_back=None if seg is None else [n for n in seg.notes if n.startswith(FRONT_BACK_FLAGS)],
             )
         else:
             # the last note says which vertebrae were found or given (segment() and the branch above)
