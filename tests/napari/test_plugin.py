@@ -1407,14 +1407,14 @@ def _slow_split(monkeypatch, seconds: float) -> dict:
     split = Screener.name_mark
     seen = {"began": False, "ended": False, "seconds": seconds}
 
-    def slow(self, volume, mark, top_level=None):
+    def slow(self, volume, mark, *args, **kwargs):  # the real one's signature, whatever it grows
         seen["began"] = True
         end = time.monotonic() + seen["seconds"]
         while time.monotonic() < end:
             time.sleep(0.01)
             heartbeat()
         seen["ended"] = True
-        return split(self, volume, mark, top_level)
+        return split(self, volume, mark, *args, **kwargs)
 
     monkeypatch.setattr(Screener, "name_mark", slow)
     return seen
