@@ -69,13 +69,13 @@ from bonescreen.messages import (
     grade_text,
     headline,
     overall_row_basis,
+    segmentation_done,
     segmentation_messages,
     status_basis,
     status_confirmed,
     user_messages,
     users_naming_notes,
     users_naming_rule,
-    vertebrae_found,
 )
 from bonescreen.pipeline.levels import upside_down_note
 from bonescreen.pipeline.progress import Cancelled, listened, step_text, without_progress
@@ -754,9 +754,8 @@ class SegmentWidget(_Base):
             },
         )
         self._add_vertebrae(data, meta)
-        done = (
-            f"Found {vertebrae_found(labels)} ({seg.rule}). Correct the mask (brush, eraser) and the names (Classify "
-            "dock), then classify."
+        done = segmentation_done(
+            labels, seg.rule, "Correct the mask (brush, eraser) and the names (Classify dock)", notes
         )
         source = image_layer.metadata.get(META_KEY, {})
         messages = segmentation_messages(source.get("flags", []), notes, source.get("notes", []))

@@ -14,6 +14,7 @@ was named). Where they live in result.json:
 from __future__ import annotations
 
 from .labels import CLASS_TITLES, LEVEL_NAMES, vertebra_name, vertebrae_in
+from .orientation_check import orientation_notes
 
 #: The word that marks the basis of a bone status in doubt (a fracture it rests on, labels off the bone):
 #: :func:`headline` puts such a status as a question.
@@ -238,7 +239,37 @@ def vertebrae_found(labels) -> str:
     return f"{counted} ({', '.join(present)}); lumbar: {', '.join(lumbar) or 'none'}"
 
 
+#: What the napari dock and the Slicer panel say first after a segmentation whose notes say the image's orientation
+#: looks wrong (:func:`segmentation_done`; helper-101: "Found 5 vertebrae ... then classify" came first).
+ORIENTATION_FIRST = (
+    "The image's orientation looks wrong (the first note below): Classify will give no bone status for it. "
+    "Check the file's orientation before correcting the mask."
+)
+
+
+def segmentation_done(labels, rule: str, correct: str, notes: list[str]) -> str:
+    """The line that a segmentation's status starts with (napari's Segment dock, Slicer's panel).
+
+    Parameters
+    ----------
+    labels : ndarray
+        Vertebra map found (DESIGN.md ids).
+    rule : str
+        How the vertebrae were named (``segmentation.rule``).
+    correct : str
+        What the user corrects, in the front end's words (``"Correct the segments (Segment Editor) and their
+        names"``).
+    notes : list of str
+        The segmentation's notes: where one says the orientation looks wrong
+        (:func:`~bonescreen.orientation_check.orientation_notes`), :data:`ORIENTATION_FIRST` leads.
+    """
+    done = f"Found {vertebrae_found(labels)} ({rule}). {correct}, then classify."
+    return f"{ORIENTATION_FIRST}\n{done}" if orientation_notes(notes) else done
+
+
 def segmentation_messages(volume_flags: list[str], seg_notes: list[str], volume_notes: list[str]) -> list[str]:
-    """What the user reads after a segmentation, in this order: the input's doubts, the naming's and the mark's
-    notes (names unconfirmed, pieces left out), what the reader did (napari's Segment dock, Slicer's panel)."""
-    return [*volume_flags, *seg_notes, *volume_notes]
+    """What the user reads after a segmentation, in this order: the notes that the image's orientation looks wrong
+    (:func:`~bonescreen.orientation_check.orientation_notes`), the input's doubts, the naming's and the mark's
+    other notes (names unconfirmed, pieces left out), what the reader did (napari's Segment dock, Slicer's panel)."""
+    first = orientation_notes(seg_notes)
+    return [*first, *volume_flags, *(n for n in seg_notes if n not in first), *volume_notes]

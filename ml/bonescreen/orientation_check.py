@@ -36,6 +36,18 @@ ARCH_AGREEMENT = 3.0
 MIN_ARCH_VOTES = 5
 #: How the flag of names that run from the feet to the head starts (:func:`head_and_feet_swapped`).
 NAMES_REVERSED = "the vertebrae's names run upside down"
+#: How the level split's note on a scan whose sacrum is at the top starts (:mod:`bonescreen.pipeline.levels`).
+UPSIDE_DOWN = "the scan looks upside down"
+#: How every note saying that the image's axes look wrong starts.
+ORIENTATION_DOUBTS = (*FRONT_BACK_FLAGS, UPSIDE_DOWN, NAMES_REVERSED)
+
+
+def orientation_notes(notes) -> list[str]:
+    """The notes among ``notes`` (str) that say the image's orientation looks wrong (:data:`ORIENTATION_DOUBTS`),
+    also where a prefix was put before them (:func:`bonescreen.messages.users_naming_notes`)."""
+    return [n for n in notes if any(doubt in n for doubt in ORIENTATION_DOUBTS)]
+
+
 #: Slices read: those whose vertebral bone is at least this area (mm2) ...
 SECTION_MIN_MM2 = 150.0
 #: ...whose body outline ends inside the image at the front and the back (a spine-only field of view is not read) ...

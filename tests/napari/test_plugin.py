@@ -895,6 +895,39 @@ def test_another_tools_vertebra_map_opens_as_the_editable_layer(
     assert "L5" in seg.status.text() and "T12" in seg.status.text()
 
 
+def test_the_segment_dock_says_first_that_a_mirrored_spines_orientation_looks_wrong(
+    make_napari_viewer, small_case, small_case_files, qtbot
+):
+    """helper-101: the Segment dock's first line, "Found 5 vertebrae ... then classify", came before the note that the
+    spine lies in the front of the body. A CT and its mask of the spine mirrored front to back under the same header:
+    the dock says first that the orientation looks wrong, then what was found, then the front-back note."""
+    import nibabel as nib
+
+    from bonescreen.io import load_ct
+    from bonescreen.messages import ORIENTATION_FIRST
+    from bonescreen.orientation_check import FRONT_BACK_FLAGS
+
+    volume = load_ct(small_case_files / "nifti" / "ct.nii.gz")
+    root = small_case_files / "mirrored"
+    root.mkdir(exist_ok=True)
+    mirrored = np.ascontiguousarray(volume.hu[:, ::-1])
+    nib.save(nib.Nifti1Image(volume.to_source(mirrored), volume.source.affine), root / "ct.nii.gz")
+    mask = np.ascontiguousarray(small_case.spine[:, ::-1] > 0).astype(np.uint8)
+    nib.save(nib.Nifti1Image(volume.to_source(mask), volume.source.affine), root / "mask.nii.gz")
+    viewer = make_napari_viewer()
+    image = viewer.open(str(root / "ct.nii.gz"), plugin=PLUGIN)[0]
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.image.value = image
+    seg.label_scheme.value = "mask"
+    seg.label_file.value = str(root / "mask.nii.gz")
+    seg.open_label_map()
+    qtbot.waitUntil(lambda: seg.worker is None and seg.last_layer is not None, timeout=120_000)
+    lines = seg.status.text().splitlines()
+    assert lines[0] == ORIENTATION_FIRST, lines
+    assert lines[1].startswith("Found")
+    assert lines[2].startswith(tuple(f"- {flag}" for flag in FRONT_BACK_FLAGS)), lines
+
+
 def test_bonescreens_own_unedited_labels_open_with_the_runs_naming_and_an_edit_makes_them_the_users(
     make_napari_viewer, small_case, small_case_files
 ):

@@ -232,6 +232,32 @@ def test_another_tools_vertebra_map_opens_as_segments(panel, case, add_volume, t
     assert "Split the mask of mask.nii.gz" in controller.state().status
 
 
+def test_a_mask_split_on_a_mirrored_spine_says_first_that_the_orientation_looks_wrong(panel, case, tmp_path):
+    """helper-101: napari's Segment step said "Found 5 vertebrae ... then classify" before the note that the spine lies
+    in the front of the body, and Slicer's split of a user's mask gave no note at all. The CT and its mask mirrored
+    front to back under the same geometry: the status says first that the orientation looks wrong, then what was
+    found, then the front-back note."""
+    import nibabel as nib
+    from BoneScreenLib.logic import add_ct_volume_node, volume_node_to_ct
+
+    from bonescreen.messages import ORIENTATION_FIRST
+    from bonescreen.orientation_check import FRONT_BACK_FLAGS
+
+    controller, _ = panel
+    hu = np.ascontiguousarray(case.hu[:, ::-1])
+    node = add_ct_volume_node(controller.scene, hu, case.spacing, "mirrored CT", origin=(123.0, -45.0, 678.0))
+    controller.enter()
+    volume = volume_node_to_ct(node)
+    mask = np.ascontiguousarray(case.spine[:, ::-1] > 0).astype(np.uint8)
+    nib.save(nib.Nifti1Image(volume.to_source(mask), volume.source.affine), tmp_path / "mask.nii.gz")
+    controller.import_label_map(str(tmp_path / "mask.nii.gz"), "mask")
+    run_to_end(controller)
+    lines = controller.state().status.splitlines()
+    assert lines[0] == ORIENTATION_FIRST, lines
+    assert lines[1].startswith("Found") and "Split the mask of mask.nii.gz" in lines[1]
+    assert lines[2].startswith(tuple(f"- {flag}" for flag in FRONT_BACK_FLAGS)), lines
+
+
 def test_a_segmentation_of_another_ct_is_refused_as_such(panel, case, add_volume):
     """helper-60: a segmentation whose segments lie off the CT was refused as holding "no segment", to be renamed."""
     from BoneScreenLib.logic import add_ct_volume_node, labels_to_segmentation, volume_node_to_ct

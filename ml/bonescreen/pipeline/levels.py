@@ -43,6 +43,7 @@ from ..inplane import bounding_box, deepest_points, grow_box, label_centres, wit
 from ..labels import ARCH_HALF_WIDTH_MM, LEVEL_NAMES, level_id
 from ..metal import metal_mask, without_metal
 from ..noise import disc_smoothing_mm
+from ..orientation_check import UPSIDE_DOWN
 from .level_settings import LevelSettings
 from .mark_repair import trim_filled_discs
 from .progress import heartbeat
@@ -1729,10 +1730,6 @@ def _name(
                 "mark filled): two vertebrae may be joined or the mask is wrong; check the names"
             )
     return names, rule, certain, notes
-
-
-#: How the split's note on a scan whose sacrum is at the top starts (:func:`upside_down_note` finds it).
-UPSIDE_DOWN = "the scan looks upside down"
 
 
 def _upside_down(vertebrae: list[Vertebra], rule: str, s: LevelSettings) -> str | None:

@@ -30,7 +30,7 @@ from ..labels import (
 )
 from ..messages import USER_NAMING, add_input_messages, users_naming_rule
 from ..ood import FeatureDensity, load_feature_density
-from ..orientation_check import FRONT_BACK_FLAGS, front_and_back_swapped, head_and_feet_swapped
+from ..orientation_check import FRONT_BACK_FLAGS, front_and_back_swapped, head_and_feet_swapped, orientation_notes
 from ..preprocess import trained_energy_normalized
 from ..weights import default_weights
 from .classify import classify_levels
@@ -332,7 +332,13 @@ class Screener:
             f"MS-Net left a vertebral body's section out on {bridged} slice(s) between marked slices; filled from the "
             "slices above and below, where the CT reads as the bone beside it"
         ] * bool(bridged)
-        notes = [*front_and_back_swapped(volume.hu, mark, volume.spacing), *filled, *split.notes]
+        upside = orientation_notes(split.notes)  # the image's doubts first, then the mark's, then the naming's
+        notes = [
+            *front_and_back_swapped(volume.hu, mark, volume.spacing),
+            *upside,
+            *filled,
+            *(n for n in split.notes if n not in upside),
+        ]
         certain = split.certain
         if certain and volume.orientation_unknown:  # read upside down, the names would run the wrong way
             certain = False

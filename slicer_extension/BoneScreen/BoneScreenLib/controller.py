@@ -237,7 +237,7 @@ class PanelController:
         volume = volume_node_to_ct(volume_node)
 
         def finish(seg) -> str:
-            from bonescreen.messages import segmentation_messages, vertebrae_found
+            from bonescreen.messages import segmentation_done, segmentation_messages
 
             # read now, as it is overwritten: the user may have edited it while the network ran
             live = target if target is not None and target.GetScene() is not None else None  # (not deleted since)
@@ -252,9 +252,8 @@ class PanelController:
             logic.last_result = None  # the last result was for another segmentation
             # as napari's dock says it: what was found, then every doubt and note (helper-60: the names' doubts
             # and the notes waited for Classify)
-            done = (
-                f"Found {vertebrae_found(seg.vertebra_labels())} ({seg.rule}). Correct the segments (Segment Editor) "
-                "and their names, then classify."
+            done = segmentation_done(
+                seg.vertebra_labels(), seg.rule, "Correct the segments (Segment Editor) and their names", seg.notes
             )
             messages = segmentation_messages(volume.flags, seg.notes, volume.notes)
             note = screener.device_note
@@ -345,6 +344,7 @@ class PanelController:
         """:meth:`import_label_map`'s work, its errors in the core's words."""
         from bonescreen.io.writers import read_labels_nifti
         from bonescreen.label_schemes import MASK_SCHEME
+        from bonescreen.messages import segmentation_done, segmentation_messages
         from BoneScreenLib.logic import import_label_map, volume_node_to_ct
 
         if scheme == MASK_SCHEME:
@@ -357,7 +357,15 @@ class PanelController:
                 node = logic.segmentation_node(seg, volume, volume_node, network=False)  # the user's mask
                 self.params.outputSegmentation = node
                 logic.last_result = None  # the last result was for another segmentation
-                return f"Split the mask of {os.path.basename(path)} ({seg.rule}). Correct, then classify."
+                # its notes as after MS-Net's segmentation (a mirrored spine's first: helper-101)
+                done = segmentation_done(
+                    seg.vertebra_labels(),
+                    seg.rule,
+                    f"Split the mask of {os.path.basename(path)}; correct it",
+                    seg.notes,
+                )
+                messages = segmentation_messages(volume.flags, seg.notes, volume.notes)
+                return "\n".join([done, *(f"- {m}" for m in messages)])
 
             self._start(lambda progress: screener.name_mark(volume, mask), finish)
             return
