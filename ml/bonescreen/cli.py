@@ -787,13 +787,24 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return run_cli(args.out, args.quick, args.device, args.seg_weights, args.seed)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, but a value refused by an option's check is one line, as the other input errors are
+    (helper-101: ``--device cuda`` on a machine without a GPU printed the usage block above the reason); a command
+    line argparse cannot read (an option missing or unknown) still shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("argument "):  # argparse's words for a value an option's type or choices refused
+            self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     from .nets.names import model_names  # no torch: parsing stays fast
     from .phantom.findings import FINDINGS_MODES
     from .phantom.realistic import EXTENTS
 
-    p = argparse.ArgumentParser(prog="bonescreen", description="Osteoporosis screening on routine lumbar CT.")
+    p = _Parser(prog="bonescreen", description="Osteoporosis screening on routine lumbar CT.")
     p.add_argument("--version", action="version", version=f"bonescreen {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = p.add_subparsers(dest="command", required=True)

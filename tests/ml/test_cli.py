@@ -124,6 +124,27 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("bonescreen: error:") and "cases.csv" in err and "\n" not in err
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [("--device", "cuda:99", "cuda:99"), ("--osteoporosis-hu", "abc", "abc"), ("--label-scheme", "amos", "amos")],
+)
+def test_a_refused_option_value_is_one_line_and_a_missing_option_shows_the_usage(tmp_path, capsys, option, value, said):
+    """helper-101: ``--device cuda`` on a machine without a GPU printed argparse's usage block above the reason.
+    A value an option refuses is one line naming the option and the value; a missing option keeps the usage."""
+    ct = tmp_path / "ct.nii.gz"
+    with pytest.raises(SystemExit) as stopped:
+        main(["screen", str(ct), "--out", str(tmp_path / "o"), option, value])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"bonescreen screen: error: argument {option}") and said in err and "\n" not in err
+    assert "bonescreen screen --help" in err
+    with pytest.raises(SystemExit) as stopped:
+        main(["screen", str(ct)])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: bonescreen screen") and "required: --out" in err
+
+
 def test_python_dash_m(tmp_path):
     out = subprocess.run([sys.executable, "-m", "bonescreen", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("bonescreen ")
