@@ -788,9 +788,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse's parser, but a value refused by an option's check is one line, as the other input errors are
-    (helper-101: ``--device cuda`` on a machine without a GPU printed the usage block above the reason); a command
-    line argparse cannot read (an option missing or unknown) still shows the usage."""
+    """argparse's parser, but an error argparse says of one argument (a value an option's check or choices refused,
+    an option's value missing, an unknown sub-command) is one line, as the other input errors are (helper-101:
+    ``--device cuda`` on a machine without a GPU printed the usage block above the reason); a required option
+    missing or an unknown option still shows the usage."""
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("argument "):  # argparse's words for a value an option's type or choices refused

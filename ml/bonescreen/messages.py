@@ -262,6 +262,12 @@ def segmentation_done(labels, rule: str, correct: str, notes: list[str]) -> str:
     notes : list of str
         The segmentation's notes: where one says the orientation looks wrong
         (:func:`~bonescreen.orientation_check.orientation_notes`), :data:`ORIENTATION_FIRST` leads.
+
+    Returns
+    -------
+    str
+        ``"Found <vertebrae> (<rule>). <correct>, then classify."``, after :data:`ORIENTATION_FIRST` and a line
+        break where the orientation is in doubt.
     """
     done = f"Found {vertebrae_found(labels)} ({rule}). {correct}, then classify."
     return f"{ORIENTATION_FIRST}\n{done}" if orientation_notes(notes) else done

@@ -86,3 +86,31 @@ def test_the_overall_rows_basis_names_the_levels_of_each_average():
     assert "call and HU of L1+L2" in said and "vBMD and ACR of L1+L3+L4" in said
     assert "vBMD" not in overall_row_basis({**overall, "vbmd_mg_cm3": None})  # no density: not said
     assert overall_row_basis({"levels_used": [], "probabilities": None}) == ""  # nothing classified
+
+
+def test_the_segment_step_says_an_orientation_doubt_first_also_once_the_user_renamed():
+    """helper-101: "Found 5 vertebrae ... then classify" came before the note that the spine lies in the front of the
+    body. The orientation's notes (front and back, upside down, names reversed; also as marked once the user renamed
+    the vertebrae) come before the CT's flags and the other notes, and the status's first line says so."""
+    import numpy as np
+
+    from bonescreen.messages import (
+        ORIENTATION_FIRST,
+        segmentation_done,
+        segmentation_messages,
+        users_naming_notes,
+    )
+    from bonescreen.orientation_check import ARCHES_IN_FRONT, NAMES_REVERSED, UPSIDE_DOWN, orientation_notes
+
+    labels = np.zeros((3, 4, 4), np.uint8)
+    labels[1, 1:3, 1:3] = 1
+    other = "the level names are not confirmed"
+    for doubt in (f"{ARCHES_IN_FRONT} on 9 of 9 slices", f"{UPSIDE_DOWN}: a sacrum at the top", f"{NAMES_REVERSED}: x"):
+        for notes in ([other, doubt], users_naming_notes([other, doubt])):
+            assert orientation_notes(notes) == [notes[1]]
+            said = segmentation_messages(["no tube voltage (KVP) in the header"], notes, ["read as LPS"])
+            assert said == [notes[1], "no tube voltage (KVP) in the header", notes[0], "read as LPS"]
+            first, found = segmentation_done(labels, "rule", "Correct the mask", notes).split("\n")
+            assert first == ORIENTATION_FIRST and found.startswith("Found 1 vertebra (L1); lumbar: L1 (rule)")
+    assert segmentation_done(labels, "rule", "Correct the mask", [other]).startswith("Found 1 vertebra (L1)")
+    assert segmentation_messages(["flag"], [other], []) == ["flag", other]

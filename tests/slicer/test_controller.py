@@ -229,7 +229,7 @@ def test_another_tools_vertebra_map_opens_as_segments(panel, case, add_volume, t
     assert params.node.outputSegmentation is not seg
     for level in range(1, 6):
         assert (case.levels[split == level] == level).mean() > 0.9
-    assert "Split the mask of mask.nii.gz" in controller.state().status
+    assert "(split from mask.nii.gz; " in controller.state().status
 
 
 def test_a_mask_split_on_a_mirrored_spine_says_first_that_the_orientation_looks_wrong(panel, case, tmp_path):
@@ -254,7 +254,7 @@ def test_a_mask_split_on_a_mirrored_spine_says_first_that_the_orientation_looks_
     run_to_end(controller)
     lines = controller.state().status.splitlines()
     assert lines[0] == ORIENTATION_FIRST, lines
-    assert lines[1].startswith("Found") and "Split the mask of mask.nii.gz" in lines[1]
+    assert lines[1].startswith("Found") and "(split from mask.nii.gz; " in lines[1]
     assert lines[2].startswith(tuple(f"- {flag}" for flag in FRONT_BACK_FLAGS)), lines
 
 

@@ -360,8 +360,8 @@ class PanelController:
                 # its notes as after MS-Net's segmentation (a mirrored spine's first: helper-101)
                 done = segmentation_done(
                     seg.vertebra_labels(),
-                    seg.rule,
-                    f"Split the mask of {os.path.basename(path)}; correct it",
+                    f"split from {os.path.basename(path)}; {seg.rule}",
+                    "Correct the segments (Segment Editor) and their names",
                     seg.notes,
                 )
                 messages = segmentation_messages(volume.flags, seg.notes, volume.notes)
