@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +128,19 @@ class PanelState:
     progress: tuple[int, int]
 
 
+def _segmentation_status(seg, volume, rule: str, after: Sequence[str] = (), last: Sequence[str] = ()) -> str:
+    """The panel's status after a split (MS-Net's mark or a user's mask), as napari's dock says it: what was found
+    (:func:`~bonescreen.messages.segmentation_done`), ``after`` it, then every doubt and note (helper-60: the names'
+    doubts and the notes waited for Classify), then ``last``."""
+    from bonescreen.messages import segmentation_done, segmentation_messages
+
+    done = segmentation_done(
+        seg.vertebra_labels(), rule, "Correct the segments (Segment Editor) and their names", seg.notes
+    )
+    messages = segmentation_messages(volume.flags, seg.notes, volume.notes)
+    return "\n".join([done, *after, *(f"- {m}" for m in messages), *last])
+
+
 class PanelController:
     """The BoneScreen panel without its widgets.
 
@@ -237,8 +250,6 @@ class PanelController:
         volume = volume_node_to_ct(volume_node)
 
         def finish(seg) -> str:
-            from bonescreen.messages import segmentation_done, segmentation_messages
-
             # read now, as it is overwritten: the user may have edited it while the network ran
             live = target if target is not None and target.GetScene() is not None else None  # (not deleted since)
             why = kept_as_edited(live, volume_node, volume) if live is not None else None
@@ -250,14 +261,8 @@ class PanelController:
                 else []
             )
             logic.last_result = None  # the last result was for another segmentation
-            # as napari's dock says it: what was found, then every doubt and note (helper-60: the names' doubts
-            # and the notes waited for Classify)
-            done = segmentation_done(
-                seg.vertebra_labels(), seg.rule, "Correct the segments (Segment Editor) and their names", seg.notes
-            )
-            messages = segmentation_messages(volume.flags, seg.notes, volume.notes)
             note = screener.device_note
-            return "\n".join([done, *kept, *(f"- {m}" for m in messages), *([note] if note else [])])
+            return _segmentation_status(seg, volume, seg.rule, kept, [note] if note else [])
 
         self._start(lambda progress: screener.segment(volume, progress), finish)
 
@@ -344,7 +349,6 @@ class PanelController:
         """:meth:`import_label_map`'s work, its errors in the core's words."""
         from bonescreen.io.writers import read_labels_nifti
         from bonescreen.label_schemes import MASK_SCHEME
-        from bonescreen.messages import segmentation_done, segmentation_messages
         from BoneScreenLib.logic import import_label_map, volume_node_to_ct
 
         if scheme == MASK_SCHEME:
@@ -358,14 +362,7 @@ class PanelController:
                 self.params.outputSegmentation = node
                 logic.last_result = None  # the last result was for another segmentation
                 # its notes as after MS-Net's segmentation (a mirrored spine's first: helper-101)
-                done = segmentation_done(
-                    seg.vertebra_labels(),
-                    f"split from {os.path.basename(path)}; {seg.rule}",
-                    "Correct the segments (Segment Editor) and their names",
-                    seg.notes,
-                )
-                messages = segmentation_messages(volume.flags, seg.notes, volume.notes)
-                return "\n".join([done, *(f"- {m}" for m in messages)])
+                return _segmentation_status(seg, volume, f"split from {os.path.basename(path)}; {seg.rule}")
 
             self._start(lambda progress: screener.name_mark(volume, mask), finish)
             return
