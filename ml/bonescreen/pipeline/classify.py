@@ -50,8 +50,10 @@ from ..ood import FeatureDensity
 from ..preprocess import roi_crop
 from ..threads import thread_map
 from .bone_health import (
+    CUT_BODY,
     NO_VBMD,
     bone_status,
+    cut_by_scan_range,
     exclusions,
     fracture_doubt,
     level_density,
@@ -110,17 +112,14 @@ def _probs(p: np.ndarray) -> dict[str, float]:
 CUT_BY_SCAN_RANGE = "the body reaches the first or last slice: the scan range cuts it"
 
 
-def _unmeasured_why(walls: np.ndarray, body: np.ndarray, level: int, z0: int) -> str:
+def _unmeasured_why(walls: np.ndarray, body: np.ndarray, level: int) -> str:
     """Why :func:`~bonescreen.fracture.body_heights` could not measure a level's body: its checks, in its order.
 
-    ``walls``: the full grid's bodies with their endplate rims (what is measured); ``body``: the trabecular
-    bodies on the labels' box, which starts at slice ``z0``.
+    ``walls``: the bodies with their endplate rims (what is measured); ``body``: the trabecular bodies; both on the
+    scan's whole grid.
     """
-    last = walls.shape[0] - 1
-    zs = np.nonzero((walls == level).any(axis=(1, 2)))[0]
-    if zs.size and (zs[0] == 0 or zs[-1] == last):
-        zb = np.nonzero((body == level).any(axis=(1, 2)))[0] + z0
-        if zb.size and (zb[0] == 0 or zb[-1] == last):
+    if cut_by_scan_range(walls, level):
+        if cut_by_scan_range(body, level):
             return CUT_BY_SCAN_RANGE
         # (helper-34: "the scan range cuts it" of a whole body, beside body_cut_by_scan_edge False)
         return (
@@ -284,6 +283,9 @@ def classify_levels(
     health = {lv: level_density(hu_by_level.get(lv), calibration) for lv in present}
     for lv in present:
         health[lv]["dense"] = dense_body(hu_by_level.get(lv, {}))  # why the body is too dense, or None
+    off_names = [LEVEL_NAMES[lv] for lv in sorted(off)]
+    cut = [LEVEL_NAMES[lv] for lv in present if cut_by_scan_range(body_full, lv)]
+    left_out = exclusions(health, fractures, off_names, cut)
 
     input_note = None
     crop_hu = hu
@@ -349,6 +351,19 @@ def classify_levels(
         # a level the user edited is still graded against neighbours read on the noisy CT (helper-64)
         if fracture and fracture["genant_grade"] and reading is not None and (caveat := reading.grade_caveat()):
             reasons.append(caveat)
+        in_view = ""
+        if LEVEL_NAMES[lv] in cut and measured is not None:
+            # the ROI's middle slices are those of the part in view (helper-37: the three-slice series' 3 mm
+            # of a body, near its endplate, read 226 HU with a user's labels)
+            seen = np.count_nonzero((body == lv).any(axis=(1, 2))) * spacing[0]
+            # (helper-39: "14 mm of its body" beside body_slices of 22 mm: the ROI's slices are the body's
+            # fullest sections, body_slices all that pass through it)
+            in_view = (
+                f"its trabecular HU and vBMD come from the {seen:.0f} mm of its fullest body sections in view "
+                "(where the ROI lies), which may not hold the body's middle"
+            )
+            if left_out.get(LEVEL_NAMES[lv]) == CUT_BODY:
+                in_view += ": left out of the overall averages, which the whole levels in view make"
         if fracture is None and orientation_doubts:
             reasons.append("no fracture grade: the image's orientation looks wrong, so its heights mean nothing")
         elif fracture is None:
@@ -356,20 +371,13 @@ def classify_levels(
                 f"slices {spacing[0]:.1f} mm apart, over the {MAX_GRADING_SLICE_MM:g} mm at which a body's heights "
                 "tell the Genant grades apart"
                 if spacing[0] > MAX_GRADING_SLICE_MM
-                else _unmeasured_why(walls, body, lv, z0)
+                else _unmeasured_why(walls, body_full, lv)
             )
-            also = ""
-            if why == CUT_BY_SCAN_RANGE and measured is not None:
-                # the ROI's middle slices are those of the part in view (helper-37: the three-slice series' 3 mm
-                # of a body, near its endplate, read 226 HU with a user's labels)
-                seen = np.count_nonzero((body == lv).any(axis=(1, 2))) * spacing[0]
-                # (helper-39: "14 mm of its body" beside body_slices of 22 mm: the ROI's slices are the body's
-                # fullest sections, body_slices all that pass through it)
-                also = (
-                    f"; its trabecular HU and vBMD come from the {seen:.0f} mm of its fullest body sections in view "
-                    "(where the ROI lies), which may not hold the body's middle"
-                )
+            also = f"; {in_view}" if why == CUT_BY_SCAN_RANGE and in_view else ""
             reasons.append(f"body heights not measured ({why}): no fracture grade{also}")
+            in_view = "" if also else in_view
+        if in_view:  # said apart where the heights' reason is another (coarse slices, a wrong orientation)
+            reasons.append(f"the scan range cuts its body: {in_view}")
         acr = health[lv]["acr_category"]
         if acr is not None and acr != prediction:
             reasons.append(
@@ -403,8 +411,6 @@ def classify_levels(
         if lv in off:  # labels off the bone: no figure of them means anything, so none is given (helper-36)
             row.update({key: None for key in OFF_BONE_NULLED})
             row["reasons"] = [off[lv]]
-    off_names = [LEVEL_NAMES[lv] for lv in sorted(off)]
-    left_out = exclusions(health, fractures, off_names)
     unusable = {name for name, why in left_out.items() if why != NO_VBMD}  # no density: still BCC-Net's
     unusable |= set(off_names)  # L5 too: labels off the bone give BCC-Net nothing either
     usable = [lv for lv in present if LEVEL_NAMES[lv] not in unusable]
