@@ -39,9 +39,10 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 
+# --durations=25: CI's log names the slowest tests (the suite must stay under 40 minutes on an AVX2-only CPU)
 test: install lint
-	@if [ -n "$$DISPLAY" ]; then $(BIN)/python -m pytest tests; \
-	elif command -v xvfb-run >/dev/null; then xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python -m pytest tests; \
+	@if [ -n "$$DISPLAY" ]; then $(BIN)/python -m pytest tests --durations=25; \
+	elif command -v xvfb-run >/dev/null; then xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python -m pytest tests --durations=25; \
 	else echo "xvfb-run is missing: run 'make system-deps' (as root) for the napari tests"; exit 2; fi
 
 clean:
