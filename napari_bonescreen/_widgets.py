@@ -68,6 +68,7 @@ from bonescreen.labels import (
 from bonescreen.messages import (
     grade_text,
     headline,
+    left_out_of_overall,
     overall_row_basis,
     segmentation_done,
     segmentation_messages,
@@ -111,7 +112,11 @@ BUNDLED = "bundled"
 #: The Classify table's columns: short title, and the full meaning as the header's tooltip.
 TABLE_HEADERS = (
     ("level", "vertebral level"),
-    ("flag", "uncertain: the reasons are in the rows' tooltips and below the pie"),
+    (
+        "flag",
+        "yes: uncertain, out: left out of the overall figures (a fracture, a dense or cut body, HU unlike its "
+        "neighbours'); the reasons are in the rows' tooltips and below the pie",
+    ),
     ("call (p)", "the network's class and its calibrated probability; a cell's tooltip gives all three"),
     ("HU", "trabecular attenuation (Hounsfield units)"),
     ("HU call", "class by the HU thresholds"),
@@ -126,6 +131,25 @@ TABLE_HEADERS = (
 SHORT_CLASS = {"normal": "norm.", "low_bone_mass": "low", "osteoporosis": "osteo.", "": ""}
 #: Fracture shapes as the narrow grade column shows them (the full word is in the row's tooltip).
 SHORT_SHAPE = {"wedge": "wedge", "biconcave": "bicon.", "crush": "crush"}
+
+
+def table_cells(row: dict, overall: dict, thresholds: HUThresholds) -> list[str]:
+    """The Classify dock's table cells (:data:`TABLE_HEADERS`) of one row: a level of result.json, or its ``overall``
+    with ``name`` "overall"."""
+    p = row["probabilities"]
+    out = row["name"] != "overall" and left_out_of_overall(overall, row["name"])
+    return [
+        row["name"],
+        # second: seen however narrow the dock; "out": left out of the overall figures (helper-104: a left-out 210 HU
+        # level showed as any other)
+        "out" if out else "yes" if row["uncertain"] else "",
+        f"{SHORT_CLASS[row['prediction']]} {p[row['prediction']]:.2f}" if p else "",
+        "" if row.get("trabecular_hu") is None else hu_text(row["trabecular_hu"], thresholds),
+        SHORT_CLASS.get(row.get("hu_category") or "", ""),
+        "" if row.get("vbmd_mg_cm3") is None else vbmd_text(row["vbmd_mg_cm3"]),
+        SHORT_CLASS.get(row.get("acr_category") or "", ""),
+        _grade_cell(row),
+    ]
 
 
 def _note_edit(event) -> None:
@@ -803,6 +827,7 @@ class ClassifyWidget(_Base):
         # the new name starts as the vertebra's own: Rename pressed without a choice changes nothing (helper-32:
         # "T12 -> L1" stood ready after every segmentation)
         self.vertebra.changed.connect(self._new_name_follows)
+        self._new_name_follows()  # the list was filled before the connection (helper-104: "T11 -> L1" stood ready)
         # the list is read again from the layer each time it is opened: undo and redo send no event that says which
         # vertebrae the layer now holds (helper-66: the list still named T10 after the rename was undone)
         self.vertebra.native.installEventFilter(self)
@@ -1202,18 +1227,7 @@ class ClassifyWidget(_Base):
         thresholds = HUThresholds(**result.get("hu_thresholds", {}))
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
-            p = row["probabilities"]
-            cells = [
-                row["name"],
-                "yes" if row["uncertain"] else "",  # second: seen however narrow the dock
-                f"{SHORT_CLASS[row['prediction']]} {p[row['prediction']]:.2f}" if p else "",
-                "" if row.get("trabecular_hu") is None else hu_text(row["trabecular_hu"], thresholds),
-                SHORT_CLASS.get(row.get("hu_category") or "", ""),
-                "" if row.get("vbmd_mg_cm3") is None else vbmd_text(row["vbmd_mg_cm3"]),
-                SHORT_CLASS.get(row.get("acr_category") or "", ""),
-                _grade_cell(row),
-            ]
-            for c, text in enumerate(cells):
+            for c, text in enumerate(table_cells(row, result["overall"], thresholds)):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignCenter)
                 item.setToolTip(_row_tooltip(row))

@@ -662,7 +662,12 @@ def _screen_in(args: argparse.Namespace, held: HeldFolder) -> int:
         # the two averages use different levels on purpose: say which rule chose them
         used = "+".join(o["levels_used"])
         missing = [n for n in ("L1", "L2") if n not in o["levels_used"]]
-        why = f"; {' and '.join(missing)} not found or not usable, so every usable level" if missing else ""
+        left_out, found = o.get("left_out") or {}, {lv["name"] for lv in result["levels"]}
+        missing = [
+            f"{n} {'left out (the flags say why)' if n in left_out else 'not usable' if n in found else 'not found'}"
+            for n in missing
+        ]
+        why = f"; {' and '.join(missing)}, so every usable level" if missing else ""
         print(f"overall BCC-Net ({used}{why}): {o['prediction']} {probs}{flag}")
         if o.get("trabecular_hu") is not None:  # as the report's HU panel says it (helper-34: not printed)
             print(

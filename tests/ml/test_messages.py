@@ -37,7 +37,7 @@ def test_a_level_flag_that_is_an_overall_flag_too_is_said_once_with_its_level():
 
     close = "close call between low bone mass (0.46) and normal bone mass (0.33)"
     result = {
-        "overall": {"reasons": [close, "only one level was classified"]},
+        "overall": {"reasons": [close, "the overall result rests on one level (L1)"]},
         "levels": [
             {"name": "L1", "reasons": [close, "body heights not measured"]},
             {"name": "L2", "reasons": []},
@@ -51,12 +51,21 @@ def test_a_level_flag_that_is_an_overall_flag_too_is_said_once_with_its_level():
     lines = user_messages(result)
     assert lines == [
         f"UNCERTAIN: L1: {close}",
-        "UNCERTAIN: only one level was classified",
+        "UNCERTAIN: the overall result rests on one level (L1)",
         "names: top vertebra in view taken as L1 (no sacrum or ribs to count from)",
         "note: level names are uncertain",
         "L1: body heights not measured",
     ]
     assert sum(close in line for line in lines) == 1
+    # an overall flag that names its level ("L1: <the level's flag>") is said once too (helper-104: L1's HU unlike
+    # its neighbour's, printed as "UNCERTAIN: L1: ..." and again as "L1: ...")
+    unlike = "trabecular HU 86 lies 125 HU below its neighbour's (L2 210): one of the two reads wrong"
+    result["overall"]["reasons"].append(f"L1: {unlike}")
+    result["levels"][0]["reasons"].append(unlike)
+    result["levels"][1]["reasons"].append(unlike.replace("86", "210"))
+    lines = user_messages(result)
+    assert sum(unlike in line for line in lines) == 1 and f"UNCERTAIN: L1: {unlike}" in lines
+    assert f"L2: {unlike.replace('86', '210')}" in lines
 
 
 def test_every_front_end_says_how_the_levels_were_named():

@@ -565,3 +565,28 @@ def test_thin_slices_are_split_on_every_second_slice_with_the_same_names_and_ful
         assert abs(a.body_slices[0] - b.body_slices[0]) <= 2 and abs(a.body_slices[1] - b.body_slices[1]) <= 2
         zs = np.flatnonzero((second.vertebra_map == a.index + 1).any(axis=(1, 2)))
         assert a.slices == (zs[0], zs[-1])
+
+
+def test_vertebrae_counted_above_t1_are_never_named_t0_and_result_json_names_them_as_the_map_does():
+    """helper-104: TotalSegmentator's aorta CTA, counted down from T12 to the top of the view, named its top vertebra
+    "T0" in result.json, where report.png (from the map's ids) said "unnamed 1". Counting past T1 gives the cervical
+    names, and result.json's names are the map's: a name no id carries is its id's "unnamed N"."""
+    from types import SimpleNamespace
+
+    from bonescreen.pipeline.levels import _count_down, _count_up
+    from bonescreen.pipeline.screener import Segmentation
+
+    up = _count_up(21)
+    assert [up[i] for i in (0, 1, 5, 6, 17, 18, 19)] == ["S1", "L5", "L1", "T12", "T1", "C7", "C6"]
+    down = _count_down(15, t12=1)  # the second vertebra from the bottom is T12
+    assert [down[i] for i in (0, 1, 12, 13, 14)] == ["L1", "T12", "T1", "C7", "C6"]
+    assert not any(name.startswith("T") and int(name[1:]) < 1 for name in [*up.values(), *down.values()])
+    names = ["S1", "S?", "L5", "L4", "T1", "C7"]
+    seg = Segmentation(
+        labels=np.zeros((1, 1, 1), np.uint8),
+        mark=np.zeros((1, 1, 1), bool),
+        vertebrae=[SimpleNamespace(name=n) for n in names],
+        rule="counted up from the sacrum",
+        certain=True,
+    )
+    assert seg.map_names() == ["S1", "unnamed 1", "L5", "L4", "T1", "unnamed 2"]

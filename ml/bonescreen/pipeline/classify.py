@@ -38,12 +38,13 @@ from ..hu import (
     hu_category,
     implausible_trabecular_hu,
     trabecular_hu,
+    unlike_neighbours,
     with_endplates,
 )
 from ..inplane import bounding_box, inscribed_radius
 from ..labels import CLASS_NAMES, CLASS_TITLES, LEVEL_NAMES, levels_present
 from ..mask_fit import off_bone
-from ..messages import WITHHELD_ORIENTATION
+from ..messages import NO_VBMD, WITHHELD_ORIENTATION
 from ..metal import METAL_HU, metal_mask
 from ..noise import disc_smoothing_mm
 from ..ood import FeatureDensity
@@ -51,7 +52,7 @@ from ..preprocess import roi_crop
 from ..threads import thread_map
 from .bone_health import (
     CUT_BODY,
-    NO_VBMD,
+    UNLIKE_NEIGHBOURS,
     bone_status,
     cut_by_scan_range,
     exclusions,
@@ -285,7 +286,12 @@ def classify_levels(
         health[lv]["dense"] = dense_body(hu_by_level.get(lv, {}))  # why the body is too dense, or None
     off_names = [LEVEL_NAMES[lv] for lv in sorted(off)]
     cut = [LEVEL_NAMES[lv] for lv in present if cut_by_scan_range(body_full, lv)]
-    left_out = exclusions(health, fractures, off_names, cut)
+    # a level's HU far from its neighbours' (a mask holding endplates or another vertebra, sclerosis): the levels
+    # whose labels are off the bone are no neighbours (their figures are withdrawn)
+    unlike, odd = unlike_neighbours(
+        {lv: _as_recorded(m.get("mean_hu")) for lv, m in hu_by_level.items() if lv not in off}
+    )
+    left_out = exclusions(health, fractures, off_names, cut, [LEVEL_NAMES[lv] for lv in odd])
 
     input_note = None
     crop_hu = hu
@@ -317,14 +323,16 @@ def classify_levels(
         prediction = CLASS_NAMES[int(np.argmax(p))]
         measured = _as_recorded(hu_by_level.get(lv, {}).get("mean_hu"))
         category = hu_category(measured, thresholds) if measured is not None else None
-        unlike = None if distance is None else density.reason(distance)
-        if unlike:
+        unlike_crops = None if distance is None else density.reason(distance)
+        if unlike_crops:
             unlike_training[lv] = distance
         hollow = hollow_body_reason(hollow_share(body, labels, lv))
         no_body = NO_BODY_REASON if measured is None and not off.get(lv) else None
-        reasons = [
-            r for r in (off.get(lv), unlike, _close_call(p), implausible_trabecular_hu(measured), hollow, no_body) if r
-        ]
+        unlike_hu = unlike.get(lv)
+        if unlike_hu and left_out.get(LEVEL_NAMES[lv]) == UNLIKE_NEIGHBOURS:
+            unlike_hu += "; left out of the overall averages, which the sound levels make"
+        odd_hu = (implausible_trabecular_hu(measured), unlike_hu)
+        reasons = [r for r in (off.get(lv), unlike_crops, _close_call(p), *odd_hu, hollow, no_body) if r]
         if metal_voxels.get(lv):
             reasons.append(
                 f"metal beside or in this vertebra ({metal_voxels[lv]} voxels above {METAL_HU:.0f} HU: screws or "
@@ -427,6 +435,7 @@ def classify_levels(
     category = hu_category(mean_hu, thresholds) if mean_hu is not None else None
     reasons = [r for r in (_close_call(p),) if r] if p is not None else []
     reasons += [f"{LEVEL_NAMES[lv]}: {r}" for lv in chosen if (r := implausible_trabecular_hu(measured_hu(lv)))]
+    reasons += [f"{LEVEL_NAMES[lv]}: {unlike[lv]}" for lv in chosen if lv in unlike]
     reasons += [f"{LEVEL_NAMES[lv]}: metal beside or in the vertebra" for lv in chosen if metal_voxels.get(lv)]
     reasons += [
         f"{LEVEL_NAMES[lv]}: crops unlike BCC-Net's training data: the probabilities may not hold"
@@ -441,7 +450,7 @@ def classify_levels(
     if not names_certain:
         reasons.append("level names could not be confirmed: check them (the naming notes say why)")
     if len(chosen) == 1:
-        reasons.append("only one level was classified")
+        reasons.append(f"the overall result rests on one level ({LEVEL_NAMES[chosen[0]]})")
     # (labels off the bone have the first reason of all, below)
     reasons += [f"{name} left out: {left_out[name]}" for name in sorted(unusable) if name not in off_names]
     reasons += calibration.flags

@@ -1660,9 +1660,17 @@ def _reconcile_counts(
     )
 
 
+def _above_lumbar(k: int) -> str:
+    """The name of the ``k``-th vertebra above L1 (1: T12 ... 12: T1, then the cervical C7 ... C1, then ``?``).
+
+    A name beyond T1 has no id of its own (DESIGN.md), so the map of every vertebra holds it as an unnamed one
+    (helper-104: a chest CTA counted down from T12 named its top vertebra "T0")."""
+    return f"T{13 - k}" if k <= 12 else f"C{20 - k}" if k <= 19 else "?"
+
+
 def _count_up(n: int) -> dict[int, str]:
     """Names with the lowest vertebra the sacrum: S1, L5, L4, ..., T12, T11, ..."""
-    return {i: "S1" if i == 0 else (f"L{6 - i}" if i <= 5 else f"T{18 - i}") for i in range(n)}
+    return {i: "S1" if i == 0 else (f"L{6 - i}" if i <= 5 else _above_lumbar(i - 5)) for i in range(n)}
 
 
 def _count_down(n: int, t12: int) -> dict[int, str]:
@@ -1670,7 +1678,7 @@ def _count_down(n: int, t12: int) -> dict[int, str]:
     names = {}
     for i in range(n):
         offset = t12 - i  # 1 below T12 is L1
-        names[i] = f"L{offset}" if 1 <= offset <= 5 else (f"T{12 + offset}" if offset <= 0 else "S?")
+        names[i] = f"L{offset}" if 1 <= offset <= 5 else (_above_lumbar(1 - offset) if offset <= 0 else "S?")
     return names
 
 

@@ -43,7 +43,7 @@ from .segment import iter_mark_volume
 
 #: Version of result.json's layout (README, "result.json"): the minor number grows with added fields,
 #: the major number when a field changes meaning or goes.
-RESULT_SCHEMA_VERSION = "2.2"
+RESULT_SCHEMA_VERSION = "3.0"
 #: How ``segmentation.naming_rule`` starts for labels given back as BoneScreen wrote them (``--labels``, unedited):
 #: the rule of the run that named them follows in brackets.
 OWN_LABELS_RULE = "given by the user: BoneScreen's own labels, unedited"
@@ -135,6 +135,13 @@ class Segmentation:
     def level_names(self) -> list[str]:
         """Names of the lumbar levels present, top to bottom."""
         return [LEVEL_NAMES[lv] for lv in levels_present(self.labels)]
+
+    def map_names(self) -> list[str]:
+        """The names of ``vertebrae`` (bottom to top) as the map of every vertebra holds them
+        (:meth:`vertebra_labels`): a name the naming gave that no id carries (a piece of the sacrum, ``S?``; a
+        vertebra above T1) is its id's ``unnamed N``, as napari, Slicer and report.png show it (helper-104:
+        result.json said "T0" where report.png said "unnamed 1")."""
+        return [vertebra_name(vid) for vid in vertebra_ids([v.name for v in self.vertebrae])]
 
     def vertebra_labels(self) -> np.ndarray:
         """uint8 (z, y, x) map of every vertebra found, with the ids of DESIGN.md.
@@ -543,9 +550,12 @@ class Screener:
             "segmentation": {
                 "source": "user" if seg is None else "bonescreen" if mark is None else "user mask",
                 "naming_rule": seg.rule if seg is not None else own_rule if own_labels else "given by the user",
-                "vertebrae": [v.name for v in seg.vertebrae] if seg is not None else None,
+                "vertebrae": seg.map_names() if seg is not None else None,
                 "naming_certain": bool(certain),
-                "evidence": [v.evidence(volume.spacing, volume.hu.shape[0]) for v in seg.vertebrae]
+                "evidence": [
+                    {**v.evidence(volume.spacing, volume.hu.shape[0]), "name": name}
+                    for v, name in zip(seg.vertebrae, seg.map_names(), strict=True)
+                ]
                 if seg is not None
                 else None,
                 "notes": notes,

@@ -625,6 +625,7 @@ TABLE_COLUMNS = (
     "fracture_shape",
     "bone_status",
     "uncertain",
+    "left_out",
     "reasons",
 )
 
@@ -633,9 +634,10 @@ def results_to_table(result: dict, table_node):
     """Fill a table node: one row per level and an ``overall`` row, columns :data:`TABLE_COLUMNS`.
 
     A level's ``reasons`` are its flags; the overall row's are every flag and note of the result
-    (:func:`bonescreen.messages.user_messages`).
+    (:func:`bonescreen.messages.user_messages`). ``left_out`` says why a level is left out of the overall figures
+    (:func:`bonescreen.messages.left_out_of_overall`; empty where it is used).
     """
-    from bonescreen.messages import grade_text, user_messages
+    from bonescreen.messages import grade_text, left_out_of_overall, user_messages
 
     table_node.RemoveAllColumns()
     rows = [*result["levels"], {"name": "overall", **result["overall"]}]
@@ -647,6 +649,7 @@ def results_to_table(result: dict, table_node):
         "genant_grade",
         "fracture_shape",
         "bone_status",
+        "left_out",
         "reasons",
     }
     columns = {}
@@ -679,6 +682,8 @@ def results_to_table(result: dict, table_node):
         said = f"{status['class']} ({status['basis']})" if status else f"none ({withheld})" if withheld else ""
         columns["bone_status"].InsertNextValue(said)
         columns["uncertain"].InsertNextValue(int(bool(row["uncertain"])))
+        out = None if row["name"] == "overall" else left_out_of_overall(result["overall"], row["name"])
+        columns["left_out"].InsertNextValue(out or "")
         # the overall row carries every flag and note of the result (naming, input), as the CLI prints them
         reasons = user_messages(result) if row["name"] == "overall" else row.get("reasons", [])
         columns["reasons"].InsertNextValue("; ".join(reasons))
