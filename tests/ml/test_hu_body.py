@@ -266,6 +266,9 @@ def test_a_body_not_measured_says_why_in_the_right_words(phantom_and_screener):
     l2 = np.nonzero((case.levels == 2).any(axis=(1, 2)))[0]
     result = screened(int(np.median(ks)), False, k0=int(np.median(l2)))
     assert result["overall"]["vbmd_levels_used"] == ["L1", "L2"] and result["overall"]["left_out"] == {}
+    # ... and the overall flags say that its figures rest on cut bodies (helper-104: said on the rows only)
+    said = [r for r in result["overall"]["reasons"] if "the overall figures rest on the part in view" in r]
+    assert [r.split(":")[0] for r in said] == ["L1", "L2"]
     for level in result["levels"]:
         flag = [r for r in level["reasons"] if "may not hold the body's middle" in r]
         assert len(flag) == 1 and "left out" not in flag[0]

@@ -436,6 +436,14 @@ def classify_levels(
     reasons = [r for r in (_close_call(p),) if r] if p is not None else []
     reasons += [f"{LEVEL_NAMES[lv]}: {r}" for lv in chosen if (r := implausible_trabecular_hu(measured_hu(lv)))]
     reasons += [f"{LEVEL_NAMES[lv]}: {unlike[lv]}" for lv in chosen if lv in unlike]
+    # a cut body that serves (no whole level in view): the overall figures rest on the part in view (helper-104: the
+    # aorta CTA's status came from 10 mm of L1, said on L1's row only)
+    reasons += [
+        f"{LEVEL_NAMES[lv]}: the scan range cuts its body, and no whole usable level serves instead: the overall "
+        "figures rest on the part in view, whose ROI may not hold the body's middle"
+        for lv in chosen
+        if LEVEL_NAMES[lv] in cut and LEVEL_NAMES[lv] not in left_out
+    ]
     reasons += [f"{LEVEL_NAMES[lv]}: metal beside or in the vertebra" for lv in chosen if metal_voxels.get(lv)]
     reasons += [
         f"{LEVEL_NAMES[lv]}: crops unlike BCC-Net's training data: the probabilities may not hold"
