@@ -72,6 +72,7 @@ def test_a_level_whose_trabecular_hu_is_not_bone_is_flagged():
 def test_level_hu_flag_reaches_the_level_and_the_overall_call(small_case):
     from bonescreen.io.volume import volume_from_ijk
     from bonescreen.pipeline import Screener
+    from bonescreen.pipeline.bone_health import UNLIKE_NEIGHBOURS
 
     hu = small_case.hu.astype(np.float32).copy()
     hu[small_case.body == 1] = 733.0  # L1 filled with something far denser than bone (cement?)
@@ -79,7 +80,11 @@ def test_level_hu_flag_reaches_the_level_and_the_overall_call(small_case):
     result = Screener(device="cpu").classify(volume, small_case.levels)
     l1 = next(lv for lv in result["levels"] if lv["name"] == "L1")
     assert l1["uncertain"] and any("outside what adult trabecular bone shows" in r for r in l1["reasons"])
-    assert any(r.startswith("L1: trabecular HU") for r in result["overall"]["reasons"])
+    # ... and so unlike its neighbour's that it is left out of the overall call, which says why (since 2026-12-07;
+    # before, the call averaged it with L2 and carried the flag "L1: trabecular HU ...")
+    assert any("lies" in r and "above its neighbour's (L2" in r for r in l1["reasons"])
+    assert f"L1 left out: {UNLIKE_NEIGHBOURS}" in result["overall"]["reasons"]
+    assert "L1" not in result["overall"]["levels_used"] and "L1" not in result["overall"]["vbmd_levels_used"]
 
 
 # kind 4: orientation unknown
