@@ -39,10 +39,10 @@ from level_split import mark_of  # the same cache of marks (this folder is on th
 
 from bonescreen.density import acr_category
 from bonescreen.fracture import assess_fractures
-from bonescreen.hu import HUThresholds, hu_category, trabecular_hu
+from bonescreen.hu import HUThresholds, hu_category, trabecular_hu, unlike_neighbours
 from bonescreen.io import load_ct
 from bonescreen.io.writers import read_labels_nifti
-from bonescreen.labels import ALL_VERTEBRA_IDS, LEVEL_NAMES
+from bonescreen.labels import ALL_VERTEBRA_IDS, LEVEL_NAMES, level_id
 from bonescreen.pipeline.bone_health import level_density, level_fractures, scan_calibration
 
 BOUNDARY_MARGIN = 10.0
@@ -141,7 +141,12 @@ def main() -> None:
                 "flags": cal["flags"],
             }
         )
+        # levels whose HU is unlike their neighbours' (flagged; the odd one left out of the overall figures): on
+        # sound bodies each is a false alarm, on cement a catch
+        unlike, odd = unlike_neighbours({level_id(n): m["hu"] for n, m in measured.items() if level_id(n)})
         for name, m in measured.items():
+            m["unlike_neighbours"] = level_id(name) in unlike
+            m["odd_one_out"] = level_id(name) in odd
             if not row.get(f"vbmd_{name}"):
                 continue
             grade = int(row.get(f"genant_grade_{name}") or 0)
@@ -260,6 +265,14 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
             "height_bias_mm": {w: round(float(np.mean(e)), 2) for w, e in signed.items() if e},
             "from_true_heights": ceiling,
             "grade_doubt": doubt_summary(fractured + unfractured),
+        },
+        # hu.unlike_neighbours: false alarms on sound bodies (no cement or metal), catches on cement
+        "unlike_neighbours": {
+            "sound_levels": sum(not lv["excluded"] for lv in levels),
+            "sound_flagged": sum(lv["unlike_neighbours"] for lv in levels if not lv["excluded"]),
+            "sound_left_out": sum(lv["odd_one_out"] for lv in levels if not lv["excluded"]),
+            "cement_or_metal_levels": sum(lv["excluded"] for lv in levels),
+            "cement_or_metal_flagged": sum(lv["unlike_neighbours"] for lv in levels if lv["excluded"]),
         },
         "bccnet_level_accuracy": round(float(np.mean([lv["class"] == lv["truth_class"] for lv in classified])), 3)
         if classified
