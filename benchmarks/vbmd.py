@@ -266,11 +266,14 @@ def summarize(levels: list[dict], folder: Path, seconds: float) -> dict:
             "from_true_heights": ceiling,
             "grade_doubt": doubt_summary(fractured + unfractured),
         },
-        # hu.unlike_neighbours: false alarms on sound bodies (no cement or metal), catches on cement
+        # hu.unlike_neighbours: false alarms on sound bodies (unfractured, no cement or metal), catches on cement
         "unlike_neighbours": {
-            "sound_levels": sum(not lv["excluded"] for lv in levels),
-            "sound_flagged": sum(lv["unlike_neighbours"] for lv in levels if not lv["excluded"]),
-            "sound_left_out": sum(lv["odd_one_out"] for lv in levels if not lv["excluded"]),
+            "sound_levels": sum(not lv["excluded"] and lv["truth_grade"] == 0 for lv in levels),
+            "sound_flagged": sum(
+                lv["unlike_neighbours"] for lv in levels if not lv["excluded"] and lv["truth_grade"] == 0
+            ),
+            "sound_left_out": sum(lv["odd_one_out"] for lv in levels if not lv["excluded"] and lv["truth_grade"] == 0),
+            "fractured_flagged": sum(lv["unlike_neighbours"] for lv in levels if lv["truth_grade"] > 0),
             "cement_or_metal_levels": sum(lv["excluded"] for lv in levels),
             "cement_or_metal_flagged": sum(lv["unlike_neighbours"] for lv in levels if lv["excluded"]),
         },

@@ -108,12 +108,13 @@ def unlike_neighbours(hu_by_level: dict[int, float | None]) -> tuple[dict[int, s
         side = "above" if measured[lv] > measured[near[0]] else "below"
         whose = "its neighbours'" if len(near) > 1 else "its neighbour's"
         values = ", ".join(f"{LEVEL_NAMES[n]} {measured[n]:.0f}" for n in near)
-        doubt = (
-            "a mask holding endplates or another vertebra, sclerosis, cement or a healing fracture? check the mask"
-            if sound
-            else "one of the two reads wrong (a mask holding endplates or another vertebra, sclerosis, a fracture?): "
-            "check the mask"
+        # what makes a body read bright, or dark (helper-105: a dark level was offered only bright causes)
+        causes = (
+            "a mask holding endplates or another vertebra, sclerosis, cement or a healing fracture"
+            if side == "above"
+            else "a mask holding the disc or lying off the bone, fat or air in the ROI, a lytic lesion or a haemangioma"
         )
+        doubt = f"{causes}? check the mask" if sound else f"one of the two reads wrong ({causes}?): check the mask"
         reasons[lv] = f"trabecular HU {measured[lv]:.0f} lies {gap:.0f} HU {side} {whose} ({values}): {doubt}"
         if sound:
             odd.add(lv)

