@@ -37,10 +37,11 @@ def left_out_of_overall(overall: dict, name: str) -> str | None:
     """Why level ``name`` is left out of the overall figures (vBMD, HU and BCC-Net's average), or None.
 
     ``overall``: result.json's. The reason is ``overall.left_out``'s, but for a level that lacks only a vBMD
-    (:data:`NO_VBMD`), which the overall HU and probabilities still use.
+    (:data:`NO_VBMD`), or one in ``overall.levels_used`` (no usable level served, so the overall HU and probabilities
+    rest on it all the same), which the overall HU and probabilities still use.
     """
     why = (overall.get("left_out") or {}).get(name)
-    return None if why in (None, NO_VBMD) else why
+    return None if why in (None, NO_VBMD) or name in (overall.get("levels_used") or ()) else why
 
 
 def status_confirmed(status: dict | None) -> bool | None:

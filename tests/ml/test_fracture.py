@@ -16,6 +16,7 @@ from bonescreen.labels import CLASS_TITLES, LEVEL_NAMES
 from bonescreen.messages import NO_VBMD
 from bonescreen.pipeline.bone_health import (
     CUT_BODY,
+    OFF_BONE,
     bone_status,
     cut_by_scan_range,
     exclusions,
@@ -145,7 +146,7 @@ def test_a_body_the_scan_range_cuts_is_left_out_while_a_whole_level_serves():
     found = {"L2": {"genant_grade": 3, "shape": "wedge"}}
     levels[3]["dense"] = "dense body"
     left_out = exclusions(levels, found, off_bone=["L4", "L5"], cut=["L1"])
-    assert "L1" not in left_out and set(left_out) == {"L2", "L3", "L4"}
+    assert "L1" not in left_out and set(left_out) == {"L2", "L3", "L4", "L5"}  # L5 off the bone too
     assert overall_density(levels, left_out)["levels_used"] == ["L1"]
     # another reason than the cut is said first
     assert exclusions(levels, found, cut=["L1", "L2"])["L2"].startswith("vertebral fracture")
@@ -153,6 +154,21 @@ def test_a_body_the_scan_range_cuts_is_left_out_while_a_whole_level_serves():
     # left out of them (helper-105: every level "no vBMD", none sound, and the cut L1 was averaged)
     bare = {lv: {"vbmd_mg_cm3": None, "vbmd_sd_mg_cm3": None, "dense": None} for lv in range(1, 6)}
     assert exclusions(bare, {}, cut=["L1"]) == {"L1": CUT_BODY, "L2": NO_VBMD, "L3": NO_VBMD, "L4": NO_VBMD}
+
+
+def test_l5_fractured_dense_or_off_the_bone_is_left_out_as_l1_l4_are():
+    """The overall HU and BCC-Net's average take L5 when L1 or L2 is unusable: a grade 2-3 fracture, a dense body or
+    labels off the bone leave it out as they leave out L1-L4 (before, only a cut or odd L5 was left out, so a
+    crushed L5 was averaged and shown used). A missing vBMD leaves out L1-L4 only: L5 is no level of the vBMD."""
+    levels = {lv: {"vbmd_mg_cm3": 100.0, "vbmd_sd_mg_cm3": 5.0, "dense": None} for lv in range(1, 6)}
+    crushed = {"L5": {"genant_grade": 3, "shape": "crush"}}
+    assert exclusions(levels, crushed) == {"L5": "vertebral fracture? Genant grade 3 (crush)"}
+    assert exclusions(levels, {"L5": {"genant_grade": 1, "shape": "wedge"}}) == {}
+    assert exclusions(levels, {}, off_bone=["L5"]) == {"L5": OFF_BONE}
+    levels[5]["dense"] = "dense body"
+    assert exclusions(levels, {}) == {"L5": "dense body (cement, sclerosis or metal)"}
+    bare = {lv: {"vbmd_mg_cm3": None, "vbmd_sd_mg_cm3": None, "dense": None} for lv in range(1, 6)}
+    assert "L5" not in exclusions(bare, {})
 
 
 def test_wedge_biconcave_and_crush_graded_against_the_level_and_its_neighbours():

@@ -72,7 +72,7 @@ def test_a_level_whose_trabecular_hu_is_not_bone_is_flagged():
 def test_level_hu_flag_reaches_the_level_and_the_overall_call(small_case):
     from bonescreen.io.volume import volume_from_ijk
     from bonescreen.pipeline import Screener
-    from bonescreen.pipeline.bone_health import UNLIKE_NEIGHBOURS
+    from bonescreen.pipeline.bone_health import IMPLAUSIBLE_HU
 
     hu = small_case.hu.astype(np.float32).copy()
     hu[small_case.body == 1] = 733.0  # L1 filled with something far denser than bone (cement?)
@@ -80,11 +80,42 @@ def test_level_hu_flag_reaches_the_level_and_the_overall_call(small_case):
     result = Screener(device="cpu").classify(volume, small_case.levels)
     l1 = next(lv for lv in result["levels"] if lv["name"] == "L1")
     assert l1["uncertain"] and any("outside what adult trabecular bone shows" in r for r in l1["reasons"])
-    # ... and so unlike its neighbour's that it is left out of the overall call, which says why (since 2026-12-07;
-    # before, the call averaged it with L2 and carried the flag "L1: trabecular HU ...")
-    assert any("lies" in r and "above its neighbour's (L2" in r for r in l1["reasons"])
-    assert f"L1 left out: {UNLIKE_NEIGHBOURS}" in result["overall"]["reasons"]
+    # ... and left out of the overall call, which says why (since 2026-12-07; before, the call averaged it with L2
+    # and carried the flag "L1: trabecular HU ..."; at first it was left out as unlike its neighbours, but a reading
+    # no adult bone gives is unusable whatever its neighbours read)
+    assert f"L1 left out: {IMPLAUSIBLE_HU}" in result["overall"]["reasons"]
     assert "L1" not in result["overall"]["levels_used"] and "L1" not in result["overall"]["vbmd_levels_used"]
+
+
+def test_with_no_usable_level_the_overall_rests_on_the_levels_on_bone_and_says_so(small_case):
+    """Every body filled at 733 HU (cement?) and L2's labels off the bone: no level is usable, so BCC-Net's average
+    and the HU rest on the levels on bone all the same, flagged; those levels are not shown "left out" of figures
+    that are theirs (stop 65's review: the table said "out" beside them), and L2, off the bone, is never among them
+    (before, the fallback took every level found, L2's meaningless crops included). The vBMD leaves them out: before,
+    four bodies at 733 HU, each flagged, gave a vBMD of 551 mg/cm3 and the status "Normal bone mass"."""
+    from bonescreen.io.volume import volume_from_ijk
+    from bonescreen.messages import left_out_of_overall
+    from bonescreen.pipeline import Screener
+    from bonescreen.pipeline.bone_health import IMPLAUSIBLE_HU
+
+    hu = small_case.hu.astype(np.float32).copy()
+    for lv in (1, 3, 4, 5):
+        hu[small_case.body == lv] = 733.0
+    hu[small_case.levels == 2] = -100.0  # L2's labels on fat
+    volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-0.7, -0.7, 3.0, 1.0]), "nifti", None, "test")
+    overall = Screener(device="cpu").classify(volume, small_case.levels)["overall"]
+    assert overall["labels_off_bone"] == ["L2"]
+    used = overall["levels_used"]
+    assert used == ["L1", "L3", "L4", "L5"] and overall["probabilities"] is not None
+    assert overall["vbmd_mg_cm3"] is None and overall["vbmd_levels_used"] == []
+    assert any(r.startswith("no level is usable") and "L1, L3, L4, L5 all the same" in r for r in overall["reasons"])
+    assert not any(r.startswith(("L1 left out", "L3 left out", "L5 left out")) for r in overall["reasons"])
+    assert all(left_out_of_overall(overall, name) is None for name in used)
+    assert left_out_of_overall(overall, "L2")  # off the bone: out of every figure
+    assert overall["left_out"]["L5"] == IMPLAUSIBLE_HU  # the vBMD's reasons are kept
+    # no vBMD, so the status is BCC-Net's, which rests on unusable levels: unconfirmed, and said so
+    assert "L1, L3, L4, L5, none of them usable" in overall["bone_status"]["basis"]
+    assert any(r.startswith("bone status unconfirmed") and "none of them usable" in r for r in overall["reasons"])
 
 
 # kind 4: orientation unknown

@@ -81,6 +81,11 @@ CUT_BODY = (
     "the scan range cuts its body, so its ROI may not hold the body's middle (QCT's place): the whole levels in "
     "view serve instead"
 )
+#: Why a body whose trabecular HU no adult trabecular bone shows (:func:`bonescreen.hu.implausible_trabecular_hu`) is
+#: left out: the ROI holds something else (cortex, sclerosis, cement, metal; fat or air), so neither its vBMD nor its
+#: HU says anything of the bone (ISCD 2019: leave out vertebrae with focal structural change). Before, such a level
+#: was flagged but averaged: four bodies at 733 HU gave a vBMD of 551 mg/cm3 and "Normal bone mass?".
+IMPLAUSIBLE_HU = "its trabecular HU is outside what adult trabecular bone shows (see its flags)"
 #: Why a body whose trabecular HU is the odd one out among its neighbours' is left out while a sound level serves.
 UNLIKE_NEIGHBOURS = "its trabecular HU is unlike its neighbours' (see its flags): the sound levels serve instead"
 
@@ -92,13 +97,14 @@ def exclusions(
     cut: Collection[str] = (),
     unlike: Collection[str] = (),
 ) -> dict[str, str]:
-    """Level name -> why it is left out of the overall vBMD (labels off the bone, fracture, dense body,
+    """Level name -> why it is left out of the overall vBMD (labels off the bone, fracture, dense body, implausible HU,
     :data:`NO_VBMD`, :data:`CUT_BODY`, :data:`UNLIKE_NEIGHBOURS`).
 
     Parameters
     ----------
     levels : dict
-        Level id -> :func:`level_density` with ``dense`` (why the body is too dense, or None).
+        Level id -> :func:`level_density` with ``dense`` (why the body is too dense, or None) and, optionally,
+        ``implausible`` (why its trabecular HU is no adult trabecular bone's, or None).
     fractures : dict
         Level name -> :func:`level_fractures`'s entry.
     off_bone : collection of str
@@ -116,12 +122,15 @@ def exclusions(
     Returns
     -------
     dict
-        Level name -> reason, for the levels among L1-L4 (:data:`DENSITY_LEVELS`) left out, and L5 where it is cut or
-        odd. A cut or odd level among L1-L4 is left out while a sound one of them serves, L5 while any sound level
-        does (a sound level: none of these reasons but, at most, :data:`NO_VBMD`).
+        Level name -> reason, for the lumbar levels left out: labels off the bone, a grade 2-3 fracture or a dense
+        body on any of L1-L5; :data:`NO_VBMD` on L1-L4 only (the levels of the vBMD, :data:`DENSITY_LEVELS`). A cut
+        or odd level among L1-L4 is left out while a sound one of them serves, L5 while any sound level does (a
+        sound level: none of these reasons but, at most, :data:`NO_VBMD`).
     """
     out = {}
-    for lv in DENSITY_LEVELS:
+    # L5 too: the overall HU and BCC-Net's average take it when L1 or L2 is unusable, and a fractured or dense L5, or
+    # one whose labels are off the bone, is no more usable there than L1-L4 (it was averaged, and shown used)
+    for lv in LEVEL_NAMES:
         name = LEVEL_NAMES[lv]
         f = fractures.get(name)
         if name in off_bone:
@@ -130,6 +139,8 @@ def exclusions(
             out[name] = f"vertebral fracture? Genant grade {f['genant_grade']} ({f['shape']})"
         elif lv in levels and levels[lv].get("dense"):
             out[name] = "dense body (cement, sclerosis or metal)"
+        elif lv in levels and levels[lv].get("implausible"):
+            out[name] = IMPLAUSIBLE_HU
     # a cut or odd level (L5 too: BCC-Net's average and the HU take it when L1 or L2 is unusable) is left out while
     # a sound level serves; a level without a vBMD still serves the HU and the probabilities (helper-105: on a scan
     # without a calibration every level was "no vBMD", none sound, and no cut level was ever left out)
@@ -272,6 +283,7 @@ def bone_status(
     names_certain: bool = True,
     mask_checked: bool | Collection[str] = True,
     off_bone: list[str] | None = None,
+    unusable_used: list[str] | None = None,
 ) -> dict:
     """The overall class and its basis: a grade 2-3 fracture, else the ACR vBMD category, else BCC-Net.
 
@@ -285,6 +297,9 @@ def bone_status(
 
     ``mask_checked``: which levels a user has checked (:func:`unchecked_levels`); a status resting on levels of
     MS-Net's mark as it came says so.
+
+    ``unusable_used``: the levels BCC-Net's average rests on although none is usable (each dense, fractured or
+    reading no adult trabecular HU, :func:`exclusions`); a status from BCC-Net is then unconfirmed.
 
     A status from density (vBMD, or BCC-Net without it) is unconfirmed too when the level names are not
     confirmed (``names_certain`` False: the vertebrae measured may not be L1-L4, to which the ACR QCT
@@ -326,6 +341,11 @@ def bone_status(
         )
     if off_bone:
         status["basis"] += f"; {UNCONFIRMED}: the labels of {', '.join(off_bone)} do not sit on bone"
+    if unusable_used and status["basis"].startswith("BCC-Net"):
+        status["basis"] += (
+            f"; {UNCONFIRMED}: BCC-Net's average rests on {', '.join(unusable_used)}, none of them usable (their "
+            "flags say why)"
+        )
     return status
 
 

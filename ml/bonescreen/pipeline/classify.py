@@ -6,7 +6,9 @@ Aggregation (documented choices):
   vertebral body (the paper classifies single crops; we average the crops of a level).
 - The overall result averages the levels L1 and L2 when both are usable (QCT
   practice reports the mean of two levels), else all usable lumbar levels found
-  (a level with a grade 2-3 fracture or a dense body is not usable).
+  (a level with a grade 2-3 fracture, a dense body, a trabecular HU no adult bone shows
+  or labels off the bone is not usable: :func:`~.bone_health.exclusions`). With no usable
+  level, the same rule over the levels on bone, flagged.
 - ``uncertain`` is set, with its reasons, when the top two probabilities are
   within :data:`MARGIN` of each other, when the HU category and the network
   disagree, or when the level names could not be confirmed by a landmark.
@@ -103,6 +105,14 @@ def overall_levels(usable: list[int]) -> list[int]:
     """The levels the overall result averages: L1 and L2 when both are usable, else every usable level
     (a level left out of the overall figures, :func:`~.bone_health.exclusions`, is not usable)."""
     return list(OVERALL_LEVELS) if all(lv in usable for lv in OVERALL_LEVELS) else sorted(usable)
+
+
+def _left_out_text(fallback: bool) -> str:
+    """What a row says of a level with a grade 2-3 fracture: left out of the overall figures, or, where no usable
+    level serves (``fallback``), of the vBMD only."""
+    if fallback:
+        return "left out of the overall vBMD; no usable level serves the other overall figures, so they rest on it"
+    return "left out of the overall averages"
 
 
 def _probs(p: np.ndarray) -> dict[str, float]:
@@ -285,6 +295,7 @@ def classify_levels(
     health = {lv: level_density(hu_by_level.get(lv), calibration) for lv in present}
     for lv in present:
         health[lv]["dense"] = dense_body(hu_by_level.get(lv, {}))  # why the body is too dense, or None
+        health[lv]["implausible"] = implausible_trabecular_hu(_as_recorded(hu_by_level.get(lv, {}).get("mean_hu")))
     off_names = [LEVEL_NAMES[lv] for lv in sorted(off)]
     cut = [LEVEL_NAMES[lv] for lv in present if cut_by_scan_range(body_full, lv)]
     # a level's HU far from its neighbours' (a mask holding endplates or another vertebra, sclerosis): the levels
@@ -298,6 +309,13 @@ def classify_levels(
     }
     unlike, odd = unlike_neighbours(sound_hu)
     left_out = exclusions(health, fractures, off_names, cut, [LEVEL_NAMES[lv] for lv in odd])
+    unusable = {name for name, why in left_out.items() if why != NO_VBMD}  # no density: still BCC-Net's
+    usable = [lv for lv in present if LEVEL_NAMES[lv] not in unusable]
+    on_bone_levels = [lv for lv in present if lv not in off]
+    # no usable level (each fractured or dense): BCC-Net's average and the HU rest on the levels on bone all the same,
+    # flagged, and those levels are not "left out" of them (they were shown "out" while the figures were theirs)
+    chosen = overall_levels(usable or on_bone_levels)
+    fallback = bool(chosen) and not usable
 
     input_note = None
     crop_hu = hu
@@ -356,7 +374,7 @@ def classify_levels(
             reasons.append(
                 f"vertebral fracture? Genant grade {g} ({fracture['shape']}, height loss "
                 f"{100 * fracture['height_loss']:.0f}%)"
-                + ("; left out of the overall averages, and it makes the bone status osteoporosis" if g >= 2 else "")
+                + (f"; {_left_out_text(fallback)}, and it makes the bone status osteoporosis" if g >= 2 else "")
             )
         if fracture and fracture.get("note"):
             reasons.append(fracture["note"])
@@ -425,11 +443,7 @@ def classify_levels(
         if lv in off:  # labels off the bone: no figure of them means anything, so none is given (helper-36)
             row.update({key: None for key in OFF_BONE_NULLED})
             row["reasons"] = [off[lv]]
-    unusable = {name for name, why in left_out.items() if why != NO_VBMD}  # no density: still BCC-Net's
-    unusable |= set(off_names)  # L5 too: labels off the bone give BCC-Net nothing either
-    usable = [lv for lv in present if LEVEL_NAMES[lv] not in unusable]
     all_off = len(off) == len(present)  # every level's labels off the bone: no overall figure rests on them
-    chosen = [] if all_off else overall_levels(usable or present)
     p = np.mean([level_probs[lv] for lv in chosen], axis=0) if chosen else None
     prediction = CLASS_NAMES[int(np.argmax(p))] if p is not None else None
 
@@ -466,7 +480,18 @@ def classify_levels(
     if len(chosen) == 1:
         reasons.append(f"the overall result rests on one level ({LEVEL_NAMES[chosen[0]]})")
     # (labels off the bone have the first reason of all, below)
-    reasons += [f"{name} left out: {left_out[name]}" for name in sorted(unusable) if name not in off_names]
+    chosen_names = [LEVEL_NAMES[lv] for lv in chosen]
+    if fallback:
+        reasons.append(
+            f"no level is usable for the overall figures, so BCC-Net's average and the HU rest on "
+            f"{', '.join(chosen_names)} all the same (the flags of each say why); the vBMD leaves "
+            f"{'them' if len(chosen) > 1 else 'it'} out"
+        )
+    reasons += [
+        f"{name} left out: {left_out[name]}"
+        for name in sorted(unusable)
+        if name not in off_names and not (fallback and name in chosen_names)
+    ]
     reasons += calibration.flags
     if reading is not None and any(f.get("genant_grade") is not None for f in fractures.values() if f):
         reasons += [flag] if (flag := reading.too_noisy()) else []
@@ -474,7 +499,9 @@ def classify_levels(
         reasons.append(input_note)
     vbmd = overall_density(health, left_out)
     on_bone = {name: f for name, f in fractures.items() if name not in off_names}  # their fractures mean nothing
-    status = bone_status(on_bone, vbmd, prediction, names_certain, checked, off_names)
+    status = bone_status(
+        on_bone, vbmd, prediction, names_certain, checked, off_names, chosen_names if fallback else None
+    )
     if all_off or orientation_doubts:
         status = None
     doubt = fracture_doubt(on_bone, names_certain, checked)
