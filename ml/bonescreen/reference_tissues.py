@@ -37,6 +37,12 @@ PEAK_HALF_WIDTH_HU = 15.0
 TRUNCATED_BORDER_SHARE = 0.10
 #: Smallest cross-section (mm2) of an enhanced vessel: an aorta or IVC of 8 mm diameter.
 MIN_VESSEL_MM2 = 50.0
+#: Largest spread (HU) of the lumen's median between the slices where the vessel test finds it, for the blood pool to
+#: be taken from those slices alone when its voxels have no single peak (:func:`_alike_vessel_slices`). Along the
+#: lumbar spine an enhanced aorta's lumen changes by less (the aorta CTA of ``scripts/get_real_examples.sh``: 371-385
+#: HU over L1), while bowel content and calcified plaque in the window differ by hundreds of HU from slice to slice
+#: (realistic phantom, seed 4000: 126-582 HU on one unenhanced case).
+VESSEL_ALIKE_HU = 30.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,36 @@ def _measure(name: str, raw: np.ndarray, smooth: np.ndarray, where: str) -> Refe
     return ReferenceTissue(name, float(np.median(near)), float(np.std(near)), int(near.size), where)
 
 
+def _alike_vessel_slices(vessels: list[np.ndarray], needed: int, where: str) -> ReferenceTissue | None:
+    """The blood pool from the slices whose lumen reads alike, where its voxels have no single peak.
+
+    A bolus's HU changes along the vessel and thin slices are noisy, so few of the lumen's voxels may lie near one
+    peak (:func:`_measure`; helper-106: the aorta CTA's aorta, 371-385 HU on the slices through L1, gave fewer than
+    :data:`MIN_VOXELS` near it, and the scan was taken as unenhanced, its vBMD without the marrow's iodine). The
+    largest group of slices whose lumen medians lie within :data:`VESSEL_ALIKE_HU` of one another is the pool when it
+    holds ``needed`` slices; None otherwise.
+
+    Parameters
+    ----------
+    vessels : list of ndarray
+        Per slice where the vessel test found the lumen, its voxels' raw HU.
+    needed : int
+        Fewest slices (the vessel test's).
+    where : str
+        Where the tissue was taken, for the record.
+    """
+    medians = np.array([np.median(v) for v in vessels])
+    order = np.argsort(medians)
+    best: list[int] = []
+    for i in range(len(order)):
+        group = [int(j) for j in order[i:] if medians[j] - medians[order[i]] <= VESSEL_ALIKE_HU]
+        best = group if len(group) > len(best) else best
+    if len(best) < needed:
+        return None
+    lumen = np.concatenate([vessels[j] for j in best])
+    return ReferenceTissue("blood", float(np.median(lumen)), float(np.std(lumen)), int(lumen.size), where)
+
+
 def find_reference_tissues(
     hu: np.ndarray, spacing: tuple[float, float, float], bone: np.ndarray, bodies: np.ndarray
 ) -> tuple[dict[str, ReferenceTissue], dict]:
@@ -143,7 +179,8 @@ def find_reference_tissues(
         samples[name].append(raw[where])
         smoothed[name].append(smooth[where])
 
-    diameters, truncated, vessel_slices = [], 0, 0
+    diameters, truncated = [], 0
+    vessels: list[np.ndarray] = []  # the eroded lumen's raw HU on each slice where the vessel test finds it
     ny, nx = hu.shape[1:]
     rr, cc = np.ogrid[:ny, :nx]
     # air inside the reconstruction circle only: outside it the scanner pads (-3024 or -2048, read as -1024)
@@ -184,8 +221,9 @@ def find_reference_tissues(
             pr, pc = np.nonzero(piece)
             fill = piece.sum() / ((np.ptp(pr) + 1) * (np.ptp(pc) + 1))  # a round vessel fills ~0.79 of its box
             if area_mm2 >= MIN_VESSEL_MM2 and fill >= 0.55:
-                vessel_slices += 1
-                take("blood", ndimage.binary_erosion(piece), raw, smooth)
+                lumen = ndimage.binary_erosion(piece)
+                vessels.append(raw[lumen])
+                take("blood", lumen, raw, smooth)
     where = {
         "air": "outside the body",
         "adipose": "subcutaneous and visceral fat",
@@ -193,11 +231,14 @@ def find_reference_tissues(
         "blood": "enhanced aorta or IVC in front of the vertebral bodies",
     }
     tissues = {}
+    needed = max(2, len(ks) // 3)
     for name, parts in samples.items():
-        if name == "blood" and vessel_slices < max(2, len(ks) // 3):
+        if name == "blood" and len(vessels) < needed:
             continue  # a bright piece on one or two slices: bowel contrast or a calcified plaque, not the blood pool
         cat = (np.concatenate(parts), np.concatenate(smoothed[name])) if parts else (np.zeros(0), np.zeros(0))
         found = _measure(name, *cat, where[name])
+        if name == "blood" and found is None:
+            found = _alike_vessel_slices(vessels, needed, where[name])
         if found is not None:
             tissues[name] = found
     geometry = {

@@ -132,6 +132,28 @@ def test_contrast_enhanced_scan_is_found_and_corrected():
     assert value == pytest.approx(100.0, abs=10.0) and sd > 3
 
 
+def test_an_enhanced_aorta_on_a_few_noisy_slices_is_found_and_bright_pieces_unlike_each_other_are_not():
+    """helper-106: on the aorta CTA only 10 mm of L1 was in view; its aorta (371-385 HU on those slices) gave too few
+    voxels near one peak, so the scan was taken as unenhanced and its vBMD lacked the marrow's iodine. A lumen read
+    alike on the slices where the vessel test finds it is the blood pool; bright pieces that read unlike each other
+    from slice to slice (bowel content, calcified plaque) are not."""
+    hu, spine, body = physics_volume(120.0, 100.0, iodine=15.0, noise=45.0)
+    short = np.zeros_like(body)
+    short[5:8] = body[5:8]  # three slices of the body in view
+    aorta = hu[6] > 250  # the lumen (the only tissue that bright outside the bone)
+    aorta &= spine[6] == 0
+    for i, k in enumerate(range(5, 8)):
+        hu[k][aorta] += 12.0 * i  # the bolus brightens along the vessel
+    tissues, geometry = find_reference_tissues(hu, SPACING, spine > 0, short)
+    assert "blood" in tissues and 250 < tissues["blood"].hu < 500, tissues
+    assert calibrate(tissues, geometry, {"KVP": 120.0}).enhanced
+    # the same pieces reading 150, 400 and 650 HU on the three slices: no blood pool
+    for i, k in enumerate(range(5, 8)):
+        hu[k][aorta] = 150.0 + 250.0 * i + np.random.default_rng(k).normal(0, 45.0, int(aorta.sum()))
+    tissues, _ = find_reference_tissues(hu, SPACING, spine > 0, short)
+    assert "blood" not in tissues
+
+
 def test_without_tube_voltage_the_energy_rests_on_the_tissues_and_is_flagged():
     hu, spine, body = physics_volume(120.0, 120.0)
     tissues, geometry = find_reference_tissues(hu, SPACING, spine > 0, body)
