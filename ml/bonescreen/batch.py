@@ -421,6 +421,7 @@ def screen_study(
             tmp,
             screener=screener,
             input_name=key,
+            out_name=final,  # the notes name the study's folder, not the temporary one the run writes
             recursive=False,
             hu_offset=options.hu_offset,
             # axis codes are a NIfTI's (a DICOM series carries its own orientation): an archive may hold both

@@ -615,7 +615,7 @@ def _screen_in(args: argparse.Namespace, held: HeldFolder) -> int:
     """``screen``'s work and what it prints, into the output folder ``held`` (checked and locked)."""
     from .density import vbmd_text
     from .hu import hu_as_categorized
-    from .messages import headline, status_basis, user_messages
+    from .messages import WITHHELD_ORIENTATION, headline, status_basis, user_messages
     from .pipeline import Screener
     from .screen import screen_file
 
@@ -682,7 +682,9 @@ def _screen_in(args: argparse.Namespace, held: HeldFolder) -> int:
         if o.get("bone_status"):
             # the line every front end shows first (uncertain or unconfirmed as there), then its basis
             print(f"{headline(o)[0]}; basis: {status_basis(o['bone_status'])}")
-        elif o.get("bone_status_withheld"):  # the image's orientation looks wrong: the flags below say why
+        elif o.get(
+            "bone_status_withheld"
+        ):  # the orientation looks wrong, or the series is too short: the flags say why
             print(headline(o)[0])
     for line in user_messages(result):
         print(f"  - {line}")
@@ -690,8 +692,9 @@ def _screen_in(args: argparse.Namespace, held: HeldFolder) -> int:
     if o["probabilities"] is None and o.get("labels_off_bone"):
         # the labels given are not on this CT: written, but no result (helper-38: exit 0, a script could not tell)
         return 1
-    if o.get("bone_status_withheld"):
-        # every figure is read from a mirrored or upside-down spine: written, but no result, as above
+    if o.get("bone_status_withheld") == WITHHELD_ORIENTATION:
+        # every figure is read from a mirrored or upside-down spine: written, but no result, as above (a series too
+        # short to name its vertebrae keeps its figures, each the vertebra's whatever its name: exit 0)
         return 1
     if not result["levels"]:
         # no lumbar level in the mask: written (the report shows what was found), but no result, as above
@@ -945,13 +948,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tc.set_defaults(func=lambda a: _train(a, "classification"))
 
-    sc = sub.add_parser("screen", help="screen one CT: result.json, levels.nii.gz, seg.dcm (DICOM input), report.png")
+    sc = sub.add_parser(
+        "screen", help="screen one CT: result.json, levels.nii.gz, vertebrae.nii.gz, seg.dcm (DICOM input), report.png"
+    )
     sc.add_argument("input", type=user_path, help="DICOM folder, DICOM file or NIfTI")
     sc.add_argument(
         "--out",
         type=user_path,
         required=True,
-        help="output folder: result.json, levels.nii.gz, report.png (seg.dcm, sr.dcm)",
+        help="output folder: result.json, levels.nii.gz (L1-L5), vertebrae.nii.gz (every vertebra), report.png "
+        "(seg.dcm, sr.dcm)",
     )
     sc.add_argument("--device", type=_device, default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     sc.add_argument("--seg-weights", type=user_path, default=None, help="default: the bundled MS-Net")
@@ -960,7 +966,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels",
         type=user_path,
         default=None,
-        help="vertebra labels (NIfTI on the CT grid: corrected levels.nii.gz, another tool's map): skip segmenting",
+        help="vertebra labels (NIfTI on the CT grid: a corrected levels.nii.gz or vertebrae.nii.gz, another tool's "
+        "map): skip segmenting",
     )
     sc.add_argument(
         "--label-scheme",

@@ -28,6 +28,23 @@ WITHHELD_ORIENTATION = (
 )
 
 
+def withheld_short_series(extent_mm: float, max_body_mm: float) -> str:
+    """Why no bone status is given for a series too short to tell which vertebrae it holds (result.json
+    ``overall.bone_status_withheld``).
+
+    With no landmark in view (no sacrum, no ribs told from transverse processes) the split names the top vertebra
+    L1 as a guess (:func:`bonescreen.pipeline.levels.name_vertebrae`), and the ACR QCT categories, and so the status,
+    hold for L1-L4 only (helper-106: two slices of the T11-T12 series were called "L1" with the status "Normal bone
+    mass?", where the whole series found T12 and T11, none lumbar). ``extent_mm``: the series' length along the spine;
+    ``max_body_mm``: the most one vertebra with its arch spans (``LevelSettings.max_body_mm``).
+    """
+    return (
+        f"the series covers {extent_mm:.0f} mm, under the {max_body_mm:.0f} mm one vertebra spans: too little of the "
+        "spine to tell which vertebra it is, and the ACR categories hold for L1-L4 only; name the vertebrae (napari, "
+        "Slicer, or --labels) to have one"
+    )
+
+
 #: Why a level without a density is left out of the overall vBMD (result.json ``overall.left_out``); it still serves
 #: the overall HU and BCC-Net's average.
 NO_VBMD = "no vBMD"
@@ -144,8 +161,8 @@ def headline(overall: dict) -> tuple[str, str | None]:
     :func:`bonescreen.pipeline.bone_health.bone_status`) is the tool's answer; BCC-Net's call is
     one of its inputs and is shown as the network's, below it. A flagged result says so; an
     unconfirmed status (its basis says ``unconfirmed``: a doubted fracture, labels off the bone) is
-    put as a question and names no class; labels that are all off the bone, or an image whose orientation looks
-    wrong (``bone_status_withheld``), give no status at all.
+    put as a question and names no class; labels that are all off the bone, an image whose orientation looks
+    wrong, or a series too short to name its vertebrae (``bone_status_withheld``), give no status at all.
 
     Parameters
     ----------

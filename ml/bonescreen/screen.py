@@ -40,6 +40,7 @@ def screen_file(
     progress: ProgressCallback | None = None,
     screener: Screener | None = None,
     input_name: str | None = None,
+    out_name: str | os.PathLike | None = None,
     hu_offset: float | None = None,
     orientation: str | None = None,
     label_scheme: str = "bonescreen",
@@ -49,8 +50,9 @@ def screen_file(
 ) -> dict:
     """Run the main job on one CT and write its outputs.
 
-    Writes ``result.json``, ``levels.nii.gz``, ``seg.dcm`` and ``sr.dcm`` (DICOM input: the SEG and a TID 1500
-    Measurement Report, :mod:`bonescreen.io.sr`) and ``report.png``. The output
+    Writes ``result.json``, ``levels.nii.gz`` (L1-L5), ``vertebrae.nii.gz`` (every vertebra found, with the ids of
+    DESIGN.md: the map to correct names in, given back with ``--labels``), ``seg.dcm`` and ``sr.dcm`` (DICOM input:
+    the SEG and a TID 1500 Measurement Report, :mod:`bonescreen.io.sr`) and ``report.png``. The output
     folder is checked before any work; each output is written on its own, and one that fails is
     recorded in result.json (``output_errors``) while the others are still written.
 
@@ -70,6 +72,9 @@ def screen_file(
         A loaded screener to reuse (batch runs); else one is made from the other arguments.
     input_name : str, optional
         What result.json calls the input; the input path by default (batch runs give a key that names nobody).
+    out_name : str or PathLike, optional
+        The folder the notes name where they point at a file in ``out``; ``out`` by default (batch runs write into a
+        temporary folder that then takes the study's name).
     hu_offset, orientation : optional
         The user's corrections of the input (:func:`~bonescreen.io.load_ct`).
     recursive : bool
@@ -123,7 +128,7 @@ def screen_file(
             folder.keep()  # the run writes there now: the folder stays
             # an earlier run's files go before any new file is written, so that a run stopped half-way (Ctrl-C, a
             # full disk) leaves no result.json and no output of another CT beside this one's
-            earlier = clear_earlier_run(out, given)
+            earlier = clear_earlier_run(out, given, Path(out_name) if out_name is not None else out)
         except OSError as exc:  # checked before the work, but the disk may have changed since
             raise BoneScreenError(f"cannot clear the output folder ({system_reason(exc)})", out) from None
         outputs: dict[str, str] = {}
@@ -148,13 +153,22 @@ def screen_file(
             if key in outputs:
                 note_written(name, file_sha256(out / name))
 
-        def write_levels(path: Path) -> list[str]:
+        def label_map_writer(held: np.ndarray):
+            """Writes ``held`` (``labels``: L1-L5; ``vertebrae``: every vertebra found) with its naming note."""
+
+            def write(path: Path) -> list[str]:
+                write_labels_nifti(volume, held, path, naming_of(held))
+                return []  # a label map carries no identifying tag
+
+            return write
+
+        def naming_of(held: np.ndarray) -> dict | None:
             naming = None
             if result["segmentation"]["source"] == "bonescreen":
                 naming = {**result["segmentation"], "upside_down": upside_down_note(result["segmentation"]["notes"])}
             if own := given_map.get("own_labels"):  # BoneScreen's own labels given back: as the run named them, with
-                # the user's edits and renamings of the levels written (the map holds L1-L5 only)
-                present = set(np.unique(labels).tolist())
+                # the user's edits and renamings of the vertebrae the map holds written
+                present = set(np.unique(held).tolist())
                 naming = {
                     "naming_rule": own["naming_rule"],
                     "naming_certain": own["naming_certain"],
@@ -165,16 +179,20 @@ def screen_file(
                 if own["renamed"] and not naming["named_from"]:  # the vertebra renamed is no level (L1 -> T12): the
                     # names stay the user's
                     naming.update(naming_rule=users_naming_rule(own["naming_rule"]), naming_certain=True)
-            write_labels_nifti(volume, labels, path, naming)
-            return []  # levels.nii.gz carries no identifying tag
+            return naming
 
-        if given == (out / "levels.nii.gz").resolve():  # the user's corrected labels: never overwritten
-            output_notes.append("levels.nii.gz is the labels given (--labels): left as it is")
-        else:
-            attempt("levels", "levels.nii.gz", write_levels)
+        # levels.nii.gz holds L1-L5 (DESIGN.md); vertebrae.nii.gz every vertebra found, with the ids napari's layer and
+        # Slicer's segments use, so that names can be corrected outside them too (helper-106: a T12 taken for L1 could
+        # not be renamed from the command line, the map holding L1-L5 only)
+        for key, name, held in (("levels", "levels.nii.gz", labels), ("vertebrae", "vertebrae.nii.gz", vertebrae)):
+            if given == (out / name).resolve():  # the user's corrected labels: never overwritten
+                output_notes.append(f"{name} is the labels given (--labels): left as it is")
+            else:
+                attempt(key, name, label_map_writer(held))
         if not labels.any():
             output_notes.append(
                 "levels.nii.gz is empty: it holds the lumbar levels (L1-L5) only and none was found"
+                + ("; vertebrae.nii.gz holds the vertebrae found" if vertebrae.any() else "")
                 + (
                     "; seg.dcm and sr.dcm were not written (nothing to segment or measure)"
                     if volume.source.kind == "dicom"
@@ -244,7 +262,7 @@ def screen_file(
 
 
 #: The files :func:`screen_file` writes beside result.json.
-OUTPUT_NAMES = ("levels.nii.gz", "seg.dcm", "sr.dcm", "report.png")
+OUTPUT_NAMES = ("levels.nii.gz", "vertebrae.nii.gz", "seg.dcm", "sr.dcm", "report.png")
 #: A run's record of the outputs it has written (name -> SHA-256), kept until its result.json is written: the next
 #: run removes the files it names, as written, for a stopped run's own, and keeps any other for the user's.
 WRITING_RECORD = ".bonescreen-writing.json"
@@ -266,7 +284,7 @@ def _read_writing_record(out: Path) -> dict:
 IDENTIFYING_TAGS_NOTE = (
     "a DICOM SEG and SR repeat the source's patient and study tags so that they stay attached to the study: "
     "identifying_tags lists, per file, those that hold a value (of DICOM PS3.15 Annex E's identifying attributes); "
-    "levels.nii.gz, report.png and result.json carry none"
+    "levels.nii.gz, vertebrae.nii.gz, report.png and result.json carry none"
 )
 
 
@@ -364,7 +382,7 @@ class EarlierRun(NamedTuple):
     notes: list[str]
 
 
-def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
+def clear_earlier_run(out: Path, given: Path | None, shown: Path | None = None) -> EarlierRun:
     """Take an earlier run's files out of ``out`` before this run writes its own.
 
     result.json and the outputs of :data:`OUTPUT_NAMES` that BoneScreen wrote there last are removed: a result.json
@@ -377,7 +395,8 @@ def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
     a stopped run (:func:`~bonescreen.atomic.temporary_names`) are
     removed (the caller holds the folder's lock: no other run is writing them). The labels the user gave
     (``given``) stay in place (helper-92: the user's own result.json, seg.dcm and report.png were replaced
-    without a word; only levels.nii.gz was kept).
+    without a word; only levels.nii.gz was kept). A kept label map's note gives the command that screens with it,
+    its path in ``shown`` (the folder as the user knows it; ``out`` by default).
 
     Raises
     ------
@@ -422,12 +441,17 @@ def clear_earlier_run(out: Path, given: Path | None) -> EarlierRun:
             continue
         kept = kept_name(path)
         path.rename(kept)
+        label_map = name in ("levels.nii.gz", "vertebrae.nii.gz")
         why = (
             "was not the file BoneScreen wrote there last (edited?)"
-            if name == "levels.nii.gz"
-            else ("was not written by BoneScreen's last run there")
+            if label_map
+            else "was not written by BoneScreen's last run there"
         )
-        hint = f"; to screen with it: bonescreen screen INPUT --labels {kept.name}" if name == "levels.nii.gz" else ""
+        # the path as the output folder was given: the name alone failed when copied from the folder the user ran in
+        # (helper-106: "no such label file")
+        hint = (
+            f"; to screen with it: bonescreen screen INPUT --labels {(shown or out) / kept.name}" if label_map else ""
+        )
         notes.append(f"{name} in the folder {why}: kept as {kept.name}{hint}")
     if stopped_removed:
         notes.append(f"{', '.join(stopped_removed)} of an earlier run stopped before its result.json: removed")

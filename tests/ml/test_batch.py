@@ -304,7 +304,8 @@ def test_a_rerun_with_other_weights_screens_again_and_keeps_what_the_user_left_t
     from bonescreen.batch import _row
 
     noted = _row(again)["output_notes"]
-    assert f"kept as {kept[0].name}" in noted and f"bonescreen screen INPUT --labels {kept[0].name}" in noted
+    # the kept file's path, not its name alone (helper-106: the command failed when copied, "no such label file")
+    assert f"kept as {kept[0].name}" in noted and f"bonescreen screen INPUT --labels {kept[0]}" in noted
     assert result["models"]["classification"]["sha256"] != result["models"]["segmentation"]["sha256"]
     # a run stopped (Ctrl-C) just after this study was moved into place, before its outcome was collected: the
     # summary still lists it, from its folder (helper-38), and only for the weights it was screened with

@@ -199,7 +199,8 @@ def test_the_outputs_of_a_run_stopped_before_its_result_are_not_taken_for_the_us
         assert not (out / screen.WRITING_RECORD).exists()
         if not edit:
             assert kept == [] and stopped == [
-                "levels.nii.gz, seg.dcm, sr.dcm, report.png of an earlier run stopped before its result.json: removed"
+                "levels.nii.gz, vertebrae.nii.gz, seg.dcm, sr.dcm, report.png of an earlier run stopped before its "
+                "result.json: removed"
             ], result["output_notes"]
         else:
             assert len(kept) == 1 and kept[0].startswith("levels.kept-"), kept

@@ -227,6 +227,49 @@ def test_a_rerun_into_the_same_folder_leaves_no_earlier_output_and_keeps_the_use
     assert (out / "seg.dcm").is_file()
 
 
+def test_names_are_corrected_in_vertebrae_nii_gz_and_given_back(unseen, tmp_path, capsys):
+    """helper-106: levels.nii.gz holds L1-L5 only (DESIGN.md), so a T12 taken for L1 could not be renamed from the
+    command line. vertebrae.nii.gz holds every vertebra found with DESIGN.md's ids: renamed there (L1 called T12, T12
+    T11, as a user who counts a thirteenth rib would) and given back, the names are the user's. Edited in place, a
+    rerun keeps it under a new name with a command that works where the user ran (not the bare file name)."""
+    import nibabel as nib
+
+    from bonescreen.io.writers import own_labels
+
+    _, root = unseen
+    out = tmp_path / "a"
+    assert main(["screen", str(root / "dicom"), "--out", str(out), "--device", "cpu"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    img = nib.load(out / "vertebrae.nii.gz")
+    every = np.asarray(img.dataobj)
+    levels = np.asarray(nib.load(out / "levels.nii.gz").dataobj)
+    assert {1, 2, 3, 4, 5, 6} <= set(np.unique(every).tolist())  # T12 too
+    np.testing.assert_array_equal(np.where(every <= 5, every, 0), levels)
+    assert result["outputs_sha256"]["vertebrae.nii.gz"] == file_sha256(out / "vertebrae.nii.gz")
+    assert own_labels(out / "vertebrae.nii.gz")["edited"] == []  # MS-Net's mark, as named
+
+    renamed = every.copy()
+    renamed[every == 6], renamed[every == 1] = 8, 6
+    nib.save(nib.Nifti1Image(renamed, img.affine, img.header), out / "vertebrae.nii.gz")  # edited in place
+    assert own_labels(out / "vertebrae.nii.gz")["named_from"] == {8: 6, 6: 1}
+    again = tmp_path / "b"
+    assert main(["screen", str(root / "dicom"), "--out", str(again), "--labels", str(out / "vertebrae.nii.gz")]) == 0
+    second = json.loads((again / "result.json").read_text())
+    assert [lv["name"] for lv in second["levels"]] == ["L2", "L3", "L4", "L5"]
+    assert second["segmentation"]["naming_rule"].startswith("names changed by the user")
+    # the vertebrae given, lowest first (helper-106: null with --labels)
+    given = second["segmentation"]["vertebrae"]
+    assert given[-2:] == ["T12", "T11"] and given.index("L5") < given.index("L2")
+    assert not (np.asarray(nib.load(again / "levels.nii.gz").dataobj) == 1).any()
+    capsys.readouterr()
+    # a rerun into the first folder keeps the edited map, and its note's command names the path
+    assert main(["screen", str(root / "dicom"), "--out", str(out), "--device", "cpu"]) == 0
+    kept = list(out.glob("vertebrae.kept-*.nii.gz"))
+    assert len(kept) == 1 and (np.asarray(nib.load(kept[0]).dataobj) == 8).any()
+    notes = json.loads((out / "result.json").read_text())["output_notes"]
+    assert any(n.endswith(f"bonescreen screen INPUT --labels {kept[0]}") for n in notes), notes
+
+
 def test_a_run_stopped_while_writing_leaves_nothing_of_the_earlier_run(unseen, tmp_path, monkeypatch):
     """Ctrl-C while the outputs were written left the earlier run's result.json, then (helper-30) its report,
     SEG and SR, beside this run's new levels.nii.gz. Stopping is simulated by a KeyboardInterrupt from the
@@ -245,7 +288,13 @@ def test_a_run_stopped_while_writing_leaves_nothing_of_the_earlier_run(unseen, t
     with pytest.raises(KeyboardInterrupt):
         screen_module.screen_file(root / "dicom", out, device="cpu", labels_path=labels)
     # this run's only, and its record of them (the next run removes them as a stopped run's, stop 63)
-    assert sorted(p.name for p in out.iterdir()) == [screen_module.WRITING_RECORD, "levels.nii.gz", "seg.dcm", "sr.dcm"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        screen_module.WRITING_RECORD,
+        "levels.nii.gz",
+        "seg.dcm",
+        "sr.dcm",
+        "vertebrae.nii.gz",
+    ]
     assert not list(out.glob("levels.kept-*"))  # the earlier levels.nii.gz was BoneScreen's own: not kept
 
 

@@ -118,6 +118,37 @@ def test_with_no_usable_level_the_overall_rests_on_the_levels_on_bone_and_says_s
     assert any(r.startswith("bone status unconfirmed") and "none of them usable" in r for r in overall["reasons"])
 
 
+def test_a_series_too_short_to_name_its_vertebra_gets_figures_but_no_bone_status(small_case, tmp_path, capsys):
+    """helper-106: two slices of the T11-T12 series were named "L1" (the top vertebra in view, no landmark) and given
+    the status "Normal bone mass?", where the whole series found T12 and T11, none lumbar. A series shorter than one
+    vertebra gives its figures, flagged, but no status (the ACR categories hold for L1-L4); named by the user, it has
+    one. Four 3 mm slices through the phantom's L3."""
+    from bonescreen.io.volume import volume_from_ijk
+    from bonescreen.messages import headline
+    from bonescreen.pipeline import Screener
+
+    zs = np.nonzero((small_case.body == 3).any(axis=(1, 2)))[0]
+    mid = int(zs[len(zs) // 2])
+    hu = small_case.hu[mid - 2 : mid + 2].astype(np.float32)
+    volume = volume_from_ijk(hu.transpose(2, 1, 0), np.diag([-0.7, -0.7, 3.0, 1.0]), "nifti", None, "test")
+    result = Screener(device="cpu").screen(volume)[0]
+    overall = result["overall"]
+    assert result["segmentation"]["naming_certain"] is False and result["levels"]
+    assert overall["bone_status"] is None and "covers 12 mm" in overall["bone_status_withheld"]
+    assert overall["reasons"][0].startswith("no bone status: the series covers 12 mm")
+    assert result["levels"][0]["trabecular_hu"] is not None  # the figures stand, the vertebra's whatever its name
+    assert headline(overall)[0].startswith("No bone status: the series covers 12 mm")
+    # named by the user (their labels: certain names), the same slices have a status
+    labels = np.where(small_case.levels[mid - 2 : mid + 2] == 3, 3, 0).astype(np.uint8)
+    named = Screener(device="cpu").classify(volume, labels)["overall"]
+    assert named["bone_status"] is not None and named["bone_status_withheld"] is None
+    # the command line gives the figures with exit 0 (a wrong orientation, whose figures mean nothing, exits 1)
+    path = tmp_path / "short.nii.gz"
+    nib.save(nib.Nifti1Image(hu.transpose(2, 1, 0), np.diag([-0.7, -0.7, 3.0, 1.0])), path)
+    code, out, _ = run_cli(["screen", str(path), "--out", str(tmp_path / "o"), "--device", "cpu"], capsys)
+    assert code == 0 and "No bone status: the series covers 12 mm" in out
+
+
 # kind 4: orientation unknown
 
 

@@ -219,6 +219,7 @@ def classify_levels(
     energy_normalized: bool = False,
     disc_hu: tuple[float, float] = (DISC_VALLEY_HU, DISC_MAX_HU),
     orientation_doubts: Sequence[str] = (),
+    withheld: str | None = None,
 ) -> dict:
     """Classify each level on ``labels`` and the whole scan.
 
@@ -240,7 +241,8 @@ def classify_levels(
     ``orientation_doubts``: flags saying that the image's axes look wrong (:mod:`bonescreen.orientation_check`, the
     split's upside-down sacrum): every figure is then read from a mirrored body, so no bone status is given
     (``overall.bone_status_withheld`` says why) and each flag is the first reason of the overall call and of every
-    level.
+    level. ``withheld``: why no bone status is given although the figures stand (a series too short to name its
+    vertebrae, :func:`~bonescreen.messages.withheld_short_series`); it leads the overall reasons.
 
     Returns
     -------
@@ -502,7 +504,7 @@ def classify_levels(
     status = bone_status(
         on_bone, vbmd, prediction, names_certain, checked, off_names, chosen_names if fallback else None
     )
-    if all_off or orientation_doubts:
+    if all_off or orientation_doubts or withheld:
         status = None
     doubt = fracture_doubt(on_bone, names_certain, checked)
     noisy = ""
@@ -532,6 +534,8 @@ def classify_levels(
             f"ACR category {_said(vbmd['acr_category'])} ({vbmd_text(vbmd['vbmd_mg_cm3'])} mg/cm3) disagrees with the "
             f"network ({_said(prediction)})"
         )
+    if withheld and not all_off and not orientation_doubts:  # the first reason: why there is no status
+        reasons.insert(0, f"no bone status: {withheld}")
     if orientation_doubts:  # (helper-96: a CT with front and back swapped led with "Osteoporosis?" from bogus
         # fractures, its orientation flag the tenth line): no status, and the reason first, on every level too
         reasons = [*orientation_doubts, *(r for r in reasons if r not in orientation_doubts)]
@@ -552,7 +556,7 @@ def classify_levels(
             "vbmd_levels_used": vbmd["levels_used"],
             "left_out": vbmd["left_out"],
             "bone_status": status,
-            "bone_status_withheld": WITHHELD_ORIENTATION if orientation_doubts and not all_off else None,
+            "bone_status_withheld": None if all_off else WITHHELD_ORIENTATION if orientation_doubts else withheld,
             "labels_off_bone": off_names,
             "uncertain": bool(reasons),
             "reasons": reasons,

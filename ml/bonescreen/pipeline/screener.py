@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from ..checkpoint import load_model
 from ..device import fallback_note, resolve_device
@@ -28,7 +29,7 @@ from ..labels import (
     vertebra_ids,
     vertebra_name,
 )
-from ..messages import USER_NAMING, add_input_messages, users_naming_rule
+from ..messages import USER_NAMING, add_input_messages, users_naming_rule, withheld_short_series
 from ..ood import FeatureDensity, load_feature_density
 from ..orientation_check import FRONT_BACK_FLAGS, front_and_back_swapped, head_and_feet_swapped, orientation_notes
 from ..preprocess import trained_energy_normalized
@@ -156,6 +157,18 @@ class Segmentation:
         lut = np.zeros(256, np.uint8)
         lut[1 : len(ids) + 1] = ids[:255]
         return lut[self.vertebra_map]
+
+
+def given_names(vertebrae: np.ndarray) -> list[str]:
+    """The names of the vertebrae a map given by the user holds (ids of DESIGN.md), lowest first: by the middle of
+    each one's slices (z runs inferior to superior), as ``segmentation.vertebrae`` lists those the split found
+    (helper-106: null with ``--labels``, where the README said it lists every vertebra).
+
+    ``vertebrae``: uint8 (z, y, x) map of every vertebra given.
+    """
+    boxes = ndimage.find_objects(vertebrae)
+    middles = [((box[0].start + box[0].stop) / 2, vid) for vid, box in enumerate(boxes, start=1) if box is not None]
+    return [vertebra_name(vid) for _, vid in sorted(middles)]
 
 
 def no_lumbar_result(thresholds: HUThresholds, found: str) -> dict:
@@ -425,6 +438,10 @@ class Screener:
         )
         reversed_names = head_and_feet_swapped(vertebrae, volume.spacing)  # (names given on an upside-down image)
         doubts = [*swapped, *([upside_down] if upside_down else reversed_names)]
+        # names the split guessed on a series shorter than one vertebra (no landmark can be in view): no status
+        extent = volume.shape[0] * volume.spacing[0]
+        short = extent < self.level_settings.max_body_mm and not names_certain
+        withheld = withheld_short_series(extent, self.level_settings.max_body_mm) if short else None
         model = self.model("classification")
         with self.settings.forward_context(self.device):
             result = classify_levels(
@@ -446,6 +463,7 @@ class Screener:
                 mask_checked=mask_checked,
                 disc_hu=(self.level_settings.disc_valley_hu, self.level_settings.disc_max_hu),
                 orientation_doubts=doubts,
+                withheld=withheld,
             )
         flags = [
             *volume.flags,
@@ -550,7 +568,7 @@ class Screener:
             "segmentation": {
                 "source": "user" if seg is None else "bonescreen" if mark is None else "user mask",
                 "naming_rule": seg.rule if seg is not None else own_rule if own_labels else "given by the user",
-                "vertebrae": seg.map_names() if seg is not None else None,
+                "vertebrae": seg.map_names() if seg is not None else given_names(vertebrae),
                 "naming_certain": bool(certain),
                 "evidence": [
                     {**v.evidence(volume.spacing, volume.hu.shape[0]), "name": name}
