@@ -177,7 +177,7 @@ def _grade_cell(row: dict) -> str:
             return SHORT_CLASS[row["bone_status"]["class"]] + (" (fx)" if sure else " (fx?)")
         # unconfirmed by anything else (names, one vertebra's vBMD, a grade 1 that may be 2): a question too
         return SHORT_CLASS[row["bone_status"]["class"]] + ("" if sure else "?")
-    if row.get("bone_status_withheld"):  # the overall row of a CT whose orientation looks wrong
+    if row.get("bone_status_withheld"):  # the overall row of a CT whose orientation looks wrong, or too short a series
         return "none"
     fracture = row.get("fracture")
     if not fracture:
@@ -1142,6 +1142,8 @@ class ClassifyWidget(_Base):
             users_labels=bool(checked) or renamed,
             # the split found the sacrum at the top: no bone status, as on the command line
             upside_down=upside_down_note(notes),
+            # names guessed from the top vertebra of a series too short to show a landmark: no bone status either
+            naming_rule=rule,
             _connect={"errored": self._fail},  # (no second, re-raised report of the error)
             _start_thread=False,  # (started below, once every signal is connected)
         )

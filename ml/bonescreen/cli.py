@@ -615,7 +615,7 @@ def _screen_in(args: argparse.Namespace, held: HeldFolder) -> int:
     """``screen``'s work and what it prints, into the output folder ``held`` (checked and locked)."""
     from .density import vbmd_text
     from .hu import hu_as_categorized
-    from .messages import WITHHELD_ORIENTATION, headline, status_basis, user_messages
+    from .messages import WITHHELD_ORIENTATION, headline, left_out_of_overall, status_basis, user_messages
     from .pipeline import Screener
     from .screen import screen_file
 
@@ -667,7 +667,11 @@ def _screen_in(args: argparse.Namespace, held: HeldFolder) -> int:
             f"{n} {'left out (the flags say why)' if n in left_out else 'not usable' if n in found else 'not found'}"
             for n in missing
         ]
-        why = f"; {' and '.join(missing)}, so every usable level" if missing else ""
+        # no level usable: the levels averaged are those on bone, each flagged (review, helper-107: "so every usable
+        # level" beside levels none of which is)
+        none_usable = all(left_out_of_overall({"left_out": left_out}, n) for n in o["levels_used"])
+        rule = "the levels on bone, none usable" if none_usable else "every usable level"
+        why = f"; {' and '.join(missing)}, so {rule}" if missing else ""
         print(f"overall BCC-Net ({used}{why}): {o['prediction']} {probs}{flag}")
         if o.get("trabecular_hu") is not None:  # as the report's HU panel says it (helper-34: not printed)
             print(
@@ -973,7 +977,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--label-scheme",
         choices=SCHEME_NAMES,
         default=None,
-        help="ids of --labels: bonescreen (the default: 1-5 = L1-L5, 6 = T12, 7 = sacrum, as levels.nii.gz), "
+        help="ids of --labels: bonescreen (the default: 1-5 = L1-L5, 6 = T12, 7 = sacrum, as levels.nii.gz and "
+        "vertebrae.nii.gz), "
         "verse (VerSe), totalseg (TotalSegmentator's total task), or mask (any id above 0 is vertebral bone: a "
         "binary mask of the spine, split and named as MS-Net's mark is)",
     )

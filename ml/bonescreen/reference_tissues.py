@@ -120,7 +120,7 @@ def _alike_vessel_slices(vessels: list[np.ndarray], needed: int, where: str) -> 
     peak (:func:`_measure`; helper-106: the aorta CTA's aorta, 371-385 HU on the slices through L1, gave fewer than
     :data:`MIN_VOXELS` near it, and the scan was taken as unenhanced, its vBMD without the marrow's iodine). The
     largest group of slices whose lumen medians lie within :data:`VESSEL_ALIKE_HU` of one another is the pool when it
-    holds ``needed`` slices; None otherwise.
+    holds ``needed`` slices and :data:`MIN_VOXELS`; None otherwise.
 
     Parameters
     ----------
@@ -137,9 +137,9 @@ def _alike_vessel_slices(vessels: list[np.ndarray], needed: int, where: str) -> 
     for i in range(len(order)):
         group = [int(j) for j in order[i:] if medians[j] - medians[order[i]] <= VESSEL_ALIKE_HU]
         best = group if len(group) > len(best) else best
-    if len(best) < needed:
+    lumen = np.concatenate([vessels[j] for j in best]) if best else np.zeros(0)
+    if len(best) < needed or lumen.size < MIN_VOXELS:  # (as few voxels as :func:`_measure` takes: review, helper-107)
         return None
-    lumen = np.concatenate([vessels[j] for j in best])
     return ReferenceTissue("blood", float(np.median(lumen)), float(np.std(lumen)), int(lumen.size), where)
 
 

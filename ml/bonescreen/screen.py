@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -449,9 +450,9 @@ def clear_earlier_run(out: Path, given: Path | None, shown: Path | None = None) 
         )
         # the path as the output folder was given: the name alone failed when copied from the folder the user ran in
         # (helper-106: "no such label file")
-        hint = (
-            f"; to screen with it: bonescreen screen INPUT --labels {(shown or out) / kept.name}" if label_map else ""
-        )
+        # quoted for the shell: a folder named with a space gave a command that failed when copied (review, helper-107)
+        command = f"bonescreen screen INPUT --labels {shlex.quote(str((shown or out) / kept.name))}"
+        hint = f"; to screen with it: {command}" if label_map else ""
         notes.append(f"{name} in the folder {why}: kept as {kept.name}{hint}")
     if stopped_removed:
         notes.append(f"{', '.join(stopped_removed)} of an earlier run stopped before its result.json: removed")

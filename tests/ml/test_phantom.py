@@ -82,9 +82,10 @@ def test_measured_hu_tracks_vbmd_over_30_cases():
     # the ROI (the middle of the body) samples the texture: unbiased against the whole core's set value, a few
     # HU of spread (this phantom's trabecular plates read above 400 HU even at 3 mm and thin out in patches of
     # about 5 mm; the ROI's outlier rule, made for sclerosis and cortex, trims some of them, and the middle
-    # slab holds fewer patches than the whole core: 8.2 HU of spread, largest error 32 HU, hu.OUTLIER_ROBUST_SD,
-    # hu.ROI_DEPTH_FRACTION, hu.ROI_HALF_HEIGHT_MM)
-    assert abs(np.mean(errors)) < 2 and np.std(errors) < 9.5 and np.max(np.abs(errors)) < 36
+    # slab holds fewer patches than the whole core: 11.2 HU of spread, largest error 37 HU, hu.OUTLIER_ROBUST_SD,
+    # hu.ROI_DEPTH_FRACTION, hu.ROI_HALF_HEIGHT_MM; with the 12 mm slab before stop 66, 8.2 and 32 HU: the 10 mm slab
+    # samples three 3 mm slices, not five, and moves less with a mask one slice too tall on real CT, hu's comment)
+    assert abs(np.mean(errors)) < 2 and np.std(errors) < 12.5 and np.max(np.abs(errors)) < 40
     r = np.corrcoef(vbmd, measured)[0, 1]
     assert r > 0.95, r
     measured = np.array(measured)

@@ -87,7 +87,7 @@ def test_level_hu_flag_reaches_the_level_and_the_overall_call(small_case):
     assert "L1" not in result["overall"]["levels_used"] and "L1" not in result["overall"]["vbmd_levels_used"]
 
 
-def test_with_no_usable_level_the_overall_rests_on_the_levels_on_bone_and_says_so(small_case):
+def test_with_no_usable_level_the_overall_rests_on_the_levels_on_bone_and_says_so(small_case, tmp_path, capsys):
     """Every body filled at 733 HU (cement?) and L2's labels off the bone: no level is usable, so BCC-Net's average
     and the HU rest on the levels on bone all the same, flagged; those levels are not shown "left out" of figures
     that are theirs (stop 65's review: the table said "out" beside them), and L2, off the bone, is never among them
@@ -109,13 +109,22 @@ def test_with_no_usable_level_the_overall_rests_on_the_levels_on_bone_and_says_s
     assert used == ["L1", "L3", "L4", "L5"] and overall["probabilities"] is not None
     assert overall["vbmd_mg_cm3"] is None and overall["vbmd_levels_used"] == []
     assert any(r.startswith("no level is usable") and "L1, L3, L4, L5 all the same" in r for r in overall["reasons"])
-    assert not any(r.startswith(("L1 left out", "L3 left out", "L5 left out")) for r in overall["reasons"])
+    assert not any(
+        r.startswith(("L1 left out", "L3 left out", "L4 left out", "L5 left out")) for r in overall["reasons"]
+    )
     assert all(left_out_of_overall(overall, name) is None for name in used)
     assert left_out_of_overall(overall, "L2")  # off the bone: out of every figure
     assert overall["left_out"]["L5"] == IMPLAUSIBLE_HU  # the vBMD's reasons are kept
     # no vBMD, so the status is BCC-Net's, which rests on unusable levels: unconfirmed, and said so
     assert "L1, L3, L4, L5, none of them usable" in overall["bone_status"]["basis"]
     assert any(r.startswith("bone status unconfirmed") and "none of them usable" in r for r in overall["reasons"])
+    # the command line names the rule (review, helper-107: "so every usable level" beside levels none of which is)
+    affine = np.diag([-0.7, -0.7, 3.0, 1.0])
+    nib.save(nib.Nifti1Image(hu.transpose(2, 1, 0), affine), tmp_path / "ct.nii.gz")
+    nib.save(nib.Nifti1Image(small_case.levels.transpose(2, 1, 0).astype(np.uint8), affine), tmp_path / "l.nii.gz")
+    args = ["screen", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "l.nii.gz"), "--out", str(tmp_path / "o")]
+    _, out, _ = run_cli([*args, "--device", "cpu"], capsys)
+    assert "L2 left out (the flags say why), so the levels on bone, none usable" in out, out
 
 
 def test_a_series_too_short_to_name_its_vertebra_gets_figures_but_no_bone_status(small_case, tmp_path, capsys):
@@ -147,6 +156,14 @@ def test_a_series_too_short_to_name_its_vertebra_gets_figures_but_no_bone_status
     nib.save(nib.Nifti1Image(hu.transpose(2, 1, 0), np.diag([-0.7, -0.7, 3.0, 1.0])), path)
     code, out, _ = run_cli(["screen", str(path), "--out", str(tmp_path / "o"), "--device", "cpu"], capsys)
     assert code == 0 and "No bone status: the series covers 12 mm" in out
+    # the run's own labels given back keep the guess, and no status; the user's own map names the vertebra
+    again = ["screen", str(path), "--out", str(tmp_path / "a"), "--device", "cpu"]
+    run_cli([*again, "--labels", str(tmp_path / "o" / "levels.nii.gz")], capsys)
+    assert json.loads((tmp_path / "a" / "result.json").read_text())["overall"]["bone_status"] is None
+    mine = tmp_path / "mine.nii.gz"
+    nib.save(nib.Nifti1Image(labels.transpose(2, 1, 0), np.diag([-0.7, -0.7, 3.0, 1.0])), mine)
+    run_cli([*again, "--labels", str(mine)], capsys)
+    assert json.loads((tmp_path / "a" / "result.json").read_text())["overall"]["bone_status"] is not None
 
 
 # kind 4: orientation unknown
@@ -213,7 +230,7 @@ def test_one_failing_output_keeps_the_others_and_every_note_is_printed(series, s
     code, stdout, _ = run_cli(args, capsys)
     assert code == 1
     result = json.loads((out / "result.json").read_text())
-    assert set(result["outputs"]) == {"levels", "seg", "sr"} and (out / "seg.dcm").is_file()
+    assert set(result["outputs"]) == {"levels", "vertebrae", "seg", "sr"} and (out / "seg.dcm").is_file()
     assert (out / "sr.dcm").is_file()  # the SR references the SEG: written too
     assert (out / "levels.nii.gz").is_file() and "report.png" in result["output_errors"]
     assert any("FrameOfReferenceUID" in n for n in result["output_notes"])

@@ -107,10 +107,10 @@ def overall_levels(usable: list[int]) -> list[int]:
     return list(OVERALL_LEVELS) if all(lv in usable for lv in OVERALL_LEVELS) else sorted(usable)
 
 
-def _left_out_text(fallback: bool) -> str:
+def _left_out_text(averaged: bool) -> str:
     """What a row says of a level with a grade 2-3 fracture: left out of the overall figures, or, where no usable
-    level serves (``fallback``), of the vBMD only."""
-    if fallback:
+    level serves and the overall probabilities and HU average it all the same (``averaged``), of the vBMD only."""
+    if averaged:
         return "left out of the overall vBMD; no usable level serves the other overall figures, so they rest on it"
     return "left out of the overall averages"
 
@@ -376,7 +376,13 @@ def classify_levels(
             reasons.append(
                 f"vertebral fracture? Genant grade {g} ({fracture['shape']}, height loss "
                 f"{100 * fracture['height_loss']:.0f}%)"
-                + (f"; {_left_out_text(fallback)}, and it makes the bone status osteoporosis" if g >= 2 else "")
+                + (
+                    f"; {_left_out_text(fallback and lv in chosen)}"
+                    # (review, helper-107: said beside no status where a short series' status is withheld)
+                    + ("" if withheld else ", and it makes the bone status osteoporosis")
+                    if g >= 2
+                    else ""
+                )
             )
         if fracture and fracture.get("note"):
             reasons.append(fracture["note"])

@@ -55,6 +55,8 @@ NO_LANDMARK_NOTE = "level names are uncertain: neither the sacrum nor ribs were 
 #: whole, and a transverse process cut by a few slices reads as a rib (helper-66: one 3 mm slice through L4-L5 was
 #: named T12). The real T11-T12 series (40 mm, its two vertebrae's ribs in view) is still named from its ribs.
 LANDMARK_MIN_MM = 25.0
+#: How a naming rule that names from the top vertebra in view begins (no landmark: a guess, flagged).
+TOP_VERTEBRA_RULE = "top vertebra in view"
 
 
 @dataclass
@@ -1704,7 +1706,7 @@ def _name(
     # too short a series shows no landmark to trust (LANDMARK_MIN_MM): the top vertebra names them, flagged
     landmarks = nz * dz >= LANDMARK_MIN_MM
     names, rule, certain, notes = _name_by_rules(vertebrae, top_level, nz, s, skip_after, landmarks=landmarks)
-    if rule.startswith("top vertebra in view") and nz * dz < s.max_body_mm:
+    if rule.startswith(TOP_VERTEBRA_RULE) and nz * dz < s.max_body_mm:
         # (helper-36: a three-slice series with ribs in view was said to have "no ribs"; helper-51: "neither the
         # sacrum nor ribs were found" read as looked for and not there)
         notes[:] = [n for n in notes if not n.startswith(NO_LANDMARK_NOTE)]
@@ -1921,7 +1923,7 @@ def _name_by_rules(
         rule = "counted up from the sacrum (lowest vertebra, widest; cut by the field of view)"
         return _count_up(n), rule, False, notes
     top = top_level or 1
-    rule = f"top vertebra in view taken as L{top} (no sacrum or ribs to count from)"
+    rule = f"{TOP_VERTEBRA_RULE} taken as L{top} (no sacrum or ribs to count from)"
     certain = top_level is not None
     if not certain:
         notes.append(f"{NO_LANDMARK_NOTE} to count from")

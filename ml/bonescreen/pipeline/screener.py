@@ -37,14 +37,14 @@ from ..weights import default_weights
 from .classify import classify_levels
 from .inference import InferenceSettings
 from .level_settings import LevelSettings
-from .levels import split_levels, stacked_problem, upside_down_note
+from .levels import TOP_VERTEBRA_RULE, split_levels, stacked_problem, upside_down_note
 from .mark_repair import bridge_dropped_sections
 from .progress import ProgressCallback, drive
 from .segment import iter_mark_volume
 
 #: Version of result.json's layout (README, "result.json"): the minor number grows with added fields,
 #: the major number when a field changes meaning or goes.
-RESULT_SCHEMA_VERSION = "3.1"
+RESULT_SCHEMA_VERSION = "4.0"
 #: How ``segmentation.naming_rule`` starts for labels given back as BoneScreen wrote them (``--labels``, unedited):
 #: the rule of the run that named them follows in brackets.
 OWN_LABELS_RULE = "given by the user: BoneScreen's own labels, unedited"
@@ -400,6 +400,7 @@ class Screener:
         users_labels: bool | None = None,
         upside_down: str | None = None,
         front_back: Sequence[str] | None = None,
+        naming_rule: str | None = None,
     ) -> dict:
         """Classify each lumbar level on ``labels`` (the user's corrected labels or :meth:`segment`'s).
 
@@ -414,7 +415,10 @@ class Screener:
         note that the scan looks upside down (:func:`~.levels.upside_down_note` of its notes). With it, or with the
         spine in the front of the body (:func:`~bonescreen.orientation_check.front_and_back_swapped`), no bone status
         is given (``overall.bone_status_withheld``); ``front_back``: that check's flags where the caller has them
-        already (:meth:`screen`: the split's notes), else it is made here.
+        already (:meth:`screen`: the split's notes), else it is made here. ``naming_rule``: how the names were found
+        (result.json ``segmentation.naming_rule``); where they are the split's guess from the top vertebra in view
+        (:data:`~.levels.TOP_VERTEBRA_RULE`, not confirmed) on a series shorter than one vertebra spans, no bone status
+        is given either (:func:`~bonescreen.messages.withheld_short_series`).
 
         Returns the ``levels`` and ``overall`` parts of result.json, with the volume's
         reading notes and flags (:func:`~bonescreen.messages.add_input_messages`).
@@ -438,9 +442,11 @@ class Screener:
         )
         reversed_names = head_and_feet_swapped(vertebrae, volume.spacing)  # (names given on an upside-down image)
         doubts = [*swapped, *([upside_down] if upside_down else reversed_names)]
-        # names the split guessed on a series shorter than one vertebra (no landmark can be in view): no status
+        # names the split guessed from the top vertebra on a series shorter than one vertebra (no landmark can be in
+        # view): no status (review, helper-107: names unconfirmed for another reason, a sacrum in view, keep theirs)
         extent = volume.shape[0] * volume.spacing[0]
-        short = extent < self.level_settings.max_body_mm and not names_certain
+        guessed = not names_certain and TOP_VERTEBRA_RULE in (naming_rule or "")
+        short = extent < self.level_settings.max_body_mm and guessed
         withheld = withheld_short_series(extent, self.level_settings.max_body_mm) if short else None
         model = self.model("classification")
         with self.settings.forward_context(self.device):
@@ -554,6 +560,7 @@ class Screener:
                 upside_down=upside_down_note(notes),
                 # the split read the front and back already (about a second on a 512 x 512 CT)
                 front_back=None if seg is None else [n for n in seg.notes if n.startswith(FRONT_BACK_FLAGS)],
+                naming_rule=seg.rule if seg is not None else own_rule if own_labels else None,
             )
         else:
             # the last note says which vertebrae were found or given (segment() and the branch above)

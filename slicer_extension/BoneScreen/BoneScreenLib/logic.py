@@ -923,6 +923,7 @@ class BoneScreenLogic:
                 mask_checked=inputs.checked,
                 users_labels=inputs.users_labels,
                 upside_down=upside_down_note(inputs.notes),  # the split found the sacrum at the top
+                naming_rule=inputs.rule,  # names guessed on too short a series: no bone status either
             )
         except BoneScreenError as exc:
             raise BoneScreenError(in_slicers_words(exc.problem, inputs.split_mask), exc.path) from None
