@@ -7,7 +7,8 @@ an endplate, so the slab takes one more end slice. QCT measures a slab of about 
 at 3 mm, and spread the first phantom's readings more (its texture thins in patches: over 30 cases SD 8.2 -> 11.2
 HU, largest error 32 -> 37 HU); on the realistic phantom (seed 4000, benchmarks/vbmd.py) vBMD's MAE moved 4.87 ->
 4.96 mg/cm3 on the true bodies and 5.90 -> 5.85 through the mark. This prints those figures for any CT, so that the
-constant can be chosen on more than one scan.
+constant can be chosen on more than one scan. Stop 66 (the same day) chose 5 mm (a 10 mm slab, as QCT's; the same
+slices as 4.5 mm at 3 mm spacing): helper-106 met the gap again (L3 118 HU through the mark, 104 on the labels).
 
 Run:
     bonescreen screen CT --out MARK                        # MS-Net's mark: MARK/levels.nii.gz
@@ -72,7 +73,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("ct", type=Path, nargs="?", help="the CT (NIfTI or DICOM folder)")
     ap.add_argument("maps", type=Path, nargs="*", help="lumbar level maps on its grid; the last is the reference")
-    ap.add_argument("--half-heights", type=float, nargs="+", default=[hu_module.ROI_HALF_HEIGHT_MM, 4.5])
+    ap.add_argument("--half-heights", type=float, nargs="+", default=[6.0, hu_module.ROI_HALF_HEIGHT_MM])
     ap.add_argument("--first-phantom", type=int, default=0, help="also this many first-phantom cases")
     args = ap.parse_args()
     if args.ct is not None:
