@@ -131,7 +131,8 @@ def _alike_vessel_slices(vessels: list[np.ndarray], needed: int, where: str) -> 
     where : str
         Where the tissue was taken, for the record.
     """
-    medians = np.array([np.median(v) for v in vessels])
+    # slices whose eroded lumen is empty have no median (helper-108: numpy's "Mean of empty slice" on the example CT)
+    medians = np.array([np.median(v) if v.size else np.nan for v in vessels])
     order = np.argsort(medians)
     best: list[int] = []
     for i in range(len(order)):
@@ -222,7 +223,7 @@ def find_reference_tissues(
             fill = piece.sum() / ((np.ptp(pr) + 1) * (np.ptp(pc) + 1))  # a round vessel fills ~0.79 of its box
             if area_mm2 >= MIN_VESSEL_MM2 and fill >= 0.55:
                 lumen = ndimage.binary_erosion(piece)
-                vessels.append(raw[lumen])
+                vessels.append(raw[lumen])  # (empty where the erosion leaves nothing: counted, not measured)
                 take("blood", lumen, raw, smooth)
     where = {
         "air": "outside the body",

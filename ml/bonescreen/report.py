@@ -28,6 +28,8 @@ _MARGINS = {"left": 0.04, "right": 0.98}
 #: top, the gap between the images' titles and the notes, and the margin under the notes.
 _NOTE_LINE_IN = 0.15
 _TITLE_IN = 0.8
+#: Inches each further line of a wrapped headline adds to its band (13 pt at 1.2 line spacing is 0.22 in).
+_HEADLINE_LINE_IN = 0.25
 _NOTES_GAP_IN = 0.45
 _NOTES_BOTTOM_IN = 0.1
 #: Text over the images: an opaque dark box, so that no mask colour behind it (L1 is red) can hide the text.
@@ -329,16 +331,21 @@ def report_figure(
         wrapped for m in user_messages(result) for wrapped in textwrap.wrap(f"- {m}", chars, subsequent_indent="  ")
     ]
     notes_in = _NOTE_LINE_IN * (len(messages) + 1)
+    # the headline wrapped to the width (13 pt bold: about 8 characters an inch), its band as tall as its lines
+    # (helper-108: a short series' "No bone status: ..." ran past both edges of the figure)
+    line, cls = headline(overall)
+    head = textwrap.wrap(line, int(width * (_MARGINS["right"] - _MARGINS["left"]) * 8))
+    title_in = _TITLE_IN + _HEADLINE_LINE_IN * (len(head) - 1)
     # a wide strip with nothing but text beside it (no level classified) needs no tall top row
     strip_only = wide and set(top) == {"sagittal", "text"}
     top_ratio = 0.55 if strip_only else 1.15
-    height = (6.8 if strip_only else 8.6) + notes_in
+    height = (6.8 if strip_only else 8.6) + notes_in + title_in - _TITLE_IN
     fig = plt.figure(figsize=(width, height))
     # a plot in the first column has a y-axis label, which the sagittal view has not: room for it on the left
     margins = {
         **_MARGINS,
         "left": _MARGINS["left"] if "sagittal" in top else 0.6 / width + _MARGINS["left"],
-        "top": 1.0 - _TITLE_IN / height,
+        "top": 1.0 - title_in / height,
         "bottom": (notes_in + _NOTES_GAP_IN) / height,
     }
     grid = fig.add_gridspec(2, ncols, height_ratios=[top_ratio, 1.0], hspace=0.42, wspace=0.35, **margins)
@@ -396,8 +403,7 @@ def report_figure(
     ax = panels["text"]
     ax.axis("off")
     # the headline is the bone status, the tool's answer; BCC-Net's call is one of its inputs
-    line, cls = headline(overall)
-    fig.suptitle(line, fontsize=13, weight="bold", color=class_color(cls, "0.2"))
+    fig.suptitle("\n".join(head), fontsize=13, weight="bold", color=class_color(cls, "0.2"))
     lines = [title, ""]
     if overall.get("bone_status"):
         status = overall["bone_status"]

@@ -451,7 +451,9 @@ def clear_earlier_run(out: Path, given: Path | None, shown: Path | None = None) 
         # the path as the output folder was given: the name alone failed when copied from the folder the user ran in
         # (helper-106: "no such label file")
         # quoted for the shell: a folder named with a space gave a command that failed when copied (review, helper-107)
-        command = f"bonescreen screen INPUT --labels {shlex.quote(str((shown or out) / kept.name))}"
+        # (helper-108: without --out it failed when copied; INPUT stays a word: the note may leave the machine, and a
+        # path may name the patient)
+        command = f"bonescreen screen INPUT --labels {shlex.quote(str((shown or out) / kept.name))} --out NEW_FOLDER"
         hint = f"; to screen with it: {command}" if label_map else ""
         notes.append(f"{name} in the folder {why}: kept as {kept.name}{hint}")
     if stopped_removed:

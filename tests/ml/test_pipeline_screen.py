@@ -267,7 +267,7 @@ def test_names_are_corrected_in_vertebrae_nii_gz_and_given_back(unseen, tmp_path
     kept = list(out.glob("vertebrae.kept-*.nii.gz"))
     assert len(kept) == 1 and (np.asarray(nib.load(kept[0]).dataobj) == 8).any()
     notes = json.loads((out / "result.json").read_text())["output_notes"]
-    assert any(n.endswith(f"bonescreen screen INPUT --labels {kept[0]}") for n in notes), notes
+    assert any(n.endswith(f"bonescreen screen INPUT --labels {kept[0]} --out NEW_FOLDER") for n in notes), notes
 
 
 def test_a_run_stopped_while_writing_leaves_nothing_of_the_earlier_run(unseen, tmp_path, monkeypatch):
