@@ -686,9 +686,8 @@ def _screen_in(args: argparse.Namespace, held: HeldFolder) -> int:
         if o.get("bone_status"):
             # the line every front end shows first (uncertain or unconfirmed as there), then its basis
             print(f"{headline(o)[0]}; basis: {status_basis(o['bone_status'])}")
-        elif o.get(
-            "bone_status_withheld"
-        ):  # the orientation looks wrong, or the series is too short: the flags say why
+        elif o.get("bone_status_withheld"):
+            # the orientation looks wrong, or the series is too short to name its vertebrae: the flags say why
             print(headline(o)[0])
     for line in user_messages(result):
         print(f"  - {line}")

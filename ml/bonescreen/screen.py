@@ -7,6 +7,7 @@ import os
 import shlex
 import time
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -154,14 +155,10 @@ def screen_file(
             if key in outputs:
                 note_written(name, file_sha256(out / name))
 
-        def label_map_writer(held: np.ndarray):
-            """Writes ``held`` (``labels``: L1-L5; ``vertebrae``: every vertebra found) with its naming note."""
-
-            def write(path: Path) -> list[str]:
-                write_labels_nifti(volume, held, path, naming_of(held))
-                return []  # a label map carries no identifying tag
-
-            return write
+        def write_map(held: np.ndarray, path: Path) -> list[str]:
+            """Write ``held`` (``labels``: L1-L5; ``vertebrae``: every vertebra found) with its naming note."""
+            write_labels_nifti(volume, held, path, naming_of(held))
+            return []  # a label map carries no identifying tag
 
         def naming_of(held: np.ndarray) -> dict | None:
             naming = None
@@ -189,7 +186,7 @@ def screen_file(
             if given == (out / name).resolve():  # the user's corrected labels: never overwritten
                 output_notes.append(f"{name} is the labels given (--labels): left as it is")
             else:
-                attempt(key, name, label_map_writer(held))
+                attempt(key, name, partial(write_map, held))
         if not labels.any():
             output_notes.append(
                 "levels.nii.gz is empty: it holds the lumbar levels (L1-L5) only and none was found"
@@ -448,11 +445,9 @@ def clear_earlier_run(out: Path, given: Path | None, shown: Path | None = None) 
             if label_map
             else "was not written by BoneScreen's last run there"
         )
-        # the path as the output folder was given: the name alone failed when copied from the folder the user ran in
-        # (helper-106: "no such label file")
-        # quoted for the shell: a folder named with a space gave a command that failed when copied (review, helper-107)
-        # (helper-108: without --out it failed when copied; INPUT stays a word: the note may leave the machine, and a
-        # path may name the patient)
+        # a command that runs when copied: the path as the output folder was given, quoted for the shell, and --out
+        # (helpers 106-108: the bare name, a folder with a space, no --out each failed); INPUT stays a word, since the
+        # note may leave the machine and a path may name the patient
         command = f"bonescreen screen INPUT --labels {shlex.quote(str((shown or out) / kept.name))} --out NEW_FOLDER"
         hint = f"; to screen with it: {command}" if label_map else ""
         notes.append(f"{name} in the folder {why}: kept as {kept.name}{hint}")

@@ -307,7 +307,7 @@ def classify_levels(
     sound_hu = {
         lv: _as_recorded(m.get("mean_hu"))
         for lv, m in hu_by_level.items()
-        if lv not in off and LEVEL_NAMES[lv] not in cut and known.get(LEVEL_NAMES[lv]) in (None, NO_VBMD)
+        if LEVEL_NAMES[lv] not in cut and known.get(LEVEL_NAMES[lv]) in (None, NO_VBMD)  # (off the bone: known)
     }
     unlike, odd = unlike_neighbours(sound_hu)
     left_out = exclusions(health, fractures, off_names, cut, [LEVEL_NAMES[lv] for lv in odd])
