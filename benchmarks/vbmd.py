@@ -18,7 +18,10 @@ MS-Net's mark, the level split and naming, as ``bonescreen screen`` does):
   reading's ceiling, since a level's normal shape differs from its neighbours' (about 0.04 SD per ratio)
   and no reading of neighbours can know a body's own shape before it broke;
 - BCC-Net's per-level class against the case's class (on the true vertebrae, or the pipeline's), also
-  by tube voltage (``--cls-weights`` another BCC-Net).
+  by tube voltage (``--cls-weights`` another BCC-Net);
+- with ``--masks labels|pipeline``, each case's overall vBMD and its ACR category against the truth of the same
+  levels, and how many of the cases flagged for a vBMD within its SD of a cut-point, and of the rest, have that
+  category wrong (``overall_near_cut_point``).
 
 Levels with cement or screws, and fractured levels (for vBMD), are left out of the vBMD figures, as
 the pipeline leaves them out.
@@ -63,6 +66,38 @@ def pipeline_levels(volume, screener, labels: np.ndarray | None = None, mark: np
         return screener.classify(volume, labels)
     seg = screener.segment(volume) if mark is None else screener.name_mark(volume, mark)
     return screener.classify(volume, seg.vertebra_labels(), names_certain=seg.certain, mask_checked=False)
+
+
+def overall_against_truth(overall: dict, row: dict) -> dict | None:
+    """The overall vBMD, its ACR category and near-cut-point flag (:func:`~bonescreen.pipeline.bone_health.
+    near_cut_point`) beside the truth: cases.csv's vBMD of the same levels, averaged; None without an overall vBMD."""
+    used = overall["vbmd_levels_used"]
+    if overall["vbmd_mg_cm3"] is None or not all(row.get(f"vbmd_{n}") for n in used):
+        return None
+    truth = float(np.mean([float(row[f"vbmd_{n}"]) for n in used]))
+    return {
+        "vbmd": overall["vbmd_mg_cm3"],
+        "sd": overall["vbmd_sd_mg_cm3"],
+        "truth_vbmd": round(truth, 1),
+        "category_right": acr_category(overall["vbmd_mg_cm3"]) == acr_category(truth),
+        "near_cut_point": any("ACR cut-point" in r for r in overall["reasons"]),
+    }
+
+
+def near_cut_summary(cases: list[dict]) -> dict:
+    """How the overall flag of a vBMD within its SD of an ACR cut-point fares: the cases flagged and not, and how
+    many of each have the overall category wrong against the truth (the flag is worth its noise when the wrong
+    categories gather among the flagged)."""
+    rows = [c["overall"] for c in cases if c.get("overall")]
+    flagged = [r for r in rows if r["near_cut_point"]]
+    clear = [r for r in rows if not r["near_cut_point"]]
+    return {
+        "cases": len(rows),
+        "flagged": len(flagged),
+        "flagged_category_wrong": sum(not r["category_right"] for r in flagged),
+        "unflagged": len(clear),
+        "unflagged_category_wrong": sum(not r["category_right"] for r in clear),
+    }
 
 
 def near_boundary(vbmd: float) -> bool:
@@ -131,9 +166,11 @@ def main() -> None:
                 for lv in result["levels"]
             }
             cal = result["density_calibration"]
+            overall = overall_against_truth(result["overall"], row)
         cases.append(
             {
                 "case": row["case_id"],
+                **({"overall": overall} if args.masks != "truth" else {}),
                 "kvp": row.get("kvp") or None,
                 "phase": row.get("phase") or None,
                 "energy_kev": cal["effective_energy_kev"],
@@ -178,6 +215,8 @@ def main() -> None:
             flush=True,
         )
     summary = summarize(levels, args.folder, time.perf_counter() - t0)
+    if args.masks != "truth":
+        summary["overall_near_cut_point"] = near_cut_summary(cases)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"summary": summary, "cases": cases, "levels": levels}, indent=1))
     print(json.dumps(summary, indent=1))

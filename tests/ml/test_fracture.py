@@ -635,3 +635,54 @@ def test_a_neighbour_with_a_front_read_too_tall_is_no_reference():
     assert found["L1"]["genant_grade"] == 0 and found["L1"]["height_loss"] == pytest.approx(0.15, abs=0.01)
     assert "L3" in found["L1"]["reference"] and "over the 111% a reference may have" in found["L1"]["note"]
     assert found["L2"]["genant_grade"] == 0  # a taller front is no fracture
+
+
+@pytest.mark.parametrize(
+    ("vbmd", "sd", "other"),
+    [
+        (117.0, 5.0, "normal bone mass"),
+        (120.0, 3.0, "normal bone mass"),
+        (123.0, 5.0, "low bone mass"),
+        (82.0, 4.0, "osteoporosis"),
+        (78.5, 4.0, "low bone mass"),
+    ],
+)
+def test_an_overall_vbmd_within_its_uncertainty_of_an_acr_cut_point_names_the_other_category(vbmd, sd, other):
+    """Stop 66's list: a status resting on a vBMD within its 1-SD uncertainty of 80 or 120 mg/cm3 was said as firmly
+    as one far from them. The reason names the cut-point and the category on its other side."""
+    from bonescreen.pipeline.bone_health import near_cut_point
+
+    reason = near_cut_point({"vbmd_mg_cm3": vbmd, "vbmd_sd_mg_cm3": sd})
+    cut = 120 if vbmd > 100 else 80
+    assert reason is not None and f"ACR cut-point {cut} mg/cm3" in reason and reason.endswith(f"may be {other}")
+
+
+@pytest.mark.parametrize(("vbmd", "sd"), [(114.1, 4.1), (126.0, 5.0), (100.0, 15.0), (None, None), (119.0, None)])
+def test_an_overall_vbmd_clear_of_the_cut_points_or_without_uncertainty_is_not_flagged(vbmd, sd):
+    from bonescreen.pipeline.bone_health import near_cut_point
+
+    assert near_cut_point({"vbmd_mg_cm3": vbmd, "vbmd_sd_mg_cm3": sd}) is None
+
+
+def test_a_bone_status_from_a_vbmd_near_a_cut_point_is_flagged_through_the_pipeline(small_case):
+    """The phantom case's bodies brightened until its overall vBMD lies within its uncertainty below 120 mg/cm3:
+    the status stays low bone mass, and the overall flags say it may be normal (real calibration and BCC-Net)."""
+    from bonescreen.io.volume import volume_from_ijk
+    from bonescreen.pipeline import Screener
+
+    screener = Screener(device="cpu")
+
+    def overall(shift_hu: float) -> dict:
+        hu = small_case.hu.astype(np.float32) + np.float32(shift_hu) * (small_case.levels > 0)
+        volume = volume_from_ijk(hu.transpose(2, 1, 0), small_case.affine, "phantom", None, "phantom")
+        return screener.classify(volume, small_case.levels)["overall"]
+
+    base, brighter = overall(0.0), overall(30.0)
+    slope = (brighter["vbmd_mg_cm3"] - base["vbmd_mg_cm3"]) / 30.0  # mg/cm3 per HU
+    near = overall((120.0 - base["vbmd_sd_mg_cm3"] / 3 - base["vbmd_mg_cm3"]) / slope)
+    assert 0 < 120.0 - near["vbmd_mg_cm3"] < near["vbmd_sd_mg_cm3"], "precondition: within 1 SD below 120"
+    assert near["bone_status"]["class"] == "low_bone_mass"
+    assert near["uncertain"] and any(r.endswith("the category may be normal bone mass") for r in near["reasons"])
+    for clear in (base, brighter):  # a vBMD a cut-point further than its SD: no such flag
+        if min(abs(clear["vbmd_mg_cm3"] - c) for c in (80, 120)) >= clear["vbmd_sd_mg_cm3"]:
+            assert not any("ACR cut-point" in r for r in clear["reasons"])

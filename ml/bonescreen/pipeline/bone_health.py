@@ -19,7 +19,15 @@ from collections.abc import Collection, Iterable
 
 import numpy as np
 
-from ..density import Calibration, acr_category, calibrate, vbmd_from_hu, vbmd_text
+from ..density import (
+    ACR_LOW_BONE_MASS_BELOW,
+    ACR_OSTEOPOROSIS_BELOW,
+    Calibration,
+    acr_category,
+    calibrate,
+    vbmd_from_hu,
+    vbmd_text,
+)
 from ..fracture import MAX_GRADING_SLICE_MM, assess_fractures, body_heights, grade_doubt, spine_axes
 from ..labels import CLASS_TITLES, LEVEL_NAMES, levels_present
 from ..messages import NO_VBMD, UNCONFIRMED
@@ -194,6 +202,38 @@ def overall_density(levels: dict[int, dict], left_out: dict[str, str]) -> dict:
         "levels_used": [LEVEL_NAMES[lv] for lv in used],
         "left_out": left_out,
     }
+
+
+def near_cut_point(density: dict) -> str | None:
+    """Why the overall ACR category may be the next one, or None: its vBMD lies within its own uncertainty of a
+    cut-point.
+
+    The ACR QCT categories change at 80 and 120 mg/cm3 (ACR-SPR-SSR Practice Parameter for QCT, 2018); a vBMD of
+    117 +- 5 mg/cm3 (1 SD) is low bone mass as measured and normal within its uncertainty, so a status resting on
+    it is flagged (a level's own category is not: the status rests on the overall vBMD).
+
+    Parameters
+    ----------
+    density : dict
+        :func:`overall_density` (``vbmd_mg_cm3``, ``vbmd_sd_mg_cm3``, mg/cm3).
+
+    Returns
+    -------
+    str or None
+        The reason, naming the cut-point and the category on its other side.
+    """
+    vbmd, sd = density.get("vbmd_mg_cm3"), density.get("vbmd_sd_mg_cm3")
+    if vbmd is None or not sd:
+        return None
+    cut = min((ACR_OSTEOPOROSIS_BELOW, ACR_LOW_BONE_MASS_BELOW), key=lambda c: abs(vbmd - c))
+    if abs(vbmd - cut) >= sd:
+        return None
+    sides = {acr_category(cut - sd), acr_category(cut + sd)}  # the categories below and above the cut-point
+    other = (sides - {acr_category(vbmd)}).pop()
+    return (
+        f"vBMD {vbmd_text(vbmd)} mg/cm3 lies within its uncertainty (+-{sd:.0f} mg/cm3, 1 SD) of the ACR cut-point "
+        f"{cut:.0f} mg/cm3: the category may be {CLASS_TITLES[other].lower()}"
+    )
 
 
 def fracture_basis(fractures: dict[str, dict]) -> list[str]:

@@ -61,6 +61,7 @@ from .bone_health import (
     fracture_doubt,
     level_density,
     level_fractures,
+    near_cut_point,
     overall_density,
     scan_calibration,
     status_flag,
@@ -535,6 +536,8 @@ def classify_levels(
             f"{'them' if len(off) > 1 else 'it'} is meaningless; check that the labels belong to this CT and its "
             "orientation",
         )
+    if status and status["basis"].startswith("vBMD") and (flag := near_cut_point(vbmd)):
+        reasons.append(flag)  # the status is the category of a vBMD within its uncertainty of the next one
     if vbmd["acr_category"] and prediction is not None and vbmd["acr_category"] != prediction:
         reasons.append(
             f"ACR category {_said(vbmd['acr_category'])} ({vbmd_text(vbmd['vbmd_mg_cm3'])} mg/cm3) disagrees with the "
