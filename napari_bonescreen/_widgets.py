@@ -1302,7 +1302,13 @@ class ClassifyWidget(_Base):
         # no class (unconfirmed, or nothing classified): the theme's own text colour, readable in napari's dark
         # and light themes alike (a fixed dark grey was 1.6:1 on the dark theme)
         color = class_color(cls, self.headline.palette().color(self.headline.foregroundRole()).name())
-        self.headline.setText(f'<b style="color:{color}; font-size:13pt">{html.escape(line)}</b>{basis}')
+        bold, reason = line, ""
+        if result["overall"].get("bone_status_withheld"):
+            # "No bone status" in bold, why in plain text after it (helper-108: a short series' whole reason in
+            # 13 pt bold took seven lines of the dock before the table)
+            bold, _, rest = line.partition(": ")
+            bold, reason = f"{bold}:", f" {html.escape(rest)}"
+        self.headline.setText(f'<b style="color:{color}; font-size:13pt">{html.escape(bold)}</b>{reason}{basis}')
 
     def _draw_pie(self, overall: dict) -> None:
         from bonescreen.figures import pie_axes
