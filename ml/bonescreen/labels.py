@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from itertools import pairwise
 
@@ -107,14 +108,27 @@ def level_id(name: str) -> int | None:
     return next((k for k, v in LEVEL_NAMES.items() if v == name), None)
 
 
+#: Other spellings of a vertebra's name that users and tools write: ``L3 vertebra`` (the SNOMED CT meaning that 3D
+#: Slicer's terminology gives a segment's name, :mod:`bonescreen.labels_terminology`), ``vertebrae_L3``
+#: (TotalSegmentator's file names), ``L 3``, ``L-3``, ``L03``, ``Th12`` (the thoracic abbreviation of European use).
+_SPELLING = re.compile(
+    r"^(?:vertebrae?[\s_-]*)?(?P<region>th|[tls])[\s_-]*0*(?P<number>\d{1,2})(?:[\s_-]*vertebrae?)?$", re.IGNORECASE
+)
+
+
 def vertebra_id(name: str) -> int | None:
     """Id of a vertebra name in the all-vertebrae maps (``L1`` 1, ``T12`` 6, ``S1`` 7, ...); None if unknown.
 
     ``sacrum`` is S1's id (7); ``unnamed N`` is 20 + N (:func:`vertebra_name`'s inverse). See DESIGN.md.
+    Other spellings of a name count as it (:data:`_SPELLING`: ``L3 vertebra``, ``vertebrae_L3``, ``L 3``, ``L03``,
+    ``Th12``; helper-110: the name Slicer's terminology gives a segment, "L3 vertebra", was left out as no vertebra's).
     """
     name = str(name).strip()
-    if name.lower() == "sacrum":
+    if name.lower() in ("sacrum", "sacrum vertebra"):
         name = "S1"
+    if spelled := _SPELLING.match(name):
+        region = "T" if spelled["region"].lower() == "th" else spelled["region"].upper()
+        name = f"{region}{int(spelled['number'])}"
     number = name[8:] if name.lower().startswith("unnamed ") else ""
     if number.isdigit() and UNNAMED_FIRST + int(number) - 1 <= 255 and int(number) >= 1:
         return UNNAMED_FIRST + int(number) - 1

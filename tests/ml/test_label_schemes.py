@@ -164,3 +164,35 @@ def test_maps_that_hold_no_vertebra_under_their_scheme_say_why(small_case, small
     result = json.loads((tmp_path / "o" / "result.json").read_text())
     assert "the mask is empty: it holds no vertebral bone" in result["overall"]["reasons"]
     assert not any("MS-Net" in r or "mark" in r for r in result["overall"]["reasons"])
+
+
+@pytest.mark.parametrize(
+    ("name", "vid"),
+    [
+        ("L3", 3),
+        ("L3 vertebra", 3),  # the SNOMED CT meaning Slicer's terminology gives a segment's name
+        ("T12 vertebra", 6),
+        ("vertebrae_L3", 3),  # TotalSegmentator's file names
+        ("L 1", 1),
+        ("L-1", 1),
+        ("l_1", 1),
+        ("L01", 1),
+        ("Th12", 6),
+        ("th 9", 11),
+        ("Sacrum", 7),
+        ("unnamed 2", 22),
+    ],
+)
+def test_other_spellings_of_a_vertebras_name_are_that_vertebra(name, vid):
+    """helper-110: a segment Slicer's terminology named "L3 vertebra" (and "L 1", "L-1", "L01", "Th12") was left out
+    of the classification as no vertebra's name."""
+    from bonescreen.labels import vertebra_id
+
+    assert vertebra_id(name) == vid
+
+
+@pytest.mark.parametrize("name", ["L0", "L7", "C7", "junk", "Segment_1", "L 1 2", "vertebra", "L3 vertebral body x"])
+def test_names_of_no_vertebra_stay_unknown(name):
+    from bonescreen.labels import vertebra_id
+
+    assert vertebra_id(name) is None

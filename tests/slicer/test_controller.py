@@ -112,7 +112,7 @@ def test_segment_and_classify_run_off_the_gui_thread(panel, case, tmp_path, add_
     assert controller.state().status.splitlines()[2].startswith("Overall row: call and HU of L1+L2")
     assert controller.state().can_export
     written = controller.export(str(tmp_path / "out"))
-    assert {p.rsplit("/", 1)[-1] for p in written} == {"result.json", "report.png"}
+    assert {p.rsplit("/", 1)[-1] for p in written} == {"result.json", "report.png", "levels.nii.gz", "vertebrae.nii.gz"}
     assert node.GetScene() is controller.scene
 
 
@@ -430,7 +430,7 @@ def test_a_ct_put_under_a_transform_after_classify_is_refused_at_export(panel, c
         controller.export(str(tmp_path / "moved"))
     assert not (tmp_path / "moved").exists()
     shift.SetMatrixTransformToParent(vtk.vtkMatrix4x4())
-    assert len(controller.export(str(tmp_path / "identity"))) == 2
+    assert len(controller.export(str(tmp_path / "identity"))) == 4
 
 
 def test_a_segmentation_under_a_transform_is_refused_at_classify_and_export_as_the_ct_is(
@@ -468,7 +468,7 @@ def test_a_segmentation_under_a_transform_is_refused_at_classify_and_export_as_t
             controller.start_classify()
         assert controller.run is None
     moved.SetMatrixTransformToParent(vtk.vtkMatrix4x4())  # the identity: the segments lie where they are
-    assert len(controller.export(str(tmp_path / "identity"))) == 2
+    assert len(controller.export(str(tmp_path / "identity"))) == 4
     controller.start_classify()
     run_to_end(controller)
     assert controller.state().status.startswith("Bone status")

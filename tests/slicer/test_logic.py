@@ -179,10 +179,20 @@ def test_export(scene, case, tmp_path, add_volume):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "seg.dcm").write_bytes(b"an earlier DICOM run's")
     written = logic.export(str(tmp_path / "out"), node, seg)
-    assert [p.split("/")[-1] for p in written] == ["result.json", "report.png"]
+    assert [p.split("/")[-1] for p in written] == ["result.json", "report.png", "levels.nii.gz", "vertebrae.nii.gz"]
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert not (tmp_path / "out" / "seg.dcm").exists() and any("seg.dcm" in n for n in result["output_notes"])
-    assert result["outputs"] == {"report": "report.png"} and result["output_errors"] == {}
+    assert result["outputs"] == {"report": "report.png", "levels": "levels.nii.gz", "vertebrae": "vertebrae.nii.gz"}
+    assert result["output_errors"] == {}
+    # the corrected labels as `screen` writes them, DESIGN.md's ids on the CT's grid (helper-110: Slicer wrote none);
+    # a segmentation of the user's own carries no BoneScreen naming
+    from bonescreen.io.writers import own_labels, read_labels_nifti
+    from bonescreen.labels import ALL_VERTEBRA_IDS
+
+    np.testing.assert_array_equal(read_labels_nifti(volume, tmp_path / "out" / "levels.nii.gz"), case.levels)
+    vertebrae = read_labels_nifti(volume, tmp_path / "out" / "vertebrae.nii.gz", allowed=ALL_VERTEBRA_IDS)
+    np.testing.assert_array_equal(vertebrae, segmentation_to_labels(seg, node, volume))
+    assert own_labels(tmp_path / "out" / "levels.nii.gz") is None
     volume = volume_node_to_ct(node)  # the grid classified, as `screen` records it (helper-64: Slicer's had none)
     assert result["shape"] == list(volume.shape) and result["spacing_mm"] == [round(s, 4) for s in volume.spacing]
     with pytest.raises(BoneScreenError, match="cannot write into the folder"):
@@ -348,10 +358,18 @@ def test_export_writes_seg_and_sr_for_a_ct_from_the_dicom_database(scene, small_
         written = logic.export(str(tmp_path), node)
     finally:
         del slicer.dicomDatabase
-    assert [p.split("/")[-1] for p in written] == ["result.json", "report.png", "seg.dcm", "sr.dcm"]
+    assert [p.split("/")[-1] for p in written] == [
+        "result.json",
+        "report.png",
+        "levels.nii.gz",
+        "vertebrae.nii.gz",
+        "seg.dcm",
+        "sr.dcm",
+    ]
     # exports that leave the tool say which identifying tags they carry, as screen's result.json does
     said = json.loads((tmp_path / "result.json").read_text())
-    assert set(said["identifying_tags"]) == {"seg.dcm", "sr.dcm"} and "PatientID" in said["identifying_tags"]["seg.dcm"]
+    assert set(said["identifying_tags"]) == {"levels.nii.gz", "vertebrae.nii.gz", "seg.dcm", "sr.dcm"}
+    assert "PatientID" in said["identifying_tags"]["seg.dcm"] and said["identifying_tags"]["levels.nii.gz"] == []
     assert said["identifying_tags_note"].startswith("a DICOM SEG and SR repeat")
     groups = read_sr_levels(tmp_path / "sr.dcm")
     for lv in result["levels"]:
@@ -360,8 +378,8 @@ def test_export_writes_seg_and_sr_for_a_ct_from_the_dicom_database(scene, small_
         )
     seg_ds = pydicom.dcmread(tmp_path / "seg.dcm")
     assert seg_ds.ReferencedSeriesSequence[0].SeriesInstanceUID == volume.source.dicom["SeriesInstanceUID"] != other
-    # without the database (a volume from a file) only result.json and report.png
-    assert len(logic.export(str(tmp_path / "plain"), node)) == 2
+    # without the database (a volume from a file): no seg.dcm or sr.dcm
+    assert len(logic.export(str(tmp_path / "plain"), node)) == 4
 
 
 def test_a_dicom_nodes_name_reaches_result_json_and_the_report_without_the_patients_name(
@@ -545,6 +563,13 @@ def test_a_segment_renamed_to_no_vertebras_name_is_left_out_and_said_to_be(scene
     result, _, _ = logic.classify(node, seg)
     assert "L4" not in [lv["name"] for lv in result["levels"]]
     assert any("'junk' (BoneScreen's L4) left out" in m for m in user_messages(result))
+    # the name Slicer's terminology gives a segment ("L3 vertebra"), and other spellings, are that vertebra (helper-110:
+    # left out as no vertebra's); spelled otherwise, not renamed: the names stay BoneScreen's
+    segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L3")).SetName("L3 vertebra")
+    segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L2")).SetName("L-2")
+    spelled = logic.classify_inputs(node, seg)
+    assert {2, 3} <= set(np.unique(spelled.labels)) and spelled.rule == inputs.rule
+    assert not any("'L3 vertebra'" in n or "'L-2'" in n for n in spelled.notes)
 
 
 def test_export_is_refused_once_the_cts_voxels_or_spacing_changed_since_classify(scene, case, add_volume, tmp_path):
@@ -563,7 +588,7 @@ def test_export_is_refused_once_the_cts_voxels_or_spacing_changed_since_classify
         logic.export(str(tmp_path / "voxels"), node, seg)
     assert not (tmp_path / "voxels").exists()
     logic.classify(node, seg)  # classified as it is now: exported
-    assert len(logic.export(str(tmp_path / "again"), node, seg)) == 2
+    assert len(logic.export(str(tmp_path / "again"), node, seg)) == 4
     dx, dy, dz = node.GetSpacing()
     node.SetSpacing(2 * dx, 2 * dy, 2 * dz)
     with pytest.raises(BoneScreenError, match=ct_changed) as err:
@@ -652,7 +677,14 @@ def test_export_writes_seg_and_sr_for_a_gantry_tilted_series_on_slicers_grid(
             logic.export(str(tmp_path / "turned"), turned)
     finally:
         del slicer.dicomDatabase
-    assert [p.split("/")[-1] for p in written] == ["result.json", "report.png", "seg.dcm", "sr.dcm"]
+    assert [p.split("/")[-1] for p in written] == [
+        "result.json",
+        "report.png",
+        "levels.nii.gz",
+        "vertebrae.nii.gz",
+        "seg.dcm",
+        "sr.dcm",
+    ]
     said = json.loads((tmp_path / "out" / "result.json").read_text())
     assert any("carried onto the series' images" in n for n in said["output_notes"]), said["output_notes"]
     read = seg_levels_on_images(tmp_path / "out" / "seg.dcm", sorted(folder.iterdir()))
@@ -675,3 +707,106 @@ def test_a_scan_the_split_found_upside_down_gets_no_bone_status_in_slicer(scene,
     overall = table.GetNumberOfRows() - 1
     said = table.GetCellText(overall, TABLE_COLUMNS.index("bone_status"))
     assert said == f"none ({result['overall']['bone_status_withheld']})", said
+
+
+def test_a_segmentation_saved_to_a_seg_nrrd_and_loaded_again_keeps_how_bonescreen_made_it(
+    scene, case, add_volume, tmp_path
+):
+    """helper-110: a .seg.nrrd stores segment tags, not node attributes, so BoneScreen's segmentation saved and loaded
+    again lost how it was made: an untouched mark read as the user's checked work, its names certain and its naming
+    notes gone. The segments' tags now carry it; renaming and editing after the load still count as the user's."""
+    from BoneScreenLib.logic import import_label_map
+
+    from bonescreen.io.writers import write_labels_nifti
+
+    node = add_volume(scene, case)
+    volume = volume_node_to_ct(node)
+    rule = "top vertebra in view taken as L1 (no sacrum or ribs to count from)"
+    own = write_labels_nifti(
+        volume, case.levels, tmp_path / "levels.nii.gz", naming={"naming_rule": rule, "naming_certain": False}
+    )
+    seg = import_label_map(str(own), "bonescreen", node)
+    logic = BoneScreenLogic("cpu")
+    before = logic.classify_inputs(node, seg)
+    path = tmp_path / "vertebrae.seg.nrrd"
+    storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+    storage.SetFileName(str(path))
+    assert storage.WriteData(seg)
+
+    def loaded():
+        again = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "loaded")
+        reader = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+        reader.SetFileName(str(path))
+        assert reader.ReadData(again)
+        return again
+
+    again = loaded()
+    assert again.GetAttribute("BoneScreen.NamingRule") is None, "precondition: the file keeps no node attribute"
+    after = logic.classify_inputs(node, again)
+    kept = ("certain", "rule", "notes", "checked", "users_labels")
+    assert [getattr(after, k) for k in kept] == [getattr(before, k) for k in kept]
+    assert after.certain is False and after.checked == [] and not after.users_labels
+    np.testing.assert_array_equal(after.labels, before.labels)
+    # renamed after the load: the names are the user's
+    again = loaded()
+    segmentation = again.GetSegmentation()
+    segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L5")).SetName("L6")
+    renamed = logic.classify_inputs(node, again)
+    assert renamed.certain and renamed.rule == f"names changed by the user (BoneScreen's: {rule})"
+    # edited after the load: that vertebra is the user's, the others MS-Net's as they came
+    again = loaded()
+    again.GetSegmentation().RemoveSegment(again.GetSegmentation().GetSegmentIdBySegmentName("L4"))
+    assert logic.classify_inputs(node, again).checked == [4]
+    # exported, its label maps keep the naming and which vertebrae were edited, as the command line's do: given back
+    # (`screen --labels`, napari, Slicer) L4 is the user's and the rest MS-Net's with the names' doubt
+    from bonescreen.io.writers import own_labels
+
+    logic.classify(node, again)
+    logic.export(str(tmp_path / "out"), node, again)
+    kept = own_labels(tmp_path / "out" / "vertebrae.nii.gz")
+    assert kept["naming_rule"] == rule and kept["naming_certain"] is False and kept["edited"] == []
+    assert own_labels(tmp_path / "out" / "levels.nii.gz")["naming_certain"] is False
+    # a segmentation of the user's own (no BoneScreen tag) stays the user's
+    theirs = labels_to_segmentation(case.levels, volume, node)
+    assert logic.classify_inputs(node, theirs).certain and logic.classify_inputs(node, theirs).checked is True
+
+
+def test_a_single_image_from_the_dicom_database_without_a_thickness_is_noted_as_on_the_command_line(
+    scene, shared_data, tmp_path
+):
+    """helper-110: the real Pancreas-CT image (empty SliceThickness) read by the command line notes that its 1 mm is
+    a guess; loaded from Slicer's DICOM database, the note was missing and the status said it "covers 1 mm" as if
+    measured. The stand-in answers ``fileForInstance`` as the test above."""
+    import pydicom
+    from BoneScreenLib.logic import add_ct_volume_node
+
+    from bonescreen.io import load_ct
+
+    source = shared_data / "pancreasct-slice"
+    volume = load_ct(source)
+    note = next(n for n in volume.notes if n.startswith("one image with no SliceThickness"))
+    path = next(source.iterdir())
+    uid = str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+    class DatabaseStandIn:
+        def fileForInstance(self, asked):  # CTK's name
+            return str(path) if asked == uid else ""
+
+    node = add_ct_volume_node(scene, volume.hu, volume.spacing, "DICOM CT", origin=tuple(volume.affine[:3, 3]))
+    node.SetAttribute("DICOM.instanceUIDs", uid)
+    slicer.dicomDatabase = DatabaseStandIn()
+    try:
+        assert note in volume_node_to_ct(node).notes
+        seg = labels_to_segmentation(np.where(volume.hu > 200, 2, 0).astype(np.uint8), volume_node_to_ct(node), node)
+        result, _, _ = BoneScreenLogic("cpu").classify(node, seg)
+    finally:
+        del slicer.dicomDatabase
+    assert note in result["input_notes"] and any(note in m for m in user_messages(result))
+    # a series of several slices whose headers give their thickness: no such note
+    assert not any("SliceThickness" in n for n in volume_node_to_ct(add_volume_of(scene, volume)).notes)
+
+
+def add_volume_of(scene, volume):
+    from BoneScreenLib.logic import add_ct_volume_node
+
+    return add_ct_volume_node(scene, volume.hu, volume.spacing, "from a file", origin=(0.0, 0.0, 0.0))

@@ -170,6 +170,50 @@ def read_acquisition(path: str | os.PathLike) -> dict:
     return acquisition_fields(_acquisition_header(_read(Path(path), headers_only=True)))
 
 
+def spacing_notes(ds: Dataset, slices: int, step_mm: float) -> list[str]:
+    """What a series' slice spacing leaves unknown or unimaged, as notes of the input (result.json ``input_notes``).
+
+    - Slices thinner (``SliceThickness``) than their spacing: the gaps between them were not imaged (helper-66: every
+      third slice of a 3 mm series, 9 mm apart, was read without a word on the gaps).
+    - One image without ``SliceThickness`` or ``SpacingBetweenSlices``: its extent along the body's axis is a guess
+      (helper-65: a Pancreas-CT image with an empty SliceThickness was said to "cover 1 mm" without a word).
+
+    Parameters
+    ----------
+    ds : Dataset
+        A header of the series (its first image's).
+    slices : int
+        Slices in the volume.
+    step_mm : float
+        Their spacing along the body's axis (mm).
+    """
+    notes = []
+    thickness = header_float(ds, "SliceThickness")
+    if slices > 1 and thickness is not None and 0 < thickness and step_mm - thickness > max(0.5, 0.1 * step_mm):
+        notes.append(
+            f"slices {thickness:g} mm thick (SliceThickness) and {step_mm:.1f} mm apart: {step_mm - thickness:.1f} mm "
+            "between each two were not imaged"
+        )
+    if slices == 1 and _slice_thickness(ds) is None:
+        notes.append(
+            f"one image with no SliceThickness or SpacingBetweenSlices: taken as {_UNKNOWN_THICKNESS_MM:g} mm thick, "
+            "so lengths along the body's axis are not known"
+        )
+    return notes
+
+
+def read_spacing_notes(path: str | os.PathLike, slices: int, step_mm: float) -> list[str]:
+    """:func:`spacing_notes` of one DICOM file's header (pixels are not read): for a volume another program loaded
+    from the series (Slicer's DICOM database), whose headers BoneScreen did not read.
+
+    Raises
+    ------
+    BoneScreenError
+        The file is missing or not readable as DICOM; the message names the file.
+    """
+    return spacing_notes(_read(Path(path), headers_only=True), slices, step_mm)
+
+
 #: Where an Enhanced CT or Legacy Converted Enhanced CT file keeps what a single-frame CT image holds at its top
 #: level: the CT X-Ray Details functional group (DICOM PS3.3 C.8.15.3.9: KVP) and the converted attributes a legacy
 #: conversion could not assign to a group (PS3.3 C.7.6.16.2.25: highdicom puts KVP there).
@@ -1378,19 +1422,7 @@ def _load_dicom(
         volume.source.affine, volume.source.shape, volume.source.slice_shift = source_ras, source_shape, shift
         volume.notes.append(_tilt_note(frames, lps))
     volume.notes.extend(series.notes)
-    thickness, step = header_float(first, "SliceThickness"), float(np.linalg.norm(lps[:3, 2]))
-    if len(frames) > 1 and thickness is not None and 0 < thickness and step - thickness > max(0.5, 0.1 * step):
-        # (helper-66: every third slice of a 3 mm series, 9 mm apart, was read without a word on the gaps)
-        volume.notes.append(
-            f"slices {thickness:g} mm thick (SliceThickness) and {step:.1f} mm apart: {step - thickness:.1f} mm "
-            "between each two were not imaged"
-        )
-    if len(frames) == 1 and _slice_thickness(first) is None:
-        # helper-65: a Pancreas-CT image with an empty SliceThickness was said to "cover 1 mm" without a word
-        volume.notes.append(
-            f"one image with no SliceThickness or SpacingBetweenSlices: taken as {_UNKNOWN_THICKNESS_MM:g} mm thick, "
-            "so lengths along the body's axis are not known"
-        )
+    volume.notes.extend(spacing_notes(first, len(frames), float(np.linalg.norm(lps[:3, 2]))))
     volume.flags.extend(series.flags)
     volume.acquisition = acquisition_fields(_acquisition_header(first))
     # every header's, not the first image's only: a damaged first header's name can run over its ID (helper-90)

@@ -274,8 +274,8 @@ def read_labels_nifti(
     if not is_nifti_path(path):  # (helper-38: a seg.dcm or .nrrd got nibabel's "Cannot work out file type")
         kind = "a DICOM SEG" if is_dicom_file(path) or path.name.lower().endswith(DICOM_NAME_SUFFIXES) else "this file"
         raise BoneScreenError(
-            f"label maps are read from NIfTI files (.nii, .nii.gz), and {kind} is not one: give levels.nii.gz, "
-            "which BoneScreen writes beside seg.dcm, or save the map as NIfTI (Slicer: Export to file, .nii.gz)",
+            f"label maps are read from NIfTI files (.nii, .nii.gz), and {kind} is not one: give levels.nii.gz or "
+            "vertebrae.nii.gz, which `bonescreen screen` and Slicer's BoneScreen Export write beside seg.dcm",
             path,
         )
     try:

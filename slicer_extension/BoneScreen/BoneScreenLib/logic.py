@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import slicer
@@ -39,6 +40,21 @@ TABLE_VOLUME = "BoneScreen.Volume"
 TABLE_CHART = "BoneScreen.Chart"
 #: Segmentation node attribute: "1" where BoneScreen split and named a mask the user gave (ids ``mask``).
 SPLIT_MASK = "BoneScreen.SplitMask"
+#: The segmentation node's attributes that say how BoneScreen made it (names given, rule, doubt, notes, the mark's
+#: digests): kept in each segment's :data:`PROVENANCE_TAG` too, since a ``.seg.nrrd`` stores segment tags but not node
+#: attributes (helper-110: saved and loaded again, an untouched MS-Net mark of a three-slice series read as the user's
+#: checked work: its names certain, the withheld status given, the naming notes gone).
+PROVENANCE = (
+    "BoneScreen.NamesGiven",
+    "BoneScreen.NamingRule",
+    "BoneScreen.NamesCertain",
+    "BoneScreen.Notes",
+    MARK_DIGEST,
+    OWN_RULE,
+    SPLIT_MASK,
+)
+#: Segment tag holding :data:`PROVENANCE` (JSON, base64: a tag's value may hold no '|' or ':' in a .seg.nrrd header).
+PROVENANCE_TAG = "BoneScreen.Provenance"
 
 #: What Slicer tells a user whose segment holds several vertebral bodies (the core's advice names the command line's
 #: option: helper-76), for a mask BoneScreen split and for other segmentations.
@@ -153,11 +169,14 @@ def volume_node_to_ct(volume_node):
         raise BoneScreenError(f"the volume '{volume_node.GetName()}': {problem}")
     files = dicom_source_files(volume_node, limit=1)  # one header holds them: no database query per slice
     if files:  # a CT from Slicer's DICOM database: its tube voltage and contrast agent for the density calibration
-        from bonescreen.io.dicom import read_acquisition
+        from bonescreen.io.dicom import read_acquisition, read_spacing_notes
 
         volume.description = _shown_name(volume_node, volume, files[0])
         try:
             volume.acquisition = read_acquisition(files[0])
+            # what the command line notes of the series' spacing (helper-110: a single image without a thickness was
+            # said to "cover 1 mm" in Slicer, while the command line noted the 1 mm as a guess)
+            volume.notes.extend(read_spacing_notes(files[0], kji.shape[0], volume.spacing[0]))
         except BoneScreenError as exc:  # the volume is loaded; without its header the calibration flags "no kVp"
             why = redact(str(exc), volume.source.identifiers)
             logging.warning("BoneScreen: the tube voltage of '%s' is unknown: %s", volume.description, why)
@@ -356,7 +375,50 @@ def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None
     if own:  # MS-Net's mark as it came, vertebra by vertebra until edited, as napari and `screen --labels` read it
         node.SetAttribute(MARK_DIGEST, json.dumps(mark_digests(vertebrae, own["edited"])))
         node.SetAttribute(OWN_RULE, own["naming_rule"])
+    keep_provenance(node)
     return node
+
+
+def keep_provenance(segmentation_node) -> None:
+    """Copy the node's :data:`PROVENANCE` attributes into every segment's :data:`PROVENANCE_TAG` (GUI thread), so that
+    they survive the node's being saved to a ``.seg.nrrd`` and loaded again (:func:`restore_provenance`)."""
+    import base64
+
+    kept = {k: v for k in PROVENANCE if (v := segmentation_node.GetAttribute(k)) is not None}
+    value = base64.urlsafe_b64encode(json.dumps(kept).encode()).decode("ascii")
+    segmentation = segmentation_node.GetSegmentation()
+    for i in range(segmentation.GetNumberOfSegments()):
+        segmentation.GetNthSegment(i).SetTag(PROVENANCE_TAG, value)
+
+
+def restore_provenance(segmentation_node) -> bool:
+    """Set the node's :data:`PROVENANCE` attributes from its segments' tags where the node has none (a segmentation
+    saved and loaded again): True when they were restored.
+
+    A segment the user added carries no tag; the first segment that does gives them. A tag that cannot be read is
+    ignored (the segmentation is then the user's, as any other without BoneScreen's attributes).
+    """
+    import base64
+    import binascii
+
+    if any(segmentation_node.GetAttribute(k) is not None for k in PROVENANCE):
+        return False
+    segmentation = segmentation_node.GetSegmentation()
+    for i in range(segmentation.GetNumberOfSegments()):
+        tag = vtk.mutable("")
+        if not segmentation.GetNthSegment(i).GetTag(PROVENANCE_TAG, tag):
+            continue
+        try:
+            kept = json.loads(base64.urlsafe_b64decode(str(tag).encode("ascii")))
+        except (ValueError, binascii.Error):
+            continue
+        if not isinstance(kept, dict):
+            continue
+        for key in PROVENANCE:
+            if isinstance(kept.get(key), str):
+                segmentation_node.SetAttribute(key, kept[key])
+        return True
+    return False
 
 
 def _names_of(segmentation_node) -> str:
@@ -476,6 +538,7 @@ def kept_as_edited(segmentation_node, volume_node, volume) -> str | None:
     """
     from bonescreen.labels import edited_levels
 
+    restore_provenance(segmentation_node)  # (a segmentation saved and loaded again)
     made = segmentation_node.GetAttribute(MARK_DIGEST) or ""
     given = segmentation_node.GetAttribute("BoneScreen.NamesGiven")
     if not made.startswith("{") or not given:
@@ -504,6 +567,22 @@ def vertebra_segments(segmentation_node) -> list[str]:
     segmentation = segmentation_node.GetSegmentation()
     segments = [segmentation.GetNthSegment(i) for i in range(segmentation.GetNumberOfSegments())]
     return [segment.GetName() for segment in segments if _segment_level(segment) is not None]
+
+
+def _write_label_map(volume, held: np.ndarray, path, naming: dict | None = None) -> list[str]:
+    """Write a vertebra map for Export (:func:`bonescreen.io.writers.write_labels_nifti`, with the naming of
+    BoneScreen's labels where some are MS-Net's unedited mark); it carries no identifying tag."""
+    from bonescreen.io.writers import write_labels_nifti
+
+    if naming is not None:  # the vertebrae this map holds
+        present = {int(v) for v in np.unique(held) if v}
+        naming = {
+            **naming,
+            "edited": [v for v in naming["edited"] if v in present],
+            "named_from": {k: v for k, v in naming["named_from"].items() if k in present},
+        }
+    write_labels_nifti(volume, held, path, naming)
+    return []
 
 
 def dicom_source_files(volume_node, limit: int | None = None) -> list[str] | None:
@@ -738,6 +817,9 @@ class ClassifyInputs:
     ct_digest: str = ""
     #: the segmentation is BoneScreen's split of a mask the user gave (:data:`SPLIT_MASK`)
     split_mask: bool = False
+    #: how BoneScreen named the labels, kept in the label maps Export writes
+    #: (:func:`bonescreen.io.writers.write_labels_nifti`'s ``naming``): None for labels that are all the user's
+    naming: dict | None = None
 
 
 class BoneScreenLogic:
@@ -757,6 +839,7 @@ class BoneScreenLogic:
         self.last_result: dict | None = None
         self._last_volume_id: str | None = None  # the volume node classified last
         self._last_ct_digest = ""  # and its voxels and geometry as classified (ct_digest)
+        self._last_naming: dict | None = None  # how BoneScreen named the labels classified (ClassifyInputs.naming)
 
     @property
     def screener(self):
@@ -786,6 +869,7 @@ class BoneScreenLogic:
         made = json.dumps(level_digests(seg.vertebra_labels())) if network else ""
         node.SetAttribute(MARK_DIGEST, made)
         node.SetAttribute(SPLIT_MASK, "" if network else "1")
+        keep_provenance(node)
         return node
 
     def segment(self, volume_node, segmentation_node=None, progress=None):
@@ -811,11 +895,12 @@ class BoneScreenLogic:
             the segmentation is under a transform.
         """
         from bonescreen.io.writers import labels_digest
-        from bonescreen.labels import edited_levels, vertebra_name
+        from bonescreen.labels import edited_levels, original_names, vertebra_name
         from bonescreen.pipeline.screener import own_labels_edited
 
         volume = volume_node_to_ct(volume_node)
         _refuse_a_transform(segmentation_node, "segmentation")  # as the CT is (helper-78)
+        restore_provenance(segmentation_node)  # saved to a .seg.nrrd and loaded again: how BoneScreen made it
         digest = ct_digest(volume_node)
         segmentation = segmentation_node.GetSegmentation()
         segments = [segmentation.GetNthSegment(i) for i in range(segmentation.GetNumberOfSegments())]
@@ -860,8 +945,28 @@ class BoneScreenLogic:
             )
         users = bool(checked) or renamed
         split = segmentation_node.GetAttribute(SPLIT_MASK) == "1"
+        naming = None
+        if made.startswith("{") and isinstance(checked, list):  # MS-Net's mark, but for the vertebrae edited
+            # as napari's writer keeps it (napari_bonescreen._convert.mark_naming): given back to `screen --labels`,
+            # napari or Slicer, the unedited vertebrae stay MS-Net's with the names' doubt, the renamed ones the user's
+            naming = {
+                "naming_rule": own_rule or segmentation_node.GetAttribute("BoneScreen.NamingRule") or "",
+                "naming_certain": segmentation_node.GetAttribute("BoneScreen.NamesCertain") != "0",
+                "edited": checked,
+                "named_from": original_names(json.loads(made), labels),
+                "upside_down": upside_down_note((segmentation_node.GetAttribute("BoneScreen.Notes") or "").split("\n")),
+            }
         return ClassifyInputs(
-            volume, labels, certain, notes, rule, checked, users_labels=users, ct_digest=digest, split_mask=split
+            volume,
+            labels,
+            certain,
+            notes,
+            rule,
+            checked,
+            users_labels=users,
+            ct_digest=digest,
+            split_mask=split,
+            naming=naming,
         )
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
@@ -901,6 +1006,7 @@ class BoneScreenLogic:
             **record,
         }
         self._last = (inputs.volume, inputs.labels)
+        self._last_naming = inputs.naming
         self._last_volume_id = volume_node.GetID()
         self._last_ct_digest = inputs.ct_digest
         return self.last_result, table_node, chart_node
@@ -1010,6 +1116,22 @@ class BoneScreenLogic:
             raise BoneScreenError(f"cannot write into the folder ({exc.strerror or exc})", out) from None
         outputs, errors, notes, exports = {}, {}, list(earlier.notes), {}
 
+        # the corrected labels, as `screen` writes them (helper-110: Slicer exported no label map, and its own
+        # "Export to labelmap" numbers segments in their order, T12 = 1, which `screen --labels` reads as L1)
+        naming = self._last_naming
+        for key, name, held in (
+            ("levels", "levels.nii.gz", lumbar_levels(vertebrae)),
+            ("vertebrae", "vertebrae.nii.gz", vertebrae),
+        ):
+            write_output(
+                out,
+                key,
+                name,
+                partial(_write_label_map, volume, held, naming=naming),
+                outputs,
+                errors,
+                exports,
+            )
         files = dicom_source_files(volume_node) if volume_node is not None else None
         if files and self.last_result["levels"]:
             levels, last = lumbar_levels(vertebrae), self.last_result
@@ -1044,7 +1166,8 @@ class BoneScreenLogic:
         except OSError as exc:
             errors["result.json"] = exc.strerror or str(exc)
         made = {"result.json", *outputs.values()} - set(errors)
-        written = [str(out / name) for name in ("result.json", "report.png", "seg.dcm", "sr.dcm") if name in made]
+        order = ("result.json", "report.png", "levels.nii.gz", "vertebrae.nii.gz", "seg.dcm", "sr.dcm")
+        written = [str(out / name) for name in order if name in made]
         if errors:
             failed = "; ".join(f"{name}: {why}" for name, why in errors.items())
             raise BoneScreenError(f"not written: {failed} (written: {', '.join(map(str, written)) or 'nothing'})", out)
