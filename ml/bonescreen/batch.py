@@ -48,9 +48,12 @@ from .io.folders import CANNOT_BE_READ, walk_folders
 from .io.identifiers import system_reason
 from .io.nifti import is_nifti_path, sidecar_path
 from .labels import CLASS_NAMES
-from .messages import status_confirmed
+from .messages import no_result, status_confirmed
 from .output_folder import FINGERPRINT_FILE, check_output_folder
 from .threads import usable_cores
+
+#: summary.csv's status of a study screened whose outputs hold no result (:func:`bonescreen.messages.no_result`).
+NO_RESULT = "no result"
 
 SUMMARY_COLUMNS = [
     "study",
@@ -594,6 +597,8 @@ def _row(outcome: dict) -> dict:
     # it to say that the fractures were looked for on MS-Net's unchecked mask); last, so no column moves
     withheld = o.get("bone_status_withheld")
     row["bone_status_basis"] = status["basis"] if status else f"withheld: {withheld}" if withheld else ""
+    if why := no_result(r):  # written, but no result, as `screen` exits 1 for it (helper-111: "done", exit 0)
+        row["status"], row["bone_status_basis"] = NO_RESULT, f"{NO_RESULT}: {why}"
     row["uncertain"] = int(bool(o["uncertain"]))
     row["reasons"] = "; ".join(o["reasons"])
     row["input_notes"] = "; ".join(r.get("input_notes") or [])
@@ -940,6 +945,8 @@ def _write_summary(
     if models is None:
         models = next((o["result"].get("models") for o in outcomes if o["status"] != "error"), None)
     counts = {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "error")}
+    # screened (now or before) but without a result: no lumbar level, labels off the CT, a mirrored spine
+    empty = sorted(o["study"] for o in outcomes if o["status"] != "error" and no_result(o["result"]))
     manifest = {
         "bonescreen": __version__,
         "models": models,
@@ -954,11 +961,13 @@ def _write_summary(
         "studies": len(studies),
         "counts": counts,
         "failed": sorted(o["study"] for o in outcomes if o["status"] == "error"),
+        # screened, outputs written, but no result (summary.csv's status "no result", its bone_status_basis why)
+        "no_result": empty,
         "duplicates": dict(sorted(repeats.items())),
         # every study was tried (its outcome, screened or failed, is in summary.csv)
         "complete": len(outcomes) == len(studies),
-        # every study was tried and none failed
-        "succeeded": len(outcomes) == len(studies) and counts["error"] == 0,
+        # every study was tried, none failed, and each gave a result
+        "succeeded": len(outcomes) == len(studies) and counts["error"] == 0 and not empty,
         "interrupted": interrupted,
     }
     try:

@@ -615,7 +615,7 @@ def _screen_in(args: argparse.Namespace, held: HeldFolder) -> int:
     """``screen``'s work and what it prints, into the output folder ``held`` (checked and locked)."""
     from .density import vbmd_text
     from .hu import hu_as_categorized
-    from .messages import WITHHELD_ORIENTATION, headline, left_out_of_overall, status_basis, user_messages
+    from .messages import headline, left_out_of_overall, no_result, status_basis, user_messages
     from .pipeline import Screener
     from .screen import screen_file
 
@@ -692,15 +692,9 @@ def _screen_in(args: argparse.Namespace, held: HeldFolder) -> int:
     for line in user_messages(result):
         print(f"  - {line}")
     print(f"results written to {args.out}")
-    if o["probabilities"] is None and o.get("labels_off_bone"):
-        # the labels given are not on this CT: written, but no result (helper-38: exit 0, a script could not tell)
-        return 1
-    if o.get("bone_status_withheld") == WITHHELD_ORIENTATION:
-        # every figure is read from a mirrored or upside-down spine: written, but no result, as above (a series too
-        # short to name its vertebrae keeps its figures, each the vertebra's whatever its name: exit 0)
-        return 1
-    if not result["levels"]:
-        # no lumbar level in the mask: written (the report shows what was found), but no result, as above
+    if no_result(result):
+        # written, but no result: no lumbar level, labels off this CT, a mirrored spine (helper-38: exit 0 for labels
+        # off the CT, a script could not tell); a series too short to name its vertebrae keeps its figures: exit 0
         return 1
     return 1 if result.get("output_errors") else 0  # what failed is among the lines above
 
@@ -788,7 +782,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if manifest["failed"]:  # the study keys (inputs.csv gives their files; summary.csv, why)
         shown = ", ".join(manifest["failed"][:10]) + (" ..." if len(manifest["failed"]) > 10 else "")
         print(f"failed: {shown} ({Path(args.out) / 'inputs.csv'} gives their files, summary.csv why)")
-    # 0: every study screened (now or before); 1: some failed (summary.csv says why) or were not tried
+    if manifest["no_result"]:  # screened, but no result: `screen` exits 1 for each (helper-111: a batch said nothing)
+        shown = ", ".join(manifest["no_result"][:10]) + (" ..." if len(manifest["no_result"]) > 10 else "")
+        print(f"no result: {shown} (summary.csv's bone_status_basis says why: no lumbar level found, ...)")
+    # 0: every study screened (now or before) with a result; 1: some failed (summary.csv says why), gave no result,
+    # or were not tried
     return 0 if manifest["succeeded"] else 1
 
 

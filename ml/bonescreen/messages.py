@@ -28,6 +28,33 @@ WITHHELD_ORIENTATION = (
 )
 
 
+def no_result(result: dict) -> str | None:
+    """Why a screen that wrote its outputs gives no result, or None: ``bonescreen screen`` then exits 1, and a batch
+    study's status is ``no result`` (helper-111: a CT without the lumbar spine counted as screened in a batch, exit 0,
+    where ``screen`` exits 1 on it).
+
+    Parameters
+    ----------
+    result : dict
+        result.json's content.
+
+    Returns
+    -------
+    str or None
+        No lumbar level was found; the labels given lie off the CT's bone at every level; or the image's orientation
+        looks wrong (:data:`WITHHELD_ORIENTATION`: every figure is read from a mirrored spine). A series too short to
+        name its vertebrae keeps its figures (each the vertebra's, whatever its name): None.
+    """
+    overall = result["overall"]
+    if not result["levels"]:
+        return "no lumbar level found"
+    if overall["probabilities"] is None and overall.get("labels_off_bone"):
+        return "the labels given do not sit on this CT's bone"
+    if overall.get("bone_status_withheld") == WITHHELD_ORIENTATION:
+        return "the image's orientation looks wrong"
+    return None
+
+
 def withheld_short_series(extent_mm: float, max_body_mm: float) -> str:
     """Why no bone status is given for a series too short to tell which vertebrae it holds (result.json
     ``overall.bone_status_withheld``).

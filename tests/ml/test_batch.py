@@ -502,7 +502,7 @@ def test_summary_says_when_the_bone_status_is_unconfirmed():
             "uncertain": True,
             "reasons": [],
         }
-        return {"study": "study-1", "status": "done", "result": {"overall": overall, "levels": []}}
+        return {"study": "study-1", "status": "done", "result": {"overall": overall, "levels": [{"name": "L1"}]}}
 
     sure = _row(outcome("vBMD 72 mg/cm3 (ACR QCT categories)"))
     doubted = _row(outcome("vertebral fracture (L2 grade 2 wedge); unconfirmed: the mask is MS-Net's"))
@@ -598,3 +598,41 @@ def test_ctrl_c_while_the_workers_start_stops_the_run_in_order(tmp_path):
     assert "Traceback" not in err and "Exception ignored" not in err, err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["interrupted"] and not manifest["complete"], manifest
+
+
+def test_a_study_screened_without_a_result_is_said_to_be_and_the_batch_exits_1(tmp_path, capsys):
+    """helper-111: a CT without the lumbar spine was "done" in summary.csv and the batch exited 0, where `screen` exits
+    1 on it ("no lumbar level found"): a script checking the exit code took no result for a result. Real MS-Net on a
+    phantom whose bone is soft tissue; a study with a result beside it."""
+    import nibabel as nib
+    import numpy as np
+
+    from bonescreen.batch import NO_RESULT
+
+    case = make_case(6063, 0, PhantomConfig(thickness=5.0, contrast_probability=0))
+    root = tmp_path / "in"
+    write_case(case, root / "spine", "nifti")
+    img = nib.load(root / "spine" / "ct.nii.gz")
+    hu = np.asarray(img.dataobj).copy()
+    hu[hu > 150] = 40  # no bone at all: nothing for MS-Net to mark
+    (root / "soft").mkdir()
+    nib.save(nib.Nifti1Image(hu, img.affine, img.header), root / "soft" / "ct.nii.gz")
+    for extra in ("levels", "body", "spine"):
+        (root / "spine" / f"{extra}.nii.gz").unlink()
+    out = tmp_path / "out"
+    code = main(["batch", str(root), "--out", str(out), "--workers", "1", "--device", "cpu"])
+    printed = capsys.readouterr().out
+    assert code == 1
+    with open(out / "summary.csv") as f:
+        rows = {r["study"]: r for r in csv.DictReader(f)}
+    manifest = json.loads((out / "manifest.json").read_text())
+    empty = [k for k, r in rows.items() if r["status"] == NO_RESULT]
+    assert len(rows) == 2 and len(empty) == 1 and manifest["no_result"] == empty
+    assert rows[empty[0]]["bone_status_basis"] == f"{NO_RESULT}: no lumbar level found"
+    assert [r["status"] for k, r in rows.items() if k not in empty] == ["done"]
+    assert not manifest["succeeded"] and manifest["complete"] and manifest["counts"]["error"] == 0
+    assert f"no result: {empty[0]}" in printed
+    # a rerun skips both (nothing changed) and says the same
+    assert main(["batch", str(root), "--out", str(out), "--workers", "1", "--device", "cpu"]) == 1
+    with open(out / "summary.csv") as f:
+        assert [r["status"] for r in csv.DictReader(f) if r["study"] in empty] == [NO_RESULT]
