@@ -167,7 +167,7 @@ def test_screen_corrected_labels(unseen, tmp_path):
     assert result["segmentation"]["source"] == "user" and len(result["levels"]) == 5
 
 
-def test_screen_without_a_lumbar_level_says_why_no_seg_or_sr(unseen, tmp_path, capsys):
+def test_screen_without_a_lumbar_level_says_why_no_seg_or_sr(screener, unseen, tmp_path, capsys):
     """A DICOM scan whose mask holds no lumbar level (here a corrected mask with T12 only) writes no SEG or SR,
     and result.json and the printed lines say why instead of leaving the files silently out."""
     from bonescreen.io.writers import write_labels_nifti
@@ -183,6 +183,11 @@ def test_screen_without_a_lumbar_level_says_why_no_seg_or_sr(unseen, tmp_path, c
     assert result["levels"] == [] and not (out / "seg.dcm").exists() and not (out / "sr.dcm").exists()
     assert any("seg.dcm and sr.dcm were not written" in n for n in result["output_notes"])
     assert "seg.dcm and sr.dcm were not written" in capsys.readouterr().out
+    # every overall field of a classified scan, null or empty (helper-111: bone_status_withheld and labels_off_bone
+    # were missing, a reader's KeyError)
+    full = screener.classify(volume, case.levels)
+    assert set(result["overall"]) == set(full["overall"])
+    assert result["overall"]["bone_status_withheld"] is None and result["overall"]["labels_off_bone"] == []
 
 
 def test_a_rerun_into_the_same_folder_leaves_no_earlier_output_and_keeps_the_users_labels(unseen, tmp_path):

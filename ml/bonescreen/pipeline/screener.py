@@ -192,6 +192,8 @@ def no_lumbar_result(thresholds: HUThresholds, found: str) -> dict:
             "vbmd_levels_used": [],
             "left_out": {},
             "bone_status": None,
+            "bone_status_withheld": None,
+            "labels_off_bone": [],
             "uncertain": True,
             "reasons": [reason, found],
         },
