@@ -190,8 +190,8 @@ def _train(args: argparse.Namespace, task: str) -> int:
     if labelled and not getattr(args, "init_weights", None):
         print(
             "bonescreen: note: training from random weights; to fine-tune the bundled MS-Net on your labelled CT give "
-            "--init-weights with its weights (bonescreen/weights/msnet-small.safetensors) and a lower --lr "
-            "(the bundled one was fine-tuned at 1e-4)",
+            "--init-weights with its weights (bonescreen/weights/msnet-small.safetensors): it is then fine-tuned at a "
+            "learning rate of 1e-4, as the bundled one was (--lr sets another)",
             file=sys.stderr,
         )
     labelled_notes: list[str] = []  # what the labelled CT's labels hold and which slices were trained on
@@ -874,7 +874,12 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--out", type=user_path, required=True, help="weights folder")
         q.add_argument("--epochs", type=_positive_int, default=epochs)
         q.add_argument("--batch-size", type=_positive_int, default=64)
-        q.add_argument("--lr", type=_positive_float, default=None, help="base learning rate (default: the paper's)")
+        q.add_argument(
+            "--lr",
+            type=_positive_float,
+            default=None,
+            help="base learning rate (default: the paper's; train-seg with --init-weights: 1e-4, a fine-tune's)",
+        )
         q.add_argument("--val-fraction", type=_number(0.0, 1.0, with_low=True), default=0.2)
         q.add_argument("--seed", type=_non_negative_int, default=0)
         q.add_argument("--device", type=_device, default="auto")

@@ -29,7 +29,14 @@ from ..metrics import dice_score
 from ..nets.names import model_names
 from ..nets.registry import create_model, model_task
 from ..preprocess import MARK_IGNORE
-from .schedules import CLS_BASE_LR, CLS_WEIGHT_DECAY, SEG_BASE_LR, classification_lr, segmentation_lr
+from .schedules import (
+    CLS_BASE_LR,
+    CLS_WEIGHT_DECAY,
+    SEG_BASE_LR,
+    SEG_FINE_TUNE_LR,
+    classification_lr,
+    segmentation_lr,
+)
 
 
 @dataclass
@@ -258,7 +265,7 @@ def train(
     seed_everything(config.seed)
     model = create_model(config.model, **config.model_kwargs).to(device)
     if task == "segmentation":
-        base_lr = config.lr or SEG_BASE_LR
+        base_lr = config.lr or (SEG_FINE_TUNE_LR if config.init_weights else SEG_BASE_LR)
         optimizer = torch.optim.Adam(model.parameters(), lr=base_lr, betas=(0.9, 0.999))
     else:
         base_lr = config.lr or CLS_BASE_LR
