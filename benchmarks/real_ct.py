@@ -153,9 +153,10 @@ def main() -> None:
         )
         contrast = "contrast-enhanced" if cal["contrast_enhanced"] else "no contrast found"
         print(
-            f"    reference tissues: {tissues or 'none'}; kVp {cal['kvp'] or 'not in the header'}; effective energy "
+            f"    reference tissues (round {row['calibration_scope']}): {tissues or 'none'}; "
+            f"kVp {cal['kvp'] or 'not in the header'}; effective energy "
             f"{cal['effective_energy_kev']} keV; {contrast}; "
-            f"body heights anterior/middle/posterior: {heights or 'none'}"
+            f"lumbar body heights anterior/middle/posterior, as screen measures them: {heights or 'none'}"
         )
         for flag in cal["flags"]:
             print(f"    calibration: {flag}")

@@ -16,8 +16,7 @@ from scipy import ndimage
 from .data.label_coverage import label_coverage
 from .data.labelled import LabelledCT
 from .errors import BoneScreenError
-from .fracture import body_heights
-from .hu import body_from_levels, trabecular_hu, with_endplates
+from .hu import body_from_levels, trabecular_hu
 from .metrics import dice_score
 from .pipeline import Screener
 from .pipeline.bone_health import scan_calibration
@@ -30,20 +29,26 @@ def vertebra_hu(volume, own: np.ndarray) -> float | None:
     return None if m is None or m["mean_hu"] is None else round(m["mean_hu"], 1)
 
 
-def bone_health(volume, vertebra_map: np.ndarray, vertebrae) -> dict:
-    """The scan's internal density calibration (reference tissues round the vertebral bodies found) and the
-    body heights (mm) of the lowest five vertebrae found, as ``screen`` measures lumbar levels.
+def bone_health(volume, seg, result: dict) -> dict:
+    """The scan's internal density calibration and each lumbar level's body heights (mm), as ``screen``'s result.json
+    gives them (``result``: :meth:`~bonescreen.pipeline.Screener.screen` of ``seg``).
 
-    ``vertebra_map`` holds 1 + each vertebra's index from the lowest, which the body split reads as level ids.
+    helper-111: measured here on their own, the heights were those of the lowest five vertebrae found (the sacrum
+    among them, L1 left out) and the calibration sampled the slices of every vertebra found, so both differed from
+    ``screen``'s on the same CT and mark. Without a lumbar level (``screen`` gives no calibration) the calibration is
+    taken round every vertebral body found (``calibration_scope`` says so), so that a thoracic series' reference
+    tissues are still printed.
     """
-    bodies = body_from_levels(vertebra_map, volume.spacing)
-    calibration = scan_calibration(volume.hu, vertebra_map, bodies, volume.spacing, volume.acquisition)
-    walls = with_endplates(bodies, vertebra_map, volume.spacing, volume.hu)  # as screen measures heights
     heights = {}
-    for v in vertebrae:
-        h = body_heights(walls == v.index + 1, volume.spacing) if v.index < 5 else None
-        heights[v.name] = None if h is None else {k: round(x, 1) for k, x in h.items()}
-    return {"calibration": calibration.as_dict(), "heights": heights}
+    for level in result["levels"]:
+        fracture = level.get("fracture") or {}
+        walls = {w: fracture.get(f"height_{w}_mm") for w in ("anterior", "middle", "posterior")}
+        heights[level["name"]] = walls if None not in walls.values() else None
+    if result.get("density_calibration") is not None:
+        return {"calibration": result["density_calibration"], "calibration_scope": "lumbar levels", "heights": heights}
+    bodies = body_from_levels(seg.vertebra_map, volume.spacing)
+    calibration = scan_calibration(volume.hu, seg.vertebra_map, bodies, volume.spacing, volume.acquisition)
+    return {"calibration": calibration.as_dict(), "calibration_scope": "every vertebra found", "heights": heights}
 
 
 def scored_found(row: dict) -> list[dict]:
@@ -75,9 +80,11 @@ def found_text(row: dict, named: Callable[[dict], str] = lambda f: f["name"]) ->
     listed = ", ".join(named(f) for f in scored)
     if not others:
         return listed or "none"
+    found = f"{others} other vertebra{'e' if others > 1 else ''} found, not labelled"
     if not listed:  # (helper-86: "( and 7 not labelled; given S1)")
-        return f"none mostly within the given vertebrae; {others} not labelled"
-    return f"{listed} and {others} not labelled"
+        return f"none mostly within the given vertebrae; {found}"
+    # (helper-111: "T12 and 13 not labelled" read as the names T12 and T13)
+    return f"{listed}; {found}"
 
 
 def mean_dice(rows: list[dict]) -> tuple[float | None, float | None]:
@@ -196,7 +203,8 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
                 "trabecular_hu": vertebra_hu(volume, own),
             }
         )
-    bone = bone_health(volume, seg.vertebra_map, seg.vertebrae)
+    screened, _, _ = screener.screen(volume, segmentation=seg)  # classified as `screen` classifies it
+    bone = bone_health(volume, seg, screened)
     for f in found:
         f["heights_mm"] = bone["heights"].get(f["name"])
     return {
@@ -205,6 +213,7 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
         "image": str(Path(case.image).resolve()),  # absolute (helper-83: relative to where it was run)
         "labels": [str(Path(p).resolve()) for p in case.labels],
         "calibration": bone["calibration"],
+        "calibration_scope": bone["calibration_scope"],
         "shape_zyx": list(volume.hu.shape),
         "spacing_mm": [round(s, 3) for s in volume.spacing],
         "dice": round(float(dice), 4),

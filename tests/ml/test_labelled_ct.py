@@ -201,6 +201,18 @@ def test_evaluate_scores_a_folder_of_labelled_ct(tmp_path, small_case, capsys):
     assert [g for g in row["given"] if g.startswith("unnamed")] == ["unnamed id 21", "unnamed id 22"]
     assert not row["partial"] and row["unlabelled"] == []  # T12 to the sacrum: every vertebra in view
     assert "spine_001: Dice" in out.out and metrics["unpaired"] == []
+    # the heights and the calibration are screen's on the same CT (helper-111: measured apart, the heights were those of
+    # the lowest five vertebrae found, the sacrum among them and L1 not, and the reference tissues were sampled over
+    # every vertebra found)
+    ct = tmp_path / "mine" / "imagesTr" / "spine_001_0000.nii.gz"
+    assert main(["screen", str(ct), "--out", str(tmp_path / "s"), "--device", "cpu"]) == 0
+    screened = json.loads((tmp_path / "s" / "result.json").read_text())
+    assert row["calibration"] == screened["density_calibration"] and row["calibration_scope"] == "lumbar levels"
+    found = {f["name"]: f["heights_mm"] for f in row["found"]}
+    for level in screened["levels"]:
+        walls = {w: level["fracture"][f"height_{w}_mm"] for w in ("anterior", "middle", "posterior")}
+        assert found[level["name"]] == walls
+    assert found["S1"] is None and found["L1"] is not None
 
 
 def test_verse_pairs_each_ct_with_the_mask_of_the_same_scan(tmp_path):

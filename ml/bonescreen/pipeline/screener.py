@@ -498,14 +498,17 @@ class Screener:
         labels: np.ndarray | None = None,
         mark: np.ndarray | None = None,
         own_labels: dict | None = None,
+        segmentation: Segmentation | None = None,
     ) -> tuple[dict, np.ndarray, np.ndarray]:
-        """Segment (unless ``labels`` or ``mark`` are given) and classify.
+        """Segment (unless ``labels``, ``mark`` or ``segmentation`` are given) and classify.
 
         ``labels`` are the user's vertebra labels (ids of DESIGN.md, taken as the names); ``mark`` is a user's
         bool mask of the spine, split and named as MS-Net's mark is (:meth:`name_mark`). ``own_labels`` says
         how BoneScreen named ``labels`` that are its own, given back (``naming_rule``, ``naming_certain``,
         ``edited``; :func:`~bonescreen.io.writers.own_labels`): names it could not confirm stay flagged with that
         reason, and the mask stays MS-Net's, not checked, but for the vertebrae the user edited since.
+        ``segmentation``: this screener's :meth:`segment` of ``volume``, made already (``bonescreen evaluate`` scores
+        it before classifying it as ``screen`` does).
 
         Returns
         -------
@@ -521,8 +524,8 @@ class Screener:
         if labels is not None and mark is not None:
             raise BoneScreenError("give the labels or a mask of the spine, not both")
         if labels is None:
-            seg = self.segment(volume, progress) if mark is None else self.name_mark(volume, mark)
-            labels, certain, notes = seg.labels, seg.certain, seg.notes
+            seg = segmentation or (self.segment(volume, progress) if mark is None else self.name_mark(volume, mark))
+            labels, certain, notes = seg.labels, seg.certain, list(seg.notes)
             vertebrae = seg.vertebra_labels()
             timings["segment"] = round(seg.seconds, 3)
         else:  # the user's level labels, or an all-vertebrae map whose ids are taken as the names
