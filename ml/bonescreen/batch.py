@@ -54,6 +54,8 @@ from .threads import usable_cores
 
 #: summary.csv's status of a study screened whose outputs hold no result (:func:`bonescreen.messages.no_result`).
 NO_RESULT = "no result"
+#: summary.csv's status of a study that a stopped run did not reach.
+NOT_TRIED = "not tried"
 
 SUMMARY_COLUMNS = [
     "study",
@@ -732,6 +734,10 @@ def run_batch(
                 # keep what finished: the summary below lists it, and the next run skips it
                 interrupted = True
                 with _sigint_held():
+                    try:  # the workers that ran (helper-111: a stopped run's manifest said 0)
+                        n_workers = len(client.scheduler_info().get("workers", {}))
+                    except Exception:  # the scheduler already gone: not known
+                        pass
                     _quiet_dask(client)
                     for f in futures:
                         f.cancel()
@@ -919,13 +925,23 @@ def _write_summary(
     models: dict | None = None,
     repeats: dict[str, str] | None = None,
 ) -> dict:
-    """Write summary.csv (a row per study finished in this run) and manifest.json; return the manifest.
+    """Write summary.csv (a row per study: finished, failed, or not reached by a stopped run) and manifest.json; return
+    the manifest.
 
     ``models``: the weights every study's result now comes from (``Screener.models()``); ``repeats``: studies
     that hold a series an earlier study holds too (:func:`duplicate_studies`), said in their rows' input notes
     and in the manifest's ``duplicates``."""
     repeats = repeats or {}
     rows = sorted((_row(o) for o in outcomes), key=lambda r: r["study"])
+    # the studies a stopped run did not reach: a row each, so that summary.csv names every study (helper-111: a rerun
+    # stopped early listed 2 of 8, the others named nowhere)
+    tried = {o["study"] for o in outcomes}
+    untried = sorted(k for k in studies if k not in tried)
+    for key in untried:
+        row = dict.fromkeys(SUMMARY_COLUMNS, "")
+        row.update(study=key, status=NOT_TRIED, error="the run stopped before it reached this study: run it again")
+        rows.append(row)
+    rows.sort(key=lambda r: r["study"])
     for row in rows:
         if row["study"] in repeats:
             same = (
@@ -963,6 +979,8 @@ def _write_summary(
         "failed": sorted(o["study"] for o in outcomes if o["status"] == "error"),
         # screened, outputs written, but no result (summary.csv's status "no result", its bone_status_basis why)
         "no_result": empty,
+        # not reached by a stopped run (summary.csv's status "not tried")
+        "not_tried": untried,
         "duplicates": dict(sorted(repeats.items())),
         # every study was tried (its outcome, screened or failed, is in summary.csv)
         "complete": len(outcomes) == len(studies),

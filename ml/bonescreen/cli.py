@@ -763,7 +763,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         summary = Path(args.out) / "summary.csv"
         print(
-            f"bonescreen: stopped; {summary} lists the studies finished, and running the same command again goes on "
+            f"bonescreen: stopped; {summary} lists the studies finished and those not reached; running the same "
+            "command again goes on "
             "from there"
             if summary.is_file()
             else "bonescreen: stopped before any study was screened",

@@ -636,3 +636,25 @@ def test_a_study_screened_without_a_result_is_said_to_be_and_the_batch_exits_1(t
     assert main(["batch", str(root), "--out", str(out), "--workers", "1", "--device", "cpu"]) == 1
     with open(out / "summary.csv") as f:
         assert [r["status"] for r in csv.DictReader(f) if r["study"] in empty] == [NO_RESULT]
+
+
+def test_a_stopped_run_names_every_study_it_did_not_reach(tmp_path):
+    """helper-111: a rerun stopped early wrote a summary.csv of the 2 studies it finished, where the one before had 8;
+    the 6 not reached (one of them failed before) were named in neither summary.csv nor manifest.json."""
+    import datetime as dt
+    from pathlib import Path
+
+    from bonescreen.batch import NOT_TRIED, _write_summary
+
+    studies = {k: Path(f"/in/{k}") for k in ("study-a", "study-b", "study-c")}
+    outcomes = [{"study": "study-b", "status": "error", "error": "not a CT"}]
+    started = dt.datetime.now(dt.timezone.utc)
+    manifest = _write_summary(tmp_path, studies, outcomes, started, "cpu", None, 1, True)
+    with open(tmp_path / "summary.csv") as f:
+        rows = {r["study"]: r for r in csv.DictReader(f)}
+    assert list(rows) == ["study-a", "study-b", "study-c"]
+    assert rows["study-b"]["status"] == "error"
+    assert [rows[k]["status"] for k in ("study-a", "study-c")] == [NOT_TRIED, NOT_TRIED]
+    assert "stopped before it reached" in rows["study-a"]["error"]
+    assert manifest["not_tried"] == ["study-a", "study-c"] and manifest["interrupted"] and not manifest["complete"]
+    assert manifest["workers"] == 1
