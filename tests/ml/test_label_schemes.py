@@ -196,3 +196,33 @@ def test_names_of_no_vertebra_stay_unknown(name):
     from bonescreen.labels import vertebra_id
 
     assert vertebra_id(name) is None
+
+
+def test_a_map_of_many_structures_read_as_a_mask_is_said_to_be_not_an_image_turned_round(shared_data):
+    """helper-110: TotalSegmentator's whole map of the T11-T12 series (organs, muscles, vessels beside the two
+    vertebrae) read with the ids 'mask' was taken for an image with its front and back swapped, the first line of the
+    status. The mask holding far more than a spine's bone is said instead, with the ids to read it with."""
+    import numpy as np
+
+    from bonescreen.io import load_ct
+    from bonescreen.io.writers import read_labels_nifti
+    from bonescreen.label_schemes import MASK_SCHEME
+    from bonescreen.orientation_check import ARCHES_IN_FRONT, front_and_back_swapped
+    from bonescreen.pipeline import Screener
+    from bonescreen.pipeline.screener import overfull_mask
+
+    volume = load_ct(shared_data / "totalseg-t11t12-dicom")
+    labels = shared_data / "totalseg-t11t12-dicom-labels.nii.gz"
+    everything = read_labels_nifti(volume, labels, scheme=MASK_SCHEME) > 0
+    assert front_and_back_swapped(volume.hu, everything, volume.spacing), "precondition: the cue misreads this mask"
+    seg = Screener(device="cpu").name_mark(volume, everything)
+    assert (
+        seg.notes[0].startswith("the mask holds")
+        and "read with its own ids (TotalSegmentator's: totalseg" in (seg.notes[0])
+    )
+    assert not any(n.startswith(ARCHES_IN_FRONT) or "front and back look swapped" in n for n in seg.notes)
+    assert not seg.certain
+    # the vertebrae alone (its ids read as TotalSegmentator's) are a spine's bone: no such note
+    spine = read_labels_nifti(volume, labels, scheme="totalseg") > 0
+    assert overfull_mask(spine, volume.spacing) is None
+    assert overfull_mask(np.zeros_like(spine), volume.spacing) is None

@@ -202,6 +202,33 @@ def no_lumbar_result(thresholds: HUThresholds, found: str) -> dict:
     }
 
 
+#: Most vertebral bone a spine holds per mm along the body's axis (cm3/mm): a lumbar vertebra with its arch is 40-80
+#: cm3 over about 35 mm of spine (Visible Human; about 2 cm3/mm), and the sacrum and the pelvis's bone beside it add
+#: about as much again. A mask holding more than this holds other structures: organs, muscles.
+MAX_SPINE_CM3_PER_MM = 6.0
+
+
+def overfull_mask(mark: np.ndarray, spacing: tuple[float, float, float]) -> str | None:
+    """Why a mask of the spine holds far more than vertebral bone, or None (:data:`MAX_SPINE_CM3_PER_MM`).
+
+    ``mark``: bool (z, y, x); ``spacing``: (dz, dy, dx) mm. A map of many structures read with the ``mask`` ids (every
+    id above 0 taken as vertebral bone: TotalSegmentator's or VerSe's whole map) is the likely cause.
+    """
+    slices = np.flatnonzero(mark.any(axis=(1, 2)))
+    if slices.size == 0:
+        return None
+    length_mm = (slices[-1] - slices[0] + 1) * spacing[0]
+    cm3 = float(np.count_nonzero(mark)) * float(np.prod(spacing)) / 1000.0
+    if cm3 <= MAX_SPINE_CM3_PER_MM * length_mm:
+        return None
+    return (
+        f"the mask holds {cm3:.0f} cm3 over {length_mm:.0f} mm of the body's axis, {cm3 / length_mm:.0f} cm3 per mm, "
+        f"where a spine's bone is under {MAX_SPINE_CM3_PER_MM:g}: it holds more than the spine (organs, muscles?). A "
+        "map of many structures is read with its own ids (TotalSegmentator's: totalseg; VerSe's: verse), not as a "
+        "mask; the image's orientation is not judged from it, and the names are not confirmed"
+    )
+
+
 class Screener:
     """MS-Net + BCC-Net screening of a CT volume.
 
@@ -355,13 +382,17 @@ class Screener:
             "slices above and below, where the CT reads as the bone beside it"
         ] * bool(bridged)
         upside = orientation_notes(split.notes)  # the image's doubts first, then the mark's, then the naming's
+        # a mask far fuller than any spine's bone (a map of organs and muscles read with ids 'mask') says nothing of
+        # where the spine lies: its orientation is not judged from it, and what it is is said first (helper-110:
+        # TotalSegmentator's whole map read as a mask was taken for an image with its front and back swapped)
+        overfull = overfull_mask(mark, volume.spacing)
         notes = [
-            *front_and_back_swapped(volume.hu, mark, volume.spacing),
+            *([overfull] if overfull else front_and_back_swapped(volume.hu, mark, volume.spacing)),
             *upside,
             *filled,
             *(n for n in split.notes if n not in upside),
         ]
-        certain = split.certain
+        certain = split.certain and not overfull
         if certain and volume.orientation_unknown:  # read upside down, the names would run the wrong way
             certain = False
             notes.append(
