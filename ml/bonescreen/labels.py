@@ -505,6 +505,24 @@ def name_gaps(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> lis
     return out
 
 
+def missing_levels(vertebrae: np.ndarray) -> list[str]:
+    """A note for each lumbar level (L1-L5) that the labels lack between two they hold (L3 where L2 and L4 are): a
+    vertebra the user deleted, or whose voxels were all erased, is then said to be left out (helper-110: it dropped
+    out of the results without a word). ``vertebrae``: a map with the ids of DESIGN.md."""
+    present = {int(v) for v in np.unique(vertebrae) if 1 <= v <= 5}
+    if not present:
+        return []
+    out = []
+    for lv in range(min(present) + 1, max(present)):
+        if lv not in present:
+            below, above = max(p for p in present if p < lv), min(p for p in present if p > lv)
+            out.append(
+                f"{LEVEL_NAMES[lv]} is not in the labels, between {LEVEL_NAMES[below]} and {LEVEL_NAMES[above]}: not "
+                "classified (a vertebra deleted, or its voxels all erased?)"
+            )
+    return out
+
+
 def names_reversed(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> tuple[str, str] | None:
     """The names at the top and at the bottom of the image when every named neighbour pair, three vertebrae or more,
     runs the wrong way (L5 above L4 above L3 ...): names given on an image whose head and feet are swapped; None

@@ -165,3 +165,30 @@ def test_a_sixth_lumbar_vertebra_is_said_to_be_left_out():
     result = Screener(device="cpu").classify(volume, six)
     assert [lv["name"] for lv in result["levels"]] == ["L1", "L2"]
     assert any("L6 not classified: only L1-L5 are" in n for n in result["input_notes"]), result["input_notes"]
+
+
+def test_a_lumbar_level_deleted_between_two_kept_is_said_to_be_left_out(small_case):
+    """helper-110: a vertebra the user deleted (or whose voxels were all erased) dropped out of the results without a
+    word. Real BCC-Net on the phantom's levels with L3 (and then L2 and L3) removed."""
+    from bonescreen.labels import missing_levels
+    from bonescreen.messages import user_messages
+    from bonescreen.pipeline import Screener
+
+    assert missing_levels(small_case.levels) == []
+    no_l3 = np.where(small_case.levels == 3, 0, small_case.levels).astype(np.uint8)
+    assert missing_levels(no_l3) == [
+        "L3 is not in the labels, between L2 and L4: not classified (a vertebra deleted, or its voxels all erased?)"
+    ]
+    two = np.where(np.isin(small_case.levels, (2, 3)), 0, small_case.levels).astype(np.uint8)
+    assert [n[:36] for n in missing_levels(two)] == [
+        "L2 is not in the labels, between L1 ",
+        "L3 is not in the labels, between L1 ",
+    ]
+    # L1 gone at the end is no gap: the labels may start at L2 (a scan that starts there)
+    assert missing_levels(np.where(small_case.levels == 1, 0, small_case.levels)) == []
+    volume = volume_from_ijk(
+        small_case.hu.astype(np.float32).transpose(2, 1, 0), small_case.affine, "phantom", None, "phantom"
+    )
+    result = Screener(device="cpu").classify(volume, no_l3)
+    assert [lv["name"] for lv in result["levels"]] == ["L1", "L2", "L4", "L5"]
+    assert any("L3 is not in the labels, between L2 and L4" in m for m in user_messages(result))

@@ -23,6 +23,7 @@ from ..labels import (
     as_level_labels,
     levels_present,
     lumbar_levels,
+    missing_levels,
     name_gaps,
     stray_specks,
     vertebra_id,
@@ -512,6 +513,8 @@ class Screener:
             *([] if reversed_names else name_gaps(vertebrae, volume.spacing)),
         ]
         notes = list(volume.notes)
+        if users:  # a level the user deleted between two kept (helper-110: it dropped out without a word)
+            notes += missing_levels(vertebrae)
         unnamed = [vertebra_name(int(v)) for v in np.unique(vertebrae) if v >= UNNAMED_FIRST]
         if users and unnamed:  # a vertebra the user painted without a name (helper-64: never mentioned)
             notes.append(
