@@ -293,9 +293,21 @@ def test_a_label_map_is_no_ct_and_segments_named_twice_or_not_at_all_are_said(pa
     segmentation.AddEmptySegment("", "Segment_1")  # drawn anew in the Segment Editor: no vertebra's name, no tag
     inputs = logic.classify_inputs(node, seg)
     assert any("'Segment_1' left out" in n for n in inputs.notes)
+    # classified first: a refused Classify then leaves no result on the panel (helper-110: the earlier bone status
+    # stayed shown and Export enabled)
+    params.node.inputVolume, params.node.outputSegmentation = node, seg
+    controller.start_classify()
+    run_to_end(controller)
+    assert controller.state().can_export
     segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L4")).SetName("L2")
-    with pytest.raises(BoneScreenError, match=r"segments 'L2', 'L2' of .* are all L2: give each vertebra its own"):
+    # the one the user renamed says which vertebra it was (helper-110: which of the two 'L1's was BoneScreen's T12?)
+    twice = r"segments 'L2', 'L2' \(BoneScreen's L4\) of .* are all L2: give each vertebra its own"
+    with pytest.raises(BoneScreenError, match=twice):
         logic.classify_inputs(node, seg)
+    with pytest.raises(BoneScreenError, match=twice):
+        controller.start_classify()
+    state = controller.state()
+    assert not state.can_export and state.status.startswith("Classify refused: segments 'L2', 'L2' (BoneScreen's L4)")
 
 
 def test_a_volume_that_is_no_ct_in_hu_is_refused_at_segment_and_classify_for_the_command_lines_reason(

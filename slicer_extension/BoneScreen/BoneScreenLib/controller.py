@@ -286,18 +286,25 @@ class PanelController:
         if volume_node is None or seg_node is None:
             raise BoneScreenError("select the CT and its segmentation (segment first)")
         logic = self.logic()
-        inputs = logic.classify_inputs(volume_node, seg_node)
-        if not inputs.labels.any() and (named := vertebra_segments(seg_node)):
-            # (helper-60: a segmentation of another CT, or empty segments, was told to rename what it held)
-            raise BoneScreenError(
-                f"the segments of '{seg_node.GetName()}' ({', '.join(named)}) hold no voxel of the CT "
-                f"'{volume_node.GetName()}': a segmentation of another CT, or empty segments; pick this CT's "
-                "segmentation, segment it, or paint the vertebrae in the Segment Editor"
-            )
-        if not lumbar_levels(inputs.labels).any():
-            raise BoneScreenError(
-                _no_lumbar_vertebra(seg_node, [vertebra_name(k) for k in np.unique(inputs.labels) if k])
-            )
+        try:
+            inputs = logic.classify_inputs(volume_node, seg_node)
+            if not inputs.labels.any() and (named := vertebra_segments(seg_node)):
+                # (helper-60: a segmentation of another CT, or empty segments, was told to rename what it held)
+                raise BoneScreenError(
+                    f"the segments of '{seg_node.GetName()}' ({', '.join(named)}) hold no voxel of the CT "
+                    f"'{volume_node.GetName()}': a segmentation of another CT, or empty segments; pick this CT's "
+                    "segmentation, segment it, or paint the vertebrae in the Segment Editor"
+                )
+            if not lumbar_levels(inputs.labels).any():
+                raise BoneScreenError(
+                    _no_lumbar_vertebra(seg_node, [vertebra_name(k) for k in np.unique(inputs.labels) if k])
+                )
+        except BoneScreenError as exc:
+            # the panel no longer shows the last result as if it held (helper-110: the earlier bone status stayed on
+            # screen, and Export stayed enabled, after a refused Classify)
+            logic.last_result = None
+            self.status = f"Classify refused: {exc}"
+            raise
 
         def work(progress):
             return logic.run_classify(inputs, progress)

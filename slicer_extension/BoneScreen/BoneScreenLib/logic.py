@@ -330,14 +330,16 @@ def _segment_level(segment) -> int | None:
     return vertebra_id(segment.GetName())
 
 
-def _named(segment) -> str:
-    """A segment's name, quoted, and the vertebra BoneScreen named it where the user renamed it to no vertebra's
-    name: ``'junk' (BoneScreen's L4)``."""
-    from bonescreen.labels import vertebra_name
+def _named(segment, renamed_only: bool = False) -> str:
+    """A segment's name, quoted, and the vertebra BoneScreen named it where the user renamed it: ``'junk' (BoneScreen's
+    L4)``; with ``renamed_only``, only where that vertebra is not the one the name says (``'L1' (BoneScreen's T12)``
+    beside a plain ``'L1'``)."""
+    from bonescreen.labels import vertebra_id, vertebra_name
 
     tag = vtk.mutable("")
     given = str(tag) if segment.GetTag(LEVEL_TAG, tag) else ""
-    if given.isdigit() and 0 < int(given) <= 255:
+    same = renamed_only and given.isdigit() and vertebra_id(segment.GetName()) == int(given)
+    if given.isdigit() and 0 < int(given) <= 255 and not same:
         return f"{segment.GetName()!r} (BoneScreen's {vertebra_name(int(given))})"
     return repr(segment.GetName())
 
@@ -907,12 +909,13 @@ class BoneScreenLogic:
         by_level: dict[int, list[str]] = {}
         for segment in segments:
             if (level := _segment_level(segment)) is not None:
-                by_level.setdefault(level, []).append(segment.GetName())
+                by_level.setdefault(level, []).append(_named(segment, renamed_only=True))
         twice = {level: names for level, names in by_level.items() if len(names) > 1}
         if twice:  # merged into one id they read as one vertebra over several bodies (helper-60: a --label-scheme hint)
             level, names = next(iter(twice.items()))
+            # each with the name BoneScreen gave it where the user renamed it (helper-110: which 'L1' was T12?)
             raise BoneScreenError(
-                f"segments {', '.join(repr(n) for n in names)} of '{segmentation_node.GetName()}' are all "
+                f"segments {', '.join(names)} of '{segmentation_node.GetName()}' are all "
                 f"{vertebra_name(level)}: give each vertebra its own name in the Segment Editor (or shift all names)"
             )
         labels = segmentation_to_labels(segmentation_node, volume_node, volume)
