@@ -75,13 +75,15 @@ def main() -> None:
     w.tableSelector.addItem("CT abdomen (3 mm) BoneScreen results")
     w.deviceComboBox.addItems(["auto", "cpu", "cuda"])
     w.weightsPathLineEdit.setPlaceholderText("(bundled weights)")
+    w.schemeComboBox.addItems(["bonescreen", "verse", "totalseg", "mask"])
+    w.orientationComboBox.addItems(["LPS", "RAS"])
     w.progressBar.setValue(100)
     w.statusLabel.setText(
         "Bone status: Low bone mass (vBMD 96 mg/cm3 (ACR QCT categories))\n"
         "BCC-Net (network), L1, L2: Low bone mass\n"
         "L3: HU category osteoporosis (104 HU) disagrees with the network (low bone mass)"
     )
-    w.resize(440, 560)
+    w.resize(440, 700)
     w.show()
     app.processEvents()
     out = ROOT / "docs" / "slicer_panel.png"

@@ -114,43 +114,24 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.editButton.connect("clicked(bool)", self.onEdit)
         self.ui.classifyButton.connect("clicked(bool)", self.onClassify)
         self.ui.exportButton.connect("clicked(bool)", self.onExport)
-        # a CT whose file had no orientation (NIfTI without qform/sform): the user states it, as in napari
-        self.orientationBox = qt.QComboBox()
-        self.orientationBox.editable = True  # any of the 48 axis codes (e.g. PIR); the usual ones listed
+        # each in its section of the .ui (helper-110: added under the panel, after the status text, a classified
+        # result pushed them out of view): a CT whose file had no orientation (NIfTI without qform/sform), which the
+        # user states, as in napari
+        self.orientationBox = self.ui.orientationComboBox  # any of the 48 axis codes (e.g. PIR); the usual ones listed
         self.orientationBox.addItems(["LPS", "RAS", "LAS", "RPS", "LPI", "RAI", "LAI", "RPI"])
-        self.orientationBox.toolTip = "Axis codes of the CT's array (where i, j, k run), for a file without orientation"
-        self._row(
-            "File orientation:", self.orientationBox, self._button("Set the CT's orientation", self.onOrientation)
-        )
+        self.ui.orientationButton.connect("clicked(bool)", self.onOrientation)
         # the naming was off by one (T12 taken for L1, a sixth lumbar vertebra): move every name at once;
         # one segment is renamed in the Segment Editor (double-click its name: L1, T12, S1 ...)
-        self.shiftUpButton = self._button("All names one up (L1 -> T12)", lambda: self.onShift(-1))
-        self.shiftDownButton = self._button("All names one down (T12 -> L1)", lambda: self.onShift(1))
-        self._row(None, self.shiftUpButton, self.shiftDownButton)
+        self.shiftUpButton, self.shiftDownButton = self.ui.shiftUpButton, self.ui.shiftDownButton
+        self.shiftUpButton.connect("clicked(bool)", lambda: self.onShift(-1))
+        self.shiftDownButton.connect("clicked(bool)", lambda: self.onShift(1))
         # bring your own segmentation: another tool's vertebra map of this CT as the editable segments
-        self.schemeBox = qt.QComboBox()
+        self.schemeBox = self.ui.schemeComboBox
         self.schemeBox.addItems(["bonescreen"])  # the other schemes are listed by the core once it is loaded
-        self.schemeBox.toolTip = (
-            "Ids of the map: bonescreen (DESIGN.md), verse (VerSe), totalseg (TotalSegmentator), or mask (any id "
-            "above 0 is vertebral bone: a mask of the spine, split and named by BoneScreen)"
-        )
-        self._row("Label map ids:", self.schemeBox, self._button("Open a vertebra label map...", self.onImportLabels))
+        self.ui.importLabelsButton.connect("clicked(bool)", self.onImportLabels)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
-
-    @staticmethod
-    def _button(text: str, slot) -> qt.QPushButton:
-        button = qt.QPushButton(text)
-        button.connect("clicked(bool)", slot)
-        return button
-
-    def _row(self, label: str | None, *widgets) -> None:
-        """A row of widgets under the .ui's panel, after an optional label."""
-        row = qt.QHBoxLayout()
-        for widget in ([qt.QLabel(label)] if label else []) + list(widgets):
-            row.addWidget(widget)
-        self.layout.addLayout(row)
 
     def _ensure_controller(self) -> bool:
         """The controller needs the core; until it is installed the panel only offers to install it."""
