@@ -162,7 +162,10 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
     heights = ndimage.center_of_mass(truth > 0, truth, ids)
     lowest_up = [v for _, v in sorted(zip([h[0] for h in heights], ids, strict=True))]
     given = [name if (name := case.name_of(v)) != "?" else f"unnamed id {v}" for v in lowest_up]
-    names = {v.index + 1: v.name for v in seg.vertebrae}
+    # as result.json, napari and Slicer name them: a name no id carries (C7, S?) is its id's "unnamed N" (helper-111:
+    # evaluate said "C7" where screen said "unnamed 1")
+    shown = dict(zip((v.index for v in seg.vertebrae), seg.map_names(), strict=True))
+    names = {i + 1: name for i, name in shown.items()}
     per_vertebra, covering = [], np.zeros(truth.shape, bool)
     for vid, name in zip(lowest_up, given, strict=True):
         labelled = truth == vid
@@ -196,7 +199,7 @@ def evaluate_labelled_case(screener: Screener, case: LabelledCT) -> dict:
         match = case.name_of(int(under[np.argmax(counts)])) if labelled else None
         found.append(
             {
-                "name": v.name,
+                "name": shown[v.index],
                 "truth": match,
                 "slices": [int(v.slices[0]), int(v.slices[1])],
                 "ribs": v.ribs_counted,  # as result.json's evidence: the ribs the naming counts
