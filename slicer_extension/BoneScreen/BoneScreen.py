@@ -308,7 +308,11 @@ class BoneScreenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             folder = qt.QFileDialog.getExistingDirectory(None, "Export BoneScreen results")
             if folder:
                 written = self.controller.export(folder)
-                slicer.util.infoDisplay("Written:\n" + "\n".join(written))
+                # what the export did beside writing, such as an earlier run's edited labels kept under a new name
+                # (helper-110: said in result.json's output_notes only)
+                notes = self.controller.logic().last_export_notes
+                said = "\n\nNotes:\n" + "\n".join(f"- {n}" for n in notes) if notes else ""
+                slicer.util.infoDisplay("Written:\n" + "\n".join(written) + said)
 
 
 class BoneScreenModuleLogic(ScriptedLoadableModuleLogic):

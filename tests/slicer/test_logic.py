@@ -182,6 +182,7 @@ def test_export(scene, case, tmp_path, add_volume):
     assert [p.split("/")[-1] for p in written] == ["result.json", "report.png", "levels.nii.gz", "vertebrae.nii.gz"]
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert not (tmp_path / "out" / "seg.dcm").exists() and any("seg.dcm" in n for n in result["output_notes"])
+    assert logic.last_export_notes == result["output_notes"]  # shown beside the files written (helper-110)
     assert result["outputs"] == {"report": "report.png", "levels": "levels.nii.gz", "vertebrae": "vertebrae.nii.gz"}
     assert result["output_errors"] == {}
     # the corrected labels as `screen` writes them, DESIGN.md's ids on the CT's grid (helper-110: Slicer wrote none);

@@ -842,6 +842,8 @@ class BoneScreenLogic:
         self._last_volume_id: str | None = None  # the volume node classified last
         self._last_ct_digest = ""  # and its voxels and geometry as classified (ct_digest)
         self._last_naming: dict | None = None  # how BoneScreen named the labels classified (ClassifyInputs.naming)
+        #: what the last Export did beside writing (result.json's ``output_notes``: an earlier run's files set aside)
+        self.last_export_notes: list[str] = []
 
     @property
     def screener(self):
@@ -1085,6 +1087,7 @@ class BoneScreenLogic:
 
         if self.last_result is None:
             raise BoneScreenError("classify first")
+        self.last_export_notes = []
         volume, vertebrae = self._last
         if volume_node is not None and volume_node.GetID() != self._last_volume_id:
             raise BoneScreenError(
@@ -1168,6 +1171,7 @@ class BoneScreenLogic:
             write_text_atomic(out / "result.json", json.dumps(result, indent=2) + "\n")
         except OSError as exc:
             errors["result.json"] = exc.strerror or str(exc)
+        self.last_export_notes = list(result.get("output_notes") or [])  # shown beside the files written
         made = {"result.json", *outputs.values()} - set(errors)
         order = ("result.json", "report.png", "levels.nii.gz", "vertebrae.nii.gz", "seg.dcm", "sr.dcm")
         written = [str(out / name) for name in order if name in made]
