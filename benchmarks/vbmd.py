@@ -70,8 +70,12 @@ def pipeline_levels(volume, screener, labels: np.ndarray | None = None, mark: np
 
 def overall_against_truth(overall: dict, row: dict) -> dict | None:
     """The overall vBMD, its ACR category and near-cut-point flag (:func:`~bonescreen.pipeline.bone_health.
-    near_cut_point`) beside the truth: cases.csv's vBMD of the same levels, averaged; None without an overall vBMD."""
+    near_cut_point`) beside the truth: cases.csv's vBMD of the same levels, averaged; None without an overall vBMD or
+    where the bone status does not rest on it (the flag is given for such a status only)."""
     used = overall["vbmd_levels_used"]
+    status = overall.get("bone_status") or {}
+    if not str(status.get("basis", "")).startswith("vBMD"):  # a status from a fracture, BCC-Net, or none: never
+        return None  # flagged so (review, helper-112: such cases were counted as "unflagged")
     if overall["vbmd_mg_cm3"] is None or not all(row.get(f"vbmd_{n}") for n in used):
         return None
     truth = float(np.mean([float(row[f"vbmd_{n}"]) for n in used]))

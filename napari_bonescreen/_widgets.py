@@ -1303,7 +1303,7 @@ class ClassifyWidget(_Base):
         # and light themes alike (a fixed dark grey was 1.6:1 on the dark theme)
         color = class_color(cls, self.headline.palette().color(self.headline.foregroundRole()).name())
         bold, reason = line, ""
-        if result["overall"].get("bone_status_withheld"):
+        if line.startswith("No bone status: "):  # withheld, or every level's labels off the bone (review, helper-112)
             # "No bone status" in bold, why in plain text after it (helper-108: a short series' whole reason in
             # 13 pt bold took seven lines of the dock before the table)
             bold, _, rest = line.partition(": ")

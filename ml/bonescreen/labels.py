@@ -507,8 +507,8 @@ def name_gaps(vertebrae: np.ndarray, spacing: tuple[float, float, float]) -> lis
 
 def missing_levels(vertebrae: np.ndarray) -> list[str]:
     """A note for each lumbar level (L1-L5) that the labels lack between two they hold (L3 where L2 and L4 are): a
-    vertebra the user deleted, or whose voxels were all erased, is then said to be left out (helper-110: it dropped
-    out of the results without a word). ``vertebrae``: a map with the ids of DESIGN.md."""
+    vertebra the user deleted or renamed, or whose voxels were all erased, is then said to be left out (helper-110: it
+    dropped out of the results without a word). ``vertebrae``: a map with the ids of DESIGN.md."""
     present = {int(v) for v in np.unique(vertebrae) if 1 <= v <= 5}
     if not present:
         return []
@@ -518,7 +518,7 @@ def missing_levels(vertebrae: np.ndarray) -> list[str]:
             below, above = max(p for p in present if p < lv), min(p for p in present if p > lv)
             out.append(
                 f"{LEVEL_NAMES[lv]} is not in the labels, between {LEVEL_NAMES[below]} and {LEVEL_NAMES[above]}: not "
-                "classified (a vertebra deleted, or its voxels all erased?)"
+                "classified (a vertebra deleted or renamed, or its voxels all erased?)"
             )
     return out
 

@@ -177,7 +177,8 @@ def test_a_lumbar_level_deleted_between_two_kept_is_said_to_be_left_out(small_ca
     assert missing_levels(small_case.levels) == []
     no_l3 = np.where(small_case.levels == 3, 0, small_case.levels).astype(np.uint8)
     assert missing_levels(no_l3) == [
-        "L3 is not in the labels, between L2 and L4: not classified (a vertebra deleted, or its voxels all erased?)"
+        "L3 is not in the labels, between L2 and L4: not classified (a vertebra deleted or renamed, or its voxels all "
+        "erased?)"
     ]
     two = np.where(np.isin(small_case.levels, (2, 3)), 0, small_case.levels).astype(np.uint8)
     assert [n[:36] for n in missing_levels(two)] == [

@@ -645,6 +645,7 @@ def test_a_neighbour_with_a_front_read_too_tall_is_no_reference():
         (123.0, 5.0, "low bone mass"),
         (82.0, 4.0, "osteoporosis"),
         (78.5, 4.0, "low bone mass"),
+        (100.0, 25.0, "osteoporosis or normal bone mass"),  # both cut-points within the SD (review, helper-112)
     ],
 )
 def test_an_overall_vbmd_within_its_uncertainty_of_an_acr_cut_point_names_the_other_category(vbmd, sd, other):
@@ -653,8 +654,8 @@ def test_an_overall_vbmd_within_its_uncertainty_of_an_acr_cut_point_names_the_ot
     from bonescreen.pipeline.bone_health import near_cut_point
 
     reason = near_cut_point({"vbmd_mg_cm3": vbmd, "vbmd_sd_mg_cm3": sd})
-    cut = 120 if vbmd > 100 else 80
-    assert reason is not None and f"ACR cut-point {cut} mg/cm3" in reason and reason.endswith(f"may be {other}")
+    cut = "s 80 and 120" if vbmd == 100 else " 120" if vbmd > 100 else " 80"
+    assert reason is not None and f"ACR cut-point{cut} mg/cm3" in reason and reason.endswith(f"may be {other}")
 
 
 @pytest.mark.parametrize(("vbmd", "sd"), [(114.1, 4.1), (126.0, 5.0), (100.0, 15.0), (None, None), (119.0, None)])
@@ -683,6 +684,6 @@ def test_a_bone_status_from_a_vbmd_near_a_cut_point_is_flagged_through_the_pipel
     assert 0 < 120.0 - near["vbmd_mg_cm3"] < near["vbmd_sd_mg_cm3"], "precondition: within 1 SD below 120"
     assert near["bone_status"]["class"] == "low_bone_mass"
     assert near["uncertain"] and any(r.endswith("the category may be normal bone mass") for r in near["reasons"])
-    for clear in (base, brighter):  # a vBMD a cut-point further than its SD: no such flag
-        if min(abs(clear["vbmd_mg_cm3"] - c) for c in (80, 120)) >= clear["vbmd_sd_mg_cm3"]:
-            assert not any("ACR cut-point" in r for r in clear["reasons"])
+    clear = overall((100.0 - base["vbmd_mg_cm3"]) / slope)  # midway between the cut-points: no such flag
+    assert min(abs(clear["vbmd_mg_cm3"] - c) for c in (80, 120)) > clear["vbmd_sd_mg_cm3"], "precondition"
+    assert not any("ACR cut-point" in r for r in clear["reasons"])

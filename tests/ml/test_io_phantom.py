@@ -8,6 +8,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from bonescreen.errors import BoneScreenError
 from bonescreen.io import load_ct
 from bonescreen.io.writers import read_dicom_seg, read_labels_nifti, write_dicom_seg, write_labels_nifti
 
@@ -57,6 +58,12 @@ def test_labels_round_trip_nifti_and_seg(small_case, small_case_files, tmp_path)
     seg = pydicom.dcmread(tmp_path / "seg.dcm")
     assert seg.Modality == "SEG"
     assert [s.SegmentLabel for s in seg.SegmentSequence] == ["L1", "L2", "L3", "L4", "L5"]
+    # another spelling of a name another segment holds is refused, not merged (review, helper-112)
+    twice = pydicom.dcmread(tmp_path / "seg.dcm")
+    twice.SegmentSequence[1].SegmentLabel = "L1 vertebra"
+    twice.save_as(tmp_path / "twice.dcm")
+    with pytest.raises(BoneScreenError, match="names a vertebra another segment names too"):
+        read_dicom_seg(dicom, tmp_path / "twice.dcm")
     refs = {r.ReferencedSOPInstanceUID for r in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
     assert refs <= {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in dicom.source.dicom_files}
     assert not list(tmp_path.glob(".*tmp*"))

@@ -222,6 +222,8 @@ def test_a_map_of_many_structures_read_as_a_mask_is_said_to_be_not_an_image_turn
     )
     assert not any(n.startswith(ARCHES_IN_FRONT) or "front and back look swapped" in n for n in seg.notes)
     assert not seg.certain
+    # MS-Net's own mark is not told to be read "with its own ids" (review, helper-112)
+    assert not Screener(device="cpu").name_mark(volume, everything, users_mask=False).notes[0].startswith("the mask")
     # the vertebrae alone (its ids read as TotalSegmentator's) are a spine's bone: no such note
     spine = read_labels_nifti(volume, labels, scheme="totalseg") > 0
     assert overfull_mask(spine, volume.spacing) is None

@@ -120,6 +120,9 @@ def test_train_seg_fine_tunes_on_labelled_ct(tmp_path, small_set, small_case, ti
     from bonescreen.train.schedules import SEG_BASE_LR, SEG_FINE_TUNE_LR
 
     assert meta["training"]["base_lr"] == SEG_FINE_TUNE_LR < SEG_BASE_LR
+    # resumed without --init-weights or --lr, it goes on at the rate it started at (review, helper-112: 0.002)
+    assert main([*tiny_train_seg(small_set, out, "--resume"), "--epochs", "2"]) == 0
+    assert json.loads((out / "model.json").read_text())["training"]["base_lr"] == SEG_FINE_TUNE_LR
     assert main(tiny_train_seg(small_set, tmp_path / "w2", *extra, "--layout", "nnunet", "--lr", "0.0005")) == 0
     assert json.loads((tmp_path / "w2" / "model.json").read_text())["training"]["base_lr"] == 0.0005
 

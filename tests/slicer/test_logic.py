@@ -811,3 +811,53 @@ def add_volume_of(scene, volume):
     from BoneScreenLib.logic import add_ct_volume_node
 
     return add_ct_volume_node(scene, volume.hu, volume.spacing, "from a file", origin=(0.0, 0.0, 0.0))
+
+
+def test_provenance_is_not_taken_from_a_segment_copied_into_the_users_segmentation(scene, case, add_volume, tmp_path):
+    """Review (helper-112): one segment copied from BoneScreen's segmentation into one the user drew carried its tag,
+    and the whole of the user's segmentation became BoneScreen's, its names in doubt."""
+    from BoneScreenLib.logic import import_label_map
+
+    from bonescreen.io.writers import write_labels_nifti
+
+    node = add_volume(scene, case)
+    volume = volume_node_to_ct(node)
+    naming = {"naming_rule": "top vertebra in view taken as L1", "naming_certain": False}
+    own = write_labels_nifti(volume, case.levels, tmp_path / "levels.nii.gz", naming=naming)
+    bonescreens = import_label_map(str(own), "bonescreen", node)
+    theirs = labels_to_segmentation(np.where(case.levels == 5, 0, case.levels), volume, node)
+    for i in range(theirs.GetSegmentation().GetNumberOfSegments()):  # drawn by the user: no BoneScreen tag
+        theirs.GetSegmentation().GetNthSegment(i).RemoveTag("BoneScreen.Provenance")
+        theirs.GetSegmentation().GetNthSegment(i).RemoveTag(LEVEL_TAG)
+    for key in theirs.GetAttributeNames() or ():
+        theirs.RemoveAttribute(key)
+    source = bonescreens.GetSegmentation()
+    assert theirs.GetSegmentation().CopySegmentFromSegmentation(source, source.GetSegmentIdBySegmentName("L5"))
+    inputs = BoneScreenLogic("cpu").classify_inputs(node, theirs)
+    assert inputs.certain and inputs.rule == "given by the user" and inputs.checked is True
+
+
+def test_exported_label_maps_keep_the_users_renamings(scene, case, add_volume, tmp_path):
+    """Review (helper-112): Slicer's Export wrote a map whose vertebra the user had renamed (in the file imported, or a
+    lumbar one renamed to L6 since) as BoneScreen's names, unconfirmed; the command line and napari keep them the
+    user's, as these maps now do."""
+    from BoneScreenLib.logic import import_label_map
+
+    from bonescreen.io.writers import own_labels, write_labels_nifti
+    from bonescreen.labels import vertebra_id
+
+    node = add_volume(scene, case)
+    volume = volume_node_to_ct(node)
+    six = vertebra_id("L6")
+    renamed = np.where(case.levels == 5, six, case.levels).astype(np.uint8)  # L5 renamed L6 before it was saved
+    naming = {"naming_rule": "counted up from the sacrum", "naming_certain": False, "named_from": {six: 5}}
+    own = write_labels_nifti(volume, renamed, tmp_path / "vertebrae.nii.gz", naming=naming)
+    assert own_labels(own)["renamed"], "precondition: the file says its L6 was BoneScreen's L5"
+    seg = import_label_map(str(own), "bonescreen", node)
+    logic = BoneScreenLogic("cpu")
+    logic.classify(node, seg)
+    logic.export(str(tmp_path / "out"), node, seg)
+    kept = own_labels(tmp_path / "out" / "vertebrae.nii.gz")
+    assert kept["renamed"] and kept["named_from"] == {six: 5}
+    levels = own_labels(tmp_path / "out" / "levels.nii.gz")  # L6 is not in it: the names are the user's all the same
+    assert levels["naming_certain"] and levels["naming_rule"].startswith("names changed by the user")

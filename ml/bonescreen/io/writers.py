@@ -664,6 +664,12 @@ def read_dicom_seg(volume: CTVolume, path: str | os.PathLike) -> np.ndarray:
         level = vertebra_id(label)
         if level is None:
             raise BoneScreenError(f"segment {desc.SegmentNumber} has label {label!r}, not a vertebra's name", path)
+        if level in number_to_level.values():  # two spellings of one name ("L3", "L3 vertebra"): not merged unsaid
+            raise BoneScreenError(
+                f"segment {desc.SegmentNumber} ({label!r}) names a vertebra another segment names too: each vertebra "
+                "must have one segment",
+                path,
+            )
         number_to_level[int(desc.SegmentNumber)] = level
     order = volume.source.dicom.get("frame_order")
     if order is not None:

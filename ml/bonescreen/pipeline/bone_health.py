@@ -225,14 +225,22 @@ def near_cut_point(density: dict) -> str | None:
     vbmd, sd = density.get("vbmd_mg_cm3"), density.get("vbmd_sd_mg_cm3")
     if vbmd is None or not sd:
         return None
-    cut = min((ACR_OSTEOPOROSIS_BELOW, ACR_LOW_BONE_MASS_BELOW), key=lambda c: abs(vbmd - c))
-    if abs(vbmd - cut) >= sd:
+    cuts = [c for c in (ACR_OSTEOPOROSIS_BELOW, ACR_LOW_BONE_MASS_BELOW) if abs(vbmd - c) < sd]
+    if not cuts:
         return None
-    sides = {acr_category(cut - sd), acr_category(cut + sd)}  # the categories below and above the cut-point
-    other = (sides - {acr_category(vbmd)}).pop()
+    # every category within the SD but the measured one (review, helper-112: a 45 mg/cm3 SD about 100 crosses both
+    # cut-points)
+    now = acr_category(vbmd)
+    others = [
+        c
+        for c in ("osteoporosis", "low_bone_mass", "normal")
+        if c != now and c in {acr_category(vbmd - sd), acr_category(vbmd + sd)}
+    ]
+    spread = f"{sd:.0f}" if sd >= 1 else f"{sd:.1f}"
     return (
-        f"vBMD {vbmd_text(vbmd)} mg/cm3 lies within its uncertainty (+-{sd:.0f} mg/cm3, 1 SD) of the ACR cut-point "
-        f"{cut:.0f} mg/cm3: the category may be {CLASS_TITLES[other].lower()}"
+        f"vBMD {vbmd_text(vbmd)} mg/cm3 lies within its uncertainty (+-{spread} mg/cm3, 1 SD) of the ACR "
+        f"cut-point{'s' if len(cuts) > 1 else ''} {' and '.join(f'{c:.0f}' for c in cuts)} mg/cm3: the category may be "
+        f"{' or '.join(CLASS_TITLES[c].lower() for c in others)}"
     )
 
 

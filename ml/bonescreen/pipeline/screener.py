@@ -203,10 +203,11 @@ def no_lumbar_result(thresholds: HUThresholds, found: str) -> dict:
     }
 
 
-#: Most vertebral bone a spine holds per mm along the body's axis (cm3/mm): a lumbar vertebra with its arch is 40-80
-#: cm3 over about 35 mm of spine (Visible Human; about 2 cm3/mm), and the sacrum and the pelvis's bone beside it add
-#: about as much again. A mask holding more than this holds other structures: organs, muscles.
-MAX_SPINE_CM3_PER_MM = 6.0
+#: Most bone a mask of the spine holds per mm along the body's axis (cm3/mm): a lumbar vertebra with its arch is 40-80
+#: cm3 over about 35 mm of spine (Visible Human; about 2 cm3/mm), and a mask that holds the pelvis too reaches 7 over
+#: the 100 mm of the iliac wings, 9 over 20 mm (the Visible Human's pelvis voxelised solid: review, helper-112). A mask
+#: holding more than this holds other structures: organs, muscles (TotalSegmentator's whole map: 35).
+MAX_SPINE_CM3_PER_MM = 12.0
 
 
 def overfull_mask(mark: np.ndarray, spacing: tuple[float, float, float]) -> str | None:
@@ -345,13 +346,18 @@ class Screener:
         )
         yield "name levels", 0, 1
         mark, bridged = bridge_dropped_sections(mark, volume.hu, volume.spacing)
-        seg = self.name_mark(volume, mark, top_level, bridged)
+        seg = self.name_mark(volume, mark, top_level, bridged, users_mask=False)
         yield "name levels", 1, 1
         seg.seconds = time.perf_counter() - t0
         return seg
 
     def name_mark(
-        self, volume: CTVolume, mark: np.ndarray, top_level: int | None = None, bridged: int = 0
+        self,
+        volume: CTVolume,
+        mark: np.ndarray,
+        top_level: int | None = None,
+        bridged: int = 0,
+        users_mask: bool = True,
     ) -> Segmentation:
         """Split a mask of vertebral bone into vertebrae and name them (:func:`~.levels.split_levels`).
 
@@ -359,6 +365,8 @@ class Screener:
         map read with the ``mask`` scheme, :mod:`bonescreen.label_schemes`). The discs the split finds filled
         are taken out of the returned mark. ``bridged``: the slices where
         :func:`~.mark_repair.bridge_dropped_sections` filled the mark, said in a note after the orientation's doubt.
+        ``users_mask``: the mask is a user's (not MS-Net's mark), so one far fuller than a spine's bone is said to be
+        a map of other structures (:func:`overfull_mask`).
 
         Raises
         ------
@@ -386,7 +394,7 @@ class Screener:
         # a mask far fuller than any spine's bone (a map of organs and muscles read with ids 'mask') says nothing of
         # where the spine lies: its orientation is not judged from it, and what it is is said first (helper-110:
         # TotalSegmentator's whole map read as a mask was taken for an image with its front and back swapped)
-        overfull = overfull_mask(mark, volume.spacing)
+        overfull = overfull_mask(mark, volume.spacing) if users_mask else None
         notes = [
             *([overfull] if overfull else front_and_back_swapped(volume.hu, mark, volume.spacing)),
             *upside,

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .. import __version__
-from ..checkpoint import file_sha256, load_model, load_training_state, save_checkpoint, weights_paths
+from ..checkpoint import file_sha256, load_model, load_training_state, read_meta, save_checkpoint, weights_paths
 from ..device import autocast_dtype, resolve_device
 from ..errors import BoneScreenError, check_choice, check_number
 from ..metrics import dice_score
@@ -223,6 +223,16 @@ def evaluate_model(task: str, model: nn.Module, dataset: Dataset, device: torch.
     return {"val_accuracy": correct / max(total, 1), "val_images": total}
 
 
+def _recorded_base_lr(out: str | os.PathLike) -> float | None:
+    """The base learning rate the run in ``out`` started at (its model.json), or None where none is recorded (the
+    resume itself then says what is missing)."""
+    try:
+        value = read_meta(out).get("training", {}).get("base_lr")
+    except BoneScreenError:
+        return None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
 def train(
     config: TrainConfig,
     train_set: Dataset,
@@ -264,11 +274,14 @@ def train(
     device = resolve_device(config.device)
     seed_everything(config.seed)
     model = create_model(config.model, **config.model_kwargs).to(device)
+    # resumed without --lr: the rate the run started at (review, helper-112: a fine-tune resumed without --init-weights
+    # went on at the from-scratch 0.002)
+    resumed_lr = _recorded_base_lr(out) if resume and config.lr is None else None
     if task == "segmentation":
-        base_lr = config.lr or (SEG_FINE_TUNE_LR if config.init_weights else SEG_BASE_LR)
+        base_lr = config.lr or resumed_lr or (SEG_FINE_TUNE_LR if config.init_weights else SEG_BASE_LR)
         optimizer = torch.optim.Adam(model.parameters(), lr=base_lr, betas=(0.9, 0.999))
     else:
-        base_lr = config.lr or CLS_BASE_LR
+        base_lr = config.lr or resumed_lr or CLS_BASE_LR
         optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=0.9, weight_decay=CLS_WEIGHT_DECAY)
 
     start_epoch, step = 0, 0

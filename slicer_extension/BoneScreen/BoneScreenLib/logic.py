@@ -35,6 +35,9 @@ LEVEL_TAG = "BoneScreen.Level"
 MARK_DIGEST = "BoneScreen.MarkDigest"
 #: Node attribute: the naming rule of BoneScreen's own label file, opened unedited (its rule once edited).
 OWN_RULE = "BoneScreen.OwnRule"
+#: Node attribute: the renamings BoneScreen's own label file kept (id then -> BoneScreen's id, JSON), which the label
+#: maps Export writes carry on (review, helper-112: lost, a file renamed before came back as BoneScreen's names).
+OWN_NAMED_FROM = "BoneScreen.OwnNamedFrom"
 #: Table node attributes: the volume node whose results it holds, and the chart drawn from it.
 TABLE_VOLUME = "BoneScreen.Volume"
 TABLE_CHART = "BoneScreen.Chart"
@@ -51,6 +54,7 @@ PROVENANCE = (
     "BoneScreen.Notes",
     MARK_DIGEST,
     OWN_RULE,
+    OWN_NAMED_FROM,
     SPLIT_MASK,
 )
 #: Segment tag holding :data:`PROVENANCE` (JSON, base64: a tag's value may hold no '|' or ':' in a .seg.nrrd header).
@@ -176,7 +180,10 @@ def volume_node_to_ct(volume_node):
             volume.acquisition = read_acquisition(files[0])
             # what the command line notes of the series' spacing (helper-110: a single image without a thickness was
             # said to "cover 1 mm" in Slicer, while the command line noted the 1 mm as a guess)
-            volume.notes.extend(read_spacing_notes(files[0], kji.shape[0], volume.spacing[0]))
+            # along the node's k axis, as the series' slices run (review, helper-112: the reoriented z of a sagittal
+            # series is another axis)
+            step = float(np.linalg.norm(ijk_to_ras(volume_node)[:3, 2]))
+            volume.notes.extend(read_spacing_notes(files[0], kji.shape[0], step))
         except BoneScreenError as exc:  # the volume is loaded; without its header the calibration flags "no kVp"
             why = redact(str(exc), volume.source.identifiers)
             logging.warning("BoneScreen: the tube voltage of '%s' is unknown: %s", volume.description, why)
@@ -377,6 +384,7 @@ def import_label_map(path: str, scheme: str, volume_node, segmentation_node=None
     if own:  # MS-Net's mark as it came, vertebra by vertebra until edited, as napari and `screen --labels` read it
         node.SetAttribute(MARK_DIGEST, json.dumps(mark_digests(vertebrae, own["edited"])))
         node.SetAttribute(OWN_RULE, own["naming_rule"])
+        node.SetAttribute(OWN_NAMED_FROM, json.dumps({str(k): int(v) for k, v in own["named_from"].items()}))
     keep_provenance(node)
     return node
 
@@ -397,8 +405,11 @@ def restore_provenance(segmentation_node) -> bool:
     """Set the node's :data:`PROVENANCE` attributes from its segments' tags where the node has none (a segmentation
     saved and loaded again): True when they were restored.
 
-    A segment the user added carries no tag; the first segment that does gives them. A tag that cannot be read is
-    ignored (the segmentation is then the user's, as any other without BoneScreen's attributes).
+    Restored only where the tags are BoneScreen's segmentation's as a whole (review, helper-112: one segment copied
+    from BoneScreen's into a segmentation the user drew made the whole of it BoneScreen's, its names in doubt): every
+    tagged segment carries the same tag, those segments are at least half of the node's and of the segments BoneScreen
+    made (``BoneScreen.NamesGiven``), each one of these, and the tag reads as BoneScreen writes it. Else the
+    segmentation is the user's, as any other without BoneScreen's attributes.
     """
     import base64
     import binascii
@@ -406,21 +417,29 @@ def restore_provenance(segmentation_node) -> bool:
     if any(segmentation_node.GetAttribute(k) is not None for k in PROVENANCE):
         return False
     segmentation = segmentation_node.GetSegmentation()
-    for i in range(segmentation.GetNumberOfSegments()):
+    ids = [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]
+    tags = {}
+    for sid in ids:
         tag = vtk.mutable("")
-        if not segmentation.GetNthSegment(i).GetTag(PROVENANCE_TAG, tag):
-            continue
-        try:
-            kept = json.loads(base64.urlsafe_b64decode(str(tag).encode("ascii")))
-        except (ValueError, binascii.Error):
-            continue
-        if not isinstance(kept, dict):
-            continue
-        for key in PROVENANCE:
-            if isinstance(kept.get(key), str):
-                segmentation_node.SetAttribute(key, kept[key])
-        return True
-    return False
+        if segmentation.GetSegment(sid).GetTag(PROVENANCE_TAG, tag):
+            tags[sid] = str(tag)
+    if not tags or len(set(tags.values())) != 1 or 2 * len(tags) < len(ids):
+        return False
+    try:
+        kept = json.loads(base64.urlsafe_b64decode(next(iter(tags.values())).encode("ascii")))
+        given = json.loads(kept["BoneScreen.NamesGiven"])
+        made = kept.get(MARK_DIGEST) or ""
+        digests = json.loads(made) if made.startswith("{") else {}
+    except (ValueError, binascii.Error, KeyError, TypeError, AttributeError):
+        return False
+    if not isinstance(given, dict) or not isinstance(digests, dict) or not set(tags) <= set(given):
+        return False
+    if 2 * len(tags) < len(given) or not all(str(k).isdigit() and isinstance(v, str) for k, v in digests.items()):
+        return False
+    for key in PROVENANCE:
+        if isinstance(kept.get(key), str):
+            segmentation_node.SetAttribute(key, kept[key])
+    return True
 
 
 def _names_of(segmentation_node) -> str:
@@ -578,11 +597,15 @@ def _write_label_map(volume, held: np.ndarray, path, naming: dict | None = None)
 
     if naming is not None:  # the vertebrae this map holds
         present = {int(v) for v in np.unique(held) if v}
+        renamed = naming.get("renamed", False)
         naming = {
-            **naming,
+            **{k: v for k, v in naming.items() if k != "renamed"},
             "edited": [v for v in naming["edited"] if v in present],
             "named_from": {k: v for k, v in naming["named_from"].items() if k in present},
         }
+        if renamed and not naming["named_from"]:  # the vertebra renamed is not in this map (L5 -> L6 in levels.nii.gz):
+            # the names stay the user's, as `screen` writes them (review, helper-112)
+            naming.update(naming_rule=users_naming_rule(naming["naming_rule"]), naming_certain=True)
     write_labels_nifti(volume, held, path, naming)
     return []
 
@@ -958,7 +981,11 @@ class BoneScreenLogic:
                 "naming_rule": own_rule or segmentation_node.GetAttribute("BoneScreen.NamingRule") or "",
                 "naming_certain": segmentation_node.GetAttribute("BoneScreen.NamesCertain") != "0",
                 "edited": checked,
-                "named_from": original_names(json.loads(made), labels),
+                # through the renamings the imported file kept (as napari's renamed_from reads its own["named_from"])
+                "named_from": original_names(
+                    json.loads(made), labels, json.loads(segmentation_node.GetAttribute(OWN_NAMED_FROM) or "{}")
+                ),
+                "renamed": renamed,
                 "upside_down": upside_down_note((segmentation_node.GetAttribute("BoneScreen.Notes") or "").split("\n")),
             }
         return ClassifyInputs(
