@@ -22,6 +22,11 @@ from bonescreen.messages import grade_text, user_messages
 from bonescreen.phantom import PhantomConfig, make_case
 from bonescreen.pipeline import Screener
 
+#: How a short series' vertebrae are named (no landmark): BoneScreen's own labels of it keep the doubt.
+GUESSED_RULE = "top vertebra in view taken as L1 (no sacrum or ribs to count from)"
+#: What Export writes for a CT from Slicer's DICOM database, in the order it lists them.
+DICOM_EXPORT = ["result.json", "report.png", "levels.nii.gz", "vertebrae.nii.gz", "seg.dcm", "sr.dcm"]
+
 
 @pytest.fixture(scope="module")
 def case():
@@ -359,14 +364,7 @@ def test_export_writes_seg_and_sr_for_a_ct_from_the_dicom_database(scene, small_
         written = logic.export(str(tmp_path), node)
     finally:
         del slicer.dicomDatabase
-    assert [p.split("/")[-1] for p in written] == [
-        "result.json",
-        "report.png",
-        "levels.nii.gz",
-        "vertebrae.nii.gz",
-        "seg.dcm",
-        "sr.dcm",
-    ]
+    assert [p.split("/")[-1] for p in written] == DICOM_EXPORT
     # exports that leave the tool say which identifying tags they carry, as screen's result.json does
     said = json.loads((tmp_path / "result.json").read_text())
     assert set(said["identifying_tags"]) == {"levels.nii.gz", "vertebrae.nii.gz", "seg.dcm", "sr.dcm"}
@@ -479,13 +477,8 @@ def test_bonescreens_own_unedited_labels_keep_the_runs_naming_and_its_doubt(scen
     from bonescreen.io.writers import write_labels_nifti
     from bonescreen.pipeline.screener import OWN_LABELS_RULE
 
-    node = add_volume(scene, case)
-    volume = volume_node_to_ct(node)
-    rule = "top vertebra in view taken as L1 (no sacrum or ribs to count from)"
-    own = write_labels_nifti(
-        volume, case.levels, tmp_path / "levels.nii.gz", naming={"naming_rule": rule, "naming_certain": False}
-    )
-    seg = import_label_map(str(own), "bonescreen", node)
+    node, volume, own, seg = _imported_own_labels(scene, case, add_volume, tmp_path)
+    rule = GUESSED_RULE
     assert seg.GetAttribute("BoneScreen.NamingRule") == f"{OWN_LABELS_RULE} ({rule})"
     assert seg.GetAttribute("BoneScreen.NamesCertain") == "0"
     result, _table, _chart = BoneScreenLogic("cpu").classify(node, seg)
@@ -678,14 +671,7 @@ def test_export_writes_seg_and_sr_for_a_gantry_tilted_series_on_slicers_grid(
             logic.export(str(tmp_path / "turned"), turned)
     finally:
         del slicer.dicomDatabase
-    assert [p.split("/")[-1] for p in written] == [
-        "result.json",
-        "report.png",
-        "levels.nii.gz",
-        "vertebrae.nii.gz",
-        "seg.dcm",
-        "sr.dcm",
-    ]
+    assert [p.split("/")[-1] for p in written] == DICOM_EXPORT
     said = json.loads((tmp_path / "out" / "result.json").read_text())
     assert any("carried onto the series' images" in n for n in said["output_notes"]), said["output_notes"]
     read = seg_levels_on_images(tmp_path / "out" / "seg.dcm", sorted(folder.iterdir()))
@@ -716,17 +702,9 @@ def test_a_segmentation_saved_to_a_seg_nrrd_and_loaded_again_keeps_how_bonescree
     """helper-110: a .seg.nrrd stores segment tags, not node attributes, so BoneScreen's segmentation saved and loaded
     again lost how it was made: an untouched mark read as the user's checked work, its names certain and its naming
     notes gone. The segments' tags now carry it; renaming and editing after the load still count as the user's."""
-    from BoneScreenLib.logic import import_label_map
 
-    from bonescreen.io.writers import write_labels_nifti
-
-    node = add_volume(scene, case)
-    volume = volume_node_to_ct(node)
-    rule = "top vertebra in view taken as L1 (no sacrum or ribs to count from)"
-    own = write_labels_nifti(
-        volume, case.levels, tmp_path / "levels.nii.gz", naming={"naming_rule": rule, "naming_certain": False}
-    )
-    seg = import_label_map(str(own), "bonescreen", node)
+    node, volume, _own, seg = _imported_own_labels(scene, case, add_volume, tmp_path)
+    rule = GUESSED_RULE
     logic = BoneScreenLogic("cpu")
     before = logic.classify_inputs(node, seg)
     path = tmp_path / "vertebrae.seg.nrrd"
@@ -861,3 +839,17 @@ def test_exported_label_maps_keep_the_users_renamings(scene, case, add_volume, t
     assert kept["renamed"] and kept["named_from"] == {six: 5}
     levels = own_labels(tmp_path / "out" / "levels.nii.gz")  # L6 is not in it: the names are the user's all the same
     assert levels["naming_certain"] and levels["naming_rule"].startswith("names changed by the user")
+
+
+def _imported_own_labels(scene, case, add_volume, tmp_path):
+    """The phantom as a volume node and BoneScreen's own labels of it, unedited, named by :data:`GUESSED_RULE` and
+    doubted, imported as segments: (node, volume, the levels.nii.gz written, the segmentation node)."""
+    from BoneScreenLib.logic import import_label_map
+
+    from bonescreen.io.writers import write_labels_nifti
+
+    node = add_volume(scene, case)
+    volume = volume_node_to_ct(node)
+    naming = {"naming_rule": GUESSED_RULE, "naming_certain": False}
+    own = write_labels_nifti(volume, case.levels, tmp_path / "levels.nii.gz", naming=naming)
+    return node, volume, own, import_label_map(str(own), "bonescreen", node)
