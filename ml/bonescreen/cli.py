@@ -1025,14 +1025,25 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_reproduce)
 
     ev = sub.add_parser("evaluate", help="segmentation and classification metrics on a labelled set")
-    ev.add_argument("data", type=user_path)
-    ev.add_argument("--out", type=user_path, required=True)
-    ev.add_argument("--seg-weights", type=user_path, default=None)
-    ev.add_argument("--cls-weights", type=user_path, default=None)
-    ev.add_argument("--slices-per-case", type=_positive_int, default=12)
-    ev.add_argument("--crops-per-case", type=_positive_int, default=24)
-    ev.add_argument("--seed", type=_non_negative_int, default=0)
-    ev.add_argument("--device", type=_device, default="auto")
+    # (helper-111: most options had no description in --help)
+    ev.add_argument(
+        "data", type=user_path, help="a phantom set (cases.csv + case folders), or a folder of labelled CT (--layout)"
+    )
+    ev.add_argument(
+        "--out", type=user_path, required=True, help="folder for metrics.json (with --pipeline, pipeline_metrics.json)"
+    )
+    ev.add_argument(
+        "--seg-weights", type=user_path, default=None, help="MS-Net weights to score (default: the bundled ones)"
+    )
+    ev.add_argument(
+        "--cls-weights", type=user_path, default=None, help="BCC-Net weights to score (default: the bundled ones)"
+    )
+    ev.add_argument(
+        "--slices-per-case", type=_positive_int, default=12, help="phantom slices per case for the per-slice Dice"
+    )
+    ev.add_argument("--crops-per-case", type=_positive_int, default=24, help="crops per case for BCC-Net's accuracy")
+    ev.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the slices and crops drawn")
+    ev.add_argument("--device", type=_device, default="auto", help="auto (CUDA, then MPS, then the CPU), cpu, cuda")
     ev.add_argument(
         "--pipeline",
         action="store_true",
