@@ -622,3 +622,20 @@ def test_classify_and_import_refusals_name_what_the_segmentation_holds_and_advis
         controller.import_label_map(str(tmp_path / "total.nii.gz"), "verse")
     assert "choose 'Label map ids:' totalseg and open the map again" in str(err.value)
     assert "--" not in str(err.value)
+
+
+def test_a_segmentation_finished_after_another_ct_was_picked_names_its_own_ct(panel, case, add_volume):
+    """helper-110: another CT picked while Segment ran, "Found 7 vertebrae ..." was shown beside it without saying
+    which CT those were. Real MS-Net on the phantom."""
+    controller, params = panel
+    node = add_volume(controller.scene, case)
+    controller.enter()
+    params.node.inputVolume = node
+    controller.start_segment()
+    other = add_volume(controller.scene, case)
+    other.SetName("another CT")
+    params.node.inputVolume = other  # picked while the network runs
+    run_to_end(controller)
+    status = controller.state().status.splitlines()
+    assert status[0].startswith("Found 7 vertebrae")
+    assert status[1] == "This is the segmentation of 'phantom CT', not of the CT now selected."

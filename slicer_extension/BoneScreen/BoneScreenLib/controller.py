@@ -260,6 +260,9 @@ class PanelController:
                 if why
                 else []
             )
+            now = self.params.inputVolume
+            if now is None or now.GetID() != volume_node.GetID():  # (helper-110: another CT picked while it ran)
+                kept.insert(0, f"This is the segmentation of '{volume_node.GetName()}', not of the CT now selected.")
             logic.last_result = None  # the last result was for another segmentation
             note = screener.device_note
             return _segmentation_status(seg, volume, seg.rule, kept, [note] if note else [])
