@@ -18,6 +18,7 @@ from bonescreen.labels import (
     edited_levels,
     level_digests,
     original_names,
+    renamed_levels,
     vertebra_color,
     vertebra_name,
 )
@@ -259,7 +260,11 @@ def names_changed(made: dict, labels: np.ndarray, now: dict[int, str] | None = N
     now = level_digests(labels) if now is None else now
     if renamed_from(made, labels, now):
         return True
-    return bool(made.get("renamed", False)) and bool(set(now) - {int(k) for k in made["level_digests"]})
+    # a name the layer did not hold when made, on voxels that trace to none it held (painted on since); one whose
+    # voxels are a vertebra's as made is a rename, and renamed_from has read it (helper-113: a file's T12 renamed back
+    # to BoneScreen's L1 made the names the user's and certain)
+    traced = set(renamed_levels(made["level_digests"], None, now))
+    return bool(made.get("renamed", False)) and bool(set(now) - {int(k) for k in made["level_digests"]} - traced)
 
 
 def mark_naming(made: dict, labels: np.ndarray) -> dict | None:
@@ -283,10 +288,13 @@ def mark_naming(made: dict, labels: np.ndarray) -> dict | None:
         rule, certain = users_naming_rule(rule), True
     # the split's note that the image looks upside down stays with the map (helper-100)
     upside_down = upside_down_note(made.get("notes", []))
+    present = {int(v) for v in np.unique(labels) if v}
     return {
         "naming_rule": rule,
         "naming_certain": bool(certain),
-        "edited": checked,
+        # the vertebrae the map holds, as `screen` and Slicer write it (helper-113: a vertebra renamed, then edited,
+        # left its old id among them, which the map given back said was "removed")
+        "edited": [v for v in checked if v in present],
         "named_from": named_from,
         "upside_down": upside_down,
     }

@@ -589,7 +589,8 @@ class SegmentWidget(_Base):
             state = f"{' and '.join(changes)} since, the others MS-Net's mark" if changes else "unedited"
             if own["renamed"]:
                 state += ", with names changed by the user"
-            doubt = "." if own["naming_certain"] else ": names not confirmed, check them."
+            # names the user changed are the user's, as Classify reads them (helper-113: "not confirmed" said here)
+            doubt = "." if own["naming_certain"] or own["renamed"] else ": names not confirmed, check them."
             said += f" BoneScreen's own labels, {state} ({own['naming_rule']}){doubt}"
         self._say_found(f"{said} Correct, then classify.", vertebrae, [])
 

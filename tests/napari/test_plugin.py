@@ -1598,3 +1598,58 @@ def test_an_export_shows_the_wait_cursor_and_says_what_it_writes(make_napari_vie
     assert seen == {"cursor": Qt.CursorShape.WaitCursor, "status": "Writing result.json...", "buttons": [False, False]}
     assert target.is_file() and QApplication.overrideCursor() is None
     assert cls.status.text() == done and cls.export_json.isEnabled() and cls.export_report.isEnabled()
+
+
+def test_a_renamed_vertebra_of_a_saved_map_renamed_back_is_bonescreens_again():
+    """helper-113: a map saved with L1 renamed T12, opened again and T12 renamed back to L1, was the user's, its names
+    certain, where Slicer and an undo in one session give BoneScreen's guess back with its doubt. A name the layer
+    did not hold when opened, on voxels that trace to a vertebra it held, is a rename (read by renamed_from), not a
+    vertebra painted on since."""
+    from bonescreen.labels import level_digests
+    from napari_bonescreen._convert import names_changed, renamed_from
+
+    saved = np.zeros((6, 8, 8), np.uint8)
+    saved[0:2, 2:6, 2:6], saved[2:4, 2:6, 2:6] = 2, 6  # L2, and T12 that BoneScreen had named L1
+    made = {"segmented": True, "level_digests": level_digests(saved), "own": {"named_from": {6: 1}}, "renamed": True}
+    back = np.where(saved == 6, 1, saved).astype(np.uint8)  # renamed back to L1 in this session
+    assert renamed_from(made, back) == {} and not names_changed(made, back)
+    painted = back.copy()
+    painted[4:6, 2:6, 2:6] = 8  # a vertebra painted on since, under a name the layer did not hold: the user's
+    assert names_changed(made, painted)
+
+
+def test_a_saved_map_with_names_the_user_changed_opens_saying_the_names_are_the_users(
+    make_napari_viewer, small_case, small_case_files, tmp_path
+):
+    """helper-113: BoneScreen's own map saved after a rename opened with "names not confirmed, check them", while
+    Classify beside it took the names as the user's, certain."""
+    from bonescreen.io import load_ct
+    from bonescreen.io.writers import write_labels_nifti
+
+    viewer = make_napari_viewer()
+    ct = small_case_files / "nifti" / "ct.nii.gz"
+    image = viewer.open(str(ct), plugin=PLUGIN)[0]
+    six = 10  # L6: BoneScreen's L5, renamed by the user before the map was saved
+    renamed = np.where(small_case.spine == 5, six, small_case.spine).astype(np.uint8)
+    naming = {"naming_rule": "top vertebra in view taken as L1", "naming_certain": False, "named_from": {six: 5}}
+    own = write_labels_nifti(load_ct(ct), renamed, tmp_path / "own.nii.gz", naming=naming)
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.image.value, seg.label_file.value = image, str(own)
+    seg.open_label_map()
+    said = seg.status.text()
+    assert "with names changed by the user" in said and "names not confirmed" not in said
+
+
+def test_a_vertebra_renamed_then_edited_is_saved_as_edited_not_removed():
+    """helper-113: L1 renamed T12 and then painted on was saved with both ids among the edited, so the map given back
+    said "L1 removed"; `screen` and Slicer write the edited vertebrae the map holds."""
+    from bonescreen.labels import level_digests
+    from napari_bonescreen._convert import mark_naming
+
+    made_map = np.zeros((6, 8, 8), np.uint8)
+    made_map[0:2, 2:6, 2:6], made_map[2:4, 2:6, 2:6] = 2, 1
+    made = {"segmented": True, "level_digests": level_digests(made_map), "rule": "counted", "renamed": True}
+    now = np.where(made_map == 1, 6, made_map).astype(np.uint8)
+    now[3, 2, 2] = 0  # then a stroke of the eraser on it
+    naming = mark_naming(made, now)
+    assert naming["edited"] == [6] and naming["naming_certain"] is True
