@@ -600,7 +600,8 @@ def _row(outcome: dict) -> dict:
     withheld = o.get("bone_status_withheld")
     row["bone_status_basis"] = status["basis"] if status else f"withheld: {withheld}" if withheld else ""
     if why := no_result(r):  # written, but no result, as `screen` exits 1 for it (helper-111: "done", exit 0)
-        row["status"], row["bone_status_basis"] = NO_RESULT, f"{NO_RESULT}: {why}"
+        row["status"] = NO_RESULT
+        row["bone_status_basis"] = row["bone_status_basis"] or f"{NO_RESULT}: {why}"  # a withheld status says why
     row["uncertain"] = int(bool(o["uncertain"]))
     row["reasons"] = "; ".join(o["reasons"])
     row["input_notes"] = "; ".join(r.get("input_notes") or [])

@@ -192,6 +192,7 @@ def test_the_command_line_gives_no_bone_status_for_a_ct_whose_front_and_back_are
 
     row = _row({"study": "study-1", "status": "done", "result": result})
     assert row["bone_status"] == "" and row["bone_status_basis"].startswith("withheld: the image's orientation")
+    assert row["status"] == "no result"  # as `screen` exits 1 for it (helper-111)
     assert row["fractured_levels"] == ""
 
 

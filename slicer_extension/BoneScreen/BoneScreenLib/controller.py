@@ -304,8 +304,8 @@ class PanelController:
                 )
         except BoneScreenError as exc:
             # the panel no longer shows the last result as if it held (helper-110: the earlier bone status stayed on
-            # screen, and Export stayed enabled, after a refused Classify)
-            logic.last_result = None
+            # screen after a refused Classify); Export still writes it while the CT and segmentation are as they were
+            # classified, and refuses otherwise (BoneScreenLogic.export)
             self.status = f"Classify refused: {exc}"
             raise
 
