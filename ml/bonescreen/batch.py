@@ -933,7 +933,7 @@ def _write_summary(
     that hold a series an earlier study holds too (:func:`duplicate_studies`), said in their rows' input notes
     and in the manifest's ``duplicates``."""
     repeats = repeats or {}
-    rows = sorted((_row(o) for o in outcomes), key=lambda r: r["study"])
+    rows = [_row(o) for o in outcomes]
     # the studies a stopped run did not reach: a row each, so that summary.csv names every study (helper-111: a rerun
     # stopped early listed 2 of 8, the others named nowhere)
     tried = {o["study"] for o in outcomes}
@@ -962,8 +962,8 @@ def _write_summary(
     if models is None:
         models = next((o["result"].get("models") for o in outcomes if o["status"] != "error"), None)
     counts = {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "error")}
-    # screened (now or before) but without a result: no lumbar level, labels off the CT, a mirrored spine
-    empty = sorted(o["study"] for o in outcomes if o["status"] != "error" and no_result(o["result"]))
+    # screened (now or before) but without a result: no lumbar level, labels off the CT, a mirrored spine (_row)
+    empty = [r["study"] for r in rows if r["status"] == NO_RESULT]
     manifest = {
         "bonescreen": __version__,
         "models": models,

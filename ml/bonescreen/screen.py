@@ -20,10 +20,9 @@ from .hu import HUThresholds
 from .io import CTVolume, load_ct
 from .io.identifiers import redact, redact_error, system_reason, without_header_values
 from .io.sr import write_dicom_sr
-from .io.writers import own_labels, read_labels_nifti, write_dicom_seg, write_labels_nifti
+from .io.writers import naming_of_map, own_labels, read_labels_nifti, write_dicom_seg, write_labels_nifti
 from .label_schemes import MASK_SCHEME
 from .labels import ALL_VERTEBRA_IDS
-from .messages import users_naming_rule
 from .output_folder import check_screen_folder
 from .pipeline import Screener
 from .pipeline.levels import upside_down_note
@@ -166,17 +165,7 @@ def screen_file(
                 naming = {**result["segmentation"], "upside_down": upside_down_note(result["segmentation"]["notes"])}
             if own := given_map.get("own_labels"):  # BoneScreen's own labels given back: as the run named them, with
                 # the user's edits and renamings of the vertebrae the map holds written
-                present = set(np.unique(held).tolist())
-                naming = {
-                    "naming_rule": own["naming_rule"],
-                    "naming_certain": own["naming_certain"],
-                    "edited": [v for v in own["edited"] if v in present],
-                    "named_from": {k: v for k, v in own["named_from"].items() if k in present},
-                    "upside_down": own.get("upside_down"),
-                }
-                if own["renamed"] and not naming["named_from"]:  # the vertebra renamed is no level (L1 -> T12): the
-                    # names stay the user's
-                    naming.update(naming_rule=users_naming_rule(own["naming_rule"]), naming_certain=True)
+                naming = naming_of_map(own, held)
             return naming
 
         # levels.nii.gz holds L1-L5 (DESIGN.md); vertebrae.nii.gz every vertebra found, with the ids napari's layer and

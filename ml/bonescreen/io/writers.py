@@ -166,6 +166,29 @@ def write_labels_nifti(
     return save_nifti(img, path)
 
 
+def naming_of_map(naming: dict, held: np.ndarray) -> dict:
+    """:func:`write_labels_nifti`'s ``naming`` for a map that holds ``held``'s vertebra ids, from the naming of every
+    vertebra (``naming_rule``, ``naming_certain``, ``edited``, ``named_from``, ``renamed``, ``upside_down``).
+
+    The edited and renamed ids the map does not hold are left out; where the user renamed a vertebra that the map
+    does not hold (L5 renamed L6, in ``levels.nii.gz``), the names stay the user's
+    (:func:`~bonescreen.messages.users_naming_rule`, certain), as ``screen`` and Slicer's Export write them.
+    """
+    from ..messages import users_naming_rule
+
+    present = {int(v) for v in np.unique(held) if v}
+    out = {
+        "naming_rule": naming["naming_rule"],
+        "naming_certain": naming["naming_certain"],
+        "edited": [v for v in naming.get("edited", ()) if v in present],
+        "named_from": {k: v for k, v in (naming.get("named_from") or {}).items() if k in present},
+        "upside_down": naming.get("upside_down"),
+    }
+    if naming.get("renamed") and not out["named_from"]:
+        out.update(naming_rule=users_naming_rule(naming["naming_rule"]), naming_certain=True)
+    return out
+
+
 def with_source_geometry(img: nib.Nifti1Image, volume: CTVolume) -> None:
     """Give a label map written on a NIfTI CT's own grid that file's geometry: its qform and sform with their codes,
     or, for a file that states neither, neither, with its pixdim, so that every viewer lays the labels over the CT as

@@ -592,21 +592,11 @@ def vertebra_segments(segmentation_node) -> list[str]:
 
 def _write_label_map(volume, held: np.ndarray, path, naming: dict | None = None) -> list[str]:
     """Write a vertebra map for Export (:func:`bonescreen.io.writers.write_labels_nifti`, with the naming of
-    BoneScreen's labels where some are MS-Net's unedited mark); it carries no identifying tag."""
-    from bonescreen.io.writers import write_labels_nifti
+    BoneScreen's labels where some are MS-Net's unedited mark, for the vertebrae this map holds:
+    :func:`~bonescreen.io.writers.naming_of_map`); it carries no identifying tag."""
+    from bonescreen.io.writers import naming_of_map, write_labels_nifti
 
-    if naming is not None:  # the vertebrae this map holds
-        present = {int(v) for v in np.unique(held) if v}
-        renamed = naming.get("renamed", False)
-        naming = {
-            **{k: v for k, v in naming.items() if k != "renamed"},
-            "edited": [v for v in naming["edited"] if v in present],
-            "named_from": {k: v for k, v in naming["named_from"].items() if k in present},
-        }
-        if renamed and not naming["named_from"]:  # the vertebra renamed is not in this map (L5 -> L6 in levels.nii.gz):
-            # the names stay the user's, as `screen` writes them (review, helper-112)
-            naming.update(naming_rule=users_naming_rule(naming["naming_rule"]), naming_certain=True)
-    write_labels_nifti(volume, held, path, naming)
+    write_labels_nifti(volume, held, path, None if naming is None else naming_of_map(naming, held))
     return []
 
 
