@@ -137,3 +137,22 @@ def test_the_command_line_says_why_labels_off_the_bone_give_no_status(small_case
     result = json.loads((tmp_path / "o" / "result.json").read_text())
     assert result["overall"]["prediction"] is None and (tmp_path / "o" / "report.png").exists()
     assert all(lv["probabilities"] is None and lv["fracture"] is None for lv in result["levels"])
+
+
+def test_labels_of_another_ct_on_the_same_grid_are_not_blamed_on_the_cts_orientation(small_case):
+    """helper-114: the case's own map moved toward the front (40 voxels on the example CT), standing in for another
+    patient's map on a same-size grid, was said to be off the bone, but the first flag blamed the CT's orientation
+    ("front and back look swapped"), sending the user to fix the wrong file. Real BCC-Net on the phantom."""
+    import numpy as np
+
+    from bonescreen.io.volume import volume_from_ijk
+    from bonescreen.messages import WITHHELD_ORIENTATION
+    from bonescreen.pipeline import Screener
+
+    volume = volume_from_ijk(small_case.hu.astype(np.float32).transpose(2, 1, 0), small_case.affine, "p", None, "p")
+    moved = np.roll(small_case.levels, -100, axis=1)  # rows run from the front to the back: 70 mm forward
+    overall = Screener(device="cpu").classify(volume, moved)["overall"]
+    assert overall["labels_off_bone"] == ["L1", "L2", "L3", "L4", "L5"], "precondition: every level off the bone"
+    assert overall["reasons"][0].startswith("the labels of L1, L2, L3, L4, L5 do not sit on bone")
+    assert not any("front and back look swapped" in r for r in overall["reasons"])
+    assert overall["bone_status_withheld"] != WITHHELD_ORIENTATION

@@ -30,6 +30,7 @@ from ..labels import (
     vertebra_ids,
     vertebra_name,
 )
+from ..mask_fit import off_bone
 from ..messages import USER_NAMING, add_input_messages, users_naming_rule, withheld_short_series
 from ..ood import FeatureDensity, load_feature_density
 from ..orientation_check import FRONT_BACK_FLAGS, front_and_back_swapped, head_and_feet_swapped, orientation_notes
@@ -479,9 +480,14 @@ class Screener:
         if users and (problem := stacked_problem(labels, volume.spacing, self.level_settings)):
             # a user's id over several vertebrae (a binary mask of the spine read as L1): every figure would mix them
             raise BoneScreenError(problem)
-        swapped = (
-            list(front_back) if front_back is not None else front_and_back_swapped(volume.hu, vertebrae, volume.spacing)
-        )
+        if front_back is not None:
+            swapped = list(front_back)
+        elif users and set(off_bone(volume.hu, labels)) >= set(levels_present(labels)):
+            # labels that sit on none of this CT's bone (another CT's) say nothing of where its spine lies: the
+            # flag that they are off the bone says it (helper-114: a shifted map was blamed on the CT's orientation)
+            swapped = []
+        else:
+            swapped = front_and_back_swapped(volume.hu, vertebrae, volume.spacing)
         reversed_names = head_and_feet_swapped(vertebrae, volume.spacing)  # (names given on an upside-down image)
         doubts = [*swapped, *([upside_down] if upside_down else reversed_names)]
         # names the split guessed from the top vertebra on a series shorter than one vertebra (no landmark can be in
