@@ -964,6 +964,8 @@ def _write_summary(
     counts = {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "error")}
     # screened (now or before) but without a result: no lumbar level, labels off the CT, a mirrored spine (_row)
     empty = [r["study"] for r in rows if r["status"] == NO_RESULT]
+    # of those screened now or before, how many gave no result (helper-114: counted as done, summary.csv said otherwise)
+    counts["no_result"] = len(empty)
     manifest = {
         "bonescreen": __version__,
         "models": models,

@@ -774,7 +774,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     c = manifest["counts"]
     studies = f"{manifest['studies']} stud{'y' if manifest['studies'] == 1 else 'ies'}"
     print(
-        f"{studies}: {c['done']} screened, {c['skipped']} already done, {c['error']} failed "
+        f"{studies}: {c['done']} screened, {c['skipped']} already done ({c['no_result']} of them without a result), "
+        f"{c['error']} failed "
         f"({manifest['workers']} worker{'s' if manifest['workers'] != 1 else ''}); see {Path(args.out) / 'summary.csv'}"
     )
     if manifest["duplicates"]:  # screened, but one series counted twice would bias an archive's figures
