@@ -299,7 +299,8 @@ def test_a_label_map_is_no_ct_and_segments_named_twice_or_not_at_all_are_said(pa
     controller.start_classify()
     run_to_end(controller)
     assert controller.state().can_export
-    segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("L4")).SetName("L2")
+    l4 = segmentation.GetSegmentIdBySegmentName("L4")
+    segmentation.GetSegment(l4).SetName("L2")
     # the one the user renamed says which vertebra it was (helper-110: which of the two 'L1's was BoneScreen's T12?)
     twice = r"segments 'L2', 'L2' \(BoneScreen's L4\) of .* are all L2: give each vertebra its own"
     with pytest.raises(BoneScreenError, match=twice):
@@ -307,8 +308,19 @@ def test_a_label_map_is_no_ct_and_segments_named_twice_or_not_at_all_are_said(pa
     with pytest.raises(BoneScreenError, match=twice):
         controller.start_classify()
     assert controller.state().status.startswith("Classify refused: segments 'L2', 'L2' (BoneScreen's L4)")
+    # the table and chart on screen say they no longer hold (their rows kept as they were)
+    table = params.node.resultsTable
+    chart = controller.scene.GetNodeByID(table.GetAttribute("BoneScreen.Chart"))
+    assert table.GetName().endswith(" BoneScreen results (out of date)") and table.GetNumberOfRows() == 6
+    assert chart.GetTitle() == "BoneScreen: out of date (Classify refused)"
     with pytest.raises(BoneScreenError, match="changed since it was classified"):  # the last result is not the names'
         controller.export(str(tmp_path / "out"))
+    segmentation.GetSegment(l4).SetName("L4")  # named back and classified again: the table holds again
+    controller.start_classify()
+    run_to_end(controller)
+    assert params.node.resultsTable is table and table.GetName().endswith(" BoneScreen results")
+    assert table.GetAttribute("BoneScreen.OutOfDate") is None
+    assert chart.GetTitle() == "BoneScreen: class probabilities per level"
 
 
 def test_a_volume_that_is_no_ct_in_hu_is_refused_at_segment_and_classify_for_the_command_lines_reason(

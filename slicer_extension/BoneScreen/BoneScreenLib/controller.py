@@ -263,7 +263,7 @@ class PanelController:
             now = self.params.inputVolume
             if now is None or now.GetID() != volume_node.GetID():  # (helper-110: another CT picked while it ran)
                 kept.insert(0, f"This is the segmentation of '{volume_node.GetName()}', not of the CT now selected.")
-            logic.last_result = None  # the last result was for another segmentation
+            self._results_out_of_date("segmented again")  # the last result was for another segmentation
             note = screener.device_note
             return _segmentation_status(seg, volume, seg.rule, kept, [note] if note else [])
 
@@ -307,6 +307,7 @@ class PanelController:
             # screen after a refused Classify); Export still writes it while the CT and segmentation are as they were
             # classified, and refuses otherwise (BoneScreenLogic.export)
             self.status = f"Classify refused: {exc}"
+            self._results_out_of_date("Classify refused", keep=True)
             raise
 
         def work(progress):
@@ -370,7 +371,7 @@ class PanelController:
             def finish(seg) -> str:
                 node = logic.segmentation_node(seg, volume, volume_node, network=False)  # the user's mask
                 self.params.outputSegmentation = node
-                logic.last_result = None  # the last result was for another segmentation
+                self._results_out_of_date("a label map opened")  # the last result was for another segmentation
                 # its notes as after MS-Net's segmentation (a mirrored spine's first: helper-101)
                 return _segmentation_status(seg, volume, f"split from {os.path.basename(path)}; {seg.rule}")
 
@@ -378,8 +379,7 @@ class PanelController:
             return
         node = import_label_map(path, scheme, volume_node)
         self.params.outputSegmentation = node
-        if self._logic is not None:
-            self._logic.last_result = None  # the last result was for another segmentation
+        self._results_out_of_date("a label map opened")  # the last result was for another segmentation
         segmentation = node.GetSegmentation()
         names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
         self.status = f"Opened ({scheme} ids): {', '.join(names) or 'no vertebra'}. Correct, then classify."
@@ -402,8 +402,20 @@ class PanelController:
             raise BoneScreenError("segment first, or pick a segmentation")
         shift_segment_names(node, steps)
         self.status = "Names shifted: classify again."
-        if self._logic is not None:
-            self._logic.last_result = None  # the results were for the old names
+        self._results_out_of_date("names shifted")  # the results were for the old names
+
+    def _results_out_of_date(self, why: str, keep: bool = False) -> None:
+        """The shown results no longer hold: the table and chart say so (:func:`mark_results_out_of_date`).
+
+        ``keep``: the last result stays for Export, which writes it only while the CT and segmentation are as they
+        were classified (:meth:`BoneScreenLogic.export`); otherwise it is dropped.
+        """
+        from BoneScreenLib.logic import mark_results_out_of_date
+
+        if self._logic is not None and not keep:
+            self._logic.last_result = None
+        if self.params is not None:
+            mark_results_out_of_date(self.params.resultsTable, why)
 
     def _require_idle(self) -> None:
         from bonescreen.errors import BoneScreenError

@@ -41,6 +41,11 @@ OWN_NAMED_FROM = "BoneScreen.OwnNamedFrom"
 #: Table node attributes: the volume node whose results it holds, and the chart drawn from it.
 TABLE_VOLUME = "BoneScreen.Volume"
 TABLE_CHART = "BoneScreen.Chart"
+#: Table node attribute: why its results no longer hold (a refused Classify, a new segmentation, names shifted);
+#: the table's name and its chart's title say so too (helper-110: the earlier result stayed on screen as if it held).
+TABLE_OUT_OF_DATE = "BoneScreen.OutOfDate"
+OUT_OF_DATE_SUFFIX = " (out of date)"
+CHART_TITLE = "BoneScreen: class probabilities per level"
 #: Segmentation node attribute: "1" where BoneScreen split and named a mask the user gave (ids ``mask``).
 SPLIT_MASK = "BoneScreen.SplitMask"
 #: The segmentation node's attributes that say how BoneScreen made it (names given, rule, doubt, notes, the mark's
@@ -807,10 +812,36 @@ def results_to_chart(table_node, chart_node=None):
         series.SetLabelColumnName("level")
         series.SetColor(*color)
         chart_node.AddAndObservePlotSeriesNodeID(series.GetID())
-    chart_node.SetTitle("BoneScreen: class probabilities per level")
+    chart_node.SetTitle(CHART_TITLE)
     chart_node.SetXAxisTitle("level")
     chart_node.SetYAxisTitle("probability")
     return chart_node
+
+
+def mark_results_out_of_date(table_node, why: str) -> None:
+    """Say on a results table, and on its chart, that its results no longer hold, and why.
+
+    The table keeps its rows (the user may still read or export them as they were), its name gains
+    :data:`OUT_OF_DATE_SUFFIX` and its chart's title the reason; :meth:`BoneScreenLogic.classify_outputs` clears both.
+    A table node no longer in a scene (deleted by the user) is left alone.
+    """
+    if table_node is None or table_node.GetScene() is None:
+        return
+    if not table_node.GetName().endswith(OUT_OF_DATE_SUFFIX):
+        table_node.SetName(table_node.GetName() + OUT_OF_DATE_SUFFIX)
+    table_node.SetAttribute(TABLE_OUT_OF_DATE, why)
+    chart_id = table_node.GetAttribute(TABLE_CHART)
+    chart = table_node.GetScene().GetNodeByID(chart_id) if chart_id else None
+    if chart is not None:
+        chart.SetTitle(f"BoneScreen: out of date ({why})")
+
+
+def _mark_results_current(table_node) -> None:
+    """Undo :func:`mark_results_out_of_date`: the table holds a result just made."""
+    name = table_node.GetName()
+    if name.endswith(OUT_OF_DATE_SUFFIX):
+        table_node.SetName(name[: -len(OUT_OF_DATE_SUFFIX)])
+    table_node.RemoveAttribute(TABLE_OUT_OF_DATE)
 
 
 @dataclass
@@ -1010,6 +1041,7 @@ class BoneScreenLogic:
         if table_node is None:
             table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} BoneScreen results")
         table_node.SetAttribute(TABLE_VOLUME, volume_node.GetID())
+        _mark_results_current(table_node)
         results_to_table(result, table_node)
         if chart_node is None and (chart_id := table_node.GetAttribute(TABLE_CHART)):
             chart_node = scene.GetNodeByID(chart_id)  # the table's own chart, drawn again (not one more per run)
