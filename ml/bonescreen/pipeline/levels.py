@@ -57,6 +57,9 @@ NO_LANDMARK_NOTE = "level names are uncertain: neither the sacrum nor ribs were 
 LANDMARK_MIN_MM = 25.0
 #: How a naming rule that names from the top vertebra in view begins (no landmark: a guess, flagged).
 TOP_VERTEBRA_RULE = "top vertebra in view"
+#: T12's place counted up from the sacrum (S1, L5 ... L1, T12) in a spine of five lumbar vertebrae; four to six is the
+#: human range (transitional anatomy), so ribs that begin within two vertebrae of the sacrum are not ribs.
+SACRUM_TO_T12 = 6
 
 
 @dataclass
@@ -889,7 +892,7 @@ def _core_in_gap(
 def _counts_agree(vertebrae: list[Vertebra], top_level: int | None, nz: int, s: LevelSettings) -> bool:
     """Counted up from the sacrum, the lowest rib-bearing vertebra is T12 (six above the sacrum)."""
     _names, rule, _certain, _notes = _name_by_rules(vertebrae, top_level, nz, s)
-    return rule.startswith("counted up from the sacrum") and _rib_t12(vertebrae, s) == 6
+    return rule.startswith("counted up from the sacrum") and _rib_t12(vertebrae, s, sacrum=True) == SACRUM_TO_T12
 
 
 def _merge_same_level(cores: np.ndarray, n: int, s: LevelSettings) -> tuple[np.ndarray, int]:
@@ -1542,7 +1545,9 @@ def _assemble(
     notes += name_notes
     lut = np.zeros(n_cores + 1, np.uint8)
     which = np.zeros(n_cores + 1, np.uint8)
-    counted = set(_rib_run(vertebrae, s))
+    counted = _rib_run(vertebrae, s)
+    if rule.startswith("counted up from the sacrum"):
+        counted = _ribs_above_sacrum(counted)
     for v in vertebrae:
         v.name = names[v.index]
         v.ribs_counted = v.index in counted
@@ -1593,9 +1598,22 @@ def _rib_run(vertebrae: list[Vertebra], s: LevelSettings) -> list[int]:
     return run if run and max(run) >= len(vertebrae) - 1 - s.rib_run_below_top else []
 
 
-def _rib_t12(vertebrae: list[Vertebra], s: LevelSettings) -> int | None:
-    """Index (from the lowest) of the vertebra the ribs make T12: the lowest of :func:`_rib_run`, or None."""
+def _ribs_above_sacrum(run: list[int]) -> list[int]:
+    """The indices of a rib run (:func:`_rib_run`) that count as ribs where the lowest vertebra is the sacrum.
+
+    The sacrum's own rib-like bone is its alae's or the ilium's, and rib-like bone within two vertebrae above it
+    would leave three lumbar vertebrae or fewer between (four to six is the human range): an iliac crest beside L4
+    or L5, or another bone (helper-116: TotalSegmentator's example CT cut above L4 was named from such bone).
+    """
+    return [i for i in run if i > SACRUM_TO_T12 - 2]
+
+
+def _rib_t12(vertebrae: list[Vertebra], s: LevelSettings, sacrum: bool = False) -> int | None:
+    """Index (from the lowest) of the vertebra the ribs make T12: the lowest of :func:`_rib_run`, or None; with
+    ``sacrum`` (the lowest vertebra taken for the sacrum), of its ribs above the sacrum (:func:`_ribs_above_sacrum`)."""
     run = _rib_run(vertebrae, s)
+    if sacrum:
+        run = _ribs_above_sacrum(run)
     return min(run) if run else None
 
 
@@ -1621,7 +1639,7 @@ def _reconcile_counts(
         skip a level (None when they do not); a note saying what was mended (None when nothing was).
     """
     _names, rule, _certain, _notes = _name_by_rules(vertebrae, top_level, nz, s)
-    t12 = _rib_t12(vertebrae, s)
+    t12 = _rib_t12(vertebrae, s, sacrum=True)
     if not rule.startswith("counted up from the sacrum") or t12 is None or abs(t12 - 6) != 1:
         return vertebrae, None, None
     centres = [(v.core_centre if v.core_centre is not None else sum(v.body_slices) / 2) * dz for v in vertebrae]
@@ -1855,8 +1873,15 @@ def _name_by_rules(
     weak_sacrum = landmarks and n >= 2 and wide and not strong_sacrum
     # ribs come in a run of consecutive vertebrae that reaches the top of the view; a lone hit lower
     # down (an iliac crest, contrast in a kidney) is not a rib
-    t12 = _rib_t12(vertebrae, s) if landmarks else None
-    if strong_sacrum and not (lowest.iliac or lowest.sacroiliac) and t12 is not None and t12 <= 4:
+    run = _rib_run(vertebrae, s) if landmarks else []
+    t12 = min(run) if run else None
+    above = [i for i in run if i > 0]  # beside the vertebrae above the lowest: its own are its alae's or ilium's
+    if (
+        strong_sacrum
+        and not (lowest.iliac or lowest.sacroiliac)
+        and len(above) >= s.rib_run_against_sacrum
+        and t12 <= 4
+    ):
         # a sacrum by its shape alone (wider or taller than the others, thin plates beside it), and ribs no more
         # than four vertebrae above it: counted up from it, three lumbar vertebrae or fewer (4-6 is the human
         # range). In a chest CT that ends at L2-L3 the lowest lumbar vertebra is wider than the thoracic ones
@@ -1870,6 +1895,9 @@ def _name_by_rules(
             "too few for the lumbar spine between: named from the ribs; check the level names"
         )
     if strong_sacrum:
+        ribs = _ribs_above_sacrum(run)
+        too_low = [i for i in run if i not in ribs and i > 0]
+        t12 = min(ribs) if ribs else None
         names = _count_up(n)
         if skip_after is not None:  # a level missed above that vertebra (_reconcile_counts)
             up = _count_up(n + 1)
@@ -1884,6 +1912,13 @@ def _name_by_rules(
             else "widest)"
         )
         certain = True
+        if too_low:
+            certain = False
+            notes.append(
+                f"rib-like bone beside {', '.join(names[i] for i in too_low)}, too close above the sacrum to be ribs "
+                "(four to six lumbar vertebrae lie between): an iliac crest or another bone, not counted; check the "
+                "level names"
+            )
         if t12 is not None and names[t12] != "T12":
             # transitional anatomy (six or four lumbar vertebrae, ribs on L1, none on T12) or a missed rib pair
             certain = False
