@@ -46,7 +46,7 @@ from bonescreen.hu import HUThresholds, body_slice, hu_text
 from bonescreen.io import load_ct
 from bonescreen.io.nifti import AXIS_CODES
 from bonescreen.io.volume import ORIENTATION_UNKNOWN, flagged_orientation_unknown
-from bonescreen.io.writers import own_labels, read_labels_nifti, write_dicom_seg
+from bonescreen.io.writers import automatic_ids, own_labels, read_labels_nifti, write_dicom_seg
 from bonescreen.label_schemes import MASK_SCHEME, SCHEME_NAMES
 from bonescreen.labels import (
     ALL_VERTEBRA_IDS,
@@ -97,6 +97,7 @@ from ._convert import (
     labels_layer_data,
     layer_digests,
     layer_id,
+    mark_naming,
     names_changed,
     same_read,
     unwrapped,
@@ -917,6 +918,7 @@ class ClassifyWidget(_Base):
         self._follow_layers(self.image, self.labels)
         self.result: dict | None = None
         self._inputs = None
+        self._mark_naming: dict | None = None
         self._models: dict = {}
         self._classified = None  # (labels layer, digest of its data, image layer, digest of its data) of the last run
         self._recheck = QTimer(self)
@@ -1123,6 +1125,7 @@ class ClassifyWidget(_Base):
             # still called "unedited")
             rule, notes = own_labels_edited(made["own"]["naming_rule"], notes)
         self._inputs = (volume, labels, image)
+        self._mark_naming = mark_naming(made, labels)  # MS-Net's unedited vertebrae: the SEG's AUTOMATIC segments
         # the image too: the volume classified shares the image layer's memory (helper-35: an image changed in
         # place by a script left the result up and exportable)
         self._classified = (labels_layer, _layer_digest(labels_layer), image, _layer_digest(image))
@@ -1395,7 +1398,8 @@ class ClassifyWidget(_Base):
         target = Path(path)
         seg_path = target.with_name(target.stem + "_seg.dcm")
         try:
-            write_dicom_seg(volume, lumbar_levels(vertebrae), seg_path)
+            levels = lumbar_levels(vertebrae)
+            write_dicom_seg(volume, levels, seg_path, automatic=automatic_ids(levels, self._mark_naming))
             tags = write_dicom_sr(volume, seg_path, self.result, target)
         except BoneScreenError as exc:
             show_error(f"BoneScreen could not write the DICOM SR: {exc}")

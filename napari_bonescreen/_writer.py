@@ -11,7 +11,7 @@ from bonescreen.atomic import lock_output_folder
 from bonescreen.errors import BoneScreenError
 from bonescreen.io import CTVolume
 from bonescreen.io.identifiers import system_reason
-from bonescreen.io.writers import write_dicom_seg, write_labels_nifti
+from bonescreen.io.writers import automatic_ids, write_dicom_seg, write_labels_nifti
 
 from ._convert import META_KEY, mark_naming
 
@@ -44,7 +44,8 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
             affine=geometry["affine"],
             source=geometry["source"],
         )
-        if not str(target).lower().endswith((".nii", ".nii.gz", ".dcm")):
+        named = not str(target).lower().endswith((".nii", ".nii.gz", ".dcm"))
+        if named:  # the save dialog asked before replacing the name typed, not this one
             target = target.with_name(target.name + ".nii.gz")
         # a bonescreen run writing into that folder would write its levels.nii.gz over these labels, or take them
         # for an earlier run's: saved when it ends (stop 63: the writer took no lock)
@@ -55,12 +56,23 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
                 f"a bonescreen run (a screen or a batch) is writing into {target.parent}: save when it ends, or into "
                 "another folder"
             ) from None
+        kept = None
+        if named and target.exists() and not target.is_dir():  # kept, never replaced unasked (helper-115: a second
+            # save as "vertebrae" wrote MS-Net's new mark over the user's edited vertebrae.nii.gz)
+            from bonescreen.screen import kept_name
+
+            kept = kept_name(target)
+            os.replace(target, kept)
         if target.suffix.lower() == ".dcm":
-            tags = write_dicom_seg(volume, labels, target)
+            automatic = automatic_ids(labels, mark_naming(geometry, labels))  # MS-Net's vertebrae as it marked them
+            tags = write_dicom_seg(volume, labels, target, automatic=automatic)
             show_info(f"DICOM SEG written; it carries these identifying tags of the study: {', '.join(tags)}")
         else:
             # MS-Net's mark keeps its provenance, vertebra by vertebra, as the CLI's levels.nii.gz does
             write_labels_nifti(volume, labels, target, naming=mark_naming(geometry, labels))
+        if kept is not None:
+            said = f"{target.name} was there already: kept as {kept.name}; the vertebrae saved as {target.name}"
+            show_info(f"BoneScreen: {said}")
     except BoneScreenError as exc:
         show_error(f"BoneScreen could not save the vertebrae: {exc}")
         return []

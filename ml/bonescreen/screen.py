@@ -20,7 +20,14 @@ from .hu import HUThresholds
 from .io import CTVolume, load_ct
 from .io.identifiers import redact, redact_error, system_reason, without_header_values
 from .io.sr import write_dicom_sr
-from .io.writers import naming_of_map, own_labels, read_labels_nifti, write_dicom_seg, write_labels_nifti
+from .io.writers import (
+    automatic_ids,
+    naming_of_map,
+    own_labels,
+    read_labels_nifti,
+    write_dicom_seg,
+    write_labels_nifti,
+)
 from .label_schemes import MASK_SCHEME
 from .labels import ALL_VERTEBRA_IDS
 from .output_folder import check_screen_folder
@@ -189,15 +196,9 @@ def screen_file(
         elif volume.source.kind == "dicom":
             # MS-Net's levels that no user edited are AUTOMATIC segments, the rest SEMIAUTOMATIC (helper-80: all were
             # SEMIAUTOMATIC, a screen that no one touched included)
-            present = {int(v) for v in np.unique(labels) if v}
             own = given_map.get("own_labels")
-            automatic = (
-                present - set(own["edited"]) - set(own["named_from"])
-                if own
-                else present
-                if result["segmentation"]["source"] == "bonescreen"
-                else set()
-            )
+            mark = own if own else {} if result["segmentation"]["source"] == "bonescreen" else None
+            automatic = automatic_ids(labels, mark)
             attempt(
                 "seg", "seg.dcm", lambda p: write_dicom_seg(volume, labels, p, notes=output_notes, automatic=automatic)
             )

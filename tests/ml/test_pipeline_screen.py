@@ -522,6 +522,17 @@ def test_own_labels_edited_in_another_tool_are_read_vertebra_by_vertebra(
     assert not again["renamed"] and again["named_from"] == {} and again["edited"] == []
 
 
+def test_automatic_ids_are_msnets_vertebrae_as_it_marked_them():
+    """The one rule for ``screen``, napari and Slicer (helper-117: napari and Slicer wrote MS-Net's unedited mark as
+    SEMIAUTOMATIC segments): the ids of MS-Net's mark the user neither edited nor renamed; none of the user's own."""
+    from bonescreen.io.writers import automatic_ids
+
+    held = np.array([[[0, 1, 2], [3, 4, 5]]], np.uint8)
+    assert automatic_ids(held, {}) == {1, 2, 3, 4, 5}
+    assert automatic_ids(held, {"edited": [3], "named_from": {5: 4}}) == {1, 2, 4}
+    assert automatic_ids(held, None) == set()
+
+
 def test_seg_segments_say_whether_a_user_took_part(unseen, tmp_path):
     """helper-80: every segment of seg.dcm was SEMIAUTOMATIC, a screen that no one touched included. DICOM PS3.3
     C.8.20.2: MS-Net's levels as it made them are AUTOMATIC ("calculated segment"); a level the user edited, or

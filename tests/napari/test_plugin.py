@@ -520,6 +520,17 @@ def test_writer_on_sample_layer(make_napari_viewer, tmp_path):
 
     assert write_labels("", layer.data, {"metadata": layer.metadata, "scale": layer.scale}) == []  # (helper-94)
     assert notification_manager.records[-1].message.endswith("no file name given")
+    # a name typed without its extension: the dialog asked of "mine", not of "mine.nii.gz", which is kept, not replaced
+    # (helper-115: a second save as "vertebrae" wrote MS-Net's new mark over the user's edited vertebrae.nii.gz)
+    meta = {"metadata": layer.metadata, "scale": layer.scale}
+    assert write_labels(str(tmp_path / "mine"), layer.data, meta) == [str(tmp_path / "mine.nii.gz")]
+    edited = layer.data.copy()
+    edited[edited == 4] = 0
+    assert write_labels(str(tmp_path / "mine"), edited, meta) == [str(tmp_path / "mine.nii.gz")]
+    kept = list(tmp_path.glob("mine.kept-*.nii.gz"))
+    assert len(kept) == 1 and np.asarray(nib.load(kept[0]).dataobj).sum() == labels.sum()
+    assert not np.asarray(nib.load(tmp_path / "mine.nii.gz").dataobj).any()
+    assert f"kept as {kept[0].name}" in notification_manager.records[-1].message
     # a folder a bonescreen run is writing into (its lock held, as `screen` holds it): refused, nothing written
     # (stop 63: saved among the run's files, its levels.nii.gz could be written over them)
     import os

@@ -377,6 +377,8 @@ def test_export_writes_seg_and_sr_for_a_ct_from_the_dicom_database(scene, small_
         )
     seg_ds = pydicom.dcmread(tmp_path / "seg.dcm")
     assert seg_ds.ReferencedSeriesSequence[0].SeriesInstanceUID == volume.source.dicom["SeriesInstanceUID"] != other
+    # a segmentation of the user's own: every segment SEMIAUTOMATIC (bonescreen.io.writers.automatic_ids)
+    assert {s.SegmentAlgorithmType for s in seg_ds.SegmentSequence} == {"SEMIAUTOMATIC"}
     # without the database (a volume from a file): no seg.dcm or sr.dcm
     assert len(logic.export(str(tmp_path / "plain"), node)) == 4
 

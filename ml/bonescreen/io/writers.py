@@ -189,6 +189,20 @@ def naming_of_map(naming: dict, held: np.ndarray) -> dict:
     return out
 
 
+def automatic_ids(held: np.ndarray, naming: dict | None) -> set[int]:
+    """The vertebra ids of ``held`` that are MS-Net's as it marked them: a DICOM SEG's AUTOMATIC segments
+    (:func:`write_dicom_seg`'s ``automatic``), the others SEMIAUTOMATIC.
+
+    ``naming`` is the naming of MS-Net's mark (``edited`` and ``named_from`` ids: the user's work), or None for a
+    segmentation of the user's own (no id is automatic). The one rule for ``screen``, napari and Slicer (helper-117:
+    napari and Slicer wrote an unedited mark as SEMIAUTOMATIC).
+    """
+    if naming is None:
+        return set()
+    present = {int(v) for v in np.unique(held) if v}
+    return present - {int(v) for v in naming.get("edited", ())} - {int(v) for v in naming.get("named_from") or {}}
+
+
 def with_source_geometry(img: nib.Nifti1Image, volume: CTVolume) -> None:
     """Give a label map written on a NIfTI CT's own grid that file's geometry: its qform and sform with their codes,
     or, for a file that states neither, neither, with its pixdim, so that every viewer lays the labels over the CT as

@@ -618,12 +618,14 @@ def dicom_source_files(volume_node, limit: int | None = None) -> list[str] | Non
 
 
 def export_dicom_sr(
-    files: list[str], volume, labels, result: dict, out, notes: list[str] | None = None
+    files: list[str], volume, labels, result: dict, out, notes: list[str] | None = None, naming: dict | None = None
 ) -> dict[str, list[str]]:
     """seg.dcm and sr.dcm in ``out`` for a classification of the CT read from ``files``; returns, per file, the
     identifying DICOM tags it carries (result.json's ``identifying_tags``, as ``screen`` writes them).
 
-    The series is read again with BoneScreen's DICOM reader (the SEG and SR reference its images). ``labels``
+    ``naming`` is the naming of MS-Net's mark whose unedited vertebrae are the SEG's AUTOMATIC segments
+    (:func:`bonescreen.io.writers.automatic_ids`; None: the user's own segmentation). The series is read again with
+    BoneScreen's DICOM reader (the SEG and SR reference its images). ``labels``
     (z, y, x on ``volume``, the node's grid) are carried onto that reader's grid where the node lies on another
     grid of the same slices (:func:`_labels_onto_series`: a gantry-tilted series, which Slicer reads onto its
     slices' own axes), with a note appended to ``notes``.
@@ -639,7 +641,7 @@ def export_dicom_sr(
     from bonescreen.io import load_ct
     from bonescreen.io.identifiers import read_header
     from bonescreen.io.sr import write_dicom_sr
-    from bonescreen.io.writers import write_dicom_seg
+    from bonescreen.io.writers import automatic_ids, write_dicom_seg
 
     folders = {str(Path(f).parent) for f in files}
     if len(folders) != 1:
@@ -653,7 +655,7 @@ def export_dicom_sr(
     source = load_ct(folders.pop(), recursive=False, series=uid or None)
     if source.shape != volume.shape or not np.allclose(source.affine, volume.affine, atol=1e-3):
         labels = _labels_onto_series(labels, volume, source, notes)
-    seg_tags = write_dicom_seg(source, labels, Path(out) / "seg.dcm")
+    seg_tags = write_dicom_seg(source, labels, Path(out) / "seg.dcm", automatic=automatic_ids(labels, naming))
     sr_tags = write_dicom_sr(source, Path(out) / "seg.dcm", result, Path(out) / "sr.dcm")
     return {"seg.dcm": seg_tags, "sr.dcm": sr_tags}
 
@@ -886,6 +888,7 @@ class BoneScreenLogic:
         self._last_volume_id: str | None = None  # the volume node classified last
         self._last_ct_digest = ""  # and its voxels and geometry as classified (ct_digest)
         self._last_naming: dict | None = None  # how BoneScreen named the labels classified (ClassifyInputs.naming)
+        self._last_seg_naming: dict | None = None  # the same for the DICOM SEG's AUTOMATIC segments ({}: unedited)
         #: what the last Export did beside writing (result.json's ``output_notes``: an earlier run's files set aside)
         self.last_export_notes: list[str] = []
 
@@ -1061,6 +1064,8 @@ class BoneScreenLogic:
         }
         self._last = (inputs.volume, inputs.labels)
         self._last_naming = inputs.naming
+        # MS-Net's mark as it came: every vertebra an AUTOMATIC segment of the DICOM SEG (automatic_ids)
+        self._last_seg_naming = {} if inputs.checked is False else inputs.naming
         self._last_volume_id = volume_node.GetID()
         self._last_ct_digest = inputs.ct_digest
         return self.last_result, table_node, chart_node
@@ -1194,7 +1199,9 @@ class BoneScreenLogic:
                 out,
                 "seg",
                 "seg.dcm",
-                lambda _: exports.update(export_dicom_sr(files, volume, levels, last, out, notes)),
+                lambda _: exports.update(
+                    export_dicom_sr(files, volume, levels, last, out, notes, self._last_seg_naming)
+                ),
                 outputs,
                 errors,
                 exports,
