@@ -46,7 +46,7 @@ from .segment import iter_mark_volume
 
 #: Version of result.json's layout (README, "result.json"): the minor number grows with added fields,
 #: the major number when a field changes meaning or goes.
-RESULT_SCHEMA_VERSION = "4.0"
+RESULT_SCHEMA_VERSION = "4.1"
 #: How ``segmentation.naming_rule`` starts for labels given back as BoneScreen wrote them (``--labels``, unedited):
 #: the rule of the run that named them follows in brackets.
 OWN_LABELS_RULE = "given by the user: BoneScreen's own labels, unedited"
