@@ -264,6 +264,20 @@ def test_a_nifti_loaded_by_slicer_gives_its_sidecar_and_its_missing_orientation_
     assert any(f.startswith("orientation unknown") and "Slicer's default axes" in f for f in volume.flags)
     set_volume_orientation(node, "LPS")
     assert not volume_node_to_ct(node).flags
+    # a qform and an sform that state different orientations: flagged as the command line flags it, naming the one
+    # Slicer read (helper-117: the flag never reached Slicer, whose reader took the other one than nibabel)
+    both = nib.Nifti1Image(hu, np.diag([-0.8, -0.8, 3.0, 1.0]))
+    both.set_qform(np.diag([0.8, -0.8, 3.0, 1.0]), code=1)
+    both.set_sform(np.diag([-0.8, -0.8, 3.0, 1.0]), code=2)
+    nib.save(both, tmp_path / "both.nii.gz")
+    node = load(tmp_path / "both.nii.gz")
+    flags = volume_node_to_ct(node).flags
+    doubt = [f for f in flags if "qform and sform state different orientations (qform RPS, sform LPS)" in f]
+    assert len(doubt) == 1 and ", as Slicer does" in doubt[0], flags
+    from BoneScreenLib.logic import ijk_to_ras
+
+    used = "qform" if nib.orientations.aff2axcodes(ijk_to_ras(node)) == ("R", "P", "S") else "sform"
+    assert f"read with the {used}, as Slicer does" in doubt[0]
 
 
 def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):

@@ -227,21 +227,39 @@ def nifti_geometry(header) -> dict:
     }
 
 
-def qform_sform_doubt(geometry: dict) -> str | None:
-    """The flag of a NIfTI whose qform and sform state different orientations (axis codes): BoneScreen reads the
-    sform, as nibabel does, while tools that prefer the qform show the CT otherwise, and one of the two is wrong
-    (helper-96: used without a word). None when they agree or one is missing."""
+def qform_sform_doubt(geometry: dict, read_with: np.ndarray | None = None, reader: str = "nibabel") -> str | None:
+    """The flag of a NIfTI whose qform and sform state different orientations (axis codes): one of the two is wrong,
+    and tools that prefer the other show the CT otherwise (helper-96: used without a word). None when they agree or
+    one is missing.
+
+    BoneScreen's reader takes the sform, as nibabel does; ``read_with`` (a 4x4 voxel-to-RAS matrix) and ``reader``
+    say which one another reader took (3D Slicer's: helper-117, the flag was missing there).
+    """
     q, s = geometry.get("qform"), geometry.get("sform")
     if q is None or s is None:
         return None
     q_axes, s_axes = "".join(nib.orientations.aff2axcodes(q)), "".join(nib.orientations.aff2axcodes(s))
     if q_axes == s_axes:
         return None
+    used, other = ("sform", "qform")
+    if read_with is not None and "".join(nib.orientations.aff2axcodes(read_with)) == q_axes:
+        used, other = other, used
     return (
         f"the NIfTI's qform and sform state different orientations (qform {q_axes}, sform {s_axes}): read with the "
-        "sform, as nibabel does; tools that prefer the qform show the CT otherwise. Check which is right (the names "
-        "count along the axes read) and write the file with one geometry"
+        f"{used}, as {reader} does; tools that prefer the {other} show the CT otherwise. Check which is right (the "
+        "names count along the axes read) and write the file with one geometry"
     )
+
+
+def file_geometry_doubt(path: str | os.PathLike, read_with: np.ndarray, reader: str) -> str | None:
+    """:func:`qform_sform_doubt` of the NIfTI file at ``path`` as another reader (``reader``) read it into the voxel-
+    to-RAS matrix ``read_with``; None for a file that cannot be read (the reader that loaded it has said what it
+    could)."""
+    try:
+        geometry = nifti_geometry(nib.load(path).header)
+    except Exception:  # not ours to judge here
+        return None
+    return qform_sform_doubt(geometry, read_with, reader)
 
 
 def orientation_unknown_flag(affine: np.ndarray, reader: str) -> str:

@@ -195,11 +195,19 @@ def volume_node_to_ct(volume_node):
     elif (path := _nifti_file_of(volume_node)) is not None:
         # what the command line reads beside and in a NIfTI (helper-60: Slicer asked for a sidecar it never read,
         # and a file without orientation went unflagged)
-        from bonescreen.io.nifti import orientation_unknown_flag, read_sidecar, states_no_orientation
+        from bonescreen.io.nifti import (
+            file_geometry_doubt,
+            orientation_unknown_flag,
+            read_sidecar,
+            states_no_orientation,
+        )
 
         volume.acquisition = read_sidecar(path, volume.notes)
         if not volume_node.GetAttribute("BoneScreen.Orientation") and states_no_orientation(path):
             volume.flags.append(orientation_unknown_flag(volume.affine, "Slicer's"))
+        # a qform and sform that disagree, flagged as the command line and napari flag them (helper-117: missing)
+        elif doubt := file_geometry_doubt(path, ijk_to_ras(volume_node), "Slicer"):
+            volume.flags.append(doubt)
     return volume
 
 
