@@ -126,6 +126,26 @@ def test_a_binary_spine_mask_is_refused_as_levels_and_split_and_named_as_a_mask(
         assert 2 * np.count_nonzero(truth & (written == level)) / (truth.sum() + (written == level).sum()) > 0.9
 
 
+def test_a_mask_of_one_vertebra_named_for_another_is_refused_as_bonescreens_ids(small_case, small_case_files, tmp_path):
+    """helper-115: TotalSegmentator's ``vertebrae_T12.nii.gz`` (T12's mask, 1 inside) opened with BoneScreen's ids was
+    "L1" and classified so, without a word. A file named for one vertebra that holds another's id alone is refused,
+    naming both and the 'mask' ids; a file named for the vertebra it holds, or named for none, reads as before."""
+    ct = small_case_files / "nifti" / "ct.nii.gz"
+    volume = load_ct(ct)
+    one = volume.to_source((small_case.spine == 6).astype(np.uint8))  # T12's voxels, as id 1
+
+    def save(name, data):
+        nib.save(nib.Nifti1Image(data, volume.source.affine), tmp_path / name)
+        return tmp_path / name
+
+    with pytest.raises(BoneScreenError, match="the file is named for T12 but holds one id, 1, which is L1") as err:
+        read_labels_nifti(volume, save("vertebrae_T12.nii.gz", one), allowed=(0, 1, 6))
+    assert "vertebrae_T12.nii.gz" in str(err.value) and "ids 'mask'" in str(err.value)
+    assert read_labels_nifti(volume, save("vertebrae_T12.nii.gz", one * 6), allowed=(0, 1, 6)).max() == 6
+    assert read_labels_nifti(volume, save("my_labels.nii.gz", one), allowed=(0, 1, 6)).max() == 1
+    assert read_labels_nifti(volume, save("L1.nii.gz", one), allowed=(0, 1, 6)).max() == 1
+
+
 def test_a_verse_subregion_map_is_named_not_read_as_ten_unnamed_vertebrae():
     """helper-36: VerSe's subregion map (ids 41-50: arch, processes, body of every vertebra) given as --labels was
     read as 'unnamed 21-30', nothing classified, exit 0. Its ids are now recognized, with the two ways on."""

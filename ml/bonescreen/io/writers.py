@@ -189,6 +189,28 @@ def naming_of_map(naming: dict, held: np.ndarray) -> dict:
     return out
 
 
+def _named_for_another_vertebra(path: Path, ijk: np.ndarray) -> str | None:
+    """Why a map of one id, whose file is named for another vertebra, is not that id's vertebra; None otherwise.
+
+    TotalSegmentator writes each vertebra as a mask of its own (``vertebrae_T12.nii.gz``: 1 inside), which read with
+    BoneScreen's ids is L1 (helper-115: opened in napari as "L1" and classified as such, on a CT whose T12 it was).
+    """
+    stem = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+    named = vertebra_id(stem)
+    if named is None:
+        return None
+    held = [int(v) for v in np.unique(ijk) if v]
+    if len(held) != 1 or held[0] == named:
+        return None
+    what = vertebra_name(held[0]) if held[0] in ALL_VERTEBRA_IDS else "no vertebra"
+    return (
+        f"the file is named for {vertebra_name(named)} but holds one id, {held[0]}, which is {what} in BoneScreen's "
+        "ids: a mask of one vertebra, as TotalSegmentator writes each? Open it with the ids 'mask' to have BoneScreen "
+        f"name it from the spine in view, or paint it with id {named} ({vertebra_name(named)}) in a map of "
+        "BoneScreen's ids"
+    )
+
+
 def automatic_ids(held: np.ndarray, naming: dict | None) -> set[int]:
     """The vertebra ids of ``held`` that are MS-Net's as it marked them: a DICOM SEG's AUTOMATIC segments
     (:func:`write_dicom_seg`'s ``automatic``), the others SEMIAUTOMATIC.
@@ -382,6 +404,8 @@ def read_labels_nifti(
     hint = scheme_hint(ijk)
     if hint:  # another tool's ids read as BoneScreen's: refused, with the option that reads them
         raise BoneScreenError(f"the label map holds no lumbar level with BoneScreen's ids; {hint}", path)
+    if problem := _named_for_another_vertebra(path, ijk):
+        raise BoneScreenError(problem, path)
     try:
         levels = as_level_labels(ijk, str(path)) if allowed is None else as_level_labels(ijk, str(path), allowed)
     except BoneScreenError as exc:  # ids BoneScreen does not have: whose they may be (helper-38)
