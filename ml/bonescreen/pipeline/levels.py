@@ -1751,11 +1751,19 @@ def _name(
         v = vertebrae[i]
         whole = (v.slices[1] - v.slices[0] + 1) * dz
         tall = body > s.max_body_mm and body > s.tall_body_ratio * typical
-        if (tall and v.core_mm3 > s.joined_core_ratio * typical_core) or whole > s.max_vertebra_mm:
+        cut = v.body_slices[0] <= 0 or v.body_slices[1] >= nz - 1  # its core in view: part of one, whatever it holds
+        limit = s.max_body_mm if names[i] == "L5" else s.max_cut_body_mm
+        tall_cut = enough and cut and body > limit and body > s.tall_body_ratio * typical
+        if (tall and v.core_mm3 > s.joined_core_ratio * typical_core) or tall_cut or whole > s.max_vertebra_mm:
             certain = False
+            said = (
+                f"its body is {body:.0f} mm tall in view, and the scan range cuts it"
+                if tall_cut and whole <= s.max_vertebra_mm
+                else f"it is {max(body, whole):.0f} mm tall as marked"
+            )
             notes.append(
-                f"the vertebra named {names[i]} is {max(body, whole):.0f} mm tall as marked (with any disc the "
-                "mark filled): two vertebrae may be joined or the mask is wrong; check the names"
+                f"the vertebra named {names[i]}: {said} (with any disc the mark filled): two vertebrae may be joined "
+                "or the mask is wrong; check the names"
             )
     return names, rule, certain, notes
 
