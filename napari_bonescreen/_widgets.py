@@ -82,9 +82,12 @@ from bonescreen.pipeline.levels import upside_down_note
 from bonescreen.pipeline.progress import Cancelled, listened, step_text, without_progress
 from bonescreen.pipeline.screener import (
     RESULT_SCHEMA_VERSION,
+    given_names,
     own_labels_changes,
+    own_labels_changes_note,
     own_labels_edited,
     own_labels_naming,
+    segmentation_record,
 )
 from bonescreen.screen import input_record
 
@@ -771,6 +774,8 @@ class SegmentWidget(_Base):
                 "rule": seg.rule,
                 "certain": seg.certain,
                 "vertebrae": [v.name for v in seg.vertebrae],
+                # what the naming saw of each vertebra, for result.json while the mark is MS-Net's as it came
+                "evidence": seg.evidence(_spacing_of(image_layer), labels.shape[0]),
                 "notes": notes,
                 # MS-Net's mask: not checked by the user until edited (mask_checked); a user's mask is the user's
                 "segmented": segmented,
@@ -788,6 +793,12 @@ class SegmentWidget(_Base):
         self._say_found(done, labels, [*(f"- {m}" for m in messages), *([device_note] if device_note else [])])
         for message in messages:
             show_warning(f"BoneScreen: {message}")
+
+
+def _spacing_of(image_layer) -> tuple[float, float, float]:
+    """The voxel size (z, y, x) in mm of a CT image layer: as BoneScreen's reader read it, else the layer's scale."""
+    spacing = (image_layer.metadata.get(META_KEY) or {}).get("spacing")
+    return tuple(float(v) for v in (spacing if spacing is not None else image_layer.scale[-3:]))
 
 
 #: How long the Segment dock waits after the last edit of its layer before it reads the names again (ms).
@@ -1124,6 +1135,9 @@ class ClassifyWidget(_Base):
         if made.get("own") and (checked or renamed):  # BoneScreen's own file, edited or renamed since (helper-63:
             # still called "unedited")
             rule, notes = own_labels_edited(made["own"]["naming_rule"], notes)
+            # which, as `screen --labels` says it (helper-117: napari said it at open only)
+            if isinstance(checked, list) and (said := own_labels_changes_note(checked, labels)):
+                notes.append(said)
         self._inputs = (volume, labels, image)
         self._mark_naming = mark_naming(made, labels)  # MS-Net's unedited vertebrae: the SEG's AUTOMATIC segments
         # the image too: the volume classified shares the image layer's memory (helper-35: an image changed in
@@ -1151,18 +1165,31 @@ class ClassifyWidget(_Base):
             _connect={"errored": self._fail},  # (no second, re-raised report of the error)
             _start_thread=False,  # (started below, once every signal is connected)
         )
-        # the naming's notes travel with the labels layer; the result shows them with its own flags
-        segmentation = {
-            "naming_rule": users_naming_rule(rule) if renamed else rule,
-            "naming_certain": bool(certain),
-            "notes": users_naming_notes(notes) if renamed else notes,
-        }
+        # the naming's notes travel with the labels layer; the result shows them with its own flags, and result.json
+        # says them as `screen` does (helper-117: source, vertebrae, evidence and level_settings were missing)
+        if made.get("segmented") is False:
+            source = "user mask"  # split and named by BoneScreen
+        elif made.get("segmented") and not made.get("own") and not checked and not renamed:
+            source = "bonescreen"  # MS-Net's mark as it came
+        else:
+            source = "user"
+        segmentation = segmentation_record(
+            source,
+            users_naming_rule(rule) if renamed else rule,
+            certain,
+            users_naming_notes(notes) if renamed else notes,
+            given_names(labels),
+            screener.level_settings,
+            made.get("evidence") if source != "user" else None,
+        )
+        started = time.perf_counter()
         # the weights that made the result: BCC-Net's, and MS-Net's where the labels came from it
         self._models = {**made.get("models", {}), "classification": None}
 
         def done(result: dict) -> None:
             self._models["classification"] = screener.model_record("classification")  # loaded by the worker
-            self._on_done({**result, "segmentation": segmentation})
+            timings = {"classify": round(time.perf_counter() - started, 3)}
+            self._on_done({**screener.run_record(), **result, "segmentation": segmentation, "timings_s": timings})
 
         self.worker.returned.connect(done)
         self.worker.finished.connect(self._on_finished)

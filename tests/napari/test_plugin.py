@@ -189,6 +189,16 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     wait_for(qtbot, cls)
     first = cls.result
     assert [lv["name"] for lv in first["levels"]] == ["L1", "L2", "L3", "L4", "L5"]
+    # result.json's segmentation as `screen` writes it for MS-Net's mark as it came (helper-117: source, vertebrae,
+    # evidence, level_settings, device and timings were missing)
+    made = first["segmentation"]
+    assert made["source"] == "bonescreen" and made["vertebrae"][:7] == ["S1", "L5", "L4", "L3", "L2", "L1", "T12"]
+    assert [e["name"] for e in made["evidence"]] == made["vertebrae"] and made["evidence"][0]["iliac_bone_beside"] in (
+        True,
+        False,
+    )
+    assert "rib_run_against_sacrum" in made["level_settings"]
+    assert first["device"] and first["inference"] and set(first["timings_s"]) == {"classify"}
     for lv in first["levels"]:
         assert sum(lv["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
     assert cls.table.rowCount() == 6 and cls.table.item(5, 0).text() == "overall"
@@ -235,6 +245,7 @@ def test_full_flow(make_napari_viewer, qtbot, tmp_path):
     wait_for(qtbot, cls)
     second = cls.result
     assert [lv["name"] for lv in second["levels"]] == ["L2", "L3", "L4", "L5"]
+    assert second["segmentation"]["source"] == "user" and second["segmentation"]["evidence"] is None  # edited
     assert second["overall"]["probabilities"] != first["overall"]["probabilities"]
 
     # select a level: the viewer moves to its slices

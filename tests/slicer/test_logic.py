@@ -510,6 +510,10 @@ def test_bonescreens_own_unedited_labels_keep_the_runs_naming_and_its_doubt(scen
     segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName("L5"))
     edited, _table, _chart = BoneScreenLogic("cpu").classify(node, seg)
     assert edited["segmentation"]["naming_rule"] == rule
+    assert (
+        "BoneScreen's own labels with L5 removed; the others read as MS-Net's mask, not checked"
+        in (edited["segmentation"]["notes"])
+    )
     assert not any("unedited" in n for n in edited["segmentation"]["notes"])
     now = segmentation_to_labels(seg, node, volume)
     core = Screener(device="cpu").classify(volume, now, names_certain=False, mask_checked=[5])
@@ -546,6 +550,19 @@ def test_bonescreens_own_unedited_labels_keep_the_runs_naming_and_its_doubt(scen
     core = Screener(device="cpu").classify(volume, now, names_certain=False, mask_checked=[4])
     assert outside["overall"]["bone_status"] == core["overall"]["bone_status"]
     assert [lv["fracture"] for lv in outside["levels"]] == [lv["fracture"] for lv in core["levels"]]
+    # result.json's segmentation as `screen --labels` writes it for the same file (helper-117: Slicer's lacked the
+    # note of the vertebrae edited, the source, every vertebra, the evidence and the settings; and device, timings)
+    from bonescreen.io.writers import own_labels
+
+    cli, _, _ = Screener(device="cpu").screen(volume, labels=now, own_labels=own_labels(tmp_path / "outside.nii.gz"))
+    said = "BoneScreen's own labels with L4 edited since they were written: that one read as drawn"
+    assert any(n.startswith(said) for n in cli["segmentation"]["notes"])
+    assert any(n.startswith(said) for n in outside["segmentation"]["notes"])
+    assert set(outside["segmentation"]) == set(cli["segmentation"])
+    for key in ("source", "vertebrae", "evidence", "level_settings", "naming_rule", "naming_certain"):
+        assert outside["segmentation"][key] == cli["segmentation"][key], key
+    assert outside["device"] == cli["device"] and outside["inference"] == cli["inference"]
+    assert set(outside["timings_s"]) == {"classify"}
     theirs = write_labels_nifti(volume, case.levels, tmp_path / "theirs.nii.gz")  # no note: the user's
     seg2 = import_label_map(str(theirs), "bonescreen", node)
     assert seg2.GetAttribute("BoneScreen.NamingRule") == "given by the user (bonescreen ids)"

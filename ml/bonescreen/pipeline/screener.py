@@ -97,6 +97,21 @@ def own_labels_changes(own: dict, vertebrae: np.ndarray) -> tuple[list[str], lis
     return edited, [vertebra_name(v) for v in own.get("edited", ()) if v not in here]
 
 
+def own_labels_changes_note(edited: Collection[int], vertebrae: np.ndarray) -> str | None:
+    """The naming note of BoneScreen's own labels whose vertebrae ``edited`` (ids) the user has edited since they
+    were written: those still in ``vertebrae`` read as drawn, those removed said so; None when none was. The one
+    note for ``screen --labels``, napari and Slicer (helper-117: napari and Slicer left it out of the result)."""
+    here = set(np.unique(vertebrae).tolist())
+    kept = [vertebra_name(v) for v in edited if v in here]
+    removed = [vertebra_name(v) for v in edited if v not in here]
+    said = [
+        f"{', '.join(kept)} edited since they were written: {'those' if len(kept) > 1 else 'that one'} read as drawn"
+    ] * bool(kept) + [f"{', '.join(removed)} removed"] * bool(removed)
+    if not said:
+        return None
+    return f"BoneScreen's own labels with {'; '.join(said)}; the others read as MS-Net's mask, not checked"
+
+
 def own_labels_edited(rule: str, notes: list[str]) -> tuple[str, list[str]]:
     """The naming rule and notes of BoneScreen's own labels once the user has edited them: the rule of the run that
     named them (not :data:`OWN_LABELS_RULE`'s "unedited"), without :func:`own_labels_note` (helper-63, napari and
@@ -139,6 +154,14 @@ class Segmentation:
         """Names of the lumbar levels present, top to bottom."""
         return [LEVEL_NAMES[lv] for lv in levels_present(self.labels)]
 
+    def evidence(self, spacing: tuple[float, float, float], n_slices: int) -> list[dict]:
+        """result.json's ``segmentation.evidence``: what the naming saw of each vertebra (bottom to top), named as
+        :meth:`map_names` names them; ``spacing`` (mm) and ``n_slices`` are the segmented CT's."""
+        return [
+            {**v.evidence(spacing, n_slices), "name": name}
+            for v, name in zip(self.vertebrae, self.map_names(), strict=True)
+        ]
+
     def map_names(self) -> list[str]:
         """The names of ``vertebrae`` (bottom to top) as the map of every vertebra holds them
         (:meth:`vertebra_labels`): a name the naming gave that no id carries (a piece of the sacrum, ``S?``; a
@@ -171,6 +194,44 @@ def given_names(vertebrae: np.ndarray) -> list[str]:
     boxes = ndimage.find_objects(vertebrae)
     middles = [((box[0].start + box[0].stop) / 2, vid) for vid, box in enumerate(boxes, start=1) if box is not None]
     return [vertebra_name(vid) for _, vid in sorted(middles)]
+
+
+def segmentation_record(
+    source: str,
+    naming_rule: str,
+    naming_certain: bool,
+    notes: list[str],
+    vertebrae: list[str],
+    level_settings: LevelSettings,
+    evidence: list[dict] | None = None,
+) -> dict:
+    """result.json's ``segmentation``: the one form for ``screen``, napari and Slicer (helper-117: napari's and
+    Slicer's lacked ``source``, ``vertebrae``, ``evidence`` and ``level_settings``).
+
+    Parameters
+    ----------
+    source : {"bonescreen", "user", "user mask"}
+        MS-Net's mark as it came; the user's labels (BoneScreen's own, edited or renamed, included); the user's
+        mask of the spine, split and named by BoneScreen.
+    naming_rule, naming_certain, notes
+        How the vertebrae were named, whether the names are certain, and the naming's notes.
+    vertebrae : list of str
+        Every vertebra found or given, lowest first (:func:`given_names`, or the split's ``map_names``).
+    level_settings : LevelSettings
+        The split's settings (each with its source).
+    evidence : list of dict, optional
+        What the naming saw of each vertebra (:meth:`~bonescreen.pipeline.levels.Vertebra.evidence`), where the
+        split named them (None for the user's labels).
+    """
+    return {
+        "source": source,
+        "naming_rule": naming_rule,
+        "vertebrae": list(vertebrae),
+        "naming_certain": bool(naming_certain),
+        "evidence": evidence,
+        "notes": list(notes),
+        "level_settings": level_settings.as_dict(),
+    }
 
 
 def no_lumbar_result(thresholds: HUThresholds, found: str) -> dict:
@@ -318,6 +379,10 @@ class Screener:
         if task == "classification":
             out["temperature"] = self.temperature
         return out
+
+    def run_record(self) -> dict:
+        """result.json's ``device`` and ``inference`` (precision, batch size, compiled) of this screener."""
+        return {"device": str(self.device), "inference": self.settings.describe(self.device)}
 
     def models(self) -> dict:
         """:meth:`model_record` of both networks, for result.json."""
@@ -582,15 +647,8 @@ class Screener:
             if own_labels:  # (helper-39: a run's own unedited labels, given back, made its names certain)
                 certain = bool(own_labels["naming_certain"] or own_labels.get("renamed"))
                 own_rule, notes = own_labels_naming(own_labels)
-                edited, removed = own_labels_changes(own_labels, vertebrae)
-                said = [
-                    f"{', '.join(edited)} edited since they were written: {'those' if len(edited) > 1 else 'that one'}"
-                    " read as drawn"
-                ] * bool(edited) + [f"{', '.join(removed)} removed"] * bool(removed)
-                if said:  # (helper-66: said nowhere)
-                    notes.append(
-                        f"BoneScreen's own labels with {'; '.join(said)}; the others read as MS-Net's mask, not checked"
-                    )
+                if said := own_labels_changes_note(own_labels.get("edited", ()), vertebrae):  # (helper-66: nowhere)
+                    notes.append(said)
             if not labels.any():
                 given = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k)
                 notes = [f"vertebrae given: {given} (none lumbar)" if given else "the labels given are empty"]
@@ -622,23 +680,17 @@ class Screener:
         timings["network"] = round(self.stats.get("network_s", 0.0) - network0, 3)
         result = {
             "schema_version": RESULT_SCHEMA_VERSION,
-            "device": str(self.device),
-            "inference": self.settings.describe(self.device),
+            **self.run_record(),
             **result,
-            "segmentation": {
-                "source": "user" if seg is None else "bonescreen" if mark is None else "user mask",
-                "naming_rule": seg.rule if seg is not None else own_rule if own_labels else "given by the user",
-                "vertebrae": seg.map_names() if seg is not None else given_names(vertebrae),
-                "naming_certain": bool(certain),
-                "evidence": [
-                    {**v.evidence(volume.spacing, volume.hu.shape[0]), "name": name}
-                    for v, name in zip(seg.vertebrae, seg.map_names(), strict=True)
-                ]
-                if seg is not None
-                else None,
-                "notes": notes,
-                "level_settings": self.level_settings.as_dict(),
-            },
+            "segmentation": segmentation_record(
+                "user" if seg is None else "bonescreen" if mark is None else "user mask",
+                seg.rule if seg is not None else own_rule if own_labels else "given by the user",
+                certain,
+                notes,
+                seg.map_names() if seg is not None else given_names(vertebrae),
+                self.level_settings,
+                seg.evidence(volume.spacing, volume.hu.shape[0]) if seg is not None else None,
+            ),
             "models": self.models(),
             "timings_s": timings,
         }

@@ -61,6 +61,7 @@ PROVENANCE = (
     OWN_RULE,
     OWN_NAMED_FROM,
     SPLIT_MASK,
+    "BoneScreen.Evidence",
 )
 #: Segment tag holding :data:`PROVENANCE` (JSON, base64: a tag's value may hold no '|' or ':' in a .seg.nrrd header).
 PROVENANCE_TAG = "BoneScreen.Provenance"
@@ -876,6 +877,8 @@ class ClassifyInputs:
     #: how BoneScreen named the labels, kept in the label maps Export writes
     #: (:func:`bonescreen.io.writers.write_labels_nifti`'s ``naming``): None for labels that are all the user's
     naming: dict | None = None
+    #: the naming's evidence of each vertebra (result.json's ``segmentation.evidence``), where BoneScreen split them
+    evidence: list | None = None
 
 
 class BoneScreenLogic:
@@ -921,6 +924,8 @@ class BoneScreenLogic:
         node.SetAttribute("BoneScreen.NamingRule", seg.rule)
         node.SetAttribute("BoneScreen.NamesCertain", "1" if seg.certain else "0")
         node.SetAttribute("BoneScreen.Notes", "\n".join(seg.notes))
+        # what the naming saw of each vertebra, for result.json's segmentation.evidence (helper-117: missing)
+        node.SetAttribute("BoneScreen.Evidence", json.dumps(seg.evidence(volume.spacing, volume.hu.shape[0])))
         from bonescreen.labels import level_digests
 
         # the map as made, vertebra by vertebra (an edit of one leaves the others MS-Net's): Slicer's conversion gives
@@ -955,7 +960,7 @@ class BoneScreenLogic:
         """
         from bonescreen.io.writers import labels_digest
         from bonescreen.labels import edited_levels, original_names, vertebra_name
-        from bonescreen.pipeline.screener import own_labels_edited
+        from bonescreen.pipeline.screener import own_labels_changes_note, own_labels_edited
 
         volume = volume_node_to_ct(volume_node)
         _refuse_a_transform(segmentation_node, "segmentation")  # as the CT is (helper-78)
@@ -995,6 +1000,9 @@ class BoneScreenLogic:
         if own_rule and (checked or renamed):  # BoneScreen's own file, edited or renamed since: no longer
             # "unedited" (before a rename's wording, which keeps BoneScreen's rule beside the user's: helper-64)
             rule, notes = own_labels_edited(own_rule, notes)
+            # which, as `screen --labels` says it (helper-117: Slicer never said it)
+            if isinstance(checked, list) and (said := own_labels_changes_note(checked, labels)):
+                notes.append(said)
         if renamed:
             rule, notes = users_naming_rule(rule), users_naming_notes(notes)
         unnamed = [_named(segment) for segment in segments if _segment_level(segment) is None]
@@ -1031,6 +1039,7 @@ class BoneScreenLogic:
             ct_digest=digest,
             split_mask=split,
             naming=naming,
+            evidence=json.loads(segmentation_node.GetAttribute("BoneScreen.Evidence") or "null"),
         )
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
@@ -1040,12 +1049,22 @@ class BoneScreenLogic:
         -------
         (dict, table node, chart node)
         """
-        # as the command line's result.json says it: how the names were found, and whether they are certain
-        result["segmentation"] = {
-            "naming_rule": inputs.rule,
-            "naming_certain": bool(inputs.certain),
-            "notes": inputs.notes,
-        }
+        # as the command line's result.json says it: whose the segmentation is, how the names were found, whether they
+        # are certain, every vertebra, the naming's evidence and settings (helper-117: the last four were missing)
+        from bonescreen.pipeline.screener import given_names, segmentation_record
+
+        source = "user mask" if inputs.split_mask else "bonescreen" if inputs.checked is False else "user"
+        evidence = inputs.evidence if source != "user" else None
+        result["segmentation"] = segmentation_record(
+            source,
+            inputs.rule,
+            inputs.certain,
+            inputs.notes,
+            given_names(inputs.labels),
+            self.screener.level_settings,
+            evidence,
+        )
+        result = {**self.screener.run_record(), **result}
         scene = volume_node.GetScene()
         if table_node is not None and table_node.GetAttribute(TABLE_VOLUME) not in (None, volume_node.GetID()):
             table_node = None  # another CT's results: kept, this CT's go into a table of their own (helper-60)
@@ -1087,8 +1106,11 @@ class BoneScreenLogic:
         BoneScreenError
             As the core does, its advice in Slicer's words (:func:`in_slicers_words`).
         """
+        import time
+
+        started = time.perf_counter()
         try:
-            return self.screener.classify(
+            result = self.screener.classify(
                 inputs.volume,
                 inputs.labels,
                 progress,
@@ -1100,6 +1122,7 @@ class BoneScreenLogic:
             )
         except BoneScreenError as exc:
             raise BoneScreenError(in_slicers_words(exc.problem, inputs.split_mask), exc.path) from None
+        return {**result, "timings_s": {"classify": round(time.perf_counter() - started, 3)}}
 
     def classify(self, volume_node, segmentation_node, table_node=None, chart_node=None, progress=None):
         """Classify the levels of the (corrected) segmentation; results into a table and a chart node.
