@@ -44,6 +44,7 @@ from bonescreen.device import available_devices
 from bonescreen.errors import BoneScreenError
 from bonescreen.hu import HUThresholds, body_slice, hu_text
 from bonescreen.io import load_ct
+from bonescreen.io.dicom import missing_referenced_uids
 from bonescreen.io.nifti import AXIS_CODES
 from bonescreen.io.volume import ORIENTATION_UNKNOWN, flagged_orientation_unknown
 from bonescreen.io.writers import automatic_ids, own_labels, read_labels_nifti, write_dicom_seg
@@ -801,6 +802,9 @@ def _spacing_of(image_layer) -> tuple[float, float, float]:
     return tuple(float(v) for v in (spacing if spacing is not None else image_layer.scale[-3:]))
 
 
+#: The Classify dock's Export DICOM SR button, as it says what it writes.
+SR_TOOLTIP = "a TID 1500 measurement report (sr.dcm) and the SEG it references (sr_seg.dcm); DICOM CT only"
+
 #: How long the Segment dock waits after the last edit of its layer before it reads the names again (ms).
 NAMES_REREAD_MS = 400
 
@@ -902,9 +906,7 @@ class ClassifyWidget(_Base):
         self.export_json = QPushButton("Export result.json")
         self.export_report = QPushButton("Export report.png")
         self.export_sr = QPushButton("Export DICOM SR")
-        self.export_sr.setToolTip(
-            "a TID 1500 measurement report (sr.dcm) and the SEG it references (sr_seg.dcm); DICOM CT only"
-        )
+        self.export_sr.setToolTip(SR_TOOLTIP)
         for b in (self.export_json, self.export_report, self.export_sr):
             b.setEnabled(False)
         self.export_json.clicked.connect(lambda: self._ask_and_save("result.json", self.save_result))
@@ -1280,7 +1282,16 @@ class ClassifyWidget(_Base):
         self.flag.setText("\n".join(messages) if messages else "No uncertainty flag and no notes.")
         self.export_json.setEnabled(True)
         self.export_report.setEnabled(True)
-        self.export_sr.setEnabled(self._inputs[0].source.kind == "dicom" and bool(result["levels"]))
+        source = self._inputs[0].source
+        # a series without the UIDs a SEG and SR reference gets neither: said on the button, not after the file
+        # dialog (helper-115)
+        missing = missing_referenced_uids(source.dicom) if source.kind == "dicom" else []
+        self.export_sr.setEnabled(source.kind == "dicom" and bool(result["levels"]) and not missing)
+        self.export_sr.setToolTip(
+            f"not for this series: it has no {', '.join(missing)}, which a DICOM SEG and SR must reference"
+            if missing
+            else SR_TOOLTIP
+        )
         QTimer.singleShot(0, self._show_results)
 
     def _show_results(self) -> None:

@@ -494,6 +494,27 @@ def test_writer_round_trip(make_napari_viewer, shared_data, small_case_files, tm
         np.testing.assert_array_equal(read_dicom_seg(volume, seg), labels)
 
 
+def test_export_dicom_sr_is_off_for_a_series_without_the_uids_it_must_reference(make_napari_viewer, qtbot, shared_data):
+    """helper-115: the T11-T12 series (StudyInstanceUID and SeriesInstanceUID empty) had Export DICOM SR enabled; it
+    failed only after the file dialog. The button is off, its tooltip says why, and the reader's note said so."""
+    from bonescreen.io import load_ct
+    from bonescreen.io.writers import read_labels_nifti
+
+    series = shared_data / "totalseg-t11t12-dicom"
+    volume = load_ct(series)
+    assert any(n.startswith("the series has no StudyInstanceUID, SeriesInstanceUID") for n in volume.notes)
+    labels = read_labels_nifti(
+        volume, shared_data / "totalseg-t11t12-dicom-labels.nii.gz", allowed=(0, 6, 8), scheme="totalseg"
+    )
+    labels = np.where(labels == 6, 1, np.where(labels == 8, 6, 0)).astype(np.uint8)  # T12 named L1 by the user
+    viewer = make_napari_viewer()
+    image = viewer.open(str(series), plugin=PLUGIN)[0]
+    cls, _ = classify_in_dock(viewer, qtbot, image, labels)
+    assert cls.result is not None and cls.result["levels"] and cls.export_json.isEnabled()
+    assert not cls.export_sr.isEnabled()
+    assert "it has no StudyInstanceUID, SeriesInstanceUID" in cls.export_sr.toolTip()
+
+
 def test_writer_on_sample_layer(make_napari_viewer, tmp_path):
     import nibabel as nib
 

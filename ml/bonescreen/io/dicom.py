@@ -202,6 +202,19 @@ def spacing_notes(ds: Dataset, slices: int, step_mm: float) -> list[str]:
     return notes
 
 
+#: The source series' UIDs that a DICOM SEG and SR reference: Type 1 in the General Study, General Series and Frame of
+#: Reference modules (DICOM PS3.3 C.7.2.1, C.7.3.1, C.7.4.1).
+REFERENCED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
+
+
+def missing_referenced_uids(dicom: dict | None) -> list[str]:
+    """The :data:`REFERENCED_UIDS` a series read (its :attr:`~.volume.SourceGrid.dicom`) lacks or holds empty; [] for
+    a series that has them all, or for a volume not read from DICOM (``dicom`` None)."""
+    if dicom is None:
+        return []
+    return [k for k in REFERENCED_UIDS if not str(dicom.get(k, "") or "").strip()]
+
+
 def read_spacing_notes(path: str | os.PathLike, slices: int, step_mm: float) -> list[str]:
     """:func:`spacing_notes` of one DICOM file's header (pixels are not read): for a volume another program loaded
     from the series (Slicer's DICOM database), whose headers BoneScreen did not read.
@@ -1423,6 +1436,11 @@ def _load_dicom(
         volume.notes.append(_tilt_note(frames, lps))
     volume.notes.extend(series.notes)
     volume.notes.extend(spacing_notes(first, len(frames), float(np.linalg.norm(lps[:3, 2]))))
+    if missing := missing_referenced_uids(volume.source.dicom):  # said now, not at the export (helper-115)
+        volume.notes.append(
+            f"the series has no {', '.join(missing)} (missing or empty, as some anonymizers leave them): no DICOM SEG "
+            "or SR can reference it, so none is written; levels.nii.gz and result.json hold the results"
+        )
     volume.flags.extend(series.flags)
     volume.acquisition = acquisition_fields(_acquisition_header(first))
     # every header's, not the first image's only: a damaged first header's name can run over its ID (helper-90)

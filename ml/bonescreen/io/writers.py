@@ -42,7 +42,7 @@ from ..labels import (
     vertebra_id,
     vertebra_name,
 )
-from .dicom import DICOM_NAME_SUFFIXES, header_float, is_dicom_file, quiet_pydicom
+from .dicom import DICOM_NAME_SUFFIXES, REFERENCED_UIDS, header_float, is_dicom_file, quiet_pydicom
 from .folders import file_problem
 from .identifiers import patient_identifiers, redact, without_header_values
 from .nifti import is_nifti_path, read_nifti, save_nifti, why_unreadable
@@ -598,11 +598,6 @@ def save_dicom(ds: pydicom.Dataset, path: str | os.PathLike) -> list[str]:
         ds.save_as(tmp)
     held = {el.keyword for el in ds.iterall() if el.VR != "SQ" and str(el.value or "").strip()}
     return [t for t in EXPORT_IDENTIFYING_TAGS if t in held]
-
-
-#: The source series' UIDs that a DICOM SEG and SR reference: Type 1 in the General Study, General Series and Frame of
-#: Reference modules (DICOM PS3.3 C.7.2.1, C.7.3.1, C.7.4.1).
-REFERENCED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
 
 
 def check_referenced_uids(sources: list[pydicom.Dataset], what: str, path) -> None:
