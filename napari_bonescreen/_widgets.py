@@ -1021,7 +1021,12 @@ class ClassifyWidget(_Base):
         layer = self.labels.value if hasattr(self, "labels") else None
         if layer is None:
             return []
-        return [(vertebra_name(k), k) for k in vertebrae_in(layer.data)]
+        data = np.asarray(layer.data)
+        present = np.flatnonzero(np.bincount(data.ravel())) if data.dtype == np.uint8 else np.unique(data)
+        # ids that name no vertebra (napari's "+" from 19 paints 20): listed, so that Rename gives them one
+        # (helper-115: Classify refused them, and nothing here could change them)
+        odd = [int(k) for k in present if k > 0 and int(k) not in ALL_VERTEBRA_IDS]
+        return [(vertebra_name(k), k) for k in vertebrae_in(data)] + [(f"id {k} (no vertebra)", k) for k in odd]
 
     def _relabel(self, change) -> None:
         """Apply ``change(map) -> map`` to the chosen labels layer; its names become the user's."""
@@ -1088,12 +1093,13 @@ class ClassifyWidget(_Base):
         if old is None:
             self._fail(BoneScreenError("the labels layer holds no vertebra to rename"))
             return
+        shown = vertebra_name(old) if old in ALL_VERTEBRA_IDS else f"id {old}"
         if old not in [k for _, k in self._vertebrae_in_layer()]:  # the layer changed since the list was read (undo)
             self._reread_vertebrae()
-            self.status.setText(f"The layer holds no {vertebra_name(old)} now (undone?): pick the vertebra again.")
+            self.status.setText(f"The layer holds no {shown} now (undone?): pick the vertebra again.")
             return
         if old == new:
-            self.status.setText(f"{vertebra_name(old)} already has that name: pick its new name, then Rename.")
+            self.status.setText(f"{shown} already has that name: pick its new name, then Rename.")
             return
         self._relabel(lambda data: rename_vertebra(data, old, new))
 

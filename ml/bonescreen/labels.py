@@ -175,13 +175,16 @@ def rename_vertebra(vertebrae: np.ndarray, old: int, new: int) -> np.ndarray:
     BoneScreenError
         If ``old`` is not in the map, ``new`` is not a vertebra id, or another vertebra holds ``new``.
     """
-    vertebrae = as_level_labels(vertebrae, "labels", ALL_VERTEBRA_IDS)
+    vertebrae = np.asarray(vertebrae)
+    # ``old`` may be an id of no vertebra (a painted 20): renaming gives it one (helper-115); the others must be
+    as_level_labels(np.where(vertebrae == old, 0, vertebrae), "labels", ALL_VERTEBRA_IDS)
     vertebra_name(new)  # a valid id
     if old == new:
-        return vertebrae.copy()
+        return vertebrae.astype(np.uint8)
     present = set(np.unique(vertebrae).tolist())
     if old not in present:
-        raise BoneScreenError(f"no vertebra {vertebra_name(old)} (id {old}) in the labels")
+        shown = vertebra_name(old) if old in ALL_VERTEBRA_IDS else "with that id"
+        raise BoneScreenError(f"no vertebra {shown} (id {old}) in the labels")
     if new in present:
         raise BoneScreenError(
             f"another vertebra is already {vertebra_name(new)}: rename that one first (or shift all names)"
@@ -301,7 +304,14 @@ def as_level_labels(values, what: str = "labels", allowed: tuple[int, ...] = (0,
             names = "0 = background, 1-19 = named vertebrae (1-5 = L1-L5, 6 = T12, 7 = sacrum ...), 21-255 = unnamed"
         else:
             names = ", ".join(f"{k} = {LEVEL_NAMES.get(k, VERTEBRA_NAMES.get(k, 'background'))}" for k in allowed)
-        raise BoneScreenError(f"{what}: label values {shown} are not level ids (allowed: {names})")
+        where = ""
+        if values.ndim == 3:  # where to find them, and what to do (helper-115: a painted 20 blocked Classify unsaid)
+            ks = np.nonzero(np.isin(values, bad).any(axis=(1, 2)))[0]
+            where = (
+                f" on slice{'s' if ks.size > 1 else ''} {ks.min()}{f'-{ks.max()}' if ks.size > 1 else ''} (first axis, "
+                "from 0); erase them, or paint them with a vertebra's id"
+            )
+        raise BoneScreenError(f"{what}: label values {shown} are not level ids (allowed: {names}){where}")
     return values.astype(np.uint8)
 
 

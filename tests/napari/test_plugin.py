@@ -1057,6 +1057,29 @@ def sample_with_a_block(make_napari_viewer):
     return viewer, image, levels
 
 
+def test_an_id_of_no_vertebra_is_listed_and_can_be_renamed(make_napari_viewer, qtbot):
+    """helper-115: a label 20 painted (one click of napari's "+" from 19) blocked Classify with "label values 20 are
+    not level ids", and the vertebra list left it out, so Rename could not mend it. The refusal says where it lies
+    and what to do; the list offers it; renamed, it is classified."""
+    viewer, image, levels = sample_with_a_block(make_napari_viewer)
+    z = image.data.shape[0] // 2
+    levels[z + 6 : z + 8, 300:340, 236:276] = 20
+    cls, layer = classify_in_dock(viewer, qtbot, image, levels, "vertebrae")
+    assert cls.result is None
+    assert "label values 20 are not level ids" in cls.status.text()
+    assert f"on slices {z + 6}-{z + 7} (first axis, from 0); erase them, or paint them with a vertebra's id" in (
+        cls.status.text()
+    )
+    assert ("id 20 (no vertebra)", 20) in cls._vertebrae_in_layer()
+    cls._reread_vertebrae()
+    cls.vertebra.value, cls.new_name.value = 20, 4
+    cls.rename()
+    assert 20 not in np.unique(layer.data) and (layer.data == 4).sum() == (levels == 20).sum()
+    cls.run()
+    wait_for(qtbot, cls)
+    assert [lv["name"] for lv in cls.result["levels"]] == ["L3", "L4"]
+
+
 def test_a_failed_run_clears_the_previous_result(make_napari_viewer, qtbot):
     viewer, image, levels = sample_with_a_block(make_napari_viewer)
     cls, layer = classify_in_dock(viewer, qtbot, image, levels, "vertebrae")
