@@ -156,3 +156,22 @@ def test_labels_of_another_ct_on_the_same_grid_are_not_blamed_on_the_cts_orienta
     assert overall["reasons"][0].startswith("the labels of L1, L2, L3, L4, L5 do not sit on bone")
     assert not any("front and back look swapped" in r for r in overall["reasons"])
     assert overall["bone_status_withheld"] != WITHHELD_ORIENTATION
+
+
+def test_labels_flipped_head_to_feet_are_not_blamed_on_the_cts_orientation(small_case):
+    """helper-115: TotalSegmentator's map of the example CT flipped head to feet (same affine) was off the bone, but
+    a flag blamed the CT ("the image's head and feet look swapped ... check the file's orientation"). Labels on none
+    of the CT's bone say nothing of the CT's orientation; the flag that they are off the bone says what is wrong."""
+    import numpy as np
+
+    from bonescreen.io.volume import volume_from_ijk
+    from bonescreen.pipeline import Screener
+
+    volume = volume_from_ijk(small_case.hu.astype(np.float32).transpose(2, 1, 0), small_case.affine, "p", None, "p")
+    flipped = small_case.levels[::-1].copy()
+    overall = Screener(device="cpu").classify(volume, flipped)["overall"]
+    # L3 lands on L3's place flipped: four levels of five off the bone (most of them), which labels made on this
+    # CT's anatomy are not, whatever its header says
+    assert overall["labels_off_bone"] == ["L1", "L2", "L4", "L5"], "precondition"
+    assert not any("head and feet look swapped" in r or "names run upside down" in r for r in overall["reasons"])
+    assert overall["reasons"][0].startswith("the labels of L1, L2, L4, L5 do not sit on bone")

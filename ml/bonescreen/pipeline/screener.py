@@ -545,15 +545,19 @@ class Screener:
         if users and (problem := stacked_problem(labels, volume.spacing, self.level_settings)):
             # a user's id over several vertebrae (a binary mask of the spine read as L1): every figure would mix them
             raise BoneScreenError(problem)
+        # labels most of whose levels sit on none of this CT's bone (another CT's, or flipped) say nothing of where
+        # its spine lies or which way its head is (labels made on this CT's anatomy sit on its bone, whatever its
+        # header says): the flag that they are off the bone says what is wrong (helper-114: a shifted map was blamed
+        # on the CT's front and back; helper-115: a map flipped head to feet, on the CT's head and feet)
+        all_off = users and 2 * len(off_bone(volume.hu, labels)) >= len(levels_present(labels))
         if front_back is not None:
             swapped = list(front_back)
-        elif users and set(off_bone(volume.hu, labels)) >= set(levels_present(labels)):
-            # labels that sit on none of this CT's bone (another CT's) say nothing of where its spine lies: the
-            # flag that they are off the bone says it (helper-114: a shifted map was blamed on the CT's orientation)
+        elif all_off:
             swapped = []
         else:
             swapped = front_and_back_swapped(volume.hu, vertebrae, volume.spacing)
-        reversed_names = head_and_feet_swapped(vertebrae, volume.spacing)  # (names given on an upside-down image)
+        # (names given on an upside-down image)
+        reversed_names = [] if all_off else head_and_feet_swapped(vertebrae, volume.spacing)
         doubts = [*swapped, *([upside_down] if upside_down else reversed_names)]
         # names the split guessed from the top vertebra on a series shorter than one vertebra (no landmark can be in
         # view): no status (review, helper-107: names unconfirmed for another reason, a sacrum in view, keep theirs)
