@@ -651,6 +651,8 @@ class SegmentWidget(_Base):
     def _seg_weights(self) -> str | None:
         if self.weights.value == BUNDLED:
             return None
+        if not str(self.weights_file.value or "").strip() or Path(self.weights_file.value) == Path():
+            raise BoneScreenError("choose the weights file first (weights: file), or pick the bundled weights")
         path = Path(self.weights_file.value)
         if not path.is_file():
             raise BoneScreenError(f"weights file {path} does not exist")
@@ -758,6 +760,10 @@ class SegmentWidget(_Base):
     def _on_done(
         self, seg, image_layer, slices, device_note: str | None = None, segmented: bool = True, screener=None
     ) -> None:
+        if image_layer not in self.viewer.layers:  # closed while the network ran (helper-115: its vertebrae were added
+            # all the same, without a word)
+            self.status.setText(f"The vertebrae of '{image_layer.name}' were not added: that image was closed.")
+            return
         labels = seg.vertebra_labels()  # every vertebra found, named or not: the user corrects all of them
         notes = list(seg.notes)
         if not labels.any() and seg.mark.any():  # e.g. one slice: bone marked, no vertebra could be split out
@@ -858,8 +864,8 @@ class ClassifyWidget(_Base):
         # labels BoneScreen made from an image: that image with them (helper-78: the image picker kept the other
         # series, and its voxels were measured with this one's mask)
         self.labels.changed.connect(self._image_follows_labels)
-        self.labels.changed.connect(lambda *_: self._clear_result("another labels layer was picked"))
-        self.image.changed.connect(lambda *_: self._clear_result("another image was picked"))
+        self.labels.changed.connect(lambda *_: self._clear_result(self._picked_or_closed("labels")))
+        self.image.changed.connect(lambda *_: self._clear_result(self._picked_or_closed("image")))
         self.run_button = PushButton(text="Classify")
         self.run_button.changed.connect(self.run)
         names = Container(
@@ -934,6 +940,9 @@ class ClassifyWidget(_Base):
         self._mark_naming: dict | None = None
         self._models: dict = {}
         self._classified = None  # (labels layer, digest of its data, image layer, digest of its data) of the last run
+        # the classified labels or image closed: the result goes at once, said so (helper-115: it stayed on screen
+        # until an export was tried; closed while classifying, it was said to be "picked")
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._recheck = QTimer(self)
         self._recheck.setSingleShot(True)
         self._recheck.setInterval(300)  # ms after the last refresh
@@ -1238,6 +1247,24 @@ class ClassifyWidget(_Base):
         if self._classified is not None and layer is self._classified[0]:
             self._clear_result("the labels were edited: classify again")
 
+    def _on_layer_removed(self, event) -> None:
+        if self._classified is None or self.result is None:
+            return
+        labels, _, image, _ = self._classified
+        if event.value is labels or event.value is image:
+            self._clear_result(self._picked_or_closed("labels" if event.value is labels else "image"))
+
+    def _picked_or_closed(self, which: str) -> str:
+        """Why the result no longer holds once the ``which`` ("labels" or "image") picker changed: the layer
+        classified was closed, or another was picked (helper-115: a closed layer was said to be "picked")."""
+        what = "labels layer" if which == "labels" else "image"
+        if self._classified is not None:
+            labels, _, image, _ = self._classified
+            layer = labels if which == "labels" else image
+            if layer not in self.viewer.layers:
+                return f"the {what} '{layer.name}' was closed"
+        return f"another {what} was picked"
+
     def _still_current(self) -> bool:
         """Whether the classified labels layer still holds what was classified; if not, the result is taken down.
 
@@ -1246,6 +1273,9 @@ class ClassifyWidget(_Base):
         if self.result is None or self._classified is None:
             return False
         labels, labels_digest, image, image_digest = self._classified
+        if labels not in self.viewer.layers or image not in self.viewer.layers:  # (helper-115: said "picked")
+            self._clear_result(f"{self._picked_or_closed('labels' if labels not in self.viewer.layers else 'image')}")
+            return False
         if self.labels.value is not labels or self.image.value is not image:
             # another layer picked while the worker ran (helper-63: the old layer's result was shown and exported)
             self._clear_result("another layer was picked while classifying: classify again")

@@ -1080,6 +1080,35 @@ def test_an_id_of_no_vertebra_is_listed_and_can_be_renamed(make_napari_viewer, q
     assert [lv["name"] for lv in cls.result["levels"]] == ["L3", "L4"]
 
 
+def test_vertebrae_of_an_image_closed_while_segmenting_are_not_added(make_napari_viewer, qtbot):
+    """helper-115: the CT closed while MS-Net ran, its vertebrae layer was added all the same, without a word."""
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom_normal")
+    image = viewer.layers[0]
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment vertebrae")
+    seg.image.value = image
+    seg.run()
+    viewer.layers.remove(image)
+    wait_for(qtbot, seg)
+    assert len(viewer.layers) == 0
+    assert f"The vertebrae of '{image.name}' were not added: that image was closed." in seg.status.text()
+
+
+def test_a_closed_layer_is_said_to_be_closed_not_picked(make_napari_viewer, qtbot):
+    """helper-115: closing the classified labels layer (or its image) said "another layer was picked"."""
+    viewer, image, levels = sample_with_a_block(make_napari_viewer)
+    cls, layer = classify_in_dock(viewer, qtbot, image, levels, "vertebrae")
+    assert cls.result is not None
+    viewer.layers.remove(layer)
+    assert (
+        cls.result is None and cls.status.text() == "Previous result cleared: the labels layer 'vertebrae' was closed."
+    )
+    cls, layer = classify_in_dock(viewer, qtbot, image, levels, "again")
+    assert cls.result is not None
+    viewer.layers.remove(image)
+    assert cls.result is None and "the image" in cls.status.text() and "was closed" in cls.status.text()
+
+
 def test_a_failed_run_clears_the_previous_result(make_napari_viewer, qtbot):
     viewer, image, levels = sample_with_a_block(make_napari_viewer)
     cls, layer = classify_in_dock(viewer, qtbot, image, levels, "vertebrae")
