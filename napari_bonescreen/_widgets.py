@@ -943,6 +943,9 @@ class ClassifyWidget(_Base):
         # the classified labels or image closed: the result goes at once, said so (helper-115: it stayed on screen
         # until an export was tried; closed while classifying, it was said to be "picked")
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        # the labels layer the user selects (or Segment adds) is the one classified (helper-115: a second Segment's
+        # layer was selected in the viewer while Classify kept the first)
+        self.viewer.layers.selection.events.active.connect(self._labels_follow_selection)
         self._recheck = QTimer(self)
         self._recheck.setSingleShot(True)
         self._recheck.setInterval(300)  # ms after the last refresh
@@ -1246,6 +1249,15 @@ class ClassifyWidget(_Base):
         layer = getattr(event, "source", None)
         if self._classified is not None and layer is self._classified[0]:
             self._clear_result("the labels were edited: classify again")
+
+    def _labels_follow_selection(self, event=None) -> None:
+        active = self.viewer.layers.selection.active
+        if isinstance(active, Labels) and active is not self.labels.value:
+            self.labels.reset_choices()
+            if active in self.labels.choices:
+                self.labels.value = active
+                if self.result is None and self.status.text().startswith("Error: pick the CT image"):
+                    self.status.setText("")  # (helper-115: the error stayed after a labels layer was there)
 
     def _on_layer_removed(self, event) -> None:
         if self._classified is None or self.result is None:

@@ -1094,6 +1094,25 @@ def test_vertebrae_of_an_image_closed_while_segmenting_are_not_added(make_napari
     assert f"The vertebrae of '{image.name}' were not added: that image was closed." in seg.status.text()
 
 
+def test_classify_takes_the_labels_layer_selected_or_added_last(make_napari_viewer, qtbot):
+    """helper-115: after a second Segment, napari selected the new layer while Classify kept the first, and a stale
+    "pick the CT image and its levels labels layer" error stayed in the dock."""
+    from napari_bonescreen._convert import labels_layer_data
+
+    viewer, image, levels = sample_with_a_block(make_napari_viewer)
+    _, cls = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify bone condition")
+    cls.run()  # before any labels layer: the error
+    assert cls.status.text().startswith("Error: pick the CT image")
+    data, meta, _ = labels_layer_data(levels, image, "first")
+    first = viewer.add_labels(data, **meta)
+    assert cls.labels.value is first and not cls.status.text().startswith("Error")
+    data, meta, _ = labels_layer_data(levels, image, "second")
+    second = viewer.add_labels(data, **meta)
+    assert cls.labels.value is second
+    viewer.layers.selection.active = first
+    assert cls.labels.value is first
+
+
 def test_a_closed_layer_is_said_to_be_closed_not_picked(make_napari_viewer, qtbot):
     """helper-115: closing the classified labels layer (or its image) said "another layer was picked"."""
     viewer, image, levels = sample_with_a_block(make_napari_viewer)
