@@ -61,6 +61,12 @@ def test_sr_numbers_equal_result_json(screened):
     assert (
         overall["measurements"]["Volumetric bone mineral density (hydroxyapatite)"] == result["overall"]["vbmd_mg_cm3"]
     )
+    # every overall number of result.json, the trabecular HU and BCC-Net's probabilities too (helper-116)
+    m = overall["measurements"]
+    assert m["Mean Attenuation Coefficient"] == result["overall"]["trabecular_hu"]
+    assert m["Probability of normal bone mass (BCC-Net)"] == result["overall"]["probabilities"]["normal"]
+    assert m["Probability of low bone mass (BCC-Net)"] == result["overall"]["probabilities"]["low_bone_mass"]
+    assert m["Probability of osteoporosis (BCC-Net)"] == result["overall"]["probabilities"]["osteoporosis"]
     assert overall["evaluations"]["Bone status"] in ("Normal", "Osteopenia", "Osteoporosis")
     # the doubts travel with the numbers: whether the status is confirmed, the result and each level flagged
     confirmed = "unconfirmed" not in result["overall"]["bone_status"]["basis"]

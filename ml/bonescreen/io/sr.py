@@ -6,7 +6,8 @@ Coefficient, UCUM ``[hnsf'U]``), vBMD and its uncertainty (mg/cm3), the three bo
 Height, mm, at the body's SCT Anterior / Central / Posterior, topographical modifiers of CID 2), the height
 loss, the Genant grade and shape (and the grade on the other side of grade 2's bound when the slices cannot
 tell them apart), BCC-Net's probabilities and class, the ACR category; one group (TID 1501) for the whole
-scan: the overall vBMD, ACR category and bone status; and the Image Library (TID 1600) of the source images.
+scan: the overall trabecular HU, BCC-Net's probabilities and class, vBMD, ACR category and bone status; and the
+Image Library (TID 1600) of the source images.
 Standard codes where DICOM (PS3.16) or SNOMED CT have one; the others are BoneScreen's own, coding scheme
 :data:`SCHEME` (a private designator, as PS3.16 8.2 allows), named in :data:`PRIVATE_CODES`. Numbers are
 written as result.json rounds them, so a reader gets the same.
@@ -166,9 +167,19 @@ def _yes_no(value: bool):
 
 def _overall_group(overall: dict, names_certain: bool | None = None):
     import highdicom as hd
+    from pydicom.sr.codedict import codes
 
     mg_cm3 = _mg_cm3()
+    ratio = hd.sr.CodedConcept("1", "UCUM", "no units")
     measurements, evaluations = [], []
+    # the overall trabecular HU and BCC-Net's probabilities, as result.json's overall holds them (helper-116: the SR
+    # carried the levels' but not these)
+    if overall.get("trabecular_hu") is not None:
+        measurements.append(
+            hd.sr.Measurement(codes.DCM.MeanAttenuationCoefficient, overall["trabecular_hu"], codes.UCUM.HounsfieldUnit)
+        )
+    for name, p in (overall.get("probabilities") or {}).items():
+        measurements.append(hd.sr.Measurement(_code(_PROBABILITY_CODES[name]), p, ratio))
     if overall.get("vbmd_mg_cm3") is not None:
         measurements.append(hd.sr.Measurement(_code("VBMD"), overall["vbmd_mg_cm3"], mg_cm3))
         measurements.append(hd.sr.Measurement(_code("VBMDSD"), overall["vbmd_sd_mg_cm3"], mg_cm3))
