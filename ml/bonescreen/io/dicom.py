@@ -1079,11 +1079,29 @@ def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray, tuple
     if np.max(np.abs(steps - mean_step)) > _SPACING_TOLERANCE * mean_step:
         i = int(np.argmax(np.abs(steps - mean_step)))
         a, b = frames[i], frames[i + 1]
-        names = f"frames {a.frame + 1} and {b.frame + 1}" if a.frame is not None else f"{a.path.name} and {b.path.name}"
-        raise BoneScreenError(
-            f"uneven slice spacing: {steps[i]:.2f} mm between {names}, {mean_step:.2f} mm elsewhere (missing slices?)",
-            a.path.parent if a.frame is None else a.path,
-        )
+
+        def name(f):
+            return f"frame {f.frame + 1}" if f.frame is not None else f.path.name
+
+        odd = np.abs(steps - mean_step) > _SPACING_TOLERANCE * mean_step
+        if np.count_nonzero(odd) > 2:  # more than a slice or two missing: say how many, and where the spacing changes
+            # (helper-116: a series 3 mm, then 6 mm from half-way, was told of one gap "between" two images)
+            lo, hi = int(np.argmax(odd)), len(odd) - int(np.argmax(odd[::-1]))  # the frames the odd gaps run between
+            others = ", ".join(f"{v:.2f}" for v in np.unique(np.round(steps[odd], 2))[:4])
+            said = (
+                f"uneven slice spacing: {np.count_nonzero(odd)} of {len(steps)} gaps differ from the "
+                f"{mean_step:.2f} mm of the others ({others} mm), from {name(frames[lo])} to {name(frames[hi])}: "
+                "slices missing, or a series reconstructed at two spacings? Screen a series of one spacing"
+            )
+        else:
+            names = (
+                f"frames {a.frame + 1} and {b.frame + 1}" if a.frame is not None else f"{a.path.name} and {b.path.name}"
+            )
+            said = (
+                f"uneven slice spacing: {steps[i]:.2f} mm between {names}, {mean_step:.2f} mm elsewhere "
+                "(missing slices?)"
+            )
+        raise BoneScreenError(said, a.path.parent if a.frame is None else a.path)
     step = _mean_step(frames)
     along = float(step @ first.normal)  # > 0: sorted along the normal
     tilt = _tilt_deg(step, along)
