@@ -586,7 +586,7 @@ class SegmentWidget(_Base):
                 "level_digests": mark_digests(vertebrae, own["edited"]),
             }
         self._add_vertebrae(*labels_layer_data(vertebrae, layer, name, made)[:2])
-        present = ", ".join(vertebra_name(k) for k in np.unique(vertebrae) if k) or "no vertebra"
+        present = ", ".join(vertebra_name(k) for k in vertebrae_in(vertebrae)) or "no vertebra"  # in the spine's order
         said = f"Opened {Path(path).name} ({self.label_scheme.value} ids): {present}."
         if own:
             edited, removed = own_labels_changes(own, vertebrae)  # (helper-68: "removed" not said here)

@@ -218,6 +218,8 @@ def test_another_tools_vertebra_map_opens_as_segments(panel, case, add_volume, t
     seg = params.node.outputSegmentation
     np.testing.assert_array_equal(segmentation_to_labels(seg, node, volume), case.spine)
     assert "T12" in controller.state().status and controller.state().can_classify
+    # named in the spine's order, head first (helper-115: by id, "L1, L2, L3, L4, L5, T12, S1")
+    assert "(totalseg ids): T12, L1, L2, L3, L4, L5, S1." in controller.state().status
     with pytest.raises(BoneScreenError, match="label scheme must be one of"):
         controller.import_label_map(str(tmp_path / "total.nii.gz"), "amos")
     # a binary mask of the spine with the ids 'mask': split and named on the worker, into a new segmentation

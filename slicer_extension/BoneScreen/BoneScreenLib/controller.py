@@ -381,7 +381,10 @@ class PanelController:
         self.params.outputSegmentation = node
         self._results_out_of_date("a label map opened")  # the last result was for another segmentation
         segmentation = node.GetSegmentation()
+        from bonescreen.labels import spine_rank
+
         names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+        names.sort(key=spine_rank)  # in the spine's order, head first, as napari lists them (helper-115)
         self.status = f"Opened ({scheme} ids): {', '.join(names) or 'no vertebra'}. Correct, then classify."
 
     def shift_names(self, steps: int) -> None:
