@@ -172,6 +172,21 @@ def test_existing_segmentation_is_reused_when_asked(scene, case, add_volume):
     assert again is first and first.GetSegmentation().GetNumberOfSegments() == 3
 
 
+def test_a_ct_loaded_from_a_nifti_file_is_named_by_its_file_in_the_result(scene, case, tmp_path, load_file):
+    """helper-117: Slicer's result.json named the node ("ct"), where `screen` and napari name the file read, so a
+    script could not join the three front ends' results to their inputs."""
+    import nibabel as nib
+
+    path = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(case.hu.astype(np.int16).transpose(2, 1, 0), case.affine), path)
+    node = load_file(scene, path)
+    volume = volume_node_to_ct(node)
+    assert volume.shape == case.hu.shape
+    seg = labels_to_segmentation(case.levels, volume, node)
+    result, _table, _chart = BoneScreenLogic("cpu").classify(node, seg)
+    assert result["input"] == str(path)
+
+
 def test_export(scene, case, tmp_path, add_volume):
     """helper-60: an export after a rename wrote the results of the old names; bad folders raised raw OSErrors naming
     a temporary file; a failure part-way left result.json without output_errors; an earlier DICOM run's seg.dcm

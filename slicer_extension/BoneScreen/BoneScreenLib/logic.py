@@ -1080,8 +1080,10 @@ class BoneScreenLogic:
         from bonescreen.pipeline.screener import RESULT_SCHEMA_VERSION
         from bonescreen.screen import input_record
 
-        # the name as volume_node_to_ct gave it: a DICOM node's with the patient's name and IDs taken out
-        record = input_record(inputs.volume, inputs.volume.description)
+        # the NIfTI file the node was loaded from, as `screen` and napari name their input (helper-117: the node's
+        # name alone could not be joined to the file); else the name as volume_node_to_ct gave it: a DICOM node's
+        # with the patient's name and IDs taken out
+        record = input_record(inputs.volume, _nifti_file_of(volume_node) or inputs.volume.description)
         self.last_result = {
             "schema_version": RESULT_SCHEMA_VERSION,
             "input": record.pop("input"),
