@@ -774,10 +774,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     c = manifest["counts"]
     studies = f"{manifest['studies']} stud{'y' if manifest['studies'] == 1 else 'ies'}"
     print(
-        # (helper-116: "2 screened, 2 already done (1 of them without a result)" put a study screened now among those
-        # done before: the count covers both)
-        f"{studies}: {c['done']} screened, {c['skipped']} already done ({c['no_result']} of these screened now or "
-        f"before without a result), {c['error']} failed "
+        # (helper-116, helper-118: "2 screened, 2 already done (1 of them without a result)" put a study screened now
+        # among those done before: the count covers both)
+        f"{studies}: {c['done']} screened, {c['skipped']} already done, {c['error']} failed; {c['no_result']} of those "
+        f"screened, now or before, without a result "
         f"({manifest['workers']} worker{'s' if manifest['workers'] != 1 else ''}); see {Path(args.out) / 'summary.csv'}"
     )
     if manifest["duplicates"]:  # screened, but one series counted twice would bias an archive's figures

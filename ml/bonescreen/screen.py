@@ -449,10 +449,13 @@ def clear_earlier_run(out: Path, given: Path | None, shown: Path | None = None) 
 
 def kept_name(path: Path) -> Path:
     """``levels.nii.gz`` -> ``levels.kept-<time>.nii.gz`` beside it, never the name of a file there."""
-    stem, suffix = path.name.split(".", 1)
+    # the file type's suffix, .nii.gz whole: "scan.v2.nii.gz" is kept as "scan.v2.kept-<time>.nii.gz" (helper-118:
+    # "scan.kept-<time>.v2.nii.gz")
+    suffix = path.name[-7:] if path.name.lower().endswith(".nii.gz") else path.suffix
+    stem = path.name[: len(path.name) - len(suffix)]
     stamp, n = time.strftime("%Y%m%dT%H%M%S"), 1
-    kept = path.with_name(f"{stem}.kept-{stamp}.{suffix}")
+    kept = path.with_name(f"{stem}.kept-{stamp}{suffix}")
     while kept.exists():  # never over an earlier kept file (two runs within a second)
         n += 1
-        kept = path.with_name(f"{stem}.kept-{stamp}-{n}.{suffix}")
+        kept = path.with_name(f"{stem}.kept-{stamp}-{n}{suffix}")
     return kept

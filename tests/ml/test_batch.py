@@ -632,7 +632,7 @@ def test_a_study_screened_without_a_result_is_said_to_be_and_the_batch_exits_1(t
     assert [r["status"] for k, r in rows.items() if k not in empty] == ["done"]
     assert not manifest["succeeded"] and manifest["complete"] and manifest["counts"]["error"] == 0
     assert manifest["counts"]["no_result"] == 1  # (helper-114; helper-116: the count is not of those done before)
-    assert "2 screened, 0 already done (1 of these screened now or before without a result)" in printed
+    assert "2 screened, 0 already done, 0 failed; 1 of those screened, now or before, without a result (" in printed
     assert f"no result: {empty[0]}" in printed
     # a rerun skips both (nothing changed) and says the same
     assert main(["batch", str(root), "--out", str(out), "--workers", "1", "--device", "cpu"]) == 1

@@ -125,6 +125,15 @@ def test_missing_slice_gives_uneven_spacing(series):
     expect_error(series, "uneven slice spacing")
 
 
+def test_two_missing_slices_are_both_said(series):
+    """helper-118: with two slices missing, the error named the gap of one."""
+    files = sorted(series.iterdir(), key=lambda f: float(pydicom.dcmread(f).ImagePositionPatient[2]))
+    files[10].unlink()
+    files[30].unlink()
+    err = expect_error(series, r"uneven slice spacing: 2 of \d+ gaps differ from the ")
+    assert f"from {files[9].name} to {files[31].name}" in err.problem, err.problem
+
+
 def test_a_series_at_two_spacings_is_said_to_have_many_gaps_not_one(series):
     """helper-116: a series 3 mm apart, then 6 mm from half-way (every other slice dropped), was told of one gap
     "between" two images, "(missing slices?)". Many gaps unlike the others are counted, their spacing given, and

@@ -322,3 +322,21 @@ def test_labels_saved_into_a_study_folder_while_it_is_screened_again_are_kept(tm
     assert (
         f"levels.nii.gz was saved into the study's folder while it was screened again: kept as {kept[0].name}" in notes
     )
+
+
+def test_a_kept_file_keeps_its_whole_name_before_the_file_type(tmp_path):
+    """helper-118: "dlg.v2.nii.gz" was kept as "dlg.kept-<time>.v2.nii.gz"; the name before the file type stays whole,
+    and a second kept file in the same second gets its own name."""
+    from bonescreen.screen import kept_name
+
+    for name, start, end in (
+        ("dlg.v2.nii.gz", "dlg.v2.kept-", ".nii.gz"),
+        ("levels.nii.gz", "levels.kept-", ".nii.gz"),
+        ("seg.dcm", "seg.kept-", ".dcm"),
+        ("noext", "noext.kept-", ""),
+    ):
+        kept = kept_name(tmp_path / name)
+        assert kept.name.startswith(start) and kept.name.endswith(end) and kept.parent == tmp_path, kept.name
+        kept.write_text("")
+        again = kept_name(tmp_path / name)
+        assert again != kept and again.name.startswith(start) and again.name.endswith(end)

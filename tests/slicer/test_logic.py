@@ -95,6 +95,10 @@ def test_segment_classify_edit(scene, case, add_volume):
     core = Screener(device="cpu").classify(volume, expected, mask_checked=False)
     assert result["overall"]["bone_status"] == core["overall"]["bone_status"]
     assert "not yet checked" in json.dumps(result["overall"]["bone_status"])
+    # result.json's segmentation as `screen` writes it for MS-Net's mark (helper-118: "user", no evidence)
+    made = result["segmentation"]
+    assert made["source"] == "bonescreen" and [e["name"] for e in made["evidence"]] == made["vertebrae"]
+    assert made["vertebrae"] == Screener(device="cpu").segment(volume).map_names()
     # every flag and note of the result reaches the table's overall row
     overall_reasons = table.GetCellText(table.GetNumberOfRows() - 1, TABLE_COLUMNS.index("reasons"))
     assert "note: the naming's note" in overall_reasons
@@ -281,18 +285,37 @@ def test_a_nifti_loaded_by_slicer_gives_its_sidecar_and_its_missing_orientation_
     assert not volume_node_to_ct(node).flags
     # a qform and an sform that state different orientations: flagged as the command line flags it, naming the one
     # Slicer read (helper-117: the flag never reached Slicer, whose reader took the other one than nibabel)
-    both = nib.Nifti1Image(hu, np.diag([-0.8, -0.8, 3.0, 1.0]))
-    both.set_qform(np.diag([0.8, -0.8, 3.0, 1.0]), code=1)
-    both.set_sform(np.diag([-0.8, -0.8, 3.0, 1.0]), code=2)
-    nib.save(both, tmp_path / "both.nii.gz")
-    node = load(tmp_path / "both.nii.gz")
-    flags = volume_node_to_ct(node).flags
-    doubt = [f for f in flags if "qform and sform state different orientations (qform RPS, sform LPS)" in f]
-    assert len(doubt) == 1 and ", as Slicer does" in doubt[0], flags
+    # (helper-118: which one Slicer read is told by where it puts the file's voxels, whatever order it stores them in)
     from BoneScreenLib.logic import ijk_to_ras
 
-    used = "qform" if nib.orientations.aff2axcodes(ijk_to_ras(node)) == ("R", "P", "S") else "sform"
-    assert f"read with the {used}, as Slicer does" in doubt[0]
+    marked = hu.copy()
+    marked[20:23, 20:23, :] = np.arange(6) * 50  # values that tell the slices apart
+    feet_first = np.diag([0.8, 0.8, -3.0, 1.0])
+    feet_first[2, 3] = 15.0  # the same box as the qform's, its slices the other way round
+    pairs = [
+        (np.diag([0.8, -0.8, 3.0, 1.0]), np.diag([-0.8, -0.8, 3.0, 1.0]), "qform RPS, sform LPS"),
+        (np.diag([0.8, 0.8, 3.0, 1.0]), feet_first, "qform RAS, sform RAI"),
+    ]
+    for i, (qform, sform, said) in enumerate(pairs):
+        both = nib.Nifti1Image(marked, sform)
+        both.set_qform(qform, code=1)
+        both.set_sform(sform, code=2)
+        nib.save(both, tmp_path / f"both{i}.nii.gz")
+        node = load(tmp_path / f"both{i}.nii.gz")
+        flags = volume_node_to_ct(node).flags
+        doubt = [f for f in flags if f"qform and sform state different orientations ({said})" in f]
+        assert len(doubt) == 1, flags
+        held = slicer.util.arrayFromVolume(node).transpose(2, 1, 0)  # (i, j, k)
+        top = np.argwhere(held == 250)[0]  # the last slice's mark: where does the node put it?
+        point = ijk_to_ras(node) @ np.r_[top, 1.0]
+
+        def lands(geometry, point=point):
+            ijk = np.rint(np.linalg.inv(geometry) @ point)[:3].astype(int)
+            return bool(np.all((ijk >= 0) & (ijk < marked.shape))) and marked[tuple(ijk)] == 250
+
+        assert lands(qform) != lands(sform)
+        used = "qform" if lands(qform) else "sform"
+        assert f"read with the {used}, as Slicer does" in doubt[0], (doubt, used)
 
 
 def test_the_user_renames_and_shifts_vertebra_names(scene, case, add_volume):

@@ -1084,8 +1084,9 @@ def _check_series(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray, tuple
             return f"frame {f.frame + 1}" if f.frame is not None else f.path.name
 
         odd = np.abs(steps - mean_step) > _SPACING_TOLERANCE * mean_step
-        if np.count_nonzero(odd) > 2:  # more than a slice or two missing: say how many, and where the spacing changes
-            # (helper-116: a series 3 mm, then 6 mm from half-way, was told of one gap "between" two images)
+        if np.count_nonzero(odd) > 1:  # more than one gap: say how many, and where they run (helper-118: the second of
+            # two was left unsaid; helper-116: a series 3 mm, then 6 mm from half-way, was told of one gap "between" two
+            # images)
             lo, hi = int(np.argmax(odd)), len(odd) - int(np.argmax(odd[::-1]))  # the frames the odd gaps run between
             others = ", ".join(f"{v:.2f}" for v in np.unique(np.round(steps[odd], 2))[:4])
             said = (

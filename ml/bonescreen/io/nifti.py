@@ -227,13 +227,14 @@ def nifti_geometry(header) -> dict:
     }
 
 
-def qform_sform_doubt(geometry: dict, read_with: np.ndarray | None = None, reader: str = "nibabel") -> str | None:
+def qform_sform_doubt(geometry: dict, reader: str = "nibabel") -> str | None:
     """The flag of a NIfTI whose qform and sform state different orientations (axis codes): one of the two is wrong,
     and tools that prefer the other show the CT otherwise (helper-96: used without a word). None when they agree or
     one is missing.
 
-    BoneScreen's reader takes the sform, as nibabel does; ``read_with`` (a 4x4 voxel-to-RAS matrix) and ``reader``
-    say which one another reader took (3D Slicer's: helper-117, the flag was missing there).
+    BoneScreen's reader takes the sform, as nibabel does; ``reader`` names another reader, and ``geometry["prefer"]``
+    ``"qform"`` says it took the qform (:func:`file_geometry_doubt`; 3D Slicer's: helper-117, the flag was missing
+    there).
     """
     q, s = geometry.get("qform"), geometry.get("sform")
     if q is None or s is None:
@@ -241,9 +242,7 @@ def qform_sform_doubt(geometry: dict, read_with: np.ndarray | None = None, reade
     q_axes, s_axes = "".join(nib.orientations.aff2axcodes(q)), "".join(nib.orientations.aff2axcodes(s))
     if q_axes == s_axes:
         return None
-    used, other = ("sform", "qform")
-    if read_with is not None and "".join(nib.orientations.aff2axcodes(read_with)) == q_axes:
-        used, other = other, used
+    used, other = ("qform", "sform") if geometry.get("prefer") == "qform" else ("sform", "qform")
     return (
         f"the NIfTI's qform and sform state different orientations (qform {q_axes}, sform {s_axes}): read with the "
         f"{used}, as {reader} does; tools that prefer the {other} show the CT otherwise. Check which is right (the "
@@ -251,15 +250,43 @@ def qform_sform_doubt(geometry: dict, read_with: np.ndarray | None = None, reade
     )
 
 
-def file_geometry_doubt(path: str | os.PathLike, read_with: np.ndarray, reader: str) -> str | None:
-    """:func:`qform_sform_doubt` of the NIfTI file at ``path`` as another reader (``reader``) read it into the voxel-
-    to-RAS matrix ``read_with``; None for a file that cannot be read (the reader that loaded it has said what it
-    could)."""
+def _read_with(candidate: np.ndarray, stored: np.ndarray, read_with: np.ndarray, values: np.ndarray) -> float:
+    """The share of sampled voxels of another reader's volume (``values``, (i, j, k), placed by the voxel-to-RAS
+    matrix ``read_with``) that hold the file's own value (``stored``) at the voxel ``candidate`` (the file's qform or
+    sform) places at the same point: 1 for the geometry that reader took, whatever order it stores the voxels in."""
+    rng = np.random.default_rng(0)
+    ijk = np.stack([rng.integers(0, n, 2000) for n in values.shape], axis=1)
+    points = np.c_[ijk, np.ones(len(ijk))] @ np.asarray(read_with, float).T
+    theirs = np.rint((points @ np.linalg.inv(np.asarray(candidate, float)).T)[:, :3]).astype(int)
+    inside = np.all((theirs >= 0) & (theirs < np.array(stored.shape[:3])), axis=1)
+    if not inside.any():
+        return 0.0
+    a = values[tuple(ijk[inside].T)]
+    b = stored[tuple(theirs[inside].T)]
+    return float(np.mean(a == b)) * float(inside.mean())
+
+
+def file_geometry_doubt(path: str | os.PathLike, read_with: np.ndarray, values: np.ndarray, reader: str) -> str | None:
+    """:func:`qform_sform_doubt` of the NIfTI file at ``path`` as another reader (``reader``) read it: its voxels
+    ``values`` ((i, j, k)) placed by the voxel-to-RAS matrix ``read_with``; the file's geometry it took is the one
+    under which the file's own voxels land where that reader has them (helper-118: ITK stores the slices of a file
+    whose sform runs feet-first in reverse, which axis codes alone took for the qform). None for a file that cannot
+    be read (the reader that loaded it has said what it could)."""
     try:
-        geometry = nifti_geometry(nib.load(path).header)
+        img = nib.load(path)
+        geometry = nifti_geometry(img.header)
+        if geometry.get("qform") is None or geometry.get("sform") is None:
+            return qform_sform_doubt(geometry)
+        stored = np.asanyarray(img.dataobj)
+        while stored.ndim > 3 and stored.shape[-1] == 1:
+            stored = stored[..., 0]
+        if geometry["qform"] is not None and _read_with(geometry["qform"], stored, read_with, values) > _read_with(
+            geometry["sform"], stored, read_with, values
+        ):
+            geometry["prefer"] = "qform"
     except Exception:  # not ours to judge here
         return None
-    return qform_sform_doubt(geometry, read_with, reader)
+    return qform_sform_doubt(geometry, reader=reader)
 
 
 def orientation_unknown_flag(affine: np.ndarray, reader: str) -> str:

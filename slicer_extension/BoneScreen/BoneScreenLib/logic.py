@@ -207,7 +207,7 @@ def volume_node_to_ct(volume_node):
         if not volume_node.GetAttribute("BoneScreen.Orientation") and states_no_orientation(path):
             volume.flags.append(orientation_unknown_flag(volume.affine, "Slicer's"))
         # a qform and sform that disagree, flagged as the command line and napari flag them (helper-117: missing)
-        elif doubt := file_geometry_doubt(path, ijk_to_ras(volume_node), "Slicer"):
+        elif doubt := file_geometry_doubt(path, ijk_to_ras(volume_node), kji.transpose(2, 1, 0), "Slicer"):
             volume.flags.append(doubt)
     return volume
 
@@ -879,6 +879,8 @@ class ClassifyInputs:
     naming: dict | None = None
     #: the naming's evidence of each vertebra (result.json's ``segmentation.evidence``), where BoneScreen split them
     evidence: list | None = None
+    #: result.json's ``segmentation.source``: ``bonescreen``, ``user mask`` or ``user``
+    source: str = "user"
 
 
 class BoneScreenLogic:
@@ -1040,6 +1042,14 @@ class BoneScreenLogic:
             split_mask=split,
             naming=naming,
             evidence=json.loads(segmentation_node.GetAttribute("BoneScreen.Evidence") or "null"),
+            # as `screen` says it for the same labels: MS-Net's mark as it came (no edit, no rename; not a file of
+            # BoneScreen's given back), a mask BoneScreen split, else the user's (helper-118: an unedited mark, whose
+            # edited ids are an empty list, was "user")
+            source="user mask"
+            if split
+            else "bonescreen"
+            if made and not checked and not renamed and not own_rule
+            else "user",
         )
 
     def classify_outputs(self, result: dict, inputs: ClassifyInputs, volume_node, table_node=None, chart_node=None):
@@ -1053,7 +1063,7 @@ class BoneScreenLogic:
         # are certain, every vertebra, the naming's evidence and settings (helper-117: the last four were missing)
         from bonescreen.pipeline.screener import given_names, segmentation_record
 
-        source = "user mask" if inputs.split_mask else "bonescreen" if inputs.checked is False else "user"
+        source = inputs.source
         evidence = inputs.evidence if source != "user" else None
         result["segmentation"] = segmentation_record(
             source,
