@@ -380,8 +380,8 @@ def test_classify_takes_the_image_its_labels_were_made_from_and_refuses_another(
         wait_for(qtbot, seg, timeout=300_000)
     labels = seg.last_layer
     assert labels.metadata[META_KEY]["made_from"]["name"] == segmented.name
-    # the first labels layer was picked as it came, with its image; the second is left to the user to pick
-    assert cls.labels.value.name == f"{other.name} vertebrae" and cls.image.value.name == other.name
+    # the labels layer added last is picked, with the image it was made from (helper-115: the first stayed picked)
+    assert cls.labels.value.name == labels.name and cls.image.value.name == segmented.name  # (last_layer: a proxy)
     other = other.name
     cls.labels.value = labels
     assert cls.image.value.name == segmented.name  # the image follows the labels
@@ -1475,11 +1475,6 @@ def test_a_stroke_on_one_vertebra_leaves_the_others_msnets_and_an_unedited_layer
         "named_from": {},
         "upside_down": None,
     }
-    seg.label_file.value = str(tmp_path / "edited.nii.gz")
-    seg.open_label_map()
-    assert checked_levels(seg.last_layer.metadata["bonescreen"], np.asarray(seg.last_layer.data)) == [7]
-    assert "S1 edited since, the others MS-Net's mark" in seg.status.text()
-
     # napari's result.json names the file, its grid and the weights, as `screen`'s does
     cls.save_result(str(tmp_path / "result.json"))
     saved = json.loads((tmp_path / "result.json").read_text())
@@ -1487,8 +1482,16 @@ def test_a_stroke_on_one_vertebra_leaves_the_others_msnets_and_an_unedited_layer
     assert saved["shape"] == list(volume.shape) and saved["spacing_mm"] == [round(s, 4) for s in volume.spacing]
     assert set(saved["models"]) == {"classification"}  # MS-Net did not make these labels here (a file did)
 
+    seg.label_file.value = str(tmp_path / "edited.nii.gz")
+    seg.open_label_map()
+    assert checked_levels(seg.last_layer.metadata["bonescreen"], np.asarray(seg.last_layer.data)) == [7]
+    assert "S1 edited since, the others MS-Net's mark" in seg.status.text()
+    # the Classify dock takes the layer just opened, and the other layer's result goes (helper-115)
+    assert cls.labels.value.name == seg.last_layer.name and cls.result is None
+
     # another labels layer picked while Classify runs: its result is not shown as this one's
     other = viewer.add_labels(np.zeros_like(layer.data), name="empty", scale=layer.scale)
+    cls.labels.value = layer
     cls.run()
     cls.labels.value = other
     wait_for(qtbot, cls)
