@@ -19,6 +19,7 @@ from .errors import BoneScreenError, OutputError
 from .hu import HUThresholds
 from .io import CTVolume, load_ct
 from .io.identifiers import redact, redact_error, system_reason, without_header_values
+from .io.nifti import file_type_suffix
 from .io.sr import write_dicom_sr
 from .io.writers import (
     automatic_ids,
@@ -451,7 +452,7 @@ def kept_name(path: Path) -> Path:
     """``levels.nii.gz`` -> ``levels.kept-<time>.nii.gz`` beside it, never the name of a file there."""
     # the file type's suffix, .nii.gz whole: "scan.v2.nii.gz" is kept as "scan.v2.kept-<time>.nii.gz" (helper-118:
     # "scan.kept-<time>.v2.nii.gz")
-    suffix = path.name[-7:] if path.name.lower().endswith(".nii.gz") else path.suffix
+    suffix = file_type_suffix(path)
     stem = path.name[: len(path.name) - len(suffix)]
     stamp, n = time.strftime("%Y%m%dT%H%M%S"), 1
     kept = path.with_name(f"{stem}.kept-{stamp}{suffix}")

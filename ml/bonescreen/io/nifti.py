@@ -318,11 +318,16 @@ def states_no_orientation(path: str | os.PathLike) -> bool:
         return False
 
 
+def file_type_suffix(path: str | os.PathLike) -> str:
+    """A file's type suffix, ``.nii.gz`` whole (any case): ``ct.v2.nii.gz`` -> ``.nii.gz``, ``seg.dcm`` -> ``.dcm``."""
+    name = Path(path).name
+    return name[-7:] if name.lower().endswith(".nii.gz") else Path(name).suffix
+
+
 def sidecar_path(path: str | os.PathLike) -> Path:
     """The JSON sidecar dcm2niix and BIDS put beside a NIfTI: ``ct.nii.gz`` -> ``ct.json``."""
     path = Path(path)
-    stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
-    return path.with_name(stem + ".json")
+    return path.with_name(path.name[: len(path.name) - len(file_type_suffix(path))] + ".json")
 
 
 def read_sidecar(path: str | os.PathLike, notes: list[str]) -> dict:

@@ -45,7 +45,7 @@ from ..labels import (
 from .dicom import DICOM_NAME_SUFFIXES, REFERENCED_UIDS, header_float, is_dicom_file, quiet_pydicom
 from .folders import file_problem
 from .identifiers import patient_identifiers, redact, without_header_values
-from .nifti import is_nifti_path, read_nifti, save_nifti, why_unreadable
+from .nifti import file_type_suffix, is_nifti_path, read_nifti, save_nifti, why_unreadable
 from .volume import CTVolume
 
 #: Patient and study tags that a DICOM SEG copies from its source images.
@@ -195,7 +195,7 @@ def _named_for_another_vertebra(path: Path, ijk: np.ndarray) -> str | None:
     TotalSegmentator writes each vertebra as a mask of its own (``vertebrae_T12.nii.gz``: 1 inside), which read with
     BoneScreen's ids is L1 (helper-115: opened in napari as "L1" and classified as such, on a CT whose T12 it was).
     """
-    stem = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+    stem = path.name[: len(path.name) - len(file_type_suffix(path))]
     named = vertebra_id(stem)
     if named is None:
         return None

@@ -92,18 +92,20 @@ def own_labels_changes(own: dict, vertebrae: np.ndarray) -> tuple[list[str], lis
     """The vertebrae the user edited in BoneScreen's own labels (:func:`~bonescreen.io.writers.own_labels`'s
     ``edited``) before giving them back, by name: those still in ``vertebrae`` and those removed (helper-67: a
     vertebra removed was said to be "read as drawn")."""
+    return _edited_and_removed(own.get("edited", ()), vertebrae)
+
+
+def _edited_and_removed(edited: Collection[int], vertebrae: np.ndarray) -> tuple[list[str], list[str]]:
+    """The names of the ids ``edited`` that ``vertebrae`` still holds, and of those it no longer does."""
     here = set(np.unique(vertebrae).tolist())
-    edited = [vertebra_name(v) for v in own.get("edited", ()) if v in here]
-    return edited, [vertebra_name(v) for v in own.get("edited", ()) if v not in here]
+    return [vertebra_name(v) for v in edited if v in here], [vertebra_name(v) for v in edited if v not in here]
 
 
 def own_labels_changes_note(edited: Collection[int], vertebrae: np.ndarray) -> str | None:
     """The naming note of BoneScreen's own labels whose vertebrae ``edited`` (ids) the user has edited since they
     were written: those still in ``vertebrae`` read as drawn, those removed said so; None when none was. The one
     note for ``screen --labels``, napari and Slicer (helper-117: napari and Slicer left it out of the result)."""
-    here = set(np.unique(vertebrae).tolist())
-    kept = [vertebra_name(v) for v in edited if v in here]
-    removed = [vertebra_name(v) for v in edited if v not in here]
+    kept, removed = _edited_and_removed(edited, vertebrae)
     said = [
         f"{', '.join(kept)} edited since they were written: {'those' if len(kept) > 1 else 'that one'} read as drawn"
     ] * bool(kept) + [f"{', '.join(removed)} removed"] * bool(removed)
